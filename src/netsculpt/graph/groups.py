@@ -1,0 +1,194 @@
+"""Resolve traced channel facts into ChannelGroups.
+
+All equalities are solved at once with a connected-components pass (scipy) over channel atoms: each
+component is one channel that must be removed as a unit. Channels that touch exactly the same parameter
+slots form one ChannelGroup (a conv's output channels together with its BatchNorm and the next conv's
+input channels; a whole residual stage; ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from netsculpt.graph.builder import ROLE_OUT, GraphBuilder, Member
+
+
+@dataclass
+class GroupMember:
+    """One parameter/buffer dimension of a group: ``positions[i]`` belongs to channel ``channels[i]``."""
+
+    name: str
+    dim: int
+    role: str
+    positions: np.ndarray
+    channels: np.ndarray
+
+    @property
+    def module(self) -> str:
+        return self.name.rpartition(".")[0]
+
+    def slices(self, n_channels: int) -> list[np.ndarray]:
+        """Positions of each channel along ``dim`` (a flattened Linear input owns many per channel)."""
+        order = np.argsort(self.channels, kind="stable")
+        bounds = np.searchsorted(self.channels[order], np.arange(n_channels + 1))
+        return [self.positions[order[bounds[i] : bounds[i + 1]]] for i in range(n_channels)]
+
+
+@dataclass
+class ChannelGroup:
+    """Channels that must be removed together, and every tensor slice each channel owns."""
+
+    id: str
+    size: int
+    members: list[GroupMember]
+    components: np.ndarray  # component id of each channel
+    prunable: np.ndarray  # bool per channel
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def n_prunable(self) -> int:
+        return int(self.prunable.sum())
+
+    def __str__(self) -> str:
+        state = (
+            f"{self.n_prunable}/{self.size} prunable"
+            if self.n_prunable
+            else "not prunable: " + (self.reasons[0] if self.reasons else "no channel can be removed")
+        )
+        parts = ", ".join(f"{m.name}[{m.dim}]" for m in self.members[:6])
+        more = f" (+{len(self.members) - 6} more)" if len(self.members) > 6 else ""
+        return f"{self.id}: {self.size} channels, {state}\n    {parts}{more}"
+
+
+def _components(builder: GraphBuilder) -> np.ndarray:
+    n = builder.n_atoms
+    if not builder.edges:
+        return np.arange(n)
+    a = np.concatenate([e[0] for e in builder.edges])
+    b = np.concatenate([e[1] for e in builder.edges])
+    graph = coo_matrix((np.ones(a.shape[0], np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _spanning_violations(comp_labels: np.ndarray, dim: int) -> np.ndarray:
+    """Components that own some but not all indices along ``dim`` (they would shrink it)."""
+    moved = np.moveaxis(comp_labels, dim, 0).reshape(comp_labels.shape[dim], -1)
+    n = moved.shape[0]
+    rows = np.repeat(np.arange(n), moved.shape[1])
+    flat = moved.ravel()
+    keep = flat >= 0
+    pairs = np.unique(np.stack([flat[keep], rows[keep]]), axis=1)
+    comps, counts = np.unique(pairs[0], return_counts=True)
+    return comps[counts < n]
+
+
+def _ragged(comp_labels: np.ndarray) -> np.ndarray:
+    """Components whose elements do not form whole slices along a single dimension."""
+    bad = []
+    for c in np.unique(comp_labels[comp_labels >= 0]):
+        mask = comp_labels == c
+        ok = False
+        for d in range(mask.ndim):
+            if mask.shape[d] == 1:
+                continue
+            others = tuple(i for i in range(mask.ndim) if i != d)
+            line = mask.any(axis=others, keepdims=True)
+            if np.array_equal(np.broadcast_to(line, mask.shape), mask):
+                ok = True
+                break
+        if not ok:
+            bad.append(c)
+    return np.asarray(bad, dtype=np.int64)
+
+
+@dataclass
+class Resolution:
+    comp: np.ndarray  # atom -> component
+    hard: dict[int, str]
+    soft: dict[int, str]
+
+
+def resolve(builder: GraphBuilder) -> Resolution:
+    """Solve equalities and constraints: which component each atom is, and which are pinned and why."""
+    comp = _components(builder)
+    hard: dict[int, str] = {}
+    soft: dict[int, str] = {}
+    for blk in builder.blocks:
+        target = soft if blk.soft else hard
+        for c in np.unique(comp[blk.atoms]):
+            target.setdefault(int(c), blk.reason)
+    for labels, dim, reason in builder.keep_dims:
+        mapped = np.where(labels >= 0, comp[np.maximum(labels, 0)], -1)
+        for c in _spanning_violations(mapped, dim):
+            hard.setdefault(int(c), reason)
+    for v in builder.values:
+        if sum(n > 1 for n in v.labels.shape) > 1 and (v.labels >= 0).any():
+            mapped = np.where(v.labels >= 0, comp[np.maximum(v.labels, 0)], -1)
+            for c in _ragged(mapped):
+                hard.setdefault(int(c), f"removing it would leave a ragged tensor ({v.origin})")
+    return Resolution(comp, hard, soft)
+
+
+def build_groups(
+    builder: GraphBuilder, res: Resolution, *, allow_inexact: bool, ignored: tuple[str, ...] = ()
+) -> list[ChannelGroup]:
+    """Group channels by the exact set of parameter slots they touch."""
+    members: list[Member] = list(builder.members.values())
+    if not members:
+        return []
+    ignored_comps: dict[int, str] = {}
+    for m in members:
+        if any(m.name == p or m.name.startswith(p + ".") for p in ignored):
+            for c in np.unique(res.comp[m.atoms]):
+                ignored_comps.setdefault(int(c), f"`{m.module}` is in ignored")
+    member_idx = np.concatenate([np.full(m.atoms.shape[0], i) for i, m in enumerate(members)])
+    positions = np.concatenate([np.arange(m.atoms.shape[0]) for m in members])
+    comps = np.concatenate([res.comp[m.atoms] for m in members])
+    order = np.lexsort((positions, member_idx, comps))
+    comps_s, members_s, pos_s = comps[order], member_idx[order], positions[order]
+    starts = np.flatnonzero(np.r_[True, comps_s[1:] != comps_s[:-1]])
+    ends = np.r_[starts[1:], comps_s.shape[0]]
+    by_signature: dict[tuple[int, ...], list[int]] = {}
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        sig = tuple(np.unique(members_s[s:e]).tolist())
+        by_signature.setdefault(sig, []).append(s)
+    groups: list[ChannelGroup] = []
+    used_ids: set[str] = set()
+    for sig, comp_starts in sorted(by_signature.items(), key=lambda kv: kv[0]):
+        comp_ids = comps_s[comp_starts]
+        anchor = next((members[i] for i in sig if members[i].role == ROLE_OUT), members[sig[0]])
+        # order channels by their first position in the anchor member
+        anchor_pos = {}
+        for c in comp_ids.tolist():
+            hit = np.flatnonzero(res.comp[anchor.atoms] == c)
+            anchor_pos[c] = int(hit[0]) if hit.size else 0
+        comp_ids = np.array(sorted(comp_ids.tolist(), key=anchor_pos.__getitem__), dtype=np.int64)
+        channel_of = {c: i for i, c in enumerate(comp_ids.tolist())}
+        gmembers = []
+        for i in sig:
+            m = members[i]
+            mcomp = res.comp[m.atoms]
+            sel = np.flatnonzero(np.isin(mcomp, comp_ids))
+            chans = np.array([channel_of[c] for c in mcomp[sel].tolist()], dtype=np.int64)
+            gmembers.append(GroupMember(m.name, m.dim, m.role, sel, chans))
+        prunable = np.ones(comp_ids.shape[0], bool)
+        reasons: list[str] = []
+        for k, c in enumerate(comp_ids.tolist()):
+            why = res.hard.get(c) or ignored_comps.get(c) or (None if allow_inexact else res.soft.get(c))
+            if why is not None:
+                prunable[k] = False
+                if why not in reasons:
+                    reasons.append(why)
+        gid = anchor.module if anchor.name.endswith(".weight") else anchor.name
+        if anchor.role != ROLE_OUT or anchor.dim != 0:
+            gid = f"{anchor.name}:{anchor.dim}"
+        base, n = gid, 2
+        while gid in used_ids:
+            gid, n = f"{base}#{n}", n + 1
+        used_ids.add(gid)
+        groups.append(ChannelGroup(gid, comp_ids.shape[0], gmembers, comp_ids, prunable, reasons))
+    return groups

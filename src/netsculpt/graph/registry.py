@@ -1,0 +1,111 @@
+"""Channel-rule registry: how each function or module moves channels from inputs to outputs.
+
+Rules are keyed by the function object the tracer observes (``torch.cat``, ``torch.Tensor.view``,
+``F.batch_norm`` ...) or by module type. Registering a rule for a custom layer takes a few lines::
+
+    from netsculpt.graph import register_module_rule
+
+    @register_module_rule(MyGate)
+    def my_gate(ctx, call):
+        x = call.inputs[0]
+        out = call.outputs[0]
+        out.labels = x.labels          # channels pass straight through
+        out.zero = x.zero
+
+A module with a rule is traced as one opaque step: the tracer does not look inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from netsculpt.graph.builder import GraphBuilder, Value
+
+Rule = Callable[[GraphBuilder, "Call"], None]
+
+FUNCTION_RULES: dict[Any, Rule] = {}
+PROPERTY_RULES: dict[str, Rule] = {}
+MODULE_RULES: dict[type, Rule] = {}
+
+
+@dataclass
+class Call:
+    """One observed call: the function, its arguments with traced tensors replaced by ``Value``s."""
+
+    func: Any
+    name: str
+    args: tuple
+    kwargs: dict
+    outputs: list[Value]
+    module: str  # innermost module path, "" for the root
+    module_obj: torch.nn.Module | None = None
+    inputs: list[Value] = field(default_factory=list)  # every Value among args, in order
+
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """Positional-or-keyword argument lookup for builtins without inspectable signatures."""
+        if name in self.kwargs:
+            return self.kwargs[name]
+        if index < len(self.args):
+            return self.args[index]
+        return default
+
+    @property
+    def where(self) -> str:
+        return f"`{self.name}` in `{self.module or '<root>'}`"
+
+
+def register_function_rule(*funcs: Any) -> Callable[[Rule], Rule]:
+    """Register ``rule`` for each function object in ``funcs`` (aliases share one rule)."""
+
+    def add(rule: Rule) -> Rule:
+        for f in funcs:
+            FUNCTION_RULES[f] = rule
+        return rule
+
+    return add
+
+
+def register_property_rule(*names: str) -> Callable[[Rule], Rule]:
+    """Register a rule for tensor properties that return tensors (``x.T``, ``x.mT`` ...)."""
+
+    def add(rule: Rule) -> Rule:
+        for n in names:
+            PROPERTY_RULES[n] = rule
+        return rule
+
+    return add
+
+
+def register_module_rule(*types: type) -> Callable[[Rule], Rule]:
+    """Register ``rule`` for modules of these types; such modules are traced as a single step."""
+
+    def add(rule: Rule) -> Rule:
+        for t in types:
+            MODULE_RULES[t] = rule
+        return rule
+
+    return add
+
+
+def module_rule_for(module: torch.nn.Module) -> Rule | None:
+    for cls in type(module).__mro__:
+        rule = MODULE_RULES.get(cls)
+        if rule is not None:
+            return rule
+    return None
+
+
+def tensor_methods(*names: str) -> list[Any]:
+    """``torch.X``, ``torch.Tensor.X`` and in-place ``torch.Tensor.X_`` for each name that exists."""
+    found = []
+    for n in names:
+        for owner in (torch, torch.Tensor, torch.nn.functional, torch.special, torch._C._nn):
+            for candidate in (n, n + "_"):
+                f = getattr(owner, candidate, None)
+                if f is not None and f not in found:
+                    found.append(f)
+    return found

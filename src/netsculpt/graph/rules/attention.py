@@ -1,0 +1,65 @@
+"""Attention: scaled dot-product attention and ``nn.MultiheadAttention``'s functional core."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import torch.nn.functional as F
+
+from netsculpt.graph.builder import ROLE_IN, ROLE_OUT, GraphBuilder, Value
+from netsculpt.graph.labels import NO_CHANNEL, along
+from netsculpt.graph.registry import Call, register_function_rule
+from netsculpt.graph.rules.common import channel_atoms, set_output
+from netsculpt.graph.rules.contract import contract
+
+
+@register_function_rule(F.scaled_dot_product_attention)
+def sdpa(ctx: GraphBuilder, call: Call) -> None:
+    """softmax(q k^T * scale) v: q and k share their last dim (inexact: scale follows it); v's carry on."""
+    q, k, v = call.arg(0, "query"), call.arg(1, "key"), call.arg(2, "value")
+    out = call.outputs[0]
+    batch = string.ascii_lowercase[: q.ndim - 2]
+    logits = Value(-1, (*q.shape[:-1], k.shape[-2]), np.full((1,) * q.ndim, NO_CHANNEL), np.zeros((1,) * q.ndim, bool), "")
+    contract(ctx, [(q, batch + "LE"), (k, batch + "SE")], batch + "LS", logits, call.where)
+    logits.labels = np.full((1,) * q.ndim, NO_CHANNEL, np.int64)
+    logits.zero = np.zeros((1,) * q.ndim, bool)
+    contract(ctx, [(logits, batch + "LS"), (v, batch + "SV")], batch + "LV", out, call.where)
+
+
+@register_function_rule(F.multi_head_attention_forward)
+def multi_head_attention(ctx: GraphBuilder, call: Call) -> None:
+    """``nn.MultiheadAttention`` requires its inner width to equal ``embed_dim``: they prune together,
+    the same head-dim positions in every head. Inexact (the 1/sqrt(head_dim) scale changes)."""
+    query, key, value = call.args[0], call.args[1], call.args[2]
+    heads = call.arg(4, "num_heads")
+    w_in, b_in = call.arg(5, "in_proj_weight"), call.arg(6, "in_proj_bias")
+    bias_k = call.arg(7, "bias_k")
+    w_out, b_out = call.arg(11, "out_proj_weight"), call.arg(12, "out_proj_bias")
+    separate = call.arg(17, "use_separate_proj_weight", False)
+    outs = call.outputs
+    if separate or isinstance(bias_k, Value) or not isinstance(w_in, Value):
+        for x in call.inputs:
+            ctx.block(x.labels, f"{call.where}: separate q/k/v projections or bias_k are not supported")
+        for o in outs:
+            set_output(o, np.full((1,) * o.ndim, NO_CHANNEL, np.int64), False)
+        return
+    e_atoms = channel_atoms(ctx, query, -1, call.where)
+    for other in (key, value):
+        if other is not query:
+            ctx.couple(e_atoms, channel_atoms(ctx, other, -1, call.where), call.where)
+    ctx.couple(e_atoms, ctx.member(w_in, 1, ROLE_IN), call.where)
+    inner = ctx.member(w_in, 0, ROLE_OUT)
+    e = e_atoms.shape[0]
+    ctx.tie_across(inner.reshape(3, heads, e // heads), [0, 1], 2)
+    ctx.couple(inner[:e], e_atoms, f"{call.where} needs its inner width to equal embed_dim")
+    if isinstance(b_in, Value):
+        ctx.union(ctx.member(b_in, 0, ROLE_OUT), inner)
+    ctx.union(ctx.member(w_out, 1, ROLE_IN), inner[2 * e :])
+    out_atoms = ctx.member(w_out, 0, ROLE_OUT)
+    if isinstance(b_out, Value):
+        ctx.union(ctx.member(b_out, 0, ROLE_OUT), out_atoms)
+    ctx.block(e_atoms, f"{call.where} scales attention by 1/sqrt(head_dim)", soft=True)
+    set_output(outs[0], along(out_atoms, outs[0].ndim - 1, outs[0].ndim), True)
+    for o in outs[1:]:
+        set_output(o, np.full((1,) * o.ndim, NO_CHANNEL, np.int64), False)

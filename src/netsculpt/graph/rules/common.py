@@ -1,0 +1,130 @@
+"""Building blocks shared by the channel rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from netsculpt.graph.builder import ROLE_OUT, GraphBuilder, Value
+from netsculpt.graph.labels import NO_CHANNEL, along, compress, plain
+
+
+@dataclass
+class Operand:
+    """An input of an element-wise op, right-aligned to the output's dims (numpy broadcasting)."""
+
+    labels: np.ndarray
+    zero: np.ndarray
+    shape: tuple[int, ...]
+    bcast: tuple[bool, ...]
+    value: Value | None
+
+
+def align(v: Value, ndim: int) -> Operand:
+    pad = ndim - v.ndim
+    labels = v.labels.reshape((1,) * pad + v.labels.shape)
+    zero = np.broadcast_to(v.zero, v.labels.shape).reshape(labels.shape)
+    bcast = (True,) * pad + (v.bcast or (False,) * v.ndim)
+    return Operand(labels, zero, (1,) * pad + v.shape, bcast, v)
+
+
+def scalar_operand(x: object, ndim: int) -> Operand:
+    zero = np.full((1,) * ndim, bool(isinstance(x, int | float | bool) and x == 0))
+    return Operand(plain(ndim), zero, (1,) * ndim, (True,) * ndim, None)
+
+
+def label_param_operand(ctx: GraphBuilder, op: Operand, varying: Sequence[int], out_shape: Sequence[int]) -> None:
+    """Give an unlabelled parameter operand atoms along the first dim where the other operands vary."""
+    v = op.value
+    if v is None or v.param is None or (v.labels >= 0).any():
+        return
+    pad = len(op.shape) - v.ndim
+    for d in varying:
+        if d >= pad and op.shape[d] == out_shape[d] and op.shape[d] > 1:
+            atoms = ctx.member(v, d - pad, ROLE_OUT)
+            v.labels = along(atoms, d - pad, v.ndim)
+            v.zero = np.ones_like(v.labels, dtype=bool)
+            op.labels = along(atoms, d, len(op.shape))
+            op.zero = np.ones_like(op.labels, dtype=bool)
+            return
+
+
+def merge_elementwise(
+    ctx: GraphBuilder, operands: list[Operand], out_shape: Sequence[int], kind: str, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and zero-status of an element-wise combination of ``operands``.
+
+    ``kind`` says when the result is zero under masking: "sum" (all zero), "product" (any zero),
+    "first" (the first operand is zero: division), "none" (never).
+    """
+    nd = len(out_shape)
+    varying = sorted({d for op in operands for d in range(nd) if op.labels.shape[d] > 1})
+    for op in operands:
+        label_param_operand(ctx, op, varying, out_shape)
+    varying = sorted({d for op in operands for d in range(nd) if op.labels.shape[d] > 1})
+    k_shape = tuple(out_shape[d] if d in varying else 1 for d in range(nd))
+    out = None
+    zeros = []
+    for op in operands:
+        covers = all(op.shape[d] == out_shape[d] and not op.bcast[d] for d in varying)
+        if covers:
+            lab = np.broadcast_to(op.labels, k_shape)
+            out = lab if out is None else ctx.couple(out, lab, f"it meets a non-channel tensor in {where}")
+            zeros.append(np.broadcast_to(op.zero, k_shape))
+        else:
+            ctx.block(op.labels, f"one element is shared by several channels in {where}")
+            zeros.append(np.broadcast_to(np.all(op.zero), k_shape))
+    labels = np.full(k_shape, NO_CHANNEL, np.int64) if out is None else np.array(out)
+    if kind == "sum":
+        zero = np.logical_and.reduce(zeros)
+    elif kind == "product":
+        zero = np.logical_or.reduce(zeros)
+    elif kind == "first":
+        zero = zeros[0]
+    else:
+        zero = np.zeros(k_shape, bool)
+    return labels, np.asarray(zero)
+
+
+def set_output(out: Value, labels: np.ndarray, zero: np.ndarray | bool) -> None:
+    """Store compressed labels/zero on an output value."""
+    labels = np.asarray(labels)
+    if labels.ndim != out.ndim:
+        labels = labels.reshape(labels.shape[labels.ndim - out.ndim :]) if labels.ndim > out.ndim else labels
+    labels = compress(labels)
+    out.labels = labels
+    out.zero = np.broadcast_to(np.asarray(zero), np.broadcast_shapes(np.shape(zero), labels.shape)).copy()
+    if out.zero.shape != labels.shape:
+        out.zero = np.all(out.zero, axis=tuple(d for d in range(labels.ndim) if labels.shape[d] == 1), keepdims=True)
+        out.zero = np.broadcast_to(out.zero, labels.shape).copy()
+
+
+def channel_atoms(ctx: GraphBuilder, v: Value, dim: int, where: str) -> np.ndarray:
+    """The 1-D channel atoms of ``v`` along ``dim``; channels that also vary elsewhere are blocked."""
+    dim = dim % v.ndim
+    lab = v.labels
+    others = [d for d in range(v.ndim) if d != dim and lab.shape[d] > 1]
+    if others:
+        ctx.block(lab, f"its elements spread over several dimensions before {where}")
+        return np.full(v.shape[dim], NO_CHANNEL, np.int64)
+    flat = lab.reshape(-1)
+    return np.broadcast_to(flat, (v.shape[dim],)).copy() if flat.size == 1 else flat.copy()
+
+
+def channel_zero(v: Value, dim: int) -> np.ndarray:
+    dim = dim % v.ndim
+    z = np.broadcast_to(v.zero, v.labels.shape)
+    z = np.all(z, axis=tuple(d for d in range(v.ndim) if d != dim))
+    return np.broadcast_to(z, (v.shape[dim],))
+
+
+def values_in(args: object) -> list[Value]:
+    found: list[Value] = []
+    if isinstance(args, Value):
+        return [args]
+    if isinstance(args, list | tuple):
+        for a in args:
+            found.extend(values_in(a))
+    return found

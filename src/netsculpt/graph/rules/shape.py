@@ -1,0 +1,312 @@
+"""Rules for ops that move elements without computing: views, permutes, indexing, split and concat."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from netsculpt.graph.builder import GraphBuilder, Value
+from netsculpt.graph.labels import apply_basic_index, expand_to, reshape_labels
+from netsculpt.graph.registry import Call, register_function_rule, register_property_rule, tensor_methods
+from netsculpt.graph.rules.common import align, label_param_operand, merge_elementwise, set_output, values_in
+
+
+def _reshape_to(ctx: GraphBuilder, x: Value, out: Value, where: str) -> None:
+    labels, splits = reshape_labels(x.labels, x.shape, out.shape)
+    zero, _ = reshape_labels(np.broadcast_to(x.zero, x.labels.shape).astype(np.int64), x.shape, out.shape)
+    for dims in splits:
+        # a channel dim viewed as (groups, ..., per_group): groups is a constant in the model's code,
+        # so every group must lose the same positions of the innermost factor.
+        ctx.tie_across(labels, dims[:-1], dims[-1])
+    set_output(out, labels, np.broadcast_to(zero.astype(bool), labels.shape))
+    del where
+
+
+@register_function_rule(
+    *tensor_methods("view", "reshape", "flatten", "unflatten", "view_as", "reshape_as", "squeeze"),
+    *tensor_methods("unsqueeze", "ravel", "atleast_1d", "atleast_2d", "atleast_3d"),
+)
+def view_like(ctx: GraphBuilder, call: Call) -> None:
+    x = call.inputs[0]
+    out = call.outputs[0]
+    if out.ndim == x.ndim and out.shape == x.shape:
+        out.labels, out.zero, out.bcast = x.labels, x.zero, x.bcast
+        return
+    _reshape_to(ctx, x, out, call.where)
+
+
+def _permutation(call: Call, ndim: int) -> list[int]:
+    name = call.name.rsplit(".", 1)[-1]
+    if name == "permute":
+        dims = call.args[1:] if len(call.args) > 2 or not isinstance(call.arg(1, "dims"), list | tuple) else None
+        dims = list(dims) if dims is not None else list(call.arg(1, "dims"))
+        return [d % ndim for d in dims]
+    perm = list(range(ndim))
+    if name in ("T", "numpy_T"):
+        return perm[::-1]
+    if name in ("mT", "mH", "H"):
+        a, b = ndim - 2, ndim - 1
+    elif name in ("movedim", "moveaxis"):
+        src, dst = call.arg(1, "source"), call.arg(2, "destination")
+        src = [src] if isinstance(src, int) else list(src)
+        dst = [dst] if isinstance(dst, int) else list(dst)
+        order = [d for d in range(ndim) if d not in [s % ndim for s in src]]
+        for s, d in sorted(zip([s % ndim for s in src], [d % ndim for d in dst]), key=lambda p: p[1]):
+            order.insert(d, s)
+        return order
+    else:  # transpose / swapaxes / swapdims / t
+        a, b = call.arg(1, "dim0", 0), call.arg(2, "dim1", 1)
+        if name == "t":
+            a, b = 0, ndim - 1
+    a, b = a % ndim, b % ndim
+    perm[a], perm[b] = perm[b], perm[a]
+    return perm
+
+
+@register_function_rule(*tensor_methods("permute", "transpose", "swapaxes", "swapdims", "t", "movedim", "moveaxis"))
+def permute(ctx: GraphBuilder, call: Call) -> None:
+    x = call.inputs[0]
+    out = call.outputs[0]
+    perm = _permutation(call, x.ndim) if x.ndim > 1 else [0] * x.ndim
+    out.labels = np.transpose(x.labels, perm) if x.ndim > 1 else x.labels
+    out.zero = np.transpose(np.broadcast_to(x.zero, x.labels.shape), perm) if x.ndim > 1 else x.zero
+    out.bcast = tuple(x.bcast[p] for p in perm) if x.bcast else ()
+
+
+register_property_rule("T", "mT", "H", "mH")(permute)
+
+
+@register_property_rule("data", "real")
+def identity_property(ctx: GraphBuilder, call: Call) -> None:
+    x = call.inputs[0]
+    out = call.outputs[0]
+    out.labels, out.zero, out.bcast = x.labels, x.zero, x.bcast
+
+
+@register_function_rule(*tensor_methods("expand", "expand_as", "broadcast_to"))
+def expand(ctx: GraphBuilder, call: Call) -> None:
+    """Expanded elements are copies: element-wise rules treat them as broadcast, not as channels."""
+    x = call.inputs[0]
+    out = call.outputs[0]
+    pad = out.ndim - x.ndim
+    lab = x.labels.reshape((1,) * pad + x.labels.shape)
+    zero = np.broadcast_to(x.zero, x.labels.shape).reshape(lab.shape)
+    xs = (1,) * pad + x.shape
+    xb = (True,) * pad + (x.bcast or (False,) * x.ndim)
+    out.labels, out.zero = lab, zero
+    out.bcast = tuple(xb[d] or (xs[d] == 1 and out.shape[d] > 1) for d in range(out.ndim))
+
+
+@register_function_rule(*tensor_methods("repeat", "tile"))
+def repeat(ctx: GraphBuilder, call: Call) -> None:
+    """Repeating a channel dim duplicates every channel; removing one removes all its copies."""
+    x = call.inputs[0]
+    out = call.outputs[0]
+    pad = out.ndim - x.ndim
+    lab = x.labels.reshape((1,) * pad + x.labels.shape)
+    reps = [out.shape[d] // ((1,) * pad + x.shape)[d] for d in range(out.ndim)]
+    tiled = np.tile(lab, [r if lab.shape[d] > 1 else 1 for d, r in enumerate(reps)])
+    zero = np.broadcast_to(x.zero, x.labels.shape).reshape(lab.shape)
+    set_output(out, tiled, np.tile(zero, [r if lab.shape[d] > 1 else 1 for d, r in enumerate(reps)]))
+
+
+def _narrow(ctx: GraphBuilder, x: Value, out: Value, index: tuple, where: str) -> None:
+    labels, narrowed = apply_basic_index(x.labels, x.shape, index)
+    zero, _ = apply_basic_index(np.broadcast_to(x.zero, x.labels.shape), x.shape, index)
+    for d in narrowed:
+        ctx.keep_dim(x.labels, d, f"{where} selects fixed positions along this dimension")
+    set_output(out, labels, zero)
+
+
+def _has_advanced(index: tuple) -> bool:
+    return any(isinstance(k, Value | list | np.ndarray | torch.Tensor) or k is True or k is False for k in index)
+
+
+@register_function_rule(torch.Tensor.__getitem__)
+def getitem(ctx: GraphBuilder, call: Call) -> None:
+    x = call.args[0]
+    out = call.outputs[0]
+    index = call.args[1] if isinstance(call.args[1], tuple) else (call.args[1],)
+    if not _has_advanced(index):
+        _narrow(ctx, x, out, index, call.where)
+        return
+    # Advanced (tensor) indexing gathers arbitrary positions: channels along indexed dims are pinned;
+    # dims left as full slices keep their channels.
+    simple = all(isinstance(k, slice) and k == slice(None) or _has_advanced((k,)) for k in index)
+    indexed = [d for d, k in enumerate(index) if _has_advanced((k,))]
+    if x.param is not None and not (x.labels >= 0).any():
+        # a parameter table looked up by index (e.g. relative position bias): its other dims are free
+        set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
+        return
+    if not simple or any(x.labels.shape[d] > 1 for d in indexed) or len(indexed) != 1:
+        ctx.block(x.labels, f"{call.where} gathers positions with a tensor index")
+        set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
+        return
+    d = indexed[0]
+    lab = np.moveaxis(x.labels, d, 0)[0]
+    idx_ndim = out.ndim - (x.ndim - 1)
+    lab = np.expand_dims(lab, tuple(range(d, d + idx_ndim)))
+    zero = np.expand_dims(np.moveaxis(np.broadcast_to(x.zero, x.labels.shape), d, 0)[0], tuple(range(d, d + idx_ndim)))
+    set_output(out, lab, zero)
+
+
+@register_function_rule(torch.Tensor.__setitem__)
+def setitem(ctx: GraphBuilder, call: Call) -> None:
+    x, index, value = call.args[0], call.args[1], call.args[2]
+    index = index if isinstance(index, tuple) else (index,)
+    if _has_advanced(index):
+        ctx.block(x.labels, f"{call.where} writes positions chosen by a tensor index")
+        if isinstance(value, Value):
+            ctx.block(value.labels, f"{call.where} writes it into positions chosen by a tensor index")
+        return
+    region, narrowed = apply_basic_index(x.labels, x.shape, index)
+    for d in narrowed:
+        ctx.keep_dim(x.labels, d, f"{call.where} writes fixed positions along this dimension")
+    if isinstance(value, Value):
+        region_shape = tuple(np.empty(x.shape, dtype=np.bool_)[index].shape) if x.labels.size < 2**20 else None
+        if region_shape is None:
+            ctx.block(value.labels, f"{call.where} assigns into a large tensor")
+            return
+        ops = [align(value, len(region_shape))]
+        reg = Value(-1, region_shape, region, np.ones_like(region, bool), "region")
+        merge_elementwise(ctx, [align(reg, len(region_shape)), *ops], region_shape, "none", call.where)
+
+
+@register_function_rule(*tensor_methods("narrow", "select", "index_select"))
+def narrow(ctx: GraphBuilder, call: Call) -> None:
+    x = call.inputs[0]
+    out = call.outputs[0]
+    dim = call.arg(1, "dim") % x.ndim
+    name = call.name.rsplit(".", 1)[-1]
+    if name == "narrow":
+        start, length = call.arg(2, "start"), call.arg(3, "length")
+        k: object = slice(start, start + length)
+    elif name == "select":
+        k = call.arg(2, "index")
+    else:
+        ctx.block(x.labels, f"{call.where} gathers positions with a tensor index") if x.labels.shape[dim] > 1 else None
+        lab = x.labels
+        set_output(out, lab if out.ndim == x.ndim else lab.reshape(out.ndim * (1,)), False)
+        return
+    _narrow(ctx, x, out, (slice(None),) * dim + (k,), call.where)
+
+
+def _split_dim(call: Call, x: Value) -> int:
+    return call.arg(2, "dim", 0) % x.ndim
+
+
+@register_function_rule(*tensor_methods("split", "split_with_sizes", "chunk", "unbind", "tensor_split", "hsplit"))
+def split(ctx: GraphBuilder, call: Call) -> None:
+    """``chunk(n)`` recomputes piece sizes from the current size, so pieces may shrink uniformly;
+    a split with fixed sizes (or ``unbind``) pins the dimension."""
+    x = call.inputs[0]
+    name = call.name.rsplit(".", 1)[-1]
+    dim = (call.arg(1, "dim", 0) if name == "unbind" else _split_dim(call, x)) % x.ndim
+    lab = x.labels
+    zero = np.broadcast_to(x.zero, lab.shape)
+    varies = lab.shape[dim] > 1
+    n = len(call.outputs)
+    if varies and name == "chunk" and x.shape[dim] % n == 0:
+        shaped = np.moveaxis(lab, dim, 0).reshape(n, x.shape[dim] // n, -1)
+        for k in range(1, n):
+            ctx.union(shaped[0], shaped[k])
+    elif varies:
+        ctx.keep_dim(lab, dim, f"{call.where} splits this dimension at fixed sizes")
+    offset = 0
+    for out in call.outputs:
+        size = 1 if name == "unbind" else out.shape[dim]
+        if varies:
+            sl = [slice(None)] * lab.ndim
+            sl[dim] = slice(offset, offset + size)
+            piece_l, piece_z = lab[tuple(sl)], zero[tuple(sl)]
+        else:
+            piece_l, piece_z = lab, zero
+        if name == "unbind":
+            piece_l, piece_z = np.take(piece_l, 0, axis=dim), np.take(piece_z, 0, axis=dim)
+        set_output(out, piece_l, piece_z)
+        offset += size
+
+
+@register_function_rule(*tensor_methods("cat", "concat", "concatenate"))
+def cat(ctx: GraphBuilder, call: Call) -> None:
+    tensors = values_in(call.arg(0, "tensors"))
+    out = call.outputs[0]
+    dim = call.arg(1, "dim", 0) % out.ndim
+    tensors = [t for t in tensors if t.ndim == out.ndim]  # torch ignores legacy empty 1-D tensors
+    other = [d for d in range(out.ndim) if d != dim and any(t.labels.shape[d] > 1 for t in tensors)]
+    for t in tensors:  # a parameter concatenated as rows (ViT's class token) follows the row channels
+        label_param_operand(ctx, align(t, t.ndim), other, t.shape)
+    if other:
+        # channels along another dim: every input must keep the same ones (they are stacked rows)
+        shape = tuple(out.shape[d] if d in other else 1 for d in range(out.ndim))
+        reduced = []
+        for t in tensors:
+            if t.labels.shape[dim] > 1:
+                ctx.block(t.labels, f"{call.where} concatenates tensors with channels on two dimensions")
+                continue
+            reduced.append(np.broadcast_to(t.labels, shape))
+        for r in reduced[1:]:
+            ctx.couple(reduced[0], r, f"{call.where} concatenates a tensor without these channels")
+    pieces_l, pieces_z = [], []
+    for t in tensors:
+        shape = [out.shape[d] if (t.labels.shape[d] > 1 or d in other) else 1 for d in range(out.ndim)]
+        shape[dim] = t.shape[dim]
+        pieces_l.append(expand_to(t.labels, shape))
+        pieces_z.append(expand_to(np.broadcast_to(t.zero, t.labels.shape), shape))
+    full = [max(p.shape[d] for p in pieces_l) if d != dim else 0 for d in range(out.ndim)]
+    pieces_l = [expand_to(p, [full[d] if d != dim else p.shape[d] for d in range(out.ndim)]) for p in pieces_l]
+    pieces_z = [expand_to(p, [full[d] if d != dim else p.shape[d] for d in range(out.ndim)]) for p in pieces_z]
+    set_output(out, np.concatenate(pieces_l, axis=dim), np.concatenate(pieces_z, axis=dim))
+
+
+@register_function_rule(*tensor_methods("stack"))
+def stack(ctx: GraphBuilder, call: Call) -> None:
+    """Stacked tensors become rows of one tensor: they must keep the same channels."""
+    tensors = values_in(call.arg(0, "tensors"))
+    out = call.outputs[0]
+    dim = call.arg(1, "dim", 0) % out.ndim
+    ops = [align(t, t.ndim) for t in tensors]
+    labels, zero = merge_elementwise(ctx, ops, tensors[0].shape, "sum", call.where)
+    set_output(out, np.expand_dims(labels, dim), np.expand_dims(zero, dim))
+
+
+@register_function_rule(*tensor_methods("flip", "fliplr", "flipud", "roll"))
+def flip_roll(ctx: GraphBuilder, call: Call) -> None:
+    x = call.inputs[0]
+    out = call.outputs[0]
+    name = call.name.rsplit(".", 1)[-1]
+    if name == "roll":
+        dims = call.arg(2, "dims")
+        dims = list(range(x.ndim)) if dims is None else ([dims] if isinstance(dims, int) else list(dims))
+        for d in dims:
+            ctx.keep_dim(x.labels, d % x.ndim, f"{call.where} shifts positions by a fixed amount")
+        out.labels, out.zero = x.labels, x.zero
+        return
+    dims = {"fliplr": [1], "flipud": [0]}.get(name) or list(call.arg(1, "dims"))
+    axes = tuple(d % x.ndim for d in dims if x.labels.shape[d % x.ndim] > 1)
+    out.labels = np.flip(x.labels, axes) if axes else x.labels
+    out.zero = np.flip(np.broadcast_to(x.zero, x.labels.shape), axes) if axes else x.zero
+
+
+@register_function_rule(F.pixel_shuffle, F.pixel_unshuffle, torch.pixel_shuffle, torch.pixel_unshuffle)
+def pixel_shuffle(ctx: GraphBuilder, call: Call) -> None:
+    x = call.inputs[0]
+    out = call.outputs[0]
+    c_dim = x.ndim - 3
+    lab = x.labels
+    if any(lab.shape[d] > 1 for d in range(x.ndim) if d != c_dim):
+        ctx.block(lab, f"{call.where} moves channels that are spread over several dims")
+        set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
+        return
+    atoms = np.broadcast_to(lab.reshape(-1), (x.shape[c_dim],))
+    if out.shape[c_dim] < x.shape[c_dim]:  # shuffle: r*r input channels become one output channel
+        groups = atoms.reshape(out.shape[c_dim], -1)
+        for k in range(1, groups.shape[1]):
+            ctx.union(groups[:, 0], groups[:, k])
+        new = groups[:, 0]
+    else:  # unshuffle: each input channel becomes r*r output channels
+        new = np.repeat(atoms, out.shape[c_dim] // x.shape[c_dim])
+    shape = [1] * out.ndim
+    shape[c_dim] = new.shape[0]
+    set_output(out, new.reshape(shape), np.broadcast_to(x.zero, lab.shape).all())

@@ -1,0 +1,219 @@
+"""Trace a model by running it once and observing every torch call (``TorchFunctionMode``).
+
+Why not ``torch.fx`` or ``torch.export``: symbolic tracing fails on shape-dependent Python control flow
+(padding in Swin, asserts in ViT) and export decomposes the network into aten ops and takes seconds. A
+real forward pass under a function mode sees the public API calls (``F.conv2d``, ``torch.cat``,
+``Tensor.view`` ...) with concrete shapes, follows any Python control flow the example input takes, and
+costs about one eager forward. See docs/design.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from netsculpt.errors import TraceError
+from netsculpt.graph import registry
+from netsculpt.graph.builder import GraphBuilder, Value
+from netsculpt.graph.labels import plain
+
+_IGNORED_NAMES = {"size", "dim", "numel", "__len__", "is_floating_point", "is_complex", "element_size", "stride"}
+
+
+def func_name(func: Any) -> str:
+    if getattr(func, "__name__", None) == "__get__" and hasattr(func, "__self__"):
+        return f"Tensor.{func.__self__.__name__}"
+    qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    qual = qual.replace("_VariableFunctionsClass.", "").replace("TensorBase.", "Tensor.")
+    module = getattr(func, "__module__", None)
+    if module in (None, "torch") or qual.startswith("Tensor."):
+        return qual if qual.startswith("Tensor.") else f"torch.{qual}"
+    module = {"torch.nn.functional": "F", "torch._C._nn": "F"}.get(module, module)
+    return f"{module}.{qual}"
+
+
+class _Tracer(TorchFunctionMode):
+    def __init__(self, model: torch.nn.Module, builder: GraphBuilder) -> None:
+        super().__init__()
+        self.builder = builder
+        self.by_tensor: dict[int, Value] = {}
+        self.alive: list[torch.Tensor] = []  # keep traced tensors alive so ids are never reused
+        self.module_names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+        self.params: dict[int, tuple[str, bool]] = {}
+        for n, p in model.named_parameters(remove_duplicate=True):
+            self.params[id(p)] = (n, False)
+        for n, b in model.named_buffers(remove_duplicate=True):
+            self.params[id(b)] = (n, True)
+        self.stack: list[torch.nn.Module] = []
+        self.leaf_depth = 0
+        self.error: BaseException | None = None
+
+    # -- values ---------------------------------------------------------------------------------
+    def new_value(self, t: torch.Tensor, origin: str, labels: np.ndarray | None = None) -> Value:
+        shape = tuple(t.shape)
+        lab = plain(len(shape)) if labels is None else labels
+        v = Value(len(self.builder.values), shape, lab, np.zeros((1,) * len(shape), bool), origin)
+        v.bcast = (False,) * len(shape)
+        self.builder.values.append(v)
+        self.by_tensor[id(t)] = v
+        self.alive.append(t)
+        return v
+
+    def value_of(self, t: torch.Tensor, where: str) -> Value:
+        v = self.by_tensor.get(id(t))
+        if v is not None and v.shape == tuple(t.shape):
+            return v
+        known = self.params.get(id(t))
+        if known is not None:
+            v = self.new_value(t, f"{'buffer' if known[1] else 'parameter'} `{known[0]}`")
+            v.param, v.is_buffer = known
+            v.zero = np.ones((1,) * len(v.shape), bool)
+            return v
+        return self.new_value(t, f"a tensor created outside the traced calls, first used by {where}")
+
+    @property
+    def current_module(self) -> str:
+        return self.module_names.get(id(self.stack[-1]), "") if self.stack else ""
+
+    # -- the mode -------------------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.leaf_depth or self.error is not None:
+            return out
+        try:
+            self.record(func, args, kwargs, out)
+        except Exception as exc:  # surfaced after the forward pass with context
+            self.error = exc
+        return out
+
+    def record(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        name = func_name(func)
+        out_tensors = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not out_tensors or name.rsplit(".", 1)[-1] in _IGNORED_NAMES:
+            return
+        module = self.current_module
+        where = f"`{name}` in `{module or '<root>'}`"
+        inputs: list[Value] = []
+
+        def sub(x: Any) -> Any:
+            if isinstance(x, torch.Tensor):
+                v = self.value_of(x, where)
+                inputs.append(v)
+                return v
+            return x
+
+        vargs = tree_map(sub, args)
+        vkwargs = tree_map(sub, kwargs)
+        outputs = [self.new_value(t, f"output of {where}") for t in out_tensors]
+        call = registry.Call(func, name, vargs, vkwargs, outputs, module, inputs=inputs)
+        rule = None
+        if name.startswith("Tensor.") and getattr(func, "__name__", None) == "__get__":
+            rule = registry.PROPERTY_RULES.get(name.removeprefix("Tensor."))
+        if rule is None:
+            rule = registry.FUNCTION_RULES.get(func)
+        if rule is None:
+            rule = registry.FUNCTION_RULES["__unknown__"]
+        rule(self.builder, call)
+
+    # -- module hooks ---------------------------------------------------------------------------
+    def pre_hook(self, module: torch.nn.Module, args: tuple) -> None:
+        if id(module) not in self.module_names:
+            return
+        self.stack.append(module)
+        if self.leaf_depth or registry.module_rule_for(module) is not None:
+            self.leaf_depth += 1
+
+    def post_hook(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if id(module) not in self.module_names:
+            return
+        rule = registry.module_rule_for(module)
+        if self.leaf_depth:
+            self.leaf_depth -= 1
+        if rule is not None and self.leaf_depth == 0 and self.error is None:
+            try:
+                self.record_module(module, rule, args, output)
+            except Exception as exc:
+                self.error = exc
+        name = self.module_names[id(module)]
+        self.stack.pop()
+        if name not in self.builder.module_io:
+            ins = [self.by_tensor[id(t)].id for t in tree_flatten(args)[0] if id(t) in self.by_tensor]
+            outs = [
+                self.by_tensor[id(t)].id
+                for t in tree_flatten(output)[0]
+                if isinstance(t, torch.Tensor) and id(t) in self.by_tensor
+            ]
+            self.builder.module_io[name] = (ins, outs)
+
+    def record_module(self, module: torch.nn.Module, rule: registry.Rule, args: tuple, output: Any) -> None:
+        name = self.module_names[id(module)]
+        where = f"module `{name}` ({type(module).__name__})"
+        inputs = [self.value_of(t, where) for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)]
+        outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        outputs = [self.new_value(t, f"output of {where}") for t in outs]
+        call = registry.Call(module, type(module).__name__, tuple(inputs), {}, outputs, name, module, inputs)
+        rule(self.builder, call)
+
+
+def as_tuple(example_inputs: Any) -> tuple:
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, Sequence):
+        return tuple(example_inputs)
+    raise TraceError(
+        f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}"
+    )
+
+
+def run_trace(model: torch.nn.Module, example_inputs: Any) -> GraphBuilder:
+    """Run ``model`` once on ``example_inputs`` in eval mode and return the recorded channel facts."""
+    from netsculpt.graph import rules  # noqa: F401  (registers the built-in rules)
+
+    inputs = as_tuple(example_inputs)
+    builder = GraphBuilder()
+    tracer = _Tracer(model, builder)
+    for i, t in enumerate(inputs):
+        if isinstance(t, torch.Tensor):
+            tracer.new_value(t, f"network input {i}")
+    was_training = model.training
+    model.eval()
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
+    post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)
+    try:
+        with torch.no_grad(), tracer:
+            output = model(*inputs)
+    except Exception as exc:
+        where = tracer.current_module
+        raise TraceError(_forward_failure_message(exc, where, inputs)) from exc
+    finally:
+        pre.remove()
+        post.remove()
+        model.train(was_training)
+    if tracer.error is not None:
+        raise TraceError(
+            f"netsculpt failed while following channels through `{tracer.current_module or '<root>'}`: "
+            f"{type(tracer.error).__name__}: {tracer.error}. Pass ignored=[...] for that module or register "
+            "a channel rule for it (docs/engine.md)."
+        ) from tracer.error
+    for t in tree_flatten(output)[0]:
+        if isinstance(t, torch.Tensor) and id(t) in tracer.by_tensor:
+            v = tracer.by_tensor[id(t)]
+            builder.outputs.append(v.id)
+            builder.block(v.labels, "it is a network output (its size is part of the model's contract)")
+    return builder
+
+
+def _forward_failure_message(exc: BaseException, module: str, inputs: tuple) -> str:
+    shapes = ", ".join(str(tuple(t.shape)) for t in inputs if isinstance(t, torch.Tensor))
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (
+        f"the model failed on the example inputs (shapes {shapes}) inside `{module or '<root>'}`: "
+        f"{type(exc).__name__}: {first}. Check example_inputs has the shape the model expects "
+        "(for example (1, 3, 224, 224) for torchvision classifiers)."
+    )

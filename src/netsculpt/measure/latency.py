@@ -1,0 +1,72 @@
+"""Wall-clock latency of a model, in PyTorch eager or in ONNX Runtime.
+
+The median of ``runs`` timed calls after ``warmup`` untimed ones: warm-up absorbs one-off costs
+(allocator growth, oneDNN primitive creation, lazy imports), and the median ignores the odd slow call
+on a shared machine. Torch keeps its current thread count so the number describes the process as the
+user runs it; print :func:`netsculpt.measure.cpu_calibration` beside it to compare across machines.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, eval_mode, run_forward
+
+RUNTIMES = ("torch", "onnxruntime")
+
+
+def check_counts(runs: int, warmup: int) -> None:
+    if runs < 1 or warmup < 0:
+        raise ConfigError(
+            f"need runs >= 1 and warmup >= 0 for a latency median, got runs={runs}, warmup={warmup}"
+        )
+
+
+def median_ms(call: Callable[[], object], runs: int, warmup: int) -> float:
+    """Median wall time of ``call()`` in milliseconds, after ``warmup`` untimed calls."""
+    check_counts(runs, warmup)
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def measure_latency(
+    model: nn.Module,
+    example_inputs: ExampleInputs,
+    *,
+    runs: int = 30,
+    warmup: int = 5,
+    runtime: str = "torch",
+) -> float:
+    """Median milliseconds per forward on ``example_inputs`` as given (their batch size is kept).
+
+    ``runtime="onnxruntime"`` exports the model to a temporary ONNX file first and times an ONNX
+    Runtime CPU session on it.
+    """
+    check_module(model)
+    inputs = as_tuple(example_inputs)
+    check_counts(runs, warmup)
+    if runtime == "torch":
+        with eval_mode(model), torch.no_grad():
+            run_forward(model, inputs)  # fail with a clear error before timing anything
+            return median_ms(lambda: model(*inputs), runs, warmup)
+    if runtime == "onnxruntime":
+        from netsculpt.measure.onnx_runtime import export_onnx, onnx_latency
+
+        with tempfile.TemporaryDirectory(prefix="netsculpt-onnx-") as tmp:
+            path = export_onnx(model, inputs, Path(tmp) / "model.onnx")
+            return onnx_latency(path, inputs, runs=runs, warmup=warmup)
+    raise ConfigError(f"unknown latency runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")

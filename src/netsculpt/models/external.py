@@ -1,0 +1,146 @@
+"""Models from torchvision (``torchvision:NAME``) and timm (``timm:NAME``), always randomly initialised.
+
+Nothing here downloads weights: a trained model is loaded with ``create_model(..., checkpoint=PATH)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any
+
+from torch import nn
+
+from netsculpt.errors import ConfigError, UnknownNameError
+from netsculpt.models.adapt import replace_input_conv
+
+# torchvision classification models run at 224x224 except inception_v3, which needs at least 75x75 and
+# is designed for 299x299. Most others also run on smaller images (alexnet needs >= 63, MaxViT and the
+# ViTs only their built size, 224 unless built with input_size= / image_size=).
+TORCHVISION_IMAGE_SIZE: dict[str, int] = {"inception_v3": 299}
+DEFAULT_IMAGE_SIZE = 224
+
+# Defaults that make every torchvision model return plain logits: with auxiliary heads, googlenet and
+# inception_v3 return a namedtuple in train mode. init_weights=True is their current default, stated so
+# torchvision does not warn that it may change.
+_TORCHVISION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "init_weights": True},
+}
+
+_NO_DOWNLOAD = "netsculpt builds models with random weights (nothing is downloaded); pass checkpoint=PATH"
+
+
+@functools.cache
+def _torchvision_classifiers() -> tuple[str, ...]:
+    import torchvision
+
+    return tuple(torchvision.models.list_models(module=torchvision.models))
+
+
+@functools.cache
+def _timm_all() -> tuple[str, ...]:
+    try:
+        import timm
+    except ImportError:
+        return ()
+    return tuple(timm.list_models())
+
+
+def torchvision_names(prefixed: bool = False) -> list[str]:
+    """Every torchvision classification model name (``torchvision.models.list_models``)."""
+    return [f"torchvision:{n}" if prefixed else n for n in _torchvision_classifiers()]
+
+
+def timm_names(prefixed: bool = False) -> list[str]:
+    """Every timm architecture name, or an empty list when timm is not installed."""
+    return [f"timm:{n}" if prefixed else n for n in _timm_all()]
+
+
+def _close(name: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=5, cutoff=0.6)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def check_torchvision_name(name: str) -> None:
+    if name not in _torchvision_classifiers():
+        raise UnknownNameError(
+            f"unknown model 'torchvision:{name}': torchvision has no classification model {name!r}."
+            f"{_close(name, _torchvision_classifiers())} "
+            "See netsculpt.models.list_models('torchvision:*', include_external=True)."
+        )
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError("timm:NAME models need timm: pip install 'netsculpt[timm]'") from None
+    return timm
+
+
+def check_timm_name(name: str) -> None:
+    """Accept ``ARCH`` or ``ARCH.TAG`` (the tag picks the pretrained config, hence the input size)."""
+    timm = _timm()
+    arch, _, tag = name.partition(".")
+    if not timm.is_model(arch):
+        raise UnknownNameError(
+            f"unknown model 'timm:{name}': timm has no architecture {arch!r}.{_close(arch, _timm_all())} "
+            "See netsculpt.models.list_models('timm:*', include_external=True)."
+        )
+    if tag and name not in timm.list_pretrained(f"{arch}.*"):
+        tags = ", ".join(timm.list_pretrained(f"{arch}.*")) or "none"
+        raise UnknownNameError(f"unknown model 'timm:{name}': {arch!r} has no tag {tag!r}; its tags: {tags}")
+
+
+def torchvision_sample_shape(name: str, in_channels: int = 3) -> tuple[int, int, int]:
+    """One sample's ``(C, H, W)`` at which ``torchvision:NAME`` runs as built by default."""
+    check_torchvision_name(name)
+    size = TORCHVISION_IMAGE_SIZE.get(name, DEFAULT_IMAGE_SIZE)
+    return (in_channels, size, size)
+
+
+def timm_sample_shape(name: str, in_channels: int = 3) -> tuple[int, ...]:
+    """One sample's ``(C, H, W)`` from the model's pretrained config (its default input size)."""
+    check_timm_name(name)
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    size = tuple(cfg.input_size) if cfg is not None and cfg.input_size else (3, 224, 224)
+    return (in_channels, *size[1:])
+
+
+def _refuse_download(kwargs: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        if kwargs.get(key):
+            raise ConfigError(f"{key}={kwargs[key]!r} is not supported: {_NO_DOWNLOAD}")
+        kwargs.pop(key, None)
+
+
+def _built_sample_shape(name: str, kwargs: dict[str, Any]) -> tuple[int, int, int]:
+    """The RGB sample shape a model runs at, honouring ViT ``image_size=`` and MaxViT ``input_size=``."""
+    size: int | tuple[int, int] = TORCHVISION_IMAGE_SIZE.get(name, DEFAULT_IMAGE_SIZE)
+    size = kwargs.get("image_size", kwargs.get("input_size", size))
+    height, width = (size, size) if isinstance(size, int) else size
+    return (3, height, width)
+
+
+def build_torchvision(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> nn.Module:
+    """``torchvision.models.get_model(NAME, weights=None, num_classes=...)``, then adapt the input conv."""
+    import torchvision
+
+    check_torchvision_name(name)
+    _refuse_download(kwargs, "weights", "pretrained")
+    kwargs = {**_TORCHVISION_DEFAULTS.get(name, {}), **kwargs}
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+    if in_channels != 3:
+        replace_input_conv(model, in_channels, _built_sample_shape(name, kwargs), f"torchvision:{name}")
+    return model
+
+
+def build_timm(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> nn.Module:
+    """``timm.create_model(NAME, pretrained=False, ...)``; timm adapts ``in_chans`` itself."""
+    timm = _timm()
+    check_timm_name(name)
+    _refuse_download(kwargs, "pretrained", "checkpoint_path")
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)

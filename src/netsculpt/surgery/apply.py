@@ -1,0 +1,123 @@
+"""Physically remove channels: slice every member tensor, then make module attributes true again.
+
+Surgery is in place and tensor by tensor, so the extra memory it needs is one sliced tensor at a time,
+never a second copy of the model.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch import nn
+
+from netsculpt.errors import PruningError
+from netsculpt.graph.builder import ROLE_OUT
+from netsculpt.graph.channel_graph import ChannelGraph
+from netsculpt.surgery.fixups import ModuleShapes, fixup
+from netsculpt.surgery.plan import PrunePlan
+
+
+def validate_plan(graph: ChannelGraph, plan: PrunePlan) -> None:
+    """Refuse plans that do not fit this graph, empty a group, or remove a pinned channel."""
+    by_id = {g.id: g for g in graph.groups}
+    for gid, kept in plan.keep.items():
+        g = by_id.get(gid)
+        if g is None:
+            raise PruningError(f"the plan names group {gid!r}, which this model does not have (was the plan made "
+                               "for another architecture?)")  # fmt: skip
+        if plan.sizes.get(gid, g.size) != g.size:
+            raise PruningError(f"group {gid!r} has {g.size} channels but the plan expects {plan.sizes[gid]}")
+        if len(kept) == 0:
+            raise PruningError(f"the plan would leave group {gid!r} with 0 channels; keep at least 1 of {g.size}")
+        if len(set(kept)) != len(kept) or min(kept) < 0 or max(kept) >= g.size:
+            raise PruningError(f"group {gid!r}: kept indices must be unique and in [0, {g.size})")
+        removed = np.setdiff1d(np.arange(g.size), np.asarray(kept))
+        pinned = removed[~g.prunable[removed]]
+        if pinned.size:
+            why = g.reasons[0] if g.reasons else "it is pinned"
+            raise PruningError(f"group {gid!r}: channel {int(pinned[0])} cannot be removed: {why}")
+
+
+def _positions_to_remove(graph: ChannelGraph, plan: PrunePlan, roles: tuple[str, ...] | None = None) -> dict:
+    out: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for g in graph.groups:
+        kept = plan.keep.get(g.id)
+        if kept is None or len(kept) == g.size:
+            continue
+        removed = np.setdiff1d(np.arange(g.size), np.asarray(kept))
+        for m in g.members:
+            if roles is not None and m.role not in roles:
+                continue
+            out[(m.name, m.dim)].update(m.positions[np.isin(m.channels, removed)].tolist())
+    return out
+
+
+def _owners(model: nn.Module) -> dict[int, list[tuple[nn.Module, str, bool]]]:
+    """Every (module, attribute) that holds each parameter/buffer object (shared weights included)."""
+    owners: dict[int, list[tuple[nn.Module, str, bool]]] = defaultdict(list)
+    for m in model.modules():
+        for attr, p in m._parameters.items():
+            if p is not None:
+                owners[id(p)].append((m, attr, True))
+        for attr, b in m._buffers.items():
+            if b is not None:
+                owners[id(b)].append((m, attr, False))
+    return owners
+
+
+def apply_plan_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Module:
+    """Remove the channels ``plan`` drops from ``model`` in place and return it."""
+    validate_plan(graph, plan)
+    removals = _positions_to_remove(graph, plan)
+    if not removals:
+        return model
+    tensors = dict(model.named_parameters())
+    tensors.update(dict(model.named_buffers()))
+    owners = _owners(model)
+    per_tensor: dict[str, list[tuple[int, set[int]]]] = defaultdict(list)
+    for (name, dim), positions in removals.items():
+        per_tensor[name].append((dim, positions))
+    changed_modules: set[str] = set()
+    with torch.no_grad():
+        for name, dims in per_tensor.items():
+            old = tensors[name]
+            new = old.detach()
+            for dim, positions in dims:
+                keep = torch.as_tensor(np.setdiff1d(np.arange(new.shape[dim]), sorted(positions)), dtype=torch.long)
+                new = new.index_select(dim, keep)
+            for module, attr, is_param in owners[id(old)]:
+                if is_param:
+                    module._parameters[attr] = nn.Parameter(new, requires_grad=old.requires_grad)
+                else:
+                    module._buffers[attr] = new
+            changed_modules.add(name.rpartition(".")[0])
+    removed = graph.removed_components(plan.keep)
+    builder = graph.builder
+    modules = dict(model.named_modules())
+    for mname, (ins, outs) in builder.module_io.items():
+        new_in = [graph.new_shape(i, removed) for i in ins]
+        new_out = [graph.new_shape(o, removed) for o in outs]
+        old_in = [builder.values[i].shape for i in ins]
+        old_out = [builder.values[o].shape for o in outs]
+        if mname in changed_modules or new_in != old_in or new_out != old_out:
+            module = modules.get(mname)
+            if module is not None:
+                fixup(module, ModuleShapes(new_in, new_out))
+    for mname in changed_modules - set(builder.module_io):
+        if mname in modules:
+            fixup(modules[mname], ModuleShapes([], []))
+    return model
+
+
+def mask_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Module:
+    """Zero the producing slices of every channel ``plan`` removes (the reference pruning must match)."""
+    validate_plan(graph, plan)
+    tensors = dict(model.named_parameters())
+    tensors.update(dict(model.named_buffers()))
+    with torch.no_grad():
+        for (name, dim), positions in _positions_to_remove(graph, plan, roles=(ROLE_OUT,)).items():
+            idx = torch.as_tensor(sorted(positions), dtype=torch.long)
+            tensors[name].index_fill_(dim, idx, 0.0)
+    return model

@@ -1,0 +1,118 @@
+"""Keep module attributes true after their tensors were sliced (``in_channels``, ``num_features`` ...).
+
+Fixups are a registry keyed by module type, so a custom layer that stores a width needs a few lines::
+
+    @register_fixup(MyLayer)
+    def _(module, shapes):
+        module.width = module.weight.shape[0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+FIXUPS: dict[type, Callable[[nn.Module, "ModuleShapes"], None]] = {}
+
+
+@dataclass
+class ModuleShapes:
+    """Shapes of a module's first traced call, after pruning."""
+
+    inputs: list[tuple[int, ...]]
+    outputs: list[tuple[int, ...]]
+
+
+def register_fixup(*types: type) -> Callable:
+    def add(fn: Callable[[nn.Module, ModuleShapes], None]) -> Callable:
+        for t in types:
+            FIXUPS[t] = fn
+        return fn
+
+    return add
+
+
+def fixup(module: nn.Module, shapes: ModuleShapes) -> None:
+    for cls in type(module).__mro__:
+        fn = FIXUPS.get(cls)
+        if fn is not None:
+            fn(module, shapes)
+            return
+
+
+@register_fixup(nn.modules.conv._ConvNd)
+def _conv(m: nn.modules.conv._ConvNd, shapes: ModuleShapes) -> None:
+    w = m.weight
+    if m.transposed:
+        m.in_channels = w.shape[0]
+        m.out_channels = w.shape[1] * m.groups
+        return
+    m.out_channels = w.shape[0]
+    if shapes.inputs:
+        c_dim = len(shapes.inputs[0]) - w.dim() + 1
+        m.in_channels = shapes.inputs[0][c_dim]
+    else:
+        m.in_channels = w.shape[1] * m.groups
+    m.groups = max(1, m.in_channels // w.shape[1])
+
+
+@register_fixup(nn.Linear)
+def _linear(m: nn.Linear, shapes: ModuleShapes) -> None:
+    m.out_features, m.in_features = m.weight.shape
+
+
+@register_fixup(nn.Bilinear)
+def _bilinear(m: nn.Bilinear, shapes: ModuleShapes) -> None:
+    m.out_features, m.in1_features, m.in2_features = m.weight.shape
+
+
+@register_fixup(nn.modules.batchnorm._NormBase)
+def _norm(m: nn.modules.batchnorm._NormBase, shapes: ModuleShapes) -> None:
+    for t in (m.weight, m.running_mean):
+        if isinstance(t, torch.Tensor):
+            m.num_features = t.shape[0]
+            return
+    if shapes.inputs:
+        m.num_features = shapes.inputs[0][1]
+
+
+@register_fixup(nn.GroupNorm)
+def _group_norm(m: nn.GroupNorm, shapes: ModuleShapes) -> None:
+    m.num_channels = m.weight.shape[0] if m.weight is not None else shapes.inputs[0][1]
+
+
+@register_fixup(nn.LayerNorm)
+def _layer_norm(m: nn.LayerNorm, shapes: ModuleShapes) -> None:
+    k = len(m.normalized_shape)
+    if m.weight is not None:
+        m.normalized_shape = tuple(m.weight.shape)
+    elif shapes.inputs:
+        m.normalized_shape = tuple(shapes.inputs[0][-k:])
+
+
+@register_fixup(nn.RMSNorm)
+def _rms_norm(m: nn.RMSNorm, shapes: ModuleShapes) -> None:
+    if m.weight is not None:
+        m.normalized_shape = tuple(m.weight.shape)
+    elif shapes.inputs:
+        m.normalized_shape = tuple(shapes.inputs[0][-len(m.normalized_shape) :])
+
+
+@register_fixup(nn.PReLU)
+def _prelu(m: nn.PReLU, shapes: ModuleShapes) -> None:
+    m.num_parameters = m.weight.numel()
+
+
+@register_fixup(nn.Embedding)
+def _embedding(m: nn.Embedding, shapes: ModuleShapes) -> None:
+    m.num_embeddings, m.embedding_dim = m.weight.shape
+
+
+@register_fixup(nn.MultiheadAttention)
+def _mha(m: nn.MultiheadAttention, shapes: ModuleShapes) -> None:
+    e = m.in_proj_weight.shape[1] if m.in_proj_weight is not None else m.q_proj_weight.shape[1]
+    m.embed_dim = m.kdim = m.vdim = e
+    m.head_dim = e // m.num_heads

@@ -1,0 +1,121 @@
+"""Training checkpoints: everything needed to continue a run bit for bit, stored without pickle.
+
+A resumed run must end with the same weights as an uninterrupted one, so beyond the model and optimizer a
+checkpoint holds the scheduler step, every random number generator that training draws from (torch,
+numpy, Python ``random``, and the loaders' own generators), the epoch and the history. All of it is
+converted to tensors and plain data, so it loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netsculpt.errors import CheckpointError
+from netsculpt.fileio import safe_torch_load, torch_save
+
+FORMAT = "netsculpt.train.checkpoint"
+VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+_REQUIRED = ("epoch", "config", "history", "model", "optimizer", "scheduler", "rng")
+
+
+def loader_generators(loader: Any) -> list[torch.Generator]:
+    """The distinct torch generators a DataLoader draws from, in a fixed order.
+
+    That is the loader's own (shuffle order, worker seeds), its sampler's, and the dataset's (augmentation
+    wrappers such as ``netsculpt.data.augment.RandomShift`` keep one as ``.generator``).
+    """
+    found: list[torch.Generator] = []
+    candidates = [
+        getattr(loader, "generator", None),
+        getattr(getattr(loader, "sampler", None), "generator", None),
+        getattr(getattr(getattr(loader, "batch_sampler", None), "sampler", None), "generator", None),
+        getattr(getattr(loader, "dataset", None), "generator", None),
+    ]
+    for gen in candidates:
+        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
+            found.append(gen)
+    return found
+
+
+def capture_rng(loaders: dict[str, Any]) -> dict[str, Any]:
+    """Snapshot every generator training may draw from, as tensors and plain numbers."""
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(np_kind),
+            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64).copy()),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
+        },
+        "python": {
+            "version": int(py_version),
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss_next": py_gauss,
+        },
+        "loaders": {name: [g.get_state() for g in loader_generators(ld)] for name, ld in loaders.items()},
+    }
+
+
+def restore_rng(state: dict[str, Any], loaders: dict[str, Any]) -> None:
+    """Put every generator back where :func:`capture_rng` found it."""
+    torch.set_rng_state(state["torch"])
+    npy = state["numpy"]
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    for name, loader in loaders.items():
+        gens, saved = loader_generators(loader), state["loaders"].get(name, [])
+        if len(gens) != len(saved):
+            raise CheckpointError(
+                f"the {name} loader draws from {len(gens)} torch generator(s) but the checkpoint saved "
+                f"{len(saved)}; resume with loaders built the same way as the interrupted run"
+            )
+        for gen, gen_state in zip(gens, saved):
+            gen.set_state(gen_state)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    return torch_save(path, {"format": FORMAT, "version": VERSION, **payload})
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and check a training checkpoint; anything else (corrupt, foreign) is a CheckpointError."""
+    data = safe_torch_load(path)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} is not a netsculpt training checkpoint (no {FORMAT!r} marker); "
+            "point out_dir at a folder written by netsculpt.train, or start without resume=True"
+        )
+    if data.get("version") != VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} is a training checkpoint of version {data.get('version')!r}; "
+            f"this netsculpt reads version {VERSION}"
+        )
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise CheckpointError(f"{str(path)!r} is incomplete: it lacks {', '.join(missing)}")
+    return data
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict`` with an error that says which checkpoint did not fit which model."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise CheckpointError(
+            f"the weights in {source} do not fit this {type(model).__name__}: {' '.join(first)}; "
+            "resume with the same architecture that wrote the checkpoint"
+        ) from None

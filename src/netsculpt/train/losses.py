@@ -1,0 +1,42 @@
+"""The loss seam: a loss sees the model and the inputs, not only the logits.
+
+Knowledge distillation needs the inputs to run a teacher, and some losses add terms from the model
+itself (regularisers on BN scales, for instance), so the protocol hands over ``(model, inputs, targets)``
+and gets back ``(loss, logits)``; the logits are returned so accuracy is counted without a second pass.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@runtime_checkable
+class LossFn(Protocol):
+    """``loss_fn(model, inputs, targets) -> (mean loss over the batch, logits)``."""
+
+    def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+class CrossEntropy:
+    """Cross-entropy on the model's logits, with optional label smoothing (the default training loss)."""
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+
+    def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        logits = model(inputs)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise TypeError(
+                f"CrossEntropy expects the model to return (batch, classes) logits, got {shape}; "
+                "pass a loss_fn that reduces the model's output"
+            )
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        return loss, logits
+
+    def __repr__(self) -> str:
+        return f"CrossEntropy(label_smoothing={self.label_smoothing})"

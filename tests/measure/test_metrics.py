@@ -1,0 +1,89 @@
+"""``measure`` end to end, ``Metrics`` JSON round trip, and serialized size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.measure import (
+    Metrics,
+    count_macs,
+    count_params,
+    measure,
+    peak_activation_bytes,
+    serialized_size_bytes,
+)
+
+
+def test_measure_everything(small_cnn: nn.Module) -> None:
+    x = torch.randn(1, 3, 16, 16)
+    small_cnn.train()
+    metrics = measure(small_cnn, x, onnx=True, batch_sizes=(4,), runs=3, warmup=1)
+    assert small_cnn.training
+    assert metrics.params == count_params(small_cnn)
+    assert (metrics.macs, metrics.layers) == count_macs(small_cnn, x)
+    assert metrics.peak_activation_bytes == peak_activation_bytes(small_cnn, x)
+    assert metrics.size_bytes == serialized_size_bytes(small_cnn)
+    assert set(metrics.latency) == {"torch", "onnxruntime"}
+    for by_batch in metrics.latency.values():
+        assert set(by_batch) == {1, 4}  # batch 1 is always timed, beside the requested sizes
+        assert all(ms > 0 for ms in by_batch.values())
+    assert metrics.latency_ms == metrics.latency["torch"][1]
+    assert metrics.calibration is not None and metrics.threads == torch.get_num_threads()
+
+
+def test_counts_only_and_json_round_trip(small_cnn: nn.Module) -> None:
+    metrics = measure(small_cnn, torch.randn(1, 3, 16, 16), latency=False)
+    assert metrics.latency_ms is None and metrics.latency == {} and metrics.calibration is None
+    # conv 8*16*16*3*9 + depthwise 8*16*16*9 + head 512*10
+    assert metrics.macs == 8 * 256 * 27 + 8 * 256 * 9 + 512 * 10
+    text = json.dumps(metrics.to_dict())
+    assert Metrics.from_dict(json.loads(text)) == metrics
+
+
+def test_json_round_trip_keeps_latency_keys_as_ints() -> None:
+    metrics = Metrics(1, 2, 3, 4, 5.0, {"torch": {1: 5.0, 8: 20.0}}, [], None, 2)
+    back = Metrics.from_dict(json.loads(json.dumps(metrics.to_dict())))
+    assert back.latency == {"torch": {1: 5.0, 8: 20.0}}
+    with pytest.raises(ConfigError, match="not a netsculpt metrics record"):
+        Metrics.from_dict({"params": 1})
+
+
+def test_bad_batch_size(small_cnn: nn.Module) -> None:
+    with pytest.raises(ConfigError, match="batch sizes must be >= 1"):
+        measure(small_cnn, torch.randn(1, 3, 16, 16), batch_sizes=(0,))
+
+
+def test_size_equals_safetensors_file(small_cnn: nn.Module, tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    save_file(small_cnn.state_dict(), str(path))
+    assert serialized_size_bytes(small_cnn) == path.stat().st_size
+    # payload is every float32 parameter and buffer plus BN's int64 counter; the JSON header adds < 4 KiB
+    payload = sum(t.numel() * t.element_size() for t in small_cnn.state_dict().values())
+    assert payload < serialized_size_bytes(small_cnn) < payload + 4096
+
+
+def test_tied_weights_stored_once() -> None:
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(100, 16)
+            self.out = nn.Linear(16, 100, bias=False)
+            self.out.weight = self.embed.weight
+
+    # one 100x16 float32 matrix, not two
+    assert 100 * 16 * 4 < serialized_size_bytes(Tied()) < 2 * 100 * 16 * 4
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.ao.quantization's notice
+def test_quantized_model_is_smaller() -> None:
+    model = nn.Sequential(nn.Linear(256, 256))
+    quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    # int8 weights are a quarter of float32; the float32 bias and scales are small next to 256x256
+    assert serialized_size_bytes(quantized) < serialized_size_bytes(model) / 3

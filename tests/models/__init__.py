@@ -1,0 +1,1 @@
+"""Tests for netsculpt.models (a package so test file names may repeat in other folders)."""
