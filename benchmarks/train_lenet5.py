@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     parser.add_argument("--seed", type=int, default=None, help="override the preset's seed")
     parser.add_argument("--out-dir", default=None, help="keep checkpoints and final weights here")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's choice, one per core)"
+    )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     config = TrainConfig.preset(args.preset, **overrides)
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         ("train / test digits", f"{len(train_loader.dataset)} / {len(test_loader.dataset)}"),
         ("torch threads", str(torch.get_num_threads())),
         ("epochs run", str(result.epochs_run)),
+        ("test accuracy per epoch", " ".join(f"{h['test_acc']:.1%}" for h in result.history)),
         ("test accuracy (final)", f"{result.final_acc:.2%}  (bar {ACCURACY_BAR:.0%})"),
         ("test accuracy (best epoch)", f"{result.best_acc:.2%}"),
         ("wall time: train", f"{train_s:.1f} s  (budget ~{TIME_BUDGET_S:.0f} s idle)"),

@@ -146,35 +146,36 @@ def build_groups(
             for c in np.unique(res.comp[m.atoms]):
                 ignored_comps.setdefault(int(c), f"`{m.module}` is in ignored")
     member_idx = np.concatenate([np.full(m.atoms.shape[0], i) for i, m in enumerate(members)])
-    positions = np.concatenate([np.arange(m.atoms.shape[0]) for m in members])
     comps = np.concatenate([res.comp[m.atoms] for m in members])
-    order = np.lexsort((positions, member_idx, comps))
-    comps_s, members_s, pos_s = comps[order], member_idx[order], positions[order]
-    starts = np.flatnonzero(np.r_[True, comps_s[1:] != comps_s[:-1]])
-    ends = np.r_[starts[1:], comps_s.shape[0]]
+    # unique (component, member) pairs, sorted by component: a component's signature is its member list
+    keys = np.unique(comps * len(members) + member_idx)
+    pairs = np.stack([keys // len(members), keys % len(members)])
+    starts = np.flatnonzero(np.r_[True, pairs[0, 1:] != pairs[0, :-1]])
+    bounds = np.r_[starts, pairs.shape[1]].tolist()
+    member_list = pairs[1].tolist()
+    comp_list = pairs[0, starts].tolist()
     by_signature: dict[tuple[int, ...], list[int]] = {}
-    for s, e in zip(starts.tolist(), ends.tolist()):
-        sig = tuple(np.unique(members_s[s:e]).tolist())
-        by_signature.setdefault(sig, []).append(s)
+    for k, c in enumerate(comp_list):
+        by_signature.setdefault(tuple(member_list[bounds[k] : bounds[k + 1]]), []).append(c)
+    channel_of = np.full(res.comp.max() + 1 if res.comp.size else 1, -1, dtype=np.int64)
     groups: list[ChannelGroup] = []
     used_ids: set[str] = set()
-    for sig, comp_starts in sorted(by_signature.items(), key=lambda kv: kv[0]):
-        comp_ids = comps_s[comp_starts]
+    for sig, comp_ids_list in sorted(by_signature.items(), key=lambda kv: kv[0]):
         anchor = next((members[i] for i in sig if members[i].role == ROLE_OUT), members[sig[0]])
         # order channels by their first position in the anchor member
-        anchor_pos = {}
-        for c in comp_ids.tolist():
-            hit = np.flatnonzero(res.comp[anchor.atoms] == c)
-            anchor_pos[c] = int(hit[0]) if hit.size else 0
-        comp_ids = np.array(sorted(comp_ids.tolist(), key=anchor_pos.__getitem__), dtype=np.int64)
-        channel_of = {c: i for i, c in enumerate(comp_ids.tolist())}
+        anchor_comps = res.comp[anchor.atoms]
+        uniq, first = np.unique(anchor_comps, return_index=True)
+        comp_ids = np.asarray(comp_ids_list, dtype=np.int64)
+        order_key = first[np.searchsorted(uniq, comp_ids)]
+        comp_ids = comp_ids[np.argsort(order_key, kind="stable")]
+        channel_of[comp_ids] = np.arange(comp_ids.shape[0])
         gmembers = []
         for i in sig:
             m = members[i]
-            mcomp = res.comp[m.atoms]
-            sel = np.flatnonzero(np.isin(mcomp, comp_ids))
-            chans = np.array([channel_of[c] for c in mcomp[sel].tolist()], dtype=np.int64)
-            gmembers.append(GroupMember(m.name, m.dim, m.role, sel, chans))
+            chans = channel_of[res.comp[m.atoms]]
+            sel = np.flatnonzero(chans >= 0)
+            gmembers.append(GroupMember(m.name, m.dim, m.role, sel, chans[sel]))
+        channel_of[comp_ids] = -1
         prunable = np.ones(comp_ids.shape[0], bool)
         reasons: list[str] = []
         for k, c in enumerate(comp_ids.tolist()):
@@ -185,7 +186,7 @@ def build_groups(
                     reasons.append(why)
         gid = anchor.module if anchor.name.endswith(".weight") else anchor.name
         if anchor.role != ROLE_OUT or anchor.dim != 0:
-            gid = f"{anchor.name}:{anchor.dim}"
+            gid = f"{anchor.module}:in" if anchor.name.endswith(".weight") else f"{anchor.name}:{anchor.dim}"
         base, n = gid, 2
         while gid in used_ids:
             gid, n = f"{base}#{n}", n + 1

@@ -5,12 +5,14 @@ Rules are keyed by the function object the tracer observes (``torch.cat``, ``tor
 
     from netsculpt.graph import register_module_rule
 
-    @register_module_rule(MyGate)
+    from netsculpt.graph.rules.common import channel_atoms
+
+    @register_module_rule(MyGate)            # MyGate(x) = f(x) * self.scale, one scale per channel
     def my_gate(ctx, call):
-        x = call.inputs[0]
-        out = call.outputs[0]
-        out.labels = x.labels          # channels pass straight through
-        out.zero = x.zero
+        x, out = call.inputs[0], call.outputs[0]
+        channels = channel_atoms(ctx, x, 1, call.where)                 # x's channel ids along dim 1
+        ctx.couple(channels, ctx.member(call.params["scale"], 0, "out"), call.where)  # scale[i] is channel i
+        out.labels, out.zero = x.labels, x.zero                          # channels pass straight through
 
 A module with a rule is traced as one opaque step: the tracer does not look inside it.
 """
@@ -44,6 +46,7 @@ class Call:
     module: str  # innermost module path, "" for the root
     module_obj: torch.nn.Module | None = None
     inputs: list[Value] = field(default_factory=list)  # every Value among args, in order
+    params: dict[str, Value] = field(default_factory=dict)  # a module rule's own parameters and buffers
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
         """Positional-or-keyword argument lookup for builtins without inspectable signatures."""

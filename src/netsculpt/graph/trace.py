@@ -158,6 +158,8 @@ class _Tracer(TorchFunctionMode):
         outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
         outputs = [self.new_value(t, f"output of {where}") for t in outs]
         call = registry.Call(module, type(module).__name__, tuple(inputs), {}, outputs, name, module, inputs)
+        own = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
+        call.params = {n: self.value_of(t, where) for n, t in own if t is not None}
         rule(self.builder, call)
 
 

@@ -17,6 +17,7 @@ from netsculpt.errors import ConfigError, UnknownNameError
 from netsculpt.models import external
 from netsculpt.models.checkpoint import load_checkpoint
 from netsculpt.models.registry import MODELS, ModelSpec
+from netsculpt.spec import tag_model
 
 # torchvision and timm models are ImageNet classifiers: 1000 classes of RGB images unless told otherwise
 EXTERNAL_NUM_CLASSES = 1000
@@ -88,6 +89,7 @@ def create_model(
         channels = _positive(spec.in_channels if in_channels is None else in_channels, "in_channels")
         _check_kwargs(spec, kwargs)
         model = spec.builder(classes, channels, **kwargs)
+    tag_model(model, {"name": name, "num_classes": classes, "in_channels": channels, "kwargs": kwargs})
     if checkpoint is not None:
         options = "".join(f", {k}={v!r}" for k, v in kwargs.items())
         load_checkpoint(

@@ -105,10 +105,10 @@ def train(
             f"{str(ckpt_path)!r} already exists; pass resume=True to continue that run, "
             "or choose an empty out_dir to start a new one"
         )
-    steps_per_epoch = _num_batches(train_loader)
     model.to(device)
-    run = _Run(model, train_loader, test_loader, config, loss_fn or CrossEntropy(config.label_smoothing))
-    run.steps_per_epoch, run.device, run.ckpt_path = steps_per_epoch, torch.device(device), ckpt_path
+    loss_fn = loss_fn or CrossEntropy(config.label_smoothing)
+    run = _Run(model, {"train": train_loader, "test": test_loader}, config, loss_fn, torch.device(device))
+    run.ckpt_path = ckpt_path
 
     previous = (
         torch.are_deterministic_algorithms_enabled(),
@@ -133,17 +133,21 @@ class _Run:
     """The mutable state of one training call: model, optimizer, scheduler, history."""
 
     def __init__(
-        self, model: nn.Module, train_loader: Any, test_loader: Any, config: TrainConfig, loss_fn: LossFn
-    ):
-        self.model, self.config, self.loss_fn = model, config, loss_fn
-        self.loaders = {"train": train_loader, "test": test_loader}
+        self,
+        model: nn.Module,
+        loaders: dict[str, Any],
+        config: TrainConfig,
+        loss_fn: LossFn,
+        device: torch.device,
+    ) -> None:
+        self.model, self.loaders, self.config = model, loaders, config
+        self.loss_fn, self.device = loss_fn, device
+        self.steps_per_epoch = _num_batches(loaders["train"])
         self.optimizer = build_optimizer(model, config)
-        self.scheduler: Any = None
+        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0
         self.resumed_from: int | None = None
-        self.steps_per_epoch = 0
-        self.device = torch.device("cpu")
         self.ckpt_path: Path | None = None
 
     # -- state --------------------------------------------------------------------------------------
@@ -173,14 +177,11 @@ class _Run:
     def resume_from(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
         _check_compatible(ckpt, self.config, self.steps_per_epoch, path)
-        self.scheduler = build_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         self.load_state(ckpt, repr(str(path)))
         self.start_epoch = self.resumed_from = int(ckpt["epoch"])
 
     # -- loop ---------------------------------------------------------------------------------------
     def epochs(self, on_epoch_end: EpochCallback | None) -> None:
-        if self.scheduler is None:
-            self.scheduler = build_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         total = self.config.epochs
         with progress_bar(transient=False) as bar:
             for epoch in range(self.start_epoch + 1, total + 1):

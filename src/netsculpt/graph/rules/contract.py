@@ -44,7 +44,7 @@ def contract(ctx: GraphBuilder, operands: list[tuple[Value, str]], out_letters: 
 
     # 1. summed letters couple whatever carries them
     for c in summed:
-        act_labels = [_layout(v, lt, all_letters) for v, lt in acts if c in lt]
+        act_labels = [(*_layout(v, lt, all_letters), v.origin) for v, lt in acts if c in lt]
         ci = all_letters.index(c)
         for v, lt in params:
             if c not in lt or v.shape[lt.index(c)] == 1:
@@ -52,19 +52,19 @@ def contract(ctx: GraphBuilder, operands: list[tuple[Value, str]], out_letters: 
             atoms = ctx.member(v, lt.index(c), ROLE_IN)
             shape = [1] * len(all_letters)
             shape[ci] = atoms.shape[0]
-            for lab, zero in act_labels:
+            for lab, zero, origin in act_labels:
                 if any(n > 1 and i != ci for i, n in enumerate(lab.shape)):
                     ctx.block(lab, f"{where} reads channels spread over several dimensions")
                     ctx.block(atoms, f"{where} reads channels spread over several dimensions")
                     continue
-                ctx.couple(lab, atoms.reshape(shape), f"{where} reads a non-channel input")
+                ctx.couple(lab, atoms.reshape(shape), f"{where} reads {origin}")
                 ctx.consume(lab, zero, f"{where} reads channels that are not zero when masked")
         if len(act_labels) >= 2:
             # activation x activation (attention logits): the caller usually scales by 1/sqrt(dim)
             base = act_labels[0][0]
-            for lab, _ in act_labels[1:]:
+            for lab, _, _ in act_labels[1:]:
                 ctx.couple(*np.broadcast_arrays(base, lab), f"{where} multiplies a channel with a non-channel")
-            for lab, _ in act_labels:
+            for lab, _, _ in act_labels:
                 ctx.block(lab, f"{where} contracts two activations over these channels (attention-style "
                           "products are scaled by their width)", soft=True)  # fmt: skip
         elif len(act_labels) == 1 and not any(c in lt for _, lt in params):

@@ -38,15 +38,15 @@ def conv(ctx: GraphBuilder, call: Call) -> None:
     c_in, c_out, per_group = x.shape[c_dim], w.shape[0], w.shape[1]
     w_out = ctx.member(w, 0, ROLE_OUT)
     if groups == 1:
-        ctx.couple(xin, ctx.member(w, 1, ROLE_IN), f"{call.where} reads a non-channel input")
+        ctx.couple(xin, ctx.member(w, 1, ROLE_IN), f"{call.where} reads {x.origin}")
     elif per_group == 1:
         mult = c_out // groups
-        ctx.couple(np.repeat(xin, mult), w_out, f"{call.where} (depthwise) reads a non-channel input")
+        ctx.couple(np.repeat(xin, mult), w_out, f"{call.where} (depthwise) reads {x.origin}")
     else:
         w_in = ctx.member(w, 1, ROLE_IN)
         grid = xin.reshape(groups, c_in // groups)
         for g in range(groups):
-            ctx.couple(grid[g], w_in, f"{call.where} (grouped) reads a non-channel input")
+            ctx.couple(grid[g], w_in, f"{call.where} (grouped) reads {x.origin}")
         out_grid = w_out.reshape(groups, c_out // groups)
         ctx.tie_across(out_grid, [0], 1)
     if isinstance(b, Value):
@@ -69,7 +69,7 @@ def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
     xin = channel_atoms(ctx, x, c_dim, call.where)
     ctx.consume(xin, channel_zero(x, c_dim), f"{call.where} reads channels that are not zero when masked")
     w_in = ctx.member(w, 0, ROLE_IN)
-    ctx.couple(xin, w_in, f"{call.where} reads a non-channel input")
+    ctx.couple(xin, w_in, f"{call.where} reads {x.origin}")
     w_out = ctx.member(w, 1, ROLE_OUT)
     if groups > 1:
         ctx.tie_across(w_in.reshape(groups, -1), [0], 1)

@@ -1,0 +1,61 @@
+"""Uniform allocation: every prunable group loses the same fraction of its channels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netsculpt.errors import PruningError
+from netsculpt.graph.channel_graph import ChannelGraph
+from netsculpt.graph.groups import ChannelGroup
+from netsculpt.surgery.plan import PrunePlan
+
+
+def check_ratio(ratio: float) -> float:
+    if not isinstance(ratio, int | float) or not 0.0 <= float(ratio) < 1.0:
+        raise PruningError(f"ratio must be in [0, 1) (the fraction of channels to remove), got {ratio!r}")
+    return float(ratio)
+
+
+def keep_count(group: ChannelGroup, n_remove: int, *, round_to: int = 1, min_channels: int = 1) -> int:
+    """How many channels ``group`` keeps when asked to drop ``n_remove``, honouring pinned channels,
+    ``min_channels`` and keeping a multiple of ``round_to`` where the group allows it."""
+    floor = max(group.size - group.n_prunable, min(min_channels, group.size), 1)
+    keep = max(group.size - n_remove, floor)
+    if round_to > 1:
+        rounded = int(np.ceil(keep / round_to) * round_to)
+        keep = min(rounded, group.size)
+    return keep
+
+
+def select_keep(group: ChannelGroup, scores: np.ndarray, keep: int) -> list[int]:
+    """Keep the ``keep`` best channels; pinned channels are always kept."""
+    if keep >= group.size:
+        return list(range(group.size))
+    order = np.argsort(np.where(group.prunable, scores, np.inf), kind="stable")
+    removed = order[: group.size - keep]
+    return sorted(set(range(group.size)) - set(removed.tolist()))
+
+
+def uniform_plan(
+    graph: ChannelGraph,
+    scores: dict[str, np.ndarray],
+    ratio: float,
+    *,
+    round_to: int = 1,
+    min_channels: int = 1,
+    meta: dict | None = None,
+) -> PrunePlan:
+    """Remove ``floor(ratio * size)`` of each prunable group's channels, lowest scores first."""
+    ratio = check_ratio(ratio)
+    keep: dict[str, list[int]] = {}
+    for g in graph.prunable_groups:
+        k = keep_count(g, int(ratio * g.size), round_to=round_to, min_channels=min_channels)
+        if k < g.size:
+            keep[g.id] = select_keep(g, scores[g.id], k)
+    if ratio > 0 and not keep:
+        raise PruningError(
+            "nothing can be pruned: every channel group is pinned (see ns.trace(model, inputs) for the reasons), "
+            "the closest achievable ratio is 0"
+        )
+    sizes = {g.id: g.size for g in graph.groups}
+    return PrunePlan(keep, sizes, dict(meta or {}))

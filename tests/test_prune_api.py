@@ -1,0 +1,116 @@
+"""The public pruning API: ns.prune / ns.plan_pruning / ns.apply_plan and their errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.errors import PruningError
+from netsculpt.surgery import PrunePlan
+
+
+@pytest.fixture
+def resnet20() -> tuple[torch.nn.Module, torch.Tensor]:
+    return ns.create_model("resnet20_cifar").eval(), torch.randn(1, 3, 32, 32)
+
+
+def test_prune_returns_smaller_copy(resnet20) -> None:
+    model, x = resnet20
+    before = ns.measure(model, x, latency=False)
+    small = ns.prune(model, x, criterion="l1", ratio=0.5)
+    after = ns.measure(small, x, latency=False)
+    assert sum(p.numel() for p in model.parameters()) == before.params  # original untouched
+    # every prunable group halves: conv MACs scale ~ (1/2)^2 inside blocks, ~1/2 at group borders
+    assert after.macs < 0.5 * before.macs
+    assert after.params < 0.5 * before.params
+    assert small(x).shape == (1, 10)
+
+
+def test_ratio_zero_changes_nothing_and_bad_ratios_refused(resnet20) -> None:
+    model, x = resnet20
+    same = ns.prune(model, x, ratio=0.0)
+    assert torch.equal(same(x), model(x))
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(PruningError, match=r"\[0, 1\)"):
+            ns.prune(model, x, ratio=bad)
+
+
+def test_l1_removes_the_smallest_filters(resnet20) -> None:
+    model, x = resnet20
+    with torch.no_grad():
+        model.layer1[0].conv1.weight[3].mul_(1e-3)  # make filter 3 clearly the weakest
+    plan, _ = ns.plan_pruning(model, x, criterion="l1", ratio=0.25)
+    assert 3 not in plan.keep["layer1.0.conv1"]
+
+
+def test_round_to_and_ignored(resnet20) -> None:
+    model, x = resnet20
+    plan, graph = ns.plan_pruning(model, x, ratio=0.5, round_to=8, ignored=["layer3.0.conv1"])
+    for gid, kept in plan.keep.items():
+        assert len(kept) % 8 == 0 or len(kept) == graph.group(gid).size
+    assert "layer3.0.conv1" not in plan.keep
+
+
+def test_plan_json_round_trip_and_replay(resnet20, tmp_path) -> None:
+    model, x = resnet20
+    plan, _ = ns.plan_pruning(model, x, ratio=0.3)
+    path = plan.save(tmp_path / "plan.json")
+    again = PrunePlan.load(path)
+    assert again.keep == plan.keep and again.sizes == plan.sizes
+    a = ns.apply_plan(model, plan, x)
+    b = ns.apply_plan(model, again, x)
+    assert torch.equal(a(x), b(x))
+
+
+def test_bad_plans_refused(resnet20) -> None:
+    model, x = resnet20
+    graph = ns.trace(model, x)
+    sizes = {g.id: g.size for g in graph.groups}
+    with pytest.raises(PruningError, match="0 channels"):
+        ns.apply_plan(model, PrunePlan({"layer1.0.conv1": []}, sizes), x, graph=graph)
+    with pytest.raises(PruningError, match="does not have"):
+        ns.apply_plan(model, PrunePlan({"nope": [0]}, sizes), x, graph=graph)
+    with pytest.raises(PruningError, match="network output"):
+        ns.apply_plan(model, PrunePlan({"fc": [0, 1]}, sizes), x, graph=graph)
+
+
+def test_data_criterion_without_data_is_explained(resnet20) -> None:
+    from dataclasses import dataclass
+
+    from netsculpt.importance.base import CRITERIA
+
+    @dataclass
+    class NeedsActivations:
+        needs: frozenset = frozenset({"weights", "activations"})
+
+        def score(self, model, graph, data):  # noqa: ANN001, ANN201
+            return {}
+
+    CRITERIA.register("_test_acts", NeedsActivations)
+    try:
+        with pytest.raises(PruningError, match="needs activations: pass data="):
+            ns.prune(*resnet20, criterion="_test_acts")
+    finally:
+        CRITERIA._entries.pop("_test_acts")
+
+
+def test_unknown_criterion_lists_names(resnet20) -> None:
+    with pytest.raises(ns.NetsculptError, match="Did you mean: l1"):
+        ns.prune(*resnet20, criterion="l11")
+    assert {"l1", "l2", "random"} <= set(ns.list_criteria())
+
+
+def test_pruned_model_that_no_longer_runs_is_reported() -> None:
+    class HardCoded(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Conv2d(3, 8, 3)
+            self.b = torch.nn.Conv2d(8, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.a(x)
+            return self.b(y.reshape(y.shape[0], 8, -1).unsqueeze(-1))  # width 8 written in the code
+
+    with pytest.raises(PruningError, match="no longer runs"):
+        ns.prune(HardCoded(), torch.randn(1, 3, 8, 8), ratio=0.5)
