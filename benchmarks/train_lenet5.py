@@ -4,7 +4,11 @@ The bar: at least 97% top-1 on the 1,000 held-out digits, in about two minutes o
 2-core machine. The CPU calibration figure is printed beside the wall time so a slow run on a busy machine
 can be told apart from a slow recipe. Exits 1 when accuracy is below the bar.
 
-    PYTHONPATH=src python benchmarks/train_lenet5.py [--preset NAME] [--epochs N] [--out-dir DIR]
+Training runs on one thread by default: the calibration figure is a one-thread figure, so the two compare,
+and on a shared machine two OpenMP threads competing with other processes for two cores ran 4-7x slower
+than one thread (measured while writing this benchmark). ``--threads 0`` leaves torch's default.
+
+    PYTHONPATH=src python benchmarks/train_lenet5.py [--preset NAME] [--epochs N] [--threads N]
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="override the preset's seed")
     parser.add_argument("--out-dir", default=None, help="keep checkpoints and final weights here")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's choice, one per core)"
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1, like the calibration's matmul; 0 = torch's choice, one per core)",
     )
     args = parser.parse_args(argv)
-    if args.threads is not None:
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}

@@ -49,7 +49,7 @@ def make_foreign() -> torch.nn.Module:
 
 
 def test_missing_and_corrupt_saves_are_refused(tmp_path) -> None:
-    with pytest.raises(CheckpointError, match="netsculpt.json is missing"):
+    with pytest.raises(CheckpointError, match=r"netsculpt\.json is missing"):
         ns.load(tmp_path)
     model = ns.create_model("lenet5")
     ns.save(model, tmp_path)

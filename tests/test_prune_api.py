@@ -84,7 +84,7 @@ def test_data_criterion_without_data_is_explained(resnet20) -> None:
     class NeedsActivations:
         needs: frozenset = frozenset({"weights", "activations"})
 
-        def score(self, model, graph, data):  # noqa: ANN001, ANN201
+        def score(self, model, graph, data):
             return {}
 
     CRITERIA.register("_test_acts", NeedsActivations)

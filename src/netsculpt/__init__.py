@@ -1,10 +1,10 @@
 """netsculpt: make trained PyTorch CNNs smaller and faster, with measured proof.
 
-    import netsculpt as ns
-    graph = ns.trace(model, example_inputs)          # coupled channel groups
-    small = ns.prune(model, example_inputs, criterion="l1", ratio=0.5)
-    ns.measure(small, example_inputs)                # params, MACs, memory, size, latency
-    ns.save(small, "out/model"); ns.load("out/model")
+import netsculpt as ns
+graph = ns.trace(model, example_inputs)          # coupled channel groups
+small = ns.prune(model, example_inputs, criterion="l1", ratio=0.5)
+ns.measure(small, example_inputs)                # params, MACs, memory, size, latency
+ns.save(small, "out/model"); ns.load("out/model")
 """
 
 from __future__ import annotations

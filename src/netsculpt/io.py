@@ -40,17 +40,24 @@ def save(
     directory = Path(directory)
     spec = model_spec(model)
     if builder is not None:
-        spec = {"builder": builder, "kwargs": dict(builder_kwargs or {}), "plans": (spec or {}).get("plans", [])}
+        spec = {
+            "builder": builder,
+            "kwargs": dict(builder_kwargs or {}),
+            "plans": (spec or {}).get("plans", []),
+        }
     if spec is None:
         raise CheckpointError(
-            "netsculpt.save needs to know how to rebuild this model: build it with netsculpt.models.create_model "
-            "(or ns.load), or pass builder='package.module:function' (and builder_kwargs) naming code that builds "
+            "netsculpt.save needs to know how to rebuild this model: build it with "
+            "netsculpt.models.create_model (or ns.load), or pass builder='package.module:function' (and "
+            "builder_kwargs) naming code that builds "
             "the unpruned architecture"
         )
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, str(p)))
-    write_json(directory / SPEC_FILE, {"format": FORMAT, "version": VERSION, "spec": spec, "extra": extra or {}})
+    write_json(
+        directory / SPEC_FILE, {"format": FORMAT, "version": VERSION, "spec": spec, "extra": extra or {}}
+    )
     return directory
 
 
@@ -83,7 +90,10 @@ def build_base(spec: dict[str, Any]) -> nn.Module:
     from netsculpt.models import create_model
 
     return create_model(
-        spec["name"], num_classes=spec.get("num_classes"), in_channels=spec.get("in_channels"), **spec.get("kwargs", {})
+        spec["name"],
+        num_classes=spec.get("num_classes"),
+        in_channels=spec.get("in_channels"),
+        **spec.get("kwargs", {}),
     )
 
 
@@ -102,7 +112,9 @@ def load(directory: str | os.PathLike[str]) -> nn.Module:
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
-        raise CheckpointError(f"saved weights in {str(directory)!r} do not fit the rebuilt model: {exc}") from None
+        raise CheckpointError(
+            f"saved weights in {str(directory)!r} do not fit the rebuilt model: {exc}"
+        ) from None
     if missing or unexpected:
         raise CheckpointError(
             f"saved weights in {str(directory)!r} do not fit the rebuilt model: missing {missing[:3]}, "

@@ -12,7 +12,7 @@ from torch import nn
 from netsculpt.allocate import check_ratio, uniform_plan
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
-from netsculpt.graph.trace import as_tuple
+from netsculpt.graph.tracing import as_tuple
 from netsculpt.importance import get_criterion
 from netsculpt.spec import append_plan
 from netsculpt.surgery import PrunePlan, apply_plan_
@@ -41,14 +41,22 @@ def plan_pruning(
             "(an iterable of (inputs, labels) batches, e.g. a DataLoader)"
         )
     scores = crit.score(model, graph, data)
-    meta = {"criterion": criterion if isinstance(criterion, str) else type(criterion).__name__,
-            "ratio": ratio, "allow_inexact": allow_inexact}  # fmt: skip
+    meta = {
+        "criterion": criterion if isinstance(criterion, str) else type(criterion).__name__,
+        "ratio": ratio,
+        "allow_inexact": allow_inexact,
+    }
     plan = uniform_plan(graph, scores, ratio, round_to=round_to, min_channels=min_channels, meta=meta)
     return plan, graph
 
 
 def apply_plan(
-    model: nn.Module, plan: PrunePlan, example_inputs: Any, *, inplace: bool = False, graph: ChannelGraph | None = None
+    model: nn.Module,
+    plan: PrunePlan,
+    example_inputs: Any,
+    *,
+    inplace: bool = False,
+    graph: ChannelGraph | None = None,
 ) -> nn.Module:
     """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model."""
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
@@ -78,14 +86,21 @@ def prune(
     channels. The original model is left untouched unless ``inplace=True``.
     """
     plan, graph = plan_pruning(
-        model, example_inputs, criterion=criterion, ratio=ratio, data=data, ignored=ignored,
-        allow_inexact=allow_inexact, round_to=round_to, min_channels=min_channels,
-    )  # fmt: skip
+        model,
+        example_inputs,
+        criterion=criterion,
+        ratio=ratio,
+        data=data,
+        ignored=ignored,
+        allow_inexact=allow_inexact,
+        round_to=round_to,
+        min_channels=min_channels,
+    )
     return apply_plan(model, plan, example_inputs, inplace=inplace, graph=graph)
 
 
 def _check_runs(model: nn.Module, example_inputs: Any) -> None:
-    """Run the pruned model once: a layer whose code hard-codes a width fails here, not in the user's hands."""
+    """Run the pruned model once: a width hard-coded in a layer's code fails here, not in the user's hands."""
     was_training = model.training
     model.eval()
     try:
@@ -93,7 +108,8 @@ def _check_runs(model: nn.Module, example_inputs: Any) -> None:
             model(*as_tuple(example_inputs))
     except Exception as exc:
         raise PruningError(
-            f"the pruned model no longer runs ({type(exc).__name__}: {str(exc).splitlines()[0]}). A module probably "
+            f"the pruned model no longer runs ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
+            "A module probably "
             "stores a channel count in its own code; pass ignored=[that module] or register a fixup "
             "(netsculpt.surgery.register_fixup)."
         ) from exc

@@ -25,7 +25,9 @@ def test_the_list_is_the_whole_zoo() -> None:
     assert len(MODELS) == 80  # torchvision 0.29 ships 80 classification models
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODELS])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODELS]
+)
 def test_torchvision_model_prunes_exactly(name: str) -> None:
     torch.manual_seed(0)
     kwargs = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}

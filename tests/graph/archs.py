@@ -8,7 +8,9 @@ from torch import nn
 
 
 def cbr(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+    )
 
 
 class Residual(nn.Module):
@@ -128,7 +130,9 @@ class PadShortcut(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.stem = cbr(3, 4)
-        self.branch = nn.Sequential(cbr(4, 8, stride=2), nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.branch = nn.Sequential(
+            cbr(4, 8, stride=2), nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        )
         self.fc = nn.Linear(8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

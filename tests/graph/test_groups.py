@@ -11,7 +11,16 @@ from netsculpt.errors import PruningError, TraceError
 from netsculpt.graph import register_module_rule, trace
 from netsculpt.graph.rules.common import channel_atoms
 from netsculpt.surgery.verify import pruning_error, random_plan
-from tests.graph.archs import ChannelsLast, Concat, GroupedSE, PadShortcut, Residual, ShuffleBlock, cbr, randomize_
+from tests.graph.archs import (
+    ChannelsLast,
+    Concat,
+    GroupedSE,
+    PadShortcut,
+    Residual,
+    ShuffleBlock,
+    cbr,
+    randomize_,
+)
 
 
 def members(graph, gid: str) -> set[tuple[str, int]]:
@@ -59,7 +68,13 @@ def test_grouped_conv_keeps_group_count_and_depthwise_follows() -> None:
     assert grouped.size == 3  # 12 outputs / 4 groups: position j of every group is one channel
     # the depthwise conv follows its input channels, and the SE gate and projection follow it
     tied = members(g, "grouped")
-    assert {("dw.weight", 0), ("se2.weight", 0), ("se1.weight", 1), ("proj.weight", 1), ("act.weight", 0)} <= tied
+    assert {
+        ("dw.weight", 0),
+        ("se2.weight", 0),
+        ("se1.weight", 1),
+        ("proj.weight", 1),
+        ("act.weight", 0),
+    } <= tied
     dw = next(m for m in grouped.members if m.name == "dw.weight")
     assert dw.positions.size == 24 and (dw.channels == 0).sum() == 8  # 4 groups x multiplier 2
 
@@ -158,7 +173,7 @@ def test_user_module_rule_unpins_custom_layer() -> None:
     assert trace(WithGate(), x).group("a.0").n_prunable == 0  # erfinv has no rule: pinned
 
     @register_module_rule(Gate)
-    def gate_rule(ctx, call) -> None:  # noqa: ANN001
+    def gate_rule(ctx, call) -> None:
         (inp,), (out,) = call.inputs, call.outputs
         channels = channel_atoms(ctx, inp, 1, call.where)
         ctx.couple(channels, ctx.member(call.params["scale"], 0, "out"), call.where)
@@ -177,7 +192,7 @@ def test_user_module_rule_unpins_custom_layer() -> None:
 
 
 def test_wrong_input_shape_is_explained() -> None:
-    with pytest.raises(TraceError, match=r"example_inputs has the shape"):
+    with pytest.raises(TraceError, match=r"inside `stem.0`.*expects input of shape \(N, 3, \.\.\.\)"):
         trace(Residual(), torch.randn(1, 5, 8, 8))
 
 

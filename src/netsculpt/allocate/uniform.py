@@ -54,7 +54,8 @@ def uniform_plan(
             keep[g.id] = select_keep(g, scores[g.id], k)
     if ratio > 0 and not keep:
         raise PruningError(
-            "nothing can be pruned: every channel group is pinned (see ns.trace(model, inputs) for the reasons), "
+            "nothing can be pruned: every channel group is pinned (see ns.trace(model, inputs) for the "
+            "reasons), "
             "the closest achievable ratio is 0"
         )
     sizes = {g.id: g.size for g in graph.groups}

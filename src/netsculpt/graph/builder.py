@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from netsculpt.graph.labels import NO_CHANNEL, atoms_in
+from netsculpt.graph.labels import NO_CHANNEL
 
 ROLE_OUT = "out"  # slice that produces the channel's values: zeroed when the channel is masked
 ROLE_IN = "in"  # slice that consumes the channel (e.g. the next conv's input weights)
@@ -115,7 +115,8 @@ class GraphBuilder:
     # -- constraints ----------------------------------------------------------------------------
     def block(self, labels: np.ndarray, reason: str, *, soft: bool = False) -> None:
         """Forbid removing the channels in ``labels`` (soft: allowed only when inexact pruning is allowed)."""
-        atoms = atoms_in(np.asarray(labels))
+        atoms = np.asarray(labels).ravel()
+        atoms = atoms[atoms >= 0]
         if atoms.size:
             self.blocks.append(Block(atoms, reason, soft))
 
@@ -144,6 +145,8 @@ class GraphBuilder:
         key = (value.param, dim)
         found = self.members.get(key)
         if found is None:
-            found = Member(value.param, dim, ROLE_STAT if value.is_buffer else role, self.fresh(value.shape[dim]))
+            found = Member(
+                value.param, dim, ROLE_STAT if value.is_buffer else role, self.fresh(value.shape[dim])
+            )
             self.members[key] = found
         return found.atoms

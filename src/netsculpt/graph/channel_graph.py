@@ -11,7 +11,7 @@ import torch
 
 from netsculpt.graph.builder import GraphBuilder
 from netsculpt.graph.groups import ChannelGroup, Resolution, build_groups, resolve
-from netsculpt.graph.trace import as_tuple, run_trace
+from netsculpt.graph.tracing import as_tuple, run_trace
 
 
 @dataclass
@@ -30,7 +30,9 @@ class ChannelGraph:
                 return g
         from netsculpt.errors import PruningError
 
-        raise PruningError(f"no channel group {gid!r}; groups are: {', '.join(g.id for g in self.groups[:20])} ...")
+        raise PruningError(
+            f"no channel group {gid!r}; groups are: {', '.join(g.id for g in self.groups[:20])} ..."
+        )
 
     @property
     def prunable_groups(self) -> list[ChannelGroup]:
@@ -42,7 +44,11 @@ class ChannelGraph:
         lines = [
             f"ChannelGraph: {len(self.groups)} groups, {len(self.prunable_groups)} prunable, "
             f"{n_pr}/{n_ch} channels removable"
-            + ("" if self.allow_inexact else " (exact mode; allow_inexact=True unlocks normalised/attention dims)")
+            + (
+                ""
+                if self.allow_inexact
+                else " (exact mode; allow_inexact=True unlocks normalised/attention dims)"
+            )
         ]
         lines.extend(str(g) for g in self.groups)
         return "\n".join(lines)
@@ -51,22 +57,25 @@ class ChannelGraph:
 
     # -- shapes after pruning ---------------------------------------------------------------------
     def removed_components(self, keep: dict[str, Iterable[int]]) -> np.ndarray:
-        removed: list[int] = []
+        """Boolean mask over components: True for every channel ``keep`` drops."""
+        removed = np.zeros(int(self.resolution.comp.max(initial=-1)) + 1, dtype=bool)
         for g in self.groups:
             if g.id in keep:
-                kept = set(int(i) for i in keep[g.id])
-                removed.extend(int(g.components[i]) for i in range(g.size) if i not in kept)
-        return np.asarray(sorted(removed), dtype=np.int64)
+                mask = np.ones(g.size, dtype=bool)
+                mask[np.asarray(list(keep[g.id]), dtype=np.int64)] = False
+                removed[g.components[mask]] = True
+        return removed
 
     def new_shape(self, value_id: int, removed: np.ndarray) -> tuple[int, ...]:
-        """Shape of a traced value once the components in ``removed`` are gone."""
+        """Shape of a traced value once the components marked in ``removed`` are gone."""
         v = self.builder.values[value_id]
         shape = list(v.shape)
         lab = v.labels
-        if not (lab >= 0).any() or removed.size == 0:
+        if lab.size == 1 or not removed.any():
             return tuple(shape)
-        comp = np.where(lab >= 0, self.resolution.comp[np.maximum(lab, 0)], -1)
-        gone = np.isin(comp, removed)
+        gone = (lab >= 0) & removed[self.resolution.comp[np.maximum(lab, 0)]]
+        if not gone.any():
+            return tuple(shape)
         for d in range(lab.ndim):
             if lab.shape[d] > 1:
                 others = tuple(i for i in range(lab.ndim) if i != d)
@@ -80,17 +89,19 @@ def trace(
     *,
     ignored: Iterable[str | torch.nn.Module] = (),
     allow_inexact: bool = False,
+    execute: str = "shapes",
 ) -> ChannelGraph:
     """Trace ``model`` once and find every group of coupled channels.
 
     ``ignored`` names modules (or passes module objects) whose parameters must keep all channels.
     ``allow_inexact`` also opens channels whose removal changes the function beyond masking them to zero
     (LayerNorm/GroupNorm statistics, attention scaling); leave it off for exact pruning.
+    ``execute="real"`` runs every op for real while tracing (see ``run_trace``).
     """
     names = {id(m): n for n, m in model.named_modules()}
     ignored_names = tuple(n if isinstance(n, str) else names.get(id(n), "") for n in ignored)
     _check_ignored(model, ignored_names)
-    builder = run_trace(model, example_inputs)
+    builder = run_trace(model, example_inputs, execute)
     res = resolve(builder)
     groups = build_groups(builder, res, allow_inexact=allow_inexact, ignored=ignored_names)
     shapes = [tuple(t.shape) for t in as_tuple(example_inputs) if isinstance(t, torch.Tensor)]

@@ -105,6 +105,16 @@ def _ragged(comp_labels: np.ndarray) -> np.ndarray:
     return np.asarray(bad, dtype=np.int64)
 
 
+def _first_reasons(comp: np.ndarray, blocks: list) -> dict[int, str]:
+    """Component -> the first reason (in trace order) that pinned it, in one vectorised pass."""
+    if not blocks:
+        return {}
+    comps = comp[np.concatenate([b.atoms for b in blocks])]
+    which = np.concatenate([np.full(b.atoms.shape[0], i) for i, b in enumerate(blocks)])
+    uniq, first = np.unique(comps, return_index=True)
+    return dict(zip(uniq.tolist(), (blocks[i].reason for i in which[first].tolist())))
+
+
 @dataclass
 class Resolution:
     comp: np.ndarray  # atom -> component
@@ -115,12 +125,8 @@ class Resolution:
 def resolve(builder: GraphBuilder) -> Resolution:
     """Solve equalities and constraints: which component each atom is, and which are pinned and why."""
     comp = _components(builder)
-    hard: dict[int, str] = {}
-    soft: dict[int, str] = {}
-    for blk in builder.blocks:
-        target = soft if blk.soft else hard
-        for c in np.unique(comp[blk.atoms]):
-            target.setdefault(int(c), blk.reason)
+    hard = _first_reasons(comp, [b for b in builder.blocks if not b.soft])
+    soft = _first_reasons(comp, [b for b in builder.blocks if b.soft])
     for labels, dim, reason in builder.keep_dims:
         mapped = np.where(labels >= 0, comp[np.maximum(labels, 0)], -1)
         for c in _spanning_violations(mapped, dim):
@@ -148,16 +154,35 @@ def build_groups(
     member_idx = np.concatenate([np.full(m.atoms.shape[0], i) for i, m in enumerate(members)])
     comps = np.concatenate([res.comp[m.atoms] for m in members])
     # unique (component, member) pairs, sorted by component: a component's signature is its member list
-    keys = np.unique(comps * len(members) + member_idx)
-    pairs = np.stack([keys // len(members), keys % len(members)])
-    starts = np.flatnonzero(np.r_[True, pairs[0, 1:] != pairs[0, :-1]])
-    bounds = np.r_[starts, pairs.shape[1]].tolist()
-    member_list = pairs[1].tolist()
-    comp_list = pairs[0, starts].tolist()
+    keys = np.sort(comps * len(members) + member_idx)  # sort-based unique: much faster than hashing here
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+    pair_comp, pair_member = keys // len(members), keys % len(members)
+    starts = np.flatnonzero(np.r_[True, pair_comp[1:] != pair_comp[:-1]])
+    comp_list = pair_comp[starts]
+    # group components by signature without a Python loop per channel: two independent 64-bit random
+    # projections of the member set (sums wrap mod 2**64); equal sets give equal hashes, and distinct sets
+    # collide with probability ~2**-128
+    rng = np.random.default_rng(12345)
+    weights = rng.integers(0, 2**63, size=(2, len(members)), dtype=np.uint64)
+    h1 = np.add.reduceat(weights[0][pair_member], starts)
+    h2 = np.add.reduceat(weights[1][pair_member], starts)
+    _, first, inverse = np.unique(np.stack([h1, h2], axis=1), axis=0, return_index=True, return_inverse=True)
+    bounds = np.r_[starts, pair_comp.shape[0]]
     by_signature: dict[tuple[int, ...], list[int]] = {}
-    for k, c in enumerate(comp_list):
-        by_signature.setdefault(tuple(member_list[bounds[k] : bounds[k + 1]]), []).append(c)
-    channel_of = np.full(res.comp.max() + 1 if res.comp.size else 1, -1, dtype=np.int64)
+    order = np.argsort(inverse.ravel(), kind="stable")
+    split_at = np.flatnonzero(np.diff(inverse.ravel()[order])) + 1
+    for idx in np.split(order, split_at):
+        k = int(idx[0])
+        sig = tuple(pair_member[bounds[k] : bounds[k + 1]].tolist())
+        by_signature[sig] = comp_list[idx].tolist()
+    del first
+    n_comps = int(res.comp.max(initial=0)) + 1
+    channel_of = np.full(n_comps, -1, dtype=np.int64)
+    pinned_mask = np.zeros(n_comps, dtype=bool)
+    blocked = [res.hard, ignored_comps] + ([] if allow_inexact else [res.soft])
+    for d in blocked:
+        if d:
+            pinned_mask[np.fromiter(d.keys(), dtype=np.int64, count=len(d))] = True
     groups: list[ChannelGroup] = []
     used_ids: set[str] = set()
     for sig, comp_ids_list in sorted(by_signature.items(), key=lambda kv: kv[0]):
@@ -176,14 +201,13 @@ def build_groups(
             sel = np.flatnonzero(chans >= 0)
             gmembers.append(GroupMember(m.name, m.dim, m.role, sel, chans[sel]))
         channel_of[comp_ids] = -1
-        prunable = np.ones(comp_ids.shape[0], bool)
+        pinned = pinned_mask[comp_ids]
+        prunable = ~pinned
         reasons: list[str] = []
-        for k, c in enumerate(comp_ids.tolist()):
-            why = res.hard.get(c) or ignored_comps.get(c) or (None if allow_inexact else res.soft.get(c))
-            if why is not None:
-                prunable[k] = False
-                if why not in reasons:
-                    reasons.append(why)
+        for c in comp_ids[pinned].tolist():
+            why = res.hard.get(c) or ignored_comps.get(c) or res.soft.get(c)
+            if why is not None and why not in reasons:
+                reasons.append(why)
         gid = anchor.module if anchor.name.endswith(".weight") else anchor.name
         if anchor.role != ROLE_OUT or anchor.dim != 0:
             gid = f"{anchor.module}:in" if anchor.name.endswith(".weight") else f"{anchor.name}:{anchor.dim}"

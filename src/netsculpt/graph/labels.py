@@ -55,7 +55,9 @@ def atoms_in(labels: np.ndarray) -> np.ndarray:
     return flat[flat >= 0]
 
 
-def match_reshape_dims(in_shape: Sequence[int], out_shape: Sequence[int]) -> list[tuple[list[int], list[int]]]:
+def match_reshape_dims(
+    in_shape: Sequence[int], out_shape: Sequence[int]
+) -> list[tuple[list[int], list[int]]]:
     """Group input and output dims of a reshape into runs with equal element counts.
 
     Each pair ``(in_dims, out_dims)`` covers contiguous dims on both sides whose sizes multiply to the same

@@ -30,7 +30,9 @@ class Criterion(Protocol):
 
     needs: frozenset[str]
 
-    def score(self, model: nn.Module, graph: ChannelGraph, data: Iterable[Any] | None) -> dict[str, np.ndarray]:
+    def score(
+        self, model: nn.Module, graph: ChannelGraph, data: Iterable[Any] | None
+    ) -> dict[str, np.ndarray]:
         """One score per channel for every prunable group (higher = more important)."""
         ...
 
@@ -59,7 +61,9 @@ class WeightCriterion:
 
     needs: frozenset[str] = frozenset({WEIGHTS})
 
-    def score(self, model: nn.Module, graph: ChannelGraph, data: Iterable[Any] | None = None) -> dict[str, np.ndarray]:
+    def score(
+        self, model: nn.Module, graph: ChannelGraph, data: Iterable[Any] | None = None
+    ) -> dict[str, np.ndarray]:
         tensors = dict(model.named_parameters())
         tensors.update(dict(model.named_buffers()))
         scores = {}

@@ -11,10 +11,14 @@ from netsculpt.graph.groups import ChannelGroup
 from netsculpt.importance.base import WeightCriterion, producer_weights, register_criterion
 
 
-def slice_norms(t: torch.Tensor, dim: int, positions: np.ndarray, channels: np.ndarray, n: int, p: int) -> np.ndarray:
+def slice_norms(
+    t: torch.Tensor, dim: int, positions: np.ndarray, channels: np.ndarray, n: int, p: int
+) -> np.ndarray:
     """Per-channel p-norm (to the p) of ``t`` sliced along ``dim``; channels may own several positions."""
-    moved = t.detach().float().movedim(dim, 0)
-    per_pos = moved.abs().pow(p).reshape(moved.shape[0], -1).sum(1).numpy()
+    moved = t.detach().float().movedim(dim, 0).reshape(t.shape[dim], -1)
+    per_pos = (
+        moved.abs().sum(1) if p == 1 else moved.square().sum(1) if p == 2 else moved.abs().pow(p).sum(1)
+    ).numpy()
     out = np.zeros(n)
     np.add.at(out, channels, per_pos[positions])
     return out
@@ -30,7 +34,9 @@ class Magnitude(WeightCriterion):
     def group_scores(self, group: ChannelGroup, tensors: dict[str, torch.Tensor]) -> np.ndarray:
         total = np.zeros(group.size)
         for m in producer_weights(group, tensors):
-            norms = slice_norms(tensors[m.name], m.dim, m.positions, m.channels, group.size, self.p) ** (1 / self.p)
+            norms = slice_norms(tensors[m.name], m.dim, m.positions, m.channels, group.size, self.p) ** (
+                1 / self.p
+            )
             mean = norms.mean()
             total += norms / mean if mean > 0 else norms
         return total

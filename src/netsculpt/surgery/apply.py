@@ -25,16 +25,21 @@ def validate_plan(graph: ChannelGraph, plan: PrunePlan) -> None:
     for gid, kept in plan.keep.items():
         g = by_id.get(gid)
         if g is None:
-            raise PruningError(f"the plan names group {gid!r}, which this model does not have (was the plan made "
-                               "for another architecture?)")  # fmt: skip
+            raise PruningError(
+                f"the plan names group {gid!r}, which this model does not have (was the plan made "
+                "for another architecture?)"
+            )
         if plan.sizes.get(gid, g.size) != g.size:
             raise PruningError(f"group {gid!r} has {g.size} channels but the plan expects {plan.sizes[gid]}")
         if len(kept) == 0:
-            raise PruningError(f"the plan would leave group {gid!r} with 0 channels; keep at least 1 of {g.size}")
+            raise PruningError(
+                f"the plan would leave group {gid!r} with 0 channels; keep at least 1 of {g.size}"
+            )
         if len(set(kept)) != len(kept) or min(kept) < 0 or max(kept) >= g.size:
             raise PruningError(f"group {gid!r}: kept indices must be unique and in [0, {g.size})")
-        removed = np.setdiff1d(np.arange(g.size), np.asarray(kept))
-        pinned = removed[~g.prunable[removed]]
+        gone = np.ones(g.size, dtype=bool)
+        gone[np.asarray(kept, dtype=np.int64)] = False
+        pinned = np.flatnonzero(gone & ~g.prunable)
         if pinned.size:
             why = g.reasons[0] if g.reasons else "it is pinned"
             raise PruningError(f"group {gid!r}: channel {int(pinned[0])} cannot be removed: {why}")
@@ -46,11 +51,12 @@ def _positions_to_remove(graph: ChannelGraph, plan: PrunePlan, roles: tuple[str,
         kept = plan.keep.get(g.id)
         if kept is None or len(kept) == g.size:
             continue
-        removed = np.setdiff1d(np.arange(g.size), np.asarray(kept))
+        gone = np.ones(g.size, dtype=bool)
+        gone[np.asarray(kept, dtype=np.int64)] = False
         for m in g.members:
             if roles is not None and m.role not in roles:
                 continue
-            out[(m.name, m.dim)].update(m.positions[np.isin(m.channels, removed)].tolist())
+            out[(m.name, m.dim)].update(m.positions[gone[m.channels]].tolist())
     return out
 
 
@@ -82,17 +88,20 @@ def apply_plan_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Mo
     changed_modules: set[str] = set()
     with torch.no_grad():
         for name, dims in per_tensor.items():
-            old = tensors[name]
+            old = tensors.pop(name)  # drop our reference so the old tensor is freed once replaced
             new = old.detach()
             for dim, positions in dims:
-                keep = torch.as_tensor(np.setdiff1d(np.arange(new.shape[dim]), sorted(positions)), dtype=torch.long)
-                new = new.index_select(dim, keep)
+                keep_mask = np.ones(new.shape[dim], dtype=bool)
+                keep_mask[np.fromiter(positions, dtype=np.int64, count=len(positions))] = False
+                new = new.index_select(dim, torch.from_numpy(np.flatnonzero(keep_mask)))
             for module, attr, is_param in owners[id(old)]:
                 if is_param:
                     module._parameters[attr] = nn.Parameter(new, requires_grad=old.requires_grad)
                 else:
                     module._buffers[attr] = new
             changed_modules.add(name.rpartition(".")[0])
+            del old, new
+    del tensors
     removed = graph.removed_components(plan.keep)
     builder = graph.builder
     modules = dict(model.named_modules())

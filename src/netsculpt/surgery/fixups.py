@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-FIXUPS: dict[type, Callable[[nn.Module, "ModuleShapes"], None]] = {}
+FIXUPS: dict[type, Callable[[nn.Module, ModuleShapes], None]] = {}
 
 
 @dataclass

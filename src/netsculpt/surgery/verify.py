@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from netsculpt.graph.channel_graph import ChannelGraph
-from netsculpt.graph.trace import as_tuple
+from netsculpt.graph.tracing import as_tuple
 from netsculpt.surgery.apply import apply_plan_, mask_
 from netsculpt.surgery.plan import PrunePlan
 

@@ -20,7 +20,13 @@ def sdpa(ctx: GraphBuilder, call: Call) -> None:
     q, k, v = call.arg(0, "query"), call.arg(1, "key"), call.arg(2, "value")
     out = call.outputs[0]
     batch = string.ascii_lowercase[: q.ndim - 2]
-    logits = Value(-1, (*q.shape[:-1], k.shape[-2]), np.full((1,) * q.ndim, NO_CHANNEL), np.zeros((1,) * q.ndim, bool), "")
+    logits = Value(
+        -1,
+        (*q.shape[:-1], k.shape[-2]),
+        np.full((1,) * q.ndim, NO_CHANNEL),
+        np.zeros((1,) * q.ndim, bool),
+        "",
+    )
     contract(ctx, [(q, batch + "LE"), (k, batch + "SE")], batch + "LS", logits, call.where)
     logits.labels = np.full((1,) * q.ndim, NO_CHANNEL, np.int64)
     logits.zero = np.zeros((1,) * q.ndim, bool)

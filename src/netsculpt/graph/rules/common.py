@@ -35,7 +35,9 @@ def scalar_operand(x: object, ndim: int) -> Operand:
     return Operand(plain(ndim), zero, (1,) * ndim, (True,) * ndim, None)
 
 
-def label_param_operand(ctx: GraphBuilder, op: Operand, varying: Sequence[int], out_shape: Sequence[int]) -> None:
+def label_param_operand(
+    ctx: GraphBuilder, op: Operand, varying: Sequence[int], out_shape: Sequence[int]
+) -> None:
     """Give an unlabelled parameter operand atoms along the first dim where the other operands vary."""
     v = op.value
     if v is None or v.param is None or (v.labels >= 0).any():
@@ -97,7 +99,9 @@ def set_output(out: Value, labels: np.ndarray, zero: np.ndarray | bool) -> None:
     out.labels = labels
     out.zero = np.broadcast_to(np.asarray(zero), np.broadcast_shapes(np.shape(zero), labels.shape)).copy()
     if out.zero.shape != labels.shape:
-        out.zero = np.all(out.zero, axis=tuple(d for d in range(labels.ndim) if labels.shape[d] == 1), keepdims=True)
+        out.zero = np.all(
+            out.zero, axis=tuple(d for d in range(labels.ndim) if labels.shape[d] == 1), keepdims=True
+        )
         out.zero = np.broadcast_to(out.zero, labels.shape).copy()
 
 

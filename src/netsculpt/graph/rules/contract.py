@@ -31,7 +31,9 @@ def _layout(v: Value, letters: str, all_letters: str) -> tuple[np.ndarray, np.nd
     return lab.reshape(shape), zero.reshape(shape)
 
 
-def contract(ctx: GraphBuilder, operands: list[tuple[Value, str]], out_letters: str, out: Value, where: str) -> None:
+def contract(
+    ctx: GraphBuilder, operands: list[tuple[Value, str]], out_letters: str, out: Value, where: str
+) -> None:
     sizes: dict[str, int] = {}
     for v, letters in operands:
         for c, n in zip(letters, v.shape):
@@ -63,7 +65,9 @@ def contract(ctx: GraphBuilder, operands: list[tuple[Value, str]], out_letters: 
             # activation x activation (attention logits): the caller usually scales by 1/sqrt(dim)
             base = act_labels[0][0]
             for lab, _, _ in act_labels[1:]:
-                ctx.couple(*np.broadcast_arrays(base, lab), f"{where} multiplies a channel with a non-channel")
+                ctx.couple(
+                    *np.broadcast_arrays(base, lab), f"{where} multiplies a channel with a non-channel"
+                )
             for lab, _, _ in act_labels:
                 ctx.block(lab, f"{where} contracts two activations over these channels (attention-style "
                           "products are scaled by their width)", soft=True)  # fmt: skip
@@ -95,7 +99,9 @@ def contract(ctx: GraphBuilder, operands: list[tuple[Value, str]], out_letters: 
             zero = np.zeros((1,) * nd, bool)
         op_shape = tuple(v.shape[lt.index(c)] if c in lt else 1 for c in out_letters)
         perm = [[c for c in all_letters if c not in summed].index(c) for c in out_letters]
-        out_ops.append(Operand(np.transpose(lab, perm), np.transpose(zero, perm), op_shape, (False,) * nd, None))
+        out_ops.append(
+            Operand(np.transpose(lab, perm), np.transpose(zero, perm), op_shape, (False,) * nd, None)
+        )
     labels, zero = merge_elementwise(ctx, out_ops, out.shape, "product", where)
     set_output(out, labels, zero)
 
@@ -156,7 +162,7 @@ def einsum(ctx: GraphBuilder, call: Call) -> None:
         ops = ops[0]
     lhs, _, rhs = equation.partition("->")
     terms = lhs.split(",")
-    if "..." in equation or not rhs and "->" not in equation:
+    if "..." in equation or (not rhs and "->" not in equation):
         for v in call.inputs:
             ctx.block(v.labels, f"{call.where} uses an einsum form netsculpt does not follow")
         return

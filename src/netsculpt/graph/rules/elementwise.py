@@ -12,20 +12,88 @@ from netsculpt.graph.rules.common import Operand, align, merge_elementwise, scal
 
 # f(0) == 0: a masked (all-zero) channel stays zero, so removing it later is exact.
 ZERO_PRESERVING = [
-    "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish", "tanh",
-    "softsign", "tanhshrink", "softshrink", "hardshrink", "dropout", "dropout1d", "dropout2d", "dropout3d",
-    "alpha_dropout", "feature_alpha_dropout", "neg", "negative", "abs", "sqrt", "square", "erf", "sin",
-    "sinh", "asin", "atan", "sign", "floor", "ceil", "round", "trunc", "contiguous", "clone", "detach",
-    "float", "double", "half", "bfloat16", "to", "type", "type_as", "cpu", "requires_grad_", "nan_to_num",
-    "rrelu", "threshold", "positive", "deg2rad", "expm1", "log1p", "conj", "resolve_conj", "resolve_neg",
-]  # fmt: skip
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "mish",
+    "hardswish",
+    "tanh",
+    "softsign",
+    "tanhshrink",
+    "softshrink",
+    "hardshrink",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "neg",
+    "negative",
+    "abs",
+    "sqrt",
+    "square",
+    "erf",
+    "sin",
+    "sinh",
+    "asin",
+    "atan",
+    "sign",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+    "contiguous",
+    "clone",
+    "detach",
+    "float",
+    "double",
+    "half",
+    "bfloat16",
+    "to",
+    "type",
+    "type_as",
+    "cpu",
+    "requires_grad_",
+    "nan_to_num",
+    "rrelu",
+    "threshold",
+    "positive",
+    "deg2rad",
+    "expm1",
+    "log1p",
+    "conj",
+    "resolve_conj",
+    "resolve_neg",
+]
 NOT_ZERO_PRESERVING = [
-    "sigmoid", "hardsigmoid", "softplus", "exp", "exp2", "cos", "cosh", "log", "log2", "log10",
-    "logsigmoid", "rsqrt", "reciprocal", "logical_not", "bitwise_not", "acos", "erfc", "digamma",
-]  # fmt: skip
+    "sigmoid",
+    "hardsigmoid",
+    "softplus",
+    "exp",
+    "exp2",
+    "cos",
+    "cosh",
+    "log",
+    "log2",
+    "log10",
+    "logsigmoid",
+    "rsqrt",
+    "reciprocal",
+    "logical_not",
+    "bitwise_not",
+    "acos",
+    "erfc",
+    "digamma",
+]
 
 
-def unary(zero_preserving: bool):  # noqa: ANN201
+def unary(zero_preserving: bool):
     def rule(ctx: GraphBuilder, call: Call) -> None:
         x = call.inputs[0] if call.inputs else None
         for out in call.outputs:
@@ -74,7 +142,7 @@ def _operands(call: Call, names: tuple[str, ...]) -> list[object]:
     return ops
 
 
-def elementwise(kind: str, names: tuple[str, ...] = ("input", "other")):  # noqa: ANN201
+def elementwise(kind: str, names: tuple[str, ...] = ("input", "other")):
     def rule(ctx: GraphBuilder, call: Call) -> None:
         out = call.outputs[0]
         ops: list[Operand] = []
@@ -144,7 +212,7 @@ def _reduced_dims(call: Call, x: Value) -> list[int]:
     return sorted(d % x.ndim for d in dims)
 
 
-def reduction(exact_if_zero: bool):  # noqa: ANN201
+def reduction(exact_if_zero: bool):
     """Sum-like reductions are exact when masked channels are zero; mean/max/var are not."""
 
     def rule(ctx: GraphBuilder, call: Call) -> None:
@@ -157,32 +225,40 @@ def reduction(exact_if_zero: bool):  # noqa: ANN201
                 if exact_if_zero:
                     ctx.consume(lab, x.zero, f"{call.where} sums channels that are not zero when masked")
                 else:
-                    ctx.block(lab, f"{call.where} reduces over these channels (the result depends on how many)",
-                              soft=True)  # fmt: skip
+                    ctx.block(
+                        lab,
+                        f"{call.where} reduces over these channels (the result depends on how many)",
+                        soft=True,
+                    )
                 set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
                 continue
             keep = [d for d in range(x.ndim) if d not in dims]
             if out.ndim == x.ndim:
                 set_output(out, lab, x.zero)
             elif out.ndim == len(keep):
-                set_output(out, lab.reshape([lab.shape[d] for d in keep]),
-                           np.broadcast_to(x.zero, lab.shape).reshape([lab.shape[d] for d in keep]))  # fmt: skip
+                set_output(
+                    out,
+                    lab.reshape([lab.shape[d] for d in keep]),
+                    np.broadcast_to(x.zero, lab.shape).reshape([lab.shape[d] for d in keep]),
+                )
             else:  # e.g. max(dim) returning (values, indices) of another rank: be conservative
                 ctx.block(lab, f"{call.where} has an unexpected output rank")
 
     return rule
 
 
-register_function_rule(*tensor_methods("sum", "nansum", "norm", "linalg_vector_norm"), torch.linalg.vector_norm)(
-    reduction(True)
-)
+register_function_rule(
+    *tensor_methods("sum", "nansum", "norm", "linalg_vector_norm"), torch.linalg.vector_norm
+)(reduction(True))
 register_function_rule(
     *tensor_methods("mean", "nanmean", "amax", "amin", "max", "min", "std", "var", "logsumexp", "prod"),
     *tensor_methods("median", "all", "any", "argmax", "argmin", "std_mean", "var_mean", "count_nonzero"),
 )(reduction(False))
 
 
-@register_function_rule(*tensor_methods("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "logcumsumexp"))
+@register_function_rule(
+    *tensor_methods("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "logcumsumexp")
+)
 def along_dim_mixing(ctx: GraphBuilder, call: Call) -> None:
     """Softmax-like ops mix values along ``dim``: inexact over channels, transparent elsewhere."""
     x = call.inputs[0]

@@ -81,7 +81,9 @@ def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
     set_output(out, along(out_atoms, c_dim, out.ndim), True)
 
 
-def _per_channel_norm(ctx: GraphBuilder, call: Call, params: list[tuple[object, str]], affine_zero: bool) -> None:
+def _per_channel_norm(
+    ctx: GraphBuilder, call: Call, params: list[tuple[object, str]], affine_zero: bool
+) -> None:
     x = call.inputs[0]
     out = call.outputs[0]
     c_dim = 1 if x.ndim > 1 else 0
@@ -99,7 +101,9 @@ def batch_norm(ctx: GraphBuilder, call: Call) -> None:
     mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
     weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
     affine = isinstance(weight, Value) and isinstance(bias, Value)
-    _per_channel_norm(ctx, call, [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)], affine)
+    _per_channel_norm(
+        ctx, call, [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)], affine
+    )
 
 
 @register_function_rule(F.instance_norm, torch.instance_norm)
@@ -107,7 +111,9 @@ def instance_norm(ctx: GraphBuilder, call: Call) -> None:
     mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
     weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
     affine = isinstance(weight, Value) and isinstance(bias, Value)
-    _per_channel_norm(ctx, call, [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)], affine)
+    _per_channel_norm(
+        ctx, call, [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)], affine
+    )
 
 
 @register_function_rule(F.layer_norm, torch.layer_norm, F.rms_norm, *tensor_methods("rms_norm"))
@@ -120,7 +126,9 @@ def layer_norm(ctx: GraphBuilder, call: Call) -> None:
     norm_dims = list(range(x.ndim - k, x.ndim))
     weight, bias = call.arg(2, "weight"), call.arg(3, "bias")
     if any(x.labels.shape[d] > 1 for d in norm_dims):
-        ctx.block(x.labels, f"{call.where} normalises over these channels (mean and variance change)", soft=True)
+        ctx.block(
+            x.labels, f"{call.where} normalises over these channels (mean and variance change)", soft=True
+        )
         vary = [d for d in norm_dims if x.labels.shape[d] > 1]
         if len(vary) == 1:
             atoms = channel_atoms(ctx, x, vary[0], call.where)
@@ -159,7 +167,7 @@ def local_response_norm(ctx: GraphBuilder, call: Call) -> None:
     call.outputs[0].labels, call.outputs[0].zero = x.labels, np.zeros_like(x.zero)
 
 
-def spatial(k: int | None):  # noqa: ANN201
+def spatial(k: int | None):
     """Ops acting on the trailing ``k`` (spatial) dims independently per channel: pooling, resizing."""
 
     def rule(ctx: GraphBuilder, call: Call) -> None:
@@ -186,11 +194,17 @@ def spatial(k: int | None):  # noqa: ANN201
 
 for _n, _k in [(1, 1), (2, 2), (3, 3)]:
     register_function_rule(
-        getattr(F, f"max_pool{_n}d"), getattr(F, f"avg_pool{_n}d"), getattr(F, f"adaptive_avg_pool{_n}d"),
-        getattr(F, f"adaptive_max_pool{_n}d"), getattr(F, f"lp_pool{_n}d", None),
-        getattr(torch, f"max_pool{_n}d", None), getattr(torch, f"avg_pool{_n}d", None),
-        getattr(torch, f"adaptive_avg_pool{_n}d", None), getattr(F, f"max_pool{_n}d_with_indices", None),
-        getattr(F, f"adaptive_max_pool{_n}d_with_indices", None), getattr(F, f"fractional_max_pool{_n}d", None),
+        getattr(F, f"max_pool{_n}d"),
+        getattr(F, f"avg_pool{_n}d"),
+        getattr(F, f"adaptive_avg_pool{_n}d"),
+        getattr(F, f"adaptive_max_pool{_n}d"),
+        getattr(F, f"lp_pool{_n}d", None),
+        getattr(torch, f"max_pool{_n}d", None),
+        getattr(torch, f"avg_pool{_n}d", None),
+        getattr(torch, f"adaptive_avg_pool{_n}d", None),
+        getattr(F, f"max_pool{_n}d_with_indices", None),
+        getattr(F, f"adaptive_max_pool{_n}d_with_indices", None),
+        getattr(F, f"fractional_max_pool{_n}d", None),
     )(spatial(_k))
 register_function_rule(F.interpolate, F.upsample, F.upsample_bilinear, F.upsample_nearest)(spatial(None))
 

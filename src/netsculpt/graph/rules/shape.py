@@ -39,7 +39,9 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
 def _permutation(call: Call, ndim: int) -> list[int]:
     name = call.name.rsplit(".", 1)[-1]
     if name == "permute":
-        dims = call.args[1:] if len(call.args) > 2 or not isinstance(call.arg(1, "dims"), list | tuple) else None
+        dims = (
+            call.args[1:] if len(call.args) > 2 or not isinstance(call.arg(1, "dims"), list | tuple) else None
+        )
         dims = list(dims) if dims is not None else list(call.arg(1, "dims"))
         return [d % ndim for d in dims]
     perm = list(range(ndim))
@@ -64,7 +66,9 @@ def _permutation(call: Call, ndim: int) -> list[int]:
     return perm
 
 
-@register_function_rule(*tensor_methods("permute", "transpose", "swapaxes", "swapdims", "t", "movedim", "moveaxis"))
+@register_function_rule(
+    *tensor_methods("permute", "transpose", "swapaxes", "swapdims", "t", "movedim", "moveaxis")
+)
 def permute(ctx: GraphBuilder, call: Call) -> None:
     x = call.inputs[0]
     out = call.outputs[0]
@@ -120,7 +124,9 @@ def _narrow(ctx: GraphBuilder, x: Value, out: Value, index: tuple, where: str) -
 
 
 def _has_advanced(index: tuple) -> bool:
-    return any(isinstance(k, Value | list | np.ndarray | torch.Tensor) or k is True or k is False for k in index)
+    return any(
+        isinstance(k, Value | list | np.ndarray | torch.Tensor) or k is True or k is False for k in index
+    )
 
 
 @register_function_rule(torch.Tensor.__getitem__)
@@ -133,7 +139,7 @@ def getitem(ctx: GraphBuilder, call: Call) -> None:
         return
     # Advanced (tensor) indexing gathers arbitrary positions: channels along indexed dims are pinned;
     # dims left as full slices keep their channels.
-    simple = all(isinstance(k, slice) and k == slice(None) or _has_advanced((k,)) for k in index)
+    simple = all((isinstance(k, slice) and k == slice(None)) or _has_advanced((k,)) for k in index)
     indexed = [d for d, k in enumerate(index) if _has_advanced((k,))]
     if x.param is not None and not (x.labels >= 0).any():
         # a parameter table looked up by index (e.g. relative position bias): its other dims are free
@@ -147,7 +153,9 @@ def getitem(ctx: GraphBuilder, call: Call) -> None:
     lab = np.moveaxis(x.labels, d, 0)[0]
     idx_ndim = out.ndim - (x.ndim - 1)
     lab = np.expand_dims(lab, tuple(range(d, d + idx_ndim)))
-    zero = np.expand_dims(np.moveaxis(np.broadcast_to(x.zero, x.labels.shape), d, 0)[0], tuple(range(d, d + idx_ndim)))
+    zero = np.expand_dims(
+        np.moveaxis(np.broadcast_to(x.zero, x.labels.shape), d, 0)[0], tuple(range(d, d + idx_ndim))
+    )
     set_output(out, lab, zero)
 
 
@@ -164,7 +172,9 @@ def setitem(ctx: GraphBuilder, call: Call) -> None:
     for d in narrowed:
         ctx.keep_dim(x.labels, d, f"{call.where} writes fixed positions along this dimension")
     if isinstance(value, Value):
-        region_shape = tuple(np.empty(x.shape, dtype=np.bool_)[index].shape) if x.labels.size < 2**20 else None
+        region_shape = (
+            tuple(np.empty(x.shape, dtype=np.bool_)[index].shape) if x.labels.size < 2**20 else None
+        )
         if region_shape is None:
             ctx.block(value.labels, f"{call.where} assigns into a large tensor")
             return
@@ -185,7 +195,9 @@ def narrow(ctx: GraphBuilder, call: Call) -> None:
     elif name == "select":
         k = call.arg(2, "index")
     else:
-        ctx.block(x.labels, f"{call.where} gathers positions with a tensor index") if x.labels.shape[dim] > 1 else None
+        ctx.block(x.labels, f"{call.where} gathers positions with a tensor index") if x.labels.shape[
+            dim
+        ] > 1 else None
         lab = x.labels
         set_output(out, lab if out.ndim == x.ndim else lab.reshape(out.ndim * (1,)), False)
         return
@@ -196,7 +208,9 @@ def _split_dim(call: Call, x: Value) -> int:
     return call.arg(2, "dim", 0) % x.ndim
 
 
-@register_function_rule(*tensor_methods("split", "split_with_sizes", "chunk", "unbind", "tensor_split", "hsplit"))
+@register_function_rule(
+    *tensor_methods("split", "split_with_sizes", "chunk", "unbind", "tensor_split", "hsplit")
+)
 def split(ctx: GraphBuilder, call: Call) -> None:
     """``chunk(n)`` recomputes piece sizes from the current size, so pieces may shrink uniformly;
     a split with fixed sizes (or ``unbind``) pins the dimension."""
@@ -255,8 +269,12 @@ def cat(ctx: GraphBuilder, call: Call) -> None:
         pieces_l.append(expand_to(t.labels, shape))
         pieces_z.append(expand_to(np.broadcast_to(t.zero, t.labels.shape), shape))
     full = [max(p.shape[d] for p in pieces_l) if d != dim else 0 for d in range(out.ndim)]
-    pieces_l = [expand_to(p, [full[d] if d != dim else p.shape[d] for d in range(out.ndim)]) for p in pieces_l]
-    pieces_z = [expand_to(p, [full[d] if d != dim else p.shape[d] for d in range(out.ndim)]) for p in pieces_z]
+    pieces_l = [
+        expand_to(p, [full[d] if d != dim else p.shape[d] for d in range(out.ndim)]) for p in pieces_l
+    ]
+    pieces_z = [
+        expand_to(p, [full[d] if d != dim else p.shape[d] for d in range(out.ndim)]) for p in pieces_z
+    ]
     set_output(out, np.concatenate(pieces_l, axis=dim), np.concatenate(pieces_z, axis=dim))
 
 

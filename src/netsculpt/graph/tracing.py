@@ -15,14 +15,23 @@ from typing import Any
 import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_flatten
 
 from netsculpt.errors import TraceError
 from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import plain
 
-_IGNORED_NAMES = {"size", "dim", "numel", "__len__", "is_floating_point", "is_complex", "element_size", "stride"}
+_IGNORED_NAMES = {
+    "size",
+    "dim",
+    "numel",
+    "__len__",
+    "is_floating_point",
+    "is_complex",
+    "element_size",
+    "stride",
+}
 
 
 def func_name(func: Any) -> str:
@@ -37,9 +46,55 @@ def func_name(func: Any) -> str:
     return f"{module}.{qual}"
 
 
+def _functions(*names: str) -> set[Any]:
+    found = set()
+    for n in names:
+        for owner in (torch, torch.Tensor, torch.nn.functional, torch._C._nn):
+            f = getattr(owner, n, None)
+            if f is not None:
+                found.add(f)
+    return found
+
+
+# Pure, compute-heavy functions whose outputs the tracer only needs the shape of. Norms keep the input's
+# shape; the others get theirs from a run on meta tensors (shape inference only).
+_SAME_SHAPE = _functions("batch_norm", "layer_norm", "group_norm", "instance_norm")
+_SHAPE_ONLY = _SAME_SHAPE | _functions(
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "linear",
+    "matmul",
+    "mm",
+    "bmm",
+    "addmm",
+    "baddbmm",
+    "scaled_dot_product_attention",
+    "einsum",
+)
+
+
+def _to_meta(x: Any) -> Any:
+    return x.to("meta") if isinstance(x, torch.Tensor) else x
+
+
+def _shape_only_call(func: Any, args: tuple, kwargs: dict) -> Any:
+    """Run ``func`` on meta tensors for the output shape, then return zeros of that shape."""
+    if func in _SAME_SHAPE:
+        return torch.zeros_like(args[0])
+    out = func(*_substitute(args, _to_meta), **{k: _substitute(v, _to_meta) for k, v in kwargs.items()})
+    if isinstance(out, torch.Tensor):
+        return torch.zeros(out.shape, dtype=out.dtype)
+    return type(out)(torch.zeros(o.shape, dtype=o.dtype) if isinstance(o, torch.Tensor) else o for o in out)
+
+
 class _Tracer(TorchFunctionMode):
-    def __init__(self, model: torch.nn.Module, builder: GraphBuilder) -> None:
+    def __init__(self, model: torch.nn.Module, builder: GraphBuilder, shapes_only: bool = False) -> None:
         super().__init__()
+        self.shapes_only = shapes_only
         self.builder = builder
         self.by_tensor: dict[int, Value] = {}
         self.alive: list[torch.Tensor] = []  # keep traced tensors alive so ids are never reused
@@ -81,9 +136,12 @@ class _Tracer(TorchFunctionMode):
         return self.module_names.get(id(self.stack[-1]), "") if self.stack else ""
 
     # -- the mode -------------------------------------------------------------------------------
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        if self.shapes_only and func in _SHAPE_ONLY and not self.leaf_depth:
+            out = _shape_only_call(func, args, kwargs)
+        else:
+            out = func(*args, **kwargs)
         if self.leaf_depth or self.error is not None:
             return out
         try:
@@ -94,7 +152,11 @@ class _Tracer(TorchFunctionMode):
 
     def record(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         name = func_name(func)
-        out_tensors = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        out_tensors = (
+            [out]
+            if isinstance(out, torch.Tensor)
+            else [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        )
         if not out_tensors or name.rsplit(".", 1)[-1] in _IGNORED_NAMES:
             return
         module = self.current_module
@@ -108,8 +170,8 @@ class _Tracer(TorchFunctionMode):
                 return v
             return x
 
-        vargs = tree_map(sub, args)
-        vkwargs = tree_map(sub, kwargs)
+        vargs = _substitute(args, sub)
+        vkwargs = {k: _substitute(v, sub) for k, v in kwargs.items()}
         outputs = [self.new_value(t, f"output of {where}") for t in out_tensors]
         call = registry.Call(func, name, vargs, vkwargs, outputs, module, inputs=inputs)
         rule = None
@@ -163,6 +225,17 @@ class _Tracer(TorchFunctionMode):
         rule(self.builder, call)
 
 
+def _substitute(x: Any, sub: Any) -> Any:
+    """Replace tensors inside (nested) tuples/lists/dicts; cheaper than a general pytree map."""
+    if isinstance(x, torch.Tensor):
+        return sub(x)
+    if isinstance(x, tuple | list):
+        return type(x)(_substitute(i, sub) for i in x) if not hasattr(x, "_fields") else x
+    if isinstance(x, dict):
+        return {k: _substitute(v, sub) for k, v in x.items()}
+    return x
+
+
 def as_tuple(example_inputs: Any) -> tuple:
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,)
@@ -173,13 +246,31 @@ def as_tuple(example_inputs: Any) -> tuple:
     )
 
 
-def run_trace(model: torch.nn.Module, example_inputs: Any) -> GraphBuilder:
-    """Run ``model`` once on ``example_inputs`` in eval mode and return the recorded channel facts."""
+def run_trace(model: torch.nn.Module, example_inputs: Any, execute: str = "shapes") -> GraphBuilder:
+    """Run ``model`` once on ``example_inputs`` in eval mode and return the recorded channel facts.
+
+    ``execute="shapes"`` (default) skips the arithmetic of heavy pure ops (conv, linear, matmul, norms,
+    attention): their outputs are zeros of the right shape, which is all channel tracing needs, and it
+    makes tracing several times cheaper than a forward pass. Like any trace by execution it follows the
+    control-flow path of this input; if anything fails in that mode the trace is redone with real
+    arithmetic (``execute="real"``).
+    """
+    if execute == "shapes":
+        try:
+            return _run_trace(model, example_inputs, shapes_only=True)
+        except TraceError:
+            return _run_trace(model, example_inputs, shapes_only=False)
+    if execute != "real":
+        raise TraceError(f"execute must be 'shapes' or 'real', got {execute!r}")
+    return _run_trace(model, example_inputs, shapes_only=False)
+
+
+def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -> GraphBuilder:
     from netsculpt.graph import rules  # noqa: F401  (registers the built-in rules)
 
     inputs = as_tuple(example_inputs)
     builder = GraphBuilder()
-    tracer = _Tracer(model, builder)
+    tracer = _Tracer(model, builder, shapes_only)
     for i, t in enumerate(inputs):
         if isinstance(t, torch.Tensor):
             tracer.new_value(t, f"network input {i}")
@@ -192,7 +283,8 @@ def run_trace(model: torch.nn.Module, example_inputs: Any) -> GraphBuilder:
             output = model(*inputs)
     except Exception as exc:
         where = tracer.current_module
-        raise TraceError(_forward_failure_message(exc, where, inputs)) from exc
+        module = dict(model.named_modules()).get(where) if tracer.stack else None
+        raise TraceError(_forward_failure_message(exc, where, inputs, module)) from exc
     finally:
         pre.remove()
         post.remove()
@@ -211,11 +303,24 @@ def run_trace(model: torch.nn.Module, example_inputs: Any) -> GraphBuilder:
     return builder
 
 
-def _forward_failure_message(exc: BaseException, module: str, inputs: tuple) -> str:
+def _expected(module: torch.nn.Module | None) -> str:
+    """What the failing layer expects, in words (the shape a user should have passed)."""
+    if isinstance(module, torch.nn.modules.conv._ConvNd):
+        return f" `{type(module).__name__}` expects input of shape (N, {module.in_channels}, ...)."
+    if isinstance(module, torch.nn.Linear):
+        return f" `Linear` expects input of shape (..., {module.in_features})."
+    if isinstance(module, torch.nn.modules.batchnorm._NormBase):
+        return f" `{type(module).__name__}` expects {module.num_features} channels."
+    return ""
+
+
+def _forward_failure_message(
+    exc: BaseException, where: str, inputs: tuple, module: torch.nn.Module | None
+) -> str:
     shapes = ", ".join(str(tuple(t.shape)) for t in inputs if isinstance(t, torch.Tensor))
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return (
-        f"the model failed on the example inputs (shapes {shapes}) inside `{module or '<root>'}`: "
-        f"{type(exc).__name__}: {first}. Check example_inputs has the shape the model expects "
-        "(for example (1, 3, 224, 224) for torchvision classifiers)."
+        f"the model failed on the example inputs (shapes {shapes}) inside `{where or '<root>'}`: "
+        f"{type(exc).__name__}: {first}.{_expected(module)} Check example_inputs has the shape the model "
+        "expects (for example (1, 3, 224, 224) for torchvision classifiers)."
     )

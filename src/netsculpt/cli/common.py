@@ -1,0 +1,67 @@
+"""What every command needs: resolve a MODEL argument, its example input, and print results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.errors import ConfigError
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input shape must look like 1,3,224,224, got {text!r}") from None
+    if not shape or any(s < 1 for s in shape):
+        raise argparse.ArgumentTypeError(f"input shape must be positive integers, got {text!r}")
+    return shape
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model", help="zoo name (see `netsculpt models`), torchvision:NAME, timm:NAME, or a saved directory"
+    )
+    p.add_argument("--num-classes", type=int, default=None, help="classifier size (default: the model's)")
+    p.add_argument("--in-channels", type=int, default=None, help="input channels (1 for digits)")
+    p.add_argument("--checkpoint", default=None, help="a state dict (.safetensors or torch weights) to load")
+    p.add_argument("--input-shape", type=parse_shape, default=None, help="example input, e.g. 1,3,224,224")
+
+
+def load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, ...]]:
+    """The model a command works on, and the example input shape to trace / measure it with."""
+    from netsculpt.io import is_saved_model, load, read_spec
+    from netsculpt.models import create_model, model_input_shape
+
+    if Path(args.model).is_dir():
+        if not is_saved_model(args.model):
+            raise ConfigError(
+                f"{args.model!r} is a folder but not a saved netsculpt model (no netsculpt.json)"
+            )
+        model = load(args.model)
+        data = read_spec(args.model)
+        shape = data.get("extra", {}).get("input_shape")
+        if shape is None and "name" in data["spec"]:
+            shape = model_input_shape(data["spec"]["name"], in_channels=data["spec"].get("in_channels"))
+        shape = args.input_shape or (tuple(shape) if shape else None)
+        if shape is None:
+            raise ConfigError("pass --input-shape: this saved model does not record its input shape")
+        return model, tuple(shape)
+    model = create_model(args.model, num_classes=args.num_classes, in_channels=args.in_channels,
+                         checkpoint=args.checkpoint)  # fmt: skip
+    shape = args.input_shape or model_input_shape(args.model, in_channels=args.in_channels)
+    return model, tuple(shape)
+
+
+def example(shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,94 @@
+"""`netsculpt train` and `netsculpt eval`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from netsculpt.cli.common import add_model_args, load_model
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="mnist5k", help="dataset name (see `netsculpt data`)")
+    p.add_argument("--data-root", default=None, help="folder holding the dataset files (mnist, cifar10, ...)")
+    p.add_argument(
+        "--resize", type=int, default=None, help="resize images to this size (e.g. 32 for CIFAR models)"
+    )
+    p.add_argument("--channels", type=int, default=None, help="repeat grayscale to this many channels")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many samples per split")
+    p.add_argument("--batch-size", type=int, default=None)
+
+
+def loaders(args: argparse.Namespace, batch_size: int, augment: bool = False, seed: int = 0):
+    from netsculpt.data import make_loaders
+
+    return make_loaders(args.data, batch_size=batch_size, root=args.data_root, resize=args.resize,
+                        channels=args.channels, limit=args.limit, augment=augment, seed=seed)  # fmt: skip
+
+
+def data_defaults(args: argparse.Namespace) -> None:
+    """Derive the model's input channels / classes from the dataset when not given."""
+    from netsculpt.data import dataset_info
+
+    if Path(args.model).is_dir():
+        return
+    info = dataset_info(args.data, root=args.data_root, resize=args.resize, channels=args.channels)
+    if args.in_channels is None:
+        args.in_channels = info.in_channels
+    if args.num_classes is None:
+        args.num_classes = info.num_classes
+    if args.input_shape is None:
+        args.input_shape = (1, info.in_channels, *info.image_size)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset (checkpoint every epoch, --resume)")
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--preset", default="default", help="training preset, e.g. lenet5_mnist5k")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, help="run directory: checkpoints, history, the trained model")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.set_defaults(func=run_train)
+    p = sub.add_parser("eval", help="test accuracy of a model on a dataset")
+    add_model_args(p)
+    add_data_args(p)
+    p.set_defaults(func=run_eval)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from netsculpt.io import save
+    from netsculpt.train import TrainConfig, train
+
+    data_defaults(args)
+    model, shape = load_model(args)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed),
+                                   ("batch_size", args.batch_size)) if v is not None}  # fmt: skip
+    config = TrainConfig.preset(args.preset, **overrides)
+    train_loader, test_loader = loaders(args, config.batch_size, config.augment, config.seed)
+    out = Path(args.out)
+    result = train(model, train_loader, test_loader, config, out_dir=out / "checkpoints", resume=args.resume)
+    save(
+        model,
+        out / "model",
+        extra={"input_shape": list(shape), "data": args.data, "accuracy": result.final_acc},
+    )
+    Console().print(
+        f"test accuracy {result.final_acc:.2%} (best {result.best_acc:.2%}); model saved to {out / 'model'}"
+    )
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from netsculpt.train import evaluate
+
+    data_defaults(args)
+    model, _ = load_model(args)
+    _, test_loader = loaders(args, args.batch_size or 256)
+    acc, loss = evaluate(model, test_loader)
+    Console().print(f"{args.model} on {args.data}: accuracy {acc:.2%}, loss {loss:.4f}")
+    return 0

@@ -1,0 +1,89 @@
+"""The `netsculpt` command line, run in-process the way a user types it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from netsculpt.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_analyze_json_has_the_documented_keys(capsys) -> None:
+    code, out, _ = run(capsys, "analyze", "lenet5", "--json", "--runs", "2")
+    data = json.loads(out)
+    assert code == 0
+    assert {"params", "macs", "latency_ms", "size_bytes", "layers"} <= set(data)
+    assert data["params"] == 431_080  # LeNet-5 20-50-500: the zoo's documented count
+    # conv1 20*25*24*24 + conv2 50*20*25*8*8 + fc 800*500 + 500*10 multiply-accumulates
+    assert data["macs"] == 20 * 25 * 576 + 50 * 500 * 64 + 800 * 500 + 500 * 10
+
+
+def test_analyze_table_and_groups(capsys) -> None:
+    code, out, _ = run(capsys, "analyze", "resnet20_cifar", "--groups", "--runs", "2")
+    assert code == 0 and "conv1" in out and "272,474 params" in out and "prunable" in out
+
+
+def test_prune_then_analyze_the_saved_directory(capsys, tmp_path) -> None:
+    out_dir = tmp_path / "pruned"
+    code, out, _ = run(capsys, "prune", "resnet20_cifar", "--ratio", "0.5", "--out", str(out_dir))
+    assert code == 0 and (out_dir / "model.safetensors").is_file() and (out_dir / "plan.json").is_file()
+    code, out, _ = run(capsys, "analyze", str(out_dir), "--json", "--runs", "2")
+    assert code == 0 and json.loads(out)["params"] < 272_474 / 2
+
+
+def test_train_eval_and_resume(capsys, tmp_path) -> None:
+    args = ["lenet5", "--data", "mnist5k", "--limit", "200", "--epochs", "1", "--out", str(tmp_path / "run")]
+    code, out, _ = run(capsys, "train", *args)
+    assert code == 0 and "test accuracy" in out
+    code, out, _ = run(
+        capsys, "train", *args[:-2], "--epochs", "2", "--out", str(tmp_path / "run"), "--resume"
+    )
+    assert code == 0
+    history = json.loads((tmp_path / "run" / "checkpoints" / "history.json").read_text())
+    assert len(history) == 2  # one epoch before the interruption, one after
+    code, out, _ = run(capsys, "eval", str(tmp_path / "run" / "model"), "--data", "mnist5k", "--limit", "200")
+    assert code == 0 and "accuracy" in out
+
+
+def test_unknown_names_give_one_line_errors(capsys) -> None:
+    code, _, err = run(capsys, "analyze", "resnet20_cfar")
+    assert code == 1 and "resnet20_cifar" in err and "Traceback" not in err
+    code, _, err = run(capsys, "train", "lenet5", "--data", "mnist5", "--out", "x")
+    assert code == 1 and "mnist5k" in err
+    code, _, err = run(capsys, "prune", "resnet20_cifar", "--ratio", "1.5", "--out", "x")
+    assert code == 1 and "[0, 1)" in err
+
+
+def test_bad_input_shape_is_an_argparse_error(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["analyze", "lenet5", "--input-shape", "1,a"])
+
+
+@pytest.mark.slow
+def test_compress_smoke_run_resumes(capsys, tmp_path) -> None:
+    args = [
+        "compress",
+        "--limit",
+        "300",
+        "--train-epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    code, out, _ = run(capsys, *args)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert code == 0 and "params" in out
+    assert results["after"]["params"] < results["before"]["params"]
+    baseline_mtime = (tmp_path / "baseline" / "model" / "model.safetensors").stat().st_mtime_ns
+    code, _, _ = run(capsys, *args)  # every stage is done: nothing is retrained
+    assert code == 0
+    assert (tmp_path / "baseline" / "model" / "model.safetensors").stat().st_mtime_ns == baseline_mtime
