@@ -8,9 +8,15 @@ import sys
 
 from netsculpt.errors import NetsculptError
 
+# Each command lives in its own module exposing ``register(subparsers)``; listed in help order.
+COMMAND_MODULES = (
+    "compress", "analyze", "train_cmd", "prune_cmd", "distill_cmd", "search_cmd", "weights_cmd", "report_cmd", "misc",
+)  # fmt: skip
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from netsculpt.cli import analyze, compress, misc, prune_cmd, train_cmd
+    import importlib
+    import importlib.util
 
     parser = argparse.ArgumentParser(
         prog="netsculpt", description="Make trained PyTorch CNNs smaller and faster, with measured proof."
@@ -22,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         "on shared machines, where extra OpenMP threads can slow a forward pass by 10-100x",
     )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (compress, analyze, train_cmd, prune_cmd, misc):
-        module.register(sub)
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(f"netsculpt.cli.{name}") is not None:
+            importlib.import_module(f"netsculpt.cli.{name}").register(sub)
     return parser
 
 
