@@ -1,6 +1,6 @@
 """Prune a torchvision model by half, check it is exact, and compare its cost before and after.
 
-    PYTHONPATH=src python examples/prune_torchvision.py [--model resnet18] [--ratio 0.5]
+PYTHONPATH=src python examples/prune_torchvision.py [--model resnet18] [--ratio 0.5]
 """
 
 from __future__ import annotations
