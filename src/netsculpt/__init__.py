@@ -9,13 +9,14 @@ ns.save(small, "out/model"); ns.load("out/model")
 
 from __future__ import annotations
 
+from netsculpt.allocate import Target
 from netsculpt.errors import NetsculptError
 from netsculpt.graph import ChannelGraph, ChannelGroup, register_function_rule, register_module_rule, trace
 from netsculpt.importance import list_criteria, register_criterion
 from netsculpt.io import load, save
 from netsculpt.measure import Metrics, measure
 from netsculpt.models import create_model, list_models, model_input_shape
-from netsculpt.prune import apply_plan, plan_pruning, prune
+from netsculpt.prune import apply_plan, plan_pruning, prune, prune_iteratively
 from netsculpt.surgery import PrunePlan, register_fixup
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "Metrics",
     "NetsculptError",
     "PrunePlan",
+    "Target",
     "apply_plan",
     "create_model",
     "list_criteria",
@@ -35,6 +37,7 @@ __all__ = [
     "model_input_shape",
     "plan_pruning",
     "prune",
+    "prune_iteratively",
     "register_criterion",
     "register_fixup",
     "register_function_rule",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
-from netsculpt.allocate import check_ratio, uniform_plan
+from netsculpt.allocate import Target, check_ratio, target_plan, uniform_plan, widths_plan
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.tracing import as_tuple
@@ -23,18 +23,34 @@ def plan_pruning(
     example_inputs: Any,
     *,
     criterion: str = "l1",
-    ratio: float = 0.5,
+    ratio: float | None = None,
+    target: Target | None = None,
+    widths: dict[str, int] | None = None,
+    strategy: str = "global",
     data: Iterable[Any] | None = None,
+    calib_batches: int | None = None,
     ignored: Iterable[str | nn.Module] = (),
     allow_inexact: bool = False,
     round_to: int = 1,
     min_channels: int = 1,
     graph: ChannelGraph | None = None,
 ) -> tuple[PrunePlan, ChannelGraph]:
-    """Decide what to remove without touching ``model``: returns the plan and the traced graph."""
-    check_ratio(ratio)
+    """Decide what to remove without touching ``model``: returns the plan and the traced graph.
+
+    Give one of ``ratio`` (every group loses that fraction; default 0.5), ``target`` (``Target(macs=0.5)``,
+    ``params=``, ``channels=``; met with the ``strategy`` "global" ranking or "uniform" ratio), or ``widths``
+    (exact channel counts per group / producing module).
+    """
+    if sum(x is not None for x in (ratio, target, widths)) > 1:
+        raise PruningError("give only one of ratio=, target=, widths=")
+    if ratio is None and target is None and widths is None:
+        ratio = 0.5
+    if ratio is not None:
+        check_ratio(ratio)
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
     crit = get_criterion(criterion)
+    if calib_batches is not None and hasattr(crit, "calib_batches"):
+        crit.calib_batches = calib_batches
     if crit.needs - {"weights"} and data is None:
         raise PruningError(
             f"criterion {criterion!r} needs {', '.join(sorted(crit.needs - {'weights'}))}: pass data= "
@@ -43,10 +59,26 @@ def plan_pruning(
     scores = crit.score(model, graph, data)
     meta = {
         "criterion": criterion if isinstance(criterion, str) else type(criterion).__name__,
-        "ratio": ratio,
         "allow_inexact": allow_inexact,
     }
-    plan = uniform_plan(graph, scores, ratio, round_to=round_to, min_channels=min_channels, meta=meta)
+    if widths is not None:
+        plan = widths_plan(graph, scores, widths, meta=meta)
+    elif target is not None:
+        plan = target_plan(
+            model,
+            example_inputs,
+            graph,
+            scores,
+            target,
+            strategy=strategy,
+            round_to=round_to,
+            min_channels=min_channels,
+            meta=meta,
+        )
+    else:
+        plan = uniform_plan(
+            graph, scores, ratio, round_to=round_to, min_channels=min_channels, meta={**meta, "ratio": ratio}
+        )
     return plan, graph
 
 
@@ -67,36 +99,62 @@ def apply_plan(
     return target
 
 
-def prune(
+def prune(model: nn.Module, example_inputs: Any, *, inplace: bool = False, **options: Any) -> nn.Module:
+    """Return a physically smaller copy of ``model`` (the original is untouched unless ``inplace``).
+
+    Options are those of ``plan_pruning``: ``criterion`` (see ``ns.list_criteria()``), one of ``ratio`` /
+    ``target`` / ``widths``, ``strategy``, ``data`` and ``calib_batches`` for data-driven criteria,
+    ``ignored`` modules, ``allow_inexact``, ``round_to``, ``min_channels``.
+    """
+    plan, graph = plan_pruning(model, example_inputs, **options)
+    return apply_plan(model, plan, example_inputs, inplace=inplace, graph=graph)
+
+
+def prune_iteratively(
     model: nn.Module,
     example_inputs: Any,
     *,
-    criterion: str = "l1",
-    ratio: float = 0.5,
-    data: Iterable[Any] | None = None,
-    ignored: Iterable[str | nn.Module] = (),
-    allow_inexact: bool = False,
-    round_to: int = 1,
-    min_channels: int = 1,
-    inplace: bool = False,
+    steps: int,
+    target: Target,
+    finetune: Callable[[nn.Module, int], None] | None = None,
+    **options: Any,
 ) -> nn.Module:
-    """Return a physically smaller copy of ``model`` with ``ratio`` of every prunable group removed.
+    """Reach ``target`` in ``steps`` rounds of score -> prune -> ``finetune(model, step)``.
 
-    Channels are ranked by ``criterion`` (see ``ns.list_criteria()``); ``ignored`` modules keep all their
-    channels. The original model is left untouched unless ``inplace=True``.
+    Each round's target is a geometric step from the original cost towards the final one, measured
+    against the *original* model, so scores are recomputed on the partly pruned, fine-tuned network.
     """
-    plan, graph = plan_pruning(
-        model,
-        example_inputs,
-        criterion=criterion,
-        ratio=ratio,
-        data=data,
-        ignored=ignored,
-        allow_inexact=allow_inexact,
-        round_to=round_to,
-        min_channels=min_channels,
-    )
-    return apply_plan(model, plan, example_inputs, inplace=inplace, graph=graph)
+    if steps < 1:
+        raise PruningError("steps must be at least 1")
+    from netsculpt.allocate import CostModel
+
+    base_graph = trace(model, example_inputs, allow_inexact=options.get("allow_inexact", False))
+    base = CostModel(model, base_graph, example_inputs)
+    base_cost = base.base_macs if target.metric == "macs" else base.base_params
+    current = model
+    for step in range(1, steps + 1):
+        goal = target.value ** (step / steps)
+        graph = trace(
+            current,
+            example_inputs,
+            ignored=options.get("ignored", ()),
+            allow_inexact=options.get("allow_inexact", False),
+        )
+        cost = CostModel(current, graph, example_inputs)
+        now = cost.base_macs if target.metric == "macs" else cost.base_params
+        relative = min(1.0, goal * base_cost / now) if target.metric != "channels" else goal ** (1 / steps)
+        step_target = Target(**{target.metric: relative})
+        plan, graph = plan_pruning(
+            current,
+            example_inputs,
+            target=step_target,
+            graph=graph,
+            **{k: v for k, v in options.items() if k not in ("ignored",)},
+        )
+        current = apply_plan(current, plan, example_inputs, graph=graph)
+        if finetune is not None:
+            finetune(current, step)
+    return current
 
 
 def _check_runs(model: nn.Module, example_inputs: Any) -> None:
@@ -109,9 +167,8 @@ def _check_runs(model: nn.Module, example_inputs: Any) -> None:
     except Exception as exc:
         raise PruningError(
             f"the pruned model no longer runs ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
-            "A module probably "
-            "stores a channel count in its own code; pass ignored=[that module] or register a fixup "
-            "(netsculpt.surgery.register_fixup)."
+            "A module probably stores a channel count in its own code; pass ignored=[that module] or "
+            "register a fixup (netsculpt.surgery.register_fixup)."
         ) from exc
     finally:
         model.train(was_training)

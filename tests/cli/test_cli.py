@@ -38,6 +38,36 @@ def test_prune_then_analyze_the_saved_directory(capsys, tmp_path) -> None:
     assert code == 0 and json.loads(out)["params"] < 272_474 / 2
 
 
+def test_prune_to_macs_target_and_widths(capsys, tmp_path) -> None:
+    code, _, _ = run(capsys, "prune", "resnet20_cifar", "--target-macs", "0.5", "--out", str(tmp_path / "a"))
+    assert code == 0
+    plan = json.loads((tmp_path / "a" / "plan.json").read_text())
+    assert 0.49 <= plan["meta"]["predicted"] <= 0.5
+    code, _, _ = run(
+        capsys,
+        "prune",
+        "lenet5",
+        "--in-channels",
+        "1",
+        "--widths",
+        "conv1=2,conv2=3",
+        "--out",
+        str(tmp_path / "b"),
+    )
+    code, out, _ = run(capsys, "analyze", str(tmp_path / "b"), "--json", "--runs", "1")
+    assert code == 0 and json.loads(out)["layers"][0]["output_shape"][1] == 2
+
+
+def test_data_criterion_needs_data_flag(capsys, tmp_path) -> None:
+    from netsculpt.importance.base import CRITERIA
+
+    if not any(CRITERIA.get(n)().needs - {"weights"} for n in CRITERIA.names()):
+        pytest.skip("no data-driven criterion registered yet")
+    name = next(n for n in CRITERIA.names() if CRITERIA.get(n)().needs - {"weights"})
+    code, _, err = run(capsys, "prune", "lenet5", "--criterion", name, "--out", str(tmp_path))
+    assert code == 1 and "--data" in err
+
+
 def test_train_eval_and_resume(capsys, tmp_path) -> None:
     args = ["lenet5", "--data", "mnist5k", "--limit", "200", "--epochs", "1", "--out", str(tmp_path / "run")]
     code, out, _ = run(capsys, "train", *args)

@@ -15,10 +15,29 @@ SIZE = {"inception_v3": 96, "maxvit_t": 224, "vit_h_14": 56}
 BUILD = {name: {"image_size": SIZE.get(name, 64)} for name in MODELS if name.startswith("vit_")}
 # more than ~100M parameters: several seconds just to initialise; still run in CI
 HEAVY = {
-    "vit_h_14", "vit_l_16", "vit_l_32", "regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf", "convnext_large",
-    "efficientnet_v2_l", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "regnet_y_16gf", "regnet_x_16gf", "resnext101_64x4d", "wide_resnet101_2", "swin_v2_b", "swin_b",
-}  # fmt: skip
+    "vit_h_14",
+    "vit_l_16",
+    "vit_l_32",
+    "regnet_y_128gf",
+    "regnet_y_32gf",
+    "regnet_x_32gf",
+    "convnext_large",
+    "efficientnet_v2_l",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "regnet_y_16gf",
+    "regnet_x_16gf",
+    "resnext101_64x4d",
+    "wide_resnet101_2",
+    "swin_v2_b",
+    "swin_b",
+}
 
 
 def test_the_list_is_the_whole_zoo() -> None:

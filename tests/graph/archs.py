@@ -54,8 +54,12 @@ class ShuffleBlock(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.stem = cbr(3, 8)
-        self.branch = nn.Sequential(cbr(4, 6, k=1), nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False),
-                                    nn.BatchNorm2d(6), cbr(6, 4, k=1))  # fmt: skip
+        self.branch = nn.Sequential(
+            cbr(4, 6, k=1),
+            nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False),
+            nn.BatchNorm2d(6),
+            cbr(6, 4, k=1),
+        )
         self.out = nn.Conv2d(8, 5, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -129,8 +129,10 @@ class NoRule(nn.Module):
         return self.b(torch.cummax(self.a(x), dim=2).values)
 
 
-@pytest.mark.parametrize(("cls", "words"), [(HardSlice, "fixed positions"), (RollChannels, "fixed amount"),
-                                            (NoRule, "no channel rule")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("cls", "words"),
+    [(HardSlice, "fixed positions"), (RollChannels, "fixed amount"), (NoRule, "no channel rule")],
+)
 def test_unsafe_ops_pin_channels(cls: type, words: str) -> None:
     g = trace(cls(), torch.randn(1, 3, 8, 8))
     group = g.group("a.0")

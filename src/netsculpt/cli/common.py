@@ -53,8 +53,9 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, ...]]:
         if shape is None:
             raise ConfigError("pass --input-shape: this saved model does not record its input shape")
         return model, tuple(shape)
-    model = create_model(args.model, num_classes=args.num_classes, in_channels=args.in_channels,
-                         checkpoint=args.checkpoint)  # fmt: skip
+    model = create_model(
+        args.model, num_classes=args.num_classes, in_channels=args.in_channels, checkpoint=args.checkpoint
+    )
     shape = args.input_shape or model_input_shape(args.model, in_channels=args.in_channels)
     return model, tuple(shape)
 

@@ -1,4 +1,4 @@
-"""`netsculpt prune MODEL --ratio 0.5 --out DIR`: structural pruning, saved without pickle."""
+"""`netsculpt prune MODEL (--ratio R | --target-macs F | --target-params F | --widths a=2,b=3) --out DIR`."""
 
 from __future__ import annotations
 
@@ -8,17 +8,30 @@ from pathlib import Path
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.errors import ConfigError
+
+
+def parse_widths(text: str) -> dict[str, int]:
+    try:
+        pairs = [item.split("=") for item in text.split(",") if item.strip()]
+        return {k.strip(): int(v) for k, v in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths look like conv1=2,conv2=3, got {text!r}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from netsculpt.cli.train_cmd import add_data_args
+
     p = sub.add_parser("prune", help="remove channels physically and save the smaller model")
     add_model_args(p)
-    p.add_argument(
-        "--ratio", type=float, default=0.5, help="fraction of each prunable group to remove, in [0, 1)"
-    )
-    p.add_argument(
-        "--criterion", default="l1", help="channel importance criterion (see `netsculpt criteria`)"
-    )
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--ratio", type=float, default=None, help="fraction of each group to remove, in [0, 1)")
+    how.add_argument("--target-macs", type=float, default=None, help="keep this fraction of MACs, e.g. 0.5")
+    how.add_argument("--target-params", type=float, default=None, help="keep this fraction of parameters")
+    how.add_argument("--widths", type=parse_widths, default=None, help="exact widths, e.g. conv1=2,conv2=3")
+    p.add_argument("--strategy", choices=["global", "uniform"], default="global", help="how targets are met")
+    p.add_argument("--criterion", default="l1", help="channel importance (see `netsculpt criteria`)")
+    p.add_argument("--calib-batches", type=int, default=16, help="calibration batches for data criteria")
     p.add_argument("--ignored", nargs="*", default=[], help="module names whose channels are kept")
     p.add_argument(
         "--allow-inexact",
@@ -26,25 +39,50 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also prune channels under LayerNorm/GroupNorm/attention (needs fine-tuning)",
     )
     p.add_argument("--round-to", type=int, default=1, help="keep a multiple of this many channels per group")
+    p.add_argument("--min-channels", type=int, default=1, help="never keep fewer channels in a group")
+    add_data_args(p)
+    p.set_defaults(data=None)
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from netsculpt.allocate import Target
+    from netsculpt.cli.train_cmd import loaders
+    from netsculpt.importance import get_criterion
     from netsculpt.io import save
     from netsculpt.measure import format_metrics_table, measure
     from netsculpt.prune import apply_plan, plan_pruning
 
     model, shape = load_model(args)
     x = example(shape)
+    data = None
+    if get_criterion(args.criterion).needs - {"weights"}:
+        if args.data is None:
+            raise ConfigError(
+                f"criterion {args.criterion!r} learns from data: pass --data NAME (see `netsculpt data`)"
+            )
+        data, _ = loaders(args, args.batch_size or 64)
+    target = None
+    if args.target_macs is not None:
+        target = Target(macs=args.target_macs)
+    elif args.target_params is not None:
+        target = Target(params=args.target_params)
+    ratio = args.ratio if (args.ratio is not None or target or args.widths) else 0.5
     plan, graph = plan_pruning(
         model,
         x,
         criterion=args.criterion,
-        ratio=args.ratio,
+        ratio=ratio,
+        target=target,
+        widths=args.widths,
+        strategy=args.strategy,
+        data=data,
+        calib_batches=args.calib_batches,
         ignored=args.ignored,
         allow_inexact=args.allow_inexact,
         round_to=args.round_to,
+        min_channels=args.min_channels,
     )
     small = apply_plan(model, plan, x, graph=graph)
     out = Path(args.out)

@@ -24,8 +24,16 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 def loaders(args: argparse.Namespace, batch_size: int, augment: bool = False, seed: int = 0):
     from netsculpt.data import make_loaders
 
-    return make_loaders(args.data, batch_size=batch_size, root=args.data_root, resize=args.resize,
-                        channels=args.channels, limit=args.limit, augment=augment, seed=seed)  # fmt: skip
+    return make_loaders(
+        args.data,
+        batch_size=batch_size,
+        root=args.data_root,
+        resize=args.resize,
+        channels=args.channels,
+        limit=args.limit,
+        augment=augment,
+        seed=seed,
+    )
 
 
 def data_defaults(args: argparse.Namespace) -> None:
@@ -66,8 +74,16 @@ def run_train(args: argparse.Namespace) -> int:
 
     data_defaults(args)
     model, shape = load_model(args)
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed),
-                                   ("batch_size", args.batch_size)) if v is not None}  # fmt: skip
+    overrides = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("lr", args.lr),
+            ("seed", args.seed),
+            ("batch_size", args.batch_size),
+        )
+        if v is not None
+    }
     config = TrainConfig.preset(args.preset, **overrides)
     train_loader, test_loader = loaders(args, config.batch_size, config.augment, config.seed)
     out = Path(args.out)

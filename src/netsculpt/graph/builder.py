@@ -69,7 +69,8 @@ class GraphBuilder:
     keep_dims: list[tuple[np.ndarray, int, str]] = field(default_factory=list)
     splits: list[tuple[np.ndarray, list[int], str]] = field(default_factory=list)
     values: list[Value] = field(default_factory=list)
-    module_io: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+    module_io: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)  # first call
+    module_calls: dict[str, list[list[int]]] = field(default_factory=dict)  # output value ids of every call
     outputs: list[int] = field(default_factory=list)
 
     # -- atoms and equalities -------------------------------------------------------------------

@@ -204,13 +204,14 @@ class _Tracer(TorchFunctionMode):
                 self.error = exc
         name = self.module_names[id(module)]
         self.stack.pop()
+        outs = [
+            self.by_tensor[id(t)].id
+            for t in tree_flatten(output)[0]
+            if isinstance(t, torch.Tensor) and id(t) in self.by_tensor
+        ]
+        self.builder.module_calls.setdefault(name, []).append(outs)
         if name not in self.builder.module_io:
             ins = [self.by_tensor[id(t)].id for t in tree_flatten(args)[0] if id(t) in self.by_tensor]
-            outs = [
-                self.by_tensor[id(t)].id
-                for t in tree_flatten(output)[0]
-                if isinstance(t, torch.Tensor) and id(t) in self.by_tensor
-            ]
             self.builder.module_io[name] = (ins, outs)
 
     def record_module(self, module: torch.nn.Module, rule: registry.Rule, args: tuple, output: Any) -> None:

@@ -69,8 +69,12 @@ def contract(
                     *np.broadcast_arrays(base, lab), f"{where} multiplies a channel with a non-channel"
                 )
             for lab, _, _ in act_labels:
-                ctx.block(lab, f"{where} contracts two activations over these channels (attention-style "
-                          "products are scaled by their width)", soft=True)  # fmt: skip
+                ctx.block(
+                    lab,
+                    f"{where} contracts two activations over these channels (attention-style "
+                    "products are scaled by their width)",
+                    soft=True,
+                )
         elif len(act_labels) == 1 and not any(c in lt for _, lt in params):
             ctx.block(act_labels[0][0], f"{where} sums these channels against a constant", soft=True)
 
@@ -149,8 +153,9 @@ def addmm(ctx: GraphBuilder, call: Call) -> None:
     contract(ctx, [(a, la), (b, lb)], lo, tmp, call.where)
     from netsculpt.graph.rules.common import align
 
-    labels, zero = merge_elementwise(ctx, [align(tmp, out.ndim), align(bias, out.ndim)], out.shape, "sum",
-                                     call.where)  # fmt: skip
+    labels, zero = merge_elementwise(
+        ctx, [align(tmp, out.ndim), align(bias, out.ndim)], out.shape, "sum", call.where
+    )
     set_output(out, labels, zero)
 
 

@@ -55,9 +55,13 @@ def conv(ctx: GraphBuilder, call: Call) -> None:
 
 
 @register_function_rule(
-    torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d,
-    F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d,
-)  # fmt: skip
+    torch.conv_transpose1d,
+    torch.conv_transpose2d,
+    torch.conv_transpose3d,
+    F.conv_transpose1d,
+    F.conv_transpose2d,
+    F.conv_transpose3d,
+)
 def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
     """Transposed conv weights are (in, out/groups, k...): the roles of dims 0 and 1 swap."""
     x, w = call.arg(0, "input"), call.arg(1, "weight")
@@ -184,8 +188,11 @@ def spatial(k: int | None):
                 continue
             idx = tuple(0 if d in dims else slice(None) for d in range(x.ndim))
             keep = tuple(slice(None) if d not in dims else None for d in range(x.ndim))
-            set_output(out, lab[idx][keep] if any(lab.shape[d] > 1 for d in dims) else lab,
-                       zero[idx][keep] if any(lab.shape[d] > 1 for d in dims) else zero)  # fmt: skip
+            set_output(
+                out,
+                lab[idx][keep] if any(lab.shape[d] > 1 for d in dims) else lab,
+                zero[idx][keep] if any(lab.shape[d] > 1 for d in dims) else zero,
+            )
         for extra in call.outputs[1:]:  # pooling indices
             extra.zero = np.zeros_like(extra.zero)
 
@@ -262,7 +269,10 @@ def glu(ctx: GraphBuilder, call: Call) -> None:
         atoms = channel_atoms(ctx, x, dim, call.where)
         half = atoms.reshape(2, -1)
         ctx.union(half[0], half[1])
-        set_output(out, along(half[0], dim, out.ndim), channel_zero(x, dim)[: half.shape[1]].reshape(
-            [-1 if d == dim else 1 for d in range(out.ndim)]))  # fmt: skip
+        set_output(
+            out,
+            along(half[0], dim, out.ndim),
+            channel_zero(x, dim)[: half.shape[1]].reshape([-1 if d == dim else 1 for d in range(out.ndim)]),
+        )
     else:
         out.labels, out.zero = x.labels, x.zero

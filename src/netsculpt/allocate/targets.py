@@ -1,0 +1,247 @@
+"""Solve for a plan that meets a target: a MACs fraction, a parameter fraction or a channel ratio.
+
+Two strategies:
+- ``uniform``: every group loses the same fraction; the fraction is found by bisection.
+- ``global``: channels of all groups are ranked together after normalising each group's scores by their
+  mean (so a layer with large raw scores cannot shield itself, and none is wiped out: each group keeps at
+  least ``min_channels``); the shortest prefix of the ranking that meets the target is removed.
+Both land within ``tolerance`` (2%) of the target when the channel granularity allows, and otherwise say
+what the closest achievable value is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from netsculpt.allocate.cost import CostModel
+from netsculpt.allocate.uniform import keep_count, select_keep
+from netsculpt.errors import PruningError
+from netsculpt.graph.channel_graph import ChannelGraph
+from netsculpt.surgery.plan import PrunePlan
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the pruned model should cost, as fractions of the original (0 < value <= 1).
+
+    ``macs=0.5`` halves multiply-accumulates; ``params=0.3`` keeps 30% of parameters; ``channels=0.6``
+    keeps 60% of the prunable channels. Give exactly one.
+    """
+
+    macs: float | None = None
+    params: float | None = None
+    channels: float | None = None
+
+    def __post_init__(self) -> None:
+        given = {
+            k: v
+            for k, v in (("macs", self.macs), ("params", self.params), ("channels", self.channels))
+            if v is not None
+        }
+        if len(given) != 1:
+            raise PruningError("Target takes exactly one of macs=, params=, channels= (a fraction in (0, 1])")
+        ((key, value),) = given.items()
+        if not 0.0 < float(value) <= 1.0:
+            raise PruningError(f"Target {key}={value!r} must be a fraction in (0, 1] of the original model")
+
+    @property
+    def metric(self) -> str:
+        return "macs" if self.macs is not None else "params" if self.params is not None else "channels"
+
+    @property
+    def value(self) -> float:
+        return float(
+            self.macs if self.macs is not None else self.params if self.params is not None else self.channels
+        )
+
+
+def _channel_fraction(graph: ChannelGraph, keep: dict[str, list[int]]) -> float:
+    total = sum(g.n_prunable for g in graph.prunable_groups)
+    removed = sum(g.size - len(keep[g.id]) for g in graph.prunable_groups if g.id in keep)
+    return 1.0 - removed / max(total, 1)
+
+
+def _uniform_keep(
+    graph: ChannelGraph, scores: dict[str, np.ndarray], ratio: float, round_to: int, min_channels: int
+) -> dict[str, list[int]]:
+    keep = {}
+    for g in graph.prunable_groups:
+        k = keep_count(g, int(ratio * g.size), round_to=round_to, min_channels=min_channels)
+        if k < g.size:
+            keep[g.id] = select_keep(g, scores[g.id], k)
+    return keep
+
+
+def _global_order(
+    graph: ChannelGraph, scores: dict[str, np.ndarray], min_channels: int
+) -> list[tuple[str, int]]:
+    """Removable channels of every group, least important first (group-mean-normalised scores)."""
+    entries = []
+    for g in graph.prunable_groups:
+        s = scores[g.id]
+        norm = s / (np.abs(s).mean() + 1e-12)
+        order = np.argsort(np.where(g.prunable, norm, np.inf), kind="stable")
+        floor = max(g.size - g.n_prunable, min(min_channels, g.size), 1)
+        for rank, ch in enumerate(order[: g.size - floor].tolist()):
+            entries.append((float(norm[ch]), rank, g.id, ch))
+    entries.sort()
+    return [(gid, ch) for _, _, gid, ch in entries]
+
+
+def _prefix_keep(
+    graph: ChannelGraph, order: list[tuple[str, int]], n: int, round_to: int, scores: dict[str, np.ndarray]
+) -> dict[str, list[int]]:
+    removed: dict[str, set[int]] = {}
+    for gid, ch in order[:n]:
+        removed.setdefault(gid, set()).add(ch)
+    keep = {}
+    for gid, rm in removed.items():
+        g = graph.group(gid)
+        kept = g.size - len(rm)
+        if round_to > 1:  # round the kept count up, dropping the least important of the prefix's picks
+            k = keep_count(g, g.size - kept, round_to=round_to)
+            keep[gid] = select_keep(
+                g, np.where(np.isin(np.arange(g.size), list(rm)), scores[gid] - 1e30, scores[gid]), k
+            )
+        else:
+            keep[gid] = [i for i in range(g.size) if i not in rm]
+    return keep
+
+
+def target_plan(
+    model: nn.Module,
+    example_inputs: Any,
+    graph: ChannelGraph,
+    scores: dict[str, np.ndarray],
+    target: Target,
+    *,
+    strategy: str = "global",
+    round_to: int = 1,
+    min_channels: int = 1,
+    tolerance: float = 0.02,
+    cost: CostModel | None = None,
+    meta: dict | None = None,
+) -> PrunePlan:
+    """A plan whose cost lands at or just under ``target`` (within ``tolerance`` of it when possible)."""
+    if strategy not in ("uniform", "global"):
+        raise PruningError(f"strategy must be 'uniform' or 'global', got {strategy!r}")
+    cost = cost or CostModel(model, graph, example_inputs)
+
+    def measure(keep: dict[str, list[int]]) -> float:
+        if target.metric == "channels":
+            return _channel_fraction(graph, keep)
+        return cost.fraction(keep, target.metric)
+
+    if strategy == "uniform":
+
+        def candidate(x: float) -> dict[str, list[int]]:
+            return _uniform_keep(graph, scores, x, round_to, min_channels)
+
+        lo, hi = 0.0, 0.999
+    else:
+        order = _global_order(graph, scores, min_channels)
+
+        def candidate(x: float) -> dict[str, list[int]]:
+            return _prefix_keep(graph, order, round(x * len(order)), round_to, scores)
+
+        lo, hi = 0.0, 1.0
+    best = candidate(hi)
+    floor_value = measure(best)
+    if floor_value > target.value + tolerance * target.value:
+        raise PruningError(
+            f"target {target.metric}={target.value:.3f} is unreachable: the most this model can be pruned "
+            f"({strategy}, min_channels={min_channels}) leaves {target.metric}={floor_value:.3f} of the "
+            "original "
+            "(pinned channels are listed by ns.trace(model, inputs))"
+        )
+    for _ in range(40):  # bisection on the amount removed: cost is monotone in it
+        mid = (lo + hi) / 2
+        keep = candidate(mid)
+        if measure(keep) <= target.value:
+            hi, best = mid, keep
+        else:
+            lo = mid
+        if hi - lo < 1e-4:
+            break
+    best = _top_up(graph, scores, best, measure, target.value, tolerance, round_to)
+    plan_meta = {
+        "target": {target.metric: target.value},
+        "strategy": strategy,
+        "predicted": measure(best),
+        **(meta or {}),
+    }
+    return PrunePlan(best, {g.id: g.size for g in graph.groups}, plan_meta)
+
+
+def _top_up(
+    graph: ChannelGraph,
+    scores: dict[str, np.ndarray],
+    keep: dict[str, list[int]],
+    measure: Any,
+    goal: float,
+    tolerance: float,
+    round_to: int,
+) -> dict[str, list[int]]:
+    """Give back the best removed channels, one group step at a time, while the cost stays <= goal:
+    channel granularity otherwise leaves a uniform plan several percent under its target."""
+    keep = {k: list(v) for k, v in keep.items()}
+    step = max(round_to, 1)
+    for _ in range(10_000):
+        if measure(keep) >= goal * (1 - tolerance / 4):
+            break
+        candidates = []
+        for gid, kept in keep.items():
+            g = graph.group(gid)
+            removed = [i for i in range(g.size) if i not in set(kept)]
+            if len(removed) >= step:
+                best = sorted(removed, key=lambda i: -scores[gid][i])[:step]
+                norm = float(np.mean(scores[gid][best]) / (np.abs(scores[gid]).mean() + 1e-12))
+                candidates.append((-norm, gid, best))
+        accepted = False
+        for _, gid, best in sorted(candidates):
+            trial = dict(keep)
+            trial[gid] = sorted(keep[gid] + best)
+            if measure(trial) <= goal:
+                keep = trial
+                accepted = True
+                break
+        if not accepted:
+            break
+    return {k: v for k, v in keep.items() if len(v) < graph.group(k).size}
+
+
+def widths_plan(
+    graph: ChannelGraph, scores: dict[str, np.ndarray], widths: dict[str, int], *, meta: dict | None = None
+) -> PrunePlan:
+    """Keep exactly ``widths[name]`` channels of each named group (group id or its producing module),
+    the best-scored ones — to reproduce a paper's architecture, e.g. LeNet-5 conv widths 2 and 3."""
+    keep = {}
+    for name, width in widths.items():
+        g = _group_for(graph, name)
+        if not isinstance(width, int) or not 1 <= width <= g.size:
+            raise PruningError(f"width for {name!r} must be an integer in [1, {g.size}], got {width!r}")
+        if width < g.size - g.n_prunable:
+            raise PruningError(
+                f"group {g.id!r} has {g.size - g.n_prunable} pinned channels: width {width} is too "
+                f"small ({g.reasons[0] if g.reasons else ''})"
+            )
+        if width < g.size:
+            keep[g.id] = select_keep(g, scores.get(g.id, np.zeros(g.size)), width)
+    return PrunePlan(keep, {g.id: g.size for g in graph.groups}, {"widths": dict(widths), **(meta or {})})
+
+
+def _group_for(graph: ChannelGraph, name: str):
+    for g in graph.groups:
+        if g.id == name:
+            return g
+    for g in graph.groups:  # a module name: the group it produces
+        if any(m.module == name and m.role == "out" and m.dim == 0 for m in g.members):
+            return g
+    raise PruningError(
+        f"no channel group or producing module called {name!r}; groups: "
+        f"{', '.join(g.id for g in graph.prunable_groups)}"
+    )

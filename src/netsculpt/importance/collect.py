@@ -1,0 +1,146 @@
+"""One streaming pass over calibration data, handing each group's feature maps (and gradients) to
+criteria as they are produced, so memory stays bounded by one batch.
+
+A criterion implements ``on_activation`` (and ``on_gradient`` if it needs gradients); the collector
+registers forward hooks on every site module and, when gradients are needed, tensor hooks on the site
+outputs, then runs forward (and backward on the task loss) batch by batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from netsculpt.errors import PruningError
+from netsculpt.graph.channel_graph import ChannelGraph
+from netsculpt.graph.groups import ChannelGroup
+from netsculpt.importance.sites import Site, find_sites, preferred_sites
+from netsculpt.progress import track
+
+
+class StreamingStatistic(Protocol):
+    """What a data-driven criterion receives during the pass."""
+
+    needs_gradients: bool
+
+    def on_activation(self, group: ChannelGroup, site: Site, x: torch.Tensor, labels: torch.Tensor) -> None:
+        """``x``: the group's channels at one site for one batch, shape (N, C, *rest)."""
+
+    def on_gradient(
+        self, group: ChannelGroup, site: Site, x: torch.Tensor, grad: torch.Tensor, labels: torch.Tensor
+    ) -> None:
+        """``grad``: d loss / d x at that site for the same batch."""
+
+
+def group_sites(model: nn.Module, graph: ChannelGraph, all_sites: bool = False) -> dict[str, list[Site]]:
+    """Preferred observation sites for every prunable group; a group with none is an error."""
+    out: dict[str, list[Site]] = {}
+    for g in graph.prunable_groups:
+        sites = find_sites(model, graph, g)
+        if not sites:
+            raise PruningError(
+                f"group {g.id!r}: its channels are never the output of a single module, so a data-driven "
+                "criterion cannot observe them; use a weight criterion (l1, l2, fpgm, bn_scale) or "
+                f"ignored=[{g.id!r}]"
+            )
+        out[g.id] = sites if all_sites else preferred_sites(sites)
+    return out
+
+
+def _split_batch(batch: Any) -> tuple[tuple, torch.Tensor | None]:
+    if isinstance(batch, dict):
+        inputs, labels = batch.get("inputs", batch.get("image")), batch.get("labels", batch.get("label"))
+        return (inputs,), labels
+    if isinstance(batch, tuple | list) and len(batch) == 2:
+        inputs, labels = batch
+        return (tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)), labels
+    if isinstance(batch, torch.Tensor):
+        return (batch,), None
+    raise PruningError("calibration data must yield (inputs, labels) batches, e.g. a DataLoader of a dataset")
+
+
+def stream(
+    model: nn.Module,
+    graph: ChannelGraph,
+    stat: StreamingStatistic,
+    data: Iterable[Any],
+    *,
+    max_batches: int | None = None,
+    sites: dict[str, list[Site]] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    description: str = "calibration",
+) -> int:
+    """Run the pass; returns the number of samples seen. The model is left in its original mode."""
+    sites = sites if sites is not None else group_sites(model, graph)
+    groups = {g.id: g for g in graph.groups}
+    by_module: dict[str, list[tuple[ChannelGroup, Site]]] = {}
+    for gid, ss in sites.items():
+        for s in ss:
+            by_module.setdefault(s.module, []).append((groups[gid], s))
+    modules = dict(model.named_modules())
+    current: dict[str, torch.Tensor | None] = {"labels": None}
+    calls: dict[str, int] = {}
+
+    def make_hook(name: str, entries: list[tuple[ChannelGroup, Site]]) -> Callable:
+        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
+            call = calls.get(name, 0)
+            calls[name] = call + 1
+            for group, site in entries:
+                if site.call != call:
+                    continue
+                x = site.channels(output)
+                stat.on_activation(group, site, x.detach(), current["labels"])
+                if stat.needs_gradients:
+                    t = output[site.output_index] if isinstance(output, tuple | list) else output
+                    t.register_hook(_grad_hook(group, site, x.detach()))
+
+        return hook
+
+    def _grad_hook(group: ChannelGroup, site: Site, x: torch.Tensor) -> Callable:
+        def on_grad(grad: torch.Tensor) -> None:
+            stat.on_gradient(group, site, x, site.channels(grad).detach(), current["labels"])
+
+        return on_grad
+
+    handles = [modules[n].register_forward_hook(make_hook(n, entries)) for n, entries in by_module.items()]
+    was_training = model.training
+    model.eval()
+    seen = 0
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    try:
+        batches = data if max_batches is None else _take(data, max_batches)
+        total = max_batches if max_batches is not None else (len(data) if hasattr(data, "__len__") else None)
+        for batch in track(batches, description, total=total):
+            inputs, labels = _split_batch(batch)
+            current["labels"] = labels
+            calls.clear()
+            if stat.needs_gradients:
+                if labels is None:
+                    raise PruningError(
+                        "this criterion needs labels: calibration batches must be (inputs, labels)"
+                    )
+                model.zero_grad(set_to_none=True)
+                with torch.enable_grad():
+                    loss_fn(model(*inputs), labels).backward()
+                model.zero_grad(set_to_none=True)
+            else:
+                with torch.no_grad():
+                    model(*inputs)
+            seen += int(inputs[0].shape[0])
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    if seen == 0:
+        raise PruningError("the calibration data yielded no batches")
+    return seen
+
+
+def _take(data: Iterable[Any], n: int) -> Iterable[Any]:
+    for i, batch in enumerate(data):
+        if i >= n:
+            return
+        yield batch
