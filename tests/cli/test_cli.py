@@ -98,22 +98,21 @@ def test_bad_input_shape_is_an_argparse_error(capsys) -> None:
 
 @pytest.mark.slow
 def test_compress_smoke_run_resumes(capsys, tmp_path) -> None:
-    args = [
-        "compress",
-        "--limit",
-        "300",
-        "--train-epochs",
-        "1",
-        "--finetune-epochs",
-        "1",
-        "--out",
-        str(tmp_path),
-    ]
+    sets = ["data.limit=200", "baseline.train.epochs=1", "stages.0.prune.criterion=l1"]
+    sets += ["stages.1.distill.epochs=1", "outputs.latency_runs=2", "outputs.report=false"]
+    args = ["compress", "--out", str(tmp_path)] + [a for kv in sets for a in ("--set", kv)]
     code, out, _ = run(capsys, *args)
     results = json.loads((tmp_path / "results.json").read_text())
     assert code == 0 and "params" in out
     assert results["after"]["params"] < results["before"]["params"]
-    baseline_mtime = (tmp_path / "baseline" / "model" / "model.safetensors").stat().st_mtime_ns
-    code, _, _ = run(capsys, *args)  # every stage is done: nothing is retrained
+    baseline_mtime = (tmp_path / "00_baseline" / "model" / "model.safetensors").stat().st_mtime_ns
+    code, out, _ = run(capsys, *args)  # every stage is done: nothing is retrained
     assert code == 0
-    assert (tmp_path / "baseline" / "model" / "model.safetensors").stat().st_mtime_ns == baseline_mtime
+    assert (tmp_path / "00_baseline" / "model" / "model.safetensors").stat().st_mtime_ns == baseline_mtime
+
+
+def test_compress_reports_recipe_errors(capsys, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  name: lenet5\nstages:\n  - prune: {ratio: 2}\n")
+    code, _, err = run(capsys, "compress", str(bad), "--out", str(tmp_path / "run"))
+    assert code == 1 and "bad.yaml:4: stages.0.prune.ratio" in err

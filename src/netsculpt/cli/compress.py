@@ -1,4 +1,4 @@
-"""`netsculpt compress`: the main job (train -> prune -> fine-tune -> measure) with a summary table."""
+"""`netsculpt compress [RECIPE] --out RUN_DIR`: run a recipe (default: LeNet-5 on the bundled digits)."""
 
 from __future__ import annotations
 
@@ -6,38 +6,39 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compress", help="run the main job on the bundled digits (or your model and data)")
-    p.add_argument("--model", default="lenet5")
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--resize", type=int, default=None)
-    p.add_argument("--channels", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="cap samples per split (smoke runs)")
-    p.add_argument("--train-preset", default="lenet5_mnist5k")
-    p.add_argument("--train-epochs", type=int, default=None)
-    p.add_argument("--criterion", default="l1")
-    p.add_argument("--ratio", type=float, default=0.5)
-    p.add_argument("--finetune-epochs", type=int, default=6)
-    p.add_argument("--out", default="runs/lenet5_mnist5k", help="run directory (rerun to resume)")
+    p = sub.add_parser("compress", help="run a recipe end to end (default: LeNet-5 on the bundled digits)")
+    p.add_argument(
+        "recipe", nargs="?", default=None, help="recipe YAML (default: examples/lenet5_mnist5k.yaml)"
+    )
+    p.add_argument("--out", default=None, help="run directory (default: runs/<recipe name>); rerun to resume")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a recipe field, e.g. --set data.limit=500 --set stages.1.distill.epochs=2",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="redo every stage even if the folder has finished ones"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from netsculpt.allocate import check_ratio
-    from netsculpt.pipeline import CompressJob, print_summary, run_job
+    from pathlib import Path
 
-    check_ratio(args.ratio)
-    job = CompressJob(
-        model=args.model,
-        data=args.data,
-        resize=args.resize,
-        channels=args.channels,
-        limit=args.limit,
-        train_preset=args.train_preset,
-        train_epochs=args.train_epochs,
-        criterion=args.criterion,
-        ratio=args.ratio,
-        finetune_epochs=args.finetune_epochs,
+    from netsculpt.pipeline import default_recipe_path, load_recipe, print_summary, run_recipe
+
+    path = Path(args.recipe) if args.recipe else default_recipe_path()
+    recipe, text = load_recipe(path, args.overrides)
+    if args.overrides:
+        text += "\n# overrides: " + " ".join(args.overrides) + "\n"
+    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    results = run_recipe(recipe, text, out, force=args.force)
+    print_summary(results)
+    print(
+        f"results: {out / 'results.json'}"
+        + (f" · report: {out / 'report.html'}" if (out / "report.html").is_file() else "")
     )
-    print_summary(run_job(job, args.out))
-    print(f"results: {args.out}/results.json")
     return 0

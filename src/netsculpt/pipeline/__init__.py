@@ -1,5 +1,18 @@
-"""The main job, stage by stage, resumable."""
+"""The main job: a YAML recipe run stage by stage into a resumable run directory."""
 
-from netsculpt.pipeline.job import CompressJob, print_summary, run_job
+from netsculpt.pipeline.recipe import Recipe, default_recipe_path, load_recipe, parse_recipe
+from netsculpt.pipeline.runner import run_recipe
+from netsculpt.pipeline.stages import STAGES, RunContext, stage
+from netsculpt.pipeline.summary import print_summary
 
-__all__ = ["CompressJob", "print_summary", "run_job"]
+__all__ = [
+    "STAGES",
+    "Recipe",
+    "RunContext",
+    "default_recipe_path",
+    "load_recipe",
+    "parse_recipe",
+    "print_summary",
+    "run_recipe",
+    "stage",
+]

@@ -1,0 +1,289 @@
+"""Recipes: one YAML file declares the model, the data, the baseline, the stages and the outputs.
+
+Recipes are loaded with ``yaml.safe_load`` semantics (no code, no Python objects) and validated with
+pydantic; an error names the field and the line it is on. ``--set a.b=value`` overrides any field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from netsculpt.errors import ConfigError
+
+RECIPE_VERSION = 1
+STAGE_KINDS = ("prune", "finetune", "distill", "search", "cluster", "quantize")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(Section):
+    name: str = "lenet5"
+    num_classes: int | None = None
+    in_channels: int | None = None
+    checkpoint: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSection(Section):
+    name: str = "mnist5k"
+    root: str | None = None
+    resize: int | None = None
+    channels: int | None = None
+    limit: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainSection(Section):
+    """A training preset plus overrides of any TrainConfig field (epochs, lr, label_smoothing, ...)."""
+
+    preset: str = "default"
+    epochs: int | None = Field(default=None, ge=1)
+    lr: float | None = Field(default=None, gt=0)
+    batch_size: int | None = Field(default=None, ge=1)
+    weight_decay: float | None = Field(default=None, ge=0)
+    label_smoothing: float | None = Field(default=None, ge=0, lt=1)
+    optimizer: str | None = None
+    schedule: str | None = None
+    warmup_epochs: int | None = Field(default=None, ge=0)
+    augment: bool | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if k != "preset" and v is not None}
+
+
+class BaselineSection(Section):
+    """Train the unpruned model, or load it from a checkpoint (state dict or saved netsculpt model)."""
+
+    train: TrainSection | None = None
+    checkpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> BaselineSection:
+        if (self.train is None) == (self.checkpoint is None):
+            raise ValueError("give exactly one of 'train' or 'checkpoint'")
+        return self
+
+
+class PruneStage(Section):
+    kind: Literal["prune"] = "prune"
+    criterion: str = "l1"
+    ratio: float | None = Field(default=None, ge=0, lt=1)
+    target: dict[Literal["macs", "params", "channels"], float] | None = None
+    widths: dict[str, int] | None = None
+    strategy: Literal["global", "uniform"] = "global"
+    calib_batches: int = Field(default=16, ge=1)
+    ignored: list[str] = Field(default_factory=list)
+    allow_inexact: bool = False
+    round_to: int = Field(default=1, ge=1)
+    min_channels: int = Field(default=1, ge=1)
+    iterative_steps: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> PruneStage:
+        if sum(x is not None for x in (self.ratio, self.target, self.widths)) != 1:
+            raise ValueError("give exactly one of 'ratio', 'target' or 'widths'")
+        return self
+
+
+class FinetuneStage(TrainSection):
+    kind: Literal["finetune"] = "finetune"
+    preset: str = "default"
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in super().overrides().items() if k != "kind"}
+
+
+class DistillStage(TrainSection):
+    kind: Literal["distill"] = "distill"
+    preset: str = "default"
+    temperature: float = Field(default=4.0, gt=0)
+    alpha: float = Field(default=0.9, ge=0, le=1)
+    hints: list[str | list[str]] = Field(default_factory=list)
+    hint_weight: float = Field(default=1.0, ge=0)
+
+    def overrides(self) -> dict[str, Any]:
+        kd = {"kind", "temperature", "alpha", "hints", "hint_weight"}
+        return {k: v for k, v in super().overrides().items() if k not in kd}
+
+
+class SearchStage(Section):
+    kind: Literal["search"] = "search"
+    method: Literal["sensitivity", "greedy", "genetic", "nsga2"] = "greedy"
+    target: dict[Literal["macs", "params", "latency"], float]
+    criterion: str = "l1"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClusterStage(Section):
+    kind: Literal["cluster"] = "cluster"
+    method: Literal["dkm", "kmeans"] = "dkm"
+    bits: int = Field(default=4, ge=1, le=8)
+    epochs: int = Field(default=3, ge=0)
+    lr: float | None = Field(default=None, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class QuantizeStage(Section):
+    kind: Literal["quantize"] = "quantize"
+    calib_batches: int = Field(default=8, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+STAGE_MODELS: dict[str, type[Section]] = {
+    "prune": PruneStage,
+    "finetune": FinetuneStage,
+    "distill": DistillStage,
+    "search": SearchStage,
+    "cluster": ClusterStage,
+    "quantize": QuantizeStage,
+}
+
+
+StageConfig = Annotated[
+    PruneStage | FinetuneStage | DistillStage | SearchStage | ClusterStage | QuantizeStage,
+    Field(discriminator="kind"),
+]
+
+
+class OutputsSection(Section):
+    latency_runs: int = Field(default=30, ge=1)
+    onnx: bool = False
+    report: bool = True
+
+
+class Recipe(Section):
+    version: int = RECIPE_VERSION
+    name: str = "run"
+    seed: int = 0
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    baseline: BaselineSection = Field(default_factory=lambda: BaselineSection(train=TrainSection()))
+    stages: list[StageConfig] = Field(default_factory=list)
+    outputs: OutputsSection = Field(default_factory=OutputsSection)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v > RECIPE_VERSION:
+            raise ValueError(
+                f"recipe version {v} is newer than this netsculpt understands ({RECIPE_VERSION})"
+            )
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stage_kinds(cls, data: Any) -> Any:
+        """``- prune: {...}`` in YAML becomes ``{"kind": "prune", ...}`` for the tagged union."""
+        if not isinstance(data, dict) or "stages" not in data:
+            return data
+        items = data["stages"]
+        if not isinstance(items, list):
+            raise ValueError(
+                "'stages' is a list of one-key mappings like '- prune: {criterion: l1, ratio: 0.5}'"
+            )
+        out = []
+        for item in items:
+            if not isinstance(item, dict) or len(item) != 1:
+                raise ValueError(
+                    f"each stage is a one-key mapping (one of {', '.join(STAGE_KINDS)}), got {item!r}"
+                )
+            ((kind, body),) = item.items()
+            if kind not in STAGE_MODELS:
+                raise ValueError(f"unknown stage {kind!r}; stages are: {', '.join(STAGE_KINDS)}")
+            out.append({**(body or {}), "kind": kind})
+        return {**data, "stages": out}
+
+
+def _line_index(text: str) -> dict[tuple[Any, ...], int]:
+    """Map each key path of the YAML document to its line number (1-based), for error messages."""
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[(*path, key.value)] = key.start_mark.line + 1
+                walk(value, (*path, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                walk(value, (*path, i))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _set(data: dict[str, Any], dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node: Any = data
+    for k in keys[:-1]:
+        key: Any = int(k) if isinstance(node, list) else k
+        if isinstance(node, dict):
+            node = node.setdefault(key, {})
+        else:
+            node = node[key]
+    value = yaml.safe_load(raw)
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def parse_recipe(text: str, *, source: str = "<recipe>", overrides: list[str] = ()) -> Recipe:
+    """Validate recipe ``text``; ``overrides`` are ``"a.b.c=value"`` strings (values parsed as YAML)."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a recipe is a YAML mapping (model:, data:, stages: ...)")
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        try:
+            _set(data, key.strip(), raw)
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise ConfigError(f"override {item!r}: no such place in the recipe") from None
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        lines = _line_index(text)
+        msgs = []
+        for err in exc.errors():
+            yaml_loc = _yaml_path(tuple(err["loc"]), data)
+            line = next(
+                (lines[yaml_loc[:n]] for n in range(len(yaml_loc), -1, -1) if yaml_loc[:n] in lines), None
+            )
+            where = ".".join(str(p) for p in yaml_loc) or "(top level)"
+            msgs.append(f"{source}{f':{line}' if line else ''}: {where}: {err['msg']}")
+        raise ConfigError("invalid recipe\n  " + "\n  ".join(msgs)) from None
+
+
+def _yaml_path(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[Any, ...]:
+    """Pydantic's error location as a path in the YAML document (a stage's tag is its YAML key)."""
+    return tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "model-"))))
+
+
+def load_recipe(path: str | os.PathLike[str], overrides: list[str] = ()) -> tuple[Recipe, str]:
+    """Read and validate a recipe file; returns the recipe and its text (kept in the run folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {str(path)!r} does not exist")
+    text = path.read_text()
+    return parse_recipe(text, source=str(path), overrides=list(overrides)), text
+
+
+def default_recipe_path() -> Path:
+    """The recipe `netsculpt compress` runs with no argument (a copy of examples/lenet5_mnist5k.yaml)."""
+    return Path(__file__).with_name("recipes") / "lenet5_mnist5k.yaml"

@@ -1,0 +1,195 @@
+"""Run a recipe into a run directory, stage by stage, resumable.
+
+Layout: ``RUN_DIR/recipe.yaml`` (the recipe as given), ``run.log``, one folder per stage
+(``00_baseline``, ``01_prune`` ...) holding the stage's model (safetensors + spec), its settings and
+metrics (``stage.json``) and a ``DONE`` marker written last, then ``results.json`` and ``report.html``.
+Rerunning the same command skips every stage that has its marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.fileio import write_json, write_text
+from netsculpt.pipeline.recipe import Recipe
+from netsculpt.pipeline.stages import STAGES, RunContext
+
+RESULTS_VERSION = 1
+log = logging.getLogger("netsculpt")
+
+
+def _context(recipe: Recipe, run_dir: Path) -> RunContext:
+    from netsculpt.data import dataset_info, make_loaders
+
+    d = recipe.data
+    info = dataset_info(d.name, root=d.root, resize=d.resize, channels=d.channels, **d.options)
+    batch = d.batch_size or 64
+    if recipe.baseline.train is not None:
+        from netsculpt.train import TrainConfig
+
+        batch = d.batch_size or TrainConfig.preset(recipe.baseline.train.preset).batch_size
+    augment = bool(recipe.baseline.train and recipe.baseline.train.augment)
+    train_loader, test_loader = make_loaders(
+        d.name,
+        batch_size=batch,
+        root=d.root,
+        resize=d.resize,
+        channels=d.channels,
+        limit=d.limit,
+        seed=recipe.seed,
+        augment=augment,
+        **d.options,
+    )
+    shape = (1, info.in_channels, *info.image_size)
+    example = torch.randn(shape, generator=torch.Generator().manual_seed(recipe.seed))
+    classes = recipe.model.num_classes or info.num_classes
+    channels = recipe.model.in_channels or info.in_channels
+    return RunContext(recipe, run_dir, example, train_loader, test_loader, classes, channels)
+
+
+def _measure(model: nn.Module, ctx: RunContext, runs: int) -> dict[str, Any]:
+    from netsculpt.measure import measure
+    from netsculpt.train import evaluate
+
+    acc, loss = evaluate(model, ctx.test_loader)
+    metrics = measure(model, ctx.example, runs=runs, onnx=ctx.recipe.outputs.onnx)
+    return {"accuracy": acc, "loss": loss, **metrics.to_dict()}
+
+
+def _check_same_recipe(run_dir: Path, text: str, force: bool) -> None:
+    stored = run_dir / "recipe.yaml"
+    if stored.is_file() and stored.read_text() != text and not force:
+        raise ConfigError(
+            f"{run_dir} was made by a different recipe; to continue it rerun with the same recipe, or choose "
+            "a new --out (or pass --force to start this folder's stages over)"
+        )
+
+
+def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = False) -> dict[str, Any]:
+    """Run (or resume) ``recipe``; returns the results also written to ``RUN_DIR/results.json``."""
+    from netsculpt.io import load, save
+    from netsculpt.measure import cpu_calibration
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_same_recipe(run_dir, text, force)
+    if force:
+        for marker in run_dir.glob("*/DONE"):
+            marker.unlink()
+    write_text(run_dir / "recipe.yaml", text)
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    console = Console(stderr=True)
+    try:
+        torch.manual_seed(recipe.seed)
+        ctx = _context(recipe, run_dir)
+        plan = [("baseline", recipe.baseline)] + [(s.kind, s) for s in recipe.stages]
+        records: list[dict[str, Any]] = []
+        model: nn.Module | None = None
+        for i, (kind, cfg) in enumerate(plan):
+            out = run_dir / f"{i:02d}_{kind}"
+            label = f"[{i + 1}/{len(plan)}] {kind}"
+            if (out / "DONE").is_file():
+                model = load(out / "model")
+                record = _read_record(out)
+                console.print(f"{label}: done earlier, resumed from {out.name}")
+                log.info("%s: resumed from %s", label, out)
+            else:
+                console.rule(f"{label}  {_describe(cfg)}")
+                log.info("%s: %s", label, cfg.model_dump() if hasattr(cfg, "model_dump") else cfg)
+                t0 = time.perf_counter()
+                model, info = STAGES[kind](ctx, cfg, model, out)
+                seconds = time.perf_counter() - t0
+                save(model, out / "model", extra={"input_shape": list(ctx.example.shape), "stage": kind})
+                metrics = _measure(model, ctx, recipe.outputs.latency_runs)
+                record = {
+                    "index": i,
+                    "kind": kind,
+                    "dir": out.name,
+                    "seconds": seconds,
+                    "settings": cfg.model_dump(),
+                    "metrics": metrics,
+                    "info": info,
+                }
+                write_json(out / "stage.json", record)
+                (out / "DONE").write_text("ok\n")
+                log.info(
+                    "%s: accuracy %.4f, params %d, macs %d",
+                    label,
+                    metrics["accuracy"],
+                    metrics["params"],
+                    metrics["macs"],
+                )
+            if kind == "baseline":
+                ctx.teacher = load(out / "model")
+            records.append(record)
+        results = _results(recipe, text, records, cpu_calibration().to_dict(), time.perf_counter() - started)
+        write_json(run_dir / "results.json", results)
+        if recipe.outputs.report:
+            _write_report(run_dir)
+        return results
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _read_record(out: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads((out / "stage.json").read_text())
+
+
+def _describe(cfg: Any) -> str:
+    if not hasattr(cfg, "model_dump"):
+        return ""
+    dump = cfg.model_dump(exclude_defaults=True)
+    items = [f"{k}={v}" for k, v in dump.items() if v not in (None, {}, []) and k != "kind"]
+    return ", ".join(items)
+
+
+def _point(record: dict[str, Any]) -> dict[str, Any]:
+    m = record["metrics"]
+    keys = ("accuracy", "params", "macs", "size_bytes", "latency_ms", "peak_activation_bytes")
+    return {"name": record["dir"], "stage": record["kind"], **{k: m.get(k) for k in keys}}
+
+
+def _results(
+    recipe: Recipe, text: str, records: list[dict[str, Any]], calibration: dict, seconds: float
+) -> dict:
+    first, last = records[0]["metrics"], records[-1]["metrics"]
+    return {
+        "version": RESULTS_VERSION,
+        "name": recipe.name,
+        "recipe": text,
+        "recipe_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "job": {"model": recipe.model.name, "data": recipe.data.name},
+        "stages": records,
+        "before": first,
+        "after": last,
+        "points": [_point(r) for r in records],
+        "pareto": [],
+        "calibration": calibration,
+        "threads": torch.get_num_threads(),
+        "wall_seconds": seconds,
+    }
+
+
+def _write_report(run_dir: Path) -> None:
+    try:
+        from netsculpt.report import write_report
+    except ImportError:
+        log.info("no report package: skipping report.html")
+        return
+    write_report(run_dir)

@@ -1,0 +1,183 @@
+"""Stage handlers: one function per recipe stage kind, each ``(ctx, config, model) -> (model, info)``.
+
+Handlers import the parts they need lazily, so a recipe that never clusters never imports clustering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.pipeline.recipe import (
+    BaselineSection,
+    ClusterStage,
+    DistillStage,
+    FinetuneStage,
+    PruneStage,
+    QuantizeStage,
+    Recipe,
+    SearchStage,
+    TrainSection,
+)
+
+
+@dataclass
+class RunContext:
+    """What every stage may use: the recipe, data, the example input and the unpruned teacher."""
+
+    recipe: Recipe
+    run_dir: Path
+    example: torch.Tensor
+    train_loader: Any
+    test_loader: Any
+    num_classes: int
+    in_channels: int
+    teacher: nn.Module | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[RunContext, Any, nn.Module | None, Path], tuple[nn.Module, dict[str, Any]]]
+STAGES: dict[str, Handler] = {}
+
+
+def stage(kind: str) -> Callable[[Handler], Handler]:
+    def add(fn: Handler) -> Handler:
+        STAGES[kind] = fn
+        return fn
+
+    return add
+
+
+def train_config(ctx: RunContext, section: TrainSection) -> Any:
+    from netsculpt.train import PRESETS, TrainConfig
+
+    overrides = section.overrides()
+    preset = {**TrainConfig().to_dict(), **PRESETS.get(section.preset), **overrides}
+    if "warmup_epochs" not in overrides and preset["warmup_epochs"] >= preset["epochs"]:
+        overrides["warmup_epochs"] = preset["epochs"] - 1  # a short run keeps an epoch after warm-up
+    return TrainConfig.preset(section.preset, seed=ctx.recipe.seed, **overrides)
+
+
+@stage("baseline")
+def baseline(
+    ctx: RunContext, cfg: BaselineSection, model: nn.Module | None, out: Path
+) -> tuple[nn.Module, dict]:
+    from netsculpt.io import is_saved_model, load
+    from netsculpt.models import create_model
+    from netsculpt.train import train
+
+    m = ctx.recipe.model
+    if cfg.checkpoint is not None:
+        if is_saved_model(cfg.checkpoint):
+            return load(cfg.checkpoint), {"checkpoint": cfg.checkpoint}
+        built = create_model(
+            m.name,
+            num_classes=ctx.num_classes,
+            in_channels=ctx.in_channels,
+            checkpoint=cfg.checkpoint,
+            **m.options,
+        )
+        return built, {"checkpoint": cfg.checkpoint}
+    built = create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options)
+    config = train_config(ctx, cfg.train)
+    result = train(built, ctx.train_loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True)
+    return built, {"train": config.to_dict(), "history": result.history}
+
+
+@stage("prune")
+def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
+    from netsculpt.allocate import Target
+    from netsculpt.prune import apply_plan, plan_pruning, prune_iteratively
+
+    target = Target(**cfg.target) if cfg.target else None
+    options = {
+        "criterion": cfg.criterion,
+        "strategy": cfg.strategy,
+        "data": ctx.train_loader,
+        "calib_batches": cfg.calib_batches,
+        "ignored": cfg.ignored,
+        "allow_inexact": cfg.allow_inexact,
+        "round_to": cfg.round_to,
+        "min_channels": cfg.min_channels,
+    }
+    if cfg.iterative_steps > 1:
+        if target is None:
+            raise ConfigError("prune.iterative_steps > 1 needs a 'target'")
+        pruned = prune_iteratively(model, ctx.example, steps=cfg.iterative_steps, target=target, **options)
+        return pruned, {"iterative_steps": cfg.iterative_steps}
+    plan, graph = plan_pruning(
+        model, ctx.example, ratio=cfg.ratio, target=target, widths=cfg.widths, **options
+    )
+    plan.save(out / "plan.json")
+    pruned = apply_plan(model, plan, ctx.example, graph=graph)
+    return pruned, {"plan": plan.to_dict()}
+
+
+@stage("finetune")
+def finetune(ctx: RunContext, cfg: FinetuneStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
+    from netsculpt.train import train
+
+    config = train_config(ctx, cfg)
+    result = train(model, ctx.train_loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True)
+    return model, {"train": config.to_dict(), "history": result.history}
+
+
+@stage("distill")
+def distill(ctx: RunContext, cfg: DistillStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
+    from netsculpt.train.distill import DistillConfig
+    from netsculpt.train.distill import distill as run_distill
+
+    if ctx.teacher is None:
+        raise ConfigError("the distill stage needs the baseline model as teacher")
+    config = train_config(ctx, cfg)
+    kd = DistillConfig(
+        temperature=cfg.temperature, alpha=cfg.alpha, hints=list(cfg.hints), hint_weight=cfg.hint_weight
+    )
+    result = run_distill(
+        model,
+        ctx.teacher,
+        ctx.train_loader,
+        ctx.test_loader,
+        config,
+        kd,
+        out_dir=out / "checkpoints",
+        resume=True,
+    )
+    return model, {"train": config.to_dict(), "kd": cfg.model_dump(), "history": result.history}
+
+
+@stage("search")
+def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
+    try:
+        from netsculpt.search import search_stage
+    except ImportError:
+        raise ConfigError("the search stage needs netsculpt.search, which this installation lacks") from None
+    return search_stage(ctx, cfg, model, out)
+
+
+@stage("cluster")
+def cluster(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
+    try:
+        from netsculpt.weights import cluster_stage
+    except ImportError:
+        raise ConfigError(
+            "the cluster stage needs netsculpt.weights, which this installation lacks"
+        ) from None
+    return cluster_stage(ctx, cfg, model, out)
+
+
+@stage("quantize")
+def quantize(ctx: RunContext, cfg: QuantizeStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
+    try:
+        from netsculpt.weights import quantize_stage
+    except ImportError:
+        raise ConfigError(
+            "the quantize stage needs netsculpt.weights, which this installation lacks"
+        ) from None
+    return quantize_stage(ctx, cfg, model, out)

@@ -1,0 +1,45 @@
+"""The table a person reads at the end of a run: before, after, ratio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_summary(results: dict[str, Any], console: Console | None = None) -> None:
+    """Accuracy, params, MACs, size on disk and latency before and after, with ratios and wall time."""
+    console = console or Console()
+    b, a = results["before"], results["after"]
+    table = Table(title=f"{results['job']['model']} on {results['job']['data']}")
+    for col in ("", "before", "after", "ratio"):
+        table.add_column(col, justify="right")
+    acc_delta = (a["accuracy"] - b["accuracy"]) * 100
+    table.add_row("accuracy", f"{b['accuracy']:.2%}", f"{a['accuracy']:.2%}", f"{acc_delta:+.2f} pp")
+    table.add_row(
+        "params", f"{b['params']:,}", f"{a['params']:,}", f"{b['params'] / a['params']:.2f}x smaller"
+    )
+    table.add_row("MACs", f"{b['macs']:,}", f"{a['macs']:,}", f"{b['macs'] / a['macs']:.2f}x fewer")
+    table.add_row(
+        "size on disk",
+        f"{b['size_bytes']:,} B",
+        f"{a['size_bytes']:,} B",
+        f"{b['size_bytes'] / a['size_bytes']:.2f}x",
+    )
+    if b.get("latency_ms") and a.get("latency_ms"):
+        ratio = b["latency_ms"] / a["latency_ms"]
+        table.add_row(
+            "latency (batch 1)",
+            f"{b['latency_ms']:.3f} ms",
+            f"{a['latency_ms']:.3f} ms",
+            f"{ratio:.2f}x faster",
+        )
+    console.print(table)
+    cal = results["calibration"]
+    console.print(
+        f"wall time {results['wall_seconds']:.1f} s with {results.get('threads', 1)} thread(s) · "
+        "CPU calibration: "
+        f"{cal['matmul_gflops']:.1f} GFLOP/s matmul, {cal['python_loop_ms']:.1f} ms Python loop "
+        "(compare timings across machines with these)"
+    )

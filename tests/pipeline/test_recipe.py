@@ -1,0 +1,55 @@
+"""Recipes: validation with field and line, safe loading, overrides, the bundled default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netsculpt.errors import ConfigError
+from netsculpt.pipeline import default_recipe_path, load_recipe, parse_recipe
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_default_recipe_is_the_example() -> None:
+    assert default_recipe_path().read_text() == (EXAMPLES / "lenet5_mnist5k.yaml").read_text()
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_example_recipes_validate(path: Path) -> None:
+    recipe, _ = load_recipe(path)
+    assert recipe.stages and recipe.name
+
+
+def test_errors_name_field_and_line() -> None:
+    text = "model:\n  name: lenet5\nstages:\n  - prune:\n      criterion: l1\n      ratio: 1.5\n"
+    with pytest.raises(
+        ConfigError, match=r"<recipe>:6: stages\.0\.prune\.ratio: Input should be less than 1"
+    ):
+        parse_recipe(text)
+
+
+def test_unknown_fields_and_stages_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r":2: model\.nam: Extra inputs are not permitted"):
+        parse_recipe("model:\n  nam: lenet5\n")
+    with pytest.raises(ConfigError, match="unknown stage 'prun'"):
+        parse_recipe("stages:\n  - prun: {ratio: 0.5}\n")
+    with pytest.raises(ConfigError, match="exactly one of 'ratio', 'target' or 'widths'"):
+        parse_recipe("stages:\n  - prune: {ratio: 0.5, widths: {conv1: 2}}\n")
+
+
+def test_yaml_with_python_objects_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_recipe("model: !!python/object/apply:os.system ['echo hacked']\n")
+
+
+def test_overrides_set_nested_fields() -> None:
+    recipe = parse_recipe(
+        "stages:\n  - prune: {ratio: 0.5}\n  - distill: {epochs: 5}\n",
+        overrides=["data.limit=200", "stages.1.distill.epochs=2", "stages.0.prune.criterion=l2"],
+    )
+    assert recipe.data.limit == 200
+    assert recipe.stages[1].epochs == 2 and recipe.stages[0].criterion == "l2"
+    with pytest.raises(ConfigError, match="must look like"):
+        parse_recipe("{}", overrides=["data.limit"])

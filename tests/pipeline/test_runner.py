@@ -1,0 +1,88 @@
+"""Running recipes: artifacts, results.json, resume after an interruption, small runs of every example."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netsculpt.errors import ConfigError
+from netsculpt.pipeline import load_recipe, parse_recipe, run_recipe
+from netsculpt.pipeline import stages as stage_module
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+SMALL = """
+name: tiny
+model: {name: lenet5}
+data: {name: mnist5k, limit: 200}
+baseline: {train: {preset: default, epochs: 1}}
+stages:
+  - prune: {criterion: l1, widths: {conv1: 4, conv2: 6}}
+  - finetune: {epochs: 1}
+outputs: {latency_runs: 2, report: false}
+"""
+
+
+def test_run_writes_artifacts_and_results(tmp_path) -> None:
+    results = run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
+    assert [p.name for p in sorted(tmp_path.glob("0*"))] == ["00_baseline", "01_prune", "02_finetune"]
+    for d in ("00_baseline", "01_prune", "02_finetune"):
+        assert (tmp_path / d / "DONE").is_file() and (tmp_path / d / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "01_prune" / "plan.json").is_file() and (tmp_path / "run.log").stat().st_size > 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["version"] == 1 and data == json.loads(json.dumps(results))
+    assert data["after"]["params"] < data["before"]["params"]
+    assert [p["stage"] for p in data["points"]] == ["baseline", "prune", "finetune"]
+
+
+def test_interrupted_run_resumes_without_redoing_stages(tmp_path, monkeypatch) -> None:
+    recipe = parse_recipe(SMALL)
+    calls: list[str] = []
+    real = dict(stage_module.STAGES)
+
+    def failing_finetune(*args, **kwargs):
+        raise KeyboardInterrupt  # the user pressed Ctrl-C during fine-tuning
+
+    def counting(kind):
+        def run(*args, **kwargs):
+            calls.append(kind)
+            return real[kind](*args, **kwargs)
+
+        return run
+
+    monkeypatch.setitem(stage_module.STAGES, "baseline", counting("baseline"))
+    monkeypatch.setitem(stage_module.STAGES, "prune", counting("prune"))
+    monkeypatch.setitem(stage_module.STAGES, "finetune", failing_finetune)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, SMALL, tmp_path)
+    assert not (tmp_path / "results.json").exists()
+    monkeypatch.setitem(stage_module.STAGES, "finetune", counting("finetune"))
+    run_recipe(recipe, SMALL, tmp_path)
+    assert calls == ["baseline", "prune", "finetune"]  # baseline and prune ran once
+
+
+def test_a_folder_made_by_another_recipe_is_protected(tmp_path) -> None:
+    run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
+    other = SMALL.replace("conv2: 6", "conv2: 5")
+    with pytest.raises(ConfigError, match="different recipe"):
+        run_recipe(parse_recipe(other), other, tmp_path)
+
+
+FAST = ["data.limit=120", "baseline.train.epochs=1", "outputs.latency_runs=2", "outputs.report=false"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_recipe_runs_small(path: Path, tmp_path) -> None:
+    recipe, text = load_recipe(path)
+    overrides = list(FAST)
+    for i, s in enumerate(recipe.stages):
+        if s.kind in ("finetune", "distill"):
+            overrides.append(f"stages.{i}.{s.kind}.epochs=1")
+        if s.kind == "prune":
+            overrides.append(f"stages.{i}.prune.calib_batches=1")
+    recipe, _ = load_recipe(path, overrides)
+    results = run_recipe(recipe, text, tmp_path)
+    assert results["after"]["macs"] < results["before"]["macs"]
