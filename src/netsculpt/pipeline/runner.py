@@ -22,8 +22,8 @@ from netsculpt.errors import ConfigError
 from netsculpt.fileio import write_json, write_text
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.stages import STAGES, RunContext
+from netsculpt.report.schema import SCHEMA_VERSION, validate_results
 
-RESULTS_VERSION = 1
 log = logging.getLogger("netsculpt")
 
 
@@ -136,6 +136,7 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
                 ctx.teacher = load(out / "model")
             records.append(record)
         results = _results(recipe, text, records, cpu_calibration().to_dict(), time.perf_counter() - started)
+        validate_results(results, source=str(run_dir / "results.json"))  # catch a writer bug at the source
         write_json(run_dir / "results.json", results)
         if recipe.outputs.report:
             _write_report(run_dir)
@@ -170,7 +171,7 @@ def _results(
 ) -> dict:
     first, last = records[0]["metrics"], records[-1]["metrics"]
     return {
-        "version": RESULTS_VERSION,
+        "version": SCHEMA_VERSION,
         "name": recipe.name,
         "recipe": text,
         "recipe_sha256": hashlib.sha256(text.encode()).hexdigest(),

@@ -1,0 +1,247 @@
+"""One run's report page, and the sections the comparison page shares with it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from netsculpt.report import format as fmt
+from netsculpt.report.html import esc, figure, note, page, pre, section, table
+from netsculpt.report.pareto import pareto_front
+from netsculpt.report.plots import Series, colour, select_layers, short_name, tradeoff_chart, widths_chart
+from netsculpt.report.run import COSTS, Point, Run, Stage
+
+SHORT_LIST = 25  # up to this many models are listed in full; a search's thousands are folded away
+POINT_ROWS = 500  # the folded list stops here: the page should stay a page
+
+
+def value_of(record: Any, key: str) -> Any:
+    """A field of a ModelRecord or Point, or None when the record or the field is missing."""
+    return getattr(record, key, None) if record is not None else None
+
+
+def summary_table(run: Run) -> str:
+    b, a = run.before, run.after
+    if b is None and a is None:
+        return note("No measured models in results.json: nothing to summarise.", "missing")
+
+    def row(label: str, key: str, show: Any, smaller: str, larger: str) -> list:
+        x, y = value_of(b, key), value_of(a, key)
+        text, cls = fmt.reduction(x, y, smaller, larger)
+        return [(esc(label), "name"), esc(show(x)), esc(show(y)), (esc(text), cls)]
+
+    acc_text, acc_cls = fmt.accuracy_change(value_of(b, "accuracy"), value_of(a, "accuracy"))
+    rows = [
+        [
+            ("accuracy", "name"),
+            esc(fmt.percent(value_of(b, "accuracy"))),
+            esc(fmt.percent(value_of(a, "accuracy"))),
+            (esc(acc_text), acc_cls),
+        ],
+        row("parameters", "params", fmt.count, "smaller", "larger"),
+        row("MACs (batch 1)", "macs", fmt.count, "fewer", "more"),
+        row("peak activation memory", "peak_activation_bytes", fmt.size, "smaller", "larger"),
+        row("size on disk", "size_bytes", fmt.size, "smaller", "larger"),
+        row("latency (PyTorch, batch 1)", "latency_ms", fmt.millis, "faster", "slower"),
+    ]
+    rows += _extra_latencies(b, a)
+    rows = [r for r in rows if r[1] != fmt.MISSING or r[2] != fmt.MISSING]
+    return table(["", "before", "after", "change"], rows, cls="summary")
+
+
+def _extra_latencies(b: Any, a: Any) -> list[list]:
+    """Rows for every other runtime/batch size both models were timed at (ONNX Runtime, batch 8 ...)."""
+    lb, la = value_of(b, "latency") or {}, value_of(a, "latency") or {}
+    rows = []
+    for runtime, by_batch in lb.items():
+        for batch, ms in by_batch.items():
+            other = la.get(runtime, {}).get(batch)
+            if other is None or (runtime == "torch" and batch == "1"):
+                continue
+            text, cls = fmt.reduction(ms, other, "faster", "slower")
+            name = (
+                "PyTorch" if runtime == "torch" else "ONNX Runtime" if runtime == "onnxruntime" else runtime
+            )
+            rows.append(
+                [
+                    (esc(f"latency ({name}, batch {batch})"), "name"),
+                    esc(fmt.millis(ms)),
+                    esc(fmt.millis(other)),
+                    (esc(text), cls),
+                ]
+            )
+    return rows
+
+
+def _machine_note(run: Run) -> str:
+    r = run.results
+    parts = []
+    if r.wall_seconds is not None:
+        parts.append(f"wall time {fmt.seconds(r.wall_seconds)}")
+    cal = r.calibration or value_of(run.after, "calibration")
+    if cal is not None and cal.matmul_gflops is not None:
+        parts.append(
+            f"CPU calibration {cal.matmul_gflops:.1f} GFLOP/s matmul, {cal.python_loop_ms or 0:.1f} ms "
+            "Python loop (compare timings across machines with these)"
+        )
+    threads = r.threads or value_of(run.after, "threads")
+    if threads:
+        parts.append(f"{threads} torch thread{'s' if threads != 1 else ''}")
+    return note(esc(" \u00b7 ".join(parts))) if parts else ""
+
+
+def tradeoff_section(series: Sequence[Series], intro: str) -> str:
+    figures = []
+    for key, label, unit in COSTS:
+        uri = tradeoff_chart(series, key, label, unit)
+        caption = esc(
+            f"Every evaluated model; the line joins the Pareto front (no model is both more "
+            f"accurate and cheaper in {short_name(label)})."
+        )
+        figures.append(
+            figure(uri, f"accuracy vs {label}", caption, missing=f"accuracy vs {label}: not recorded")
+        )
+    return section(
+        "Accuracy against cost",
+        note(esc(intro)),
+        '<div class="grid">' + "".join(figures) + "</div>",
+        anchor="tradeoffs",
+    )
+
+
+def widths_section(run: Run) -> str:
+    if not run.widths:
+        return section("Layer widths", note("No per-layer widths or prune plans recorded.", "missing"))
+    shown, dropped = select_layers(run.widths)
+    changed = sum(1 for w in run.widths if w.before != w.after)
+    caption = esc(f"From {run.widths_source}. {changed} of {len(run.widths)} layers changed width.")
+    if dropped:
+        caption += esc(f" {dropped} unchanged layers are left out of the chart.")
+    return section(
+        "Layer widths",
+        figure(widths_chart(shown), "layer widths before and after", caption, cls="layers"),
+        anchor="widths",
+    )
+
+
+def _points_table(points: Sequence[Point], fronts: dict[str, set[int]]) -> str:
+    rows = []
+    for p in points:
+        on = [short_name(label) for key, label, _ in COSTS if id(p) in fronts[key]]
+        if p.on_search_front:
+            on.append("search")
+        rows.append(
+            [
+                (esc(p.name) + (f" <small>({esc(p.role)})</small>" if p.role else ""), "name"),
+                (esc(p.stage or ""), "text"),
+                esc(fmt.percent(p.accuracy)),
+                esc(fmt.count(p.params)),
+                esc(fmt.count(p.macs)),
+                esc(fmt.size(p.size_bytes)),
+                esc(fmt.millis(p.latency_ms)),
+                (esc(", ".join(on) or fmt.MISSING), "text"),
+            ]
+        )
+    header = [("model", "name"), ("stage", "text"), "accuracy", "params", "MACs", "size", "latency",
+              ("on the front for", "text")]  # fmt: skip
+    return table(header, rows, drop_empty=True)
+
+
+def points_section(run: Run) -> str:
+    """Every evaluated model; a long list (a search) shows the front first and the rest folded away."""
+    if not run.points:
+        return ""
+    fronts = {key: {id(p) for p in pareto_front(run.points, key)} for key, _, _ in COSTS}
+    if len(run.points) <= SHORT_LIST:
+        return section("Evaluated models", _points_table(run.points, fronts), anchor="points")
+    on_front = set().union(*fronts.values())
+    chosen = [p for p in run.points if id(p) in on_front or p.role or p.on_search_front]
+    shown = run.points[:POINT_ROWS]
+    cut = f" (the first {POINT_ROWS})" if len(run.points) > POINT_ROWS else ""
+    intro = (
+        f"{len(chosen)} of {len(run.points)} models are on a Pareto front, the baseline or the final model:"
+    )
+    folded = (
+        f"<details><summary>all {len(run.points)} models{esc(cut)}</summary>{_points_table(shown, fronts)}"
+    )
+    return section(
+        "Evaluated models",
+        note(esc(intro)),
+        _points_table(chosen, fronts),
+        folded + "</details>",
+        anchor="points",
+    )
+
+
+def _stage_settings(stage: Stage) -> str:
+    """One line: what the prune plan removed, then every setting that was given (no nulls)."""
+    given = ", ".join(
+        f"{k}={fmt.setting(v)}" for k, v in stage.settings.items() if v not in (None, {}, []) and k != "kind"
+    )
+    plan = stage.plan
+    if plan is None:
+        return given
+    pruned = sum(1 for g, k in plan.keep.items() if len(k) < plan.sizes.get(g, len(k)))
+    removed = sum(plan.sizes.get(g, len(k)) - len(k) for g, k in plan.keep.items())
+    summary = f"plan: {pruned} groups pruned, {removed} channels removed"
+    return f"{summary}; {given}" if given else summary
+
+
+def stages_section(run: Run) -> str:
+    if not run.stages:
+        return ""
+    rows = []
+    for i, s in enumerate(run.stages):
+        rows.append(
+            [
+                esc(i + 1),
+                (esc(s.name), "name"),
+                (esc(s.kind or ""), "text"),
+                esc(fmt.percent(s.accuracy)),
+                esc(fmt.count(s.params)),
+                esc(fmt.count(s.macs)),
+                esc(fmt.seconds(s.seconds)),
+                (esc(_stage_settings(s)) or fmt.MISSING, "settings"),
+            ]
+        )
+    header = [
+        "#",
+        ("stage", "name"),
+        ("kind", "text"),
+        "accuracy",
+        "params",
+        "MACs",
+        "time",
+        ("settings", "text"),
+    ]
+    return section("Stages", table(header, rows, drop_empty=True), anchor="stages")
+
+
+def recipe_section(run: Run) -> str:
+    if run.recipe:
+        return section("Recipe", pre(run.recipe), anchor="recipe")
+    intro = note("No recipe recorded (this run was made by <code>netsculpt compress</code>); its settings:")
+    return section("Recipe", intro, settings_table(run), anchor="recipe")
+
+
+def settings_table(run: Run) -> str:
+    """The job settings of a run that has no recipe text (the older ``compress`` job)."""
+    rows = [[(esc(k), "name"), (esc(fmt.setting(v)), "text")] for k, v in run.settings.items()]
+    return table([("setting", "name"), ("value", "text")], rows) if rows else note("none recorded", "missing")
+
+
+def run_page(run: Run) -> str:
+    subtitle = esc(f"run {run.path.resolve().name} \u00b7 results.json schema version {run.results.version}")
+    intro = (
+        "Accuracy is on the held-out test split; costs are at batch 1 of the example input. "
+        "The square is the baseline, the star the final model."
+    )
+    sections = [
+        section("Summary", summary_table(run), _machine_note(run), anchor="summary"),
+        tradeoff_section([Series(run.label, run.points, colour(0))], intro),
+        widths_section(run),
+        stages_section(run),
+        points_section(run),
+        recipe_section(run),
+    ]
+    return page(run.title, subtitle, [s for s in sections if s])

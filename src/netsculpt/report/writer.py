@@ -1,0 +1,66 @@
+"""Write reports: ``RUN_DIR/report.html`` for one run, ``OUT/report.html`` comparing several.
+
+The page is rendered completely in memory and then written atomically (temporary file + rename), so a
+failed or interrupted regeneration leaves the previous report in place rather than half a page.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from netsculpt.errors import ConfigError
+from netsculpt.fileio import atomic_write
+from netsculpt.report.comparison import comparison_page
+from netsculpt.report.pages import run_page
+from netsculpt.report.run import load_run
+
+REPORT_NAME = "report.html"
+
+PathLike = str | os.PathLike[str]
+
+
+def _write_html(path: Path, text: str) -> Path:
+    written = atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    written.chmod(0o644)  # the temporary file was private (mkstemp); a report is for sharing
+    return written
+
+
+def write_report(run_dir: PathLike, out: PathLike | None = None) -> Path:
+    """Render ``RUN_DIR/results.json`` into ``RUN_DIR/report.html`` (or ``out``); returns the path."""
+    run = load_run(run_dir)
+    target = Path(out) if out is not None else run.path / REPORT_NAME
+    if target.is_dir():
+        target = target / REPORT_NAME
+    return _write_html(target, run_page(run))
+
+
+def run_labels(run_dirs: Sequence[PathLike]) -> list[str]:
+    """Short, distinct names for runs: the folder name, with its parent when two folders share a name."""
+    paths = [Path(d).resolve() for d in run_dirs]
+    folders: dict[str, set[Path]] = {}
+    for p in paths:
+        folders.setdefault(p.name, set()).add(p)
+    labels = [f"{p.parent.name}/{p.name}" if len(folders[p.name]) > 1 else p.name for p in paths]
+    seen: dict[str, int] = {}
+    numbered = []
+    for label in labels:  # still equal (the same folder twice): number them
+        seen[label] = seen.get(label, 0) + 1
+        numbered.append(f"{label} #{seen[label]}" if labels.count(label) > 1 else label)
+    return numbered
+
+
+def write_comparison(run_dirs: Sequence[PathLike], out_dir: PathLike) -> Path:
+    """Compare runs on shared plots (each run its own colour and front); writes ``OUT_DIR/report.html``."""
+    if len(run_dirs) < 2:
+        raise ConfigError(
+            f"a comparison needs at least two run directories, got {len(run_dirs)}; "
+            "for one run use `netsculpt report RUN_DIR`"
+        )
+    runs = [load_run(d, label=label) for d, label in zip(run_dirs, run_labels(run_dirs))]
+    out = Path(out_dir)
+    if out.suffix.lower() in (".html", ".htm"):
+        raise ConfigError(f"--out is a directory for the comparison report, got a file name {str(out)!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    return _write_html(out / REPORT_NAME, comparison_page(runs, out))
