@@ -1,7 +1,8 @@
 """Subprocess for the SIGKILL test: trains the tiny model and parks mid-epoch so it can be killed there.
 
-Usage: python _sigkill_worker.py OUT_DIR MARKER EPOCHS. In epoch 2, batch 3, it writes MARKER and sleeps;
-the test waits for the marker (so the kill lands mid-epoch by construction, not by timing) and kills it.
+Usage: python _sigkill_worker.py OUT_DIR MARKER EPOCHS [kd]. In epoch 2, batch 3, it writes MARKER and
+sleeps; the test waits for the marker (so the kill lands mid-epoch by construction, not by timing) and
+kills it. With ``kd`` it runs the distillation case of ``_kd_case.py`` instead of plain training.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _kd_case
 import _tiny
 
 from netsculpt.train import CrossEntropy, TrainConfig, train
@@ -20,30 +22,36 @@ from netsculpt.train import CrossEntropy, TrainConfig, train
 PARK_EPOCH, PARK_BATCH = 2, 3
 
 
+class Parking:
+    """Wraps a loss (keeping its learnable part and recipe visible to the loop) and parks mid-epoch 2."""
+
+    def __init__(self, base, per_epoch: int, marker: Path) -> None:
+        self.base, self.per_epoch, self.marker, self.calls = base, per_epoch, marker, 0
+        self.learnable = getattr(base, "learnable", None)
+        if hasattr(base, "recipe"):
+            self.recipe = base.recipe
+
+    def __call__(self, model, inputs, targets):
+        epoch, batch = divmod(self.calls, self.per_epoch)
+        self.calls += 1
+        if (epoch + 1, batch + 1) == (PARK_EPOCH, PARK_BATCH):
+            self.marker.write_text("parked")
+            time.sleep(600)  # the test kills us here
+        return self.base(model, inputs, targets)
+
+
 def main() -> None:
     out_dir, marker, epochs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    kd = len(sys.argv) > 4 and sys.argv[4] == "kd"
     torch.set_num_threads(1)
     train_loader, test_loader = _tiny.loaders()
-    calls = {"batch": 0}
-    per_epoch = len(train_loader)
-    base = CrossEntropy()
-
-    def parking_loss(model, inputs, targets):
-        epoch, batch = divmod(calls["batch"], per_epoch)
-        calls["batch"] += 1
-        if (epoch + 1, batch + 1) == (PARK_EPOCH, PARK_BATCH):
-            marker.write_text("parked")
-            time.sleep(600)  # the test kills us here
-        return base(model, inputs, targets)
-
-    train(
-        _tiny.model(),
-        train_loader,
-        test_loader,
-        TrainConfig(epochs=epochs, lr=0.1),
-        out_dir=out_dir,
-        loss_fn=parking_loss,
-    )
+    if kd:
+        model = _kd_case.student()
+        base, config = _kd_case.loss(model, _kd_case.teacher()), _kd_case.CONFIG
+    else:
+        model, base, config = _tiny.model(), CrossEntropy(), TrainConfig(epochs=epochs, lr=0.1)
+    loss = Parking(base, len(train_loader), marker)
+    train(model, train_loader, test_loader, config, out_dir=out_dir, loss_fn=loss)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import safe_torch_load, torch_save
+from netsculpt.train.config import TrainConfig
 
 FORMAT = "netsculpt.train.checkpoint"
 VERSION = 1
@@ -119,3 +120,49 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: s
             f"the weights in {source} do not fit this {type(model).__name__}: {' '.join(first)}; "
             "resume with the same architecture that wrote the checkpoint"
         ) from None
+
+
+def check_compatible(
+    ckpt: dict[str, Any],
+    config: TrainConfig,
+    steps_per_epoch: int,
+    path: Path,
+    *,
+    loss_recipe: dict[str, Any] | None = None,
+    world_size: int = 1,
+) -> None:
+    """Refuse to resume a run whose recipe, loss, data or process count changed: the result would match
+    neither run."""
+    saved = dict(ckpt["config"])
+    current = config.to_dict()
+    # epochs may grow: continuing a finished run for longer is a legitimate use of resume.
+    diff = sorted(k for k in set(saved) | set(current) if k != "epochs" and saved.get(k) != current.get(k))
+    if diff:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
+        raise ConfigError(
+            f"{str(path)!r} was written with a different training config ({details}); resume with the "
+            "original config or start a new out_dir"
+        )
+    saved_loss = ckpt.get("loss")
+    if saved_loss != loss_recipe:
+        keys = sorted(k for k in set(saved_loss or {}) | set(loss_recipe or {})
+                      if (saved_loss or {}).get(k) != (loss_recipe or {}).get(k))  # fmt: skip
+        details = ", ".join(
+            f"{k}: {(saved_loss or {}).get(k)!r} -> {(loss_recipe or {}).get(k)!r}" for k in keys
+        )
+        raise ConfigError(
+            f"{str(path)!r} was written with a different loss ({details}); resume with the same loss "
+            "(for distillation: the same teacher and settings) or start a new out_dir"
+        )
+    saved_steps = ckpt.get("steps_per_epoch")
+    if saved_steps is not None and saved_steps != steps_per_epoch:
+        raise ConfigError(
+            f"the training loader has {steps_per_epoch} batches per epoch but {str(path)!r} was written "
+            f"with {saved_steps}; resume with the same dataset and batch size"
+        )
+    saved_world = int(ckpt.get("world_size", 1))
+    if saved_world != world_size:
+        raise ConfigError(
+            f"{str(path)!r} was written by {saved_world} process(es) but this run has {world_size}; every "
+            "rank's random state is part of the checkpoint, so resume with the same number of processes"
+        )

@@ -3,13 +3,13 @@
 One epoch is: train over ``train_loader`` (the learning rate steps per batch), evaluate on
 ``test_loader``, then save a checkpoint. The checkpoint is written after evaluation and the random
 generators are captured at that same moment, so a resumed run replays exactly what the uninterrupted run
-would have done next.
+would have done next. Under ``torchrun`` the same call trains data-parallel (see ``train/ddp.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import itertools
 import random
 import time
 from collections.abc import Callable
@@ -20,53 +20,30 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from torch import Tensor, nn
+from torch import nn
 
 from netsculpt.errors import CheckpointError, ConfigError, DataError
 from netsculpt.fileio import atomic_write, write_json
 from netsculpt.progress import progress_bar
+from netsculpt.train import ddp
 from netsculpt.train.checkpoint import (
     CHECKPOINT_NAME,
     capture_rng,
+    check_compatible,
     load_checkpoint,
     load_model_state,
     restore_rng,
     save_checkpoint,
 )
 from netsculpt.train.config import TrainConfig
+from netsculpt.train.evaluate import count_correct, evaluate, evaluate_sums, num_batches, unpack
 from netsculpt.train.losses import CrossEntropy, LossFn
 from netsculpt.train.optim import build_optimizer, build_scheduler
 from netsculpt.train.result import NonFiniteLossError, TrainResult
 
+__all__ = ["EpochCallback", "evaluate", "train"]
+
 EpochCallback = Callable[[dict[str, float]], bool | None]
-
-
-def evaluate(
-    model: nn.Module, loader: Any, *, loss_fn: LossFn | None = None, max_batches: int | None = None
-) -> tuple[float, float]:
-    """Top-1 accuracy and the sample-weighted mean loss of ``model`` over ``loader`` (or its first batches).
-
-    Runs in eval mode without gradients and puts the model back in the mode it was in.
-    """
-    loss_fn = loss_fn or CrossEntropy()
-    device = _model_device(model)
-    was_training = model.training
-    model.eval()
-    correct, seen, loss_sum = 0, 0, 0.0
-    try:
-        with torch.no_grad():
-            for batch in itertools.islice(loader, max_batches):
-                inputs, targets = _unpack(batch, device)
-                loss, logits = loss_fn(model, inputs, targets)
-                n = int(targets.shape[0])
-                correct += _correct(logits, targets)
-                loss_sum += float(loss) * n
-                seen += n
-    finally:
-        model.train(was_training)
-    if seen == 0:
-        raise DataError("evaluate() got a loader that yielded no samples; check the dataset split and limit")
-    return correct / seen, loss_sum / seen
 
 
 def train(
@@ -88,7 +65,10 @@ def train(
     starts fresh if there is none) and ends with the same weights an uninterrupted run would have.
     ``loss_fn(model, inputs, targets) -> (loss, logits)`` replaces the default cross-entropy (for
     distillation); test loss is always plain cross-entropy so runs with different losses compare.
-    ``on_epoch_end(record)`` is called after each epoch's checkpoint; returning True stops training.
+    A loss with a ``learnable`` module (hint adapters) has it trained and checkpointed too, but never
+    saved with the model. ``on_epoch_end(record)`` is called after each epoch's checkpoint; returning
+    True stops training. Launched by ``torchrun``, every process calls this the same way: it joins the
+    process group, shards the data, and only rank 0 writes files or draws progress bars.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf; the model was restored to the last good state.
@@ -97,17 +77,25 @@ def train(
             config differs from ``config``.
     """
     config.validate()
+    ctx = ddp.init_distributed(device)
+    device = ddp.rank_device(ctx, device)
     ckpt_path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
     if resume and ckpt_path is None:
         raise ConfigError("resume=True needs out_dir: the folder whose checkpoint.pt should be continued")
-    if ckpt_path is not None and ckpt_path.exists() and not resume:
+    exists = ddp.broadcast_object(ckpt_path is not None and ckpt_path.exists(), ctx)  # rank 0's disk
+    if exists and not resume:
         raise ConfigError(
             f"{str(ckpt_path)!r} already exists; pass resume=True to continue that run, "
             "or choose an empty out_dir to start a new one"
         )
     model.to(device)
     loss_fn = loss_fn or CrossEntropy(config.label_smoothing)
-    run = _Run(model, {"train": train_loader, "test": test_loader}, config, loss_fn, torch.device(device))
+    if callable(getattr(loss_fn, "to", None)):
+        loss_fn.to(device)  # type: ignore[attr-defined]
+    if ctx.distributed:
+        train_loader = ddp.shard_train_loader(train_loader, ctx, config.seed)
+        test_loader = ddp.shard_eval_loader(test_loader, ctx)
+    run = _Run(model, {"train": train_loader, "test": test_loader}, config, loss_fn, device, ctx)
     run.ckpt_path = ckpt_path
 
     previous = (
@@ -116,16 +104,18 @@ def train(
     )
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        if ckpt_path is not None and ckpt_path.exists():
+        if exists:
+            assert ckpt_path is not None
             run.resume_from(ckpt_path)
         else:
-            _seed_everything(config.seed)
+            _seed_everything(config.seed + ctx.rank)  # rank 0 draws what a single process would
+        run.start()
         run.epochs(on_epoch_end)
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
     result = TrainResult.from_history(run.history, run.resumed_from)
-    if out_dir is not None:
-        _write_outputs(Path(out_dir), model, config, result)
+    if out_dir is not None and ctx.is_main:
+        _write_outputs(Path(out_dir), model, config, result, run.recipe)
     return result
 
 
@@ -139,23 +129,37 @@ class _Run:
         config: TrainConfig,
         loss_fn: LossFn,
         device: torch.device,
+        ctx: ddp.DistContext,
     ) -> None:
         self.model, self.loaders, self.config = model, loaders, config
-        self.loss_fn, self.device = loss_fn, device
-        self.steps_per_epoch = _num_batches(loaders["train"])
-        self.optimizer = build_optimizer(model, config)
+        self.loss_fn, self.device, self.ctx = loss_fn, device, ctx
+        learnable = getattr(loss_fn, "learnable", None)
+        self.extra: nn.Module | None = learnable if isinstance(learnable, nn.Module) else None
+        self.extra_params = list(self.extra.parameters()) if self.extra is not None else []
+        self.params = [*model.parameters(), *self.extra_params]
+        recipe = getattr(loss_fn, "recipe", None)
+        self.recipe: dict[str, Any] | None = recipe() if callable(recipe) else None
+        self.steps_per_epoch = num_batches(loaders["train"])
+        trainable = nn.ModuleList([model, self.extra]) if self.extra_params else model
+        self.optimizer = build_optimizer(trainable, config)
         self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.forward_model: nn.Module = model  # the DDP wrapper once start() runs distributed
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0
         self.resumed_from: int | None = None
+        self.saved_epoch: int | None = None
         self.ckpt_path: Path | None = None
 
     # -- state --------------------------------------------------------------------------------------
-    def state(self, epoch: int) -> dict[str, Any]:
-        """Everything a checkpoint holds (tensors are live references: copy before keeping in memory)."""
-        return {
+    def state(self, epoch: int, *, all_ranks: bool = False) -> dict[str, Any]:
+        """Everything a checkpoint holds (tensors are live references: copy before keeping in memory).
+
+        ``all_ranks`` gathers every rank's random state (a collective: all ranks must call it).
+        """
+        state: dict[str, Any] = {
             "epoch": epoch,
             "steps_per_epoch": self.steps_per_epoch,
+            "world_size": self.ctx.world_size,
             "config": self.config.to_dict(),
             "history": [dict(h) for h in self.history],
             "model": self.model.state_dict(),
@@ -163,31 +167,77 @@ class _Run:
             "scheduler": self.scheduler.state_dict(),
             "rng": capture_rng(self.loaders),
         }
+        if self.extra is not None:
+            state["loss_state"] = self.extra.state_dict()
+        if self.recipe is not None:
+            state["loss"] = self.recipe
+        if all_ranks and self.ctx.distributed:
+            state["rng_ranks"] = ddp.gather_objects(state["rng"], self.ctx)
+        return state
 
     def load_state(self, state: dict[str, Any], source: str) -> None:
         load_model_state(self.model, state["model"], source)
+        if self.extra is not None:
+            if "loss_state" not in state:
+                raise CheckpointError(
+                    f"{source} holds no state for the loss's learnable parameters (hint adapters); "
+                    "resume with the loss that wrote it or start a new out_dir"
+                )
+            load_model_state(self.extra, state["loss_state"], source)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
         except (ValueError, KeyError, RuntimeError) as exc:
             raise CheckpointError(f"the optimizer state in {source} does not fit this model: {exc}") from None
-        restore_rng(state["rng"], self.loaders)
+        ranks = state.get("rng_ranks")
+        restore_rng(ranks[self.ctx.rank] if ranks else state["rng"], self.loaders)
         self.history = [dict(h) for h in state["history"]]
 
+    def read_checkpoint(self, path: Path) -> dict[str, Any]:
+        """Rank 0 reads the file and sends it to the others: no shared filesystem is needed."""
+        if not self.ctx.distributed:
+            return load_checkpoint(path)
+        payload: tuple[str, Any] | None = None
+        if self.ctx.is_main:
+            try:
+                payload = ("ok", load_checkpoint(path))
+            except CheckpointError as exc:
+                payload = ("error", str(exc))
+        kind, value = ddp.broadcast_object(payload, self.ctx)
+        if kind == "error":
+            raise CheckpointError(value)
+        return value
+
     def resume_from(self, path: Path) -> None:
-        ckpt = load_checkpoint(path)
-        _check_compatible(ckpt, self.config, self.steps_per_epoch, path)
+        ckpt = self.read_checkpoint(path)
+        check_compatible(
+            ckpt,
+            self.config,
+            self.steps_per_epoch,
+            path,
+            loss_recipe=self.recipe,
+            world_size=self.ctx.world_size,
+        )
         self.load_state(ckpt, repr(str(path)))
-        self.start_epoch = self.resumed_from = int(ckpt["epoch"])
+        self.start_epoch = self.resumed_from = self.saved_epoch = int(ckpt["epoch"])
+
+    def start(self) -> None:
+        """Distributed: rank 0's loss parameters everywhere, and the model behind DDP."""
+        if self.ctx.distributed:
+            if self.extra is not None:
+                ddp.broadcast_tensors(self.extra, self.ctx)
+            self.forward_model = ddp.wrap_model(self.model, self.ctx, self.device)
 
     # -- loop ---------------------------------------------------------------------------------------
     def epochs(self, on_epoch_end: EpochCallback | None) -> None:
-        total = self.config.epochs
-        with progress_bar(transient=False) as bar:
+        total, ctx = self.config.epochs, self.ctx
+        bars = progress_bar(transient=False) if ctx.is_main else contextlib.nullcontext(_NoBar())
+        with bars as bar:
             for epoch in range(self.start_epoch + 1, total + 1):
                 snapshot = None
-                if self.ckpt_path is None or not self.ckpt_path.exists():
+                if self.ckpt_path is None or self.saved_epoch is None:
                     snapshot = copy.deepcopy(self.state(epoch - 1))
+                ddp.set_epoch(self.loaders["train"], epoch)
                 task = bar.add_task(f"epoch {epoch}/{total}", total=self.steps_per_epoch, status="")
                 start = time.perf_counter()
                 try:
@@ -195,7 +245,8 @@ class _Run:
                 except _Diverged as diverged:
                     bar.update(task, status="[red]non-finite loss")
                     raise self.rollback(diverged, snapshot) from None
-                test_acc, test_loss = evaluate(self.model, self.loaders["test"])
+                ddp.broadcast_tensors(self.model, ctx, buffers_only=True)  # rank 0's BN statistics
+                test_acc, test_loss = self.test()
                 record = {
                     "epoch": epoch,
                     "train_loss": train_loss,
@@ -208,43 +259,64 @@ class _Run:
                 self.history.append(record)
                 bar.update(task, status=f"loss {train_loss:.4f} acc {train_acc:.2%}  test acc {test_acc:.2%}")
                 if self.ckpt_path is not None:
-                    save_checkpoint(self.ckpt_path, self.state(epoch))
-                    write_json(self.ckpt_path.parent / "history.json", self.history)
-                if on_epoch_end is not None and _call_rng_neutral(on_epoch_end, dict(record), self.loaders):
-                    break
+                    state = self.state(epoch, all_ranks=True)
+                    if ctx.is_main:
+                        save_checkpoint(self.ckpt_path, state)
+                        write_json(self.ckpt_path.parent / "history.json", self.history)
+                    self.saved_epoch = epoch
+                if on_epoch_end is not None:
+                    stop = _call_rng_neutral(on_epoch_end, dict(record), self.loaders)
+                    if ddp.broadcast_object(stop, ctx):  # rank 0 decides, so no rank is left waiting
+                        break
 
     def train_epoch(self, epoch: int, report: Callable[..., None]) -> tuple[float, float, float]:
         """One pass over the training data; returns (mean loss, accuracy, last learning rate)."""
-        model, optimizer, clip = self.model, self.optimizer, self.config.grad_clip
+        model, optimizer, clip, ctx = self.forward_model, self.optimizer, self.config.grad_clip, self.ctx
         model.train()
+        if self.extra is not None:
+            self.extra.train()
         correct, seen, loss_sum, lr = 0, 0, 0.0, self.optimizer.param_groups[0]["lr"]
         for index, batch in enumerate(self.loaders["train"]):
-            inputs, targets = _unpack(batch, self.device)
+            inputs, targets = unpack(batch, self.device)
             optimizer.zero_grad(set_to_none=True)
             loss, logits = self.loss_fn(model, inputs, targets)
             value = float(loss.detach())
-            if not np.isfinite(value):
-                raise _Diverged(epoch, index, value)
+            # every rank must agree to stop, or the others would wait forever in the gradient all-reduce
+            checked = ddp.all_reduce_sum([value], ctx, self.device)[0] if ctx.distributed else value
+            if not np.isfinite(checked):
+                raise _Diverged(epoch, index, checked)
             loss.backward()
+            ddp.average_gradients(self.extra_params, ctx)
             if clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                torch.nn.utils.clip_grad_norm_(self.params, clip)
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             self.scheduler.step()
             n = int(targets.shape[0])
-            correct += _correct(logits.detach(), targets)
+            correct += count_correct(logits.detach(), targets)
             loss_sum += value * n
             seen += n
             report(status=f"loss {loss_sum / seen:.4f} acc {correct / seen:.2%}")
+        loss_sum, correct, seen = ddp.all_reduce_sum([loss_sum, correct, seen], ctx, self.device)
         if seen == 0:
             raise DataError("the training loader yielded no samples; check the dataset split and limit")
         return loss_sum / seen, correct / seen, lr
+
+    def test(self) -> tuple[float, float]:
+        """Accuracy and cross-entropy on the test set (each rank scores its shard; the sums are exact)."""
+        sums = evaluate_sums(self.model, self.loaders["test"])
+        correct, seen, loss_sum = ddp.all_reduce_sum(list(sums), self.ctx, self.device)
+        if seen == 0:
+            raise DataError(
+                "evaluate() got a loader that yielded no samples; check the dataset split and limit"
+            )
+        return correct / seen, loss_sum / seen
 
     def rollback(self, diverged: _Diverged, snapshot: dict[str, Any] | None) -> NonFiniteLossError:
         """Restore the last good state and build the error that says what happened and what to try."""
         if snapshot is None:
             assert self.ckpt_path is not None
-            ckpt = load_checkpoint(self.ckpt_path)
+            ckpt = self.read_checkpoint(self.ckpt_path)
             where = f"the last good checkpoint {str(self.ckpt_path)!r} (end of epoch {ckpt['epoch']})"
             self.load_state(ckpt, repr(str(self.ckpt_path)))
         else:
@@ -264,24 +336,14 @@ class _Diverged(Exception):
         self.epoch, self.batch, self.value = epoch, batch, value
 
 
-def _check_compatible(ckpt: dict[str, Any], config: TrainConfig, steps_per_epoch: int, path: Path) -> None:
-    """Refuse to resume a run whose recipe or data changed: the result would match neither run."""
-    saved = dict(ckpt["config"])
-    current = config.to_dict()
-    # epochs may grow: continuing a finished run for longer is a legitimate use of resume.
-    diff = sorted(k for k in set(saved) | set(current) if k != "epochs" and saved.get(k) != current.get(k))
-    if diff:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
-        raise ConfigError(
-            f"{str(path)!r} was written with a different training config ({details}); resume with the "
-            "original config or start a new out_dir"
-        )
-    saved_steps = ckpt.get("steps_per_epoch")
-    if saved_steps is not None and saved_steps != steps_per_epoch:
-        raise ConfigError(
-            f"the training loader has {steps_per_epoch} batches per epoch but {str(path)!r} was written "
-            f"with {saved_steps}; resume with the same dataset and batch size"
-        )
+class _NoBar:
+    """What ranks other than 0 get instead of a progress bar: logging is rank 0's job."""
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _call_rng_neutral(callback: EpochCallback, record: dict[str, float], loaders: dict[str, Any]) -> bool:
@@ -293,46 +355,18 @@ def _call_rng_neutral(callback: EpochCallback, record: dict[str, float], loaders
         restore_rng(saved, loaders)
 
 
-def _write_outputs(out_dir: Path, model: nn.Module, config: TrainConfig, result: TrainResult) -> None:
+def _write_outputs(
+    out_dir: Path, model: nn.Module, config: TrainConfig, result: TrainResult, loss: dict[str, Any] | None
+) -> None:
     # clone: safetensors refuses tensors that share storage (tied weights); a copy stores each on its own
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     atomic_write(out_dir / "model.safetensors", lambda p: save_file(tensors, str(p)))
     write_json(out_dir / "history.json", result.history)
-    write_json(out_dir / "result.json", {"config": config.to_dict(), **result.to_dict()})
+    extra = {"loss": loss} if loss is not None else {}
+    write_json(out_dir / "result.json", {"config": config.to_dict(), **extra, **result.to_dict()})
 
 
 def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-
-
-def _num_batches(loader: Any) -> int:
-    try:
-        n = len(loader)
-    except TypeError:
-        raise DataError(
-            "the training loader has no length; netsculpt.train needs len(loader) to lay out the "
-            "learning-rate schedule (use a map-style dataset or give the sampler a length)"
-        ) from None
-    if n == 0:
-        raise DataError("the training loader is empty; check the dataset split, limit and batch size")
-    return n
-
-
-def _unpack(batch: Any, device: torch.device) -> tuple[Tensor, Tensor]:
-    if not isinstance(batch, list | tuple) or len(batch) < 2:
-        raise DataError(f"each batch must be (inputs, targets); the loader yielded a {type(batch).__name__}")
-    inputs, targets = batch[0], batch[1]
-    return inputs.to(device), targets.to(device)
-
-
-def _correct(logits: Tensor, targets: Tensor) -> int:
-    labels = targets.argmax(1) if targets.dim() == 2 else targets
-    return int((logits.argmax(1) == labels).sum())
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        return tensor.device
-    return torch.device("cpu")

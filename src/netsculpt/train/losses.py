@@ -3,6 +3,17 @@
 Knowledge distillation needs the inputs to run a teacher, and some losses add terms from the model
 itself (regularisers on BN scales, for instance), so the protocol hands over ``(model, inputs, targets)``
 and gets back ``(loss, logits)``; the logits are returned so accuracy is counted without a second pass.
+
+Two optional attributes let a loss carry state of its own (the distillation loss uses both):
+
+- ``learnable``: an ``nn.Module`` whose parameters are trained with the model (hint adapters). The loop
+  adds them to the optimizer, averages their gradients across ranks, and checkpoints them, but saves
+  only the model at the end.
+- ``recipe()``: plain data describing the loss (its settings, a teacher fingerprint), stored in every
+  checkpoint; resuming with a loss whose recipe differs is refused.
+
+Under distributed training the loss receives the ``DistributedDataParallel`` wrapper as ``model`` (call
+it for the forward pass; ``model.module`` is the model itself).
 """
 
 from __future__ import annotations

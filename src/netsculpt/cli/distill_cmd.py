@@ -1,0 +1,151 @@
+"""`netsculpt distill STUDENT --teacher TEACHER --data NAME --out DIR`: recover a pruned model's accuracy.
+
+Fine-tunes STUDENT (usually the output of `netsculpt prune`) with knowledge distillation from TEACHER
+(usually the model it was pruned from), checkpointing every epoch (`--resume` continues), and saves the
+student with `netsculpt.io.save`. Under `torchrun --nproc_per_node=N -m netsculpt distill ...` it trains
+data-parallel; only rank 0 prints and writes the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
+from netsculpt.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "distill", help="fine-tune a (pruned) student by knowledge distillation from a teacher (--resume)"
+    )
+    add_model_args(p)
+    p.add_argument("--teacher", required=True, help="teacher: a saved model directory or a zoo name")
+    p.add_argument("--teacher-checkpoint", default=None, help="state dict for a zoo-name teacher")
+    add_data_args(p)
+    p.add_argument("--preset", default="finetune", help="training preset (default: finetune)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
+    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature T (default 4)")
+    p.add_argument(
+        "--alpha", type=float, default=0.9, help="weight of the distillation term; 1 - alpha on labels"
+    )
+    p.add_argument(
+        "--hint",
+        action="append",
+        default=[],
+        metavar="LAYER[:TEACHER_LAYER]",
+        help="feature hint between a student and a teacher layer (repeatable)",
+    )
+    p.add_argument("--hint-weight", type=float, default=1.0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (each torchrun rank takes its own GPU)")
+    p.add_argument("--out", required=True, help="run directory: checkpoints and the distilled model")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.set_defaults(func=run)
+
+
+def _teacher_args(args: argparse.Namespace) -> argparse.Namespace:
+    teacher = argparse.Namespace(**vars(args))
+    teacher.model, teacher.checkpoint = args.teacher, args.teacher_checkpoint
+    return teacher
+
+
+def _hints(specs: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for spec in specs:
+        student, _, teacher = spec.partition(":")
+        if not student:
+            raise ConfigError(f"--hint {spec!r}: give LAYER or STUDENT_LAYER:TEACHER_LAYER")
+        pairs.append((student, teacher or student))
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from netsculpt.io import save
+    from netsculpt.train import (
+        CHECKPOINT_NAME,
+        DistillConfig,
+        TrainConfig,
+        distill,
+        evaluate,
+        init_distributed,
+    )
+
+    ctx = init_distributed(args.device)
+    out = Path(args.out)
+    if (out / "checkpoints" / CHECKPOINT_NAME).exists() and not args.resume:
+        raise ConfigError(f"{str(out)!r} already holds a distillation run; pass --resume or another --out")
+    teacher_args = _teacher_args(args)
+    data_defaults(args)
+    data_defaults(teacher_args)
+    student, shape = load_model(args)
+    teacher, _ = load_model(teacher_args)
+    x = example(shape)
+    with torch.no_grad():
+        s_out, t_out = student.eval()(x), teacher.eval()(x)
+    if s_out.shape != t_out.shape:
+        raise ConfigError(
+            f"student {args.model!r} outputs {tuple(s_out.shape)} but teacher {args.teacher!r} outputs "
+            f"{tuple(t_out.shape)}; distil between models with the same classes"
+        )
+    overrides = {
+        key: value
+        for key, value in (
+            ("epochs", args.epochs),
+            ("lr", args.lr),
+            ("optimizer", args.optimizer),
+            ("schedule", args.schedule),
+            ("weight_decay", args.weight_decay),
+            ("label_smoothing", args.label_smoothing),
+            ("seed", args.seed),
+            ("batch_size", args.batch_size),
+        )
+        if value is not None
+    }
+    config = TrainConfig.preset(args.preset, **overrides)
+    kd = DistillConfig(
+        temperature=args.temperature, alpha=args.alpha, hints=_hints(args.hint), hint_weight=args.hint_weight
+    )
+    train_loader, test_loader = loaders(args, config.batch_size, config.augment, config.seed)
+    before = {}
+    if ctx.is_main:
+        before = {"teacher": evaluate(teacher, test_loader)[0], "student": evaluate(student, test_loader)[0]}
+    result = distill(
+        student,
+        teacher,
+        train_loader,
+        test_loader,
+        config,
+        kd,
+        out_dir=out / "checkpoints",
+        resume=args.resume,
+        device=args.device,
+    )
+    if not ctx.is_main:
+        return 0
+    extra = {
+        "input_shape": list(shape),
+        "data": args.data,
+        "accuracy": result.final_acc,
+        "teacher": args.teacher,
+        "teacher_accuracy": before["teacher"],
+        "accuracy_before_distill": before["student"],
+        "distill": kd.to_dict(),
+        "train": config.to_dict(),
+    }
+    save(student.cpu(), out / "model", extra=extra)
+    Console().print(
+        f"teacher {before['teacher']:.2%} · student before {before['student']:.2%} -> after "
+        f"{result.final_acc:.2%} (best epoch {result.best_acc:.2%}); model saved to {out / 'model'}"
+    )
+    return 0

@@ -1,0 +1,276 @@
+"""Knowledge distillation: fine-tune a pruned student towards its unpruned teacher's outputs.
+
+The loss (Hinton, Vinyals & Dean, 2015) mixes the hard-label cross-entropy with the KL divergence between
+teacher and student distributions softened by a temperature ``T``; the KL term is scaled by ``T**2`` so
+its gradients keep their size as ``T`` changes:
+
+    loss = (1 - alpha) * CE(student, labels) + alpha * T**2 * KL(softmax(t / T) || softmax(s / T))
+           + hint_weight * mean over hints of MSE(adapter(student feature), teacher feature)
+
+It plugs into :func:`netsculpt.train.train` through the ``loss_fn`` seam, so distillation inherits the
+loop's checkpoints, bitwise resume, NaN rollback and distributed training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.train.config import TrainConfig
+from netsculpt.train.hints import FeatureTap, HintAdapters, build_adapters, check_recorded
+from netsculpt.train.loop import EpochCallback, train
+from netsculpt.train.result import TrainResult
+
+
+@dataclass
+class DistillConfig:
+    """How the student learns from the teacher; the rest of the recipe is the :class:`TrainConfig`.
+
+    ``hints`` pairs student layers with teacher layers, as ``(student_name, teacher_name)`` or one name
+    when both models call the layer the same (a pruned model keeps its layer names).
+    """
+
+    VERSION: ClassVar[int] = 1
+
+    temperature: float = 4.0
+    alpha: float = 0.9
+    hints: list[tuple[str, str]] = field(default_factory=list)
+    hint_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.hints = [_pair(h) for h in self.hints] if isinstance(self.hints, list | tuple) else self.hints
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the bad field and what it accepts."""
+        for name, value in (("temperature", self.temperature), ("alpha", self.alpha)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature={self.temperature} must be > 0 (1 = no softening; 4 is common)")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha={self.alpha} must be in [0, 1] (the weight of the distillation term)")
+        weight = self.hint_weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+            raise ConfigError(f"hint_weight must be a number >= 0, got {weight!r}")
+        if not isinstance(self.hints, list):
+            raise ConfigError(
+                f"hints must be a list of layer names or (student, teacher) pairs, got {self.hints!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["hints"] = [list(pair) for pair in self.hints]
+        return {"version": self.VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DistillConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a distillation config must be a mapping, got {type(data).__name__}")
+        data = dict(data)
+        version = data.pop("version", cls.VERSION)
+        if version != cls.VERSION:
+            raise ConfigError(f"distillation config version {version!r} is not supported ({cls.VERSION})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown distillation config keys {unknown}; valid: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+def _pair(hint: object) -> tuple[str, str]:
+    if isinstance(hint, str):
+        return (hint, hint)
+    if isinstance(hint, list | tuple) and len(hint) == 2 and all(isinstance(h, str) for h in hint):
+        return (hint[0], hint[1])
+    raise ConfigError(f"a hint is a layer name or a (student_layer, teacher_layer) pair, got {hint!r}")
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """``T**2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch."""
+    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    return kl * (temperature * temperature)
+
+
+def teacher_fingerprint(teacher: nn.Module) -> str:
+    """A short hash of the teacher's weights: resuming a distillation run with another teacher is refused."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(teacher.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class DistillationLoss:
+    """A :data:`netsculpt.train.LossFn` that distils ``teacher`` into the model being trained.
+
+    The teacher is put in eval mode and only ever run under ``torch.no_grad()``: it gets no gradients,
+    its BatchNorm statistics never move, and it is not part of the optimizer. Hint adapters live in
+    ``self.learnable``; the training loop trains and checkpoints them but saves only the student.
+    """
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        config: DistillConfig | None = None,
+        *,
+        student: nn.Module | None = None,
+        example_inputs: Tensor | None = None,
+        label_smoothing: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.config = config or DistillConfig()
+        self.config.validate()
+        self.teacher = teacher.eval()
+        self.student = student
+        self.label_smoothing = label_smoothing
+        self.learnable = HintAdapters([])
+        self.last_terms: dict[str, Tensor] = {}
+        if self.config.hints:
+            if student is None or example_inputs is None:
+                raise ConfigError(
+                    "feature hints need the student and example inputs to size their adapters: pass "
+                    "student=... and example_inputs=... (one input batch)"
+                )
+            self.learnable = build_adapters(student, self.teacher, self.config.hints, example_inputs, seed)
+        self.fingerprint = teacher_fingerprint(teacher)
+
+    def recipe(self) -> dict[str, Any]:
+        """Plain data the loop stores in checkpoints and compares on resume."""
+        return {
+            "loss": "distill",
+            **self.config.to_dict(),
+            "label_smoothing": self.label_smoothing,
+            "teacher": self.fingerprint,
+        }
+
+    def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        hints, alpha = self.config.hints, self.config.alpha
+        s_tap, t_tap = self._taps(model)
+        with s_tap:
+            logits = model(inputs)
+        if not isinstance(logits, Tensor) or logits.dim() != 2:
+            raise TypeError("distillation expects the student to return (batch, classes) logits")
+        hard = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        if alpha == 0 and not hints:
+            self.last_terms = {"ce": hard.detach()}
+            return hard, logits  # plain cross-entropy: the teacher is not even run
+        with torch.no_grad(), t_tap:
+            teacher_logits = self._teacher()(inputs)
+        if teacher_logits.shape != logits.shape:
+            raise ConfigError(
+                f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(logits.shape)} "
+                "differ; distil between models with the same classes"
+            )
+        terms = {"ce": hard}
+        loss = hard if alpha == 0 else (1.0 - alpha) * hard
+        if alpha > 0:
+            terms["kd"] = kd_loss(logits, teacher_logits, self.config.temperature)
+            loss = loss + alpha * terms["kd"]
+        if hints:
+            assert isinstance(s_tap, FeatureTap) and isinstance(t_tap, FeatureTap)
+            check_recorded(s_tap, "student")
+            check_recorded(t_tap, "teacher")
+            s_feats = [s_tap.features[s] for s, _ in hints]
+            terms["hint"] = self.learnable.hint_loss(s_feats, [t_tap.features[t] for _, t in hints])
+            loss = loss + self.config.hint_weight * terms["hint"]
+        self.last_terms = {k: v.detach() for k, v in terms.items()}
+        return loss, logits
+
+    def _taps(self, model: nn.Module) -> tuple[Any, Any]:
+        if not self.config.hints:
+            return contextlib.nullcontext(), contextlib.nullcontext()
+        if getattr(model, "module", model) is not self.student:
+            raise ConfigError(
+                "this DistillationLoss was built (and its hint adapters sized) for another student; "
+                "build one per student model"
+            )
+        assert self.student is not None
+        return (
+            FeatureTap(self.student, [s for s, _ in self.config.hints], "student"),
+            FeatureTap(self.teacher, [t for _, t in self.config.hints], "teacher"),
+        )
+
+    def _teacher(self) -> nn.Module:
+        """The teacher, back in eval mode if someone switched it to training mode."""
+        if self.teacher.training:
+            self.teacher.eval()
+        return self.teacher
+
+    def to(self, device: torch.device | str) -> DistillationLoss:
+        """Move the teacher and the adapters (the loop calls this with its training device)."""
+        self.teacher.to(device)
+        self.learnable.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"DistillationLoss(T={c.temperature}, alpha={c.alpha}, hints={len(c.hints)})"
+
+
+def distill(
+    student: nn.Module,
+    teacher: nn.Module,
+    train_loader: Any,
+    test_loader: Any,
+    config: TrainConfig,
+    kd: DistillConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    on_epoch_end: EpochCallback | None = None,
+    device: str | torch.device = "cpu",
+) -> TrainResult:
+    """Fine-tune ``student`` in place by distillation from ``teacher``; returns the :class:`TrainResult`.
+
+    ``config`` is the usual training recipe (optimizer, schedule, epochs, label smoothing, weight decay);
+    ``kd`` the distillation settings. Hint adapters are seeded from ``config.seed`` and sized on one
+    test sample. Everything else is :func:`netsculpt.train.train` (checkpoints, resume, DDP).
+    """
+    kd = kd or DistillConfig()
+    example = _example_input(test_loader) if kd.hints else None
+    loss = DistillationLoss(
+        teacher,
+        kd,
+        student=student,
+        example_inputs=example,
+        label_smoothing=config.label_smoothing,
+        seed=config.seed,
+    )
+    return train(
+        student,
+        train_loader,
+        test_loader,
+        config,
+        out_dir=out_dir,
+        resume=resume,
+        loss_fn=loss,
+        on_epoch_end=on_epoch_end,
+        device=device,
+    )
+
+
+def _example_input(loader: Any) -> Tensor:
+    """One input of the (unshuffled, unaugmented) test set, read without touching any generator."""
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None and len(dataset) > 0:
+        sample = dataset[0]
+        if isinstance(sample, list | tuple) and isinstance(sample[0], Tensor):
+            return sample[0].unsqueeze(0)
+    batch = next(iter(loader))
+    return batch[0][:1]

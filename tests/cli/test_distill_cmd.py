@@ -1,0 +1,64 @@
+"""`netsculpt distill`: a smoke run on a few digits, resume, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.cli import main
+
+LIMIT = ["--data", "mnist5k", "--limit", "64", "--batch-size", "32"]  # 2 batches per epoch: a smoke run
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _teacher_and_student(tmp_path: Path) -> tuple[Path, Path]:
+    torch.manual_seed(0)
+    teacher = ns.create_model("lenet5", num_classes=10, in_channels=1)
+    x = torch.randn(1, 1, 28, 28)
+    student = ns.prune(teacher, x, ratio=0.5)
+    ns.save(teacher, tmp_path / "teacher", extra={"input_shape": [1, 1, 28, 28]})
+    ns.save(student, tmp_path / "student", extra={"input_shape": [1, 1, 28, 28]})
+    return tmp_path / "teacher", tmp_path / "student"
+
+
+@pytest.mark.slow
+def test_distill_saves_a_loadable_student_and_resumes(capsys, tmp_path: Path) -> None:
+    teacher, student = _teacher_and_student(tmp_path)
+    out = tmp_path / "run"
+    args = [str(student), "--teacher", str(teacher), *LIMIT, "--out", str(out), "--hint", "conv2"]
+    code, stdout, err = run(capsys, "distill", *args, "--epochs", "1")
+    assert code == 0, err
+    assert "teacher" in stdout and "saved to" in stdout
+    saved = ns.load(out / "model")
+    assert saved.conv2.out_channels == ns.load(student).conv2.out_channels == 25  # still the pruned width
+    assert all("adapter" not in key for key in saved.state_dict())
+    extra = json.loads((out / "model" / "netsculpt.json").read_text())["extra"]
+    assert extra["distill"]["hints"] == [["conv2", "conv2"]] and extra["train"]["epochs"] == 1
+    code, _, err = run(capsys, "distill", *args, "--epochs", "2", "--resume")
+    assert code == 0, err
+    history = json.loads((out / "checkpoints" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]  # epoch 1 came from the checkpoint
+
+
+def test_distill_refuses_an_existing_run_and_mismatched_classes(capsys, tmp_path: Path) -> None:
+    teacher, student = _teacher_and_student(tmp_path)
+    out = tmp_path / "run"
+    args = [str(student), "--teacher", str(teacher), *LIMIT, "--epochs", "1", "--out", str(out)]
+    assert run(capsys, "distill", *args)[0] == 0
+    code, _, err = run(capsys, "distill", *args)
+    assert code == 1 and "already holds a distillation run; pass --resume" in err
+    torch.manual_seed(0)
+    five_classes = ns.create_model("lenet5", num_classes=5, in_channels=1)
+    ns.save(five_classes, tmp_path / "five", extra={"input_shape": [1, 1, 28, 28]})
+    other = [str(student), "--teacher", str(tmp_path / "five"), *LIMIT, "--out", str(tmp_path / "x")]
+    code, _, err = run(capsys, "distill", *other)
+    assert code == 1 and "same classes" in err

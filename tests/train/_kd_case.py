@@ -1,0 +1,42 @@
+"""A small distillation run for the resume tests: a trained-looking teacher, a narrower student, a hint."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _tiny
+
+from netsculpt.train import DistillationLoss, DistillConfig, TrainConfig
+
+CONFIG = TrainConfig(epochs=3, lr=0.1, warmup_epochs=1, label_smoothing=0.05)
+KD = DistillConfig(temperature=3.0, alpha=0.8, hints=["0"], hint_weight=0.1)
+
+
+def teacher(seed: int = 11) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(_tiny.DIM, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, _tiny.NUM_CLASSES)
+    )
+
+
+def student(seed: int = 0) -> nn.Module:
+    """Dropout in the student: the resume must restore torch's stream for it too."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(_tiny.DIM, 6), nn.ReLU(), nn.Dropout(0.2), nn.Linear(6, _tiny.NUM_CLASSES))
+
+
+def loss(student_model: nn.Module, teacher_model: nn.Module, kd: DistillConfig = KD) -> DistillationLoss:
+    example = _tiny.NoisyBlobs(1, seed=2, jitter=0.0)[0][0].unsqueeze(0)
+    return DistillationLoss(
+        teacher_model,
+        kd,
+        student=student_model,
+        example_inputs=example,
+        label_smoothing=CONFIG.label_smoothing,
+        seed=CONFIG.seed,
+    )
