@@ -23,7 +23,7 @@ from netsculpt.fileio import atomic_write, load_state_dict_file, write_json
 from netsculpt.spec import model_spec, tag_model
 
 FORMAT = "netsculpt-model"
-VERSION = 1
+VERSION = 2  # 2: weights may be packed (palettized layers, see netsculpt.weights.storage)
 WEIGHTS_FILE = "model.safetensors"
 SPEC_FILE = "netsculpt.json"
 
@@ -52,11 +52,15 @@ def save(
             "builder_kwargs) naming code that builds "
             "the unpruned architecture"
         )
+    from netsculpt.weights.storage import pack_state
+
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    tensors, metadata = pack_state(model, state)  # palettized layers as packed indices + fp16 tables
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, str(p)))
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata=metadata))
+    version = VERSION if metadata else 1  # plain files stay readable by netsculpt versions before packing
     write_json(
-        directory / SPEC_FILE, {"format": FORMAT, "version": VERSION, "spec": spec, "extra": extra or {}}
+        directory / SPEC_FILE, {"format": FORMAT, "version": version, "spec": spec, "extra": extra or {}}
     )
     return directory
 
@@ -108,7 +112,11 @@ def load(directory: str | os.PathLike[str]) -> nn.Module:
     for step in spec.get("plans", []):
         inputs = tuple(torch.zeros(s) for s in step["input_shapes"])
         model = apply_plan(model, PrunePlan.from_dict(step["plan"]), inputs, inplace=True)
-    state = load_state_dict_file(Path(directory) / WEIGHTS_FILE)
+    from netsculpt.weights.storage import unpack_state
+
+    state = unpack_state(model, Path(directory) / WEIGHTS_FILE)  # None: a plain state dict
+    if state is None:
+        state = load_state_dict_file(Path(directory) / WEIGHTS_FILE)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches

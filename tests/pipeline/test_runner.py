@@ -86,3 +86,12 @@ def test_every_example_recipe_runs_small(path: Path, tmp_path) -> None:
     recipe, _ = load_recipe(path, overrides)
     results = run_recipe(recipe, text, tmp_path)
     assert results["after"]["macs"] < results["before"]["macs"]
+
+
+def test_cluster_stage_reports_the_packed_file_size(tmp_path) -> None:
+    text = SMALL.replace("  - finetune: {epochs: 1}\n", "  - cluster: {method: kmeans, bits: 4}\n")
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    saved = (tmp_path / "02_cluster" / "model" / "model.safetensors").stat().st_size
+    assert results["after"]["size_bytes"] == saved
+    # 4-bit indices + fp16 tables: at least 5x under float32 for the pruned LeNet's weights
+    assert saved * 5 < results["stages"][1]["metrics"]["size_bytes"]

@@ -1,6 +1,16 @@
-"""Channel importance criteria (a registry)."""
+"""Channel importance criteria (a registry): ``ns.list_criteria()`` names them, docs/criteria.md explains
+each one, what it needs and how it aggregates a coupled group."""
 
-from netsculpt.importance import magnitude  # noqa: F401  (registers l1, l2, random)
+from netsculpt.importance import (  # noqa: F401  (each module registers its criteria)
+    bn_scale,
+    chip,
+    fisher,
+    fpgm,
+    hrank,
+    hrel,
+    magnitude,
+    taylor,
+)
 from netsculpt.importance.base import CRITERIA, Criterion, get_criterion, list_criteria, register_criterion
 
 __all__ = ["CRITERIA", "Criterion", "get_criterion", "list_criteria", "register_criterion"]

@@ -43,7 +43,7 @@ class StreamingCriterion:
         self.state: dict[str, Any] = {}
         self.model = model
         self.graph = graph
-        sites = group_sites(model, graph, all_sites=self.all_sites)
+        sites = self.select_sites(model, graph)
         self.samples = stream(
             model,
             graph,
@@ -59,6 +59,10 @@ class StreamingCriterion:
             check_scores(g, s)
             scores[g.id] = s
         return scores
+
+    def select_sites(self, model: nn.Module, graph: ChannelGraph) -> dict[str, list[Site]]:
+        """Where each group is observed; subclasses pick among all sites (see ``site_choice``)."""
+        return group_sites(model, graph, all_sites=self.all_sites)
 
     def on_activation(self, group: ChannelGroup, site: Site, x: torch.Tensor, labels: torch.Tensor) -> None:
         pass

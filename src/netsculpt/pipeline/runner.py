@@ -114,6 +114,8 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
                 seconds = time.perf_counter() - t0
                 save(model, out / "model", extra={"input_shape": list(ctx.example.shape), "stage": kind})
                 metrics = _measure(model, ctx, recipe.outputs.latency_runs)
+                # the real file on disk (packed palettes included), not a float re-serialisation
+                metrics["size_bytes"] = (out / "model" / "model.safetensors").stat().st_size
                 record = {
                     "index": i,
                     "kind": kind,

@@ -163,13 +163,18 @@ def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tu
 
 @stage("cluster")
 def cluster(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
-    try:
-        from netsculpt.weights import cluster_stage
-    except ImportError:
-        raise ConfigError(
-            "the cluster stage needs netsculpt.weights, which this installation lacks"
-        ) from None
-    return cluster_stage(ctx, cfg, model, out)
+    """Palettize weights (DKM trains with the recipe's data; k-means is post-training)."""
+    from netsculpt.weights import cluster_model, config_for
+
+    fields: dict[str, Any] = {"bits": cfg.bits, "seed": ctx.recipe.seed, **cfg.options}
+    if cfg.method == "dkm":
+        from netsculpt.train import TrainConfig
+
+        train = {"epochs": max(cfg.epochs, 1), "seed": ctx.recipe.seed, **({"lr": cfg.lr} if cfg.lr else {})}
+        fields["train"] = TrainConfig.preset("finetune", **train)
+    config = config_for(cfg.method, **fields)
+    clustered = cluster_model(model, config, ctx.train_loader, ctx.test_loader, out_dir=out / "checkpoints")
+    return clustered, {"method": cfg.method, "bits": cfg.bits}
 
 
 @stage("quantize")

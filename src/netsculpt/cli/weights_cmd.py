@@ -1,0 +1,97 @@
+"""`netsculpt cluster` (DKM / k-means palettization) and `netsculpt quantize` (int8 via ONNX Runtime)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cluster", help="palettize weights (DKM fine-tuning or k-means) and save them packed")
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--bits", type=int, default=4, help="bits per weight index, 1..8")
+    p.add_argument("--method", choices=("dkm", "kmeans"), default="dkm")
+    p.add_argument(
+        "--group-size", type=int, default=None, help="output channels per codebook (default: per tensor)"
+    )
+    p.add_argument("--vector-dim", type=int, default=1, help="cluster vectors of this many weights")
+    p.add_argument("--epochs", type=int, default=3, help="DKM fine-tuning epochs")
+    p.add_argument("--lr", type=float, default=0.005, help="DKM fine-tuning learning rate")
+    p.add_argument("--temperature", type=float, default=0.02, help="DKM softmax temperature (weight stds)")
+    p.add_argument("--dense-fp16", action="store_true", help="round unclustered tensors (BN, biases) to fp16")
+    p.add_argument("--out", required=True, help="output directory (a saved netsculpt model)")
+    p.set_defaults(func=run_cluster)
+    p = sub.add_parser("quantize", help="int8 static quantization (ONNX Runtime), calibrated on data")
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--calibration-batches", type=int, default=8)
+    p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax")
+    p.add_argument("--out", required=True, help="output directory for model.int8.onnx and model.fp32.onnx")
+    p.set_defaults(func=run_quantize)
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    from netsculpt.io import save
+    from netsculpt.train import TrainConfig, evaluate
+    from netsculpt.weights import DKMConfig, KMeansConfig, cluster_model, packed_size_bytes
+
+    data_defaults(args)
+    model, shape = load_model(args)
+    common = {
+        "bits": args.bits,
+        "group_size": args.group_size,
+        "vector_dim": args.vector_dim,
+        "dense_dtype": "float16" if args.dense_fp16 else "float32",
+    }
+    batch = args.batch_size or 64
+    train_loader, test_loader = loaders(args, batch, augment=False)
+    float_acc, _ = evaluate(model, test_loader)
+    float_bytes = packed_size_bytes(model)
+    if args.method == "dkm":
+        recipe = TrainConfig(epochs=args.epochs, lr=args.lr, warmup_epochs=0, batch_size=batch)
+        config = DKMConfig(**common, temperature=args.temperature, train=recipe)
+    else:
+        config = KMeansConfig(**common)
+    cluster_model(model, config, train_loader, test_loader)
+    acc, _ = evaluate(model, test_loader)
+    out = Path(args.out)
+    save(model, out, extra={"input_shape": list(shape), "source": args.model, "cluster": config.to_dict()})
+    size = (out / "model.safetensors").stat().st_size
+    Console().print(
+        f"{args.method} {args.bits}-bit: accuracy {float_acc:.2%} -> {acc:.2%} "
+        f"({(acc - float_acc) * 100:+.2f} pp); "
+        f"weights {float_bytes:,} B -> {size:,} B ({float_bytes / size:.2f}x); saved to {out}"
+    )
+    return 0
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    from netsculpt.measure import onnx_latency
+    from netsculpt.train import evaluate
+    from netsculpt.weights.quantize import Int8Config, quantize_int8
+
+    data_defaults(args)
+    model, shape = load_model(args)
+    model.eval()
+    train_loader, test_loader = loaders(args, args.batch_size or 64, augment=False)
+    config = Int8Config(calibration_batches=args.calibration_batches, method=args.method)
+    out = Path(args.out)
+    int8 = quantize_int8(model, example(shape), train_loader, out, config)
+    float_acc, _ = evaluate(model, test_loader)
+    int8_acc, _ = evaluate(int8, test_loader)
+    fp32_path = out / "model.fp32.onnx"
+    x = example(shape)
+    fp32_ms, int8_ms = onnx_latency(fp32_path, x, runs=20), onnx_latency(int8.path, x, runs=20)
+    Console().print(
+        f"int8 ({config.method}, {config.calibration_batches} calibration batches): "
+        f"accuracy {float_acc:.2%} -> {int8_acc:.2%}; "
+        f"ONNX size {fp32_path.stat().st_size:,} B -> {int8.size_bytes:,} B; "
+        f"ONNX Runtime latency (batch {shape[0]}) {fp32_ms:.3f} ms -> {int8_ms:.3f} ms; saved to {int8.path}"
+    )
+    return 0

@@ -1,0 +1,89 @@
+"""Post-training k-means palettization: the baseline DKM must beat, with exactly the same storage.
+
+Each codebook group's weights (or weight vectors) are clustered by scikit-learn's ``KMeans``
+(k-means++ seeding, Lloyd iterations); every weight is then replaced by its nearest fp16 centroid.
+No data and no training: the cheapest way to reach ``bits`` per weight, and DKM's initialisation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from netsculpt.progress import track
+from netsculpt.weights.config import PaletteConfig
+from netsculpt.weights.layout import PaletteSpec, to_points
+from netsculpt.weights.palette import palette_from_centroids, set_palette_
+
+
+@dataclass
+class KMeansConfig(PaletteConfig):
+    """``max_samples`` points per group are used to fit (all of them are assigned); ``n_init`` restarts."""
+
+    max_samples: int = 200_000
+    n_init: int = 3
+    max_iter: int = 100
+
+
+def fit_codebook(
+    points: Tensor, k: int, *, seed: int = 0, max_samples: int = 200_000, n_init: int = 1, max_iter: int = 100
+) -> Tensor:
+    """``k`` centroids of ``points`` ``(n, d)``, sorted by their first coordinate, as float32 ``(k, d)``.
+
+    Fewer distinct points than ``k`` (a tiny or already-palettized layer) gives those points, repeated.
+    """
+    from sklearn.cluster import KMeans
+
+    data = points.detach().double().cpu().numpy()
+    rng = np.random.default_rng(seed)
+    sample = data if len(data) <= max_samples else data[rng.choice(len(data), max_samples, replace=False)]
+    distinct = np.unique(sample, axis=0)
+    if len(distinct) <= k:  # the sample may miss values: count on all points before trusting it
+        distinct = np.unique(data, axis=0)
+    if len(distinct) <= k:
+        centers = distinct[np.arange(k) % len(distinct)]
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning on near-duplicate points is harmless here
+            km = KMeans(n_clusters=k, n_init=n_init, max_iter=max_iter, random_state=seed).fit(sample)
+        centers = km.cluster_centers_
+    order = np.argsort(centers[:, 0], kind="stable")
+    return torch.from_numpy(centers[order]).float()
+
+
+def init_centroids(
+    weight: Tensor, spec: PaletteSpec, *, seed: int = 0, max_samples: int = 200_000, n_init: int = 1
+) -> Tensor:
+    """``(groups, 2**bits, vector_dim)`` k-means centroids for each codebook group of ``weight``."""
+    points = to_points(weight.detach(), spec)
+    return torch.stack(
+        [fit_codebook(group, spec.k, seed=seed, max_samples=max_samples, n_init=n_init) for group in points]
+    )
+
+
+def kmeans_palettize_(model: nn.Module, config: KMeansConfig | None = None) -> nn.Module:
+    """Palettize the selected layers of ``model`` in place with k-means; returns ``model``."""
+    from netsculpt.weights.storage import round_dense_
+
+    config = config or KMeansConfig()
+    for _, module, spec in track(config.select(model), "k-means"):
+        centroids = torch.stack(
+            [
+                fit_codebook(
+                    group,
+                    spec.k,
+                    seed=config.seed,
+                    max_samples=config.max_samples,
+                    n_init=config.n_init,
+                    max_iter=config.max_iter,
+                )
+                for group in to_points(module.weight.detach(), spec)
+            ]
+        )
+        set_palette_(module, "weight", palette_from_centroids(module.weight, centroids, spec))
+    round_dense_(model, config.dense_dtype)
+    return model

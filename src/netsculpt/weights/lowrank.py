@@ -1,0 +1,250 @@
+"""Low-rank factorisation: SVD for Linear, Tucker-2 or spatial SVD for convolutions, then fine-tune.
+
+A layer is replaced by a short chain of thinner layers whose product approximates its weight. The
+rank keeps a fraction ``energy`` of the squared singular values (``1 - energy`` is then exactly the
+relative squared reconstruction error for SVD) or meets a per-layer MACs budget ``macs_ratio``.
+Factorised layers are plain ``nn.Sequential`` chains, so every runtime runs them unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.train import TrainConfig, train
+from netsculpt.weights.config import FilterFn
+
+CONV_METHODS = ("tucker2", "spatial")
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(epochs=3, lr=0.005, warmup_epochs=0)
+
+
+@dataclass
+class LowRankConfig:
+    """Exactly one of ``energy`` (fraction in (0, 1]) and ``macs_ratio`` (fraction in (0, 1)) is set."""
+
+    energy: float | None = 0.9
+    macs_ratio: float | None = None
+    conv_method: str = "tucker2"
+    min_rank: int = 1
+    train: TrainConfig = field(default_factory=_default_train)
+    filter_fn: FilterFn | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.energy is None) == (self.macs_ratio is None):
+            raise ConfigError("set exactly one of energy (e.g. 0.9) and macs_ratio (e.g. 0.5)")
+        if self.energy is not None and not 0 < self.energy <= 1:
+            raise ConfigError(f"energy must be in (0, 1], got {self.energy!r}")
+        if self.macs_ratio is not None and not 0 < self.macs_ratio < 1:
+            raise ConfigError(f"macs_ratio must be in (0, 1), got {self.macs_ratio!r}")
+        if self.conv_method not in CONV_METHODS:
+            raise ConfigError(
+                f"conv_method must be one of {', '.join(CONV_METHODS)}, got {self.conv_method!r}"
+            )
+
+
+@dataclass
+class Factorised:
+    """What happened to one layer: ranks, retained energy per factorised mode, parameter counts."""
+
+    name: str
+    kind: str
+    ranks: tuple[int, ...]
+    energy: tuple[float, ...]
+    params_before: int
+    params_after: int
+
+
+def rank_for_energy(singular: Tensor, energy: float) -> int:
+    """Smallest rank whose singular values keep ``energy`` of the total squared sum."""
+    power = singular.double().square()
+    cumulative = power.cumsum(0) / power.sum().clamp_min(1e-300)
+    return int(torch.searchsorted(cumulative, torch.tensor(energy, dtype=torch.float64) - 1e-12)) + 1
+
+
+def retained(singular: Tensor, rank: int) -> float:
+    power = singular.double().square()
+    return float(power[:rank].sum() / power.sum().clamp_min(1e-300))
+
+
+def svd_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
+    """``W ~ (U sqrt(S)) (sqrt(S) V^T)``: Linear(in, rank) then Linear(rank, out) with the bias."""
+    u, s, vh = torch.linalg.svd(layer.weight.detach().double(), full_matrices=False)
+    root = s[:rank].sqrt()
+    first = nn.Linear(layer.in_features, rank, bias=False)
+    second = nn.Linear(rank, layer.out_features, bias=layer.bias is not None)
+    with torch.no_grad():
+        first.weight.copy_(root[:, None] * vh[:rank])
+        second.weight.copy_(u[:, :rank] * root)
+        if layer.bias is not None:
+            second.bias.copy_(layer.bias)
+    return nn.Sequential(first, second)
+
+
+def _check_conv(conv: nn.Conv2d) -> None:
+    if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise ConfigError("only ungrouped Conv2d layers with numeric zero padding can be factorised")
+
+
+def spatial_matrix(conv: nn.Conv2d) -> Tensor:
+    """``M[(i, y), (o, x)] = W[o, i, y, x]``: a kh x 1 conv then a 1 x kw conv is a rank split of M."""
+    o, i, kh, kw = conv.weight.shape
+    return conv.weight.detach().double().permute(1, 2, 0, 3).reshape(i * kh, o * kw)
+
+
+def spatial_svd_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
+    """Jaderberg et al.'s spatial SVD: (kh x 1, rank channels) then (1 x kw, out channels)."""
+    _check_conv(conv)
+    o, i, kh, kw = conv.weight.shape
+    u, s, vh = torch.linalg.svd(spatial_matrix(conv), full_matrices=False)
+    root = s[:rank].sqrt()
+    vertical = nn.Conv2d(
+        i,
+        rank,
+        (kh, 1),
+        stride=(conv.stride[0], 1),
+        padding=(conv.padding[0], 0),
+        dilation=(conv.dilation[0], 1),
+        bias=False,
+    )
+    horizontal = nn.Conv2d(
+        rank,
+        o,
+        (1, kw),
+        stride=(1, conv.stride[1]),
+        padding=(0, conv.padding[1]),
+        dilation=(1, conv.dilation[1]),
+        bias=conv.bias is not None,
+    )
+    with torch.no_grad():
+        vertical.weight.copy_((u[:, :rank] * root).reshape(i, kh, rank).permute(2, 0, 1).unsqueeze(-1))
+        horizontal.weight.copy_(
+            (root[:, None] * vh[:rank]).reshape(rank, o, kw).permute(1, 0, 2).unsqueeze(2)
+        )
+        if conv.bias is not None:
+            horizontal.bias.copy_(conv.bias)
+    return nn.Sequential(vertical, horizontal)
+
+
+def mode_svd(conv: nn.Conv2d) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """Left singular vectors and values of the output-mode and input-mode unfoldings of the kernel."""
+    w = conv.weight.detach().double()
+    u_out, s_out, _ = torch.linalg.svd(w.flatten(1), full_matrices=False)
+    u_in, s_in, _ = torch.linalg.svd(w.transpose(0, 1).flatten(1), full_matrices=False)
+    return (u_out, s_out), (u_in, s_in)
+
+
+def tucker2_conv(conv: nn.Conv2d, rank_out: int, rank_in: int) -> nn.Sequential:
+    """Tucker-2 (HOSVD on the channel modes): 1x1 to ``rank_in``, kh x kw core, 1x1 to out channels."""
+    _check_conv(conv)
+    (u_out, _), (u_in, _) = mode_svd(conv)
+    u_out, u_in = u_out[:, :rank_out], u_in[:, :rank_in]
+    core = torch.einsum("oikl,or,is->rskl", conv.weight.detach().double(), u_out, u_in)
+    first = nn.Conv2d(conv.in_channels, rank_in, 1, bias=False)
+    middle = nn.Conv2d(
+        rank_in,
+        rank_out,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        bias=False,
+    )
+    last = nn.Conv2d(rank_out, conv.out_channels, 1, bias=conv.bias is not None)
+    with torch.no_grad():
+        first.weight.copy_(u_in.T[:, :, None, None])
+        middle.weight.copy_(core)
+        last.weight.copy_(u_out[:, :, None, None])
+        if conv.bias is not None:
+            last.bias.copy_(conv.bias)
+    return nn.Sequential(first, middle, last)
+
+
+def _budget_rank(per_rank: float, full: float, ratio: float, cap: int) -> int:
+    return max(1, min(cap, int(ratio * full / per_rank)))
+
+
+def _factorise(module: nn.Module, name: str, config: LowRankConfig) -> tuple[nn.Module, Factorised] | None:
+    before = sum(p.numel() for p in module.parameters())
+    energy, ratio = config.energy, config.macs_ratio
+    if isinstance(module, nn.Linear):
+        s = torch.linalg.svdvals(module.weight.detach().double())
+        o, i = module.weight.shape
+        r = rank_for_energy(s, energy) if energy is not None else _budget_rank(o + i, o * i, ratio, len(s))
+        r = max(r, config.min_rank)
+        new, ranks, kept, kind = svd_linear(module, r), (r,), (retained(s, r),), "svd"
+    elif isinstance(module, nn.Conv2d) and module.groups == 1:
+        o, i, kh, kw = module.weight.shape
+        if config.conv_method == "spatial":
+            s = torch.linalg.svdvals(spatial_matrix(module))
+            per_rank = i * kh + o * kw
+            r = (
+                rank_for_energy(s, energy)
+                if energy is not None
+                else _budget_rank(per_rank, o * i * kh * kw, ratio, len(s))
+            )
+            r = max(r, config.min_rank)
+            new, ranks, kept, kind = spatial_svd_conv(module, r), (r,), (retained(s, r),), "spatial"
+        else:
+            (_, s_out), (_, s_in) = mode_svd(module)
+            if energy is not None:
+                r_out, r_in = rank_for_energy(s_out, energy), rank_for_energy(s_in, energy)
+            else:  # shrink both channel ranks by one factor until the chain fits the MACs budget
+                r_out, r_in = len(s_out), len(s_in)
+                for step in range(100, 0, -1):
+                    r_out, r_in = (
+                        max(1, round(len(s_out) * step / 100)),
+                        max(1, round(len(s_in) * step / 100)),
+                    )
+                    if i * r_in + r_in * r_out * kh * kw + r_out * o <= ratio * o * i * kh * kw:
+                        break
+            r_out, r_in = max(r_out, config.min_rank), max(r_in, config.min_rank)
+            new, ranks = tucker2_conv(module, r_out, r_in), (r_out, r_in)
+            kept, kind = (retained(s_out, r_out), retained(s_in, r_in)), "tucker2"
+    else:
+        return None
+    after = sum(p.numel() for p in new.parameters())
+    if after >= before:
+        return None  # the chain would be bigger than the layer: nothing to gain
+    return new.to(module.weight.dtype), Factorised(name, kind, ranks, kept, before, after)
+
+
+def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Factorised]:
+    """Replace every selected Linear / ungrouped Conv2d of ``model`` in place; returns what changed."""
+    config = config or LowRankConfig()
+    keep = config.filter_fn or (lambda m, n: isinstance(m, nn.Linear | nn.Conv2d))
+    targets = [
+        (n, m) for n, m in model.named_modules() if n and isinstance(m, nn.Linear | nn.Conv2d) and keep(m, n)
+    ]
+    done = []
+    for name, module in targets:
+        result = _factorise(module, name, config)
+        if result is None:
+            continue
+        new, record = result
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), attr, new)
+        done.append(record)
+    return done
+
+
+def lowrank_model(
+    model: nn.Module, config: LowRankConfig, train_loader: Any, test_loader: Any, **train_kwargs: Any
+) -> nn.Module:
+    """Factorise ``model`` in place, fine-tune it with ``config.train`` and return it.
+
+    The records of :func:`factorize_` are left on ``model.netsculpt_lowrank`` for reports.
+    """
+    records = factorize_(model, config)
+    if not records:
+        raise ConfigError("no layer was factorised: every candidate would grow; lower energy or macs_ratio")
+    result = train(model, train_loader, test_loader, config.train, **train_kwargs)
+    model.netsculpt_lowrank = records  # type: ignore[assignment]
+    model.netsculpt_lowrank_result = result  # type: ignore[assignment]
+    return model

@@ -1,0 +1,182 @@
+"""int8 post-training static quantization through ONNX Runtime, calibrated on data.
+
+The model is exported to ONNX (``netsculpt.measure.export_onnx``), activation ranges are calibrated on
+a few batches, and conv / linear (Conv, Gemm, MatMul) nodes get int8 weights (per output channel) and
+uint8 activations. Why ONNX Runtime rather than PyTorch's PT2E flow: PT2E lives in torchao now (not a
+netsculpt dependency) and its converted graph only runs int8 kernels after ``torch.compile`` with the
+inductor backend, while ONNX Runtime's QLinearConv / MatMulInteger kernels (VNNI on this CPU) run
+int8 straight away; ``benchmarks/weights.py`` times both side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netsculpt.errors import ConfigError, DataError
+from netsculpt.measure import export_onnx
+from netsculpt.measure.onnx_runtime import _session
+from netsculpt.weights.config import FilterFn, default_filter
+
+METHODS = ("minmax", "percentile", "entropy")
+FORMATS = ("qdq", "qoperator")
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+@dataclass
+class Int8Config:
+    """``calibration_batches`` batches of the calibration data set the activation ranges by ``method``.
+
+    ``op_types`` are the ONNX ops given int8 kernels; adding ``"Add"`` keeps residual sums in int8 too
+    (no measurable gain on ResNet-20 here, see docs/weights.md).
+    """
+
+    calibration_batches: int = 8
+    method: str = "minmax"
+    per_channel: bool = True
+    quant_format: str = "qdq"
+    op_types: tuple[str, ...] = QUANTIZED_OPS
+    filter_fn: FilterFn | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.calibration_batches, int) or self.calibration_batches < 1:
+            raise ConfigError(
+                f"calibration_batches must be a positive integer, got {self.calibration_batches!r}"
+            )
+        if self.method not in METHODS:
+            raise ConfigError(
+                f"calibration method {self.method!r} is unknown; use one of {', '.join(METHODS)}"
+            )
+        if self.quant_format not in FORMATS:
+            raise ConfigError(
+                f"quant_format {self.quant_format!r} is unknown; use one of {', '.join(FORMATS)}"
+            )
+
+
+class OnnxModule(nn.Module):
+    """An ONNX file run by ONNX Runtime behind ``nn.Module``'s call, so ``evaluate`` and loops work on it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.session = _session(self.path)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        feeds = {name: x.detach().cpu().numpy() for name, x in zip(self.input_names, inputs)}
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+class _Reader:
+    """ONNX Runtime's calibration data reader over the first batches of a loader."""
+
+    def __init__(self, data: Iterable[Any], input_name: str, batches: int) -> None:
+        self.batches = iter(itertools.islice(data, batches))
+        self.input_name = input_name
+        self.seen = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        if batch is None:
+            return None
+        inputs = batch[0] if isinstance(batch, list | tuple) else batch
+        self.seen += 1
+        return {self.input_name: inputs.detach().cpu().float().numpy()}
+
+    def rewind(self) -> None:  # part of the reader protocol; calibration reads the data once
+        raise DataError("calibration data can be read only once")
+
+
+def node_module(node_name: str, modules: set[str]) -> str | None:
+    """The module an exported node belongs to: ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``.
+
+    The TorchScript exporter names scopes either by attribute (``conv1``) or by dotted path
+    (``layer1.0``, ``shortcut.0``); each segment is resolved against the real module names.
+    """
+    current = ""
+    for segment in node_name.strip("/").split("/")[:-1]:
+        parent = current.rpartition(".")[0]
+        for candidate in (f"{current}.{segment}" if current else segment, segment, f"{parent}.{segment}"):
+            if candidate in modules:
+                current = candidate
+                break
+        else:
+            return None
+    return current or None
+
+
+def _excluded_nodes(model: nn.Module, onnx_path: Path, keep: FilterFn) -> list[str]:
+    import onnx
+
+    modules = dict(model.named_modules())
+    excluded = []
+    for node in onnx.load(str(onnx_path), load_external_data=False).graph.node:
+        if node.op_type in QUANTIZED_OPS:
+            name = node_module(node.name, set(modules))
+            if name is not None and not keep(modules[name], name):
+                excluded.append(node.name)
+    return excluded
+
+
+def quantize_int8(
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration_data: Iterable[Any],
+    out_dir: str | os.PathLike[str],
+    config: Int8Config | None = None,
+) -> OnnxModule:
+    """Export ``model``, calibrate on ``calibration_data`` and write ``model.int8.onnx`` in ``out_dir``.
+
+    Also leaves the float export ``model.fp32.onnx`` beside it (the reference the int8 model is
+    measured against). Returns the int8 model, callable like the original.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    config = config or Int8Config()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    float_path = export_onnx(model, example_inputs, out / "model.fp32.onnx")
+    prepared = out / "model.prep.onnx"
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        quant_pre_process(str(float_path), str(prepared))
+    excluded = _excluded_nodes(model, float_path, config.filter_fn or default_filter)
+    reader = _Reader(calibration_data, "input0", config.calibration_batches)
+    int8_path = out / "model.int8.onnx"
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[config.method]
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        quantize_static(
+            str(prepared),
+            str(int8_path),
+            reader,
+            quant_format=QuantFormat.QDQ if config.quant_format == "qdq" else QuantFormat.QOperator,
+            op_types_to_quantize=list(config.op_types),
+            per_channel=config.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=method,
+            nodes_to_exclude=excluded,
+        )
+    prepared.unlink(missing_ok=True)
+    if reader.seen == 0:
+        raise DataError("the calibration data yielded no batch; pass a loader with at least one batch")
+    return OnnxModule(int8_path)

@@ -1,0 +1,210 @@
+"""Packed storage of palettized models inside the ordinary ``model.safetensors`` file.
+
+A model with palettized layers is written as a handful of blobs instead of one tensor per name:
+
+* ``palettes.indices`` (uint8): every palettized tensor's indices, bit-packed at its own bit width;
+* ``palettes.luts`` (float16): every lookup table, ``(groups, 2**bits, vector_dim)`` each;
+* ``dense.<dtype>``: all other state-dict tensors, flattened and concatenated per stored dtype, in the
+  order of the model's state dict.
+
+The header metadata (``netsculpt.packed``, JSON) lists the palettized keys with their layout and one
+dtype code per dense tensor. Dense tensors need no names: :func:`netsculpt.load` rebuilds the model
+first, so its state dict supplies names, order and shapes (a hash of them is checked). Per-tensor
+safetensors headers cost ~80 bytes each, which on ResNet-20 at 4 bits is 8% of the file. A float32
+tensor whose values are all exact in float16 (see :func:`round_dense_`) is stored as float16; every
+tensor reloads bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
+from netsculpt.weights.palette import PALETTES_ATTR, Palette, iter_palettes
+
+META_KEY = "netsculpt.packed"
+FORMAT_VERSION = 1
+_CODES = {
+    torch.float32: "f",
+    torch.float16: "h",
+    torch.bfloat16: "b",
+    torch.float64: "d",
+    torch.int64: "q",
+    torch.int32: "i",
+    torch.int16: "s",
+    torch.int8: "c",
+    torch.uint8: "B",
+    torch.bool: "?",
+}
+_DTYPES = {code: dtype for dtype, code in _CODES.items()}
+
+
+def round_dense_(model: nn.Module, dense_dtype: str = "float32") -> nn.Module:
+    """With ``"float16"``, round every float tensor that is not palettized to fp16 values, in place."""
+    if dense_dtype not in ("float32", "float16"):
+        raise ConfigError(f"dense_dtype must be 'float32' or 'float16', got {dense_dtype!r}")
+    if dense_dtype == "float32":
+        return model
+    palettized = {key for key, _ in iter_palettes(model)}
+    with torch.no_grad():
+        for key, tensor in model.state_dict(keep_vars=True).items():
+            if key not in palettized and tensor.is_floating_point() and tensor.dtype != torch.float16:
+                tensor.copy_(tensor.to(torch.float16).to(tensor.dtype))
+    return model
+
+
+def _stored_dtype(tensor: Tensor) -> torch.dtype:
+    if tensor.dtype == torch.float32 and torch.equal(tensor.to(torch.float16).float(), tensor):
+        return torch.float16
+    if tensor.dtype not in _CODES:
+        raise CheckpointError(f"cannot pack a tensor of dtype {tensor.dtype}")
+    return tensor.dtype
+
+
+def _layout_hash(state: dict[str, Tensor], keys: list[str]) -> str:
+    text = ";".join(f"{k}:{tuple(state[k].shape)}:{state[k].dtype}" for k in keys)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pack_state(model: nn.Module, state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, str] | None]:
+    """The tensors and header metadata to write for ``model`` (``state``: its state dict).
+
+    A model without palettes is returned as is with no metadata: the file stays a plain state dict.
+    """
+    if any(".parametrizations." in key for key in state) and _has_dkm(model):
+        raise CheckpointError(
+            "the model is still being clustered (it carries DKM parametrizations); call "
+            "netsculpt.weights.snap_dkm_(model) before saving"
+        )
+    palettes: list[tuple[str, Palette]] = []
+    for key, palette in iter_palettes(model):
+        if key in state and torch.equal(state[key], palette.weight().to(state[key].dtype)):
+            palettes.append((key, palette))
+        elif key in state:
+            warnings.warn(
+                f"{key} changed after it was palettized; it is saved as a dense tensor", stacklevel=3
+            )
+    if not palettes:
+        return state, None
+    packed = {key for key, _ in palettes}
+    index_blobs, luts, entries = [], [], []
+    for key, palette in palettes:
+        index_blobs.append(pack_bits(palette.indices.numpy(), palette.bits))
+        luts.append(palette.lut.reshape(-1))
+        entries.append([key, palette.bits, list(palette.shape), palette.lut.shape[0], palette.lut.shape[-1]])
+    dense_keys = [k for k in state if k not in packed]
+    codes, blobs = [], {}
+    for key in dense_keys:
+        dtype = _stored_dtype(state[key])
+        codes.append(_CODES[dtype])
+        blobs.setdefault(dtype, []).append(state[key].detach().reshape(-1).to(dtype))
+    tensors = {
+        "palettes.indices": torch.from_numpy(np.concatenate(index_blobs)),
+        "palettes.luts": torch.cat(luts).contiguous(),
+        **{f"dense.{_CODES[d]}": torch.cat(parts).contiguous() for d, parts in blobs.items()},
+    }
+    info = {
+        "version": FORMAT_VERSION,
+        "palettes": entries,
+        "dense": "".join(codes),
+        "layout": _layout_hash(state, dense_keys),
+    }
+    return tensors, {META_KEY: json.dumps(info, separators=(",", ":"))}
+
+
+def _has_dkm(model: nn.Module) -> bool:
+    from netsculpt.weights.dkm import dkm_layers
+
+    return bool(dkm_layers(model))
+
+
+def read_packed(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+    """``(blobs, info)`` of a packed file, or None for a plain safetensors state dict."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if META_KEY not in meta:
+                return None
+            blobs = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {exc}") from None
+    try:
+        info = json.loads(meta[META_KEY])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{str(path)!r} has corrupt palette metadata: {exc}") from None
+    if info.get("version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{str(path)!r} uses packed format {info['version']}; upgrade netsculpt")
+    return blobs, info
+
+
+def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Tensor] | None:
+    """The full state dict of a packed file for the freshly rebuilt ``model``; records its palettes.
+
+    Returns None when ``path`` is a plain state dict (the caller reads it the ordinary way).
+    """
+    packed = read_packed(path)
+    if packed is None:
+        return None
+    blobs, info = packed
+    reference = model.state_dict()
+    state: dict[str, Tensor] = {}
+    indices, luts = blobs["palettes.indices"].numpy(), blobs["palettes.luts"]
+    byte, entry = 0, 0
+    for key, bits, shape, groups, dim in info["palettes"]:
+        count = int(np.prod(shape)) // dim
+        k = 2**bits
+        codes = unpack_bits(indices[byte : byte + packed_nbytes(count, bits)], bits, count)
+        lut = luts[entry : entry + groups * k * dim].reshape(groups, k, dim).clone()
+        byte, entry = byte + packed_nbytes(count, bits), entry + groups * k * dim
+        palette = Palette(
+            lut=lut, indices=torch.from_numpy(codes).reshape(groups, -1), bits=bits, shape=tuple(shape)
+        )
+        if key not in reference:
+            raise CheckpointError(f"the saved palette {key!r} has no tensor in the rebuilt model")
+        state[key] = palette.weight().to(reference[key].dtype)
+        _remember(model, key, palette)
+    dense_keys = [k for k in reference if k not in state]
+    if len(dense_keys) != len(info["dense"]) or _layout_hash(reference, dense_keys) != info["layout"]:
+        raise CheckpointError(
+            f"the packed weights in {str(path)!r} were saved from a different architecture than the "
+            "rebuilt model (state-dict names or shapes differ)"
+        )
+    offsets: dict[str, int] = {}
+    for key, code in zip(dense_keys, info["dense"]):
+        blob, start = blobs[f"dense.{code}"], offsets.get(code, 0)
+        n = reference[key].numel()
+        state[key] = blob[start : start + n].reshape(reference[key].shape).to(reference[key].dtype)
+        offsets[code] = start + n
+    return state
+
+
+def _remember(model: nn.Module, key: str, palette: Palette) -> None:
+    prefix, _, name = key.rpartition(".")
+    module = model.get_submodule(prefix)
+    palettes = dict(getattr(module, PALETTES_ATTR, {}))
+    palettes[name] = palette
+    setattr(module, PALETTES_ATTR, palettes)
+
+
+def packed_size_bytes(model: nn.Module) -> int:
+    """Bytes of the ``model.safetensors`` that :func:`netsculpt.save` would write for ``model``."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    tensors, metadata = pack_state(model, state)
+    return len(save(tensors, metadata=metadata))

@@ -1,0 +1,46 @@
+"""Which feature maps the data-driven criteria read, on models whose layout we know."""
+
+from __future__ import annotations
+
+import torch
+
+import netsculpt as ns
+from netsculpt.importance.site_choice import choose_sites
+
+
+def _names(sites: dict, gid: str) -> list[str]:
+    return [s.module for s in sites[gid]]
+
+
+def test_lenet_reads_relu_maps_and_masks_conv_outputs(lenet) -> None:
+    model, x, _ = lenet
+    graph = ns.trace(model, x)
+    act, mask = choose_sites(model, graph, "activation"), choose_sites(model, graph, "mask")
+    assert _names(act, "conv1") == ["relu1"]  # not pool1 as well: it shows the same rectified maps
+    assert _names(mask, "conv1") == ["conv1"]
+
+
+def test_residual_stage_has_one_map_per_block_and_masks_each_batchnorm(resnet20) -> None:
+    model, x, _ = resnet20
+    graph = ns.trace(model, x)
+    act, mask = choose_sites(model, graph, "activation"), choose_sites(model, graph, "mask")
+    # identity shortcuts return their input tensor: not a second copy of the previous block's output
+    assert _names(act, "conv1") == ["relu", "layer1.0.relu2", "layer1.1.relu2", "layer1.2.relu2"]
+    assert _names(mask, "conv1") == ["bn1", "layer1.0.bn2", "layer1.1.bn2", "layer1.2.bn2"]
+    assert _names(mask, "layer2.0.conv2") == [
+        "layer2.0.bn2",
+        "layer2.0.shortcut.1",
+        "layer2.1.bn2",
+        "layer2.2.bn2",
+    ]
+    every = choose_sites(model, graph, "activation", all_sites=True)
+    assert len(every["layer1.0.conv1"]) == 3  # conv, bn, relu outputs
+
+
+def test_linear_bottleneck_without_activation_reads_producer_outputs() -> None:
+    import torchvision
+
+    model = torchvision.models.mobilenet_v2(num_classes=10).eval()
+    graph = ns.trace(model, torch.randn(1, 3, 32, 32))
+    act = choose_sites(model, graph, "activation")
+    assert _names(act, "features.2.conv.2") == ["features.2.conv.3", "features.3.conv.3"]

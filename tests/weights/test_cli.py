@@ -1,0 +1,84 @@
+"""`netsculpt cluster` and `netsculpt quantize` on tiny limits, run the way a user types them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.cli import main
+from netsculpt.weights import iter_palettes
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["kmeans", "dkm"])
+def test_cluster_saves_a_packed_model(capsys, tmp_path, method: str) -> None:
+    out_dir = tmp_path / method
+    code, out, err = run(
+        capsys,
+        "cluster",
+        "lenet5",
+        "--data",
+        "mnist5k",
+        "--limit",
+        "200",
+        "--bits",
+        "2",
+        "--method",
+        method,
+        "--epochs",
+        "1",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 0, err
+    assert "2-bit" in out and "accuracy" in out
+    model = ns.load(out_dir)
+    palettes = dict(iter_palettes(model))
+    assert set(palettes) == {"conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"}
+    assert all(torch.unique(model.get_parameter(k)).numel() <= 4 for k in palettes)
+    # 430,500 weights at 2 bits ~ 108 KB, against 1.7 MB in float32
+    assert (out_dir / "model.safetensors").stat().st_size < 1_724_920 / 14
+
+
+@pytest.mark.slow
+def test_quantize_writes_int8_onnx(capsys, tmp_path) -> None:
+    code, out, err = run(
+        capsys,
+        "quantize",
+        "lenet5",
+        "--data",
+        "mnist5k",
+        "--limit",
+        "200",
+        "--calibration-batches",
+        "2",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    assert (tmp_path / "model.int8.onnx").is_file() and (tmp_path / "model.fp32.onnx").is_file()
+    assert "int8" in out and "latency" in out
+
+
+def test_bad_bits_is_a_one_line_error(capsys, tmp_path) -> None:
+    code, _, err = run(
+        capsys,
+        "cluster",
+        "lenet5",
+        "--method",
+        "kmeans",
+        "--bits",
+        "9",
+        "--limit",
+        "50",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 1 and "1..8" in err and "Traceback" not in err

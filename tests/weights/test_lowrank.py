@@ -1,0 +1,96 @@
+"""Low-rank factorisation: error equals the discarded energy, full rank is exact, budgets are met."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.measure import count_macs
+from netsculpt.weights.lowrank import (
+    LowRankConfig,
+    factorize_,
+    rank_for_energy,
+    retained,
+    spatial_matrix,
+    spatial_svd_conv,
+    svd_linear,
+    tucker2_conv,
+)
+
+
+def _rel_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
+    return float(((approx - exact).square().sum() / exact.square().sum()).detach())
+
+
+def test_svd_linear_error_is_the_discarded_energy() -> None:
+    layer = nn.Linear(40, 30)
+    s = torch.linalg.svdvals(layer.weight.detach().double())
+    for energy in (0.5, 0.8, 0.95):
+        rank = rank_for_energy(s, energy)
+        assert retained(s, rank) >= energy > retained(s, rank - 1)  # the smallest rank that keeps it
+        chain = svd_linear(layer, rank)
+        product = chain[1].weight.double() @ chain[0].weight.double()
+        # Eckart-Young: ||W - W_r||^2 = sum of the discarded s_i^2 (float32 weights: ~1e-6 relative)
+        assert _rel_error(product, layer.weight.double()) == pytest.approx(1 - retained(s, rank), abs=1e-5)
+
+
+def test_spatial_svd_error_is_the_discarded_energy_and_full_rank_is_exact() -> None:
+    conv = nn.Conv2d(6, 8, 3, stride=2, padding=1)
+    s = torch.linalg.svdvals(spatial_matrix(conv))
+    x = torch.randn(2, 6, 11, 9)
+    full = spatial_svd_conv(conv, len(s))
+    assert torch.allclose(full(x), conv(x), atol=1e-5)
+    rank = rank_for_energy(s, 0.7)
+    chain = spatial_svd_conv(conv, rank)
+    # the composed kernel: W'[o, i, y, x] = sum_r V[r, i, y] H[o, r, x]
+    kernel = torch.einsum(
+        "riy,orx->oiyx", chain[0].weight[..., 0].double(), chain[1].weight[:, :, 0].double()
+    )
+    assert _rel_error(kernel, conv.weight.double()) == pytest.approx(1 - retained(s, rank), abs=1e-5)
+
+
+def test_tucker2_full_rank_exact_and_error_within_hosvd_bound() -> None:
+    conv = nn.Conv2d(12, 16, 3, padding=1, bias=True)
+    x = torch.randn(2, 12, 7, 7)
+    assert torch.allclose(tucker2_conv(conv, 16, 12)(x), conv(x), atol=1e-5)
+    chain = tucker2_conv(conv, 8, 6)
+    kernel = torch.einsum(
+        "ro,rskl,si->oikl",
+        chain[2].weight[:, :, 0, 0].double().T,
+        chain[1].weight.double(),
+        chain[0].weight[:, :, 0, 0].double(),
+    )
+    w = conv.weight.detach().double()
+    s_out = torch.linalg.svdvals(w.flatten(1))
+    s_in = torch.linalg.svdvals(w.transpose(0, 1).flatten(1))
+    # HOSVD truncation: error^2 <= discarded energy of mode 0 + discarded energy of mode 1
+    bound = (1 - retained(s_out, 8)) + (1 - retained(s_in, 6))
+    assert _rel_error(kernel, w) <= bound + 1e-6
+
+
+def test_factorize_model_meets_macs_target() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.Flatten(),
+        nn.Linear(32 * 8 * 8, 64),
+    )
+    x = torch.randn(1, 16, 8, 8)
+    before, _ = count_macs(model, x)
+    records = factorize_(model, LowRankConfig(energy=None, macs_ratio=0.4))
+    after, _ = count_macs(model, x)
+    assert {r.name for r in records} == {"0", "2", "4"} and isinstance(model[0], nn.Sequential)
+    assert after <= 0.4 * before  # stride 1: every chain runs at its layer's resolution
+    assert model(x).shape == (1, 64)
+
+
+def test_layers_that_would_grow_are_left_alone_and_bad_configs() -> None:
+    model = nn.Sequential(nn.Linear(4, 4))
+    assert factorize_(model, LowRankConfig(energy=1.0)) == [] and isinstance(model[0], nn.Linear)
+    with pytest.raises(ConfigError, match="exactly one"):
+        LowRankConfig(energy=0.9, macs_ratio=0.5)
+    with pytest.raises(ConfigError, match="conv_method"):
+        LowRankConfig(conv_method="cp")

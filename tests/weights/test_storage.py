@@ -1,0 +1,123 @@
+"""Packed storage through ns.save / ns.load: bit-for-bit palettes, real sizes, and refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import netsculpt as ns
+from netsculpt.errors import CheckpointError
+from netsculpt.weights import (
+    DKMConfig,
+    KMeansConfig,
+    iter_palettes,
+    kmeans_palettize_,
+    packed_size_bytes,
+    prepare_dkm_,
+    snap_dkm_,
+)
+from netsculpt.weights.palette import module_palettes
+from tests.weights._models import TinyNet
+
+BUILDER = "tests.weights._models:tiny_net"
+
+
+def _all_equal(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and torch.equal(sa[key], sb[key]), key
+
+
+def test_lenet_palettes_reload_bit_for_bit(tmp_path) -> None:
+    model = ns.create_model("lenet5")
+    kmeans_palettize_(
+        model, KMeansConfig(bits=3, n_init=1, max_samples=20_000, layer_bits={"conv1": 8, "fc2": 1})
+    )
+    ns.save(model, tmp_path / "m")
+    loaded = ns.load(tmp_path / "m")
+    _all_equal(model, loaded)  # every tensor, palettized or not
+    before, after = dict(iter_palettes(model)), dict(iter_palettes(loaded))
+    assert before.keys() == after.keys() == {"conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"}
+    for key, palette in before.items():
+        assert torch.equal(palette.lut, after[key].lut) and torch.equal(palette.indices, after[key].indices)
+        assert after[key].bits == palette.bits
+    spec = json.loads((tmp_path / "m" / "netsculpt.json").read_text())
+    assert spec["version"] == 2  # packed weights: older netsculpt refuses instead of misreading
+    # re-saving the loaded model writes the identical file: palettes survive the round trip
+    ns.save(loaded, tmp_path / "again")
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == (
+        tmp_path / "again" / "model.safetensors"
+    ).read_bytes()
+
+
+def test_file_size_is_what_packing_predicts(tmp_path) -> None:
+    model = ns.create_model("lenet5")
+    float_bytes = packed_size_bytes(model)
+    kmeans_palettize_(model, KMeansConfig(bits=4, n_init=1, max_samples=20_000))
+    ns.save(model, tmp_path)
+    size = (tmp_path / "model.safetensors").stat().st_size
+    assert size == packed_size_bytes(model)
+    # 430,500 weights at 4 bits = 215,250 bytes, + 580 float32 biases + 4 tables of 16 fp16 + header
+    assert 215_250 + 580 * 4 + 4 * 16 * 2 <= size <= 215_250 + 580 * 4 + 4 * 16 * 2 + 2_000
+    assert float_bytes / size > 7.9  # 4 bits vs 32: at most 8x, minus biases and header
+
+
+def test_groups_vectors_and_fp16_dense_tensors(tmp_path) -> None:
+    model = TinyNet()
+    model.bn1.running_mean.uniform_(-1, 1)
+    model.bn1.running_var.uniform_(0.5, 2)
+    config = KMeansConfig(
+        bits=2,
+        group_size=4,
+        vector_dim=2,
+        dense_dtype="float16",
+        n_init=1,
+        filter_fn=lambda m, n: n != "conv1",
+    )
+    kmeans_palettize_(model, config)
+    ns.save(model, tmp_path, builder=BUILDER)
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+        names = set(f.keys())
+        assert f.get_tensor("dense.h").numel() > 0  # conv1, biases and BN rounded to fp16 and stored so
+    assert names <= {"palettes.indices", "palettes.luts", "dense.h", "dense.q"}  # int64: num_batches_tracked
+    loaded = ns.load(tmp_path)
+    _all_equal(model, loaded)
+    assert module_palettes(loaded.fc)["weight"].lut.shape == (1, 4, 2)  # 4 outputs, group_size 4
+
+
+def test_weight_changed_after_palettizing_is_saved_dense(tmp_path) -> None:
+    model = ns.create_model("lenet5")
+    kmeans_palettize_(model, KMeansConfig(bits=2, n_init=1, max_samples=20_000))
+    with torch.no_grad():
+        model.fc2.weight.add_(1e-3)  # e.g. trained further without re-snapping
+    with pytest.warns(UserWarning, match="fc2.weight changed"):
+        ns.save(model, tmp_path)
+    loaded = ns.load(tmp_path)
+    _all_equal(model, loaded)
+    assert "fc2.weight" not in dict(iter_palettes(loaded)) and "fc1.weight" in dict(iter_palettes(loaded))
+
+
+def test_refusals(tmp_path) -> None:
+    model = prepare_dkm_(ns.create_model("lenet5"), DKMConfig(bits=2, init_samples=2_000))
+    with pytest.raises(CheckpointError, match="snap_dkm_"):
+        ns.save(model, tmp_path / "a")
+    snap_dkm_(model)
+    ns.save(model, tmp_path / "a")
+    spec_path = tmp_path / "a" / "netsculpt.json"
+    spec = json.loads(spec_path.read_text())
+    spec["spec"]["num_classes"] = 7  # a different architecture than the weights were saved from
+    spec_path.write_text(json.dumps(spec))
+    with pytest.raises(CheckpointError):
+        ns.load(tmp_path / "a")
+
+
+def test_plain_models_still_save_plainly(tmp_path) -> None:
+    model = ns.create_model("lenet5")
+    ns.save(model, tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+        assert "conv1.weight" in set(f.keys()) and not (f.metadata() or {})
+    assert json.loads((tmp_path / "netsculpt.json").read_text())["version"] == 1
