@@ -95,3 +95,14 @@ def test_cluster_stage_reports_the_packed_file_size(tmp_path) -> None:
     assert results["after"]["size_bytes"] == saved
     # 4-bit indices + fp16 tables: at least 5x under float32 for the pruned LeNet's weights
     assert saved * 5 < results["stages"][1]["metrics"]["size_bytes"]
+
+
+def test_quantize_stage_measures_the_int8_onnx_model(tmp_path) -> None:
+    text = SMALL.replace("  - finetune: {epochs: 1}\n", "  - quantize: {calib_batches: 2}\n")
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    onnx = tmp_path / "02_quantize" / "model.int8.onnx"
+    assert onnx.is_file() and results["after"]["size_bytes"] == onnx.stat().st_size
+    assert results["after"]["params"] == results["stages"][1]["metrics"]["params"]
+    assert results["after"]["latency_ms"] > 0 and 0 <= results["after"]["accuracy"] <= 1
+    again = run_recipe(parse_recipe(text), text, tmp_path)  # resumes from the ONNX file
+    assert again["after"]["size_bytes"] == results["after"]["size_bytes"]

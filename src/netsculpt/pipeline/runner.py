@@ -56,11 +56,28 @@ def _context(recipe: Recipe, run_dir: Path) -> RunContext:
     return RunContext(recipe, run_dir, example, train_loader, test_loader, classes, channels)
 
 
-def _measure(model: nn.Module, ctx: RunContext, runs: int) -> dict[str, Any]:
+def _is_onnx(model: nn.Module) -> bool:
+    return hasattr(model, "session") and str(getattr(model, "path", "")).endswith(".onnx")
+
+
+def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, Any] | None) -> dict[str, Any]:
     from netsculpt.measure import measure
     from netsculpt.train import evaluate
 
     acc, loss = evaluate(model, ctx.test_loader)
+    if _is_onnx(model):  # an int8 ONNX model: same architecture as before, timed in ONNX Runtime
+        from netsculpt.measure import onnx_latency
+
+        latency = onnx_latency(model.path, ctx.example, runs=runs)
+        keep = {k: (previous or {}).get(k) for k in ("params", "macs", "peak_activation_bytes", "layers")}
+        return {
+            "accuracy": acc,
+            "loss": loss,
+            **keep,
+            "size_bytes": model.path.stat().st_size,
+            "latency_ms": latency,
+            "latency": {"onnxruntime-int8": {"1": latency}},
+        }
     metrics = measure(model, ctx.example, runs=runs, onnx=ctx.recipe.outputs.onnx)
     return {"accuracy": acc, "loss": loss, **metrics.to_dict()}
 
@@ -102,7 +119,7 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
             out = run_dir / f"{i:02d}_{kind}"
             label = f"[{i + 1}/{len(plan)}] {kind}"
             if (out / "DONE").is_file():
-                model = load(out / "model")
+                model = _load_stage(out)
                 record = _read_record(out)
                 console.print(f"{label}: done earlier, resumed from {out.name}")
                 log.info("%s: resumed from %s", label, out)
@@ -112,10 +129,12 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
                 t0 = time.perf_counter()
                 model, info = STAGES[kind](ctx, cfg, model, out)
                 seconds = time.perf_counter() - t0
-                save(model, out / "model", extra={"input_shape": list(ctx.example.shape), "stage": kind})
-                metrics = _measure(model, ctx, recipe.outputs.latency_runs)
-                # the real file on disk (packed palettes included), not a float re-serialisation
-                metrics["size_bytes"] = (out / "model" / "model.safetensors").stat().st_size
+                previous = records[-1]["metrics"] if records else None
+                metrics = _measure(model, ctx, recipe.outputs.latency_runs, previous)
+                if not _is_onnx(model):
+                    save(model, out / "model", extra={"input_shape": list(ctx.example.shape), "stage": kind})
+                    # the real file on disk (packed palettes included), not a float re-serialisation
+                    metrics["size_bytes"] = (out / "model" / "model.safetensors").stat().st_size
                 record = {
                     "index": i,
                     "kind": kind,
@@ -146,6 +165,16 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _load_stage(out: Path) -> nn.Module:
+    from netsculpt.io import load
+
+    if (out / "model.int8.onnx").is_file():
+        from netsculpt.weights.quantize import OnnxModule
+
+        return OnnxModule(out / "model.int8.onnx")
+    return load(out / "model")
 
 
 def _read_record(out: Path) -> dict[str, Any]:

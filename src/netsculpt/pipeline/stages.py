@@ -179,10 +179,11 @@ def cluster(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Path) -> 
 
 @stage("quantize")
 def quantize(ctx: RunContext, cfg: QuantizeStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
-    try:
-        from netsculpt.weights import quantize_stage
-    except ImportError:
-        raise ConfigError(
-            "the quantize stage needs netsculpt.weights, which this installation lacks"
-        ) from None
-    return quantize_stage(ctx, cfg, model, out)
+    """Post-training static int8 through ONNX Runtime: the stage's model is ``model.int8.onnx``."""
+    from netsculpt.weights.quantize import Int8Config, quantize_int8
+
+    config = Int8Config(calibration_batches=cfg.calib_batches, **cfg.options)
+    return quantize_int8(model, ctx.example, ctx.train_loader, out, config), {
+        "runtime": "onnxruntime",
+        "int8": True,
+    }
