@@ -1,0 +1,180 @@
+"""`netsculpt search MODEL --method M --target-macs 0.5 --data NAME --out DIR`: search widths, prune.
+
+Candidates are scored on ``--val-size`` images held out of the training split (the test split is kept
+for the final numbers). DIR receives the plan(s), the search history (``search.json`` plus
+``front.json`` / ``trajectory.json`` / ...), plots, the resumable state and the pruned model (``model``),
+fine-tuned by distillation from the original when ``--finetune-epochs`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from netsculpt.cli.common import add_model_args, example, load_model
+
+METHODS = ("sensitivity", "greedy", "genetic", "nsga2")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from netsculpt.cli.train_cmd import add_data_args
+
+    p = sub.add_parser(
+        "search", help="search per-layer widths (sensitivity, greedy, genetic, nsga2) and prune"
+    )
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--method", choices=METHODS, default="genetic")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--target-macs", type=float, nargs="+", help="keep this fraction of MACs (several: greedy/nsga2)"
+    )
+    how.add_argument("--target-params", type=float, nargs="+", help="keep this fraction of parameters")
+    how.add_argument(
+        "--target-latency", type=float, nargs="+", help="keep this fraction of predicted latency"
+    )
+    p.add_argument("--criterion", default=None, help="which channels a width keeps (default l1)")
+    p.add_argument(
+        "--metric", choices=["loss", "accuracy"], default=None, help="what candidates are judged by"
+    )
+    p.add_argument("--val-size", type=int, default=500, help="training images held out to score candidates")
+    p.add_argument("--eval-batch-size", type=int, default=128, help="batch size of the held-out batches")
+    p.add_argument("--eval-batches", type=int, default=None, help="held-out batches per cheap score")
+    p.add_argument("--full-batches", type=int, default=None, help="held-out batches per full score")
+    p.add_argument("--adapt-bn-batches", type=int, default=None, help="re-estimate BN on N training batches")
+    p.add_argument("--min-ratio", type=float, default=None, help="each group keeps at least this fraction")
+    p.add_argument("--round-to", type=int, default=None, help="widths are multiples of this")
+    p.add_argument(
+        "--ratios", type=_floats, default=None, help="sensitivity ratios, e.g. 0.1,0.3,0.5,0.7,0.9"
+    )
+    p.add_argument("--step", type=float, default=None, help="greedy: fraction of a group removed per step")
+    p.add_argument("--pop-size", type=int, default=None, help="genetic/nsga2 population")
+    p.add_argument("--generations", type=int, default=None, help="genetic/nsga2 generations")
+    p.add_argument("--elite", type=int, default=None, help="genetic: members scored on the full batches")
+    p.add_argument("--latency-runtime", choices=["torch", "onnxruntime"], default=None)
+    p.add_argument(
+        "--latency-calibration", type=int, default=None,
+        help="random pruned variants measured to fit the latency table's scale too (default 0: offset only)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--workers", type=int, default=0, help="local worker processes (0: this process)")
+    p.add_argument("--ray-address", default=None, help="score candidates on this Ray cluster (e.g. auto)")
+    p.add_argument("--resume", action="store_true", help="continue the search (and fine-tune) saved in --out")
+    p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the result this many epochs")
+    p.add_argument("--finetune-lr", type=float, default=None)
+    p.add_argument("--no-distill", action="store_true", help="fine-tune on labels only (no teacher)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace):
+    from netsculpt.search.config import CONFIGS
+
+    cls = CONFIGS[args.method]
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return cls(**given)
+
+
+def run(args: argparse.Namespace) -> int:
+    from netsculpt.cli.train_cmd import data_defaults
+    from netsculpt.io import save
+    from netsculpt.prune import apply_plan
+    from netsculpt.search import finetune_pruned, search_widths
+    from netsculpt.search.holdout import holdout_loaders
+    from netsculpt.train import TrainConfig, evaluate
+
+    data_defaults(args)
+    model, shape = load_model(args)
+    model.eval()
+    x = example(shape)
+    config = _config(args)
+    data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
+    train, held, test = holdout_loaders(
+        args.data,
+        val_size=args.val_size,
+        batch_size=args.batch_size or 64,
+        eval_batch_size=args.eval_batch_size,
+        seed=config.seed,
+        **data,
+    )
+    metric, values = next(
+        (m, v)
+        for m, v in (
+            ("macs", args.target_macs),
+            ("params", args.target_params),
+            ("latency", args.target_latency),
+        )
+        if v
+    )
+    out = Path(args.out)
+    result = search_widths(
+        model,
+        x,
+        args.method,
+        [f"{metric}={v}" for v in values],
+        train,
+        held,
+        config,
+        out_dir=out,
+        resume=args.resume,
+    )
+    small = apply_plan(model, result.plan, x)
+    console = Console()
+    table = Table(title=f"{args.method} search on {args.data}")
+    for column in (
+        "target",
+        metric if metric != "latency" else "latency (predicted)",
+        "held-out acc",
+        "widths",
+    ):
+        table.add_column(column)
+    for label, plan in result.plans.items():
+        widths = ", ".join(str(w) for w in plan.meta["widths"].values())
+        table.add_row(
+            label, f"{plan.meta['predicted'][metric]:.3f}", f"{plan.meta['estimate']['accuracy']:.2%}", widths
+        )
+    console.print(table)
+    console.print(
+        f"scored {result.evaluated['cheap']} cheap + {result.evaluated['full']} full candidates "
+        f"in {result.seconds:.1f} s"
+    )
+    if args.finetune_epochs:
+        overrides = {"epochs": args.finetune_epochs, **({"lr": args.finetune_lr} if args.finetune_lr else {})}
+        tc = TrainConfig.preset("finetune", **overrides)
+        ft_train, _, _ = holdout_loaders(
+            args.data,
+            val_size=args.val_size,
+            batch_size=tc.batch_size,
+            augment=tc.augment,
+            seed=config.seed,
+            **data,
+        )
+        teacher = None if args.no_distill else model
+        finetune_pruned(small, teacher, ft_train, test, tc, out_dir=out / "finetune", resume=args.resume)
+    before, _ = evaluate(model, test)
+    after, _ = evaluate(small, test)
+    save(
+        small, out / "model", extra={"input_shape": list(shape), "source": args.model, "search": args.method}
+    )
+    console.print(
+        f"test accuracy {before:.2%} -> {after:.2%}"
+        + (
+            f" after {args.finetune_epochs} fine-tuning epochs"
+            if args.finetune_epochs
+            else " (no fine-tuning)"
+        )
+        + f"; pruned model saved to {out / 'model'}"
+    )
+    return 0

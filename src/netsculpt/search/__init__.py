@@ -1,0 +1,56 @@
+"""Automatic width search: how many channels each group keeps, chosen by scoring pruned candidates.
+
+Methods (a registry, :func:`list_searchers`): ``sensitivity`` (per-group curves, allocation by
+threshold), ``greedy`` (AutoSlim-style slimming trajectory), ``genetic`` (pymoo GA under a cost budget,
+two-step fitness) and ``nsga2`` (Pareto front of metric vs cost). Costs are MACs or parameters (exact,
+from the cost model) or latency (a lookup table of measured layer latencies). Candidates are scored in
+this process, in local worker processes or on Ray; a killed search resumes from its state file.
+
+```python
+from netsculpt.search import GeneticConfig, search_widths
+result = search_widths(model, x, "genetic", "macs=0.5", train_loader, val_loader, GeneticConfig())
+small = ns.apply_plan(model, result.plan, x)
+```
+"""
+
+from __future__ import annotations
+
+from netsculpt.search.api import SEARCHERS, SearchResult, finetune_pruned, list_searchers, search_widths
+from netsculpt.search.config import (
+    CONFIGS,
+    CostTarget,
+    GeneticConfig,
+    GreedyConfig,
+    NSGA2Config,
+    SearchConfig,
+    SensitivityConfig,
+    parse_targets,
+)
+from netsculpt.search.evaluator import CandidateEvaluator, EvalTask, Evaluation
+from netsculpt.search.executors import Executor, ProcessExecutor, RayExecutor, SerialExecutor, make_executor
+from netsculpt.search.space import SearchSpace
+
+__all__ = [
+    "CONFIGS",
+    "SEARCHERS",
+    "CandidateEvaluator",
+    "CostTarget",
+    "EvalTask",
+    "Evaluation",
+    "Executor",
+    "GeneticConfig",
+    "GreedyConfig",
+    "NSGA2Config",
+    "ProcessExecutor",
+    "RayExecutor",
+    "SearchConfig",
+    "SearchResult",
+    "SearchSpace",
+    "SensitivityConfig",
+    "SerialExecutor",
+    "finetune_pruned",
+    "list_searchers",
+    "make_executor",
+    "parse_targets",
+    "search_widths",
+]

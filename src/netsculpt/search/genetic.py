@@ -1,0 +1,90 @@
+"""Genetic-algorithm channel selection under a MACs, parameter or latency budget (pymoo's GA).
+
+Following the seed paper's recipe: a population of per-group keep ratios, a cost constraint, and a
+two-step approximate fitness — every candidate is scored cheaply on a few held-out batches, and only
+the elite (the ``elite`` best of the population after each generation) are re-scored on more batches,
+repeatedly until the elite all carry the fuller score. Cheap scores are noisy; letting noise decide
+which candidates breed at the top is what the second step prevents. The initial population holds the
+uniform allocation (so the result is never worse than uniform on the fuller score) and random shapes.
+The winner is fine-tuned afterwards, by distillation from the unpruned model
+(:func:`netsculpt.search.finetune_pruned`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pymoo.algorithms.soo.nonconvex.ga import GA
+
+from netsculpt.errors import ConfigError
+from netsculpt.search.config import GeneticConfig
+from netsculpt.search.evolution import (
+    BudgetRepair,
+    WidthProblem,
+    evolve,
+    initial_population,
+    operators,
+    population_rows,
+)
+from netsculpt.search.scoring import MethodOutput, SearchContext
+
+
+def run(ctx: SearchContext) -> MethodOutput:
+    config: GeneticConfig = ctx.config
+    if len(ctx.targets) != 1:
+        raise ConfigError(
+            "the genetic search meets one budget at a time; give one target (or use nsga2 / greedy, "
+            "which serve several targets from one run)"
+        )
+    (target,) = ctx.targets
+    problem = WidthProblem(ctx, cost_objective=False, budget=target.value)
+    sampling = initial_population(ctx, config.pop_size, [np.ones(len(ctx.space))])
+    algorithm = GA(
+        pop_size=config.pop_size,
+        sampling=sampling,
+        repair=BudgetRepair(ctx, high=target.value),
+        **operators(config),
+    )
+
+    def after_generation(gen: int, algo: Any) -> dict[str, Any]:
+        _refine_elite(ctx, problem, algo.pop, config.elite)
+        rows = population_rows(ctx, problem, algo.pop)
+        values = [r["fitness"][0] for r in rows]
+        ctx.say(f"generation {gen}: best {config.metric} {values[0]:.4f} (mean {np.mean(values):.4f})")
+        return {
+            "generation": gen,
+            "best": values[0],
+            "mean": float(np.mean(values)),
+            "evaluated": dict(ctx.scorer.evaluated),
+            "population": rows,
+        }
+
+    evolve(ctx, algorithm, problem, config.generations, after_generation)
+    best = population_rows(ctx, problem, algorithm.pop)[0]
+    counts = np.array(best["widths"], dtype=np.int64)
+    uniform = ctx.space.fit(np.ones(len(ctx.space)), target.metric, target.value, config.tolerance)
+    history = {
+        "metric": config.metric,
+        "cost": target.metric,
+        "budget": target.value,
+        "uniform": ctx.describe(uniform),
+        "generations": ctx.records["generations"],
+    }
+    return MethodOutput({target.label: counts}, history, {"generations": history["generations"]})
+
+
+def _refine_elite(ctx: SearchContext, problem: WidthProblem, population: Any, elite: int) -> None:
+    """Give the ``elite`` best members the fuller score, until the best ``elite`` all have it."""
+    if elite == 0:
+        return
+    for _ in range(len(population)):
+        fitness = population.get("F")[:, 0]
+        top = np.argsort(fitness, kind="stable")[:elite]
+        counts = [problem.counts(population[i].X) for i in top]
+        need = [i for i, c in zip(top, counts) if ctx.state.cache.get("full", ctx.space.key(c)) is None]
+        if not need:
+            return
+        ctx.scorer.score([problem.counts(population[i].X) for i in need], "full")
+        for i in need:
+            population[i].F = np.array([problem.fitness(problem.counts(population[i].X))])

@@ -1,0 +1,65 @@
+"""A held-out split for scoring candidates, carved from the training set.
+
+A search that scores candidates on the test set would pick widths that suit those very images, and the
+test accuracy reported afterwards would flatter it. The held-out images come out of the training split
+instead (stratified by class, fixed seed); the test split stays untouched for the final report. For
+an unbiased search the model should not have been trained on them either: train on the remainder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from netsculpt.data import ImageDataset, RandomShift, load_dataset
+from netsculpt.data.sampling import stratified_subset
+from netsculpt.errors import DataError
+
+
+def split_holdout(dataset: ImageDataset, size: int, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
+    """``(rest, held_out)``: ``size`` samples drawn per class in proportion, and everything else."""
+    n = len(dataset)
+    if not isinstance(size, int) or not 0 < size < n:
+        raise DataError(f"the held-out split must have between 1 and {n - 1} samples, got {size!r}")
+    held = torch.from_numpy(stratified_subset(dataset.labels.numpy(), size, seed))
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[held] = False
+    rest = torch.nonzero(mask).flatten()
+
+    def subset(index: torch.Tensor) -> ImageDataset:
+        return ImageDataset(
+            dataset.images[index], dataset.labels[index], dataset.info, dataset.classes, dataset.transform
+        )
+
+    return subset(rest), subset(held)
+
+
+def holdout_loaders(
+    name: str,
+    *,
+    val_size: int,
+    batch_size: int,
+    eval_batch_size: int | None = None,
+    augment: bool = False,
+    seed: int = 0,
+    **options: Any,
+) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """``(train, held_out, test)`` loaders for dataset ``name``: the training split minus ``val_size``
+    held-out samples (shuffled, optionally augmented), the held-out samples, and the test split.
+    ``options`` go to :func:`netsculpt.data.load_dataset` (``resize``, ``channels``, ``limit``, ``root``)."""
+    train, test = load_dataset(name, seed=seed, **options)
+    rest, held = split_holdout(train, val_size, seed)
+    eval_batch_size = eval_batch_size or batch_size
+    train_loader = DataLoader(
+        RandomShift(rest, seed=seed) if augment else rest,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return (
+        train_loader,
+        DataLoader(held, batch_size=eval_batch_size, shuffle=False),
+        DataLoader(test, batch_size=eval_batch_size, shuffle=False),
+    )

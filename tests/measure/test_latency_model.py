@@ -1,0 +1,107 @@
+"""The latency lookup table: units, keys, lookups, prediction paths and persistence. No timing thresholds:
+only that table entries are measured once, reused, and add up to the predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import netsculpt as ns
+from netsculpt.errors import ConfigError
+from netsculpt.measure.latency_model import LatencyModel, describe_layer, record_calls
+from netsculpt.surgery import PrunePlan
+
+X = torch.randn(1, 3, 16, 16)
+FAST = {"runs": 3, "warmup": 1}  # lookups and bookkeeping are under test here, not the timings
+
+
+def test_units_fuse_conv_bn_activation(small_cnn: nn.Module) -> None:
+    calls, units = record_calls(small_cnn, X)
+    names = [[calls[i].name for i in unit] for unit in units]
+    assert names == [
+        ["features.0", "features.1", "features.2"],  # conv + BN + ReLU: one kernel in ONNX Runtime
+        ["features.3", "features.4"],  # depthwise conv + ReLU
+        ["features.5"],  # pooling stands alone
+        ["head"],
+    ]
+    assert calls[0].in_shape == (1, 3, 16, 16) and calls[0].out_shape == (1, 8, 16, 16)
+
+
+def test_a_module_called_twice_is_timed_twice() -> None:
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), relu, nn.Conv2d(4, 4, 1), relu)
+    calls, units = record_calls(model, X)
+    assert [(c.name, c.index) for c in calls] == [("0", 0), ("1", 0), ("2", 0), ("1", 1)]
+    assert len(units) == 2  # each conv fuses with the ReLU call that follows it
+
+
+def test_depthwise_conv_stays_depthwise_at_new_widths() -> None:
+    conv = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+    key, build = describe_layer(conv, (1, 5, 16, 16), (1, 5, 16, 16))
+    assert "g=5" in key and "Conv2d(5,5" in key
+    layer = build()
+    assert layer(torch.randn(1, 5, 16, 16)).shape == (1, 5, 16, 16)
+
+
+def test_table_is_measured_once_and_reused(small_cnn: nn.Module) -> None:
+    latency = LatencyModel(small_cnn, X, **FAST)
+    assert latency.measured == len(latency.table) == 4  # one entry per distinct unit
+    # By construction the offset makes the base model's prediction its measurement.
+    assert latency.predict_model(small_cnn) == pytest.approx(latency.base_ms)
+    latency.predict_model(small_cnn)
+    assert latency.measured == 4  # a lookup, not a measurement
+
+
+def test_plan_prediction_equals_pruned_model_prediction(small_cnn: nn.Module) -> None:
+    """Shapes from the graph (no model built) and from the pruned model itself must agree exactly."""
+    small_cnn.eval()
+    latency = LatencyModel(small_cnn, X, **FAST)
+    graph = ns.trace(small_cnn, X)
+    (group,) = graph.prunable_groups
+    keep = {group.id: [0, 2, 5]}
+    pruned = ns.apply_plan(small_cnn, PrunePlan(keep, {g.id: g.size for g in graph.groups}), X, graph=graph)
+    before = latency.measured
+    assert latency.predict_keep(graph, keep) == latency.predict_model(pruned)
+    assert latency.measured == before + 4  # all four units see fewer channels (the pool's input too)
+    assert latency.fraction(graph, {}) == pytest.approx(1.0)
+
+
+def test_save_and_load_reuse_the_table(small_cnn: nn.Module, tmp_path: Path) -> None:
+    latency = LatencyModel(small_cnn, X, clock="wall", **FAST)
+    latency.save(tmp_path / "table.json")
+    again = LatencyModel.load(tmp_path / "table.json", small_cnn, X)
+    assert again.measured == 0 and again.clock == "wall"
+    assert again.predict_model(small_cnn) == latency.predict_model(small_cnn)
+    with pytest.raises(ConfigError, match="measured for inputs"):
+        LatencyModel.load(tmp_path / "table.json", small_cnn, torch.randn(2, 3, 16, 16))
+
+
+def test_calibration_is_a_least_squares_line(small_cnn: nn.Module) -> None:
+    latency = LatencyModel(small_cnn, X, **FAST)
+    latency.calibrate([1.0, 2.0, 3.0], [2.5, 4.5, 6.5])  # exactly 2x + 0.5
+    assert latency.scale == pytest.approx(2.0) and latency.offset_ms == pytest.approx(0.5)
+    with pytest.raises(ConfigError):
+        latency.calibrate([1.0], [2.0])
+
+
+def test_bad_settings(small_cnn: nn.Module) -> None:
+    with pytest.raises(ConfigError, match="runtime"):
+        LatencyModel(small_cnn, X, runtime="tensorrt")
+    with pytest.raises(ConfigError, match="clock"):
+        LatencyModel(small_cnn, X, clock="sundial")
+
+
+def test_layer_it_cannot_rebuild_is_timed_as_is() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.GroupNorm(2, 4))
+    latency = LatencyModel(model, X, **FAST)
+    assert any(key.startswith("GroupNorm#1@") for key in latency.table)
+
+
+@pytest.mark.slow
+def test_onnxruntime_table(small_cnn: nn.Module) -> None:
+    latency = LatencyModel(small_cnn, X, runtime="onnxruntime", **FAST)
+    assert len(latency.table) == 4 and all(v >= 0 for v in latency.table.values())
+    assert latency.predict_model(small_cnn) == pytest.approx(latency.base_ms)

@@ -1,0 +1,43 @@
+"""`netsculpt search`: outputs in DIR, a loadable pruned model within budget, and --resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.cli import main
+
+SMALL = [
+    "--data", "mnist5k", "--limit", "300", "--val-size", "100", "--eval-batch-size", "50",
+    "--eval-batches", "1", "--full-batches", "2",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_search_writes_plan_history_plot_and_model(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    torch.manual_seed(0)  # a saved model has fixed weights, so --resume finds the same fingerprint
+    ns.save(ns.create_model("lenet5"), tmp_path / "base", extra={"input_shape": [1, 1, 28, 28]})
+    argv = ["--quiet", "search", str(tmp_path / "base"), "--method", "greedy", "--target-macs", "0.5",
+            "--step", "0.25", *SMALL, "--finetune-epochs", "1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    for name in ("plan.json", "search.json", "trajectory.json", "trajectory.png", "search_state.json"):
+        assert (out / name).is_file(), name
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["meta"]["search"] == "greedy" and plan["meta"]["predicted"]["macs"] <= 0.5
+    x = torch.randn(1, 1, 28, 28)
+    small, base = ns.load(out / "model"), ns.create_model("lenet5")
+    assert ns.measure(small, x, latency=False).macs <= 0.5 * ns.measure(base, x, latency=False).macs
+    assert "test accuracy" in capsys.readouterr().out
+    assert main([*argv, "--resume"]) == 0  # a finished search resumes to the same plan
+    assert json.loads((out / "plan.json").read_text())["keep"] == plan["keep"]
+
+
+def test_search_needs_a_target(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["search", "lenet5", "--out", "x"])
+    assert "target" in capsys.readouterr().err
