@@ -106,3 +106,12 @@ def test_quantize_stage_measures_the_int8_onnx_model(tmp_path) -> None:
     assert results["after"]["latency_ms"] > 0 and 0 <= results["after"]["accuracy"] <= 1
     again = run_recipe(parse_recipe(text), text, tmp_path)  # resumes from the ONNX file
     assert again["after"]["size_bytes"] == results["after"]["size_bytes"]
+
+
+@pytest.mark.slow
+def test_search_stage_meets_its_macs_target(tmp_path) -> None:
+    text = SMALL.replace("  - prune: {criterion: l1, widths: {conv1: 4, conv2: 6}}\n",
+                         "  - search: {method: greedy, target: {macs: 0.5}}\n")  # fmt: skip
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    assert results["stages"][1]["metrics"]["macs"] <= 0.5 * results["before"]["macs"]
+    assert (tmp_path / "01_search" / "plan.json").is_file()

@@ -154,11 +154,20 @@ def distill(ctx: RunContext, cfg: DistillStage, model: nn.Module, out: Path) -> 
 
 @stage("search")
 def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
-    try:
-        from netsculpt.search import search_stage
-    except ImportError:
-        raise ConfigError("the search stage needs netsculpt.search, which this installation lacks") from None
-    return search_stage(ctx, cfg, model, out)
+    """Search per-group widths for the target, then cut the model to the winner (fine-tune in a later
+    stage). Candidates are scored on the first batches of the data's test split: recipes have no
+    separate validation split yet."""
+    from netsculpt.prune import apply_plan
+    from netsculpt.search import CONFIGS, SearchConfig, search_widths
+
+    config = CONFIGS.get(cfg.method, SearchConfig)(**cfg.options)
+    target = ",".join(f"{k}={v}" for k, v in cfg.target.items())
+    result = search_widths(model, ctx.example, cfg.method, target, ctx.train_loader, ctx.test_loader, config,
+                           out_dir=out / "search", resume=True)  # fmt: skip
+    result.plan.save(out / "plan.json")
+    pruned = apply_plan(model, result.plan, ctx.example)
+    return pruned, {"method": cfg.method, "target": cfg.target, "evaluated": result.evaluated,
+                    "seconds": result.seconds, "plan": result.plan.to_dict()}  # fmt: skip
 
 
 @stage("cluster")
