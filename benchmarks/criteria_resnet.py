@@ -30,7 +30,7 @@ from netsculpt.measure import count_macs, count_params
 from netsculpt.train import TrainConfig, evaluate, train
 
 
-def tp_rows(base, x, calib, calib_batches, goal_macs, measure, test_loader, tuner) -> list[Row]:
+def tp_rows(base, x, calib, calib_batches, goal_macs, measure, test_loader, tuner, show) -> list[Row]:
     import torch_pruning as tp
 
     def pruned(importance, ratio: float, grads: bool = False):
@@ -65,7 +65,7 @@ def tp_rows(base, x, calib, calib_batches, goal_macs, measure, test_loader, tune
     rows = []
     for name, imp, grads in specs:
         rows.append(run_row(name, base, pruned(imp, ratio, grads), measure, test_loader, tuner))
-        print_table("resnet20_cifar", float("nan"), 0, 0, rows[-1:])
+        show(rows[-1:])
     return rows
 
 
@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_row(name, base, prune, measure, test_loader, tuner))
         print_table("resnet20_cifar", base_acc, base_params, base_macs, rows[-1:])
     if not args.no_tp:
-        rows += tp_rows(base, x, calib, args.calib_batches, 0.5 * base_macs, measure, test_loader, tuner)
+        rows += tp_rows(
+            base, x, calib, args.calib_batches, 0.5 * base_macs, measure, test_loader, tuner,
+            lambda new: print_table("resnet20_cifar", base_acc, base_params, base_macs, new),
+        )  # fmt: skip
     print_table(
         "resnet20_cifar on mnist5k (32x32x3), <= 0.5x MACs, uniform allocation", base_acc, base_params,
         base_macs, rows,
