@@ -99,25 +99,15 @@ def _per_channel_norm(
     out.zero = np.ones_like(x.zero) if affine_zero else np.zeros_like(x.zero)
 
 
-@register_function_rule(F.batch_norm, torch.batch_norm)
+@register_function_rule(F.batch_norm, torch.batch_norm, F.instance_norm, torch.instance_norm)
 def batch_norm(ctx: GraphBuilder, call: Call) -> None:
-    """Per-channel affine in eval mode: masking zeroes weight and bias, so the output is exactly zero."""
+    """Per-channel affine (batch norm in eval mode, instance norm): masking zeroes weight and bias, so the
+    output is exactly zero. Both functions take (input, running_mean, running_var, weight, bias, ...)."""
     mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
     weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
     affine = isinstance(weight, Value) and isinstance(bias, Value)
-    _per_channel_norm(
-        ctx, call, [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)], affine
-    )
-
-
-@register_function_rule(F.instance_norm, torch.instance_norm)
-def instance_norm(ctx: GraphBuilder, call: Call) -> None:
-    mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
-    weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
-    affine = isinstance(weight, Value) and isinstance(bias, Value)
-    _per_channel_norm(
-        ctx, call, [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)], affine
-    )
+    params = [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)]
+    _per_channel_norm(ctx, call, params, affine)
 
 
 @register_function_rule(F.layer_norm, torch.layer_norm, F.rms_norm, *tensor_methods("rms_norm"))
