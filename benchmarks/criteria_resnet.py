@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import sys
 from pathlib import Path
 
@@ -30,7 +31,9 @@ from netsculpt.measure import count_macs, count_params
 from netsculpt.train import TrainConfig, evaluate, train
 
 
-def tp_rows(base, x, calib, calib_batches, goal_macs, measure, test_loader, tuner, show) -> list[Row]:
+def tp_rows(
+    base, x, calib, calib_batches, goal_macs, measure, test_loader, tuner, show, seeds=1
+) -> list[Row]:
     import torch_pruning as tp
 
     def pruned(importance, ratio: float, grads: bool = False):
@@ -64,7 +67,7 @@ def tp_rows(base, x, calib, calib_batches, goal_macs, measure, test_loader, tune
     ]
     rows = []
     for name, imp, grads in specs:
-        rows.append(run_row(name, base, pruned(imp, ratio, grads), measure, test_loader, tuner))
+        rows.append(run_row(name, base, pruned(imp, ratio, grads), measure, test_loader, tuner, seeds))
         show(rows[-1:])
     return rows
 
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tp", action="store_true", help="skip the Torch-Pruning rows")
     parser.add_argument("--cache", default="runs/bench/criteria_resnet", help="baseline cache folder")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="fine-tune seeds per row (the table shows the mean)"
+    )
     args = parser.parse_args(argv)
     set_threads(args.threads)
     print_calibration("start")
@@ -87,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     tune = TrainConfig.preset("default", epochs=args.tune_epochs, batch_size=64, lr=0.01, warmup_epochs=0)
     opts = {"resize": 32, "channels": 3}
 
-    def loaders():
-        return make_loaders("mnist5k", batch_size=64, seed=0, **opts)
+    def loaders(seed=0):
+        return make_loaders("mnist5k", batch_size=64, seed=seed, **opts)
 
     train_loader, test_loader = loaders()
-    calib, _ = make_loaders("mnist5k", batch_size=64, seed=1, **opts)
+    calib_loader, _ = make_loaders("mnist5k", batch_size=64, seed=1, **opts)
+    # a list, not the loader: a loader's shuffle generator advances, so every row would see other data
+    calib = list(itertools.islice(calib_loader, args.calib_batches))
     x = next(iter(test_loader))[0][:1]
 
     def fit(model):
@@ -123,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                 data=calib, calib_batches=args.calib_batches,
             )  # fmt: skip
 
-        rows.append(run_row(name, base, prune, measure, test_loader, tuner))
+        rows.append(run_row(name, base, prune, measure, test_loader, tuner, args.seeds))
         print_table("resnet20_cifar", base_acc, base_params, base_macs, rows[-1:])
     if not args.no_tp:
         rows += tp_rows(
             base, x, calib, args.calib_batches, 0.5 * base_macs, measure, test_loader, tuner,
-            lambda new: print_table("resnet20_cifar", base_acc, base_params, base_macs, new),
+            lambda new: print_table("resnet20_cifar", base_acc, base_params, base_macs, new), args.seeds,
         )  # fmt: skip
     print_table(
         "resnet20_cifar on mnist5k (32x32x3), <= 0.5x MACs, uniform allocation", base_acc, base_params,

@@ -74,6 +74,24 @@ def test_augmented_loaders_replay_and_leave_test_alone() -> None:
     assert torch.equal(_epoch(aug_test)[0], _epoch(plain_test)[0])
 
 
+def test_shift_caps_the_augmentation_in_pixels() -> None:
+    train, _ = load_dataset("mnist5k", limit=30)
+    loader, _ = make_loaders("mnist5k", batch_size=30, limit=30, augment=True, shift=1, shuffle_train=False)
+    assert loader.dataset.padding == 1
+    images, labels = _epoch(loader)
+    fill = loader.dataset.fill
+    for i in range(len(train)):
+        # every image is one of the 9 shifts of at most one pixel of the original, never a larger one
+        near = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        assert any(torch.equal(shift(train[i][0], *s, fill), images[i]) for s in near)
+        assert labels[i] == train[i][1]
+    unshifted, _ = make_loaders(
+        "mnist5k", batch_size=30, limit=30, augment=True, shift=0, shuffle_train=False
+    )
+    originals = torch.stack([train[i][0] for i in range(len(train))])
+    assert torch.equal(_epoch(unshifted)[0], originals)
+
+
 def test_worker_processes_replay_the_same_augmented_batches() -> None:
     runs = []
     for _ in range(2):
@@ -87,3 +105,5 @@ def test_bad_loader_arguments() -> None:
         make_loaders("digits", batch_size=0)
     with pytest.raises(DataError, match="num_workers must be an int >= 0"):
         make_loaders("digits", num_workers=-1)
+    with pytest.raises(DataError, match="shift must be an int >= 0"):
+        make_loaders("digits", augment=True, shift=-2)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from netsculpt.errors import ConfigError
 from netsculpt.pipeline import load_recipe, parse_recipe, run_recipe
@@ -35,6 +36,21 @@ def test_run_writes_artifacts_and_results(tmp_path) -> None:
     assert data["version"] == 1 and data == json.loads(json.dumps(results))
     assert data["after"]["params"] < data["before"]["params"]
     assert [p["stage"] for p in data["points"]] == ["baseline", "prune", "finetune"]
+
+
+def test_each_training_stage_gets_its_own_augmentation(tmp_path) -> None:
+    from netsculpt.data import RandomShift
+    from netsculpt.pipeline.runner import _context
+    from netsculpt.train import TrainConfig
+
+    ctx = _context(parse_recipe(SMALL), tmp_path)
+    assert not isinstance(ctx.train_loader.dataset, RandomShift)  # calibration and search read clean data
+    config = TrainConfig(augment=True, augment_shift=1)
+    first, again = ctx.train_loader_for(config), ctx.train_loader_for(config)
+    assert first.dataset.padding == 1
+    # fresh and seeded: a resumed run's stage sees the batches it would have seen without the interruption
+    assert all(torch.equal(a, b) for a, b in zip(next(iter(first)), next(iter(again)), strict=True))
+    assert not isinstance(ctx.train_loader_for(TrainConfig()).dataset, RandomShift)
 
 
 def test_interrupted_run_resumes_without_redoing_stages(tmp_path, monkeypatch) -> None:

@@ -12,7 +12,9 @@ from netsculpt.train import PRESETS, TrainConfig
 
 
 def test_json_round_trip_is_exact() -> None:
-    config = TrainConfig(epochs=3, optimizer="adamw", lr=1e-3, grad_clip=1.5, warmup_epochs=1, seed=4)
+    config = TrainConfig(
+        epochs=3, optimizer="adamw", lr=1e-3, grad_clip=1.5, warmup_epochs=1, seed=4, augment_shift=1
+    )
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
     assert again.to_dict() == config.to_dict()
@@ -37,6 +39,7 @@ def test_default_round_trip_keeps_none_grad_clip() -> None:
         ("grad_clip", -1.0, "grad_clip must be > 0"),
         ("warmup_epochs", 15, "warmup_epochs=15 leaves no epoch"),
         ("batch_size", True, "batch_size must be an integer"),
+        ("augment_shift", -1, "augment_shift must be an integer >= 0"),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: object, phrase: str) -> None:

@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--label-smoothing", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--shift",
+        type=int,
+        default=None,
+        help="largest random shift in pixels when the preset augments (default: 1/8 of the image side)",
+    )
     p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature T (default 4)")
     p.add_argument(
         "--alpha", type=float, default=0.9, help="weight of the distillation term; 1 - alpha on labels"
@@ -108,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             ("weight_decay", args.weight_decay),
             ("label_smoothing", args.label_smoothing),
             ("seed", args.seed),
+            ("augment_shift", args.shift),
             ("batch_size", args.batch_size),
         )
         if value is not None
@@ -116,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     kd = DistillConfig(
         temperature=args.temperature, alpha=args.alpha, hints=_hints(args.hint), hint_weight=args.hint_weight
     )
-    train_loader, test_loader = loaders(args, config.batch_size, config.augment, config.seed)
+    train_loader, test_loader = loaders(
+        args, config.batch_size, config.augment, config.seed, config.augment_shift
+    )
     before = {}
     if ctx.is_main:
         before = {"teacher": evaluate(teacher, test_loader)[0], "student": evaluate(student, test_loader)[0]}

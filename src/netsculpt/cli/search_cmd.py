@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             val_size=args.val_size,
             batch_size=tc.batch_size,
             augment=tc.augment,
+            shift=tc.augment_shift,
             seed=config.seed,
             **data,
         )

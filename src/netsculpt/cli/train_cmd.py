@@ -21,7 +21,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
 
 
-def loaders(args: argparse.Namespace, batch_size: int, augment: bool = False, seed: int = 0):
+def loaders(
+    args: argparse.Namespace, batch_size: int, augment: bool = False, seed: int = 0, shift: int | None = None
+):
     from netsculpt.data import make_loaders
 
     return make_loaders(
@@ -32,6 +34,7 @@ def loaders(args: argparse.Namespace, batch_size: int, augment: bool = False, se
         channels=args.channels,
         limit=args.limit,
         augment=augment,
+        shift=shift,
         seed=seed,
     )
 
@@ -59,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--preset", default="default", help="training preset, e.g. lenet5_mnist5k")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--shift",
+        type=int,
+        default=None,
+        help="largest random shift in pixels when the preset augments (default: 1/8 of the image side)",
+    )
     p.add_argument("--out", required=True, help="run directory: checkpoints, history, the trained model")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.set_defaults(func=run_train)
@@ -80,12 +89,15 @@ def run_train(args: argparse.Namespace) -> int:
             ("epochs", args.epochs),
             ("lr", args.lr),
             ("seed", args.seed),
+            ("augment_shift", args.shift),
             ("batch_size", args.batch_size),
         )
         if v is not None
     }
     config = TrainConfig.preset(args.preset, **overrides)
-    train_loader, test_loader = loaders(args, config.batch_size, config.augment, config.seed)
+    train_loader, test_loader = loaders(
+        args, config.batch_size, config.augment, config.seed, config.augment_shift
+    )
     out = Path(args.out)
     result = train(model, train_loader, test_loader, config, out_dir=out / "checkpoints", resume=args.resume)
     save(

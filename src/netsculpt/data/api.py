@@ -136,14 +136,21 @@ def make_loaders(
     num_workers: int = 0,
     shuffle_train: bool = True,
     augment: bool = False,
+    shift: int | None = None,
     **options: Any,
 ) -> tuple[DataLoader, DataLoader]:
     """Train and test loaders for ``name``; the same ``seed`` gives the same batches in the same order.
 
     Shuffling uses a ``torch.Generator`` seeded with ``seed``. ``augment=True`` wraps the training split in
-    :class:`~netsculpt.data.augment.RandomShift` (random shifts of up to 1/8 of the image side, no flips);
-    the test loader is never augmented nor shuffled. Other arguments are as in :func:`load_dataset`.
+    :class:`~netsculpt.data.augment.RandomShift` (random shifts of up to ``shift`` pixels, by default 1/8
+    of the image side; no flips); the test loader is never augmented nor shuffled. A very small network
+    (a pruned LeNet-5) can underfit 3-pixel shifts of 28x28 digits, hence ``shift``. Other arguments are
+    as in :func:`load_dataset`.
     """
+    if shift is not None and (not isinstance(shift, int) or isinstance(shift, bool) or shift < 0):
+        raise DataError(
+            f"shift must be an int >= 0 (pixels) or None for 1/8 of the image side, got {shift!r}"
+        )
     test_batch_size = batch_size if test_batch_size is None else test_batch_size
     for label, value in (("batch_size", batch_size), ("test_batch_size", test_batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -153,7 +160,7 @@ def make_loaders(
     train, test = load_dataset(
         name, root=root, resize=resize, channels=channels, limit=limit, seed=seed, **options
     )
-    train_data = RandomShift(train, seed=seed) if augment else train
+    train_data = RandomShift(train, padding=shift, seed=seed) if augment else train
     common: dict[str, Any] = {"num_workers": num_workers, "persistent_workers": num_workers > 0}
     train_loader = DataLoader(
         train_data,

@@ -54,6 +54,7 @@ class TrainSection(Section):
     schedule: str | None = None
     warmup_epochs: int | None = Field(default=None, ge=0)
     augment: bool | None = None
+    augment_shift: int | None = Field(default=None, ge=0)
 
     def overrides(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if k != "preset" and v is not None}

@@ -37,23 +37,38 @@ def _context(recipe: Recipe, run_dir: Path) -> RunContext:
         from netsculpt.train import TrainConfig
 
         batch = d.batch_size or TrainConfig.preset(recipe.baseline.train.preset).batch_size
-    augment = bool(recipe.baseline.train and recipe.baseline.train.augment)
-    train_loader, test_loader = make_loaders(
-        d.name,
-        batch_size=batch,
-        root=d.root,
-        resize=d.resize,
-        channels=d.channels,
-        limit=d.limit,
-        seed=recipe.seed,
-        augment=augment,
-        **d.options,
-    )
+
+    def make_train_loader(augment: bool, shift: int | None) -> Any:
+        return make_loaders(
+            d.name,
+            batch_size=batch,
+            root=d.root,
+            resize=d.resize,
+            channels=d.channels,
+            limit=d.limit,
+            seed=recipe.seed,
+            augment=augment,
+            shift=shift,
+            **d.options,
+        )
+
+    # Calibration, search, clustering and quantization read unaugmented batches; a training stage asks
+    # RunContext.train_loader_for(config) for its own augmentation.
+    train_loader, test_loader = make_train_loader(False, None)
     shape = (1, info.in_channels, *info.image_size)
     example = torch.randn(shape, generator=torch.Generator().manual_seed(recipe.seed))
     classes = recipe.model.num_classes or info.num_classes
     channels = recipe.model.in_channels or info.in_channels
-    return RunContext(recipe, run_dir, example, train_loader, test_loader, classes, channels)
+    return RunContext(
+        recipe,
+        run_dir,
+        example,
+        train_loader,
+        test_loader,
+        classes,
+        channels,
+        make_train_loader=lambda augment, shift: make_train_loader(augment, shift)[0],
+    )
 
 
 def _is_onnx(model: nn.Module) -> bool:

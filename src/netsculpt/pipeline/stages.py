@@ -40,6 +40,15 @@ class RunContext:
     in_channels: int
     teacher: nn.Module | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    make_train_loader: Callable[[bool, int | None], Any] | None = None
+
+    def train_loader_for(self, config: Any) -> Any:
+        """A fresh training loader with ``config``'s augmentation. Fresh, so a stage sees the same batches
+        whether the stages before it ran in this process or were skipped on resume; per stage, because a
+        heavily pruned net can underfit the baseline's shifts."""
+        if self.make_train_loader is None:
+            return self.train_loader
+        return self.make_train_loader(bool(config.augment), config.augment_shift)
 
 
 Handler = Callable[[RunContext, Any, nn.Module | None, Path], tuple[nn.Module, dict[str, Any]]]
@@ -86,7 +95,9 @@ def baseline(
         return built, {"checkpoint": cfg.checkpoint}
     built = create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options)
     config = train_config(ctx, cfg.train)
-    result = train(built, ctx.train_loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True)
+    result = train(
+        built, ctx.train_loader_for(config), ctx.test_loader, config, out_dir=out / "checkpoints", resume=True
+    )
     return built, {"train": config.to_dict(), "history": result.history}
 
 
@@ -124,7 +135,9 @@ def finetune(ctx: RunContext, cfg: FinetuneStage, model: nn.Module, out: Path) -
     from netsculpt.train import train
 
     config = train_config(ctx, cfg)
-    result = train(model, ctx.train_loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True)
+    result = train(
+        model, ctx.train_loader_for(config), ctx.test_loader, config, out_dir=out / "checkpoints", resume=True
+    )
     return model, {"train": config.to_dict(), "history": result.history}
 
 
@@ -142,7 +155,7 @@ def distill(ctx: RunContext, cfg: DistillStage, model: nn.Module, out: Path) -> 
     result = run_distill(
         model,
         ctx.teacher,
-        ctx.train_loader,
+        ctx.train_loader_for(config),
         ctx.test_loader,
         config,
         kd,

@@ -43,6 +43,7 @@ def holdout_loaders(
     batch_size: int,
     eval_batch_size: int | None = None,
     augment: bool = False,
+    shift: int | None = None,
     seed: int = 0,
     **options: Any,
 ) -> tuple[DataLoader, DataLoader, DataLoader]:
@@ -53,7 +54,7 @@ def holdout_loaders(
     rest, held = split_holdout(train, val_size, seed)
     eval_batch_size = eval_batch_size or batch_size
     train_loader = DataLoader(
-        RandomShift(rest, seed=seed) if augment else rest,
+        RandomShift(rest, padding=shift, seed=seed) if augment else rest,
         batch_size=batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),

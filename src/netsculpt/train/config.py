@@ -25,7 +25,8 @@ PRESETS: Registry[dict[str, Any]] = Registry("training preset")
 class TrainConfig:
     """Everything that decides how a model is trained (the data loaders are built by the caller).
 
-    ``batch_size`` and ``augment`` are not read by :func:`netsculpt.train.train` itself: they are the
+    ``batch_size``, ``augment`` and ``augment_shift`` (the largest random shift in pixels; ``None`` is 1/8
+    of the image side) are not read by :func:`netsculpt.train.train` itself: they are the
     recipe for whoever builds the loaders (the CLI, the benchmark), kept here so one config describes the
     whole run and is saved with it.
     """
@@ -45,6 +46,7 @@ class TrainConfig:
     seed: int = 0
     grad_clip: float | None = None
     augment: bool = False
+    augment_shift: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -80,6 +82,8 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
         if self.grad_clip is not None:
             _check_float(self.grad_clip, "grad_clip", positive=True)
+        if self.augment_shift is not None:
+            _check_int(self.augment_shift, "augment_shift", minimum=0)
         for name in ("nesterov", "augment"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
