@@ -131,3 +131,10 @@ def test_search_stage_meets_its_macs_target(tmp_path) -> None:
     results = run_recipe(parse_recipe(text), text, tmp_path)
     assert results["stages"][1]["metrics"]["macs"] <= 0.5 * results["before"]["macs"]
     assert (tmp_path / "01_search" / "plan.json").is_file()
+
+
+def test_search_stage_needs_training_data_left_after_its_held_out_split(tmp_path) -> None:
+    text = SMALL.replace("  - prune: {criterion: l1, widths: {conv1: 4, conv2: 6}}\n",
+                         "  - search: {method: greedy, target: {macs: 0.5}, val_size: 5000}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="val_size=5000 leaves no training data"):
+        run_recipe(parse_recipe(text), text, tmp_path)

@@ -120,6 +120,7 @@ class SearchStage(Section):
     method: Literal["sensitivity", "greedy", "genetic", "nsga2"] = "greedy"
     target: dict[Literal["macs", "params", "latency"], float]
     criterion: str = "l1"
+    val_size: int | None = Field(default=None, ge=1)  # None: 500, or a fifth of a smaller training split
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -168,14 +168,31 @@ def distill(ctx: RunContext, cfg: DistillStage, model: nn.Module, out: Path) -> 
 @stage("search")
 def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
     """Search per-group widths for the target, then cut the model to the winner (fine-tune in a later
-    stage). Candidates are scored on the first batches of the data's test split: recipes have no
-    separate validation split yet."""
+    stage). Candidates are scored on ``val_size`` stratified samples held out of the training split
+    (default 500, or a fifth of a smaller split), never on the test split the run reports: that would
+    tune the result to its own exam."""
+    from torch.utils.data import DataLoader
+
     from netsculpt.prune import apply_plan
     from netsculpt.search import CONFIGS, SearchConfig, search_widths
+    from netsculpt.search.holdout import split_holdout
 
-    config = CONFIGS.get(cfg.method, SearchConfig)(**cfg.options)
+    options = {"criterion": cfg.criterion, "seed": ctx.recipe.seed, **cfg.options}
+    config = CONFIGS.get(cfg.method, SearchConfig)(**options)
     target = ",".join(f"{k}={v}" for k, v in cfg.target.items())
-    result = search_widths(model, ctx.example, cfg.method, target, ctx.train_loader, ctx.test_loader, config,
+    dataset = ctx.train_loader.dataset
+    val_size = cfg.val_size or max(1, min(500, len(dataset) // 5))
+    if val_size >= len(dataset):
+        raise ConfigError(
+            f"search.val_size={val_size} leaves no training data ({len(dataset)} samples); "
+            f"use a smaller val_size"
+        )
+    rest, held = split_holdout(dataset, val_size, ctx.recipe.seed)
+    batch = ctx.train_loader.batch_size
+    shuffle = torch.Generator().manual_seed(ctx.recipe.seed)
+    train_part = DataLoader(rest, batch_size=batch, shuffle=True, generator=shuffle)
+    held_out = DataLoader(held, batch_size=batch)
+    result = search_widths(model, ctx.example, cfg.method, target, train_part, held_out, config,
                            out_dir=out / "search", resume=True)  # fmt: skip
     result.plan.save(out / "plan.json")
     pruned = apply_plan(model, result.plan, ctx.example)
