@@ -110,6 +110,11 @@ def load(directory: str | os.PathLike[str]) -> nn.Module:
     spec = data["spec"]
     model = build_base(spec)
     for step in spec.get("plans", []):
+        if "factorise" in step:  # a low-rank step: rebuild its layer chains, weights come below
+            from netsculpt.weights.lowrank import refactorise_
+
+            refactorise_(model, step["factorise"])
+            continue
         inputs = tuple(torch.zeros(s) for s in step["input_shapes"])
         model = apply_plan(model, PrunePlan.from_dict(step["plan"]), inputs, inplace=True)
     from netsculpt.weights.storage import unpack_state

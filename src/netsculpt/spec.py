@@ -29,8 +29,14 @@ def model_spec(model: nn.Module) -> dict[str, Any] | None:
 
 def append_plan(model: nn.Module, plan: dict[str, Any], input_shapes: list[tuple[int, ...]]) -> None:
     """Record a plan applied to ``model`` (replayed in order when the model is loaded)."""
+    append_step(model, {"plan": plan, "input_shapes": [list(s) for s in input_shapes]})
+
+
+def append_step(model: nn.Module, step: dict[str, Any]) -> None:
+    """Record one architecture change (a prune plan, a low-rank factorisation); ``netsculpt.io.load``
+    replays the steps in order. Kept under the historical key ``plans`` so older files still load."""
     spec = model_spec(model)
     if spec is None:
         return
-    spec.setdefault("plans", []).append({"plan": plan, "input_shapes": [list(s) for s in input_shapes]})
+    spec.setdefault("plans", []).append(copy.deepcopy(step))
     tag_model(model, spec)

@@ -94,3 +94,36 @@ def test_layers_that_would_grow_are_left_alone_and_bad_configs() -> None:
         LowRankConfig(energy=0.9, macs_ratio=0.5)
     with pytest.raises(ConfigError, match="conv_method"):
         LowRankConfig(conv_method="cp")
+
+
+@pytest.mark.parametrize("conv_method", ["tucker2", "spatial"])
+def test_a_pruned_then_factorised_model_saves_and_loads_exactly(tmp_path, conv_method: str) -> None:
+    import netsculpt as ns
+
+    torch.manual_seed(0)
+    model = ns.create_model("resnet20_cifar", num_classes=10, in_channels=3)
+    x = torch.randn(2, 3, 32, 32)
+    model = ns.prune(model, x, criterion="l1", ratio=0.25)
+    factorize_(model, LowRankConfig(energy=None, macs_ratio=0.6, conv_method=conv_method))
+    model.eval()
+    ns.save(model, tmp_path / "m")
+    again = ns.load(tmp_path / "m")
+    assert [n for n, _ in again.named_modules()] == [n for n, _ in model.named_modules()]
+    assert torch.equal(again(x), model(x))
+
+
+def test_a_factorisation_record_naming_a_missing_layer_is_refused(tmp_path) -> None:
+    import json
+
+    import netsculpt as ns
+    from netsculpt.errors import CheckpointError
+
+    model = ns.create_model("lenet5")
+    factorize_(model, LowRankConfig(energy=0.5))
+    ns.save(model, tmp_path / "m")
+    spec_file = tmp_path / "m" / "netsculpt.json"
+    data = json.loads(spec_file.read_text())
+    data["spec"]["plans"][-1]["factorise"][0]["name"] = "no_such_layer"
+    spec_file.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="no_such_layer"):
+        ns.load(tmp_path / "m")

@@ -8,13 +8,15 @@ Factorised layers are plain ``nn.Sequential`` chains, so every runtime runs them
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.spec import append_step
 from netsculpt.train import TrainConfig, train
 from netsculpt.weights.config import FilterFn
 
@@ -231,7 +233,32 @@ def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Fa
         parent_name, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent_name), attr, new)
         done.append(record)
+    if done:
+        layers = [{"name": r.name, "kind": r.kind, "ranks": list(r.ranks)} for r in done]
+        append_step(model, {"factorise": layers})
     return done
+
+
+def refactorise_(model: nn.Module, layers: list[dict[str, Any]]) -> None:
+    """Give ``model`` the layer chains a recorded :func:`factorize_` made (names, kinds, ranks), so a
+    saved factorised model can be rebuilt and its weights loaded; the chains' values are placeholders
+    until then."""
+    build = {"svd": svd_linear, "spatial": spatial_svd_conv, "tucker2": tucker2_conv}
+    for layer in layers:
+        name, kind, ranks = layer.get("name"), layer.get("kind"), layer.get("ranks")
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise CheckpointError(
+                f"the saved factorisation names layer {name!r}, which the model lacks"
+            ) from None
+        if kind not in build or not isinstance(ranks, list) or not all(isinstance(r, int) for r in ranks):
+            raise CheckpointError(f"unreadable factorisation record for {name!r}: {layer!r}")
+        with torch.no_grad():
+            new = build[kind](module, *ranks).to(module.weight.dtype)
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), attr, new)
+    append_step(model, {"factorise": copy.deepcopy(layers)})
 
 
 def lowrank_model(
