@@ -126,6 +126,11 @@ def prune_iteratively(
     """
     if steps < 1:
         raise PruningError("steps must be at least 1")
+    if target.metric == "latency":
+        raise PruningError(
+            "prune_iteratively takes macs=, params= or channels= targets; for a latency target prune once "
+            "with ns.prune(..., target=Target(latency=F)) or search widths with netsculpt.search"
+        )
     from netsculpt.allocate import CostModel
 
     base_graph = trace(model, example_inputs, allow_inexact=options.get("allow_inexact", False))

@@ -114,3 +114,22 @@ def test_cost_model_predicts_measured_macs(models) -> None:
     small = ns.apply_plan(model, plan, x, graph=graph)
     assert cost.macs(plan.keep) == count_macs(small, x)[0]  # weight-size scaling is exact for conv/linear
     assert cost.params(plan.keep) == params(small)
+
+
+def test_latency_target_lands_on_the_latency_models_prediction(models) -> None:
+    from netsculpt.allocate import target_plan
+    from netsculpt.importance import get_criterion
+    from netsculpt.measure import LatencyModel
+
+    model, x = models["resnet20_cifar"]
+    graph = ns.trace(model, x)
+    latency = LatencyModel(model, x, runs=3, warmup=1)  # timings are noisy; the allocation logic is not
+    scores = get_criterion("l1").score(model, graph, None)
+    plan = target_plan(model, x, graph, scores, ns.Target(latency=0.6), latency=latency)
+    predicted = latency.fraction(graph, plan.keep)
+    assert plan.meta["predicted"] == predicted
+    assert 0.6 * (1 - TOL) <= predicted <= 0.6
+    small = ns.prune(model, x, target=ns.Target(latency=0.6))
+    assert count_macs(small, x)[0] < count_macs(model, x)[0]
+    with pytest.raises(PruningError, match="latency target"):
+        ns.prune_iteratively(model, x, steps=2, target=ns.Target(latency=0.5))

@@ -58,6 +58,13 @@ def test_prune_to_macs_target_and_widths(capsys, tmp_path) -> None:
     assert code == 0 and json.loads(out)["layers"][0]["output_shape"][1] == 2
 
 
+def test_prune_to_a_latency_target(capsys, tmp_path) -> None:
+    code, _, _ = run(capsys, "prune", "resnet20_cifar", "--target-latency", "0.6", "--out", str(tmp_path))
+    assert code == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["meta"]["target"] == {"latency": 0.6} and plan["meta"]["predicted"] <= 0.6
+
+
 def test_data_criterion_needs_data_flag(capsys, tmp_path) -> None:
     from netsculpt.importance.base import CRITERIA
 

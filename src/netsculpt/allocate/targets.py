@@ -29,34 +29,40 @@ class Target:
     """What the pruned model should cost, as fractions of the original (0 < value <= 1).
 
     ``macs=0.5`` halves multiply-accumulates; ``params=0.3`` keeps 30% of parameters; ``channels=0.6``
-    keeps 60% of the prunable channels. Give exactly one.
+    keeps 60% of the prunable channels; ``latency=0.5`` halves the latency predicted by a per-layer
+    lookup table measured on this machine (:class:`netsculpt.measure.LatencyModel`). Give exactly one.
     """
 
     macs: float | None = None
     params: float | None = None
     channels: float | None = None
+    latency: float | None = None
 
     def __post_init__(self) -> None:
-        given = {
-            k: v
-            for k, v in (("macs", self.macs), ("params", self.params), ("channels", self.channels))
-            if v is not None
-        }
+        given = {k: v for k, v in self._fields() if v is not None}
         if len(given) != 1:
-            raise PruningError("Target takes exactly one of macs=, params=, channels= (a fraction in (0, 1])")
+            raise PruningError(
+                "Target takes exactly one of macs=, params=, channels=, latency= (a fraction in (0, 1])"
+            )
         ((key, value),) = given.items()
         if not 0.0 < float(value) <= 1.0:
             raise PruningError(f"Target {key}={value!r} must be a fraction in (0, 1] of the original model")
 
+    def _fields(self) -> list[tuple[str, float | None]]:
+        return [
+            ("macs", self.macs),
+            ("params", self.params),
+            ("channels", self.channels),
+            ("latency", self.latency),
+        ]
+
     @property
     def metric(self) -> str:
-        return "macs" if self.macs is not None else "params" if self.params is not None else "channels"
+        return next(k for k, v in self._fields() if v is not None)
 
     @property
     def value(self) -> float:
-        return float(
-            self.macs if self.macs is not None else self.params if self.params is not None else self.channels
-        )
+        return float(next(v for _, v in self._fields() if v is not None))
 
 
 def _channel_fraction(graph: ChannelGraph, keep: dict[str, list[int]]) -> float:
@@ -124,16 +130,28 @@ def target_plan(
     min_channels: int = 1,
     tolerance: float = 0.02,
     cost: CostModel | None = None,
+    latency: Any = None,
     meta: dict | None = None,
 ) -> PrunePlan:
-    """A plan whose cost lands at or just under ``target`` (within ``tolerance`` of it when possible)."""
+    """A plan whose cost lands at or just under ``target`` (within ``tolerance`` of it when possible).
+
+    A latency target is judged by ``latency`` (a :class:`netsculpt.measure.LatencyModel` of ``model``;
+    one is measured here, eager PyTorch on one thread, when not given): each candidate's latency is the
+    sum of its layers' timed costs, so the bisection times each new layer shape once, never whole models.
+    """
     if strategy not in ("uniform", "global"):
         raise PruningError(f"strategy must be 'uniform' or 'global', got {strategy!r}")
     cost = cost or CostModel(model, graph, example_inputs)
+    if target.metric == "latency" and latency is None:
+        from netsculpt.measure.latency_model import LatencyModel
+
+        latency = LatencyModel(model, example_inputs)
 
     def measure(keep: dict[str, list[int]]) -> float:
         if target.metric == "channels":
             return _channel_fraction(graph, keep)
+        if target.metric == "latency":
+            return latency.fraction(graph, keep)
         return cost.fraction(keep, target.metric)
 
     if strategy == "uniform":

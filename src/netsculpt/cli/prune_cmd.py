@@ -1,4 +1,4 @@
-"""`netsculpt prune MODEL (--ratio R | --target-macs F | --target-params F | --widths a=2,b=3) --out DIR`."""
+"""`netsculpt prune MODEL (--ratio R | --target-macs/params/latency F | --widths a=2,b=3) --out DIR`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--ratio", type=float, default=None, help="fraction of each group to remove, in [0, 1)")
     how.add_argument("--target-macs", type=float, default=None, help="keep this fraction of MACs, e.g. 0.5")
     how.add_argument("--target-params", type=float, default=None, help="keep this fraction of parameters")
+    how.add_argument(
+        "--target-latency",
+        type=float,
+        default=None,
+        help="keep this fraction of the latency predicted from per-layer timings on this machine",
+    )
     how.add_argument("--widths", type=parse_widths, default=None, help="exact widths, e.g. conv1=2,conv2=3")
     p.add_argument("--strategy", choices=["global", "uniform"], default="global", help="how targets are met")
     p.add_argument("--criterion", default="l1", help="channel importance (see `netsculpt criteria`)")
@@ -68,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         target = Target(macs=args.target_macs)
     elif args.target_params is not None:
         target = Target(params=args.target_params)
+    elif args.target_latency is not None:
+        target = Target(latency=args.target_latency)
     ratio = args.ratio if (args.ratio is not None or target or args.widths) else 0.5
     plan, graph = plan_pruning(
         model,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from netsculpt.measure.calibration import Calibration, cpu_calibration
 from netsculpt.measure.latency import measure_latency
+from netsculpt.measure.latency_model import LatencyModel
 from netsculpt.measure.macs import LayerMetrics, count_macs, count_params
 from netsculpt.measure.memory import peak_activation_bytes
 from netsculpt.measure.metrics import Metrics, measure
@@ -17,6 +18,7 @@ from netsculpt.measure.table import format_metrics_table
 
 __all__ = [
     "Calibration",
+    "LatencyModel",
     "LayerMetrics",
     "Metrics",
     "count_macs",
