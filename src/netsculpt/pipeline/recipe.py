@@ -55,6 +55,7 @@ class TrainSection(Section):
     warmup_epochs: int | None = Field(default=None, ge=0)
     augment: bool | None = None
     augment_shift: int | None = Field(default=None, ge=0)
+    grad_clip: float | None = Field(default=None, gt=0)
 
     def overrides(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if k != "preset" and v is not None}
