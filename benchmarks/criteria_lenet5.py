@@ -7,19 +7,27 @@ fixed recipe, once per seed (``--seeds``; a 2-filter conv makes single runs move
 (issue 4): with ``hrel`` the mean accuracy loss after fine-tuning is at most 0.6 percentage points on the
 1,000 test digits (the paper reports 0.52 on full MNIST). Exits 1 if missed.
 
-The fine-tune recipe: distillation from the baseline (T = 2, alpha = 0.9), SGD lr 0.05 cosine, no weight
+One seeded baseline is one draw: the preset ends anywhere from 98.3 % to 99.0 % with the seed (and on
+another CPU the same seed moved 0.5 pp), and a loss measured from a weak teacher flatters. So after the
+table the bar criterion is run again from the baselines of seeds 1..``--teachers``-1 (each cached, each
+its own teacher), and the verdict is the mean loss over all teachers.
+
+The fine-tune recipe: distillation from the baseline (T = 4, alpha = 0.9), SGD lr 0.05 cosine, no weight
 decay, gradient norm clipped at 1, 40 epochs, random shifts of at most 1 pixel. Without the clip a seed
 now and then collapses (a 2-filter conv loses a channel to a dead ReLU: 92.6 % for chip, 93.7 % taylor).
 Measured on hrel at (2, 3): 3-pixel shifts (the baseline's) leave the small net underfitting (train
-accuracy 97 %), none lets it overfit (99.7 % train, 97.1 % test); 1 pixel sits between.
+accuracy 97 %), none lets it overfit (99.7 % train, 97.1 % test); 1 pixel sits between. The
+temperature, epochs, batch size, shift, clip, learning rate and weight decay were chosen on a held-out
+slice of the training digits, never on the test digits: ``benchmarks/lenet5_recipe_val.py``.
 
-    PYTHONPATH=src python benchmarks/criteria_lenet5.py [--seeds 3] [--criteria hrel,l1] [--threads 1]
+    PYTHONPATH=src python benchmarks/criteria_lenet5.py [--seeds 5] [--teachers 5] [--criteria hrel]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import sys
 from pathlib import Path
 
@@ -33,6 +41,7 @@ from netsculpt.importance import get_criterion
 from netsculpt.measure import count_macs, count_params
 from netsculpt.train import DistillConfig, TrainConfig, evaluate, train
 
+BAR_CRITERION = "hrel"
 BAR_PP = 0.6  # issue 4: hrel at widths (2, 3) loses at most 0.6 pp after fine-tuning
 WIDTHS = {"conv1": 2, "conv2": 3}  # the HRel paper's LeNet-5 result: 20, 50 -> 2, 3
 
@@ -42,11 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=40, help="fine-tune epochs (same for every criterion)")
     parser.add_argument("--lr", type=float, default=0.05, help="fine-tune peak learning rate")
     parser.add_argument("--shift", type=int, default=1, help="fine-tune augmentation: largest shift, pixels")
-    parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
+    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
     parser.add_argument("--clip", type=float, default=1.0, help="fine-tune gradient-norm clip (0: none)")
-    parser.add_argument("--seeds", type=int, default=3, help="fine-tune seeds per criterion (mean is shown)")
+    parser.add_argument("--seeds", type=int, default=5, help="fine-tune seeds per criterion (mean is shown)")
     parser.add_argument("--no-kd", action="store_true", help="fine-tune with cross-entropy only")
     parser.add_argument("--criteria", default=None, help="comma-separated subset (default: all)")
+    parser.add_argument(
+        "--teachers", type=int, default=5, help="baselines (seeds) the bar criterion runs from"
+    )
     parser.add_argument("--calib-batches", type=int, default=16)
     parser.add_argument("--cache", default="runs/bench/criteria_lenet5", help="baseline cache folder")
     parser.add_argument("--threads", type=int, default=1)
@@ -61,31 +73,35 @@ def main(argv: list[str] | None = None) -> int:
             "mnist5k", batch_size=preset.batch_size, augment=preset.augment, seed=seed, shift=shift
         )
 
-    train_loader, test_loader = loaders()
+    test_loader = loaders()[1]
     calib_loader, _ = make_loaders("mnist5k", batch_size=64, augment=False, seed=1)
     # a list, not the loader: a loader's shuffle generator advances, so every criterion would see other data
     calib = list(itertools.islice(calib_loader, args.calib_batches))
     x = next(iter(test_loader))[0][:1]
 
-    def fit(model):
-        train(model, train_loader, test_loader, preset)
+    def fitter(seed):
+        return lambda model: train(model, loaders(seed)[0], test_loader, preset.replace(seed=seed))
 
-    base, cached = cached_baseline(
-        Path(args.cache) / "baseline.safetensors", lambda: ns.create_model("lenet5"), fit
-    )
+    def baseline(seed):
+        name = "baseline.safetensors" if seed == preset.seed else f"baseline_seed{seed}.safetensors"
+        return cached_baseline(Path(args.cache) / name, lambda: ns.create_model("lenet5"), fitter(seed), seed)
+
+    base, cached = baseline(preset.seed)
     base.eval()
     base_acc = evaluate(base, test_loader)[0]
     base_macs, base_params = count_macs(base, x)[0], count_params(base)
     print(f"baseline {'loaded from' if cached else 'trained and saved to'} {args.cache}: {base_acc:.2%}")
-
     tune = preset.replace(
         epochs=args.epochs, lr=args.lr, warmup_epochs=0, weight_decay=0.0, label_smoothing=0.0,
         augment_shift=args.shift, grad_clip=args.clip or None,
     )  # fmt: skip
     kd = DistillConfig(temperature=args.temperature, alpha=0.9)
-    tuner = fine_tuner(
-        lambda seed: loaders(seed, args.shift), tune, teacher=None if args.no_kd else base, kd=kd
-    )
+
+    def tuner(teacher):
+        return fine_tuner(
+            lambda seed: loaders(seed, args.shift), tune, teacher=None if args.no_kd else teacher, kd=kd
+        )
+
     how = (
         "cross-entropy" if args.no_kd else f"distillation from the baseline (T={args.temperature}, alpha=0.9)"
     )
@@ -93,31 +109,61 @@ def main(argv: list[str] | None = None) -> int:
         f"fine-tune: {args.epochs} epochs, lr {args.lr}, cosine, no weight decay, shifts <= {args.shift} px, "
         f"batch {tune.batch_size}, grad clip {args.clip}, {how}, seeds 0..{args.seeds - 1}"
     )
-    graph = ns.trace(base, x)
-    names = args.criteria.split(",") if args.criteria else ns.list_criteria()
-    rows: list[Row] = []
-    for name in names:
 
-        def prune(model, name=name):
+    def pruner(teacher, name):
+        graph = ns.trace(teacher, x)
+
+        def prune(model):
             crit = get_criterion(name)
             if hasattr(crit, "calib_batches"):
                 crit.calib_batches = args.calib_batches
             scores = crit.score(model, graph, calib)
             return ns.apply_plan(model, widths_plan(graph, scores, WIDTHS), x, graph=graph)
 
-        def measure(m):
-            return count_params(m), count_macs(m, x)[0]
+        return prune
 
-        rows.append(run_row(name, base, prune, measure, test_loader, tuner, args.seeds))
+    def measure(m):
+        return count_params(m), count_macs(m, x)[0]
+
+    names = args.criteria.split(",") if args.criteria else ns.list_criteria()
+    rows: list[Row] = []
+    for name in names:
+        rows.append(run_row(name, base, pruner(base, name), measure, test_loader, tuner(base), args.seeds))
         print_table("lenet5 on mnist5k, conv widths (2, 3)", base_acc, base_params, base_macs, rows[-1:])
     print_table("lenet5 on mnist5k, conv widths (2, 3): all criteria", base_acc, base_params, base_macs, rows)
     print_calibration("end")
-    hrel = [r for r in rows if r.name == "hrel"]
-    if not hrel:
+    if BAR_CRITERION not in names:
         return 0
-    loss_pp = 100 * (base_acc - hrel[0].acc_tuned)
+    runs = [(preset.seed, base_acc, next(r for r in rows if r.name == BAR_CRITERION))]
+    for seed in range(args.teachers):
+        if seed == preset.seed:
+            continue
+        teacher = baseline(seed)[0].eval()
+        prune = pruner(teacher, BAR_CRITERION)
+        row = run_row(
+            f"{BAR_CRITERION} from seed {seed}",
+            teacher,
+            prune,
+            measure,
+            test_loader,
+            tuner(teacher),
+            args.seeds,
+        )
+        runs.append((seed, evaluate(teacher, test_loader)[0], row))
+    print(f"\n== {BAR_CRITERION} from each teacher (baseline seed), {args.seeds} fine-tune seeds each")
+    print(f"{'teacher':<8} {'teacher acc':>11} {'pruned+tuned':>13} {'loss pp':>8}  per seed")
+    for seed, acc, row in runs:
+        print(
+            f"{seed:<8} {acc:>11.2%} {row.acc_tuned:>13.2%} {100 * (acc - row.acc_tuned):>8.2f}  "
+            + " ".join(f"{a:.1%}" for a in row.tuned)
+        )
+    losses = [100 * (acc - row.acc_tuned) for _, acc, row in runs]
+    loss_pp = statistics.fmean(losses)
     verdict = "PASS" if loss_pp <= BAR_PP else "FAIL"
-    print(f"{verdict}: hrel loses {loss_pp:.2f} pp, mean of {args.seeds} fine-tune seed(s) (bar {BAR_PP} pp)")
+    print(
+        f"{verdict}: {BAR_CRITERION} loses {loss_pp:.2f} pp on average over {len(runs)} teacher(s) "
+        f"(range {min(losses):.2f} to {max(losses):.2f}; bar {BAR_PP} pp)"
+    )
     return 0 if loss_pp <= BAR_PP else 1
 
 
