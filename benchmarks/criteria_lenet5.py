@@ -48,10 +48,11 @@ WIDTHS = {"conv1": 2, "conv2": 3}  # the HRel paper's LeNet-5 result: 20, 50 -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=40, help="fine-tune epochs (same for every criterion)")
+    parser.add_argument("--epochs", type=int, default=100, help="fine-tune epochs (same for every criterion)")
     parser.add_argument("--lr", type=float, default=0.05, help="fine-tune peak learning rate")
     parser.add_argument("--shift", type=int, default=1, help="fine-tune augmentation: largest shift, pixels")
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
+    parser.add_argument("--mixup", type=float, default=1.0, help="in-batch mixup Beta concentration (0: off)")
     parser.add_argument("--clip", type=float, default=1.0, help="fine-tune gradient-norm clip (0: none)")
     parser.add_argument("--seeds", type=int, default=5, help="fine-tune seeds per criterion (mean is shown)")
     parser.add_argument("--no-kd", action="store_true", help="fine-tune with cross-entropy only")
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, lr=args.lr, warmup_epochs=0, weight_decay=0.0, label_smoothing=0.0,
         augment_shift=args.shift, grad_clip=args.clip or None,
     )  # fmt: skip
-    kd = DistillConfig(temperature=args.temperature, alpha=0.9)
+    kd = DistillConfig(temperature=args.temperature, alpha=0.9, mixup=args.mixup)
 
     def tuner(teacher):
         return fine_tuner(
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     how = (
-        "cross-entropy" if args.no_kd else f"distillation from the baseline (T={args.temperature}, alpha=0.9)"
+        "cross-entropy"
+        if args.no_kd
+        else f"distillation from the baseline (T={args.temperature}, alpha=0.9, mixup {args.mixup})"
     )
     print(
         f"fine-tune: {args.epochs} epochs, lr {args.lr}, cosine, no weight decay, shifts <= {args.shift} px, "
@@ -150,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seeds,
         )
         runs.append((seed, evaluate(teacher, test_loader)[0], row))
+        print(f"teacher seed {seed} ({runs[-1][1]:.2%}): {row.acc_tuned:.2%} after fine-tuning", flush=True)
     print(f"\n== {BAR_CRITERION} from each teacher (baseline seed), {args.seeds} fine-tune seeds each")
     print(f"{'teacher':<8} {'teacher acc':>11} {'pruned+tuned':>13} {'loss pp':>8}  per seed")
     for seed, acc, row in runs:

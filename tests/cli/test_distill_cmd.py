@@ -34,7 +34,18 @@ def _teacher_and_student(tmp_path: Path) -> tuple[Path, Path]:
 def test_distill_saves_a_loadable_student_and_resumes(capsys, tmp_path: Path) -> None:
     teacher, student = _teacher_and_student(tmp_path)
     out = tmp_path / "run"
-    args = [str(student), "--teacher", str(teacher), *LIMIT, "--out", str(out), "--hint", "conv2"]
+    args = [
+        str(student),
+        "--teacher",
+        str(teacher),
+        *LIMIT,
+        "--out",
+        str(out),
+        "--hint",
+        "conv2",
+        "--mixup",
+        "0.4",
+    ]
     code, stdout, err = run(capsys, "distill", *args, "--epochs", "1")
     assert code == 0, err
     assert "teacher" in stdout and "saved to" in stdout
@@ -43,6 +54,7 @@ def test_distill_saves_a_loadable_student_and_resumes(capsys, tmp_path: Path) ->
     assert all("adapter" not in key for key in saved.state_dict())
     extra = json.loads((out / "model" / "netsculpt.json").read_text())["extra"]
     assert extra["distill"]["hints"] == [["conv2", "conv2"]] and extra["train"]["epochs"] == 1
+    assert extra["distill"]["mixup"] == 0.4
     code, _, err = run(capsys, "distill", *args, "--epochs", "2", "--resume")
     assert code == 0, err
     history = json.loads((out / "checkpoints" / "history.json").read_text())
@@ -62,3 +74,15 @@ def test_distill_refuses_an_existing_run_and_mismatched_classes(capsys, tmp_path
     other = [str(student), "--teacher", str(tmp_path / "five"), *LIMIT, "--out", str(tmp_path / "x")]
     code, _, err = run(capsys, "distill", *other)
     assert code == 1 and "same classes" in err
+    bad_mixup = [
+        str(student),
+        "--teacher",
+        str(teacher),
+        *LIMIT,
+        "--out",
+        str(tmp_path / "y"),
+        "--mixup",
+        "-1",
+    ]
+    code, _, err = run(capsys, "distill", *bad_mixup)
+    assert code == 1 and "mixup must be a number >= 0" in err

@@ -53,3 +53,10 @@ def test_overrides_set_nested_fields() -> None:
     assert recipe.stages[1].epochs == 2 and recipe.stages[0].criterion == "l2"
     with pytest.raises(ConfigError, match="must look like"):
         parse_recipe("{}", overrides=["data.limit"])
+
+
+def test_distill_stage_takes_mixup_and_refuses_a_negative_one() -> None:
+    recipe = parse_recipe("stages:\n  - prune: {ratio: 0.5}\n  - distill: {epochs: 5, mixup: 1.0}\n")
+    assert recipe.stages[1].mixup == 1.0 and "mixup" not in recipe.stages[1].overrides()
+    with pytest.raises(ConfigError, match="mixup"):
+        parse_recipe("stages:\n  - distill: {mixup: -1}\n")

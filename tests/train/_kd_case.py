@@ -14,7 +14,9 @@ import _tiny
 from netsculpt.train import DistillationLoss, DistillConfig, TrainConfig
 
 CONFIG = TrainConfig(epochs=3, lr=0.1, warmup_epochs=1, label_smoothing=0.05)
-KD = DistillConfig(temperature=3.0, alpha=0.8, hints=["0"], hint_weight=0.1)
+KD = DistillConfig(
+    temperature=3.0, alpha=0.8, hints=["0"], hint_weight=0.1, mixup=1.0
+)  # mixup: resume replays it
 
 
 def teacher(seed: int = 11) -> nn.Module:

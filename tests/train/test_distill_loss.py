@@ -6,10 +6,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.train import CrossEntropy, DistillationLoss, DistillConfig, LossFn, TrainConfig, kd_loss, train
+from netsculpt.train.distill import mix_batch
 
 from . import _tiny
 
@@ -128,7 +130,9 @@ def test_distillation_pulls_the_student_towards_the_teacher() -> None:
 
 
 def test_config_validates_and_round_trips() -> None:
-    config = DistillConfig(temperature=3.0, alpha=0.5, hints=["conv1", ("a", "b")], hint_weight=0.1)
+    config = DistillConfig(
+        temperature=3.0, alpha=0.5, hints=["conv1", ("a", "b")], hint_weight=0.1, mixup=0.4
+    )
     assert config.hints == [("conv1", "conv1"), ("a", "b")]
     assert DistillConfig.from_dict(config.to_dict()) == config
     for bad, match in (
@@ -148,3 +152,39 @@ def test_mismatched_classes_are_a_clear_error() -> None:
     loss_fn = DistillationLoss(FixedLogits(torch.zeros(4, 5)), DistillConfig())
     with pytest.raises(ConfigError, match="same classes"):
         loss_fn(nn.Identity(), torch.zeros(4, 3), torch.tensor([0, 1, 2, 0]))
+
+
+def _linear(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Linear(4, 3)
+
+
+def test_mixup_mixes_inputs_labels_and_teacher_view_by_hand() -> None:
+    student, teacher = _linear(0).train(), _linear(1)
+    inputs, targets = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    config = DistillConfig(temperature=2.0, alpha=0.7, mixup=1.0)
+    torch.manual_seed(5)
+    loss, logits = DistillationLoss(teacher, config)(student, inputs, targets)
+    torch.manual_seed(5)
+    mixed, partner, lam = mix_batch(inputs, 1.0)
+    assert 0.0 < lam < 1.0 and sorted(partner.tolist()) == list(range(6))
+    torch.testing.assert_close(mixed, lam * inputs + (1 - lam) * inputs[partner])
+    s_logits = student(mixed)
+    hard = lam * F.cross_entropy(s_logits, targets) + (1 - lam) * F.cross_entropy(s_logits, targets[partner])
+    expected = 0.3 * hard + 0.7 * kd_loss(s_logits, teacher(mixed).detach(), 2.0)
+    torch.testing.assert_close(logits, s_logits)
+    torch.testing.assert_close(loss, expected)
+
+
+def test_mixup_is_off_in_eval_mode_and_at_zero() -> None:
+    student, teacher = _linear(0), _linear(1)
+    inputs, targets = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    plain = DistillationLoss(teacher, DistillConfig(mixup=0.0))(student.train(), inputs, targets)[0]
+    mixed_eval = DistillationLoss(teacher, DistillConfig(mixup=1.0))(student.eval(), inputs, targets)[0]
+    torch.testing.assert_close(plain, mixed_eval)
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf"), True, "1"])
+def test_mixup_must_be_a_non_negative_number(bad: object) -> None:
+    with pytest.raises(ConfigError, match="mixup"):
+        DistillConfig(mixup=bad)  # type: ignore[arg-type]

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="feature hint between a student and a teacher layer (repeatable)",
     )
     p.add_argument("--hint-weight", type=float, default=1.0)
+    p.add_argument(
+        "--mixup", type=float, default=0.0, help="in-batch mixup, Beta(m, m) concentration (0: off; 1 common)"
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (each torchrun rank takes its own GPU)")
     p.add_argument("--out", required=True, help="run directory: checkpoints and the distilled model")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -121,7 +124,11 @@ def run(args: argparse.Namespace) -> int:
     }
     config = TrainConfig.preset(args.preset, **overrides)
     kd = DistillConfig(
-        temperature=args.temperature, alpha=args.alpha, hints=_hints(args.hint), hint_weight=args.hint_weight
+        temperature=args.temperature,
+        alpha=args.alpha,
+        hints=_hints(args.hint),
+        hint_weight=args.hint_weight,
+        mixup=args.mixup,
     )
     train_loader, test_loader = loaders(
         args, config.batch_size, config.augment, config.seed, config.augment_shift

@@ -110,9 +110,10 @@ class DistillStage(TrainSection):
     alpha: float = Field(default=0.9, ge=0, le=1)
     hints: list[str | list[str]] = Field(default_factory=list)
     hint_weight: float = Field(default=1.0, ge=0)
+    mixup: float = Field(default=0.0, ge=0)
 
     def overrides(self) -> dict[str, Any]:
-        kd = {"kind", "temperature", "alpha", "hints", "hint_weight"}
+        kd = {"kind", "temperature", "alpha", "hints", "hint_weight", "mixup"}
         return {k: v for k, v in super().overrides().items() if k not in kd}
 
 

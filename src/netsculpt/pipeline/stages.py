@@ -150,7 +150,11 @@ def distill(ctx: RunContext, cfg: DistillStage, model: nn.Module, out: Path) -> 
         raise ConfigError("the distill stage needs the baseline model as teacher")
     config = train_config(ctx, cfg)
     kd = DistillConfig(
-        temperature=cfg.temperature, alpha=cfg.alpha, hints=list(cfg.hints), hint_weight=cfg.hint_weight
+        temperature=cfg.temperature,
+        alpha=cfg.alpha,
+        hints=list(cfg.hints),
+        hint_weight=cfg.hint_weight,
+        mixup=cfg.mixup,
     )
     result = run_distill(
         model,

@@ -7,6 +7,10 @@ its gradients keep their size as ``T`` changes:
     loss = (1 - alpha) * CE(student, labels) + alpha * T**2 * KL(softmax(t / T) || softmax(s / T))
            + hint_weight * mean over hints of MSE(adapter(student feature), teacher feature)
 
+With ``mixup > 0`` each training batch is first mixed with a shuffled copy of itself (one ``lam ~
+Beta(mixup, mixup)`` per batch); the teacher labels the mixed images and the hard term uses both labels,
+weighted by ``lam``.
+
 It plugs into :func:`netsculpt.train.train` through the ``loss_fn`` seam, so distillation inherits the
 loop's checkpoints, bitwise resume, NaN rollback and distributed training.
 """
@@ -37,7 +41,8 @@ class DistillConfig:
     """How the student learns from the teacher; the rest of the recipe is the :class:`TrainConfig`.
 
     ``hints`` pairs student layers with teacher layers, as ``(student_name, teacher_name)`` or one name
-    when both models call the layer the same (a pruned model keeps its layer names).
+    when both models call the layer the same (a pruned model keeps its layer names). ``mixup`` is the
+    Beta concentration of in-batch mixup (0: off); see :func:`mix_batch`.
     """
 
     VERSION: ClassVar[int] = 1
@@ -46,6 +51,7 @@ class DistillConfig:
     alpha: float = 0.9
     hints: list[tuple[str, str]] = field(default_factory=list)
     hint_weight: float = 1.0
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
         self.hints = [_pair(h) for h in self.hints] if isinstance(self.hints, list | tuple) else self.hints
@@ -63,6 +69,11 @@ class DistillConfig:
         weight = self.hint_weight
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
             raise ConfigError(f"hint_weight must be a number >= 0, got {weight!r}")
+        mixup = self.mixup
+        if isinstance(mixup, bool) or not isinstance(mixup, int | float) or not (0 <= mixup < math.inf):
+            raise ConfigError(
+                f"mixup must be a number >= 0 (the Beta(m, m) concentration; 0 turns it off), got {mixup!r}"
+            )
         if not isinstance(self.hints, list):
             raise ConfigError(
                 f"hints must be a list of layer names or (student, teacher) pairs, got {self.hints!r}"
@@ -105,6 +116,19 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) 
     log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
     kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
     return kl * (temperature * temperature)
+
+
+def mix_batch(inputs: Tensor, concentration: float) -> tuple[Tensor, Tensor, float]:
+    """Mixup within a batch: ``lam * x + (1 - lam) * x[partner]``, ``lam ~ Beta(c, c)``.
+
+    Under distillation the teacher labels every mixed image, so the student learns the teacher's function
+    between the training images too ("function matching", Beyer et al., CVPR 2022): for a small student on
+    little data that is extra supervision the raw labels cannot give. Draws from the global torch
+    generator, which the training loop seeds and checkpoints, so resumed runs replay the same mixes.
+    Returns the mixed batch, the partner index of every sample and ``lam``."""
+    lam = float(torch.distributions.Beta(concentration, concentration).sample())
+    partner = torch.randperm(inputs.shape[0], device=inputs.device)
+    return lam * inputs + (1.0 - lam) * inputs[partner], partner, lam
 
 
 def teacher_fingerprint(teacher: nn.Module) -> str:
@@ -161,12 +185,18 @@ class DistillationLoss:
 
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         hints, alpha = self.config.hints, self.config.alpha
+        mixed = self.config.mixup > 0 and model.training
+        if mixed:
+            inputs, partner, lam = mix_batch(inputs, self.config.mixup)
         s_tap, t_tap = self._taps(model)
         with s_tap:
             logits = model(inputs)
         if not isinstance(logits, Tensor) or logits.dim() != 2:
             raise TypeError("distillation expects the student to return (batch, classes) logits")
         hard = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        if mixed:
+            other = F.cross_entropy(logits, targets[partner], label_smoothing=self.label_smoothing)
+            hard = lam * hard + (1.0 - lam) * other
         if alpha == 0 and not hints:
             self.last_terms = {"ce": hard.detach()}
             return hard, logits  # plain cross-entropy: the teacher is not even run
