@@ -54,14 +54,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "T 4": {"T": 4.0},
     "T 6": {"T": 6.0},
     "T 8": {"T": 8.0},
-    "T 4, 80 epochs": {"T": 4.0, "epochs": 80},
-    "T 4, batch 32": {"T": 4.0, "batch_size": 32},
-    "T 4, shift 2": {"T": 4.0, "shift": 2},
-    "T 4, 100 epochs": {"T": 4.0, "epochs": 100},
-    "T 4, mixup 1": {"T": 4.0, "mixup": 1.0},
-    "T 4, mixup 0.2": {"T": 4.0, "mixup": 0.2},
-    "T 4, mixup 1, 100 epochs": {"T": 4.0, "mixup": 1.0, "epochs": 100},
-    "T 4, mixup 1, 100 ep, alpha 1": {"T": 4.0, "mixup": 1.0, "epochs": 100, "alpha": 1.0},
+    "T 4 + 80 epochs": {"T": 4.0, "epochs": 80},
+    "T 4 + batch 32": {"T": 4.0, "batch_size": 32},
+    "T 4 + shift 2": {"T": 4.0, "shift": 2},
+    "T 4 + 100 epochs": {"T": 4.0, "epochs": 100},
+    "T 4 + mixup 1": {"T": 4.0, "mixup": 1.0},
+    "T 4 + mixup 0.2": {"T": 4.0, "mixup": 0.2},
+    "T 4 + mixup 1 + 100 epochs": {"T": 4.0, "mixup": 1.0, "epochs": 100},
+    "T 4 + mixup 1 + 100 ep + alpha 1": {"T": 4.0, "mixup": 1.0, "epochs": 100, "alpha": 1.0},
 }
 
 

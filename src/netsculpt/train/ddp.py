@@ -13,6 +13,7 @@ single-process step on the whole batch (DDP averages the ranks' gradients).
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
 from netsculpt.errors import ConfigError
+
+SHUTDOWN_BARRIER_S = 60  # how long a rank waits at exit for its peers before leaving anyway
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,22 @@ def init_distributed(device: str | torch.device = "cpu", backend: str | None = N
 
 
 def shutdown() -> None:
-    """Leave the process group (safe to call twice, or when there is none)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group (safe to call twice, or when there is none).
+
+    The ranks first meet at a barrier: a rank that tears its gloo connections down while a peer is still
+    using them makes that peer's transport thread abort the process ("terminate called without an
+    active exception", seen in about one run in six). The barrier is bounded, so a rank whose peer has
+    already died still exits."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=SHUTDOWN_BARRIER_S))
+        else:
+            dist.barrier()
+    except Exception:  # a peer that is already gone leaves nothing to wait for
+        pass
+    dist.destroy_process_group()
 
 
 def rank_device(ctx: DistContext, device: str | torch.device) -> torch.device:
