@@ -62,6 +62,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "T 4 + mixup 0.2": {"T": 4.0, "mixup": 0.2},
     "T 4 + mixup 1 + 100 epochs": {"T": 4.0, "mixup": 1.0, "epochs": 100},
     "T 4 + mixup 1 + 100 ep + alpha 1": {"T": 4.0, "mixup": 1.0, "epochs": 100, "alpha": 1.0},
+    "T 4 + mixup 1 + 200 epochs": {"T": 4.0, "mixup": 1.0, "epochs": 200},
 }
 
 
