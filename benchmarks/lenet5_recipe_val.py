@@ -29,8 +29,7 @@ from torch.utils.data import DataLoader
 
 import netsculpt as ns
 from netsculpt.allocate import widths_plan
-from netsculpt.data import load_dataset
-from netsculpt.data.augment import RandomShift
+from netsculpt.data import load_dataset, training_loader
 from netsculpt.importance import get_criterion
 from netsculpt.search.holdout import split_holdout
 from netsculpt.train import DistillConfig, TrainConfig, distill, evaluate, train
@@ -68,10 +67,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def shifted_loader(dataset: Any, seed: int, shift: int | None, batch_size: int) -> DataLoader:
     """Shuffled batches with random shifts of at most ``shift`` pixels (None: the dataset's default)."""
-    data = dataset if shift == 0 else RandomShift(dataset, padding=shift, seed=seed)
-    return DataLoader(
-        data, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
-    )
+    return training_loader(dataset, batch_size=batch_size, seed=seed, augment=shift != 0, shift=shift)
 
 
 def main(argv: list[str] | None = None) -> int:

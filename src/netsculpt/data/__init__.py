@@ -12,7 +12,7 @@ See ``docs/data.md``.
 from __future__ import annotations
 
 from netsculpt.data import bundled, cifar10, imagefolder, mnist, synthetic  # noqa: F401  (register built-ins)
-from netsculpt.data.api import dataset_info, list_datasets, load_dataset, make_loaders
+from netsculpt.data.api import dataset_info, list_datasets, load_dataset, make_loaders, training_loader
 from netsculpt.data.augment import RandomShift
 from netsculpt.data.base import DATASETS, DatasetInfo, RawSplits, data_home, register_dataset
 from netsculpt.data.prepare import ImageDataset
@@ -32,4 +32,5 @@ __all__ = [
     "load_dataset",
     "make_loaders",
     "register_dataset",
+    "training_loader",
 ]

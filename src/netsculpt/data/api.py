@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from netsculpt.data.augment import RandomShift
 from netsculpt.data.base import DATASETS, DatasetEntry, DatasetInfo, RawSplits
@@ -160,14 +160,46 @@ def make_loaders(
     train, test = load_dataset(
         name, root=root, resize=resize, channels=channels, limit=limit, seed=seed, **options
     )
-    train_data = RandomShift(train, padding=shift, seed=seed) if augment else train
-    common: dict[str, Any] = {"num_workers": num_workers, "persistent_workers": num_workers > 0}
-    train_loader = DataLoader(
-        train_data,
+    train_loader = training_loader(
+        train,
         batch_size=batch_size,
+        seed=seed,
+        augment=augment,
+        shift=shift,
         shuffle=shuffle_train,
-        generator=torch.Generator().manual_seed(seed),
-        **common,
+        num_workers=num_workers,
     )
-    test_loader = DataLoader(test, batch_size=test_batch_size, shuffle=False, **common)
+    test_loader = DataLoader(
+        test,
+        batch_size=test_batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
     return train_loader, test_loader
+
+
+def training_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    seed: int = 0,
+    augment: bool = False,
+    shift: int | None = None,
+    shuffle: bool = True,
+    num_workers: int = 0,
+) -> DataLoader:
+    """Batches of ``dataset`` shuffled by a ``torch.Generator`` seeded with ``seed``, wrapped in
+    :class:`~netsculpt.data.augment.RandomShift` (shifts of up to ``shift`` pixels) when ``augment``.
+
+    Every training loader goes through here, so the same seed gives the same batches whether they come
+    from :func:`make_loaders`, a held-out split or a benchmark's own subset."""
+    data = RandomShift(dataset, padding=shift, seed=seed) if augment else dataset
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(seed),
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from netsculpt.data import ImageDataset, RandomShift, load_dataset
+from netsculpt.data import ImageDataset, load_dataset, training_loader
 from netsculpt.data.sampling import stratified_subset
 from netsculpt.errors import DataError
 
@@ -53,14 +53,8 @@ def holdout_loaders(
     train, test = load_dataset(name, seed=seed, **options)
     rest, held = split_holdout(train, val_size, seed)
     eval_batch_size = eval_batch_size or batch_size
-    train_loader = DataLoader(
-        RandomShift(rest, padding=shift, seed=seed) if augment else rest,
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
     return (
-        train_loader,
+        training_loader(rest, batch_size=batch_size, seed=seed, augment=augment, shift=shift),
         DataLoader(held, batch_size=eval_batch_size, shuffle=False),
         DataLoader(test, batch_size=eval_batch_size, shuffle=False),
     )

@@ -60,17 +60,17 @@ class DistillConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the bad field and what it accepts."""
         for name, value in (("temperature", self.temperature), ("alpha", self.alpha)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if not _is_number(value) or not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
         if self.temperature <= 0:
             raise ConfigError(f"temperature={self.temperature} must be > 0 (1 = no softening; 4 is common)")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha={self.alpha} must be in [0, 1] (the weight of the distillation term)")
         weight = self.hint_weight
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+        if not _is_number(weight) or not weight >= 0:
             raise ConfigError(f"hint_weight must be a number >= 0, got {weight!r}")
         mixup = self.mixup
-        if isinstance(mixup, bool) or not isinstance(mixup, int | float) or not (0 <= mixup < math.inf):
+        if not _is_number(mixup) or not (0 <= mixup < math.inf):
             raise ConfigError(
                 f"mixup must be a number >= 0 (the Beta(m, m) concentration; 0 turns it off), got {mixup!r}"
             )
@@ -100,6 +100,11 @@ class DistillConfig:
                 f"unknown distillation config keys {unknown}; valid: {', '.join(sorted(known))}"
             )
         return cls(**data)
+
+
+def _is_number(value: object) -> bool:
+    """An int or float, but not a bool (``True`` is an int to Python, never a sensible weight)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _pair(hint: object) -> tuple[str, str]:
