@@ -23,16 +23,16 @@ demo: venv
 	$(RUN) -m netsculpt compress
 
 test: venv
-	$(RUN) -m ruff check src tests benchmarks examples
-	$(RUN) -m ruff format --check src tests benchmarks examples
+	$(RUN) -m ruff check src tests benchmarks examples tools
+	$(RUN) -m ruff format --check src tests benchmarks examples tools
 	$(RUN) -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(RUN) -m ruff check src tests benchmarks examples
+	$(RUN) -m ruff check src tests benchmarks examples tools
 
 format: venv
-	$(RUN) -m ruff format src tests benchmarks examples
-	$(RUN) -m ruff check --fix src tests benchmarks examples
+	$(RUN) -m ruff format src tests benchmarks examples tools
+	$(RUN) -m ruff check --fix src tests benchmarks examples tools
 
 bench-deps: venv
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/bench.txt

@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from netsculpt.graph import trace
+from netsculpt.measure import count_params
+from netsculpt.surgery import apply_plan_
+from netsculpt.surgery.verify import random_plan
 from tests.coverage._check import check_prunes_exactly
 
 timm = pytest.importorskip("timm")
@@ -26,7 +30,14 @@ ARCHS = {
     "efficientformer_l1": (224, {}),  # meta-4D/3D blocks, attention bias
     "mobilevit_xxs": (64, {}),  # unfold into patches, transformer, fold back
     "hrnet_w18_small": (64, {}),  # parallel multi-resolution branches with fuse layers
+    "lambda_resnet26t": (64, {}),  # output reshaped with the *input's* channel count read from .shape
+    "maxxvit_rmlp_nano_rw_256": (64, {"img_size": 64}),  # MLP-made relative bias passed as attn_mask
+    "nf_seresnet26": (64, {}),  # weight-standardised convs: weights computed in forward
 }
+
+# Every group is inexact: a scalar learnable bias (StarReLU, HGNetV2's affine block) makes a masked
+# channel a nonzero constant. Exact mode must say so; allow_inexact prunes them and the model still runs.
+ALL_INEXACT = {"poolformerv2_s12": 64, "hgnetv2_b0": 64}
 
 
 @pytest.mark.slow
@@ -37,3 +48,22 @@ def test_timm_model_prunes_exactly(name: str) -> None:
     model = timm.create_model(name, pretrained=False, num_classes=10, **options)
     result = check_prunes_exactly(model, torch.randn(1, 3, size, size))
     assert result["macs_ratio"] < 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ALL_INEXACT))
+def test_timm_scalar_bias_models_are_inexact_not_wrong(name: str) -> None:
+    size = ALL_INEXACT[name]
+    model = timm.create_model(name, pretrained=False, num_classes=10).eval()
+    x = torch.randn(1, 3, size, size)
+    strict = trace(model, x)
+    assert not strict.prunable_groups
+    assert any("not zero when masked" in r for g in strict.groups for r in g.reasons)
+    loose = trace(model, x, allow_inexact=True)
+    plan = random_plan(loose, 0.5, seed=0)
+    assert plan.keep
+    before = count_params(model)
+    apply_plan_(model, loose, plan)
+    with torch.no_grad():
+        assert model(x).shape == (1, 10)
+    assert count_params(model) < before

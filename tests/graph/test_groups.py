@@ -140,6 +140,110 @@ def test_unsafe_ops_pin_channels(cls: type, words: str) -> None:
     assert any(words in r for r in group.reasons), group.reasons
 
 
+class ScalarAffine(nn.Module):
+    """StarReLU / HGNetV2's learnable affine: one scalar scale and one scalar bias for all channels."""
+
+    def __init__(self, with_bias: bool) -> None:
+        super().__init__()
+        self.a = cbr(3, 8)
+        self.b = nn.Conv2d(8, 2, 1)
+        self.scale = nn.Parameter(torch.full((1,), 0.8))
+        self.bias = nn.Parameter(torch.full((1,), 0.3)) if with_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.scale * self.a(x) ** 2
+        return self.b(y + self.bias if self.bias is not None else y)
+
+
+class Threshold(nn.Module):
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.a, self.b, self.value = cbr(3, 8), nn.Conv2d(8, 2, 1), value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(F.threshold(self.a(x), 0.1, self.value))
+
+
+@pytest.mark.parametrize(
+    ("model", "exact"),
+    [
+        (ScalarAffine(True), False),
+        (ScalarAffine(False), True),
+        (Threshold(1.0), False),
+        (Threshold(0.0), True),
+    ],
+)
+def test_constant_offsets_make_masked_channels_nonzero(model: nn.Module, exact: bool) -> None:
+    """A masked channel plus a shared scalar bias (or threshold's fill value) is that constant, not 0:
+    removing it would change the next layer's output, so exact mode pins it."""
+    x = torch.randn(1, 3, 8, 8)
+    randomize_(model)
+    group = trace(model, x).group("a.0")
+    assert group.n_prunable == (8 if exact else 0), group.reasons
+    graph = trace(model, x, allow_inexact=not exact)
+    error = pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x)
+    if exact:
+        assert error < 1e-5
+    else:  # the pin was needed: forcing the channels out really changes the output
+        assert any("not zero when masked" in r for r in group.reasons), group.reasons
+        assert error > 1e-3
+
+
+class StdConv(nn.Conv2d):
+    """Weight standardisation as timm's NFNets and BiT do it: the conv reads a tensor computed in forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True, eps=1e-6)
+        return F.conv2d(x, w.reshape_as(self.weight), self.bias, self.stride, self.padding)
+
+
+class ComputedWeights(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = StdConv(3, 8, 3, padding=1)
+        self.b = nn.utils.parametrizations.weight_norm(nn.Conv2d(8, 8, 1))
+        self.c = nn.Conv2d(8, 6, 1)
+        self.d = nn.Conv2d(6, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.d(F.relu(self.c(F.relu(self.b(F.relu(self.a(x)))))))
+
+
+def test_computed_conv_weights_are_pinned_not_guessed() -> None:
+    """Standardised or parametrised weights have no parameter slice to remove: the convs' channels are
+    pinned with a reason, and the ordinary conv after them still prunes exactly."""
+    model, x = ComputedWeights(), torch.randn(1, 3, 8, 8)
+    graph = trace(model, x, allow_inexact=True)
+    pinned = [g for g in graph.groups if any("computed in forward" in r for r in g.reasons)]
+    assert pinned and all(g.n_prunable == 0 for g in pinned)
+    assert [g.id for g in graph.prunable_groups] == ["c"]
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) < 1e-5
+
+
+class MaskFromMLP(nn.Module):
+    """Like timm's MaxxViT-rmlp: an MLP's outputs are the heads of a bias passed as ``attn_mask``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(8, 24), nn.Linear(8, 8)
+        self.bias_mlp = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+        self.register_buffer("coords", torch.randn(6, 6, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        bias = self.bias_mlp(self.coords).view(-1, 2).view(6, 6, 2).permute(2, 0, 1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(b, n, 8))
+
+
+def test_attention_mask_channels_are_pinned() -> None:
+    graph = trace(MaskFromMLP(), torch.randn(1, 6, 8), allow_inexact=True)
+    heads = graph.group("bias_mlp.2")
+    assert heads.n_prunable == 0 and any("attention logits" in r for r in heads.reasons), heads.reasons
+    assert graph.group("bias_mlp.0").n_prunable == 16  # the MLP's hidden layer is still free
+
+
 def test_ignored_modules_keep_channels() -> None:
     g = trace(Residual(), torch.randn(1, 3, 8, 8), ignored=["b1.0"])
     assert g.group("b1.0.0").n_prunable == 0

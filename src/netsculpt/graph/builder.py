@@ -67,6 +67,7 @@ class GraphBuilder:
     blocks: list[Block] = field(default_factory=list)
     members: dict[tuple[str, int], Member] = field(default_factory=dict)
     keep_dims: list[tuple[np.ndarray, int, str]] = field(default_factory=list)
+    count_ties: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
     splits: list[tuple[np.ndarray, list[int], str]] = field(default_factory=list)
     values: list[Value] = field(default_factory=list)
     module_io: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)  # first call
@@ -120,6 +121,14 @@ class GraphBuilder:
         atoms = atoms[atoms >= 0]
         if atoms.size:
             self.blocks.append(Block(atoms, reason, soft))
+
+    def tie_count(self, a: np.ndarray, b: np.ndarray, reason: str) -> None:
+        """Require that pruning leaves ``a`` and ``b`` (two 1-D atom lists) with equal lengths.
+
+        Checked after all equalities are known: fine when both hold the same channels (in any order,
+        e.g. a channel shuffle); otherwise every channel of both is pinned.
+        """
+        self.count_ties.append((np.asarray(a), np.asarray(b), reason))
 
     def keep_dim(self, labels: np.ndarray, dim: int, reason: str) -> None:
         """Require that no removable channel shrinks ``dim`` of a tensor with these labels.

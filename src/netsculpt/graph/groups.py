@@ -131,6 +131,12 @@ def resolve(builder: GraphBuilder) -> Resolution:
         mapped = np.where(labels >= 0, comp[np.maximum(labels, 0)], -1)
         for c in _spanning_violations(mapped, dim):
             hard.setdefault(int(c), reason)
+    for a, b, reason in builder.count_ties:
+        ca, cb = (np.sort(np.where(x >= 0, comp[np.maximum(x, 0)], -1)) for x in (a, b))
+        if not np.array_equal(ca, cb):
+            for c in np.unique(np.concatenate([ca, cb])):
+                if c >= 0:
+                    hard.setdefault(int(c), reason)
     for v in builder.values:
         if sum(n > 1 for n in v.labels.shape) > 1 and (v.labels >= 0).any():
             mapped = np.where(v.labels >= 0, comp[np.maximum(v.labels, 0)], -1)

@@ -21,6 +21,7 @@ from netsculpt.errors import TraceError
 from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import plain
+from netsculpt.graph.sizes import has_count, tie_sizes, wrap_shape
 
 _IGNORED_NAMES = {
     "size",
@@ -32,6 +33,9 @@ _IGNORED_NAMES = {
     "element_size",
     "stride",
 }
+
+
+_SHAPE_READS = {torch.Tensor.size, torch.Tensor.shape.__get__}
 
 
 def func_name(func: Any) -> str:
@@ -127,7 +131,8 @@ class _Tracer(TorchFunctionMode):
         if known is not None:
             v = self.new_value(t, f"{'buffer' if known[1] else 'parameter'} `{known[0]}`")
             v.param, v.is_buffer = known
-            v.zero = np.ones((1,) * len(v.shape), bool)
+            # not zero under masking until a rule makes it a channel member (label_param_operand,
+            # ctx.member): a scalar parameter such as StarReLU's bias stays what it is
             return v
         return self.new_value(t, f"a tensor created outside the traced calls, first used by {where}")
 
@@ -145,12 +150,24 @@ class _Tracer(TorchFunctionMode):
         if self.leaf_depth or self.error is not None:
             return out
         try:
-            self.record(func, args, kwargs, out)
+            if func in _SHAPE_READS and args and isinstance(args[0], torch.Tensor):
+                return self.wrap_shape_read(args, kwargs, out)
+            call = self.record(func, args, kwargs, out)
+            if call is not None and has_count(args, kwargs):
+                tie_sizes(self.builder, call)
         except Exception as exc:  # surfaced after the forward pass with context
             self.error = exc
         return out
 
-    def record(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+    def wrap_shape_read(self, args: tuple, kwargs: dict, out: Any) -> Any:
+        """Channel dims read from ``.shape``/``.size()`` come back as ``ChannelCount`` (graph/sizes.py)."""
+        v = self.by_tensor.get(id(args[0]))
+        if v is None or v.shape != tuple(args[0].shape):
+            return out
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        return wrap_shape(out, v, dim if isinstance(dim, int) else None)
+
+    def record(self, func: Any, args: tuple, kwargs: dict, out: Any) -> registry.Call | None:
         name = func_name(func)
         out_tensors = (
             [out]
@@ -158,7 +175,7 @@ class _Tracer(TorchFunctionMode):
             else [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         )
         if not out_tensors or name.rsplit(".", 1)[-1] in _IGNORED_NAMES:
-            return
+            return None
         module = self.current_module
         where = f"`{name}` in `{module or '<root>'}`"
         inputs: list[Value] = []
@@ -182,6 +199,7 @@ class _Tracer(TorchFunctionMode):
         if rule is None:
             rule = registry.FUNCTION_RULES["__unknown__"]
         rule(self.builder, call)
+        return call
 
     # -- module hooks ---------------------------------------------------------------------------
     def pre_hook(self, module: torch.nn.Module, args: tuple) -> None:

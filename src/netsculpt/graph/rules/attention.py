@@ -31,6 +31,9 @@ def sdpa(ctx: GraphBuilder, call: Call) -> None:
     logits.labels = np.full((1,) * q.ndim, NO_CHANNEL, np.int64)
     logits.zero = np.zeros((1,) * q.ndim, bool)
     contract(ctx, [(logits, batch + "LS"), (v, batch + "SV")], batch + "LV", out, call.where)
+    mask = call.arg(3, "attn_mask")
+    if isinstance(mask, Value):  # e.g. a relative position bias whose head dim comes out of an MLP
+        ctx.block(mask.labels, f"{call.where} adds it to the attention logits, whose size is fixed")
 
 
 @register_function_rule(F.multi_head_attention_forward)

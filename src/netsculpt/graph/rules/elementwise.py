@@ -62,7 +62,6 @@ ZERO_PRESERVING = [
     "requires_grad_",
     "nan_to_num",
     "rrelu",
-    "threshold",
     "positive",
     "deg2rad",
     "expm1",
@@ -112,6 +111,13 @@ def clamp(ctx: GraphBuilder, call: Call) -> None:
     unary(_clamp_keeps_zero(call))(ctx, call)
 
 
+def threshold(ctx: GraphBuilder, call: Call) -> None:
+    """``threshold(x, t, v)`` maps 0 to ``v`` unless ``0 > t``: zero-preserving only then or if v == 0."""
+    t, v = call.arg(1, "threshold"), call.arg(2, "value")
+    keeps = (isinstance(t, int | float) and t < 0) or (isinstance(v, int | float) and v == 0)
+    unary(keeps)(ctx, call)
+
+
 def _clamp_keeps_zero(call: Call) -> bool:
     if call.name.endswith(("hardtanh", "hardtanh_")):
         lo, hi = call.arg(1, "min_val", -1.0), call.arg(2, "max_val", 1.0)
@@ -128,6 +134,7 @@ def _clamp_keeps_zero(call: Call) -> bool:
 
 register_function_rule(*tensor_methods(*ZERO_PRESERVING))(unary(True))
 register_function_rule(*tensor_methods("clamp", "clip", "clamp_min", "clamp_max", "hardtanh"))(clamp)
+register_function_rule(*tensor_methods("threshold"))(threshold)
 register_function_rule(*tensor_methods(*NOT_ZERO_PRESERVING))(unary(False))
 
 

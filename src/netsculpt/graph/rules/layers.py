@@ -17,6 +17,23 @@ def _block_spatial(ctx: GraphBuilder, x: Value, spatial: list[int], where: str) 
         ctx.block(x.labels, f"{where} mixes positions that carry channels")
 
 
+def _computed_weight(ctx: GraphBuilder, call: Call, x: Value, w: Value, b: object) -> bool:
+    """A weight computed in ``forward`` (weight standardisation, ``parametrize``'d weight norm) has no
+    parameter slice netsculpt could remove: pin what the conv reads and writes instead of guessing."""
+    if w.param is not None and not w.is_buffer:
+        return False
+    reason = (
+        f"{call.where} uses a weight computed in forward ({w.origin}), not a parameter: its channels "
+        "cannot be mapped to parameter slices"
+    )
+    ctx.block(x.labels, reason)
+    if isinstance(b, Value):
+        ctx.block(ctx.member(b, 0, ROLE_OUT), reason)
+    out = call.outputs[0]
+    set_output(out, np.full((1,) * out.ndim, NO_CHANNEL, np.int64), False)
+    return True
+
+
 @register_function_rule(torch.conv1d, torch.conv2d, torch.conv3d, F.conv1d, F.conv2d, F.conv3d)
 def conv(ctx: GraphBuilder, call: Call) -> None:
     """Output channels are new (weight dim 0); input channels couple with weight dim 1 by groups.
@@ -30,6 +47,8 @@ def conv(ctx: GraphBuilder, call: Call) -> None:
     groups = call.arg(6, "groups", 1)
     out = call.outputs[0]
     c_dim = x.ndim - w.ndim + 1  # 1 for batched input, 0 for unbatched
+    if _computed_weight(ctx, call, x, w, b):
+        return
     _block_spatial(ctx, x, [d for d in range(x.ndim) if d != c_dim and d >= c_dim], call.where)
     if any(x.labels.shape[d] > 1 for d in range(c_dim)):
         ctx.block(x.labels, f"{call.where} sees channels spread over the batch dimension")
@@ -69,6 +88,8 @@ def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
     groups = call.arg(6, "groups", 1)
     out = call.outputs[0]
     c_dim = x.ndim - w.ndim + 1
+    if _computed_weight(ctx, call, x, w, b):
+        return
     _block_spatial(ctx, x, [d for d in range(c_dim + 1, x.ndim)], call.where)
     xin = channel_atoms(ctx, x, c_dim, call.where)
     ctx.consume(xin, channel_zero(x, c_dim), f"{call.where} reads channels that are not zero when masked")

@@ -301,7 +301,8 @@ def flip_roll(ctx: GraphBuilder, call: Call) -> None:
             ctx.keep_dim(x.labels, d % x.ndim, f"{call.where} shifts positions by a fixed amount")
         out.labels, out.zero = x.labels, x.zero
         return
-    dims = {"fliplr": [1], "flipud": [0]}.get(name) or list(call.arg(1, "dims"))
+    given = call.args[1:] if len(call.args) > 2 else call.arg(1, "dims")  # x.flip(-1) / flip(x, (0, 1))
+    dims = {"fliplr": [1], "flipud": [0]}.get(name) or ([given] if isinstance(given, int) else list(given))
     axes = tuple(d % x.ndim for d in dims if x.labels.shape[d % x.ndim] > 1)
     out.labels = np.flip(x.labels, axes) if axes else x.labels
     out.zero = np.flip(np.broadcast_to(x.zero, x.labels.shape), axes) if axes else x.zero

@@ -1,0 +1,93 @@
+"""Channel counts read from ``.shape`` and used as sizes elsewhere.
+
+Model code often reads a channel count from one tensor and uses it to shape another:
+``out.reshape(B, C, H, W)`` with ``B, C, H, W = x.shape`` (timm's LambdaLayer). The two counts are then
+tied by the code, not by any op netsculpt sees, and pruning one side alone breaks the reshape. The
+tracer hands the model a ``ChannelCount`` (an ``int`` that remembers which value and dim it was read
+from) for dims that carry channels; after a size-taking call is traced, ``tie_sizes`` requires the
+output dim to hold the same channels as the source dim (in any order: a channel shuffle is fine), or
+pins both. Arithmetic on a count returns a plain ``int``, so only direct uses are seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from netsculpt.graph.builder import GraphBuilder, Value
+from netsculpt.graph.registry import Call, tensor_methods
+from netsculpt.graph.rules.common import channel_atoms
+
+
+class ChannelCount(int):
+    """``int`` read from dim ``dim`` of traced value ``value_id`` (a dim that carries channels)."""
+
+    value_id: int
+    dim: int
+
+    def __new__(cls, n: int, value_id: int, dim: int) -> ChannelCount:
+        self = super().__new__(cls, n)
+        self.value_id, self.dim = value_id, dim
+        return self
+
+
+def wrap_shape(out: Any, v: Value, dim: int | None = None) -> Any:
+    """``torch.Size`` / ``int`` from ``v.shape`` / ``v.size(dim)`` with channel dims as ``ChannelCount``."""
+    if isinstance(out, torch.Size):
+        return torch.Size(ChannelCount(n, v.id, d) if v.labels.shape[d] > 1 else n for d, n in enumerate(out))
+    if isinstance(out, int) and dim is not None and v.ndim:
+        d = dim % v.ndim
+        return ChannelCount(out, v.id, d) if v.labels.shape[d] > 1 else out
+    return out
+
+
+# calls whose size arguments are the output's dims, in order
+SIZE_TAKING = set(
+    tensor_methods("view", "reshape", "expand", "new_zeros", "new_ones", "new_empty", "new_full")
+    + tensor_methods("zeros", "ones", "empty", "full", "rand", "randn")
+)
+
+
+def has_count(args: tuple, kwargs: dict) -> bool:
+    items = [*args, *kwargs.values()]
+    return any(
+        isinstance(a, ChannelCount) or (isinstance(a, list | tuple) and has_count(tuple(a), {}))
+        for a in items
+    )
+
+
+def _size_args(call: Call) -> list[Any]:
+    rest = [a for a in call.args if not isinstance(a, Value)]
+    if "size" in call.kwargs:
+        rest = [call.kwargs["size"]]
+    if call.name.endswith("new_full") or call.name == "torch.full":
+        rest = rest[:1]  # (size, fill_value)
+    if len(rest) == 1 and isinstance(rest[0], list | tuple):
+        return list(rest[0])
+    return rest
+
+
+def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
+    """Tie (or pin) channels whose count the model's code copied into another tensor's shape."""
+    counts = [a for a in call.args if isinstance(a, ChannelCount)]
+    for a in [*call.args, *call.kwargs.values()]:
+        if isinstance(a, list | tuple):
+            counts += [x for x in a if isinstance(x, ChannelCount)]
+    if not counts:
+        return
+    sizes = _size_args(call) if call.func in SIZE_TAKING and call.outputs else []
+    out = call.outputs[0] if call.outputs else None
+    for count in counts:
+        src = ctx.values[count.value_id]
+        reason = f"{call.where} sizes a tensor with the channel count of {src.origin}"
+        src_atoms = channel_atoms(ctx, src, count.dim, reason)
+        positions = [j for j, s in enumerate(sizes) if s is count]
+        if out is None or len(sizes) != out.ndim or len(positions) != 1:
+            ctx.block(src_atoms, f"{reason} in a way netsculpt does not follow")
+            continue
+        j = positions[0]
+        if out.labels.shape[j] == 1 or (out.labels < 0).all():
+            ctx.block(src_atoms, reason)  # e.g. torch.zeros(B, C, ...): a new tensor fixed at C
+            continue
+        ctx.tie_count(src_atoms, channel_atoms(ctx, out, j, call.where), reason)

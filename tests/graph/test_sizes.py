@@ -1,0 +1,91 @@
+"""Channel counts the model's code reads from ``.shape`` and reuses as sizes (graph/sizes.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from netsculpt.graph import trace
+from netsculpt.graph.sizes import ChannelCount
+from netsculpt.surgery.verify import pruning_error, random_plan
+from tests.graph.archs import cbr, randomize_
+
+
+class CountFromInput(nn.Module):
+    """Like timm's LambdaLayer: the output is reshaped with the channel count of the *input*."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = cbr(3, 8), nn.Conv2d(8, 8, 1), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        n, c, h, w = x.shape
+        y = self.b(x).flatten(2).transpose(1, 2)  # (n, hw, 8): b's channels, not a's
+        return self.c(y.transpose(1, 2).reshape(n, c, h, w))
+
+
+class OwnCount(nn.Module):
+    """The common, harmless case: a tensor reshaped with its own channel count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = cbr(3, 8), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        n, c, h, w = x.shape
+        return self.b(x.reshape(n, c, h * w).flip(-1).reshape(n, c, h, w))
+
+
+class FreshTensor(nn.Module):
+    """A new tensor sized by a channel count stays that size after pruning: the count is pinned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = cbr(3, 8), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        pad = torch.ones(x.size(0), x.size(1), 1, 1)
+        return self.b(x) + pad.sum()
+
+
+def test_count_copied_from_another_group_pins_both() -> None:
+    model, x = randomize_(CountFromInput()), torch.randn(1, 3, 8, 8)
+    graph = trace(model, x)
+    for gid in ("a.0", "b"):
+        group = graph.group(gid)
+        assert group.n_prunable == 0 and any("channel count" in r for r in group.reasons), group.reasons
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) < 1e-5  # nothing breaks
+
+
+def test_own_count_stays_prunable() -> None:
+    model, x = randomize_(OwnCount()), torch.randn(1, 3, 8, 8)
+    graph = trace(model, x)
+    assert graph.group("a.0").n_prunable == 8
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) < 1e-5
+
+
+def test_count_used_for_a_new_tensor_is_pinned() -> None:
+    graph = trace(FreshTensor(), torch.randn(1, 3, 8, 8))
+    assert graph.group("a.0").n_prunable == 0
+
+
+def test_counts_only_for_channel_dims_and_plain_ints_after_arithmetic() -> None:
+    seen = {}
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.a(x)
+            seen["shape"], seen["size1"], seen["half"] = y.shape, y.size(1), y.shape[1] // 2
+            return y
+
+    trace(Probe(), torch.randn(1, 3, 4, 4))
+    assert [type(n) is ChannelCount for n in seen["shape"]] == [False, True, False, False]
+    assert isinstance(seen["size1"], ChannelCount) and seen["size1"] == 8
+    assert type(seen["half"]) is int

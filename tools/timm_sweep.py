@@ -1,0 +1,116 @@
+"""Sweep one small model per timm family through the exactness check (tests/coverage/_check.py).
+
+The unit tests cover every torchvision classifier and a hand-picked set of timm designs; this sweep is
+how new block designs are found: it builds one model per family (the smallest-sounding name), prunes
+half of every prunable group and compares the pruned model with the masked original. Results append
+to a JSON-lines file, so an interrupted sweep resumes where it stopped.
+
+    PYTHONPATH=src:. python tools/timm_sweep.py [--out runs/timm_sweep.jsonl] [--timeout 240]
+
+Statuses: ok (exact), pinned (no group is exactly prunable, e.g. every channel passes a LayerNorm;
+``allow_inexact=True`` opens them), fail (pruning broke: a netsculpt bug), skip (timm cannot build or
+run the model at this size: not ours), timeout. Exits 1 if any model failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import timm
+import torch
+from tests.coverage._check import check_prunes_exactly
+
+PREFERRED = ["pico", "nano", "tiny", "xxs", "xs", "small", "s12", "_050", "18", "_s", "mini", "lite0", "b0"]
+
+
+def family_representatives() -> list[str]:
+    families: dict[str, list[str]] = {}
+    for name in timm.list_models():
+        families.setdefault(re.match(r"[a-z]+", name).group(0), []).append(name)
+
+    def smallness(name: str) -> tuple[int, int]:
+        hit = next((i for i, p in enumerate(PREFERRED) if p in name), len(PREFERRED))
+        return hit, len(name)
+
+    return sorted(min(names, key=smallness) for names in families.values())
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(*_: object) -> None:
+    raise _Timeout
+
+
+def check_one(name: str, timeout: int) -> dict[str, object]:
+    record: dict[str, object] = {"name": name}
+    stage = "build"
+    start = time.perf_counter()
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(timeout)
+    try:
+        try:  # 64 px keeps the sweep fast; models with a fixed grid take their own size
+            model, size = timm.create_model(name, pretrained=False, num_classes=10, img_size=64), 64
+        except Exception:
+            model = timm.create_model(name, pretrained=False, num_classes=10)
+            size = model.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
+        x = torch.randn(1, 3, size, size)
+        with torch.no_grad():
+            model.eval()(x)
+        stage = "prune"
+        record.update(status="ok", **check_prunes_exactly(model, x))
+    except _Timeout:
+        record.update(status="timeout", stage=stage)
+    except Exception as exc:
+        if isinstance(exc, AssertionError) and str(exc).startswith("nothing prunable"):
+            record.update(status="pinned", error=str(exc).splitlines()[1][:400])
+            return record
+        record.update(
+            status="fail" if stage == "prune" else "skip", error=f"{type(exc).__name__}: {exc}"[:400]
+        )
+        if stage == "prune":
+            record["traceback"] = traceback.format_exc()[-2000:]
+    finally:
+        signal.alarm(0)
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/timm_sweep.jsonl")
+    parser.add_argument("--timeout", type=int, default=240, help="seconds per model")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {json.loads(line)["name"] for line in out.read_text().splitlines()} if out.exists() else set()
+    names = family_representatives()
+    print(f"timm {timm.__version__}: {len(names)} families, {len(done)} already in {out}", flush=True)
+    with out.open("a") as f:
+        for i, name in enumerate(n for n in names if n not in done):
+            record = check_one(name, args.timeout)
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            print(
+                f"[{len(done) + i + 1}/{len(names)}] {name}: {record['status']} {record.get('error', '')}"[
+                    :200
+                ]
+            )
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "pinned", "fail", "skip", "timeout")}
+    print(" ".join(f"{k} {v}" for k, v in counts.items()))
+    return 1 if counts["fail"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
