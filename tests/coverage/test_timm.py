@@ -36,8 +36,9 @@ ARCHS = {
 }
 
 # Every group is inexact: a scalar learnable bias (StarReLU, HGNetV2's affine block) makes a masked
-# channel a nonzero constant. Exact mode must say so; allow_inexact prunes them and the model still runs.
-ALL_INEXACT = {"poolformerv2_s12": 64, "hgnetv2_b0": 64}
+# channel a nonzero constant, or (ConvNeXt-V2) LayerNorm and GRN's mean over channels. Exact mode must
+# say so; allow_inexact prunes them (GRN's weights are seen through ``.view``) and the model still runs.
+ALL_INEXACT = {"poolformerv2_s12": 64, "hgnetv2_b0": 64, "convnextv2_pico": 64}
 
 
 @pytest.mark.slow
@@ -58,10 +59,10 @@ def test_timm_scalar_bias_models_are_inexact_not_wrong(name: str) -> None:
     x = torch.randn(1, 3, size, size)
     strict = trace(model, x)
     assert not strict.prunable_groups
-    assert any("not zero when masked" in r for g in strict.groups for r in g.reasons)
+    assert any("not zero when masked" in r or "normalises" in r for g in strict.groups for r in g.reasons)
     loose = trace(model, x, allow_inexact=True)
     plan = random_plan(loose, 0.5, seed=0)
-    assert plan.keep
+    assert len(plan.keep) >= len(loose.groups) // 3
     before = count_params(model)
     apply_plan_(model, loose, plan)
     with torch.no_grad():

@@ -244,6 +244,37 @@ def test_attention_mask_channels_are_pinned() -> None:
     assert graph.group("bias_mlp.0").n_prunable == 16  # the MLP's hidden layer is still free
 
 
+class ViewedScale(nn.Module):
+    """A per-channel scale stored flat and viewed for NCHW, as timm's ConvNeXt and LayerScale2d do."""
+
+    def __init__(self, view) -> None:
+        super().__init__()
+        self.a, self.b, self.view = cbr(3, 8), nn.Conv2d(8, 2, 1), view
+        self.gamma = nn.Parameter(torch.rand(8) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.view(self.gamma)
+        return self.b(self.a(x) * g + g)
+
+
+@pytest.mark.parametrize(
+    ("view", "prunable"),
+    [
+        (lambda g: g.view(1, -1, 1, 1), True),
+        (lambda g: g.reshape(-1, 1, 1), True),
+        (lambda g: g.unsqueeze(-1).unsqueeze(-1), True),
+        (lambda g: g.view(1, 8, 1, 1), False),  # the constant 8 would not follow pruning
+    ],
+)
+def test_parameter_seen_through_a_view_follows_its_channels(view, prunable: bool) -> None:
+    model, x = randomize_(ViewedScale(view)), torch.randn(1, 3, 8, 8)
+    graph = trace(model, x)
+    assert graph.group("a.0").n_prunable == (8 if prunable else 0)
+    if prunable:
+        assert ("gamma", 0) in members(graph, "a.0")
+        assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) < 1e-5
+
+
 def test_ignored_modules_keep_channels() -> None:
     g = trace(Residual(), torch.randn(1, 3, 8, 8), ignored=["b1.0"])
     assert g.group("b1.0.0").n_prunable == 0

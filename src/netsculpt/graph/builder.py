@@ -31,6 +31,10 @@ class Value:
     param: str | None = None  # fully qualified name when the tensor is a parameter or buffer
     is_buffer: bool = False
     bcast: tuple[bool, ...] = ()  # dims whose elements are copies of one element (expand)
+    # a parameter seen through view/reshape/unsqueeze (``gamma.view(1, -1, 1, 1)``): the parameter's
+    # value id and, per dim of this value, the parameter dim it shows (None: an inserted size-1 dim, or
+    # a size the model's code wrote as a constant, which would not follow pruning)
+    view_of: tuple[int, tuple[int | None, ...]] | None = None
 
     @property
     def ndim(self) -> int:

@@ -40,12 +40,18 @@ def label_param_operand(
 ) -> None:
     """Give an unlabelled parameter operand atoms along the first dim where the other operands vary."""
     v = op.value
-    if v is None or v.param is None or (v.labels >= 0).any():
+    if v is None or (v.param is None and v.view_of is None) or (v.labels >= 0).any():
         return
     pad = len(op.shape) - v.ndim
     for d in varying:
         if d >= pad and op.shape[d] == out_shape[d] and op.shape[d] > 1:
-            atoms = ctx.member(v, d - pad, ROLE_OUT)
+            if v.param is not None:
+                atoms = ctx.member(v, d - pad, ROLE_OUT)
+            else:  # a view of a parameter: the atoms belong to the parameter's own dim
+                base, dims = v.view_of
+                if dims[d - pad] is None:
+                    return
+                atoms = ctx.member(ctx.values[base], dims[d - pad], ROLE_OUT)
             v.labels = along(atoms, d - pad, v.ndim)
             v.zero = np.ones_like(v.labels, dtype=bool)
             op.labels = along(atoms, d, len(op.shape))

@@ -31,9 +31,42 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
     x = call.inputs[0]
     out = call.outputs[0]
     if out.ndim == x.ndim and out.shape == x.shape:
-        out.labels, out.zero, out.bcast = x.labels, x.zero, x.bcast
+        out.labels, out.zero, out.bcast, out.view_of = x.labels, x.zero, x.bcast, x.view_of
         return
     _reshape_to(ctx, x, out, call.where)
+    out.view_of = _parameter_view(ctx, call, x, out)
+
+
+def _parameter_view(ctx: GraphBuilder, call: Call, x: Value, out: Value) -> tuple | None:
+    """Follow an unlabelled parameter through a reshape that only adds or drops size-1 dims."""
+    if (x.labels >= 0).any():
+        return None
+    if x.param is not None and not x.is_buffer:
+        base, dims = x.id, tuple(range(x.ndim))
+    elif x.view_of is not None:
+        base, dims = x.view_of
+    else:
+        return None
+    kept_in = [d for d in range(x.ndim) if x.shape[d] != 1]
+    kept_out = [d for d in range(out.ndim) if out.shape[d] != 1]
+    if [x.shape[d] for d in kept_in] != [out.shape[d] for d in kept_out]:
+        return None
+    sizes = _target_sizes(call)
+    mapping: list[int | None] = [None] * out.ndim
+    for i, o in zip(kept_in, kept_out):
+        written = sizes[o] if sizes is not None and len(sizes) == out.ndim else None
+        follows = call.name.endswith(("unsqueeze", "squeeze", "flatten", "ravel")) or written == -1
+        mapping[o] = dims[i] if follows else None
+    return (base, tuple(mapping)) if any(m is not None for m in mapping) else None
+
+
+def _target_sizes(call: Call) -> list | None:
+    rest = [a for a in call.args[1:] if not isinstance(a, Value)]
+    if "shape" in call.kwargs or "size" in call.kwargs:
+        rest = [call.kwargs.get("shape", call.kwargs.get("size"))]
+    if len(rest) == 1 and isinstance(rest[0], list | tuple):
+        return list(rest[0])
+    return rest if all(isinstance(a, int) for a in rest) else None
 
 
 def _permutation(call: Call, ndim: int) -> list[int]:
