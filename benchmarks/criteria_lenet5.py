@@ -13,12 +13,17 @@ table the bar criterion is run again from the baselines of seeds 1..``--teachers
 its own teacher), and the verdict is the mean loss over all teachers.
 
 The fine-tune recipe: distillation from the baseline (T = 4, alpha = 0.9, in-batch mixup Beta(1, 1)),
-SGD lr 0.05 cosine, no weight decay, gradient norm clipped at 1, 100 epochs, random shifts of at most 1
+SGD lr 0.05 cosine, no weight decay, gradient norm clipped at 1, 200 epochs, random shifts of at most 1
 pixel. Without the clip a seed now and then collapses (a 2-filter conv loses a channel to a dead ReLU);
 mixup only helps with the long schedule. The recipe was chosen on held-out training digits over three
 teachers, never on the test digits: ``benchmarks/lenet5_recipe_val.py`` and docs/criteria.md.
 
+About 140 s per fine-tune on one thread, so the full run (10 criteria + 4 more teachers, 5 seeds each)
+takes about 2.7 hours on one core; split it over processes with ``--criteria`` and ``--teacher-seeds``
+(``--criteria ''`` skips the table and only runs the listed teachers):
+
     PYTHONPATH=src python benchmarks/criteria_lenet5.py [--seeds 5] [--teachers 5] [--criteria hrel]
+    PYTHONPATH=src python benchmarks/criteria_lenet5.py --criteria '' --teacher-seeds 3,4
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ WIDTHS = {"conv1": 2, "conv2": 3}  # the HRel paper's LeNet-5 result: 20, 50 -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100, help="fine-tune epochs (same for every criterion)")
+    parser.add_argument("--epochs", type=int, default=200, help="fine-tune epochs (same for every criterion)")
     parser.add_argument("--lr", type=float, default=0.05, help="fine-tune peak learning rate")
     parser.add_argument("--shift", type=int, default=1, help="fine-tune augmentation: largest shift, pixels")
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
@@ -56,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-kd", action="store_true", help="fine-tune with cross-entropy only")
     parser.add_argument("--criteria", default=None, help="comma-separated subset (default: all)")
     parser.add_argument(
-        "--teachers", type=int, default=5, help="baselines (seeds) the bar criterion runs from"
+        "--teachers", type=int, default=5, help="baselines (seeds 0..N-1) the bar criterion runs from"
+    )
+    parser.add_argument(
+        "--teacher-seeds",
+        default=None,
+        help="comma-separated baseline seeds instead of --teachers (to split the verdict over processes)",
     )
     parser.add_argument("--calib-batches", type=int, default=16)
     parser.add_argument("--cache", default="runs/bench/criteria_lenet5", help="baseline cache folder")
@@ -126,18 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     def measure(m):
         return count_params(m), count_macs(m, x)[0]
 
-    names = args.criteria.split(",") if args.criteria else ns.list_criteria()
+    names = [n for n in args.criteria.split(",") if n] if args.criteria is not None else ns.list_criteria()
     rows: list[Row] = []
     for name in names:
         rows.append(run_row(name, base, pruner(base, name), measure, test_loader, tuner(base), args.seeds))
         print_table("lenet5 on mnist5k, conv widths (2, 3)", base_acc, base_params, base_macs, rows[-1:])
-    print_table("lenet5 on mnist5k, conv widths (2, 3): all criteria", base_acc, base_params, base_macs, rows)
+    if rows:
+        title = "lenet5 on mnist5k, conv widths (2, 3): all criteria"
+        print_table(title, base_acc, base_params, base_macs, rows)
     print_calibration("end")
-    if BAR_CRITERION not in names:
+    seeds = (
+        [int(s) for s in args.teacher_seeds.split(",")] if args.teacher_seeds else list(range(args.teachers))
+    )
+    if BAR_CRITERION not in names and not args.teacher_seeds:
         return 0
-    runs = [(preset.seed, base_acc, next(r for r in rows if r.name == BAR_CRITERION))]
-    for seed in range(args.teachers):
-        if seed == preset.seed:
+    runs = []
+    for seed in seeds:
+        if seed == preset.seed and BAR_CRITERION in names:
+            runs.append((seed, base_acc, next(r for r in rows if r.name == BAR_CRITERION)))
             continue
         teacher = baseline(seed)[0].eval()
         prune = pruner(teacher, BAR_CRITERION)

@@ -24,6 +24,8 @@ def test_statuses_and_resume(tmp_path, monkeypatch) -> None:
     assert timm_sweep.main(["--out", str(out)]) == 0
     records = {r["name"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert records["resnet18"]["status"] == "ok" and records["resnet18"]["err"] < 1e-4
-    assert records["no_such_model"]["status"] == "skip" and "no_such_model" in records["no_such_model"]["error"]
+    assert (
+        records["no_such_model"]["status"] == "skip" and "no_such_model" in records["no_such_model"]["error"]
+    )
     assert timm_sweep.main(["--out", str(out)]) == 0  # resumes: nothing is checked twice
     assert len(out.read_text().splitlines()) == 2
