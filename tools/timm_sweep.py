@@ -5,7 +5,10 @@ how new block designs are found: it builds one model per family (the smallest-so
 half of every prunable group and compares the pruned model with the masked original. Results append
 to a JSON-lines file, so an interrupted sweep resumes where it stopped.
 
-    PYTHONPATH=src:. python tools/timm_sweep.py [--out runs/timm_sweep.jsonl] [--timeout 240]
+    PYTHONPATH=src:. python tools/timm_sweep.py [--out runs/timm_sweep.jsonl] [--timeout 240] [--inexact]
+
+``--inexact`` prunes with ``allow_inexact=True`` instead (normalised and attention channels open, so the
+function changes) and checks that the pruned model runs, keeps its output shape and shrinks.
 
 Statuses: ok (exact), pinned (no group is exactly prunable, e.g. every channel passes a LayerNorm;
 ``allow_inexact=True`` opens them), fail (pruning broke: a netsculpt bug), skip (timm cannot build or
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import timm
 import torch
-from tests.coverage._check import check_prunes_exactly
+from tests.coverage._check import check_prunes_exactly, check_prunes_inexactly
 
 PREFERRED = ["pico", "nano", "tiny", "xxs", "xs", "small", "s12", "_050", "18", "_s", "mini", "lite0", "b0"]
 
@@ -67,7 +70,7 @@ def _build_and_run(name: str) -> tuple[torch.nn.Module, torch.Tensor]:
     raise AssertionError("unreachable")
 
 
-def check_one(name: str, timeout: int) -> dict[str, object]:
+def check_one(name: str, timeout: int, inexact: bool = False) -> dict[str, object]:
     record: dict[str, object] = {"name": name}
     stage = "build"
     start = time.perf_counter()
@@ -76,7 +79,8 @@ def check_one(name: str, timeout: int) -> dict[str, object]:
     try:
         model, x = _build_and_run(name)
         stage = "prune"
-        record.update(status="ok", **check_prunes_exactly(model, x))
+        check = check_prunes_inexactly if inexact else check_prunes_exactly
+        record.update(status="ok", **check(model, x))
     except _Timeout:
         record.update(status="timeout", stage=stage)
     except Exception as exc:
@@ -99,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/timm_sweep.jsonl")
     parser.add_argument("--timeout", type=int, default=240, help="seconds per model")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--inexact",
+        action="store_true",
+        help="prune with allow_inexact=True and check the model still runs and shrinks",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"timm {timm.__version__}: {len(names)} families, {len(done)} already in {out}", flush=True)
     with out.open("a") as f:
         for i, name in enumerate(n for n in names if n not in done):
-            record = check_one(name, args.timeout)
+            record = check_one(name, args.timeout, args.inexact)
             f.write(json.dumps(record) + "\n")
             f.flush()
             print(

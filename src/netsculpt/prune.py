@@ -95,8 +95,33 @@ def apply_plan(
     target = model if inplace else copy.deepcopy(model)
     apply_plan_(target, graph, plan)
     append_plan(target, plan.to_dict(), graph.input_shapes)
-    _check_runs(target, example_inputs)
+    try:
+        _check_runs(target, example_inputs)
+    except PruningError as err:
+        culprits = [] if inplace else _groups_that_break(model, graph, plan, example_inputs)
+        if not culprits:
+            raise
+        raise PruningError(
+            f"{err} Pruning any of these groups on its own breaks it: {', '.join(culprits)}; pass "
+            "ignored=[...] with those layers (or keep allow_inexact off)."
+        ) from err.__cause__
     return target
+
+
+def _groups_that_break(
+    model: nn.Module, graph: ChannelGraph, plan: PrunePlan, example_inputs: Any, limit: int = 64
+) -> list[str]:
+    """Which groups fail on their own: one surgery + forward per group, only after a failure, so the
+    error can name what to ignore instead of a line deep inside the model's code."""
+    broken = []
+    for gid in list(plan.keep)[:limit]:
+        trial = copy.deepcopy(model)
+        try:
+            apply_plan_(trial, graph, PrunePlan(keep={gid: plan.keep[gid]}, sizes={gid: plan.sizes[gid]}))
+            _check_runs(trial, example_inputs)
+        except Exception:
+            broken.append(gid)
+    return broken
 
 
 def prune(model: nn.Module, example_inputs: Any, *, inplace: bool = False, **options: Any) -> nn.Module:

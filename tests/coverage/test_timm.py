@@ -6,10 +6,7 @@ import pytest
 import torch
 
 from netsculpt.graph import trace
-from netsculpt.measure import count_params
-from netsculpt.surgery import apply_plan_
-from netsculpt.surgery.verify import random_plan
-from tests.coverage._check import check_prunes_exactly
+from tests.coverage._check import check_prunes_exactly, check_prunes_inexactly
 
 timm = pytest.importorskip("timm")
 
@@ -60,11 +57,4 @@ def test_timm_scalar_bias_models_are_inexact_not_wrong(name: str) -> None:
     strict = trace(model, x)
     assert not strict.prunable_groups
     assert any("not zero when masked" in r or "normalises" in r for g in strict.groups for r in g.reasons)
-    loose = trace(model, x, allow_inexact=True)
-    plan = random_plan(loose, 0.5, seed=0)
-    assert len(plan.keep) >= len(loose.groups) // 3
-    before = count_params(model)
-    apply_plan_(model, loose, plan)
-    with torch.no_grad():
-        assert model(x).shape == (1, 10)
-    assert count_params(model) < before
+    assert check_prunes_inexactly(model, x)["macs_ratio"] < 0.9

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from netsculpt.graph import trace
-from netsculpt.graph.sizes import ChannelCount
+from netsculpt.graph.sizes import ChannelCount, DerivedCount
 from netsculpt.surgery.verify import pruning_error, random_plan
 from tests.graph.archs import cbr, randomize_
 
@@ -72,7 +72,7 @@ def test_count_used_for_a_new_tensor_is_pinned() -> None:
     assert graph.group("a.0").n_prunable == 0
 
 
-def test_counts_only_for_channel_dims_and_plain_ints_after_arithmetic() -> None:
+def test_counts_only_for_channel_dims_and_derived_after_arithmetic() -> None:
     seen = {}
 
     class Probe(nn.Module):
@@ -88,4 +88,33 @@ def test_counts_only_for_channel_dims_and_plain_ints_after_arithmetic() -> None:
     trace(Probe(), torch.randn(1, 3, 4, 4))
     assert [type(n) is ChannelCount for n in seen["shape"]] == [False, True, False, False]
     assert isinstance(seen["size1"], ChannelCount) and seen["size1"] == 8
-    assert type(seen["half"]) is int
+    assert isinstance(seen["half"], DerivedCount) and seen["half"] == 4
+
+
+class TokenHeads(nn.Module):
+    """ViT-style head split: ``heads`` and the head width either written as constants or derived from
+    the embedding's channel count (CaiT's ``C // num_heads``)."""
+
+    def __init__(self, derived: bool) -> None:
+        super().__init__()
+        self.embed, self.q, self.out, self.derived = (
+            nn.Linear(3, 8),
+            nn.Linear(8, 8),
+            nn.Linear(8, 2),
+            derived,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        b, n, c = x.shape
+        q = self.q(x).reshape(b, n, 2, c // 2 if self.derived else 4).relu()
+        return self.out(q.flatten(2))
+
+
+def test_constant_head_width_and_width_from_another_group_are_pinned() -> None:
+    x = torch.randn(1, 5, 3)
+    constant = trace(TokenHeads(derived=False), x, allow_inexact=True).group("q")
+    assert constant.n_prunable == 0 and any("as a constant (4)" in r for r in constant.reasons)
+    derived = trace(TokenHeads(derived=True), x, allow_inexact=True)
+    for gid in ("q", "embed"):
+        assert derived.group(gid).n_prunable == 0, derived.group(gid).reasons

@@ -65,3 +65,23 @@ def test_module_attributes_stay_true() -> None:
         if cls is GroupedSE:
             assert pruned.grouped.groups == 4
             assert pruned.dw.groups == pruned.dw.in_channels < 12
+
+
+class OwnRmsNorm(torch.nn.Module):
+    """A norm layer written outside torch (like timm's RmsNorm): it stores ``normalized_shape``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.normalized_shape, self.weight = (dim,), torch.nn.Parameter(torch.rand(dim) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.rms_norm(x, self.normalized_shape, self.weight, 1e-6)
+
+
+def test_stored_normalized_shape_follows_the_weight() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), OwnRmsNorm(8), torch.nn.Linear(8, 2))
+    x = torch.randn(4, 3)
+    graph = trace(model, x, allow_inexact=True)
+    pruned = apply_plan_(copy.deepcopy(model), graph, random_plan(graph, 0.5))
+    assert pruned[1].normalized_shape == tuple(pruned[1].weight.shape) == (4,)
+    assert pruned(x).shape == (4, 2)

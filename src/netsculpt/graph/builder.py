@@ -71,7 +71,7 @@ class GraphBuilder:
     blocks: list[Block] = field(default_factory=list)
     members: dict[tuple[str, int], Member] = field(default_factory=dict)
     keep_dims: list[tuple[np.ndarray, int, str]] = field(default_factory=list)
-    count_ties: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
+    count_ties: list[tuple[np.ndarray, np.ndarray, str, bool]] = field(default_factory=list)
     splits: list[tuple[np.ndarray, list[int], str]] = field(default_factory=list)
     values: list[Value] = field(default_factory=list)
     module_io: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)  # first call
@@ -126,13 +126,14 @@ class GraphBuilder:
         if atoms.size:
             self.blocks.append(Block(atoms, reason, soft))
 
-    def tie_count(self, a: np.ndarray, b: np.ndarray, reason: str) -> None:
+    def tie_count(self, a: np.ndarray, b: np.ndarray, reason: str, same_set: bool = False) -> None:
         """Require that pruning leaves ``a`` and ``b`` (two 1-D atom lists) with equal lengths.
 
         Checked after all equalities are known: fine when both hold the same channels (in any order,
-        e.g. a channel shuffle); otherwise every channel of both is pinned.
+        e.g. a channel shuffle; ``same_set``: the same channels, each any number of times, for a size
+        derived from a count); otherwise every channel of both is pinned.
         """
-        self.count_ties.append((np.asarray(a), np.asarray(b), reason))
+        self.count_ties.append((np.asarray(a), np.asarray(b), reason, same_set))
 
     def keep_dim(self, labels: np.ndarray, dim: int, reason: str) -> None:
         """Require that no removable channel shrinks ``dim`` of a tensor with these labels.

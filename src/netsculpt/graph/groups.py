@@ -131,8 +131,10 @@ def resolve(builder: GraphBuilder) -> Resolution:
         mapped = np.where(labels >= 0, comp[np.maximum(labels, 0)], -1)
         for c in _spanning_violations(mapped, dim):
             hard.setdefault(int(c), reason)
-    for a, b, reason in builder.count_ties:
+    for a, b, reason, same_set in builder.count_ties:
         ca, cb = (np.sort(np.where(x >= 0, comp[np.maximum(x, 0)], -1)) for x in (a, b))
+        if same_set:
+            ca, cb = np.unique(ca[ca >= 0]), np.unique(cb[cb >= 0])
         if not np.array_equal(ca, cb):
             for c in np.unique(np.concatenate([ca, cb])):
                 if c >= 0:

@@ -20,16 +20,33 @@ from netsculpt.graph.registry import Call, tensor_methods
 from netsculpt.graph.rules.common import channel_atoms
 
 
-class ChannelCount(int):
-    """``int`` read from dim ``dim`` of traced value ``value_id`` (a dim that carries channels)."""
-
+class _Counted(int):
     value_id: int
     dim: int
 
-    def __new__(cls, n: int, value_id: int, dim: int) -> ChannelCount:
+    def __new__(cls, n: int, value_id: int, dim: int) -> _Counted:
         self = super().__new__(cls, n)
         self.value_id, self.dim = value_id, dim
         return self
+
+    def _derive(self, n: object) -> object:
+        return DerivedCount(n, self.value_id, self.dim) if type(n) is int else n
+
+    def __floordiv__(self, other: object) -> object:
+        return self._derive(int(self) // other)  # type: ignore[operator]
+
+    def __mul__(self, other: object) -> object:
+        return self._derive(int(self) * other)  # type: ignore[operator]
+
+    __rmul__ = __mul__
+
+
+class ChannelCount(_Counted):
+    """``int`` read from dim ``dim`` of traced value ``value_id`` (a dim that carries channels)."""
+
+
+class DerivedCount(_Counted):
+    """``C // heads`` or ``C * 2`` of a ``ChannelCount``: a size that follows that dim's channels."""
 
 
 def wrap_shape(out: Any, v: Value, dim: int | None = None) -> Any:
@@ -52,8 +69,7 @@ SIZE_TAKING = set(
 def has_count(args: tuple, kwargs: dict) -> bool:
     items = [*args, *kwargs.values()]
     return any(
-        isinstance(a, ChannelCount) or (isinstance(a, list | tuple) and has_count(tuple(a), {}))
-        for a in items
+        isinstance(a, _Counted) or (isinstance(a, list | tuple) and has_count(tuple(a), {})) for a in items
     )
 
 
@@ -70,10 +86,10 @@ def _size_args(call: Call) -> list[Any]:
 
 def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
     """Tie (or pin) channels whose count the model's code copied into another tensor's shape."""
-    counts = [a for a in call.args if isinstance(a, ChannelCount)]
+    counts = [a for a in call.args if isinstance(a, _Counted)]
     for a in [*call.args, *call.kwargs.values()]:
         if isinstance(a, list | tuple):
-            counts += [x for x in a if isinstance(x, ChannelCount)]
+            counts += [x for x in a if isinstance(x, _Counted)]
     if not counts:
         return
     sizes = _size_args(call) if call.func in SIZE_TAKING and call.outputs else []
@@ -90,4 +106,7 @@ def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
         if out.labels.shape[j] == 1 or (out.labels < 0).all():
             ctx.block(src_atoms, reason)  # e.g. torch.zeros(B, C, ...): a new tensor fixed at C
             continue
-        ctx.tie_count(src_atoms, channel_atoms(ctx, out, j, call.where), reason)
+        if isinstance(count, DerivedCount):  # e.g. C // heads: the same channels, whatever the layout
+            ctx.tie_count(src_atoms, out.labels.ravel(), reason, same_set=True)
+        else:
+            ctx.tie_count(src_atoms, channel_atoms(ctx, out, j, call.where), reason)

@@ -41,6 +41,16 @@ def fixup(module: nn.Module, shapes: ModuleShapes) -> None:
         if fn is not None:
             fn(module, shapes)
             return
+    _normalized_shape(module)
+
+
+def _normalized_shape(module: nn.Module) -> None:
+    """Norm layers written outside torch (timm's RmsNorm, SimpleNorm ...) pass their stored
+    ``normalized_shape`` to ``F.layer_norm``/``F.rms_norm``: keep it equal to the sliced weight."""
+    shape, weight = getattr(module, "normalized_shape", None), getattr(module, "weight", None)
+    sized = isinstance(shape, tuple | list | torch.Size) and isinstance(weight, torch.Tensor)
+    if sized and weight.dim() == len(shape):
+        module.normalized_shape = tuple(weight.shape)
 
 
 @register_fixup(nn.modules.conv._ConvNd)

@@ -35,6 +35,12 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
         return
     _reshape_to(ctx, x, out, call.where)
     out.view_of = _parameter_view(ctx, call, x, out)
+    sizes = _target_sizes(call) if call.name.endswith(("view", "reshape")) else None
+    if sizes is not None and len(sizes) == out.ndim:
+        for j, n in enumerate(sizes):
+            if type(n) is int and n != -1 and out.labels.shape[j] > 1:
+                # a size the code writes as a constant cannot shrink (a ``self.head_dim`` split)
+                ctx.keep_dim(out.labels, j, f"{call.where} writes the size of this dim as a constant ({n})")
 
 
 def _parameter_view(ctx: GraphBuilder, call: Call, x: Value, out: Value) -> tuple | None:
