@@ -118,3 +118,25 @@ def test_constant_head_width_and_width_from_another_group_are_pinned() -> None:
     derived = trace(TokenHeads(derived=True), x, allow_inexact=True)
     for gid in ("q", "embed"):
         assert derived.group(gid).n_prunable == 0, derived.group(gid).reasons
+
+
+class RadixSum(nn.Module):
+    """ResNeSt's split attention: (B, radix * C, H, W) viewed as (B, radix, C, H, W) and summed over radix."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = cbr(3, 8), nn.Conv2d(4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        b, rc, h, w = x.shape
+        return self.b(x.reshape(b, 2, rc // 2, h, w).sum(dim=1))
+
+
+def test_sum_over_a_split_factor_keeps_channels_paired() -> None:
+    model, x = randomize_(RadixSum()), torch.randn(1, 3, 8, 8)
+    graph = trace(model, x)
+    group = graph.group("a.0")
+    assert group.size == 4 and group.n_prunable == 4  # channel j owns positions j and j + 4
+    assert ("b.weight", 1) in {(m.name, m.dim) for m in group.members}
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) < 1e-5

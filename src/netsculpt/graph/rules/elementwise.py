@@ -227,6 +227,12 @@ def reduction(exact_if_zero: bool):
         dims = _reduced_dims(call, x)
         lab = x.labels
         over_channels = any(lab.shape[d] > 1 for d in dims)
+        kept = [d for d in range(x.ndim) if d not in dims and lab.shape[d] > 1]
+        if over_channels and exact_if_zero and len(kept) == 1:
+            # a sum over an outer split factor (ResNeSt's radix: (B, radix, C, H, W).sum(1)): output
+            # channel j adds x[r, j] over r, so those are one channel, and the output keeps them
+            _sum_over_split(ctx, call, x, dims, kept[0])
+            return
         for out in call.outputs:
             if over_channels:
                 if exact_if_zero:
@@ -252,6 +258,20 @@ def reduction(exact_if_zero: bool):
                 ctx.block(lab, f"{call.where} has an unexpected output rank")
 
     return rule
+
+
+def _sum_over_split(ctx: GraphBuilder, call: Call, x: Value, dims: list[int], kept: int) -> None:
+    lab = np.broadcast_to(x.labels, x.labels.shape)
+    zero = np.broadcast_to(x.zero, lab.shape)
+    for d in dims:
+        if lab.shape[d] > 1:
+            ctx.tie_across(lab, [d], kept)
+    first = tuple(slice(0, 1) if d in dims else slice(None) for d in range(x.ndim))
+    out_lab, out_zero = lab[first], np.all(zero, axis=tuple(dims), keepdims=True)
+    for out in call.outputs:
+        if out.ndim != x.ndim:
+            out_lab, out_zero = out_lab.squeeze(tuple(dims)), out_zero.squeeze(tuple(dims))
+        set_output(out, out_lab, out_zero)
 
 
 register_function_rule(
