@@ -6,7 +6,8 @@ tied by the code, not by any op netsculpt sees, and pruning one side alone break
 tracer hands the model a ``ChannelCount`` (an ``int`` that remembers which value and dim it was read
 from) for dims that carry channels; after a size-taking call is traced, ``tie_sizes`` requires the
 output dim to hold the same channels as the source dim (in any order: a channel shuffle is fine), or
-pins both. Arithmetic on a count returns a plain ``int``, so only direct uses are seen.
+pins both. ``//`` and ``*`` on a count give a ``DerivedCount`` (``C // heads``), which must hold the same
+set of channels; other arithmetic returns a plain ``int`` and is not followed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.registry import Call, tensor_methods
-from netsculpt.graph.rules.common import channel_atoms
+from netsculpt.graph.rules.common import channel_atoms, size_args
 
 
 class _Counted(int):
@@ -66,33 +67,22 @@ SIZE_TAKING = set(
 )
 
 
-def has_count(args: tuple, kwargs: dict) -> bool:
-    items = [*args, *kwargs.values()]
-    return any(
-        isinstance(a, _Counted) or (isinstance(a, list | tuple) and has_count(tuple(a), {})) for a in items
-    )
-
-
-def _size_args(call: Call) -> list[Any]:
-    rest = [a for a in call.args if not isinstance(a, Value)]
-    if "size" in call.kwargs:
-        rest = [call.kwargs["size"]]
-    if call.name.endswith("new_full") or call.name == "torch.full":
-        rest = rest[:1]  # (size, fill_value)
-    if len(rest) == 1 and isinstance(rest[0], list | tuple):
-        return list(rest[0])
-    return rest
+def _counts_in(items: Any) -> list[_Counted]:
+    found: list[_Counted] = []
+    for a in items:
+        if isinstance(a, _Counted):
+            found.append(a)
+        elif isinstance(a, list | tuple):
+            found += _counts_in(a)
+    return found
 
 
 def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
     """Tie (or pin) channels whose count the model's code copied into another tensor's shape."""
-    counts = [a for a in call.args if isinstance(a, _Counted)]
-    for a in [*call.args, *call.kwargs.values()]:
-        if isinstance(a, list | tuple):
-            counts += [x for x in a if isinstance(x, _Counted)]
+    counts = _counts_in([*call.args, *call.kwargs.values()])
     if not counts:
         return
-    sizes = _size_args(call) if call.func in SIZE_TAKING and call.outputs else []
+    sizes = size_args(call) if call.func in SIZE_TAKING and call.outputs else []
     out = call.outputs[0] if call.outputs else None
     for count in counts:
         src = ctx.values[count.value_id]

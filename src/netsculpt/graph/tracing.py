@@ -21,7 +21,7 @@ from netsculpt.errors import TraceError
 from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import plain
-from netsculpt.graph.sizes import has_count, tie_sizes, wrap_shape
+from netsculpt.graph.sizes import tie_sizes, wrap_shape
 
 _IGNORED_NAMES = {
     "size",
@@ -153,7 +153,7 @@ class _Tracer(TorchFunctionMode):
             if func in _SHAPE_READS and args and isinstance(args[0], torch.Tensor):
                 return self.wrap_shape_read(args, kwargs, out)
             call = self.record(func, args, kwargs, out)
-            if call is not None and has_count(args, kwargs):
+            if call is not None:
                 tie_sizes(self.builder, call)
         except Exception as exc:  # surfaced after the forward pass with context
             self.error = exc

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from netsculpt.graph.builder import ROLE_OUT, GraphBuilder, Value
 from netsculpt.graph.labels import NO_CHANNEL, along, compress, plain
+from netsculpt.graph.registry import Call
 
 
 @dataclass
@@ -138,3 +140,16 @@ def values_in(args: object) -> list[Value]:
         for a in args:
             found.extend(values_in(a))
     return found
+
+
+def size_args(call: Call) -> list[Any]:
+    """The sizes a size-taking call was given, however it was spelt: ``x.view(2, -1)``,
+    ``x.reshape((2, -1))``, ``torch.zeros(size=(2, 3))``, ``x.new_full((2, 3), 0.5)``."""
+    rest = [a for a in call.args if not isinstance(a, Value)]
+    if "shape" in call.kwargs or "size" in call.kwargs:
+        rest = [call.kwargs.get("shape", call.kwargs.get("size"))]
+    if call.name.endswith("new_full") or call.name == "torch.full":
+        rest = rest[:1]  # (size, fill_value)
+    if len(rest) == 1 and isinstance(rest[0], list | tuple):
+        return list(rest[0])
+    return rest

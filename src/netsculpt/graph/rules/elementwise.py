@@ -261,17 +261,16 @@ def reduction(exact_if_zero: bool):
 
 
 def _sum_over_split(ctx: GraphBuilder, call: Call, x: Value, dims: list[int], kept: int) -> None:
-    lab = np.broadcast_to(x.labels, x.labels.shape)
-    zero = np.broadcast_to(x.zero, lab.shape)
+    lab = x.labels
     for d in dims:
         if lab.shape[d] > 1:
             ctx.tie_across(lab, [d], kept)
     first = tuple(slice(0, 1) if d in dims else slice(None) for d in range(x.ndim))
-    out_lab, out_zero = lab[first], np.all(zero, axis=tuple(dims), keepdims=True)
+    out_lab = lab[first]
+    out_zero = np.all(np.broadcast_to(x.zero, lab.shape), axis=tuple(dims), keepdims=True)
     for out in call.outputs:
-        if out.ndim != x.ndim:
-            out_lab, out_zero = out_lab.squeeze(tuple(dims)), out_zero.squeeze(tuple(dims))
-        set_output(out, out_lab, out_zero)
+        squeeze = tuple(dims) if out.ndim != x.ndim else ()
+        set_output(out, out_lab.squeeze(squeeze), out_zero.squeeze(squeeze))
 
 
 register_function_rule(

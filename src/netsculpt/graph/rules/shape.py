@@ -9,7 +9,14 @@ import torch.nn.functional as F
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import apply_basic_index, expand_to, reshape_labels
 from netsculpt.graph.registry import Call, register_function_rule, register_property_rule, tensor_methods
-from netsculpt.graph.rules.common import align, label_param_operand, merge_elementwise, set_output, values_in
+from netsculpt.graph.rules.common import (
+    align,
+    label_param_operand,
+    merge_elementwise,
+    set_output,
+    size_args,
+    values_in,
+)
 
 
 def _reshape_to(ctx: GraphBuilder, x: Value, out: Value, where: str) -> None:
@@ -34,16 +41,17 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
         out.labels, out.zero, out.bcast, out.view_of = x.labels, x.zero, x.bcast, x.view_of
         return
     _reshape_to(ctx, x, out, call.where)
-    out.view_of = _parameter_view(ctx, call, x, out)
-    sizes = _target_sizes(call) if call.name.endswith(("view", "reshape")) else None
-    if sizes is not None and len(sizes) == out.ndim:
+    sizes = size_args(call)
+    sizes = sizes if len(sizes) == out.ndim else None  # flatten(1) / unsqueeze(-1) give dims, not sizes
+    out.view_of = _parameter_view(call, x, out, sizes)
+    if sizes is not None and call.name.endswith(("view", "reshape")):
         for j, n in enumerate(sizes):
             if type(n) is int and n != -1 and out.labels.shape[j] > 1:
                 # a size the code writes as a constant cannot shrink (a ``self.head_dim`` split)
                 ctx.keep_dim(out.labels, j, f"{call.where} writes the size of this dim as a constant ({n})")
 
 
-def _parameter_view(ctx: GraphBuilder, call: Call, x: Value, out: Value) -> tuple | None:
+def _parameter_view(call: Call, x: Value, out: Value, sizes: list | None) -> tuple | None:
     """Follow an unlabelled parameter through a reshape that only adds or drops size-1 dims."""
     if (x.labels >= 0).any():
         return None
@@ -57,22 +65,12 @@ def _parameter_view(ctx: GraphBuilder, call: Call, x: Value, out: Value) -> tupl
     kept_out = [d for d in range(out.ndim) if out.shape[d] != 1]
     if [x.shape[d] for d in kept_in] != [out.shape[d] for d in kept_out]:
         return None
-    sizes = _target_sizes(call)
+    by_name = call.name.endswith(("unsqueeze", "squeeze", "flatten", "ravel"))
     mapping: list[int | None] = [None] * out.ndim
     for i, o in zip(kept_in, kept_out):
-        written = sizes[o] if sizes is not None and len(sizes) == out.ndim else None
-        follows = call.name.endswith(("unsqueeze", "squeeze", "flatten", "ravel")) or written == -1
+        follows = by_name or (sizes is not None and sizes[o] == -1)
         mapping[o] = dims[i] if follows else None
     return (base, tuple(mapping)) if any(m is not None for m in mapping) else None
-
-
-def _target_sizes(call: Call) -> list | None:
-    rest = [a for a in call.args[1:] if not isinstance(a, Value)]
-    if "shape" in call.kwargs or "size" in call.kwargs:
-        rest = [call.kwargs.get("shape", call.kwargs.get("size"))]
-    if len(rest) == 1 and isinstance(rest[0], list | tuple):
-        return list(rest[0])
-    return rest if all(isinstance(a, int) for a in rest) else None
 
 
 def _permutation(call: Call, ndim: int) -> list[int]:
