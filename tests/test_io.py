@@ -1,4 +1,4 @@
-"""Save / load without pickle, and ONNX export of pruned models."""
+"""Save / load without pickle and without running code a file names; ONNX export of pruned models."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ import json
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 import netsculpt as ns
 from netsculpt.errors import CheckpointError
 from netsculpt.measure import export_onnx, run_onnx
+
+
+def _spec(folder) -> dict:
+    return json.loads((folder / "netsculpt.json").read_text())
+
+
+def _edit_spec(folder, change) -> None:
+    data = _spec(folder)
+    change(data)
+    (folder / "netsculpt.json").write_text(json.dumps(data))
 
 
 def test_save_load_pruned_zoo_model_identical(tmp_path) -> None:
@@ -19,8 +30,10 @@ def test_save_load_pruned_zoo_model_identical(tmp_path) -> None:
     small = ns.prune(model, x, ratio=0.5)
     small = ns.prune(small, x, ratio=0.25)  # two plans, replayed in order
     ns.save(small, tmp_path / "m")
-    spec = json.loads((tmp_path / "m" / "netsculpt.json").read_text())
-    assert spec["spec"]["name"] == "resnet20_cifar" and len(spec["spec"]["plans"]) == 2
+    spec = _spec(tmp_path / "m")
+    assert spec["version"] == 3 and spec["base"]["name"] == "resnet20_cifar"
+    assert [e["kind"] for e in spec["edits"]] == ["prune", "prune"]
+    assert spec["base_shapes"]["conv1.weight"] == [16, 3, 3, 3]  # the unpruned base, not the pruned one
     loaded = ns.load(tmp_path / "m")
     assert torch.equal(loaded(x), small.eval()(x))
     assert not list(tmp_path.glob("**/*.pt")) and not list(tmp_path.glob("**/*.pkl"))
@@ -34,18 +47,143 @@ def test_save_torchvision_model(tmp_path) -> None:
     assert torch.allclose(ns.load(tmp_path)(x), small.eval()(x))
 
 
-def test_foreign_model_needs_builder(tmp_path) -> None:
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
-    with pytest.raises(CheckpointError, match="builder="):
-        ns.save(model, tmp_path)
-    ns.save(model, tmp_path, builder="tests.test_io:make_foreign")
-    loaded = ns.load(tmp_path)
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda: torchvision.models.resnet18(num_classes=10), ("torchvision:resnet18", 10, 3)),
+        (lambda: torchvision.models.mobilenet_v2(), ("torchvision:mobilenet_v2", 1000, 3)),
+        (lambda: torchvision.models.regnet_x_400mf(num_classes=7), ("torchvision:regnet_x_400mf", 7, 3)),
+    ],
+)
+def test_user_built_torchvision_model_saves_and_loads_without_builder(tmp_path, build, expected) -> None:
+    torch.manual_seed(0)
+    model = build().eval()
+    x = torch.randn(1, 3, 64, 64)
+    small = ns.prune(model, x, ratio=0.5)
+    assert not hasattr(model, "netsculpt_spec")  # the user's model carries nothing of netsculpt
+    ns.save(small, tmp_path)
+    base = _spec(tmp_path)["base"]
+    assert (base["kind"], base["name"], base["num_classes"], base["in_channels"]) == ("netsculpt", *expected)
+    assert torch.equal(ns.load(tmp_path)(x), small.eval()(x))
+
+
+def test_user_built_timm_model_with_own_head_and_channels(tmp_path) -> None:
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=5, in_chans=1).eval()
+    x = torch.randn(1, 1, 48, 48)
+    small = ns.prune(model, x, ratio=0.5)
+    ns.save(small, tmp_path)
+    base = _spec(tmp_path)["base"]
+    assert (base["name"], base["num_classes"], base["in_channels"]) == ("timm:resnet10t", 5, 1)
+    assert torch.equal(ns.load(tmp_path)(x), small.eval()(x))
+
+
+def test_user_changed_layer_is_not_mistaken_for_the_library_builder(tmp_path) -> None:
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    model.conv1 = torch.nn.Conv2d(3, 64, 7, stride=1, padding=3, bias=False)  # same shapes, other stride
+    ns.save(ns.prune(model, torch.randn(1, 3, 32, 32), ratio=0.5), tmp_path)
+    assert _spec(tmp_path)["base"] == {"kind": "user", "class": "torchvision.models.resnet.ResNet"}
+
+
+class OwnNet(torch.nn.Module):
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, width, 3)
+        self.bn = torch.nn.BatchNorm2d(width)
+        self.head = torch.nn.Linear(width, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bn(self.conv(x)).relu().mean((2, 3)))
+
+
+def make_own_net() -> torch.nn.Module:
+    return OwnNet()
+
+
+def test_own_class_saves_and_loads_onto_a_supplied_base(tmp_path) -> None:
+    model = OwnNet().eval()
+    x = torch.randn(2, 3, 8, 8)
+    small = ns.prune(model, x, ratio=0.5)
+    ns.save(small, tmp_path)
+    assert _spec(tmp_path)["base"] == {"kind": "user", "class": "tests.test_io.OwnNet"}
+    with pytest.raises(CheckpointError, match=r"pass model=OwnNet\(\.\.\.\)"):
+        ns.load(tmp_path)
+    fresh = OwnNet()
+    loaded = ns.load(tmp_path, model=fresh)
+    assert torch.equal(loaded(x), small.eval()(x))
+    assert fresh.conv.out_channels == 8  # the supplied model is copied, not changed
+    assert torch.equal(ns.load(tmp_path, trust_builder="tests.test_io:make_own_net")(x), small(x))
+
+
+def test_supplied_base_of_another_architecture_names_the_first_mismatch(tmp_path) -> None:
+    ns.save(ns.prune(OwnNet().eval(), torch.randn(1, 3, 8, 8), ratio=0.5), tmp_path)
+    with pytest.raises(CheckpointError, match=r"'conv\.weight' has shape \[6, 3, 3, 3\].*\[8, 3, 3, 3\]"):
+        ns.load(tmp_path, model=OwnNet(width=6))
+    with pytest.raises(CheckpointError, match=r"model= must be an nn\.Module"):
+        ns.load(tmp_path, model="OwnNet")  # type: ignore[arg-type]
+
+
+def test_a_named_builder_runs_only_when_trusted_by_that_exact_name(tmp_path) -> None:
+    model = OwnNet()
+    ns.save(model, tmp_path, builder="tests.test_io:make_own_net")
+    with pytest.raises(CheckpointError, match=r"trust_builder='tests\.test_io:make_own_net'"):
+        ns.load(tmp_path)
+    with pytest.raises(CheckpointError, match="names a different builder"):
+        ns.load(tmp_path, trust_builder="tests.test_io:OwnNet")
     x = torch.randn(1, 3, 8, 8)
-    assert torch.equal(loaded(x), model(x))
+    assert torch.equal(ns.load(tmp_path, trust_builder="tests.test_io:make_own_net")(x), model.eval()(x))
 
 
-def make_foreign() -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+def test_loading_never_runs_code_the_file_names(tmp_path, monkeypatch) -> None:
+    """The issue's exploit: a spec naming os:system. Nothing is imported, nothing runs."""
+    ns.save(ns.create_model("lenet5"), tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    hostile = {"kind": "builder", "builder": "os:system", "kwargs": {"command": "touch PWNED"}}
+    _edit_spec(tmp_path / "m", lambda d: d.update(base=hostile))
+    with pytest.raises(CheckpointError, match="asks to run the builder 'os:system'"):
+        ns.load(tmp_path / "m")
+    legacy = {"format": "netsculpt-model", "version": 1, "spec": {"builder": "os:system", "plans": []}}
+    (tmp_path / "m" / "netsculpt.json").write_text(json.dumps(legacy))
+    with pytest.raises(CheckpointError, match="asks to run the builder"):
+        ns.load(tmp_path / "m")
+    for name in ("os.system", "torchvision:../../os", "timm:no_such_arch_xyz"):
+        _edit_spec(
+            tmp_path / "m", lambda d, n=name: d.update(version=3, base={"kind": "netsculpt", "name": n})
+        )
+        with pytest.raises(CheckpointError):
+            ns.load(tmp_path / "m")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_version_1_files_still_load(tmp_path) -> None:
+    """Folders written before edits had kinds ({"spec": {..., "plans": [...]}}) are migrated on read."""
+    x = torch.randn(1, 1, 28, 28)
+    small = ns.prune(ns.create_model("lenet5").eval(), x, ratio=0.5)
+    ns.save(small, tmp_path)
+    data = _spec(tmp_path)
+    edit = data["edits"][0]
+    legacy = {
+        "format": "netsculpt-model",
+        "version": 1,
+        "spec": {
+            "name": "lenet5",
+            "num_classes": 10,
+            "in_channels": 1,
+            "kwargs": {},
+            "plans": [{"plan": edit["plan"], "input_shapes": edit["input_shapes"]}],
+        },
+        "extra": {},
+    }
+    (tmp_path / "netsculpt.json").write_text(json.dumps(legacy))
+    assert torch.equal(ns.load(tmp_path)(x), small.eval()(x))
+    assert ns.io.read_spec(tmp_path)["edits"][0]["kind"] == "prune"
+
+
+def test_options_that_are_not_data_are_refused_at_save(tmp_path) -> None:
+    model = ns.create_model("torchvision:resnet18", norm_layer=torch.nn.BatchNorm2d)
+    with pytest.raises(CheckpointError, match="not plain data"):
+        ns.save(model, tmp_path)
+    assert not (tmp_path / "netsculpt.json").exists()
 
 
 def test_missing_and_corrupt_saves_are_refused(tmp_path) -> None:

@@ -1,31 +1,73 @@
-"""Save and load models without pickle: safetensors weights + a JSON spec.
+"""Save and load models without pickle and without running code a file names.
 
-The spec says how to rebuild the architecture: the zoo / torchvision / timm name and options that built
-it, followed by every prune plan applied to it, replayed in order on the freshly built base model. For a
-model netsculpt did not build, pass ``builder="package.module:function"`` (your own code, imported by
-name) so it can be rebuilt the same way.
+A saved model is a folder: ``model.safetensors`` (the weights) and ``netsculpt.json`` (how to rebuild the
+architecture: its unpruned **base** and the ordered **edits** applied since; see
+:mod:`netsculpt.saved.document`). Loading validates the whole document first, builds the base from
+netsculpt's registries only, replays registered edits (:mod:`netsculpt.edits`) and then loads the
+weights strictly. A base netsculpt cannot rebuild is supplied by the caller: ``model=`` (replay onto your
+own unpruned model) or ``trust_builder="pkg.mod:function"`` (run exactly that builder). See
+docs/security.md.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from netsculpt.edits import replay_edits
 from netsculpt.errors import CheckpointError
-from netsculpt.fileio import atomic_write, load_state_dict_file, write_json
-from netsculpt.spec import model_spec, tag_model
+from netsculpt.fileio import atomic_write, write_json
+from netsculpt.saved.bases import build_base
+from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
+from netsculpt.saved.weights import read_weights
+from netsculpt.spec import describe_unbuilt, model_spec
 
-FORMAT = "netsculpt-model"
-VERSION = 2  # 2: weights may be packed (palettized layers, see netsculpt.weights.storage)
 WEIGHTS_FILE = "model.safetensors"
-SPEC_FILE = "netsculpt.json"
+
+__all__ = ["FORMAT", "SPEC_FILE", "VERSION", "WEIGHTS_FILE", "is_saved_model", "load", "read_spec", "save"]
+
+
+def _resolve_base(spec: dict[str, Any]) -> dict[str, Any]:
+    """Name the base of a model netsculpt did not build: a torchvision / timm builder, else its class."""
+    base = spec["base"]
+    if base["kind"] != "unidentified":
+        return base
+    from netsculpt.models.identify import identify_base
+
+    return identify_base(base, spec["base_shapes"]) or {"kind": "user", "class": base["class"]}
+
+
+def _document(
+    model: nn.Module, builder: str | None, builder_kwargs: dict[str, Any] | None, extra: Any
+) -> dict:
+    spec = model_spec(model) or describe_unbuilt(model)
+    base = (
+        {"kind": "builder", "builder": builder, "kwargs": dict(builder_kwargs or {})}
+        if builder is not None
+        else _resolve_base(spec)
+    )
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "base": base,
+        "base_shapes": spec["base_shapes"],
+        "edits": spec["edits"],
+        "extra": dict(extra or {}),
+    }
+    try:  # exactly what load will see: options that are not JSON fail here, not when loading
+        document = json.loads(json.dumps(document))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"cannot save this model: its build options are not plain data ({exc}); build it with options "
+            "netsculpt can record (numbers, strings, booleans, lists) or pass "
+            "builder='package.module:function'"
+        ) from None
+    return validate_document(document, "the model to save")
 
 
 def save(
@@ -36,105 +78,56 @@ def save(
     builder_kwargs: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` to ``directory`` (weights and spec, each written atomically)."""
-    directory = Path(directory)
-    spec = model_spec(model)
-    if builder is not None:
-        spec = {
-            "builder": builder,
-            "kwargs": dict(builder_kwargs or {}),
-            "plans": (spec or {}).get("plans", []),
-        }
-    if spec is None:
-        raise CheckpointError(
-            "netsculpt.save needs to know how to rebuild this model: build it with "
-            "netsculpt.models.create_model (or ns.load), or pass builder='package.module:function' (and "
-            "builder_kwargs) naming code that builds "
-            "the unpruned architecture"
-        )
+    """Write ``model`` to ``directory`` (weights and spec, each written atomically).
+
+    Works for any model: netsculpt's own, torchvision / timm models however they were built, and any
+    other class (its loading then needs ``model=`` or ``trust_builder=``). ``builder=`` names code that
+    rebuilds the unpruned architecture (run on load only when the loader trusts it).
+    """
     from netsculpt.weights.storage import pack_state
 
+    directory = Path(directory)
+    document = _document(model, builder, builder_kwargs, extra)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     tensors, metadata = pack_state(model, state)  # palettized layers as packed indices + fp16 tables
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata=metadata))
-    version = VERSION if metadata else 1  # plain files stay readable by netsculpt versions before packing
-    write_json(
-        directory / SPEC_FILE, {"format": FORMAT, "version": version, "spec": spec, "extra": extra or {}}
-    )
+    write_json(directory / SPEC_FILE, document)
     return directory
 
 
 def read_spec(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(directory) / SPEC_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{str(directory)!r} is not a saved netsculpt model: {SPEC_FILE} is missing")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON: {exc}") from None
-    if data.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a netsculpt model spec (format {data.get('format')!r})")
-    if data.get("version", 0) > VERSION:
-        raise CheckpointError(f"{str(path)!r} was written by a newer netsculpt (version {data['version']})")
-    return data
+    """The validated ``netsculpt.json`` of a saved model (older versions migrated to the current one)."""
+    return read_document(directory)
 
 
-def build_base(spec: dict[str, Any]) -> nn.Module:
-    """Build the unpruned architecture a spec describes."""
-    if "builder" in spec:
-        module_name, _, fn_name = spec["builder"].partition(":")
-        try:
-            fn = getattr(importlib.import_module(module_name), fn_name)
-        except (ImportError, AttributeError) as exc:
-            raise CheckpointError(f"cannot import builder {spec['builder']!r}: {exc}") from None
-        model = fn(**spec.get("kwargs", {}))
-        tag_model(model, {"builder": spec["builder"], "kwargs": spec.get("kwargs", {})})
-        return model
-    from netsculpt.models import create_model
+def load(
+    directory: str | os.PathLike[str],
+    *,
+    model: nn.Module | None = None,
+    trust_builder: str | None = None,
+) -> nn.Module:
+    """Rebuild a saved model: base architecture, replayed edits, then the saved weights (strict).
 
-    return create_model(
-        spec["name"],
-        num_classes=spec.get("num_classes"),
-        in_channels=spec.get("in_channels"),
-        **spec.get("kwargs", {}),
+    ``model``: your unpruned model to replay the saved edits onto (it is copied, not changed); needed
+    when the base is a class netsculpt cannot rebuild. ``trust_builder``: the exact
+    ``"package.module:function"`` you allow to build the base, when the file names one.
+    """
+    where = repr(str(Path(directory) / SPEC_FILE))
+    document = read_document(directory)
+    base = build_base(
+        document["base"], document["base_shapes"], where, model=model, trust_builder=trust_builder
     )
-
-
-def load(directory: str | os.PathLike[str]) -> nn.Module:
-    """Rebuild a saved model: base architecture, replayed plans, then the saved weights (strict)."""
-    from netsculpt.prune import apply_plan
-    from netsculpt.surgery import PrunePlan
-
-    data = read_spec(directory)
-    spec = data["spec"]
-    model = build_base(spec)
-    for step in spec.get("plans", []):
-        if "factorise" in step:  # a low-rank step: rebuild its layer chains, weights come below
-            from netsculpt.weights.lowrank import refactorise_
-
-            refactorise_(model, step["factorise"])
-            continue
-        inputs = tuple(torch.zeros(s) for s in step["input_shapes"])
-        model = apply_plan(model, PrunePlan.from_dict(step["plan"]), inputs, inplace=True)
-    from netsculpt.weights.storage import unpack_state
-
-    state = unpack_state(model, Path(directory) / WEIGHTS_FILE)  # None: a plain state dict
-    if state is None:
-        state = load_state_dict_file(Path(directory) / WEIGHTS_FILE)
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches
-        raise CheckpointError(
-            f"saved weights in {str(directory)!r} do not fit the rebuilt model: {exc}"
-        ) from None
+    rebuilt = replay_edits(base, document["edits"], where)
+    state = read_weights(rebuilt, Path(directory) / WEIGHTS_FILE)
+    missing, unexpected = rebuilt.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(
             f"saved weights in {str(directory)!r} do not fit the rebuilt model: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}"
         )
-    model.eval()
-    return model
+    rebuilt.eval()
+    return rebuilt
 
 
 def is_saved_model(path: str | os.PathLike[str]) -> bool:

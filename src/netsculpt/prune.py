@@ -14,7 +14,7 @@ from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.tracing import as_tuple
 from netsculpt.importance import get_criterion
-from netsculpt.spec import append_plan
+from netsculpt.spec import append_plan, ensure_base
 from netsculpt.surgery import PrunePlan, apply_plan_
 
 
@@ -93,6 +93,7 @@ def apply_plan(
     """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model."""
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
     target = model if inplace else copy.deepcopy(model)
+    ensure_base(target)  # before surgery: a model netsculpt did not build is saved by what it was
     apply_plan_(target, graph, plan)
     append_plan(target, plan.to_dict(), graph.input_shapes)
     try:

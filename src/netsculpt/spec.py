@@ -1,42 +1,94 @@
 """Model provenance: how to rebuild a model without pickling it.
 
-``create_model`` tags every model with the name and options that built it; pruning appends the plans it
-applied. ``netsculpt.io`` stores this spec as JSON beside the weights, so loading replays it on the base
-architecture instead of unpickling Python objects.
+A model netsculpt produced carries a plain-dict description of how to rebuild it: its **base** (the
+unpruned architecture: a zoo / torchvision / timm name with its options, a trusted builder, or a class
+the user must supply) and the ordered **edits** applied since (prune plans, factorisations, ...; see
+:mod:`netsculpt.edits`). ``netsculpt.io`` stores it as JSON beside the weights, so loading rebuilds the
+base and replays the edits instead of unpickling Python objects.
+
+A model netsculpt did not build gets its base recorded the first time netsculpt edits it (on
+netsculpt's own copy): the class, the state-dict shapes and a structural fingerprint, from which
+:func:`netsculpt.models.identify.identify_base` later finds the torchvision / timm builder.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 from torch import nn
 
 SPEC_ATTR = "netsculpt_spec"
 
+# modules that only act in training (or do nothing): they are left out of the structural fingerprint,
+# so a model built with another dropout / drop-path rate still matches its builder
+_TRAIN_ONLY = frozenset(
+    {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "DropPath", "DropBlock2d"}
+    | {"Identity", "StochasticDepth"}
+)
 
-def tag_model(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
-    """Attach a JSON-serialisable build description to ``model``."""
-    object.__setattr__(model, SPEC_ATTR, copy.deepcopy(spec))
+
+def state_shapes(model: nn.Module) -> dict[str, list[int]]:
+    """Every state-dict entry's shape: what a base must match for saved edits and weights to fit."""
+    return {key: list(value.shape) for key, value in model.state_dict().items()}
+
+
+def structure_fingerprint(model: nn.Module) -> str:
+    """A hash of the module tree (names, classes, hyper-parameters) and state-dict shapes and dtypes.
+
+    Two models with the same fingerprint are the same architecture for every purpose netsculpt has:
+    same layers with the same settings, so the same weights compute the same function.
+    """
+    lines = [f"{type(model).__module__}.{type(model).__qualname__}"]
+    for name, module in model.named_modules():
+        if type(module).__name__ in _TRAIN_ONLY:
+            continue
+        kind = f"{type(module).__module__}.{type(module).__qualname__}"
+        lines.append(f"{name}|{kind}|{module.extra_repr()}")
+    lines += [f"{k}|{tuple(v.shape)}|{v.dtype}" for k, v in model.state_dict().items()]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def tag_model(model: nn.Module, base: dict[str, Any]) -> nn.Module:
+    """Record that ``model`` is the unedited architecture ``base`` describes."""
+    spec = {"base": copy.deepcopy(base), "base_shapes": state_shapes(model), "edits": []}
+    object.__setattr__(model, SPEC_ATTR, spec)
     return model
 
 
 def model_spec(model: nn.Module) -> dict[str, Any] | None:
-    """The build description of ``model``, or None for a model netsculpt did not build."""
+    """The provenance of ``model`` (``base``, ``base_shapes``, ``edits``), or None if netsculpt has none."""
     spec = getattr(model, SPEC_ATTR, None)
-    return copy.deepcopy(spec) if isinstance(spec, dict) else None
+    return copy.deepcopy(spec) if isinstance(spec, dict) and "base" in spec else None
 
 
-def append_plan(model: nn.Module, plan: dict[str, Any], input_shapes: list[tuple[int, ...]]) -> None:
-    """Record a plan applied to ``model`` (replayed in order when the model is loaded)."""
-    append_step(model, {"plan": plan, "input_shapes": [list(s) for s in input_shapes]})
+def describe_unbuilt(model: nn.Module) -> dict[str, Any]:
+    """The provenance of a model netsculpt did not build, as it is now (nothing is attached to it)."""
+    cls = type(model)
+    base = {
+        "kind": "unidentified",
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "fingerprint": structure_fingerprint(model),
+    }
+    if isinstance(getattr(model, "pretrained_cfg", None), dict):  # timm records its architecture here
+        base["timm_architecture"] = str(model.pretrained_cfg.get("architecture", ""))
+    return {"base": base, "base_shapes": state_shapes(model), "edits": []}
+
+
+def ensure_base(model: nn.Module) -> None:
+    """Before netsculpt first edits a model it did not build, note what the unedited model was."""
+    if model_spec(model) is None:
+        object.__setattr__(model, SPEC_ATTR, describe_unbuilt(model))
 
 
 def append_step(model: nn.Module, step: dict[str, Any]) -> None:
-    """Record one architecture change (a prune plan, a low-rank factorisation); ``netsculpt.io.load``
-    replays the steps in order. Kept under the historical key ``plans`` so older files still load."""
-    spec = model_spec(model)
-    if spec is None:
-        return
-    spec.setdefault("plans", []).append(copy.deepcopy(step))
-    tag_model(model, spec)
+    """Record one edit (``{"kind": ..., ...}``, see :mod:`netsculpt.edits`); loading replays them in order."""
+    ensure_base(model)  # a no-op after the first edit; callers call it before they change the model
+    spec = getattr(model, SPEC_ATTR)
+    spec["edits"].append(copy.deepcopy(step))
+
+
+def append_plan(model: nn.Module, plan: dict[str, Any], input_shapes: list[tuple[int, ...]]) -> None:
+    """Record a prune plan applied to ``model`` with the example input shapes it was traced at."""
+    append_step(model, {"kind": "prune", "plan": plan, "input_shapes": [list(s) for s in input_shapes]})

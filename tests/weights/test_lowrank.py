@@ -123,7 +123,7 @@ def test_a_factorisation_record_naming_a_missing_layer_is_refused(tmp_path) -> N
     ns.save(model, tmp_path / "m")
     spec_file = tmp_path / "m" / "netsculpt.json"
     data = json.loads(spec_file.read_text())
-    data["spec"]["plans"][-1]["factorise"][0]["name"] = "no_such_layer"
+    data["edits"][-1]["layers"][0]["name"] = "no_such_layer"
     spec_file.write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="no_such_layer"):
         ns.load(tmp_path / "m")

@@ -46,7 +46,7 @@ def test_lenet_palettes_reload_bit_for_bit(tmp_path) -> None:
         assert torch.equal(palette.lut, after[key].lut) and torch.equal(palette.indices, after[key].indices)
         assert after[key].bits == palette.bits
     spec = json.loads((tmp_path / "m" / "netsculpt.json").read_text())
-    assert spec["version"] == 2  # packed weights: older netsculpt refuses instead of misreading
+    assert spec["version"] == 3  # netsculpt before typed edits (<= 2) refuses instead of misreading
     # re-saving the loaded model writes the identical file: palettes survive the round trip
     ns.save(loaded, tmp_path / "again")
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == (
@@ -84,7 +84,7 @@ def test_groups_vectors_and_fp16_dense_tensors(tmp_path) -> None:
         names = set(f.keys())
         assert f.get_tensor("dense.h").numel() > 0  # conv1, biases and BN rounded to fp16 and stored so
     assert names <= {"palettes.indices", "palettes.luts", "dense.h", "dense.q"}  # int64: num_batches_tracked
-    loaded = ns.load(tmp_path)
+    loaded = ns.load(tmp_path, trust_builder=BUILDER)
     _all_equal(model, loaded)
     assert module_palettes(loaded.fc)["weight"].lut.shape == (1, 4, 2)  # 4 outputs, group_size 4
 
@@ -109,7 +109,7 @@ def test_refusals(tmp_path) -> None:
     ns.save(model, tmp_path / "a")
     spec_path = tmp_path / "a" / "netsculpt.json"
     spec = json.loads(spec_path.read_text())
-    spec["spec"]["num_classes"] = 7  # a different architecture than the weights were saved from
+    spec["base"]["num_classes"] = 7  # a different architecture than the weights were saved from
     spec_path.write_text(json.dumps(spec))
     with pytest.raises(CheckpointError):
         ns.load(tmp_path / "a")
@@ -120,4 +120,4 @@ def test_plain_models_still_save_plainly(tmp_path) -> None:
     ns.save(model, tmp_path)
     with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
         assert "conv1.weight" in set(f.keys()) and not (f.metadata() or {})
-    assert json.loads((tmp_path / "netsculpt.json").read_text())["version"] == 1
+    assert json.loads((tmp_path / "netsculpt.json").read_text())["version"] == 3

@@ -32,6 +32,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-channels", type=int, default=None, help="input channels (1 for digits)")
     p.add_argument("--checkpoint", default=None, help="a state dict (.safetensors or torch weights) to load")
     p.add_argument("--input-shape", type=parse_shape, default=None, help="example input, e.g. 1,3,224,224")
+    p.add_argument(
+        "--trust-builder",
+        default=None,
+        metavar="PKG.MOD:FN",
+        help="for a saved model whose base netsculpt cannot build: the exact builder you allow to run",
+    )
 
 
 def load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, ...]]:
@@ -44,11 +50,12 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, ...]]:
             raise ConfigError(
                 f"{args.model!r} is a folder but not a saved netsculpt model (no netsculpt.json)"
             )
-        model = load(args.model)
+        model = load(args.model, trust_builder=getattr(args, "trust_builder", None))
         data = read_spec(args.model)
         shape = data.get("extra", {}).get("input_shape")
-        if shape is None and "name" in data["spec"]:
-            shape = model_input_shape(data["spec"]["name"], in_channels=data["spec"].get("in_channels"))
+        base = data["base"]
+        if shape is None and base["kind"] == "netsculpt":
+            shape = model_input_shape(base["name"], in_channels=base.get("in_channels"))
         shape = args.input_shape or (tuple(shape) if shape else None)
         if shape is None:
             raise ConfigError("pass --input-shape: this saved model does not record its input shape")

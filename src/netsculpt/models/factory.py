@@ -89,7 +89,16 @@ def create_model(
         channels = _positive(spec.in_channels if in_channels is None else in_channels, "in_channels")
         _check_kwargs(spec, kwargs)
         model = spec.builder(classes, channels, **kwargs)
-    tag_model(model, {"name": name, "num_classes": classes, "in_channels": channels, "kwargs": kwargs})
+    tag_model(
+        model,
+        {
+            "kind": "netsculpt",
+            "name": name,
+            "num_classes": classes,
+            "in_channels": channels,
+            "kwargs": kwargs,
+        },
+    )
     if checkpoint is not None:
         options = "".join(f", {k}={v!r}" for k, v in kwargs.items())
         load_checkpoint(

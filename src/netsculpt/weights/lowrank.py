@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError, ConfigError
-from netsculpt.spec import append_step
+from netsculpt.spec import append_step, ensure_base
 from netsculpt.train import TrainConfig, train
 from netsculpt.weights.config import FilterFn
 
@@ -221,6 +221,7 @@ def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Fa
     """Replace every selected Linear / ungrouped Conv2d of ``model`` in place; returns what changed."""
     config = config or LowRankConfig()
     keep = config.filter_fn or (lambda m, n: isinstance(m, nn.Linear | nn.Conv2d))
+    ensure_base(model)  # before any layer changes: what the unedited model was
     targets = [
         (n, m) for n, m in model.named_modules() if n and isinstance(m, nn.Linear | nn.Conv2d) and keep(m, n)
     ]
@@ -235,8 +236,18 @@ def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Fa
         done.append(record)
     if done:
         layers = [{"name": r.name, "kind": r.kind, "ranks": list(r.ranks)} for r in done]
-        append_step(model, {"factorise": layers})
+        append_step(model, {"kind": "factorise", "layers": layers})
     return done
+
+
+def _rank_limits(module: nn.Module, kind: str) -> tuple[int, ...] | None:
+    """The largest ranks a ``kind`` factorisation of ``module`` can have (None: wrong layer type)."""
+    if kind == "svd" and isinstance(module, nn.Linear):
+        return (min(module.in_features, module.out_features),)
+    if not isinstance(module, nn.Conv2d) or module.groups != 1 or kind not in ("spatial", "tucker2"):
+        return None
+    o, i, kh, kw = module.weight.shape
+    return (min(i * kh, o * kw),) if kind == "spatial" else (o, i)
 
 
 def refactorise_(model: nn.Module, layers: list[dict[str, Any]]) -> None:
@@ -254,11 +265,17 @@ def refactorise_(model: nn.Module, layers: list[dict[str, Any]]) -> None:
             ) from None
         if kind not in build or not isinstance(ranks, list) or not all(isinstance(r, int) for r in ranks):
             raise CheckpointError(f"unreadable factorisation record for {name!r}: {layer!r}")
+        limits = _rank_limits(module, kind)
+        if limits is None or len(ranks) != len(limits) or not all(1 <= r <= m for r, m in zip(ranks, limits)):
+            raise CheckpointError(
+                f"the saved factorisation of {name!r} ({kind}, ranks {ranks}) does not fit the layer "
+                f"{type(module).__name__}: ranks must be within {limits}"
+            )
         with torch.no_grad():
             new = build[kind](module, *ranks).to(module.weight.dtype)
         parent_name, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent_name), attr, new)
-    append_step(model, {"factorise": copy.deepcopy(layers)})
+    append_step(model, {"kind": "factorise", "layers": copy.deepcopy(layers)})
 
 
 def lowrank_model(

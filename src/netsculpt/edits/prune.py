@@ -1,0 +1,83 @@
+"""The ``prune`` edit: a :class:`~netsculpt.surgery.PrunePlan` and the input shapes it was traced at."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.edits.base import EditKind
+from netsculpt.errors import CheckpointError
+
+MAX_INPUT_ELEMENTS = 1 << 24  # 16.8 M values (64 MiB of float32) per example input: 4K images fit
+MAX_DIM = 1 << 20
+MAX_CHANNELS = 1 << 20
+
+_SHAPE = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 8,
+    "items": {"type": "integer", "minimum": 1, "maximum": MAX_DIM},
+}
+
+SCHEMA: dict[str, Any] = {
+    "properties": {
+        "plan": {
+            "type": "object",
+            "properties": {
+                "version": {"type": "integer", "minimum": 1, "maximum": 1},
+                "keep": {
+                    "type": "object",
+                    "maxProperties": 100_000,
+                    "additionalProperties": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "integer", "minimum": 0, "maximum": MAX_CHANNELS},
+                    },
+                },
+                "sizes": {
+                    "type": "object",
+                    "maxProperties": 100_000,
+                    "additionalProperties": {"type": "integer", "minimum": 1, "maximum": MAX_CHANNELS},
+                },
+                "meta": {"type": "object", "properties": {"allow_inexact": {"type": "boolean"}}},
+            },
+            "required": ["keep", "sizes"],
+            "additionalProperties": False,
+        },
+        "input_shapes": {"type": "array", "minItems": 1, "maxItems": 16, "items": _SHAPE},
+    },
+    "required": ["plan", "input_shapes"],
+}
+
+
+def check(edit: dict[str, Any], where: str) -> None:
+    """Limits beyond the schema: bounded example inputs, kept indices inside their group's size."""
+    for i, shape in enumerate(edit["input_shapes"]):
+        if math.prod(shape) > MAX_INPUT_ELEMENTS:
+            raise CheckpointError(
+                f"{where}.input_shapes[{i}]: {shape} holds {math.prod(shape):,} values; the limit is "
+                f"{MAX_INPUT_ELEMENTS:,}"
+            )
+    keep, sizes = edit["plan"]["keep"], edit["plan"]["sizes"]
+    for group, kept in keep.items():
+        field = f"{where}.plan.keep[{group!r}]"
+        if group not in sizes:
+            raise CheckpointError(f"{field}: the group has no entry in plan.sizes")
+        if len(set(kept)) != len(kept) or max(kept) >= sizes[group]:
+            raise CheckpointError(
+                f"{field}: kept channels must be distinct indices below the group's size {sizes[group]}"
+            )
+
+
+def replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
+    from netsculpt.prune import apply_plan
+    from netsculpt.surgery import PrunePlan
+
+    inputs = tuple(torch.zeros(shape) for shape in edit["input_shapes"])
+    return apply_plan(model, PrunePlan.from_dict(edit["plan"]), inputs, inplace=True)
+
+
+PRUNE = EditKind("prune", SCHEMA, replay, check)

@@ -1,0 +1,101 @@
+"""Find the netsculpt name that rebuilds a torchvision or timm model the user built themselves.
+
+A saved model must say how to rebuild its unpruned architecture. For ``torchvision.models.resnet18()``
+or ``timm.create_model("resnet18", num_classes=10)`` nothing was recorded, so the candidates are the
+builders that make that class (torchvision: the builders defined in the class's module; timm: the
+architecture in the model's ``pretrained_cfg``). Each is built on the meta device (no memory) with the
+class count and input channels read off the mismatching shapes, and accepted only when its structural
+fingerprint (every module's class and settings, every state-dict shape) equals the user's model.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.models import external
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLASSES = 1000
+DEFAULT_CHANNELS = 3
+
+
+@functools.cache
+def _torchvision_builders_by_module() -> dict[str, tuple[str, ...]]:
+    import torchvision
+
+    found: dict[str, list[str]] = {}
+    for name in external.torchvision_names():
+        module = inspect.getmodule(torchvision.models.get_model_builder(name))
+        found.setdefault(getattr(module, "__name__", ""), []).append(name)
+    return {module: tuple(names) for module, names in found.items()}
+
+
+def candidate_names(base: dict[str, Any]) -> list[str]:
+    """``torchvision:NAME`` / ``timm:NAME`` builders that may have made a model of ``base["class"]``."""
+    module = base["class"].rpartition(".")[0]
+    if module.startswith("torchvision.models"):
+        return [f"torchvision:{n}" for n in _torchvision_builders_by_module().get(module, ())]
+    architecture = base.get("timm_architecture") or ""
+    if module.startswith("timm.") and architecture and architecture in external.timm_names():
+        return [f"timm:{architecture}"]
+    return []
+
+
+def _build(name: str, num_classes: int, in_channels: int) -> nn.Module | None:
+    """The candidate on the meta device (no memory), or on the CPU when its code needs real values."""
+    from netsculpt.models.factory import create_model
+
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                return create_model(name, num_classes=num_classes, in_channels=in_channels)
+        except Exception as exc:  # a builder doing arithmetic on meta tensors; any failure: not this one
+            log.debug("candidate %s on %s failed: %s", name, device, exc)
+    return None
+
+
+def _guesses(candidate: nn.Module, shapes: dict[str, list[int]]) -> tuple[set[int], set[int]]:
+    """Class counts and input channels to try, read off where the default build's shapes differ."""
+    classes, channels = {DEFAULT_CLASSES}, {DEFAULT_CHANNELS}
+    first_conv = next((k for k, v in candidate.state_dict().items() if v.dim() >= 3), None)
+    for key, value in candidate.state_dict().items():
+        theirs = shapes.get(key)
+        if theirs is None or list(value.shape) == theirs or len(theirs) != value.dim():
+            continue
+        for dim, (mine, other) in enumerate(zip(value.shape, theirs)):
+            if mine == DEFAULT_CLASSES and dim == 0 and other != mine:
+                classes.add(other)
+            if key == first_conv and dim == 1 and mine == DEFAULT_CHANNELS and other != mine:
+                channels.add(other)
+    return classes, channels
+
+
+def identify_base(base: dict[str, Any], shapes: dict[str, list[int]]) -> dict[str, Any] | None:
+    """A ``create_model`` base spec whose build has ``base["fingerprint"]``, or None if none does."""
+    from netsculpt.spec import structure_fingerprint
+
+    for name in candidate_names(base):
+        default = _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS)
+        if default is None:
+            continue
+        classes, channels = _guesses(default, shapes)
+        for num_classes in sorted(classes, key=lambda n: n != DEFAULT_CLASSES):
+            for in_channels in sorted(channels, key=lambda n: n != DEFAULT_CHANNELS):
+                same = num_classes == DEFAULT_CLASSES and in_channels == DEFAULT_CHANNELS
+                model = default if same else _build(name, num_classes, in_channels)
+                if model is not None and structure_fingerprint(model) == base["fingerprint"]:
+                    return {
+                        "kind": "netsculpt",
+                        "name": name,
+                        "num_classes": num_classes,
+                        "in_channels": in_channels,
+                        "kwargs": {},
+                    }
+    return None

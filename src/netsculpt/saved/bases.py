@@ -1,0 +1,200 @@
+"""The base of a saved model (its unpruned architecture), and the consent rules for building it.
+
+Three kinds:
+
+* ``netsculpt``: a zoo / ``torchvision:`` / ``timm:`` name with options. The name is looked up in
+  netsculpt's own registries and the libraries' registries (never imported by string), and the model is
+  first built on the meta device to bound its size before any memory is spent.
+* ``builder``: ``"package.module:function"``. It runs only if the caller names exactly that builder
+  (``trust_builder=``, CLI ``--trust-builder``) or supplies the base model itself (``model=``).
+* ``user``: a class netsculpt cannot rebuild; the caller supplies the base (``model=``, or a trusted
+  builder that makes it).
+
+In every case the base's state-dict shapes are checked against the ones saved, naming the first
+parameter that differs.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.errors import CheckpointError, NetsculptError
+from netsculpt.jsoncheck import check_schema
+from netsculpt.spec import state_shapes, tag_model
+
+MAX_BASE_VALUES = 2_000_000_000  # 8 GB of float32: more than any torchvision / timm model's parameters
+_OPTION = {
+    "anyOf": [
+        {"type": ["string", "boolean", "null"], "maxLength": 200},
+        {"type": "number", "minimum": -1e6, "maximum": 1e6},
+        {
+            "type": "array",
+            "maxItems": 16,
+            "items": {"type": ["number", "string", "boolean", "null"], "maximum": 1e6, "maxLength": 200},
+        },
+    ]
+}
+_BUILDER = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+_CLASS = r"^[A-Za-z_][A-Za-z0-9_.<>]*$"
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "netsculpt": {
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[A-Za-z0-9_.:\-]+$"},
+            "num_classes": {"type": "integer", "minimum": 1, "maximum": 100_000},
+            "in_channels": {"type": "integer", "minimum": 1, "maximum": 1024},
+            "kwargs": {
+                "type": "object",
+                "maxProperties": 32,
+                "propertyNames": {"not": {"enum": ["checkpoint", "num_classes", "in_channels"]}},
+                "additionalProperties": _OPTION,
+            },
+        },
+        "required": ["name"],
+    },
+    "builder": {
+        "properties": {
+            "builder": {"type": "string", "maxLength": 300, "pattern": _BUILDER},
+            "kwargs": {"type": "object"},
+        },
+        "required": ["builder"],
+    },
+    "user": {
+        "properties": {"class": {"type": "string", "maxLength": 300, "pattern": _CLASS}},
+        "required": ["class"],
+    },
+}
+
+
+def validate_base(base: Any, where: str) -> None:
+    kind = base.get("kind") if isinstance(base, dict) else None
+    if kind not in SCHEMAS:
+        raise CheckpointError(f"{where}: base.kind must be one of {', '.join(sorted(SCHEMAS))}, got {kind!r}")
+    schema = SCHEMAS[kind]
+    full = {
+        "type": "object",
+        "properties": {"kind": {"const": kind}, **schema["properties"]},
+        "required": ["kind", *schema["required"]],
+        "additionalProperties": False,
+    }
+    check_schema(base, full, where, "base")
+
+
+def _create(base: dict[str, Any]) -> nn.Module:
+    from netsculpt.models import create_model
+
+    return create_model(
+        base["name"],
+        num_classes=base.get("num_classes"),
+        in_channels=base.get("in_channels"),
+        **base.get("kwargs", {}),
+    )
+
+
+def _check_size(base: dict[str, Any], where: str) -> None:
+    """Build on the meta device first: a file cannot make netsculpt allocate an enormous model."""
+    try:
+        with torch.device("meta"):
+            model = _create(base)
+    except NetsculptError as exc:
+        raise CheckpointError(f"{where}: base {base['name']!r}: {exc}") from None
+    except Exception as exc:  # the builder computes with tensor values (e.g. RegNet): meta cannot run it
+        if base.get("kwargs"):
+            raise CheckpointError(
+                f"{where}: base {base['name']!r} with options {sorted(base['kwargs'])} cannot be "
+                f"size-checked before it is built ({type(exc).__name__}); pass model=<the unpruned model> "
+                "to load it"
+            ) from None
+        return  # the library's own default architecture: its size is the library's, bounded
+    values = sum(t.numel() for t in model.state_dict().values())
+    if values > MAX_BASE_VALUES:
+        raise CheckpointError(
+            f"{where}: base {base['name']!r} would hold {values:,} values; the limit is {MAX_BASE_VALUES:,}"
+        )
+
+
+def check_shapes(model: nn.Module, shapes: dict[str, list[int]] | None, where: str) -> None:
+    """Refuse a base whose state dict differs from the saved one, naming the first difference."""
+    if shapes is None:
+        return  # written before shapes were recorded: the edits and weights are checked instead
+    mine = state_shapes(model)
+    for key, shape in shapes.items():
+        if key not in mine:
+            raise CheckpointError(f"{where}: the base model has no {key!r} (saved with shape {shape})")
+        if mine[key] != shape:
+            raise CheckpointError(
+                f"{where}: the base model's {key!r} has shape {mine[key]}, the saved model's base has {shape}"
+            )
+    extra = [key for key in mine if key not in shapes]
+    if extra:
+        raise CheckpointError(f"{where}: the base model has {extra[0]!r}, which the saved model's base lacks")
+
+
+def _import_builder(builder: str, where: str) -> Any:
+    module_name, _, fn_name = builder.partition(":")
+    if not re.fullmatch(_BUILDER, builder):
+        raise CheckpointError(f"trust_builder must look like 'package.module:function', got {builder!r}")
+    try:
+        return getattr(importlib.import_module(module_name), fn_name)
+    except (ImportError, AttributeError) as exc:
+        raise CheckpointError(f"{where}: cannot import the trusted builder {builder!r}: {exc}") from None
+
+
+def _call_builder(builder: str, kwargs: dict[str, Any], where: str) -> nn.Module:
+    model = _import_builder(builder, where)(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise CheckpointError(
+            f"{where}: builder {builder!r} returned {type(model).__name__}, not an nn.Module"
+        )
+    return model
+
+
+def _refusal(base: dict[str, Any], where: str) -> CheckpointError:
+    if base["kind"] == "builder":
+        return CheckpointError(
+            f"{where} asks to run the builder {base['builder']!r}. netsculpt runs no code a file names: if "
+            f"you trust it, load with trust_builder={base['builder']!r} (CLI: --trust-builder "
+            f"{base['builder']}), or pass model=<the unpruned model> to replay the saved edits onto it"
+        )
+    name = base["class"].rpartition(".")[2]
+    return CheckpointError(
+        f"{where} was saved from a model of class {base['class']!r}, which netsculpt cannot rebuild: pass "
+        f"model={name}(...) (the unpruned architecture) to netsculpt.load, or trust_builder="
+        "'package.module:function' naming code that builds it (CLI: --trust-builder)"
+    )
+
+
+def build_base(
+    base: dict[str, Any],
+    shapes: dict[str, list[int]] | None,
+    where: str,
+    *,
+    model: nn.Module | None = None,
+    trust_builder: str | None = None,
+) -> nn.Module:
+    """The unpruned model a validated base describes, or the caller's ``model`` (a copy) after checks."""
+    if model is not None:
+        if not isinstance(model, nn.Module):
+            raise CheckpointError(f"model= must be an nn.Module, got {type(model).__name__}")
+        check_shapes(model, shapes, where)
+        return tag_model(copy.deepcopy(model), base)
+    kind = base["kind"]
+    if kind == "netsculpt":
+        _check_size(base, where)
+        built = _create(base)
+    elif trust_builder is None or (kind == "builder" and trust_builder != base["builder"]):
+        error = _refusal(base, where)
+        if trust_builder is not None:
+            error = CheckpointError(f"{error} (trust_builder={trust_builder!r} names a different builder)")
+        raise error
+    else:
+        kwargs = base.get("kwargs", {}) if kind == "builder" else {}
+        built = _call_builder(trust_builder, kwargs, where)
+    check_shapes(built, shapes, where)
+    return tag_model(built, base)
