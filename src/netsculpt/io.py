@@ -39,7 +39,7 @@ def _resolve_base(spec: dict[str, Any]) -> dict[str, Any]:
         return base
     from netsculpt.models.identify import identify_base
 
-    return identify_base(base, spec["base_shapes"]) or {"kind": "user", "class": base["class"]}
+    return identify_base(base, spec["base_shapes"] or {}) or {"kind": "user", "class": base["class"]}
 
 
 def _document(

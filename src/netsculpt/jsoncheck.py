@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, NetsculptError
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 
@@ -31,30 +31,35 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def parse_json(text: str | bytes, where: str) -> Any:
+def parse_json(text: str | bytes, where: str, error: type[NetsculptError] = CheckpointError) -> Any:
     """``json.loads`` without NaN / Infinity, duplicate keys or unbounded nesting."""
     try:
         return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
     except RecursionError:
-        raise CheckpointError(f"{where} is nested too deeply to be a netsculpt file") from None
+        raise error(f"{where} is nested too deeply to be a netsculpt file") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError; so are huge ints
-        raise CheckpointError(f"{where} is not valid JSON: {exc}") from None
+        raise error(f"{where} is not valid JSON: {exc}") from None
 
 
-def read_json_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+def read_json_file(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = MAX_JSON_BYTES,
+    error: type[NetsculptError] = CheckpointError,
+) -> Any:
     """Read and parse ``path`` strictly, refusing files larger than ``max_bytes`` before reading them."""
     path = Path(path)
     try:
         size = path.stat().st_size
         if not path.is_file():
-            raise CheckpointError(f"{str(path)!r} is not a regular file")
+            raise error(f"{str(path)!r} is not a regular file")
         if size > max_bytes:
-            raise CheckpointError(f"{str(path)!r} is {size:,} bytes; netsculpt reads at most {max_bytes:,}")
+            raise error(f"{str(path)!r} is {size:,} bytes; netsculpt reads at most {max_bytes:,}")
         with open(path, "rb") as f:
             text = f.read(max_bytes + 1)
     except OSError as exc:
-        raise CheckpointError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    return parse_json(text, repr(str(path)))
+        raise error(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    return parse_json(text, repr(str(path)), error)
 
 
 @functools.cache

@@ -18,6 +18,7 @@ import hashlib
 from typing import Any
 
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 SPEC_ATTR = "netsculpt_spec"
 
@@ -29,9 +30,14 @@ _TRAIN_ONLY = frozenset(
 )
 
 
-def state_shapes(model: nn.Module) -> dict[str, list[int]]:
-    """Every state-dict entry's shape: what a base must match for saved edits and weights to fit."""
-    return {key: list(value.shape) for key, value in model.state_dict().items()}
+def state_shapes(model: nn.Module) -> dict[str, list[int]] | None:
+    """Every state-dict entry's shape: what a base must match for saved edits and weights to fit.
+
+    None while a lazy module has not yet seen an input (its shapes do not exist yet)."""
+    state = model.state_dict()
+    if any(is_lazy(value) for value in state.values()):
+        return None
+    return {key: list(value.shape) for key, value in state.items()}
 
 
 def structure_fingerprint(model: nn.Module) -> str:
@@ -46,7 +52,9 @@ def structure_fingerprint(model: nn.Module) -> str:
             continue
         kind = f"{type(module).__module__}.{type(module).__qualname__}"
         lines.append(f"{name}|{kind}|{module.extra_repr()}")
-    lines += [f"{k}|{tuple(v.shape)}|{v.dtype}" for k, v in model.state_dict().items()]
+    lines += [
+        f"{k}|{'lazy' if is_lazy(v) else tuple(v.shape)}|{v.dtype}" for k, v in model.state_dict().items()
+    ]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 

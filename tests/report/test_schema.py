@@ -74,7 +74,7 @@ def test_load_results_reports_missing_and_broken_files(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"no results\.json in"):
         load_results(tmp_path)
     (tmp_path / "results.json").write_text('{"version": 1, "before": ')
-    with pytest.raises(ConfigError, match="not valid JSON \\(line 1"):
+    with pytest.raises(ConfigError, match=r"not valid JSON: .*line 1"):
         load_results(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps({"version": 1, "wall_seconds": 3.5}))
     assert load_results(tmp_path).wall_seconds == 3.5

@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--force", action="store_true", help="redo every stage even if the folder has finished ones"
     )
+    p.add_argument(
+        "--trust-builder",
+        default=None,
+        metavar="PKG.MOD:FN",
+        help="a baseline checkpoint folder whose base netsculpt cannot build: the exact builder you allow",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.overrides:
         text += "\n# overrides: " + " ".join(args.overrides) + "\n"
     out = Path(args.out) if args.out else Path("runs") / recipe.name
-    results = run_recipe(recipe, text, out, force=args.force)
+    results = run_recipe(recipe, text, out, force=args.force, trust_builder=args.trust_builder)
     print_summary(results)
     print(
         f"results: {out / 'results.json'}"

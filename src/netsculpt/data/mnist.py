@@ -8,9 +8,9 @@ with the magic number 0x00000803 and label files with 0x00000801. Any 28x28 IDX 
 
 from __future__ import annotations
 
-import gzip
 import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from netsculpt.errors import DataError
 IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4")}
 IDX_DTYPES |= {0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
+MAX_IDX_BYTES = 1 << 30  # 1 GiB: the largest IDX data sets (EMNIST) are about half that
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -44,9 +45,14 @@ def read_idx(path: str | Path, expect_magic: int | None = None) -> np.ndarray:
     raw = path.read_bytes()
     if path.suffix == ".gz":
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+            inflate = zlib.decompressobj(wbits=31)  # gzip framing
+            raw = inflate.decompress(raw, MAX_IDX_BYTES + 1)
+        except zlib.error as exc:
             raise DataError(f"{path}: not a valid gzip file ({exc}); re-download it") from None
+        if len(raw) > MAX_IDX_BYTES:
+            raise DataError(f"{path}: decompresses to more than {MAX_IDX_BYTES:,} bytes; not an IDX file")
+        if not inflate.eof:
+            raise DataError(f"{path}: the gzip stream is truncated; re-download it")
     if len(raw) < 4:
         raise DataError(f"{path}: only {len(raw)} bytes, too short for an IDX header")
     magic = int.from_bytes(raw[:4], "big")

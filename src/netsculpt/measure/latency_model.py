@@ -292,12 +292,9 @@ class LatencyModel:
     @classmethod
     def load(cls, path: str | Path, model: nn.Module, example_inputs: ExampleInputs) -> LatencyModel:
         """A latency model for ``model`` reusing a saved table (and its base measurement)."""
-        import json
+        from netsculpt.jsoncheck import read_json_file
 
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read latency table {str(path)!r}: {exc}") from None
+        data = read_json_file(path, error=ConfigError)  # strict: no NaN, duplicate keys or oversized files
         if not isinstance(data, dict) or data.get("version") != TABLE_VERSION or "table" not in data:
             raise ConfigError(f"{str(path)!r} is not a netsculpt latency table (version {TABLE_VERSION})")
         shapes = [list(x.shape) for x in as_tuple(example_inputs)]

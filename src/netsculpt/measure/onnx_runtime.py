@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from netsculpt.errors import ConfigError, TraceError
+from netsculpt.errors import CheckpointError, ConfigError, TraceError
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, describe, eval_mode, run_forward
 from netsculpt.measure.latency import check_counts, median_ms
 
@@ -113,7 +113,11 @@ def _session(path_or_session: Any) -> Any:
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own Fail / InvalidProtobuf / InvalidGraph types
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"ONNX Runtime cannot load {str(path)!r}: {first}") from None
 
 
 def _feeds(session: Any, inputs: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:

@@ -202,6 +202,8 @@ class Recipe(Section):
             ((kind, body),) = item.items()
             if kind not in STAGE_MODELS:
                 raise ValueError(f"unknown stage {kind!r}; stages are: {', '.join(STAGE_KINDS)}")
+            if body is not None and not isinstance(body, dict):
+                raise ValueError(f"stage {kind!r} takes a mapping of settings, got {type(body).__name__}")
             out.append({**(body or {}), "kind": kind})
         return {**data, "stages": out}
 
@@ -243,9 +245,51 @@ def _set(data: dict[str, Any], dotted: str, raw: str) -> None:
         node[last] = value
 
 
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_NODES = 100_000  # after aliases are expanded: a real recipe has a few hundred
+MAX_RECIPE_DEPTH = 32
+
+
+def _check_yaml_bounds(text: str, source: str) -> None:
+    """Refuse what safe_load cannot: alias bombs ("billion laughs"), deep nesting and huge texts."""
+    if len(text) > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{source}: {len(text):,} characters is too long for a recipe")
+    depth = 0
+    for char in text:  # flow-style nesting, counted before the (recursive) YAML composer sees it
+        depth += (char in "[{") - (char in "]}")
+        if depth > MAX_RECIPE_DEPTH:
+            raise ConfigError(f"{source}: nested more than {MAX_RECIPE_DEPTH} levels deep")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a recipe") from None
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def expanded(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_RECIPE_DEPTH:
+            raise ConfigError(f"{source}: nested more than {MAX_RECIPE_DEPTH} levels deep")
+        if id(node) in open_nodes:
+            raise ConfigError(f"{source}:{node.start_mark.line + 1}: an alias refers to itself")
+        if id(node) not in sizes:
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            open_nodes.add(id(node))
+            sizes[id(node)] = min(1 + sum(expanded(c, depth + 1) for c in children), MAX_RECIPE_NODES + 1)
+            open_nodes.discard(id(node))
+        return sizes[id(node)]
+
+    if root is not None and expanded(root, 0) > MAX_RECIPE_NODES:
+        raise ConfigError(f"{source}: its aliases expand to more than {MAX_RECIPE_NODES:,} values")
+
+
 def parse_recipe(text: str, *, source: str = "<recipe>", overrides: list[str] = ()) -> Recipe:
     """Validate recipe ``text``; ``overrides`` are ``"a.b.c=value"`` strings (values parsed as YAML)."""
     try:
+        _check_yaml_bounds(text, source)
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None

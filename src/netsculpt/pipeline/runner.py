@@ -106,8 +106,12 @@ def _check_same_recipe(run_dir: Path, text: str, force: bool) -> None:
         )
 
 
-def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = False) -> dict[str, Any]:
-    """Run (or resume) ``recipe``; returns the results also written to ``RUN_DIR/results.json``."""
+def run_recipe(
+    recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = False, trust_builder: str | None = None
+) -> dict[str, Any]:
+    """Run (or resume) ``recipe``; returns the results also written to ``RUN_DIR/results.json``.
+
+    ``trust_builder``: passed to every ``netsculpt.load`` of the run (see docs/security.md)."""
     from netsculpt.io import load, save
     from netsculpt.measure import cpu_calibration
 
@@ -127,6 +131,7 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
     try:
         torch.manual_seed(recipe.seed)
         ctx = _context(recipe, run_dir)
+        ctx.trust_builder = trust_builder
         plan = [("baseline", recipe.baseline)] + [(s.kind, s) for s in recipe.stages]
         records: list[dict[str, Any]] = []
         model: nn.Module | None = None
@@ -134,7 +139,7 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
             out = run_dir / f"{i:02d}_{kind}"
             label = f"[{i + 1}/{len(plan)}] {kind}"
             if (out / "DONE").is_file():
-                model = _load_stage(out)
+                model = _load_stage(out, trust_builder)
                 record = _read_record(out)
                 console.print(f"{label}: done earlier, resumed from {out.name}")
                 log.info("%s: resumed from %s", label, out)
@@ -169,7 +174,7 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
                     metrics["macs"],
                 )
             if kind == "baseline":
-                ctx.teacher = load(out / "model")
+                ctx.teacher = load(out / "model", trust_builder=trust_builder)
             records.append(record)
         results = _results(recipe, text, records, cpu_calibration().to_dict(), time.perf_counter() - started)
         validate_results(results, source=str(run_dir / "results.json"))  # catch a writer bug at the source
@@ -182,14 +187,14 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
         handler.close()
 
 
-def _load_stage(out: Path) -> nn.Module:
+def _load_stage(out: Path, trust_builder: str | None = None) -> nn.Module:
     from netsculpt.io import load
 
     if (out / "model.int8.onnx").is_file():
         from netsculpt.weights.quantize import OnnxModule
 
         return OnnxModule(out / "model.int8.onnx")
-    return load(out / "model")
+    return load(out / "model", trust_builder=trust_builder)
 
 
 def _read_record(out: Path) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class RunContext:
     teacher: nn.Module | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     make_train_loader: Callable[[bool, int | None], Any] | None = None
+    trust_builder: str | None = None  # the builder the user allows netsculpt.load to run (docs/security.md)
 
     def train_loader_for(self, config: Any) -> Any:
         """A fresh training loader with ``config``'s augmentation. Fresh, so a stage sees the same batches
@@ -84,7 +85,7 @@ def baseline(
     m = ctx.recipe.model
     if cfg.checkpoint is not None:
         if is_saved_model(cfg.checkpoint):
-            return load(cfg.checkpoint), {"checkpoint": cfg.checkpoint}
+            return load(cfg.checkpoint, trust_builder=ctx.trust_builder), {"checkpoint": cfg.checkpoint}
         built = create_model(
             m.name,
             num_classes=ctx.num_classes,

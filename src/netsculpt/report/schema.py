@@ -210,15 +210,14 @@ def load_results(path: str | os.PathLike[str]) -> Results:
                 "`netsculpt compress ... --out` with this folder to resume it"
             )
         path = path / "results.json"
+    from netsculpt.jsoncheck import read_json_file
+
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        data = read_json_file(path, error=ConfigError)  # strict: no NaN, duplicate keys or huge files
+    except ConfigError as exc:
         raise ConfigError(
-            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "was the run interrupted while writing it? Rerun the job to rewrite it."
+            f"{exc}; was the run interrupted while writing it? Rerun the job to rewrite it."
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
     return validate_results(data, source=str(path))
 
 

@@ -90,10 +90,9 @@ class SearchState:
 
     def _read(self) -> dict[str, Any]:
         assert self.path is not None
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read the search state {str(self.path)!r}: {exc}") from None
+        from netsculpt.jsoncheck import read_json_file
+
+        data = read_json_file(self.path)  # strict: no NaN, duplicate keys or oversized files
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise CheckpointError(
                 f"{str(self.path)!r} is not a netsculpt search state (version {STATE_VERSION})"

@@ -143,13 +143,94 @@ def read_packed(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[s
             blobs = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {exc}") from None
-    try:
-        info = json.loads(meta[META_KEY])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{str(path)!r} has corrupt palette metadata: {exc}") from None
-    if info.get("version", 0) > FORMAT_VERSION:
+    from netsculpt.jsoncheck import parse_json
+
+    info = parse_json(meta[META_KEY], f"the palette metadata of {str(path)!r}")
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{str(path)!r} has corrupt palette metadata: not a JSON object")
+    if isinstance(info.get("version"), int) and info["version"] > FORMAT_VERSION:
         raise CheckpointError(f"{str(path)!r} uses packed format {info['version']}; upgrade netsculpt")
     return blobs, info
+
+
+_INFO_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "integer", "minimum": 1, "maximum": FORMAT_VERSION},
+        "palettes": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "prefixItems": [
+                    {"type": "string"},
+                    {"type": "integer", "minimum": 1, "maximum": 8},
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 8,
+                        "items": {"type": "integer", "minimum": 1},
+                    },
+                    {"type": "integer", "minimum": 1},
+                    {"type": "integer", "minimum": 1},
+                ],
+                "items": False,
+                "minItems": 5,
+            },
+        },
+        "dense": {"type": "string", "pattern": "^[" + "".join(_DTYPES) + "]*$"},
+        "layout": {"type": "string"},
+    },
+    "required": ["version", "palettes", "dense", "layout"],
+}
+
+
+def _check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tensor], where: str) -> None:
+    """Every count, size and dtype of a packed file checked against the rebuilt model before unpacking."""
+    from netsculpt.jsoncheck import check_schema
+
+    check_schema(info, _INFO_SCHEMA, f"{where!r} ({META_KEY})")
+    expect: dict[str, tuple[torch.dtype, int]] = {
+        "palettes.indices": (torch.uint8, 0),
+        "palettes.luts": (torch.float16, 0),
+    }
+    seen: set[str] = set()
+    for key, bits, shape, groups, dim in info["palettes"]:
+        ref = reference.get(key)
+        if ref is None or key in seen:
+            raise CheckpointError(
+                f"{where!r}: the saved palette {key!r} has no (or a second) tensor in the rebuilt model"
+            )
+        numel = int(np.prod(shape))
+        if list(ref.shape) != list(shape) or numel % dim or (numel // dim) % groups or shape[0] % groups:
+            raise CheckpointError(
+                f"{where!r}: the palette of {key!r} (shape {shape}, {groups} groups, vectors of {dim}) does "
+                f"not fit the rebuilt model's tensor of shape {list(ref.shape)}"
+            )
+        seen.add(key)
+        expect["palettes.indices"] = (
+            torch.uint8,
+            expect["palettes.indices"][1] + packed_nbytes(numel // dim, bits),
+        )
+        expect["palettes.luts"] = (torch.float16, expect["palettes.luts"][1] + groups * 2**bits * dim)
+    dense_keys = [k for k in reference if k not in seen]
+    if len(dense_keys) != len(info["dense"]) or _layout_hash(reference, dense_keys) != info["layout"]:
+        raise CheckpointError(
+            f"the packed weights in {where!r} were saved from a different architecture than the "
+            "rebuilt model (state-dict names or shapes differ)"
+        )
+    for key, code in zip(dense_keys, info["dense"]):
+        name = f"dense.{code}"
+        expect[name] = (_DTYPES[code], expect.get(name, (None, 0))[1] + reference[key].numel())
+    for name, (dtype, length) in expect.items():
+        blob = blobs.get(name)
+        if blob is None or blob.dtype != dtype or blob.dim() != 1 or blob.numel() != length:
+            found = "missing" if blob is None else f"{blob.dtype} of shape {list(blob.shape)}"
+            raise CheckpointError(
+                f"{where!r}: blob {name!r} should be {length:,} values of {dtype}, found {found}"
+            )
+    extra = sorted(set(blobs) - set(expect))
+    if extra:
+        raise CheckpointError(f"{where!r}: unexpected blob {extra[0]!r} in a packed file")
 
 
 def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Tensor] | None:
@@ -162,6 +243,7 @@ def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Te
         return None
     blobs, info = packed
     reference = model.state_dict()
+    _check_packed(info, blobs, reference, str(path))
     state: dict[str, Tensor] = {}
     indices, luts = blobs["palettes.indices"].numpy(), blobs["palettes.luts"]
     byte, entry = 0, 0
@@ -174,17 +256,14 @@ def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Te
         palette = Palette(
             lut=lut, indices=torch.from_numpy(codes).reshape(groups, -1), bits=bits, shape=tuple(shape)
         )
-        if key not in reference:
-            raise CheckpointError(f"the saved palette {key!r} has no tensor in the rebuilt model")
-        state[key] = palette.weight().to(reference[key].dtype)
+        try:
+            weight = palette.weight()
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise CheckpointError(f"{str(path)!r}: the palette of {key!r} is inconsistent: {exc}") from None
+        state[key] = weight.to(reference[key].dtype)
         _remember(model, key, palette)
-    dense_keys = [k for k in reference if k not in state]
-    if len(dense_keys) != len(info["dense"]) or _layout_hash(reference, dense_keys) != info["layout"]:
-        raise CheckpointError(
-            f"the packed weights in {str(path)!r} were saved from a different architecture than the "
-            "rebuilt model (state-dict names or shapes differ)"
-        )
     offsets: dict[str, int] = {}
+    dense_keys = [k for k in reference if k not in state]
     for key, code in zip(dense_keys, info["dense"]):
         blob, start = blobs[f"dense.{code}"], offsets.get(code, 0)
         n = reference[key].numel()
