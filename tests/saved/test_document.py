@@ -58,6 +58,7 @@ def _refused(folder, pattern: str) -> None:
         (lambda d: d.update(base_shapes=[1, 2]), "base_shapes"),
         (lambda d: d["extra"].update(input_shape=[1, 10**6, 10**6]), r"extra\.input_shape"),
         (lambda d: d.update(base={"kind": "pickle", "data": "gASV"}), "base.kind must be one of"),
+        (lambda d: d["base"].update(kind={"a": 1}), "base.kind must be one of"),  # found by the fuzzer
     ],
 )
 def test_hostile_fields_are_named(saved, change, pattern) -> None:

@@ -74,7 +74,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 def validate_base(base: Any, where: str) -> None:
     kind = base.get("kind") if isinstance(base, dict) else None
-    if kind not in SCHEMAS:
+    if not isinstance(kind, str) or kind not in SCHEMAS:
         raise CheckpointError(f"{where}: base.kind must be one of {', '.join(sorted(SCHEMAS))}, got {kind!r}")
     schema = SCHEMAS[kind]
     full = {
