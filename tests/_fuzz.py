@@ -98,8 +98,8 @@ def mutated_json(draw: st.DrawFn, doc: Any) -> str:
         elif op == "nan":
             parent[key] = draw(st.sampled_from([math.nan, math.inf, -math.inf]))
     text = json.dumps(doc)
-    if draw(st.booleans()) and text.startswith("{") and len(text) > 2:  # a duplicated first key
-        first = text[1 : text.index(",")] if "," in text else text[1:-1]
+    if draw(st.booleans()) and isinstance(doc, dict) and doc:  # the first key once more, another value
+        first = json.dumps({next(iter(doc)): draw(JSON_VALUE)})[1:-1]
         text = "{" + first + ", " + text[1:]
     return text
 
@@ -288,7 +288,14 @@ def _recipe_cases(text: str) -> st.SearchStrategy:
         return write
 
     data = yaml.safe_load(text)
-    as_yaml = mutated_json(data).map(lambda t: yaml.safe_dump(json.loads(t)) if "NaN" not in t else t)
+
+    def to_yaml(text: str) -> str:  # JSON is YAML; re-dump in block style where it parses
+        try:
+            return yaml.safe_dump(json.loads(text))
+        except ValueError:  # NaN, duplicate keys: feed the JSON text itself
+            return text
+
+    as_yaml = mutated_json(data).map(to_yaml)
     return st.one_of(st.sampled_from(ATTACK_YAML), as_yaml).map(case)
 
 

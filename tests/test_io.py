@@ -53,6 +53,8 @@ def test_save_torchvision_model(tmp_path) -> None:
         (lambda: torchvision.models.resnet18(num_classes=10), ("torchvision:resnet18", 10, 3)),
         (lambda: torchvision.models.mobilenet_v2(), ("torchvision:mobilenet_v2", 1000, 3)),
         (lambda: torchvision.models.regnet_x_400mf(num_classes=7), ("torchvision:regnet_x_400mf", 7, 3)),
+        # MNASNet refuses a state dict without its module version (found by tools/save_sweep.py)
+        (lambda: torchvision.models.mnasnet0_5(num_classes=3), ("torchvision:mnasnet0_5", 3, 3)),
     ],
 )
 def test_user_built_torchvision_model_saves_and_loads_without_builder(tmp_path, build, expected) -> None:

@@ -120,6 +120,8 @@ def load(
     )
     rebuilt = replay_edits(base, document["edits"], where)
     state = read_weights(rebuilt, Path(directory) / WEIGHTS_FILE)
+    # the rebuilt model's own per-module versions: some modules (MNASNet) refuse a state dict without them
+    state = _with_metadata(state, rebuilt)
     missing, unexpected = rebuilt.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(
@@ -128,6 +130,14 @@ def load(
         )
     rebuilt.eval()
     return rebuilt
+
+
+def _with_metadata(state: dict[str, Any], model: nn.Module) -> dict[str, Any]:
+    from collections import OrderedDict
+
+    out = OrderedDict(state)
+    out._metadata = getattr(model.state_dict(), "_metadata", OrderedDict())  # type: ignore[attr-defined]
+    return out
 
 
 def is_saved_model(path: str | os.PathLike[str]) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netsculpt.errors import ConfigError, DataError
+from netsculpt.errors import CheckpointError, ConfigError, DataError
 from netsculpt.measure import export_onnx
 from netsculpt.measure.onnx_runtime import _session
 from netsculpt.weights.config import FilterFn, default_filter
@@ -74,7 +74,14 @@ class OnnxModule(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         feeds = {name: x.detach().cpu().numpy() for name, x in zip(self.input_names, inputs)}
-        return torch.from_numpy(self.session.run(None, feeds)[0])
+        try:
+            outputs = self.session.run(None, feeds)
+        except Exception as exc:  # ONNX Runtime's own error types: a graph that loads but cannot run
+            first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise CheckpointError(
+                f"ONNX Runtime cannot run {str(self.path)!r} on these inputs: {first}"
+            ) from None
+        return torch.from_numpy(outputs[0])
 
     @property
     def size_bytes(self) -> int:
