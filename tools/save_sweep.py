@@ -69,7 +69,12 @@ def check_one(source: str, name: str, max_params: int) -> dict[str, object]:
     except Exception as exc:
         return {"name": name, "status": "skip", "reason": f"{type(exc).__name__}: {str(exc)[:120]}"}
     try:
-        small = ns.prune(model, x, ratio=0.5).eval()
+        try:
+            small = ns.prune(model, x, ratio=0.5).eval()
+        except ns.NetsculptError as exc:  # every group pinned (LayerNorm, ...): save the unpruned model
+            if "nothing can be pruned" not in str(exc):
+                raise
+            small = model
         with tempfile.TemporaryDirectory() as tmp:
             ns.save(small, tmp)
             base = json.loads((Path(tmp) / "netsculpt.json").read_text())["base"]
