@@ -40,11 +40,30 @@ stages:
 outputs: {latency_runs: 2, report: true}
 """
 
+#: Every other stage kind that trains, calibrates or writes its own files: distillation from the
+#: baseline, DKM clustering (fine-tunes), int8 quantization (ONNX files), a width search (its own state).
+RECIPE_WIDE = """
+name: kill_points_wide
+seed: 0
+model: {name: lenet5}
+data: {name: mnist5k, limit: 256, batch_size: 64}
+baseline: {train: {preset: default, epochs: 2}}
+stages:
+  - search: {method: greedy, target: {macs: 0.5}, val_size: 64}
+  - distill: {epochs: 2, temperature: 4.0, alpha: 0.9}
+  - cluster: {method: dkm, bits: 4, epochs: 1}
+  - quantize: {calib_batches: 2}
+outputs: {latency_runs: 2, report: true}
+"""
+
 #: Where a kill is drawn from, in turn: the rare places first, so few kills already cover them.
 CATEGORIES = ("stage", "write", "wrote", "train:epoch", "train:batch")
 
-#: results.json keys that measure time or the machine, not the computation.
-TIMING_KEYS = frozenset({"seconds", "latency_ms", "latency", "calibration", "wall_seconds", "threads"})
+#: results.json keys that measure time or the machine, not the computation; and a search's count of
+#: candidates scored by this process (``evaluated``: a resumed search reads the rest from its state file).
+TIMING_KEYS = frozenset(
+    {"seconds", "latency_ms", "latency", "calibration", "wall_seconds", "threads", "evaluated"}
+)
 
 #: Imported once by the fork server (torch.optim pulls in torch._dynamo lazily: 4 s per process).
 _PRELOAD = [
@@ -187,7 +206,12 @@ def _remaining(points: list[str], fault: str) -> int:
 
 
 def run_kill_points(
-    n: int, *, seed: int = 0, kills_per_trial: int = 2, workdir: str | os.PathLike[str] | None = None
+    n: int,
+    *,
+    seed: int = 0,
+    kills_per_trial: int = 2,
+    recipe: str = RECIPE,
+    workdir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Kill ``n`` times at random points; how many kills happened and how many runs resumed identically.
 
@@ -202,7 +226,7 @@ def run_kill_points(
     root = Path(tempfile.mkdtemp(prefix="netsculpt-kill-")) if own else Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
     try:
-        runner = Runner(root)
+        runner = Runner(root, recipe)
         reference_dir = root / "reference"
         points = _trace(runner, reference_dir)
         reference = fingerprint(reference_dir)
@@ -242,9 +266,9 @@ def run_kill_points(
             got = fingerprint(trial_dir)
             if got == reference:
                 report["identical"] += 1
-            else:
+                shutil.rmtree(trial_dir)
+            else:  # kept for a look when the caller chose the workdir
                 report["mismatches"].append(f"{trial_dir.name}: {_first_difference(reference, got)}")
-            shutil.rmtree(trial_dir)
         report["runs"] = runner.runs
         report["reference_points"] = len(points)
         report["seconds"] = time.perf_counter() - started

@@ -172,7 +172,9 @@ def _run_locked(recipe: Recipe, text: str, run_dir: Path, force: bool) -> dict[s
                 console.rule(f"{label}  {_describe(cfg)}")
                 log.info("%s: %s", label, cfg.model_dump() if hasattr(cfg, "model_dump") else cfg)
                 t0 = time.perf_counter()
+                ctx.reset_random_state()
                 model, info = STAGES[kind](ctx, cfg, model, out)
+                model.eval()  # as _load_stage gives it: the next stage must not see where it came from
                 seconds = time.perf_counter() - t0
                 previous = records[-1]["metrics"] if records else None
                 metrics = _measure(model, ctx, recipe.outputs.latency_runs, previous)
