@@ -48,7 +48,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
                 raise
             raise DiskFullError(
                 f"cannot write {str(path)!r}: {reason}. Nothing was replaced: the previous "
-                f"{path.name} (if any) is intact. Free some space (or raise the limit) and rerun."
+                f"{path.name} (if any) is intact; rerun once there is room."
             ) from None
         faults.point(f"write:{path.name}")
         umask = os.umask(0)  # mkstemp makes 0600 files: give the result the permissions a plain open() would
@@ -107,10 +107,12 @@ def disk_full_reason(exc: BaseException, written: str | os.PathLike[str]) -> str
 
 def _describe(code: int) -> str:
     if code == errno.EFBIG:
-        return "the file would exceed the file size limit (File too large; see `ulimit -f`)"
+        return (
+            "the file would exceed this process's file size limit (File too large; raise it with `ulimit -f`)"
+        )
     if code == getattr(errno, "EDQUOT", None):
-        return "the disk quota is exhausted (Disk quota exceeded)"
-    return "the disk is full (No space left on device)"
+        return "the disk quota is exhausted (Disk quota exceeded; free some space)"
+    return "the disk is full (No space left on device; free some space)"
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
