@@ -145,8 +145,7 @@ def _run_locked(recipe: Recipe, text: str, run_dir: Path, force: bool) -> dict[s
     _check_same_recipe(run_dir, text, force)
     _remove_partial_writes(run_dir)
     if force:
-        for marker in run_dir.glob("*/DONE"):
-            marker.unlink()
+        _clear_stages(run_dir)
     write_text(run_dir / "recipe.yaml", text)
     handler = _LogHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -221,6 +220,23 @@ class _LogHandler(logging.FileHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         return None
+
+
+def _clear_stages(run_dir: Path) -> None:
+    """``--force``: the stages start over, so their folders go too; a training checkpoint or search state
+    left in one would otherwise be resumed as if it belonged to the new recipe. Markers go first, so a
+    run killed halfway through leaves only unfinished stages, which the next run redoes."""
+    import re
+    import shutil
+
+    stages = [d for d in run_dir.iterdir() if re.fullmatch(r"\d{2}_[a-z0-9_]+", d.name)]
+    stages = [d for d in stages if d.is_dir() and not d.is_symlink()]
+    for d in stages:
+        (d / "DONE").unlink(missing_ok=True)
+    for name in ("results.json", "report.html"):
+        (run_dir / name).unlink(missing_ok=True)
+    for d in stages:
+        shutil.rmtree(d)
 
 
 def _remove_partial_writes(run_dir: Path) -> None:
