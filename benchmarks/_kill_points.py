@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,7 +91,10 @@ def _child(argv: list[str], fault: str | None, trace: str | None, log: str) -> N
     from netsculpt.cli import main
 
     faults.configure(fault, trace)
-    os._exit(main(argv))
+    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no atexit work inherited from the fork server
 
 
 class Runner:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import pytest
 import torch
@@ -60,7 +62,7 @@ def test_other_write_failures_are_not_reported_as_a_full_disk(tmp_path) -> None:
     with pytest.raises(ValueError, match="own bug"):
         atomic_write(tmp_path / "x.json", broken)
     assert not list(tmp_path.iterdir())
-    assert disk_full_reason(RuntimeError("unexpected pos 704 vs 598"), tmp_path / "x") is None
-    wrapped = RuntimeError("unexpected pos 704 vs 598")
-    wrapped.__context__ = OSError(28, "No space left on device")
-    assert "disk is full" in disk_full_reason(wrapped, tmp_path / "x")
+    assert disk_full_reason(RuntimeError("unexpected pos 704 vs 598"), tmp_path) is None
+    wrapped = RuntimeError("unexpected pos 704 vs 598")  # what torch.save raises; the errno is beneath
+    wrapped.__context__ = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert "disk is full" in disk_full_reason(wrapped, tmp_path)

@@ -43,7 +43,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
             write(tmp_path)
             _fsync(tmp_path)  # the bytes reach the disk before the name does
         except Exception as exc:
-            reason = disk_full_reason(exc, tmp_path)
+            reason = disk_full_reason(exc, tmp_path.parent, tmp_path)
             if reason is None:
                 raise
             raise DiskFullError(
@@ -63,18 +63,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
 
 
 def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)  # Windows commits writable fds only
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def disk_full_reason(exc: BaseException, written: str | os.PathLike[str]) -> str | None:
-    """Why a failed write ran out of room ("no space left on device", ...), or None if it did not.
+def disk_full_reason(
+    exc: BaseException, folder: str | os.PathLike[str], written: str | os.PathLike[str] | None = None
+) -> str | None:
+    """Why a failed write into ``folder`` ran out of room ("the disk is full ..."), or None if it did not.
 
     The errno is looked for along the exception's chain (``torch.save`` wraps it in a RuntimeError);
-    writers that drop it entirely are judged by the file system's free space and the file size limit.
+    writers that drop it entirely are judged by the free space of ``folder``'s file system and, when
+    the file being ``written`` is known, by the process's file size limit.
     """
     seen: BaseException | None = exc
     for _ in range(8):
@@ -87,21 +90,22 @@ def disk_full_reason(exc: BaseException, written: str | os.PathLike[str]) -> str
             if f"os error {code})" in text or os.strerror(code) in text:
                 return _describe(code)
         seen = seen.__cause__ or seen.__context__
-    written = Path(written)
     try:
-        stats = os.statvfs(written.parent)
+        stats = os.statvfs(folder)
         if stats.f_bavail * stats.f_frsize < _ROOM:
             return _describe(errno.ENOSPC)
     except (OSError, AttributeError):  # no statvfs on Windows
         pass
-    try:
-        import resource
+    if written is not None:
+        try:
+            import resource
 
-        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-        if soft != resource.RLIM_INFINITY and written.is_file() and written.stat().st_size >= soft - _ROOM:
-            return _describe(errno.EFBIG)
-    except (ImportError, OSError):
-        pass
+            soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            size = Path(written).stat().st_size if Path(written).is_file() else 0
+            if soft != resource.RLIM_INFINITY and size >= soft - _ROOM:
+                return _describe(errno.EFBIG)
+        except (ImportError, OSError):
+            pass
     return None
 
 

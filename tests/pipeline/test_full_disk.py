@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 
 import pytest
 from benchmarks._kill_points import fingerprint
 
 from netsculpt.cli import main
+from netsculpt.errors import DiskFullError
 from netsculpt.pipeline import parse_recipe, run_recipe
 from netsculpt.pipeline import stages as stage_module
 from tests._disk import file_size_limit, fill, small_tmpfs, snapshot
@@ -70,3 +73,18 @@ def test_a_full_disk_is_a_clear_error_and_the_run_resumes_once_there_is_room(
         assert main(argv) == 0  # room again: the same command resumes and finishes
         assert fingerprint(run_dir) == fingerprint(tmp_path / "straight")
         assert straight["after"]["params"] < straight["before"]["params"]
+
+
+def test_a_writer_that_is_not_netsculpts_failing_on_a_full_disk_is_reported_as_such(tmp_path, monkeypatch):
+    def export(*args, **kwargs):  # as torch's C++ writers fail: the errno only on the exception's context
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
+            ) from None
+
+    monkeypatch.setitem(stage_module.STAGES, "baseline", export)
+    with pytest.raises(DiskFullError, match="the disk is full") as caught:
+        run_recipe(parse_recipe(TEXT), TEXT, tmp_path)
+    assert str(tmp_path) in str(caught.value) and "rerun the same command" in str(caught.value)

@@ -128,7 +128,7 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
         except NetsculptError:
             raise
         except Exception as exc:  # a writer that is not ours (ONNX export, report plots) on a full disk
-            reason = disk_full_reason(exc, run_dir / "results.json")
+            reason = disk_full_reason(exc, run_dir)
             if reason is None:
                 raise
             raise DiskFullError(
