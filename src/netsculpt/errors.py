@@ -33,3 +33,15 @@ class PruningError(NetsculptError, ValueError):
 
 class ConfigError(NetsculptError, ValueError):
     """A recipe or configuration value is invalid."""
+
+
+class RunLockedError(NetsculptError, RuntimeError):
+    """Another process is running in the same run folder."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid  # the holder's PID, when it could be read
+
+
+class DiskFullError(NetsculptError, OSError):
+    """A write failed because the disk (or the file size limit) is full; the previous file is intact."""

@@ -2,11 +2,14 @@
 
 Outputs are written to a temporary file in the same folder and renamed into place, so an interrupted
 run never leaves a half-written file where a good one was. Tensors are read from safetensors or with
-``torch.load(weights_only=True)``: a file a user was handed is never unpickled.
+``torch.load(weights_only=True)``: a file a user was handed is never unpickled. A write that fails
+because the disk or the file size limit is full raises :class:`~netsculpt.errors.DiskFullError` naming
+the file, and the file it would have replaced is left as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -16,18 +19,38 @@ from typing import Any
 
 import torch
 
-from netsculpt.errors import CheckpointError
+from netsculpt import faults
+from netsculpt.errors import CheckpointError, DiskFullError
+
+#: errno values that mean "no room": the device, the user's quota, or the process's file size limit.
+FULL_ERRNOS = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if code)
+_ROOM = 1 << 20  # below this much free space a failed write is taken for a full disk
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and then rename the temporary file onto ``path`` atomically."""
+    """Call ``write(tmp_path)``, flush it to disk, then rename the temporary file onto ``path``.
+
+    Readers see the old file or the new one, never a part. Raises DiskFullError (the old file intact,
+    the temporary one removed) when the write fails for lack of space.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        write(tmp_path)
+        try:
+            write(tmp_path)
+            _fsync(tmp_path)  # the bytes reach the disk before the name does
+        except Exception as exc:
+            reason = disk_full_reason(exc, tmp_path.parent, tmp_path)
+            if reason is None:
+                raise
+            raise DiskFullError(
+                f"cannot write {str(path)!r}: {reason}. Nothing was replaced: the previous "
+                f"{path.name} (if any) is intact; rerun once there is room."
+            ) from None
+        faults.point(f"write:{path.name}")
         umask = os.umask(0)  # mkstemp makes 0600 files: give the result the permissions a plain open() would
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
@@ -35,7 +58,65 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+    faults.point(f"wrote:{path.name}")
     return path
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)  # Windows commits writable fds only
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def disk_full_reason(
+    exc: BaseException, folder: str | os.PathLike[str], written: str | os.PathLike[str] | None = None
+) -> str | None:
+    """Why a failed write into ``folder`` ran out of room ("the disk is full ..."), or None if it did not.
+
+    The errno is looked for along the exception's chain (``torch.save`` wraps it in a RuntimeError);
+    writers that drop it entirely are judged by the free space of ``folder``'s file system and, when
+    the file being ``written`` is known, by the process's file size limit.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in FULL_ERRNOS:
+            return _describe(seen.errno)
+        text = str(seen)
+        for code in FULL_ERRNOS:
+            if f"os error {code})" in text or os.strerror(code) in text:
+                return _describe(code)
+        seen = seen.__cause__ or seen.__context__
+    try:
+        stats = os.statvfs(folder)
+        if stats.f_bavail * stats.f_frsize < _ROOM:
+            return _describe(errno.ENOSPC)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        pass
+    if written is not None:
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            size = Path(written).stat().st_size if Path(written).is_file() else 0
+            if soft != resource.RLIM_INFINITY and size >= soft - _ROOM:
+                return _describe(errno.EFBIG)
+        except (ImportError, OSError):
+            pass
+    return None
+
+
+def _describe(code: int) -> str:
+    if code == errno.EFBIG:
+        return (
+            "the file would exceed this process's file size limit (File too large; raise it with `ulimit -f`)"
+        )
+    if code == getattr(errno, "EDQUOT", None):
+        return "the disk quota is exhausted (Disk quota exceeded; free some space)"
+    return "the disk is full (No space left on device; free some space)"
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
@@ -50,7 +131,12 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def torch_save(path: str | os.PathLike[str], obj: Any) -> Path:
     """``torch.save`` atomically; ``obj`` must only hold tensors and plain Python data."""
-    return atomic_write(path, lambda p: torch.save(obj, p))
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # through a Python file, so a full disk's OSError stays on the chain
+            torch.save(obj, f)
+
+    return atomic_write(path, save)
 
 
 def safe_torch_load(path: str | os.PathLike[str]) -> Any:

@@ -80,10 +80,14 @@ def test_interrupted_run_resumes_without_redoing_stages(tmp_path, monkeypatch) -
 
 
 def test_a_folder_made_by_another_recipe_is_protected(tmp_path) -> None:
-    run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
+    first = run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
     other = SMALL.replace("conv2: 6", "conv2: 5")
     with pytest.raises(ConfigError, match="different recipe"):
         run_recipe(parse_recipe(other), other, tmp_path)
+    # --force starts over: the old fine-tune's checkpoint (conv2 of 6 channels) must not be resumed
+    again = run_recipe(parse_recipe(other), other, tmp_path, force=True)
+    assert again["after"]["params"] < first["after"]["params"]  # one conv2 filter fewer
+    assert [h["epoch"] for h in again["stages"][2]["info"]["history"]] == [1]
 
 
 FAST = ["data.limit=120", "baseline.train.epochs=1", "outputs.latency_runs=2", "outputs.report=false"]

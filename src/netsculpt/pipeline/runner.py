@@ -4,6 +4,12 @@ Layout: ``RUN_DIR/recipe.yaml`` (the recipe as given), ``run.log``, one folder p
 (``00_baseline``, ``01_prune`` ...) holding the stage's model (safetensors + spec), its settings and
 metrics (``stage.json``) and a ``DONE`` marker written last, then ``results.json`` and ``report.html``.
 Rerunning the same command skips every stage that has its marker.
+
+Faults: a run holds ``run.lock`` (:mod:`netsculpt.pipeline.lock`) so a second run into the folder is
+refused. Every file is written atomically and a stage's marker only after its model and ``stage.json``,
+so a run killed anywhere resumes from its last finished stage (training stages from their last epoch
+checkpoint) and ends with the results an uninterrupted run would have. A full disk stops the run with a
+:class:`~netsculpt.errors.DiskFullError` and leaves the finished stages as they were.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from netsculpt.errors import ConfigError
-from netsculpt.fileio import write_json, write_text
+from netsculpt import faults
+from netsculpt.errors import ConfigError, DiskFullError, NetsculptError
+from netsculpt.fileio import disk_full_reason, write_json, write_text
+from netsculpt.pipeline.lock import RunLock
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.stages import STAGES, RunContext
 from netsculpt.report.schema import SCHEMA_VERSION, validate_results
@@ -111,19 +119,41 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Run (or resume) ``recipe``; returns the results also written to ``RUN_DIR/results.json``.
 
-    ``trust_builder``: passed to every ``netsculpt.load`` of the run (see docs/security.md)."""
+    ``trust_builder``: passed to every ``netsculpt.load`` of the run (see docs/security.md).
+
+    Raises:
+        RunLockedError: another process is running in ``run_dir`` (its PID is in the message).
+        DiskFullError: the disk filled up; stages finished before are intact, rerun to resume.
+    """
+    run_dir = Path(run_dir)
+    with RunLock(run_dir):
+        try:
+            return _run_locked(recipe, text, run_dir, force, trust_builder)
+        except NetsculptError:
+            raise
+        except Exception as exc:  # a writer that is not ours (ONNX export, report plots) on a full disk
+            reason = disk_full_reason(exc, run_dir)
+            if reason is None:
+                raise
+            raise DiskFullError(
+                f"the run in {run_dir} stopped: {reason} ({type(exc).__name__}: {str(exc)[:200]}). Stages "
+                "finished before are intact; free some space and rerun the same command to resume."
+            ) from None
+
+
+def _run_locked(
+    recipe: Recipe, text: str, run_dir: Path, force: bool, trust_builder: str | None
+) -> dict[str, Any]:
     from netsculpt.io import load, save
     from netsculpt.measure import cpu_calibration
 
     started = time.perf_counter()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_recipe(run_dir, text, force)
+    _remove_partial_writes(run_dir)
     if force:
-        for marker in run_dir.glob("*/DONE"):
-            marker.unlink()
+        _clear_stages(run_dir)
     write_text(run_dir / "recipe.yaml", text)
-    handler = logging.FileHandler(run_dir / "run.log")
+    handler = _LogHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -144,10 +174,13 @@ def run_recipe(
                 console.print(f"{label}: done earlier, resumed from {out.name}")
                 log.info("%s: resumed from %s", label, out)
             else:
+                faults.point(f"stage:{kind}:start")
                 console.rule(f"{label}  {_describe(cfg)}")
                 log.info("%s: %s", label, cfg.model_dump() if hasattr(cfg, "model_dump") else cfg)
                 t0 = time.perf_counter()
+                ctx.reset_random_state()
                 model, info = STAGES[kind](ctx, cfg, model, out)
+                model.eval()  # as _load_stage gives it: the next stage must not see where it came from
                 seconds = time.perf_counter() - t0
                 previous = records[-1]["metrics"] if records else None
                 metrics = _measure(model, ctx, recipe.outputs.latency_runs, previous)
@@ -165,7 +198,8 @@ def run_recipe(
                     "info": info,
                 }
                 write_json(out / "stage.json", record)
-                (out / "DONE").write_text("ok\n")
+                write_text(out / "DONE", "ok\n")  # last: the stage counts as finished only now
+                faults.point(f"stage:{kind}:done")
                 log.info(
                     "%s: accuracy %.4f, params %d, macs %d",
                     label,
@@ -185,6 +219,43 @@ def run_recipe(
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+class _LogHandler(logging.FileHandler):
+    """``run.log``: best effort. On a full disk the next atomic write raises the clear error; logging's
+    own "--- Logging error ---" traceback on stderr would only bury it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        return None
+
+
+def _clear_stages(run_dir: Path) -> None:
+    """``--force``: the stages start over, so their folders go too; a training checkpoint or search state
+    left in one would otherwise be resumed as if it belonged to the new recipe. Markers go first, so a
+    run killed halfway through leaves only unfinished stages, which the next run redoes."""
+    import re
+    import shutil
+
+    stages = [d for d in run_dir.iterdir() if re.fullmatch(r"\d{2}_[a-z0-9_]+", d.name)]
+    stages = [d for d in stages if d.is_dir() and not d.is_symlink()]
+    for d in stages:
+        (d / "DONE").unlink(missing_ok=True)
+    for name in ("results.json", "report.html"):
+        (run_dir / name).unlink(missing_ok=True)
+    for d in stages:
+        shutil.rmtree(d)
+
+
+def _remove_partial_writes(run_dir: Path) -> None:
+    """Delete temporary files a killed writer left (``.NAME.*.tmp`` from atomic_write): no reader ever
+    opens them, and with the folder locked no live writer owns them."""
+    import os
+
+    for folder, _, files in os.walk(run_dir):  # does not follow symlinks out of the folder
+        for name in files:
+            tmp = Path(folder) / name
+            if name.startswith(".") and name.endswith(".tmp") and tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
 
 
 def _load_stage(out: Path, trust_builder: str | None = None) -> nn.Module:

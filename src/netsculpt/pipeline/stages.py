@@ -42,6 +42,30 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)
     make_train_loader: Callable[[bool, int | None], Any] | None = None
     trust_builder: str | None = None  # the builder the user allows netsculpt.load to run (docs/security.md)
+    _loader_start: list[torch.Tensor] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        from netsculpt.train.checkpoint import loader_generators
+
+        self._loader_start = [g.get_state() for g in loader_generators(self.train_loader)]
+
+    def reset_random_state(self) -> None:
+        """Put every generator a stage may draw from where it was when the run began: the global torch,
+        numpy and Python ones (seeded with the recipe's seed) and the shared training loader's shuffle
+        order. A stage is then a function of its input model and settings alone, so it computes the same
+        whether the stages before it ran in this process or were loaded on resume after a crash."""
+        import random
+
+        import numpy as np
+
+        from netsculpt.train.checkpoint import loader_generators
+
+        seed = self.recipe.seed
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        for gen, state in zip(loader_generators(self.train_loader), self._loader_start, strict=True):
+            gen.set_state(state)
 
     def train_loader_for(self, config: Any) -> Any:
         """A fresh training loader with ``config``'s augmentation. Fresh, so a stage sees the same batches
@@ -217,7 +241,9 @@ def cluster(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Path) -> 
         train = {"epochs": max(cfg.epochs, 1), "seed": ctx.recipe.seed, **({"lr": cfg.lr} if cfg.lr else {})}
         fields["train"] = TrainConfig.preset("finetune", **train)
     config = config_for(cfg.method, **fields)
-    clustered = cluster_model(model, config, ctx.train_loader, ctx.test_loader, out_dir=out / "checkpoints")
+    clustered = cluster_model(
+        model, config, ctx.train_loader, ctx.test_loader, out_dir=out / "checkpoints", resume=True
+    )
     return clustered, {"method": cfg.method, "bits": cfg.bits}
 
 

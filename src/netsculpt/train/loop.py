@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from netsculpt import faults
 from netsculpt.errors import CheckpointError, ConfigError, DataError
 from netsculpt.fileio import atomic_write, write_json
 from netsculpt.progress import progress_bar
@@ -264,6 +265,7 @@ class _Run:
                         save_checkpoint(self.ckpt_path, state)
                         write_json(self.ckpt_path.parent / "history.json", self.history)
                     self.saved_epoch = epoch
+                    faults.point("train:epoch")
                 if on_epoch_end is not None:
                     stop = _call_rng_neutral(on_epoch_end, dict(record), self.loaders)
                     if ddp.broadcast_object(stop, ctx):  # rank 0 decides, so no rank is left waiting
@@ -292,6 +294,7 @@ class _Run:
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             self.scheduler.step()
+            faults.point("train:batch")
             n = int(targets.shape[0])
             correct += count_correct(logits.detach(), targets)
             loss_sum += value * n

@@ -143,9 +143,12 @@ def prepare_dkm_(model: nn.Module, config: DKMConfig | None = None) -> nn.Module
             raise ConfigError(
                 f"{name or type(module).__name__}.weight is already parametrized; snap it first"
             )
-        parametrize.register_parametrization(
-            module, "weight", DKMWeight(module.weight.detach(), spec, config)
-        )
+        dkm = DKMWeight(module.weight.detach(), spec, config)
+        start = dkm.centroids.clone()
+        parametrize.register_parametrization(module, "weight", dkm)
+        # registering evaluates the parametrization once, which in training mode refines the centroids:
+        # start from the k-means ones whatever mode the model is in (a loaded model is in eval mode)
+        dkm.centroids.copy_(start)
     return model
 
 
