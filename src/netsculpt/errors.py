@@ -33,3 +33,7 @@ class PruningError(NetsculptError, ValueError):
 
 class ConfigError(NetsculptError, ValueError):
     """A recipe or configuration value is invalid."""
+
+
+class NetsculptWarning(UserWarning):
+    """Something netsculpt can go on with but the user should know (``warnings.filterwarnings`` it)."""
