@@ -11,7 +11,8 @@ Settings (``--settings``):
 Each base (seeds 0..``--bases``-1; LeNet-5 with preset ``lenet5_mnist5k``, resnet20 with 5 epochs of the
 ``criteria_resnet.py`` recipe) is trained once and cached with ``ns.save`` under ``--cache``. Every row
 prunes the same base with the same 16 x 64 calibration training digits; the fine-tune is the
-``finetune`` preset (SGD lr 0.01 cosine, batch 64, shifts) for ``--tune-epochs`` epochs with seed 0.
+``finetune`` preset (SGD lr 0.01 cosine, batch 64, shifts) with seed 0, 3 epochs for LeNet-5 and 1 for
+resnet20 (an epoch there costs ~40 s on one thread; ``--tune-epochs`` sets both).
 Accuracy is on the 1,000 test digits, which choose nothing here: the estimator settings were selected on
 held-out training digits (``hrel_diagnostic.py``). Results go to ``--out`` (JSON, rewritten after every
 row), so a long run can be read while it goes; the bars (issue 15) are printed at the end.
@@ -70,6 +71,7 @@ class Setting:
     macs: float | None = None
     strategy: str = "global"
     tp: tuple[str, ...] = ()
+    tune_epochs: int = 3
 
 
 def settings() -> dict[str, Setting]:
@@ -83,7 +85,7 @@ def settings() -> dict[str, Setting]:
                              tp=tuple(TP_LENET)),
         "resnet_m05": Setting("resnet_m05", "resnet20_cifar (32 px, 3 ch), 0.5x MACs, uniform",
                               "resnet20_cifar", resnet_data, resnet_fit, macs=0.5, strategy="uniform",
-                              tp=tuple(TP_RESNET)),
+                              tp=tuple(TP_RESNET), tune_epochs=1),
     }  # fmt: skip
 
 
@@ -173,7 +175,7 @@ def run_setting(s: Setting, args: argparse.Namespace, results: dict, save: Calla
     # a list, not the loader: its shuffle generator advances, so every row would see other digits
     calib = list(itertools.islice(calib_loader, args.calib_batches))
     x = calib[0][0][:1]
-    tune = TrainConfig.preset("finetune", epochs=args.tune_epochs, seed=0)
+    tune = TrainConfig.preset("finetune", epochs=args.tune_epochs or s.tune_epochs, seed=0)
     names = [n for n in (args.criteria.split(",") if args.criteria else ns.list_criteria()) if n]
     rows = [(n, ns_pruner(n, s, x, calib)) for n in names]
     out = results.setdefault(s.name, {"title": s.title, "bases": {}, "rows": {}})
@@ -269,13 +271,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bases", type=int, default=5, help="base-model seeds 0..N-1")
     parser.add_argument("--criteria", default=None, help="comma-separated subset (default: all registered)")
     parser.add_argument("--no-tp", action="store_true", help="skip the Torch-Pruning rows")
-    parser.add_argument("--tune-epochs", type=int, default=3)
+    parser.add_argument(
+        "--tune-epochs", type=int, default=0, help="fine-tune epochs (default: 3 for LeNet-5, 1 for resnet20)"
+    )
     parser.add_argument("--calib-batches", type=int, default=16, help="calibration batches of 64 digits")
     parser.add_argument("--cache", default="runs/bench/criteria_oneshot", help="base-model cache folder")
     parser.add_argument("--out", default="runs/bench/criteria_oneshot/results.json")
     parser.add_argument("--resume", action="store_true", help="keep rows already in --out")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--report", nargs="+", default=None, help="only print the tables of these results files (merged)"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        merged: dict = {}
+        for path in args.report:
+            merged.update(json.loads(Path(path).read_text()))
+        print("\n".join(summary(merged)))
+        return 0
     set_threads(args.threads)
     print_calibration("start")
     out = Path(args.out)

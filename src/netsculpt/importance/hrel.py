@@ -13,19 +13,20 @@ labels, so ``S_a(B)`` is exactly the Renyi entropy of the batch's class frequenc
 site are done at once: ``torch.cdist`` on (C, N, HW) and ``eigvalsh`` on (C, N, N). ``alpha = 1.01``
 approximates Shannon entropy while keeping the functional's smooth alpha-order form (Yu et al.).
 
-Kernel width per filter and batch (``kernel_width``):
+Kernel width (``kernel_width``):
 
-- ``"median"`` (default): the median of the non-zero pairwise distances (the median heuristic, Gretton et
-  al. 2012). It is scale-free — mutual information is invariant to rescaling a filter — and follows the
-  dimension: distances between HW-dimensional maps grow like sqrt(HW).
-- a number: one fixed width for every filter, the form Silverman's rule ``gamma * N^(-1/(4+d))`` takes
-  when d = HW is large (Yu et al. 2020 use the rule with this estimator). The per-dimension rule itself
-  is not offered: with the per-pixel spread it gives widths ~sqrt(HW) times below typical distances, every
-  Gram matrix becomes the identity and every filter scores H(Y).
+- ``"align"`` (default, the HRel authors' rule): one width per site and batch, shared by every filter:
+  the width whose Gaussian Gram matrix of the *whole layer's* maps is best aligned with the label kernel
+  (kernel-target alignment). Rescaling the whole layer changes nothing, but a filter whose maps vary
+  little next to its layer-mates' looks nearly constant and scores low, which is what the network sees.
+- ``"median"``: each filter's own median pairwise distance. It makes every filter scale-free, and that
+  is its failure: the maps' size no longer counts, the scores of a layer become nearly flat (LeNet-5
+  conv1: all within 1.5 %), and at 0.3x MACs HRel fell below random (docs/criteria.md, measured on
+  held-out training digits with ``benchmarks/hrel_diagnostic.py``).
+- a number: that width for every filter.
 
-Like any finite-sample MI estimate, this one is biased upwards for maps that differ from image to image
-(a map unique to each image "explains" the labels of a finite batch); the width sets how much. It is the
-paper's estimator, not an unbiased one (docs/criteria.md).
+Like any finite-sample MI estimate this one is biased upwards for maps that differ from image to image;
+batches need several images per class (a warning says so when they have fewer).
 
 The score is the mutual information averaged over calibration batches (weighted by batch size) and over
 the group's activation sites. Batches should hold many samples per class (64 or more for 10 classes).
