@@ -149,3 +149,10 @@ def test_quiet_after_the_command_runs(capsys) -> None:
     code = main(["analyze", "lenet5", "--json", "--runs", "2", "--quiet", "--threads", "1"])
     out, _ = capsys.readouterr()
     assert code == 0 and json.loads(out)["params"] == 431_080
+
+
+def test_compress_compare_random_is_the_recipe_field() -> None:
+    from netsculpt.cli import build_parser
+
+    args = build_parser().parse_args(["compress", "--compare-random", "--quiet"])
+    assert args.compare_random is True and args.quiet is True

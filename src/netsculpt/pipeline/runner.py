@@ -116,7 +116,7 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_recipe(run_dir, text, force)
     if force:
-        for marker in run_dir.glob("*/DONE"):
+        for marker in [*run_dir.glob("*/DONE"), *run_dir.glob(f"{RANDOM_DIR}/*/DONE")]:
             marker.unlink()
     write_text(run_dir / "recipe.yaml", text)
     handler = logging.FileHandler(run_dir / "run.log")
@@ -171,7 +171,10 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
             if kind == "baseline":
                 ctx.teacher = load(out / "model")
             records.append(record)
+        compare = _compare_random(recipe, ctx, run_dir, console) if recipe.compare_random else None
         results = _results(recipe, text, records, cpu_calibration().to_dict(), time.perf_counter() - started)
+        if compare is not None:
+            results["compare_random"] = compare
         validate_results(results, source=str(run_dir / "results.json"))  # catch a writer bug at the source
         write_json(run_dir / "results.json", results)
         if recipe.outputs.report:
@@ -180,6 +183,43 @@ def run_recipe(recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = 
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+RANDOM_DIR = "compare_random"
+
+
+def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Console) -> dict[str, Any]:
+    """The recipe's stages again from the same baseline, each criterion replaced by ``random``, into
+    ``RUN_DIR/compare_random/`` (resumable like the main stages); accuracy per stage."""
+    from netsculpt.io import load, save
+    from netsculpt.train import evaluate
+
+    model, stages = load(run_dir / "00_baseline" / "model"), []  # a fresh copy: stages train in place
+    for i, cfg in enumerate(recipe.stages, start=1):
+        kind = cfg.kind
+        out = run_dir / RANDOM_DIR / f"{i:02d}_{kind}"
+        label = f"[random {i}/{len(recipe.stages)}] {kind}"
+        if (out / "DONE").is_file():
+            model, record = load(out / "model"), _read_record(out)
+            console.print(f"{label}: done earlier, resumed from {RANDOM_DIR}/{out.name}")
+        else:
+            if "criterion" in type(cfg).model_fields:
+                cfg = cfg.model_copy(update={"criterion": "random"})
+            console.rule(f"{label}  {_describe(cfg)}")
+            out.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            model, _ = STAGES[kind](ctx, cfg, model, out)
+            seconds = time.perf_counter() - t0
+            acc = evaluate(model, ctx.test_loader)[0]
+            record = {"index": i, "kind": kind, "dir": f"{RANDOM_DIR}/{out.name}", "accuracy": acc,
+                      "seconds": seconds}  # fmt: skip
+            if not _is_onnx(model):
+                save(model, out / "model", extra={"input_shape": list(ctx.example.shape), "stage": kind})
+            write_json(out / "stage.json", record)
+            (out / "DONE").write_text("ok\n")
+            log.info("%s: accuracy %.4f", label, acc)
+        stages.append(record)
+    return {"criterion": "random", "stages": stages, "accuracy": stages[-1]["accuracy"] if stages else None}
 
 
 def _load_stage(out: Path) -> nn.Module:
