@@ -54,3 +54,11 @@ def test_a_dead_layer_warns_naming_its_group_and_keeps_the_lowest_channels(crite
         scores = get_criterion(criterion).score(model, graph, data)
     plans = [widths_plan(graph, scores, {"conv1": 3}).keep["conv1"] for _ in range(2)]
     assert plans[0] == plans[1] == [0, 1, 2]  # ties keep the lowest-numbered channels
+
+
+def test_hrel_counts_each_image_once_in_a_residual_stage(resnet20) -> None:
+    # a resnet20 stage is seen at one site per block; 12 images must not count as 12 x blocks
+    model, x, data = resnet20
+    crit = get_criterion("hrel")
+    with pytest.warns(NetsculptWarning, match="hrel saw 12 calibration images"):
+        crit.score(model, ns.trace(model, x), data)

@@ -136,9 +136,10 @@ class HRel(FeatureMapCriterion):
             raise PruningError(
                 "criterion hrel needs labels: calibration batches must be (inputs, labels) pairs"
             )
+        key = (site.module, site.call, site.output_index)  # counted per site: a stage has one per block
         counts = torch.bincount(labels.reshape(-1).long().cpu())
-        self.label_counts[group.id] = _add_counts(self.label_counts.get(group.id), counts)
-        self.batch_sizes.setdefault(group.id, []).append(int(x.shape[0]))
+        self.label_counts[key] = _add_counts(self.label_counts.get(key), counts)
+        self.batch_sizes.setdefault(key, []).append(int(x.shape[0]))
         if x.shape[0] < 2:
             return  # one sample carries no information about a distribution
         mi = mutual_information(x, labels, alpha=self.alpha, kernel_width=self.kernel_width)
@@ -149,16 +150,16 @@ class HRel(FeatureMapCriterion):
         return np.round(np.clip(self.mean(group), 0.0, None), 9)
 
     def select_sites(self, model: nn.Module, graph: ChannelGraph) -> dict[str, list[Site]]:
-        self.label_counts: dict[str, torch.Tensor] = {}
-        self.batch_sizes: dict[str, list[int]] = {}
+        self.label_counts: dict[tuple, torch.Tensor] = {}
+        self.batch_sizes: dict[tuple, list[int]] = {}
         return super().select_sites(model, graph)
 
     def check_calibration(self) -> None:
         """Warn when the batches hold too few images per class for the estimator (see the constants)."""
         if not self.label_counts:
             return
-        gid = next(iter(self.label_counts))
-        counts, sizes = self.label_counts[gid], self.batch_sizes[gid]
+        key = next(iter(self.label_counts))  # every site sees every calibration image once
+        counts, sizes = self.label_counts[key], self.batch_sizes[key]
         classes = max(int((counts > 0).sum()), len(counts))
         total, smallest = int(counts.sum()), min(sizes)
         if total >= MIN_PER_CLASS * classes and smallest >= MIN_PER_CLASS_IN_BATCH * classes:
