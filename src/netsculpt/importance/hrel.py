@@ -161,12 +161,13 @@ class HRel(FeatureMapCriterion):
         key = next(iter(self.label_counts))  # every site sees every calibration image once
         counts, sizes = self.label_counts[key], self.batch_sizes[key]
         classes = max(int((counts > 0).sum()), len(counts))
-        total, smallest = int(counts.sum()), min(sizes)
-        if total >= MIN_PER_CLASS * classes and smallest >= MIN_PER_CLASS_IN_BATCH * classes:
+        # the typical batch: a loader's short last batch is a small part of the weighted mean
+        total, typical = int(counts.sum()), int(np.median(sizes))
+        if total >= MIN_PER_CLASS * classes and typical >= MIN_PER_CLASS_IN_BATCH * classes:
             return
         warnings.warn(
             f"hrel saw {total} calibration images of {classes} classes ({total / classes:.1f} per class; "
-            f"smallest batch {smallest}): its estimate needs at least {MIN_PER_CLASS} images per class in "
+            f"batches of {typical}): its estimate needs at least {MIN_PER_CLASS} images per class in "
             f"all ({MIN_PER_CLASS * classes} here) and batches of at least {MIN_PER_CLASS_IN_BATCH} per "
             f"class ({MIN_PER_CLASS_IN_BATCH * classes} images); pass more data (calib_batches=, a larger "
             "batch size), or the scores mostly measure how varied each filter is, not its relevance",
