@@ -6,7 +6,7 @@ copy to conv widths (2, 3) and, globally, to 0.3x MACs, and the table gives the 
 training digits right after pruning (no fine-tuning), mean over bases. The test split is never loaded.
 Activations are captured once per base at every candidate site, so the variants only cost linear algebra.
 
-    PYTHONPATH=src python benchmarks/hrel_diagnostic.py [--bases 5] [--variants ...]
+    PYTHONPATH=src python benchmarks/hrel_diagnostic.py [--bases 5] [--verbose]
 """
 
 from __future__ import annotations
