@@ -45,3 +45,7 @@ class RunLockedError(NetsculptError, RuntimeError):
 
 class DiskFullError(NetsculptError, OSError):
     """A write failed because the disk (or the file size limit) is full; the previous file is intact."""
+
+
+class NetsculptWarning(UserWarning):
+    """Something netsculpt can go on with but the user should know (``warnings.filterwarnings`` it)."""

@@ -123,3 +123,36 @@ def test_compress_reports_recipe_errors(capsys, tmp_path) -> None:
     bad.write_text("model:\n  name: lenet5\nstages:\n  - prune: {ratio: 2}\n")
     code, _, err = run(capsys, "compress", str(bad), "--out", str(tmp_path / "run"))
     assert code == 1 and "bad.yaml:4: stages.0.prune.ratio" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--quiet", "--threads", "2", "compress"], ["compress", "--quiet", "--threads", "2"],
+     ["--threads", "2", "compress", "--quiet"], ["--quiet", "compress", "--threads", "2"]],
+)  # fmt: skip
+def test_global_options_before_or_after_the_command(argv) -> None:
+    from netsculpt.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.command == "compress" and args.quiet is True and args.threads == 2
+
+
+def test_global_options_keep_their_defaults_when_not_given(monkeypatch) -> None:
+    from netsculpt.cli import build_parser
+
+    monkeypatch.setenv("NETSCULPT_THREADS", "3")
+    args = build_parser().parse_args(["train", "lenet5", "--out", "x"])
+    assert args.quiet is False and args.threads == 3  # the subcommand's copy must not reset them
+
+
+def test_quiet_after_the_command_runs(capsys) -> None:
+    code = main(["analyze", "lenet5", "--json", "--runs", "2", "--quiet", "--threads", "1"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and json.loads(out)["params"] == 431_080
+
+
+def test_compress_compare_random_is_the_recipe_field() -> None:
+    from netsculpt.cli import build_parser
+
+    args = build_parser().parse_args(["compress", "--compare-random", "--quiet"])
+    assert args.compare_random is True and args.quiet is True

@@ -22,18 +22,33 @@ def _label_copy_and_noise(n_per_class: int = 6, classes: int = 10) -> tuple[torc
     return torch.stack([copy, noise], 1), labels
 
 
-@pytest.mark.parametrize("width", ["median", 8.0])
+@pytest.mark.parametrize("width", ["align", "median", 8.0])
 def test_a_filter_that_copies_the_label_has_more_information_than_noise(width) -> None:
     x, labels = _label_copy_and_noise()
     mi = mutual_information(x, labels, kernel_width=width)
     h_y = math.log2(10)  # balanced labels: every Renyi entropy of the class frequencies is log2(10)
-    assert mi[0] > mi[1] + 0.2  # measured 1.43 vs 1.10 bits (median), 1.91 vs 0.60 (8.0)
+    assert mi[0] > mi[1] + 0.2  # measured 2.79 vs 1.93 (align), 1.43 vs 1.10 (median), 1.91 vs 0.60 (8.0)
     assert (mi >= -1e-9).all() and (mi <= h_y + 1e-9).all()  # 0 <= I(T;Y) <= H(Y)
 
 
-def test_median_width_makes_it_scale_free() -> None:
+@pytest.mark.parametrize("width", ["align", "median"])
+def test_rescaling_the_whole_layer_changes_nothing(width) -> None:
     x, labels = _label_copy_and_noise()
-    torch.testing.assert_close(mutual_information(x * 1000, labels), mutual_information(x, labels))
+    torch.testing.assert_close(
+        mutual_information(x * 1000, labels, kernel_width=width),
+        mutual_information(x, labels, kernel_width=width),
+    )
+
+
+def test_the_layer_width_ranks_a_faint_copy_of_a_filter_below_it() -> None:
+    # the same label-copying maps at 1/100 of the scale: downstream layers barely see them. One width for
+    # the layer (the HRel authors' choice) scores them lower; a width per filter cannot tell them apart
+    x, labels = _label_copy_and_noise()
+    x = torch.stack([x[:, 0], 0.01 * x[:, 0]], 1)
+    align = mutual_information(x, labels, kernel_width="align")
+    median = mutual_information(x, labels, kernel_width="median")
+    assert align[0] > align[1] + 0.5
+    torch.testing.assert_close(median[0], median[1])
 
 
 def test_label_entropy_is_the_renyi_entropy_of_class_frequencies() -> None:

@@ -142,3 +142,26 @@ def test_search_stage_needs_training_data_left_after_its_held_out_split(tmp_path
                          "  - search: {method: greedy, target: {macs: 0.5}, val_size: 5000}\n")  # fmt: skip
     with pytest.raises(ConfigError, match="val_size=5000 leaves no training data"):
         run_recipe(parse_recipe(text), text, tmp_path)
+
+
+def test_compare_random_reruns_the_stages_with_a_random_criterion(tmp_path, capsys) -> None:
+    from netsculpt.pipeline import print_summary
+
+    text = SMALL + "compare_random: true\n"
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    compare = results["compare_random"]
+    assert [s["kind"] for s in compare["stages"]] == ["prune", "finetune"]
+    assert (tmp_path / "compare_random" / "01_prune" / "DONE").is_file()
+    plan = json.loads((tmp_path / "compare_random" / "01_prune" / "plan.json").read_text())
+    ours = json.loads((tmp_path / "01_prune" / "plan.json").read_text())
+    assert plan["meta"]["criterion"] == "random" and ours["meta"]["criterion"] == "l1"
+    assert compare["accuracy"] == compare["stages"][-1]["accuracy"]
+    again = run_recipe(parse_recipe(text), text, tmp_path)  # resumes: nothing is redone
+    assert again["compare_random"]["stages"] == compare["stages"]
+    print_summary(results)
+    out = capsys.readouterr().out
+    assert "accuracy by stage: baseline" in out and "same recipe, random criterion: prune" in out
+    from netsculpt.report import write_report
+
+    write_report(tmp_path)
+    assert "same stages, random criterion" in (tmp_path / "report.html").read_text()

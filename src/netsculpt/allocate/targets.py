@@ -18,7 +18,7 @@ import numpy as np
 from torch import nn
 
 from netsculpt.allocate.cost import CostModel
-from netsculpt.allocate.uniform import keep_count, select_keep
+from netsculpt.allocate.uniform import keep_count, removal_order, select_keep
 from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.surgery.plan import PrunePlan
@@ -90,7 +90,7 @@ def _global_order(
     for g in graph.prunable_groups:
         s = scores[g.id]
         norm = s / (np.abs(s).mean() + 1e-12)
-        order = np.argsort(np.where(g.prunable, norm, np.inf), kind="stable")
+        order = removal_order(g, norm)
         floor = max(g.size - g.n_prunable, min(min_channels, g.size), 1)
         for rank, ch in enumerate(order[: g.size - floor].tolist()):
             entries.append((float(norm[ch]), rank, g.id, ch))

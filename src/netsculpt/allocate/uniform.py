@@ -27,11 +27,17 @@ def keep_count(group: ChannelGroup, n_remove: int, *, round_to: int = 1, min_cha
     return keep
 
 
+def removal_order(group: ChannelGroup, scores: np.ndarray) -> np.ndarray:
+    """Channels least important first; pinned ones last. Equal scores (a dead layer scores all zeros)
+    remove the highest-numbered channel first, so ties always keep the same, lowest-numbered channels."""
+    return np.lexsort((-np.arange(group.size), np.where(group.prunable, scores, np.inf)))
+
+
 def select_keep(group: ChannelGroup, scores: np.ndarray, keep: int) -> list[int]:
     """Keep the ``keep`` best channels; pinned channels are always kept."""
     if keep >= group.size:
         return list(range(group.size))
-    order = np.argsort(np.where(group.prunable, scores, np.inf), kind="stable")
+    order = removal_order(group, scores)
     removed = order[: group.size - keep]
     return sorted(set(range(group.size)) - set(removed.tolist()))
 

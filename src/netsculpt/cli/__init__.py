@@ -22,17 +22,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netsculpt", description="Make trained PyTorch CNNs smaller and faster, with measured proof."
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--threads", type=int, default=int(os.environ.get("NETSCULPT_THREADS", "1")),
-        help="torch CPU threads (default 1, or $NETSCULPT_THREADS): one thread keeps timings reproducible "
-        "on shared machines, where extra OpenMP threads can slow a forward pass by 10-100x",
-    )  # fmt: skip
+    add_global_options(parser, default_threads=int(os.environ.get("NETSCULPT_THREADS", "1")))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(f"netsculpt.cli.{name}") is not None:
             importlib.import_module(f"netsculpt.cli.{name}").register(sub)
+    for command in sub.choices.values():
+        # also after the command (`netsculpt compress --quiet`); SUPPRESS keeps the value given before it
+        add_global_options(command, default_threads=argparse.SUPPRESS, default_quiet=argparse.SUPPRESS)
     return parser
+
+
+def add_global_options(
+    parser: argparse.ArgumentParser, *, default_threads: object, default_quiet: object = False
+) -> None:
+    """``--quiet`` and ``--threads``: on the top-level parser and on every command's parser."""
+    parser.add_argument("--quiet", action="store_true", default=default_quiet, help="no progress bars")
+    parser.add_argument(
+        "--threads", type=int, default=default_threads,
+        help="torch CPU threads (default 1, or $NETSCULPT_THREADS): one thread keeps timings reproducible "
+        "on shared machines, where extra OpenMP threads can slow a forward pass by 10-100x",
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

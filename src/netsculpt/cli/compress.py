@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PKG.MOD:FN",
         help="a baseline checkpoint folder whose base netsculpt cannot build: the exact builder you allow",
     )
+    p.add_argument(
+        "--compare-random",
+        action="store_true",
+        help="also run the stages with a random criterion (same as --set compare_random=true), so the "
+        "summary shows whether the criterion mattered",
+    )
     p.set_defaults(func=run)
 
 
@@ -36,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     from netsculpt.pipeline import default_recipe_path, load_recipe, print_summary, run_recipe
 
+    if args.compare_random:
+        args.overrides = [*args.overrides, "compare_random=true"]
     path = Path(args.recipe) if args.recipe else default_recipe_path()
     recipe, text = load_recipe(path, args.overrides)
     if args.overrides:

@@ -6,6 +6,7 @@ collect data-driven statistics in one pass before scoring. Scores are "higher = 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netsculpt.errors import PruningError
+from netsculpt.errors import NetsculptWarning, PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.registry import Registry
@@ -51,8 +52,15 @@ def list_criteria() -> list[str]:
 
 def get_criterion(criterion: str | Criterion, **options: Any) -> Criterion:
     if isinstance(criterion, str):
-        return CRITERIA.get(criterion)(**options)
+        crit = CRITERIA.get(criterion)(**options)
+        crit.name = criterion  # for messages: "hrel", not the class name
+        return crit
     return criterion
+
+
+def criterion_name(criterion: object) -> str:
+    """The registered name a criterion was created under, else its class name."""
+    return str(getattr(criterion, "name", type(criterion).__name__))
 
 
 @dataclass
@@ -70,7 +78,7 @@ class WeightCriterion:
         with torch.no_grad():
             for g in graph.prunable_groups:
                 s = self.group_scores(g, tensors)
-                check_scores(g, s)
+                check_scores(g, s, criterion_name(self))
                 scores[g.id] = s
         return scores
 
@@ -78,13 +86,25 @@ class WeightCriterion:
         raise NotImplementedError
 
 
-def check_scores(group: ChannelGroup, scores: np.ndarray) -> None:
+def check_scores(group: ChannelGroup, scores: np.ndarray, criterion: str = "criterion") -> None:
+    """Shape and NaN checks (errors); a warning when every channel of a group scores the same."""
     if scores.shape != (group.size,):
-        raise PruningError(f"criterion returned {scores.shape} scores for group {group.id!r} of {group.size}")
+        raise PruningError(
+            f"{criterion} returned {scores.shape} scores for group {group.id!r} of {group.size} channels"
+        )
     if not np.all(np.isfinite(scores)):
         raise PruningError(
-            f"criterion produced NaN or inf scores for group {group.id!r}; check the model's weights and the "
-            "calibration data for NaN/inf values"
+            f"{criterion} produced NaN or inf scores for group {group.id!r}; check the model's weights and "
+            "the calibration data for NaN/inf values"
+        )
+    if group.size > 1 and float(np.ptp(scores)) <= 1e-9 * max(float(np.abs(scores).max()), 1e-3):
+        warnings.warn(
+            f"{criterion} gave every channel of group {group.id!r} the same score ({float(scores[0]):.4g}; "
+            "e.g. every filter is dead on the calibration data), so it cannot tell them apart: the "
+            "lowest-numbered channels are kept there. Check the calibration data, or prune that group by "
+            "weights (criterion='l1') or leave it out (ignored=[...])",
+            NetsculptWarning,
+            stacklevel=4,
         )
 
 

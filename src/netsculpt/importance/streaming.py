@@ -13,7 +13,7 @@ from torch import nn
 from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
-from netsculpt.importance.base import ACTIVATIONS, WEIGHTS, check_scores
+from netsculpt.importance.base import ACTIVATIONS, WEIGHTS, check_scores, criterion_name
 from netsculpt.importance.collect import group_sites, stream
 from netsculpt.importance.sites import Site
 
@@ -53,12 +53,16 @@ class StreamingCriterion:
             sites=sites,
             description=type(self).__name__,
         )
+        self.check_calibration()
         scores = {}
         for g in graph.prunable_groups:
             s = np.asarray(self.finalize(g), dtype=np.float64)
-            check_scores(g, s)
+            check_scores(g, s, criterion_name(self))
             scores[g.id] = s
         return scores
+
+    def check_calibration(self) -> None:
+        """Warn when the pass saw too little data for the estimator (criteria with a known need)."""
 
     def select_sites(self, model: nn.Module, graph: ChannelGraph) -> dict[str, list[Site]]:
         """Where each group is observed; subclasses pick among all sites (see ``site_choice``)."""

@@ -172,6 +172,9 @@ class Recipe(Section):
     baseline: BaselineSection = Field(default_factory=lambda: BaselineSection(train=TrainSection()))
     stages: list[StageConfig] = Field(default_factory=list)
     outputs: OutputsSection = Field(default_factory=OutputsSection)
+    # rerun the stages from the same baseline with every criterion replaced by "random": did the
+    # criterion matter, or did the fine-tuning do the work?
+    compare_random: bool = False
 
     @field_validator("version")
     @classmethod

@@ -152,6 +152,8 @@ def _run_locked(
     _remove_partial_writes(run_dir)
     if force:
         _clear_stages(run_dir)
+        for marker in run_dir.glob(f"{RANDOM_DIR}/*/DONE"):
+            marker.unlink()
     write_text(run_dir / "recipe.yaml", text)
     handler = _LogHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -210,7 +212,10 @@ def _run_locked(
             if kind == "baseline":
                 ctx.teacher = load(out / "model", trust_builder=trust_builder)
             records.append(record)
+        compare = _compare_random(recipe, ctx, run_dir, console) if recipe.compare_random else None
         results = _results(recipe, text, records, cpu_calibration().to_dict(), time.perf_counter() - started)
+        if compare is not None:
+            results["compare_random"] = compare
         validate_results(results, source=str(run_dir / "results.json"))  # catch a writer bug at the source
         write_json(run_dir / "results.json", results)
         if recipe.outputs.report:
@@ -256,6 +261,48 @@ def _remove_partial_writes(run_dir: Path) -> None:
             tmp = Path(folder) / name
             if name.startswith(".") and name.endswith(".tmp") and tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
+
+
+RANDOM_DIR = "compare_random"
+
+
+def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Console) -> dict[str, Any]:
+    """The recipe's stages again from the same baseline, each criterion replaced by ``random``, into
+    ``RUN_DIR/compare_random/`` (resumable like the main stages); accuracy per stage."""
+    from netsculpt.io import load, save
+    from netsculpt.train import evaluate
+
+    model, stages = (
+        load(run_dir / "00_baseline" / "model", trust_builder=ctx.trust_builder),
+        [],
+    )  # a fresh copy: stages train in place
+    for i, cfg in enumerate(recipe.stages, start=1):
+        kind = cfg.kind
+        out = run_dir / RANDOM_DIR / f"{i:02d}_{kind}"
+        label = f"[random {i}/{len(recipe.stages)}] {kind}"
+        if (out / "DONE").is_file():
+            model, record = load(out / "model", trust_builder=ctx.trust_builder), _read_record(out)
+            console.print(f"{label}: done earlier, resumed from {RANDOM_DIR}/{out.name}")
+        else:
+            if "criterion" in type(cfg).model_fields:
+                cfg = cfg.model_copy(update={"criterion": "random"})
+            console.rule(f"{label}  {_describe(cfg)}")
+            out.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            ctx.reset_random_state()  # as for the main stages: the same result after a resume
+            model, _ = STAGES[kind](ctx, cfg, model, out)
+            model.eval()
+            seconds = time.perf_counter() - t0
+            acc = evaluate(model, ctx.test_loader)[0]
+            record = {"index": i, "kind": kind, "dir": f"{RANDOM_DIR}/{out.name}", "accuracy": acc,
+                      "seconds": seconds}  # fmt: skip
+            if not _is_onnx(model):
+                save(model, out / "model", extra={"input_shape": list(ctx.example.shape), "stage": kind})
+            write_json(out / "stage.json", record)
+            write_text(out / "DONE", "ok\n")  # last, atomically, as for the main stages
+            log.info("%s: accuracy %.4f", label, acc)
+        stages.append(record)
+    return {"criterion": "random", "stages": stages, "accuracy": stages[-1]["accuracy"] if stages else None}
 
 
 def _load_stage(out: Path, trust_builder: str | None = None) -> nn.Module:

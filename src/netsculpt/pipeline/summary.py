@@ -36,6 +36,8 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
             f"{ratio:.2f}x faster",
         )
     console.print(table)
+    for line in stage_lines(results):
+        console.print(line)
     cal = results["calibration"]
     console.print(
         f"wall time {results['wall_seconds']:.1f} s with {results.get('threads', 1)} thread(s) · "
@@ -43,3 +45,19 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
         f"{cal['matmul_gflops']:.1f} GFLOP/s matmul, {cal['python_loop_ms']:.1f} ms Python loop "
         "(compare timings across machines with these)"
     )
+
+
+def stage_lines(results: dict[str, Any]) -> list[str]:
+    """What each stage left (accuracy right after pruning, after fine-tuning, ...) and, when the recipe
+    asked for it, what the same stages reach with a random criterion: did the criterion matter?"""
+    stages = results.get("stages")
+    if not isinstance(stages, list) or not stages:
+        return []
+    ours = " -> ".join(f"{s['kind']} {s['metrics']['accuracy']:.2%}" for s in stages)
+    lines = [f"accuracy by stage: {ours}"]
+    compare = results.get("compare_random")
+    if compare and compare.get("stages"):
+        theirs = " -> ".join(f"{s['kind']} {s['accuracy']:.2%}" for s in compare["stages"])
+        gap = 100 * (results["after"]["accuracy"] - compare["accuracy"])
+        lines.append(f"same recipe, random criterion: {theirs} ({gap:+.2f} pp for the criterion)")
+    return lines

@@ -190,6 +190,8 @@ def _stage_settings(stage: Stage) -> str:
 def stages_section(run: Run) -> str:
     if not run.stages:
         return ""
+    compare = getattr(run.results, "compare_random", None) or {}
+    random_acc = {r.get("index"): r.get("accuracy") for r in compare.get("stages", [])}
     rows = []
     for i, s in enumerate(run.stages):
         rows.append(
@@ -198,6 +200,7 @@ def stages_section(run: Run) -> str:
                 (esc(s.name), "name"),
                 (esc(s.kind or ""), "text"),
                 esc(fmt.percent(s.accuracy)),
+                esc(fmt.percent(random_acc.get(i))) if random_acc else "",
                 esc(fmt.count(s.params)),
                 esc(fmt.count(s.macs)),
                 esc(fmt.seconds(s.seconds)),
@@ -209,6 +212,7 @@ def stages_section(run: Run) -> str:
         ("stage", "name"),
         ("kind", "text"),
         "accuracy",
+        "same stages, random criterion" if random_acc else "",
         "params",
         "MACs",
         "time",

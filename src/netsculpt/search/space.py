@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 from netsculpt.allocate import CostModel, select_keep
+from netsculpt.allocate.uniform import removal_order
 from netsculpt.errors import ConfigError, PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.surgery import PrunePlan
@@ -195,7 +196,7 @@ class _CountCost:
         # parts[(tensor, dim)] = [(group position, prefix sums of positions removed in removal order)]
         self.parts: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
         for gi, g in enumerate(groups):
-            order = np.argsort(np.where(g.prunable, scores[g.id], np.inf), kind="stable")
+            order = removal_order(g, scores[g.id])  # the order select_keep removes in
             for m in g.members:
                 if m.name not in index:
                     continue
