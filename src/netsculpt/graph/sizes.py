@@ -41,6 +41,17 @@ class _Counted(int):
 
     __rmul__ = __mul__
 
+    # A count that escapes the trace (a model caching ``x.shape`` on itself) must copy and pickle as the
+    # plain ``int`` it stands for: nothing of netsculpt may survive in a user's model or file.
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        return int, (int(self),)
+
+    def __copy__(self) -> int:
+        return int(self)
+
+    def __deepcopy__(self, memo: dict) -> int:
+        return int(self)
+
 
 class ChannelCount(_Counted):
     """``int`` read from dim ``dim`` of traced value ``value_id`` (a dim that carries channels)."""
@@ -65,6 +76,27 @@ SIZE_TAKING = set(
     tensor_methods("view", "reshape", "expand", "new_zeros", "new_ones", "new_empty", "new_full")
     + tensor_methods("zeros", "ones", "empty", "full", "rand", "randn")
 )
+
+
+def plain(obj: Any, depth: int = 4) -> Any:
+    """``obj`` with every count inside (nested) tuples, lists, dicts and ``torch.Size`` as a plain ``int``.
+
+    Containers are rebuilt only when they hold a count, and lists/dicts are fixed in place, so a
+    container the model owns keeps its identity.
+    """
+    if isinstance(obj, _Counted):
+        return int(obj)
+    if depth <= 0:
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [plain(o, depth - 1) for o in obj]
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            obj[k] = plain(v, depth - 1)
+    elif isinstance(obj, tuple) and not hasattr(obj, "_fields") and _counts_in(obj):
+        items = [plain(o, depth - 1) for o in obj]
+        return torch.Size(items) if isinstance(obj, torch.Size) else type(obj)(items)
+    return obj
 
 
 def _counts_in(items: Any) -> list[_Counted]:

@@ -22,6 +22,7 @@ from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import plain
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
+from netsculpt.graph.snapshot import ModuleSnapshot
 
 _IGNORED_NAMES = {
     "size",
@@ -293,7 +294,7 @@ def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -
     for i, t in enumerate(inputs):
         if isinstance(t, torch.Tensor):
             tracer.new_value(t, f"network input {i}")
-    was_training = model.training
+    snapshot = ModuleSnapshot(model)  # restores attributes, buffers and train/eval flags afterwards
     model.eval()
     pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)
@@ -307,7 +308,7 @@ def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -
     finally:
         pre.remove()
         post.remove()
-        model.train(was_training)
+        snapshot.restore()
     if tracer.error is not None:
         raise TraceError(
             f"netsculpt failed while following channels through `{tracer.current_module or '<root>'}`: "
