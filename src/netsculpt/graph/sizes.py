@@ -17,8 +17,9 @@ from typing import Any
 import torch
 
 from netsculpt.graph.builder import GraphBuilder, Value
+from netsculpt.graph.labels import along
 from netsculpt.graph.registry import Call, tensor_methods
-from netsculpt.graph.rules.common import channel_atoms, size_args
+from netsculpt.graph.rules.common import channel_atoms, set_output, size_args
 
 
 class _Counted(int):
@@ -70,6 +71,10 @@ def wrap_shape(out: Any, v: Value, dim: int | None = None) -> Any:
         return ChannelCount(out, v.id, d) if v.labels.shape[d] > 1 else out
     return out
 
+
+# new tensors whose size arguments are the output's dims, and whether they start as zeros
+_FRESH = {f: True for f in tensor_methods("zeros", "new_zeros", "empty", "new_empty")}
+_FRESH.update({f: False for f in tensor_methods("ones", "full", "new_ones", "new_full", "rand", "randn")})
 
 # calls whose size arguments are the output's dims, in order
 SIZE_TAKING = set(
@@ -126,7 +131,12 @@ def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
             continue
         j = positions[0]
         if out.labels.shape[j] == 1 or (out.labels < 0).all():
-            ctx.block(src_atoms, reason)  # e.g. torch.zeros(B, C, ...): a new tensor fixed at C
+            if call.func in _FRESH and isinstance(count, ChannelCount) and len(counts) == 1:
+                # torch.zeros(B, C, ...) with C read from x.shape: a buffer that holds x's channels
+                # (torchvision's MultiScaleRoIAlign fills one per pyramid level); pruned, it shrinks too
+                set_output(out, along(src_atoms, j, out.ndim), _FRESH[call.func])
+                continue
+            ctx.block(src_atoms, reason)  # e.g. a new tensor sized by a count derived from C
             continue
         if isinstance(count, DerivedCount):  # e.g. C // heads: the same channels, whatever the layout
             ctx.tie_count(src_atoms, out.labels.ravel(), reason, same_set=True)

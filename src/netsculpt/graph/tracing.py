@@ -9,7 +9,6 @@ costs about one eager forward. See docs/design.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,12 +16,14 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from netsculpt.errors import TraceError
+from netsculpt.errors import ConfigError, TraceError
 from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import plain
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
+from netsculpt.measure._inputs import as_tuple as _as_args
+from netsculpt.measure._inputs import describe
 
 _IGNORED_NAMES = {
     "size",
@@ -191,7 +192,8 @@ class _Tracer(TorchFunctionMode):
         vargs = _substitute(args, sub)
         vkwargs = {k: _substitute(v, sub) for k, v in kwargs.items()}
         outputs = [self.new_value(t, f"output of {where}") for t in out_tensors]
-        call = registry.Call(func, name, vargs, vkwargs, outputs, module, inputs=inputs)
+        owner = self.stack[-1] if self.stack else None  # the innermost module running the call
+        call = registry.Call(func, name, vargs, vkwargs, outputs, module, owner, inputs=inputs)
         rule = None
         if name.startswith("Tensor.") and getattr(func, "__name__", None) == "__get__":
             rule = registry.PROPERTY_RULES.get(name.removeprefix("Tensor."))
@@ -257,13 +259,11 @@ def _substitute(x: Any, sub: Any) -> Any:
 
 
 def as_tuple(example_inputs: Any) -> tuple:
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    if isinstance(example_inputs, Sequence):
-        return tuple(example_inputs)
-    raise TraceError(
-        f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}"
-    )
+    """``forward``'s positional arguments: a Tensor, or a tuple/list of arguments of any structure."""
+    try:
+        return _as_args(example_inputs)
+    except ConfigError as exc:
+        raise TraceError(str(exc)) from None
 
 
 def run_trace(model: torch.nn.Module, example_inputs: Any, execute: str = "shapes") -> GraphBuilder:
@@ -291,8 +291,8 @@ def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -
     inputs = as_tuple(example_inputs)
     builder = GraphBuilder()
     tracer = _Tracer(model, builder, shapes_only)
-    for i, t in enumerate(inputs):
-        if isinstance(t, torch.Tensor):
+    for i, t in enumerate(tree_flatten(inputs)[0]):
+        if isinstance(t, torch.Tensor) and id(t) not in tracer.by_tensor:
             tracer.new_value(t, f"network input {i}")
     snapshot = ModuleSnapshot(model)  # restores attributes, buffers and train/eval flags afterwards
     model.eval()
@@ -315,7 +315,7 @@ def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -
             f"{type(tracer.error).__name__}: {tracer.error}. Pass ignored=[...] for that module or register "
             "a channel rule for it (docs/engine.md)."
         ) from tracer.error
-    for t in tree_flatten(output)[0]:
+    for t in tree_flatten(output)[0]:  # outputs of any structure: every tensor leaf is an output
         if isinstance(t, torch.Tensor) and id(t) in tracer.by_tensor:
             v = tracer.by_tensor[id(t)]
             builder.outputs.append(v.id)
@@ -337,7 +337,7 @@ def _expected(module: torch.nn.Module | None) -> str:
 def _forward_failure_message(
     exc: BaseException, where: str, inputs: tuple, module: torch.nn.Module | None
 ) -> str:
-    shapes = ", ".join(str(tuple(t.shape)) for t in inputs if isinstance(t, torch.Tensor))
+    shapes = describe(inputs)
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return (
         f"the model failed on the example inputs (shapes {shapes}) inside `{where or '<root>'}`: "
