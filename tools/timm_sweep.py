@@ -30,6 +30,8 @@ import timm
 import torch
 from tests.coverage._check import check_prunes_exactly, check_prunes_inexactly
 
+HIGH = 0.7  # MACs ratio above which the sweep prints why the engine kept the cost
+
 PREFERRED = ["pico", "nano", "tiny", "xxs", "xs", "small", "s12", "_050", "18", "_s", "mini", "lite0", "b0"]
 
 
@@ -122,15 +124,33 @@ def main(argv: list[str] | None = None) -> int:
             record = check_one(name, args.timeout, args.inexact)
             f.write(json.dumps(record) + "\n")
             f.flush()
-            print(
-                f"[{len(done) + i + 1}/{len(names)}] {name}: {record['status']} {record.get('error', '')}"[
-                    :200
-                ]
-            )
+            ratio = f" {record['macs_ratio']:.2f}x MACs" if "macs_ratio" in record else ""
+            status = f"{record['status']}{ratio} {record.get('error', '')}"
+            print(f"[{len(done) + i + 1}/{len(names)}] {name}: {status}"[:200])
     records = [json.loads(line) for line in out.read_text().splitlines()]
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "pinned", "fail", "skip", "timeout")}
+    print_ratios(records, args.inexact)
     print(" ".join(f"{k} {v}" for k, v in counts.items()))
     return 1 if counts["fail"] else 0
+
+
+def print_ratios(records: list[dict], inexact: bool = False) -> None:
+    """MACs after / before at 50% per group, per family, and the engine's reason above ``HIGH``.
+
+    A family with no prunable group keeps all its MACs (1.00x); its reason is the first pinned group's.
+    """
+    rows = [r for r in records if r["status"] in ("ok", "pinned")]
+    print(
+        f"MACs ratio at 50% per group ({'inexact' if any('err' not in r for r in rows) else 'exact'} mode):"
+    )
+    for r in sorted(rows, key=lambda r: r.get("macs_ratio", 1.0)):
+        ratio = r.get("macs_ratio", 1.0)
+        print(f"  {r['name']:<40} {ratio:.2f}x")
+        if ratio > HIGH:
+            for why in r.get("why") or [r.get("error", "no reason recorded (rerun this family)")]:
+                print(f"      why: {why}"[:300])
+    high = sum(r.get("macs_ratio", 1.0) > HIGH for r in rows)
+    print(f"{high} of {len(rows)} families above {HIGH}x, each with the engine's reason above")
 
 
 if __name__ == "__main__":
