@@ -13,15 +13,15 @@ import tempfile
 import pytest
 import torch
 
-os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="netsculpt-yolo-"))  # not in $HOME
-os.environ.setdefault("YOLO_OFFLINE", "1")
-tasks = pytest.importorskip("ultralytics.nn.tasks")
-
-from netsculpt.graph import trace  # noqa: E402
-from tests.coverage._dense import check_dense_model  # noqa: E402
+from netsculpt.graph import trace
+from tests.coverage._dense import check_dense_model
 
 
 def _yolo(cfg: str) -> torch.nn.Module:
+    """Imported here, not at collection, so ultralytics' import-time settings touch only these tests."""
+    os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="netsculpt-yolo-"))  # not in $HOME
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    tasks = pytest.importorskip("ultralytics.nn.tasks")
     torch.manual_seed(0)
     return tasks.DetectionModel(cfg, nc=3, verbose=False).eval()
 
@@ -49,3 +49,14 @@ def test_yolo_head_outputs_and_dfl_bins_are_pinned() -> None:
     # C2f blocks (cv1 output chunked in two halves) stay prunable without rewriting the module
     c2f = producing("model.2.cv1.conv.weight")
     assert c2f.n_prunable == c2f.size == 16
+
+
+def test_netsculpt_never_imports_ultralytics() -> None:
+    """AGPL-3.0: the package's own code must not depend on it, only these tests."""
+    from pathlib import Path
+
+    import netsculpt
+
+    root = Path(netsculpt.__file__).parent
+    offenders = [p for p in root.rglob("*.py") if "ultralytics" in p.read_text()]
+    assert not offenders, offenders
