@@ -123,3 +123,16 @@ def test_compress_reports_recipe_errors(capsys, tmp_path) -> None:
     bad.write_text("model:\n  name: lenet5\nstages:\n  - prune: {ratio: 2}\n")
     code, _, err = run(capsys, "compress", str(bad), "--out", str(tmp_path / "run"))
     assert code == 1 and "bad.yaml:4: stages.0.prune.ratio" in err
+
+
+@pytest.mark.slow
+def test_prune_a_torchvision_detector_then_analyze_it(capsys, tmp_path) -> None:
+    """A detector by name: traced on a batch tensor, saved, and replayed by `analyze DIR`."""
+    out_dir = tmp_path / "ssdlite"
+    name = "torchvision:ssdlite320_mobilenet_v3_large"
+    code, out, _ = run(capsys, "prune", name, "--ratio", "0.5", "--num-classes", "3", "--out", str(out_dir))
+    assert code == 0 and (out_dir / "plan.json").is_file()
+    code, out, _ = run(capsys, "analyze", str(out_dir), "--json", "--runs", "1")
+    pruned = json.loads(out)
+    code, out, _ = run(capsys, "analyze", name, "--num-classes", "3", "--json", "--runs", "1")
+    assert code == 0 and pruned["macs"] < 0.5 * json.loads(out)["macs"]
