@@ -89,7 +89,8 @@ def check_one(name: str, timeout: int, inexact: bool = False) -> dict[str, objec
         record.update(status="timeout", stage=stage)
     except Exception as exc:
         if isinstance(exc, AssertionError) and str(exc).startswith("nothing prunable"):
-            record.update(status="pinned", error=str(exc).splitlines()[1][:400])
+            why = str(exc).splitlines()[1:4]
+            record.update(status="pinned", macs_ratio=1.0, error=why[0][:400], why=why)
             return record
         record.update(
             status="fail" if stage == "prune" else "skip", error=f"{type(exc).__name__}: {exc}"[:400]

@@ -35,7 +35,9 @@ def check_prunes_exactly(model: nn.Module, x: torch.Tensor) -> dict[str, object]
     model = make_nontrivial_(model)
     graph = trace(model, x)
     plan = random_plan(graph, 0.5, seed=0)
-    assert plan.keep, f"nothing prunable:\n{graph}"
+    if not plan.keep:  # say why, layer by layer, as a sweep prints it
+        why = [str(p) for p in pinned_macs(graph, count_macs(model, x)[1])]
+        raise AssertionError("nothing prunable:\n" + "\n".join(why or [str(graph)]))
     macs_before = count_macs(model, x)[0]
     probe = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     mask_(model, graph, plan)

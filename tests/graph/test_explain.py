@@ -53,6 +53,33 @@ def test_the_pinned_channels_really_are_inexact() -> None:
     assert pruning_error(model, graph, plan, x) > 1e-2
 
 
+class ChannelMix(nn.Module):
+    """A conv whose channels pass one channel-mixing op (the soft pins the timm sweep reports)."""
+
+    def __init__(self, mix: str) -> None:
+        super().__init__()
+        self.mix, self.a, self.norm, self.b = mix, nn.Conv2d(3, 8, 1), nn.GroupNorm(1, 8), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        if self.mix == "softmax":  # SKNet's branch attention, attention over channels
+            h = h * torch.softmax(h, dim=1)
+        elif self.mix == "mean":  # a statistic over channels
+            h = h - h.mean(dim=1, keepdim=True)
+        else:  # GroupNorm(1, C): LayerNorm over channels (PoolFormer, ConvNeXt-style blocks)
+            h = self.norm(h)
+        return self.b(h)
+
+
+@pytest.mark.parametrize("mix", ["softmax", "mean", "groupnorm1"])
+def test_soft_pins_are_inexact_when_forced(mix: str) -> None:
+    model, x = randomize_(ChannelMix(mix)), torch.randn(2, 3, 4, 4)
+    assert trace(model, x).group("a").n_prunable == 0
+    graph = trace(model, x, allow_inexact=True)
+    plan = random_plan(graph, 0.5, seed=0)
+    assert "a" in plan.keep and pruning_error(model, graph, plan, x) > 1e-3
+
+
 def test_a_forward_that_writes_its_own_weights_is_refused() -> None:
     class Drift(nn.Module):
         def __init__(self) -> None:
