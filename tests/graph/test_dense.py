@@ -72,3 +72,31 @@ def test_group_norm_with_one_group_stays_inexact() -> None:
     assert exact.group("0").n_prunable == 0
     assert any("normalises over groups" in r for r in exact.group("0").reasons)
     assert inexact.group("0").n_prunable == 8
+
+
+class FilledBuffer(nn.Module):
+    """A zeros buffer sized by a channel count, filled by a slice write: its channels follow the conv's,
+    unless the write is a constant that stays nonzero when a channel is masked."""
+
+    def __init__(self, constant: float) -> None:
+        super().__init__()
+        self.constant, self.a, self.b = constant, nn.Conv2d(3, 8, 1), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        buf = torch.zeros(h.shape[0], h.shape[1], h.shape[2] + 2, h.shape[3])
+        buf[:, :, 1:-1] = h + self.constant
+        return self.b(buf)
+
+
+def test_buffer_filled_by_slices_follows_channels_and_zero_status() -> None:
+    x = torch.randn(1, 3, 4, 4)
+    exact = FilledBuffer(0.0)
+    graph = trace(exact, x)
+    assert graph.group("a").n_prunable == 8
+    assert pruning_error(exact, graph, random_plan(graph, 0.5, seed=0), x) < 1e-6
+    shifted = FilledBuffer(1.0)  # masked channels hold 1.0 in the buffer: removing them is not exact
+    graph = trace(shifted, x)
+    assert graph.group("a").n_prunable == 0
+    forced = trace(shifted, x, allow_inexact=True)
+    assert pruning_error(shifted, forced, random_plan(forced, 0.5, seed=0), x) > 1e-3  # the pin is needed

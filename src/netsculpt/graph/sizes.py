@@ -73,8 +73,12 @@ def wrap_shape(out: Any, v: Value, dim: int | None = None) -> Any:
 
 
 # new tensors whose size arguments are the output's dims, and whether they start as zeros
-_FRESH = {f: True for f in tensor_methods("zeros", "new_zeros", "empty", "new_empty")}
-_FRESH.update({f: False for f in tensor_methods("ones", "full", "new_ones", "new_full", "rand", "randn")})
+# (``empty`` holds whatever memory held: not zero, so a consumer that mixes it is soft-pinned)
+_FRESH = {f: True for f in tensor_methods("zeros", "new_zeros")}
+_FRESH.update(
+    {f: False for f in tensor_methods("empty", "new_empty", "ones", "full", "new_ones", "new_full")}
+)
+_FRESH.update({f: False for f in tensor_methods("rand", "randn")})
 
 # calls whose size arguments are the output's dims, in order
 SIZE_TAKING = set(

@@ -39,6 +39,9 @@ _IGNORED_NAMES = {
 
 _SHAPE_READS = {torch.Tensor.size, torch.Tensor.shape.__get__}
 
+# in-place writes that return None: recorded anyway, since they change what the target tensor holds
+_IN_PLACE_WRITES = {torch.Tensor.__setitem__}
+
 
 def func_name(func: Any) -> str:
     if getattr(func, "__name__", None) == "__get__" and hasattr(func, "__self__"):
@@ -176,7 +179,7 @@ class _Tracer(TorchFunctionMode):
             if isinstance(out, torch.Tensor)
             else [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         )
-        if not out_tensors or name.rsplit(".", 1)[-1] in _IGNORED_NAMES:
+        if name.rsplit(".", 1)[-1] in _IGNORED_NAMES or not (out_tensors or func in _IN_PLACE_WRITES):
             return None
         module = self.current_module
         where = f"`{name}` in `{module or '<root>'}`"

@@ -210,6 +210,11 @@ def setitem(ctx: GraphBuilder, call: Call) -> None:
     region, narrowed = apply_basic_index(x.labels, x.shape, index)
     for d in narrowed:
         ctx.keep_dim(x.labels, d, f"{call.where} writes fixed positions along this dimension")
+    written_zero = bool(np.all(value.zero)) if isinstance(value, Value) else value == 0
+    if not written_zero and (x.labels >= 0).any():
+        # a nonzero write (a constant, or values that stay nonzero when masked) leaves x's channels
+        # nonzero under masking; conservatively for the whole tensor, so mixing consumers soft-pin
+        x.zero = np.zeros_like(x.zero)
     if isinstance(value, Value):
         region_shape = (
             tuple(np.empty(x.shape, dtype=np.bool_)[index].shape) if x.labels.size < 2**20 else None
