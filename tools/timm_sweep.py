@@ -10,6 +10,10 @@ to a JSON-lines file, so an interrupted sweep resumes where it stopped.
 ``--inexact`` prunes with ``allow_inexact=True`` instead (normalised and attention channels open, so the
 function changes) and checks that the pruned model runs, keeps its output shape and shrinks.
 
+At the end it prints the MACs ratio (after / before) each family reaches at 50 % per group and, for
+every family above 0.7x, the engine's reason for its costliest pinned layers
+(``netsculpt.graph.explain.pinned_macs``): a high ratio is never left unexplained.
+
 Statuses: ok (exact), pinned (no group is exactly prunable, e.g. every channel passes a LayerNorm;
 ``allow_inexact=True`` opens them), fail (pruning broke: a netsculpt bug), skip (timm cannot build or
 run the model at this size: not ours), timeout. Exits 1 if any model failed.
