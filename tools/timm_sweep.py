@@ -10,6 +10,10 @@ to a JSON-lines file, so an interrupted sweep resumes where it stopped.
 ``--inexact`` prunes with ``allow_inexact=True`` instead (normalised and attention channels open, so the
 function changes) and checks that the pruned model runs, keeps its output shape and shrinks.
 
+At the end it prints the MACs ratio (after / before) each family reaches at 50 % per group and, for
+every family above 0.7x, the engine's reason for its costliest pinned layers
+(``netsculpt.graph.explain.pinned_macs``): a high ratio is never left unexplained.
+
 Statuses: ok (exact), pinned (no group is exactly prunable, e.g. every channel passes a LayerNorm;
 ``allow_inexact=True`` opens them), fail (pruning broke: a netsculpt bug), skip (timm cannot build or
 run the model at this size: not ours), timeout. Exits 1 if any model failed.
@@ -29,6 +33,8 @@ from pathlib import Path
 import timm
 import torch
 from tests.coverage._check import check_prunes_exactly, check_prunes_inexactly
+
+HIGH = 0.7  # MACs ratio above which the sweep prints why the engine kept the cost
 
 PREFERRED = ["pico", "nano", "tiny", "xxs", "xs", "small", "s12", "_050", "18", "_s", "mini", "lite0", "b0"]
 
@@ -87,7 +93,8 @@ def check_one(name: str, timeout: int, inexact: bool = False) -> dict[str, objec
         record.update(status="timeout", stage=stage)
     except Exception as exc:
         if isinstance(exc, AssertionError) and str(exc).startswith("nothing prunable"):
-            record.update(status="pinned", error=str(exc).splitlines()[1][:400])
+            why = str(exc).splitlines()[1:4]
+            record.update(status="pinned", macs_ratio=1.0, error=why[0][:400], why=why)
             return record
         record.update(
             status="fail" if stage == "prune" else "skip", error=f"{type(exc).__name__}: {exc}"[:400]
@@ -122,15 +129,33 @@ def main(argv: list[str] | None = None) -> int:
             record = check_one(name, args.timeout, args.inexact)
             f.write(json.dumps(record) + "\n")
             f.flush()
-            print(
-                f"[{len(done) + i + 1}/{len(names)}] {name}: {record['status']} {record.get('error', '')}"[
-                    :200
-                ]
-            )
+            ratio = f" {record['macs_ratio']:.2f}x MACs" if "macs_ratio" in record else ""
+            status = f"{record['status']}{ratio} {record.get('error', '')}"
+            print(f"[{len(done) + i + 1}/{len(names)}] {name}: {status}"[:200])
     records = [json.loads(line) for line in out.read_text().splitlines()]
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "pinned", "fail", "skip", "timeout")}
+    print_ratios(records, args.inexact)
     print(" ".join(f"{k} {v}" for k, v in counts.items()))
     return 1 if counts["fail"] else 0
+
+
+def print_ratios(records: list[dict], inexact: bool = False) -> None:
+    """MACs after / before at 50% per group, per family, and the engine's reason above ``HIGH``.
+
+    A family with no prunable group keeps all its MACs (1.00x); its reason is the first pinned group's.
+    """
+    rows = [r for r in records if r["status"] in ("ok", "pinned")]
+    print(
+        f"MACs ratio at 50% per group ({'inexact' if any('err' not in r for r in rows) else 'exact'} mode):"
+    )
+    for r in sorted(rows, key=lambda r: r.get("macs_ratio", 1.0)):
+        ratio = r.get("macs_ratio", 1.0)
+        print(f"  {r['name']:<40} {ratio:.2f}x")
+        if ratio > HIGH:
+            for why in r.get("why") or [r.get("error", "no reason recorded (rerun this family)")]:
+                print(f"      why: {why}"[:300])
+    high = sum(r.get("macs_ratio", 1.0) > HIGH for r in rows)
+    print(f"{high} of {len(rows)} families above {HIGH}x, each with the engine's reason above")
 
 
 if __name__ == "__main__":

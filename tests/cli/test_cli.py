@@ -156,3 +156,16 @@ def test_compress_compare_random_is_the_recipe_field() -> None:
 
     args = build_parser().parse_args(["compress", "--compare-random", "--quiet"])
     assert args.compare_random is True and args.quiet is True
+
+
+@pytest.mark.slow
+def test_prune_a_torchvision_detector_then_analyze_it(capsys, tmp_path) -> None:
+    """A detector by name: traced on a batch tensor, saved, and replayed by `analyze DIR`."""
+    out_dir = tmp_path / "ssdlite"
+    name = "torchvision:ssdlite320_mobilenet_v3_large"
+    code, out, _ = run(capsys, "prune", name, "--ratio", "0.5", "--num-classes", "3", "--out", str(out_dir))
+    assert code == 0 and (out_dir / "plan.json").is_file()
+    code, out, _ = run(capsys, "analyze", str(out_dir), "--json", "--runs", "1")
+    pruned = json.loads(out)
+    code, out, _ = run(capsys, "analyze", name, "--num-classes", "3", "--json", "--runs", "1")
+    assert code == 0 and pruned["macs"] < 0.5 * json.loads(out)["macs"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from netsculpt.graph import trace
+from netsculpt.graph import ChannelGraph, trace
+from netsculpt.graph.explain import pinned_macs
 from netsculpt.measure import count_macs
 from netsculpt.surgery import apply_plan_, mask_
 from netsculpt.surgery.verify import random_plan
@@ -28,13 +29,20 @@ def make_nontrivial_(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def check_prunes_exactly(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+def _nothing_prunable(model: nn.Module, graph: ChannelGraph, x: torch.Tensor) -> None:
+    """Say why, layer by layer, as the timm sweep prints it."""
+    why = [str(p) for p in pinned_macs(graph, count_macs(model, x)[1])]
+    raise AssertionError("nothing prunable:\n" + "\n".join(why or [str(graph)]))
+
+
+def check_prunes_exactly(model: nn.Module, x: torch.Tensor) -> dict[str, object]:
     """Masked original vs pruned model on one input; the model is pruned in place (no copy needed:
     surgery removes exactly the slices masking zeroed)."""
     model = make_nontrivial_(model)
     graph = trace(model, x)
     plan = random_plan(graph, 0.5, seed=0)
-    assert plan.keep, f"nothing prunable:\n{graph}"
+    if not plan.keep:
+        _nothing_prunable(model, graph, x)
     macs_before = count_macs(model, x)[0]
     probe = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     mask_(model, graph, plan)
@@ -47,18 +55,23 @@ def check_prunes_exactly(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     assert torch.isfinite(reference).all()
     err = float((pruned - reference).norm() / reference.norm().clamp_min(1e-12))
     assert err <= TOLERANCE, f"relative error {err:.2e}"
-    macs_after = count_macs(model, x)[0]
+    macs_after, layers = count_macs(model, x)
     assert macs_after < macs_before
-    return {"err": err, "macs_ratio": macs_after / macs_before}
+    return {
+        "err": err,
+        "macs_ratio": macs_after / macs_before,
+        **_why(graph, layers, macs_after / macs_before),
+    }
 
 
-def check_prunes_inexactly(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+def check_prunes_inexactly(model: nn.Module, x: torch.Tensor) -> dict[str, object]:
     """``allow_inexact=True``: the function may change, but the pruned model must run, keep its output
     shape and shrink (normalised and attention channels are opened, so surgery meets more op kinds)."""
     model = make_nontrivial_(model)
     graph = trace(model, x, allow_inexact=True)
     plan = random_plan(graph, 0.5, seed=0)
-    assert plan.keep, f"nothing prunable:\n{graph}"
+    if not plan.keep:
+        _nothing_prunable(model, graph, x)
     with torch.no_grad():
         reference = model(x)
     macs_before = count_macs(model, x)[0]
@@ -67,6 +80,13 @@ def check_prunes_inexactly(model: nn.Module, x: torch.Tensor) -> dict[str, float
         pruned = model(x)
     assert pruned.shape == reference.shape
     assert torch.isfinite(pruned).all()
-    macs_after = count_macs(model, x)[0]
+    macs_after, layers = count_macs(model, x)
     assert macs_after < macs_before
-    return {"macs_ratio": macs_after / macs_before}
+    return {"macs_ratio": macs_after / macs_before, **_why(graph, layers, macs_after / macs_before)}
+
+
+def _why(graph: ChannelGraph, layers: list, ratio: float) -> dict[str, list[str]]:
+    """The engine's reasons for a ratio above 0.7x (nothing below: those need no explaining)."""
+    if ratio <= 0.7:
+        return {}
+    return {"why": [str(p) for p in pinned_macs(graph, layers)] or ["no pinned weight layer holds MACs"]}

@@ -62,4 +62,6 @@ def test_list_models_with_external() -> None:
     assert "torchvision:resnet18" in names
     assert "timm:efficientnet_b0" in names
     tv = list_models("torchvision:*", include_external=True)
-    assert len(tv) == 80  # torchvision 0.29's classification models (list_models(module=torchvision.models))
+    # torchvision 0.29's 80 classification, 12 detection and 6 segmentation models
+    assert len(tv) == 80 + 12 + 6
+    assert "torchvision:fcos_resnet50_fpn" in tv and "torchvision:lraspp_mobilenet_v3_large" in tv

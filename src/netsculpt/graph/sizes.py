@@ -17,8 +17,9 @@ from typing import Any
 import torch
 
 from netsculpt.graph.builder import GraphBuilder, Value
+from netsculpt.graph.labels import along
 from netsculpt.graph.registry import Call, tensor_methods
-from netsculpt.graph.rules.common import channel_atoms, size_args
+from netsculpt.graph.rules.common import channel_atoms, set_output, size_args
 
 
 class _Counted(int):
@@ -41,6 +42,17 @@ class _Counted(int):
 
     __rmul__ = __mul__
 
+    # A count that escapes the trace (a model caching ``x.shape`` on itself) must copy and pickle as the
+    # plain ``int`` it stands for: nothing of netsculpt may survive in a user's model or file.
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        return int, (int(self),)
+
+    def __copy__(self) -> int:
+        return int(self)
+
+    def __deepcopy__(self, memo: dict) -> int:
+        return int(self)
+
 
 class ChannelCount(_Counted):
     """``int`` read from dim ``dim`` of traced value ``value_id`` (a dim that carries channels)."""
@@ -60,11 +72,40 @@ def wrap_shape(out: Any, v: Value, dim: int | None = None) -> Any:
     return out
 
 
+# new tensors whose size arguments are the output's dims, and whether they start as zeros
+# (``empty`` holds whatever memory held: not zero, so a consumer that mixes it is soft-pinned)
+_FRESH = {f: True for f in tensor_methods("zeros", "new_zeros")}
+_FRESH.update(
+    {f: False for f in tensor_methods("empty", "new_empty", "ones", "full", "new_ones", "new_full")}
+)
+_FRESH.update({f: False for f in tensor_methods("rand", "randn")})
+
 # calls whose size arguments are the output's dims, in order
 SIZE_TAKING = set(
     tensor_methods("view", "reshape", "expand", "new_zeros", "new_ones", "new_empty", "new_full")
     + tensor_methods("zeros", "ones", "empty", "full", "rand", "randn")
 )
+
+
+def plain(obj: Any, depth: int = 4) -> Any:
+    """``obj`` with every count inside (nested) tuples, lists, dicts and ``torch.Size`` as a plain ``int``.
+
+    Containers are rebuilt only when they hold a count, and lists/dicts are fixed in place, so a
+    container the model owns keeps its identity.
+    """
+    if isinstance(obj, _Counted):
+        return int(obj)
+    if depth <= 0:
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [plain(o, depth - 1) for o in obj]
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            obj[k] = plain(v, depth - 1)
+    elif isinstance(obj, tuple) and not hasattr(obj, "_fields") and _counts_in(obj):
+        items = [plain(o, depth - 1) for o in obj]
+        return torch.Size(items) if isinstance(obj, torch.Size) else type(obj)(items)
+    return obj
 
 
 def _counts_in(items: Any) -> list[_Counted]:
@@ -94,7 +135,12 @@ def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
             continue
         j = positions[0]
         if out.labels.shape[j] == 1 or (out.labels < 0).all():
-            ctx.block(src_atoms, reason)  # e.g. torch.zeros(B, C, ...): a new tensor fixed at C
+            if call.func in _FRESH and isinstance(count, ChannelCount) and len(counts) == 1:
+                # torch.zeros(B, C, ...) with C read from x.shape: a buffer that holds x's channels
+                # (torchvision's MultiScaleRoIAlign fills one per pyramid level); pruned, it shrinks too
+                set_output(out, along(src_atoms, j, out.ndim), _FRESH[call.func])
+                continue
+            ctx.block(src_atoms, reason)  # e.g. a new tensor sized by a count derived from C
             continue
         if isinstance(count, DerivedCount):  # e.g. C // heads: the same channels, whatever the layout
             ctx.tie_count(src_atoms, out.labels.ravel(), reason, same_set=True)

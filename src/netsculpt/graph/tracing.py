@@ -9,7 +9,6 @@ costs about one eager forward. See docs/design.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,11 +16,14 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from netsculpt.errors import TraceError
+from netsculpt.errors import ConfigError, TraceError
 from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import plain
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
+from netsculpt.graph.snapshot import ModuleSnapshot
+from netsculpt.measure._inputs import as_tuple as _as_args
+from netsculpt.measure._inputs import describe
 
 _IGNORED_NAMES = {
     "size",
@@ -36,6 +38,9 @@ _IGNORED_NAMES = {
 
 
 _SHAPE_READS = {torch.Tensor.size, torch.Tensor.shape.__get__}
+
+# in-place writes that return None: recorded anyway, since they change what the target tensor holds
+_IN_PLACE_WRITES = {torch.Tensor.__setitem__}
 
 
 def func_name(func: Any) -> str:
@@ -174,7 +179,7 @@ class _Tracer(TorchFunctionMode):
             if isinstance(out, torch.Tensor)
             else [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         )
-        if not out_tensors or name.rsplit(".", 1)[-1] in _IGNORED_NAMES:
+        if name.rsplit(".", 1)[-1] in _IGNORED_NAMES or not (out_tensors or func in _IN_PLACE_WRITES):
             return None
         module = self.current_module
         where = f"`{name}` in `{module or '<root>'}`"
@@ -190,7 +195,8 @@ class _Tracer(TorchFunctionMode):
         vargs = _substitute(args, sub)
         vkwargs = {k: _substitute(v, sub) for k, v in kwargs.items()}
         outputs = [self.new_value(t, f"output of {where}") for t in out_tensors]
-        call = registry.Call(func, name, vargs, vkwargs, outputs, module, inputs=inputs)
+        owner = self.stack[-1] if self.stack else None  # the innermost module running the call
+        call = registry.Call(func, name, vargs, vkwargs, outputs, module, owner, inputs=inputs)
         rule = None
         if name.startswith("Tensor.") and getattr(func, "__name__", None) == "__get__":
             rule = registry.PROPERTY_RULES.get(name.removeprefix("Tensor."))
@@ -256,13 +262,11 @@ def _substitute(x: Any, sub: Any) -> Any:
 
 
 def as_tuple(example_inputs: Any) -> tuple:
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    if isinstance(example_inputs, Sequence):
-        return tuple(example_inputs)
-    raise TraceError(
-        f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}"
-    )
+    """``forward``'s positional arguments: a Tensor, or a tuple/list of arguments of any structure."""
+    try:
+        return _as_args(example_inputs)
+    except ConfigError as exc:
+        raise TraceError(str(exc)) from None
 
 
 def run_trace(model: torch.nn.Module, example_inputs: Any, execute: str = "shapes") -> GraphBuilder:
@@ -290,10 +294,10 @@ def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -
     inputs = as_tuple(example_inputs)
     builder = GraphBuilder()
     tracer = _Tracer(model, builder, shapes_only)
-    for i, t in enumerate(inputs):
-        if isinstance(t, torch.Tensor):
+    for i, t in enumerate(tree_flatten(inputs)[0]):
+        if isinstance(t, torch.Tensor) and id(t) not in tracer.by_tensor:
             tracer.new_value(t, f"network input {i}")
-    was_training = model.training
+    snapshot = ModuleSnapshot(model)  # restores attributes, buffers and train/eval flags afterwards
     model.eval()
     pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)
@@ -307,14 +311,14 @@ def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -
     finally:
         pre.remove()
         post.remove()
-        model.train(was_training)
+        snapshot.restore()
     if tracer.error is not None:
         raise TraceError(
             f"netsculpt failed while following channels through `{tracer.current_module or '<root>'}`: "
             f"{type(tracer.error).__name__}: {tracer.error}. Pass ignored=[...] for that module or register "
             "a channel rule for it (docs/engine.md)."
         ) from tracer.error
-    for t in tree_flatten(output)[0]:
+    for t in tree_flatten(output)[0]:  # outputs of any structure: every tensor leaf is an output
         if isinstance(t, torch.Tensor) and id(t) in tracer.by_tensor:
             v = tracer.by_tensor[id(t)]
             builder.outputs.append(v.id)
@@ -336,7 +340,7 @@ def _expected(module: torch.nn.Module | None) -> str:
 def _forward_failure_message(
     exc: BaseException, where: str, inputs: tuple, module: torch.nn.Module | None
 ) -> str:
-    shapes = ", ".join(str(tuple(t.shape)) for t in inputs if isinstance(t, torch.Tensor))
+    shapes = describe(inputs)
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return (
         f"the model failed on the example inputs (shapes {shapes}) inside `{where or '<root>'}`: "

@@ -8,31 +8,50 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from netsculpt.errors import ConfigError
 
-ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...]
+ExampleInputs = Any
+"""A Tensor, or a tuple/list of ``forward``'s positional arguments, each a tensor or any nesting of
+tuples, lists and dicts of tensors with other leaves (ints, strings, None) passed through as they are:
+``torch.randn(1, 3, 224, 224)``, ``(images, masks)``, ``([image],)`` for a torchvision detector."""
 
 
-def as_tuple(example_inputs: ExampleInputs) -> tuple[torch.Tensor, ...]:
-    """Return ``example_inputs`` as a tuple of tensors, or explain what was expected."""
+def as_tuple(example_inputs: ExampleInputs) -> tuple[Any, ...]:
+    """``forward``'s positional arguments as a tuple, or explain what was expected."""
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,)
-    if isinstance(example_inputs, list | tuple) and example_inputs:
-        bad = [type(x).__name__ for x in example_inputs if not isinstance(x, torch.Tensor)]
-        if not bad:
-            return tuple(example_inputs)
+    if isinstance(example_inputs, dict):
         raise ConfigError(
-            f"example_inputs must hold only tensors, got {', '.join(bad)} among them; "
-            "pass a Tensor or a tuple of Tensors, e.g. torch.randn(1, 3, 224, 224)"
+            "example_inputs is a dict: netsculpt passes a tuple's items as forward's positional "
+            "arguments, so wrap it, (inputs_dict,), to pass one dict argument"
         )
+    if isinstance(example_inputs, list | tuple) and example_inputs:
+        if not tensor_leaves(example_inputs):
+            raise ConfigError(
+                f"example_inputs hold no tensor ({describe(tuple(example_inputs))}); pass at least one "
+                "Tensor, e.g. torch.randn(1, 3, 224, 224)"
+            )
+        return tuple(example_inputs)
     raise ConfigError(
-        "example_inputs must be a Tensor or a non-empty tuple of Tensors, got "
-        f"{type(example_inputs).__name__}; pass e.g. torch.randn(1, 3, 224, 224)"
+        "example_inputs must be a Tensor or a non-empty tuple of forward's arguments, got "
+        f"{type(example_inputs).__name__}; pass e.g. torch.randn(1, 3, 224, 224) or ([image],)"
     )
+
+
+def tensor_leaves(tree: Any) -> list[torch.Tensor]:
+    """Every tensor inside (nested) tuples/lists/dicts/namedtuples, in ``torch.utils._pytree`` order."""
+    return [leaf for leaf in tree_flatten(tree)[0] if isinstance(leaf, torch.Tensor)]
+
+
+def is_flat(inputs: tuple[Any, ...]) -> bool:
+    """True when every positional argument is a tensor (the classic ``model(x)`` / ``model(x, y)``)."""
+    return all(isinstance(x, torch.Tensor) for x in inputs)
 
 
 def check_module(model: object) -> nn.Module:
@@ -41,19 +60,35 @@ def check_module(model: object) -> nn.Module:
     return model
 
 
-def describe(inputs: tuple[torch.Tensor, ...]) -> str:
-    """Shapes and dtypes of the inputs, for error messages."""
-    return ", ".join(f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}" for x in inputs)
+def describe(inputs: Any) -> str:
+    """Shapes and dtypes of the inputs (other leaves by type), for error messages."""
+
+    def one(x: Any) -> str:
+        if isinstance(x, torch.Tensor):
+            return f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}"
+        return type(x).__name__
+
+    return ", ".join(one(x) for x in tree_flatten(inputs)[0])
 
 
-def at_batch(inputs: tuple[torch.Tensor, ...], batch_size: int) -> tuple[torch.Tensor, ...]:
+def at_batch(inputs: tuple[Any, ...], batch_size: int) -> tuple[Any, ...]:
     """The first sample of every input repeated ``batch_size`` times along dim 0.
 
     Latency is reported per batch size, so the batch is built from one sample rather than trusting
-    whatever batch the example happened to have. Zero-dimensional inputs carry no batch and stay as they are.
+    whatever batch the example happened to have. Zero-dimensional inputs carry no batch and stay as they
+    are. Structured inputs (a detector's list of images, dicts) have no dim 0 netsculpt can know to be
+    the batch: they are used as given, and only at batch size 1.
     """
     if batch_size < 1:
         raise ConfigError(f"batch sizes must be >= 1, got {batch_size}")
+    if not is_flat(inputs):
+        if batch_size != 1:
+            raise ConfigError(
+                f"batch size {batch_size}: structured example inputs ({describe(inputs)}) are timed as "
+                "given; netsculpt cannot tell which dim is the batch. Time batch size 1, or pass the "
+                "larger batch itself as the example"
+            )
+        return inputs
     out = []
     for x in inputs:
         if x.dim() == 0:
@@ -81,7 +116,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             module.training = training
 
 
-def run_forward(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> object:
+def run_forward(model: nn.Module, inputs: tuple[Any, ...]) -> object:
     """Call the model, turning a failure into an error that names the inputs that were used."""
     try:
         return model(*inputs)

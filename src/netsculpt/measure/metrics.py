@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, TraceError
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, at_batch, check_module
 from netsculpt.measure.calibration import Calibration, cpu_calibration
 from netsculpt.measure.latency import check_counts, measure_latency
@@ -43,6 +43,7 @@ class Metrics:
     layers: list[LayerMetrics]
     calibration: Calibration | None = None
     threads: int | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)  # what could not be measured, and why
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only; batch sizes become string keys as JSON requires."""
@@ -58,6 +59,7 @@ class Metrics:
             "layers": [layer.to_dict() for layer in self.layers],
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "threads": self.threads,
+            "unavailable": dict(self.unavailable),
         }
 
     @classmethod
@@ -88,6 +90,7 @@ class Metrics:
                 layers=layers,
                 calibration=calibration,
                 threads=data.get("threads"),
+                unavailable={str(k): str(v) for k, v in data.get("unavailable", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"not a netsculpt metrics record ({type(exc).__name__}: {exc})") from None
@@ -108,7 +111,9 @@ def measure(
     Counts (MACs, activations, layer shapes) describe the example inputs as given. Latency is timed
     for each of ``batch_sizes``, with batches built by repeating the first example sample along dim 0;
     batch 1 is always timed so ``latency_ms`` is set. ``onnx=True`` also exports the model once (with a
-    symbolic batch dimension) and times ONNX Runtime at the same batch sizes.
+    symbolic batch dimension) and times ONNX Runtime at the same batch sizes; a model that runs but
+    cannot be exported gets ``unavailable["onnxruntime"]`` (the exporters' reason) instead of a timing.
+    Structured inputs (a detector's ``([image],)``) are timed as given, at batch size 1 only.
     """
     check_module(model)
     inputs = as_tuple(example_inputs)
@@ -139,7 +144,11 @@ def measure(
         metrics.latency_ms = metrics.latency["torch"][1]
     if onnx:
         with tempfile.TemporaryDirectory(prefix="netsculpt-onnx-") as tmp:
-            path = export_onnx(model, at_batch(inputs, 1), Path(tmp) / "model.onnx")
+            try:
+                path = export_onnx(model, at_batch(inputs, 1), Path(tmp) / "model.onnx")
+            except TraceError as exc:  # the model runs but cannot be exported: say so in the report
+                metrics.unavailable["onnxruntime"] = str(exc).splitlines()[0]
+                return metrics
             metrics.latency["onnxruntime"] = {
                 b: onnx_latency(path, at_batch(inputs, b), runs=runs, warmup=warmup) for b in sizes
             }

@@ -3,7 +3,9 @@
 Export uses the TorchScript exporter (``dynamo=False``) first: on torch 2.14 it exports a ResNet in
 about a second, while the ``torch.export``-based exporter takes several and fails on more models
 (data-dependent control flow). The dynamo exporter is the fallback when the TorchScript one fails.
-Dim 0 of every input and output is exported as a symbolic batch size, so one file serves every batch.
+Dim 0 of every input and output is exported as a symbolic batch size, so one file serves every batch;
+structured inputs (nested lists/dicts, e.g. a detector's list of images) are exported at the example's
+shapes, their tensor leaves in order becoming ``input0``, ``input1``, ...
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from netsculpt.errors import CheckpointError, ConfigError, TraceError
-from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, describe, eval_mode, run_forward
+from netsculpt.measure._inputs import (
+    ExampleInputs,
+    as_tuple,
+    check_module,
+    describe,
+    eval_mode,
+    is_flat,
+    run_forward,
+    tensor_leaves,
+)
 from netsculpt.measure.latency import check_counts, median_ms
 
 # Opsets each exporter writes natively (the dynamo one converts anything below 18, noisily).
@@ -38,16 +49,19 @@ def _first_line(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()[0] if text else ""
 
 
-def _export(
-    model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, *, outputs: int, dynamo: bool
-) -> None:
-    input_names = [f"input{i}" for i in range(len(inputs))]
-    batched = [i for i, x in enumerate(inputs) if x.dim() > 0]
+def _export(model: nn.Module, inputs: tuple[Any, ...], path: Path, *, outputs: int, dynamo: bool) -> None:
+    """Flat tensor inputs get a symbolic batch dim; structured ones (a detector's list of images, whose
+    batch is the list's length) are exported at the example's shapes."""
+    input_names = [f"input{i}" for i in range(len(tensor_leaves(inputs)))]
     kwargs: dict[str, Any]
-    if dynamo:
+    if not is_flat(inputs):
+        kwargs = {} if dynamo else {"output_names": [f"output{i}" for i in range(outputs)]}
+    elif dynamo:
+        batched = [i for i, x in enumerate(inputs) if x.dim() > 0]
         batch = torch.export.Dim("batch", min=1, max=65536)
         kwargs = {"dynamic_shapes": tuple({0: batch} if i in batched else None for i in range(len(inputs)))}
     else:
+        batched = [i for i, x in enumerate(inputs) if x.dim() > 0]
         output_names = [f"output{i}" for i in range(outputs)]
         axes = {input_names[i]: {0: "batch"} for i in batched} | {name: {0: "batch"} for name in output_names}
         kwargs = {"output_names": output_names, "dynamic_axes": axes}
@@ -56,7 +70,9 @@ def _export(
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, tracer warnings
         torch.onnx.export(
             model,
-            inputs,
+            # the TorchScript exporter reads a trailing dict as keyword arguments; an empty one after it
+            # keeps a dict that is forward's last positional argument positional
+            (*inputs, {}) if not dynamo and isinstance(inputs[-1], dict) else inputs,
             str(path),
             dynamo=dynamo,
             input_names=input_names,
@@ -120,11 +136,24 @@ def _session(path_or_session: Any) -> Any:
         raise CheckpointError(f"ONNX Runtime cannot load {str(path)!r}: {first}") from None
 
 
-def _feeds(session: Any, inputs: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
+def _feeds(session: Any, inputs: tuple[Any, ...]) -> dict[str, np.ndarray]:
+    """The example's leaves, in order, fed to the session's inputs.
+
+    Both exporters make every tensor leaf an input; the TorchScript one also makes number leaves
+    (an ``int`` option) inputs, while the dynamo one bakes them in. Strings and None are never inputs.
+    """
     names = [i.name for i in session.get_inputs()]
-    if len(names) != len(inputs):
-        raise ConfigError(f"the ONNX model takes {len(names)} inputs ({', '.join(names)}), got {len(inputs)}")
-    return {name: x.detach().cpu().numpy() for name, x in zip(names, inputs)}
+    leaves = tree_flatten(inputs)[0]
+    tensors = [x for x in leaves if isinstance(x, torch.Tensor)]
+    with_numbers = [x for x in leaves if isinstance(x, torch.Tensor | bool | int | float)]
+    for fed in (tensors, with_numbers):
+        if len(fed) == len(names):
+            return {name: _array(x) for name, x in zip(names, fed)}
+    raise ConfigError(f"the ONNX model takes {len(names)} inputs ({', '.join(names)}), got {len(tensors)}")
+
+
+def _array(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def run_onnx(path: Any, example_inputs: ExampleInputs) -> list[np.ndarray]:

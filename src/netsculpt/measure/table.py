@@ -71,6 +71,11 @@ def format_metrics_table(before: Metrics, after: Metrics | None = None) -> Table
             ratio = f"{new / old:.2f}x" if new is not None and old else "-"
             cells += [fmt(new) if new is not None else "-", ratio]
         table.add_row(*cells)
+    padding = ["", ""] if after is not None else []
+    for tag, metrics in (("before", before), ("after", after)):
+        for runtime, reason in metrics.unavailable.items() if metrics is not None else ():
+            prefix = f"{tag}: " if after is not None else ""
+            table.add_row(f"Latency {runtime}", f"{prefix}not measured: {reason}", *padding)
     captions = []
     for tag, metrics in (("before", before), ("after", after)):
         if metrics is not None and metrics.calibration is not None:

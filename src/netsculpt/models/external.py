@@ -39,6 +39,29 @@ def _torchvision_classifiers() -> tuple[str, ...]:
 
 
 @functools.cache
+def _torchvision_dense() -> dict[str, str]:
+    """Detection and segmentation models by name -> "detection" / "segmentation"."""
+    import torchvision
+    from torchvision.models import detection, segmentation
+
+    found = {n: "detection" for n in torchvision.models.list_models(module=detection)}
+    found.update({n: "segmentation" for n in torchvision.models.list_models(module=segmentation)})
+    return found
+
+
+# COCO's 91 category ids (with background) and Pascal VOC's 21 classes: torchvision's own defaults
+DENSE_NUM_CLASSES = {"detection": 91, "segmentation": 21}
+# a detector resizes every image to its own min_size (800 px by default) inside forward, so the example
+# only needs to be a plausible image; segmenters are fully convolutional and run at any size
+DENSE_IMAGE_SIZE = {"detection": 320, "segmentation": 224}
+
+
+def torchvision_kind(name: str) -> str:
+    """ "classification", "detection" or "segmentation" for a torchvision model name."""
+    return _torchvision_dense().get(name, "classification")
+
+
+@functools.cache
 def _timm_all() -> tuple[str, ...]:
     try:
         import timm
@@ -48,8 +71,9 @@ def _timm_all() -> tuple[str, ...]:
 
 
 def torchvision_names(prefixed: bool = False) -> list[str]:
-    """Every torchvision classification model name (``torchvision.models.list_models``)."""
-    return [f"torchvision:{n}" if prefixed else n for n in _torchvision_classifiers()]
+    """Every torchvision classification, detection and segmentation model name."""
+    names = [*_torchvision_classifiers(), *_torchvision_dense()]
+    return [f"torchvision:{n}" if prefixed else n for n in names]
 
 
 def timm_names(prefixed: bool = False) -> list[str]:
@@ -63,10 +87,10 @@ def _close(name: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 def check_torchvision_name(name: str) -> None:
-    if name not in _torchvision_classifiers():
+    if name not in _torchvision_classifiers() and name not in _torchvision_dense():
         raise UnknownNameError(
-            f"unknown model 'torchvision:{name}': torchvision has no classification model {name!r}."
-            f"{_close(name, _torchvision_classifiers())} "
+            f"unknown model 'torchvision:{name}': torchvision has no classification, detection or "
+            f"segmentation model {name!r}.{_close(name, torchvision_names())} "
             "See netsculpt.models.list_models('torchvision:*', include_external=True)."
         )
 
@@ -96,7 +120,8 @@ def check_timm_name(name: str) -> None:
 def torchvision_sample_shape(name: str, in_channels: int = 3) -> tuple[int, int, int]:
     """One sample's ``(C, H, W)`` at which ``torchvision:NAME`` runs as built by default."""
     check_torchvision_name(name)
-    size = TORCHVISION_IMAGE_SIZE.get(name, DEFAULT_IMAGE_SIZE)
+    kind = torchvision_kind(name)
+    size = TORCHVISION_IMAGE_SIZE.get(name, DENSE_IMAGE_SIZE.get(kind, DEFAULT_IMAGE_SIZE))
     return (in_channels, size, size)
 
 
@@ -130,8 +155,19 @@ def build_torchvision(name: str, num_classes: int, in_channels: int, **kwargs: A
     import torchvision
 
     check_torchvision_name(name)
-    _refuse_download(kwargs, "weights", "pretrained")
+    _refuse_download(kwargs, "weights", "pretrained", "weights_backbone")
     kwargs = {**_TORCHVISION_DEFAULTS.get(name, {}), **kwargs}
+    if torchvision_kind(name) != "classification":
+        if in_channels != 3:
+            raise ConfigError(
+                f"torchvision:{name} normalises 3-channel (RGB) images inside forward; in_channels must "
+                f"be 3, got {in_channels}"
+            )
+        # a detector takes a batch tensor (N, 3, H, W) or a list of (3, H, W) images; eval mode returns
+        # boxes after NMS, train mode losses (netsculpt traces and measures in eval mode)
+        return torchvision.models.get_model(
+            name, weights=None, weights_backbone=None, num_classes=num_classes, **kwargs
+        )
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
     if in_channels != 3:
         replace_input_conv(model, in_channels, _built_sample_shape(name, kwargs), f"torchvision:{name}")

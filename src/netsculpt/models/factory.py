@@ -19,7 +19,8 @@ from netsculpt.models.checkpoint import load_checkpoint
 from netsculpt.models.registry import MODELS, ModelSpec
 from netsculpt.spec import tag_model
 
-# torchvision and timm models are ImageNet classifiers: 1000 classes of RGB images unless told otherwise
+# torchvision and timm classifiers are ImageNet ones: 1000 classes of RGB images unless told otherwise;
+# torchvision detectors default to COCO's 91 and segmenters to VOC's 21 (external.DENSE_NUM_CLASSES)
 EXTERNAL_NUM_CLASSES = 1000
 EXTERNAL_IN_CHANNELS = 3
 
@@ -79,7 +80,10 @@ def create_model(
     """
     if name.startswith("torchvision:") or name.startswith("timm:"):
         prefix, _, arch = name.partition(":")
-        classes = _positive(EXTERNAL_NUM_CLASSES if num_classes is None else num_classes, "num_classes")
+        default = EXTERNAL_NUM_CLASSES
+        if prefix == "torchvision":
+            default = external.DENSE_NUM_CLASSES.get(external.torchvision_kind(arch), default)
+        classes = _positive(default if num_classes is None else num_classes, "num_classes")
         channels = _positive(EXTERNAL_IN_CHANNELS if in_channels is None else in_channels, "in_channels")
         build = external.build_torchvision if prefix == "torchvision" else external.build_timm
         model = build(arch, classes, channels, **kwargs)

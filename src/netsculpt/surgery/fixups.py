@@ -91,7 +91,12 @@ def _norm(m: nn.modules.batchnorm._NormBase, shapes: ModuleShapes) -> None:
 
 @register_fixup(nn.GroupNorm)
 def _group_norm(m: nn.GroupNorm, shapes: ModuleShapes) -> None:
-    m.num_channels = m.weight.shape[0] if m.weight is not None else shapes.inputs[0][1]
+    """Several groups lose whole groups (graph/rules/layers.py), so the group size stays and the count
+    follows; one group stays one group."""
+    channels = m.weight.shape[0] if m.weight is not None else shapes.inputs[0][1]
+    if m.num_groups > 1:
+        m.num_groups = channels // (m.num_channels // m.num_groups)
+    m.num_channels = channels
 
 
 @register_fixup(nn.LayerNorm)

@@ -9,8 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.tracing import as_tuple
+from netsculpt.measure._inputs import tensor_leaves
 from netsculpt.surgery.apply import apply_plan_, mask_
 from netsculpt.surgery.plan import PrunePlan
 
@@ -29,18 +31,27 @@ def random_plan(graph: ChannelGraph, ratio: float, seed: int = 0) -> PrunePlan:
 
 
 def _flat(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out.reshape(-1)
-    if isinstance(out, dict):
-        out = list(out.values())
-    return torch.cat([_flat(o) for o in out])
+    """Every floating-point tensor leaf of an output of any structure, as one vector."""
+    leaves = [t.reshape(-1).double() for t in tensor_leaves(out) if t.is_floating_point()]
+    return torch.cat(leaves) if leaves else torch.zeros(0, dtype=torch.float64)
 
 
 def pruning_error(model: nn.Module, graph: ChannelGraph, plan: PrunePlan, inputs: Any) -> float:
-    """Relative L2 error between the pruned model and the masked original on ``inputs`` (eval mode)."""
+    """Relative L2 error between the pruned model and the masked original on ``inputs`` (eval mode).
+
+    Outputs may be of any structure (tuples, lists, dicts): their floating-point tensor leaves are
+    compared together. Outputs whose structure depends on values (a detector's boxes after score
+    thresholds and NMS) can differ in length; compare the head's raw outputs then (docs/engine.md).
+    """
     reference = mask_(copy.deepcopy(model), graph, plan).eval()
     pruned = apply_plan_(copy.deepcopy(model), graph, plan).eval()
     with torch.no_grad():
         a = _flat(reference(*as_tuple(inputs)))
         b = _flat(pruned(*as_tuple(inputs)))
+    if a.shape != b.shape:
+        raise PruningError(
+            f"the pruned model's outputs hold {b.numel()} numbers, the masked original's {a.numel()}: their "
+            "structure depends on the values (e.g. detections kept after a score threshold); compare raw "
+            "head outputs with a forward hook instead"
+        )
     return float((a - b).norm() / a.norm().clamp_min(1e-12))

@@ -1,5 +1,5 @@
 """Built-in channel rules. Importing this package registers them."""
 
-from netsculpt.graph.rules import attention, contract, elementwise, fallback, layers, shape
+from netsculpt.graph.rules import attention, contract, elementwise, fallback, layers, shape, vision
 
-__all__ = ["attention", "contract", "elementwise", "fallback", "layers", "shape"]
+__all__ = ["attention", "contract", "elementwise", "fallback", "layers", "shape", "vision"]

@@ -159,20 +159,33 @@ def layer_norm(ctx: GraphBuilder, call: Call) -> None:
 
 @register_function_rule(F.group_norm, torch.group_norm)
 def group_norm(ctx: GraphBuilder, call: Call) -> None:
-    """Group statistics mix channels: inexact; the group count is kept, so groups shrink uniformly."""
+    """Statistics are per group: removing a *whole* group leaves the others exactly as they were.
+
+    An ``nn.GroupNorm`` with several groups makes each of its groups one channel (the fixup lowers
+    ``num_groups`` with it), exactly prunable: masked, a group's input and affine are zero, so its
+    output is zero too. One group (``GroupNorm(1, C)``, a LayerNorm over channels) or a group count
+    written in the model's code keeps the count: every group then loses the same positions, which
+    changes the statistics (inexact).
+    """
     x = call.inputs[0]
     out = call.outputs[0]
     groups = call.arg(1, "num_groups")
     weight, bias = call.arg(2, "weight"), call.arg(3, "bias")
     atoms = channel_atoms(ctx, x, 1, call.where)
-    ctx.block(atoms, f"{call.where} normalises over groups of these channels", soft=True)
-    if groups > 1 and atoms.shape[0] % groups == 0:
-        ctx.tie_across(atoms.reshape(groups, -1), [0], 1)
+    module = call.module_obj
+    owned = isinstance(module, torch.nn.GroupNorm) and module.num_groups == groups
+    whole = owned and groups > 1 and atoms.shape[0] % groups == 0
+    if whole:
+        ctx.tie_across(atoms.reshape(groups, -1), [1], 0)  # the channels of one group go together
+    else:
+        ctx.block(atoms, f"{call.where} normalises over groups of these channels", soft=True)
+        if groups > 1 and atoms.shape[0] % groups == 0:
+            ctx.tie_across(atoms.reshape(groups, -1), [0], 1)
     for p in (weight, bias):
         if isinstance(p, Value):
             ctx.couple(atoms, ctx.member(p, 0, ROLE_OUT), call.where)
     out.labels = x.labels
-    out.zero = np.ones_like(x.zero) if isinstance(weight, Value) else np.zeros_like(x.zero)
+    out.zero = np.ones_like(x.zero) if isinstance(weight, Value) or whole else np.zeros_like(x.zero)
 
 
 @register_function_rule(F.local_response_norm)

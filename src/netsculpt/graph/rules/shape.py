@@ -200,6 +200,8 @@ def getitem(ctx: GraphBuilder, call: Call) -> None:
 def setitem(ctx: GraphBuilder, call: Call) -> None:
     x, index, value = call.args[0], call.args[1], call.args[2]
     index = index if isinstance(index, tuple) else (index,)
+    if _has_advanced(index) and _rows_written(ctx, x, index, value, call.where):
+        return
     if _has_advanced(index):
         ctx.block(x.labels, f"{call.where} writes positions chosen by a tensor index")
         if isinstance(value, Value):
@@ -208,6 +210,11 @@ def setitem(ctx: GraphBuilder, call: Call) -> None:
     region, narrowed = apply_basic_index(x.labels, x.shape, index)
     for d in narrowed:
         ctx.keep_dim(x.labels, d, f"{call.where} writes fixed positions along this dimension")
+    written_zero = bool(np.all(value.zero)) if isinstance(value, Value) else value == 0
+    if not written_zero and (x.labels >= 0).any():
+        # a nonzero write (a constant, or values that stay nonzero when masked) leaves x's channels
+        # nonzero under masking; conservatively for the whole tensor, so mixing consumers soft-pin
+        x.zero = np.zeros_like(x.zero)
     if isinstance(value, Value):
         region_shape = (
             tuple(np.empty(x.shape, dtype=np.bool_)[index].shape) if x.labels.size < 2**20 else None
@@ -218,6 +225,33 @@ def setitem(ctx: GraphBuilder, call: Call) -> None:
         ops = [align(value, len(region_shape))]
         reg = Value(-1, region_shape, region, np.ones_like(region, bool), "region")
         merge_elementwise(ctx, [align(reg, len(region_shape)), *ops], region_shape, "none", call.where)
+
+
+def _rows_written(ctx: GraphBuilder, x: Value, index: tuple, value: object, where: str) -> bool:
+    """``out[idx] = v`` with one tensor index on a leading dim that carries no channels (rows of RoIs,
+    boxes, tokens): the written region keeps ``out``'s trailing dims, so ``v``'s channels there are
+    ``out``'s, element-wise. Anything else is left to the caller, which pins it."""
+    if len(index) != 1 or not isinstance(index[0], Value) or not isinstance(value, Value):
+        return False
+    idx = index[0]
+    if x.labels.shape[0] != 1 or idx.ndim < 1 or idx.labels.size != 1 or (idx.labels >= 0).any():
+        return False
+    trailing = x.labels.shape[1:]
+    if value.ndim < len(trailing) or tuple(value.shape[value.ndim - len(trailing) :]) != x.shape[1:]:
+        return False
+    if any(s > 1 for s in value.labels.shape[: value.ndim - len(trailing)]):
+        return False  # the value's channels lie along the written rows, not along out's channel dims
+    region_shape = tuple(value.shape)
+    region = x.labels.reshape((1,) * (value.ndim - len(trailing)) + trailing)
+    reg = Value(-1, region_shape, region, np.ones_like(region, bool), "region")
+    merge_elementwise(ctx, [align(reg, value.ndim), align(value, value.ndim)], region_shape, "none", where)
+    # ``out`` stays zero under masking only where every written value is
+    lead = tuple(range(value.ndim - len(trailing)))
+    written = np.all(np.broadcast_to(value.zero, value.labels.shape), axis=lead)
+    flat = tuple(d for d, n in enumerate(trailing) if n == 1)
+    written = np.all(np.broadcast_to(written, trailing), axis=flat, keepdims=True)
+    x.zero = np.broadcast_to(x.zero, x.labels.shape) & written[None]
+    return True
 
 
 @register_function_rule(*tensor_methods("narrow", "select", "index_select"))

@@ -1,0 +1,81 @@
+"""Leave nothing of a trace inside the user's model: put back every attribute the traced forward wrote.
+
+A traced forward runs the model's own code, and that code may cache things on its modules: ultralytics'
+``Detect`` head stores ``self.shape`` (a ``torch.Size`` built from the tracer's channel counts) and the
+anchors it made from zero-valued shape-only activations. Left there, the next ``copy.deepcopy`` or
+``pickle.dumps`` of the model meets netsculpt's internal types, and the caches describe a forward that
+never really happened. ``ModuleSnapshot`` records each module's attributes (by identity, cheap) and a
+copy of its buffers before the trace, and afterwards removes added attributes, rebinds replaced ones
+and writes back buffers changed in place, so the model is exactly as it was: same attributes, same
+``state_dict``. The model's next real forward rebuilds its caches itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.errors import TraceError
+from netsculpt.graph.sizes import plain
+
+# per-module dicts nn.Module keeps its registered state in; restored entry by entry
+_REGISTRIES = ("_parameters", "_buffers", "_modules")
+
+
+class ModuleSnapshot:
+    """Attributes, registered tensors and buffer values of every module of ``model``, restorable."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.modules = list({id(m): m for m in model.modules()}.values())
+        self.attrs = [{k: v for k, v in vars(m).items() if k not in _REGISTRIES} for m in self.modules]
+        self.registries = [{r: dict(getattr(m, r)) for r in _REGISTRIES} for m in self.modules]
+        self.classes = [type(m) for m in self.modules]
+        tensors: dict[int, tuple[str, torch.Tensor]] = {}
+        for name, t in model.named_parameters(remove_duplicate=True):
+            tensors[id(t)] = (name, t)
+        self.param_versions = {i: t._version for i, (_, t) in tensors.items()}
+        self.params = tensors
+        self.buffers = {
+            id(b): (name, b, b._version, b.detach().clone())
+            for name, b in model.named_buffers(remove_duplicate=True)
+        }
+
+    def restore(self) -> None:
+        """Undo every change the forward made to modules, attributes and buffer values."""
+        for module, cls, attrs, registries in zip(self.modules, self.classes, self.attrs, self.registries):
+            if type(module) is not cls:  # a lazy module materialised itself: keep what it became
+                continue
+            state = vars(module)
+            for key in [k for k in state if k not in attrs and k not in _REGISTRIES]:
+                del state[key]
+            for key, value in attrs.items():
+                if state.get(key, _MISSING) is not value:
+                    state[key] = value
+                elif isinstance(value, list | dict):  # the same container, perhaps appended to
+                    plain(value)
+            for reg, saved in registries.items():
+                current = getattr(module, reg)
+                if current.keys() != saved.keys() or any(current[k] is not v for k, v in saved.items()):
+                    current.clear()
+                    current.update(saved)
+        with torch.no_grad():
+            for _name, buf, version, copy in self.buffers.values():
+                if buf._version != version:
+                    buf.copy_(copy)
+        changed = [name for i, (name, p) in self.params.items() if p._version != self.param_versions[i]]
+        if changed:
+            raise TraceError(
+                f"the model's forward wrote into its own parameter(s) {', '.join(changed[:5])} in place "
+                "while being traced, so netsculpt cannot promise it left the model as it was; make that "
+                "update conditional on self.training (tracing runs in eval mode) or do it outside forward"
+            )
+
+
+class _Missing:
+    pass
+
+
+_MISSING: Any = _Missing()

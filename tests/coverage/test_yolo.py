@@ -1,0 +1,65 @@
+"""YOLOv8n and YOLO11n from ultralytics, built from their YAML, prune at 50% per group exactly.
+
+ultralytics is AGPL-3.0: it is a test-only extra (requirements/lock.txt), and netsculpt's own code never
+imports it. Its C2f / C3k2 blocks (``chunk`` / ``split`` of one conv's output) and the neck's concats
+are followed by the engine as they are written: no module is replaced. The checks run in a subprocess
+(tests/coverage/_yolo_worker.py) because importing ultralytics patches PIL and torch process-wide.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# find_spec, not importorskip: importing ultralytics here would patch PIL for the rest of the suite
+if importlib.util.find_spec("ultralytics") is None:
+    pytest.skip("ultralytics is a test-only extra (requirements/lock.txt)", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.coverage._yolo_worker"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo11n.yaml"])
+def test_yolo_prunes_exactly(results: dict, cfg: str) -> None:
+    result = results[cfg]
+    assert "failure" not in result, result.get("failure")
+    assert result["err"] <= 1e-4 and result["macs_ratio"] <= 0.6
+
+
+@pytest.mark.slow
+def test_yolo_head_outputs_and_dfl_bins_are_pinned(results: dict) -> None:
+    # the box branch ends in 4 x reg_max DFL bins, the class branch in nc channels: the model's contract
+    assert results["pins"]["head_prunable"] == {f"{b}.{i}": 0 for b in ("cv2", "cv3") for i in range(3)}
+    # C2f blocks (cv1's output chunked in two halves) stay prunable without rewriting the module
+    assert results["pins"]["c2f"] == [16, 16]
+
+
+def test_netsculpt_never_imports_ultralytics() -> None:
+    """AGPL-3.0: the package's own code must not depend on it, only these tests."""
+    import netsculpt
+
+    importing = re.compile(r"^\s*(import|from)\s+ultralytics\b|import_module\(\s*['\"]ultralytics", re.M)
+    root = Path(netsculpt.__file__).parent
+    offenders = [p for p in root.rglob("*.py") if importing.search(p.read_text())]
+    assert not offenders, offenders
