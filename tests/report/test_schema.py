@@ -86,3 +86,12 @@ def test_json_schema_documents_the_version() -> None:
     assert schema["required"] == ["version"]
     assert {"recipe", "points", "pareto", "stages", "before", "after"} <= set(schema["properties"])
     json.dumps(schema)  # a plain JSON document, ready to publish
+
+
+def test_numbers_beyond_int64_are_refused_by_name() -> None:
+    """Found by benchmarks/robustness.py: a width of 2**74 passed validation and crashed matplotlib."""
+    layer = {"name": "conv1", "type": "Conv2d", "params": 520, "output_shape": [1, 2**74, 24, 24]}
+    with pytest.raises(ConfigError, match="output_shape"):
+        validate_results({"version": 1, "before": {"params": 10, "layers": [layer]}})
+    with pytest.raises(ConfigError, match="params"):
+        validate_results({"version": 1, "before": {"params": 2**70}})

@@ -21,7 +21,8 @@ from netsculpt.errors import ConfigError
 
 SCHEMA_VERSION = 1
 
-Count = Annotated[int, Field(ge=0)]
+Count = Annotated[int, Field(ge=0, le=2**62)]  # bounded: counts beyond int64 only break plots
+Dim = Annotated[int, Field(ge=0, le=2**31)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, description="a fraction in [0, 1], e.g. 0.985")]
 NonNegative = Annotated[float, Field(ge=0.0)]
 
@@ -44,7 +45,7 @@ class LayerRecord(Record):
     type: str
     params: Count | None = None
     macs: Count | None = None
-    output_shape: list[int] | None = None
+    output_shape: list[Dim] | None = None  # bounded: a width beyond int64 is no width (found by fuzzing)
 
 
 class CalibrationRecord(Record):
