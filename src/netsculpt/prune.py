@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from netsculpt.allocate import Target, check_ratio, target_plan, uniform_plan, widths_plan
+from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.tracing import as_tuple
@@ -95,7 +96,7 @@ def apply_plan(
     target = model if inplace else copy.deepcopy(model)
     ensure_base(target)  # before surgery: a model netsculpt did not build is saved by what it was
     apply_plan_(target, graph, plan)
-    append_plan(target, plan.to_dict(), graph.input_shapes)
+    append_plan(target, plan.to_dict(), graph.input_shapes, layout_of(as_tuple(example_inputs)))
     try:
         _check_runs(target, example_inputs)
     except PruningError as err:

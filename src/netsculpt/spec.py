@@ -97,6 +97,18 @@ def append_step(model: nn.Module, step: dict[str, Any]) -> None:
     spec["edits"].append(copy.deepcopy(step))
 
 
-def append_plan(model: nn.Module, plan: dict[str, Any], input_shapes: list[tuple[int, ...]]) -> None:
-    """Record a prune plan applied to ``model`` with the example input shapes it was traced at."""
-    append_step(model, {"kind": "prune", "plan": plan, "input_shapes": [list(s) for s in input_shapes]})
+def append_plan(
+    model: nn.Module,
+    plan: dict[str, Any],
+    input_shapes: list[tuple[int, ...]],
+    inputs_layout: list[Any] | None = None,
+) -> None:
+    """Record a prune plan applied to ``model`` with the example inputs it was traced at.
+
+    ``inputs_layout`` (see :mod:`netsculpt.edits.inputs`) is written whenever the inputs have one, so
+    models with structured inputs (a detector's list of images) replay on load, not only ``model(x)``.
+    """
+    step: dict[str, Any] = {"kind": "prune", "plan": plan, "input_shapes": [list(s) for s in input_shapes]}
+    if inputs_layout is not None:
+        step["inputs"] = inputs_layout
+    append_step(model, step)

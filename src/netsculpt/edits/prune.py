@@ -1,4 +1,8 @@
-"""The ``prune`` edit: a :class:`~netsculpt.surgery.PrunePlan` and the input shapes it was traced at."""
+"""The ``prune`` edit: a :class:`~netsculpt.surgery.PrunePlan` and the inputs it was traced at.
+
+``input_shapes`` lists the tensor leaves' shapes (all that older files have); ``inputs`` is the full
+layout (containers, dtypes, non-tensor leaves) that structured-input models such as detectors need.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import torch
 from torch import nn
 
 from netsculpt.edits.base import EditKind
+from netsculpt.edits.inputs import build_inputs, check_layout
 from netsculpt.errors import CheckpointError
 
 MAX_INPUT_ELEMENTS = 1 << 24  # 16.8 M values (64 MiB of float32) per example input: 4K images fit
@@ -47,7 +52,8 @@ SCHEMA: dict[str, Any] = {
             "required": ["keep", "sizes"],
             "additionalProperties": False,
         },
-        "input_shapes": {"type": "array", "minItems": 1, "maxItems": 16, "items": _SHAPE},
+        "input_shapes": {"type": "array", "maxItems": 16, "items": _SHAPE},
+        "inputs": {"type": "array", "minItems": 1, "maxItems": 64},
     },
     "required": ["plan", "input_shapes"],
 }
@@ -61,6 +67,14 @@ def check(edit: dict[str, Any], where: str) -> None:
                 f"{where}.input_shapes[{i}]: {shape} holds {math.prod(shape):,} values; the limit is "
                 f"{MAX_INPUT_ELEMENTS:,}"
             )
+    if "inputs" in edit:
+        check_layout(edit["inputs"], f"{where}.inputs", MAX_INPUT_ELEMENTS, MAX_DIM)
+    elif not edit["input_shapes"]:
+        raise CheckpointError(
+            f"{where}: records neither input_shapes nor an inputs layout, so the plan cannot be replayed "
+            "(it was pruned with example inputs holding objects other than tensors, tuples, lists, string-keyed "
+            "dicts, numbers, strings and None; prune with inputs made of those to make it saveable)"
+        )
     keep, sizes = edit["plan"]["keep"], edit["plan"]["sizes"]
     for group, kept in keep.items():
         field = f"{where}.plan.keep[{group!r}]"
@@ -76,7 +90,10 @@ def replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     from netsculpt.prune import apply_plan
     from netsculpt.surgery import PrunePlan
 
-    inputs = tuple(torch.zeros(shape) for shape in edit["input_shapes"])
+    if "inputs" in edit:
+        inputs = build_inputs(edit["inputs"])
+    else:  # written before layouts were recorded, or by a model whose inputs have none: plain tensors
+        inputs = tuple(torch.zeros(shape) for shape in edit["input_shapes"])
     return apply_plan(model, PrunePlan.from_dict(edit["plan"]), inputs, inplace=True)
 
 
