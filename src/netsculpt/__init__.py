@@ -9,6 +9,7 @@ ns.save(small, "out/model"); ns.load("out/model")
 
 from __future__ import annotations
 
+from netsculpt.adder import to_adder
 from netsculpt.allocate import Target
 from netsculpt.errors import NetsculptError
 from netsculpt.graph import ChannelGraph, ChannelGroup, register_function_rule, register_module_rule, trace
@@ -43,5 +44,6 @@ __all__ = [
     "register_function_rule",
     "register_module_rule",
     "save",
+    "to_adder",
     "trace",
 ]

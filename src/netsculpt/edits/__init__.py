@@ -12,11 +12,12 @@ registration here, not another branch in ``netsculpt.io``.
 
 from __future__ import annotations
 
+from netsculpt.edits.adder import ADDER
 from netsculpt.edits.base import EDITS, EditKind, register_edit, replay_edits, validate_edits
 from netsculpt.edits.factorise import FACTORISE
 from netsculpt.edits.prune import PRUNE
 
-for _kind in (PRUNE, FACTORISE):
+for _kind in (PRUNE, FACTORISE, ADDER):
     register_edit(_kind)
 
 __all__ = ["EDITS", "EditKind", "register_edit", "replay_edits", "validate_edits"]

@@ -6,6 +6,7 @@ from netsculpt.importance import (  # noqa: F401  (each module registers its cri
     chip,
     fisher,
     fpgm,
+    gpp,
     hrank,
     hrel,
     magnitude,

@@ -1,0 +1,134 @@
+"""The adder convolution of AdderNet (Chen et al., "AdderNet: Do we really need multiplications in deep
+learning?", CVPR 2020): the output is the negative L1 distance between each input patch and each filter,
+
+    Y[n, o, p] = -sum_j |X[n, j, p] - W[o, j]|      (j runs over in_channels * kh * kw)
+
+so a forward pass needs only additions and subtractions. The paper's backward pass replaces the sign
+gradients of ``|.|`` (which barely move the filters) with
+
+    dY/dW = X - W                     (full precision, for the filters)
+    dY/dX = HardTanh(W - X)           (clipped, for the inputs: keeps gradients from exploding in depth)
+
+and rescales each layer's filter gradient to a norm of ``eta * sqrt(numel(W))`` (the paper's adaptive
+learning rate, Eq. 12), because the magnitudes of adder gradients differ widely from layer to layer.
+
+Memory is bounded: the broadcast ``(rows, out, patch)`` difference is formed ``chunk_rows`` patch rows
+at a time, never for the whole batch at once; the filter gradient is two matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from netsculpt.errors import ConfigError
+
+#: cap on the elements of one chunk's (rows, out, patch) difference tensor: 4M floats = 16 MB
+CHUNK_ELEMENTS = 1 << 22
+#: the reference implementation's eta (the paper's hyper-parameter in Eq. 12)
+DEFAULT_ETA = 0.2
+
+
+def _rows_per_chunk(out_channels: int, patch: int) -> int:
+    return max(1, CHUNK_ELEMENTS // max(1, out_channels * patch))
+
+
+def neg_l1_distance(cols: Tensor, weight: Tensor) -> Tensor:
+    """``-sum_j |cols[r, j] - weight[o, j]|`` for rows ``r`` of ``cols`` (rows, patch) → (rows, out)."""
+    rows = cols.shape[0]
+    step = _rows_per_chunk(weight.shape[0], weight.shape[1])
+    out = cols.new_empty(rows, weight.shape[0])
+    for start in range(0, rows, step):
+        block = cols[start : start + step]
+        out[start : start + step] = -(block.unsqueeze(1) - weight.unsqueeze(0)).abs().sum(dim=2)
+    return out
+
+
+class _AdderFunction(torch.autograd.Function):
+    """Forward: negative L1 distance; backward: the paper's surrogate gradients (module docstring)."""
+
+    @staticmethod
+    def forward(ctx: Any, cols: Tensor, weight: Tensor, eta: float) -> Tensor:
+        ctx.save_for_backward(cols, weight)
+        ctx.eta = eta
+        return neg_l1_distance(cols, weight)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        cols, weight = ctx.saved_tensors
+        grad_cols = grad_weight = None
+        if ctx.needs_input_grad[1]:
+            # sum_r g[r, o] * (X[r, j] - W[o, j]) = (g^T X)[o, j] - W[o, j] * sum_r g[r, o]
+            grad_weight = grad_out.t() @ cols - weight * grad_out.sum(dim=0).unsqueeze(1)
+            if ctx.eta > 0:
+                norm = grad_weight.norm().clamp_min(1e-12)
+                grad_weight = grad_weight * (ctx.eta * math.sqrt(weight.numel()) / norm)
+        if ctx.needs_input_grad[0]:
+            grad_cols = torch.empty_like(cols)
+            step = _rows_per_chunk(weight.shape[0], weight.shape[1])
+            for start in range(0, cols.shape[0], step):
+                block = cols[start : start + step]
+                clipped = (weight.unsqueeze(0) - block.unsqueeze(1)).clamp_(-1.0, 1.0)  # HardTanh
+                grad_cols[start : start + step] = torch.einsum(
+                    "ro,roj->rj", grad_out[start : start + step], clipped
+                )
+        return grad_cols, grad_weight, None
+
+
+class AdderConv2d(nn.Module):
+    """A drop-in for an ungrouped ``nn.Conv2d`` that computes ``-||patch - filter||_1`` (no multiplies).
+
+    ``eta`` scales the adaptive learning rate of the filters (0 turns the rescaling off and keeps the
+    plain full-precision gradient). Follow it with batch norm: its outputs are large negative numbers.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        bias: bool = False,
+        eta: float = DEFAULT_ETA,
+    ) -> None:
+        super().__init__()
+        pair = nn.modules.utils._pair
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
+        self.padding, self.dilation = pair(padding), pair(dilation)
+        if not eta >= 0:
+            raise ConfigError(f"AdderConv2d eta must be >= 0 (0.2 in the paper), got {eta!r}")
+        self.eta = float(eta)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, _, h, w = x.shape
+        kh, kw = self.kernel_size
+        out_h = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
+        out_w = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
+        cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)  # (n, patch, L)
+        cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        out = _AdderFunction.apply(cols, self.weight.reshape(self.out_channels, -1), self.eta)
+        out = out.reshape(n, out_h * out_w, self.out_channels).transpose(1, 2).reshape(n, -1, out_h, out_w)
+        if self.bias is not None:
+            out = out + self.bias.view(1, -1, 1, 1)
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}, eta={self.eta}"
+        )
+
+    def additions(self, out_h: int, out_w: int) -> int:
+        """Additions / subtractions of one image: |x - w| and the running sum, per patch element."""
+        patch = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        return 2 * patch * self.out_channels * out_h * out_w

@@ -1,0 +1,104 @@
+"""`netsculpt adder MODEL --data NAME --out DIR [--pkkd]`: convert a CNN to an adder network and train it.
+
+The convolutions (except ``--keep``, by default the first and last weight layer) become adder layers with
+batch norm, then the model trains with the preset (checkpoint every epoch, ``--resume`` continues),
+from labels or with PKKD (a CNN teacher of the same architecture trained alongside). The saved model
+records the conversion, so `netsculpt eval` / ``ns.load`` rebuild it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+from rich.console import Console
+
+from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
+from netsculpt.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("adder", help="convert a CNN's convs to AdderNet layers and train (optionally PKKD)")
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument(
+        "--keep",
+        action="append",
+        default=None,
+        metavar="LAYER",
+        help="layer kept multiplicative: first, last or a module name (repeatable; default first, last)",
+    )
+    p.add_argument(
+        "--eta", type=float, default=0.2, help="adaptive learning-rate scale of adder filters (0.2)"
+    )
+    p.add_argument("--pkkd", action="store_true", help="train with progressive kernel-based distillation")
+    p.add_argument(
+        "--teacher-init",
+        choices=("model", "scratch"),
+        default="model",
+        help="PKKD teacher starts from MODEL's weights or from a fresh init (default model)",
+    )
+    p.add_argument("--alpha", type=float, default=0.5, help="PKKD weight of the logit distillation term")
+    p.add_argument("--beta", type=float, default=1.0, help="PKKD weight of the kernel feature term")
+    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--preset", default="lenet5_mnist5k", help="training preset (default lenet5_mnist5k)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, help="run directory: checkpoints and the adder model")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.set_defaults(func=run)  # fmt: skip
+
+
+def _reset(model) -> None:
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from netsculpt.adder import PKKDLoss, count_ops, to_adder
+    from netsculpt.io import save
+    from netsculpt.train import CHECKPOINT_NAME, TrainConfig, evaluate, train
+
+    out = Path(args.out)
+    if (out / "checkpoints" / CHECKPOINT_NAME).exists() and not args.resume:
+        raise ConfigError(f"{str(out)!r} already holds an adder run; pass --resume or another --out")
+    data_defaults(args)
+    cnn, shape = load_model(args)
+    overrides = {
+        k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed)) if v is not None
+    }
+    config = TrainConfig.preset(args.preset, **overrides)
+    torch.manual_seed(config.seed)  # the adder filters' init
+    ann = to_adder(cnn, keep=args.keep if args.keep is not None else ["first", "last"], eta=args.eta)
+    loss_fn = None
+    if args.pkkd:
+        teacher = copy.deepcopy(cnn)
+        if args.teacher_init == "scratch":
+            _reset(teacher)
+        loss_fn = PKKDLoss(ann, teacher, alpha=args.alpha, temperature=args.temperature, beta=args.beta)
+    train_loader, test_loader = loaders(
+        args, config.batch_size, config.augment, config.seed, config.augment_shift
+    )
+    result = train(ann, train_loader, test_loader, config, loss_fn=loss_fn, out_dir=out / "checkpoints",
+                   resume=args.resume)  # fmt: skip
+    ann.eval()
+    ops = count_ops(ann, example(shape))
+    extra = {
+        "input_shape": list(shape), "data": args.data, "accuracy": result.final_acc,
+        "adder": {"pkkd": args.pkkd, "mults": ops.mults, "adds": ops.adds, "energy_uj_fp32": ops.energy_uj()},
+        "train": config.to_dict(),
+    }  # fmt: skip
+    if loss_fn is not None:
+        extra["adder"]["teacher_accuracy"] = evaluate(loss_fn.teacher, test_loader)[0]
+    save(ann.cpu(), out / "model", extra=extra)
+    Console().print(
+        f"adder model test accuracy {result.final_acc:.2%}; {ops.mults:,} mults, {ops.adds:,} adds "
+        f"(~{ops.energy_uj():.2f} uJ fp32, Horowitz 2014); saved to {out / 'model'}"
+    )
+    return 0

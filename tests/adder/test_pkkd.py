@@ -1,0 +1,65 @@
+"""PKKD: the kernel maps are the kernels they claim to be, and one loss trains student and teacher."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import netsculpt as ns
+from netsculpt.adder import AdderConv2d, PKKDLoss, to_adder
+from netsculpt.adder.pkkd import gaussian_conv_kernel, laplace_adder_kernel
+from netsculpt.errors import ConfigError
+from netsculpt.train import TrainConfig, train
+
+
+def test_gaussian_kernel_from_conv_output_equals_direct_distances() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, padding=1).double()
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    got = gaussian_conv_kernel(conv, x, conv(x))
+    cols = F.unfold(x, 3, padding=1).transpose(1, 2)  # (n, L, patch)
+    dist = (cols.unsqueeze(2) - conv.weight.reshape(4, -1)).pow(2).sum(3)  # (n, L, out)
+    expected = torch.exp(-dist / (2 * dist.mean())).transpose(1, 2).reshape(2, 4, 5, 5)
+    assert torch.allclose(got, expected, atol=1e-10)
+
+
+def test_laplace_kernel_of_an_adder_is_in_unit_interval() -> None:
+    out = AdderConv2d(2, 3, 3)(torch.randn(2, 2, 6, 6))
+    k = laplace_adder_kernel(out)
+    assert bool((k > 0).all() and (k <= 1).all())
+
+
+def test_one_pkkd_step_trains_the_student_teacher_and_adapters() -> None:
+    torch.manual_seed(0)
+    cnn = ns.create_model("lenet5")
+    student, teacher = to_adder(cnn), ns.create_model("lenet5")
+    loss_fn = PKKDLoss(student, teacher)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    loss, logits = loss_fn(student, x, y)
+    loss.backward()
+    assert logits.shape == (8, 10) and torch.isfinite(loss)
+    assert (
+        set(loss_fn.last_terms) == {"ce", "kd", "kernel", "teacher_ce"} and loss_fn.last_terms["kernel"] > 0
+    )
+    assert student.conv2[0].weight.grad is not None and teacher.conv2.weight.grad is not None
+    assert loss_fn.adapters["conv2"].weight.grad is not None
+
+
+def test_pkkd_runs_in_the_training_loop() -> None:
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=16)
+    student = to_adder(ns.create_model("lenet5"))
+    loss_fn = PKKDLoss(student, ns.create_model("lenet5"))
+    before = loss_fn.teacher.conv2.weight.detach().clone()
+    result = train(student, loader, loader, TrainConfig(epochs=1, lr=0.01, warmup_epochs=0), loss_fn=loss_fn)
+    assert result.epochs_run == 1 and not torch.equal(before, loss_fn.teacher.conv2.weight)
+
+
+def test_pkkd_refuses_a_cnn_student_and_a_mismatched_teacher() -> None:
+    with pytest.raises(ConfigError, match="to_adder"):
+        PKKDLoss(ns.create_model("lenet5"), ns.create_model("lenet5"))
+    with pytest.raises(ConfigError, match="conv2"):
+        PKKDLoss(to_adder(ns.create_model("lenet5")), nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))

@@ -1,0 +1,56 @@
+"""`netsculpt adder`: a smoke run on a few digits (plain and PKKD), resume, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+import netsculpt as ns
+from netsculpt.adder import AdderConv2d
+from netsculpt.cli import main
+
+LIMIT = [
+    "--data",
+    "mnist5k",
+    "--limit",
+    "64",
+    "--batch-size",
+    "32",
+    "--preset",
+    "finetune",
+]  # 2 batches an epoch
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_adder_pkkd_saves_a_loadable_adder_model_and_resumes(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["lenet5", *LIMIT, "--out", str(out), "--pkkd", "--teacher-init", "scratch"]
+    code, stdout, err = run(capsys, "adder", *args, "--epochs", "1")
+    assert code == 0, err
+    assert "adds" in stdout and "saved to" in stdout
+    saved = ns.load(out / "model")
+    assert isinstance(saved.conv2[0], AdderConv2d) and not isinstance(saved.conv1, AdderConv2d)
+    assert all("teacher" not in key and "adapters" not in key for key in saved.state_dict())
+    extra = json.loads((out / "model" / "netsculpt.json").read_text())["extra"]
+    assert extra["adder"]["pkkd"] is True and 0 <= extra["adder"]["teacher_accuracy"] <= 1
+    code, _, err = run(capsys, "adder", *args, "--epochs", "2", "--resume")
+    assert code == 0, err
+    assert len(json.loads((out / "checkpoints" / "history.json").read_text())) == 2
+    saved.eval()(torch.zeros(1, 1, 28, 28))
+
+
+def test_adder_refuses_an_existing_run_and_a_bad_keep(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "adder", "lenet5", *LIMIT, "--out", str(out), "--epochs", "1")
+    assert code == 0, err
+    code, _, err = run(capsys, "adder", "lenet5", *LIMIT, "--out", str(out), "--epochs", "1")
+    assert code == 1 and "--resume" in err
+    code, _, err = run(capsys, "adder", "lenet5", *LIMIT, "--out", str(tmp_path / "b"), "--keep", "nope")
+    assert code == 1 and "nope" in err

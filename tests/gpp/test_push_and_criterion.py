@@ -1,0 +1,81 @@
+"""The push loss and the gpp criterion: they measure what LDA says they measure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.errors import ConfigError, PruningError
+from netsculpt.gpp import PushLoss, lda_channel_scores, scatter_ratio_and_decorrelation
+from netsculpt.importance import get_criterion
+
+
+def _stats(feats: torch.Tensor, labels: torch.Tensor):
+    classes = int(labels.max()) + 1
+    sums = torch.zeros(classes, feats.shape[1], dtype=torch.float64).index_add_(0, labels, feats)
+    return sums, torch.bincount(labels, minlength=classes), feats.T @ feats
+
+
+def test_lda_scores_pick_the_discriminative_channel() -> None:
+    """Channel 0 carries the class (means 0 vs 3), channels 1-2 are noise of larger variance."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(400) % 2
+    feats = torch.randn(400, 3, generator=g, dtype=torch.float64) * torch.tensor(
+        [1.0, 3.0, 3.0], dtype=torch.float64
+    )
+    feats[:, 0] += 3.0 * labels
+    scores = lda_channel_scores(*_stats(feats, labels))
+    assert int(scores.argmax()) == 0 and float(scores[0]) > 3 * float(scores[1:].max())
+
+
+def test_lda_scores_do_not_depend_on_channel_units() -> None:
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(300) % 3
+    feats = torch.randn(300, 4, generator=g, dtype=torch.float64) + labels[:, None].double() * torch.tensor(
+        [1.0, 0.5, 0.0, 0.2], dtype=torch.float64
+    )
+    scaled = feats * torch.tensor([10.0, 0.1, 1.0, 5.0], dtype=torch.float64)
+    a, b = lda_channel_scores(*_stats(feats, labels)), lda_channel_scores(*_stats(scaled, labels))
+    assert torch.allclose(a, b, rtol=1e-3)
+
+
+def test_scatter_ratio_rewards_separation_and_decorrelation_penalises_covariance() -> None:
+    labels = torch.arange(64) % 4
+    g = torch.Generator().manual_seed(2)
+    noise = torch.randn(64, 5, generator=g)
+    apart, _ = scatter_ratio_and_decorrelation(noise + 5 * labels[:, None].float(), labels)
+    mixed, _ = scatter_ratio_and_decorrelation(noise, labels)
+    assert float(apart) < float(mixed) < 0  # more separation → a lower (more negative) loss
+    _, independent = scatter_ratio_and_decorrelation(noise, labels)
+    _, correlated = scatter_ratio_and_decorrelation(noise[:, :1].repeat(1, 5) + 0.1 * noise, labels)
+    assert float(correlated) > 10 * float(independent)
+
+
+def test_push_loss_alternates_task_and_push_steps() -> None:
+    model = ns.create_model("lenet5")
+    loss = PushLoss("relu2", push_weight=1.0)
+    x, y = torch.randn(16, 1, 28, 28), torch.arange(16) % 10
+    task, _ = loss(model, x, y)
+    push, logits = loss(model, x, y)
+    assert logits.shape == (16, 10) and loss.last != {} and float(push) != float(task)
+    push.backward()
+    assert model.conv2.weight.grad is not None
+    with pytest.raises(ConfigError, match="nope"):
+        PushLoss("nope")(model, x, y)
+
+
+def test_gpp_is_registered_and_scores_lenet_channels() -> None:
+    assert "gpp" in ns.list_criteria()
+    torch.manual_seed(0)
+    model = ns.create_model("lenet5").eval()
+    x = torch.randn(1, 1, 28, 28)
+    data = [(torch.randn(40, 1, 28, 28), torch.arange(40) % 10) for _ in range(2)]
+    graph = ns.trace(model, x)
+    scores = get_criterion("gpp").score(model, graph, data)
+    assert {len(s) for s in scores.values()} == {20, 50, 500} and all(np.all(s >= 0) for s in scores.values())
+    with pytest.raises(PruningError, match="one class"):
+        get_criterion("gpp").score(
+            model, graph, [(torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))]
+        )
