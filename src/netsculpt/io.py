@@ -77,19 +77,21 @@ def save(
     builder: str | None = None,
     builder_kwargs: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    coding: str = "plain",
 ) -> Path:
     """Write ``model`` to ``directory`` (weights and spec, each written atomically).
 
     Works for any model: netsculpt's own, torchvision / timm models however they were built, and any
     other class (its loading then needs ``model=`` or ``trust_builder=``). ``builder=`` names code that
-    rebuilds the unpruned architecture (run on load only when the loader trusts it).
+    rebuilds the unpruned architecture (run on load only when the loader trusts it). ``coding="context"``
+    range-codes palette indices and sparsity masks with a context model (smaller; slower to load).
     """
     from netsculpt.weights.storage import pack_state
 
     directory = Path(directory)
     document = _document(model, builder, builder_kwargs, extra)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    tensors, metadata = pack_state(model, state)  # palettized layers as packed indices + fp16 tables
+    tensors, metadata = pack_state(model, state, coding)  # palettized layers as packed indices + fp16 tables
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata=metadata))
     write_json(directory / SPEC_FILE, document)

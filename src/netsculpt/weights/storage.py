@@ -29,11 +29,22 @@ import torch
 from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.weights.coding import MODELS
 from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
 from netsculpt.weights.palette import PALETTES_ATTR, Palette, iter_palettes
+from netsculpt.weights.sparse_store import (
+    CODINGS,
+    MASK_LAYOUTS,
+    blobs_digest,
+    decode_indices,
+    decode_mask,
+    encode_indices,
+    encode_mask,
+    worth_sparse,
+)
 
 META_KEY = "netsculpt.packed"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sparse tensors, range-coded indices / masks, checksum (1 is written when none)
 _CODES = {
     torch.float32: "f",
     torch.float16: "h",
@@ -76,11 +87,16 @@ def _layout_hash(state: dict[str, Tensor], keys: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def pack_state(model: nn.Module, state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, str] | None]:
+def pack_state(
+    model: nn.Module, state: dict[str, Tensor], coding: str = "plain"
+) -> tuple[dict[str, Tensor], dict[str, str] | None]:
     """The tensors and header metadata to write for ``model`` (``state``: its state dict).
 
-    A model without palettes is returned as is with no metadata: the file stays a plain state dict.
+    A model without palettes or sparse tensors is returned as is with no metadata: the file stays a
+    plain state dict. ``coding="context"`` range-codes palette indices and sparsity masks.
     """
+    if coding not in CODINGS:
+        raise ConfigError(f"coding={coding!r} is not supported; use one of {', '.join(CODINGS)}")
     if any(".parametrizations." in key for key in state) and _has_dkm(model):
         raise CheckpointError(
             "the model is still being clustered (it carries DKM parametrizations); call "
@@ -94,32 +110,69 @@ def pack_state(model: nn.Module, state: dict[str, Tensor]) -> tuple[dict[str, Te
             warnings.warn(
                 f"{key} changed after it was palettized; it is saved as a dense tensor", stacklevel=3
             )
-    if not palettes:
-        return state, None
     packed = {key for key, _ in palettes}
-    index_blobs, luts, entries = [], [], []
-    for key, palette in palettes:
-        index_blobs.append(pack_bits(palette.indices.numpy(), palette.bits))
-        luts.append(palette.lut.reshape(-1))
-        entries.append([key, palette.bits, list(palette.shape), palette.lut.shape[0], palette.lut.shape[-1]])
-    dense_keys = [k for k in state if k not in packed]
+    sparse_keys = [k for k in state if k not in packed and worth_sparse(state[k])]
+    if not palettes and not sparse_keys:
+        return state, None
+    tensors: dict[str, Tensor] = {}
+    info: dict[str, Any] = {"version": 1 if coding == "plain" and not sparse_keys else FORMAT_VERSION}
+    info["palettes"], coded = _pack_palettes(palettes, coding, tensors)
+    if coding == "context":
+        info["coded"] = coded
+    if sparse_keys:
+        info["sparse"] = _pack_sparse(state, sparse_keys, coding, tensors)
+    dense_keys = [k for k in state if k not in packed and k not in set(sparse_keys)]
     codes, blobs = [], {}
     for key in dense_keys:
         dtype = _stored_dtype(state[key])
         codes.append(_CODES[dtype])
         blobs.setdefault(dtype, []).append(state[key].detach().reshape(-1).to(dtype))
-    tensors = {
-        "palettes.indices": torch.from_numpy(np.concatenate(index_blobs)),
-        "palettes.luts": torch.cat(luts).contiguous(),
-        **{f"dense.{_CODES[d]}": torch.cat(parts).contiguous() for d, parts in blobs.items()},
-    }
-    info = {
-        "version": FORMAT_VERSION,
-        "palettes": entries,
-        "dense": "".join(codes),
-        "layout": _layout_hash(state, dense_keys),
-    }
+    tensors.update({f"dense.{_CODES[d]}": torch.cat(parts).contiguous() for d, parts in blobs.items()})
+    info["dense"], info["layout"] = "".join(codes), _layout_hash(state, dense_keys)
+    if info["version"] > 1:
+        info["checksum"] = blobs_digest(tensors)
     return tensors, {META_KEY: json.dumps(info, separators=(",", ":"))}
+
+
+def _pack_palettes(
+    palettes: list[tuple[str, Palette]], coding: str, tensors: dict[str, Tensor]
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    index_blobs, luts, entries, coded = [], [], [], []
+    for key, palette in palettes:
+        if coding == "context":
+            model, data = encode_indices(palette.indices.numpy(), palette.bits, list(palette.shape))
+            coded.append([model, int(data.size)])
+        else:
+            data = pack_bits(palette.indices.numpy(), palette.bits)
+        index_blobs.append(data)
+        luts.append(palette.lut.reshape(-1))
+        entries.append([key, palette.bits, list(palette.shape), palette.lut.shape[0], palette.lut.shape[-1]])
+    if palettes:
+        tensors["palettes.indices"] = torch.from_numpy(np.concatenate(index_blobs))
+        tensors["palettes.luts"] = torch.cat(luts).contiguous()
+    return entries, coded
+
+
+def _pack_sparse(
+    state: dict[str, Tensor], keys: list[str], coding: str, tensors: dict[str, Tensor]
+) -> list[list[Any]]:
+    """Masks into ``sparse.masks``, nonzero values appended per stored dtype to ``sparse.<code>``."""
+    entries, masks, values = [], [], {}
+    for key in keys:
+        tensor = state[key].detach()
+        nonzero = tensor != 0
+        layout, data = encode_mask(nonzero.numpy(), tuple(tensor.shape), coding)
+        kept = tensor[nonzero]
+        dtype = _stored_dtype(kept) if kept.numel() else tensor.dtype
+        if dtype not in _CODES:
+            raise CheckpointError(f"cannot pack {key!r}: dtype {tensor.dtype}")
+        values.setdefault(dtype, []).append(kept.to(dtype))
+        masks.append(data)
+        entries.append([key, _CODES[dtype], layout, int(kept.numel()), int(data.size)])
+    tensors["sparse.masks"] = torch.from_numpy(np.concatenate(masks))
+    for dtype, parts in values.items():
+        tensors[f"sparse.{_CODES[dtype]}"] = torch.cat(parts).contiguous()
+    return entries
 
 
 def _has_dkm(model: nn.Module) -> bool:
@@ -179,6 +232,31 @@ _INFO_SCHEMA = {
         },
         "dense": {"type": "string", "pattern": "^[" + "".join(_DTYPES) + "]*$"},
         "layout": {"type": "string"},
+        "coded": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "prefixItems": [{"enum": list(MODELS)}, {"type": "integer", "minimum": 0}],
+                "items": False,
+                "minItems": 2,
+            },
+        },
+        "sparse": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "prefixItems": [
+                    {"type": "string"},
+                    {"enum": list(_DTYPES)},
+                    {"enum": list(MASK_LAYOUTS)},
+                    {"type": "integer", "minimum": 0},
+                    {"type": "integer", "minimum": 0},
+                ],
+                "items": False,
+                "minItems": 5,
+            },
+        },
+        "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     },
     "required": ["version", "palettes", "dense", "layout"],
 }
@@ -189,12 +267,19 @@ def _check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tens
     from netsculpt.jsoncheck import check_schema
 
     check_schema(info, _INFO_SCHEMA, f"{where!r} ({META_KEY})")
-    expect: dict[str, tuple[torch.dtype, int]] = {
-        "palettes.indices": (torch.uint8, 0),
-        "palettes.luts": (torch.float16, 0),
-    }
+    if info["version"] > 1 and info.get("checksum") != blobs_digest(blobs):
+        raise CheckpointError(
+            f"{where!r} is corrupt: its blobs do not match the checksum written with them; "
+            "restore the file from a good copy"
+        )
+    coded = info.get("coded")
+    if coded is not None and len(coded) != len(info["palettes"]):
+        raise CheckpointError(f"{where!r}: {len(coded)} coded lengths for {len(info['palettes'])} palettes")
+    expect: dict[str, tuple[torch.dtype, int]] = {}
+    if info["palettes"] or info["version"] == 1:
+        expect = {"palettes.indices": (torch.uint8, 0), "palettes.luts": (torch.float16, 0)}
     seen: set[str] = set()
-    for key, bits, shape, groups, dim in info["palettes"]:
+    for index, (key, bits, shape, groups, dim) in enumerate(info["palettes"]):
         ref = reference.get(key)
         if ref is None or key in seen:
             raise CheckpointError(
@@ -207,11 +292,10 @@ def _check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tens
                 f"not fit the rebuilt model's tensor of shape {list(ref.shape)}"
             )
         seen.add(key)
-        expect["palettes.indices"] = (
-            torch.uint8,
-            expect["palettes.indices"][1] + packed_nbytes(numel // dim, bits),
-        )
+        size = coded[index][1] if coded is not None else packed_nbytes(numel // dim, bits)
+        expect["palettes.indices"] = (torch.uint8, expect["palettes.indices"][1] + size)
         expect["palettes.luts"] = (torch.float16, expect["palettes.luts"][1] + groups * 2**bits * dim)
+    _expect_sparse(info.get("sparse", []), reference, seen, expect, where)
     dense_keys = [k for k in reference if k not in seen]
     if len(dense_keys) != len(info["dense"]) or _layout_hash(reference, dense_keys) != info["layout"]:
         raise CheckpointError(
@@ -233,6 +317,47 @@ def _check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tens
         raise CheckpointError(f"{where!r}: unexpected blob {extra[0]!r} in a packed file")
 
 
+def _expect_sparse(
+    entries: list[list[Any]],
+    reference: dict[str, Tensor],
+    seen: set[str],
+    expect: dict[str, tuple[torch.dtype, int]],
+    where: str,
+) -> None:
+    for key, code, _layout, nonzero, nbytes in entries:
+        ref = reference.get(key)
+        if ref is None or key in seen or nonzero > ref.numel() or ref.dim() < 2:
+            raise CheckpointError(
+                f"{where!r}: the sparse tensor {key!r} ({nonzero:,} nonzeros) does not fit the rebuilt model"
+            )
+        seen.add(key)
+        expect["sparse.masks"] = (torch.uint8, expect.get("sparse.masks", (None, 0))[1] + nbytes)
+        name = f"sparse.{code}"
+        expect[name] = (_DTYPES[code], expect.get(name, (None, 0))[1] + nonzero)
+
+
+def _unpack_sparse(
+    entries: list[list[Any]], blobs: dict[str, Tensor], reference: dict[str, Tensor], where: str
+) -> dict[str, Tensor]:
+    state, byte, offsets = {}, 0, {}
+    masks = blobs["sparse.masks"].numpy() if entries else None
+    for key, code, layout, nonzero, nbytes in entries:
+        assert masks is not None
+        ref = reference[key]
+        mask = decode_mask(layout, masks[byte : byte + nbytes], tuple(ref.shape), f"{where!r} ({key})")
+        byte += nbytes
+        if int(mask.sum()) != nonzero:
+            raise CheckpointError(
+                f"{where!r}: the mask of {key!r} keeps {int(mask.sum())} values, not {nonzero}"
+            )
+        start = offsets.get(code, 0)
+        out = torch.zeros(ref.numel(), dtype=ref.dtype)
+        out[torch.from_numpy(mask)] = blobs[f"sparse.{code}"][start : start + nonzero].to(ref.dtype)
+        offsets[code] = start + nonzero
+        state[key] = out.reshape(ref.shape)
+    return state
+
+
 def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Tensor] | None:
     """The full state dict of a packed file for the freshly rebuilt ``model``; records its palettes.
 
@@ -245,14 +370,23 @@ def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Te
     reference = model.state_dict()
     _check_packed(info, blobs, reference, str(path))
     state: dict[str, Tensor] = {}
-    indices, luts = blobs["palettes.indices"].numpy(), blobs["palettes.luts"]
+    coded = info.get("coded")
+    if info["palettes"]:
+        indices, luts = blobs["palettes.indices"].numpy(), blobs["palettes.luts"]
     byte, entry = 0, 0
-    for key, bits, shape, groups, dim in info["palettes"]:
+    for index, (key, bits, shape, groups, dim) in enumerate(info["palettes"]):
         count = int(np.prod(shape)) // dim
         k = 2**bits
-        codes = unpack_bits(indices[byte : byte + packed_nbytes(count, bits)], bits, count)
+        if coded is not None:
+            size = coded[index][1]
+            codes = decode_indices(
+                coded[index][0], indices[byte : byte + size], bits, shape, count, str(path)
+            )
+        else:
+            size = packed_nbytes(count, bits)
+            codes = unpack_bits(indices[byte : byte + size], bits, count)
         lut = luts[entry : entry + groups * k * dim].reshape(groups, k, dim).clone()
-        byte, entry = byte + packed_nbytes(count, bits), entry + groups * k * dim
+        byte, entry = byte + size, entry + groups * k * dim
         palette = Palette(
             lut=lut, indices=torch.from_numpy(codes).reshape(groups, -1), bits=bits, shape=tuple(shape)
         )
@@ -262,6 +396,7 @@ def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Te
             raise CheckpointError(f"{str(path)!r}: the palette of {key!r} is inconsistent: {exc}") from None
         state[key] = weight.to(reference[key].dtype)
         _remember(model, key, palette)
+    state.update(_unpack_sparse(info.get("sparse", []), blobs, reference, str(path)))
     offsets: dict[str, int] = {}
     dense_keys = [k for k in reference if k not in state]
     for key, code in zip(dense_keys, info["dense"]):
@@ -280,10 +415,10 @@ def _remember(model: nn.Module, key: str, palette: Palette) -> None:
     setattr(module, PALETTES_ATTR, palettes)
 
 
-def packed_size_bytes(model: nn.Module) -> int:
+def packed_size_bytes(model: nn.Module, coding: str = "plain") -> int:
     """Bytes of the ``model.safetensors`` that :func:`netsculpt.save` would write for ``model``."""
     from safetensors.torch import save
 
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    tensors, metadata = pack_state(model, state)
+    tensors, metadata = pack_state(model, state, coding)
     return len(save(tensors, metadata=metadata))

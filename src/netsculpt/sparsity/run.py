@@ -1,0 +1,150 @@
+"""Sparse training as a list of phases, each one ordinary :func:`netsculpt.train.train` call.
+
+A phase changes the masks (prune, ramp one step, grow a GaP partition dense, prune it back) and then
+trains. With ``out_dir`` every phase trains in ``out_dir/phase-NN`` (its checkpoint holds the masks, which
+are buffers), so ``resume=True`` skips finished phases by loading their weights and continues the one
+that was interrupted from its checkpoint: the result is bit for bit the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.fileio import write_json
+from netsculpt.jsoncheck import read_json_file
+from netsculpt.sparsity.apply import check_model, grow_dense_, mask_layers_, partitions
+from netsculpt.sparsity.config import SparsityConfig
+from netsculpt.sparsity.masks import remove_masks_, sparsity_of
+from netsculpt.sparsity.schedule import cubic_sparsity
+from netsculpt.train import TrainConfig, train
+
+Phase = tuple[str, Callable[[nn.Module], None], int]  # (label, mask update, epochs)
+
+
+@dataclass
+class SparsifyResult:
+    """Per-phase history and the final per-layer sparsity."""
+
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    layer_sparsity: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.phases[-1].get("test_acc") if self.phases else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"phases": self.phases, "layer_sparsity": self.layer_sparsity, "test_acc": self.test_acc}
+
+
+def plan_phases(model: nn.Module, config: SparsityConfig, epochs: int) -> list[Phase]:
+    """The phases of ``config`` over ``epochs`` total epochs (every method spends exactly ``epochs``)."""
+    names = list(check_model(model, config))
+    target = config.target()
+    if config.method == "magnitude" and config.schedule == "oneshot":
+        return [("prune", lambda m: mask_layers_(m, config, target), epochs)]
+    if config.method == "magnitude":
+        steps = min(config.ramp_phases, epochs)
+        base, extra = divmod(epochs, steps)
+        phases: list[Phase] = []
+        for k in range(1, steps + 1):
+            level = cubic_sparsity(k, steps, target)
+            if config.parsed.kind == "nm":
+                level = target  # N:M has one level; the ramp only spreads training
+            phases.append((f"ramp {level:.3f}", _masker(config, level), base + (1 if k <= extra else 0)))
+        return phases
+    groups = partitions(names, config.partitions)
+    cycles = epochs // config.phase_epochs - 1
+    if cycles < 1:
+        raise ConfigError(
+            f"GaP needs at least two phases of {config.phase_epochs} epoch(s) (grow one partition, then a "
+            f"final sparse phase); {epochs} epochs is too few: raise epochs or lower phase_epochs"
+        )
+    phases = []
+    for k in range(cycles):
+        grow = groups[k % len(groups)]
+        previous = groups[(k - 1) % len(groups)] if k else None
+        phases.append(
+            (f"grow {k % len(groups)}", _gap_step(config, target, grow, previous), config.phase_epochs)
+        )
+    last = groups[(cycles - 1) % len(groups)]
+    final_epochs = epochs - cycles * config.phase_epochs
+    phases.append(("final sparse", lambda m: mask_layers_(m, config, target, last), final_epochs))
+    return phases
+
+
+def _masker(config: SparsityConfig, level: float) -> Callable[[nn.Module], None]:
+    return lambda m: mask_layers_(m, config, level)
+
+
+def _gap_step(
+    config: SparsityConfig, target: float, grow: list[str], previous: list[str] | None
+) -> Callable[[nn.Module], None]:
+    def step(model: nn.Module) -> None:
+        if previous is None:
+            mask_layers_(model, config, target)  # every layer sparse, from trained weights or from init
+        else:
+            mask_layers_(model, config, target, previous)  # prune the last dense partition back
+        grow_dense_(model, grow)
+
+    return step
+
+
+def sparsify(
+    model: nn.Module,
+    config: SparsityConfig,
+    train_loader: Any,
+    test_loader: Any,
+    train_config: TrainConfig,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    keep_masks: bool = False,
+    device: str = "cpu",
+) -> SparsifyResult:
+    """Sparsify ``model`` in place over ``train_config.epochs`` epochs in total; masks removed at the end.
+
+    ``train_config`` is each phase's recipe (its epochs are the total; each phase runs its share with
+    its own schedule and ``seed + phase``). ``keep_masks=True`` leaves the prune buffers for inspection.
+    """
+    phases = plan_phases(model, config, train_config.epochs)
+    result = SparsifyResult()
+    root = Path(out_dir) if out_dir is not None else None
+    for index, (label, update, epochs) in enumerate(phases):
+        update(model)
+        phase_config = dataclasses.replace(train_config, epochs=epochs, seed=train_config.seed + index)
+        folder = root / f"phase-{index:02d}" if root is not None else None
+        if folder is not None and (folder / "result.json").is_file() and resume:
+            _load_phase(model, folder)
+            done = read_json_file(folder / "result.json")
+            record = {"phase": label, "epochs": epochs, "test_acc": done.get("final_acc"), "resumed": True}
+        else:
+            if folder is not None and folder.exists() and not resume and any(folder.iterdir()):
+                raise ConfigError(
+                    f"{str(root)!r} holds an earlier run; pass resume=True or use an empty out_dir"
+                )
+            run = train(
+                model, train_loader, test_loader, phase_config, out_dir=folder, resume=resume, device=device
+            )
+            record = {"phase": label, "epochs": epochs, "test_acc": run.final_acc}
+        result.phases.append(record)
+    result.layer_sparsity = sparsity_of(model)
+    if not keep_masks:
+        remove_masks_(model)
+    if root is not None:
+        write_json(root / "sparsify.json", {"config": config.to_dict(), **result.to_dict()})
+    return result
+
+
+def _load_phase(model: nn.Module, folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    from netsculpt.train.checkpoint import load_model_state
+
+    load_model_state(model, load_file(str(folder / "model.safetensors")), str(folder))

@@ -1,0 +1,124 @@
+"""Sparse tensors and coded palette indices inside the packed ``model.safetensors``.
+
+A float tensor (2-D or more) with enough zeros is stored as a mask plus its nonzero values (in the
+tensor's stored dtype: float16 when exact). The mask is whichever is smaller of a bitmap (1 bit a weight)
+and run lengths (LEB128 varints of alternating zero / nonzero runs, starting with zeros); with
+``coding="context"`` it is range-coded instead (:mod:`netsculpt.weights.coding`), as are the palette
+indices. A SHA-256 of every blob is stored, so a corrupted file fails on load rather than giving wrong
+weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from netsculpt.errors import CheckpointError
+from netsculpt.weights.coding import best_encoding, decode_grid
+from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
+
+CODINGS = ("plain", "context")
+MASK_LAYOUTS = ("bitmap", "runs", "context", "order0")
+
+
+def grid_shape(shape: list[int] | tuple[int, ...], count: int) -> tuple[int, int]:
+    """The 2-D view a tensor's symbols are coded in: output channels x the rest when that divides."""
+    rows = int(shape[0]) if shape and count % max(int(shape[0]), 1) == 0 else 1
+    return rows, count // rows
+
+
+def _varints(values: np.ndarray) -> np.ndarray:
+    out = bytearray()
+    for v in values.tolist():
+        while v >= 0x80:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+    return np.frombuffer(bytes(out), dtype=np.uint8)
+
+
+def _read_varints(data: np.ndarray) -> np.ndarray:
+    values, value, shift = [], 0, 0
+    for byte in data.tolist():
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            values.append(value)
+            value, shift = 0, 0
+    if shift:
+        raise CheckpointError("a run-length mask ends inside a number: the file is corrupt")
+    return np.asarray(values, dtype=np.int64)
+
+
+def _runs(flat: np.ndarray) -> np.ndarray:
+    change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    edges = np.concatenate([[0], change, [flat.size]])
+    lengths = np.diff(edges)
+    if flat.size and flat[0]:
+        lengths = np.concatenate([[0], lengths])  # runs alternate starting with zeros
+    return lengths
+
+
+def encode_mask(mask: np.ndarray, shape: tuple[int, ...], coding: str) -> tuple[str, np.ndarray]:
+    """``(layout, bytes)`` of a bool mask: the smaller plain form, or the range-coded one."""
+    flat = mask.reshape(-1)
+    if coding == "context":
+        model, words = best_encoding(flat.reshape(grid_shape(shape, flat.size)).astype(np.uint8), 2)
+        return model, words.view(np.uint8)
+    bitmap = pack_bits(flat.astype(np.uint8), 1)
+    runs = _varints(_runs(flat))
+    return ("runs", runs) if runs.size < bitmap.size else ("bitmap", bitmap)
+
+
+def decode_mask(layout: str, data: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
+    count = int(np.prod(shape))
+    if layout == "bitmap":
+        if data.size != packed_nbytes(count, 1):
+            raise CheckpointError(
+                f"{where}: the bitmap holds {data.size} bytes, expected {packed_nbytes(count, 1)}"
+            )
+        return unpack_bits(data, 1, count).astype(bool)
+    if layout == "runs":
+        lengths = _read_varints(data)
+        if lengths.sum() != count:
+            raise CheckpointError(f"{where}: the run lengths cover {lengths.sum()} values, expected {count}")
+        return np.repeat(np.arange(lengths.size) % 2 == 1, lengths)
+    if data.size % 4:
+        raise CheckpointError(f"{where}: coded data is not a whole number of 32-bit words")
+    rows, cols = grid_shape(shape, count)
+    return decode_grid(data.view(np.uint32), rows, cols, 2, layout).reshape(-1).astype(bool)
+
+
+def encode_indices(indices: np.ndarray, bits: int, shape: list[int]) -> tuple[str, np.ndarray]:
+    """Range-code one palette's indices: ``(model, bytes)``."""
+    flat = indices.reshape(-1)
+    model, words = best_encoding(flat.reshape(grid_shape(shape, flat.size)), 2**bits)
+    return model, words.view(np.uint8)
+
+
+def decode_indices(
+    model: str, data: np.ndarray, bits: int, shape: list[int], count: int, where: str
+) -> np.ndarray:
+    if data.size % 4:
+        raise CheckpointError(f"{where}: coded data is not a whole number of 32-bit words")
+    rows, cols = grid_shape(shape, count)
+    codes = decode_grid(data.view(np.uint32), rows, cols, 2**bits, model).reshape(-1)
+    return codes
+
+
+def worth_sparse(tensor: Tensor) -> bool:
+    """Float tensors of 2+ dims with at least a quarter zeros (below that a mask rarely pays)."""
+    if not tensor.is_floating_point() or tensor.dim() < 2 or tensor.numel() < 64:
+        return False
+    return float((tensor == 0).sum()) >= 0.25 * tensor.numel()
+
+
+def blobs_digest(blobs: dict[str, Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(blobs):
+        digest.update(name.encode())
+        digest.update(blobs[name].detach().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,132 @@
+"""Sparse training: every method reaches its target, resumes bit for bit, and leaves a plain model."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from netsculpt import faults
+from netsculpt.errors import ConfigError
+from netsculpt.sparsity import SparsityConfig, plan_phases, sparsify, sparsity_of
+from netsculpt.train import TrainConfig
+from tests.weights._models import TinyNet
+
+
+def _loaders() -> tuple[DataLoader, DataLoader]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 8, 8, generator=gen)
+    y = (x.mean(dim=(1, 2, 3)) > 0).long() + 2 * (x[:, 0, 0, 0] > 0).long()
+    train = DataLoader(
+        TensorDataset(x, y), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(1)
+    )
+    return train, DataLoader(TensorDataset(x[:32], y[:32]), batch_size=32)
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    net = TinyNet()
+    net.conv1 = nn.Conv2d(1, 8, 3, padding=1)  # 9 inputs per output: skipped by N:M below
+    return net
+
+
+def _only_big(module: nn.Module, name: str) -> bool:
+    return name != "conv1"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        SparsityConfig(sparsity=0.8, schedule="oneshot"),
+        SparsityConfig(sparsity=0.8, schedule="gradual", ramp_phases=3),
+        SparsityConfig(sparsity=0.75, scope="global"),
+        SparsityConfig(pattern="2:4", filter_fn=_only_big),
+        SparsityConfig(sparsity=0.5, pattern="block", block=(4, 4), filter_fn=_only_big),
+        SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=1),
+    ],
+    ids=["oneshot", "gradual", "global", "2:4", "block", "gap"],
+)
+def test_each_method_reaches_its_target_and_leaves_a_plain_model(config: SparsityConfig) -> None:
+    model = _net()
+    train, test = _loaders()
+    result = sparsify(model, config, train, test, TrainConfig(epochs=3, lr=0.05))
+    names = [n for n in ("conv1", "conv2", "fc") if config.filter_fn is None or n != "conv1"]
+    zeros = sum(float((model.get_submodule(n).weight == 0).sum()) for n in names)
+    total = sum(model.get_submodule(n).weight.numel() for n in names)
+    assert zeros / total == pytest.approx(config.target(), abs=0.02)
+    assert not any("weight_orig" in k or "weight_mask" in k for k in model.state_dict())
+    assert not model.conv2._forward_pre_hooks
+    assert set(result.layer_sparsity) == {"conv1", "conv2", "fc"}
+    assert result.test_acc is not None
+
+
+def test_gap_phases_cycle_partitions_and_spend_every_epoch() -> None:
+    config = SparsityConfig(method="gap", partitions=3, phase_epochs=2)
+    phases = plan_phases(_net(), config, 10)
+    assert [label for label, _, _ in phases] == ["grow 0", "grow 1", "grow 2", "grow 0", "final sparse"]
+    assert sum(e for _, _, e in phases) == 10
+    with pytest.raises(ConfigError, match="GaP needs"):
+        plan_phases(_net(), config, 3)
+
+
+def test_gap_grows_one_partition_dense_at_a_time() -> None:
+    model = _net()
+    config = SparsityConfig(sparsity=0.9, method="gap", partitions=3)
+    phases = plan_phases(model, config, 4)
+    phases[1][1](model)  # after the first grow, phase two: conv1 pruned back, conv2 dense
+    density = {n: float(m.weight_mask.mean()) for n, m in model.named_modules() if hasattr(m, "weight_mask")}
+    assert density["conv2"] == 1.0 and density["conv1"] == pytest.approx(0.1, abs=0.02)
+
+
+def test_pattern_that_does_not_fit_fails_before_training() -> None:
+    train, test = _loaders()
+    with pytest.raises(ConfigError, match="'conv1'"):
+        sparsify(_net(), SparsityConfig(pattern="2:4"), train, test, TrainConfig(epochs=1))
+
+
+def test_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch) -> None:
+    train, test = _loaders()
+    config = SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=2)
+    reference = _net()
+    sparsify(reference, config, train, test, TrainConfig(epochs=6), out_dir=tmp_path / "a")
+
+    calls = {"n": 0}
+
+    def crash(name: str) -> None:
+        if name == "train:epoch":
+            calls["n"] += 1
+            if calls["n"] == 3:  # mid phase 1 (2 epochs each): its checkpoint holds the grown masks
+                raise KeyboardInterrupt
+
+    model = _net()
+    monkeypatch.setattr(faults, "point", crash)
+    with pytest.raises(KeyboardInterrupt):
+        sparsify(model, config, *_loaders(), TrainConfig(epochs=6), out_dir=tmp_path / "b")
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="resume=True"):
+        sparsify(_net(), config, *_loaders(), TrainConfig(epochs=6), out_dir=tmp_path / "b")
+    resumed = _net()
+    sparsify(resumed, config, *_loaders(), TrainConfig(epochs=6), out_dir=tmp_path / "b", resume=True)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_composes_with_channel_pruning_and_keeps_the_masked_function() -> None:
+    import netsculpt as ns
+
+    model = ns.prune(_net(), torch.randn(1, 1, 8, 8), ratio=0.5)  # channels first, then weights
+    train, test = _loaders()
+    config = SparsityConfig(sparsity=0.5)
+    masked = copy.deepcopy(model)
+    sparsify(masked, config, train, test, TrainConfig(epochs=1), keep_masks=True)
+    baked = copy.deepcopy(masked)
+    from netsculpt.sparsity import remove_masks_
+
+    remove_masks_(baked)
+    x = torch.randn(4, 1, 8, 8)
+    masked.eval(), baked.eval()
+    assert torch.allclose(masked(x), baked(x), atol=1e-6)
+    assert sparsity_of(baked)["conv2"] == pytest.approx(0.5, abs=0.01)
