@@ -129,7 +129,9 @@ def _check(node: Any, where: str, depth: int, count: dict[str, int], max_element
         raise CheckpointError(f"{where}: unknown node {sorted(node)}; expected tensor/tuple/list/dict/value")
 
 
-def _check_tensor(node: dict[str, Any], where: str, count: dict[str, int], max_elements: int, max_dim: int) -> None:
+def _check_tensor(
+    node: dict[str, Any], where: str, count: dict[str, int], max_elements: int, max_dim: int
+) -> None:
     shape, dtype = node.get("tensor"), node.get("dtype")
     if dtype not in DTYPES:
         raise CheckpointError(f"{where}.dtype: {dtype!r} is not one of {', '.join(DTYPES)}")

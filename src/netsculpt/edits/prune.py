@@ -72,8 +72,8 @@ def check(edit: dict[str, Any], where: str) -> None:
     elif not edit["input_shapes"]:
         raise CheckpointError(
             f"{where}: records neither input_shapes nor an inputs layout, so the plan cannot be replayed "
-            "(it was pruned with example inputs holding objects other than tensors, tuples, lists, string-keyed "
-            "dicts, numbers, strings and None; prune with inputs made of those to make it saveable)"
+            "(it was pruned with example inputs holding objects other than tensors, tuples, lists, "
+            "string-keyed dicts, numbers, strings and None; prune with inputs made of those to save it)"
         )
     keep, sizes = edit["plan"]["keep"], edit["plan"]["sizes"]
     for group, kept in keep.items():
