@@ -1,0 +1,100 @@
+"""`netsculpt sparsify MODEL --sparsity 0.9 --pattern P --method M --data NAME --out DIR`: sparse weights.
+
+Masks the weights (unstructured, N:M or block), trains with the preset as one-shot + fine-tune, on the
+cubic ramp, or with GaP (each phase a resumable run under ``DIR/phases``), folds the masks into the
+weights and saves the model; zeros are stored sparse, and ``--coding context`` range-codes the masks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from netsculpt.cli.common import add_model_args, load_model
+from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
+from netsculpt.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from netsculpt.sparsity.config import METHODS, SCHEDULES, SCOPES
+
+    p = sub.add_parser("sparsify", help="zero weights (unstructured, N:M, block; magnitude or GaP) and train")
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--sparsity", type=float, default=0.9, help="fraction of zero weights (N:M fixes its own)")
+    p.add_argument("--pattern", default="unstructured", help="unstructured, N:M (e.g. 2:4) or block")
+    p.add_argument("--block", type=int, nargs=2, default=(4, 4), metavar=("ROWS", "COLS"))
+    p.add_argument("--method", choices=METHODS, default="magnitude")
+    p.add_argument(
+        "--schedule", choices=SCHEDULES, default="oneshot", help="magnitude: at once or cubic ramp"
+    )
+    p.add_argument("--scope", choices=SCOPES, default="layer")
+    p.add_argument(
+        "--skip", action="append", default=[], metavar="LAYER",
+        help="layer left dense (repeatable), e.g. a first conv whose shape a pattern does not divide",
+    )  # fmt: skip
+    p.add_argument("--partitions", type=int, default=4, help="GaP: layer groups grown dense in turn")
+    p.add_argument("--preset", default="finetune", help="training preset (default finetune)")
+    p.add_argument("--epochs", type=int, default=None, help="total epochs over every phase")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--coding", choices=("plain", "context"), default="plain", help="how masks are stored")
+    p.add_argument("--out", required=True, help="run directory: phases and the sparse model")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.set_defaults(func=run)
+
+
+def _skipping(model, skip: list[str]):
+    """``filter_fn`` leaving the ``--skip`` layers dense; an unknown name is refused, not ignored."""
+    if not skip:
+        return None
+    names = {name for name, _ in model.named_modules()}
+    unknown = [name for name in skip if name not in names]
+    if unknown:
+        raise ConfigError(f"--skip {unknown[0]!r}: the model has no such layer; layers are named as in "
+                          "`netsculpt analyze MODEL`")  # fmt: skip
+    return lambda module, name: name not in skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from netsculpt.io import save
+    from netsculpt.sparsity import SparsityConfig, sparsify
+    from netsculpt.train import TrainConfig
+
+    out = Path(args.out)
+    if (out / "model").exists() and not args.resume:
+        raise ConfigError(f"{str(out)!r} already holds a sparse model; pass --resume or another --out")
+    data_defaults(args)
+    model, shape = load_model(args)
+    overrides = {
+        k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed)) if v is not None
+    }
+    config = TrainConfig.preset(args.preset, **overrides)
+    sparse = SparsityConfig(
+        sparsity=args.sparsity, pattern=args.pattern, block=tuple(args.block), scope=args.scope,
+        method=args.method, schedule=args.schedule, partitions=args.partitions,
+        filter_fn=_skipping(model, args.skip),
+    )  # fmt: skip
+    train_loader, test_loader = loaders(
+        args, config.batch_size, config.augment, config.seed, config.augment_shift
+    )
+    result = sparsify(model, sparse, train_loader, test_loader, config, out_dir=out / "phases",
+                      resume=args.resume)  # fmt: skip
+    extra = {
+        "input_shape": list(shape),
+        "data": args.data,
+        "accuracy": result.test_acc,
+        "sparsity": {"config": sparse.to_dict(), "layers": result.layer_sparsity, "phases": result.phases},
+        "train": config.to_dict(),
+    }
+    save(model.cpu(), out / "model", extra=extra, coding=args.coding)
+    zeros = sum(result.layer_sparsity.values()) / max(len(result.layer_sparsity), 1)
+    accuracy = extra["accuracy"]
+    shown = f"{accuracy:.2%}" if isinstance(accuracy, float) else "n/a"
+    Console().print(
+        f"sparse model: {len(result.layer_sparsity)} layers at {zeros:.1%} zeros on average, test accuracy "
+        f"{shown}; saved to {out / 'model'} ({args.coding} coding)"
+    )
+    return 0

@@ -1,0 +1,54 @@
+"""`netsculpt sparsify`: a small run per method leaves a loadable model at its sparsity; clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.cli import main
+
+LIMIT = ["--data", "mnist5k", "--limit", "64", "--batch-size", "32"]  # 2 batches an epoch
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _zero_fraction(model: torch.nn.Module, name: str) -> float:
+    weight = dict(model.named_parameters())[name]
+    return float((weight == 0).float().mean())
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--method", "magnitude", "--sparsity", "0.8", "--coding", "context"], 0.8),
+        (["--pattern", "2:4", "--skip", "conv1", "--epochs", "2"], 0.5),
+        (["--method", "gap", "--partitions", "2", "--epochs", "3", "--sparsity", "0.7"], 0.7),
+    ],
+)
+def test_sparsify_saves_a_sparse_loadable_model(capsys, tmp_path: Path, extra, expected) -> None:
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "sparsify", "lenet5", *LIMIT, "--epochs", "1", *extra, "--out", str(out))
+    assert code == 0, err
+    assert "saved to" in stdout
+    model = ns.load(out / "model")
+    # fc layers are large enough for every pattern; the fraction is exact up to rounding one weight
+    assert abs(_zero_fraction(model, "fc1.weight") - expected) < 0.01
+    assert not any("mask" in key or "orig" in key for key in model.state_dict())
+
+
+def test_sparsify_refuses_an_existing_run_and_a_bad_pattern(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run(capsys, "sparsify", "lenet5", *LIMIT, "--epochs", "1", "--out", str(out))[0] == 0
+    code, _, err = run(capsys, "sparsify", "lenet5", *LIMIT, "--epochs", "1", "--out", str(out))
+    assert code != 0 and "--resume" in err
+    code, _, err = run(capsys, "sparsify", "lenet5", *LIMIT, "--pattern", "3:2", "--out", str(tmp_path / "b"))
+    assert code != 0 and "Traceback" not in err
+    code, _, err = run(capsys, "sparsify", "lenet5", *LIMIT, "--skip", "conv9", "--out", str(tmp_path / "c"))
+    assert code != 0 and "conv9" in err
