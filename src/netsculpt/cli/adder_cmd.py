@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, example, load_model
-from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
+from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_config
 from netsculpt.errors import ConfigError
 
 
@@ -63,17 +63,14 @@ def run(args: argparse.Namespace) -> int:
 
     from netsculpt.adder import PKKDLoss, count_ops, to_adder
     from netsculpt.io import save
-    from netsculpt.train import CHECKPOINT_NAME, TrainConfig, evaluate, train
+    from netsculpt.train import CHECKPOINT_NAME, evaluate, train
 
     out = Path(args.out)
     if (out / "checkpoints" / CHECKPOINT_NAME).exists() and not args.resume:
         raise ConfigError(f"{str(out)!r} already holds an adder run; pass --resume or another --out")
     data_defaults(args)
     cnn, shape = load_model(args)
-    overrides = {
-        k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed)) if v is not None
-    }
-    config = TrainConfig.preset(args.preset, **overrides)
+    config = preset_config(args, epochs="epochs", lr="lr", seed="seed")
     torch.manual_seed(config.seed)  # the adder filters' init
     ann = to_adder(cnn, keep=args.keep if args.keep is not None else ["first", "last"], eta=args.eta)
     loss_fn = None

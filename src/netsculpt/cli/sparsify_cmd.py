@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, load_model
-from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
+from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_config
 from netsculpt.errors import ConfigError
 
 
@@ -61,17 +61,13 @@ def _skipping(model, skip: list[str]):
 def run(args: argparse.Namespace) -> int:
     from netsculpt.io import save
     from netsculpt.sparsity import SparsityConfig, sparsify
-    from netsculpt.train import TrainConfig
 
     out = Path(args.out)
     if (out / "model").exists() and not args.resume:
         raise ConfigError(f"{str(out)!r} already holds a sparse model; pass --resume or another --out")
     data_defaults(args)
     model, shape = load_model(args)
-    overrides = {
-        k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed)) if v is not None
-    }
-    config = TrainConfig.preset(args.preset, **overrides)
+    config = preset_config(args, epochs="epochs", lr="lr", seed="seed")
     sparse = SparsityConfig(
         sparsity=args.sparsity, pattern=args.pattern, block=tuple(args.block), scope=args.scope,
         method=args.method, schedule=args.schedule, partitions=args.partitions,

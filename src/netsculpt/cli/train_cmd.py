@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -54,6 +55,14 @@ def data_defaults(args: argparse.Namespace) -> None:
         args.input_shape = (1, info.in_channels, *info.image_size)
 
 
+def preset_config(args: argparse.Namespace, **fields: str) -> Any:
+    """``TrainConfig.preset(args.preset)`` with every option the user gave: config field -> args name."""
+    from netsculpt.train import TrainConfig
+
+    given = {field: getattr(args, name) for field, name in fields.items()}
+    return TrainConfig.preset(args.preset, **{k: v for k, v in given.items() if v is not None})
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a dataset (checkpoint every epoch, --resume)")
     add_model_args(p)
@@ -79,22 +88,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from netsculpt.io import save
-    from netsculpt.train import TrainConfig, train
+    from netsculpt.train import train
 
     data_defaults(args)
     model, shape = load_model(args)
-    overrides = {
-        k: v
-        for k, v in (
-            ("epochs", args.epochs),
-            ("lr", args.lr),
-            ("seed", args.seed),
-            ("augment_shift", args.shift),
-            ("batch_size", args.batch_size),
-        )
-        if v is not None
-    }
-    config = TrainConfig.preset(args.preset, **overrides)
+    config = preset_config(
+        args, epochs="epochs", lr="lr", seed="seed", augment_shift="shift", batch_size="batch_size"
+    )
     train_loader, test_loader = loaders(
         args, config.batch_size, config.augment, config.seed, config.augment_shift
     )
