@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import netsculpt as ns
 from netsculpt.errors import ConfigError
 from netsculpt.pipeline import load_recipe, parse_recipe, run_recipe
 from netsculpt.pipeline import stages as stage_module
@@ -115,6 +116,23 @@ def test_cluster_stage_reports_the_packed_file_size(tmp_path) -> None:
     assert results["after"]["size_bytes"] == saved
     # 4-bit indices + fp16 tables: at least 5x under float32 for the pruned LeNet's weights
     assert saved * 5 < results["stages"][1]["metrics"]["size_bytes"]
+
+
+def test_sparsify_stage_stores_a_sparse_model_smaller(tmp_path) -> None:
+    stage = "  - sparsify: {sparsity: 0.9, method: gap, partitions: 2, epochs: 3, skip: [conv1]}\n"
+    text = SMALL.replace("  - finetune: {epochs: 1}\n", stage)
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    model = ns.load(tmp_path / "02_sparsify" / "model")
+    weight = model.fc1.weight
+    assert abs(float((weight == 0).float().mean()) - 0.9) < 0.01  # at the target, up to one weight's rounding
+    assert not bool((model.conv1.weight == 0).any())  # skipped: left dense
+    # 10% of the weights as float32 values plus a mask: well under half of the pruned model's file
+    saved = (tmp_path / "02_sparsify" / "model" / "model.safetensors").stat().st_size
+    assert results["after"]["size_bytes"] == saved
+    assert saved * 2 < results["stages"][1]["metrics"]["size_bytes"]
+    with pytest.raises(ConfigError, match="conv9"):
+        bad = SMALL.replace("  - finetune: {epochs: 1}\n", "  - sparsify: {skip: [conv9]}\n")
+        run_recipe(parse_recipe(bad), bad, tmp_path / "bad")
 
 
 def test_quantize_stage_measures_the_int8_onnx_model(tmp_path) -> None:

@@ -135,6 +135,25 @@ class ClusterStage(Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class SparsifyStage(TrainSection):
+    """Zero weights in a pattern and train (netsculpt.sparsity); ``epochs`` is the total over all phases."""
+
+    kind: Literal["sparsify"] = "sparsify"
+    preset: str = "finetune"
+    sparsity: float = Field(default=0.9, ge=0, lt=1)
+    pattern: str = "unstructured"
+    block: tuple[int, int] = (4, 4)
+    scope: Literal["layer", "global"] = "layer"
+    method: Literal["magnitude", "gap"] = "magnitude"
+    schedule: Literal["oneshot", "gradual"] = "oneshot"
+    partitions: int = Field(default=4, ge=1)
+    skip: list[str] = Field(default_factory=list)
+
+    def overrides(self) -> dict[str, Any]:
+        own = {"kind", "sparsity", "pattern", "block", "scope", "method", "schedule", "partitions", "skip"}
+        return {k: v for k, v in super().overrides().items() if k not in own}
+
+
 class QuantizeStage(Section):
     kind: Literal["quantize"] = "quantize"
     calib_batches: int = Field(default=8, ge=1)
@@ -147,12 +166,13 @@ STAGE_MODELS: dict[str, type[Section]] = {
     "distill": DistillStage,
     "search": SearchStage,
     "cluster": ClusterStage,
+    "sparsify": SparsifyStage,
     "quantize": QuantizeStage,
 }
 
 
 StageConfig = Annotated[
-    PruneStage | FinetuneStage | DistillStage | SearchStage | ClusterStage | QuantizeStage,
+    PruneStage | FinetuneStage | DistillStage | SearchStage | ClusterStage | SparsifyStage | QuantizeStage,
     Field(discriminator="kind"),
 ]
 

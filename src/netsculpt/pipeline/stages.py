@@ -23,6 +23,7 @@ from netsculpt.pipeline.recipe import (
     QuantizeStage,
     Recipe,
     SearchStage,
+    SparsifyStage,
     TrainSection,
 )
 
@@ -245,6 +246,28 @@ def cluster(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Path) -> 
         model, config, ctx.train_loader, ctx.test_loader, out_dir=out / "checkpoints", resume=True
     )
     return clustered, {"method": cfg.method, "bits": cfg.bits}
+
+
+@stage("sparsify")
+def sparsify(ctx: RunContext, cfg: SparsifyStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
+    """Masked training (one-shot, cubic ramp or GaP) with the recipe's data; masks folded in at the end."""
+    from netsculpt.sparsity import SparsityConfig
+    from netsculpt.sparsity import sparsify as run_sparsify
+
+    names = {name for name, _ in model.named_modules()}
+    unknown = [name for name in cfg.skip if name not in names]
+    if unknown:
+        raise ConfigError(f"sparsify.skip: the model has no layer {unknown[0]!r}")
+    skip = set(cfg.skip)
+    sparse = SparsityConfig(
+        sparsity=cfg.sparsity, pattern=cfg.pattern, block=cfg.block, scope=cfg.scope, method=cfg.method,
+        schedule=cfg.schedule, partitions=cfg.partitions,
+        filter_fn=(lambda module, name: name not in skip) if skip else None,
+    )  # fmt: skip
+    config = train_config(ctx, cfg)
+    result = run_sparsify(model, sparse, ctx.train_loader_for(config), ctx.test_loader, config,
+                          out_dir=out / "phases", resume=True)  # fmt: skip
+    return model, {"sparsity": sparse.to_dict(), "train": config.to_dict(), **result.to_dict()}
 
 
 @stage("quantize")
