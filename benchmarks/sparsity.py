@@ -1,0 +1,256 @@
+"""Sparsity and entropy-coded storage bars (issue 20), printed in one run with the CPU calibration.
+
+  lenet:  LeNet-5 / mnist5k: channel prune -> 90% unstructured sparse (gradual, fine-tuned) -> 4-bit
+          palettes (k-means and DKM) -> context coding. Bars: file >= 40x smaller than the float32
+          safetensors, within 0.3 pp of float; context coder >= 10% fewer index bits than plain packing.
+          Bits per weight: plain packing, lzma / zlib / bz2 of the packed indices, Huffman, context coder.
+  resnet: resnet20_cifar / mnist5k (32x32x3), the same total epochs for each: dense, GaP 90%, one-shot
+          magnitude 90% + fine-tune, 2:4. Bars: GaP within 0.5 pp of dense and >= 0.3 pp above one-shot;
+          2:4 within 0.5 pp of dense.
+  speed:  dense vs 90%-sparse vs 2:4 latency on CPU (PyTorch eager, ONNX Runtime if installed).
+
+    PYTHONPATH=src:benchmarks python benchmarks/sparsity.py --parts lenet [--epochs 6]
+Exits 1 when a bar is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import copy
+import lzma
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from _calibration import print_calibration
+
+import netsculpt as ns
+from netsculpt.data import make_loaders
+from netsculpt.sparsity import SparsityConfig, sparsify, sparsity_of
+from netsculpt.train import TrainConfig, evaluate, train
+from netsculpt.weights import DKMConfig, KMeansConfig, cluster_model, iter_palettes, pack_bits
+from netsculpt.weights.coding import huffman_bits
+from netsculpt.weights.sparse_store import encode_indices
+
+FAILURES: list[str] = []
+RESNET_KW = {"resize": 32, "channels": 3}
+
+
+def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    cells = [header] + [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n== {title}")
+    for i, row in enumerate(cells):
+        print("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    sys.stdout.flush()
+
+
+def bar(ok: bool, text: str) -> str:
+    if not ok:
+        FAILURES.append(text)
+    return ("PASS " if ok else "FAIL ") + text
+
+
+def file_bytes(model: torch.nn.Module, coding: str = "plain") -> tuple[int, float]:
+    """Bytes of the saved weights file, and seconds ns.load takes to decode it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ns.save(model, tmp, coding=coding)
+        start = time.perf_counter()
+        ns.load(tmp)
+        return (Path(tmp) / "model.safetensors").stat().st_size, time.perf_counter() - start
+
+
+def recipe(epochs: int, lr: float) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=64, lr=lr, warmup_epochs=0, augment=True)
+
+
+def part_lenet(args) -> None:
+    tl, te = make_loaders("mnist5k", batch_size=64, augment=True, seed=0, shift=2)
+    config = TrainConfig.preset("lenet5_mnist5k")
+    if args.base_epochs:
+        config = TrainConfig.preset("lenet5_mnist5k", epochs=args.base_epochs)
+    torch.manual_seed(0)
+    base = ns.create_model("lenet5", num_classes=10, in_channels=1)
+    train(base, tl, te, config)
+    float_acc, (float_size, _) = evaluate(base, te)[0], file_bytes(base)
+    rows = [("float32", f"{float_acc:.2%}", "-", f"{float_size:,}", "1.0x")]
+    x = next(iter(tl))[0][:1]
+    pruned = ns.prune(base, x, ratio=0.3)
+    train(pruned, tl, te, recipe(args.epochs, 0.01))
+    rows.append(("channel prune 30%", f"{evaluate(pruned, te)[0]:.2%}", "", f"{file_bytes(pruned)[0]:,}", ""))
+    sparse = copy.deepcopy(pruned)
+    sparsify(
+        sparse, SparsityConfig(0.9, schedule="gradual", ramp_phases=3), tl, te, recipe(args.epochs, 0.01)
+    )
+    zeros = sparsity_of(sparse)
+    rows.append(
+        (
+            f"+ 90% sparse (gradual, {args.epochs} ep)",
+            f"{evaluate(sparse, te)[0]:.2%}",
+            f"min layer {min(zeros.values()):.0%}",
+            f"{file_bytes(sparse)[0]:,}",
+            f"{float_size / file_bytes(sparse)[0]:.1f}x",
+        )
+    )
+    best = None
+    for label, cfg in (
+        ("k-means 4-bit", KMeansConfig(bits=4)),
+        ("DKM 4-bit", DKMConfig(bits=4, train=recipe(args.epochs, 0.002))),
+    ):
+        model = cluster_model(copy.deepcopy(sparse), cfg, tl, te)
+        acc = evaluate(model, te)[0]
+        for coding in ("plain", "context"):
+            size, seconds = file_bytes(model, coding)
+            rows.append(
+                (
+                    f"+ {label}, {coding} coding",
+                    f"{acc:.2%}",
+                    f"{(acc - float_acc) * 100:+.2f} pp",
+                    f"{size:,}",
+                    f"{float_size / size:.1f}x  (load {seconds * 1e3:.0f} ms)",
+                )
+            )
+            if coding == "context" and (best is None or acc > best[1]):
+                best = (label, acc, size, model)
+    table(
+        "LeNet-5 / mnist5k: prune + sparsify + palettize + code",
+        ("model", "test acc", "vs float", "bytes", "factor"),
+        rows,
+    )
+    assert best is not None
+    label, acc, size, model = best
+    print(
+        bar(
+            float_size / size >= 40,
+            f"{label} + context file {float_size / size:.1f}x smaller than float32 >= 40x",
+        )
+    )
+    print(bar((float_acc - acc) * 100 <= 0.3, f"{label} loss {(float_acc - acc) * 100:.2f} pp <= 0.3"))
+    bits_table(model)
+
+
+def bits_table(model: torch.nn.Module) -> None:
+    rows, totals = [], np.zeros(6)
+    for key, palette in iter_palettes(model):
+        idx = palette.indices.numpy().reshape(-1)
+        plain = pack_bits(idx, palette.bits).tobytes()
+        start = time.perf_counter()
+        _, coded = encode_indices(palette.indices.numpy(), palette.bits, list(palette.shape))
+        n = idx.size
+        bits = [
+            len(plain) * 8,
+            len(lzma.compress(plain, preset=9)) * 8,
+            len(zlib.compress(plain, 9)) * 8,
+            len(bz2.compress(plain, 9)) * 8,
+            huffman_bits(idx, 2**palette.bits),
+            coded.size * 8,
+        ]
+        totals += bits
+        rows.append((key, n, *(f"{b / n:.3f}" for b in bits), f"{(time.perf_counter() - start) * 1e3:.0f}"))
+    n = sum(r[1] for r in rows)
+    rows.append(("total", n, *(f"{b / n:.3f}" for b in totals), ""))
+    table(
+        "bits per weight of the palette indices (lower is better; Huffman excludes its table)",
+        ("layer", "weights", "plain", "lzma", "zlib", "bz2", "Huffman", "context", "code ms"),
+        rows,
+    )
+    saving = 1 - totals[5] / totals[0]
+    print(bar(saving >= 0.10, f"context coder {saving:.1%} fewer bits than plain packing >= 10%"))
+
+
+def part_resnet(args) -> None:
+    tl, te = make_loaders("mnist5k", batch_size=64, augment=True, seed=0, **RESNET_KW)
+    runs: dict[str, float] = {}
+
+    def fresh() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return ns.create_model("resnet20_cifar", num_classes=10, in_channels=3)
+
+    epochs = args.resnet_epochs
+    dense = fresh()
+    train(dense, tl, te, recipe(epochs, 0.05))
+    runs["dense"] = evaluate(dense, te)[0]
+    skip = lambda m, n: n != "conv1" and isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))  # noqa: E731
+    # one-shot magnitude on the dense model, then fine-tune: the same total epochs (half + half)
+    half = max(epochs // 2, 1)
+    oneshot = fresh()
+    train(oneshot, tl, te, recipe(epochs - half, 0.05))
+    sparsify(oneshot, SparsityConfig(0.9, filter_fn=skip), tl, te, recipe(half, 0.02))
+    runs["one-shot 90% + FT"] = evaluate(oneshot, te)[0]
+    gap = fresh()  # from scratch: every epoch is GaP's
+    sparsify(
+        gap,
+        SparsityConfig(0.9, method="gap", partitions=4, phase_epochs=1, filter_fn=skip),
+        tl,
+        te,
+        recipe(epochs, 0.05),
+    )
+    runs["GaP 90% (from scratch)"] = evaluate(gap, te)[0]
+    nm = fresh()
+    train(nm, tl, te, recipe(epochs - half, 0.05))
+    sparsify(nm, SparsityConfig(pattern="2:4", filter_fn=skip), tl, te, recipe(half, 0.02))
+    runs["2:4 + FT"] = evaluate(nm, te)[0]
+    table(
+        f"resnet20_cifar / mnist5k, {epochs} epochs each",
+        ("model", "test acc", "vs dense"),
+        [(k, f"{v:.2%}", f"{(v - runs['dense']) * 100:+.2f} pp") for k, v in runs.items()],
+    )
+    d, g, o, s = (runs[k] for k in runs)
+    print(bar((d - g) * 100 <= 0.5, f"GaP {(g - d) * 100:+.2f} pp vs dense, within 0.5"))
+    print(bar((g - o) * 100 >= 0.3, f"GaP {(g - o) * 100:+.2f} pp vs one-shot, >= 0.3"))
+    print(bar((d - s) * 100 <= 0.5, f"2:4 {(s - d) * 100:+.2f} pp vs dense, within 0.5"))
+
+
+def part_speed(args) -> None:
+    from netsculpt.measure import measure_latency
+    from netsculpt.sparsity import mask_layers_, remove_masks_
+
+    torch.manual_seed(0)
+    dense = ns.create_model("resnet20_cifar", num_classes=10, in_channels=3).eval()
+    x = torch.randn(1, 3, 32, 32)
+    models = {"dense": dense}
+    for label, cfg in (
+        ("90% unstructured", SparsityConfig(0.9)),
+        ("2:4", SparsityConfig(pattern="2:4", filter_fn=lambda m, n: n != "conv1")),
+    ):
+        m = copy.deepcopy(dense)
+        mask_layers_(m, cfg, cfg.target())
+        models[label] = remove_masks_(m).eval()
+    print_calibration("speed")
+    rows = []
+    for label, model in models.items():
+        cells = [f"{measure_latency(model, x):.3f} ms"]
+        try:
+            cells.append(f"{measure_latency(model, x, runtime='onnxruntime'):.3f} ms")
+        except Exception as exc:  # noqa: BLE001 (the runtime missing is the answer)
+            cells.append(f"n/a ({type(exc).__name__})")
+        rows.append((label, *cells))
+    table("CPU latency, batch 1", ("model", "PyTorch eager", "ONNX Runtime"), rows)
+    print_calibration("speed")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parts", default="lenet,resnet,speed")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--resnet-epochs", type=int, default=6)
+    parser.add_argument("--base-epochs", type=int, default=0, help="LeNet float epochs (0: the preset's)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print_calibration("start")
+    for part in args.parts.split(","):
+        {"lenet": part_lenet, "resnet": part_resnet, "speed": part_speed}[part](args)
+    print_calibration("end")
+    print("\nmissed:" if FAILURES else "\nall bars met", *FAILURES, sep="\n  ")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
