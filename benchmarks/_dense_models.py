@@ -35,7 +35,9 @@ def build_detector() -> FCOS:
     backbone = BackboneWithFPN(
         body, {"c3": "0", "c4": "1", "c5": "2"}, [64, 96, 128], 64, extra_blocks=LastLevelP6P7(64, 64)
     )
-    return FCOS(backbone, num_classes=NUM_CLASSES, min_size=128, max_size=128, image_mean=[0.0], image_std=[1.0])
+    return FCOS(
+        backbone, num_classes=NUM_CLASSES, min_size=128, max_size=128, image_mean=[0.0], image_std=[1.0]
+    )
 
 
 class GraySegmenter(nn.Module):
@@ -49,7 +51,9 @@ class GraySegmenter(nn.Module):
         return self.net(x.expand(-1, 3, -1, -1))["out"]
 
 
-def fit(model: nn.Module, loader, step_loss, *, epochs: int, lr: float, ckpt: Path | None, label: str) -> None:
+def fit(
+    model: nn.Module, loader, step_loss, *, epochs: int, lr: float, ckpt: Path | None, label: str
+) -> None:
     """AdamW + per-batch cosine with one warm-up epoch; resumes from ``ckpt`` (one file per run)."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)

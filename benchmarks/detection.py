@@ -35,7 +35,9 @@ def det_loaders(train_n: int = TRAIN_N, test_n: int = TEST_N):
     train = torch.utils.data.DataLoader(
         digits_detect("train", train_n), batch_size=BATCH, shuffle=True, collate_fn=detection_collate
     )
-    test = torch.utils.data.DataLoader(digits_detect("test", test_n), batch_size=32, collate_fn=detection_collate)
+    test = torch.utils.data.DataLoader(
+        digits_detect("test", test_n), batch_size=32, collate_fn=detection_collate
+    )
     return train, test
 
 

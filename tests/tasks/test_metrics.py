@@ -19,7 +19,10 @@ def _p(boxes, scores, labels):
 
 def test_perfect_detections_score_one():
     m = DetectionMAP()
-    m.update([_p([[0, 0, 10, 10], [20, 20, 50, 40]], [0.9, 0.8], [1, 2])], [_t([[0, 0, 10, 10], [20, 20, 50, 40]], [1, 2])])
+    m.update(
+        [_p([[0, 0, 10, 10], [20, 20, 50, 40]], [0.9, 0.8], [1, 2])],
+        [_t([[0, 0, 10, 10], [20, 20, 50, 40]], [1, 2])],
+    )
     assert m.compute() == pytest.approx({"map": 1.0, "map_50": 1.0})
 
 

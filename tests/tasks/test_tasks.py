@@ -36,7 +36,8 @@ def tiny_fcos() -> FCOS:
 def tiny_segmenter() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
         nn.Conv2d(16, 11, 1),
     )  # fmt: skip
 
@@ -59,7 +60,7 @@ def test_registry_lists_the_three_tasks():
 
 
 def test_detection_trains_and_reports_map(tmp_path):
-    task, train_dl, test_dl = loaders("detect")
+    _, train_dl, test_dl = loaders("detect")
     model = tiny_fcos()
     result = train(model, train_dl, test_dl, CONFIG, task="detection", out_dir=tmp_path)
     record = result.history[-1]
@@ -80,7 +81,9 @@ def test_gradient_criteria_prune_a_detector_on_its_own_loss(criterion):
     model = tiny_fcos().eval()
     state = copy.deepcopy(model.state_dict())
     example = ([torch.rand(1, 64, 64)],)
-    pruned = ns.prune(model, example, criterion=criterion, ratio=0.5, data=train_dl, calib_batches=2, task=task)
+    pruned = ns.prune(
+        model, example, criterion=criterion, ratio=0.5, data=train_dl, calib_batches=2, task=task
+    )
     assert ns.measure(pruned, example).macs < ns.measure(model, example).macs
     for key, value in model.state_dict().items():  # the calibration pass left the original untouched
         assert torch.equal(value, state[key]), key
@@ -104,7 +107,7 @@ def test_gradient_scores_follow_the_task_loss():
 
 def test_hrel_on_detection_is_a_clear_error():
     task, train_dl, _ = loaders("detect")
-    with pytest.raises(PruningError, match="one class label per image.*detection"):
+    with pytest.raises(PruningError, match=r"one class label per image.*detection"):
         ns.prune(tiny_fcos().eval(), ([torch.rand(1, 64, 64)],), criterion="hrel", data=train_dl, task=task)
 
 

@@ -31,7 +31,9 @@ class _Accuracy:
 
     def compute(self) -> dict[str, float]:
         if self.seen == 0:
-            raise DataError("evaluate() got a loader that yielded no samples; check the dataset split and limit")
+            raise DataError(
+                "evaluate() got a loader that yielded no samples; check the dataset split and limit"
+            )
         return {"accuracy": self.correct / self.seen, "loss": self.loss_sum / self.seen}
 
 

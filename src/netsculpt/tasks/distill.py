@@ -121,4 +121,6 @@ class DenseDistillationLoss:
         return self
 
     def __repr__(self) -> str:
-        return f"DenseDistillationLoss({self.task.name}, T={self.config.temperature}, alpha={self.config.alpha})"
+        return (
+            f"DenseDistillationLoss({self.task.name}, T={self.config.temperature}, alpha={self.config.alpha})"
+        )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -61,10 +60,14 @@ class Segmentation(Task):
         output = model(inputs)
         logits = logits_of(output)
         if logits.shape[-2:] != targets.shape[-2:]:
-            raise DataError(f"logits {tuple(logits.shape)} and target maps {tuple(targets.shape)} differ in size")
+            raise DataError(
+                f"logits {tuple(logits.shape)} and target maps {tuple(targets.shape)} differ in size"
+            )
         loss = F.cross_entropy(logits, targets.long(), ignore_index=self.ignore_index)
         if isinstance(output, dict) and isinstance(output.get("aux"), Tensor):
-            loss = loss + AUX_WEIGHT * F.cross_entropy(output["aux"], targets.long(), ignore_index=self.ignore_index)
+            loss = loss + AUX_WEIGHT * F.cross_entropy(
+                output["aux"], targets.long(), ignore_index=self.ignore_index
+            )
         return loss, logits
 
     def evaluator(self) -> _MeanIoU:

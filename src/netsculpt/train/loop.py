@@ -327,7 +327,9 @@ class _Run:
         return loss_sum / seen, (correct / seen if self.task is None else None), lr
 
     def unpack(self, batch: Any) -> tuple[Any, Any]:
-        return self.task.to_device(batch, self.device) if self.task is not None else unpack(batch, self.device)
+        return (
+            self.task.to_device(batch, self.device) if self.task is not None else unpack(batch, self.device)
+        )
 
     def test(self) -> tuple[float, float | None, dict[str, float]]:
         """Accuracy and cross-entropy on the test set (each rank scores its shard; the sums are exact),
