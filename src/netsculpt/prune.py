@@ -35,12 +35,15 @@ def plan_pruning(
     round_to: int = 1,
     min_channels: int = 1,
     graph: ChannelGraph | None = None,
+    task: Any = None,
 ) -> tuple[PrunePlan, ChannelGraph]:
     """Decide what to remove without touching ``model``: returns the plan and the traced graph.
 
     Give one of ``ratio`` (every group loses that fraction; default 0.5), ``target`` (``Target(macs=0.5)``,
     ``params=``, ``channels=``; met with the ``strategy`` "global" ranking or "uniform" ratio), or ``widths``
-    (exact channel counts per group / producing module).
+    (exact channel counts per group / producing module). ``task`` (``"detection"``, ``"segmentation"`` or a
+    :class:`netsculpt.tasks.Task`) tells data-driven criteria how to run the model on ``data`` and which
+    loss the gradient criteria (taylor, fisher) differentiate.
     """
     if sum(x is not None for x in (ratio, target, widths)) > 1:
         raise PruningError("give only one of ratio=, target=, widths=")
@@ -52,6 +55,8 @@ def plan_pruning(
     crit = get_criterion(criterion)
     if calib_batches is not None and hasattr(crit, "calib_batches"):
         crit.calib_batches = calib_batches
+    if task is not None:
+        _give_task(crit, criterion, task)
     if crit.needs - {"weights"} and data is None:
         raise PruningError(
             f"criterion {criterion!r} needs {', '.join(sorted(crit.needs - {'weights'}))}: pass data= "
@@ -81,6 +86,22 @@ def plan_pruning(
             graph, scores, ratio, round_to=round_to, min_channels=min_channels, meta={**meta, "ratio": ratio}
         )
     return plan, graph
+
+
+def _give_task(crit: Any, criterion: Any, task: Any) -> None:
+    """Hand a data-driven criterion the task; refuse one that needs a class label per image without it."""
+    from netsculpt.tasks import get_task
+
+    resolved = get_task(task)
+    name = criterion if isinstance(criterion, str) else type(criterion).__name__
+    if getattr(crit, "per_image_labels", False) and not resolved.per_image_labels:
+        raise PruningError(
+            f"criterion {name!r} needs one class label per image, and the {resolved.name} task's targets are "
+            f"{'boxes' if resolved.name == 'detection' else 'per-pixel maps'}; use taylor or fisher (they "
+            "differentiate the task's own loss), chip or hrank (no labels), or a weight criterion (l1, fpgm)"
+        )
+    if crit.needs - {"weights"}:
+        crit.task = resolved
 
 
 def apply_plan(

@@ -72,8 +72,13 @@ def stream(
     sites: dict[str, list[Site]] | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     description: str = "calibration",
+    task: Any = None,
 ) -> int:
-    """Run the pass; returns the number of samples seen. The model is left in its original mode."""
+    """Run the pass; returns the number of samples seen. The model is left in its original mode.
+
+    With a ``task`` (``netsculpt.tasks``) its batches, forward call and loss are used: a detector is
+    called on a list of images, and gradients come from its own losses (``task.calibration_loss``).
+    """
     sites = sites if sites is not None else group_sites(model, graph)
     groups = {g.id: g for g in graph.groups}
     by_module: dict[str, list[tuple[ChannelGroup, Site]]] = {}
@@ -114,6 +119,9 @@ def stream(
         batches = data if max_batches is None else _take(data, max_batches)
         total = max_batches if max_batches is not None else (len(data) if hasattr(data, "__len__") else None)
         for batch in track(batches, description, total=total):
+            if task is not None:
+                seen += _task_batch(model, task, batch, stat.needs_gradients, current, calls)
+                continue
             inputs, labels = _split_batch(batch)
             current["labels"] = labels
             calls.clear()
@@ -137,6 +145,23 @@ def stream(
     if seen == 0:
         raise PruningError("the calibration data yielded no batches")
     return seen
+
+
+def _task_batch(model: nn.Module, task: Any, batch: Any, gradients: bool, current: dict, calls: dict) -> int:
+    from netsculpt.train.evaluate import model_device
+
+    inputs, targets = task.to_device(batch, model_device(model))
+    current["labels"] = targets
+    calls.clear()
+    if gradients:
+        model.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            task.calibration_loss(model, inputs, targets).backward()
+        model.zero_grad(set_to_none=True)
+    else:
+        with torch.no_grad():
+            model(inputs)
+    return task.batch_size(inputs, targets)
 
 
 def _take(data: Iterable[Any], n: int) -> Iterable[Any]:

@@ -121,6 +121,7 @@ class HRel(FeatureMapCriterion):
     alpha: float = 1.01
     kernel_width: str | float = "align"
     needs: ClassVar[frozenset[str]] = frozenset({WEIGHTS, ACTIVATIONS, LABELS})
+    per_image_labels: ClassVar[bool] = True  # its label kernel compares one class per image
 
     def __post_init__(self) -> None:
         if not (self.alpha > 0 and self.alpha != 1):

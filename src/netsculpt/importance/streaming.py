@@ -52,6 +52,7 @@ class StreamingCriterion:
             max_batches=self.calib_batches,
             sites=sites,
             description=type(self).__name__,
+            task=getattr(self, "task", None),
         )
         self.check_calibration()
         scores = {}

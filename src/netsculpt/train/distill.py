@@ -270,14 +270,34 @@ def distill(
     resume: bool = False,
     on_epoch_end: EpochCallback | None = None,
     device: str | torch.device = "cpu",
+    task: Any = None,
 ) -> TrainResult:
     """Fine-tune ``student`` in place by distillation from ``teacher``; returns the :class:`TrainResult`.
 
     ``config`` is the usual training recipe (optimizer, schedule, epochs, label smoothing, weight decay);
     ``kd`` the distillation settings. Hint adapters are seeded from ``config.seed`` and sized on one
-    test sample. Everything else is :func:`netsculpt.train.train` (checkpoints, resume, DDP).
+    test sample. Everything else is :func:`netsculpt.train.train` (checkpoints, resume, DDP). A ``task``
+    other than classification distils what it says it matches (``netsculpt.tasks.distill``: per-pixel soft
+    targets for segmentation, the head's class logits and box regression for detection).
     """
     kd = kd or DistillConfig()
+    if task is not None:
+        from netsculpt.tasks import get_task
+
+        resolved = get_task(task)
+        if resolved.name != "classification":
+            return train(
+                student,
+                train_loader,
+                test_loader,
+                config,
+                out_dir=out_dir,
+                resume=resume,
+                loss_fn=resolved.distillation_loss(teacher, kd),
+                on_epoch_end=on_epoch_end,
+                device=device,
+                task=resolved,
+            )
     example = _example_input(test_loader) if kd.hints else None
     loss = DistillationLoss(
         teacher,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from netsculpt.train.losses import CrossEntropy, LossFn
 from netsculpt.train.optim import build_optimizer, build_scheduler
 from netsculpt.train.result import NonFiniteLossError, TrainResult
 
+if TYPE_CHECKING:
+    from netsculpt.tasks import Task
+
 __all__ = ["EpochCallback", "evaluate", "train"]
 
 EpochCallback = Callable[[dict[str, float]], bool | None]
@@ -58,6 +61,7 @@ def train(
     loss_fn: LossFn | None = None,
     on_epoch_end: EpochCallback | None = None,
     device: str | torch.device = "cpu",
+    task: str | Task | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``config.epochs`` epochs and return its history.
 
@@ -68,7 +72,11 @@ def train(
     distillation); test loss is always plain cross-entropy so runs with different losses compare.
     A loss with a ``learnable`` module (hint adapters) has it trained and checkpointed too, but never
     saved with the model. ``on_epoch_end(record)`` is called after each epoch's checkpoint; returning
-    True stops training. Launched by ``torchrun``, every process calls this the same way: it joins the
+    True stops training. ``task`` (a name or :class:`netsculpt.tasks.Task`; default classification) gives
+    the batches, the default loss and the test metric: for ``detection`` / ``segmentation`` ``test_acc``
+    holds the task's headline metric (mAP@[.5:.95], mIoU), every metric is also recorded as ``test_<name>``,
+    and ``train_acc`` / ``test_loss`` are None (a detector's training pass yields losses, not predictions).
+    Launched by ``torchrun``, every process calls this the same way: it joins the
     process group, shards the data, and only rank 0 writes files or draws progress bars.
 
     Raises:
@@ -78,7 +86,13 @@ def train(
             config differs from ``config``.
     """
     config.validate()
+    dense = _dense_task(task)
     ctx = ddp.init_distributed(device)
+    if dense is not None and ctx.distributed and not dense.distributed:
+        raise ConfigError(
+            f"the {dense.name} task's metric ({dense.metric}) does not add up across data-parallel shards; "
+            "train it in one process"
+        )
     device = ddp.rank_device(ctx, device)
     ckpt_path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
     if resume and ckpt_path is None:
@@ -90,13 +104,14 @@ def train(
             "or choose an empty out_dir to start a new one"
         )
     model.to(device)
-    loss_fn = loss_fn or CrossEntropy(config.label_smoothing)
+    loss_fn = loss_fn or (dense.loss if dense is not None else CrossEntropy(config.label_smoothing))
     if callable(getattr(loss_fn, "to", None)):
         loss_fn.to(device)  # type: ignore[attr-defined]
     if ctx.distributed:
         train_loader = ddp.shard_train_loader(train_loader, ctx, config.seed)
         test_loader = ddp.shard_eval_loader(test_loader, ctx)
     run = _Run(model, {"train": train_loader, "test": test_loader}, config, loss_fn, device, ctx)
+    run.task = dense
     run.ckpt_path = ckpt_path
 
     previous = (
@@ -150,6 +165,7 @@ class _Run:
         self.resumed_from: int | None = None
         self.saved_epoch: int | None = None
         self.ckpt_path: Path | None = None
+        self.task: Task | None = None  # a non-classification task; None keeps the classification path
 
     # -- state --------------------------------------------------------------------------------------
     def state(self, epoch: int, *, all_ranks: bool = False) -> dict[str, Any]:
@@ -247,8 +263,8 @@ class _Run:
                     bar.update(task, status="[red]non-finite loss")
                     raise self.rollback(diverged, snapshot) from None
                 ddp.broadcast_tensors(self.model, ctx, buffers_only=True)  # rank 0's BN statistics
-                test_acc, test_loss = self.test()
-                record = {
+                test_acc, test_loss, extra = self.test()
+                record: dict[str, Any] = {
                     "epoch": epoch,
                     "train_loss": train_loss,
                     "train_acc": train_acc,
@@ -256,9 +272,10 @@ class _Run:
                     "test_acc": test_acc,
                     "lr": lr,
                     "seconds": time.perf_counter() - start,
+                    **extra,
                 }
                 self.history.append(record)
-                bar.update(task, status=f"loss {train_loss:.4f} acc {train_acc:.2%}  test acc {test_acc:.2%}")
+                bar.update(task, status=_status(train_loss, train_acc, test_acc, self.task))
                 if self.ckpt_path is not None:
                     state = self.state(epoch, all_ranks=True)
                     if ctx.is_main:
@@ -271,15 +288,15 @@ class _Run:
                     if ddp.broadcast_object(stop, ctx):  # rank 0 decides, so no rank is left waiting
                         break
 
-    def train_epoch(self, epoch: int, report: Callable[..., None]) -> tuple[float, float, float]:
-        """One pass over the training data; returns (mean loss, accuracy, last learning rate)."""
+    def train_epoch(self, epoch: int, report: Callable[..., None]) -> tuple[float, float | None, float]:
+        """One pass over the training data; returns (mean loss, accuracy or None, last learning rate)."""
         model, optimizer, clip, ctx = self.forward_model, self.optimizer, self.config.grad_clip, self.ctx
         model.train()
         if self.extra is not None:
             self.extra.train()
         correct, seen, loss_sum, lr = 0, 0, 0.0, self.optimizer.param_groups[0]["lr"]
         for index, batch in enumerate(self.loaders["train"]):
-            inputs, targets = unpack(batch, self.device)
+            inputs, targets = self.unpack(batch)
             optimizer.zero_grad(set_to_none=True)
             loss, logits = self.loss_fn(model, inputs, targets)
             value = float(loss.detach())
@@ -295,25 +312,38 @@ class _Run:
             optimizer.step()
             self.scheduler.step()
             faults.point("train:batch")
-            n = int(targets.shape[0])
-            correct += count_correct(logits.detach(), targets)
+            if self.task is not None:
+                n = self.task.batch_size(inputs, targets)
+            else:
+                n = int(targets.shape[0])
+                correct += count_correct(logits.detach(), targets)
             loss_sum += value * n
             seen += n
-            report(status=f"loss {loss_sum / seen:.4f} acc {correct / seen:.2%}")
+            acc = "" if self.task is not None else f" acc {correct / seen:.2%}"
+            report(status=f"loss {loss_sum / seen:.4f}{acc}")
         loss_sum, correct, seen = ddp.all_reduce_sum([loss_sum, correct, seen], ctx, self.device)
         if seen == 0:
             raise DataError("the training loader yielded no samples; check the dataset split and limit")
-        return loss_sum / seen, correct / seen, lr
+        return loss_sum / seen, (correct / seen if self.task is None else None), lr
 
-    def test(self) -> tuple[float, float]:
-        """Accuracy and cross-entropy on the test set (each rank scores its shard; the sums are exact)."""
+    def unpack(self, batch: Any) -> tuple[Any, Any]:
+        return (
+            self.task.to_device(batch, self.device) if self.task is not None else unpack(batch, self.device)
+        )
+
+    def test(self) -> tuple[float, float | None, dict[str, float]]:
+        """Accuracy and cross-entropy on the test set (each rank scores its shard; the sums are exact),
+        or a dense task's headline metric, no loss, and all its metrics as ``test_<name>``."""
+        if self.task is not None:
+            metrics = self.task.evaluate(self.model, self.loaders["test"])
+            return metrics[self.task.metric], None, {f"test_{k}": v for k, v in metrics.items()}
         sums = evaluate_sums(self.model, self.loaders["test"])
         correct, seen, loss_sum = ddp.all_reduce_sum(list(sums), self.ctx, self.device)
         if seen == 0:
             raise DataError(
                 "evaluate() got a loader that yielded no samples; check the dataset split and limit"
             )
-        return correct / seen, loss_sum / seen
+        return correct / seen, loss_sum / seen, {}
 
     def rollback(self, diverged: _Diverged, snapshot: dict[str, Any] | None) -> NonFiniteLossError:
         """Restore the last good state and build the error that says what happened and what to try."""
@@ -367,6 +397,22 @@ def _write_outputs(
     write_json(out_dir / "history.json", result.history)
     extra = {"loss": loss} if loss is not None else {}
     write_json(out_dir / "result.json", {"config": config.to_dict(), **extra, **result.to_dict()})
+
+
+def _dense_task(task: str | Task | None) -> Task | None:
+    """The task when it is not classification (which keeps the loop's own, bit-identical code path)."""
+    if task is None:
+        return None
+    from netsculpt.tasks import get_task
+
+    resolved = get_task(task)
+    return None if resolved.name == "classification" else resolved
+
+
+def _status(train_loss: float, train_acc: float | None, test_metric: float, task: Task | None) -> str:
+    if task is None:
+        return f"loss {train_loss:.4f} acc {train_acc:.2%}  test acc {test_metric:.2%}"
+    return f"loss {train_loss:.4f}  test {task.metric} {test_metric:.4f}"
 
 
 def _seed_everything(seed: int) -> None:
