@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _calibration import print_calibration
+from _tables import FAILURES, bar, table
 
 import netsculpt as ns
 from netsculpt.data import make_loaders
@@ -37,25 +38,7 @@ from netsculpt.weights import DKMConfig, KMeansConfig, cluster_model, iter_palet
 from netsculpt.weights.coding import huffman_bits
 from netsculpt.weights.sparse_store import encode_indices
 
-FAILURES: list[str] = []
 RESNET_KW = {"resize": 32, "channels": 3}
-
-
-def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
-    cells = [header] + [tuple(str(c) for c in row) for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n== {title}")
-    for i, row in enumerate(cells):
-        print("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    sys.stdout.flush()
-
-
-def bar(ok: bool, text: str) -> str:
-    if not ok:
-        FAILURES.append(text)
-    return ("PASS " if ok else "FAIL ") + text
 
 
 def file_bytes(model: torch.nn.Module, coding: str = "plain") -> tuple[int, float]:

@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from _tables import FAILURES, bar, table
 
 import netsculpt as ns
 from netsculpt.data import make_loaders
@@ -42,23 +43,6 @@ from netsculpt.weights.quantize import QUANTIZED_OPS, Int8Config, OnnxModule, qu
 
 PARTS = ("lenet", "coreml", "resnet", "int8", "lowrank", "memory")
 RESNET_KW = {"resize": 32, "channels": 3}
-FAILURES: list[str] = []
-
-
-def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
-    cells = [header] + [tuple(str(c) for c in row) for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n== {title}")
-    for i, row in enumerate(cells):
-        print("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def bar(ok: bool, text: str) -> str:
-    if not ok:
-        FAILURES.append(text)
-    return ("PASS " if ok else "FAIL ") + text
 
 
 def saved_bytes(model: torch.nn.Module) -> int:

@@ -281,32 +281,24 @@ def distill(
     targets for segmentation, the head's class logits and box regression for detection).
     """
     kd = kd or DistillConfig()
+    dense = None
     if task is not None:
         from netsculpt.tasks import get_task
 
         resolved = get_task(task)
-        if resolved.name != "classification":
-            return train(
-                student,
-                train_loader,
-                test_loader,
-                config,
-                out_dir=out_dir,
-                resume=resume,
-                loss_fn=resolved.distillation_loss(teacher, kd),
-                on_epoch_end=on_epoch_end,
-                device=device,
-                task=resolved,
-            )
-    example = _example_input(test_loader) if kd.hints else None
-    loss = DistillationLoss(
-        teacher,
-        kd,
-        student=student,
-        example_inputs=example,
-        label_smoothing=config.label_smoothing,
-        seed=config.seed,
-    )
+        dense = resolved if resolved.name != "classification" else None
+    if dense is not None:
+        loss = dense.distillation_loss(teacher, kd)
+    else:
+        example = _example_input(test_loader) if kd.hints else None
+        loss = DistillationLoss(
+            teacher,
+            kd,
+            student=student,
+            example_inputs=example,
+            label_smoothing=config.label_smoothing,
+            seed=config.seed,
+        )
     return train(
         student,
         train_loader,
@@ -317,6 +309,7 @@ def distill(
         loss_fn=loss,
         on_epoch_end=on_epoch_end,
         device=device,
+        task=dense,
     )
 
 
