@@ -18,7 +18,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _ddp_cases as cases
 
-import netsculpt.train.loop as loop
+import netsculpt.train.run as loop  # the epoch loop calls save_checkpoint from there
 from netsculpt.train import init_distributed, train
 
 
