@@ -14,6 +14,7 @@ from netsculpt.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from netsculpt.train.config import PRESETS, TrainConfig
 from netsculpt.train.ddp import DistContext, init_distributed
 from netsculpt.train.distill import DistillationLoss, DistillConfig, distill, kd_loss
+from netsculpt.train.early_stop import EarlyStopping
 from netsculpt.train.evaluate import evaluate
 from netsculpt.train.loop import train
 from netsculpt.train.losses import CrossEntropy, LossFn
@@ -27,6 +28,7 @@ __all__ = [
     "DistContext",
     "DistillConfig",
     "DistillationLoss",
+    "EarlyStopping",
     "LossFn",
     "NonFiniteLossError",
     "TrainConfig",

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.train.config import TrainConfig
+from netsculpt.train.early_stop import EarlyStopping
 from netsculpt.train.hints import FeatureTap, HintAdapters, build_adapters, check_recorded
 from netsculpt.train.loop import EpochCallback, train
 from netsculpt.train.result import TrainResult
@@ -271,12 +272,15 @@ def distill(
     on_epoch_end: EpochCallback | None = None,
     device: str | torch.device = "cpu",
     task: Any = None,
+    val_loader: Any = None,
+    early_stopping: EarlyStopping | None = None,
 ) -> TrainResult:
     """Fine-tune ``student`` in place by distillation from ``teacher``; returns the :class:`TrainResult`.
 
     ``config`` is the usual training recipe (optimizer, schedule, epochs, label smoothing, weight decay);
     ``kd`` the distillation settings. Hint adapters are seeded from ``config.seed`` and sized on one
-    test sample. Everything else is :func:`netsculpt.train.train` (checkpoints, resume, DDP). A ``task``
+    test sample. Everything else is :func:`netsculpt.train.train` (checkpoints, resume, DDP, early stopping on
+    ``val_loader``). A ``task``
     other than classification distils what it says it matches (``netsculpt.tasks.distill``: per-pixel soft
     targets for segmentation, the head's class logits and box regression for detection).
     """
@@ -310,6 +314,8 @@ def distill(
         on_epoch_end=on_epoch_end,
         device=device,
         task=dense,
+        val_loader=val_loader,
+        early_stopping=early_stopping,
     )
 
 

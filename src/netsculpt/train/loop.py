@@ -21,6 +21,7 @@ from netsculpt.train import ddp
 from netsculpt.train.callbacks import EpochCallback
 from netsculpt.train.checkpoint import CHECKPOINT_NAME
 from netsculpt.train.config import TrainConfig
+from netsculpt.train.early_stop import EarlyStopping
 from netsculpt.train.evaluate import evaluate
 from netsculpt.train.losses import CrossEntropy, LossFn
 from netsculpt.train.outputs import write_outputs
@@ -45,6 +46,8 @@ def train(
     on_epoch_end: EpochCallback | None = None,
     device: str | torch.device = "cpu",
     task: str | Task | None = None,
+    val_loader: Any = None,
+    early_stopping: EarlyStopping | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``config.epochs`` epochs and return its history.
 
@@ -59,8 +62,10 @@ def train(
     the batches, the default loss and the test metric: for ``detection`` / ``segmentation`` ``test_acc``
     holds the task's headline metric (mAP@[.5:.95], mIoU), every metric is also recorded as ``test_<name>``,
     and ``train_acc`` / ``test_loss`` are None (a detector's training pass yields losses, not predictions).
-    Launched by ``torchrun``, every process calls this the same way: it joins the
-    process group, shards the data, and only rank 0 writes files or draws progress bars.
+    ``val_loader`` is a split held out of the *training* data: scored every epoch as ``val_acc`` /
+    ``val_loss``, and the only thing ``early_stopping`` (:class:`EarlyStopping`) reads; the test split is
+    reported, never used to decide. Launched by ``torchrun``, every process calls this the same way: it
+    joins the process group, shards the data, and only rank 0 writes files or draws progress bars.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf; the model was restored to the last good state.
@@ -69,6 +74,18 @@ def train(
             config differs from ``config``.
     """
     config.validate()
+    if early_stopping is not None:
+        early_stopping.validate()
+        if val_loader is None:
+            raise ConfigError(
+                "early_stopping needs val_loader=: a split held out of the training data (never the test "
+                "split); netsculpt.search.holdout.split_holdout carves one"
+            )
+        if val_loader is test_loader:
+            raise ConfigError(
+                "val_loader is the test loader: early stopping on the split a run reports tunes the result "
+                "to its own exam; hold out part of the training data instead"
+            )
     dense = _dense_task(task)
     ctx = ddp.init_distributed(device)
     if dense is not None and ctx.distributed and not dense.distributed:
@@ -93,9 +110,12 @@ def train(
     if ctx.distributed:
         train_loader = ddp.shard_train_loader(train_loader, ctx, config.seed)
         test_loader = ddp.shard_eval_loader(test_loader, ctx)
+        if val_loader is not None:
+            val_loader = ddp.shard_eval_loader(val_loader, ctx)
     run = Run(model, {"train": train_loader, "test": test_loader}, config, loss_fn, device, ctx)
     run.task = dense
     run.ckpt_path = ckpt_path
+    run.val_loader, run.early = val_loader, early_stopping
 
     previous = (
         torch.are_deterministic_algorithms_enabled(),
@@ -110,9 +130,16 @@ def train(
             _seed_everything(config.seed + ctx.rank)  # rank 0 draws what a single process would
         run.start()
         run.epochs(on_epoch_end)
+        run.finish()
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
     result = TrainResult.from_history(run.history, run.resumed_from)
+    if early_stopping is not None:
+        best = run.best["epoch"] if run.best is not None else early_stopping.best_epoch(run.history)
+        result.best_epoch = best
+        result.stopped_early = len(run.history) < config.epochs
+        if run.best is not None:  # the model holds the best epoch's weights: report their accuracy
+            result.final_acc = next(h["test_acc"] for h in run.history if h["epoch"] == run.best["epoch"])
     if out_dir is not None and ctx.is_main:
         write_outputs(Path(out_dir), model, config, result, run.recipe)
     return result

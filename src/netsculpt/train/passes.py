@@ -77,3 +77,16 @@ def test_pass(run: Run) -> tuple[float, float | None, dict[str, float]]:
     if seen == 0:
         raise DataError("evaluate() got a loader that yielded no samples; check the dataset split and limit")
     return correct / seen, loss_sum / seen, {}
+
+
+def val_pass(run: Run) -> dict[str, float]:
+    """``val_acc`` / ``val_loss`` on the held-out training split that early stopping reads (a dense
+    task's headline metric as ``val_acc``, with every metric as ``val_<name>``)."""
+    if run.task is not None:
+        metrics = run.task.evaluate(run.model, run.val_loader)
+        return {**{f"val_{k}": v for k, v in metrics.items()}, "val_acc": metrics[run.task.metric]}
+    sums = evaluate_sums(run.model, run.val_loader)
+    correct, seen, loss_sum = ddp.all_reduce_sum(list(sums), run.ctx, run.device)
+    if seen == 0:
+        raise DataError("the held-out (val_loader) split yielded no samples; hold out more training data")
+    return {"val_acc": correct / seen, "val_loss": loss_sum / seen}

@@ -23,6 +23,8 @@ class TrainResult:
     best_acc: float = float("nan")
     epochs_run: int = 0
     resumed_from: int | None = None
+    best_epoch: int | None = None  # with early stopping: the held-out best, whose weights the model holds
+    stopped_early: bool = False
 
     @classmethod
     def from_history(cls, history: list[dict[str, float]], resumed_from: int | None) -> TrainResult:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from netsculpt import faults
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import write_json
 from netsculpt.train import ddp
 from netsculpt.train.callbacks import EpochCallback, call_rng_neutral
@@ -32,10 +32,11 @@ from netsculpt.train.checkpoint import (
 from netsculpt.train.config import TrainConfig
 from netsculpt.train.display import epoch_bars, epoch_status
 from netsculpt.train.divergence import Diverged, nonfinite_error
+from netsculpt.train.early_stop import EarlyStopping
 from netsculpt.train.evaluate import num_batches
 from netsculpt.train.losses import LossFn
 from netsculpt.train.optim import build_optimizer, build_scheduler
-from netsculpt.train.passes import test_pass, train_pass
+from netsculpt.train.passes import test_pass, train_pass, val_pass
 from netsculpt.train.result import NonFiniteLossError, TrainResult
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ class Run:
         self.saved_epoch: int | None = None
         self.ckpt_path: Path | None = None
         self.task: Task | None = None  # a non-classification task; None keeps the classification path
+        self.val_loader: Any = None  # held-out training data for early stopping; never the test split
+        self.early: EarlyStopping | None = None
+        self.best: dict[str, Any] | None = None  # {"epoch", "model"}: the best held-out epoch's weights
 
     # -- state --------------------------------------------------------------------------------------
     def state(self, epoch: int, *, all_ranks: bool = False) -> dict[str, Any]:
@@ -95,6 +99,10 @@ class Run:
             state["loss_state"] = self.extra.state_dict()
         if self.recipe is not None:
             state["loss"] = self.recipe
+        if self.early is not None:
+            state["early_stopping"] = self.early.to_dict()
+            if self.best is not None:
+                state["best"] = self.best
         if all_ranks and self.ctx.distributed:
             state["rng_ranks"] = ddp.gather_objects(state["rng"], self.ctx)
         return state
@@ -116,6 +124,8 @@ class Run:
         ranks = state.get("rng_ranks")
         restore_rng(ranks[self.ctx.rank] if ranks else state["rng"], self.loaders)
         self.history = [dict(h) for h in state["history"]]
+        best = state.get("best")
+        self.best = {"epoch": int(best["epoch"]), "model": _copy_tensors(best["model"])} if best else None
 
     def read_checkpoint(self, path: Path) -> dict[str, Any]:
         """Rank 0 reads the file and sends it to the others: no shared filesystem is needed."""
@@ -142,6 +152,13 @@ class Run:
             loss_recipe=self.recipe,
             world_size=self.ctx.world_size,
         )
+        saved = ckpt.get("early_stopping")
+        current = self.early.to_dict() if self.early is not None else None
+        if saved != current:
+            raise ConfigError(
+                f"{str(path)!r} was written with early stopping {saved!r}, this run asks for {current!r}; "
+                "resume with the same setting or start a new out_dir"
+            )
         self.load_state(ckpt, repr(str(path)))
         self.start_epoch = self.resumed_from = self.saved_epoch = int(ckpt["epoch"])
 
@@ -157,6 +174,8 @@ class Run:
         total, ctx = self.config.epochs, self.ctx
         with epoch_bars(ctx.is_main) as bar:
             for epoch in range(self.start_epoch + 1, total + 1):
+                if self.early is not None and self.early.should_stop(self.history):
+                    break  # also on resume: a run that stopped early stays stopped
                 snapshot = None
                 if self.ckpt_path is None or self.saved_epoch is None:
                     snapshot = copy.deepcopy(self.state(epoch - 1))
@@ -170,6 +189,8 @@ class Run:
                     raise self.rollback(diverged, snapshot) from None
                 ddp.broadcast_tensors(self.model, ctx, buffers_only=True)  # rank 0's BN statistics
                 test_acc, test_loss, extra = test_pass(self)
+                if self.val_loader is not None:
+                    extra = {**extra, **val_pass(self)}
                 record: dict[str, Any] = {
                     "epoch": epoch,
                     "train_loss": train_loss,
@@ -181,6 +202,7 @@ class Run:
                     **extra,
                 }
                 self.history.append(record)
+                self.keep_if_best(epoch)
                 bar.update(task, status=epoch_status(train_loss, train_acc, test_acc, self.task))
                 if self.ckpt_path is not None:
                     state = self.state(epoch, all_ranks=True)
@@ -194,6 +216,18 @@ class Run:
                     if ddp.broadcast_object(stop, ctx):  # rank 0 decides, so no rank is left waiting
                         break
 
+    def keep_if_best(self, epoch: int) -> None:
+        """Early stopping with ``restore_best``: a copy of the weights whenever held-out accuracy peaks."""
+        if self.early is None or not self.early.restore_best or self.early.best_epoch(self.history) != epoch:
+            return
+        self.best = {"epoch": epoch, "model": _copy_tensors(self.model.state_dict())}
+
+    def finish(self) -> None:
+        """Put the best held-out epoch's weights back (early stopping with ``restore_best``)."""
+        if self.best is not None and self.history and self.best["epoch"] != self.history[-1]["epoch"]:
+            source = f"the best held-out epoch ({self.best['epoch']})"
+            load_model_state(self.model, self.best["model"], source)
+
     def rollback(self, diverged: Diverged, snapshot: dict[str, Any] | None) -> NonFiniteLossError:
         """Restore the last good state and build the error that says what happened and what to try."""
         if snapshot is None:
@@ -206,3 +240,7 @@ class Run:
             where = f"its weights at the start of epoch {diverged.epoch}"
         result = TrainResult.from_history(self.history, self.resumed_from)
         return nonfinite_error(diverged, where, self.steps_per_epoch, self.config, result)
+
+
+def _copy_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}
