@@ -94,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         base = cached_baseline(path, lambda: ns.create_model("lenet5"), fit, seed)[0].eval()
         teachers.append((base, evaluate(base, val_loader)[0]))
-        print(f"teacher {seed}: held-out {teachers[-1][1]:.2%} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    print(f"\n{'candidate':<30} {'MACs':>6} {'pruned':>7} {'end':>7} {'loss':>6} {'early':>7} {'ep':>5} {'s/run':>6}")
+        print(
+            f"teacher {seed}: held-out {teachers[-1][1]:.2%} ({time.perf_counter() - t0:.0f} s)", flush=True
+        )
+    print(
+        f"\n{'candidate':<30} {'MACs':>6} {'pruned':>7} {'end':>7} {'loss':>6} {'early':>7} {'ep':>5} "
+        f"{'s/run':>6}"
+    )
     for name in names:
         prune_opts, over = CANDIDATES[name]
         r = {**KD, **over}
@@ -109,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             ratio = ns.measure(small, x).macs / ns.measure(base, x).macs
             pruned_accs.append(evaluate(small, val_loader)[0])
             for seed in range(args.seeds):
-                loader = training_loader(rest, batch_size=config.batch_size, seed=seed, augment=True, shift=r["shift"])
+                loader = training_loader(
+                    rest, batch_size=config.batch_size, seed=seed, augment=True, shift=r["shift"]
+                )
                 res = distill(copy.deepcopy(small), base, loader, val_loader, config.replace(seed=seed), kd)
                 accs = [h["test_acc"] for h in res.history]  # test_loader here is the held-out split
                 stop = early_stop_epoch(accs, args.patience)
@@ -120,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = len(teachers) * args.seeds
         print(
             f"{name:<30} {ratio:>6.3f} {statistics.fmean(pruned_accs):>7.2%} {statistics.fmean(ends):>7.2%} "
-            f"{statistics.fmean(losses):>6.2f} {statistics.fmean(earlies):>7.2%} {statistics.fmean(stops):>5.1f} "
+            f"{statistics.fmean(losses):>6.2f} {statistics.fmean(earlies):>7.2%} "
+            f"{statistics.fmean(stops):>5.1f} "
             f"{(time.perf_counter() - t0) / runs:>6.1f}",
             flush=True,
         )

@@ -41,6 +41,16 @@ class DataSection(Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class EarlyStopSection(Section):
+    """Hold ``holdout`` training images out and stop when their accuracy stalls (pipeline/holdout.py)."""
+
+    holdout: int = Field(default=500, ge=1)
+    patience: int = Field(default=3, ge=1)
+    min_delta: float = Field(default=0.0, ge=0)
+    min_epochs: int = Field(default=1, ge=1)
+    restore_best: bool = True
+
+
 class TrainSection(Section):
     """A training preset plus overrides of any TrainConfig field (epochs, lr, label_smoothing, ...)."""
 
@@ -56,9 +66,11 @@ class TrainSection(Section):
     augment: bool | None = None
     augment_shift: int | None = Field(default=None, ge=0)
     grad_clip: float | None = Field(default=None, gt=0)
+    early_stop: EarlyStopSection | None = None
 
     def overrides(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if k != "preset" and v is not None}
+        skip = ("preset", "early_stop")
+        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
 
 
 class BaselineSection(Section):

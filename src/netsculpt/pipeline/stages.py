@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.pipeline.holdout import early_stop_info, stage_loaders
 from netsculpt.pipeline.recipe import (
     BaselineSection,
     ClusterStage,
@@ -121,10 +122,10 @@ def baseline(
         return built, {"checkpoint": cfg.checkpoint}
     built = create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options)
     config = train_config(ctx, cfg.train)
-    result = train(
-        built, ctx.train_loader_for(config), ctx.test_loader, config, out_dir=out / "checkpoints", resume=True
-    )
-    return built, {"train": config.to_dict(), "history": result.history}
+    loader, val, stop = stage_loaders(ctx, cfg.train, config)
+    result = train(built, loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True,
+                   val_loader=val, early_stopping=stop)  # fmt: skip
+    return built, {"train": config.to_dict(), "history": result.history, **early_stop_info(cfg.train, result)}
 
 
 @stage("prune")
@@ -161,10 +162,10 @@ def finetune(ctx: RunContext, cfg: FinetuneStage, model: nn.Module, out: Path) -
     from netsculpt.train import train
 
     config = train_config(ctx, cfg)
-    result = train(
-        model, ctx.train_loader_for(config), ctx.test_loader, config, out_dir=out / "checkpoints", resume=True
-    )
-    return model, {"train": config.to_dict(), "history": result.history}
+    loader, val, stop = stage_loaders(ctx, cfg, config)
+    result = train(model, loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True,
+                   val_loader=val, early_stopping=stop)  # fmt: skip
+    return model, {"train": config.to_dict(), "history": result.history, **early_stop_info(cfg, result)}
 
 
 @stage("distill")
@@ -182,17 +183,21 @@ def distill(ctx: RunContext, cfg: DistillStage, model: nn.Module, out: Path) -> 
         hint_weight=cfg.hint_weight,
         mixup=cfg.mixup,
     )
+    loader, val, stop = stage_loaders(ctx, cfg, config)
     result = run_distill(
         model,
         ctx.teacher,
-        ctx.train_loader_for(config),
+        loader,
         ctx.test_loader,
         config,
         kd,
         out_dir=out / "checkpoints",
         resume=True,
+        val_loader=val,
+        early_stopping=stop,
     )
-    return model, {"train": config.to_dict(), "kd": cfg.model_dump(), "history": result.history}
+    info = {"train": config.to_dict(), "kd": cfg.model_dump(), "history": result.history}
+    return model, {**info, **early_stop_info(cfg, result)}
 
 
 @stage("search")
@@ -258,6 +263,8 @@ def sparsify(ctx: RunContext, cfg: SparsifyStage, model: nn.Module, out: Path) -
     unknown = [name for name in cfg.skip if name not in names]
     if unknown:
         raise ConfigError(f"sparsify.skip: the model has no layer {unknown[0]!r}")
+    if cfg.early_stop is not None:
+        raise ConfigError("sparsify: early_stop is not supported (its phases run to a fixed schedule)")
     skip = set(cfg.skip)
     sparse = SparsityConfig(
         sparsity=cfg.sparsity, pattern=cfg.pattern, block=cfg.block, scope=cfg.scope, method=cfg.method,
