@@ -102,6 +102,8 @@ def test_every_example_recipe_runs_small(path: Path, tmp_path) -> None:
     for i, s in enumerate(recipe.stages):
         if s.kind in ("finetune", "distill"):
             overrides.append(f"stages.{i}.{s.kind}.epochs=1")
+            if s.early_stop is not None:  # 120 training images: hold out a few, not the recipe's 500
+                overrides.append(f"stages.{i}.{s.kind}.early_stop.holdout=30")
         if s.kind == "prune":
             overrides.append(f"stages.{i}.prune.calib_batches=1")
     recipe, _ = load_recipe(path, overrides)

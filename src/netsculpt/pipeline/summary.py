@@ -55,6 +55,14 @@ def stage_lines(results: dict[str, Any]) -> list[str]:
         return []
     ours = " -> ".join(f"{s['kind']} {s['metrics']['accuracy']:.2%}" for s in stages)
     lines = [f"accuracy by stage: {ours}"]
+    for s in stages:
+        stop = (s.get("info") or {}).get("early_stopping")
+        if stop:
+            ended = "stopped early" if stop.get("stopped_early") else "ran to the end"
+            lines.append(
+                f"{s['kind']}: kept epoch {stop.get('best_epoch')} of {stop.get('epochs_run')}, the best on "
+                f"{stop.get('holdout')} held-out training images ({ended}; the test split is only reported)"
+            )
     compare = results.get("compare_random")
     if compare and compare.get("stages"):
         theirs = " -> ".join(f"{s['kind']} {s['accuracy']:.2%}" for s in compare["stages"])
