@@ -5,8 +5,8 @@ Variants, all l1, ``target=Target(macs=0.5)`` (global strategy) unless named: th
 (measured on each runtime at each batch size, so one auto plan per column), and Torch-Pruning 1.6.1's
 MetaPruner with uniform ``pruning_ratio=0.3`` (about 0.5x MACs; its MACs fraction is printed). Each is
 timed on PyTorch eager and ONNX Runtime at batch 1 and 8, one thread (thread CPU clock), as the median
-of 3 alternating rounds (every variant once per round), and reported as speed-up / MACs reduction: 1.0 means the model
-got as much faster as it got cheaper. Random init weights: latency only.
+of 3 alternating rounds (every variant once per round), and reported as speed-up / MACs reduction: 1.0
+means the model got as much faster as it got cheaper. Random init weights: latency only.
 
 Bars (issue 19): ``round_to="auto"`` >= 0.9 on every runtime and batch; the default call >= 0.8.
 
@@ -108,12 +108,17 @@ def main() -> int:
         models = dict(variants)
         if not args.skip_auto:
             t0 = time.perf_counter()
-            plan, graph = ns.plan_pruning(base, x, target=target, round_to="auto", runtime=rt, threads=args.threads)
+            plan, graph = ns.plan_pruning(
+                base, x, target=target, round_to="auto", runtime=rt, threads=args.threads
+            )
             models["auto"] = ns.apply_plan(base, plan, x, graph=graph)
             macs["auto"] = count_macs(models["auto"], x1)[0] / base_macs
             auto_info[(rt, b)] = (plan.meta["auto"], time.perf_counter() - t0)
-            print(f"auto on {rt} b{b}: chose {plan.meta['auto']['chosen']} in "
-                  f"{time.perf_counter() - t0:.0f} s, measured {plan.meta['auto']['measured_ms']}", flush=True)  # fmt: skip
+            info = plan.meta["auto"]
+            took = time.perf_counter() - t0
+            print(
+                f"auto on {rt} b{b}: chose {info['chosen']} in {took:.0f} s, measured {info['measured_ms']}"
+            )
         runs = args.runs or (10 if b == 1 else 4)
         with tempfile.TemporaryDirectory(prefix="across-") as tmp:
             timers = {"unpruned": Timer(rt, base, x, Path(tmp), "base")}
@@ -123,14 +128,12 @@ def main() -> int:
                 for n, timer in timers.items():
                     times[n].append(timer(runs))
         ms = {n: statistics.median(t) for n, t in times.items()}
-        print(f"{rt} b{b}: unpruned {ms['unpruned']:.1f} ms; "
-              + ", ".join(f"{n} {v:.1f} ms" for n, v in ms.items() if n != "unpruned"), flush=True)  # fmt: skip
+        others = ", ".join(f"{n} {v:.1f} ms" for n, v in ms.items() if n != "unpruned")
+        print(f"{rt} b{b}: unpruned {ms['unpruned']:.1f} ms; {others}", flush=True)
         for n in models:
             ratios[n][(rt, b)] = (ms["unpruned"] / ms[n]) * macs[n]
     header = ("variant", "MACs", *[f"{rt} b{b}" for rt, b in columns])
-    rows = [
-        (n, f"{macs[n]:.3f}", *[f"{ratios[n][c]:.2f}" for c in columns]) for n in ratios if ratios[n]
-    ]
+    rows = [(n, f"{macs[n]:.3f}", *[f"{ratios[n][c]:.2f}" for c in columns]) for n in ratios if ratios[n]]
     table(f"{args.model} at 0.5x MACs: speed-up / MACs reduction (1.0 = the limit)", header, rows)
     print_calibration("after")
     if not args.skip_auto:

@@ -107,7 +107,11 @@ def plan_pruning(
         )  # fmt: skip
     else:
         plan = uniform_plan(
-            graph, scores, ratio, round_to=round_to, min_channels=min_channels,
+            graph,
+            scores,
+            ratio,
+            round_to=round_to,
+            min_channels=min_channels,
             meta={**meta, "ratio": ratio, "round_to": round_to},
         )
     return plan, graph

@@ -79,7 +79,9 @@ def test_auto_meets_the_target_and_is_never_slower_than_exact_or_16(resnet) -> N
     auto, graph = ns.plan_pruning(model, x, target=target, round_to="auto", latency=table)
     exact, _ = ns.plan_pruning(model, x, target=target, round_to=1, graph=graph)
     sixteen, _ = ns.plan_pruning(model, x, target=target, round_to=16, graph=graph)
-    models = {n: ns.apply_plan(model, p, x, graph=graph) for n, p in (("auto", auto), ("1", exact), ("16", sixteen))}
+    models = {
+        n: ns.apply_plan(model, p, x, graph=graph) for n, p in (("auto", auto), ("1", exact), ("16", sixteen))
+    }
     base = count_macs(model, x)[0]
     assert all(count_macs(m, x)[0] / base <= 0.5 + 1e-9 for m in models.values())  # re-solved to the target
     assert count_macs(models["auto"], x)[0] / base >= 0.5 * 0.9

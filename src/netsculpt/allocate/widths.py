@@ -30,8 +30,8 @@ def check_round_to(value: Any) -> RoundTo:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise PruningError(
-            f"round_to must be an integer >= 1 (keep multiples of it), 'hw' (multiples of 8, or 16 for groups "
-            f"of 64+ channels) or 'auto' (measured on the target runtime), got {value!r}"
+            "round_to must be an integer >= 1 (keep multiples of it), 'hw' (multiples of 8, or 16 for "
+            f"groups of 64+ channels) or 'auto' (measured on the target runtime), got {value!r}"
         )
     return int(value)
 

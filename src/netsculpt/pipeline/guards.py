@@ -89,13 +89,19 @@ def check_stage(before: nn.Module | None, after: nn.Module, example: torch.Tenso
     torch.set_num_threads(deploy.threads)
     try:
         with tempfile.TemporaryDirectory(prefix="netsculpt-guard-") as tmp:
-            timers = [_timer(before, runtime, x, Path(tmp), "input"), _timer(after, runtime, x, Path(tmp), "output")]
+            timers = [
+                _timer(before, runtime, x, Path(tmp), "input"),
+                _timer(after, runtime, x, Path(tmp), "output"),
+            ]
             times: list[list[float]] = [[], []]
             for _ in range(ROUNDS):  # alternating: a machine that slows down slows both alike
                 for i, timer in enumerate(timers):
                     times[i].append(float(timer(deploy.guard_runs)))
     except Exception as exc:  # a runtime that cannot run the model is a finding, not a crash
-        return {**record, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+        return {
+            **record,
+            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+        }
     finally:
         torch.set_num_threads(threads)
     input_ms, output_ms = (statistics.median(t) for t in times)
@@ -109,7 +115,9 @@ def describe(kind: str, guard: dict) -> str:
     where = f"on {guard['runtime']} (batch {guard['batch']}, {guard['threads']} thread(s))"
     if "error" in guard:
         return f"{kind}: not timed {where}: {guard['error']}"
-    change = f"{guard['speedup']:.2f}x faster" if guard["speedup"] >= 1 else f"{1 / guard['speedup']:.2f}x SLOWER"
+    change = (
+        f"{guard['speedup']:.2f}x faster" if guard["speedup"] >= 1 else f"{1 / guard['speedup']:.2f}x SLOWER"
+    )
     return f"{kind}: {guard['input_ms']:.3f} ms -> {guard['output_ms']:.3f} ms {where}, {change}"
 
 

@@ -158,8 +158,9 @@ class SearchSpace:
     def top_up(
         self, counts: Counts, metric: str, value: float, tolerance: float, priority: Sequence[int]
     ) -> Counts:
-        """Add single width steps (to the next width on the group's grid), to the first group in ``priority`` where the cost stays at
-        most ``value``, until within ``tolerance`` under it or no step fits."""
+        """Add single width steps (to the next width on the group's grid), to the first group in
+        ``priority`` where the cost stays at most ``value``, until within ``tolerance`` under it or no step
+        fits."""
         counts = np.array(counts, dtype=np.int64)
         current = self.cost(counts, metric)
         blocked: set[int] = set()
