@@ -63,7 +63,7 @@ CATEGORIES = ("stage", "write", "wrote", "train:epoch", "train:batch")
 #: results.json keys that measure time or the machine, not the computation; and a search's count of
 #: candidates scored by this process (``evaluated``: a resumed search reads the rest from its state file).
 TIMING_KEYS = frozenset(
-    {"seconds", "latency_ms", "latency", "calibration", "wall_seconds", "threads", "evaluated"}
+    {"seconds", "latency_ms", "latency", "calibration", "wall_seconds", "threads", "evaluated", "guard"}
 )
 
 #: Imported once by the fork server (torch.optim pulls in torch._dynamo lazily: 4 s per process).

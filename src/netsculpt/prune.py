@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from netsculpt.allocate import Target, check_ratio, target_plan, uniform_plan, widths_plan
+from netsculpt.allocate.widths import DEFAULT_ROUND_TO, check_round_to
 from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
@@ -32,10 +33,13 @@ def plan_pruning(
     calib_batches: int | None = None,
     ignored: Iterable[str | nn.Module] = (),
     allow_inexact: bool = False,
-    round_to: int = 1,
+    round_to: int | str = DEFAULT_ROUND_TO,
     min_channels: int = 1,
     graph: ChannelGraph | None = None,
     task: Any = None,
+    runtime: str = "torch",
+    threads: int = 1,
+    latency: Any = None,
 ) -> tuple[PrunePlan, ChannelGraph]:
     """Decide what to remove without touching ``model``: returns the plan and the traced graph.
 
@@ -44,7 +48,13 @@ def plan_pruning(
     (exact channel counts per group / producing module). ``task`` (``"detection"``, ``"segmentation"`` or a
     :class:`netsculpt.tasks.Task`) tells data-driven criteria how to run the model on ``data`` and which
     loss the gradient criteria (taylor, fisher) differentiate.
+
+    ``round_to`` rounds kept counts so the result is fast, not only small: ``"hw"`` (default; multiples
+    of 8, or 16 in groups of 64+ channels, re-solved to the target), ``"auto"`` (measured on ``runtime``
+    with ``threads`` threads, or on the given ``latency`` table; see :mod:`netsculpt.allocate.auto`) or
+    an integer (``1`` keeps exact counts). Latency targets are measured on the same ``runtime``.
     """
+    round_to = check_round_to(round_to)
     if sum(x is not None for x in (ratio, target, widths)) > 1:
         raise PruningError("give only one of ratio=, target=, widths=")
     if ratio is None and target is None and widths is None:
@@ -80,10 +90,29 @@ def plan_pruning(
             round_to=round_to,
             min_channels=min_channels,
             meta=meta,
+            latency=latency,
+            runtime=runtime,
+            threads=threads,
         )
+    elif round_to == "auto":  # the same MACs as the exact uniform ratio, widths chosen by measurement
+        from netsculpt.allocate import CostModel
+
+        exact = uniform_plan(graph, scores, ratio, round_to=1, min_channels=min_channels)
+        cost = CostModel(model, graph, example_inputs)
+        goal = Target(macs=max(cost.fraction(exact.keep, "macs"), 1e-6))
+        plan = target_plan(
+            model, example_inputs, graph, scores, goal, strategy="uniform", round_to="auto",
+            min_channels=min_channels, cost=cost, latency=latency, runtime=runtime, threads=threads,
+            meta={**meta, "ratio": ratio},
+        )  # fmt: skip
     else:
         plan = uniform_plan(
-            graph, scores, ratio, round_to=round_to, min_channels=min_channels, meta={**meta, "ratio": ratio}
+            graph,
+            scores,
+            ratio,
+            round_to=round_to,
+            min_channels=min_channels,
+            meta={**meta, "ratio": ratio, "round_to": round_to},
         )
     return plan, graph
 
@@ -152,7 +181,8 @@ def prune(model: nn.Module, example_inputs: Any, *, inplace: bool = False, **opt
 
     Options are those of ``plan_pruning``: ``criterion`` (see ``ns.list_criteria()``), one of ``ratio`` /
     ``target`` / ``widths``, ``strategy``, ``data`` and ``calib_batches`` for data-driven criteria,
-    ``ignored`` modules, ``allow_inexact``, ``round_to``, ``min_channels``.
+    ``ignored`` modules, ``allow_inexact``, ``round_to`` (default ``"hw"``), ``min_channels``,
+    ``runtime`` / ``threads`` (what ``round_to="auto"`` and latency targets measure on).
     """
     plan, graph = plan_pruning(model, example_inputs, **options)
     return apply_plan(model, plan, example_inputs, inplace=inplace, graph=graph)

@@ -58,6 +58,19 @@ def test_prune_to_macs_target_and_widths(capsys, tmp_path) -> None:
     assert code == 0 and json.loads(out)["layers"][0]["output_shape"][1] == 2
 
 
+def test_prune_round_to_default_hw_and_exact(capsys, tmp_path) -> None:
+    code, _, _ = run(capsys, "prune", "resnet20_cifar", "--ratio", "0.4", "--out", str(tmp_path / "hw"))
+    plan = json.loads((tmp_path / "hw" / "plan.json").read_text())
+    assert code == 0 and plan["meta"]["round_to"] == "hw"
+    assert all(len(kept) % 8 == 0 for kept in plan["keep"].values())  # groups of 16/32/64: steps 8, 8, 16
+    args = ["prune", "resnet20_cifar", "--ratio", "0.4", "--round-to", "1", "--out", str(tmp_path / "one")]
+    code, _, _ = run(capsys, *args)
+    plan = json.loads((tmp_path / "one" / "plan.json").read_text())
+    assert code == 0 and plan["meta"]["round_to"] == 1 and {len(k) for k in plan["keep"].values()} >= {10}
+    with pytest.raises(SystemExit):
+        run(capsys, "prune", "resnet20_cifar", "--round-to", "fast", "--out", str(tmp_path / "x"))
+
+
 def test_prune_to_a_latency_target(capsys, tmp_path) -> None:
     code, _, _ = run(capsys, "prune", "resnet20_cifar", "--target-latency", "0.6", "--out", str(tmp_path))
     assert code == 0

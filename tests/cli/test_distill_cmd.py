@@ -24,7 +24,7 @@ def _teacher_and_student(tmp_path: Path) -> tuple[Path, Path]:
     torch.manual_seed(0)
     teacher = ns.create_model("lenet5", num_classes=10, in_channels=1)
     x = torch.randn(1, 1, 28, 28)
-    student = ns.prune(teacher, x, ratio=0.5)
+    student = ns.prune(teacher, x, ratio=0.5, round_to=1)
     ns.save(teacher, tmp_path / "teacher", extra={"input_shape": [1, 1, 28, 28]})
     ns.save(student, tmp_path / "student", extra={"input_shape": [1, 1, 28, 28]})
     return tmp_path / "teacher", tmp_path / "student"

@@ -72,11 +72,15 @@ def _channel_fraction(graph: ChannelGraph, keep: dict[str, list[int]]) -> float:
 
 
 def _uniform_keep(
-    graph: ChannelGraph, scores: dict[str, np.ndarray], ratio: float, round_to: int, min_channels: int
+    graph: ChannelGraph,
+    scores: dict[str, np.ndarray],
+    ratio: float,
+    steps: dict[str, int],
+    min_channels: int,
 ) -> dict[str, list[int]]:
     keep = {}
     for g in graph.prunable_groups:
-        k = keep_count(g, int(ratio * g.size), round_to=round_to, min_channels=min_channels)
+        k = keep_count(g, int(ratio * g.size), round_to=steps[g.id], min_channels=min_channels)
         if k < g.size:
             keep[g.id] = select_keep(g, scores[g.id], k)
     return keep
@@ -99,7 +103,11 @@ def _global_order(
 
 
 def _prefix_keep(
-    graph: ChannelGraph, order: list[tuple[str, int]], n: int, round_to: int, scores: dict[str, np.ndarray]
+    graph: ChannelGraph,
+    order: list[tuple[str, int]],
+    n: int,
+    steps: dict[str, int],
+    scores: dict[str, np.ndarray],
 ) -> dict[str, list[int]]:
     removed: dict[str, set[int]] = {}
     for gid, ch in order[:n]:
@@ -108,8 +116,8 @@ def _prefix_keep(
     for gid, rm in removed.items():
         g = graph.group(gid)
         kept = g.size - len(rm)
-        if round_to > 1:  # round the kept count up, dropping the least important of the prefix's picks
-            k = keep_count(g, g.size - kept, round_to=round_to)
+        if steps[gid] > 1:  # round the kept count up, dropping the least important of the prefix's picks
+            k = keep_count(g, g.size - kept, round_to=steps[gid])
             keep[gid] = select_keep(
                 g, np.where(np.isin(np.arange(g.size), list(rm)), scores[gid] - 1e30, scores[gid]), k
             )
@@ -126,26 +134,41 @@ def target_plan(
     target: Target,
     *,
     strategy: str = "global",
-    round_to: int = 1,
+    round_to: int | str = 1,
     min_channels: int = 1,
     tolerance: float = 0.02,
     cost: CostModel | None = None,
     latency: Any = None,
     meta: dict | None = None,
+    runtime: str = "torch",
+    threads: int = 1,
 ) -> PrunePlan:
     """A plan whose cost lands at or just under ``target`` (within ``tolerance`` of it when possible).
 
-    A latency target is judged by ``latency`` (a :class:`netsculpt.measure.LatencyModel` of ``model``;
-    one is measured here, eager PyTorch on one thread, when not given): each candidate's latency is the
-    sum of its layers' timed costs, so the bisection times each new layer shape once, never whole models.
+    Kept counts follow ``round_to`` (an integer step, ``"hw"`` or ``"auto"``; see
+    :mod:`netsculpt.allocate.widths`). A latency target, and ``round_to="auto"``, are judged by
+    ``latency`` (a :class:`netsculpt.measure.LatencyModel` of ``model``; one is measured here on
+    ``runtime`` with ``threads`` threads when not given): each candidate's latency is the sum of its
+    layers' timed costs, so the bisection times each new layer shape once, never whole models.
     """
+    from netsculpt.allocate.widths import check_round_to, steps_for
+
     if strategy not in ("uniform", "global"):
         raise PruningError(f"strategy must be 'uniform' or 'global', got {strategy!r}")
+    round_to = check_round_to(round_to)
     cost = cost or CostModel(model, graph, example_inputs)
-    if target.metric == "latency" and latency is None:
-        from netsculpt.measure.latency_model import LatencyModel
+    if (target.metric == "latency" or round_to == "auto") and latency is None:
+        from netsculpt.allocate.auto import auto_latency_model
 
-        latency = LatencyModel(model, example_inputs)
+        latency = auto_latency_model(model, example_inputs, runtime, threads, fast=target.metric != "latency")
+    if round_to == "auto":
+        from netsculpt.allocate.auto import auto_plan
+
+        return auto_plan(
+            model, example_inputs, graph, scores, target, strategy=strategy, min_channels=min_channels,
+            tolerance=tolerance, cost=cost, latency=latency, meta=meta,
+        )  # fmt: skip
+    steps = steps_for(graph, round_to)
 
     def measure(keep: dict[str, list[int]]) -> float:
         if target.metric == "channels":
@@ -157,14 +180,14 @@ def target_plan(
     if strategy == "uniform":
 
         def candidate(x: float) -> dict[str, list[int]]:
-            return _uniform_keep(graph, scores, x, round_to, min_channels)
+            return _uniform_keep(graph, scores, x, steps, min_channels)
 
         lo, hi = 0.0, 0.999
     else:
         order = _global_order(graph, scores, min_channels)
 
         def candidate(x: float) -> dict[str, list[int]]:
-            return _prefix_keep(graph, order, round(x * len(order)), round_to, scores)
+            return _prefix_keep(graph, order, round(x * len(order)), steps, scores)
 
         lo, hi = 0.0, 1.0
     best = candidate(hi)
@@ -185,10 +208,11 @@ def target_plan(
             lo = mid
         if hi - lo < 1e-4:
             break
-    best = _top_up(graph, scores, best, measure, target.value, tolerance, round_to)
+    best = _top_up(graph, scores, best, measure, target.value, tolerance, steps)
     plan_meta = {
         "target": {target.metric: target.value},
         "strategy": strategy,
+        "round_to": round_to,
         "predicted": measure(best),
         **(meta or {}),
     }
@@ -202,12 +226,14 @@ def _top_up(
     measure: Any,
     goal: float,
     tolerance: float,
-    round_to: int,
+    steps: dict[str, int],
 ) -> dict[str, list[int]]:
-    """Give back the best removed channels, one group step at a time, while the cost stays <= goal:
-    channel granularity otherwise leaves a uniform plan several percent under its target."""
+    """Give back the best removed channels, one group step at a time (to the next width on the group's
+    grid), while the cost stays <= goal: channel granularity otherwise leaves a uniform plan several
+    percent under its target."""
+    from netsculpt.allocate.widths import next_width
+
     keep = {k: list(v) for k, v in keep.items()}
-    step = max(round_to, 1)
     for _ in range(10_000):
         if measure(keep) >= goal * (1 - tolerance / 4):
             break
@@ -215,7 +241,8 @@ def _top_up(
         for gid, kept in keep.items():
             g = graph.group(gid)
             removed = [i for i in range(g.size) if i not in set(kept)]
-            if len(removed) >= step:
+            step = next_width(len(kept), steps.get(gid, 1), g.size) - len(kept)
+            if removed and len(removed) >= step:
                 best = sorted(removed, key=lambda i: -scores[gid][i])[:step]
                 norm = float(np.mean(scores[gid][best]) / (np.abs(scores[gid]).mean() + 1e-12))
                 candidates.append((-norm, gid, best))

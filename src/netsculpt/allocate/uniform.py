@@ -47,15 +47,19 @@ def uniform_plan(
     scores: dict[str, np.ndarray],
     ratio: float,
     *,
-    round_to: int = 1,
+    round_to: int | str = 1,
     min_channels: int = 1,
     meta: dict | None = None,
 ) -> PrunePlan:
-    """Remove ``floor(ratio * size)`` of each prunable group's channels, lowest scores first."""
+    """Remove ``floor(ratio * size)`` of each prunable group's channels, lowest scores first (kept counts
+    rounded up per ``round_to``: an integer, or ``"hw"``, see :mod:`netsculpt.allocate.widths`)."""
+    from netsculpt.allocate.widths import group_step
+
     ratio = check_ratio(ratio)
     keep: dict[str, list[int]] = {}
     for g in graph.prunable_groups:
-        k = keep_count(g, int(ratio * g.size), round_to=round_to, min_channels=min_channels)
+        step = group_step(g.size, round_to)
+        k = keep_count(g, int(ratio * g.size), round_to=step, min_channels=min_channels)
         if k < g.size:
             keep[g.id] = select_keep(g, scores[g.id], k)
     if ratio > 0 and not keep:

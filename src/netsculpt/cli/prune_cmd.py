@@ -19,6 +19,16 @@ def parse_widths(text: str) -> dict[str, int]:
         raise argparse.ArgumentTypeError(f"widths look like conv1=2,conv2=3, got {text!r}") from None
 
 
+def parse_round_to(text: str) -> int | str:
+    from netsculpt.allocate.widths import check_round_to
+    from netsculpt.errors import PruningError
+
+    try:
+        return check_round_to(text)
+    except PruningError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from netsculpt.cli.train_cmd import add_data_args
 
@@ -44,7 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also prune channels under LayerNorm/GroupNorm/attention (needs fine-tuning)",
     )
-    p.add_argument("--round-to", type=int, default=1, help="keep a multiple of this many channels per group")
+    p.add_argument(
+        "--round-to",
+        type=parse_round_to,
+        default="hw",
+        help="width rounding: hw (default: multiples of 8, or 16 in groups of 64+), auto (measured on "
+        "--runtime), or N (multiples of N; 1 = exact counts)",
+    )
+    p.add_argument(
+        "--runtime", default="torch", help="runtime that --round-to auto and --target-latency measure on"
+    )
     p.add_argument("--min-channels", type=int, default=1, help="never keep fewer channels in a group")
     add_data_args(p)
     p.set_defaults(data=None)
@@ -91,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         allow_inexact=args.allow_inexact,
         round_to=args.round_to,
         min_channels=args.min_channels,
+        runtime=args.runtime,
     )
     small = apply_plan(model, plan, x, graph=graph)
     out = Path(args.out)

@@ -96,7 +96,9 @@ class PruneStage(Section):
     calib_batches: int = Field(default=16, ge=1)
     ignored: list[str] = Field(default_factory=list)
     allow_inexact: bool = False
-    round_to: int = Field(default=1, ge=1)
+    # an integer step, "hw" (default: multiples of 8, or 16 in groups of 64+) or "auto" (measured on
+    # deploy.runtime); see netsculpt.allocate.widths
+    round_to: Annotated[int, Field(ge=1)] | Literal["hw", "auto"] = "hw"
     min_channels: int = Field(default=1, ge=1)
     iterative_steps: int = Field(default=1, ge=1)
 
@@ -195,6 +197,28 @@ class OutputsSection(Section):
     report: bool = True
 
 
+class DeploySection(Section):
+    """Where the model will run: the runtime (and threads, batch) that ``round_to: auto``, latency
+    targets, searches and the after-stage latency guards (netsculpt.pipeline.guards) measure on."""
+
+    runtime: str = "torch"
+    threads: int = Field(default=1, ge=1)
+    batch: int = Field(default=1, ge=1)
+    guard: bool = True  # time each prune/search/cluster/quantize stage's output against its input
+    fail_if_slower: bool = False  # stop the run when a guarded stage's output is slower than its input
+    slower_margin: float = Field(default=0.05, ge=0, lt=1)  # "slower": more than this fraction slower
+    guard_runs: int = Field(default=5, ge=1)  # timed runs per round (3 alternating rounds, median)
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, v: str) -> str:
+        from netsculpt.measure.latency import RUNTIMES
+
+        if v not in RUNTIMES:
+            raise ValueError(f"unknown runtime {v!r}; choose one of {', '.join(RUNTIMES)}")
+        return v
+
+
 class Recipe(Section):
     version: int = RECIPE_VERSION
     name: str = "run"
@@ -204,6 +228,7 @@ class Recipe(Section):
     baseline: BaselineSection = Field(default_factory=lambda: BaselineSection(train=TrainSection()))
     stages: list[StageConfig] = Field(default_factory=list)
     outputs: OutputsSection = Field(default_factory=OutputsSection)
+    deploy: DeploySection = Field(default_factory=DeploySection)
     # rerun the stages from the same baseline with every criterion replaced by "random": did the
     # criterion matter, or did the fine-tuning do the work?
     compare_random: bool = False

@@ -27,6 +27,7 @@ from torch import nn
 from netsculpt import faults
 from netsculpt.errors import ConfigError, DiskFullError, NetsculptError
 from netsculpt.fileio import disk_full_reason, write_json, write_text
+from netsculpt.pipeline import guards
 from netsculpt.pipeline.lock import RunLock
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.stages import STAGES, RunContext
@@ -181,6 +182,7 @@ def _run_locked(
                 log.info("%s: %s", label, cfg.model_dump() if hasattr(cfg, "model_dump") else cfg)
                 t0 = time.perf_counter()
                 ctx.reset_random_state()
+                stage_input = guards.snapshot(model) if guards.wants_guard(kind, recipe.deploy) else None
                 model, info = STAGES[kind](ctx, cfg, model, out)
                 model.eval()  # as _load_stage gives it: the next stage must not see where it came from
                 seconds = time.perf_counter() - t0
@@ -199,6 +201,11 @@ def _run_locked(
                     "metrics": metrics,
                     "info": info,
                 }
+                if guards.wants_guard(kind, recipe.deploy):
+                    record["guard"] = guards.check_stage(stage_input, model, ctx.example, recipe.deploy)
+                    console.print(guards.describe(kind, record["guard"]))
+                    log.info("%s: latency guard %s", label, record["guard"])
+                    stage_input = None
                 write_json(out / "stage.json", record)
                 write_text(out / "DONE", "ok\n")  # last: the stage counts as finished only now
                 faults.point(f"stage:{kind}:done")
@@ -212,6 +219,7 @@ def _run_locked(
             if kind == "baseline":
                 ctx.teacher = load(out / "model", trust_builder=trust_builder)
             records.append(record)
+            guards.enforce(record, recipe.deploy)  # after the stage is saved: the work so far is kept
         compare = _compare_random(recipe, ctx, run_dir, console) if recipe.compare_random else None
         results = _results(recipe, text, records, cpu_calibration().to_dict(), time.perf_counter() - started)
         if compare is not None:

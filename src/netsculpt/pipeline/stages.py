@@ -143,6 +143,8 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
         "allow_inexact": cfg.allow_inexact,
         "round_to": cfg.round_to,
         "min_channels": cfg.min_channels,
+        "runtime": ctx.recipe.deploy.runtime,
+        "threads": ctx.recipe.deploy.threads,
     }
     if cfg.iterative_steps > 1:
         if target is None:
@@ -212,7 +214,8 @@ def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tu
     from netsculpt.search import CONFIGS, SearchConfig, search_widths
     from netsculpt.search.holdout import split_holdout
 
-    options = {"criterion": cfg.criterion, "seed": ctx.recipe.seed, **cfg.options}
+    options = {"criterion": cfg.criterion, "seed": ctx.recipe.seed,
+               "latency_runtime": ctx.recipe.deploy.runtime, **cfg.options}  # fmt: skip
     config = CONFIGS.get(cfg.method, SearchConfig)(**options)
     target = ",".join(f"{k}={v}" for k, v in cfg.target.items())
     dataset = ctx.train_loader.dataset

@@ -63,9 +63,23 @@ def stage_lines(results: dict[str, Any]) -> list[str]:
                 f"{s['kind']}: kept epoch {stop.get('best_epoch')} of {stop.get('epochs_run')}, the best on "
                 f"{stop.get('holdout')} held-out training images ({ended}; the test split is only reported)"
             )
+    lines += guard_lines(stages)
     compare = results.get("compare_random")
     if compare and compare.get("stages"):
         theirs = " -> ".join(f"{s['kind']} {s['accuracy']:.2%}" for s in compare["stages"])
         gap = 100 * (results["after"]["accuracy"] - compare["accuracy"])
         lines.append(f"same recipe, random criterion: {theirs} ({gap:+.2f} pp for the criterion)")
+    return lines
+
+
+def guard_lines(stages: list[dict[str, Any]]) -> list[str]:
+    """Each guarded stage's latency against its input on the deploy runtime; a slower one is flagged."""
+    from netsculpt.pipeline.guards import describe
+
+    lines = []
+    for s in stages:
+        guard = s.get("guard") if isinstance(s, dict) else None
+        if isinstance(guard, dict):
+            flag = "[bold red]SLOWER than its input[/] " if guard.get("slower") else ""
+            lines.append(f"latency guard {flag}{describe(s['kind'], guard)}")
     return lines

@@ -187,6 +187,17 @@ def _stage_settings(stage: Stage) -> str:
     return f"{summary}; {given}" if given else summary
 
 
+def _guard_cell(guard: dict | None) -> str:
+    """The after-stage latency guard: ``0.55x (1.83x faster) on torch``, flagged when slower."""
+    if not guard:
+        return ""
+    if "error" in guard or not guard.get("output_ms"):
+        return f"not timed on {guard.get('runtime')}"
+    ratio = guard["output_ms"] / guard["input_ms"] if guard.get("input_ms") else float("nan")
+    flag = "SLOWER " if guard.get("slower") else ""
+    return f"{flag}{ratio:.2f}x time on {guard.get('runtime')} b{guard.get('batch')}"
+
+
 def stages_section(run: Run) -> str:
     if not run.stages:
         return ""
@@ -204,6 +215,7 @@ def stages_section(run: Run) -> str:
                 esc(fmt.count(s.params)),
                 esc(fmt.count(s.macs)),
                 esc(fmt.seconds(s.seconds)),
+                esc(_guard_cell(s.guard)),
                 (esc(_stage_settings(s)) or fmt.MISSING, "settings"),
             ]
         )
@@ -216,6 +228,7 @@ def stages_section(run: Run) -> str:
         "params",
         "MACs",
         "time",
+        "latency vs input" if any(s.guard for s in run.stages) else "",
         ("settings", "text"),
     ]
     return section("Stages", table(header, rows, drop_empty=True), anchor="stages")

@@ -47,6 +47,7 @@ class Stage:
     seconds: float | None
     settings: dict[str, Any]
     plan: PlanRecord | None
+    guard: dict[str, Any] | None = None  # latency vs the stage's input (netsculpt.pipeline.guards)
 
 
 @dataclass
@@ -148,6 +149,7 @@ def _stages(results: Results) -> list[Stage]:
                 seconds=rec.seconds,
                 settings=dict(rec.settings or {}),
                 plan=rec.plan or (rec.info.plan if rec.info else None),
+                guard=getattr(rec, "guard", None) if isinstance(getattr(rec, "guard", None), dict) else None,
             )
         )
     return out

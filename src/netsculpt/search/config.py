@@ -45,7 +45,7 @@ class SearchConfig:
     full_batches: int = 8
     adapt_bn_batches: int = 2
     min_ratio: float = 0.1
-    round_to: int = 1
+    round_to: int | str = 1  # an integer step, "hw" or "auto" (netsculpt.allocate.widths)
     min_channels: int = 1
     tolerance: float = 0.02
     latency_runtime: str = "torch"
@@ -62,7 +62,15 @@ class SearchConfig:
         """Raise ConfigError naming the bad field and what it accepts."""
         if self.metric not in METRICS:
             raise ConfigError(f"metric={self.metric!r}: use one of {', '.join(METRICS)}")
-        for name in ("eval_batches", "full_batches", "round_to", "min_channels"):
+        from netsculpt.allocate.widths import check_round_to
+        from netsculpt.errors import PruningError
+        from netsculpt.measure.latency import RUNTIMES
+
+        try:
+            self.round_to = check_round_to(self.round_to)
+        except PruningError as exc:
+            raise ConfigError(str(exc)) from None
+        for name in ("eval_batches", "full_batches", "min_channels"):
             _int(self, name, 1)
         for name in ("adapt_bn_batches", "seed", "workers"):
             _int(self, name, 0)
@@ -76,8 +84,8 @@ class SearchConfig:
         if self.latency_clock not in ("wall", "thread"):
             raise ConfigError(f"latency_clock={self.latency_clock!r}: use 'wall' or 'thread'")
         _int(self, "latency_calibration", 0)
-        if self.latency_runtime not in ("torch", "onnxruntime"):
-            raise ConfigError(f"latency_runtime={self.latency_runtime!r}: use 'torch' or 'onnxruntime'")
+        if self.latency_runtime not in RUNTIMES:
+            raise ConfigError(f"latency_runtime={self.latency_runtime!r}: use one of {', '.join(RUNTIMES)}")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -79,15 +79,18 @@ class LatencyCheck:
 
 
 def random_keep(
-    graph: ChannelGraph, rng: np.random.Generator, low: float = 0.3, round_to: int = 1
+    graph: ChannelGraph, rng: np.random.Generator, low: float = 0.3, round_to: int | str = 1
 ) -> dict[str, list[int]]:
     """Random channels kept in every prunable group: a uniform fraction in [low, 1] of each, rounded to
-    a multiple of ``round_to`` (capped at the group's size)."""
+    a multiple of ``round_to`` (an integer, or each group's "hw"/"auto" step; capped at its size)."""
+    from netsculpt.allocate.widths import group_step
+
     keep = {}
     for g in graph.prunable_groups:
         pinned = np.flatnonzero(~g.prunable)
-        k = round(g.size * rng.uniform(low, 1.0) / round_to) * round_to
-        k = min(g.size, max(1, round_to, len(pinned), k))
+        step = group_step(g.size, round_to)
+        k = round(g.size * rng.uniform(low, 1.0) / step) * step
+        k = min(g.size, max(1, step, len(pinned), k))
         kept = np.concatenate(
             [pinned, rng.choice(np.flatnonzero(g.prunable), k - len(pinned), replace=False)]
         )
@@ -97,7 +100,7 @@ def random_keep(
 
 
 def _variants(
-    model: nn.Module, example_inputs: Any, graph: ChannelGraph, count: int, seed: int, round_to: int
+    model: nn.Module, example_inputs: Any, graph: ChannelGraph, count: int, seed: int, round_to: int | str
 ):
     from netsculpt.prune import apply_plan
 
@@ -124,7 +127,7 @@ def calibrate_latency_model(
     variants: int = 3,
     rounds: int = 3,
     seed: int = 0,
-    round_to: int = 1,
+    round_to: int | str = 1,
     graph: ChannelGraph | None = None,
 ) -> None:
     """Fit the table's scale and offset to the base model and ``variants`` random prunings of it,
@@ -145,7 +148,7 @@ def validate_latency_model(
     variants: int = 8,
     rounds: int = 3,
     seed: int = 0,
-    round_to: int = 1,
+    round_to: int | str = 1,
     graph: ChannelGraph | None = None,
 ) -> LatencyCheck:
     """Measure ``variants`` random prunings of ``model`` end to end (``rounds`` interleaved passes of

@@ -36,11 +36,14 @@ class SearchSpace:
         scores: dict[str, np.ndarray],
         *,
         min_ratio: float = 0.1,
-        round_to: int = 1,
+        round_to: int | str = 1,
         min_channels: int = 1,
         latency: Any = None,
     ) -> None:
-        self.graph, self.scores, self.latency, self.round_to = graph, scores, latency, round_to
+        from netsculpt.allocate.widths import check_round_to, group_step
+
+        self.graph, self.scores, self.latency = graph, scores, latency
+        self.round_to = check_round_to(round_to)
         self.groups = graph.prunable_groups
         if not self.groups:
             raise PruningError(
@@ -48,10 +51,13 @@ class SearchSpace:
             )
         self.ids = [g.id for g in self.groups]
         self.sizes = np.array([g.size for g in self.groups], dtype=np.int64)
+        # per-group width step: an integer round_to everywhere, or the "hw" grid ("auto" searches on it,
+        # and the latency table of the configured runtime prices every candidate)
+        self.steps = np.array([group_step(g.size, self.round_to) for g in self.groups], dtype=np.int64)
         floors = []
-        for g in self.groups:
+        for g, step in zip(self.groups, self.steps):
             floor = max(g.size - g.n_prunable, min_channels, math.ceil(min_ratio * g.size), 1)
-            floors.append(min(g.size, _round_up(floor, round_to)))
+            floors.append(min(g.size, _round_up(floor, int(step))))
         self.floors = np.array(floors, dtype=np.int64)
         self.cost_model = CostModel(model, graph, example_inputs)
         self.all_sizes = {g.id: g.size for g in graph.groups}
@@ -67,9 +73,9 @@ class SearchSpace:
         return self.sizes.copy()
 
     def clip(self, counts: Sequence[float]) -> Counts:
-        """Valid widths nearest ``counts``: rounded up to ``round_to``, between floor and size."""
+        """Valid widths nearest ``counts``: rounded up to each group's step, between floor and size."""
         c = np.asarray(counts, dtype=np.float64)
-        c = np.ceil(np.round(c, 6) / self.round_to) * self.round_to if self.round_to > 1 else np.round(c)
+        c = np.where(self.steps > 1, np.ceil(np.round(c, 6) / self.steps) * self.steps, np.round(c))
         return np.clip(c.astype(np.int64), self.floors, self.sizes)
 
     def from_ratios(self, ratios: Sequence[float]) -> Counts:
@@ -152,8 +158,9 @@ class SearchSpace:
     def top_up(
         self, counts: Counts, metric: str, value: float, tolerance: float, priority: Sequence[int]
     ) -> Counts:
-        """Add single ``round_to`` steps, to the first group in ``priority`` where the cost stays at
-        most ``value``, until within ``tolerance`` under it or no step fits."""
+        """Add single width steps (to the next width on the group's grid), to the first group in
+        ``priority`` where the cost stays at most ``value``, until within ``tolerance`` under it or no step
+        fits."""
         counts = np.array(counts, dtype=np.int64)
         current = self.cost(counts, metric)
         blocked: set[int] = set()
@@ -165,7 +172,7 @@ class SearchSpace:
                     blocked.add(i)
                     continue
                 trial = counts.copy()
-                trial[i] = min(self.sizes[i], counts[i] + self.round_to)
+                trial[i] = min(self.sizes[i], (counts[i] // self.steps[i] + 1) * self.steps[i])
                 cost = self.cost(trial, metric)
                 if cost <= value:
                     counts, current = trial, cost

@@ -1,0 +1,84 @@
+"""After-stage latency guards: a slower stage is flagged in results, summary and report; fail_if_slower stops
+the run with the numbers and keeps the finished stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.pipeline import guards, parse_recipe, run_recipe
+from netsculpt.pipeline.guards import SlowerStageError
+from netsculpt.pipeline.summary import stage_lines
+
+RECIPE = """
+name: guarded
+model: {name: lenet5}
+data: {name: mnist5k, limit: 100}
+baseline: {train: {preset: default, epochs: 1}}
+stages:
+  - prune: {criterion: l1, widths: {conv1: 4, conv2: 6}}
+outputs: {latency_runs: 2, report: true}
+deploy: {runtime: torch, guard_runs: 2%s}
+"""
+
+
+def _slower_output(monkeypatch) -> None:
+    """Deterministic timings: the stage's output takes 2 ms, its input 1 ms (a pruned-but-slower model)."""
+
+    def fake_timer(model, runtime, x, tmp, name):
+        return lambda runs: 2.0 if name == "output" else 1.0
+
+    monkeypatch.setattr(guards, "_timer", fake_timer)
+
+
+def test_a_slower_stage_is_flagged_in_results_summary_and_report(tmp_path, monkeypatch) -> None:
+    _slower_output(monkeypatch)
+    text = RECIPE % ""
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    guard = results["stages"][1]["guard"]
+    assert guard["runtime"] == "torch" and guard["batch"] == 1 and guard["threads"] == 1
+    assert (guard["input_ms"], guard["output_ms"], guard["slower"]) == (1.0, 2.0, True)
+    assert "guard" not in results["stages"][0]  # the baseline has no input to compare with
+    lines = stage_lines(results)
+    assert any("SLOWER" in line and "1.000 ms -> 2.000 ms" in line for line in lines)
+    report = (tmp_path / "report.html").read_text()
+    assert "latency vs input" in report and "SLOWER 2.00x time on torch b1" in report
+
+
+def test_fail_if_slower_stops_with_the_numbers_and_keeps_the_work(tmp_path, monkeypatch) -> None:
+    _slower_output(monkeypatch)
+    text = RECIPE % ", fail_if_slower: true"
+    with pytest.raises(SlowerStageError, match=r"01_prune.*1\.000 ms -> 2\.000 ms.*2\.00x SLOWER"):
+        run_recipe(parse_recipe(text), text, tmp_path)
+    assert (tmp_path / "01_prune" / "DONE").is_file()  # the stage's work is kept ...
+    assert json.loads((tmp_path / "01_prune" / "stage.json").read_text())["guard"]["slower"] is True
+    assert not (tmp_path / "results.json").exists()  # ... but the run stopped there
+    # the same folder resumes and stops again with the recorded numbers, or continues when told to
+    with pytest.raises(SlowerStageError):
+        run_recipe(parse_recipe(text), text, tmp_path)
+    go_on = parse_recipe(text, overrides=["deploy.fail_if_slower=false"])
+    assert run_recipe(go_on, text, tmp_path)["stages"][1]["guard"]["slower"] is True
+
+
+def test_a_faster_stage_passes_and_the_real_timer_measures_both_sides(tmp_path) -> None:
+    deploy = parse_recipe(RECIPE % "").deploy
+    big = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3))
+    x = torch.randn(1, 3, 32, 32)
+    small = ns.prune(big, x, ratio=0.5, round_to=1)
+    guard = guards.check_stage(big, small, x, deploy)
+    assert guard["input_ms"] > 0 and guard["output_ms"] > 0
+    assert guard["speedup"] == pytest.approx(guard["input_ms"] / guard["output_ms"])
+    assert isinstance(guard["slower"], bool)
+    onnx = guards.check_stage(big, small, x, deploy.model_copy(update={"runtime": "onnxruntime"}))
+    assert onnx["runtime"] == "onnxruntime" and onnx["output_ms"] > 0
+    assert "error" in guards.check_stage(None, small, x, deploy)  # an input that cannot be copied
+
+
+def test_unknown_deploy_runtime_is_refused() -> None:
+    from netsculpt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown runtime 'tpu'"):
+        parse_recipe(RECIPE.replace("runtime: torch", "runtime: tpu") % "")
