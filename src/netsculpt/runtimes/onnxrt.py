@@ -32,7 +32,7 @@ def onnx_file(model: nn.Module, inputs: tuple[Any, ...], folder: Path) -> Path:
     try:
         return export_onnx(model, inputs, folder / "model.onnx")
     except NetsculptError as exc:
-        raise RuntimeUnsupported(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
+        raise RuntimeUnsupported(f"ONNX export failed: {' '.join(str(exc).split())[:400]}") from None
 
 
 class OnnxRuntime(Runtime):

@@ -92,6 +92,9 @@ class CompileRuntime(Runtime):
 
         def close() -> None:
             restore.__exit__(None, None, None)
+            # dynamo keeps every compiled graph, and past its recompile limit (8 per code object) it
+            # silently runs eager: the next model prepared here must be compiled, not fall back
+            torch._dynamo.reset()
 
         return Prepared(self.name, call, run, close=close)
 
