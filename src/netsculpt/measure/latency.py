@@ -60,11 +60,12 @@ def measure_latency(
     check_module(model)
     inputs = as_tuple(example_inputs)
     check_counts(runs, warmup)
-    if runtime == "torch":
+    deployed = getattr(model, "deployed_runtime", None) is not None  # an int8 artefact: its own runtime runs it
+    if runtime == "torch" and not deployed:
         with eval_mode(model), torch.no_grad():
             run_forward(model, inputs)  # fail with a clear error before timing anything
             return median_ms(lambda: model(*inputs), runs, warmup)
-    if runtime == "onnxruntime":
+    if runtime == "onnxruntime" and not deployed:
         from netsculpt.measure.onnx_runtime import export_onnx, onnx_latency
 
         with tempfile.TemporaryDirectory(prefix="netsculpt-onnx-") as tmp:

@@ -111,7 +111,7 @@ class ProgramModule(nn.Module):
         # kept out of nn.Module's children: an exported module refuses .train()/.eval(), which every
         # evaluation loop calls on the wrapper
         object.__setattr__(self, "module_", self.program.module())
-        self._compiled: Any = None
+        object.__setattr__(self, "_compiled", None)  # not a child either (see module_)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.module_(*inputs)
@@ -122,7 +122,7 @@ class ProgramModule(nn.Module):
 
         if self._compiled is None:
             inductor_config.freezing = True  # constant-folds the weight quantization into int8 kernels
-            self._compiled = torch.compile(self.module_, backend="inductor")
+            object.__setattr__(self, "_compiled", torch.compile(self.module_, backend="inductor"))
         return self._compiled
 
     @property
