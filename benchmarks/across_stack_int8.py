@@ -36,7 +36,11 @@ from netsculpt.runtimes.artefacts import timing_runtime
 from netsculpt.weights.int8_select import quantize_on
 
 FLOAT_RUNTIMES = ("torch", "compile", "onnxruntime", "openvino")
-INT8 = {"onnxruntime": "onnxruntime", "openvino": "openvino", "compile": "torch"}  # timing runtime -> int8 path
+INT8 = {
+    "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
+    "compile": "torch",
+}  # timing runtime -> int8 path
 ROUNDS, PER_ROUND = 3, 5
 
 
@@ -61,7 +65,10 @@ def resnet50_part() -> None:
     t0 = time.perf_counter()
     pruned = ns.prune(model, x, target=Target(macs=0.5)).eval()
     macs0, macs1 = count_macs(model, x)[0], count_macs(pruned, x)[0]
-    print(f"default ns.prune to 0.5x MACs: {macs1 / macs0:.3f}x MACs in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"default ns.prune to 0.5x MACs: {macs1 / macs0:.3f}x MACs in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     gen = torch.Generator().manual_seed(1)
     calibration = [torch.randn(2, 3, 224, 224, generator=gen) for _ in range(4)]
     prepared, notes = {}, []
@@ -76,7 +83,9 @@ def resnet50_part() -> None:
             try:
                 q = quantize_on(path, pruned, x, calibration, Path(tmp) / path)
                 prepared[f"int8 {runtime}"] = get_runtime(timing_runtime(q)).prepare(q, (x,), 1)
-                notes.append(f"int8 {path} (pruned): {q.size_bytes / 2**20:.1f} MiB, {time.perf_counter() - t0:.0f} s")
+                notes.append(
+                    f"int8 {path} (pruned): {q.size_bytes / 2**20:.1f} MiB, {time.perf_counter() - t0:.0f} s"
+                )
             except Exception as exc:  # a path that fails is reported, the others still run
                 notes.append(f"int8 {path}: FAILED {type(exc).__name__}: {str(exc)[:200]}")
             print(notes[-1], flush=True)
@@ -89,12 +98,27 @@ def resnet50_part() -> None:
     rows = []
     for runtime in FLOAT_RUNTIMES:
         f, q = ms.get(f"float {runtime}"), ms.get(f"int8 {runtime}")
-        rows.append((runtime, f"{f:.1f}", f"{q:.1f}" if q else "-", f"{eager / f:.2f}x",
-                     f"{eager / q:.2f}x" if q else "-", f"{f / q:.2f}x" if q else "-"))  # fmt: skip
+        rows.append(
+            (
+                runtime,
+                f"{f:.1f}",
+                f"{q:.1f}" if q else "-",
+                f"{eager / f:.2f}x",
+                f"{eager / q:.2f}x" if q else "-",
+                f"{f / q:.2f}x" if q else "-",
+            )
+        )
     table(
         f"ResNet-50 224 px, 1 thread, b1, median of {ROUNDS} alternating rounds x {PER_ROUND} "
         f"(calibration {cal0.matmul_gflops:.0f}/{cal1.matmul_gflops:.0f} GFLOP/s)",
-        ("runtime", "float ms", "pruned int8 ms", "float vs eager", "int8 vs eager float", "int8 vs same-rt float"),
+        (
+            "runtime",
+            "float ms",
+            "pruned int8 ms",
+            "float vs eager",
+            "int8 vs eager float",
+            "int8 vs same-rt float",
+        ),
         rows,
     )
     int8 = {r: ms[f"int8 {r}"] for r in INT8 if f"int8 {r}" in ms}
@@ -102,12 +126,20 @@ def resnet50_part() -> None:
         print(bar(False, "no int8 path ran"))
         return
     best = min(int8, key=int8.get)
-    print(bar(eager / int8[best] >= 3.5, f"fastest int8 ({best}) {eager / int8[best]:.2f}x vs eager float (>= 3.5x)"))
+    print(
+        bar(
+            eager / int8[best] >= 3.5,
+            f"fastest int8 ({best}) {eager / int8[best]:.2f}x vs eager float (>= 3.5x)",
+        )
+    )
     same = ms[f"float {best}"] / int8[best]
     print(bar(same >= 2.0, f"fastest int8 ({best}) {same:.2f}x vs float on {best} (>= 2x)"))
     if "onnxruntime" in int8 and "openvino" in int8:
-        print(f"ours (ONNX Runtime int8) {int8['onnxruntime']:.1f} ms vs NNCF/OpenVINO int8 {int8['openvino']:.1f} ms: "
-              f"{int8['onnxruntime'] / int8['openvino']:.2f}x")  # fmt: skip
+        ours, theirs = int8["onnxruntime"], int8["openvino"]
+        print(
+            f"ours (ONNX Runtime int8) {ours:.1f} ms vs NNCF/OpenVINO int8 {theirs:.1f} ms: "
+            f"{ours / theirs:.2f}x"
+        )
 
 
 def accuracy_part() -> None:
@@ -134,8 +166,16 @@ def accuracy_part() -> None:
                 out.append((r["runtime"], "-", "-", "-", r["error"][:60]))
                 continue
             acc = evaluate(models[r["runtime"]], te)[0]
-            out.append((r["runtime"], f"{acc:.2%} ({100 * (acc - float_acc):+.2f} pp)", f"{r['size_bytes'] / 1024:.0f} KiB",
-                        f"{r['latency_ms']:.3f}", f"{r['speedup_vs_float_eager']:.2f}x"))  # fmt: skip
+            change = f"{acc:.2%} ({100 * (acc - float_acc):+.2f} pp)"
+            out.append(
+                (
+                    r["runtime"],
+                    change,
+                    f"{r['size_bytes'] / 1024:.0f} KiB",
+                    f"{r['latency_ms']:.3f}",
+                    f"{r['speedup_vs_float_eager']:.2f}x",
+                )
+            )
     cal1 = print_calibration("after")
     table(
         f"LeNet-5 / mnist5k int8, same 8 calibration batches; float {float_acc:.2%} "

@@ -1,4 +1,4 @@
-"""`netsculpt bench`: models on the command line (latency only) and a run folder (Pareto plots, report page)."""
+"""`netsculpt bench`: models on the command line (latency only), a run folder (Pareto plots, report page)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_bench_rejects_bad_lists(capsys) -> None:
 @pytest.mark.slow
 def test_bench_run_dir_times_every_model_and_writes_the_runtimes_page(capsys, tmp_path) -> None:
     run = tiny_run(tmp_path / "run")
-    code, out, err = bench(capsys, str(run), "--batch", "1")
+    code, _out, err = bench(capsys, str(run), "--batch", "1")
     assert code == 0, err
     rows = json.loads((run / "bench.json").read_text())["rows"]
     by = {(r["model"], r["runtime"]): r for r in rows}

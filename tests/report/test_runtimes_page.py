@@ -13,8 +13,19 @@ pytestmark = pytest.mark.slow
 
 def test_runtimes_page_renders_every_pareto_plot(chromium, tmp_path) -> None:
     run = tiny_run(tmp_path / "run")
-    argv = ["--quiet", "bench", str(run), "--runtimes", "torch,onnxruntime,openvino", "--threads", "1",
-            "--batch", "1,2", "--runs", "3"]  # fmt: skip
+    argv = [
+        "--quiet",
+        "bench",
+        str(run),
+        "--runtimes",
+        "torch,onnxruntime,openvino",
+        "--threads",
+        "1",
+        "--batch",
+        "1,2",
+        "--runs",
+        "3",
+    ]
     assert main(argv) == 0
     page = run / "runtimes.html"
     assert loaded_flags(chromium, page, tmp_path / "p1") == ["1"] * 3  # one Pareto plot per runtime

@@ -11,12 +11,16 @@ from netsculpt.errors import UnknownNameError
 from netsculpt.measure import LatencyModel, measure_latency
 from netsculpt.runtimes import RuntimeUnsupported, bench_model, get_runtime, parse_runtimes, runtime_names
 
-FAST = [r for r in runtime_names() if r != "compile"]  # compile is covered once, below (it compiles for seconds)
+FAST = [
+    r for r in runtime_names() if r != "compile"
+]  # compile is covered once, below (it compiles for seconds)
 
 
 @pytest.fixture(scope="module")
 def lenet() -> tuple[nn.Module, torch.Tensor]:
-    return ns.create_model("lenet5").eval(), torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    return ns.create_model("lenet5").eval(), torch.randn(
+        2, 1, 28, 28, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_registry_lists_the_four_cpu_runtimes_and_aliases() -> None:
@@ -62,7 +66,7 @@ class NoOnnx(nn.Module):
 
 
 def test_a_model_a_runtime_cannot_run_is_a_row_with_the_reason(lenet) -> None:
-    model, x = lenet
+    _model, x = lenet
     rows = bench_model(NoOnnx(), x, ["torch", "onnxruntime"], threads=[1], batches=[1], runs=3, warmup=1)
     ok, failed = rows
     assert ok.runtime == "torch" and ok.latency_ms is not None and ok.error is None
@@ -74,7 +78,9 @@ def test_a_model_a_runtime_cannot_run_is_a_row_with_the_reason(lenet) -> None:
 def test_bench_rows_cover_every_runtime_thread_and_batch(lenet) -> None:
     model, x = lenet
     rows = bench_model(model, x, FAST, threads=[1, 2], batches=[1, 3], runs=4, warmup=1, rounds=2)
-    assert {(r.runtime, r.threads, r.batch) for r in rows} == {(r, t, b) for r in FAST for t in (1, 2) for b in (1, 3)}
+    assert {(r.runtime, r.threads, r.batch) for r in rows} == {
+        (r, t, b) for r in FAST for t in (1, 2) for b in (1, 3)
+    }
     for row in rows:
         assert row.error is None and row.latency_ms > 0
         assert row.throughput == pytest.approx(row.batch / row.latency_ms * 1e3)

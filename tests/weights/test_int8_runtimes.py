@@ -20,8 +20,11 @@ from netsculpt.weights.int8_select import quantize_on
 def lenet() -> tuple[torch.nn.Module, torch.Tensor, list[torch.Tensor]]:
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
-    return (ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28, generator=gen),
-            [torch.randn(8, 1, 28, 28, generator=gen) for _ in range(3)])  # fmt: skip
+    return (
+        ns.create_model("lenet5").eval(),
+        torch.randn(1, 1, 28, 28, generator=gen),
+        [torch.randn(8, 1, 28, 28, generator=gen) for _ in range(3)],
+    )
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])

@@ -14,15 +14,22 @@ from tests.runtimes._run import TINY
 
 @pytest.mark.slow
 def test_auto_keeps_the_fastest_within_tolerance_and_resumes(tmp_path) -> None:
-    text = TINY.replace("quantize: {calib_batches: 2}", "quantize: {calib_batches: 1, runtime: auto, tolerance_pp: 100, select_batches: 1}")
+    text = TINY.replace(
+        "quantize: {calib_batches: 2}",
+        "quantize: {calib_batches: 1, runtime: auto, tolerance_pp: 100, select_batches: 1}",
+    )
     results = run_recipe(parse_recipe(text), text, tmp_path)
     info = results["stages"][2]["info"]
     rows = [r for r in info["candidates"] if "latency_ms" in r]
     assert {r["runtime"] for r in info["candidates"]} == {"onnxruntime", "openvino", "torch"}
-    assert info["runtime"] == min(rows, key=lambda r: r["latency_ms"])["runtime"]  # tolerance 100: all qualify
+    assert (
+        info["runtime"] == min(rows, key=lambda r: r["latency_ms"])["runtime"]
+    )  # tolerance 100: all qualify
     names = {"onnxruntime": "model.int8.onnx", "openvino": "model.int8.xml", "torch": "model.int8.pt2"}
     assert (tmp_path / "02_quantize" / names[info["runtime"]]).is_file()
-    assert results["after"]["size_bytes"] == next(r["size_bytes"] for r in rows if r["runtime"] == info["runtime"])
+    assert results["after"]["size_bytes"] == next(
+        r["size_bytes"] for r in rows if r["runtime"] == info["runtime"]
+    )
     again = run_recipe(parse_recipe(text), text, tmp_path)  # resumes from the artefact on disk
     assert json.dumps(again["after"]) == json.dumps(results["after"])
 
@@ -36,9 +43,11 @@ def test_quantize_stage_on_one_runtime(runtime, tmp_path) -> None:
 
 
 def test_pick_fastest_respects_the_tolerance_and_names_the_misses() -> None:
-    rows = [{"runtime": "onnxruntime", "heldout_accuracy": 0.95, "latency_ms": 2.0},
-            {"runtime": "openvino", "heldout_accuracy": 0.90, "latency_ms": 1.0},
-            {"runtime": "torch", "error": "torchao missing"}]  # fmt: skip
+    rows = [
+        {"runtime": "onnxruntime", "heldout_accuracy": 0.95, "latency_ms": 2.0},
+        {"runtime": "openvino", "heldout_accuracy": 0.90, "latency_ms": 1.0},
+        {"runtime": "torch", "error": "torchao missing"},
+    ]
     assert pick_fastest(rows, 0.96, tolerance_pp=2.0)["runtime"] == "onnxruntime"  # openvino lost 6 pp
     assert pick_fastest(rows, 0.96, tolerance_pp=6.5)["runtime"] == "openvino"
     with pytest.raises(ConfigError, match="torch: torchao missing"):

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(f"netsculpt.cli.{name}").register(sub)
     for command in sub.choices.values():
         if "--threads" in command._option_string_actions:  # bench: --threads is a list of counts to time
-            command.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+            command.add_argument(
+                "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+            )
             continue
         # also after the command (`netsculpt compress --quiet`); SUPPRESS keeps the value given before it
         add_global_options(command, default_threads=argparse.SUPPRESS, default_quiet=argparse.SUPPRESS)

@@ -16,7 +16,9 @@ def _ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 1,2, got {text!r}"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
@@ -31,14 +33,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Latency median, throughput and peak memory per runtime x threads x batch; for a run "
         "folder also accuracy-vs-latency Pareto plots per runtime and the report's runtimes page.",
     )
-    p.add_argument("targets", nargs="+", metavar="RUN_DIR|MODEL", help="a run folder, or model names / folders")
-    p.add_argument("--runtimes", default="torch,compile,onnxruntime,openvino", help="comma-separated runtimes")
-    p.add_argument("--threads", dest="bench_threads", type=_ints, default=None,
-                   help="thread counts to time, e.g. 1,2 (default 1..nproc)")  # fmt: skip
+    p.add_argument(
+        "targets", nargs="+", metavar="RUN_DIR|MODEL", help="a run folder, or model names / folders"
+    )
+    p.add_argument(
+        "--runtimes", default="torch,compile,onnxruntime,openvino", help="comma-separated runtimes"
+    )
+    p.add_argument(
+        "--threads",
+        dest="bench_threads",
+        type=_ints,
+        default=None,
+        help="thread counts to time, e.g. 1,2 (default 1..nproc)",
+    )
     p.add_argument("--batch", type=_ints, default=[1, 8], help="batch sizes, e.g. 1,8 (default 1,8)")
     p.add_argument("--runs", type=int, default=20, help="timed calls per runtime and configuration")
-    p.add_argument("--out", default=None, help="where to write bench.json and plots (default: the run folder, or ./bench)")
-    p.add_argument("--input-shape", type=parse_shape, default=None, help="example input for MODEL, e.g. 1,3,224,224")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="where to write bench.json and plots (default: the run folder, or ./bench)",
+    )
+    p.add_argument(
+        "--input-shape", type=parse_shape, default=None, help="example input for MODEL, e.g. 1,3,224,224"
+    )
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--in-channels", type=int, default=None)
     p.add_argument("--trust-builder", default=None, metavar="PKG.MOD:FN")
@@ -95,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         for target in args.targets:
             if _is_run(target):
-                raise ConfigError(f"{target} is a run folder: bench one run at a time (`netsculpt bench {target}`)")
+                raise ConfigError(
+                    f"{target} is a run folder: bench one run at a time (`netsculpt bench {target}`)"
+                )
         models = []
         for target in args.targets:
             ns_args = argparse.Namespace(**{**vars(args), "model": target, "checkpoint": None})
@@ -108,11 +127,20 @@ def run(args: argparse.Namespace) -> int:
 
     for name, model, shape, accuracy in track(models, "benchmarking models"):
         x = example(tuple(shape))
-        for row in bench_model(model, x, runtimes, name=name, threads=threads, batches=args.batch, runs=args.runs):
+        for row in bench_model(
+            model, x, runtimes, name=name, threads=threads, batches=args.batch, runs=args.runs
+        ):
             row.accuracy = accuracy
             rows.append(row)
-    data = {"version": 1, "calibration": calibration.to_dict(), "runtimes": runtimes, "threads": threads,
-            "batches": args.batch, "torch_threads": torch.get_num_threads(), "rows": [r.to_dict() for r in rows]}  # fmt: skip
+    data = {
+        "version": 1,
+        "calibration": calibration.to_dict(),
+        "runtimes": runtimes,
+        "threads": threads,
+        "batches": args.batch,
+        "torch_threads": torch.get_num_threads(),
+        "rows": [r.to_dict() for r in rows],
+    }
     _print_table(rows, calibration, Console())
     written = _write(out, data, run_mode, run_dir if run_mode else None)
     for path in written:
@@ -126,15 +154,34 @@ def _print_table(rows: list[Any], calibration: Any, console: Any) -> None:
     from netsculpt.measure.table import human_bytes, human_ms
 
     table = Table(title="netsculpt bench")
-    for col in ("model", "runtime", "threads", "batch", "latency (median)", "throughput", "peak memory", "accuracy"):
+    for col in (
+        "model",
+        "runtime",
+        "threads",
+        "batch",
+        "latency (median)",
+        "throughput",
+        "peak memory",
+        "accuracy",
+    ):
         table.add_column(col, justify="left" if col in ("model", "runtime") else "right")
     for r in rows:
         if r.error:
-            table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), f"not measured: {r.error}", "", "", "")
+            table.add_row(
+                r.model, r.runtime, str(r.threads), str(r.batch), f"not measured: {r.error}", "", "", ""
+            )
             continue
         acc = f"{r.accuracy:.2%}" if r.accuracy is not None else "-"
-        table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), human_ms(r.latency_ms),
-                      f"{r.throughput:,.1f}/s", human_bytes(r.peak_memory_bytes or 0), acc)  # fmt: skip
+        table.add_row(
+            r.model,
+            r.runtime,
+            str(r.threads),
+            str(r.batch),
+            human_ms(r.latency_ms),
+            f"{r.throughput:,.1f}/s",
+            human_bytes(r.peak_memory_bytes or 0),
+            acc,
+        )
     table.caption = f"{calibration}; latency is per batch, median of alternating rounds"
     console.print(table)
 

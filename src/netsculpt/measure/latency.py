@@ -60,7 +60,9 @@ def measure_latency(
     check_module(model)
     inputs = as_tuple(example_inputs)
     check_counts(runs, warmup)
-    deployed = getattr(model, "deployed_runtime", None) is not None  # an int8 artefact: its own runtime runs it
+    deployed = (
+        getattr(model, "deployed_runtime", None) is not None
+    )  # an int8 artefact: its own runtime runs it
     if runtime == "torch" and not deployed:
         with eval_mode(model), torch.no_grad():
             run_forward(model, inputs)  # fail with a clear error before timing anything

@@ -144,7 +144,9 @@ class LatencyModel:
         """The runtime's registry name (``runtime`` under the name some callers use)."""
         return self.runtime
 
-    def _registry_ms(self, model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int, subtract_call: bool = False) -> float:
+    def _registry_ms(
+        self, model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int, subtract_call: bool = False
+    ) -> float:
         """Median ms of a registry runtime's prepared call (OpenVINO, torch.compile); with ``subtract_call``
         the cost of an empty call on the same runtime, timed alongside, is taken off (as for ONNX Runtime)."""
         from netsculpt.runtimes import get_runtime

@@ -312,7 +312,6 @@ def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Con
 
 def _load_stage(out: Path, trust_builder: str | None = None) -> nn.Module:
     from netsculpt.io import load
-
     from netsculpt.runtimes.artefacts import load_artefact
 
     artefact = load_artefact(out)  # an int8 ONNX / OpenVINO IR / exported program from a quantize stage

@@ -24,14 +24,27 @@ def pareto_pngs(rows: list[dict[str, Any]]) -> dict[str, bytes]:
     """``pareto_<runtime>.png``: accuracy against latency, one series per threads x batch."""
     out = {}
     for runtime in dict.fromkeys(r["runtime"] for r in rows):
-        mine = [r for r in rows if r["runtime"] == runtime and r.get("latency_ms") and r.get("accuracy") is not None]
+        mine = [
+            r
+            for r in rows
+            if r["runtime"] == runtime and r.get("latency_ms") and r.get("accuracy") is not None
+        ]
         configs = sorted({(r["threads"], r["batch"]) for r in mine})
         series = [
-            Series(f"{t} thread(s), batch {b}", [Point(r["model"], accuracy=r["accuracy"], latency_ms=r["latency_ms"])
-                   for r in mine if (r["threads"], r["batch"]) == (t, b)], colour(i))
+            Series(
+                f"{t} thread(s), batch {b}",
+                [
+                    Point(r["model"], accuracy=r["accuracy"], latency_ms=r["latency_ms"])
+                    for r in mine
+                    if (r["threads"], r["batch"]) == (t, b)
+                ],
+                colour(i),
+            )
             for i, (t, b) in enumerate(configs)
-        ]  # fmt: skip
-        fig = tradeoff_figure(series, "latency_ms", f"{LABELS.get(runtime, runtime)}: latency per batch (ms)", "ms")
+        ]
+        fig = tradeoff_figure(
+            series, "latency_ms", f"{LABELS.get(runtime, runtime)}: latency per batch (ms)", "ms"
+        )
         if fig is not None:
             out[f"pareto_{runtime}.png"] = _png(fig)
     return out
@@ -51,9 +64,17 @@ def latency_figures(rows: list[dict[str, Any]]) -> dict[str, bytes]:
         ax = fig.add_subplot()
         width = 0.8 / max(1, len(runtimes))
         for j, runtime in enumerate(runtimes):
-            values = [next((r["latency_ms"] for r in mine if r["model"] == m and r["runtime"] == runtime), 0) for m in models]
-            ax.bar([i + j * width for i in range(len(models))], values, width, label=LABELS.get(runtime, runtime),
-                   color=PALETTE[j % len(PALETTE)])  # fmt: skip
+            values = [
+                next((r["latency_ms"] for r in mine if r["model"] == m and r["runtime"] == runtime), 0)
+                for m in models
+            ]
+            ax.bar(
+                [i + j * width for i in range(len(models))],
+                values,
+                width,
+                label=LABELS.get(runtime, runtime),
+                color=PALETTE[j % len(PALETTE)],
+            )
         ax.set_xticks([i + width * (len(runtimes) - 1) / 2 for i in range(len(models))], models, fontsize=8)
         ax.set_ylabel("latency per batch (ms)")
         ax.set_title(f"batch {batch}, {threads} thread(s)", fontsize=9)

@@ -65,7 +65,13 @@ class Runtime:
 
 
 RUNTIMES: dict[str, Runtime] = {}
-ALIASES = {"eager": "torch", "pytorch": "torch", "inductor": "compile", "ort": "onnxruntime", "ov": "openvino"}
+ALIASES = {
+    "eager": "torch",
+    "pytorch": "torch",
+    "inductor": "compile",
+    "ort": "onnxruntime",
+    "ov": "openvino",
+}
 
 
 def register(runtime: Runtime) -> Runtime:

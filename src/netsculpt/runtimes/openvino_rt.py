@@ -17,7 +17,14 @@ import torch
 from torch import nn
 
 from netsculpt.measure._inputs import as_tuple, check_module, is_flat, tensor_leaves
-from netsculpt.runtimes.base import INSTALL_OPENVINO, Prepared, Runtime, RuntimeUnsupported, first_line, register
+from netsculpt.runtimes.base import (
+    INSTALL_OPENVINO,
+    Prepared,
+    Runtime,
+    RuntimeUnsupported,
+    first_line,
+    register,
+)
 from netsculpt.runtimes.onnxrt import onnx_file
 from netsculpt.runtimes.torch_rt import deployed_runtime
 
@@ -39,7 +46,11 @@ def compile_model(model: Any, threads: int, inputs: tuple[Any, ...] | None = Non
         model = core.read_model(str(model))
     if inputs is not None and is_flat(inputs) and len(model.inputs) == len(inputs):
         model.reshape({port.get_any_name(): list(x.shape) for port, x in zip(model.inputs, inputs)})
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    config = {
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
     return core.compile_model(model, "CPU", config)
 
 
@@ -66,7 +77,11 @@ class OpenVinoRuntime(Runtime):
         inputs = as_tuple(example_inputs)
         tmp = tempfile.TemporaryDirectory(prefix="netsculpt-ov-")
         try:
-            source = model.path if deployed_runtime(model) == "openvino" else onnx_file(model, inputs, Path(tmp.name))
+            source = (
+                model.path
+                if deployed_runtime(model) == "openvino"
+                else onnx_file(model, inputs, Path(tmp.name))
+            )
             compiled = compile_model(source, threads, inputs)
             request = compiled.create_infer_request()
             bound = feeds(compiled, inputs)

@@ -27,7 +27,13 @@ from torch import nn
 from netsculpt.errors import ConfigError, DataError
 from netsculpt.measure import export_onnx
 from netsculpt.measure._inputs import eval_mode
-from netsculpt.runtimes.artefacts import OPENVINO_NAME, PROGRAM_NAME, OpenVinoModule, ProgramModule, save_program
+from netsculpt.runtimes.artefacts import (
+    OPENVINO_NAME,
+    PROGRAM_NAME,
+    OpenVinoModule,
+    ProgramModule,
+    save_program,
+)
 from netsculpt.runtimes.base import INSTALL_OPENVINO
 
 INSTALL_TORCHAO = "pip install torchao==0.18.0"
@@ -46,9 +52,12 @@ def calibration_batches(data: Iterable[Any], batches: int) -> list[torch.Tensor]
 
 
 def quantize_openvino(
-    model: nn.Module, example_inputs: torch.Tensor, calibration: list[torch.Tensor], out_dir: str | os.PathLike[str]
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration: list[torch.Tensor],
+    out_dir: str | os.PathLike[str],
 ) -> OpenVinoModule:
-    """NNCF post-training int8 of ``model`` for OpenVINO; writes ``model.int8.xml``/``.bin`` in ``out_dir``."""
+    """NNCF post-training int8 of ``model`` for OpenVINO: ``model.int8.xml`` and ``.bin`` in ``out_dir``."""
     try:
         import nncf
         import openvino as ov
@@ -76,7 +85,10 @@ def quantize_openvino(
 
 
 def quantize_pt2e(
-    model: nn.Module, example_inputs: torch.Tensor, calibration: list[torch.Tensor], out_dir: str | os.PathLike[str]
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration: list[torch.Tensor],
+    out_dir: str | os.PathLike[str],
 ) -> ProgramModule:
     """PT2E int8 of ``model`` with the x86 inductor quantizer; writes ``model.int8.pt2`` in ``out_dir``."""
     try:

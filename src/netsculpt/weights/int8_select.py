@@ -27,20 +27,29 @@ INT8_RUNTIMES = ("onnxruntime", "openvino", "torch")
 
 
 def quantize_on(
-    runtime: str, model: nn.Module, example: torch.Tensor, calibration: list[torch.Tensor], out: Path, config: Any = None
+    runtime: str,
+    model: nn.Module,
+    example: torch.Tensor,
+    calibration: list[torch.Tensor],
+    out: Path,
+    config: Any = None,
 ) -> nn.Module:
     """int8 ``model`` for one runtime, artefact written in ``out``."""
     if runtime == "onnxruntime":
         from netsculpt.weights.quantize import Int8Config, quantize_int8
 
-        return quantize_int8(model, example, calibration, out, config or Int8Config(calibration_batches=len(calibration)))
+        return quantize_int8(
+            model, example, calibration, out, config or Int8Config(calibration_batches=len(calibration))
+        )
     from netsculpt.weights.int8_runtimes import quantize_openvino, quantize_pt2e
 
     if runtime == "openvino":
         return quantize_openvino(model, example, calibration, out)
     if runtime == "torch":
         return quantize_pt2e(model, example, calibration, out)
-    raise ConfigError(f"int8 runtime {runtime!r} is unknown; choose one of {', '.join(INT8_RUNTIMES)} or auto")
+    raise ConfigError(
+        f"int8 runtime {runtime!r} is unknown; choose one of {', '.join(INT8_RUNTIMES)} or auto"
+    )
 
 
 def _accuracy(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
@@ -49,7 +58,9 @@ def _accuracy(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]
     return evaluate(model, batches)[0]
 
 
-def _latency(models: dict[str, nn.Module], example: torch.Tensor, threads: int, runs: int, rounds: int = 3) -> dict[str, float]:
+def _latency(
+    models: dict[str, nn.Module], example: torch.Tensor, threads: int, runs: int, rounds: int = 3
+) -> dict[str, float]:
     """Median ms per candidate on its runtime, in alternating rounds."""
     import statistics
     import time
@@ -60,7 +71,7 @@ def _latency(models: dict[str, nn.Module], example: torch.Tensor, threads: int, 
         prepared[name] = get_runtime(runtime).prepare(m, (example,), threads)
     times: dict[str, list[float]] = {name: [] for name in prepared}
     try:
-        for name, p in prepared.items():
+        for p in prepared.values():
             for _ in range(3):
                 p.call()
         for _ in range(rounds):
@@ -132,7 +143,9 @@ def pick_fastest(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: flo
     ok = [r for r in rows if "latency_ms" in r and 100 * (float_acc - r["heldout_accuracy"]) <= tolerance_pp]
     if not ok:
         detail = "; ".join(
-            f"{r['runtime']}: {r['error']}" if "error" in r else f"{r['runtime']}: {r['heldout_accuracy']:.2%}"
+            f"{r['runtime']}: {r['error']}"
+            if "error" in r
+            else f"{r['runtime']}: {r['heldout_accuracy']:.2%}"
             for r in rows
         )
         raise ConfigError(
