@@ -23,6 +23,10 @@ from netsculpt.errors import ConfigError, NetsculptError, UnknownNameError
 INSTALL_OPENVINO = "pip install openvino==2026.4.1 nncf==3.4.0"
 
 
+class UnknownRuntimeError(UnknownNameError, ConfigError):
+    """A runtime name the registry does not have (a ConfigError too: it is a bad setting)."""
+
+
 class RuntimeUnsupported(NetsculptError, RuntimeError):
     """This runtime cannot run this model (not installed, export failed, an op is unsupported)."""
 
@@ -87,7 +91,7 @@ def get_runtime(name: str) -> Runtime:
     """The registered runtime called ``name`` (or an alias: eager, inductor, ort, ov)."""
     key = ALIASES.get(name, name)
     if key not in RUNTIMES:
-        raise UnknownNameError(f"unknown runtime {name!r}; registered runtimes: {', '.join(RUNTIMES)}")
+        raise UnknownRuntimeError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
     return RUNTIMES[key]
 
 
