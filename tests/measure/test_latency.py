@@ -31,7 +31,7 @@ def test_bad_arguments() -> None:
     model = nn.Linear(2, 2)
     with pytest.raises(ConfigError, match="runs >= 1"):
         measure_latency(model, torch.randn(1, 2), runs=0)
-    with pytest.raises(ConfigError, match="choose one of torch, onnxruntime"):
+    with pytest.raises(ConfigError, match="choose one of torch, compile, onnxruntime, openvino"):
         measure_latency(model, torch.randn(1, 2), runtime="tensorrt")
 
 

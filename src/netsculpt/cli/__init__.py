@@ -11,7 +11,7 @@ from netsculpt.errors import NetsculptError
 # Each command lives in its own module exposing ``register(subparsers)``; listed in help order.
 COMMAND_MODULES = (
     "compress", "analyze", "train_cmd", "prune_cmd", "distill_cmd",
-    "search_cmd", "weights_cmd", "adder_cmd", "sparsify_cmd", "report_cmd", "misc",
+    "search_cmd", "weights_cmd", "adder_cmd", "sparsify_cmd", "report_cmd", "misc", "bench_cmd",
 )  # fmt: skip
 
 
@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
         if importlib.util.find_spec(f"netsculpt.cli.{name}") is not None:
             importlib.import_module(f"netsculpt.cli.{name}").register(sub)
     for command in sub.choices.values():
+        if "--threads" in command._option_string_actions:  # bench: --threads is a list of counts to time
+            command.add_argument(
+                "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+            )
+            continue
         # also after the command (`netsculpt compress --quiet`); SUPPRESS keeps the value given before it
         add_global_options(command, default_threads=argparse.SUPPRESS, default_quiet=argparse.SUPPRESS)
     return parser

@@ -54,19 +54,33 @@ def measure_latency(
     """Median milliseconds per forward on ``example_inputs`` as given (their batch size is kept).
 
     ``runtime="onnxruntime"`` exports the model to a temporary ONNX file first and times an ONNX
-    Runtime CPU session on it.
+    Runtime CPU session on it; any other name of :mod:`netsculpt.runtimes` ("compile", "openvino") is
+    prepared by that runtime with torch's current thread count.
     """
     check_module(model)
     inputs = as_tuple(example_inputs)
     check_counts(runs, warmup)
-    if runtime == "torch":
+    deployed = (
+        getattr(model, "deployed_runtime", None) is not None
+    )  # an int8 artefact: its own runtime runs it
+    if runtime == "torch" and not deployed:
         with eval_mode(model), torch.no_grad():
             run_forward(model, inputs)  # fail with a clear error before timing anything
             return median_ms(lambda: model(*inputs), runs, warmup)
-    if runtime == "onnxruntime":
+    if runtime == "onnxruntime" and not deployed:
         from netsculpt.measure.onnx_runtime import export_onnx, onnx_latency
 
         with tempfile.TemporaryDirectory(prefix="netsculpt-onnx-") as tmp:
             path = export_onnx(model, inputs, Path(tmp) / "model.onnx")
             return onnx_latency(path, inputs, runs=runs, warmup=warmup)
-    raise ConfigError(f"unknown latency runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    from netsculpt.runtimes import RuntimeUnsupported, get_runtime
+
+    impl = get_runtime(runtime)  # "compile", "openvino", aliases; unknown names list the registered ones
+    try:
+        prepared = impl.prepare(model, inputs, torch.get_num_threads())
+    except RuntimeUnsupported as exc:
+        raise ConfigError(f"cannot time the model on {runtime}: {exc}") from None
+    try:
+        return median_ms(prepared.call, runs, warmup)
+    finally:
+        prepared.close()

@@ -34,7 +34,7 @@ from torch import nn
 from netsculpt.errors import ConfigError
 from netsculpt.fileio import write_json
 from netsculpt.measure._inputs import ExampleInputs, as_tuple
-from netsculpt.measure.latency import RUNTIMES, check_counts
+from netsculpt.measure.latency import check_counts
 from netsculpt.measure.latency_layers import LayerCall, describe_layer, record_calls, shape_text
 
 __all__ = ["CLOCKS", "LatencyModel", "LayerCall", "describe_layer", "median_time_ms", "record_calls"]
@@ -72,9 +72,12 @@ def _threads(n: int) -> Iterator[None]:
 class LatencyModel:
     """Predicted latency (ms) of ``model`` and of its pruned variants on ``example_inputs``' shapes.
 
-    ``runtime`` is "torch" (eager, CPU) or "onnxruntime" (each unit exported and timed in a CPU session);
-    ``clock`` is "wall" or "thread" (CPU time of the calling thread: on a shared machine it is not
-    inflated by preemption). The base model is measured end to end once, here, to fix the offset;
+    ``runtime`` (or its alias ``backend``) is any name of the runtime registry (:mod:`netsculpt.runtimes`):
+    "torch" (eager), "compile" (``torch.compile``, inductor: every new unit shape is compiled once, a few
+    seconds each, then kept in the table), "onnxruntime" (each unit exported and timed in a CPU session)
+    or "openvino". ``clock`` is "wall" or "thread" (CPU time of the calling thread: on a shared machine it
+    is not inflated by preemption; with ``threads > 1`` the work runs on other threads too, so the wall
+    clock is used). The base model is measured end to end once, here, to fix the offset;
     :meth:`calibrate` can refit a scale as well. Pass ``table`` and ``base_ms`` (as :meth:`load` does)
     to reuse earlier measurements.
 
@@ -87,6 +90,7 @@ class LatencyModel:
         example_inputs: ExampleInputs,
         *,
         runtime: str = "torch",
+        backend: str | None = None,
         clock: str = "thread",
         runs: int = 20,
         warmup: int = 5,
@@ -94,11 +98,16 @@ class LatencyModel:
         table: dict[str, float] | None = None,
         base_ms: float | None = None,
     ) -> None:
-        if runtime not in RUNTIMES:
-            raise ConfigError(f"unknown latency runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        from netsculpt.runtimes import get_runtime
+
+        impl = get_runtime(backend or runtime)  # unknown names list the registered ones
+        impl.check()  # not installed: say so (and how to install) before measuring anything
+        runtime = impl.name
         if clock not in CLOCKS:
             raise ConfigError(f"unknown clock {clock!r}; choose one of {', '.join(CLOCKS)}")
         check_counts(runs, warmup)
+        if threads > 1:
+            clock = "wall"  # other threads' work is invisible to the calling thread's CPU clock
         self.runtime, self.clock, self.runs, self.warmup, self.threads = runtime, clock, runs, warmup, threads
         self.inputs = as_tuple(example_inputs)
         self.modules = dict(model.named_modules())
@@ -126,7 +135,35 @@ class LatencyModel:
                     )
                 finally:
                     model.train(was_training)
-            return self._onnx_ms(model, self.inputs, runs, ONNX_SESSIONS * repeats)
+            if self.runtime == "onnxruntime":
+                return self._onnx_ms(model, self.inputs, runs, ONNX_SESSIONS * repeats)
+            return self._registry_ms(model, self.inputs, runs * repeats)
+
+    @property
+    def backend(self) -> str:
+        """The runtime's registry name (``runtime`` under the name some callers use)."""
+        return self.runtime
+
+    def _registry_ms(
+        self, model: nn.Module, inputs: tuple[torch.Tensor, ...], runs: int, subtract_call: bool = False
+    ) -> float:
+        """Median ms of a registry runtime's prepared call (OpenVINO, torch.compile); with ``subtract_call``
+        the cost of an empty call on the same runtime, timed alongside, is taken off (as for ONNX Runtime)."""
+        from netsculpt.runtimes import get_runtime
+
+        runtime = get_runtime(self.runtime)
+        prepared = runtime.prepare(model, inputs, self.threads)
+        try:
+            ms = median_time_ms(prepared.call, runs, self.warmup, self.clock)
+        finally:
+            prepared.close()
+        if subtract_call:
+            empty = runtime.prepare(nn.ReLU(), (torch.zeros(1, 1),), self.threads)
+            try:
+                ms -= median_time_ms(empty.call, runs, self.warmup, self.clock)
+            finally:
+                empty.close()
+        return max(ms, 0.0)
 
     def _onnx_ms(
         self,
@@ -259,6 +296,9 @@ class LatencyModel:
         x = torch.randn(in_shape, generator=torch.Generator().manual_seed(0))
         if self.runtime == "onnxruntime":
             return self._onnx_ms(unit, (x,), self.runs, ONNX_SESSIONS, subtract_call=True)
+        if self.runtime != "torch":
+            with _threads(self.threads), torch.no_grad():
+                return self._registry_ms(unit, (x,), self.runs, subtract_call=True)
         mods = list(unit)
 
         def run() -> None:  # the layers themselves, without nn.Sequential's own call overhead

@@ -169,8 +169,13 @@ class SparsifyStage(TrainSection):
 
 
 class QuantizeStage(Section):
+    """int8 on ``runtime``; ``auto`` keeps the fastest within ``tolerance_pp`` (docs/weights.md)."""
+
     kind: Literal["quantize"] = "quantize"
     calib_batches: int = Field(default=8, ge=1)
+    runtime: Literal["onnxruntime", "openvino", "torch", "auto"] = "onnxruntime"
+    tolerance_pp: float = Field(default=1.0, ge=0)  # auto: accuracy drop allowed on held-out training data
+    select_batches: int = Field(default=8, ge=1)  # auto: training batches after the calibration ones
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -81,7 +81,10 @@ def _context(recipe: Recipe, run_dir: Path) -> RunContext:
 
 
 def _is_onnx(model: nn.Module) -> bool:
-    return hasattr(model, "session") and str(getattr(model, "path", "")).endswith(".onnx")
+    """An int8 artefact (ONNX, OpenVINO IR, exported program) rather than a model netsculpt saves."""
+    from netsculpt.runtimes.artefacts import is_artefact
+
+    return is_artefact(model)
 
 
 def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -89,18 +92,20 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
     from netsculpt.train import evaluate
 
     acc, loss = evaluate(model, ctx.test_loader)
-    if _is_onnx(model):  # an int8 ONNX model: same architecture as before, timed in ONNX Runtime
-        from netsculpt.measure import onnx_latency
+    if _is_onnx(model):  # an int8 artefact: same architecture as before, timed on its own runtime
+        from netsculpt.measure import measure_latency
+        from netsculpt.runtimes.artefacts import timing_runtime
 
-        latency = onnx_latency(model.path, ctx.example, runs=runs)
+        runtime = timing_runtime(model)
+        latency = measure_latency(model, ctx.example, runs=runs, runtime=runtime)
         keep = {k: (previous or {}).get(k) for k in ("params", "macs", "peak_activation_bytes", "layers")}
         return {
             "accuracy": acc,
             "loss": loss,
             **keep,
-            "size_bytes": model.path.stat().st_size,
+            "size_bytes": model.size_bytes,
             "latency_ms": latency,
-            "latency": {"onnxruntime-int8": {"1": latency}},
+            "latency": {f"{runtime}-int8": {"1": latency}},
         }
     metrics = measure(model, ctx.example, runs=runs, onnx=ctx.recipe.outputs.onnx)
     return {"accuracy": acc, "loss": loss, **metrics.to_dict()}
@@ -315,12 +320,10 @@ def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Con
 
 def _load_stage(out: Path, trust_builder: str | None = None) -> nn.Module:
     from netsculpt.io import load
+    from netsculpt.runtimes.artefacts import load_artefact
 
-    if (out / "model.int8.onnx").is_file():
-        from netsculpt.weights.quantize import OnnxModule
-
-        return OnnxModule(out / "model.int8.onnx")
-    return load(out / "model", trust_builder=trust_builder)
+    artefact = load_artefact(out)  # an int8 ONNX / OpenVINO IR / exported program from a quantize stage
+    return artefact if artefact is not None else load(out / "model", trust_builder=trust_builder)
 
 
 def _read_record(out: Path) -> dict[str, Any]:

@@ -282,11 +282,8 @@ def sparsify(ctx: RunContext, cfg: SparsifyStage, model: nn.Module, out: Path) -
 
 @stage("quantize")
 def quantize(ctx: RunContext, cfg: QuantizeStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
-    """Post-training static int8 through ONNX Runtime: the stage's model is ``model.int8.onnx``."""
-    from netsculpt.weights.quantize import Int8Config, quantize_int8
+    """Post-training static int8 on ``cfg.runtime`` (ONNX Runtime, OpenVINO/NNCF, PyTorch PT2E), or on the
+    fastest of them within ``tolerance_pp`` (``auto``): the stage's model is the int8 artefact."""
+    from netsculpt.pipeline.quantize_stage import run_quantize
 
-    config = Int8Config(calibration_batches=cfg.calib_batches, **cfg.options)
-    return quantize_int8(model, ctx.example, ctx.train_loader, out, config), {
-        "runtime": "onnxruntime",
-        "int8": True,
-    }
+    return run_quantize(ctx, cfg, model, out)

@@ -261,4 +261,7 @@ def run_page(run: Run) -> str:
         points_section(run),
         recipe_section(run),
     ]
+    from netsculpt.report.runtimes import runtimes_link
+
+    sections.insert(2, runtimes_link(run))
     return page(run.title, subtitle, [s for s in sections if s])

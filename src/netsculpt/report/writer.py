@@ -33,6 +33,11 @@ def write_report(run_dir: PathLike, out: PathLike | None = None) -> Path:
     target = Path(out) if out is not None else run.path / REPORT_NAME
     if target.is_dir():
         target = target / REPORT_NAME
+    from netsculpt.report.runtimes import PAGE_NAME, read_bench, runtimes_page
+
+    bench = read_bench(run.path)
+    if bench is not None:  # `netsculpt bench RUN_DIR` timed the run's models: their per-runtime page
+        _write_html(target.parent / PAGE_NAME, runtimes_page(run, bench))
     return _write_html(target, run_page(run))
 
 

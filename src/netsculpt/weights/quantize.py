@@ -66,6 +66,8 @@ class Int8Config:
 class OnnxModule(nn.Module):
     """An ONNX file run by ONNX Runtime behind ``nn.Module``'s call, so ``evaluate`` and loops work on it."""
 
+    deployed_runtime = "onnxruntime"  # where the runtime registry may run it (netsculpt.runtimes)
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
         self.path = Path(path)
@@ -165,6 +167,7 @@ def quantize_int8(
     excluded = _excluded_nodes(model, float_path, config.filter_fn or default_filter)
     reader = _Reader(calibration_data, "input0", config.calibration_batches)
     int8_path = out / "model.int8.onnx"
+    partial = out / ".model.int8.onnx.partial"  # renamed into place once complete: readers never see half
     method = {
         "minmax": CalibrationMethod.MinMax,
         "percentile": CalibrationMethod.Percentile,
@@ -173,7 +176,7 @@ def quantize_int8(
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         quantize_static(
             str(prepared),
-            str(int8_path),
+            str(partial),
             reader,
             quant_format=QuantFormat.QDQ if config.quant_format == "qdq" else QuantFormat.QOperator,
             op_types_to_quantize=list(config.op_types),
@@ -185,5 +188,7 @@ def quantize_int8(
         )
     prepared.unlink(missing_ok=True)
     if reader.seen == 0:
+        partial.unlink(missing_ok=True)
         raise DataError("the calibration data yielded no batch; pass a loader with at least one batch")
+    os.replace(partial, int8_path)
     return OnnxModule(int8_path)

@@ -1,0 +1,63 @@
+"""The ``quantize`` recipe stage: int8 on one runtime, or ``runtime: auto`` (measure each, keep the fastest).
+
+Kept out of stages.py so the selection (candidates, held-out scoring, timing) has one home; the handler
+there only calls :func:`run_quantize`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.pipeline.recipe import QuantizeStage
+from netsculpt.runtimes.artefacts import load_artefact
+
+
+def run_quantize(
+    ctx: Any, cfg: QuantizeStage, model: nn.Module, out: Path
+) -> tuple[nn.Module, dict[str, Any]]:
+    from netsculpt.weights.int8_runtimes import calibration_batches
+    from netsculpt.weights.int8_select import INT8_RUNTIMES, compare_int8, pick_fastest, promote, quantize_on
+    from netsculpt.weights.quantize import Int8Config
+
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.runtime != "auto":
+        calibration = calibration_batches(ctx.train_loader, cfg.calib_batches)
+        config = (
+            Int8Config(calibration_batches=cfg.calib_batches, **cfg.options)
+            if cfg.runtime == "onnxruntime"
+            else None
+        )
+        if cfg.options and cfg.runtime != "onnxruntime":
+            from netsculpt.errors import ConfigError
+
+            raise ConfigError(
+                f"quantize.options are ONNX Runtime's Int8Config fields; runtime {cfg.runtime} takes none"
+            )
+        quantize_on(cfg.runtime, model, ctx.example, calibration, out, config)
+        return load_artefact(out), {"runtime": cfg.runtime, "int8": True}
+    _, rows, float_acc = compare_int8(
+        model,
+        ctx.example,
+        ctx.train_loader,
+        out,
+        runtimes=INT8_RUNTIMES,
+        calib_batches=cfg.calib_batches,
+        select_batches=cfg.select_batches,
+        threads=torch.get_num_threads(),
+        runs=ctx.recipe.outputs.latency_runs,
+    )
+    best = pick_fastest(rows, float_acc, cfg.tolerance_pp)
+    promote(out / "candidates" / best["runtime"], out)
+    info = {
+        "runtime": best["runtime"],
+        "int8": True,
+        "auto": True,
+        "tolerance_pp": cfg.tolerance_pp,
+        "float_heldout_accuracy": float_acc,
+        "candidates": rows,
+    }
+    return load_artefact(out), info

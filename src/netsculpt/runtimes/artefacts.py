@@ -1,0 +1,165 @@
+"""Deployed int8 artefacts in a run folder, loaded back as callable modules: ONNX, OpenVINO IR, and
+``torch.export`` programs.
+
+Each is an ``nn.Module`` whose ``forward`` runs the artefact on its own runtime (``deployed_runtime``
+names it), so evaluation loops work on it unchanged and the runtime registry knows where it may run.
+
+Safety: ``torch.export.load`` unpickles parts of a ``.pt2`` archive with ``weights_only=False`` (torch
+2.14's ``pt2_archive/_package.py``), so a crafted file runs code. A program is therefore loaded only
+when its SHA-256 is in this user's trust list (``~/.cache/netsculpt/trusted_programs.json``), which
+netsculpt writes when it saves a program itself; a hash beside the file would not do, since whoever
+hands over a folder can forge that too. Anything else is refused with what to do (docs/security.md).
+ONNX and OpenVINO IR files are protobuf / XML plus raw weights and are parsed, never executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.errors import CheckpointError
+from netsculpt.fileio import atomic_write, write_json
+
+ONNX_NAME, OPENVINO_NAME, PROGRAM_NAME = "model.int8.onnx", "model.int8.xml", "model.int8.pt2"
+RUNTIME_OF = {ONNX_NAME: "onnxruntime", OPENVINO_NAME: "openvino", PROGRAM_NAME: "torch"}
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def trust_file() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "netsculpt" / "trusted_programs.json"
+
+
+def _trusted() -> dict[str, str]:
+    path = trust_file()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def trust_program(path: Path) -> str:
+    """Record ``path``'s hash as written by netsculpt here (only our own writer calls this)."""
+    digest = sha256(path)
+    write_json(trust_file(), {**_trusted(), digest: str(path.resolve())})
+    return digest
+
+
+class OpenVinoModule(nn.Module):
+    """An OpenVINO IR (``.xml`` + ``.bin``) compiled for the CPU with torch's current thread count."""
+
+    deployed_runtime = "openvino"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from netsculpt.runtimes.openvino_rt import compile_model
+
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file() or not self.path.with_suffix(".bin").is_file():
+            raise CheckpointError(f"OpenVINO IR {str(self.path)!r} (and its .bin) does not exist")
+        try:
+            self.compiled = compile_model(self.path, torch.get_num_threads())
+        except Exception as exc:
+            raise CheckpointError(f"OpenVINO cannot load {str(self.path)!r}: {str(exc)[:300]}") from None
+        self.request = self.compiled.create_infer_request()
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        import numpy as np
+
+        out = self.request.infer([x.detach().cpu().float().numpy() for x in inputs])
+        return torch.from_numpy(np.array(out[self.compiled.outputs[0]]))
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size + self.path.with_suffix(".bin").stat().st_size
+
+
+class ProgramModule(nn.Module):
+    """A ``torch.export`` program (``.pt2``) saved by netsculpt; int8 kernels need ``compiled()``."""
+
+    deployed_runtime = "torch"
+
+    def __init__(self, path: str | os.PathLike[str], *, trust: bool = False) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"exported program {str(self.path)!r} does not exist")
+        if not trust and sha256(self.path) not in _trusted():
+            raise CheckpointError(
+                f"refusing to load {str(self.path)!r}: torch.export.load unpickles parts of a .pt2 file, "
+                "which can run code, and this file was not written by netsculpt for this user (its SHA-256 "
+                f"is not in {trust_file()}). Rerun the quantize stage to write your own, or pass trust=True "
+                "only for a file you made yourself (docs/security.md)"
+            )
+        self.program = torch.export.load(str(self.path))
+        # kept out of nn.Module's children: an exported module refuses .train()/.eval(), which every
+        # evaluation loop calls on the wrapper
+        object.__setattr__(self, "module_", self.program.module())
+        object.__setattr__(self, "_compiled", None)  # not a child either (see module_)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.module_(*inputs)
+
+    def compiled(self) -> Any:
+        """The program under ``torch.compile`` with weight freezing: what runs PT2E's int8 kernels."""
+        import torch._inductor.config as inductor_config
+
+        if self._compiled is None:
+            inductor_config.freezing = True  # constant-folds the weight quantization into int8 kernels
+            object.__setattr__(self, "_compiled", torch.compile(self.module_, backend="inductor"))
+        return self._compiled
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+def load_artefact(folder: str | os.PathLike[str]) -> nn.Module | None:
+    """The int8 artefact a quantize stage left in ``folder``, or None when it has none."""
+    from netsculpt.weights.quantize import OnnxModule
+
+    folder = Path(folder)
+    if (folder / ONNX_NAME).is_file():
+        return OnnxModule(folder / ONNX_NAME)
+    if (folder / OPENVINO_NAME).is_file():
+        return OpenVinoModule(folder / OPENVINO_NAME)
+    if (folder / PROGRAM_NAME).is_file():
+        return ProgramModule(folder / PROGRAM_NAME)
+    return None
+
+
+def is_artefact(model: nn.Module) -> bool:
+    return getattr(model, "deployed_runtime", None) is not None
+
+
+def timing_runtime(model: nn.Module) -> str:
+    """Where an artefact is timed: its own runtime; an exported program under inductor (its int8 path)."""
+    owner = model.deployed_runtime
+    return "compile" if owner == "torch" else owner
+
+
+def save_program(program: Any, path: Path) -> Path:
+    """``torch.export.save`` atomically, then trust the file's hash (see the module docstring)."""
+    import io
+
+    buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer; the temporary file has neither
+    torch.export.save(program, buffer)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    trust_program(path)
+    return path

@@ -1,0 +1,159 @@
+"""Time one model on several runtimes, thread counts and batch sizes: one row per combination.
+
+For each (threads, batch) every runtime is prepared first, then timed in alternating rounds (runtime A,
+B, C, A, B, C, ...) so a machine that slows down midway slows every runtime alike; the latency is the
+median over all rounds' calls. Memory is the resident set size the process gained from just before a
+runtime's ``prepare`` to the peak during it and its warm-up calls, sampled every millisecond: weights,
+arenas and activations as the operating system sees them. Memory an earlier runtime freed can be reused,
+so the figure is a lower bound; run one runtime per process for exact numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from torch import nn
+
+from netsculpt.measure._inputs import as_tuple, at_batch
+from netsculpt.measure.latency import check_counts
+from netsculpt.runtimes.base import Prepared, RuntimeUnsupported, first_line, get_runtime
+
+
+@dataclass
+class BenchRow:
+    """One runtime at one thread count and batch size; ``error`` says why it has no timing."""
+
+    model: str
+    runtime: str
+    threads: int
+    batch: int
+    latency_ms: float | None = None
+    throughput: float | None = None  # samples per second
+    peak_memory_bytes: int | None = None
+    prepare_seconds: float | None = None
+    accuracy: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _PeakRss:
+    """Samples this process's resident set size in a background thread; ``peak - start`` is what was added."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        import psutil
+
+        self.process = psutil.Process(os.getpid())
+        self.interval = interval
+        self.start = self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def added(self) -> int:
+        return max(0, self.peak - self.start)
+
+
+def all_threads() -> list[int]:
+    """1..nproc: every thread count this machine can give one process."""
+    return list(range(1, (os.cpu_count() or 1) + 1))
+
+
+def bench_model(
+    model: nn.Module,
+    example_inputs: Any,
+    runtimes: Sequence[str],
+    *,
+    name: str = "model",
+    threads: Sequence[int] = (1,),
+    batches: Sequence[int] = (1,),
+    runs: int = 20,
+    warmup: int = 3,
+    rounds: int = 3,
+    on_row: Callable[[BenchRow], None] | None = None,
+) -> list[BenchRow]:
+    """Rows for every runtime x threads x batch; a runtime that cannot run the model gets a row saying why."""
+    check_counts(runs, warmup)
+    inputs = as_tuple(example_inputs)
+    names = [get_runtime(r).name for r in runtimes]
+    rows: list[BenchRow] = []
+    for n in threads:
+        for batch in batches:
+            try:
+                batched = at_batch(inputs, batch)
+            except Exception as exc:  # structured inputs have no batch dim to repeat
+                for r in names:
+                    rows.append(BenchRow(name, r, n, batch, error=first_line(exc)))
+                continue
+            rows += _one_config(model, batched, names, name, n, batch, runs, warmup, rounds)
+    if on_row is not None:
+        for row in rows:
+            on_row(row)
+    return rows
+
+
+def _one_config(
+    model: nn.Module, inputs: tuple[Any, ...], names: list[str], name: str, threads: int, batch: int,
+    runs: int, warmup: int, rounds: int,
+) -> list[BenchRow]:  # fmt: skip
+    prepared: dict[str, Prepared] = {}
+    rows = {r: BenchRow(name, r, threads, batch) for r in names}
+    try:
+        for r in names:
+            runtime = get_runtime(r)
+            why = runtime.available()
+            if why is not None:
+                rows[r].error = f"not available: {why}"
+                continue
+            t0 = time.perf_counter()
+            try:
+                with _PeakRss() as rss:
+                    p = runtime.prepare(model, inputs, threads)
+                    for _ in range(warmup):
+                        p.call()
+            except RuntimeUnsupported as exc:
+                rows[r].error = str(exc)
+                continue
+            except Exception as exc:  # a runtime's own failure mid-run is a row too, never a crash
+                rows[r].error = f"failed: {first_line(exc)}"
+                continue
+            rows[r].prepare_seconds = time.perf_counter() - t0
+            rows[r].peak_memory_bytes = rss.added
+            prepared[r] = p
+        samples: dict[str, list[float]] = {r: [] for r in prepared}
+        per_round = max(1, -(-runs // rounds))
+        for _ in range(rounds):
+            for r, p in prepared.items():
+                for _ in range(per_round):
+                    start = time.perf_counter()
+                    p.call()
+                    samples[r].append((time.perf_counter() - start) * 1e3)
+        for r, times in samples.items():
+            times.sort()
+            median = times[len(times) // 2] if len(times) % 2 else sum(times[len(times) // 2 - 1 :][:2]) / 2
+            rows[r].latency_ms = median
+            rows[r].throughput = batch / median * 1e3
+    finally:
+        for p in prepared.values():
+            p.close()
+    return [rows[r] for r in names]

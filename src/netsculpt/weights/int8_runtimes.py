@@ -1,0 +1,114 @@
+"""int8 post-training static quantization on OpenVINO (NNCF) and PyTorch (PT2E, x86 inductor quantizer).
+
+Beside ONNX Runtime's path (:mod:`netsculpt.weights.quantize`), on the same calibration batches:
+
+- **OpenVINO via NNCF**: the float ONNX export is read by OpenVINO and ``nncf.quantize`` inserts
+  calibrated fake-quantize nodes (the performance preset: symmetric int8 weights per channel, int8
+  activations); OpenVINO's CPU plugin runs them as int8 kernels. Written as ``model.int8.xml`` + ``.bin``.
+- **PyTorch PT2E**: ``torch.export`` -> ``prepare_pt2e`` with torchao's ``X86InductorQuantizer`` ->
+  calibration -> ``convert_pt2e``, saved as ``model.int8.pt2`` with ``torch.export.save``. The program
+  runs int8 (oneDNN) kernels only under ``torch.compile`` with weight freezing: eager runs it as
+  quantize/dequantize around float ops. torch 2.14 no longer ships ``torch.ao``'s PT2E: it is torchao's.
+
+Every artefact is written under a temporary name and renamed into place once complete.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.errors import ConfigError, DataError
+from netsculpt.measure import export_onnx
+from netsculpt.measure._inputs import eval_mode
+from netsculpt.runtimes.artefacts import (
+    OPENVINO_NAME,
+    PROGRAM_NAME,
+    OpenVinoModule,
+    ProgramModule,
+    save_program,
+)
+from netsculpt.runtimes.base import INSTALL_OPENVINO
+
+INSTALL_TORCHAO = "pip install torchao==0.18.0"
+
+
+def calibration_batches(data: Iterable[Any], batches: int) -> list[torch.Tensor]:
+    """The first ``batches`` input batches of a loader (``(x, y)`` pairs or bare tensors), as floats:
+    every int8 path calibrates on exactly these."""
+    out = []
+    for batch in itertools.islice(data, batches):
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        out.append(x.detach().cpu().float())
+    if not out:
+        raise DataError("the calibration data yielded no batch; pass a loader with at least one batch")
+    return out
+
+
+def quantize_openvino(
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration: list[torch.Tensor],
+    out_dir: str | os.PathLike[str],
+) -> OpenVinoModule:
+    """NNCF post-training int8 of ``model`` for OpenVINO: ``model.int8.xml`` and ``.bin`` in ``out_dir``."""
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError:
+        raise ConfigError(f"int8 on OpenVINO needs openvino and nncf: {INSTALL_OPENVINO}") from None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    float_path = export_onnx(model, example_inputs, out / "model.fp32.ov.onnx")
+    ov_model = ov.Core().read_model(str(float_path))
+    dataset = nncf.Dataset(calibration, lambda x: x.numpy())
+    quantized = nncf.quantize(
+        ov_model,
+        dataset,
+        preset=nncf.QuantizationPreset.PERFORMANCE,
+        subset_size=sum(len(x) for x in calibration),
+    )
+    float_path.unlink(missing_ok=True)
+    partial = out / ".partial.model.int8.xml"
+    ov.save_model(quantized, str(partial), compress_to_fp16=False)
+    os.replace(partial.with_suffix(".bin"), out / "model.int8.bin")  # the weights first, then their graph
+    xml = partial.read_text().replace(".partial.model.int8.bin", "model.int8.bin")
+    partial.write_text(xml)
+    os.replace(partial, out / OPENVINO_NAME)
+    return OpenVinoModule(out / OPENVINO_NAME)
+
+
+def quantize_pt2e(
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration: list[torch.Tensor],
+    out_dir: str | os.PathLike[str],
+) -> ProgramModule:
+    """PT2E int8 of ``model`` with the x86 inductor quantizer; writes ``model.int8.pt2`` in ``out_dir``."""
+    try:
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+    except ImportError:
+        raise ConfigError(f"int8 through PT2E needs torchao: {INSTALL_TORCHAO}") from None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # batch 2 keeps dim 0 symbolic (export specialises size-1 dims); AUTO lets a fixed-batch model be
+    x = example_inputs[:1].expand(2, *example_inputs.shape[1:]).contiguous()
+    batch = torch.export.Dim.AUTO
+    with eval_mode(model), torch.no_grad():
+        graph = torch.export.export(model, (x,), dynamic_shapes=({0: batch},)).module()
+        quantizer = xiq.X86InductorQuantizer()
+        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+        prepared = prepare_pt2e(graph, quantizer)
+        for inputs in calibration:
+            prepared(inputs)
+        converted = convert_pt2e(prepared)
+        program = torch.export.export(converted, (x,), dynamic_shapes=({0: batch},))
+    save_program(program, out / PROGRAM_NAME)
+    return ProgramModule(out / PROGRAM_NAME)

@@ -1,0 +1,76 @@
+"""int8 on OpenVINO (NNCF) and PyTorch PT2E: artefacts written atomically, reloaded with the same outputs,
+and a .pt2 that netsculpt did not write is refused (torch.export.load unpickles)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.errors import CheckpointError
+from netsculpt.runtimes import get_runtime
+from netsculpt.runtimes.artefacts import PROGRAM_NAME, ProgramModule, load_artefact, timing_runtime
+from netsculpt.weights.int8_runtimes import quantize_openvino, quantize_pt2e
+from netsculpt.weights.int8_select import quantize_on
+
+
+@pytest.fixture(scope="module")
+def lenet() -> tuple[torch.nn.Module, torch.Tensor, list[torch.Tensor]]:
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    return (
+        ns.create_model("lenet5").eval(),
+        torch.randn(1, 1, 28, 28, generator=gen),
+        [torch.randn(8, 1, 28, 28, generator=gen) for _ in range(3)],
+    )
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])
+def test_int8_artefact_reloads_with_the_same_outputs(runtime, lenet, tmp_path) -> None:
+    model, x, calibration = lenet
+    q = quantize_on(runtime, model, x, calibration, tmp_path)
+    batch = torch.randn(5, 1, 28, 28)
+    y = q(batch)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    again = load_artefact(tmp_path)
+    assert type(again) is type(q) and again.deployed_runtime == q.deployed_runtime
+    assert torch.equal(again(batch), y)
+    with torch.no_grad():
+        # int8 rounding of an untrained LeNet's logits (|logit| ~ 0.1): well below one class margin
+        assert (y - model(batch)).abs().max() < 0.05
+    assert q.size_bytes > 0
+
+
+def test_pt2e_program_runs_its_int8_kernels_under_compile(lenet, tmp_path) -> None:
+    model, x, calibration = lenet
+    q = quantize_pt2e(model, x, calibration, tmp_path)
+    assert timing_runtime(q) == "compile"
+    prepared = get_runtime("compile").prepare(q, (x,), threads=1)
+    try:
+        (y,) = prepared.run((x,))
+    finally:
+        prepared.close()
+    assert torch.allclose(y, q(x), atol=1e-4)
+
+
+def test_a_program_netsculpt_did_not_write_is_refused(lenet, tmp_path) -> None:
+    model, x, calibration = lenet
+    quantize_pt2e(model, x, calibration, tmp_path / "ours")
+    handed = tmp_path / "handed" / PROGRAM_NAME
+    handed.parent.mkdir()
+    data = bytearray((tmp_path / "ours" / PROGRAM_NAME).read_bytes())
+    data[-30] ^= 1  # any change: a different file than the one this user's run wrote
+    handed.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_artefact(handed.parent)
+    shutil.copy(tmp_path / "ours" / PROGRAM_NAME, handed)  # the exact file we wrote loads
+    assert isinstance(load_artefact(handed.parent), ProgramModule)
+
+
+def test_openvino_ir_is_xml_and_bin(lenet, tmp_path) -> None:
+    model, x, calibration = lenet
+    q = quantize_openvino(model, x, calibration, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.bin", "model.int8.xml"]
+    assert q.size_bytes == sum(p.stat().st_size for p in tmp_path.iterdir())
