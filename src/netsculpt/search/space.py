@@ -41,6 +41,7 @@ class SearchSpace:
         latency: Any = None,
     ) -> None:
         self.graph, self.scores, self.latency, self.round_to = graph, scores, latency, round_to
+        self.model = model  # read-only: layer descriptions for learned searchers (AMC's state)
         self.groups = graph.prunable_groups
         if not self.groups:
             raise PruningError(
