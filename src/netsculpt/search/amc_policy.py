@@ -122,7 +122,8 @@ def warm_start(agent: DDPGAgent, path: str | Path) -> None:
     if source.state_dim != agent.state_dim or source.config.hidden != agent.config.hidden:
         raise ConfigError(
             f"the policy in {str(path)!r} has state size {source.state_dim} and "
-            f"{source.config.hidden} hidden units; this search needs {agent.state_dim} and {agent.config.hidden} (set hidden to match)"
+            f"{source.config.hidden} hidden units; this search needs {agent.state_dim} and "
+            f"{agent.config.hidden} (set hidden to match)"
         )
     for name in NETS:
         getattr(agent, name).load_state_dict(getattr(source, name).state_dict())
