@@ -11,11 +11,25 @@ from netsculpt.cli.common import add_model_args, example, load_model
 from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
 
 
+def _bits(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bits takes 1..8 or auto, got {text!r}") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cluster", help="palettize weights (DKM fine-tuning or k-means) and save them packed")
     add_model_args(p)
     add_data_args(p)
-    p.add_argument("--bits", type=int, default=4, help="bits per weight index, 1..8")
+    p.add_argument("--bits", type=_bits, default=4, help="bits per weight index, 1..8, or auto (searched)")
+    p.add_argument("--budget-bytes", type=int, default=None, help="--bits auto: packed file size to fit")
+    p.add_argument(
+        "--bit-search", choices=("agent", "genetic", "nsga2"), default="agent", help="--bits auto: searcher"
+    )
+    p.add_argument("--episodes", type=int, default=40, help="--bits auto: agent episodes")
     p.add_argument("--method", choices=("dkm", "kmeans"), default="dkm")
     p.add_argument(
         "--group-size", type=int, default=None, help="output channels per codebook (default: per tensor)"
@@ -43,8 +57,12 @@ def run_cluster(args: argparse.Namespace) -> int:
 
     data_defaults(args)
     model, shape = load_model(args)
+    if args.bits == "auto" and args.budget_bytes is None:
+        from netsculpt.errors import ConfigError
+
+        raise ConfigError("--bits auto needs --budget-bytes N (the size of model.safetensors to fit)")
     common = {
-        "bits": args.bits,
+        "bits": 8 if args.bits == "auto" else args.bits,
         "group_size": args.group_size,
         "vector_dim": args.vector_dim,
         "dense_dtype": "float16" if args.dense_fp16 else "float32",
@@ -58,17 +76,37 @@ def run_cluster(args: argparse.Namespace) -> int:
         config = DKMConfig(**common, temperature=args.temperature, train=recipe)
     else:
         config = KMeansConfig(**common)
-    cluster_model(model, config, train_loader, test_loader)
+    if args.bits == "auto":
+        bits_text = _cluster_auto(args, model, config, train_loader, test_loader)
+    else:
+        cluster_model(model, config, train_loader, test_loader)
+        bits_text = f"{args.bits}-bit"
     acc, _ = evaluate(model, test_loader)
     out = Path(args.out)
     save(model, out, extra={"input_shape": list(shape), "source": args.model, "cluster": config.to_dict()})
     size = (out / "model.safetensors").stat().st_size
     Console().print(
-        f"{args.method} {args.bits}-bit: accuracy {float_acc:.2%} -> {acc:.2%} "
+        f"{args.method} {bits_text}: accuracy {float_acc:.2%} -> {acc:.2%} "
         f"({(acc - float_acc) * 100:+.2f} pp); "
         f"weights {float_bytes:,} B -> {size:,} B ({float_bytes / size:.2f}x); saved to {out}"
     )
     return 0
+
+
+def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_loader) -> str:
+    """Bits per layer searched on 500 held-out training images, then clustered; prints the bits."""
+    from netsculpt.search.holdout import holdout_loaders
+    from netsculpt.weights.haq import BitSearchConfig
+    from netsculpt.weights.mixed_cluster import cluster_auto
+
+    data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
+    _, held, _ = holdout_loaders(args.data, val_size=500, batch_size=64, eval_batch_size=125, **data)
+    search = BitSearchConfig(
+        method=args.bit_search, episodes=args.episodes, warmup=max(1, args.episodes // 4)
+    )
+    _, result = cluster_auto(model, config, args.budget_bytes, train_loader, held, test_loader, search)
+    Console().print("bits per layer: " + ", ".join(f"{k} {b}" for k, b in result.bits.items()))
+    return f"mixed-bit (budget {args.budget_bytes:,} B)"
 
 
 def run_quantize(args: argparse.Namespace) -> int:
