@@ -21,7 +21,7 @@ from _tables import bar
 import netsculpt as ns
 from netsculpt.search.holdout import holdout_loaders
 from netsculpt.train import TrainConfig, evaluate, train
-from netsculpt.weights import DKMConfig, cluster_model, palettized_bits, packed_size_bytes
+from netsculpt.weights import DKMConfig, cluster_model, packed_size_bytes, palettized_bits
 from netsculpt.weights.haq import BitSearchConfig
 from netsculpt.weights.mixed_cluster import cluster_auto
 
@@ -52,9 +52,8 @@ def haq_part(args) -> None:
     )
     base = _lenet(Path(args.cache), train_loader, test_loader)
     base_acc = evaluate(base, test_loader)[0]
-    lines = [
-        f"float LeNet-5 (trained without the 500 held-out digits): {base_acc:.2%}, {packed_size_bytes(base):,} B"
-    ]
+    base_bytes = packed_size_bytes(base)
+    lines = [f"float LeNet-5 (trained without the 500 held-out digits): {base_acc:.2%}, {base_bytes:,} B"]
     start = time.perf_counter()
     uniform = cluster_model(copy.deepcopy(base), DKMConfig(bits=3, train=_recipe(args.finetune_epochs)),
                             train_loader, test_loader)  # fmt: skip
@@ -71,9 +70,7 @@ def haq_part(args) -> None:
         search = BitSearchConfig(method=method, episodes=args.episodes, warmup=max(1, args.episodes // 4),
                                  pop_size=12, generations=5, seed=args.seed)  # fmt: skip
         config = DKMConfig(bits=8, train=_recipe(args.finetune_epochs))
-        model, result = cluster_auto(
-            copy.deepcopy(base), config, budget, train_loader, held, test_loader, search
-        )
+        model, _ = cluster_auto(copy.deepcopy(base), config, budget, train_loader, held, test_loader, search)
         acc = evaluate(model, test_loader)[0]
         size = packed_size_bytes(model)
         bits = {k.removesuffix(".weight"): b for k, b in palettized_bits(model).items()}
@@ -87,7 +84,8 @@ def haq_part(args) -> None:
         bar(gain >= 0.3, f"mixed @ uniform-3 size: {gain:+.2f} pp vs uniform 3-bit (bar >= +0.3 pp)")
     )
     lines.append(bar(smaller["acc"] >= u_acc and smaller["bytes"] <= 0.85 * u_bytes,
-                     f"mixed @ {smaller['bytes'] / u_bytes:.0%} of the bytes: {(smaller['acc'] - u_acc) * 100:+.2f} pp "
+                     f"mixed @ {smaller['bytes'] / u_bytes:.0%} of the bytes: "
+                     f"{(smaller['acc'] - u_acc) * 100:+.2f} pp "
                      "(bar: >= uniform's accuracy at <= 85% of its bytes)"))  # fmt: skip
     lines.append(f"calibration: {calibration} | {end}")
     for line in lines:
