@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     p.add_argument("--calibration-batches", type=int, default=8)
     p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax")
+    p.add_argument("--mixed", action="store_true", help="int8 for some layers, float for the rest")
+    p.add_argument("--budget-ms", type=float, default=None, help="--mixed: ONNX Runtime latency to fit")
+    p.add_argument("--episodes", type=int, default=16, help="--mixed: agent episodes")
     p.add_argument("--out", required=True, help="output directory for model.int8.onnx and model.fp32.onnx")
     p.set_defaults(func=run_quantize)
 
@@ -118,8 +121,10 @@ def run_quantize(args: argparse.Namespace) -> int:
     model, shape = load_model(args)
     model.eval()
     train_loader, test_loader = loaders(args, args.batch_size or 64, augment=False)
-    config = Int8Config(calibration_batches=args.calibration_batches, method=args.method)
     out = Path(args.out)
+    if args.mixed:
+        return _quantize_mixed(args, model, shape, train_loader, test_loader, out)
+    config = Int8Config(calibration_batches=args.calibration_batches, method=args.method)
     int8 = quantize_int8(model, example(shape), train_loader, out, config)
     float_acc, _ = evaluate(model, test_loader)
     int8_acc, _ = evaluate(int8, test_loader)
@@ -131,5 +136,36 @@ def run_quantize(args: argparse.Namespace) -> int:
         f"accuracy {float_acc:.2%} -> {int8_acc:.2%}; "
         f"ONNX size {fp32_path.stat().st_size:,} B -> {int8.size_bytes:,} B; "
         f"ONNX Runtime latency (batch {shape[0]}) {fp32_ms:.3f} ms -> {int8_ms:.3f} ms; saved to {int8.path}"
+    )
+    return 0
+
+
+def _quantize_mixed(args: argparse.Namespace, model, shape, train_loader, test_loader, out: Path) -> int:
+    """Layers chosen for int8 under ``--budget-ms`` (held-out training images score candidates)."""
+    from netsculpt.errors import ConfigError
+    from netsculpt.search.evaluator import take_batches
+    from netsculpt.search.holdout import holdout_loaders
+    from netsculpt.train import evaluate
+    from netsculpt.weights.mixed_int import MixedIntConfig, quantize_mixed
+
+    if args.budget_ms is None:
+        raise ConfigError("--mixed needs --budget-ms T (the ONNX Runtime latency to fit, in ms)")
+    data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
+    _, held, _ = holdout_loaders(args.data, val_size=500, batch_size=64, eval_batch_size=125, **data)
+    config = MixedIntConfig(
+        episodes=args.episodes,
+        warmup=max(1, args.episodes // 4),
+        calibration_batches=args.calibration_batches,
+    )
+    result = quantize_mixed(
+        model, example(shape), train_loader, take_batches(held, 2, "held-out"), args.budget_ms, out, config
+    )
+    float_acc, _ = evaluate(model, test_loader)
+    acc, _ = evaluate(result.model, test_loader)
+    Console().print(
+        f"mixed int8/float: int8 layers {', '.join(result.int8_layers) or 'none'}; "
+        f"accuracy {float_acc:.2%} -> {acc:.2%}; ONNX Runtime latency {result.float_ms:.3f} ms float, "
+        f"{result.measured_ms:.3f} ms measured "
+        f"(predicted {result.predicted_ms:.3f}, budget {result.budget_ms:.3f}); saved to {result.model.path}"
     )
     return 0
