@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--bit-search", choices=("agent", "genetic", "nsga2"), default="agent", help="--bits auto: searcher"
     )
     p.add_argument("--episodes", type=int, default=40, help="--bits auto: agent episodes")
+    p.add_argument("--val-size", type=int, default=500, help="--bits auto: training images held out to score")
     p.add_argument("--method", choices=("dkm", "kmeans"), default="dkm")
     p.add_argument(
         "--group-size", type=int, default=None, help="output channels per codebook (default: per tensor)"
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mixed", action="store_true", help="int8 for some layers, float for the rest")
     p.add_argument("--budget-ms", type=float, default=None, help="--mixed: ONNX Runtime latency to fit")
     p.add_argument("--episodes", type=int, default=16, help="--mixed: agent episodes")
+    p.add_argument("--val-size", type=int, default=500, help="--mixed: training images held out to score")
     p.add_argument("--out", required=True, help="output directory for model.int8.onnx and model.fp32.onnx")
     p.set_defaults(func=run_quantize)
 
@@ -103,7 +105,9 @@ def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_lo
     from netsculpt.weights.mixed_cluster import cluster_auto
 
     data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
-    _, held, _ = holdout_loaders(args.data, val_size=500, batch_size=64, eval_batch_size=125, **data)
+    _, held, _ = holdout_loaders(
+        args.data, val_size=args.val_size, batch_size=64, eval_batch_size=125, **data
+    )
     search = BitSearchConfig(
         method=args.bit_search, episodes=args.episodes, warmup=max(1, args.episodes // 4)
     )
@@ -151,7 +155,9 @@ def _quantize_mixed(args: argparse.Namespace, model, shape, train_loader, test_l
     if args.budget_ms is None:
         raise ConfigError("--mixed needs --budget-ms T (the ONNX Runtime latency to fit, in ms)")
     data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
-    _, held, _ = holdout_loaders(args.data, val_size=500, batch_size=64, eval_batch_size=125, **data)
+    _, held, _ = holdout_loaders(
+        args.data, val_size=args.val_size, batch_size=64, eval_batch_size=125, **data
+    )
     config = MixedIntConfig(
         episodes=args.episodes,
         warmup=max(1, args.episodes // 4),
