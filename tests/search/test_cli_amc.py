@@ -36,8 +36,9 @@ def test_amc_search_cli_writes_policy_and_resumes(tmp_path: Path, capsys) -> Non
 def test_cluster_bits_auto_fits_the_budget(tmp_path: Path, capsys) -> None:
     out = tmp_path / "m"
     budget = 80_000  # LeNet-5's 430k weights at ~1.4 bits each (1 bit: 54 kB, 2 bits: 108 kB)
-    argv = ["--quiet", "cluster", "lenet5", "--data", "mnist5k", "--limit", "300", "--val-size", "100", "--bits", "auto",
-            "--budget-bytes", str(budget), "--method", "kmeans", "--episodes", "3", "--out", str(out)]  # fmt: skip
+    argv = ["--quiet", "cluster", "lenet5", "--data", "mnist5k", "--limit", "300", "--val-size", "100",
+            "--bits", "auto", "--budget-bytes", str(budget), "--method", "kmeans", "--episodes", "3",
+            "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     assert (out / "model.safetensors").stat().st_size <= budget
     bits = {p.bits for _, p in iter_palettes(ns.load(out))}
