@@ -116,8 +116,12 @@ def quantize_mixed(
     budget_ms: float,
     out_dir: str | Path,
     config: MixedIntConfig | None = None,
+    measured: tuple[float, dict[str, float]] | None = None,
 ) -> MixedIntResult:
-    """int8 for the layers the agent picks, float for the rest, so ONNX Runtime latency <= ``budget_ms``."""
+    """int8 for the layers the agent picks, float for the rest, so ONNX Runtime latency <= ``budget_ms``.
+
+    ``measured``: ``(float_ms, savings_ms per layer)`` of an earlier call on the same model and machine
+    (``result.float_ms``, ``result.history["savings_ms"]``), to skip timing every layer again."""
     from netsculpt.train import evaluate
 
     config = config or MixedIntConfig()
@@ -137,13 +141,15 @@ def quantize_mixed(
         cfg = Int8Config(calibration_batches=batches, filter_fn=keep)
         return quantize_int8(model, example_inputs, calibration[:batches], where, cfg)
 
-    one = build(set(), 1, work / "float")
-    float_ms = _time(work / "float" / "model.fp32.onnx", example_inputs, config.runs)
-    savings = []
-    for name in track(names, "ONNX Runtime latency per int8 layer"):
-        q = build({name}, 1, work / "single")
-        savings.append(float_ms - _time(q.path, example_inputs, config.runs))
-    del one
+    if measured is not None and set(measured[1]) == set(names):
+        float_ms, savings = measured[0], [measured[1][n] for n in names]
+    else:
+        build(set(), 1, work / "float")
+        float_ms = _time(work / "float" / "model.fp32.onnx", example_inputs, config.runs)
+        savings = []
+        for name in track(names, "ONNX Runtime latency per int8 layer"):
+            q = build({name}, 1, work / "single")
+            savings.append(float_ms - _time(q.path, example_inputs, config.runs))
     savings_arr = np.array(savings)
     shapes = [[float(np.prod(m.weight.shape)), m.weight.shape[0], m.weight.shape[1]] for _, m in layers]
     space = _IntWalkSpace(names, savings_arr, float_ms, shapes)
