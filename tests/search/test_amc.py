@@ -134,3 +134,17 @@ def test_policy_applies_to_another_model_of_the_family(tiny, tmp_path: Path) -> 
     assert small(tiny.example).shape == (1, _tiny.CLASSES)
     with pytest.raises(ConfigError, match="no AMC policy"):
         apply_policy(tmp_path / "missing", other, tiny.example)
+
+
+@pytest.mark.slow
+def test_amc_candidates_run_on_worker_processes(tiny) -> None:
+    """The reward comes from the shared scorer, so local workers give the serial run's episodes."""
+    from netsculpt.search import ProcessExecutor
+
+    args = (tiny.model, tiny.example, "amc", "macs=0.5", tiny.train, tiny.val)
+    serial = search_widths(*args, _config(episodes=4, warmup=2))
+    pooled = search_widths(*args, _config(episodes=4, warmup=2), executor=ProcessExecutor(1))
+    assert [e["reward"] for e in pooled.history["episodes"]] == [
+        e["reward"] for e in serial.history["episodes"]
+    ]
+    assert pooled.plan.keep == serial.plan.keep
