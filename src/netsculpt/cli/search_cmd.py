@@ -17,7 +17,7 @@ from rich.table import Table
 
 from netsculpt.cli.common import add_model_args, example, load_model
 
-METHODS = ("sensitivity", "greedy", "genetic", "nsga2")
+METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from netsculpt.cli.train_cmd import add_data_args
 
     p = sub.add_parser(
-        "search", help="search per-layer widths (sensitivity, greedy, genetic, nsga2) and prune"
+        "search", help="search per-layer widths (sensitivity, greedy, genetic, nsga2, amc) and prune"
     )
     add_model_args(p)
     add_data_args(p)
@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pop-size", type=int, default=None, help="genetic/nsga2 population")
     p.add_argument("--generations", type=int, default=None, help="genetic/nsga2 generations")
     p.add_argument("--elite", type=int, default=None, help="genetic: members scored on the full batches")
+    p.add_argument("--episodes", type=int, default=None, help="amc: episodes (random warm-up included)")
+    p.add_argument("--warmup", type=int, default=None, help="amc: random episodes before learning")
+    p.add_argument("--policy", default=None, help="amc: warm-start from a saved policy folder")
     p.add_argument("--latency-runtime", choices=["torch", "onnxruntime"], default=None)
     p.add_argument(
         "--latency-calibration", type=int, default=None,

@@ -11,11 +11,26 @@ from netsculpt.cli.common import add_model_args, example, load_model
 from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
 
 
+def _bits(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bits takes 1..8 or auto, got {text!r}") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cluster", help="palettize weights (DKM fine-tuning or k-means) and save them packed")
     add_model_args(p)
     add_data_args(p)
-    p.add_argument("--bits", type=int, default=4, help="bits per weight index, 1..8")
+    p.add_argument("--bits", type=_bits, default=4, help="bits per weight index, 1..8, or auto (searched)")
+    p.add_argument("--budget-bytes", type=int, default=None, help="--bits auto: packed file size to fit")
+    p.add_argument(
+        "--bit-search", choices=("agent", "genetic", "nsga2"), default="agent", help="--bits auto: searcher"
+    )
+    p.add_argument("--episodes", type=int, default=40, help="--bits auto: agent episodes")
+    p.add_argument("--val-size", type=int, default=500, help="--bits auto: training images held out to score")
     p.add_argument("--method", choices=("dkm", "kmeans"), default="dkm")
     p.add_argument(
         "--group-size", type=int, default=None, help="output channels per codebook (default: per tensor)"
@@ -32,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     p.add_argument("--calibration-batches", type=int, default=8)
     p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax")
+    p.add_argument("--mixed", action="store_true", help="int8 for some layers, float for the rest")
+    p.add_argument("--budget-ms", type=float, default=None, help="--mixed: ONNX Runtime latency to fit")
+    p.add_argument("--episodes", type=int, default=16, help="--mixed: agent episodes")
+    p.add_argument("--val-size", type=int, default=500, help="--mixed: training images held out to score")
     p.add_argument("--out", required=True, help="output directory for model.int8.onnx and model.fp32.onnx")
     p.set_defaults(func=run_quantize)
 
@@ -43,8 +62,12 @@ def run_cluster(args: argparse.Namespace) -> int:
 
     data_defaults(args)
     model, shape = load_model(args)
+    if args.bits == "auto" and args.budget_bytes is None:
+        from netsculpt.errors import ConfigError
+
+        raise ConfigError("--bits auto needs --budget-bytes N (the size of model.safetensors to fit)")
     common = {
-        "bits": args.bits,
+        "bits": 8 if args.bits == "auto" else args.bits,
         "group_size": args.group_size,
         "vector_dim": args.vector_dim,
         "dense_dtype": "float16" if args.dense_fp16 else "float32",
@@ -58,17 +81,39 @@ def run_cluster(args: argparse.Namespace) -> int:
         config = DKMConfig(**common, temperature=args.temperature, train=recipe)
     else:
         config = KMeansConfig(**common)
-    cluster_model(model, config, train_loader, test_loader)
+    if args.bits == "auto":
+        bits_text = _cluster_auto(args, model, config, train_loader, test_loader)
+    else:
+        cluster_model(model, config, train_loader, test_loader)
+        bits_text = f"{args.bits}-bit"
     acc, _ = evaluate(model, test_loader)
     out = Path(args.out)
     save(model, out, extra={"input_shape": list(shape), "source": args.model, "cluster": config.to_dict()})
     size = (out / "model.safetensors").stat().st_size
     Console().print(
-        f"{args.method} {args.bits}-bit: accuracy {float_acc:.2%} -> {acc:.2%} "
+        f"{args.method} {bits_text}: accuracy {float_acc:.2%} -> {acc:.2%} "
         f"({(acc - float_acc) * 100:+.2f} pp); "
         f"weights {float_bytes:,} B -> {size:,} B ({float_bytes / size:.2f}x); saved to {out}"
     )
     return 0
+
+
+def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_loader) -> str:
+    """Bits per layer searched on 500 held-out training images, then clustered; prints the bits."""
+    from netsculpt.search.holdout import holdout_loaders
+    from netsculpt.weights.haq import BitSearchConfig
+    from netsculpt.weights.mixed_cluster import cluster_auto
+
+    data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
+    _, held, _ = holdout_loaders(
+        args.data, val_size=args.val_size, batch_size=64, eval_batch_size=125, **data
+    )
+    search = BitSearchConfig(
+        method=args.bit_search, episodes=args.episodes, warmup=max(1, args.episodes // 4)
+    )
+    _, result = cluster_auto(model, config, args.budget_bytes, train_loader, held, test_loader, search)
+    Console().print("bits per layer: " + ", ".join(f"{k} {b}" for k, b in result.bits.items()))
+    return f"mixed-bit (budget {args.budget_bytes:,} B)"
 
 
 def run_quantize(args: argparse.Namespace) -> int:
@@ -80,8 +125,10 @@ def run_quantize(args: argparse.Namespace) -> int:
     model, shape = load_model(args)
     model.eval()
     train_loader, test_loader = loaders(args, args.batch_size or 64, augment=False)
-    config = Int8Config(calibration_batches=args.calibration_batches, method=args.method)
     out = Path(args.out)
+    if args.mixed:
+        return _quantize_mixed(args, model, shape, train_loader, test_loader, out)
+    config = Int8Config(calibration_batches=args.calibration_batches, method=args.method)
     int8 = quantize_int8(model, example(shape), train_loader, out, config)
     float_acc, _ = evaluate(model, test_loader)
     int8_acc, _ = evaluate(int8, test_loader)
@@ -93,5 +140,38 @@ def run_quantize(args: argparse.Namespace) -> int:
         f"accuracy {float_acc:.2%} -> {int8_acc:.2%}; "
         f"ONNX size {fp32_path.stat().st_size:,} B -> {int8.size_bytes:,} B; "
         f"ONNX Runtime latency (batch {shape[0]}) {fp32_ms:.3f} ms -> {int8_ms:.3f} ms; saved to {int8.path}"
+    )
+    return 0
+
+
+def _quantize_mixed(args: argparse.Namespace, model, shape, train_loader, test_loader, out: Path) -> int:
+    """Layers chosen for int8 under ``--budget-ms`` (held-out training images score candidates)."""
+    from netsculpt.errors import ConfigError
+    from netsculpt.search.evaluator import take_batches
+    from netsculpt.search.holdout import holdout_loaders
+    from netsculpt.train import evaluate
+    from netsculpt.weights.mixed_int import MixedIntConfig, quantize_mixed
+
+    if args.budget_ms is None:
+        raise ConfigError("--mixed needs --budget-ms T (the ONNX Runtime latency to fit, in ms)")
+    data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
+    _, held, _ = holdout_loaders(
+        args.data, val_size=args.val_size, batch_size=64, eval_batch_size=125, **data
+    )
+    config = MixedIntConfig(
+        episodes=args.episodes,
+        warmup=max(1, args.episodes // 4),
+        calibration_batches=args.calibration_batches,
+    )
+    result = quantize_mixed(
+        model, example(shape), train_loader, take_batches(held, 2, "held-out"), args.budget_ms, out, config
+    )
+    float_acc, _ = evaluate(model, test_loader)
+    acc, _ = evaluate(result.model, test_loader)
+    Console().print(
+        f"mixed int8/float: int8 layers {', '.join(result.int8_layers) or 'none'}; "
+        f"accuracy {float_acc:.2%} -> {acc:.2%}; ONNX Runtime latency {result.float_ms:.3f} ms float, "
+        f"{result.measured_ms:.3f} ms measured "
+        f"(predicted {result.predicted_ms:.3f}, budget {result.budget_ms:.3f}); saved to {result.model.path}"
     )
     return 0

@@ -133,7 +133,7 @@ class DistillStage(TrainSection):
 
 class SearchStage(Section):
     kind: Literal["search"] = "search"
-    method: Literal["sensitivity", "greedy", "genetic", "nsga2"] = "greedy"
+    method: Literal["sensitivity", "greedy", "genetic", "nsga2", "amc"] = "greedy"
     target: dict[Literal["macs", "params", "latency"], float]
     criterion: str = "l1"
     val_size: int | None = Field(default=None, ge=1)  # None: 500, or a fifth of a smaller training split
@@ -143,7 +143,9 @@ class SearchStage(Section):
 class ClusterStage(Section):
     kind: Literal["cluster"] = "cluster"
     method: Literal["dkm", "kmeans"] = "dkm"
-    bits: int = Field(default=4, ge=1, le=8)
+    bits: Annotated[int, Field(ge=1, le=8)] | Literal["auto"] = 4
+    budget_bytes: int | None = Field(default=None, ge=1)  # bits: auto -> bits per layer under this size
+    bit_search: Literal["agent", "genetic", "nsga2"] = "agent"
     epochs: int = Field(default=3, ge=0)
     lr: float | None = Field(default=None, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)

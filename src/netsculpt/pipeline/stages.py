@@ -249,11 +249,38 @@ def cluster(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Path) -> 
 
         train = {"epochs": max(cfg.epochs, 1), "seed": ctx.recipe.seed, **({"lr": cfg.lr} if cfg.lr else {})}
         fields["train"] = TrainConfig.preset("finetune", **train)
+    if cfg.bits == "auto":
+        return _cluster_auto(ctx, cfg, model, out, fields)
     config = config_for(cfg.method, **fields)
     clustered = cluster_model(
         model, config, ctx.train_loader, ctx.test_loader, out_dir=out / "checkpoints", resume=True
     )
     return clustered, {"method": cfg.method, "bits": cfg.bits}
+
+
+def _cluster_auto(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Path, fields: dict) -> tuple:
+    """``bits: auto``: bits per layer searched under ``budget_bytes`` on 500 held-out training samples."""
+    from torch.utils.data import DataLoader
+
+    from netsculpt.search.holdout import split_holdout
+    from netsculpt.weights import config_for
+    from netsculpt.weights.haq import BitSearchConfig
+    from netsculpt.weights.mixed_cluster import cluster_auto
+
+    if cfg.budget_bytes is None:
+        raise ConfigError("cluster.bits: auto needs cluster.budget_bytes (the packed file size to fit)")
+    dataset = ctx.train_loader.dataset
+    _, held = split_holdout(dataset, max(1, min(500, len(dataset) // 5)), ctx.recipe.seed)
+    config = config_for(cfg.method, **{**fields, "bits": 8})
+    search = BitSearchConfig(method=cfg.bit_search, seed=ctx.recipe.seed)
+    held_loader = DataLoader(held, batch_size=ctx.train_loader.batch_size)
+    clustered, result = cluster_auto(
+        model, config, cfg.budget_bytes, ctx.train_loader, held_loader, ctx.test_loader, search,
+        out_dir=out / "checkpoints", resume=True,
+    )  # fmt: skip
+    measured = result.history["measured_bytes"]
+    return clustered, {"method": cfg.method, "bits": "auto", "layer_bits": result.bits,
+                       "budget_bytes": cfg.budget_bytes, "bytes": measured}  # fmt: skip
 
 
 @stage("sparsify")

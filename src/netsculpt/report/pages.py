@@ -110,8 +110,10 @@ def tradeoff_section(series: Sequence[Series], intro: str) -> str:
 
 
 def widths_section(run: Run) -> str:
+    bits = bits_table(run)
     if not run.widths:
-        return section("Layer widths", note("No per-layer widths or prune plans recorded.", "missing"))
+        missing = note("No per-layer widths or prune plans recorded.", "missing")
+        return section("Layer widths", missing, *([bits] if bits else []))
     shown, dropped = select_layers(run.widths)
     changed = sum(1 for w in run.widths if w.before != w.after)
     caption = esc(f"From {run.widths_source}. {changed} of {len(run.widths)} layers changed width.")
@@ -120,7 +122,21 @@ def widths_section(run: Run) -> str:
     return section(
         "Layer widths",
         figure(widths_chart(shown), "layer widths before and after", caption, cls="layers"),
+        *([bits] if bits else []),
         anchor="widths",
+    )
+
+
+def bits_table(run: Run) -> str:
+    """Palette bits per layer beside the layer's width, for runs that searched mixed bits."""
+    bits = next((s.bits for s in reversed(run.stages) if s.bits), {})
+    if not bits:
+        return ""
+    widths = {w.name: w.after for w in run.widths}
+    rows = [[esc(name), esc(str(widths.get(name, "")) if widths.get(name) is not None else ""), str(b)]
+            for name, b in bits.items()]  # fmt: skip
+    return note("Bits per weight index, per layer (searched under a byte budget):") + table(
+        ["layer", "width", "bits"], rows
     )
 
 

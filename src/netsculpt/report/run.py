@@ -48,6 +48,7 @@ class Stage:
     settings: dict[str, Any]
     plan: PlanRecord | None
     guard: dict[str, Any] | None = None  # latency vs the stage's input (netsculpt.pipeline.guards)
+    bits: dict[str, int] = field(default_factory=dict)  # palette bits per layer (mixed-bit clustering)
 
 
 @dataclass
@@ -150,9 +151,18 @@ def _stages(results: Results) -> list[Stage]:
                 settings=dict(rec.settings or {}),
                 plan=rec.plan or (rec.info.plan if rec.info else None),
                 guard=getattr(rec, "guard", None) if isinstance(getattr(rec, "guard", None), dict) else None,
+                bits=_layer_bits(rec),
             )
         )
     return out
+
+
+def _layer_bits(rec: StageRecord) -> dict[str, int]:
+    """``layer_bits`` a cluster stage reported (``bits: auto``), kept only if it is a name -> int map."""
+    bits = getattr(rec.info, "layer_bits", None) if rec.info else None
+    if not isinstance(bits, dict):
+        return {}
+    return {str(k): int(v) for k, v in bits.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def _from_record(name: str, stage: str | None, m: ModelRecord) -> Point:

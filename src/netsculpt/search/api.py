@@ -21,7 +21,7 @@ from netsculpt.errors import ConfigError, DataError, PruningError
 from netsculpt.fileio import write_json
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.registry import Registry
-from netsculpt.search import genetic, greedy, nsga2, sensitivity
+from netsculpt.search import amc, genetic, greedy, nsga2, sensitivity
 from netsculpt.search.config import CONFIGS, CostTarget, SearchConfig, parse_targets
 from netsculpt.search.evaluator import EvalTask, sample_inputs, take_batches
 from netsculpt.search.executors import Executor, make_executor
@@ -35,6 +35,8 @@ SEARCHERS.register("sensitivity", sensitivity.run)
 SEARCHERS.register("greedy", greedy.run)
 SEARCHERS.register("genetic", genetic.run)
 SEARCHERS.register("nsga2", nsga2.run)
+SEARCHERS.register("amc", amc.run)
+CONFIGS.setdefault("amc", amc.AMCConfig)
 LATENCY_TABLE = "latency_table.json"
 
 

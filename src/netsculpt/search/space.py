@@ -44,6 +44,7 @@ class SearchSpace:
 
         self.graph, self.scores, self.latency = graph, scores, latency
         self.round_to = check_round_to(round_to)
+        self.model = model  # read-only: layer descriptions for learned searchers (AMC's state)
         self.groups = graph.prunable_groups
         if not self.groups:
             raise PruningError(

@@ -12,12 +12,12 @@ dtype code per dense tensor. Dense tensors need no names: :func:`netsculpt.load`
 first, so its state dict supplies names, order and shapes (a hash of them is checked). Per-tensor
 safetensors headers cost ~80 bytes each, which on ResNet-20 at 4 bits is 8% of the file. A float32
 tensor whose values are all exact in float16 (see :func:`round_dense_`) is stored as float16; every
-tensor reloads bit for bit.
+tensor reloads bit for bit. Dense blobs live in :mod:`~netsculpt.weights.dense_blobs`, header validation
+in :mod:`~netsculpt.weights.packed_check`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -29,12 +29,12 @@ import torch
 from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError, ConfigError
-from netsculpt.weights.coding import MODELS
+from netsculpt.weights.dense_blobs import CODES, pack_dense, round_dense_, stored_dtype, unpack_dense
+from netsculpt.weights.packed_check import FORMAT_VERSION, META_KEY, check_packed
 from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
 from netsculpt.weights.palette import PALETTES_ATTR, Palette, iter_palettes
 from netsculpt.weights.sparse_store import (
     CODINGS,
-    MASK_LAYOUTS,
     blobs_digest,
     decode_indices,
     decode_mask,
@@ -43,48 +43,15 @@ from netsculpt.weights.sparse_store import (
     worth_sparse,
 )
 
-META_KEY = "netsculpt.packed"
-FORMAT_VERSION = 2  # 2: sparse tensors, range-coded indices / masks, checksum (1 is written when none)
-_CODES = {
-    torch.float32: "f",
-    torch.float16: "h",
-    torch.bfloat16: "b",
-    torch.float64: "d",
-    torch.int64: "q",
-    torch.int32: "i",
-    torch.int16: "s",
-    torch.int8: "c",
-    torch.uint8: "B",
-    torch.bool: "?",
-}
-_DTYPES = {code: dtype for dtype, code in _CODES.items()}
-
-
-def round_dense_(model: nn.Module, dense_dtype: str = "float32") -> nn.Module:
-    """With ``"float16"``, round every float tensor that is not palettized to fp16 values, in place."""
-    if dense_dtype not in ("float32", "float16"):
-        raise ConfigError(f"dense_dtype must be 'float32' or 'float16', got {dense_dtype!r}")
-    if dense_dtype == "float32":
-        return model
-    palettized = {key for key, _ in iter_palettes(model)}
-    with torch.no_grad():
-        for key, tensor in model.state_dict(keep_vars=True).items():
-            if key not in palettized and tensor.is_floating_point() and tensor.dtype != torch.float16:
-                tensor.copy_(tensor.to(torch.float16).to(tensor.dtype))
-    return model
-
-
-def _stored_dtype(tensor: Tensor) -> torch.dtype:
-    if tensor.dtype == torch.float32 and torch.equal(tensor.to(torch.float16).float(), tensor):
-        return torch.float16
-    if tensor.dtype not in _CODES:
-        raise CheckpointError(f"cannot pack a tensor of dtype {tensor.dtype}")
-    return tensor.dtype
-
-
-def _layout_hash(state: dict[str, Tensor], keys: list[str]) -> str:
-    text = ";".join(f"{k}:{tuple(state[k].shape)}:{state[k].dtype}" for k in keys)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+__all__ = [
+    "FORMAT_VERSION",
+    "META_KEY",
+    "pack_state",
+    "packed_size_bytes",
+    "read_packed",
+    "round_dense_",
+    "unpack_state",
+]
 
 
 def pack_state(
@@ -122,13 +89,7 @@ def pack_state(
     if sparse_keys:
         info["sparse"] = _pack_sparse(state, sparse_keys, coding, tensors)
     dense_keys = [k for k in state if k not in packed and k not in set(sparse_keys)]
-    codes, blobs = [], {}
-    for key in dense_keys:
-        dtype = _stored_dtype(state[key])
-        codes.append(_CODES[dtype])
-        blobs.setdefault(dtype, []).append(state[key].detach().reshape(-1).to(dtype))
-    tensors.update({f"dense.{_CODES[d]}": torch.cat(parts).contiguous() for d, parts in blobs.items()})
-    info["dense"], info["layout"] = "".join(codes), _layout_hash(state, dense_keys)
+    info["dense"], info["layout"] = pack_dense(state, dense_keys, tensors)
     if info["version"] > 1:
         info["checksum"] = blobs_digest(tensors)
     return tensors, {META_KEY: json.dumps(info, separators=(",", ":"))}
@@ -163,15 +124,15 @@ def _pack_sparse(
         nonzero = tensor != 0
         layout, data = encode_mask(nonzero.numpy(), tuple(tensor.shape), coding)
         kept = tensor[nonzero]
-        dtype = _stored_dtype(kept) if kept.numel() else tensor.dtype
-        if dtype not in _CODES:
+        dtype = stored_dtype(kept) if kept.numel() else tensor.dtype
+        if dtype not in CODES:
             raise CheckpointError(f"cannot pack {key!r}: dtype {tensor.dtype}")
         values.setdefault(dtype, []).append(kept.to(dtype))
         masks.append(data)
-        entries.append([key, _CODES[dtype], layout, int(kept.numel()), int(data.size)])
+        entries.append([key, CODES[dtype], layout, int(kept.numel()), int(data.size)])
     tensors["sparse.masks"] = torch.from_numpy(np.concatenate(masks))
     for dtype, parts in values.items():
-        tensors[f"sparse.{_CODES[dtype]}"] = torch.cat(parts).contiguous()
+        tensors[f"sparse.{CODES[dtype]}"] = torch.cat(parts).contiguous()
     return entries
 
 
@@ -206,136 +167,6 @@ def read_packed(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[s
     return blobs, info
 
 
-_INFO_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "version": {"type": "integer", "minimum": 1, "maximum": FORMAT_VERSION},
-        "palettes": {
-            "type": "array",
-            "items": {
-                "type": "array",
-                "prefixItems": [
-                    {"type": "string"},
-                    {"type": "integer", "minimum": 1, "maximum": 8},
-                    {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": 8,
-                        "items": {"type": "integer", "minimum": 1},
-                    },
-                    {"type": "integer", "minimum": 1},
-                    {"type": "integer", "minimum": 1},
-                ],
-                "items": False,
-                "minItems": 5,
-            },
-        },
-        "dense": {"type": "string", "pattern": "^[" + "".join(_DTYPES) + "]*$"},
-        "layout": {"type": "string"},
-        "coded": {
-            "type": "array",
-            "items": {
-                "type": "array",
-                "prefixItems": [{"enum": list(MODELS)}, {"type": "integer", "minimum": 0}],
-                "items": False,
-                "minItems": 2,
-            },
-        },
-        "sparse": {
-            "type": "array",
-            "items": {
-                "type": "array",
-                "prefixItems": [
-                    {"type": "string"},
-                    {"enum": list(_DTYPES)},
-                    {"enum": list(MASK_LAYOUTS)},
-                    {"type": "integer", "minimum": 0},
-                    {"type": "integer", "minimum": 0},
-                ],
-                "items": False,
-                "minItems": 5,
-            },
-        },
-        "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    },
-    "required": ["version", "palettes", "dense", "layout"],
-}
-
-
-def _check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tensor], where: str) -> None:
-    """Every count, size and dtype of a packed file checked against the rebuilt model before unpacking."""
-    from netsculpt.jsoncheck import check_schema
-
-    check_schema(info, _INFO_SCHEMA, f"{where!r} ({META_KEY})")
-    if info["version"] > 1 and info.get("checksum") != blobs_digest(blobs):
-        raise CheckpointError(
-            f"{where!r} is corrupt: its blobs do not match the checksum written with them; "
-            "restore the file from a good copy"
-        )
-    coded = info.get("coded")
-    if coded is not None and len(coded) != len(info["palettes"]):
-        raise CheckpointError(f"{where!r}: {len(coded)} coded lengths for {len(info['palettes'])} palettes")
-    expect: dict[str, tuple[torch.dtype, int]] = {}
-    if info["palettes"] or info["version"] == 1:
-        expect = {"palettes.indices": (torch.uint8, 0), "palettes.luts": (torch.float16, 0)}
-    seen: set[str] = set()
-    for index, (key, bits, shape, groups, dim) in enumerate(info["palettes"]):
-        ref = reference.get(key)
-        if ref is None or key in seen:
-            raise CheckpointError(
-                f"{where!r}: the saved palette {key!r} has no (or a second) tensor in the rebuilt model"
-            )
-        numel = int(np.prod(shape))
-        if list(ref.shape) != list(shape) or numel % dim or (numel // dim) % groups or shape[0] % groups:
-            raise CheckpointError(
-                f"{where!r}: the palette of {key!r} (shape {shape}, {groups} groups, vectors of {dim}) does "
-                f"not fit the rebuilt model's tensor of shape {list(ref.shape)}"
-            )
-        seen.add(key)
-        size = coded[index][1] if coded is not None else packed_nbytes(numel // dim, bits)
-        expect["palettes.indices"] = (torch.uint8, expect["palettes.indices"][1] + size)
-        expect["palettes.luts"] = (torch.float16, expect["palettes.luts"][1] + groups * 2**bits * dim)
-    _expect_sparse(info.get("sparse", []), reference, seen, expect, where)
-    dense_keys = [k for k in reference if k not in seen]
-    if len(dense_keys) != len(info["dense"]) or _layout_hash(reference, dense_keys) != info["layout"]:
-        raise CheckpointError(
-            f"the packed weights in {where!r} were saved from a different architecture than the "
-            "rebuilt model (state-dict names or shapes differ)"
-        )
-    for key, code in zip(dense_keys, info["dense"]):
-        name = f"dense.{code}"
-        expect[name] = (_DTYPES[code], expect.get(name, (None, 0))[1] + reference[key].numel())
-    for name, (dtype, length) in expect.items():
-        blob = blobs.get(name)
-        if blob is None or blob.dtype != dtype or blob.dim() != 1 or blob.numel() != length:
-            found = "missing" if blob is None else f"{blob.dtype} of shape {list(blob.shape)}"
-            raise CheckpointError(
-                f"{where!r}: blob {name!r} should be {length:,} values of {dtype}, found {found}"
-            )
-    extra = sorted(set(blobs) - set(expect))
-    if extra:
-        raise CheckpointError(f"{where!r}: unexpected blob {extra[0]!r} in a packed file")
-
-
-def _expect_sparse(
-    entries: list[list[Any]],
-    reference: dict[str, Tensor],
-    seen: set[str],
-    expect: dict[str, tuple[torch.dtype, int]],
-    where: str,
-) -> None:
-    for key, code, _layout, nonzero, nbytes in entries:
-        ref = reference.get(key)
-        if ref is None or key in seen or nonzero > ref.numel() or ref.dim() < 2:
-            raise CheckpointError(
-                f"{where!r}: the sparse tensor {key!r} ({nonzero:,} nonzeros) does not fit the rebuilt model"
-            )
-        seen.add(key)
-        expect["sparse.masks"] = (torch.uint8, expect.get("sparse.masks", (None, 0))[1] + nbytes)
-        name = f"sparse.{code}"
-        expect[name] = (_DTYPES[code], expect.get(name, (None, 0))[1] + nonzero)
-
-
 def _unpack_sparse(
     entries: list[list[Any]], blobs: dict[str, Tensor], reference: dict[str, Tensor], where: str
 ) -> dict[str, Tensor]:
@@ -368,7 +199,7 @@ def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Te
         return None
     blobs, info = packed
     reference = model.state_dict()
-    _check_packed(info, blobs, reference, str(path))
+    dense_keys = check_packed(info, blobs, reference, str(path))
     state: dict[str, Tensor] = {}
     coded = info.get("coded")
     if info["palettes"]:
@@ -397,13 +228,7 @@ def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Te
         state[key] = weight.to(reference[key].dtype)
         _remember(model, key, palette)
     state.update(_unpack_sparse(info.get("sparse", []), blobs, reference, str(path)))
-    offsets: dict[str, int] = {}
-    dense_keys = [k for k in reference if k not in state]
-    for key, code in zip(dense_keys, info["dense"]):
-        blob, start = blobs[f"dense.{code}"], offsets.get(code, 0)
-        n = reference[key].numel()
-        state[key] = blob[start : start + n].reshape(reference[key].shape).to(reference[key].dtype)
-        offsets[code] = start + n
+    state.update(unpack_dense(dense_keys, info["dense"], blobs, reference))
     return state
 
 

@@ -1,0 +1,187 @@
+"""Per-layer bit widths for palettization: the exact bytes on disk of any bit vector, and its accuracy.
+
+The packed file (:mod:`netsculpt.weights.storage`) stores each palettized tensor as ``ceil(points *
+bits / 8)`` index bytes plus an fp16 table of ``groups * 2**bits * vector_dim`` values; everything else
+(dense tensors, headers) does not depend on the bits. So the file size of a bit vector is a fixed part,
+measured once by really packing the model at one bit width, plus a per-layer sum: no model is built to
+price a candidate. Candidates are scored by swapping in k-means palettes fitted once per (layer, bits),
+on a few held-out batches: the cheap score HAQ's agent and the GA baselines learn from.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.progress import track
+from netsculpt.weights.config import PaletteConfig
+from netsculpt.weights.kmeans import fit_codebook
+from netsculpt.weights.layout import MAX_BITS, PaletteSpec, to_points
+from netsculpt.weights.packing import packed_nbytes
+from netsculpt.weights.palette import Palette, palette_from_centroids, set_palette_
+
+HEADER_SLACK = 64  # bytes: safetensors header digits and 8-byte alignment may differ by this much
+
+
+@dataclass
+class BitLayer:
+    name: str
+    module: nn.Module
+    shape: tuple[int, ...]
+    group_size: int | None
+    vector_dim: int
+    bits: list[int]  # allowed bit widths, ascending
+
+    def spec(self, bits: int) -> PaletteSpec:
+        return PaletteSpec(bits=bits, group_size=self.group_size, vector_dim=self.vector_dim)
+
+    def nbytes(self, bits: int) -> int:
+        """Index bytes plus the fp16 table of this layer at ``bits``."""
+        spec = self.spec(bits)
+        groups = spec.groups(self.shape)
+        points = int(np.prod(self.shape)) // self.vector_dim
+        return packed_nbytes(points, bits) + groups * 2**bits * self.vector_dim * 2
+
+
+class BitSpace:
+    """The layers ``config`` selects, each with bit choices ``low..high``, priced in packed bytes."""
+
+    def __init__(self, model: nn.Module, config: PaletteConfig, low: int = 1, high: int = MAX_BITS) -> None:
+        if not 1 <= low <= high <= MAX_BITS:
+            raise ConfigError(f"bit range {low}..{high} must lie within 1..{MAX_BITS}")
+        self.model = model
+        self.config = config
+        probe = copy.copy(config)
+        probe.bits, probe.layer_bits = low, {}
+        self.layers: list[BitLayer] = []
+        for name, module, spec in probe.select(model):
+            shape = tuple(module.weight.shape)
+            points = int(np.prod(shape)) // spec.vector_dim // spec.groups(shape)
+            allowed = [b for b in range(low, high + 1) if points >= 2**b]
+            self.layers.append(BitLayer(name, module, shape, spec.group_size, spec.vector_dim, allowed))
+        self._fixed: int | None = None
+        self._palettes: dict[tuple[int, int], Palette] = {}
+        self._original = {layer.name: layer.module.weight.detach().clone() for layer in self.layers}
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def fixed_bytes(self) -> int:
+        """Bytes of the packed file that no bit width changes, measured by packing a copy once."""
+        if self._fixed is None:
+            from netsculpt.weights.storage import packed_size_bytes
+
+            probe = copy.deepcopy(self.model)
+            modules = dict(probe.named_modules())
+            low = [layer.bits[0] for layer in self.layers]
+            for layer, bits in zip(self.layers, low):
+                set_palette_(modules[layer.name], "weight", self.palette(self.layers.index(layer), bits))
+            self._fixed = packed_size_bytes(probe) - sum(
+                layer.nbytes(b) for layer, b in zip(self.layers, low)
+            )
+        return self._fixed
+
+    def nbytes(self, bits: Iterable[int]) -> int:
+        """Predicted bytes of ``model.safetensors`` with these bits per layer (within HEADER_SLACK)."""
+        return self.fixed_bytes() + sum(layer.nbytes(int(b)) for layer, b in zip(self.layers, bits))
+
+    def palette(self, i: int, bits: int) -> Palette:
+        """The k-means palette of layer ``i`` at ``bits`` (fitted once, one k-means run per group)."""
+        key = (i, bits)
+        if key not in self._palettes:
+            layer = self.layers[i]
+            weight = self._original[layer.name]
+            spec = layer.spec(bits)
+            centroids = torch.stack(
+                [fit_codebook(g, spec.k, seed=self.config.seed, n_init=1) for g in to_points(weight, spec)]
+            )
+            self._palettes[key] = palette_from_centroids(weight, centroids, spec)
+        return self._palettes[key]
+
+    def prepare(self) -> None:
+        """Fit every (layer, bits) palette up front, with a progress bar (the slow part of a search)."""
+        jobs = [(i, b) for i, layer in enumerate(self.layers) for b in layer.bits]
+        for i, b in track(jobs, "k-means palettes per bit width"):
+            self.palette(i, b)
+
+    def evaluate(self, bits: Iterable[int], batches: list[tuple[Tensor, Tensor]]) -> tuple[float, float]:
+        """(accuracy, loss) of the model with these bits on ``batches``; the weights are put back after."""
+        from netsculpt.train import evaluate
+
+        bits = [int(b) for b in bits]
+        try:
+            with torch.no_grad():
+                for i, (layer, b) in enumerate(zip(self.layers, bits)):
+                    layer.module.weight.copy_(self.palette(i, b).weight().to(layer.module.weight.dtype))
+            return evaluate(self.model, batches)
+        finally:
+            with torch.no_grad():
+                for layer in self.layers:
+                    layer.module.weight.copy_(self._original[layer.name])
+
+    def layer_bits(self, bits: Iterable[int]) -> dict[str, int]:
+        return {layer.name: int(b) for layer, b in zip(self.layers, bits)}
+
+
+class BitWalkSpace:
+    """A :class:`BitSpace` as a walk space: choices are bit widths, the action maps [0, 1] onto them,
+    the cost is predicted bytes. State: out/in channels, kernel, weights, share of the bytes."""
+
+    def __init__(self, space: BitSpace) -> None:
+        self.space = space
+        self._choices = [np.array(layer.bits) for layer in space.layers]
+        rows = []
+        for layer in space.layers:
+            shape = layer.shape
+            kernel = float(np.prod(shape[2:])) if len(shape) > 2 else 1.0
+            linear = 1.0 if isinstance(layer.module, nn.Linear) else 0.0
+            rows.append([linear, shape[1] if len(shape) > 1 else 1, shape[0], kernel, float(np.prod(shape))])
+        self._weights = np.array(
+            [layer.nbytes(layer.bits[-1]) - layer.nbytes(layer.bits[0]) for layer in space.layers], float
+        )
+        self._features = np.column_stack([np.array(rows, dtype=np.float64), self._weights])
+
+    def choices(self, i: int) -> np.ndarray:
+        return self._choices[i]
+
+    def cost(self, values: np.ndarray) -> float:
+        return float(self.space.nbytes(values))
+
+    def to_choice(self, i: int, action: float) -> int:
+        n = len(self._choices[i])
+        return int(np.clip(np.floor(action * n), 0, n - 1))
+
+    def to_action(self, i: int, index: int) -> float:
+        return (index + 0.5) / len(self._choices[i])
+
+    def features(self) -> np.ndarray:
+        return self._features
+
+    def weights(self) -> np.ndarray:
+        return self._weights
+
+
+def apply_bits_(space: BitSpace, bits: Iterable[int]) -> nn.Module:
+    """Palettize ``space.model`` in place with the cached k-means palettes at ``bits`` (no training)."""
+    for i, (layer, b) in enumerate(zip(space.layers, bits)):
+        set_palette_(layer.module, "weight", space.palette(i, int(b)))
+    return space.model
+
+
+def describe_bits(space: BitSpace, bits: Iterable[int]) -> list[dict[str, Any]]:
+    """Per layer: name, shape, bits and bytes (for reports and the search history)."""
+    return [
+        {"layer": layer.name, "shape": list(layer.shape), "bits": int(b), "bytes": layer.nbytes(int(b))}
+        for layer, b in zip(space.layers, bits)
+    ]

@@ -1,0 +1,152 @@
+"""Validation of a packed file's header and blobs against the rebuilt model, before anything is unpacked.
+
+Every count, size and dtype is derived from the JSON header and the reference state dict, so a corrupt or
+foreign file is refused with a message instead of producing wrong tensors or an IndexError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from netsculpt.errors import CheckpointError
+from netsculpt.weights.coding import MODELS
+from netsculpt.weights.dense_blobs import DTYPES, layout_hash
+from netsculpt.weights.packing import packed_nbytes
+from netsculpt.weights.sparse_store import MASK_LAYOUTS, blobs_digest
+
+META_KEY = "netsculpt.packed"
+FORMAT_VERSION = 2  # 2: sparse tensors, range-coded indices / masks, checksum (1 is written when none)
+
+_INFO_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "integer", "minimum": 1, "maximum": FORMAT_VERSION},
+        "palettes": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "prefixItems": [
+                    {"type": "string"},
+                    {"type": "integer", "minimum": 1, "maximum": 8},
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 8,
+                        "items": {"type": "integer", "minimum": 1},
+                    },
+                    {"type": "integer", "minimum": 1},
+                    {"type": "integer", "minimum": 1},
+                ],
+                "items": False,
+                "minItems": 5,
+            },
+        },
+        "dense": {"type": "string", "pattern": "^[" + "".join(DTYPES) + "]*$"},
+        "layout": {"type": "string"},
+        "coded": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "prefixItems": [{"enum": list(MODELS)}, {"type": "integer", "minimum": 0}],
+                "items": False,
+                "minItems": 2,
+            },
+        },
+        "sparse": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "prefixItems": [
+                    {"type": "string"},
+                    {"enum": list(DTYPES)},
+                    {"enum": list(MASK_LAYOUTS)},
+                    {"type": "integer", "minimum": 0},
+                    {"type": "integer", "minimum": 0},
+                ],
+                "items": False,
+                "minItems": 5,
+            },
+        },
+        "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+    "required": ["version", "palettes", "dense", "layout"],
+}
+
+
+def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tensor], where: str) -> list[str]:
+    """Check every count, size and dtype of a packed file; returns the dense keys in stored order."""
+    from netsculpt.jsoncheck import check_schema
+
+    check_schema(info, _INFO_SCHEMA, f"{where!r} ({META_KEY})")
+    if info["version"] > 1 and info.get("checksum") != blobs_digest(blobs):
+        raise CheckpointError(
+            f"{where!r} is corrupt: its blobs do not match the checksum written with them; "
+            "restore the file from a good copy"
+        )
+    coded = info.get("coded")
+    if coded is not None and len(coded) != len(info["palettes"]):
+        raise CheckpointError(f"{where!r}: {len(coded)} coded lengths for {len(info['palettes'])} palettes")
+    expect: dict[str, tuple[torch.dtype, int]] = {}
+    if info["palettes"] or info["version"] == 1:
+        expect = {"palettes.indices": (torch.uint8, 0), "palettes.luts": (torch.float16, 0)}
+    seen: set[str] = set()
+    for index, (key, bits, shape, groups, dim) in enumerate(info["palettes"]):
+        ref = reference.get(key)
+        if ref is None or key in seen:
+            raise CheckpointError(
+                f"{where!r}: the saved palette {key!r} has no (or a second) tensor in the rebuilt model"
+            )
+        numel = int(np.prod(shape))
+        if list(ref.shape) != list(shape) or numel % dim or (numel // dim) % groups or shape[0] % groups:
+            raise CheckpointError(
+                f"{where!r}: the palette of {key!r} (shape {shape}, {groups} groups, vectors of {dim}) does "
+                f"not fit the rebuilt model's tensor of shape {list(ref.shape)}"
+            )
+        seen.add(key)
+        size = coded[index][1] if coded is not None else packed_nbytes(numel // dim, bits)
+        expect["palettes.indices"] = (torch.uint8, expect["palettes.indices"][1] + size)
+        expect["palettes.luts"] = (torch.float16, expect["palettes.luts"][1] + groups * 2**bits * dim)
+    _expect_sparse(info.get("sparse", []), reference, seen, expect, where)
+    dense_keys = [k for k in reference if k not in seen]
+    if len(dense_keys) != len(info["dense"]) or layout_hash(reference, dense_keys) != info["layout"]:
+        raise CheckpointError(
+            f"the packed weights in {where!r} were saved from a different architecture than the "
+            "rebuilt model (state-dict names or shapes differ)"
+        )
+    for key, code in zip(dense_keys, info["dense"]):
+        name = f"dense.{code}"
+        expect[name] = (DTYPES[code], expect.get(name, (None, 0))[1] + reference[key].numel())
+    for name, (dtype, length) in expect.items():
+        blob = blobs.get(name)
+        if blob is None or blob.dtype != dtype or blob.dim() != 1 or blob.numel() != length:
+            found = "missing" if blob is None else f"{blob.dtype} of shape {list(blob.shape)}"
+            raise CheckpointError(
+                f"{where!r}: blob {name!r} should be {length:,} values of {dtype}, found {found}"
+            )
+    extra = sorted(set(blobs) - set(expect))
+    if extra:
+        raise CheckpointError(f"{where!r}: unexpected blob {extra[0]!r} in a packed file")
+    return dense_keys
+
+
+def _expect_sparse(
+    entries: list[list[Any]],
+    reference: dict[str, Tensor],
+    seen: set[str],
+    expect: dict[str, tuple[torch.dtype, int]],
+    where: str,
+) -> None:
+    for key, code, _layout, nonzero, nbytes in entries:
+        ref = reference.get(key)
+        if ref is None or key in seen or nonzero > ref.numel() or ref.dim() < 2:
+            raise CheckpointError(
+                f"{where!r}: the sparse tensor {key!r} ({nonzero:,} nonzeros) does not fit the rebuilt model"
+            )
+        seen.add(key)
+        expect["sparse.masks"] = (torch.uint8, expect.get("sparse.masks", (None, 0))[1] + nbytes)
+        name = f"sparse.{code}"
+        expect[name] = (DTYPES[code], expect.get(name, (None, 0))[1] + nonzero)
