@@ -21,7 +21,7 @@ from netsculpt.errors import ConfigError, DataError, PruningError
 from netsculpt.fileio import write_json
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.registry import Registry
-from netsculpt.search import amc, genetic, greedy, nsga2, sensitivity
+from netsculpt.search import amc, genetic, greedy, nao, nsga2, sensitivity
 from netsculpt.search.config import CONFIGS, CostTarget, SearchConfig, parse_targets
 from netsculpt.search.evaluator import EvalTask, sample_inputs, take_batches
 from netsculpt.search.executors import Executor, make_executor
@@ -37,6 +37,7 @@ SEARCHERS.register("genetic", genetic.run)
 SEARCHERS.register("nsga2", nsga2.run)
 SEARCHERS.register("amc", amc.run)
 CONFIGS.setdefault("amc", amc.AMCConfig)
+SEARCHERS.register("nao", nao.run)
 LATENCY_TABLE = "latency_table.json"
 
 
@@ -157,9 +158,12 @@ def search_widths(
     executor = executor or make_executor(config.workers, config.ray_address)
     scorer = Scorer(space, executor, config, state)
     ctx = SearchContext(space, scorer, targets, config, state, _saver(on_step, latency_model, out))
+    ctx.screener = _screener(ctx, model, method)
     executor.start(EvalTask(model, example_inputs, batches, bn_batches, ignored, allow_inexact, graph), graph)
     try:
         output = SEARCHERS.get(method)(ctx)
+        if ctx.screener is not None:
+            output.history["predictor"] = ctx.screener.summary()
         plans = {t.label: _plan(ctx, t, output.picks[t.label], method) for t in targets}
     finally:
         executor.close()
@@ -176,6 +180,8 @@ def search_widths(
         from netsculpt.search.plots import plot_history
 
         result.save(out)
+        if ctx.screener is not None and ctx.screener.predictor.trained_on:
+            ctx.screener.predictor.save(out / "predictor")
         plot_history(method, output.history, out, [t.value for t in targets])
         if latency_model is not None:
             latency_model.save(out / LATENCY_TABLE)
@@ -191,6 +197,21 @@ def _config(method: str, config: SearchConfig | None) -> SearchConfig:
         raise ConfigError(f"method {method!r} takes a {expected.__name__}, got {type(config).__name__}")
     config.validate()
     return config
+
+
+def _screener(ctx: SearchContext, model: nn.Module, method: str) -> Any:
+    """The online predictor that screens proposals (``config.predictor``), or None."""
+    if ctx.config.predictor == "none":
+        return None
+    from netsculpt.predictors import SCREENED_METHODS, Screener
+
+    if method not in SCREENED_METHODS:
+        raise ConfigError(
+            f"predictor={ctx.config.predictor!r} screens the candidates of "
+            f"{', '.join(sorted(SCREENED_METHODS))}; "
+            f"{method!r} does not propose candidates in batches to screen: use predictor='none'"
+        )
+    return Screener(ctx, model)
 
 
 def _scores(

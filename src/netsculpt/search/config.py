@@ -18,6 +18,7 @@ from netsculpt.errors import ConfigError
 METRICS = ("loss", "accuracy")
 COST_METRICS = ("macs", "params", "latency")
 RUN_ONLY_FIELDS = ("workers", "ray_address")
+PREDICTOR_KINDS = ("none", "gcn", "mlp")
 
 
 @dataclass
@@ -54,6 +55,11 @@ class SearchConfig:
     seed: int = 0
     workers: int = 0
     ray_address: str | None = None
+    # predictor screening (netsculpt.predictors): "gcn" / "mlp" screen proposals, "none" scores them all
+    predictor: str = "none"
+    predictor_min: int = 16
+    screen_keep: float = 0.25
+    predictor_epochs: int = 300
 
     def __post_init__(self) -> None:
         self.validate()
@@ -86,6 +92,12 @@ class SearchConfig:
         _int(self, "latency_calibration", 0)
         if self.latency_runtime not in RUNTIMES:
             raise ConfigError(f"latency_runtime={self.latency_runtime!r}: use one of {', '.join(RUNTIMES)}")
+        if self.predictor not in PREDICTOR_KINDS:
+            raise ConfigError(f"predictor={self.predictor!r}: use one of {', '.join(PREDICTOR_KINDS)}")
+        _int(self, "predictor_min", 2)
+        _int(self, "predictor_epochs", 1)
+        if not (isinstance(self.screen_keep, int | float) and 0.0 < self.screen_keep <= 1.0):
+            raise ConfigError(f"screen_keep must be a fraction in (0, 1], got {self.screen_keep!r}")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -186,8 +198,35 @@ class NSGA2Config(SearchConfig):
         _fraction(self, "min_cost", low=0.0, high=1.0)
 
 
+@dataclass
+class NAOConfig(SearchConfig):
+    """NAO: ``rounds`` of train encoder/predictor/decoder -> move the ``top`` embeddings ``step`` along
+    the predictor's gradient -> decode -> score (netsculpt.search.nao)."""
+
+    method: ClassVar[str] = "nao"
+    init_size: int = 16
+    rounds: int = 8
+    top: int = 8
+    elite: int = 4
+    step: float = 0.3
+    max_doublings: int = 4
+    embed: int = 16
+    nao_epochs: int = 400
+    trade_off: float = 0.8
+
+    def validate(self) -> None:
+        super().validate()
+        for name, low in (("init_size", 2), ("rounds", 1), ("top", 1), ("elite", 1), ("embed", 2)):
+            _int(self, name, low)
+        _int(self, "max_doublings", 0)
+        _int(self, "nao_epochs", 1)
+        _fraction(self, "trade_off", low=0.0, high=1.0)
+        if not (isinstance(self.step, int | float) and self.step > 0):
+            raise ConfigError(f"step must be a positive distance in the embedding, got {self.step!r}")
+
+
 CONFIGS: dict[str, type[SearchConfig]] = {
-    c.method: c for c in (SensitivityConfig, GreedyConfig, GeneticConfig, NSGA2Config)
+    c.method: c for c in (SensitivityConfig, GreedyConfig, GeneticConfig, NSGA2Config, NAOConfig)
 }
 
 

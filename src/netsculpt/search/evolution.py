@@ -24,6 +24,7 @@ from pymoo.operators.mutation.pm import PM
 from netsculpt.search.scoring import SearchContext
 
 MATING_TRIES = 5
+UNSCORED = 1e9  # fitness of a candidate the predictor screened out: it never survives selection
 
 
 class WidthProblem(Problem):
@@ -51,9 +52,17 @@ class WidthProblem(Problem):
 
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         counts = [self.counts(x) for x in X]
-        self.ctx.scorer.score(counts, "cheap")
-        values = np.array([self.fitness(c) for c in counts])
         costs = np.array([self.ctx.space.cost(c, self.ctx.metric) for c in counts])
+        screener = self.ctx.screener  # predictor screening: only the chosen ones are scored
+        chosen = set(
+            screener.select(counts, costs if self.cost_objective else None)
+            if screener
+            else range(len(counts))
+        )
+        self.ctx.scorer.score([c for i, c in enumerate(counts) if i in chosen], "cheap")
+        values = np.array([self.fitness(c) if i in chosen else UNSCORED for i, c in enumerate(counts)])
+        if self.cost_objective:  # an unscored candidate is dominated by every scored one
+            costs = np.where([i in chosen for i in range(len(counts))], costs, UNSCORED)
         out["F"] = np.column_stack([values, costs]) if self.cost_objective else values[:, None]
         if self.budget is not None:
             out["G"] = (costs - self.budget)[:, None]

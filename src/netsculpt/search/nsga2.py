@@ -47,7 +47,8 @@ def run(ctx: SearchContext) -> MethodOutput:
     def after_generation(gen: int, algo: Any) -> dict[str, Any]:
         for x in algo.off.get("X") if algo.off is not None else []:
             counts = problem.counts(x)
-            seen[space.key(counts)] = counts
+            if ctx.screener is None or space.key(counts) in ctx.screener.seen:  # screened out: unscored
+                seen[space.key(counts)] = counts
         rows = population_rows(ctx, problem, algo.pop)
         ctx.say(f"generation {gen}: {len(seen)} candidates scored")
         return {"generation": gen, "evaluated": dict(ctx.scorer.evaluated), "population": rows}

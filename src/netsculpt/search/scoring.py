@@ -72,6 +72,7 @@ class SearchContext:
     state: SearchState
     on_step: Callable[[dict[str, Any]], None] | None = None
     records: dict[str, Any] = field(default_factory=dict)
+    screener: Any = None  # netsculpt.predictors.Screener when config.predictor is set
 
     @property
     def metric(self) -> str:

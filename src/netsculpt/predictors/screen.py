@@ -1,0 +1,129 @@
+"""Screen a search's new candidates with a predictor trained online on the ones already scored.
+
+Every time the genetic search or NSGA-II proposes candidates, the predictor is retrained on every
+candidate this run has scored (cheap score, the level every scored candidate has) and only the
+``screen_keep`` most promising of the new ones are scored; the rest get no score and die in survival.
+Until ``predictor_min`` candidates are scored there is nothing to learn from: every candidate is
+scored (plain scoring), and the search says so. The training set is the candidates *this run* scored,
+in order (not the score cache, which after a resume already holds later candidates), so a resumed
+search retrains the same predictors and replays the same screening.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from netsculpt.predictors.features import GraphFeatures
+from netsculpt.predictors.predictor import Predictor, rank_quality
+
+SCREENED_METHODS = {"genetic", "nsga2"}
+
+
+class Screener:
+    """Chooses which proposed candidates get scored; keeps a record of what it did and how well."""
+
+    def __init__(self, ctx: Any, model: Any) -> None:
+        config = ctx.config
+        self.ctx, self.kind = ctx, config.predictor
+        self.min_data, self.keep_fraction, self.epochs = (
+            config.predictor_min,
+            config.screen_keep,
+            config.predictor_epochs,
+        )
+        self.features = GraphFeatures(ctx.space, model)
+        self.fingerprint = {
+            **self.features.fingerprint(model),
+            "metric": config.metric,
+            "criterion": config.criterion,
+        }
+        self.predictor = Predictor(self.kind, self.features, self.fingerprint, seed=config.seed)
+        self.seen: dict[str, np.ndarray] = {}  # scored by this run, in order
+        self.pending: tuple[list[np.ndarray], np.ndarray] | None = None  # last screen's picks, predicted
+        self.rounds: list[dict[str, Any]] = []
+        self.fallback_said = False
+
+    def data(self) -> tuple[list[np.ndarray], np.ndarray]:
+        counts = list(self.seen.values())
+        evaluations = self.ctx.scorer.score(counts, "cheap")  # all cached: they were scored
+        return counts, np.array([self.ctx.scorer.value(e) for e in evaluations])
+
+    def select(self, candidates: Sequence[np.ndarray], costs: Sequence[float] | None = None) -> list[int]:
+        """Indices of ``candidates`` to score: the ones seen before (free) plus the best-predicted
+        ``screen_keep`` of the new ones (by predicted metric; with ``costs``, by Pareto rank of
+        (predicted metric, cost) first)."""
+        space = self.ctx.space
+        keys = [space.key(c) for c in candidates]
+        free = [i for i, k in enumerate(keys) if k in self.seen]
+        new = [i for i, k in enumerate(keys) if k not in self.seen and k not in keys[:i]]
+        self._check_last()
+        if len(self.seen) < self.min_data or not new:
+            if new and not self.fallback_said:
+                self.ctx.say(
+                    f"predictor {self.kind}: {len(self.seen)} candidates scored so far, fewer than "
+                    f"predictor_min={self.min_data} to train on: scoring every candidate (plain scoring)"
+                )
+                self.fallback_said = True
+            chosen = free + new
+            self.rounds.append(
+                {"pool": len(new), "scored": len(new), "trained_on": len(self.seen), "fallback": True}
+            )
+        else:
+            counts, targets = self.data()
+            self.predictor.fit(counts, targets, self.epochs)
+            predicted = self.predictor.predict([candidates[i] for i in new])
+            order = _order(predicted, None if costs is None else np.asarray([costs[i] for i in new]))
+            n_keep = max(1, math.ceil(self.keep_fraction * len(new)))
+            picked = [new[j] for j in order[:n_keep]]
+            self.pending = ([candidates[i] for i in picked], predicted[order[:n_keep]])
+            chosen = free + picked
+            self.rounds.append(
+                {"pool": len(new), "scored": n_keep, "trained_on": len(counts), "fallback": False}
+            )
+            if self.fallback_said:
+                self.ctx.say(
+                    f"predictor {self.kind}: trained on {len(counts)} candidates; screening from now on"
+                )
+                self.fallback_said = False
+        for i in chosen:
+            self.seen.setdefault(keys[i], np.asarray(candidates[i]))
+        return sorted(set(chosen))
+
+    def _check_last(self) -> None:
+        """Rank quality of the previous screen's predictions against the scores they then got."""
+        if self.pending is None:
+            return
+        counts, predicted = self.pending
+        self.pending = None
+        actual = [self.ctx.scorer.value(e) for e in self.ctx.scorer.score(counts, "cheap")]
+        for r in reversed(self.rounds):
+            if not r["fallback"]:
+                r.update({f"picked_{k}": v for k, v in rank_quality(predicted, actual).items() if k != "n"})
+                break
+
+    def summary(self) -> dict[str, Any]:
+        self._check_last()
+        return {
+            "kind": self.kind,
+            "predictor_min": self.min_data,
+            "screen_keep": self.keep_fraction,
+            "proposed": sum(r["pool"] for r in self.rounds),
+            "scored": sum(r["scored"] for r in self.rounds),
+            "rounds": self.rounds,
+            "trained": any(not r["fallback"] for r in self.rounds),
+        }
+
+
+def _order(predicted: np.ndarray, costs: np.ndarray | None) -> np.ndarray:
+    if costs is None:
+        return np.argsort(predicted, kind="stable")
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    fronts = NonDominatedSorting().do(np.column_stack([predicted, costs]))
+    rank = np.empty(len(predicted), dtype=np.int64)
+    for r, front in enumerate(fronts):
+        rank[front] = r
+    return np.lexsort((predicted, rank))
