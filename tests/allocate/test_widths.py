@@ -116,3 +116,16 @@ def test_auto_with_a_ratio_keeps_the_exact_ratios_macs(resnet) -> None:
     auto = ns.prune(model, x, ratio=0.4, round_to="auto", latency=table)
     assert count_macs(auto, x)[0] <= count_macs(exact, x)[0] * (1 + 1e-9)
     assert table.predict_model(auto) <= table.predict_model(exact)
+
+
+def test_a_target_out_of_reach_on_the_default_grid_falls_back_to_exact_widths_and_says_so(resnet) -> None:
+    from netsculpt.errors import NetsculptWarning
+
+    model, x = resnet
+    # resnet20's 16-channel groups keep at least 8 on the "hw" grid; 4% of the MACs needs fewer
+    with pytest.warns(NetsculptWarning, match="round_to='hw' grid"):
+        plan, _ = ns.plan_pruning(model, x, target=ns.Target(macs=0.04))
+    assert plan.meta["round_to"] == 1 and plan.meta["round_to_fallback"] == "hw"
+    assert plan.meta["predicted"] <= 0.04
+    with pytest.raises(PruningError, match="round_to=16 keeps one width step per group"):
+        ns.plan_pruning(model, x, target=ns.Target(macs=0.04), round_to=16)

@@ -68,6 +68,18 @@ def test_clip_respects_floors_and_round_to(resnet_space: SearchSpace) -> None:
     assert np.all(space.clip(space.sizes + 7) == space.sizes)
 
 
+def test_hw_widths_sit_on_each_groups_grid_and_fit_the_budget(resnet_space: SearchSpace) -> None:
+    from netsculpt.allocate.widths import hw_step
+
+    model, x = resnet_space.model_and_input
+    space = SearchSpace(model, x, resnet_space.graph, resnet_space.scores, round_to="hw")
+    steps = np.array([hw_step(int(n)) for n in space.sizes])
+    counts = space.fit(np.ones(len(space)), "macs", 0.5)
+    assert np.all((counts % steps == 0) | (counts == space.sizes))
+    assert space.cost(counts, "macs") <= 0.5
+    assert np.all(space.clip(np.full(len(space), 3.0)) % steps == 0)
+
+
 def test_unreachable_budget_says_what_is_reachable(resnet_space: SearchSpace) -> None:
     with pytest.raises(PruningError, match="unreachable"):
         resnet_space.fit(np.ones(len(resnet_space)), "macs", 0.001)

@@ -192,12 +192,33 @@ def target_plan(
         lo, hi = 0.0, 1.0
     best = candidate(hi)
     floor_value = measure(best)
+    if floor_value > target.value + tolerance * target.value and round_to == "hw":
+        import warnings
+
+        from netsculpt.errors import NetsculptWarning
+
+        warnings.warn(  # the default grid is a heuristic: a reachable target wins over it, said out loud
+            f"target {target.metric}={target.value:.3f} is out of reach on the round_to='hw' grid (it leaves "
+            f"{floor_value:.3f}); using exact widths (round_to=1), which may run slower per MAC",
+            NetsculptWarning,
+            stacklevel=2,
+        )
+        return target_plan(
+            model, example_inputs, graph, scores, target, strategy=strategy, round_to=1,
+            min_channels=min_channels, tolerance=tolerance, cost=cost, latency=latency,
+            meta={**(meta or {}), "round_to_fallback": "hw"},
+        )  # fmt: skip
     if floor_value > target.value + tolerance * target.value:
         raise PruningError(
             f"target {target.metric}={target.value:.3f} is unreachable: the most this model can be pruned "
             f"({strategy}, min_channels={min_channels}) leaves {target.metric}={floor_value:.3f} of the "
             "original "
             "(pinned channels are listed by ns.trace(model, inputs))"
+            + (
+                f"; round_to={round_to!r} keeps one width step per group; round_to=1 can prune further"
+                if any(s > 1 for s in steps.values())
+                else ""
+            )
         )
     for _ in range(40):  # bisection on the amount removed: cost is monotone in it
         mid = (lo + hi) / 2
