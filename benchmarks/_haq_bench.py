@@ -131,7 +131,7 @@ def int_part(args) -> None:
         f"all int8 {result.all_int8_ms:.3f} ms (both measured); budget {budget:.3f} ms; "
         f"{result.history['candidates_within_budget']} of {result.history['candidates']} candidates measured "
         "within it",
-        f"chosen: {len(result.int8_layers)} of {len(result.history['savings_ms'])} layers int8; predicted "
+        f"chosen: {len(result.int8_layers)} of {len(result.history['extra_ms'])} layers int8; predicted "
         f"{result.predicted_ms:.3f} ms, measured {result.measured_ms:.3f} ms ({error:+.1%} vs budget); "
         f"test accuracy {float_acc:.2%} float -> {acc:.2%}; {seconds:.0f} s",
         bar(result.measured_ms <= budget * 1.10, f"measured latency within 10% of the budget ({error:+.1%})"),
