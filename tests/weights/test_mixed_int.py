@@ -23,8 +23,10 @@ def test_mixed_int8_meets_a_reachable_budget(tmp_path: Path) -> None:
     held = take_batches(val, 2, "held-out")
     config = MixedIntConfig(episodes=3, warmup=1, runs=10, calibration_batches=2)
     loose = quantize_mixed(model, _tiny.example(), train, held, 1e3, tmp_path / "loose", config)
-    # a budget above the float latency needs no int8 layer: the walk keeps every layer float
-    assert loose.int8_layers == [] and loose.predicted_ms == pytest.approx(loose.float_ms)
+    # a budget above the float latency: every walk keeps all layers float; the pick is the better of that
+    # and the all-int8 candidate, each timed, so the measured latency is within the budget
+    assert loose.measured_ms <= 1e3 and set(loose.int8_layers) <= {"conv1", "conv2", "conv3", "fc"}
+    assert loose.history["candidates_within_budget"] == loose.history["candidates"] >= 1
     assert loose.model.path.exists() and loose.model(_tiny.example()).shape == (1, _tiny.CLASSES)
     with pytest.raises(PruningError, match="can never be met"):
         quantize_mixed(model, _tiny.example(), train, held, 1e-6, tmp_path / "tight", config)

@@ -2,13 +2,16 @@
 
 Which conv / linear layers run int8 (per-channel weights, uint8 activations, ONNX Runtime's QDQ kernels)
 and which stay float is chosen by the DDPG agent of :mod:`netsculpt.search.rl_agent`, walking the
-layers under a budget in milliseconds. Latency is measured, not modelled from bit-operation counts:
-the float export and every single-layer-int8 variant are timed in ONNX Runtime on this machine (thread
-CPU clock, median), and a mixture's latency is predicted as the float latency minus the measured saving
-of each int8 layer. A layer whose int8 variant is not faster is kept float (it would only cost
-accuracy). Each candidate the agent proposes is quantized and calibrated for real and scored on
-held-out batches through ONNX Runtime; the chosen mixture is re-calibrated on ``calibration_batches``
-and timed end to end, and that measured latency is what is reported against the budget.
+layers under a budget in milliseconds. Latency is measured, not modelled from bit-operation counts.
+The walk's clamp needs a predictor for partial choices: the all-int8 export is timed, then each
+variant with one layer float (thread CPU clock, median), and a mixture is predicted as the all-int8
+latency plus the measured extra of each float layer. Anchoring at all-int8 matters: a lone int8 layer
+in a float graph pays Quantize/DequantizeLinear around it, so single-layer savings measured from the
+float end were negative for early ResNet-20 layers and summed to a negative all-int8 latency (a first
+version did that and missed the budget by 3x). The predictor only steers the walk: every candidate is
+quantized, calibrated, scored on held-out batches through ONNX Runtime *and timed*, and the pick is the
+best candidate whose measured latency is within the budget (all-int8 is always among the candidates).
+The pick is re-calibrated on ``calibration_batches`` and timed again; that figure is reported.
 """
 
 from __future__ import annotations
@@ -82,18 +85,19 @@ class _one_thread:
 
 
 class _IntWalkSpace:
-    """Choices per layer: [int8, float] (0 / 1), or [float] where int8 saves nothing; cost in ms."""
+    """Choices per layer: [int8, float] (0 / 1), or [float] where float costs nothing extra; cost in ms,
+    predicted as the all-int8 latency plus the measured extra of each layer kept float."""
 
-    def __init__(self, names: list[str], savings: np.ndarray, float_ms: float, shapes: list[list[float]]):
-        self.names, self.savings, self.float_ms = names, savings, float_ms
-        self._choices = [np.array([0, 1]) if s > 0 else np.array([1]) for s in savings]
-        self._features = np.column_stack([np.array(shapes, dtype=np.float64), np.maximum(savings, 0)])
+    def __init__(self, names: list[str], extra: np.ndarray, int8_ms: float, shapes: list[list[float]]):
+        self.names, self.extra, self.int8_ms = names, extra, int8_ms
+        self._choices = [np.array([0, 1]) if e > 0 else np.array([1]) for e in extra]
+        self._features = np.column_stack([np.array(shapes, dtype=np.float64), np.maximum(extra, 0)])
 
     def choices(self, i: int) -> np.ndarray:
         return self._choices[i]
 
     def cost(self, values: np.ndarray) -> float:
-        return float(self.float_ms - sum(s for s, v in zip(self.savings, values) if v == 0 and s > 0))
+        return float(self.int8_ms + sum(e for e, v in zip(self.extra, values) if v == 1 and e > 0))
 
     def to_choice(self, i: int, action: float) -> int:
         return 0 if len(self._choices[i]) == 1 else int(action >= 0.5)
@@ -105,7 +109,7 @@ class _IntWalkSpace:
         return self._features
 
     def weights(self) -> np.ndarray:
-        return np.maximum(self.savings, 1e-9)
+        return np.maximum(self.extra, 1e-9)
 
 
 def quantize_mixed(
@@ -116,12 +120,13 @@ def quantize_mixed(
     budget_ms: float,
     out_dir: str | Path,
     config: MixedIntConfig | None = None,
-    measured: tuple[float, dict[str, float]] | None = None,
+    measured: tuple[float, dict[str, float], float] | None = None,
 ) -> MixedIntResult:
     """int8 for the layers the agent picks, float for the rest, so ONNX Runtime latency <= ``budget_ms``.
 
-    ``measured``: ``(float_ms, savings_ms per layer)`` of an earlier call on the same model and machine
-    (``result.float_ms``, ``result.history["savings_ms"]``), to skip timing every layer again."""
+    ``measured``: ``(float_ms, extra_ms per layer, int8_ms)`` of an earlier call on the same model and
+    machine (``result.float_ms``, ``result.history["extra_ms"]``, ``result.all_int8_ms``), to skip timing
+    every layer again."""
     from netsculpt.train import evaluate
 
     config = config or MixedIntConfig()
@@ -142,21 +147,21 @@ def quantize_mixed(
         return quantize_int8(model, example_inputs, calibration[:batches], where, cfg)
 
     if measured is not None and set(measured[1]) == set(names):
-        float_ms, savings = measured[0], [measured[1][n] for n in names]
+        float_ms, int8_ms, extra = measured[0], measured[2], [measured[1][n] for n in names]
     else:
         build(set(), 1, work / "float")
         float_ms = _time(work / "float" / "model.fp32.onnx", example_inputs, config.runs)
-        savings = []
-        for name in track(names, "ONNX Runtime latency per int8 layer"):
-            q = build({name}, 1, work / "single")
-            savings.append(float_ms - _time(q.path, example_inputs, config.runs))
-    savings_arr = np.array(savings)
+        int8_ms = _time(build(set(names), 1, work / "int8").path, example_inputs, config.runs)
+        extra = []
+        for name in track(names, "ONNX Runtime latency, one layer float at a time"):
+            q = build(set(names) - {name}, 1, work / "single")
+            extra.append(_time(q.path, example_inputs, config.runs) - int8_ms)
+    extra_arr = np.array(extra)
     shapes = [[float(np.prod(m.weight.shape)), m.weight.shape[0], m.weight.shape[1]] for _, m in layers]
-    space = _IntWalkSpace(names, savings_arr, float_ms, shapes)
+    space = _IntWalkSpace(names, extra_arr, int8_ms, shapes)
     walk = BudgetWalk(space, budget_ms, tolerance=0.02, what="latency_ms")
-    all_int8 = space.cost(np.zeros(len(names)))
     agent = DDPGAgent(walk.state_dim, config.agent, seed=config.seed)
-    cache: dict[tuple[int, ...], float] = {}
+    cache: dict[tuple[int, ...], tuple[float, float]] = {}  # values -> (error or loss, measured ms)
     records = []
 
     def score(values: np.ndarray) -> float:
@@ -165,9 +170,11 @@ def quantize_mixed(
             int8 = {n for n, v in zip(names, key) if v == 0}
             q = build(int8, config.search_calibration, work / "candidate")
             accuracy, loss = evaluate(q, held_batches)
-            cache[key] = 1 - accuracy if config.metric == "accuracy" else loss
-        return cache[key]
+            ms = _time(q.path, example_inputs, config.runs)  # direct feedback: every candidate is timed
+            cache[key] = (1 - accuracy if config.metric == "accuracy" else loss, ms)
+        return cache[key][0]
 
+    score(np.zeros(len(names)))  # all int8: the fastest mixture, feasible whenever anything is
     for episode in track(range(config.episodes), "mixed int8 episodes"):
         warm = episode < config.warmup
         mode = "random" if warm else "noise"
@@ -178,17 +185,21 @@ def quantize_mixed(
             for _ in ep.states:
                 agent.update()
         agent.end_episode(warm)
-        records.append({"episode": episode, "reward": reward, "ms": ep.cost, "float": ep.values.tolist()})
-    best = min(cache, key=cache.get)
+        records.append({"episode": episode, "reward": reward, "predicted_ms": ep.cost,
+                        "measured_ms": cache[tuple(int(v) for v in ep.values)][1],
+                        "float": ep.values.tolist()})  # fmt: skip
+    within = [k for k, (_, ms) in cache.items() if ms <= budget_ms]
+    best = min(within, key=lambda k: cache[k][0]) if within else min(cache, key=lambda k: cache[k][1])
     int8 = [n for n, v in zip(names, best) if v == 0]
     out.mkdir(parents=True, exist_ok=True)
     final = build(set(int8), config.calibration_batches, out)
-    measured = _time(final.path, example_inputs, config.runs)
+    final_ms = _time(final.path, example_inputs, config.runs)
     shutil.rmtree(work, ignore_errors=True)
     predicted = space.cost(np.array(best))
-    info(f"mixed int8: {len(int8)}/{len(names)} layers int8, {measured:.3f} ms measured (budget {budget_ms})")
-    history = {"savings_ms": dict(zip(names, savings_arr.tolist())), "episodes": records}
-    return MixedIntResult(final, int8, predicted, measured, float_ms, all_int8, float(budget_ms), history)
+    info(f"mixed int8: {len(int8)}/{len(names)} layers int8, {final_ms:.3f} ms measured (budget {budget_ms})")
+    history = {"extra_ms": dict(zip(names, extra_arr.tolist())), "int8_ms": int8_ms, "episodes": records,
+               "candidates_within_budget": len(within), "candidates": len(cache)}  # fmt: skip
+    return MixedIntResult(final, int8, predicted, final_ms, float_ms, int8_ms, float(budget_ms), history)
 
 
 def _take(loader: Iterable[Any], n: int) -> list[Any]:
