@@ -120,6 +120,7 @@ def test_bad_input_shape_is_an_argparse_error(capsys) -> None:
 def test_compress_smoke_run_resumes(capsys, tmp_path) -> None:
     sets = ["data.limit=200", "baseline.train.epochs=1", "stages.0.prune.criterion=l1"]
     sets += ["stages.1.distill.epochs=1", "outputs.latency_runs=2", "outputs.report=false"]
+    sets += ["stages.1.distill.early_stop.holdout=40", "compare_random=false"]  # 200 training images
     args = ["compress", "--out", str(tmp_path)] + [a for kv in sets for a in ("--set", kv)]
     code, out, _ = run(capsys, *args)
     results = json.loads((tmp_path / "results.json").read_text())
