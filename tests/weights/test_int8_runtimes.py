@@ -74,3 +74,18 @@ def test_openvino_ir_is_xml_and_bin(lenet, tmp_path) -> None:
     q = quantize_openvino(model, x, calibration, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.bin", "model.int8.xml"]
     assert q.size_bytes == sum(p.stat().st_size for p in tmp_path.iterdir())
+
+
+def test_pt2e_quantizes_a_torchvision_resnet_that_calls_one_relu_twice(tmp_path) -> None:
+    import torchvision
+
+    from netsculpt.weights.int8_runtimes import split_repeated_calls
+
+    model = torchvision.models.resnet18(num_classes=4).eval()
+    x = torch.randn(1, 3, 32, 32)
+    graph = torch.export.export(model, (x,)).module()
+    assert split_repeated_calls(graph) >= 8  # the second relu call of each of the 8 BasicBlocks
+    q = quantize_pt2e(model, x, [torch.randn(2, 3, 32, 32)], tmp_path)  # raised in torchao 0.18 before
+    with torch.no_grad():
+        y, ref = q(x), model(x)
+    assert y.shape == ref.shape and (y - ref).abs().max() < 0.1 * ref.abs().max()  # int8, not garbage

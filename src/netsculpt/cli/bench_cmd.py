@@ -141,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
         "rows": [r.to_dict() for r in rows],
     }
-    _print_table(rows, calibration, Console())
+    import sys
+
+    _print_table(rows, calibration, Console(width=None if sys.stdout.isatty() else 120))
     written = _write(out, data, run_mode, run_dir if run_mode else None)
     for path in written:
         print(f"wrote {path}")
@@ -149,41 +151,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(rows: list[Any], calibration: Any, console: Any) -> None:
+    """One row per timing; a runtime that could not run a model is listed below the table with why."""
     from rich.table import Table
 
     from netsculpt.measure.table import human_bytes, human_ms
 
     table = Table(title="netsculpt bench")
-    for col in (
-        "model",
-        "runtime",
-        "threads",
-        "batch",
-        "latency (median)",
-        "throughput",
-        "peak memory",
-        "accuracy",
-    ):
-        table.add_column(col, justify="left" if col in ("model", "runtime") else "right")
+    for col in ("model", "runtime", "thr", "batch", "median", "samples/s", "peak mem", "accuracy"):
+        table.add_column(col, justify="left" if col in ("model", "runtime") else "right", no_wrap=True)
+    failed = []
     for r in rows:
         if r.error:
-            table.add_row(
-                r.model, r.runtime, str(r.threads), str(r.batch), f"not measured: {r.error}", "", "", ""
-            )
+            failed.append(r)
+            table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), "not run", "", "", "")
             continue
         acc = f"{r.accuracy:.2%}" if r.accuracy is not None else "-"
-        table.add_row(
-            r.model,
-            r.runtime,
-            str(r.threads),
-            str(r.batch),
-            human_ms(r.latency_ms),
-            f"{r.throughput:,.1f}/s",
-            human_bytes(r.peak_memory_bytes or 0),
-            acc,
-        )
-    table.caption = f"{calibration}; latency is per batch, median of alternating rounds"
+        table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), human_ms(r.latency_ms),
+                      f"{r.throughput:,.0f}", human_bytes(r.peak_memory_bytes or 0), acc)  # fmt: skip
+    table.caption = f"{calibration}; latency per batch, median of alternating rounds"
     console.print(table)
+    reasons = dict.fromkeys(f"{r.model} on {r.runtime}: {r.error}" for r in failed)
+    for line in reasons:
+        console.print(f"not run: {line}", soft_wrap=True)
 
 
 def _write(out: Path, data: dict[str, Any], run_mode: bool, run_dir: Path | None) -> list[Path]:

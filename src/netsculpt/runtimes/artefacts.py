@@ -56,8 +56,13 @@ def _trusted() -> dict[str, str]:
 
 def trust_program(path: Path) -> str:
     """Record ``path``'s hash as written by netsculpt here (only our own writer calls this)."""
+    import fcntl
+
     digest = sha256(path)
-    write_json(trust_file(), {**_trusted(), digest: str(path.resolve())})
+    trust_file().parent.mkdir(parents=True, exist_ok=True)
+    with trust_file().with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel runs (pytest workers) must not drop each other's entry
+        write_json(trust_file(), {**_trusted(), digest: str(path.resolve())})
     return digest
 
 

@@ -11,6 +11,7 @@ so the figure is a lower bound; run one runtime per process for exact numbers.
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -149,8 +150,7 @@ def _one_config(
                     p.call()
                     samples[r].append((time.perf_counter() - start) * 1e3)
         for r, times in samples.items():
-            times.sort()
-            median = times[len(times) // 2] if len(times) % 2 else sum(times[len(times) // 2 - 1 :][:2]) / 2
+            median = statistics.median(times)
             rows[r].latency_ms = median
             rows[r].throughput = batch / median * 1e3
     finally:

@@ -28,7 +28,7 @@ def onnx_file(model: nn.Module, inputs: tuple[Any, ...], folder: Path) -> Path:
     if owner == "onnxruntime":
         return Path(model.path)
     if owner is not None:
-        raise RuntimeUnsupported(f"this is a {owner} artefact (int8): it runs on {owner} only")
+        raise RuntimeUnsupported(f"this is an int8 {owner} artefact: it runs on {owner} only")
     try:
         return export_onnx(model, inputs, folder / "model.onnx")
     except NetsculptError as exc:

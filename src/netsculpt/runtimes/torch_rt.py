@@ -34,7 +34,7 @@ class EagerRuntime(Runtime):
         check_module(model)
         owner = deployed_runtime(model)
         if owner not in (None, "torch"):
-            raise RuntimeUnsupported(f"this is a {owner} artefact (int8): it runs on {owner} only")
+            raise RuntimeUnsupported(f"this is an int8 {owner} artefact: it runs on {owner} only")
         inputs = as_tuple(example_inputs)
         restore = eval_mode(model)
         restore.__enter__()
@@ -68,7 +68,7 @@ class CompileRuntime(Runtime):
         check_module(model)
         owner = deployed_runtime(model)
         if owner not in (None, "torch"):
-            raise RuntimeUnsupported(f"this is a {owner} artefact (int8): it runs on {owner} only")
+            raise RuntimeUnsupported(f"this is an int8 {owner} artefact: it runs on {owner} only")
         inputs = as_tuple(example_inputs)
         restore = eval_mode(model)
         restore.__enter__()

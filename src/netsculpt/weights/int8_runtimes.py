@@ -84,6 +84,37 @@ def quantize_openvino(
     return OpenVinoModule(out / OPENVINO_NAME)
 
 
+def split_repeated_calls(graph: torch.fx.GraphModule) -> int:
+    """Give each call of a module that ``forward`` calls twice its own name in the node metadata.
+
+    The quantizer groups nodes into patterns by module name, so torchvision's ResNet blocks, which call
+    one ``self.relu`` twice, make a two-output "partition" and torchao 0.18 raises "Input partition has
+    more than one output node". A new call starts at a node that consumes no node of the same module's
+    current call; returns how many calls were renamed.
+    """
+    current: dict[str, tuple[int, set[torch.fx.Node]]] = {}
+    renamed = 0
+    for node in graph.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if node.op != "call_function" or not stack:
+            continue
+        key = list(stack)[-1]
+        fqn, cls = stack[key]
+        base = fqn.split("#")[0]
+        count, members = current.get(base, (0, set()))
+        if members and not any(arg in members for arg in node.all_input_nodes):
+            count, members = count + 1, set()
+        members.add(node)
+        current[base] = (count, members)
+        if count:
+            stack[key] = (f"{base}#{count}", cls)
+            source = node.meta.get("source_fn_stack")
+            if source:
+                node.meta["source_fn_stack"] = [*source[:-1], (f"{source[-1][0]}#{count}", source[-1][1])]
+            renamed += 1
+    return renamed
+
+
 def quantize_pt2e(
     model: nn.Module,
     example_inputs: torch.Tensor,
@@ -103,6 +134,7 @@ def quantize_pt2e(
     batch = torch.export.Dim.AUTO
     with eval_mode(model), torch.no_grad():
         graph = torch.export.export(model, (x,), dynamic_shapes=({0: batch},)).module()
+        split_repeated_calls(graph)
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
         prepared = prepare_pt2e(graph, quantizer)
