@@ -17,7 +17,7 @@ from rich.table import Table
 
 from netsculpt.cli.common import add_model_args, example, load_model
 
-METHODS = ("sensitivity", "greedy", "genetic", "nsga2")
+METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "nao")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from netsculpt.cli.train_cmd import add_data_args
 
     p = sub.add_parser(
-        "search", help="search per-layer widths (sensitivity, greedy, genetic, nsga2) and prune"
+        "search", help="search per-layer widths (sensitivity, greedy, genetic, nsga2, nao) and prune"
     )
     add_model_args(p)
     add_data_args(p)
@@ -62,6 +62,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pop-size", type=int, default=None, help="genetic/nsga2 population")
     p.add_argument("--generations", type=int, default=None, help="genetic/nsga2 generations")
     p.add_argument("--elite", type=int, default=None, help="genetic: members scored on the full batches")
+    p.add_argument(
+        "--predictor", choices=["gcn", "mlp", "none"], default=None,
+        help="genetic/nsga2: screen proposals with a predictor trained online (docs/search.md)",
+    )  # fmt: skip
+    p.add_argument("--predictor-min", type=int, default=None, help="candidates scored before screening")
+    p.add_argument("--screen-keep", type=float, default=None, help="fraction of screened proposals scored")
+    p.add_argument("--rounds", type=int, default=None, help="nao: optimisation rounds")
+    p.add_argument("--init-size", type=int, default=None, help="nao: candidates scored before round 1")
+    p.add_argument("--top", type=int, default=None, help="nao: best candidates moved per round")
     p.add_argument("--latency-runtime", choices=["torch", "onnxruntime"], default=None)
     p.add_argument(
         "--latency-calibration", type=int, default=None,
