@@ -132,8 +132,8 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
         "eval_batches": 2,
         "full_batches": 4,
         "seed": args.seed,
-        "pop_size": 16,
-        "elite": 4,
+        "pop_size": args.pop,
+        "elite": args.pop // 4,
     }
     out = {}
     plain_best: list[float] = []
@@ -178,7 +178,16 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
 
 
 def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
-    config = NAOConfig(criterion="l1", eval_batches=2, full_batches=4, seed=args.seed, rounds=args.rounds)
+    config = NAOConfig(
+        criterion="l1",
+        eval_batches=2,
+        full_batches=4,
+        seed=args.seed,
+        rounds=args.rounds,
+        init_size=args.pop,
+        top=args.pop // 2,
+        elite=args.pop // 4,
+    )
     start = time.perf_counter()
     result = search_widths(base, x, "nao", f"macs={TARGET}", train, held, config, graph=graph, scores=scores)
     seconds = time.perf_counter() - start
@@ -250,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset", type=int, default=1000, help="rank: training images per fine-tune")
     parser.add_argument("--generations", type=int, default=8, help="ga: plain GA generations")
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")
+    parser.add_argument("--pop", type=int, default=16, help="ga population / nao initial candidates")
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--cache", default="runs/bench/search")
     parser.add_argument("--threads", type=int, default=1)
