@@ -58,7 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ratios", type=_floats, default=None, help="sensitivity ratios, e.g. 0.1,0.3,0.5,0.7,0.9"
     )
-    p.add_argument("--step", type=float, default=None, help="greedy: fraction of a group removed per step")
+    p.add_argument(
+        "--step",
+        type=float,
+        default=None,
+        help="greedy: fraction of a group removed per step; nao: embedding step",
+    )
     p.add_argument("--pop-size", type=int, default=None, help="genetic/nsga2 population")
     p.add_argument("--generations", type=int, default=None, help="genetic/nsga2 generations")
     p.add_argument("--elite", type=int, default=None, help="genetic: members scored on the full batches")
