@@ -92,3 +92,24 @@ def test_cli_builds_the_nao_config() -> None:
     config = search_cmd._config(args)
     assert isinstance(config, NAOConfig) and (config.rounds, config.top) == (3, 2)
     assert main is not None
+
+
+@pytest.mark.slow
+def test_cli_nao_and_screened_genetic_run_end_to_end(tmp_path: Path) -> None:
+    import torch
+
+    import netsculpt as ns
+
+    torch.manual_seed(0)
+    ns.save(ns.create_model("lenet5"), tmp_path / "base", extra={"input_shape": [1, 1, 28, 28]})
+    small = ["--data", "mnist5k", "--limit", "300", "--val-size", "100", "--eval-batch-size", "50",
+             "--eval-batches", "1", "--full-batches", "2", "--target-macs", "0.5"]  # fmt: skip
+    base = ["--quiet", "search", str(tmp_path / "base"), *small]
+    nao = [*base, "--method", "nao", "--rounds", "2", "--init-size", "4", "--top", "2",
+           "--out", str(tmp_path / "nao")]  # fmt: skip
+    assert main(nao) == 0
+    assert json.loads((tmp_path / "nao" / "plan.json").read_text())["meta"]["search"] == "nao"
+    ga = [*base, "--method", "genetic", "--predictor", "gcn", "--predictor-min", "4", "--pop-size", "4",
+          "--generations", "2", "--out", str(tmp_path / "ga")]  # fmt: skip
+    assert main(ga) == 0
+    assert json.loads((tmp_path / "ga" / "predictor.json").read_text())["kind"] == "gcn"
