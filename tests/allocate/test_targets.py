@@ -131,7 +131,9 @@ def test_latency_target_lands_on_the_latency_models_prediction(models) -> None:
     predicted = latency.fraction(graph, plan.keep)
     assert plan.meta["predicted"] == predicted
     assert 0.6 * (1 - TOL) <= predicted <= 0.6
-    small = ns.prune(model, x, target=ns.Target(latency=0.6), round_to=1)
+    # the same table: a second one measured here would be another noisy draw (on a busy machine its
+    # fixed per-layer overhead alone can exceed 0.6 of the model)
+    small = ns.prune(model, x, target=ns.Target(latency=0.6), round_to=1, latency=latency)
     assert count_macs(small, x)[0] < count_macs(model, x)[0]
     with pytest.raises(PruningError, match="latency target"):
         ns.prune_iteratively(model, x, steps=2, target=ns.Target(latency=0.5))

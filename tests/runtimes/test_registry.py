@@ -127,3 +127,12 @@ def test_netsculpt_imports_without_the_optional_runtimes() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-500:]
+
+
+def test_measure_runtime_names_are_the_registry() -> None:
+    """Recipes (deploy.runtime), searches (latency_runtime) and the CLI validate against
+    measure.latency.RUNTIMES: it must name every registered runtime, no more."""
+    from netsculpt.measure.latency import RUNTIMES
+    from netsculpt.runtimes import runtime_names
+
+    assert sorted(RUNTIMES) == sorted(runtime_names())

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from netsculpt.cli.common import add_model_args, example, load_model
 
-METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc")
+METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from netsculpt.cli.train_cmd import add_data_args
 
     p = sub.add_parser(
-        "search", help="search per-layer widths (sensitivity, greedy, genetic, nsga2, amc) and prune"
+        "search", help="search per-layer widths (sensitivity, greedy, genetic, nsga2, amc, nao) and prune"
     )
     add_model_args(p)
     add_data_args(p)
@@ -58,14 +58,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ratios", type=_floats, default=None, help="sensitivity ratios, e.g. 0.1,0.3,0.5,0.7,0.9"
     )
-    p.add_argument("--step", type=float, default=None, help="greedy: fraction of a group removed per step")
+    p.add_argument(
+        "--step",
+        type=float,
+        default=None,
+        help="greedy: fraction of a group removed per step; nao: embedding step",
+    )
     p.add_argument("--pop-size", type=int, default=None, help="genetic/nsga2 population")
     p.add_argument("--generations", type=int, default=None, help="genetic/nsga2 generations")
     p.add_argument("--elite", type=int, default=None, help="genetic: members scored on the full batches")
     p.add_argument("--episodes", type=int, default=None, help="amc: episodes (random warm-up included)")
     p.add_argument("--warmup", type=int, default=None, help="amc: random episodes before learning")
     p.add_argument("--policy", default=None, help="amc: warm-start from a saved policy folder")
-    p.add_argument("--latency-runtime", choices=["torch", "onnxruntime"], default=None)
+    p.add_argument(
+        "--predictor", choices=["gcn", "mlp", "none"], default=None,
+        help="genetic/nsga2: screen proposals with a predictor trained online (docs/search.md)",
+    )  # fmt: skip
+    p.add_argument("--predictor-min", type=int, default=None, help="candidates scored before screening")
+    p.add_argument("--screen-keep", type=float, default=None, help="fraction of screened proposals scored")
+    p.add_argument("--rounds", type=int, default=None, help="nao: optimisation rounds")
+    p.add_argument("--init-size", type=int, default=None, help="nao: candidates scored before round 1")
+    p.add_argument("--top", type=int, default=None, help="nao: best candidates moved per round")
+    p.add_argument("--latency-runtime", choices=["torch", "compile", "onnxruntime", "openvino"], default=None)
     p.add_argument(
         "--latency-calibration", type=int, default=None,
         help="random pruned variants measured to fit the latency table's scale too (default 0: offset only)",

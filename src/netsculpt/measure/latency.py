@@ -20,7 +20,7 @@ from torch import nn
 from netsculpt.errors import ConfigError
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, eval_mode, run_forward
 
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "compile", "onnxruntime", "openvino")  # the names of netsculpt.runtimes' registry
 
 
 def check_counts(runs: int, warmup: int) -> None:

@@ -102,14 +102,14 @@ class Predictor:
         return out
 
 
-def rank_quality(predicted: Sequence[float], actual: Sequence[float]) -> dict[str, float]:
-    """Kendall τ and Spearman ρ (scipy.stats) between two score lists."""
+def rank_quality(predicted: Sequence[float], actual: Sequence[float]) -> dict[str, float | None]:
+    """Kendall τ and Spearman ρ (scipy.stats) between two score lists; None where undefined (fewer
+    than two points, or a constant list), so the result stays valid JSON for the search state."""
     from scipy.stats import kendalltau, spearmanr
 
-    if len(predicted) < 2:
-        return {"kendall": float("nan"), "spearman": float("nan"), "n": len(predicted)}
-    return {
-        "kendall": float(kendalltau(predicted, actual).statistic),
-        "spearman": float(spearmanr(predicted, actual).statistic),
-        "n": len(predicted),
-    }
+    out: dict[str, float | None] = {"kendall": None, "spearman": None, "n": len(predicted)}
+    if len(predicted) >= 2:
+        for name, fn in (("kendall", kendalltau), ("spearman", spearmanr)):
+            value = float(fn(predicted, actual).statistic)
+            out[name] = value if np.isfinite(value) else None
+    return out

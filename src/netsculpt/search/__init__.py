@@ -2,9 +2,11 @@
 
 Methods (a registry, :func:`list_searchers`): ``sensitivity`` (per-group curves, allocation by
 threshold), ``greedy`` (AutoSlim-style slimming trajectory), ``genetic`` (pymoo GA under a cost budget,
-two-step fitness) and ``nsga2`` (Pareto front of metric vs cost). Costs are MACs or parameters (exact,
-from the cost model) or latency (a lookup table of measured layer latencies). Candidates are scored in
-this process, in local worker processes or on Ray; a killed search resumes from its state file.
+two-step fitness), ``nsga2`` (Pareto front of metric vs cost) and ``nao`` (gradient steps in a learnt
+embedding); ``predictor="gcn"`` screens the GA's / NSGA-II's proposals (:mod:`netsculpt.predictors`).
+Costs are MACs or parameters (exact, from the cost model) or latency (a lookup table of measured layer
+latencies). Candidates are scored in this process, in local worker processes or on Ray; a killed search
+resumes from its state file.
 
 ```python
 from netsculpt.search import GeneticConfig, search_widths

@@ -1,0 +1,88 @@
+"""``predictor="gcn"|"mlp"`` on the genetic search and NSGA-II: screening, fallback, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from netsculpt.errors import ConfigError
+from netsculpt.search import GeneticConfig, GreedyConfig, NSGA2Config, search_widths
+from tests.search.test_resume import Killed, _kill_at
+
+SMALL = {"pop_size": 8, "generations": 3, "elite": 2, "eval_batches": 1, "full_batches": 2}
+
+
+def test_screened_ga_scores_only_the_promising_share(tiny, tmp_path: Path) -> None:
+    args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val)
+    plain = search_widths(*args, GeneticConfig(**SMALL))
+    config = GeneticConfig(**SMALL, predictor="gcn", predictor_min=8, screen_keep=0.25)
+    guided = search_widths(*args, config, out_dir=tmp_path)
+    rounds = guided.history["predictor"]["rounds"]
+    assert rounds[0]["fallback"] and rounds[0]["scored"] == 8  # the initial population: nothing to learn from
+    for r in rounds[1:]:
+        assert not r["fallback"] and r["scored"] == max(1, math.ceil(0.25 * r["pool"]))
+    assert guided.evaluated["cheap"] < plain.evaluated["cheap"]
+    assert guided.plan.meta["predicted"]["macs"] <= 0.5
+    saved = json.loads((tmp_path / "predictor.json").read_text())
+    assert saved["kind"] == "gcn" and saved["trained_on"] == rounds[-1]["trained_on"]
+    assert (tmp_path / "predictor.safetensors").stat().st_size > 0
+
+
+def test_too_few_candidates_fall_back_to_plain_scoring(tiny) -> None:
+    args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val)
+    plain = search_widths(*args, GeneticConfig(**SMALL))
+    fallback = search_widths(*args, GeneticConfig(**SMALL, predictor="mlp", predictor_min=1000))
+    summary = fallback.history["predictor"]
+    assert not summary["trained"] and all(r["fallback"] for r in summary["rounds"])
+    assert fallback.plan.keep == plain.plan.keep  # exactly the plain search
+    assert fallback.evaluated == plain.evaluated
+
+
+def test_screened_nsga2_keeps_a_scored_front(tiny) -> None:
+    config = NSGA2Config(
+        pop_size=8, generations=3, eval_batches=1, full_batches=2, predictor="mlp", predictor_min=8
+    )
+    result = search_widths(
+        tiny.model, tiny.example, "nsga2", ["macs=0.6", "macs=0.4"], tiny.train, tiny.val, config
+    )
+    assert result.history["predictor"]["trained"]
+    assert all(row["value"] < 1e8 for row in result.history["front"])  # no unscored member on the front
+    for plan in result.plans.values():
+        assert plan.meta["predicted"]["macs"] <= plan.meta["target"]["macs"]
+
+
+def test_killed_screened_ga_resumes_without_rescoring(tiny, tmp_path: Path) -> None:
+    """The replay reuses every saved score. It need not retrace the killed run exactly: a candidate the
+    killed run re-scored on full batches in a later generation already has that score when the replay
+    reaches the generation that proposed it (see docs/search.md, predictor section)."""
+    config = GeneticConfig(
+        **{**SMALL, "generations": 4}, predictor="gcn", predictor_min=8, predictor_epochs=60
+    )
+    args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val, config)
+    reference = search_widths(*args)
+    with pytest.raises(Killed):
+        search_widths(*args, out_dir=tmp_path, on_step=_kill_at("generation", 2))
+    saved = json.loads((tmp_path / "search_state.json").read_text())["cache"]
+    resumed = search_widths(*args, out_dir=tmp_path, resume=True)
+    assert resumed.plan.meta["predicted"]["macs"] <= 0.5
+    rounds = resumed.history["predictor"]["rounds"]
+    assert rounds[:2] == reference.history["predictor"]["rounds"][:2]  # same data -> same screening
+    assert resumed.evaluated["cheap"] <= reference.evaluated["cheap"] - len(saved["cheap"]) + len(rounds)
+
+
+def test_predictor_on_a_method_that_cannot_screen_is_refused(tiny) -> None:
+    with pytest.raises(ConfigError, match="screens the candidates of genetic, nsga2"):
+        search_widths(
+            tiny.model,
+            tiny.example,
+            "greedy",
+            "macs=0.5",
+            tiny.train,
+            tiny.val,
+            GreedyConfig(predictor="gcn"),
+        )
+    with pytest.raises(ConfigError, match="predictor='rf'"):
+        GeneticConfig(predictor="rf")
