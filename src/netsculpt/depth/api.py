@@ -88,7 +88,7 @@ def block_macs(model: nn.Module, example_inputs: Any, units: list[DepthUnit]) ->
 def block_latency(
     model: nn.Module, example_inputs: Any, units: list[DepthUnit], runs: int = 20
 ) -> tuple[float, dict[str, float]]:
-    """Measured model latency (ms, one thread, this batch) and each block's latency minus its replacement's."""
+    """Measured model latency (ms, one thread) and each block's latency minus its replacement's."""
     from netsculpt.measure.latency import measure_latency
     from netsculpt.measure.latency_model import median_time_ms
 
@@ -131,7 +131,7 @@ def plan_depth(
     calib_batches: int | None = None,
     graph: ChannelGraph | None = None,
 ) -> DepthPlan:
-    """Choose blocks to remove: the named ones, the ``blocks`` lowest-scoring, or as few as reach ``target``."""
+    """Choose blocks: the named ones, the ``blocks`` lowest-scoring, or as few as reach ``target``."""
     from netsculpt.depth.criteria import block_scores
 
     if (blocks is None) == (target is None):

@@ -167,9 +167,9 @@ def _split_operands(
             continue
         c_ins, c_outs = builder.module_io[child]
         c_acts = [i for i in c_ins if builder.values[i].param is None]
-        if c_acts == [x] and c_outs == [s] and len(builder.module_calls[child]) == 1:
-            if s not in flow.ancestors(f, x):  # the branch must not read the shortcut's result
-                return s, f, child[len(block) + 1 :]
+        once = c_acts == [x] and c_outs == [s] and len(builder.module_calls[child]) == 1
+        if once and s not in flow.ancestors(f, x):  # the branch must not read the shortcut's result
+            return s, f, child[len(block) + 1 :]
     return None, b, None
 
 

@@ -37,7 +37,7 @@ def _is_pointwise(conv: nn.Module) -> bool:
 def why_not(first: nn.Module, second: nn.Module, kind: str) -> str:
     """Empty when the pair folds exactly, else the reason it does not."""
     if kind == "bn":
-        if not isinstance(first, _CONV + (nn.Linear,)) or not isinstance(second, _BN):
+        if not isinstance(first, (*_CONV, nn.Linear)) or not isinstance(second, _BN):
             return f"{type(first).__name__} -> {type(second).__name__} is not a conv/linear -> BatchNorm pair"
         if not second.track_running_stats or second.running_mean is None:
             return "the BatchNorm has no running statistics (it normalises each batch by itself)"
