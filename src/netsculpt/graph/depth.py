@@ -160,6 +160,8 @@ def _split_operands(
 ) -> tuple[int | None, int, str | None]:
     """(shortcut value, branch value, shortcut child or None); shortcut None when neither operand is one."""
     for s, f in ((a, b), (b, a)):
+        if not _learns(builder, flow, f, x):
+            continue  # a branch without weights is not what a block removal takes away
         if s == x and f != x:
             return s, f, None
         child = _child_producing(builder, s, block)
@@ -171,6 +173,15 @@ def _split_operands(
         if once and s not in flow.ancestors(f, x):  # the branch must not read the shortcut's result
             return s, f, child[len(block) + 1 :]
     return None, b, None
+
+
+def _learns(builder: GraphBuilder, flow: _Flow, value: int, x: int) -> bool:
+    """Whether computing ``value`` from ``x`` uses a parameter."""
+    for v in flow.ancestors(value, x):
+        op = flow.producer.get(v)
+        if op is not None and any(builder.values[i].param is not None for i in op.inputs):
+            return True
+    return False
 
 
 def find_blocks(builder: GraphBuilder) -> list[DepthUnit]:
