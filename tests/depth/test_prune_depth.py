@@ -76,7 +76,7 @@ def test_macs_target_and_unreachable_budget(resnet20) -> None:
 def test_unremovable_named_block_errors() -> None:
     with pytest.raises(PruningError, match="cannot be removed: its shortcut is computed by code"):
         ns.prune_depth(Mixed(), torch.randn(1, 3, 16, 16), blocks=["down"])
-    with pytest.raises(PruningError, match="Did you mean layer1.1"):
+    with pytest.raises(PruningError, match=r"Did you mean layer1\.1"):
         ns.prune_depth(
             ns.create_model("resnet20_cifar", num_classes=10), torch.randn(1, 3, 32, 32), blocks=["layer1.11"]
         )
