@@ -43,7 +43,8 @@ def test_triage_rows_table_and_plot(tmp_path) -> None:
     paths = write_triage(rows, tmp_path)
     table = json.loads((tmp_path / "triage.json").read_text())
     assert len(table["rows"]) == 12 and (tmp_path / "triage.png").stat().st_size > 1000
-    assert len(paths) == 2
+    assert len(paths) == 3 and "Deep net triage" in (tmp_path / "triage.html").read_text()
+    assert "data:image/png;base64," in (tmp_path / "triage.html").read_text()
 
 
 def test_bad_config() -> None:

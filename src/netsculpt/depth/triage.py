@@ -177,13 +177,16 @@ def triage(
 
 
 def write_triage(rows: list[TriageRow], out_dir: Path) -> list[Path]:
-    """``triage.json`` (rows) and ``triage.png`` (accuracy per unit, one bar per init × scheme)."""
+    """``triage.json`` (rows), ``triage.png`` (accuracy per unit and init × scheme), ``triage.html``."""
     from netsculpt.fileio import atomic_write, write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"rows": [{**asdict(r), "drop": r.drop} for r in rows]}
     paths = [write_json(out_dir / "triage.json", data)]
     paths.append(atomic_write(out_dir / "triage.png", lambda p: plot_triage(rows, p)))
+    from netsculpt.report.triage_page import write_triage_page
+
+    paths.append(write_triage_page(out_dir))
     return paths
 
 
