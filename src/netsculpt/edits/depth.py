@@ -1,4 +1,4 @@
-"""The ``prune_depth`` and ``fold`` edits: removed residual blocks and folded layer pairs, as plain data.
+"""The ``prune_depth``, ``fold`` and ``drop_activations`` edits: depth changes as plain data.
 
 Replay changes module structure only (a block becomes its shortcut and activations; a folded pair
 becomes one layer and an ``nn.Identity``); the saved weights are loaded afterwards, so nothing is
@@ -55,6 +55,18 @@ FOLD_SCHEMA: dict[str, Any] = {
 }
 
 
+DROP_SCHEMA: dict[str, Any] = {
+    "properties": {"modules": {"type": "array", "minItems": 1, "maxItems": 10_000, "items": _NAME}},
+    "required": ["modules"],
+}
+
+
+def _replay_drop(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
+    from netsculpt.depth.shrink import drop_activations
+
+    return drop_activations(model, edit["modules"], inplace=True)
+
+
 def _replay_depth(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     from netsculpt.depth.api import remove_blocks
 
@@ -72,3 +84,4 @@ def _replay_fold(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
 
 PRUNE_DEPTH = EditKind("prune_depth", DEPTH_SCHEMA, _replay_depth)
 FOLD = EditKind("fold", FOLD_SCHEMA, _replay_fold)
+DROP_ACTIVATIONS = EditKind("drop_activations", DROP_SCHEMA, _replay_drop)
