@@ -110,3 +110,16 @@ def test_composes_with_width_pruning(resnet20, tmp_path, order: str) -> None:
     with torch.no_grad():
         assert torch.equal(again(x), small(x))
     assert ns.measure(small, x).params < 0.5 * ns.measure(resnet20, x).params
+
+
+def test_timm_resnet_removal_exact(tmp_path) -> None:
+    timm = pytest.importorskip("timm")
+    model = randomise_bn(timm.create_model("resnet18", num_classes=5))
+    x = torch.randn(1, 3, 64, 64)
+    small = ns.prune_depth(model, x, blocks=["layer2.0"])  # a projection (downsample) block
+    with torch.no_grad():
+        assert (small(x) - _zeroed(model, "layer2.0.bn2", x)).abs().max() <= 1e-4
+    ns.save(small, tmp_path / "m")
+    again = ns.load(tmp_path / "m", model=timm.create_model("resnet18", num_classes=5))
+    with torch.no_grad():
+        assert torch.equal(again(x), small(x))
