@@ -123,3 +123,13 @@ def test_timm_resnet_removal_exact(tmp_path) -> None:
     again = ns.load(tmp_path / "m", model=timm.create_model("resnet18", num_classes=5))
     with torch.no_grad():
         assert torch.equal(again(x), small(x))
+
+
+def test_latency_and_params_targets(resnet20) -> None:
+    x = torch.randn(1, 3, 32, 32)
+    by_params = ns.depth.plan_depth(resnet20, x, target=ns.Target(params=0.8))
+    assert by_params.blocks and by_params.cost <= 0.8
+    small = ns.depth.remove_blocks(resnet20, by_params.blocks)
+    assert ns.measure(small, x).params <= 0.8 * ns.measure(resnet20, x).params + 1
+    by_latency = ns.depth.plan_depth(resnet20, x, target=ns.Target(latency=0.8))
+    assert by_latency.blocks and 0 < by_latency.cost <= 0.8  # predicted from blocks timed in isolation

@@ -94,10 +94,14 @@ def block_latency(
 
     modules = dict(model.named_modules())
     captured: dict[str, tuple] = {}
-    handles = [
-        modules[u.name].register_forward_hook(lambda m, a, o, n=u.name: captured.setdefault(n, a))
-        for u in units
-    ]
+
+    def keep_input(name: str):
+        def hook(module: nn.Module, args: tuple, output: object) -> None:  # returns None: output kept
+            captured.setdefault(name, args)
+
+        return hook
+
+    handles = [modules[u.name].register_forward_hook(keep_input(u.name)) for u in units]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     was = model.training
