@@ -133,3 +133,14 @@ def test_latency_and_params_targets(resnet20) -> None:
     assert ns.measure(small, x).params <= 0.8 * ns.measure(resnet20, x).params + 1
     by_latency = ns.depth.plan_depth(resnet20, x, target=ns.Target(latency=0.8))
     assert by_latency.blocks and 0 < by_latency.cost <= 0.8  # predicted from blocks timed in isolation
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "regnet_x_400mf"])
+def test_other_torchvision_residual_designs_exact(name: str) -> None:
+    model = randomise_bn(torchvision.models.get_model(name, num_classes=5))
+    x = torch.randn(1, 3, 64, 64)
+    graph = ns.trace(model, x)
+    unit = graph.blocks[len(graph.blocks) // 2]
+    small = ns.prune_depth(model, x, blocks=[unit.name], graph=graph)
+    with torch.no_grad():
+        assert (small(x) - _zeroed(model, unit.branch, x)).abs().max() <= 1e-4
