@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from netsculpt.adder import to_adder
 from netsculpt.allocate import Target
+from netsculpt.depth import fold, prune_depth
 from netsculpt.errors import NetsculptError
 from netsculpt.graph import ChannelGraph, ChannelGroup, register_function_rule, register_module_rule, trace
 from netsculpt.importance import list_criteria, register_criterion
@@ -31,6 +32,7 @@ __all__ = [
     "Target",
     "apply_plan",
     "create_model",
+    "fold",
     "list_criteria",
     "list_models",
     "load",
@@ -38,6 +40,7 @@ __all__ = [
     "model_input_shape",
     "plan_pruning",
     "prune",
+    "prune_depth",
     "prune_iteratively",
     "register_criterion",
     "register_fixup",

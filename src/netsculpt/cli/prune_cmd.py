@@ -45,6 +45,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep this fraction of the latency predicted from per-layer timings on this machine",
     )
     how.add_argument("--widths", type=parse_widths, default=None, help="exact widths, e.g. conv1=2,conv2=3")
+    how.add_argument(
+        "--depth-blocks",
+        type=int,
+        default=None,
+        help="remove this many whole residual blocks (docs/depth.md)",
+    )
+    p.add_argument(
+        "--depth-criterion",
+        default="output_change",
+        help="block score: output_change, sensitivity or a criterion",
+    )
     p.add_argument("--strategy", choices=["global", "uniform"], default="global", help="how targets are met")
     p.add_argument("--criterion", default="l1", help="channel importance (see `netsculpt criteria`)")
     p.add_argument("--calib-batches", type=int, default=16, help="calibration batches for data criteria")
@@ -81,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
     model, shape = load_model(args)
     x = example(shape)
+    if args.depth_blocks is not None:
+        from netsculpt.cli.depth_cmd import prune_blocks
+
+        return prune_blocks(args, model, shape)
     data = None
     if get_criterion(args.criterion).needs - {"weights"}:
         if args.data is None:

@@ -63,6 +63,16 @@ class Block:
 
 
 @dataclass
+class OpRecord:
+    """One traced call as data flow (value ids in and out): what depth units are found from."""
+
+    name: str  # function name (``F.conv2d``, ``Tensor.__iadd__``) or a leaf module's class name
+    module: str  # innermost module running the call ("" at the root)
+    inputs: list[int]
+    outputs: list[int]
+
+
+@dataclass
 class GraphBuilder:
     """Accumulates atoms, equalities, memberships and constraints during one trace."""
 
@@ -77,6 +87,7 @@ class GraphBuilder:
     module_io: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)  # first call
     module_calls: dict[str, list[list[int]]] = field(default_factory=dict)  # output value ids of every call
     outputs: list[int] = field(default_factory=list)
+    ops: list[OpRecord] = field(default_factory=list)  # every recorded call, in execution order
 
     # -- atoms and equalities -------------------------------------------------------------------
     def fresh(self, n: int) -> np.ndarray:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from netsculpt.graph.builder import GraphBuilder
+from netsculpt.graph.depth import DepthUnit, find_depth_units
 from netsculpt.graph.groups import ChannelGroup, Resolution, build_groups, resolve
 from netsculpt.graph.tracing import as_tuple, run_trace
 
@@ -23,6 +24,11 @@ class ChannelGraph:
     resolution: Resolution
     input_shapes: list[tuple[int, ...]]
     allow_inexact: bool
+    depth: list[DepthUnit] = field(default_factory=list)  # removable blocks, foldable pairs (graph/depth.py)
+
+    @property
+    def blocks(self) -> list[DepthUnit]:
+        return [u for u in self.depth if u.kind == "block"]
 
     def group(self, gid: str) -> ChannelGroup:
         for g in self.groups:
@@ -51,6 +57,10 @@ class ChannelGraph:
             )
         ]
         lines.extend(str(g) for g in self.groups)
+        if self.depth:
+            n_rm = sum(u.removable for u in self.blocks)
+            lines.append(f"Depth units: {len(self.blocks)} residual blocks, {n_rm} removable")
+            lines.extend(str(u) for u in self.depth)
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -105,7 +115,7 @@ def trace(
     res = resolve(builder)
     groups = build_groups(builder, res, allow_inexact=allow_inexact, ignored=ignored_names)
     shapes = [tuple(t.shape) for t in as_tuple(example_inputs) if isinstance(t, torch.Tensor)]
-    return ChannelGraph(groups, builder, res, shapes, allow_inexact)
+    return ChannelGraph(groups, builder, res, shapes, allow_inexact, find_depth_units(builder))
 
 
 def _check_ignored(model: torch.nn.Module, ignored: tuple[str, ...]) -> None:

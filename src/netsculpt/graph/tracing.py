@@ -18,7 +18,7 @@ from torch.utils._pytree import tree_flatten
 
 from netsculpt.errors import ConfigError, TraceError
 from netsculpt.graph import registry
-from netsculpt.graph.builder import GraphBuilder, Value
+from netsculpt.graph.builder import GraphBuilder, OpRecord, Value
 from netsculpt.graph.labels import plain
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
@@ -205,6 +205,7 @@ class _Tracer(TorchFunctionMode):
         if rule is None:
             rule = registry.FUNCTION_RULES["__unknown__"]
         rule(self.builder, call)
+        self.builder.ops.append(OpRecord(name, module, [v.id for v in inputs], [o.id for o in outputs]))
         return call
 
     # -- module hooks ---------------------------------------------------------------------------
@@ -248,6 +249,7 @@ class _Tracer(TorchFunctionMode):
         own = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
         call.params = {n: self.value_of(t, where) for n, t in own if t is not None}
         rule(self.builder, call)
+        self.builder.ops.append(OpRecord(call.name, name, [v.id for v in inputs], [o.id for o in outputs]))
 
 
 def _substitute(x: Any, sub: Any) -> Any:

@@ -181,6 +181,24 @@ class QuantizeStage(Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class PruneDepthStage(Section):
+    """Remove residual blocks (netsculpt.depth): a count, names, or a MACs / params / latency target."""
+
+    kind: Literal["prune_depth"] = "prune_depth"
+    blocks: int | list[str] | None = None
+    target: dict[Literal["macs", "params", "latency"], float] | None = None
+    criterion: str = "output_change"
+    calib_batches: int = Field(default=4, ge=1)
+    val_size: int | None = Field(default=None, ge=1)  # held out of the training split for scores
+    fold: bool = False  # also fold BatchNorms and linear convs after removal
+
+    @model_validator(mode="after")
+    def _one(self) -> PruneDepthStage:
+        if (self.blocks is None) == (self.target is None):
+            raise ValueError("give exactly one of 'blocks' or 'target'")
+        return self
+
+
 STAGE_MODELS: dict[str, type[Section]] = {
     "prune": PruneStage,
     "finetune": FinetuneStage,
@@ -189,11 +207,19 @@ STAGE_MODELS: dict[str, type[Section]] = {
     "cluster": ClusterStage,
     "sparsify": SparsifyStage,
     "quantize": QuantizeStage,
+    "prune_depth": PruneDepthStage,
 }
 
 
 StageConfig = Annotated[
-    PruneStage | FinetuneStage | DistillStage | SearchStage | ClusterStage | SparsifyStage | QuantizeStage,
+    PruneStage
+    | FinetuneStage
+    | DistillStage
+    | SearchStage
+    | ClusterStage
+    | SparsifyStage
+    | QuantizeStage
+    | PruneDepthStage,
     Field(discriminator="kind"),
 ]
 

@@ -1,0 +1,249 @@
+"""``ns.prune_depth``: remove whole residual blocks; ``ns.fold``: merge layers exactly for deployment.
+
+Both record a plain-data edit (``prune_depth`` / ``fold``, :mod:`netsculpt.edits.depth`) so ``ns.save``
+/ ``ns.load`` rebuild the model, and both compose with width pruning in either order (each edit is
+replayed on the model the previous one left).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.allocate import Target
+from netsculpt.errors import PruningError
+from netsculpt.graph import ChannelGraph, trace
+from netsculpt.graph.depth import DepthUnit
+from netsculpt.graph.tracing import as_tuple
+from netsculpt.spec import append_step, ensure_base
+from netsculpt.surgery.depth import remove_blocks_, replacement
+from netsculpt.surgery.fold import fold_, why_not
+
+
+class BudgetError(PruningError):
+    """No set of removable blocks reaches the target; ``closest`` is the best fraction reachable."""
+
+    def __init__(self, message: str, closest: float) -> None:
+        super().__init__(message)
+        self.closest = closest
+
+
+@dataclass
+class DepthPlan:
+    """Which blocks go, and what the choice costs (fractions of the model it was planned on)."""
+
+    blocks: list[dict[str, Any]]
+    scores: dict[str, float]
+    cost: float | None = None  # reached fraction of the target metric
+
+
+def remove_blocks(model: nn.Module, blocks: list[dict[str, Any]], *, inplace: bool = False) -> nn.Module:
+    """Apply block specs (``{"name", "shortcut", "post"}``) and record the ``prune_depth`` edit."""
+    target = model if inplace else copy.deepcopy(model)
+    ensure_base(target)
+    remove_blocks_(target, blocks)
+    append_step(target, {"kind": "prune_depth", "blocks": [dict(b) for b in blocks]})
+    return target
+
+
+def _named(graph: ChannelGraph, names: list[str]) -> list[DepthUnit]:
+    units = {u.name: u for u in graph.blocks}
+    chosen = []
+    for name in names:
+        if name not in units:
+            close = difflib.get_close_matches(name, list(units), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise PruningError(
+                f"{name!r} is not a residual block of this model.{hint} Blocks: see ns.trace(...)"
+            )
+        if not units[name].removable:
+            raise PruningError(f"block {name!r} cannot be removed: {units[name].reason}")
+        chosen.append(units[name])
+    return chosen
+
+
+def block_macs(model: nn.Module, example_inputs: Any, units: list[DepthUnit]) -> tuple[int, dict[str, int]]:
+    """Model MACs and the MACs each block's branch runs (what removing it saves)."""
+    from netsculpt.measure.macs import count_macs
+
+    total, layers = count_macs(model, example_inputs)
+    saved = {}
+    for u in units:
+        skip = f"{u.name}.{u.shortcut}" if u.shortcut else None
+        saved[u.name] = sum(
+            layer.macs
+            for layer in layers
+            if layer.name.startswith(u.name + ".")
+            and not (skip and (layer.name == skip or layer.name.startswith(skip + ".")))
+        )
+    return total, saved
+
+
+@torch.no_grad()
+def block_latency(
+    model: nn.Module, example_inputs: Any, units: list[DepthUnit], runs: int = 20
+) -> tuple[float, dict[str, float]]:
+    """Measured model latency (ms, one thread) and each block's latency minus its replacement's."""
+    from netsculpt.measure.latency import measure_latency
+    from netsculpt.measure.latency_model import median_time_ms
+
+    modules = dict(model.named_modules())
+    captured: dict[str, tuple] = {}
+
+    def keep_input(name: str):
+        def hook(module: nn.Module, args: tuple, output: object) -> None:  # returns None: output kept
+            captured.setdefault(name, args)
+
+        return hook
+
+    handles = [modules[u.name].register_forward_hook(keep_input(u.name)) for u in units]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    was = model.training
+    model.eval()
+    try:
+        model(*as_tuple(example_inputs))
+        for h in handles:
+            h.remove()
+        base = measure_latency(model, example_inputs, runs=runs)
+        saved = {}
+        for u in units:
+            block, args = modules[u.name], captured[u.name]
+            short = replacement(copy.deepcopy(block), u.to_dict()).eval()
+            full = median_time_ms(lambda b=block, a=args: b(*a), runs, 3, "thread")
+            rest = median_time_ms(lambda s=short, a=args: s(*a), runs, 3, "thread")
+            saved[u.name] = max(full - rest, 0.0)
+    finally:
+        torch.set_num_threads(threads)
+        model.train(was)
+    return base, saved
+
+
+def plan_depth(
+    model: nn.Module,
+    example_inputs: Any,
+    *,
+    blocks: int | list[str] | None = None,
+    target: Target | None = None,
+    criterion: str = "output_change",
+    data: Any = None,
+    calib_batches: int | None = None,
+    graph: ChannelGraph | None = None,
+) -> DepthPlan:
+    """Choose blocks: the named ones, the ``blocks`` lowest-scoring, or as few as reach ``target``."""
+    from netsculpt.depth.criteria import block_scores
+
+    if (blocks is None) == (target is None):
+        raise PruningError("give exactly one of blocks= (a count or block names) or target=Target(...)")
+    graph = graph or trace(model, example_inputs)
+    if isinstance(blocks, list | tuple):
+        chosen = _named(graph, list(blocks))
+        return DepthPlan([u.to_dict() for u in chosen], {})
+    units = [u for u in graph.blocks if u.removable]
+    if not units:
+        raise PruningError(
+            "this model has no removable residual blocks (print ns.trace(model, x) to see why)"
+        )
+    scores = block_scores(model, graph, units, criterion, data, as_tuple(example_inputs), calib_batches)
+    order = sorted(units, key=lambda u: (scores[u.name], u.name))
+    if isinstance(blocks, int):
+        if not 0 < blocks <= len(units):
+            raise PruningError(
+                f"blocks={blocks}: this model has {len(units)} removable blocks; ask for 1..{len(units)}"
+            )
+        return DepthPlan([u.to_dict() for u in order[:blocks]], scores)
+    return _plan_target(model, example_inputs, order, scores, target)
+
+
+def _plan_target(
+    model: nn.Module, example_inputs: Any, order: list[DepthUnit], scores: dict[str, float], target: Target
+) -> DepthPlan:
+    if target.metric == "macs":
+        total, saved = block_macs(model, example_inputs, order)
+    elif target.metric == "latency":
+        total, saved = block_latency(model, example_inputs, order)
+    elif target.metric == "params":
+        from netsculpt.measure.macs import count_params
+
+        total = count_params(model)
+        saved = {
+            u.name: count_params(model.get_submodule(u.name)) - _shortcut_params(model, u) for u in order
+        }
+    else:
+        raise PruningError("prune_depth takes Target(macs=), Target(params=) or Target(latency=)")
+    left, chosen = float(total), []
+    for u in order:
+        if left <= target.value * total:
+            break
+        chosen.append(u)
+        left -= saved[u.name]
+    reached = left / total
+    if reached > target.value + 1e-9:
+        raise BudgetError(
+            f"removing every removable block ({len(order)}) leaves {reached:.3f} of the {target.metric}; the "
+            f"target {target.value} is out of reach by depth alone: closest achievable is {reached:.3f}. "
+            "Combine with width pruning (ns.prune) or compound scaling (netsculpt.depth.compound).",
+            reached,
+        )
+    return DepthPlan([u.to_dict() for u in chosen], scores, reached)
+
+
+def _shortcut_params(model: nn.Module, unit: DepthUnit) -> int:
+    from netsculpt.measure.macs import count_params
+
+    return count_params(model.get_submodule(f"{unit.name}.{unit.shortcut}")) if unit.shortcut else 0
+
+
+def prune_depth(model: nn.Module, example_inputs: Any, *, inplace: bool = False, **options: Any) -> nn.Module:
+    """Return a copy of ``model`` with whole residual blocks removed (see :func:`plan_depth` for options:
+    ``blocks``, ``target``, ``criterion``, ``data``, ``calib_batches``). Each removed block becomes its
+    shortcut (identity or projection) and the activations after its add: exactly the model with that
+    block's branch output zeroed."""
+    plan = plan_depth(model, example_inputs, **options)
+    return remove_blocks(model, plan.blocks, inplace=inplace)
+
+
+def fold_plan(model: nn.Module, example_inputs: Any, *, convs: bool = True) -> list[dict[str, Any]]:
+    """Exact merges of the traced model: every conv/linear -> BN pair, then conv -> conv pairs."""
+    graph = trace(model, example_inputs)
+    modules = dict(model.named_modules())
+    merges = []
+    for u in graph.depth:
+        if u.kind == "fold-bn" and u.removable and not why_not(modules[u.name], modules[u.second], "bn"):
+            merges.append({"op": "bn", "first": u.name, "second": u.second})
+    if convs:
+        merges += _conv_merges(model, example_inputs, merges)
+    return merges
+
+
+def _conv_merges(
+    model: nn.Module, example_inputs: Any, bn_merges: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Conv pairs that become adjacent once BatchNorms are folded (one level: a pair, not a chain)."""
+    trial = fold_(copy.deepcopy(model), bn_merges) if bn_merges else model
+    graph = trace(trial, example_inputs)
+    modules = dict(trial.named_modules())
+    out, used = [], set()
+    for u in graph.depth:
+        if u.kind != "fold-conv" or not u.removable or u.name in used or u.second in used:
+            continue
+        if not why_not(modules[u.name], modules[u.second], "conv"):
+            out.append({"op": "conv", "first": u.name, "second": u.second})
+            used |= {u.name, u.second}
+    return out
+
+
+def fold(model: nn.Module, example_inputs: Any, *, inplace: bool = False, convs: bool = True) -> nn.Module:
+    """Fold every BatchNorm into the layer before it and merge adjacent linear convs (eval mode, exact)."""
+    merges = fold_plan(model, example_inputs, convs=convs)
+    target = model if inplace else copy.deepcopy(model)
+    ensure_base(target)
+    if merges:
+        fold_(target, merges)
+        append_step(target, {"kind": "fold", "merges": merges})
+    return target.eval()

@@ -1,0 +1,158 @@
+"""Exact folds for deployment (eval mode): BatchNorm into the layer before it, and conv -> conv merges.
+
+``bn``: ``y = g * (W x + b - mean) / sqrt(var + eps) + beta`` is one conv/linear with
+``W' = W * g / s`` and ``b' = (b - mean) * g / s + beta``; the BN becomes ``nn.Identity``.
+``conv``: two convolutions with nothing between them are one convolution when one of them is a 1×1
+with stride 1, no padding and no groups (``1×1 -> k×k`` needs the 1×1 to have no bias or the k×k no
+padding: zero padding of a biased map is not the bias). The first module becomes the merged conv, the
+second ``nn.Identity``.
+
+:func:`fold_structure_` rebuilds the shapes only (what ``ns.load`` replays before it loads the saved
+weights); :func:`fold_` also computes the folded weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.errors import PruningError
+from netsculpt.surgery.depth import set_module
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _is_pointwise(conv: nn.Module) -> bool:
+    return (
+        all(k == 1 for k in conv.kernel_size)
+        and all(s == 1 for s in conv.stride)
+        and all(p == 0 for p in conv.padding)
+        and conv.groups == 1
+    )
+
+
+def why_not(first: nn.Module, second: nn.Module, kind: str) -> str:
+    """Empty when the pair folds exactly, else the reason it does not."""
+    if kind == "bn":
+        if not isinstance(first, (*_CONV, nn.Linear)) or not isinstance(second, _BN):
+            return f"{type(first).__name__} -> {type(second).__name__} is not a conv/linear -> BatchNorm pair"
+        if not second.track_running_stats or second.running_mean is None:
+            return "the BatchNorm has no running statistics (it normalises each batch by itself)"
+        return ""
+    if not isinstance(first, _CONV) or type(first) is not type(second):
+        return "only two convolutions of the same dimension merge"
+    if first.padding_mode != "zeros" or second.padding_mode != "zeros" or isinstance(first.padding, str):
+        return "a padding mode other than zeros"
+    if _is_pointwise(second) and first.groups == 1:
+        return ""
+    if _is_pointwise(first) and second.groups == 1:
+        if first.bias is not None and any(p > 0 for p in second.padding):
+            return "the 1x1 conv has a bias and the next conv pads with zeros (the border would differ)"
+        return ""
+    return "neither conv is a 1x1 with stride 1, no padding and no groups"
+
+
+def _merged_shell(first: nn.Module, second: nn.Module) -> nn.Module:
+    cls = type(first)
+    outer = first if _is_pointwise(second) and first.groups == 1 else second
+    return cls(
+        first.in_channels,
+        second.out_channels,
+        outer.kernel_size,
+        stride=outer.stride,
+        padding=outer.padding,
+        dilation=outer.dilation,
+        groups=first.groups if outer is first else 1,
+        bias=True,
+        device=first.weight.device,
+        dtype=first.weight.dtype,
+    )
+
+
+def _bn_shell(first: nn.Module) -> nn.Module:
+    if first.bias is not None:
+        return first
+    if isinstance(first, nn.Linear):
+        new = nn.Linear(first.in_features, first.out_features, bias=True)
+    else:
+        new = type(first)(
+            first.in_channels,
+            first.out_channels,
+            first.kernel_size,
+            stride=first.stride,
+            padding=first.padding,
+            dilation=first.dilation,
+            groups=first.groups,
+            bias=True,
+            padding_mode=first.padding_mode,
+        )
+    return new.to(first.weight.device, first.weight.dtype)
+
+
+@torch.no_grad()
+def _fold_bn(first: nn.Module, bn: nn.Module) -> nn.Module:
+    new = _bn_shell(first)
+    scale = (
+        bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        if bn.affine
+        else 1 / torch.sqrt(bn.running_var + bn.eps)
+    )
+    shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+    bias = first.bias if first.bias is not None else torch.zeros_like(bn.running_mean)
+    view = (-1,) + (1,) * (first.weight.ndim - 1)
+    new.weight.copy_(first.weight * scale.reshape(view))
+    new.bias.copy_((bias - bn.running_mean) * scale + shift)
+    return new
+
+
+@torch.no_grad()
+def _merge_convs(first: nn.Module, second: nn.Module) -> nn.Module:
+    new = _merged_shell(first, second)
+    b1 = first.bias if first.bias is not None else torch.zeros(first.out_channels, dtype=first.weight.dtype)
+    b2 = (
+        second.bias if second.bias is not None else torch.zeros(second.out_channels, dtype=first.weight.dtype)
+    )
+    if _is_pointwise(second) and first.groups == 1:  # k x k then 1 x 1: W = W2 @ W1 at every tap
+        w2 = second.weight.flatten(1)
+        new.weight.copy_(torch.einsum("om,mi...->oi...", w2, first.weight))
+        new.bias.copy_(w2 @ b1 + b2)
+    else:  # 1 x 1 then k x k
+        w1 = first.weight.flatten(1)
+        new.weight.copy_(torch.einsum("om...,mi->oi...", second.weight, w1))
+        new.bias.copy_(second.weight.flatten(2).sum(-1) @ b1 + b2)
+    return new
+
+
+def _pair(model: nn.Module, merge: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    modules = dict(model.named_modules())
+    for key in ("first", "second"):
+        if merge[key] not in modules:
+            raise PruningError(f"fold: {merge[key]!r} is not a module of this model")
+    first, second = modules[merge["first"]], modules[merge["second"]]
+    reason = why_not(first, second, merge["op"])
+    if reason:
+        raise PruningError(f"cannot fold {merge['first']} -> {merge['second']}: {reason}")
+    return first, second
+
+
+def fold_(model: nn.Module, merges: list[dict[str, Any]]) -> nn.Module:
+    """Apply ``merges`` (``{"op": "bn"|"conv", "first", "second"}``) in order, computing weights."""
+    for merge in merges:
+        first, second = _pair(model, merge)
+        new = _fold_bn(first, second) if merge["op"] == "bn" else _merge_convs(first, second)
+        set_module(model, merge["first"], new)
+        set_module(model, merge["second"], nn.Identity())
+    return model
+
+
+def fold_structure_(model: nn.Module, merges: list[dict[str, Any]]) -> nn.Module:
+    """The shapes :func:`fold_` leaves, without computing weights (they are loaded afterwards)."""
+    for merge in merges:
+        first, second = _pair(model, merge)
+        new = _bn_shell(first) if merge["op"] == "bn" else _merged_shell(first, second)
+        set_module(model, merge["first"], new)
+        set_module(model, merge["second"], nn.Identity())
+    return model

@@ -1,0 +1,65 @@
+"""`netsculpt prune --depth-blocks`, `netsculpt fold`, `netsculpt triage` and the prune_depth stage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import netsculpt as ns
+from netsculpt.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_prune_depth_blocks_then_fold(capsys, tmp_path) -> None:
+    code, out, err = run(
+        capsys, "prune", "resnet20_cifar", "--depth-blocks", "3", "--out", str(tmp_path / "d")
+    )
+    assert code == 0, err
+    small = ns.load(tmp_path / "d")
+    assert [e["kind"] for e in small.netsculpt_spec["edits"]] == ["prune_depth"]
+    assert len(small.netsculpt_spec["edits"][0]["blocks"]) == 3
+    code, out, err = run(capsys, "fold", str(tmp_path / "d"), "--out", str(tmp_path / "f"))
+    assert code == 0, err and "merges" in out
+    folded = ns.load(tmp_path / "f")
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert (folded(x) - small.eval()(x)).abs().max() <= 1e-4
+
+
+def test_prune_depth_too_many_blocks_is_one_line_error(capsys, tmp_path) -> None:
+    code, _, err = run(
+        capsys, "prune", "resnet20_cifar", "--depth-blocks", "99", "--out", str(tmp_path / "d")
+    )
+    assert code == 1 and "this model has 9 removable blocks" in err
+
+
+@pytest.mark.slow
+def test_triage_command(capsys, tmp_path) -> None:
+    args = ["triage", "resnet20_cifar", "--data", "mnist5k", "--resize", "32", "--channels", "3"]
+    args += ["--limit", "200", "--val-size", "50", "--unit", "stage", "--steps", "2", "--out", str(tmp_path)]
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    rows = json.loads((tmp_path / "triage.json").read_text())["rows"]
+    assert [r["unit"] for r in rows] == ["layer1", "layer2", "layer3"]
+
+
+@pytest.mark.slow
+def test_prune_depth_recipe_stage(capsys, tmp_path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "version: 1\nmodel: {name: resnet20_cifar}\n"
+        "data: {name: mnist5k, resize: 32, channels: 3, limit: 200}\n"
+        "baseline: {train: {epochs: 1}}\nstages:\n  - prune_depth: {blocks: 2, val_size: 40}\n"
+        "outputs: {latency_runs: 2, report: false}\n"
+    )
+    code, _, err = run(capsys, "compress", str(recipe), "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["after"]["params"] < results["before"]["params"]
