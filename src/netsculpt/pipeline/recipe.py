@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from netsculpt.errors import ConfigError
+from netsculpt.pipeline.recipe_stages import (  # noqa: F401  (re-exported: the stage sections)
+    STAGE_MODELS,
+    ClusterStage,
+    DistillStage,
+    EarlyStopSection,
+    FinetuneStage,
+    PruneDepthStage,
+    PruneStage,
+    QuantizeStage,
+    SearchStage,
+    Section,
+    SparsifyStage,
+    StageConfig,
+    TrainSection,
+)
 
 RECIPE_VERSION = 1
 STAGE_KINDS = ("prune", "finetune", "distill", "search", "cluster", "quantize")
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ModelSection(Section):
@@ -41,38 +52,6 @@ class DataSection(Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class EarlyStopSection(Section):
-    """Hold ``holdout`` training images out and stop when their accuracy stalls (pipeline/holdout.py)."""
-
-    holdout: int = Field(default=500, ge=1)
-    patience: int = Field(default=3, ge=1)
-    min_delta: float = Field(default=0.0, ge=0)
-    min_epochs: int = Field(default=1, ge=1)
-    restore_best: bool = True
-
-
-class TrainSection(Section):
-    """A training preset plus overrides of any TrainConfig field (epochs, lr, label_smoothing, ...)."""
-
-    preset: str = "default"
-    epochs: int | None = Field(default=None, ge=1)
-    lr: float | None = Field(default=None, gt=0)
-    batch_size: int | None = Field(default=None, ge=1)
-    weight_decay: float | None = Field(default=None, ge=0)
-    label_smoothing: float | None = Field(default=None, ge=0, lt=1)
-    optimizer: str | None = None
-    schedule: str | None = None
-    warmup_epochs: int | None = Field(default=None, ge=0)
-    augment: bool | None = None
-    augment_shift: int | None = Field(default=None, ge=0)
-    grad_clip: float | None = Field(default=None, gt=0)
-    early_stop: EarlyStopSection | None = None
-
-    def overrides(self) -> dict[str, Any]:
-        skip = ("preset", "early_stop")
-        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
-
-
 class BaselineSection(Section):
     """Train the unpruned model, or load it from a checkpoint (state dict or saved netsculpt model)."""
 
@@ -84,144 +63,6 @@ class BaselineSection(Section):
         if (self.train is None) == (self.checkpoint is None):
             raise ValueError("give exactly one of 'train' or 'checkpoint'")
         return self
-
-
-class PruneStage(Section):
-    kind: Literal["prune"] = "prune"
-    criterion: str = "l1"
-    ratio: float | None = Field(default=None, ge=0, lt=1)
-    target: dict[Literal["macs", "params", "channels"], float] | None = None
-    widths: dict[str, int] | None = None
-    strategy: Literal["global", "uniform"] = "global"
-    calib_batches: int = Field(default=16, ge=1)
-    ignored: list[str] = Field(default_factory=list)
-    allow_inexact: bool = False
-    # an integer step, "hw" (default: multiples of 8, or 16 in groups of 64+) or "auto" (measured on
-    # deploy.runtime); see netsculpt.allocate.widths
-    round_to: Annotated[int, Field(ge=1)] | Literal["hw", "auto"] = "hw"
-    min_channels: int = Field(default=1, ge=1)
-    iterative_steps: int = Field(default=1, ge=1)
-
-    @model_validator(mode="after")
-    def _one(self) -> PruneStage:
-        if sum(x is not None for x in (self.ratio, self.target, self.widths)) != 1:
-            raise ValueError("give exactly one of 'ratio', 'target' or 'widths'")
-        return self
-
-
-class FinetuneStage(TrainSection):
-    kind: Literal["finetune"] = "finetune"
-    preset: str = "default"
-
-    def overrides(self) -> dict[str, Any]:
-        return {k: v for k, v in super().overrides().items() if k != "kind"}
-
-
-class DistillStage(TrainSection):
-    kind: Literal["distill"] = "distill"
-    preset: str = "default"
-    temperature: float = Field(default=4.0, gt=0)
-    alpha: float = Field(default=0.9, ge=0, le=1)
-    hints: list[str | list[str]] = Field(default_factory=list)
-    hint_weight: float = Field(default=1.0, ge=0)
-    mixup: float = Field(default=0.0, ge=0)
-
-    def overrides(self) -> dict[str, Any]:
-        kd = {"kind", "temperature", "alpha", "hints", "hint_weight", "mixup"}
-        return {k: v for k, v in super().overrides().items() if k not in kd}
-
-
-class SearchStage(Section):
-    kind: Literal["search"] = "search"
-    method: Literal["sensitivity", "greedy", "genetic", "nsga2", "amc", "nao"] = "greedy"
-    target: dict[Literal["macs", "params", "latency"], float]
-    criterion: str = "l1"
-    val_size: int | None = Field(default=None, ge=1)  # None: 500, or a fifth of a smaller training split
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class ClusterStage(Section):
-    kind: Literal["cluster"] = "cluster"
-    method: Literal["dkm", "kmeans"] = "dkm"
-    bits: Annotated[int, Field(ge=1, le=8)] | Literal["auto"] = 4
-    budget_bytes: int | None = Field(default=None, ge=1)  # bits: auto -> bits per layer under this size
-    bit_search: Literal["agent", "genetic", "nsga2"] = "agent"
-    epochs: int = Field(default=3, ge=0)
-    lr: float | None = Field(default=None, gt=0)
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class SparsifyStage(TrainSection):
-    """Zero weights in a pattern and train (netsculpt.sparsity); ``epochs`` is the total over all phases."""
-
-    kind: Literal["sparsify"] = "sparsify"
-    preset: str = "finetune"
-    sparsity: float = Field(default=0.9, ge=0, lt=1)
-    pattern: str = "unstructured"
-    block: tuple[int, int] = (4, 4)
-    scope: Literal["layer", "global"] = "layer"
-    method: Literal["magnitude", "gap"] = "magnitude"
-    schedule: Literal["oneshot", "gradual"] = "oneshot"
-    partitions: int = Field(default=4, ge=1)
-    skip: list[str] = Field(default_factory=list)
-
-    def overrides(self) -> dict[str, Any]:
-        own = {"kind", "sparsity", "pattern", "block", "scope", "method", "schedule", "partitions", "skip"}
-        return {k: v for k, v in super().overrides().items() if k not in own}
-
-
-class QuantizeStage(Section):
-    """int8 on ``runtime``; ``auto`` keeps the fastest within ``tolerance_pp`` (docs/weights.md)."""
-
-    kind: Literal["quantize"] = "quantize"
-    calib_batches: int = Field(default=8, ge=1)
-    runtime: Literal["onnxruntime", "openvino", "torch", "auto"] = "onnxruntime"
-    tolerance_pp: float = Field(default=1.0, ge=0)  # auto: accuracy drop allowed on held-out training data
-    select_batches: int = Field(default=8, ge=1)  # auto: training batches after the calibration ones
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class PruneDepthStage(Section):
-    """Remove residual blocks (netsculpt.depth): a count, names, or a MACs / params / latency target."""
-
-    kind: Literal["prune_depth"] = "prune_depth"
-    blocks: int | list[str] | None = None
-    target: dict[Literal["macs", "params", "latency"], float] | None = None
-    criterion: str = "output_change"
-    calib_batches: int = Field(default=4, ge=1)
-    val_size: int | None = Field(default=None, ge=1)  # held out of the training split for scores
-    fold: bool = False  # also fold BatchNorms and linear convs after removal
-
-    @model_validator(mode="after")
-    def _one(self) -> PruneDepthStage:
-        if (self.blocks is None) == (self.target is None):
-            raise ValueError("give exactly one of 'blocks' or 'target'")
-        return self
-
-
-STAGE_MODELS: dict[str, type[Section]] = {
-    "prune": PruneStage,
-    "finetune": FinetuneStage,
-    "distill": DistillStage,
-    "search": SearchStage,
-    "cluster": ClusterStage,
-    "sparsify": SparsifyStage,
-    "quantize": QuantizeStage,
-    "prune_depth": PruneDepthStage,
-}
-
-
-StageConfig = Annotated[
-    PruneStage
-    | FinetuneStage
-    | DistillStage
-    | SearchStage
-    | ClusterStage
-    | SparsifyStage
-    | QuantizeStage
-    | PruneDepthStage,
-    Field(discriminator="kind"),
-]
 
 
 class OutputsSection(Section):
