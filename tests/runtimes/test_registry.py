@@ -117,18 +117,6 @@ def test_openvino_missing_says_how_to_install(monkeypatch, lenet) -> None:
     assert row.latency_ms is None and "pip install openvino" in row.error
 
 
-def test_netsculpt_imports_without_the_optional_runtimes() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, netsculpt, netsculpt.runtimes, netsculpt.cli.bench_cmd, netsculpt.weights.int8_select;"
-        "print(sorted(m for m in ('openvino', 'nncf', 'torchao') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-500:]
-
-
 def test_measure_runtime_names_are_the_registry() -> None:
     """Recipes (deploy.runtime), searches (latency_runtime) and the CLI validate against
     measure.latency.RUNTIMES: it must name every registered runtime, no more."""
