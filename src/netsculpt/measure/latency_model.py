@@ -60,7 +60,11 @@ def median_time_ms(call: Callable[[], object], runs: int, warmup: int, clock: st
 
 
 @contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads, restoring the caller's setting (also used by
+    :mod:`netsculpt.runtimes`)."""
+    if n < 1:
+        raise ConfigError(f"threads must be >= 1, got {n}")
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -125,7 +129,7 @@ class LatencyModel:
         """End-to-end median latency of ``model`` with this object's runtime, clock and thread count
         (``repeats`` times the runs; for ONNX Runtime, times the sessions)."""
         runs = runs or self.runs
-        with _threads(self.threads), torch.no_grad():
+        with torch_threads(self.threads), torch.no_grad():
             if self.runtime == "torch":
                 was_training = model.training
                 model.eval()
@@ -297,7 +301,7 @@ class LatencyModel:
         if self.runtime == "onnxruntime":
             return self._onnx_ms(unit, (x,), self.runs, ONNX_SESSIONS, subtract_call=True)
         if self.runtime != "torch":
-            with _threads(self.threads), torch.no_grad():
+            with torch_threads(self.threads), torch.no_grad():
                 return self._registry_ms(unit, (x,), self.runs, subtract_call=True)
         mods = list(unit)
 
@@ -306,7 +310,7 @@ class LatencyModel:
             for m in mods:
                 y = m(y)
 
-        with _threads(self.threads), torch.no_grad():
+        with torch_threads(self.threads), torch.no_grad():
             return median_time_ms(run, self.runs, self.warmup, self.clock)
 
     # -- persistence ---------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ a result row rather than a crash.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError, NetsculptError, UnknownNameError
+from netsculpt.measure.latency_model import torch_threads  # noqa: F401  (re-exported for the runtimes)
 
 INSTALL_OPENVINO = "pip install openvino==2026.4.1 nncf==3.4.0"
 
@@ -102,19 +102,6 @@ def parse_runtimes(text: str | list[str]) -> list[str]:
     if not names:
         raise ConfigError(f"no runtime named in {text!r}; choose from {', '.join(RUNTIMES)}")
     return list(dict.fromkeys(names))
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads, restoring the caller's setting."""
-    if n < 1:
-        raise ConfigError(f"threads must be >= 1, got {n}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
