@@ -10,6 +10,8 @@ import pytest
 from netsculpt.cli import main
 from tests.runtimes._run import tiny_run
 
+pytestmark = pytest.mark.runtimes  # own pytest process in `make test` (see Makefile)
+
 RUNTIMES = "torch,onnxruntime,openvino"  # torch.compile is tested in tests/runtimes (it compiles for seconds)
 
 

@@ -8,7 +8,7 @@ from netsculpt.cli import main
 from tests.report.test_browser import loaded_flags, screenshot
 from tests.runtimes._run import tiny_run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.runtimes]  # runtimes: own pytest process (Makefile)
 
 
 def test_runtimes_page_renders_every_pareto_plot(chromium, tmp_path) -> None:

@@ -11,6 +11,8 @@ from netsculpt.errors import UnknownNameError
 from netsculpt.measure import LatencyModel, measure_latency
 from netsculpt.runtimes import RuntimeUnsupported, bench_model, get_runtime, parse_runtimes, runtime_names
 
+pytestmark = pytest.mark.runtimes  # own pytest process in `make test` (see Makefile)
+
 FAST = [
     r for r in runtime_names() if r != "compile"
 ]  # compile is covered once, below (it compiles for seconds)

@@ -15,6 +15,8 @@ from netsculpt.runtimes.artefacts import PROGRAM_NAME, ProgramModule, load_artef
 from netsculpt.weights.int8_runtimes import quantize_openvino, quantize_pt2e
 from netsculpt.weights.int8_select import quantize_on
 
+pytestmark = pytest.mark.runtimes  # own pytest process in `make test` (see Makefile)
+
 
 @pytest.fixture(scope="module")
 def lenet() -> tuple[torch.nn.Module, torch.Tensor, list[torch.Tensor]]:

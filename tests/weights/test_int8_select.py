@@ -11,6 +11,8 @@ from netsculpt.pipeline import parse_recipe, run_recipe
 from netsculpt.weights.int8_select import pick_fastest
 from tests.runtimes._run import TINY
 
+pytestmark = pytest.mark.runtimes  # own pytest process in `make test` (see Makefile)
+
 
 @pytest.mark.slow
 def test_auto_keeps_the_fastest_within_tolerance_and_resumes(tmp_path) -> None:
