@@ -26,7 +26,7 @@ from _dense_models import GraySegmenter, build_detector, fit
 from netsculpt.data.canvases import detection_collate, digits_detect, digits_seg
 
 TRAIN_N, TEST_N = 4000, 1000
-DET_EPOCHS, SEG_EPOCHS = 24, 6
+DET_EPOCHS, SEG_EPOCHS = 12, 6
 FINETUNE_EPOCHS = 2  # the same budget for every pruned row
 BATCH = 16
 
@@ -63,12 +63,14 @@ def _write(path: Path, record: dict) -> None:
     tmp.replace(path)
 
 
-def train_part(kind: str, cache: Path) -> None:
+def train_part(kind: str, cache: Path, epochs: int | None = None) -> None:
     torch.manual_seed(0)
     if kind == "det":
-        model, (train, test), step, epochs, lr = build_detector(), det_loaders(), det_step, DET_EPOCHS, 2e-3
+        model, (train, test), step, lr = build_detector(), det_loaders(), det_step, 2e-3
+        epochs = epochs or DET_EPOCHS
     else:
-        model, (train, test), step, epochs, lr = GraySegmenter(), seg_loaders(), seg_step, SEG_EPOCHS, 2e-3
+        model, (train, test), step, lr = GraySegmenter(), seg_loaders(), seg_step, 2e-3
+        epochs = epochs or SEG_EPOCHS
     t0 = time.perf_counter()
     fit(model, train, step, epochs=epochs, lr=lr, ckpt=cache / f"{kind}_train.ckpt", label=f"train {kind}")
     torch.save(model.state_dict(), cache / f"{kind}_base.pt")
@@ -84,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", required=True)
     parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (train parts)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.part in ("train-det", "train-seg"):
-        train_part(args.part.split("-")[1], args.cache)
+        train_part(args.part.split("-")[1], args.cache, args.epochs)
     else:
         raise SystemExit(f"unknown part {args.part!r}")
     return 0
