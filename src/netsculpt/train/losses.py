@@ -11,6 +11,9 @@ Two optional attributes let a loss carry state of its own (the distillation loss
   only the model at the end.
 - ``recipe()``: plain data describing the loss (its settings, a teacher fingerprint), stored in every
   checkpoint; resuming with a loss whose recipe differs is refused.
+- ``runtime_state()`` / ``load_runtime_state(state)``: counters and running statistics that are not
+  parameters (the GPP push loss's step parity and class centroids), as plain data and tensors; stored in
+  every checkpoint (per rank when distributed) and put back on resume and rollback, so both are exact.
 
 Under distributed training the loss receives the ``DistributedDataParallel`` wrapper as ``model`` (call
 it for the forward pass; ``model.module`` is the model itself).

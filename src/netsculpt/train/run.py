@@ -99,12 +99,16 @@ class Run:
             state["loss_state"] = self.extra.state_dict()
         if self.recipe is not None:
             state["loss"] = self.recipe
+        if callable(getattr(self.loss_fn, "runtime_state", None)):
+            state["loss_runtime"] = self.loss_fn.runtime_state()  # type: ignore[attr-defined]
         if self.early is not None:
             state["early_stopping"] = self.early.to_dict()
             if self.best is not None:
                 state["best"] = self.best
         if all_ranks and self.ctx.distributed:
             state["rng_ranks"] = ddp.gather_objects(state["rng"], self.ctx)
+            if "loss_runtime" in state:  # each rank's loss saw its own shard's batches
+                state["loss_runtime_ranks"] = ddp.gather_objects(state["loss_runtime"], self.ctx)
         return state
 
     def load_state(self, state: dict[str, Any], source: str) -> None:
@@ -116,6 +120,7 @@ class Run:
                     "resume with the loss that wrote it or start a new out_dir"
                 )
             load_model_state(self.extra, state["loss_state"], source)
+        self.load_loss_runtime(state, source)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -126,6 +131,21 @@ class Run:
         self.history = [dict(h) for h in state["history"]]
         best = state.get("best")
         self.best = {"epoch": int(best["epoch"]), "model": _copy_tensors(best["model"])} if best else None
+
+    def load_loss_runtime(self, state: dict[str, Any], source: str) -> None:
+        """A loss with counters or running statistics (``runtime_state`` / ``load_runtime_state``, e.g. the
+        GPP push loss) gets them back, so the resumed run takes the same steps."""
+        load = getattr(self.loss_fn, "load_runtime_state", None)
+        if not callable(load):
+            return
+        ranks = state.get("loss_runtime_ranks")
+        saved = ranks[self.ctx.rank] if ranks else state.get("loss_runtime")
+        if saved is None:
+            raise CheckpointError(
+                f"{source} holds no state for the loss's counters and running statistics; resume with the "
+                "loss that wrote it or start a new out_dir"
+            )
+        load(saved)
 
     def read_checkpoint(self, path: Path) -> dict[str, Any]:
         """Rank 0 reads the file and sends it to the others: no shared filesystem is needed."""
