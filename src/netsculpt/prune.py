@@ -66,7 +66,7 @@ def plan_pruning(
     if calib_batches is not None and hasattr(crit, "calib_batches"):
         crit.calib_batches = calib_batches
     if task is not None:
-        _give_task(crit, criterion, task)
+        give_task(crit, criterion, task)
     if crit.needs - {"weights"} and data is None:
         raise PruningError(
             f"criterion {criterion!r} needs {', '.join(sorted(crit.needs - {'weights'}))}: pass data= "
@@ -117,7 +117,7 @@ def plan_pruning(
     return plan, graph
 
 
-def _give_task(crit: Any, criterion: Any, task: Any) -> None:
+def give_task(crit: Any, criterion: Any, task: Any) -> None:
     """Hand a data-driven criterion the task; refuse one that needs a class label per image without it."""
     from netsculpt.tasks import get_task
 

@@ -23,7 +23,7 @@ from netsculpt.graph import ChannelGraph, trace
 from netsculpt.registry import Registry
 from netsculpt.search import amc, genetic, greedy, nao, nsga2, sensitivity
 from netsculpt.search.config import CONFIGS, CostTarget, SearchConfig, parse_targets
-from netsculpt.search.evaluator import EvalTask, sample_inputs, take_batches
+from netsculpt.search.evaluator import EvalTask, sample_inputs, take_batches, tensor_leaves
 from netsculpt.search.executors import Executor, make_executor
 from netsculpt.search.scoring import MethodOutput, Scorer, SearchContext
 from netsculpt.search.space import SearchSpace
@@ -102,6 +102,7 @@ def search_widths(
     ignored: Iterable[str] = (),
     allow_inexact: bool = False,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    task: Any = None,
 ) -> SearchResult:
     """Search per-group widths for ``model`` that meet ``target`` (``Target(macs=0.5)``, ``"latency=0.6"``,
     or a list of targets sharing one cost) with ``method`` (see :func:`list_searchers`).
@@ -110,6 +111,11 @@ def search_widths(
     trained on. ``train_loader`` feeds data-driven criteria and adaptive BatchNorm. With ``out_dir`` the
     state is saved after every step and ``resume=True`` continues a killed search; plots and JSON are
     written there at the end. ``on_step(progress)`` is called after each saved step.
+
+    ``task`` (``"detection"``, ``"segmentation"`` or a :class:`netsculpt.tasks.Task`): candidates are
+    scored by its metric (mAP@[.5:.95], mIoU; ``1 - metric`` as the loss), data-driven criteria run the
+    model its way (taylor / fisher differentiate its loss), and BatchNorm re-estimation adapts only the
+    norm layers' statistics. The loaders must batch with the task's ``collate``.
     """
     started = time.perf_counter()
     config = _config(method, config)
@@ -119,8 +125,9 @@ def search_widths(
             "search_widths needs held-out batches: pass val_loader (data the model was not trained on)"
         )
     ignored = tuple(ignored)
+    dense = dense_task(task)
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
-    scores = scores if scores is not None else _scores(model, graph, config, train_loader)
+    scores = scores if scores is not None else _scores(model, graph, config, train_loader, task)
     out = Path(out_dir) if out_dir is not None else None
     if targets[0].metric == "latency" and latency_model is None:
         latency_model = _latency_model(model, example_inputs, config, out, resume)
@@ -150,16 +157,17 @@ def search_widths(
         "groups": [[g, int(s)] for g, s in zip(space.ids, space.sizes)],
         "weights": weights_fingerprint(model),
         "scores": _digest(scores[g] for g in space.ids),
-        "batches": _digest(
-            [*(t.numpy() for pair in batches for t in pair), *(t.numpy() for t in bn_batches)]
-        ),
+        "batches": _digest(t.cpu().numpy() for t in tensor_leaves([batches, bn_batches])),
+        **({"task": dense.name} if dense is not None else {}),
     }
     state = SearchState(out, fingerprint, resume)
     executor = executor or make_executor(config.workers, config.ray_address)
     scorer = Scorer(space, executor, config, state)
     ctx = SearchContext(space, scorer, targets, config, state, _saver(on_step, latency_model, out))
     ctx.screener = _screener(ctx, model, method)
-    executor.start(EvalTask(model, example_inputs, batches, bn_batches, ignored, allow_inexact, graph), graph)
+    executor.start(
+        EvalTask(model, example_inputs, batches, bn_batches, ignored, allow_inexact, graph, dense), graph
+    )
     try:
         output = SEARCHERS.get(method)(ctx)
         if ctx.screener is not None:
@@ -214,12 +222,26 @@ def _screener(ctx: SearchContext, model: nn.Module, method: str) -> Any:
     return Screener(ctx, model)
 
 
+def dense_task(task: Any) -> Any:
+    """The task when it is not classification (classification keeps its own scoring path)."""
+    if task is None:
+        return None
+    from netsculpt.tasks import get_task
+
+    resolved = get_task(task)
+    return None if resolved.name == "classification" else resolved
+
+
 def _scores(
-    model: nn.Module, graph: ChannelGraph, config: SearchConfig, data: Iterable[Any] | None
+    model: nn.Module, graph: ChannelGraph, config: SearchConfig, data: Iterable[Any] | None, task: Any = None
 ) -> dict[str, np.ndarray]:
     from netsculpt.importance import get_criterion
 
     criterion = get_criterion(config.criterion)
+    if task is not None:
+        from netsculpt.prune import give_task
+
+        give_task(criterion, config.criterion, task)
     if criterion.needs - {"weights"} and data is None:
         raise PruningError(f"criterion {config.criterion!r} learns from data: pass train_loader")
     return criterion.score(model, graph, data)

@@ -4,6 +4,12 @@ This is the code that runs inside worker processes and Ray actors, so everything
 one :class:`EvalTask` (the model, example inputs, trace options and the held-out batches as tensors) that
 is shipped to each worker once (with the traced graph, so no worker traces again); a job is then only a
 small dict of kept channels and a batch count.
+
+With a dense ``task`` (``netsculpt.tasks``: detection, segmentation) a batch is whatever the task
+collates (a list of images and a list of box dicts for a detector), a candidate is scored by the task's
+metric (COCO mAP@[.5:.95], mIoU) in the accuracy slot with ``1 - metric`` as its loss, and BatchNorm
+re-estimation runs the model in eval mode with only the norm layers in training mode: a detector in
+training mode needs targets and returns losses.
 """
 
 from __future__ import annotations
@@ -54,30 +60,56 @@ class EvalTask:
     ignored: tuple[str, ...] = ()
     allow_inexact: bool = False
     graph: ChannelGraph | None = None  # the traced graph, so workers need not trace again
+    task: Any = None  # a netsculpt.tasks.Task other than classification (None: classification)
 
 
-def take_batches(loader: Iterable[Any], n: int, what: str) -> list[tuple[Tensor, Tensor]]:
-    """The first ``n`` (inputs, labels) batches of ``loader`` as tensors: every candidate sees the same."""
+def detached(value: Any) -> Any:
+    """Tensors anywhere inside lists, tuples and dicts detached and cloned; other leaves as they are."""
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, list | tuple):
+        return type(value)(detached(v) for v in value)
+    if isinstance(value, dict):
+        return {k: detached(v) for k, v in value.items()}
+    return value
+
+
+def tensor_leaves(value: Any) -> list[Tensor]:
+    """Every tensor inside ``value`` (lists, tuples, dict values in key order), for fingerprints."""
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in tensor_leaves(v)]
+    if isinstance(value, dict):
+        return [t for k in sorted(value, key=str) for t in tensor_leaves(value[k])]
+    return []
+
+
+def take_batches(loader: Iterable[Any], n: int, what: str) -> list[tuple[Any, Any]]:
+    """The first ``n`` (inputs, targets) batches of ``loader``, copied: every candidate sees the same.
+    Inputs and targets may be nested (a detector's list of images and list of box dicts)."""
     out = []
     for batch in itertools.islice(loader, n):
         if not isinstance(batch, list | tuple) or len(batch) < 2:
             raise DataError(
                 f"the {what} loader must yield (inputs, labels) batches, got {type(batch).__name__}"
             )
-        out.append((batch[0].detach().clone(), batch[1].detach().clone()))
+        out.append((detached(batch[0]), detached(batch[1])))
     if not out:
         raise DataError(f"the {what} loader yielded no batches; check the dataset split")
     return out
 
 
-def sample_inputs(loader: Iterable[Any], n_batches: int, seed: int = 0) -> list[Tensor]:
+def sample_inputs(loader: Iterable[Any], n_batches: int, seed: int = 0) -> list[Any]:
     """``n_batches`` input batches drawn from the loader's dataset with a fixed seed, not by iterating a
     (shuffled) loader: iterating advances its generator, so a second search in the same process — a
     resume — would see other batches. Loaders without a dataset are iterated. Pass unaugmented data:
-    random augmentation makes the batches differ anyway."""
+    random augmentation makes the batches differ anyway. The loader's own ``collate_fn`` batches the
+    samples, so a detection loader gives lists of images."""
     from torch.utils.data import default_collate
 
     dataset, batch_size = getattr(loader, "dataset", None), getattr(loader, "batch_size", None)
+    collate = getattr(loader, "collate_fn", None) or default_collate
     if dataset is None or not batch_size or not hasattr(dataset, "__len__"):
         return [x for x, _ in take_batches(loader, n_batches, "training")]
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
@@ -86,26 +118,50 @@ def sample_inputs(loader: Iterable[Any], n_batches: int, seed: int = 0) -> list[
         index = order[b * batch_size : (b + 1) * batch_size].tolist()
         if not index:
             break
-        out.append(default_collate([dataset[i] for i in index])[0])
+        out.append(collate([dataset[i] for i in index])[0])
     if not out:
         raise DataError("the training loader's dataset is empty; check the dataset split")
     return out
 
 
-def adapt_batchnorm_(model: nn.Module, inputs: list[Tensor]) -> None:
+def adapt_batchnorm_(model: nn.Module, inputs: list[Any], *, norms_only: bool = False) -> None:
     """Re-estimate every BatchNorm's running statistics on ``inputs`` (a cumulative average, no
-    gradients), then leave the model in eval mode."""
+    gradients), then leave the model in eval mode.
+
+    ``norms_only``: run the model in eval mode with only its BatchNorm layers in training mode. Dense
+    models need it: a torchvision detector in training mode asks for targets and returns losses, and
+    dropout or a segmenter's auxiliary branch should not change what the norms see."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms or not inputs:
         return
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
-    model.train()
+    if norms_only:
+        model.eval()
+        for m in norms:
+            m.train()
+    else:
+        model.train()
     with torch.no_grad():
         for x in inputs:
             model(x)
     model.eval()
+
+
+def score_task(model: nn.Module, task: Any, batches: list[tuple[Any, Any]]) -> Evaluation:
+    """A dense task's score: its headline metric (mAP@[.5:.95], mIoU) as the accuracy, ``1 - metric``
+    as the loss (so ``metric="loss"`` and ``"error"`` rank candidates alike), samples counted by the task."""
+    from netsculpt.train.evaluate import model_device
+
+    device, accumulator = model_device(model), task.evaluator()
+    model.eval()
+    with torch.no_grad():  # no progress bar: a search scores hundreds of candidates
+        for batch in batches:
+            accumulator.update(model, *task.to_device(batch, device))
+    value = float(accumulator.compute()[task.metric])
+    samples = sum(task.batch_size(inputs, targets) for inputs, targets in batches)
+    return Evaluation(value, 1.0 - value, samples)
 
 
 class CandidateEvaluator:
@@ -127,7 +183,10 @@ class CandidateEvaluator:
         keep, n_batches = job
         plan = PrunePlan(keep, self.sizes, {"allow_inexact": self.task.allow_inexact})
         model = apply_plan(self.task.model, plan, self.task.example_inputs, graph=self.graph)
-        adapt_batchnorm_(model, self.task.bn_batches)
+        dense = self.task.task
+        adapt_batchnorm_(model, self.task.bn_batches, norms_only=dense is not None)
         batches = self.task.batches[:n_batches]
+        if dense is not None:
+            return score_task(model, dense, batches)
         accuracy, loss = evaluate(model, batches)
         return Evaluation(accuracy, loss, sum(int(y.shape[0]) for _, y in batches))
