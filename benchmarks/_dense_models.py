@@ -2,8 +2,9 @@
 
 The detector is torchvision's FCOS (its head, GroupNorm towers, losses and box decoding unchanged) on a
 slim 4-stage conv backbone with a 64-channel FPN (P3-P7), for 1-channel 128 px canvases: small enough
-to train from scratch on 2 CPU cores. The segmenter is torchvision's LR-ASPP MobileNetV3-Large from
-random init, fed the gray canvas on 3 channels.
+to train from scratch on 2 CPU cores. The segmenter is torchvision's LR-ASPP head on a dilated
+MobileNetV3-Small at width 0.5 (13 MMACs at 128 px) from random init, fed the gray canvas on 3 channels:
+LR-ASPP MobileNetV3-Large (125 MMACs) reached only mIoU 0.345 in the 6 epochs the machine allowed.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models import mobilenet_v3_small
 from torchvision.models.detection import FCOS
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 NUM_CLASSES = 11  # background + 10 digits
@@ -43,9 +45,10 @@ def build_detector() -> FCOS:
 class GraySegmenter(nn.Module):
     """LR-ASPP on a gray canvas: the image is repeated to 3 channels, the output is the ``out`` map."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 0.5) -> None:
         super().__init__()
-        self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=NUM_CLASSES)
+        backbone = mobilenet_v3_small(weights=None, width_mult=width, dilated=True)
+        self.net = _lraspp_mobilenetv3(backbone, NUM_CLASSES)  # what lraspp_mobilenet_v3_large builds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.expand(-1, 3, -1, -1))["out"]

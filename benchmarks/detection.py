@@ -26,7 +26,8 @@ from _dense_models import GraySegmenter, build_detector, fit
 from netsculpt.data.canvases import detection_collate, digits_detect, digits_seg
 
 TRAIN_N, TEST_N = 4000, 1000
-DET_EPOCHS, SEG_EPOCHS = 12, 6
+DET_EPOCHS, SEG_EPOCHS = 12, 9
+SEG_LR = 4e-3  # the small segmenter from scratch; 2e-3 on LR-ASPP-Large was undertrained in 6 epochs
 FINETUNE_EPOCHS = 2  # the same budget for every pruned row
 BATCH = 16
 
@@ -69,7 +70,7 @@ def train_part(kind: str, cache: Path, epochs: int | None = None) -> None:
         model, (train, test), step, lr = build_detector(), det_loaders(), det_step, 2e-3
         epochs = epochs or DET_EPOCHS
     else:
-        model, (train, test), step, lr = GraySegmenter(), seg_loaders(), seg_step, 2e-3
+        model, (train, test), step, lr = GraySegmenter(), seg_loaders(), seg_step, SEG_LR
         epochs = epochs or SEG_EPOCHS
     t0 = time.perf_counter()
     fit(model, train, step, epochs=epochs, lr=lr, ckpt=cache / f"{kind}_train.ckpt", label=f"train {kind}")
