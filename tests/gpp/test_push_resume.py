@@ -38,7 +38,7 @@ def _run(out_dir: Path | None = None, *, stop_after: int | None = None, resume: 
 
 def test_stopped_and_resumed_push_phase_equals_uninterrupted(tmp_path: Path) -> None:
     reference, reference_loss, _ = _run()
-    assert reference_loss.step == 15 and reference_loss.pushes == 7 and reference_loss.centroids is not None
+    assert reference_loss.step == 15 and reference_loss.pushes == 7 and set(reference_loss.centroids) == {"1"}
     _run(tmp_path, stop_after=1)
     saved = load_checkpoint(tmp_path / "checkpoint.pt")
     assert saved["epoch"] == 1 and saved["loss_runtime"]["step"] == 5 and saved["loss"]["momentum"] == 0.8
@@ -46,7 +46,7 @@ def test_stopped_and_resumed_push_phase_equals_uninterrupted(tmp_path: Path) -> 
     assert result.resumed_from == 1
     _tiny.assert_same_weights(reference, resumed)
     assert resumed_loss.step == reference_loss.step and resumed_loss.pushes == reference_loss.pushes
-    assert torch.equal(resumed_loss.centroids, reference_loss.centroids)
+    assert torch.equal(resumed_loss.centroids["1"], reference_loss.centroids["1"])
     assert resumed_loss.running == reference_loss.running
 
 
@@ -81,6 +81,22 @@ def test_momentum_centroids_follow_the_class_means() -> None:
     with torch.no_grad():
         feats = model[1](model[0](x))
     means = torch.stack([feats[y == k].mean(0) for k in range(3)])
-    assert torch.allclose(loss.centroids, means, atol=1e-5)  # same batch twice: the EMA sits on its mean
+    assert torch.allclose(loss.centroids["1"], means, atol=1e-5)  # same batch twice: the EMA sits on its mean
     with pytest.raises(ConfigError, match="momentum"):
         PushLoss("1", momentum=1.0)
+
+
+def test_push_on_several_layers_averages_their_terms() -> None:
+    model = _tiny.model()
+    x, y = torch.randn(30, _tiny.DIM), torch.arange(30) % 3
+    both = PushLoss(["0", "1"], push_weight=1.0, task_in_push=0.0)
+    one, two = (
+        PushLoss("0", push_weight=1.0, task_in_push=0.0),
+        PushLoss("1", push_weight=1.0, task_in_push=0.0),
+    )
+    for loss in (both, one, two):
+        loss(model, x, y)
+    pushed = [float(loss(model, x, y)[0].detach()) for loss in (both, one, two)]
+    assert abs(pushed[0] - (pushed[1] + pushed[2]) / 2) < 1e-5
+    with pytest.raises(ConfigError, match="distinct"):
+        PushLoss(["1", "1"])

@@ -16,9 +16,10 @@ from netsculpt.edits.adder import ADDER
 from netsculpt.edits.base import EDITS, EditKind, register_edit, replay_edits, validate_edits
 from netsculpt.edits.depth import DROP_ACTIVATIONS, FOLD, PRUNE_DEPTH
 from netsculpt.edits.factorise import FACTORISE
+from netsculpt.edits.grow import GROW
 from netsculpt.edits.prune import PRUNE
 
-for _kind in (PRUNE, FACTORISE, ADDER, PRUNE_DEPTH, FOLD, DROP_ACTIVATIONS):
+for _kind in (PRUNE, FACTORISE, ADDER, PRUNE_DEPTH, FOLD, DROP_ACTIVATIONS, GROW):
     register_edit(_kind)
 
 __all__ = ["EDITS", "EditKind", "register_edit", "replay_edits", "validate_edits"]

@@ -19,6 +19,7 @@ checkpoints them (``runtime_state`` / ``load_runtime_state``) so a resumed push 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -58,105 +59,133 @@ def scatter_ratio_and_decorrelation(
 
 
 class PushLoss:
-    """A training loss (the loop's ``loss_fn``) alternating task and push steps on one layer."""
+    """A training loss (the loop's ``loss_fn``) alternating task and push steps on one or more layers
+    (the push term is the mean over them)."""
 
     def __init__(
-        self, layer: str, *, push_weight: float = 0.1, cov_weight: float = 0.1, task_in_push: float = 1.0,
-        momentum: float = 0.0,
+        self, layer: str | Sequence[str], *, push_weight: float = 0.1, cov_weight: float = 0.1,
+        task_in_push: float = 1.0, momentum: float = 0.0,
     ):  # fmt: skip
         if not push_weight >= 0 or not cov_weight >= 0 or not task_in_push >= 0:
             raise ConfigError("push_weight, cov_weight and task_in_push must be >= 0")
         if not 0 <= momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1) (0: batch class means), got {momentum!r}")
-        self.layer, self.push_weight, self.cov_weight = layer, push_weight, cov_weight
+        self.layers = [layer] if isinstance(layer, str) else list(layer)
+        if not self.layers or len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"push layers must be distinct module names, at least one; got {layer!r}")
+        self.push_weight, self.cov_weight = push_weight, cov_weight
         self.task_in_push, self.momentum = task_in_push, momentum
         self.step = 0
-        self.centroids: Tensor | None = None  # (K, C) running class means, only with momentum > 0
-        self.seen: Tensor | None = None  # (K,) bool: classes whose centroid has been initialised
+        # per layer: (K, C) running class means and (K,) which classes have one; only with momentum > 0
+        self.centroids: dict[str, Tensor] = {}
+        self.seen: dict[str, Tensor] = {}
         self.pushes = 0
         self.running: dict[str, float] = {"ratio": 0.0, "offdiag": 0.0}  # means over all push steps
         self.last: dict[str, float] = {}
 
     def recipe(self) -> dict[str, Any]:
-        return {"loss": "gpp_push", "layer": self.layer, "push_weight": self.push_weight,
+        return {"loss": "gpp_push", "layers": list(self.layers), "push_weight": self.push_weight,
                 "cov_weight": self.cov_weight, "task_in_push": self.task_in_push,
                 "momentum": self.momentum}  # fmt: skip
 
     # -- checkpointed state -------------------------------------------------------------------------
     def runtime_state(self) -> dict[str, Any]:
         """Plain data and tensors (loads with ``weights_only=True``): step, centroids, running terms."""
-        state: dict[str, Any] = {"step": self.step, "pushes": self.pushes, "running": dict(self.running)}
-        if self.centroids is not None and self.seen is not None:
-            state["centroids"], state["seen"] = self.centroids.detach().clone(), self.seen.clone()
-        return state
+        return {
+            "step": self.step,
+            "pushes": self.pushes,
+            "running": dict(self.running),
+            "centroids": {k: v.detach().clone() for k, v in self.centroids.items()},
+            "seen": {k: v.clone() for k, v in self.seen.items()},
+        }
 
     def load_runtime_state(self, state: dict[str, Any]) -> None:
         try:
             step, pushes, running = int(state["step"]), int(state["pushes"]), state["running"]
             running = {"ratio": float(running["ratio"]), "offdiag": float(running["offdiag"])}
-            centroids, seen = state.get("centroids"), state.get("seen")
-            if (centroids is None) != (seen is None) or (
-                centroids is not None and (centroids.dim() != 2 or seen.shape != centroids.shape[:1])
-            ):
-                raise ValueError("centroids and seen do not match")
+            centroids, seen = dict(state["centroids"]), dict(state["seen"])
+            for name in set(centroids) | set(seen):
+                c, k = centroids.get(name), seen.get(name)
+                if (
+                    name not in self.layers
+                    or c is None
+                    or k is None
+                    or c.dim() != 2
+                    or k.shape != c.shape[:1]
+                ):
+                    raise ValueError(f"centroids of {name!r} do not match this loss")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(
                 f"the push loss state in the checkpoint is malformed ({exc}); start a new out_dir"
             ) from None
         self.step, self.pushes, self.running = step, pushes, running
-        device = self.centroids.device if self.centroids is not None else None
-        self.centroids = centroids.to(device) if centroids is not None else None
-        self.seen = seen.to(device) if seen is not None else None
+        device = next(iter(self.centroids.values())).device if self.centroids else None
+        self.centroids = {k: v.to(device) for k, v in centroids.items()}
+        self.seen = {k: v.to(device) for k, v in seen.items()}
 
     def to(self, device: torch.device | str) -> PushLoss:
-        if self.centroids is not None and self.seen is not None:
-            self.centroids, self.seen = self.centroids.to(device), self.seen.to(device)
+        self.centroids = {k: v.to(device) for k, v in self.centroids.items()}
+        self.seen = {k: v.to(device) for k, v in self.seen.items()}
         return self
 
     # -- the loss -----------------------------------------------------------------------------------
-    def _centroids(self, feats: Tensor, labels: Tensor) -> Tensor | None:
-        """Update the running class means with this batch's and return them (None without momentum)."""
+    def _centroids(self, layer: str, feats: Tensor, labels: Tensor) -> Tensor | None:
+        """Update ``layer``'s running class means with this batch's and return them (None without
+        momentum)."""
         if self.momentum == 0:
             return None
-        classes = max(int(labels.max()) + 1, 0 if self.centroids is None else self.centroids.shape[0])
+        old_c = self.centroids.get(layer)
+        classes = max(int(labels.max()) + 1, 0 if old_c is None else old_c.shape[0])
         if classes > MAX_CLASSES:
             raise ConfigError(f"push loss: label {classes - 1} is above the limit of {MAX_CLASSES} classes")
-        width = feats.shape[1]
-        if self.centroids is None or self.centroids.shape[1] != width:  # first batch, or the layer changed
-            self.centroids = feats.new_zeros(classes, width).detach()
-            self.seen = torch.zeros(classes, dtype=torch.bool, device=feats.device)
-        elif self.centroids.shape[0] < classes:
-            grow = classes - self.centroids.shape[0]
-            self.centroids = F.pad(self.centroids, (0, 0, 0, grow))
-            self.seen = F.pad(self.seen, (0, grow))
-        assert self.seen is not None
+        if old_c is None or old_c.shape[1] != feats.shape[1]:  # first batch, or the layer changed width
+            centroids = feats.new_zeros(classes, feats.shape[1]).detach()
+            seen = torch.zeros(classes, dtype=torch.bool, device=feats.device)
+        else:
+            grow = classes - old_c.shape[0]
+            centroids, seen = F.pad(old_c, (0, 0, 0, grow)), F.pad(self.seen[layer], (0, grow))
         batch_means, counts = _class_means(feats.detach(), labels, classes)
+        batch_means = batch_means.to(centroids.dtype)
         present = counts > 0
-        fresh = present & ~self.seen
-        old = present & self.seen
+        fresh, old = present & ~seen, present & seen
         m = self.momentum
-        self.centroids[fresh] = batch_means[fresh].to(self.centroids.dtype)
-        self.centroids[old] = m * self.centroids[old] + (1 - m) * batch_means[old].to(self.centroids.dtype)
-        self.seen |= present
-        return self.centroids.to(feats.dtype)
+        centroids[fresh] = batch_means[fresh]
+        centroids[old] = m * centroids[old] + (1 - m) * batch_means[old]
+        self.centroids[layer], self.seen[layer] = centroids, seen | present
+        return centroids.to(feats.dtype)
 
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        module = dict(getattr(model, "module", model).named_modules()).get(self.layer)
-        if module is None:
-            raise ConfigError(f"the push layer {self.layer!r} is not a module of {type(model).__name__}")
-        seen: list[Tensor] = []
-        handle = module.register_forward_hook(lambda m, a, out: seen.append(out))
+        modules = dict(getattr(model, "module", model).named_modules())
+        missing = [name for name in self.layers if name not in modules]
+        if missing:
+            raise ConfigError(
+                f"the push layer(s) {', '.join(map(repr, missing))} are not modules of {type(model).__name__}"
+            )
+        seen: dict[str, Tensor] = {}
+        handles = [
+            modules[name].register_forward_hook(lambda m, a, out, name=name: seen.setdefault(name, out))
+            for name in self.layers
+        ]
         try:
             logits = model(inputs)
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
         ce = F.cross_entropy(logits, targets)
         pushing = self.step % 2 == 1
         self.step += 1
         if not pushing:
             return ce, logits
-        feats = seen[0].reshape(seen[0].shape[0], seen[0].shape[1], -1).mean(-1)
-        ratio, off = scatter_ratio_and_decorrelation(feats, targets, self._centroids(feats, targets))
+        ratios, offs = [], []
+        for name in self.layers:
+            out = seen[name]
+            feats = out.reshape(out.shape[0], out.shape[1], -1).mean(-1)
+            ratio, off = scatter_ratio_and_decorrelation(
+                feats, targets, self._centroids(name, feats, targets)
+            )
+            ratios.append(ratio)
+            offs.append(off)
+        ratio, off = torch.stack(ratios).mean(), torch.stack(offs).mean()
         push = ratio + self.cov_weight * off
         self.last = {"ce": float(ce.detach()), "ratio": float(ratio.detach()), "offdiag": float(off.detach())}
         self.pushes += 1
