@@ -11,7 +11,8 @@ from netsculpt.errors import NetsculptError
 # Each command lives in its own module exposing ``register(subparsers)``; listed in help order.
 COMMAND_MODULES = (
     "compress", "analyze", "train_cmd", "prune_cmd", "distill_cmd",
-    "search_cmd", "weights_cmd", "adder_cmd", "sparsify_cmd", "report_cmd", "misc", "bench_cmd", "depth_cmd",
+    "search_cmd", "weights_cmd", "adder_cmd", "sparsify_cmd", "report_cmd", "explain_cmd", "misc",
+    "bench_cmd", "depth_cmd",
 )  # fmt: skip
 
 

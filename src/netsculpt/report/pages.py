@@ -264,6 +264,8 @@ def settings_table(run: Run) -> str:
 
 
 def run_page(run: Run) -> str:
+    from netsculpt.report.explain_section import explain_section
+
     subtitle = esc(f"run {run.path.resolve().name} \u00b7 results.json schema version {run.results.version}")
     intro = (
         "Accuracy is on the held-out test split; costs are at batch 1 of the example input. "
@@ -273,6 +275,7 @@ def run_page(run: Run) -> str:
         section("Summary", summary_table(run), _machine_note(run), anchor="summary"),
         tradeoff_section([Series(run.label, run.points, colour(0))], intro),
         widths_section(run),
+        explain_section(run.path),
         stages_section(run),
         points_section(run),
         recipe_section(run),
