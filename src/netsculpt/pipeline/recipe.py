@@ -20,8 +20,10 @@ from netsculpt.pipeline.recipe_stages import (  # noqa: F401  (re-exported: the 
     DistillStage,
     EarlyStopSection,
     FinetuneStage,
+    GrowStage,
     PruneDepthStage,
     PruneStage,
+    PushStage,
     QuantizeStage,
     SearchStage,
     Section,
@@ -31,7 +33,7 @@ from netsculpt.pipeline.recipe_stages import (  # noqa: F401  (re-exported: the 
 )
 
 RECIPE_VERSION = 1
-STAGE_KINDS = ("prune", "finetune", "distill", "search", "cluster", "quantize")
+STAGE_KINDS = tuple(STAGE_MODELS)
 
 
 class ModelSection(Section):

@@ -62,6 +62,8 @@ class PruneStage(Section):
     round_to: Annotated[int, Field(ge=1)] | Literal["hw", "auto"] = "hw"
     min_channels: int = Field(default=1, ge=1)
     iterative_steps: int = Field(default=1, ge=1)
+    # least-squares refit of the layers that lost inputs, on the calibration batches (netsculpt.gpp.refit)
+    refit: bool = False
 
     @model_validator(mode="after")
     def _one(self) -> PruneStage:
@@ -160,6 +162,30 @@ class PruneDepthStage(Section):
         return self
 
 
+class GrowStage(Section):
+    """Grow-Push-Prune's grow: more output channels per layer, same function (netsculpt.gpp.grow)."""
+
+    kind: Literal["grow"] = "grow"
+    layers: dict[str, Annotated[int, Field(ge=1, le=1 << 16)]] = Field(min_length=1)
+
+
+class PushStage(TrainSection):
+    """Grow-Push-Prune's push: training that alternates the task loss with the deep-LDA push loss on
+    ``layers`` (default: the layers the gpp criterion scores), so a later ``gpp`` prune keeps few channels."""
+
+    kind: Literal["push"] = "push"
+    preset: str = "finetune"
+    layers: list[str] | None = None
+    push_weight: float = Field(default=0.3, ge=0)
+    cov_weight: float = Field(default=0.1, ge=0)
+    task_in_push: float = Field(default=1.0, ge=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+
+    def overrides(self) -> dict[str, Any]:
+        own = {"kind", "layers", "push_weight", "cov_weight", "task_in_push", "momentum"}
+        return {k: v for k, v in super().overrides().items() if k not in own}
+
+
 STAGE_MODELS: dict[str, type[Section]] = {
     "prune": PruneStage,
     "finetune": FinetuneStage,
@@ -169,6 +195,8 @@ STAGE_MODELS: dict[str, type[Section]] = {
     "sparsify": SparsifyStage,
     "quantize": QuantizeStage,
     "prune_depth": PruneDepthStage,
+    "grow": GrowStage,
+    "push": PushStage,
 }
 
 
@@ -180,6 +208,8 @@ StageConfig = Annotated[
     | ClusterStage
     | SparsifyStage
     | QuantizeStage
-    | PruneDepthStage,
+    | PruneDepthStage
+    | GrowStage
+    | PushStage,
     Field(discriminator="kind"),
 ]

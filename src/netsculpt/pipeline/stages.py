@@ -149,6 +149,8 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
     if cfg.iterative_steps > 1:
         if target is None:
             raise ConfigError("prune.iterative_steps > 1 needs a 'target'")
+        if cfg.refit:
+            raise ConfigError("prune.refit works with one-shot pruning; set iterative_steps: 1")
         pruned = prune_iteratively(model, ctx.example, steps=cfg.iterative_steps, target=target, **options)
         return pruned, {"iterative_steps": cfg.iterative_steps}
     plan, graph = plan_pruning(
@@ -156,7 +158,15 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
     )
     plan.save(out / "plan.json")
     pruned = apply_plan(model, plan, ctx.example, graph=graph)
-    return pruned, {"plan": plan.to_dict()}
+    if not cfg.refit:
+        return pruned, {"plan": plan.to_dict()}
+    import itertools
+
+    from netsculpt.gpp import kept_outputs, refit_consumers_
+
+    calib = list(itertools.islice(ctx.train_loader, cfg.calib_batches))
+    residual = refit_consumers_(model, pruned, calib, kept_out=kept_outputs(graph, plan), max_batches=None)
+    return pruned, {"plan": plan.to_dict(), "refit_residual": residual}
 
 
 @stage("finetune")

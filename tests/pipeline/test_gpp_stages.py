@@ -1,0 +1,43 @@
+"""A Grow-Push-Prune recipe: grow, push, prune with gpp and refit, fine-tune; saved and resumed."""
+
+from __future__ import annotations
+
+import pytest
+
+import netsculpt as ns
+from netsculpt.errors import ConfigError
+from netsculpt.pipeline import parse_recipe, run_recipe
+
+RECIPE = """
+name: tiny_gpp
+model: {name: lenet5}
+data: {name: mnist5k, limit: 200}
+baseline: {train: {preset: default, epochs: 1}}
+stages:
+  - grow: {layers: {conv2: 6}}
+  - push: {epochs: 1, push_weight: 0.3}
+  - prune: {criterion: gpp, widths: {conv1: 4, conv2: 5}, refit: true, calib_batches: 2}
+  - finetune: {preset: finetune, epochs: 1}
+outputs: {latency_runs: 2, report: false}
+"""
+
+
+def test_grow_push_prune_recipe_runs_and_resumes(tmp_path) -> None:
+    results = run_recipe(parse_recipe(RECIPE), RECIPE, tmp_path)
+    grow, push, prune = (results["stages"][i]["info"] for i in (1, 2, 3))
+    assert grow["layers"] == {"conv2": 6}
+    assert push["push"]["layers"] == ["relu1", "relu2", "relu3"] and push["running"]["ratio"] < 0
+    assert set(prune["refit_residual"]) == {"conv2", "fc1"}
+    grown = ns.load(tmp_path / "01_grow" / "model")  # the grow edit replays on load
+    assert grown.conv2.out_channels == 56
+    final = ns.load(tmp_path / "04_finetune" / "model")
+    assert (final.conv1.out_channels, final.conv2.out_channels) == (4, 5)
+    again = run_recipe(parse_recipe(RECIPE), RECIPE, tmp_path)  # every stage done: nothing reruns
+    assert again["stages"][-1]["metrics"] == results["stages"][-1]["metrics"]
+
+
+def test_bad_gpp_stages_are_refused_when_the_recipe_is_read() -> None:
+    with pytest.raises(ConfigError, match="layers"):
+        parse_recipe(RECIPE.replace("{layers: {conv2: 6}}", "{layers: {}}"))
+    with pytest.raises(ConfigError, match="momentum"):
+        parse_recipe(RECIPE.replace("push_weight: 0.3", "momentum: 1.5"))
