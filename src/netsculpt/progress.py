@@ -26,6 +26,11 @@ def set_quiet(quiet: bool) -> None:
     _state["quiet"] = quiet
 
 
+def is_quiet_requested() -> bool:
+    """Whether quiet was asked for (``set_quiet`` / ``NETSCULPT_QUIET``), terminal or not."""
+    return _state["quiet"]
+
+
 def is_quiet() -> bool:
     return _state["quiet"] or not sys.stderr.isatty()
 

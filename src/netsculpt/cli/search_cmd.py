@@ -17,7 +17,7 @@ from rich.table import Table
 
 from netsculpt.cli.common import add_model_args, example, load_model
 
-METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao")
+METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from netsculpt.cli.train_cmd import add_data_args
 
     p = sub.add_parser(
-        "search", help="search per-layer widths (sensitivity, greedy, genetic, nsga2, amc, nao) and prune"
+        "search",
+        help="search per-layer widths (sensitivity, greedy, genetic, nsga2, amc, nao; n2n also removes "
+        "blocks) and prune",
     )
     add_model_args(p)
     add_data_args(p)
@@ -69,7 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--elite", type=int, default=None, help="genetic: members scored on the full batches")
     p.add_argument("--episodes", type=int, default=None, help="amc: episodes (random warm-up included)")
     p.add_argument("--warmup", type=int, default=None, help="amc: random episodes before learning")
-    p.add_argument("--policy", default=None, help="amc: warm-start from a saved policy folder")
+    p.add_argument("--policy", default=None, help="amc/n2n: warm-start from a saved policy folder")
+    p.add_argument("--remove-episodes", type=int, default=None, help="n2n: students of the removal stage")
+    p.add_argument("--shrink-episodes", type=int, default=None, help="n2n: students of the shrink stage")
+    p.add_argument("--rollouts", type=int, default=None, help="n2n: students per policy update")
+    p.add_argument("--kd-steps", type=int, default=None, help="n2n: distillation batches per student")
     p.add_argument(
         "--predictor", choices=["gcn", "mlp", "none"], default=None,
         help="genetic/nsga2: screen proposals with a predictor trained online (docs/search.md)",
@@ -107,8 +113,7 @@ def _config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from netsculpt.cli.train_cmd import data_defaults
     from netsculpt.io import save
-    from netsculpt.prune import apply_plan
-    from netsculpt.search import finetune_pruned, search_widths
+    from netsculpt.search import apply_search_plan, finetune_pruned, search_widths
     from netsculpt.search.holdout import holdout_loaders
     from netsculpt.train import TrainConfig, evaluate
 
@@ -147,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out,
         resume=args.resume,
     )
-    small = apply_plan(model, result.plan, x)
+    small = apply_search_plan(model, result.plan, x)
     console = Console()
     table = Table(title=f"{args.method} search on {args.data}")
     for column in (

@@ -96,7 +96,7 @@ class DistillStage(TrainSection):
 
 class SearchStage(Section):
     kind: Literal["search"] = "search"
-    method: Literal["sensitivity", "greedy", "genetic", "nsga2", "amc", "nao"] = "greedy"
+    method: Literal["sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n"] = "greedy"
     target: dict[Literal["macs", "params", "latency"], float]
     criterion: str = "l1"
     val_size: int | None = Field(default=None, ge=1)  # None: 500, or a fifth of a smaller training split

@@ -220,8 +220,7 @@ def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tu
     tune the result to its own exam."""
     from torch.utils.data import DataLoader
 
-    from netsculpt.prune import apply_plan
-    from netsculpt.search import CONFIGS, SearchConfig, search_widths
+    from netsculpt.search import CONFIGS, SearchConfig, apply_search_plan, search_widths
     from netsculpt.search.holdout import split_holdout
 
     options = {"criterion": cfg.criterion, "seed": ctx.recipe.seed,
@@ -243,7 +242,7 @@ def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tu
     result = search_widths(model, ctx.example, cfg.method, target, train_part, held_out, config,
                            out_dir=out / "search", resume=True)  # fmt: skip
     result.plan.save(out / "plan.json")
-    pruned = apply_plan(model, result.plan, ctx.example)
+    pruned = apply_search_plan(model, result.plan, ctx.example)
     return pruned, {"method": cfg.method, "target": cfg.target, "evaluated": result.evaluated,
                     "seconds": result.seconds, "plan": result.plan.to_dict()}  # fmt: skip
 

@@ -2,8 +2,11 @@
 
 Methods (a registry, :func:`list_searchers`): ``sensitivity`` (per-group curves, allocation by
 threshold), ``greedy`` (AutoSlim-style slimming trajectory), ``genetic`` (pymoo GA under a cost budget,
-two-step fitness), ``nsga2`` (Pareto front of metric vs cost) and ``nao`` (gradient steps in a learnt
-embedding); ``predictor="gcn"`` screens the GA's / NSGA-II's proposals (:mod:`netsculpt.predictors`).
+two-step fitness), ``nsga2`` (Pareto front of metric vs cost), ``nao`` (gradient steps in a learnt
+embedding), ``amc`` (a DDPG agent's per-group keep ratios) and ``n2n`` (REINFORCE policies that remove
+residual blocks, then shrink the rest; its plans name the removed blocks: build with
+:func:`apply_search_plan`); ``predictor="gcn"`` screens the GA's / NSGA-II's proposals
+(:mod:`netsculpt.predictors`).
 Costs are MACs or parameters (exact, from the cost model) or latency (a lookup table of measured layer
 latencies). Candidates are scored in this process, in local worker processes or on Ray; a killed search
 resumes from its state file.
@@ -17,7 +20,14 @@ small = ns.apply_plan(model, result.plan, x)
 
 from __future__ import annotations
 
-from netsculpt.search.api import SEARCHERS, SearchResult, finetune_pruned, list_searchers, search_widths
+from netsculpt.search.api import (
+    SEARCHERS,
+    SearchResult,
+    apply_search_plan,
+    finetune_pruned,
+    list_searchers,
+    search_widths,
+)
 from netsculpt.search.config import (
     CONFIGS,
     CostTarget,
@@ -52,6 +62,7 @@ __all__ = [
     "SearchSpace",
     "SensitivityConfig",
     "SerialExecutor",
+    "apply_search_plan",
     "finetune_pruned",
     "list_searchers",
     "make_executor",

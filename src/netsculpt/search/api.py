@@ -21,7 +21,7 @@ from netsculpt.errors import ConfigError, DataError, PruningError
 from netsculpt.fileio import write_json
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.registry import Registry
-from netsculpt.search import amc, genetic, greedy, nao, nsga2, sensitivity
+from netsculpt.search import amc, genetic, greedy, n2n, nao, nsga2, sensitivity
 from netsculpt.search.config import CONFIGS, CostTarget, SearchConfig, parse_targets
 from netsculpt.search.evaluator import EvalTask, sample_inputs, take_batches, tensor_leaves
 from netsculpt.search.executors import Executor, make_executor
@@ -38,6 +38,8 @@ SEARCHERS.register("nsga2", nsga2.run)
 SEARCHERS.register("amc", amc.run)
 CONFIGS.setdefault("amc", amc.AMCConfig)
 SEARCHERS.register("nao", nao.run)
+SEARCHERS.register("n2n", n2n.run)
+CONFIGS.setdefault("n2n", n2n.N2NConfig)
 LATENCY_TABLE = "latency_table.json"
 
 
@@ -165,14 +167,17 @@ def search_widths(
     scorer = Scorer(space, executor, config, state)
     ctx = SearchContext(space, scorer, targets, config, state, _saver(on_step, latency_model, out))
     ctx.screener = _screener(ctx, model, method)
-    executor.start(
-        EvalTask(model, example_inputs, batches, bn_batches, ignored, allow_inexact, graph, dense), graph
-    )
+    ctx.eval_task = EvalTask(model, example_inputs, batches, bn_batches, ignored, allow_inexact, graph, dense)
+    ctx.train_loader = train_loader
+    executor.start(ctx.eval_task, graph)
     try:
         output = SEARCHERS.get(method)(ctx)
         if ctx.screener is not None:
             output.history["predictor"] = ctx.screener.summary()
-        plans = {t.label: _plan(ctx, t, output.picks[t.label], method) for t in targets}
+        plans = {
+            t.label: _plan(ctx, t, output.picks[t.label], method, output.meta.get(t.label, {}))
+            for t in targets
+        }
     finally:
         executor.close()
     result = SearchResult(
@@ -280,7 +285,13 @@ def _saver(on_step: Callable | None, latency_model: Any, out: Path | None) -> Ca
     return step
 
 
-def _plan(ctx: SearchContext, target: CostTarget, counts: np.ndarray, method: str) -> PrunePlan:
+def _plan(
+    ctx: SearchContext, target: CostTarget, counts: np.ndarray, method: str, extra: dict[str, Any]
+) -> PrunePlan:
+    if extra:  # the method measured its pick itself (n2n: widths and removed blocks, after distillation)
+        meta = {"search": method, "criterion": ctx.config.criterion, "target": {target.metric: target.value},
+                "widths": ctx.space.widths(counts), **extra}  # fmt: skip
+        return ctx.space.plan(counts, meta)
     described = ctx.describe(counts, "full")
     meta = {
         "search": method,
@@ -298,6 +309,21 @@ def _digest(arrays: Iterable[Any]) -> str:
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
+
+
+def apply_search_plan(model: nn.Module, plan: PrunePlan, example_inputs: Any, **options: Any) -> nn.Module:
+    """The searched model: ``model`` cut to the plan's widths, then the residual blocks the plan's
+    ``meta["remove_blocks"]`` names removed (n2n plans; other methods' plans are widths only).
+    ``options`` go to :func:`netsculpt.prune.apply_plan`."""
+    from netsculpt.prune import apply_plan
+
+    small = apply_plan(model, plan, example_inputs, **options)
+    blocks = plan.meta.get("remove_blocks") or []
+    if blocks:
+        from netsculpt.depth import remove_blocks
+
+        small = remove_blocks(small, [dict(b) for b in blocks], inplace=True)
+    return small
 
 
 def finetune_pruned(

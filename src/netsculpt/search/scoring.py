@@ -73,6 +73,8 @@ class SearchContext:
     on_step: Callable[[dict[str, Any]], None] | None = None
     records: dict[str, Any] = field(default_factory=dict)
     screener: Any = None  # netsculpt.predictors.Screener when config.predictor is set
+    eval_task: Any = None  # the EvalTask (example inputs, held-out batches) for methods that build models
+    train_loader: Any = None  # training data, for methods that fine-tune candidates (n2n)
 
     @property
     def metric(self) -> str:
@@ -102,8 +104,10 @@ class SearchContext:
 @dataclass
 class MethodOutput:
     """What a method hands back: the widths it picks per target label, its JSON-ready history, and
-    named parts of that history worth their own file (``front.json``, ``trajectory.json``, ...)."""
+    named parts of that history worth their own file (``front.json``, ``trajectory.json``, ...), and
+    per target what the plan's metadata should say instead (n2n: the removed blocks, costs after them)."""
 
     picks: dict[str, Counts]
     history: dict[str, Any]
     files: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # per target label: plan.meta overrides
