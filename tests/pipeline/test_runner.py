@@ -100,7 +100,7 @@ def test_every_example_recipe_runs_small(path: Path, tmp_path) -> None:
     recipe, text = load_recipe(path)
     overrides = list(FAST)
     for i, s in enumerate(recipe.stages):
-        if s.kind in ("finetune", "distill"):
+        if s.kind in ("finetune", "distill", "push"):
             overrides.append(f"stages.{i}.{s.kind}.epochs=1")
             if s.early_stop is not None:  # 120 training images: hold out a few, not the recipe's 500
                 overrides.append(f"stages.{i}.{s.kind}.early_stop.holdout=30")
