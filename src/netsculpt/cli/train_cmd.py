@@ -77,6 +77,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="largest random shift in pixels when the preset augments (default: 1/8 of the image side)",
     )
+    p.add_argument(
+        "--checkpoint-activations",
+        action="store_true",
+        default=None,
+        help="recompute each block's activations in the backward pass instead of storing them "
+        "(less memory, about one more forward per step, same weights; docs/reversible.md)",
+    )
     p.add_argument("--out", required=True, help="run directory: checkpoints, history, the trained model")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.set_defaults(func=run_train)
@@ -93,7 +100,13 @@ def run_train(args: argparse.Namespace) -> int:
     data_defaults(args)
     model, shape = load_model(args)
     config = preset_config(
-        args, epochs="epochs", lr="lr", seed="seed", augment_shift="shift", batch_size="batch_size"
+        args,
+        epochs="epochs",
+        lr="lr",
+        seed="seed",
+        augment_shift="shift",
+        batch_size="batch_size",
+        checkpoint_activations="checkpoint_activations",
     )
     train_loader, test_loader = loaders(
         args, config.batch_size, config.augment, config.seed, config.augment_shift

@@ -122,6 +122,19 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: s
         ) from None
 
 
+# epochs may grow: continuing a finished run for longer is a legitimate use of resume. Activation
+# checkpointing trades memory for time and trains the same weights, so it may be switched on resume.
+_MAY_CHANGE = frozenset({"epochs", "checkpoint_activations"})
+
+
+def _with_defaults(saved: Any) -> dict[str, Any]:
+    """A saved config with the fields added since it was written set to their defaults (which are the
+    behaviour that run had), so older checkpoints resume."""
+    saved = dict(saved)
+    defaults = TrainConfig().to_dict()
+    return {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+
+
 def check_compatible(
     ckpt: dict[str, Any],
     config: TrainConfig,
@@ -133,10 +146,11 @@ def check_compatible(
 ) -> None:
     """Refuse to resume a run whose recipe, loss, data or process count changed: the result would match
     neither run."""
-    saved = dict(ckpt["config"])
     current = config.to_dict()
-    # epochs may grow: continuing a finished run for longer is a legitimate use of resume.
-    diff = sorted(k for k in set(saved) | set(current) if k != "epochs" and saved.get(k) != current.get(k))
+    saved = _with_defaults(ckpt["config"])
+    diff = sorted(
+        k for k in set(saved) | set(current) if k not in _MAY_CHANGE and saved.get(k) != current.get(k)
+    )
     if diff:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
         raise ConfigError(

@@ -28,7 +28,9 @@ class TrainConfig:
     ``batch_size``, ``augment`` and ``augment_shift`` (the largest random shift in pixels; ``None`` is 1/8
     of the image side) are not read by :func:`netsculpt.train.train` itself: they are the
     recipe for whoever builds the loaders (the CLI, the benchmark), kept here so one config describes the
-    whole run and is saved with it.
+    whole run and is saved with it. ``checkpoint_activations`` recomputes each block's activations in
+    the backward pass instead of storing them (``train/act_checkpoint.py``): less memory, about one
+    more forward per step, the same weights.
     """
 
     VERSION: ClassVar[int] = 1
@@ -47,6 +49,7 @@ class TrainConfig:
     grad_clip: float | None = None
     augment: bool = False
     augment_shift: int | None = None
+    checkpoint_activations: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -84,7 +87,7 @@ class TrainConfig:
             _check_float(self.grad_clip, "grad_clip", positive=True)
         if self.augment_shift is not None:
             _check_int(self.augment_shift, "augment_shift", minimum=0)
-        for name in ("nesterov", "augment"):
+        for name in ("nesterov", "augment", "checkpoint_activations"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
@@ -94,7 +97,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error (a typo must not be silently ignored)."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a typo must not be silently ignored),
+        missing ones take their defaults (configs written before a field existed still load)."""
         if not isinstance(data, dict):
             raise ConfigError(f"a training config must be a mapping, got {type(data).__name__}")
         data = dict(data)

@@ -18,6 +18,7 @@ from torch import nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.train import ddp
+from netsculpt.train.act_checkpoint import activation_checkpointing
 from netsculpt.train.callbacks import EpochCallback
 from netsculpt.train.checkpoint import CHECKPOINT_NAME
 from netsculpt.train.config import TrainConfig
@@ -128,8 +129,9 @@ def train(
             run.resume_from(ckpt_path)
         else:
             _seed_everything(config.seed + ctx.rank)  # rank 0 draws what a single process would
-        run.start()
-        run.epochs(on_epoch_end)
+        with activation_checkpointing(model, config.checkpoint_activations):
+            run.start()
+            run.epochs(on_epoch_end)
         run.finish()
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
