@@ -71,7 +71,7 @@ def resnet50_part() -> None:
     )
     gen = torch.Generator().manual_seed(1)
     calibration = [torch.randn(2, 3, 224, 224, generator=gen) for _ in range(4)]
-    prepared, notes = {}, []
+    prepared, notes, sizes = {}, [], {}
     with tempfile.TemporaryDirectory(prefix="across-stack-") as tmp:
         for runtime in FLOAT_RUNTIMES:
             t0 = time.perf_counter()
@@ -83,6 +83,7 @@ def resnet50_part() -> None:
             try:
                 q = quantize_on(path, pruned, x, calibration, Path(tmp) / path)
                 prepared[f"int8 {runtime}"] = get_runtime(timing_runtime(q)).prepare(q, (x,), 1)
+                sizes[runtime] = q.size_bytes
                 notes.append(
                     f"int8 {path} (pruned): {q.size_bytes / 2**20:.1f} MiB, {time.perf_counter() - t0:.0f} s"
                 )
@@ -106,6 +107,7 @@ def resnet50_part() -> None:
                 f"{eager / f:.2f}x",
                 f"{eager / q:.2f}x" if q else "-",
                 f"{f / q:.2f}x" if q else "-",
+                f"{sizes[runtime] / 2**20:.1f} MiB" if runtime in sizes else "-",
             )
         )
     table(
@@ -118,6 +120,7 @@ def resnet50_part() -> None:
             "float vs eager",
             "int8 vs eager float",
             "int8 vs same-rt float",
+            "int8 file",
         ),
         rows,
     )

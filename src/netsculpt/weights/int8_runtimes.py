@@ -115,6 +115,24 @@ def split_repeated_calls(graph: torch.fx.GraphModule) -> int:
     return renamed
 
 
+def drop_unused_weights(graph: torch.fx.GraphModule) -> int:
+    """Delete the parameters and buffers no node of ``graph`` reads; returns how many went.
+
+    ``convert_pt2e`` folds each weight's quantization into an int8 constant but leaves the float weight
+    on the module, unread; ``torch.export`` saves every parameter, so the ``.pt2`` carried the float
+    model beside the int8 one (ResNet-50 pruned to 0.5x MACs: 75.7 MiB against ONNX's 15.1 MiB)."""
+    read = {str(node.target) for node in graph.graph.nodes if node.op == "get_attr"}
+    dropped = 0
+    for name, _ in [*graph.named_parameters(), *graph.named_buffers()]:
+        if name in read:
+            continue
+        owner_name, _, leaf = name.rpartition(".")
+        owner = graph.get_submodule(owner_name) if owner_name else graph
+        delattr(owner, leaf)
+        dropped += 1
+    return dropped
+
+
 def quantize_pt2e(
     model: nn.Module,
     example_inputs: torch.Tensor,
@@ -141,6 +159,7 @@ def quantize_pt2e(
         for inputs in calibration:
             prepared(inputs)
         converted = convert_pt2e(prepared)
+        drop_unused_weights(converted)
         program = torch.export.export(converted, (x,), dynamic_shapes=({0: batch},))
     save_program(program, out / PROGRAM_NAME)
     return ProgramModule(out / PROGRAM_NAME)
