@@ -49,3 +49,26 @@ def test_cluster_bits_auto_fits_the_budget(tmp_path: Path, capsys) -> None:
 def test_cluster_bits_auto_needs_a_budget(capsys) -> None:
     assert main(["cluster", "lenet5", "--bits", "auto", "--out", "x"]) != 0
     assert "--budget-bytes" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_n2n_search_cli_removes_blocks_and_saves_a_loadable_student(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    torch.manual_seed(0)
+    base = ns.create_model("resnet20_cifar", num_classes=10, in_channels=1)
+    ns.save(base, tmp_path / "base", extra={"input_shape": [1, 1, 28, 28]})
+    argv = ["--quiet", "search", str(tmp_path / "base"), "--method", "n2n", "--target-macs", "0.5",
+            "--remove-episodes", "2", "--shrink-episodes", "2", "--rollouts", "2", "--kd-steps", "1",
+            "--eval-batches", "1", "--full-batches", "2", *SMALL, "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["meta"]["search"] == "n2n" and plan["meta"]["predicted"]["macs"] <= 0.5 * 1.02
+    small = ns.load(out / "model")
+    x = torch.randn(1, 1, 28, 28)
+    removed = {b["name"] for b in plan["meta"]["remove_blocks"]}
+    assert ns.measure(small, x, latency=False).macs < 0.52 * ns.measure(base, x, latency=False).macs
+    assert small(x).shape == (1, 10) and all(
+        type(small.get_submodule(b)).__name__ != "BasicBlock" for b in removed
+    )
+    assert main([*argv, "--resume"]) == 0  # a finished search resumes to the same plan
+    assert json.loads((out / "plan.json").read_text())["keep"] == plan["keep"]
