@@ -12,7 +12,7 @@ from netsculpt.errors import NetsculptError
 COMMAND_MODULES = (
     "compress", "analyze", "train_cmd", "prune_cmd", "distill_cmd",
     "search_cmd", "weights_cmd", "adder_cmd", "sparsify_cmd", "report_cmd", "explain_cmd", "misc",
-    "bench_cmd", "depth_cmd",
+    "bench_cmd", "depth_cmd", "gpp_cmd",
 )  # fmt: skip
 
 

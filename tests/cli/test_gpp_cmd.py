@@ -1,0 +1,39 @@
+"""`netsculpt grow`: the grown model is saved, reloads, and computes what the original computed."""
+
+from __future__ import annotations
+
+import torch
+
+import netsculpt as ns
+from netsculpt.cli import main
+
+
+def test_grow_command_saves_a_model_with_the_same_outputs(capsys, tmp_path) -> None:
+    torch.manual_seed(0)
+    original = ns.create_model("lenet5").eval()
+    ns.save(original, tmp_path / "m", extra={"input_shape": [1, 1, 28, 28]})
+    argv = [
+        "grow",
+        str(tmp_path / "m"),
+        "--layer",
+        "conv1=3",
+        "--layer",
+        "conv2=5",
+        "--out",
+        str(tmp_path / "g"),
+    ]
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "conv1 +3, conv2 +5" in out and "same outputs" in out
+    grown = ns.load(tmp_path / "g").eval()
+    assert (grown.conv1.out_channels, grown.conv2.out_channels) == (23, 55)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert float((grown(x) - original(x)).abs().max()) <= 1e-6
+
+
+def test_grow_command_errors_are_one_line(capsys, tmp_path) -> None:
+    code = main(["--quiet", "grow", "lenet5", "--layer", "relu1=3", "--out", str(tmp_path / "g")])
+    _, err = capsys.readouterr()
+    assert code == 1 and "growable layers" in err
