@@ -76,17 +76,22 @@ def _fake_run(tmp_path: Path) -> tuple[Path, torch.Tensor]:
 
 def test_explain_a_run_directory_compares_baseline_and_final(capsys, tmp_path) -> None:
     run_dir, kept = _fake_run(tmp_path)
-    code, _, err = run(capsys, "explain", str(run_dir), *FAST[2:], "--layers", "conv2")
+    code, _, err = run(capsys, "explain", str(run_dir), *FAST[2:])
     assert code == 0, err
     out = run_dir / "explain"
     data = json.loads((out / "explain.json").read_text())
     assert list(data["models"]) == ["baseline", "compressed"]
-    assert data["kept"]["conv2"] == kept.tolist()  # traced back through prune and finetune
-    base = data["models"]["baseline"]["layers"]["conv2"]
+    assert data["layers"] == ["relu1", "relu2"]  # by default after the last two convs' activations
+    assert data["kept"]["relu2"] == kept.tolist()  # traced back through prune and finetune
+    base = data["models"]["baseline"]["layers"]["relu2"]
     assert base["independence_summary"]["kept"] == 25
-    assert len(data["models"]["compressed"]["layers"]["conv2"]["independence"]) == 25
-    assert set(data["similarity"]) == {"gradcam:conv2", "chip:conv2"}
-    assert all(-1 <= v <= 1 for v in data["similarity"]["gradcam:conv2"])
+    assert len(data["models"]["compressed"]["layers"]["relu2"]["independence"]) == 25
+    assert set(data["similarity"]) == {f"{m}:relu{i}" for m in ("gradcam", "chip") for i in (1, 2)} | {
+        "refined"
+    }
+    assert all(-1 <= v <= 1 for v in data["similarity"]["gradcam:relu2"])
+    deletion = data["models"]["compressed"]["deletion"]
+    assert set(deletion) == set(data["similarity"]) | {"random"}
     assert "CHIP independence kept" in err  # the summary goes to stderr with the progress
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # atomic writes left no temporaries
 
@@ -99,7 +104,8 @@ def test_kept_channels_compose_across_two_prunes() -> None:
     m1 = ns.apply_plan(model, p1, x, graph=g1)
     p2, g2 = ns.plan_pruning(m1, x, ratio=0.5, round_to=1, criterion="random")
     m2 = ns.apply_plan(m1, p2, x, graph=g2)
-    kept = trace_kept([(model, p1), (m1, p2), (m2, None)], ["conv1", "conv2"], (1, 1, 28, 28))
+    kept = trace_kept([(model, p1), (m1, p2), (m2, None)], ["conv1", "conv2", "relu2"], (1, 1, 28, 28))
+    assert torch.equal(kept["relu2"], kept["conv2"])  # an activation shows its conv's channels
     assert int(kept["conv2"].sum()) == m2.conv2.out_channels < 50
     # the survivors' filters are the baseline's filters at exactly those output and input indices
     assert torch.equal(m2.conv2.weight, model.conv2.weight[kept["conv2"]][:, kept["conv1"]])

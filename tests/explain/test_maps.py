@@ -170,3 +170,18 @@ def test_bad_targets_give_clear_errors() -> None:
         grad_cam(model, x, "act", target=[0, 1, 1])
     with pytest.raises(ConfigError, match="no calibration image of class 1"):
         learn_importance(model, x, torch.tensor([0, 0]), "act", [1])
+
+
+def test_deletion_hides_the_evidence_a_faithful_map_points_at() -> None:
+    from netsculpt.explain.faithfulness import deletion_drop, hide_top, random_drop
+
+    model = Detectors().eval()
+    with torch.no_grad():
+        model.fc.weight.mul_(200)  # class 0 certain while the patch shows
+    x = quadrant_images(6)[0].clamp_min(0)  # the bright patch on a zero background (the fill value)
+    classes = torch.zeros(6, dtype=torch.long)
+    cam = grad_cam(model, x, "act", classes).maps
+    hidden = hide_top(x, cam, 0.1)
+    assert hidden.max() < 1 and hidden.min() == 0  # the bright patch is gone
+    assert deletion_drop(model, x, classes, cam, 0.1) > 0.4
+    assert random_drop(model, x, classes, 0.1) < 0.1

@@ -46,6 +46,7 @@ def test_report_shows_the_maps_and_numbers_when_explained(make_run, recipe_resul
     assert external_references(html) == []
     assert "25/50" in html  # conv2: half its channels kept
     assert f"{numbers['similarity_mean']['gradcam:conv2']:.3g}" in html  # same model twice: 1
+    assert "Deletion test" in html and "random" in html
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html and "<b>not bold</b>" not in html
 
 

@@ -22,9 +22,11 @@ from netsculpt.errors import ConfigError
 from netsculpt.explain.capture import conv_layers, forward_with_maps, restored
 from netsculpt.explain.channels import channel_summary, independence
 from netsculpt.explain.chip_maps import Perturbation, chip_maps, learn_importance, refine
+from netsculpt.explain.faithfulness import deletion_drop, random_drop
 from netsculpt.explain.gradcam import grad_cam, normalise, peak_location, target_classes
 
 JSON_VERSION = 1
+DELETION_FRACTION = 0.1  # pixels hidden by the deletion test (netsculpt.explain.faithfulness)
 MAX_PER_CLASS = 32  # calibration images per class for the perturbation fit: bounds the cost
 
 
@@ -60,11 +62,31 @@ class Explanation:
     numbers: dict[str, Any]
 
 
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Hardswish, nn.ELU, nn.Mish)
+NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.Identity)
+
+
+def post_activation(model: nn.Module, conv: str) -> str:
+    """The activation module defined right after ``conv`` (past its norm layer), else ``conv``: maps are
+    read after the nonlinearity, as the papers do (a conv's raw output carries its bias everywhere)."""
+    leaves = [(n, m) for n, m in model.named_modules() if not any(True for _ in m.children())]
+    names = [n for n, _ in leaves]
+    if conv not in names:
+        return conv
+    for name, module in leaves[names.index(conv) + 1 :]:
+        if isinstance(module, ACTIVATIONS):
+            return name
+        if not isinstance(module, NORMS):
+            return conv
+    return conv
+
+
 def default_layers(model: nn.Module) -> list[str]:
+    """The last two conv layers, each read after its activation when one follows it."""
     convs = conv_layers(model)
     if not convs:
         raise ConfigError("the model has no Conv2d layer to draw maps from; pass --layers NAME[,NAME]")
-    return convs[-2:]
+    return [post_activation(model, c) for c in convs[-2:]]
 
 
 def _classes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, target: str | int) -> torch.Tensor:
@@ -161,6 +183,20 @@ def _model_numbers(mm: ModelMaps, images: torch.Tensor, kept: dict[str, torch.Te
     return out
 
 
+def deletion(model: nn.Module, images: torch.Tensor, mm: ModelMaps) -> dict[str, float]:
+    """Class-probability drop when each map's top pixels are hidden, and for random maps (the control)."""
+    out = {}
+    for method in ("gradcam", "chip"):
+        for layer, maps in getattr(mm, method).items():
+            out[f"{method}:{layer}"] = round(
+                deletion_drop(model, images, mm.classes, maps, DELETION_FRACTION), 6
+            )
+    if mm.refined is not None:
+        out["refined"] = round(deletion_drop(model, images, mm.classes, mm.refined, DELETION_FRACTION), 6)
+    out["random"] = round(random_drop(model, images, mm.classes, DELETION_FRACTION), 6)
+    return out
+
+
 def explain(
     models: dict[str, nn.Module],
     images: torch.Tensor,
@@ -193,8 +229,11 @@ def explain(
         "perturbation": vars(settings.perturbation),
         "images": {"labels": labels.tolist(), "classes": classes.tolist(), "size": list(images.shape[-2:])},
         "models": {mm.name: _model_numbers(mm, images, kept) for mm in maps},
+        "deletion_fraction": DELETION_FRACTION,
         "kept": {k: (v.tolist() if v is not None else None) for k, v in kept.items()},
     }
+    for mm in maps:
+        numbers["models"][mm.name]["deletion"] = deletion(models[mm.name], images, mm)
     if len(maps) == 2:  # how alike the two models' maps are, per image (cosine of the maps)
         a, b = maps
         sim: dict[str, Any] = {

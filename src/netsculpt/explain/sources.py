@@ -48,6 +48,20 @@ def _shape(model_dir: Path) -> tuple[int, ...] | None:
     return tuple(int(s) for s in shape) if shape else None
 
 
+def layer_widths(model: nn.Module, layers: list[str], x: torch.Tensor) -> dict[str, int | None]:
+    """Channels (dim 1) of each layer's output on ``x``; None for a layer the model does not have."""
+    from netsculpt.explain.capture import capture, restored
+
+    have = dict(model.named_modules())
+    present = [layer for layer in layers if layer in have]
+    with restored(model), torch.no_grad(), capture(model, present) as store:
+        model(x)
+    return {
+        layer: int(store[layer].shape[1]) if layer in store and store[layer].dim() > 1 else None
+        for layer in layers
+    }
+
+
 def trace_kept(
     chain: list[tuple[nn.Module, PrunePlan | None]], layers: list[str], shape: tuple[int, ...]
 ) -> dict:
@@ -57,13 +71,14 @@ def trace_kept(
 
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     origin: dict[str, torch.Tensor | None] = {}
+    first: dict[str, int | None] = {}
     for model, plan in chain:
-        modules = dict(model.named_modules())
+        widths = layer_widths(model, layers, x)
         graph = trace(model, x) if plan is not None else None
         for layer in layers:
-            m = modules.get(layer)
-            width = getattr(m, "out_channels", None)
+            width = widths[layer]
             if layer not in origin:
+                first[layer] = width
                 origin[layer] = torch.arange(width) if width is not None else None
             o = origin[layer]
             if o is None or width is None or o.numel() != width:
@@ -71,10 +86,9 @@ def trace_kept(
                 continue
             if plan is not None and graph is not None:
                 origin[layer] = o[kept_channels(model, graph, plan, layer, width)]
-    first = dict(chain[0][0].named_modules())
     out: dict[str, torch.Tensor | None] = {}
     for layer, o in origin.items():
-        width = getattr(first.get(layer), "out_channels", None)
+        width = first[layer]
         if o is None or width is None:
             out[layer] = None
             continue

@@ -70,6 +70,22 @@ def layer_rows(data: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def deletion_table(data: dict[str, Any]) -> str:
+    """Class-probability drop when each map's top pixels are hidden, per model, beside random maps."""
+    models = {k: v for k, v in data.get("models", {}).items() if isinstance(v, dict) and v.get("deletion")}
+    if not models:
+        return ""
+    keys = list(dict.fromkeys(k for m in models.values() for k in m["deletion"]))
+    rows = [[(esc(k), "name"), *(esc(_num(m["deletion"].get(k))) for m in models.values())] for k in keys]
+    frac = data.get("deletion_fraction")
+    caption = note(
+        f"Deletion test: mean drop of the explained class's probability when the "
+        f"{esc(_pct(frac))} of pixels a map ranks highest are hidden (set to the image's minimum); "
+        "<i>random</i> hides as many random pixels. A faithful map drops it more than random does."
+    )
+    return caption + table([("map", "name"), *(esc(k) for k in models)], rows)
+
+
 def explain_section(run_path: Path) -> str:
     """The section, or "" when the run was never explained."""
     folder = run_path / FOLDER
@@ -100,5 +116,11 @@ def explain_section(run_path: Path) -> str:
     ]
     notes = [note(esc(n)) for n in data.get("notes", []) if isinstance(n, str)]
     return section(
-        "Interpretation maps", intro, table(header, layer_rows(data)), *notes, *figures, anchor="explain"
+        "Interpretation maps",
+        intro,
+        table(header, layer_rows(data)),
+        deletion_table(data),
+        *notes,
+        *figures,
+        anchor="explain",
     )
