@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from netsculpt.sparsity.apply import grow_dense_, mask_layers_, partitions
 from netsculpt.sparsity.config import METHODS, SparsityConfig
+from netsculpt.sparsity.gpu import SemiStructuredResult, semi_structured_support, to_semi_structured_
 from netsculpt.sparsity.masks import iter_masks, remove_masks_, sparsity_of, target_layers
 from netsculpt.sparsity.patterns import Pattern, layer_mask, parse_pattern
 from netsculpt.sparsity.run import SparsifyResult, plan_phases, sparsify
@@ -20,6 +21,7 @@ from netsculpt.sparsity.schedule import cubic_sparsity
 __all__ = [
     "METHODS",
     "Pattern",
+    "SemiStructuredResult",
     "SparsifyResult",
     "SparsityConfig",
     "cubic_sparsity",
@@ -31,7 +33,9 @@ __all__ = [
     "partitions",
     "plan_phases",
     "remove_masks_",
+    "semi_structured_support",
     "sparsify",
     "sparsity_of",
     "target_layers",
+    "to_semi_structured_",
 ]

@@ -107,11 +107,14 @@ def sparsify(
     resume: bool = False,
     keep_masks: bool = False,
     device: str = "cpu",
+    loss_fn: Any = None,
 ) -> SparsifyResult:
     """Sparsify ``model`` in place over ``train_config.epochs`` epochs in total; masks removed at the end.
 
     ``train_config`` is each phase's recipe (its epochs are the total; each phase runs its share with
     its own schedule and ``seed + phase``). ``keep_masks=True`` leaves the prune buffers for inspection.
+    ``loss_fn`` replaces cross-entropy in every phase, as in :func:`netsculpt.train.train` (a
+    :class:`netsculpt.train.DistillationLoss` from the dense model distils while the masks tighten).
     """
     phases = plan_phases(model, config, train_config.epochs)
     result = SparsifyResult()
@@ -130,7 +133,14 @@ def sparsify(
                     f"{str(root)!r} holds an earlier run; pass resume=True or use an empty out_dir"
                 )
             run = train(
-                model, train_loader, test_loader, phase_config, out_dir=folder, resume=resume, device=device
+                model,
+                train_loader,
+                test_loader,
+                phase_config,
+                out_dir=folder,
+                resume=resume,
+                device=device,
+                loss_fn=loss_fn,
             )
             record = {"phase": label, "epochs": epochs, "test_acc": run.final_acc}
         result.phases.append(record)
