@@ -156,3 +156,14 @@ def test_cli_flag_sets_the_field() -> None:
     assert preset_config(args, checkpoint_activations="checkpoint_activations").checkpoint_activations
     args = build_parser().parse_args(["train", "resnet20_cifar", "--out", "x"])
     assert not preset_config(args, checkpoint_activations="checkpoint_activations").checkpoint_activations
+
+
+@pytest.mark.slow
+def test_cli_trains_a_revnet_with_checkpointing(tmp_path: Path, capsys) -> None:
+    from netsculpt.cli import main
+
+    argv = ["--quiet", "train", "revnet26_cifar", "--data", "mnist5k", "--limit", "128", "--epochs", "1"]
+    code = main([*argv, "--checkpoint-activations", "--out", str(tmp_path / "run")])
+    assert code == 0 and "test accuracy" in capsys.readouterr().out
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "checkpoint.pt")
+    assert saved["config"]["checkpoint_activations"] is True
