@@ -158,3 +158,19 @@ def test_bad_construction_is_refused_with_a_reason() -> None:
         ReversibleSequence([])
     with pytest.raises(ConfigError, match="equal groups"):
         ReversibleSequence([ReversibleBlock(fn(3), fn(3)), ReversibleBlock(fn(3), fn(3), fn(3))])
+
+
+def test_autocast_forward_is_recomputed_under_autocast() -> None:
+    torch.manual_seed(0)
+    seq = sequence(depth=3).float()
+    twin = copy.deepcopy(seq)
+    twin.memory_saving = False
+    x = torch.randn(2, 6, 5, 5)
+    grads = []
+    for model in (seq, twin):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(x).float().square().mean()
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    # re-entering autocast recomputes the very same bfloat16 values (measured 0; 4e-3 without it)
+    assert ((grads[0] - grads[1]).norm() / grads[1].norm()) < 1e-5

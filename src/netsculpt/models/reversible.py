@@ -18,6 +18,7 @@ Three things make the recomputation equal the original forward:
   forward updates them; without this every batch would count twice);
 * a function that drew random numbers (dropout) gets the generator state it saw in the forward pass
   replayed; the state is stored only for calls that actually changed a generator;
+* the autocast state of the forward is re-entered for the recomputation;
 * parameters are handed to the autograd function, so gradients also reach ``torch.autograd.grad`` and
   a module used in several blocks (weight tying) receives the sum of its uses.
 
@@ -186,6 +187,8 @@ class _ReversibleFunction(torch.autograd.Function):
                 xs = ys
             y = torch.cat(xs, dim=1)
         ctx.seq, ctx.rng, ctx.params = seq, rng, params
+        kind = x.device.type
+        ctx.autocast = (kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
         ctx.save_for_backward(y)
         return y
 
@@ -199,9 +202,11 @@ class _ReversibleFunction(torch.autograd.Function):
         ys = [t.detach() for t in y.chunk(seq.groups, dim=1)]
         dys = [t.contiguous() for t in dy.chunk(seq.groups, dim=1)]
         index = sum(b.groups for b in seq.blocks)
-        for block in reversed(seq.blocks):
-            index -= block.groups
-            ys, dys = _block_backward(block, ys, dys, rng, index, grads)
+        kind, enabled, dtype = ctx.autocast
+        with torch.autocast(kind, dtype=dtype, enabled=enabled):  # recompute as the forward computed
+            for block in reversed(seq.blocks):
+                index -= block.groups
+                ys, dys = _block_backward(block, ys, dys, rng, index, grads)
         dx = torch.cat(dys, dim=1)
         param_grads = [grads.get(id(p)) for p in ctx.params]
         return (dx, None, *param_grads)
