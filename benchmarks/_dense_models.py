@@ -15,43 +15,15 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import mobilenet_v3_small
-from torchvision.models.detection import FCOS
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
-from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-NUM_CLASSES = 11  # background + 10 digits
+from netsculpt.models.dense import DIGITS_CLASSES, GraySegmenter, fcos_slim  # noqa: F401  (GraySegmenter)
+
+NUM_CLASSES = DIGITS_CLASSES  # background + 10 digits
 
 
-def _cbr(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
-
-
-def build_detector() -> FCOS:
-    body = nn.Sequential()
-    body.add_module("stem", nn.Sequential(_cbr(1, 16, 2), _cbr(16, 32, 2)))
-    body.add_module("c3", nn.Sequential(_cbr(32, 64, 2), _cbr(64, 64, 1)))
-    body.add_module("c4", nn.Sequential(_cbr(64, 96, 2), _cbr(96, 96, 1)))
-    body.add_module("c5", nn.Sequential(_cbr(96, 128, 2), _cbr(128, 128, 1)))
-    backbone = BackboneWithFPN(
-        body, {"c3": "0", "c4": "1", "c5": "2"}, [64, 96, 128], 64, extra_blocks=LastLevelP6P7(64, 64)
-    )
-    return FCOS(
-        backbone, num_classes=NUM_CLASSES, min_size=128, max_size=128, image_mean=[0.0], image_std=[1.0]
-    )
-
-
-class GraySegmenter(nn.Module):
-    """LR-ASPP on a gray canvas: the image is repeated to 3 channels, the output is the ``out`` map."""
-
-    def __init__(self, width: float = 0.5) -> None:
-        super().__init__()
-        backbone = mobilenet_v3_small(weights=None, width_mult=width, dilated=True)
-        self.net = _lraspp_mobilenetv3(backbone, NUM_CLASSES)  # what lraspp_mobilenet_v3_large builds
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.expand(-1, 3, -1, -1))["out"]
+def build_detector() -> nn.Module:
+    """The package's ``fcos_slim`` (netsculpt.models.dense), 128 px 1-channel canvases."""
+    return fcos_slim(NUM_CLASSES, 1)
 
 
 def fit(

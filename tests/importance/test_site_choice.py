@@ -44,3 +44,23 @@ def test_linear_bottleneck_without_activation_reads_producer_outputs() -> None:
     graph = ns.trace(model, torch.randn(1, 3, 32, 32))
     act = choose_sites(model, graph, "activation")
     assert _names(act, "features.2.conv.2") == ["features.2.conv.3", "features.3.conv.3"]
+
+
+def test_groupnorm_groups_are_observed_as_units() -> None:
+    """FCOS head towers: GroupNorm(32, 64) ties channels in pairs; each pair is one unit of the group, read
+    as one feature map twice as tall, so data-driven criteria can score the head (fisher used to refuse)."""
+    import torch
+
+    import netsculpt as ns
+    from netsculpt.importance.collect import group_sites
+    from netsculpt.models import create_model
+
+    model = create_model("fcos_slim", image_size=64).eval()
+    graph = ns.trace(model, torch.rand(1, 1, 64, 64))
+    (site, *_) = group_sites(model, graph, all_sites=True)["head.classification_head.conv.0"]
+    assert site.multiplicity == 2 and site.index.shape == (32, 2)
+    out = torch.arange(2 * 64 * 3 * 3, dtype=torch.float32).reshape(2, 64, 3, 3)
+    units = site.channels(out)
+    assert units.shape == (2, 32, 6, 3)
+    pair = site.index[0].tolist()
+    assert torch.equal(units[:, 0], torch.cat([out[:, pair[0]], out[:, pair[1]]], dim=1))

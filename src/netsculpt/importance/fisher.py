@@ -39,7 +39,7 @@ def memory_cost(graph: ChannelGraph, sites: list[Site]) -> float:
     for site in distinct_sites(graph, sites):
         shape = graph.builder.values[site_value(graph, site)].shape
         n = batch if site.dim != 0 and len(shape) > 1 and shape[0] == batch else 1
-        total += float(np.prod(shape)) / shape[site.dim] / n
+        total += float(np.prod(shape)) / shape[site.dim] / n * site.multiplicity
     return total
 
 

@@ -2,7 +2,10 @@
 
 Data-driven criteria (Taylor, Fisher, HRank, CHIP, HRel) score channels from activations. A group's
 channels appear in many traced values; a *site* is a leaf module's output in which every channel of the
-group sits at exactly one index along one dimension. Post-activation sites are preferred (the papers
+group sits at exactly one index along one dimension, or, when each of the group's units is several
+tensor channels removed together (a GroupNorm group of an FCOS head tower), at the same number of
+indices each: those channels are then read as one unit, side by side along the first spatial dimension.
+Post-activation sites are preferred (the papers
 score feature maps after the nonlinearity); a residual stage's group has one site per block.
 """
 
@@ -30,7 +33,8 @@ _LINEAR_LIKE = (
 @dataclass(frozen=True)
 class Site:
     """Channel ``k`` of the group is ``output[output_index]`` at index ``index[k]`` along ``dim``, in the
-    ``call``-th call of the module during one forward pass (a module may be called several times)."""
+    ``call``-th call of the module during one forward pass (a module may be called several times).
+    ``index`` is ``(size, m)`` when each unit of the group is ``m`` tensor channels."""
 
     module: str
     call: int
@@ -43,7 +47,17 @@ class Site:
         """The group's channels from a module output, moved to dim 1: (N, C, *rest) (N=1 if unbatched)."""
         t = output[self.output_index] if isinstance(output, tuple | list) else output
         x = t.movedim(self.dim, 1) if t.dim() > 1 else t.reshape(1, -1)
-        return x.index_select(1, torch.as_tensor(self.index, device=x.device))
+        x = x.index_select(1, torch.as_tensor(self.index.reshape(-1), device=x.device))
+        if self.multiplicity == 1:
+            return x
+        n, size, m = x.shape[0], self.index.shape[0], self.multiplicity
+        units = x.reshape(n, size, m, *x.shape[2:])  # a unit's m channels stacked along the next dim
+        return units.reshape(n, size, m * x.shape[2], *x.shape[3:]) if x.dim() > 2 else units
+
+    @property
+    def multiplicity(self) -> int:
+        """Tensor channels per unit of the group (1 but for units such as GroupNorm groups)."""
+        return int(self.index.shape[1]) if self.index.ndim == 2 else 1
 
 
 def find_sites(model: nn.Module, graph: ChannelGraph, group: ChannelGroup) -> list[Site]:
@@ -74,16 +88,20 @@ def _site_in_value(graph: ChannelGraph, vid: int, comp: np.ndarray, want: dict[i
     d = vary[0]
     flat = lab.reshape(-1)
     comps = np.where(flat >= 0, comp[np.maximum(flat, 0)], -1)
-    index = np.full(len(want), -1, dtype=np.int64)
-    for pos, c in enumerate(comps.tolist()):
+    positions: list[list[int]] = [[] for _ in want]
+    labels: list[list[int]] = [[] for _ in want]
+    for pos, (c, label) in enumerate(zip(comps.tolist(), flat.tolist())):
         k = want.get(c)
         if k is not None:
-            if index[k] >= 0:
-                return None  # a channel at two positions (e.g. repeated): not a clean site
-            index[k] = pos
-    if (index < 0).any():
-        return None
-    return d, index
+            if label in labels[k]:
+                return None  # one channel at two positions (e.g. repeated): not a clean site
+            positions[k].append(pos)
+            labels[k].append(label)
+    counts = {len(p) for p in positions}
+    if len(counts) != 1 or 0 in counts:
+        return None  # a unit missing here, or units of unequal widths
+    index = np.asarray(positions, dtype=np.int64)
+    return d, (index[:, 0] if index.shape[1] == 1 else index)
 
 
 def preferred_sites(sites: list[Site]) -> list[Site]:

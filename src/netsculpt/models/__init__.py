@@ -9,6 +9,7 @@ vision = create_model("torchvision:resnet18", num_classes=10, in_channels=1)
 """
 
 from netsculpt.models import (  # noqa: F401  (registers)
+    dense,
     lenet,
     mobilenetv2_cifar,
     resnet_cifar,

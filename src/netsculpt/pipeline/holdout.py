@@ -25,6 +25,13 @@ def stage_loaders(ctx: Any, cfg: TrainSection, config: Any) -> tuple[Any, Any, A
     from netsculpt.train import EarlyStopping
 
     dataset = ctx.train_loader.dataset
+    if getattr(ctx, "task", None) is not None:  # dense: canvases held out of the training canvases
+        from netsculpt.pipeline.dense import held_out_loaders
+
+        train_loader, held_loader = held_out_loaders(ctx, stop.holdout, "early_stop.holdout")
+        rule = EarlyStopping(patience=stop.patience, min_delta=stop.min_delta, min_epochs=stop.min_epochs,
+                             restore_best=stop.restore_best)  # fmt: skip
+        return train_loader, held_loader, rule
     if not isinstance(dataset, ImageDataset):
         raise ConfigError(
             f"early_stop holds out part of the training split, which needs a classification image dataset; "

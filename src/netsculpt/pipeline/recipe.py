@@ -105,6 +105,9 @@ class Recipe(Section):
     stages: list[StageConfig] = Field(default_factory=list)
     outputs: OutputsSection = Field(default_factory=OutputsSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
+    # classification, detection or segmentation (netsculpt.tasks): the loss, metric and batching every
+    # stage uses; dense tasks read digits_detect / digits_seg (netsculpt.pipeline.dense)
+    task: str = "classification"
     # rerun the stages from the same baseline with every criterion replaced by "random": did the
     # criterion matter, or did the fine-tuning do the work?
     compare_random: bool = False
@@ -117,6 +120,13 @@ class Recipe(Section):
                 f"recipe version {v} is newer than this netsculpt understands ({RECIPE_VERSION})"
             )
         return v
+
+    @model_validator(mode="after")
+    def _task(self) -> Recipe:
+        from netsculpt.pipeline.dense import check_dense_recipe
+
+        check_dense_recipe(self)
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from netsculpt import faults
 from netsculpt.errors import ConfigError, DiskFullError, NetsculptError
 from netsculpt.fileio import disk_full_reason, write_json, write_text
 from netsculpt.pipeline import guards
+from netsculpt.pipeline.dense import task_record
 from netsculpt.pipeline.lock import RunLock
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.stages import STAGES, RunContext
@@ -39,6 +40,8 @@ log = logging.getLogger("netsculpt")
 def _context(recipe: Recipe, run_dir: Path) -> RunContext:
     from netsculpt.data import dataset_info, make_loaders
 
+    if recipe.task != "classification":
+        return _dense_context(recipe, run_dir)
     d = recipe.data
     info = dataset_info(d.name, root=d.root, resize=d.resize, channels=d.channels, **d.options)
     batch = d.batch_size or 64
@@ -80,6 +83,25 @@ def _context(recipe: Recipe, run_dir: Path) -> RunContext:
     )
 
 
+def _dense_context(recipe: Recipe, run_dir: Path) -> RunContext:
+    """Detection / segmentation: the digits canvases, batched by the task (netsculpt.pipeline.dense)."""
+    from netsculpt.pipeline.dense import NUM_CLASSES, canvases, dense_loaders
+    from netsculpt.tasks import get_task
+
+    classes = recipe.model.num_classes or NUM_CLASSES
+    task = get_task(recipe.task, num_classes=classes)
+    batch = recipe.data.batch_size or 16
+    train_loader, test_loader = dense_loaders(recipe, task, batch)
+    size = canvases(recipe, "test").spec.size
+    example = torch.rand((1, 1, size, size), generator=torch.Generator().manual_seed(recipe.seed))
+    channels = recipe.model.in_channels or 1
+    fresh = lambda augment, shift: dense_loaders(recipe, task, batch)[0]  # noqa: E731  (never augmented)
+    ctx = RunContext(recipe, run_dir, example, train_loader, test_loader, classes, channels,
+                     make_train_loader=fresh)  # fmt: skip
+    ctx.task = task
+    return ctx
+
+
 def _is_onnx(model: nn.Module) -> bool:
     """An int8 artefact (ONNX, OpenVINO IR, exported program) rather than a model netsculpt saves."""
     from netsculpt.runtimes.artefacts import is_artefact
@@ -89,9 +111,9 @@ def _is_onnx(model: nn.Module) -> bool:
 
 def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, Any] | None) -> dict[str, Any]:
     from netsculpt.measure import measure
-    from netsculpt.train import evaluate
 
-    acc, loss = evaluate(model, ctx.test_loader)
+    acc, loss, scores = ctx.evaluate(model)
+    task_metrics = {"task_metrics": scores} if scores else {}
     if _is_onnx(model):  # an int8 artefact: same architecture as before, timed on its own runtime
         from netsculpt.measure import measure_latency
         from netsculpt.runtimes.artefacts import timing_runtime
@@ -108,7 +130,7 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
             "latency": {f"{runtime}-int8": {"1": latency}},
         }
     metrics = measure(model, ctx.example, runs=runs, onnx=ctx.recipe.outputs.onnx)
-    return {"accuracy": acc, "loss": loss, **metrics.to_dict()}
+    return {"accuracy": acc, "loss": loss, **task_metrics, **metrics.to_dict()}
 
 
 def _check_same_recipe(run_dir: Path, text: str, force: bool) -> None:
@@ -227,6 +249,7 @@ def _run_locked(
             guards.enforce(record, recipe.deploy)  # after the stage is saved: the work so far is kept
         compare = _compare_random(recipe, ctx, run_dir, console) if recipe.compare_random else None
         results = _results(recipe, text, records, cpu_calibration().to_dict(), time.perf_counter() - started)
+        results["task"] = task_record(ctx.task)
         if compare is not None:
             results["compare_random"] = compare
         validate_results(results, source=str(run_dir / "results.json"))  # catch a writer bug at the source
@@ -283,7 +306,6 @@ def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Con
     """The recipe's stages again from the same baseline, each criterion replaced by ``random``, into
     ``RUN_DIR/compare_random/`` (resumable like the main stages); accuracy per stage."""
     from netsculpt.io import load, save
-    from netsculpt.train import evaluate
 
     model, stages = (
         load(run_dir / "00_baseline" / "model", trust_builder=ctx.trust_builder),
@@ -306,7 +328,7 @@ def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Con
             model, _ = STAGES[kind](ctx, cfg, model, out)
             model.eval()
             seconds = time.perf_counter() - t0
-            acc = evaluate(model, ctx.test_loader)[0]
+            acc = ctx.evaluate(model)[0]
             record = {"index": i, "kind": kind, "dir": f"{RANDOM_DIR}/{out.name}", "accuracy": acc,
                       "seconds": seconds}  # fmt: skip
             if not _is_onnx(model):

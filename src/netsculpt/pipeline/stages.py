@@ -44,6 +44,7 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)
     make_train_loader: Callable[[bool, int | None], Any] | None = None
     trust_builder: str | None = None  # the builder the user allows netsculpt.load to run (docs/security.md)
+    task: Any = None  # a dense netsculpt.tasks.Task (detection, segmentation); None: classification
     _loader_start: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +69,17 @@ class RunContext:
         random.seed(seed)
         for gen, state in zip(loader_generators(self.train_loader), self._loader_start, strict=True):
             gen.set_state(state)
+
+    def evaluate(self, model: nn.Module) -> tuple[float, float | None, dict[str, float]]:
+        """``(accuracy, loss, task metrics)`` on the test split; a dense task's headline metric (mAP,
+        mIoU) is the accuracy, with no loss, and all its metrics in the dict."""
+        if self.task is not None:
+            scores = self.task.evaluate(model, self.test_loader)
+            return float(scores[self.task.metric]), None, scores
+        from netsculpt.train import evaluate
+
+        accuracy, loss = evaluate(model, self.test_loader)
+        return accuracy, loss, {}
 
     def train_loader_for(self, config: Any) -> Any:
         """A fresh training loader with ``config``'s augmentation. Fresh, so a stage sees the same batches
@@ -124,7 +136,7 @@ def baseline(
     config = train_config(ctx, cfg.train)
     loader, val, stop = stage_loaders(ctx, cfg.train, config)
     result = train(built, loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True,
-                   val_loader=val, early_stopping=stop)  # fmt: skip
+                   val_loader=val, early_stopping=stop, task=ctx.task)  # fmt: skip
     return built, {"train": config.to_dict(), "history": result.history, **early_stop_info(cfg.train, result)}
 
 
@@ -145,6 +157,7 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
         "min_channels": cfg.min_channels,
         "runtime": ctx.recipe.deploy.runtime,
         "threads": ctx.recipe.deploy.threads,
+        **({"task": ctx.task} if ctx.task is not None else {}),
     }
     if cfg.iterative_steps > 1:
         if target is None:
@@ -176,7 +189,7 @@ def finetune(ctx: RunContext, cfg: FinetuneStage, model: nn.Module, out: Path) -
     config = train_config(ctx, cfg)
     loader, val, stop = stage_loaders(ctx, cfg, config)
     result = train(model, loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True,
-                   val_loader=val, early_stopping=stop)  # fmt: skip
+                   val_loader=val, early_stopping=stop, task=ctx.task)  # fmt: skip
     return model, {"train": config.to_dict(), "history": result.history, **early_stop_info(cfg, result)}
 
 
@@ -207,6 +220,7 @@ def distill(ctx: RunContext, cfg: DistillStage, model: nn.Module, out: Path) -> 
         resume=True,
         val_loader=val,
         early_stopping=stop,
+        task=ctx.task,
     )
     info = {"train": config.to_dict(), "kd": cfg.model_dump(), "history": result.history}
     return model, {**info, **early_stop_info(cfg, result)}
@@ -234,13 +248,18 @@ def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tu
             f"search.val_size={val_size} leaves no training data ({len(dataset)} samples); "
             f"use a smaller val_size"
         )
-    rest, held = split_holdout(dataset, val_size, ctx.recipe.seed)
-    batch = ctx.train_loader.batch_size
-    shuffle = torch.Generator().manual_seed(ctx.recipe.seed)
-    train_part = DataLoader(rest, batch_size=batch, shuffle=True, generator=shuffle)
-    held_out = DataLoader(held, batch_size=batch)
+    if ctx.task is not None:  # canvases held out of the training canvases, batched by the task
+        from netsculpt.pipeline.dense import held_out_loaders
+
+        train_part, held_out = held_out_loaders(ctx, val_size, "search.val_size")
+    else:
+        rest, held = split_holdout(dataset, val_size, ctx.recipe.seed)
+        batch = ctx.train_loader.batch_size
+        shuffle = torch.Generator().manual_seed(ctx.recipe.seed)
+        train_part = DataLoader(rest, batch_size=batch, shuffle=True, generator=shuffle)
+        held_out = DataLoader(held, batch_size=batch)
     result = search_widths(model, ctx.example, cfg.method, target, train_part, held_out, config,
-                           out_dir=out / "search", resume=True)  # fmt: skip
+                           out_dir=out / "search", resume=True, task=ctx.task)  # fmt: skip
     result.plan.save(out / "plan.json")
     pruned = apply_search_plan(model, result.plan, ctx.example)
     return pruned, {"method": cfg.method, "target": cfg.target, "evaluated": result.evaluated,

@@ -1,0 +1,104 @@
+"""Recipes with ``task: detection`` / ``segmentation``: checked before any work, run end to end small."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from netsculpt.errors import ConfigError
+from netsculpt.models import MODELS, register_model
+from netsculpt.pipeline import load_recipe, parse_recipe, run_recipe
+
+
+def tiny_segmenter(num_classes: int, in_channels: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, num_classes, 1), nn.Upsample(scale_factor=2.0),
+    )  # fmt: skip
+
+
+if "test_tiny_segmenter" not in MODELS.names():
+    register_model("test_tiny_segmenter", input_shape=(1, 64, 64), num_classes=11, in_channels=1)(
+        tiny_segmenter
+    )
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "detector_digits.yaml"
+SMALL = [
+    "data.options.size=64", "model.options.image_size=64", "data.options.train_canvases=24",
+    "data.options.test_canvases=8", "data.batch_size=8", "baseline.train.epochs=1",
+    "baseline.train.warmup_epochs=0", "stages.0.prune.calib_batches=1", "stages.1.distill.epochs=1",
+    "stages.1.distill.warmup_epochs=0", "stages.1.distill.early_stop.holdout=8", "outputs.latency_runs=2",
+]  # fmt: skip
+
+SEG = """
+version: 1
+name: seg
+task: segmentation
+model: {name: test_tiny_segmenter}
+data: {name: digits_seg, batch_size: 8, options: {size: 64, train_canvases: 24, test_canvases: 8}}
+baseline: {train: {epochs: 1, optimizer: adamw, lr: 0.002, warmup_epochs: 0}}
+stages:
+  - search: {method: greedy, target: {macs: 0.7}, criterion: l1, val_size: 8,
+             options: {eval_batches: 1, full_batches: 1, adapt_bn_batches: 1, step: 0.3}}
+  - finetune: {epochs: 1, optimizer: adamw, lr: 0.001, warmup_epochs: 0}
+outputs: {latency_runs: 2, report: false}
+"""
+
+
+def _recipe(text: str, *overrides: str):
+    return parse_recipe(text, overrides=list(overrides))
+
+
+def test_a_label_per_image_criterion_on_a_dense_task_is_refused_when_the_recipe_is_read() -> None:
+    text = EXAMPLE.read_text()
+    with pytest.raises(
+        ConfigError, match=r"stages.0: criterion 'hrel' needs one class label per image.*boxes"
+    ):
+        _recipe(text, "stages.0.prune.criterion=hrel")
+    with pytest.raises(ConfigError, match=r"'hrel' needs one class label per image.*pixel maps"):
+        _recipe(SEG, "stages.0.search.criterion=hrel")
+
+
+def test_data_and_stages_must_suit_the_task() -> None:
+    text = EXAMPLE.read_text()
+    with pytest.raises(ConfigError, match="task 'detection' reads data 'digits_detect', not 'mnist5k'"):
+        _recipe(text, "data.name=mnist5k", "data.options={}")
+    with pytest.raises(ConfigError, match="add 'task: detection'"):
+        _recipe(text, "task=classification")
+    with pytest.raises(ConfigError, match="unknown task 'detections'"):
+        _recipe(text, "task=detections")
+    with pytest.raises(ConfigError, match="'quantize' is not supported for task 'segmentation'"):
+        _recipe(SEG.replace("outputs:", "  - quantize: {}\noutputs:"))
+    with pytest.raises(ConfigError, match="augment shifts images, not their boxes"):
+        _recipe(text, "stages.1.distill.augment=true")
+
+
+@pytest.mark.slow
+def test_detector_digits_runs_small_and_reports_map(tmp_path) -> None:
+    recipe, text = load_recipe(EXAMPLE, SMALL)
+    results = run_recipe(recipe, text, tmp_path)
+    assert results["task"]["label"] == "mAP@[.5:.95]" and results["task"]["metric"] == "map"
+    assert results["after"]["macs"] <= 0.55 * results["before"]["macs"]
+    for stage in results["stages"]:
+        metrics = stage["metrics"]
+        assert set(metrics["task_metrics"]) == {"map", "map_50"}
+        assert metrics["accuracy"] == metrics["task_metrics"]["map"] and metrics["loss"] is None
+    stop = results["stages"][2]["info"]["early_stopping"]
+    assert stop["holdout"] == 8  # held out of the 24 training canvases, never the test canvases
+    report = (tmp_path / "report.html").read_text()
+    assert "mAP@[.5:.95]" in report
+    assert json.loads((tmp_path / "results.json").read_text())["task"]["name"] == "detection"
+
+
+@pytest.mark.slow
+def test_segmentation_recipe_searches_on_held_out_training_canvases(tmp_path) -> None:
+    results = run_recipe(_recipe(SEG), SEG, tmp_path, trust_builder=f"{__name__}:tiny_segmenter")
+    assert results["task"]["label"] == "mIoU"
+    search = results["stages"][1]
+    assert search["info"]["plan"]["meta"]["estimate"]["samples"] == 8  # the 8 held-out training canvases
+    assert results["after"]["macs"] < results["before"]["macs"]
+    assert set(results["after"]["task_metrics"]) == {"miou", "pixel_acc"}
