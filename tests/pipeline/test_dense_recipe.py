@@ -90,7 +90,7 @@ def test_detector_digits_runs_small_and_reports_map(tmp_path) -> None:
     stop = results["stages"][2]["info"]["early_stopping"]
     assert stop["holdout"] == 8  # held out of the 24 training canvases, never the test canvases
     report = (tmp_path / "report.html").read_text()
-    assert "mAP@[.5:.95]" in report
+    assert "mAP@[.5:.95] against cost" in report and "mAP@.5<" in report
     assert json.loads((tmp_path / "results.json").read_text())["task"]["name"] == "detection"
 
 

@@ -109,3 +109,27 @@ def test_out_may_name_a_file_or_a_directory(make_run, compress_results, tmp_path
     (tmp_path / "folder").mkdir()
     assert write_report(run, out=tmp_path / "folder") == tmp_path / "folder" / "report.html"
     assert not (run / "report.html").exists()
+
+
+def test_a_detection_run_is_reported_in_map(make_run, recipe_results) -> None:
+    """A dense task's headline metric replaces "accuracy" in the summary, tables and plot titles, and its
+    other metrics (mAP@.5) get their own rows."""
+    import copy
+
+    from netsculpt.pipeline.summary import print_summary
+
+    results = copy.deepcopy(recipe_results)
+    results["task"] = {"name": "detection", "metric": "map", "label": "mAP@[.5:.95]",
+                       "labels": {"map": "mAP@[.5:.95]", "map_50": "mAP@.5"}}  # fmt: skip
+    results["before"]["task_metrics"] = {"map": results["before"]["accuracy"], "map_50": 0.91}
+    results["after"]["task_metrics"] = {"map": results["after"]["accuracy"], "map_50": 0.89}
+    html = write_report(make_run("det", results)).read_text(encoding="utf-8")
+    assert "mAP@[.5:.95] against cost" in html and "mAP@[.5:.95] vs MACs" in html
+    assert "mAP@.5<" in html
+    assert "91.00 %" in html and "89.00 %" in html and "Accuracy against cost" not in html
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    print_summary(results, console)
+    text = console.export_text()
+    assert "mAP@[.5:.95]" in text and "mAP@.5" in text and "-2.00 pp" in text

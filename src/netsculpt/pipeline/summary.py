@@ -15,8 +15,14 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     table = Table(title=f"{results['job']['model']} on {results['job']['data']}")
     for col in ("", "before", "after", "ratio"):
         table.add_column(col, justify="right")
+    task = results.get("task") or {}
+    label = task.get("label") or "accuracy"
     acc_delta = (a["accuracy"] - b["accuracy"]) * 100
-    table.add_row("accuracy", f"{b['accuracy']:.2%}", f"{a['accuracy']:.2%}", f"{acc_delta:+.2f} pp")
+    table.add_row(label, f"{b['accuracy']:.2%}", f"{a['accuracy']:.2%}", f"{acc_delta:+.2f} pp")
+    for key, other in (task.get("labels") or {}).items():  # mAP@.5 beside mAP@[.5:.95], ...
+        x, y = (b.get("task_metrics") or {}).get(key), (a.get("task_metrics") or {}).get(key)
+        if key != task.get("metric") and x is not None and y is not None:
+            table.add_row(other, f"{x:.2%}", f"{y:.2%}", f"{(y - x) * 100:+.2f} pp")
     table.add_row(
         "params", f"{b['params']:,}", f"{a['params']:,}", f"{b['params'] / a['params']:.2f}x smaller"
     )
@@ -54,14 +60,15 @@ def stage_lines(results: dict[str, Any]) -> list[str]:
     if not isinstance(stages, list) or not stages:
         return []
     ours = " -> ".join(f"{s['kind']} {s['metrics']['accuracy']:.2%}" for s in stages)
-    lines = [f"accuracy by stage: {ours}"]
+    label = (results.get("task") or {}).get("label") or "accuracy"
+    lines = [f"{label} by stage: {ours}"]
     for s in stages:
         stop = (s.get("info") or {}).get("early_stopping")
         if stop:
             ended = "stopped early" if stop.get("stopped_early") else "ran to the end"
             lines.append(
                 f"{s['kind']}: kept epoch {stop.get('best_epoch')} of {stop.get('epochs_run')}, the best on "
-                f"{stop.get('holdout')} held-out training images ({ended}; the test split is only reported)"
+                f"{stop.get('holdout')} held-out training samples ({ended}; the test split is only reported)"
             )
     lines += guard_lines(stages)
     compare = results.get("compare_random")

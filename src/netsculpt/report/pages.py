@@ -33,11 +33,12 @@ def summary_table(run: Run) -> str:
     acc_text, acc_cls = fmt.accuracy_change(value_of(b, "accuracy"), value_of(a, "accuracy"))
     rows = [
         [
-            ("accuracy", "name"),
+            (esc(run.score_label), "name"),
             esc(fmt.percent(value_of(b, "accuracy"))),
             esc(fmt.percent(value_of(a, "accuracy"))),
             (esc(acc_text), acc_cls),
         ],
+        *_task_rows(run),
         row("parameters", "params", fmt.count, "smaller", "larger"),
         row("MACs (batch 1)", "macs", fmt.count, "fewer", "more"),
         row("peak activation memory", "peak_activation_bytes", fmt.size, "smaller", "larger"),
@@ -47,6 +48,21 @@ def summary_table(run: Run) -> str:
     rows += _extra_latencies(b, a)
     rows = [r for r in rows if r[1] != fmt.MISSING or r[2] != fmt.MISSING]
     return table(["", "before", "after", "change"], rows, cls="summary")
+
+
+def _task_rows(run: Run) -> list[list]:
+    """A dense task's other metrics (mAP@.5 beside mAP@[.5:.95], pixel accuracy beside mIoU)."""
+    labels = run.task.get("labels") or {}
+    before = value_of(run.before, "task_metrics") or {}
+    after = value_of(run.after, "task_metrics") or {}
+    rows = []
+    for key, label in labels.items():
+        if key == run.task.get("metric") or (key not in before and key not in after):
+            continue
+        x, y = before.get(key), after.get(key)
+        text, cls = fmt.accuracy_change(x, y)
+        rows.append([(esc(label), "name"), esc(fmt.percent(x)), esc(fmt.percent(y)), (esc(text), cls)])
+    return rows
 
 
 def _extra_latencies(b: Any, a: Any) -> list[list]:
@@ -90,19 +106,20 @@ def _machine_note(run: Run) -> str:
     return note(esc(" \u00b7 ".join(parts))) if parts else ""
 
 
-def tradeoff_section(series: Sequence[Series], intro: str) -> str:
+def tradeoff_section(series: Sequence[Series], intro: str, score: str = "accuracy") -> str:
     figures = []
+    better = "more accurate" if score == "accuracy" else f"higher in {score}"
     for key, label, unit in COSTS:
-        uri = tradeoff_chart(series, key, label, unit)
+        uri = tradeoff_chart(series, key, label, unit, score)
         caption = esc(
-            f"Every evaluated model; the line joins the Pareto front (no model is both more "
-            f"accurate and cheaper in {short_name(label)})."
+            f"Every evaluated model; the line joins the Pareto front (no model is both {better} "
+            f"and cheaper in {short_name(label)})."
         )
         figures.append(
-            figure(uri, f"accuracy vs {label}", caption, missing=f"accuracy vs {label}: not recorded")
+            figure(uri, f"{score} vs {label}", caption, missing=f"{score} vs {label}: not recorded")
         )
     return section(
-        "Accuracy against cost",
+        "Accuracy against cost" if score == "accuracy" else f"{score} against cost",
         note(esc(intro)),
         '<div class="grid">' + "".join(figures) + "</div>",
         anchor="tradeoffs",
@@ -140,7 +157,7 @@ def bits_table(run: Run) -> str:
     )
 
 
-def _points_table(points: Sequence[Point], fronts: dict[str, set[int]]) -> str:
+def _points_table(points: Sequence[Point], fronts: dict[str, set[int]], score: str = "accuracy") -> str:
     rows = []
     for p in points:
         on = [short_name(label) for key, label, _ in COSTS if id(p) in fronts[key]]
@@ -158,7 +175,7 @@ def _points_table(points: Sequence[Point], fronts: dict[str, set[int]]) -> str:
                 (esc(", ".join(on) or fmt.MISSING), "text"),
             ]
         )
-    header = [("model", "name"), ("stage", "text"), "accuracy", "params", "MACs", "size", "latency",
+    header = [("model", "name"), ("stage", "text"), score, "params", "MACs", "size", "latency",
               ("on the front for", "text")]  # fmt: skip
     return table(header, rows, drop_empty=True)
 
@@ -169,7 +186,9 @@ def points_section(run: Run) -> str:
         return ""
     fronts = {key: {id(p) for p in pareto_front(run.points, key)} for key, _, _ in COSTS}
     if len(run.points) <= SHORT_LIST:
-        return section("Evaluated models", _points_table(run.points, fronts), anchor="points")
+        return section(
+            "Evaluated models", _points_table(run.points, fronts, run.score_label), anchor="points"
+        )
     on_front = set().union(*fronts.values())
     chosen = [p for p in run.points if id(p) in on_front or p.role or p.on_search_front]
     shown = run.points[:POINT_ROWS]
@@ -178,12 +197,13 @@ def points_section(run: Run) -> str:
         f"{len(chosen)} of {len(run.points)} models are on a Pareto front, the baseline or the final model:"
     )
     folded = (
-        f"<details><summary>all {len(run.points)} models{esc(cut)}</summary>{_points_table(shown, fronts)}"
+        f"<details><summary>all {len(run.points)} models{esc(cut)}</summary>"
+        f"{_points_table(shown, fronts, run.score_label)}"
     )
     return section(
         "Evaluated models",
         note(esc(intro)),
-        _points_table(chosen, fronts),
+        _points_table(chosen, fronts, run.score_label),
         folded + "</details>",
         anchor="points",
     )
@@ -239,7 +259,7 @@ def stages_section(run: Run) -> str:
         "#",
         ("stage", "name"),
         ("kind", "text"),
-        "accuracy",
+        run.score_label,
         "same stages, random criterion" if random_acc else "",
         "params",
         "MACs",
@@ -267,13 +287,14 @@ def run_page(run: Run) -> str:
     from netsculpt.report.explain_section import explain_section
 
     subtitle = esc(f"run {run.path.resolve().name} \u00b7 results.json schema version {run.results.version}")
+    score = run.score_label
     intro = (
-        "Accuracy is on the held-out test split; costs are at batch 1 of the example input. "
-        "The square is the baseline, the star the final model."
+        f"{'Accuracy' if score == 'accuracy' else score} is on the held-out test split; costs are at "
+        "batch 1 of the example input. The square is the baseline, the star the final model."
     )
     sections = [
         section("Summary", summary_table(run), _machine_note(run), anchor="summary"),
-        tradeoff_section([Series(run.label, run.points, colour(0))], intro),
+        tradeoff_section([Series(run.label, run.points, colour(0))], intro, score),
         widths_section(run),
         explain_section(run.path),
         stages_section(run),

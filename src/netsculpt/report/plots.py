@@ -62,14 +62,19 @@ def _value(point: Point, key: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def tradeoff_chart(series: Sequence[Series], cost: str, axis_label: str, unit: str) -> str | None:
+def tradeoff_chart(
+    series: Sequence[Series], cost: str, axis_label: str, unit: str, score_label: str = "accuracy"
+) -> str | None:
     """:func:`tradeoff_figure` as a PNG data URI; None when no point has both accuracy and ``cost``."""
-    fig = tradeoff_figure(series, cost, axis_label, unit)
+    fig = tradeoff_figure(series, cost, axis_label, unit, score_label)
     return to_data_uri(fig) if fig is not None else None
 
 
-def tradeoff_figure(series: Sequence[Series], cost: str, axis_label: str, unit: str) -> Figure | None:
-    """Accuracy against ``cost`` for every point, each series' front connected; None if nothing to draw."""
+def tradeoff_figure(
+    series: Sequence[Series], cost: str, axis_label: str, unit: str, score_label: str = "accuracy"
+) -> Figure | None:
+    """Accuracy against ``cost`` for every point, each series' front connected; None if nothing to draw.
+    ``score_label`` names the y axis: a dense task's models are scored by mAP@[.5:.95] or mIoU."""
     drawable = []
     for s in series:
         pts = [p for p in s.points if _value(p, cost) is not None and p.accuracy is not None]
@@ -99,9 +104,9 @@ def tradeoff_figure(series: Sequence[Series], cost: str, axis_label: str, unit: 
     ax.tick_params(labelsize=7.5)
     ax.margins(x=0.14, y=0.16)
     ax.set_xlabel(axis_label, fontsize=8.5)
-    ax.set_ylabel("accuracy", fontsize=8.5)
+    ax.set_ylabel(score_label, fontsize=8.5)
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"accuracy vs {short_name(axis_label)}", fontsize=9.5)
+    ax.set_title(f"{score_label} vs {short_name(axis_label)}", fontsize=9.5)
     if single and len(drawable[0][1]) <= LABEL_LIMIT:
         _label_points(ax, drawable[0][1], cost)
     ax.legend(handles=_legend(drawable, single), fontsize=7, loc="best", framealpha=0.85)

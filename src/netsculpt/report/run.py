@@ -79,6 +79,17 @@ class Run:
     def recipe(self) -> str | None:
         return self.results.recipe
 
+    @property
+    def task(self) -> dict[str, Any]:
+        """``results.json``'s task record (name, headline metric and labels); classification if absent."""
+        task = getattr(self.results, "task", None)
+        return task if isinstance(task, dict) else {}
+
+    @property
+    def score_label(self) -> str:
+        """What the "accuracy" of this run's models is: accuracy, mAP@[.5:.95], mIoU."""
+        return str(self.task.get("label") or "accuracy")
+
 
 def load_run(run_dir: str | os.PathLike[str], label: str | None = None) -> Run:
     """Read ``RUN_DIR/results.json`` (validated) into a :class:`Run`."""
