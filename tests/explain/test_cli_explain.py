@@ -128,3 +128,21 @@ def test_bad_input_gives_a_clear_one_line_error(capsys, tmp_path, monkeypatch, a
     code, _, err = run(capsys, "explain", *argv)
     assert code == 1 and message in err and "Traceback" not in err
     assert not (tmp_path / "X" / "explain.json").exists()
+
+
+def test_explain_a_pruned_model_against_its_baseline(capsys, tmp_path) -> None:
+    torch.manual_seed(0)
+    ns.save(ns.create_model("lenet5"), tmp_path / "base", extra={"input_shape": [1, 1, 28, 28]})
+    code, _, err = run(capsys, "prune", str(tmp_path / "base"), "--ratio", "0.5", "--round-to", "1",
+                       "--out", str(tmp_path / "small"))  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "maps"
+    argv = [str(tmp_path / "small"), "--baseline", str(tmp_path / "base"), *FAST, "--layers", "relu2"]
+    code, _, err = run(capsys, "explain", *argv, "--out", str(out))
+    assert code == 0, err
+    data = json.loads((out / "explain.json").read_text())
+    assert sum(data["kept"]["relu2"]) == 25 and list(data["models"]) == ["baseline", "compressed"]
+    plan = json.loads((tmp_path / "small" / "plan.json").read_text())
+    assert sorted(i for i, k in enumerate(data["kept"]["relu2"]) if k) in [
+        sorted(v) for v in plan["keep"].values()
+    ]
