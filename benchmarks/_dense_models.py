@@ -27,12 +27,20 @@ def build_detector() -> nn.Module:
 
 
 def fit(
-    model: nn.Module, loader, step_loss, *, epochs: int, lr: float, ckpt: Path | None, label: str
+    model: nn.Module,
+    loader,
+    step_loss,
+    *,
+    epochs: int,
+    lr: float,
+    ckpt: Path | None,
+    label: str,
+    warmup: int | None = None,
 ) -> None:
-    """AdamW + per-batch cosine with one warm-up epoch; resumes from ``ckpt`` (one file per run)."""
+    """AdamW + per-batch cosine after ``warmup`` steps (default one epoch); resumes from ``ckpt``."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    total, warm = epochs * len(loader), len(loader)
+    total, warm = epochs * len(loader), len(loader) if warmup is None else warmup
 
     def factor(step: int) -> float:
         if step < warm:

@@ -21,31 +21,39 @@ import time
 from pathlib import Path
 
 import torch
+from _dense_latency import latency_part
 from _dense_models import GraySegmenter, build_detector, fit
+from _dense_prune import Setup, evaluate, prune_part
+from _dense_report import report
 
 from netsculpt.data.canvases import detection_collate, digits_detect, digits_seg
 
 TRAIN_N, TEST_N = 4000, 1000
 DET_EPOCHS, SEG_EPOCHS = 12, 9
 SEG_LR = 4e-3  # the small segmenter from scratch; 2e-3 on LR-ASPP-Large was undertrained in 6 epochs
-FINETUNE_EPOCHS = 2  # the same budget for every pruned row
+FINETUNE_N = 2000  # the same budget for every pruned row: one pass over the first 2000 training canvases
+# (125 steps, 10% warm-up then cosine; full training epochs took 10-14 min on the shared machine)
 BATCH = 16
 
 
+VAL_N = 300  # held-out canvases of the TRAINING digits (seed 1): fine-tune settings are chosen on them
+FT_LRS = (5e-4, 2e-3)  # fine-tune peak lr candidates, chosen on VAL_N with the fisher row
+
+
+def _loader(dataset, *, train: bool = False, det: bool = True):
+    collate = detection_collate if det else None
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=BATCH if train else 32, shuffle=train, collate_fn=collate
+    )
+
+
 def det_loaders(train_n: int = TRAIN_N, test_n: int = TEST_N):
-    train = torch.utils.data.DataLoader(
-        digits_detect("train", train_n), batch_size=BATCH, shuffle=True, collate_fn=detection_collate
-    )
-    test = torch.utils.data.DataLoader(
-        digits_detect("test", test_n), batch_size=32, collate_fn=detection_collate
-    )
-    return train, test
+    return _loader(digits_detect("train", train_n), train=True), _loader(digits_detect("test", test_n))
 
 
 def seg_loaders(train_n: int = TRAIN_N, test_n: int = TEST_N):
-    train = torch.utils.data.DataLoader(digits_seg("train", train_n), batch_size=BATCH, shuffle=True)
-    test = torch.utils.data.DataLoader(digits_seg("test", test_n), batch_size=32)
-    return train, test
+    train = _loader(digits_seg("train", train_n), train=True, det=False)
+    return train, _loader(digits_seg("test", test_n), det=False)
 
 
 def det_step(model, batch):
@@ -83,16 +91,84 @@ def train_part(kind: str, cache: Path, epochs: int | None = None) -> None:
     _write(cache / f"{kind}_base.json", {"metrics": metrics, "epochs": epochs})
 
 
+def _tp_det_outputs(model):
+    head = model.head
+    return [
+        head.classification_head.cls_logits,
+        head.regression_head.bbox_reg,
+        head.regression_head.bbox_ctrness,
+    ]
+
+
+def _tp_det_ignored(model):
+    return [model.head]  # the output convs alone leave GroupNorm(32, 32) towers that fail on P7
+
+
+def _tp_seg_ignored(model):
+    return [model.net.classifier.low_classifier, model.net.classifier.high_classifier]
+
+
+def make_setup(kind: str, cache: Path, smoke: bool = False) -> tuple[Setup, torch.nn.Module]:
+    """The trained model (from the train part's weights) and how the prune parts feed and score it."""
+    train_n, val_n, test_n = (64, 32, 32) if smoke else (TRAIN_N, VAL_N, TEST_N)
+    det = kind == "det"
+    data = digits_detect if det else digits_seg
+    model = build_detector() if det else GraySegmenter()
+    model.load_state_dict(torch.load(cache / f"{kind}_base.pt", weights_only=True))
+    image = torch.rand(1, 128, 128)
+    setup = Setup(
+        kind=kind,
+        task="detection" if det else "segmentation",
+        metric="map" if det else "miou",
+        build=build_detector if det else GraySegmenter,
+        example=([image],) if det else (image[None],),
+        tp_example=[image] if det else image[None],
+        tp_ignored=_tp_det_ignored if det else _tp_seg_ignored,
+        tp_outputs=_tp_det_outputs if det else None,
+        finetune=_loader(data("train", min(train_n, FINETUNE_N)), train=True, det=det),
+        calib=_loader(data("train", train_n), det=det),
+        val=_loader(data("train", val_n, seed=1), det=det),
+        test=_loader(data("test", test_n), det=det),
+        step=det_step if det else seg_step,
+        ft_lrs=FT_LRS,
+        calib_batches=2 if smoke else 16,
+    )
+    return setup, model.eval()
+
+
+def prune_det_seg(kind: str, cache: Path, smoke: bool) -> None:
+    setup, base = make_setup(kind, cache, smoke)
+    if not (cache / f"{kind}_base_val.json").exists():
+        metrics = {k: round(float(v), 4) for k, v in evaluate(setup, base, setup.val).items()}
+        _write(cache / f"{kind}_base_val.json", {"val": metrics})
+    summary = prune_part(setup, base, cache)
+    print(json.dumps(summary, indent=1), flush=True)
+
+
+def latency(kind: str, cache: Path, smoke: bool) -> None:
+    setup, base = make_setup(kind, cache, smoke)
+    record = latency_part(setup, base, rounds=1 if smoke else 3, runs=3 if smoke else 20)
+    _write(cache / f"{kind}_latency.json", record)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", required=True)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (train parts)")
+    parser.add_argument("--smoke", action="store_true", help="tiny data sizes: checks the code runs")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/detection"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.part in ("train-det", "train-seg"):
         train_part(args.part.split("-")[1], args.cache, args.epochs)
+    elif args.part in ("prune-det", "prune-seg"):
+        prune_det_seg(args.part.split("-")[1], args.cache, args.smoke)
+    elif args.part in ("latency-det", "latency-seg"):
+        latency(args.part.split("-")[1], args.cache, args.smoke)
+    elif args.part == "report":
+        report(args.cache, args.out)
     else:
         raise SystemExit(f"unknown part {args.part!r}")
     return 0

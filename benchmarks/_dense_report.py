@@ -1,0 +1,130 @@
+"""``--part report`` of ``benchmarks/detection.py``: the cached JSON of every part, as one text table.
+
+Drops are in points (x100) of the headline metric, test canvases, the unpruned model minus the pruned
+one after fine-tuning; the bar (issue 14 section 6) is a drop <= 1.0 point for the better of fisher and
+l1. Latency ratios are unpruned time / pruned time, printed beside the MACs ratio.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from _tables import bar, table
+
+NAMES = {"fisher": "netsculpt fisher", "l1": "netsculpt l1", "tp": "Torch-Pruning 1.6.1 l1 (uniform)"}
+TITLES = {
+    "det": ("FCOS (slim conv backbone, 64-ch FPN P3-P7) on digits_detect", "map", "mAP@[.5:.95]"),
+    "seg": ("LR-ASPP MobileNetV3-Small w0.5 on digits_seg", "miou", "mIoU"),
+}
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _quality(kind: str, cache: Path, record: dict) -> None:
+    title, metric, label = TITLES[kind]
+    base, prune = _load(cache / f"{kind}_base.json"), _load(cache / f"{kind}_prune.json")
+    if base is None:
+        print(f"\n{kind}: no trained model in the cache (run --part train-{kind})")
+        return
+    ref = base["metrics"][metric]
+    print(
+        f"\n{title}: trained {base['epochs']} epochs, test {label} {ref:.4f} "
+        f"({', '.join(f'{k} {v:.4f}' for k, v in base['metrics'].items())})"
+    )
+    record[kind] = {"base": base, "prune": prune}
+    if prune is None:
+        print(f"  pruning rows not run yet (--part prune-{kind})")
+        return
+    print(
+        f"  fine-tune: {prune['rows']['l1'].get('finetune_s', '?')} s per row; peak lr chosen on "
+        f"held-out training canvases (l1 row): {prune['chosen_lr']:g} (val {label} {prune['lr_trials']})"
+    )
+    rows, drops = [], {}
+    for method, row in prune["rows"].items():
+        if "error" in row:
+            print(f"  {NAMES[method]}: FAILED to prune: {row['error']}")
+            drops[method] = float("inf")
+            continue
+        after = row["test_after"][metric]
+        drops[method] = 100 * (ref - after)
+        rows.append(
+            (
+                NAMES[method],
+                f"{row['macs_ratio']:.3f}",
+                f"{row['params']:,}",
+                f"{row['test_before'][metric]:.4f}",
+                f"{after:.4f}",
+                f"{drops[method]:+.2f}",
+                f"{row['val_after'][metric]:.4f}",
+            )
+        )
+    header = (
+        "pruned to <= 0.5x MACs",
+        "MACs",
+        "params",
+        "test before ft",
+        "test after ft",
+        "drop (pt)",
+        "val after",
+    )
+    table(f"{kind}: test {label} (unpruned {ref:.4f}), same fine-tune for every row", header, rows)
+    if "tp_uniform_ratio" in prune["rows"].get("tp", {}):
+        print(
+            f"  Torch-Pruning uniform pruning_ratio {prune['rows']['tp'].get('tp_uniform_ratio')} "
+            "(smallest meeting the MACs budget); workarounds: output convs in ignored_layers, list-of-images "
+            "example input, BatchNorm instead of FrozenBatchNorm2d"
+        )
+    best = min(("fisher", "l1"), key=lambda m: drops[m])
+    print(
+        "  "
+        + bar(
+            drops[best] <= 1.0,
+            f"{kind}: better netsculpt row ({best}) drops {drops[best]:.2f} points of {label} (bar <= 1.0)",
+        )
+    )
+
+
+def _latency(kind: str, cache: Path, record: dict) -> None:
+    lat = _load(cache / f"{kind}_latency.json")
+    if lat is None:
+        print(f"\n{kind}: latency not measured yet (--part latency-{kind})")
+        return
+    record.setdefault(kind, {})["latency"] = lat
+    columns = list(lat["ms"])
+    header = ("model", "MACs", *[f"{c} ms" for c in columns], *[f"{c} speed-up" for c in columns])
+    rows = []
+    for name, macs in lat["macs_ratio"].items():
+        ms = [lat["ms"][c][name] for c in columns]
+        ups = [lat["ms"][c]["unpruned"] / lat["ms"][c][name] for c in columns]
+        rows.append(
+            (NAMES.get(name, name), f"{macs:.3f}", *[f"{v:.2f}" for v in ms], *[f"{u:.2f}x" for u in ups])
+        )
+    table(f"{kind}: batch 1, one thread, thread CPU time (median of alternating rounds)", header, rows)
+    for line in lat["calibration"]:
+        print(f"  calibration: {line}")
+
+
+def report(cache: Path, out: Path) -> None:
+    record: dict = {}
+    text = io.StringIO()
+    with redirect_stdout(text):
+        print("# benchmarks/detection.py (issue 14 section 6); one torch thread per part")
+        print(
+            "# PYTHONPATH=src:benchmarks python benchmarks/detection.py --part "
+            "train-det|train-seg|prune-det|prune-seg|latency-det|latency-seg|report --cache DIR"
+        )
+        for kind in ("det", "seg"):
+            _quality(kind, cache, record)
+        for kind in ("det", "seg"):
+            _latency(kind, cache, record)
+    print(text.getvalue(), end="")
+    for suffix, body in ((".txt", text.getvalue()), (".json", json.dumps(record, indent=1))):
+        path = out.with_suffix(suffix)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(body)
+        tmp.replace(path)
