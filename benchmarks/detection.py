@@ -36,7 +36,7 @@ FINETUNE_N = 2000  # the same budget for every pruned row: one pass over the fir
 BATCH = 16
 
 
-VAL_N = 300  # held-out canvases of the TRAINING digits (seed 1): fine-tune settings are chosen on them
+VAL_N = 200  # held-out canvases of the TRAINING digits (seed 1): fine-tune settings are chosen on them
 FT_LRS = (5e-4, 2e-3)  # fine-tune peak lr candidates, chosen on VAL_N with the fisher row
 
 
