@@ -178,7 +178,8 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
     from netsculpt.gpp import kept_outputs, refit_consumers_
 
     calib = list(itertools.islice(ctx.train_loader, cfg.calib_batches))
-    residual = refit_consumers_(model, pruned, calib, kept_out=kept_outputs(graph, plan), max_batches=None)
+    kept = kept_outputs(graph, plan)
+    residual = refit_consumers_(model, pruned, calib, kept_out=kept, ridge=cfg.refit_ridge, max_batches=None)
     return pruned, {"plan": plan.to_dict(), "refit_residual": residual}
 
 
