@@ -33,11 +33,37 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="a state dict (.safetensors or torch weights) to load")
     p.add_argument("--input-shape", type=parse_shape, default=None, help="example input, e.g. 1,3,224,224")
     p.add_argument(
+        "--model-option",
+        dest="model_options",
+        action="append",
+        default=[],
+        type=parse_option,
+        metavar="KEY=VALUE",
+        help="an option of the model's builder (repeatable), e.g. min_size=320 for a torchvision detector",
+    )
+    p.add_argument(
         "--trust-builder",
         default=None,
         metavar="PKG.MOD:FN",
         help="for a saved model whose base netsculpt cannot build: the exact builder you allow to run",
     )
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with the value read as a YAML scalar (``320`` an int, ``true`` a bool, ``a`` a str)."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE (an option of the model's builder), got {text!r}"
+        )
+    value = yaml.safe_load(raw)
+    if isinstance(value, dict | list):
+        raise argparse.ArgumentTypeError(
+            f"{key}: only plain values (numbers, strings, true/false), got {raw!r}"
+        )
+    return key.strip(), value
 
 
 def load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, ...]]:
@@ -60,8 +86,13 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, ...]]:
         if shape is None:
             raise ConfigError("pass --input-shape: this saved model does not record its input shape")
         return model, tuple(shape)
+    options = dict(getattr(args, "model_options", None) or [])
     model = create_model(
-        args.model, num_classes=args.num_classes, in_channels=args.in_channels, checkpoint=args.checkpoint
+        args.model,
+        num_classes=args.num_classes,
+        in_channels=args.in_channels,
+        checkpoint=args.checkpoint,
+        **options,
     )
     shape = args.input_shape or model_input_shape(args.model, in_channels=args.in_channels)
     return model, tuple(shape)
