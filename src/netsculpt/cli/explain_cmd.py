@@ -72,33 +72,6 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--sparsity must be in (0, 1), got {args.sparsity}")
 
 
-def _take(loader: Any, n: int) -> tuple[Any, Any]:
-    import torch
-
-    xs, ys, seen = [], [], 0
-    for x, y in loader:
-        xs.append(x)
-        ys.append(y)
-        seen += x.shape[0]
-        if seen >= n:
-            break
-    if not xs:
-        raise ConfigError("the dataset yielded no images")
-    return torch.cat(xs)[:n], torch.cat(ys)[:n]
-
-
-def distinct_classes(images: Any, labels: Any, n: int) -> tuple[Any, Any]:
-    """``n`` images, one per class first (in order of appearance), then the rest in order: a report
-    that shows eight digits shows eight different ones when the data has them."""
-    seen: set[int] = set()
-    first, rest = [], []
-    for i, y in enumerate(labels.tolist()):
-        (rest if y in seen else first).append(i)
-        seen.add(y)
-    order = (first + rest)[:n]
-    return images[order], labels[order]
-
-
 def _loaders(args: argparse.Namespace, recipe_data: dict[str, Any]) -> tuple[Any, Any]:
     from netsculpt.data import make_loaders
 
@@ -119,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from netsculpt.explain.chip_maps import Perturbation
-    from netsculpt.explain.figures import write_figures
-    from netsculpt.explain.job import Settings, default_layers, explain
-    from netsculpt.explain.sources import from_models, from_run, is_run_dir, write_numbers
+    from netsculpt.explain.job import Settings, default_layers
+    from netsculpt.explain.runner import explain_source, summary_lines
+    from netsculpt.explain.sources import from_models, from_run, is_run_dir
 
     _check(args)
     console = Console(stderr=True)
@@ -144,18 +117,19 @@ def run(args: argparse.Namespace) -> int:
         model_dir = args.model if Path(args.model).is_dir() else None
         src = from_models(model, shape, args.baseline, model_dir, layers_for, args.trust_builder)
         out = Path(args.out)
-    train, test = _loaders(args, src.data)
-    images, labels = distinct_classes(*_take(test, max(10 * args.images, 200)), args.images)
-    calib = _take(train, args.calib_images)
     settings = Settings(
         layers=args.layers,
         target=args.target,
         perturbation=Perturbation(masks=args.masks, sparsity=args.sparsity),
     )
-    exp = explain(src.models, images, labels, calib, settings, kept=src.kept)
-    exp.numbers["notes"] = src.notes
-    exp.numbers["figures"] = write_figures(exp, out)
-    write_numbers(exp.numbers, out / "explain.json")
+    exp = explain_source(
+        src,
+        _loaders(args, src.data),
+        out,
+        images=args.images,
+        calib_images=args.calib_images,
+        settings=settings,
+    )
     for line in summary_lines(exp.numbers):
         console.print(line)
     if src.run_dir is not None and (src.run_dir / "results.json").is_file():
@@ -164,19 +138,3 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"report: {write_report(src.run_dir)}")
     print(f"explain: {out}")
     return 0
-
-
-def summary_lines(numbers: dict[str, Any]) -> list[str]:
-    """One line per layer: independence of kept vs removed channels; map similarity when comparing."""
-    lines = []
-    base = numbers["models"]["baseline"]["layers"]
-    for layer in numbers["layers"]:
-        s = base[layer]["independence_summary"]
-        if s.get("mean_removed") is not None:
-            lines.append(
-                f"{layer}: {s['kept']}/{s['channels']} channels kept; CHIP independence kept "
-                f"{s['mean_kept']:.4g} vs removed {s['mean_removed']:.4g}"
-            )
-    for key, value in numbers.get("similarity_mean", {}).items():
-        lines.append(f"map similarity baseline vs compressed ({key}): {value:.3f}")
-    return lines

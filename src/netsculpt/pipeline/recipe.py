@@ -71,6 +71,9 @@ class OutputsSection(Section):
     latency_runs: int = Field(default=30, ge=1)
     onnx: bool = False
     report: bool = True
+    explain: bool = (
+        False  # interpretation maps of baseline vs final model into RUN_DIR/explain (docs/explain.md)
+    )
 
 
 class DeploySection(Section):
