@@ -58,7 +58,7 @@ PUSH = {"push_weight": 0.03, "cov_weight": 0.1, "momentum": 0.0}
 # chosen on held-out digits (benchmarks/results/gpp_select_ridge.log): at 1e-6 .. 1e-2 the refitted fc1
 # weights were large enough that the fine-tune collapsed to chance on one base
 REFIT_RIDGE = 0.1
-SELECT_GRID = [0.03, 0.1, 0.3, 1.0]  # push_weight candidates for --select
+SELECT_GRID = "0:0,0.03:0,0.1:0,0.3:0,1:0"  # push_weight:sparse_weight candidates for --select (0:0 = ce)
 
 
 def settings() -> dict[str, Setting]:
@@ -182,21 +182,22 @@ def select(s: Setting, args: argparse.Namespace) -> None:
 
     held = loaders()[1]
     tune = TrainConfig.preset("finetune", epochs=args.tune_epochs or s.tune_epochs, seed=0)
-    for weight in [0.0, *SELECT_GRID]:  # 0: the ce arm, for reference
+    for pair in args.grid.split(","):
+        weight, sparse = (float(v) for v in pair.split(":"))
         accs = []
         for seed in range(args.bases):
             base = base_model(s, seed, Path(args.cache))
             layers = push_layers(base, ns.trace(base, x), s)
-            push = {**PUSH, "push_weight": weight}
+            push = {**PUSH, "push_weight": weight, "sparse_weight": sparse}
             model, _ = trained_arm(
                 base, "push" if weight else "ce", s, layers, args.push_epochs, loaders, push
             )
             small = prune(model, "gpp" if weight else "hrel", s, x, calib)
             train(small, loaders()[0], held, tune)
             accs.append(evaluate(small, held)[0])
-        label = f"push_weight {weight}" if weight else "ce arm + hrel"
+        label = f"push_weight {weight} sparse_weight {sparse}" if weight else "ce arm + hrel"
         print(
-            f"[select {s.name}] {label:<18} held-out {100 * statistics.fmean(accs):.2f} %  {accs}", flush=True
+            f"[select {s.name}] {label:<32} held-out {100 * statistics.fmean(accs):.2f} %  {accs}", flush=True
         )
 
 
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--select", action="store_true", help="choose push_weight on held-out training digits"
     )
+    parser.add_argument("--grid", default=SELECT_GRID, help="--select: push_weight:sparse_weight pairs")
     parser.add_argument("--report", nargs="+", default=None, help="only print the tables of these files")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

@@ -79,3 +79,19 @@ def test_gpp_is_registered_and_scores_lenet_channels() -> None:
         get_criterion("gpp").score(
             model, graph, [(torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))]
         )
+
+
+def test_fisher_concentration_rewards_separation_on_few_channels() -> None:
+    from netsculpt.gpp.push import fisher_concentration
+
+    labels = torch.arange(200) % 2
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(200, 8, generator=g)
+    one = noise.clone()
+    one[:, 0] += 4 * labels  # all the separation on channel 0
+    spread = noise + 4 / 8**0.5 * labels[:, None].float()  # the same separation over all 8 channels
+    assert float(fisher_concentration(one, labels)) > 0.9 > 0.5 > float(fisher_concentration(spread, labels))
+    loss = PushLoss("relu2", sparse_weight=1.0)
+    assert loss.recipe()["sparse_weight"] == 1.0
+    with pytest.raises(ConfigError, match="sparse_weight"):
+        PushLoss("relu2", sparse_weight=-1.0)

@@ -5,8 +5,11 @@ For the pooled features ``h`` (N, C) of a batch, with within-class scatter ``Sw`
 scatter ``Sb``:
 
     push = -trace(Sb) / trace(Sw)  +  cov_weight * ||offdiag(Cov h)||_F^2 / ||diag(Cov h)||_2^2
+           -  sparse_weight * ||f||_2 / ||f||_1,     f_c = Sb_cc / Sw_cc (each channel's Fisher ratio)
 
-Both terms are scale-free, so the weight means the same at any layer. The push loss alternates with the
+All terms are scale-free, so the weights mean the same at any layer. The last (off by default, not in
+the paper) rewards separation that sits on few channels: ||f||_2 / ||f||_1 runs from 1/sqrt(C), every
+channel equally discriminative, to 1, one channel carrying it all. The push loss alternates with the
 task loss: one batch is a task step (cross-entropy), the next a push step (``push_weight * push`` plus the
 cross-entropy scaled by ``task_in_push``, which keeps the task from drifting while features move).
 
@@ -37,6 +40,17 @@ def _class_means(feats: Tensor, labels: Tensor, classes: int) -> tuple[Tensor, T
     return (onehot.T @ feats) / counts.clamp_min(1)[:, None], counts
 
 
+def fisher_concentration(feats: Tensor, labels: Tensor, centroids: Tensor | None = None) -> Tensor:
+    """||f||_2 / ||f||_1 of the per-channel Fisher ratios f_c = between_c / within_c of ``feats`` (N, C)."""
+    classes = int(labels.max()) + 1
+    class_means, counts = _class_means(feats, labels, classes)
+    between = (counts[:, None] * (class_means - feats.mean(0)).pow(2)).sum(0) / feats.shape[0]
+    centres = class_means if centroids is None else centroids
+    within = (feats - centres[labels]).pow(2).mean(0)
+    fisher = between / (within + 1e-6 * within.mean().detach() + 1e-12)
+    return fisher.norm() / fisher.sum().clamp_min(1e-12)
+
+
 def scatter_ratio_and_decorrelation(
     feats: Tensor, labels: Tensor, centroids: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -64,29 +78,29 @@ class PushLoss:
 
     def __init__(
         self, layer: str | Sequence[str], *, push_weight: float = 0.1, cov_weight: float = 0.1,
-        task_in_push: float = 1.0, momentum: float = 0.0,
+        task_in_push: float = 1.0, momentum: float = 0.0, sparse_weight: float = 0.0,
     ):  # fmt: skip
-        if not push_weight >= 0 or not cov_weight >= 0 or not task_in_push >= 0:
-            raise ConfigError("push_weight, cov_weight and task_in_push must be >= 0")
+        if not push_weight >= 0 or not cov_weight >= 0 or not task_in_push >= 0 or not sparse_weight >= 0:
+            raise ConfigError("push_weight, cov_weight, sparse_weight and task_in_push must be >= 0")
         if not 0 <= momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1) (0: batch class means), got {momentum!r}")
         self.layers = [layer] if isinstance(layer, str) else list(layer)
         if not self.layers or len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"push layers must be distinct module names, at least one; got {layer!r}")
         self.push_weight, self.cov_weight = push_weight, cov_weight
-        self.task_in_push, self.momentum = task_in_push, momentum
+        self.task_in_push, self.momentum, self.sparse_weight = task_in_push, momentum, sparse_weight
         self.step = 0
         # per layer: (K, C) running class means and (K,) which classes have one; only with momentum > 0
         self.centroids: dict[str, Tensor] = {}
         self.seen: dict[str, Tensor] = {}
         self.pushes = 0
-        self.running: dict[str, float] = {"ratio": 0.0, "offdiag": 0.0}  # means over all push steps
+        self.running = {"ratio": 0.0, "offdiag": 0.0, "concentration": 0.0}  # means over all push steps
         self.last: dict[str, float] = {}
 
     def recipe(self) -> dict[str, Any]:
         return {"loss": "gpp_push", "layers": list(self.layers), "push_weight": self.push_weight,
                 "cov_weight": self.cov_weight, "task_in_push": self.task_in_push,
-                "momentum": self.momentum}  # fmt: skip
+                "momentum": self.momentum, "sparse_weight": self.sparse_weight}  # fmt: skip
 
     # -- checkpointed state -------------------------------------------------------------------------
     def runtime_state(self) -> dict[str, Any]:
@@ -102,7 +116,7 @@ class PushLoss:
     def load_runtime_state(self, state: dict[str, Any]) -> None:
         try:
             step, pushes, running = int(state["step"]), int(state["pushes"]), state["running"]
-            running = {"ratio": float(running["ratio"]), "offdiag": float(running["offdiag"])}
+            running = {key: float(running[key]) for key in ("ratio", "offdiag", "concentration")}
             centroids, seen = dict(state["centroids"]), dict(state["seen"])
             for name in set(centroids) | set(seen):
                 c, k = centroids.get(name), seen.get(name)
@@ -176,19 +190,20 @@ class PushLoss:
         self.step += 1
         if not pushing:
             return ce, logits
-        ratios, offs = [], []
+        ratios, offs, concs = [], [], []
         for name in self.layers:
             out = seen[name]
             feats = out.reshape(out.shape[0], out.shape[1], -1).mean(-1)
-            ratio, off = scatter_ratio_and_decorrelation(
-                feats, targets, self._centroids(name, feats, targets)
-            )
+            centroids = self._centroids(name, feats, targets)
+            ratio, off = scatter_ratio_and_decorrelation(feats, targets, centroids)
             ratios.append(ratio)
             offs.append(off)
-        ratio, off = torch.stack(ratios).mean(), torch.stack(offs).mean()
-        push = ratio + self.cov_weight * off
-        self.last = {"ce": float(ce.detach()), "ratio": float(ratio.detach()), "offdiag": float(off.detach())}
+            concs.append(fisher_concentration(feats, targets, centroids))
+        ratio, off, conc = (torch.stack(t).mean() for t in (ratios, offs, concs))
+        push = ratio + self.cov_weight * off - self.sparse_weight * conc
+        self.last = {"ce": float(ce.detach()), "ratio": float(ratio.detach()), "offdiag": float(off.detach()),
+                     "concentration": float(conc.detach())}  # fmt: skip
         self.pushes += 1
-        for key in ("ratio", "offdiag"):
+        for key in ("ratio", "offdiag", "concentration"):
             self.running[key] += (self.last[key] - self.running[key]) / self.pushes
         return self.task_in_push * ce + self.push_weight * push, logits
