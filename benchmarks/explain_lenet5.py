@@ -14,6 +14,9 @@ and CHIP maps after each conv's activation, on the first 500 test digits. Printe
   channel independence of kept vs removed channels.
 
     PYTHONPATH=src python benchmarks/explain_lenet5.py [--run runs/explain_bench] [--images 500]
+    PYTHONPATH=src python benchmarks/explain_lenet5.py --recipe examples/resnet56_mnist5k_chip.yaml \
+        --set model.name=resnet20_cifar --set baseline.train.epochs=4 --set stages.1.distill.epochs=2 \
+        --set outputs.latency_runs=5 --run runs/explain_r20 --masks 64 --images 200 --tag explain_resnet20
 
 Results: benchmarks/results/explain_lenet5.json (numbers) and .log (this table).
 """
@@ -41,7 +44,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FRACTIONS = (0.05, 0.1, 0.2)
 
 
-def ensure_run(run: Path) -> None:
+def ensure_run(run: Path, recipe: str | None, overrides: list[str]) -> None:
     if (run / "results.json").is_file():
         return
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
@@ -74,11 +77,17 @@ def main() -> None:
     p.add_argument("--run", default="runs/explain_bench")
     p.add_argument("--images", type=int, default=500)
     p.add_argument("--calib-images", type=int, default=320)
+    p.add_argument("--masks", type=int, default=256, help="CHIP masks per class and layer")
+    p.add_argument(
+        "--recipe", default=None, help="recipe to run when --run has no results yet (default: demo)"
+    )
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override")
+    p.add_argument("--tag", default="explain_lenet5", help="results file name under benchmarks/results")
     args = p.parse_args()
     torch.set_num_threads(1)
     run = Path(args.run)
     print_calibration("start")
-    ensure_run(run)
+    ensure_run(run, args.recipe, args.overrides)
     from netsculpt.data import make_loaders
 
     src = from_run(run, default_layers)
@@ -95,7 +104,14 @@ def main() -> None:
     images, labels = take(test, args.images)
     calib = take(train, args.calib_images)
     t0 = time.perf_counter()
-    exp = explain(src.models, images, labels, calib, Settings(perturbation=Perturbation()), kept=src.kept)
+    exp = explain(
+        src.models,
+        images,
+        labels,
+        calib,
+        Settings(perturbation=Perturbation(masks=args.masks)),
+        kept=src.kept,
+    )
     seconds = time.perf_counter() - t0
     rows = {}
     for mm in exp.models:
@@ -153,7 +169,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "explain_lenet5.log").write_text(text + "\n")
+    (RESULTS / f"{args.tag}.log").write_text(text + "\n")
     out = {
         "rows": [{"model": m, "map": k, **r} for (m, k), r in rows.items()],
         "layers": exp.layers,
@@ -171,7 +187,7 @@ def main() -> None:
         "stroke_area": area,
         "calibration": calibration.to_dict(),
     }
-    (RESULTS / "explain_lenet5.json").write_text(json.dumps(out, indent=1))
+    (RESULTS / f"{args.tag}.json").write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

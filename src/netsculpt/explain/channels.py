@@ -49,10 +49,18 @@ def masked_copy(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Mo
 def independence(model: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
     """CHIP channel independence of ``layer`` (Sui et al. 2021): mean over ``images`` of the nuclear-norm
     drop when one channel's map is removed. (C,) float64; the pruning criterion's own formula."""
+    from netsculpt.explain.chip_maps import INPUT_VALUES_PER_PASS
+
+    step = max(1, INPUT_VALUES_PER_PASS // max(images[0].numel(), 1))
+    total = None
     with restored(model), torch.no_grad():
-        _, store = forward_with_maps(model, images, [layer])
-    a = store[layer].detach()
-    return nuclear_norm_drops(a.reshape(a.shape[0], a.shape[1], -1)).mean(0)
+        for lo in range(0, images.shape[0], step):  # chunks: a few hundred large images stay in memory
+            _, store = forward_with_maps(model, images[lo : lo + step], [layer])
+            a = store[layer].detach()
+            drops = nuclear_norm_drops(a.reshape(a.shape[0], a.shape[1], -1)).sum(0)
+            total = drops if total is None else total + drops
+    assert total is not None
+    return total / images.shape[0]
 
 
 def channel_summary(scores: torch.Tensor, kept: torch.Tensor | None) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from netsculpt.explain.capture import forward_with_maps, restored
 from netsculpt.explain.gradcam import normalise, upsample
 from netsculpt.progress import track
 
+INPUT_VALUES_PER_PASS = 1 << 24  # input values per forward pass: ~110 ImageNet images, all 64 masks of digits
+
 
 @dataclass
 class Perturbation:
@@ -36,7 +38,7 @@ class Perturbation:
     masks: int = 256
     keep: float = 0.5
     sparsity: float = 0.05
-    batch: int = 64  # masks per forward pass (each one over every image of the class)
+    batch: int = 64  # at most this many masks per forward pass (each one over every image of the class)
     seed: int = 0
 
 
@@ -56,10 +58,11 @@ def perturbation_responses(
     gen = torch.Generator().manual_seed(settings.seed)
     masks = (torch.rand(settings.masks, width, generator=gen) < settings.keep).float()
     n = images.shape[0]
+    step = max(1, min(settings.batch, INPUT_VALUES_PER_PASS // max(images[0].numel() * n, 1)))
     out = torch.empty(settings.masks, dtype=torch.float64)
     with restored(model), torch.no_grad():
-        for lo in range(0, settings.masks, settings.batch):
-            z = masks[lo : lo + settings.batch]
+        for lo in range(0, settings.masks, step):
+            z = masks[lo : lo + step]
             batch = images.repeat(z.shape[0], 1, 1, 1)  # mask-major: rows [m*n, (m+1)*n) share mask m
             scale = z.repeat_interleave(n, dim=0)
             logits, _ = forward_with_maps(model, batch, [layer], scales={layer: scale})
