@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 import netsculpt as ns
@@ -56,3 +57,14 @@ def test_a_broken_explain_file_is_reported_not_fatal(make_run, recipe_results) -
     (run / "explain" / "explain.json").write_text("{not json")
     html = write_report(run).read_text(encoding="utf-8")
     assert "explain.json unreadable" in html
+
+
+@pytest.mark.slow
+def test_explained_report_renders_every_map_in_a_browser(
+    chromium, make_run, recipe_results, tmp_path
+) -> None:
+    from tests.report.test_browser import loaded_flags
+
+    run = make_run("lenet", recipe_results)
+    _explain_into(run / "explain")
+    assert loaded_flags(chromium, write_report(run), tmp_path / "profile") == ["1"] * 8  # 4 report + 4 maps
