@@ -75,11 +75,14 @@ def test_data_and_stages_must_suit_the_task() -> None:
         _recipe(SEG.replace("outputs:", "  - quantize: {}\noutputs:"))
     with pytest.raises(ConfigError, match="augment shifts images, not their boxes"):
         _recipe(text, "stages.1.distill.augment=true")
+    with pytest.raises(ConfigError, match="mixup mixes two images but not their detection targets"):
+        _recipe(text, "stages.1.distill.mixup=0.2")
 
 
 @pytest.mark.slow
 def test_detector_digits_runs_small_and_reports_map(tmp_path) -> None:
-    recipe, text = load_recipe(EXAMPLE, SMALL)
+    fpn_hints = "stages.1.distill.hints=[backbone.fpn.layer_blocks.0, backbone.fpn.layer_blocks.1]"
+    recipe, text = load_recipe(EXAMPLE, [*SMALL, fpn_hints])  # FPN features matched beside the head
     results = run_recipe(recipe, text, tmp_path)
     assert results["task"]["label"] == "mAP@[.5:.95]" and results["task"]["metric"] == "map"
     assert results["after"]["macs"] <= 0.55 * results["before"]["macs"]
@@ -87,6 +90,10 @@ def test_detector_digits_runs_small_and_reports_map(tmp_path) -> None:
         metrics = stage["metrics"]
         assert set(metrics["task_metrics"]) == {"map", "map_50"}
         assert metrics["accuracy"] == metrics["task_metrics"]["map"] and metrics["loss"] is None
+    assert results["stages"][2]["info"]["kd"]["hints"] == [
+        "backbone.fpn.layer_blocks.0",
+        "backbone.fpn.layer_blocks.1",
+    ]
     stop = results["stages"][2]["info"]["early_stopping"]
     assert stop["holdout"] == 8  # held out of the 24 training canvases, never the test canvases
     report = (tmp_path / "report.html").read_text()

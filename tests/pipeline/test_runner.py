@@ -91,7 +91,10 @@ def test_a_folder_made_by_another_recipe_is_protected(tmp_path) -> None:
     assert [h["epoch"] for h in again["stages"][2]["info"]["history"]] == [1]
 
 
-FAST = ["data.limit=120", "baseline.train.epochs=1", "outputs.latency_runs=2", "outputs.report=false"]
+FAST = [
+    "data.limit=120", "baseline.train.epochs=1", "baseline.train.warmup_epochs=0", "outputs.latency_runs=2",
+    "outputs.report=false",
+]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -102,6 +105,7 @@ def test_every_example_recipe_runs_small(path: Path, tmp_path) -> None:
     for i, s in enumerate(recipe.stages):
         if s.kind in ("finetune", "distill", "push"):
             overrides.append(f"stages.{i}.{s.kind}.epochs=1")
+            overrides.append(f"stages.{i}.{s.kind}.warmup_epochs=0")
             if s.early_stop is not None:  # 120 training images: hold out a few, not the recipe's 500
                 overrides.append(f"stages.{i}.{s.kind}.early_stop.holdout=30")
         if s.kind == "prune":

@@ -150,3 +150,28 @@ def test_detection_task_refuses_classification_batches():
     task = get_task("detection")
     with pytest.raises(DataError, match="list of dicts"):
         task.loss(tiny_fcos().train(), [torch.rand(1, 64, 64)], torch.tensor([3]))
+
+
+def test_detection_distillation_matches_fpn_features_through_adapters():
+    """FPN-feature hints: the pruned student's narrower FPN levels are matched to the teacher's through
+    learned 1x1 adapters, beside the head outputs; the adapters train with the student."""
+    task, train_dl, test_dl = loaders("detect")
+    teacher = tiny_fcos().eval()
+    example = ([torch.rand(1, 64, 64)],)
+    student = ns.prune(teacher, example, criterion="l1", ratio=0.5)
+    levels = ["backbone.fpn.layer_blocks.0", "backbone.fpn.layer_blocks.1"]
+    assert (
+        student.backbone.fpn.layer_blocks[0][0].out_channels
+        < teacher.backbone.fpn.layer_blocks[0][0].out_channels
+    )
+    config = DistillConfig(alpha=0.5, hints=levels, hint_weight=1.0)
+    loss_fn = task.distillation_loss(teacher, config, student=student, example_inputs=example[0], seed=0)
+    assert len(list(loss_fn.learnable.parameters())) > 0  # channel counts differ: adapters
+    images, targets = next(iter(train_dl))
+    student.train()
+    loss, _ = loss_fn(student, images, targets)
+    assert torch.isfinite(loss) and {"task", "soft", "hint"} <= set(loss_fn.last_terms)
+    loss.backward()
+    assert all(p.grad is not None for p in loss_fn.learnable.parameters())
+    result = distill(student, teacher, train_dl, test_dl, CONFIG, config, task=task)
+    assert result.epochs_run == 1 and not any("fpn" in k and "adapter" in k for k in student.state_dict())

@@ -54,6 +54,10 @@ def check_dense_recipe(recipe: Any) -> None:
                 f"stages.{i}: {st.kind!r} is not supported for task {recipe.task!r} yet; dense recipes run "
                 f"{', '.join(DENSE_STAGES)}"
             )
+        if getattr(st, "mixup", 0):
+            raise ValueError(
+                f"stages.{i}: mixup mixes two images but not their {recipe.task} targets: remove it"
+            )
         if getattr(st, "augment", None):
             raise ValueError(f"stages.{i}: augment shifts images, not their boxes / masks: remove it")
         criterion = getattr(st, "criterion", None)

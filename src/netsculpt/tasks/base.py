@@ -78,8 +78,9 @@ class Task:
             model.train(was_training)
         return acc.compute()
 
-    def distillation_loss(self, teacher: nn.Module, config: Any) -> Any:
-        """The :data:`LossFn` that distils ``teacher`` into the trained model (see ``tasks/distill.py``)."""
+    def distillation_loss(self, teacher: nn.Module, config: Any, **hints: Any) -> Any:
+        """The :data:`LossFn` that distils ``teacher`` into the trained model (see ``tasks/distill.py``);
+        ``hints``: ``student``, ``example_inputs`` and ``seed`` to size feature-hint adapters."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

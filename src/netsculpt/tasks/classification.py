@@ -55,7 +55,7 @@ class Classification(Task):
     def evaluator(self) -> _Accuracy:
         return _Accuracy(self)
 
-    def distillation_loss(self, teacher: nn.Module, config: Any) -> Any:
+    def distillation_loss(self, teacher: nn.Module, config: Any, **hints: Any) -> Any:
         from netsculpt.train.distill import DistillationLoss
 
-        return DistillationLoss(teacher, config, label_smoothing=self.label_smoothing)
+        return DistillationLoss(teacher, config, label_smoothing=self.label_smoothing, **hints)

@@ -126,10 +126,10 @@ class Detection(Task):
             )
         return modules[self.head]
 
-    def distillation_loss(self, teacher: nn.Module, config: Any) -> Any:
+    def distillation_loss(self, teacher: nn.Module, config: Any, **hints: Any) -> Any:
         from netsculpt.tasks.distill import DenseDistillationLoss
 
-        return DenseDistillationLoss(self, teacher, config)
+        return DenseDistillationLoss(self, teacher, config, **hints)
 
     def soft_loss(self, student_out: Any, teacher_out: Any, temperature: float) -> Tensor:
         """Match every head output: sigmoid scores (class logits, centerness) by binary cross-entropy

@@ -7,11 +7,17 @@ centerness by binary cross-entropy against the teacher's sigmoid at temperature 
 ``T**2`` like the KL term), box regression by mean squared error. A pruned detector keeps its anchors
 and levels, so the outputs line up one to one.
 
-    loss = (1 - alpha) * task loss + alpha * soft term
+    loss = (1 - alpha) * task loss + alpha * soft term  [+ hint_weight * feature hints]
+
+Feature hints (``hints=["backbone.fpn.layer_blocks.0", ...]``) add FitNets-style matching of
+intermediate features, e.g. the FPN's output convs level by level: a pruned student whose FPN lost
+channels gets a learned 1x1 adapter per hint (trained with it, never saved with it), as for
+classification (``train/hints.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -20,6 +26,7 @@ from torch import Tensor, nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.train.distill import DistillConfig, teacher_fingerprint
+from netsculpt.train.hints import FeatureTap, HintAdapters, build_adapters, check_recorded
 
 
 def _flatten(output: Any, prefix: str = "") -> dict[str, Tensor]:
@@ -80,15 +87,33 @@ class _Capture:
 class DenseDistillationLoss:
     """A :data:`netsculpt.train.LossFn` for the ``detection`` and ``segmentation`` tasks."""
 
-    def __init__(self, task: Any, teacher: nn.Module, config: DistillConfig | None = None) -> None:
+    def __init__(
+        self,
+        task: Any,
+        teacher: nn.Module,
+        config: DistillConfig | None = None,
+        *,
+        student: nn.Module | None = None,
+        example_inputs: Any = None,
+        seed: int = 0,
+    ) -> None:
         self.task, self.config = task, config or DistillConfig()
         self.config.validate()
-        if self.config.hints or self.config.mixup:
+        if self.config.mixup:
             raise ConfigError(
-                f"feature hints and mixup are classification-only for now; the {task.name} task distils "
-                "the teacher's outputs: set hints=[] and mixup=0"
+                f"mixup is classification-only: mixing two canvases does not mix their {task.name} targets; "
+                "set mixup=0"
             )
         self.teacher = teacher.eval()
+        self.student = student
+        self.learnable = HintAdapters([])
+        if self.config.hints:
+            if student is None or example_inputs is None:
+                raise ConfigError(
+                    "feature hints need the student and example inputs to size their adapters: pass "
+                    "student=... and example_inputs=... (one input batch)"
+                )
+            self.learnable = build_adapters(student, self.teacher, self.config.hints, example_inputs, seed)
         self.fingerprint = teacher_fingerprint(teacher)
         self.last_terms: dict[str, Tensor] = {}
 
@@ -100,24 +125,50 @@ class DenseDistillationLoss:
         return head_module(model) if head_module is not None else None
 
     def __call__(self, model: nn.Module, inputs: Any, targets: Any) -> tuple[Tensor, Any]:
-        alpha, temperature = self.config.alpha, self.config.temperature
-        with _Capture(self._head(model)) as s_cap:
+        alpha, temperature, hints = self.config.alpha, self.config.temperature, self.config.hints
+        s_tap, t_tap = self._taps(model)
+        with _Capture(self._head(model)) as s_cap, s_tap:
             hard, output = self.task.loss(model, inputs, targets)
-        if alpha == 0:
+        if alpha == 0 and not hints:
             self.last_terms = {"task": hard.detach()}
             return hard, output
         if self.teacher.training:
             self.teacher.eval()
-        with torch.no_grad(), _Capture(self._head(self.teacher)) as t_cap:
+        with torch.no_grad(), _Capture(self._head(self.teacher)) as t_cap, t_tap:
             teacher_out = self.teacher(inputs if not isinstance(inputs, tuple) else list(inputs))
-        student_soft = s_cap.output if s_cap.module is not None else output
-        teacher_soft = t_cap.output if t_cap.module is not None else teacher_out
-        soft = self.task.soft_loss(student_soft, teacher_soft, temperature)
-        self.last_terms = {"task": hard.detach(), "soft": soft.detach()}
-        return (1.0 - alpha) * hard + alpha * soft, output
+        terms = {"task": hard}
+        loss = (1.0 - alpha) * hard
+        if alpha > 0:
+            student_soft = s_cap.output if s_cap.module is not None else output
+            teacher_soft = t_cap.output if t_cap.module is not None else teacher_out
+            terms["soft"] = self.task.soft_loss(student_soft, teacher_soft, temperature)
+            loss = loss + alpha * terms["soft"]
+        if hints:
+            assert isinstance(s_tap, FeatureTap) and isinstance(t_tap, FeatureTap)
+            check_recorded(s_tap, "student")
+            check_recorded(t_tap, "teacher")
+            s_feats = [s_tap.features[s] for s, _ in hints]
+            terms["hint"] = self.learnable.hint_loss(s_feats, [t_tap.features[t] for _, t in hints])
+            loss = loss + self.config.hint_weight * terms["hint"]
+        self.last_terms = {k: v.detach() for k, v in terms.items()}
+        return loss, output
+
+    def _taps(self, model: nn.Module) -> tuple[Any, Any]:
+        if not self.config.hints:
+            return contextlib.nullcontext(), contextlib.nullcontext()
+        if getattr(model, "module", model) is not self.student:
+            raise ConfigError(
+                "this distillation loss was built (and its hint adapters sized) for another student; "
+                "build one per student model"
+            )
+        return (
+            FeatureTap(model, [s for s, _ in self.config.hints], "student"),
+            FeatureTap(self.teacher, [t for _, t in self.config.hints], "teacher"),
+        )
 
     def to(self, device: torch.device | str) -> DenseDistillationLoss:
         self.teacher.to(device)
+        self.learnable.to(device)
         return self
 
     def __repr__(self) -> str:

@@ -73,10 +73,10 @@ class Segmentation(Task):
     def evaluator(self) -> _MeanIoU:
         return _MeanIoU(self)
 
-    def distillation_loss(self, teacher: nn.Module, config: Any) -> Any:
+    def distillation_loss(self, teacher: nn.Module, config: Any, **hints: Any) -> Any:
         from netsculpt.tasks.distill import DenseDistillationLoss
 
-        return DenseDistillationLoss(self, teacher, config)
+        return DenseDistillationLoss(self, teacher, config, **hints)
 
     def soft_loss(self, student_out: Any, teacher_out: Any, temperature: float) -> Tensor:
         """Hinton's KD term per pixel: both maps flattened to (pixels, classes)."""

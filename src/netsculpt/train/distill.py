@@ -292,7 +292,12 @@ def distill(
         resolved = get_task(task)
         dense = resolved if resolved.name != "classification" else None
     if dense is not None:
-        loss = dense.distillation_loss(teacher, kd)
+        sizing = {"student": student, "example_inputs": _example_input(test_loader), "seed": config.seed}
+        loss = (
+            dense.distillation_loss(teacher, kd, **sizing)
+            if kd.hints
+            else dense.distillation_loss(teacher, kd)
+        )
     else:
         example = _example_input(test_loader) if kd.hints else None
         loss = DistillationLoss(

@@ -118,6 +118,15 @@ class HintAdapters(nn.Module):
         return torch.stack(terms).mean()
 
 
+def move(value: object, device: torch.device) -> object:
+    """Tensors inside lists / tuples moved (a detector's example input is a list of images)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, list | tuple):
+        return type(value)(move(v, device) for v in value)
+    return value
+
+
 def build_adapters(
     student: nn.Module,
     teacher: nn.Module,
@@ -133,8 +142,8 @@ def build_adapters(
     teacher.eval()
     try:
         with torch.no_grad(), s_tap, t_tap:
-            student(example_inputs.to(_device(student)))
-            teacher(example_inputs.to(_device(teacher)))
+            student(move(example_inputs, _device(student)))
+            teacher(move(example_inputs, _device(teacher)))
     finally:
         student.train(modes[0])
         teacher.train(modes[1])
