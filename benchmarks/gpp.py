@@ -87,9 +87,8 @@ def prune(model: torch.nn.Module, name: str, s: Setting, x: torch.Tensor, calib:
         plan = target_plan(model, x, graph, scores, ns.Target(macs=s.macs), strategy=s.strategy)
     small = ns.apply_plan(model, plan, x, graph=graph)
     if refit:
-        refit_consumers_(
-            model, small, calib, kept_out=kept_outputs(graph, plan), ridge=1e-6, max_batches=None
-        )
+        kept = kept_outputs(graph, plan)
+        refit_consumers_(model, small, calib, kept_out=kept, ridge=REFIT_RIDGE, max_batches=None)
     return small
 
 
