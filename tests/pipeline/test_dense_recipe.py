@@ -65,7 +65,7 @@ def test_a_label_per_image_criterion_on_a_dense_task_is_refused_when_the_recipe_
 
 def test_data_and_stages_must_suit_the_task() -> None:
     text = EXAMPLE.read_text()
-    with pytest.raises(ConfigError, match="task 'detection' reads data 'digits_detect', not 'mnist5k'"):
+    with pytest.raises(ConfigError, match="reads data 'digits_detect' or 'coco', not 'mnist5k'"):
         _recipe(text, "data.name=mnist5k", "data.options={}")
     with pytest.raises(ConfigError, match="add 'task: detection'"):
         _recipe(text, "task=classification")
@@ -109,3 +109,60 @@ def test_segmentation_recipe_searches_on_held_out_training_canvases(tmp_path) ->
     assert search["info"]["plan"]["meta"]["estimate"]["samples"] == 8  # the 8 held-out training canvases
     assert results["after"]["macs"] < results["before"]["macs"]
     assert set(results["after"]["task_metrics"]) == {"miou", "pixel_acc"}
+
+
+def _coco_split(root: Path, split: str, n: int) -> None:
+    """``n`` 64 px RGB images, each with one or two bright rectangles, and their COCO annotations."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(len(split))
+    (root / split).mkdir(parents=True)
+    images, annotations = [], []
+    for i in range(n):
+        pixels = np.zeros((64, 64, 3), np.uint8)
+        for _ in range(int(rng.integers(1, 3))):
+            x, y, w, h = (int(v) for v in (*rng.integers(0, 40, 2), *rng.integers(10, 24, 2)))
+            category = int(rng.integers(1, 3))
+            pixels[y : y + h, x : x + w, category - 1] = 255
+            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": category,
+                                "bbox": [x, y, w, h]})  # fmt: skip
+        Image.fromarray(pixels).save(root / split / f"{i}.png")
+        images.append({"id": i, "file_name": f"{i}.png"})
+    data = {"images": images, "annotations": annotations, "categories": [{"id": 1}, {"id": 2}]}
+    (root / f"{split}.json").write_text(json.dumps(data))
+
+
+COCO = """
+version: 1
+name: coco
+task: detection
+model: {name: fcos_slim, options: {image_size: 64}}
+data:
+  name: coco
+  root: ROOT
+  batch_size: 4
+  options: {train_annotations: train.json, train_images: train, test_annotations: test.json,
+            test_images: test, channels: 3, size: 64}
+baseline: {train: {epochs: 1, optimizer: adamw, lr: 0.002}}
+stages:
+  - prune: {criterion: taylor, ratio: 0.5, calib_batches: 1}
+  - finetune: {epochs: 1, optimizer: adamw, lr: 0.001}
+outputs: {latency_runs: 2, report: false}
+"""
+
+
+def test_coco_data_is_checked_when_the_recipe_is_read(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"needs data\.options test_annotations, test_images"):
+        _recipe(COCO.replace("test_annotations: test.json,", "").replace("test_images: test, ", ""))
+
+
+@pytest.mark.slow
+def test_a_recipe_on_your_own_coco_files(tmp_path) -> None:
+    """Your own detection data: COCO annotation files + image folders the test writes."""
+    for split, n in (("train", 8), ("test", 4)):
+        _coco_split(tmp_path / "data", split, n)
+    text = COCO.replace("ROOT", str(tmp_path / "data"))
+    results = run_recipe(_recipe(text), text, tmp_path / "run")
+    assert results["task"]["label"] == "mAP@[.5:.95]" and results["after"]["macs"] < results["before"]["macs"]
+    assert set(results["after"]["task_metrics"]) == {"map", "map_50"}

@@ -2,9 +2,11 @@
 
 A classification recipe reads an image dataset from the data registry; a dense one reads the seeded
 ``digits_detect`` / ``digits_seg`` canvases (``netsculpt.data.canvases``: training canvases drawn from
-the 4,000 training digits only, test canvases from the 1,000 test digits), batched by the task's own
-``collate``. Whatever a stage chooses on data (search candidates, early stopping) it chooses on canvases
-held out of the *training* canvases; the test canvases are only reported.
+the 4,000 training digits only, test canvases from the 1,000 test digits) or your own COCO-format
+detection data (``data: {name: coco, options: {train_annotations, train_images, test_annotations,
+test_images}}``), batched by the task's own ``collate``. Whatever a stage chooses on data (search
+candidates, early stopping) it chooses on samples held out of the *training* split; the test split is
+only reported.
 
 What is checked when the recipe is read, before any work: the data suits the task, no stage kind the
 dense tasks do not support, and no criterion that needs one class label per image (``hrel``).
@@ -12,6 +14,7 @@ dense tasks do not support, and no criterion that needs one class label per imag
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,10 +22,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from netsculpt.errors import ConfigError
 
-DENSE_DATA = {"digits_detect": "detection", "digits_seg": "segmentation"}
+DENSE_DATA = {"digits_detect": "detection", "digits_seg": "segmentation", "coco": "detection"}
 DENSE_STAGES = ("prune", "finetune", "distill", "search")
 NUM_CLASSES = 11  # background + 10 digits
 CANVAS_OPTIONS = ("train_canvases", "test_canvases", "size", "digits", "scale")
+# your own detection data: COCO-format annotation files + image folders (netsculpt.data.coco)
+COCO_FILES = ("train_annotations", "train_images", "test_annotations", "test_images")
+COCO_OPTIONS = (*COCO_FILES, "channels", "size")
 
 
 def check_dense_recipe(recipe: Any) -> None:
@@ -40,12 +46,20 @@ def check_dense_recipe(recipe: Any) -> None:
     if DENSE_DATA.get(data) != recipe.task:
         wanted = [name for name, task in DENSE_DATA.items() if task == recipe.task]
         raise ValueError(f"task {recipe.task!r} reads data {' or '.join(map(repr, wanted))}, not {data!r}")
-    unknown = sorted(set(recipe.data.options) - set(CANVAS_OPTIONS))
+    accepted = COCO_OPTIONS if data == "coco" else CANVAS_OPTIONS
+    unknown = sorted(set(recipe.data.options) - set(accepted))
     if unknown:
-        takes = ", ".join(CANVAS_OPTIONS)
-        raise ValueError(f"data.options {unknown} unknown for {data!r}; it takes: {takes}")
+        raise ValueError(f"data.options {unknown} unknown for {data!r}; it takes: {', '.join(accepted)}")
+    missing = [k for k in COCO_FILES if k not in recipe.data.options] if data == "coco" else []
+    if missing:
+        raise ValueError(
+            f"data 'coco' needs data.options {', '.join(missing)}: a COCO annotation file and an image "
+            "folder for each split (the test split is only reported)"
+        )
     if recipe.data.resize is not None or recipe.data.channels is not None:
-        raise ValueError(f"{data!r} canvases are 1-channel squares: set their side with data.options.size")
+        raise ValueError(
+            f"{data!r}: set the example input's side with data.options.size (and channels, for coco)"
+        )
     if recipe.compare_random:
         raise ValueError(f"compare_random is classification-only for now; remove it for task {recipe.task!r}")
     for i, st in enumerate(recipe.stages):
@@ -84,6 +98,37 @@ def _needs_image_labels(criterion: str) -> bool:
     return bool(getattr(crit, "per_image_labels", False))
 
 
+def example_shape(recipe: Any) -> tuple[int, int, int, int]:
+    """The example input a dense recipe traces and measures with: one ``size`` x ``size`` image."""
+    options = recipe.data.options
+    channels = int(options.get("channels", 3)) if recipe.data.name == "coco" else 1
+    size = int(options.get("size", 320 if recipe.data.name == "coco" else 128))
+    return (1, channels, size, size)
+
+
+def dense_dataset(recipe: Any, split: str) -> Dataset:
+    """One split of a dense recipe's data (``data.limit`` keeps its first samples)."""
+    if recipe.data.name != "coco":
+        return canvases(recipe, split)
+    from netsculpt.data.coco import CocoDetection
+
+    options = recipe.data.options
+    root = Path(recipe.data.root).expanduser() if recipe.data.root else Path()
+    dataset = CocoDetection(root / options[f"{split}_annotations"], root / options[f"{split}_images"],
+                            channels=int(options.get("channels", 3)))  # fmt: skip
+    limit = recipe.data.limit
+    return Subset(dataset, range(min(limit, len(dataset)))) if limit is not None else dataset
+
+
+def coco_classes(recipe: Any) -> int | None:
+    """Background + the training annotation file's categories (None for the digits canvases)."""
+    if recipe.data.name != "coco":
+        return None
+    dataset = dense_dataset(recipe, "train")
+    dataset = dataset.dataset if isinstance(dataset, Subset) else dataset
+    return 1 + len(dataset.categories)
+
+
 def canvases(recipe: Any, split: str) -> Dataset:
     from netsculpt.data.canvases import CanvasSpec, DigitsCanvases
 
@@ -101,9 +146,10 @@ def canvases(recipe: Any, split: str) -> Dataset:
 
 def dense_loaders(recipe: Any, task: Any, batch: int) -> tuple[DataLoader, DataLoader]:
     """Training loader (shuffled by a generator seeded with the recipe's seed) and test loader."""
-    train = DataLoader(canvases(recipe, "train"), batch_size=batch, shuffle=True, collate_fn=task.collate,
-                       generator=torch.Generator().manual_seed(recipe.seed))  # fmt: skip
-    test = DataLoader(canvases(recipe, "test"), batch_size=batch, collate_fn=task.collate)
+    shuffle = torch.Generator().manual_seed(recipe.seed)
+    train = DataLoader(dense_dataset(recipe, "train"), batch_size=batch, shuffle=True,
+                       collate_fn=task.collate, generator=shuffle)  # fmt: skip
+    test = DataLoader(dense_dataset(recipe, "test"), batch_size=batch, collate_fn=task.collate)
     return train, test
 
 

@@ -85,16 +85,16 @@ def _context(recipe: Recipe, run_dir: Path) -> RunContext:
 
 def _dense_context(recipe: Recipe, run_dir: Path) -> RunContext:
     """Detection / segmentation: the digits canvases, batched by the task (netsculpt.pipeline.dense)."""
-    from netsculpt.pipeline.dense import NUM_CLASSES, canvases, dense_loaders
+    from netsculpt.pipeline.dense import NUM_CLASSES, coco_classes, dense_loaders, example_shape
     from netsculpt.tasks import get_task
 
-    classes = recipe.model.num_classes or NUM_CLASSES
+    classes = recipe.model.num_classes or coco_classes(recipe) or NUM_CLASSES
     task = get_task(recipe.task, num_classes=classes)
     batch = recipe.data.batch_size or 16
     train_loader, test_loader = dense_loaders(recipe, task, batch)
-    size = canvases(recipe, "test").spec.size
-    example = torch.rand((1, 1, size, size), generator=torch.Generator().manual_seed(recipe.seed))
-    channels = recipe.model.in_channels or 1
+    shape = example_shape(recipe)
+    example = torch.rand(shape, generator=torch.Generator().manual_seed(recipe.seed))
+    channels = recipe.model.in_channels or shape[1]
     fresh = lambda augment, shift: dense_loaders(recipe, task, batch)[0]  # noqa: E731  (never augmented)
     ctx = RunContext(recipe, run_dir, example, train_loader, test_loader, classes, channels,
                      make_train_loader=fresh)  # fmt: skip
