@@ -67,10 +67,16 @@ def iter_masks(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
 
 
 def remove_masks_(model: nn.Module) -> nn.Module:
-    """Bake every mask into its weight and remove the hooks, buffers and ``weight_orig`` parameters."""
+    """Bake every mask into its weight and remove the hooks, buffers and ``weight_orig`` parameters.
+
+    ``weight`` goes back to its place before ``bias`` (the prune utility re-registers it last): the
+    state dict keeps the original model's order, which the packed file format's layout hash relies on.
+    """
     for _, module in model.named_modules():
         if is_masked(module):
             prune.remove(module, "weight")
+            params = module._parameters
+            module._parameters = type(params)(sorted(params.items(), key=lambda item: item[0] != "weight"))
     return model
 
 
