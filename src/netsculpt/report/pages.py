@@ -285,6 +285,8 @@ def settings_table(run: Run) -> str:
 
 def run_page(run: Run) -> str:
     from netsculpt.report.explain_section import explain_section
+    from netsculpt.report.runtimes import runtimes_link
+    from netsculpt.report.weights_page import sparse_speed_note, weights_link
 
     subtitle = esc(f"run {run.path.resolve().name} \u00b7 results.json schema version {run.results.version}")
     score = run.score_label
@@ -293,7 +295,7 @@ def run_page(run: Run) -> str:
         "batch 1 of the example input. The square is the baseline, the star the final model."
     )
     sections = [
-        section("Summary", summary_table(run), _machine_note(run), anchor="summary"),
+        section("Summary", summary_table(run), sparse_speed_note(run), _machine_note(run), anchor="summary"),
         tradeoff_section([Series(run.label, run.points, colour(0))], intro, score),
         widths_section(run),
         explain_section(run.path),
@@ -301,7 +303,7 @@ def run_page(run: Run) -> str:
         points_section(run),
         recipe_section(run),
     ]
-    from netsculpt.report.runtimes import runtimes_link
 
     sections.insert(2, runtimes_link(run))
+    sections.insert(3, weights_link(run))
     return page(run.title, subtitle, [s for s in sections if s])

@@ -49,6 +49,7 @@ class Stage:
     plan: PlanRecord | None
     guard: dict[str, Any] | None = None  # latency vs the stage's input (netsculpt.pipeline.guards)
     bits: dict[str, int] = field(default_factory=dict)  # palette bits per layer (mixed-bit clustering)
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)  # runtime -> batch -> ms
 
 
 @dataclass
@@ -163,8 +164,19 @@ def _stages(results: Results) -> list[Stage]:
                 plan=rec.plan or (rec.info.plan if rec.info else None),
                 guard=getattr(rec, "guard", None) if isinstance(getattr(rec, "guard", None), dict) else None,
                 bits=_layer_bits(rec),
+                latency=_latency(metrics),
             )
         )
+    return out
+
+
+def _latency(metrics: ModelRecord | None) -> dict[str, dict[str, float]]:
+    """runtime -> batch -> ms of a stage's model; PyTorch batch 1 from ``latency_ms`` when not listed."""
+    if metrics is None:
+        return {}
+    out = {runtime: dict(by_batch) for runtime, by_batch in metrics.latency.items()}
+    if metrics.latency_ms is not None:
+        out.setdefault("torch", {}).setdefault("1", metrics.latency_ms)
     return out
 
 

@@ -38,7 +38,26 @@ def write_report(run_dir: PathLike, out: PathLike | None = None) -> Path:
     bench = read_bench(run.path)
     if bench is not None:  # `netsculpt bench RUN_DIR` timed the run's models: their per-runtime page
         _write_html(target.parent / PAGE_NAME, runtimes_page(run, bench))
+    _write_weights_page(run, target.parent)
     return _write_html(target, run_page(run))
+
+
+def _write_weights_page(run, folder: Path) -> None:
+    """``weights.html`` for the final saved model; skipped (with a log line) when it cannot be loaded."""
+    import logging
+
+    from netsculpt.errors import CheckpointError, ConfigError
+    from netsculpt.report.weights_page import PAGE_NAME, final_model_dir, weights_page, weights_rows
+
+    model_dir = final_model_dir(run)
+    if model_dir is None:
+        return
+    try:
+        rows = weights_rows(model_dir)
+    except (CheckpointError, ConfigError) as exc:  # e.g. a custom model whose builder is not trusted
+        logging.getLogger(__name__).info("no weights page for %s: %s", model_dir, exc)
+        return
+    _write_html(folder / PAGE_NAME, weights_page(run, model_dir, rows))
 
 
 def run_labels(run_dirs: Sequence[PathLike]) -> list[str]:
