@@ -101,14 +101,16 @@ def explain_section(run_path: Path) -> str:
         return section("Interpretation maps", note(esc(f"explain.json unreadable: {exc}"), "missing"))
     if not isinstance(data, dict):
         return section("Interpretation maps", note("explain.json is not an object", "missing"))
-    header = [("layer", "name"), "kept", "independence kept", "removed", "class importance removed",
-              "Grad-CAM similarity", "CHIP similarity", "Grad-CAM on digit: before", "after"]  # fmt: skip
+    header = [("layer", "name"), "kept", "independence: kept", "removed", "importance removed",
+              "similarity: Grad-CAM", "CHIP", "on digit: before", "after"]  # fmt: skip
     intro = note(
         "Maps on the same test images for the baseline and the compressed model "
         f"(<code>netsculpt explain</code>; class explained: {esc(data.get('target', 'label'))}). "
-        "Similarity is the cosine between the two models' maps (1 = same place); "
-        "<i>on digit</i> is the share of the map on the image's bright half. CHIP class importance was "
-        "learnt on training images by perturbing the network's channels, never on the test split."
+        "<i>Independence</i>: mean CHIP channel independence of the kept and the removed channels; "
+        "<i>importance removed</i>: share of the baseline's learnt class importance on removed channels; "
+        "<i>similarity</i>: cosine between the two models' maps (1 = same place); <i>on digit</i>: share "
+        "of the Grad-CAM map on the image's bright half. CHIP class importance was learnt on training "
+        "images by perturbing the network's channels, never on the test split."
     )
     figures = [
         figure(_uri(folder / f"{key}.png"), alt, esc(caption), cls="layers", missing=f"{key}.png not written")
