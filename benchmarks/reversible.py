@@ -14,11 +14,12 @@ beside every timing table; results to benchmarks/results/reversible_<part>.json,
   the three). Time is the median fwd+bwd step, the three interleaved so a busy machine slows all alike.
 - ``accuracy``: revnet26_cifar (widths 32/64/128: every 3x3 conv has the shape of one in ResNet-26 at
   16/32/64) and ResNet-26, both with a 1-channel stem for the 28x28 digits, trained with the same fixed
-  recipe (not tuned on anything) on mnist5k minus a 400-image held-out split; the held-out and the test
-  accuracy of the *last* epoch are reported (nothing is selected on either).
+  recipe (not tuned on anything) on ``--limit`` mnist5k training images minus a 400-image held-out split
+  (a cut-down budget: the shared machine gave this run a fraction of a core); the held-out and the
+  test accuracy of the *last* epoch are reported (nothing is selected on either).
 
     PYTHONPATH=src python benchmarks/reversible.py --part memory [--depths 50,100,200]
-    PYTHONPATH=src python benchmarks/reversible.py --part accuracy [--seeds 0] [--epochs 8]
+    PYTHONPATH=src python benchmarks/reversible.py --part accuracy [--seeds 0] [--epochs 4] [--limit 2400]
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def part_memory(args: argparse.Namespace) -> None:
 
 
 def _accuracy_loaders(args: argparse.Namespace, seed: int):
-    return holdout_loaders("mnist5k", val_size=400, batch_size=64, seed=seed, augment=True)
+    return holdout_loaders("mnist5k", val_size=400, batch_size=64, seed=seed, augment=True, limit=args.limit)
 
 
 def part_accuracy(args: argparse.Namespace) -> None:
@@ -168,14 +169,22 @@ def part_accuracy(args: argparse.Namespace) -> None:
     print_calibration("before")
     for seed in args.seeds:
         for name, build in builders.items():
-            key = f"{name}/seed{seed}"
+            key = f"{name}/{args.limit - 400}img/{args.epochs}ep/seed{seed}"
             if key in results and not args.force:
                 continue
             train_l, val_l, test_l = _accuracy_loaders(args, seed)
             torch.manual_seed(seed)
             model = build()
             start = time.perf_counter()
-            result = train(model, train_l, test_l, config.replace(seed=seed))
+            result = train(
+                model,
+                train_l,
+                test_l,
+                config.replace(seed=seed),
+                on_epoch_end=lambda r, key=key: print(
+                    f"  {key} epoch {r['epoch']}: {r['seconds']:.0f} s", flush=True
+                ),
+            )
             seconds = time.perf_counter() - start
             val_acc, _ = evaluate(model, val_l)
             results[key] = {
@@ -184,6 +193,7 @@ def part_accuracy(args: argparse.Namespace) -> None:
                 "test_acc": result.final_acc,
                 "seconds": seconds,
                 "epochs": args.epochs,
+                "train_images": len(train_l.dataset),
             }
             write_json(out, results)
             print(f"{key}: held-out {val_acc:.2%}, test {result.final_acc:.2%}, {seconds:.0f} s", flush=True)
@@ -192,7 +202,7 @@ def part_accuracy(args: argparse.Namespace) -> None:
         (k, f"{r['params']:,}", f"{r['val_acc']:.2%}", f"{r['test_acc']:.2%}", f"{r['seconds']:.0f}")
         for k, r in sorted(results.items())
     ]
-    title = f"mnist5k (28x28, 1 channel), same recipe, last epoch of {args.epochs}"
+    title = "mnist5k 28x28, model/training images/epochs/seed, same recipe, last epoch"
     table(title, ("model", "params", "held-out", "test", "s"), rows)
 
 
@@ -202,7 +212,8 @@ def main() -> int:
     p.add_argument("--depths", type=lambda s: [int(v) for v in s.split(",")], default=[50, 100, 200])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0])
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--limit", type=int, default=2400, help="training images used (400 of them held out)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--force", action="store_true", help="recompute rows already in the results file")
     args = p.parse_args()

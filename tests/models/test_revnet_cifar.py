@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
-from netsculpt.models import ResNetCifar, ReversibleSequence, RevNetCifar, create_model
+from netsculpt.models import ResNetCifar, ReversibleBlock, ReversibleSequence, RevNetCifar, create_model
 
 
 def count(model: nn.Module) -> int:
@@ -100,3 +100,29 @@ def test_pruned_revnet_still_trains_reversibly() -> None:
     for (name, p), q in zip(small.named_parameters(), twin.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-5, msg=name)
     assert sum(p.numel() for p in small.parameters()) < 0.5 * count(model)
+
+
+def test_pruning_a_grouped_reversible_stack_is_exact() -> None:
+    """Three groups: ``chunk(3)`` ties position j of every group, each function's output joins its group."""
+    from netsculpt.graph import trace
+    from netsculpt.models.revnet_cifar import residual_fn
+    from netsculpt.surgery.verify import pruning_error, random_plan
+    from tests.graph.archs import randomize_
+
+    torch.manual_seed(0)
+    blocks = [ReversibleBlock(*(residual_fn(4, 4) for _ in range(3))) for _ in range(2)]
+    model = randomize_(
+        nn.Sequential(
+            nn.Conv2d(3, 12, 3, padding=1),
+            ReversibleSequence(blocks),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(12, 5),
+        )
+    )
+    x = torch.randn(2, 3, 8, 8)
+    graph = trace(model, x)
+    stem = next(g for g in graph.groups if g.id == "0")
+    assert stem.size == 4 and stem.prunable.all()
+    plan = random_plan(graph, 0.5, 0)
+    assert pruning_error(model, graph, plan, torch.randn(2, 3, 8, 8)) <= 1e-4
