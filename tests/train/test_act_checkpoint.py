@@ -167,3 +167,11 @@ def test_cli_trains_a_revnet_with_checkpointing(tmp_path: Path, capsys) -> None:
     assert code == 0 and "test accuracy" in capsys.readouterr().out
     saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "checkpoint.pt")
     assert saved["config"]["checkpoint_activations"] is True
+
+
+def test_recipes_take_the_field() -> None:
+    from netsculpt.pipeline.recipe_stages import TrainSection
+
+    section = TrainSection(checkpoint_activations=True)
+    assert TrainConfig.preset(section.preset, **section.overrides()).checkpoint_activations
+    assert "checkpoint_activations" not in TrainSection().overrides()

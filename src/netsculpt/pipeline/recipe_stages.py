@@ -40,6 +40,7 @@ class TrainSection(Section):
     augment: bool | None = None
     augment_shift: int | None = Field(default=None, ge=0)
     grad_clip: float | None = Field(default=None, gt=0)
+    checkpoint_activations: bool | None = None
     early_stop: EarlyStopSection | None = None
 
     def overrides(self) -> dict[str, Any]:
