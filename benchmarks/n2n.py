@@ -1,0 +1,199 @@
+"""N2N learning (issue 18 section 3) vs uniform widths vs AMC, at the same MACs, on resnet20_cifar / mnist5k.
+
+    PYTHONPATH=src python benchmarks/n2n.py --part run --seed 0      # one seed (resumable: rerun continues)
+    PYTHONPATH=src python benchmarks/n2n.py --part table
+
+The teacher is benchmarks/automation.py's cached resnet20_cifar (4 epochs on mnist5k at 32x32, trained
+without the 500 held-out training digits). N2N searches at ``--target`` MACs: ``--remove-episodes``
+students of the block-removal policy, then ``--shrink-episodes`` of the shrink policy, each distilled for
+``--kd-steps`` training batches and scored on the 500 held-out *training* digits. Uniform widths and AMC
+(60 episodes, cheap scorer) are then fitted to the MACs N2N's student actually reached, so all three are
+compared at the same cost; the three students get the same KD fine-tune (``finetune`` preset,
+``--finetune-epochs``) and are scored once on the test split. Search wall times are printed beside the
+CPU calibration. Results: benchmarks/results/n2n.json (one record per seed), the table from ``--part table``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _calibration import print_calibration
+from _tables import table
+from automation import DATA, VAL_SIZE, resnet_baseline
+
+import netsculpt as ns
+from netsculpt.importance import get_criterion
+from netsculpt.search import CONFIGS, SearchSpace, apply_search_plan, finetune_pruned, search_widths
+from netsculpt.search.holdout import holdout_loaders
+from netsculpt.train import TrainConfig, evaluate
+
+RESULTS = Path("benchmarks/results")
+
+
+def run_part(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    calibration = print_calibration("start")
+    train_loader, held, test_loader = holdout_loaders(
+        "mnist5k", val_size=VAL_SIZE, batch_size=64, eval_batch_size=125, **DATA
+    )
+    base = resnet_baseline(Path(args.cache), 4, train_loader, test_loader)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    base_acc = evaluate(base, test_loader)[0]
+    base_cost = ns.measure(base, x, latency=False)
+    graph = ns.trace(base, x)
+    common = {"eval_batches": 2, "full_batches": 4, "seed": args.seed}
+    n2n_config = CONFIGS["n2n"](
+        remove_episodes=args.remove_episodes,
+        shrink_episodes=args.shrink_episodes,
+        rollouts=args.rollouts,
+        kd_steps=args.kd_steps,
+        **common,
+    )
+    out = Path(args.cache) / f"n2n_seed{args.seed}"
+    start = time.perf_counter()
+    result = search_widths(
+        base,
+        x,
+        "n2n",
+        f"macs={args.target}",
+        train_loader,
+        held,
+        n2n_config,
+        graph=graph,
+        out_dir=out,
+        resume=True,
+    )
+    seconds = {"n2n": time.perf_counter() - start}
+    history = result.history
+    picked = history["picked"]
+    print(
+        f"n2n: {seconds['n2n']:.0f} s, {len(history['students'])} students; teacher held-out "
+        f"{history['teacher_accuracy']:.2%}; stage 1 removes {history['stage1_removed']}",
+        flush=True,
+    )
+    print(
+        f"  picked student {picked['episode']}: removes {picked['removed']}, widths {picked['widths']}, "
+        f"MACs {picked['cost']['macs']:.3f}, params {picked['cost']['params']:.3f}, held-out after "
+        f"{args.kd_steps} KD steps {picked['accuracy']:.2%}, reward {picked['reward']:.4f}",
+        flush=True,
+    )
+    reached = float(picked["cost"]["macs"])
+    students = {"n2n": apply_search_plan(base, result.plan, x)}
+    scores = get_criterion("l1").score(base, graph, None)
+    space = SearchSpace(base, x, graph, scores)
+    students["uniform"] = ns.apply_plan(base, space.plan(space.fit(np.ones(len(space)), "macs", reached)), x)
+    start = time.perf_counter()
+    amc = search_widths(
+        base,
+        x,
+        "amc",
+        f"macs={reached:.4f}",
+        train_loader,
+        held,
+        CONFIGS["amc"](episodes=60, warmup=15, **common),
+        graph=graph,
+    )
+    seconds["amc"] = time.perf_counter() - start
+    print(f"amc at {reached:.3f} MACs: {seconds['amc']:.0f} s", flush=True)
+    students["amc"] = ns.apply_plan(base, amc.plan, x, graph=graph)
+    tc = TrainConfig.preset("finetune", epochs=args.finetune_epochs, seed=args.seed)
+    ft_train, _, _ = holdout_loaders(
+        "mnist5k", val_size=VAL_SIZE, batch_size=tc.batch_size, augment=tc.augment, seed=0, **DATA
+    )
+    rows = {}
+    for label, model in students.items():
+        cost = ns.measure(model, x, latency=False)
+        before = evaluate(model, test_loader)[0]
+        finetune_pruned(model, base, ft_train, test_loader, tc)
+        acc = evaluate(model, test_loader)[0]
+        rows[label] = {"acc": acc, "before": before, "macs": cost.macs, "params": cost.params}
+        print(
+            f"  {label}: {acc:.2%} after {args.finetune_epochs} KD epochs ({before:.2%} before), "
+            f"{cost.macs / base_cost.macs:.3f} MACs, {cost.params / base_cost.params:.3f} params",
+            flush=True,
+        )
+    end = print_calibration("end")
+    record = {
+        "seed": args.seed,
+        "target": args.target,
+        "base_acc": base_acc,
+        "base_macs": base_cost.macs,
+        "base_params": base_cost.params,
+        "rows": rows,
+        "search_s": seconds,
+        "picked": picked,
+        "stage1_removed": history["stage1_removed"],
+        "students": len(history["students"]),
+        "settings": {
+            k: getattr(args, k)
+            for k in ("remove_episodes", "shrink_episodes", "rollouts", "kd_steps", "finetune_epochs")
+        },
+        "calibration": [str(calibration), str(end)],
+    }
+    path = RESULTS / "n2n.json"
+    data = json.loads(path.read_text()) if path.exists() else []
+    data = [r for r in data if r["seed"] != args.seed or r["target"] != args.target]
+    from netsculpt.fileio import write_json
+
+    write_json(path, [*data, record])
+
+
+def table_part(args: argparse.Namespace) -> None:
+    runs = json.loads((RESULTS / "n2n.json").read_text())
+    for target in sorted({r["target"] for r in runs}):
+        group = [r for r in runs if r["target"] == target]
+        rows = []
+        for label in ("n2n", "uniform", "amc"):
+            accs = [r["rows"][label]["acc"] for r in group]
+            macs = [r["rows"][label]["macs"] / r["base_macs"] for r in group]
+            params = [r["rows"][label]["params"] / r["base_params"] for r in group]
+            before = [r["rows"][label]["before"] for r in group]
+            rows.append(
+                (
+                    label,
+                    f"{np.mean(accs):.2%}",
+                    " ".join(f"{a:.2%}" for a in accs),
+                    f"{np.mean(before):.2%}",
+                    f"{np.mean(macs):.3f}",
+                    f"{np.mean(params):.3f}",
+                )
+            )
+        s = group[0]["settings"]
+        table(
+            f"resnet20_cifar on mnist5k, N2N target {target}x MACs, uniform and AMC at N2N's MACs; KD "
+            f"fine-tune {s['finetune_epochs']} epochs; {len(group)} seed(s); "
+            f"teacher {group[0]['base_acc']:.2%}",
+            ("student", "mean test acc", "per seed", "before fine-tune", "MACs", "params"),
+            rows,
+        )
+        for r in group:
+            print(
+                f"  seed {r['seed']}: N2N search {r['search_s']['n2n']:.0f} s ({r['students']} students, "
+                f"{s['kd_steps']} KD steps each), AMC {r['search_s']['amc']:.0f} s; N2N removed "
+                f"{r['picked']['removed']}; calibration {r['calibration'][0]} | {r['calibration'][1]}"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("run", "table"), required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target", type=float, default=0.5)
+    parser.add_argument("--remove-episodes", type=int, default=20)
+    parser.add_argument("--shrink-episodes", type=int, default=30)
+    parser.add_argument("--rollouts", type=int, default=5)
+    parser.add_argument("--kd-steps", type=int, default=20)
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--cache", default="runs/bench/search")
+    args = parser.parse_args(argv)
+    (run_part if args.part == "run" else table_part)(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
