@@ -144,8 +144,8 @@ def main() -> int:
         for timer in timers.values():
             timer.close()
         ms = {n: statistics.median(t) for n, t in times.items()}
-        others = ", ".join(f"{n} {v:.1f} ms" for n, v in ms.items() if n != "unpruned")
-        print(f"{rt} b{b}: unpruned {ms['unpruned']:.1f} ms; {others}", flush=True)
+        others = ", ".join(f"{n} {v:.2f} ms" for n, v in ms.items() if n != "unpruned")
+        print(f"{rt} b{b}: unpruned {ms['unpruned']:.2f} ms; {others}", flush=True)
         for n in models:
             ratios[n][(rt, b)] = (ms["unpruned"] / ms[n]) * macs[n]
     header = ("variant", "MACs", *[f"{rt} b{b}" for rt, b in columns])
