@@ -12,8 +12,6 @@ and after so the ratios can be read against the machine's state.
 from __future__ import annotations
 
 import statistics
-import tempfile
-from pathlib import Path
 
 import torch
 from _calibration import print_calibration
@@ -56,22 +54,22 @@ def latency_part(setup: Setup, base: nn.Module, *, rounds: int = 3, runs: int = 
     x = torch.rand(1, 1, 128, 128)
     calibration = [str(print_calibration(f"{setup.kind} latency, before"))]
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="dense-lat-") as tmp:
-        columns = {}
-        for rt in ("torch", "onnxruntime"):
-            columns[rt] = {
-                n: Timer(rt, FcosNetwork(m) if setup.kind == "det" else m, x, Path(tmp), f"{rt}-{n}")
-                for n, m in models.items()
-            }
-        if setup.kind == "det":
-            columns["torch whole"] = {n: _Whole(m, x[0]) for n, m in models.items()}
-        for column, timers in columns.items():
-            times: dict[str, list[float]] = {n: [] for n in timers}
-            for _ in range(rounds):  # alternating rounds: drift slows every model alike
-                for n, timer in timers.items():
-                    times[n].append(timer(runs))
-            results[column] = {n: round(statistics.median(t), 3) for n, t in times.items()}
-            print(f"[{setup.kind} latency] {column}: {results[column]} ms", flush=True)
+    columns = {}
+    for rt in ("torch", "onnxruntime"):
+        columns[rt] = {
+            n: Timer(rt, FcosNetwork(m) if setup.kind == "det" else m, x, 1) for n, m in models.items()
+        }
+    if setup.kind == "det":
+        columns["torch whole"] = {n: _Whole(m, x[0]) for n, m in models.items()}
+    for column, timers in columns.items():
+        times: dict[str, list[float]] = {n: [] for n in timers}
+        for _ in range(rounds):  # alternating rounds: drift slows every model alike
+            for n, timer in timers.items():
+                times[n].append(timer(runs))
+        results[column] = {n: round(statistics.median(t), 3) for n, t in times.items()}
+        print(f"[{setup.kind} latency] {column}: {results[column]} ms", flush=True)
+        for timer in timers.values():
+            getattr(timer, "close", lambda: None)()
     calibration.append(str(print_calibration(f"{setup.kind} latency, after")))
     return {
         "ms": results,
