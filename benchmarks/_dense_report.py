@@ -131,6 +131,12 @@ def _latency(kind: str, cache: Path, record: dict) -> None:
             (NAMES.get(name, name), f"{macs:.3f}", *[f"{v:.2f}" for v in ms], *[f"{u:.2f}x" for u in ups])
         )
     table(f"{kind}: batch 1, one thread, thread CPU time (median of alternating rounds)", header, rows)
+    if kind == "det":
+        print(
+            "  torch / onnxruntime: FCOS's network (backbone, FPN, head) on a 1x1x128x128 tensor; "
+            "torch whole: "
+            "the full torchvision FCOS (transform, network, box decoding, NMS), which does not export to ONNX"
+        )
     for line in lat["calibration"]:
         print(f"  calibration: {line}")
 
