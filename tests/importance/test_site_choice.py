@@ -64,3 +64,16 @@ def test_groupnorm_groups_are_observed_as_units() -> None:
     assert units.shape == (2, 32, 6, 3)
     pair = site.index[0].tolist()
     assert torch.equal(units[:, 0], torch.cat([out[:, pair[0]], out[:, pair[1]]], dim=1))
+
+
+def test_kept_channel_masks_keep_groupnorm_units_whole() -> None:
+    import torch
+
+    import netsculpt as ns
+    from netsculpt.explain.channels import kept_channels
+    from netsculpt.models import create_model
+
+    model, x = create_model("fcos_slim", image_size=64).eval(), torch.rand(1, 1, 64, 64)
+    plan, graph = ns.plan_pruning(model, x, criterion="l1", ratio=0.5, round_to=1)
+    mask = kept_channels(model, graph, plan, "head.classification_head.conv.0", 64)
+    assert int(mask.sum()) == 32 and torch.equal(mask[0::2], mask[1::2])  # GroupNorm(32, 64): pairs

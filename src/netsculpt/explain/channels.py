@@ -33,9 +33,10 @@ def kept_channels(
         for site in find_sites(model, graph, group):
             if site.module != layer or site.call != 0 or site.output_index != 0 or site.dim != 1:
                 continue
-            for k, pos in enumerate(site.index.tolist()):
-                if k not in kept and pos < width:
-                    mask[pos] = False
+            for k, positions in enumerate(site.index.reshape(len(site.index), -1).tolist()):
+                for pos in positions:  # a unit of several channels (a GroupNorm group) goes whole
+                    if k not in kept and pos < width:
+                        mask[pos] = False
     return mask
 
 
