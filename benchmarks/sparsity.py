@@ -218,6 +218,7 @@ def part_resnet(args) -> None:
     dense = fresh()
     train(dense, tl, te, recipe(epochs, 0.05))
     runs["dense"] = evaluate(dense, te)[0]
+    print(f"dense: {runs['dense']:.2%}", flush=True)  # progress; the table follows
     skip = lambda m, n: n != "conv1" and isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))  # noqa: E731
     # one-shot magnitude on the dense model, then fine-tune: the same total epochs (half + half)
     half = max(epochs // 2, 1)
@@ -225,6 +226,7 @@ def part_resnet(args) -> None:
     train(oneshot, tl, te, recipe(epochs - half, 0.05))
     sparsify(oneshot, SparsityConfig(0.9, filter_fn=skip), tl, te, recipe(half, 0.02))
     runs["one-shot 90% + FT"] = evaluate(oneshot, te)[0]
+    print(f"one-shot: {runs['one-shot 90% + FT']:.2%}", flush=True)
     gap = fresh()  # from scratch: every epoch is GaP's
     sparsify(
         gap,
@@ -234,6 +236,7 @@ def part_resnet(args) -> None:
         recipe(epochs, 0.05),
     )
     runs["GaP 90% (from scratch)"] = evaluate(gap, te)[0]
+    print(f"GaP: {runs['GaP 90% (from scratch)']:.2%}", flush=True)
     nm = fresh()
     train(nm, tl, te, recipe(epochs - half, 0.05))
     sparsify(nm, SparsityConfig(pattern="2:4", filter_fn=skip), tl, te, recipe(half, 0.02))
