@@ -147,6 +147,8 @@ def _finetune(setup: Setup, model: nn.Module, lr: float, ckpt: Path, label: str)
 def make_pruned(setup: Setup, base: nn.Module, method: str) -> tuple[nn.Module, dict]:
     if method == "tp":
         return prune_torch_pruning(setup, base)
+    if method == "none":  # the control: the unpruned model given the same fine-tune
+        return copy.deepcopy(base), {}
     return prune_netsculpt(setup, base, method), {}
 
 
@@ -212,3 +214,12 @@ def prune_part(setup: Setup, base: nn.Module, cache: Path) -> dict:
     }
     _write(cache / f"{setup.kind}_prune.json", summary)
     return summary
+
+
+def control_part(setup: Setup, base: nn.Module, cache: Path) -> dict:
+    """The unpruned model fine-tuned with the rows' budget and lr: what a pruned row would reach if
+    pruning cost nothing (the base models are short of convergence, so fine-tuning alone moves them)."""
+    summary = _read(cache / f"{setup.kind}_prune.json")
+    if summary is None:
+        raise SystemExit(f"run --part prune-{setup.kind} first: the control uses its chosen lr")
+    return run_row(setup, base, "none", summary["chosen_lr"], cache, test=True)

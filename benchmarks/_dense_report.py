@@ -76,6 +76,7 @@ def _quality(kind: str, cache: Path, record: dict) -> None:
     tp = prune["rows"].get("tp", {})
     if "tp_uniform_ratio" in tp:
         _tp_notes(kind, tp)
+    _control(kind, cache, label, ref, record)
     best = min(("fisher", "l1"), key=lambda m: drops[m])
     print(
         "  "
@@ -83,6 +84,21 @@ def _quality(kind: str, cache: Path, record: dict) -> None:
             drops[best] <= 1.0,
             f"{kind}: better netsculpt row ({best}) drops {drops[best]:.2f} points of {label} (bar <= 1.0)",
         )
+    )
+
+
+def _control(kind: str, cache: Path, label: str, ref: float, record: dict) -> None:
+    lr = (_load(cache / f"{kind}_prune.json") or {}).get("chosen_lr")
+    row = _load(cache / f"{kind}_none_lr{lr:g}.json") if lr is not None else None
+    if row is None or "test_after" not in row:
+        print(f"  control (unpruned + the same fine-tune) not run yet (--part control-{kind})")
+        return
+    after = row["test_after"][TITLES[kind][1]]
+    record[kind]["control"] = row
+    print(
+        f"  control: the UNPRUNED model given the same fine-tune reaches test {label} {after:.4f} "
+        f"({100 * (after - ref):+.2f} points over the unpruned model): against it the rows above lose "
+        "that much more"
     )
 
 
