@@ -83,7 +83,11 @@ def main() -> None:
     )
     p.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override")
     p.add_argument("--tag", default="explain_lenet5", help="results file name under benchmarks/results")
+    p.add_argument("--table", action="store_true", help="reprint the table from the saved JSON and exit")
     args = p.parse_args()
+    if args.table:
+        write_table(args.tag)
+        return
     torch.set_num_threads(1)
     run = Path(args.run)
     print_calibration("start")
@@ -133,44 +137,14 @@ def main() -> None:
         acc = float((mm.predicted == labels).double().mean())
         rows[(mm.name, "accuracy")] = {"accuracy_on_these_images": acc}
     calibration = print_calibration("end")
-    lines = [
-        f"LeNet-5 demo run {run}: {args.images} test digits, {args.calib_images} training digits for CHIP"
-    ]
-    lines.append(
-        f"{'model':<11}{'map':<16}" + "".join(f"del@{f:<5}" for f in FRACTIONS) + "x random@10%  on stroke"
-    )
-    for (model, key), r in rows.items():
-        if "deletion" not in r:
-            lines.append(f"{model:<11}accuracy on the images {r['accuracy_on_these_images']:.2%}")
-            continue
-        cells = "".join(f"{r['deletion'][str(f)]:<9.3f}" for f in FRACTIONS)
-        ratio = r.get("ratio_over_random", {}).get("0.1")
-        extra = f"{ratio:<13.2f}{r['bright_mass']:.1%}" if ratio is not None else ""
-        lines.append(f"{model:<11}{key:<16}{cells}{extra}")
     gray = images.mean(1)
     lo, hi = gray.flatten(1).amin(1), gray.flatten(1).amax(1)
-    area = float((gray > ((lo + hi) / 2)[:, None, None]).double().mean())
-    lines.append(f"the stroke (bright half) covers {area:.1%} of the pixels: a map spread evenly scores that")
-    sim = exp.numbers.get("similarity_mean", {})
-    lines.append(
-        "map similarity baseline vs compressed (cosine, mean): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in sim.items())
-    )
     base = exp.numbers["models"]["baseline"]["layers"]
-    for layer in exp.layers:
-        s = base[layer]["independence_summary"]
-        share = np.mean(list(base[layer].get("importance_removed_share", {"-": float("nan")}).values()))
-        lines.append(
-            f"{layer}: kept {s.get('kept')}/{s['channels']}; CHIP independence kept "
-            f"{s.get('mean_kept', 0):.3g} vs removed {s.get('mean_removed') or float('nan'):.3g}; baseline "
-            f"class importance on removed channels {share:.1%} (mean over classes)"
-        )
-    lines.append(f"explain wall time {seconds:.1f} s for two models; {calibration}")
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.tag}.log").write_text(text + "\n")
     out = {
+        "run": str(run),
+        "images": args.images,
+        "calib_images": args.calib_images,
+        "masks": args.masks,
         "rows": [{"model": m, "map": k, **r} for (m, k), r in rows.items()],
         "layers": exp.layers,
         "similarity_mean": exp.numbers.get("similarity_mean"),
@@ -184,10 +158,62 @@ def main() -> None:
         },
         "perturbation": exp.numbers["perturbation"],
         "seconds": seconds,
-        "stroke_area": area,
+        "stroke_area": float((gray > ((lo + hi) / 2)[:, None, None]).double().mean()),
         "calibration": calibration.to_dict(),
     }
+    RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.tag}.json").write_text(json.dumps(out, indent=1))
+    write_table(args.tag)
+
+
+def table(out: dict) -> str:
+    """The side-by-side table of a saved result."""
+    width = max(16, *(len(r["map"]) + 2 for r in out["rows"]))
+    lines = [
+        f"run {out.get('run', '?')}: {out.get('images', '?')} test images, {out.get('calib_images', '?')} "
+        f"training images and {out.get('masks', '?')} masks per class and layer for CHIP"
+    ]
+    head = f"{'model':<11}{'map':<{width}}" + "".join(f"del@{f:<5}" for f in FRACTIONS)
+    lines.append(head + "x random@10%  on stroke")
+    for r in out["rows"]:
+        if "deletion" not in r:
+            lines.append(f"{r['model']:<11}accuracy on the images {r['accuracy_on_these_images']:.2%}")
+            continue
+        cells = "".join(f"{r['deletion'][str(f)]:<9.3f}" for f in FRACTIONS)
+        ratio = r.get("ratio_over_random", {}).get("0.1")
+        extra = f"{ratio:<13.2f}{r['bright_mass']:.1%}" if ratio is not None else ""
+        lines.append(f"{r['model']:<11}{r['map']:<{width}}{cells}{extra}")
+    lines.append(
+        f"the stroke (bright half) covers {out['stroke_area']:.1%} of the pixels: "
+        "a map spread evenly scores that"
+    )
+    sim = out.get("similarity_mean") or {}
+    lines.append(
+        "map similarity baseline vs compressed (cosine, mean): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in sim.items())
+    )
+    for layer, c in out["channels"].items():
+        s = c["independence_summary"]
+        share = np.mean(list((c.get("importance_removed_share") or {"-": float("nan")}).values()))
+        lines.append(
+            f"{layer}: kept {s.get('kept')}/{s['channels']}; CHIP independence kept "
+            f"{s.get('mean_kept') or float('nan'):.3g} vs removed "
+            f"{s.get('mean_removed') or float('nan'):.3g}; "
+            f"baseline class importance on removed channels {share:.1%} (mean over classes)"
+        )
+    cal = out.get("calibration") or {}
+    lines.append(
+        f"explain wall time {out['seconds']:.1f} s for two models; CPU calibration "
+        f"{cal.get('matmul_gflops', float('nan')):.1f} GFLOP/s matmul"
+    )
+    return "\n".join(lines)
+
+
+def write_table(tag: str) -> None:
+    out = json.loads((RESULTS / f"{tag}.json").read_text())
+    text = table(out)
+    print(text)
+    (RESULTS / f"{tag}.log").write_text(text + "\n")
 
 
 if __name__ == "__main__":
