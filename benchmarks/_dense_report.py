@@ -76,8 +76,11 @@ def _quality(kind: str, cache: Path, record: dict) -> None:
     tp = prune["rows"].get("tp", {})
     if "tp_uniform_ratio" in tp:
         _tp_notes(kind, tp)
-    _control(kind, cache, label, ref, record)
+    control = _control(kind, cache, label, ref, record)
     best = min(("fisher", "l1"), key=lambda m: drops[m])
+    if control is not None:
+        gap = 100 * control - (100 * ref - drops[best])
+        print(f"  against that control the better netsculpt row ({best}) is {gap:.2f} points lower")
     print(
         "  "
         + bar(
@@ -87,19 +90,19 @@ def _quality(kind: str, cache: Path, record: dict) -> None:
     )
 
 
-def _control(kind: str, cache: Path, label: str, ref: float, record: dict) -> None:
+def _control(kind: str, cache: Path, label: str, ref: float, record: dict) -> float | None:
     lr = (_load(cache / f"{kind}_prune.json") or {}).get("chosen_lr")
     row = _load(cache / f"{kind}_none_lr{lr:g}.json") if lr is not None else None
     if row is None or "test_after" not in row:
         print(f"  control (unpruned + the same fine-tune) not run yet (--part control-{kind})")
-        return
+        return None
     after = row["test_after"][TITLES[kind][1]]
     record[kind]["control"] = row
     print(
         f"  control: the UNPRUNED model given the same fine-tune reaches test {label} {after:.4f} "
-        f"({100 * (after - ref):+.2f} points over the unpruned model): against it the rows above lose "
-        "that much more"
+        f"({100 * (after - ref):+.2f} points against the unpruned model)"
     )
+    return after
 
 
 def _tp_notes(kind: str, tp: dict) -> None:
