@@ -134,13 +134,13 @@ def evaluate(setup: Setup, model: nn.Module, loader) -> dict:
     return {k: round(float(v), 4) for k, v in task.evaluate(model, loader).items()}
 
 
-def _finetune(setup: Setup, model: nn.Module, lr: float, ckpt: Path, label: str) -> float:
+def _finetune(setup: Setup, model: nn.Module, lr: float, ckpt: Path, label: str, passes: int = 1) -> float:
     import time
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    warm = max(1, len(setup.finetune) // 10)
-    fit(model, setup.finetune, setup.step, epochs=1, lr=lr, ckpt=ckpt, label=label, warmup=warm)
+    warm = max(1, passes * len(setup.finetune) // 10)
+    fit(model, setup.finetune, setup.step, epochs=passes, lr=lr, ckpt=ckpt, label=label, warmup=warm)
     return time.perf_counter() - t0
 
 
@@ -152,9 +152,12 @@ def make_pruned(setup: Setup, base: nn.Module, method: str) -> tuple[nn.Module, 
     return prune_netsculpt(setup, base, method), {}
 
 
-def run_row(setup: Setup, base: nn.Module, method: str, lr: float, cache: Path, *, test: bool) -> dict:
+def run_row(
+    setup: Setup, base: nn.Module, method: str, lr: float, cache: Path, *, test: bool, passes: int = 1
+) -> dict:
     """Prune, score before, fine-tune at ``lr``, score after (val always; test only when ``test``)."""
-    path = cache / f"{setup.kind}_{method}_lr{lr:g}.json"
+    tag = f"{setup.kind}_{method}_lr{lr:g}" + (f"_x{passes}" if passes > 1 else "")
+    path = cache / f"{tag}.json"
     record = _read(path)
     if record is not None and (record.get("test_after") or not test):
         return record
@@ -172,8 +175,8 @@ def run_row(setup: Setup, base: nn.Module, method: str, lr: float, cache: Path, 
     if test and "test_before" not in record:
         record["test_before"] = evaluate(setup, model, setup.test)
     print(f"[{setup.kind} {method}] before fine-tune: {record}", flush=True)
-    ckpt = cache / f"{setup.kind}_{method}_lr{lr:g}_ft.ckpt"
-    seconds = _finetune(setup, model, lr, ckpt, f"{setup.kind} {method} ft lr {lr:g}")
+    ckpt = cache / f"{tag}_ft.ckpt"
+    seconds = _finetune(setup, model, lr, ckpt, f"{tag} ft", passes)
     record["finetune_s"] = record.get("finetune_s") or round(seconds)
     if "val_after" not in record:
         record["val_after"] = evaluate(setup, model, setup.val)
@@ -223,3 +226,10 @@ def control_part(setup: Setup, base: nn.Module, cache: Path) -> dict:
     if summary is None:
         raise SystemExit(f"run --part prune-{setup.kind} first: the control uses its chosen lr")
     return run_row(setup, base, "none", summary["chosen_lr"], cache, test=True)
+
+
+def longer_part(setup: Setup, base: nn.Module, cache: Path, passes: int = 3) -> dict:
+    """Outside the equal-budget table: the l1 row with ``passes`` times the fine-tune, at the chosen lr,
+    to show how much of the drop is the short budget."""
+    lr = _read(cache / f"{setup.kind}_prune.json")["chosen_lr"]
+    return run_row(setup, base, "l1", lr, cache, test=True, passes=passes)

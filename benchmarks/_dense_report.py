@@ -77,6 +77,7 @@ def _quality(kind: str, cache: Path, record: dict) -> None:
     if "tp_uniform_ratio" in tp:
         _tp_notes(kind, tp)
     control = _control(kind, cache, label, ref, record)
+    _longer(kind, cache, label, ref, prune["chosen_lr"], record)
     best = min(("fisher", "l1"), key=lambda m: drops[m])
     if control is not None:
         gap = 100 * control - (100 * ref - drops[best])
@@ -87,6 +88,18 @@ def _quality(kind: str, cache: Path, record: dict) -> None:
             drops[best] <= 1.0,
             f"{kind}: better netsculpt row ({best}) drops {drops[best]:.2f} points of {label} (bar <= 1.0)",
         )
+    )
+
+
+def _longer(kind: str, cache: Path, label: str, ref: float, lr: float, record: dict) -> None:
+    row = _load(cache / f"{kind}_l1_lr{lr:g}_x3.json")
+    if row is None or "test_after" not in row:
+        return
+    after = row["test_after"][TITLES[kind][1]]
+    record[kind]["l1_x3"] = row
+    print(
+        f"  outside the equal-budget table: l1 with 3x the fine-tune ({row['finetune_s']} s) reaches "
+        f"test {label} {after:.4f} (drop {100 * (ref - after):.2f} points)"
     )
 
 

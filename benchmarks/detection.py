@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from _dense_latency import latency_part
 from _dense_models import GraySegmenter, build_detector, fit
-from _dense_prune import Setup, control_part, evaluate, prune_part
+from _dense_prune import Setup, control_part, evaluate, longer_part, prune_part
 from _dense_report import report
 
 from netsculpt.data.canvases import detection_collate, digits_detect, digits_seg
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         prune_det_seg(args.part.split("-")[1], args.cache, args.smoke)
     elif args.part in ("control-det", "control-seg"):
         control_part(*make_setup(args.part.split("-")[1], args.cache, args.smoke), args.cache)
+    elif args.part in ("longer-det", "longer-seg"):
+        longer_part(*make_setup(args.part.split("-")[1], args.cache, args.smoke), args.cache)
     elif args.part in ("latency-det", "latency-seg"):
         latency(args.part.split("-")[1], args.cache, args.smoke)
     elif args.part == "report":
