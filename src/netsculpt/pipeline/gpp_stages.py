@@ -3,7 +3,7 @@ ordinary ``prune`` stage with ``criterion: gpp`` (and ``refit: true`` for the le
 
     stages:
       - grow: {layers: {conv2: 14}}
-      - push: {epochs: 3, push_weight: 0.3}
+      - push: {epochs: 3, push_weight: 0.03}
       - prune: {criterion: gpp, widths: {conv1: 2, conv2: 3}, refit: true}
       - finetune: {preset: finetune, epochs: 3}
 """
@@ -42,8 +42,8 @@ def push(ctx: RunContext, cfg: PushStage, model: nn.Module, out: Path) -> tuple[
     from netsculpt.train import train
 
     layers = cfg.layers or push_layers(model, ctx.example)
-    loss = PushLoss(layers, push_weight=cfg.push_weight, cov_weight=cfg.cov_weight,
-                    task_in_push=cfg.task_in_push, momentum=cfg.momentum)  # fmt: skip
+    settings = ("push_weight", "cov_weight", "task_in_push", "momentum", "sparse_weight")
+    loss = PushLoss(layers, **{key: getattr(cfg, key) for key in settings})
     config = train_config(ctx, cfg)
     loader, val, stop = stage_loaders(ctx, cfg, config)
     result = train(model, loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True,

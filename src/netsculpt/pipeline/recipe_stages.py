@@ -180,13 +180,14 @@ class PushStage(TrainSection):
     kind: Literal["push"] = "push"
     preset: str = "finetune"
     layers: list[str] | None = None
-    push_weight: float = Field(default=0.3, ge=0)
+    push_weight: float = Field(default=0.03, ge=0)  # chosen on held-out digits (docs/gpp.md)
     cov_weight: float = Field(default=0.1, ge=0)
     task_in_push: float = Field(default=1.0, ge=0)
     momentum: float = Field(default=0.0, ge=0, lt=1)
+    sparse_weight: float = Field(default=0.0, ge=0)
 
     def overrides(self) -> dict[str, Any]:
-        own = {"kind", "layers", "push_weight", "cov_weight", "task_in_push", "momentum"}
+        own = {"kind", "layers", "push_weight", "cov_weight", "task_in_push", "momentum", "sparse_weight"}
         return {k: v for k, v in super().overrides().items() if k not in own}
 
 
