@@ -246,7 +246,7 @@ def part_resnet(args) -> None:
         ("model", "test acc", "vs dense"),
         [(k, f"{v:.2%}", f"{(v - runs['dense']) * 100:+.2f} pp") for k, v in runs.items()],
     )
-    d, g, o, s = (runs[k] for k in runs)
+    d, o, g, s = (runs[k] for k in ("dense", "one-shot 90% + FT", "GaP 90% (from scratch)", "2:4 + FT"))
     print(bar((d - g) * 100 <= 0.5, f"GaP {(g - d) * 100:+.2f} pp vs dense, within 0.5"))
     print(bar((g - o) * 100 >= 0.3, f"GaP {(g - o) * 100:+.2f} pp vs one-shot, >= 0.3"))
     print(bar((d - s) * 100 <= 0.5, f"2:4 {(s - d) * 100:+.2f} pp vs dense, within 0.5"))
