@@ -180,7 +180,7 @@ def report(cache: Path, out: Path) -> None:
         print("# benchmarks/detection.py (issue 14 section 6); one torch thread per part")
         print(
             "# PYTHONPATH=src:benchmarks python benchmarks/detection.py --part "
-            "train-det|train-seg|prune-det|prune-seg|latency-det|latency-seg|report --cache DIR"
+            "train|prune|control|longer|latency-det|seg, report --cache DIR"
         )
         for kind in ("det", "seg"):
             _quality(kind, cache, record)
