@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from netsculpt.edits.adder import ADDER
 from netsculpt.edits.base import EDITS, EditKind, register_edit, replay_edits, validate_edits
+from netsculpt.edits.branch import GROW_BRANCH
 from netsculpt.edits.depth import DROP_ACTIVATIONS, FOLD, PRUNE_DEPTH
 from netsculpt.edits.factorise import FACTORISE
 from netsculpt.edits.grow import GROW
 from netsculpt.edits.prune import PRUNE
 
-for _kind in (PRUNE, FACTORISE, ADDER, PRUNE_DEPTH, FOLD, DROP_ACTIVATIONS, GROW):
+for _kind in (PRUNE, FACTORISE, ADDER, PRUNE_DEPTH, FOLD, DROP_ACTIVATIONS, GROW, GROW_BRANCH):
     register_edit(_kind)
 
 __all__ = ["EDITS", "EditKind", "register_edit", "replay_edits", "validate_edits"]

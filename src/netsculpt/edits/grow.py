@@ -49,14 +49,17 @@ def check(edit: dict[str, Any], where: str) -> None:
         )
 
 
+def traced_inputs(edit: dict[str, Any]) -> tuple[Any, ...]:
+    """The inputs a grow edit was traced at: its recorded layout, else zeros of its input shapes."""
+    if "inputs" in edit:
+        return build_inputs(edit["inputs"])
+    return tuple(torch.zeros(shape) for shape in edit["input_shapes"])
+
+
 def replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     from netsculpt.gpp.grow import grow
 
-    if "inputs" in edit:
-        inputs = build_inputs(edit["inputs"])
-    else:
-        inputs = tuple(torch.zeros(shape) for shape in edit["input_shapes"])
-    return grow(model, inputs, edit["layers"], seed=edit["seed"], inplace=True)
+    return grow(model, traced_inputs(edit), edit["layers"], seed=edit["seed"], inplace=True)
 
 
 GROW = EditKind("grow", SCHEMA, replay, check)

@@ -12,15 +12,18 @@ refit_consumers_(model, small, calib, kept_out=kept_outputs(ns.trace(model, x), 
 
 from __future__ import annotations
 
+from netsculpt.gpp.branch import ConvBranches, grow_branch
 from netsculpt.gpp.grow import grow
 from netsculpt.gpp.push import PushLoss, scatter_ratio_and_decorrelation
 from netsculpt.gpp.refit import changed_consumers, kept_outputs, refit_consumers_, refit_layer_
 from netsculpt.importance.gpp import lda_channel_scores
 
 __all__ = [
+    "ConvBranches",
     "PushLoss",
     "changed_consumers",
     "grow",
+    "grow_branch",
     "kept_outputs",
     "lda_channel_scores",
     "refit_consumers_",
