@@ -134,13 +134,15 @@ def evaluate(setup: Setup, model: nn.Module, loader) -> dict:
     return {k: round(float(v), 4) for k, v in task.evaluate(model, loader).items()}
 
 
-def _finetune(setup: Setup, model: nn.Module, lr: float, ckpt: Path, label: str, passes: int = 1) -> float:
+def _finetune(
+    setup: Setup, model: nn.Module, lr: float, ckpt: Path, label: str, passes: int = 1, step=None
+) -> float:
     import time
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
     warm = max(1, passes * len(setup.finetune) // 10)
-    fit(model, setup.finetune, setup.step, epochs=passes, lr=lr, ckpt=ckpt, label=label, warmup=warm)
+    fit(model, setup.finetune, step or setup.step, epochs=passes, lr=lr, ckpt=ckpt, label=label, warmup=warm)
     return time.perf_counter() - t0
 
 
@@ -153,10 +155,20 @@ def make_pruned(setup: Setup, base: nn.Module, method: str) -> tuple[nn.Module, 
 
 
 def run_row(
-    setup: Setup, base: nn.Module, method: str, lr: float, cache: Path, *, test: bool, passes: int = 1
+    setup: Setup,
+    base: nn.Module,
+    method: str,
+    lr: float,
+    cache: Path,
+    *,
+    test: bool,
+    passes: int = 1,
+    step: Callable[[nn.Module], Callable] | None = None,
+    suffix: str = "",
 ) -> dict:
-    """Prune, score before, fine-tune at ``lr``, score after (val always; test only when ``test``)."""
-    tag = f"{setup.kind}_{method}_lr{lr:g}" + (f"_x{passes}" if passes > 1 else "")
+    """Prune, score before, fine-tune at ``lr``, score after (val always; test only when ``test``).
+    ``step(model)``, when given, builds the fine-tune loss for that (pruned) model, e.g. distillation."""
+    tag = f"{setup.kind}_{method}_lr{lr:g}" + (f"_x{passes}" if passes > 1 else "") + suffix
     path = cache / f"{tag}.json"
     record = _read(path)
     if record is not None and (record.get("test_after") or not test):
@@ -176,7 +188,7 @@ def run_row(
         record["test_before"] = evaluate(setup, model, setup.test)
     print(f"[{setup.kind} {method}] before fine-tune: {record}", flush=True)
     ckpt = cache / f"{tag}_ft.ckpt"
-    seconds = _finetune(setup, model, lr, ckpt, f"{tag} ft", passes)
+    seconds = _finetune(setup, model, lr, ckpt, f"{tag} ft", passes, step(model) if step else None)
     record["finetune_s"] = record.get("finetune_s") or round(seconds)
     if "val_after" not in record:
         record["val_after"] = evaluate(setup, model, setup.val)

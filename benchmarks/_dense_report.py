@@ -12,6 +12,7 @@ import json
 from contextlib import redirect_stdout
 from pathlib import Path
 
+from _dense_longer import longer6_report
 from _tables import bar, table
 
 NAMES = {"fisher": "netsculpt fisher", "l1": "netsculpt l1", "tp": "Torch-Pruning 1.6.1 l1 (uniform)"}
@@ -89,6 +90,7 @@ def _quality(kind: str, cache: Path, record: dict) -> None:
             f"{kind}: better netsculpt row ({best}) drops {drops[best]:.2f} points of {label} (bar <= 1.0)",
         )
     )
+    longer6_report(kind, cache, label, metric, ref, record)
 
 
 def _longer(kind: str, cache: Path, label: str, ref: float, lr: float, record: dict) -> None:
@@ -180,7 +182,7 @@ def report(cache: Path, out: Path) -> None:
         print("# benchmarks/detection.py (issue 14 section 6); one torch thread per part")
         print(
             "# PYTHONPATH=src:benchmarks python benchmarks/detection.py --part "
-            "train|prune|control|longer|latency-det|seg, report --cache DIR"
+            "train|prune|control|longer|longer6|latency-det|seg, report --cache DIR"
         )
         for kind in ("det", "seg"):
             _quality(kind, cache, record)

@@ -9,7 +9,8 @@ which resumes) and write JSON beside ``--out``; ``--part report`` assembles ``be
 detection.txt``. Selection never looks at the test canvases: the schedule is fixed in advance.
 
     PYTHONPATH=src:benchmarks python benchmarks/detection.py --part train-det --cache DIR
-    ... --part train-seg | prune-det | prune-seg | latency | report
+    ... --part train-seg | prune-det | prune-seg | control-det | longer-det | latency | report
+    ... --part longer6-det [--methods l1,fisher,none]   (6x equal fine-tune, KD chosen on val)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 from _dense_latency import latency_part
+from _dense_longer import METHODS, longer6_part
 from _dense_models import GraySegmenter, build_detector, fit
 from _dense_prune import Setup, control_part, evaluate, longer_part, prune_part
 from _dense_report import report
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (train parts)")
     parser.add_argument("--smoke", action="store_true", help="tiny data sizes: checks the code runs")
+    parser.add_argument("--methods", default=",".join(METHODS), help="rows of the longer6 part, in order")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/detection"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -169,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         control_part(*make_setup(args.part.split("-")[1], args.cache, args.smoke), args.cache)
     elif args.part in ("longer-det", "longer-seg"):
         longer_part(*make_setup(args.part.split("-")[1], args.cache, args.smoke), args.cache)
+    elif args.part in ("longer6-det", "longer6-seg"):
+        setup, base = make_setup(args.part.split("-")[1], args.cache, args.smoke)
+        longer6_part(setup, base, args.cache, tuple(args.methods.split(",")))
     elif args.part in ("latency-det", "latency-seg"):
         latency(args.part.split("-")[1], args.cache, args.smoke)
     elif args.part == "report":
