@@ -37,3 +37,31 @@ def test_grow_command_errors_are_one_line(capsys, tmp_path) -> None:
     code = main(["--quiet", "grow", "lenet5", "--layer", "relu1=3", "--out", str(tmp_path / "g")])
     _, err = capsys.readouterr()
     assert code == 1 and "growable layers" in err
+
+
+def test_grow_command_adds_a_branch(capsys, tmp_path) -> None:
+    torch.manual_seed(0)
+    original = ns.create_model("lenet5").eval()
+    ns.save(original, tmp_path / "m", extra={"input_shape": [1, 1, 28, 28]})
+    argv = [
+        "grow",
+        str(tmp_path / "m"),
+        "--branch",
+        "conv2=1x1:4",
+        "--layer",
+        "conv1=2",
+        "--out",
+        str(tmp_path / "g"),
+    ]
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "conv1 +2, conv2 +branch 1x1:4" in out
+    grown = ns.load(tmp_path / "g").eval()
+    assert grown.conv2.branches[0].out_channels == 4 and grown.conv2.main.in_channels == 22
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert float((grown(x) - original(x)).abs().max()) <= 1e-6
+    code = main(["--quiet", "grow", "lenet5", "--branch", "fc1=1x1:4", "--out", str(tmp_path / "h")])
+    _, err = capsys.readouterr()
+    assert code == 1 and "not an nn.Conv2d" in err

@@ -41,3 +41,19 @@ def test_bad_gpp_stages_are_refused_when_the_recipe_is_read() -> None:
         parse_recipe(RECIPE.replace("{layers: {conv2: 6}}", "{layers: {}}"))
     with pytest.raises(ConfigError, match="momentum"):
         parse_recipe(RECIPE.replace("push_weight: 0.3", "momentum: 1.5"))
+
+
+def test_the_grow_stage_grows_branches(tmp_path) -> None:
+    recipe = RECIPE.replace("{layers: {conv2: 6}}", "{branches: {conv2: '3x3:4'}}")
+    recipe = recipe.replace(
+        "widths: {conv1: 4, conv2: 5}", "widths: {conv1: 4, conv2.main: 5, conv2.branches.0: 2}"
+    )
+    recipe = recipe.replace("  - push: {epochs: 1, push_weight: 0.3}\n", "")
+    results = run_recipe(parse_recipe(recipe), recipe, tmp_path)
+    assert results["stages"][1]["info"]["branches"] == {"conv2": "3x3:4"}
+    grown = ns.load(tmp_path / "01_grow" / "model")  # the grow_branch edit replays on load
+    assert grown.conv2.branches[0].kernel_size == (3, 3)
+    final = ns.load(tmp_path / "03_finetune" / "model")
+    assert (final.conv2.main.out_channels, final.conv2.branches[0].out_channels) == (5, 2)
+    with pytest.raises(ConfigError, match="KxK:CHANNELS"):
+        parse_recipe(RECIPE.replace("{layers: {conv2: 6}}", "{branches: {conv2: '3x3'}}"))

@@ -2,7 +2,7 @@
 ordinary ``prune`` stage with ``criterion: gpp`` (and ``refit: true`` for the least-squares recovery)::
 
     stages:
-      - grow: {layers: {conv2: 14}}
+      - grow: {layers: {conv2: 14}}          # or branches: {conv2: "1x1:4"} (a parallel 1x1 conv)
       - push: {epochs: 3, push_weight: 0.03}
       - prune: {criterion: gpp, widths: {conv1: 2, conv2: 3}, refit: true}
       - finetune: {preset: finetune, epochs: 3}
@@ -22,9 +22,14 @@ from netsculpt.pipeline.stages import RunContext, stage, train_config
 @stage("grow")
 def grow(ctx: RunContext, cfg: GrowStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
     from netsculpt.gpp import grow as grow_model
+    from netsculpt.gpp import grow_branch
 
-    grown = grow_model(model, ctx.example, cfg.layers, seed=ctx.recipe.seed)
-    return grown, {"layers": dict(cfg.layers)}
+    grown = grow_model(model, ctx.example, cfg.layers, seed=ctx.recipe.seed) if cfg.layers else model
+    if cfg.branches:
+        grown = grow_branch(
+            grown, ctx.example, cfg.branches, seed=ctx.recipe.seed, inplace=grown is not model
+        )
+    return grown, {"layers": dict(cfg.layers), "branches": dict(cfg.branches)}
 
 
 def push_layers(model: nn.Module, example: object) -> list[str]:

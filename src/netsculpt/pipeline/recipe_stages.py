@@ -167,10 +167,29 @@ class PruneDepthStage(Section):
 
 
 class GrowStage(Section):
-    """Grow-Push-Prune's grow: more output channels per layer, same function (netsculpt.gpp.grow)."""
+    """Grow-Push-Prune's grow, same function: ``layers`` get more output channels (netsculpt.gpp.grow),
+    ``branches`` get a parallel conv such as ``{conv2: "1x1:4"}`` (netsculpt.gpp.grow_branch); widening
+    runs first."""
 
     kind: Literal["grow"] = "grow"
-    layers: dict[str, Annotated[int, Field(ge=1, le=1 << 16)]] = Field(min_length=1)
+    layers: dict[str, Annotated[int, Field(ge=1, le=1 << 16)]] = Field(default_factory=dict)
+    branches: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something(self) -> GrowStage:
+        from netsculpt.errors import ConfigError
+        from netsculpt.gpp.branch import parse_branch
+
+        if not self.layers and not self.branches:
+            raise ValueError(
+                "give 'layers' (channels to add, e.g. {conv2: 14}) or 'branches' (e.g. {conv2: 1x1:4})"
+            )
+        for layer, spec in self.branches.items():
+            try:
+                parse_branch(layer, spec)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
 
 class PushStage(TrainSection):
