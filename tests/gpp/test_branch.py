@@ -83,6 +83,21 @@ def _masked(model: nn.Module, graph: ns.ChannelGraph, plan: object) -> nn.Module
     return model
 
 
+def test_several_branches_on_one_layer_inception_style(tmp_path: Path) -> None:
+    model = _trained_resnet()
+    x = torch.randn(4, 3, 32, 32)
+    big = grow_branch(model, x[:1], {"layer3.0.conv1": "1x1:4,3x3:2,5x5:3"}).eval()
+    conv = big.layer3[0].conv1
+    assert [b.kernel_size for b in conv.branches] == [(1, 1), (3, 3), (5, 5)]
+    assert big.layer3[0].bn1.num_features == 64 + 9
+    assert _max_diff(model, big, x) <= 1e-6
+    ns.save(big, tmp_path / "m")
+    back = ns.load(tmp_path / "m").eval()
+    assert _max_diff(big, back, x) == 0.0
+    small = ns.prune(back, x[:1], ratio=0.5, criterion="l1").eval()
+    assert sum(b.out_channels for b in small.layer3[0].conv1.branches) < 9
+
+
 def test_branch_channels_are_one_prunable_group_with_the_host() -> None:
     import copy
 
@@ -142,18 +157,19 @@ def test_branch_refuses_what_it_cannot_grow() -> None:
     with pytest.raises(ConfigError, match="tied to"):
         grow_branch(resnet, torch.randn(1, 3, 32, 32), {"layer1.0.conv2": "1x1:2"})
     grown = grow_branch(model, x, {"conv2": "1x1:2"})
-    with pytest.raises(ConfigError, match="ConvBranches"):
+    with pytest.raises(ConfigError, match="in one call"):
         grow_branch(grown, x, {"conv2": "3x3:2"})
 
 
 def test_a_malformed_branch_edit_is_refused_before_anything_is_built() -> None:
     from netsculpt.edits import validate_edits
 
-    good = {"kind": "grow_branch", "branches": {"conv2": {"kernel": [1, 1], "channels": 4}}, "seed": 0,
+    good = {"kind": "grow_branch", "branches": {"conv2": [{"kernel": [1, 1], "channels": 4}]}, "seed": 0,
             "input_shapes": [[1, 1, 28, 28]]}  # fmt: skip
     validate_edits([good], "spec")
-    for bad in ({**good, "branches": {"conv2": {"kernel": [1], "channels": 4}}},
-                {**good, "branches": {"conv2": {"kernel": [1, 1], "channels": 0}}},
-                {**good, "branches": {}}, {**good, "extra": 1}):  # fmt: skip
+    for bad in ({**good, "branches": {"conv2": [{"kernel": [1], "channels": 4}]}},
+                {**good, "branches": {"conv2": [{"kernel": [1, 1], "channels": 0}]}},
+                {**good, "branches": {}}, {**good, "branches": {"conv2": []}},
+                {**good, "extra": 1}):  # fmt: skip
         with pytest.raises(CheckpointError):
             validate_edits([bad], "spec")

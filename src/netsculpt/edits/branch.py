@@ -15,6 +15,7 @@ from netsculpt.edits.grow import MAX_GROW, check, traced_inputs
 from netsculpt.edits.grow import SCHEMA as GROW_SCHEMA
 
 MAX_KERNEL = 15
+MAX_BRANCHES = 8  # an Inception module has 3-4 paths
 
 SCHEMA: dict[str, Any] = {
     "properties": {
@@ -23,18 +24,23 @@ SCHEMA: dict[str, Any] = {
             "minProperties": 1,
             "maxProperties": 10_000,
             "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "kernel": {
-                        "type": "array",
-                        "minItems": 2,
-                        "maxItems": 2,
-                        "items": {"type": "integer", "minimum": 1, "maximum": MAX_KERNEL},
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BRANCHES,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "kernel": {
+                            "type": "array",
+                            "minItems": 2,
+                            "maxItems": 2,
+                            "items": {"type": "integer", "minimum": 1, "maximum": MAX_KERNEL},
+                        },
+                        "channels": {"type": "integer", "minimum": 1, "maximum": MAX_GROW},
                     },
-                    "channels": {"type": "integer", "minimum": 1, "maximum": MAX_GROW},
+                    "required": ["kernel", "channels"],
+                    "additionalProperties": False,
                 },
-                "required": ["kernel", "channels"],
-                "additionalProperties": False,
             },
         },
         **{k: v for k, v in GROW_SCHEMA["properties"].items() if k != "layers"},

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netsculpt.edits.branch import MAX_KERNEL
+from netsculpt.edits.branch import MAX_BRANCHES, MAX_KERNEL
 from netsculpt.edits.grow import MAX_GROW
 from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import ConfigError
@@ -79,6 +79,25 @@ def parse_branch(layer: str, spec: Any) -> tuple[tuple[int, int], int]:
     return (kh, kw), n
 
 
+Branch = tuple[tuple[int, int], int]  # (kernel (kh, kw), output channels)
+
+
+def parse_branches(layer: str, spec: Any) -> list[Branch]:
+    """One or more branches for ``layer``: ``"1x1:4,5x5:2"``, a list of specs, or one spec."""
+    if isinstance(spec, str):
+        parts: list[Any] = [part for part in spec.split(",") if part.strip()]
+    elif isinstance(spec, list | tuple):
+        parts = list(spec)
+    else:
+        parts = [spec]
+    if not 1 <= len(parts) <= MAX_BRANCHES:
+        raise ConfigError(f"branches for {layer!r}: give 1..{MAX_BRANCHES} specs, got {len(parts)}")
+    parsed = [parse_branch(layer, part) for part in parts]
+    if sum(n for _, n in parsed) > MAX_GROW:
+        raise ConfigError(f"branches for {layer!r}: more than {MAX_GROW} channels in all")
+    return parsed
+
+
 def _padding(layer: str, host: nn.Conv2d, kernel: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
     """The branch's padding and input crop that centre its windows on the host's, per spatial dim."""
     pads, crops = [], []
@@ -100,11 +119,7 @@ def _host(model: nn.Module, layer: str) -> nn.Conv2d:
     host = dict(model.named_modules()).get(layer)
     if type(host) is not nn.Conv2d:
         what = "no module" if host is None else f"a {type(host).__name__}"
-        hint = (
-            f"; grow another branch on {layer}.main is not supported either"
-            if isinstance(host, ConvBranches)
-            else ""
-        )
+        hint = "; give all its branches in one call ('1x1:4,5x5:2')" if isinstance(host, ConvBranches) else ""
         raise ConfigError(f"cannot grow a branch on {layer!r}: it is {what}, not an nn.Conv2d{hint}")
     if host.groups != 1:
         raise ConfigError(f"cannot grow a branch on the grouped convolution {layer!r} (groups={host.groups})")
@@ -115,28 +130,29 @@ def _host(model: nn.Module, layer: str) -> nn.Conv2d:
     return host
 
 
-def _split_(model: nn.Module, layer: str, out: int, kernel: tuple[int, int], gen: torch.Generator) -> None:
-    """Turn the widened host (``out`` old filters + new ones) into main + branch of another kernel."""
+def _split_(model: nn.Module, layer: str, out: int, specs: list[Branch], gen: torch.Generator) -> None:
+    """Turn the widened host (``out`` old filters + new ones) into main + branches of other kernels."""
     host = _host(model, layer)
-    pad, crop = _padding(layer, host, kernel)
-    n = host.out_channels - out
-    branch = nn.Conv2d(
-        host.in_channels, n, kernel, stride=host.stride, padding=pad, bias=host.bias is not None
-    )
     weight = host.weight.detach()
     std = float(weight[:out].float().std()) if weight[:out].numel() > 1 else 1.0
-    with torch.no_grad():
-        branch.weight.copy_(torch.randn(branch.weight.shape, generator=gen) * (std or 1.0))
-        if branch.bias is not None:
-            branch.bias.zero_()
-    branch.to(device=weight.device, dtype=weight.dtype)
+    branches, crops = [], []
+    for kernel, n in specs:
+        pad, crop = _padding(layer, host, kernel)
+        bias = host.bias is not None
+        branch = nn.Conv2d(host.in_channels, n, kernel, stride=host.stride, padding=pad, bias=bias)
+        with torch.no_grad():
+            branch.weight.copy_(torch.randn(branch.weight.shape, generator=gen) * (std or 1.0))
+            if branch.bias is not None:
+                branch.bias.zero_()
+        branches.append(branch.to(device=weight.device, dtype=weight.dtype))
+        crops.append(crop)
     host.weight = nn.Parameter(weight[:out].clone(), requires_grad=host.weight.requires_grad)
     if host.bias is not None:
         host.bias = nn.Parameter(host.bias.detach()[:out].clone(), requires_grad=host.bias.requires_grad)
     fixup(host, ModuleShapes([], []))
     parent_name, _, attr = layer.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    wrapped = ConvBranches(host, [branch], [crop])
+    wrapped = ConvBranches(host, branches, crops)
     if isinstance(parent, nn.Sequential | nn.ModuleList | nn.ModuleDict):
         parent[int(attr) if not isinstance(parent, nn.ModuleDict) else attr] = wrapped
     else:
@@ -148,12 +164,13 @@ def grow_branch(
     inplace: bool = False, atol: float = 1e-5,
 ) -> nn.Module:  # fmt: skip
     """A copy of ``model`` (or ``model`` itself) with a parallel conv branch beside each named conv,
-    e.g. ``{"conv2": "1x1:4"}``, computing the same outputs on ``example_inputs`` (checked to ``atol``).
+    e.g. ``{"conv2": "1x1:4"}`` (several: ``"1x1:4,5x5:2"``), computing the same outputs on
+    ``example_inputs`` (checked to ``atol``).
 
     Refused, with the reason: a layer that is not a plain ungrouped ``nn.Conv2d``; a host whose channels
     are tied to other layers' (a residual stage: grow its block-internal convs instead, or widen the
     stage with ``grow``); a kernel that cannot be centred on the host's windows."""
-    parsed = {layer: parse_branch(layer, spec) for layer, spec in branches.items()}
+    parsed = {layer: parse_branches(layer, spec) for layer, spec in branches.items()}
     inputs = as_tuple(example_inputs)
     graph = trace(model, inputs)
     for layer in parsed:
@@ -170,7 +187,8 @@ def grow_branch(
                 f"{', '.join(sorted(producers - {layer}))} (a residual sum?), so a branch would have to "
                 "feed all of them; grow a layer inside the block, or widen the stage with grow()"
             )
-        _padding(layer, _host(model, layer), parsed[layer][0])
+        for kernel, _ in parsed[layer]:
+            _padding(layer, _host(model, layer), kernel)
     target = model if inplace else copy.deepcopy(model)
     ensure_base(target)
     was = target.training
@@ -178,15 +196,15 @@ def grow_branch(
     with torch.no_grad():
         before = target(*inputs)
     outs = {layer: _host(target, layer).out_channels for layer in parsed}
-    grow_(target, graph, {layer: n for layer, (_, n) in parsed.items()}, seed)
+    grow_(target, graph, {layer: sum(n for _, n in specs) for layer, specs in parsed.items()}, seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    for layer, (kernel, _) in parsed.items():
-        _split_(target, layer, outs[layer], kernel, gen)
+    for layer, specs in parsed.items():
+        _split_(target, layer, outs[layer], specs, gen)
     with torch.no_grad():
         after = target(*inputs)
     target.train(was)
     _check_same(before, after, atol, list(parsed))
-    record = {layer: {"kernel": list(k), "channels": n} for layer, (k, n) in parsed.items()}
+    record = {name: [{"kernel": list(k), "channels": n} for k, n in specs] for name, specs in parsed.items()}
     step: dict[str, Any] = {"kind": "grow_branch", "branches": record, "seed": seed,
                             "input_shapes": [list(s) for s in graph.input_shapes]}  # fmt: skip
     layout = layout_of(inputs)

@@ -178,7 +178,7 @@ class GrowStage(Section):
     @model_validator(mode="after")
     def _something(self) -> GrowStage:
         from netsculpt.errors import ConfigError
-        from netsculpt.gpp.branch import parse_branch
+        from netsculpt.gpp.branch import parse_branches
 
         if not self.layers and not self.branches:
             raise ValueError(
@@ -186,7 +186,7 @@ class GrowStage(Section):
             )
         for layer, spec in self.branches.items():
             try:
-                parse_branch(layer, spec)
+                parse_branches(layer, spec)
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return self
