@@ -124,6 +124,26 @@ def test_branch_channels_are_one_prunable_group_with_the_host() -> None:
     assert ratio.layer1[0].conv1.branches[0].out_channels < 6
 
 
+def test_pruned_lenet_branch_equals_the_masked_model_through_the_flatten() -> None:
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    model = ns.create_model("lenet5").eval()
+    x = torch.randn(8, 1, 28, 28)
+    big = grow_branch(model, x[:1], {"conv2": "1x1:6,3x3:4"}).eval()
+    with torch.no_grad():  # as after training: the branches reach fc1
+        big.fc1.weight[:, 800:].normal_(0, 0.05)
+    widths = {"conv2.main": 7, "conv2.branches.0": 3, "conv2.branches.1": 1}
+    plan, graph = ns.plan_pruning(big, x[:1], criterion="l1", widths=widths)
+    small = ns.apply_plan(big, plan, x[:1], graph=graph).eval()
+    assert small.fc1.in_features == 11 * 16
+    assert _max_diff(small, _masked(copy.deepcopy(big), graph, plan).eval(), x) <= 1e-4
+    pickle.dumps(small)  # a plain, picklable module tree: torch modules and the one ConvBranches
+    kinds = {type(m).__module__ for m in small.modules()} - {"netsculpt.models.lenet"}
+    assert all(k.startswith("torch.nn.") for k in kinds - {"netsculpt.gpp.branch"}), kinds
+
+
 def test_branched_model_saves_loads_and_prunes_again(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = ns.create_model("lenet5").eval()
