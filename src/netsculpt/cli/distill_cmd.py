@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -77,9 +78,19 @@ def _hints(specs: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def run(args: argparse.Namespace) -> int:
+def _same_outputs(args: argparse.Namespace, student: Any, teacher: Any, x: Any) -> None:
     import torch
 
+    with torch.no_grad():
+        s_out, t_out = student.eval()(x), teacher.eval()(x)
+    if s_out.shape != t_out.shape:
+        raise ConfigError(
+            f"student {args.model!r} outputs {tuple(s_out.shape)} but teacher {args.teacher!r} outputs "
+            f"{tuple(t_out.shape)}; distil between models with the same classes"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
     from netsculpt.io import save
     from netsculpt.train import (
         CHECKPOINT_NAME,
@@ -94,19 +105,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "checkpoints" / CHECKPOINT_NAME).exists() and not args.resume:
         raise ConfigError(f"{str(out)!r} already holds a distillation run; pass --resume or another --out")
-    teacher_args = _teacher_args(args)
-    data_defaults(args)
-    data_defaults(teacher_args)
-    student, shape = load_model(args)
-    teacher, _ = load_model(teacher_args)
-    x = example(shape)
-    with torch.no_grad():
-        s_out, t_out = student.eval()(x), teacher.eval()(x)
-    if s_out.shape != t_out.shape:
-        raise ConfigError(
-            f"student {args.model!r} outputs {tuple(s_out.shape)} but teacher {args.teacher!r} outputs "
-            f"{tuple(t_out.shape)}; distil between models with the same classes"
-        )
     overrides = {
         key: value
         for key, value in (
@@ -123,6 +121,22 @@ def run(args: argparse.Namespace) -> int:
         if value is not None
     }
     config = TrainConfig.preset(args.preset, **overrides)
+    from netsculpt.cli.task_data import dense_data, is_dense
+
+    dense = None
+    if is_dense(args):
+        if args.mixup:
+            raise ConfigError(f"--mixup mixes two images but not their {args.task} targets: remove it")
+        args.seed = config.seed
+        dense = dense_data(args, batch_size=config.batch_size)
+    teacher_args = _teacher_args(args)
+    if dense is None:
+        data_defaults(args)
+        data_defaults(teacher_args)
+    student, shape = load_model(args)
+    teacher, _ = load_model(teacher_args)
+    if dense is None:
+        _same_outputs(args, student, teacher, example(shape))
     kd = DistillConfig(
         temperature=args.temperature,
         alpha=args.alpha,
@@ -130,12 +144,17 @@ def run(args: argparse.Namespace) -> int:
         hint_weight=args.hint_weight,
         mixup=args.mixup,
     )
-    train_loader, test_loader = loaders(
-        args, config.batch_size, config.augment, config.seed, config.augment_shift
-    )
+    if dense is not None:  # the recipe runner's canvases and collate; never augmented
+        train_loader, test_loader = dense.train_loader, dense.test_loader
+        score = dense.score
+    else:
+        train_loader, test_loader = loaders(
+            args, config.batch_size, config.augment, config.seed, config.augment_shift
+        )
+        score = lambda model: evaluate(model, test_loader)[0]  # noqa: E731
     before = {}
     if ctx.is_main:
-        before = {"teacher": evaluate(teacher, test_loader)[0], "student": evaluate(student, test_loader)[0]}
+        before = {"teacher": score(teacher), "student": score(student)}
     result = distill(
         student,
         teacher,
@@ -146,22 +165,26 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out / "checkpoints",
         resume=args.resume,
         device=args.device,
+        task=dense.task if dense is not None else None,
     )
     if not ctx.is_main:
         return 0
+    metric = dense.task.metric if dense is not None else "accuracy"
     extra = {
         "input_shape": list(shape),
         "data": args.data,
-        "accuracy": result.final_acc,
+        metric: result.final_acc,
         "teacher": args.teacher,
-        "teacher_accuracy": before["teacher"],
-        "accuracy_before_distill": before["student"],
+        f"teacher_{metric}": before["teacher"],
+        f"{metric}_before_distill": before["student"],
+        **({"task": args.task} if dense is not None else {}),
         "distill": kd.to_dict(),
         "train": config.to_dict(),
     }
     save(student.cpu(), out / "model", extra=extra)
     Console().print(
-        f"teacher {before['teacher']:.2%} · student before {before['student']:.2%} -> after "
+        f"{'' if dense is None else metric + ': '}teacher {before['teacher']:.2%} · "
+        f"student before {before['student']:.2%} -> after "
         f"{result.final_acc:.2%} (best epoch {result.best_acc:.2%}); model saved to {out / 'model'}"
     )
     return 0

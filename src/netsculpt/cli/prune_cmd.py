@@ -84,12 +84,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from netsculpt.allocate import Target
+    from netsculpt.cli.task_data import dense_data, is_dense
     from netsculpt.cli.train_cmd import loaders
     from netsculpt.importance import get_criterion
     from netsculpt.io import save
     from netsculpt.measure import format_metrics_table, measure
     from netsculpt.prune import apply_plan, plan_pruning
 
+    dense = dense_data(args, criterion=args.criterion) if is_dense(args, args.criterion) else None
     model, shape = load_model(args)
     x = example(shape)
     if args.depth_blocks is not None:
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"criterion {args.criterion!r} learns from data: pass --data NAME (see `netsculpt data`)"
             )
-        data, _ = loaders(args, args.batch_size or 64)
+        data = dense.train_loader if dense is not None else loaders(args, args.batch_size or 64)[0]
     target = None
     if args.target_macs is not None:
         target = Target(macs=args.target_macs)
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         round_to=args.round_to,
         min_channels=args.min_channels,
         runtime=args.runtime,
+        **({"task": dense.task} if dense is not None else {}),
     )
     small = apply_plan(model, plan, x, graph=graph)
     out = Path(args.out)

@@ -111,26 +111,33 @@ def _config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from netsculpt.cli.task_data import dense_data, is_dense
     from netsculpt.cli.train_cmd import data_defaults
     from netsculpt.io import save
     from netsculpt.search import apply_search_plan, finetune_pruned, search_widths
     from netsculpt.search.holdout import holdout_loaders
     from netsculpt.train import TrainConfig, evaluate
 
-    data_defaults(args)
+    dense = dense_data(args, criterion=args.criterion) if is_dense(args, args.criterion) else None
+    if dense is None:
+        data_defaults(args)
     model, shape = load_model(args)
     model.eval()
     x = example(shape)
     config = _config(args)
     data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
-    train, held, test = holdout_loaders(
-        args.data,
-        val_size=args.val_size,
-        batch_size=args.batch_size or 64,
-        eval_batch_size=args.eval_batch_size,
-        seed=config.seed,
-        **data,
-    )
+    if dense is not None:  # held-out canvases from the training canvases, as a recipe's search stage
+        train, held = dense.held_out(args.val_size, "--val-size")
+        test = dense.test_loader
+    else:
+        train, held, test = holdout_loaders(
+            args.data,
+            val_size=args.val_size,
+            batch_size=args.batch_size or 64,
+            eval_batch_size=args.eval_batch_size,
+            seed=config.seed,
+            **data,
+        )
     metric, values = next(
         (m, v)
         for m, v in (
@@ -151,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         out_dir=out,
         resume=args.resume,
+        task=dense.task if dense is not None else None,
     )
     small = apply_search_plan(model, result.plan, x)
     console = Console()
@@ -158,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     for column in (
         "target",
         metric if metric != "latency" else "latency (predicted)",
-        "held-out acc",
+        "held-out acc" if dense is None else f"held-out {dense.task.metric}",
         "widths",
     ):
         table.add_column(column)
@@ -175,24 +183,31 @@ def run(args: argparse.Namespace) -> int:
     if args.finetune_epochs:
         overrides = {"epochs": args.finetune_epochs, **({"lr": args.finetune_lr} if args.finetune_lr else {})}
         tc = TrainConfig.preset("finetune", **overrides)
-        ft_train, _, _ = holdout_loaders(
-            args.data,
-            val_size=args.val_size,
-            batch_size=tc.batch_size,
-            augment=tc.augment,
-            shift=tc.augment_shift,
-            seed=config.seed,
-            **data,
-        )
+        if dense is not None:
+            ft_train = train
+        else:
+            ft_train, _, _ = holdout_loaders(
+                args.data,
+                val_size=args.val_size,
+                batch_size=tc.batch_size,
+                augment=tc.augment,
+                shift=tc.augment_shift,
+                seed=config.seed,
+                **data,
+            )
         teacher = None if args.no_distill else model
-        finetune_pruned(small, teacher, ft_train, test, tc, out_dir=out / "finetune", resume=args.resume)
-    before, _ = evaluate(model, test)
-    after, _ = evaluate(small, test)
+        finetune_pruned(small, teacher, ft_train, test, tc, out_dir=out / "finetune", resume=args.resume,
+                        task=dense.task if dense is not None else None)  # fmt: skip
+    score = dense.score if dense is not None else (lambda m: evaluate(m, test)[0])
+    before, after = score(model), score(small)
     save(
-        small, out / "model", extra={"input_shape": list(shape), "source": args.model, "search": args.method}
-    )
+        small,
+        out / "model",
+        extra={"input_shape": list(shape), "source": args.model, "search": args.method,
+               **({"task": args.task} if dense is not None else {})},
+    )  # fmt: skip
     console.print(
-        f"test accuracy {before:.2%} -> {after:.2%}"
+        f"test {dense.task.metric if dense is not None else 'accuracy'} {before:.2%} -> {after:.2%}"
         + (
             f" after {args.finetune_epochs} fine-tuning epochs"
             if args.finetune_epochs

@@ -20,6 +20,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=int, default=None, help="repeat grayscale to this many channels")
     p.add_argument("--limit", type=int, default=None, help="use at most this many samples per split")
     p.add_argument("--batch-size", type=int, default=None)
+    from netsculpt.cli.task_data import add_task_args
+
+    add_task_args(p)
 
 
 def loaders(
@@ -94,11 +97,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from netsculpt.cli.task_data import dense_data, is_dense
     from netsculpt.io import save
     from netsculpt.train import train
 
-    data_defaults(args)
-    model, shape = load_model(args)
     config = preset_config(
         args,
         epochs="epochs",
@@ -108,25 +110,40 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size="batch_size",
         checkpoint_activations="checkpoint_activations",
     )
-    train_loader, test_loader = loaders(
-        args, config.batch_size, config.augment, config.seed, config.augment_shift
-    )
+    dense = None
+    if is_dense(args):  # the recipe runner's canvases and collate; never augmented (boxes would not move)
+        args.seed = config.seed
+        dense = dense_data(args, batch_size=config.batch_size)
+        train_loader, test_loader = dense.train_loader, dense.test_loader
+    else:
+        data_defaults(args)
+        train_loader, test_loader = loaders(
+            args, config.batch_size, config.augment, config.seed, config.augment_shift
+        )
+    model, shape = load_model(args)
     out = Path(args.out)
-    result = train(model, train_loader, test_loader, config, out_dir=out / "checkpoints", resume=args.resume)
-    save(
-        model,
-        out / "model",
-        extra={"input_shape": list(shape), "data": args.data, "accuracy": result.final_acc},
-    )
+    result = train(model, train_loader, test_loader, config, out_dir=out / "checkpoints", resume=args.resume,
+                   task=dense.task if dense is not None else None)  # fmt: skip
+    metric = dense.task.metric if dense is not None else "accuracy"
+    extra = {"input_shape": list(shape), "data": args.data, metric: result.final_acc}
+    save(model, out / "model", extra={**extra, **({"task": args.task} if dense is not None else {})})
     Console().print(
-        f"test accuracy {result.final_acc:.2%} (best {result.best_acc:.2%}); model saved to {out / 'model'}"
+        f"test {metric} {result.final_acc:.2%} (best {result.best_acc:.2%}); model saved to {out / 'model'}"
     )
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from netsculpt.cli.task_data import dense_data, is_dense
     from netsculpt.train import evaluate
 
+    if is_dense(args):
+        dense = dense_data(args)
+        model, _ = load_model(args)
+        scores = dense.task.evaluate(model, dense.test_loader)
+        text = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float))
+        Console().print(f"{args.model} on {args.data}: {text}")
+        return 0
     data_defaults(args)
     model, _ = load_model(args)
     _, test_loader = loaders(args, args.batch_size or 256)

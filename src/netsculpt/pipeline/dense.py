@@ -34,32 +34,8 @@ COCO_OPTIONS = (*COCO_FILES, "channels", "size")
 def check_dense_recipe(recipe: Any) -> None:
     """Raise ``ValueError`` (pydantic turns it into a recipe error naming the field) for what a dense
     task cannot run; a no-op for classification."""
-    from netsculpt.tasks import list_tasks
-
-    if recipe.task not in list_tasks():
-        raise ValueError(f"unknown task {recipe.task!r}; tasks are: {', '.join(list_tasks())}")
-    data = recipe.data.name
-    if recipe.task == "classification":
-        if data in DENSE_DATA:
-            raise ValueError(f"data {data!r} is {DENSE_DATA[data]} data: add 'task: {DENSE_DATA[data]}'")
+    if check_task_data(recipe.task, recipe.data):
         return
-    if DENSE_DATA.get(data) != recipe.task:
-        wanted = [name for name, task in DENSE_DATA.items() if task == recipe.task]
-        raise ValueError(f"task {recipe.task!r} reads data {' or '.join(map(repr, wanted))}, not {data!r}")
-    accepted = COCO_OPTIONS if data == "coco" else CANVAS_OPTIONS
-    unknown = sorted(set(recipe.data.options) - set(accepted))
-    if unknown:
-        raise ValueError(f"data.options {unknown} unknown for {data!r}; it takes: {', '.join(accepted)}")
-    missing = [k for k in COCO_FILES if k not in recipe.data.options] if data == "coco" else []
-    if missing:
-        raise ValueError(
-            f"data 'coco' needs data.options {', '.join(missing)}: a COCO annotation file and an image "
-            "folder for each split (the test split is only reported)"
-        )
-    if recipe.data.resize is not None or recipe.data.channels is not None:
-        raise ValueError(
-            f"{data!r}: set the example input's side with data.options.size (and channels, for coco)"
-        )
     if recipe.compare_random:
         raise ValueError(f"compare_random is classification-only for now; remove it for task {recipe.task!r}")
     for i, st in enumerate(recipe.stages):
@@ -74,18 +50,55 @@ def check_dense_recipe(recipe: Any) -> None:
             )
         if getattr(st, "augment", None):
             raise ValueError(f"stages.{i}: augment shifts images, not their boxes / masks: remove it")
-        criterion = getattr(st, "criterion", None)
-        if criterion is not None and _needs_image_labels(criterion):
-            targets = "boxes" if recipe.task == "detection" else "pixel maps"
-            raise ValueError(
-                f"stages.{i}: criterion {criterion!r} needs one class label per image, and the "
-                f"{recipe.task} task's targets are {targets}; "
-                "use taylor or fisher (they differentiate the task's own loss), chip or hrank (no labels), "
-                "or a weight criterion (l1, fpgm)"
-            )
+        check_task_criterion(recipe.task, getattr(st, "criterion", None), f"stages.{i}: ")
     train = recipe.baseline.train
     if train is not None and train.augment:
         raise ValueError("baseline.train.augment shifts images, not their boxes / masks: remove it")
+
+
+def check_task_data(task: str, data: Any) -> bool:
+    """Raise ``ValueError`` when ``data`` (a recipe's ``data`` section) does not suit ``task``; True for
+    classification (nothing more to check). Recipes and the CLI's ``--task`` both ask this."""
+    from netsculpt.tasks import list_tasks
+
+    if task not in list_tasks():
+        raise ValueError(f"unknown task {task!r}; tasks are: {', '.join(list_tasks())}")
+    name = data.name
+    if task == "classification":
+        if name in DENSE_DATA:
+            raise ValueError(f"data {name!r} is {DENSE_DATA[name]} data: add 'task: {DENSE_DATA[name]}'")
+        return True
+    if DENSE_DATA.get(name) != task:
+        wanted = [n for n, t in DENSE_DATA.items() if t == task]
+        raise ValueError(f"task {task!r} reads data {' or '.join(map(repr, wanted))}, not {name!r}")
+    accepted = COCO_OPTIONS if name == "coco" else CANVAS_OPTIONS
+    unknown = sorted(set(data.options) - set(accepted))
+    if unknown:
+        raise ValueError(f"data.options {unknown} unknown for {name!r}; it takes: {', '.join(accepted)}")
+    missing = [k for k in COCO_FILES if k not in data.options] if name == "coco" else []
+    if missing:
+        raise ValueError(
+            f"data 'coco' needs data.options {', '.join(missing)}: a COCO annotation file and an image "
+            "folder for each split (the test split is only reported)"
+        )
+    if data.resize is not None or data.channels is not None:
+        raise ValueError(
+            f"{name!r}: set the example input's side with data.options.size (and channels, for coco)"
+        )
+    return False
+
+
+def check_task_criterion(task: str, criterion: str | None, where: str = "") -> None:
+    """Raise ``ValueError`` for a criterion that needs one class label per image on a dense task."""
+    if task == "classification" or criterion is None or not _needs_image_labels(criterion):
+        return
+    targets = "boxes" if task == "detection" else "pixel maps"
+    raise ValueError(
+        f"{where}criterion {criterion!r} needs one class label per image, and the "
+        f"{task} task's targets are {targets}; "
+        "use taylor or fisher (they differentiate the task's own loss), chip or hrank (no labels), "
+        "or a weight criterion (l1, fpgm)"
+    )
 
 
 def _needs_image_labels(criterion: str) -> bool:
@@ -166,10 +179,17 @@ def split_training(dataset: Dataset, size: int, seed: int, what: str) -> tuple[S
 
 def held_out_loaders(ctx: Any, size: int, what: str) -> tuple[DataLoader, DataLoader]:
     """Training and held-out loaders over the training canvases, batched by the task."""
-    rest, held = split_training(ctx.train_loader.dataset, size, ctx.recipe.seed, what)
-    batch, collate = ctx.train_loader.batch_size, ctx.task.collate
+    return held_out_split(ctx.train_loader, ctx.task, size, ctx.recipe.seed, what)
+
+
+def held_out_split(
+    loader: DataLoader, task: Any, size: int, seed: int, what: str
+) -> tuple[DataLoader, DataLoader]:
+    """``loader``'s training canvases split into a shuffled training loader and ``size`` held-out ones."""
+    rest, held = split_training(loader.dataset, size, seed, what)
+    batch, collate = loader.batch_size, task.collate
     train = DataLoader(rest, batch_size=batch, shuffle=True, collate_fn=collate,
-                       generator=torch.Generator().manual_seed(ctx.recipe.seed))  # fmt: skip
+                       generator=torch.Generator().manual_seed(seed))  # fmt: skip
     return train, DataLoader(held, batch_size=batch, collate_fn=collate)
 
 

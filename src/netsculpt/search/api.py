@@ -335,13 +335,16 @@ def finetune_pruned(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    task: Any = None,
 ) -> Any:
     """Fine-tune a searched model in place: by knowledge distillation from ``teacher`` (the unpruned
-    model) with :func:`netsculpt.train.distill`, or plain training when ``teacher`` is None."""
+    model) with :func:`netsculpt.train.distill`, or plain training when ``teacher`` is None. ``task``:
+    a dense :class:`netsculpt.tasks.Task` (its loss, metric and distillation), None for classification."""
     from netsculpt.train import train
 
     if teacher is None:
-        return train(pruned, train_loader, test_loader, config, out_dir=out_dir, resume=resume)
+        return train(pruned, train_loader, test_loader, config, out_dir=out_dir, resume=resume, task=task)
     from netsculpt.train import distill
 
-    return distill(pruned, teacher, train_loader, test_loader, config, out_dir=out_dir, resume=resume)
+    return distill(pruned, teacher, train_loader, test_loader, config, out_dir=out_dir, resume=resume,
+                   task=task)  # fmt: skip

@@ -1,0 +1,96 @@
+"""``--task detection|segmentation`` on train, eval, prune, distill and search: tiny runs (64 px, 16 training
+canvases, 1 epoch; ~15 s in all), and the refusals a recipe gives, given before any work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netsculpt.cli import main
+
+SMALL = ["--data-option", "size=64", "--data-option", "train_canvases=16", "--data-option",
+         "test_canvases=8", "--batch-size", "8"]  # fmt: skip
+DETECT = ["--task", "detection", "--data", "digits_detect", *SMALL]
+SEG = ["--task", "segmentation", "--data", "digits_seg", *SMALL]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _extra(model_dir: Path) -> dict:
+    return json.loads((model_dir / "netsculpt.json").read_text())["extra"]
+
+
+def test_a_detector_trains_prunes_with_fisher_and_distils_on_the_canvases(capsys, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "train", "fcos_slim", *DETECT, "--model-option", "image_size=64",
+                         "--epochs", "1", "--out", str(tmp_path / "det"))  # fmt: skip
+    assert code == 0, err
+    assert "test map" in out
+    extra = _extra(tmp_path / "det" / "model")
+    assert extra["task"] == "detection" and extra["input_shape"] == [1, 1, 64, 64] and "map" in extra
+
+    det = str(tmp_path / "det" / "model")
+    code, out, err = run(capsys, "prune", det, *DETECT, "--criterion", "fisher", "--calib-batches", "1",
+                         "--ratio", "0.5", "--out", str(tmp_path / "small"))  # fmt: skip
+    assert code == 0, err
+    assert "groups pruned" in out
+
+    code, out, err = run(capsys, "distill", str(tmp_path / "small"), "--teacher", det,
+                         *DETECT, "--epochs", "1", "--out", str(tmp_path / "kd"))  # fmt: skip
+    assert code == 0, err
+    assert "map: teacher" in out
+    extra = _extra(tmp_path / "kd" / "model")
+    assert {"map", "teacher_map", "map_before_distill"} <= set(extra) and extra["task"] == "detection"
+
+    code, out, err = run(capsys, "eval", str(tmp_path / "kd" / "model"), *DETECT)
+    assert code == 0, err
+    assert "map " in out and "map_50" in out
+
+
+def test_a_segmenter_searches_on_held_out_training_canvases(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "train", "lraspp_gray", *SEG, "--epochs", "1", "--out", str(tmp_path / "seg"))
+    assert code == 0, err
+    seg = str(tmp_path / "seg" / "model")
+    code, out, err = run(capsys, "search", seg, *SEG, "--method", "sensitivity", "--ratios", "0.5",
+                         "--target-macs", "0.7", "--val-size", "8", "--eval-batches", "1", "--full-batches",
+                         "1", "--adapt-bn-batches", "1", "--out", str(tmp_path / "s"))  # fmt: skip
+    assert code == 0, err
+    assert "held-out miou" in out and "test miou" in out
+    assert _extra(tmp_path / "s" / "model")["task"] == "segmentation"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["prune", "fcos_slim", *DETECT, "--criterion", "hrel", "--out", "x"],
+         "'hrel' needs one class label per image, and the detection task's targets are boxes"),
+        (["search", "lraspp_gray", *SEG, "--criterion", "hrel", "--target-macs", "0.5", "--out", "x"],
+         "'hrel' needs one class label per image, and the segmentation task's targets are pixel maps"),
+        (["train", "fcos_slim", "--task", "detection", "--data", "mnist5k", "--out", "x"],
+         "task 'detection' reads data 'digits_detect' or 'coco', not 'mnist5k'"),
+        (["train", "lenet5", "--data", "digits_seg", "--out", "x"],
+         "'digits_seg' is segmentation data: pass '--task segmentation'"),
+        (["train", "lenet5", "--data-option", "size=64", "--out", "x"],
+         "--data-option is for --task detection / segmentation data"),
+        (["train", "fcos_slim", *DETECT, "--data-option", "sise=64", "--out", "x"],
+         r"--data-option ['sise'] unknown for 'digits_detect'"),
+        (["train", "fcos_slim", "--task", "detections", "--data", "digits_detect", "--out", "x"],
+         "unknown task 'detections'"),
+    ],
+)  # fmt: skip
+def test_what_a_task_cannot_run_is_refused_before_any_work(capsys, argv, message) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code != 0
+    assert message in err
+
+
+def test_search_refuses_to_hold_out_every_training_canvas(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "search", "lraspp_gray", *SEG, "--target-macs", "0.5", "--val-size", "16",
+                       "--out", str(tmp_path / "s"))  # fmt: skip
+    assert code != 0
+    assert "--val-size holds out 16 of the 16 training canvases" in err
