@@ -91,7 +91,8 @@ def check_task(args: argparse.Namespace, criterion: str | None = None) -> _Spec:
             raise ValueError("--data-option is for --task detection / segmentation data")
         check_task_criterion(args.task, criterion, "--")
     except ValueError as exc:
-        message = str(exc).replace("data.options", "--data-option").replace("'task: ", "'--task ")
+        message = str(exc).replace("data.options.size", "--data-option size=N")
+        message = message.replace("data.options", "--data-option").replace("'task: ", "'--task ")
         raise ConfigError(message.replace("add '--task", "pass '--task")) from None
     seed = getattr(args, "seed", None)
     return _Spec(args.task, 0 if seed is None else seed, data)
