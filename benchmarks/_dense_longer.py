@@ -81,20 +81,43 @@ def longer6_part(setup: Setup, base: nn.Module, cache: Path, methods: tuple[str,
         )
 
 
-def longer6_report(kind: str, cache: Path, label: str, metric: str, ref: float, record: dict) -> None:
-    """Lines for the text report: the 6x rows, the control and the bar on them."""
-    summary = _read(cache / f"{kind}_longer6.json")
-    if summary is None:
-        return
-    suffix = "_kd" if summary["kd"] else ""
-    tag = f"x{summary['passes']}{suffix}"
-    rows = {m: _read(cache / f"{kind}_{m}_lr{summary['lr']:g}_{tag}.json") for m in METHODS}
-    record[kind]["longer6"] = {"summary": summary, "rows": rows}
-    how = f"distilled from the unpruned model ({summary['kd']})" if summary["kd"] else "not distilled"
-    print(
-        f"\n  equal {summary['passes']}x fine-tune for every row ({how}; chosen on val l1 1x: "
-        f"{summary['selection_val_1x']})"
+def kd6_part(setup: Setup, base: nn.Module, cache: Path, methods: tuple[str, ...] = METHODS) -> None:
+    """``--part kd6-det``: the distilled 6x fine-tune, against the plain 6x one on the validation canvases
+    (l1 row, val only). Only when distillation wins there do the rows get the test canvases."""
+    lr = _read(cache / f"{setup.kind}_prune.json")["chosen_lr"]
+    plain = _read(cache / f"{setup.kind}_l1_lr{lr:g}_x{PASSES}.json")
+    if plain is None or "val_after" not in plain:
+        raise SystemExit(f"run --part longer6-{setup.kind} --methods l1 first: kd6 compares against it")
+    kd = run_row(
+        setup, base, "l1", lr, cache, test=False, passes=PASSES, step=kd_step(setup, base), suffix="_kd"
     )
+    metric = setup.metric
+    summary = {
+        "passes": PASSES,
+        "lr": lr,
+        "kd": {"alpha": KD_ALPHA, "temperature": KD_T},
+        "selection_val_6x": {"plain": plain["val_after"][metric], "kd": kd["val_after"][metric]},
+    }
+    summary["use_kd"] = summary["selection_val_6x"]["kd"] > summary["selection_val_6x"]["plain"]
+    print(f"[{setup.kind} kd6] {json.dumps(summary)}", flush=True)
+    _write(cache / f"{setup.kind}_kd6.json", summary)
+    if summary["use_kd"]:
+        for method in methods:
+            run_row(
+                setup,
+                base,
+                method,
+                lr,
+                cache,
+                test=True,
+                passes=PASSES,
+                step=kd_step(setup, base),
+                suffix="_kd",
+            )
+
+
+def _rows(kind: str, cache: Path, lr: float, tag: str, label: str, metric: str, ref: float) -> dict:
+    rows = {m: _read(cache / f"{kind}_{m}_lr{lr:g}_{tag}.json") for m in METHODS}
     drops = {}
     for method, row in rows.items():
         name = {"none": "control (unpruned)"}.get(method, f"netsculpt {method}")
@@ -111,7 +134,33 @@ def longer6_report(kind: str, cache: Path, label: str, metric: str, ref: float, 
     if pruned:
         best = min(pruned, key=pruned.get)
         verdict = "MET" if pruned[best] <= 1.0 else "MISSED"
-        print(
-            f"    {verdict} with {summary['passes']}x: better row ({best}) drops "
-            f"{pruned[best]:.2f} points (bar <= 1.0)"
+        print(f"    {verdict} ({tag}): better row ({best}) drops {pruned[best]:.2f} points (bar <= 1.0)")
+    return rows
+
+
+def longer6_report(kind: str, cache: Path, label: str, metric: str, ref: float, record: dict) -> None:
+    """Lines for the text report: the 6x rows (plain, then distilled if it won on val) and the bar."""
+    summary = _read(cache / f"{kind}_longer6.json")
+    if summary is None:
+        return
+    suffix = "_kd" if summary["kd"] else ""
+    how = f"distilled from the unpruned model ({summary['kd']})" if summary["kd"] else "not distilled"
+    print(
+        f"\n  equal {summary['passes']}x fine-tune for every row ({how}; chosen on val, l1 row, 1x: "
+        f"{summary['selection_val_1x']})"
+    )
+    rows = _rows(kind, cache, summary["lr"], f"x{summary['passes']}{suffix}", label, metric, ref)
+    record[kind]["longer6"] = {"summary": summary, "rows": rows}
+    kd6 = _read(cache / f"{kind}_kd6.json")
+    if kd6 is None:
+        return
+    print(
+        f"  distilled {kd6['passes']}x ({kd6['kd']}) vs plain {kd6['passes']}x on val (l1 row): "
+        f"{kd6['selection_val_6x']} -> "
+        + ("distilled rows:" if kd6["use_kd"] else "plain kept (no test rows)")
+    )
+    record[kind]["kd6"] = {"summary": kd6}
+    if kd6["use_kd"]:
+        record[kind]["kd6"]["rows"] = _rows(
+            kind, cache, kd6["lr"], f"x{kd6['passes']}_kd", label, metric, ref
         )

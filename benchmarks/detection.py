@@ -11,6 +11,7 @@ detection.txt``. Selection never looks at the test canvases: the schedule is fix
     PYTHONPATH=src:benchmarks python benchmarks/detection.py --part train-det --cache DIR
     ... --part train-seg | prune-det | prune-seg | control-det | longer-det | latency | report
     ... --part longer6-det [--methods l1,fisher,none]   (6x equal fine-tune, KD chosen on val)
+    ... --part kd6-det [--methods ...]   (6x distilled; test rows only if it beats plain 6x on val)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 from _dense_latency import latency_part
-from _dense_longer import METHODS, longer6_part
+from _dense_longer import METHODS, kd6_part, longer6_part
 from _dense_models import GraySegmenter, build_detector, fit
 from _dense_prune import Setup, control_part, evaluate, longer_part, prune_part
 from _dense_report import report
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.part in ("longer6-det", "longer6-seg"):
         setup, base = make_setup(args.part.split("-")[1], args.cache, args.smoke)
         longer6_part(setup, base, args.cache, tuple(args.methods.split(",")))
+    elif args.part in ("kd6-det", "kd6-seg"):
+        setup, base = make_setup(args.part.split("-")[1], args.cache, args.smoke)
+        kd6_part(setup, base, args.cache, tuple(args.methods.split(",")))
     elif args.part in ("latency-det", "latency-seg"):
         latency(args.part.split("-")[1], args.cache, args.smoke)
     elif args.part == "report":
