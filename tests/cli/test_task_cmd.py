@@ -79,6 +79,8 @@ def test_a_segmenter_searches_on_held_out_training_canvases(capsys, tmp_path: Pa
          "--data-option is for --task detection / segmentation data"),
         (["train", "fcos_slim", *DETECT, "--data-option", "sise=64", "--out", "x"],
          r"--data-option ['sise'] unknown for 'digits_detect'"),
+        (["prune", "fcos_slim", *DETECT, "--depth-blocks", "1", "--out", "x"],
+         "--depth-blocks scores blocks on classification data; it does not run --task detection"),
         (["train", "fcos_slim", "--task", "detections", "--data", "digits_detect", "--out", "x"],
          "unknown task 'detections'"),
     ],
@@ -87,6 +89,12 @@ def test_what_a_task_cannot_run_is_refused_before_any_work(capsys, argv, message
     code, _, err = run(capsys, *argv)
     assert code != 0
     assert message in err
+
+
+def test_commands_without_dense_tasks_do_not_take_task(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--quiet", "cluster", "lenet5", "--task", "detection", "--out", "x"])
+    assert "unrecognized arguments: --task detection" in capsys.readouterr().err
 
 
 def test_search_refuses_to_hold_out_every_training_canvas(capsys, tmp_path: Path) -> None:

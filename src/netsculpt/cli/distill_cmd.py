@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.add_argument("--teacher", required=True, help="teacher: a saved model directory or a zoo name")
     p.add_argument("--teacher-checkpoint", default=None, help="state dict for a zoo-name teacher")
-    add_data_args(p)
+    add_data_args(p, task=True)
     p.add_argument("--preset", default="finetune", help="training preset (default: finetune)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)

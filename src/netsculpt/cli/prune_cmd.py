@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--runtime", default="torch", help="runtime that --round-to auto and --target-latency measure on"
     )
     p.add_argument("--min-channels", type=int, default=1, help="never keep fewer channels in a group")
-    add_data_args(p)
+    add_data_args(p, task=True)
     p.set_defaults(data=None)
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
@@ -92,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     from netsculpt.prune import apply_plan, plan_pruning
 
     dense = dense_data(args, criterion=args.criterion) if is_dense(args, args.criterion) else None
+    if dense is not None and args.depth_blocks is not None:
+        raise ConfigError(
+            f"--depth-blocks scores blocks on classification data; it does not run --task {args.task} yet"
+        )
     model, shape = load_model(args)
     x = example(shape)
     if args.depth_blocks is not None:

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "blocks) and prune",
     )
     add_model_args(p)
-    add_data_args(p)
+    add_data_args(p, task=True)
     p.add_argument("--method", choices=METHODS, default="genetic")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument(

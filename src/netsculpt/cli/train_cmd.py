@@ -11,7 +11,9 @@ from rich.console import Console
 from netsculpt.cli.common import add_model_args, load_model
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser, task: bool = False) -> None:
+    """``--data`` and friends; ``task``: also ``--task`` / ``--data-option`` (the commands that run
+    detection / segmentation; the others do not take them rather than ignore them)."""
     p.add_argument("--data", default="mnist5k", help="dataset name (see `netsculpt data`)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files (mnist, cifar10, ...)")
     p.add_argument(
@@ -20,9 +22,10 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=int, default=None, help="repeat grayscale to this many channels")
     p.add_argument("--limit", type=int, default=None, help="use at most this many samples per split")
     p.add_argument("--batch-size", type=int, default=None)
-    from netsculpt.cli.task_data import add_task_args
+    if task:
+        from netsculpt.cli.task_data import add_task_args
 
-    add_task_args(p)
+        add_task_args(p)
 
 
 def loaders(
@@ -69,7 +72,7 @@ def preset_config(args: argparse.Namespace, **fields: str) -> Any:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a dataset (checkpoint every epoch, --resume)")
     add_model_args(p)
-    add_data_args(p)
+    add_data_args(p, task=True)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--preset", default="default", help="training preset, e.g. lenet5_mnist5k")
@@ -92,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
     p = sub.add_parser("eval", help="test accuracy of a model on a dataset")
     add_model_args(p)
-    add_data_args(p)
+    add_data_args(p, task=True)
     p.set_defaults(func=run_eval)
 
 
