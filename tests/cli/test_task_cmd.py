@@ -102,3 +102,25 @@ def test_search_refuses_to_hold_out_every_training_canvas(capsys, tmp_path: Path
                        "--out", str(tmp_path / "s"))  # fmt: skip
     assert code != 0
     assert "--val-size holds out 16 of the 16 training canvases" in err
+
+
+def test_a_detector_trains_on_your_own_coco_files(capsys, tmp_path: Path) -> None:
+    """``--data coco`` with the four files as ``--data-option``s: the recipe's COCO loader, from the CLI."""
+    from tests.pipeline.test_dense_recipe import _coco_split
+
+    for split, n in (("train", 8), ("test", 4)):
+        _coco_split(tmp_path / "data", split, n)
+    files = [f"train_annotations={tmp_path}/data/train.json", f"train_images={tmp_path}/data/train",
+             f"test_annotations={tmp_path}/data/test.json", f"test_images={tmp_path}/data/test",
+             "channels=3", "size=64"]  # fmt: skip
+    options = [arg for f in files for arg in ("--data-option", f)]
+    code, out, err = run(capsys, "train", "fcos_slim", "--task", "detection", "--data", "coco", *options,
+                         "--model-option", "image_size=64", "--batch-size", "4", "--epochs", "1",
+                         "--out", str(tmp_path / "run"))  # fmt: skip
+    assert code == 0, err
+    assert "test map" in out
+    extra = _extra(tmp_path / "run" / "model")
+    assert extra["input_shape"] == [1, 3, 64, 64] and "map" in extra
+    code, _, err = run(capsys, "train", "fcos_slim", "--task", "detection", "--data", "coco", *options[:4],
+                       "--out", str(tmp_path / "x"))  # fmt: skip
+    assert code != 0 and "needs --data-option test_annotations, test_images" in err
