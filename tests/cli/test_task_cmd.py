@@ -41,11 +41,13 @@ def test_a_detector_trains_prunes_with_fisher_and_distils_on_the_canvases(capsys
     assert "groups pruned" in out
 
     code, out, err = run(capsys, "distill", str(tmp_path / "small"), "--teacher", det,
-                         *DETECT, "--epochs", "1", "--out", str(tmp_path / "kd"))  # fmt: skip
+                         *DETECT, "--epochs", "1", "--hint", "backbone.fpn.layer_blocks.0",
+                         "--out", str(tmp_path / "kd"))  # fmt: skip
     assert code == 0, err
     assert "map: teacher" in out
     extra = _extra(tmp_path / "kd" / "model")
     assert {"map", "teacher_map", "map_before_distill"} <= set(extra) and extra["task"] == "detection"
+    assert extra["distill"]["hints"] == [["backbone.fpn.layer_blocks.0", "backbone.fpn.layer_blocks.0"]]
 
     code, out, err = run(capsys, "eval", str(tmp_path / "kd" / "model"), *DETECT)
     assert code == 0, err
