@@ -33,6 +33,8 @@ def test_a_detector_trains_prunes_with_fisher_and_distils_on_the_canvases(capsys
     assert "test map" in out
     extra = _extra(tmp_path / "det" / "model")
     assert extra["task"] == "detection" and extra["input_shape"] == [1, 1, 64, 64] and "map" in extra
+    history = json.loads((tmp_path / "det" / "checkpoints" / "result.json").read_text())
+    assert history["config"]["optimizer"] == "adamw"  # the dense preset: the example recipe's schedule
 
     det = str(tmp_path / "det" / "model")
     code, out, err = run(capsys, "prune", det, *DETECT, "--criterion", "fisher", "--calib-batches", "1",
@@ -83,6 +85,9 @@ def test_a_segmenter_searches_on_held_out_training_canvases(capsys, tmp_path: Pa
          r"--data-option ['sise'] unknown for 'digits_detect'"),
         (["prune", "fcos_slim", *DETECT, "--depth-blocks", "1", "--out", "x"],
          "--depth-blocks scores blocks on classification data; it does not run --task detection"),
+        (["distill", "fcos_slim", "--teacher", "fcos_slim", *DETECT, "--label-smoothing", "0.1",
+          "--out", "x"],
+         "--label-smoothing is for class labels; the detection loss does not use it"),
         (["train", "fcos_slim", "--task", "detections", "--data", "digits_detect", "--out", "x"],
          "unknown task 'detections'"),
     ],

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, example, load_model
-from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
+from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_name
 from netsculpt.errors import ConfigError
 
 
@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", required=True, help="teacher: a saved model directory or a zoo name")
     p.add_argument("--teacher-checkpoint", default=None, help="state dict for a zoo-name teacher")
     add_data_args(p, task=True)
-    p.add_argument("--preset", default="finetune", help="training preset (default: finetune)")
+    p.add_argument(
+        "--preset", default=None, help="training preset (default: finetune; dense_finetune for --task)"
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
@@ -120,13 +122,15 @@ def run(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    config = TrainConfig.preset(args.preset, **overrides)
+    config = TrainConfig.preset(preset_name(args, "finetune"), **overrides)
     from netsculpt.cli.task_data import dense_data, is_dense
 
     dense = None
     if is_dense(args):
         if args.mixup:
             raise ConfigError(f"--mixup mixes two images but not their {args.task} targets: remove it")
+        if args.label_smoothing:
+            raise ConfigError(f"--label-smoothing is for class labels; the {args.task} loss does not use it")
         args.seed = config.seed
         dense = dense_data(args, batch_size=config.batch_size)
     teacher_args = _teacher_args(args)

@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.finetune_epochs:
         overrides = {"epochs": args.finetune_epochs, **({"lr": args.finetune_lr} if args.finetune_lr else {})}
-        tc = TrainConfig.preset("finetune", **overrides)
+        tc = TrainConfig.preset("finetune" if dense is None else "dense_finetune", **overrides)
         if dense is not None:
             ft_train = train
         else:

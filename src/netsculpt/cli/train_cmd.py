@@ -66,7 +66,19 @@ def preset_config(args: argparse.Namespace, **fields: str) -> Any:
     from netsculpt.train import TrainConfig
 
     given = {field: getattr(args, name) for field, name in fields.items()}
-    return TrainConfig.preset(args.preset, **{k: v for k, v in given.items() if v is not None})
+    return TrainConfig.preset(
+        preset_name(args, "default"), **{k: v for k, v in given.items() if v is not None}
+    )
+
+
+def preset_name(args: argparse.Namespace, classification: str) -> str:
+    """``--preset``, else ``classification``'s preset, or its dense counterpart for ``--task`` (dense /
+    dense_finetune: the schedule of examples/detector_digits.yaml)."""
+    if args.preset is not None:
+        return args.preset
+    if getattr(args, "task", "classification") == "classification":
+        return classification
+    return "dense" if classification == "default" else "dense_finetune"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, task=True)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--preset", default="default", help="training preset, e.g. lenet5_mnist5k")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="training preset, e.g. lenet5_mnist5k (default: default; dense for --task)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
         "--shift",

@@ -181,3 +181,14 @@ PRESETS.register(
         "augment": True,
     },
 )
+# Detection / segmentation from the CLI (`--task`): the schedule examples/detector_digits.yaml trains
+# fcos_slim with (AdamW, lr 2e-3, weight decay 1e-4, gradients clipped at 10: a detector's box loss spikes
+# early), batch 16 of 128 px canvases; no warmup so that short runs (--epochs 1) need no other flag. The
+# canvases are never augmented (a shift would not move the boxes / masks).
+PRESETS.register(
+    "dense",
+    {"epochs": 24, "batch_size": 16, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
+     "schedule": "cosine", "warmup_epochs": 0, "grad_clip": 10.0, "label_smoothing": 0.0, "augment": False},
+)  # fmt: skip
+# Fine-tuning / distilling a pruned dense model: the recipe's distill stage (lr 1e-3, 12 epochs).
+PRESETS.register("dense_finetune", {**PRESETS.get("dense"), "epochs": 12, "lr": 1e-3})
