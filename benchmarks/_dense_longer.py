@@ -135,6 +135,9 @@ def _rows(kind: str, cache: Path, lr: float, tag: str, label: str, metric: str, 
         best = min(pruned, key=pruned.get)
         verdict = "MET" if pruned[best] <= 1.0 else "MISSED"
         print(f"    {verdict} ({tag}): better row ({best}) drops {pruned[best]:.2f} points (bar <= 1.0)")
+        if "none" in drops:
+            gap = pruned[best] - drops["none"]
+            print(f"    against the control given the same {tag} fine-tune, {best} is {gap:.2f} points lower")
     return rows
 
 
