@@ -63,7 +63,10 @@ def choose_kd(setup: Setup, base: nn.Module, cache: Path, lr: float) -> dict:
     return summary
 
 
-def longer6_part(setup: Setup, base: nn.Module, cache: Path, methods: tuple[str, ...] = METHODS) -> None:
+def longer6_part(
+    setup: Setup, base: nn.Module, cache: Path, methods: tuple[str, ...] = METHODS, seed: int = 0
+) -> None:
+    """The 6x rows; ``seed`` > 0 reruns them with another fine-tune draw (shuffling), same setting."""
     lr = _read(cache / f"{setup.kind}_prune.json")["chosen_lr"]
     summary = choose_kd(setup, base, cache, lr)
     kd = summary["kd"] is not None
@@ -78,6 +81,7 @@ def longer6_part(setup: Setup, base: nn.Module, cache: Path, methods: tuple[str,
             passes=PASSES,
             step=kd_step(setup, base) if kd else None,
             suffix="_kd" if kd else "",
+            seed=seed,
         )
 
 

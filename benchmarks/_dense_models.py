@@ -36,8 +36,10 @@ def fit(
     ckpt: Path | None,
     label: str,
     warmup: int | None = None,
+    seed: int = 0,
 ) -> None:
-    """AdamW + per-batch cosine after ``warmup`` steps (default one epoch); resumes from ``ckpt``."""
+    """AdamW + per-batch cosine after ``warmup`` steps (default one epoch); resumes from ``ckpt``.
+    ``seed`` shifts the per-epoch shuffling seeds (a second draw of the same schedule)."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     total, warm = epochs * len(loader), len(loader) if warmup is None else warmup
@@ -57,7 +59,7 @@ def fit(
         start = int(state["epoch"])
         print(f"  [{label}] resumed at epoch {start}", flush=True)
     for epoch in range(start, epochs):
-        torch.manual_seed(1000 + epoch)
+        torch.manual_seed(1000 + 100 * seed + epoch)
         model.train()
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         for batch in loader:

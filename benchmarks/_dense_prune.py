@@ -135,14 +135,31 @@ def evaluate(setup: Setup, model: nn.Module, loader) -> dict:
 
 
 def _finetune(
-    setup: Setup, model: nn.Module, lr: float, ckpt: Path, label: str, passes: int = 1, step=None
+    setup: Setup,
+    model: nn.Module,
+    lr: float,
+    ckpt: Path,
+    label: str,
+    passes: int = 1,
+    step=None,
+    seed: int = 0,
 ) -> float:
     import time
 
     t0 = time.perf_counter()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     warm = max(1, passes * len(setup.finetune) // 10)
-    fit(model, setup.finetune, step or setup.step, epochs=passes, lr=lr, ckpt=ckpt, label=label, warmup=warm)
+    fit(
+        model,
+        setup.finetune,
+        step or setup.step,
+        epochs=passes,
+        lr=lr,
+        ckpt=ckpt,
+        label=label,
+        warmup=warm,
+        seed=seed,
+    )
     return time.perf_counter() - t0
 
 
@@ -165,10 +182,12 @@ def run_row(
     passes: int = 1,
     step: Callable[[nn.Module], Callable] | None = None,
     suffix: str = "",
+    seed: int = 0,
 ) -> dict:
     """Prune, score before, fine-tune at ``lr``, score after (val always; test only when ``test``).
     ``step(model)``, when given, builds the fine-tune loss for that (pruned) model, e.g. distillation."""
     tag = f"{setup.kind}_{method}_lr{lr:g}" + (f"_x{passes}" if passes > 1 else "") + suffix
+    tag += f"_s{seed}" if seed else ""
     path = cache / f"{tag}.json"
     record = _read(path)
     if record is not None and (record.get("test_after") or not test):
@@ -188,7 +207,7 @@ def run_row(
         record["test_before"] = evaluate(setup, model, setup.test)
     print(f"[{setup.kind} {method}] before fine-tune: {record}", flush=True)
     ckpt = cache / f"{tag}_ft.ckpt"
-    seconds = _finetune(setup, model, lr, ckpt, f"{tag} ft", passes, step(model) if step else None)
+    seconds = _finetune(setup, model, lr, ckpt, f"{tag} ft", passes, step(model) if step else None, seed)
     record["finetune_s"] = record.get("finetune_s") or round(seconds)
     if "val_after" not in record:
         record["val_after"] = evaluate(setup, model, setup.val)

@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (train parts)")
     parser.add_argument("--smoke", action="store_true", help="tiny data sizes: checks the code runs")
     parser.add_argument("--methods", default=",".join(METHODS), help="rows of the longer6 part, in order")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="longer6: another fine-tune draw (0: the table's)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/detection"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         longer_part(*make_setup(args.part.split("-")[1], args.cache, args.smoke), args.cache)
     elif args.part in ("longer6-det", "longer6-seg"):
         setup, base = make_setup(args.part.split("-")[1], args.cache, args.smoke)
-        longer6_part(setup, base, args.cache, tuple(args.methods.split(",")))
+        longer6_part(setup, base, args.cache, tuple(args.methods.split(",")), args.seed)
     elif args.part in ("kd6-det", "kd6-seg"):
         setup, base = make_setup(args.part.split("-")[1], args.cache, args.smoke)
         kd6_part(setup, base, args.cache, tuple(args.methods.split(",")))
