@@ -158,6 +158,7 @@ def longer6_report(kind: str, cache: Path, label: str, metric: str, ref: float, 
     )
     rows = _rows(kind, cache, summary["lr"], f"x{summary['passes']}{suffix}", label, metric, ref)
     record[kind]["longer6"] = {"summary": summary, "rows": rows}
+    _draws(kind, cache, summary, suffix, label, metric, ref, record)
     kd6 = _read(cache / f"{kind}_kd6.json")
     if kd6 is None:
         return
@@ -171,3 +172,33 @@ def longer6_report(kind: str, cache: Path, label: str, metric: str, ref: float, 
         record[kind]["kd6"]["rows"] = _rows(
             kind, cache, kd6["lr"], f"x{kd6['passes']}_kd", label, metric, ref
         )
+
+
+def _draws(
+    kind: str, cache: Path, summary: dict, suffix: str, label: str, metric: str, ref: float, record: dict
+):
+    """Other fine-tune draws (``--seed N``) of the same 6x rows, and the mean drop per row over all draws."""
+    tag = f"x{summary['passes']}{suffix}"
+    draws = [0]
+    for seed in range(1, 5):
+        if not any((cache / f"{kind}_{m}_lr{summary['lr']:g}_{tag}_s{seed}.json").exists() for m in METHODS):
+            continue
+        print(f"  the same 6x rows, another fine-tune draw (--seed {seed}, shuffling):")
+        rows = _rows(kind, cache, summary["lr"], f"{tag}_s{seed}", label, metric, ref)
+        record[kind]["longer6"][f"rows_seed{seed}"] = rows
+        draws.append(seed)
+    if len(draws) < 2:
+        return
+    for method in METHODS:
+        values = []
+        for seed in draws:
+            draw = f"_s{seed}" if seed else ""
+            row = _read(cache / f"{kind}_{method}_lr{summary['lr']:g}_{tag}{draw}.json")
+            if row is not None and "test_after" in row:
+                values.append(row["test_after"][metric])
+        if len(values) == len(draws):
+            mean = sum(values) / len(values)
+            print(
+                f"    {method}: mean over {len(values)} draws test {label} {mean:.4f} "
+                f"(drop {100 * (ref - mean):+.2f} pt; draws {[round(v, 4) for v in values]})"
+            )

@@ -182,7 +182,7 @@ def report(cache: Path, out: Path) -> None:
         print("# benchmarks/detection.py (issue 14 section 6); one torch thread per part")
         print(
             "# PYTHONPATH=src:benchmarks python benchmarks/detection.py --part "
-            "train|prune|control|longer|longer6|latency-det|seg, report --cache DIR"
+            "train|prune|control|longer|longer6|kd6|latency-det|seg, report --cache DIR"
         )
         for kind in ("det", "seg"):
             _quality(kind, cache, record)
