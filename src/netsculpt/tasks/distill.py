@@ -17,7 +17,6 @@ classification (``train/hints.py``).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.train.distill import DistillConfig, teacher_fingerprint
-from netsculpt.train.hints import FeatureTap, HintAdapters, build_adapters, check_recorded
+from netsculpt.train.hints import HintAdapters, build_adapters, hint_taps, hint_term
 
 
 def _flatten(output: Any, prefix: str = "") -> dict[str, Tensor]:
@@ -144,27 +143,13 @@ class DenseDistillationLoss:
             terms["soft"] = self.task.soft_loss(student_soft, teacher_soft, temperature)
             loss = loss + alpha * terms["soft"]
         if hints:
-            assert isinstance(s_tap, FeatureTap) and isinstance(t_tap, FeatureTap)
-            check_recorded(s_tap, "student")
-            check_recorded(t_tap, "teacher")
-            s_feats = [s_tap.features[s] for s, _ in hints]
-            terms["hint"] = self.learnable.hint_loss(s_feats, [t_tap.features[t] for _, t in hints])
+            terms["hint"] = hint_term(self.learnable, hints, s_tap, t_tap)
             loss = loss + self.config.hint_weight * terms["hint"]
         self.last_terms = {k: v.detach() for k, v in terms.items()}
         return loss, output
 
     def _taps(self, model: nn.Module) -> tuple[Any, Any]:
-        if not self.config.hints:
-            return contextlib.nullcontext(), contextlib.nullcontext()
-        if getattr(model, "module", model) is not self.student:
-            raise ConfigError(
-                "this distillation loss was built (and its hint adapters sized) for another student; "
-                "build one per student model"
-            )
-        return (
-            FeatureTap(model, [s for s, _ in self.config.hints], "student"),
-            FeatureTap(self.teacher, [t for _, t in self.config.hints], "teacher"),
-        )
+        return hint_taps(model, self.student, self.teacher, self.config.hints, "distillation loss")
 
     def to(self, device: torch.device | str) -> DenseDistillationLoss:
         self.teacher.to(device)

@@ -17,7 +17,6 @@ loop's checkpoints, bitwise resume, NaN rollback and distributed training.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import math
@@ -32,7 +31,7 @@ from torch import Tensor, nn
 from netsculpt.errors import ConfigError
 from netsculpt.train.config import TrainConfig
 from netsculpt.train.early_stop import EarlyStopping
-from netsculpt.train.hints import FeatureTap, HintAdapters, build_adapters, check_recorded
+from netsculpt.train.hints import HintAdapters, build_adapters, hint_taps, hint_term
 from netsculpt.train.loop import EpochCallback, train
 from netsculpt.train.result import TrainResult
 
@@ -219,28 +218,13 @@ class DistillationLoss:
             terms["kd"] = kd_loss(logits, teacher_logits, self.config.temperature)
             loss = loss + alpha * terms["kd"]
         if hints:
-            assert isinstance(s_tap, FeatureTap) and isinstance(t_tap, FeatureTap)
-            check_recorded(s_tap, "student")
-            check_recorded(t_tap, "teacher")
-            s_feats = [s_tap.features[s] for s, _ in hints]
-            terms["hint"] = self.learnable.hint_loss(s_feats, [t_tap.features[t] for _, t in hints])
+            terms["hint"] = hint_term(self.learnable, hints, s_tap, t_tap)
             loss = loss + self.config.hint_weight * terms["hint"]
         self.last_terms = {k: v.detach() for k, v in terms.items()}
         return loss, logits
 
     def _taps(self, model: nn.Module) -> tuple[Any, Any]:
-        if not self.config.hints:
-            return contextlib.nullcontext(), contextlib.nullcontext()
-        if getattr(model, "module", model) is not self.student:
-            raise ConfigError(
-                "this DistillationLoss was built (and its hint adapters sized) for another student; "
-                "build one per student model"
-            )
-        assert self.student is not None
-        return (
-            FeatureTap(self.student, [s for s, _ in self.config.hints], "student"),
-            FeatureTap(self.teacher, [t for _, t in self.config.hints], "teacher"),
-        )
+        return hint_taps(model, self.student, self.teacher, self.config.hints, "DistillationLoss")
 
     def _teacher(self) -> nn.Module:
         """The teacher, back in eval mode if someone switched it to training mode."""

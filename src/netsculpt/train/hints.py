@@ -9,9 +9,11 @@ pruned architecture.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -159,3 +161,33 @@ def _device(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
     return torch.device("cpu")
+
+
+def hint_taps(
+    model: nn.Module, student: nn.Module | None, teacher: nn.Module, hints: list[tuple[str, str]], loss: str
+) -> tuple[Any, Any]:
+    """Student and teacher taps for one step; no-op contexts when there are no hints.
+
+    Both distillation losses size their adapters for one student, so a different model (a DDP wrapper
+    of that student is fine) is refused rather than silently mis-matched.
+    """
+    if not hints:
+        return contextlib.nullcontext(), contextlib.nullcontext()
+    if student is None or getattr(model, "module", model) is not student:
+        raise ConfigError(
+            f"this {loss} was built (and its hint adapters sized) for another student; "
+            "build one per student model"
+        )
+    return (
+        FeatureTap(student, [s for s, _ in hints], "student"),
+        FeatureTap(teacher, [t for _, t in hints], "teacher"),
+    )
+
+
+def hint_term(learnable: HintAdapters, hints: list[tuple[str, str]], s_tap: Any, t_tap: Any) -> Tensor:
+    """The hint term from the features both taps recorded in this step."""
+    assert isinstance(s_tap, FeatureTap) and isinstance(t_tap, FeatureTap)
+    check_recorded(s_tap, "student")
+    check_recorded(t_tap, "teacher")
+    s_feats = [s_tap.features[s] for s, _ in hints]
+    return learnable.hint_loss(s_feats, [t_tap.features[t] for _, t in hints])
