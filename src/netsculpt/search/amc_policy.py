@@ -35,7 +35,8 @@ def save_agent(agent: DDPGAgent, path: Path, records: list[dict[str, Any]]) -> N
     atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def read_agent_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Tensors and string metadata of an agent checkpoint or saved policy (AMC and N2N share the format)."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -49,7 +50,7 @@ def load_agent(agent: DDPGAgent, path: Path) -> list[dict[str, Any]]:
     """Restore ``agent`` from ``path``; returns the episode records saved with it."""
     from netsculpt.jsoncheck import parse_json
 
-    tensors, meta = _read(path)
+    tensors, meta = read_agent_file(path)
     if "agent" not in meta or "records" not in meta:
         raise CheckpointError(f"{str(path)!r} is not an AMC agent checkpoint (no agent metadata)")
     info, records = parse_json(meta["agent"], str(path)), parse_json(meta["records"], str(path))
@@ -103,7 +104,7 @@ def load_policy(path: str | Path) -> tuple[DDPGAgent, dict[str, Any]]:
         agent = DDPGAgent(int(info["state_dim"]), AgentConfig(**info["agent"]))
     except (TypeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{str(folder / POLICY_JSON)!r} has bad agent settings: {exc}") from None
-    tensors, _ = _read(folder / POLICY_TENSORS)
+    tensors, _ = read_agent_file(folder / POLICY_TENSORS)
     for name in NETS:
         net: nn.Module = getattr(agent, name)
         try:

@@ -33,6 +33,7 @@ import numpy as np
 
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.progress import track
+from netsculpt.search.amc_policy import read_agent_file
 from netsculpt.search.config import SearchConfig, _fraction, _int
 from netsculpt.search.n2n_policy import N2NAgent
 from netsculpt.search.n2n_students import (
@@ -263,20 +264,10 @@ def save_agent(agent: N2NAgent, path: Path, records: list[dict], pending: list) 
     atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {exc}") from None
-
-
 def load_agent(agent: N2NAgent, path: Path) -> tuple[list[dict], list[tuple[list[int], float]]]:
     from netsculpt.jsoncheck import parse_json
 
-    tensors, meta = _read(path)
+    tensors, meta = read_agent_file(path)
     if meta.get("version") != str(VERSION) or not {"agent", "records", "pending"} <= set(meta):
         raise CheckpointError(f"{str(path)!r} is not an N2N agent checkpoint (version {VERSION})")
     records = parse_json(meta["records"], str(path))
@@ -327,7 +318,7 @@ def warm_start(agent: N2NAgent, path: str | Path, config: N2NConfig) -> None:
             f"the policy in {str(folder)!r} was trained with hidden={info.get('hidden')} and fractions="
             f"{info.get('fractions')}; set the same to warm-start from it"
         )
-    tensors, _ = _read(folder / POLICY_TENSORS)
+    tensors, _ = read_agent_file(folder / POLICY_TENSORS)
     try:
         agent.load_weights(tensors)
     except RuntimeError as exc:
