@@ -11,8 +11,9 @@ from typing import Any
 from torch import nn
 
 from netsculpt.edits.base import EditKind
-from netsculpt.edits.grow import MAX_GROW, check, traced_inputs
+from netsculpt.edits.grow import MAX_GROW, check
 from netsculpt.edits.grow import SCHEMA as GROW_SCHEMA
+from netsculpt.edits.inputs import recorded_inputs
 
 MAX_KERNEL = 15
 MAX_BRANCHES = 8  # an Inception module has 3-4 paths
@@ -52,7 +53,7 @@ SCHEMA: dict[str, Any] = {
 def replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     from netsculpt.gpp.branch import grow_branch
 
-    return grow_branch(model, traced_inputs(edit), edit["branches"], seed=edit["seed"], inplace=True)
+    return grow_branch(model, recorded_inputs(edit), edit["branches"], seed=edit["seed"], inplace=True)
 
 
 GROW_BRANCH = EditKind("grow_branch", SCHEMA, replay, check)

@@ -5,16 +5,13 @@ are loaded afterwards, so the random values drawn for the new channels never mat
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import torch
 from torch import nn
 
 from netsculpt.edits.base import EditKind
-from netsculpt.edits.inputs import build_inputs, check_layout
-from netsculpt.edits.prune import _SHAPE, MAX_DIM, MAX_INPUT_ELEMENTS
-from netsculpt.errors import CheckpointError
+from netsculpt.edits.inputs import check_recorded_inputs, recorded_inputs
+from netsculpt.edits.prune import _SHAPE
 
 MAX_GROW = 1 << 16
 
@@ -35,31 +32,13 @@ SCHEMA: dict[str, Any] = {
 
 
 def check(edit: dict[str, Any], where: str) -> None:
-    for i, shape in enumerate(edit["input_shapes"]):
-        if math.prod(shape) > MAX_INPUT_ELEMENTS:
-            raise CheckpointError(
-                f"{where}.input_shapes[{i}]: {shape} holds {math.prod(shape):,} values; the limit is "
-                f"{MAX_INPUT_ELEMENTS:,}"
-            )
-    if "inputs" in edit:
-        check_layout(edit["inputs"], f"{where}.inputs", MAX_INPUT_ELEMENTS, MAX_DIM)
-    elif not edit["input_shapes"]:
-        raise CheckpointError(
-            f"{where}: records neither input_shapes nor an inputs layout to trace the model at"
-        )
-
-
-def traced_inputs(edit: dict[str, Any]) -> tuple[Any, ...]:
-    """The inputs a grow edit was traced at: its recorded layout, else zeros of its input shapes."""
-    if "inputs" in edit:
-        return build_inputs(edit["inputs"])
-    return tuple(torch.zeros(shape) for shape in edit["input_shapes"])
+    check_recorded_inputs(edit, where, " to trace the model at")
 
 
 def replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     from netsculpt.gpp.grow import grow
 
-    return grow(model, traced_inputs(edit), edit["layers"], seed=edit["seed"], inplace=True)
+    return grow(model, recorded_inputs(edit), edit["layers"], seed=edit["seed"], inplace=True)
 
 
 GROW = EditKind("grow", SCHEMA, replay, check)

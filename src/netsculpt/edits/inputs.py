@@ -16,6 +16,8 @@ import torch
 
 from netsculpt.errors import CheckpointError
 
+MAX_INPUT_ELEMENTS = 1 << 24  # 16.8 M values (64 MiB of float32) per example input: 4K images fit
+MAX_DIM = 1 << 20
 MAX_DEPTH = 8
 MAX_NODES = 256
 MAX_LEAF_TENSORS = 16
@@ -148,3 +150,27 @@ def _check_tensor(
     count["tensors"] += 1
     if count["tensors"] > MAX_LEAF_TENSORS:
         raise CheckpointError(f"{where}: more than {MAX_LEAF_TENSORS} input tensors")
+
+
+def check_recorded_inputs(edit: dict[str, Any], where: str, missing: str) -> None:
+    """Bound the example inputs an edit recorded; ``missing`` ends the error when it recorded neither kind."""
+    for i, shape in enumerate(edit["input_shapes"]):
+        if math.prod(shape) > MAX_INPUT_ELEMENTS:
+            raise CheckpointError(
+                f"{where}.input_shapes[{i}]: {shape} holds {math.prod(shape):,} values; the limit is "
+                f"{MAX_INPUT_ELEMENTS:,}"
+            )
+    if "inputs" in edit:
+        check_layout(edit["inputs"], f"{where}.inputs", MAX_INPUT_ELEMENTS, MAX_DIM)
+    elif not edit["input_shapes"]:
+        raise CheckpointError(f"{where}: records neither input_shapes nor an inputs layout{missing}")
+
+
+def recorded_inputs(edit: dict[str, Any]) -> tuple[Any, ...]:
+    """The inputs an edit was traced at: its recorded layout, else zeros of its input shapes.
+
+    Edits written before layouts were recorded, or by a model whose inputs have none, hold only shapes.
+    """
+    if "inputs" in edit:
+        return build_inputs(edit["inputs"])
+    return tuple(torch.zeros(shape) for shape in edit["input_shapes"])

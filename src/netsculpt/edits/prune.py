@@ -6,18 +6,14 @@ layout (containers, dtypes, non-tensor leaves) that structured-input models such
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import torch
 from torch import nn
 
 from netsculpt.edits.base import EditKind
-from netsculpt.edits.inputs import build_inputs, check_layout
+from netsculpt.edits.inputs import MAX_DIM, check_recorded_inputs, recorded_inputs
 from netsculpt.errors import CheckpointError
 
-MAX_INPUT_ELEMENTS = 1 << 24  # 16.8 M values (64 MiB of float32) per example input: 4K images fit
-MAX_DIM = 1 << 20
 MAX_CHANNELS = 1 << 20
 
 _SHAPE = {
@@ -61,20 +57,13 @@ SCHEMA: dict[str, Any] = {
 
 def check(edit: dict[str, Any], where: str) -> None:
     """Limits beyond the schema: bounded example inputs, kept indices inside their group's size."""
-    for i, shape in enumerate(edit["input_shapes"]):
-        if math.prod(shape) > MAX_INPUT_ELEMENTS:
-            raise CheckpointError(
-                f"{where}.input_shapes[{i}]: {shape} holds {math.prod(shape):,} values; the limit is "
-                f"{MAX_INPUT_ELEMENTS:,}"
-            )
-    if "inputs" in edit:
-        check_layout(edit["inputs"], f"{where}.inputs", MAX_INPUT_ELEMENTS, MAX_DIM)
-    elif not edit["input_shapes"]:
-        raise CheckpointError(
-            f"{where}: records neither input_shapes nor an inputs layout, so the plan cannot be replayed "
-            "(it was pruned with example inputs holding objects other than tensors, tuples, lists, "
-            "string-keyed dicts, numbers, strings and None; prune with inputs made of those to save it)"
-        )
+    check_recorded_inputs(
+        edit,
+        where,
+        ", so the plan cannot be replayed (it was pruned with example inputs holding objects other than "
+        "tensors, tuples, lists, string-keyed dicts, numbers, strings and None; prune with inputs made of "
+        "those to save it)",
+    )
     keep, sizes = edit["plan"]["keep"], edit["plan"]["sizes"]
     for group, kept in keep.items():
         field = f"{where}.plan.keep[{group!r}]"
@@ -90,11 +79,7 @@ def replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     from netsculpt.prune import apply_plan
     from netsculpt.surgery import PrunePlan
 
-    if "inputs" in edit:
-        inputs = build_inputs(edit["inputs"])
-    else:  # written before layouts were recorded, or by a model whose inputs have none: plain tensors
-        inputs = tuple(torch.zeros(shape) for shape in edit["input_shapes"])
-    return apply_plan(model, PrunePlan.from_dict(edit["plan"]), inputs, inplace=True)
+    return apply_plan(model, PrunePlan.from_dict(edit["plan"]), recorded_inputs(edit), inplace=True)
 
 
 PRUNE = EditKind("prune", SCHEMA, replay, check)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from netsculpt.edits import validate_edits
-from netsculpt.edits.prune import MAX_INPUT_ELEMENTS
+from netsculpt.edits.inputs import MAX_INPUT_ELEMENTS
 from netsculpt.errors import CheckpointError
 from netsculpt.jsoncheck import check_schema, read_json_file
 from netsculpt.saved.bases import validate_base
