@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from _calibration import print_calibration
+from _compress import run_compress
 
 RESULTS = Path(__file__).resolve().parent / "results" / "demo_seeds"
 BAR_SECONDS, BAR_LOSS = 120.0, 0.5
@@ -35,20 +34,8 @@ def run_seed(seed: int, runs: Path) -> dict[str, Any]:
     if out.exists():
         raise SystemExit(f"{out} exists: remove it so the seed runs from scratch")
     before = print_calibration(f"seed {seed} start").matmul_gflops
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     start = time.perf_counter()
-    cmd = [
-        sys.executable,
-        "-m",
-        "netsculpt",
-        "--quiet",
-        "compress",
-        "--set",
-        f"seed={seed}",
-        "--out",
-        str(out),
-    ]
-    subprocess.run(cmd, check=True, env=env)
+    run_compress(out, sets=[f"seed={seed}"])
     wall = time.perf_counter() - start
     after = print_calibration(f"seed {seed} end").matmul_gflops
     results = json.loads((out / "results.json").read_text())

@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from _calibration import print_calibration
+from _compress import run_compress
 
 from netsculpt.explain.chip_maps import Perturbation
 from netsculpt.explain.faithfulness import deletion_drop, random_drop
@@ -47,19 +45,7 @@ FRACTIONS = (0.05, 0.1, 0.2)
 def ensure_run(run: Path, recipe: str | None, overrides: list[str]) -> None:
     if (run / "results.json").is_file():
         return
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "netsculpt",
-        "--quiet",
-        "compress",
-        "--set",
-        "compare_random=false",
-        "--out",
-        str(run),
-    ]
-    subprocess.run(cmd, check=True, env=env)
+    run_compress(run, recipe, ["compare_random=false", *overrides])
 
 
 def take(loader, n: int) -> tuple[torch.Tensor, torch.Tensor]:
