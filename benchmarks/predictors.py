@@ -1,22 +1,26 @@
 """Predictor-guided search on resnet20_cifar / mnist5k (32x32, 3 channels) at 0.5x MACs (issue 21).
 
-Run in parts (each well under 20 minutes on the shared 2-core machine), then print the tables:
+Run in parts (resumable; each well under 40 minutes on the shared 2-core machine), then print the tables:
 
-    PYTHONPATH=src python benchmarks/predictors.py --part rank         # GCN vs MLP vs cheap score
+    PYTHONPATH=src python benchmarks/predictors.py --part truth --start 0 --candidates 30  # ground truth
     PYTHONPATH=src python benchmarks/predictors.py --part ga --seed 0  # plain vs GCN-screened GA
     PYTHONPATH=src python benchmarks/predictors.py --part nao --seed 0 # NAO vs uniform after fine-tune
     PYTHONPATH=src python benchmarks/predictors.py --part table        # everything measured so far
 
-* rank: ``--candidates`` random allocation shapes scaled onto the budget; each gets the cheap score
-  (BN re-estimated, 2 held-out batches) and a 1-epoch KD fine-tune, then its accuracy on the 500
-  held-out training images (never the test split). GCN and MLP are trained on the fine-tuned accuracy of
-  a random 2/3 and ranked on the other 1/3 (``--splits`` splits): Kendall τ and Spearman ρ, beside the
-  cheap score's on the same held-out candidates. Bar: GCN τ >= 0.6 and above the MLP's.
-* ga: the plain GA (pop 16, 10 generations, elite 4) and the GA screened by the online GCN (same
-  population, up to 30 generations, stopped once it matches the plain GA's best full-score fitness).
+* truth (benchmarks/_predictor_truth.py): candidates at 0.3 / 0.5 / 0.7x MACs from three width
+  generators, each with its cheap score (BN re-estimated, 2 held-out batches) and the same 1-epoch KD
+  fine-tune on all 3,500 training images in one data order, then its loss and accuracy on the 500
+  held-out training images (never the test split); cached per candidate in predictors_truth.json, so
+  parts accumulate. The first ``--repeats`` are fine-tuned with a second seed: the noise ceiling.
+* table / rank (benchmarks/_predictor_rank.py): GCN variants and MLPs trained on a random 2/3 of the
+  candidates rank the other 1/3 (``--splits`` splits): Kendall τ and Spearman ρ, beside the cheap
+  score and MACs alone. Bar: GCN τ >= 0.6 and above the MLP's.
+* ga: the plain GA (pop 16, 8 generations, elite 4) and the GA screened by the online GCN (same
+  population, up to 24 generations, stopped once it matches the plain GA's best full-score fitness).
   Bar: the screened GA reaches the plain GA's best fitness with <= 50% of its evaluations.
-* nao: NAO (16 initial, 8 rounds of 8) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy.
-  Bar: NAO >= uniform on each seed.
+* nao: NAO (16 initial, 6 rounds) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy with
+  the paired standard error over the 1,000 test images (the test split cannot grow: mnist5k's fixed
+  4,000/1,000 split, 500 of the 4,000 held out for the search). Bar: NAO >= uniform on each seed.
 """
 
 from __future__ import annotations
@@ -30,14 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from _calibration import print_calibration
+from _predictor_rank import noise_ceiling, rank_rows
+from _predictor_truth import run_truth
 from _tables import FAILURES, bar, table
 
 import netsculpt as ns
 from netsculpt.fileio import write_json
 from netsculpt.importance import get_criterion
-from netsculpt.predictors import GraphFeatures, Predictor, rank_quality
 from netsculpt.search import GeneticConfig, NAOConfig, SearchSpace, finetune_pruned, search_widths
-from netsculpt.search.evaluator import adapt_batchnorm_, sample_inputs, take_batches
 from netsculpt.search.holdout import holdout_loaders
 from netsculpt.train import TrainConfig, evaluate
 
@@ -61,69 +65,15 @@ def setup(args: argparse.Namespace):
     return base, x, graph, scores, train, held, test
 
 
-def finetune(base, plan, x, graph, epochs: int, seed: int, held, final, subset: int = 0):
+def finetune(base, plan, x, graph, epochs: int, seed: int, held, final):
     """KD fine-tune (the ``finetune`` preset), monitored on held-out data; returns the score on ``final``."""
     config = TrainConfig.preset("finetune", epochs=epochs, seed=seed)
     ft_train, _, _ = holdout_loaders(
         "mnist5k", val_size=VAL_SIZE, batch_size=config.batch_size, augment=config.augment, **DATA
     )
-    if subset:  # the first images of the training split only (never the held-out ones): a short fine-tune
-        data = torch.utils.data.Subset(ft_train.dataset, range(subset))
-        gen = torch.Generator().manual_seed(seed)
-        ft_train = torch.utils.data.DataLoader(
-            data, batch_size=config.batch_size, shuffle=True, generator=gen
-        )
     model = ns.apply_plan(base, plan, x, graph=graph)
     finetune_pruned(model, base, ft_train, held, config)
     return model, evaluate(model, final)
-
-
-def part_rank(args, base, x, graph, scores, train, held, test) -> dict:
-    space = SearchSpace(base, x, graph, scores)
-    rng = np.random.default_rng(args.seed)
-    low = space.floors / space.sizes
-    bn = sample_inputs(train, 2, 0)
-    cheap_batches = take_batches(held, 2, "held-out")
-    rows = []
-    for i in range(args.candidates):
-        counts = space.fit(rng.uniform(low, 1.0) if i else np.ones(len(space)), "macs", TARGET)
-        plan = space.plan(counts)
-        pruned = ns.apply_plan(base, plan, x, graph=graph)
-        adapt_batchnorm_(pruned, bn)
-        cheap = evaluate(pruned, cheap_batches)
-        start = time.perf_counter()
-        _, (acc, loss) = finetune(base, plan, x, graph, 1, 0, held, held, args.subset)
-        rows.append({"widths": [int(c) for c in counts], "cheap_loss": cheap[1], "cheap_acc": cheap[0],
-                     "ft_acc": acc, "ft_loss": loss})  # fmt: skip
-        print(f"  candidate {i}: cheap loss {cheap[1]:.4f}, fine-tuned held-out {acc:.2%} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
-    return {"candidates": rows, "macs": [space.cost(np.array(r["widths"]), "macs") for r in rows]}
-
-
-def rank_table(data: dict, base, x, graph, scores, splits: int) -> list[tuple]:
-    space = SearchSpace(base, x, graph, scores)
-    features = GraphFeatures(space, base)
-    rows = data["candidates"]
-    counts = [np.array(r["widths"]) for r in rows]
-    error = np.array([1 - r["ft_acc"] for r in rows])
-    cheap = np.array([r["cheap_loss"] for r in rows])
-    out: dict[str, list[dict]] = {"gcn": [], "mlp": [], "gcn_on_cheap": [], "cheap score": []}
-    rng = np.random.default_rng(0)
-    for s in range(splits):
-        order = rng.permutation(len(rows))
-        n_train = (2 * len(rows)) // 3
-        tr, te = order[:n_train], order[n_train:]
-        for kind in ("gcn", "mlp"):
-            p = Predictor(kind, features, {}, seed=s).fit([counts[i] for i in tr], error[tr])
-            out[kind].append(rank_quality(p.predict([counts[i] for i in te]), error[te]))
-        p = Predictor("gcn", features, {}, seed=s).fit([counts[i] for i in tr], cheap[tr])
-        out["gcn_on_cheap"].append(rank_quality(p.predict([counts[i] for i in te]), error[te]))
-        out["cheap score"].append(rank_quality(cheap[te], error[te]))
-    return [
-        (name, f"{np.mean([q['kendall'] for q in qs]):.3f}", f"{np.std([q['kendall'] for q in qs]):.3f}",
-         f"{np.mean([q['spearman'] for q in qs]):.3f}", qs[0]["n"])
-        for name, qs in out.items()
-    ]  # fmt: skip
 
 
 def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
@@ -196,27 +146,77 @@ def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
     rounds = [{k: r[k] for k in ("round", "best", "pool", "predictor")} for r in result.history["rounds"]]
     out = {"search_seconds": seconds, "evaluated": result.evaluated, "widths": list(result.widths.values()),
            "rounds": rounds}  # fmt: skip
+    # the fine-tune's data order does not depend on the seed, so uniform's result is the same every seed
+    cached = Path(args.cache) / f"predictors_uniform_e{args.finetune_epochs}.json"
+    if cached.exists():
+        out["uniform"] = json.loads(cached.read_text())
+        print(f"  uniform: test {out['uniform']['test_acc']:.2%} (cached in {cached})", flush=True)
     for label, plan in (("uniform", uniform), ("nao", result.plan)):
+        if label in out:
+            continue
         model, (acc, loss) = finetune(base, plan, x, graph, args.finetune_epochs, args.seed, held, test)
         macs = ns.measure(model, x, latency=False).macs / ns.measure(base, x, latency=False).macs
-        out[label] = {"test_acc": acc, "test_loss": loss, "macs": macs,
+        out[label] = {"test_acc": acc, "test_loss": loss, "macs": macs, "correct": correct_bits(model, test),
                       "estimate": plan.meta.get("estimate")}  # fmt: skip
         print(f"  {label}: test {acc:.2%} (loss {loss:.4f}, {macs:.3f}x MACs)", flush=True)
+        if label == "uniform":
+            write_json(cached, out[label])
     return out
 
 
+def correct_bits(model, loader) -> str:
+    """Which test images ``model`` gets right, as a 0/1 string: the paired comparison's raw data."""
+    model.eval()
+    with torch.no_grad():
+        bits = [(model(xb).argmax(1) == yb).int().tolist() for xb, yb in loader]
+    return "".join(str(b) for batch in bits for b in batch)
+
+
+def paired(a: str, b: str) -> tuple[float, float, int, int]:
+    """Accuracy difference b - a on the same images, its standard error (from the images the two
+    models disagree on), and the counts only a / only b gets right: the test set's noise floor."""
+    x, y = np.array([int(c) for c in a]), np.array([int(c) for c in b])
+    d = y - x
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), int((d < 0).sum()), int((d > 0).sum())
+
+
 def print_tables(args, base, x, graph, scores) -> None:
-    rank = RESULTS / "predictors_rank.json"
-    if rank.exists():
-        data = json.loads(rank.read_text())
-        rows = rank_table(data, base, x, graph, scores, args.splits)
-        n = len(data["candidates"])
-        title = f"rank quality vs 1-epoch fine-tuned held-out accuracy, {n} candidates at {TARGET}x MACs"
-        header = ("ranker", "Kendall τ", "± sd", "Spearman ρ", "held-out n")
-        table(f"{title}, {args.splits} random 2/3-1/3 splits", header, rows)
-        tau = {r[0]: float(r[1]) for r in rows}
-        print(bar(tau["gcn"] >= 0.6 and tau["gcn"] > tau["mlp"],
-                  f"GCN τ {tau['gcn']:.3f} >= 0.6 and > MLP τ {tau['mlp']:.3f}"))  # fmt: skip
+    truth_path = Path(args.truth)
+    if truth_path.exists():
+        truth = json.loads(truth_path.read_text())
+        rows, info = rank_rows(truth, SearchSpace(base, x, graph, scores), base, args.splits)
+        setting = truth["setting"]
+        title = (
+            f"rank quality vs fine-tuned held-out loss ({setting['epochs']} epoch KD, "
+            f"{setting['subset'] or 'all'} training images, one data order), {info['n']} candidates at "
+            f"{sorted(set(setting['targets']))}x MACs, {args.splits} random 2/3-1/3 splits "
+            f"({info['n_test']} held out, of which ~{info['n_test'] * info['n_half'] // info['n']} at 0.5x)"
+        )
+        header = ("ranker", "Kendall τ", "± sd", "Spearman ρ", "τ at 0.5x", "± sd")
+        table(title, header, rows)
+        ceiling = noise_ceiling(truth)
+        if ceiling["n"] >= 3:
+            print(
+                f"noise ceiling: two fine-tune seeds of {ceiling['n']} candidates agree to Kendall τ "
+                f"{ceiling['tau_loss']:.3f} (loss), {ceiling['tau_acc']:.3f} (accuracy); mean |Δ loss| "
+                f"{ceiling['mean_abs_diff']:.4f} vs sd across candidates {ceiling['spread_sd']:.4f}"
+            )
+        s_ = info["summary"]
+        best = "GCN, extended features, rank loss, 5 seeds"
+        mlp = max(s_["MLP on widths, MSE"]["tau"], s_["MLP on widths, rank loss"]["tau"])
+        print(
+            bar(
+                s_[best]["tau"] >= 0.6 and s_[best]["tau"] > mlp,
+                f"GCN τ {s_[best]['tau']:.3f} >= 0.6 and > best MLP τ {mlp:.3f} (all held-out candidates)",
+            )
+        )
+        print(
+            bar(
+                s_[best]["tau_half"] >= 0.6,
+                f"GCN τ {s_[best]['tau_half']:.3f} >= 0.6 on the held-out candidates at 0.5x MACs only",
+            )
+        )
+        write_json(RESULTS / "predictors_rank.json", {**info, "ceiling": ceiling, "setting": setting})
     ga = sorted(RESULTS.glob("predictors_ga_*.json"))
     rows = []
     for path in ga:
@@ -224,39 +224,80 @@ def print_tables(args, base, x, graph, scores) -> None:
         p, g = d["plain"]["trace"][-1], d["gcn"]["trace"][-1]
         n_p, n_g = sum(p["evaluated"].values()), sum(g["evaluated"].values())
         reached = g["best"] <= p["best"]
-        rows.append((path.stem[-1], f"{p['best']:.4f}", n_p, f"{p['seconds']:.0f}", f"{g['best']:.4f}",
-                     f"{n_g} ({g['evaluated']['cheap']}+{g['evaluated']['full']})", f"{g['seconds']:.0f}",
-                     f"{n_g / n_p:.2f}" if reached else "not reached", f"{g['seconds'] / p['seconds']:.2f}",
-                     d.get("calibration", "")))  # fmt: skip
+        rows.append(
+            (
+                path.stem[-1],
+                f"{p['best']:.4f}",
+                n_p,
+                f"{p['seconds']:.0f}",
+                f"{g['best']:.4f}",
+                f"{n_g} ({g['evaluated']['cheap']}+{g['evaluated']['full']})",
+                f"{g['seconds']:.0f}",
+                f"{n_g / n_p:.2f}" if reached else "not reached",
+                f"{g['seconds'] / p['seconds']:.2f}",
+                d.get("calibration", ""),
+            )
+        )
         text = f"seed {path.stem[-1]}: screened GA matched the plain GA: {n_g}/{n_p} = {n_g / n_p:.0%} evals"
         print(bar(reached and n_g <= 0.5 * n_p, text + (" (bar <= 50%)" if reached else " - not reached")))
     if rows:
-        table("plain GA vs GCN-screened GA: evaluations (cheap + full) and wall time to the plain GA's best "
-              "full-score held-out loss", ("seed", "plain best", "plain evals", "plain s", "gcn best",
-              "gcn evals", "gcn s", "evals ratio", "time ratio", "calibration"), rows)  # fmt: skip
+        table(
+            "plain GA vs GCN-screened GA: evaluations (cheap + full) and wall time to the plain GA's best "
+            "full-score held-out loss",
+            (
+                "seed",
+                "plain best",
+                "plain evals",
+                "plain s",
+                "gcn best",
+                "gcn evals",
+                "gcn s",
+                "evals ratio",
+                "time ratio",
+                "calibration",
+            ),
+            rows,
+        )
     rows = []
     for path in sorted(RESULTS.glob("predictors_nao_*.json")):
         d = json.loads(path.read_text())
         u, n = d["uniform"], d["nao"]
-        rows.append((path.stem[-1], f"{u['test_acc']:.2%}", f"{n['test_acc']:.2%}", f"{u['test_loss']:.4f}",
-                     f"{n['test_loss']:.4f}", f"{n['macs']:.3f}", sum(d["evaluated"].values()),
-                     f"{d['search_seconds']:.0f}"))  # fmt: skip
+        diff, se, only_u, only_n = paired(u["correct"], n["correct"]) if "correct" in n else (0, 0, 0, 0)
+        rows.append(
+            (
+                path.stem[-1],
+                f"{u['test_acc']:.2%}",
+                f"{n['test_acc']:.2%}",
+                f"{diff:+.2%} ± {se:.2%}",
+                f"{only_u}/{only_n}",
+                f"{u['test_loss']:.4f}",
+                f"{n['test_loss']:.4f}",
+                f"{n['macs']:.3f}",
+                sum(d["evaluated"].values()),
+                f"{d['search_seconds']:.0f}",
+            )
+        )
         text = f"seed {path.stem[-1]}: NAO {n['test_acc']:.2%} >= uniform {u['test_acc']:.2%}"
         print(bar(n["test_acc"] >= u["test_acc"], text + " after the same KD fine-tune"))
     if rows:
         table(f"NAO vs uniform widths at {TARGET}x MACs, test accuracy after the same KD fine-tune",
-              ("seed", "uniform acc", "NAO acc", "uniform loss", "NAO loss", "NAO MACs", "evals", "search s"),
+              ("seed", "uniform acc", "NAO acc", "NAO - uniform ± se", "only U/only N right", "uniform loss",
+               "NAO loss", "NAO MACs", "evals", "search s"),
               rows)  # fmt: skip
     print(f"bars missed: {len(FAILURES)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["rank", "ga", "nao", "table"], required=True)
+    parser.add_argument("--part", choices=["truth", "ga", "nao", "table"], required=True)
+    parser.add_argument("--truth", default=str(RESULTS / "predictors_truth.json"), help="truth: cache")
+    parser.add_argument("--start", type=int, default=0, help="truth: first candidate index")
+    parser.add_argument("--repeats", type=int, default=10, help="truth: candidates fine-tuned twice")
+    parser.add_argument("--ft-epochs", type=int, default=1, help="truth: fine-tune epochs per candidate")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--candidates", type=int, default=48)
+    parser.add_argument("--candidates", type=int, default=30, help="truth: candidates in this part")
     parser.add_argument("--splits", type=int, default=10)
-    parser.add_argument("--subset", type=int, default=1000, help="rank: training images per fine-tune")
+    parser.add_argument("--subset", type=int, default=0, help="truth: training images per fine-tune (0: all)")
     parser.add_argument("--generations", type=int, default=8, help="ga: plain GA generations")
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")
     parser.add_argument("--pop", type=int, default=16, help="ga population / nao initial candidates")
@@ -271,11 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         print_tables(args, base, x, graph, scores)
         return 1 if FAILURES else 0
     started = time.perf_counter()
-    run = {"rank": part_rank, "ga": part_ga, "nao": part_nao}[args.part]
+    if args.part == "truth":
+        ctx = {"base": base, "x": x, "graph": graph, "train": train, "held": held, "val_size": VAL_SIZE,
+               "data": DATA}  # fmt: skip
+        run_truth(ctx, SearchSpace(base, x, graph, scores), Path(args.truth), args)
+        print_calibration("end")
+        return 0
+    run = {"ga": part_ga, "nao": part_nao}[args.part]
     data = run(args, base, x, graph, scores, train, held, test)
     data["calibration"] = calibration
     data["seconds"] = time.perf_counter() - started
-    name = "predictors_rank.json" if args.part == "rank" else f"predictors_{args.part}_{args.seed}.json"
+    name = f"predictors_{args.part}_{args.seed}.json"
     write_json(RESULTS / name, data)
     print_calibration("end")
     print(f"wrote {RESULTS / name} ({data['seconds']:.0f} s)")

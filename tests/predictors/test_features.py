@@ -7,7 +7,7 @@ import pytest
 
 import netsculpt as ns
 from netsculpt.measure.macs import count_macs
-from netsculpt.predictors import FEATURES
+from netsculpt.predictors import FEATURES, GraphFeatures
 
 
 def test_nodes_are_the_layers_and_edges_the_shared_channels(tiny_space) -> None:
@@ -39,3 +39,21 @@ def test_features_follow_the_widths_and_the_exact_macs(tiny_space) -> None:
     total, layers = count_macs(small, tiny_space.example)
     conv2 = next(layer.macs for layer in layers if layer.name == "conv2")
     assert x[0, i["conv2"], col["macs_share"]] == pytest.approx(conv2 / total, rel=1e-6)
+
+
+def test_extended_features_add_own_macs_total_macs_and_width(tiny_space) -> None:
+    space = tiny_space.space
+    f = GraphFeatures(space, tiny_space.model, extended=True)
+    counts = np.array([4, 8, 12])
+    x = f.graph([counts, space.full()]).numpy()
+    assert x.shape == (2, len(f.nodes), len(FEATURES) + 3)
+    col = {name: k for k, name in enumerate(f.names)}
+    i = {n: k for k, n in enumerate(f.nodes)}
+    assert np.allclose(x[1, :, col["macs_kept"]], 1.0) and np.allclose(x[1, :, col["total_macs"]], 1.0)
+    assert x[0, i["conv2"], col["macs_kept"]] == pytest.approx((8 / 16) * (4 / 8))  # outputs x inputs kept
+    assert x[0, 0, col["total_macs"]] == pytest.approx(space.cost(counts, "macs"), rel=1e-5)
+    assert x[0, i["fc"], col["out_width"]] == 1.0  # not searched
+    assert (
+        f.fingerprint(tiny_space.model)["features"]
+        != tiny_space.features.fingerprint(tiny_space.model)["features"]
+    )

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from netsculpt.errors import ConfigError
-from netsculpt.predictors import Predictor, rank_quality
+from netsculpt.predictors import GraphFeatures, Predictor, rank_quality
 
 
 def _candidates(space, n: int, seed: int) -> list[np.ndarray]:
@@ -23,11 +23,15 @@ def _damage(space, counts: np.ndarray) -> float:
     return float(-np.log(space.ratios(counts)) @ np.array([3.0, 2.0, 1.0]))
 
 
-@pytest.mark.parametrize("kind", ["gcn", "mlp"])
-def test_predictor_ranks_unseen_candidates(tiny_space, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "extended", "loss"),
+    [("gcn", False, "mse"), ("mlp", False, "mse"), ("gcn", True, "rank"), ("mlp", False, "rank")],
+)
+def test_predictor_ranks_unseen_candidates(tiny_space, kind: str, extended: bool, loss: str) -> None:
     space = tiny_space.space
     train, test = _candidates(space, 40, 0), _candidates(space, 20, 1)
-    p = Predictor(kind, tiny_space.features, {}).fit(train, [_damage(space, c) for c in train])
+    features = GraphFeatures(space, tiny_space.model, extended=True) if extended else tiny_space.features
+    p = Predictor(kind, features, {}, loss=loss).fit(train, [_damage(space, c) for c in train])
     tau = kendalltau(p.predict(test), [_damage(space, c) for c in test]).statistic
     assert tau > 0.6  # a smooth function of the widths: far better than chance (0)
 
@@ -59,3 +63,9 @@ def test_rank_quality_uses_scipy_and_needs_two_points() -> None:
     q = rank_quality([1, 2, 3, 4], [10, 20, 40, 30])
     assert q["kendall"] == pytest.approx(2 / 3) and q["spearman"] == pytest.approx(0.8)
     assert rank_quality([1], [2])["kendall"] is None  # undefined: None, valid JSON (no NaN)
+
+
+def test_an_unknown_loss_is_refused(tiny_space) -> None:
+    data = _candidates(tiny_space.space, 4, 3)
+    with pytest.raises(ValueError, match="loss='huber'"):
+        Predictor("gcn", tiny_space.features, {}, loss="huber").fit(data, [1.0, 2.0, 3.0, 4.0])

@@ -24,6 +24,9 @@ from netsculpt.graph.builder import ROLE_IN, ROLE_OUT
 
 TYPES = ("conv", "grouped_conv", "linear", "norm", "other")
 FEATURES = (*TYPES, "out_kept", "in_kept", "macs_share", "base_macs_share", "params_kept", "position")
+# Extended set: what the candidate keeps of each layer's own MACs, the candidate's total MACs (the same on
+# every node: shares alone hide it) and the kept output width in channels (scaled by the widest group).
+EXTENDED = ("macs_kept", "total_macs", "out_width")
 FEATURE_VERSION = 1
 
 
@@ -39,8 +42,9 @@ def _kind(module: nn.Module) -> str:
 class GraphFeatures:
     """Turn width vectors of ``space`` (a :class:`~netsculpt.search.SearchSpace`) into GCN inputs."""
 
-    def __init__(self, space: Any, model: nn.Module) -> None:
-        self.space = space
+    def __init__(self, space: Any, model: nn.Module, extended: bool = False) -> None:
+        self.space, self.extended = space, extended
+        self.names = (*FEATURES, *EXTENDED) if extended else FEATURES
         counted = space._counted  # prefix-sum cost model: exact per-tensor sizes of any widths
         names = space.cost_model.names
         modules = dict(model.named_modules())
@@ -77,6 +81,8 @@ class GraphFeatures:
         self.fixed_macs, self.base_macs = counted.fixed, counted.base_macs
         base = counted.rates * counted.static
         self.base_share = np.array([base[ix].sum() for ix in self.param_index]) / self.base_macs
+        self.node_base_macs = self.base_share * self.base_macs  # 0 for layers without MACs (norms)
+        self.widest = float(max(space.sizes)) if len(space.sizes) else 1.0
         onehot = np.zeros((n, len(TYPES)))
         for i, o in enumerate(owners):
             onehot[i, TYPES.index(_kind(modules[o]))] = 1.0
@@ -85,7 +91,7 @@ class GraphFeatures:
 
     @property
     def n_features(self) -> int:
-        return len(FEATURES)
+        return len(self.names)
 
     def graph(self, counts_list: Sequence[np.ndarray]) -> torch.Tensor:
         """(candidates, nodes, features) node features."""
@@ -101,7 +107,15 @@ class GraphFeatures:
             dynamic = np.column_stack(
                 [padded[self.out_group], padded[self.in_group], share, self.base_share, kept]
             )
-            out.append(np.column_stack([self.static_features[:, :-1], dynamic, self.static_features[:, -1:]]))
+            columns = [self.static_features[:, :-1], dynamic, self.static_features[:, -1:]]
+            if self.extended:
+                node_macs = np.array([macs[ix].sum() for ix in self.param_index])
+                sizes = np.append(np.asarray(self.space.sizes, dtype=float), np.nan)[self.out_group]
+                width = np.where(self.out_group >= 0, padded[self.out_group] * sizes / self.widest, 1.0)
+                has_macs = self.node_base_macs > 0  # a norm has none: what it keeps of its parameters
+                own = np.where(has_macs, node_macs / np.where(has_macs, self.node_base_macs, 1.0), kept)
+                columns += [own, np.full(len(share), total / self.base_macs), width]
+            out.append(np.column_stack(columns))
         return torch.tensor(np.array(out), dtype=torch.float32)
 
     def vector(self, counts_list: Sequence[np.ndarray]) -> torch.Tensor:
@@ -119,7 +133,7 @@ class GraphFeatures:
         return json.loads(
             json.dumps(
                 {
-                    "features": [FEATURE_VERSION, *FEATURES],
+                    "features": [FEATURE_VERSION, *self.names],
                     "groups": [[g, int(s)] for g, s in zip(self.space.ids, self.space.sizes)],
                     "floors": [int(f) for f in self.space.floors],
                     "layers": self.nodes,

@@ -72,10 +72,34 @@ def deterministic(seed: int) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+LOSSES = ("mse", "rank")
+
+
+def pairwise_rank_loss(predicted: Tensor, target: Tensor) -> Tensor:
+    """RankNet's logistic loss over every ordered pair: only the order of the predictions counts, so a
+    few candidates with extreme scores cannot pull the fit away from ranking the rest."""
+    diff = predicted[:, None] - predicted[None, :]
+    sign = torch.sign(target[:, None] - target[None, :])
+    mask = sign != 0
+    if not bool(mask.any()):
+        return predicted.sum() * 0.0
+    return nn.functional.softplus(-sign[mask] * diff[mask]).mean()
+
+
 def fit(
-    net: nn.Module, inputs: Tensor, targets: np.ndarray, *, epochs: int = 300, lr: float = 3e-3, seed: int = 0
+    net: nn.Module,
+    inputs: Tensor,
+    targets: np.ndarray,
+    *,
+    epochs: int = 300,
+    lr: float = 3e-3,
+    seed: int = 0,
+    loss: str = "mse",
 ) -> tuple[float, float]:
-    """Full-batch Adam on standardised targets (MSE); returns the (mean, std) to undo the scaling."""
+    """Full-batch Adam on standardised targets; returns the (mean, std) to undo the scaling. ``loss``:
+    "mse", or "rank" (MSE plus the pairwise rank loss: a screen only needs the order right)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss={loss!r}: use one of {', '.join(LOSSES)}")
     y = torch.tensor(np.asarray(targets, dtype=np.float64), dtype=torch.float32)
     mean, std = float(y.mean()), float(y.std()) if len(y) > 1 else 1.0
     std = std if std > 1e-12 else 1.0
@@ -88,7 +112,11 @@ def fit(
         net.train()
         for _ in range(epochs):
             opt.zero_grad()
-            nn.functional.mse_loss(net(inputs), y).backward()
+            out = net(inputs)
+            value = nn.functional.mse_loss(out, y)
+            if loss == "rank":
+                value = value + pairwise_rank_loss(out, y)
+            value.backward()
             opt.step()
         net.eval()
     return mean, std

@@ -27,9 +27,17 @@ VERSION = 1
 class Predictor:
     """Predicts the search metric (lower is better) of width vectors; ``kind`` is "gcn" or "mlp"."""
 
-    def __init__(self, kind: str, features: GraphFeatures, fingerprint: dict[str, Any], seed: int = 0):
+    def __init__(
+        self,
+        kind: str,
+        features: GraphFeatures,
+        fingerprint: dict[str, Any],
+        seed: int = 0,
+        loss: str = "mse",
+    ):
         PREDICTORS.get(kind)  # unknown kinds fail listing the registered ones
         self.kind, self.features, self.fingerprint, self.seed = kind, features, fingerprint, seed
+        self.loss = loss
         self.net: nn.Module = (
             GCN(features.n_features, features.adjacency) if kind == "gcn" else MLP(len(features.space))
         )
@@ -42,7 +50,12 @@ class Predictor:
         self, counts_list: Sequence[np.ndarray], targets: Sequence[float], epochs: int = 300
     ) -> Predictor:
         self.mean, self.std = fit(
-            self.net, self.inputs(counts_list), np.asarray(targets), epochs=epochs, seed=self.seed
+            self.net,
+            self.inputs(counts_list),
+            np.asarray(targets),
+            epochs=epochs,
+            seed=self.seed,
+            loss=self.loss,
         )
         self.trained_on = len(counts_list)
         return self
@@ -68,6 +81,7 @@ class Predictor:
             "std": self.std,
             "trained_on": self.trained_on,
             "seed": self.seed,
+            "loss": self.loss,
             "fingerprint": self.fingerprint,
         }
         return write_json(path.with_suffix(".json"), meta)
@@ -95,7 +109,9 @@ class Predictor:
                 f"space "
                 f"(different {', '.join(diff)}); train one on this model (--predictor gcn does it online)"
             )
-        out = cls(str(meta["kind"]), features, fingerprint, int(meta.get("seed", 0)))
+        out = cls(
+            str(meta["kind"]), features, fingerprint, int(meta.get("seed", 0)), str(meta.get("loss", "mse"))
+        )
         out.net.load_state_dict(load_file(str(weights)))
         out.net.eval()
         out.mean, out.std, out.trained_on = float(meta["mean"]), float(meta["std"]), int(meta["trained_on"])

@@ -1,0 +1,115 @@
+"""Rank quality of the predictors on the cached ground truth (benchmarks/_predictor_truth.py).
+
+Each split trains on a random 2/3 of the candidates and ranks the other 1/3 by predicted fine-tuned
+held-out loss; Kendall τ and Spearman ρ against the measured loss, mean ± sd over splits, on all
+held-out candidates and on the held-out ones at the bar's 0.5x MACs only (where MACs cannot do the
+ranking). Baselines need no training: the raw cheap score and the candidate's MACs alone. The noise
+ceiling is τ between two fine-tune seeds of the same candidates: no predictor can beat its own truth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from netsculpt.predictors import GraphFeatures, Predictor, rank_quality
+
+RANKERS = (
+    # name, kind, extended features, loss, ensemble members
+    ("GCN, extended features, rank loss, 5 seeds", "gcn", True, "rank", 5),
+    ("GCN, extended features, rank loss", "gcn", True, "rank", 1),
+    ("GCN, extended features, MSE", "gcn", True, "mse", 1),
+    ("GCN, first features, MSE (as screened)", "gcn", False, "mse", 1),
+    ("MLP on widths, rank loss", "mlp", False, "rank", 1),
+    ("MLP on widths, MSE", "mlp", False, "mse", 1),
+)
+
+
+def _predict(kind, features, loss, members, train_x, train_y, test_x, split: int) -> np.ndarray:
+    preds = [
+        Predictor(kind, features, {}, seed=100 * split + m, loss=loss).fit(train_x, train_y).predict(test_x)
+        for m in range(members)
+    ]
+    return np.mean(preds, axis=0)
+
+
+def rank_rows(truth: dict, space: Any, model: Any, splits: int) -> tuple[list[tuple], dict[str, Any]]:
+    feats = {False: GraphFeatures(space, model), True: GraphFeatures(space, model, extended=True)}
+    rows = [truth["candidates"][k] for k in sorted(truth["candidates"], key=int)]
+    counts = [np.array(r["widths"]) for r in rows]
+    y = np.array([r["ft_loss"] for r in rows])
+    at_half = np.array([r["target"] == 0.5 for r in rows])
+    fixed = {
+        "cheap score (no training)": np.array([r["cheap_loss"] for r in rows]),
+        "MACs alone (no training)": -np.array([r["macs"] for r in rows]),
+    }
+    out: dict[str, dict[str, list[float]]] = {}
+    rng = np.random.default_rng(0)
+    for s in range(splits):
+        order = rng.permutation(len(rows))
+        n_train = (2 * len(rows)) // 3
+        tr, te = order[:n_train], order[n_train:]
+        half = te[at_half[te]]
+        preds: dict[str, np.ndarray] = {}
+        for name, kind, extended, loss, members in RANKERS:
+            p = _predict(
+                kind,
+                feats[extended],
+                loss,
+                members,
+                [counts[i] for i in tr],
+                y[tr],
+                [counts[i] for i in range(len(rows))],
+                s,
+            )
+            preds[name] = p
+        preds.update(fixed)
+        for name, p in preds.items():
+            rec = out.setdefault(name, {"tau": [], "rho": [], "tau_half": []})
+            q = rank_quality(p[te], y[te])
+            rec["tau"].append(q["kendall"])
+            rec["rho"].append(q["spearman"])
+            if len(half) >= 3:
+                rec["tau_half"].append(rank_quality(p[half], y[half])["kendall"])
+    table_rows = []
+    for name, rec in out.items():
+        tau, rho, th = (np.array([v for v in rec[k] if v is not None]) for k in ("tau", "rho", "tau_half"))
+        table_rows.append(
+            (
+                name,
+                f"{tau.mean():.3f}",
+                f"{tau.std():.3f}",
+                f"{rho.mean():.3f}",
+                f"{th.mean():.3f}" if len(th) else "-",
+                f"{th.std():.3f}" if len(th) else "-",
+            )
+        )
+    info = {
+        "n": len(rows),
+        "n_test": len(rows) - (2 * len(rows)) // 3,
+        "n_half": int(at_half.sum()),
+        "summary": {
+            name: {k: float(np.mean([v for v in rec[k] if v is not None] or [np.nan])) for k in rec}
+            for name, rec in out.items()
+        },
+        "sd": {name: float(np.std([v for v in rec["tau"] if v is not None])) for name, rec in out.items()},
+    }
+    return table_rows, info
+
+
+def noise_ceiling(truth: dict) -> dict[str, Any]:
+    """τ between the seed-0 and seed-1 fine-tunes of the repeated candidates (loss and accuracy), and the
+    mean absolute difference of their losses beside the spread of the losses across candidates."""
+    rows = [r for r in truth["candidates"].values() if "repeat" in r]
+    if len(rows) < 3:
+        return {"n": len(rows)}
+    a, b = np.array([r["ft_loss"] for r in rows]), np.array([r["repeat"]["ft_loss"] for r in rows])
+    acc_a, acc_b = np.array([r["ft_acc"] for r in rows]), np.array([r["repeat"]["ft_acc"] for r in rows])
+    return {
+        "n": len(rows),
+        "tau_loss": rank_quality(a, b)["kendall"],
+        "tau_acc": rank_quality(acc_a, acc_b)["kendall"],
+        "mean_abs_diff": float(np.abs(a - b).mean()),
+        "spread_sd": float(np.std(a)),
+    }
