@@ -40,3 +40,40 @@ def test_compound_takes_macs_only() -> None:
             target=ns.Target(params=0.5),
         )
     assert issubclass(BudgetError, ns.NetsculptError)
+
+
+def _fake_latency(small, x, base, bx, runs) -> float:
+    """Deterministic stand-in for the measured ratio: the fraction of convs kept (no timing in tests)."""
+
+    def convs(m):
+        return sum(isinstance(c, torch.nn.Conv2d) for c in m.modules())
+
+    return convs(small) / convs(base)
+
+
+def test_latency_cap_moves_the_rule_down_in_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    import netsculpt.depth.compound as compound
+
+    monkeypatch.setattr(compound, "latency_ratio", _fake_latency)
+    model = ns.create_model("resnet20_cifar", num_classes=10).eval()
+    x = torch.randn(1, 3, 32, 32)
+    free = compound_scale(model, x, target=ns.Target(macs=0.5), grid=(1.0,))
+    capped = compound_scale(model, x, target=ns.Target(macs=0.5), grid=(1.0,), latency=0.6)
+    assert capped.latency is not None and capped.latency <= 0.6
+    assert capped.depth < free.depth and capped.macs <= 0.51
+    small_x = torch.randn(1, 3, capped.resolution, capped.resolution)
+    assert capped.model(small_x).shape == (1, 10)
+
+
+def test_unreachable_latency_cap_reports_the_closest(monkeypatch: pytest.MonkeyPatch) -> None:
+    import netsculpt.depth.compound as compound
+
+    monkeypatch.setattr(compound, "latency_ratio", _fake_latency)
+    model = ns.create_model("resnet20_cifar", num_classes=10).eval()
+    with pytest.raises(BudgetError, match=r"latency=0\.05; closest") as err:
+        compound_scale(
+            model, torch.randn(1, 3, 32, 32), target=ns.Target(macs=0.5), grid=(1.0,), latency=0.05
+        )
+    assert 0.05 < err.value.closest < 1
+    with pytest.raises(ns.NetsculptError, match="fraction"):
+        compound_scale(model, torch.randn(1, 3, 32, 32), target=ns.Target(macs=0.5), latency=1.5)

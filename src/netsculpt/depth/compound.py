@@ -6,6 +6,12 @@ tried; for each, blocks are removed per stage (lowest block scores first, at lea
 stage) and the width that meets the budget at that resolution is found by ``ns.prune``'s MACs target.
 The candidate closest to the compound rule that meets the budget (measured MACs, not the formula) wins.
 The returned input size is what every later stage must feed the model (the recipe records it).
+
+MACs are not time: at batch 1 on a CPU a thin deep network is overhead-bound, so the rule's point (which
+keeps ~80 % of the depth at 0.5x MACs) saves little latency. With ``latency=`` (a fraction of the
+original's measured batch-1 latency) the depth grid reaches further down, every candidate that meets the
+MACs budget is timed beside the original (interleaved, median), and only those under the latency cap
+compete: the rule's point moved as little as the measured budget needs.
 """
 
 from __future__ import annotations
@@ -35,6 +41,23 @@ class CompoundResult:
     macs: float  # measured MACs fraction of the original at its resolution
     removed: list[str]
     candidates: list[dict[str, float]]
+    latency: float | None = None  # measured latency fraction of the original (with ``latency=``)
+
+
+LATENCY_DEPTHS = (1.15, 1.0, 0.85, 0.7, 0.55, 0.4, 0.25)  # depth factors tried under a latency cap
+
+
+def latency_ratio(small: nn.Module, x: torch.Tensor, base: nn.Module, bx: torch.Tensor, runs: int) -> float:
+    """``small``'s batch-1 latency over ``base``'s: five interleaved rounds of ``runs`` forwards each, the
+    fastest round of each model compared. On a shared machine a round is slowed by whatever else runs,
+    never sped up, so the minimum is the figure least moved by load (a median of rounds was not)."""
+    from netsculpt.measure.latency import measure_latency
+
+    small_ms, base_ms = [], []
+    for _ in range(5):
+        base_ms.append(measure_latency(base, bx, runs=runs))
+        small_ms.append(measure_latency(small, x, runs=runs))
+    return min(small_ms) / min(base_ms)
 
 
 def compound_point(macs: float) -> tuple[float, float, float]:
@@ -65,13 +88,22 @@ def compound_scale(
     data: Any = None,
     resolution_step: int = 4,
     grid: tuple[float, ...] = (0.85, 1.0, 1.15),
+    latency: float | None = None,
+    runs: int = 20,
 ) -> CompoundResult:
-    """Reach ``target`` (MACs) with depth × width × resolution; see the module docstring."""
+    """Reach ``target`` (MACs) with depth × width × resolution, and with ``latency=`` also a measured
+    batch-1 latency cap (fraction of the original, torch's current thread count); see the module
+    docstring. Raises :class:`BudgetError` with the closest value when no candidate meets both."""
     from netsculpt.measure.macs import count_macs
     from netsculpt.prune import prune
 
     if target.metric != "macs":
-        raise PruningError("compound scaling takes Target(macs=...): the rule is written in MACs")
+        raise PruningError(
+            "compound scaling takes Target(macs=...): the rule is written in MACs; give a latency budget "
+            "as latency=<fraction of the original's measured latency> beside it"
+        )
+    if latency is not None and not 0.0 < latency <= 1.0:
+        raise PruningError(f"latency={latency!r} must be a fraction in (0, 1] of the original's latency")
     base_macs, _ = count_macs(model, example_inputs)
     side = example_inputs.shape[-1]
     d0, _, r0 = compound_point(target.value)
@@ -80,9 +112,10 @@ def compound_scale(
         model, example_inputs, blocks=1, criterion=depth_criterion, data=data, graph=graph
     ).scores
     best, candidates = None, []
+    depth_grid = grid if latency is None else LATENCY_DEPTHS
     for fr in grid:
         res = max(resolution_step, round(side * r0 * fr / resolution_step) * resolution_step)
-        for fd in grid:
+        for fd in depth_grid:
             depth = min(1.0, d0 * fd)
             x = torch.nn.functional.interpolate(example_inputs, size=(res, res), mode="bilinear")
             blocks = _blocks_to_remove(graph, scores, depth)
@@ -100,16 +133,25 @@ def compound_scale(
             kept = 1 - len(blocks) / max(1, len(graph.blocks))  # the depth actually reached
             rule = abs(math.log(kept / d0)) + abs(math.log(res / (side * r0)))
             depth = kept
-            candidates.append({"resolution": res, "depth": depth, "width": min(width, 1.0), "macs": macs})
-            if macs <= target.value * 1.02 and (best is None or rule < best[0]):
-                best = (
-                    rule,
-                    CompoundResult(small, res, depth, min(width, 1.0), macs, [b["name"] for b in blocks], []),
-                )
+            row = {"resolution": res, "depth": depth, "width": min(width, 1.0), "macs": macs}
+            candidates.append(row)
+            if macs > target.value * 1.02 or (best is not None and rule >= best[0]):
+                continue
+            lat = None
+            if latency is not None:
+                lat = row["latency"] = latency_ratio(small, x, model, example_inputs, runs)
+                if lat > latency:
+                    continue
+            names = [b["name"] for b in blocks]
+            best = (rule, CompoundResult(small, res, depth, min(width, 1.0), macs, names, [], lat))
     if best is None:
-        closest = min((c["macs"] for c in candidates), default=float("nan"))
+        metric, value = "macs", target.value
+        timed = [c["latency"] for c in candidates if "latency" in c]
+        if timed:
+            metric, value = "latency", latency
+        closest = min(timed or [c["macs"] for c in candidates], default=float("nan"))
         raise BudgetError(
-            f"no depth x width x resolution candidate reaches macs={target.value}; closest {closest:.3f}",
+            f"no depth x width x resolution candidate reaches {metric}={value}; closest {closest:.3f}",
             closest,
         )
     best[1].candidates = candidates
