@@ -17,7 +17,7 @@ from netsculpt.predictors import GraphFeatures, Predictor, rank_quality
 
 RANKERS = (
     # name, kind, extended features, loss, ensemble members
-    ("GCN, extended features, rank loss, 5 seeds", "gcn", True, "rank", 5),
+    ("GCN, extended features, rank loss, 3 seeds", "gcn", True, "rank", 3),
     ("GCN, extended features, rank loss", "gcn", True, "rank", 1),
     ("GCN, extended features, MSE", "gcn", True, "mse", 1),
     ("GCN, first features, MSE (as screened)", "gcn", False, "mse", 1),

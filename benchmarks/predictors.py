@@ -180,10 +180,26 @@ def paired(a: str, b: str) -> tuple[float, float, int, int]:
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), int((d < 0).sum()), int((d > 0).sum())
 
 
+def merged_truth(paths: list[Path]) -> dict | None:
+    """The candidates of every ground-truth cache (parts run side by side write separate files), which
+    must share one fine-tune setting."""
+    if not paths:
+        return None
+    parts = [json.loads(p.read_text()) for p in paths]
+    for path, part in zip(paths, parts):
+        if part["setting"] != parts[0]["setting"]:
+            raise SystemExit(
+                f"{path} has fine-tune setting {part['setting']}, {paths[0]} {parts[0]['setting']}"
+            )
+    return {
+        "setting": parts[0]["setting"],
+        "candidates": {k: v for p in parts for k, v in p["candidates"].items()},
+    }
+
+
 def print_tables(args, base, x, graph, scores) -> None:
-    truth_path = Path(args.truth)
-    if truth_path.exists():
-        truth = json.loads(truth_path.read_text())
+    truth = merged_truth(sorted(RESULTS.glob("predictors_truth*.json")))
+    if truth is not None:
         rows, info = rank_rows(truth, SearchSpace(base, x, graph, scores), base, args.splits)
         setting = truth["setting"]
         title = (
@@ -202,7 +218,7 @@ def print_tables(args, base, x, graph, scores) -> None:
                 f"{ceiling['mean_abs_diff']:.4f} vs sd across candidates {ceiling['spread_sd']:.4f}"
             )
         s_ = info["summary"]
-        best = "GCN, extended features, rank loss, 5 seeds"
+        best = "GCN, extended features, rank loss, 3 seeds"
         mlp = max(s_["MLP on widths, MSE"]["tau"], s_["MLP on widths, rank loss"]["tau"])
         print(
             bar(
@@ -296,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ft-epochs", type=int, default=1, help="truth: fine-tune epochs per candidate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--candidates", type=int, default=30, help="truth: candidates in this part")
-    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--splits", type=int, default=8)
     parser.add_argument("--subset", type=int, default=0, help="truth: training images per fine-tune (0: all)")
     parser.add_argument("--generations", type=int, default=8, help="ga: plain GA generations")
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")

@@ -86,3 +86,24 @@ def test_predictor_on_a_method_that_cannot_screen_is_refused(tiny) -> None:
         )
     with pytest.raises(ConfigError, match="predictor='rf'"):
         GeneticConfig(predictor="rf")
+
+
+def test_a_saved_predictor_warm_starts_screening_and_another_models_is_refused(tiny, tmp_path: Path) -> None:
+    args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val)
+    config = GeneticConfig(**SMALL, predictor="gcn", predictor_min=8, predictor_epochs=60)
+    search_widths(*args, config, out_dir=tmp_path / "first")
+    warm = GeneticConfig(
+        **SMALL, predictor="gcn", predictor_min=8, predictor_epochs=60,
+        predictor_file=str(tmp_path / "first" / "predictor"),
+    )  # fmt: skip
+    result = search_widths(*args, warm)
+    rounds = result.history["predictor"]["rounds"]
+    assert rounds[0]["warm"] and not rounds[0]["fallback"]  # the initial population is screened too
+    assert rounds[0]["scored"] == math.ceil(0.25 * rounds[0]["pool"])
+    with pytest.raises(ConfigError, match="holds a gcn predictor"):
+        search_widths(*args, GeneticConfig(**SMALL, predictor="mlp", predictor_file=warm.predictor_file))
+    with pytest.raises(ConfigError, match="trained for another model or search space"):
+        search_widths(*args, GeneticConfig(**SMALL, predictor="gcn", predictor_file=warm.predictor_file,
+                                           criterion="l2"))  # fmt: skip
+    with pytest.raises(ConfigError, match="also set predictor="):
+        GeneticConfig(predictor_file=warm.predictor_file)

@@ -81,6 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="genetic/nsga2: screen proposals with a predictor trained online (docs/search.md)",
     )  # fmt: skip
     p.add_argument("--predictor-min", type=int, default=None, help="candidates scored before screening")
+    p.add_argument(
+        "--predictor-file", default=None,
+        help="warm start: a predictor an earlier search of this model saved (DIR/predictor)",
+    )  # fmt: skip
     p.add_argument("--screen-keep", type=float, default=None, help="fraction of screened proposals scored")
     p.add_argument("--rounds", type=int, default=None, help="nao: optimisation rounds")
     p.add_argument("--init-size", type=int, default=None, help="nao: candidates scored before round 1")

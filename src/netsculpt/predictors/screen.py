@@ -4,9 +4,10 @@ Every time the genetic search or NSGA-II proposes candidates, the predictor is r
 candidate this run has scored (cheap score, the level every scored candidate has) and only the
 ``screen_keep`` most promising of the new ones are scored; the rest get no score and die in survival.
 Until ``predictor_min`` candidates are scored there is nothing to learn from: every candidate is
-scored (plain scoring), and the search says so. The training set is the candidates *this run* scored,
-in order (not the score cache, which after a resume already holds later candidates), so a resumed
-search retrains the same predictors and replays the same screening.
+scored (plain scoring), and the search says so — unless ``predictor_file`` names a predictor an earlier
+search of the same model and space saved (warm start), which screens until then. The training set
+is the candidates *this run* scored, in order (not the score cache, which after a resume already
+holds later candidates), so a resumed search retrains the same predictors and replays the same screening.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from netsculpt.errors import ConfigError
 from netsculpt.predictors.features import GraphFeatures
 from netsculpt.predictors.predictor import Predictor, rank_quality
 
@@ -41,6 +43,14 @@ class Screener:
             "criterion": config.criterion,
         }
         self.predictor = Predictor(self.kind, self.features, self.fingerprint, seed=config.seed)
+        self.warm: Predictor | None = None
+        if config.predictor_file is not None:
+            self.warm = Predictor.load(config.predictor_file, self.features, self.fingerprint)
+            if self.warm.kind != self.kind:
+                raise ConfigError(
+                    f"predictor_file {config.predictor_file} holds a {self.warm.kind} predictor, but "
+                    f"predictor={self.kind!r}: use predictor={self.warm.kind!r}"
+                )
         self.seen: dict[str, np.ndarray] = {}  # scored by this run, in order
         self.pending: tuple[list[np.ndarray], np.ndarray] | None = None  # last screen's picks, predicted
         self.rounds: list[dict[str, Any]] = []
@@ -60,7 +70,8 @@ class Screener:
         free = [i for i, k in enumerate(keys) if k in self.seen]
         new = [i for i, k in enumerate(keys) if k not in self.seen and k not in keys[:i]]
         self._check_last()
-        if len(self.seen) < self.min_data or not new:
+        warm = self.warm is not None and len(self.seen) < self.min_data
+        if (len(self.seen) < self.min_data and not warm) or not new:
             if new and not self.fallback_said:
                 self.ctx.say(
                     f"predictor {self.kind}: {len(self.seen)} candidates scored so far, fewer than "
@@ -72,20 +83,34 @@ class Screener:
                 {"pool": len(new), "scored": len(new), "trained_on": len(self.seen), "fallback": True}
             )
         else:
-            counts, targets = self.data()
-            self.predictor.fit(counts, targets, self.epochs)
-            predicted = self.predictor.predict([candidates[i] for i in new])
+            if warm:  # the loaded predictor screens until this run has data of its own
+                predictor, trained_on = self.warm, self.warm.trained_on
+            else:
+                counts, targets = self.data()
+                predictor, trained_on = self.predictor.fit(counts, targets, self.epochs), len(counts)
+            predicted = predictor.predict([candidates[i] for i in new])
             order = _order(predicted, None if costs is None else np.asarray([costs[i] for i in new]))
             n_keep = max(1, math.ceil(self.keep_fraction * len(new)))
             picked = [new[j] for j in order[:n_keep]]
             self.pending = ([candidates[i] for i in picked], predicted[order[:n_keep]])
             chosen = free + picked
             self.rounds.append(
-                {"pool": len(new), "scored": n_keep, "trained_on": len(counts), "fallback": False}
+                {
+                    "pool": len(new),
+                    "scored": n_keep,
+                    "trained_on": trained_on,
+                    "fallback": False,
+                    "warm": warm,
+                }
             )
+            if warm and not self.rounds[:-1]:
+                self.ctx.say(
+                    f"predictor {self.kind}: screening with {self.ctx.config.predictor_file} (trained on "
+                    f"{trained_on} candidates) until this run has scored predictor_min={self.min_data}"
+                )
             if self.fallback_said:
                 self.ctx.say(
-                    f"predictor {self.kind}: trained on {len(counts)} candidates; screening from now on"
+                    f"predictor {self.kind}: trained on {trained_on} candidates; screening from now on"
                 )
                 self.fallback_said = False
         for i in chosen:

@@ -60,6 +60,9 @@ class SearchConfig:
     predictor_min: int = 16
     screen_keep: float = 0.25
     predictor_epochs: int = 300
+    # a predictor saved by an earlier search of this model and space (DIR/predictor): screens from the
+    # first generation, until this run has predictor_min scored candidates of its own to train on
+    predictor_file: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -96,6 +99,11 @@ class SearchConfig:
             raise ConfigError(f"predictor={self.predictor!r}: use one of {', '.join(PREDICTOR_KINDS)}")
         _int(self, "predictor_min", 2)
         _int(self, "predictor_epochs", 1)
+        if self.predictor_file is not None and self.predictor == "none":
+            raise ConfigError(
+                f"predictor_file={self.predictor_file!r} warm-starts screening: also set predictor='gcn' "
+                "or 'mlp' (the kind the file holds)"
+            )
         if not (isinstance(self.screen_keep, int | float) and 0.0 < self.screen_keep <= 1.0):
             raise ConfigError(f"screen_keep must be a fraction in (0, 1], got {self.screen_keep!r}")
 
