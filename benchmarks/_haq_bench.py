@@ -1,6 +1,8 @@
-"""HAQ part of benchmarks/automation.py: mixed-bit vs uniform 3-bit palettization of LeNet-5 on mnist5k.
+"""HAQ part of benchmarks/automation.py: mixed-bit vs uniform 3-bit palettization on mnist5k.
 
-LeNet-5 is trained on the mnist5k training digits minus 500 held out (cached); the bit search scores
+``--model lenet5``: LeNet-5 trained on the mnist5k training digits minus 500 held out (cached);
+``--model resnet20``: the AMC part's cached resnet20_cifar baseline (32x32x3, same 500 held out, DKM
+with the augmenting recipe of benchmarks/weights.py). The bit search scores
 k-means candidates on those 500; the test split only gives the final numbers. Uniform 3-bit and the
 searched bits get the same DKM fine-tune (``--finetune-epochs`` epochs). The searched model is asked
 to fit the packed size of the uniform 3-bit file, and, for the "same accuracy at >= 15% fewer bytes"
@@ -40,23 +42,35 @@ def _lenet(cache: Path, train_loader, test_loader) -> torch.nn.Module:
     return model.eval()
 
 
-def _recipe(epochs: int) -> TrainConfig:
-    return TrainConfig(epochs=epochs, batch_size=64, lr=0.005, warmup_epochs=0, label_smoothing=0.05)
+def _recipe(epochs: int, augment: bool = False) -> TrainConfig:
+    return TrainConfig(
+        epochs=epochs, batch_size=64, lr=0.005, warmup_epochs=0, label_smoothing=0.05, augment=augment
+    )
+
+
+def _base(model: str, cache: Path):
+    """(train, held, test loaders, float model, its name) for ``--model``."""
+    if model == "lenet5":
+        loaders = holdout_loaders("mnist5k", val_size=500, batch_size=64, eval_batch_size=125)
+        return (*loaders, _lenet(cache, loaders[0], loaders[2]), "LeNet-5")
+    from automation import DATA, VAL_SIZE, resnet_baseline
+
+    loaders = holdout_loaders("mnist5k", val_size=VAL_SIZE, batch_size=64, eval_batch_size=125, **DATA)
+    base = resnet_baseline(Path("runs/bench/search"), 4, loaders[0], loaders[2])
+    return (*loaders, base, "resnet20_cifar")
 
 
 def haq_part(args) -> None:
     torch.set_num_threads(1)
     calibration = print_calibration("start")
-    train_loader, held, test_loader = holdout_loaders(
-        "mnist5k", val_size=500, batch_size=64, eval_batch_size=125
-    )
-    base = _lenet(Path(args.cache), train_loader, test_loader)
+    train_loader, held, test_loader, base, name = _base(args.model, Path(args.cache))
+    augment = args.model != "lenet5"
     base_acc = evaluate(base, test_loader)[0]
     base_bytes = packed_size_bytes(base)
-    lines = [f"float LeNet-5 (trained without the 500 held-out digits): {base_acc:.2%}, {base_bytes:,} B"]
+    lines = [f"float {name} (trained without the 500 held-out digits): {base_acc:.2%}, {base_bytes:,} B"]
     start = time.perf_counter()
-    uniform = cluster_model(copy.deepcopy(base), DKMConfig(bits=3, train=_recipe(args.finetune_epochs)),
-                            train_loader, test_loader)  # fmt: skip
+    recipe = _recipe(args.finetune_epochs, augment)
+    uniform = cluster_model(copy.deepcopy(base), DKMConfig(bits=3, train=recipe), train_loader, test_loader)
     u_bytes, u_acc = packed_size_bytes(uniform), evaluate(uniform, test_loader)[0]
     lines.append(f"uniform 3-bit DKM ({args.finetune_epochs} epochs): {u_acc:.2%}, {u_bytes:,} B "
                  f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
@@ -69,7 +83,7 @@ def haq_part(args) -> None:
         start = time.perf_counter()
         search = BitSearchConfig(method=method, episodes=args.episodes, warmup=max(1, args.episodes // 4),
                                  pop_size=12, generations=5, seed=args.seed)  # fmt: skip
-        config = DKMConfig(bits=8, train=_recipe(args.finetune_epochs))
+        config = DKMConfig(bits=8, train=recipe)
         model, _ = cluster_auto(copy.deepcopy(base), config, budget, train_loader, held, test_loader, search)
         acc = evaluate(model, test_loader)[0]
         size = packed_size_bytes(model)
@@ -77,6 +91,7 @@ def haq_part(args) -> None:
         seconds = time.perf_counter() - start
         rows.append({"label": label, "budget": budget, "bytes": size, "acc": acc, "bits": bits, "s": seconds})
         lines.append(f"{label}: {acc:.2%} at {size:,} B (budget {budget:,}); bits {bits}; {seconds:.0f} s")
+        print(lines[-1], flush=True)
     end = print_calibration("end")
     gain = (rows[0]["acc"] - u_acc) * 100
     smaller = rows[1]
@@ -90,11 +105,11 @@ def haq_part(args) -> None:
     lines.append(f"calibration: {calibration} | {end}")
     for line in lines:
         print(line, flush=True)
-    record = {"model": "lenet5", "seed": args.seed, "summary": f"uniform 3-bit {u_acc:.2%} at {u_bytes:,} B",
-              "lines": lines, "rows": rows}  # fmt: skip
+    record = {"model": args.model, "seed": args.seed, "lines": lines, "rows": rows,
+              "summary": f"uniform 3-bit {u_acc:.2%} at {u_bytes:,} B"}  # fmt: skip
     path = RESULTS / "automation_haq.json"
     data = json.loads(path.read_text()) if path.exists() else []
-    data = [r for r in data if r.get("model") != "lenet5"]
+    data = [r for r in data if r.get("model") != args.model]
     path.write_text(json.dumps([*data, record], indent=1))
 
 

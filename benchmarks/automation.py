@@ -3,7 +3,7 @@
 Run in parts (each < 20 min on this machine), results appended to JSON files, then ``--part table``:
 
     PYTHONPATH=src python benchmarks/automation.py --part amc --seed 0     # one seed: uniform, AMC, GA
-    PYTHONPATH=src python benchmarks/automation.py --part haq --model lenet5
+    PYTHONPATH=src python benchmarks/automation.py --part haq --model lenet5   # or resnet20
     PYTHONPATH=src python benchmarks/automation.py --part table
 
 AMC part: resnet20_cifar on mnist5k (32x32, 3 channels) at 0.5x MACs. Uniform, AMC and GA widths all
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=60)
     parser.add_argument("--finetune-epochs", type=int, default=3)
-    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--model", default="lenet5", choices=("lenet5", "resnet20"))
     parser.add_argument("--cache", default="runs/bench/search")
     args = parser.parse_args(argv)
     if args.part == "amc":

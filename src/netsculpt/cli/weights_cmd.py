@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--episodes", type=int, default=40, help="--bits auto: agent episodes")
     p.add_argument("--val-size", type=int, default=500, help="--bits auto: training images held out to score")
+    p.add_argument("--workers", type=int, default=0, help="--bits auto: local worker processes to score on")
+    p.add_argument("--ray-address", default=None, help="--bits auto: score candidates on this Ray cluster")
+    p.add_argument("--resume", action="store_true", help="--bits auto: continue the search saved in --out")
     p.add_argument("--method", choices=("dkm", "kmeans"), default="dkm")
     p.add_argument(
         "--group-size", type=int, default=None, help="output channels per codebook (default: per tensor)"
@@ -51,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-ms", type=float, default=None, help="--mixed: ONNX Runtime latency to fit")
     p.add_argument("--episodes", type=int, default=16, help="--mixed: agent episodes")
     p.add_argument("--val-size", type=int, default=500, help="--mixed: training images held out to score")
+    p.add_argument("--resume", action="store_true", help="--mixed: continue the search saved in --out")
     p.add_argument("--out", required=True, help="output directory for model.int8.onnx and model.fp32.onnx")
     p.set_defaults(func=run_quantize)
 
@@ -100,6 +104,7 @@ def run_cluster(args: argparse.Namespace) -> int:
 
 def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_loader) -> str:
     """Bits per layer searched on 500 held-out training images, then clustered; prints the bits."""
+    from netsculpt.search.executors import make_executor
     from netsculpt.search.holdout import holdout_loaders
     from netsculpt.weights.haq import BitSearchConfig
     from netsculpt.weights.mixed_cluster import cluster_auto
@@ -111,7 +116,11 @@ def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_lo
     search = BitSearchConfig(
         method=args.bit_search, episodes=args.episodes, warmup=max(1, args.episodes // 4)
     )
-    _, result = cluster_auto(model, config, args.budget_bytes, train_loader, held, test_loader, search)
+    _, result = cluster_auto(
+        model, config, args.budget_bytes, train_loader, held, test_loader, search,
+        state_dir=Path(args.out) / "bit_search", resume=args.resume,
+        executor=make_executor(args.workers, args.ray_address),
+    )  # fmt: skip
     Console().print("bits per layer: " + ", ".join(f"{k} {b}" for k, b in result.bits.items()))
     return f"mixed-bit (budget {args.budget_bytes:,} B)"
 
@@ -164,8 +173,9 @@ def _quantize_mixed(args: argparse.Namespace, model, shape, train_loader, test_l
         calibration_batches=args.calibration_batches,
     )
     result = quantize_mixed(
-        model, example(shape), train_loader, take_batches(held, 2, "held-out"), args.budget_ms, out, config
-    )
+        model, example(shape), train_loader, take_batches(held, 2, "held-out"), args.budget_ms, out, config,
+        resume=args.resume,
+    )  # fmt: skip
     float_acc, _ = evaluate(model, test_loader)
     acc, _ = evaluate(result.model, test_loader)
     Console().print(

@@ -305,7 +305,7 @@ def _cluster_auto(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Pat
     held_loader = DataLoader(held, batch_size=ctx.train_loader.batch_size)
     clustered, result = cluster_auto(
         model, config, cfg.budget_bytes, ctx.train_loader, held_loader, ctx.test_loader, search,
-        out_dir=out / "checkpoints", resume=True,
+        state_dir=out / "bit_search", resume=True, out_dir=out / "checkpoints",
     )  # fmt: skip
     measured = result.history["measured_bytes"]
     return clustered, {"method": cfg.method, "bits": "auto", "layer_bits": result.bits,

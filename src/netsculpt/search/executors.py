@@ -4,6 +4,9 @@ Every executor receives the :class:`~netsculpt.search.evaluator.EvalTask` once (
 maps jobs to evaluations in order. Scoring is deterministic (fixed batches, one thread per worker), so
 the executor changes how long a search takes, never its result.
 
+A task may bring its own evaluator (a ``make_evaluator()`` method; HAQ's bit-vector scoring does): the
+executors then run that instead of the pruning evaluator, so every search shares one way to scale out.
+
 Local workers are *spawned* processes: forking a process that has already run PyTorch's thread pools
 can deadlock, and spawn gives every worker a clean interpreter. Each pins torch to one thread, so N
 workers use N cores.
@@ -18,6 +21,12 @@ from typing import Any, Protocol
 
 from netsculpt.errors import ConfigError
 from netsculpt.search.evaluator import CandidateEvaluator, EvalTask, Evaluation, Job
+
+
+def build_evaluator(task: Any, graph: Any = None) -> Any:
+    """The task's own evaluator if it has one, else the pruning :class:`CandidateEvaluator`."""
+    make = getattr(task, "make_evaluator", None)
+    return make() if make is not None else CandidateEvaluator(task, graph)
 
 
 class Executor(Protocol):
@@ -38,10 +47,10 @@ class SerialExecutor:
     workers = 1
 
     def __init__(self) -> None:
-        self.evaluator: CandidateEvaluator | None = None
+        self.evaluator: Any = None
 
     def start(self, task: EvalTask, graph: Any = None) -> None:
-        self.evaluator = CandidateEvaluator(task, graph)
+        self.evaluator = build_evaluator(task, graph)
 
     def map(self, jobs: Sequence[Job]) -> list[Evaluation]:
         assert self.evaluator is not None, "call start(task) first"
@@ -51,7 +60,7 @@ class SerialExecutor:
         self.evaluator = None
 
 
-_WORKER: dict[str, CandidateEvaluator] = {}
+_WORKER: dict[str, Any] = {}
 
 
 def _init_worker(task: EvalTask) -> None:
@@ -59,7 +68,7 @@ def _init_worker(task: EvalTask) -> None:
 
     torch.set_num_threads(1)
     os.environ.setdefault("NETSCULPT_QUIET", "1")
-    _WORKER["evaluator"] = CandidateEvaluator(task)
+    _WORKER["evaluator"] = build_evaluator(task)
 
 
 def _run_job(job: Job) -> Evaluation:
@@ -157,7 +166,7 @@ class _RayWorker:
         import torch
 
         torch.set_num_threads(1)
-        self.evaluator = CandidateEvaluator(task)
+        self.evaluator = build_evaluator(task)
 
     def run(self, job: Job) -> Evaluation:
         return self.evaluator(job)

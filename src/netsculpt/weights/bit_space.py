@@ -117,21 +117,74 @@ class BitSpace:
 
     def evaluate(self, bits: Iterable[int], batches: list[tuple[Tensor, Tensor]]) -> tuple[float, float]:
         """(accuracy, loss) of the model with these bits on ``batches``; the weights are put back after."""
-        from netsculpt.train import evaluate
+        weights = {(i, b): self.palette(i, b).weight() for i, b in enumerate(int(b) for b in bits)}
+        return _swap_evaluate(self.model, self.names, self._original, weights, bits, batches)
 
-        bits = [int(b) for b in bits]
-        try:
-            with torch.no_grad():
-                for i, (layer, b) in enumerate(zip(self.layers, bits)):
-                    layer.module.weight.copy_(self.palette(i, b).weight().to(layer.module.weight.dtype))
-            return evaluate(self.model, batches)
-        finally:
-            with torch.no_grad():
-                for layer in self.layers:
-                    layer.module.weight.copy_(self._original[layer.name])
+    def task(self, batches: list[tuple[Tensor, Tensor]]) -> BitEvalTask:
+        """What an executor's workers need to score bit vectors (the palettes' dense weights, fitted here)."""
+        self.prepare()
+        weights = {
+            (i, b): self.palette(i, b).weight() for i, layer in enumerate(self.layers) for b in layer.bits
+        }
+        return BitEvalTask(self.model, self.names, weights, batches)
 
     def layer_bits(self, bits: Iterable[int]) -> dict[str, int]:
         return {layer.name: int(b) for layer, b in zip(self.layers, bits)}
+
+
+def _swap_evaluate(
+    model: nn.Module,
+    names: list[str],
+    original: dict[str, Tensor],
+    weights: dict[tuple[int, int], Tensor],
+    bits: Iterable[int],
+    batches: list[tuple[Tensor, Tensor]],
+) -> tuple[float, float]:
+    from netsculpt.train import evaluate
+
+    modules = dict(model.named_modules())
+    try:
+        with torch.no_grad():
+            for i, (name, b) in enumerate(zip(names, bits)):
+                weight = modules[name].weight
+                weight.copy_(weights[(i, int(b))].to(weight.dtype))
+        return evaluate(model, batches)
+    finally:
+        with torch.no_grad():
+            for name in names:
+                modules[name].weight.copy_(original[name])
+
+
+@dataclass
+class BitEvalTask:
+    """Scores bit vectors on an executor (:mod:`netsculpt.search.executors`): the model, the dense
+    weight of every (layer, bits) palette and the held-out batches, pickled once per worker."""
+
+    model: nn.Module
+    names: list[str]
+    weights: dict[tuple[int, int], Tensor]
+    batches: list[tuple[Tensor, Tensor]]
+
+    def make_evaluator(self) -> BitEvaluator:
+        return BitEvaluator(self)
+
+
+class BitEvaluator:
+    """Job ``(bits, n_batches)`` -> :class:`~netsculpt.search.evaluator.Evaluation` on the first batches."""
+
+    def __init__(self, task: BitEvalTask) -> None:
+        self.task = task
+        modules = dict(task.model.named_modules())
+        self.original = {n: modules[n].weight.detach().clone() for n in task.names}
+
+    def __call__(self, job: tuple[tuple[int, ...], int]) -> Any:
+        from netsculpt.search.evaluator import Evaluation
+
+        bits, n_batches = job
+        batches = self.task.batches[:n_batches]
+        t = self.task
+        accuracy, loss = _swap_evaluate(t.model, t.names, self.original, t.weights, bits, batches)
+        return Evaluation(accuracy, loss, sum(int(y.shape[0]) for _, y in batches))
 
 
 class BitWalkSpace:

@@ -7,11 +7,16 @@ come can keep the packed file within ``budget_bytes`` (real bytes on disk, predi
 palettized candidate. Baselines over the same bit vectors: pymoo's GA (``"genetic"``) and NSGA-II
 (``"nsga2"``, error vs bytes, best member under the budget). The chosen bits then go to
 :func:`netsculpt.weights.cluster_model` as ``layer_bits`` (DKM fine-tuning, or k-means).
+
+Candidates are scored on the search executors (this process, local workers, Ray): GA / NSGA-II send a
+generation at a time; the agent is sequential (one candidate per episode). With ``out_dir`` the scores
+and the agent (after every episode) are saved, and ``resume=True`` continues an interrupted search.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +25,13 @@ from torch import Tensor
 from netsculpt.errors import ConfigError, PruningError
 from netsculpt.progress import info, track
 from netsculpt.search.budget_walk import BudgetWalk
+from netsculpt.search.executors import Executor, make_executor
 from netsculpt.search.rl_agent import AgentConfig, DDPGAgent
+from netsculpt.search.state import SearchState, weights_fingerprint
 from netsculpt.weights.bit_space import HEADER_SLACK, BitSpace, BitWalkSpace, describe_bits
 
 BIT_SEARCHERS = ("agent", "genetic", "nsga2")
+AGENT_FILE = "haq_agent.safetensors"
 
 
 @dataclass
@@ -61,19 +69,29 @@ class BitSearchResult:
 
 
 class _Scores:
-    """Cached held-out scores of bit vectors (cheap: the first ``cheap`` batches; full: all)."""
+    """Held-out scores of bit vectors (cheap: the first ``cheap`` batches; full: all), scored on the
+    executor and kept in the resumable state's cache (saved after every new score)."""
 
-    def __init__(self, space: BitSpace, batches: list[tuple[Tensor, Tensor]], metric: str, cheap: int):
-        self.space, self.batches, self.metric, self.cheap = space, batches, metric, cheap
-        self.cache: dict[tuple[str, tuple[int, ...]], tuple[float, float]] = {}
+    def __init__(self, executor: Any, state: SearchState, n: int, metric: str, cheap: int) -> None:
+        self.executor, self.state, self.metric = executor, state, metric
+        self.batches = {"cheap": min(cheap, n), "full": n}
+
+    @staticmethod
+    def key(bits: np.ndarray) -> str:
+        return ",".join(str(int(b)) for b in bits)
+
+    def values(self, many: list[np.ndarray], level: str = "cheap") -> list[float]:
+        cache = self.state.cache
+        todo = list(dict.fromkeys(k for k in map(self.key, many) if cache.get(level, k) is None))
+        if todo:
+            jobs = [(tuple(int(b) for b in k.split(",")), self.batches[level]) for k in todo]
+            for k, evaluation in zip(todo, self.executor.map(jobs)):
+                cache.put(level, k, evaluation)
+            self.state.save(self.state.progress)
+        return [cache.get(level, self.key(b)).value(self.metric) for b in many]  # type: ignore[union-attr]
 
     def value(self, bits: np.ndarray, level: str = "cheap") -> float:
-        key = (level, tuple(int(b) for b in bits))
-        if key not in self.cache:
-            batches = self.batches[: self.cheap] if level == "cheap" else self.batches
-            self.cache[key] = self.space.evaluate(key[1], batches)
-        accuracy, loss = self.cache[key]
-        return 1.0 - accuracy if self.metric == "accuracy" else loss
+        return self.values([bits], level)[0]
 
 
 def search_bits(
@@ -82,21 +100,47 @@ def search_bits(
     batches: list[tuple[Tensor, Tensor]],
     config: BitSearchConfig | None = None,
     cheap_batches: int = 2,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    executor: Executor | None = None,
 ) -> BitSearchResult:
-    """Bits per layer of ``space`` whose packed file is at most ``budget_bytes``, chosen on ``batches``."""
+    """Bits per layer of ``space`` whose packed file is at most ``budget_bytes``, chosen on ``batches``.
+
+    ``out_dir``: the search state (scores, and the agent after every episode) is saved there and
+    ``resume=True`` continues it (GA / NSGA-II replay their seeded generations from the cached scores).
+    ``executor``: where candidates are scored (default this process; see ``make_executor``)."""
     config = config or BitSearchConfig()
     if not len(space):
         raise PruningError("nothing to act on: no layer can be palettized (see PaletteConfig.select)")
     budget = int(budget_bytes) - HEADER_SLACK
     walk = BudgetWalk(BitWalkSpace(space), budget, tolerance=0.02, what="bytes")
-    space.prepare()
-    scores = _Scores(space, batches, config.metric, cheap_batches)
-    if config.method == "agent":
-        explored, history = _agent(walk, scores, config)
-    else:
-        explored, history = _evolve(walk, scores, config)
-    ranked = sorted(explored, key=lambda b: scores.value(b))[: config.final_candidates]
-    best = min(ranked, key=lambda b: scores.value(b, "full"))
+    fingerprint = {
+        "method": f"haq-{config.method}",
+        "config": asdict(config),
+        "budget_bytes": int(budget_bytes),
+        "batches": [len(batches), cheap_batches, sum(int(y.shape[0]) for _, y in batches)],
+        "layers": [[layer.name, list(layer.shape), layer.bits] for layer in space.layers],
+        "weights": weights_fingerprint(space.model),
+    }
+    state = SearchState(out_dir, fingerprint, resume)
+    executor = executor or make_executor()
+    executor.start(space.task(batches))
+    try:
+        scores = _Scores(executor, state, len(batches), config.metric, cheap_batches)
+        if config.method == "agent":
+            explored, history = _agent(walk, scores, config, state)
+        else:
+            explored, history = _evolve(walk, scores, config)
+        cheap = scores.values(explored)
+        order = sorted(range(len(explored)), key=lambda i: cheap[i])
+        ranked = list({scores.key(explored[i]): explored[i] for i in order}.values())[
+            : config.final_candidates
+        ]
+        full = scores.values(ranked, "full")
+    finally:
+        executor.close()
+    best = ranked[int(np.argmin(full))]
     history["picked"] = describe_bits(space, best)
     history["uniform"] = {
         str(b): space.nbytes([min(max(b, layer.bits[0]), layer.bits[-1]) for layer in space.layers])
@@ -105,10 +149,19 @@ def search_bits(
     return BitSearchResult(space.layer_bits(best), space.nbytes(best), int(budget_bytes), history)
 
 
-def _agent(walk: BudgetWalk, scores: _Scores, config: BitSearchConfig) -> tuple[list[np.ndarray], dict]:
+def _agent(
+    walk: BudgetWalk, scores: _Scores, config: BitSearchConfig, state: SearchState
+) -> tuple[list[np.ndarray], dict]:
+    from netsculpt.search.amc_policy import load_agent, save_agent
+
     agent = DDPGAgent(walk.state_dim, config.agent, seed=config.seed)
-    explored, records = [], []
-    for episode in track(range(config.episodes), "HAQ episodes"):
+    path = state.path.parent / AGENT_FILE if state.path is not None else None
+    records: list[dict[str, Any]] = []
+    if path is not None and state.resumed and path.exists():
+        records = load_agent(agent, path)
+        info(f"HAQ: resuming after episode {len(records)} of {config.episodes}")
+    explored = [np.array(r["bits"], dtype=np.int64) for r in records]
+    for episode in track(range(len(records), config.episodes), "HAQ episodes"):
         warm = episode < config.warmup
         mode = "random" if warm else "noise"
         ep = walk.run(lambda s, lo, hi, m=mode: agent.act(s, lo, hi, m))
@@ -120,6 +173,9 @@ def _agent(walk: BudgetWalk, scores: _Scores, config: BitSearchConfig) -> tuple[
         agent.end_episode(warm)
         explored.append(ep.values.astype(np.int64))
         records.append({"episode": episode, "reward": reward, "bytes": ep.cost, "bits": ep.values.tolist()})
+        if path is not None:
+            save_agent(agent, path, records)
+            state.save({"episode": episode})
     greedy = walk.run(lambda s, lo, hi: agent.act(s, lo, hi, "greedy")).values.astype(np.int64)
     explored.append(greedy)
     info(f"HAQ: best reward {max(r['reward'] for r in records):.4f} over {config.episodes} episodes")
@@ -155,7 +211,7 @@ def _evolve(walk: BudgetWalk, scores: _Scores, config: BitSearchConfig) -> tuple
         def _evaluate(self, X: np.ndarray, out: dict, *args: Any, **kwargs: Any) -> None:
             bits = [decode(x) for x in X]
             explored.extend(bits)
-            errors = np.array([scores.value(b) for b in bits])
+            errors = np.array(scores.values(bits))  # one batch per generation: the executor's unit
             sizes = np.array([space.cost(b) for b in bits]) / walk.budget
             out["F"] = np.column_stack([errors, sizes]) if config.method == "nsga2" else errors[:, None]
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.search.evaluator import take_batches
+from netsculpt.search.executors import Executor
 from netsculpt.weights.bit_space import BitSpace
 from netsculpt.weights.cluster import cluster_model
 from netsculpt.weights.config import PaletteConfig
@@ -38,10 +40,15 @@ def cluster_auto(
     search: BitSearchConfig | None = None,
     *,
     held_batches: int = 4,
+    state_dir: str | Path | None = None,
+    resume: bool = False,
+    executor: Executor | None = None,
     **train_kwargs: Any,
 ) -> tuple[nn.Module, BitSearchResult]:
     """Palettize ``model`` in place with searched bits per layer so ``model.safetensors`` fits
-    ``budget_bytes``; ``config``'s method (DKM / k-means) and layout are kept, its bits replaced."""
+    ``budget_bytes``; ``config``'s method (DKM / k-means) and layout are kept, its bits replaced.
+    ``state_dir`` / ``resume`` / ``executor``: see :func:`~netsculpt.weights.haq.search_bits` (``resume``
+    also goes to the fine-tune when ``train_kwargs`` has an ``out_dir``)."""
     from netsculpt.weights.storage import packed_size_bytes
 
     if not isinstance(budget_bytes, int) or budget_bytes < 1:
@@ -51,12 +58,16 @@ def cluster_auto(
     was_training = model.training
     model.eval()
     space = BitSpace(model, config, search.low, search.high)
-    result = search_bits(space, budget_bytes, batches, search)
+    result = search_bits(
+        space, budget_bytes, batches, search, out_dir=state_dir, resume=resume, executor=executor
+    )
     model.train(was_training)
     final = copy.copy(config)
     final.bits = max(result.bits.values())
     final.layer_bits = {_exact(name): bits for name, bits in result.bits.items()}
     final.validate()
+    if "out_dir" in train_kwargs:  # the fine-tune's checkpoints resume with the search
+        train_kwargs.setdefault("resume", resume)
     cluster_model(model, final, train_loader, test_loader, **train_kwargs)
     size = packed_size_bytes(model)
     result.history["measured_bytes"] = size
