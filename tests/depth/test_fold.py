@@ -76,3 +76,83 @@ def test_fold_then_prune_depth_composes(tmp_path) -> None:
     ns.save(small, tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(ns.load(tmp_path / "m")(x), small(x))
+
+
+class LongChain(nn.Module):
+    """3x3 -> BN -> 1x1 -> 1x1 -> 1x1: four linear convs in a row become one 3x3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.b = nn.Conv2d(8, 6, 1)
+        self.c = nn.Conv2d(6, 7, 1)
+        self.d = nn.Conv2d(7, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.d(self.c(self.b(self.bn(self.a(x))))).mean((2, 3))
+
+
+def test_chain_of_linear_convs_merges_to_one(tmp_path) -> None:
+    model = randomise_bn(LongChain())
+    x = torch.randn(2, 3, 10, 10)
+    folded = ns.fold(model, x)
+    assert sum(isinstance(m, nn.Conv2d) for m in folded.modules()) == 1
+    with torch.no_grad():
+        ref = model(x)
+        assert (folded(x) - ref).abs().max() <= 1e-4 * max(1.0, float(ref.abs().max()))
+    ns.save(folded, tmp_path / "f")
+    again = ns.load(tmp_path / "f", model=LongChain())
+    with torch.no_grad():
+        assert torch.equal(again(x), folded(x))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block with both activations dropped: 1x1 expand -> depthwise 3x3 -> 1x1 project."""
+
+    def __init__(self, c: int = 4, e: int = 12, stride: int = 1, bn_expand: bool = True) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(c, e, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(e) if bn_expand else nn.Identity()
+        self.dw = nn.Conv2d(e, e, 3, stride=stride, padding=1, groups=e, bias=False)
+        self.b2 = nn.BatchNorm2d(e)
+        self.project = nn.Conv2d(e, c, 1, bias=False)
+        self.b3 = nn.BatchNorm2d(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b3(self.project(self.b2(self.dw(self.b1(self.expand(x))))))
+
+
+@pytest.mark.parametrize(("stride", "bn_expand"), [(1, False), (2, False), (1, True)])
+def test_depthwise_chain_merges_into_dense_conv(tmp_path, stride: int, bn_expand: bool) -> None:
+    """Without a bias before the padded depthwise conv the whole block is one dense 3x3; with the expand
+    BN folded into a bias it is not (zero padding of a biased map is not the bias): 1x1 + dense 3x3."""
+    model = randomise_bn(InvertedResidual(stride=stride, bn_expand=bn_expand))
+    x = torch.randn(2, 4, 9, 9)
+    assert sum(isinstance(m, nn.Conv2d) for m in ns.fold(model, x).modules()) == 3  # grouped: opt-in
+    folded = ns.fold(model, x, grouped=True)
+    convs = [m for m in folded.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == (2 if bn_expand else 1) and all(c.groups == 1 for c in convs)
+    assert convs[-1].kernel_size == (3, 3)
+    with torch.no_grad():
+        ref = model(x)
+        assert (folded(x) - ref).abs().max() <= 1e-4 * max(1.0, float(ref.abs().max()))
+    ns.save(folded, tmp_path / "f")
+    again = ns.load(tmp_path / "f", model=InvertedResidual(stride=stride, bn_expand=bn_expand))
+    with torch.no_grad():
+        assert torch.equal(again(x), folded(x))
+
+
+def test_grouped_conv_pairs_merge_exactly() -> None:
+    from netsculpt.surgery.fold import _merge_convs
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 7, 7)
+    for first, second in [
+        (nn.Conv2d(8, 12, 3, padding=1, groups=4), nn.Conv2d(12, 6, 1, groups=3)),
+        (nn.Conv2d(8, 12, 1, groups=2, bias=False), nn.Conv2d(12, 6, 3, padding=1, groups=2)),
+        (nn.Conv2d(8, 8, 5, padding=2, groups=8), nn.Conv2d(8, 5, 1)),
+    ]:
+        assert not why_not(first, second, "conv")
+        with torch.no_grad():
+            assert (_merge_convs(first, second)(x) - second(first(x))).abs().max() <= 1e-4

@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fold", help="fold BatchNorms and adjacent linear convs into single layers (exact)")
     add_model_args(p)
     p.add_argument("--no-convs", action="store_true", help="fold BatchNorms only, no conv -> conv merges")
+    p.add_argument(
+        "--grouped",
+        action="store_true",
+        help="also merge depthwise/grouped convs into dense ones (exact; may cost more MACs)",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run_fold)
 
@@ -84,7 +89,7 @@ def run_fold(args: argparse.Namespace) -> int:
     model, shape = load_model(args)
     model.eval()
     x = example(shape)
-    folded = fold(model, x, convs=not args.no_convs)
+    folded = fold(model, x, convs=not args.no_convs, grouped=args.grouped)
     with torch.no_grad():
         diff = float((folded(x) - model(x)).abs().max())
     out = Path(args.out)

@@ -208,8 +208,12 @@ def prune_depth(model: nn.Module, example_inputs: Any, *, inplace: bool = False,
     return remove_blocks(model, plan.blocks, inplace=inplace)
 
 
-def fold_plan(model: nn.Module, example_inputs: Any, *, convs: bool = True) -> list[dict[str, Any]]:
-    """Exact merges of the traced model: every conv/linear -> BN pair, then conv -> conv pairs."""
+def fold_plan(
+    model: nn.Module, example_inputs: Any, *, convs: bool = True, grouped: bool = False
+) -> list[dict[str, Any]]:
+    """Exact merges of the traced model: every conv/linear -> BN pair, then conv -> conv pairs (chains
+    too). ``grouped=True`` also merges grouped/depthwise convs into dense ones (DepthShrinker): exact, but
+    the dense conv can cost more MACs than the pair, so it is asked for, not done by default."""
     graph = trace(model, example_inputs)
     modules = dict(model.named_modules())
     merges = []
@@ -217,30 +221,48 @@ def fold_plan(model: nn.Module, example_inputs: Any, *, convs: bool = True) -> l
         if u.kind == "fold-bn" and u.removable and not why_not(modules[u.name], modules[u.second], "bn"):
             merges.append({"op": "bn", "first": u.name, "second": u.second})
     if convs:
-        merges += _conv_merges(model, example_inputs, merges)
+        merges += _conv_merges(model, example_inputs, merges, grouped)
     return merges
 
 
 def _conv_merges(
-    model: nn.Module, example_inputs: Any, bn_merges: list[dict[str, Any]]
+    model: nn.Module, example_inputs: Any, bn_merges: list[dict[str, Any]], grouped: bool
 ) -> list[dict[str, Any]]:
-    """Conv pairs that become adjacent once BatchNorms are folded (one level: a pair, not a chain)."""
+    """Conv pairs adjacent once BatchNorms are folded; repeated on the merged model until no pair is
+    left, so a chain (1×1 → depthwise → 1×1, k×k → 1×1 → 1×1) ends as one conv. Each round's pairs are
+    disjoint; the merged conv keeps the first name, so later rounds' pairs replay in order."""
     trial = fold_(copy.deepcopy(model), bn_merges) if bn_merges else model
-    graph = trace(trial, example_inputs)
-    modules = dict(trial.named_modules())
-    out, used = [], set()
-    for u in graph.depth:
-        if u.kind != "fold-conv" or not u.removable or u.name in used or u.second in used:
-            continue
-        if not why_not(modules[u.name], modules[u.second], "conv"):
-            out.append({"op": "conv", "first": u.name, "second": u.second})
-            used |= {u.name, u.second}
-    return out
+    out: list[dict[str, Any]] = []
+    while True:
+        graph = trace(trial, example_inputs)
+        modules = dict(trial.named_modules())
+        found, used = [], set()
+        for u in graph.depth:
+            if u.kind != "fold-conv" or not u.removable or u.name in used or u.second in used:
+                continue
+            first, second = modules[u.name], modules[u.second]
+            if not grouped and (getattr(first, "groups", 1) > 1 or getattr(second, "groups", 1) > 1):
+                continue
+            if not why_not(first, second, "conv"):
+                found.append({"op": "conv", "first": u.name, "second": u.second})
+                used |= {u.name, u.second}
+        if not found:
+            return out
+        trial = fold_(trial if trial is not model else copy.deepcopy(model), found)
+        out += found
 
 
-def fold(model: nn.Module, example_inputs: Any, *, inplace: bool = False, convs: bool = True) -> nn.Module:
-    """Fold every BatchNorm into the layer before it and merge adjacent linear convs (eval mode, exact)."""
-    merges = fold_plan(model, example_inputs, convs=convs)
+def fold(
+    model: nn.Module,
+    example_inputs: Any,
+    *,
+    inplace: bool = False,
+    convs: bool = True,
+    grouped: bool = False,
+) -> nn.Module:
+    """Fold every BatchNorm into the layer before it and merge adjacent linear convs (eval mode, exact);
+    ``grouped=True`` merges depthwise/grouped convs into dense ones as well (see :func:`fold_plan`)."""
+    merges = fold_plan(model, example_inputs, convs=convs, grouped=grouped)
     target = model if inplace else copy.deepcopy(model)
     ensure_base(target)
     if merges:

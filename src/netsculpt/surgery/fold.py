@@ -3,9 +3,11 @@
 ``bn``: ``y = g * (W x + b - mean) / sqrt(var + eps) + beta`` is one conv/linear with
 ``W' = W * g / s`` and ``b' = (b - mean) * g / s + beta``; the BN becomes ``nn.Identity``.
 ``conv``: two convolutions with nothing between them are one convolution when one of them is a 1×1
-with stride 1, no padding and no groups (``1×1 -> k×k`` needs the 1×1 to have no bias or the k×k no
-padding: zero padding of a biased map is not the bias). The first module becomes the merged conv, the
-second ``nn.Identity``.
+with stride 1 and no padding (``1×1 -> k×k`` needs the 1×1 to have no bias or the k×k no padding: zero
+padding of a biased map is not the bias). Grouped and depthwise convs merge too: a grouped conv is a dense
+one whose weight is zero across groups, so both are written dense first and the merged conv is dense
+(DepthShrinker's merge of an inverted residual: 1×1 → depthwise k×k → 1×1 becomes one k×k conv). The
+first module becomes the merged conv, the second ``nn.Identity``; chains merge pair by pair.
 
 :func:`fold_structure_` rebuilds the shapes only (what ``ns.load`` replays before it loads the saved
 weights); :func:`fold_` also computes the folded weights.
@@ -26,12 +28,24 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _is_pointwise(conv: nn.Module) -> bool:
+    """A 1×1 with stride 1 and no padding (any groups: a grouped one is densified before merging)."""
     return (
         all(k == 1 for k in conv.kernel_size)
         and all(s == 1 for s in conv.stride)
         and all(p == 0 for p in conv.padding)
-        and conv.groups == 1
     )
+
+
+def _dense_weight(conv: nn.Module) -> torch.Tensor:
+    """The ``groups=1`` weight computing what ``conv`` computes: zero between channels of different groups."""
+    if conv.groups == 1:
+        return conv.weight
+    out_per, in_per = conv.out_channels // conv.groups, conv.in_channels // conv.groups
+    dense = conv.weight.new_zeros((conv.out_channels, conv.in_channels, *conv.weight.shape[2:]))
+    for g in range(conv.groups):
+        rows, cols = slice(g * out_per, (g + 1) * out_per), slice(g * in_per, (g + 1) * in_per)
+        dense[rows, cols] = conv.weight[rows]
+    return dense
 
 
 def why_not(first: nn.Module, second: nn.Module, kind: str) -> str:
@@ -46,18 +60,18 @@ def why_not(first: nn.Module, second: nn.Module, kind: str) -> str:
         return "only two convolutions of the same dimension merge"
     if first.padding_mode != "zeros" or second.padding_mode != "zeros" or isinstance(first.padding, str):
         return "a padding mode other than zeros"
-    if _is_pointwise(second) and first.groups == 1:
+    if _is_pointwise(second):
         return ""
-    if _is_pointwise(first) and second.groups == 1:
+    if _is_pointwise(first):
         if first.bias is not None and any(p > 0 for p in second.padding):
             return "the 1x1 conv has a bias and the next conv pads with zeros (the border would differ)"
         return ""
-    return "neither conv is a 1x1 with stride 1, no padding and no groups"
+    return "neither conv is a 1x1 with stride 1 and no padding"
 
 
 def _merged_shell(first: nn.Module, second: nn.Module) -> nn.Module:
     cls = type(first)
-    outer = first if _is_pointwise(second) and first.groups == 1 else second
+    outer = first if _is_pointwise(second) else second
     return cls(
         first.in_channels,
         second.out_channels,
@@ -65,7 +79,7 @@ def _merged_shell(first: nn.Module, second: nn.Module) -> nn.Module:
         stride=outer.stride,
         padding=outer.padding,
         dilation=outer.dilation,
-        groups=first.groups if outer is first else 1,
+        groups=1,
         bias=True,
         device=first.weight.device,
         dtype=first.weight.dtype,
@@ -115,14 +129,15 @@ def _merge_convs(first: nn.Module, second: nn.Module) -> nn.Module:
     b2 = (
         second.bias if second.bias is not None else torch.zeros(second.out_channels, dtype=first.weight.dtype)
     )
-    if _is_pointwise(second) and first.groups == 1:  # k x k then 1 x 1: W = W2 @ W1 at every tap
-        w2 = second.weight.flatten(1)
-        new.weight.copy_(torch.einsum("om,mi...->oi...", w2, first.weight))
+    w_first, w_second = _dense_weight(first), _dense_weight(second)
+    if _is_pointwise(second):  # k x k then 1 x 1: W = W2 @ W1 at every tap
+        w2 = w_second.flatten(1)
+        new.weight.copy_(torch.einsum("om,mi...->oi...", w2, w_first))
         new.bias.copy_(w2 @ b1 + b2)
     else:  # 1 x 1 then k x k
-        w1 = first.weight.flatten(1)
-        new.weight.copy_(torch.einsum("om...,mi->oi...", second.weight, w1))
-        new.bias.copy_(second.weight.flatten(2).sum(-1) @ b1 + b2)
+        w1 = w_first.flatten(1)
+        new.weight.copy_(torch.einsum("om...,mi->oi...", w_second, w1))
+        new.bias.copy_(w_second.flatten(2).sum(-1) @ b1 + b2)
     return new
 
 
