@@ -58,6 +58,11 @@ PUSH = {"push_weight": 0.03, "cov_weight": 0.1, "momentum": 0.0}
 # chosen on held-out digits (benchmarks/results/gpp_select_ridge.log): at 1e-6 .. 1e-2 the refitted fc1
 # weights were large enough that the fine-tune collapsed to chance on one base
 REFIT_RIDGE = 0.1
+CRITERION_OPTIONS: dict[str, dict[str, Any]] = {"gpp": {}}
+# the push-prune rounds (arm ``rounds``, widths settings only): per round 1 epoch of the push aimed at the
+# round's widths (``keep``), then gpp (regularised, ``shrink``) + refit to them; chosen on held-out digits
+# (benchmarks/results/gpp_select_rounds.log)
+ROUNDS = {"rounds": 3, "push_weight": 1.0, "cov_weight": 0.1, "rest_weight": 10.0, "shrink": 1.0}
 SELECT_GRID = "0:0,0.03:0,0.1:0,0.3:0,1:0"  # push_weight:sparse_weight candidates for --select (0:0 = ce)
 
 
@@ -77,7 +82,7 @@ def push_layers(model: torch.nn.Module, graph: Any, s: Setting) -> list[str]:
 
 def prune(model: torch.nn.Module, name: str, s: Setting, x: torch.Tensor, calib: list, refit: bool = False):
     graph = ns.trace(model, x)
-    crit = get_criterion(name)
+    crit = get_criterion(name, **CRITERION_OPTIONS.get(name, {}))
     if hasattr(crit, "calib_batches"):
         crit.calib_batches = len(calib)
     scores = crit.score(model, graph, calib)
@@ -110,12 +115,50 @@ def concentration(model, s: Setting, x: torch.Tensor, calib: list) -> dict[str, 
     if s.widths is None:
         return {}
     graph = ns.trace(model, x)
-    scores = get_criterion("gpp").score(model, graph, calib)
+    scores = get_criterion("gpp", **CRITERION_OPTIONS["gpp"]).score(model, graph, calib)
     out = {}
     for group, width in s.widths.items():
         ranked = sorted((float(v) for v in scores[group]), reverse=True)
         out[f"gpp_top{width}_{group}"] = sum(ranked[:width]) / max(sum(ranked), 1e-30)
     return out
+
+
+def round_widths(full: dict[str, int], target: dict[str, int], rounds: int) -> list[dict[str, int]]:
+    """Geometric steps from ``full`` to ``target`` widths, the last round at ``target``."""
+    return [
+        {g: max(target[g], round(full[g] * (target[g] / full[g]) ** ((r + 1) / rounds))) for g in target}
+        for r in range(rounds)
+    ]
+
+
+def push_prune_rounds(base, s: Setting, x: torch.Tensor, calib: list, held: list, loaders, cfg: dict):
+    """Grow-Push-Prune's alternation of push and prune: per round, push towards the round's widths for
+    1 epoch, then prune with gpp and refit. Returns the pruned model and per-round diagnostics (the kept
+    sets' gpp share and accuracy on ``held`` before each prune, and right after it)."""
+    model = copy.deepcopy(base)
+    graph = ns.trace(model, x)
+    sites = choose_sites(model, graph, "activation")
+    full = {g: int(graph.group(g).size) for g in s.widths}
+    log = []
+    for widths in round_widths(full, s.widths, cfg["rounds"]):
+        keep = {sites[g][0].module: w for g, w in widths.items()}
+        loss = PushLoss(sorted(keep), push_weight=cfg["push_weight"], cov_weight=cfg["cov_weight"],
+                        keep=keep, rest_weight=cfg["rest_weight"])  # fmt: skip
+        train_loader, test_loader = loaders()
+        train(
+            model, train_loader, test_loader, TrainConfig.preset("finetune", epochs=1, seed=0), loss_fn=loss
+        )
+        step = dataclasses.replace(s, widths=widths)
+        rec = {
+            "widths": widths,
+            "rest_share": loss.running["rest_share"],
+            **concentration(model.eval(), step, x, held),
+        }
+        rec["acc_before_prune"] = evaluate(model, held)[0]
+        model = prune(model, "gpp", step, x, calib, refit=True).eval()
+        rec["acc_after_prune"] = evaluate(model, held)[0]
+        log.append(rec)
+    return model, log
 
 
 def rows_of(arm: str) -> list[tuple[str, bool]]:
@@ -132,7 +175,9 @@ def run_setting(s: Setting, args: argparse.Namespace, results: dict, save) -> No
     x = calib[0][0][:1]
     tune_epochs = args.tune_epochs or s.tune_epochs
     wanted = set(args.rows.split(",")) if args.rows else set()
-    out = results.setdefault(s.name, {"title": s.title, "push": PUSH, "bases": {}, "arms": {}, "rows": {}})
+    out = results.setdefault(
+        s.name, {"title": s.title, "push": PUSH, "rounds": ROUNDS, "bases": {}, "arms": {}, "rows": {}}
+    )
 
     def loaders():
         return make_loaders("mnist5k", batch_size=64, augment=True, seed=0, **s.data)
@@ -142,6 +187,20 @@ def run_setting(s: Setting, args: argparse.Namespace, results: dict, save) -> No
         out["bases"][str(seed)] = evaluate(base, test_loader)[0]
         layers = push_layers(base, ns.trace(base, x), s)
         base_macs = count_macs(base, x)[0]
+        if s.widths is not None and args.rounds and (not wanted or "rounds/gpp+refit" in wanted):
+            row = out["rows"].setdefault("rounds/gpp+refit", {})
+            if str(seed) not in row:
+                torch.manual_seed(0)
+                small, log = push_prune_rounds(base, s, x, calib, calib, loaders, ROUNDS)
+                rec = {"macs": count_macs(small, x)[0] / base_macs, "pruned": evaluate(small, test_loader)[0],
+                       "rounds": log}  # fmt: skip
+                tune = TrainConfig.preset("finetune", epochs=tune_epochs, seed=0)
+                rec["tuned"] = train(small, loaders()[0], test_loader, tune).final_acc
+                row[str(seed)] = rec
+                print(f"[{s.name}] base {seed} rounds/gpp+refit MACs {rec['macs']:.3f} "
+                      f"pruned {rec['pruned']:.2%} tuned {rec['tuned']:.2%} rounds {log}",
+                      flush=True)  # fmt: skip
+                save()
         for arm in ("base", "ce", "push"):
             keys = [(f"{arm}/{n}" + "+refit" * r, n, r) for n, r in rows_of(arm)]
             todo = [
@@ -218,7 +277,7 @@ def summary(results: dict) -> list[str]:
             k: 100 * statistics.fmean(r["tuned"] for r in row.values()) for k, row in out["rows"].items()
         }
         others = {k: v for k, v in tuned.items() if k.split("/")[0] in ("base", "ce") and "gpp" not in k}
-        for ours in ("push/gpp", "push/gpp+refit"):
+        for ours in ("push/gpp", "push/gpp+refit", "rounds/gpp+refit"):
             if ours in tuned and others:
                 best = max(others, key=others.get)
                 ok = "met" if tuned[ours] >= others[best] else "MISSED"
@@ -251,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", default=SELECT_GRID, help="--select: push_weight:sparse_weight pairs")
     parser.add_argument("--report", nargs="+", default=None, help="only print the tables of these files")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--no-rounds", dest="rounds", action="store_false", help="skip the push-prune rounds arm"
+    )
     args = parser.parse_args(argv)
     if args.report:
         merged: dict = {}

@@ -95,3 +95,46 @@ def test_fisher_concentration_rewards_separation_on_few_channels() -> None:
     assert loss.recipe()["sparse_weight"] == 1.0
     with pytest.raises(ConfigError, match="sparse_weight"):
         PushLoss("relu2", sparse_weight=-1.0)
+
+
+def test_keep_push_moves_energy_onto_the_kept_set_and_shrink_scores_follow_it() -> None:
+    """With ``keep`` the push chooses a kept set and drives the other channels' activity share down; the
+    gpp criterion with ``shrink`` then ranks the kept set first (without it, faint channels count fully)."""
+    torch.manual_seed(0)
+    model = ns.create_model("lenet5")
+    loss = PushLoss(["relu1", "relu2"], push_weight=1.0, keep={"relu1": 2, "relu2": 3}, rest_weight=10.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28, generator=g), torch.arange(64) % 10
+    x = x + y[:, None, None, None].float() * 0.3
+    first = None
+    for _ in range(60):
+        value, _ = loss(model, x, y)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        if "rest_share" in loss.last and first is None:
+            first = loss.last["rest_share"]
+    assert first is not None and loss.last["rest_share"] < first
+    assert set(loss.scores) == {"relu1", "relu2"} and loss.recipe()["keep"] == {"relu1": 2, "relu2": 3}
+    state = loss.runtime_state()
+    again = PushLoss(["relu1", "relu2"], push_weight=1.0, keep={"relu1": 2, "relu2": 3}, rest_weight=10.0)
+    again.load_runtime_state(state)
+    assert all(torch.equal(again.scores[k], loss.scores[k]) for k in loss.scores)
+    with pytest.raises(ConfigError, match="keep"):
+        PushLoss("relu1", keep={"relu2": 2})
+
+
+def test_shrink_discounts_a_faint_but_clean_channel() -> None:
+    """Channel 0 separates the classes cleanly at 1/100 of the other channels' scale; channel 1 separates
+    them noisily at full scale. Unit-free scores prefer channel 0; with shrink the loud one counts."""
+    g = torch.Generator().manual_seed(3)
+    labels = torch.arange(400) % 2
+    feats = torch.randn(400, 3, generator=g, dtype=torch.float64)
+    feats[:, 0] = 0.01 * (labels + 0.1 * feats[:, 0])
+    feats[:, 1] += 1.5 * labels
+    plain = lda_channel_scores(*_stats(feats, labels))
+    shrunk = lda_channel_scores(*_stats(feats, labels), shrink=1.0)
+    assert int(plain.argmax()) == 0 and int(shrunk.argmax()) == 1
+    with pytest.raises(ConfigError, match="shrink"):
+        get_criterion("gpp", shrink=-1.0)

@@ -18,6 +18,21 @@ exponential average of the batch class means, no gradient) instead of the batch'
 classes and small batches a batch holds a handful of samples per class and its means are noise. The step
 counter, the centroids and running averages of the two terms are the loss's state; the training loop
 checkpoints them (``runtime_state`` / ``load_runtime_state``) so a resumed push phase is exact.
+
+The trace ratio above separates classes over *all* channels at once and so does not, by itself, move the
+separation onto few of them (measured on LeNet-5: the share of the gpp scores held by the 2 and 3 kept
+channels was the same after it as after plain cross-entropy). ``keep={layer: k}`` makes the push aim at
+the compact set pruning will keep, the paper's "push deep discriminants into alignment with a compact
+set of neurons": the set ``S`` is the ``k`` channels with the highest gpp scores (the mean of the
+first 20 push batches' scores, no gradient, then fixed: the channels that already discriminate
+best), and for that layer the push term becomes
+
+    -trace((Sw_S + r diag St_S)^-1 Sb_S) / k  +  cov_weight * offdiag  +  rest_weight * E_rest / E
+
+the LDA eigen-objective (the sum of the generalised eigenvalues of Sb v = lambda Sw v) of the kept
+channels' pooled features, the covariance penalty, and the share of the layer's activation energy
+(mean square over the whole map) held by the channels outside ``S``: driving that share down makes the
+other channels' removal cheap, while the task loss moves what they carried into ``S``.
 """
 
 from __future__ import annotations
@@ -30,8 +45,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.importance.gpp import lda_channel_scores
 
 MAX_CLASSES = 100_000
+SELECT_PUSHES = 20  # push batches whose gpp scores choose the kept set
 
 
 def _class_means(feats: Tensor, labels: Tensor, classes: int) -> tuple[Tensor, Tensor]:
@@ -40,14 +57,19 @@ def _class_means(feats: Tensor, labels: Tensor, classes: int) -> tuple[Tensor, T
     return (onehot.T @ feats) / counts.clamp_min(1)[:, None], counts
 
 
-def fisher_concentration(feats: Tensor, labels: Tensor, centroids: Tensor | None = None) -> Tensor:
-    """||f||_2 / ||f||_1 of the per-channel Fisher ratios f_c = between_c / within_c of ``feats`` (N, C)."""
+def channel_fisher(feats: Tensor, labels: Tensor, centroids: Tensor | None = None) -> Tensor:
+    """Each channel's Fisher ratio between_c / within_c of pooled ``feats`` (N, C): unit-free."""
     classes = int(labels.max()) + 1
     class_means, counts = _class_means(feats, labels, classes)
     between = (counts[:, None] * (class_means - feats.mean(0)).pow(2)).sum(0) / feats.shape[0]
     centres = class_means if centroids is None else centroids
     within = (feats - centres[labels]).pow(2).mean(0)
-    fisher = between / (within + 1e-6 * within.mean().detach() + 1e-12)
+    return between / (within + 1e-6 * within.mean().detach() + 1e-12)
+
+
+def fisher_concentration(feats: Tensor, labels: Tensor, centroids: Tensor | None = None) -> Tensor:
+    """||f||_2 / ||f||_1 of the per-channel Fisher ratios f_c = between_c / within_c of ``feats`` (N, C)."""
+    fisher = channel_fisher(feats, labels, centroids)
     return fisher.norm() / fisher.sum().clamp_min(1e-12)
 
 
@@ -72,6 +94,33 @@ def scatter_ratio_and_decorrelation(
     return -between / within.clamp_min(1e-12), off
 
 
+def kept_eigen_objective(feats: Tensor, labels: Tensor, ridge: float = 1e-2) -> Tensor:
+    """trace((Sw + ridge diag St)^-1 Sb) / C of ``feats`` (N, C): the LDA eigen-objective, invariant to any
+    invertible linear map of the channels; the ridge (relative to each channel's total variance) bounds it."""
+    n, c = feats.shape
+    classes = int(labels.max()) + 1
+    class_means, counts = _class_means(feats, labels, classes)
+    mean = feats.mean(0)
+    centred_means = (class_means - mean) * counts.sqrt()[:, None]
+    sb = centred_means.T @ centred_means / n
+    centred = feats - class_means[labels]
+    sw = centred.T @ centred / n
+    total = (feats - mean).pow(2).mean(0)
+    sw = sw + torch.diag(ridge * total + 1e-12 * total.detach().mean() + 1e-30)
+    return torch.linalg.solve(sw, sb).diagonal().sum() / c
+
+
+def batch_gpp_scores(feats: Tensor, labels: Tensor) -> Tensor:
+    """The gpp criterion's channel scores on one batch of pooled features (float64, no gradient)."""
+    f = feats.detach().double().cpu()
+    classes = int(labels.max()) + 1
+    sums = torch.zeros(classes, f.shape[1], dtype=torch.float64).index_add_(0, labels.cpu(), f)
+    counts = torch.bincount(labels.cpu(), minlength=classes)
+    if int((counts > 0).sum()) < 2:
+        return torch.zeros(f.shape[1], dtype=torch.float64)
+    return lda_channel_scores(sums, counts, f.T @ f, ridge=1e-2)
+
+
 class PushLoss:
     """A training loss (the loop's ``loss_fn``) alternating task and push steps on one or more layers
     (the push term is the mean over them)."""
@@ -79,28 +128,45 @@ class PushLoss:
     def __init__(
         self, layer: str | Sequence[str], *, push_weight: float = 0.1, cov_weight: float = 0.1,
         task_in_push: float = 1.0, momentum: float = 0.0, sparse_weight: float = 0.0,
+        keep: dict[str, int] | None = None, rest_weight: float = 0.0,
     ):  # fmt: skip
-        if not push_weight >= 0 or not cov_weight >= 0 or not task_in_push >= 0 or not sparse_weight >= 0:
-            raise ConfigError("push_weight, cov_weight, sparse_weight and task_in_push must be >= 0")
+        weights = (push_weight, cov_weight, task_in_push, sparse_weight, rest_weight)
+        if not all(w >= 0 for w in weights):
+            raise ConfigError(
+                "push_weight, cov_weight, sparse_weight, rest_weight and task_in_push must be >= 0"
+            )
         if not 0 <= momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1) (0: batch class means), got {momentum!r}")
         self.layers = [layer] if isinstance(layer, str) else list(layer)
         if not self.layers or len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"push layers must be distinct module names, at least one; got {layer!r}")
-        self.push_weight, self.cov_weight = push_weight, cov_weight
+        self.keep = {str(k): int(v) for k, v in (keep or {}).items()}
+        if any(k not in self.layers for k in self.keep) or any(v < 1 for v in self.keep.values()):
+            raise ConfigError(
+                f"push keep must map push layers ({', '.join(self.layers)}) to channel counts >= 1; "
+                f"got {keep!r}"
+            )
+        self.push_weight, self.cov_weight, self.rest_weight = push_weight, cov_weight, rest_weight
         self.task_in_push, self.momentum, self.sparse_weight = task_in_push, momentum, sparse_weight
         self.step = 0
         # per layer: (K, C) running class means and (K,) which classes have one; only with momentum > 0
         self.centroids: dict[str, Tensor] = {}
         self.seen: dict[str, Tensor] = {}
+        self.scores: dict[str, Tensor] = {}  # per ``keep`` layer: running gpp scores choosing the kept set
         self.pushes = 0
-        self.running = {"ratio": 0.0, "offdiag": 0.0, "concentration": 0.0}  # means over all push steps
+        self.running = {
+            "ratio": 0.0,
+            "offdiag": 0.0,
+            "concentration": 0.0,
+            "rest_share": 0.0,
+        }  # means over all push steps
         self.last: dict[str, float] = {}
 
     def recipe(self) -> dict[str, Any]:
         return {"loss": "gpp_push", "layers": list(self.layers), "push_weight": self.push_weight,
                 "cov_weight": self.cov_weight, "task_in_push": self.task_in_push,
-                "momentum": self.momentum, "sparse_weight": self.sparse_weight}  # fmt: skip
+                "momentum": self.momentum, "sparse_weight": self.sparse_weight, "keep": dict(self.keep),
+                "rest_weight": self.rest_weight}  # fmt: skip
 
     # -- checkpointed state -------------------------------------------------------------------------
     def runtime_state(self) -> dict[str, Any]:
@@ -111,13 +177,17 @@ class PushLoss:
             "running": dict(self.running),
             "centroids": {k: v.detach().clone() for k, v in self.centroids.items()},
             "seen": {k: v.clone() for k, v in self.seen.items()},
+            "scores": {k: v.clone() for k, v in self.scores.items()},
         }
 
     def load_runtime_state(self, state: dict[str, Any]) -> None:
         try:
             step, pushes, running = int(state["step"]), int(state["pushes"]), state["running"]
-            running = {key: float(running[key]) for key in ("ratio", "offdiag", "concentration")}
+            running = {key: float(running.get(key, 0.0)) for key in self.running}
             centroids, seen = dict(state["centroids"]), dict(state["seen"])
+            scores = {str(k): torch.as_tensor(v).double() for k, v in dict(state.get("scores", {})).items()}
+            if any(k not in self.keep or v.dim() != 1 for k, v in scores.items()):
+                raise ValueError("kept-set scores do not match this loss's keep layers")
             for name in set(centroids) | set(seen):
                 c, k = centroids.get(name), seen.get(name)
                 if (
@@ -132,7 +202,7 @@ class PushLoss:
             raise CheckpointError(
                 f"the push loss state in the checkpoint is malformed ({exc}); start a new out_dir"
             ) from None
-        self.step, self.pushes, self.running = step, pushes, running
+        self.step, self.pushes, self.running, self.scores = step, pushes, running, scores
         device = next(iter(self.centroids.values())).device if self.centroids else None
         self.centroids = {k: v.to(device) for k, v in centroids.items()}
         self.seen = {k: v.to(device) for k, v in seen.items()}
@@ -168,6 +238,20 @@ class PushLoss:
         self.centroids[layer], self.seen[layer] = centroids, seen | present
         return centroids.to(feats.dtype)
 
+    def _kept_set(self, layer: str, feats: Tensor, labels: Tensor) -> Tensor:
+        """Indices of the ``keep[layer]`` channels with the highest gpp scores, averaged over the first
+        ``SELECT_PUSHES`` push batches and then frozen: a set that kept moving would have energy pushed
+        out of channels it later wants back."""
+        old = self.scores.get(layer)
+        if old is None or old.shape[0] != feats.shape[1] or self.pushes < SELECT_PUSHES:
+            batch = batch_gpp_scores(feats, labels)
+            fresh = old is None or old.shape[0] != feats.shape[1]
+            scores = batch if fresh else old + (batch - old) / (min(self.pushes, SELECT_PUSHES) + 1)
+            self.scores[layer] = scores
+        scores = self.scores[layer]
+        k = min(self.keep[layer], feats.shape[1])
+        return torch.topk(scores, k).indices.sort().values.to(feats.device)
+
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         modules = dict(getattr(model, "module", model).named_modules())
         missing = [name for name in self.layers if name not in modules]
@@ -190,20 +274,30 @@ class PushLoss:
         self.step += 1
         if not pushing:
             return ce, logits
-        ratios, offs, concs = [], [], []
+        ratios, offs, concs, rests = [], [], [], []
         for name in self.layers:
             out = seen[name]
             feats = out.reshape(out.shape[0], out.shape[1], -1).mean(-1)
             centroids = self._centroids(name, feats, targets)
             ratio, off = scatter_ratio_and_decorrelation(feats, targets, centroids)
+            if name in self.keep:
+                kept = self._kept_set(name, feats, targets)
+                ratio = -kept_eigen_objective(feats[:, kept], targets)
+                energy = out.reshape(out.shape[0], out.shape[1], -1).pow(2).mean((0, 2))
+                fisher = channel_fisher(feats, targets)
+                rest = (
+                    2 - energy[kept].sum() / energy.sum().clamp_min(1e-12) - fisher[kept].sum() / fisher.sum()
+                )
+                rests.append(rest)
             ratios.append(ratio)
             offs.append(off)
             concs.append(fisher_concentration(feats, targets, centroids))
         ratio, off, conc = (torch.stack(t).mean() for t in (ratios, offs, concs))
-        push = ratio + self.cov_weight * off - self.sparse_weight * conc
+        rest = torch.stack(rests).mean() if rests else ratio.new_zeros(())
+        push = ratio + self.cov_weight * off - self.sparse_weight * conc + self.rest_weight * rest
         self.last = {"ce": float(ce.detach()), "ratio": float(ratio.detach()), "offdiag": float(off.detach()),
-                     "concentration": float(conc.detach())}  # fmt: skip
+                     "concentration": float(conc.detach()), "rest_share": float(rest.detach())}  # fmt: skip
         self.pushes += 1
-        for key in ("ratio", "offdiag", "concentration"):
+        for key in self.running:
             self.running[key] += (self.last[key] - self.running[key]) / self.pushes
         return self.task_in_push * ce + self.push_weight * push, logits

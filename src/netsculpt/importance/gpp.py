@@ -32,13 +32,21 @@ def pooled(x: torch.Tensor) -> torch.Tensor:
 
 
 def lda_channel_scores(
-    class_sums: torch.Tensor, class_counts: torch.Tensor, second: torch.Tensor, ridge: float = 1e-4
+    class_sums: torch.Tensor,
+    class_counts: torch.Tensor,
+    second: torch.Tensor,
+    ridge: float = 1e-4,
+    shrink: float = 0.0,
 ) -> torch.Tensor:
     """Per-channel discriminant contribution from sufficient statistics (float64).
 
     ``class_sums`` (K, C): per-class sums of pooled features; ``class_counts`` (K,); ``second`` (C, C): the
     sum of outer products over all samples. ``ridge`` (relative to each channel's within-class variance) keeps
-    ``Sw`` invertible when channels are dead or collinear.
+    ``Sw`` invertible when channels are dead or collinear. ``shrink`` adds ``shrink`` times the layer's mean
+    channel variance to every channel's within-class variance (regularised LDA, shrinkage towards the
+    identity): then a channel the network barely drives (small activity next to its layer's) carries
+    little of the discriminants however cleanly it separates classes; at 0 the scores are unit-free per
+    channel.
     """
     present = class_counts > 0
     sums, counts = class_sums[present], class_counts[present].double()
@@ -53,6 +61,8 @@ def lda_channel_scores(
     # per-channel ridge: scaling one channel scales its own term, so the scores keep their unit-freedom
     diag = sw.diagonal().clamp_min(1e-12 * float(sw.diagonal().abs().max().clamp_min(1e-30)))
     sw = sw + ridge * torch.diag(diag)
+    if shrink > 0:
+        sw = sw + shrink * float(total.diagonal().clamp_min(0).mean()) * torch.eye(c, dtype=sw.dtype)
     # Sw^{-1/2} Sb Sw^{-1/2} is symmetric: its eigenvectors map back to the discriminants v = Sw^{-1/2} u
     evals, evecs = torch.linalg.eigh(sw)
     inv_sqrt = evecs @ torch.diag(evals.clamp_min(1e-30).rsqrt()) @ evecs.T
@@ -73,11 +83,14 @@ class GPP(FeatureMapCriterion):
     """Channel contribution to the linear discriminants of the layer's pooled features (higher = keep)."""
 
     ridge: float = 1e-4
+    shrink: float = 0.0  # > 0: regularised LDA, low-activity channels count less (after a push: 1.0)
     needs: ClassVar[frozenset[str]] = frozenset({WEIGHTS, ACTIVATIONS, LABELS})
 
     def __post_init__(self) -> None:
         if not self.ridge > 0:
             raise ConfigError(f"gpp ridge must be > 0 (e.g. 1e-4), got {self.ridge!r}")
+        if not self.shrink >= 0:
+            raise ConfigError(f"gpp shrink must be >= 0 (0: unit-free per channel), got {self.shrink!r}")
 
     def select_sites(self, model, graph):  # type: ignore[no-untyped-def]
         self.stats: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -116,4 +129,4 @@ class GPP(FeatureMapCriterion):
                 f"gpp saw one class only in the calibration data of group {group.id!r}: discriminants need "
                 "two or more; pass calibration batches that mix classes"
             )
-        return lda_channel_scores(sums, counts, second, self.ridge).numpy()
+        return lda_channel_scores(sums, counts, second, self.ridge, self.shrink).numpy()

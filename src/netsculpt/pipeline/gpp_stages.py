@@ -47,7 +47,15 @@ def push(ctx: RunContext, cfg: PushStage, model: nn.Module, out: Path) -> tuple[
     from netsculpt.train import train
 
     layers = cfg.layers or push_layers(model, ctx.example)
-    settings = ("push_weight", "cov_weight", "task_in_push", "momentum", "sparse_weight")
+    settings = (
+        "push_weight",
+        "cov_weight",
+        "task_in_push",
+        "momentum",
+        "sparse_weight",
+        "keep",
+        "rest_weight",
+    )
     loss = PushLoss(layers, **{key: getattr(cfg, key) for key in settings})
     config = train_config(ctx, cfg)
     loader, val, stop = stage_loaders(ctx, cfg, config)

@@ -204,9 +204,12 @@ class PushStage(TrainSection):
     task_in_push: float = Field(default=1.0, ge=0)
     momentum: float = Field(default=0.0, ge=0, lt=1)
     sparse_weight: float = Field(default=0.0, ge=0)
+    keep: dict[str, int] = Field(default_factory=dict)  # push layer -> channels the prune keeps
+    rest_weight: float = Field(default=0.0, ge=0)  # activity share outside the kept set (with keep)
 
     def overrides(self) -> dict[str, Any]:
-        own = {"kind", "layers", "push_weight", "cov_weight", "task_in_push", "momentum", "sparse_weight"}
+        own = {"kind", "layers", "push_weight", "cov_weight", "task_in_push", "momentum", "sparse_weight",
+               "keep", "rest_weight"}  # fmt: skip
         return {k: v for k, v in super().overrides().items() if k not in own}
 
 
