@@ -39,3 +39,39 @@ def test_bad_budget_and_nothing_to_act_on(tmp_path: Path) -> None:
         quantize_mixed(_tiny.TinyCNN(), _tiny.example(), train, held, -1.0, tmp_path)
     with pytest.raises(PruningError, match="nothing to act on"):
         quantize_mixed(torch.nn.Sequential(torch.nn.ReLU()), _tiny.example(), train, held, 1.0, tmp_path)
+
+
+@pytest.mark.slow
+def test_an_interrupted_mixed_search_resumes_without_timing_again(tmp_path: Path, monkeypatch) -> None:
+    from netsculpt.weights import mixed_int
+
+    torch.set_num_threads(1)
+    model = _tiny.trained_model()
+    train, val = _tiny.loaders()
+    held = take_batches(val, 2, "held-out")
+    config = MixedIntConfig(episodes=4, warmup=1, runs=5, calibration_batches=2)
+    timed = mixed_int._time
+    calls: list[int] = []
+
+    def dies_at(n: int | None):
+        def time_it(*args, **kwargs):
+            calls.append(1)
+            if n is not None and len(calls) >= n:
+                raise KeyboardInterrupt
+            return timed(*args, **kwargs)
+
+        return time_it
+
+    # float, all-int8, one per layer kept float (4), all-int8 candidate, then the episodes' candidates
+    monkeypatch.setattr(mixed_int, "_time", dies_at(9))
+    with pytest.raises(KeyboardInterrupt):
+        quantize_mixed(model, _tiny.example(), train, held, 1e3, tmp_path / "m", config)
+    with pytest.raises(ConfigError, match="resume"):
+        quantize_mixed(model, _tiny.example(), train, held, 1e3, tmp_path / "m", config)
+    calls.clear()
+    monkeypatch.setattr(mixed_int, "_time", dies_at(None))
+    result = quantize_mixed(model, _tiny.example(), train, held, 1e3, tmp_path / "m", config, resume=True)
+    # no layer is timed again; at most the episodes left (4 - 1 finished) and the final pick are
+    assert len(calls) <= 3 + 1
+    assert len(result.history["episodes"]) == config.episodes
+    assert result.measured_ms <= 1e3 and result.model.path.exists()

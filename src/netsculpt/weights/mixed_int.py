@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from netsculpt.search.budget_walk import BudgetWalk
 from netsculpt.search.rl_agent import AgentConfig, DDPGAgent
 from netsculpt.weights.config import default_filter
 from netsculpt.weights.quantize import Int8Config, OnnxModule, quantize_int8
+
+AGENT_FILE = "mixed_int_agent.safetensors"
 
 
 @dataclass
@@ -121,12 +123,18 @@ def quantize_mixed(
     out_dir: str | Path,
     config: MixedIntConfig | None = None,
     measured: tuple[float, dict[str, float], float] | None = None,
+    *,
+    resume: bool = False,
 ) -> MixedIntResult:
     """int8 for the layers the agent picks, float for the rest, so ONNX Runtime latency <= ``budget_ms``.
 
     ``measured``: ``(float_ms, extra_ms per layer, int8_ms)`` of an earlier call on the same model and
     machine (``result.float_ms``, ``result.history["extra_ms"]``, ``result.all_int8_ms``), to skip timing
-    every layer again."""
+    every layer again. The search state (the per-layer timings, every candidate's score and measured
+    latency, the agent after every episode) is saved in ``out_dir/search/``; ``resume=True`` continues it
+    (timings are not redone: they belong to this machine, which the caller vouches for by resuming)."""
+    from netsculpt.search.amc_policy import load_agent, save_agent
+    from netsculpt.search.state import SearchState, weights_fingerprint
     from netsculpt.train import evaluate
 
     config = config or MixedIntConfig()
@@ -139,6 +147,14 @@ def quantize_mixed(
     names = [n for n, _ in layers]
     calibration = list(calibration_data if isinstance(calibration_data, list) else _take(calibration_data, 8))
     out = Path(out_dir)
+    fingerprint = {"method": "mixed-int8", "config": asdict(config), "budget_ms": float(budget_ms),
+                   "layers": names, "weights": weights_fingerprint(model),
+                   "held": [len(held_batches), sum(int(y.shape[0]) for _, y in held_batches)]}  # fmt: skip
+    state = SearchState(out / "search", fingerprint, resume)
+    saved = state.progress if state.resumed else {}
+    if saved.get("timings"):
+        t = saved["timings"]
+        measured = (t["float_ms"], t["extra_ms"], t["int8_ms"])
     work = Path(tempfile.mkdtemp(prefix="mixed_int_", dir=out if out.exists() else None))
 
     def build(int8: set[str], batches: int, where: Path) -> OnnxModule:
@@ -157,12 +173,23 @@ def quantize_mixed(
             q = build(set(names) - {name}, 1, work / "single")
             extra.append(_time(q.path, example_inputs, config.runs) - int8_ms)
     extra_arr = np.array(extra)
+    timings = {"float_ms": float_ms, "int8_ms": int8_ms, "extra_ms": dict(zip(names, map(float, extra)))}
     shapes = [[float(np.prod(m.weight.shape)), m.weight.shape[0], m.weight.shape[1]] for _, m in layers]
     space = _IntWalkSpace(names, extra_arr, int8_ms, shapes)
     walk = BudgetWalk(space, budget_ms, tolerance=0.02, what="latency_ms")
     agent = DDPGAgent(walk.state_dim, config.agent, seed=config.seed)
-    cache: dict[tuple[int, ...], tuple[float, float]] = {}  # values -> (error or loss, measured ms)
-    records = []
+    cache: dict[tuple[int, ...], tuple[float, float]] = {  # values -> (error or loss, measured ms)
+        tuple(int(v) for v in k.split(",")): (float(a), float(b))
+        for k, (a, b) in saved.get("cache", {}).items()
+    }
+    records: list[dict[str, Any]] = []
+    agent_file = out / "search" / AGENT_FILE
+    if state.resumed and agent_file.exists():
+        records = load_agent(agent, agent_file)
+        info(f"mixed int8: resuming after episode {len(records)} of {config.episodes}")
+
+    def save() -> None:
+        state.save({"timings": timings, "cache": {",".join(map(str, k)): list(v) for k, v in cache.items()}})
 
     def score(values: np.ndarray) -> float:
         key = tuple(int(v) for v in values)
@@ -172,10 +199,12 @@ def quantize_mixed(
             accuracy, loss = evaluate(q, held_batches)
             ms = _time(q.path, example_inputs, config.runs)  # direct feedback: every candidate is timed
             cache[key] = (1 - accuracy if config.metric == "accuracy" else loss, ms)
+            save()
         return cache[key][0]
 
+    save()  # the timings, before any candidate
     score(np.zeros(len(names)))  # all int8: the fastest mixture, feasible whenever anything is
-    for episode in track(range(config.episodes), "mixed int8 episodes"):
+    for episode in track(range(len(records), config.episodes), "mixed int8 episodes"):
         warm = episode < config.warmup
         mode = "random" if warm else "noise"
         ep = walk.run(lambda s, lo, hi, m=mode: agent.act(s, lo, hi, m))
@@ -188,6 +217,7 @@ def quantize_mixed(
         records.append({"episode": episode, "reward": reward, "predicted_ms": ep.cost,
                         "measured_ms": cache[tuple(int(v) for v in ep.values)][1],
                         "float": ep.values.tolist()})  # fmt: skip
+        save_agent(agent, agent_file, records)
     within = [k for k, (_, ms) in cache.items() if ms <= budget_ms]
     best = min(within, key=lambda k: cache[k][0]) if within else min(cache, key=lambda k: cache[k][1])
     int8 = [n for n, v in zip(names, best) if v == 0]
