@@ -56,7 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="output_change",
         help="block score: output_change, sensitivity or a criterion",
     )
-    p.add_argument("--strategy", choices=["global", "uniform"], default="global", help="how targets are met")
+    p.add_argument(
+        "--strategy", choices=["global", "uniform", "fast"], default="global", help="how targets are met"
+    )
     p.add_argument("--criterion", default="l1", help="channel importance (see `netsculpt criteria`)")
     p.add_argument("--calib-batches", type=int, default=16, help="calibration batches for data criteria")
     p.add_argument("--ignored", nargs="*", default=[], help="module names whose channels are kept")

@@ -54,7 +54,7 @@ class PruneStage(Section):
     ratio: float | None = Field(default=None, ge=0, lt=1)
     target: dict[Literal["macs", "params", "channels"], float] | None = None
     widths: dict[str, int] | None = None
-    strategy: Literal["global", "uniform"] = "global"
+    strategy: Literal["global", "uniform", "fast"] = "global"
     calib_batches: int = Field(default=16, ge=1)
     ignored: list[str] = Field(default_factory=list)
     allow_inexact: bool = False
