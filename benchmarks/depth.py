@@ -320,22 +320,47 @@ def _copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model)
 
 
-def part_triage(args: argparse.Namespace) -> None:
-    from netsculpt.depth.triage import TriageConfig, triage, write_triage
-
-    train_l, held, test_l = _loaders(args)
+def part_triage_base(args: argparse.Namespace) -> None:
+    """resnet20_cifar for the triage table: all training images but the held-out ones, resumable."""
+    train_l, held, test_l = _loaders(args, augment=True)
     torch.manual_seed(0)
     model = ns.create_model("resnet20_cifar", num_classes=10)
-    train(model, train_l, test_l, TrainConfig(epochs=args.epochs, lr=0.05, seed=0))
+    config = TrainConfig(epochs=args.epochs, lr=0.05, seed=0, augment=True, augment_shift=2)
+    result = train(
+        model, train_l, test_l, config, out_dir=args.cache / "resnet20_run", resume=True, val_loader=held,
+        on_epoch_end=_stop_after(args.part_epochs),
+    )  # fmt: skip
+    last = result.history[-1]
+    print(f"resnet20_cifar: epoch {result.epochs_run}/{args.epochs}, held-out {last['val_acc']:.2%}")
+    if result.epochs_run >= args.epochs:
+        ns.save(model, args.cache / "resnet20", extra={"input_shape": [1, 3, 32, 32]})
+
+
+def part_triage(args: argparse.Namespace) -> None:
+    """The paper's table for resnet20: every unit collapsed under each initialisation x training scheme.
+    One invocation per ``--inits`` value keeps each part short; rows accumulate in the cache and the
+    table, plot and report page are rewritten from all rows so far."""
+    import json
+    from dataclasses import asdict
+
+    from netsculpt.depth.triage import SCHEMES, TriageConfig, TriageRow, triage, write_triage
+
+    train_l, held, _ = _loaders(args, augment=True)
+    model = ns.load(args.cache / "resnet20").eval()
+    rows_path = args.cache / f"triage_{args.unit}_rows.json"
+    done = [TriageRow(**r) for r in json.loads(rows_path.read_text())] if rows_path.exists() else []
     start = time.perf_counter()
-    config = TriageConfig(unit="block", inits=("distilled",), schemes=("layer",), steps=args.triage_steps)
-    rows = triage(model, torch.randn(1, 3, 32, 32), train_l, held, config)
-    paths = write_triage(rows, args.cache / "triage_resnet20")
+    inits = tuple(i for i in args.inits.split(",") if i not in {r.init for r in done})
+    if inits:
+        config = TriageConfig(unit=args.unit, inits=inits, schemes=SCHEMES, steps=args.triage_steps)
+        done += triage(model, torch.randn(1, 3, 32, 32), train_l, held, config)
+        _write_json(rows_path, [asdict(r) for r in done])
+    paths = write_triage(done, args.out / f"depth_triage_resnet20_{args.unit}")
     table(
-        f"resnet20_cifar triage (held-out acc after collapse + {args.triage_steps} steps, "
-        f"{time.perf_counter() - start:.0f} s)",
-        ("block", "init", "train", "held-out acc", "drop (pp)"),
-        [(r.unit, r.init, r.scheme, f"{r.accuracy:.2%}", f"{r.drop * 100:.1f}") for r in rows],
+        f"resnet20_cifar triage by {args.unit} (held-out acc after collapse + {args.triage_steps} steps; "
+        f"{time.perf_counter() - start:.0f} s this part)",
+        ("unit", "init", "train", "held-out acc", "drop (pp)"),
+        [(r.unit, r.init, r.scheme, f"{r.accuracy:.2%}", f"{r.drop * 100:.1f}") for r in done],
     )
     print("written:", *paths)
 
@@ -381,8 +406,12 @@ def part_fold(args: argparse.Namespace) -> None:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument(
-        "--part", choices=["baseline", "plan", "finetune", "compare", "triage", "fold"], required=True
+        "--part",
+        choices=["baseline", "plan", "finetune", "compare", "triage-base", "triage", "fold"],
+        required=True,
     )
+    p.add_argument("--unit", choices=["block", "stage"], default="stage")
+    p.add_argument("--inits", default="random,first,distilled")
     p.add_argument("--model", choices=MODELS, default="width-only")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument("--cache", type=Path, default=Path("benchmarks/results/depth_cache/v2"))
@@ -401,6 +430,7 @@ def main() -> int:
         "plan": part_plan,
         "finetune": part_finetune,
         "compare": part_compare,
+        "triage-base": part_triage_base,
         "triage": part_triage,
         "fold": part_fold,
     }
