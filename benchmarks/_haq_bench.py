@@ -161,3 +161,41 @@ def int_part(args) -> None:
     data = json.loads(path.read_text()) if path.exists() else []
     data = [r for r in data if r.get("model") != record["model"]]
     path.write_text(json.dumps([*data, record], indent=1))
+
+
+def int4_part(args) -> None:
+    """resnet20_cifar (the AMC part's cached baseline): int8 vs int4 per-channel weights in ONNX Runtime:
+    test accuracy, .onnx bytes and batch-1 latency (one thread, thread clock) side by side."""
+    from automation import DATA, VAL_SIZE, resnet_baseline
+
+    from netsculpt.weights.config import default_filter
+    from netsculpt.weights.mixed_int import _time
+    from netsculpt.weights.quantize import Int8Config, quantize_int8
+
+    torch.set_num_threads(1)
+    calibration = print_calibration("start")
+    train_loader, _, test_loader = holdout_loaders(
+        "mnist5k", val_size=VAL_SIZE, batch_size=64, eval_batch_size=125, **DATA
+    )
+    base = resnet_baseline(Path("runs/bench/search"), 4, train_loader, test_loader).eval()
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    layers = tuple(n for n, m in base.named_modules() if n and default_filter(m, n))
+    out = Path(args.cache) / "int4"
+    lines = [f"float: {evaluate(base, test_loader)[0]:.2%}"]
+    for label, int4 in (("int8", ()), ("int4 all but conv1", layers[1:]), ("int4 all", layers)):
+        q = quantize_int8(base, x, train_loader, out / label.replace(" ", "_"),
+                          Int8Config(calibration_batches=8, int4_layers=int4))  # fmt: skip
+        ms = _time(q.path, x, 200)
+        acc = evaluate(q, test_loader)[0]
+        lines.append(f"{label}: {acc:.2%}, {q.path.stat().st_size:,} B .onnx, {ms:.3f} ms batch 1")
+        print(lines[-1], flush=True)
+    float_ms = _time(out / "int8" / "model.fp32.onnx", x, 200)
+    lines.append(f"float .onnx {(out / 'int8' / 'model.fp32.onnx').stat().st_size:,} B, {float_ms:.3f} ms")
+    lines.append(f"calibration: {calibration} | {print_calibration('end')}")
+    for line in lines:
+        print(line, flush=True)
+    path = RESULTS / "automation_haq.json"
+    data = json.loads(path.read_text()) if path.exists() else []
+    data = [r for r in data if r.get("model") != "resnet20_int4"]
+    record = {"model": "resnet20_int4", "summary": "int8 vs int4 per-channel weights", "lines": lines}
+    path.write_text(json.dumps([*data, record], indent=1))

@@ -160,7 +160,7 @@ def table_part(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("amc", "haq", "int", "table"), required=True)
+    parser.add_argument("--part", choices=("amc", "haq", "int", "int4", "table"), required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=60)
     parser.add_argument("--finetune-epochs", type=int, default=3)
@@ -169,10 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.part == "amc":
         amc_part(args)
-    elif args.part in ("haq", "int"):
-        from _haq_bench import haq_part, int_part
+    elif args.part in ("haq", "int", "int4"):
+        from _haq_bench import haq_part, int4_part, int_part
 
-        (haq_part if args.part == "haq" else int_part)(args)
+        {"haq": haq_part, "int": int_part, "int4": int4_part}[args.part](args)
     else:
         table_part(args)
     return 0

@@ -85,3 +85,32 @@ def test_bad_config() -> None:
         Int8Config(method="mse")
     with pytest.raises(ConfigError, match="calibration_batches"):
         Int8Config(calibration_batches=0)
+
+
+@pytest.mark.slow
+def test_int4_layers_store_int4_per_channel_weights(trained, tmp_path) -> None:
+    model, train_loader, test_loader = trained
+    x = torch.randn(1, 1, 8, 8)
+    int8 = quantize_int8(model, x, train_loader, tmp_path / "int8", Int8Config(calibration_batches=2))
+    config = Int8Config(calibration_batches=2, int4_layers=("conv2", "fc"))
+    int4 = quantize_int8(model, x, train_loader, tmp_path / "int4", config)
+    graph = onnx.load(str(int4.path)).graph
+    inits = {i.name: i for i in graph.initializer}
+    kinds = {}
+    for node in graph.node:
+        if node.op_type in ("Conv", "Gemm"):  # its weight comes from a DequantizeLinear of an initializer
+            dq = next(n for n in graph.node if n.output[0] == node.input[1])
+            weight, scale = inits[dq.input[0]], inits[dq.input[1]]
+            kinds[node_module(node.name, {"conv1", "conv2", "fc"})] = (weight.data_type, scale.dims[0])
+    assert kinds == {
+        "conv1": (onnx.TensorProto.INT8, 8),
+        "conv2": (onnx.TensorProto.INT4, 16),  # one scale per output channel
+        "fc": (onnx.TensorProto.INT4, 4),
+    }
+    assert int4.path.stat().st_size < int8.path.stat().st_size
+    float_acc, int4_acc = evaluate(model, test_loader)[0], evaluate(int4, test_loader)[0]
+    assert int4_acc >= float_acc - 0.05  # 15 levels per channel on an easy task: a few images at most
+    with pytest.raises(ConfigError, match="no layer 'conv9'"):
+        quantize_int8(model, x, train_loader, tmp_path / "bad", Int8Config(int4_layers=("conv9",)))
+    with pytest.raises(ConfigError, match="qdq"):
+        Int8Config(int4_layers=("fc",), quant_format="qoperator")

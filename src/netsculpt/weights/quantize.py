@@ -38,7 +38,9 @@ class Int8Config:
     """``calibration_batches`` batches of the calibration data set the activation ranges by ``method``.
 
     ``op_types`` are the ONNX ops given int8 kernels; adding ``"Add"`` keeps residual sums in int8 too
-    (no measurable gain on ResNet-20 here, see docs/weights.md).
+    (no measurable gain on ResNet-20 here, see docs/weights.md). ``int4_layers``: module names whose
+    weights are stored int4 per output channel instead (ONNX INT4 QDQ: half the weight bytes; ONNX
+    Runtime dequantizes them and runs that layer in float, so it is a size choice, not a speed one).
     """
 
     calibration_batches: int = 8
@@ -47,8 +49,11 @@ class Int8Config:
     quant_format: str = "qdq"
     op_types: tuple[str, ...] = QUANTIZED_OPS
     filter_fn: FilterFn | None = field(default=None, compare=False, repr=False)
+    int4_layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.int4_layers and (self.quant_format != "qdq" or not self.per_channel):
+            raise ConfigError("int4_layers needs quant_format='qdq' and per_channel=True")
         if not isinstance(self.calibration_batches, int) or self.calibration_batches < 1:
             raise ConfigError(
                 f"calibration_batches must be a positive integer, got {self.calibration_batches!r}"
@@ -128,6 +133,40 @@ def node_module(node_name: str, modules: set[str]) -> str | None:
     return current or None
 
 
+def _int4_overrides(
+    model: nn.Module, prepared: Path, layers: tuple[str, ...], excluded: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """ONNX Runtime's per-tensor overrides putting the weights of ``layers`` in int4, per output channel."""
+    if not layers:
+        return {}
+    import onnx
+    from onnxruntime.quantization import QuantType
+
+    modules = dict(model.named_modules())
+    unknown = sorted(set(layers) - set(modules))
+    if unknown:
+        raise ConfigError(f"int4_layers: the model has no layer {unknown[0]!r}")
+    graph = onnx.load(str(prepared), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    overrides, found = {}, set()
+    for node in graph.node:
+        name = node_module(node.name, set(modules))
+        if node.op_type not in QUANTIZED_OPS or name not in layers or node.name in excluded:
+            continue
+        if len(node.input) > 1 and node.input[1] in weights:
+            trans_b = any(a.name == "transB" and a.i == 1 for a in node.attribute)
+            axis = 1 if node.op_type == "MatMul" or (node.op_type == "Gemm" and not trans_b) else 0
+            overrides[node.input[1]] = [{"quant_type": QuantType.QInt4, "axis": axis}]
+            found.add(name)
+    missing = sorted(set(layers) - found)
+    if missing:
+        raise ConfigError(
+            f"int4_layers: {missing[0]!r} is not a quantized conv / linear layer of the export "
+            "(excluded by the filter, or not a Conv / Gemm / MatMul with a constant weight)"
+        )
+    return overrides
+
+
 def _excluded_nodes(model: nn.Module, onnx_path: Path, keep: FilterFn) -> list[str]:
     import onnx
 
@@ -165,6 +204,7 @@ def quantize_int8(
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         quant_pre_process(str(float_path), str(prepared))
     excluded = _excluded_nodes(model, float_path, config.filter_fn or default_filter)
+    overrides = _int4_overrides(model, prepared, config.int4_layers, excluded)
     reader = _Reader(calibration_data, "input0", config.calibration_batches)
     int8_path = out / "model.int8.onnx"
     partial = out / ".model.int8.onnx.partial"  # renamed into place once complete: readers never see half
@@ -185,6 +225,7 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             calibrate_method=method,
             nodes_to_exclude=excluded,
+            extra_options={"TensorQuantOverrides": overrides} if overrides else {},
         )
     prepared.unlink(missing_ok=True)
     if reader.seen == 0:
