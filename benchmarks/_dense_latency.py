@@ -51,7 +51,7 @@ def latency_part(setup: Setup, base: nn.Module, *, rounds: int = 3, runs: int = 
         models[method] = make_pruned(setup, base, method)[0].eval()
     full = macs_of(base, setup.example)
     macs = {n: macs_of(m, setup.example) / full for n, m in models.items()}
-    x = torch.rand(1, 1, 128, 128)
+    x = torch.rand(1, 1, 128, 128) if setup.kind == "det" else torch.rand_like(setup.example[0])
     calibration = [str(print_calibration(f"{setup.kind} latency, before"))]
     results: dict[str, dict[str, float]] = {}
     columns = {}

@@ -122,9 +122,12 @@ def kd6_part(setup: Setup, base: nn.Module, cache: Path, methods: tuple[str, ...
 
 def _rows(kind: str, cache: Path, lr: float, tag: str, label: str, metric: str, ref: float) -> dict:
     rows = {m: _read(cache / f"{kind}_{m}_lr{lr:g}_{tag}.json") for m in METHODS}
+    tp = _read(cache / f"{kind}_tp_lr{lr:g}_{tag}.json")  # Torch-Pruning's row, when run with this budget
+    if tp is not None:
+        rows["tp"] = tp
     drops = {}
     for method, row in rows.items():
-        name = {"none": "control (unpruned)"}.get(method, f"netsculpt {method}")
+        name = {"none": "control (unpruned)", "tp": "Torch-Pruning 1.6.1"}.get(method, f"netsculpt {method}")
         if row is None or "test_after" not in row:
             print(f"    {name}: not run yet")
             continue
@@ -134,7 +137,7 @@ def _rows(kind: str, cache: Path, lr: float, tag: str, label: str, metric: str, 
             f"    {name:20s} MACs {row['macs_ratio']:.3f}  test {label} {after:.4f}  drop "
             f"{drops[method]:+.2f} pt  val {row['val_after'][metric]:.4f}  ({row['finetune_s']} s)"
         )
-    pruned = {m: d for m, d in drops.items() if m != "none"}
+    pruned = {m: d for m, d in drops.items() if m in ("l1", "fisher")}
     if pruned:
         best = min(pruned, key=pruned.get)
         verdict = "MET" if pruned[best] <= 1.0 else "MISSED"

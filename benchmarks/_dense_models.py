@@ -37,9 +37,11 @@ def fit(
     label: str,
     warmup: int | None = None,
     seed: int = 0,
+    on_epoch=None,
 ) -> None:
     """AdamW + per-batch cosine after ``warmup`` steps (default one epoch); resumes from ``ckpt``.
-    ``seed`` shifts the per-epoch shuffling seeds (a second draw of the same schedule)."""
+    ``seed`` shifts the per-epoch shuffling seeds (a second draw of the same schedule);
+    ``on_epoch(epoch, mean_loss)``, when given, runs after each epoch, before its checkpoint."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     total, warm = epochs * len(loader), len(loader) if warmup is None else warmup
@@ -73,6 +75,8 @@ def fit(
             loss_sum += float(loss.detach())
         print(f"  [{label}] epoch {epoch + 1}/{epochs} loss {loss_sum / seen:.4f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+        if on_epoch is not None:
+            on_epoch(epoch + 1, loss_sum / seen)
         if ckpt is not None:
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(),

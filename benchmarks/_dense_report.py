@@ -37,6 +37,12 @@ def _quality(kind: str, cache: Path, record: dict) -> None:
         f"\n{title}: trained {base['epochs']} epochs, test {label} {ref:.4f} "
         f"({', '.join(f'{k} {v:.4f}' for k, v in base['metrics'].items())})"
     )
+    if "val_curve" in base:  # the segmenter: lr picked on held-out training canvases, curve per epoch
+        curve = ", ".join(f"{e}: {v:.3f}" for e, v in base["val_curve"].items())
+        print(
+            f"  peak lr {base['lr']:g} chosen on the held-out training canvases (final val {label} by lr: "
+            f"{base['val_final_by_lr']}); val {label} by epoch: {curve}"
+        )
     record[kind] = {"base": base, "prune": prune}
     if prune is None:
         print(f"  pruning rows not run yet (--part prune-{kind})")

@@ -9,7 +9,8 @@ which resumes) and write JSON beside ``--out``; ``--part report`` assembles ``be
 detection.txt``. Selection never looks at the test canvases: the schedule is fixed in advance.
 
     PYTHONPATH=src:benchmarks python benchmarks/detection.py --part train-det --cache DIR
-    ... --part train-seg | prune-det | prune-seg | control-det | longer-det | latency | report
+    ... --part train-seg [--lr X] (each candidate lr of _dense_seg_train.SEG_LRS), then pick-seg
+    ... --part prune-det | prune-seg | control-det | longer-det | latency | report
     ... --part longer6-det [--methods l1,fisher,none]   (6x equal fine-tune, KD chosen on val)
     ... --part kd6-det [--methods ...]   (6x distilled; test rows only if it beats plain 6x on val)
 """
@@ -28,12 +29,12 @@ from _dense_longer import METHODS, kd6_part, longer6_part
 from _dense_models import GraySegmenter, build_detector, fit
 from _dense_prune import Setup, control_part, evaluate, longer_part, prune_part
 from _dense_report import report
+from _dense_seg_train import SEG_EPOCHS, SEG_LRS, SEG_SPEC, pick, seg_data, train_candidate
 
-from netsculpt.data.canvases import detection_collate, digits_detect, digits_seg
+from netsculpt.data.canvases import detection_collate, digits_detect
 
 TRAIN_N, TEST_N = 4000, 1000
-DET_EPOCHS, SEG_EPOCHS = 12, 9
-SEG_LR = 4e-3  # the small segmenter from scratch; 2e-3 on LR-ASPP-Large was undertrained in 6 epochs
+DET_EPOCHS = 12
 FINETUNE_N = 2000  # the same budget for every pruned row: one pass over the first 2000 training canvases
 # (125 steps, 10% warm-up then cosine; full training epochs took 10-14 min on the shared machine)
 BATCH = 16
@@ -55,8 +56,8 @@ def det_loaders(train_n: int = TRAIN_N, test_n: int = TEST_N):
 
 
 def seg_loaders(train_n: int = TRAIN_N, test_n: int = TEST_N):
-    train = _loader(digits_seg("train", train_n), train=True, det=False)
-    return train, _loader(digits_seg("test", test_n), det=False)
+    train = _loader(seg_data("train", train_n), train=True, det=False)
+    return train, _loader(seg_data("test", test_n), det=False)
 
 
 def det_step(model, batch):
@@ -75,20 +76,21 @@ def _write(path: Path, record: dict) -> None:
     tmp.replace(path)
 
 
-def train_part(kind: str, cache: Path, epochs: int | None = None) -> None:
+def train_part(kind: str, cache: Path, epochs: int | None = None, lr: float | None = None) -> None:
     torch.manual_seed(0)
-    if kind == "det":
-        model, (train, test), step, lr = build_detector(), det_loaders(), det_step, 2e-3
-        epochs = epochs or DET_EPOCHS
-    else:
-        model, (train, test), step, lr = GraySegmenter(), seg_loaders(), seg_step, SEG_LR
-        epochs = epochs or SEG_EPOCHS
+    if kind == "seg":  # candidates per lr, chosen on held-out training canvases by --part pick-seg
+        train, _ = seg_loaders()
+        for candidate in (lr,) if lr else SEG_LRS:
+            train_candidate(cache, candidate, epochs or SEG_EPOCHS, train)
+        return
+    model, (train, test), step, lr = build_detector(), det_loaders(), det_step, 2e-3
+    epochs = epochs or DET_EPOCHS
     t0 = time.perf_counter()
     fit(model, train, step, epochs=epochs, lr=lr, ckpt=cache / f"{kind}_train.ckpt", label=f"train {kind}")
     torch.save(model.state_dict(), cache / f"{kind}_base.pt")
     from netsculpt.tasks import get_task
 
-    task = get_task("detection" if kind == "det" else "segmentation", num_classes=11)
+    task = get_task("detection", num_classes=11)
     metrics = task.evaluate(model, test)
     print(f"{kind} base: {metrics} ({time.perf_counter() - t0:.0f} s)", flush=True)
     _write(cache / f"{kind}_base.json", {"metrics": metrics, "epochs": epochs})
@@ -115,10 +117,11 @@ def make_setup(kind: str, cache: Path, smoke: bool = False) -> tuple[Setup, torc
     """The trained model (from the train part's weights) and how the prune parts feed and score it."""
     train_n, val_n, test_n = (64, 32, 32) if smoke else (TRAIN_N, VAL_N, TEST_N)
     det = kind == "det"
-    data = digits_detect if det else digits_seg
+    data = digits_detect if det else seg_data
     model = build_detector() if det else GraySegmenter()
     model.load_state_dict(torch.load(cache / f"{kind}_base.pt", weights_only=True))
-    image = torch.rand(1, 128, 128)
+    side = 128 if det else SEG_SPEC.size
+    image = torch.rand(1, side, side)
     setup = Setup(
         kind=kind,
         task="detection" if det else "segmentation",
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", required=True)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (train parts)")
+    parser.add_argument("--lr", type=float, default=None, help="train-seg: one candidate peak lr")
     parser.add_argument("--smoke", action="store_true", help="tiny data sizes: checks the code runs")
     parser.add_argument("--methods", default=",".join(METHODS), help="rows of the longer6 part, in order")
     parser.add_argument(
@@ -169,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.part in ("train-det", "train-seg"):
-        train_part(args.part.split("-")[1], args.cache, args.epochs)
+        train_part(args.part.split("-")[1], args.cache, args.epochs, args.lr)
+    elif args.part == "pick-seg":
+        pick(args.cache, seg_loaders()[1])
     elif args.part in ("prune-det", "prune-seg"):
         prune_det_seg(args.part.split("-")[1], args.cache, args.smoke)
     elif args.part in ("control-det", "control-seg"):
