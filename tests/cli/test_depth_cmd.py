@@ -63,3 +63,34 @@ def test_prune_depth_recipe_stage(capsys, tmp_path) -> None:
     assert code == 0, err
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["after"]["params"] < results["before"]["params"]
+
+
+@pytest.mark.slow
+def test_compound_recipe_stage_changes_resolution_for_later_stages(capsys, tmp_path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "version: 1\nmodel: {name: resnet20_cifar}\n"
+        "data: {name: mnist5k, resize: 32, channels: 3, limit: 200}\n"
+        "baseline: {train: {epochs: 1}}\nstages:\n  - compound: {macs: 0.5, val_size: 40}\n"
+        "  - finetune: {epochs: 1}\n"
+        "outputs: {latency_runs: 2, report: false}\n"
+    )
+    run_dir = tmp_path / "run"
+    code, _, err = run(capsys, "compress", str(recipe), "--out", str(run_dir))
+    assert code == 0, err
+    results = json.loads((run_dir / "results.json").read_text())
+    stage = json.loads((run_dir / "01_compound" / "stage.json").read_text())
+    side = stage["info"]["resolution"]
+    assert side < 32 and stage["info"]["macs"] <= 0.51
+    finetuned = json.loads((run_dir / "02_finetune" / "model" / "netsculpt.json").read_text())
+    assert finetuned["extra"]["input_shape"] == [1, 3, side, side]  # the later stage ran at the new size
+    assert results["after"]["macs"] <= 0.51 * results["before"]["macs"]
+    (run_dir / "02_finetune" / "DONE").unlink()  # resume: the compound stage is loaded, not rerun
+    code, _, err = run(capsys, "compress", str(recipe), "--out", str(run_dir))
+    assert code == 0, err
+    again = json.loads((run_dir / "02_finetune" / "model" / "netsculpt.json").read_text())
+    assert again["extra"]["input_shape"] == [1, 3, side, side]
+    assert (
+        json.loads((run_dir / "results.json").read_text())["after"]["accuracy"]
+        == results["after"]["accuracy"]
+    )

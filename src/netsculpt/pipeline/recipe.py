@@ -17,6 +17,7 @@ from netsculpt.errors import ConfigError
 from netsculpt.pipeline.recipe_stages import (  # noqa: F401  (re-exported: the stage sections)
     STAGE_MODELS,
     ClusterStage,
+    CompoundStage,
     DistillStage,
     EarlyStopSection,
     FinetuneStage,

@@ -166,6 +166,18 @@ class PruneDepthStage(Section):
         return self
 
 
+class CompoundStage(Section):
+    """Depth x width x resolution together to a MACs budget (netsculpt.depth.compound), optionally under a
+    measured latency cap; every later stage trains, evaluates and measures at the new input size."""
+
+    kind: Literal["compound"] = "compound"
+    macs: float = Field(gt=0, le=1)
+    latency: float | None = Field(default=None, gt=0, le=1)  # fraction of the input model's latency
+    criterion: str = "l1"  # width
+    depth_criterion: str = "output_change"
+    val_size: int | None = Field(default=None, ge=1)  # held out of the training split for scores
+
+
 class GrowStage(Section):
     """Grow-Push-Prune's grow, same function: ``layers`` get more output channels (netsculpt.gpp.grow),
     ``branches`` get a parallel conv such as ``{conv2: "1x1:4"}`` (netsculpt.gpp.grow_branch); widening
@@ -222,6 +234,7 @@ STAGE_MODELS: dict[str, type[Section]] = {
     "sparsify": SparsifyStage,
     "quantize": QuantizeStage,
     "prune_depth": PruneDepthStage,
+    "compound": CompoundStage,
     "grow": GrowStage,
     "push": PushStage,
 }
@@ -236,6 +249,7 @@ StageConfig = Annotated[
     | SparsifyStage
     | QuantizeStage
     | PruneDepthStage
+    | CompoundStage
     | GrowStage
     | PushStage,
     Field(discriminator="kind"),

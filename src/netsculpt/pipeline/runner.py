@@ -80,6 +80,7 @@ def _context(recipe: Recipe, run_dir: Path) -> RunContext:
         classes,
         channels,
         make_train_loader=lambda augment, shift: make_train_loader(augment, shift)[0],
+        make_loaders=make_train_loader,
     )
 
 
@@ -201,6 +202,8 @@ def _run_locked(
             if (out / "DONE").is_file():
                 model = _load_stage(out, trust_builder)
                 record = _read_record(out)
+                if kind == "compound":  # later stages run at the resolution the stage chose
+                    ctx.set_resolution(record["info"]["resolution"])
                 console.print(f"{label}: done earlier, resumed from {out.name}")
                 log.info("%s: resumed from %s", label, out)
             else:

@@ -45,6 +45,7 @@ class RunContext:
     make_train_loader: Callable[[bool, int | None], Any] | None = None
     trust_builder: str | None = None  # the builder the user allows netsculpt.load to run (docs/security.md)
     task: Any = None  # a dense netsculpt.tasks.Task (detection, segmentation); None: classification
+    make_loaders: Callable[[bool, int | None], Any] | None = None  # (train, test) at recipe.data.resize
     _loader_start: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +70,20 @@ class RunContext:
         random.seed(seed)
         for gen, state in zip(loader_generators(self.train_loader), self._loader_start, strict=True):
             gen.set_state(state)
+
+    def set_resolution(self, side: int) -> None:
+        """Every later stage feeds ``side`` x ``side`` inputs (a compound stage changed the resolution):
+        the recipe's ``data.resize``, the example input, both loaders and their shuffle state follow."""
+        from netsculpt.errors import ConfigError
+        from netsculpt.train.checkpoint import loader_generators
+
+        if self.task is not None or self.make_loaders is None:
+            raise ConfigError("a resolution change (compound stage) is supported for classification recipes")
+        self.recipe.data.resize = int(side)
+        self.train_loader, self.test_loader = self.make_loaders(False, None)
+        shape = (*self.example.shape[:2], int(side), int(side))
+        self.example = torch.randn(shape, generator=torch.Generator().manual_seed(self.recipe.seed))
+        self._loader_start = [g.get_state() for g in loader_generators(self.train_loader)]
 
     def evaluate(self, model: nn.Module) -> tuple[float, float | None, dict[str, float]]:
         """``(accuracy, loss, task metrics)`` on the test split; a dense task's headline metric (mAP,
