@@ -66,21 +66,47 @@ def part_lenet(args) -> None:
     config = TrainConfig.preset("lenet5_mnist5k")
     if args.base_epochs:
         config = TrainConfig.preset("lenet5_mnist5k", epochs=args.base_epochs)
-    torch.manual_seed(0)
-    base = ns.create_model("lenet5", num_classes=10, in_channels=1)
-    train(base, tl, te, config)
+    cache = Path(args.cache) if args.cache else None
+
+    def stage(name: str, build) -> torch.nn.Module:
+        """``build()``'s model, or the one an earlier run stored under ``--cache`` (bit for bit)."""
+        if cache is not None and (cache / name / "netsculpt.json").is_file():
+            print(f"{name}: loaded from {cache / name}", flush=True)
+            return ns.load(cache / name)
+        model = build()
+        if cache is not None:
+            ns.save(model, cache / name)
+        return model
+
+    def build_base() -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = ns.create_model("lenet5", num_classes=10, in_channels=1)
+        train(model, tl, te, config)
+        return model
+
+    base = stage(f"float-{args.base_epochs}", build_base)
     float_acc, (float_size, _) = evaluate(base, te)[0], file_bytes(base)
     rows = [("float32", f"{float_acc:.2%}", "-", f"{float_size:,}", "1.0x")]
     x = next(iter(tl))[0][:1]
-    pruned = ns.prune(base, x, ratio=0.3)
-    train(pruned, tl, te, recipe(args.epochs, 0.01))
+
+    def build_pruned() -> torch.nn.Module:
+        model = ns.prune(base, x, ratio=0.3)
+        train(model, tl, te, recipe(args.epochs, 0.01))
+        return model
+
+    pruned = stage(f"pruned-{args.epochs}", build_pruned)
     rows.append(("channel prune 30%", f"{evaluate(pruned, te)[0]:.2%}", "", f"{file_bytes(pruned)[0]:,}", ""))
-    sparse = copy.deepcopy(pruned)
-    # chosen on 500 held-out training digits (sparsity_lenet_val.py): one global magnitude threshold
-    # (conv1 keeps more of its 500 weights than fc1 of its 196,000), 20 epochs, distilled from `pruned`
-    kd = DistillationLoss(copy.deepcopy(pruned), DistillConfig(temperature=4.0)) if args.kd else None
-    config = SparsityConfig(0.9, schedule="gradual", ramp_phases=5, scope=args.scope)
-    sparsify(sparse, config, tl, te, recipe(args.sparse_epochs, 0.01), loss_fn=kd)
+
+    def build_sparse() -> torch.nn.Module:
+        # chosen on 500 held-out training digits (sparsity_lenet_val.py): one global magnitude threshold
+        # (conv1 keeps more of its 500 weights than fc1 of its 196,000), 20 epochs, distilled from `pruned`
+        model = copy.deepcopy(pruned)
+        kd = DistillationLoss(copy.deepcopy(pruned), DistillConfig(temperature=4.0)) if args.kd else None
+        config = SparsityConfig(0.9, schedule="gradual", ramp_phases=5, scope=args.scope)
+        sparsify(model, config, tl, te, recipe(args.sparse_epochs, 0.01), loss_fn=kd)
+        return model
+
+    sparse = stage(f"sparse-{args.scope}-{args.sparse_epochs}-kd{args.kd}", build_sparse)
     zeros = sparsity_of(sparse)
     layers = {n: m.weight for n, m in sparse.named_modules() if n in zeros}
     overall = sum(float((w == 0).sum()) for w in layers.values()) / sum(w.numel() for w in layers.values())
@@ -290,6 +316,9 @@ def main() -> int:
     parser.add_argument("--dkm", type=int, default=1, help="LeNet: also DKM 4-bit (1/0)")
     parser.add_argument("--resnet-epochs", type=int, default=6)
     parser.add_argument("--base-epochs", type=int, default=0, help="LeNet float epochs (0: the preset's)")
+    parser.add_argument(
+        "--cache", default="", help="LeNet: store the float / pruned / sparse models here and reuse them"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     print_calibration("start")
