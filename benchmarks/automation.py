@@ -42,16 +42,21 @@ VAL_SIZE = 500
 RESULTS = Path("benchmarks/results")
 
 
-def resnet_baseline(cache: Path, epochs: int, train_loader, test_loader) -> torch.nn.Module:
-    """The same cached baseline as benchmarks/search.py (trained once, reused)."""
+def resnet_baseline(
+    cache: Path, epochs: int, train_loader, test_loader, name: str = "resnet20_cifar"
+) -> torch.nn.Module:
+    """The same cached baseline as benchmarks/search.py (trained once, reused); a deeper ``name``
+    (resnet56_cifar) trains with per-epoch checkpoints in the cache, so an interrupted run resumes."""
     torch.manual_seed(0)
-    model = ns.create_model("resnet20_cifar", num_classes=10, in_channels=3)
-    path = cache / f"resnet20_mnist5k_holdout{VAL_SIZE}_e{epochs}.safetensors"
+    model = ns.create_model(name, num_classes=10, in_channels=3)
+    short = name.removesuffix("_cifar")
+    path = cache / f"{short}_mnist5k_holdout{VAL_SIZE}_e{epochs}.safetensors"
     if path.exists():
         model.load_state_dict(load_file(str(path)))
         return model.eval()
     config = TrainConfig.preset("default", epochs=epochs, batch_size=64, lr=0.05)
-    train(model, train_loader, test_loader, config)
+    resumable = {} if short == "resnet20" else {"out_dir": cache / f"{short}_teacher", "resume": True}
+    train(model, train_loader, test_loader, config, **resumable)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return model.eval()

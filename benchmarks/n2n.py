@@ -41,7 +41,10 @@ def run_part(args: argparse.Namespace) -> None:
     train_loader, held, test_loader = holdout_loaders(
         "mnist5k", val_size=VAL_SIZE, batch_size=64, eval_batch_size=125, **DATA
     )
-    base = resnet_baseline(Path(args.cache), 4, train_loader, test_loader)
+    base = resnet_baseline(Path(args.cache), args.teacher_epochs, train_loader, test_loader, args.model)
+    if args.part == "teacher":
+        print(f"{args.model} teacher: {evaluate(base, test_loader)[0]:.2%} test", flush=True)
+        return
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     base_acc = evaluate(base, test_loader)[0]
     base_cost = ns.measure(base, x, latency=False)
@@ -52,9 +55,13 @@ def run_part(args: argparse.Namespace) -> None:
         shrink_episodes=args.shrink_episodes,
         rollouts=args.rollouts,
         kd_steps=args.kd_steps,
+        policy=args.policy,
         **common,
     )
-    out = Path(args.cache) / f"n2n_seed{args.seed}"
+    short = args.model.removesuffix("_cifar")
+    tag = f"{short}_" if short != "resnet20" else ""
+    tag += "transfer_" if args.policy else ""
+    out = Path(args.cache) / f"n2n_{tag}seed{args.seed}"
     start = time.perf_counter()
     result = search_widths(
         base,
@@ -119,6 +126,8 @@ def run_part(args: argparse.Namespace) -> None:
         )
     end = print_calibration("end")
     record = {
+        "model": args.model,
+        "transfer": args.policy,
         "seed": args.seed,
         "target": args.target,
         "base_acc": base_acc,
@@ -137,7 +146,9 @@ def run_part(args: argparse.Namespace) -> None:
     }
     path = RESULTS / "n2n.json"
     data = json.loads(path.read_text()) if path.exists() else []
-    data = [r for r in data if r["seed"] != args.seed or r["target"] != args.target]
+    same = ("seed", "target", "model", "transfer")
+    data = [r for r in data if any(r.get(k, record[k] if k != "model" else "resnet20_cifar") != record[k]
+                                   for k in same)]  # fmt: skip
     from netsculpt.fileio import write_json
 
     write_json(path, [*data, record])
@@ -145,8 +156,9 @@ def run_part(args: argparse.Namespace) -> None:
 
 def table_part(args: argparse.Namespace) -> None:
     runs = json.loads((RESULTS / "n2n.json").read_text())
-    for target in sorted({r["target"] for r in runs}):
-        group = [r for r in runs if r["target"] == target]
+    kind = lambda r: (r.get("model", "resnet20_cifar"), r["target"], bool(r.get("transfer")))  # noqa: E731
+    for model, target, transfer in sorted({kind(r) for r in runs}):
+        group = [r for r in runs if kind(r) == (model, target, transfer)]
         rows = []
         for label in ("n2n", "uniform", "amc"):
             accs = [r["rows"][label]["acc"] for r in group]
@@ -165,7 +177,8 @@ def table_part(args: argparse.Namespace) -> None:
             )
         s = group[0]["settings"]
         table(
-            f"resnet20_cifar on mnist5k, N2N target {target}x MACs, uniform and AMC at N2N's MACs; KD "
+            f"{model} on mnist5k, N2N target {target}x MACs{' (policy transferred)' if transfer else ''}, "
+            "uniform and AMC at N2N's MACs; KD "
             f"fine-tune {s['finetune_epochs']} epochs; {len(group)} seed(s); "
             f"teacher {group[0]['base_acc']:.2%}",
             ("student", "mean test acc", "per seed", "before fine-tune", "MACs", "params"),
@@ -174,14 +187,18 @@ def table_part(args: argparse.Namespace) -> None:
         for r in group:
             print(
                 f"  seed {r['seed']}: N2N search {r['search_s']['n2n']:.0f} s ({r['students']} students, "
-                f"{s['kd_steps']} KD steps each), AMC {r['search_s']['amc']:.0f} s; N2N removed "
-                f"{r['picked']['removed']}; calibration {r['calibration'][0]} | {r['calibration'][1]}"
+                f"{s['kd_steps']} KD steps each; best at student {r['picked']['episode']}), AMC "
+                f"{r['search_s']['amc']:.0f} s; N2N removed {r['picked']['removed']}; calibration "
+                f"{r['calibration'][0]} | {r['calibration'][1]}"
             )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("run", "table"), required=True)
+    parser.add_argument("--part", choices=("teacher", "run", "table"), required=True)
+    parser.add_argument("--model", default="resnet20_cifar", choices=("resnet20_cifar", "resnet56_cifar"))
+    parser.add_argument("--teacher-epochs", type=int, default=4)
+    parser.add_argument("--policy", default=None, help="warm-start from this N2N search dir (transfer)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", type=float, default=0.5)
     parser.add_argument("--remove-episodes", type=int, default=20)
@@ -191,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--cache", default="runs/bench/search")
     args = parser.parse_args(argv)
-    (run_part if args.part == "run" else table_part)(args)
+    (table_part if args.part == "table" else run_part)(args)
     return 0
 
 
