@@ -26,18 +26,27 @@ KD_ALPHA, KD_T = 0.5, 1.0  # fixed in advance (detection head matching is BCE/MS
 METHODS = ("l1", "fisher", "none")  # l1 first: the better row of the 1x table
 
 
-def kd_step(setup: Setup, teacher: nn.Module):
-    """A ``run_row`` step factory: the fine-tune loss distils ``teacher`` into the model being tuned."""
+class KdStep:
+    """The fine-tune loss of one (pruned) student: ``loss`` on a batch; ``learnable`` (its hint
+    adapters) is what ``fit`` trains beside the student."""
+
+    def __init__(self, loss) -> None:
+        self.loss, self.learnable = loss, loss.learnable
+
+    def __call__(self, model: nn.Module, batch) -> object:
+        images, targets = batch
+        return self.loss(model, images, targets)[0]
+
+
+def kd_step(setup: Setup, teacher: nn.Module, hints: list[str] | None = None):
+    """A ``run_row`` step factory: the fine-tune loss distils ``teacher`` into the model being tuned;
+    ``hints``: layer names (e.g. FPN outputs) whose features the student also matches, through adapters."""
     task = get_task(setup.task, num_classes=11)
 
-    def make(student: nn.Module):
-        loss = task.distillation_loss(teacher, DistillConfig(temperature=KD_T, alpha=KD_ALPHA))
-
-        def step(model: nn.Module, batch) -> object:
-            images, targets = batch
-            return loss(model, images, targets)[0]
-
-        return step
+    def make(student: nn.Module) -> KdStep:
+        config = DistillConfig(temperature=KD_T, alpha=KD_ALPHA, hints=list(hints or []))
+        extra = {"student": student, "example_inputs": setup.example[0]} if hints else {}
+        return KdStep(task.distillation_loss(teacher, config, **extra))
 
     return make
 

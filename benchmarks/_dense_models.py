@@ -41,8 +41,14 @@ def fit(
 ) -> None:
     """AdamW + per-batch cosine after ``warmup`` steps (default one epoch); resumes from ``ckpt``.
     ``seed`` shifts the per-epoch shuffling seeds (a second draw of the same schedule);
-    ``on_epoch(epoch, mean_loss)``, when given, runs after each epoch, before its checkpoint."""
+    ``on_epoch(epoch, mean_loss)``, when given, runs after each epoch, before its checkpoint.
+    A ``step_loss`` with a ``learnable`` module (a distillation loss's feature-hint adapters) has it
+    trained with the model and checkpointed beside it: adapters left at their random init make the
+    hint term a fixed random projection the student chases."""
+    extra = getattr(step_loss, "learnable", None)
+    extra = extra if isinstance(extra, nn.Module) else None
     params = [p for p in model.parameters() if p.requires_grad]
+    params += [p for p in extra.parameters() if p.requires_grad] if extra is not None else []
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     total, warm = epochs * len(loader), len(loader) if warmup is None else warmup
 
@@ -56,6 +62,8 @@ def fit(
     if ckpt is not None and ckpt.exists():
         state = torch.load(ckpt, weights_only=True)
         model.load_state_dict(state["model"])
+        if extra is not None:
+            extra.load_state_dict(state["learnable"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         start = int(state["epoch"])
@@ -63,6 +71,8 @@ def fit(
     for epoch in range(start, epochs):
         torch.manual_seed(1000 + 100 * seed + epoch)
         model.train()
+        if extra is not None:
+            extra.train()
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         for batch in loader:
             loss = step_loss(model, batch)
@@ -79,6 +89,9 @@ def fit(
             on_epoch(epoch + 1, loss_sum / seen)
         if ckpt is not None:
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "epoch": epoch + 1}, tmp)  # fmt: skip
+            state = {"model": model.state_dict(), "opt": opt.state_dict(),
+                     "sched": sched.state_dict(), "epoch": epoch + 1}  # fmt: skip
+            if extra is not None:
+                state["learnable"] = extra.state_dict()
+            torch.save(state, tmp)
             tmp.replace(ckpt)
