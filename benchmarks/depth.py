@@ -365,6 +365,50 @@ def part_triage(args: argparse.Namespace) -> None:
     print("written:", *paths)
 
 
+def part_shrink_merge(args: argparse.Namespace) -> None:
+    """DepthShrinker's merge on mobilenetv2_cifar (random weights, randomised BN statistics: mechanics,
+    exactness and latency only, no accuracy): both activations of every inverted residual dropped, then
+    ``fold(grouped=True)`` (depthwise 3x3 -> 1x1 projection becomes one dense 3x3) against ``fold()``."""
+    from netsculpt.depth.shrink import activations, drop_activations
+
+    torch.manual_seed(0)
+    model = ns.create_model("mobilenetv2_cifar", num_classes=10).eval()
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    x = torch.randn(1, 3, 32, 32)
+    drops = [a for a in activations(model, x) if a.startswith("features.") and ".conv." in a]
+    linear = drop_activations(model, drops).eval()
+    plain = ns.fold(linear, x)
+    merged = ns.fold(linear, x, grouped=True)
+    with torch.no_grad():
+        ref = linear(x)
+        diff = float((merged(x) - ref).abs().max())
+    base_macs = count_macs(ns.fold(model, x), x)[0]
+    print_calibration("before latency")
+    models = {"original, BN folded": (ns.fold(model, x), 32), "dropped, fold()": (plain, 32),
+              "dropped, fold(grouped=True)": (merged, 32)}  # fmt: skip
+    lat = _latencies(models)
+    print_calibration("after latency")
+    table(
+        f"mobilenetv2_cifar, {len(drops)} activations dropped, batch 1, 32x32, one thread",
+        ("model", "convs", "MACs", "torch ms", "ORT ms"),
+        [
+            (
+                k,
+                sum(isinstance(m, torch.nn.Conv2d) for m in v[0].modules()),
+                f"{count_macs(v[0], x)[0] / base_macs:.2f}",
+                f"{lat[k][0]:.2f}",
+                f"{lat[k][1]:.2f}",
+            )
+            for k, v in models.items()
+        ],
+    )
+    print(bar(diff <= 1e-4 * max(1.0, float(ref.abs().max())), f"merge max difference {diff:.2e}"))
+
+
 def part_fold(args: argparse.Namespace) -> None:
     import torchvision
 
@@ -407,7 +451,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument(
         "--part",
-        choices=["baseline", "plan", "finetune", "compare", "triage-base", "triage", "fold"],
+        choices=["baseline", "plan", "finetune", "compare", "triage-base", "triage", "fold", "shrink-merge"],
         required=True,
     )
     p.add_argument("--unit", choices=["block", "stage"], default="stage")
@@ -433,6 +477,7 @@ def main() -> int:
         "triage-base": part_triage_base,
         "triage": part_triage,
         "fold": part_fold,
+        "shrink-merge": part_shrink_merge,
     }
     parts[args.part](args)
     if FAILURES:
