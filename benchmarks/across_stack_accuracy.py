@@ -8,8 +8,8 @@ pruned to 0.5x MACs with l1 by
 
 - ``global`` (the importance-only ranking), round_to="hw";
 - ``fast`` (the same ranking, each score divided by the square root of the channel's activation share);
-- ``4 blocks + global``: 4 residual blocks removed (``ns.prune_depth``, output change on held-out
-  *training* images), then ``global`` to 0.5x MACs of the original;
+- ``4 blocks + global`` / ``+ fast``: 4 residual blocks removed (``ns.prune_depth``, output change on
+  held-out *training* images), then ``global`` / ``fast`` to 0.5x MACs of the original;
 
 each measured right after pruning (no training) and after the same fine-tune budget for ``--seeds``
 seeds, beside MACs and activation volume. Nothing is chosen on the test split: the strategies' settings
@@ -30,7 +30,7 @@ import torch
 from _tables import table
 
 import netsculpt as ns
-from netsculpt.allocate.activations import activation_fraction
+from netsculpt.allocate.activations import activation_fraction, activation_weights
 from netsculpt.graph import trace
 from netsculpt.measure.macs import count_macs
 from netsculpt.search.holdout import holdout_loaders
@@ -64,12 +64,10 @@ def plans(base: torch.nn.Module, x: torch.Tensor, held: object) -> dict[str, tup
         out[strategy] = (ns.apply_plan(base, plan, x, graph=graph), activation_fraction(graph, plan.keep))
     shallow = ns.prune_depth(base, x, blocks=4, data=held)
     left = count_macs(shallow, x)[0] / count_macs(base, x)[0]
-    deep = ns.prune(shallow, x, target=ns.Target(macs=0.5 / left))
-    from netsculpt.allocate.activations import activation_weights
-
     _, total = activation_weights(trace(base, x))
-    _, deep_total = activation_weights(trace(deep, x))
-    out["4 blocks + global"] = (deep, deep_total / total)
+    for strategy in ("global", "fast"):
+        deep = ns.prune(shallow, x, target=ns.Target(macs=0.5 / left), strategy=strategy)
+        out[f"4 blocks + {strategy}"] = (deep, activation_weights(trace(deep, x))[1] / total)
     return out
 
 

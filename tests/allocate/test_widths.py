@@ -139,3 +139,25 @@ def test_auto_also_times_the_activation_priced_plan(resnet) -> None:
     hw, _ = ns.plan_pruning(model, x, target=ns.Target(macs=0.5), round_to="hw")
     if fast.keep != hw.keep:  # a distinct plan is a candidate of its own
         assert "fast" in auto.meta["auto"]["measured_ms"]
+
+
+def test_auto_without_a_layer_table_times_whole_candidates_only(resnet) -> None:
+    from netsculpt.allocate.auto import EndToEnd
+
+    model, x = resnet
+    timer = EndToEnd("torch", x, threads=1)
+    auto, _ = ns.plan_pruning(model, x, target=ns.Target(macs=0.5), round_to="auto", latency=timer)
+    info = auto.meta["auto"]
+    assert "snap" not in info["measured_ms"] and {"1", "hw"} <= set(info["measured_ms"])
+    assert info["chosen"] in info["measured_ms"] and not timer.prepared  # released after timing
+
+
+@pytest.mark.slow
+@pytest.mark.runtimes
+def test_auto_on_compile_needs_no_layer_table(resnet) -> None:
+    from netsculpt.allocate.auto import EndToEnd, auto_latency_model
+
+    model, x = resnet
+    assert isinstance(auto_latency_model(model, x, "compile", 1, fast=True), EndToEnd)
+    auto, _ = ns.plan_pruning(model, x, target=ns.Target(macs=0.5), round_to="auto", runtime="compile")
+    assert auto.meta["auto"]["runtime"] == "compile" and "snap" not in auto.meta["auto"]["measured_ms"]

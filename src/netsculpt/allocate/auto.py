@@ -15,6 +15,9 @@
    layers in isolation; layout conversions between ragged layers (ONNX Runtime's NCHWc reorders) only
    show end to end, so the last word is a measurement, and auto is never slower than ``round_to=1`` or
    ``16`` beyond measurement noise.
+
+On ``torch.compile`` (:data:`END_TO_END_ONLY`) a per-layer table would compile every layer shape, so
+steps 2-3 are skipped and only the whole candidate plans of step 4 are compiled and timed.
 """
 
 from __future__ import annotations
@@ -36,12 +39,46 @@ ROUNDS = 3  # end-to-end check: interleaved rounds over the candidate plans
 CHECK_RUNS = 5  # timed runs per candidate per round
 
 
+# runtimes whose per-layer table costs more than auto saves: ``torch.compile`` compiles every new layer
+# shape (seconds each, hundreds of shapes for the snap step); there auto times whole candidate plans only
+END_TO_END_ONLY = ("compile",)
+
+
+class EndToEnd:
+    """``auto``'s timer on an :data:`END_TO_END_ONLY` runtime: whole models, prepared through the runtime
+    registry, median of ``runs`` on the thread CPU clock; no per-layer table, so no snapped candidate."""
+
+    def __init__(self, runtime: str, example_inputs: Any, threads: int, warmup: int = 2) -> None:
+        from netsculpt.measure._inputs import as_tuple
+        from netsculpt.runtimes import get_runtime
+
+        self.impl = get_runtime(runtime)
+        self.impl.check()
+        self.runtime, self.threads, self.warmup = self.impl.name, threads, warmup
+        self.inputs = as_tuple(example_inputs)
+        self.prepared: dict[int, tuple[nn.Module, Any]] = {}  # compiled once, timed in every round
+
+    def measure_model(self, model: nn.Module, runs: int | None = None) -> float:
+        from netsculpt.measure.latency_model import median_time_ms
+
+        if id(model) not in self.prepared:
+            self.prepared[id(model)] = (model, self.impl.prepare(model.eval(), self.inputs, self.threads))
+        return median_time_ms(self.prepared[id(model)][1].call, runs or CHECK_RUNS, self.warmup, "thread")
+
+    def release(self) -> None:
+        for _, prepared in self.prepared.values():
+            prepared.close()
+        self.prepared.clear()
+
+
 def auto_latency_model(model: nn.Module, example_inputs: Any, runtime: str, threads: int, fast: bool) -> Any:
     """The per-layer table ``auto`` and latency targets read, on ``runtime``. ``fast`` (rounding only,
     no latency target) times each layer with fewer runs: auto compares widths, and its last word is an
-    end-to-end measurement."""
+    end-to-end measurement; on :data:`END_TO_END_ONLY` runtimes it is the only measurement."""
     from netsculpt.measure.latency_model import LatencyModel
 
+    if fast and runtime in END_TO_END_ONLY:
+        return EndToEnd(runtime, example_inputs, threads)
     if fast:
         return LatencyModel(model, example_inputs, runtime=runtime, threads=threads, runs=7, warmup=2)
     return LatencyModel(model, example_inputs, runtime=runtime, threads=threads)
@@ -110,6 +147,7 @@ def measure_plans(
     for _ in range(ROUNDS):
         for name, m in models.items():
             times[name].append(float(latency.measure_model(m, runs=CHECK_RUNS)))
+    getattr(latency, "release", lambda: None)()
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -153,11 +191,12 @@ def auto_plan(
             )
         except PruningError:  # the coarse grid cannot reach the target: not a candidate
             continue
-    snapped = snap_keep(graph, scores, exact.keep, cost, latency, min_channels)
-    snapped = _top_up_grid(graph, scores, snapped, measure, target.value, tolerance)
-    if measure(snapped) <= target.value * (1 + 1e-9):
-        sizes = {g.id: g.size for g in graph.groups}
-        plans["snap"] = PrunePlan(snapped, sizes, dict(exact.meta))
+    if hasattr(latency, "table_sum_keep"):  # a per-layer table: the snapped candidate
+        snapped = snap_keep(graph, scores, exact.keep, cost, latency, min_channels)
+        snapped = _top_up_grid(graph, scores, snapped, measure, target.value, tolerance)
+        if measure(snapped) <= target.value * (1 + 1e-9):
+            sizes = {g.id: g.size for g in graph.groups}
+            plans["snap"] = PrunePlan(snapped, sizes, dict(exact.meta))
     unique: dict[str, PrunePlan] = {}
     for name, plan in plans.items():  # identical plans are timed once
         if not any(plan.keep == other.keep for other in unique.values()):
