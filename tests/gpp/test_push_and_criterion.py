@@ -103,19 +103,19 @@ def test_keep_push_moves_energy_onto_the_kept_set_and_shrink_scores_follow_it() 
     torch.manual_seed(0)
     model = ns.create_model("lenet5")
     loss = PushLoss(["relu1", "relu2"], push_weight=1.0, keep={"relu1": 2, "relu2": 3}, rest_weight=10.0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.003)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 1, 28, 28, generator=g), torch.arange(64) % 10
     x = x + y[:, None, None, None].float() * 0.3
-    first = None
-    for _ in range(60):
+    shares = []
+    for _ in range(40):
         value, _ = loss(model, x, y)
         opt.zero_grad()
         value.backward()
         opt.step()
-        if "rest_share" in loss.last and first is None:
-            first = loss.last["rest_share"]
-    assert first is not None and loss.last["rest_share"] < first
+        shares.append(loss.last.get("rest_share", float("nan")))
+    # the other channels' (activity + Fisher) share, 0..2: 1.43 at the first push step, ~0.3 at the end
+    assert shares[-1] < 0.5 * shares[1]
     assert set(loss.scores) == {"relu1", "relu2"} and loss.recipe()["keep"] == {"relu1": 2, "relu2": 3}
     state = loss.runtime_state()
     again = PushLoss(["relu1", "relu2"], push_weight=1.0, keep={"relu1": 2, "relu2": 3}, rest_weight=10.0)

@@ -24,7 +24,7 @@ separation onto few of them (measured on LeNet-5: the share of the gpp scores he
 channels was the same after it as after plain cross-entropy). ``keep={layer: k}`` makes the push aim at
 the compact set pruning will keep, the paper's "push deep discriminants into alignment with a compact
 set of neurons": the set ``S`` is the ``k`` channels with the highest gpp scores (the mean of the
-first 20 push batches' scores, no gradient, then fixed: the channels that already discriminate
+first 5 push batches' scores, no gradient, then fixed: the channels that already discriminate
 best), and for that layer the push term becomes
 
     -trace((Sw_S + r diag St_S)^-1 Sb_S) / k  +  cov_weight * offdiag  +  rest_weight * E_rest / E
@@ -48,7 +48,7 @@ from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.importance.gpp import lda_channel_scores
 
 MAX_CLASSES = 100_000
-SELECT_PUSHES = 20  # push batches whose gpp scores choose the kept set
+SELECT_PUSHES = 5  # push batches whose gpp scores choose the kept set
 
 
 def _class_means(feats: Tensor, labels: Tensor, classes: int) -> tuple[Tensor, Tensor]:
@@ -128,7 +128,7 @@ class PushLoss:
     def __init__(
         self, layer: str | Sequence[str], *, push_weight: float = 0.1, cov_weight: float = 0.1,
         task_in_push: float = 1.0, momentum: float = 0.0, sparse_weight: float = 0.0,
-        keep: dict[str, int] | None = None, rest_weight: float = 0.0,
+        keep: dict[str, int] | None = None, rest_weight: float = 0.0, push_every: int = 2,
     ):  # fmt: skip
         weights = (push_weight, cov_weight, task_in_push, sparse_weight, rest_weight)
         if not all(w >= 0 for w in weights):
@@ -140,6 +140,11 @@ class PushLoss:
         self.layers = [layer] if isinstance(layer, str) else list(layer)
         if not self.layers or len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"push layers must be distinct module names, at least one; got {layer!r}")
+        if push_every not in (1, 2):
+            raise ConfigError(
+                f"push_every must be 2 (alternate task and push batches) or 1 (push every batch), got {push_every!r}"
+            )
+        self.push_every = push_every
         self.keep = {str(k): int(v) for k, v in (keep or {}).items()}
         if any(k not in self.layers for k in self.keep) or any(v < 1 for v in self.keep.values()):
             raise ConfigError(
@@ -166,7 +171,7 @@ class PushLoss:
         return {"loss": "gpp_push", "layers": list(self.layers), "push_weight": self.push_weight,
                 "cov_weight": self.cov_weight, "task_in_push": self.task_in_push,
                 "momentum": self.momentum, "sparse_weight": self.sparse_weight, "keep": dict(self.keep),
-                "rest_weight": self.rest_weight}  # fmt: skip
+                "rest_weight": self.rest_weight, "push_every": self.push_every}  # fmt: skip
 
     # -- checkpointed state -------------------------------------------------------------------------
     def runtime_state(self) -> dict[str, Any]:
@@ -270,7 +275,7 @@ class PushLoss:
             for handle in handles:
                 handle.remove()
         ce = F.cross_entropy(logits, targets)
-        pushing = self.step % 2 == 1
+        pushing = self.step % self.push_every == self.push_every - 1
         self.step += 1
         if not pushing:
             return ce, logits
