@@ -142,7 +142,8 @@ class PushLoss:
             raise ConfigError(f"push layers must be distinct module names, at least one; got {layer!r}")
         if push_every not in (1, 2):
             raise ConfigError(
-                f"push_every must be 2 (alternate task and push batches) or 1 (push every batch), got {push_every!r}"
+                "push_every must be 2 (alternate task and push batches) or 1 (push every batch), "
+                f"got {push_every!r}"
             )
         self.push_every = push_every
         self.keep = {str(k): int(v) for k, v in (keep or {}).items()}
