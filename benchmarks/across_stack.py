@@ -95,6 +95,9 @@ def main() -> int:
     parser.add_argument("--auto-runtimes", nargs="*", default=list(AUTO_RUNTIMES))
     parser.add_argument("--skip-auto", action="store_true")
     parser.add_argument("--variants", nargs="*", help="time only these variants (default: all)")
+    parser.add_argument(
+        "--depth-blocks", type=int, default=0, help="also N blocks removed (ns.prune_depth), then fast"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch._dynamo.config.cache_size_limit = 64  # one compiled graph per variant, all alive in a column
@@ -113,6 +116,12 @@ def main() -> int:
         "round_to=16": ns.prune(base, x1, target=target, round_to=16),
         "Torch-Pruning 1.6.1 uniform 0.3": tp_uniform(base, x1),
     }
+    if args.depth_blocks:  # whole blocks gone first: their per-call costs go too (eager, OpenVINO b1)
+        shallow = ns.prune_depth(base, x1, blocks=args.depth_blocks)
+        left = count_macs(shallow, x1)[0] / base_macs
+        name = f"{args.depth_blocks} blocks + fast"
+        variants[name] = ns.prune(shallow, x1, target=ns.Target(macs=0.5 / left), strategy="fast")
+        args.variants = [*(args.variants or variants), name]
     if args.variants:
         variants = {n: m for n, m in variants.items() if n in args.variants or n == "default (hw)"}
     print(f"pruned {len(variants)} variants in {time.perf_counter() - t0:.0f} s", flush=True)
