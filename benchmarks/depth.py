@@ -1,19 +1,22 @@
 """Depth compression: width-only vs depth-only vs compound at <= 0.5x MACs, triage, folding.
 
-Parts (each < 20 min on one thread of the shared 2-core dev machine; results printed, calibration beside
-every timing table):
+Parts (each < 40 min on one thread of the shared 2-core dev machine; results printed, calibration beside
+every timing table; every choice on training images held out of the split, never the test split):
 
-- ``baseline``: train resnet56_cifar on mnist5k (32x32, 3 channels, ``--limit`` training images) and
-  cache it under ``--cache``.
-- ``compare``: from the cached baseline, three models at <= 0.5x MACs — width-only (``l1`` global MACs
-  target), depth-only (block removal, block output change on held-out training images) and compound
-  (depth x width x resolution) — each fine-tuned with the same KD budget for ``--seeds`` seeds. Prints
-  accuracy, MACs, params and batch-1 latency (PyTorch and ONNX Runtime, one thread, measured side by side,
-  interleaved). Bars: depth or compound >= 1.3x faster than width-only, accuracy within 0.5 pp of it.
-- ``triage``: resnet20_cifar (trained briefly) triage table, blocks collapsed one at a time.
+- ``baseline``: resnet56_cifar on mnist5k (32x32, 3 channels; 3,500 training images, 500 held out),
+  ``--epochs`` in resumable parts of ``--part-epochs``; cached under ``--cache`` when finished.
+- ``plan``: four models at <= 0.5x MACs — width-only (the criterion of ``WIDTH_CRITERIA`` with the best
+  held-out accuracy right after pruning), depth-only (block output change), compound at the rule's point,
+  and compound under a measured latency cap of width-only's latency / 1.3 (the bar as the budget).
+- ``finetune --model NAME --seeds N``: the same KD fine-tune for each seed, resumable.
+- ``compare``: accuracy (held-out before/after, test), MACs, params, batch-1 latency (PyTorch and ONNX
+  Runtime, one thread, interleaved, fastest round) and the bars: >= 1.3x faster than width-only within
+  0.5 pp of its accuracy.
+- ``triage-base`` / ``triage --unit stage --inits X``: resnet20_cifar's table (initialisations x schemes).
 - ``fold``: conv-BN-ReLU ResNet-18 (torchvision) folded: max output difference and measured speed-up.
+- ``shrink-merge``: DepthShrinker's merge on mobilenetv2_cifar (exactness, MACs, latency).
 
-    PYTHONPATH=src python benchmarks/depth.py --part baseline|compare|triage|fold [--cache DIR]
+    PYTHONPATH=src python benchmarks/depth.py --part baseline|plan|finetune|compare|... [--cache DIR]
 """
 
 from __future__ import annotations
@@ -215,10 +218,9 @@ def part_finetune(args: argparse.Namespace) -> None:
     info = json.loads((args.out / "depth_v2_plan.json").read_text())[args.model]
     res = info["resolution"]
     train_l, held, test_l = _loaders(args, res, augment=True)
-    out = args.out / f"depth_v2_ft_{args.model}.json"
-    rows = json.loads(out.read_text()) if out.exists() else {}
-    for seed in range(args.seeds):
-        if str(seed) in rows:
+    for seed in [args.seed] if args.seed is not None else range(args.seeds):
+        out = args.out / f"depth_v2_ft_{args.model}_s{seed}.json"  # one file per seed: parts may run at once
+        if out.exists():
             continue
         torch.manual_seed(seed)
         student = ns.load(_plan_path(args, args.model))
@@ -240,8 +242,7 @@ def part_finetune(args: argparse.Namespace) -> None:
             print(f"{args.model} seed {seed}: epoch {result.epochs_run}; run again to resume")
             return
         last = result.history[-1]
-        rows[str(seed)] = {"held_acc": last["val_acc"], "test_acc": last["test_acc"]}
-        _write_json(out, rows)
+        _write_json(out, {"seed": seed, "held_acc": last["val_acc"], "test_acc": last["test_acc"]})
         print(
             f"{args.model} seed {seed}: held-out {last['val_acc']:.2%}, test {last['test_acc']:.2%} "
             f"({time.perf_counter() - start:.0f} s)",
@@ -257,14 +258,12 @@ def part_compare(args: argparse.Namespace) -> None:
     teacher = ns.load(args.cache / "resnet56").eval()
     base_acc = evaluate(teacher, _loaders(args)[2])[0]
     shapes = {name: (ns.load(_plan_path(args, name)).eval(), plan[name]["resolution"]) for name in MODELS}
-    accs = {
-        n: [r["test_acc"] for r in json.loads((args.out / f"depth_v2_ft_{n}.json").read_text()).values()]
+    runs = {
+        n: [json.loads(f.read_text()) for f in sorted(args.out.glob(f"depth_v2_ft_{n}_s*.json"))]
         for n in MODELS
     }
-    helds = {
-        n: [r["held_acc"] for r in json.loads((args.out / f"depth_v2_ft_{n}.json").read_text()).values()]
-        for n in MODELS
-    }
+    accs = {n: [r["test_acc"] for r in rows] for n, rows in runs.items()}
+    helds = {n: [r["held_acc"] for r in rows] for n, rows in runs.items()}
     print_calibration("before latency")
     lat = _latencies({"unpruned": (teacher, 32), **shapes})
     print_calibration("after latency")
@@ -461,10 +460,11 @@ def main() -> int:
     p.add_argument("--cache", type=Path, default=Path("benchmarks/results/depth_cache/v2"))
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--val-size", type=int, default=500)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--part-epochs", type=int, default=8)
-    p.add_argument("--ft-epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--part-epochs", type=int, default=3)
+    p.add_argument("--ft-epochs", type=int, default=1)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=None, help="finetune: only this seed")
     p.add_argument("--triage-steps", type=int, default=30)
     args = p.parse_args()
     torch.set_num_threads(1)
