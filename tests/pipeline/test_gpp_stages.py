@@ -57,3 +57,19 @@ def test_the_grow_stage_grows_branches(tmp_path) -> None:
     assert (final.conv2.main.out_channels, final.conv2.branches[0].out_channels) == (5, 2)
     with pytest.raises(ConfigError, match="KxK:CHANNELS"):
         parse_recipe(RECIPE.replace("{layers: {conv2: 6}}", "{branches: {conv2: '3x3'}}"))
+
+
+def test_the_push_stage_aims_at_the_kept_set_and_gpp_reg_prunes(tmp_path) -> None:
+    recipe = RECIPE.replace(
+        "{epochs: 1, push_weight: 0.3}",
+        "{epochs: 1, push_weight: 0.1, keep: {relu1: 4, relu2: 5}, rest_weight: 1}",
+    ).replace("criterion: gpp,", "criterion: gpp_reg,")
+    results = run_recipe(parse_recipe(recipe), recipe, tmp_path)
+    push = results["stages"][2]["info"]
+    assert push["push"]["keep"] == {"relu1": 4, "relu2": 5} and push["push"]["rest_weight"] == 1.0
+    assert 0 < push["running"]["rest_share"] < 2
+    final = ns.load(tmp_path / "04_finetune" / "model")
+    assert (final.conv1.out_channels, final.conv2.out_channels) == (4, 5)
+    bad = recipe.replace("relu1: 4", "relu9: 4")
+    with pytest.raises(ConfigError, match="keep"):  # a kept layer that is not a push layer
+        run_recipe(parse_recipe(bad), bad, tmp_path / "bad")

@@ -130,3 +130,12 @@ class GPP(FeatureMapCriterion):
                 "two or more; pass calibration batches that mix classes"
             )
         return lda_channel_scores(sums, counts, second, self.ridge, self.shrink).numpy()
+
+
+@register_criterion("gpp_reg")
+@dataclass
+class GPPRegularised(GPP):
+    """``gpp`` with ``shrink=1.0`` (regularised LDA): the variant to prune with after a push aimed at the
+    kept set, chosen on held-out digits (docs/gpp.md); a name so recipes and the CLI can pick it."""
+
+    shrink: float = 1.0
