@@ -18,7 +18,7 @@ from _tables import bar, table
 NAMES = {"fisher": "netsculpt fisher", "l1": "netsculpt l1", "tp": "Torch-Pruning 1.6.1 l1 (uniform)"}
 TITLES = {
     "det": ("FCOS (slim conv backbone, 64-ch FPN P3-P7) on digits_detect", "map", "mAP@[.5:.95]"),
-    "seg": ("LR-ASPP MobileNetV3-Small w0.5 on digits_seg", "miou", "mIoU"),
+    "seg": ("LR-ASPP MobileNetV3-Small w0.5 on digits_seg at 64 px", "miou", "mIoU"),
 }
 
 
