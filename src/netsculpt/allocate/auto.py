@@ -8,10 +8,9 @@
    narrower width frees on other groups. A ragged width that costs more time than its MACs are worth
    snaps down; a width that runs at the model's average rate stays.
 3. Re-solve: give channels back, one grid step at a time, while the target still holds.
-4. The snapped plan, the exact plan, the ``"hw"`` plan, the ``round_to=16`` plan and, for a ranked
-   (``global``/``fast``) target, the ``"fast"`` strategy's ``"hw"`` plan (cuts priced by activation
-   volume, :mod:`netsculpt.allocate.activations`) are built and timed end to end on the runtime
-   (interleaved rounds, median), and the fastest is kept. The table predicts
+4. The snapped plan, the exact plan, the ``"hw"`` plan and the ``round_to=16`` plan (all with the
+   caller's strategy) are built and timed end to end on the runtime (interleaved rounds, median), and
+   the fastest is kept. The table predicts
    layers in isolation; layout conversions between ragged layers (ONNX Runtime's NCHWc reorders) only
    show end to end, so the last word is a measurement, and auto is never slower than ``round_to=1`` or
    ``16`` beyond measurement noise.
@@ -165,8 +164,7 @@ def auto_plan(
     latency: Any,
     meta: dict | None = None,
 ) -> PrunePlan:
-    """The fastest measured of the snapped, exact, ``"hw"``, ``round_to=16`` and other-ranking plans for
-    ``target``."""
+    """The fastest measured of the snapped, exact, ``"hw"`` and ``round_to=16`` plans for ``target``."""
     from netsculpt.allocate.targets import _channel_fraction, target_plan
 
     def measure(keep: dict[str, list[int]]) -> float:
@@ -180,15 +178,11 @@ def auto_plan(
                   latency=latency, meta=meta)  # fmt: skip
     exact = target_plan(model, example_inputs, graph, scores, target, round_to=1, **common)
     plans: dict[str, PrunePlan] = {"1": exact}
-    candidates: list[tuple[str, int | str, str]] = [("hw", "hw", strategy), ("16", 16, strategy)]
-    if strategy in ("global", "fast"):  # the activation-priced ranking: what memory-bound runtimes favour
-        other = "fast" if strategy == "global" else "global"
-        candidates.append((other, "hw", other))
-    for name, step, how in candidates:
+    # widths only: every candidate keeps the caller's strategy (the activation-priced "fast" ranking is
+    # faster on eager/OpenVINO but changes which channels go, and cost accuracy: docs/engine.md)
+    for name, step in (("hw", "hw"), ("16", 16)):
         try:
-            plans[name] = target_plan(
-                model, example_inputs, graph, scores, target, round_to=step, **{**common, "strategy": how}
-            )
+            plans[name] = target_plan(model, example_inputs, graph, scores, target, round_to=step, **common)
         except PruningError:  # the coarse grid cannot reach the target: not a candidate
             continue
     if hasattr(latency, "table_sum_keep"):  # a per-layer table: the snapped candidate
