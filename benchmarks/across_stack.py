@@ -96,7 +96,10 @@ def main() -> int:
     parser.add_argument("--skip-auto", action="store_true")
     parser.add_argument("--variants", nargs="*", help="time only these variants (default: all)")
     parser.add_argument(
-        "--depth-blocks", type=int, default=0, help="also N blocks removed (ns.prune_depth), then fast"
+        "--depth-blocks",
+        type=int,
+        default=0,
+        help="also N blocks removed (ns.prune_depth), then global / fast",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -119,9 +122,11 @@ def main() -> int:
     if args.depth_blocks:  # whole blocks gone first: their per-call costs go too (eager, OpenVINO b1)
         shallow = ns.prune_depth(base, x1, blocks=args.depth_blocks)
         left = count_macs(shallow, x1)[0] / base_macs
-        name = f"{args.depth_blocks} blocks + fast"
-        variants[name] = ns.prune(shallow, x1, target=ns.Target(macs=0.5 / left), strategy="fast")
-        args.variants = [*(args.variants or variants), name]
+        names = []
+        for how in ("global", "fast"):
+            names.append(f"{args.depth_blocks} blocks + {how}")
+            variants[names[-1]] = ns.prune(shallow, x1, target=ns.Target(macs=0.5 / left), strategy=how)
+        args.variants = [*(args.variants or variants), *names]
     if args.variants:
         variants = {n: m for n, m in variants.items() if n in args.variants or n == "default (hw)"}
     print(f"pruned {len(variants)} variants in {time.perf_counter() - t0:.0f} s", flush=True)
