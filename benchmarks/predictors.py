@@ -205,8 +205,8 @@ def print_tables(args, base, x, graph, scores) -> None:
         title = (
             f"rank quality vs fine-tuned held-out loss ({setting['epochs']} epoch KD, "
             f"{setting['subset'] or 'all'} training images, one data order), {info['n']} candidates at "
-            f"{sorted(set(setting['targets']))}x MACs, {args.splits} random 2/3-1/3 splits "
-            f"({info['n_test']} held out, of which ~{info['n_test'] * info['n_half'] // info['n']} at 0.5x)"
+            f"{sorted(set(setting['targets']))}x MACs, 3-fold cross-validation x {max(1, args.splits // 3)} "
+            f"(~{info['n_test']} held out per fold; τ at 0.5x: the {info['n_half']} candidates there, pooled)"
         )
         header = ("ranker", "Kendall τ", "± sd", "Spearman ρ", "τ at 0.5x", "± sd")
         table(title, header, rows)
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ft-epochs", type=int, default=1, help="truth: fine-tune epochs per candidate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--candidates", type=int, default=30, help="truth: candidates in this part")
-    parser.add_argument("--splits", type=int, default=8)
+    parser.add_argument("--splits", type=int, default=6, help="table: folds (3 per repeat)")
     parser.add_argument("--subset", type=int, default=0, help="truth: training images per fine-tune (0: all)")
     parser.add_argument("--generations", type=int, default=8, help="ga: plain GA generations")
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")
