@@ -42,7 +42,11 @@ KD = DistillConfig(temperature=4.0, alpha=0.9)
 DATA = {"resize": 32, "channels": 3}
 
 
-def _loaders(args: argparse.Namespace, resize: int = 32, augment: bool = False):
+def _loaders(
+    args: argparse.Namespace, resize: int = 32, augment: bool = False, order_seed: int | None = None
+):
+    """The base's split (seed 0) every time; ``order_seed`` only reorders/augments the training batches
+    (a fine-tune repeat: without it every seed saw identical batches and gave identical weights)."""
     return holdout_loaders(
         "mnist5k",
         val_size=args.val_size,
@@ -52,6 +56,7 @@ def _loaders(args: argparse.Namespace, resize: int = 32, augment: bool = False):
         channels=3,
         augment=augment,
         shift=2,
+        order_seed=order_seed,
     )
 
 
@@ -217,11 +222,11 @@ def part_finetune(args: argparse.Namespace) -> None:
     teacher = ns.load(args.cache / "resnet56").eval()
     info = json.loads((args.out / "depth_v2_plan.json").read_text())[args.model]
     res = info["resolution"]
-    train_l, held, test_l = _loaders(args, res, augment=True)
     for seed in [args.seed] if args.seed is not None else range(args.seeds):
         out = args.out / f"depth_v2_ft_{args.model}_s{seed}.json"  # one file per seed: parts may run at once
         if out.exists():
             continue
+        train_l, held, test_l = _loaders(args, res, augment=True, order_seed=seed)
         torch.manual_seed(seed)
         student = ns.load(_plan_path(args, args.model))
         config = TrainConfig(epochs=args.ft_epochs, lr=0.02, seed=seed, augment=True, augment_shift=2)

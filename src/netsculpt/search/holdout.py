@@ -45,16 +45,23 @@ def holdout_loaders(
     augment: bool = False,
     shift: int | None = None,
     seed: int = 0,
+    order_seed: int | None = None,
     **options: Any,
 ) -> tuple[DataLoader, DataLoader, DataLoader]:
     """``(train, held_out, test)`` loaders for dataset ``name``: the training split minus ``val_size``
     held-out samples (shuffled, optionally augmented), the held-out samples, and the test split.
-    ``options`` go to :func:`netsculpt.data.load_dataset` (``resize``, ``channels``, ``limit``, ``root``)."""
+    ``options`` go to :func:`netsculpt.data.load_dataset` (``resize``, ``channels``, ``limit``, ``root``).
+
+    ``seed`` fixes the subset and the split; ``order_seed`` (default: ``seed``) only the training batches'
+    order and augmentation. Repeats of a fine-tune from one base model need a new ``order_seed`` and the
+    same ``seed``: otherwise every repeat sees identical batches (and, with no dropout, gives identical
+    weights), while a new split would put the base's training images into the held-out set."""
     train, test = load_dataset(name, seed=seed, **options)
     rest, held = split_holdout(train, val_size, seed)
     eval_batch_size = eval_batch_size or batch_size
+    order = seed if order_seed is None else order_seed
     return (
-        training_loader(rest, batch_size=batch_size, seed=seed, augment=augment, shift=shift),
+        training_loader(rest, batch_size=batch_size, seed=order, augment=augment, shift=shift),
         DataLoader(held, batch_size=eval_batch_size, shuffle=False),
         DataLoader(test, batch_size=eval_batch_size, shuffle=False),
     )
