@@ -17,6 +17,7 @@ Run names (E = ``--epochs``):
   oneshot-D-lrX      pre-D, then 90 % magnitude at once (per layer, conv1 dense) + E-D epochs at lr X
   nm-D-lrX           the same with 2:4 (D = 0: masks at initialisation, E epochs from scratch)
   gap-kK-pP-lrX      GaP 90 % from scratch: K partitions, P epochs a phase, lr X restarting each phase
+  gap-kK-pP-fF-lrX   the same with a final all-sparse phase of F epochs (default P)
 
     PYTHONPATH=src:benchmarks python benchmarks/sparsity_resnet.py --split val --runs pre-10,oneshot-10-lr0.02
     PYTHONPATH=src:benchmarks python benchmarks/sparsity_resnet.py --split test --report \\
@@ -51,7 +52,7 @@ WORK = ROOT.parent / "runs" / "sparsity_resnet"
 DATA = {"resize": 32, "channels": 3}
 PATTERN = re.compile(
     r"^(?:(?P<dense>dense)|pre-(?P<pre>\d+)|(?P<kind>oneshot|nm)-(?P<d>\d+)-lr(?P<lr>[\d.]+)"
-    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)-lr(?P<glr>[\d.]+))$"
+    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+))$"
 )
 
 
@@ -101,8 +102,10 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any]) -> dict[s
         out = sparsify(model, config, tl, te, recipe(epochs - d, lr), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
     else:
-        k, p, lr = int(match["k"]), int(match["p"]), float(match["glr"])
-        config = SparsityConfig(0.9, method="gap", partitions=k, phase_epochs=p, filter_fn=skip_conv1)
+        k, p, lr, f = int(match["k"]), int(match["p"]), float(match["glr"]), int(match["f"] or 0)
+        config = SparsityConfig(
+            0.9, method="gap", partitions=k, phase_epochs=p, final_epochs=f, filter_fn=skip_conv1
+        )
         out = sparsify(model, config, tl, te, recipe(epochs, lr), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
     weights = [m.weight for n, m in model.named_modules() if skip_conv1(m, n)]

@@ -72,6 +72,19 @@ def test_gap_phases_cycle_partitions_and_spend_every_epoch() -> None:
         plan_phases(_net(), config, 3)
 
 
+def test_gap_final_epochs_lengthens_the_last_sparse_phase() -> None:
+    config = SparsityConfig(method="gap", partitions=3, phase_epochs=2, final_epochs=5)
+    phases = plan_phases(_net(), config, 12)
+    assert [(label, e) for label, _, e in phases] == [
+        ("grow 0", 2),
+        ("grow 1", 2),
+        ("grow 2", 2),
+        ("final sparse", 6),
+    ]
+    with pytest.raises(ConfigError, match="final_epochs"):
+        SparsityConfig(method="gap", final_epochs=-1)
+
+
 def test_gap_grows_one_partition_dense_at_a_time() -> None:
     model = _net()
     config = SparsityConfig(sparsity=0.9, method="gap", partitions=3)

@@ -22,7 +22,8 @@ class SparsityConfig:
     ``method="magnitude"`` prunes by |w|, ``schedule="oneshot"`` at once then fine-tunes, ``"gradual"``
     on Zhu & Gupta's cubic ramp over ``ramp_phases`` phases. ``method="gap"`` splits the layers into
     ``partitions`` groups (model order) and cycles: one group grows dense for ``phase_epochs`` while the
-    others stay sparse, then is pruned back; the last ``phase_epochs`` train all groups sparse.
+    others stay sparse, then is pruned back; the last ``final_epochs`` (0: ``phase_epochs``) train all
+    groups sparse: a longer final phase lets the sparse network settle after the last regrowth.
     """
 
     VERSION: ClassVar[int] = 1
@@ -36,6 +37,7 @@ class SparsityConfig:
     ramp_phases: int = 4
     partitions: int = 4
     phase_epochs: int = 1
+    final_epochs: int = 0
     filter_fn: FilterFn | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +74,9 @@ class SparsityConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        value = self.final_epochs
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"final_epochs must be a non-negative integer (0: phase_epochs), got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "filter_fn"}

@@ -60,11 +60,12 @@ def plan_phases(model: nn.Module, config: SparsityConfig, epochs: int) -> list[P
             phases.append((f"ramp {level:.3f}", _masker(config, level), base + (1 if k <= extra else 0)))
         return phases
     groups = partitions(names, config.partitions)
-    cycles = epochs // config.phase_epochs - 1
+    final = config.final_epochs or config.phase_epochs
+    cycles = (epochs - final) // config.phase_epochs
     if cycles < 1:
         raise ConfigError(
-            f"GaP needs at least two phases of {config.phase_epochs} epoch(s) (grow one partition, then a "
-            f"final sparse phase); {epochs} epochs is too few: raise epochs or lower phase_epochs"
+            f"GaP needs a grow phase of {config.phase_epochs} epoch(s) and a final sparse phase of {final}; "
+            f"{epochs} epochs is too few: raise epochs or lower phase_epochs / final_epochs"
         )
     phases = []
     for k in range(cycles):
