@@ -9,6 +9,17 @@ import torch
 
 import netsculpt as ns
 from netsculpt.cli import main
+from netsculpt.models import MODELS, register_model
+from tests.depth.conftest import Mixed
+
+
+def _code_shortcut_net(num_classes: int, in_channels: int) -> torch.nn.Module:
+    """One block whose zero-padding shortcut is code in its forward: not removable."""
+    return Mixed()
+
+
+if "test_code_shortcut_net" not in MODELS.names():
+    register_model("test_code_shortcut_net", input_shape=(3, 16, 16), num_classes=4)(_code_shortcut_net)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -38,6 +49,26 @@ def test_prune_depth_too_many_blocks_is_one_line_error(capsys, tmp_path) -> None
         capsys, "prune", "resnet20_cifar", "--depth-blocks", "99", "--out", str(tmp_path / "d")
     )
     assert code == 1 and "this model has 9 removable blocks" in err
+
+
+def test_prune_depth_blocks_by_name(capsys, tmp_path) -> None:
+    argv = ["prune", "resnet20_cifar", "--depth-blocks", "layer1.1,layer3.2", "--out", str(tmp_path / "d")]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    edit = ns.load(tmp_path / "d").netsculpt_spec["edits"][0]
+    assert [b["name"] for b in edit["blocks"]] == ["layer1.1", "layer3.2"]
+
+
+def test_unremovable_block_by_name_says_why(capsys, tmp_path) -> None:
+    argv = ["prune", "test_code_shortcut_net", "--depth-blocks", "1", "--out", str(tmp_path / "d")]
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and "no removable residual blocks" in err
+    argv = ["prune", "test_code_shortcut_net", "--depth-blocks", "down", "--out", str(tmp_path / "d")]
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and "cannot be removed: its shortcut is computed by code" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "prune", "resnet20_cifar", "--depth-blocks", "layer1.11", "--out", "x")
+    assert code == 1 and "Did you mean layer1.1" in err
 
 
 @pytest.mark.slow
@@ -94,3 +125,16 @@ def test_compound_recipe_stage_changes_resolution_for_later_stages(capsys, tmp_p
         json.loads((run_dir / "results.json").read_text())["after"]["accuracy"]
         == results["after"]["accuracy"]
     )
+
+
+@pytest.mark.slow
+def test_prune_depth_stage_unreachable_target_reports_the_closest(capsys, tmp_path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "version: 1\nmodel: {name: resnet20_cifar}\n"
+        "data: {name: mnist5k, resize: 32, channels: 3, limit: 200}\n"
+        "baseline: {train: {epochs: 1}}\nstages:\n  - prune_depth: {target: {macs: 0.01}, val_size: 40}\n"
+        "outputs: {latency_runs: 2, report: false}\n"
+    )
+    code, _, err = run(capsys, "compress", str(recipe), "--out", str(tmp_path / "run"))
+    assert code == 1 and "closest achievable is 0.017" in err, err

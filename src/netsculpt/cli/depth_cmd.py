@@ -67,7 +67,7 @@ def prune_blocks(args: argparse.Namespace, model: nn.Module, shape: tuple[int, .
     data = None
     if args.data is not None:
         _, data = _held_out(args)
-    elif args.depth_criterion == "sensitivity":
+    elif args.depth_criterion == "sensitivity" and isinstance(args.depth_blocks, int):
         raise ConfigError("--depth-criterion sensitivity measures accuracy: pass --data NAME")
     plan = plan_depth(model, x, blocks=args.depth_blocks, criterion=args.depth_criterion, data=data)
     small = remove_blocks(model, plan.blocks)

@@ -19,6 +19,16 @@ def parse_widths(text: str) -> dict[str, int]:
         raise argparse.ArgumentTypeError(f"widths look like conv1=2,conv2=3, got {text!r}") from None
 
 
+def parse_depth_blocks(text: str) -> int | list[str]:
+    """``--depth-blocks``: a count (the lowest-scoring blocks) or comma-separated block names."""
+    if text.strip().isdigit():
+        return int(text)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"--depth-blocks takes a count or block names, got {text!r}")
+    return names
+
+
 def parse_round_to(text: str) -> int | str:
     from netsculpt.allocate.widths import check_round_to
     from netsculpt.errors import PruningError
@@ -47,9 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--widths", type=parse_widths, default=None, help="exact widths, e.g. conv1=2,conv2=3")
     how.add_argument(
         "--depth-blocks",
-        type=int,
+        type=parse_depth_blocks,
         default=None,
-        help="remove this many whole residual blocks (docs/depth.md)",
+        metavar="N|NAME,...",
+        help="remove this many whole residual blocks, or the named ones: layer2.3,layer3.1 (docs/depth.md)",
     )
     p.add_argument(
         "--depth-criterion",
