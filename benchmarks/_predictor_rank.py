@@ -91,6 +91,27 @@ def rank_rows(truth: dict, space: Any, model: Any, splits: int) -> tuple[list[tu
     return table_rows, info
 
 
+def fresh_rows(train: dict, test: dict, space: Any, model: Any) -> tuple[list[tuple], dict[str, Any]]:
+    """Every ranker trained once on all of ``train``'s candidates, τ / ρ on ``test``'s: candidates
+    measured after the rankers' settings were chosen, so nothing was selected on them."""
+    feats = {False: GraphFeatures(space, model), True: GraphFeatures(space, model, extended=True)}
+    tr = [train["candidates"][k] for k in sorted(train["candidates"], key=int)]
+    te = [test["candidates"][k] for k in sorted(test["candidates"], key=int)]
+    y_tr, y_te = np.array([r["ft_loss"] for r in tr]), np.array([r["ft_loss"] for r in te])
+    c_tr, c_te = [np.array(r["widths"]) for r in tr], [np.array(r["widths"]) for r in te]
+    preds = {
+        name: _predict(kind, feats[extended], loss, members, c_tr, y_tr, c_te, 0)
+        for name, kind, extended, loss, members in RANKERS
+    }
+    preds["cheap score (no training)"] = np.array([r["cheap_loss"] for r in te])
+    rows, summary = [], {}
+    for name, p in preds.items():
+        q = rank_quality(p, y_te)
+        summary[name] = {"tau": q["kendall"], "rho": q["spearman"]}
+        rows.append((name, f"{q['kendall']:.3f}", f"{q['spearman']:.3f}"))
+    return rows, {"n_train": len(tr), "n_test": len(te), "summary": summary}
+
+
 def noise_ceiling(truth: dict) -> dict[str, Any]:
     """τ between the seed-0 and seed-1 fine-tunes of the repeated candidates (loss and accuracy), and the
     mean absolute difference of their losses beside the spread of the losses across candidates."""

@@ -71,8 +71,8 @@ def finetune_score(ctx: dict, plan: Any, seed: int, epochs: int, subset: int) ->
 
 def run_truth(ctx: dict, space: Any, path: Path, args: Any) -> dict:
     """Add candidates ``args.start`` .. ``args.start + args.candidates - 1`` to the cache at ``path``
-    (skipping the ones it holds), writing it after each; the first ``args.repeats`` get a second
-    fine-tune seed too."""
+    (skipping the ones it holds, and with ``args.only_target`` those at other MACs targets), writing it
+    after each; the first ``args.repeats`` get a second fine-tune seed too."""
     data = json.loads(path.read_text()) if path.exists() else {"candidates": {}}
     setting = {"epochs": args.ft_epochs, "subset": args.subset, "targets": list(TARGETS)}
     if data.setdefault("setting", setting) != setting:
@@ -81,6 +81,8 @@ def run_truth(ctx: dict, space: Any, path: Path, args: Any) -> dict:
     bn = sample_inputs(ctx["train"], 2, 0)
     cheap_batches = take_batches(ctx["held"], 2, "held-out")
     for i in range(args.start, args.start + args.candidates):
+        if args.only_target and TARGETS[i % len(TARGETS)] != args.only_target:
+            continue  # e.g. more candidates at the bar's 0.5x only: same generator, other indices skipped
         row = cands.get(str(i))
         want_repeat = i < args.repeats
         if row is not None and (not want_repeat or "repeat" in row):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _calibration import print_calibration
-from _predictor_rank import noise_ceiling, rank_rows
+from _predictor_rank import fresh_rows, noise_ceiling, rank_rows
 from _predictor_truth import run_truth
 from _tables import FAILURES, bar, table
 
@@ -49,6 +50,8 @@ TARGET = 0.5
 DATA = {"resize": 32, "channels": 3}
 VAL_SIZE = 500
 RESULTS = Path("benchmarks/results")
+GA_LABELS = ("plain", "gcn")
+BEST = "GCN, extended features, rank loss, 3 seeds"
 
 
 def setup(args: argparse.Namespace):
@@ -85,8 +88,15 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
         "pop_size": args.pop,
         "elite": args.pop // 4,
     }
-    out = {}
+    out: dict = {}
     plain_best: list[float] = []
+    earlier = RESULTS / f"predictors_ga_{args.seed}.json"
+    if args.reuse_plain and earlier.exists():  # scores are deterministic: the plain GA's trace repeats
+        old = json.loads(earlier.read_text())
+        out["plain"] = {**old["plain"], "calibration": old.get("plain_calibration", old.get("calibration"))}
+        plain_best.append(out["plain"]["trace"][-1]["best"])
+        print(f"  plain: reused from {earlier} (best {plain_best[0]:.4f}; calibration then: "
+              f"{out['plain']['calibration']})", flush=True)  # fmt: skip
     for label, config in (
         ("plain", GeneticConfig(generations=args.generations, **common)),
         (
@@ -100,6 +110,8 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
             ),
         ),
     ):
+        if label in out:
+            continue
         trace: list[dict] = []
         start = time.perf_counter()
 
@@ -119,9 +131,12 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
             summary = result.history.get("predictor")
         except Reached:
             summary = None
-        out[label] = {"trace": trace, "predictor": summary}
+        out[label] = {"trace": trace, "predictor": summary, "calibration": str(print_calibration(label))}
         if label == "plain":
             plain_best.append(trace[-1]["best"])
+        elif trace[0]["best"] != out["plain"]["trace"][0]["best"]:  # same initial population, scored alike
+            raise SystemExit(f"generation 0 differs from the plain GA's: {trace[0]['best']} vs "
+                             f"{out['plain']['trace'][0]['best']} (another baseline?)")  # fmt: skip
         print(f"  {label}: best {trace[-1]['best']:.4f} after {trace[-1]['evaluated']} in "
               f"{trace[-1]['seconds']:.0f} s", flush=True)  # fmt: skip
     return out
@@ -197,6 +212,30 @@ def merged_truth(paths: list[Path]) -> dict | None:
     }
 
 
+def print_fresh(base, x, graph, scores) -> dict | None:
+    """The rankers trained on the first 60 candidates (on which their settings were chosen), tested on
+    the later ones at 0.5x only (predictors_truth_c*.json): the cleanest held-out τ at the bar's budget."""
+    fresh = merged_truth(sorted(RESULTS.glob("predictors_truth_c*.json")))
+    first = merged_truth([p for p in sorted(RESULTS.glob("predictors_truth*.json")) if "_c" not in p.stem])
+    if fresh is None or first is None or len(fresh["candidates"]) < 3:
+        return None
+    rows, info = fresh_rows(first, fresh, SearchSpace(base, x, graph, scores), base)
+    table(f"rank quality on {info['n_test']} later candidates at 0.5x MACs only (the rankers trained once on "
+          f"the first {info['n_train']}, whose settings they were chosen on)",
+          ("ranker", "Kendall τ", "Spearman ρ"), rows)  # fmt: skip
+    s_ = info["summary"]
+    gcn, mlp = s_[BEST]["tau"], max(s_["MLP on widths, MSE"]["tau"], s_["MLP on widths, rank loss"]["tau"])
+    print(bar(gcn >= 0.6 and gcn > mlp, f"GCN τ {gcn:.3f} >= 0.6 and > best MLP τ {mlp:.3f} on the later "
+              f"{info['n_test']} candidates at 0.5x"))  # fmt: skip
+    return info
+
+
+def _gflops(calibration: str) -> str:
+    """The matmul figure of a printed calibration: the machine's speed when that part ran."""
+    match = re.search(r"([0-9.]+) GFLOP/s", calibration)
+    return match.group(1) if match else "?"
+
+
 def print_tables(args, base, x, graph, scores) -> None:
     truth = merged_truth(sorted(RESULTS.glob("predictors_truth*.json")))
     if truth is not None:
@@ -218,7 +257,7 @@ def print_tables(args, base, x, graph, scores) -> None:
                 f"{ceiling['mean_abs_diff']:.4f} vs sd across candidates {ceiling['spread_sd']:.4f}"
             )
         s_ = info["summary"]
-        best = "GCN, extended features, rank loss, 3 seeds"
+        best = BEST
         mlp = max(s_["MLP on widths, MSE"]["tau"], s_["MLP on widths, rank loss"]["tau"])
         print(
             bar(
@@ -232,7 +271,9 @@ def print_tables(args, base, x, graph, scores) -> None:
                 f"GCN τ {s_[best]['tau_half']:.3f} >= 0.6 on the held-out candidates at 0.5x MACs only",
             )
         )
-        write_json(RESULTS / "predictors_rank.json", {**info, "ceiling": ceiling, "setting": setting})
+        fresh_info = print_fresh(base, x, graph, scores)
+        write_json(RESULTS / "predictors_rank.json",
+                   {**info, "ceiling": ceiling, "setting": setting, "fresh": fresh_info})  # fmt: skip
     ga = sorted(RESULTS.glob("predictors_ga_*.json"))
     rows = []
     for path in ga:
@@ -251,7 +292,7 @@ def print_tables(args, base, x, graph, scores) -> None:
                 f"{g['seconds']:.0f}",
                 f"{n_g / n_p:.2f}" if reached else "not reached",
                 f"{g['seconds'] / p['seconds']:.2f}",
-                d.get("calibration", ""),
+                " / ".join(_gflops(d[k].get("calibration", d.get("calibration", ""))) for k in GA_LABELS),
             )
         )
         text = f"seed {path.stem[-1]}: screened GA matched the plain GA: {n_g}/{n_p} = {n_g / n_p:.0%} evals"
@@ -270,7 +311,7 @@ def print_tables(args, base, x, graph, scores) -> None:
                 "gcn s",
                 "evals ratio",
                 "time ratio",
-                "calibration",
+                "GFLOP/s plain / gcn",
             ),
             rows,
         )
@@ -308,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=["truth", "ga", "nao", "table"], required=True)
     parser.add_argument("--truth", default=str(RESULTS / "predictors_truth.json"), help="truth: cache")
     parser.add_argument("--start", type=int, default=0, help="truth: first candidate index")
+    parser.add_argument("--only-target", type=float, default=0.0, help="truth: only this MACs target")
     parser.add_argument("--repeats", type=int, default=10, help="truth: candidates fine-tuned twice")
     parser.add_argument("--ft-epochs", type=int, default=1, help="truth: fine-tune epochs per candidate")
     parser.add_argument("--seed", type=int, default=0)
@@ -315,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=6, help="table: folds (3 per repeat)")
     parser.add_argument("--subset", type=int, default=0, help="truth: training images per fine-tune (0: all)")
     parser.add_argument("--generations", type=int, default=8, help="ga: plain GA generations")
+    parser.add_argument("--reuse-plain", action="store_true", help="ga: the plain GA of an earlier run")
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")
     parser.add_argument("--pop", type=int, default=16, help="ga population / nao initial candidates")
     parser.add_argument("--finetune-epochs", type=int, default=3)

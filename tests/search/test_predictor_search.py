@@ -24,6 +24,9 @@ def test_screened_ga_scores_only_the_promising_share(tiny, tmp_path: Path) -> No
     assert rounds[0]["fallback"] and rounds[0]["scored"] == 8  # the initial population: nothing to learn from
     for r in rounds[1:]:
         assert not r["fallback"] and r["scored"] == max(1, math.ceil(0.25 * r["pool"]))
+    # once screening, a generation proposes screen_pool (2) x pop_size: more than a plain generation
+    assert max(r["pool"] for r in rounds[1:]) > SMALL["pop_size"]
+    assert all(r["pool"] <= 2 * SMALL["pop_size"] for r in rounds[1:])
     assert guided.evaluated["cheap"] < plain.evaluated["cheap"]
     assert guided.plan.meta["predicted"]["macs"] <= 0.5
     saved = json.loads((tmp_path / "predictor.json").read_text())

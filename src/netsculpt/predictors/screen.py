@@ -56,6 +56,11 @@ class Screener:
         self.rounds: list[dict[str, Any]] = []
         self.fallback_said = False
 
+    @property
+    def active(self) -> bool:
+        """Whether the next proposals will be screened (enough data of this run, or a warm start)."""
+        return len(self.seen) >= self.min_data or self.warm is not None
+
     def data(self) -> tuple[list[np.ndarray], np.ndarray]:
         counts = list(self.seen.values())
         evaluations = self.ctx.scorer.score(counts, "cheap")  # all cached: they were scored

@@ -59,6 +59,9 @@ class SearchConfig:
     predictor: str = "none"
     predictor_min: int = 16
     screen_keep: float = 0.25
+    # once the predictor screens, a generation proposes screen_pool x pop_size candidates (of which
+    # screen_keep are scored): a screen can only beat chance by choosing from more than it scores
+    screen_pool: int = 2
     predictor_epochs: int = 300
     # a predictor saved by an earlier search of this model and space (DIR/predictor): screens from the
     # first generation, until this run has predictor_min scored candidates of its own to train on
@@ -99,6 +102,7 @@ class SearchConfig:
             raise ConfigError(f"predictor={self.predictor!r}: use one of {', '.join(PREDICTOR_KINDS)}")
         _int(self, "predictor_min", 2)
         _int(self, "predictor_epochs", 1)
+        _int(self, "screen_pool", 1)
         if self.predictor_file is not None and self.predictor == "none":
             raise ConfigError(
                 f"predictor_file={self.predictor_file!r} warm-starts screening: also set predictor='gcn' "

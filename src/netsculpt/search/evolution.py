@@ -121,7 +121,10 @@ def evolve(
     # population has converged and a smaller generation is fine.
     algorithm.mating.n_max_iterations = MATING_TRIES
     records: list[dict[str, Any]] = []
+    pop_size = algorithm.n_offsprings
     for gen in range(generations + 1):
+        if ctx.screener is not None:  # a larger pool to screen from, once there is a predictor
+            algorithm.n_offsprings = pop_size * (ctx.config.screen_pool if ctx.screener.active else 1)
         population = algorithm.ask()
         if population is None or len(population) == 0:
             ctx.say(f"generation {gen}: no new candidates (the population converged); stopping")
