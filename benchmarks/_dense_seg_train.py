@@ -81,15 +81,20 @@ def _seg_step(model, batch):
     return torch.nn.functional.cross_entropy(model(images), masks)
 
 
-def pick(cache: Path, test_loader) -> dict:
-    """The candidate with the best final validation mIoU becomes ``seg_base.pt``; only it sees the test."""
-    finals = {}
+def pick(cache: Path, test_loader, only_trained: bool = False) -> dict:
+    """The candidate with the best final validation mIoU becomes ``seg_base.pt``; only it sees the test.
+    ``only_trained``: pick among the candidates in the cache (a rerun of the lr an earlier run chose on
+    validation, whose comparison is in the docs); the record lists which were not retrained."""
+    finals, missing = {}, []
     for lr in SEG_LRS:
         path = cache / f"seg_cand_lr{lr:g}.json"
         history = json.loads(path.read_text()) if path.exists() else {}
-        if not history.get("done"):
-            raise SystemExit(f"candidate lr {lr:g} not trained yet: run --part train-seg --lr {lr:g}")
-        finals[lr] = history
+        if history.get("done"):
+            finals[lr] = history
+        else:
+            missing.append(lr)
+    if not finals or (missing and not only_trained):
+        raise SystemExit(f"candidates {missing} not trained yet: run --part train-seg --lr X for each")
     best = max(finals, key=lambda lr: finals[lr]["curve"][str(finals[lr]["epochs"])]["miou"])
     shutil.copyfile(cache / f"seg_cand_lr{best:g}.pt", cache / "seg_base.pt")
     model = GraySegmenter()
@@ -102,6 +107,7 @@ def pick(cache: Path, test_loader) -> dict:
         "lr": best,
         "val_final_by_lr": {f"{lr:g}": h["curve"][str(h["epochs"])]["miou"] for lr, h in finals.items()},
         "val_curve": {e: c["miou"] for e, c in finals[best]["curve"].items()},
+        "not_retrained": [f"{lr:g}" for lr in missing],
     }
     print(f"seg base (lr {best:g} chosen on val): test {metrics}; {json.dumps(record)}", flush=True)
     _write(cache / "seg_base.json", record)

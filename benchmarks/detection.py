@@ -13,6 +13,8 @@ detection.txt``. Selection never looks at the test canvases: the schedule is fix
     ... --part prune-det | prune-seg | control-det | longer-det | latency | report
     ... --part longer6-det [--methods l1,fisher,none]   (6x equal fine-tune, KD chosen on val)
     ... --part kd6-det [--methods ...]   (6x distilled; test rows only if it beats plain 6x on val)
+    ... --part recipe-seg, recipe-rows-seg [--methods fisher,l1,none,tp] [--seed N], recipe-report-seg
+        (the segmenter's fine-tune recipe, distilled + hints and/or longer, chosen on val; _dense_recipe)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from _dense_latency import latency_part
 from _dense_longer import METHODS, kd6_part, longer6_part
 from _dense_models import GraySegmenter, build_detector, fit
 from _dense_prune import Setup, control_part, evaluate, longer_part, prune_part
+from _dense_recipe import ROWS, choose_recipe, recipe_report, recipe_rows
 from _dense_report import report
 from _dense_seg_train import SEG_EPOCHS, SEG_LRS, SEG_SPEC, pick, seg_data, train_candidate
 
@@ -164,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (train parts)")
     parser.add_argument("--lr", type=float, default=None, help="train-seg: one candidate peak lr")
     parser.add_argument("--smoke", action="store_true", help="tiny data sizes: checks the code runs")
+    parser.add_argument(
+        "--only-trained", action="store_true", help="pick-seg: among the candidates in the cache only"
+    )
     parser.add_argument("--methods", default=",".join(METHODS), help="rows of the longer6 part, in order")
     parser.add_argument(
         "--seed", type=int, default=0, help="longer6: another fine-tune draw (0: the table's)"
@@ -175,7 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("train-det", "train-seg"):
         train_part(args.part.split("-")[1], args.cache, args.epochs, args.lr)
     elif args.part == "pick-seg":
-        pick(args.cache, seg_loaders()[1])
+        pick(args.cache, seg_loaders()[1], only_trained=args.only_trained)
+    elif args.part == "recipe-seg":
+        choose_recipe(*make_setup("seg", args.cache, args.smoke), args.cache)
+    elif args.part == "recipe-rows-seg":
+        methods = tuple(args.methods.split(",")) if args.methods != ",".join(METHODS) else ROWS
+        recipe_rows(*make_setup("seg", args.cache, args.smoke), args.cache, methods, args.seed)
+    elif args.part == "recipe-report-seg":
+        text = recipe_report("seg", args.cache, "miou", "mIoU")
+        print(text, end="")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name(args.out.name + "_seg_recipe.txt").write_text(text)
     elif args.part in ("prune-det", "prune-seg"):
         prune_det_seg(args.part.split("-")[1], args.cache, args.smoke)
     elif args.part in ("control-det", "control-seg"):
