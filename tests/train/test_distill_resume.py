@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +13,7 @@ from netsculpt.errors import ConfigError
 from netsculpt.train import load_checkpoint, train
 
 from . import _kd_case, _tiny
-
-SRC = Path(__file__).resolve().parents[2] / "src"
+from ._sigkill import kill_parked_worker
 
 
 def _run(out_dir: Path | None = None, *, stop_after: int | None = None, resume: bool = False, init: int = 0):
@@ -78,27 +73,8 @@ def test_resume_with_another_teacher_or_recipe_is_refused(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_distillation_resumes_bitwise_after_sigkill_mid_epoch(tmp_path: Path) -> None:
     marker = tmp_path / "parked"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    worker = Path(__file__).with_name("_sigkill_worker.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(worker), str(tmp_path / "run"), str(marker), "3", "kd"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "worker died"
-            assert time.monotonic() < deadline, "worker never reached epoch 2"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    returncode = kill_parked_worker(tmp_path / "run", marker, "3", "kd")
+    assert returncode == -signal.SIGKILL
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
     resumed, resumed_loss, result = _run(tmp_path / "run", resume=True, init=5)
     reference, reference_loss, _ = _run()

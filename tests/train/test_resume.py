@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +13,10 @@ from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.train import TrainConfig, load_checkpoint, train
 
 from . import _tiny
+from ._sigkill import kill_parked_worker
 
 CONFIG = TrainConfig(epochs=3, lr=0.1, warmup_epochs=1)
 RESUME_INIT = 99
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _straight(config: TrainConfig = CONFIG, init_seed: int = 0) -> nn.Module:
@@ -113,27 +109,8 @@ def test_changed_config_or_architecture_is_refused(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_after_sigkill_mid_epoch(tmp_path: Path) -> None:
     marker = tmp_path / "parked"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    worker = Path(__file__).with_name("_sigkill_worker.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(worker), str(tmp_path / "run"), str(marker), "3"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "worker died"
-            assert time.monotonic() < deadline, "worker never reached epoch 2"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    returncode = kill_parked_worker(tmp_path / "run", marker, "3")
+    assert returncode == -signal.SIGKILL
     # the worker parked in epoch 2, so the only checkpoint on disk is epoch 1's
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
     assert not (tmp_path / "run" / "model.safetensors").exists()
