@@ -63,3 +63,29 @@ def test_pkkd_refuses_a_cnn_student_and_a_mismatched_teacher() -> None:
         PKKDLoss(ns.create_model("lenet5"), ns.create_model("lenet5"))
     with pytest.raises(ConfigError, match="conv2"):
         PKKDLoss(to_adder(ns.create_model("lenet5")), nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
+
+
+def test_ramp_starts_from_labels_only_and_reaches_the_full_weights() -> None:
+    torch.manual_seed(0)
+    student = to_adder(ns.create_model("lenet5"))
+    loss_fn = PKKDLoss(student, ns.create_model("lenet5"), alpha=0.5, beta=1.0, ramp_steps=4)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    student.train()
+    loss, _ = loss_fn(student, x, y)
+    terms = loss_fn.last_terms
+    assert torch.isclose(loss, torch.tensor(terms["ce"] + terms["teacher_ce"]), atol=1e-5)  # ramp 0
+    for _ in range(5):
+        loss_fn(student, x, y)
+    assert loss_fn.ramp() == 1.0 and loss_fn.runtime_state() == {"step": 6}
+
+
+def test_ramp_step_is_runtime_state_and_eval_passes_do_not_count() -> None:
+    student = to_adder(ns.create_model("lenet5"))
+    loss_fn = PKKDLoss(student, ns.create_model("lenet5"), ramp_steps=10)
+    loss_fn.load_runtime_state({"step": 5})
+    assert loss_fn.ramp() == 0.5
+    student.eval()
+    loss_fn(student, torch.randn(2, 1, 28, 28), torch.tensor([0, 1]))
+    assert loss_fn.runtime_state() == {"step": 5} and loss_fn.recipe()["ramp_steps"] == 10
+    with pytest.raises(ConfigError, match="ramp_steps"):
+        PKKDLoss(student, ns.create_model("lenet5"), ramp_steps=-1)

@@ -12,8 +12,14 @@ feature distributions differ; both are mapped by a kernel into a space where the
 (the kernels combine each layer's input features with its weights), and the student's kernel map passes
 a 1x1 conv (initialised to identity) before the mean squared error to the teacher's. The bandwidths are
 the batch means of the distances, so the maps stay in (0, 1] whatever the layer's scale. The student's
-loss is ``(1 - alpha) CE + alpha * KD(T) + beta * kernel loss``; the teacher's is its CE; one optimizer
-steps both (the teacher and the 1x1 convs are the loss's ``learnable`` part).
+loss is ``(1 - a) CE + a * KD(T) + b * kernel loss``; the teacher's is its CE; one optimizer steps both
+(the teacher and the 1x1 convs are the loss's ``learnable`` part).
+
+``ramp_steps`` makes the distillation itself progressive: ``a = alpha * r`` and ``b = beta * r`` with
+``r = min(1, step / ramp_steps)``, because at the start the jointly trained teacher is a random network
+and its soft labels and kernel maps only pull the student towards noise (measured on LeNet-5: without
+the ramp the student sat at 23 % after the first epoch where the ANN from labels was at 66 %). The step
+counter is the loss's ``runtime_state``, so a resumed run continues the ramp where it stopped.
 """
 
 from __future__ import annotations
@@ -99,13 +105,22 @@ class PKKDLoss(nn.Module):
         alpha: float = 0.5,
         temperature: float = 4.0,
         beta: float = 1.0,
+        ramp_steps: int = 0,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         if not 0 <= alpha <= 1 or not temperature > 0 or not beta >= 0:
             raise ConfigError(
                 f"pkkd needs 0 <= alpha <= 1, temperature > 0, beta >= 0; got {alpha}, {temperature}, {beta}"
             )
+        if ramp_steps < 0 or not 0 <= label_smoothing < 1:
+            raise ConfigError(
+                f"pkkd needs ramp_steps >= 0 and 0 <= label_smoothing < 1; "
+                f"got {ramp_steps}, {label_smoothing}"
+            )
         self.alpha, self.temperature, self.beta = alpha, temperature, beta
+        self.ramp_steps, self.label_smoothing = int(ramp_steps), float(label_smoothing)
+        self.step = 0
         self.names = sorted(_adder_layers(student))
         convs = {}
         for name in self.names:
@@ -142,8 +157,21 @@ class PKKDLoss(nn.Module):
             "alpha": self.alpha,
             "temperature": self.temperature,
             "beta": self.beta,
+            "ramp_steps": self.ramp_steps,
+            "label_smoothing": self.label_smoothing,
             "layers": self.names,
         }
+
+    def runtime_state(self) -> dict[str, Any]:
+        """The step counter that drives the ramp (checkpointed by the training loop)."""
+        return {"step": self.step}
+
+    def load_runtime_state(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+
+    def ramp(self) -> float:
+        """The share of the distillation weights in force at the current step (1 without a ramp)."""
+        return 1.0 if self.ramp_steps == 0 else min(1.0, self.step / self.ramp_steps)
 
     def forward(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         student = getattr(model, "module", model)
@@ -154,8 +182,8 @@ class PKKDLoss(nn.Module):
         with self._taps.on(self._convs) as t_seen:
             t_logits = self.teacher(inputs)
             t_seen = dict(t_seen)
-        teacher_ce = F.cross_entropy(t_logits, targets)
-        ce = F.cross_entropy(logits, targets)
+        teacher_ce = F.cross_entropy(t_logits, targets, label_smoothing=self.label_smoothing)
+        ce = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         kd = kd_loss(logits, t_logits.detach(), self.temperature)
         kernel = logits.new_zeros(())
         for name in self.names:
@@ -164,7 +192,11 @@ class PKKDLoss(nn.Module):
             s_map = self.adapters[name.replace(".", "__")](laplace_adder_kernel(s_seen[name][1]))
             kernel = kernel + F.mse_loss(s_map, t_map)
         kernel = kernel / max(1, len(self.names))
-        student_loss = (1 - self.alpha) * ce + self.alpha * kd + self.beta * kernel
+        ramp = self.ramp()
+        if model.training:
+            self.step += 1
+        alpha, beta = self.alpha * ramp, self.beta * ramp
+        student_loss = (1 - alpha) * ce + alpha * kd + beta * kernel
         terms = {"ce": ce, "kd": kd, "kernel": kernel, "teacher_ce": teacher_ce}
         self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
         return student_loss + teacher_ce, logits

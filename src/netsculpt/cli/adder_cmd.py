@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="PKKD weight of the logit distillation term")
     p.add_argument("--beta", type=float, default=1.0, help="PKKD weight of the kernel feature term")
     p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument(
+        "--ramp-epochs",
+        type=float,
+        default=5.0,
+        help="PKKD: distillation weights rise from 0 over these epochs (the teacher starts untrained)",
+    )
     p.add_argument("--preset", default="lenet5_mnist5k", help="training preset (default lenet5_mnist5k)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -73,15 +79,17 @@ def run(args: argparse.Namespace) -> int:
     config = preset_config(args, epochs="epochs", lr="lr", seed="seed")
     torch.manual_seed(config.seed)  # the adder filters' init
     ann = to_adder(cnn, keep=args.keep if args.keep is not None else ["first", "last"], eta=args.eta)
+    train_loader, test_loader = loaders(
+        args, config.batch_size, config.augment, config.seed, config.augment_shift
+    )
     loss_fn = None
     if args.pkkd:
         teacher = copy.deepcopy(cnn)
         if args.teacher_init == "scratch":
             _reset(teacher)
-        loss_fn = PKKDLoss(ann, teacher, alpha=args.alpha, temperature=args.temperature, beta=args.beta)
-    train_loader, test_loader = loaders(
-        args, config.batch_size, config.augment, config.seed, config.augment_shift
-    )
+        loss_fn = PKKDLoss(ann, teacher, alpha=args.alpha, temperature=args.temperature, beta=args.beta,
+                           ramp_steps=round(args.ramp_epochs * len(train_loader)),
+                           label_smoothing=config.label_smoothing)  # fmt: skip
     result = train(ann, train_loader, test_loader, config, loss_fn=loss_fn, out_dir=out / "checkpoints",
                    resume=args.resume)  # fmt: skip
     ann.eval()
