@@ -16,7 +16,8 @@ Run in parts (resumable; each well under 40 minutes on the shared 2-core machine
   candidates rank the other 1/3 (``--splits`` splits): Kendall τ and Spearman ρ, beside the cheap
   score and MACs alone. Bar: GCN τ >= 0.6 and above the MLP's.
 * ga: the plain GA (pop 16, 8 generations, elite 4) and the GA screened by the online GCN (same
-  population, up to 24 generations, stopped once it matches the plain GA's best full-score fitness).
+  population, up to 24 generations, stopped once it matches the plain GA's best full-score fitness or has
+  made as many evaluations as the plain GA). Screened generations propose 2 x pop (``screen_pool``).
   Bar: the screened GA reaches the plain GA's best fitness with <= 50% of its evaluations.
 * nao: NAO (16 initial, 6 rounds) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy with
   the paired standard error over the 1,000 test images (the test split cannot grow: mnist5k's fixed
@@ -124,6 +125,10 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
                           "evaluated": rec["evaluated"], "seconds": time.perf_counter() - start})  # fmt: skip
             if plain_best and rec["best"] <= plain_best[0]:
                 raise Reached
+            if plain_best and sum(rec["evaluated"].values()) >= sum(
+                out["plain"]["trace"][-1]["evaluated"].values()
+            ):
+                raise Reached  # not reached with as many evaluations as the plain GA made: no point going on
 
         try:
             result = search_widths(base, x, "genetic", f"macs={TARGET}", train, held, config,
