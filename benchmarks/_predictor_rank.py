@@ -105,10 +105,16 @@ def fresh_rows(train: dict, test: dict, space: Any, model: Any) -> tuple[list[tu
     }
     preds["cheap score (no training)"] = np.array([r["cheap_loss"] for r in te])
     rows, summary = [], {}
+    rng = np.random.default_rng(0)
+    draws = [rng.integers(0, len(te), len(te)) for _ in range(300)]  # bootstrap over test candidates
+    easy = y_te < np.quantile(y_te, 0.9)  # without the worst tenth (collapsed candidates rank easily)
     for name, p in preds.items():
         q = rank_quality(p, y_te)
-        summary[name] = {"tau": q["kendall"], "rho": q["spearman"]}
-        rows.append((name, f"{q['kendall']:.3f}", f"{q['spearman']:.3f}"))
+        boot = [rank_quality(p[d], y_te[d])["kendall"] for d in draws]
+        sd = float(np.std([b for b in boot if b is not None]))
+        trimmed = rank_quality(p[easy], y_te[easy])["kendall"]
+        summary[name] = {"tau": q["kendall"], "rho": q["spearman"], "tau_sd": sd, "tau_trimmed": trimmed}
+        rows.append((name, f"{q['kendall']:.3f}", f"{sd:.3f}", f"{q['spearman']:.3f}", f"{trimmed:.3f}"))
     return rows, {"n_train": len(tr), "n_test": len(te), "summary": summary}
 
 

@@ -227,7 +227,8 @@ def print_fresh(base, x, graph, scores) -> dict | None:
     rows, info = fresh_rows(first, fresh, SearchSpace(base, x, graph, scores), base)
     table(f"rank quality on {info['n_test']} later candidates at 0.5x MACs only (the rankers trained once on "
           f"the first {info['n_train']}, whose settings they were chosen on)",
-          ("ranker", "Kendall τ", "Spearman ρ"), rows)  # fmt: skip
+          ("ranker", "Kendall τ", "± bootstrap sd", "Spearman ρ", "τ without the worst tenth"),
+          rows)  # fmt: skip
     s_ = info["summary"]
     gcn, mlp = s_[BEST]["tau"], max(s_["MLP on widths, MSE"]["tau"], s_["MLP on widths, rank loss"]["tau"])
     print(bar(gcn >= 0.6 and gcn > mlp, f"GCN τ {gcn:.3f} >= 0.6 and > best MLP τ {mlp:.3f} on the later "
