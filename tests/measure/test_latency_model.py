@@ -55,6 +55,22 @@ def test_table_is_measured_once_and_reused(small_cnn: nn.Module) -> None:
     assert latency.measured == 4  # a lookup, not a measurement
 
 
+class _OvercountingLayers(LatencyModel):
+    """Layers timed alone cost 1 ms per 100 weights: their sum exceeds the 0.01 ms whole-network base, as
+    a loaded machine or a per-layer session overhead makes it."""
+
+    def _time(self, layers, in_shape) -> float:
+        return 1e-2 * sum(p.numel() for layer in layers for p in layer.parameters())
+
+
+def test_layers_that_overcount_the_network_scale_instead_of_going_negative(small_cnn: nn.Module) -> None:
+    latency = _OvercountingLayers(small_cnn, X, base_ms=0.01, **FAST)
+    assert latency.offset_ms == 0.0 and latency.scale == pytest.approx(0.01 / latency.base_sum)
+    assert latency.predict_model(small_cnn) == pytest.approx(0.01)  # the base still predicts its measurement
+    small = ns.prune(small_cnn, X, ratio=0.5)
+    assert 0.0 < latency.predict_model(small) < 0.01  # an additive offset would have made this negative
+
+
 def test_plan_prediction_equals_pruned_model_prediction(small_cnn: nn.Module) -> None:
     """Shapes from the graph (no model built) and from the pruned model itself must agree exactly."""
     small_cnn.eval()

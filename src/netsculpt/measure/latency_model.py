@@ -121,8 +121,7 @@ class LatencyModel:
         # The base measurement anchors every prediction's offset: it gets three times the samples.
         self.base_ms = float(base_ms) if base_ms is not None else self.measure_model(model, repeats=3)
         self.base_sum = self._sum([(c.in_shape, c.out_shape) for c in self.calls])
-        self.scale = 1.0
-        self.offset_ms = self.base_ms - self.base_sum
+        self.scale, self.offset_ms = anchor_to_base(self.base_ms, self.base_sum)
 
     # -- measurement ---------------------------------------------------------------------------------
     def measure_model(self, model: nn.Module, runs: int | None = None, repeats: int = 1) -> float:
@@ -360,6 +359,18 @@ class LatencyModel:
         )
         out.scale, out.offset_ms = float(data.get("scale", 1.0)), float(data["offset_ms"])
         return out
+
+
+def anchor_to_base(base_ms: float, base_sum: float) -> tuple[float, float]:
+    """(scale, offset) that make the base model's prediction equal its measured latency.
+
+    The offset stands for the fixed cost of a run beyond its layers, so it is never negative: when the
+    layers timed one by one add up to more than the whole network (a loaded machine, or a runtime whose
+    per-layer sessions cost more than fused execution), the excess is taken as proportional instead and
+    absorbed by a scale, so a pruned model is never predicted to take negative time."""
+    if base_sum > base_ms and base_sum > 0:
+        return base_ms / base_sum, 0.0
+    return 1.0, base_ms - base_sum
 
 
 def _apply(ours: tuple[int, ...], traced: tuple[int, ...], pruned: tuple[int, ...]) -> tuple[int, ...]:
