@@ -1,5 +1,5 @@
-"""benchmarks/_dense_recipe.py: the segmenter's fine-tune recipe is chosen on validation scores only,
-in the two stages fixed in advance, and the report's verdict follows the mean drop of the better row."""
+"""benchmarks/_dense_recipe.py: the segmenter's fine-tune recipe is chosen on validation scores only
+(loss, then length, then lr), and the report's verdict follows the mean drop of the better row."""
 
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ def recipe(monkeypatch):
     return _dense_recipe
 
 
-def _fake_rows(recipe, monkeypatch, vals: dict):
-    """run_row replaced by a table of validation scores keyed by (passes, distilled)."""
+def _fake_rows(recipe, monkeypatch, vals: dict, lr_gain: float = 0.0):
+    """run_row replaced by a table of validation scores keyed by (passes, distilled); lr 8e-3 adds
+    ``lr_gain`` on top (the lr stage), 4e-3 nothing."""
     calls = []
 
     def run_row(setup, base, method, lr, cache, *, test, passes, step, suffix, seed):
         calls.append((method, passes, suffix, test))
-        return {"val_after": {"miou": vals[(passes, bool(suffix))]}}
+        return {"val_after": {"miou": vals[(passes, bool(suffix))] + (lr_gain if lr == 8e-3 else 0.0)}}
 
     monkeypatch.setattr(recipe, "run_row", run_row)
     monkeypatch.setattr(recipe, "kd_step", lambda setup, base, hints: "kd")
@@ -39,9 +40,9 @@ def _setup():
 @pytest.mark.parametrize(
     ("vals", "chosen"),
     [
-        ({(6, False): 0.26, (6, True): 0.27, (12, True): 0.28}, {"passes": 12, "kd": True}),
-        ({(6, False): 0.27, (6, True): 0.26, (12, False): 0.25}, {"passes": 6, "kd": False}),
-        ({(6, False): 0.26, (6, True): 0.27, (12, True): 0.27}, {"passes": 6, "kd": True}),  # tie: cheaper
+        ({(6, False): 0.26, (6, True): 0.27, (12, True): 0.28}, {"passes": 12, "kd": True, "lr": 2e-3}),
+        ({(6, False): 0.27, (6, True): 0.26, (12, False): 0.25}, {"passes": 6, "kd": False, "lr": 2e-3}),
+        ({(6, False): 0.26, (6, True): 0.27, (12, True): 0.27}, {"passes": 6, "kd": True, "lr": 2e-3}),
     ],
 )
 def test_choice_uses_validation_only(recipe, monkeypatch, tmp_path, vals, chosen):
@@ -52,7 +53,15 @@ def test_choice_uses_validation_only(recipe, monkeypatch, tmp_path, vals, chosen
     assert all(method == "fisher" for method, *_ in calls)
     assert json.loads((tmp_path / "seg_recipe.json").read_text())["chosen"] == chosen
     assert recipe.choose_recipe(_setup(), None, tmp_path) == summary  # cached: no second selection
-    assert len(calls) == 3
+    assert len(calls) == 5  # 2 loss trials, 1 length trial, 2 lr trials
+
+
+def test_lr_stage_keeps_the_passes_and_loss_chosen_before(recipe, monkeypatch, tmp_path):
+    vals = {(6, False): 0.26, (6, True): 0.27, (12, True): 0.25}
+    _fake_rows(recipe, monkeypatch, vals, lr_gain=0.01)
+    summary = recipe.choose_recipe(_setup(), None, tmp_path)
+    assert summary["chosen"] == {"passes": 6, "kd": True, "lr": 8e-3}
+    assert [t["lr"] for t in summary["lr_trials"]] == [2e-3, 4e-3, 8e-3]
 
 
 def test_report_verdict_from_mean_drop(recipe, tmp_path):
