@@ -122,9 +122,13 @@ def recipe_report(kind: str, cache: Path, metric: str, label: str) -> str:
         f"base: test {label} {ref:.4f} (epochs {base['epochs']}, lr {base['lr']:g})",
         f"recipe chosen on held-out-canvas trials ({summary['selected_on']} row, val {label}):",
     ]
-    for t in summary["trials"] + summary.get("lr_trials", []):
-        how = "distilled + hints" if t["kd"] else "plain"
-        lines.append(f"  {t['passes']}x, {how}, lr {t.get('lr', summary['lr']):g}: {t['val']:.4f}")
+    stages = [("loss, length", summary["trials"]), ("lr", summary.get("lr_trials", [])[1:])]
+    for stage, trials in stages:  # the lr stage's first trial is the recipe stages 1-2 chose, listed above
+        for t in trials:
+            how = "distilled + hints" if t["kd"] else "plain"
+            lines.append(
+                f"  [{stage}] {t['passes']}x, {how}, lr {t.get('lr', summary['lr']):g}: {t['val']:.4f}"
+            )
     lines.append(
         f"chosen: {spec['passes']}x ({spec['passes'] * 125} steps), lr {spec.get('lr', summary['lr']):g}, "
         + (kd if spec["kd"] else "plain")
@@ -153,4 +157,9 @@ def recipe_report(kind: str, cache: Path, metric: str, label: str) -> str:
         best = min(pruned, key=pruned.get)
         verdict = "MET" if pruned[best] <= 1.0 else "MISSED"
         lines.append(f"{verdict}: better row ({best}) drops {pruned[best]:.2f} points (mean; bar <= 1.0)")
+        if "none" in means:
+            gap = pruned[best] - 100 * (ref - sum(means["none"]) / len(means["none"]))
+            lines.append(
+                f"against the unpruned control given the same fine-tune, {best} is {gap:.2f} points lower"
+            )
     return "\n".join(lines) + "\n"
