@@ -11,6 +11,11 @@ students of the block-removal policy, then ``--shrink-episodes`` of the shrink p
 compared at the same cost; the three students get the same KD fine-tune (``finetune`` preset,
 ``--finetune-epochs``) and are scored once on the test split. Search wall times are printed beside the
 CPU calibration. Results: benchmarks/results/n2n.json (one record per seed), the table from ``--part table``.
+
+``--metric params`` budgets parameters instead (the resnet56 bar: ``--model resnet56_cifar --metric params
+--target 0.2``, >= 5x fewer params within 1.5 pp of the teacher); uniform widths are then fitted to the
+params N2N reached, and ``--baselines uniform`` skips AMC. Every fine-tune checkpoints per epoch next to the
+search, so a rerun of an interrupted part continues where it stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _calibration import print_calibration
-from _tables import table
+from _tables import bar, table
 from automation import DATA, VAL_SIZE, resnet_baseline
 
 import netsculpt as ns
@@ -33,6 +38,7 @@ from netsculpt.search.holdout import holdout_loaders
 from netsculpt.train import TrainConfig, evaluate
 
 RESULTS = Path("benchmarks/results")
+SETTINGS = ("remove_episodes", "shrink_episodes", "rollouts", "kd_steps", "finetune_epochs", "teacher_epochs")
 
 
 def run_part(args: argparse.Namespace) -> None:
@@ -61,13 +67,14 @@ def run_part(args: argparse.Namespace) -> None:
     short = args.model.removesuffix("_cifar")
     tag = f"{short}_" if short != "resnet20" else ""
     tag += "transfer_" if args.policy else ""
+    tag += f"{args.metric}{args.target}_" if args.metric != "macs" else ""
     out = Path(args.cache) / f"n2n_{tag}seed{args.seed}"
     start = time.perf_counter()
     result = search_widths(
         base,
         x,
         "n2n",
-        f"macs={args.target}",
+        f"{args.metric}={args.target}",
         train_loader,
         held,
         n2n_config,
@@ -89,78 +96,88 @@ def run_part(args: argparse.Namespace) -> None:
         f"{args.kd_steps} KD steps {picked['accuracy']:.2%}, reward {picked['reward']:.4f}",
         flush=True,
     )
-    reached = float(picked["cost"]["macs"])
+    reached = float(picked["cost"][args.metric])
     students = {"n2n": apply_search_plan(base, result.plan, x)}
     scores = get_criterion("l1").score(base, graph, None)
     space = SearchSpace(base, x, graph, scores)
-    students["uniform"] = ns.apply_plan(base, space.plan(space.fit(np.ones(len(space)), "macs", reached)), x)
-    start = time.perf_counter()
-    amc = search_widths(
-        base,
-        x,
-        "amc",
-        f"macs={reached:.4f}",
-        train_loader,
-        held,
-        CONFIGS["amc"](episodes=60, warmup=15, **common),
-        graph=graph,
-    )
-    seconds["amc"] = time.perf_counter() - start
-    print(f"amc at {reached:.3f} MACs: {seconds['amc']:.0f} s", flush=True)
-    students["amc"] = ns.apply_plan(base, amc.plan, x, graph=graph)
+    baselines = {b.strip() for b in args.baselines.split(",") if b.strip()}
+    if "uniform" in baselines:
+        fitted = space.fit(np.ones(len(space)), args.metric, reached)
+        students["uniform"] = ns.apply_plan(base, space.plan(fitted), x)
+    if "amc" in baselines:
+        start = time.perf_counter()
+        amc = search_widths(
+            base,
+            x,
+            "amc",
+            f"{args.metric}={reached:.4f}",
+            train_loader,
+            held,
+            CONFIGS["amc"](episodes=60, warmup=15, **common),
+            graph=graph,
+        )
+        seconds["amc"] = time.perf_counter() - start
+        print(f"amc at {reached:.3f} {args.metric}: {seconds['amc']:.0f} s", flush=True)
+        students["amc"] = ns.apply_plan(base, amc.plan, x, graph=graph)
     tc = TrainConfig.preset("finetune", epochs=args.finetune_epochs, seed=args.seed)
     ft_train, _, _ = holdout_loaders(
         "mnist5k", val_size=VAL_SIZE, batch_size=tc.batch_size, augment=tc.augment, seed=0, **DATA
     )
-    rows = {}
+    record = {
+        "model": args.model,
+        "transfer": args.policy,
+        "seed": args.seed,
+        "metric": args.metric,
+        "target": args.target,
+        "base_acc": base_acc,
+        "base_macs": base_cost.macs,
+        "base_params": base_cost.params,
+        "rows": {},
+        "search_s": seconds,
+        "picked": picked,
+        "stage1_removed": history["stage1_removed"],
+        "students": len(history["students"]),
+        "settings": {k: getattr(args, k) for k in SETTINGS},
+        "calibration": [str(calibration)],
+    }
     for label, model in students.items():
         cost = ns.measure(model, x, latency=False)
         before = evaluate(model, test_loader)[0]
-        finetune_pruned(model, base, ft_train, test_loader, tc)
+        finetune_pruned(
+            model, base, ft_train, test_loader, tc, out_dir=out / f"finetune_{label}", resume=True
+        )
         acc = evaluate(model, test_loader)[0]
-        rows[label] = {"acc": acc, "before": before, "macs": cost.macs, "params": cost.params}
+        record["rows"][label] = {"acc": acc, "before": before, "macs": cost.macs, "params": cost.params}
         print(
             f"  {label}: {acc:.2%} after {args.finetune_epochs} KD epochs ({before:.2%} before), "
             f"{cost.macs / base_cost.macs:.3f} MACs, {cost.params / base_cost.params:.3f} params",
             flush=True,
         )
-    end = print_calibration("end")
-    record = {
-        "model": args.model,
-        "transfer": args.policy,
-        "seed": args.seed,
-        "target": args.target,
-        "base_acc": base_acc,
-        "base_macs": base_cost.macs,
-        "base_params": base_cost.params,
-        "rows": rows,
-        "search_s": seconds,
-        "picked": picked,
-        "stage1_removed": history["stage1_removed"],
-        "students": len(history["students"]),
-        "settings": {
-            k: getattr(args, k)
-            for k in ("remove_episodes", "shrink_episodes", "rollouts", "kd_steps", "finetune_epochs")
-        },
-        "calibration": [str(calibration), str(end)],
-    }
-    path = RESULTS / "n2n.json"
-    data = json.loads(path.read_text()) if path.exists() else []
-    same = ("seed", "target", "model", "transfer")
-    data = [r for r in data if any(r.get(k, record[k] if k != "model" else "resnet20_cifar") != record[k]
-                                   for k in same)]  # fmt: skip
+        _save(record)  # after every student, so a run cut short keeps what it finished
+    record["calibration"].append(str(print_calibration("end")))
+    _save(record)
+
+
+def _save(record: dict) -> None:
     from netsculpt.fileio import write_json
 
+    path = RESULTS / "n2n.json"
+    data = json.loads(path.read_text()) if path.exists() else []
+    old = {"model": "resnet20_cifar", "metric": "macs"}  # records written before these keys existed
+    same = ("seed", "target", "model", "transfer", "metric")
+    data = [r for r in data if any(r.get(k, old.get(k)) != record[k] for k in same)]
     write_json(path, [*data, record])
 
 
 def table_part(args: argparse.Namespace) -> None:
     runs = json.loads((RESULTS / "n2n.json").read_text())
-    kind = lambda r: (r.get("model", "resnet20_cifar"), r["target"], bool(r.get("transfer")))  # noqa: E731
-    for model, target, transfer in sorted({kind(r) for r in runs}):
-        group = [r for r in runs if kind(r) == (model, target, transfer)]
+    kind = lambda r: (r.get("model", "resnet20_cifar"), r.get("metric", "macs"), r["target"],  # noqa: E731
+                      bool(r.get("transfer")))  # fmt: skip
+    for model, metric, target, transfer in sorted({kind(r) for r in runs}):
+        group = [r for r in runs if kind(r) == (model, metric, target, transfer)]
         rows = []
-        for label in ("n2n", "uniform", "amc"):
+        labels = [k for k in ("n2n", "uniform", "amc") if all(k in r["rows"] for r in group)]
+        for label in labels:
             accs = [r["rows"][label]["acc"] for r in group]
             macs = [r["rows"][label]["macs"] / r["base_macs"] for r in group]
             params = [r["rows"][label]["params"] / r["base_params"] for r in group]
@@ -176,21 +193,28 @@ def table_part(args: argparse.Namespace) -> None:
                 )
             )
         s = group[0]["settings"]
+        unit = "MACs" if metric == "macs" else "params"
         table(
-            f"{model} on mnist5k, N2N target {target}x MACs{' (policy transferred)' if transfer else ''}, "
-            "uniform and AMC at N2N's MACs; KD "
+            f"{model} on mnist5k, N2N target {target}x {unit}{' (policy transferred)' if transfer else ''}, "
+            f"{' and '.join(labels[1:]) or 'no baselines'} at N2N's {unit}; KD "
             f"fine-tune {s['finetune_epochs']} epochs; {len(group)} seed(s); "
-            f"teacher {group[0]['base_acc']:.2%}",
+            f"teacher {group[0]['base_acc']:.2%} ({s.get('teacher_epochs', 4)} epochs)",
             ("student", "mean test acc", "per seed", "before fine-tune", "MACs", "params"),
             rows,
         )
         for r in group:
+            amc = f"AMC {r['search_s']['amc']:.0f} s; " if "amc" in r["search_s"] else ""
             print(
                 f"  seed {r['seed']}: N2N search {r['search_s']['n2n']:.0f} s ({r['students']} students, "
-                f"{s['kd_steps']} KD steps each; best at student {r['picked']['episode']}), AMC "
-                f"{r['search_s']['amc']:.0f} s; N2N removed {r['picked']['removed']}; calibration "
-                f"{r['calibration'][0]} | {r['calibration'][1]}"
+                f"{s['kd_steps']} KD steps each; best at student {r['picked']['episode']}); {amc}N2N removed "
+                f"{r['picked']['removed']}; calibration {' | '.join(r['calibration'])}"
             )
+        if metric == "params":  # the issue's bar: >= 5x fewer params within 1.5 pp of the teacher
+            for r in group:
+                fewer = r["base_params"] / r["rows"]["n2n"]["params"]
+                drop = (r["base_acc"] - r["rows"]["n2n"]["acc"]) * 100
+                print(bar(fewer >= 5 and drop <= 1.5, f"seed {r['seed']}: N2N student {fewer:.2f}x fewer "
+                          f"params, {drop:+.2f} pp below the teacher (bar: >= 5x, <= 1.5 pp)"))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rollouts", type=int, default=5)
     parser.add_argument("--kd-steps", type=int, default=20)
     parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--metric", default="macs", choices=("macs", "params"))
+    parser.add_argument("--baselines", default="uniform,amc", help="comma list of uniform, amc (or empty)")
     parser.add_argument("--cache", default="runs/bench/search")
     args = parser.parse_args(argv)
     (table_part if args.part == "table" else run_part)(args)
