@@ -107,6 +107,7 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
                 predictor="gcn",
                 predictor_min=16,
                 screen_keep=0.25,
+                screen_explore=args.screen_explore,
                 **common,
             ),
         ),
@@ -287,9 +288,10 @@ def print_tables(args, base, x, graph, scores) -> None:
         p, g = d["plain"]["trace"][-1], d["gcn"]["trace"][-1]
         n_p, n_g = sum(p["evaluated"].values()), sum(g["evaluated"].values())
         reached = g["best"] <= p["best"]
+        who = f"{d.get('seed', path.stem.split('_')[2])} {d.get('variant', 'pool 1 (earlier)')}"
         rows.append(
             (
-                path.stem[-1],
+                who,
                 f"{p['best']:.4f}",
                 n_p,
                 f"{p['seconds']:.0f}",
@@ -301,7 +303,7 @@ def print_tables(args, base, x, graph, scores) -> None:
                 " / ".join(_gflops(d[k].get("calibration", d.get("calibration", ""))) for k in GA_LABELS),
             )
         )
-        text = f"seed {path.stem[-1]}: screened GA matched the plain GA: {n_g}/{n_p} = {n_g / n_p:.0%} evals"
+        text = f"seed {who}: screened GA matched the plain GA: {n_g}/{n_p} = {n_g / n_p:.0%} evals"
         print(bar(reached and n_g <= 0.5 * n_p, text + (" (bar <= 50%)" if reached else " - not reached")))
     if rows:
         table(
@@ -363,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=6, help="table: folds (3 per repeat)")
     parser.add_argument("--subset", type=int, default=0, help="truth: training images per fine-tune (0: all)")
     parser.add_argument("--generations", type=int, default=8, help="ga: plain GA generations")
+    parser.add_argument("--screen-explore", type=float, default=0.0, help="ga: random share of the picks")
+    parser.add_argument("--tag", default="", help="ga / nao: suffix of the results file (a variant)")
     parser.add_argument("--reuse-plain", action="store_true", help="ga: the plain GA of an earlier run")
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")
     parser.add_argument("--pop", type=int, default=16, help="ga population / nao initial candidates")
@@ -387,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     data = run(args, base, x, graph, scores, train, held, test)
     data["calibration"] = calibration
     data["seconds"] = time.perf_counter() - started
-    name = f"predictors_{args.part}_{args.seed}.json"
+    data.update(seed=args.seed, variant=args.tag or "default", screen_explore=args.screen_explore)
+    name = f"predictors_{args.part}_{args.seed}{args.tag}.json"
     write_json(RESULTS / name, data)
     print_calibration("end")
     print(f"wrote {RESULTS / name} ({data['seconds']:.0f} s)")

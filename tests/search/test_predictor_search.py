@@ -110,3 +110,13 @@ def test_a_saved_predictor_warm_starts_screening_and_another_models_is_refused(t
                                            criterion="l2"))  # fmt: skip
     with pytest.raises(ConfigError, match="also set predictor="):
         GeneticConfig(predictor_file=warm.predictor_file)
+
+
+def test_screen_explore_scores_a_random_share_of_the_picks(tiny) -> None:
+    args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val)
+    config = GeneticConfig(**SMALL, predictor="mlp", predictor_min=8, screen_keep=0.5, screen_explore=0.5)
+    rounds = search_widths(*args, config).history["predictor"]["rounds"]
+    screened = [r for r in rounds if not r["fallback"]]
+    assert screened and all(r["explored"] == min(r["scored"] // 2, r["pool"] - r["scored"]) for r in screened)
+    with pytest.raises(ConfigError, match="screen_explore"):
+        GeneticConfig(screen_explore=1.0)

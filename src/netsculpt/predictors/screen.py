@@ -36,6 +36,7 @@ class Screener:
             config.screen_keep,
             config.predictor_epochs,
         )
+        self.explore = config.screen_explore
         self.features = GraphFeatures(ctx.space, model)
         self.fingerprint = {
             **self.features.fingerprint(model),
@@ -96,13 +97,18 @@ class Screener:
             predicted = predictor.predict([candidates[i] for i in new])
             order = _order(predicted, None if costs is None else np.asarray([costs[i] for i in new]))
             n_keep = max(1, math.ceil(self.keep_fraction * len(new)))
-            picked = [new[j] for j in order[:n_keep]]
-            self.pending = ([candidates[i] for i in picked], predicted[order[:n_keep]])
+            n_explore = min(int(self.explore * n_keep), len(new) - n_keep)
+            top, rest = order[: n_keep - n_explore], order[n_keep - n_explore :]
+            rng = np.random.default_rng([self.ctx.config.seed, len(self.rounds)])  # replays on resume
+            sel = np.concatenate([top, rng.choice(rest, size=n_explore, replace=False)]).astype(np.int64)
+            picked = [new[j] for j in sel]
+            self.pending = ([candidates[i] for i in picked], predicted[sel])
             chosen = free + picked
             self.rounds.append(
                 {
                     "pool": len(new),
                     "scored": n_keep,
+                    "explored": n_explore,
                     "trained_on": trained_on,
                     "fallback": False,
                     "warm": warm,

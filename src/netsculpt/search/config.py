@@ -62,6 +62,9 @@ class SearchConfig:
     # once the predictor screens, a generation proposes screen_pool x pop_size candidates (of which
     # screen_keep are scored): a screen can only beat chance by choosing from more than it scores
     screen_pool: int = 2
+    # this share of the scored picks is drawn at random from the rest of the proposals, not by the
+    # predictor: a predictor trained on a few candidates can steer the population into one basin
+    screen_explore: float = 0.0
     predictor_epochs: int = 300
     # a predictor saved by an earlier search of this model and space (DIR/predictor): screens from the
     # first generation, until this run has predictor_min scored candidates of its own to train on
@@ -108,6 +111,8 @@ class SearchConfig:
                 f"predictor_file={self.predictor_file!r} warm-starts screening: also set predictor='gcn' "
                 "or 'mlp' (the kind the file holds)"
             )
+        if not (isinstance(self.screen_explore, int | float) and 0.0 <= self.screen_explore < 1.0):
+            raise ConfigError(f"screen_explore must be a fraction in [0, 1), got {self.screen_explore!r}")
         if not (isinstance(self.screen_keep, int | float) and 0.0 < self.screen_keep <= 1.0):
             raise ConfigError(f"screen_keep must be a fraction in (0, 1], got {self.screen_keep!r}")
 
