@@ -391,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     data = run(args, base, x, graph, scores, train, held, test)
     data["calibration"] = calibration
     data["seconds"] = time.perf_counter() - started
-    data.update(seed=args.seed, variant=args.tag or "default", screen_explore=args.screen_explore)
+    variant = f"pool {GeneticConfig().screen_pool}, explore {args.screen_explore:g}"
+    data.update(seed=args.seed, variant=variant, screen_explore=args.screen_explore)
     name = f"predictors_{args.part}_{args.seed}{args.tag}.json"
     write_json(RESULTS / name, data)
     print_calibration("end")
