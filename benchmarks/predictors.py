@@ -17,7 +17,9 @@ Run in parts (resumable; each well under 40 minutes on the shared 2-core machine
   score and MACs alone. Bar: GCN τ >= 0.6 and above the MLP's.
 * ga: the plain GA (pop 16, 8 generations, elite 4) and the GA screened by the online GCN (same
   population, up to 24 generations, stopped once it matches the plain GA's best full-score fitness or has
-  made as many evaluations as the plain GA). Screened generations propose 2 x pop (``screen_pool``).
+  made as many evaluations as the plain GA). Screened generations propose 2 x pop (``screen_pool``),
+  a quarter scored, half of those at random (``--screen-explore``); ``--reuse-plain`` takes the plain
+  GA from the seed's earlier results file (scores are deterministic; generation 0 is checked).
   Bar: the screened GA reaches the plain GA's best fitness with <= 50% of its evaluations.
 * nao: NAO (16 initial, 6 rounds) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy with
   the paired standard error over the 1,000 test images (the test split cannot grow: mnist5k's fixed
@@ -94,7 +96,8 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
     earlier = RESULTS / f"predictors_ga_{args.seed}.json"
     if args.reuse_plain and earlier.exists():  # scores are deterministic: the plain GA's trace repeats
         old = json.loads(earlier.read_text())
-        out["plain"] = {**old["plain"], "calibration": old.get("plain_calibration", old.get("calibration"))}
+        then = old["plain"].get("calibration", old.get("calibration"))
+        out["plain"] = {**old["plain"], "calibration": then, "reused": True}
         plain_best.append(out["plain"]["trace"][-1]["best"])
         print(f"  plain: reused from {earlier} (best {plain_best[0]:.4f}; calibration then: "
               f"{out['plain']['calibration']})", flush=True)  # fmt: skip
@@ -237,6 +240,12 @@ def print_fresh(base, x, graph, scores) -> dict | None:
     return info
 
 
+def _best_at(trace: list[dict], evaluations: float) -> float:
+    """The best fitness a GA had after at most ``evaluations`` evaluations (cheap + full)."""
+    within = [r["best"] for r in trace if sum(r["evaluated"].values()) <= evaluations]
+    return within[-1] if within else float("nan")
+
+
 def _gflops(calibration: str) -> str:
     """The matmul figure of a printed calibration: the machine's speed when that part ran."""
     match = re.search(r"([0-9.]+) GFLOP/s", calibration)
@@ -299,7 +308,8 @@ def print_tables(args, base, x, graph, scores) -> None:
                 f"{n_g} ({g['evaluated']['cheap']}+{g['evaluated']['full']})",
                 f"{g['seconds']:.0f}",
                 f"{n_g / n_p:.2f}" if reached else "not reached",
-                f"{g['seconds'] / p['seconds']:.2f}",
+                "plain reused" if d["plain"].get("reused") else f"{g['seconds'] / p['seconds']:.2f}",
+                f"{_best_at(d['plain']['trace'], n_p / 2):.4f} / {_best_at(d['gcn']['trace'], n_p / 2):.4f}",
                 " / ".join(_gflops(d[k].get("calibration", d.get("calibration", ""))) for k in GA_LABELS),
             )
         )
@@ -319,6 +329,7 @@ def print_tables(args, base, x, graph, scores) -> None:
                 "gcn s",
                 "evals ratio",
                 "time ratio",
+                "best at half plain's evals: plain / gcn",
                 "GFLOP/s plain / gcn",
             ),
             rows,
@@ -365,7 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=6, help="table: folds (3 per repeat)")
     parser.add_argument("--subset", type=int, default=0, help="truth: training images per fine-tune (0: all)")
     parser.add_argument("--generations", type=int, default=8, help="ga: plain GA generations")
-    parser.add_argument("--screen-explore", type=float, default=0.0, help="ga: random share of the picks")
+    parser.add_argument(
+        "--screen-explore",
+        type=float,
+        default=GeneticConfig.screen_explore,
+        help="ga: random share of the picks",
+    )
     parser.add_argument("--tag", default="", help="ga / nao: suffix of the results file (a variant)")
     parser.add_argument("--reuse-plain", action="store_true", help="ga: the plain GA of an earlier run")
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")

@@ -63,8 +63,8 @@ class SearchConfig:
     # screen_keep are scored): a screen can only beat chance by choosing from more than it scores
     screen_pool: int = 2
     # this share of the scored picks is drawn at random from the rest of the proposals, not by the
-    # predictor: a predictor trained on a few candidates can steer the population into one basin
-    screen_explore: float = 0.0
+    # predictor: one trained on a few candidates steered the GA into one basin (docs/search.md)
+    screen_explore: float = 0.5
     predictor_epochs: int = 300
     # a predictor saved by an earlier search of this model and space (DIR/predictor): screens from the
     # first generation, until this run has predictor_min scored candidates of its own to train on
