@@ -126,8 +126,12 @@ def noise_ceiling(truth: dict) -> dict[str, Any]:
         return {"n": len(rows)}
     a, b = np.array([r["ft_loss"] for r in rows]), np.array([r["repeat"]["ft_loss"] for r in rows])
     acc_a, acc_b = np.array([r["ft_acc"] for r in rows]), np.array([r["repeat"]["ft_acc"] for r in rows])
+    half = np.array([r["target"] == 0.5 for r in rows])
     return {
         "n": len(rows),
+        "n_half": int(half.sum()),
+        "tau_half": rank_quality(a[half], b[half])["kendall"] if half.sum() >= 3 else None,
+        "rms_diff": float(np.sqrt(np.mean((a - b) ** 2))),
         "tau_loss": rank_quality(a, b)["kendall"],
         "tau_acc": rank_quality(acc_a, acc_b)["kendall"],
         "mean_abs_diff": float(np.abs(a - b).mean()),

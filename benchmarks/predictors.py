@@ -272,6 +272,11 @@ def print_tables(args, base, x, graph, scores) -> None:
                 f"{ceiling['tau_loss']:.3f} (loss), {ceiling['tau_acc']:.3f} (accuracy); mean |Δ loss| "
                 f"{ceiling['mean_abs_diff']:.4f} vs sd across candidates {ceiling['spread_sd']:.4f}"
             )
+            if ceiling["tau_half"] is not None:
+                print(
+                    f"  at 0.5x only: {ceiling['n_half']} candidates, τ {ceiling['tau_half']:.3f} "
+                    "between the seeds"
+                )
         s_ = info["summary"]
         best = BEST
         mlp = max(s_["MLP on widths, MSE"]["tau"], s_["MLP on widths, rank loss"]["tau"])
