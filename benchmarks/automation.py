@@ -97,7 +97,12 @@ def amc_part(args: argparse.Namespace) -> None:
     rows = {}
     tc = TrainConfig.preset("finetune", epochs=args.finetune_epochs, seed=args.seed)
     ft_train, _, _ = holdout_loaders(
-        "mnist5k", val_size=VAL_SIZE, batch_size=tc.batch_size, augment=tc.augment, seed=0, **DATA
+        "mnist5k",
+        val_size=VAL_SIZE,
+        batch_size=tc.batch_size,
+        augment=tc.augment,
+        order_seed=args.seed,  # each seed its own batch order, same split
+        **DATA,
     )
     for label in ("uniform", "amc", "genetic"):
         model = ns.apply_plan(base, plans[label], x, graph=graph)

@@ -124,7 +124,12 @@ def run_part(args: argparse.Namespace) -> None:
         students["amc"] = ns.apply_plan(base, amc.plan, x, graph=graph)
     tc = TrainConfig.preset("finetune", epochs=args.finetune_epochs, seed=args.seed)
     ft_train, _, _ = holdout_loaders(
-        "mnist5k", val_size=VAL_SIZE, batch_size=tc.batch_size, augment=tc.augment, seed=0, **DATA
+        "mnist5k",
+        val_size=VAL_SIZE,
+        batch_size=tc.batch_size,
+        augment=tc.augment,
+        order_seed=args.seed,  # each seed its own batch order, same split
+        **DATA,
     )
     record = {
         "model": args.model,

@@ -75,7 +75,12 @@ def finetune(base, plan, x, graph, epochs: int, seed: int, held, final):
     """KD fine-tune (the ``finetune`` preset), monitored on held-out data; returns the score on ``final``."""
     config = TrainConfig.preset("finetune", epochs=epochs, seed=seed)
     ft_train, _, _ = holdout_loaders(
-        "mnist5k", val_size=VAL_SIZE, batch_size=config.batch_size, augment=config.augment, **DATA
+        "mnist5k",
+        val_size=VAL_SIZE,
+        batch_size=config.batch_size,
+        augment=config.augment,
+        order_seed=seed,  # each seed its own batch order, same split
+        **DATA,
     )
     model = ns.apply_plan(base, plan, x, graph=graph)
     finetune_pruned(model, base, ft_train, held, config)
