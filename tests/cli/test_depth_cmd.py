@@ -18,8 +18,13 @@ def _code_shortcut_net(num_classes: int, in_channels: int) -> torch.nn.Module:
     return Mixed()
 
 
-if "test_code_shortcut_net" not in MODELS.names():
+@pytest.fixture
+def code_shortcut_model(monkeypatch) -> str:
+    """Registers the net for one test only: a module-level registration leaked into the zoo tests, which
+    parametrise over every registered model."""
+    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))  # restored after the test
     register_model("test_code_shortcut_net", input_shape=(3, 16, 16), num_classes=4)(_code_shortcut_net)
+    return "test_code_shortcut_net"
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -59,11 +64,11 @@ def test_prune_depth_blocks_by_name(capsys, tmp_path) -> None:
     assert [b["name"] for b in edit["blocks"]] == ["layer1.1", "layer3.2"]
 
 
-def test_unremovable_block_by_name_says_why(capsys, tmp_path) -> None:
-    argv = ["prune", "test_code_shortcut_net", "--depth-blocks", "1", "--out", str(tmp_path / "d")]
+def test_unremovable_block_by_name_says_why(capsys, tmp_path, code_shortcut_model) -> None:
+    argv = ["prune", code_shortcut_model, "--depth-blocks", "1", "--out", str(tmp_path / "d")]
     code, _, err = run(capsys, *argv)
     assert code == 1 and "no removable residual blocks" in err
-    argv = ["prune", "test_code_shortcut_net", "--depth-blocks", "down", "--out", str(tmp_path / "d")]
+    argv = ["prune", code_shortcut_model, "--depth-blocks", "down", "--out", str(tmp_path / "d")]
     code, _, err = run(capsys, *argv)
     assert code == 1 and "cannot be removed: its shortcut is computed by code" in err
     assert len(err.strip().splitlines()) == 1
