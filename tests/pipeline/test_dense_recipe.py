@@ -21,10 +21,15 @@ def tiny_segmenter(num_classes: int, in_channels: int) -> nn.Module:
     )  # fmt: skip
 
 
-if "test_tiny_segmenter" not in MODELS.names():
+@pytest.fixture(autouse=True)
+def _tiny_segmenter_registered(monkeypatch) -> None:
+    """Registered per test, not at import: an import-time entry would leak into every test that
+    parametrises over the registered models."""
+    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))  # restored after the test
     register_model("test_tiny_segmenter", input_shape=(1, 64, 64), num_classes=11, in_channels=1)(
         tiny_segmenter
     )
+
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "detector_digits.yaml"
 SMALL = [
