@@ -173,8 +173,13 @@ class BitEvaluator:
     """Job ``(bits, n_batches)`` -> :class:`~netsculpt.search.evaluator.Evaluation` on the first batches."""
 
     def __init__(self, task: BitEvalTask) -> None:
+        import copy
+
         self.task = task
-        modules = dict(task.model.named_modules())
+        # A private copy: spawned workers unpickle the task's tensors into shared memory, so two workers
+        # swapping palettes into one model in place overwrote each other's weights mid-evaluation.
+        self.model = copy.deepcopy(task.model)
+        modules = dict(self.model.named_modules())
         self.original = {n: modules[n].weight.detach().clone() for n in task.names}
 
     def __call__(self, job: tuple[tuple[int, ...], int]) -> Any:
@@ -183,7 +188,7 @@ class BitEvaluator:
         bits, n_batches = job
         batches = self.task.batches[:n_batches]
         t = self.task
-        accuracy, loss = _swap_evaluate(t.model, t.names, self.original, t.weights, bits, batches)
+        accuracy, loss = _swap_evaluate(self.model, t.names, self.original, t.weights, bits, batches)
         return Evaluation(accuracy, loss, sum(int(y.shape[0]) for _, y in batches))
 
 
