@@ -11,6 +11,11 @@ reads those files and prints the table and the bars.
 partitions and cycle length, the fine-tune lr, how many epochs come before pruning) are chosen there;
 ``--split test`` trains on all 4,000 and scores on the 1,000 test digits, with the chosen recipes only.
 
+``--seed S`` (default 0) seeds the initial weights, the batch order / augmentation and each phase's training;
+the test digits are the same for every seed. Seed S > 0 stores its results as ``<split>-sS-<run>.json``
+(seed 0 keeps the plain names). ``--report --seeds 0,1`` prints every seed's table and reads the bars on
+the mean over the seeds.
+
 Run names (E = ``--epochs``):
   dense              dense for E epochs, lr 0.05
   pre-D              dense for D epochs (the start of the one-shot and 2:4 runs; shared by them)
@@ -56,8 +61,13 @@ PATTERN = re.compile(
 )
 
 
-def recipe(epochs: int, lr: float) -> TrainConfig:
-    return TrainConfig(epochs=epochs, batch_size=64, lr=lr, warmup_epochs=0, augment=True)
+def recipe(epochs: int, lr: float, seed: int = 0) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=64, lr=lr, warmup_epochs=0, augment=True, seed=seed)
+
+
+def tagged(name: str, seed: int) -> str:
+    """Run ``name``'s file and folder stem for ``seed``: seed 0 keeps the names of the first runs."""
+    return name if seed == 0 else f"s{seed}-{name}"
 
 
 def skip_conv1(module: torch.nn.Module, name: str) -> bool:
@@ -65,48 +75,51 @@ def skip_conv1(module: torch.nn.Module, name: str) -> bool:
     return name != "conv1" and isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))
 
 
-def fresh() -> torch.nn.Module:
-    torch.manual_seed(0)
+def fresh(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
     return ns.create_model("resnet20_cifar", num_classes=10, in_channels=3)
 
 
-def loaders(split: str) -> tuple[Any, Any]:
+def loaders(split: str, seed: int = 0) -> tuple[Any, Any]:
+    """Train / score loaders; on ``val`` the held-out digits stay seed 0's, the order follows ``seed``."""
     if split == "val":
-        tl, val, _ = holdout_loaders("mnist5k", val_size=500, batch_size=64, augment=True, **DATA)
+        tl, val, _ = holdout_loaders(
+            "mnist5k", val_size=500, batch_size=64, augment=True, order_seed=seed, **DATA
+        )
         return tl, val
-    return make_loaders("mnist5k", batch_size=64, augment=True, seed=0, **DATA)
+    return make_loaders("mnist5k", batch_size=64, augment=True, seed=seed, **DATA)
 
 
-def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any]) -> dict[str, Any]:
+def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int = 0) -> dict[str, Any]:
     """Train run ``name`` (resuming its checkpoints) and return its result record."""
     match = PATTERN.match(name)
     if match is None:
         raise SystemExit(f"unknown run {name!r}: see the names in this script's docstring")
     tl, te = data
-    folder = WORK / split / name
-    model = fresh()
-    record: dict[str, Any] = {"run": name, "split": split, "total_epochs": epochs}
+    folder = WORK / split / tagged(name, seed)
+    model = fresh(seed)
+    record: dict[str, Any] = {"run": name, "split": split, "seed": seed, "total_epochs": epochs}
     if match["dense"] or match["pre"]:
         n = epochs if match["dense"] else int(match["pre"])
-        run = train(model, tl, te, recipe(n, 0.05), out_dir=folder, resume=True)
+        run = train(model, tl, te, recipe(n, 0.05, seed), out_dir=folder, resume=True)
         record.update(epochs=n, history=[h.get("test_acc") for h in run.history])
     elif match["kind"]:
         d, lr = int(match["d"]), float(match["lr"])
         if d:
-            base = WORK / split / f"pre-{d}" / "model.safetensors"
+            base = WORK / split / tagged(f"pre-{d}", seed) / "model.safetensors"
             if not base.is_file():
                 raise SystemExit(f"{name} starts from pre-{d}: run pre-{d} first (the same --split)")
             model.load_state_dict(load_file(str(base)))
         pattern = "2:4" if match["kind"] == "nm" else "unstructured"
         config = SparsityConfig(0.9, pattern=pattern, filter_fn=skip_conv1)
-        out = sparsify(model, config, tl, te, recipe(epochs - d, lr), out_dir=folder, resume=True)
+        out = sparsify(model, config, tl, te, recipe(epochs - d, lr, seed), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
     else:
         k, p, lr, f = int(match["k"]), int(match["p"]), float(match["glr"]), int(match["f"] or 0)
         config = SparsityConfig(
             0.9, method="gap", partitions=k, phase_epochs=p, final_epochs=f, filter_fn=skip_conv1
         )
-        out = sparsify(model, config, tl, te, recipe(epochs, lr), out_dir=folder, resume=True)
+        out = sparsify(model, config, tl, te, recipe(epochs, lr, seed), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
     weights = [m.weight for n, m in model.named_modules() if skip_conv1(m, n)]
     record["zeros"] = sum(float((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
@@ -114,12 +127,12 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any]) -> dict[s
     return record
 
 
-def report(args: argparse.Namespace) -> None:
-    """The table and the bars from the stored results of ``args.split`` (a run not yet done: said so)."""
+def seed_table(args: argparse.Namespace, seed: int) -> dict[str, float]:
+    """Seed ``seed``'s table from the stored results of ``args.split``; its accuracies by label."""
     chosen = {"dense": "dense", "GaP 90%": args.gap, "one-shot 90% + FT": args.oneshot, "2:4": args.nm}
     rows, acc = [], {}
     for label, name in chosen.items():
-        path = RESULTS / f"{args.split}-{name}.json"
+        path = RESULTS / f"{args.split}-{tagged(name, seed)}.json"
         if not path.is_file():
             rows.append((label, name, "not run", "", "", ""))
             continue
@@ -131,25 +144,48 @@ def report(args: argparse.Namespace) -> None:
     d = acc.get("dense")
     rows = [(*r[:3], f"{(acc[r[0]] - d) * 100:+.2f} pp" if r[0] in acc and d else "", *r[4:]) for r in rows]
     table(
-        f"resnet20_cifar / mnist5k ({args.split}), {args.epochs} epochs each",
+        f"resnet20_cifar / mnist5k ({args.split}, seed {seed}), {args.epochs} epochs each",
         ("model", "run", "acc", "vs dense", "zeros", "min"),
         rows,
     )
-    g, o, s = (acc.get(k) for k in ("GaP 90%", "one-shot 90% + FT", "2:4"))
-    checks = (
-        (d, g, lambda: ((d - g) * 100 <= 0.5, f"GaP {(g - d) * 100:+.2f} pp vs dense, within 0.5")),
-        (g, o, lambda: ((g - o) * 100 >= 0.3, f"GaP {(g - o) * 100:+.2f} pp vs one-shot, >= 0.3")),
-        (d, s, lambda: ((d - s) * 100 <= 0.5, f"2:4 {(s - d) * 100:+.2f} pp vs dense, within 0.5")),
+    return acc
+
+
+def report(args: argparse.Namespace) -> None:
+    """Every seed's table, then the bars on the mean over the seeds (a run not yet done: said so)."""
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_seed = [seed_table(args, seed) for seed in seeds]
+    labels = ("dense", "GaP 90%", "one-shot 90% + FT", "2:4")
+    acc = {k: [a[k] for a in per_seed if k in a] for k in labels}  # 2:4 may have seed 0 only
+    if len(seeds) > 1:
+        rows = [
+            (
+                k,
+                *(f"{a[k]:.2%}" if k in a else "not run" for a in per_seed),
+                f"{sum(acc[k]) / len(acc[k]):.2%} ({len(acc[k])})" if acc[k] else "",
+            )
+            for k in labels
+        ]
+        table(
+            f"mean over seeds {args.seeds} ({args.split})",
+            ("model", *(f"seed {s}" for s in seeds), "mean (seeds)"),
+            rows,
+        )
+    bars = (
+        ("dense", "GaP 90%", lambda gap: gap <= 0.5, "GaP {:+.2f} pp vs dense{}, within 0.5"),
+        ("one-shot 90% + FT", "GaP 90%", lambda gain: gain >= 0.3, "GaP {:+.2f} pp vs one-shot{}, >= 0.3"),
+        ("dense", "2:4", lambda gap: gap <= 0.5, "2:4 {:+.2f} pp vs dense{}, within 0.5"),
     )
-    for index, (x, y, check) in enumerate(checks):
-        if x is None or y is None:
-            text = ("GaP vs dense", "GaP vs one-shot", "2:4 vs dense")[
-                index
-            ] + ": not measured (a run is missing)"
-            FAILURES.append(text)
-            print("MISSING " + text)
-        else:
-            print(bar(*check()))
+    for ref, model, passes, text in bars:
+        both = [i for i, a in enumerate(per_seed) if ref in a and model in a]  # seeds that ran both
+        if not both:
+            missing = f"{model} vs {ref}: not measured (a run is missing for seeds {args.seeds})"
+            FAILURES.append(missing)
+            print("MISSING " + missing)
+            continue
+        diff = sum(per_seed[i][model] - per_seed[i][ref] for i in both) / len(both) * 100
+        over = f" (mean of seeds {','.join(str(seeds[i]) for i in both)})" if len(seeds) > 1 else ""
+        print(bar(passes(diff if ref != "dense" else -diff), text.format(diff, over)))
 
 
 def listing(split: str) -> None:
@@ -157,7 +193,8 @@ def listing(split: str) -> None:
     rows = []
     for path in sorted(RESULTS.glob(f"{split}-*.json")):
         rec = read_json_file(path)
-        rows.append((rec["run"], f"{rec['acc']:.2%}", f"{rec['zeros']:.1%}", f"{rec['seconds'] / 60:.0f}"))
+        run = tagged(rec["run"], rec.get("seed", 0))
+        rows.append((run, f"{rec['acc']:.2%}", f"{rec['zeros']:.1%}", f"{rec['seconds'] / 60:.0f}"))
     rows.sort(key=lambda r: (r[0].split("-")[0], -float(r[1][:-1])))
     table(f"every {split} run", ("run", "acc", "zeros", "min"), rows)
 
@@ -172,18 +209,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap", default="gap-k4-p2-lr0.05")
     parser.add_argument("--oneshot", default="oneshot-10-lr0.02")
     parser.add_argument("--nm", default="nm-10-lr0.02")
+    parser.add_argument("--seed", type=int, default=0, help="the seed of the runs --runs trains")
+    parser.add_argument("--seeds", default="0", help="--report: comma-separated seeds, bars on their mean")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     data = None
     for name in filter(None, args.runs.split(",")):
-        path = RESULTS / f"{args.split}-{name}.json"
+        path = RESULTS / f"{args.split}-{tagged(name, args.seed)}.json"
         if path.is_file():
             print(f"{name}: done ({read_json_file(path)['acc']:.2%})", flush=True)
             continue
-        data = data or loaders(args.split)
+        data = data or loaders(args.split, args.seed)
         print_calibration(f"{name} start")
         start = time.perf_counter()
-        record = run_one(name, args.split, args.epochs, data)
+        record = run_one(name, args.split, args.epochs, data, args.seed)
         record["seconds"] = time.perf_counter() - start
         record["calibration_end"] = str(print_calibration(f"{name} end"))
         write_json(path, record)
