@@ -41,10 +41,10 @@ def test_run_writes_artifacts_and_results(tmp_path) -> None:
 
 def test_each_training_stage_gets_its_own_augmentation(tmp_path) -> None:
     from netsculpt.data import RandomShift
-    from netsculpt.pipeline.runner import _context
+    from netsculpt.pipeline.run_context import build_context
     from netsculpt.train import TrainConfig
 
-    ctx = _context(parse_recipe(SMALL), tmp_path)
+    ctx = build_context(parse_recipe(SMALL), tmp_path)
     assert not isinstance(ctx.train_loader.dataset, RandomShift)  # calibration and search read clean data
     config = TrainConfig(augment=True, augment_shift=1)
     first, again = ctx.train_loader_for(config), ctx.train_loader_for(config)

@@ -48,7 +48,7 @@ def is_dense(args: argparse.Namespace, criterion: str | None = None) -> bool:
 
 @dataclass
 class DenseData:
-    """A dense task and its data, as the recipe runner builds them (``pipeline.runner._dense_context``)."""
+    """A dense task and its data, as a recipe run builds them (``pipeline.run_context.dense_context``)."""
 
     task: Any
     train_loader: DataLoader
