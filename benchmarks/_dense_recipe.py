@@ -133,9 +133,18 @@ def recipe_report(kind: str, cache: Path, metric: str, label: str) -> str:
         f"chosen: {spec['passes']}x ({spec['passes'] * 125} steps), lr {spec.get('lr', summary['lr']):g}, "
         + (kd if spec["kd"] else "plain")
     )
+    return (
+        "\n".join(lines + draw_table(cache, metric, label, ref, lambda m, s: _tag(kind, m, spec, s))) + "\n"
+    )
+
+
+def draw_table(cache: Path, metric: str, label: str, ref: float, tag_of) -> list[str]:
+    """The test rows of every fine-tune draw (``tag_of(method, seed)`` names a row's JSON), the mean per
+    row and the verdict: the better netsculpt row's mean drop against the bar, and the control gap."""
+    lines: list[str] = []
     means: dict[str, list[float]] = {}
     for seed in range(5):
-        rows = {m: _read(cache / f"{_tag(kind, m, spec, seed)}.json") for m in ROWS}
+        rows = {m: _read(cache / f"{tag_of(m, seed)}.json") for m in ROWS}
         rows = {m: r for m, r in rows.items() if r is not None and "test_after" in r}
         if not rows:
             continue
@@ -162,4 +171,4 @@ def recipe_report(kind: str, cache: Path, metric: str, label: str) -> str:
             lines.append(
                 f"against the unpruned control given the same fine-tune, {best} is {gap:.2f} points lower"
             )
-    return "\n".join(lines) + "\n"
+    return lines

@@ -15,6 +15,8 @@ detection.txt``. Selection never looks at the test canvases: the schedule is fix
     ... --part kd6-det [--methods ...]   (6x distilled; test rows only if it beats plain 6x on val)
     ... --part recipe-seg, recipe-rows-seg [--methods fisher,l1,none,tp] [--seed N], recipe-report-seg
         (the segmenter's fine-tune recipe, distilled + hints and/or longer, chosen on val; _dense_recipe)
+    ... --part recipe2-seg, recipe2-rows-seg [--methods ...] [--seed N], recipe2-report-seg
+        (a second grid at lr 8e-3: fisher calibration size, distillation; _dense_recipe2)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from _dense_longer import METHODS, kd6_part, longer6_part
 from _dense_models import GraySegmenter, build_detector, fit
 from _dense_prune import Setup, control_part, evaluate, longer_part, prune_part
 from _dense_recipe import ROWS, choose_recipe, recipe_report, recipe_rows
+from _dense_recipe2 import choose_recipe2, recipe2_report, recipe2_rows
 from _dense_report import report
 from _dense_seg_train import SEG_EPOCHS, SEG_LRS, SEG_SPEC, pick, seg_data, train_candidate
 
@@ -192,6 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         print(text, end="")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_name(args.out.name + "_seg_recipe.txt").write_text(text)
+    elif args.part == "recipe2-seg":
+        choose_recipe2(*make_setup("seg", args.cache, args.smoke), args.cache)
+    elif args.part == "recipe2-rows-seg":
+        methods = tuple(args.methods.split(",")) if args.methods != ",".join(METHODS) else ROWS
+        recipe2_rows(*make_setup("seg", args.cache, args.smoke), args.cache, methods, args.seed)
+    elif args.part == "recipe2-report-seg":
+        text = recipe2_report("seg", args.cache, "miou", "mIoU")
+        print(text, end="")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name(args.out.name + "_seg_recipe2.txt").write_text(text)
     elif args.part in ("prune-det", "prune-seg"):
         prune_det_seg(args.part.split("-")[1], args.cache, args.smoke)
     elif args.part in ("control-det", "control-seg"):
