@@ -4,10 +4,16 @@ Two stages, each a policy trained with REINFORCE and a moving-average baseline
 (:mod:`netsculpt.search.n2n_policy`):
 
 1. ``remove_episodes`` students from the removal policy (a bidirectional LSTM over the removable residual
-   blocks: keep or remove each). Rewards are unconstrained here, as in the paper: the stage finds the
-   depth that trades accuracy for compression best.
+   blocks: keep or remove each).
 2. ``shrink_episodes`` students from the shrink policy (an LSTM over the channel groups left after the
    best stage-1 removal: a keep fraction from ``fractions`` for each), which must meet the budget.
+
+With ``fill`` (the default) every student is filled up to the budget (``StudentSpace.fill``): stage 1's
+remaining groups are thinned evenly, stage 2's fractions are scaled by one factor, so each student costs
+the target within ``tolerance``, and the reward's compression term is the budget's, ``C = 1 - target``:
+students differ only in accuracy, the issue's "-error under the budget". Without ``fill`` (the paper's
+setting) stage 1 keeps full widths with unconstrained rewards and stage 2's fractions are used as sampled;
+on resnet56 at 0.2x params that picked a 0.025x student at chance accuracy after its short distillation.
 
 Every ``rollouts`` students make one policy update. Each student is distilled briefly from the teacher
 (``kd_steps`` fixed training batches) and scored on batches held out of the training split
@@ -53,7 +59,8 @@ VERSION = 1
 class N2NConfig(SearchConfig):
     """N2N settings. ``rollouts`` students per policy update; ``baseline_decay`` of the moving-average
     baseline; ``fractions`` the shrink policy's keep fractions; each student is distilled on ``kd_steps``
-    training batches for ``kd_epochs`` at ``kd_lr`` and scored on ``full_batches`` held-out batches."""
+    training batches for ``kd_epochs`` at ``kd_lr`` and scored on ``full_batches`` held-out batches;
+    ``fill`` scales every student's widths up to the budget (False: the paper's widths as sampled)."""
 
     method: ClassVar[str] = "n2n"
     metric: str = "accuracy"
@@ -68,6 +75,7 @@ class N2NConfig(SearchConfig):
     kd_epochs: int = 1
     kd_lr: float = 0.01
     policy: str | None = None
+    fill: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -130,7 +138,19 @@ def run(ctx: SearchContext) -> MethodOutput:
     cache = {r["key"]: r for r in records}
     total = removal_episodes + config.shrink_episodes
 
-    def evaluate_student(removed: list[str], counts: np.ndarray, constrained: bool) -> dict[str, Any]:
+    def widths(removed: list[str], fractions: dict[int, float]) -> tuple[np.ndarray, str]:
+        if not config.fill:
+            return students.counts(fractions), "off"
+        counts, fit = students.fill(removed, fractions, target.value, config.tolerance)
+        if fit != "ok":
+            ctx.say(
+                f"student {len(records)}: the budget {target.metric}={target.value} is out of reach after "
+                f"removing {len(removed)} blocks ({fit}: {students.predict(removed, counts):.3f} at the "
+                f"{'widest' if fit == 'under' else 'narrowest'} widths)"
+            )
+        return counts, fit
+
+    def evaluate_student(removed: list[str], counts: np.ndarray, constrained: bool, fit: str) -> dict:
         key = json.dumps([sorted(removed), [int(c) for c in counts]])
         if key in cache:
             return dict(cache[key])
@@ -144,16 +164,16 @@ def run(ctx: SearchContext) -> MethodOutput:
             "widths": [int(c) for c in counts],
             "accuracy": None,
             "loss": None,
+            "fill": fit,
         }
-        if constrained and over:
+        if (constrained or config.fill) and over:
             entry["reward"] = CONSTRAINT_REWARD
         else:
             acc, loss = distil_and_score(
                 student, teacher, kd, held, epochs=config.kd_epochs, lr=config.kd_lr, seed=config.seed
             )
-            entry.update(
-                accuracy=acc, loss=loss, reward=n2n_reward(1.0 - cost[target.metric], acc, teacher_acc)
-            )
+            compression = 1.0 - (target.value if config.fill else cost[target.metric])
+            entry.update(accuracy=acc, loss=loss, reward=n2n_reward(compression, acc, teacher_acc))
         entry["within"] = not over
         cache[key] = entry
         return dict(entry)
@@ -163,13 +183,16 @@ def run(ctx: SearchContext) -> MethodOutput:
         stage = "removal" if episode < removal_episodes else "shrink"
         if stage == "removal":
             actions = agent.removal.sample(students.block_x, agent.gen)
-            removed, counts = students.removed(actions), students.space.full()
+            removed = students.removed(actions)
+            counts, fit = widths(removed, {i: 1.0 for i in students.active_groups(removed)})
+            if not config.fill:
+                counts = students.space.full()  # the paper's stage 1: depth only, full widths
         else:
             removed = base_removed
             active = students.active_groups(removed)
             actions = agent.shrink.sample(students.group_x[active], agent.gen)
-            counts = students.counts({i: config.fractions[a] for i, a in zip(active, actions)})
-        entry = evaluate_student(removed, counts, constrained=stage == "shrink")
+            counts, fit = widths(removed, {i: config.fractions[a] for i, a in zip(active, actions)})
+        entry = evaluate_student(removed, counts, stage == "shrink", fit)
         entry.update(episode=episode, stage=stage, actions=actions)
         records.append(entry)
         pending.append((actions, entry["reward"]))
@@ -191,9 +214,10 @@ def run(ctx: SearchContext) -> MethodOutput:
     greedy_keep = agent.removal.sample(students.block_x, agent.gen, greedy=True) if students.names else []
     active = students.active_groups(base_removed)
     greedy_acts = agent.shrink.sample(students.group_x[active], agent.gen, greedy=True)
-    policy_entry = evaluate_student(
-        base_removed, students.counts({i: config.fractions[a] for i, a in zip(active, greedy_acts)}), True
+    policy_counts, policy_fit = widths(
+        base_removed, {i: config.fractions[a] for i, a in zip(active, greedy_acts)}
     )
+    policy_entry = evaluate_student(base_removed, policy_counts, True, policy_fit)
     picked = _pick([*records, {**policy_entry, "episode": "policy"}], target.metric)
     label = target.label
     meta = {

@@ -8,8 +8,15 @@ graph, then the blocks go; the two compose exactly (tests/depth). No new surgery
 Its reward (Ashok et al. 2018, eq. 4): ``R = C (2 - C) * A_student / A_teacher`` with ``C`` the relative
 compression (1 - the student's cost fraction, in the target's metric: MACs or params). ``A_student`` is
 measured after a short distillation from the teacher (``kd_steps`` fixed training batches, the same for
-every student) on batches held out of the *training* split. A student over the budget gets ``R = -1``
-without being trained (the paper's hard-constraint reward).
+every student), then BatchNorm re-estimation on those batches (the cheap scorer's step: after 20 steps the
+running statistics lag the moved weights, and a resnet56 student scored at chance without it), on batches
+held out of the *training* split. A student over the budget gets ``R = -1`` without being trained (the
+paper's hard-constraint reward).
+
+:meth:`StudentSpace.fill` makes a student use the budget (AMC-style): the actions give the *shape* (which
+blocks go, how the remaining groups' keep fractions relate), and one factor scales the remaining groups'
+fractions so the student's cost lands within ``tolerance`` under the target; without it a sampled student
+far under the budget won on its compression term alone.
 """
 
 from __future__ import annotations
@@ -99,6 +106,7 @@ class StudentSpace:
         self.owners = [
             sorted({m.module for m in g.members if m.role == ROLE_OUT}) for g in space.groups
         ]  # the modules whose output channels each group cuts
+        self.tensor_modules = [n.rpartition(".")[0] for n, _ in self.model.named_parameters()]
 
     # -- descriptors ---------------------------------------------------------------------------------
     def active_groups(self, removed: Iterable[str]) -> list[int]:
@@ -138,6 +146,96 @@ class StudentSpace:
 
             student = copy.deepcopy(self.model)
         return student
+
+    def predict(self, removed: Iterable[str], counts: np.ndarray) -> float:
+        """The student's cost fraction in ``metric`` without building it: the space's exact per-tensor
+        counts, minus the tensors of removed blocks (their shortcut stays). Exact for params; for MACs the
+        removed blocks' parameter-free MACs (adds, activations) are still counted."""
+        counted = self.space._counted
+        gone = {
+            u.name: f"{u.name}.{u.shortcut}" if u.shortcut else None
+            for u in self.units
+            if u.name in set(removed)
+        }
+        keep = np.array(
+            [
+                not any(_inside(m, b) and not (skip and _inside(m, skip)) for b, skip in gone.items())
+                for m in self.tensor_modules
+            ],
+            dtype=np.float64,
+        )
+        numels = counted.numels(np.asarray(counts)) * keep
+        if self.metric == "macs":
+            return float(counted.fixed + counted.rates @ numels) / counted.base_macs
+        return float(numels.sum()) / counted.base_params
+
+    def fill(
+        self, removed: list[str], fractions: dict[int, float], value: float, tolerance: float = 0.02
+    ) -> tuple[np.ndarray, str]:
+        """Widths with the listed groups' keep ``fractions`` scaled by one factor (found by bisection, then
+        single steps given back) so the student costs at most ``value`` and within ``tolerance`` of it.
+
+        Returns the widths and ``"ok"``, ``"under"`` (even full widths cost less than ``value``: the removed
+        blocks alone overshoot the budget) or ``"over"`` (the narrowest widths still cost more)."""
+        shape = np.ones(len(self.space))
+        idx = np.array(sorted(fractions), dtype=np.int64)
+        if idx.size == 0:
+            counts = self.space.full()
+            return counts, "ok" if self.predict(removed, counts) <= value else "over"
+        shape[idx] = np.clip([fractions[i] for i in idx], 1e-6, 1.0)
+
+        def widths(scale: float) -> np.ndarray:
+            ratios = shape.copy()
+            ratios[idx] = np.minimum(shape[idx] * scale, 1.0)
+            return self.space.from_ratios(ratios)
+
+        top = widths(1.0 / float(shape[idx].min()))
+        if self.predict(removed, top) <= value:
+            return top, "ok" if self.predict(removed, top) >= value * (1 - tolerance) else "under"
+        low = widths(0.0)
+        if self.predict(removed, low) > value:
+            return low, "over"
+        lo, hi, best = 0.0, 1.0 / float(shape[idx].min()), low
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            counts = widths(mid)
+            if self.predict(removed, counts) <= value:
+                lo, best = mid, counts
+            else:
+                hi = mid
+            if hi - lo < 1e-4:
+                break
+        return self._top_up(removed, best, idx, shape, value, tolerance), "ok"
+
+    def _top_up(
+        self,
+        removed: list[str],
+        counts: np.ndarray,
+        idx: np.ndarray,
+        shape: np.ndarray,
+        value: float,
+        tolerance: float,
+    ) -> np.ndarray:
+        """Give single width steps back (largest shortfall against the shape first) while they fit."""
+        sizes, steps = self.space.sizes, self.space.steps
+        current = self.predict(removed, counts)
+        order = [int(i) for i in idx[np.argsort(-(shape[idx] * sizes[idx] - counts[idx]), kind="stable")]]
+        blocked: set[int] = set()
+        while current < value * (1 - tolerance / 2) and len(blocked) < len(order):
+            for i in order:
+                if i in blocked or counts[i] >= sizes[i]:
+                    blocked.add(i)
+                    continue
+                trial = counts.copy()
+                trial[i] = min(sizes[i], (counts[i] // steps[i] + 1) * steps[i])
+                cost = self.predict(removed, trial)
+                if cost <= value:
+                    counts, current = trial, cost
+                    break
+                blocked.add(i)
+            else:
+                break
+        return counts
 
     def _measure(self, model: nn.Module) -> dict[str, int]:
         from netsculpt.measure.macs import count_macs, count_params
@@ -185,10 +283,12 @@ def distil_and_score(
     lr: float,
     seed: int,
 ) -> tuple[float, float]:
-    """Distil ``student`` in place on ``kd_batches`` (netsculpt.train.distill, no files, no bars), then
-    its (accuracy, loss) on the held-out ``held`` batches."""
+    """Distil ``student`` in place on ``kd_batches`` (netsculpt.train.distill, no files, no bars),
+    re-estimate its BatchNorm statistics on those batches' inputs, then its (accuracy, loss) on the
+    held-out ``held`` batches."""
     from netsculpt import progress
-    from netsculpt.train import TrainConfig, distill
+    from netsculpt.search.evaluator import adapt_batchnorm_
+    from netsculpt.train import TrainConfig, distill, evaluate
 
     config = TrainConfig.preset(
         "finetune", epochs=epochs, lr=lr, seed=seed, augment=False, batch_size=int(kd_batches[0][1].shape[0])
@@ -196,8 +296,9 @@ def distil_and_score(
     was = progress.is_quiet_requested()
     progress.set_quiet(True)  # a bar per student would fight the search's own bar
     try:
-        result = distill(student, teacher, kd_batches, held, config)  # "test" = held-out training data
+        distill(student, teacher, kd_batches, held[:1], config)  # "test" = held-out training data
+        adapt_batchnorm_(student, [x for x, _ in kd_batches])
+        accuracy, loss = evaluate(student, held)
     finally:
         progress.set_quiet(was)
-    last = result.history[-1]
-    return float(last["test_acc"]), float(last["test_loss"])
+    return float(accuracy), float(loss)
