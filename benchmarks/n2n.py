@@ -16,6 +16,9 @@ CPU calibration. Results: benchmarks/results/n2n.json (one record per seed), the
 --target 0.2``, >= 5x fewer params within 1.5 pp of the teacher); uniform widths are then fitted to the
 params N2N reached, and ``--baselines uniform`` skips AMC. Every fine-tune checkpoints per epoch next to the
 search, so a rerun of an interrupted part continues where it stopped.
+
+Students are filled up to the budget (``N2NConfig.fill``; results in n2n_fill.json, search dirs ``*fill_*``);
+``--no-fill`` runs the paper's students as sampled (the earlier runs, n2n.json).
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ from netsculpt.search.holdout import holdout_loaders
 from netsculpt.train import TrainConfig, evaluate
 
 RESULTS = Path("benchmarks/results")
-SETTINGS = ("remove_episodes", "shrink_episodes", "rollouts", "kd_steps", "finetune_epochs", "teacher_epochs")
+SETTINGS = (
+    "remove_episodes",
+    "shrink_episodes",
+    "rollouts",
+    "kd_steps",
+    "finetune_epochs",
+    "teacher_epochs",
+    "fill",
+)
 
 
 def run_part(args: argparse.Namespace) -> None:
@@ -62,12 +73,14 @@ def run_part(args: argparse.Namespace) -> None:
         rollouts=args.rollouts,
         kd_steps=args.kd_steps,
         policy=args.policy,
+        fill=args.fill,
         **common,
     )
     short = args.model.removesuffix("_cifar")
     tag = f"{short}_" if short != "resnet20" else ""
     tag += "transfer_" if args.policy else ""
     tag += f"{args.metric}{args.target}_" if args.metric != "macs" else ""
+    tag += "fill_" if args.fill else ""  # searches before students were filled to the budget keep their dirs
     out = Path(args.cache) / f"n2n_{tag}seed{args.seed}"
     start = time.perf_counter()
     result = search_widths(
@@ -86,8 +99,8 @@ def run_part(args: argparse.Namespace) -> None:
     history = result.history
     picked = history["picked"]
     print(
-        f"n2n: {seconds['n2n']:.0f} s, {len(history['students'])} students; teacher held-out "
-        f"{history['teacher_accuracy']:.2%}; stage 1 removes {history['stage1_removed']}",
+        f"n2n: {seconds['n2n']:.0f} s, {len(history['students'])} students (+ the policies' own); teacher "
+        f"held-out {history['teacher_accuracy']:.2%}; stage 1 removes {history['stage1_removed']}",
         flush=True,
     )
     print(
@@ -161,9 +174,9 @@ def run_part(args: argparse.Namespace) -> None:
             f"{cost.macs / base_cost.macs:.3f} MACs, {cost.params / base_cost.params:.3f} params",
             flush=True,
         )
-        _save(record)  # after every student, so a run cut short keeps what it finished
+        _save(record, args.results)  # after every student, so a run cut short keeps what it finished
     record["calibration"].append(str(print_calibration("end")))
-    _save(record)
+    _save(record, args.results)
 
 
 def _search_seconds(out: Path, elapsed: float) -> float:
@@ -176,10 +189,10 @@ def _search_seconds(out: Path, elapsed: float) -> float:
     return elapsed
 
 
-def _save(record: dict) -> None:
+def _save(record: dict, name: str) -> None:
     from netsculpt.fileio import write_json
 
-    path = RESULTS / "n2n.json"
+    path = RESULTS / name
     data = json.loads(path.read_text()) if path.exists() else []
     old = {"model": "resnet20_cifar", "metric": "macs"}  # records written before these keys existed
     same = ("seed", "target", "model", "transfer", "metric")
@@ -188,7 +201,7 @@ def _save(record: dict) -> None:
 
 
 def table_part(args: argparse.Namespace) -> None:
-    runs = json.loads((RESULTS / "n2n.json").read_text())
+    runs = json.loads((RESULTS / args.results).read_text())
     kind = lambda r: (r.get("model", "resnet20_cifar"), r.get("metric", "macs"), r["target"],  # noqa: E731
                       bool(r.get("transfer")))  # fmt: skip
     for model, metric, target, transfer in sorted({kind(r) for r in runs}):
@@ -213,7 +226,8 @@ def table_part(args: argparse.Namespace) -> None:
         s = group[0]["settings"]
         unit = "MACs" if metric == "macs" else "params"
         table(
-            f"{model} on mnist5k, N2N target {target}x {unit}{' (policy transferred)' if transfer else ''}, "
+            f"{model} on mnist5k, N2N target {target}x {unit}{' (policy transferred)' if transfer else ''}"
+            f"{' (students filled to the budget)' if s.get('fill') else ''}, "
             f"{' and '.join(k for k in labels[1:] if k != 'budget') or 'no baselines'} at N2N's {unit}"
             f"{', budget = uniform at the target' if 'budget' in labels else ''}; KD "
             f"fine-tune {s['finetune_epochs']} epochs; {len(group)} seed(s); "
@@ -256,7 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         help="comma list of uniform, amc, budget (uniform at --target) or empty",
     )
     parser.add_argument("--cache", default="runs/bench/search")
+    parser.add_argument(
+        "--no-fill",
+        dest="fill",
+        action="store_false",
+        help="the paper's students: widths as sampled, not filled up to the budget (the runs in n2n.json)",
+    )
+    parser.add_argument("--results", default=None, help="JSON under benchmarks/results (n2n_fill.json)")
     args = parser.parse_args(argv)
+    args.results = args.results or ("n2n_fill.json" if args.fill else "n2n.json")
     (table_part if args.part == "table" else run_part)(args)
     return 0
 
