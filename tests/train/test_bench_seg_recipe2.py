@@ -1,5 +1,6 @@
-"""benchmarks/_dense_recipe2.py: the second segmenter grid is chosen on validation scores only (mean of
-two draws, a tie keeps the incumbent), and the calibration size only renames the rows that read it."""
+"""benchmarks/_dense_recipe2.py: the second segmenter grid and its stage 2 are chosen on validation scores
+only (mean of two draws, a tie keeps the incumbent), and the calibration size only renames the rows that
+read it."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ def recipe2(monkeypatch):
     return _dense_recipe2
 
 
-def _fake_rows(recipe2, monkeypatch, vals: dict):
-    """run_row replaced by validation scores keyed by (cache suffix, seed)."""
+def _fake_rows(recipe2, monkeypatch, vals: dict, x12: float = 0.0):
+    """run_row replaced by validation scores keyed by (cache suffix, seed); 12x passes add ``x12``."""
     calls = []
 
     def run_row(setup, base, method, lr, cache, *, test, passes, step, suffix, seed):
         calls.append((method, suffix, seed, test, setup.calib_batches))
-        return {"val_after": {"miou": vals[(suffix, seed)]}}
+        return {"val_after": {"miou": vals[(suffix, seed)] + (x12 if passes == 12 else 0.0)}}
 
     monkeypatch.setattr(recipe2, "run_row", run_row)
     monkeypatch.setattr(recipe2, "kd_step", lambda setup, base: "kd")
@@ -55,7 +56,17 @@ def test_choice_uses_validation_only(recipe2, monkeypatch, tmp_path, vals, chose
     assert {sfx: calib for _, sfx, _, _, calib in calls} == {"": 16, "_c64": 64, "_kd": 16}
     assert json.loads((tmp_path / "seg_recipe2.json").read_text())["chosen"] == chosen
     assert recipe2.choose_recipe2(_setup(), None, tmp_path) == summary  # cached: no second selection
-    assert len(calls) == 6  # 3 grid points x 2 draws
+    assert len(calls) == 8  # 3 grid points x 2 draws, then 12x x 2 draws (12x scores as "" here: a tie)
+    assert summary["stage1_chosen"] == chosen
+
+
+def test_stage2_takes_over_only_when_higher(recipe2, monkeypatch, tmp_path):
+    vals = {(k, s): 0.27 for k in ("", "_c64", "_kd") for s in (0, 1)}
+    _fake_rows(recipe2, monkeypatch, vals, x12=0.001)
+    summary = recipe2.choose_recipe2(_setup(), None, tmp_path)
+    assert (summary["stage1_chosen"], summary["chosen"]) == ("incumbent", "x12")
+    assert set(summary["stage2_val"]) == {"incumbent", "x12"}
+    assert recipe2.tag("seg", "fisher", recipe2.SPECS["x12"], 1) == "seg_fisher_lr0.008_x12_s1"
 
 
 def test_calibration_renames_only_data_driven_rows(recipe2):
@@ -77,14 +88,14 @@ def test_rows_give_the_calibration_to_fisher_only(recipe2, monkeypatch, tmp_path
 
 def test_report_lists_the_grid_and_the_verdict(recipe2, tmp_path):
     (tmp_path / "seg_base.json").write_text(json.dumps({"metrics": {"miou": 0.30}, "epochs": 12, "lr": 8e-3}))
-    summary = {"lr": 8e-3, "passes": 6, "selected_on": "fisher", "draws": [0, 1], "grid": recipe2.GRID,
+    summary = {"lr": 8e-3, "selected_on": "fisher", "draws": [0, 1], "grid": recipe2.SPECS,
                "val": {"incumbent": [0.27, 0.28], "calib64": [0.28, 0.29], "kd": [0.26, 0.27]},
-               "chosen": "calib64"}  # fmt: skip
+               "stage2_val": {"calib64": [0.28, 0.29], "x12": [0.27, 0.28]}, "chosen": "calib64"}  # fmt: skip
     (tmp_path / "seg_recipe2.json").write_text(json.dumps(summary))
     for seed, value in enumerate((0.293, 0.289)):
         row = {"macs_ratio": 0.5, "test_after": {"miou": value}, "val_after": {"miou": 0.2}, "finetune_s": 1}
         path = tmp_path / f"{recipe2.tag('seg', 'fisher', recipe2.GRID['calib64'], seed)}.json"
         path.write_text(json.dumps(row))
     text = recipe2.recipe2_report("seg", tmp_path, "miou", "mIoU")
-    assert "calib64" in text and "mean 0.2850" in text
+    assert "[stage 1] calib64" in text and "mean 0.2850" in text and "[stage 2] x12" in text
     assert "MET: better row (fisher) drops 0.90 points" in text  # mean 0.291 against 0.30
