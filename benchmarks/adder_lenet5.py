@@ -21,6 +21,7 @@ Parts (each fits in ~15 minutes on one thread; each writes benchmarks/results/ad
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -41,6 +42,7 @@ RESULTS = Path(__file__).parent / "results"
 PKKD_GAIN_BAR_PP = 0.3
 CNN_GAP_BAR_PP = 1.0
 HELD_OUT = 1000
+DEFAULT_EPOCHS = 20  # the lenet5_mnist5k preset
 # PKKD knobs of the test runs: the setting measured on held-out digits (adder_holdout_*.json); the
 # first test run (adder_pkkd.json) had no ramp and no label smoothing
 PKKD = {"alpha": 0.5, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 5.0}
@@ -88,7 +90,7 @@ def part_speed() -> dict:
     return {"calibration": str(calibration), "rows": rows}
 
 
-def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict) -> dict:
+def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict, shared_init: bool) -> dict:
     calibration = print_calibration(kind)
     config = TrainConfig.preset("lenet5_mnist5k", epochs=epochs, seed=seed)
     if holdout:  # the split is fixed (seed 0) for every candidate; the training seed varies
@@ -100,14 +102,15 @@ def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict) ->
             "mnist5k", batch_size=config.batch_size, augment=True, seed=seed
         )
     torch.manual_seed(seed)
-    model = ns.create_model("lenet5")
+    cnn = model = ns.create_model("lenet5")
     loss_fn = None
     if kind in ("ann", "pkkd"):
-        model = to_adder(model, keep=["first", "last"])
+        model = to_adder(cnn, keep=["first", "last"], copy_filters=shared_init)
     if kind == "pkkd":
         torch.manual_seed(seed + 1)
         ramp = round(knobs["ramp_epochs"] * len(train_loader))
-        loss_fn = PKKDLoss(model, ns.create_model("lenet5"), alpha=knobs["alpha"], beta=knobs["beta"],
+        teacher = copy.deepcopy(cnn) if shared_init else ns.create_model("lenet5")
+        loss_fn = PKKDLoss(model, teacher, alpha=knobs["alpha"], beta=knobs["beta"],
                            temperature=knobs["temperature"], ramp_steps=ramp,
                            label_smoothing=config.label_smoothing)  # fmt: skip
     start = time.perf_counter()
@@ -120,6 +123,7 @@ def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict) ->
         "seed": seed,
         "split": "held-out training digits" if holdout else "test",
         "pkkd": knobs if kind == "pkkd" else None,
+        "shared_init": shared_init,
         "final_test_acc": result.final_acc,
         "test_acc_per_epoch": [h["test_acc"] for h in result.history],
         "train_s": seconds,
@@ -135,22 +139,28 @@ def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict) ->
     return row
 
 
-def _rows(kind: str) -> dict[int, dict]:
-    """Test-split results of ``kind`` by seed (``adder_<kind>_s<seed>.json``)."""
+def _budget(epochs: int, shared_init: bool = False) -> str:
+    """File-name part of a training budget and start: empty for the first runs' (20 epochs, fresh init)."""
+    return ("" if epochs == DEFAULT_EPOCHS else f"e{epochs}_") + ("si_" if shared_init else "")
+
+
+def _rows(kind: str, epochs: int, shared_init: bool) -> dict[int, dict]:
+    """Test-split results of ``kind`` by seed (``adder_<kind>_[e<epochs>_][si_]s<seed>.json``)."""
     rows = {}
-    for path in sorted(RESULTS.glob(f"adder_{kind}_s*.json")):
+    budget = _budget(epochs, shared_init and kind != "cnn")  # the CNN row has no adder init
+    for path in sorted(RESULTS.glob(f"adder_{kind}_{budget}s[0-9]*.json")):
         row = json.loads(path.read_text())
         rows[int(row["seed"])] = row
     return rows
 
 
-def part_table() -> int:
-    runs = {k: _rows(k) for k in ("cnn", "ann", "pkkd")}
+def part_table(epochs: int, shared_init: bool) -> int:
+    runs = {k: _rows(k, epochs, shared_init) for k in ("cnn", "ann", "pkkd")}
     seeds = sorted(set.intersection(*(set(r) for r in runs.values())))
     if not seeds:
         print("no seed has all of cnn, ann and pkkd yet")
         return 1
-    print(f"seeds {seeds}; PKKD knobs {runs['pkkd'][seeds[0]]['pkkd']}")
+    print(f"{epochs} epochs, seeds {seeds}; PKKD knobs {runs['pkkd'][seeds[0]]['pkkd']}")
     print(f"{'model':<10} {'test acc (mean)':>15}  per seed  {'mults':>10} {'adds':>10} {'fp32 uJ':>8}")
     mean = {}
     for kind, rows in runs.items():
@@ -173,25 +183,31 @@ def part_table() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["speed", "cnn", "ann", "pkkd", "table"], required=True)
-    parser.add_argument("--epochs", type=int, default=20)  # the lenet5_mnist5k preset
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--holdout", action="store_true", help="score held-out training digits, not test")
+    parser.add_argument(
+        "--shared-init",
+        action="store_true",
+        help="adder filters start as the CNN's (copy_filters) and the PKKD teacher is that initial CNN",
+    )
     for knob, value in PKKD.items():
         parser.add_argument(f"--{knob.replace('_', '-')}", type=float, default=value)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.part == "table":
-        return part_table()
+        return part_table(args.epochs, args.shared_init)
     knobs = {knob: getattr(args, knob) for knob in PKKD}
     if args.part == "speed":
         row, name = part_speed(), "adder_speed.json"
     else:
-        row = part_train(args.part, args.epochs, args.seed, args.holdout, knobs)
+        row = part_train(args.part, args.epochs, args.seed, args.holdout, knobs, args.shared_init)
         tag = "_".join(f"{k[0]}{v:g}" for k, v in knobs.items()) + "_" if args.part == "pkkd" else ""
+        budget = _budget(args.epochs, args.shared_init and args.part != "cnn")
         name = (
-            f"adder_holdout_{args.part}_{tag}s{args.seed}.json"
+            f"adder_holdout_{args.part}_{budget}{tag}s{args.seed}.json"
             if args.holdout
-            else f"adder_{args.part}_s{args.seed}.json"
+            else f"adder_{args.part}_{budget}s{args.seed}.json"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS / name, row)

@@ -85,3 +85,12 @@ def test_op_counts_of_lenet5() -> None:
     ann_ops = count_ops(to_adder(cnn), x)
     assert ann_ops.mults == macs - 500 * 50 * 8 * 8 and ann_ops.adds == macs + 500 * 50 * 8 * 8
     assert ann_ops.energy_uj() < count_ops(cnn, x).energy_uj()  # 3.7 pJ mult vs 2 x 0.9 pJ adds
+
+
+def test_copy_filters_starts_the_adders_from_the_convs_and_fresh_init_does_not() -> None:
+    torch.manual_seed(0)
+    cnn = ns.create_model("lenet5")
+    shared = to_adder(cnn, copy_filters=True)
+    assert torch.equal(shared.conv2[0].weight, cnn.conv2.weight)
+    assert not torch.equal(to_adder(cnn).conv2[0].weight, cnn.conv2.weight)
+    assert model_spec(shared)["edits"][-1] == model_spec(to_adder(cnn))["edits"][-1]  # same saved edit

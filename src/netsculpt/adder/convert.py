@@ -13,6 +13,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+import torch
 import torch.fx
 from torch import nn
 
@@ -106,7 +107,9 @@ def _replace(model: nn.Module, layers: list[dict[str, Any]], eta: float) -> None
         setattr(model.get_submodule(parent), attr, _adder_for(conv, eta, layer["bn"]))
 
 
-def to_adder_(model: nn.Module, keep: Iterable[str] = KEEP_WORDS, eta: float = DEFAULT_ETA) -> list[str]:
+def to_adder_(
+    model: nn.Module, keep: Iterable[str] = KEEP_WORDS, eta: float = DEFAULT_ETA, copy_filters: bool = False
+) -> list[str]:
     """Convert ``model`` in place (see :func:`to_adder`); returns the converted layer names."""
     if isinstance(keep, str):
         keep = [keep]
@@ -124,22 +127,34 @@ def to_adder_(model: nn.Module, keep: Iterable[str] = KEEP_WORDS, eta: float = D
             "or non-zero-padded convs are skipped); pass keep=[] to convert the first/last conv too"
         )
     ensure_base(model)
+    convs = {layer["name"]: model.get_submodule(layer["name"]) for layer in layers}
     _replace(model, layers, eta)
+    if copy_filters:
+        with torch.no_grad():
+            for name, conv in convs.items():
+                module = model.get_submodule(name)
+                adder = module[0] if isinstance(module, nn.Sequential) else module
+                adder.weight.copy_(conv.weight)
     append_step(model, {"kind": "adder", "eta": float(eta), "layers": layers})
     return [layer["name"] for layer in layers]
 
 
-def to_adder(model: nn.Module, keep: Iterable[str] = KEEP_WORDS, eta: float = DEFAULT_ETA) -> nn.Module:
+def to_adder(
+    model: nn.Module, keep: Iterable[str] = KEEP_WORDS, eta: float = DEFAULT_ETA, copy_filters: bool = False
+) -> nn.Module:
     """A copy of ``model`` whose convolutions (except ``keep``) are adder layers, untrained.
 
     ``keep`` names layers to leave multiplicative: ``"first"`` / ``"last"`` are the first and last weight
     layer (conv or linear) in module order, as in the paper; other items are module names (a block
     keeps every conv inside it). The adder
-    filters start from a fresh Kaiming init (a conv's filters are no good as L1 templates): train the
-    result, alone or with :func:`netsculpt.adder.pkkd_loss`.
+    filters start from a fresh Kaiming init (a trained conv's filters are no good as L1 templates): train
+    the result, alone or with :class:`netsculpt.adder.PKKDLoss`. ``copy_filters=True`` starts them from
+    the convs' filters instead: for an untrained CNN that is the same Kaiming draw, and it lets a PKKD
+    teacher that starts as that CNN have channels that correspond to the student's (the kernel loss
+    matches them channel by channel).
     """
     copied = copy.deepcopy(model)
-    to_adder_(copied, keep, eta)
+    to_adder_(copied, keep, eta, copy_filters)
     return copied
 
 
