@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from _calibration import print_calibration
 from _criteria_bench import set_threads
@@ -86,20 +87,28 @@ def push_layers(model: torch.nn.Module, graph: Any, s: Setting) -> list[str]:
     return sorted({site.module for g in groups for site in sites.get(g, [])})
 
 
-def prune(model: torch.nn.Module, name: str, s: Setting, x: torch.Tensor, calib: list, refit: bool = False):
+def prune(model: torch.nn.Module, name: str, s: Setting, x: torch.Tensor, calib: list, refit: bool = False,
+          kept: dict[str, list[int]] | None = None):  # fmt: skip
+    """Prune to the setting's widths (or MACs) by criterion ``name``; ``name == "kept"``: keep the channels
+    the push aimed at (``kept``: push layer -> channels, from ``PushLoss.kept()``)."""
     graph = ns.trace(model, x)
-    crit = get_criterion(name, **CRITERION_OPTIONS.get(name, {}))
-    if hasattr(crit, "calib_batches"):
-        crit.calib_batches = len(calib)
-    scores = crit.score(model, graph, calib)
+    if name == "kept":
+        sites = choose_sites(model, graph, "activation")
+        chosen = {g: set((kept or {}).get(sites[g][0].module, ())) for g in s.widths}
+        scores = {g: np.array([float(c in chosen[g]) for c in range(graph.group(g).size)]) for g in s.widths}
+    else:
+        crit = get_criterion(name, **CRITERION_OPTIONS.get(name, {}))
+        if hasattr(crit, "calib_batches"):
+            crit.calib_batches = len(calib)
+        scores = crit.score(model, graph, calib)
     if s.widths is not None:
         plan = widths_plan(graph, scores, s.widths)
     else:
         plan = target_plan(model, x, graph, scores, ns.Target(macs=s.macs), strategy=s.strategy)
     small = ns.apply_plan(model, plan, x, graph=graph)
     if refit:
-        kept = kept_outputs(graph, plan)
-        refit_consumers_(model, small, calib, kept_out=kept, ridge=REFIT_RIDGE, max_batches=None)
+        kept_out = kept_outputs(graph, plan)
+        refit_consumers_(model, small, calib, kept_out=kept_out, ridge=REFIT_RIDGE, max_batches=None)
     return small
 
 
@@ -116,7 +125,9 @@ def trained_arm(base, arm: str, s: Setting, layers: list[str], epochs: int, load
     train(
         model, train_loader, test_loader, TrainConfig.preset("finetune", epochs=epochs, seed=0), loss_fn=loss
     )
-    return model.eval(), (loss.running if loss is not None else {})
+    return model.eval(), (
+        {**loss.running, "kept": loss.kept() if loss.keep else {}} if loss is not None else {}
+    )
 
 
 def concentration(model, s: Setting, x: torch.Tensor, calib: list) -> dict[str, float]:
@@ -175,7 +186,7 @@ def rows_of(arm: str) -> list[tuple[str, bool]]:
         return [(n, False) for n in (*OTHERS, "gpp")] + [("hrel", True)]
     if arm == "ce":
         return [(n, False) for n in OTHERS] + [("gpp", True)]
-    return [("gpp", False), ("gpp", True), *((n, False) for n in OTHERS)]
+    return [("gpp", False), ("gpp", True), ("kept", True), *((n, False) for n in OTHERS)]
 
 
 def run_setting(s: Setting, args: argparse.Namespace, results: dict, save) -> None:
@@ -234,7 +245,7 @@ def run_setting(s: Setting, args: argparse.Namespace, results: dict, save) -> No
             print(f"[{s.name}] base {seed} arm {arm}: {out['arms'][arm][str(seed)]}", flush=True)
             for key, name, refit in todo:
                 torch.manual_seed(0)
-                small = prune(copy.deepcopy(model), name, s, x, calib, refit).eval()
+                small = prune(copy.deepcopy(model), name, s, x, calib, refit, stats.get("kept")).eval()
                 rec = {"macs": count_macs(small, x)[0] / base_macs, "pruned": evaluate(small, test_loader)[0]}
                 tune = TrainConfig.preset("finetune", epochs=tune_epochs, seed=0)
                 rec["tuned"] = train(small, loaders()[0], test_loader, tune).final_acc
@@ -295,7 +306,7 @@ def summary(results: dict) -> list[str]:
             k: 100 * statistics.fmean(r["tuned"] for r in row.values()) for k, row in out["rows"].items()
         }
         others = {k: v for k, v in tuned.items() if k.split("/")[0] in ("base", "ce") and "gpp" not in k}
-        for ours in ("push/gpp", "push/gpp+refit", "rounds/gpp+refit"):
+        for ours in ("push/gpp", "push/gpp+refit", "push/kept+refit", "rounds/gpp+refit"):
             if ours in tuned and others:
                 best = max(others, key=others.get)
                 ok = "met" if tuned[ours] >= others[best] else "MISSED"

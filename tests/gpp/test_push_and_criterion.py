@@ -138,3 +138,39 @@ def test_shrink_discounts_a_faint_but_clean_channel() -> None:
     assert int(plain.argmax()) == 0 and int(shrunk.argmax()) == 1
     with pytest.raises(ConfigError, match="shrink"):
         get_criterion("gpp", shrink=-1.0)
+
+
+def test_push_aims_at_the_set_its_shrink_scores_choose_and_reports_it() -> None:
+    """The kept set is chosen with the pruning criterion's ``shrink``: on features where the unit-free and
+    the regularised scores disagree (a faint clean channel vs a loud noisy one) the two losses aim at
+    different channels, and ``kept()`` reports the channel each aimed at."""
+    g = torch.Generator().manual_seed(3)
+    labels = torch.arange(256) % 2
+    feats = torch.randn(256, 3, generator=g)
+    feats[:, 0] = 0.01 * (labels + 0.1 * feats[:, 0])
+    feats[:, 1] += 1.5 * labels
+
+    class Fixed(torch.nn.Module):
+        """The features above as a 'layer' whose output the push reads, plus a linear head."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.feat = torch.nn.Identity()
+            self.head = torch.nn.Linear(3, 2)
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            return self.head(self.feat(feats[idx]))
+
+    model, idx = Fixed(), torch.arange(256)
+    chosen = {}
+    for shrink in (0.0, 1.0):
+        loss = PushLoss("feat", keep={"feat": 1}, rest_weight=1.0, push_every=1, shrink=shrink)
+        with pytest.raises(ConfigError, match="not chosen"):
+            loss.kept()
+        loss(model, idx, labels)
+        chosen[shrink] = loss.kept()["feat"]
+    assert chosen == {0.0: [0], 1.0: [1]}
+    assert "shrink" not in PushLoss("feat").recipe()
+    assert PushLoss("feat", shrink=1.0).recipe()["shrink"] == 1.0
+    with pytest.raises(ConfigError, match="shrink"):
+        PushLoss("feat", shrink=-1.0)

@@ -110,15 +110,16 @@ def kept_eigen_objective(feats: Tensor, labels: Tensor, ridge: float = 1e-2) -> 
     return torch.linalg.solve(sw, sb).diagonal().sum() / c
 
 
-def batch_gpp_scores(feats: Tensor, labels: Tensor) -> Tensor:
-    """The gpp criterion's channel scores on one batch of pooled features (float64, no gradient)."""
+def batch_gpp_scores(feats: Tensor, labels: Tensor, shrink: float = 0.0) -> Tensor:
+    """The gpp criterion's channel scores on one batch of pooled features (float64, no gradient);
+    ``shrink`` as the criterion's (``gpp_reg``: 1.0), so the push aims at the set that pruning keeps."""
     f = feats.detach().double().cpu()
     classes = int(labels.max()) + 1
     sums = torch.zeros(classes, f.shape[1], dtype=torch.float64).index_add_(0, labels.cpu(), f)
     counts = torch.bincount(labels.cpu(), minlength=classes)
     if int((counts > 0).sum()) < 2:
         return torch.zeros(f.shape[1], dtype=torch.float64)
-    return lda_channel_scores(sums, counts, f.T @ f, ridge=1e-2)
+    return lda_channel_scores(sums, counts, f.T @ f, ridge=1e-2, shrink=shrink)
 
 
 class PushLoss:
@@ -129,11 +130,12 @@ class PushLoss:
         self, layer: str | Sequence[str], *, push_weight: float = 0.1, cov_weight: float = 0.1,
         task_in_push: float = 1.0, momentum: float = 0.0, sparse_weight: float = 0.0,
         keep: dict[str, int] | None = None, rest_weight: float = 0.0, push_every: int = 2,
+        shrink: float = 0.0,
     ):  # fmt: skip
-        weights = (push_weight, cov_weight, task_in_push, sparse_weight, rest_weight)
+        weights = (push_weight, cov_weight, task_in_push, sparse_weight, rest_weight, shrink)
         if not all(w >= 0 for w in weights):
             raise ConfigError(
-                "push_weight, cov_weight, sparse_weight, rest_weight and task_in_push must be >= 0"
+                "push_weight, cov_weight, sparse_weight, rest_weight, shrink and task_in_push must be >= 0"
             )
         if not 0 <= momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1) (0: batch class means), got {momentum!r}")
@@ -146,6 +148,7 @@ class PushLoss:
                 f"got {push_every!r}"
             )
         self.push_every = push_every
+        self.shrink = float(shrink)  # the kept set's gpp scores: match the pruning criterion's shrink
         self.keep = {str(k): int(v) for k, v in (keep or {}).items()}
         if any(k not in self.layers for k in self.keep) or any(v < 1 for v in self.keep.values()):
             raise ConfigError(
@@ -172,7 +175,8 @@ class PushLoss:
         return {"loss": "gpp_push", "layers": list(self.layers), "push_weight": self.push_weight,
                 "cov_weight": self.cov_weight, "task_in_push": self.task_in_push,
                 "momentum": self.momentum, "sparse_weight": self.sparse_weight, "keep": dict(self.keep),
-                "rest_weight": self.rest_weight, "push_every": self.push_every}  # fmt: skip
+                "rest_weight": self.rest_weight, "push_every": self.push_every,
+                **({"shrink": self.shrink} if self.shrink else {})}  # fmt: skip
 
     # -- checkpointed state -------------------------------------------------------------------------
     def runtime_state(self) -> dict[str, Any]:
@@ -250,13 +254,30 @@ class PushLoss:
         out of channels it later wants back."""
         old = self.scores.get(layer)
         if old is None or old.shape[0] != feats.shape[1] or self.pushes < SELECT_PUSHES:
-            batch = batch_gpp_scores(feats, labels)
+            batch = batch_gpp_scores(feats, labels, self.shrink)
             fresh = old is None or old.shape[0] != feats.shape[1]
             scores = batch if fresh else old + (batch - old) / (min(self.pushes, SELECT_PUSHES) + 1)
             self.scores[layer] = scores
         scores = self.scores[layer]
         k = min(self.keep[layer], feats.shape[1])
         return torch.topk(scores, k).indices.sort().values.to(feats.device)
+
+    def kept(self) -> dict[str, list[int]]:
+        """Per ``keep`` layer, the channels the push aimed at (sorted): what the prune step should keep.
+
+        Pruning by gpp scores measured afterwards can keep another set (measured on LeNet-5 after the
+        gentle push: 0 of 2 conv1 channels in common on one base), which wastes the push."""
+        missing = [name for name in self.keep if name not in self.scores]
+        if missing:
+            raise ConfigError(
+                f"the push has not chosen kept channels for {', '.join(map(repr, missing))} yet: train with "
+                "this loss first (the set is fixed after the first push batches)"
+            )
+        top = {
+            name: torch.topk(self.scores[name], min(k, len(self.scores[name])))
+            for name, k in self.keep.items()
+        }
+        return {name: sorted(int(i) for i in t.indices) for name, t in top.items()}
 
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         modules = dict(getattr(model, "module", model).named_modules())
