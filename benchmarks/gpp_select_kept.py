@@ -39,7 +39,11 @@ ARMS = {  # arm -> (push settings or None for cross-entropy, rows: (criterion, r
     "ce": (None, [("hrel", False), ("hrel", True)]),
     "push_s0": ({**bench.PUSH, "shrink": 0.0}, [("gpp", True), ("kept", True)]),
     "push_s1": ({**bench.PUSH, "shrink": 1.0}, [("gpp", True), ("kept", True)]),
+    # the push strength again, now that the push aims at the set pruning keeps (rest_weight was 0.3)
+    "push_s1_r1": ({**bench.PUSH, "shrink": 1.0, "rest_weight": 1.0}, [("gpp", True)]),
+    "push_s1_r3": ({**bench.PUSH, "shrink": 1.0, "rest_weight": 3.0}, [("gpp", True)]),
 }
+DEFAULT_ARMS = "ce,push_s0,push_s1"
 
 
 def clean_base(s: bench.Setting, seed: int, cache: Path, loaders) -> torch.nn.Module:
@@ -58,7 +62,7 @@ def clean_base(s: bench.Setting, seed: int, cache: Path, loaders) -> torch.nn.Mo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bases", default="0,1,2,3,4")
-    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--arms", default=DEFAULT_ARMS, help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--cache", default="runs/bench/gpp_heldout_bases")
     parser.add_argument("--out", default="benchmarks/results/gpp_select_kept.json")
     args = parser.parse_args(argv)
