@@ -87,8 +87,8 @@ def push_layers(model: torch.nn.Module, graph: Any, s: Setting) -> list[str]:
     return sorted({site.module for g in groups for site in sites.get(g, [])})
 
 
-def prune(model: torch.nn.Module, name: str, s: Setting, x: torch.Tensor, calib: list, refit: bool = False,
-          kept: dict[str, list[int]] | None = None):  # fmt: skip
+def prune(model: torch.nn.Module, name: str, s: Setting, x: torch.Tensor, calib: list,
+          refit: bool | float = False, kept: dict[str, list[int]] | None = None):  # fmt: skip
     """Prune to the setting's widths (or MACs) by criterion ``name``; ``name == "kept"``: keep the channels
     the push aimed at (``kept``: push layer -> channels, from ``PushLoss.kept()``)."""
     graph = ns.trace(model, x)
@@ -108,7 +108,8 @@ def prune(model: torch.nn.Module, name: str, s: Setting, x: torch.Tensor, calib:
     small = ns.apply_plan(model, plan, x, graph=graph)
     if refit:
         kept_out = kept_outputs(graph, plan)
-        refit_consumers_(model, small, calib, kept_out=kept_out, ridge=REFIT_RIDGE, max_batches=None)
+        ridge = refit if isinstance(refit, float) else REFIT_RIDGE  # a float: that ridge (selection runs)
+        refit_consumers_(model, small, calib, kept_out=kept_out, ridge=ridge, max_batches=None)
     return small
 
 

@@ -42,6 +42,12 @@ ARMS = {  # arm -> (push settings or None for cross-entropy, rows: (criterion, r
     # the push strength again, now that the push aims at the set pruning keeps (rest_weight was 0.3)
     "push_s1_r1": ({**bench.PUSH, "shrink": 1.0, "rest_weight": 1.0}, [("gpp", True)]),
     "push_s1_r3": ({**bench.PUSH, "shrink": 1.0, "rest_weight": 3.0}, [("gpp", True)]),
+    # the refit's ridge (0.1 was chosen on the leaky held-out digits), and no refit / no push at all
+    "push_s1_r1_ridge": (
+        {**bench.PUSH, "shrink": 1.0, "rest_weight": 1.0},
+        [("gpp", False), ("gpp", 0.01), ("gpp", 1.0)],
+    ),
+    "ce_gpp": (None, [("gpp", True)]),
 }
 DEFAULT_ARMS = "ce,push_s0,push_s1"
 
@@ -111,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _key(arm: str, name: str, refit: bool) -> str:
-    return f"{arm}/{name}" + "+refit" * refit
+def _key(arm: str, name: str, refit: bool | float) -> str:
+    """``refit``: False, True (``gpp.REFIT_RIDGE``) or a float (that ridge)."""
+    return f"{arm}/{name}" + (f"+refit@{refit:g}" if isinstance(refit, float) else "+refit" * refit)
 
 
 def _mean(values) -> str:
