@@ -97,7 +97,9 @@ def prune(model: torch.nn.Module, name: str, s: Setting, x: torch.Tensor, calib:
         chosen = {g: set((kept or {}).get(sites[g][0].module, ())) for g in s.widths}
         scores = {g: np.array([float(c in chosen[g]) for c in range(graph.group(g).size)]) for g in s.widths}
     else:
-        crit = get_criterion(name, **CRITERION_OPTIONS.get(name, {}))
+        base_name, _, grid = name.partition("_grid")  # "gpp_grid2": gpp with grid 2 (selection runs)
+        options = {**CRITERION_OPTIONS.get(base_name, {}), **({"grid": int(grid)} if grid else {})}
+        crit = get_criterion(base_name, **options)
         if hasattr(crit, "calib_batches"):
             crit.calib_batches = len(calib)
         scores = crit.score(model, graph, calib)

@@ -48,6 +48,10 @@ ARMS = {  # arm -> (push settings or None for cross-entropy, rows: (criterion, r
         [("gpp", False), ("gpp", 0.01), ("gpp", 1.0)],
     ),
     "ce_gpp": (None, [("gpp", True)]),
+    # with the refit ridge 0.01 (held-out best above): gpp over 2 x 2 cell means (push and prune alike),
+    # and the best existing criterion given the same recovery
+    "push_s1_r1_grid2": ({**bench.PUSH, "shrink": 1.0, "rest_weight": 1.0, "grid": 2}, [("gpp_grid2", 0.01)]),
+    "ce_hrel_ridge": (None, [("hrel", 0.01)]),
 }
 DEFAULT_ARMS = "ce,push_s0,push_s1"
 

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError, ConfigError
-from netsculpt.importance.gpp import lda_channel_scores
+from netsculpt.importance.gpp import lda_channel_scores, per_channel, pooled
 
 MAX_CLASSES = 100_000
 SELECT_PUSHES = 5  # push batches whose gpp scores choose the kept set
@@ -130,7 +130,7 @@ class PushLoss:
         self, layer: str | Sequence[str], *, push_weight: float = 0.1, cov_weight: float = 0.1,
         task_in_push: float = 1.0, momentum: float = 0.0, sparse_weight: float = 0.0,
         keep: dict[str, int] | None = None, rest_weight: float = 0.0, push_every: int = 2,
-        shrink: float = 0.0,
+        shrink: float = 0.0, grid: int = 1,
     ):  # fmt: skip
         weights = (push_weight, cov_weight, task_in_push, sparse_weight, rest_weight, shrink)
         if not all(w >= 0 for w in weights):
@@ -149,6 +149,9 @@ class PushLoss:
             )
         self.push_every = push_every
         self.shrink = float(shrink)  # the kept set's gpp scores: match the pruning criterion's shrink
+        if not (isinstance(grid, int) and grid >= 1):
+            raise ConfigError(f"push grid must be an integer >= 1 (the gpp criterion's grid), got {grid!r}")
+        self.grid = grid  # ... and its grid
         self.keep = {str(k): int(v) for k, v in (keep or {}).items()}
         if any(k not in self.layers for k in self.keep) or any(v < 1 for v in self.keep.values()):
             raise ConfigError(
@@ -176,7 +179,8 @@ class PushLoss:
                 "cov_weight": self.cov_weight, "task_in_push": self.task_in_push,
                 "momentum": self.momentum, "sparse_weight": self.sparse_weight, "keep": dict(self.keep),
                 "rest_weight": self.rest_weight, "push_every": self.push_every,
-                **({"shrink": self.shrink} if self.shrink else {})}  # fmt: skip
+                **({"shrink": self.shrink} if self.shrink else {}),
+                **({"grid": self.grid} if self.grid > 1 else {})}  # fmt: skip
 
     # -- checkpointed state -------------------------------------------------------------------------
     def runtime_state(self) -> dict[str, Any]:
@@ -248,19 +252,20 @@ class PushLoss:
         self.centroids[layer], self.seen[layer] = centroids, seen | present
         return centroids.to(feats.dtype)
 
-    def _kept_set(self, layer: str, feats: Tensor, labels: Tensor) -> Tensor:
-        """Indices of the ``keep[layer]`` channels with the highest gpp scores, averaged over the first
-        ``SELECT_PUSHES`` push batches and then frozen: a set that kept moving would have energy pushed
-        out of channels it later wants back."""
+    def _kept_set(self, layer: str, out: Tensor, labels: Tensor) -> Tensor:
+        """Indices of the ``keep[layer]`` channels with the highest gpp scores (of the layer's output
+        ``out``), averaged over the first ``SELECT_PUSHES`` push batches and then frozen: a set that kept
+        moving would have energy pushed out of channels it later wants back."""
         old = self.scores.get(layer)
-        if old is None or old.shape[0] != feats.shape[1] or self.pushes < SELECT_PUSHES:
-            batch = batch_gpp_scores(feats, labels, self.shrink)
-            fresh = old is None or old.shape[0] != feats.shape[1]
+        channels = out.shape[1]
+        if old is None or old.shape[0] != channels or self.pushes < SELECT_PUSHES:
+            batch = per_channel(batch_gpp_scores(pooled(out, self.grid), labels, self.shrink), channels)
+            fresh = old is None or old.shape[0] != channels
             scores = batch if fresh else old + (batch - old) / (min(self.pushes, SELECT_PUSHES) + 1)
             self.scores[layer] = scores
         scores = self.scores[layer]
-        k = min(self.keep[layer], feats.shape[1])
-        return torch.topk(scores, k).indices.sort().values.to(feats.device)
+        k = min(self.keep[layer], channels)
+        return torch.topk(scores, k).indices.sort().values.to(out.device)
 
     def kept(self) -> dict[str, list[int]]:
         """Per ``keep`` layer, the channels the push aimed at (sorted): what the prune step should keep.
@@ -308,7 +313,7 @@ class PushLoss:
             centroids = self._centroids(name, feats, targets)
             ratio, off = scatter_ratio_and_decorrelation(feats, targets, centroids)
             if name in self.keep:
-                kept = self._kept_set(name, feats, targets)
+                kept = self._kept_set(name, out, targets)
                 ratio = -kept_eigen_objective(feats[:, kept], targets)
                 energy = out.reshape(out.shape[0], out.shape[1], -1).pow(2).mean((0, 2))
                 fisher = channel_fisher(feats, targets)

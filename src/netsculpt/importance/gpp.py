@@ -26,9 +26,18 @@ from netsculpt.importance.feature_maps import FeatureMapCriterion
 from netsculpt.importance.sites import Site
 
 
-def pooled(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, *rest) → (N, C): each channel's mean over its positions."""
+def pooled(x: torch.Tensor, grid: int = 1) -> torch.Tensor:
+    """(N, C, *rest) → (N, C): each channel's mean over its positions; with ``grid`` > 1 and a 2-D map,
+    (N, C * grid²), channel-major: the mean over each cell of a grid × grid partition of the map (where a
+    channel fires, not only how much, which is what separates digits in early layers)."""
+    if grid > 1 and x.dim() == 4:
+        return torch.nn.functional.adaptive_avg_pool2d(x, grid).flatten(1)
     return x.reshape(x.shape[0], x.shape[1], -1).mean(-1)
+
+
+def per_channel(scores: torch.Tensor, channels: int) -> torch.Tensor:
+    """Feature scores of channel-major pooled features (``pooled`` with a grid) summed per channel."""
+    return scores.reshape(channels, -1).sum(1)
 
 
 def lda_channel_scores(
@@ -84,6 +93,7 @@ class GPP(FeatureMapCriterion):
 
     ridge: float = 1e-4
     shrink: float = 0.0  # > 0: regularised LDA, low-activity channels count less (after a push: 1.0)
+    grid: int = 1  # > 1: LDA over each channel's grid x grid cell means, scores summed per channel
     needs: ClassVar[frozenset[str]] = frozenset({WEIGHTS, ACTIVATIONS, LABELS})
 
     def __post_init__(self) -> None:
@@ -91,9 +101,14 @@ class GPP(FeatureMapCriterion):
             raise ConfigError(f"gpp ridge must be > 0 (e.g. 1e-4), got {self.ridge!r}")
         if not self.shrink >= 0:
             raise ConfigError(f"gpp shrink must be >= 0 (0: unit-free per channel), got {self.shrink!r}")
+        if not (isinstance(self.grid, int) and self.grid >= 1):
+            raise ConfigError(
+                f"gpp grid must be an integer >= 1 (1: one mean per channel), got {self.grid!r}"
+            )
 
     def select_sites(self, model, graph):  # type: ignore[no-untyped-def]
         self.stats: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.channels: dict[str, int] = {}
         return super().select_sites(model, graph)
 
     def observe(self, group: ChannelGroup, site: Site, x: torch.Tensor, labels: torch.Tensor | None) -> None:
@@ -101,7 +116,8 @@ class GPP(FeatureMapCriterion):
             raise PruningError(
                 "criterion gpp needs labels: calibration batches must be (inputs, labels) pairs"
             )
-        feats = pooled(x.detach()).double().cpu()
+        feats = pooled(x.detach(), self.grid).double().cpu()
+        self.channels[group.id] = x.shape[1]
         labels = labels.reshape(-1).long().cpu()
         classes = int(labels.max()) + 1
         sums = torch.zeros(classes, feats.shape[1], dtype=torch.float64).index_add_(0, labels, feats)
@@ -129,7 +145,8 @@ class GPP(FeatureMapCriterion):
                 f"gpp saw one class only in the calibration data of group {group.id!r}: discriminants need "
                 "two or more; pass calibration batches that mix classes"
             )
-        return lda_channel_scores(sums, counts, second, self.ridge, self.shrink).numpy()
+        scores = lda_channel_scores(sums, counts, second, self.ridge, self.shrink)
+        return per_channel(scores, self.channels[group.id]).numpy()
 
 
 @register_criterion("gpp_reg")
