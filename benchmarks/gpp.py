@@ -59,8 +59,8 @@ OTHERS = ("l1", "fisher", "hrel")
 # concentrated the gpp scores further and lowered held-out accuracy (gpp_select_push.log). The first tables
 # in docs/gpp.md were measured with {"push_weight": 0.03, "cov_weight": 0.1, "momentum": 0.0}.
 # rest_weight 0.3 (was 1, gpp_lenet_v2.json): the held-out best of the 2026-12-05 grid (gpp_lenet_v3.json)
-# shrink 1 / rest_weight 1 (was 0 / 0.3, gpp_lenet_v3.json): chosen with gpp_select_kept.py on bases that never
-# saw the held-out digits; shrink 1 makes the push aim at the set gpp_reg then keeps
+# shrink 1 / rest_weight 1 (was 0 / 0.3, gpp_lenet_v3.json): chosen with gpp_select_kept.py on bases that
+# never saw the held-out digits; shrink 1 makes the push aim at the set gpp_reg then keeps
 PUSH = {"push_weight": 0.1, "cov_weight": 0.1, "momentum": 0.0, "keep": "widths", "rest_weight": 1.0,
         "shrink": 1.0}  # fmt: skip
 # chosen on held-out digits: 0.1 on the bases that had seen them (gpp_select_ridge.log: at 1e-6 .. 1e-2 the

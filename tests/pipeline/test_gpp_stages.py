@@ -62,11 +62,12 @@ def test_the_grow_stage_grows_branches(tmp_path) -> None:
 def test_the_push_stage_aims_at_the_kept_set_and_gpp_reg_prunes(tmp_path) -> None:
     recipe = RECIPE.replace(
         "{epochs: 1, push_weight: 0.3}",
-        "{epochs: 1, push_weight: 0.1, keep: {relu1: 4, relu2: 5}, rest_weight: 1}",
+        "{epochs: 1, push_weight: 0.1, keep: {relu1: 4, relu2: 5}, rest_weight: 1, shrink: 1.0}",
     ).replace("criterion: gpp,", "criterion: gpp_reg,")
     results = run_recipe(parse_recipe(recipe), recipe, tmp_path)
     push = results["stages"][2]["info"]
     assert push["push"]["keep"] == {"relu1": 4, "relu2": 5} and push["push"]["rest_weight"] == 1.0
+    assert push["push"]["shrink"] == 1.0  # the kept set chosen as gpp_reg ranks channels
     assert 0 < push["running"]["rest_share"] < 2
     final = ns.load(tmp_path / "04_finetune" / "model")
     assert (final.conv1.out_channels, final.conv2.out_channels) == (4, 5)

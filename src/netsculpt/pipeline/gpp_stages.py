@@ -55,6 +55,8 @@ def push(ctx: RunContext, cfg: PushStage, model: nn.Module, out: Path) -> tuple[
         "sparse_weight",
         "keep",
         "rest_weight",
+        "shrink",
+        "grid",
     )
     loss = PushLoss(layers, **{key: getattr(cfg, key) for key in settings})
     config = train_config(ctx, cfg)

@@ -218,10 +218,12 @@ class PushStage(TrainSection):
     sparse_weight: float = Field(default=0.0, ge=0)
     keep: dict[str, int] = Field(default_factory=dict)  # push layer -> channels the prune keeps
     rest_weight: float = Field(default=0.0, ge=0)  # activity share outside the kept set (with keep)
+    shrink: float = Field(default=0.0, ge=0)  # the kept set's gpp scores: as the prune's (gpp_reg: 1)
+    grid: int = Field(default=1, ge=1)  # ... and the prune criterion's grid
 
     def overrides(self) -> dict[str, Any]:
         own = {"kind", "layers", "push_weight", "cov_weight", "task_in_push", "momentum", "sparse_weight",
-               "keep", "rest_weight"}  # fmt: skip
+               "keep", "rest_weight", "shrink", "grid"}  # fmt: skip
         return {k: v for k, v in super().overrides().items() if k not in own}
 
 
