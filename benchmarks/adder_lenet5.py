@@ -13,9 +13,14 @@ Parts (each fits in ~15 minutes on one thread; each writes benchmarks/results/ad
   means): ANN + PKKD >= ANN + 0.3 pp and within 1 pp of CNN.
 - ``--holdout``: train on the training split minus 1,000 digits and score those 1,000 instead of the
   test split: how the PKKD knobs were chosen (``adder_holdout_<part>_<tag>_s<seed>.json``).
+- ``--epochs N`` (other than the preset's 20) and ``--shared-init`` (the adder filters start as the CNN's,
+  ``to_adder(copy_filters=True)``, and the PKKD teacher is that same initial CNN) add ``e<N>_`` / ``si_``
+  to the result names, so each budget keeps its own rows; ``table`` takes the same flags. The second
+  recipe (docs/adder.md): ``--epochs 5 --shared-init --alpha 0 --beta 1 --ramp-epochs 1``.
 
     PYTHONPATH=src:. nice -n 10 python benchmarks/adder_lenet5.py --part speed|cnn|ann|pkkd|table \
-        [--epochs N] [--seed S] [--holdout] [--alpha A --temperature T --beta B --ramp-epochs R]
+        [--epochs N] [--seed S] [--holdout] [--shared-init] [--alpha A --temperature T --beta B \
+        --ramp-epochs R]
 """
 
 from __future__ import annotations

@@ -20,6 +20,12 @@ loss is ``(1 - a) CE + a * KD(T) + b * kernel loss``; the teacher's is its CE; o
 and its soft labels and kernel maps only pull the student towards noise (measured on LeNet-5: without
 the ramp the student sat at 23 % after the first epoch where the ANN from labels was at 66 %). The step
 counter is the loss's ``runtime_state``, so a resumed run continues the ramp where it stopped.
+
+The kernel loss compares channel ``i`` of the student with channel ``i`` of the teacher, so the two should
+start from the same network: convert with ``to_adder(cnn, copy_filters=True)`` and pass ``cnn`` (still
+untrained) as the teacher. On LeNet-5 / mnist5k with 5 epochs that start, the kernel term alone
+(``alpha=0``) was the setting that helped on held-out digits; the soft-label term from the co-trained
+teacher lowered the student (docs/adder.md).
 """
 
 from __future__ import annotations
