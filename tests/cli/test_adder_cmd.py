@@ -54,3 +54,13 @@ def test_adder_refuses_an_existing_run_and_a_bad_keep(capsys, tmp_path: Path) ->
     assert code == 1 and "--resume" in err
     code, _, err = run(capsys, "adder", "lenet5", *LIMIT, "--out", str(tmp_path / "b"), "--keep", "nope")
     assert code == 1 and "nope" in err
+
+
+def test_copy_filters_trains_and_refuses_a_reset_teacher(capsys, tmp_path: Path) -> None:
+    args = ["lenet5", *LIMIT, "--epochs", "1", "--copy-filters"]
+    code, _, err = run(capsys, "adder", *args, "--out", str(tmp_path / "a"), "--pkkd", "--alpha", "0")
+    assert code == 0, err
+    code, _, err = run(
+        capsys, "adder", *args, "--out", str(tmp_path / "b"), "--pkkd", "--teacher-init", "scratch"
+    )
+    assert code == 1 and "--copy-filters" in err

@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="model",
         help="PKKD teacher starts from MODEL's weights or from a fresh init (default model)",
     )
+    p.add_argument(
+        "--copy-filters",
+        action="store_true",
+        help="adder filters start as MODEL's conv filters (with an untrained MODEL and --pkkd, student and "
+        "teacher start from one network, so the kernel loss compares corresponding channels)",
+    )
     p.add_argument("--alpha", type=float, default=0.5, help="PKKD weight of the logit distillation term")
     p.add_argument("--beta", type=float, default=1.0, help="PKKD weight of the kernel feature term")
     p.add_argument("--temperature", type=float, default=4.0)
@@ -74,11 +80,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "checkpoints" / CHECKPOINT_NAME).exists() and not args.resume:
         raise ConfigError(f"{str(out)!r} already holds an adder run; pass --resume or another --out")
+    if args.copy_filters and args.pkkd and args.teacher_init == "scratch":
+        raise ConfigError(
+            "--copy-filters with --teacher-init scratch: the re-initialised teacher would not share the "
+            "student's start; use --teacher-init model (with an untrained MODEL) or drop --copy-filters"
+        )
     data_defaults(args)
     cnn, shape = load_model(args)
     config = preset_config(args, epochs="epochs", lr="lr", seed="seed")
     torch.manual_seed(config.seed)  # the adder filters' init
-    ann = to_adder(cnn, keep=args.keep if args.keep is not None else ["first", "last"], eta=args.eta)
+    keep = args.keep if args.keep is not None else ["first", "last"]
+    ann = to_adder(cnn, keep=keep, eta=args.eta, copy_filters=args.copy_filters)
     train_loader, test_loader = loaders(
         args, config.batch_size, config.augment, config.seed, config.augment_shift
     )
