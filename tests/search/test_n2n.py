@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 import netsculpt as ns
 from netsculpt.errors import ConfigError
 from netsculpt.graph import trace
 from netsculpt.search import apply_search_plan, list_searchers, search_widths
-from netsculpt.search.n2n import N2NConfig
-from netsculpt.search.n2n_policy import Reinforce, RemovalPolicy, ShrinkPolicy
+from netsculpt.search.n2n import N2NConfig, warm_start
+from netsculpt.search.n2n_policy import N2NAgent, Reinforce, RemovalPolicy, ShrinkPolicy
 from netsculpt.search.n2n_students import StudentSpace, n2n_reward
 from netsculpt.search.space import SearchSpace
 from tests.search import _tiny
@@ -37,12 +38,12 @@ class Block(nn.Module):
 
 
 class TinyResNet(nn.Module):
-    """A stem, four identity residual blocks, a head: removable blocks and prunable groups."""
+    """A stem, ``depth`` identity residual blocks, a head: removable blocks and prunable groups."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 4) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
-        self.blocks = nn.Sequential(*[Block(8) for _ in range(4)])
+        self.blocks = nn.Sequential(*[Block(8) for _ in range(depth)])
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(8, _tiny.CLASSES)
 
@@ -184,6 +185,31 @@ def test_n2n_search_meets_the_budget_and_builds_the_student(resnet, tmp_path: Pa
     # warm start from that policy (the LSTMs read any number of blocks)
     warm = search_widths(resnet, x, "n2n", "macs=0.6", train, val, _config(policy=str(tmp_path)))
     assert len(warm.history["students"]) == 8
+
+
+def test_a_shallower_models_policy_warm_starts_a_deeper_search(resnet, tmp_path: Path) -> None:
+    """Transfer across depths: both policies read per-block / per-group features of a fixed size, so every
+    weight of a 4-block model's policy loads into the agent of a 7-block model, which then searches."""
+    train, val = _tiny.loaders()
+    x = _tiny.example()
+    search_widths(resnet, x, "n2n", "macs=0.6", train, val, _config(), out_dir=tmp_path)
+    saved = json.loads((tmp_path / "policy.json").read_text())
+    torch.manual_seed(1)
+    deep = TinyResNet(depth=7).eval()
+    students = _students(deep)
+    assert len(students.names) == 7 > len(saved["blocks"]) == 4
+    agent = N2NAgent(
+        students.block_x.shape[1], students.group_x.shape[1], len(_config().fractions), 8, 0.02, 0.8, 1
+    )
+    cold = agent.weights()
+    warm_start(agent, tmp_path, _config())
+    loaded = agent.weights()
+    assert set(loaded) == set(cold) and any(not torch.equal(loaded[k], cold[k]) for k in cold)
+    assert all(torch.equal(loaded[k], v) for k, v in load_file(str(tmp_path / "policy.safetensors")).items())
+    result = search_widths(deep, x, "n2n", "macs=0.6", train, val, _config(policy=str(tmp_path)))
+    assert result.plan.meta["predicted"]["macs"] <= 0.6 * 1.02
+    with pytest.raises(ConfigError, match="hidden=8"):
+        warm_start(agent, tmp_path, _config(hidden=16))
 
 
 class Killed(Exception):
