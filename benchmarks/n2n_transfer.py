@@ -8,12 +8,12 @@
         --results n2n_transfer.json --policy runs/bench/search/n2n_params0.2_fill_seed0
     PYTHONPATH=src python benchmarks/n2n_transfer.py          # this comparison
 
-The cold run is n2n.py's resnet56 seed-0 fill search (same settings, random initial policies). The
-criterion was fixed before the warm run finished: episodes (students, in search order) until the first
-student whose held-out reward reaches the cold run's best *sampled* student's reward, exactly and within
-``--tolerance`` (0.01 reward = 1 pp of held-out accuracy). The noiseless policies' own student is scored
-once after the last episode, so it is reported beside, not counted. Wall times are the searches' own,
-with the calibrations recorded by the runs and one measured now.
+The cold run is n2n.py's resnet56 fill search of the same ``--seed`` (same settings, random initial
+policies). The criterion was fixed before the warm run finished: episodes (students, in search order)
+until the first student whose held-out reward reaches the cold run's best *sampled* student's reward,
+exactly and within ``--tolerance`` (0.01 reward = 1 pp of held-out accuracy). The noiseless policies'
+own student is scored once after the last episode, so it is reported beside, not counted. Wall times
+are the searches' own, with the calibrations recorded by the runs and one measured now.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ def _first(rewards: list[float], level: float) -> int | None:
     return next((i + 1 for i, r in enumerate(rewards) if r >= level - 1e-12), None)
 
 
-def _calibrations(name: str, model: str, transfer: bool) -> str:
+def _calibrations(name: str, model: str, transfer: bool, seed: int) -> str:
     path = RESULTS / name
     if not path.exists():
         return "not recorded"
     runs = [
         r for r in json.loads(path.read_text()) if r["model"] == model and bool(r.get("transfer")) == transfer
     ]
-    runs = [r for r in runs if r["seed"] == 0 and r["metric"] == "params"]
+    runs = [r for r in runs if r["seed"] == seed and r["metric"] == "params"]
     return " | ".join(runs[0]["calibration"]) if runs else "not recorded"
 
 
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", default="runs/bench/search")
     parser.add_argument("--tolerance", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=0, help="the resnet56 searches' seed (source: seed 0)")
     args = parser.parse_args(argv)
     cache = Path(args.cache)
     runs = {
@@ -64,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
             "n2n_transfer.json",
         ),
         "resnet56 cold": (
-            _load(cache / "n2n_resnet56_params0.2_fill_seed0"),
+            _load(cache / f"n2n_resnet56_params0.2_fill_seed{args.seed}"),
             "resnet56_cifar",
             False,
             "n2n_fill.json",
         ),
         "resnet56 warm": (
-            _load(cache / "n2n_resnet56_transfer_params0.2_fill_seed0"),
+            _load(cache / f"n2n_resnet56_transfer_params0.2_fill_seed{args.seed}"),
             "resnet56_cifar",
             True,
             "n2n_transfer.json",
@@ -106,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             "policy_reward": own,
             "picked": run["history"]["picked"]["episode"],
             "rewards": rewards,
-            "calibration": _calibrations(name, model, transfer),
+            "calibration": _calibrations(
+                name, model, transfer, 0 if model == "resnet20_cifar" else args.seed
+            ),
         }
         record["runs"][label] = row
         print(
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     record["calibration_now"] = str(print_calibration("now"))
     from netsculpt.fileio import write_json
 
-    write_json(RESULTS / "n2n_transfer_compare.json", record)
+    suffix = f"_seed{args.seed}" if args.seed else ""  # seed 0's file predates --seed
+    write_json(RESULTS / f"n2n_transfer_compare{suffix}.json", record)
     return 0
 
 
