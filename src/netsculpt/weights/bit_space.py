@@ -53,6 +53,8 @@ class BitLayer:
 class BitSpace:
     """The layers ``config`` selects, each with bit choices ``low..high``, priced in packed bytes."""
 
+    slack = HEADER_SLACK  # a search keeps this far under its budget
+
     def __init__(self, model: nn.Module, config: PaletteConfig, low: int = 1, high: int = MAX_BITS) -> None:
         if not 1 <= low <= high <= MAX_BITS:
             raise ConfigError(f"bit range {low}..{high} must lie within 1..{MAX_BITS}")

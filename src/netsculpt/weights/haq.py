@@ -6,7 +6,9 @@ come can keep the packed file within ``budget_bytes`` (real bytes on disk, predi
 :class:`~netsculpt.weights.bit_space.BitSpace`). The reward is minus the held-out error of the k-means
 palettized candidate. Baselines over the same bit vectors: pymoo's GA (``"genetic"``) and NSGA-II
 (``"nsga2"``, error vs bytes, best member under the budget). The chosen bits then go to
-:func:`netsculpt.weights.cluster_model` as ``layer_bits`` (DKM fine-tuning, or k-means).
+:func:`netsculpt.weights.cluster_model` as ``layer_bits`` (DKM fine-tuning, or k-means). The same
+walk picks int4 vs int8 weights per layer for the ONNX int8 export under a weight-byte budget, over
+:class:`~netsculpt.weights.int_space.IntSpace`.
 
 Candidates are scored on the search executors (this process, local workers, Ray): GA / NSGA-II send a
 generation at a time; the agent is sequential (one candidate per episode). With ``out_dir`` the scores
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import Tensor
@@ -28,7 +30,10 @@ from netsculpt.search.budget_walk import BudgetWalk
 from netsculpt.search.executors import Executor, make_executor
 from netsculpt.search.rl_agent import AgentConfig, DDPGAgent
 from netsculpt.search.state import SearchState, weights_fingerprint
-from netsculpt.weights.bit_space import HEADER_SLACK, BitSpace, BitWalkSpace, describe_bits
+from netsculpt.weights.bit_space import BitSpace, BitWalkSpace, describe_bits
+
+if TYPE_CHECKING:
+    from netsculpt.weights.int_space import IntSpace
 
 BIT_SEARCHERS = ("agent", "genetic", "nsga2")
 AGENT_FILE = "haq_agent.safetensors"
@@ -95,7 +100,7 @@ class _Scores:
 
 
 def search_bits(
-    space: BitSpace,
+    space: BitSpace | IntSpace,
     budget_bytes: int,
     batches: list[tuple[Tensor, Tensor]],
     config: BitSearchConfig | None = None,
@@ -107,13 +112,22 @@ def search_bits(
 ) -> BitSearchResult:
     """Bits per layer of ``space`` whose packed file is at most ``budget_bytes``, chosen on ``batches``.
 
+    ``space``: palette bits (:class:`BitSpace`, bytes of ``model.safetensors``) or int4 / int8 weights
+    (:class:`~netsculpt.weights.int_space.IntSpace`, packed quantized weight bytes of the ONNX export).
+
     ``out_dir``: the search state (scores, and the agent after every episode) is saved there and
     ``resume=True`` continues it (GA / NSGA-II replay their seeded generations from the cached scores).
     ``executor``: where candidates are scored (default this process; see ``make_executor``)."""
     config = config or BitSearchConfig()
     if not len(space):
         raise PruningError("nothing to act on: no layer can be palettized (see PaletteConfig.select)")
-    budget = int(budget_bytes) - HEADER_SLACK
+    budget = int(budget_bytes) - space.slack
+    smallest = space.nbytes([layer.bits[0] for layer in space.layers])
+    if smallest > budget:
+        raise PruningError(
+            f"the budget bytes={int(budget_bytes)} can never be met: the smallest reachable size is "
+            f"{smallest + space.slack} bytes (every layer at its fewest bits); raise the budget"
+        )
     walk = BudgetWalk(BitWalkSpace(space), budget, tolerance=0.02, what="bytes")
     fingerprint = {
         "method": f"haq-{config.method}",
@@ -144,7 +158,7 @@ def search_bits(
     history["picked"] = describe_bits(space, best)
     history["uniform"] = {
         str(b): space.nbytes([min(max(b, layer.bits[0]), layer.bits[-1]) for layer in space.layers])
-        for b in range(config.low, config.high + 1)
+        for b in sorted({b for layer in space.layers for b in layer.bits})
     }
     return BitSearchResult(space.layer_bits(best), space.nbytes(best), int(budget_bytes), history)
 
