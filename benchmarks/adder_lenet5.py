@@ -3,8 +3,9 @@ and the speed of AdderConv2d against nn.Conv2d on the same shapes.
 
 Parts (each fits in ~15 minutes on one thread; each writes benchmarks/results/adder_<part>.json):
 
-- ``speed``: forward + backward time of AdderConv2d vs nn.Conv2d on LeNet-5's conv2 and a resnet20 conv,
-  measured side by side, with the CPU calibration printed beside them.
+- ``speed``: forward + backward time of nn.Conv2d and AdderConv2d (eager path and compiled kernels) on
+  LeNet-5's conv2 and a resnet20 conv, side by side in one run, with the pieces (forward, filter
+  gradient, input gradient) and the CPU calibration printed beside them.
 - ``cnn`` / ``ann`` / ``pkkd``: LeNet-5 trained from scratch with the same recipe, epochs and seed: the
   CNN, its adder version (``to_adder(keep=["first", "last"])``) from labels, and the adder version with
   PKKD (a fresh CNN teacher trained alongside; knobs ``--alpha --temperature --beta --ramp-epochs``,
@@ -33,11 +34,14 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from _calibration import print_calibration
 from torch import nn
 
 import netsculpt as ns
-from netsculpt.adder import AdderConv2d, PKKDLoss, count_ops, to_adder
+from netsculpt.adder import AdderConv2d, PKKDLoss, count_ops, neg_l1_distance, to_adder
+from netsculpt.adder.fused import fused_clipped_input_grad, fused_kernels, fused_neg_l1_distance
+from netsculpt.adder.layer import _AdderFunction
 from netsculpt.data import make_loaders
 from netsculpt.fileio import write_json
 from netsculpt.search.holdout import holdout_loaders
@@ -61,38 +65,66 @@ def _time(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def part_speed() -> dict:
+def _breakdown(cols: torch.Tensor, weight: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Seconds of the layer's three pieces on its unfolded patches, eager path vs compiled kernels."""
+    g = torch.randn(cols.shape[0], weight.shape[0])
+
+    def eager_grad_x() -> torch.Tensor:
+        with fused_kernels(False):
+            return _AdderFunction.backward(_Ctx(cols, weight, (True, False, False)), g)[0]
+
+    return {
+        "forward_eager_s": _time(lambda: neg_l1_distance(cols, weight), repeats),
+        "forward_fused_s": _time(lambda: fused_neg_l1_distance(cols, weight), repeats),
+        "grad_w_s": _time(lambda: g.t() @ cols - weight * g.sum(0).unsqueeze(1), repeats),
+        "grad_x_eager_s": _time(eager_grad_x, repeats),
+        "grad_x_fused_s": _time(lambda: fused_clipped_input_grad(cols, weight, g), repeats),
+    }
+
+
+class _Ctx:
+    """Stands in for autograd's ctx so the backward can be timed on its own."""
+
+    def __init__(self, cols: torch.Tensor, weight: torch.Tensor, needs: tuple[bool, ...]) -> None:
+        self.saved_tensors, self.needs_input_grad, self.eta = (cols, weight), needs, 0.2
+
+
+def part_speed(repeats: int = 5) -> dict:
+    """Forward + backward of nn.Conv2d, AdderConv2d on the eager path and on the compiled kernels."""
     calibration = print_calibration("speed")
     shapes = [("lenet5 conv2", 64, 20, 50, 5, 0, 12), ("resnet20 layer2 conv", 32, 32, 32, 3, 1, 16)]
     rows = []
     for label, batch, cin, cout, k, pad, side in shapes:
-        x = torch.randn(batch, cin, side, side, requires_grad=True)
-        times = {}
-        for kind, layer in (
-            ("conv", nn.Conv2d(cin, cout, k, padding=pad)),
-            ("adder", AdderConv2d(cin, cout, k, padding=pad)),
-        ):
+        x = torch.randn(batch, cin, side, side).relu().requires_grad_(True)  # post-ReLU inputs
+        conv, adder = nn.Conv2d(cin, cout, k, padding=pad), AdderConv2d(cin, cout, k, padding=pad)
 
-            def step(layer: nn.Module = layer, x: torch.Tensor = x) -> None:
-                layer(x).sum().backward()
+        def step(layer: nn.Module, x: torch.Tensor = x) -> None:
+            layer(x).sum().backward()
 
-            times[kind] = _time(step, 5)
-        rows.append(
-            {
-                "shape": label,
-                "batch": batch,
-                "conv_s": times["conv"],
-                "adder_s": times["adder"],
-                "ratio": times["adder"] / times["conv"],
-            }
-        )
+        with fused_kernels(True):
+            step(adder)  # compile outside the timed region (once per shape)
+        times = {"conv": _time(lambda c=conv: step(c), repeats)}
+        for path, enabled in (("eager", False), ("fused", True)):
+            with fused_kernels(enabled):
+                times[path] = _time(lambda a=adder: step(a), repeats)
+        cols = F.unfold(x.detach(), k, padding=pad).transpose(1, 2).reshape(-1, cin * k * k).contiguous()
+        parts = _breakdown(cols, adder.weight.detach().reshape(cout, -1), repeats)
+        row = {"shape": label, "batch": batch, "conv_s": times["conv"], "adder_eager_s": times["eager"],
+               "adder_fused_s": times["fused"], "ratio_eager": times["eager"] / times["conv"],
+               "ratio_fused": times["fused"] / times["conv"], "speedup": times["eager"] / times["fused"],
+               **parts}  # fmt: skip
+        rows.append(row)
         print(
-            f"{label:<22} conv {times['conv'] * 1e3:8.1f} ms  adder {times['adder'] * 1e3:8.1f} ms  "
-            f"adder/conv {times['adder'] / times['conv']:.1f}x",
+            f"{label:<21} conv {times['conv'] * 1e3:6.1f} ms | adder eager {times['eager'] * 1e3:6.1f} ms "
+            f"({row['ratio_eager']:.1f}x conv), fused {times['fused'] * 1e3:6.1f} ms "
+            f"({row['ratio_fused']:.1f}x conv): {row['speedup']:.1f}x faster",
             flush=True,
         )
-    print_calibration("speed, after")
-    return {"calibration": str(calibration), "rows": rows}
+        print(
+            "    pieces (ms): " + ", ".join(f"{k[:-2]} {v * 1e3:.1f}" for k, v in parts.items()), flush=True
+        )
+    after = print_calibration("speed, after")
+    return {"calibration": str(calibration), "calibration_after": str(after), "threads": 1, "rows": rows}
 
 
 def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict, shared_init: bool) -> dict:

@@ -12,9 +12,11 @@ gradients of ``|.|`` (which barely move the filters) with
 and rescales each layer's filter gradient to a norm of ``eta * sqrt(numel(W))`` (the paper's adaptive
 learning rate, Eq. 12), because the magnitudes of adder gradients differ widely from layer to layer.
 
-Memory is bounded: the forward pass is ``torch.cdist(p=1)`` (no difference tensor); the backward's
-broadcast ``(rows, out, patch)`` clipped difference is formed a chunk of patch rows at a time, never for
-the whole batch at once; the filter gradient is two matrix products.
+On CPU the forward and the input gradient run as fused kernels compiled by ``torch.compile``
+(``netsculpt.adder.fused``: no difference tensor, ~5-10x faster); where that is off, unavailable or not
+worth it (small shapes), the eager path below computes the same: the forward is ``torch.cdist(p=1)``
+and the backward's broadcast ``(rows, out, patch)`` clipped difference is formed a chunk of patch rows
+at a time, so memory stays bounded. The filter gradient is two matrix products either way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from netsculpt.adder.fused import fused_clipped_input_grad, fused_neg_l1_distance
 from netsculpt.errors import ConfigError
 
 #: cap on the elements of one chunk's (rows, out, patch) difference tensor: 4M floats = 16 MB
@@ -52,7 +55,8 @@ class _AdderFunction(torch.autograd.Function):
     def forward(ctx: Any, cols: Tensor, weight: Tensor, eta: float) -> Tensor:
         ctx.save_for_backward(cols, weight)
         ctx.eta = eta
-        return neg_l1_distance(cols, weight)
+        out = fused_neg_l1_distance(cols, weight)
+        return neg_l1_distance(cols, weight) if out is None else out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
@@ -65,6 +69,8 @@ class _AdderFunction(torch.autograd.Function):
                 norm = grad_weight.norm().clamp_min(1e-12)
                 grad_weight = grad_weight * (ctx.eta * math.sqrt(weight.numel()) / norm)
         if ctx.needs_input_grad[0]:
+            grad_cols = fused_clipped_input_grad(cols, weight, grad_out)
+        if ctx.needs_input_grad[0] and grad_cols is None:  # the eager path: same result, slower
             grad_cols = torch.empty_like(cols)
             step = _rows_per_chunk(weight.shape[0], weight.shape[1])
             for start in range(0, cols.shape[0], step):
