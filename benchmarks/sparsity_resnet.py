@@ -23,6 +23,8 @@ Run names (E = ``--epochs``):
   nm-D-lrX           the same with 2:4 (D = 0: masks at initialisation, E epochs from scratch)
   gap-kK-pP-lrX      GaP 90 % from scratch: K partitions, P epochs a phase, lr X restarting each phase
   gap-kK-pP-fF-lrX   the same with a final all-sparse phase of F epochs (default P)
+  gap-...-lrX-once   the same with one lr schedule (dense's cosine from X over E epochs) across all
+                     the phases instead of a restart each phase (SparsityConfig.restart_lr=False)
 
     PYTHONPATH=src:benchmarks python benchmarks/sparsity_resnet.py --split val --runs pre-10,oneshot-10-lr0.02
     PYTHONPATH=src:benchmarks python benchmarks/sparsity_resnet.py --split test --report \\
@@ -57,7 +59,7 @@ WORK = ROOT.parent / "runs" / "sparsity_resnet"
 DATA = {"resize": 32, "channels": 3}
 PATTERN = re.compile(
     r"^(?:(?P<dense>dense)|pre-(?P<pre>\d+)|(?P<kind>oneshot|nm)-(?P<d>\d+)-lr(?P<lr>[\d.]+)"
-    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+))$"
+    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+)(?P<once>-once)?)$"
 )
 
 
@@ -117,7 +119,13 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int
     else:
         k, p, lr, f = int(match["k"]), int(match["p"]), float(match["glr"]), int(match["f"] or 0)
         config = SparsityConfig(
-            0.9, method="gap", partitions=k, phase_epochs=p, final_epochs=f, filter_fn=skip_conv1
+            0.9,
+            method="gap",
+            partitions=k,
+            phase_epochs=p,
+            final_epochs=f,
+            restart_lr=not match["once"],
+            filter_fn=skip_conv1,
         )
         out = sparsify(model, config, tl, te, recipe(epochs, lr, seed), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)

@@ -43,6 +43,17 @@ def test_sparsify_saves_a_sparse_loadable_model(capsys, tmp_path: Path, extra, e
     assert not any("mask" in key or "orig" in key for key in model.state_dict())
 
 
+def test_one_lr_schedule_gives_each_gap_phase_its_slice(capsys, tmp_path: Path) -> None:
+    from netsculpt.train.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    argv = ["--method", "gap", "--partitions", "2", "--epochs", "3", "--one-lr-schedule", "--out", str(out)]
+    code, _, err = run(capsys, "sparsify", "lenet5", *LIMIT, *argv)
+    assert code == 0, err
+    saved = [load_checkpoint(out / "phases" / f"phase-{i:02d}" / "checkpoint.pt")["config"] for i in range(3)]
+    assert [(c["schedule_offset"], c["schedule_epochs"]) for c in saved] == [(0, 3), (1, 3), (2, 3)]
+
+
 def test_sparsify_refuses_an_existing_run_and_a_bad_pattern(capsys, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run(capsys, "sparsify", "lenet5", *LIMIT, "--epochs", "1", "--out", str(out))[0] == 0

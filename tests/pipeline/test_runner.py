@@ -125,9 +125,11 @@ def test_cluster_stage_reports_the_packed_file_size(tmp_path) -> None:
 
 
 def test_sparsify_stage_stores_a_sparse_model_smaller(tmp_path) -> None:
-    stage = "  - sparsify: {sparsity: 0.9, method: gap, partitions: 2, epochs: 3, skip: [conv1]}\n"
+    options = "sparsity: 0.9, method: gap, partitions: 2, epochs: 3, restart_lr: false, skip: [conv1]"
+    stage = f"  - sparsify: {{{options}}}\n"
     text = SMALL.replace("  - finetune: {epochs: 1}\n", stage)
     results = run_recipe(parse_recipe(text), text, tmp_path)
+    assert results["stages"][-1]["info"]["sparsity"]["restart_lr"] is False  # one lr schedule, plumbed
     model = ns.load(tmp_path / "02_sparsify" / "model")
     weight = model.fc1.weight
     assert abs(float((weight == 0).float().mean()) - 0.9) < 0.01  # at the target, up to one weight's rounding

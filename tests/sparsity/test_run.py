@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -83,6 +84,61 @@ def test_gap_final_epochs_lengthens_the_last_sparse_phase() -> None:
     ]
     with pytest.raises(ConfigError, match="final_epochs"):
         SparsityConfig(method="gap", final_epochs=-1)
+
+
+def _phase_lrs(tmp_path, config: SparsityConfig) -> list[list[float]]:
+    """Every phase's per-batch learning rates, replayed from the configs its checkpoints saved."""
+    from netsculpt.train import lr_factor
+    from netsculpt.train.checkpoint import load_checkpoint
+
+    sparsify(_net(), config, *_loaders(), TrainConfig(epochs=6, lr=0.05), out_dir=tmp_path)
+    lrs = []
+    for folder in sorted(tmp_path.glob("phase-*")):
+        ckpt = load_checkpoint(folder / "checkpoint.pt")
+        phase = TrainConfig.from_dict(ckpt["config"])
+        lrs.append([phase.lr * lr_factor(phase, s, 4) for s in range(phase.epochs * 4)])
+    return lrs
+
+
+def test_gap_without_restarts_runs_one_lr_schedule_over_its_phases(tmp_path) -> None:
+    from netsculpt.train import lr_factor
+
+    base = {"sparsity": 0.8, "method": "gap", "partitions": 2, "phase_epochs": 2}
+    restarting = _phase_lrs(tmp_path / "a", SparsityConfig(**base))
+    once = _phase_lrs(tmp_path / "b", SparsityConfig(**base, restart_lr=False))
+    assert [len(p) for p in once] == [len(p) for p in restarting] == [8, 8, 8]  # 4 batches an epoch
+    assert all(p[0] == 0.05 for p in restarting)  # each phase starts over at the full lr
+    dense = TrainConfig(epochs=6, lr=0.05)
+    assert [lr for p in once for lr in p] == [0.05 * lr_factor(dense, s, 4) for s in range(24)]
+    with pytest.raises(ConfigError, match="restart_lr"):
+        SparsityConfig(method="gap", restart_lr="no")  # type: ignore[arg-type]
+
+
+def test_gap_without_restarts_resumes_bit_for_bit(tmp_path, monkeypatch) -> None:
+    train, test = _loaders()
+    config = SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=2, restart_lr=False)
+    reference = _net()
+    sparsify(reference, config, train, test, TrainConfig(epochs=6), out_dir=tmp_path / "a")
+    restarting = _net()
+    sparsify(restarting, dataclasses.replace(config, restart_lr=True), *_loaders(), TrainConfig(epochs=6))
+    assert not torch.equal(reference.fc.weight, restarting.fc.weight)  # the option changes training
+
+    calls = {"n": 0}
+
+    def crash(name: str) -> None:
+        if name == "train:epoch":
+            calls["n"] += 1
+            if calls["n"] == 4:  # mid phase 2 (2 epochs each): its lr slice starts at epoch 4 of 6
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(faults, "point", crash)
+    with pytest.raises(KeyboardInterrupt):
+        sparsify(_net(), config, *_loaders(), TrainConfig(epochs=6), out_dir=tmp_path / "b")
+    monkeypatch.undo()
+    resumed = _net()
+    sparsify(resumed, config, *_loaders(), TrainConfig(epochs=6), out_dir=tmp_path / "b", resume=True)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
 
 
 def test_gap_grows_one_partition_dense_at_a_time() -> None:

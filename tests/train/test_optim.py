@@ -48,6 +48,31 @@ def test_step_and_constant_schedules() -> None:
     assert lr_factor(constant, 4 * SPE - 1, SPE) == 1.0
 
 
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_slices_of_a_schedule_replay_the_whole_schedule(warmup: int) -> None:
+    whole = TrainConfig(epochs=10, warmup_epochs=warmup)
+    pieces = [
+        TrainConfig(epochs=e, warmup_epochs=warmup, schedule_offset=o, schedule_epochs=10)
+        for o, e in ((0, 2), (2, 2), (4, 6))
+    ]
+    stitched = [lr_factor(p, s, SPE) for p in pieces for s in range(p.epochs * SPE)]
+    assert stitched == [lr_factor(whole, s, SPE) for s in range(10 * SPE)]
+    assert stitched[2 * SPE] < 1.0  # the second slice does not restart at the top
+
+
+def test_schedule_slice_is_checked() -> None:
+    from netsculpt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="runs past"):
+        TrainConfig(epochs=3, schedule_offset=8, schedule_epochs=10)
+    with pytest.raises(ConfigError, match="needs schedule_epochs"):
+        TrainConfig(epochs=3, schedule_offset=2)
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        TrainConfig(epochs=1, warmup_epochs=2, schedule_epochs=2)
+    config = TrainConfig(epochs=2, warmup_epochs=1, schedule_offset=3, schedule_epochs=5)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
 def test_scheduler_applies_the_factor_per_batch() -> None:
     config = TrainConfig(epochs=2, lr=0.2, warmup_epochs=1)
     model = nn.Linear(2, 2)

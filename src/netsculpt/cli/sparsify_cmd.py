@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="layer left dense (repeatable), e.g. a first conv whose shape a pattern does not divide",
     )  # fmt: skip
     p.add_argument("--partitions", type=int, default=4, help="GaP: layer groups grown dense in turn")
+    p.add_argument(
+        "--one-lr-schedule", action="store_true",
+        help="gradual / GaP: one lr schedule over all phases (as dense training), not a restart each",
+    )  # fmt: skip
     p.add_argument("--preset", default="finetune", help="training preset (default finetune)")
     p.add_argument("--epochs", type=int, default=None, help="total epochs over every phase")
     p.add_argument("--lr", type=float, default=None)
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     sparse = SparsityConfig(
         sparsity=args.sparsity, pattern=args.pattern, block=tuple(args.block), scope=args.scope,
         method=args.method, schedule=args.schedule, partitions=args.partitions,
-        filter_fn=_skipping(model, args.skip),
+        restart_lr=not args.one_lr_schedule, filter_fn=_skipping(model, args.skip),
     )  # fmt: skip
     train_loader, test_loader = loaders(
         args, config.batch_size, config.augment, config.seed, config.augment_shift

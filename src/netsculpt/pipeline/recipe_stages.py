@@ -130,10 +130,12 @@ class SparsifyStage(TrainSection):
     method: Literal["magnitude", "gap"] = "magnitude"
     schedule: Literal["oneshot", "gradual"] = "oneshot"
     partitions: int = Field(default=4, ge=1)
+    restart_lr: bool = True  # False: one lr schedule over every phase, as dense training gets
     skip: list[str] = Field(default_factory=list)
 
     def overrides(self) -> dict[str, Any]:
         own = {"kind", "sparsity", "pattern", "block", "scope", "method", "schedule", "partitions", "skip"}
+        own.add("restart_lr")
         return {k: v for k, v in super().overrides().items() if k not in own}
 
 

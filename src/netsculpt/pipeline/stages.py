@@ -342,7 +342,7 @@ def sparsify(ctx: RunContext, cfg: SparsifyStage, model: nn.Module, out: Path) -
     skip = set(cfg.skip)
     sparse = SparsityConfig(
         sparsity=cfg.sparsity, pattern=cfg.pattern, block=cfg.block, scope=cfg.scope, method=cfg.method,
-        schedule=cfg.schedule, partitions=cfg.partitions,
+        schedule=cfg.schedule, partitions=cfg.partitions, restart_lr=cfg.restart_lr,
         filter_fn=(lambda module, name: name not in skip) if skip else None,
     )  # fmt: skip
     config = train_config(ctx, cfg)

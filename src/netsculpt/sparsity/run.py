@@ -113,21 +113,24 @@ def sparsify(
     """Sparsify ``model`` in place over ``train_config.epochs`` epochs in total; masks removed at the end.
 
     ``train_config`` is each phase's recipe (its epochs are the total; each phase runs its share with
-    its own schedule and ``seed + phase``). ``keep_masks=True`` leaves the prune buffers for inspection.
+    ``seed + phase``, and with its own lr schedule or, ``config.restart_lr=False``, its slice of one).
+    ``keep_masks=True`` leaves the prune buffers for inspection.
     ``loss_fn`` replaces cross-entropy in every phase, as in :func:`netsculpt.train.train` (a
     :class:`netsculpt.train.DistillationLoss` from the dense model distils while the masks tighten).
     """
     phases = plan_phases(model, config, train_config.epochs)
     result = SparsifyResult()
     root = Path(out_dir) if out_dir is not None else None
+    done = 0  # epochs of the earlier phases: where this phase sits in one shared lr schedule
     for index, (label, update, epochs) in enumerate(phases):
         update(model)
-        phase_config = dataclasses.replace(train_config, epochs=epochs, seed=train_config.seed + index)
+        phase_config = _phase_config(train_config, config, epochs, index, done)
+        done += epochs
         folder = root / f"phase-{index:02d}" if root is not None else None
         if folder is not None and (folder / "result.json").is_file() and resume:
             _load_phase(model, folder)
-            done = read_json_file(folder / "result.json")
-            record = {"phase": label, "epochs": epochs, "test_acc": done.get("final_acc"), "resumed": True}
+            saved = read_json_file(folder / "result.json")
+            record = {"phase": label, "epochs": epochs, "test_acc": saved.get("final_acc"), "resumed": True}
         else:
             if folder is not None and folder.exists() and not resume and any(folder.iterdir()):
                 raise ConfigError(
@@ -151,6 +154,21 @@ def sparsify(
     if root is not None:
         write_json(root / "sparsify.json", {"config": config.to_dict(), **result.to_dict()})
     return result
+
+
+def _phase_config(
+    train_config: TrainConfig, config: SparsityConfig, epochs: int, index: int, done: int
+) -> TrainConfig:
+    """Phase ``index``'s recipe: ``epochs`` of it, its own seed, and (no restarts) the lr schedule's slice
+    after the ``done`` epochs of the earlier phases."""
+    phase = dataclasses.replace(train_config, epochs=epochs, seed=train_config.seed + index)
+    if config.restart_lr:
+        return phase
+    return dataclasses.replace(
+        phase,
+        schedule_offset=train_config.schedule_offset + done,
+        schedule_epochs=train_config.schedule_span,
+    )
 
 
 def _load_phase(model: nn.Module, folder: Path) -> None:

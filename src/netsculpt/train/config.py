@@ -31,6 +31,11 @@ class TrainConfig:
     whole run and is saved with it. ``checkpoint_activations`` recomputes each block's activations in
     the backward pass instead of storing them (``train/act_checkpoint.py``): less memory, about one
     more forward per step, the same weights.
+
+    ``schedule_offset`` / ``schedule_epochs`` make this call one slice of a longer learning-rate schedule:
+    epochs ``[schedule_offset, schedule_offset + epochs)`` of a ``schedule_epochs``-epoch schedule (``None``:
+    the schedule is this call's ``epochs``). Training split into calls (sparsity phases) then follows one
+    warmup + decay over all of them instead of restarting the lr in every call.
     """
 
     VERSION: ClassVar[int] = 1
@@ -50,6 +55,8 @@ class TrainConfig:
     augment: bool = False
     augment_shift: int | None = None
     checkpoint_activations: bool = False
+    schedule_offset: int = 0
+    schedule_epochs: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -68,10 +75,23 @@ class TrainConfig:
         _check_int(self.batch_size, "batch_size", minimum=1)
         _check_int(self.warmup_epochs, "warmup_epochs", minimum=0)
         _check_int(self.seed, "seed", minimum=0)
-        if self.warmup_epochs >= self.epochs and self.schedule != "constant":
+        _check_int(self.schedule_offset, "schedule_offset", minimum=0)
+        if self.schedule_epochs is not None:
+            _check_int(self.schedule_epochs, "schedule_epochs", minimum=1)
+            if self.schedule_offset + self.epochs > self.schedule_epochs:
+                raise ConfigError(
+                    f"schedule_offset={self.schedule_offset} + epochs={self.epochs} runs past the "
+                    f"{self.schedule_epochs}-epoch schedule; raise schedule_epochs or lower the offset"
+                )
+        elif self.schedule_offset:
+            raise ConfigError(
+                f"schedule_offset={self.schedule_offset} needs schedule_epochs (the whole schedule's length)"
+            )
+        span = self.schedule_span
+        if self.warmup_epochs >= span and self.schedule != "constant":
             raise ConfigError(
                 f"warmup_epochs={self.warmup_epochs} leaves no epoch for the {self.schedule} schedule "
-                f"(epochs={self.epochs}); use fewer warmup epochs or more epochs"
+                f"(epochs={span}); use fewer warmup epochs or more epochs"
             )
         _check_float(self.lr, "lr", positive=True)
         _check_float(self.momentum, "momentum")
@@ -90,6 +110,11 @@ class TrainConfig:
         for name in ("nesterov", "augment", "checkpoint_activations"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @property
+    def schedule_span(self) -> int:
+        """Epochs of the whole learning-rate schedule this call is part of."""
+        return self.epochs if self.schedule_epochs is None else self.schedule_epochs
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, with a format version so old files stay readable."""

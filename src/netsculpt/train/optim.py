@@ -24,10 +24,12 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Multiplier on ``config.lr`` for the batch numbered ``step`` (0-based, counted over the whole run).
 
     Warmup rises linearly so the first update already moves (factor 1/warmup_steps) and the last warmup
-    batch reaches 1. Cosine then falls from 1 to 0 exactly at ``epochs * steps_per_epoch``.
+    batch reaches 1. Cosine then falls from 1 to 0 exactly at ``epochs * steps_per_epoch``. A config that
+    is a slice of a longer schedule (``schedule_offset`` / ``schedule_epochs``) reads it at its offset.
     """
-    total = config.epochs * steps_per_epoch
+    total = config.schedule_span * steps_per_epoch
     warmup = config.warmup_epochs * steps_per_epoch
+    step += config.schedule_offset * steps_per_epoch
     if step < warmup:
         return (step + 1) / warmup
     if config.schedule == "constant":
