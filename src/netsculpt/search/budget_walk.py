@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from netsculpt.errors import PruningError
+from netsculpt.search.budget_fit import grow_to_budget
 
 Act = Callable[[np.ndarray, float, float], float]  # (state, low, high) -> action
 
@@ -139,24 +140,13 @@ class BudgetWalk:
     def top_up(self, values: np.ndarray, order: Sequence[int] | None = None) -> np.ndarray:
         """Raise single choices (last layers first) while the cost stays within the budget, until it is
         within ``tolerance`` below it: channel / bit granularity can leave the clamped walk short."""
-        values = values.copy()
         order = list(order) if order is not None else list(range(self.n - 1, -1, -1))
-        blocked: set[int] = set()
-        while self.space.cost(values) < self.budget * (1 - self.tolerance / 2) and len(blocked) < self.n:
-            for i in order:
-                if i in blocked:
-                    continue
-                choices = self.space.choices(i)
-                index = int(np.searchsorted(choices, values[i]))
-                if index + 1 >= len(choices):
-                    blocked.add(i)
-                    continue
-                trial = values.copy()
-                trial[i] = choices[index + 1]
-                if self.space.cost(trial) <= self.budget:
-                    values = trial
-                    break
-                blocked.add(i)
-            else:
-                break
-        return values
+        return grow_to_budget(
+            values.copy(), self.space.cost, self.budget, self.tolerance, order, self._next_choice
+        )
+
+    def _next_choice(self, values: np.ndarray, i: int) -> float | None:
+        """Layer ``i``'s next choice above ``values[i]``, or ``None`` at its largest."""
+        choices = self.space.choices(i)
+        index = int(np.searchsorted(choices, values[i]))
+        return None if index + 1 >= len(choices) else choices[index + 1]

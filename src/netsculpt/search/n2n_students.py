@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from netsculpt.errors import ConfigError, DataError
 from netsculpt.graph.builder import ROLE_OUT
+from netsculpt.search.budget_fit import bisect_scale, grow_to_budget
 from netsculpt.search.space import SearchSpace
 
 CONSTRAINT_REWARD = -1.0
@@ -195,47 +196,16 @@ class StudentSpace:
         low = widths(0.0)
         if self.predict(removed, low) > value:
             return low, "over"
-        lo, hi, best = 0.0, 1.0 / float(shape[idx].min()), low
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            counts = widths(mid)
-            if self.predict(removed, counts) <= value:
-                lo, best = mid, counts
-            else:
-                hi = mid
-            if hi - lo < 1e-4:
-                break
-        return self._top_up(removed, best, idx, shape, value, tolerance), "ok"
-
-    def _top_up(
-        self,
-        removed: list[str],
-        counts: np.ndarray,
-        idx: np.ndarray,
-        shape: np.ndarray,
-        value: float,
-        tolerance: float,
-    ) -> np.ndarray:
-        """Give single width steps back (largest shortfall against the shape first) while they fit."""
-        sizes, steps = self.space.sizes, self.space.steps
-        current = self.predict(removed, counts)
-        order = [int(i) for i in idx[np.argsort(-(shape[idx] * sizes[idx] - counts[idx]), kind="stable")]]
-        blocked: set[int] = set()
-        while current < value * (1 - tolerance / 2) and len(blocked) < len(order):
-            for i in order:
-                if i in blocked or counts[i] >= sizes[i]:
-                    blocked.add(i)
-                    continue
-                trial = counts.copy()
-                trial[i] = min(sizes[i], (counts[i] // steps[i] + 1) * steps[i])
-                cost = self.predict(removed, trial)
-                if cost <= value:
-                    counts, current = trial, cost
-                    break
-                blocked.add(i)
-            else:
-                break
-        return counts
+        best = bisect_scale(
+            widths, lambda c: self.predict(removed, c), value, 1.0 / float(shape[idx].min()), low
+        )
+        # give steps back where the student falls furthest short of its shape first
+        shortfall = shape[idx] * self.space.sizes[idx] - best[idx]
+        order = [int(i) for i in idx[np.argsort(-shortfall, kind="stable")]]
+        filled = grow_to_budget(
+            best, lambda c: self.predict(removed, c), value, tolerance, order, self.space.next_width
+        )
+        return filled, "ok"
 
     def _measure(self, model: nn.Module) -> dict[str, int]:
         from netsculpt.measure.macs import count_macs, count_params

@@ -19,6 +19,7 @@ from netsculpt.allocate import CostModel, select_keep
 from netsculpt.allocate.uniform import removal_order
 from netsculpt.errors import ConfigError, PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
+from netsculpt.search.budget_fit import bisect_scale, grow_to_budget
 from netsculpt.surgery import PrunePlan
 
 Counts = np.ndarray
@@ -142,17 +143,13 @@ class SearchSpace:
                 f"target {metric}={value:.3f} is unreachable: the narrowest widths allowed (min_ratio, "
                 f"min_channels, pinned channels) cost {metric}={lowest:.3f}; lower min_ratio or aim higher"
             )
-        lo, hi = 0.0, 1.0 / float(shape.min())
-        best = self.floors.copy()
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            counts = self.from_ratios(shape * mid)
-            if self.cost(counts, metric) <= value:
-                lo, best = mid, counts
-            else:
-                hi = mid
-            if hi - lo < 1e-4:
-                break
+        best = bisect_scale(
+            lambda scale: self.from_ratios(shape * scale),
+            lambda counts: self.cost(counts, metric),
+            value,
+            1.0 / float(shape.min()),
+            self.floors.copy(),
+        )
         deficit = shape * self.sizes - best  # give steps back where the shape wanted most
         return self.top_up(best, metric, value, tolerance, list(np.argsort(-deficit, kind="stable")))
 
@@ -162,26 +159,20 @@ class SearchSpace:
         """Add single width steps (to the next width on the group's grid), to the first group in
         ``priority`` where the cost stays at most ``value``, until within ``tolerance`` under it or no step
         fits."""
-        counts = np.array(counts, dtype=np.int64)
-        current = self.cost(counts, metric)
-        blocked: set[int] = set()
-        while current < value * (1 - tolerance / 2) and len(blocked) < len(counts):
-            for i in priority:
-                if i in blocked:
-                    continue
-                if counts[i] >= self.sizes[i]:
-                    blocked.add(i)
-                    continue
-                trial = counts.copy()
-                trial[i] = min(self.sizes[i], (counts[i] // self.steps[i] + 1) * self.steps[i])
-                cost = self.cost(trial, metric)
-                if cost <= value:
-                    counts, current = trial, cost
-                    break
-                blocked.add(i)
-            else:
-                break
-        return counts
+        return grow_to_budget(
+            np.array(counts, dtype=np.int64),
+            lambda c: self.cost(c, metric),
+            value,
+            tolerance,
+            priority,
+            self.next_width,
+        )
+
+    def next_width(self, counts: Counts, i: int) -> int | None:
+        """Group ``i``'s next width on its step grid above ``counts[i]``, or ``None`` at its full size."""
+        if counts[i] >= self.sizes[i]:
+            return None
+        return int(min(self.sizes[i], (counts[i] // self.steps[i] + 1) * self.steps[i]))
 
 
 class _CountCost:
