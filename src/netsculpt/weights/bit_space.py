@@ -23,6 +23,7 @@ from netsculpt.errors import ConfigError
 from netsculpt.progress import track
 from netsculpt.weights.config import PaletteConfig
 from netsculpt.weights.kmeans import fit_codebook
+from netsculpt.weights.layer_space import LayerSpace
 from netsculpt.weights.layout import MAX_BITS, PaletteSpec, to_points
 from netsculpt.weights.packing import packed_nbytes
 from netsculpt.weights.palette import Palette, palette_from_centroids, set_palette_
@@ -50,7 +51,7 @@ class BitLayer:
         return packed_nbytes(points, bits) + groups * 2**bits * self.vector_dim * 2
 
 
-class BitSpace:
+class BitSpace(LayerSpace[BitLayer]):
     """The layers ``config`` selects, each with bit choices ``low..high``, priced in packed bytes."""
 
     slack = HEADER_SLACK  # a search keeps this far under its budget
@@ -58,26 +59,18 @@ class BitSpace:
     def __init__(self, model: nn.Module, config: PaletteConfig, low: int = 1, high: int = MAX_BITS) -> None:
         if not 1 <= low <= high <= MAX_BITS:
             raise ConfigError(f"bit range {low}..{high} must lie within 1..{MAX_BITS}")
-        self.model = model
         self.config = config
         probe = copy.copy(config)
         probe.bits, probe.layer_bits = low, {}
-        self.layers: list[BitLayer] = []
+        layers: list[BitLayer] = []
         for name, module, spec in probe.select(model):
             shape = tuple(module.weight.shape)
             points = int(np.prod(shape)) // spec.vector_dim // spec.groups(shape)
             allowed = [b for b in range(low, high + 1) if points >= 2**b]
-            self.layers.append(BitLayer(name, module, shape, spec.group_size, spec.vector_dim, allowed))
+            layers.append(BitLayer(name, module, shape, spec.group_size, spec.vector_dim, allowed))
+        super().__init__(model, layers)
         self._fixed: int | None = None
         self._palettes: dict[tuple[int, int], Palette] = {}
-        self._original = {layer.name: layer.module.weight.detach().clone() for layer in self.layers}
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    @property
-    def names(self) -> list[str]:
-        return [layer.name for layer in self.layers]
 
     def fixed_bytes(self) -> int:
         """Bytes of the packed file that no bit width changes, measured by packing a copy once."""
@@ -129,9 +122,6 @@ class BitSpace:
             (i, b): self.palette(i, b).weight() for i, layer in enumerate(self.layers) for b in layer.bits
         }
         return BitEvalTask(self.model, self.names, weights, batches)
-
-    def layer_bits(self, bits: Iterable[int]) -> dict[str, int]:
-        return {layer.name: int(b) for layer, b in zip(self.layers, bits)}
 
 
 def _swap_evaluate(

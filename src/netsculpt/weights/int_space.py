@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from netsculpt.errors import ConfigError
 from netsculpt.weights.bit_space import BitEvalTask, _swap_evaluate
 from netsculpt.weights.config import FilterFn, default_filter
+from netsculpt.weights.layer_space import LayerSpace
 from netsculpt.weights.quantize import QUANTIZED_OPS, Int8Config, OnnxModule, node_module, quantize_int8
 
 INT_BITS = (4, 8)
@@ -58,27 +59,19 @@ def fake_quantize(weight: Tensor, bits: int) -> Tensor:
     return (torch.clamp(torch.round(flat / scale), -qmax, qmax) * scale).reshape(weight.shape)
 
 
-class IntSpace:
+class IntSpace(LayerSpace[IntLayer]):
     """The conv / linear layers ``filter_fn`` keeps (the int8 export's default), each int4 or int8."""
 
     slack = 0  # the prediction is exact: no file header in the budgeted bytes
 
     def __init__(self, model: nn.Module, filter_fn: FilterFn | None = None) -> None:
         keep = filter_fn or default_filter
-        self.model = model
-        self.layers = [
+        layers = [
             IntLayer(name, module, tuple(module.weight.shape), list(INT_BITS))
             for name, module in model.named_modules()
             if name and isinstance(getattr(module, "weight", None), Tensor) and keep(module, name)
         ]
-        self._original = {layer.name: layer.module.weight.detach().clone() for layer in self.layers}
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    @property
-    def names(self) -> list[str]:
-        return [layer.name for layer in self.layers]
+        super().__init__(model, layers)
 
     def nbytes(self, bits: Iterable[int]) -> int:
         """Predicted packed weight bytes (weights + scales + zero points) of the searched layers."""
@@ -98,9 +91,6 @@ class IntSpace:
     def task(self, batches: list[tuple[Tensor, Tensor]]) -> BitEvalTask:
         """What an executor's workers need to score width vectors (the fake-quantized weights)."""
         return BitEvalTask(self.model, self.names, self._weights(), batches)
-
-    def layer_bits(self, bits: Iterable[int]) -> dict[str, int]:
-        return {layer.name: int(b) for layer, b in zip(self.layers, bits)}
 
 
 def int4_layers(bits: dict[str, int]) -> tuple[str, ...]:
