@@ -73,19 +73,17 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _loaders(args: argparse.Namespace, recipe_data: dict[str, Any]) -> tuple[Any, Any]:
-    from netsculpt.data import make_loaders
+    from netsculpt.cli.train_cmd import data_source
+    from netsculpt.data import DataSource
 
     if args.data is not None:  # the command line wins over the run's recipe
-        options: dict[str, Any] = {}
-        name, root, resize, channels = args.data, args.data_root, args.resize, args.channels
+        source = data_source(args)
     elif recipe_data:
         name, root, resize, channels = (recipe_data[k] for k in ("name", "root", "resize", "channels"))
-        options = recipe_data.get("options") or {}
+        source = DataSource(name, root, resize, channels, args.limit, recipe_data.get("options") or {})
     else:
         raise ConfigError("pass --data NAME (see `netsculpt data`): the images to explain the model on")
-    return make_loaders(
-        name, batch_size=64, root=root, resize=resize, channels=channels, limit=args.limit, seed=0, **options
-    )
+    return source.loaders(64)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, load_model
+
+if TYPE_CHECKING:
+    from netsculpt.data import DataSource
 
 
 def add_data_args(p: argparse.ArgumentParser, task: bool = False) -> None:
@@ -28,31 +31,24 @@ def add_data_args(p: argparse.ArgumentParser, task: bool = False) -> None:
         add_task_args(p)
 
 
+def data_source(args: argparse.Namespace) -> DataSource:
+    """The :class:`~netsculpt.data.DataSource` the ``--data`` flags name (classification: no options)."""
+    from netsculpt.data import DataSource
+
+    return DataSource(args.data, args.data_root, args.resize, args.channels, args.limit)
+
+
 def loaders(
     args: argparse.Namespace, batch_size: int, augment: bool = False, seed: int = 0, shift: int | None = None
 ):
-    from netsculpt.data import make_loaders
-
-    return make_loaders(
-        args.data,
-        batch_size=batch_size,
-        root=args.data_root,
-        resize=args.resize,
-        channels=args.channels,
-        limit=args.limit,
-        augment=augment,
-        shift=shift,
-        seed=seed,
-    )
+    return data_source(args).loaders(batch_size, seed=seed, augment=augment, shift=shift)
 
 
 def data_defaults(args: argparse.Namespace) -> None:
     """Derive the model's input channels / classes from the dataset when not given."""
-    from netsculpt.data import dataset_info
-
     if Path(args.model).is_dir():
         return
-    info = dataset_info(args.data, root=args.data_root, resize=args.resize, channels=args.channels)
+    info = data_source(args).info()
     if args.in_channels is None:
         args.in_channels = info.in_channels
     if args.num_classes is None:

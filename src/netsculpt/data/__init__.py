@@ -20,6 +20,7 @@ from netsculpt.data.base import DATASETS, DatasetInfo, RawSplits, data_home, reg
 from netsculpt.data.canvases import DigitsCanvases, detection_collate, digits_detect, digits_seg
 from netsculpt.data.coco import CocoDetection
 from netsculpt.data.prepare import ImageDataset
+from netsculpt.data.source import DataSource
 
 DEFAULT_DATASET = "mnist5k"
 
@@ -27,6 +28,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_DATASET",
     "CocoDetection",
+    "DataSource",
     "DatasetInfo",
     "DigitsCanvases",
     "ImageDataset",

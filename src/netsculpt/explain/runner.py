@@ -47,18 +47,13 @@ def distinct_classes(images: torch.Tensor, labels: torch.Tensor, n: int) -> tupl
 
 def recipe_loaders(data: dict[str, Any], limit: int | None = None) -> tuple[Any, Any]:
     """Unshuffled-test / seeded-train loaders for a recipe's data section (as :func:`from_run` reads it)."""
-    from netsculpt.data import make_loaders
+    from netsculpt.data import DataSource
 
-    return make_loaders(
-        data["name"],
-        batch_size=64,
-        root=data.get("root"),
-        resize=data.get("resize"),
-        channels=data.get("channels"),
-        limit=limit,
-        seed=0,
-        **(data.get("options") or {}),
+    options = data.get("options") or {}
+    source = DataSource(
+        data["name"], data.get("root"), data.get("resize"), data.get("channels"), limit, options
     )
+    return source.loaders(64)
 
 
 def explain_source(

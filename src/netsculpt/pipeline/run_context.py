@@ -12,12 +12,13 @@ from netsculpt.pipeline.stages import RunContext
 
 
 def build_context(recipe: Recipe, run_dir: Path) -> RunContext:
-    from netsculpt.data import dataset_info, make_loaders
+    from netsculpt.data import DataSource
 
     if recipe.task != "classification":
         return dense_context(recipe, run_dir)
     d = recipe.data
-    info = dataset_info(d.name, root=d.root, resize=d.resize, channels=d.channels, **d.options)
+    source = DataSource(d.name, d.root, d.resize, d.channels, d.limit, dict(d.options))
+    info = source.info()
     batch = d.batch_size or 64
     if recipe.baseline.train is not None:
         from netsculpt.train import TrainConfig
@@ -25,18 +26,7 @@ def build_context(recipe: Recipe, run_dir: Path) -> RunContext:
         batch = d.batch_size or TrainConfig.preset(recipe.baseline.train.preset).batch_size
 
     def make_train_loader(augment: bool, shift: int | None) -> Any:
-        return make_loaders(
-            d.name,
-            batch_size=batch,
-            root=d.root,
-            resize=d.resize,
-            channels=d.channels,
-            limit=d.limit,
-            seed=recipe.seed,
-            augment=augment,
-            shift=shift,
-            **d.options,
-        )
+        return source.loaders(batch, seed=recipe.seed, augment=augment, shift=shift)
 
     # Calibration, search, clustering and quantization read unaugmented batches; a training stage asks
     # RunContext.train_loader_for(config) for its own augmentation.
