@@ -103,11 +103,13 @@ def snap_keep(
 ) -> dict[str, list[int]]:
     """Step 2: per pruned group, the candidate width with the lowest ``latency - rho * MACs`` (ties keep
     the wider), other groups held at their current widths."""
+    from netsculpt.allocate.targets import group_floor
+
     rho = latency.base_sum / max(cost.base_macs, 1.0)
     keep = {k: list(v) for k, v in keep.items()}
     for gid in list(keep):
         g = graph.group(gid)
-        floor = max(g.size - g.n_prunable, min(min_channels, g.size), 1)
+        floor = group_floor(g, min_channels)
         best, best_value = None, None
         for width in reversed(snap_candidates(len(keep[gid]), floor)):  # widest first: ties keep it
             trial = dict(keep)
@@ -165,15 +167,9 @@ def auto_plan(
     meta: dict | None = None,
 ) -> PrunePlan:
     """The fastest measured of the snapped, exact, ``"hw"`` and ``round_to=16`` plans for ``target``."""
-    from netsculpt.allocate.targets import _channel_fraction, target_plan
+    from netsculpt.allocate.targets import target_measure, target_plan
 
-    def measure(keep: dict[str, list[int]]) -> float:
-        if target.metric == "channels":
-            return _channel_fraction(graph, keep)
-        if target.metric == "latency":
-            return latency.fraction(graph, keep)
-        return cost.fraction(keep, target.metric)
-
+    measure = target_measure(graph, target, cost, latency)
     common = dict(strategy=strategy, min_channels=min_channels, tolerance=tolerance, cost=cost,
                   latency=latency, meta=meta)  # fmt: skip
     exact = target_plan(model, example_inputs, graph, scores, target, round_to=1, **common)

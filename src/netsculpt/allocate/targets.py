@@ -15,6 +15,7 @@ what the closest achievable value is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from netsculpt.allocate.cost import CostModel
 from netsculpt.allocate.uniform import keep_count, removal_order, select_keep
 from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
+from netsculpt.graph.groups import ChannelGroup
 from netsculpt.surgery.plan import PrunePlan
 
 
@@ -75,6 +77,27 @@ def _channel_fraction(graph: ChannelGraph, keep: dict[str, list[int]]) -> float:
     return 1.0 - removed / max(total, 1)
 
 
+def target_measure(
+    graph: ChannelGraph, target: Target, cost: CostModel, latency: Any
+) -> Callable[[dict[str, list[int]]], float]:
+    """``keep -> fraction of the original`` in ``target``'s metric: what the exact solve and ``auto``'s
+    re-solve both bisect and top up against, so they judge a plan identically."""
+
+    def measure(keep: dict[str, list[int]]) -> float:
+        if target.metric == "channels":
+            return _channel_fraction(graph, keep)
+        if target.metric == "latency":
+            return latency.fraction(graph, keep)
+        return cost.fraction(keep, target.metric)
+
+    return measure
+
+
+def group_floor(group: ChannelGroup, min_channels: int) -> int:
+    """The fewest channels ``group`` may keep: its pinned ones, ``min_channels`` (capped at its size), 1."""
+    return max(group.size - group.n_prunable, min(min_channels, group.size), 1)
+
+
 def _uniform_keep(
     graph: ChannelGraph,
     scores: dict[str, np.ndarray],
@@ -108,7 +131,7 @@ def _global_order(
         if price is not None:
             norm = norm / price[g.id]
         order = removal_order(g, norm)
-        floor = max(g.size - g.n_prunable, min(min_channels, g.size), 1)
+        floor = group_floor(g, min_channels)
         for rank, ch in enumerate(order[: g.size - floor].tolist()):
             entries.append((float(norm[ch]), rank, g.id, ch))
     entries.sort()
@@ -183,13 +206,7 @@ def target_plan(
         )  # fmt: skip
     steps = steps_for(graph, round_to)
 
-    def measure(keep: dict[str, list[int]]) -> float:
-        if target.metric == "channels":
-            return _channel_fraction(graph, keep)
-        if target.metric == "latency":
-            return latency.fraction(graph, keep)
-        return cost.fraction(keep, target.metric)
-
+    measure = target_measure(graph, target, cost, latency)
     if strategy == "uniform":
 
         def candidate(x: float) -> dict[str, list[int]]:

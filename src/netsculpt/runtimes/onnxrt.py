@@ -17,18 +17,15 @@ from torch import nn
 from netsculpt.errors import NetsculptError
 from netsculpt.measure._inputs import as_tuple, check_module
 from netsculpt.runtimes.base import Prepared, Runtime, RuntimeUnsupported, first_line, register, torch_threads
-from netsculpt.runtimes.torch_rt import deployed_runtime
+from netsculpt.runtimes.torch_rt import check_owner
 
 
 def onnx_file(model: nn.Module, inputs: tuple[Any, ...], folder: Path) -> Path:
     """The ONNX file to run: an ONNX artefact's own file, else a fresh export into ``folder``."""
     from netsculpt.measure.onnx_runtime import export_onnx
 
-    owner = deployed_runtime(model)
-    if owner == "onnxruntime":
+    if check_owner(model, "onnxruntime") is not None:
         return Path(model.path)
-    if owner is not None:
-        raise RuntimeUnsupported(f"this is an int8 {owner} artefact: it runs on {owner} only")
     try:
         return export_onnx(model, inputs, folder / "model.onnx")
     except NetsculptError as exc:

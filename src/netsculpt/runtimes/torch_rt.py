@@ -27,14 +27,21 @@ def deployed_runtime(model: nn.Module) -> str | None:
     return getattr(model, "deployed_runtime", None)
 
 
+def check_owner(model: nn.Module, runtime: str) -> str | None:
+    """``model``'s :func:`deployed_runtime`, refused unless it is ``runtime`` or a plain module (``None``):
+    an int8 artefact holds kernels of one runtime only, and every runtime refuses another's alike."""
+    owner = deployed_runtime(model)
+    if owner not in (None, runtime):
+        raise RuntimeUnsupported(f"this is an int8 {owner} artefact: it runs on {owner} only")
+    return owner
+
+
 class EagerRuntime(Runtime):
     name, label = "torch", "PyTorch eager"
 
     def prepare(self, model: nn.Module, example_inputs: Any, threads: int = 1) -> Prepared:
         check_module(model)
-        owner = deployed_runtime(model)
-        if owner not in (None, "torch"):
-            raise RuntimeUnsupported(f"this is an int8 {owner} artefact: it runs on {owner} only")
+        check_owner(model, "torch")
         inputs = as_tuple(example_inputs)
         restore = eval_mode(model)
         restore.__enter__()
@@ -66,9 +73,7 @@ class CompileRuntime(Runtime):
     def prepare(self, model: nn.Module, example_inputs: Any, threads: int = 1) -> Prepared:
         self.check()
         check_module(model)
-        owner = deployed_runtime(model)
-        if owner not in (None, "torch"):
-            raise RuntimeUnsupported(f"this is an int8 {owner} artefact: it runs on {owner} only")
+        check_owner(model, "torch")
         inputs = as_tuple(example_inputs)
         restore = eval_mode(model)
         restore.__enter__()

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from netsculpt.errors import ConfigError
-from netsculpt.train.distill import DistillConfig, teacher_fingerprint
-from netsculpt.train.hints import HintAdapters, build_adapters, hint_taps, hint_term
+from netsculpt.train.distill import DistillConfig, TeacherLoss
 
 
 def _flatten(output: Any, prefix: str = "") -> dict[str, Tensor]:
@@ -83,7 +82,7 @@ class _Capture:
             self.handle.remove()
 
 
-class DenseDistillationLoss:
+class DenseDistillationLoss(TeacherLoss):
     """A :data:`netsculpt.train.LossFn` for the ``detection`` and ``segmentation`` tasks."""
 
     def __init__(
@@ -96,25 +95,15 @@ class DenseDistillationLoss:
         example_inputs: Any = None,
         seed: int = 0,
     ) -> None:
-        self.task, self.config = task, config or DistillConfig()
-        self.config.validate()
-        if self.config.mixup:
+        config = config or DistillConfig()
+        config.validate()
+        if config.mixup:
             raise ConfigError(
                 f"mixup is classification-only: mixing two canvases does not mix their {task.name} targets; "
                 "set mixup=0"
             )
-        self.teacher = teacher.eval()
-        self.student = student
-        self.learnable = HintAdapters([])
-        if self.config.hints:
-            if student is None or example_inputs is None:
-                raise ConfigError(
-                    "feature hints need the student and example inputs to size their adapters: pass "
-                    "student=... and example_inputs=... (one input batch)"
-                )
-            self.learnable = build_adapters(student, self.teacher, self.config.hints, example_inputs, seed)
-        self.fingerprint = teacher_fingerprint(teacher)
-        self.last_terms: dict[str, Tensor] = {}
+        self.task = task
+        super().__init__(teacher, config, student=student, example_inputs=example_inputs, seed=seed)
 
     def recipe(self) -> dict[str, Any]:
         return {"loss": f"distill-{self.task.name}", **self.config.to_dict(), "teacher": self.fingerprint}
@@ -131,10 +120,9 @@ class DenseDistillationLoss:
         if alpha == 0 and not hints:
             self.last_terms = {"task": hard.detach()}
             return hard, output
-        if self.teacher.training:
-            self.teacher.eval()
-        with torch.no_grad(), _Capture(self._head(self.teacher)) as t_cap, t_tap:
-            teacher_out = self.teacher(inputs if not isinstance(inputs, tuple) else list(inputs))
+        teacher = self._teacher()
+        with torch.no_grad(), _Capture(self._head(teacher)) as t_cap, t_tap:
+            teacher_out = teacher(inputs if not isinstance(inputs, tuple) else list(inputs))
         terms = {"task": hard}
         loss = (1.0 - alpha) * hard
         if alpha > 0:
@@ -142,19 +130,7 @@ class DenseDistillationLoss:
             teacher_soft = t_cap.output if t_cap.module is not None else teacher_out
             terms["soft"] = self.task.soft_loss(student_soft, teacher_soft, temperature)
             loss = loss + alpha * terms["soft"]
-        if hints:
-            terms["hint"] = hint_term(self.learnable, hints, s_tap, t_tap)
-            loss = loss + self.config.hint_weight * terms["hint"]
-        self.last_terms = {k: v.detach() for k, v in terms.items()}
-        return loss, output
-
-    def _taps(self, model: nn.Module) -> tuple[Any, Any]:
-        return hint_taps(model, self.student, self.teacher, self.config.hints, "distillation loss")
-
-    def to(self, device: torch.device | str) -> DenseDistillationLoss:
-        self.teacher.to(device)
-        self.learnable.to(device)
-        return self
+        return self._with_hints(loss, terms, s_tap, t_tap), output
 
     def __repr__(self) -> str:
         return (

@@ -22,7 +22,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 import torch.nn.functional as F
@@ -145,13 +145,72 @@ def teacher_fingerprint(teacher: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-class DistillationLoss:
+class TeacherLoss:
+    """What every distillation loss shares: an eval-mode teacher run only under ``torch.no_grad()``,
+    hint adapters sized on the student, and a fingerprint of the teacher that a resume must match.
+
+    Subclasses compute the task's terms and call :meth:`_with_hints` to add the feature hints.
+    """
+
+    _who: ClassVar[str] = "distillation loss"  # names the loss in errors about its hint layers
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        config: DistillConfig | None = None,
+        *,
+        student: nn.Module | None = None,
+        example_inputs: Any = None,
+        seed: int = 0,
+    ) -> None:
+        self.config = config or DistillConfig()
+        self.config.validate()
+        self.teacher = teacher.eval()
+        self.student = student
+        self.learnable = HintAdapters([])
+        self.last_terms: dict[str, Tensor] = {}
+        if self.config.hints:
+            if student is None or example_inputs is None:
+                raise ConfigError(
+                    "feature hints need the student and example inputs to size their adapters: pass "
+                    "student=... and example_inputs=... (one input batch)"
+                )
+            self.learnable = build_adapters(student, self.teacher, self.config.hints, example_inputs, seed)
+        self.fingerprint = teacher_fingerprint(teacher)
+
+    def _taps(self, model: nn.Module) -> tuple[Any, Any]:
+        return hint_taps(model, self.student, self.teacher, self.config.hints, self._who)
+
+    def _teacher(self) -> nn.Module:
+        """The teacher, back in eval mode if someone switched it to training mode."""
+        if self.teacher.training:
+            self.teacher.eval()
+        return self.teacher
+
+    def _with_hints(self, loss: Tensor, terms: dict[str, Tensor], s_tap: Any, t_tap: Any) -> Tensor:
+        """``loss`` plus the weighted hint term when hints are set; every term is kept for logging."""
+        if self.config.hints:
+            terms["hint"] = hint_term(self.learnable, self.config.hints, s_tap, t_tap)
+            loss = loss + self.config.hint_weight * terms["hint"]
+        self.last_terms = {k: v.detach() for k, v in terms.items()}
+        return loss
+
+    def to(self, device: torch.device | str) -> Self:
+        """Move the teacher and the adapters (the loop calls this with its training device)."""
+        self.teacher.to(device)
+        self.learnable.to(device)
+        return self
+
+
+class DistillationLoss(TeacherLoss):
     """A :data:`netsculpt.train.LossFn` that distils ``teacher`` into the model being trained.
 
     The teacher is put in eval mode and only ever run under ``torch.no_grad()``: it gets no gradients,
     its BatchNorm statistics never move, and it is not part of the optimizer. Hint adapters live in
     ``self.learnable``; the training loop trains and checkpoints them but saves only the student.
     """
+
+    _who = "DistillationLoss"
 
     def __init__(
         self,
@@ -163,21 +222,8 @@ class DistillationLoss:
         label_smoothing: float = 0.0,
         seed: int = 0,
     ) -> None:
-        self.config = config or DistillConfig()
-        self.config.validate()
-        self.teacher = teacher.eval()
-        self.student = student
+        super().__init__(teacher, config, student=student, example_inputs=example_inputs, seed=seed)
         self.label_smoothing = label_smoothing
-        self.learnable = HintAdapters([])
-        self.last_terms: dict[str, Tensor] = {}
-        if self.config.hints:
-            if student is None or example_inputs is None:
-                raise ConfigError(
-                    "feature hints need the student and example inputs to size their adapters: pass "
-                    "student=... and example_inputs=... (one input batch)"
-                )
-            self.learnable = build_adapters(student, self.teacher, self.config.hints, example_inputs, seed)
-        self.fingerprint = teacher_fingerprint(teacher)
 
     def recipe(self) -> dict[str, Any]:
         """Plain data the loop stores in checkpoints and compares on resume."""
@@ -217,26 +263,7 @@ class DistillationLoss:
         if alpha > 0:
             terms["kd"] = kd_loss(logits, teacher_logits, self.config.temperature)
             loss = loss + alpha * terms["kd"]
-        if hints:
-            terms["hint"] = hint_term(self.learnable, hints, s_tap, t_tap)
-            loss = loss + self.config.hint_weight * terms["hint"]
-        self.last_terms = {k: v.detach() for k, v in terms.items()}
-        return loss, logits
-
-    def _taps(self, model: nn.Module) -> tuple[Any, Any]:
-        return hint_taps(model, self.student, self.teacher, self.config.hints, "DistillationLoss")
-
-    def _teacher(self) -> nn.Module:
-        """The teacher, back in eval mode if someone switched it to training mode."""
-        if self.teacher.training:
-            self.teacher.eval()
-        return self.teacher
-
-    def to(self, device: torch.device | str) -> DistillationLoss:
-        """Move the teacher and the adapters (the loop calls this with its training device)."""
-        self.teacher.to(device)
-        self.learnable.to(device)
-        return self
+        return self._with_hints(loss, terms, s_tap, t_tap), logits
 
     def __repr__(self) -> str:
         c = self.config
