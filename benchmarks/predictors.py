@@ -116,6 +116,10 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
                 predictor_min=16,
                 screen_keep=0.25,
                 screen_explore=args.screen_explore,
+                screen_pool=args.screen_pool,
+                screen_trust=args.screen_trust,
+                predictor_loss=args.predictor_loss,
+                predictor_features=args.predictor_features,
                 **common,
             ),
         ),
@@ -131,7 +135,8 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
         def on_step(progress: dict, trace=trace, start=start) -> None:
             rec = progress["generations"][-1]
             trace.append({"generation": rec["generation"], "best": rec["best"],
-                          "evaluated": rec["evaluated"], "seconds": time.perf_counter() - start})  # fmt: skip
+                          "evaluated": rec["evaluated"], "seconds": time.perf_counter() - start,
+                          **({"screen": rec["screen"]} if "screen" in rec else {})})  # fmt: skip
             if plain_best and rec["best"] <= plain_best[0]:
                 raise Reached
             if plain_best and sum(rec["evaluated"].values()) >= sum(
@@ -392,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         default=GeneticConfig.screen_explore,
         help="ga: random share of the picks",
     )
+    parser.add_argument("--screen-pool", type=int, default=GeneticConfig.screen_pool, help="ga: pool x pop")
+    parser.add_argument("--screen-trust", type=float, default=GeneticConfig.screen_trust,
+                        help="ga: online Kendall τ the screen needs (-1: the ungated screen)")  # fmt: skip
+    parser.add_argument("--predictor-loss", default=GeneticConfig.predictor_loss, help="ga: mse / rank")
+    parser.add_argument("--predictor-features", default=GeneticConfig.predictor_features,
+                        help="ga: first / extended")  # fmt: skip
     parser.add_argument("--tag", default="", help="ga / nao: suffix of the results file (a variant)")
     parser.add_argument("--reuse-plain", action="store_true", help="ga: the plain GA of an earlier run")
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")
@@ -417,8 +428,12 @@ def main(argv: list[str] | None = None) -> int:
     data = run(args, base, x, graph, scores, train, held, test)
     data["calibration"] = calibration
     data["seconds"] = time.perf_counter() - started
-    variant = f"pool {GeneticConfig().screen_pool}, explore {args.screen_explore:g}"
-    data.update(seed=args.seed, variant=variant, screen_explore=args.screen_explore)
+    variant = (
+        f"pool {args.screen_pool}, explore {args.screen_explore:g}, trust {args.screen_trust:g}, "
+        f"{args.predictor_features}/{args.predictor_loss}"
+    )
+    data.update(seed=args.seed, variant=variant, screen_explore=args.screen_explore,
+                screen_pool=args.screen_pool, screen_trust=args.screen_trust)  # fmt: skip
     name = f"predictors_{args.part}_{args.seed}{args.tag}.json"
     write_json(RESULTS / name, data)
     print_calibration("end")

@@ -18,7 +18,7 @@ SMALL = {"pop_size": 8, "generations": 3, "elite": 2, "eval_batches": 1, "full_b
 def test_screened_ga_scores_only_the_promising_share(tiny, tmp_path: Path) -> None:
     args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val)
     plain = search_widths(*args, GeneticConfig(**SMALL))
-    config = GeneticConfig(**SMALL, predictor="gcn", predictor_min=8, screen_keep=0.25)
+    config = GeneticConfig(**SMALL, predictor="gcn", predictor_min=8, screen_keep=0.25, screen_trust=-1)
     guided = search_widths(*args, config, out_dir=tmp_path)
     rounds = guided.history["predictor"]["rounds"]
     assert rounds[0]["fallback"] and rounds[0]["scored"] == 8  # the initial population: nothing to learn from
@@ -42,6 +42,19 @@ def test_too_few_candidates_fall_back_to_plain_scoring(tiny) -> None:
     assert not summary["trained"] and all(r["fallback"] for r in summary["rounds"])
     assert fallback.plan.keep == plain.plan.keep  # exactly the plain search
     assert fallback.evaluated == plain.evaluated
+
+
+def test_a_predictor_that_never_earns_trust_is_exactly_the_plain_search(tiny) -> None:
+    """screen_trust=1 needs a perfect online ranking: every generation after the first is a probe, which
+    scores all proposals of a plain-sized generation, so the search is the plain one, evaluation for
+    evaluation, with the predictor's rank checks recorded."""
+    args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val)
+    plain = search_widths(*args, GeneticConfig(**SMALL))
+    gated = search_widths(*args, GeneticConfig(**SMALL, predictor="gcn", predictor_min=8, screen_trust=1.0,
+                                               predictor_epochs=60))  # fmt: skip
+    rounds = gated.history["predictor"]["rounds"]
+    assert all(r["probe"] and "online_kendall" in r for r in rounds[1:])
+    assert gated.plan.keep == plain.plan.keep and gated.evaluated == plain.evaluated
 
 
 def test_screened_nsga2_keeps_a_scored_front(tiny) -> None:
@@ -114,7 +127,9 @@ def test_a_saved_predictor_warm_starts_screening_and_another_models_is_refused(t
 
 def test_screen_explore_scores_a_random_share_of_the_picks(tiny) -> None:
     args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val)
-    config = GeneticConfig(**SMALL, predictor="mlp", predictor_min=8, screen_keep=0.5, screen_explore=0.5)
+    config = GeneticConfig(
+        **SMALL, predictor="mlp", predictor_min=8, screen_keep=0.5, screen_explore=0.5, screen_trust=-1
+    )
     rounds = search_widths(*args, config).history["predictor"]["rounds"]
     screened = [r for r in rounds if not r["fallback"]]
     assert screened and all(r["explored"] == min(r["scored"] // 2, r["pool"] - r["scored"]) for r in screened)

@@ -66,6 +66,11 @@ class SearchConfig:
     # predictor: one trained on a few candidates steered the GA into one basin (docs/search.md)
     screen_explore: float = 0.5
     predictor_epochs: int = 300
+    # the screen only rejects candidates while the predictor's Kendall τ on the newest scored proposals
+    # is at least this (before that, every proposal is scored and ranked: a probe); -1 screens always
+    screen_trust: float = 0.3
+    predictor_loss: str = "mse"  # or "rank" (+ pairwise rank loss); mse ranked GA proposals best (tuning)
+    predictor_features: str = "first"  # or "extended" (netsculpt.predictors.features)
     # a predictor saved by an earlier search of this model and space (DIR/predictor): screens from the
     # first generation, until this run has predictor_min scored candidates of its own to train on
     predictor_file: str | None = None
@@ -113,6 +118,14 @@ class SearchConfig:
             )
         if not (isinstance(self.screen_explore, int | float) and 0.0 <= self.screen_explore < 1.0):
             raise ConfigError(f"screen_explore must be a fraction in [0, 1), got {self.screen_explore!r}")
+        if not (isinstance(self.screen_trust, int | float) and -1.0 <= self.screen_trust <= 1.0):
+            raise ConfigError(
+                f"screen_trust is a Kendall τ in [-1, 1] (-1: always screen), got {self.screen_trust!r}"
+            )
+        if self.predictor_loss not in ("mse", "rank"):
+            raise ConfigError(f"predictor_loss={self.predictor_loss!r}: use 'mse' or 'rank'")
+        if self.predictor_features not in ("first", "extended"):
+            raise ConfigError(f"predictor_features={self.predictor_features!r}: use 'first' or 'extended'")
         if not (isinstance(self.screen_keep, int | float) and 0.0 < self.screen_keep <= 1.0):
             raise ConfigError(f"screen_keep must be a fraction in (0, 1], got {self.screen_keep!r}")
 

@@ -58,6 +58,7 @@ def run(ctx: SearchContext) -> MethodOutput:
             "mean": float(np.mean(values)),
             "evaluated": dict(ctx.scorer.evaluated),
             "population": rows,
+            **({"screen": ctx.screener.last_round()} if ctx.screener is not None else {}),
         }
 
     evolve(ctx, algorithm, problem, config.generations, after_generation)
