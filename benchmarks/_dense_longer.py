@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from _dense_prune import Setup, _read, _write, run_row
+from _dense_prune import Setup, _read, _write, row_line, run_row
 from torch import nn
 
 from netsculpt.tasks import get_task
@@ -140,12 +140,8 @@ def _rows(kind: str, cache: Path, lr: float, tag: str, label: str, metric: str, 
         if row is None or "test_after" not in row:
             print(f"    {name}: not run yet")
             continue
-        after = row["test_after"][metric]
-        drops[method] = 100 * (ref - after)
-        print(
-            f"    {name:20s} MACs {row['macs_ratio']:.3f}  test {label} {after:.4f}  drop "
-            f"{drops[method]:+.2f} pt  val {row['val_after'][metric]:.4f}  ({row['finetune_s']} s)"
-        )
+        drops[method] = 100 * (ref - row["test_after"][metric])
+        print("    " + row_line(name, row, metric, label, ref))
     pruned = {m: d for m, d in drops.items() if m in ("l1", "fisher")}
     if pruned:
         best = min(pruned, key=pruned.get)

@@ -264,3 +264,12 @@ def longer_part(setup: Setup, base: nn.Module, cache: Path, passes: int = 3) -> 
     to show how much of the drop is the short budget."""
     lr = _read(cache / f"{setup.kind}_prune.json")["chosen_lr"]
     return run_row(setup, base, "l1", lr, cache, test=True, passes=passes)
+
+
+def row_line(name: str, row: dict, metric: str, label: str, ref: float) -> str:
+    """One fine-tuned row of a results table: MACs, test score, drop against ``ref``, val score, time."""
+    after = row["test_after"][metric]
+    return (
+        f"{name:20s} MACs {row['macs_ratio']:.3f}  test {label} {after:.4f}  drop "
+        f"{100 * (ref - after):+.2f} pt  val {row['val_after'][metric]:.4f}  ({row['finetune_s']} s)"
+    )

@@ -20,10 +20,11 @@ the cache (``run_row``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from _dense_longer import kd_step
-from _dense_prune import Setup, _read, _write, run_row
+from _dense_prune import Setup, _read, _write, row_line, run_row
 from torch import nn
 
 LR = 2e-3  # the fine-tune peak lr the main table chose on the validation canvases (l1 row, 1x)
@@ -95,10 +96,16 @@ def recipe_rows(
 ) -> None:
     """The test rows with the chosen recipe; ``seed`` > 0 is another fine-tune draw (shuffling)."""
     spec = choose_recipe(setup, base, cache)["chosen"]
+    test_rows(setup, methods, lambda method: _row(setup, base, cache, method, spec, test=True, seed=seed))
+
+
+def test_rows(setup: Setup, methods: tuple[str, ...], run: Callable[[str], object]) -> None:
+    """``run(method)`` for each row in order; a row that fails is printed and the next one still runs
+    (a tool that cannot prune the model is a result, reported as such)."""
     for method in methods:
         try:
-            _row(setup, base, cache, method, spec, test=True, seed=seed)
-        except Exception as exc:  # a tool that cannot prune the model is a result, reported as such
+            run(method)
+        except Exception as exc:
             print(f"[{setup.kind} {method}] FAILED: {type(exc).__name__}: {exc}", flush=True)
 
 
@@ -152,10 +159,7 @@ def draw_table(cache: Path, metric: str, label: str, ref: float, tag_of) -> list
         for method, row in rows.items():
             after = row["test_after"][metric]
             means.setdefault(method, []).append(after)
-            lines.append(
-                f"  {NAMES[method]:20s} MACs {row['macs_ratio']:.3f}  test {label} {after:.4f}  drop "
-                f"{100 * (ref - after):+.2f} pt  val {row['val_after'][metric]:.4f}  ({row['finetune_s']} s)"
-            )
+            lines.append("  " + row_line(NAMES[method], row, metric, label, ref))
     lines.append("mean over draws:")
     for method, values in means.items():
         mean = sum(values) / len(values)

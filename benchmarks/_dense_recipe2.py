@@ -29,7 +29,7 @@ from pathlib import Path
 
 from _dense_longer import kd_step
 from _dense_prune import Setup, _read, _write, run_row
-from _dense_recipe import ROWS, draw_table
+from _dense_recipe import ROWS, draw_table, test_rows
 from torch import nn
 
 LR, PASSES, CALIB = 8e-3, 6, 16  # the incumbent: the first search's recipe and the table's calibration
@@ -108,11 +108,7 @@ def recipe2_rows(
 ) -> None:
     """The test rows with the chosen recipe; ``seed`` > 0 is another fine-tune draw (shuffling)."""
     spec = SPECS[choose_recipe2(setup, base, cache)["chosen"]]
-    for method in methods:
-        try:
-            _row(setup, base, cache, method, spec, test=True, seed=seed)
-        except Exception as exc:  # a tool that cannot prune the model is a result, reported as such
-            print(f"[{setup.kind} {method}] FAILED: {type(exc).__name__}: {exc}", flush=True)
+    test_rows(setup, methods, lambda method: _row(setup, base, cache, method, spec, test=True, seed=seed))
 
 
 def recipe2_report(kind: str, cache: Path, metric: str, label: str) -> str:

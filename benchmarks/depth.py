@@ -29,76 +29,28 @@ from pathlib import Path
 
 import torch
 from _calibration import print_calibration
+from _depth_common import _loaders, _stop_after, _train_base, _write_json
 from _depth_fold import latencies, part_fold, part_shrink_merge
 from _tables import FAILURES, bar, table
 
 import netsculpt as ns
 from netsculpt.depth.compound import compound_scale
 from netsculpt.measure.macs import count_macs, count_params
-from netsculpt.search.holdout import holdout_loaders
-from netsculpt.train import DistillConfig, TrainConfig, distill, evaluate, train
+from netsculpt.train import DistillConfig, TrainConfig, distill, evaluate
 
 KD = DistillConfig(temperature=4.0, alpha=0.9)
-DATA = {"resize": 32, "channels": 3}
-
-
-def _loaders(
-    args: argparse.Namespace, resize: int = 32, augment: bool = False, order_seed: int | None = None
-):
-    """The base's split (seed 0) every time; ``order_seed`` only reorders/augments the training batches
-    (a fine-tune repeat: without it every seed saw identical batches and gave identical weights)."""
-    return holdout_loaders(
-        "mnist5k",
-        val_size=args.val_size,
-        batch_size=64,
-        limit=args.limit,
-        resize=resize,
-        channels=3,
-        augment=augment,
-        shift=2,
-        order_seed=order_seed,
-    )
-
-
-def _stop_after(epochs: int):
-    """``on_epoch_end`` that ends this invocation after ``epochs`` epochs (the checkpoint is written
-    first, so the next invocation with ``resume=True`` continues bit-identically): parts stay < 40 min."""
-    done = [0]
-
-    def callback(record: object) -> bool:
-        done[0] += 1
-        return done[0] >= epochs
-
-    return callback
 
 
 def part_baseline(args: argparse.Namespace) -> None:
-    """Train resnet56_cifar on every training image but the held-out ones, resumable in parts of
-    ``--part-epochs`` epochs; when all ``--epochs`` are done, save it as the teacher / base model."""
-    train_l, held, test_l = _loaders(args, augment=True)
-    torch.manual_seed(0)
-    model = ns.create_model("resnet56_cifar", num_classes=10)
-    run_dir = args.cache / "resnet56_run"
-    start = time.perf_counter()
-    config = TrainConfig(epochs=args.epochs, lr=0.05, seed=0, augment=True, augment_shift=2)
-    result = train(
-        model,
-        train_l,
-        test_l,
-        config,
-        out_dir=run_dir,
-        resume=True,
-        val_loader=held,
-        on_epoch_end=_stop_after(args.part_epochs),
-    )
+    """resnet56_cifar, the teacher / base model of the comparison (see :func:`_train_base`)."""
+    result, seconds, finished = _train_base(args, "resnet56_cifar", "resnet56")
     last = result.history[-1]
     print(
         f"resnet56_cifar: epoch {result.epochs_run}/{args.epochs}, held-out {last['val_acc']:.2%}, "
-        f"test {last['test_acc']:.2%}, {time.perf_counter() - start:.0f} s this part",
+        f"test {last['test_acc']:.2%}, {seconds:.0f} s this part",
         flush=True,
     )
-    if result.epochs_run >= args.epochs:
-        ns.save(model, args.cache / "resnet56", extra={"input_shape": [1, 3, 32, 32]})
+    if finished:
         print("baseline finished and saved; next: --part plan")
     else:
         print("baseline not finished: run --part baseline again to resume")
@@ -187,15 +139,6 @@ def part_plan(args: argparse.Namespace) -> None:
     summary["width_criteria_held_acc"] = held_acc
     _write_json(args.out / "depth_v2_plan.json", summary)
     print(f"planned in {time.perf_counter() - start:.0f} s")
-
-
-def _write_json(path: Path, data: object) -> None:
-    import json
-
-    from netsculpt.fileio import atomic_write
-
-    text = json.dumps(data, indent=1)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def part_finetune(args: argparse.Namespace) -> None:
@@ -323,26 +266,11 @@ def part_compare(args: argparse.Namespace) -> None:
     _write_json(args.out / "depth_v2_compare.json", summary)
 
 
-def _copy(model: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
-
-
 def part_triage_base(args: argparse.Namespace) -> None:
-    """resnet20_cifar for the triage table: all training images but the held-out ones, resumable."""
-    train_l, held, test_l = _loaders(args, augment=True)
-    torch.manual_seed(0)
-    model = ns.create_model("resnet20_cifar", num_classes=10)
-    config = TrainConfig(epochs=args.epochs, lr=0.05, seed=0, augment=True, augment_shift=2)
-    result = train(
-        model, train_l, test_l, config, out_dir=args.cache / "resnet20_run", resume=True, val_loader=held,
-        on_epoch_end=_stop_after(args.part_epochs),
-    )  # fmt: skip
+    """resnet20_cifar for the triage table (see :func:`_train_base`)."""
+    result, _, _ = _train_base(args, "resnet20_cifar", "resnet20")
     last = result.history[-1]
     print(f"resnet20_cifar: epoch {result.epochs_run}/{args.epochs}, held-out {last['val_acc']:.2%}")
-    if result.epochs_run >= args.epochs:
-        ns.save(model, args.cache / "resnet20", extra={"input_shape": [1, 3, 32, 32]})
 
 
 def part_triage(args: argparse.Namespace) -> None:

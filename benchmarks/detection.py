@@ -163,6 +163,29 @@ def latency(kind: str, cache: Path, smoke: bool) -> None:
     _write(cache / f"{kind}_latency.json", record)
 
 
+# the segmenter's two fine-tune recipe searches: choose on val, test rows, report; same three steps each
+RECIPES = {
+    "recipe": (choose_recipe, recipe_rows, recipe_report),
+    "recipe2": (choose_recipe2, recipe2_rows, recipe2_report),
+}
+RECIPE_PARTS = {f"{name}{step}-seg": (name, step) for name in RECIPES for step in ("", "-rows", "-report")}
+
+
+def recipe_part(name: str, step: str, args: argparse.Namespace) -> None:
+    """``--part {name}-seg`` / ``{name}-rows-seg`` / ``{name}-report-seg`` of one recipe search."""
+    choose, rows, report_of = RECIPES[name]
+    if step == "-report":
+        text = report_of("seg", args.cache, "miou", "mIoU")
+        print(text, end="")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name(f"{args.out.name}_seg_{name}.txt").write_text(text)
+    elif step == "-rows":
+        methods = tuple(args.methods.split(",")) if args.methods != ",".join(METHODS) else ROWS
+        rows(*make_setup("seg", args.cache, args.smoke), args.cache, methods, args.seed)
+    else:
+        choose(*make_setup("seg", args.cache, args.smoke), args.cache)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", required=True)
@@ -185,26 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         train_part(args.part.split("-")[1], args.cache, args.epochs, args.lr)
     elif args.part == "pick-seg":
         pick(args.cache, seg_loaders()[1], only_trained=args.only_trained)
-    elif args.part == "recipe-seg":
-        choose_recipe(*make_setup("seg", args.cache, args.smoke), args.cache)
-    elif args.part == "recipe-rows-seg":
-        methods = tuple(args.methods.split(",")) if args.methods != ",".join(METHODS) else ROWS
-        recipe_rows(*make_setup("seg", args.cache, args.smoke), args.cache, methods, args.seed)
-    elif args.part == "recipe-report-seg":
-        text = recipe_report("seg", args.cache, "miou", "mIoU")
-        print(text, end="")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_name(args.out.name + "_seg_recipe.txt").write_text(text)
-    elif args.part == "recipe2-seg":
-        choose_recipe2(*make_setup("seg", args.cache, args.smoke), args.cache)
-    elif args.part == "recipe2-rows-seg":
-        methods = tuple(args.methods.split(",")) if args.methods != ",".join(METHODS) else ROWS
-        recipe2_rows(*make_setup("seg", args.cache, args.smoke), args.cache, methods, args.seed)
-    elif args.part == "recipe2-report-seg":
-        text = recipe2_report("seg", args.cache, "miou", "mIoU")
-        print(text, end="")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_name(args.out.name + "_seg_recipe2.txt").write_text(text)
+    elif args.part in RECIPE_PARTS:
+        recipe_part(*RECIPE_PARTS[args.part], args)
     elif args.part in ("prune-det", "prune-seg"):
         prune_det_seg(args.part.split("-")[1], args.cache, args.smoke)
     elif args.part in ("control-det", "control-seg"):

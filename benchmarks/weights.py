@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import torch
 from _tables import FAILURES, bar, table
+from _weights_memory import part_memory
 
 import netsculpt as ns
 from netsculpt.data import make_loaders
@@ -63,9 +63,7 @@ def float_model(name: str, cache: Path | None) -> tuple[torch.nn.Module, float]:
         torch.manual_seed(config.seed)
         model = ns.create_model("lenet5", num_classes=10, in_channels=1)
     else:  # 6 epochs for the time budget; 10 epochs gave 98.6 % (docs/weights.md), 6 not measured alone
-        config = TrainConfig(
-            epochs=6, batch_size=64, lr=0.05, warmup_epochs=1, augment=True, label_smoothing=0.05
-        )
+        config = recipe(6, 0.05, warmup_epochs=1)
         kw = RESNET_KW
         torch.manual_seed(config.seed)
         model = ns.create_model("resnet20_cifar", num_classes=10, in_channels=3)
@@ -85,10 +83,15 @@ def loaders(name: str, batch: int = 64):
     )
 
 
-def dkm_recipe(epochs: int) -> TrainConfig:
+def recipe(epochs: int, lr: float, warmup_epochs: int = 0) -> TrainConfig:
+    """The training recipe every part shares (batch 64, shift augmentation, label smoothing 0.05)."""
     return TrainConfig(
-        epochs=epochs, batch_size=64, lr=0.005, warmup_epochs=0, augment=True, label_smoothing=0.05
+        epochs=epochs, batch_size=64, lr=lr, warmup_epochs=warmup_epochs, augment=True, label_smoothing=0.05
     )
+
+
+def dkm_recipe(epochs: int) -> TrainConfig:
+    return recipe(epochs, 0.005)
 
 
 def run_cluster(base, config, tl, te) -> tuple[torch.nn.Module, float, float]:
@@ -293,14 +296,12 @@ def part_lowrank(args, base) -> None:
         ("float32", f"{float_acc:.2%}", "-", f"{sum(p.numel() for p in base.parameters()):,}", f"{macs:,}")
     ]
     keep = skip_first_last(base)  # conv1 has 500 weights; a rank-k classifier caps what it can tell apart
-    recipe = TrainConfig(
-        epochs=2, batch_size=64, lr=0.01, warmup_epochs=0, augment=True, label_smoothing=0.05
-    )
+    tune = recipe(2, 0.01)
     for label, config in (
-        ("energy 0.8 (SVD + Tucker-2)", LowRankConfig(energy=0.8, train=recipe, filter_fn=keep)),
+        ("energy 0.8 (SVD + Tucker-2)", LowRankConfig(energy=0.8, train=tune, filter_fn=keep)),
         (
             "layer MACs x0.5 (SVD + spatial SVD)",
-            LowRankConfig(energy=None, macs_ratio=0.5, conv_method="spatial", train=recipe, filter_fn=keep),
+            LowRankConfig(energy=None, macs_ratio=0.5, conv_method="spatial", train=tune, filter_fn=keep),
         ),
     ):
         model = copy.deepcopy(base)
@@ -318,57 +319,6 @@ def part_lowrank(args, base) -> None:
     table(
         "Low-rank factorisation of LeNet-5 (conv2, fc1), then 2 epochs of fine-tuning at lr 0.01",
         ("model", "accuracy", "vs float", "params", "MACs"),
-        rows,
-    )
-
-
-MEMORY_CODE = """
-import sys, time, torch
-from pathlib import Path
-from torch import nn
-from netsculpt.weights import DKMConfig, prepare_dkm_
-torch.set_num_threads(1)
-bits, max_elements = int(sys.argv[1]), (None if sys.argv[2] == "none" else int(sys.argv[2]))
-layer = nn.Conv2d(512, 512, 3, bias=False)  # ResNet-50 layer4 3x3 conv: 2,359,296 weights
-prepare_dkm_(nn.Sequential(layer), DKMConfig(bits=bits, max_elements=max_elements, init_samples=20_000))
-layer.train()
-def rss(field):
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field))
-    return int(line.split()[1])
-Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident size
-base = rss("VmRSS:")
-start = time.perf_counter()
-layer.weight.square().sum().backward()
-print(base, rss("VmHWM:"), time.perf_counter() - start)
-"""
-
-
-def part_memory(args) -> None:
-    rows = []
-    for bits, max_elements in ((4, "none"), (4, str(1 << 22)), (8, str(1 << 22))):
-        done = subprocess.run(
-            [sys.executable, "-c", MEMORY_CODE, str(bits), max_elements],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode:
-            rows.append((bits, max_elements, "failed: " + done.stderr.strip().splitlines()[-1], "", ""))
-            continue
-        base, peak, seconds = done.stdout.split()
-        matrix = 2_359_296 * 2**bits * 4
-        rows.append(
-            (
-                bits,
-                max_elements,
-                f"{matrix / 2**30:.2f} GiB",
-                f"{(int(peak) - int(base)) / 1024:,.0f} MiB",
-                f"{float(seconds):.1f}",
-            )
-        )
-    table(
-        "DKM forward + backward on a 512x512x3x3 conv (ResNet-50 layer4): peak extra resident memory",
-        ("bits", "max_elements", "one attention matrix", "peak extra RSS", "seconds"),
         rows,
     )
 
