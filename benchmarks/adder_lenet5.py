@@ -41,7 +41,8 @@ from torch import nn
 import netsculpt as ns
 from netsculpt.adder import AdderConv2d, PKKDLoss, count_ops, neg_l1_distance, to_adder
 from netsculpt.adder.fused import fused_clipped_input_grad, fused_kernels, fused_neg_l1_distance
-from netsculpt.adder.layer import _AdderFunction
+from netsculpt.adder.layer import _eager_input_grad
+from netsculpt.adder.layer import _rows as _patch_rows
 from netsculpt.data import make_loaders
 from netsculpt.fileio import write_json
 from netsculpt.search.holdout import holdout_loaders
@@ -66,33 +67,32 @@ def _time(fn, repeats: int) -> float:
 
 
 def _breakdown(cols: torch.Tensor, weight: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Seconds of the layer's three pieces on its unfolded patches, eager path vs compiled kernels."""
-    g = torch.randn(cols.shape[0], weight.shape[0])
+    """Seconds of the layer's pieces on its unfolded patches (images, patch, L), eager vs compiled."""
+    g = torch.randn(cols.shape[0], weight.shape[0], cols.shape[2])
 
-    def eager_grad_x() -> torch.Tensor:
-        with fused_kernels(False):
-            return _AdderFunction.backward(_Ctx(cols, weight, (True, False, False)), g)[0]
+    def eager_forward() -> torch.Tensor:  # rows layout and back, as the eager path does
+        n, _, positions = cols.shape
+        return neg_l1_distance(_patch_rows(cols), weight).reshape(n, positions, -1).transpose(1, 2)
 
     return {
-        "forward_eager_s": _time(lambda: neg_l1_distance(cols, weight), repeats),
+        "forward_eager_s": _time(eager_forward, repeats),
         "forward_fused_s": _time(lambda: fused_neg_l1_distance(cols, weight), repeats),
-        "grad_w_s": _time(lambda: g.t() @ cols - weight * g.sum(0).unsqueeze(1), repeats),
-        "grad_x_eager_s": _time(eager_grad_x, repeats),
+        "grad_w_s": _time(lambda: torch.matmul(g, cols.transpose(1, 2)).sum(0), repeats),
+        "grad_x_eager_s": _time(
+            lambda: _eager_input_grad(_patch_rows(cols), weight, _patch_rows(g)), repeats
+        ),
         "grad_x_fused_s": _time(lambda: fused_clipped_input_grad(cols, weight, g), repeats),
     }
-
-
-class _Ctx:
-    """Stands in for autograd's ctx so the backward can be timed on its own."""
-
-    def __init__(self, cols: torch.Tensor, weight: torch.Tensor, needs: tuple[bool, ...]) -> None:
-        self.saved_tensors, self.needs_input_grad, self.eta = (cols, weight), needs, 0.2
 
 
 def part_speed(repeats: int = 5) -> dict:
     """Forward + backward of nn.Conv2d, AdderConv2d on the eager path and on the compiled kernels."""
     calibration = print_calibration("speed")
-    shapes = [("lenet5 conv2", 64, 20, 50, 5, 0, 12), ("resnet20 layer2 conv", 32, 32, 32, 3, 1, 16)]
+    shapes = [
+        ("lenet5 conv2", 64, 20, 50, 5, 0, 12),
+        ("resnet20 layer2 conv", 32, 32, 32, 3, 1, 16),
+        ("resnet20 layer1 conv", 64, 16, 16, 3, 1, 32),  # the training shape: batch 64, 32 px
+    ]
     rows = []
     for label, batch, cin, cout, k, pad, side in shapes:
         x = torch.randn(batch, cin, side, side).relu().requires_grad_(True)  # post-ReLU inputs
@@ -107,7 +107,7 @@ def part_speed(repeats: int = 5) -> dict:
         for path, enabled in (("eager", False), ("fused", True)):
             with fused_kernels(enabled):
                 times[path] = _time(lambda a=adder: step(a), repeats)
-        cols = F.unfold(x.detach(), k, padding=pad).transpose(1, 2).reshape(-1, cin * k * k).contiguous()
+        cols = F.unfold(x.detach(), k, padding=pad)
         parts = _breakdown(cols, adder.weight.detach().reshape(cout, -1), repeats)
         row = {"shape": label, "batch": batch, "conv_s": times["conv"], "adder_eager_s": times["eager"],
                "adder_fused_s": times["fused"], "ratio_eager": times["eager"] / times["conv"],

@@ -50,7 +50,6 @@ def test_fused_gradients_equal_the_reference_formula(
     monkeypatch: pytest.MonkeyPatch, cin: int, cout: int, k: int, stride: int, padding: int, eta: float
 ) -> None:
     monkeypatch.setattr(fused, "FUSED_MIN_ELEMENTS", 0)  # small shapes too: the compiled path must run
-    monkeypatch.setattr(fused, "FUSED_CALL_ELEMENTS", 64 * cout * cin)  # several row blocks, last padded
     monkeypatch.setattr(fused, "_compiled", {})
     gen = torch.Generator().manual_seed(cin * 100 + cout)
     layer = AdderConv2d(cin, cout, k, stride=stride, padding=padding, eta=eta)
@@ -58,11 +57,14 @@ def test_fused_gradients_equal_the_reference_formula(
     with torch.no_grad():
         y_shape = layer(x).shape
     g = torch.randn(y_shape, generator=gen)
+    patch, positions = cin * math.prod(layer.kernel_size), y_shape[2] * y_shape[3]
+    # two images per call: blocks of 2 + a zero-padded last block of 1
+    monkeypatch.setattr(fused, "FUSED_CALL_ELEMENTS", 2 * cout * patch * positions)
     fused._compiled.clear()
     got = _run(layer, x, g)
     compiled = [key for key, fn in fused._compiled.items() if fn is not None]
     assert {key[0] for key in compiled} == {"neg_l1", "clipped_grad"}, "the compiled kernels did not run"
-    assert any(key[-1] < x.shape[0] * y_shape[2] * y_shape[3] for key in compiled), "expected row blocks"
+    assert all(key[-1] == 2 for key in compiled), "expected blocks of two images"
     expected = _reference_grads(layer, x, g)
     for name, a, b in zip(("output", "grad x", "grad W"), got, expected):
         assert (a - b).abs().max() <= 1e-5 * max(1.0, b.abs().max()), name
@@ -99,8 +101,8 @@ def test_a_failing_compiler_falls_back_to_the_eager_path(monkeypatch: pytest.Mon
         assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_rows_per_call_is_a_bounded_power_of_two() -> None:
-    assert fused.rows_per_call(4096, 50, 500) == 512  # LeNet-5 conv2, batch 64: 8 calls
-    assert fused.rows_per_call(100, 50, 500) == 128  # never more than twice the rows (padding)
-    assert fused.rows_per_call(10**6, 1, 1) == 4096
-    assert fused.rows_per_call(1, 10**4, 10**4) == 32
+def test_images_per_call_is_a_bounded_power_of_two() -> None:
+    assert fused.images_per_call(64, 50, 500, 64) == 8  # LeNet-5 conv2, batch 64: 8 calls
+    assert fused.images_per_call(3, 1, 1, 1) == 4  # never more than twice the images (padding)
+    assert fused.images_per_call(10**6, 1, 1, 1) == 256
+    assert fused.images_per_call(64, 10**4, 10**4, 1) == 1

@@ -11,9 +11,11 @@ Why the rules below:
 
 - compiled only where it pays: on CPU, and when a call has at least ``FUSED_MIN_ELEMENTS`` elements
   (small shapes keep the eager path and never wait for a compiler);
-- one compile per ``(kernel, out, patch, dtype, rows per call)``: calls run on fixed-size row blocks
-  (the last block zero-padded), each key gets its own function object, so dynamo never re-specialises
-  and never hits its recompile limit however many layer shapes a model has;
+- the kernels read and write ``F.unfold``'s own layout, (images, patch, positions), and ``F.fold``'s:
+  no transposing copies around them (in the row layout those copies took more time than the kernels);
+- one compile per ``(kernel, out, patch, positions, dtype, images per call)``: calls run on fixed-size
+  blocks of images (the last block zero-padded), each key gets its own function object, so dynamo
+  never re-specialises and never hits its recompile limit however many layer shapes a model has;
 - any failure to compile (no C++ compiler, an unsupported dtype, an inductor bug) is caught once per
   key with a warning, and the caller falls back to the eager path: same result, only slower.
 
@@ -33,9 +35,9 @@ from torch import Tensor
 
 #: below this many rows * out * patch elements per call the eager path is used (no compile)
 FUSED_MIN_ELEMENTS = 1 << 20
-#: target work of one compiled call (rows per call = this / (out * patch), a power of two)
+#: target work of one compiled call (images per call = this / (out * patch * positions), a power of two)
 FUSED_CALL_ELEMENTS = 1 << 24
-_MIN_ROWS, _MAX_ROWS = 32, 4096
+_MAX_IMAGES = 256
 
 _enabled = os.environ.get("NETSCULPT_ADDER_FUSED", "1") != "0"
 _MISSING = object()
@@ -44,11 +46,14 @@ _compiled: dict[tuple, Callable | None] = {}
 
 
 def _neg_l1(cols: Tensor, weight: Tensor) -> Tensor:
-    return -(cols.unsqueeze(1) - weight.unsqueeze(0)).abs().sum(2)
+    """(b, patch, L), (out, patch) -> (b, out, L): ``-sum_j |cols[b, j, l] - weight[o, j]|``."""
+    return -(cols.unsqueeze(1) - weight.unsqueeze(0).unsqueeze(3)).abs().sum(2)
 
 
 def _clipped_input_grad(cols: Tensor, weight: Tensor, grad_out: Tensor) -> Tensor:
-    return (grad_out.unsqueeze(2) * (weight.unsqueeze(0) - cols.unsqueeze(1)).clamp(-1.0, 1.0)).sum(1)
+    """(b, patch, L), (out, patch), (b, out, L) -> (b, patch, L): ``sum_o g * HardTanh(W - X)``."""
+    clipped = (weight.unsqueeze(0).unsqueeze(3) - cols.unsqueeze(1)).clamp(-1.0, 1.0)
+    return (grad_out.unsqueeze(2) * clipped).sum(1)
 
 
 @contextmanager
@@ -66,19 +71,21 @@ def _prev_pow2(n: int) -> int:
     return 1 << (max(1, n).bit_length() - 1)
 
 
-def rows_per_call(rows: int, out: int, patch: int) -> int:
-    """Rows of one compiled call: ~``FUSED_CALL_ELEMENTS`` of work, at most twice ``rows`` (padding)."""
-    target = _prev_pow2(FUSED_CALL_ELEMENTS // max(1, out * patch))
-    fit = _prev_pow2(rows) * (1 if _prev_pow2(rows) == rows else 2)  # next power of two >= rows
-    return max(_MIN_ROWS, min(target, fit, _MAX_ROWS))
+def images_per_call(images: int, out: int, patch: int, positions: int) -> int:
+    """Images of one compiled call: ~``FUSED_CALL_ELEMENTS`` of work, at most twice ``images``."""
+    target = _prev_pow2(FUSED_CALL_ELEMENTS // max(1, out * patch * positions))
+    fit = _prev_pow2(images) * (1 if _prev_pow2(images) == images else 2)  # next power of two >= images
+    return max(1, min(target, fit, _MAX_IMAGES))
 
 
-def _usable(cols: Tensor, weight: Tensor) -> bool:
+def usable(cols: Tensor, weight: Tensor) -> bool:
+    """Whether the compiled kernels are on and worth it for unfolded ``cols`` (images, patch, L)."""
     return (
         _enabled
         and cols.device.type == "cpu"
         and cols.dtype in (torch.float32, torch.float64)
-        and cols.shape[0] * weight.shape[0] * weight.shape[1] >= FUSED_MIN_ELEMENTS
+        and cols.dim() == 3
+        and cols.numel() * weight.shape[0] >= FUSED_MIN_ELEMENTS
     )
 
 
@@ -94,27 +101,27 @@ def _kernel(fn: Callable, key: tuple) -> Callable | None:
     return compiled  # type: ignore[return-value]
 
 
-def _blocks(fn: Callable, name: str, args: tuple[Tensor, ...], out_cols: int) -> Tensor | None:
-    """Run ``fn`` over fixed-size row blocks of ``args[0]`` (and ``args[2]``); None if it can't compile."""
+def _blocks(fn: Callable, name: str, args: tuple[Tensor, ...], out_dim: int) -> Tensor | None:
+    """Run ``fn`` over fixed-size image blocks of ``args[0]`` (and ``args[2]``); None if it can't compile."""
     cols, weight = args[0], args[1]
-    rows = cols.shape[0]
-    step = rows_per_call(rows, weight.shape[0], weight.shape[1])
-    key = (name, weight.shape[0], weight.shape[1], cols.dtype, step)
+    images, patch, positions = cols.shape
+    step = images_per_call(images, weight.shape[0], patch, positions)
+    key = (name, weight.shape[0], patch, positions, cols.dtype, step)
     kernel = _kernel(fn, key)
     if kernel is None:
         return None
-    result = torch.empty(rows, out_cols, dtype=cols.dtype)
+    result = torch.empty(images, out_dim, positions, dtype=cols.dtype)
     with torch.no_grad():
-        for start in range(0, rows, step):
-            stop = min(rows, start + step)
-            row_args = [a[start:stop] if i != 1 else a for i, a in enumerate(args)]
+        for start in range(0, images, step):
+            stop = min(images, start + step)
+            block_args = [a if i == 1 else a[start:stop] for i, a in enumerate(args)]
             if stop - start < step:  # zero-pad the last block to the compiled shape
-                row_args = [
-                    a if i == 1 else torch.cat([a, a.new_zeros(step - (stop - start), a.shape[1])])
-                    for i, a in enumerate(row_args)
+                block_args = [
+                    a if i == 1 else torch.cat([a, a.new_zeros(step - (stop - start), *a.shape[1:])])
+                    for i, a in enumerate(block_args)
                 ]
             try:
-                block = kernel(*row_args)
+                block = kernel(*block_args)
             except Exception as err:  # any compiler failure means: use the eager path
                 _compiled[key] = None
                 warnings.warn(
@@ -130,17 +137,14 @@ def _blocks(fn: Callable, name: str, args: tuple[Tensor, ...], out_cols: int) ->
 
 
 def fused_neg_l1_distance(cols: Tensor, weight: Tensor) -> Tensor | None:
-    """``-||cols[r] - weight[o]||_1`` (rows, out) by the compiled kernel, or None (use the eager one)."""
-    if not _usable(cols, weight):
-        return None
-    return _blocks(
-        _neg_l1, "neg_l1", (cols.detach().contiguous(), weight.detach().contiguous()), weight.shape[0]
-    )
+    """(images, patch, L), (out, patch) -> (images, out, L) by the compiled kernel; None: use eager."""
+    args = (cols.detach().contiguous(), weight.detach().contiguous())
+    return _blocks(_neg_l1, "neg_l1", args, weight.shape[0])
 
 
 def fused_clipped_input_grad(cols: Tensor, weight: Tensor, grad_out: Tensor) -> Tensor | None:
-    """``sum_o grad_out[r, o] * clamp(weight[o] - cols[r], -1, 1)`` (rows, patch), or None (eager)."""
-    if not _usable(cols, weight) or grad_out.dtype != cols.dtype:
+    """(images, patch, L) input gradient ``sum_o g * clamp(W - X, -1, 1)``, or None (use eager)."""
+    if grad_out.dtype != cols.dtype:
         return None
     args = (cols.detach().contiguous(), weight.detach().contiguous(), grad_out.detach().contiguous())
     return _blocks(_clipped_input_grad, "clipped_grad", args, cols.shape[1])

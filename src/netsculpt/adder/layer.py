@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from netsculpt.adder.fused import fused_clipped_input_grad, fused_neg_l1_distance
+from netsculpt.adder.fused import usable as fused_usable
 from netsculpt.errors import ConfigError
 
 #: cap on the elements of one chunk's (rows, out, patch) difference tensor: 4M floats = 16 MB
@@ -48,15 +49,37 @@ def neg_l1_distance(cols: Tensor, weight: Tensor) -> Tensor:
     return -torch.cdist(cols.unsqueeze(0), weight.unsqueeze(0), p=1).squeeze(0)
 
 
+def _eager_input_grad(cols: Tensor, weight: Tensor, grad_out: Tensor) -> Tensor:
+    """Rows layout (rows, patch), (out, patch), (rows, out): the clipped differences chunk by chunk."""
+    grad_cols = torch.empty_like(cols)
+    step = _rows_per_chunk(weight.shape[0], weight.shape[1])
+    for start in range(0, cols.shape[0], step):
+        block = cols[start : start + step]
+        clipped = (weight.unsqueeze(0) - block.unsqueeze(1)).clamp_(-1.0, 1.0)  # HardTanh
+        grad_cols[start : start + step] = torch.einsum("ro,roj->rj", grad_out[start : start + step], clipped)
+    return grad_cols
+
+
+def _rows(t: Tensor) -> Tensor:
+    """(images, c, L) -> (images * L, c): the eager path's patch-row layout."""
+    return t.transpose(1, 2).reshape(-1, t.shape[1])
+
+
 class _AdderFunction(torch.autograd.Function):
-    """Forward: negative L1 distance; backward: the paper's surrogate gradients (module docstring)."""
+    """Forward: negative L1 distance; backward: the paper's surrogate gradients (module docstring).
+
+    Works in ``F.unfold``'s layout: cols (images, patch, L) -> output (images, out, L).
+    """
 
     @staticmethod
     def forward(ctx: Any, cols: Tensor, weight: Tensor, eta: float) -> Tensor:
         ctx.save_for_backward(cols, weight)
         ctx.eta = eta
-        out = fused_neg_l1_distance(cols, weight)
-        return neg_l1_distance(cols, weight) if out is None else out
+        out = fused_neg_l1_distance(cols, weight) if fused_usable(cols, weight) else None
+        if out is None:
+            n, _, positions = cols.shape
+            out = neg_l1_distance(_rows(cols), weight).reshape(n, positions, -1).transpose(1, 2)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
@@ -64,21 +87,17 @@ class _AdderFunction(torch.autograd.Function):
         grad_cols = grad_weight = None
         if ctx.needs_input_grad[1]:
             # sum_r g[r, o] * (X[r, j] - W[o, j]) = (g^T X)[o, j] - W[o, j] * sum_r g[r, o]
-            grad_weight = grad_out.t() @ cols - weight * grad_out.sum(dim=0).unsqueeze(1)
+            grad_weight = torch.matmul(grad_out, cols.transpose(1, 2)).sum(0)
+            grad_weight = grad_weight - weight * grad_out.sum(dim=(0, 2)).unsqueeze(1)
             if ctx.eta > 0:
                 norm = grad_weight.norm().clamp_min(1e-12)
                 grad_weight = grad_weight * (ctx.eta * math.sqrt(weight.numel()) / norm)
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and fused_usable(cols, weight):
             grad_cols = fused_clipped_input_grad(cols, weight, grad_out)
         if ctx.needs_input_grad[0] and grad_cols is None:  # the eager path: same result, slower
-            grad_cols = torch.empty_like(cols)
-            step = _rows_per_chunk(weight.shape[0], weight.shape[1])
-            for start in range(0, cols.shape[0], step):
-                block = cols[start : start + step]
-                clipped = (weight.unsqueeze(0) - block.unsqueeze(1)).clamp_(-1.0, 1.0)  # HardTanh
-                grad_cols[start : start + step] = torch.einsum(
-                    "ro,roj->rj", grad_out[start : start + step], clipped
-                )
+            n, patch, positions = cols.shape
+            grad_rows = _eager_input_grad(_rows(cols), weight, _rows(grad_out))
+            grad_cols = grad_rows.reshape(n, positions, patch).transpose(1, 2)
         return grad_cols, grad_weight, None
 
 
@@ -118,9 +137,8 @@ class AdderConv2d(nn.Module):
         out_h = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         out_w = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
         cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)  # (n, patch, L)
-        cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])
         out = _AdderFunction.apply(cols, self.weight.reshape(self.out_channels, -1), self.eta)
-        out = out.reshape(n, out_h * out_w, self.out_channels).transpose(1, 2).reshape(n, -1, out_h, out_w)
+        out = out.reshape(n, self.out_channels, out_h, out_w)
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
         return out
