@@ -117,8 +117,11 @@ def main() -> int:
         'strategy="fast"': ns.prune(base, x1, target=target, strategy="fast"),
         "round_to=1": ns.prune(base, x1, target=target, round_to=1),
         "round_to=16": ns.prune(base, x1, target=target, round_to=16),
-        "Torch-Pruning 1.6.1 uniform 0.3": tp_uniform(base, x1),
     }
+    try:  # an optional comparison: the benchmark runs without the package
+        variants["Torch-Pruning 1.6.1 uniform 0.3"] = tp_uniform(base, x1)
+    except ModuleNotFoundError as err:
+        print(f"Torch-Pruning variant skipped: {err}")
     if args.depth_blocks:  # whole blocks gone first: their per-call costs go too (eager, OpenVINO b1)
         shallow = ns.prune_depth(base, x1, blocks=args.depth_blocks)
         left = count_macs(shallow, x1)[0] / base_macs
