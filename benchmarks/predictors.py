@@ -17,9 +17,10 @@ Run in parts (resumable; each well under 40 minutes on the shared 2-core machine
   score and MACs alone. Bar: GCN τ >= 0.6 and above the MLP's.
 * ga: the plain GA (pop 16, 8 generations, elite 4) and the GA screened by the online GCN (same
   population, up to 24 generations, stopped once it matches the plain GA's best full-score fitness or has
-  made as many evaluations as the plain GA). Screened generations propose 2 x pop (``screen_pool``),
-  a quarter scored, half of those at random (``--screen-explore``); ``--reuse-plain`` takes the plain
-  GA from the seed's earlier results file (scores are deterministic; generation 0 is checked).
+  made as many evaluations as the plain GA). Screened generations propose ``--screen-pool`` x pop,
+  a quarter scored, half of those at random (``--screen-explore``), only while the predictor's online
+  Kendall τ passes ``--screen-trust`` (else the generation is a plain probe); ``--reuse-plain`` takes
+  the plain GA from the seed's earlier results file (scores are deterministic; generation 0 is checked).
   Bar: the screened GA reaches the plain GA's best fitness with <= 50% of its evaluations.
 * nao: NAO (16 initial, 6 rounds) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy with
   the paired standard error over the 1,000 test images (the test split cannot grow: mnist5k's fixed

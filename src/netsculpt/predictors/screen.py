@@ -157,6 +157,7 @@ class Screener:
     ) -> list[int]:
         """Score every new candidate, keeping the predictor's view of them for the trust check."""
         self.pending = (len(self.rounds), [candidates[i] for i in new], predicted)
+        self.fallback_said = False  # the probe messages take over from the too-few-candidates one
         self.rounds.append(
             {"pool": len(new), "scored": len(new), "trained_on": trained_on, "fallback": True, "probe": True}
         )
