@@ -14,7 +14,8 @@ from netsculpt.allocate.widths import DEFAULT_ROUND_TO, check_round_to
 from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
-from netsculpt.graph.tracing import as_tuple
+from netsculpt.graph.snapshot import ModuleSnapshot
+from netsculpt.graph.tracing import as_tuple, training_branches_mode
 from netsculpt.importance import get_criterion
 from netsculpt.spec import append_plan, ensure_base
 from netsculpt.surgery import PrunePlan, apply_plan_
@@ -26,7 +27,7 @@ def plan_pruning(
     *,
     criterion: str = "l1",
     ratio: float | None = None,
-    target: Target | None = None,
+    target: Target | str | dict[str, float] | None = None,
     widths: dict[str, int] | None = None,
     strategy: str = "global",
     data: Iterable[Any] | None = None,
@@ -44,7 +45,8 @@ def plan_pruning(
     """Decide what to remove without touching ``model``: returns the plan and the traced graph.
 
     Give one of ``ratio`` (every group loses that fraction; default 0.5), ``target`` (``Target(macs=0.5)``,
-    ``params=``, ``channels=``; met with the ``strategy`` "global" ranking or "uniform" ratio), or ``widths``
+    ``params=``, ``channels=``, ``latency=``, or the same as ``"macs=0.5"`` / ``{"macs": 0.5}``; met with
+    the ``strategy`` "global" ranking or "uniform" ratio), or ``widths``
     (exact channel counts per group / producing module). ``task`` (``"detection"``, ``"segmentation"`` or a
     :class:`netsculpt.tasks.Task`) tells data-driven criteria how to run the model on ``data`` and which
     loss the gradient criteria (taylor, fisher) differentiate.
@@ -61,6 +63,8 @@ def plan_pruning(
         ratio = 0.5
     if ratio is not None:
         check_ratio(ratio)
+    if target is not None:
+        target = Target.coerce(target)
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
     crit = get_criterion(criterion)
     if calib_batches is not None and hasattr(crit, "calib_batches"):
@@ -148,7 +152,7 @@ def apply_plan(
     apply_plan_(target, graph, plan)
     append_plan(target, plan.to_dict(), graph.input_shapes, layout_of(as_tuple(example_inputs)))
     try:
-        _check_runs(target, example_inputs)
+        _check_runs(target, example_inputs, graph.traced_training)
     except PruningError as err:
         culprits = [] if inplace else _groups_that_break(model, graph, plan, example_inputs)
         if not culprits:
@@ -170,7 +174,7 @@ def _groups_that_break(
         trial = copy.deepcopy(model)
         try:
             apply_plan_(trial, graph, PrunePlan(keep={gid: plan.keep[gid]}, sizes={gid: plan.sizes[gid]}))
-            _check_runs(trial, example_inputs)
+            _check_runs(trial, example_inputs, graph.traced_training)
         except Exception:
             broken.append(gid)
     return broken
@@ -200,7 +204,7 @@ def prune_iteratively(
     example_inputs: Any,
     *,
     steps: int,
-    target: Target,
+    target: Target | str | dict[str, float],
     finetune: Callable[[nn.Module, int], None] | None = None,
     **options: Any,
 ) -> nn.Module:
@@ -211,6 +215,7 @@ def prune_iteratively(
     """
     if steps < 1:
         raise PruningError("steps must be at least 1")
+    target = Target.coerce(target)
     if target.metric == "latency":
         raise PruningError(
             "prune_iteratively takes macs=, params= or channels= targets; for a latency target prune once "
@@ -247,13 +252,23 @@ def prune_iteratively(
     return current
 
 
-def _check_runs(model: nn.Module, example_inputs: Any) -> None:
-    """Run the pruned model once: a width hard-coded in a layer's code fails here, not in the user's hands."""
+def _check_runs(model: nn.Module, example_inputs: Any, training: bool = False) -> None:
+    """Run the pruned model once: a width hard-coded in a layer's code fails here, not in the user's hands.
+
+    ``training`` (a graph traced in train mode) also runs train mode's forward, with the model's buffers
+    and attributes restored afterwards, so branches only training runs are checked too."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             model(*as_tuple(example_inputs))
+            if training:
+                snapshot = ModuleSnapshot(model)
+                try:
+                    training_branches_mode(model)
+                    model(*as_tuple(example_inputs))
+                finally:
+                    snapshot.restore()
     except Exception as exc:
         raise PruningError(
             f"the pruned model no longer runs ({type(exc).__name__}: {str(exc).splitlines()[0]}). "

@@ -83,6 +83,29 @@ def test_target_validation(kwargs) -> None:
         ns.Target(**kwargs)
 
 
+@pytest.mark.parametrize("spelling", ["macs=0.5", " macs = 0.5 ", {"macs": 0.5}, {"macs": "0.5"}])
+def test_target_spellings_prune_like_the_target_object(models, spelling) -> None:
+    model, x = models["resnet20_cifar"]
+    expected = ns.plan_pruning(model, x, target=ns.Target(macs=0.5))[0].keep
+    assert ns.plan_pruning(model, x, target=spelling)[0].keep == expected
+
+
+@pytest.mark.parametrize(
+    ("spelling", "message"),
+    [
+        ("flops=0.5", "unknown target 'flops'"),
+        ("macs=half", "needs a number"),
+        (0.5, "cannot read a target"),
+        ({"macs": 0.5, "params": 0.5}, "cannot read a target"),
+        ("macs=1.5", "fraction in"),
+    ],
+)
+def test_bad_target_spelling_says_what_to_write(models, spelling, message) -> None:
+    model, x = models["resnet20_cifar"]
+    with pytest.raises(PruningError, match=message):
+        ns.prune(model, x, target=spelling)
+
+
 def test_only_one_of_ratio_target_widths(models) -> None:
     model, x = models["resnet20_cifar"]
     with pytest.raises(PruningError, match="only one of"):

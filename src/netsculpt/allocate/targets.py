@@ -29,6 +29,8 @@ from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.surgery.plan import PrunePlan
 
+TARGET_METRICS = ("macs", "params", "channels", "latency")
+
 
 @dataclass(frozen=True)
 class Target:
@@ -61,6 +63,28 @@ class Target:
             ("channels", self.channels),
             ("latency", self.latency),
         ]
+
+    @classmethod
+    def coerce(cls, value: Any) -> Target:
+        """A Target from ``Target(macs=0.5)``, ``"macs=0.5"`` or ``{"macs": 0.5}``: the spellings the CLI,
+        recipes and search already accept, so ``ns.prune(..., target="macs=0.5")`` means what it says."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and "=" in value:
+            key, _, number = value.partition("=")
+            value = {key.strip(): number.strip()}
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, number),) = value.items()
+            if key not in TARGET_METRICS:
+                raise PruningError(f"unknown target {key!r}: use macs=, params=, channels= or latency=")
+            try:
+                fraction = float(number)
+            except (TypeError, ValueError):
+                raise PruningError(f"target {key}= needs a number, got {number!r}") from None
+            return cls(**{key: fraction})
+        raise PruningError(
+            f"cannot read a target from {value!r}: use Target(macs=0.5), 'macs=0.5' or {{'macs': 0.5}}"
+        )
 
     @property
     def metric(self) -> str:

@@ -13,6 +13,7 @@ from netsculpt.graph.builder import GraphBuilder
 from netsculpt.graph.depth import DepthUnit, find_depth_units
 from netsculpt.graph.groups import ChannelGroup, Resolution, build_groups, resolve
 from netsculpt.graph.tracing import as_tuple, run_trace
+from netsculpt.graph.unrun import with_training_branches
 
 
 @dataclass
@@ -25,6 +26,7 @@ class ChannelGraph:
     input_shapes: list[tuple[int, ...]]
     allow_inexact: bool
     depth: list[DepthUnit] = field(default_factory=list)  # removable blocks, foldable pairs (graph/depth.py)
+    traced_training: bool = False  # traced in train mode: some layers run only in training (graph/unrun.py)
 
     @property
     def blocks(self) -> list[DepthUnit]:
@@ -112,10 +114,13 @@ def trace(
     ignored_names = tuple(n if isinstance(n, str) else names.get(id(n), "") for n in ignored)
     _check_ignored(model, ignored_names)
     builder = run_trace(model, example_inputs, execute)
+    builder, training = with_training_branches(model, example_inputs, execute, builder)
     res = resolve(builder)
     groups = build_groups(builder, res, allow_inexact=allow_inexact, ignored=ignored_names)
     shapes = [tuple(t.shape) for t in as_tuple(example_inputs) if isinstance(t, torch.Tensor)]
-    return ChannelGraph(groups, builder, res, shapes, allow_inexact, find_depth_units(builder))
+    graph = ChannelGraph(groups, builder, res, shapes, allow_inexact, find_depth_units(builder))
+    graph.traced_training = training
+    return graph
 
 
 def _check_ignored(model: torch.nn.Module, ignored: tuple[str, ...]) -> None:

@@ -271,8 +271,22 @@ def as_tuple(example_inputs: Any) -> tuple:
         raise TraceError(str(exc)) from None
 
 
-def run_trace(model: torch.nn.Module, example_inputs: Any, execute: str = "shapes") -> GraphBuilder:
+def training_branches_mode(model: torch.nn.Module) -> None:
+    """Train mode for the model's own control flow (``if self.training: aux = self.aux1(x)``), eval mode
+    for batch norm and dropout, so a batch of one runs and nothing random or stateful happens."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._NormBase | torch.nn.modules.dropout._DropoutNd):
+            module.eval()
+
+
+def run_trace(
+    model: torch.nn.Module, example_inputs: Any, execute: str = "shapes", *, training: bool = False
+) -> GraphBuilder:
     """Run ``model`` once on ``example_inputs`` in eval mode and return the recorded channel facts.
+
+    ``training=True`` runs it in train mode instead (for branches only training runs, such as
+    GoogLeNet's and Inception-v3's auxiliary heads); the model's flags and buffers are restored either way.
 
     ``execute="shapes"`` (default) skips the arithmetic of heavy pure ops (conv, linear, matmul, norms,
     attention): their outputs are zeros of the right shape, which is all channel tracing needs, and it
@@ -282,15 +296,17 @@ def run_trace(model: torch.nn.Module, example_inputs: Any, execute: str = "shape
     """
     if execute == "shapes":
         try:
-            return _run_trace(model, example_inputs, shapes_only=True)
+            return _run_trace(model, example_inputs, shapes_only=True, training=training)
         except TraceError:
-            return _run_trace(model, example_inputs, shapes_only=False)
+            return _run_trace(model, example_inputs, shapes_only=False, training=training)
     if execute != "real":
         raise TraceError(f"execute must be 'shapes' or 'real', got {execute!r}")
-    return _run_trace(model, example_inputs, shapes_only=False)
+    return _run_trace(model, example_inputs, shapes_only=False, training=training)
 
 
-def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -> GraphBuilder:
+def _run_trace(
+    model: torch.nn.Module, example_inputs: Any, shapes_only: bool, training: bool = False
+) -> GraphBuilder:
     from netsculpt.graph import rules  # noqa: F401  (registers the built-in rules)
 
     inputs = as_tuple(example_inputs)
@@ -300,7 +316,10 @@ def _run_trace(model: torch.nn.Module, example_inputs: Any, shapes_only: bool) -
         if isinstance(t, torch.Tensor) and id(t) not in tracer.by_tensor:
             tracer.new_value(t, f"network input {i}")
     snapshot = ModuleSnapshot(model)  # restores attributes, buffers and train/eval flags afterwards
-    model.eval()
+    if training:
+        training_branches_mode(model)
+    else:
+        model.eval()
     pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)
     try:

@@ -28,6 +28,14 @@ _TORCHVISION_DEFAULTS: dict[str, dict[str, Any]] = {
     "inception_v3": {"aux_logits": False, "init_weights": True},
 }
 
+
+def identity_variants(name: str) -> list[dict[str, Any]]:
+    """Build options to try when recognising a torchvision model a user built: none, and the library's
+    own defaults where netsculpt's differ (``torchvision.models.googlenet()`` has auxiliary heads)."""
+    ours = _TORCHVISION_DEFAULTS.get(name.removeprefix("torchvision:"), {})
+    return [{}] + ([{"aux_logits": True}] if ours.get("aux_logits") is False else [])
+
+
 _NO_DOWNLOAD = "netsculpt builds models with random weights (nothing is downloaded); pass checkpoint=PATH"
 
 

@@ -48,14 +48,14 @@ def candidate_names(base: dict[str, Any]) -> list[str]:
     return []
 
 
-def _build(name: str, num_classes: int, in_channels: int) -> nn.Module | None:
+def _build(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> nn.Module | None:
     """The candidate on the meta device (no memory), or on the CPU when its code needs real values."""
     from netsculpt.models.factory import create_model
 
     for device in ("meta", "cpu"):
         try:
             with torch.device(device):
-                return create_model(name, num_classes=num_classes, in_channels=in_channels)
+                return create_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
         except Exception as exc:  # a builder doing arithmetic on meta tensors; any failure: not this one
             log.debug("candidate %s on %s failed: %s", name, device, exc)
     return None
@@ -82,20 +82,21 @@ def identify_base(base: dict[str, Any], shapes: dict[str, list[int]]) -> dict[st
     from netsculpt.spec import structure_fingerprint
 
     for name in candidate_names(base):
-        default = _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS)
-        if default is None:
-            continue
-        classes, channels = _guesses(default, shapes)
-        for num_classes in sorted(classes, key=lambda n: n != DEFAULT_CLASSES):
-            for in_channels in sorted(channels, key=lambda n: n != DEFAULT_CHANNELS):
-                same = num_classes == DEFAULT_CLASSES and in_channels == DEFAULT_CHANNELS
-                model = default if same else _build(name, num_classes, in_channels)
-                if model is not None and structure_fingerprint(model) == base["fingerprint"]:
-                    return {
-                        "kind": "netsculpt",
-                        "name": name,
-                        "num_classes": num_classes,
-                        "in_channels": in_channels,
-                        "kwargs": {},
-                    }
+        for kwargs in external.identity_variants(name):
+            default = _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **kwargs)
+            if default is None:
+                continue
+            classes, channels = _guesses(default, shapes)
+            for num_classes in sorted(classes, key=lambda n: n != DEFAULT_CLASSES):
+                for in_channels in sorted(channels, key=lambda n: n != DEFAULT_CHANNELS):
+                    same = num_classes == DEFAULT_CLASSES and in_channels == DEFAULT_CHANNELS
+                    model = default if same else _build(name, num_classes, in_channels, **kwargs)
+                    if model is not None and structure_fingerprint(model) == base["fingerprint"]:
+                        return {
+                            "kind": "netsculpt",
+                            "name": name,
+                            "num_classes": num_classes,
+                            "in_channels": in_channels,
+                            "kwargs": kwargs,
+                        }
     return None

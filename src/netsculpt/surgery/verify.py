@@ -11,7 +11,7 @@ from torch import nn
 
 from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
-from netsculpt.graph.tracing import as_tuple
+from netsculpt.graph.tracing import as_tuple, training_branches_mode
 from netsculpt.measure._inputs import tensor_leaves
 from netsculpt.surgery.apply import apply_plan_, mask_
 from netsculpt.surgery.plan import PrunePlan
@@ -36,8 +36,11 @@ def _flat(out: Any) -> torch.Tensor:
     return torch.cat(leaves) if leaves else torch.zeros(0, dtype=torch.float64)
 
 
-def pruning_error(model: nn.Module, graph: ChannelGraph, plan: PrunePlan, inputs: Any) -> float:
-    """Relative L2 error between the pruned model and the masked original on ``inputs`` (eval mode).
+def pruning_error(
+    model: nn.Module, graph: ChannelGraph, plan: PrunePlan, inputs: Any, *, training: bool = False
+) -> float:
+    """Relative L2 error between the pruned model and the masked original on ``inputs`` (eval mode;
+    ``training=True``: train mode's branches with eval-mode norms and dropout, so auxiliary heads count).
 
     Outputs may be of any structure (tuples, lists, dicts): their floating-point tensor leaves are
     compared together. Outputs whose structure depends on values (a detector's boxes after score
@@ -45,6 +48,9 @@ def pruning_error(model: nn.Module, graph: ChannelGraph, plan: PrunePlan, inputs
     """
     reference = mask_(copy.deepcopy(model), graph, plan).eval()
     pruned = apply_plan_(copy.deepcopy(model), graph, plan).eval()
+    if training:
+        training_branches_mode(reference)
+        training_branches_mode(pruned)
     with torch.no_grad():
         a = _flat(reference(*as_tuple(inputs)))
         b = _flat(pruned(*as_tuple(inputs)))

@@ -1,0 +1,62 @@
+"""Layers the eval-mode trace never ran: trace training's branches too, or say what was left out.
+
+Tracing follows one forward pass in eval mode. GoogLeNet's and Inception-v3's auxiliary heads (built by
+default when a user calls ``torchvision.models.googlenet()``) run only in train mode, so an eval trace
+does not see that they read ``inception4a``'s channels: pruning those channels left ``aux1``'s first conv
+at its old width, and the pruned model crashed at its first training step. When layers with parameters
+did not run, the model is traced again in train mode (flags and buffers restored afterwards); if that
+pass runs them, its graph is used, since training's forward contains inference's plus the extra branches.
+Layers that neither pass runs (unused leftovers, or a train-mode forward that needs targets) are named in
+a warning: netsculpt leaves them as they are, which is exact only as long as they never run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+from netsculpt.errors import TraceError
+from netsculpt.graph.builder import GraphBuilder
+from netsculpt.graph.tracing import run_trace
+
+SHOWN = 6  # layer names a warning lists before "and N more"
+
+
+def unrun_layers(model: torch.nn.Module, builder: GraphBuilder) -> list[str]:
+    """Modules holding parameters of their own that the traced forward neither called nor read (a
+    weight used directly, ``F.linear(x, self.embed.weight)``, counts as read)."""
+    ran = set(builder.module_calls)
+    read = {v.param for v in builder.values if v.param is not None}
+    names = []
+    for name, module in model.named_modules():
+        own = [f"{name}.{p}" for p, _ in module.named_parameters(recurse=False)]
+        if name and own and name not in ran and not read.intersection(own):
+            names.append(name)
+    return names
+
+
+def with_training_branches(
+    model: torch.nn.Module, example_inputs: Any, execute: str, builder: GraphBuilder
+) -> tuple[GraphBuilder, bool]:
+    """``builder``, or a train-mode trace when that one also runs layers the eval trace missed."""
+    missed = unrun_layers(model, builder)
+    if not missed:
+        return builder, False
+    try:
+        trained = run_trace(model, example_inputs, execute, training=True)
+    except TraceError:
+        trained = None
+    still = missed if trained is None else unrun_layers(model, trained)
+    use_training = trained is not None and len(still) < len(missed)
+    if still:
+        more = f" and {len(still) - SHOWN} more" if len(still) > SHOWN else ""
+        warnings.warn(
+            f"layers with parameters never ran while tracing{' in eval or train mode' if trained else ''}: "
+            f"{', '.join(still[:SHOWN])}{more}. netsculpt cannot see which channels they read and leaves "
+            "them unchanged, which is exact only while they never run; if they do run (another input or "
+            "mode), trace with inputs that reach them or pass ignored=[...] for the layers that feed them",
+            stacklevel=3,
+        )
+    return (trained, True) if use_training else (builder, False)
