@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -89,3 +91,22 @@ def test_ramp_step_is_runtime_state_and_eval_passes_do_not_count() -> None:
     assert loss_fn.runtime_state() == {"step": 5} and loss_fn.recipe()["ramp_steps"] == 10
     with pytest.raises(ConfigError, match="ramp_steps"):
         PKKDLoss(student, ns.create_model("lenet5"), ramp_steps=-1)
+
+
+def test_mutual_term_pulls_the_teacher_towards_the_student_only_when_asked() -> None:
+    torch.manual_seed(0)
+    cnn = ns.create_model("lenet5")
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    grads = {}
+    for mutual in (0.0, 1.0):
+        torch.manual_seed(1)  # the same adder filters both times
+        student, teacher = to_adder(copy.deepcopy(cnn)), copy.deepcopy(cnn)
+        loss_fn = PKKDLoss(student, teacher, alpha=0.0, mutual=mutual)
+        loss, _ = loss_fn(student, x, y)
+        loss.backward()
+        grads[mutual] = (teacher.fc2.weight.grad.clone(), student.fc2.weight.grad.clone(), loss_fn.last_terms)
+    assert "teacher_kd" not in grads[0.0][2] and grads[1.0][2]["teacher_kd"] > 0
+    assert not torch.allclose(grads[0.0][0], grads[1.0][0])  # the teacher's gradient changed
+    assert torch.equal(grads[0.0][1], grads[1.0][1])  # the student's did not: its logits are detached
+    with pytest.raises(ConfigError, match="mutual"):
+        PKKDLoss(to_adder(copy.deepcopy(cnn)), copy.deepcopy(cnn), mutual=-1)

@@ -12,8 +12,11 @@ feature distributions differ; both are mapped by a kernel into a space where the
 (the kernels combine each layer's input features with its weights), and the student's kernel map passes
 a 1x1 conv (initialised to identity) before the mean squared error to the teacher's. The bandwidths are
 the batch means of the distances, so the maps stay in (0, 1] whatever the layer's scale. The student's
-loss is ``(1 - a) CE + a * KD(T) + b * kernel loss``; the teacher's is its CE; one optimizer steps both
-(the teacher and the 1x1 convs are the loss's ``learnable`` part).
+loss is ``(1 - a) CE + a * KD(T) + b * kernel loss``; the teacher's is its CE, plus ``mutual`` times the
+KD term towards the student's soft labels when ``mutual > 0`` (deep-mutual-learning style, which keeps the
+co-trained teacher from running far ahead of a student that learns more slowly; off by default, not yet
+measured to help here); one optimizer steps both (the teacher and the 1x1 convs are the loss's
+``learnable`` part).
 
 ``ramp_steps`` makes the distillation itself progressive: ``a = alpha * r`` and ``b = beta * r`` with
 ``r = min(1, step / ramp_steps)``, because at the start the jointly trained teacher is a random network
@@ -113,11 +116,13 @@ class PKKDLoss(nn.Module):
         beta: float = 1.0,
         ramp_steps: int = 0,
         label_smoothing: float = 0.0,
+        mutual: float = 0.0,
     ) -> None:
         super().__init__()
-        if not 0 <= alpha <= 1 or not temperature > 0 or not beta >= 0:
+        if not 0 <= alpha <= 1 or not temperature > 0 or not beta >= 0 or not mutual >= 0:
             raise ConfigError(
-                f"pkkd needs 0 <= alpha <= 1, temperature > 0, beta >= 0; got {alpha}, {temperature}, {beta}"
+                f"pkkd needs 0 <= alpha <= 1, temperature > 0, beta >= 0, mutual >= 0; got {alpha}, "
+                f"{temperature}, {beta}, {mutual}"
             )
         if ramp_steps < 0 or not 0 <= label_smoothing < 1:
             raise ConfigError(
@@ -126,6 +131,7 @@ class PKKDLoss(nn.Module):
             )
         self.alpha, self.temperature, self.beta = alpha, temperature, beta
         self.ramp_steps, self.label_smoothing = int(ramp_steps), float(label_smoothing)
+        self.mutual = float(mutual)
         self.step = 0
         self.names = sorted(_adder_layers(student))
         convs = {}
@@ -165,6 +171,7 @@ class PKKDLoss(nn.Module):
             "beta": self.beta,
             "ramp_steps": self.ramp_steps,
             "label_smoothing": self.label_smoothing,
+            "mutual": self.mutual,
             "layers": self.names,
         }
 
@@ -203,6 +210,10 @@ class PKKDLoss(nn.Module):
             self.step += 1
         alpha, beta = self.alpha * ramp, self.beta * ramp
         student_loss = (1 - alpha) * ce + alpha * kd + beta * kernel
+        teacher_loss = teacher_ce
         terms = {"ce": ce, "kd": kd, "kernel": kernel, "teacher_ce": teacher_ce}
+        if self.mutual:  # the teacher also follows the student's soft labels (deep mutual learning)
+            terms["teacher_kd"] = kd_loss(t_logits, logits.detach(), self.temperature)
+            teacher_loss = teacher_loss + self.mutual * ramp * terms["teacher_kd"]
         self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
-        return student_loss + teacher_ce, logits
+        return student_loss + teacher_loss, logits

@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beta", type=float, default=1.0, help="PKKD weight of the kernel feature term")
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument(
+        "--mutual",
+        type=float,
+        default=0.0,
+        help="PKKD: weight of the teacher's own distillation towards the student's soft labels (0: off)",
+    )
+    p.add_argument(
         "--ramp-epochs",
         type=float,
         default=5.0,
@@ -100,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         if args.teacher_init == "scratch":
             _reset(teacher)
         loss_fn = PKKDLoss(ann, teacher, alpha=args.alpha, temperature=args.temperature, beta=args.beta,
-                           ramp_steps=round(args.ramp_epochs * len(train_loader)),
+                           ramp_steps=round(args.ramp_epochs * len(train_loader)), mutual=args.mutual,
                            label_smoothing=config.label_smoothing)  # fmt: skip
     result = train(ann, train_loader, test_loader, config, loss_fn=loss_fn, out_dir=out / "checkpoints",
                    resume=args.resume)  # fmt: skip
