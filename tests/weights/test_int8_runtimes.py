@@ -54,7 +54,12 @@ def test_pt2e_program_runs_its_int8_kernels_under_compile(lenet, tmp_path) -> No
         (y,) = prepared.run((x,))
     finally:
         prepared.close()
-    assert torch.allclose(y, q(x), atol=1e-4)
+    # the compiled int8 kernels agree with the reference program to int8 rounding, not bit for bit: on a
+    # CPU without VNNI (AVX2 only) oneDNN's u8s8 dot products saturate pairs at int16, which moved this
+    # untrained LeNet's logits (|logit| ~ 0.2) by up to 0.007; with VNNI they matched to 1e-4
+    assert (y - q(x)).abs().max() < 0.02
+    with torch.no_grad():
+        assert (y - model(x)).abs().max() < 0.05  # the bound test_int8_artefact_reloads_... holds q to
 
 
 def test_a_program_netsculpt_did_not_write_is_refused(lenet, tmp_path) -> None:
