@@ -16,7 +16,7 @@ what the closest achievable value is.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,6 @@ from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.surgery.plan import PrunePlan
-
-TARGET_METRICS = ("macs", "params", "channels", "latency")
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class Target:
             value = {key.strip(): number.strip()}
         if isinstance(value, dict) and len(value) == 1:
             ((key, number),) = value.items()
-            if key not in TARGET_METRICS:
+            if key not in {f.name for f in fields(cls)}:
                 raise PruningError(f"unknown target {key!r}: use macs=, params=, channels= or latency=")
             try:
                 fraction = float(number)

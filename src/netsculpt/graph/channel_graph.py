@@ -118,9 +118,8 @@ def trace(
     res = resolve(builder)
     groups = build_groups(builder, res, allow_inexact=allow_inexact, ignored=ignored_names)
     shapes = [tuple(t.shape) for t in as_tuple(example_inputs) if isinstance(t, torch.Tensor)]
-    graph = ChannelGraph(groups, builder, res, shapes, allow_inexact, find_depth_units(builder))
-    graph.traced_training = training
-    return graph
+    depth = find_depth_units(builder)
+    return ChannelGraph(groups, builder, res, shapes, allow_inexact, depth, traced_training=training)
 
 
 def _check_ignored(model: torch.nn.Module, ignored: tuple[str, ...]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import logging
 from typing import Any
 
@@ -81,22 +82,26 @@ def identify_base(base: dict[str, Any], shapes: dict[str, list[int]]) -> dict[st
     """A ``create_model`` base spec whose build has ``base["fingerprint"]``, or None if none does."""
     from netsculpt.spec import structure_fingerprint
 
-    for name in candidate_names(base):
-        for kwargs in external.identity_variants(name):
-            default = _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **kwargs)
-            if default is None:
-                continue
-            classes, channels = _guesses(default, shapes)
-            for num_classes in sorted(classes, key=lambda n: n != DEFAULT_CLASSES):
-                for in_channels in sorted(channels, key=lambda n: n != DEFAULT_CHANNELS):
-                    same = num_classes == DEFAULT_CLASSES and in_channels == DEFAULT_CHANNELS
-                    model = default if same else _build(name, num_classes, in_channels, **kwargs)
-                    if model is not None and structure_fingerprint(model) == base["fingerprint"]:
-                        return {
-                            "kind": "netsculpt",
-                            "name": name,
-                            "num_classes": num_classes,
-                            "in_channels": in_channels,
-                            "kwargs": kwargs,
-                        }
+    candidates = [
+        (name, kwargs) for name in candidate_names(base) for kwargs in external.identity_variants(name)
+    ]
+    for name, kwargs in candidates:
+        default = _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **kwargs)
+        if default is None:
+            continue
+        classes, channels = _guesses(default, shapes)
+        for num_classes, in_channels in itertools.product(
+            sorted(classes, key=lambda n: n != DEFAULT_CLASSES),
+            sorted(channels, key=lambda n: n != DEFAULT_CHANNELS),
+        ):
+            same = num_classes == DEFAULT_CLASSES and in_channels == DEFAULT_CHANNELS
+            model = default if same else _build(name, num_classes, in_channels, **kwargs)
+            if model is not None and structure_fingerprint(model) == base["fingerprint"]:
+                return {
+                    "kind": "netsculpt",
+                    "name": name,
+                    "num_classes": num_classes,
+                    "in_channels": in_channels,
+                    "kwargs": kwargs,
+                }
     return None
