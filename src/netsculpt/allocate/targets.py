@@ -287,6 +287,12 @@ def target_plan(
         if hi - lo < 1e-4:
             break
     best = _top_up(graph, scores, best, measure, target.value, tolerance, steps)
+    if any(s > 1 for s in steps.values()) and measure(best) < target.value * (1 - tolerance):
+        from netsculpt.allocate.rebalance import rebalance
+
+        floors = {g.id: group_floor(g, min_channels) for g in graph.prunable_groups}
+        best = rebalance(graph, scores, best, measure, target.value, tolerance, steps, floors)
+        best = _top_up(graph, scores, best, measure, target.value, tolerance, steps)
     plan_meta = {
         "target": {target.metric: target.value},
         "strategy": strategy,

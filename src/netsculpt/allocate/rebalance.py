@@ -1,0 +1,122 @@
+"""Trade grid steps between groups when a coarse width grid leaves a plan well under its target.
+
+On the ``"hw"`` grid a group moves in steps of 8 or 16 channels. When one step of a heavily shared group
+(a residual stage of an already pruned network, say 16 -> 8 channels) is worth more than the budget left,
+the ranked-prefix solve lands several percent under the target and giving single steps back
+(:func:`netsculpt.allocate.targets._top_up`) cannot fix it: every step it could return overshoots. Here a
+step is returned to one group *and* the least important steps of the others are taken away until the plan
+fits again; the trade is kept when it lands closer to the target. Widths stay on the grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from netsculpt.graph.channel_graph import ChannelGraph
+from netsculpt.graph.groups import ChannelGroup
+
+Keep = dict[str, list[int]]
+
+
+def _normalised(scores: np.ndarray, channels: list[int]) -> float:
+    return float(np.mean(scores[channels]) / (np.abs(scores).mean() + 1e-12))
+
+
+def _grow_step(g: ChannelGroup, kept: list[int], step: int, scores: np.ndarray) -> list[int] | None:
+    """The best removed channels that bring ``kept`` up to the next width on the grid, or None."""
+    from netsculpt.allocate.widths import next_width
+
+    removed = [i for i in range(g.size) if i not in set(kept)]
+    need = next_width(len(kept), step, g.size) - len(kept)
+    if not removed or len(removed) < need:
+        return None
+    return sorted(removed, key=lambda i: -scores[i])[:need]
+
+
+def _shrink_step(
+    g: ChannelGroup, kept: list[int], step: int, floor: int, scores: np.ndarray
+) -> list[int] | None:
+    """The least important kept, prunable channels whose removal brings ``kept`` down one grid width."""
+    n = len(kept)
+    target = n - (n % step or step)
+    if target < floor:
+        return None
+    prunable = [i for i in kept if g.prunable[i]]
+    if len(prunable) < n - target:
+        return None
+    return sorted(prunable, key=lambda i: (scores[i], -i))[: n - target]
+
+
+def rebalance(
+    graph: ChannelGraph,
+    scores: dict[str, np.ndarray],
+    keep: Keep,
+    measure: Callable[[Keep], float],
+    goal: float,
+    tolerance: float,
+    steps: dict[str, int],
+    floors: dict[str, int],
+    rounds: int = 8,
+) -> Keep:
+    """``keep`` moved closer to ``goal`` (never above it) by trading grid steps between groups.
+
+    Only runs when ``keep`` lands more than ``tolerance`` under ``goal``; each round tries returning one step
+    to every group, sheds the least important steps elsewhere until the plan fits, gives back what fits
+    again, and keeps the best trade. Costs about ``groups x shed steps`` evaluations of ``measure`` per round.
+    """
+    from netsculpt.allocate.targets import _top_up  # shedding overshoots; giving steps back refills
+
+    groups = {g.id: g for g in graph.prunable_groups}
+    full = {gid: list(range(g.size)) for gid, g in groups.items()}
+    current = {**full, **{k: list(v) for k, v in keep.items()}}
+    value = measure(current)
+    for _ in range(rounds):
+        if value >= goal * (1 - tolerance / 4):  # as close as _top_up aims
+            break
+        best, best_value = None, value
+        for gid, g in groups.items():
+            grown = _grow_step(g, current[gid], steps.get(gid, 1), scores[gid])
+            if grown is None:
+                continue
+            trial = dict(current)
+            trial[gid] = sorted(current[gid] + grown)
+            trial = _shed(groups, scores, trial, measure, goal, steps, floors, exclude=gid)
+            if trial is None:
+                continue
+            trial = {**full, **_top_up(graph, scores, trial, measure, goal, tolerance, steps)}
+            trial_value = measure(trial)
+            if best_value < trial_value <= goal:
+                best, best_value = trial, trial_value
+        if best is None:
+            break
+        current, value = best, best_value
+    return {gid: v for gid, v in current.items() if len(v) < groups[gid].size}
+
+
+def _shed(
+    groups: dict[str, ChannelGroup],
+    scores: dict[str, np.ndarray],
+    keep: Keep,
+    measure: Callable[[Keep], float],
+    goal: float,
+    steps: dict[str, int],
+    floors: dict[str, int],
+    exclude: str,
+) -> Keep | None:
+    """Remove the least important grid steps of groups other than ``exclude`` until ``keep`` fits."""
+    keep = dict(keep)
+    while measure(keep) > goal:
+        options = []
+        for gid, g in groups.items():
+            if gid == exclude:
+                continue
+            drop = _shrink_step(g, keep[gid], steps.get(gid, 1), floors[gid], scores[gid])
+            if drop is not None:
+                options.append((_normalised(scores[gid], drop), gid, drop))
+        if not options:
+            return None
+        _, gid, drop = min(options)
+        keep[gid] = [i for i in keep[gid] if i not in set(drop)]
+    return keep
