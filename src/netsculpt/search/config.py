@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from netsculpt.allocate import Target
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, PruningError
 
 METRICS = ("loss", "accuracy")
 COST_METRICS = ("macs", "params", "latency")
@@ -289,30 +289,19 @@ def parse_targets(target: Any) -> list[CostTarget]:
     for t in items:
         if isinstance(t, CostTarget):
             out.append(t)
-        elif isinstance(t, Target):
-            if t.metric == "channels":
-                raise ConfigError("search targets are MACs, params or latency, not a channel count")
-            out.append(CostTarget(t.metric, t.value))
-        elif isinstance(t, str) and "=" in t:
-            key, _, value = t.partition("=")
-            out.append(CostTarget(key.strip(), _float(value)))
-        elif isinstance(t, dict) and len(t) == 1:
-            ((key, value),) = t.items()
-            out.append(CostTarget(str(key), _float(value)))
-        else:
-            raise ConfigError(f"cannot read a search target from {t!r}; use Target(macs=0.5) or 'macs=0.5'")
+            continue
+        try:  # one reader for every spelling: the one ns.prune uses
+            t = Target.coerce(t)
+        except PruningError as err:
+            raise ConfigError(f"search target: {err}") from None
+        if t.metric == "channels":
+            raise ConfigError("search targets are MACs, params or latency, not a channel count")
+        out.append(CostTarget(t.metric, t.value))
     if not out:
         raise ConfigError("give at least one target, e.g. Target(macs=0.5)")
     if len({t.metric for t in out}) > 1:
         raise ConfigError("all targets of one search must use the same cost (macs, params or latency)")
     return sorted(out, key=lambda t: -t.value)
-
-
-def _float(text: Any) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"a target value must be a number, got {text!r}") from None
 
 
 def _int(config: Any, name: str, minimum: int) -> None:
