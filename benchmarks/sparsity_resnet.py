@@ -25,6 +25,9 @@ Run names (E = ``--epochs``):
   gap-kK-pP-fF-lrX   the same with a final all-sparse phase of F epochs (default P)
   gap-...-lrX-once   the same with one lr schedule (dense's cosine from X over E epochs) across all
                      the phases instead of a restart each phase (SparsityConfig.restart_lr=False)
+  oneshot-...-erk, gap-...-erk
+                     the same with the 90 % split between layers by shape (SparsityConfig.scope="erk":
+                     small layers denser, big ones sparser, 90 % overall) instead of 90 % in every layer
 
     PYTHONPATH=src:benchmarks python benchmarks/sparsity_resnet.py --split val --runs pre-10,oneshot-10-lr0.02
     PYTHONPATH=src:benchmarks python benchmarks/sparsity_resnet.py --split test --report \\
@@ -58,8 +61,8 @@ RESULTS = ROOT / "results" / "sparsity_resnet"
 WORK = ROOT.parent / "runs" / "sparsity_resnet"
 DATA = {"resize": 32, "channels": 3}
 PATTERN = re.compile(
-    r"^(?:(?P<dense>dense)|pre-(?P<pre>\d+)|(?P<kind>oneshot|nm)-(?P<d>\d+)-lr(?P<lr>[\d.]+)"
-    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+)(?P<once>-once)?)$"
+    r"^(?:(?P<dense>dense)|pre-(?P<pre>\d+)|(?P<kind>oneshot|nm)-(?P<d>\d+)-lr(?P<lr>[\d.]+)(?P<oerk>-erk)?"
+    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+)(?P<once>-once)?(?P<erk>-erk)?)$"
 )
 
 
@@ -113,7 +116,10 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int
                 raise SystemExit(f"{name} starts from pre-{d}: run pre-{d} first (the same --split)")
             model.load_state_dict(load_file(str(base)))
         pattern = "2:4" if match["kind"] == "nm" else "unstructured"
-        config = SparsityConfig(0.9, pattern=pattern, filter_fn=skip_conv1)
+        scope = "erk" if match["oerk"] else "layer"
+        if scope == "erk" and pattern != "unstructured":
+            raise SystemExit(f"{name}: -erk splits unstructured sparsity only")
+        config = SparsityConfig(0.9, pattern=pattern, scope=scope, filter_fn=skip_conv1)
         out = sparsify(model, config, tl, te, recipe(epochs - d, lr, seed), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
     else:
@@ -125,6 +131,7 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int
             phase_epochs=p,
             final_epochs=f,
             restart_lr=not match["once"],
+            scope="erk" if match["erk"] else "layer",
             filter_fn=skip_conv1,
         )
         out = sparsify(model, config, tl, te, recipe(epochs, lr, seed), out_dir=folder, resume=True)

@@ -47,8 +47,10 @@ def _only_big(module: nn.Module, name: str) -> bool:
         SparsityConfig(pattern="2:4", filter_fn=_only_big),
         SparsityConfig(sparsity=0.5, pattern="block", block=(4, 4), filter_fn=_only_big),
         SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=1),
+        SparsityConfig(sparsity=0.8, scope="erk"),
+        SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=1, scope="erk"),
     ],
-    ids=["oneshot", "gradual", "global", "2:4", "block", "gap"],
+    ids=["oneshot", "gradual", "global", "2:4", "block", "gap", "erk", "gap-erk"],
 )
 def test_each_method_reaches_its_target_and_leaves_a_plain_model(config: SparsityConfig) -> None:
     model = _net()

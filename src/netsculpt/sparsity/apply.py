@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from netsculpt.sparsity.config import SparsityConfig
+from netsculpt.sparsity.distribution import erk_sparsities
 from netsculpt.sparsity.masks import dense_weight, is_masked, set_mask_, target_layers
 from netsculpt.sparsity.patterns import check_fits, global_masks, layer_mask
 
@@ -34,6 +35,10 @@ def mask_layers_(
     chosen = {n: layers[n] for n in (names if names is not None else list(layers))}
     if config.scope == "global" and config.parsed.kind == "unstructured":
         masks = global_masks({n: _current(m) for n, m in chosen.items()}, sparsity)
+    elif config.scope == "erk" and config.parsed.kind == "unstructured":
+        # split over *all* selected layers, so a GaP partition gets the same sparsities as the whole model
+        per_layer = erk_sparsities({n: tuple(dense_weight(m).shape) for n, m in layers.items()}, sparsity)
+        masks = {n: layer_mask(_current(m), config.parsed, per_layer[n], n) for n, m in chosen.items()}
     else:
         masks = {n: layer_mask(_current(m), config.parsed, sparsity, n) for n, m in chosen.items()}
     for name, module in chosen.items():

@@ -12,7 +12,7 @@ from netsculpt.sparsity.patterns import Pattern, parse_pattern
 
 METHODS = ("magnitude", "gap")
 SCHEDULES = ("oneshot", "gradual")
-SCOPES = ("layer", "global")
+SCOPES = ("layer", "global", "erk")
 
 
 @dataclass
@@ -24,6 +24,10 @@ class SparsityConfig:
     ``partitions`` groups (model order) and cycles: one group grows dense for ``phase_epochs`` while the
     others stay sparse, then is pruned back; the last ``final_epochs`` (0: ``phase_epochs``) train all
     groups sparse: a longer final phase lets the sparse network settle after the last regrowth.
+
+    ``scope`` splits the sparsity between layers: ``"layer"`` the same fraction each, ``"global"`` one
+    magnitude threshold over the layers masked together, ``"erk"`` by shape (Erdős–Rényi-Kernel: small
+    layers denser, :mod:`netsculpt.sparsity.distribution`); all three zero the same fraction overall.
 
     ``restart_lr`` (every multi-phase plan: gradual and GaP): ``True`` runs the training recipe's whole lr
     schedule in each phase (warm restarts, the first behaviour); ``False`` runs one schedule over all the
@@ -75,8 +79,8 @@ class SparsityConfig:
         ]:
             if value not in allowed:
                 raise ConfigError(f"{name}={value!r} is not supported; use one of {', '.join(allowed)}")
-        if self.scope == "global" and self.parsed.kind != "unstructured":
-            raise ConfigError("scope='global' applies to the unstructured pattern only")
+        if self.scope != "layer" and self.parsed.kind != "unstructured":
+            raise ConfigError(f"scope={self.scope!r} applies to the unstructured pattern only")
         for name in ("ramp_phases", "partitions", "phase_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
