@@ -79,29 +79,51 @@ def _guesses(candidate: nn.Module, shapes: dict[str, list[int]]) -> tuple[set[in
 
 
 def identify_base(base: dict[str, Any], shapes: dict[str, list[int]]) -> dict[str, Any] | None:
-    """A ``create_model`` base spec whose build has ``base["fingerprint"]``, or None if none does."""
-    from netsculpt.spec import structure_fingerprint
+    """A ``create_model`` base spec whose build has ``base["fingerprint"]``, or None if none does.
+
+    Each candidate builder is tried as built by default, then with the structural options
+    :mod:`netsculpt.models.build_options` guesses (a width multiplier, dilation, image size)."""
+    from netsculpt.models.build_options import structural_guesses
 
     candidates = [
         (name, kwargs) for name in candidate_names(base) for kwargs in external.identity_variants(name)
     ]
-    for name, kwargs in candidates:
-        default = _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **kwargs)
+    for name, variant in candidates:
+        default = _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **variant)
         if default is None:
             continue
-        classes, channels = _guesses(default, shapes)
-        for num_classes, in_channels in itertools.product(
-            sorted(classes, key=lambda n: n != DEFAULT_CLASSES),
-            sorted(channels, key=lambda n: n != DEFAULT_CHANNELS),
-        ):
-            same = num_classes == DEFAULT_CLASSES and in_channels == DEFAULT_CHANNELS
-            model = default if same else _build(name, num_classes, in_channels, **kwargs)
-            if model is not None and structure_fingerprint(model) == base["fingerprint"]:
-                return {
-                    "kind": "netsculpt",
-                    "name": name,
-                    "num_classes": num_classes,
-                    "in_channels": in_channels,
-                    "kwargs": kwargs,
-                }
+        if shapes and set(default.state_dict()) != set(shapes):
+            continue  # another builder: no option tried below changes which tensors a model has
+        for kwargs in [variant] + [{**variant, **g} for g in structural_guesses(name, shapes)]:
+            built = (
+                default if kwargs is variant else _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **kwargs)
+            )
+            found = built is not None and _match(name, kwargs, built, base, shapes)
+            if found:
+                return found
+    return None
+
+
+def _match(
+    name: str, kwargs: dict[str, Any], default: nn.Module, base: dict[str, Any], shapes: dict[str, list[int]]
+) -> dict[str, Any] | None:
+    """The base spec of ``name`` built with ``kwargs`` and some class count / input channels whose
+    fingerprint is the user's, or None."""
+    from netsculpt.spec import structure_fingerprint
+
+    classes, channels = _guesses(default, shapes)
+    for num_classes, in_channels in itertools.product(
+        sorted(classes, key=lambda n: n != DEFAULT_CLASSES),
+        sorted(channels, key=lambda n: n != DEFAULT_CHANNELS),
+    ):
+        same = num_classes == DEFAULT_CLASSES and in_channels == DEFAULT_CHANNELS
+        model = default if same else _build(name, num_classes, in_channels, **kwargs)
+        if model is not None and structure_fingerprint(model) == base["fingerprint"]:
+            return {
+                "kind": "netsculpt",
+                "name": name,
+                "num_classes": num_classes,
+                "in_channels": in_channels,
+                "kwargs": kwargs,
+            }
     return None

@@ -1,0 +1,69 @@
+"""Models built with structural torchvision options (width, dilation, image size) are recognised."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import netsculpt as ns
+from netsculpt.errors import CheckpointError
+from netsculpt.models.build_options import structural_guesses
+from netsculpt.models.identify import identify_base
+from netsculpt.spec import describe_unbuilt
+
+BUILT_WITH_OPTIONS = [
+    (lambda: torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True]), "resnet50"),
+    (lambda: torchvision.models.mobilenet_v2(width_mult=0.5, num_classes=5), "mobilenet_v2"),
+    (lambda: torchvision.models.mobilenet_v3_large(width_mult=0.75, dilated=True), "mobilenet_v3_large"),
+    (lambda: torchvision.models.mobilenet_v3_small(reduced_tail=True, num_classes=7), "mobilenet_v3_small"),
+    (lambda: torchvision.models.vit_b_16(image_size=64), "vit_b_16"),
+]
+
+
+@pytest.mark.parametrize(("build", "name"), BUILT_WITH_OPTIONS, ids=[n for _, n in BUILT_WITH_OPTIONS])
+def test_a_model_built_with_options_is_recognised_with_them(build, name) -> None:
+    with torch.device("meta"):  # shapes and settings only: no memory for the weights
+        model = build()
+    spec = describe_unbuilt(model)
+    found = identify_base(spec["base"], spec["base_shapes"])
+    assert found is not None and found["name"] == f"torchvision:{name}"
+    assert found["kwargs"]  # the option that makes it this model is recorded
+    with torch.device("meta"):
+        rebuilt = ns.create_model(
+            found["name"],
+            num_classes=found["num_classes"],
+            in_channels=found["in_channels"],
+            **found["kwargs"],
+        )
+    assert describe_unbuilt(rebuilt)["base"]["fingerprint"] == spec["base"]["fingerprint"]
+
+
+def test_a_width_multiplied_model_saves_and_reloads_bit_for_bit(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v3_small(width_mult=0.5, num_classes=10).eval()
+    ns.save(model, tmp_path / "m")
+    loaded = ns.load(tmp_path / "m")
+    assert type(loaded) is type(model)
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(model(x), loaded.eval()(x))
+
+
+def test_an_architecture_no_builder_makes_is_still_refused_on_load(tmp_path) -> None:
+    from torchvision.models.resnet import Bottleneck, ResNet
+
+    ns.save(ResNet(Bottleneck, [2, 2, 2, 2]).eval(), tmp_path / "m")
+    with pytest.raises(CheckpointError, match="cannot rebuild"):
+        ns.load(tmp_path / "m")
+
+
+def test_guesses_are_plain_data_and_only_for_known_families() -> None:
+    assert structural_guesses("timm:resnet18", {}) == []
+    assert structural_guesses("torchvision:alexnet", {}) == []
+    guesses = structural_guesses("torchvision:mobilenet_v2", {"features.0.0.weight": [16, 3, 3, 3]})
+    assert guesses[0] == {"width_mult": 0.5}  # the width the first conv implies is tried first
+    assert structural_guesses(
+        "torchvision:vit_b_16", {"encoder.pos_embedding": [1, 17, 768], "conv_proj.weight": [768, 3, 16, 16]}
+    ) == [{"image_size": 64}]
