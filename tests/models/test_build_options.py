@@ -60,10 +60,28 @@ def test_an_architecture_no_builder_makes_is_still_refused_on_load(tmp_path) -> 
 
 
 def test_guesses_are_plain_data_and_only_for_known_families() -> None:
-    assert structural_guesses("timm:resnet18", {}) == []
+    assert {"output_stride": 16} in structural_guesses("timm:resnet18", {})
     assert structural_guesses("torchvision:alexnet", {}) == []
     guesses = structural_guesses("torchvision:mobilenet_v2", {"features.0.0.weight": [16, 3, 3, 3]})
     assert guesses[0] == {"width_mult": 0.5}  # the width the first conv implies is tried first
     assert structural_guesses(
         "torchvision:vit_b_16", {"encoder.pos_embedding": [1, 17, 768], "conv_proj.weight": [768, 3, 16, 16]}
     ) == [{"image_size": 64}]
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs"),
+    [
+        ("vit_tiny_patch16_224", {"img_size": 64, "num_classes": 10}),
+        ("resnet50", {"output_stride": 16}),
+        ("mobilenetv3_small_050", {"global_pool": "max"}),
+    ],
+)
+def test_timm_models_built_with_structural_kwargs_are_recognised(arch, kwargs) -> None:
+    timm = pytest.importorskip("timm")
+    with torch.device("meta"):
+        model = timm.create_model(arch, **kwargs)
+    spec = describe_unbuilt(model)
+    found = identify_base(spec["base"], spec["base_shapes"])
+    assert found is not None and found["name"] == f"timm:{arch}"
+    assert {k: v for k, v in kwargs.items() if k != "num_classes"}.items() <= found["kwargs"].items()

@@ -1,4 +1,4 @@
-"""Structural build options of torchvision builders, guessed so a model built with them can be recognised.
+"""Structural build options of torchvision and timm builders, guessed so such models are recognised.
 
 ``torchvision.models.mobilenet_v2(width_mult=0.5)`` or ``resnet50(replace_stride_with_dilation=[False,
 True, True])`` is not the default build of any name, so recognising it (:mod:`netsculpt.models.identify`)
@@ -82,8 +82,26 @@ _BY_MODULE = {
 }
 
 
+def _timm(shapes: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """timm's common structural kwargs: ``img_size`` (read off ``pos_embed``: patches plus 0-2 prefix
+    tokens), ``global_pool`` and ``output_stride``. A model that does not take one fails to build and is
+    skipped by the caller."""
+    out: list[dict[str, Any]] = []
+    embedding, patch = shapes.get("pos_embed"), shapes.get("patch_embed.proj.weight")
+    if embedding and patch and len(embedding) == 3 and len(patch) == 4:
+        for prefix in (1, 0, 2):
+            side = math.isqrt(max(embedding[1] - prefix, 0))
+            if side and side * side == embedding[1] - prefix:
+                out.append({"img_size": side * patch[2]})
+    out += [{"global_pool": pool} for pool in ("max", "avgmax", "catavgmax")]
+    out += [{"output_stride": stride} for stride in (16, 8)]
+    return out
+
+
 def structural_guesses(name: str, shapes: dict[str, list[int]]) -> list[dict[str, Any]]:
     """Non-default build options of ``name`` to try for a model whose state-dict shapes are ``shapes``."""
+    if name.startswith("timm:"):
+        return _timm(shapes)
     if not name.startswith("torchvision:"):
         return []
     guess = _BY_MODULE.get(_builder_module(name))
