@@ -85,3 +85,30 @@ def test_timm_models_built_with_structural_kwargs_are_recognised(arch, kwargs) -
     found = identify_base(spec["base"], spec["base_shapes"])
     assert found is not None and found["name"] == f"timm:{arch}"
     assert {k: v for k, v in kwargs.items() if k != "num_classes"}.items() <= found["kwargs"].items()
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "classes"),
+    [
+        (
+            lambda: torchvision.models.detection.ssdlite320_mobilenet_v3_large(
+                num_classes=5, weights_backbone=None
+            ),
+            "ssdlite320_mobilenet_v3_large",
+            5,
+        ),
+        (
+            lambda: torchvision.models.detection.retinanet_resnet50_fpn(num_classes=3, weights_backbone=None),
+            "retinanet_resnet50_fpn",
+            3,
+        ),
+    ],
+    ids=["ssdlite-beside-its-class", "anchors-x-classes-head"],
+)
+def test_detectors_are_found_beside_their_class_with_their_class_count(build, name, classes) -> None:
+    """SSD is in detection.ssd, ssdlite320_* in detection.ssdlite; heads output anchors x classes."""
+    with torch.device("meta"):
+        model = build()
+    spec = describe_unbuilt(model)
+    found = identify_base(spec["base"], spec["base_shapes"])
+    assert found is not None and (found["name"], found["num_classes"]) == (f"torchvision:{name}", classes)

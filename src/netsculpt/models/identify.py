@@ -42,7 +42,15 @@ def candidate_names(base: dict[str, Any]) -> list[str]:
     """``torchvision:NAME`` / ``timm:NAME`` builders that may have made a model of ``base["class"]``."""
     module = base["class"].rpartition(".")[0]
     if module.startswith("torchvision.models"):
-        return [f"torchvision:{n}" for n in _torchvision_builders_by_module().get(module, ())]
+        by_module = _torchvision_builders_by_module()
+        own = list(by_module.get(module, ()))
+        # a class's builders may live beside it (SSD is in detection.ssd, ssdlite320_* in detection.ssdlite)
+        package = module.rpartition(".")[0]
+        siblings = [
+            n for m, names in by_module.items() if m != module and m.rpartition(".")[0] == package
+            for n in names
+        ] if package != "torchvision.models" else []  # fmt: skip
+        return [f"torchvision:{n}" for n in own + siblings]
     architecture = base.get("timm_architecture") or ""
     if module.startswith("timm.") and architecture and architecture in external.timm_names():
         return [f"timm:{architecture}"]
@@ -71,8 +79,10 @@ def _guesses(candidate: nn.Module, shapes: dict[str, list[int]]) -> tuple[set[in
         if theirs is None or list(value.shape) == theirs or len(theirs) != value.dim():
             continue
         for dim, (mine, other) in enumerate(zip(value.shape, theirs)):
-            if mine == DEFAULT_CLASSES and dim == 0 and other != mine:
-                classes.add(other)
+            if dim == 0 and other != mine and mine % DEFAULT_CLASSES == 0 and mine <= 16 * DEFAULT_CLASSES:
+                per_class = mine // DEFAULT_CLASSES  # a dense head: anchors x classes outputs
+                if other % per_class == 0:
+                    classes.add(other // per_class)
             if key == first_conv and dim == 1 and mine == DEFAULT_CHANNELS and other != mine:
                 channels.add(other)
     return classes, channels
