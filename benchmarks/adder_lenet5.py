@@ -55,7 +55,7 @@ HELD_OUT = 1000
 DEFAULT_EPOCHS = 20  # the lenet5_mnist5k preset
 # PKKD knobs of the test runs: the setting measured on held-out digits (adder_holdout_*.json); the
 # first test run (adder_pkkd.json) had no ramp and no label smoothing
-PKKD = {"alpha": 0.5, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 5.0}
+PKKD = {"alpha": 0.5, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 5.0, "mutual": 0.0}
 
 
 def _time(fn, repeats: int) -> float:
@@ -148,7 +148,7 @@ def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict, sh
         ramp = round(knobs["ramp_epochs"] * len(train_loader))
         teacher = copy.deepcopy(cnn) if shared_init else ns.create_model("lenet5")
         loss_fn = PKKDLoss(model, teacher, alpha=knobs["alpha"], beta=knobs["beta"],
-                           temperature=knobs["temperature"], ramp_steps=ramp,
+                           temperature=knobs["temperature"], ramp_steps=ramp, mutual=knobs["mutual"],
                            label_smoothing=config.label_smoothing)  # fmt: skip
     start = time.perf_counter()
     result = train(model, train_loader, test_loader, config, loss_fn=loss_fn)
@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         row, name = part_speed(), "adder_speed.json"
     else:
         row = part_train(args.part, args.epochs, args.seed, args.holdout, knobs, args.shared_init)
-        tag = "_".join(f"{k[0]}{v:g}" for k, v in knobs.items()) + "_" if args.part == "pkkd" else ""
+        named = {k: v for k, v in knobs.items() if k != "mutual" or v}  # files before mutual keep their names
+        tag = "_".join(f"{k[0]}{v:g}" for k, v in named.items()) + "_" if args.part == "pkkd" else ""
         budget = _budget(args.epochs, args.shared_init and args.part != "cnn")
         name = (
             f"adder_holdout_{args.part}_{budget}{tag}s{args.seed}.json"
