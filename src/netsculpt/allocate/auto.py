@@ -130,10 +130,10 @@ def _top_up_grid(
     tolerance: float,
 ) -> dict[str, list[int]]:
     """Step 3: channels back on each group's 8/16 grid (``"hw"`` steps) while the target holds."""
-    from netsculpt.allocate.targets import _top_up
+    from netsculpt.allocate.rebalance import top_up
     from netsculpt.allocate.widths import steps_for
 
-    return _top_up(graph, scores, keep, measure, goal, tolerance, steps_for(graph, "hw"))
+    return top_up(graph, scores, keep, measure, goal, tolerance, steps_for(graph, "hw"))
 
 
 def measure_plans(

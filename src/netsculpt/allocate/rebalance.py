@@ -1,11 +1,13 @@
-"""Trade grid steps between groups when a coarse width grid leaves a plan well under its target.
+"""Bring a plan up to its target on the width grid: give steps back, and trade them between groups.
 
-On the ``"hw"`` grid a group moves in steps of 8 or 16 channels. When one step of a heavily shared group
-(a residual stage of an already pruned network, say 16 -> 8 channels) is worth more than the budget left,
-the ranked-prefix solve lands several percent under the target and giving single steps back
-(:func:`netsculpt.allocate.targets._top_up`) cannot fix it: every step it could return overshoots. Here a
-step is returned to one group *and* the least important steps of the others are taken away until the plan
-fits again; the trade is kept when it lands closer to the target. Widths stay on the grid.
+:func:`top_up` gives back the best removed channels one grid step at a time while the cost stays under
+the target: channel granularity otherwise leaves a plan several percent under it. On the ``"hw"`` grid a
+group moves in steps of 8 or 16 channels. When one step of a heavily shared group (a residual stage of an
+already pruned network, say 16 -> 8 channels) is worth more than the budget left, the ranked-prefix solve
+lands several percent under the target and :func:`top_up` cannot fix it: every step it could return
+overshoots. :func:`rebalance` then returns a step to one group *and* takes the least important steps of
+the others away until the plan fits again; the trade is kept when it lands closer to the target. Widths
+stay on the grid.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from netsculpt.allocate.widths import next_width
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 
@@ -26,13 +29,45 @@ def _normalised(scores: np.ndarray, channels: list[int]) -> float:
 
 def _grow_step(g: ChannelGroup, kept: list[int], step: int, scores: np.ndarray) -> list[int] | None:
     """The best removed channels that bring ``kept`` up to the next width on the grid, or None."""
-    from netsculpt.allocate.widths import next_width
-
-    removed = [i for i in range(g.size) if i not in set(kept)]
+    kept_set = set(kept)
+    removed = [i for i in range(g.size) if i not in kept_set]
     need = next_width(len(kept), step, g.size) - len(kept)
     if not removed or len(removed) < need:
         return None
     return sorted(removed, key=lambda i: -scores[i])[:need]
+
+
+def top_up(
+    graph: ChannelGraph,
+    scores: dict[str, np.ndarray],
+    keep: Keep,
+    measure: Callable[[Keep], float],
+    goal: float,
+    tolerance: float,
+    steps: dict[str, int],
+) -> Keep:
+    """Give back the best removed channels, one group step at a time (to the next width on the group's
+    grid, the group whose step scores highest first), while the cost stays <= goal."""
+    keep = {k: list(v) for k, v in keep.items()}
+    for _ in range(10_000):
+        if measure(keep) >= goal * (1 - tolerance / 4):
+            break
+        candidates = []
+        for gid, kept in keep.items():
+            best = _grow_step(graph.group(gid), kept, steps.get(gid, 1), scores[gid])
+            if best is not None:
+                candidates.append((-_normalised(scores[gid], best), gid, best))
+        accepted = False
+        for _, gid, best in sorted(candidates):
+            trial = dict(keep)
+            trial[gid] = sorted(keep[gid] + best)
+            if measure(trial) <= goal:
+                keep = trial
+                accepted = True
+                break
+        if not accepted:
+            break
+    return {k: v for k, v in keep.items() if len(v) < graph.group(k).size}
 
 
 def _shrink_step(
@@ -66,14 +101,12 @@ def rebalance(
     to every group, sheds the least important steps elsewhere until the plan fits, gives back what fits
     again, and keeps the best trade. Costs about ``groups x shed steps`` evaluations of ``measure`` per round.
     """
-    from netsculpt.allocate.targets import _top_up  # shedding overshoots; giving steps back refills
-
     groups = {g.id: g for g in graph.prunable_groups}
     full = {gid: list(range(g.size)) for gid, g in groups.items()}
     current = {**full, **{k: list(v) for k, v in keep.items()}}
     value = measure(current)
     for _ in range(rounds):
-        if value >= goal * (1 - tolerance / 4):  # as close as _top_up aims
+        if value >= goal * (1 - tolerance / 4):  # as close as top_up aims
             break
         best, best_value = None, value
         for gid, g in groups.items():
@@ -85,7 +118,8 @@ def rebalance(
             trial = _shed(groups, scores, trial, measure, goal, steps, floors, exclude=gid)
             if trial is None:
                 continue
-            trial = {**full, **_top_up(graph, scores, trial, measure, goal, tolerance, steps)}
+            # shedding overshoots: giving steps back refills
+            trial = {**full, **top_up(graph, scores, trial, measure, goal, tolerance, steps)}
             trial_value = measure(trial)
             if best_value < trial_value <= goal:
                 best, best_value = trial, trial_value
@@ -118,5 +152,6 @@ def _shed(
         if not options:
             return None
         _, gid, drop = min(options)
-        keep[gid] = [i for i in keep[gid] if i not in set(drop)]
+        dropped = set(drop)
+        keep[gid] = [i for i in keep[gid] if i not in dropped]
     return keep

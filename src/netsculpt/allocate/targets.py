@@ -23,6 +23,7 @@ import numpy as np
 from torch import nn
 
 from netsculpt.allocate.cost import CostModel
+from netsculpt.allocate.rebalance import rebalance, top_up
 from netsculpt.allocate.uniform import keep_count, removal_order, select_keep
 from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
@@ -286,13 +287,11 @@ def target_plan(
             lo = mid
         if hi - lo < 1e-4:
             break
-    best = _top_up(graph, scores, best, measure, target.value, tolerance, steps)
+    best = top_up(graph, scores, best, measure, target.value, tolerance, steps)
     if any(s > 1 for s in steps.values()) and measure(best) < target.value * (1 - tolerance):
-        from netsculpt.allocate.rebalance import rebalance
-
         floors = {g.id: group_floor(g, min_channels) for g in graph.prunable_groups}
         best = rebalance(graph, scores, best, measure, target.value, tolerance, steps, floors)
-        best = _top_up(graph, scores, best, measure, target.value, tolerance, steps)
+        best = top_up(graph, scores, best, measure, target.value, tolerance, steps)
     plan_meta = {
         "target": {target.metric: target.value},
         "strategy": strategy,
@@ -301,46 +300,6 @@ def target_plan(
         **(meta or {}),
     }
     return PrunePlan(best, {g.id: g.size for g in graph.groups}, plan_meta)
-
-
-def _top_up(
-    graph: ChannelGraph,
-    scores: dict[str, np.ndarray],
-    keep: dict[str, list[int]],
-    measure: Any,
-    goal: float,
-    tolerance: float,
-    steps: dict[str, int],
-) -> dict[str, list[int]]:
-    """Give back the best removed channels, one group step at a time (to the next width on the group's
-    grid), while the cost stays <= goal: channel granularity otherwise leaves a uniform plan several
-    percent under its target."""
-    from netsculpt.allocate.widths import next_width
-
-    keep = {k: list(v) for k, v in keep.items()}
-    for _ in range(10_000):
-        if measure(keep) >= goal * (1 - tolerance / 4):
-            break
-        candidates = []
-        for gid, kept in keep.items():
-            g = graph.group(gid)
-            removed = [i for i in range(g.size) if i not in set(kept)]
-            step = next_width(len(kept), steps.get(gid, 1), g.size) - len(kept)
-            if removed and len(removed) >= step:
-                best = sorted(removed, key=lambda i: -scores[gid][i])[:step]
-                norm = float(np.mean(scores[gid][best]) / (np.abs(scores[gid]).mean() + 1e-12))
-                candidates.append((-norm, gid, best))
-        accepted = False
-        for _, gid, best in sorted(candidates):
-            trial = dict(keep)
-            trial[gid] = sorted(keep[gid] + best)
-            if measure(trial) <= goal:
-                keep = trial
-                accepted = True
-                break
-        if not accepted:
-            break
-    return {k: v for k, v in keep.items() if len(v) < graph.group(k).size}
 
 
 def widths_plan(

@@ -32,7 +32,7 @@ def _builder_module(name: str) -> str:
 
 def _widths(shapes: dict[str, list[int]], first_conv: str, base_width: int) -> list[float]:
     """Common width multipliers, led by the one the first conv's output width implies."""
-    out = [w for w in WIDTH_MULTS]
+    out = list(WIDTH_MULTS)
     first = shapes.get(first_conv)
     if first:
         implied = round(first[0] / base_width, 4)
