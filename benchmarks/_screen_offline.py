@@ -81,6 +81,10 @@ def rank(args: argparse.Namespace) -> None:
                     predicted = pred.predict([c for c, _ in test])
                     if option == "anchor":
                         predicted = _anchor(pred, space, counts, targets, [c for c, _ in test], predicted)
+                    elif option == "gp":  # a GP on the predictor's residuals
+                        residual = targets - pred.predict(counts)
+                        predicted = predicted + _gp(space, counts, residual, [c for c, _ in test], "ard",
+                                                    standardise=False)  # fmt: skip
                 else:
                     predicted = _gp(space, counts, targets, [c for c, _ in test], option)
                 tau = rank_quality(predicted, [v for _, v in test])["kendall"] or 0.0
@@ -102,16 +106,17 @@ def _anchor(pred, space, counts, targets, new, predicted) -> np.ndarray:
     return np.array(out)
 
 
-def _gp(space, counts, targets, new, option: str) -> np.ndarray:
+def _gp(space, counts, targets, new, option: str, standardise: bool = True) -> np.ndarray:
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
     X = np.array([space.ratios(c) for c in counts])
-    y = (targets - targets.mean()) / (targets.std() + 1e-12)
+    shift, scale_y = (targets.mean(), targets.std() + 1e-12) if standardise else (0.0, 1.0)
+    y = (targets - shift) / scale_y
     scale = np.full(X.shape[1], 0.3) if option == "ard" else 0.3
     kernel = ConstantKernel(1.0) * Matern(length_scale=scale, nu=2.5) + WhiteKernel(0.1)
     gp = GaussianProcessRegressor(kernel, normalize_y=False, n_restarts_optimizer=2, random_state=0).fit(X, y)
-    return gp.predict(np.array([space.ratios(c) for c in new]))
+    return gp.predict(np.array([space.ratios(c) for c in new])) * scale_y + shift
 
 
 def main() -> None:
