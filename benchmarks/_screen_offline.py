@@ -21,16 +21,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _predictor_tables import RESULTS, TARGET  # noqa: E402
+from _predictor_tables import RESULTS, TARGET
 
-from netsculpt.fileio import write_json  # noqa: E402
+from netsculpt.fileio import write_json
 
 
 def record(args: argparse.Namespace) -> None:
     """Run the plain GA (the benchmark's settings) and store its cheap scores generation by generation."""
-    from predictors import setup
-
     from netsculpt.search import GeneticConfig, search_widths
+    from predictors import setup
 
     base, x, graph, scores, train, held, _ = setup(args)
     out_dir = Path(args.cache) / f"screen_offline_{args.seed}"
@@ -48,17 +47,18 @@ def record(args: argparse.Namespace) -> None:
                            elite=4, generations=8)  # fmt: skip
     search_widths(base, x, "genetic", f"macs={TARGET}", train, held, config, graph=graph, scores=scores,
                   on_step=on_step, out_dir=out_dir, resume=True)  # fmt: skip
-    write_json(RESULTS / f"predictors_offline_{args.seed}.json", {"seed": args.seed, "generations": generations})
+    data = {"seed": args.seed, "generations": generations}
+    write_json(RESULTS / f"predictors_offline_{args.seed}.json", data)
 
 
 def rank(args: argparse.Namespace) -> None:
     """τ of each predictor variant on each later generation's offspring, trained on the earlier ones."""
     import torch
-    from predictors import setup
 
     from netsculpt.predictors.features import GraphFeatures
     from netsculpt.predictors.predictor import Predictor, rank_quality
     from netsculpt.search import SearchSpace
+    from predictors import setup
 
     base, x, graph, scores, *_ = setup(args)
     space = SearchSpace(base, x, graph, scores)

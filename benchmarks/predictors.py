@@ -18,9 +18,10 @@ Run in parts (resumable; each well under 40 minutes on the shared 2-core machine
 * ga: the plain GA (pop 16, 8 generations, elite 4) and the GA screened by the online GCN (same
   population, up to 24 generations, stopped once it matches the plain GA's best full-score fitness or has
   made as many evaluations as the plain GA). Screened generations propose ``--screen-pool`` x pop,
-  a quarter scored, half of those at random (``--screen-explore``), only while the predictor's online
-  Kendall τ passes ``--screen-trust`` (else the generation is a plain probe); ``--reuse-plain`` takes
-  the plain GA from the seed's earlier results file (scores are deterministic; generation 0 is checked).
+  ``--screen-keep`` of them scored (a quarter), half of those at random (``--screen-explore``), only
+  while the predictor's online Kendall τ passes ``--screen-trust`` (else the generation is a plain
+  probe); ``--reuse-plain`` takes the plain GA from the seed's earlier results file (scores are
+  deterministic; generation 0 is checked).
   Bar: the screened GA reaches the plain GA's best fitness with <= 50% of its evaluations.
 * nao: NAO (16 initial, 6 rounds) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy with
   the paired standard error over the 1,000 test images (the test split cannot grow: mnist5k's fixed
@@ -109,10 +110,11 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
                 generations=3 * args.generations,
                 predictor="gcn",
                 predictor_min=16,
-                screen_keep=0.25,
+                screen_keep=args.screen_keep,
                 screen_explore=args.screen_explore,
                 screen_pool=args.screen_pool,
                 screen_trust=args.screen_trust,
+                screen_trust_rounds=args.screen_trust_rounds,
                 predictor_loss=args.predictor_loss,
                 predictor_features=args.predictor_features,
                 **common,
@@ -212,9 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         default=GeneticConfig.screen_explore,
         help="ga: random share of the picks",
     )
+    parser.add_argument("--screen-keep", type=float, default=0.25, help="ga: share of the pool scored")
     parser.add_argument("--screen-pool", type=int, default=GeneticConfig.screen_pool, help="ga: pool x pop")
     parser.add_argument("--screen-trust", type=float, default=GeneticConfig.screen_trust,
                         help="ga: online Kendall τ the screen needs (-1: the ungated screen)")  # fmt: skip
+    parser.add_argument("--screen-trust-rounds", type=int, default=GeneticConfig.screen_trust_rounds,
+                        help="ga: rounds whose mean τ the gate reads")  # fmt: skip
+    parser.add_argument("--random-screen", action="store_true",
+                        help="ga: control, predictions replaced by seeded random numbers")  # fmt: skip
     parser.add_argument("--predictor-loss", default=GeneticConfig.predictor_loss, help="ga: mse / rank")
     parser.add_argument("--predictor-features", default=GeneticConfig.predictor_features,
                         help="ga: first / extended")  # fmt: skip
@@ -239,16 +246,23 @@ def main(argv: list[str] | None = None) -> int:
         run_truth(ctx, SearchSpace(base, x, graph, scores), Path(args.truth), args)
         print_calibration("end")
         return 0
+    if args.random_screen:  # the control: same pool, same share scored, picks at random
+        from netsculpt.predictors import screen
+
+        rng = np.random.default_rng(args.seed)
+        screen.Predictor.predict = lambda self, counts: rng.random(len(counts))  # type: ignore[method-assign]
     run = {"ga": part_ga, "nao": part_nao}[args.part]
     data = run(args, base, x, graph, scores, train, held, test)
     data["calibration"] = calibration
     data["seconds"] = time.perf_counter() - started
     variant = (
-        f"pool {args.screen_pool}, explore {args.screen_explore:g}, trust {args.screen_trust:g}, "
+        f"pool {args.screen_pool}, keep {args.screen_keep:g}, explore {args.screen_explore:g}, "
+        f"trust {args.screen_trust:g} x{args.screen_trust_rounds}{' random' if args.random_screen else ''}, "
         f"{args.predictor_features}/{args.predictor_loss}"
     )
     data.update(seed=args.seed, variant=variant, screen_explore=args.screen_explore,
-                screen_pool=args.screen_pool, screen_trust=args.screen_trust)  # fmt: skip
+                screen_pool=args.screen_pool, screen_keep=args.screen_keep,
+                screen_trust=args.screen_trust)  # fmt: skip
     name = f"predictors_{args.part}_{args.seed}{args.tag}.json"
     write_json(RESULTS / name, data)
     print_calibration("end")

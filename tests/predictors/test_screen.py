@@ -100,6 +100,25 @@ def test_the_gate_closes_when_the_picks_rank_wrong(tiny_space) -> None:
     assert len(_generation(screener, ctx, _candidates(space, 16, 3))) == 16  # a probe again
 
 
+def test_a_gate_over_several_rounds_reads_their_mean_tau(tiny_space) -> None:
+    space = tiny_space.space
+    sign = [1.0]
+    screener, ctx = _screener(
+        tiny_space, lambda c: sign[0] * _damage(space, c), screen_trust_rounds=3, screen_trust=0.0
+    )
+    for seed in range(2):
+        _generation(screener, ctx, _candidates(space, 16, seed))
+    _generation(screener, ctx, _candidates(space, 32, 2))
+    assert screener.active  # the probe's and the screen's τ are both high
+    sign[0] = -1.0  # one round ranked backwards
+    _generation(screener, ctx, _candidates(space, 32, 3))
+    last = screener.last_round()  # checks the round against the scores it got
+    taus = [r["online_kendall"] for r in screener.rounds if "online_kendall" in r]
+    assert last["picked_kendall"] < 0 and last["gate_kendall"] == pytest.approx(np.mean(taus[-3:]))
+    # a one-round gate would close here; three rounds average the bad one out
+    assert np.mean(taus[-3:]) > 0.0 > taus[-1] and screener.active
+
+
 def test_an_unlearnable_score_is_never_screened(tiny_space) -> None:
     space = tiny_space.space
     noise = np.random.default_rng(0)
@@ -119,6 +138,7 @@ def test_trust_minus_one_screens_without_a_probe(tiny_space) -> None:
 @pytest.mark.parametrize(
     ("field_", "value", "match"),
     [("screen_trust", 1.5, "Kendall τ in"), ("predictor_loss", "l1", "'mse' or 'rank'"),
+     ("screen_trust_rounds", 0, "screen_trust_rounds"),
      ("predictor_features", "all", "'first' or 'extended'")],
 )  # fmt: skip
 def test_bad_gate_settings_are_refused(field_: str, value: object, match: str) -> None:

@@ -121,21 +121,6 @@ def snap_keep(
     return keep
 
 
-def _top_up_grid(
-    graph: ChannelGraph,
-    scores: dict[str, np.ndarray],
-    keep: dict[str, list[int]],
-    measure: Any,
-    goal: float,
-    tolerance: float,
-) -> dict[str, list[int]]:
-    """Step 3: channels back on each group's 8/16 grid (``"hw"`` steps) while the target holds."""
-    from netsculpt.allocate.rebalance import top_up
-    from netsculpt.allocate.widths import steps_for
-
-    return top_up(graph, scores, keep, measure, goal, tolerance, steps_for(graph, "hw"))
-
-
 def measure_plans(
     model: nn.Module, example_inputs: Any, graph: ChannelGraph, plans: dict[str, PrunePlan], latency: Any
 ) -> dict[str, float]:
@@ -167,7 +152,9 @@ def auto_plan(
     meta: dict | None = None,
 ) -> PrunePlan:
     """The fastest measured of the snapped, exact, ``"hw"`` and ``round_to=16`` plans for ``target``."""
+    from netsculpt.allocate.rebalance import top_up
     from netsculpt.allocate.targets import target_measure, target_plan
+    from netsculpt.allocate.widths import steps_for
 
     measure = target_measure(graph, target, cost, latency)
     common = dict(strategy=strategy, min_channels=min_channels, tolerance=tolerance, cost=cost,
@@ -183,7 +170,8 @@ def auto_plan(
             continue
     if hasattr(latency, "table_sum_keep"):  # a per-layer table: the snapped candidate
         snapped = snap_keep(graph, scores, exact.keep, cost, latency, min_channels)
-        snapped = _top_up_grid(graph, scores, snapped, measure, target.value, tolerance)
+        # channels back on each group's 8/16 grid while the target holds
+        snapped = top_up(graph, scores, snapped, measure, target.value, tolerance, steps_for(graph, "hw"))
         if measure(snapped) <= target.value * (1 + 1e-9):
             sizes = {g.id: g.size for g in graph.groups}
             plans["snap"] = PrunePlan(snapped, sizes, dict(exact.meta))

@@ -9,14 +9,13 @@ search of the same model and space saved (warm start), which screens until then.
 is the candidates *this run* scored, in order (not the score cache, which after a resume already
 holds later candidates), so a resumed search retrains the same predictors and replays the same screening.
 
-Trust gate: a predictor is only allowed to reject candidates once it has shown, online, that it ranks
-this run's *new* proposals. With enough data but no trust yet, a generation is a probe: the predictor
-ranks every proposal, all of them are scored (plain scoring), and the Kendall τ between its ranking and
-the scores they got decides; screening starts when that τ reaches ``screen_trust`` and stops again when
-the τ of a screen's picks falls below it. On resnet20 a GCN trained on the first 16-40 candidates
-ranked the GA's offspring at τ 0.15-0.24 and rejected each generation's best (docs/search.md): a
-screen that weak costs more than it saves.
-"""
+Trust gate: a predictor is only allowed to reject candidates once it has shown, online, that it ranks this
+run's *new* proposals (the τ of the latest round, or the mean τ of the latest ``screen_trust_rounds``).
+With enough data but no trust yet, a generation is a probe: the predictor ranks every proposal, all of
+them are scored (plain scoring), and the Kendall τ between its ranking and the scores they got decides;
+screening starts when that τ reaches ``screen_trust`` and stops again when the τ of a screen's picks falls
+below it. On resnet20 a GCN trained on the first 16-40 candidates ranked the GA's offspring at τ 0.15-0.24
+and rejected each generation's best (docs/search.md): a screen that weak costs more than it saves."""
 
 from __future__ import annotations
 
@@ -45,6 +44,8 @@ class Screener:
             config.predictor_epochs,
         )
         self.explore, self.trust = config.screen_explore, config.screen_trust
+        self.trust_rounds = config.screen_trust_rounds
+        self.taus: list[float] = []  # online τ of every checked round, oldest first
         self.features = GraphFeatures(ctx.space, model, extended=config.predictor_features == "extended")
         self.fingerprint = {
             **self.features.fingerprint(model),
@@ -188,11 +189,16 @@ class Screener:
         round_.update({f"{prefix}_{k}": v for k, v in quality.items() if k != "n"})
         tau = quality["kendall"] if quality["kendall"] is not None else 0.0
         round_["online_kendall"] = tau
+        self.taus.append(tau)
+        tau = float(np.mean(self.taus[-self.trust_rounds :]))  # what the gate reads
+        if self.trust_rounds > 1:
+            round_["gate_kendall"] = tau
         was = self.trusted
         self.trusted = self.trust <= -1.0 or tau >= self.trust
         if was and not self.trusted:
+            what = "its last picks" if self.trust_rounds == 1 else f"its last {self.trust_rounds} rounds"
             self.ctx.say(
-                f"predictor {self.kind}: Kendall τ {tau:.3f} of its last picks is below "
+                f"predictor {self.kind}: Kendall τ {tau:.3f} of {what} is below "
                 f"screen_trust={self.trust}: scoring every candidate until it ranks them again"
             )
             self.probe_said = True

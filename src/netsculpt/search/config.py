@@ -69,6 +69,9 @@ class SearchConfig:
     # the screen only rejects candidates while the predictor's Kendall τ on the newest scored proposals
     # is at least this (before that, every proposal is scored and ranked: a probe); -1 screens always
     screen_trust: float = 0.3
+    # the gate reads the mean τ of this many latest rounds: one round's 8 picks give a τ that swings by
+    # +-0.4 from round to round, and every false close costs a full plain generation
+    screen_trust_rounds: int = 1
     predictor_loss: str = "mse"  # or "rank" (+ pairwise rank loss); mse ranked GA proposals best (tuning)
     predictor_features: str = "first"  # or "extended" (netsculpt.predictors.features)
     # a predictor saved by an earlier search of this model and space (DIR/predictor): screens from the
@@ -111,6 +114,7 @@ class SearchConfig:
         _int(self, "predictor_min", 2)
         _int(self, "predictor_epochs", 1)
         _int(self, "screen_pool", 1)
+        _int(self, "screen_trust_rounds", 1)
         if self.predictor_file is not None and self.predictor == "none":
             raise ConfigError(
                 f"predictor_file={self.predictor_file!r} warm-starts screening: also set predictor='gcn' "
