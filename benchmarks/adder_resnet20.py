@@ -16,6 +16,10 @@ LeNet-5's second recipe, fixed before any resnet20 run and not tuned on resnet20
 Each run checkpoints every epoch under ``runs/adder_resnet20/`` and resumes when launched again; a run
 whose result file exists is skipped. Results: ``benchmarks/results/adder_r20_<kind>_e<E>_s<seed>.json``.
 
+``--holdout`` trains on the training split minus 1,000 digits (a fixed split) and scores those 1,000, not
+the test split: how PKKD knobs are chosen for resnet20 (``--alpha``, ``--temperature``, ``--mutual``
+override the incumbent's; results ``adder_r20_holdout_<kind>_<knobs>_e<E>_s<seed>.json``).
+
     PYTHONPATH=src:. nice -n 10 python benchmarks/adder_resnet20.py --seeds 0 1 2 [--kinds cnn ann pkkd]
     PYTHONPATH=src:. python benchmarks/adder_resnet20.py --table
 """
@@ -37,45 +41,65 @@ import netsculpt as ns
 from netsculpt.adder import PKKDLoss, count_ops, to_adder
 from netsculpt.data import make_loaders
 from netsculpt.fileio import write_json
+from netsculpt.search.holdout import holdout_loaders
 from netsculpt.train import TrainConfig, evaluate, train
 
 ROOT = Path(__file__).parent
 RESULTS = ROOT / "results"
 WORK = ROOT.parent / "runs" / "adder_resnet20"
 DATA = {"resize": 32, "channels": 3}
-PKKD = {"alpha": 0.0, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 1.0}
+PKKD = {"alpha": 0.0, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 1.0, "mutual": 0.0}
 KINDS = ("cnn", "ann", "pkkd")
+HELD_OUT = 1000
 
 
-def result_path(kind: str, epochs: int, seed: int) -> Path:
-    return RESULTS / f"adder_r20_{kind}_e{epochs}_s{seed}.json"
+def knob_tag(knobs: dict) -> str:
+    """The knobs that differ from the incumbent's, for file names ("" when none do)."""
+    return "_".join(f"{k}{v:g}" for k, v in knobs.items() if v != PKKD[k])
 
 
-def run(kind: str, epochs: int, seed: int) -> dict:
+def result_path(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | None = None) -> Path:
+    if not holdout:
+        return RESULTS / f"adder_r20_{kind}_e{epochs}_s{seed}.json"
+    tag = knob_tag(knobs or PKKD) if kind == "pkkd" else ""
+    return RESULTS / f"adder_r20_holdout_{kind}_{tag + '_' if tag else ''}e{epochs}_s{seed}.json"
+
+
+def run(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | None = None) -> dict:
     """Train one row (resuming its checkpoint) and return its result record."""
+    knobs = knobs or PKKD
     calibration = print_calibration(f"{kind} seed {seed}")
     config = TrainConfig(epochs=epochs, batch_size=64, lr=0.05, warmup_epochs=0, augment=True, seed=seed)
-    train_loader, test_loader = make_loaders("mnist5k", batch_size=64, augment=True, seed=seed, **DATA)
+    if holdout:  # the split is fixed for every candidate; the training seed varies
+        train_loader, test_loader, _ = holdout_loaders(
+            "mnist5k", val_size=HELD_OUT, batch_size=64, augment=True, order_seed=seed, **DATA
+        )
+    else:
+        train_loader, test_loader = make_loaders("mnist5k", batch_size=64, augment=True, seed=seed, **DATA)
     torch.manual_seed(seed)
     cnn = model = ns.create_model("resnet20_cifar", num_classes=10, in_channels=3)
     loss_fn = None
     if kind in ("ann", "pkkd"):
         model = to_adder(cnn, keep=["first", "last"], copy_filters=True)
     if kind == "pkkd":
-        ramp = round(PKKD["ramp_epochs"] * len(train_loader))
-        loss_fn = PKKDLoss(model, copy.deepcopy(cnn), alpha=PKKD["alpha"], beta=PKKD["beta"],
-                           temperature=PKKD["temperature"], ramp_steps=ramp)  # fmt: skip
+        ramp = round(knobs["ramp_epochs"] * len(train_loader))
+        loss_fn = PKKDLoss(model, copy.deepcopy(cnn), alpha=knobs["alpha"], beta=knobs["beta"],
+                           temperature=knobs["temperature"], ramp_steps=ramp,
+                           mutual=knobs["mutual"])  # fmt: skip
     start = time.perf_counter()
-    result = train(model, train_loader, test_loader, config, loss_fn=loss_fn,
-                   out_dir=WORK / f"{kind}_e{epochs}_s{seed}", resume=True)  # fmt: skip
+    work = WORK / (
+        result_path(kind, epochs, seed, holdout, knobs).stem if holdout else f"{kind}_e{epochs}_s{seed}"
+    )
+    result = train(model, train_loader, test_loader, config, loss_fn=loss_fn, out_dir=work,
+                   resume=True)  # fmt: skip
     ops = count_ops(model, torch.zeros(1, 3, 32, 32))
     row = {
         "model": "resnet20_cifar",
         "kind": kind,
         "epochs": epochs,
         "seed": seed,
-        "split": "test",
-        "pkkd": PKKD if kind == "pkkd" else None,
+        "split": f"{HELD_OUT} held-out training digits" if holdout else "test",
+        "pkkd": knobs if kind == "pkkd" else None,
         "shared_init": kind != "cnn",
         "final_test_acc": result.final_acc,
         "test_acc_per_epoch": [h["test_acc"] for h in result.history],
@@ -127,17 +151,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--table", action="store_true", help="print the results so far and the bar")
+    parser.add_argument("--holdout", action="store_true", help="score held-out training digits, not test")
+    for knob in ("alpha", "temperature", "mutual"):
+        parser.add_argument(f"--{knob}", type=float, default=PKKD[knob], help="PKKD knob (held-out only)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.table:
         return table(args.epochs)
+    knobs = {**PKKD, **{k: getattr(args, k) for k in ("alpha", "temperature", "mutual")}}
+    if knobs != PKKD and not args.holdout:
+        raise SystemExit("PKKD knobs other than the incumbent's are chosen on held-out digits: add --holdout")
     for seed in args.seeds:
         for kind in args.kinds:
-            path = result_path(kind, args.epochs, seed)
+            path = result_path(kind, args.epochs, seed, args.holdout, knobs)
             if path.exists():
                 print(f"{path.name} exists: skipped", flush=True)
                 continue
-            write_json(path, run(kind, args.epochs, seed))
+            write_json(path, run(kind, args.epochs, seed, args.holdout, knobs))
     return 0
 
 
