@@ -110,6 +110,9 @@ def test_cli_nao_and_screened_genetic_run_end_to_end(tmp_path: Path) -> None:
     assert main(nao) == 0
     assert json.loads((tmp_path / "nao" / "plan.json").read_text())["meta"]["search"] == "nao"
     ga = [*base, "--method", "genetic", "--predictor", "gcn", "--predictor-min", "4", "--pop-size", "4",
-          "--generations", "2", "--out", str(tmp_path / "ga")]  # fmt: skip
+          "--generations", "2", "--screen-pool", "3", "--screen-trust", "-1", "--screen-trust-rounds", "2",
+          "--out", str(tmp_path / "ga")]  # fmt: skip
     assert main(ga) == 0
     assert json.loads((tmp_path / "ga" / "predictor.json").read_text())["kind"] == "gcn"
+    config = json.loads((tmp_path / "ga" / "search_state.json").read_text())["fingerprint"]["config"]
+    assert (config["screen_pool"], config["screen_trust"], config["screen_trust_rounds"]) == (3, -1, 2)

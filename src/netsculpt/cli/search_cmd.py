@@ -86,6 +86,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="warm start: a predictor an earlier search of this model saved (DIR/predictor)",
     )  # fmt: skip
     p.add_argument("--screen-keep", type=float, default=None, help="fraction of screened proposals scored")
+    p.add_argument("--screen-pool", type=int, default=None, help="screened proposals per generation / pop")
+    p.add_argument(
+        "--screen-trust", type=float, default=None,
+        help="Kendall τ the predictor must show on new candidates before it may reject any (-1: no gate)",
+    )  # fmt: skip
+    p.add_argument("--screen-trust-rounds", type=int, default=None, help="rounds whose mean τ the gate reads")
     p.add_argument("--rounds", type=int, default=None, help="nao: optimisation rounds")
     p.add_argument("--init-size", type=int, default=None, help="nao: candidates scored before round 1")
     p.add_argument("--top", type=int, default=None, help="nao: best candidates moved per round")
