@@ -60,7 +60,8 @@ def _damage(space, counts: np.ndarray) -> float:
 
 def _screener(tiny_space, loss, **config) -> tuple[Screener, FakeContext]:
     space = tiny_space.space
-    settings = {"predictor": "gcn", "predictor_min": 16, "predictor_epochs": 150, **config}
+    settings = {"predictor": "gcn", "predictor_min": 16, "predictor_epochs": 150, "screen_keep": 0.25,
+                "screen_trust_rounds": 1, **config}  # fmt: skip
     ctx = FakeContext(space, FakeScorer(space, loss), GeneticConfig(**settings))
     return Screener(ctx, tiny_space.model), ctx
 

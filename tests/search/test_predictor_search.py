@@ -18,7 +18,9 @@ SMALL = {"pop_size": 8, "generations": 3, "elite": 2, "eval_batches": 1, "full_b
 def test_screened_ga_scores_only_the_promising_share(tiny, tmp_path: Path) -> None:
     args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val)
     plain = search_widths(*args, GeneticConfig(**SMALL))
-    config = GeneticConfig(**SMALL, predictor="gcn", predictor_min=8, screen_keep=0.25, screen_trust=-1)
+    config = GeneticConfig(
+        **SMALL, predictor="gcn", predictor_min=8, screen_keep=0.25, screen_pool=2, screen_trust=-1
+    )
     guided = search_widths(*args, config, out_dir=tmp_path)
     rounds = guided.history["predictor"]["rounds"]
     assert rounds[0]["fallback"] and rounds[0]["scored"] == 8  # the initial population: nothing to learn from
@@ -115,7 +117,7 @@ def test_a_saved_predictor_warm_starts_screening_and_another_models_is_refused(t
     result = search_widths(*args, warm)
     rounds = result.history["predictor"]["rounds"]
     assert rounds[0]["warm"] and not rounds[0]["fallback"]  # the initial population is screened too
-    assert rounds[0]["scored"] == math.ceil(0.25 * rounds[0]["pool"])
+    assert rounds[0]["scored"] == math.ceil(warm.screen_keep * rounds[0]["pool"])
     with pytest.raises(ConfigError, match="holds a gcn predictor"):
         search_widths(*args, GeneticConfig(**SMALL, predictor="mlp", predictor_file=warm.predictor_file))
     with pytest.raises(ConfigError, match="trained for another model or search space"):

@@ -58,10 +58,12 @@ class SearchConfig:
     # predictor screening (netsculpt.predictors): "gcn" / "mlp" screen proposals, "none" scores them all
     predictor: str = "none"
     predictor_min: int = 16
-    screen_keep: float = 0.25
+    # defaults chosen on resnet20 tuning seeds (docs/search.md, 2026-12-06): 8 of 64 scored per screened
+    # generation of 16, the gate reading 3 rounds; a screened generation then costs half a plain one
+    screen_keep: float = 0.125
     # once the predictor screens, a generation proposes screen_pool x pop_size candidates (of which
     # screen_keep are scored): a screen can only beat chance by choosing from more than it scores
-    screen_pool: int = 2
+    screen_pool: int = 4
     # this share of the scored picks is drawn at random from the rest of the proposals, not by the
     # predictor: one trained on a few candidates steered the GA into one basin (docs/search.md)
     screen_explore: float = 0.5
@@ -71,7 +73,7 @@ class SearchConfig:
     screen_trust: float = 0.3
     # the gate reads the mean τ of this many latest rounds: one round's 8 picks give a τ that swings by
     # +-0.4 from round to round, and every false close costs a full plain generation
-    screen_trust_rounds: int = 1
+    screen_trust_rounds: int = 3
     predictor_loss: str = "mse"  # or "rank" (+ pairwise rank loss); mse ranked GA proposals best (tuning)
     predictor_features: str = "first"  # or "extended" (netsculpt.predictors.features)
     # a predictor saved by an earlier search of this model and space (DIR/predictor): screens from the
