@@ -10,8 +10,9 @@ LeNet-5's second recipe, fixed before any resnet20 run and not tuned on resnet20
   1,000 test digits at the final epoch (no epoch is picked on the test split);
 - shared start: the adder filters start as the untrained CNN's (``copy_filters=True``) and PKKD's teacher
   is that CNN, trained alongside;
-- PKKD knobs: LeNet-5's (chosen there on held-out training digits): alpha 0 (kernel term only), beta 1,
-  temperature 4, ramp 1 epoch.
+- PKKD knobs: first LeNet-5's (chosen there on held-out training digits): alpha 0 (kernel term only),
+  beta 1, temperature 4, ramp 1 epoch; since 2026-12-06 alpha 0.5 (half the loss KD at T 4 from the
+  co-trained CNN), chosen on resnet20's own held-out digits (``adder_r20_alpha_plan.txt``).
 
 Each run checkpoints every epoch under ``runs/adder_resnet20/`` and resumes when launched again; a run
 whose result file exists is skipped. Results: ``benchmarks/results/adder_r20_<kind>_e<E>_s<seed>.json``.
@@ -48,21 +49,23 @@ ROOT = Path(__file__).parent
 RESULTS = ROOT / "results"
 WORK = ROOT.parent / "runs" / "adder_resnet20"
 DATA = {"resize": 32, "channels": 3}
-PKKD = {"alpha": 0.0, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 1.0, "mutual": 0.0}
+# the knobs fixed before any resnet20 run; file names name the knobs that differ from these
+FIRST = {"alpha": 0.0, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 1.0, "mutual": 0.0}
+# the test rows' knobs: alpha 0.5 won on held-out digits, 97.3 vs 96.4 % (adder_r20_alpha_plan.txt)
+PKKD = {**FIRST, "alpha": 0.5}
 KINDS = ("cnn", "ann", "pkkd")
 HELD_OUT = 1000
 
 
 def knob_tag(knobs: dict) -> str:
-    """The knobs that differ from the incumbent's, for file names ("" when none do)."""
-    return "_".join(f"{k}{v:g}" for k, v in knobs.items() if v != PKKD[k])
+    """The knobs that differ from the first ones, for file names ("" when none do)."""
+    return "_".join(f"{k}{v:g}" for k, v in knobs.items() if v != FIRST[k])
 
 
 def result_path(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | None = None) -> Path:
-    if not holdout:
-        return RESULTS / f"adder_r20_{kind}_e{epochs}_s{seed}.json"
     tag = knob_tag(knobs or PKKD) if kind == "pkkd" else ""
-    return RESULTS / f"adder_r20_holdout_{kind}_{tag + '_' if tag else ''}e{epochs}_s{seed}.json"
+    split = "holdout_" if holdout else ""
+    return RESULTS / f"adder_r20_{split}{kind}_{tag + '_' if tag else ''}e{epochs}_s{seed}.json"
 
 
 def run(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | None = None) -> dict:
@@ -116,11 +119,11 @@ def run(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | 
     return row
 
 
-def table(epochs: int) -> int:
+def table(epochs: int, knobs: dict) -> int:
     """Per-seed rows and the bar over the seeds all three kinds finished (paired means)."""
     rows = {k: {} for k in KINDS}
     for kind in KINDS:
-        for path in sorted(RESULTS.glob(f"adder_r20_{kind}_e{epochs}_s[0-9]*.json")):
+        for path in sorted(RESULTS.glob(result_path(kind, epochs, "[0-9]*", knobs=knobs).name)):  # type: ignore[arg-type]
             row = json.loads(path.read_text())
             rows[kind][int(row["seed"])] = row
     seeds = sorted(set.intersection(*(set(r) for r in rows.values())))
@@ -128,7 +131,7 @@ def table(epochs: int) -> int:
         print("no seed has all of cnn, ann and pkkd yet")
         return 1
     mean = {}
-    print(f"resnet20_cifar / mnist5k, {epochs} epochs, seeds {seeds}; PKKD {PKKD}")
+    print(f"resnet20_cifar / mnist5k, {epochs} epochs, seeds {seeds}; PKKD {knobs}")
     for kind in KINDS:
         accs = [100 * rows[kind][s]["final_test_acc"] for s in seeds]
         mean[kind] = sum(accs) / len(accs)
@@ -156,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{knob}", type=float, default=PKKD[knob], help="PKKD knob (held-out only)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    if args.table:
-        return table(args.epochs)
+    if args.table:  # the first knobs' rows, then the held-out-chosen ones'
+        return max(table(args.epochs, FIRST), table(args.epochs, PKKD))
     knobs = {**PKKD, **{k: getattr(args, k) for k in ("alpha", "temperature", "mutual")}}
     if knobs != PKKD and not args.holdout:
         raise SystemExit("PKKD knobs other than the incumbent's are chosen on held-out digits: add --holdout")
