@@ -90,8 +90,10 @@ def run(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | 
                            temperature=knobs["temperature"], ramp_steps=ramp,
                            mutual=knobs["mutual"])  # fmt: skip
     start = time.perf_counter()
+    # first-knob test rows keep their old folders; every other row has its result file's name
+    first_test = not holdout and (kind != "pkkd" or knobs == FIRST)
     work = WORK / (
-        result_path(kind, epochs, seed, holdout, knobs).stem if holdout else f"{kind}_e{epochs}_s{seed}"
+        f"{kind}_e{epochs}_s{seed}" if first_test else result_path(kind, epochs, seed, holdout, knobs).stem
     )
     result = train(model, train_loader, test_loader, config, loss_fn=loss_fn, out_dir=work,
                    resume=True)  # fmt: skip

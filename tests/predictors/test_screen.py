@@ -120,6 +120,24 @@ def test_a_gate_over_several_rounds_reads_their_mean_tau(tiny_space) -> None:
     assert np.mean(taus[-3:]) > 0.0 > taus[-1] and screener.active
 
 
+def test_single_picks_are_pooled_into_one_tau_per_min_pairs(tiny_space) -> None:
+    """AMC scores one rollout of each pool: a τ of one pair is undefined, so the picks of consecutive
+    rounds are pooled until MIN_PAIRS pairs give one, and only then does the gate read it."""
+    from netsculpt.predictors.screen import MIN_PAIRS
+
+    space = tiny_space.space
+    screener, ctx = _screener(tiny_space, lambda c: _damage(space, c), screen_trust=-1, screen_keep=0.25)
+    _generation(screener, ctx, _candidates(space, 16, 0))  # the data to train on
+    for seed in range(1, 2 * MIN_PAIRS + 1):
+        _generation(screener, ctx, _candidates(space, 4, seed))
+        assert screener.last_round()["scored"] == 1  # (a candidate seen before would come free)
+    screened = screener.rounds[1:]
+    assert [("online_kendall" in r) for r in screened] == [
+        (i + 1) % MIN_PAIRS == 0 for i in range(2 * MIN_PAIRS)
+    ]
+    assert len(screener.taus) == 2
+
+
 def test_an_unlearnable_score_is_never_screened(tiny_space) -> None:
     space = tiny_space.space
     noise = np.random.default_rng(0)

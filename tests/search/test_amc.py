@@ -148,3 +148,22 @@ def test_amc_candidates_run_on_worker_processes(tiny) -> None:
         e["reward"] for e in serial.history["episodes"]
     ]
     assert pooled.plan.keep == serial.plan.keep
+
+
+def test_screened_amc_scores_the_best_predicted_rollout_of_each_pool(tiny, tmp_path: Path) -> None:
+    """With predictor="gcn" each learning step rolls out screen_pool candidates; until the predictor has
+    data (and trust) all are scored and played, then only the best-predicted one: ``episodes`` still
+    counts the scored candidates, and the run ends with the policy and the predictor saved."""
+    config = _config(episodes=14, warmup=4, predictor="gcn", predictor_min=4, predictor_epochs=40,
+                     screen_pool=3, screen_trust=-1)  # fmt: skip
+    result = search_widths(tiny.model, tiny.example, "amc", "macs=0.5", tiny.train, tiny.val, config,
+                           out_dir=tmp_path)  # fmt: skip
+    episodes = result.history["episodes"]
+    assert 14 <= len(episodes) <= 14 + 2 and all(e["pool"] == 1 for e in episodes[:4])  # warm-up: plain
+    assert all(e["pool"] == 3 for e in episodes[4:])
+    rounds = result.history["predictor"]["rounds"]
+    screened = [r for r in rounds if not r["fallback"]]
+    assert screened and all(r["scored"] == 1 and r["pool"] <= 3 for r in screened)
+    assert result.evaluated["cheap"] <= len(episodes)  # each scored candidate once; the rest never
+    assert 0.45 <= result.plan.meta["predicted"]["macs"] <= 0.5 + 1e-9
+    assert (tmp_path / "predictor.json").exists() and (tmp_path / "policy.json").exists()

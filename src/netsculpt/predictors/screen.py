@@ -29,7 +29,8 @@ from netsculpt.errors import ConfigError
 from netsculpt.predictors.features import GraphFeatures
 from netsculpt.predictors.predictor import Predictor, rank_quality
 
-SCREENED_METHODS = {"genetic", "nsga2"}
+SCREENED_METHODS = {"genetic", "nsga2", "amc"}
+MIN_PAIRS = 4  # (prediction, score) pairs one online τ is measured on
 
 
 class Screener:
@@ -46,6 +47,7 @@ class Screener:
         self.explore, self.trust = config.screen_explore, config.screen_trust
         self.trust_rounds = config.screen_trust_rounds
         self.taus: list[float] = []  # online τ of every checked round, oldest first
+        self.unmeasured: tuple[list[float], list[float]] = ([], [])  # (predicted, actual) not yet in a τ
         self.features = GraphFeatures(ctx.space, model, extended=config.predictor_features == "extended")
         self.fingerprint = {
             **self.features.fingerprint(model),
@@ -187,7 +189,15 @@ class Screener:
         round_ = self.rounds[index]
         prefix = "online" if round_.get("probe") else "picked"
         round_.update({f"{prefix}_{k}": v for k, v in quality.items() if k != "n"})
-        tau = quality["kendall"] if quality["kendall"] is not None else 0.0
+        # rounds of fewer than MIN_PAIRS picks (AMC scores one rollout of its pool per step) are pooled
+        # until there are enough pairs for a τ; the gate only moves when one is measured
+        self.unmeasured[0].extend(float(p) for p in predicted)
+        self.unmeasured[1].extend(actual)
+        if len(self.unmeasured[0]) < MIN_PAIRS:
+            return
+        pooled = rank_quality(*self.unmeasured) if len(self.unmeasured[0]) > len(actual) else quality
+        self.unmeasured = ([], [])
+        tau = pooled["kendall"] if pooled["kendall"] is not None else 0.0
         round_["online_kendall"] = tau
         self.taus.append(tau)
         tau = float(np.mean(self.taus[-self.trust_rounds :]))  # what the gate reads

@@ -17,6 +17,7 @@ and can prune another model of the same family, or warm-start its search (``poli
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -170,14 +171,22 @@ def run(ctx: SearchContext) -> MethodOutput:
     if out is not None and ctx.state.resumed and (out / AGENT_FILE).exists():
         records = amc_policy.load_agent(agent, out / AGENT_FILE)
         ctx.say(f"resuming AMC after episode {len(records)} of {config.episodes}")
-    for episode in track(
-        range(len(records), config.episodes), "AMC episodes", total=config.episodes - len(records)
-    ):
+    if ctx.screener is not None:  # after a resume the screen trains on this run's episodes so far
+        for r in records:
+            ctx.screener.seen.setdefault(ctx.space.key(r["widths"]), np.array(r["widths"], dtype=np.int64))
+    queue: list[tuple[Any, int]] = []  # screened rollouts still to be played, with their pool's size
+    # a screened step's picks are all played, so the last one may add up to screen_pool - 1 episodes
+    for episode in track(itertools.count(len(records)), "AMC episodes", total=config.episodes - len(records)):
+        if episode >= config.episodes and not queue:
+            break
         warm = episode < config.warmup
-        explore = "random" if warm else "noise"
-        ep = walk.run(lambda s, lo, hi, e=explore: agent.act(s, lo, hi, e))
+        if not queue:
+            queue = _rollouts(ctx, walk, agent, warm)
+        ep, pool = queue.pop(0)
         counts = ep.values.astype(np.int64)
         (evaluation,) = ctx.scorer.score([counts], "cheap")
+        if ctx.screener is not None:  # warm-up episodes are the predictor's first data
+            ctx.screener.seen.setdefault(ctx.space.key(counts), counts)
         reward = -ctx.scorer.value(evaluation)
         advantage = agent.observe_episode(ep.states, ep.actions, reward)
         losses = [agent.update() for _ in range(len(ep.states))] if not warm else []
@@ -193,9 +202,10 @@ def run(ctx: SearchContext) -> MethodOutput:
                 "cost": ep.cost,
                 "widths": [int(c) for c in counts],
                 "critic_loss": float(np.mean([d[0] for d in done])) if done else None,
+                **({"pool": pool} if ctx.screener is not None else {}),
             }
         )
-        if episode % 10 == 9 or episode + 1 == config.episodes:
+        if episode % 10 == 9 or (episode + 1 >= config.episodes and not queue):
             best = max(r["reward"] for r in records)
             ctx.say(f"episode {episode + 1}: reward {reward:.4f}, best {best:.4f}, noise {agent.noise:.3f}")
         if out is not None:
@@ -217,6 +227,20 @@ def run(ctx: SearchContext) -> MethodOutput:
     if out is not None:
         amc_policy.save_policy(agent, walk, out, config, target)
     return MethodOutput({target.label: counts}, history, files)
+
+
+def _rollouts(ctx: SearchContext, walk: BudgetWalk, agent: DDPGAgent, warm: bool) -> list[tuple[Any, int]]:
+    """The next episodes to play: one rollout, or with a predictor (``predictor="gcn"``) ``screen_pool``
+    noisy rollouts of the current actor of which the screen picks the ones worth scoring (all of them
+    while it has too little data or has not earned trust; each picked one is a full episode the agent
+    learns from, so ``episodes`` still counts scored candidates). Warm-up episodes are never screened:
+    they are the random data the predictor and the replay buffer start from."""
+    explore = "random" if warm else "noise"
+    if ctx.screener is None or warm:
+        return [(walk.run(lambda s, lo, hi: agent.act(s, lo, hi, explore)), 1)]
+    pool = [walk.run(lambda s, lo, hi: agent.act(s, lo, hi, explore)) for _ in range(ctx.config.screen_pool)]
+    chosen = ctx.screener.select([ep.values.astype(np.int64) for ep in pool])
+    return [(pool[i], len(pool)) for i in chosen]
 
 
 def _pick(
