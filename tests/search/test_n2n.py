@@ -257,3 +257,22 @@ def test_bad_n2n_settings_are_clear(resnet, tmp_path: Path) -> None:
             _config(remove_episodes=0, shrink_episodes=2),
         )
     np.testing.assert_equal(N2NConfig(fractions=(1.0, 0.5, 0.5)).fractions, (0.5, 1.0))
+
+
+def test_screened_n2n_distils_only_the_best_predicted_shrink_student(resnet, tmp_path: Path) -> None:
+    """With predictor="gcn" the shrink stage samples screen_pool students per step; the screen learns
+    from the distilled students' own rewards (no cheap scorer runs) and, once it screens, picks one."""
+    train, val = _tiny.loaders()
+    x = _tiny.example()
+    config = _config(remove_episodes=0, shrink_episodes=10, predictor="gcn", predictor_min=3,
+                     predictor_epochs=40, screen_pool=3, screen_trust=-1)  # fmt: skip
+    result = search_widths(resnet, x, "n2n", "macs=0.6", train, val, config, out_dir=tmp_path)
+    students = result.history["students"]
+    shrink = [s for s in students if s["stage"] == "shrink"]
+    assert shrink == students and all(s["pool"] == 3 for s in shrink)
+    assert 10 <= len(shrink) <= 12  # the last screened step's picks are all distilled
+    rounds = result.history["predictor"]["rounds"]
+    assert rounds[0]["fallback"] and any(not r["fallback"] and r["scored"] == 1 for r in rounds)
+    assert result.evaluated["cheap"] == 0  # N2N's rewards come from distillation, never the cheap scorer
+    assert result.plan.meta["predicted"]["macs"] <= 0.6 * 1.02
+    assert json.loads((tmp_path / "predictor.json").read_text())["trained_on"] >= 3

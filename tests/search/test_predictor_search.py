@@ -92,7 +92,7 @@ def test_killed_screened_ga_resumes_without_rescoring(tiny, tmp_path: Path) -> N
 
 
 def test_predictor_on_a_method_that_cannot_screen_is_refused(tiny) -> None:
-    with pytest.raises(ConfigError, match="screens the candidates of genetic, nsga2"):
+    with pytest.raises(ConfigError, match="screens the candidates of amc, genetic, n2n, nsga2"):
         search_widths(
             tiny.model,
             tiny.example,

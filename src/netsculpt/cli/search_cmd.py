@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kd-steps", type=int, default=None, help="n2n: distillation batches per student")
     p.add_argument(
         "--predictor", choices=["gcn", "mlp", "none"], default=None,
-        help="genetic/nsga2: screen proposals with a predictor trained online (docs/search.md)",
+        help="genetic/nsga2/amc/n2n: screen proposals with a predictor trained online (docs/search.md)",
     )  # fmt: skip
     p.add_argument("--predictor-min", type=int, default=None, help="candidates scored before screening")
     p.add_argument(

@@ -29,7 +29,7 @@ from netsculpt.errors import ConfigError
 from netsculpt.predictors.features import GraphFeatures
 from netsculpt.predictors.predictor import Predictor, rank_quality
 
-SCREENED_METHODS = {"genetic", "nsga2", "amc"}
+SCREENED_METHODS = {"genetic", "nsga2", "amc", "n2n"}
 MIN_PAIRS = 4  # (prediction, score) pairs one online τ is measured on
 
 
@@ -66,6 +66,8 @@ class Screener:
                     f"predictor={self.kind!r}: use predictor={self.warm.kind!r}"
                 )
         self.seen: dict[str, np.ndarray] = {}  # scored by this run, in order
+        # metric values a searcher scored its own way (N2N distils each student): used before the scorer
+        self.values: dict[str, float] = {}
         # the last round's predictions for the candidates it scored, checked once they have scores
         self.pending: tuple[int, list[np.ndarray], np.ndarray] | None = None
         self.rounds: list[dict[str, Any]] = []
@@ -81,10 +83,22 @@ class Screener:
         warm = self.warm is not None and len(self.seen) < self.min_data
         return warm or (len(self.seen) >= self.min_data and self.trusted)
 
+    def record(self, counts: np.ndarray, value: float) -> None:
+        """A candidate this run scored outside the cheap scorer, and its metric (lower is better)."""
+        key = self.ctx.space.key(counts)
+        self.seen.setdefault(key, np.asarray(counts))
+        self.values[key] = float(value)
+
+    def _values(self, counts: Sequence[np.ndarray]) -> list[float]:
+        keys = [self.ctx.space.key(c) for c in counts]
+        if all(k in self.values for k in keys):
+            return [self.values[k] for k in keys]
+        evaluations = self.ctx.scorer.score(list(counts), "cheap")  # all cached: they were scored
+        return [self.ctx.scorer.value(e) for e in evaluations]
+
     def data(self) -> tuple[list[np.ndarray], np.ndarray]:
         counts = list(self.seen.values())
-        evaluations = self.ctx.scorer.score(counts, "cheap")  # all cached: they were scored
-        return counts, np.array([self.ctx.scorer.value(e) for e in evaluations])
+        return counts, np.array(self._values(counts))
 
     def select(self, candidates: Sequence[np.ndarray], costs: Sequence[float] | None = None) -> list[int]:
         """Indices of ``candidates`` to score: the ones seen before (free) plus the best-predicted
@@ -184,7 +198,7 @@ class Screener:
             return
         index, counts, predicted = self.pending
         self.pending = None
-        actual = [self.ctx.scorer.value(e) for e in self.ctx.scorer.score(counts, "cheap")]
+        actual = self._values(counts)
         quality = rank_quality(predicted, actual)
         round_ = self.rounds[index]
         prefix = "online" if round_.get("probe") else "picked"

@@ -30,6 +30,7 @@ so ``policy=DIR`` warm-starts the search on a deeper model of the family.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,9 +179,33 @@ def run(ctx: SearchContext) -> MethodOutput:
         cache[key] = entry
         return dict(entry)
 
+    def shrink_rollouts(removed: list[str]) -> list[tuple[list[int], np.ndarray, str, int]]:
+        """One shrink-policy sample, or with a predictor ``screen_pool`` of them, of which the screen picks
+        the students worth distilling (all while it lacks data or trust)."""
+        active = students.active_groups(removed)
+        n = config.screen_pool if ctx.screener is not None else 1
+        pool = []
+        for _ in range(n):
+            actions = agent.shrink.sample(students.group_x[active], agent.gen)
+            pool.append(
+                (actions, *widths(removed, {i: config.fractions[a] for i, a in zip(active, actions)}))
+            )
+        if ctx.screener is None:
+            return [(*pool[0], 1)]
+        return [(*pool[i], n) for i in ctx.screener.select([c for _, c, _ in pool])]
+
+    if ctx.screener is not None:  # after a resume the screen trains on the shrink students so far
+        for r in records:
+            if r["stage"] == "shrink":
+                ctx.screener.record(np.array(r["widths"], dtype=np.int64), -r["reward"])
     base_removed = _best_removal(records)
-    for episode in track(range(len(records), total), "N2N students", total=total - len(records)):
+    queue: list[tuple[list[int], np.ndarray, str, int]] = []  # screened students still to distil
+    # a screened step's picks are all distilled, so the last one may add up to screen_pool - 1 students
+    for episode in track(itertools.count(len(records)), "N2N students", total=total - len(records)):
+        if episode >= total and not queue:
+            break
         stage = "removal" if episode < removal_episodes else "shrink"
+        pool = 1
         if stage == "removal":
             actions = agent.removal.sample(students.block_x, agent.gen)
             removed = students.removed(actions)
@@ -189,14 +214,18 @@ def run(ctx: SearchContext) -> MethodOutput:
                 counts = students.space.full()  # the paper's stage 1: depth only, full widths
         else:
             removed = base_removed
-            active = students.active_groups(removed)
-            actions = agent.shrink.sample(students.group_x[active], agent.gen)
-            counts, fit = widths(removed, {i: config.fractions[a] for i, a in zip(active, actions)})
+            if not queue:
+                queue = shrink_rollouts(removed)
+            actions, counts, fit, pool = queue.pop(0)
         entry = evaluate_student(removed, counts, stage == "shrink", fit)
         entry.update(episode=episode, stage=stage, actions=actions)
+        if ctx.screener is not None:
+            entry["pool"] = pool
+            if stage == "shrink":
+                ctx.screener.record(counts, -entry["reward"])
         records.append(entry)
         pending.append((actions, entry["reward"]))
-        stage_end = episode + 1 == removal_episodes or episode + 1 == total
+        stage_end = episode + 1 == removal_episodes or (episode + 1 >= total and not queue)
         if len(pending) == config.rollouts or stage_end:
             x = students.block_x if stage == "removal" else students.group_x[students.active_groups(removed)]
             agent.learners[stage].update(x, pending)
@@ -204,7 +233,7 @@ def run(ctx: SearchContext) -> MethodOutput:
         if episode + 1 == removal_episodes:
             base_removed = _best_removal(records)
             ctx.say(f"removal stage done: best removes {len(base_removed)} blocks {base_removed}")
-        if episode % 5 == 4 or episode + 1 == total:
+        if episode % 5 == 4 or stage_end:
             best = max(r["reward"] for r in records)
             ctx.say(f"student {episode + 1}/{total} ({stage}): reward {entry['reward']:.4f}, best {best:.4f}")
         if out is not None:
