@@ -23,6 +23,8 @@ Run in parts (resumable; each well under 40 minutes on the shared 2-core machine
   probe); ``--reuse-plain`` takes the plain GA from the seed's earlier results file (scores are
   deterministic; generation 0 is checked).
   Bar: the screened GA reaches the plain GA's best fitness with <= 50% of its evaluations.
+* amc: plain AMC vs AMC with ``predictor="gcn"`` (library defaults), same seed and ``--episodes``
+  scored candidates: best cheap reward, when it was found, the last quarter's mean reward.
 * nao: NAO (16 initial, 6 rounds) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy with
   the paired standard error over the 1,000 test images (the test split cannot grow: mnist5k's fixed
   4,000/1,000 split, 500 of the 4,000 held out for the search). Bar: NAO >= uniform on each seed.
@@ -158,6 +160,38 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
     return out
 
 
+def part_amc(args, base, x, graph, scores, train, held, test) -> dict:
+    """Plain AMC vs AMC screened by the online GCN, same episodes (= scored candidates) and seed: the
+    best cheap reward found, and the best full score of the final pick."""
+    from netsculpt.search.amc import AMCConfig
+
+    out: dict = {}
+    for label, extra in (("plain", {}), ("gcn", {"predictor": "gcn"})):
+        config = AMCConfig(criterion="l1", eval_batches=2, full_batches=4, seed=args.seed,
+                           episodes=args.episodes, warmup=args.episodes // 4, **extra)  # fmt: skip
+        calibration = str(print_calibration(label))
+        start = time.perf_counter()
+        result = search_widths(base, x, "amc", f"macs={TARGET}", train, held, config, graph=graph,
+                               scores=scores)  # fmt: skip
+        episodes = result.history["episodes"]
+        rewards = [e["reward"] for e in episodes]
+        out[label] = {
+            "best_reward": max(rewards),
+            "best_reward_at": int(np.argmax(rewards)) + 1,
+            "mean_last_quarter": float(np.mean(rewards[-len(rewards) // 4 :])),
+            "final_full": result.plan.meta.get("estimate"),
+            "evaluated": result.evaluated,
+            "episodes": len(episodes),
+            "seconds": time.perf_counter() - start,
+            "calibration": calibration,
+            "predictor": result.history.get("predictor", {}).get("probes"),
+        }
+        print(f"  {label}: best reward {max(rewards):.4f} (episode {out[label]['best_reward_at']}), mean of "
+              f"the last quarter {out[label]['mean_last_quarter']:.4f}, {result.evaluated}, "
+              f"{out[label]['seconds']:.0f} s", flush=True)  # fmt: skip
+    return out
+
+
 def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
     config = NAOConfig(
         criterion="l1",
@@ -197,7 +231,8 @@ def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["truth", "ga", "nao", "table"], required=True)
+    parser.add_argument("--part", choices=["truth", "ga", "nao", "amc", "table"], required=True)
+    parser.add_argument("--episodes", type=int, default=60, help="amc: episodes (scored candidates)")
     parser.add_argument("--truth", default=str(RESULTS / "predictors_truth.json"), help="truth: cache")
     parser.add_argument("--start", type=int, default=0, help="truth: first candidate index")
     parser.add_argument("--only-target", type=float, default=0.0, help="truth: only this MACs target")
@@ -251,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rng = np.random.default_rng(args.seed)
         screen.Predictor.predict = lambda self, counts: rng.random(len(counts))  # type: ignore[method-assign]
-    run = {"ga": part_ga, "nao": part_nao}[args.part]
+    run = {"ga": part_ga, "nao": part_nao, "amc": part_amc}[args.part]
     data = run(args, base, x, graph, scores, train, held, test)
     data["calibration"] = calibration
     data["seconds"] = time.perf_counter() - started
