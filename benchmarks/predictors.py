@@ -166,7 +166,12 @@ def part_amc(args, base, x, graph, scores, train, held, test) -> dict:
     from netsculpt.search.amc import AMCConfig
 
     out: dict = {}
+    earlier = RESULTS / f"predictors_amc_{args.seed}.json"
+    if args.reuse_plain and earlier.exists():  # AMC is deterministic per seed: the plain run repeats
+        out["plain"] = {**json.loads(earlier.read_text())["plain"], "reused": True}
     for label, extra in (("plain", {}), ("gcn", {"predictor": "gcn"})):
+        if label in out:
+            continue
         config = AMCConfig(criterion="l1", eval_batches=2, full_batches=4, seed=args.seed,
                            episodes=args.episodes, warmup=args.episodes // 4, **extra)  # fmt: skip
         calibration = str(print_calibration(label))

@@ -31,6 +31,7 @@ from netsculpt.predictors.predictor import Predictor, rank_quality
 
 SCREENED_METHODS = {"genetic", "nsga2", "amc", "n2n"}
 MIN_PAIRS = 4  # (prediction, score) pairs one online τ is measured on
+REFIT_NEW = 8  # new candidates that always trigger retraining the predictor
 
 
 class Screener:
@@ -125,8 +126,7 @@ class Screener:
             if warm:  # the loaded predictor screens until this run has data of its own
                 predictor, trained_on = self.warm, self.warm.trained_on
             else:
-                counts, targets = self.data()
-                predictor, trained_on = self.predictor.fit(counts, targets, self.epochs), len(counts)
+                predictor, trained_on = self._fitted()
             predicted = predictor.predict([candidates[i] for i in new])
             if not warm and not self.trusted:
                 return self._probe(candidates, keys, free, new, predicted, trained_on)
@@ -162,6 +162,16 @@ class Screener:
         for i in chosen:
             self.seen.setdefault(keys[i], np.asarray(candidates[i]))
         return sorted(set(chosen))
+
+    def _fitted(self) -> tuple[Predictor, int]:
+        """The predictor, retrained from scratch once the data has grown by REFIT_NEW candidates (or by a
+        tenth, if less) since its last training: a GA generation always adds that many, but an RL step
+        adds one, and retraining the GCN after every AMC episode doubled the search's wall time."""
+        n = len(self.seen)
+        if self.predictor.trained_on == 0 or n - self.predictor.trained_on >= min(REFIT_NEW, max(1, n // 10)):
+            counts, targets = self.data()
+            self.predictor.fit(counts, targets, self.epochs)
+        return self.predictor, self.predictor.trained_on
 
     def _probe(
         self,
