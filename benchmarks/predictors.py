@@ -23,8 +23,9 @@ Run in parts (resumable; each well under 40 minutes on the shared 2-core machine
   probe); ``--reuse-plain`` takes the plain GA from the seed's earlier results file (scores are
   deterministic; generation 0 is checked).
   Bar: the screened GA reaches the plain GA's best fitness with <= 50% of its evaluations.
-* amc: plain AMC vs AMC with ``predictor="gcn"`` (library defaults), same seed and ``--episodes``
-  scored candidates: best cheap reward, when it was found, the last quarter's mean reward.
+* amc / n2n: plain AMC (N2N) vs the same with ``predictor="gcn"`` (library defaults), same seed and
+  ``--episodes`` scored candidates (N2N: shrink students, plus a third as many removal ones): best reward,
+  when it was found, the last quarter's mean reward.
 * nao: NAO (16 initial, 6 rounds) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy with
   the paired standard error over the 1,000 test images (the test split cannot grow: mnist5k's fixed
   4,000/1,000 split, 500 of the 4,000 held out for the search). Bar: NAO >= uniform on each seed.
@@ -160,25 +161,31 @@ def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
     return out
 
 
-def part_amc(args, base, x, graph, scores, train, held, test) -> dict:
-    """Plain AMC vs AMC screened by the online GCN, same episodes (= scored candidates) and seed: the
-    best cheap reward found, and the best full score of the final pick."""
+def part_rl(args, base, x, graph, scores, train, held, test) -> dict:
+    """Plain vs GCN-screened AMC (``--part amc``) or N2N (``--part n2n``), same seed and number of scored
+    candidates (AMC episodes; N2N students, the shrink stage screened): the best reward found, when, and
+    the last quarter's mean reward."""
     from netsculpt.search.amc import AMCConfig
+    from netsculpt.search.n2n import N2NConfig
 
     out: dict = {}
-    earlier = RESULTS / f"predictors_amc_{args.seed}.json"
-    if args.reuse_plain and earlier.exists():  # AMC is deterministic per seed: the plain run repeats
+    earlier = RESULTS / f"predictors_{args.part}_{args.seed}.json"
+    if args.reuse_plain and earlier.exists():  # both are deterministic per seed: the plain run repeats
         out["plain"] = {**json.loads(earlier.read_text())["plain"], "reused": True}
     for label, extra in (("plain", {}), ("gcn", {"predictor": "gcn"})):
         if label in out:
             continue
-        config = AMCConfig(criterion="l1", eval_batches=2, full_batches=4, seed=args.seed,
-                           episodes=args.episodes, warmup=args.episodes // 4, **extra)  # fmt: skip
+        common = {"criterion": "l1", "eval_batches": 2, "full_batches": 4, "seed": args.seed, **extra}
+        if args.part == "amc":
+            config = AMCConfig(episodes=args.episodes, warmup=args.episodes // 4, **common)
+        else:
+            config = N2NConfig(remove_episodes=args.episodes // 3, shrink_episodes=args.episodes,
+                               kd_steps=args.kd_steps, **common)  # fmt: skip
         calibration = str(print_calibration(label))
         start = time.perf_counter()
-        result = search_widths(base, x, "amc", f"macs={TARGET}", train, held, config, graph=graph,
+        result = search_widths(base, x, args.part, f"macs={TARGET}", train, held, config, graph=graph,
                                scores=scores)  # fmt: skip
-        episodes = result.history["episodes"]
+        episodes = result.history["episodes" if args.part == "amc" else "students"]
         rewards = [e["reward"] for e in episodes]
         out[label] = {
             "best_reward": max(rewards),
@@ -236,8 +243,10 @@ def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["truth", "ga", "nao", "amc", "table"], required=True)
-    parser.add_argument("--episodes", type=int, default=60, help="amc: episodes (scored candidates)")
+    parser.add_argument("--part", choices=["truth", "ga", "nao", "amc", "n2n", "table"], required=True)
+    parser.add_argument("--episodes", type=int, default=60,
+                        help="amc: episodes; n2n: shrink students (+ a third as many removal)")  # fmt: skip
+    parser.add_argument("--kd-steps", type=int, default=20, help="n2n: distillation batches per student")
     parser.add_argument("--truth", default=str(RESULTS / "predictors_truth.json"), help="truth: cache")
     parser.add_argument("--start", type=int, default=0, help="truth: first candidate index")
     parser.add_argument("--only-target", type=float, default=0.0, help="truth: only this MACs target")
@@ -291,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rng = np.random.default_rng(args.seed)
         screen.Predictor.predict = lambda self, counts: rng.random(len(counts))  # type: ignore[method-assign]
-    run = {"ga": part_ga, "nao": part_nao, "amc": part_amc}[args.part]
+    run = {"ga": part_ga, "nao": part_nao, "amc": part_rl, "n2n": part_rl}[args.part]
     data = run(args, base, x, graph, scores, train, held, test)
     data["calibration"] = calibration
     data["seconds"] = time.perf_counter() - started
