@@ -53,8 +53,6 @@ def record(args: argparse.Namespace) -> None:
 
 def rank(args: argparse.Namespace) -> None:
     """τ of each predictor variant on each later generation's offspring, trained on the earlier ones."""
-    import torch
-
     from netsculpt.predictors.features import GraphFeatures
     from netsculpt.predictors.predictor import Predictor, rank_quality
     from netsculpt.search import SearchSpace
@@ -62,6 +60,7 @@ def rank(args: argparse.Namespace) -> None:
 
     base, x, graph, scores, *_ = setup(args)
     space = SearchSpace(base, x, graph, scores)
+    features = GraphFeatures(space, base, extended=False)
     variants = args.variants.split(",")
     rows: dict[str, list[float]] = {v: [] for v in variants}
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -72,26 +71,26 @@ def rank(args: argparse.Namespace) -> None:
             if len(test) < 3:
                 continue
             line = [f"seed {seed} gen {g} (train {len(train)}, new {len(test)}):"]
+            counts, targets = [c for c, _ in train], np.array([v for _, v in train])
+            new_counts, actual = [c for c, _ in test], [v for _, v in test]
             for variant in variants:
                 kind, _, option = variant.partition(":")
-                features = GraphFeatures(space, base, extended=False)
-                counts, targets = [c for c, _ in train], np.array([v for _, v in train])
                 if kind in ("gcn", "mlp"):
                     pred = Predictor(kind, features, {}, seed=seed).fit(counts, targets, 300)
-                    predicted = pred.predict([c for c, _ in test])
+                    predicted = pred.predict(new_counts)
                     if option == "anchor":
-                        predicted = _anchor(pred, space, counts, targets, [c for c, _ in test], predicted)
+                        predicted = _anchor(pred, space, counts, targets, new_counts, predicted)
                     elif option == "gp":  # a GP on the predictor's residuals
                         residual = targets - pred.predict(counts)
-                        predicted = predicted + _gp(space, counts, residual, [c for c, _ in test], "ard",
-                                                    standardise=False)  # fmt: skip
+                        predicted = predicted + _gp(
+                            space, counts, residual, new_counts, "ard", standardise=False
+                        )
                 else:
-                    predicted = _gp(space, counts, targets, [c for c, _ in test], option)
-                tau = rank_quality(predicted, [v for _, v in test])["kendall"] or 0.0
+                    predicted = _gp(space, counts, targets, new_counts, option)
+                tau = rank_quality(predicted, actual)["kendall"] or 0.0
                 rows[variant].append(tau)
                 line.append(f"{variant} {tau:+.3f}")
             print("  ".join(line), flush=True)
-        torch.set_num_threads(1)
     print("mean τ: " + "  ".join(f"{v} {np.mean(r):+.3f}" for v, r in rows.items()))
 
 

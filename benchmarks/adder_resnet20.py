@@ -62,7 +62,10 @@ def knob_tag(knobs: dict) -> str:
     return "_".join(f"{k}{v:g}" for k, v in knobs.items() if v != FIRST[k])
 
 
-def result_path(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | None = None) -> Path:
+def result_path(
+    kind: str, epochs: int, seed: int | str, holdout: bool = False, knobs: dict | None = None
+) -> Path:
+    """The result file of one row (``seed`` may be a glob pattern, as ``table`` reads them)."""
     tag = knob_tag(knobs or PKKD) if kind == "pkkd" else ""
     split = "holdout_" if holdout else ""
     return RESULTS / f"adder_r20_{split}{kind}_{tag + '_' if tag else ''}e{epochs}_s{seed}.json"
@@ -125,7 +128,7 @@ def table(epochs: int, knobs: dict) -> int:
     """Per-seed rows and the bar over the seeds all three kinds finished (paired means)."""
     rows = {k: {} for k in KINDS}
     for kind in KINDS:
-        for path in sorted(RESULTS.glob(result_path(kind, epochs, "[0-9]*", knobs=knobs).name)):  # type: ignore[arg-type]
+        for path in sorted(RESULTS.glob(result_path(kind, epochs, "[0-9]*", knobs=knobs).name)):
             row = json.loads(path.read_text())
             rows[kind][int(row["seed"])] = row
     seeds = sorted(set.intersection(*(set(r) for r in rows.values())))

@@ -84,11 +84,14 @@ class Screener:
         warm = self.warm is not None and len(self.seen) < self.min_data
         return warm or (len(self.seen) >= self.min_data and self.trusted)
 
-    def record(self, counts: np.ndarray, value: float) -> None:
-        """A candidate this run scored outside the cheap scorer, and its metric (lower is better)."""
+    def record(self, counts: np.ndarray, value: float | None = None) -> None:
+        """A candidate this run scored without proposing it here (AMC's warm-up, a resumed run's episodes):
+        ``value`` is its metric (lower is better) when it was scored outside the cheap scorer, as N2N's
+        distilled students are; None when the cheap scorer has it."""
         key = self.ctx.space.key(counts)
-        self.seen.setdefault(key, np.asarray(counts))
-        self.values[key] = float(value)
+        self.seen.setdefault(key, np.asarray(counts, dtype=np.int64))
+        if value is not None:
+            self.values[key] = float(value)
 
     def _values(self, counts: Sequence[np.ndarray]) -> list[float]:
         keys = [self.ctx.space.key(c) for c in counts]
@@ -219,7 +222,7 @@ class Screener:
         self.unmeasured[1].extend(actual)
         if len(self.unmeasured[0]) < MIN_PAIRS:
             return
-        pooled = rank_quality(*self.unmeasured) if len(self.unmeasured[0]) > len(actual) else quality
+        pooled = rank_quality(*self.unmeasured)
         self.unmeasured = ([], [])
         tau = pooled["kendall"] if pooled["kendall"] is not None else 0.0
         round_["online_kendall"] = tau

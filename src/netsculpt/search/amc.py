@@ -173,7 +173,7 @@ def run(ctx: SearchContext) -> MethodOutput:
         ctx.say(f"resuming AMC after episode {len(records)} of {config.episodes}")
     if ctx.screener is not None:  # after a resume the screen trains on this run's episodes so far
         for r in records:
-            ctx.screener.seen.setdefault(ctx.space.key(r["widths"]), np.array(r["widths"], dtype=np.int64))
+            ctx.screener.record(r["widths"])
     queue: list[tuple[Any, int]] = []  # screened rollouts still to be played, with their pool's size
     # a screened step's picks are all played, so the last one may add up to screen_pool - 1 episodes
     for episode in track(itertools.count(len(records)), "AMC episodes", total=config.episodes - len(records)):
@@ -186,7 +186,7 @@ def run(ctx: SearchContext) -> MethodOutput:
         counts = ep.values.astype(np.int64)
         (evaluation,) = ctx.scorer.score([counts], "cheap")
         if ctx.screener is not None:  # warm-up episodes are the predictor's first data
-            ctx.screener.seen.setdefault(ctx.space.key(counts), counts)
+            ctx.screener.record(counts)
         reward = -ctx.scorer.value(evaluation)
         advantage = agent.observe_episode(ep.states, ep.actions, reward)
         losses = [agent.update() for _ in range(len(ep.states))] if not warm else []

@@ -197,7 +197,7 @@ def run(ctx: SearchContext) -> MethodOutput:
     if ctx.screener is not None:  # after a resume the screen trains on the shrink students so far
         for r in records:
             if r["stage"] == "shrink":
-                ctx.screener.record(np.array(r["widths"], dtype=np.int64), -r["reward"])
+                ctx.screener.record(r["widths"], -r["reward"])
     base_removed = _best_removal(records)
     queue: list[tuple[list[int], np.ndarray, str, int]] = []  # screened students still to distil
     # a screened step's picks are all distilled, so the last one may add up to screen_pool - 1 students
