@@ -28,6 +28,9 @@ Run names (E = ``--epochs``):
   oneshot-...-erk, gap-...-erk
                      the same with the 90 % split between layers by shape (SparsityConfig.scope="erk":
                      small layers denser, big ones sparser, 90 % overall) instead of 90 % in every layer
+  ...-glob           one magnitude threshold over the layers masked together (scope="global")
+  ...-fcd            fc (640 weights, 0.2 % of them) stays dense too; the other layers take the
+                     fraction that keeps the counted layers 90 % zeros overall (about 90.2 % each)
 
     PYTHONPATH=src:benchmarks python benchmarks/sparsity_resnet.py --split val --runs pre-10,oneshot-10-lr0.02
     PYTHONPATH=src:benchmarks python benchmarks/sparsity_resnet.py --split test --report \\
@@ -61,8 +64,9 @@ RESULTS = ROOT / "results" / "sparsity_resnet"
 WORK = ROOT.parent / "runs" / "sparsity_resnet"
 DATA = {"resize": 32, "channels": 3}
 PATTERN = re.compile(
-    r"^(?:(?P<dense>dense)|pre-(?P<pre>\d+)|(?P<kind>oneshot|nm)-(?P<d>\d+)-lr(?P<lr>[\d.]+)(?P<oerk>-erk)?"
-    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+)(?P<once>-once)?(?P<erk>-erk)?)$"
+    r"^(?:(?P<dense>dense)|pre-(?P<pre>\d+)|(?P<kind>oneshot|nm)-(?P<d>\d+)-lr(?P<lr>[\d.]+)"
+    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+)(?P<once>-once)?)"
+    r"(?P<scope>-erk|-glob)?(?P<fcd>-fcd)?$"
 )
 
 
@@ -78,6 +82,22 @@ def tagged(name: str, seed: int) -> str:
 def skip_conv1(module: torch.nn.Module, name: str) -> bool:
     """conv1 stays dense (27 inputs a filter: not a multiple of 4, and 1 % of the weights)."""
     return name != "conv1" and isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))
+
+
+def skip_conv1_fc(module: torch.nn.Module, name: str) -> bool:
+    """conv1 and the classifier stay dense (fc at 90 % keeps 6 of 64 features a class)."""
+    return name != "fc" and skip_conv1(module, name)
+
+
+def layer_choice(model: torch.nn.Module, match: re.Match[str]) -> dict[str, Any]:
+    """SparsityConfig fields for the run's scope suffix; ``-fcd`` raises the masked layers' fraction so
+    the layers the table counts (every one but conv1) stay 90 % zeros overall."""
+    scope = {"-erk": "erk", "-glob": "global"}.get(match["scope"] or "", "layer")
+    if not match["fcd"]:
+        return {"sparsity": 0.9, "scope": scope, "filter_fn": skip_conv1}
+    count = [m.weight.numel() for n, m in model.named_modules() if skip_conv1(m, n)]
+    masked = [m.weight.numel() for n, m in model.named_modules() if skip_conv1_fc(m, n)]
+    return {"sparsity": 0.9 * sum(count) / sum(masked), "scope": scope, "filter_fn": skip_conv1_fc}
 
 
 def fresh(seed: int = 0) -> torch.nn.Module:
@@ -116,21 +136,19 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int
                 raise SystemExit(f"{name} starts from pre-{d}: run pre-{d} first (the same --split)")
             model.load_state_dict(load_file(str(base)))
         pattern = "2:4" if match["kind"] == "nm" else "unstructured"
-        scope = "erk" if match["oerk"] else "layer"  # nm-...-erk: SparsityConfig refuses it, naming why
-        config = SparsityConfig(0.9, pattern=pattern, scope=scope, filter_fn=skip_conv1)
+        # nm-...-erk: SparsityConfig refuses it, naming why
+        config = SparsityConfig(pattern=pattern, **layer_choice(model, match))
         out = sparsify(model, config, tl, te, recipe(epochs - d, lr, seed), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
     else:
         k, p, lr, f = int(match["k"]), int(match["p"]), float(match["glr"]), int(match["f"] or 0)
         config = SparsityConfig(
-            0.9,
             method="gap",
             partitions=k,
             phase_epochs=p,
             final_epochs=f,
             restart_lr=not match["once"],
-            scope="erk" if match["erk"] else "layer",
-            filter_fn=skip_conv1,
+            **layer_choice(model, match),
         )
         out = sparsify(model, config, tl, te, recipe(epochs, lr, seed), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
