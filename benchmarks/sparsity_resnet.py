@@ -244,13 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="--report: comma-separated seeds, bars on their mean")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    data = None
     for name in filter(None, args.runs.split(",")):
         path = RESULTS / f"{args.split}-{tagged(name, args.seed)}.json"
-        if path.is_file():
+        weights = WORK / args.split / tagged(name, args.seed) / "model.safetensors"
+        if path.is_file() and (not name.startswith("pre-") or weights.is_file()):
             print(f"{name}: done ({read_json_file(path)['acc']:.2%})", flush=True)
-            continue
-        data = data or loaders(args.split, args.seed)
+            continue  # a pre-D whose weights are gone (runs/ is not kept) trains again: runs start there
+        # fresh loaders per run: their generators carry on across train() calls, so sharing them made a
+        # run's batches depend on the runs before it in the same process (found 2026-12-06)
+        data = loaders(args.split, args.seed)
         print_calibration(f"{name} start")
         start = time.perf_counter()
         record = run_one(name, args.split, args.epochs, data, args.seed)
