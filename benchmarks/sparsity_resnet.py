@@ -23,6 +23,7 @@ Run names (E = ``--epochs``):
   nm-D-lrX           the same with 2:4 (D = 0: masks at initialisation, E epochs from scratch)
   gap-kK-pP-lrX      GaP 90 % from scratch: K partitions, P epochs a phase, lr X restarting each phase
   gap-kK-pP-fF-lrX   the same with a final all-sparse phase of F epochs (default P)
+  gap-...-lrX-fromD  GaP from pre-D's trained weights over the remaining E-D epochs (after -once)
   gap-...-lrX-once   the same with one lr schedule (dense's cosine from X over E epochs) across all
                      the phases instead of a restart each phase (SparsityConfig.restart_lr=False)
   oneshot-...-erk, gap-...-erk
@@ -65,7 +66,7 @@ WORK = ROOT.parent / "runs" / "sparsity_resnet"
 DATA = {"resize": 32, "channels": 3}
 PATTERN = re.compile(
     r"^(?:(?P<dense>dense)|pre-(?P<pre>\d+)|(?P<kind>oneshot|nm)-(?P<d>\d+)-lr(?P<lr>[\d.]+)"
-    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+)(?P<once>-once)?)"
+    r"|gap-k(?P<k>\d+)-p(?P<p>\d+)(?:-f(?P<f>\d+))?-lr(?P<glr>[\d.]+)(?P<once>-once)?(?:-from(?P<gd>\d+))?)"
     r"(?P<scope>-erk|-glob)?(?P<fcd>-fcd)?$"
 )
 
@@ -115,6 +116,16 @@ def loaders(split: str, seed: int = 0) -> tuple[Any, Any]:
     return make_loaders("mnist5k", batch_size=64, augment=True, seed=seed, **DATA)
 
 
+def start_from(model: torch.nn.Module, name: str, split: str, seed: int, d: int) -> None:
+    """Load pre-``d``'s weights into ``model`` (``d`` = 0: keep the fresh initialisation)."""
+    if not d:
+        return
+    base = WORK / split / tagged(f"pre-{d}", seed) / "model.safetensors"
+    if not base.is_file():
+        raise SystemExit(f"{name} starts from pre-{d}: run pre-{d} first (the same --split)")
+    model.load_state_dict(load_file(str(base)))
+
+
 def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int = 0) -> dict[str, Any]:
     """Train run ``name`` (resuming its checkpoints) and return its result record."""
     match = PATTERN.match(name)
@@ -130,11 +141,7 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int
         record.update(epochs=n, history=[h.get("test_acc") for h in run.history])
     elif match["kind"]:
         d, lr = int(match["d"]), float(match["lr"])
-        if d:
-            base = WORK / split / tagged(f"pre-{d}", seed) / "model.safetensors"
-            if not base.is_file():
-                raise SystemExit(f"{name} starts from pre-{d}: run pre-{d} first (the same --split)")
-            model.load_state_dict(load_file(str(base)))
+        start_from(model, name, split, seed, d)
         pattern = "2:4" if match["kind"] == "nm" else "unstructured"
         # nm-...-erk: SparsityConfig refuses it, naming why
         config = SparsityConfig(pattern=pattern, **layer_choice(model, match))
@@ -142,6 +149,8 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
     else:
         k, p, lr, f = int(match["k"]), int(match["p"]), float(match["glr"]), int(match["f"] or 0)
+        d = int(match["gd"] or 0)
+        start_from(model, name, split, seed, d)
         config = SparsityConfig(
             method="gap",
             partitions=k,
@@ -150,7 +159,7 @@ def run_one(name: str, split: str, epochs: int, data: tuple[Any, Any], seed: int
             restart_lr=not match["once"],
             **layer_choice(model, match),
         )
-        out = sparsify(model, config, tl, te, recipe(epochs, lr, seed), out_dir=folder, resume=True)
+        out = sparsify(model, config, tl, te, recipe(epochs - d, lr, seed), out_dir=folder, resume=True)
         record.update(phases=out.phases, layer_sparsity=out.layer_sparsity)
     weights = [m.weight for n, m in model.named_modules() if skip_conv1(m, n)]
     record["zeros"] = sum(float((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
