@@ -30,9 +30,9 @@ from netsculpt.weights import KMeansConfig, cluster_model
 
 # name -> (SparsityConfig fields, epochs, distil from the pruned dense model)
 VARIANTS: dict[str, tuple[dict[str, Any], int, bool]] = {
-    "layer gradual 6 (old)": ({"schedule": "gradual", "ramp_phases": 3}, 6, False),
+    "layer gradual 6 (old)": ({"schedule": "gradual", "ramp_phases": 3, "scope": "layer"}, 6, False),
     "global gradual 6": ({"schedule": "gradual", "ramp_phases": 3, "scope": "global"}, 6, False),
-    "layer gradual 20": ({"schedule": "gradual", "ramp_phases": 5}, 20, False),
+    "layer gradual 20": ({"schedule": "gradual", "ramp_phases": 5, "scope": "layer"}, 20, False),
     "global gradual 20": ({"schedule": "gradual", "ramp_phases": 5, "scope": "global"}, 20, False),
     "global gradual 20 + KD": ({"schedule": "gradual", "ramp_phases": 5, "scope": "global"}, 20, True),
     "global GaP 20": ({"method": "gap", "partitions": 4, "phase_epochs": 2, "scope": "global"}, 20, False),

@@ -15,7 +15,7 @@ data: {name: mnist5k, limit: 200}
 baseline: {train: {preset: default, epochs: 1}}
 stages:
   - prune: {criterion: l1, widths: {conv1: 4, conv2: 6}}
-  - sparsify: {sparsity: 0.9, epochs: 1, skip: [conv1]}
+  - sparsify: {sparsity: 0.9, scope: layer, epochs: 1, skip: [conv1]}
 outputs: {latency_runs: 2, report: true}
 """
 

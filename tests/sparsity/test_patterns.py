@@ -59,6 +59,20 @@ def test_global_masks_share_one_threshold() -> None:
     assert masks["b"].sum() > masks["a"].sum()
 
 
+def test_global_masks_keep_every_layer_connected() -> None:
+    """A layer of tiny weights keeps its floor (a tenth of a per-layer split's share), and no more:
+    the overall fraction stays exact and the threshold decides everything else."""
+    tiny, large = torch.randn(1000) * 1e-4, torch.randn(9000)
+    masks = global_masks({"tiny": tiny, "large": large}, 0.9)
+    assert int(masks["tiny"].sum()) == 10  # ceil(0.1 * 0.1 * 1000); one threshold alone keeps none
+    assert int(masks["tiny"].sum() + masks["large"].sum()) == 1000
+    assert bool(masks["tiny"][tiny.abs().topk(10).indices].all())
+    loose = global_masks({"tiny": tiny, "large": large}, 0.9, floor=0.0)
+    assert int(loose["tiny"].sum()) == 1  # at least one weight even with no floor
+    big = {"a": torch.randn(100), "b": torch.randn(100) * 2}
+    assert torch.equal(global_masks(big, 0.5)["a"], global_masks(big, 0.5, floor=0.0)["a"])  # not binding
+
+
 def test_cubic_ramp_ends_on_target_and_front_loads() -> None:
     levels = [cubic_sparsity(k, 4, 0.9) for k in range(5)]
     assert levels[0] == 0.0 and levels[-1] == pytest.approx(0.9)

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from netsculpt import faults
 from netsculpt.errors import ConfigError
-from netsculpt.sparsity import SparsityConfig, plan_phases, sparsify, sparsity_of
+from netsculpt.sparsity import SparsityConfig, plan_phases, sparsify, sparsity_of, target_layers
 from netsculpt.train import TrainConfig
 from tests.weights._models import TinyNet
 
@@ -49,8 +49,9 @@ def _only_big(module: nn.Module, name: str) -> bool:
         SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=1),
         SparsityConfig(sparsity=0.8, scope="erk"),
         SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=1, scope="erk"),
+        SparsityConfig(sparsity=0.8, scope="layer"),
     ],
-    ids=["oneshot", "gradual", "global", "2:4", "block", "gap", "erk", "gap-erk"],
+    ids=["oneshot", "gradual", "global", "2:4", "block", "gap", "erk", "gap-erk", "layer"],
 )
 def test_each_method_reaches_its_target_and_leaves_a_plain_model(config: SparsityConfig) -> None:
     model = _net()
@@ -64,6 +65,15 @@ def test_each_method_reaches_its_target_and_leaves_a_plain_model(config: Sparsit
     assert not model.conv2._forward_pre_hooks
     assert set(result.layer_sparsity) == {"conv1", "conv2", "fc"}
     assert result.test_acc is not None
+
+
+def test_default_scope_is_global_for_unstructured_and_per_layer_for_groups() -> None:
+    assert SparsityConfig().effective_scope == "global"
+    assert SparsityConfig(pattern="2:4").effective_scope == "layer"
+    assert SparsityConfig(pattern="block").effective_scope == "layer"
+    assert SparsityConfig(scope="layer").effective_scope == "layer"
+    with pytest.raises(ConfigError, match="unstructured pattern only"):
+        SparsityConfig(pattern="2:4", scope="global")
 
 
 def test_gap_phases_cycle_partitions_and_spend_every_epoch() -> None:
@@ -200,4 +210,6 @@ def test_composes_with_channel_pruning_and_keeps_the_masked_function() -> None:
     x = torch.randn(4, 1, 8, 8)
     masked.eval(), baked.eval()
     assert torch.allclose(masked(x), baked(x), atol=1e-6)
-    assert sparsity_of(baked)["conv2"] == pytest.approx(0.5, abs=0.01)
+    fractions, sizes = sparsity_of(baked), {n: m.weight.numel() for n, m in target_layers(baked).items()}
+    overall = sum(fractions[n] * sizes[n] for n in sizes) / sum(sizes.values())
+    assert overall == pytest.approx(0.5, abs=0.01)  # the default global threshold: exact overall

@@ -22,9 +22,8 @@ def payload_bytes(folder) -> int:
 def sparse_lenet(palettes: bool) -> torch.nn.Module:
     torch.manual_seed(0)
     model = ns.create_model("lenet5", num_classes=10, in_channels=1)
-    remove_masks_(
-        mask_layers_(model, SparsityConfig(0.9, filter_fn=lambda m, n: n != "conv1"), 0.9) and model
-    )
+    config = SparsityConfig(0.9, scope="layer", filter_fn=lambda m, n: n != "conv1")
+    remove_masks_(mask_layers_(model, config, 0.9) and model)
     if palettes:
         x = [(torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))]
         model = cluster_model(model, KMeansConfig(bits=4), x, x)

@@ -30,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--schedule", choices=SCHEDULES, default="oneshot", help="magnitude: at once or cubic ramp"
     )
-    p.add_argument("--scope", choices=SCOPES, default="layer")
+    p.add_argument(
+        "--scope", choices=SCOPES, default="auto",
+        help="split between layers; auto: one global threshold (unstructured), else per layer",
+    )  # fmt: skip
     p.add_argument(
         "--skip", action="append", default=[], metavar="LAYER",
         help="layer left dense (repeatable), e.g. a first conv whose shape a pattern does not divide",

@@ -126,7 +126,7 @@ class SparsifyStage(TrainSection):
     sparsity: float = Field(default=0.9, ge=0, lt=1)
     pattern: str = "unstructured"
     block: tuple[int, int] = (4, 4)
-    scope: Literal["layer", "global", "erk"] = "layer"
+    scope: Literal["auto", "layer", "global", "erk"] = "auto"
     method: Literal["magnitude", "gap"] = "magnitude"
     schedule: Literal["oneshot", "gradual"] = "oneshot"
     partitions: int = Field(default=4, ge=1)

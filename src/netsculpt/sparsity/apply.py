@@ -33,9 +33,9 @@ def mask_layers_(
     """
     layers = check_model(model, config)
     chosen = {n: layers[n] for n in (names if names is not None else list(layers))}
-    if config.scope == "global" and config.parsed.kind == "unstructured":
+    if config.effective_scope == "global":
         masks = global_masks({n: _current(m) for n, m in chosen.items()}, sparsity)
-    elif config.scope == "erk" and config.parsed.kind == "unstructured":
+    elif config.effective_scope == "erk":
         # split over *all* selected layers, so a GaP partition gets the same sparsities as the whole model
         per_layer = erk_sparsities({n: tuple(dense_weight(m).shape) for n, m in layers.items()}, sparsity)
         masks = {n: layer_mask(_current(m), config.parsed, per_layer[n], n) for n, m in chosen.items()}

@@ -7,6 +7,7 @@ weight's 2-D view ``(out, in * kernel)``, the reduction dimension being the one 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -104,11 +105,22 @@ def layer_mask(weight: Tensor, pattern: Pattern, sparsity: float, layer: str) ->
     return kept.repeat_interleave(br, 0).repeat_interleave(bc, 1).reshape(weight.shape)
 
 
-def global_masks(weights: dict[str, Tensor], sparsity: float) -> dict[str, Tensor]:
-    """Unstructured masks with one magnitude threshold across all layers (layers end up unequal)."""
+def global_masks(weights: dict[str, Tensor], sparsity: float, floor: float = 0.1) -> dict[str, Tensor]:
+    """Unstructured masks with one magnitude threshold across all layers (layers end up unequal).
+
+    One threshold can empty a layer whose weights are all small (layer collapse, which disconnects the
+    network); each layer therefore keeps at least its ``floor`` share of what a per-layer split would keep
+    (its largest ``ceil(floor * (1 - sparsity) * numel)`` weights, at least one). The floor only binds on
+    a layer the threshold would nearly empty, and the overall fraction stays exact.
+    """
     names = list(weights)
-    flat = torch.cat([weights[n].detach().abs().reshape(-1) for n in names])
-    kept = keep_top(flat, sparsity)
+    scores = []
+    for name in names:
+        score = weights[name].detach().abs().reshape(-1).clone()
+        reserve = min(score.numel(), max(1, math.ceil(floor * (1.0 - sparsity) * score.numel())))
+        score[torch.topk(score, reserve, sorted=False).indices] = float("inf")
+        scores.append(score)
+    kept = keep_top(torch.cat(scores), sparsity)
     out, start = {}, 0
     for name in names:
         n = weights[name].numel()
