@@ -22,8 +22,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def _zero_fraction(model: torch.nn.Module, skip: tuple[str, ...]) -> float:
     """Zeros over every conv / linear weight but the skipped layers (the default global threshold
     splits the fraction unequally between layers; the overall fraction is exact)."""
-    layers = [m for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    weights = [m.weight for n, m in model.named_modules() if m in layers and n not in skip]
+    layer_types = (torch.nn.Conv2d, torch.nn.Linear)
+    weights = [m.weight for n, m in model.named_modules() if isinstance(m, layer_types) and n not in skip]
     return sum(float((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 
