@@ -180,9 +180,10 @@ def print_tables(args, base, x, graph, scores) -> None:
         d = json.loads(path.read_text())
         u, n = d["uniform"], d["nao"]
         diff, se, only_u, only_n = paired(u["correct"], n["correct"]) if "correct" in n else (0, 0, 0, 0)
+        seed = d.get("seed", path.stem.split("_")[-1])
         rows.append(
             (
-                path.stem[-1],
+                seed,
                 f"{u['test_acc']:.2%}",
                 f"{n['test_acc']:.2%}",
                 f"{diff:+.2%} ± {se:.2%}",
@@ -194,7 +195,7 @@ def print_tables(args, base, x, graph, scores) -> None:
                 f"{d['search_seconds']:.0f}",
             )
         )
-        text = f"seed {path.stem[-1]}: NAO {n['test_acc']:.2%} >= uniform {u['test_acc']:.2%}"
+        text = f"seed {seed}: NAO {n['test_acc']:.2%} >= uniform {u['test_acc']:.2%}"
         print(bar(n["test_acc"] >= u["test_acc"], text + " after the same KD fine-tune"))
     if rows:
         table(f"NAO vs uniform widths at {TARGET}x MACs, test accuracy after the same KD fine-tune",

@@ -26,8 +26,10 @@ Run in parts (resumable; each well under 40 minutes on the shared 2-core machine
 * amc / n2n: plain AMC (N2N) vs the same with ``predictor="gcn"`` (library defaults), same seed and
   ``--episodes`` scored candidates (N2N: shrink students, plus a third as many removal ones): best reward,
   when it was found, the last quarter's mean reward.
-* nao: NAO (16 initial, 6 rounds) vs uniform widths, both fine-tuned 3 epochs by KD, test accuracy with
-  the paired standard error over the 1,000 test images (the test split cannot grow: mnist5k's fixed
+* nao: NAO (16 initial, ``--rounds`` rounds; the ``--finalists`` best and uniform distilled for
+  ``--final-kd-steps`` batches, the best after it kept) vs uniform widths, both fine-tuned 3 epochs by
+  KD with ``--ft-seeds`` fine-tune seeds (the same seeds for both), mean test accuracy with the paired
+  standard error over the 1,000 test images x fine-tunes (the test split cannot grow: mnist5k's fixed
   4,000/1,000 split, 500 of the 4,000 held out for the search). Bar: NAO >= uniform on each seed.
 """
 
@@ -214,6 +216,8 @@ def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
         init_size=args.pop,
         top=args.pop // 2,
         elite=args.pop // 4,
+        finalists=args.finalists,
+        final_kd_steps=args.final_kd_steps,
     )
     start = time.perf_counter()
     result = search_widths(base, x, "nao", f"macs={TARGET}", train, held, config, graph=graph, scores=scores)
@@ -222,22 +226,35 @@ def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
     uniform = space.plan(space.fit(np.ones(len(space)), "macs", TARGET))
     rounds = [{k: r[k] for k in ("round", "best", "pool", "predictor")} for r in result.history["rounds"]]
     out = {"search_seconds": seconds, "evaluated": result.evaluated, "widths": list(result.widths.values()),
-           "rounds": rounds}  # fmt: skip
-    # the fine-tune's data order does not depend on the seed, so uniform's result is the same every seed
-    cached = Path(args.cache) / f"predictors_uniform_e{args.finetune_epochs}.json"
-    if cached.exists():
-        out["uniform"] = json.loads(cached.read_text())
-        print(f"  uniform: test {out['uniform']['test_acc']:.2%} (cached in {cached})", flush=True)
+           "rounds": rounds, "final": result.history.get("final"), "finalists": args.finalists}  # fmt: skip
+    base_macs = ns.measure(base, x, latency=False).macs
     for label, plan in (("uniform", uniform), ("nao", result.plan)):
-        if label in out:
-            continue
-        model, (acc, loss) = finetune(base, plan, x, graph, args.finetune_epochs, args.seed, held, test)
-        macs = ns.measure(model, x, latency=False).macs / ns.measure(base, x, latency=False).macs
-        out[label] = {"test_acc": acc, "test_loss": loss, "macs": macs, "correct": correct_bits(model, test),
-                      "estimate": plan.meta.get("estimate")}  # fmt: skip
-        print(f"  {label}: test {acc:.2%} (loss {loss:.4f}, {macs:.3f}x MACs)", flush=True)
-        if label == "uniform":
-            write_json(cached, out[label])
+        runs = []
+        for ft_seed in range(args.ft_seeds):  # the same fine-tune seeds for both: paired per seed
+            # uniform's fine-tunes do not depend on the search seed: cached once per fine-tune seed
+            cached = Path(args.cache) / f"predictors_uniform_e{args.finetune_epochs}_ft{ft_seed}.json"
+            if label == "uniform" and cached.exists():
+                runs.append(json.loads(cached.read_text()))
+                continue
+            model, (acc, loss) = finetune(base, plan, x, graph, args.finetune_epochs, ft_seed, held, test)
+            macs = ns.measure(model, x, latency=False).macs / base_macs
+            bits = correct_bits(model, test)
+            runs.append(
+                {"test_acc": acc, "test_loss": loss, "macs": macs, "correct": bits, "ft_seed": ft_seed}
+            )
+            if label == "uniform":
+                write_json(cached, runs[-1])
+        out[label] = {
+            "test_acc": float(np.mean([r["test_acc"] for r in runs])),
+            "test_loss": float(np.mean([r["test_loss"] for r in runs])),
+            "macs": runs[0]["macs"],
+            "correct": "".join(r["correct"] for r in runs),  # paired image by image, fine-tune by fine-tune
+            "runs": runs,
+            "estimate": plan.meta.get("estimate"),
+        }
+        accs = ", ".join(f"{r['test_acc']:.2%}" for r in runs)
+        print(f"  {label}: test {out[label]['test_acc']:.2%} mean of {accs} ({runs[0]['macs']:.3f}x MACs)",
+              flush=True)  # fmt: skip
     return out
 
 
@@ -279,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="nao: rounds")
     parser.add_argument("--pop", type=int, default=16, help="ga population / nao initial candidates")
     parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--ft-seeds", type=int, default=3, help="nao: fine-tunes per model (seeds 0..n-1)")
+    parser.add_argument("--finalists", type=int, default=4, help="nao: finalists distilled (0: off)")
+    parser.add_argument("--final-kd-steps", type=int, default=55, help="nao: batches per finalist")
     parser.add_argument("--cache", default="runs/bench/search")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

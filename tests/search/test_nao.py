@@ -59,11 +59,67 @@ def test_killed_nao_resumes_exactly(tiny, tmp_path: Path) -> None:
     assert sum(resumed.evaluated.values()) < sum(reference.evaluated.values())
 
 
+def test_finalists_are_distilled_and_the_best_after_distillation_wins(tiny, monkeypatch) -> None:
+    from netsculpt.search import n2n_students
+
+    calls: list[int] = []
+    real = n2n_students.distil_and_score
+
+    def counted(student, *args, **kwargs):
+        calls.append(sum(p.numel() for p in student.parameters()))
+        return real(student, *args, **kwargs)
+
+    monkeypatch.setattr(n2n_students, "distil_and_score", counted)
+    config = NAOConfig(**CONFIG, finalists=2, final_kd_steps=3)
+    result = search_widths(tiny.model, tiny.example, "nao", "macs=0.5", tiny.train, tiny.val, config)
+    rows = result.history["final"]["finalists"]
+    assert len(rows) == len(calls) and 2 <= len(rows) <= 3  # the 2 best, plus uniform unless among them
+    assert sum(r["uniform"] for r in rows) == 1 and sum(r["winner"] for r in rows) == 1
+    (winner,) = [r for r in rows if r["winner"]]
+    assert winner["distilled"]["loss"] == min(r["distilled"]["loss"] for r in rows)
+    assert result.widths == winner["widths"]  # the plan is the winner's, not the best full score's
+    assert result.plan.meta["predicted"]["macs"] <= 0.5 * (1 + config.tolerance)
+
+
+def test_killed_finalist_stage_resumes_without_distilling_twice(tiny, tmp_path: Path, monkeypatch) -> None:
+    from netsculpt.search import n2n_students
+
+    config = NAOConfig(**CONFIG, finalists=2, final_kd_steps=3)
+    args = (tiny.model, tiny.example, "nao", "macs=0.5", tiny.train, tiny.val, config)
+    reference = search_widths(*args)
+    real, calls = n2n_students.distil_and_score, []
+
+    def dies_on_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Killed
+        return real(*a, **k)
+
+    monkeypatch.setattr(n2n_students, "distil_and_score", dies_on_second)
+    with pytest.raises(Killed):
+        search_widths(*args, out_dir=tmp_path)
+    saved = json.loads((tmp_path / "search_state.json").read_text())["progress"]["final"]
+    assert len(saved) == 1  # the first finalist was saved before the second died
+    calls.clear()
+    resumed = search_widths(*args, out_dir=tmp_path, resume=True)
+    assert len(calls) == len(reference.history["final"]["finalists"]) - 1
+    assert resumed.history["final"] == reference.history["final"]
+    assert resumed.plan.keep == reference.plan.keep
+
+
+def test_finalists_need_training_data(tiny) -> None:
+    config = NAOConfig(**CONFIG, finalists=2, adapt_bn_batches=0)
+    with pytest.raises(ConfigError, match="pass train_loader"):
+        search_widths(tiny.model, tiny.example, "nao", "macs=0.5", None, tiny.val, config)
+
+
 def test_nao_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="step must be a positive"):
         NAOConfig(step=0)
     with pytest.raises(ConfigError, match="trade_off"):
         NAOConfig(trade_off=1.5)
+    with pytest.raises(ConfigError, match="finalists"):
+        NAOConfig(finalists=-1)
 
 
 def test_cli_builds_the_nao_config() -> None:
@@ -85,12 +141,14 @@ def test_cli_builds_the_nao_config() -> None:
             "3",
             "--top",
             "2",
+            "--finalists",
+            "3",
             "--out",
             "o",
         ]
     )
     config = search_cmd._config(args)
-    assert isinstance(config, NAOConfig) and (config.rounds, config.top) == (3, 2)
+    assert isinstance(config, NAOConfig) and (config.rounds, config.top, config.finalists) == (3, 2, 3)
     assert main is not None
 
 

@@ -95,6 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=None, help="nao: optimisation rounds")
     p.add_argument("--init-size", type=int, default=None, help="nao: candidates scored before round 1")
     p.add_argument("--top", type=int, default=None, help="nao: best candidates moved per round")
+    p.add_argument(
+        "--finalists", type=int, default=None,
+        help="nao: distil the N best and uniform briefly and keep the best after it (0: the best full score)",
+    )  # fmt: skip
+    p.add_argument("--final-kd-steps", type=int, default=None, help="nao: batches each finalist is distilled")
     p.add_argument("--latency-runtime", choices=["torch", "compile", "onnxruntime", "openvino"], default=None)
     p.add_argument(
         "--latency-calibration", type=int, default=None,

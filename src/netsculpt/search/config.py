@@ -249,6 +249,11 @@ class NAOConfig(SearchConfig):
     embed: int = 16
     nao_epochs: int = 400
     trade_off: float = 0.8
+    # 0: the best full score wins; n: the n best and uniform are distilled (final_kd_steps batches at
+    # final_kd_lr) and the best after it wins, since the full score ranks fine-tuned models poorly
+    finalists: int = 0
+    final_kd_steps: int = 50
+    final_kd_lr: float = 0.01
 
     def validate(self) -> None:
         super().validate()
@@ -256,6 +261,9 @@ class NAOConfig(SearchConfig):
             _int(self, name, low)
         _int(self, "max_doublings", 0)
         _int(self, "nao_epochs", 1)
+        _int(self, "finalists", 0)
+        _int(self, "final_kd_steps", 1)
+        _fraction(self, "final_kd_lr", low=1e-9, high=10.0)
         _fraction(self, "trade_off", low=0.0, high=1.0)
         if not (isinstance(self.step, int | float) and self.step > 0):
             raise ConfigError(f"step must be a positive distance in the embedding, got {self.step!r}")

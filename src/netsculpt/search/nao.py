@@ -6,8 +6,10 @@ predicted metric's gradient (doubling the step, up to ``max_doublings`` times, u
 are new), decode, scale onto the budget (as the genetic search's repair does: the search is left to find
 the allocation's shape), score the new candidates cheaply, and give the ``elite`` best the full score.
 The first round holds the uniform allocation and ``init_size - 1`` random shapes, so the winner is never
-worse than uniform on the full score. State is saved after every round; training is deterministic and
-the values it trains on are those this run knew at that point, so a resumed search replays exactly.
+worse than uniform on the full score. With ``finalists`` > 0 the winner is instead chosen after a short
+distillation of the best full-scored candidates and uniform (netsculpt.search.finalists). State is saved
+after every round (and finalist); training is deterministic and the values it trains on are those this
+run knew at that point, so a resumed search replays exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from netsculpt.errors import ConfigError
 from netsculpt.predictors.nao_model import NAOModel
 from netsculpt.predictors.predictor import rank_quality
 from netsculpt.search.evolution import initial_population
+from netsculpt.search.finalists import distil_finalists, finalist_record, pick
 from netsculpt.search.scoring import MethodOutput, SearchContext
 
 
@@ -55,6 +58,9 @@ def run(ctx: SearchContext) -> MethodOutput:
     config = ctx.config
     if len(ctx.targets) != 1:
         raise ConfigError("NAO meets one budget at a time; give one target (nsga2 / greedy serve several)")
+    if config.finalists and (ctx.train_loader is None or ctx.eval_task is None or ctx.eval_task.task):
+        raise ConfigError("NAO's finalists are distilled on classification training data: pass train_loader "
+                          "(a classification task), or set finalists=0")  # fmt: skip
     (target,) = ctx.targets
     space, metric = ctx.space, target.metric
     low = space.floors / space.sizes
@@ -68,6 +74,7 @@ def run(ctx: SearchContext) -> MethodOutput:
             np.array([(space.ratios(c) - low) / span for c in counts_list]), dtype=torch.float32
         )
 
+    done = dict(ctx.state.progress.get("final", {}))  # finalists a killed run distilled
     pool = _Pool(ctx)
     pool.add([fitted(r) for r in initial_population(ctx, config.init_size, [np.ones(len(space))])])
     pool.refine(config.elite)
@@ -97,7 +104,6 @@ def run(ctx: SearchContext) -> MethodOutput:
         _save_model(ctx, net)
         ctx.checkpoint({"round": rnd, "rounds": records})
     best_key = min(pool.full, key=lambda k: pool.values[k])
-    counts = pool.counts[best_key]
     uniform = fitted(np.ones(len(space)))
     history = {
         "metric": config.metric,
@@ -106,7 +112,26 @@ def run(ctx: SearchContext) -> MethodOutput:
         "uniform": ctx.describe(uniform),
         "rounds": records,
     }
-    return MethodOutput({target.label: counts}, history, {"rounds": records})
+    if config.finalists:
+        best_key, history["final"] = _final(ctx, pool, space.key(uniform), records, done)
+    return MethodOutput({target.label: pool.counts[best_key]}, history, {"rounds": records})
+
+
+def _final(ctx: SearchContext, pool: _Pool, uniform_key: str, records: list, done: dict) -> tuple[str, dict]:
+    """The ``finalists`` best full-scored candidates and uniform, distilled; the best after it wins."""
+    config = ctx.config
+    keys = sorted(pool.full, key=lambda k: pool.values[k])[: config.finalists]
+    candidates = {k: pool.counts[k] for k in [*keys, uniform_key] if k in pool.counts}
+
+    def save(results: dict) -> None:
+        ctx.checkpoint({"round": records[-1]["round"], "rounds": records, "final": results})
+
+    results = distil_finalists(ctx, candidates, kd_steps=config.final_kd_steps, lr=config.final_kd_lr,
+                               done=done, save=save)  # fmt: skip
+    winner = pick(results, config.metric)
+    which = "uniform" if winner == uniform_key else "a searched shape"
+    ctx.say(f"finalists: {which} wins after distillation")
+    return winner, finalist_record(ctx, candidates, results, winner, uniform_key)
 
 
 def _propose(net, top_u, config, low, span, fitted, seen: set[str], space) -> list[np.ndarray]:
