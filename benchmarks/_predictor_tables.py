@@ -180,10 +180,11 @@ def print_tables(args, base, x, graph, scores) -> None:
         d = json.loads(path.read_text())
         u, n = d["uniform"], d["nao"]
         diff, se, only_u, only_n = paired(u["correct"], n["correct"]) if "correct" in n else (0, 0, 0, 0)
-        seed = d.get("seed", path.stem.split("_")[-1])
+        seed = str(d.get("seed", path.stem.split("_")[2]))
+        variant = path.stem.removeprefix(f"predictors_nao_{seed}")  # "" for the runs the bar reads
         rows.append(
             (
-                seed,
+                seed + variant,
                 f"{u['test_acc']:.2%}",
                 f"{n['test_acc']:.2%}",
                 f"{diff:+.2%} ± {se:.2%}",
@@ -196,7 +197,8 @@ def print_tables(args, base, x, graph, scores) -> None:
             )
         )
         text = f"seed {seed}: NAO {n['test_acc']:.2%} >= uniform {u['test_acc']:.2%}"
-        print(bar(n["test_acc"] >= u["test_acc"], text + " after the same KD fine-tune"))
+        if not variant:  # variants (ablations) are rows of the table, not bars
+            print(bar(n["test_acc"] >= u["test_acc"], text + " after the same KD fine-tune"))
     if rows:
         table(f"NAO vs uniform widths at {TARGET}x MACs, test accuracy after the same KD fine-tune",
               ("seed", "uniform acc", "NAO acc", "NAO - uniform ± se", "only U/only N right", "uniform loss",

@@ -107,6 +107,24 @@ def test_killed_finalist_stage_resumes_without_distilling_twice(tiny, tmp_path: 
     assert resumed.plan.keep == reference.plan.keep
 
 
+def test_genetic_search_picks_among_distilled_finalists_too(tiny) -> None:
+    from netsculpt.search import GeneticConfig
+
+    config = GeneticConfig(pop_size=6, generations=2, elite=2, eval_batches=1, full_batches=2, finalists=2,
+                           final_kd_steps=3)  # fmt: skip
+    result = search_widths(tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val, config)
+    rows = result.history["final"]["finalists"]
+    assert sum(r["uniform"] for r in rows) == 1 and 2 <= len(rows) <= 3
+    (winner,) = [r for r in rows if r["winner"]]
+    assert result.widths == winner["widths"]
+
+
+def test_finalist_fields_leave_the_fingerprint_while_off() -> None:
+    off, on = NAOConfig().fingerprint(), NAOConfig(finalists=3).fingerprint()
+    assert "finalists" not in off and "final_kd_steps" not in off  # states saved before them still resume
+    assert on["finalists"] == 3 and on["final_kd_steps"] == NAOConfig.final_kd_steps
+
+
 def test_finalists_need_training_data(tiny) -> None:
     config = NAOConfig(**CONFIG, finalists=2, adapt_bn_batches=0)
     with pytest.raises(ConfigError, match="pass train_loader"):

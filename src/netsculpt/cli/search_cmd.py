@@ -97,9 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=None, help="nao: best candidates moved per round")
     p.add_argument(
         "--finalists", type=int, default=None,
-        help="nao: distil the N best and uniform briefly and keep the best after it (0: the best full score)",
+        help="genetic / nao: distil the N best and uniform briefly, keep the best after (0: best full score)",
     )  # fmt: skip
-    p.add_argument("--final-kd-steps", type=int, default=None, help="nao: batches each finalist is distilled")
+    p.add_argument("--final-kd-steps", type=int, default=None, help="genetic / nao: batches per finalist")
     p.add_argument("--latency-runtime", choices=["torch", "compile", "onnxruntime", "openvino"], default=None)
     p.add_argument(
         "--latency-calibration", type=int, default=None,

@@ -192,8 +192,38 @@ class GreedyConfig(SearchConfig):
             raise ConfigError(f"step must be > 0 (a fraction of a group's channels), got {self.step!r}")
 
 
+FINALIST_FIELDS = ("finalists", "final_kd_steps", "final_kd_lr")
+
+
 @dataclass
-class GeneticConfig(SearchConfig):
+class FinalistsConfig(SearchConfig):
+    """Settings of a single-budget search that can pick its winner after a short distillation
+    (netsculpt.search.finalists). ``finalists`` 0: the best full score wins; n: the n best full-scored
+    candidates and uniform are distilled for ``final_kd_steps`` batches at ``final_kd_lr`` and the best
+    after it wins, since the full score, taken straight after pruning, ranks fine-tuned models poorly."""
+
+    finalists: int = 0
+    final_kd_steps: int = 50
+    final_kd_lr: float = 0.01
+
+    def validate(self) -> None:
+        super().validate()
+        _int(self, "finalists", 0)
+        _int(self, "final_kd_steps", 1)
+        _fraction(self, "final_kd_lr", low=1e-9, high=10.0)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Without the finalist fields while the stage is off, so a search saved before they existed
+        still resumes."""
+        out = super().fingerprint()
+        if not self.finalists:
+            for name in FINALIST_FIELDS:
+                out.pop(name, None)
+        return out
+
+
+@dataclass
+class GeneticConfig(FinalistsConfig):
     """A genetic algorithm over per-group keep ratios under a cost constraint (pymoo GA).
 
     Every individual gets the cheap estimate; the ``elite`` best of the population are always scored
@@ -235,7 +265,7 @@ class NSGA2Config(SearchConfig):
 
 
 @dataclass
-class NAOConfig(SearchConfig):
+class NAOConfig(FinalistsConfig):
     """NAO: ``rounds`` of train encoder/predictor/decoder -> move the ``top`` embeddings ``step`` along
     the predictor's gradient -> decode -> score (netsculpt.search.nao)."""
 
@@ -249,11 +279,6 @@ class NAOConfig(SearchConfig):
     embed: int = 16
     nao_epochs: int = 400
     trade_off: float = 0.8
-    # 0: the best full score wins; n: the n best and uniform are distilled (final_kd_steps batches at
-    # final_kd_lr) and the best after it wins, since the full score ranks fine-tuned models poorly
-    finalists: int = 0
-    final_kd_steps: int = 50
-    final_kd_lr: float = 0.01
 
     def validate(self) -> None:
         super().validate()
@@ -261,9 +286,6 @@ class NAOConfig(SearchConfig):
             _int(self, name, low)
         _int(self, "max_doublings", 0)
         _int(self, "nao_epochs", 1)
-        _int(self, "finalists", 0)
-        _int(self, "final_kd_steps", 1)
-        _fraction(self, "final_kd_lr", low=1e-9, high=10.0)
         _fraction(self, "trade_off", low=0.0, high=1.0)
         if not (isinstance(self.step, int | float) and self.step > 0):
             raise ConfigError(f"step must be a positive distance in the embedding, got {self.step!r}")

@@ -62,25 +62,55 @@ def distil_finalists(
     return out
 
 
-def pick(results: dict[str, dict[str, float]], metric: str) -> str:
-    """The key of the best finalist: lowest loss, or highest accuracy (ties: the first listed)."""
-    sign = 1.0 if metric == "loss" else -1.0
-    return min(results, key=lambda k: sign * results[k][metric])
+def finalists_ready(ctx: SearchContext) -> dict[str, dict[str, float]]:
+    """Check before the search starts (not after it) that finalists can be distilled; returns what a
+    killed run of this search already distilled (read now: the replayed rounds overwrite the progress)."""
+    if not ctx.config.finalists:
+        return {}
+    if ctx.train_loader is None or ctx.eval_task is None or ctx.eval_task.task is not None:
+        raise ConfigError(
+            f"{ctx.config.method}'s finalists are distilled on classification training data: pass "
+            "train_loader (a classification task), or set finalists=0"
+        )
+    return dict(ctx.state.progress.get("final", {}))
 
 
-def finalist_record(ctx: SearchContext, candidates: dict[str, np.ndarray], results: dict, winner: str,
-                    uniform_key: str) -> dict[str, Any]:  # fmt: skip
-    """The history entry: every finalist's widths, search score and distilled score, and the winner."""
+def choose_finalist(
+    ctx: SearchContext, ranked: list[np.ndarray], uniform: np.ndarray, done: dict[str, dict[str, float]]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The winner among the ``finalists`` first of ``ranked`` (best first by the search's score) and
+    ``uniform``, after each is distilled; and the history entry that says how each did."""
+    config, space = ctx.config, ctx.space
+    candidates: dict[str, np.ndarray] = {}
+    for counts in [*ranked[: config.finalists], uniform]:
+        candidates.setdefault(space.key(counts), np.asarray(counts))
+    last = dict(ctx.state.progress)  # the method's own progress, kept beside the finalists'
+
+    def save(results: dict) -> None:
+        ctx.checkpoint({**last, "final": results})
+
+    results = distil_finalists(ctx, candidates, kd_steps=config.final_kd_steps, lr=config.final_kd_lr,
+                               done=done, save=save)  # fmt: skip
+    winner, uniform_key = _best(results, config.metric), space.key(uniform)
+    ctx.say(
+        f"finalists: {'uniform' if winner == uniform_key else 'a searched shape'} wins after distillation"
+    )
     rows = []
     for key, counts in candidates.items():
-        best = ctx.scorer.best_known(counts)
+        known = ctx.scorer.best_known(counts)
         rows.append(
             {
-                "widths": ctx.space.widths(counts),
-                "searched": None if best is None else best.value(ctx.config.metric),
+                "widths": space.widths(counts),
+                "searched": None if known is None else known.value(config.metric),
                 "distilled": results[key],
                 "uniform": key == uniform_key,
                 "winner": key == winner,
             }
         )
-    return {"metric": ctx.config.metric, "finalists": rows}
+    return candidates[winner], {"metric": config.metric, "finalists": rows}
+
+
+def _best(results: dict[str, dict[str, float]], metric: str) -> str:
+    """The key of the best finalist: lowest loss, or highest accuracy (ties: the first listed)."""
+    sign = 1.0 if metric == "loss" else -1.0
+    return min(results, key=lambda k: sign * results[k][metric])

@@ -6,7 +6,8 @@ the elite (the ``elite`` best of the population after each generation) are re-sc
 repeatedly until the elite all carry the fuller score. Cheap scores are noisy; letting noise decide
 which candidates breed at the top is what the second step prevents. The initial population holds the
 uniform allocation (so the result is never worse than uniform on the fuller score) and random shapes.
-The winner is fine-tuned afterwards, by distillation from the unpruned model
+With ``finalists`` the winner is chosen among the best few after a short distillation
+(netsculpt.search.finalists). It is fine-tuned afterwards, by distillation from the unpruned model
 (:func:`netsculpt.search.finetune_pruned`).
 """
 
@@ -27,6 +28,7 @@ from netsculpt.search.evolution import (
     operators,
     population_rows,
 )
+from netsculpt.search.finalists import choose_finalist, finalists_ready
 from netsculpt.search.scoring import MethodOutput, SearchContext
 
 
@@ -38,6 +40,7 @@ def run(ctx: SearchContext) -> MethodOutput:
             "which serve several targets from one run)"
         )
     (target,) = ctx.targets
+    done = finalists_ready(ctx)
     problem = WidthProblem(ctx, cost_objective=False, budget=target.value)
     sampling = initial_population(ctx, config.pop_size, [np.ones(len(ctx.space))])
     algorithm = GA(
@@ -72,6 +75,9 @@ def run(ctx: SearchContext) -> MethodOutput:
         "uniform": ctx.describe(uniform),
         "generations": ctx.records["generations"],
     }
+    if config.finalists:
+        ranked = [np.array(r["widths"], dtype=np.int64) for r in population_rows(ctx, problem, algorithm.pop)]
+        counts, history["final"] = choose_finalist(ctx, ranked, uniform, done)
     return MethodOutput({target.label: counts}, history, {"generations": history["generations"]})
 
 

@@ -23,7 +23,7 @@ from netsculpt.errors import ConfigError
 from netsculpt.predictors.nao_model import NAOModel
 from netsculpt.predictors.predictor import rank_quality
 from netsculpt.search.evolution import initial_population
-from netsculpt.search.finalists import distil_finalists, finalist_record, pick
+from netsculpt.search.finalists import choose_finalist, finalists_ready
 from netsculpt.search.scoring import MethodOutput, SearchContext
 
 
@@ -58,9 +58,6 @@ def run(ctx: SearchContext) -> MethodOutput:
     config = ctx.config
     if len(ctx.targets) != 1:
         raise ConfigError("NAO meets one budget at a time; give one target (nsga2 / greedy serve several)")
-    if config.finalists and (ctx.train_loader is None or ctx.eval_task is None or ctx.eval_task.task):
-        raise ConfigError("NAO's finalists are distilled on classification training data: pass train_loader "
-                          "(a classification task), or set finalists=0")  # fmt: skip
     (target,) = ctx.targets
     space, metric = ctx.space, target.metric
     low = space.floors / space.sizes
@@ -74,7 +71,7 @@ def run(ctx: SearchContext) -> MethodOutput:
             np.array([(space.ratios(c) - low) / span for c in counts_list]), dtype=torch.float32
         )
 
-    done = dict(ctx.state.progress.get("final", {}))  # finalists a killed run distilled
+    done = finalists_ready(ctx)
     pool = _Pool(ctx)
     pool.add([fitted(r) for r in initial_population(ctx, config.init_size, [np.ones(len(space))])])
     pool.refine(config.elite)
@@ -112,26 +109,11 @@ def run(ctx: SearchContext) -> MethodOutput:
         "uniform": ctx.describe(uniform),
         "rounds": records,
     }
+    counts = pool.counts[best_key]
     if config.finalists:
-        best_key, history["final"] = _final(ctx, pool, space.key(uniform), records, done)
-    return MethodOutput({target.label: pool.counts[best_key]}, history, {"rounds": records})
-
-
-def _final(ctx: SearchContext, pool: _Pool, uniform_key: str, records: list, done: dict) -> tuple[str, dict]:
-    """The ``finalists`` best full-scored candidates and uniform, distilled; the best after it wins."""
-    config = ctx.config
-    keys = sorted(pool.full, key=lambda k: pool.values[k])[: config.finalists]
-    candidates = {k: pool.counts[k] for k in [*keys, uniform_key] if k in pool.counts}
-
-    def save(results: dict) -> None:
-        ctx.checkpoint({"round": records[-1]["round"], "rounds": records, "final": results})
-
-    results = distil_finalists(ctx, candidates, kd_steps=config.final_kd_steps, lr=config.final_kd_lr,
-                               done=done, save=save)  # fmt: skip
-    winner = pick(results, config.metric)
-    which = "uniform" if winner == uniform_key else "a searched shape"
-    ctx.say(f"finalists: {which} wins after distillation")
-    return winner, finalist_record(ctx, candidates, results, winner, uniform_key)
+        ranked = [pool.counts[k] for k in sorted(pool.full, key=lambda k: pool.values[k])]
+        counts, history["final"] = choose_finalist(ctx, ranked, uniform, done)
+    return MethodOutput({target.label: counts}, history, {"rounds": records})
 
 
 def _propose(net, top_u, config, low, span, fitted, seen: set[str], space) -> list[np.ndarray]:
