@@ -23,6 +23,8 @@ Run in parts (resumable; each well under 40 minutes on the shared 2-core machine
   probe); ``--reuse-plain`` takes the plain GA from the seed's earlier results file (scores are
   deterministic; generation 0 is checked).
   Bar: the screened GA reaches the plain GA's best fitness with <= 50% of its evaluations.
+* gafinal: the plain GA with ``--finalists``; its best full-scored candidate and its finalist winner, each
+  fine-tuned like NAO's pick, beside uniform (no bar; whether the finalist stage helps the GA too).
 * amc / n2n: plain AMC (N2N) vs the same with ``predictor="gcn"`` (library defaults), same seed and
   ``--episodes`` scored candidates (N2N: shrink students, plus a third as many removal ones): best reward,
   when it was found, the last quarter's mean reward.
@@ -206,32 +208,15 @@ def part_rl(args, base, x, graph, scores, train, held, test) -> dict:
     return out
 
 
-def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
-    config = NAOConfig(
-        criterion="l1",
-        eval_batches=2,
-        full_batches=4,
-        seed=args.seed,
-        rounds=args.rounds,
-        init_size=args.pop,
-        top=args.pop // 2,
-        elite=args.pop // 4,
-        finalists=args.finalists,
-        final_kd_steps=args.final_kd_steps,
-    )
-    start = time.perf_counter()
-    result = search_widths(base, x, "nao", f"macs={TARGET}", train, held, config, graph=graph, scores=scores)
-    seconds = time.perf_counter() - start
-    space = SearchSpace(base, x, graph, scores)
-    uniform = space.plan(space.fit(np.ones(len(space)), "macs", TARGET))
-    rounds = [{k: r[k] for k in ("round", "best", "pool", "predictor")} for r in result.history["rounds"]]
-    out = {"search_seconds": seconds, "evaluated": result.evaluated, "widths": list(result.widths.values()),
-           "rounds": rounds, "final": result.history.get("final"), "finalists": args.finalists}  # fmt: skip
+def finetuned(args, base, x, graph, held, test, plans: dict) -> dict:
+    """Each plan fine-tuned ``--ft-seeds`` times (fine-tune seeds 0..n-1, the same for every plan: paired),
+    test accuracy and loss per fine-tune and their means. Uniform's fine-tunes do not depend on the search
+    seed, so they are cached once per fine-tune seed."""
+    out: dict = {}
     base_macs = ns.measure(base, x, latency=False).macs
-    for label, plan in (("uniform", uniform), ("nao", result.plan)):
+    for label, plan in plans.items():
         runs = []
-        for ft_seed in range(args.ft_seeds):  # the same fine-tune seeds for both: paired per seed
-            # uniform's fine-tunes do not depend on the search seed: cached once per fine-tune seed
+        for ft_seed in range(args.ft_seeds):
             cached = Path(args.cache) / f"predictors_uniform_e{args.finetune_epochs}_ft{ft_seed}.json"
             if label == "uniform" and cached.exists():
                 runs.append(json.loads(cached.read_text()))
@@ -258,9 +243,60 @@ def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
     return out
 
 
+def uniform_plan(base, x, graph, scores):
+    space = SearchSpace(base, x, graph, scores)
+    return space.plan(space.fit(np.ones(len(space)), "macs", TARGET))
+
+
+def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
+    config = NAOConfig(
+        criterion="l1",
+        eval_batches=2,
+        full_batches=4,
+        seed=args.seed,
+        rounds=args.rounds,
+        init_size=args.pop,
+        top=args.pop // 2,
+        elite=args.pop // 4,
+        finalists=args.finalists,
+        final_kd_steps=args.final_kd_steps,
+    )
+    start = time.perf_counter()
+    result = search_widths(base, x, "nao", f"macs={TARGET}", train, held, config, graph=graph, scores=scores)
+    seconds = time.perf_counter() - start
+    rounds = [{k: r[k] for k in ("round", "best", "pool", "predictor")} for r in result.history["rounds"]]
+    out = {"search_seconds": seconds, "evaluated": result.evaluated, "widths": list(result.widths.values()),
+           "rounds": rounds, "final": result.history.get("final"), "finalists": args.finalists}  # fmt: skip
+    plans = {"uniform": uniform_plan(base, x, graph, scores), "nao": result.plan}
+    return out | finetuned(args, base, x, graph, held, test, plans)
+
+
+def part_gafinal(args, base, x, graph, scores, train, held, test) -> dict:
+    """The plain GA (the ga part's settings) with finalists: its best full score and its finalist winner
+    each fine-tuned like NAO's pick, beside uniform (no bar: does the finalist stage help the GA too?)."""
+    config = GeneticConfig(criterion="l1", eval_batches=2, full_batches=4, seed=args.seed, pop_size=args.pop,
+                           elite=args.pop // 4, generations=args.generations, finalists=args.finalists,
+                           final_kd_steps=args.final_kd_steps)  # fmt: skip
+    start = time.perf_counter()
+    result = search_widths(base, x, "genetic", f"macs={TARGET}", train, held, config, graph=graph,
+                           scores=scores)  # fmt: skip
+    seconds = time.perf_counter() - start
+    rows = result.history["final"]["finalists"]
+    space = SearchSpace(base, x, graph, scores)
+    best_full = rows[0]  # the finalists are listed best full score first
+    plans = {"uniform": uniform_plan(base, x, graph, scores),
+             "best_full": space.plan(np.array(list(best_full["widths"].values()))),
+             "finalist": result.plan}  # fmt: skip
+    if best_full["winner"]:
+        plans.pop("finalist")  # the same widths: one set of fine-tunes
+    out = {"search_seconds": seconds, "evaluated": result.evaluated, "final": result.history["final"]}
+    return out | finetuned(args, base, x, graph, held, test, plans)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["truth", "ga", "nao", "amc", "n2n", "table"], required=True)
+    parser.add_argument("--part", choices=["truth", "ga", "nao", "gafinal", "amc", "n2n", "table"],
+                        required=True)  # fmt: skip
     parser.add_argument("--episodes", type=int, default=60,
                         help="amc: episodes; n2n: shrink students (+ a third as many removal)")  # fmt: skip
     parser.add_argument("--kd-steps", type=int, default=20, help="n2n: distillation batches per student")
@@ -320,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rng = np.random.default_rng(args.seed)
         screen.Predictor.predict = lambda self, counts: rng.random(len(counts))  # type: ignore[method-assign]
-    run = {"ga": part_ga, "nao": part_nao, "amc": part_rl, "n2n": part_rl}[args.part]
+    run = {"ga": part_ga, "nao": part_nao, "gafinal": part_gafinal, "amc": part_rl, "n2n": part_rl}[args.part]
     data = run(args, base, x, graph, scores, train, held, test)
     data["calibration"] = calibration
     data["seconds"] = time.perf_counter() - started
