@@ -1,6 +1,6 @@
 """Pick the winner among a search's finalists by a short distillation, not by the score it searched on.
 
-A search ranks thousands of candidates by a cheap held-out score taken straight after pruning (BatchNorm
+A search ranks hundreds of candidates by a cheap held-out score taken straight after pruning (BatchNorm
 re-estimated, no training). What a user keeps is the model *after* fine-tuning, and the two orders
 differ: on resnet20 / mnist5k at 0.5x MACs the cheap score ranked 1-epoch fine-tuned candidates at
 Kendall τ 0.34 (docs/search.md, ground truth). So the few best full-scored candidates, plus the uniform
@@ -33,14 +33,8 @@ def distil_finalists(
 
     ``done`` holds finalists a killed run already distilled (reused as they are); ``save`` is called with
     everything known after each new one. Every candidate sees the same batches in the same order.
+    :func:`finalists_ready` has checked, before the search, that there is classification data for it.
     """
-    if ctx.eval_task is None or ctx.train_loader is None:
-        raise ConfigError("distilling the finalists needs training data: pass train_loader to search_widths")
-    if ctx.eval_task.task is not None:
-        raise ConfigError(
-            f"finalists are distilled for classification only; the {ctx.eval_task.task.name} task is not "
-            "supported: set finalists=0"
-        )
     from netsculpt.prune import apply_plan
     from netsculpt.search.n2n_students import distil_and_score, fixed_batches
 
