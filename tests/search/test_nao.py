@@ -181,10 +181,12 @@ def test_cli_nao_and_screened_genetic_run_end_to_end(tmp_path: Path) -> None:
     small = ["--data", "mnist5k", "--limit", "300", "--val-size", "100", "--eval-batch-size", "50",
              "--eval-batches", "1", "--full-batches", "2", "--target-macs", "0.5"]  # fmt: skip
     base = ["--quiet", "search", str(tmp_path / "base"), *small]
-    nao = [*base, "--method", "nao", "--rounds", "2", "--init-size", "4", "--top", "2",
-           "--out", str(tmp_path / "nao")]  # fmt: skip
+    nao = [*base, "--method", "nao", "--rounds", "2", "--init-size", "4", "--top", "2", "--finalists", "1",
+           "--final-kd-steps", "2", "--out", str(tmp_path / "nao")]  # fmt: skip
     assert main(nao) == 0
     assert json.loads((tmp_path / "nao" / "plan.json").read_text())["meta"]["search"] == "nao"
+    final = json.loads((tmp_path / "nao" / "search.json").read_text())["history"]["final"]["finalists"]
+    assert 1 <= len(final) <= 2 and sum(r["winner"] for r in final) == 1
     ga = [*base, "--method", "genetic", "--predictor", "gcn", "--predictor-min", "4", "--pop-size", "4",
           "--generations", "2", "--screen-pool", "3", "--screen-trust", "-1", "--screen-trust-rounds", "2",
           "--out", str(tmp_path / "ga")]  # fmt: skip

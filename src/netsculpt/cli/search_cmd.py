@@ -195,6 +195,16 @@ def run(args: argparse.Namespace) -> int:
         f"scored {result.evaluated['cheap']} cheap + {result.evaluated['full']} full candidates "
         f"in {result.seconds:.1f} s"
     )
+    final = result.history.get("final")
+    if final:  # the held-out accuracy above is before distillation; say what picked the winner
+        rows = final["finalists"]
+        winner = next(r for r in rows if r["winner"])
+        uniform = next(r for r in rows if r["uniform"])
+        acc, uniform_acc = winner["distilled"]["accuracy"], uniform["distilled"]["accuracy"]
+        console.print(
+            f"finalists: {len(rows)} distilled briefly; the winner holds {acc:.2%} held-out after it "
+            f"(uniform {uniform_acc:.2%})"
+        )
     if args.finetune_epochs:
         overrides = {"epochs": args.finetune_epochs, **({"lr": args.finetune_lr} if args.finetune_lr else {})}
         tc = TrainConfig.preset("finetune" if dense is None else "dense_finetune", **overrides)
