@@ -139,6 +139,8 @@ def print_tables(args, base, x, graph, scores) -> None:
         n_p, n_g = sum(p["evaluated"].values()), sum(g["evaluated"].values())
         reached = g["best"] <= p["best"]
         who = f"{d.get('seed', path.stem.split('_')[2])} {d.get('variant', 'pool 1 (earlier)')}"
+        if path.stem.endswith("_b2"):  # rerun on the committed baseline (docs/search.md, 2026-12-06)
+            who += " [baseline 2]"
         rows.append(
             (
                 who,
@@ -204,4 +206,22 @@ def print_tables(args, base, x, graph, scores) -> None:
               ("seed", "uniform acc", "NAO acc", "NAO - uniform ± se", "only U/only N right", "uniform loss",
                "NAO loss", "NAO MACs", "evals", "search s"),
               rows)  # fmt: skip
+    print_gafinal()
     print(f"bars missed: {len(FAILURES)}")
+
+
+def print_gafinal() -> None:
+    """The plain GA's best full score vs its finalist winner, each after the same fine-tunes (no bar)."""
+    rows = []
+    for path in sorted(RESULTS.glob("predictors_gafinal_*.json")):
+        d = json.loads(path.read_text())
+        u, best = d["uniform"], d["best_full"]
+        pick = d.get("finalist", best)  # absent when the finalist stage kept the best full score
+        diff, se, _, _ = paired(best["correct"], pick["correct"])
+        rows.append((d["seed"], f"{u['test_acc']:.2%}", f"{best['test_acc']:.2%}", f"{pick['test_acc']:.2%}",
+                     f"{diff:+.2%} ± {se:.2%}", "yes" if "finalist" not in d else "no",
+                     f"{d['search_seconds']:.0f}"))  # fmt: skip
+    if rows:
+        table(f"genetic search at {TARGET}x MACs with finalists: test accuracy after the same KD fine-tunes",
+              ("seed", "uniform", "GA best full score", "GA finalist winner", "winner - best full ± se",
+               "same widths", "search s"), rows)  # fmt: skip
