@@ -93,7 +93,7 @@ def finetune(base, plan, x, graph, epochs: int, seed: int, held, final):
 def part_ga(args, base, x, graph, scores, train, held, test) -> dict:
     common = {
         "criterion": "l1",
-        "eval_batches": 2,
+        "eval_batches": args.eval_batches,
         "full_batches": 4,
         "seed": args.seed,
         "pop_size": args.pop,
@@ -310,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=6, help="table: folds (3 per repeat)")
     parser.add_argument("--subset", type=int, default=0, help="truth: training images per fine-tune (0: all)")
     parser.add_argument("--generations", type=int, default=8, help="ga: plain GA generations")
+    parser.add_argument("--eval-batches", type=int, default=2,
+                        help="ga: held-out batches per cheap score (4: all 500; cheap = full)")  # fmt: skip
     parser.add_argument(
         "--screen-explore",
         type=float,
@@ -364,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         f"pool {args.screen_pool}, keep {args.screen_keep:g}, explore {args.screen_explore:g}, "
         f"trust {args.screen_trust:g} x{args.screen_trust_rounds}{' random' if args.random_screen else ''}, "
         f"{args.predictor_features}/{args.predictor_loss}"
+        + (f", cheap on {args.eval_batches} batches" if args.eval_batches != 2 else "")
     )
     data.update(seed=args.seed, variant=variant, screen_explore=args.screen_explore,
                 screen_pool=args.screen_pool, screen_keep=args.screen_keep,
