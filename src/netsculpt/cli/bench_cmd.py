@@ -157,18 +157,22 @@ def _print_table(rows: list[Any], calibration: Any, console: Any) -> None:
     from netsculpt.measure.table import human_bytes, human_ms
 
     table = Table(title="netsculpt bench")
-    for col in ("model", "runtime", "thr", "batch", "median", "samples/s", "peak mem", "accuracy"):
+    for col in ("model", "runtime", "thr", "batch", "median", "spread", "samples/s", "peak mem", "accuracy"):
         table.add_column(col, justify="left" if col in ("model", "runtime") else "right", no_wrap=True)
     failed = []
     for r in rows:
         if r.error:
             failed.append(r)
-            table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), "not run", "", "", "")
+            table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), "not run", "", "", "", "")
             continue
         acc = f"{r.accuracy:.2%}" if r.accuracy is not None else "-"
-        table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), human_ms(r.latency_ms),
+        spread = f"{r.round_spread_pct:.0f}%" if r.round_spread_pct is not None else "-"
+        table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), human_ms(r.latency_ms), spread,
                       f"{r.throughput:,.0f}", human_bytes(r.peak_memory_bytes or 0), acc)  # fmt: skip
-    table.caption = f"{calibration}; latency per batch, median of alternating rounds"
+    table.caption = (
+        f"{calibration}; latency per batch, median of alternating rounds; spread: the range of the rounds' "
+        "medians (rows closer than it are within noise)"
+    )
     console.print(table)
     reasons = dict.fromkeys(f"{r.model} on {r.runtime}: {r.error}" for r in failed)
     for line in reasons:

@@ -82,6 +82,9 @@ def rows_table(rows: list[dict[str, Any]]) -> str:
                 esc(r["batch"]),
                 esc(fmt.percent(r.get("accuracy"))),
                 esc(fmt.millis(r.get("latency_ms"))),
+                esc(
+                    f"{r['round_spread_pct']:.0f} %" if r.get("round_spread_pct") is not None else fmt.MISSING
+                ),
                 esc(f"{r['throughput']:.1f}/s" if ok and r.get("throughput") else fmt.MISSING),
                 esc(fmt.size(r.get("peak_memory_bytes"))),
                 (esc(r.get("error") or ""), "settings"),
@@ -94,6 +97,7 @@ def rows_table(rows: list[dict[str, Any]]) -> str:
         "batch",
         "accuracy",
         "latency",
+        "spread",
         "throughput",
         "peak memory",
         ("why not measured", "text"),
@@ -107,7 +111,8 @@ def runtimes_page(run: Run, bench: dict[str, Any]) -> str:
     machine = (
         f"CPU calibration {cal.get('matmul_gflops', 0):.1f} GFLOP/s matmul, "
         f"{cal.get('python_loop_ms', 0):.1f} ms "
-        "Python loop; latency is the median of alternating rounds; peak memory is the resident memory the "
+        "Python loop; latency is the median of alternating rounds, spread the range of the rounds' medians "
+        "(two rows closer than it are within noise); peak memory is the resident memory the "
         "process gained while the runtime prepared and warmed up (a lower bound)."
     )
     intro = "Accuracy is each model's test accuracy from the run; latency is per batch on each runtime."

@@ -3,10 +3,11 @@
 For each (threads, batch) every runtime is prepared first, then timed in alternating rounds (runtime A,
 B, C, A, B, C, ...) so a machine that slows down midway slows every runtime alike; the latency is the
 median over all rounds' calls, by the calling thread's CPU clock at one thread and the wall clock at more
-(:func:`clock`). Memory is the resident set size the process gained from just before a
-runtime's ``prepare`` to the peak during it and its warm-up calls, sampled every millisecond: weights,
-arenas and activations as the operating system sees them. Memory an earlier runtime freed can be reused,
-so the figure is a lower bound; run one runtime per process for exact numbers.
+(:func:`clock`), and the range of the rounds' medians says how far to trust a difference. Memory is the
+resident set size the process gained from just before a runtime's ``prepare`` to the peak during it and
+its warm-up calls, sampled every millisecond: weights, arenas and activations as the operating system
+sees them. Memory an earlier runtime freed can be reused, so the figure is a lower bound; run one
+runtime per process for exact numbers.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class BenchRow:
     threads: int
     batch: int
     latency_ms: float | None = None
+    # the range of the rounds' medians as a share of the median, in %: two rows closer than this are
+    # within the machine's noise (at batch 8 identical runs of one model moved by 10-20 % here)
+    round_spread_pct: float | None = None
     throughput: float | None = None  # samples per second
     peak_memory_bytes: int | None = None
     prepare_seconds: float | None = None
@@ -150,19 +154,24 @@ def _one_config(
             rows[r].prepare_seconds = time.perf_counter() - t0
             rows[r].peak_memory_bytes = rss.added
             prepared[r] = p
-        samples: dict[str, list[float]] = {r: [] for r in prepared}
+        samples: dict[str, list[list[float]]] = {r: [] for r in prepared}  # per round
         per_round = max(1, -(-runs // rounds))
         now = clock(threads)
         for _ in range(rounds):
             for r, p in prepared.items():
+                times = []
                 for _ in range(per_round):
                     start = now()
                     p.call()
-                    samples[r].append((now() - start) / 1e6)
-        for r, times in samples.items():
-            median = statistics.median(times)
+                    times.append((now() - start) / 1e6)
+                samples[r].append(times)
+        for r, per in samples.items():
+            median = statistics.median([t for times in per for t in times])
             rows[r].latency_ms = median
             rows[r].throughput = batch / median * 1e3
+            if len(per) > 1 and median > 0:
+                medians = [statistics.median(times) for times in per]
+                rows[r].round_spread_pct = (max(medians) - min(medians)) / median * 100
     finally:
         for p in prepared.values():
             p.close()
