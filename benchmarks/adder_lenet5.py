@@ -18,6 +18,8 @@ Parts (each fits in ~15 minutes on one thread; each writes benchmarks/results/ad
   ``to_adder(copy_filters=True)``, and the PKKD teacher is that same initial CNN) add ``e<N>_`` / ``si_``
   to the result names, so each budget keeps its own rows; ``table`` takes the same flags. The second
   recipe (docs/adder.md): ``--epochs 5 --shared-init --alpha 0 --beta 1 --ramp-epochs 1``.
+- ``--convert-first``: conv1 becomes an adder layer too (``keep=["last"]``), file names gain ``all_``: with
+  conv1 kept the ANN matched the CNN on these digits, which leaves a teacher nothing to transfer.
 
     PYTHONPATH=src:. nice -n 10 python benchmarks/adder_lenet5.py --part speed|cnn|ann|pkkd|table \
         [--epochs N] [--seed S] [--holdout] [--shared-init] [--alpha A --temperature T --beta B \
@@ -55,6 +57,7 @@ HELD_OUT = 1000
 DEFAULT_EPOCHS = 20  # the lenet5_mnist5k preset
 # PKKD knobs of the test runs: the setting measured on held-out digits (adder_holdout_*.json); the
 # first test run (adder_pkkd.json) had no ramp and no label smoothing
+KEEP = ("first", "last")  # layers to_adder leaves as they are; --convert-first keeps the last only
 PKKD = {"alpha": 0.5, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 5.0, "mutual": 0.0}
 
 
@@ -127,7 +130,8 @@ def part_speed(repeats: int = 5) -> dict:
     return {"calibration": str(calibration), "calibration_after": str(after), "threads": 1, "rows": rows}
 
 
-def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict, shared_init: bool) -> dict:
+def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict, shared_init: bool,
+               keep: tuple[str, ...] = KEEP) -> dict:  # fmt: skip
     calibration = print_calibration(kind)
     config = TrainConfig.preset("lenet5_mnist5k", epochs=epochs, seed=seed)
     if holdout:  # the split is fixed (seed 0) for every candidate; the training seed varies
@@ -142,7 +146,7 @@ def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict, sh
     cnn = model = ns.create_model("lenet5")
     loss_fn = None
     if kind in ("ann", "pkkd"):
-        model = to_adder(cnn, keep=["first", "last"], copy_filters=shared_init)
+        model = to_adder(cnn, keep=list(keep), copy_filters=shared_init)
     if kind == "pkkd":
         torch.manual_seed(seed + 1)
         ramp = round(knobs["ramp_epochs"] * len(train_loader))
@@ -161,6 +165,7 @@ def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict, sh
         "split": "held-out training digits" if holdout else "test",
         "pkkd": knobs if kind == "pkkd" else None,
         "shared_init": shared_init,
+        "kept_conv": list(keep),
         "final_test_acc": result.final_acc,
         "test_acc_per_epoch": [h["test_acc"] for h in result.history],
         "train_s": seconds,
@@ -176,23 +181,26 @@ def part_train(kind: str, epochs: int, seed: int, holdout: bool, knobs: dict, sh
     return row
 
 
-def _budget(epochs: int, shared_init: bool = False) -> str:
-    """File-name part of a training budget and start: empty for the first runs' (20 epochs, fresh init)."""
-    return ("" if epochs == DEFAULT_EPOCHS else f"e{epochs}_") + ("si_" if shared_init else "")
+def _budget(epochs: int, shared_init: bool = False, convert_first: bool = False) -> str:
+    """File-name part of a training budget and start: empty for the first runs' (20 epochs, fresh init,
+    conv1 kept); ``all_`` when conv1 is an adder layer too."""
+    return (("" if epochs == DEFAULT_EPOCHS else f"e{epochs}_") + ("si_" if shared_init else "")
+            + ("all_" if convert_first else ""))  # fmt: skip
 
 
-def _rows(kind: str, epochs: int, shared_init: bool) -> dict[int, dict]:
-    """Test-split results of ``kind`` by seed (``adder_<kind>_[e<epochs>_][si_]s<seed>.json``)."""
+def _rows(kind: str, epochs: int, shared_init: bool, convert_first: bool = False) -> dict[int, dict]:
+    """Test-split results of ``kind`` by seed (``adder_<kind>_[e<epochs>_][si_][all_]s<seed>.json``)."""
     rows = {}
-    budget = _budget(epochs, shared_init and kind != "cnn")  # the CNN row has no adder init
+    adder = kind != "cnn"  # the CNN row has no adder init and no adder layers
+    budget = _budget(epochs, shared_init and adder, convert_first and adder)
     for path in sorted(RESULTS.glob(f"adder_{kind}_{budget}s[0-9]*.json")):
         row = json.loads(path.read_text())
         rows[int(row["seed"])] = row
     return rows
 
 
-def part_table(epochs: int, shared_init: bool) -> int:
-    runs = {k: _rows(k, epochs, shared_init) for k in ("cnn", "ann", "pkkd")}
+def part_table(epochs: int, shared_init: bool, convert_first: bool = False) -> int:
+    runs = {k: _rows(k, epochs, shared_init, convert_first) for k in ("cnn", "ann", "pkkd")}
     seeds = sorted(set.intersection(*(set(r) for r in runs.values())))
     if not seeds:
         print("no seed has all of cnn, ann and pkkd yet")
@@ -228,20 +236,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="adder filters start as the CNN's (copy_filters) and the PKKD teacher is that initial CNN",
     )
+    parser.add_argument("--convert-first", action="store_true",
+                        help="conv1 becomes an adder layer too (to_adder keep=['last'])")  # fmt: skip
     for knob, value in PKKD.items():
         parser.add_argument(f"--{knob.replace('_', '-')}", type=float, default=value)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.part == "table":
-        return part_table(args.epochs, args.shared_init)
+        return part_table(args.epochs, args.shared_init, args.convert_first)
     knobs = {knob: getattr(args, knob) for knob in PKKD}
     if args.part == "speed":
         row, name = part_speed(), "adder_speed.json"
     else:
-        row = part_train(args.part, args.epochs, args.seed, args.holdout, knobs, args.shared_init)
+        keep = ("last",) if args.convert_first else KEEP
+        row = part_train(args.part, args.epochs, args.seed, args.holdout, knobs, args.shared_init, keep)
         named = {k: v for k, v in knobs.items() if k != "mutual" or v}  # files before mutual keep their names
         tag = "_".join(f"{k[0]}{v:g}" for k, v in named.items()) + "_" if args.part == "pkkd" else ""
-        budget = _budget(args.epochs, args.shared_init and args.part != "cnn")
+        adder = args.part != "cnn"
+        budget = _budget(args.epochs, args.shared_init and adder, args.convert_first and adder)
         name = (
             f"adder_holdout_{args.part}_{budget}{tag}s{args.seed}.json"
             if args.holdout
