@@ -119,6 +119,31 @@ def test_genetic_search_picks_among_distilled_finalists_too(tiny) -> None:
     assert result.widths == winner["widths"]
 
 
+def test_killed_genetic_finalists_resume_without_distilling_twice(tiny, tmp_path: Path, monkeypatch) -> None:
+    from netsculpt.search import GeneticConfig, n2n_students
+
+    config = GeneticConfig(pop_size=6, generations=2, elite=2, eval_batches=1, full_batches=2, finalists=2,
+                           final_kd_steps=3)  # fmt: skip
+    args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val, config)
+    reference = search_widths(*args)
+    real, calls = n2n_students.distil_and_score, []
+
+    def dies_on_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Killed
+        return real(*a, **k)
+
+    monkeypatch.setattr(n2n_students, "distil_and_score", dies_on_second)
+    with pytest.raises(Killed):
+        search_widths(*args, out_dir=tmp_path)
+    calls.clear()
+    resumed = search_widths(*args, out_dir=tmp_path, resume=True)
+    assert len(calls) == len(reference.history["final"]["finalists"]) - 1
+    assert resumed.history["final"] == reference.history["final"]
+    assert resumed.plan.keep == reference.plan.keep
+
+
 def test_finalist_fields_leave_the_fingerprint_while_off() -> None:
     off, on = NAOConfig().fingerprint(), NAOConfig(finalists=3).fingerprint()
     assert "finalists" not in off and "final_kd_steps" not in off  # states saved before them still resume
