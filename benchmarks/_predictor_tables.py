@@ -139,7 +139,7 @@ def print_tables(args, base, x, graph, scores) -> None:
         n_p, n_g = sum(p["evaluated"].values()), sum(g["evaluated"].values())
         reached = g["best"] <= p["best"]
         who = f"{d.get('seed', path.stem.split('_')[2])} {d.get('variant', 'pool 1 (earlier)')}"
-        if path.stem.endswith("_b2"):  # rerun on the committed baseline (docs/search.md, 2026-12-06)
+        if "_b2" in path.stem:  # rerun on the committed baseline (docs/search.md, 2026-12-06)
             who += " [baseline 2]"
         rows.append(
             (
