@@ -188,11 +188,16 @@ def _budget(epochs: int, shared_init: bool = False, convert_first: bool = False)
             + ("all_" if convert_first else ""))  # fmt: skip
 
 
+def _kind_budget(kind: str, epochs: int, shared_init: bool, convert_first: bool) -> str:
+    """``_budget`` of one row kind: the CNN row has no adder init and no adder layers."""
+    adder = kind != "cnn"
+    return _budget(epochs, shared_init and adder, convert_first and adder)
+
+
 def _rows(kind: str, epochs: int, shared_init: bool, convert_first: bool = False) -> dict[int, dict]:
     """Test-split results of ``kind`` by seed (``adder_<kind>_[e<epochs>_][si_][all_]s<seed>.json``)."""
     rows = {}
-    adder = kind != "cnn"  # the CNN row has no adder init and no adder layers
-    budget = _budget(epochs, shared_init and adder, convert_first and adder)
+    budget = _kind_budget(kind, epochs, shared_init, convert_first)
     for path in sorted(RESULTS.glob(f"adder_{kind}_{budget}s[0-9]*.json")):
         row = json.loads(path.read_text())
         rows[int(row["seed"])] = row
@@ -252,8 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         row = part_train(args.part, args.epochs, args.seed, args.holdout, knobs, args.shared_init, keep)
         named = {k: v for k, v in knobs.items() if k != "mutual" or v}  # files before mutual keep their names
         tag = "_".join(f"{k[0]}{v:g}" for k, v in named.items()) + "_" if args.part == "pkkd" else ""
-        adder = args.part != "cnn"
-        budget = _budget(args.epochs, args.shared_init and adder, args.convert_first and adder)
+        budget = _kind_budget(args.part, args.epochs, args.shared_init, args.convert_first)
         name = (
             f"adder_holdout_{args.part}_{budget}{tag}s{args.seed}.json"
             if args.holdout

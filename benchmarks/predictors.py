@@ -243,8 +243,7 @@ def finetuned(args, base, x, graph, held, test, plans: dict) -> dict:
     return out
 
 
-def uniform_plan(base, x, graph, scores):
-    space = SearchSpace(base, x, graph, scores)
+def uniform_plan(space: SearchSpace):
     return space.plan(space.fit(np.ones(len(space)), "macs", TARGET))
 
 
@@ -267,7 +266,7 @@ def part_nao(args, base, x, graph, scores, train, held, test) -> dict:
     rounds = [{k: r[k] for k in ("round", "best", "pool", "predictor")} for r in result.history["rounds"]]
     out = {"search_seconds": seconds, "evaluated": result.evaluated, "widths": list(result.widths.values()),
            "rounds": rounds, "final": result.history.get("final"), "finalists": args.finalists}  # fmt: skip
-    plans = {"uniform": uniform_plan(base, x, graph, scores), "nao": result.plan}
+    plans = {"uniform": uniform_plan(SearchSpace(base, x, graph, scores)), "nao": result.plan}
     return out | finetuned(args, base, x, graph, held, test, plans)
 
 
@@ -284,7 +283,7 @@ def part_gafinal(args, base, x, graph, scores, train, held, test) -> dict:
     rows = result.history["final"]["finalists"]
     space = SearchSpace(base, x, graph, scores)
     best_full = rows[0]  # the finalists are listed best full score first
-    plans = {"uniform": uniform_plan(base, x, graph, scores),
+    plans = {"uniform": uniform_plan(space),
              "best_full": space.plan(np.array(list(best_full["widths"].values()))),
              "finalist": result.plan}  # fmt: skip
     if best_full["winner"]:

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from netsculpt.errors import ConfigError
-from netsculpt.search import NAOConfig, search_widths
+from netsculpt.search import GeneticConfig, NAOConfig, search_widths
 from tests.search.test_nao import CONFIG
 from tests.search.test_resume import Killed
+
+FINAL = {"finalists": 2, "final_kd_steps": 3}
+GA = {"pop_size": 6, "generations": 2, "elite": 2, "eval_batches": 1, "full_batches": 2}
 
 
 def test_finalists_are_distilled_and_the_best_after_distillation_wins(tiny, monkeypatch) -> None:
@@ -25,7 +28,7 @@ def test_finalists_are_distilled_and_the_best_after_distillation_wins(tiny, monk
         return real(student, *args, **kwargs)
 
     monkeypatch.setattr(n2n_students, "distil_and_score", counted)
-    config = NAOConfig(**CONFIG, finalists=2, final_kd_steps=3)
+    config = NAOConfig(**CONFIG, **FINAL)
     result = search_widths(tiny.model, tiny.example, "nao", "macs=0.5", tiny.train, tiny.val, config)
     rows = result.history["final"]["finalists"]
     assert len(rows) == len(calls) and 2 <= len(rows) <= 3  # the 2 best, plus uniform unless among them
@@ -36,11 +39,14 @@ def test_finalists_are_distilled_and_the_best_after_distillation_wins(tiny, monk
     assert result.plan.meta["predicted"]["macs"] <= 0.5 * (1 + config.tolerance)
 
 
-def test_killed_finalist_stage_resumes_without_distilling_twice(tiny, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("method", ["nao", "genetic"])
+def test_killed_finalist_stage_resumes_without_distilling_twice(
+    method, tiny, tmp_path: Path, monkeypatch
+) -> None:
     from netsculpt.search import n2n_students
 
-    config = NAOConfig(**CONFIG, finalists=2, final_kd_steps=3)
-    args = (tiny.model, tiny.example, "nao", "macs=0.5", tiny.train, tiny.val, config)
+    config = NAOConfig(**CONFIG, **FINAL) if method == "nao" else GeneticConfig(**GA, **FINAL)
+    args = (tiny.model, tiny.example, method, "macs=0.5", tiny.train, tiny.val, config)
     reference = search_widths(*args)
     real, calls = n2n_students.distil_and_score, []
 
@@ -63,40 +69,12 @@ def test_killed_finalist_stage_resumes_without_distilling_twice(tiny, tmp_path: 
 
 
 def test_genetic_search_picks_among_distilled_finalists_too(tiny) -> None:
-    from netsculpt.search import GeneticConfig
-
-    config = GeneticConfig(pop_size=6, generations=2, elite=2, eval_batches=1, full_batches=2, finalists=2,
-                           final_kd_steps=3)  # fmt: skip
+    config = GeneticConfig(**GA, **FINAL)
     result = search_widths(tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val, config)
     rows = result.history["final"]["finalists"]
     assert sum(r["uniform"] for r in rows) == 1 and 2 <= len(rows) <= 3
     (winner,) = [r for r in rows if r["winner"]]
     assert result.widths == winner["widths"]
-
-
-def test_killed_genetic_finalists_resume_without_distilling_twice(tiny, tmp_path: Path, monkeypatch) -> None:
-    from netsculpt.search import GeneticConfig, n2n_students
-
-    config = GeneticConfig(pop_size=6, generations=2, elite=2, eval_batches=1, full_batches=2, finalists=2,
-                           final_kd_steps=3)  # fmt: skip
-    args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val, config)
-    reference = search_widths(*args)
-    real, calls = n2n_students.distil_and_score, []
-
-    def dies_on_second(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise Killed
-        return real(*a, **k)
-
-    monkeypatch.setattr(n2n_students, "distil_and_score", dies_on_second)
-    with pytest.raises(Killed):
-        search_widths(*args, out_dir=tmp_path)
-    calls.clear()
-    resumed = search_widths(*args, out_dir=tmp_path, resume=True)
-    assert len(calls) == len(reference.history["final"]["finalists"]) - 1
-    assert resumed.history["final"] == reference.history["final"]
-    assert resumed.plan.keep == reference.plan.keep
 
 
 def test_finalist_fields_leave_the_fingerprint_while_off() -> None:
