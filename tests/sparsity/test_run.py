@@ -12,7 +12,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from netsculpt import faults
 from netsculpt.errors import ConfigError
-from netsculpt.sparsity import SparsityConfig, plan_phases, sparsify, sparsity_of, target_layers
+from netsculpt.sparsity import (
+    SparsityConfig,
+    iter_masks,
+    plan_phases,
+    sparsify,
+    sparsity_of,
+    target_layers,
+)
 from netsculpt.train import TrainConfig
 from tests.weights._models import TinyNet
 
@@ -61,8 +68,8 @@ def test_each_method_reaches_its_target_and_leaves_a_plain_model(config: Sparsit
     zeros = sum(float((model.get_submodule(n).weight == 0).sum()) for n in names)
     total = sum(model.get_submodule(n).weight.numel() for n in names)
     assert zeros / total == pytest.approx(config.target(), abs=0.02)
-    assert not any("weight_orig" in k or "weight_mask" in k for k in model.state_dict())
-    assert not model.conv2._forward_pre_hooks
+    assert not any("parametrizations" in k or "mask" in k or "_orig" in k for k in model.state_dict())
+    assert not model.conv2._forward_pre_hooks and type(model.conv2) is nn.Conv2d
     assert set(result.layer_sparsity) == {"conv1", "conv2", "fc"}
     assert result.test_acc is not None
 
@@ -158,7 +165,7 @@ def test_gap_grows_one_partition_dense_at_a_time() -> None:
     config = SparsityConfig(sparsity=0.9, method="gap", partitions=3)
     phases = plan_phases(model, config, 4)
     phases[1][1](model)  # after the first grow, phase two: conv1 pruned back, conv2 dense
-    density = {n: float(m.weight_mask.mean()) for n, m in model.named_modules() if hasattr(m, "weight_mask")}
+    density = {n: float(mask.mean()) for n, mask in iter_masks(model)}
     assert density["conv2"] == 1.0 and density["conv1"] == pytest.approx(0.1, abs=0.02)
 
 
@@ -213,3 +220,82 @@ def test_composes_with_channel_pruning_and_keeps_the_masked_function() -> None:
     fractions, sizes = sparsity_of(baked), {n: m.weight.numel() for n, m in target_layers(baked).items()}
     overall = sum(fractions[n] * sizes[n] for n in sizes) / sum(sizes.values())
     assert overall == pytest.approx(0.5, abs=0.01)  # the default global threshold: exact overall
+
+
+class _Attention(nn.Module):
+    """MultiheadAttention reads ``out_proj.weight`` without calling ``out_proj``: a mask must still hold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, 16)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x[:, 0])  # 8 rows of 8 pixels: 8 tokens of 16 features
+        mixed, _ = self.attn(tokens, tokens, tokens)
+        return self.head(mixed.mean(1))
+
+
+def test_attention_layers_train_masked_and_keep_their_zeros() -> None:
+    model = _Attention()
+    train, test = _loaders()
+    config = SparsityConfig(sparsity=0.8, scope="layer")
+    sparsify(model, config, train, test, TrainConfig(epochs=2, lr=0.05), keep_masks=True)
+    probe = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        masked = model(probe)
+    assert float((model.attn.out_proj.weight == 0).float().mean()) == pytest.approx(0.8, abs=0.01)
+    from netsculpt.sparsity import remove_masks_
+
+    remove_masks_(model)
+    with torch.no_grad():
+        assert torch.equal(model(probe), masked)
+    assert type(model.attn.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert list(model.attn.out_proj.state_dict()) == ["weight", "bias"]
+
+
+def test_gap_global_reaches_the_target_when_a_partition_is_never_regrown() -> None:
+    """Two grow phases over three partitions: the third keeps its first mask to the end."""
+    model = _net()
+    train, test = _loaders()
+    config = SparsityConfig(sparsity=0.9, method="gap", partitions=3, scope="global")
+    sparsify(model, config, train, test, TrainConfig(epochs=3, lr=0.05))
+    zeros = sum(float((model.get_submodule(n).weight == 0).sum()) for n in ("conv1", "conv2", "fc"))
+    total = sum(model.get_submodule(n).weight.numel() for n in ("conv1", "conv2", "fc"))
+    assert zeros / total == pytest.approx(0.9, abs=0.005)
+
+
+def test_a_checkpoint_with_the_old_prune_utility_keys_still_loads() -> None:
+    """Runs checkpointed before masks became parametrizations named them weight_orig / weight_mask."""
+    from netsculpt.train.checkpoint import load_model_state
+
+    model = _net()
+    sparsify(model, SparsityConfig(sparsity=0.5), *_loaders(), TrainConfig(epochs=1), keep_masks=True)
+    old = {}
+    for key, value in model.state_dict().items():
+        key = key.replace(".parametrizations.weight.original", ".weight_orig")
+        old[key.replace(".parametrizations.weight.0.mask", ".weight_mask")] = value.clone()
+    assert any(k.endswith(".weight_orig") for k in old)
+    fresh = _net()
+    sparsify(fresh, SparsityConfig(sparsity=0.5), *_loaders(), TrainConfig(epochs=1, seed=5), keep_masks=True)
+    load_model_state(fresh, old, "an old checkpoint")
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_pruned_weights_are_positive_zeros_so_the_sparse_file_is_bit_exact(tmp_path) -> None:
+    """A pruned negative weight masked by a product is -0.0; the sparse format stores zeros implicitly
+    and reloads +0.0, so the bits would change."""
+    import netsculpt as ns
+
+    model = _net()
+    sparsify(model, SparsityConfig(sparsity=0.7), *_loaders(), TrainConfig(epochs=1))
+    zeros = torch.cat([p.detach().flatten() for p in model.parameters()])
+    zeros = zeros[zeros == 0]
+    assert zeros.numel() and not torch.signbit(zeros).any()
+    ns.save(model, tmp_path / "m")
+    back = ns.load(tmp_path / "m", model=_net())
+    for key, value in model.state_dict().items():
+        bits = back.state_dict()[key].reshape(-1).view(torch.uint8)
+        assert torch.equal(value.reshape(-1).view(torch.uint8), bits), key

@@ -147,3 +147,15 @@ def test_bad_configs_name_the_problem() -> None:
     with pytest.raises(ConfigError, match="no DKM layers"):
         snap_dkm_(TinyNet())
     assert DKMConfig.from_dict(DKMConfig(bits=3).to_dict()) == DKMConfig(bits=3)
+
+
+def test_snapping_keeps_the_layer_a_user_built() -> None:
+    """The state-dict order must not move: a saved torchvision / timm model is matched to its builder
+    by it (weight had come back after bias, and ns.load then asked for model=)."""
+    torch.manual_seed(0)
+    plain = TinyNet()
+    order = list(plain.state_dict())
+    model = prepare_dkm_(plain, DKMConfig(bits=3)).eval()
+    snap_dkm_(model)
+    assert list(model.state_dict()) == order
+    assert type(model.conv1) is nn.Conv2d and not hasattr(model.conv1, "parametrizations")

@@ -114,3 +114,29 @@ def test_int4_layers_store_int4_per_channel_weights(trained, tmp_path) -> None:
         quantize_int8(model, x, train_loader, tmp_path / "bad", Int8Config(int4_layers=("conv9",)))
     with pytest.raises(ConfigError, match="qdq"):
         Int8Config(int4_layers=("fc",), quant_format="qoperator")
+
+
+class _Attention(torch.nn.Module):
+    """onnxruntime's symbolic shape inference stops on MultiheadAttention's reshapes with a bare assert."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Linear(8, 16)
+        self.attn = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = torch.nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x[:, 0])  # 8 rows of 8 pixels: 8 tokens
+        mixed, _ = self.attn(tokens, tokens, tokens)
+        return self.head(mixed.mean(1))
+
+
+def test_attention_models_quantize(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = _Attention().eval()
+    data = DataLoader(_blobs(16, 0), batch_size=8)
+    int8 = quantize_int8(model, torch.randn(1, 1, 8, 8), data, tmp_path, Int8Config(calibration_batches=2))
+    x = next(iter(data))[0]
+    with torch.no_grad():
+        ref, out = model(x), int8(x)
+    assert out.shape == ref.shape and (out - ref).abs().max() < 0.1 * ref.abs().max() + 0.05

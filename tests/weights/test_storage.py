@@ -119,5 +119,29 @@ def test_plain_models_still_save_plainly(tmp_path) -> None:
     model = ns.create_model("lenet5")
     ns.save(model, tmp_path)
     with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
-        assert "conv1.weight" in set(f.keys()) and not (f.metadata() or {})
+        assert "conv1.weight" in set(f.keys()) and set(f.metadata()) == {"netsculpt.sha256"}
     assert json.loads((tmp_path / "netsculpt.json").read_text())["version"] == 3
+
+
+def _flip_one_bit(path, offset_from_end: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) - offset_from_end] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", ["dense", "palette"])
+def test_a_flipped_bit_in_a_plain_coded_file_is_refused_not_loaded(tmp_path, kind: str) -> None:
+    """Plain dense files and plain-coded palette files carried no checksum: flipped weight bits loaded."""
+    torch.manual_seed(0)
+    model = TinyNet()
+    if kind == "palette":
+        kmeans_palettize_(model, KMeansConfig(bits=4, n_init=1))
+    ns.save(model, tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    for offset in (1, 17, 101):  # inside the tensor data, which sits at the end of the file
+        good = weights.read_bytes()
+        _flip_one_bit(weights, offset)
+        with pytest.raises(CheckpointError, match="corrupt"):
+            ns.load(tmp_path / "m", model=TinyNet())
+        weights.write_bytes(good)
+    ns.load(tmp_path / "m", model=TinyNet())  # the good file still loads

@@ -53,21 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _skipping(model, skip: list[str]):
-    """``filter_fn`` leaving the ``--skip`` layers dense; an unknown name is refused, not ignored."""
-    if not skip:
-        return None
-    names = {name for name, _ in model.named_modules()}
-    unknown = [name for name in skip if name not in names]
-    if unknown:
-        raise ConfigError(f"--skip {unknown[0]!r}: the model has no such layer; layers are named as in "
-                          "`netsculpt analyze MODEL`")  # fmt: skip
-    return lambda module, name: name not in skip
-
-
 def run(args: argparse.Namespace) -> int:
     from netsculpt.io import save
-    from netsculpt.sparsity import SparsityConfig, sparsify
+    from netsculpt.sparsity import SparsityConfig, skip_filter, sparsify, target_layers
 
     out = Path(args.out)
     if (out / "model").exists() and not args.resume:
@@ -78,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     sparse = SparsityConfig(
         sparsity=args.sparsity, pattern=args.pattern, block=tuple(args.block), scope=args.scope,
         method=args.method, schedule=args.schedule, partitions=args.partitions,
-        restart_lr=not args.one_lr_schedule, filter_fn=_skipping(model, args.skip),
+        restart_lr=not args.one_lr_schedule, filter_fn=skip_filter(model, args.skip, "--skip"),
     )  # fmt: skip
     train_loader, test_loader = loaders(
         args, config.batch_size, config.augment, config.seed, config.augment_shift
@@ -93,11 +81,11 @@ def run(args: argparse.Namespace) -> int:
         "train": config.to_dict(),
     }
     save(model.cpu(), out / "model", extra=extra, coding=args.coding)
-    zeros = sum(result.layer_sparsity.values()) / max(len(result.layer_sparsity), 1)
     accuracy = extra["accuracy"]
     shown = f"{accuracy:.2%}" if isinstance(accuracy, float) else "n/a"
+    selected = len(target_layers(model, sparse.filter_fn))
     Console().print(
-        f"sparse model: {len(result.layer_sparsity)} layers at {zeros:.1%} zeros on average, test accuracy "
-        f"{shown}; saved to {out / 'model'} ({args.coding} coding)"
+        f"sparse model: {result.overall:.1%} of the weights of {selected} sparsified layers are zero, test "
+        f"accuracy {shown}; saved to {out / 'model'} ({args.coding} coding)"
     )
     return 0

@@ -330,20 +330,16 @@ def _cluster_auto(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Pat
 @stage("sparsify")
 def sparsify(ctx: RunContext, cfg: SparsifyStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
     """Masked training (one-shot, cubic ramp or GaP) with the recipe's data; masks folded in at the end."""
-    from netsculpt.sparsity import SparsityConfig
+    from netsculpt.sparsity import SparsityConfig, skip_filter
     from netsculpt.sparsity import sparsify as run_sparsify
 
-    names = {name for name, _ in model.named_modules()}
-    unknown = [name for name in cfg.skip if name not in names]
-    if unknown:
-        raise ConfigError(f"sparsify.skip: the model has no layer {unknown[0]!r}")
+    skip = skip_filter(model, cfg.skip, "sparsify.skip")
     if cfg.early_stop is not None:
         raise ConfigError("sparsify: early_stop is not supported (its phases run to a fixed schedule)")
-    skip = set(cfg.skip)
     sparse = SparsityConfig(
         sparsity=cfg.sparsity, pattern=cfg.pattern, block=cfg.block, scope=cfg.scope, method=cfg.method,
         schedule=cfg.schedule, partitions=cfg.partitions, restart_lr=cfg.restart_lr,
-        filter_fn=(lambda module, name: name not in skip) if skip else None,
+        filter_fn=skip,
     )  # fmt: skip
     config = train_config(ctx, cfg)
     result = run_sparsify(model, sparse, ctx.train_loader_for(config), ctx.test_loader, config,

@@ -7,6 +7,8 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError
+from netsculpt.weights.packed_check import DIGEST_KEY
+from netsculpt.weights.sparse_store import blobs_digest
 
 
 def _plain(model: nn.Module, path: Path) -> dict[str, Tensor]:
@@ -28,11 +30,19 @@ def _plain(model: nn.Module, path: Path) -> dict[str, Tensor]:
             missing = [name for name in reference if name not in set(names)]
             if missing:
                 raise CheckpointError(f"{str(path)!r} lacks {missing[0]!r} (and {len(missing) - 1} more)")
-            return {name: f.get_tensor(name) for name in names}
+            state = {name: f.get_tensor(name) for name in names}
+            expected = (f.metadata() or {}).get(DIGEST_KEY)
     except (SafetensorError, OSError, ValueError) as exc:
         if isinstance(exc, CheckpointError):
             raise
         raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {exc}") from None
+    # files written before 2026-12-06, and plain safetensors from elsewhere, carry no digest
+    if expected is not None and expected != blobs_digest(state):
+        raise CheckpointError(
+            f"{str(path)!r} is corrupt: its tensors do not match the checksum written with them; "
+            "restore the file from a good copy"
+        )
+    return state
 
 
 def read_weights(model: nn.Module, path: str | Path) -> dict[str, Tensor]:

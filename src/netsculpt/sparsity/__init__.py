@@ -13,7 +13,7 @@ from __future__ import annotations
 from netsculpt.sparsity.apply import grow_dense_, mask_layers_, partitions
 from netsculpt.sparsity.config import METHODS, SparsityConfig
 from netsculpt.sparsity.gpu import SemiStructuredResult, semi_structured_support, to_semi_structured_
-from netsculpt.sparsity.masks import iter_masks, remove_masks_, sparsity_of, target_layers
+from netsculpt.sparsity.masks import iter_masks, remove_masks_, skip_filter, sparsity_of, target_layers
 from netsculpt.sparsity.patterns import Pattern, layer_mask, parse_pattern
 from netsculpt.sparsity.run import SparsifyResult, plan_phases, sparsify
 from netsculpt.sparsity.schedule import cubic_sparsity
@@ -34,6 +34,7 @@ __all__ = [
     "plan_phases",
     "remove_masks_",
     "semi_structured_support",
+    "skip_filter",
     "sparsify",
     "sparsity_of",
     "target_layers",

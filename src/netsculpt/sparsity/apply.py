@@ -7,7 +7,7 @@ from torch import nn
 
 from netsculpt.sparsity.config import SparsityConfig
 from netsculpt.sparsity.distribution import erk_sparsities
-from netsculpt.sparsity.masks import dense_weight, is_masked, set_mask_, target_layers
+from netsculpt.sparsity.masks import dense_weight, is_masked, mask_of, set_mask_, target_layers
 from netsculpt.sparsity.patterns import check_fits, global_masks, layer_mask
 
 
@@ -21,7 +21,7 @@ def check_model(model: nn.Module, config: SparsityConfig) -> dict[str, nn.Module
 
 def _current(module: nn.Module) -> torch.Tensor:
     weight = dense_weight(module).detach()
-    return weight * module.weight_mask if is_masked(module) else weight
+    return weight * mask_of(module) if is_masked(module) else weight
 
 
 def mask_layers_(

@@ -21,7 +21,7 @@ from netsculpt.fileio import write_json
 from netsculpt.jsoncheck import read_json_file
 from netsculpt.sparsity.apply import check_model, grow_dense_, mask_layers_, partitions
 from netsculpt.sparsity.config import SparsityConfig
-from netsculpt.sparsity.masks import remove_masks_, sparsity_of
+from netsculpt.sparsity.masks import remove_masks_, sparsity_of, target_layers
 from netsculpt.sparsity.schedule import cubic_sparsity
 from netsculpt.train import TrainConfig, train
 
@@ -34,13 +34,19 @@ class SparsifyResult:
 
     phases: list[dict[str, Any]] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
+    overall: float = 0.0  # zeros / weights over the selected layers (the target the config names)
 
     @property
     def test_acc(self) -> float | None:
         return self.phases[-1].get("test_acc") if self.phases else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"phases": self.phases, "layer_sparsity": self.layer_sparsity, "test_acc": self.test_acc}
+        return {
+            "phases": self.phases,
+            "layer_sparsity": self.layer_sparsity,
+            "overall": self.overall,
+            "test_acc": self.test_acc,
+        }
 
 
 def plan_phases(model: nn.Module, config: SparsityConfig, epochs: int) -> list[Phase]:
@@ -72,7 +78,11 @@ def plan_phases(model: nn.Module, config: SparsityConfig, epochs: int) -> list[P
         grow = groups[k % len(groups)]
         previous = groups[(k - 1) % len(groups)] if k else None
         phases.append(
-            (f"grow {k % len(groups)}", _gap_step(config, target, grow, previous), config.phase_epochs)
+            (
+                f"grow {k % len(groups)}",
+                _gap_step(config, target, groups, grow, previous),
+                config.phase_epochs,
+            )
         )
     last = groups[(cycles - 1) % len(groups)]
     final_epochs = epochs - cycles * config.phase_epochs
@@ -85,11 +95,20 @@ def _masker(config: SparsityConfig, level: float) -> Callable[[nn.Module], None]
 
 
 def _gap_step(
-    config: SparsityConfig, target: float, grow: list[str], previous: list[str] | None
+    config: SparsityConfig,
+    target: float,
+    groups: list[list[str]],
+    grow: list[str],
+    previous: list[str] | None,
 ) -> Callable[[nn.Module], None]:
+    """One grow phase's mask update. Every partition is masked on its own, at the start as at each
+    prune-back: with one threshold over the whole model, a partition that a short run never regrows
+    would keep the whole model's split and the total would miss the target (global scope)."""
+
     def step(model: nn.Module) -> None:
         if previous is None:
-            mask_layers_(model, config, target)  # every layer sparse, from trained weights or from init
+            for group in groups:  # every layer sparse, from trained weights or from init
+                mask_layers_(model, config, target, group)
         else:
             mask_layers_(model, config, target, previous)  # prune the last dense partition back
         grow_dense_(model, grow)
@@ -149,6 +168,9 @@ def sparsify(
             record = {"phase": label, "epochs": epochs, "test_acc": run.final_acc}
         result.phases.append(record)
     result.layer_sparsity = sparsity_of(model)
+    selected = target_layers(model, config.filter_fn)
+    sizes = {n: m.weight.numel() for n, m in selected.items()}
+    result.overall = sum(result.layer_sparsity[n] * k for n, k in sizes.items()) / max(sum(sizes.values()), 1)
     if not keep_masks:
         remove_masks_(model)
     if root is not None:

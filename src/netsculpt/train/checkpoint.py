@@ -113,13 +113,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict`` with an error that says which checkpoint did not fit which model."""
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(_mask_keys_upgraded(model, state))
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
         raise CheckpointError(
             f"the weights in {source} do not fit this {type(model).__name__}: {' '.join(first)}; "
             "resume with the same architecture that wrote the checkpoint"
         ) from None
+
+
+def _mask_keys_upgraded(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Sparse-training checkpoints written before masks became parametrizations name them
+    ``<layer>.weight_orig`` / ``<layer>.weight_mask``; rename them so such a run still resumes."""
+    if not any(k.endswith((".weight_orig", ".weight_mask")) for k in state):
+        return state
+    wanted = set(model.state_dict())
+    renamed = {}
+    for key, value in state.items():
+        for old, new in ((".weight_orig", ".parametrizations.weight.original"),
+                         (".weight_mask", ".parametrizations.weight.0.mask")):  # fmt: skip
+            if key.endswith(old) and key not in wanted and key[: -len(old)] + new in wanted:
+                key = key[: -len(old)] + new
+        renamed[key] = value
+    return renamed
 
 
 # epochs may grow: continuing a finished run for longer is a legitimate use of resume. Activation

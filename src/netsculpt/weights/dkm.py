@@ -27,6 +27,7 @@ from torch.nn.utils import parametrize
 from netsculpt.errors import ConfigError
 from netsculpt.progress import track
 from netsculpt.train import TrainConfig
+from netsculpt.unparametrize import drop_weight_parametrization_
 from netsculpt.weights.attention import EPS, chunk_points, chunked, cluster_sums, refine, soft_weights
 from netsculpt.weights.config import PaletteConfig
 from netsculpt.weights.kmeans import init_centroids
@@ -173,7 +174,7 @@ def snap_dkm_(model: nn.Module, dense_dtype: str = "float32") -> nn.Module:
     for _, module, dkm in layers:
         original = module.parametrizations.weight.original.detach()
         palette = dkm.palette(original)
-        parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+        drop_weight_parametrization_(module, bake=False)  # weight stays first: the builder still matches
         set_palette_(module, "weight", palette)
     round_dense_(model, dense_dtype)
     return model

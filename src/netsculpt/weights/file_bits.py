@@ -53,7 +53,7 @@ def tensor_bits(model: nn.Module, coding: str = "plain") -> list[TensorBits]:
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     _, meta = pack_state(model, state, coding)
     rows: dict[str, tuple[int, str]] = {}
-    if not meta:  # nothing palettized or sparse: a plain state dict
+    if META_KEY not in meta:  # nothing palettized or sparse: a plain state dict
         return _rows(state, rows)
     info = json.loads(meta[META_KEY])
     coded = info.get("coded")

@@ -19,6 +19,9 @@ from netsculpt.weights.packing import packed_nbytes
 from netsculpt.weights.sparse_store import MASK_LAYOUTS, blobs_digest
 
 META_KEY = "netsculpt.packed"
+DIGEST_KEY = (
+    "netsculpt.sha256"  # a plain (unpacked) file's tensors; packed files carry "checksum" in META_KEY
+)
 FORMAT_VERSION = 2  # 2: sparse tensors, range-coded indices / masks, checksum (1 is written when none)
 
 _INFO_SCHEMA = {
@@ -82,7 +85,8 @@ def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tenso
     from netsculpt.jsoncheck import check_schema
 
     check_schema(info, _INFO_SCHEMA, f"{where!r} ({META_KEY})")
-    if info["version"] > 1 and info.get("checksum") != blobs_digest(blobs):
+    # version 1 files written before 2026-12-06 carry no checksum; every file written since does
+    if (info["version"] > 1 or "checksum" in info) and info.get("checksum") != blobs_digest(blobs):
         raise CheckpointError(
             f"{where!r} is corrupt: its blobs do not match the checksum written with them; "
             "restore the file from a good copy"

@@ -202,7 +202,12 @@ def quantize_int8(
     prepared = out / "model.prep.onnx"
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        quant_pre_process(str(float_path), str(prepared))
+        try:
+            quant_pre_process(str(float_path), str(prepared))
+        except Exception:
+            # its symbolic shape inference cannot follow some graphs (nn.MultiheadAttention's reshapes);
+            # ONNX's own shape inference and the graph optimisation still run without it
+            quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
     excluded = _excluded_nodes(model, float_path, config.filter_fn or default_filter)
     overrides = _int4_overrides(model, prepared, config.int4_layers, excluded)
     reader = _Reader(calibration_data, "input0", config.calibration_batches)

@@ -120,5 +120,5 @@ def blobs_digest(blobs: dict[str, Tensor]) -> str:
     digest = hashlib.sha256()
     for name in sorted(blobs):
         digest.update(name.encode())
-        digest.update(blobs[name].detach().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(blobs[name].detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

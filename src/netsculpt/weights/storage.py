@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.weights.dense_blobs import CODES, pack_dense, round_dense_, stored_dtype, unpack_dense
-from netsculpt.weights.packed_check import FORMAT_VERSION, META_KEY, check_packed
+from netsculpt.weights.packed_check import DIGEST_KEY, FORMAT_VERSION, META_KEY, check_packed
 from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
 from netsculpt.weights.palette import PALETTES_ATTR, Palette, iter_palettes
 from netsculpt.weights.sparse_store import (
@@ -59,8 +59,9 @@ def pack_state(
 ) -> tuple[dict[str, Tensor], dict[str, str] | None]:
     """The tensors and header metadata to write for ``model`` (``state``: its state dict).
 
-    A model without palettes or sparse tensors is returned as is with no metadata: the file stays a
-    plain state dict. ``coding="context"`` range-codes palette indices and sparsity masks.
+    A model without palettes or sparse tensors is returned as is: the file stays a plain state dict,
+    with only the SHA-256 of its tensors in the header (``DIGEST_KEY``), checked on load.
+    ``coding="context"`` range-codes palette indices and sparsity masks.
     """
     if coding not in CODINGS:
         raise ConfigError(f"coding={coding!r} is not supported; use one of {', '.join(CODINGS)}")
@@ -80,7 +81,7 @@ def pack_state(
     packed = {key for key, _ in palettes}
     sparse_keys = [k for k in state if k not in packed and worth_sparse(state[k])]
     if not palettes and not sparse_keys:
-        return state, None
+        return state, {DIGEST_KEY: blobs_digest(state)}
     tensors: dict[str, Tensor] = {}
     info: dict[str, Any] = {"version": 1 if coding == "plain" and not sparse_keys else FORMAT_VERSION}
     info["palettes"], coded = _pack_palettes(palettes, coding, tensors)
@@ -90,8 +91,7 @@ def pack_state(
         info["sparse"] = _pack_sparse(state, sparse_keys, coding, tensors)
     dense_keys = [k for k in state if k not in packed and k not in set(sparse_keys)]
     info["dense"], info["layout"] = pack_dense(state, dense_keys, tensors)
-    if info["version"] > 1:
-        info["checksum"] = blobs_digest(tensors)
+    info["checksum"] = blobs_digest(tensors)  # every version: a flipped bit must never load
     return tensors, {META_KEY: json.dumps(info, separators=(",", ":"))}
 
 
