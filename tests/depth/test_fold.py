@@ -156,3 +156,41 @@ def test_grouped_conv_pairs_merge_exactly() -> None:
         assert not why_not(first, second, "conv")
         with torch.no_grad():
             assert (_merge_convs(first, second)(x) - second(first(x))).abs().max() <= 1e-4
+
+
+class _LinearNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(6, 4)
+        self.norm = nn.BatchNorm1d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.linear(x))
+
+
+@pytest.mark.parametrize("shape", [(3, 6), (3, 4, 6)], ids=["features", "sequence"])
+def test_linear_norm_folds_only_where_the_norm_reads_the_linear_features(shape) -> None:
+    """On (N, L, F) BatchNorm1d normalises L, not the linear's F: folding there changed the outputs."""
+    torch.manual_seed(0)
+    model = _LinearNorm()
+    with torch.no_grad():
+        model.norm.running_mean.normal_(0, 1), model.norm.running_var.uniform_(0.2, 3)
+    model.eval()
+    x = torch.randn(*shape)
+    folded = ns.fold(model, x)
+    with torch.no_grad():
+        assert (folded(x) - model(x)).abs().max() <= 1e-5
+    assert isinstance(folded.norm, nn.Identity) == (len(shape) == 2)
+
+
+def test_same_padding_folds_or_says_why() -> None:
+    assert "border would differ" in why_not(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 5, 3, padding="same"), "conv")
+    assert "even kernel" in why_not(
+        nn.Conv2d(3, 4, 1, bias=False), nn.Conv2d(4, 5, 2, padding="same"), "conv"
+    )
+    model = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), nn.Conv2d(4, 5, 3, padding="same")).eval()
+    x = torch.randn(2, 3, 9, 9)
+    folded = ns.fold(model, x)
+    assert sum(isinstance(m, nn.Conv2d) for m in folded.modules()) == 1
+    with torch.no_grad():
+        assert (folded(x) - model(x)).abs().max() <= 1e-5

@@ -12,10 +12,10 @@ from netsculpt.gpp import changed_consumers, kept_outputs, refit_consumers_
 
 
 class TwoConv(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, **padding: object) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.conv2 = nn.Conv2d(8, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 4, 3, **(padding or {"padding": 1}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))  # no nonlinearity: removed channels can be linear in kept ones
@@ -26,9 +26,14 @@ def _batches(n: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(torch.randn(6, 3, 8, 8, generator=g), torch.zeros(6, dtype=torch.long)) for _ in range(n)]
 
 
-def test_refit_is_exact_when_removed_channels_are_combinations_of_kept_ones() -> None:
+@pytest.mark.parametrize(
+    "padding",
+    [{"padding": 1}, {"padding": "same"}],
+    ids=["numbers", "same"],
+)
+def test_refit_is_exact_when_removed_channels_are_combinations_of_kept_ones(padding: dict) -> None:
     torch.manual_seed(0)
-    model = TwoConv().double()
+    model = TwoConv(**padding).double()
     with torch.no_grad():  # filters 4..7 = combinations of 0..3: their maps are linear in the kept maps
         mix = torch.randn(4, 4, dtype=torch.float64)
         model.conv1.weight[4:] = torch.einsum("ij,jchw->ichw", mix, model.conv1.weight[:4])
@@ -79,3 +84,18 @@ def test_layers_whose_outputs_were_pruned_need_kept_out() -> None:
         refit_consumers_(model, small, data)
     residual = refit_consumers_(model, small, data, kept_out=kept_outputs(graph, plan))
     assert set(residual) == {"conv2", "fc1"} and all(0 <= r < 1 for r in residual.values())
+
+
+def test_depthwise_convs_are_not_refitted() -> None:
+    """A depthwise conv loses inputs and outputs together: each kept filter sees what it saw before."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU(),
+        nn.Conv2d(16, 8, 1),
+    ).eval()  # fmt: skip
+    x = torch.randn(2, 3, 8, 8)
+    plan, graph = ns.plan_pruning(model, x, criterion="l1", ratio=0.5)
+    small = ns.apply_plan(model, plan, x, graph=graph)
+    assert changed_consumers(model, small) == ["4"]
+    residual = refit_consumers_(model, small, _batches(2), kept_out=kept_outputs(graph, plan))
+    assert set(residual) == {"4"}

@@ -175,3 +175,27 @@ def test_recipes_take_the_field() -> None:
     section = TrainSection(checkpoint_activations=True)
     assert TrainConfig.preset(section.preset, **section.overrides()).checkpoint_activations
     assert "checkpoint_activations" not in TrainSection().overrides()
+
+
+@pytest.mark.parametrize("first_in_place", [False, True])
+def test_in_place_layers_never_open_a_segment(first_in_place: bool) -> None:
+    """MobileNetV3's classifier (Linear, Hardswish, Dropout(inplace), Linear) was cut before the Dropout,
+    which then overwrote the output the first segment's checkpoint kept: backward failed."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(8, 16), nn.Hardswish(), nn.Dropout(0.2, inplace=True), nn.Linear(16, 3)]
+    if first_in_place:  # the Sequential's own input is overwritten: the first segment runs on a copy
+        layers = [nn.ReLU(inplace=True), *layers]
+    model = nn.Sequential(nn.Linear(8, 8), nn.Sequential(*layers))
+    x = torch.randn(4, 8)
+    reference = [p.grad for p in _grads(model, x)]
+    with activation_checkpointing(model):
+        checkpointed = [p.grad for p in _grads(model, x)]
+    for a, b in zip(reference, checkpointed):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def _grads(model: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:
+    model.train().zero_grad(set_to_none=True)
+    torch.manual_seed(1)  # the same dropout draw with and without checkpointing
+    model(x).square().sum().backward()
+    return list(model.parameters())

@@ -145,3 +145,21 @@ def test_a_flipped_bit_in_a_plain_coded_file_is_refused_not_loaded(tmp_path, kin
             ns.load(tmp_path / "m", model=TinyNet())
         weights.write_bytes(good)
     ns.load(tmp_path / "m", model=TinyNet())  # the good file still loads
+
+
+def test_a_changed_header_is_refused_even_when_the_blobs_are_intact(tmp_path) -> None:
+    """The first checksum covered the blobs only: a flipped digit in the packing metadata (a bit width,
+    a stored dtype) loaded wrong weights."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = kmeans_palettize_(TinyNet(), KMeansConfig(bits=4, n_init=1))
+    ns.save(model, tmp_path / "m", coding="context")
+    weights = tmp_path / "m" / "model.safetensors"
+    with safe_open(str(weights), framework="pt") as f:
+        meta, blobs = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    info = json.loads(meta["netsculpt.packed"])
+    info["palettes"][0][1] = 3  # the first palette's bit width
+    save_file(blobs, str(weights), metadata={"netsculpt.packed": json.dumps(info)})
+    with pytest.raises(CheckpointError, match="corrupt"):
+        ns.load(tmp_path / "m", model=TinyNet())

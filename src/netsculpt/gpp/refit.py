@@ -28,7 +28,11 @@ def _rows(module: nn.Module, x: Tensor) -> Tensor:
     """Input rows (samples or patches) of ``module``: (rows, in_features)."""
     if isinstance(module, nn.Linear):
         return x.reshape(-1, x.shape[-1])
-    cols = F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)
+    padding = module.padding
+    if isinstance(padding, str) or module.padding_mode != "zeros":  # "same" / "valid", reflect, ...
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        x, padding = F.pad(x, module._reversed_padding_repeated_twice, mode=mode), 0
+    cols = F.unfold(x, module.kernel_size, module.dilation, padding, module.stride)
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
@@ -110,11 +114,16 @@ def refit_layer_(
 
 
 def changed_consumers(original: nn.Module, pruned: nn.Module) -> list[str]:
-    """Layers of ``pruned`` with fewer inputs than the same-named layer of ``original`` (module order)."""
+    """Layers of ``pruned`` with fewer inputs than the same-named layer of ``original`` (module order).
+
+    Grouped and depthwise convs are left out: their inputs and outputs are pruned together, channel for
+    channel, so a kept filter sees exactly the inputs it saw before and there is nothing to refit."""
     before = dict(original.named_modules())
     names = []
     for name, module in pruned.named_modules():
         old = before.get(name)
+        if isinstance(module, nn.Conv2d) and module.groups > 1:
+            continue
         if isinstance(module, nn.Conv2d | nn.Linear) and type(old) is type(module):
             width = module.in_features if isinstance(module, nn.Linear) else module.in_channels
             old_width = old.in_features if isinstance(old, nn.Linear) else old.in_channels

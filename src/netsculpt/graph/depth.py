@@ -226,6 +226,9 @@ def find_folds(builder: GraphBuilder) -> list[DepthUnit]:
             and len(builder.module_calls.get(nxt.module, [])) == 1
         )
         if nxt.name in _NORMS:
+            # a linear's features are its last dim, a norm's channels dim 1: on (N, L, F) they differ
+            if op.name == "F.linear" and len(builder.values[op.outputs[0]].shape) != 2:
+                continue
             kind = "fold-bn"
         elif nxt.name in _CONVS and nxt.name != "F.linear" and op.name == nxt.name:
             kind = "fold-conv"

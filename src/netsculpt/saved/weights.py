@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError
 from netsculpt.weights.packed_check import DIGEST_KEY
-from netsculpt.weights.sparse_store import blobs_digest
+from netsculpt.weights.sparse_store import file_digest
 
 
 def _plain(model: nn.Module, path: Path) -> dict[str, Tensor]:
@@ -37,7 +37,7 @@ def _plain(model: nn.Module, path: Path) -> dict[str, Tensor]:
             raise
         raise CheckpointError(f"cannot read {str(path)!r} as safetensors: {exc}") from None
     # files written before 2026-12-06, and plain safetensors from elsewhere, carry no digest
-    if expected is not None and expected != blobs_digest(state):
+    if expected is not None and expected != file_digest(state):
         raise CheckpointError(
             f"{str(path)!r} is corrupt: its tensors do not match the checksum written with them; "
             "restore the file from a good copy"

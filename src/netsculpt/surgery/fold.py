@@ -27,12 +27,23 @@ _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
+def _padding(conv: nn.Module) -> tuple[int, ...] | None:
+    """The conv's padding as numbers ("valid" is none, "same" half the kernel's reach), or None when
+    "same" pads one side more than the other (an even kernel), which a merged conv cannot express."""
+    if not isinstance(conv.padding, str):
+        return tuple(conv.padding)
+    if conv.padding == "valid":
+        return (0,) * len(conv.kernel_size)
+    reach = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size)]
+    return tuple(r // 2 for r in reach) if all(r % 2 == 0 for r in reach) else None
+
+
 def _is_pointwise(conv: nn.Module) -> bool:
     """A 1×1 with stride 1 and no padding (any groups: a grouped one is densified before merging)."""
     return (
         all(k == 1 for k in conv.kernel_size)
         and all(s == 1 for s in conv.stride)
-        and all(p == 0 for p in conv.padding)
+        and _padding(conv) == (0,) * len(conv.kernel_size)
     )
 
 
@@ -58,12 +69,14 @@ def why_not(first: nn.Module, second: nn.Module, kind: str) -> str:
         return ""
     if not isinstance(first, _CONV) or type(first) is not type(second):
         return "only two convolutions of the same dimension merge"
-    if first.padding_mode != "zeros" or second.padding_mode != "zeros" or isinstance(first.padding, str):
+    if first.padding_mode != "zeros" or second.padding_mode != "zeros":
         return "a padding mode other than zeros"
+    if _padding(first) is None or _padding(second) is None:
+        return "padding='same' with an even kernel pads one side more than the other"
     if _is_pointwise(second):
         return ""
     if _is_pointwise(first):
-        if first.bias is not None and any(p > 0 for p in second.padding):
+        if first.bias is not None and any(p > 0 for p in _padding(second)):
             return "the 1x1 conv has a bias and the next conv pads with zeros (the border would differ)"
         return ""
     return "neither conv is a 1x1 with stride 1 and no padding"
@@ -77,7 +90,7 @@ def _merged_shell(first: nn.Module, second: nn.Module) -> nn.Module:
         second.out_channels,
         outer.kernel_size,
         stride=outer.stride,
-        padding=outer.padding,
+        padding=_padding(outer),
         dilation=outer.dilation,
         groups=1,
         bias=True,

@@ -113,13 +113,34 @@ def _checkpointed_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
         return original(*args, **kwargs)
     if isinstance(self, nn.Sequential) and not kwargs and len(args) == 1:
         x = args[0]
-        layers = list(self)
-        size = math.ceil(len(layers) / math.ceil(math.sqrt(len(layers))))
-        for start in range(0, len(layers), size):
-            segment = layers[start : start + size]
-            x = checkpoint(_run_layers, segment, x, **_options(segment))
+        for index, segment in enumerate(segments(list(self))):
+            run = _run_layers_on_copy if index == 0 and _in_place(segment[0]) else _run_layers
+            x = checkpoint(run, segment, x, **_options(segment))
         return x
     return checkpoint(original, *args, **kwargs, **_options([self]))
+
+
+def segments(layers: list[nn.Module]) -> list[list[nn.Module]]:
+    """About sqrt(L) runs of consecutive layers. No run starts with an in-place layer (ReLU, Dropout with
+    ``inplace=True``): its input is the previous run's output, which the checkpoint keeps to recompute
+    from, and overwriting it fails the backward pass; such a layer stays with the one before it."""
+    size = math.ceil(len(layers) / math.ceil(math.sqrt(len(layers))))
+    out: list[list[nn.Module]] = []
+    for layer in layers:
+        if out and (len(out[-1]) < size or _in_place(layer)):
+            out[-1].append(layer)
+        else:
+            out.append([layer])
+    return out
+
+
+def _in_place(layer: nn.Module) -> bool:
+    return getattr(layer, "inplace", False) is True
+
+
+def _run_layers_on_copy(layers: list[nn.Module], x: Any) -> Any:
+    """The first run, when it starts in place: on a copy, so the kept input stays as it came in."""
+    return _run_layers(layers, x.clone())
 
 
 def _original_forward(module: nn.Module) -> Any:

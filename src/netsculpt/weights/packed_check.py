@@ -16,13 +16,12 @@ from netsculpt.errors import CheckpointError
 from netsculpt.weights.coding import MODELS
 from netsculpt.weights.dense_blobs import DTYPES, layout_hash
 from netsculpt.weights.packing import packed_nbytes
-from netsculpt.weights.sparse_store import MASK_LAYOUTS, blobs_digest
+from netsculpt.weights.sparse_store import MASK_LAYOUTS, blobs_digest, file_digest
 
 META_KEY = "netsculpt.packed"
-DIGEST_KEY = (
-    "netsculpt.sha256"  # a plain (unpacked) file's tensors; packed files carry "checksum" in META_KEY
-)
-FORMAT_VERSION = 2  # 2: sparse tensors, range-coded indices / masks, checksum (1 is written when none)
+# a plain (unpacked) file's SHA-256 (names, dtypes, shapes, bytes); packed files carry "digest" in META_KEY
+DIGEST_KEY = "netsculpt.sha256"
+FORMAT_VERSION = 2  # 2: sparse tensors, range-coded indices / masks (1 is written when there are none)
 
 _INFO_SCHEMA = {
     "type": "object",
@@ -75,6 +74,7 @@ _INFO_SCHEMA = {
             },
         },
         "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     },
     "required": ["version", "palettes", "dense", "layout"],
 }
@@ -85,8 +85,15 @@ def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tenso
     from netsculpt.jsoncheck import check_schema
 
     check_schema(info, _INFO_SCHEMA, f"{where!r} ({META_KEY})")
-    # version 1 files written before 2026-12-06 carry no checksum; every file written since does
-    if (info["version"] > 1 or "checksum" in info) and info.get("checksum") != blobs_digest(blobs):
+    # files since 2026-12-06 carry "digest" (metadata + blobs); version 2 before that "checksum" (blobs
+    # only); version 1 before that nothing
+    if "digest" in info:
+        intact = info["digest"] == file_digest(blobs, info)
+    else:
+        intact = ("checksum" not in info and info["version"] == 1) or info.get("checksum") == blobs_digest(
+            blobs
+        )
+    if not intact:
         raise CheckpointError(
             f"{where!r} is corrupt: its blobs do not match the checksum written with them; "
             "restore the file from a good copy"

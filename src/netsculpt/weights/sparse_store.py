@@ -4,13 +4,15 @@ A float tensor (2-D or more) with enough zeros is stored as a mask plus its nonz
 tensor's stored dtype: float16 when exact). The mask is whichever is smaller of a bitmap (1 bit a weight)
 and run lengths (LEB128 varints of alternating zero / nonzero runs, starting with zeros); with
 ``coding="context"`` it is range-coded instead (:mod:`netsculpt.weights.coding`), as are the palette
-indices. A SHA-256 of every blob is stored, so a corrupted file fails on load rather than giving wrong
-weights.
+indices. A SHA-256 of the packing metadata and every blob is stored, so a corrupted file fails on load
+rather than giving wrong weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,8 +119,24 @@ def worth_sparse(tensor: Tensor) -> bool:
 
 
 def blobs_digest(blobs: dict[str, Tensor]) -> str:
+    """The first checksum (``checksum``, files written before 2026-12-06): names and bytes only. Still
+    verified on those files; it misses a flipped bit in the header (a dtype, a palette's bit width)."""
     digest = hashlib.sha256()
     for name in sorted(blobs):
         digest.update(name.encode())
         digest.update(blobs[name].detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def file_digest(tensors: dict[str, Tensor], info: dict[str, Any] | None = None) -> str:
+    """SHA-256 over everything that decides the loaded weights: the packing metadata ``info`` (without
+    its own ``digest``), and each tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    if info is not None:
+        rest = {k: v for k, v in info.items() if k != "digest"}
+        digest.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

@@ -35,11 +35,11 @@ from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
 from netsculpt.weights.palette import PALETTES_ATTR, Palette, iter_palettes
 from netsculpt.weights.sparse_store import (
     CODINGS,
-    blobs_digest,
     decode_indices,
     decode_mask,
     encode_indices,
     encode_mask,
+    file_digest,
     worth_sparse,
 )
 
@@ -81,7 +81,7 @@ def pack_state(
     packed = {key for key, _ in palettes}
     sparse_keys = [k for k in state if k not in packed and worth_sparse(state[k])]
     if not palettes and not sparse_keys:
-        return state, {DIGEST_KEY: blobs_digest(state)}
+        return state, {DIGEST_KEY: file_digest(state)}
     tensors: dict[str, Tensor] = {}
     info: dict[str, Any] = {"version": 1 if coding == "plain" and not sparse_keys else FORMAT_VERSION}
     info["palettes"], coded = _pack_palettes(palettes, coding, tensors)
@@ -91,7 +91,7 @@ def pack_state(
         info["sparse"] = _pack_sparse(state, sparse_keys, coding, tensors)
     dense_keys = [k for k in state if k not in packed and k not in set(sparse_keys)]
     info["dense"], info["layout"] = pack_dense(state, dense_keys, tensors)
-    info["checksum"] = blobs_digest(tensors)  # every version: a flipped bit must never load
+    info["digest"] = file_digest(tensors, info)  # every version: a flipped bit, header or blob, never loads
     return tensors, {META_KEY: json.dumps(info, separators=(",", ":"))}
 
 
