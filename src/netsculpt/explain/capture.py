@@ -37,9 +37,12 @@ def conv_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
-def default_layer(model: nn.Module) -> str:
-    """The last conv layer: the usual Grad-CAM choice (most class-specific maps that are still spatial)."""
-    convs = conv_layers(model)
+def default_layer(model: nn.Module, shape: tuple[int, ...] | None = None) -> str:
+    """The last conv layer: the usual Grad-CAM choice (most class-specific maps that are still spatial).
+    With an input ``shape``, the last one that runs in an eval forward (training-only heads excluded)."""
+    from netsculpt.explain.run_order import ran_convs, run_order
+
+    convs = ran_convs(model, run_order(model, shape)) if shape is not None else conv_layers(model)
     if not convs:
         raise ConfigError(
             "the model has no Conv2d layer to draw spatial maps from; pass --layers with a module whose "

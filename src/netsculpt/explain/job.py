@@ -24,6 +24,7 @@ from netsculpt.explain.channels import channel_summary, independence
 from netsculpt.explain.chip_maps import Perturbation, chip_maps, learn_importance, refine
 from netsculpt.explain.faithfulness import deletion_drop, random_drop
 from netsculpt.explain.gradcam import grad_cam, normalise, peak_location, target_classes
+from netsculpt.explain.run_order import after_activation, ran_convs, run_order
 
 JSON_VERSION = 1
 DELETION_FRACTION = 0.1  # pixels hidden by the deletion test (netsculpt.explain.faithfulness)
@@ -62,31 +63,23 @@ class Explanation:
     numbers: dict[str, Any]
 
 
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Hardswish, nn.ELU, nn.Mish)
-NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.Identity)
-
-
-def post_activation(model: nn.Module, conv: str) -> str:
-    """The activation module defined right after ``conv`` (past its norm layer), else ``conv``: maps are
-    read after the nonlinearity, as the papers do (a conv's raw output carries its bias everywhere)."""
-    leaves = [(n, m) for n, m in model.named_modules() if not any(True for _ in m.children())]
-    names = [n for n, _ in leaves]
-    if conv not in names:
-        return conv
-    for name, module in leaves[names.index(conv) + 1 :]:
-        if isinstance(module, ACTIVATIONS):
-            return name
-        if not isinstance(module, NORMS):
-            return conv
-    return conv
-
-
-def default_layers(model: nn.Module) -> list[str]:
-    """The last two conv layers, each read after its activation when one follows it."""
-    convs = conv_layers(model)
+def default_layers(model: nn.Module, shape: tuple[int, ...] | None = None) -> list[str]:
+    """The last two conv layers that run, each read after its activation when one follows it, found
+    from one eval forward of ``shape`` (:mod:`netsculpt.explain.run_order`); without a shape, the last
+    two defined (the module tree alone cannot tell training-only heads or shared activations)."""
+    if shape is None:
+        convs = conv_layers(model)
+        if not convs:
+            raise ConfigError("the model has no Conv2d layer to draw maps from; pass --layers NAME[,NAME]")
+        return convs[-2:]
+    seen = run_order(model, shape)
+    convs = ran_convs(model, seen)
     if not convs:
-        raise ConfigError("the model has no Conv2d layer to draw maps from; pass --layers NAME[,NAME]")
-    return [post_activation(model, c) for c in convs[-2:]]
+        raise ConfigError(
+            "no Conv2d layer ran in the model's eval forward, so there are no maps to draw; pass "
+            "--layers NAME[,NAME] with modules whose output is (N, C, H, W)"
+        )
+    return [after_activation(model, seen, c) for c in convs[-2:]]
 
 
 def _classes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, target: str | int) -> torch.Tensor:
@@ -211,14 +204,15 @@ def explain(
     settings = settings or Settings()
     kept = kept or {}
     first = next(iter(models.values()))
-    layers = settings.layers or default_layers(first)
+    shape = tuple(images[:1].shape)
+    layers = settings.layers or default_layers(first, shape)
     for name, model in models.items():
         have = dict(model.named_modules())
         missing = [layer for layer in layers if layer not in have]
         if missing:
             raise ConfigError(
                 f"the {name} model has no layer {missing[0]!r} (depth pruning removes blocks); choose layers "
-                f"both models have with --layers, e.g. {', '.join(default_layers(model))}"
+                f"both models have with --layers, e.g. {', '.join(default_layers(model, shape))}"
             )
     classes = _classes(first, images, labels, settings.target)
     maps = [explain_model(n, m, images, classes, calib, layers, settings) for n, m in models.items()]

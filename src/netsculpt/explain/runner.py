@@ -90,7 +90,7 @@ def explain_run(
 ) -> Explanation:
     """Explain a run's baseline and final model into ``RUN_DIR/explain`` (the report reads it there)."""
     run_dir = Path(run_dir)
-    src = from_run(run_dir, lambda m: layers or default_layers(m), trust_builder)
+    src = from_run(run_dir, lambda m, shape: layers or default_layers(m, shape), trust_builder)
     settings = Settings(layers=layers, perturbation=perturbation or Perturbation())
     return explain_source(
         src,

@@ -119,7 +119,7 @@ def from_run(run: Path, layers_for: Any, trust_builder: str | None = None) -> So
         return src
     final = load(stages[-1] / "model", trust_builder=trust_builder)
     src.models["compressed"] = final
-    layers = layers_for(baseline)
+    layers = layers_for(baseline, shape)
     chain: list[tuple[nn.Module, PrunePlan | None]] = []
     previous = baseline
     for stage in stages[1:]:
@@ -154,7 +154,7 @@ def from_models(
     plan_file = Path(model_dir) / "plan.json" if model_dir else None
     if plan_file is not None and plan_file.is_file():
         plan = PrunePlan.load(plan_file)
-        src.kept = trace_kept([(baseline, plan), (model, None)], layers_for(baseline), shape)
+        src.kept = trace_kept([(baseline, plan), (model, None)], layers_for(baseline, shape), shape)
     else:
         src.notes.append("no plan.json beside the model: kept/removed channels are not marked")
     return src
