@@ -87,6 +87,23 @@ def test_op_counts_of_lenet5() -> None:
     assert ann_ops.energy_uj() < count_ops(cnn, x).energy_uj()  # 3.7 pJ mult vs 2 x 0.9 pJ adds
 
 
+def test_op_counts_of_1d_3d_transposed_convs_and_several_inputs() -> None:
+    class TwoInputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = torch.nn.Conv1d(2, 4, 3)  # 2*3 per output, 4 x 8 outputs
+            self.c3 = torch.nn.Conv3d(1, 2, 2)  # 1*8 per output, 2 x 3*3*3 outputs
+            self.up = torch.nn.ConvTranspose2d(2, 3, 2, stride=2)  # each of 2*4*4 inputs scatters 3*2*2
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return self.c1(a).sum() + self.c3(b).sum() + self.up(b[:, 0, :2]).sum()
+
+    macs = 6 * 32 + 8 * 54 + 12 * 32
+    a, b = torch.randn(3, 2, 10), torch.randn(3, 1, 4, 4, 4)
+    assert count_ops(TwoInputs(), (a, b)).mults == macs
+    assert count_ops(TwoInputs(), {"a": a, "b": b}).adds == macs
+
+
 def test_copy_filters_starts_the_adders_from_the_convs_and_fresh_init_does_not() -> None:
     torch.manual_seed(0)
     cnn = ns.create_model("lenet5")

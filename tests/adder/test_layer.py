@@ -40,6 +40,7 @@ def test_forward_is_negative_l1_distance(stride: int, padding: int, dilation: in
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
     expected = _reference(x, layer.weight.detach(), stride, padding, dilation)
     assert torch.allclose(layer(x), expected, atol=1e-10)
+    assert torch.equal(layer(x[0]), layer(x)[0])  # an unbatched image, as nn.Conv2d takes it
 
 
 def test_chunked_forward_and_backward_equal_unchunked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -174,3 +174,18 @@ def test_push_aims_at_the_set_its_shrink_scores_choose_and_reports_it() -> None:
     assert PushLoss("feat", shrink=1.0).recipe()["shrink"] == 1.0
     with pytest.raises(ConfigError, match="shrink"):
         PushLoss("feat", shrink=-1.0)
+
+
+def test_a_channels_last_linear_is_pushed_on_its_features() -> None:
+    """ConvNeXt's pointwise Linear outputs (N, H, W, C): the push read dim 1 (H) as the channels."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(32) % 2
+    images = torch.randn(32, 5, 5, 4, generator=g)  # (N, H, W, C): channels last, as in ConvNeXt
+    images[..., 2] += 2.0 * labels.view(-1, 1, 1)  # only channel 2 separates the classes
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Flatten(), torch.nn.Linear(150, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(6, 4))  # output channel i = input channel i (4, 5 are zero)
+        model[0].bias.zero_()
+    loss = PushLoss("0", keep={"0": 1}, push_every=1)
+    loss(model, images, labels)
+    assert loss.kept() == {"0": [2]}

@@ -158,6 +158,8 @@ def test_bad_construction_is_refused_with_a_reason() -> None:
         ReversibleSequence([])
     with pytest.raises(ConfigError, match="equal groups"):
         ReversibleSequence([ReversibleBlock(fn(3), fn(3)), ReversibleBlock(fn(3), fn(3), fn(3))])
+    with pytest.raises(ConfigError, match="divisible by 2"):
+        ReversibleSequence([ReversibleBlock(fn(3), fn(3))])(torch.randn(1, 7, 4, 4))
 
 
 def test_autocast_forward_is_recomputed_under_autocast() -> None:

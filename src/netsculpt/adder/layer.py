@@ -132,6 +132,12 @@ class AdderConv2d(nn.Module):
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 3:  # one unbatched image (C, H, W), as nn.Conv2d accepts
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        if x.dim() != 4:
+            raise ConfigError(
+                f"AdderConv2d takes (N, C, H, W) or (C, H, W) input, got shape {tuple(x.shape)}"
+            )
         n, _, h, w = x.shape
         kh, kw = self.kernel_size
         out_h = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1

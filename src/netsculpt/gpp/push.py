@@ -293,7 +293,9 @@ class PushLoss:
             )
         seen: dict[str, Tensor] = {}
         handles = [
-            modules[name].register_forward_hook(lambda m, a, out, name=name: seen.setdefault(name, out))
+            modules[name].register_forward_hook(
+                lambda m, a, out, name=name: seen.setdefault(name, _channels_first(m, out))
+            )
             for name in self.layers
         ]
         try:
@@ -333,3 +335,9 @@ class PushLoss:
         for key in self.running:
             self.running[key] += (self.last[key] - self.running[key]) / self.pushes
         return self.task_in_push * ce + self.push_weight * push, logits
+
+
+def _channels_first(module: nn.Module, out: Tensor) -> Tensor:
+    """A layer's output with its channels on dim 1: a Linear's features are its last dim, which on a
+    channels-last block (ConvNeXt's pointwise Linear on (N, H, W, C)) is not dim 1."""
+    return out.movedim(-1, 1) if isinstance(module, nn.Linear) and out.dim() > 2 else out

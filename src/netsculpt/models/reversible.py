@@ -175,7 +175,7 @@ class _ReversibleFunction(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, seq: ReversibleSequence, *params: torch.Tensor) -> torch.Tensor:
         rng = _RngLog(x.device, seq.preserve_rng)
         with torch.no_grad():
-            xs = list(x.detach().chunk(seq.groups, dim=1))
+            xs = _split(x.detach(), seq.groups)
             index = 0
             for block in seq.blocks:
                 prev = _sum(xs[1:])
@@ -249,6 +249,11 @@ def _block_backward(
 
 def _split(x: torch.Tensor, groups: int) -> Halves:
     """``chunk`` along channels, indexed rather than iterated so torch.fx can trace it."""
+    if isinstance(x, torch.Tensor) and (x.dim() < 2 or x.shape[1] % groups):  # an fx Proxy is not checked
+        raise ConfigError(
+            f"a reversible block with {groups} groups splits its input's channels (dim 1) evenly; got shape "
+            f"{tuple(x.shape)}: use a channel count divisible by {groups}"
+        )
     parts = x.chunk(groups, dim=1)
     return [parts[i] for i in range(groups)]
 
