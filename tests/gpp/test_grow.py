@@ -94,3 +94,34 @@ def test_a_malformed_grow_edit_is_refused_before_anything_is_built() -> None:
                 {**good, "input_shapes": [[1 << 13, 1 << 13, 1]]}):  # fmt: skip
         with pytest.raises(CheckpointError):
             validate_edits([bad], "spec")
+
+
+class _Branches(nn.Module):
+    """Two branches concatenated: a grown branch's channels belong at its offset, not at the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.b1, self.b3 = nn.Conv2d(8, 4, 1), nn.Conv2d(8, 6, 3, padding=1)
+        self.head = nn.Conv2d(10, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x).relu()
+        return self.head(torch.cat([self.b1(h), self.b3(h)], 1).relu()).mean((2, 3))
+
+
+@pytest.mark.parametrize(
+    "layers", [{"b1": 2}, {"b3": 3}, {"b1": 2, "b3": 3}], ids=["first", "second", "both"]
+)
+def test_concatenated_branches_grow_at_their_offset(tmp_path: Path, layers: dict) -> None:
+    torch.manual_seed(0)
+    model = _Branches().eval()
+    x = torch.randn(2, 3, 9, 9)
+    grown = grow(model, x, layers)
+    assert grown.head.in_channels == 10 + sum(layers.values())
+    with torch.no_grad():
+        assert torch.allclose(grown(x), model(x), atol=1e-6)
+    ns.save(grown, tmp_path / "g")
+    again = ns.load(tmp_path / "g", model=_Branches())
+    with torch.no_grad():
+        assert torch.equal(again(x), grown(x))

@@ -2,8 +2,10 @@
 computes, so push and prune can then choose among old and new channels.
 
 Growing works on the channel graph that pruning uses, in the other direction: every tensor slice a
-channel owns gets ``k`` more channels appended. Producing slices (the layer's filters, the filters of
-every layer tied to it, such as a residual stage) get fresh random values at the existing weights' scale
+channel owns gets ``k`` more channels, right after the layer's own channels (at the end of a plain
+tensor; at the layer's offset in a concatenation, as an Inception branch or a DenseNet layer feeds it).
+Producing slices (the layer's filters, the filters of every layer tied to it, such as a residual stage)
+get fresh random values at the existing weights' scale
 (biases 0, norm scales at their mean, running statistics 0 / 1); consuming slices (the next layer's
 input weights) get zeros. New channels therefore reach nothing until training moves those zeros: the
 grown model computes what the original computed (checked on the example inputs; a layer that mixes
@@ -50,20 +52,25 @@ def _group_of(graph: ChannelGraph, layer: str) -> ChannelGroup:
     )
 
 
-def _block_width(member: GroupMember, size: int, extent: int) -> int:
-    """Positions per channel when ``member`` is laid out channel-major (channel c owns [c*m, (c+1)*m))."""
-    if extent % size:
+def _block_layout(member: GroupMember, size: int) -> tuple[int, int]:
+    """``(start, m)`` when ``member``'s channels lie one after another from ``start``, ``m`` positions
+    each (channel c owns ``[start + c*m, start + (c+1)*m)``). ``start`` is 0 unless the tensor is a
+    concatenation (an Inception branch, a DenseNet layer), where the group's block sits at its offset."""
+    slices = member.slices(size)
+    widths = {len(positions) for positions in slices}
+    if len(widths) != 1:
         raise ConfigError(
-            f"cannot grow through {member.name}[{member.dim}]: {extent} is not a multiple of {size}"
+            f"cannot grow through {member.name}[{member.dim}]: its channels own unequal numbers of positions"
         )
-    m = extent // size
-    for c, positions in enumerate(member.slices(size)):
-        if not np.array_equal(np.sort(positions), np.arange(c * m, (c + 1) * m)):
+    m = widths.pop()
+    start = int(min(int(np.min(positions)) for positions in slices)) if m else 0
+    for c, positions in enumerate(slices):
+        if not np.array_equal(np.sort(positions), np.arange(start + c * m, start + (c + 1) * m)):
             raise ConfigError(
                 f"cannot grow through {member.name}[{member.dim}]: its positions are not laid out one "
-                "channel after another (channels-last flatten?), so appended channels would not line up"
+                "channel after another (channels-last flatten?), so added channels would not line up"
             )
-    return m
+    return start, m
 
 
 def _new_slice(
@@ -109,6 +116,7 @@ def grow_(model: nn.Module, graph: ChannelGraph, layers: Mapping[str, int], seed
     modules = dict(model.named_modules())
     gen = torch.Generator().manual_seed(seed)
     new_values: dict[str, torch.Tensor] = {}
+    inserted: dict[tuple[str, int], list[tuple[int, int]]] = {}  # (tensor, dim) -> (first position, count)
     changed: set[str] = set()
     for group, extra in groups.values():
         for member in group.members:
@@ -116,12 +124,16 @@ def grow_(model: nn.Module, graph: ChannelGraph, layers: Mapping[str, int], seed
             if isinstance(grouped, nn.modules.conv._ConvNd) and grouped.groups > 1:
                 raise ConfigError(f"cannot grow through the grouped convolution {member.module!r}")
             old = new_values.get(member.name, tensors[member.name])
-            extent = tensors[member.name].shape[member.dim]
-            per_channel = _block_width(member, group.size, extent)
+            start, per_channel = _block_layout(member, group.size)
+            end = start + group.size * per_channel  # the new channels go right after the group's block
+            done = inserted.setdefault((member.name, member.dim), [])
+            at = end + sum(count for position, count in done if position <= end)
+            done.append((end, extra * per_channel))
             shape = list(old.shape)
             shape[member.dim] = extra * per_channel
             added = _new_slice(member, old, shape, gen).to(old.device)
-            new_values[member.name] = torch.cat([old.detach(), added], member.dim)
+            head, tail = old.detach().split([at, old.shape[member.dim] - at], member.dim)
+            new_values[member.name] = torch.cat([head, added, tail], member.dim)
             changed.add(member.module)
     with torch.no_grad():
         for name, value in new_values.items():
