@@ -50,3 +50,27 @@ def test_triage_rows_table_and_plot(tmp_path) -> None:
 def test_bad_config() -> None:
     with pytest.raises(ConfigError, match="choose from random, first, distilled"):
         TriageConfig(inits=("copy",))
+
+
+class _Residual(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x).relu()
+
+
+def test_a_flat_trunk_with_stem_and_head_is_not_a_stage() -> None:
+    """torchvision MobileNets keep their blocks in ``features`` beside the stem and the last conv:
+    collapsing that "stage" replaced the whole trunk with one conv."""
+    x = torch.randn(1, 3, 8, 8)
+    trunk = [torch.nn.Conv2d(3, 4, 3, padding=1), _Residual(), _Residual(), torch.nn.Conv2d(4, 6, 1)]
+    flat = torch.nn.Sequential(
+        torch.nn.Sequential(*trunk), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(6, 10)
+    )
+    assert units_of(flat, x, "block") == ["0.1", "0.2"]
+    with pytest.raises(ConfigError, match="--unit block"):
+        units_of(flat, x, "stage")
+    model = ns.create_model("resnet20_cifar", num_classes=10, in_channels=3)
+    assert units_of(model, torch.randn(1, 3, 32, 32), "stage") == ["layer1", "layer2", "layer3"]

@@ -67,11 +67,26 @@ class TriageRow:
 
 
 def units_of(model: nn.Module, example: torch.Tensor, unit: str) -> list[str]:
-    """Removable residual blocks, or the stages (parents) holding them, in execution order."""
+    """Removable residual blocks, or the stages (parents) holding them, in execution order.
+
+    A parent that also holds layers other than blocks is not a stage: torchvision's MobileNets and
+    EfficientNets keep every block in one ``features`` Sequential with the stem and the last conv, and
+    collapsing that would replace the whole trunk with one conv."""
     blocks = [u for u in trace(model, example).blocks if u.removable or unit == "stage"]
     if unit == "block":
         return [u.name for u in blocks]
-    return list(dict.fromkeys(u.stage for u in blocks if u.stage))
+    names = {u.name for u in blocks}
+    stages = []
+    for stage in dict.fromkeys(u.stage for u in blocks if u.stage):
+        children = [f"{stage}.{child}" for child, _ in model.get_submodule(stage).named_children()]
+        if all(child in names for child in children):
+            stages.append(stage)
+    if not stages and blocks:
+        raise ConfigError(
+            f"{type(model).__name__} has no stage modules: its blocks sit in one container with other "
+            "layers (the stem, the last conv), which is not a stage to collapse; use --unit block"
+        )
+    return stages
 
 
 def _io(model: nn.Module, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
