@@ -111,3 +111,31 @@ def test_copy_filters_starts_the_adders_from_the_convs_and_fresh_init_does_not()
     assert torch.equal(shared.conv2[0].weight, cnn.conv2.weight)
     assert not torch.equal(to_adder(cnn).conv2[0].weight, cnn.conv2.weight)
     assert model_spec(shared)["edits"][-1] == model_spec(to_adder(cnn))["edits"][-1]  # same saved edit
+
+
+class _SharedConv(torch.nn.Module):
+    """One conv registered under two names (weight sharing by aliasing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.a = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.b = self.a
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.b(self.a(self.stem(x)).relu()).mean((2, 3)))
+
+
+def test_a_conv_registered_twice_becomes_one_shared_adder_layer(tmp_path) -> None:
+    torch.manual_seed(0)
+    ann = to_adder(_SharedConv(), keep=["first", "last"])
+    assert ann.a is ann.b and not any(
+        type(m) is torch.nn.Conv2d for n, m in ann.named_modules() if n != "stem"
+    )
+    x = torch.randn(2, 1, 6, 6)
+    ns.save(ann, tmp_path / "m")
+    again = ns.load(tmp_path / "m", model=_SharedConv())
+    assert again.a is again.b
+    with torch.no_grad():
+        assert torch.equal(again.eval()(x), ann.eval()(x))

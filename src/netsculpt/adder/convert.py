@@ -90,6 +90,9 @@ def _adder_for(conv: nn.Conv2d, eta: float, add_bn: bool) -> nn.Module:
 
 
 def _replace(model: nn.Module, layers: list[dict[str, Any]], eta: float) -> None:
+    """Swap each named conv for its adder layer; a conv registered under several names (the same
+    module object) gets one adder layer under all of them, so it stays shared."""
+    made: dict[int, nn.Module] = {}
     for layer in layers:
         name = layer["name"]
         try:
@@ -98,13 +101,18 @@ def _replace(model: nn.Module, layers: list[dict[str, Any]], eta: float) -> None
             raise CheckpointError(
                 f"the saved adder conversion names layer {name!r}, which the model lacks"
             ) from None
+        if id(conv) in made:
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent), attr, made[id(conv)])
+            continue
         if not isinstance(conv, nn.Conv2d) or _convertible(conv) is not None:
             raise CheckpointError(
                 f"the saved adder conversion names {name!r}, a {type(conv).__name__} that is not an "
                 "ungrouped zero-padded Conv2d"
             )
         parent, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent), attr, _adder_for(conv, eta, layer["bn"]))
+        made[id(conv)] = _adder_for(conv, eta, layer["bn"])
+        setattr(model.get_submodule(parent), attr, made[id(conv)])
 
 
 def to_adder_(
@@ -115,12 +123,14 @@ def to_adder_(
         keep = [keep]
     kept = _resolve_keep(model, keep)
     only_bn = _feeds_only_bn(model)
-    layers = []
-    for name, module in model.named_modules():
+    layers, first_name = [], {}
+    # every name a module is registered under: a conv used under two names must not stay a conv in one
+    for name, module in model.named_modules(remove_duplicate=False):
         inside_kept = any(name == k or name.startswith(k + ".") for k in kept)
         if not name or not isinstance(module, nn.Conv2d) or inside_kept or _convertible(module):
             continue
-        layers.append({"name": name, "bn": not only_bn.get(name, False)})
+        primary = first_name.setdefault(id(module), name)
+        layers.append({"name": name, "bn": not only_bn.get(primary, False)})
     if not layers:
         raise ConfigError(
             f"to_adder found no Conv2d to convert in {type(model).__name__} (kept: {sorted(kept)}; grouped "
