@@ -2,7 +2,7 @@
 
 The layer's trainable weight becomes ``parametrizations.weight.original`` and the mask a buffer of the
 parametrization (``parametrizations.weight.0.mask``), so both are in the state dict and in every training
-checkpoint; ``weight`` is ``original * mask`` recomputed on *every* read. That matters: attention layers
+checkpoint; ``weight`` is the masked original, recomputed on *every* read. That matters: attention layers
 (``nn.MultiheadAttention``'s ``out_proj``, torchvision Swin's ``qkv`` / ``proj``) hand a Linear's
 ``.weight`` to a functional call without running the Linear's forward, so a mask refreshed by a forward
 hook (``torch.nn.utils.prune``, the first design) left them a stale, freed tensor. :func:`remove_masks_`
