@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import netsculpt as ns
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, NetsculptError
 from netsculpt.pipeline import load_recipe, parse_recipe, run_recipe
 from netsculpt.pipeline import stages as stage_module
 
@@ -80,15 +80,48 @@ def test_interrupted_run_resumes_without_redoing_stages(tmp_path, monkeypatch) -
     assert calls == ["baseline", "prune", "finetune"]  # baseline and prune ran once
 
 
-def test_a_folder_made_by_another_recipe_is_protected(tmp_path) -> None:
-    first = run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
-    other = SMALL.replace("conv2: 6", "conv2: 5")
+def _count_stage_calls(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    for kind in ("baseline", "prune", "finetune"):
+        real = stage_module.STAGES[kind]
+
+        def counting(*args, _real=real, _kind=kind, **kwargs):
+            calls.append(_kind)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setitem(stage_module.STAGES, kind, counting)
+    return calls
+
+
+def test_a_folder_made_by_another_recipe_is_protected(tmp_path, monkeypatch) -> None:
+    run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
+    calls = _count_stage_calls(monkeypatch)
+    other = SMALL.replace("limit: 200", "limit: 180")  # other data: the baseline itself would differ
     with pytest.raises(ConfigError, match="different recipe"):
         run_recipe(parse_recipe(other), other, tmp_path)
-    # --force starts over: the old fine-tune's checkpoint (conv2 of 6 channels) must not be resumed
-    again = run_recipe(parse_recipe(other), other, tmp_path, force=True)
+    assert calls == []
+    run_recipe(parse_recipe(other), other, tmp_path, force=True)  # --force starts every stage over
+    assert calls == ["baseline", "prune", "finetune"]
+
+
+def test_an_edited_stage_keeps_the_stages_before_it_and_redoes_the_rest(tmp_path, monkeypatch) -> None:
+    first = run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
+    calls = _count_stage_calls(monkeypatch)
+    other = SMALL.replace("conv2: 6", "conv2: 5")
+    again = run_recipe(parse_recipe(other), other, tmp_path)
+    assert calls == ["prune", "finetune"]  # the baseline is kept
     assert again["after"]["params"] < first["after"]["params"]  # one conv2 filter fewer
-    assert [h["epoch"] for h in again["stages"][2]["info"]["history"]] == [1]
+    assert [h["epoch"] for h in again["stages"][2]["info"]["history"]] == [1]  # not resumed from the old
+    assert (tmp_path / "recipe.yaml").read_text() == other
+
+
+def test_a_folder_whose_first_run_did_nothing_takes_the_corrected_recipe(tmp_path) -> None:
+    broken = SMALL.replace("name: lenet5", "name: lenet55")
+    with pytest.raises(NetsculptError, match="lenet55"):
+        run_recipe(parse_recipe(broken), broken, tmp_path)
+    assert (tmp_path / "recipe.yaml").read_text() == broken
+    results = run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
+    assert results["after"]["params"] > 0
 
 
 FAST = [

@@ -41,13 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from netsculpt.pipeline import default_recipe_path, load_recipe, print_summary, run_recipe
+    from netsculpt.pipeline.recipe_change import with_overrides
 
     if args.compare_random:
         args.overrides = [*args.overrides, "compare_random=true"]
     path = Path(args.recipe) if args.recipe else default_recipe_path()
     recipe, text = load_recipe(path, args.overrides)
-    if args.overrides:
-        text += "\n# overrides: " + " ".join(args.overrides) + "\n"
+    text = with_overrides(text, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     results = run_recipe(recipe, text, out, force=args.force, trust_builder=args.trust_builder)
     print_summary(results)

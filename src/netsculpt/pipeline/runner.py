@@ -25,12 +25,13 @@ from rich.console import Console
 from torch import nn
 
 from netsculpt import faults
-from netsculpt.errors import ConfigError, DiskFullError, NetsculptError
+from netsculpt.errors import DiskFullError, NetsculptError
 from netsculpt.fileio import disk_full_reason, write_json, write_text
 from netsculpt.pipeline import guards
 from netsculpt.pipeline.dense import task_record
 from netsculpt.pipeline.lock import RunLock
 from netsculpt.pipeline.recipe import Recipe
+from netsculpt.pipeline.recipe_change import check_recipe_change
 from netsculpt.pipeline.run_context import build_context
 from netsculpt.pipeline.stages import STAGES, RunContext
 from netsculpt.report.schema import SCHEMA_VERSION, validate_results
@@ -69,15 +70,6 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
     return {"accuracy": acc, "loss": loss, **task_metrics, **metrics.to_dict()}
 
 
-def _check_same_recipe(run_dir: Path, text: str, force: bool) -> None:
-    stored = run_dir / "recipe.yaml"
-    if stored.is_file() and stored.read_text() != text and not force:
-        raise ConfigError(
-            f"{run_dir} was made by a different recipe; to continue it rerun with the same recipe, or choose "
-            "a new --out (or pass --force to start this folder's stages over)"
-        )
-
-
 def run_recipe(
     recipe: Recipe, text: str, run_dir: str | Path, *, force: bool = False, trust_builder: str | None = None
 ) -> dict[str, Any]:
@@ -112,7 +104,7 @@ def _run_locked(
     from netsculpt.measure import cpu_calibration
 
     started = time.perf_counter()
-    _check_same_recipe(run_dir, text, force)
+    check_recipe_change(run_dir, recipe, text, force, RANDOM_DIR)
     _remove_partial_writes(run_dir)
     if force:
         _clear_stages(run_dir)
