@@ -63,7 +63,9 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
             "loss": loss,
             **keep,
             "size_bytes": model.size_bytes,
-            "latency_ms": latency,
+            # not latency_ms: that is PyTorch eager, and the summary would set int8-on-another-runtime
+            # against the float model on PyTorch as if they were the same measurement
+            "latency_ms": None,
             "latency": {f"{runtime}-int8": {"1": latency}},
         }
     metrics = measure(model, ctx.example, runs=runs, onnx=ctx.recipe.outputs.onnx)

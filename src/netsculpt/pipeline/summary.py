@@ -41,6 +41,16 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
             f"{a['latency_ms']:.3f} ms",
             f"{ratio:.2f}x faster",
         )
+    for key, by_batch in (a.get("latency") or {}).items():  # an int8 artefact: timed on its runtime only
+        if key.endswith("-int8") and by_batch.get("1"):
+            runtime = key.removesuffix("-int8")
+            before = ((b.get("latency") or {}).get(runtime) or {}).get("1")
+            table.add_row(
+                f"latency on {runtime} (batch 1; after: int8)",
+                f"{before:.3f} ms" if before else "not timed",
+                f"{by_batch['1']:.3f} ms",
+                f"{before / by_batch['1']:.2f}x faster" if before else "no float time on this runtime",
+            )
     console.print(table)
     for line in stage_lines(results):
         console.print(line)

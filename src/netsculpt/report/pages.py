@@ -68,16 +68,14 @@ def _task_rows(run: Run) -> list[list]:
 def _extra_latencies(b: Any, a: Any) -> list[list]:
     """Rows for every other runtime/batch size both models were timed at (ONNX Runtime, batch 8 ...)."""
     lb, la = value_of(b, "latency") or {}, value_of(a, "latency") or {}
-    rows = []
+    rows = _int8_latencies(lb, la)
     for runtime, by_batch in lb.items():
         for batch, ms in by_batch.items():
             other = la.get(runtime, {}).get(batch)
             if other is None or (runtime == "torch" and batch == "1"):
                 continue
             text, cls = fmt.reduction(ms, other, "faster", "slower")
-            name = (
-                "PyTorch" if runtime == "torch" else "ONNX Runtime" if runtime == "onnxruntime" else runtime
-            )
+            name = RUNTIME_NAMES.get(runtime, runtime)
             rows.append(
                 [
                     (esc(f"latency ({name}, batch {batch})"), "name"),
@@ -87,6 +85,33 @@ def _extra_latencies(b: Any, a: Any) -> list[list]:
                 ]
             )
     return rows
+
+
+def _int8_latencies(lb: dict, la: dict) -> list[list]:
+    """An int8 artefact is timed on its own runtime only: set it against the float model on that same
+    runtime when the baseline was timed there, never against PyTorch."""
+    rows = []
+    for key, by_batch in la.items():
+        if not key.endswith("-int8"):
+            continue
+        runtime = key.removesuffix("-int8")
+        name = RUNTIME_NAMES.get(runtime, runtime)
+        for batch, ms in by_batch.items():
+            before = lb.get(runtime, {}).get(batch)
+            text, cls = fmt.reduction(before, ms, "faster", "slower")
+            label = f"latency ({name}, batch {batch}; before float, after int8)"
+            rows.append(
+                [(esc(label), "name"), esc(fmt.millis(before)), esc(fmt.millis(ms)), (esc(text), cls)]
+            )
+    return rows
+
+
+RUNTIME_NAMES = {
+    "torch": "PyTorch",
+    "onnxruntime": "ONNX Runtime",
+    "openvino": "OpenVINO",
+    "compile": "torch.compile",
+}
 
 
 def _machine_note(run: Run) -> str:
