@@ -175,3 +175,26 @@ def test_detection_distillation_matches_fpn_features_through_adapters():
     assert all(p.grad is not None for p in loss_fn.learnable.parameters())
     result = distill(student, teacher, train_dl, test_dl, CONFIG, config, task=task)
     assert result.epochs_run == 1 and not any("fpn" in k and "adapter" in k for k in student.state_dict())
+
+
+def test_a_two_stage_detector_distils_with_alpha_zero_as_its_error_says():
+    """Faster R-CNN has no head whose output the soft loss could match; alpha=0 (the fix the error
+    names) looked the head up anyway and raised the same error."""
+    import torchvision.models.detection as tvd
+
+    torch.manual_seed(0)
+    build = lambda: tvd.fasterrcnn_mobilenet_v3_large_320_fpn(  # noqa: E731
+        weights=None, weights_backbone=None, num_classes=3, min_size=64, max_size=64
+    )
+    teacher, student = build().eval(), build().train()
+    task = get_task("detection")
+    with pytest.raises(ConfigError, match="alpha=0"):
+        task.distillation_loss(teacher, DistillConfig(alpha=0.5))(student, [torch.rand(3, 64, 64)], [_box()])
+    loss, _ = task.distillation_loss(teacher, DistillConfig(alpha=0.0))(
+        student, [torch.rand(3, 64, 64)], [_box()]
+    )
+    assert torch.isfinite(loss)
+
+
+def _box() -> dict:
+    return {"boxes": torch.tensor([[5.0, 5.0, 30.0, 30.0]]), "labels": torch.tensor([1])}

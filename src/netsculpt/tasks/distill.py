@@ -109,8 +109,12 @@ class DenseDistillationLoss(TeacherLoss):
         return {"loss": f"distill-{self.task.name}", **self.config.to_dict(), "teacher": self.fingerprint}
 
     def _head(self, model: nn.Module) -> nn.Module | None:
+        """The module whose output the soft loss reads; only looked up when there is a soft loss
+        (alpha > 0): a two-stage detector has no such head and distils by hints alone."""
         head_module = getattr(self.task, "head_module", None)
-        return head_module(model) if head_module is not None else None
+        if head_module is None or self.config.alpha == 0:
+            return None
+        return head_module(model)
 
     def __call__(self, model: nn.Module, inputs: Any, targets: Any) -> tuple[Tensor, Any]:
         alpha, temperature, hints = self.config.alpha, self.config.temperature, self.config.hints
