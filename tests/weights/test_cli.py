@@ -82,3 +82,19 @@ def test_bad_bits_is_a_one_line_error(capsys, tmp_path) -> None:
         str(tmp_path),
     )
     assert code == 1 and "1..8" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["quantize", "cluster"])
+def test_a_segmenter_or_mismatched_data_is_refused_up_front(capsys, tmp_path, command: str) -> None:
+    """Both crashed deep inside: CrossEntropy on an OrderedDict, ONNX Runtime on a 32 px batch for 64."""
+    data = ["--data", "synthetic", "--limit", "16", "--batch-size", "8", "--out", str(tmp_path / "o")]
+    code, _, err = run(capsys, command, "lraspp_gray", "--num-classes", "3", "--input-shape", "1,1,64,64",
+                       "--resize", "64", "--channels", "1", *data)  # fmt: skip
+    assert code != 0 and "works on classifiers" in err and "(1, 3, 64, 64)" in err
+    code, _, err = run(
+        capsys, command, "lenet5", "--input-shape", "1,1,28,28", "--resize", "32", "--channels", "1", *data
+    )
+    assert code != 0 and "match them with --resize" in err
+    code, _, err = run(capsys, command, "lenet5", "--input-shape", "1,1,32,32", "--resize", "32", *data)
+    assert code != 0 and "cannot run an input of shape (1, 1, 32, 32)" in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

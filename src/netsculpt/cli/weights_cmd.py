@@ -59,6 +59,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_quantize)
 
 
+def _check_classifier_and_data(model, shape: tuple[int, ...], loader, command: str) -> None:
+    """Both commands score top-1 accuracy and calibrate on image batches: refuse a detector or a
+    segmenter (an ``OrderedDict`` or a list out) and data whose images do not have the model's input size,
+    up front and with what to do, rather than as a traceback from deep inside ONNX Runtime."""
+    import torch
+
+    from netsculpt.errors import ConfigError
+
+    try:
+        with torch.no_grad():
+            out = model.eval()(example(shape))
+    except Exception as exc:
+        raise ConfigError(
+            f"the model cannot run an input of shape {tuple(shape)} ({type(exc).__name__}: {exc}); pass the "
+            "shape it takes with --input-shape"
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        kind = (
+            type(out).__name__
+            if not isinstance(out, torch.Tensor)
+            else f"a tensor of shape {tuple(out.shape)}"
+        )
+        raise ConfigError(
+            f"`netsculpt {command}` works on classifiers (one row of class scores per image); this model "
+            f"returns {kind}. For detectors and segmenters use prune / distill / search with --task"
+        )
+    images = next(iter(loader))[0]
+    if tuple(images.shape[1:]) != tuple(shape[1:]):
+        raise ConfigError(
+            f"the data's images are {tuple(images.shape[1:])} but the model's input is {tuple(shape[1:])}; "
+            "match them with --resize / --channels (or --input-shape)"
+        )
+
+
 def run_cluster(args: argparse.Namespace) -> int:
     from netsculpt.io import save
     from netsculpt.train import TrainConfig, evaluate
@@ -78,6 +112,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     }
     batch = args.batch_size or 64
     train_loader, test_loader = loaders(args, batch, augment=False)
+    _check_classifier_and_data(model, shape, test_loader, "cluster")
     float_acc, _ = evaluate(model, test_loader)
     float_bytes = packed_size_bytes(model)
     if args.method == "dkm":
@@ -134,6 +169,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     model, shape = load_model(args)
     model.eval()
     train_loader, test_loader = loaders(args, args.batch_size or 64, augment=False)
+    _check_classifier_and_data(model, shape, test_loader, "quantize")
     out = Path(args.out)
     if args.mixed:
         return _quantize_mixed(args, model, shape, train_loader, test_loader, out)
