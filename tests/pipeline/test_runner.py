@@ -116,8 +116,10 @@ def test_an_edited_stage_keeps_the_stages_before_it_and_redoes_the_rest(tmp_path
 
 
 def test_a_folder_whose_first_run_did_nothing_takes_the_corrected_recipe(tmp_path) -> None:
-    broken = SMALL.replace("name: lenet5", "name: lenet55")
-    with pytest.raises(NetsculptError, match="lenet55"):
+    broken = SMALL.replace(
+        "data: {name: mnist5k, limit: 200}", f"data: {{name: imagefolder, root: {tmp_path / 'no'}}}"
+    )
+    with pytest.raises(NetsculptError, match="imagefolder"):
         run_recipe(parse_recipe(broken), broken, tmp_path)
     assert (tmp_path / "recipe.yaml").read_text() == broken
     results = run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
@@ -235,3 +237,16 @@ def test_compare_random_reruns_the_stages_with_a_random_criterion(tmp_path, caps
 
     write_report(tmp_path)
     assert "same stages, random criterion" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("name: lenet5", "name: lenet55", "did you mean: lenet5"),
+        ("criterion: l1", "criterion: taylr", "did you mean 'taylor'"),
+    ],
+)
+def test_misspelt_names_are_refused_when_the_recipe_is_read(old: str, new: str, message: str) -> None:
+    """They surfaced only after the baseline had trained (and then locked the run folder)."""
+    with pytest.raises(ConfigError, match=f"(?i){message}"):
+        parse_recipe(SMALL.replace(old, new))

@@ -52,6 +52,18 @@ def _zoo_spec(name: str) -> ModelSpec:
     raise UnknownNameError(message)
 
 
+def check_model_name(name: str) -> None:
+    """Raise UnknownNameError (with the close names) unless ``name`` is a zoo, ``torchvision:`` or
+    ``timm:`` model; nothing is built."""
+    prefix, sep, arch = name.partition(":")
+    if sep and prefix == "torchvision":
+        external.check_torchvision_name(arch)
+    elif sep and prefix == "timm":
+        external.check_timm_name(arch)
+    else:
+        _zoo_spec(name)
+
+
 def _check_kwargs(spec: ModelSpec, kwargs: dict[str, Any]) -> None:
     """Turn a mistyped builder option into a message listing the options the model takes."""
     try:

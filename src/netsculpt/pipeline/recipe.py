@@ -126,6 +126,20 @@ class Recipe(Section):
         return v
 
     @model_validator(mode="after")
+    def _model_name(self) -> Recipe:
+        """A misspelt model is refused when the recipe is read, not when the baseline stage starts (a
+        saved baseline checkpoint carries its own architecture, so the name is not used then)."""
+        if self.baseline.checkpoint is None:
+            from netsculpt.errors import NetsculptError
+            from netsculpt.models.factory import check_model_name
+
+            try:
+                check_model_name(self.model.name)
+            except NetsculptError as exc:
+                raise ValueError(f"model.name: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _task(self) -> Recipe:
         from netsculpt.pipeline.dense import check_dense_recipe
 

@@ -8,7 +8,34 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+def _known(name: str, known: list[str], what: str) -> str:
+    if name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown {what} {name!r}; {hint}known: {', '.join(known)}")
+    return name
+
+
+def _channel_criterion(name: str) -> str:
+    """Checked when the recipe is read: a typo must not surface after the baseline has trained."""
+    from netsculpt.importance import list_criteria
+
+    return _known(name, list_criteria(), "criterion")
+
+
+def _block_criterion(name: str) -> str:
+    from netsculpt.depth.criteria import BLOCK_CRITERIA
+
+    return _known(name, list(BLOCK_CRITERIA), "block criterion")
+
+
+ChannelCriterion = Annotated[str, AfterValidator(_channel_criterion)]
+BlockCriterion = Annotated[str, AfterValidator(_block_criterion)]
 
 
 class Section(BaseModel):
@@ -50,7 +77,7 @@ class TrainSection(Section):
 
 class PruneStage(Section):
     kind: Literal["prune"] = "prune"
-    criterion: str = "l1"
+    criterion: ChannelCriterion = "l1"
     ratio: float | None = Field(default=None, ge=0, lt=1)
     target: dict[Literal["macs", "params", "channels"], float] | None = None
     widths: dict[str, int] | None = None
@@ -102,7 +129,7 @@ class SearchStage(Section):
     kind: Literal["search"] = "search"
     method: Literal["sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n"] = "greedy"
     target: dict[Literal["macs", "params", "latency"], float]
-    criterion: str = "l1"
+    criterion: ChannelCriterion = "l1"
     val_size: int | None = Field(default=None, ge=1)  # None: 500, or a fifth of a smaller training split
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -156,7 +183,7 @@ class PruneDepthStage(Section):
     kind: Literal["prune_depth"] = "prune_depth"
     blocks: int | list[str] | None = None
     target: dict[Literal["macs", "params", "latency"], float] | None = None
-    criterion: str = "output_change"
+    criterion: BlockCriterion = "output_change"
     calib_batches: int = Field(default=4, ge=1)
     val_size: int | None = Field(default=None, ge=1)  # held out of the training split for scores
     fold: bool = False  # also fold BatchNorms and linear convs after removal
@@ -175,8 +202,8 @@ class CompoundStage(Section):
     kind: Literal["compound"] = "compound"
     macs: float = Field(gt=0, le=1)
     latency: float | None = Field(default=None, gt=0, le=1)  # fraction of the input model's latency
-    criterion: str = "l1"  # width
-    depth_criterion: str = "output_change"
+    criterion: ChannelCriterion = "l1"  # width
+    depth_criterion: BlockCriterion = "output_change"
     val_size: int | None = Field(default=None, ge=1)  # held out of the training split for scores
 
 
