@@ -51,11 +51,33 @@ def structure_fingerprint(model: nn.Module) -> str:
         if type(module).__name__ in _TRAIN_ONLY:
             continue
         kind = f"{type(module).__module__}.{type(module).__qualname__}"
-        lines.append(f"{name}|{kind}|{module.extra_repr()}")
+        lines.append(f"{name}|{kind}|{module.extra_repr()}|{_settings(module)}")
     lines += [
         f"{k}|{'lazy' if is_lazy(v) else tuple(v.shape)}|{v.dtype}" for k, v in model.state_dict().items()
     ]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, _PLAIN)
+
+
+def _settings(module: nn.Module) -> str:
+    """A module's plain-valued attributes (numbers, strings, tuples of them) that ``extra_repr`` leaves
+    out. Detectors keep their behaviour there: torchvision's ``GeneralizedRCNNTransform.min_size`` /
+    ``max_size``, ``RoIHeads.score_thresh`` / ``detections_per_img``; without them a Faster R-CNN built
+    with ``min_size=128`` matched the default builder and reloaded resizing images to 800 px."""
+    items = [
+        f"{key}={value!r}"
+        for key, value in sorted(vars(module).items())
+        if not key.startswith("_") and key != "training" and not key.startswith("netsculpt") and _plain(value)
+    ]
+    return ",".join(items)
 
 
 def tag_model(model: nn.Module, base: dict[str, Any]) -> nn.Module:
@@ -81,6 +103,11 @@ def describe_unbuilt(model: nn.Module) -> dict[str, Any]:
     }
     if isinstance(getattr(model, "pretrained_cfg", None), dict):  # timm records its architecture here
         base["timm_architecture"] = str(model.pretrained_cfg.get("architecture", ""))
+    from netsculpt.models.detector_options import detector_options
+
+    options = detector_options(model)
+    if options:  # a detector's input size and thresholds: no tensor shape shows them
+        base["detector_options"] = options
     return {"base": base, "base_shapes": state_shapes(model), "edits": []}
 
 

@@ -112,3 +112,40 @@ def test_detectors_are_found_beside_their_class_with_their_class_count(build, na
     spec = describe_unbuilt(model)
     found = identify_base(spec["base"], spec["base_shapes"])
     assert found is not None and (found["name"], found["num_classes"]) == (f"torchvision:{name}", classes)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+            num_classes=3, weights_backbone=None, min_size=128, max_size=160, box_score_thresh=0.0,
+            box_detections_per_img=7,
+        ),
+        lambda: torchvision.models.detection.retinanet_resnet50_fpn(
+            num_classes=3, weights_backbone=None, min_size=96, score_thresh=0.3, detections_per_img=11
+        ),
+    ],
+    ids=["faster-rcnn", "retinanet"],
+)  # fmt: skip
+def test_a_detectors_input_size_and_thresholds_are_kept(build) -> None:
+    """They live in plain attributes, not tensor shapes: such a model matched the default builder and
+    reloaded resizing to 800 px and keeping 100 boxes."""
+    with torch.device("meta"):
+        model = build()
+    spec = describe_unbuilt(model)
+    found = identify_base(spec["base"], spec["base_shapes"])
+    assert found is not None
+    from netsculpt.models import create_model
+
+    with torch.device("meta"):
+        rebuilt = create_model(
+            found["name"],
+            num_classes=found["num_classes"],
+            in_channels=found["in_channels"],
+            **found["kwargs"],
+        )
+    assert rebuilt.transform.min_size == model.transform.min_size
+    assert rebuilt.transform.max_size == model.transform.max_size
+    from netsculpt.spec import structure_fingerprint
+
+    assert structure_fingerprint(rebuilt) == structure_fingerprint(model)

@@ -104,7 +104,10 @@ def identify_base(base: dict[str, Any], shapes: dict[str, list[int]]) -> dict[st
             continue
         if shapes and set(default.state_dict()) != set(shapes):
             continue  # another builder: no option tried below changes which tensors a model has
-        for kwargs in [variant] + [{**variant, **g} for g in structural_guesses(name, shapes)]:
+        guesses = [{**variant, **g} for g in structural_guesses(name, shapes)]
+        if base.get("detector_options"):  # read off the user's detector (netsculpt.models.detector_options)
+            guesses.insert(0, {**variant, **base["detector_options"]})
+        for kwargs in [variant, *guesses]:
             built = (
                 default if kwargs is variant else _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **kwargs)
             )
