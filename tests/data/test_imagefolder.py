@@ -64,8 +64,12 @@ def test_layout_errors_say_what_is_expected(tmp_path) -> None:
         load_dataset("imagefolder", root=tmp_path)
 
 
-def test_unreadable_image_is_named(tmp_path) -> None:
+@pytest.mark.parametrize("name", ["broken.png", "0.png"], ids=["later", "first"])
+def test_unreadable_image_is_named(tmp_path, name: str) -> None:
+    """The first training image is opened on its own to read the size: it escaped as a PIL error."""
     _tree(tmp_path)
-    (tmp_path / "train" / "red" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"cannot read image .*broken\.png"):
+    (tmp_path / "train" / sorted(p.name for p in (tmp_path / "train").iterdir())[0] / name).write_bytes(
+        b"not a png"
+    )
+    with pytest.raises(DataError, match=rf"cannot read image .*{name}"):
         load_dataset("imagefolder", root=tmp_path)

@@ -105,10 +105,14 @@ def test_gradient_scores_follow_the_task_loss():
     assert torch.isfinite(values).all() and values.std() > 0
 
 
-def test_hrel_on_detection_is_a_clear_error():
+@pytest.mark.parametrize("criterion", ["hrel", "gpp", "gpp_reg"])
+def test_label_criteria_on_detection_are_a_clear_error(criterion):
+    """gpp lacked the flag and crashed inside index_add_ on a segmenter's pixel labels."""
     task, train_dl, _ = loaders("detect")
     with pytest.raises(PruningError, match=r"one class label per image.*detection"):
-        ns.prune(tiny_fcos().eval(), ([torch.rand(1, 64, 64)],), criterion="hrel", data=train_dl, task=task)
+        ns.prune(
+            tiny_fcos().eval(), ([torch.rand(1, 64, 64)],), criterion=criterion, data=train_dl, task=task
+        )
 
 
 def test_loss_mode_keeps_batchnorm_statistics():

@@ -102,5 +102,25 @@ def example(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
+def check_fits_data(model: nn.Module, loader: Any) -> None:
+    """Run one image of ``loader`` through ``model`` (eval, no grad) and turn a failure into what to
+    change: a LeNet-5 fed 32 px digits, or a 1-channel model given RGB, failed deep inside torch."""
+    from netsculpt.errors import ConfigError
+
+    images = next(iter(loader))[0][:1]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(images)
+    except Exception as exc:
+        raise ConfigError(
+            f"the model cannot take the data's images of shape {tuple(images.shape[1:])} "
+            f"({type(exc).__name__}: {str(exc)[:160]}); match them with --resize / --channels, or build the "
+            "model for that size (e.g. --model-option input_size=32 for lenet5)"
+        ) from None
+    finally:
+        model.train(was_training)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
 from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_name
 from netsculpt.errors import ConfigError
 
@@ -83,8 +83,14 @@ def _hints(specs: list[str]) -> list[tuple[str, str]]:
 def _same_outputs(args: argparse.Namespace, student: Any, teacher: Any, x: Any) -> None:
     import torch
 
-    with torch.no_grad():
-        s_out, t_out = student.eval()(x), teacher.eval()(x)
+    try:
+        with torch.no_grad():
+            s_out, t_out = student.eval()(x), teacher.eval()(x)
+    except Exception as exc:
+        raise ConfigError(
+            f"the models cannot take the data's images of shape {tuple(x.shape[1:])} ({type(exc).__name__}: "
+            f"{str(exc)[:160]}); match them with --resize / --channels, or build the models for that size"
+        ) from None
     if s_out.shape != t_out.shape:
         raise ConfigError(
             f"student {args.model!r} outputs {tuple(s_out.shape)} but teacher {args.teacher!r} outputs "
@@ -155,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         train_loader, test_loader = loaders(
             args, config.batch_size, config.augment, config.seed, config.augment_shift
         )
+        check_fits_data(student, test_loader)
+        check_fits_data(teacher, test_loader)
         score = lambda model: evaluate(model, test_loader)[0]  # noqa: E731
     before = {}
     if ctx.is_main:

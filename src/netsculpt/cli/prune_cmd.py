@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
 from netsculpt.errors import ConfigError
 
 
@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
                 f"criterion {args.criterion!r} learns from data: pass --data NAME (see `netsculpt data`)"
             )
         data = dense.train_loader if dense is not None else loaders(args, args.batch_size or 64)[0]
+        if dense is None:
+            check_fits_data(model, data)
     target = None
     if args.target_macs is not None:
         target = Target(macs=args.target_macs)

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from rich.console import Console
 
-from netsculpt.cli.common import add_model_args, load_model
+from netsculpt.cli.common import add_model_args, check_fits_data, load_model
 
 if TYPE_CHECKING:
     from netsculpt.data import DataSource
@@ -135,7 +136,10 @@ def run_train(args: argparse.Namespace) -> int:
         train_loader, test_loader = loaders(
             args, config.batch_size, config.augment, config.seed, config.augment_shift
         )
+    torch.manual_seed(config.seed)  # the initial weights too: --seed makes a fresh run repeatable
     model, shape = load_model(args)
+    if dense is None:
+        check_fits_data(model, train_loader)
     out = Path(args.out)
     result = train(model, train_loader, test_loader, config, out_dir=out / "checkpoints", resume=args.resume,
                    task=dense.task if dense is not None else None)  # fmt: skip
@@ -162,6 +166,7 @@ def run_eval(args: argparse.Namespace) -> int:
     data_defaults(args)
     model, _ = load_model(args)
     _, test_loader = loaders(args, args.batch_size or 256)
+    check_fits_data(model, test_loader)
     acc, loss = evaluate(model, test_loader)
     Console().print(f"{args.model} on {args.data}: accuracy {acc:.2%}, loss {loss:.4f}")
     return 0

@@ -51,16 +51,19 @@ def _read(paths: list[Path], size: tuple[int, int], mode: str, what: str) -> np.
                 if image.size != (size[1], size[0]):
                     image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                 out[i] = np.asarray(image).reshape(size[0], size[1], -1)
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
             raise DataError(f"imagefolder: cannot read image {path}: {exc}") from None
     return out.transpose(0, 3, 1, 2)
 
 
 def _first_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as image:
-        return image.size[1], image.size[0]
+    try:
+        with Image.open(path) as image:
+            return image.size[1], image.size[0]
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
+        raise DataError(f"imagefolder: cannot read image {path}: {exc}") from None
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -95,6 +95,7 @@ class GPP(FeatureMapCriterion):
     shrink: float = 0.0  # > 0: regularised LDA, low-activity channels count less (after a push: 1.0)
     grid: int = 1  # > 1: LDA over each channel's grid x grid cell means, scores summed per channel
     needs: ClassVar[frozenset[str]] = frozenset({WEIGHTS, ACTIVATIONS, LABELS})
+    per_image_labels: ClassVar[bool] = True  # class scatter needs one class per image, not boxes / masks
 
     def __post_init__(self) -> None:
         if not self.ridge > 0:
