@@ -10,10 +10,12 @@ fingerprint (every module's class and settings, every state-dict shape) equals t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -58,16 +60,39 @@ def candidate_names(base: dict[str, Any]) -> list[str]:
 
 
 def _build(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> nn.Module | None:
-    """The candidate on the meta device (no memory), or on the CPU when its code needs real values."""
+    """The candidate on the meta device (no memory); when its code needs real values (RegNet works its
+    widths out with tensors and ``.tolist()``), on the CPU with every parameter and buffer moved to the
+    meta device as it is registered, so even ``regnet_y_128gf`` (644 M parameters) costs no memory."""
     from netsculpt.models.factory import create_model
 
     for device in ("meta", "cpu"):
         try:
-            with torch.device(device):
+            with torch.device(device), _weights_on_meta() if device == "cpu" else contextlib.nullcontext():
                 return create_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
         except Exception as exc:  # a builder doing arithmetic on meta tensors; any failure: not this one
             log.debug("candidate %s on %s failed: %s", name, device, exc)
     return None
+
+
+@contextlib.contextmanager
+def _weights_on_meta() -> Iterator[None]:
+    """Parameters and buffers go to the meta device as modules register them; other tensors stay real.
+    Initialisers then run on meta tensors (no work); the structure and shapes are what matter here."""
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def parameter(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and param.device.type != "meta":
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register_parameter(self, name, param)
+
+    def buffer(self: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+        register_buffer(self, name, tensor.to("meta") if tensor is not None else None, persistent)
+
+    nn.Module.register_parameter, nn.Module.register_buffer = parameter, buffer  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter, nn.Module.register_buffer = register_parameter, register_buffer
 
 
 def _guesses(candidate: nn.Module, shapes: dict[str, list[int]]) -> tuple[set[int], set[int]]:
