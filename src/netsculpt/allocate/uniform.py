@@ -63,10 +63,20 @@ def uniform_plan(
         if k < g.size:
             keep[g.id] = select_keep(g, scores[g.id], k)
     if ratio > 0 and not keep:
+        rounded = [
+            g for g in graph.prunable_groups
+            if keep_count(g, int(ratio * g.size), min_channels=min_channels) < g.size
+        ]  # fmt: skip
+        if rounded:
+            steps = sorted({group_step(g.size, round_to) for g in rounded})
+            raise PruningError(
+                f"nothing was pruned at ratio {ratio}: rounding kept counts up to a multiple of "
+                f"{', '.join(map(str, steps))} (round_to={round_to!r}) gave every group back all its "
+                "channels; raise the ratio, or pass round_to=1"
+            )
         raise PruningError(
             "nothing can be pruned: every channel group is pinned (see ns.trace(model, inputs) for the "
-            "reasons), "
-            "the closest achievable ratio is 0"
+            "reasons), the closest achievable ratio is 0"
         )
     sizes = {g.id: g.size for g in graph.groups}
     return PrunePlan(keep, sizes, dict(meta or {}))
