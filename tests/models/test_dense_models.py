@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from netsculpt.errors import ConfigError
 from netsculpt.models import create_model, model_input_shape
 
 
@@ -29,3 +31,15 @@ def test_lraspp_gray_returns_a_class_map() -> None:
     with torch.no_grad():
         out = model(torch.rand(2, 1, 64, 64))
     assert out.shape == (2, 11, 64, 64)
+
+
+def test_a_torchvision_segmenter_takes_grey_images() -> None:
+    """Segmenters do not normalise inside forward (detectors do): their first conv adapts, so they run
+    on the one-channel digits_seg canvases; they were refused with the detectors' reason."""
+    import netsculpt as ns
+
+    model = ns.create_model("torchvision:lraspp_mobilenet_v3_large", num_classes=3, in_channels=1).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 64, 64))["out"].shape == (1, 3, 64, 64)
+    with pytest.raises(ConfigError, match="in_channels must be 3"):
+        ns.create_model("torchvision:fcos_resnet50_fpn", num_classes=3, in_channels=1)

@@ -165,17 +165,20 @@ def build_torchvision(name: str, num_classes: int, in_channels: int, **kwargs: A
     check_torchvision_name(name)
     _refuse_download(kwargs, "weights", "pretrained", "weights_backbone")
     kwargs = {**_TORCHVISION_DEFAULTS.get(name, {}), **kwargs}
-    if torchvision_kind(name) != "classification":
+    if torchvision_kind(name) == "detection":
         if in_channels != 3:
             raise ConfigError(
                 f"torchvision:{name} normalises 3-channel (RGB) images inside forward; in_channels must "
                 f"be 3, got {in_channels}"
             )
-        # a detector takes a batch tensor (N, 3, H, W) or a list of (3, H, W) images; eval mode returns
+        # a detector normalises inside forward, so its images are RGB; it takes a batch tensor (N, 3, H, W)
+        # or a list of (3, H, W) images; eval mode returns
         # boxes after NMS, train mode losses (netsculpt traces and measures in eval mode)
         return torchvision.models.get_model(
             name, weights=None, weights_backbone=None, num_classes=num_classes, **kwargs
         )
+    if torchvision_kind(name) == "segmentation":  # no normalisation inside: the first conv adapts
+        kwargs = {"weights_backbone": None, **kwargs}
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
     if in_channels != 3:
         replace_input_conv(model, in_channels, _built_sample_shape(name, kwargs), f"torchvision:{name}")
