@@ -82,3 +82,13 @@ def test_unknown_deploy_runtime_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="unknown runtime 'tpu'"):
         parse_recipe(RECIPE.replace("runtime: torch", "runtime: tpu") % "")
+
+
+def test_a_slowdown_within_the_margin_is_not_shouted() -> None:
+    from netsculpt.pipeline.guards import describe
+
+    base = {"runtime": "torch", "batch": 1, "threads": 1, "input_ms": 1.0}
+    within = describe("prune", {**base, "output_ms": 1.04, "speedup": 1 / 1.04, "slower": False})
+    past = describe("prune", {**base, "output_ms": 1.5, "speedup": 1 / 1.5, "slower": True})
+    assert "SLOWER" not in within and "slower (within the margin)" in within
+    assert "1.50x SLOWER" in past

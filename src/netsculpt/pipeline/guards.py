@@ -115,9 +115,11 @@ def describe(kind: str, guard: dict) -> str:
     where = f"on {guard['runtime']} (batch {guard['batch']}, {guard['threads']} thread(s))"
     if "error" in guard:
         return f"{kind}: not timed {where}: {guard['error']}"
-    change = (
-        f"{guard['speedup']:.2f}x faster" if guard["speedup"] >= 1 else f"{1 / guard['speedup']:.2f}x SLOWER"
-    )
+    if guard["speedup"] >= 1:
+        change = f"{guard['speedup']:.2f}x faster"
+    else:  # capitals only past the margin, where the guard flags it; within it, timing noise
+        word = "SLOWER" if guard.get("slower") else "slower (within the margin)"
+        change = f"{1 / guard['speedup']:.2f}x {word}"
     return f"{kind}: {guard['input_ms']:.3f} ms -> {guard['output_ms']:.3f} ms {where}, {change}"
 
 
