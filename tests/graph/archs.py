@@ -128,6 +128,20 @@ class TransposeUp(nn.Module):
         return self.out(F.relu(self.gn(self.up(F.relu(self.inorm(self.down(x)))))))
 
 
+class GroupedTransposeUp(nn.Module):
+    """A grouped ConvTranspose2d: output channel j of every group is one channel (weight dim 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(8, 8, 2, stride=2, groups=4)
+        self.bn = nn.BatchNorm2d(8)
+        self.out = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.bn(self.up(F.relu(self.down(x))))))
+
+
 class PadShortcut(nn.Module):
     """CIFAR ResNet option-A shortcut: stride-2 subsample and zero-pad the channel dim."""
 
@@ -170,6 +184,7 @@ ARCHS = {
     "grouped_se": (GroupedSE, (2, 3, 8, 8)),
     "channels_last": (ChannelsLast, (2, 3, 8, 8)),
     "transpose_up": (TransposeUp, (2, 3, 8, 8)),
+    "grouped_transpose_up": (GroupedTransposeUp, (2, 3, 8, 8)),
     "pad_shortcut": (PadShortcut, (2, 3, 8, 8)),
     "attention": (Attention, (2, 3, 8, 8)),
 }

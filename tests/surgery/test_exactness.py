@@ -85,3 +85,19 @@ def test_stored_normalized_shape_follows_the_weight() -> None:
     pruned = apply_plan_(copy.deepcopy(model), graph, random_plan(graph, 0.5))
     assert pruned[1].normalized_shape == tuple(pruned[1].weight.shape) == (4,)
     assert pruned(x).shape == (4, 2)
+
+
+@pytest.mark.parametrize("criterion", ["taylor", "hrank"])
+def test_criteria_that_read_activations_score_a_grouped_transposed_conv(criterion: str) -> None:
+    """Its outputs repeated one atom per group, so every activation site was refused."""
+    import netsculpt as ns
+    from tests.graph.archs import GroupedTransposeUp
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        randomize_(GroupedTransposeUp()), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
+    x = torch.randn(2, 3, 8, 8)
+    data = [(torch.randn(4, 3, 8, 8), torch.randint(0, 2, (4,)))]
+    small = ns.prune(model, x, criterion=criterion, ratio=0.5, data=data, round_to=1)
+    assert small[0].up.out_channels < model[0].up.out_channels and small(x).shape == model(x).shape

@@ -98,7 +98,11 @@ def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
     w_out = ctx.member(w, 1, ROLE_OUT)
     if groups > 1:
         ctx.tie_across(w_in.reshape(groups, -1), [0], 1)
-        out_atoms = np.tile(w_out, groups)
+        # each group's outputs are positions of their own, one channel across the groups (as the
+        # forward rule's tie_across): repeated atoms made criteria that read activations refuse the site
+        out_atoms = ctx.fresh(groups * w_out.shape[0])
+        for g, part in enumerate(out_atoms.reshape(groups, -1)):
+            ctx.couple(part, w_out, f"{call.where} (grouped) writes group {g}")
     else:
         out_atoms = w_out
     if isinstance(b, Value):
