@@ -250,3 +250,13 @@ def test_misspelt_names_are_refused_when_the_recipe_is_read(old: str, new: str, 
     """They surfaced only after the baseline had trained (and then locked the run folder)."""
     with pytest.raises(ConfigError, match=f"(?i){message}"):
         parse_recipe(SMALL.replace(old, new))
+
+
+def test_a_depth_stage_still_takes_a_channel_criterion() -> None:
+    text = SMALL.replace("model: {name: lenet5}", "model: {name: resnet20_cifar}")
+    text = text.replace(
+        "  - prune: {criterion: l1, widths: {conv1: 4, conv2: 6}}",
+        "  - prune_depth: {criterion: l1, blocks: 1}",
+    )
+    recipe = parse_recipe(text)
+    assert (recipe.stages[0].kind, recipe.stages[0].criterion) == ("prune_depth", "l1")

@@ -74,3 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             "interrupted; rerun the same command (with --resume where offered) to continue", file=sys.stderr
         )
         return 130
+    except BrokenPipeError:  # `netsculpt criteria | head -1`: the reader left; nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0

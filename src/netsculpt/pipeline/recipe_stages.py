@@ -29,9 +29,11 @@ def _channel_criterion(name: str) -> str:
 
 
 def _block_criterion(name: str) -> str:
+    """Block scores: output_change, sensitivity, or any channel criterion (summed over the block)."""
     from netsculpt.depth.criteria import BLOCK_CRITERIA
+    from netsculpt.importance import list_criteria
 
-    return _known(name, list(BLOCK_CRITERIA), "block criterion")
+    return _known(name, [*BLOCK_CRITERIA, *list_criteria()], "block criterion")
 
 
 ChannelCriterion = Annotated[str, AfterValidator(_channel_criterion)]
