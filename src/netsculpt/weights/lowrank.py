@@ -67,7 +67,8 @@ def rank_for_energy(singular: Tensor, energy: float) -> int:
     """Smallest rank whose singular values keep ``energy`` of the total squared sum."""
     power = singular.double().square()
     cumulative = power.cumsum(0) / power.sum().clamp_min(1e-300)
-    return int(torch.searchsorted(cumulative, torch.tensor(energy, dtype=torch.float64) - 1e-12)) + 1
+    rank = int(torch.searchsorted(cumulative, torch.tensor(energy, dtype=torch.float64) - 1e-12)) + 1
+    return min(rank, len(singular))  # an all-zero layer has no energy to keep: every rank "keeps" it
 
 
 def retained(singular: Tensor, rank: int) -> float:
@@ -172,7 +173,19 @@ def _budget_rank(per_rank: float, full: float, ratio: float, cap: int) -> int:
     return max(1, min(cap, int(ratio * full / per_rank)))
 
 
+def _factorisable(module: nn.Module) -> bool:
+    """A Linear, or a Conv2d the chains can reproduce (ungrouped, numeric zero padding), with some
+    weight: checked before anything changes, so one odd layer cannot stop the model half-factorised."""
+    if isinstance(module, nn.Conv2d):
+        plain = module.groups == 1 and module.padding_mode == "zeros" and not isinstance(module.padding, str)
+    else:
+        plain = isinstance(module, nn.Linear)
+    return plain and bool(module.weight.detach().abs().sum() > 0)
+
+
 def _factorise(module: nn.Module, name: str, config: LowRankConfig) -> tuple[nn.Module, Factorised] | None:
+    if not _factorisable(module):
+        return None
     before = sum(p.numel() for p in module.parameters())
     energy, ratio = config.energy, config.macs_ratio
     if isinstance(module, nn.Linear):
@@ -183,9 +196,10 @@ def _factorise(module: nn.Module, name: str, config: LowRankConfig) -> tuple[nn.
         new, ranks, kept, kind = svd_linear(module, r), (r,), (retained(s, r),), "svd"
     elif isinstance(module, nn.Conv2d) and module.groups == 1:
         o, i, kh, kw = module.weight.shape
+        sh, sw = module.stride
         if config.conv_method == "spatial":
             s = torch.linalg.svdvals(spatial_matrix(module))
-            per_rank = i * kh + o * kw
+            per_rank = i * kh * sw + o * kw  # the kh x 1 conv runs at the input's width (stride sw)
             r = (
                 rank_for_energy(s, energy)
                 if energy is not None
@@ -204,7 +218,8 @@ def _factorise(module: nn.Module, name: str, config: LowRankConfig) -> tuple[nn.
                         max(1, round(len(s_out) * step / 100)),
                         max(1, round(len(s_in) * step / 100)),
                     )
-                    if i * r_in + r_in * r_out * kh * kw + r_out * o <= ratio * o * i * kh * kw:
+                    # per output position; the first 1x1 runs at the input resolution (stride sh x sw)
+                    if i * r_in * sh * sw + r_in * r_out * kh * kw + r_out * o <= ratio * o * i * kh * kw:
                         break
             r_out, r_in = max(r_out, config.min_rank), max(r_in, config.min_rank)
             new, ranks = tucker2_conv(module, r_out, r_in), (r_out, r_in)
@@ -222,9 +237,19 @@ def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Fa
     config = config or LowRankConfig()
     keep = config.filter_fn or (lambda m, n: isinstance(m, nn.Linear | nn.Conv2d))
     ensure_base(model)  # before any layer changes: what the unedited model was
+    names: dict[int, list[str]] = {}
+    for n, m in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(m), []).append(n)
+    # torch's attention and transformer layers read their Linears' .weight in fused paths
+    fused = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+    attention = {id(c) for m in model.modules() if isinstance(m, fused) for c in m.modules() if c is not m}
     targets = [
-        (n, m) for n, m in model.named_modules() if n and isinstance(m, nn.Linear | nn.Conv2d) and keep(m, n)
-    ]
+        (n, m) for n, m in model.named_modules()
+        if n and isinstance(m, nn.Linear | nn.Conv2d) and keep(m, n)
+        # those read .weight themselves (a chain has none), and a layer registered
+        # under two names is shared: replacing it under one would untie them
+        and id(m) not in attention and len(names[id(m)]) == 1
+    ]  # fmt: skip
     done = []
     for name, module in targets:
         result = _factorise(module, name, config)
