@@ -53,7 +53,7 @@ _INFO_SCHEMA = {
             "type": "array",
             "items": {
                 "type": "array",
-                "prefixItems": [{"enum": list(MODELS)}, {"type": "integer", "minimum": 0}],
+                "prefixItems": [{"enum": [*MODELS, "plain"]}, {"type": "integer", "minimum": 0}],
                 "items": False,
                 "minItems": 2,
             },

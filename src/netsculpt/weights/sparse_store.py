@@ -23,6 +23,7 @@ from netsculpt.weights.coding import best_encoding, decode_grid
 from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
 
 CODINGS = ("plain", "context")
+PLAIN_INDICES = "plain"  # a coded file's palette stored bit-packed, where the coder would not save a byte
 MASK_LAYOUTS = ("bitmap", "runs", "context", "order0")
 
 
@@ -67,12 +68,14 @@ def _runs(flat: np.ndarray) -> np.ndarray:
 def encode_mask(mask: np.ndarray, shape: tuple[int, ...], coding: str) -> tuple[str, np.ndarray]:
     """``(layout, bytes)`` of a bool mask: the smaller plain form, or the range-coded one."""
     flat = mask.reshape(-1)
-    if coding == "context":
-        model, words = best_encoding(flat.reshape(grid_shape(shape, flat.size)).astype(np.uint8), 2)
-        return model, words.view(np.uint8)
     bitmap = pack_bits(flat.astype(np.uint8), 1)
     runs = _varints(_runs(flat))
-    return ("runs", runs) if runs.size < bitmap.size else ("bitmap", bitmap)
+    plain = ("runs", runs) if runs.size < bitmap.size else ("bitmap", bitmap)
+    if coding == "context":  # the coder's adaptive counts cost bytes a near-uniform mask never repays
+        model, words = best_encoding(flat.reshape(grid_shape(shape, flat.size)).astype(np.uint8), 2)
+        if words.nbytes < plain[1].size:
+            return model, words.view(np.uint8)
+    return plain
 
 
 def decode_mask(layout: str, data: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
@@ -95,15 +98,23 @@ def decode_mask(layout: str, data: np.ndarray, shape: tuple[int, ...], where: st
 
 
 def encode_indices(indices: np.ndarray, bits: int, shape: list[int]) -> tuple[str, np.ndarray]:
-    """Range-code one palette's indices: ``(model, bytes)``."""
+    """Range-code one palette's indices: ``(model, bytes)``; ``("plain", bit-packed)`` when coding would
+    not save a byte (indices spread evenly over the palette: shufflenet at 2 bits coded 1 % larger)."""
     flat = indices.reshape(-1)
     model, words = best_encoding(flat.reshape(grid_shape(shape, flat.size)), 2**bits)
-    return model, words.view(np.uint8)
+    packed = pack_bits(flat, bits)
+    return ("plain", packed) if packed.size <= words.nbytes else (model, words.view(np.uint8))
 
 
 def decode_indices(
     model: str, data: np.ndarray, bits: int, shape: list[int], count: int, where: str
 ) -> np.ndarray:
+    if model == PLAIN_INDICES:
+        if data.size != packed_nbytes(count, bits):
+            raise CheckpointError(
+                f"{where}: packed indices hold {data.size} bytes, expected {packed_nbytes(count, bits)}"
+            )
+        return unpack_bits(data, bits, count)
     if data.size % 4:
         raise CheckpointError(f"{where}: coded data is not a whole number of 32-bit words")
     rows, cols = grid_shape(shape, count)

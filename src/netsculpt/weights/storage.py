@@ -92,7 +92,18 @@ def pack_state(
     dense_keys = [k for k in state if k not in packed and k not in set(sparse_keys)]
     info["dense"], info["layout"] = pack_dense(state, dense_keys, tensors)
     info["digest"] = file_digest(tensors, info)  # every version: a flipped bit, header or blob, never loads
-    return tensors, {META_KEY: json.dumps(info, separators=(",", ":"))}
+    packed_file = tensors, {META_KEY: json.dumps(info, separators=(",", ":"))}
+    if coding == "context":  # the coder's records cost header bytes: keep it only where it pays overall
+        plain = pack_state(model, state, "plain")
+        return min(packed_file, plain, key=_file_bytes)
+    return packed_file
+
+
+def _file_bytes(packed: tuple[dict[str, Tensor], dict[str, str] | None]) -> int:
+    """The size ``safetensors`` will write, up to a few bytes per tensor of header alignment."""
+    tensors, metadata = packed
+    header = sum(len(k) + 64 for k in tensors) + sum(len(v) for v in (metadata or {}).values())
+    return header + sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def _pack_palettes(
