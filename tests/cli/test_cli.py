@@ -230,3 +230,13 @@ def test_a_model_that_cannot_take_the_data_says_what_to_change(capsys, tmp_path,
     }[command]
     code, _, err = run(capsys, command, "lenet5", *data, *extra)
     assert code != 0 and "take the data's images of shape (1, 32, 32)" in err and "--resize" in err
+
+
+def test_distill_with_the_same_seed_twice_gives_the_same_student(capsys, tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    for name in ("a", "b"):
+        args = ["lenet5", "--teacher", "lenet5", "--data", "mnist5k", "--limit", "100", "--epochs", "1"]
+        assert run(capsys, "distill", *args, "--seed", "2", "--out", str(tmp_path / name))[0] == 0
+    a, b = (load_file(str(tmp_path / n / "model" / "model.safetensors")) for n in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

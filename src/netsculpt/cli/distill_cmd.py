@@ -143,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
     if dense is None:
         data_defaults(args)
         data_defaults(teacher_args)
+    import torch
+
+    torch.manual_seed(config.seed)  # a zoo-name student's initial weights too: --seed makes runs repeatable
     student, shape = load_model(args)
     teacher, _ = load_model(teacher_args)
     if dense is None:
