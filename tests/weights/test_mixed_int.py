@@ -75,3 +75,34 @@ def test_an_interrupted_mixed_search_resumes_without_timing_again(tmp_path: Path
     assert len(calls) <= 3 + 1
     assert len(result.history["episodes"]) == config.episodes
     assert result.measured_ms <= 1e3 and result.model.path.exists()
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_timing_layers_keeps_the_layers_it_timed(tmp_path: Path, monkeypatch) -> None:
+    """Nothing was saved before every layer had been timed: a kill there lost all of it."""
+    import json
+
+    from netsculpt.weights import mixed_int
+
+    torch.set_num_threads(1)
+    model = _tiny.trained_model()
+    train, val = _tiny.loaders()
+    held = take_batches(val, 2, "held-out")
+    config = MixedIntConfig(episodes=2, warmup=1, runs=3, calibration_batches=2)
+    timed, calls = mixed_int._time, []
+
+    def dies_at_the_fourth(*args, **kwargs):  # float, all-int8, the first layer; then killed
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return timed(*args, **kwargs)
+
+    monkeypatch.setattr(mixed_int, "_time", dies_at_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        quantize_mixed(model, _tiny.example(), train, held, 1e3, tmp_path / "m", config)
+    state = json.loads(next((tmp_path / "m" / "search").glob("*.json")).read_text())
+    first = state["progress"]["timing_partial"]["extra_ms"]
+    assert list(first) == ["conv1"]
+    monkeypatch.setattr(mixed_int, "_time", timed)
+    result = quantize_mixed(model, _tiny.example(), train, held, 1e3, tmp_path / "m", config, resume=True)
+    assert result.history["extra_ms"]["conv1"] == first["conv1"]  # kept, not timed again

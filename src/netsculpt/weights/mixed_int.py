@@ -164,14 +164,21 @@ def quantize_mixed(
 
     if measured is not None and set(measured[1]) == set(names):
         float_ms, int8_ms, extra = measured[0], measured[2], [measured[1][n] for n in names]
-    else:
-        build(set(), 1, work / "float")
-        float_ms = _time(work / "float" / "model.fp32.onnx", example_inputs, config.runs)
-        int8_ms = _time(build(set(names), 1, work / "int8").path, example_inputs, config.runs)
-        extra = []
+    else:  # each layer's timing is saved as it is taken: a killed run resumes the timing where it stopped
+        partial = saved.get("timing_partial") or {}
+        if "float_ms" in partial and "int8_ms" in partial:
+            float_ms, int8_ms = partial["float_ms"], partial["int8_ms"]
+        else:
+            build(set(), 1, work / "float")
+            float_ms = _time(work / "float" / "model.fp32.onnx", example_inputs, config.runs)
+            int8_ms = _time(build(set(names), 1, work / "int8").path, example_inputs, config.runs)
+        done = dict(partial.get("extra_ms") or {})
         for name in track(names, "ONNX Runtime latency, one layer float at a time"):
-            q = build(set(names) - {name}, 1, work / "single")
-            extra.append(_time(q.path, example_inputs, config.runs) - int8_ms)
+            if name not in done:
+                q = build(set(names) - {name}, 1, work / "single")
+                done[name] = _time(q.path, example_inputs, config.runs) - int8_ms
+                state.save({"timing_partial": {"float_ms": float_ms, "int8_ms": int8_ms, "extra_ms": done}})
+        extra = [done[name] for name in names]
     extra_arr = np.array(extra)
     timings = {"float_ms": float_ms, "int8_ms": int8_ms, "extra_ms": dict(zip(names, map(float, extra)))}
     shapes = [[float(np.prod(m.weight.shape)), m.weight.shape[0], m.weight.shape[1]] for _, m in layers]
