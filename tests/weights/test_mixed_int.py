@@ -45,22 +45,13 @@ def test_bad_budget_and_nothing_to_act_on(tmp_path: Path) -> None:
 def test_an_interrupted_mixed_search_resumes_without_timing_again(tmp_path: Path, monkeypatch) -> None:
     from netsculpt.weights import mixed_int
 
-    torch.set_num_threads(1)
-    model = _tiny.trained_model()
-    train, val = _tiny.loaders()
-    held = take_batches(val, 2, "held-out")
+    model, train, held = _trained()
     config = MixedIntConfig(episodes=4, warmup=1, runs=5, calibration_batches=2)
     timed = mixed_int._time
     calls: list[int] = []
 
     def dies_at(n: int | None):
-        def time_it(*args, **kwargs):
-            calls.append(1)
-            if n is not None and len(calls) >= n:
-                raise KeyboardInterrupt
-            return timed(*args, **kwargs)
-
-        return time_it
+        return _timer_killed_at(timed, calls, n)
 
     # float, all-int8, one per layer kept float (4), all-int8 candidate, then the episodes' candidates
     monkeypatch.setattr(mixed_int, "_time", dies_at(9))
@@ -84,20 +75,11 @@ def test_a_run_killed_while_timing_layers_keeps_the_layers_it_timed(tmp_path: Pa
 
     from netsculpt.weights import mixed_int
 
-    torch.set_num_threads(1)
-    model = _tiny.trained_model()
-    train, val = _tiny.loaders()
-    held = take_batches(val, 2, "held-out")
+    model, train, held = _trained()
     config = MixedIntConfig(episodes=2, warmup=1, runs=3, calibration_batches=2)
-    timed, calls = mixed_int._time, []
-
-    def dies_at_the_fourth(*args, **kwargs):  # float, all-int8, the first layer; then killed
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return timed(*args, **kwargs)
-
-    monkeypatch.setattr(mixed_int, "_time", dies_at_the_fourth)
+    timed = mixed_int._time
+    # float, all-int8, the first layer; killed while timing the second
+    monkeypatch.setattr(mixed_int, "_time", _timer_killed_at(timed, [], 4))
     with pytest.raises(KeyboardInterrupt):
         quantize_mixed(model, _tiny.example(), train, held, 1e3, tmp_path / "m", config)
     state = json.loads(next((tmp_path / "m" / "search").glob("*.json")).read_text())
@@ -106,3 +88,22 @@ def test_a_run_killed_while_timing_layers_keeps_the_layers_it_timed(tmp_path: Pa
     monkeypatch.setattr(mixed_int, "_time", timed)
     result = quantize_mixed(model, _tiny.example(), train, held, 1e3, tmp_path / "m", config, resume=True)
     assert result.history["extra_ms"]["conv1"] == first["conv1"]  # kept, not timed again
+
+
+def _timer_killed_at(timed, calls: list[int], n: int | None):
+    """``timed`` that raises KeyboardInterrupt on its ``n``-th call (counted in ``calls``; None: never)."""
+
+    def time_it(*args, **kwargs):
+        calls.append(1)
+        if n is not None and len(calls) >= n:
+            raise KeyboardInterrupt
+        return timed(*args, **kwargs)
+
+    return time_it
+
+
+def _trained():
+    """A trained tiny CNN, its training loader and two held-out batches (one thread: timings are real)."""
+    torch.set_num_threads(1)
+    train, val = _tiny.loaders()
+    return _tiny.trained_model(), train, take_batches(val, 2, "held-out")
