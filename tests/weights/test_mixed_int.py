@@ -107,3 +107,21 @@ def _trained():
     torch.set_num_threads(1)
     train, val = _tiny.loaders()
     return _tiny.trained_model(), train, take_batches(val, 2, "held-out")
+
+
+@pytest.mark.slow
+def test_a_pick_measured_over_the_budget_is_said_not_returned_silently(tmp_path: Path, monkeypatch) -> None:
+    from netsculpt.weights import mixed_int
+
+    model, train, held = _trained()
+    calls: list[int] = []
+
+    def drifting(*args, **kwargs):  # the per-layer timings fit the budget; every later measure does not
+        calls.append(1)
+        return 0.5 if len(calls) <= 6 else 2.0  # float, all-int8, four layers
+
+    monkeypatch.setattr(mixed_int, "_time", drifting)
+    config = MixedIntConfig(episodes=2, warmup=1, runs=2, calibration_batches=2)
+    with pytest.warns(UserWarning, match="over the 1.0 ms budget"):
+        result = quantize_mixed(model, _tiny.example(), train, held, 1.0, tmp_path / "m", config)
+    assert result.measured_ms == 2.0 and result.history["candidates_within_budget"] == 0

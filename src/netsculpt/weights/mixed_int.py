@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -234,6 +235,13 @@ def quantize_mixed(
     shutil.rmtree(work, ignore_errors=True)
     predicted = space.cost(np.array(best))
     info(f"mixed int8: {len(int8)}/{len(names)} layers int8, {final_ms:.3f} ms measured (budget {budget_ms})")
+    if final_ms > budget_ms:  # the timing on this machine drifted, or no candidate was measured within it
+        warnings.warn(
+            f"mixed int8: the chosen model measured {final_ms:.3f} ms, over the {budget_ms} ms budget "
+            f"({len(within)} of {len(cache)} candidates were measured within it); it is the best there "
+            "was: raise the budget, or time it again on a quieter machine",
+            stacklevel=2,
+        )
     history = {"extra_ms": dict(zip(names, extra_arr.tolist())), "int8_ms": int8_ms, "episodes": records,
                "candidates_within_budget": len(within), "candidates": len(cache)}  # fmt: skip
     return MixedIntResult(final, int8, predicted, final_ms, float_ms, int8_ms, float(budget_ms), history)
