@@ -33,8 +33,8 @@ def test_errors_name_field_and_line() -> None:
 def test_unknown_fields_and_stages_are_refused() -> None:
     with pytest.raises(ConfigError, match=r":2: model\.nam: Extra inputs are not permitted"):
         parse_recipe("model:\n  nam: lenet5\n")
-    with pytest.raises(ConfigError, match="unknown stage 'prun'"):
-        parse_recipe("stages:\n  - prun: {ratio: 0.5}\n")
+    with pytest.raises(ConfigError, match=r":3: stages\.1: unknown stage 'prun'; did you mean 'prune'"):
+        parse_recipe("stages:\n  - finetune: {epochs: 1}\n  - prun: {ratio: 0.5}\n")  # its own line, not 1
     with pytest.raises(ConfigError, match="exactly one of 'ratio', 'target' or 'widths'"):
         parse_recipe("stages:\n  - prune: {ratio: 0.5, widths: {conv1: 2}}\n")
 

@@ -267,6 +267,7 @@ def parse_recipe(text: str, *, source: str = "<recipe>", overrides: list[str] = 
             _set(data, key.strip(), raw)
         except (KeyError, IndexError, ValueError, TypeError):
             raise ConfigError(f"override {item!r}: no such place in the recipe") from None
+    _check_stage_names(data, text, source)
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
@@ -280,6 +281,24 @@ def parse_recipe(text: str, *, source: str = "<recipe>", overrides: list[str] = 
             where = ".".join(str(p) for p in yaml_loc) or "(top level)"
             msgs.append(f"{source}{f':{line}' if line else ''}: {where}: {err['msg']}")
         raise ConfigError("invalid recipe\n  " + "\n  ".join(msgs)) from None
+
+
+def _check_stage_names(data: dict[str, Any], text: str, source: str) -> None:
+    """An unknown stage, named at its own line (the whole-recipe validator can only say line 1)."""
+    import difflib
+
+    stages = data.get("stages")
+    for i, item in enumerate(stages if isinstance(stages, list) else []):
+        kind = next(iter(item)) if isinstance(item, dict) and len(item) == 1 else None
+        if kind is not None and kind not in STAGE_MODELS:
+            line = _line_index(text).get(("stages", i))
+            close = difflib.get_close_matches(str(kind), STAGE_KINDS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            where = f"{source}:{line}" if line else source
+            raise ConfigError(
+                f"invalid recipe\n  {where}: stages.{i}: unknown stage {kind!r}; {hint}stages are: "
+                f"{', '.join(STAGE_KINDS)}"
+            )
 
 
 def _yaml_path(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[Any, ...]:
