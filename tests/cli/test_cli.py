@@ -240,3 +240,11 @@ def test_distill_with_the_same_seed_twice_gives_the_same_student(capsys, tmp_pat
         assert run(capsys, "distill", *args, "--seed", "2", "--out", str(tmp_path / name))[0] == 0
     a, b = (load_file(str(tmp_path / n / "model" / "model.safetensors")) for n in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_one_epoch_try_of_a_preset_with_a_warmup_can_drop_it(capsys, tmp_path) -> None:
+    args = ["lenet5", "--data", "mnist5k", "--limit", "100", "--preset", "lenet5_mnist5k", "--epochs", "1"]
+    code, _, err = run(capsys, "train", *args, "--out", str(tmp_path / "a"))
+    assert code != 0 and "--warmup-epochs" in err
+    code, _, err = run(capsys, "train", *args, "--warmup-epochs", "0", "--out", str(tmp_path / "b"))
+    assert code == 0, err

@@ -85,6 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=None,
+        help="epochs of linear lr warmup (the preset's by default; 0 for a one-epoch try of a preset)",
+    )
+    p.add_argument(
         "--preset",
         default=None,
         help="training preset, e.g. lenet5_mnist5k (default: default; dense for --task)",
@@ -121,6 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
         args,
         epochs="epochs",
         lr="lr",
+        warmup_epochs="warmup_epochs",
         seed="seed",
         augment_shift="shift",
         batch_size="batch_size",
