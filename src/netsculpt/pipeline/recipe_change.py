@@ -33,9 +33,9 @@ def check_recipe_change(run_dir: Path, recipe: Any, text: str, force: bool, rand
     stored = run_dir / "recipe.yaml"
     if force or not stored.is_file() or stored.read_text() == text:
         return
-    stages = _stage_dirs(run_dir)
+    stages = stage_dirs(run_dir)
     if not any(_has_files(d) for d in stages.values()):
-        _clear(run_dir, stages.values(), random_dir)
+        clear_stages(run_dir, [*stages.values(), run_dir / random_dir])
         log.info("%s held no finished work: it takes the new recipe", run_dir)
         return
     first = _first_change(_stored_recipe(stored), recipe)
@@ -48,11 +48,12 @@ def check_recipe_change(run_dir: Path, recipe: Any, text: str, force: bool, rand
             "folder's stages over)"
         )
     redo = [d for i, d in stages.items() if i >= first]
-    _clear(run_dir, redo, random_dir)
+    clear_stages(run_dir, [*redo, run_dir / random_dir])  # the random-criterion control reruns the stages
     log.info("the recipe changed from stage %d on: stages before it are kept, %d redone", first, len(redo))
 
 
-def _stage_dirs(run_dir: Path) -> dict[int, Path]:
+def stage_dirs(run_dir: Path) -> dict[int, Path]:
+    """The run's stage folders (``NN_kind``) by index; symlinks are never followed."""
     found = {}
     for d in run_dir.iterdir():
         match = _STAGE_DIR.fullmatch(d.name)
@@ -95,14 +96,14 @@ def _first_change(old: Any, new: Any) -> int | None:
     return None
 
 
-def _clear(run_dir: Path, stages: Any, random_dir: str) -> None:
-    """Markers first (a run killed halfway through then redoes the rest), then the folders, the
-    random-criterion control (it reruns the stages) and the run's summary files."""
-    stages = list(stages)
-    for d in stages:
+def clear_stages(run_dir: Path, folders: list[Path]) -> None:
+    """Remove stage ``folders`` and the run's summary files, so nothing of them is resumed as if it
+    belonged to the new recipe. Markers go first: a run killed halfway through leaves only unfinished
+    stages, which the next run redoes."""
+    for d in folders:
         (d / "DONE").unlink(missing_ok=True)
     for name in ("results.json", "report.html"):
         (run_dir / name).unlink(missing_ok=True)
-    for d in [*stages, run_dir / random_dir]:
+    for d in folders:
         if d.is_dir():
             shutil.rmtree(d)

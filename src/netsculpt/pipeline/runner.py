@@ -31,7 +31,7 @@ from netsculpt.pipeline import guards
 from netsculpt.pipeline.dense import task_record
 from netsculpt.pipeline.lock import RunLock
 from netsculpt.pipeline.recipe import Recipe
-from netsculpt.pipeline.recipe_change import check_recipe_change
+from netsculpt.pipeline.recipe_change import check_recipe_change, clear_stages, stage_dirs
 from netsculpt.pipeline.run_context import build_context
 from netsculpt.pipeline.stages import STAGES, RunContext
 from netsculpt.report.schema import SCHEMA_VERSION, validate_results
@@ -108,8 +108,8 @@ def _run_locked(
     started = time.perf_counter()
     check_recipe_change(run_dir, recipe, text, force, RANDOM_DIR)
     _remove_partial_writes(run_dir)
-    if force:
-        _clear_stages(run_dir)
+    if force:  # every stage starts over: a checkpoint left in one would be resumed for the new recipe
+        clear_stages(run_dir, list(stage_dirs(run_dir).values()))
         for marker in run_dir.glob(f"{RANDOM_DIR}/*/DONE"):
             marker.unlink()
     write_text(run_dir / "recipe.yaml", text)
@@ -205,23 +205,6 @@ class _LogHandler(logging.FileHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         return None
-
-
-def _clear_stages(run_dir: Path) -> None:
-    """``--force``: the stages start over, so their folders go too; a training checkpoint or search state
-    left in one would otherwise be resumed as if it belonged to the new recipe. Markers go first, so a
-    run killed halfway through leaves only unfinished stages, which the next run redoes."""
-    import re
-    import shutil
-
-    stages = [d for d in run_dir.iterdir() if re.fullmatch(r"\d{2}_[a-z0-9_]+", d.name)]
-    stages = [d for d in stages if d.is_dir() and not d.is_symlink()]
-    for d in stages:
-        (d / "DONE").unlink(missing_ok=True)
-    for name in ("results.json", "report.html"):
-        (run_dir / name).unlink(missing_ok=True)
-    for d in stages:
-        shutil.rmtree(d)
 
 
 def _remove_partial_writes(run_dir: Path) -> None:
