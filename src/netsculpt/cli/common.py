@@ -102,24 +102,32 @@ def example(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
-def check_fits_data(model: nn.Module, loader: Any) -> None:
-    """Run one image of ``loader`` through ``model`` (eval, no grad) and turn a failure into what to
-    change: a LeNet-5 fed 32 px digits, or a 1-channel model given RGB, failed deep inside torch."""
+def forward_or_explain(model: nn.Module, x: Any, what: str, advice: str) -> Any:
+    """``model(x)`` in eval mode without grad (the mode put back after), a failure turned into
+    ``"{what} (the error); {advice}"``: a shape the model cannot take otherwise ends deep inside torch."""
     from netsculpt.errors import ConfigError
 
-    images = next(iter(loader))[0][:1]
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(images)
+            return model.eval()(x)
     except Exception as exc:
-        raise ConfigError(
-            f"the model cannot take the data's images of shape {tuple(images.shape[1:])} "
-            f"({type(exc).__name__}: {str(exc)[:160]}); match them with --resize / --channels, or build the "
-            "model for that size (e.g. --model-option input_size=32 for lenet5)"
-        ) from None
+        raise ConfigError(f"{what} ({type(exc).__name__}: {str(exc)[:160]}); {advice}") from None
     finally:
         model.train(was_training)
+
+
+def check_fits_data(model: nn.Module, loader: Any) -> None:
+    """Run one image of ``loader`` through ``model``: a LeNet-5 fed 32 px digits, or a 1-channel model
+    given RGB, is refused with what to change."""
+    images = next(iter(loader))[0][:1]
+    forward_or_explain(
+        model,
+        images,
+        f"the model cannot take the data's images of shape {tuple(images.shape[1:])}",
+        "match them with --resize / --channels, or build the model for that size (e.g. --model-option "
+        "input_size=32 for lenet5)",
+    )
 
 
 def print_json(data: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
+from netsculpt.cli.common import add_model_args, check_fits_data, example, forward_or_explain, load_model
 from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_name
 from netsculpt.errors import ConfigError
 
@@ -81,16 +81,12 @@ def _hints(specs: list[str]) -> list[tuple[str, str]]:
 
 
 def _same_outputs(args: argparse.Namespace, student: Any, teacher: Any, x: Any) -> None:
-    import torch
 
-    try:
-        with torch.no_grad():
-            s_out, t_out = student.eval()(x), teacher.eval()(x)
-    except Exception as exc:
-        raise ConfigError(
-            f"the models cannot take the data's images of shape {tuple(x.shape[1:])} ({type(exc).__name__}: "
-            f"{str(exc)[:160]}); match them with --resize / --channels, or build the models for that size"
-        ) from None
+    what = f"the models cannot take the data's images of shape {tuple(x.shape[1:])}"
+    advice = "match them with --resize / --channels, or build the models for that size"
+    s_out, t_out = (forward_or_explain(m, x, what, advice) for m in (student, teacher))
+    student.eval()  # both left in eval mode, as this check always left them
+    teacher.eval()
     if s_out.shape != t_out.shape:
         raise ConfigError(
             f"student {args.model!r} outputs {tuple(s_out.shape)} but teacher {args.teacher!r} outputs "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.common import add_model_args, example, forward_or_explain, load_model
 from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
 
 
@@ -67,14 +67,9 @@ def _check_classifier_and_data(model, shape: tuple[int, ...], loader, command: s
 
     from netsculpt.errors import ConfigError
 
-    try:
-        with torch.no_grad():
-            out = model.eval()(example(shape))
-    except Exception as exc:
-        raise ConfigError(
-            f"the model cannot run an input of shape {tuple(shape)} ({type(exc).__name__}: {exc}); pass the "
-            "shape it takes with --input-shape"
-        ) from None
+    what = f"the model cannot run an input of shape {tuple(shape)}"
+    out = forward_or_explain(model, example(shape), what, "pass the shape it takes with --input-shape")
+    model.eval()  # left in eval mode, as this check always left it
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         kind = (
             type(out).__name__
