@@ -90,8 +90,13 @@ def svd_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
     return nn.Sequential(first, second)
 
 
+def _plain_conv(conv: nn.Conv2d) -> bool:
+    """Ungrouped, with numeric zero padding: what the conv chains reproduce."""
+    return conv.groups == 1 and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+
+
 def _check_conv(conv: nn.Conv2d) -> None:
-    if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+    if not _plain_conv(conv):
         raise ConfigError("only ungrouped Conv2d layers with numeric zero padding can be factorised")
 
 
@@ -176,10 +181,7 @@ def _budget_rank(per_rank: float, full: float, ratio: float, cap: int) -> int:
 def _factorisable(module: nn.Module) -> bool:
     """A Linear, or a Conv2d the chains can reproduce (ungrouped, numeric zero padding), with some
     weight: checked before anything changes, so one odd layer cannot stop the model half-factorised."""
-    if isinstance(module, nn.Conv2d):
-        plain = module.groups == 1 and module.padding_mode == "zeros" and not isinstance(module.padding, str)
-    else:
-        plain = isinstance(module, nn.Linear)
+    plain = _plain_conv(module) if isinstance(module, nn.Conv2d) else isinstance(module, nn.Linear)
     return plain and bool(module.weight.detach().abs().sum() > 0)
 
 
@@ -194,7 +196,7 @@ def _factorise(module: nn.Module, name: str, config: LowRankConfig) -> tuple[nn.
         r = rank_for_energy(s, energy) if energy is not None else _budget_rank(o + i, o * i, ratio, len(s))
         r = max(r, config.min_rank)
         new, ranks, kept, kind = svd_linear(module, r), (r,), (retained(s, r),), "svd"
-    elif isinstance(module, nn.Conv2d) and module.groups == 1:
+    else:  # a plain Conv2d (_factorisable)
         o, i, kh, kw = module.weight.shape
         sh, sw = module.stride
         if config.conv_method == "spatial":
@@ -224,8 +226,6 @@ def _factorise(module: nn.Module, name: str, config: LowRankConfig) -> tuple[nn.
             r_out, r_in = max(r_out, config.min_rank), max(r_in, config.min_rank)
             new, ranks = tucker2_conv(module, r_out, r_in), (r_out, r_in)
             kept, kind = (retained(s_out, r_out), retained(s_in, r_in)), "tucker2"
-    else:
-        return None
     after = sum(p.numel() for p in new.parameters())
     if after >= before:
         return None  # the chain would be bigger than the layer: nothing to gain
