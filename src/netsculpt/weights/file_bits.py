@@ -16,6 +16,7 @@ from torch import nn
 
 from netsculpt.weights.dense_blobs import CODES
 from netsculpt.weights.packing import packed_nbytes
+from netsculpt.weights.sparse_store import PLAIN_INDICES
 from netsculpt.weights.storage import META_KEY, pack_state
 
 DTYPE_OF_CODE = {code: dtype for dtype, code in CODES.items()}
@@ -60,7 +61,7 @@ def tensor_bits(model: nn.Module, coding: str = "plain") -> list[TensorBits]:
     for index, (key, bits, shape, groups, dim) in enumerate(info.get("palettes", [])):
         count = int(np.prod(shape)) // dim
         size = coded[index][1] if coded else packed_nbytes(count, bits)
-        how = f"{coded[index][0]}-coded" if coded and coded[index][0] != "plain" else "packed"
+        how = f"{coded[index][0]}-coded" if coded and coded[index][0] != PLAIN_INDICES else "packed"
         rows[key] = (size + groups * 2**bits * dim * 2, f"palette {bits}-bit, {how}")
     for key, code, layout, nonzero, nbytes in info.get("sparse", []):
         rows[key] = (nbytes + nonzero * _itemsize(code), f"sparse, {layout} mask, {_name(code)} values")

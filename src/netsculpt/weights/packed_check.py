@@ -16,7 +16,7 @@ from netsculpt.errors import CheckpointError
 from netsculpt.weights.coding import MODELS
 from netsculpt.weights.dense_blobs import DTYPES, layout_hash
 from netsculpt.weights.packing import packed_nbytes
-from netsculpt.weights.sparse_store import MASK_LAYOUTS, blobs_digest, file_digest
+from netsculpt.weights.sparse_store import MASK_LAYOUTS, PLAIN_INDICES, blobs_digest, file_digest
 
 META_KEY = "netsculpt.packed"
 # a plain (unpacked) file's SHA-256 (names, dtypes, shapes, bytes); packed files carry "digest" in META_KEY
@@ -53,7 +53,7 @@ _INFO_SCHEMA = {
             "type": "array",
             "items": {
                 "type": "array",
-                "prefixItems": [{"enum": [*MODELS, "plain"]}, {"type": "integer", "minimum": 0}],
+                "prefixItems": [{"enum": [*MODELS, PLAIN_INDICES]}, {"type": "integer", "minimum": 0}],
                 "items": False,
                 "minItems": 2,
             },
@@ -89,10 +89,10 @@ def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tenso
     # only); version 1 before that nothing
     if "digest" in info:
         intact = info["digest"] == file_digest(blobs, info)
+    elif "checksum" in info:
+        intact = info["checksum"] == blobs_digest(blobs)
     else:
-        intact = ("checksum" not in info and info["version"] == 1) or info.get("checksum") == blobs_digest(
-            blobs
-        )
+        intact = info["version"] == 1
     if not intact:
         raise CheckpointError(
             f"{where!r} is corrupt: its blobs do not match the checksum written with them; "

@@ -103,7 +103,7 @@ def encode_indices(indices: np.ndarray, bits: int, shape: list[int]) -> tuple[st
     flat = indices.reshape(-1)
     model, words = best_encoding(flat.reshape(grid_shape(shape, flat.size)), 2**bits)
     packed = pack_bits(flat, bits)
-    return ("plain", packed) if packed.size <= words.nbytes else (model, words.view(np.uint8))
+    return (PLAIN_INDICES, packed) if packed.size <= words.nbytes else (model, words.view(np.uint8))
 
 
 def decode_indices(
