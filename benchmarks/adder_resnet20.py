@@ -10,6 +10,8 @@ LeNet-5's second recipe, fixed before any resnet20 run and not tuned on resnet20
   1,000 test digits at the final epoch (no epoch is picked on the test split);
 - shared start: the adder filters start as the untrained CNN's (``copy_filters=True``) and PKKD's teacher
   is that CNN, trained alongside;
+- the adder filters' adaptive learning rate ``eta`` (``--eta``; the authors' 0.2 unless a held-out check
+  chose otherwise: ``adder_r20_eta_plan.txt``) applies to the ANN and the PKKD student alike;
 - PKKD knobs: first LeNet-5's (chosen there on held-out training digits): alpha 0 (kernel term only),
   beta 1, temperature 4, ramp 1 epoch; since 2026-12-06 alpha 0.5 (half the loss KD at T 4 from the
   co-trained CNN), chosen on resnet20's own held-out digits (``adder_r20_alpha_plan.txt``).
@@ -18,8 +20,8 @@ Each run checkpoints every epoch under ``runs/adder_resnet20/`` and resumes when
 whose result file exists is skipped. Results: ``benchmarks/results/adder_r20_<kind>_e<E>_s<seed>.json``.
 
 ``--holdout`` trains on the training split minus 1,000 digits (a fixed split) and scores those 1,000, not
-the test split: how PKKD knobs are chosen for resnet20 (``--alpha``, ``--temperature``, ``--mutual``
-override the incumbent's; results ``adder_r20_holdout_<kind>_<knobs>_e<E>_s<seed>.json``).
+the test split: how PKKD knobs are chosen for resnet20 (``--alpha``, ``--temperature``, ``--mutual``,
+``--eta`` override the incumbent's; results ``adder_r20_holdout_<kind>_<knobs>_e<E>_s<seed>.json``).
 
     PYTHONPATH=src:. nice -n 10 python benchmarks/adder_resnet20.py --seeds 0 1 2 [--kinds cnn ann pkkd]
     PYTHONPATH=src:. python benchmarks/adder_resnet20.py --table
@@ -50,23 +52,25 @@ RESULTS = ROOT / "results"
 WORK = ROOT.parent / "runs" / "adder_resnet20"
 DATA = {"resize": 32, "channels": 3}
 # the knobs fixed before any resnet20 run; file names name the knobs that differ from these
-FIRST = {"alpha": 0.0, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 1.0, "mutual": 0.0}
+FIRST = {"alpha": 0.0, "temperature": 4.0, "beta": 1.0, "ramp_epochs": 1.0, "mutual": 0.0, "eta": 0.2}
 # the test rows' knobs: alpha 0.5 won on held-out digits, 97.3 vs 96.4 % (adder_r20_alpha_plan.txt)
 PKKD = {**FIRST, "alpha": 0.5}
 KINDS = ("cnn", "ann", "pkkd")
+#: the knobs each kind's rows depend on (the ANN only on the adder filters' adaptive learning rate)
+KIND_KNOBS = {"cnn": (), "ann": ("eta",), "pkkd": tuple(FIRST)}
 HELD_OUT = 1000
 
 
-def knob_tag(knobs: dict) -> str:
-    """The knobs that differ from the first ones, for file names ("" when none do)."""
-    return "_".join(f"{k}{v:g}" for k, v in knobs.items() if v != FIRST[k])
+def knob_tag(knobs: dict, kind: str = "pkkd") -> str:
+    """The knobs of ``kind`` that differ from the first ones, for file names ("" when none do)."""
+    return "_".join(f"{k}{knobs[k]:g}" for k in KIND_KNOBS[kind] if knobs[k] != FIRST[k])
 
 
 def result_path(
     kind: str, epochs: int, seed: int | str, holdout: bool = False, knobs: dict | None = None
 ) -> Path:
     """The result file of one row (``seed`` may be a glob pattern, as ``table`` reads them)."""
-    tag = knob_tag(knobs or PKKD) if kind == "pkkd" else ""
+    tag = knob_tag(knobs or PKKD, kind)
     split = "holdout_" if holdout else ""
     return RESULTS / f"adder_r20_{split}{kind}_{tag + '_' if tag else ''}e{epochs}_s{seed}.json"
 
@@ -86,7 +90,7 @@ def run(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | 
     cnn = model = ns.create_model("resnet20_cifar", num_classes=10, in_channels=3)
     loss_fn = None
     if kind in ("ann", "pkkd"):
-        model = to_adder(cnn, keep=["first", "last"], copy_filters=True)
+        model = to_adder(cnn, keep=["first", "last"], eta=knobs["eta"], copy_filters=True)
     if kind == "pkkd":
         ramp = round(knobs["ramp_epochs"] * len(train_loader))
         loss_fn = PKKDLoss(model, copy.deepcopy(cnn), alpha=knobs["alpha"], beta=knobs["beta"],
@@ -94,7 +98,7 @@ def run(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | 
                            mutual=knobs["mutual"])  # fmt: skip
     start = time.perf_counter()
     # first-knob test rows keep their old folders; every other row has its result file's name
-    first_test = not holdout and (kind != "pkkd" or knobs == FIRST)
+    first_test = not holdout and not knob_tag(knobs, kind)
     work = WORK / (
         f"{kind}_e{epochs}_s{seed}" if first_test else result_path(kind, epochs, seed, holdout, knobs).stem
     )
@@ -108,6 +112,7 @@ def run(kind: str, epochs: int, seed: int, holdout: bool = False, knobs: dict | 
         "seed": seed,
         "split": f"{HELD_OUT} held-out training digits" if holdout else "test",
         "pkkd": knobs if kind == "pkkd" else None,
+        "eta": knobs["eta"] if kind != "cnn" else None,
         "shared_init": kind != "cnn",
         "final_test_acc": result.final_acc,
         "test_acc_per_epoch": [h["test_acc"] for h in result.history],
@@ -160,15 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--table", action="store_true", help="print the results so far and the bar")
     parser.add_argument("--holdout", action="store_true", help="score held-out training digits, not test")
-    for knob in ("alpha", "temperature", "mutual"):
-        parser.add_argument(f"--{knob}", type=float, default=PKKD[knob], help="PKKD knob (held-out only)")
+    for knob in ("alpha", "temperature", "mutual", "eta"):
+        parser.add_argument(f"--{knob}", type=float, default=PKKD[knob], help="knob (held-out only)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.table:  # the first knobs' rows, then the held-out-chosen ones'
         return max(table(args.epochs, FIRST), table(args.epochs, PKKD))
-    knobs = {**PKKD, **{k: getattr(args, k) for k in ("alpha", "temperature", "mutual")}}
+    knobs = {**PKKD, **{k: getattr(args, k) for k in ("alpha", "temperature", "mutual", "eta")}}
     if knobs != PKKD and not args.holdout:
-        raise SystemExit("PKKD knobs other than the incumbent's are chosen on held-out digits: add --holdout")
+        raise SystemExit("knobs other than the incumbent's are chosen on held-out digits: add --holdout")
     for seed in args.seeds:
         for kind in args.kinds:
             path = result_path(kind, args.epochs, seed, args.holdout, knobs)
