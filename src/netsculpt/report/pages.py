@@ -10,6 +10,7 @@ from netsculpt.report.html import esc, figure, note, page, pre, section, table
 from netsculpt.report.pareto import pareto_front
 from netsculpt.report.plots import Series, colour, select_layers, short_name, tradeoff_chart, widths_chart
 from netsculpt.report.run import COSTS, Point, Run, Stage
+from netsculpt.report.runtimes import LABELS as RUNTIME_LABELS
 
 SHORT_LIST = 25  # up to this many models are listed in full; a search's thousands are folded away
 POINT_ROWS = 500  # the folded list stops here: the page should stay a page
@@ -75,7 +76,7 @@ def _extra_latencies(b: Any, a: Any) -> list[list]:
             if other is None or (runtime == "torch" and batch == "1"):
                 continue
             text, cls = fmt.reduction(ms, other, "faster", "slower")
-            name = RUNTIME_NAMES.get(runtime, runtime)
+            name = RUNTIME_LABELS.get(runtime, runtime)
             rows.append(
                 [
                     (esc(f"latency ({name}, batch {batch})"), "name"),
@@ -95,7 +96,7 @@ def _int8_latencies(lb: dict, la: dict) -> list[list]:
         if not key.endswith("-int8"):
             continue
         runtime = key.removesuffix("-int8")
-        name = RUNTIME_NAMES.get(runtime, runtime)
+        name = RUNTIME_LABELS.get(runtime, runtime)
         for batch, ms in by_batch.items():
             before = lb.get(runtime, {}).get(batch)
             text, cls = fmt.reduction(before, ms, "faster", "slower")
@@ -104,14 +105,6 @@ def _int8_latencies(lb: dict, la: dict) -> list[list]:
                 [(esc(label), "name"), esc(fmt.millis(before)), esc(fmt.millis(ms)), (esc(text), cls)]
             )
     return rows
-
-
-RUNTIME_NAMES = {
-    "torch": "PyTorch",
-    "onnxruntime": "ONNX Runtime",
-    "openvino": "OpenVINO",
-    "compile": "torch.compile",
-}
 
 
 def _machine_note(run: Run) -> str:
