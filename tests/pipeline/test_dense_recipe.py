@@ -84,6 +84,20 @@ def test_data_and_stages_must_suit_the_task() -> None:
         _recipe(text, "stages.1.distill.mixup=0.2")
 
 
+def test_a_soft_distill_stage_on_a_detector_without_a_head_is_refused_before_the_baseline_trains(
+    tmp_path,
+) -> None:
+    """Faster R-CNN-like models have no ``head`` to match: the run stops before any stage, not after the
+    baseline and the pruning have run."""
+    register_model("test_headless_detector", input_shape=(1, 64, 64), num_classes=11, in_channels=1)(
+        tiny_segmenter
+    )
+    recipe, text = load_recipe(EXAMPLE, [*SMALL, "model.name=test_headless_detector", "model.options={}"])
+    with pytest.raises(ConfigError, match=r"stages.1 \(distill, alpha 0.5\):.*no module called.*alpha=0"):
+        run_recipe(recipe, text, tmp_path)
+    assert not list(tmp_path.glob("00_baseline/checkpoints/*"))  # nothing was trained
+
+
 @pytest.mark.slow
 def test_detector_digits_runs_small_and_reports_map(tmp_path) -> None:
     fpn_hints = "stages.1.distill.hints=[backbone.fpn.layer_blocks.0, backbone.fpn.layer_blocks.1]"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from netsculpt.errors import ConfigError
@@ -203,3 +204,34 @@ def task_record(task: Any) -> dict[str, Any]:
     names = ["map", "map_50"] if task.name == "detection" else ["miou", "pixel_acc"]
     return {"name": task.name, "metric": task.metric, "label": METRIC_LABELS.get(task.metric, task.metric),
             "labels": {k: METRIC_LABELS[k] for k in names}}  # fmt: skip
+
+
+def check_distill_heads(recipe: Any, task: Any, model: nn.Module) -> None:
+    """A distill stage with a soft term (alpha > 0) on a detector matches its head's outputs: refuse a
+    model without that head (Faster / Mask R-CNN) before any stage trains, not when the distill stage
+    starts after the baseline and the pruning have run."""
+    head_module = getattr(task, "head_module", None)
+    if head_module is None:
+        return
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind == "distill" and stage.alpha > 0:
+            try:
+                head_module(model)
+            except ConfigError as exc:
+                raise ConfigError(f"stages.{i} (distill, alpha {stage.alpha:g}): {exc}") from None
+            return
+
+
+def build_on_meta(recipe: Any, ctx: Any) -> nn.Module | None:
+    """The recipe's model built on the meta device (no memory, no weights), for checks before the
+    baseline stage; None when the builder needs real values or the baseline is a checkpoint."""
+    if recipe.baseline.checkpoint is not None:
+        return None
+    from netsculpt.models import create_model
+
+    m = recipe.model
+    try:
+        with torch.device("meta"):
+            return create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options)
+    except Exception:  # a builder computing with tensor values: checked after the baseline instead
+        return None

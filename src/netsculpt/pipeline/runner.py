@@ -28,7 +28,7 @@ from netsculpt import faults
 from netsculpt.errors import DiskFullError, NetsculptError
 from netsculpt.fileio import disk_full_reason, write_json, write_text
 from netsculpt.pipeline import guards
-from netsculpt.pipeline.dense import task_record
+from netsculpt.pipeline.dense import build_on_meta, check_distill_heads, task_record
 from netsculpt.pipeline.lock import RunLock
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.recipe_change import check_recipe_change, clear_stages, stage_dirs
@@ -122,6 +122,8 @@ def _run_locked(
         torch.manual_seed(recipe.seed)
         ctx = build_context(recipe, run_dir)
         ctx.trust_builder = trust_builder
+        if ctx.task is not None and (meta := build_on_meta(recipe, ctx)) is not None:
+            check_distill_heads(recipe, ctx.task, meta)
         plan = [("baseline", recipe.baseline)] + [(s.kind, s) for s in recipe.stages]
         records: list[dict[str, Any]] = []
         model: nn.Module | None = None
@@ -177,6 +179,8 @@ def _run_locked(
                 )
             if kind == "baseline":
                 ctx.teacher = load(out / "model", trust_builder=trust_builder)
+                if ctx.task is not None:  # a checkpoint baseline is only known now
+                    check_distill_heads(recipe, ctx.task, model)
             records.append(record)
             guards.enforce(record, recipe.deploy)  # after the stage is saved: the work so far is kept
         compare = _compare_random(recipe, ctx, run_dir, console) if recipe.compare_random else None
