@@ -107,6 +107,26 @@ def test_eval_forward_equals_snapped_model() -> None:
         assert torch.equal(weight.half().float(), weight)  # fp16 table values
 
 
+def test_a_sparse_layer_keeps_an_exact_zero_centroid_through_training() -> None:
+    """Sparsify, then DKM: the zero centroid k-means pins stays 0 while the others move, so the
+    snapped layer's near-zero weights are exact zeros again (stored sparse), not ~1e-6."""
+    torch.manual_seed(0)
+    model = TinyNet()
+    with torch.no_grad():
+        w = model.conv1.weight
+        w.masked_fill_(w.abs() < w.abs().quantile(0.75), 0.0)
+    zeros = model.conv1.weight == 0
+    prepare_dkm_(model, DKMConfig(bits=3, temperature=0.05)).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.randn(8, 1, 8, 8)).logsumexp(1).mean().backward()
+        optimizer.step()
+    assert (_dkm(model, "conv1").centroids == 0).any()
+    snap_dkm_(model.eval())
+    assert (model.conv1.weight[zeros] == 0).float().mean() > 0.9
+
+
 def test_low_temperature_soft_weights_equal_hard_assignment() -> None:
     # As the temperature -> 0 the softmax becomes one-hot: A @ C is each point's nearest centroid.
     torch.manual_seed(0)

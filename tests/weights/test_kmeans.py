@@ -24,6 +24,28 @@ def test_fewer_distinct_values_than_centroids() -> None:
     assert set(fit_codebook(points, 4)[:, 0].tolist()) == {0.5, -1.0}
 
 
+def test_a_sparse_layer_keeps_its_zeros_exact_after_kmeans() -> None:
+    """Sparsify, then cluster: the zero cluster's fitted mean would be ~1e-6 (its tiny non-zero
+    members), turning every zero into that value; a pinned exact-zero centroid keeps them zero."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 7))
+    with torch.no_grad():  # 75 % zeros, survivors shrunk towards zero as fine-tuning leaves them
+        w = net[0].weight
+        t = w.abs().quantile(0.75)
+        w.copy_(torch.sign(w) * (w.abs() - t).clamp_min(0))
+    zeros = net[0].weight == 0
+    kmeans_palettize_(net, KMeansConfig(bits=4, n_init=1))
+    assert torch.equal(net[0].weight[zeros], torch.zeros(int(zeros.sum())))
+    assert (net[0].weight == 0).float().mean() >= zeros.float().mean()
+    assert len(torch.unique(net[0].weight)) <= 16
+
+
+def test_all_zero_and_dense_groups() -> None:
+    assert torch.equal(fit_codebook(torch.zeros(50, 2), 4), torch.zeros(4, 2))
+    dense = torch.randn(500, 1)  # no exact zeros: no centroid is pinned at 0
+    assert not (fit_codebook(dense, 4) == 0).any()
+
+
 def test_kmeans_error_below_uniform_levels_and_falls_with_bits() -> None:
     torch.manual_seed(0)
     weight = torch.randn(64, 32) * torch.rand(64, 1)  # heavy-tailed like trained weights

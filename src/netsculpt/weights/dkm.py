@@ -105,11 +105,14 @@ class DKMWeight(nn.Module):
         if not self.training:
             return from_points(self.hard(points.detach()), self.shape)
         scale, chunk = self.scale(points), self.chunk()
+        # a sparse layer's exact-zero centroid (k-means pins it: kmeans.ZERO_SHARE_PINNED) stays 0, so
+        # its zeros snap back to exact zeros; fitted centroids are never exactly 0 in practice
+        pinned = (self.centroids == 0).all(dim=-1, keepdim=True)
         step = partial(refine, scale=scale, temperature=self.temperature, chunk=chunk)
         with torch.no_grad():
             centroids = self.centroids.clone()  # the buffer is overwritten below; autograd keeps this
             for _ in range(self.iterations):
-                previous, centroids = centroids, step(points.detach(), centroids)
+                previous, centroids = centroids, step(points.detach(), centroids).masked_fill(pinned, 0.0)
                 if ((centroids - previous).abs() / scale).max() <= self.tol:
                     break
         sums = chunked(
@@ -121,6 +124,7 @@ class DKMWeight(nn.Module):
         )
         mass = sums[..., -1:]
         centroids = torch.where(mass > EPS, sums[..., :-1] / mass.clamp_min(EPS), centroids)
+        centroids = centroids.masked_fill(pinned, 0.0)
         with torch.no_grad():
             self.centroids.copy_(centroids)  # the warm start of the next batch's refinement
         self.last_centroids = centroids

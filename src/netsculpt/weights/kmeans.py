@@ -29,16 +29,38 @@ class KMeansConfig(PaletteConfig):
     max_iter: int = 100
 
 
+#: a group whose exact-zero points are at least this share (a sparsified layer) keeps one centroid at
+#: exactly 0.0: a fitted zero cluster's mean picks up its few tiny non-zero members (~1e-6), and every
+#: zero would turn into that value, undoing the sparsity and its storage saving
+ZERO_SHARE_PINNED = 0.01
+
+
 def fit_codebook(
     points: Tensor, k: int, *, seed: int = 0, max_samples: int = 200_000, n_init: int = 1, max_iter: int = 100
 ) -> Tensor:
     """``k`` centroids of ``points`` ``(n, d)``, sorted by their first coordinate, as float32 ``(k, d)``.
 
     Fewer distinct points than ``k`` (a tiny or already-palettized layer) gives those points, repeated.
+    A sparse group (exact zeros >= ``ZERO_SHARE_PINNED``) gets an exact zero centroid and ``k - 1``
+    fitted to its non-zero points.
     """
+    data = points.detach().double().cpu().numpy()
+    zero = ~data.any(axis=1)
+    if k >= 2 and len(data) and zero.mean() >= ZERO_SHARE_PINNED:
+        if zero.all():
+            return torch.zeros(k, data.shape[1])
+        rest = _fit(data[~zero], k - 1, seed, max_samples, n_init, max_iter)
+        centers = np.concatenate([rest, np.zeros((1, data.shape[1]))])
+    else:
+        centers = _fit(data, k, seed, max_samples, n_init, max_iter)
+    order = np.argsort(centers[:, 0], kind="stable")
+    return torch.from_numpy(centers[order]).float()
+
+
+def _fit(data: np.ndarray, k: int, seed: int, max_samples: int, n_init: int, max_iter: int) -> np.ndarray:
+    """``k`` k-means centres of ``data`` (unsorted); the distinct points, repeated, when there are <= k."""
     from sklearn.cluster import KMeans
 
-    data = points.detach().double().cpu().numpy()
     rng = np.random.default_rng(seed)
     sample = data if len(data) <= max_samples else data[rng.choice(len(data), max_samples, replace=False)]
     distinct = np.unique(sample, axis=0)
@@ -51,8 +73,7 @@ def fit_codebook(
             warnings.simplefilter("ignore")  # ConvergenceWarning on near-duplicate points is harmless here
             km = KMeans(n_clusters=k, n_init=n_init, max_iter=max_iter, random_state=seed).fit(sample)
         centers = km.cluster_centers_
-    order = np.argsort(centers[:, 0], kind="stable")
-    return torch.from_numpy(centers[order]).float()
+    return centers
 
 
 def init_centroids(
