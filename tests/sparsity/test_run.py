@@ -202,6 +202,31 @@ def test_interrupted_run_resumes_bit_for_bit(tmp_path, monkeypatch) -> None:
         assert torch.equal(value, resumed.state_dict()[key]), key
 
 
+def test_a_run_killed_before_a_phases_first_checkpoint_resumes_bit_for_bit(tmp_path, monkeypatch) -> None:
+    """Phases 0 and 1 finished, phase 2 killed in its first batch: the finished phases are skipped, and
+    the loaders' shuffle generators must be where they left them."""
+    config = SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=2)
+    reference = _net()
+    sparsify(reference, config, *_loaders(), TrainConfig(epochs=6), out_dir=tmp_path / "a")
+    calls = {"n": 0}
+
+    def crash(name: str) -> None:
+        if name == "train:batch":
+            calls["n"] += 1
+            if calls["n"] == 17:  # 4 batches an epoch, 2 epochs a phase: phase 2's first batch
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(faults, "point", crash)
+    with pytest.raises(KeyboardInterrupt):
+        sparsify(_net(), config, *_loaders(), TrainConfig(epochs=6), out_dir=tmp_path / "b")
+    monkeypatch.undo()
+    assert not (tmp_path / "b" / "phase-02" / "checkpoint.pt").exists()
+    resumed = _net()
+    sparsify(resumed, config, *_loaders(), TrainConfig(epochs=6), out_dir=tmp_path / "b", resume=True)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
 def test_composes_with_channel_pruning_and_keeps_the_masked_function() -> None:
     import netsculpt as ns
 

@@ -147,7 +147,7 @@ def sparsify(
         done += epochs
         folder = root / f"phase-{index:02d}" if root is not None else None
         if folder is not None and (folder / "result.json").is_file() and resume:
-            _load_phase(model, folder)
+            _load_phase(model, folder, {"train": train_loader, "test": test_loader})
             saved = read_json_file(folder / "result.json")
             record = {"phase": label, "epochs": epochs, "test_acc": saved.get("final_acc"), "resumed": True}
         else:
@@ -193,9 +193,15 @@ def _phase_config(
     )
 
 
-def _load_phase(model: nn.Module, folder: Path) -> None:
+def _load_phase(model: nn.Module, folder: Path, loaders: dict[str, Any]) -> None:
+    """A finished phase's weights, and the random state it ended with: the loaders' shuffle generators
+    carry over from phase to phase, so a skipped phase must leave them where it left them, or the next
+    phase would see other batches than an uninterrupted run does."""
     from safetensors.torch import load_file
 
-    from netsculpt.train.checkpoint import load_model_state
+    from netsculpt.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model_state, restore_rng
 
     load_model_state(model, load_file(str(folder / "model.safetensors")), str(folder))
+    checkpoint = folder / CHECKPOINT_NAME
+    if checkpoint.is_file():
+        restore_rng(load_checkpoint(checkpoint)["rng"], loaders)
