@@ -10,7 +10,7 @@ import torch
 
 import netsculpt as ns
 from netsculpt.allocate import widths_plan
-from netsculpt.errors import NetsculptWarning
+from netsculpt.errors import NetsculptWarning, PruningError
 from netsculpt.importance import get_criterion
 
 from .conftest import batches
@@ -62,3 +62,58 @@ def test_hrel_counts_each_image_once_in_a_residual_stage(resnet20) -> None:
     crit = get_criterion("hrel")
     with pytest.warns(NetsculptWarning, match="hrel saw 12 calibration images"):
         crit.score(model, ns.trace(model, x), data)
+
+
+class _TupleOut(torch.nn.Module):
+    """Like an ultralytics classifier in eval mode: (probabilities, logits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+        self.fc = torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.fc(self.conv(x).relu().mean(dim=(2, 3)))
+        return logits.softmax(1), logits
+
+
+def _net() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        torch.nn.Linear(8, 3),
+    )  # fmt: skip
+
+
+X = torch.randn(1, 3, 12, 12)
+
+
+ONE_HOT = torch.eye(3)[[0, 1, 2, 0]]
+IMAGES = torch.randn(4, 3, 12, 12)
+
+
+@pytest.mark.parametrize(
+    ("criterion", "data", "message"),
+    [
+        ("hrank", IMAGES, r"not one tensor of shape \(4, 3, 12, 12\).*\[\(inputs, labels\)\]"),
+        ("hrank", [(torch.randn(4, 1, 12, 12), torch.zeros(4).long())], r"batch \(inputs \(4, 1, 12, 12\)\)"),
+        ("taylor", [(IMAGES, torch.full((4,), 7))], r"label 7 is out of range .* 3 outputs"),
+        ("taylor", [(IMAGES, torch.rand(4))], r"float labels of shape \(4,\) fit neither"),
+        ("hrel", [(IMAGES, ONE_HOT)], r"HRel needs one integer class index.*argmax\(1\)"),
+        ("gpp", [(IMAGES, ONE_HOT)], r"needs one integer class index.*argmax\(1\)"),
+    ],
+)  # fmt: skip
+def test_unusable_calibration_data_is_refused_with_what_to_pass(criterion, data, message) -> None:
+    with pytest.raises(PruningError, match=message):
+        ns.prune(_net(), X, criterion=criterion, ratio=0.5, data=data)
+
+
+@pytest.mark.parametrize("task", [None, "classification"])
+def test_a_model_returning_a_tuple_is_told_to_return_logits(task) -> None:
+    data = [(torch.randn(4, 3, 12, 12), torch.tensor([0, 1, 2, 0]))]
+    with pytest.raises(PruningError, match=r"must return \(batch, classes\) logits .* returned a tuple"):
+        ns.prune(_TupleOut().eval(), X, criterion="taylor", ratio=0.5, data=data, task=task)
+
+
+def test_soft_labels_of_the_logits_shape_are_still_accepted() -> None:
+    probabilities = torch.softmax(torch.randn(4, 3), 1)  # cross-entropy takes class probabilities too
+    ns.prune(_net(), X, criterion="taylor", ratio=0.5, data=[(torch.randn(4, 3, 12, 12), probabilities)])

@@ -188,3 +188,26 @@ def test_mixup_is_off_in_eval_mode_and_at_zero() -> None:
 def test_mixup_must_be_a_non_negative_number(bad: object) -> None:
     with pytest.raises(ConfigError, match="mixup"):
         DistillConfig(mixup=bad)  # type: ignore[arg-type]
+
+
+class _ProbsAndLogitsInEval(nn.Module):
+    """Like an ultralytics classifier: logits while training, (probabilities, logits) in eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        logits = self.fc(x)
+        return logits if self.training else (logits.softmax(1), logits)
+
+
+def test_a_teacher_or_student_returning_a_tuple_is_told_to_return_logits() -> None:
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    loss = DistillationLoss(_ProbsAndLogitsInEval(), DistillConfig(alpha=0.5))
+    with pytest.raises(
+        ConfigError, match=r"teacher \(in eval mode\) to return \(batch, classes\) logits, got a tuple"
+    ):
+        loss(nn.Linear(4, 3).train(), x, y)
+    with pytest.raises(ConfigError, match=r"student to return \(batch, classes\) logits, got a tuple"):
+        DistillationLoss(nn.Linear(4, 3), DistillConfig(alpha=0.5))(_ProbsAndLogitsInEval().eval(), x, y)

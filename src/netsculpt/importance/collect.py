@@ -14,9 +14,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from netsculpt.errors import PruningError
+from netsculpt.errors import NetsculptError, PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
+from netsculpt.importance.base import LABELS as _LABELS
+from netsculpt.importance.calib_checks import check_labels, check_logits, first_batch_error
 from netsculpt.importance.sites import Site, find_sites, preferred_sites
 from netsculpt.progress import track
 
@@ -114,7 +116,9 @@ def stream(
     was_training = model.training
     model.eval()
     seen = 0
+    default_loss = loss_fn is None
     loss_fn = loss_fn or nn.functional.cross_entropy
+    inputs: tuple = ()
     try:
         batches = data if max_batches is None else _take(data, max_batches)
         total = max_batches if max_batches is not None else (len(data) if hasattr(data, "__len__") else None)
@@ -123,6 +127,9 @@ def stream(
                 seen += _task_batch(model, task, batch, stat.needs_gradients, current, calls)
                 continue
             inputs, labels = _split_batch(batch)
+            per_image = _LABELS in getattr(stat, "needs", ()) and not stat.needs_gradients  # hrel, gpp
+            if seen == 0 and labels is not None and per_image:
+                check_labels(labels, type(stat).__name__)
             current["labels"] = labels
             calls.clear()
             if stat.needs_gradients:
@@ -132,12 +139,21 @@ def stream(
                     )
                 model.zero_grad(set_to_none=True)
                 with torch.enable_grad():
-                    loss_fn(model(*inputs), labels).backward()
+                    output = model(*inputs)
+                    if seen == 0 and default_loss:
+                        check_logits(output, labels)
+                    loss_fn(output, labels).backward()
                 model.zero_grad(set_to_none=True)
             else:
                 with torch.no_grad():
                     model(*inputs)
             seen += int(inputs[0].shape[0])
+    except NetsculptError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        if seen or task is not None:
+            raise
+        raise first_batch_error(exc, inputs) from exc
     finally:
         for h in handles:
             h.remove()

@@ -14,6 +14,7 @@ from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.importance.base import ACTIVATIONS, WEIGHTS, check_scores, criterion_name
+from netsculpt.importance.calib_checks import check_data
 from netsculpt.importance.collect import group_sites, stream
 from netsculpt.importance.sites import Site
 
@@ -40,6 +41,7 @@ class StreamingCriterion:
                 f"criterion {type(self).__name__} needs {', '.join(sorted(self.needs - {WEIGHTS}))}: "
                 "pass data= (an iterable of (inputs, labels) batches, e.g. a DataLoader)"
             )
+        check_data(data)
         self.state: dict[str, Any] = {}
         self.model = model
         self.graph = graph

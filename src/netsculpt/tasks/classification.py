@@ -50,7 +50,11 @@ class Classification(Task):
         return CrossEntropy(self.label_smoothing)(model, inputs, targets)
 
     def calibration_loss(self, model: nn.Module, inputs: Any, targets: Any) -> Tensor:
-        return torch.nn.functional.cross_entropy(model(inputs), targets)
+        from netsculpt.importance.calib_checks import check_logits
+
+        output = model(inputs)
+        check_logits(output, targets)  # a tuple output or a bad label: say so, not a torch TypeError
+        return torch.nn.functional.cross_entropy(output, targets)
 
     def evaluator(self) -> _Accuracy:
         return _Accuracy(self)

@@ -115,6 +115,17 @@ def _pair(hint: object) -> tuple[str, str]:
     raise ConfigError(f"a hint is a layer name or a (student_layer, teacher_layer) pair, got {hint!r}")
 
 
+def _check_logits(output: Any, who: str) -> None:
+    """Classification distillation reads (batch, classes) logits from both models; a model returning a
+    tuple (e.g. (probabilities, logits) in eval mode) must be wrapped to return the logits."""
+    if not isinstance(output, Tensor) or output.dim() != 2:
+        got = f"shape {tuple(output.shape)}" if isinstance(output, Tensor) else f"a {type(output).__name__}"
+        raise ConfigError(
+            f"distillation expects the {who} to return (batch, classes) logits, got {got}; wrap the model "
+            "so that forward returns the logits tensor"
+        )
+
+
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """``T**2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch."""
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
@@ -242,8 +253,7 @@ class DistillationLoss(TeacherLoss):
         s_tap, t_tap = self._taps(model)
         with s_tap:
             logits = model(inputs)
-        if not isinstance(logits, Tensor) or logits.dim() != 2:
-            raise TypeError("distillation expects the student to return (batch, classes) logits")
+        _check_logits(logits, "student")
         hard = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         if mixed:
             other = F.cross_entropy(logits, targets[partner], label_smoothing=self.label_smoothing)
@@ -253,6 +263,7 @@ class DistillationLoss(TeacherLoss):
             return hard, logits  # plain cross-entropy: the teacher is not even run
         with torch.no_grad(), t_tap:
             teacher_logits = self._teacher()(inputs)
+        _check_logits(teacher_logits, "teacher (in eval mode)")
         if teacher_logits.shape != logits.shape:
             raise ConfigError(
                 f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(logits.shape)} "
