@@ -60,3 +60,10 @@ def test_distill_stage_takes_mixup_and_refuses_a_negative_one() -> None:
     assert recipe.stages[1].mixup == 1.0 and "mixup" not in recipe.stages[1].overrides()
     with pytest.raises(ConfigError, match="mixup"):
         parse_recipe("stages:\n  - distill: {mixup: -1}\n")
+
+
+def test_a_stage_after_quantize_is_refused_when_the_recipe_is_read() -> None:
+    text = "stages:\n  - prune: {ratio: 0.5}\n  - quantize: {}\n  - finetune: {epochs: 1}\n"
+    with pytest.raises(ConfigError, match=r"stages.1: quantize must be the last stage .* move finetune before"):
+        parse_recipe(text)
+    parse_recipe("stages:\n  - prune: {ratio: 0.5}\n  - quantize: {}\n")  # last: fine

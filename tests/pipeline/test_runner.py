@@ -104,6 +104,30 @@ def test_a_folder_made_by_another_recipe_is_protected(tmp_path, monkeypatch) -> 
     assert calls == ["baseline", "prune", "finetune"]
 
 
+def test_edits_no_stage_depends_on_keep_every_stage_and_others_are_named(tmp_path, monkeypatch) -> None:
+    run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
+    calls = _count_stage_calls(monkeypatch)
+    safe = SMALL.replace("name: tiny", "name: tiny2").replace("report: false", "report: true")
+    safe += "compare_random: true\n"  # the control runs beside the kept stages
+    results = run_recipe(parse_recipe(safe), safe, tmp_path)
+    assert calls == ["prune", "finetune"] and results["compare_random"]["stages"]  # only the control ran
+    assert (tmp_path / "report.html").is_file()
+    other = safe.replace("seed", "seed").replace("limit: 200", "limit: 180") + "seed: 3\n"
+    with pytest.raises(ConfigError, match=r"\(data.limit, seed differ, which every stage depends on\)"):
+        run_recipe(parse_recipe(other), other, tmp_path)
+
+
+def test_force_starts_the_random_control_over_too(tmp_path, monkeypatch) -> None:
+    text = SMALL + "compare_random: true\n"
+    run_recipe(parse_recipe(text), text, tmp_path)
+    stale = tmp_path / "compare_random" / "02_finetune" / "stale.txt"
+    stale.write_text("from the first run")
+    calls = _count_stage_calls(monkeypatch)
+    run_recipe(parse_recipe(text), text, tmp_path, force=True)
+    assert calls == ["baseline", "prune", "finetune", "prune", "finetune"]  # main stages, then the control
+    assert not stale.exists()
+
+
 def test_an_edited_stage_keeps_the_stages_before_it_and_redoes_the_rest(tmp_path, monkeypatch) -> None:
     first = run_recipe(parse_recipe(SMALL), SMALL, tmp_path)
     calls = _count_stage_calls(monkeypatch)

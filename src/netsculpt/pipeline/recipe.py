@@ -140,6 +140,19 @@ class Recipe(Section):
         return self
 
     @model_validator(mode="after")
+    def _quantize_last(self) -> Recipe:
+        """A quantize stage's output is an int8 ONNX Runtime / OpenVINO model, which no later stage can
+        train, prune, cluster or quantize again: refuse the order before any work, not after it."""
+        for i, stage in enumerate(self.stages[:-1]):
+            if stage.kind == "quantize":
+                later = ", ".join(s.kind for s in self.stages[i + 1 :])
+                raise ValueError(
+                    f"stages.{i}: quantize must be the last stage (its output is an int8 ONNX Runtime / "
+                    f"OpenVINO model); move {later} before it"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _task(self) -> Recipe:
         from netsculpt.pipeline.dense import check_dense_recipe
 

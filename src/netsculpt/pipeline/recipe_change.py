@@ -3,9 +3,10 @@
 A folder remembers the recipe that made it (``recipe.yaml``; ``--set`` overrides appended as a comment).
 Refusing every edit protected finished work but also locked a folder whose first run failed on a typo
 before anything was done, and forced ``--force`` (every stage redone) on a user who only changed the last
-stage. Now: a folder with no work in it takes the new recipe; an edit that leaves the model, data,
-baseline and outputs as they were and changes stage k keeps the finished stages before k and redoes k
-onwards; any other edit of a folder with work in it is refused, as before.
+stage. Now: a folder with no work in it takes the new recipe; an edit of the run's name, of
+``compare_random`` or of whether a report / maps are written keeps every finished stage; an edit that
+leaves everything else outside ``stages`` as it was and changes stage k keeps the finished stages before
+k and redoes k onwards; any other edit of a folder with work in it is refused, naming what differs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from netsculpt.errors import ConfigError, NetsculptError
 log = logging.getLogger("netsculpt.pipeline")
 _STAGE_DIR = re.compile(r"(\d{2})_[a-z0-9_]+")
 OVERRIDES_MARK = "# overrides: "
+#: fields no stage's output depends on: changing them keeps every finished stage (turning
+#: ``compare_random`` on runs the random-criterion control beside them; the report is rewritten)
+SAFE_FIELDS = ("name", "compare_random", "outputs.report", "outputs.explain")
 
 
 def with_overrides(text: str, overrides: list[str]) -> str:
@@ -38,15 +42,18 @@ def check_recipe_change(run_dir: Path, recipe: Any, text: str, force: bool, rand
         clear_stages(run_dir, [*stages.values(), run_dir / random_dir])
         log.info("%s held no finished work: it takes the new recipe", run_dir)
         return
-    first = _first_change(_stored_recipe(stored), recipe)
-    if first is None:  # the same recipe written differently (comments, order, defaults spelt out)
-        return
-    if first == 0:
+    old = _stored_recipe(stored)
+    fields = _changed_fields(old.model_dump(), recipe.model_dump())
+    if fields:
         raise ConfigError(
-            f"{run_dir} was made by a different recipe (the model, data, baseline or outputs differ); to "
-            "continue it rerun with the same recipe, or choose a new --out (or pass --force to start this "
-            "folder's stages over)"
+            f"{run_dir} was made by a different recipe ({', '.join(fields)} "
+            f"{'differs' if len(fields) == 1 else 'differ'}, which every stage depends on); to continue it "
+            "rerun with the same recipe, or choose a new --out (or pass --force to start this folder's "
+            "stages over)"
         )
+    first = _first_stage_change(old, recipe)
+    if first is None:  # the same stages (the recipe written differently, or only SAFE_FIELDS changed)
+        return
     redo = [d for i, d in stages.items() if i >= first]
     clear_stages(run_dir, [*redo, run_dir / random_dir])  # the random-criterion control reruns the stages
     log.info("the recipe changed from stage %d on: stages before it are kept, %d redone", first, len(redo))
@@ -83,13 +90,22 @@ def _stored_recipe(stored: Path) -> Any:
         ) from None
 
 
-def _first_change(old: Any, new: Any) -> int | None:
-    """Index in the run's plan (0: model, data, baseline or anything else outside ``stages``; k >= 1:
-    stage k) of the first difference, or None when the two recipes are the same."""
-    old_d, new_d = old.model_dump(), new.model_dump()
-    old_stages, new_stages = old_d.pop("stages"), new_d.pop("stages")
-    if old_d != new_d:
-        return 0
+def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted names of the fields outside ``stages`` that differ (sections compared field by field),
+    leaving out :data:`SAFE_FIELDS`."""
+    changed = []
+    for key in sorted((set(old) | set(new)) - {"stages"}):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            changed.append(key)
+    return [name for name in changed if name not in SAFE_FIELDS]
+
+
+def _first_stage_change(old: Any, new: Any) -> int | None:
+    """Index in the run's plan (k >= 1: stage k) of the first stage that differs, or None."""
+    old_stages, new_stages = old.model_dump()["stages"], new.model_dump()["stages"]
     for i in range(max(len(old_stages), len(new_stages))):
         if i >= len(old_stages) or i >= len(new_stages) or old_stages[i] != new_stages[i]:
             return i + 1

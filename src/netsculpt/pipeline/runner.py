@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from torch import nn
 
 from netsculpt import faults
@@ -108,10 +109,9 @@ def _run_locked(
     started = time.perf_counter()
     check_recipe_change(run_dir, recipe, text, force, RANDOM_DIR)
     _remove_partial_writes(run_dir)
-    if force:  # every stage starts over: a checkpoint left in one would be resumed for the new recipe
-        clear_stages(run_dir, list(stage_dirs(run_dir).values()))
-        for marker in run_dir.glob(f"{RANDOM_DIR}/*/DONE"):
-            marker.unlink()
+    if force:  # every stage starts over: a checkpoint left in one would be resumed for the new recipe,
+        # the random-criterion control's included (its stages resume from their own checkpoints)
+        clear_stages(run_dir, [*stage_dirs(run_dir).values(), run_dir / RANDOM_DIR])
     write_text(run_dir / "recipe.yaml", text)
     handler = _LogHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -139,7 +139,7 @@ def _run_locked(
                 log.info("%s: resumed from %s", label, out)
             else:
                 faults.point(f"stage:{kind}:start")
-                console.rule(f"{label}  {_describe(cfg)}")
+                console.rule(escape(f"{label}  {_describe(cfg)}"))  # '[random 1/3]' is not a style tag
                 log.info("%s: %s", label, cfg.model_dump() if hasattr(cfg, "model_dump") else cfg)
                 t0 = time.perf_counter()
                 ctx.reset_random_state()
@@ -240,12 +240,12 @@ def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Con
         out = run_dir / RANDOM_DIR / f"{i:02d}_{kind}"
         label = f"[random {i}/{len(recipe.stages)}] {kind}"
         if (out / "DONE").is_file():
-            model, record = load(out / "model", trust_builder=ctx.trust_builder), _read_record(out)
-            console.print(f"{label}: done earlier, resumed from {RANDOM_DIR}/{out.name}")
+            model, record = _load_stage(out, ctx.trust_builder), _read_record(out)  # int8 artefacts too
+            console.print(f"{escape(label)}: done earlier, resumed from {RANDOM_DIR}/{out.name}")
         else:
             if "criterion" in type(cfg).model_fields:
                 cfg = cfg.model_copy(update={"criterion": "random"})
-            console.rule(f"{label}  {_describe(cfg)}")
+            console.rule(escape(f"{label}  {_describe(cfg)}"))  # '[random 1/3]' is not a style tag
             out.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             ctx.reset_random_state()  # as for the main stages: the same result after a resume
