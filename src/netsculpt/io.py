@@ -12,6 +12,7 @@ docs/security.md.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,23 @@ def _resolve_base(spec: dict[str, Any]) -> dict[str, Any]:
     return identify_base(base, spec["base_shapes"] or {}) or {"kind": "user", "class": base["class"]}
 
 
+def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
+    """Where the first NaN / infinite float in ``value`` sits (``extra['loss'][0]``) and that float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
 def _document(
     model: nn.Module, builder: str | None, builder_kwargs: dict[str, Any] | None, extra: Any
 ) -> dict:
@@ -59,8 +77,15 @@ def _document(
         "edits": spec["edits"],
         "extra": dict(extra or {}),
     }
+    for key in ("extra", "base", "edits"):
+        found = _non_finite(document[key], key)
+        if found is not None:  # netsculpt.json is strict JSON: load would refuse NaN / Infinity
+            raise CheckpointError(
+                f"cannot save this model: {found[0]} is {found[1]!r}, which netsculpt.json cannot hold; "
+                "store it as a string or None, or leave it out"
+            )
     try:  # exactly what load will see: options that are not JSON fail here, not when loading
-        document = json.loads(json.dumps(document))
+        document = json.loads(json.dumps(document, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(
             f"cannot save this model: its build options are not plain data ({exc}); build it with options "
