@@ -46,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=3, help="DKM fine-tuning epochs")
     p.add_argument("--lr", type=float, default=0.005, help="DKM fine-tuning learning rate")
     p.add_argument("--temperature", type=float, default=0.02, help="DKM softmax temperature (weight stds)")
-    p.add_argument("--dense-fp16", action="store_true", help="round unclustered tensors (BN, biases) to fp16")
+    p.add_argument(
+        "--dense-fp16",
+        action="store_true",
+        help="round unclustered tensors (BN, biases) to fp16 (ones beyond its range stay float32)",
+    )
     p.add_argument("--out", required=True, help="output directory (a saved netsculpt model)")
     p.set_defaults(func=run_cluster)
     p = sub.add_parser("quantize", help="int8 static quantization (ONNX Runtime), calibrated on data")
