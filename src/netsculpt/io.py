@@ -25,6 +25,7 @@ from netsculpt.errors import CheckpointError
 from netsculpt.fileio import atomic_write, write_json
 from netsculpt.saved.bases import build_base
 from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
+from netsculpt.saved.dtypes import cast_floats_, float_dtypes
 from netsculpt.saved.weights import read_weights
 from netsculpt.spec import describe_unbuilt, model_spec
 
@@ -77,6 +78,9 @@ def _document(
         "edits": spec["edits"],
         "extra": dict(extra or {}),
     }
+    dtypes = float_dtypes(model)
+    if dtypes:  # only when some float is not float32: such files are what older netsculpt refuses
+        document["dtypes"] = dtypes
     for key in ("extra", "base", "edits"):
         found = _non_finite(document[key], key)
         if found is not None:  # netsculpt.json is strict JSON: load would refuse NaN / Infinity
@@ -145,7 +149,9 @@ def load(
     base = build_base(
         document["base"], document["base_shapes"], where, model=model, trust_builder=trust_builder
     )
-    rebuilt = replay_edits(base, document["edits"], where)
+    dtypes = document.get("dtypes", {})
+    cast_floats_(base, dtypes, where, partial=True)  # replay traces the base in the saved dtypes
+    rebuilt = cast_floats_(replay_edits(base, document["edits"], where), dtypes, where)
     state = read_weights(rebuilt, Path(directory) / WEIGHTS_FILE)
     # the rebuilt model's own per-module versions: some modules (MNASNet) refuse a state dict without them
     state = _with_metadata(state, rebuilt)
