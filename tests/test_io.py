@@ -11,6 +11,7 @@ import torchvision
 
 import netsculpt as ns
 from netsculpt.errors import CheckpointError
+from netsculpt.io import read_spec
 from netsculpt.measure import export_onnx, run_onnx
 
 
@@ -186,6 +187,18 @@ def test_options_that_are_not_data_are_refused_at_save(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="not plain data"):
         ns.save(model, tmp_path)
     assert not (tmp_path / "netsculpt.json").exists()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_extra_holding_nan_or_inf_is_refused_at_save_naming_the_field(tmp_path, value: float) -> None:
+    """A NaN in ``extra`` used to be saved, and the folder then failed to load ("not valid JSON: NaN")."""
+    model = ns.create_model("lenet5", num_classes=10)
+    with pytest.raises(CheckpointError, match=r"extra\['history'\]\[1\] is (nan|inf|-inf)"):
+        ns.save(model, tmp_path, extra={"epochs": 2, "history": [0.5, value]})
+    assert not (tmp_path / "netsculpt.json").exists() and not (tmp_path / "model.safetensors").exists()
+    ns.save(model, tmp_path, extra={"epochs": 2, "history": [0.5, None]})  # what the error suggests
+    ns.load(tmp_path)
+    assert read_spec(tmp_path)["extra"]["history"] == [0.5, None]
 
 
 def test_missing_and_corrupt_saves_are_refused(tmp_path) -> None:

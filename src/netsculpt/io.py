@@ -12,6 +12,7 @@ docs/security.md.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from netsculpt.errors import CheckpointError
 from netsculpt.fileio import atomic_write, write_json
 from netsculpt.saved.bases import build_base
 from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
+from netsculpt.saved.dtypes import cast_floats_, float_dtypes
 from netsculpt.saved.weights import read_weights
 from netsculpt.spec import describe_unbuilt, model_spec
 
@@ -40,6 +42,23 @@ def _resolve_base(spec: dict[str, Any]) -> dict[str, Any]:
     from netsculpt.models.identify import identify_base
 
     return identify_base(base, spec["base_shapes"] or {}) or {"kind": "user", "class": base["class"]}
+
+
+def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
+    """Where the first NaN / infinite float in ``value`` sits (``extra['loss'][0]``) and that float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key!r}]")
+        if found is not None:
+            return found
+    return None
 
 
 def _document(
@@ -59,8 +78,18 @@ def _document(
         "edits": spec["edits"],
         "extra": dict(extra or {}),
     }
+    dtypes = float_dtypes(model)
+    if dtypes:  # only when some float is not float32: such files are what older netsculpt refuses
+        document["dtypes"] = dtypes
+    for key in ("extra", "base", "edits"):
+        found = _non_finite(document[key], key)
+        if found is not None:  # netsculpt.json is strict JSON: load would refuse NaN / Infinity
+            raise CheckpointError(
+                f"cannot save this model: {found[0]} is {found[1]!r}, which netsculpt.json cannot hold; "
+                "store it as a string or None, or leave it out"
+            )
     try:  # exactly what load will see: options that are not JSON fail here, not when loading
-        document = json.loads(json.dumps(document))
+        document = json.loads(json.dumps(document, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(
             f"cannot save this model: its build options are not plain data ({exc}); build it with options "
@@ -120,7 +149,9 @@ def load(
     base = build_base(
         document["base"], document["base_shapes"], where, model=model, trust_builder=trust_builder
     )
-    rebuilt = replay_edits(base, document["edits"], where)
+    dtypes = document.get("dtypes", {})
+    cast_floats_(base, dtypes, where, partial=True)  # replay traces the base in the saved dtypes
+    rebuilt = cast_floats_(replay_edits(base, document["edits"], where), dtypes, where)
     state = read_weights(rebuilt, Path(directory) / WEIGHTS_FILE)
     # the rebuilt model's own per-module versions: some modules (MNASNet) refuse a state dict without them
     state = _with_metadata(state, rebuilt)

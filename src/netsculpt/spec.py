@@ -17,6 +17,7 @@ import copy
 import hashlib
 from typing import Any
 
+import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
@@ -40,12 +41,18 @@ def state_shapes(model: nn.Module) -> dict[str, list[int]] | None:
     return {key: list(value.shape) for key, value in state.items()}
 
 
-def structure_fingerprint(model: nn.Module) -> str:
+def structure_fingerprint(model: nn.Module, float_dtype: torch.dtype | None = None) -> str:
     """A hash of the module tree (names, classes, hyper-parameters) and state-dict shapes and dtypes.
 
     Two models with the same fingerprint are the same architecture for every purpose netsculpt has:
-    same layers with the same settings, so the same weights compute the same function.
+    same layers with the same settings, so the same weights compute the same function. ``float_dtype``
+    hashes every float entry as that dtype: a builder makes float32, so a user's ``.half()`` model is
+    still found as its build (the saved file records the real dtypes, see ``netsculpt.saved.dtypes``).
     """
+
+    def dtype(value: torch.Tensor) -> torch.dtype:
+        return float_dtype if float_dtype is not None and value.is_floating_point() else value.dtype
+
     lines = [f"{type(model).__module__}.{type(model).__qualname__}"]
     for name, module in model.named_modules():
         if type(module).__name__ in _TRAIN_ONLY:
@@ -53,7 +60,7 @@ def structure_fingerprint(model: nn.Module) -> str:
         kind = f"{type(module).__module__}.{type(module).__qualname__}"
         lines.append(f"{name}|{kind}|{module.extra_repr()}|{_settings(module)}")
     lines += [
-        f"{k}|{'lazy' if is_lazy(v) else tuple(v.shape)}|{v.dtype}" for k, v in model.state_dict().items()
+        f"{k}|{'lazy' if is_lazy(v) else tuple(v.shape)}|{dtype(v)}" for k, v in model.state_dict().items()
     ]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
@@ -99,7 +106,7 @@ def describe_unbuilt(model: nn.Module) -> dict[str, Any]:
     base = {
         "kind": "unidentified",
         "class": f"{cls.__module__}.{cls.__qualname__}",
-        "fingerprint": structure_fingerprint(model),
+        "fingerprint": structure_fingerprint(model, float_dtype=torch.float32),  # as builders make it
     }
     if isinstance(getattr(model, "pretrained_cfg", None), dict):  # timm records its architecture here
         base["timm_architecture"] = str(model.pretrained_cfg.get("architecture", ""))

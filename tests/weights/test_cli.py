@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 import netsculpt as ns
 from netsculpt.cli import main
 from netsculpt.weights import iter_palettes
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -45,6 +53,38 @@ def test_cluster_saves_a_packed_model(capsys, tmp_path, method: str) -> None:
     assert all(torch.unique(model.get_parameter(k)).numel() <= 4 for k in palettes)
     # 430,500 weights at 2 bits ~ 108 KB, against 1.7 MB in float32
     assert (out_dir / "model.safetensors").stat().st_size < 1_724_920 / 14
+
+
+def _cluster_process(model: Path, out_dir: Path, *extra: str, fault: str = "") -> subprocess.CompletedProcess:
+    """`netsculpt cluster --method dkm` in its own process, so a fault point can SIGKILL it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    env.pop("NETSCULPT_FAULT", None)
+    if fault:
+        env["NETSCULPT_FAULT"] = fault
+    argv = ["--quiet", "--threads", "1", "cluster", str(model), "--method", "dkm", "--bits", "2"]
+    argv += ["--epochs", "2", "--data", "mnist5k", "--limit", "200", "--out", str(out_dir), *extra]
+    return subprocess.run(
+        [sys.executable, "-m", "netsculpt", *argv], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="fault points SIGKILL: POSIX")
+def test_a_killed_dkm_cluster_run_resumes_to_the_uninterrupted_weights(tmp_path) -> None:
+    """DKM fine-tuning used to write no checkpoints and ignore --resume: a kill lost every epoch."""
+    torch.manual_seed(0)
+    model = ns.save(ns.create_model("lenet5", num_classes=10), tmp_path / "float")  # both runs start here
+    whole = _cluster_process(model, tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    killed = _cluster_process(model, tmp_path / "killed", fault="train:epoch@1")  # after epoch 1's checkpoint
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / "killed" / "checkpoints" / "checkpoint.pt").is_file()
+    again = _cluster_process(model, tmp_path / "killed")
+    assert again.returncode != 0 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    resumed = _cluster_process(model, tmp_path / "killed", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("whole", "killed")]
+    assert weights[0] == weights[1]
 
 
 @pytest.mark.slow

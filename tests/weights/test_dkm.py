@@ -107,6 +107,19 @@ def test_eval_forward_equals_snapped_model() -> None:
         assert torch.equal(weight.half().float(), weight)  # fp16 table values
 
 
+def test_eval_forward_of_a_float64_model_stays_float64() -> None:
+    """A float64 model in eval mode used to get float32 hard weights and crash its conv."""
+    torch.manual_seed(0)
+    model = prepare_dkm_(TinyNet().double(), DKMConfig(bits=2)).eval()
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        assert all(m.weight.dtype == torch.float64 for _, m, _ in dkm_layers(model))
+        before = model(x)
+        snap_dkm_(model)
+        after = model(x)
+    assert before.dtype == torch.float64 and torch.equal(before, after)
+
+
 def test_a_sparse_layer_keeps_an_exact_zero_centroid_through_training() -> None:
     """Sparsify, then DKM: the zero centroid k-means pins stays 0 while the others move, so the
     snapped layer's near-zero weights are exact zeros again (stored sparse), not ~1e-6."""

@@ -3,16 +3,17 @@ and a .pt2 that netsculpt did not write is refused (torch.export.load unpickles)
 
 from __future__ import annotations
 
+import copy
 import shutil
 
 import pytest
 import torch
 
 import netsculpt as ns
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.runtimes import get_runtime
 from netsculpt.runtimes.artefacts import PROGRAM_NAME, ProgramModule, load_artefact, timing_runtime
-from netsculpt.weights.int8_runtimes import quantize_openvino, quantize_pt2e
+from netsculpt.weights.int8_runtimes import calibration_batches, quantize_openvino, quantize_pt2e
 from netsculpt.weights.int8_select import quantize_on
 
 pytestmark = pytest.mark.runtimes  # own pytest process in `make test` (see Makefile)
@@ -81,6 +82,24 @@ def test_openvino_ir_is_xml_and_bin(lenet, tmp_path) -> None:
     q = quantize_openvino(model, x, calibration, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.bin", "model.int8.xml"]
     assert q.size_bytes == sum(p.stat().st_size for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("quantize", [quantize_openvino, quantize_pt2e])
+def test_a_float64_model_is_refused_before_any_file_is_written(lenet, quantize, tmp_path) -> None:
+    """OpenVINO used to write an IR from a float64 model that it then could not load."""
+    model, x, calibration = lenet
+    wide = copy.deepcopy(model).double()
+    with pytest.raises(ConfigError, match=r"conv1\.weight is float64; quantize a float32 copy"):
+        quantize(wide, x.double(), [c.double() for c in calibration], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_calibration_batches_keep_integer_inputs() -> None:
+    """Token ids stay int64 (an Embedding's export takes int64); only float inputs become float32."""
+    ids, images = torch.randint(0, 9, (2, 7)), torch.rand(2, 3, dtype=torch.float64)
+    batches = calibration_batches([(ids, None), images], 2)
+    assert batches[0].dtype == torch.int64 and torch.equal(batches[0], ids)
+    assert batches[1].dtype == torch.float32
 
 
 def test_pt2e_quantizes_a_torchvision_resnet_that_calls_one_relu_twice(tmp_path) -> None:

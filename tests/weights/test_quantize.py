@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, DataError
 from netsculpt.train import TrainConfig, evaluate, train
 from netsculpt.weights.quantize import Int8Config, node_module, quantize_int8
 from tests.weights._models import TinyNet
@@ -140,3 +140,59 @@ def test_attention_models_quantize(tmp_path) -> None:
     with torch.no_grad():
         ref, out = model(x), int8(x)
     assert out.shape == ref.shape and (out - ref).abs().max() < 0.1 * ref.abs().max() + 0.05
+
+
+class _Tokens(torch.nn.Module):
+    """Token ids in (an int64 input), an embedding, a linear head: nothing to cast to float."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(100, 32)
+        self.fc = torch.nn.Linear(32, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.emb(x).mean(1))
+
+
+@pytest.mark.slow
+def test_integer_inputs_calibrate_as_integers(tmp_path) -> None:
+    """Token ids used to be cast to float for calibration, and ONNX Runtime refused them."""
+    torch.manual_seed(0)
+    model = _Tokens().eval()
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randint(0, 100, (8, 7), generator=g), torch.zeros(8, dtype=torch.long)) for _ in range(2)]
+    int8 = quantize_int8(model, data[0][0][:1], data, tmp_path, Int8Config(calibration_batches=2))
+    x = data[1][0]
+    with torch.no_grad():
+        ref, out = model(x), int8(x)
+    assert out.shape == ref.shape and (out - ref).abs().max() < 0.1 * ref.abs().max() + 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.fp32.onnx", "model.int8.onnx"]
+
+
+def test_empty_calibration_data_is_refused_before_any_file_is_written(tmp_path) -> None:
+    """It used to end in ONNX Runtime's "No data is collected." with model.prep.onnx left behind."""
+    with pytest.raises(DataError, match="at least one batch"):
+        quantize_int8(TinyNet().eval(), torch.randn(1, 1, 8, 8), [], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_quantization_leaves_no_files_behind(tmp_path) -> None:
+    bad = [(torch.randn(4, 1, 9, 9), torch.zeros(4))]  # the wrong image size: calibration fails in ORT
+    with pytest.raises(Exception):  # noqa: B017 - whatever ONNX Runtime raises; the folder is the point
+        quantize_int8(TinyNet().eval(), torch.randn(1, 1, 8, 8), bad, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_a_model_that_is_not_float32_is_refused_naming_its_dtype(tmp_path, dtype: torch.dtype) -> None:
+    """A float64 model used to end in ONNX Runtime's NOT_IMPLEMENTED after the export was written."""
+    model = TinyNet().to(dtype).eval()
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(ConfigError, match=rf"conv1\.weight is {name}; quantize a float32 copy"):
+        quantize_int8(
+            model,
+            torch.randn(1, 1, 8, 8, dtype=dtype),
+            [(torch.randn(4, 1, 8, 8, dtype=dtype), None)],
+            tmp_path,
+        )
+    assert list(tmp_path.iterdir()) == []

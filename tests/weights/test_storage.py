@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -87,6 +88,26 @@ def test_groups_vectors_and_fp16_dense_tensors(tmp_path) -> None:
     loaded = ns.load(tmp_path, trust_builder=BUILDER)
     _all_equal(model, loaded)
     assert module_palettes(loaded.fc)["weight"].lut.shape == (1, 4, 2)  # 4 outputs, group_size 4
+
+
+def test_fp16_dense_keeps_values_beyond_fp16_range_and_warns(tmp_path) -> None:
+    """A running variance of 1e5 used to become inf under dense_dtype="float16", silently changing the
+    outputs; it now stays float32 (in memory and in the file) with a warning naming it."""
+    torch.manual_seed(0)
+    model = TinyNet().eval()
+    model.bn1.running_var.uniform_(0.5, 2)
+    model.bn1.running_var[0] = 1e5  # e.g. a net fed 0..255 pixels
+    reference = copy.deepcopy(model)
+    with pytest.warns(UserWarning, match=r"leaves bn1\.running_var in full precision"):
+        kmeans_palettize_(model, KMeansConfig(bits=8, n_init=1, dense_dtype="float16"))
+    assert torch.equal(model.bn1.running_var, reference.bn1.running_var)
+    assert torch.equal(model.bn1.running_mean, reference.bn1.running_mean.half().float())  # others rounded
+    x = torch.rand(2, 1, 8, 8) * 255
+    assert torch.isfinite(model(x)).all()
+    kmeans_palettize_(reference, KMeansConfig(bits=8, n_init=1))
+    assert torch.allclose(model(x), reference(x), rtol=1e-3, atol=1e-3)
+    ns.save(model, tmp_path, builder=BUILDER)
+    _all_equal(model, ns.load(tmp_path, trust_builder=BUILDER))  # the file holds what the model holds
 
 
 def test_weight_changed_after_palettizing_is_saved_dense(tmp_path) -> None:

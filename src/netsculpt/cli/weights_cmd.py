@@ -33,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-size", type=int, default=500, help="--bits auto: training images held out to score")
     p.add_argument("--workers", type=int, default=0, help="--bits auto: local worker processes to score on")
     p.add_argument("--ray-address", default=None, help="--bits auto: score candidates on this Ray cluster")
-    p.add_argument("--resume", action="store_true", help="--bits auto: continue the search saved in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the DKM fine-tuning (or --bits auto search) interrupted in --out; k-means reruns",
+    )
     p.add_argument("--method", choices=("dkm", "kmeans"), default="dkm")
     p.add_argument(
         "--group-size", type=int, default=None, help="output channels per codebook (default: per tensor)"
@@ -42,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=3, help="DKM fine-tuning epochs")
     p.add_argument("--lr", type=float, default=0.005, help="DKM fine-tuning learning rate")
     p.add_argument("--temperature", type=float, default=0.02, help="DKM softmax temperature (weight stds)")
-    p.add_argument("--dense-fp16", action="store_true", help="round unclustered tensors (BN, biases) to fp16")
+    p.add_argument(
+        "--dense-fp16",
+        action="store_true",
+        help="round unclustered tensors (BN, biases) to fp16 (ones beyond its range stay float32)",
+    )
     p.add_argument("--out", required=True, help="output directory (a saved netsculpt model)")
     p.set_defaults(func=run_cluster)
     p = sub.add_parser("quantize", help="int8 static quantization (ONNX Runtime), calibrated on data")
@@ -118,7 +126,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     if args.bits == "auto":
         bits_text = _cluster_auto(args, model, config, train_loader, test_loader)
     else:
-        cluster_model(model, config, train_loader, test_loader)
+        cluster_model(model, config, train_loader, test_loader, **_checkpoints(args))
         bits_text = f"{args.bits}-bit"
     acc, _ = evaluate(model, test_loader)
     out = Path(args.out)
@@ -130,6 +138,23 @@ def run_cluster(args: argparse.Namespace) -> int:
         f"weights {float_bytes:,} B -> {size:,} B ({float_bytes / size:.2f}x); saved to {out}"
     )
     return 0
+
+
+def _checkpoints(args: argparse.Namespace) -> dict:
+    """DKM fine-tuning checkpoints every epoch into ``--out``/checkpoints, so a killed run continues with
+    ``--resume`` (to the weights the uninterrupted run ends with) instead of starting over."""
+    from netsculpt.errors import ConfigError
+    from netsculpt.train.checkpoint import CHECKPOINT_NAME
+
+    if args.method != "dkm":
+        return {}
+    checkpoints = Path(args.out) / "checkpoints"
+    if (checkpoints / CHECKPOINT_NAME).exists() and not args.resume:
+        raise ConfigError(
+            f"{str(checkpoints)!r} holds an earlier DKM run's checkpoints; pass --resume to continue it "
+            "(a finished run is just snapped and saved again) or choose another --out"
+        )
+    return {"out_dir": checkpoints, "resume": args.resume}
 
 
 def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_loader) -> str:

@@ -166,6 +166,21 @@ def check_recorded_inputs(edit: dict[str, Any], where: str, missing: str) -> Non
         raise CheckpointError(f"{where}: records neither input_shapes nor an inputs layout{missing}")
 
 
+def in_model_dtype(inputs: Any, model: torch.nn.Module) -> Any:
+    """``inputs`` with float tensors in the model's float dtype: replay traces shapes, and a model
+    pruned in float32 then saved as float64 (or the other way) must still replay."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype is None:
+        return inputs
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(dtype) if inputs.is_floating_point() else inputs
+    if type(inputs) in (tuple, list):
+        return type(inputs)(in_model_dtype(x, model) for x in inputs)
+    if type(inputs) is dict:
+        return {k: in_model_dtype(v, model) for k, v in inputs.items()}
+    return inputs
+
+
 def recorded_inputs(edit: dict[str, Any]) -> tuple[Any, ...]:
     """The inputs an edit was traced at: its recorded layout, else zeros of its input shapes.
 

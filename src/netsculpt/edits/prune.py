@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from netsculpt.edits.base import EditKind
-from netsculpt.edits.inputs import MAX_DIM, check_recorded_inputs, recorded_inputs
+from netsculpt.edits.inputs import MAX_DIM, check_recorded_inputs, in_model_dtype, recorded_inputs
 from netsculpt.errors import CheckpointError
 
 MAX_CHANNELS = 1 << 20
@@ -79,7 +79,8 @@ def replay(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     from netsculpt.prune import apply_plan
     from netsculpt.surgery import PrunePlan
 
-    return apply_plan(model, PrunePlan.from_dict(edit["plan"]), recorded_inputs(edit), inplace=True)
+    inputs = in_model_dtype(recorded_inputs(edit), model)
+    return apply_plan(model, PrunePlan.from_dict(edit["plan"]), inputs, inplace=True)
 
 
 PRUNE = EditKind("prune", SCHEMA, replay, check)

@@ -7,6 +7,7 @@ Version 3 (this one)::
               "kwargs": {}}                                   # or kind "builder" / "user", see bases.py
      "base_shapes": {"conv1.weight": [64, 3, 7, 7], ...},   # the unpruned state dict's shapes
      "edits": [{"kind": "prune", ...}, {"kind": "factorise", ...}],   # netsculpt.edits
+     "dtypes": {"fc.weight": "float64", ...},   # optional: saved floats that are not float32
      "extra": {"input_shape": [1, 3, 224, 224], ...}}
 
 Versions 1 and 2 kept ``{"spec": {<base fields>, "plans": [...]}}``; they are migrated on read.
@@ -19,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from netsculpt.edits import validate_edits
 from netsculpt.edits.inputs import MAX_INPUT_ELEMENTS
 from netsculpt.errors import CheckpointError
@@ -29,6 +32,10 @@ FORMAT = "netsculpt-model"
 VERSION = 3
 SPEC_FILE = "netsculpt.json"
 MAX_STATE_ENTRIES = 200_000
+
+#: float dtypes a saved state-dict entry may have besides float32 (``dtypes`` lists only those entries;
+#: a document without it is all float32, as every file before dtypes were recorded)
+FLOAT_DTYPES = {"float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 _SHAPE = {"type": "array", "maxItems": 8, "items": {"type": "integer", "minimum": 0, "maximum": 1 << 31}}
 
@@ -45,6 +52,11 @@ SCHEMA: dict[str, Any] = {
             ]
         },
         "edits": {"type": "array"},
+        "dtypes": {
+            "type": "object",
+            "maxProperties": MAX_STATE_ENTRIES,
+            "additionalProperties": {"enum": list(FLOAT_DTYPES)},
+        },
         "extra": {
             "type": "object",
             "properties": {

@@ -7,6 +7,7 @@ supplies their names and shapes, and :func:`layout_hash` checks both match what 
 from __future__ import annotations
 
 import hashlib
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -27,19 +28,37 @@ CODES = {
     torch.bool: "?",
 }
 DTYPES = {code: dtype for dtype, code in CODES.items()}
+FP16_MAX = float(torch.finfo(torch.float16).max)  # 65504
 
 
 def round_dense_(model: nn.Module, dense_dtype: str = "float32") -> nn.Module:
-    """With ``"float16"``, round every float tensor that is not palettized to fp16 values, in place."""
+    """With ``"float16"``, round every float tensor that is not palettized to fp16 values, in place.
+
+    A tensor with values beyond float16's range (|x| > 65504: e.g. the running variance of a net fed
+    0..255 pixels) would turn into inf and change the outputs, so it stays as it is, with a warning;
+    :func:`stored_dtype` then stores it in its own dtype, so the file holds what the model holds.
+    """
     if dense_dtype not in ("float32", "float16"):
         raise ConfigError(f"dense_dtype must be 'float32' or 'float16', got {dense_dtype!r}")
     if dense_dtype == "float32":
         return model
     palettized = {key for key, _ in iter_palettes(model)}
+    kept = []
     with torch.no_grad():
         for key, tensor in model.state_dict(keep_vars=True).items():
-            if key not in palettized and tensor.is_floating_point() and tensor.dtype != torch.float16:
-                tensor.copy_(tensor.to(torch.float16).to(tensor.dtype))
+            if key in palettized or not tensor.is_floating_point() or tensor.dtype == torch.float16:
+                continue
+            rounded = tensor.to(torch.float16)
+            if (rounded.isinf() & tensor.isfinite()).any():
+                kept.append(key)
+                continue
+            tensor.copy_(rounded.to(tensor.dtype))
+    if kept:
+        warnings.warn(
+            f"dense_dtype='float16' leaves {', '.join(kept)} in full precision: values beyond float16's "
+            f"range (|x| > {FP16_MAX:g}) would become inf and change the outputs",
+            stacklevel=2,
+        )
     return model
 
 

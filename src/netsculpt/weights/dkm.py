@@ -132,9 +132,10 @@ class DKMWeight(nn.Module):
         return from_points(chunked(fn, points, centroids, chunk, reduce=False), self.shape)
 
     def hard(self, points: Tensor) -> Tensor:
-        """Nearest fp16-rounded centroid for every point: exactly what snapping stores."""
+        """Nearest fp16-rounded centroid for every point: exactly what snapping stores, in the weight's
+        dtype (a float64 or float16 layer must get its own dtype back, not float32)."""
         lut = self.centroids.to(torch.float16).float()
-        return lookup(lut, assign(points, lut))
+        return lookup(lut, assign(points, lut)).to(points.dtype)
 
     def palette(self, weight: Tensor) -> Palette:
         return palette_from_centroids(weight, self.centroids, self.spec)

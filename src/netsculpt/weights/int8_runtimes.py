@@ -35,17 +35,18 @@ from netsculpt.runtimes.artefacts import (
     save_program,
 )
 from netsculpt.runtimes.base import INSTALL_OPENVINO
+from netsculpt.weights.quantize import calibration_input, check_float32
 
 INSTALL_TORCHAO = "pip install torchao==0.18.0"
 
 
 def calibration_batches(data: Iterable[Any], batches: int) -> list[torch.Tensor]:
-    """The first ``batches`` input batches of a loader (``(x, y)`` pairs or bare tensors), as floats:
-    every int8 path calibrates on exactly these."""
+    """The first ``batches`` input batches of a loader (``(x, y)`` pairs or bare tensors), floats as
+    float32 and integer inputs (token ids) as they are: every int8 path calibrates on exactly these."""
     out = []
     for batch in itertools.islice(data, batches):
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        out.append(x.detach().cpu().float())
+        out.append(calibration_input(x))
     if not out:
         raise DataError("the calibration data yielded no batch; pass a loader with at least one batch")
     return out
@@ -63,6 +64,7 @@ def quantize_openvino(
         import openvino as ov
     except ImportError:
         raise ConfigError(f"int8 on OpenVINO needs openvino and nncf: {INSTALL_OPENVINO}") from None
+    check_float32(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     float_path = export_onnx(model, example_inputs, out / "model.fp32.ov.onnx")
@@ -145,6 +147,7 @@ def quantize_pt2e(
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
     except ImportError:
         raise ConfigError(f"int8 through PT2E needs torchao: {INSTALL_TORCHAO}") from None
+    check_float32(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # batch 2 keeps dim 0 symbolic (export specialises size-1 dims); AUTO lets a fixed-batch model be

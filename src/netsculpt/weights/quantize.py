@@ -95,21 +95,47 @@ class OnnxModule(nn.Module):
         return self.path.stat().st_size
 
 
+def check_float32(model: nn.Module) -> None:
+    """int8 calibration and kernels start from a float32 graph: ONNX Runtime has no int8 path from a
+    float64 / float16 export (NOT_IMPLEMENTED) and OpenVINO writes an IR it cannot load, so refuse first."""
+    for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()):
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            raise ConfigError(
+                f"int8 quantization starts from a float32 model, but {name} is "
+                f"{str(tensor.dtype).removeprefix('torch.')}; quantize a float32 copy "
+                "(copy.deepcopy(model).float()) instead"
+            )
+
+
+def calibration_input(x: torch.Tensor) -> torch.Tensor:
+    """A calibration batch as the float32 export takes it: floats cast to float32, integer inputs (token
+    ids for an ``nn.Embedding``) kept as they are, since the graph's input is an integer tensor."""
+    x = x.detach().cpu()
+    return x.float() if x.is_floating_point() else x
+
+
+def first_batch_or_refuse(data: Iterable[Any]) -> Iterable[Any]:
+    """``data`` with its first batch checked to exist before any file is written or exported."""
+    batches = iter(data)
+    first = next(batches, None)
+    if first is None:
+        raise DataError("the calibration data yielded no batch; pass a loader with at least one batch")
+    return itertools.chain([first], batches)
+
+
 class _Reader:
     """ONNX Runtime's calibration data reader over the first batches of a loader."""
 
     def __init__(self, data: Iterable[Any], input_name: str, batches: int) -> None:
         self.batches = iter(itertools.islice(data, batches))
         self.input_name = input_name
-        self.seen = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
         if batch is None:
             return None
         inputs = batch[0] if isinstance(batch, list | tuple) else batch
-        self.seen += 1
-        return {self.input_name: inputs.detach().cpu().float().numpy()}
+        return {self.input_name: calibration_input(inputs).numpy()}
 
     def rewind(self) -> None:  # part of the reader protocol; calibration reads the data once
         raise DataError("calibration data can be read only once")
@@ -180,26 +206,20 @@ def _excluded_nodes(model: nn.Module, onnx_path: Path, keep: FilterFn) -> list[s
     return excluded
 
 
-def quantize_int8(
+def _export_and_quantize(
     model: nn.Module,
     example_inputs: torch.Tensor,
     calibration_data: Iterable[Any],
-    out_dir: str | os.PathLike[str],
-    config: Int8Config | None = None,
-) -> OnnxModule:
-    """Export ``model``, calibrate on ``calibration_data`` and write ``model.int8.onnx`` in ``out_dir``.
-
-    Also leaves the float export ``model.fp32.onnx`` beside it (the reference the int8 model is
-    measured against). Returns the int8 model, callable like the original.
-    """
+    config: Int8Config,
+    float_path: Path,
+    prepared: Path,
+    partial: Path,
+) -> None:
+    """Export to ``float_path``, pre-process to ``prepared``, calibrate and write the int8 ``partial``."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    config = config or Int8Config()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    float_path = export_onnx(model, example_inputs, out / "model.fp32.onnx")
-    prepared = out / "model.prep.onnx"
+    export_onnx(model, example_inputs, float_path)
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         try:
@@ -211,8 +231,6 @@ def quantize_int8(
     excluded = _excluded_nodes(model, float_path, config.filter_fn or default_filter)
     overrides = _int4_overrides(model, prepared, config.int4_layers, excluded)
     reader = _Reader(calibration_data, "input0", config.calibration_batches)
-    int8_path = out / "model.int8.onnx"
-    partial = out / ".model.int8.onnx.partial"  # renamed into place once complete: readers never see half
     method = {
         "minmax": CalibrationMethod.MinMax,
         "percentile": CalibrationMethod.Percentile,
@@ -232,9 +250,37 @@ def quantize_int8(
             nodes_to_exclude=excluded,
             extra_options={"TensorQuantOverrides": overrides} if overrides else {},
         )
-    prepared.unlink(missing_ok=True)
-    if reader.seen == 0:
+
+
+def quantize_int8(
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration_data: Iterable[Any],
+    out_dir: str | os.PathLike[str],
+    config: Int8Config | None = None,
+) -> OnnxModule:
+    """Export ``model``, calibrate on ``calibration_data`` and write ``model.int8.onnx`` in ``out_dir``.
+
+    Also leaves the float export ``model.fp32.onnx`` beside it (the reference the int8 model is
+    measured against). Returns the int8 model, callable like the original.
+    """
+    config = config or Int8Config()
+    check_float32(model)
+    calibration_data = first_batch_or_refuse(calibration_data)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    float_path = out / "model.fp32.onnx"
+    prepared = out / "model.prep.onnx"
+    int8_path = out / "model.int8.onnx"
+    partial = out / ".model.int8.onnx.partial"  # renamed into place once complete: readers never see half
+    done = False
+    try:
+        _export_and_quantize(model, example_inputs, calibration_data, config, float_path, prepared, partial)
+        os.replace(partial, int8_path)
+        done = True
+    finally:  # a failed call leaves no file of its own behind: no temporaries, no lone float export
+        prepared.unlink(missing_ok=True)
         partial.unlink(missing_ok=True)
-        raise DataError("the calibration data yielded no batch; pass a loader with at least one batch")
-    os.replace(partial, int8_path)
+        if not done:
+            float_path.unlink(missing_ok=True)
     return OnnxModule(int8_path)
