@@ -61,3 +61,40 @@ def test_per_channel_tensor_operands_are_sliced_and_masked_with_their_channel(mo
     plan = random_plan(graph, 0.5)
     err = pruning_error(model, graph, plan, x)
     assert err <= TOLERANCE  # NaN (a zeroed divisor) fails too
+
+
+class Clamped(nn.Module):
+    """A conv clamped by tensor bounds: a shared scalar floor, or PACT's per-channel clipping level."""
+
+    def __init__(self, bounds: str) -> None:
+        super().__init__()
+        self.a, self.o, self.bounds = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 1), bounds
+        self.alpha = nn.Parameter(torch.rand(1, 8, 1, 1) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        if self.bounds == "scalar-floor":
+            y = y.clamp(min=torch.tensor(0.1))
+        elif self.bounds == "pact-zeros-floor":
+            y = torch.clamp(y, min=torch.zeros(()), max=self.alpha)
+        else:  # "pact-relu"
+            y = torch.clamp(torch.relu(y), max=self.alpha)
+        return self.o(y)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "prunable"), [("scalar-floor", False), ("pact-zeros-floor", False), ("pact-relu", True)]
+)
+def test_tensor_clamp_bounds_keep_zero_only_when_provably_so(bounds: str, prunable: bool) -> None:
+    model = Clamped(bounds).eval()
+    x = torch.randn(2, 3, 8, 8)
+    graph = trace(model, x)
+    group = graph.group("a")
+    if not prunable:  # a masked channel becomes the floor (0.1, or a constant netsculpt cannot read)
+        assert group.n_prunable == 0
+        assert "not zero when masked" in group.reasons[0]
+        return
+    assert group.n_prunable == 8
+    assert ("alpha", 1) in {(m.name, m.dim) for m in group.members}
+    plan = random_plan(graph, 0.5)
+    assert pruning_error(model, graph, plan, x) <= TOLERANCE
