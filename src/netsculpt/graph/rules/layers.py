@@ -246,7 +246,12 @@ register_function_rule(F.interpolate, F.upsample, F.upsample_bilinear, F.upsampl
 
 @register_function_rule(F.pad, torch._C._nn.pad)
 def pad(ctx: GraphBuilder, call: Call) -> None:
-    """Padded positions belong to no channel; channels keep their place relative to the padding."""
+    """Padded positions belong to no channel; channels keep their place relative to the padding.
+
+    Reflect, replicate and circular padding copy each channel's own values when only dims without
+    channels are padded (the spatial dims of a CycleGAN's ``ReflectionPad2d``), so a zero channel stays
+    zero; a constant pad keeps it zero only if the constant is 0.
+    """
     x = call.inputs[0]
     out = call.outputs[0]
     widths = list(call.arg(1, "pad"))
@@ -255,16 +260,18 @@ def pad(ctx: GraphBuilder, call: Call) -> None:
     lab = x.labels
     zero = np.broadcast_to(x.zero, lab.shape)
     spec = [(0, 0)] * x.ndim
+    copies_own_channel = True  # a non-constant mode fills padding from the same channel's values
     for i in range(0, len(widths), 2):
         d = x.ndim - 1 - i // 2
         if lab.shape[d] > 1 and (widths[i] or widths[i + 1]):
             if mode != "constant" or min(widths[i], widths[i + 1]) < 0:
                 ctx.keep_dim(lab, d, f"{call.where} pads this dimension by reflection or cropping")
             spec[d] = (max(widths[i], 0), max(widths[i + 1], 0))
+            copies_own_channel = False
     if any(spec):
         lab = np.pad(lab, spec, constant_values=NO_CHANNEL) if mode == "constant" else lab
         zero = np.pad(zero, spec, constant_values=value == 0) if mode == "constant" else zero
-    keeps_zero = mode == "constant" and value == 0
+    keeps_zero = value == 0 if mode == "constant" else copies_own_channel
     set_output(out, lab, zero if keeps_zero else np.zeros_like(zero))
 
 
