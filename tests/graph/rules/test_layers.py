@@ -50,3 +50,32 @@ def test_nonzero_constant_padding_still_pins() -> None:
     graph = trace(ConstPad().eval(), torch.randn(1, 3, 8, 8))
     assert graph.group("a").n_prunable == 0
     assert "not zero when masked" in graph.group("a").reasons[0]
+
+
+class DepthwiseTransposed(nn.Module):
+    """A depthwise ``ConvTranspose2d`` (groups = in channels) upsampling a conv's output."""
+
+    def __init__(self, mult: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.t = nn.ConvTranspose2d(8, 8 * mult, 4, stride=2, padding=1, groups=8)
+        self.o = nn.Conv2d(8 * mult, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.o(torch.relu(self.t(torch.relu(self.a(x)))))
+
+
+@pytest.mark.parametrize("mult", [1, 2])
+def test_depthwise_transposed_conv_loses_whole_groups_exactly(mult: int) -> None:
+    import netsculpt as ns
+
+    model = DepthwiseTransposed(mult).eval()
+    x = torch.randn(1, 3, 16, 16)
+    graph = trace(model, x)
+    group = graph.group("a")  # input channel k is group k: one channel with the conv before it
+    assert group.size == 8 and group.n_prunable == 8
+    assert {("t.weight", 0), ("t.bias", 0)} <= {(m.name, m.dim) for m in group.members}
+    assert pruning_error(model, graph, random_plan(graph, 0.5), x) <= TOLERANCE
+    small = ns.prune(model, x, ratio=0.5, round_to=1)
+    assert small.t.in_channels == small.t.groups == 4 and small.t.out_channels == 4 * mult
+    assert small(x).shape == model(x).shape
