@@ -15,7 +15,7 @@ from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.snapshot import ModuleSnapshot
-from netsculpt.graph.tracing import as_tuple, training_branches_mode
+from netsculpt.graph.tracing import as_tuple, refuse_compiled, training_branches_mode
 from netsculpt.importance import get_criterion
 from netsculpt.spec import append_plan, ensure_base
 from netsculpt.surgery import PrunePlan, apply_plan_
@@ -146,6 +146,7 @@ def apply_plan(
     graph: ChannelGraph | None = None,
 ) -> nn.Module:
     """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model."""
+    refuse_compiled(model)  # also when a graph is given: surgery would change the compiled wrapper
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
     target = model if inplace else copy.deepcopy(model)
     ensure_base(target)  # before surgery: a model netsculpt did not build is saved by what it was
