@@ -17,7 +17,7 @@ from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.graph.tracing import as_tuple, refuse_compiled, training_branches_mode
 from netsculpt.importance import get_criterion
-from netsculpt.spec import append_plan, ensure_base
+from netsculpt.spec import SPEC_ATTR, append_plan, ensure_base, model_spec
 from netsculpt.surgery import PrunePlan, apply_plan_
 
 
@@ -149,13 +149,19 @@ def apply_plan(
     refuse_compiled(model)  # also when a graph is given: surgery would change the compiled wrapper
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
     target = model if inplace else copy.deepcopy(model)
-    ensure_base(target)  # before surgery: a model netsculpt did not build is saved by what it was
-    apply_plan_(target, graph, plan)
-    append_plan(target, plan.to_dict(), graph.input_shapes, layout_of(as_tuple(example_inputs)))
+    undo = _undo_surgery(target) if inplace else lambda: None  # a failure leaves the model as it was
+    try:
+        ensure_base(target)  # before surgery: a model netsculpt did not build is saved by what it was
+        apply_plan_(target, graph, plan)
+        append_plan(target, plan.to_dict(), graph.input_shapes, layout_of(as_tuple(example_inputs)))
+    except BaseException:
+        undo()
+        raise
     try:
         _check_runs(target, example_inputs, graph.traced_training)
     except PruningError as err:
-        culprits = [] if inplace else _groups_that_break(model, graph, plan, example_inputs)
+        undo()
+        culprits = _groups_that_break(model, graph, plan, example_inputs)
         if not culprits:
             raise
         raise PruningError(
@@ -163,6 +169,20 @@ def apply_plan(
             "ignored=[...] with those layers (or keep allow_inexact off)."
         ) from err.__cause__
     return target
+
+
+def _undo_surgery(model: nn.Module) -> Callable[[], None]:
+    """What undoes an in-place surgery: the module attributes fixups rewrite and the parameter objects
+    slicing replaces (ModuleSnapshot puts both back by identity), and the netsculpt record of edits."""
+    snapshot = ModuleSnapshot(model)
+    spec = copy.deepcopy(model_spec(model))
+
+    def undo() -> None:
+        snapshot.restore()  # also drops a record added by this call
+        if spec is not None:  # an earlier record was appended to in place
+            object.__setattr__(model, SPEC_ATTR, spec)
+
+    return undo
 
 
 def _groups_that_break(
