@@ -141,3 +141,16 @@ def test_failed_inplace_prune_leaves_the_model_as_it_was(pruned_before: bool) ->
     with torch.no_grad():
         assert torch.equal(model(x), before)
     assert "breaks it: a;" in str(err.value)  # restored first, so the culprit search can run on it
+
+
+def test_pruned_copy_keeps_each_modules_mode() -> None:
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 3, 1),
+    ).train()
+    model[1].eval()  # a frozen BatchNorm inside a model being fine-tuned
+    small = ns.prune(model, torch.randn(1, 3, 8, 8), ratio=0.5, round_to=1)
+    assert [m.training for m in small.modules()] == [m.training for m in model.modules()]
+    assert small.training and not small[1].training

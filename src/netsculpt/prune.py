@@ -17,6 +17,7 @@ from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.graph.tracing import as_tuple, refuse_compiled, training_branches_mode
 from netsculpt.importance import get_criterion
+from netsculpt.measure._inputs import eval_mode
 from netsculpt.spec import SPEC_ATTR, append_plan, ensure_base, model_spec
 from netsculpt.surgery import PrunePlan, apply_plan_
 
@@ -278,10 +279,8 @@ def _check_runs(model: nn.Module, example_inputs: Any, training: bool = False) -
 
     ``training`` (a graph traced in train mode) also runs train mode's forward, with the model's buffers
     and attributes restored afterwards, so branches only training runs are checked too."""
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):  # each module's own flag comes back (a frozen norm stays)
             model(*as_tuple(example_inputs))
             if training:
                 snapshot = ModuleSnapshot(model)
@@ -296,5 +295,3 @@ def _check_runs(model: nn.Module, example_inputs: Any, training: bool = False) -
             "A module probably stores a channel count in its own code; pass ignored=[that module] or "
             "register a fixup (netsculpt.surgery.register_fixup)."
         ) from exc
-    finally:
-        model.train(was_training)

@@ -8,7 +8,8 @@ outputs, then runs forward (and backward on the task loss) batch by batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
@@ -18,6 +19,7 @@ from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.importance.sites import Site, find_sites, preferred_sites
+from netsculpt.measure._inputs import eval_mode
 from netsculpt.progress import track
 
 
@@ -74,7 +76,8 @@ def stream(
     description: str = "calibration",
     task: Any = None,
 ) -> int:
-    """Run the pass; returns the number of samples seen. The model is left in its original mode.
+    """Run the pass; returns the number of samples seen. Every module is left in its own original
+    mode (a frozen BatchNorm inside a training model stays frozen) and every ``.grad`` as it was.
 
     With a ``task`` (``netsculpt.tasks``) its batches, forward call and loss are used: a detector is
     called on a list of images, and gradients come from its own losses (``task.calibration_loss``).
@@ -111,40 +114,52 @@ def stream(
         return on_grad
 
     handles = [modules[n].register_forward_hook(make_hook(n, entries)) for n, entries in by_module.items()]
-    was_training = model.training
-    model.eval()
     seen = 0
     loss_fn = loss_fn or nn.functional.cross_entropy
-    try:
-        batches = data if max_batches is None else _take(data, max_batches)
-        total = max_batches if max_batches is not None else (len(data) if hasattr(data, "__len__") else None)
-        for batch in track(batches, description, total=total):
-            if task is not None:
-                seen += _task_batch(model, task, batch, stat.needs_gradients, current, calls)
-                continue
-            inputs, labels = _split_batch(batch)
-            current["labels"] = labels
-            calls.clear()
-            if stat.needs_gradients:
-                if labels is None:
-                    raise PruningError(
-                        "this criterion needs labels: calibration batches must be (inputs, labels)"
-                    )
-                model.zero_grad(set_to_none=True)
-                with torch.enable_grad():
-                    loss_fn(model(*inputs), labels).backward()
-                model.zero_grad(set_to_none=True)
-            else:
-                with torch.no_grad():
-                    model(*inputs)
-            seen += int(inputs[0].shape[0])
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    with eval_mode(model), grads_kept(model):  # each module's flag and every .grad come back
+        try:
+            batches = data if max_batches is None else _take(data, max_batches)
+            total = (
+                max_batches if max_batches is not None else (len(data) if hasattr(data, "__len__") else None)
+            )
+            for batch in track(batches, description, total=total):
+                if task is not None:
+                    seen += _task_batch(model, task, batch, stat.needs_gradients, current, calls)
+                    continue
+                inputs, labels = _split_batch(batch)
+                current["labels"] = labels
+                calls.clear()
+                if stat.needs_gradients:
+                    if labels is None:
+                        raise PruningError(
+                            "this criterion needs labels: calibration batches must be (inputs, labels)"
+                        )
+                    model.zero_grad(set_to_none=True)
+                    with torch.enable_grad():
+                        loss_fn(model(*inputs), labels).backward()
+                    model.zero_grad(set_to_none=True)
+                else:
+                    with torch.no_grad():
+                        model(*inputs)
+                seen += int(inputs[0].shape[0])
+        finally:
+            for h in handles:
+                h.remove()
     if seen == 0:
         raise PruningError("the calibration data yielded no batches")
     return seen
+
+
+@contextmanager
+def grads_kept(model: nn.Module) -> Iterator[None]:
+    """Put back every parameter's ``.grad`` after calibration's backward passes: a user's accumulated
+    gradients (or the None they chose) are theirs, and calibration must not consume or leave any."""
+    saved = [(p, p.grad) for p in model.parameters()]
+    try:
+        yield
+    finally:
+        for p, grad in saved:
+            p.grad = grad
 
 
 def _task_batch(model: nn.Module, task: Any, batch: Any, gradients: bool, current: dict, calls: dict) -> int:
