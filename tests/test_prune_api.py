@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -101,17 +103,54 @@ def test_unknown_criterion_lists_names(resnet20) -> None:
     assert {"l1", "l2", "random"} <= set(ns.list_criteria())
 
 
+class HardCoded(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 8, 3)
+        self.b = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        return self.b(y.unflatten(1, (2, 4)).flatten(1, 2))  # widths 2 x 4 written in the code
+
+
 def test_pruned_model_that_no_longer_runs_is_reported() -> None:
-    class HardCoded(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a = torch.nn.Conv2d(3, 8, 3)
-            self.b = torch.nn.Conv2d(8, 4, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = self.a(x)
-            return self.b(y.unflatten(1, (2, 4)).flatten(1, 2))  # widths 2 x 4 written in the code
-
     with pytest.raises(PruningError, match="no longer runs") as err:
         ns.prune(HardCoded(), torch.randn(1, 3, 8, 8), ratio=0.5)
     assert "breaks it: a;" in str(err.value)  # names the group to ignore
+
+
+@pytest.mark.parametrize("pruned_before", [False, True])
+def test_failed_inplace_prune_leaves_the_model_as_it_was(pruned_before: bool) -> None:
+    model = HardCoded().eval()
+    x = torch.randn(1, 3, 8, 8)
+    if pruned_before:  # an earlier edit recorded on the model: its record must not grow
+        model.b = torch.nn.Sequential(torch.nn.Conv2d(8, 6, 1), torch.nn.ReLU(), torch.nn.Conv2d(6, 4, 1))
+        ns.prune(model, x, widths={"b.0": 3}, inplace=True, round_to=1)
+    spec = copy.deepcopy(vars(model).get("netsculpt_spec"))
+    weights = {n: p for n, p in model.named_parameters()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        before = model(x)
+    with pytest.raises(PruningError, match="no longer runs") as err:
+        ns.prune(model, x, widths={"a": 2}, inplace=True, round_to=1)
+    assert all(p is weights[n] for n, p in model.named_parameters())  # the same parameter objects
+    assert model.a.out_channels == 8 and model.a.weight.shape == (8, 3, 3, 3)
+    assert vars(model).get("netsculpt_spec") == spec
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
+    assert "breaks it: a;" in str(err.value)  # restored first, so the culprit search can run on it
+
+
+def test_pruned_copy_keeps_each_modules_mode() -> None:
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 3, 1),
+    ).train()
+    model[1].eval()  # a frozen BatchNorm inside a model being fine-tuned
+    small = ns.prune(model, torch.randn(1, 3, 8, 8), ratio=0.5, round_to=1)
+    assert [m.training for m in small.modules()] == [m.training for m in model.modules()]
+    assert small.training and not small[1].training

@@ -15,9 +15,10 @@ from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.snapshot import ModuleSnapshot
-from netsculpt.graph.tracing import as_tuple, training_branches_mode
+from netsculpt.graph.tracing import as_tuple, refuse_compiled, training_branches_mode
 from netsculpt.importance import get_criterion
-from netsculpt.spec import append_plan, ensure_base
+from netsculpt.measure._inputs import eval_mode
+from netsculpt.spec import SPEC_ATTR, append_plan, ensure_base, model_spec
 from netsculpt.surgery import PrunePlan, apply_plan_
 
 
@@ -146,15 +147,22 @@ def apply_plan(
     graph: ChannelGraph | None = None,
 ) -> nn.Module:
     """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model."""
+    refuse_compiled(model)  # also when a graph is given: surgery would change the compiled wrapper
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
     target = model if inplace else copy.deepcopy(model)
-    ensure_base(target)  # before surgery: a model netsculpt did not build is saved by what it was
-    apply_plan_(target, graph, plan)
-    append_plan(target, plan.to_dict(), graph.input_shapes, layout_of(as_tuple(example_inputs)))
+    undo = _undo_surgery(target) if inplace else lambda: None  # a failure leaves the model as it was
+    try:
+        ensure_base(target)  # before surgery: a model netsculpt did not build is saved by what it was
+        apply_plan_(target, graph, plan)
+        append_plan(target, plan.to_dict(), graph.input_shapes, layout_of(as_tuple(example_inputs)))
+    except BaseException:
+        undo()
+        raise
     try:
         _check_runs(target, example_inputs, graph.traced_training)
     except PruningError as err:
-        culprits = [] if inplace else _groups_that_break(model, graph, plan, example_inputs)
+        undo()
+        culprits = _groups_that_break(model, graph, plan, example_inputs)
         if not culprits:
             raise
         raise PruningError(
@@ -162,6 +170,20 @@ def apply_plan(
             "ignored=[...] with those layers (or keep allow_inexact off)."
         ) from err.__cause__
     return target
+
+
+def _undo_surgery(model: nn.Module) -> Callable[[], None]:
+    """What undoes an in-place surgery: the module attributes fixups rewrite and the parameter objects
+    slicing replaces (ModuleSnapshot puts both back by identity), and the netsculpt record of edits."""
+    snapshot = ModuleSnapshot(model)
+    spec = copy.deepcopy(model_spec(model))
+
+    def undo() -> None:
+        snapshot.restore()  # also drops a record added by this call
+        if spec is not None:  # an earlier record was appended to in place
+            object.__setattr__(model, SPEC_ATTR, spec)
+
+    return undo
 
 
 def _groups_that_break(
@@ -257,10 +279,8 @@ def _check_runs(model: nn.Module, example_inputs: Any, training: bool = False) -
 
     ``training`` (a graph traced in train mode) also runs train mode's forward, with the model's buffers
     and attributes restored afterwards, so branches only training runs are checked too."""
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):  # each module's own flag comes back (a frozen norm stays)
             model(*as_tuple(example_inputs))
             if training:
                 snapshot = ModuleSnapshot(model)
@@ -275,5 +295,3 @@ def _check_runs(model: nn.Module, example_inputs: Any, training: bool = False) -
             "A module probably stores a channel count in its own code; pass ignored=[that module] or "
             "register a fixup (netsculpt.surgery.register_fixup)."
         ) from exc
-    finally:
-        model.train(was_training)

@@ -74,9 +74,36 @@ def uniform_plan(
                 f"{', '.join(map(str, steps))} (round_to={round_to!r}) gave every group back all its "
                 "channels; raise the ratio, or pass round_to=1"
             )
-        raise PruningError(
+        raise PruningError(_nothing_prunable(graph, ratio, min_channels))
+    sizes = {g.id: g.size for g in graph.groups}
+    return PrunePlan(keep, sizes, dict(meta or {}))
+
+
+def _nothing_prunable(graph: ChannelGraph, ratio: float, min_channels: int) -> str:
+    """Why no group loses a channel: pinned groups, or prunable groups too small for the ask (a
+    message claiming "pinned" for the latter sent users looking for reasons ns.trace does not show)."""
+    groups = graph.prunable_groups
+    if not groups:
+        return (
             "nothing can be pruned: every channel group is pinned (see ns.trace(model, inputs) for the "
             "reasons), the closest achievable ratio is 0"
         )
-    sizes = {g.id: g.size for g in graph.groups}
-    return PrunePlan(keep, sizes, dict(meta or {}))
+    biggest = max(g.size for g in groups)
+    head = (
+        f"nothing can be pruned at ratio {ratio}: {len(groups)} channel group(s) are prunable but none "
+        "can lose a channel"
+    )
+    if biggest == 1:
+        return (
+            f"{head}: each holds a single channel and a group always keeps one (see ns.trace(model, "
+            "inputs) for why the groups are this small)"
+        )
+    if min_channels >= biggest:
+        return (
+            f"{head}: min_channels={min_channels} is not below any group's size (the largest has {biggest} "
+            f"channels); pass min_channels < {biggest}"
+        )
+    return (
+        f"{head}: removing floor(ratio x size) channels takes none from any group (the largest has "
+        f"{biggest}), with min_channels={min_channels}; raise the ratio to at least {1 / biggest:.3g}"
+    )

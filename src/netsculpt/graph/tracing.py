@@ -294,6 +294,7 @@ def run_trace(
     control-flow path of this input; if anything fails in that mode the trace is redone with real
     arithmetic (``execute="real"``).
     """
+    refuse_compiled(model)
     if execute == "shapes":
         try:
             return _run_trace(model, example_inputs, shapes_only=True, training=training)
@@ -302,6 +303,25 @@ def run_trace(
     if execute != "real":
         raise TraceError(f"execute must be 'shapes' or 'real', got {execute!r}")
     return _run_trace(model, example_inputs, shapes_only=False, training=training)
+
+
+def refuse_compiled(model: torch.nn.Module) -> None:
+    """A ``torch.compile``'d module runs dynamo's bytecode, not the module's forward, and pruning must
+    change the user's own module, not the compiled wrapper: ask for the module it compiled."""
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # not imported: nothing was compiled
+    wrapper = getattr(dynamo, "OptimizedModule", None)
+    if wrapper is None:
+        return
+    for name, m in model.named_modules():
+        if isinstance(m, wrapper):
+            fix = f"set model.{name} = model.{name}._orig_mod" if name else "pass compiled._orig_mod"
+            raise TraceError(
+                f"{f'`{name}` of the model' if name else 'the model'} was compiled with torch.compile; "
+                "netsculpt traces and prunes the module itself, not the compiled wrapper: use the "
+                f"uncompiled module ({fix}), then compile the pruned result"
+            )
 
 
 def _run_trace(

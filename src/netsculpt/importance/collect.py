@@ -8,7 +8,8 @@ outputs, then runs forward (and backward on the task loss) batch by batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
@@ -20,6 +21,7 @@ from netsculpt.graph.groups import ChannelGroup
 from netsculpt.importance.base import LABELS as _LABELS
 from netsculpt.importance.calib_checks import check_labels, check_logits, first_batch_error
 from netsculpt.importance.sites import Site, find_sites, preferred_sites
+from netsculpt.measure._inputs import eval_mode
 from netsculpt.progress import track
 
 
@@ -76,7 +78,8 @@ def stream(
     description: str = "calibration",
     task: Any = None,
 ) -> int:
-    """Run the pass; returns the number of samples seen. The model is left in its original mode.
+    """Run the pass; returns the number of samples seen. Every module is left in its own original
+    mode (a frozen BatchNorm inside a training model stays frozen) and every ``.grad`` as it was.
 
     With a ``task`` (``netsculpt.tasks``) its batches, forward call and loss are used: a detector is
     called on a list of images, and gradients come from its own losses (``task.calibration_loss``).
@@ -113,54 +116,66 @@ def stream(
         return on_grad
 
     handles = [modules[n].register_forward_hook(make_hook(n, entries)) for n, entries in by_module.items()]
-    was_training = model.training
-    model.eval()
     seen = 0
     default_loss = loss_fn is None
     loss_fn = loss_fn or nn.functional.cross_entropy
     inputs: tuple = ()
-    try:
-        batches = data if max_batches is None else _take(data, max_batches)
-        total = max_batches if max_batches is not None else (len(data) if hasattr(data, "__len__") else None)
-        for batch in track(batches, description, total=total):
-            if task is not None:
-                seen += _task_batch(model, task, batch, stat.needs_gradients, current, calls)
-                continue
-            inputs, labels = _split_batch(batch)
-            per_image = _LABELS in getattr(stat, "needs", ()) and not stat.needs_gradients  # hrel, gpp
-            if seen == 0 and labels is not None and per_image:
-                check_labels(labels, type(stat).__name__)
-            current["labels"] = labels
-            calls.clear()
-            if stat.needs_gradients:
-                if labels is None:
-                    raise PruningError(
-                        "this criterion needs labels: calibration batches must be (inputs, labels)"
-                    )
-                model.zero_grad(set_to_none=True)
-                with torch.enable_grad():
-                    output = model(*inputs)
-                    if seen == 0 and default_loss:
-                        check_logits(output, labels)
-                    loss_fn(output, labels).backward()
-                model.zero_grad(set_to_none=True)
-            else:
-                with torch.no_grad():
-                    model(*inputs)
-            seen += int(inputs[0].shape[0])
-    except NetsculptError:
-        raise
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        if seen or task is not None:
+    with eval_mode(model), grads_kept(model):  # each module's flag and every .grad come back
+        try:
+            batches = data if max_batches is None else _take(data, max_batches)
+            total = (
+                max_batches if max_batches is not None else (len(data) if hasattr(data, "__len__") else None)
+            )
+            for batch in track(batches, description, total=total):
+                if task is not None:
+                    seen += _task_batch(model, task, batch, stat.needs_gradients, current, calls)
+                    continue
+                inputs, labels = _split_batch(batch)
+                per_image = _LABELS in getattr(stat, "needs", ()) and not stat.needs_gradients  # hrel, gpp
+                if seen == 0 and labels is not None and per_image:
+                    check_labels(labels, type(stat).__name__)
+                current["labels"] = labels
+                calls.clear()
+                if stat.needs_gradients:
+                    if labels is None:
+                        raise PruningError(
+                            "this criterion needs labels: calibration batches must be (inputs, labels)"
+                        )
+                    model.zero_grad(set_to_none=True)
+                    with torch.enable_grad():
+                        output = model(*inputs)
+                        if seen == 0 and default_loss:
+                            check_logits(output, labels)
+                        loss_fn(output, labels).backward()
+                    model.zero_grad(set_to_none=True)
+                else:
+                    with torch.no_grad():
+                        model(*inputs)
+                seen += int(inputs[0].shape[0])
+        except NetsculptError:
             raise
-        raise first_batch_error(exc, inputs) from exc
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            if seen or task is not None:
+                raise
+            raise first_batch_error(exc, inputs) from exc
+        finally:
+            for h in handles:
+                h.remove()
     if seen == 0:
         raise PruningError("the calibration data yielded no batches")
     return seen
+
+
+@contextmanager
+def grads_kept(model: nn.Module) -> Iterator[None]:
+    """Put back every parameter's ``.grad`` after calibration's backward passes: a user's accumulated
+    gradients (or the None they chose) are theirs, and calibration must not consume or leave any."""
+    saved = [(p, p.grad) for p in model.parameters()]
+    try:
+        yield
+    finally:
+        for p, grad in saved:
+            p.grad = grad
 
 
 def _task_batch(model: nn.Module, task: Any, batch: Any, gradients: bool, current: dict, calls: dict) -> int:

@@ -57,6 +57,8 @@ def _normalized_shape(module: nn.Module) -> None:
 def _conv(m: nn.modules.conv._ConvNd, shapes: ModuleShapes) -> None:
     w = m.weight
     if m.transposed:
+        if m.groups > 1 and m.groups == m.in_channels:  # depthwise: the group count follows its channels
+            m.groups = w.shape[0]
         m.in_channels = w.shape[0]
         m.out_channels = w.shape[1] * m.groups
         return

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from netsculpt.graph.builder import ROLE_OUT, GraphBuilder, Value
+from netsculpt.graph.builder import ROLE_OUT, ROLE_STAT, GraphBuilder, Value
 from netsculpt.graph.labels import NO_CHANNEL, along, compress, plain
 from netsculpt.graph.registry import Call
 
@@ -38,26 +38,34 @@ def scalar_operand(x: object, ndim: int) -> Operand:
 
 
 def label_param_operand(
-    ctx: GraphBuilder, op: Operand, varying: Sequence[int], out_shape: Sequence[int]
+    ctx: GraphBuilder, op: Operand, varying: Sequence[int], out_shape: Sequence[int], role: str = ROLE_OUT
 ) -> None:
-    """Give an unlabelled parameter operand atoms along the first dim where the other operands vary."""
+    """Give an unlabelled parameter operand atoms along the first dim where the other operands vary.
+
+    The operand's slices produce the channel's values (a masked channel's bias or position encoding is
+    zeroed with it), so a buffer operand (a fixed sin-cos encoding, a frozen affine) is a producer too:
+    as a statistic it would be sliced but never zeroed, and the masked reference would read it.
+    A divisor (``role`` ROLE_STAT) is only sliced: zeroing it would turn the masked 0 / s into NaN.
+    """
     v = op.value
     if v is None or (v.param is None and v.view_of is None) or (v.labels >= 0).any():
         return
     pad = len(op.shape) - v.ndim
     for d in varying:
         if d >= pad and op.shape[d] == out_shape[d] and op.shape[d] > 1:
-            if v.param is not None:
-                atoms = ctx.member(v, d - pad, ROLE_OUT)
-            else:  # a view of a parameter: the atoms belong to the parameter's own dim
+            owner, dim = v, d - pad
+            if v.param is None:  # a view of a parameter: the atoms belong to the parameter's own dim
                 base, dims = v.view_of
                 if dims[d - pad] is None:
                     return
-                atoms = ctx.member(ctx.values[base], dims[d - pad], ROLE_OUT)
+                owner, dim = ctx.values[base], dims[d - pad]
+            atoms = ctx.member(owner, dim, role, buffer_produces=True)
+            # zeroed by masking only if its member produces (a tensor met first as a statistic stays one)
+            zeroed = ctx.members[(owner.param, dim % owner.ndim)].role == ROLE_OUT
             v.labels = along(atoms, d - pad, v.ndim)
-            v.zero = np.ones_like(v.labels, dtype=bool)
+            v.zero = np.full(v.labels.shape, zeroed)
             op.labels = along(atoms, d, len(op.shape))
-            op.zero = np.ones_like(op.labels, dtype=bool)
+            op.zero = np.full(op.labels.shape, zeroed)
             return
 
 
@@ -71,8 +79,9 @@ def merge_elementwise(
     """
     nd = len(out_shape)
     varying = sorted({d for op in operands for d in range(nd) if op.labels.shape[d] > 1})
-    for op in operands:
-        label_param_operand(ctx, op, varying, out_shape)
+    for i, op in enumerate(operands):
+        divisor = kind == "first" and i > 0
+        label_param_operand(ctx, op, varying, out_shape, ROLE_STAT if divisor else ROLE_OUT)
     varying = sorted({d for op in operands for d in range(nd) if op.labels.shape[d] > 1})
     k_shape = tuple(out_shape[d] if d in varying else 1 for d in range(nd))
     out = None

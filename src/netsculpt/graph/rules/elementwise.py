@@ -107,8 +107,21 @@ def unary(zero_preserving: bool):
 
 
 def clamp(ctx: GraphBuilder, call: Call) -> None:
-    """Clamping keeps a zero channel at zero only when 0 lies inside [min, max]."""
-    unary(_clamp_keeps_zero(call))(ctx, call)
+    """Clamping keeps a zero channel at zero only when 0 lies inside [min, max].
+
+    A tensor bound is an operand like ``other`` of ``torch.minimum``: a per-channel bound (PACT's
+    learnable clipping level) is sliced with its channel and zeroed by masking, so ``clamp(0, 0, 0)``
+    stays 0; any other tensor bound (``min=torch.tensor(0.1)``) is not known to keep zero.
+    """
+    lo, hi = _clamp_bounds(call)
+    if not isinstance(lo, Value) and not isinstance(hi, Value):
+        unary(_numbers_keep_zero(lo, hi))(ctx, call)
+        return
+    x, out = call.arg(0, "input"), call.outputs[0]
+    ops = [align(v, out.ndim) for v in (x, lo, hi) if isinstance(v, Value)]
+    labels, zero = merge_elementwise(ctx, ops, out.shape, "sum", call.where)
+    numbers = _numbers_keep_zero(None if isinstance(lo, Value) else lo, None if isinstance(hi, Value) else hi)
+    set_output(out, labels, zero & numbers)
 
 
 def threshold(ctx: GraphBuilder, call: Call) -> None:
@@ -118,18 +131,19 @@ def threshold(ctx: GraphBuilder, call: Call) -> None:
     unary(keeps)(ctx, call)
 
 
-def _clamp_keeps_zero(call: Call) -> bool:
+def _clamp_bounds(call: Call) -> tuple[object, object]:
+    """``(min, max)`` of a clamp-like call, however it was spelt (None: unbounded)."""
     if call.name.endswith(("hardtanh", "hardtanh_")):
-        lo, hi = call.arg(1, "min_val", -1.0), call.arg(2, "max_val", 1.0)
-    elif call.name.endswith("clamp_min"):
-        lo, hi = call.arg(1, "min"), None
-    elif call.name.endswith("clamp_max"):
-        lo, hi = None, call.arg(1, "max")
-    else:
-        lo, hi = call.arg(1, "min"), call.arg(2, "max")
-    ok_lo = lo is None or isinstance(lo, Value) or lo <= 0
-    ok_hi = hi is None or isinstance(hi, Value) or hi >= 0
-    return ok_lo and ok_hi
+        return call.arg(1, "min_val", -1.0), call.arg(2, "max_val", 1.0)
+    if call.name.endswith(("clamp_min", "clamp_min_")):
+        return call.arg(1, "min"), None
+    if call.name.endswith(("clamp_max", "clamp_max_")):
+        return None, call.arg(1, "max")
+    return call.arg(1, "min"), call.arg(2, "max")
+
+
+def _numbers_keep_zero(lo: object, hi: object) -> bool:
+    return (lo is None or lo <= 0) and (hi is None or hi >= 0)
 
 
 register_function_rule(*tensor_methods(*ZERO_PRESERVING))(unary(True))

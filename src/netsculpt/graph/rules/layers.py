@@ -82,7 +82,12 @@ def conv(ctx: GraphBuilder, call: Call) -> None:
     F.conv_transpose3d,
 )
 def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
-    """Transposed conv weights are (in, out/groups, k...): the roles of dims 0 and 1 swap."""
+    """Transposed conv weights are (in, out/groups, k...): the roles of dims 0 and 1 swap.
+
+    A depthwise one (one input channel per group) keeps channels aligned, as the forward rule does:
+    input channel ``k`` is group ``k`` and writes outputs ``k*m .. k*m+m-1``, so whole groups go and the
+    group count follows the pruning.
+    """
     x, w = call.arg(0, "input"), call.arg(1, "weight")
     b = call.arg(2, "bias")
     groups = call.arg(6, "groups", 1)
@@ -93,6 +98,15 @@ def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
     _block_spatial(ctx, x, [d for d in range(c_dim + 1, x.ndim)], call.where)
     xin = channel_atoms(ctx, x, c_dim, call.where)
     ctx.consume(xin, channel_zero(x, c_dim), f"{call.where} reads channels that are not zero when masked")
+    if groups > 1 and w.shape[0] == groups:
+        w_ch = ctx.member(w, 0, ROLE_OUT)  # w[k] writes only channel k's outputs: zeroed with it
+        ctx.couple(xin, w_ch, f"{call.where} (depthwise) reads {x.origin}")
+        out_atoms = ctx.fresh(groups * w.shape[1])
+        ctx.couple(out_atoms, np.repeat(w_ch, w.shape[1]), f"{call.where} (depthwise) writes group k")
+        if isinstance(b, Value):
+            ctx.couple(ctx.member(b, 0, ROLE_OUT), out_atoms, f"{call.where} has a bias")
+        set_output(out, along(out_atoms, c_dim, out.ndim), True)
+        return
     w_in = ctx.member(w, 0, ROLE_IN)
     ctx.couple(xin, w_in, f"{call.where} reads {x.origin}")
     w_out = ctx.member(w, 1, ROLE_OUT)
@@ -246,7 +260,12 @@ register_function_rule(F.interpolate, F.upsample, F.upsample_bilinear, F.upsampl
 
 @register_function_rule(F.pad, torch._C._nn.pad)
 def pad(ctx: GraphBuilder, call: Call) -> None:
-    """Padded positions belong to no channel; channels keep their place relative to the padding."""
+    """Padded positions belong to no channel; channels keep their place relative to the padding.
+
+    Reflect, replicate and circular padding copy each channel's own values when only dims without
+    channels are padded (the spatial dims of a CycleGAN's ``ReflectionPad2d``), so a zero channel stays
+    zero; a constant pad keeps it zero only if the constant is 0.
+    """
     x = call.inputs[0]
     out = call.outputs[0]
     widths = list(call.arg(1, "pad"))
@@ -255,16 +274,18 @@ def pad(ctx: GraphBuilder, call: Call) -> None:
     lab = x.labels
     zero = np.broadcast_to(x.zero, lab.shape)
     spec = [(0, 0)] * x.ndim
+    copies_own_channel = True  # a non-constant mode fills padding from the same channel's values
     for i in range(0, len(widths), 2):
         d = x.ndim - 1 - i // 2
         if lab.shape[d] > 1 and (widths[i] or widths[i + 1]):
             if mode != "constant" or min(widths[i], widths[i + 1]) < 0:
                 ctx.keep_dim(lab, d, f"{call.where} pads this dimension by reflection or cropping")
             spec[d] = (max(widths[i], 0), max(widths[i + 1], 0))
+            copies_own_channel = False
     if any(spec):
         lab = np.pad(lab, spec, constant_values=NO_CHANNEL) if mode == "constant" else lab
         zero = np.pad(zero, spec, constant_values=value == 0) if mode == "constant" else zero
-    keeps_zero = mode == "constant" and value == 0
+    keeps_zero = value == 0 if mode == "constant" else copies_own_channel
     set_output(out, lab, zero if keeps_zero else np.zeros_like(zero))
 
 

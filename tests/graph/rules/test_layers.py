@@ -1,0 +1,81 @@
+"""Layer rules: padding modes and depthwise transposed convolutions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from netsculpt.graph import trace
+from netsculpt.surgery.verify import pruning_error, random_plan
+
+TOLERANCE = 1e-5
+
+
+class PaddedConvs(nn.Module):
+    """CycleGAN-style: a pad layer (or a conv's own ``padding_mode``) before each conv."""
+
+    def __init__(self, mode: str, own: bool) -> None:
+        super().__init__()
+        pad = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d, "circular": nn.CircularPad2d}
+        self.pad = nn.Identity() if own else pad[mode](1)
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, padding=1, padding_mode=mode) if own else nn.Conv2d(8, 8, 3)
+        self.o = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.a(x))
+        return self.o(torch.relu(self.b(self.pad(y))))
+
+
+@pytest.mark.parametrize("own", [False, True], ids=["pad-layer", "conv-padding-mode"])
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_that_copies_a_channel_keeps_it_prunable_and_exact(mode: str, own: bool) -> None:
+    model = PaddedConvs(mode, own).eval()
+    x = torch.randn(2, 3, 8, 8)
+    graph = trace(model, x)
+    assert graph.group("a").n_prunable == 8, graph
+    assert pruning_error(model, graph, random_plan(graph, 0.5), x) <= TOLERANCE
+
+
+def test_nonzero_constant_padding_still_pins() -> None:
+    class ConstPad(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(nn.functional.pad(self.a(x), (1, 1, 1, 1), value=0.5))
+
+    graph = trace(ConstPad().eval(), torch.randn(1, 3, 8, 8))
+    assert graph.group("a").n_prunable == 0
+    assert "not zero when masked" in graph.group("a").reasons[0]
+
+
+class DepthwiseTransposed(nn.Module):
+    """A depthwise ``ConvTranspose2d`` (groups = in channels) upsampling a conv's output."""
+
+    def __init__(self, mult: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.t = nn.ConvTranspose2d(8, 8 * mult, 4, stride=2, padding=1, groups=8)
+        self.o = nn.Conv2d(8 * mult, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.o(torch.relu(self.t(torch.relu(self.a(x)))))
+
+
+@pytest.mark.parametrize("mult", [1, 2])
+def test_depthwise_transposed_conv_loses_whole_groups_exactly(mult: int) -> None:
+    import netsculpt as ns
+
+    model = DepthwiseTransposed(mult).eval()
+    x = torch.randn(1, 3, 16, 16)
+    graph = trace(model, x)
+    group = graph.group("a")  # input channel k is group k: one channel with the conv before it
+    assert group.size == 8 and group.n_prunable == 8
+    assert {("t.weight", 0), ("t.bias", 0)} <= {(m.name, m.dim) for m in group.members}
+    assert pruning_error(model, graph, random_plan(graph, 0.5), x) <= TOLERANCE
+    small = ns.prune(model, x, ratio=0.5, round_to=1)
+    assert small.t.in_channels == small.t.groups == 4 and small.t.out_channels == 4 * mult
+    assert small(x).shape == model(x).shape
