@@ -8,7 +8,9 @@ import re
 import pytest
 
 from netsculpt.cli import main
-from tests.runtimes._run import tiny_run
+from tests.runtimes._run import TINY, tiny_run
+
+TINY_NO_INT8 = TINY.replace("  - quantize: {calib_batches: 2}\n", "").replace("report: true", "report: false")
 
 pytestmark = pytest.mark.runtimes  # own pytest process in `make test` (see Makefile)
 
@@ -61,3 +63,24 @@ def test_bench_run_dir_times_every_model_and_writes_the_runtimes_page(capsys, tm
     assert len(re.findall(r"<img ", page)) == 3 and page.count("<tr>") == 1 + len(rows)
     assert "runs on onnxruntime only" in page
     assert 'href="runtimes.html"' in (run / "report.html").read_text()
+
+
+def test_bench_run_dir_loads_models_of_your_own_builder_with_trust_builder(tmp_path) -> None:
+    """A run of a model from your own builder: bench RUN_DIR --trust-builder passes it on to ns.load."""
+    import netsculpt as ns
+    from netsculpt.cli.bench_cmd import run_models
+    from netsculpt.errors import NetsculptError
+    from tests.test_io import make_own_net
+
+    run = tiny_run(tmp_path / "run", TINY_NO_INT8)
+    own = tmp_path / "own"  # a stage model saved from a user builder, in place of the zoo model
+    ns.save(make_own_net(), own, builder="tests.test_io:make_own_net", extra={"input_shape": [1, 3, 8, 8]})
+    target = run / "00_baseline" / "model"
+    for f in target.iterdir():
+        f.unlink()
+    for f in own.iterdir():
+        (target / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(NetsculptError, match="--trust-builder tests.test_io:make_own_net"):
+        run_models(run)
+    names = [name for name, model, *_ in run_models(run, "tests.test_io:make_own_net")]
+    assert names == ["00_baseline", "01_prune"]

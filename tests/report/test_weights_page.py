@@ -34,6 +34,14 @@ def test_sparse_run_has_a_weights_page_and_says_it_is_not_faster(tmp_path) -> No
     row = re.search(r"<td class=\"name\">fc1\.weight</td>(.*?)</tr>", page)
     assert row is not None and "sparse, " in row.group(1) and "90.0%" in row.group(1)
     assert "02_sparsify/model/model.safetensors" in page
+    from netsculpt.report import write_report
+
+    shared = tmp_path / "shared"  # a report under another name: its pages are named after it
+    shared.mkdir()
+    write_report(tmp_path, out=shared / "b.html")
+    assert 'href="b.weights.html"' in (shared / "b.html").read_text()
+    assert 'href="b.html">back to the run report' in (shared / "b.weights.html").read_text()
+    assert not (shared / "weights.html").exists() and (tmp_path / "weights.html").read_text() == page
 
 
 def test_a_run_without_sparsity_says_nothing_about_it(tmp_path) -> None:

@@ -71,7 +71,7 @@ def test_failed_regeneration_keeps_the_previous_report(make_run, compress_result
     run = make_run("lenet", compress_results)
     old = write_report(run).read_text(encoding="utf-8")
 
-    def broken(_run):
+    def broken(*_args):
         raise RuntimeError("plotting failed")
 
     monkeypatch.setattr(writer, "run_page", broken)

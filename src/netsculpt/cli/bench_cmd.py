@@ -66,8 +66,11 @@ def _is_run(path: str) -> bool:
     return Path(path, "results.json").is_file()
 
 
-def run_models(run_dir: Path) -> list[tuple[str, Any, tuple[int, ...], float | None]]:
-    """(name, model, input shape, test accuracy) of every stage of a run that left a model."""
+def run_models(
+    run_dir: Path, trust_builder: str | None = None
+) -> list[tuple[str, Any, tuple[int, ...], float | None]]:
+    """(name, model, input shape, test accuracy) of every stage of a run that left a model; a run of a
+    model from your own builder needs the ``trust_builder`` it ran with."""
     from netsculpt.io import load, read_spec
     from netsculpt.report import load_results
     from netsculpt.runtimes.artefacts import load_artefact
@@ -85,7 +88,7 @@ def run_models(run_dir: Path) -> list[tuple[str, Any, tuple[int, ...], float | N
             out.append((record.dir, artefact, shape, accuracy))
         elif (folder / "model" / "netsculpt.json").is_file():
             shape = tuple(read_spec(folder / "model").get("extra", {}).get("input_shape") or shape or ())
-            out.append((record.dir, load(folder / "model"), shape, accuracy))
+            out.append((record.dir, load(folder / "model", trust_builder=trust_builder), shape, accuracy))
     return [(n, m, s, a) for n, m, s, a in out if s]
 
 
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     run_mode = len(args.targets) == 1 and _is_run(args.targets[0])
     if run_mode:
         run_dir = Path(args.targets[0])
-        models = run_models(run_dir)
+        models = run_models(run_dir, args.trust_builder)
         if not models:
             raise ConfigError(f"{run_dir} has no stage model to time (no 0N_stage/model folders)")
         out = Path(args.out) if args.out else run_dir

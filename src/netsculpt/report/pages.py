@@ -301,7 +301,8 @@ def settings_table(run: Run) -> str:
     return table([("setting", "name"), ("value", "text")], rows) if rows else note("none recorded", "missing")
 
 
-def run_page(run: Run) -> str:
+def run_page(run: Run, weights_name: str | None = None, runtimes_name: str = "runtimes.html") -> str:
+    """The run report; ``weights_name`` / ``runtimes_name``: the companion pages written beside it."""
     from netsculpt.report.explain_section import explain_section
     from netsculpt.report.runtimes import runtimes_link
     from netsculpt.report.weights_page import sparse_speed_note, weights_link
@@ -322,6 +323,6 @@ def run_page(run: Run) -> str:
         recipe_section(run),
     ]
 
-    sections.insert(2, runtimes_link(run))
-    sections.insert(3, weights_link(run))
+    sections.insert(2, runtimes_link(run, runtimes_name))
+    sections.insert(3, weights_link(weights_name))
     return page(run.title, subtitle, [s for s in sections if s])

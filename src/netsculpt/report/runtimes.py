@@ -105,7 +105,7 @@ def rows_table(rows: list[dict[str, Any]]) -> str:
     return table(header, body, drop_empty=True)
 
 
-def runtimes_page(run: Run, bench: dict[str, Any]) -> str:
+def runtimes_page(run: Run, bench: dict[str, Any], report_name: str = "report.html") -> str:
     rows = bench["rows"]
     cal = bench.get("calibration") or {}
     machine = (
@@ -124,18 +124,18 @@ def runtimes_page(run: Run, bench: dict[str, Any]) -> str:
             anchor="pareto",
         ),
         section("Every model on every runtime", rows_table(rows), note(esc(machine)), anchor="bench"),
-        note('<a href="report.html">back to the run report</a>'),
+        note(f'<a href="{esc(report_name)}">back to the run report</a>'),
     ]
     subtitle = esc(f"run {run.path.resolve().name} \u00b7 {len(rows)} timings from netsculpt bench")
     return page(f"{run.title}: runtimes", subtitle, sections)
 
 
-def runtimes_link(run: Run) -> str:
+def runtimes_link(run: Run, page_name: str = PAGE_NAME) -> str:
     """A line for the run report pointing at the runtimes page, when ``netsculpt bench`` made one."""
     if not (run.path / BENCH_NAME).is_file():
         return ""
     return section(
         "Runtimes",
-        note(f'<a href="{PAGE_NAME}">every evaluated model on every runtime</a> (netsculpt bench)'),
+        note(f'<a href="{esc(page_name)}">every evaluated model on every runtime</a> (netsculpt bench)'),
         anchor="runtimes",
     )

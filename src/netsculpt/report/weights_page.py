@@ -47,7 +47,7 @@ def weights_rows(model_dir: Path) -> list[list]:
     ]
 
 
-def weights_page(run: Run, model_dir: Path, rows: list[list]) -> str:
+def weights_page(run: Run, model_dir: Path, rows: list[list], report_name: str = "report.html") -> str:
     values = sum(r[2] for r in rows)
     plain, coded = sum(r[7] for r in rows), sum(r[8] for r in rows)
     file_bytes = (model_dir / "model.safetensors").stat().st_size
@@ -76,17 +76,17 @@ def weights_page(run: Run, model_dir: Path, rows: list[list]) -> str:
               "bits/value saved", "bits/value context", "bytes saved", "bytes context"]  # fmt: skip
     sections = [
         section("Bits per weight", note(esc(intro)), table(header, body), anchor="bits"),
-        note('<a href="report.html">back to the run report</a>'),
+        note(f'<a href="{esc(report_name)}">back to the run report</a>'),
     ]
     subtitle = esc(f"run {run.path.resolve().name} \u00b7 the final model's weights file")
     return page(f"{run.title}: weights file", subtitle, sections)
 
 
-def weights_link(run: Run) -> str:
-    """The run report's pointer to the weights page, when one was written."""
-    if not (run.path / PAGE_NAME).is_file():
+def weights_link(page_name: str | None) -> str:
+    """The run report's pointer to the weights page, when one was written (``page_name``)."""
+    if page_name is None:
         return ""
-    text = '<a href="weights.html">bits per weight of every tensor of the final model\'s file</a>'
+    text = f'<a href="{esc(page_name)}">bits per weight of every tensor of the final model\'s file</a>'
     return section("Weights file", note(text + ", as saved and with context coding"), anchor="weights")
 
 

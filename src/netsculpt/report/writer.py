@@ -34,30 +34,37 @@ def write_report(run_dir: PathLike, out: PathLike | None = None) -> Path:
     if target.is_dir():
         target = target / REPORT_NAME
     from netsculpt.report.runtimes import PAGE_NAME, read_bench, runtimes_page
+    from netsculpt.report.weights_page import PAGE_NAME as WEIGHTS_NAME
 
+    # report.html's pages are weights.html / runtimes.html; any other name's are NAME.weights.html ...,
+    # so two reports written into one folder do not overwrite each other's pages
+    prefix = "" if target.name == REPORT_NAME else f"{target.stem}."
+    runtimes_name, weights_name = prefix + PAGE_NAME, prefix + WEIGHTS_NAME
     bench = read_bench(run.path)
     if bench is not None:  # `netsculpt bench RUN_DIR` timed the run's models: their per-runtime page
-        _write_html(target.parent / PAGE_NAME, runtimes_page(run, bench))
-    _write_weights_page(run, target.parent)
-    return _write_html(target, run_page(run))
+        _write_html(target.parent / runtimes_name, runtimes_page(run, bench, target.name))
+    written = _write_weights_page(run, target.parent / weights_name, target.name)
+    return _write_html(target, run_page(run, weights_name if written else None, runtimes_name))
 
 
-def _write_weights_page(run, folder: Path) -> None:
-    """``weights.html`` for the final saved model; skipped (with a log line) when it cannot be loaded."""
+def _write_weights_page(run, path: Path, report_name: str) -> bool:
+    """The weights page of the final saved model at ``path``; skipped (with a log line, False) when it
+    cannot be loaded."""
     import logging
 
     from netsculpt.errors import CheckpointError, ConfigError
-    from netsculpt.report.weights_page import PAGE_NAME, final_model_dir, weights_page, weights_rows
+    from netsculpt.report.weights_page import final_model_dir, weights_page, weights_rows
 
     model_dir = final_model_dir(run)
     if model_dir is None:
-        return
+        return False
     try:
         rows = weights_rows(model_dir)
     except (CheckpointError, ConfigError) as exc:  # e.g. a custom model whose builder is not trusted
         logging.getLogger(__name__).info("no weights page for %s: %s", model_dir, exc)
-        return
-    _write_html(folder / PAGE_NAME, weights_page(run, model_dir, rows))
+        return False
+    _write_html(path, weights_page(run, model_dir, rows, report_name))
+    return True
 
 
 def run_labels(run_dirs: Sequence[PathLike]) -> list[str]:
