@@ -80,7 +80,7 @@ def test_bench_run_dir_loads_models_of_your_own_builder_with_trust_builder(tmp_p
         f.unlink()
     for f in own.iterdir():
         (target / f.name).write_bytes(f.read_bytes())
-    with pytest.raises(NetsculptError, match="--trust-builder tests.test_io:make_own_net"):
+    with pytest.raises(NetsculptError, match=r"--trust-builder tests\.test_io:make_own_net"):
         run_models(run)
     names = [name for name, model, *_ in run_models(run, "tests.test_io:make_own_net")]
     assert names == ["00_baseline", "01_prune"]
