@@ -143,3 +143,23 @@ def test_prune_depth_stage_unreachable_target_reports_the_closest(capsys, tmp_pa
     )
     code, _, err = run(capsys, "compress", str(recipe), "--out", str(tmp_path / "run"))
     assert code == 1 and "closest achievable is 0.017" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["search", "--method", "sensitivity", "--ratios", "0.5", "--target-macs", "0.5", "--val-size", "32"],
+        ["triage", "--val-size", "32", "--steps", "1"],
+        ["prune", "--depth-blocks", "2"],
+    ],
+    ids=["search", "triage", "prune-depth"],
+)  # fmt: skip
+def test_data_the_model_cannot_take_is_one_line_error(capsys, tmp_path, argv) -> None:
+    """A saved 3-channel model given 1-channel digits: refused before any scoring with what to change, as
+    train / prune / distill already do, not a convolution's traceback."""
+    base = tmp_path / "base"
+    ns.save(ns.create_model("resnet20_cifar", num_classes=10), base, extra={"input_shape": [1, 3, 32, 32]})
+    data = ["--data", "mnist5k", "--limit", "600", "--out", str(tmp_path / "o")]
+    code, _, err = run(capsys, argv[0], str(base), *argv[1:], *data)
+    assert code == 1 and "the model cannot take the data's images of shape (1, 28, 28)" in err
+    assert "--resize / --channels" in err and "Traceback" not in err

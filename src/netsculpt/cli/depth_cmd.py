@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from torch import nn
 
-from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
 from netsculpt.errors import ConfigError
 
 
@@ -67,6 +67,7 @@ def prune_blocks(args: argparse.Namespace, model: nn.Module, shape: tuple[int, .
     data = None
     if args.data is not None:
         _, data = _held_out(args)
+        check_fits_data(model, data)
     elif args.depth_criterion == "sensitivity" and isinstance(args.depth_blocks, int):
         raise ConfigError("--depth-criterion sensitivity measures accuracy: pass --data NAME")
     plan = plan_depth(model, x, blocks=args.depth_blocks, criterion=args.depth_criterion, data=data)
@@ -108,6 +109,7 @@ def run_triage(args: argparse.Namespace) -> int:
     data_defaults(args)
     model, shape = load_model(args)
     train, held = _held_out(args)
+    check_fits_data(model, held)
     config = TriageConfig(
         unit=args.unit,
         inits=tuple(s.strip() for s in args.init.split(",") if s.strip()),

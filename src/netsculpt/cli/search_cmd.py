@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
 
 METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n")
 
@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             seed=config.seed,
             **data,
         )
+        check_fits_data(model, held)
     metric, values = next(
         (m, v)
         for m, v in (
