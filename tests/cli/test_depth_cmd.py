@@ -163,3 +163,17 @@ def test_data_the_model_cannot_take_is_one_line_error(capsys, tmp_path, argv) ->
     code, _, err = run(capsys, argv[0], str(base), *argv[1:], *data)
     assert code == 1 and "the model cannot take the data's images of shape (1, 28, 28)" in err
     assert "--resize / --channels" in err and "Traceback" not in err
+
+
+def test_prune_depth_blocks_on_a_small_split_holds_out_a_share_of_it(capsys, tmp_path) -> None:
+    """``--limit 400`` used to fail "must have between 1 and 399 samples, got 500" with no way to change
+    it: the default is now a tenth of a small split, and ``--val-size`` sets it."""
+    argv = ["prune", "resnet20_cifar", "--depth-blocks", "2", "--depth-criterion", "sensitivity"]
+    argv += ["--data", "mnist5k", "--resize", "32", "--channels", "3", "--limit", "400"]
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "d"))
+    assert code == 0, err
+    assert len(ns.load(tmp_path / "d").netsculpt_spec["edits"][0]["blocks"]) == 2
+    code, _, err = run(capsys, *argv, "--val-size", "30", "--out", str(tmp_path / "e"))
+    assert code == 0, err
+    code, _, err = run(capsys, *argv, "--val-size", "400", "--out", str(tmp_path / "f"))
+    assert code == 1 and "between 1 and 399 samples, got 400" in err
