@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         task=dense.task if dense is not None else None,
     )
     small = apply_search_plan(model, result.plan, x)
+    saved_for = next(label for label, plan in result.plans.items() if plan is result.plan)  # the first given
     console = Console()
     table = Table(title=f"{args.method} search on {args.data}")
     for column in (
@@ -239,6 +240,6 @@ def run(args: argparse.Namespace) -> int:
             if args.finetune_epochs
             else " (no fine-tuning)"
         )
-        + f"; pruned model saved to {out / 'model'}"
+        + f"; pruned model for {saved_for} saved to {out / 'model'}"
     )
     return 0
