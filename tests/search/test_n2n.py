@@ -174,6 +174,11 @@ def test_n2n_search_meets_the_budget_and_builds_the_student(resnet, tmp_path: Pa
     meta = result.plan.meta
     assert meta["predicted"]["macs"] <= 0.6 * 1.02 and meta["estimate"]["after"] == "kd"
     students = result.history["students"]
+    # every distinct student distilled and scored is counted (it was "0 cheap + 0 full"), cache hits not
+    distilled = {s["key"] for s in students if s["accuracy"] is not None}
+    policy = result.history["policy"]
+    distilled.add(json.dumps([sorted(policy["removed"]), policy["widths"]]))
+    assert result.evaluated == {"cheap": 0, "full": len(distilled)} and len(distilled) > 1
     assert [s["stage"] for s in students] == ["removal"] * 4 + ["shrink"] * 4
     assert all(s["reward"] == -1.0 for s in students if s["stage"] == "shrink" and not s["within"])
     small = apply_search_plan(resnet, result.plan, x)

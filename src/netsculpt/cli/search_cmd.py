@@ -189,8 +189,10 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(column)
     for label, plan in result.plans.items():
         widths = ", ".join(str(w) for w in plan.meta["widths"].values())
+        estimate = plan.meta["estimate"]
+        after = " after short KD" if estimate.get("after") == "kd" else ""  # n2n: not the saved model's
         table.add_row(
-            label, f"{plan.meta['predicted'][metric]:.3f}", f"{plan.meta['estimate']['accuracy']:.2%}", widths
+            label, f"{plan.meta['predicted'][metric]:.3f}", f"{estimate['accuracy']:.2%}{after}", widths
         )
     console.print(table)
     console.print(
