@@ -116,16 +116,16 @@ def test_compound_recipe_stage_changes_resolution_for_later_stages(capsys, tmp_p
     assert code == 0, err
     results = json.loads((run_dir / "results.json").read_text())
     stage = json.loads((run_dir / "01_compound" / "stage.json").read_text())
-    side = stage["info"]["resolution"]
-    assert side < 32 and stage["info"]["macs"] <= 0.51
+    height, width = stage["info"]["resolution"]
+    assert height == width < 32 and stage["info"]["macs"] <= 0.51
     finetuned = json.loads((run_dir / "02_finetune" / "model" / "netsculpt.json").read_text())
-    assert finetuned["extra"]["input_shape"] == [1, 3, side, side]  # the later stage ran at the new size
+    assert finetuned["extra"]["input_shape"] == [1, 3, height, width]  # the later stage ran at the new size
     assert results["after"]["macs"] <= 0.51 * results["before"]["macs"]
     (run_dir / "02_finetune" / "DONE").unlink()  # resume: the compound stage is loaded, not rerun
     code, _, err = run(capsys, "compress", str(recipe), "--out", str(run_dir))
     assert code == 0, err
     again = json.loads((run_dir / "02_finetune" / "model" / "netsculpt.json").read_text())
-    assert again["extra"]["input_shape"] == [1, 3, side, side]
+    assert again["extra"]["input_shape"] == [1, 3, height, width]
     assert (
         json.loads((run_dir / "results.json").read_text())["after"]["accuracy"]
         == results["after"]["accuracy"]
