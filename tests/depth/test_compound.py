@@ -129,3 +129,19 @@ def test_input_compound_scaling_cannot_resize_is_refused_clearly() -> None:
     model = ns.create_model("resnet20_cifar", num_classes=10).eval()
     with pytest.raises(ns.NetsculptError, match=r"\(N, C, H, W\).*got \(1, 3\)"):
         compound_scale(model, torch.randn(1, 3), target=ns.Target(macs=0.5))
+
+
+def test_a_model_without_residual_blocks_scales_width_and_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No removable blocks used to raise plan_depth's "no removable residual blocks"; the depth axis is
+    now skipped (and said) while width x resolution meet the budget."""
+    import netsculpt.depth.compound as compound
+    from tests.search import _tiny
+
+    said: list[str] = []
+    monkeypatch.setattr(compound, "info", said.append)
+    model = _tiny.trained_model(epochs=1)
+    x = torch.randn(1, *_tiny.SHAPE[:1], 16, 16)
+    result = compound_scale(model, x, target=ns.Target(macs=0.5), resolution_step=2)
+    assert result.removed == [] and result.depth == 1.0 and result.macs <= 0.51
+    assert any("no removable residual blocks" in line for line in said)
+    assert result.resolution[0] < 16 and result.model(torch.randn(1, 3, *result.resolution)).shape[0] == 1

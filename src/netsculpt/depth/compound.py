@@ -6,7 +6,8 @@ tried; for each, blocks are removed per stage (lowest block scores first, at lea
 stage) and the width that meets the budget at that resolution is found by ``ns.prune``'s MACs target.
 The candidate closest to the compound rule that meets the budget (measured MACs, not the formula) wins.
 The returned input size is what every later stage must feed the model (the recipe records it): every
-spatial dim scaled by the same factor, so a 24x64 input stays 3:8 and a sequence (N, C, L) scales L.
+spatial dim scaled by the same factor, so a 24x64 input stays 3:8 and a sequence (N, C, L) scales L. A
+model without removable residual blocks (VGG, SqueezeNet, DenseNet) is scaled in width x resolution only.
 
 MACs are not time: at batch 1 on a CPU a thin deep network is overhead-bound, so the rule's point (which
 keeps ~80 % of the depth at 0.5x MACs) saves little latency. With ``latency=`` (a fraction of the
@@ -29,6 +30,7 @@ from netsculpt.allocate import Target
 from netsculpt.depth.api import BudgetError, plan_depth, remove_blocks
 from netsculpt.errors import PruningError
 from netsculpt.graph import trace
+from netsculpt.progress import info
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # EfficientNet-B0's grid-searched coefficients (α·β²·γ² ≈ 1.92)
 
@@ -132,9 +134,14 @@ def compound_scale(
     d0, _, r0 = compound_point(target.value)
     graph = trace(model, example_inputs)
     depth_grid = grid if latency is None else LATENCY_DEPTHS
-    scores = plan_depth(
-        model, example_inputs, blocks=1, criterion=depth_criterion, data=data, graph=graph
-    ).scores
+    scores: dict[str, float] = {}
+    if any(u.removable for u in graph.blocks):
+        scores = plan_depth(
+            model, example_inputs, blocks=1, criterion=depth_criterion, data=data, graph=graph
+        ).scores
+    else:  # nothing to remove: the depth axis is fixed at 1 and width x resolution meet the budget
+        info("compound: no removable residual blocks; scaling width x resolution only (depth kept)")
+        depth_grid = (1.0 / d0,)
     best, candidates = None, []
     for fr in grid:
         res = _scaled(spatial, r0 * fr, resolution_step)
