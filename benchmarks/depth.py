@@ -107,12 +107,12 @@ def part_plan(args: argparse.Namespace) -> None:
         "depth-only": (depth, 32, "output_change blocks"),
         "compound": (
             comp.model,
-            comp.resolution,
+            comp.resolution[-1],  # a (H, W) shape; square here (32x32 digits)
             f"rule: depth {comp.depth:.2f}, width MACs {comp.width:.2f}",
         ),
         "compound-latency": (
             fast.model,
-            fast.resolution,
+            fast.resolution[-1],  # a (H, W) shape; square here (32x32 digits)
             f"latency cap {cap:.2f}: depth {fast.depth:.2f}, width MACs {fast.width:.2f}, "
             f"measured {fast.latency:.2f}",
         ),

@@ -116,16 +116,16 @@ def test_compound_recipe_stage_changes_resolution_for_later_stages(capsys, tmp_p
     assert code == 0, err
     results = json.loads((run_dir / "results.json").read_text())
     stage = json.loads((run_dir / "01_compound" / "stage.json").read_text())
-    side = stage["info"]["resolution"]
-    assert side < 32 and stage["info"]["macs"] <= 0.51
+    height, width = stage["info"]["resolution"]
+    assert height == width < 32 and stage["info"]["macs"] <= 0.51
     finetuned = json.loads((run_dir / "02_finetune" / "model" / "netsculpt.json").read_text())
-    assert finetuned["extra"]["input_shape"] == [1, 3, side, side]  # the later stage ran at the new size
+    assert finetuned["extra"]["input_shape"] == [1, 3, height, width]  # the later stage ran at the new size
     assert results["after"]["macs"] <= 0.51 * results["before"]["macs"]
     (run_dir / "02_finetune" / "DONE").unlink()  # resume: the compound stage is loaded, not rerun
     code, _, err = run(capsys, "compress", str(recipe), "--out", str(run_dir))
     assert code == 0, err
     again = json.loads((run_dir / "02_finetune" / "model" / "netsculpt.json").read_text())
-    assert again["extra"]["input_shape"] == [1, 3, side, side]
+    assert again["extra"]["input_shape"] == [1, 3, height, width]
     assert (
         json.loads((run_dir / "results.json").read_text())["after"]["accuracy"]
         == results["after"]["accuracy"]
@@ -143,3 +143,37 @@ def test_prune_depth_stage_unreachable_target_reports_the_closest(capsys, tmp_pa
     )
     code, _, err = run(capsys, "compress", str(recipe), "--out", str(tmp_path / "run"))
     assert code == 1 and "closest achievable is 0.017" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["search", "--method", "sensitivity", "--ratios", "0.5", "--target-macs", "0.5", "--val-size", "32"],
+        ["triage", "--val-size", "32", "--steps", "1"],
+        ["prune", "--depth-blocks", "2"],
+    ],
+    ids=["search", "triage", "prune-depth"],
+)  # fmt: skip
+def test_data_the_model_cannot_take_is_one_line_error(capsys, tmp_path, argv) -> None:
+    """A saved 3-channel model given 1-channel digits: refused before any scoring with what to change, as
+    train / prune / distill already do, not a convolution's traceback."""
+    base = tmp_path / "base"
+    ns.save(ns.create_model("resnet20_cifar", num_classes=10), base, extra={"input_shape": [1, 3, 32, 32]})
+    data = ["--data", "mnist5k", "--limit", "600", "--out", str(tmp_path / "o")]
+    code, _, err = run(capsys, argv[0], str(base), *argv[1:], *data)
+    assert code == 1 and "the model cannot take the data's images of shape (1, 28, 28)" in err
+    assert "--resize / --channels" in err and "Traceback" not in err
+
+
+def test_prune_depth_blocks_on_a_small_split_holds_out_a_share_of_it(capsys, tmp_path) -> None:
+    """``--limit 400`` used to fail "must have between 1 and 399 samples, got 500" with no way to change
+    it: the default is now a tenth of a small split, and ``--val-size`` sets it."""
+    argv = ["prune", "resnet20_cifar", "--depth-blocks", "2", "--depth-criterion", "sensitivity"]
+    argv += ["--data", "mnist5k", "--resize", "32", "--channels", "3", "--limit", "400"]
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "d"))
+    assert code == 0, err
+    assert len(ns.load(tmp_path / "d").netsculpt_spec["edits"][0]["blocks"]) == 2
+    code, _, err = run(capsys, *argv, "--val-size", "30", "--out", str(tmp_path / "e"))
+    assert code == 0, err
+    code, _, err = run(capsys, *argv, "--val-size", "400", "--out", str(tmp_path / "f"))
+    assert code == 1 and "between 1 and 399 samples, got 400" in err

@@ -73,6 +73,24 @@ def test_macs_target_and_unreachable_budget(resnet20) -> None:
     assert 0.01 < info.value.closest < 0.3
 
 
+def test_target_and_block_spellings_match_ns_prune(resnet20) -> None:
+    """``prune_depth`` reads the target spellings ``ns.prune`` reads, and one block name as a list of one;
+    a value it cannot read is a PruningError that says what to give, not an AttributeError."""
+    x = torch.randn(1, 3, 32, 32)
+    reference = ns.depth.plan_depth(resnet20, x, target=ns.Target(macs=0.7)).blocks
+    assert reference
+    for spelling in ("macs=0.7", {"macs": 0.7}):
+        assert ns.depth.plan_depth(resnet20, x, target=spelling).blocks == reference
+    assert ns.depth.plan_depth(resnet20, x, blocks="layer1.1").blocks == (
+        ns.depth.plan_depth(resnet20, x, blocks=["layer1.1"]).blocks
+    )
+    with pytest.raises(PruningError, match="unknown target 'flops'"):
+        ns.prune_depth(resnet20, x, target="flops=0.5")
+    for bad in (2.5, True, ["layer1.1", 3]):
+        with pytest.raises(PruningError, match="give a count"):
+            ns.prune_depth(resnet20, x, blocks=bad)
+
+
 def test_unremovable_named_block_errors() -> None:
     with pytest.raises(PruningError, match="cannot be removed: its shortcut is computed by code"):
         ns.prune_depth(Mixed(), torch.randn(1, 3, 16, 16), blocks=["down"])

@@ -32,7 +32,8 @@ def test_search_writes_plan_history_plot_and_model(tmp_path: Path, capsys) -> No
     x = torch.randn(1, 1, 28, 28)
     small, base = ns.load(out / "model"), ns.create_model("lenet5")
     assert ns.measure(small, x, latency=False).macs <= 0.5 * ns.measure(base, x, latency=False).macs
-    assert "test accuracy" in capsys.readouterr().out
+    printed = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "test accuracy" in printed and "pruned model for macs=0.5 saved to" in printed
     assert main([*argv, "--resume"]) == 0  # a finished search resumes to the same plan
     assert json.loads((out / "plan.json").read_text())["keep"] == plan["keep"]
 
@@ -41,3 +42,18 @@ def test_search_needs_a_target(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["search", "lenet5", "--out", "x"])
     assert "target" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_n2n_summary_counts_students_and_labels_the_distilled_accuracy(tmp_path: Path, capsys) -> None:
+    """N2N scores students after a short distillation, outside the candidate cache: the summary counted
+    none of them and showed that accuracy as if it were the saved (undistilled) model's."""
+    argv = ["--quiet", "search", "resnet20_cifar", "--method", "n2n", "--target-macs", "0.5", *SMALL,
+            "--remove-episodes", "2", "--shrink-episodes", "2", "--rollouts", "2", "--kd-steps", "1",
+            "--adapt-bn-batches", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    printed = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    evaluated = json.loads((tmp_path / "run" / "search.json").read_text())["evaluated"]
+    assert evaluated["full"] > 0
+    assert f"scored 0 cheap + {evaluated['full']} full candidates" in printed
+    assert "after short KD" in printed

@@ -62,6 +62,18 @@ def test_sensitivity_curves_and_allocation_meets_target(tiny, tmp_path: Path) ->
     assert macs == pytest.approx(result.plans["macs=0.4"].meta["predicted"]["macs"], rel=1e-9)
 
 
+@pytest.mark.parametrize("given", [["macs=0.4", "macs=0.6"], ["macs=0.6", "macs=0.4"]])
+def test_plan_and_plan_json_are_the_first_target_given(tiny, tmp_path: Path, given: list[str]) -> None:
+    """Targets are searched largest first, but ``result.plan`` / ``plan.json`` (what the CLI saves as
+    ``model/``) is the first one the user gave: ``--target-macs 0.3 0.6`` used to save the 0.6 model."""
+    config = SensitivityConfig(ratios=(0.25, 0.5, 0.75))
+    args = (tiny.model, tiny.example, "sensitivity", given, tiny.train, tiny.val, config)
+    result = search_widths(*args, out_dir=tmp_path)
+    assert result.plan is result.plans[given[0]]
+    assert result.plan.meta["target"]["macs"] == float(given[0].split("=")[1])
+    assert json.loads((tmp_path / "plan.json").read_text())["meta"]["target"] == result.plan.meta["target"]
+
+
 def test_greedy_trajectory_is_monotone_and_serves_each_target(tiny, tmp_path: Path) -> None:
     result = search_widths(
         tiny.model, tiny.example, "greedy", ["macs=0.7", "macs=0.35"], tiny.train, tiny.val,

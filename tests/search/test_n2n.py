@@ -174,6 +174,11 @@ def test_n2n_search_meets_the_budget_and_builds_the_student(resnet, tmp_path: Pa
     meta = result.plan.meta
     assert meta["predicted"]["macs"] <= 0.6 * 1.02 and meta["estimate"]["after"] == "kd"
     students = result.history["students"]
+    # every distinct student distilled and scored is counted (it was "0 cheap + 0 full"), cache hits not
+    distilled = {s["key"] for s in students if s["accuracy"] is not None}
+    policy = result.history["policy"]
+    distilled.add(json.dumps([sorted(policy["removed"]), policy["widths"]]))
+    assert result.evaluated == {"cheap": 0, "full": len(distilled)} and len(distilled) > 1
     assert [s["stage"] for s in students] == ["removal"] * 4 + ["shrink"] * 4
     assert all(s["reward"] == -1.0 for s in students if s["stage"] == "shrink" and not s["within"])
     small = apply_search_plan(resnet, result.plan, x)
@@ -276,3 +281,20 @@ def test_screened_n2n_distils_only_the_best_predicted_shrink_student(resnet, tmp
     assert result.evaluated["cheap"] == 0  # N2N's rewards come from distillation, never the cheap scorer
     assert result.plan.meta["predicted"]["macs"] <= 0.6 * 1.02
     assert json.loads((tmp_path / "predictor.json").read_text())["trained_on"] >= 3
+
+
+def test_a_model_without_removable_blocks_runs_the_shrink_stage_only(monkeypatch, tmp_path: Path) -> None:
+    """A residual-free model (VGG, SqueezeNet, DenseNet) has no block descriptors: N2N skips removal and
+    says so, instead of failing to normalise an empty feature table."""
+    from netsculpt.search import scoring
+
+    said: list[str] = []
+    monkeypatch.setattr(scoring, "info", said.append)
+    model = _tiny.trained_model(epochs=1)
+    train, val = _tiny.loaders()
+    x = _tiny.example()
+    assert _students(model).block_x.shape == (0, 7)
+    result = search_widths(model, x, "n2n", "macs=0.6", train, val, _config(), out_dir=tmp_path)
+    assert any("shrink stage only" in line for line in said)
+    assert {s["stage"] for s in result.history["students"]} == {"shrink"}
+    assert result.plan.meta["remove_blocks"] == [] and result.plan.meta["predicted"]["macs"] <= 0.6 * 1.02

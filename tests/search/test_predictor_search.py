@@ -72,13 +72,13 @@ def test_screened_nsga2_keeps_a_scored_front(tiny) -> None:
         assert plan.meta["predicted"]["macs"] <= plan.meta["target"]["macs"]
 
 
-def test_killed_screened_ga_resumes_without_rescoring(tiny, tmp_path: Path) -> None:
-    """The replay reuses every saved score. It need not retrace the killed run exactly: a candidate the
-    killed run re-scored on full batches in a later generation already has that score when the replay
-    reaches the generation that proposed it (see docs/search.md, predictor section)."""
+def test_killed_screened_ga_resumes_exactly_without_rescoring(tiny, tmp_path: Path) -> None:
+    """The replay reuses every saved score and retraces the killed run: a candidate the killed run
+    re-scored on full batches in a later generation is ranked on its cheap score when the replay reaches
+    the generation that proposed it, as it was live (before 2026-12-07 the replay could part from it)."""
     config = GeneticConfig(
-        **{**SMALL, "generations": 4}, predictor="gcn", predictor_min=8, predictor_epochs=60
-    )
+        **{**SMALL, "generations": 4}, predictor="gcn", predictor_min=8, predictor_epochs=60, seed=2
+    )  # seed 2: a run that full-scores, in generation 2, a candidate first ranked on its cheap score
     args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val, config)
     reference = search_widths(*args)
     with pytest.raises(Killed):
@@ -89,6 +89,12 @@ def test_killed_screened_ga_resumes_without_rescoring(tiny, tmp_path: Path) -> N
     rounds = resumed.history["predictor"]["rounds"]
     assert rounds[:2] == reference.history["predictor"]["rounds"][:2]  # same data -> same screening
     assert resumed.evaluated["cheap"] <= reference.evaluated["cheap"] - len(saved["cheap"]) + len(rounds)
+    assert rounds == reference.history["predictor"]["rounds"]
+    populations = [[row["widths"] for row in g["population"]] for g in resumed.history["generations"]]
+    assert populations == [
+        [row["widths"] for row in g["population"]] for g in reference.history["generations"]
+    ]
+    assert resumed.plan.keep == reference.plan.keep
 
 
 def test_predictor_on_a_method_that_cannot_screen_is_refused(tiny) -> None:

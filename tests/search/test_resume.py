@@ -23,8 +23,11 @@ def _kill_at(key: str, value: int):
     return on_step
 
 
-def test_killed_genetic_search_resumes_exactly(tiny, tmp_path: Path) -> None:
-    config = GeneticConfig(pop_size=6, generations=4, elite=2, eval_batches=1, full_batches=3)
+@pytest.mark.parametrize("pop_size", [6, 8])
+def test_killed_genetic_search_resumes_exactly(tiny, tmp_path: Path, pop_size: int) -> None:
+    """At 8 the killed run full-scores, in generation 2, candidates it ranked on cheap scores before: the
+    replay used to read those later full scores as their fitness and parted from the killed run."""
+    config = GeneticConfig(pop_size=pop_size, generations=4, elite=2, eval_batches=1, full_batches=3)
     args = (tiny.model, tiny.example, "genetic", "macs=0.5", tiny.train, tiny.val, config)
     reference = search_widths(*args)
     with pytest.raises(Killed):

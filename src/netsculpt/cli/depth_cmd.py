@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from torch import nn
 
-from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
 from netsculpt.errors import ConfigError
 
 
@@ -37,9 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train", default="layer", help="layer, network, network_kd (comma-separated)")
     t.add_argument("--steps", type=int, default=100, help="fine-tune steps per collapsed unit")
     t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--val-size", type=int, default=500, help="training images held out for the table")
+    add_val_size_arg(t, "training images held out for the table")
     t.add_argument("--out", required=True, help="output directory (triage.json, triage.png)")
     t.set_defaults(func=run_triage)
+
+
+def add_val_size_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """``--val-size``; its default holds out 500 images, or a tenth of a smaller (``--limit``) split."""
+    p.add_argument(
+        "--val-size", type=int, default=None, help=f"{what} (default: 500, or 10%% of a smaller split)"
+    )
 
 
 def _held_out(args: argparse.Namespace, batch: int = 64) -> tuple[Any, Any]:
@@ -48,7 +55,7 @@ def _held_out(args: argparse.Namespace, batch: int = 64) -> tuple[Any, Any]:
 
     train, held, _ = holdout_loaders(
         args.data,
-        val_size=getattr(args, "val_size", None) or 500,
+        val_size=args.val_size,
         batch_size=args.batch_size or batch,
         resize=args.resize,
         channels=args.channels,
@@ -67,6 +74,7 @@ def prune_blocks(args: argparse.Namespace, model: nn.Module, shape: tuple[int, .
     data = None
     if args.data is not None:
         _, data = _held_out(args)
+        check_fits_data(model, data)
     elif args.depth_criterion == "sensitivity" and isinstance(args.depth_blocks, int):
         raise ConfigError("--depth-criterion sensitivity measures accuracy: pass --data NAME")
     plan = plan_depth(model, x, blocks=args.depth_blocks, criterion=args.depth_criterion, data=data)
@@ -108,6 +116,7 @@ def run_triage(args: argparse.Namespace) -> int:
     data_defaults(args)
     model, shape = load_model(args)
     train, held = _held_out(args)
+    check_fits_data(model, held)
     config = TriageConfig(
         unit=args.unit,
         inits=tuple(s.strip() for s in args.init.split(",") if s.strip()),

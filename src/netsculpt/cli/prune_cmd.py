@@ -40,6 +40,7 @@ def parse_round_to(text: str) -> int | str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from netsculpt.cli.depth_cmd import add_val_size_arg
     from netsculpt.cli.train_cmd import add_data_args
 
     p = sub.add_parser("prune", help="remove channels physically and save the smaller model")
@@ -90,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--min-channels", type=int, default=1, help="never keep fewer channels in a group")
     add_data_args(p, task=True)
+    add_val_size_arg(p, "--depth-blocks with --data: training images held out to score blocks")
     p.set_defaults(data=None)
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from netsculpt.cli.common import add_model_args, example, load_model
+from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
 
 METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n")
 
@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             seed=config.seed,
             **data,
         )
+        check_fits_data(model, held)
     metric, values = next(
         (m, v)
         for m, v in (
@@ -176,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         task=dense.task if dense is not None else None,
     )
     small = apply_search_plan(model, result.plan, x)
+    saved_for = next(label for label, plan in result.plans.items() if plan is result.plan)  # the first given
     console = Console()
     table = Table(title=f"{args.method} search on {args.data}")
     for column in (
@@ -187,8 +189,10 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(column)
     for label, plan in result.plans.items():
         widths = ", ".join(str(w) for w in plan.meta["widths"].values())
+        estimate = plan.meta["estimate"]
+        after = " after short KD" if estimate.get("after") == "kd" else ""  # n2n: not the saved model's
         table.add_row(
-            label, f"{plan.meta['predicted'][metric]:.3f}", f"{plan.meta['estimate']['accuracy']:.2%}", widths
+            label, f"{plan.meta['predicted'][metric]:.3f}", f"{estimate['accuracy']:.2%}{after}", widths
         )
     console.print(table)
     console.print(
@@ -238,6 +242,6 @@ def run(args: argparse.Namespace) -> int:
             if args.finetune_epochs
             else " (no fine-tuning)"
         )
-        + f"; pruned model saved to {out / 'model'}"
+        + f"; pruned model for {saved_for} saved to {out / 'model'}"
     )
     return 0

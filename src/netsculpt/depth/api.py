@@ -128,21 +128,26 @@ def plan_depth(
     model: nn.Module,
     example_inputs: Any,
     *,
-    blocks: int | list[str] | None = None,
-    target: Target | None = None,
+    blocks: int | str | list[str] | None = None,
+    target: Target | str | dict[str, float] | None = None,
     criterion: str = "output_change",
     data: Any = None,
     calib_batches: int | None = None,
     graph: ChannelGraph | None = None,
 ) -> DepthPlan:
-    """Choose blocks: the named ones, the ``blocks`` lowest-scoring, or as few as reach ``target``."""
+    """Choose blocks: the named ones, the ``blocks`` lowest-scoring, or as few as reach ``target``.
+
+    ``target`` takes the spellings ``ns.prune`` takes (``Target(macs=0.5)``, ``"macs=0.5"``,
+    ``{"macs": 0.5}``); ``blocks`` a count, one block name or a list of names."""
     from netsculpt.depth.criteria import block_scores
 
     if (blocks is None) == (target is None):
         raise PruningError("give exactly one of blocks= (a count or block names) or target=Target(...)")
+    blocks = _read_blocks(blocks)
+    target = Target.coerce(target) if target is not None else None
     graph = graph or trace(model, example_inputs)
-    if isinstance(blocks, list | tuple):
-        chosen = _named(graph, list(blocks))
+    if isinstance(blocks, list):
+        chosen = _named(graph, blocks)
         return DepthPlan([u.to_dict() for u in chosen], {})
     units = [u for u in graph.blocks if u.removable]
     if not units:
@@ -158,6 +163,21 @@ def plan_depth(
             )
         return DepthPlan([u.to_dict() for u in order[:blocks]], scores)
     return _plan_target(model, example_inputs, order, scores, target)
+
+
+def _read_blocks(blocks: Any) -> int | list[str] | None:
+    """A count, or block names: one name is a list of one, anything else is refused here rather than
+    failing deep inside the planner."""
+    if blocks is None or (isinstance(blocks, int) and not isinstance(blocks, bool)):
+        return blocks
+    if isinstance(blocks, str):
+        return [blocks]
+    if isinstance(blocks, list | tuple) and all(isinstance(b, str) for b in blocks):
+        return list(blocks)
+    raise PruningError(
+        f"blocks={blocks!r}: give a count (blocks=2), a block name ('layer1.1') or a list of names "
+        "(see ns.trace(model, x).blocks)"
+    )
 
 
 def _plan_target(

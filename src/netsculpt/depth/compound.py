@@ -5,7 +5,9 @@ budget ``t`` gives ``φ = log2(t) < 0``. Around that point a small grid of resol
 tried; for each, blocks are removed per stage (lowest block scores first, at least one block kept per
 stage) and the width that meets the budget at that resolution is found by ``ns.prune``'s MACs target.
 The candidate closest to the compound rule that meets the budget (measured MACs, not the formula) wins.
-The returned input size is what every later stage must feed the model (the recipe records it).
+The returned input size is what every later stage must feed the model (the recipe records it): every
+spatial dim scaled by the same factor, so a 24x64 input stays 3:8 and a sequence (N, C, L) scales L. A
+model without removable residual blocks (VGG, SqueezeNet, DenseNet) is scaled in width x resolution only.
 
 MACs are not time: at batch 1 on a CPU a thin deep network is overhead-bound, so the rule's point (which
 keeps ~80 % of the depth at 0.5x MACs) saves little latency. With ``latency=`` (a fraction of the
@@ -28,19 +30,23 @@ from netsculpt.allocate import Target
 from netsculpt.depth.api import BudgetError, plan_depth, remove_blocks
 from netsculpt.errors import PruningError
 from netsculpt.graph import trace
+from netsculpt.progress import info
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # EfficientNet-B0's grid-searched coefficients (α·β²·γ² ≈ 1.92)
+
+
+INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}  # by the number of spatial dims
 
 
 @dataclass
 class CompoundResult:
     model: nn.Module
-    resolution: int
+    resolution: tuple[int, ...]  # the spatial input shape the model now takes: (L,), (H, W) or (D, H, W)
     depth: float  # fraction of blocks kept
     width: float  # MACs fraction given to width pruning at the new resolution
     macs: float  # measured MACs fraction of the original at its resolution
     removed: list[str]
-    candidates: list[dict[str, float]]
+    candidates: list[dict[str, Any]]
     latency: float | None = None  # measured latency fraction of the original (with ``latency=``)
 
 
@@ -64,6 +70,25 @@ def compound_point(macs: float) -> tuple[float, float, float]:
     """(d, w, r) of the compound rule for a MACs fraction ``macs`` (φ = log(macs) / log(α·β²·γ²))."""
     phi = math.log(macs) / math.log(ALPHA * BETA**2 * GAMMA**2)
     return ALPHA**phi, BETA**phi, GAMMA**phi
+
+
+def _spatial_shape(example_inputs: Any) -> tuple[int, ...]:
+    """The dims compound scaling resizes; anything but one (N, C, *spatial) tensor is refused here, not
+    in ``interpolate``."""
+    if not isinstance(example_inputs, torch.Tensor) or example_inputs.dim() - 2 not in INTERPOLATION:
+        got = (
+            tuple(example_inputs.shape) if isinstance(example_inputs, torch.Tensor) else type(example_inputs)
+        )
+        raise PruningError(
+            f"compound scaling resizes one input tensor of shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), "
+            f"got {got}: prune width (ns.prune) or depth (ns.prune_depth) of this model instead"
+        )
+    return tuple(int(s) for s in example_inputs.shape[2:])
+
+
+def _scaled(shape: tuple[int, ...], factor: float, step: int) -> tuple[int, ...]:
+    """Every dim times ``factor``, to a multiple of ``step`` (at least ``step``)."""
+    return tuple(max(step, round(s * factor / step) * step) for s in shape)
 
 
 def _blocks_to_remove(graph: Any, scores: dict[str, float], depth: float) -> list[dict[str, Any]]:
@@ -104,20 +129,28 @@ def compound_scale(
         )
     if latency is not None and not 0.0 < latency <= 1.0:
         raise PruningError(f"latency={latency!r} must be a fraction in (0, 1] of the original's latency")
+    spatial = _spatial_shape(example_inputs)
     base_macs, _ = count_macs(model, example_inputs)
-    side = example_inputs.shape[-1]
     d0, _, r0 = compound_point(target.value)
     graph = trace(model, example_inputs)
-    scores = plan_depth(
-        model, example_inputs, blocks=1, criterion=depth_criterion, data=data, graph=graph
-    ).scores
-    best, candidates = None, []
     depth_grid = grid if latency is None else LATENCY_DEPTHS
+    scores: dict[str, float] = {}
+    if any(u.removable for u in graph.blocks):
+        scores = plan_depth(
+            model, example_inputs, blocks=1, criterion=depth_criterion, data=data, graph=graph
+        ).scores
+    else:  # nothing to remove: the depth axis is fixed at 1 and width x resolution meet the budget
+        info("compound: no removable residual blocks; scaling width x resolution only (depth kept)")
+        depth_grid = (1.0 / d0,)
+    best, candidates = None, []
     for fr in grid:
-        res = max(resolution_step, round(side * r0 * fr / resolution_step) * resolution_step)
+        res = _scaled(spatial, r0 * fr, resolution_step)
+        scale = math.prod(r / s for r, s in zip(res, spatial)) ** (1 / len(spatial))
         for fd in depth_grid:
             depth = min(1.0, d0 * fd)
-            x = torch.nn.functional.interpolate(example_inputs, size=(res, res), mode="bilinear")
+            x = torch.nn.functional.interpolate(
+                example_inputs, size=res, mode=INTERPOLATION[len(spatial)], align_corners=False
+            )
             blocks = _blocks_to_remove(graph, scores, depth)
             deep = remove_blocks(model, blocks) if blocks else model
             now, _ = count_macs(deep, x)
@@ -131,9 +164,9 @@ def compound_scale(
                     continue
             macs = count_macs(small, x)[0] / base_macs
             kept = 1 - len(blocks) / max(1, len(graph.blocks))  # the depth actually reached
-            rule = abs(math.log(kept / d0)) + abs(math.log(res / (side * r0)))
+            rule = abs(math.log(kept / d0)) + abs(math.log(scale / r0))
             depth = kept
-            row = {"resolution": res, "depth": depth, "width": min(width, 1.0), "macs": macs}
+            row = {"resolution": list(res), "depth": depth, "width": min(width, 1.0), "macs": macs}
             candidates.append(row)
             if macs > target.value * 1.02 or (best is not None and rule >= best[0]):
                 continue

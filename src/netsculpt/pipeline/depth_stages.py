@@ -51,7 +51,7 @@ def compound(ctx: RunContext, cfg: CompoundStage, model: nn.Module, out: Path) -
     with torch.no_grad():
         result.model.eval()(ctx.example)
     info = {
-        "resolution": result.resolution,
+        "resolution": list(result.resolution),
         "depth": result.depth,
         "width": result.width,
         "macs": result.macs,

@@ -5,7 +5,7 @@ Handlers import the parts they need lazily, so a recipe that never clusters neve
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,17 +71,19 @@ class RunContext:
         for gen, state in zip(loader_generators(self.train_loader), self._loader_start, strict=True):
             gen.set_state(state)
 
-    def set_resolution(self, side: int) -> None:
-        """Every later stage feeds ``side`` x ``side`` inputs (a compound stage changed the resolution):
-        the recipe's ``data.resize``, the example input, both loaders and their shuffle state follow."""
+    def set_resolution(self, size: int | Sequence[int]) -> None:
+        """Every later stage feeds ``size`` (H, W) inputs (a compound stage changed the resolution; an
+        int is a square side, as stage records before 2026-12-07 hold it): the recipe's ``data.resize``,
+        the example input, both loaders and their shuffle state follow."""
         from netsculpt.errors import ConfigError
         from netsculpt.train.checkpoint import loader_generators
 
         if self.task is not None or self.make_loaders is None:
             raise ConfigError("a resolution change (compound stage) is supported for classification recipes")
-        self.recipe.data.resize = int(side)
+        height, width = (size, size) if isinstance(size, int) else (int(s) for s in size)
+        self.recipe.data.resize = height if height == width else (height, width)  # load_dataset takes both
         self.train_loader, self.test_loader = self.make_loaders(False, None)
-        shape = (*self.example.shape[:2], int(side), int(side))
+        shape = (*self.example.shape[:2], height, width)
         self.example = torch.randn(shape, generator=torch.Generator().manual_seed(self.recipe.seed))
         self._loader_start = [g.get_state() for g in loader_generators(self.train_loader)]
 

@@ -121,7 +121,8 @@ def search_widths(
     """
     started = time.perf_counter()
     config = _config(method, config)
-    targets = parse_targets(target)
+    targets = parse_targets(target)  # largest first: the order methods walk them in
+    first = parse_targets(target[0] if isinstance(target, list | tuple) and target else target)[0].label
     if val_loader is None:
         raise DataError(
             "search_widths needs held-out batches: pass val_loader (data the model was not trained on)"
@@ -182,7 +183,7 @@ def search_widths(
         executor.close()
     result = SearchResult(
         method,
-        plans[targets[0].label],
+        plans[first],  # the first target as given, which plan.json and the CLI's model/ are for
         plans,
         output.history,
         dict(scorer.evaluated),

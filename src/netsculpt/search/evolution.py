@@ -6,7 +6,9 @@ accuracy grows with width, so the best candidates spend the whole budget, and th
 find the *shape* of the allocation rather than to rediscover that.
 
 Resume replays: pymoo's generator is seeded, scoring is deterministic and every score is in the saved
-cache, so a resumed search retraces the interrupted one exactly, without re-scoring, and continues.
+cache, so a resumed search retraces the interrupted one exactly, without re-scoring, and continues. For
+that, a fitness may depend only on what the live run had scored by then: evaluation reads cheap scores
+only, and the GA's elite step gives a member its full score whether or not the cache already held it.
 """
 
 from __future__ import annotations
@@ -44,25 +46,25 @@ class WidthProblem(Problem):
     def counts(self, x: np.ndarray) -> np.ndarray:
         return self.ctx.space.from_ratios(x)
 
-    def fitness(self, counts: np.ndarray) -> float:
-        """The fullest score there is for these widths (the elite's full evaluation when it exists)."""
-        evaluation = self.ctx.scorer.best_known(counts)
-        assert evaluation is not None
-        return self.ctx.scorer.value(evaluation)
-
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        """Fitness is the cheap score, even where the cache holds a full one: after a resume it holds the
+        full scores the killed run gave *later*, and reading them here made the replay rank differently
+        (the GA's elite step, not evaluation, is where full scores enter)."""
         counts = [self.counts(x) for x in X]
         costs = np.array([self.ctx.space.cost(c, self.ctx.metric) for c in counts])
         screener = self.ctx.screener  # predictor screening: only the chosen ones are scored
-        chosen = set(
-            screener.select(counts, costs if self.cost_objective else None)
-            if screener
-            else range(len(counts))
+        chosen = sorted(
+            set(
+                screener.select(counts, costs if self.cost_objective else None)
+                if screener
+                else range(len(counts))
+            )
         )
-        self.ctx.scorer.score([c for i, c in enumerate(counts) if i in chosen], "cheap")
-        values = np.array([self.fitness(c) if i in chosen else UNSCORED for i, c in enumerate(counts)])
+        scored = self.ctx.scorer.score([counts[i] for i in chosen], "cheap")
+        values = np.full(len(counts), UNSCORED)
+        values[chosen] = [self.ctx.scorer.value(ev) for ev in scored]
         if self.cost_objective:  # an unscored candidate is dominated by every scored one
-            costs = np.where([i in chosen for i in range(len(counts))], costs, UNSCORED)
+            costs = np.where(np.isin(np.arange(len(counts)), chosen), costs, UNSCORED)
         out["F"] = np.column_stack([values, costs]) if self.cost_objective else values[:, None]
         if self.budget is not None:
             out["G"] = (costs - self.budget)[:, None]

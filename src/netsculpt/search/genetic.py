@@ -82,16 +82,23 @@ def run(ctx: SearchContext) -> MethodOutput:
 
 
 def _refine_elite(ctx: SearchContext, problem: WidthProblem, population: Any, elite: int) -> None:
-    """Give the ``elite`` best members the fuller score, until the best ``elite`` all have it."""
+    """Give the ``elite`` best members the fuller score, until the best ``elite`` all have it.
+
+    A member "has it" when its fitness *is* its full score, not when the cache holds one: a child equal
+    to an earlier elite member is ranked on its cheap score (see ``WidthProblem._evaluate``) until it
+    reaches the elite here, live and on a resumed replay alike (there the full score is a cache hit)."""
     if elite == 0:
         return
     for _ in range(len(population)):
         fitness = population.get("F")[:, 0]
         top = np.argsort(fitness, kind="stable")[:elite]
         counts = [problem.counts(population[i].X) for i in top]
-        need = [i for i, c in zip(top, counts) if ctx.state.cache.get("full", ctx.space.key(c)) is None]
+        full = [ctx.state.cache.get("full", ctx.space.key(c)) for c in counts]
+        need = [
+            (i, c) for i, c, ev in zip(top, counts, full) if ev is None or ctx.scorer.value(ev) != fitness[i]
+        ]
         if not need:
             return
-        ctx.scorer.score([problem.counts(population[i].X) for i in need], "full")
-        for i in need:
-            population[i].F = np.array([problem.fitness(problem.counts(population[i].X))])
+        scored = ctx.scorer.score([c for _, c in need], "full")  # cached ones are not scored again
+        for (i, _), ev in zip(need, scored):
+            population[i].F = np.array([ctx.scorer.value(ev)])

@@ -36,10 +36,20 @@ def split_holdout(dataset: ImageDataset, size: int, seed: int = 0) -> tuple[Imag
     return subset(rest), subset(held)
 
 
+DEFAULT_HELD_OUT = 500
+DEFAULT_HELD_OUT_SHARE = 0.1
+
+
+def default_val_size(n: int) -> int:
+    """500 held-out samples, or a tenth of a smaller split (``--limit 400`` holds out 40), so a small
+    split still leaves most of itself to train on instead of failing the size check."""
+    return max(1, min(DEFAULT_HELD_OUT, int(n * DEFAULT_HELD_OUT_SHARE)))
+
+
 def holdout_loaders(
     name: str,
     *,
-    val_size: int,
+    val_size: int | None,
     batch_size: int,
     eval_batch_size: int | None = None,
     augment: bool = False,
@@ -55,9 +65,10 @@ def holdout_loaders(
     ``seed`` fixes the subset and the split; ``order_seed`` (default: ``seed``) only the training batches'
     order and augmentation. Repeats of a fine-tune from one base model need a new ``order_seed`` and the
     same ``seed``: otherwise every repeat sees identical batches (and, with no dropout, gives identical
-    weights), while a new split would put the base's training images into the held-out set."""
+    weights), while a new split would put the base's training images into the held-out set.
+    ``val_size=None`` holds out :func:`default_val_size` of the training split."""
     train, test = load_dataset(name, seed=seed, **options)
-    rest, held = split_holdout(train, val_size, seed)
+    rest, held = split_holdout(train, default_val_size(len(train)) if val_size is None else val_size, seed)
     eval_batch_size = eval_batch_size or batch_size
     order = seed if order_seed is None else order_seed
     return (

@@ -34,6 +34,7 @@ from netsculpt.search.budget_fit import bisect_scale, grow_to_budget
 from netsculpt.search.space import SearchSpace
 
 CONSTRAINT_REWARD = -1.0
+BLOCK_FEATURES = 7  # per removable block: position, in/out channels, stride, MAC and param share, projection
 
 
 def n2n_reward(compression: float, accuracy: float, teacher_accuracy: float) -> float:
@@ -49,6 +50,9 @@ def _inside(module: str, block: str) -> bool:
 
 
 def _normalise(columns: np.ndarray) -> np.ndarray:
+    """Each column scaled to [-1, 1]; no rows (a model without removable blocks) is no rows, not an error."""
+    if columns.shape[0] == 0:
+        return columns
     top = np.abs(columns).max(axis=0)
     return columns / np.where(top > 0, top, 1.0)
 
@@ -97,9 +101,8 @@ class StudentSpace:
                     1.0 if u.shortcut else 0.0,
                 ]
             )
-        self.block_x = torch.tensor(_normalise(np.array(rows, dtype=np.float64)), dtype=torch.float32)
-        if not rows:
-            self.block_x = torch.zeros(0, 7)
+        block_rows = np.array(rows, dtype=np.float64).reshape(len(rows), BLOCK_FEATURES)
+        self.block_x = torch.tensor(_normalise(block_rows), dtype=torch.float32)
         walk = GroupWalkSpace(space, self.model, metric)
         position = np.arange(len(space)) / max(len(space) - 1, 1)
         groups = np.column_stack([position, _normalise(walk.features())])
