@@ -284,3 +284,31 @@ def test_a_depth_stage_still_takes_a_channel_criterion() -> None:
     )
     recipe = parse_recipe(text)
     assert (recipe.stages[0].kind, recipe.stages[0].criterion) == ("prune_depth", "l1")
+
+
+@pytest.mark.slow
+def test_the_random_control_of_a_compound_run_starts_at_the_baseline_resolution(tmp_path) -> None:
+    text = """
+name: rc
+model: {name: resnet20_cifar}
+data: {name: mnist5k, limit: 160, resize: 32, channels: 3, batch_size: 32}
+baseline: {train: {epochs: 1, warmup_epochs: 0}}
+stages:
+  - compound: {macs: 0.5, criterion: l1, val_size: 32}
+  - finetune: {epochs: 1, warmup_epochs: 0}
+compare_random: true
+outputs: {latency_runs: 2, report: false}
+deploy: {guard: false}
+"""
+    from netsculpt.io import read_spec
+
+    run_recipe(parse_recipe(text), text, tmp_path)
+
+    def shape(folder: str) -> list[int]:
+        return read_spec(tmp_path / folder / "model")["extra"]["input_shape"]
+
+    main = shape("01_compound")
+    assert main[2:] != [32, 32] and shape("compare_random/01_compound") == main == shape("02_finetune")
+    assert shape("compare_random/02_finetune") == main
+    again = run_recipe(parse_recipe(text), text, tmp_path)  # resumed: the control's size is restored too
+    assert again["compare_random"]["stages"][1]["accuracy"] is not None

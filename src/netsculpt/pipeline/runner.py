@@ -122,6 +122,7 @@ def _run_locked(
         torch.manual_seed(recipe.seed)
         ctx = build_context(recipe, run_dir)
         ctx.trust_builder = trust_builder
+        start_size = tuple(ctx.example.shape[2:])  # a compound stage changes it; the random control restarts
         if ctx.task is not None and (meta := build_on_meta(recipe, ctx)) is not None:
             check_distill_heads(recipe, ctx.task, meta)
         plan = [("baseline", recipe.baseline)] + [(s.kind, s) for s in recipe.stages]
@@ -183,7 +184,9 @@ def _run_locked(
                     check_distill_heads(recipe, ctx.task, model)
             records.append(record)
             guards.enforce(record, recipe.deploy)  # after the stage is saved: the work so far is kept
-        compare = _compare_random(recipe, ctx, run_dir, console) if recipe.compare_random else None
+        compare = None
+        if recipe.compare_random:
+            compare = _compare_random(recipe, ctx, run_dir, console, start_size)
         results = _results(recipe, text, records, cpu_calibration().to_dict(), time.perf_counter() - started)
         results["task"] = task_record(ctx.task)
         if compare is not None:
@@ -226,21 +229,29 @@ def _remove_partial_writes(run_dir: Path) -> None:
 RANDOM_DIR = "compare_random"
 
 
-def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Console) -> dict[str, Any]:
+def _compare_random(
+    recipe: Recipe, ctx: RunContext, run_dir: Path, console: Console, start_size: tuple[int, ...]
+) -> dict[str, Any]:
     """The recipe's stages again from the same baseline, each criterion replaced by ``random``, into
-    ``RUN_DIR/compare_random/`` (resumable like the main stages); accuracy per stage."""
+    ``RUN_DIR/compare_random/`` (resumable like the main stages); accuracy per stage. A compound stage
+    of the main run changed the input size: the control starts again at the baseline's (``start_size``)
+    and follows its own compound stages, so both sides are held to the same budget."""
     from netsculpt.io import load, save
 
     model, stages = (
         load(run_dir / "00_baseline" / "model", trust_builder=ctx.trust_builder),
         [],
     )  # a fresh copy: stages train in place
+    if any(s.kind == "compound" for s in recipe.stages) and tuple(ctx.example.shape[2:]) != start_size:
+        ctx.set_resolution(start_size)
     for i, cfg in enumerate(recipe.stages, start=1):
         kind = cfg.kind
         out = run_dir / RANDOM_DIR / f"{i:02d}_{kind}"
         label = f"[random {i}/{len(recipe.stages)}] {kind}"
         if (out / "DONE").is_file():
             model, record = _load_stage(out, ctx.trust_builder), _read_record(out)  # int8 artefacts too
+            if kind == "compound":  # later control stages run at the size this one chose
+                ctx.set_resolution(record["resolution"])
             console.print(f"{escape(label)}: done earlier, resumed from {RANDOM_DIR}/{out.name}")
         else:
             if "criterion" in type(cfg).model_fields:
@@ -249,12 +260,14 @@ def _compare_random(recipe: Recipe, ctx: RunContext, run_dir: Path, console: Con
             out.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             ctx.reset_random_state()  # as for the main stages: the same result after a resume
-            model, _ = STAGES[kind](ctx, cfg, model, out)
+            model, info = STAGES[kind](ctx, cfg, model, out)
             model.eval()
             seconds = time.perf_counter() - t0
             acc = ctx.evaluate(model)[0]
             record = {"index": i, "kind": kind, "dir": f"{RANDOM_DIR}/{out.name}", "accuracy": acc,
                       "seconds": seconds}  # fmt: skip
+            if kind == "compound":
+                record["resolution"] = info["resolution"]
             if not _is_onnx(model):
                 save(model, out / "model", extra={"input_shape": list(ctx.example.shape), "stage": kind})
             write_json(out / "stage.json", record)
