@@ -248,3 +248,14 @@ def test_a_one_epoch_try_of_a_preset_with_a_warmup_can_drop_it(capsys, tmp_path)
     assert code != 0 and "--warmup-epochs" in err
     code, _, err = run(capsys, "train", *args, "--warmup-epochs", "0", "--out", str(tmp_path / "b"))
     assert code == 0, err
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_a_bad_thread_count_is_a_one_line_error(capsys, monkeypatch, value) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--threads", value, "models"])
+    assert exit_info.value.code == 2 and "--threads: must be" in capsys.readouterr().err
+    monkeypatch.setenv("NETSCULPT_THREADS", value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models"])
+    assert exit_info.value.code == 2 and "NETSCULPT_THREADS must be" in capsys.readouterr().err

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netsculpt", description="Make trained PyTorch CNNs smaller and faster, with measured proof."
     )
-    add_global_options(parser, default_threads=int(os.environ.get("NETSCULPT_THREADS", "1")))
+    add_global_options(parser, default_threads=_env_threads())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(f"netsculpt.cli.{name}") is not None:
@@ -39,13 +39,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def positive_threads(text: str) -> int:
+    """``--threads N``: a whole number >= 1 (argparse prints the message and exits 2 otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _env_threads() -> int:
+    """``$NETSCULPT_THREADS`` (default 1); a bad value is a one-line error, not a traceback."""
+    text = os.environ.get("NETSCULPT_THREADS", "1")
+    try:
+        return positive_threads(text)
+    except argparse.ArgumentTypeError as exc:
+        print(f"netsculpt: error: NETSCULPT_THREADS {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def add_global_options(
     parser: argparse.ArgumentParser, *, default_threads: object, default_quiet: object = False
 ) -> None:
     """``--quiet`` and ``--threads``: on the top-level parser and on every command's parser."""
     parser.add_argument("--quiet", action="store_true", default=default_quiet, help="no progress bars")
     parser.add_argument(
-        "--threads", type=int, default=default_threads,
+        "--threads", type=positive_threads, default=default_threads,
         help="torch CPU threads (default 1, or $NETSCULPT_THREADS): one thread keeps timings reproducible "
         "on shared machines, where extra OpenMP threads can slow a forward pass by 10-100x",
     )  # fmt: skip
@@ -59,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     if args.quiet:
         from netsculpt.progress import set_quiet
 
