@@ -17,7 +17,7 @@ from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.graph.tracing import as_tuple, refuse_compiled, training_branches_mode
 from netsculpt.importance import get_criterion
-from netsculpt.measure._inputs import eval_mode
+from netsculpt.modes import eval_mode
 from netsculpt.spec import SPEC_ATTR, append_plan, ensure_base, model_spec
 from netsculpt.surgery import PrunePlan, apply_plan_
 

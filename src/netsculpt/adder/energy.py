@@ -19,6 +19,7 @@ from torch import nn
 
 from netsculpt.adder.layer import AdderConv2d
 from netsculpt.errors import ConfigError
+from netsculpt.modes import module_modes, restore_modes
 
 #: picojoules per operation, Horowitz ISSCC 2014 (45 nm)
 ENERGY_PJ = {"fp32": {"mult": 3.7, "add": 0.9}, "int32": {"mult": 3.1, "add": 0.1}}
@@ -62,13 +63,13 @@ def count_ops(model: nn.Module, example: Any) -> OpCounts:
 
     kinds = (AdderConv2d, nn.modules.conv._ConvNd, nn.Linear)
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
-    was_training = model.training
+    modes = module_modes(model)
     try:
         model.eval()
         with torch.no_grad():
             _run_one(model, example)
     finally:
-        model.train(was_training)
+        restore_modes(modes)
         for handle in handles:
             handle.remove()
     return OpCounts(totals["mults"], totals["adds"])

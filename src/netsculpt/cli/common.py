@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.modes import module_modes, restore_modes
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -107,14 +108,14 @@ def forward_or_explain(model: nn.Module, x: Any, what: str, advice: str) -> Any:
     ``"{what} (the error); {advice}"``: a shape the model cannot take otherwise ends deep inside torch."""
     from netsculpt.errors import ConfigError
 
-    was_training = model.training
+    modes = module_modes(model)
     try:
         with torch.no_grad():
             return model.eval()(x)
     except Exception as exc:
         raise ConfigError(f"{what} ({type(exc).__name__}: {str(exc)[:160]}); {advice}") from None
     finally:
-        model.train(was_training)
+        restore_modes(modes)
 
 
 def check_fits_data(model: nn.Module, loader: Any) -> None:

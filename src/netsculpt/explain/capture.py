@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.modes import module_modes, restore_modes
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:
@@ -62,7 +63,7 @@ def _first_tensor(output: Any) -> torch.Tensor:
 @contextmanager
 def restored(model: nn.Module) -> Iterator[nn.Module]:
     """Run a block on ``model`` in eval mode; mode, ``requires_grad`` flags and ``.grad`` are restored."""
-    was_training = model.training
+    modes = module_modes(model)
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     grads = [p.grad for p in params]
@@ -70,7 +71,7 @@ def restored(model: nn.Module) -> Iterator[nn.Module]:
     try:
         yield model
     finally:
-        model.train(was_training)
+        restore_modes(modes)
         for p, flag, grad in zip(params, flags, grads):
             p.requires_grad_(flag)
             p.grad = grad

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.modes import module_modes, restore_modes
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Hardswish, nn.ELU, nn.Mish)
 NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.Identity)
@@ -49,7 +50,7 @@ def run_order(model: nn.Module, shape: tuple[int, ...]) -> RunOrder:
             made_by[id(output)] = (output, name)
 
     handles = [m.register_forward_hook(record) for m in leaves]
-    was_training = model.training
+    modes = module_modes(model)
     try:
         model.eval()
         with torch.no_grad():
@@ -62,7 +63,7 @@ def run_order(model: nn.Module, shape: tuple[int, ...]) -> RunOrder:
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
+        restore_modes(modes)
     return seen
 
 

@@ -21,7 +21,7 @@ from netsculpt.graph.groups import ChannelGroup
 from netsculpt.importance.base import LABELS as _LABELS
 from netsculpt.importance.calib_checks import check_labels, check_logits, first_batch_error
 from netsculpt.importance.sites import Site, find_sites, preferred_sites
-from netsculpt.measure._inputs import eval_mode
+from netsculpt.modes import eval_mode
 from netsculpt.progress import track
 
 

@@ -6,8 +6,6 @@ numbers from MACs, memory and latency describe one and the same forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -98,22 +96,6 @@ def at_batch(inputs: tuple[Any, ...], batch_size: int) -> tuple[Any, ...]:
             raise ConfigError(f"example input of shape {tuple(x.shape)} has an empty batch dimension")
         out.append(x[:1].expand(batch_size, *x.shape[1:]).contiguous())
     return tuple(out)
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every submodule in eval mode and restore each one's own flag afterwards.
-
-    Restoring per submodule (not just ``model.train(was_training)``) keeps models whose parts are
-    deliberately in different modes, e.g. frozen batch norm during fine-tuning, exactly as they were.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def run_forward(model: nn.Module, inputs: tuple[Any, ...]) -> object:

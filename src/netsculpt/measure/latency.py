@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
-from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, eval_mode, run_forward
+from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, run_forward
+from netsculpt.modes import eval_mode
 
 RUNTIMES = ("torch", "compile", "onnxruntime", "openvino")  # the names of netsculpt.runtimes' registry
 

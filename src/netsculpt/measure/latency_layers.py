@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module
+from netsculpt.modes import module_modes, restore_modes
 
 _HEADS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -71,13 +72,13 @@ def record_calls(model: nn.Module, example_inputs: ExampleInputs) -> tuple[list[
         last_out[0] = id(output)
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
-    was_training = model.training
+    modes = module_modes(model)
     model.eval()
     try:
         with torch.no_grad():
             model(*inputs)
     finally:
-        model.train(was_training)
+        restore_modes(modes)
         for h in handles:
             h.remove()
     return calls, units

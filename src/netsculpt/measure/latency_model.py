@@ -36,6 +36,7 @@ from netsculpt.fileio import write_json
 from netsculpt.measure._inputs import ExampleInputs, as_tuple
 from netsculpt.measure.latency import check_counts
 from netsculpt.measure.latency_layers import LayerCall, describe_layer, record_calls, shape_text
+from netsculpt.modes import module_modes, restore_modes
 
 __all__ = ["CLOCKS", "LatencyModel", "LayerCall", "describe_layer", "median_time_ms", "record_calls"]
 
@@ -130,14 +131,14 @@ class LatencyModel:
         runs = runs or self.runs
         with torch_threads(self.threads), torch.no_grad():
             if self.runtime == "torch":
-                was_training = model.training
+                modes = module_modes(model)
                 model.eval()
                 try:
                     return median_time_ms(
                         lambda: model(*self.inputs), runs * repeats, self.warmup, self.clock
                     )
                 finally:
-                    model.train(was_training)
+                    restore_modes(modes)
             if self.runtime == "onnxruntime":
                 return self._onnx_ms(model, self.inputs, runs, ONNX_SESSIONS * repeats)
             return self._registry_ms(model, self.inputs, runs * repeats)

@@ -20,7 +20,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
-from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, eval_mode, run_forward
+from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, run_forward
+from netsculpt.modes import eval_mode
 
 aten = torch.ops.aten
 

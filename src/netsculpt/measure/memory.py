@@ -19,7 +19,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, eval_mode, run_forward
+from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, run_forward
+from netsculpt.modes import eval_mode
 
 
 def _storage(tensor: torch.Tensor) -> torch.UntypedStorage | None:

@@ -29,12 +29,12 @@ from netsculpt.measure._inputs import (
     as_tuple,
     check_module,
     describe,
-    eval_mode,
     is_flat,
     run_forward,
     tensor_leaves,
 )
 from netsculpt.measure.latency import check_counts, median_ms
+from netsculpt.modes import eval_mode
 
 # Opsets each exporter writes natively (the dynamo one converts anything below 18, noisily).
 OPSET = {False: 17, True: 18}

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.modes import module_modes, restore_modes
 
 
 class _Stop(Exception):
@@ -48,7 +49,7 @@ def _first_conv(model: nn.Module, example: torch.Tensor) -> tuple[str, torch.Siz
 
 def _run(model: nn.Module, example: torch.Tensor) -> None:
     """Forward in eval mode (batch-1 BN statistics would fail in train mode), stopping at a hook."""
-    was_training = model.training
+    modes = module_modes(model)
     model.eval()
     try:
         with torch.no_grad():
@@ -56,7 +57,7 @@ def _run(model: nn.Module, example: torch.Tensor) -> None:
     except _Stop:
         pass
     finally:
-        model.train(was_training)
+        restore_modes(modes)
 
 
 def _adapted_weight(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

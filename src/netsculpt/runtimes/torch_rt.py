@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from netsculpt.measure._inputs import as_tuple, check_module, eval_mode
+from netsculpt.measure._inputs import as_tuple, check_module
+from netsculpt.modes import eval_mode
 from netsculpt.runtimes.base import Prepared, Runtime, RuntimeUnsupported, first_line, register, torch_threads
 
 

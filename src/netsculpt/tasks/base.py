@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from netsculpt.errors import DataError
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.registry import Registry
 
 
@@ -64,7 +65,7 @@ class Task:
         from netsculpt.progress import track
         from netsculpt.train.evaluate import model_device
 
-        device, was_training = model_device(model), model.training
+        device, modes = model_device(model), module_modes(model)
         acc = self.evaluator()
         model.eval()
         try:
@@ -75,7 +76,7 @@ class Task:
                     inputs, targets = self.to_device(batch, device)
                     acc.update(model, inputs, targets)
         finally:
-            model.train(was_training)
+            restore_modes(modes)
         return acc.compute()
 
     def distillation_loss(self, teacher: nn.Module, config: Any, **hints: Any) -> Any:

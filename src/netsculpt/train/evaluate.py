@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from netsculpt.errors import DataError
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.train.losses import CrossEntropy, LossFn
 
 
@@ -31,7 +32,7 @@ def evaluate_sums(
     """``(correct, samples, summed loss)``: sums, so shards evaluated on several ranks add up exactly."""
     loss_fn = loss_fn or CrossEntropy()
     device = model_device(model)
-    was_training = model.training
+    modes = module_modes(model)
     model.eval()
     correct, seen, loss_sum = 0, 0, 0.0
     try:
@@ -44,7 +45,7 @@ def evaluate_sums(
                 loss_sum += float(loss) * n
                 seen += n
     finally:
-        model.train(was_training)
+        restore_modes(modes)
     return correct, seen, loss_sum
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from netsculpt.errors import ConfigError, DataError
 from netsculpt.measure import export_onnx
-from netsculpt.measure._inputs import eval_mode
+from netsculpt.modes import eval_mode
 from netsculpt.runtimes.artefacts import (
     OPENVINO_NAME,
     PROGRAM_NAME,

@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.search.evaluator import take_batches
 from netsculpt.search.executors import Executor
 from netsculpt.weights.bit_space import BitSpace
@@ -55,13 +56,13 @@ def cluster_auto(
         raise ConfigError(f"budget_bytes must be a positive integer of bytes, got {budget_bytes!r}")
     search = search or BitSearchConfig()
     batches = take_batches(held_loader, held_batches, "held-out")
-    was_training = model.training
+    modes = module_modes(model)
     model.eval()
     space = BitSpace(model, config, search.low, search.high)
     result = search_bits(
         space, budget_bytes, batches, search, out_dir=state_dir, resume=resume, executor=executor
     )
-    model.train(was_training)
+    restore_modes(modes)
     final = copy.copy(config)
     final.bits = max(result.bits.values())
     final.layer_bits = {_exact(name): bits for name, bits in result.bits.items()}

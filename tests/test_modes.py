@@ -1,0 +1,66 @@
+"""A frozen batch norm (eval inside a training model) stays frozen after netsculpt looks at the model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from netsculpt.modes import eval_mode, module_modes, restore_modes
+
+
+def _frozen_bn_net() -> nn.Module:
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    ).train()
+    net[1].eval()  # the user froze it
+    return net
+
+
+def _flags(net: nn.Module) -> list[bool]:
+    return [m.training for m in net.modules()]
+
+
+def test_eval_mode_and_restore_modes_put_back_each_modules_flag() -> None:
+    net = _frozen_bn_net()
+    before = _flags(net)
+    with eval_mode(net):
+        assert not any(_flags(net))
+    assert _flags(net) == before
+    modes = module_modes(net)
+    net.eval()
+    restore_modes(modes)
+    assert _flags(net) == before
+
+
+def _evaluate(net: nn.Module) -> None:
+    from netsculpt.train import evaluate
+
+    data = TensorDataset(torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    evaluate(net, DataLoader(data, batch_size=3))
+
+
+def _count_ops(net: nn.Module) -> None:
+    from netsculpt.adder import count_ops
+
+    count_ops(net, torch.randn(1, 3, 8, 8))
+
+
+def _run_order(net: nn.Module) -> None:
+    from netsculpt.explain.run_order import run_order
+
+    run_order(net, (1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("look", [_evaluate, _count_ops, _run_order], ids=lambda f: f.__name__)
+def test_looking_at_a_model_keeps_a_frozen_norm_frozen(look) -> None:
+    net = _frozen_bn_net()
+    before = _flags(net)
+    look(net)
+    assert _flags(net) == before and not net[1].training and net.training
