@@ -167,7 +167,7 @@ def test_data_the_model_cannot_take_is_one_line_error(capsys, tmp_path, argv) ->
 
 def test_prune_depth_blocks_on_a_small_split_holds_out_a_share_of_it(capsys, tmp_path) -> None:
     """``--limit 400`` used to fail "must have between 1 and 399 samples, got 500" with no way to change
-    it: the default is now a tenth of a small split, and ``--val-size`` sets it."""
+    it: the default is now a fifth of a small split, and ``--val-size`` sets it."""
     argv = ["prune", "resnet20_cifar", "--depth-blocks", "2", "--depth-criterion", "sensitivity"]
     argv += ["--data", "mnist5k", "--resize", "32", "--channels", "3", "--limit", "400"]
     code, _, err = run(capsys, *argv, "--out", str(tmp_path / "d"))
@@ -177,3 +177,10 @@ def test_prune_depth_blocks_on_a_small_split_holds_out_a_share_of_it(capsys, tmp
     assert code == 0, err
     code, _, err = run(capsys, *argv, "--val-size", "400", "--out", str(tmp_path / "f"))
     assert code == 1 and "between 1 and 399 samples, got 400" in err
+
+
+def test_val_size_without_depth_blocks_and_data_is_refused_not_ignored(capsys, tmp_path) -> None:
+    code, _, err = run(
+        capsys, "prune", "lenet5", "--ratio", "0.5", "--val-size", "30", "--out", str(tmp_path)
+    )
+    assert code == 1 and "--val-size holds out images to score blocks" in err

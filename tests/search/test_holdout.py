@@ -62,11 +62,12 @@ def test_two_fine_tune_seeds_give_different_weights() -> None:
     assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
 
 
-def test_no_val_size_holds_out_500_or_a_tenth_of_a_smaller_split() -> None:
-    """``val_size=None`` (the CLI's default) fits the split: 500 of a large one, a tenth of a small one,
+def test_no_val_size_holds_out_500_or_a_fifth_of_a_smaller_split() -> None:
+    """``val_size=None`` (the CLI's default) fits the split: 500 of a large one, a fifth of a small one
+    (as recipe stages do),
     where a fixed 500 refused any ``--limit`` of 500 or less."""
     from netsculpt.search.holdout import default_val_size
 
-    assert [default_val_size(n) for n in (5, 400, 5000, 50000)] == [1, 40, 500, 500]
+    assert [default_val_size(n) for n in (5, 400, 5000, 50000)] == [1, 80, 500, 500]
     _, held, _ = holdout_loaders("synthetic", val_size=None, batch_size=8, **OPTIONS)
-    assert len(held.dataset) == 6  # a tenth of 64
+    assert len(held.dataset) == 12  # a fifth of 64

@@ -43,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_val_size_arg(p: argparse.ArgumentParser, what: str) -> None:
-    """``--val-size``; its default holds out 500 images, or a tenth of a smaller (``--limit``) split."""
+    """``--val-size``; its default holds out 500 images, or a fifth of a smaller (``--limit``) split."""
     p.add_argument(
-        "--val-size", type=int, default=None, help=f"{what} (default: 500, or 10%% of a smaller split)"
+        "--val-size", type=int, default=None, help=f"{what} (default: 500, or 20%% of a smaller split)"
     )
 
 

@@ -111,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--depth-blocks scores blocks on classification data; it does not run --task {args.task} yet"
         )
+    if args.val_size is not None and (args.depth_blocks is None or args.data is None):
+        raise ConfigError(
+            "--val-size holds out images to score blocks: it goes with --depth-blocks and --data (channel "
+            "criteria calibrate on the training split)"
+        )
     model, shape = load_model(args)
     x = example(shape)
     if args.depth_blocks is not None:

@@ -23,10 +23,10 @@ from netsculpt.pipeline.stages import RunContext, stage
 def _held_out(ctx: RunContext, val_size: int | None, kind: str) -> Any:
     from torch.utils.data import DataLoader
 
-    from netsculpt.search.holdout import split_holdout
+    from netsculpt.search.holdout import default_val_size, split_holdout
 
     dataset = ctx.train_loader.dataset
-    val_size = val_size or max(1, min(500, len(dataset) // 5))
+    val_size = val_size or default_val_size(len(dataset))
     if val_size >= len(dataset):
         raise ConfigError(f"{kind}.val_size={val_size} leaves no training data ({len(dataset)} samples)")
     _, held = split_holdout(dataset, val_size, ctx.recipe.seed)

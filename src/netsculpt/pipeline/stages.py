@@ -253,14 +253,14 @@ def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tu
     from torch.utils.data import DataLoader
 
     from netsculpt.search import CONFIGS, SearchConfig, apply_search_plan, search_widths
-    from netsculpt.search.holdout import split_holdout
+    from netsculpt.search.holdout import default_val_size, split_holdout
 
     options = {"criterion": cfg.criterion, "seed": ctx.recipe.seed,
                "latency_runtime": ctx.recipe.deploy.runtime, **cfg.options}  # fmt: skip
     config = CONFIGS.get(cfg.method, SearchConfig)(**options)
     target = ",".join(f"{k}={v}" for k, v in cfg.target.items())
     dataset = ctx.train_loader.dataset
-    val_size = cfg.val_size or max(1, min(500, len(dataset) // 5))
+    val_size = cfg.val_size or default_val_size(len(dataset))
     if val_size >= len(dataset):
         raise ConfigError(
             f"search.val_size={val_size} leaves no training data ({len(dataset)} samples); "
@@ -308,7 +308,7 @@ def _cluster_auto(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Pat
     """``bits: auto``: bits per layer searched under ``budget_bytes`` on 500 held-out training samples."""
     from torch.utils.data import DataLoader
 
-    from netsculpt.search.holdout import split_holdout
+    from netsculpt.search.holdout import default_val_size, split_holdout
     from netsculpt.weights import config_for
     from netsculpt.weights.haq import BitSearchConfig
     from netsculpt.weights.mixed_cluster import cluster_auto
@@ -316,7 +316,7 @@ def _cluster_auto(ctx: RunContext, cfg: ClusterStage, model: nn.Module, out: Pat
     if cfg.budget_bytes is None:
         raise ConfigError("cluster.bits: auto needs cluster.budget_bytes (the packed file size to fit)")
     dataset = ctx.train_loader.dataset
-    _, held = split_holdout(dataset, max(1, min(500, len(dataset) // 5)), ctx.recipe.seed)
+    _, held = split_holdout(dataset, default_val_size(len(dataset)), ctx.recipe.seed)
     config = config_for(cfg.method, **{**fields, "bits": 8})
     search = BitSearchConfig(method=cfg.bit_search, seed=ctx.recipe.seed)
     held_loader = DataLoader(held, batch_size=ctx.train_loader.batch_size)
