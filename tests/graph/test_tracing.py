@@ -29,5 +29,5 @@ def test_a_compiled_model_is_refused_with_the_module_to_pass_instead() -> None:
 def test_a_compiled_submodule_is_named() -> None:
     model = nn.Sequential(_convs(), nn.ReLU())
     model[0] = torch.compile(model[0])
-    with pytest.raises(TraceError, match=r"`0` of the model .*model\.0 = model\.0\._orig_mod"):
+    with pytest.raises(TraceError, match=r"`0` of the model .*model\[0\] = model\[0\]\._orig_mod"):
         ns.trace(model, torch.randn(1, 3, 16, 16))

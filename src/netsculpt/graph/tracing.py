@@ -316,7 +316,8 @@ def refuse_compiled(model: torch.nn.Module) -> None:
         return
     for name, m in model.named_modules():
         if isinstance(m, wrapper):
-            fix = f"set model.{name} = model.{name}._orig_mod" if name else "pass compiled._orig_mod"
+            path = "model" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in name.split(".") if p)
+            fix = f"set {path} = {path}._orig_mod" if name else "pass compiled._orig_mod"
             raise TraceError(
                 f"{f'`{name}` of the model' if name else 'the model'} was compiled with torch.compile; "
                 "netsculpt traces and prunes the module itself, not the compiled wrapper: use the "
