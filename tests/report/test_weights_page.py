@@ -57,3 +57,15 @@ def test_a_run_without_sparsity_says_nothing_about_it(tmp_path) -> None:
     run.stages.append(stage("sparsify", 0.51))
     text = sparse_speed_note(run)
     assert "PyTorch batch 1: 0.500 ms before, 0.510 ms after (1.02x the time)" in text
+
+
+@pytest.mark.slow
+def test_a_run_ending_in_int8_names_whose_weights_the_page_shows(tmp_path) -> None:
+    from tests.runtimes._run import tiny_run
+
+    run = tiny_run(tmp_path / "run")  # baseline, prune, quantize (an int8 ONNX file, no safetensors)
+    page = (run / "weights.html").read_text()
+    assert "01_prune&#x27;s weights file (the last PyTorch model; the run ends in int8)" in page or (
+        "01_prune's weights file (the last PyTorch model; the run ends in int8)" in page
+    )
+    assert "the final model&#x27;s weights file" not in page and "the final model's weights file" not in page

@@ -34,6 +34,13 @@ def final_model_dir(run: Run) -> Path | None:
     return None
 
 
+def _is_last_stage(run: Run, model_dir: Path) -> bool:
+    """False when a later stage (a ``quantize``: an int8 ONNX / OpenVINO file) ends the run."""
+    stages = run.results.stages
+    records = list(stages.values()) if isinstance(stages, dict) else list(stages)
+    return not records or getattr(records[-1], "dir", None) == model_dir.parent.name
+
+
 def weights_rows(model_dir: Path) -> list[list]:
     """``[tensor, shape, values, zeros, stored as, bits plain, bits context, bytes plain, bytes context]``."""
     import netsculpt as ns
@@ -78,7 +85,10 @@ def weights_page(run: Run, model_dir: Path, rows: list[list], report_name: str =
         section("Bits per weight", note(esc(intro)), table(header, body), anchor="bits"),
         note(f'<a href="{esc(report_name)}">back to the run report</a>'),
     ]
-    subtitle = esc(f"run {run.path.resolve().name} \u00b7 the final model's weights file")
+    whose = "the final model's weights file"
+    if not _is_last_stage(run, model_dir):
+        whose = f"{model_dir.parent.name}'s weights file (the last PyTorch model; the run ends in int8)"
+    subtitle = esc(f"run {run.path.resolve().name} \u00b7 {whose}")
     return page(f"{run.title}: weights file", subtitle, sections)
 
 
