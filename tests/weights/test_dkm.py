@@ -120,6 +120,21 @@ def test_eval_forward_of_a_float64_model_stays_float64() -> None:
     assert before.dtype == torch.float64 and torch.equal(before, after)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_low_and_high_precision_layers_train_and_snap_in_their_dtype(dtype) -> None:
+    """float16 / bfloat16 layers cluster in float32 (their centroids' dtype) and get their own dtype
+    back; before, the first training forward failed with a matmul dtype mismatch."""
+    torch.manual_seed(0)
+    model = prepare_dkm_(TinyNet().to(dtype), DKMConfig(bits=2)).train()
+    out = model(torch.randn(4, 1, 8, 8, dtype=dtype))
+    out.float().logsumexp(1).mean().backward()
+    assert out.dtype == dtype and all(
+        m.parametrizations.weight.original.grad is not None for _, m, _ in dkm_layers(model)
+    )
+    snap_dkm_(model.eval())
+    assert model.conv1.weight.dtype == dtype and torch.unique(model.conv1.weight).numel() <= 4
+
+
 def test_a_sparse_layer_keeps_an_exact_zero_centroid_through_training() -> None:
     """Sparsify, then DKM: the zero centroid k-means pins stays 0 while the others move, so the
     snapped layer's near-zero weights are exact zeros again (stored sparse), not ~1e-6."""

@@ -104,6 +104,8 @@ class DKMWeight(nn.Module):
         points = to_points(weight, self.spec)
         if not self.training:
             return from_points(self.hard(points.detach()), self.shape)
+        dtype = points.dtype  # a float16 / bfloat16 layer clusters in float32, as its centroids are kept
+        points = points.float() if dtype in (torch.float16, torch.bfloat16) else points
         scale, chunk = self.scale(points), self.chunk()
         # a sparse layer's exact-zero centroid (k-means pins it: kmeans.ZERO_SHARE_PINNED) stays 0, so
         # its zeros snap back to exact zeros; fitted centroids are never exactly 0 in practice
@@ -129,7 +131,7 @@ class DKMWeight(nn.Module):
             self.centroids.copy_(centroids)  # the warm start of the next batch's refinement
         self.last_centroids = centroids
         fn = partial(soft_weights, scale=scale, temperature=self.temperature)
-        return from_points(chunked(fn, points, centroids, chunk, reduce=False), self.shape)
+        return from_points(chunked(fn, points, centroids, chunk, reduce=False).to(dtype), self.shape)
 
     def hard(self, points: Tensor) -> Tensor:
         """Nearest fp16-rounded centroid for every point: exactly what snapping stores, in the weight's
