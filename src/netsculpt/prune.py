@@ -259,7 +259,11 @@ def prune_iteratively(
         )
         cost = CostModel(current, graph, example_inputs)
         now = cost.base_macs if target.metric == "macs" else cost.base_params
-        relative = min(1.0, goal * base_cost / now) if target.metric != "channels" else goal ** (1 / steps)
+        # channels= is a share of the current model's channels: the same factor each step multiplies to
+        # the goal (goal ** (1 / steps) had compounded to F ** ((steps + 1) / (2 steps)): 0.42 for 0.25)
+        relative = (
+            min(1.0, goal * base_cost / now) if target.metric != "channels" else target.value ** (1 / steps)
+        )
         step_target = Target(**{target.metric: relative})
         plan, graph = plan_pruning(
             current,

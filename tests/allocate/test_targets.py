@@ -112,6 +112,19 @@ def test_only_one_of_ratio_target_widths(models) -> None:
         ns.prune(model, x, ratio=0.5, target=ns.Target(macs=0.5))
 
 
+@pytest.mark.parametrize("steps", [2, 4])
+def test_iterative_pruning_to_a_channels_target_keeps_that_share(models, steps) -> None:
+    """Each step keeps target ** (1 / steps) of the current channels; it had compounded to
+    F ** ((steps + 1) / (2 steps)) overall: 0.42 kept of 0.25 asked at four steps."""
+    model, x = models["resnet20_cifar"]
+
+    def channels(m) -> int:
+        return sum(g.size for g in ns.trace(m, x).prunable_groups)
+
+    small = ns.prune_iteratively(model, x, steps=steps, target="channels=0.25", round_to=1)
+    assert channels(small) / channels(model) == pytest.approx(0.25, abs=0.03)
+
+
 def test_iterative_pruning_calls_finetune_and_meets_target(models) -> None:
     model, x = models["resnet20_cifar"]
     calls = []

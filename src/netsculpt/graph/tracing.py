@@ -23,7 +23,7 @@ from netsculpt.graph.labels import plain
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.measure._inputs import as_tuple as _as_args
-from netsculpt.measure._inputs import describe
+from netsculpt.measure._inputs import describe, tensor_leaves
 
 _IGNORED_NAMES = {
     "size",
@@ -360,8 +360,8 @@ def _run_trace(
             f"{type(tracer.error).__name__}: {tracer.error}. Pass ignored=[...] for that module or register "
             "a channel rule for it (docs/engine.md)."
         ) from tracer.error
-    for t in tree_flatten(output)[0]:  # outputs of any structure: every tensor leaf is an output
-        if isinstance(t, torch.Tensor) and id(t) in tracer.by_tensor:
+    for t in tensor_leaves(output):  # outputs of any structure (dataclasses too): every tensor is one
+        if id(t) in tracer.by_tensor:
             v = tracer.by_tensor[id(t)]
             builder.outputs.append(v.id)
             builder.block(v.labels, "it is a network output (its size is part of the model's contract)")

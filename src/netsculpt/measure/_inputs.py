@@ -42,9 +42,35 @@ def as_tuple(example_inputs: ExampleInputs) -> tuple[Any, ...]:
     )
 
 
-def tensor_leaves(tree: Any) -> list[torch.Tensor]:
-    """Every tensor inside (nested) tuples/lists/dicts/namedtuples, in ``torch.utils._pytree`` order."""
-    return [leaf for leaf in tree_flatten(tree)[0] if isinstance(leaf, torch.Tensor)]
+def tensor_leaves(tree: Any, _depth: int = 0) -> list[torch.Tensor]:
+    """Every tensor inside (nested) tuples/lists/dicts/namedtuples, in ``torch.utils._pytree`` order, and
+    inside what pytree leaves whole: dataclasses, Mapping subclasses (Hugging Face's ``ModelOutput``)
+    and plain objects' attributes. Tracing pins every output tensor it finds here: a logits tensor
+    inside a dataclass it missed was pruned like a hidden layer (10 classes became 5)."""
+    found = []
+    for leaf in tree_flatten(tree)[0]:
+        if isinstance(leaf, torch.Tensor):
+            found.append(leaf)
+        elif _depth < 8:
+            found += [t for item in _members(leaf) for t in tensor_leaves(item, _depth + 1)]
+    return found
+
+
+def _members(obj: Any) -> list[Any]:
+    """The values a container pytree does not know holds: dataclass fields, a Mapping's values, an
+    object's attributes (not a module's or a class's: those are the model, not its output)."""
+    import dataclasses
+    from collections.abc import Mapping
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+    if isinstance(obj, Mapping):
+        return list(obj.values())
+    if isinstance(obj, list | tuple | set | frozenset):
+        return list(obj)
+    if isinstance(obj, nn.Module | type) or not hasattr(obj, "__dict__"):
+        return []
+    return list(vars(obj).values())
 
 
 def is_flat(inputs: tuple[Any, ...]) -> bool:
