@@ -165,3 +165,18 @@ def test_other_torchvision_residual_designs_exact(name: str) -> None:
     small = ns.prune_depth(model, x, blocks=[unit.name], graph=graph)
     with torch.no_grad():
         assert (small(x) - _zeroed(model, unit.branch, x)).abs().max() <= 1e-4
+
+
+def test_a_model_in_train_mode_scores_and_removes_as_in_eval_mode() -> None:
+    """Fresh torchvision models come in train mode: the shortcut copies used to stay in it, so a
+    downsample's batch norm read batch statistics (other blocks chosen; batch 1 raised a ValueError)."""
+    model = randomise_bn(torchvision.models.resnet18(num_classes=10))
+    x = torch.randn(1, 3, 32, 32)
+    from netsculpt.depth.criteria import output_change
+
+    units = [u for u in ns.trace(model.eval(), x).blocks if u.removable]
+    in_eval = output_change(model, units, None, (x,))
+    in_train = output_change(model.train(), units, None, (x,))
+    assert in_train == in_eval and model.training
+    small = ns.prune_depth(model, x, blocks=2)
+    assert len(small.netsculpt_spec["edits"][0]["blocks"]) == 2

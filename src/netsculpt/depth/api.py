@@ -20,9 +20,10 @@ from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.depth import DepthUnit
 from netsculpt.graph.tracing import as_tuple
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.spec import append_step, ensure_base
 from netsculpt.surgery.depth import remove_blocks_, replacement
-from netsculpt.surgery.fold import fold_, why_not
+from netsculpt.surgery.fold import fold_, merge_grows, why_not
 
 
 class BudgetError(PruningError):
@@ -104,7 +105,7 @@ def block_latency(
     handles = [modules[u.name].register_forward_hook(keep_input(u.name)) for u in units]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    was = model.training
+    modes = module_modes(model)
     model.eval()
     try:
         model(*as_tuple(example_inputs))
@@ -120,7 +121,7 @@ def block_latency(
             saved[u.name] = max(full - rest, 0.0)
     finally:
         torch.set_num_threads(threads)
-        model.train(was)
+        restore_modes(modes)
     return base, saved
 
 
@@ -263,7 +264,7 @@ def _conv_merges(
             first, second = modules[u.name], modules[u.second]
             if not grouped and (getattr(first, "groups", 1) > 1 or getattr(second, "groups", 1) > 1):
                 continue
-            if not why_not(first, second, "conv"):
+            if not why_not(first, second, "conv") and (grouped or not merge_grows(first, second)):
                 found.append({"op": "conv", "first": u.name, "second": u.second})
                 used |= {u.name, u.second}
         if not found:

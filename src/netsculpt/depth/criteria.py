@@ -20,6 +20,7 @@ from torch import nn
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph
 from netsculpt.graph.depth import DepthUnit
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.progress import track
 from netsculpt.surgery.depth import remove_blocks_, replacement
 
@@ -39,7 +40,9 @@ def output_change(
     """``||block(x) - removed(x)||² / ||block(x)||²`` summed over ``batches`` calibration batches."""
     modules = dict(model.named_modules())
     sums = {u.name: [0.0, 0.0] for u in units}
-    repl = {u.name: replacement(copy.deepcopy(modules[u.name]), u.to_dict()) for u in units}
+    # the replacements in eval mode as well: a copy taken in train mode kept its downsample's batch norm
+    # on batch statistics (other scores; at batch 1 "Expected more than 1 value per channel")
+    repl = {u.name: replacement(copy.deepcopy(modules[u.name]), u.to_dict()).eval() for u in units}
 
     def hook(name: str):
         def run(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -50,7 +53,7 @@ def output_change(
         return run
 
     handles = [modules[u.name].register_forward_hook(hook(u.name)) for u in units]
-    was = model.training
+    modes = module_modes(model)
     model.eval()
     try:
         source = itertools.islice(data, batches) if data is not None else [example_inputs]
@@ -59,7 +62,7 @@ def output_change(
     finally:
         for h in handles:
             h.remove()
-        model.train(was)
+        restore_modes(modes)
     return {n: a / max(b, 1e-12) for n, (a, b) in sums.items()}
 
 

@@ -15,6 +15,7 @@ weights); :func:`fold_` also computes the folded weights.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -80,6 +81,16 @@ def why_not(first: nn.Module, second: nn.Module, kind: str) -> str:
             return "the 1x1 conv has a bias and the next conv pads with zeros (the border would differ)"
         return ""
     return "neither conv is a 1x1 with stride 1 and no padding"
+
+
+def merge_grows(first: nn.Module, second: nn.Module) -> bool:
+    """True when the one conv that replaces the pair costs more MACs than the two: a linear bottleneck
+    (960 -> 320 -> 1280 becomes 960 -> 1280) or a depthwise conv made dense; such a merge saves a layer and
+    costs compute. Counted per output position of the merged conv (the second's): the first runs at
+    ``prod(second.stride)`` times as many positions."""
+    outer = first if _is_pointwise(second) else second
+    merged = first.in_channels * second.out_channels * math.prod(outer.kernel_size)
+    return merged > first.weight.numel() * math.prod(second.stride) + second.weight.numel()
 
 
 def _merged_shell(first: nn.Module, second: nn.Module) -> nn.Module:
