@@ -79,6 +79,16 @@ def test_grad_cam_peaks_in_the_quadrant_that_decides_the_class() -> None:
     assert bright.contributions[:, 1].abs().max() < 1e-12  # channel 1 gave class 0 nothing
 
 
+def test_grad_cam_inside_no_grad_gives_the_same_maps() -> None:
+    """Evaluation scripts run under torch.no_grad(): it raised 'element 0 of tensors does not require
+    grad'."""
+    model = Detectors().eval()
+    x, _ = quadrant_images()
+    with torch.no_grad():
+        inside = grad_cam(model, x, "act", target=0)
+    assert torch.equal(inside.raw, grad_cam(model, x, "act", target=0).raw)
+
+
 def test_chip_importance_finds_the_class_channel_and_maps_localise() -> None:
     model = Detectors().eval()
     with torch.no_grad():

@@ -66,3 +66,24 @@ def test_an_output_inside_a_dataclass_or_object_keeps_its_size(wrap) -> None:
     """Its logits were pruned like a hidden layer (10 classes became 5), with no error."""
     small = ns.prune(_Wrapped(wrap).eval(), torch.randn(1, 3, 16, 16), ratio=0.5)
     assert small.fc.out_features == 10 and small.conv.out_channels == 8
+
+
+def test_ignored_takes_one_name_or_module_and_refuses_a_foreign_module() -> None:
+    """A string was read a character at a time (ignored="conv2" failed "ignored module 'c' is not in the
+    model"; in a Sequential, ignored="10" kept layer 0 whole and pruned layer 10)."""
+    layers = [("conv1", nn.Conv2d(3, 8, 3)), ("conv2", nn.Conv2d(8, 8, 3)), ("conv3", nn.Conv2d(8, 8, 3))]
+    model = nn.Sequential(collections.OrderedDict([*layers, ("head", nn.Conv2d(8, 4, 1))]))
+    x = torch.randn(1, 3, 12, 12)
+    by_name = ns.prune(model, x, ratio=0.5, ignored="conv2", round_to=1)
+    by_module = ns.prune(model, x, ratio=0.5, ignored=model.conv2, round_to=1)
+    for small in (by_name, by_module):  # conv2 keeps its inputs and outputs; conv3's outputs are pruned
+        assert (small.conv1.out_channels, small.conv2.out_channels, small.conv3.out_channels) == (8, 8, 4)
+    with pytest.raises(ns.errors.PruningError, match="not a module of this model"):
+        ns.prune(model, x, ratio=0.5, ignored=[nn.Conv2d(1, 1, 1)])
+
+
+@pytest.mark.parametrize("make", [torch.jit.script, lambda m: torch.jit.trace(m, torch.randn(1, 3, 16, 16))])
+def test_a_torchscript_model_is_refused_with_the_module_to_pass(make) -> None:
+    model = make(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)).eval())
+    with pytest.raises(TraceError, match=r"TorchScript .* pass that, then script the pruned result"):
+        ns.prune(model, torch.randn(1, 3, 16, 16), ratio=0.5)

@@ -70,7 +70,7 @@ def grad_cam(
     ``channels`` (bool, (C,)) restricts the sum to those channels: the map the kept (or the removed)
     channels of a pruning would draw on their own, all else in the network unchanged.
     """
-    with restored(model):
+    with restored(model), torch.enable_grad():  # also when called inside torch.no_grad() (eval scripts)
         logits, store = forward_with_maps(model, images, [layer])
         maps = store[layer]
         classes = target_classes(logits.detach(), target)

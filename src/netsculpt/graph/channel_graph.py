@@ -110,8 +110,7 @@ def trace(
     (LayerNorm/GroupNorm statistics, attention scaling); leave it off for exact pruning.
     ``execute="real"`` runs every op for real while tracing (see ``run_trace``).
     """
-    names = {id(m): n for n, m in model.named_modules()}
-    ignored_names = tuple(n if isinstance(n, str) else names.get(id(n), "") for n in ignored)
+    ignored_names = ignored_module_names(model, ignored)
     _check_ignored(model, ignored_names)
     builder = run_trace(model, example_inputs, execute)
     builder, training = with_training_branches(model, example_inputs, execute, builder)
@@ -120,6 +119,29 @@ def trace(
     shapes = [tuple(t.shape) for t in as_tuple(example_inputs) if isinstance(t, torch.Tensor)]
     depth = find_depth_units(builder)
     return ChannelGraph(groups, builder, res, shapes, allow_inexact, depth, traced_training=training)
+
+
+def ignored_module_names(model: torch.nn.Module, ignored: Any) -> tuple[str, ...]:
+    """``ignored`` as module names: one name or module is a list of one (a string was read a character
+    at a time: ``ignored="conv1"`` became 'c', 'o', ...), and a module object must be in the model."""
+    if isinstance(ignored, str | torch.nn.Module):
+        ignored = [ignored]
+    from netsculpt.errors import PruningError
+
+    names = {id(m): n for n, m in model.named_modules()}
+    out = []
+    for item in ignored:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, torch.nn.Module) and id(item) in names:
+            out.append(names[id(item)])
+        else:
+            what = type(item).__name__ if isinstance(item, torch.nn.Module) else repr(item)
+            raise PruningError(
+                f"ignored: {what} is not a module of this model; pass module names (as in "
+                "model.named_modules()) or the model's own module objects"
+            )
+    return tuple(out)
 
 
 def _check_ignored(model: torch.nn.Module, ignored: tuple[str, ...]) -> None:

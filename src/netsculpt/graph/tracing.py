@@ -310,6 +310,11 @@ def refuse_compiled(model: torch.nn.Module) -> None:
     change the user's own module, not the compiled wrapper: ask for the module it compiled."""
     import sys
 
+    if isinstance(model, torch.jit.ScriptModule):  # scripted or traced: its Python modules are gone
+        raise TraceError(
+            f"the model is a TorchScript {type(model).__name__} (torch.jit.script / torch.jit.trace); "
+            "netsculpt traces and prunes the eager nn.Module: pass that, then script the pruned result"
+        )
     dynamo = sys.modules.get("torch._dynamo.eval_frame")  # not imported: nothing was compiled
     wrapper = getattr(dynamo, "OptimizedModule", None)
     if wrapper is None:
