@@ -87,3 +87,22 @@ def test_a_torchscript_model_is_refused_with_the_module_to_pass(make) -> None:
     model = make(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)).eval())
     with pytest.raises(TraceError, match=r"TorchScript .* pass that, then script the pruned result"):
         ns.prune(model, torch.randn(1, 3, 16, 16), ratio=0.5)
+
+
+class _KeywordsOnly(nn.Module):
+    """forward(**inputs), as Hugging Face vision models take their batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c, self.o = nn.Conv2d(3, 16, 3), nn.Conv2d(16, 4, 1)
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.o(self.c(inputs["pixel_values"]).relu())
+
+
+def test_a_keyword_only_forward_is_told_to_use_a_wrapper_not_to_check_shapes() -> None:
+    x = torch.randn(1, 3, 16, 16)
+    with pytest.raises(TraceError, match=r"forward\(\*\*batch\)\) needs a wrapper module"):
+        ns.prune(_KeywordsOnly(), {"pixel_values": x}, ratio=0.5)
+    with pytest.raises(TraceError, match=r"not take the example inputs .* as positional arguments.*wrap it"):
+        ns.prune(_KeywordsOnly(), ({"pixel_values": x},), ratio=0.5)

@@ -389,6 +389,13 @@ def _forward_failure_message(
 ) -> str:
     shapes = describe(inputs)
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, TypeError) and "positional argument" in first and not where:
+        return (
+            f"the model's forward does not take the example inputs ({shapes}) as positional arguments: "
+            f"{first}. netsculpt calls model(*example_inputs); for a forward taking keyword arguments "
+            "(forward(**batch), keyword-only tensors) wrap it in a module whose forward takes them "
+            "positionally and calls the model with the keywords, and prune that wrapper"
+        )
     return (
         f"the model failed on the example inputs (shapes {shapes}) inside `{where or '<root>'}`: "
         f"{type(exc).__name__}: {first}.{_expected(module)} Check example_inputs has the shape the model "

@@ -27,7 +27,8 @@ def as_tuple(example_inputs: ExampleInputs) -> tuple[Any, ...]:
     if isinstance(example_inputs, dict):
         raise ConfigError(
             "example_inputs is a dict: netsculpt passes a tuple's items as forward's positional "
-            "arguments, so wrap it, (inputs_dict,), to pass one dict argument"
+            "arguments, so wrap it, (inputs_dict,), to pass one dict argument; a forward taking keyword "
+            "arguments (forward(**batch)) needs a wrapper module whose forward takes them positionally"
         )
     if isinstance(example_inputs, list | tuple) and example_inputs:
         if not tensor_leaves(example_inputs):
