@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 import netsculpt as ns
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.io import read_spec
 from netsculpt.measure import export_onnx, run_onnx
 
@@ -219,3 +219,18 @@ def test_pruned_model_exports_to_onnx_with_same_outputs(tmp_path) -> None:
     with torch.no_grad():
         torch_out = small(x).numpy()
     assert np.abs(onnx_out - torch_out).max() / np.abs(torch_out).max() <= 1e-4
+
+
+def test_save_refuses_what_is_not_a_model_or_a_folder(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"takes a torch\.nn\.Module, got str"):
+        ns.save("resnet18", tmp_path / "a")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"is a file; ns\.save writes a folder"):
+        ns.save(torch.nn.Linear(2, 2), tmp_path / "file")
+
+
+def test_trace_refuses_what_is_not_a_model() -> None:
+    from netsculpt.errors import TraceError
+
+    with pytest.raises(TraceError, match=r"expected a torch\.nn\.Module, got str"):
+        ns.trace("resnet18", torch.randn(1, 3, 8, 8))

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from netsculpt.edits import replay_edits
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import atomic_write, write_json
 from netsculpt.saved.bases import build_base
 from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
@@ -117,7 +117,11 @@ def save(
     """
     from netsculpt.weights.storage import pack_state
 
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"ns.save(model, directory) takes a torch.nn.Module, got {type(model).__name__}")
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{str(directory)!r} is a file; ns.save writes a folder: choose another path")
     document = _document(model, builder, builder_kwargs, extra)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     tensors, metadata = pack_state(model, state, coding)  # palettized layers as packed indices + fp16 tables

@@ -110,6 +110,13 @@ def trace(
     (LayerNorm/GroupNorm statistics, attention scaling); leave it off for exact pruning.
     ``execute="real"`` runs every op for real while tracing (see ``run_trace``).
     """
+    if not isinstance(model, torch.nn.Module):
+        from netsculpt.errors import TraceError
+
+        raise TraceError(
+            f"expected a torch.nn.Module, got {type(model).__name__} {model!r:.40}; build it first "
+            "(e.g. ns.create_model(name) or torchvision.models.resnet18())"
+        )
     ignored_names = ignored_module_names(model, ignored)
     _check_ignored(model, ignored_names)
     builder = run_trace(model, example_inputs, execute)
