@@ -90,3 +90,48 @@ def test_missing_files_are_explained(tmp_path: Path) -> None:
         CocoDetection(path, tmp_path / "img")
     with pytest.raises(DataError, match="channels must be"):
         CocoDetection(path, tmp_path / "img", channels=2)
+
+
+def test_a_test_file_is_labelled_through_the_training_categories(tmp_path: Path) -> None:
+    """A test file listing the same categories in another order (or only those it uses) gave the same
+    class another label, and another mAP, silently."""
+    train = CocoDetection(_write(tmp_path), tmp_path / "img")
+    data = json.loads((tmp_path / "ann.json").read_text())
+    data["categories"] = [{"id": 2, "name": "dog"}]  # reordered and cut to the ids it uses
+    data["annotations"] = [a for a in data["annotations"] if a["category_id"] == 2]
+    (tmp_path / "test.json").write_text(json.dumps(data))
+    test = CocoDetection(tmp_path / "test.json", tmp_path / "img", categories=train.categories)
+    assert test[0][1]["labels"].tolist() == [2] == [train.label_of[2]]
+    data["categories"].append({"id": 11, "name": "new"})
+    (tmp_path / "test.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"category ids \[11\] are not among the training"):
+        CocoDetection(tmp_path / "test.json", tmp_path / "img", categories=train.categories)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda d: d["categories"].append({"name": "x"}), r"categories\[2\] must be an object with id"),
+        (lambda d: d["images"].append({"id": 3}), r"images\[2\] must be an object with id and file_name"),
+        (lambda d: d["images"].__setitem__(0, {"id": "a1", "file_name": "a.png"}), "ids are integers"),
+        (lambda d: d["images"].append({"id": 7, "file_name": "b.png"}), "lists id 7 twice"),
+        (lambda d: d["categories"].append({"id": 5}), "lists id 5 twice"),
+        (lambda d: d["images"].append({"id": 4, "file_name": "/etc/passwd"}), "inside the image folder"),
+        (lambda d: d["images"].append({"id": 4, "file_name": "../a.png"}), "inside the image folder"),
+        (lambda d: d["annotations"].append("box"), r"annotations\[3\] must be an object"),
+    ],
+)
+def test_malformed_entries_are_refused_naming_the_entry(tmp_path: Path, change, match: str) -> None:
+    path = _write(tmp_path)
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=match):
+        CocoDetection(path, tmp_path / "img")
+
+
+def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    (tmp_path / "img" / "a.png").write_text("not an image")
+    with pytest.raises(DataError, match=r"a\.png: not a readable image"):
+        CocoDetection(path, tmp_path / "img")[0]

@@ -176,6 +176,21 @@ def test_coco_data_is_checked_when_the_recipe_is_read(tmp_path) -> None:
         _recipe(COCO.replace("test_annotations: test.json,", "").replace("test_images: test, ", ""))
 
 
+def test_a_test_file_without_boxes_is_refused_before_any_training(tmp_path) -> None:
+    """It failed after the first training epoch ("mAP is undefined"), before that epoch's checkpoint."""
+    from netsculpt.errors import DataError
+    from netsculpt.pipeline.dense import dense_dataset
+
+    for split, n in (("train", 4), ("test", 2)):
+        _coco_split(tmp_path / "data", split, n)
+    test = json.loads((tmp_path / "data" / "test.json").read_text())
+    (tmp_path / "data" / "test.json").write_text(json.dumps({**test, "annotations": []}))
+    recipe = _recipe(COCO.replace("ROOT", str(tmp_path / "data")))
+    assert len(dense_dataset(recipe, "train")) == 4
+    with pytest.raises(DataError, match=r"no .* ground-truth boxes, so mAP on it is undefined"):
+        dense_dataset(recipe, "test")
+
+
 @pytest.mark.slow
 def test_a_recipe_on_your_own_coco_files(tmp_path) -> None:
     """Your own detection data: COCO annotation files + image folders the test writes."""

@@ -34,6 +34,31 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_entries(path: Path, data: dict[str, Any]) -> None:
+    """Every category and image entry well formed, ids unique, file names inside the image folder: a
+    duplicate image id had merged two images' boxes, and an absolute file_name was opened anywhere."""
+    for key, needs in (("categories", ("id",)), ("images", ("id", "file_name"))):
+        seen: set[int] = set()
+        for i, entry in enumerate(data[key]):
+            if not isinstance(entry, dict) or any(k not in entry for k in needs):
+                raise DataError(f"{path}: {key}[{i}] must be an object with {' and '.join(needs)}")
+            if not isinstance(entry["id"], int) or isinstance(entry["id"], bool):
+                raise DataError(f"{path}: {key}[{i}] has id {entry['id']!r}; COCO ids are integers")
+            if entry["id"] in seen:
+                raise DataError(f"{path}: {key} lists id {entry['id']} twice")
+            seen.add(entry["id"])
+            name = entry.get("file_name")
+            if key == "images" and (
+                not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts
+            ):
+                raise DataError(
+                    f"{path}: images[{i}] has file_name {name!r}; it must be a path inside the image folder"
+                )
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict):
+            raise DataError(f"{path}: annotations[{i}] must be an object, got {type(ann).__name__}")
+
+
 def _check_annotation(path: Path, ann: dict[str, Any], images: set[int], categories: set[int]) -> None:
     box = ann.get("bbox")
     if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
@@ -58,15 +83,29 @@ class CocoDetection(Dataset):
     """
 
     def __init__(
-        self, annotations: str | os.PathLike[str], image_dir: str | os.PathLike[str], channels: int = 3
+        self,
+        annotations: str | os.PathLike[str],
+        image_dir: str | os.PathLike[str],
+        channels: int = 3,
+        categories: list[int] | None = None,
     ):
         if channels not in (1, 3):
             raise DataError(f"channels must be 1 or 3, got {channels}")
         path = Path(annotations)
         data = _load(path)
+        _check_entries(path, data)
         self.image_dir, self.channels = Path(image_dir), channels
-        self.categories = [c["id"] for c in data["categories"]]
-        self.names = [str(c.get("name", c["id"])) for c in data["categories"]]
+        own = [c["id"] for c in data["categories"]]
+        # a test file is labelled through the training file's categories (``categories``): its own list
+        # order (or a list of only the ids it uses) had given the same class another label
+        self.categories = list(categories) if categories is not None else own
+        unknown = sorted(set(own) - set(self.categories))
+        if unknown:
+            raise DataError(
+                f"{path}: category ids {unknown[:5]} are not among the training file's categories"
+            )
+        names = {c["id"]: str(c.get("name", c["id"])) for c in data["categories"]}
+        self.names = [names.get(cid, str(cid)) for cid in self.categories]
         self.label_of = {cid: i + 1 for i, cid in enumerate(self.categories)}
         self.images = {int(im["id"]): im for im in data["images"]}
         by_image: dict[int, list[dict[str, Any]]] = {i: [] for i in self.images}
@@ -89,15 +128,22 @@ class CocoDetection(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def box_count(self) -> int:
+        """Ground-truth boxes (crowd regions left out): mAP on a split with none is undefined."""
+        return sum(len(a) for a in self.annotations.values())
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         from PIL import Image
 
         image_id = self.ids[index]
         info = self.images[image_id]
-        with Image.open(self.image_dir / info["file_name"]) as im:
-            im = im.convert("L" if self.channels == 1 else "RGB")
-            width, height = im.size
-            pixels = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
+        try:
+            with Image.open(self.image_dir / info["file_name"]) as im:
+                im = im.convert("L" if self.channels == 1 else "RGB")
+                width, height = im.size
+                pixels = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
+        except OSError as exc:  # not an image, truncated: name the file, not PIL's class
+            raise DataError(f"{self.image_dir / info['file_name']}: not a readable image ({exc})") from None
         image = (pixels[None] if self.channels == 1 else pixels.permute(2, 0, 1)).float() / 255
         anns = self.annotations[image_id]
         boxes = torch.tensor(

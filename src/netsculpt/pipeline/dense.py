@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, DataError
 
 DENSE_DATA = {"digits_detect": "detection", "digits_seg": "segmentation", "coco": "detection"}
 DENSE_STAGES = ("prune", "finetune", "distill", "search")
@@ -128,8 +128,19 @@ def dense_dataset(recipe: Any, split: str) -> Dataset:
 
     options = recipe.data.options
     root = Path(recipe.data.root).expanduser() if recipe.data.root else Path()
-    dataset = CocoDetection(root / options[f"{split}_annotations"], root / options[f"{split}_images"],
-                            channels=int(options.get("channels", 3)))  # fmt: skip
+    # the test file is labelled through the training file's categories, whatever its own list order
+    train = CocoDetection(root / options["train_annotations"], root / options["train_images"],
+                          channels=int(options.get("channels", 3)))  # fmt: skip
+    if split == "train":
+        dataset = train
+    else:
+        files = root / options[f"{split}_annotations"], root / options[f"{split}_images"]
+        dataset = CocoDetection(*files, channels=int(options.get("channels", 3)), categories=train.categories)
+        if dataset.box_count() == 0:  # refused before any training, not after the first epoch
+            raise DataError(
+                f"{options[f'{split}_annotations']}: no (non-crowd) ground-truth boxes, so mAP on it is "
+                "undefined; point test_annotations at a file with annotations"
+            )
     limit = recipe.data.limit
     return Subset(dataset, range(min(limit, len(dataset)))) if limit is not None else dataset
 
