@@ -161,3 +161,12 @@ def test_a_builder_that_needs_real_tensors_still_builds_without_weights() -> Non
     assert all(t.device.type == "meta" for t in [*big.parameters(), *big.buffers()])
     assert sum(p.numel() for p in big.parameters()) > 600_000_000
     assert torch.nn.Module.register_parameter.__qualname__ == "Module.register_parameter"  # put back
+
+
+def test_an_option_a_detector_fixes_itself_is_a_config_error_naming_it() -> None:
+    """SSDlite sets its own min_size: passing one raised a TypeError from inside torchvision."""
+    from netsculpt.errors import ConfigError
+    from netsculpt.models import create_model
+
+    with pytest.raises(ConfigError, match=r"does not take these options \(min_size\)"):
+        create_model("torchvision:ssdlite320_mobilenet_v3_large", num_classes=11, min_size=64)

@@ -174,9 +174,16 @@ def build_torchvision(name: str, num_classes: int, in_channels: int, **kwargs: A
         # a detector normalises inside forward, so its images are RGB; it takes a batch tensor (N, 3, H, W)
         # or a list of (3, H, W) images; eval mode returns
         # boxes after NMS, train mode losses (netsculpt traces and measures in eval mode)
-        return torchvision.models.get_model(
-            name, weights=None, weights_backbone=None, num_classes=num_classes, **kwargs
-        )
+        try:
+            return torchvision.models.get_model(
+                name, weights=None, weights_backbone=None, num_classes=num_classes, **kwargs
+            )
+        except TypeError as exc:  # an option this detector fixes itself (SSD sets its own min_size)
+            options = ", ".join(sorted(kwargs)) or "none"
+            raise ConfigError(
+                f"torchvision:{name} does not take these options ({options}): {exc}; SSD / SSDlite fix "
+                "their own image size (no min_size / max_size)"
+            ) from None
     if torchvision_kind(name) == "segmentation":  # no normalisation inside: the first conv adapts
         kwargs = {"weights_backbone": None, **kwargs}
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
