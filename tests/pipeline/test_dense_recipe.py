@@ -200,3 +200,16 @@ def test_a_recipe_on_your_own_coco_files(tmp_path) -> None:
     results = run_recipe(_recipe(text), text, tmp_path / "run")
     assert results["task"]["label"] == "mAP@[.5:.95]" and results["after"]["macs"] < results["before"]["macs"]
     assert set(results["after"]["task_metrics"]) == {"map", "map_50"}
+
+
+def test_canvas_digits_and_scale_are_checked_when_the_recipe_is_read() -> None:
+    """A bare number failed inside the canvas builder ('int' object is not iterable); a canvas smaller
+    than the default scale failed with no way to set scale from the CLI."""
+    from netsculpt.cli.common import parse_option
+
+    with pytest.raises(ConfigError, match=r"data.options.scale must be \[low, high\] integers"):
+        _recipe(SEG.replace("size: 64,", "size: 64, scale: 30,"))
+    with pytest.raises(ConfigError, match=r"scale's high 56 is larger than the canvas size 48"):
+        _recipe(SEG.replace("size: 64,", "size: 48,"))
+    assert _recipe(SEG.replace("size: 64,", "size: 48, scale: [6, 20],")).data.options["scale"] == [6, 20]
+    assert parse_option("scale=[6,20]") == ("scale", [6, 20])  # the CLI's --data-option takes the pair

@@ -60,9 +60,11 @@ def parse_option(text: str) -> tuple[str, Any]:
             f"expected KEY=VALUE (an option of the model's builder), got {text!r}"
         )
     value = yaml.safe_load(raw)
-    if isinstance(value, dict | list):
+    flat_list = isinstance(value, list) and not any(isinstance(v, dict | list) for v in value)
+    if isinstance(value, dict) or (isinstance(value, list) and not flat_list):
         raise argparse.ArgumentTypeError(
-            f"{key}: only plain values (numbers, strings, true/false), got {raw!r}"
+            f"{key}: only plain values (numbers, strings, true/false) or a flat list such as [10,30], "
+            f"got {raw!r}"
         )
     return key.strip(), value
 

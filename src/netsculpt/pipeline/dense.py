@@ -76,6 +76,8 @@ def check_task_data(task: str, data: Any) -> bool:
     unknown = sorted(set(data.options) - set(accepted))
     if unknown:
         raise ValueError(f"data.options {unknown} unknown for {name!r}; it takes: {', '.join(accepted)}")
+    if name != "coco":
+        _check_canvas_options(data.options)
     missing = [k for k in COCO_FILES if k not in data.options] if name == "coco" else []
     if missing:
         raise ValueError(
@@ -87,6 +89,28 @@ def check_task_data(task: str, data: Any) -> bool:
             f"{name!r}: set the example input's side with data.options.size (and channels, for coco)"
         )
     return False
+
+
+def _check_canvas_options(options: dict[str, Any]) -> None:
+    """``digits`` and ``scale`` are [low, high] pairs, ``scale``'s high at most the canvas ``size``: a
+    bare number or a string had failed inside the canvas builder (``'int' object is not iterable``)."""
+    size = options.get("size", 128)
+    if not isinstance(size, int) or size < 8:
+        raise ValueError(f"data.options.size must be an integer >= 8 (the canvas side), got {size!r}")
+    for key, default, low_min in (("digits", (1, 6), 1), ("scale", (14, 56), 4)):
+        pair = options.get(key, default)
+        ok = isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(v, int) for v in pair)
+        if not ok or not low_min <= pair[0] <= pair[1]:
+            raise ValueError(
+                f"data.options.{key} must be [low, high] integers with {low_min} <= low <= high, got "
+                f"{pair!r} (CLI: --data-option {key}=[{default[0]},{default[1]}])"
+            )
+    scale = options.get("scale", (14, 56))
+    if scale[1] > size:
+        raise ValueError(
+            f"data.options.scale's high {scale[1]} is larger than the canvas size {size}: digits must fit; "
+            f"set scale to at most [{max(4, size // 9)},{size * 7 // 16}] (CLI: --data-option scale=[lo,hi])"
+        )
 
 
 def check_task_criterion(task: str, criterion: str | None, where: str = "") -> None:
