@@ -189,3 +189,15 @@ def test_a_channels_last_linear_is_pushed_on_its_features() -> None:
     loss = PushLoss("0", keep={"0": 1}, push_every=1)
     loss(model, images, labels)
     assert loss.kept() == {"0": [2]}
+
+
+@pytest.mark.parametrize("layer", ["layer1.0.relu", "layer2.1.conv2"])
+def test_the_push_loss_leaves_the_network_it_observes_unchanged(layer) -> None:
+    """Its hook returned the feature it kept: torchvision's shared relu (called twice per block) got its
+    first call's output back the second time (logits 0.59 off, a crash after a grow stage)."""
+    torch.manual_seed(0)
+    model = ns.create_model("torchvision:resnet18", num_classes=10).eval()
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 4
+    with torch.no_grad():
+        _, logits = PushLoss([layer])(model, x, y)
+        assert torch.equal(logits, model(x))

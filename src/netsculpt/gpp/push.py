@@ -292,12 +292,18 @@ class PushLoss:
                 f"the push layer(s) {', '.join(map(repr, missing))} are not modules of {type(model).__name__}"
             )
         seen: dict[str, Tensor] = {}
-        handles = [
-            modules[name].register_forward_hook(
-                lambda m, a, out, name=name: seen.setdefault(name, _channels_first(m, out))
-            )
-            for name in self.layers
-        ]
+
+        def keep(name: str) -> Any:
+            def hook(module: nn.Module, _args: Any, out: Tensor) -> None:
+                # returns None: a forward hook's return value replaces the module's output (the lambda
+                # returned setdefault's value, so a module called twice, torchvision's shared relu, got
+                # its first call's output back, and a channels-last Linear its permuted one)
+                if name not in seen:
+                    seen[name] = _channels_first(module, out)
+
+            return hook
+
+        handles = [modules[name].register_forward_hook(keep(name)) for name in self.layers]
         try:
             logits = model(inputs)
         finally:
