@@ -64,3 +64,20 @@ def test_copy_filters_trains_and_refuses_a_reset_teacher(capsys, tmp_path: Path)
         capsys, "adder", *args, "--out", str(tmp_path / "b"), "--pkkd", "--teacher-init", "scratch"
     )
     assert code == 1 and "--copy-filters" in err
+
+
+def test_two_runs_with_one_seed_are_the_same_run(capsys, tmp_path: Path) -> None:
+    """The zoo CNN was built before the seed was set: its init (the teacher's and --copy-filters' start)
+    differed from run to run."""
+    for name in ("a", "b"):
+        code, _, err = run(capsys, "adder", "lenet5", *LIMIT, "--epochs", "1", "--copy-filters",
+                           "--seed", "3", "--out", str(tmp_path / name))  # fmt: skip
+        assert code == 0, err
+    a, b = (ns.load(tmp_path / n / "model").state_dict() for n in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_data_the_model_cannot_take_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "adder", "lenet5", *LIMIT, "--resize", "32", "--epochs", "1",
+                       "--out", str(tmp_path / "a"))  # fmt: skip
+    assert code == 1 and "--resize" in err and "Traceback" not in err
