@@ -176,3 +176,19 @@ def test_autocast_forward_is_recomputed_under_autocast() -> None:
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     # re-entering autocast recomputes the very same bfloat16 values (measured 0; 4e-3 without it)
     assert ((grads[0] - grads[1]).norm() / grads[1].norm()) < 1e-5
+
+
+def test_a_hooked_block_layer_gets_gradients_through_its_output() -> None:
+    """Explain, the push loss, hints and PKKD read a layer's output with a forward hook and need its
+    graph; the memory-saving path ran blocks under no_grad, so those terms had no gradient (explain
+    crashed, push and hints silently did nothing)."""
+    torch.manual_seed(0)
+    seq = sequence(depth=2)
+    seen = []
+    handle = seq.blocks[1].fns[0][2].register_forward_hook(lambda m, a, out: seen.append(out))
+    x = torch.randn(2, 6, 5, 5, dtype=torch.float64, requires_grad=True)
+    seq(x)
+    handle.remove()
+    (grad,) = torch.autograd.grad(seen[0].square().sum(), x)
+    assert seen[0].grad_fn is not None and grad.abs().sum() > 0
+    assert_same_training_step(seq, x.detach())  # without hooks: the memory-saving path, as before

@@ -107,8 +107,15 @@ class ReversibleSequence(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         params = [p for p in _unique_params(self.blocks) if p.requires_grad]
-        # a torch.fx Proxy is not a Tensor: symbolic tracing takes the plain path
-        plain = not isinstance(x, torch.Tensor) or not self.memory_saving or not torch.is_grad_enabled()
+        # a torch.fx Proxy is not a Tensor: symbolic tracing takes the plain path; so does a forward in
+        # which a block's module is hooked (explain, push loss, distillation hints, PKKD taps read its
+        # output and need its autograd graph, which the memory-saving path recomputes only in backward)
+        plain = (
+            not isinstance(x, torch.Tensor)
+            or not self.memory_saving
+            or not torch.is_grad_enabled()
+            or _hooked(self.blocks)
+        )
         if plain or not (params or x.requires_grad):
             xs = _split(x, self.groups)
             for block in self.blocks:
@@ -118,6 +125,15 @@ class ReversibleSequence(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}, memory_saving={self.memory_saving}"
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Any forward (pre-)hook on ``module`` or inside it, or a global module hook."""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
 class _RngLog:
