@@ -91,3 +91,29 @@ def test_adaptive_learning_rate_sets_the_filter_gradient_norm() -> None:
 def test_bad_eta_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="eta"):
         AdderConv2d(1, 1, 1, eta=-1.0)
+
+
+def test_exact_input_gradients_are_the_true_derivative_and_leave_nothing_behind() -> None:
+    """Grad-CAM differentiates through adder layers: inside exact_input_gradients the input gradient is
+    sign(w - x) (autograd of -|x - w| computed directly), not the HardTanh training surrogate."""
+    torch.manual_seed(0)
+    layer = AdderConv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    g = torch.randn(2, 4, 6, 6)
+    with layer_mod.exact_input_gradients(layer):
+        (exact,) = torch.autograd.grad((layer(x) * g).sum(), x)
+    assert not hasattr(layer, "exact_input_grad")
+    cols = F.unfold(x, 3, padding=1)  # (2, 27, 36): the reference -|x - w| through autograd
+    ref_out = -(cols.unsqueeze(1) - layer.weight.reshape(4, -1, 1)).abs().sum(2)
+    (reference,) = torch.autograd.grad((ref_out * g.reshape(2, 4, -1)).sum(), x)
+    torch.testing.assert_close(exact, reference, rtol=0, atol=1e-5)
+    (surrogate,) = torch.autograd.grad((layer(x) * g).sum(), x)
+    assert not torch.allclose(surrogate, reference, atol=1e-3)  # training keeps the paper's surrogate
+
+
+def test_explain_picks_adder_layers_as_default_layers() -> None:
+    from netsculpt.adder import to_adder
+    from netsculpt.explain.run_order import ran_convs, run_order
+
+    model = to_adder(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Conv2d(4, 4, 3)), keep=[]).eval()
+    assert len(ran_convs(model, run_order(model, (1, 1, 8, 8)))) == 2

@@ -21,7 +21,9 @@ at a time, so memory stays bounded. The filter gradient is two matrix products e
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -49,13 +51,15 @@ def neg_l1_distance(cols: Tensor, weight: Tensor) -> Tensor:
     return -torch.cdist(cols.unsqueeze(0), weight.unsqueeze(0), p=1).squeeze(0)
 
 
-def _eager_input_grad(cols: Tensor, weight: Tensor, grad_out: Tensor) -> Tensor:
-    """Rows layout (rows, patch), (out, patch), (rows, out): the clipped differences chunk by chunk."""
+def _eager_input_grad(cols: Tensor, weight: Tensor, grad_out: Tensor, exact: bool = False) -> Tensor:
+    """Rows layout (rows, patch), (out, patch), (rows, out): the clipped differences chunk by chunk
+    (``exact``: their signs, the true derivative of -|x - w|)."""
     grad_cols = torch.empty_like(cols)
     step = _rows_per_chunk(weight.shape[0], weight.shape[1])
     for start in range(0, cols.shape[0], step):
         block = cols[start : start + step]
-        clipped = (weight.unsqueeze(0) - block.unsqueeze(1)).clamp_(-1.0, 1.0)  # HardTanh
+        diff = weight.unsqueeze(0) - block.unsqueeze(1)
+        clipped = diff.sign_() if exact else diff.clamp_(-1.0, 1.0)  # HardTanh
         grad_cols[start : start + step] = torch.einsum("ro,roj->rj", grad_out[start : start + step], clipped)
     return grad_cols
 
@@ -72,9 +76,9 @@ class _AdderFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, cols: Tensor, weight: Tensor, eta: float) -> Tensor:
+    def forward(ctx: Any, cols: Tensor, weight: Tensor, eta: float, exact: bool = False) -> Tensor:
         ctx.save_for_backward(cols, weight)
-        ctx.eta = eta
+        ctx.eta, ctx.exact = eta, exact
         out = fused_neg_l1_distance(cols, weight) if fused_usable(cols, weight) else None
         if out is None:
             n, _, positions = cols.shape
@@ -82,7 +86,7 @@ class _AdderFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         cols, weight = ctx.saved_tensors
         grad_cols = grad_weight = None
         if ctx.needs_input_grad[1]:
@@ -92,13 +96,13 @@ class _AdderFunction(torch.autograd.Function):
             if ctx.eta > 0:
                 norm = grad_weight.norm().clamp_min(1e-12)
                 grad_weight = grad_weight * (ctx.eta * math.sqrt(weight.numel()) / norm)
-        if ctx.needs_input_grad[0] and fused_usable(cols, weight):
+        if ctx.needs_input_grad[0] and not ctx.exact and fused_usable(cols, weight):
             grad_cols = fused_clipped_input_grad(cols, weight, grad_out)
         if ctx.needs_input_grad[0] and grad_cols is None:  # the eager path: same result, slower
             n, patch, positions = cols.shape
-            grad_rows = _eager_input_grad(_rows(cols), weight, _rows(grad_out))
+            grad_rows = _eager_input_grad(_rows(cols), weight, _rows(grad_out), ctx.exact)
             grad_cols = grad_rows.reshape(n, positions, patch).transpose(1, 2)
-        return grad_cols, grad_weight, None
+        return grad_cols, grad_weight, None, None
 
 
 class AdderConv2d(nn.Module):
@@ -143,7 +147,8 @@ class AdderConv2d(nn.Module):
         out_h = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         out_w = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
         cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)  # (n, patch, L)
-        out = _AdderFunction.apply(cols, self.weight.reshape(self.out_channels, -1), self.eta)
+        weight = self.weight.reshape(self.out_channels, -1)
+        out = _AdderFunction.apply(cols, weight, self.eta, getattr(self, "exact_input_grad", False))
         out = out.reshape(n, self.out_channels, out_h, out_w)
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
@@ -159,3 +164,18 @@ class AdderConv2d(nn.Module):
         """Additions / subtractions of one image: |x - w| and the running sum, per patch element."""
         patch = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         return 2 * patch * self.out_channels * out_h * out_w
+
+
+@contextlib.contextmanager
+def exact_input_gradients(model: nn.Module) -> Iterator[None]:
+    """Inside the block every adder layer back-propagates the true derivative of -|x - w| (its sign)
+    instead of AdderNet's HardTanh training surrogate: what gradient-based explanations (Grad-CAM) need.
+    The flag lives on the layers only for the block, so nothing is left in the model."""
+    layers = [m for m in model.modules() if isinstance(m, AdderConv2d)]
+    for layer in layers:
+        layer.exact_input_grad = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.exact_input_grad

@@ -35,7 +35,9 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
 
 def conv_layers(model: nn.Module) -> list[str]:
     """Names of the 2-D conv layers, in definition order (the candidates for spatial maps)."""
-    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    from netsculpt.adder.layer import AdderConv2d
+
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | AdderConv2d)]
 
 
 def default_layer(model: nn.Module, shape: tuple[int, ...] | None = None) -> str:

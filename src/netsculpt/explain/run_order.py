@@ -87,6 +87,8 @@ def after_activation(model: nn.Module, seen: RunOrder, conv: str) -> str:
 
 
 def ran_convs(model: nn.Module, seen: RunOrder) -> list[str]:
-    """The Conv2d layers that ran, in the order they first ran."""
+    """The Conv2d (and AdderConv2d) layers that ran, in the order they first ran."""
+    from netsculpt.adder.layer import AdderConv2d
+
     modules = dict(model.named_modules())
-    return [n for n in seen.order if isinstance(modules[n], nn.Conv2d)]
+    return [n for n in seen.order if isinstance(modules[n], nn.Conv2d | AdderConv2d)]
