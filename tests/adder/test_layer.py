@@ -117,3 +117,15 @@ def test_explain_picks_adder_layers_as_default_layers() -> None:
 
     model = to_adder(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Conv2d(4, 4, 3)), keep=[]).eval()
     assert len(ran_convs(model, run_order(model, (1, 1, 8, 8)))) == 2
+
+
+def test_onnx_export_of_an_adder_model_says_why_it_cannot() -> None:
+    """It failed with "'Tensor' object has no attribute 'bit_length'" from inside the fused kernel."""
+    import tempfile
+    from pathlib import Path
+
+    from netsculpt.measure.onnx_runtime import export_onnx
+
+    model = torch.nn.Sequential(AdderConv2d(1, 2, 3)).eval()
+    with pytest.raises(Exception, match="cannot be exported to ONNX / OpenVINO"):
+        export_onnx(model, (torch.randn(1, 1, 6, 6),), Path(tempfile.mkdtemp()) / "a.onnx")

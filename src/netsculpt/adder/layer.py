@@ -142,6 +142,11 @@ class AdderConv2d(nn.Module):
             raise ConfigError(
                 f"AdderConv2d takes (N, C, H, W) or (C, H, W) input, got shape {tuple(x.shape)}"
             )
+        if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+            raise ConfigError(
+                "an AdderNet cannot be exported to ONNX / OpenVINO: those runtimes have no adder "
+                "(L1-distance) op; time it on PyTorch (--runtimes torch)"
+            )
         n, _, h, w = x.shape
         kh, kw = self.kernel_size
         out_h = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
