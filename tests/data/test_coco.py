@@ -56,8 +56,10 @@ def test_boxes_labels_and_masks(tmp_path: Path) -> None:
     assert int(target["image_id"]) == 7
     masks = target["masks"]
     assert masks.shape == (2, 20, 30) and masks[0, 5, 6] == 1 and masks[0, 15, 25] == 0
-    image, target = data[1]  # its only annotation is a crowd region: no objects
+    image, target = data[1]  # its only annotation is a crowd region: no objects, kept for evaluation
     assert target["boxes"].shape == (0, 4) and "masks" not in target
+    assert target["crowd_boxes"].tolist() == [[1, 1, 3, 3]] and target["crowd_labels"].tolist() == [1]
+    assert "crowd_boxes" not in data[0][1]
     assert CocoDetection(tmp_path / "ann.json", tmp_path / "img", channels=1)[0][0].shape == (1, 20, 30)
 
 

@@ -82,3 +82,17 @@ def test_miou_takes_logits_and_skips_ignored_pixels():
 def test_miou_refuses_out_of_range_classes():
     with pytest.raises(DataError, match="outside"):
         SegmentationIoU(2).update(torch.zeros(1, 1, 1, dtype=torch.long), torch.full((1, 1, 1), 5))
+
+
+def test_a_detection_on_a_crowd_region_is_ignored_as_pycocotools_does():
+    """Crowd regions were dropped, so a detection on one was a false positive ranked first: mAP 0.5
+    where pycocotools gives 1.0 on the same file."""
+    target = {**_t([[2, 2, 22, 22]], [1]), "crowd_boxes": torch.tensor([[30.0, 30, 60, 60]]),
+              "crowd_labels": torch.tensor([1])}  # fmt: skip
+    m = DetectionMAP()
+    m.update([_p([[30, 30, 60, 60], [2, 2, 22, 22]], [0.9, 0.8], [1, 1])], [target])
+    assert m.compute() == pytest.approx({"map": 1.0, "map_50": 1.0})
+    only_crowd = DetectionMAP()
+    only_crowd.update([_p([[30, 30, 60, 60]], [0.9], [1])], [{**target, **_t([], [])}])
+    with pytest.raises(DataError, match="no ground-truth boxes"):
+        only_crowd.compute()

@@ -4,7 +4,8 @@ The file is read as JSON (never unpickled) and checked before any image is opene
 fails with the field at fault. Boxes (COCO ``[x, y, w, h]``) become ``(x1, y1, x2, y2)``; category ids
 become contiguous labels ``1..K`` in the order of ``categories`` (0 is the background class, as
 torchvision's detectors expect); polygon segmentations become ``uint8`` masks. ``iscrowd`` annotations
-are skipped, as COCO's own training code does.
+are not trained on, as COCO's own training code does, but kept as ``crowd_boxes`` / ``crowd_labels``:
+COCO's evaluation ignores detections matched to them rather than counting them false positives.
 """
 
 from __future__ import annotations
@@ -109,10 +110,10 @@ class CocoDetection(Dataset):
         self.label_of = {cid: i + 1 for i, cid in enumerate(self.categories)}
         self.images = {int(im["id"]): im for im in data["images"]}
         by_image: dict[int, list[dict[str, Any]]] = {i: [] for i in self.images}
+        self.crowds: dict[int, list[dict[str, Any]]] = {i: [] for i in self.images}
         for ann in data["annotations"]:
             _check_annotation(path, ann, set(self.images), set(self.categories))
-            if not ann.get("iscrowd", 0):
-                by_image[int(ann["image_id"])].append(ann)
+            (self.crowds if ann.get("iscrowd", 0) else by_image)[int(ann["image_id"])].append(ann)
         self.ids = sorted(self.images)
         self.annotations = by_image
         missing = [
@@ -146,21 +147,24 @@ class CocoDetection(Dataset):
             raise DataError(f"{self.image_dir / info['file_name']}: not a readable image ({exc})") from None
         image = (pixels[None] if self.channels == 1 else pixels.permute(2, 0, 1)).float() / 255
         anns = self.annotations[image_id]
-        boxes = torch.tensor(
-            [
-                [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                for a in anns
-            ],
-            dtype=torch.float32,
-        ).reshape(-1, 4)
+        boxes = _xyxy([a["bbox"] for a in anns])
         target = {
             "boxes": boxes,
             "labels": torch.tensor([self.label_of[a["category_id"]] for a in anns], dtype=torch.int64),
             "image_id": torch.tensor(image_id),
         }
+        crowds = self.crowds[image_id]
+        if crowds:  # not trained on; COCO's evaluation ignores detections matched to them
+            target["crowd_boxes"] = _xyxy([a["bbox"] for a in crowds])
+            target["crowd_labels"] = torch.tensor([self.label_of[a["category_id"]] for a in crowds])
         if anns and all(isinstance(a.get("segmentation"), list) and a["segmentation"] for a in anns):
             target["masks"] = torch.stack([_polygon_mask(a["segmentation"], height, width) for a in anns])
         return image, target
+
+
+def _xyxy(boxes: list[list[float]]) -> torch.Tensor:
+    """COCO ``[x, y, w, h]`` boxes as a ``(K, 4)`` float32 tensor of ``(x1, y1, x2, y2)``."""
+    return torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=torch.float32).reshape(-1, 4)
 
 
 def _polygon_mask(polygons: list[list[float]], height: int, width: int) -> torch.Tensor:

@@ -28,8 +28,9 @@ class DetectionMAP:
     """COCO mAP@[.5:.95] and mAP@.5 over predictions and targets in torchvision's convention.
 
     A prediction is ``{"boxes": (K, 4) x1y1x2y2, "scores": (K,), "labels": (K,)}``, a target
-    ``{"boxes", "labels"}``. Images with no ground truth count (their detections are false positives).
-    ``max_detections`` is COCO's per-image cap (100).
+    ``{"boxes", "labels"}`` and, for COCO crowd regions, ``{"crowd_boxes", "crowd_labels"}`` (as COCO:
+    a detection matched to one is ignored, neither a true nor a false positive). Images with no ground
+    truth count (their detections are false positives). ``max_detections`` is COCO's per-image cap (100).
     """
 
     def __init__(self, max_detections: int = 100) -> None:
@@ -45,14 +46,17 @@ class DetectionMAP:
         for pred, target in zip(predictions, targets):
             image_id = len(self.images) + 1
             self.images.append({"id": image_id})
-            for box, label in zip(_xyxy(target["boxes"]), torch.as_tensor(target["labels"]).tolist()):
-                x1, y1, x2, y2 = (float(v) for v in box)
-                w, h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
-                self.labels.add(int(label))
-                self.truths.append({
-                    "id": len(self.truths) + 1, "image_id": image_id, "category_id": int(label),
-                    "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": 0,
-                })  # fmt: skip
+            for crowd, boxes, labels in ((0, "boxes", "labels"), (1, "crowd_boxes", "crowd_labels")):
+                if boxes not in target:
+                    continue
+                for box, label in zip(_xyxy(target[boxes]), torch.as_tensor(target[labels]).tolist()):
+                    x1, y1, x2, y2 = (float(v) for v in box)
+                    w, h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+                    self.labels.add(int(label))
+                    self.truths.append({
+                        "id": len(self.truths) + 1, "image_id": image_id, "category_id": int(label),
+                        "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": crowd,
+                    })  # fmt: skip
             scores = torch.as_tensor(pred["scores"]).reshape(-1).tolist()
             labels = torch.as_tensor(pred["labels"]).reshape(-1).tolist()
             for box, score, label in zip(_xyxy(pred["boxes"]), scores, labels):
@@ -67,7 +71,7 @@ class DetectionMAP:
         """``{"map": mAP@[.5:.95], "map_50": mAP@.5}`` in [0, 1]; 0 when nothing was detected."""
         if not self.images:
             raise DataError("DetectionMAP.compute() before any update(): the evaluation saw no images")
-        if not self.truths:
+        if not any(t["iscrowd"] == 0 for t in self.truths):
             raise DataError("the evaluation images hold no ground-truth boxes, so mAP is undefined")
         if not self.detections:
             return {"map": 0.0, "map_50": 0.0}
