@@ -14,8 +14,9 @@ from netsculpt.allocate.widths import DEFAULT_ROUND_TO, check_round_to
 from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
+from netsculpt.graph.compiled import refuse_compiled
 from netsculpt.graph.snapshot import ModuleSnapshot
-from netsculpt.graph.tracing import as_tuple, refuse_compiled, training_branches_mode
+from netsculpt.graph.tracing import as_tuple, training_branches_mode
 from netsculpt.importance import get_criterion
 from netsculpt.modes import eval_mode
 from netsculpt.spec import SPEC_ATTR, append_plan, ensure_base, model_spec

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.graph.channel_graph import ChannelGraph
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.progress import track
 from netsculpt.surgery import PrunePlan
 
@@ -144,7 +145,7 @@ def refit_consumers_(
         if max_batches is not None and i >= max_batches:
             break
         batches.append(batch)
-    was = original.training, pruned.training
+    modes = module_modes(original) + module_modes(pruned)
     original.eval(), pruned.eval()
     try:
         names = layers if layers is not None else changed_consumers(original, pruned)
@@ -154,4 +155,4 @@ def refit_consumers_(
             for name in track(names, "refit")
         }
     finally:
-        original.train(was[0]), pruned.train(was[1])
+        restore_modes(modes)

@@ -19,6 +19,7 @@ from torch.utils._pytree import tree_flatten
 from netsculpt.errors import ConfigError, TraceError
 from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, OpRecord, Value
+from netsculpt.graph.compiled import refuse_compiled
 from netsculpt.graph.labels import plain
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
@@ -303,31 +304,6 @@ def run_trace(
     if execute != "real":
         raise TraceError(f"execute must be 'shapes' or 'real', got {execute!r}")
     return _run_trace(model, example_inputs, shapes_only=False, training=training)
-
-
-def refuse_compiled(model: torch.nn.Module) -> None:
-    """A ``torch.compile``'d module runs dynamo's bytecode, not the module's forward, and pruning must
-    change the user's own module, not the compiled wrapper: ask for the module it compiled."""
-    import sys
-
-    if isinstance(model, torch.jit.ScriptModule):  # scripted or traced: its Python modules are gone
-        raise TraceError(
-            f"the model is a TorchScript {type(model).__name__} (torch.jit.script / torch.jit.trace); "
-            "netsculpt traces and prunes the eager nn.Module: pass that, then script the pruned result"
-        )
-    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # not imported: nothing was compiled
-    wrapper = getattr(dynamo, "OptimizedModule", None)
-    if wrapper is None:
-        return
-    for name, m in model.named_modules():
-        if isinstance(m, wrapper):
-            path = "model" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in name.split(".") if p)
-            fix = f"set {path} = {path}._orig_mod" if name else "pass compiled._orig_mod"
-            raise TraceError(
-                f"{f'`{name}` of the model' if name else 'the model'} was compiled with torch.compile; "
-                "netsculpt traces and prunes the module itself, not the compiled wrapper: use the "
-                f"uncompiled module ({fix}), then compile the pruned result"
-            )
 
 
 def _run_trace(
