@@ -23,6 +23,7 @@ from torch import nn
 from netsculpt.edits import replay_edits
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import atomic_write, write_json
+from netsculpt.parallel import unwrap_parallel
 from netsculpt.saved.bases import build_base
 from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
 from netsculpt.saved.dtypes import cast_floats_, float_dtypes
@@ -114,11 +115,13 @@ def save(
     other class (its loading then needs ``model=`` or ``trust_builder=``). ``builder=`` names code that
     rebuilds the unpruned architecture (run on load only when the loader trusts it). ``coding="context"``
     range-codes palette indices and sparsity masks with a context model (smaller; slower to load).
+    A ``DataParallel`` / ``DistributedDataParallel`` is saved as the network inside it (with a warning).
     """
     from netsculpt.weights.storage import pack_state
 
     if not isinstance(model, nn.Module):
         raise ConfigError(f"ns.save(model, directory) takes a torch.nn.Module, got {type(model).__name__}")
+    model = unwrap_parallel(model, "ns.save")  # a DataParallel's folder would load as a DataParallel
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{str(directory)!r} is a file; ns.save writes a folder: choose another path")
@@ -150,6 +153,8 @@ def load(
     """
     where = repr(str(Path(directory) / SPEC_FILE))
     document = read_document(directory)
+    if isinstance(model, nn.Module):
+        model = unwrap_parallel(model, "ns.load(model=...)")  # the saved base is the network inside
     base = build_base(
         document["base"], document["base_shapes"], where, model=model, trust_builder=trust_builder
     )

@@ -1,7 +1,8 @@
 """Models netsculpt cannot trace or prune in place: compiled or scripted wrappers of a user's module.
 
 Pruning must change the user's own ``nn.Module``; a ``torch.compile`` wrapper runs dynamo's bytecode and
-a TorchScript module has no Python submodules, so both are refused with the module to pass instead.
+a TorchScript module has no Python submodules, so both are refused with the module to pass instead, as is
+a ``DataParallel`` wrapper (:mod:`netsculpt.parallel`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from netsculpt.errors import TraceError
+from netsculpt.parallel import refuse_parallel
 
 
 def refuse_compiled(model: torch.nn.Module) -> None:
@@ -16,6 +18,7 @@ def refuse_compiled(model: torch.nn.Module) -> None:
     change the user's own module, not the compiled wrapper: ask for the module it compiled."""
     import sys
 
+    refuse_parallel(model)
     if isinstance(model, torch.jit.ScriptModule):  # scripted or traced: its Python modules are gone
         raise TraceError(
             f"the model is a TorchScript {type(model).__name__} (torch.jit.script / torch.jit.trace); "

@@ -23,6 +23,7 @@ from netsculpt.measure.macs import LayerMetrics, count_macs, count_params
 from netsculpt.measure.memory import peak_activation_bytes
 from netsculpt.measure.onnx_runtime import export_onnx, onnx_latency
 from netsculpt.measure.size import serialized_size_bytes
+from netsculpt.parallel import unwrap_parallel
 
 
 @dataclass
@@ -115,7 +116,7 @@ def measure(
     cannot be exported gets ``unavailable["onnxruntime"]`` (the exporters' reason) instead of a timing.
     Structured inputs (a detector's ``([image],)``) are timed as given, at batch size 1 only.
     """
-    check_module(model)
+    model = unwrap_parallel(check_module(model), "ns.measure")  # layer names without "module."
     inputs = as_tuple(example_inputs)
     sizes = sorted({1, *(int(b) for b in batch_sizes)})
     if latency or onnx:

@@ -35,6 +35,7 @@ from netsculpt.measure._inputs import (
 )
 from netsculpt.measure.latency import check_counts, median_ms
 from netsculpt.modes import eval_mode
+from netsculpt.parallel import unwrap_parallel
 
 # Opsets each exporter writes natively (the dynamo one converts anything below 18, noisily).
 OPSET = {False: 17, True: 18}
@@ -85,7 +86,7 @@ def export_onnx(model: nn.Module, example_inputs: ExampleInputs, path: str | os.
     """Export ``model`` (in eval mode) to ``path`` and validate the file with ``onnx.checker``."""
     import onnx
 
-    check_module(model)
+    model = unwrap_parallel(check_module(model), "export_onnx")  # exporters refuse a DataParallel
     inputs = as_tuple(example_inputs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
