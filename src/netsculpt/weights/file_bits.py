@@ -16,6 +16,7 @@ from torch import nn
 
 from netsculpt.weights.dense_blobs import CODES
 from netsculpt.weights.packing import packed_nbytes
+from netsculpt.weights.sparse_palette import masked_nbytes
 from netsculpt.weights.sparse_store import PLAIN_INDICES
 from netsculpt.weights.storage import META_KEY, pack_state
 
@@ -58,10 +59,14 @@ def tensor_bits(model: nn.Module, coding: str = "plain") -> list[TensorBits]:
         return _rows(state, rows)
     info = json.loads(meta[META_KEY])
     coded = info.get("coded")
+    masked = {entry[0]: entry[1:] for entry in info.get("masked", [])}
     for index, (key, bits, shape, groups, dim) in enumerate(info.get("palettes", [])):
         count = int(np.prod(shape)) // dim
         size = coded[index][1] if coded else packed_nbytes(count, bits)
         how = f"{coded[index][0]}-coded" if coded and coded[index][0] != PLAIN_INDICES else "packed"
+        if index in masked:  # a sparse palette: mask, then the indices of the points it keeps
+            layout, kept, mask_bytes = masked[index]
+            size, how = masked_nbytes(bits, kept, mask_bytes), f"packed, {layout} mask"
         rows[key] = (size + groups * 2**bits * dim * 2, f"palette {bits}-bit, {how}")
     for key, code, layout, nonzero, nbytes in info.get("sparse", []):
         rows[key] = (nbytes + nonzero * _itemsize(code), f"sparse, {layout} mask, {_name(code)} values")

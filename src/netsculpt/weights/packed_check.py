@@ -16,12 +16,15 @@ from netsculpt.errors import CheckpointError
 from netsculpt.weights.coding import MODELS
 from netsculpt.weights.dense_blobs import DTYPES, layout_hash
 from netsculpt.weights.packing import packed_nbytes
+from netsculpt.weights.sparse_palette import PLAIN_LAYOUTS, masked_nbytes
 from netsculpt.weights.sparse_store import MASK_LAYOUTS, PLAIN_INDICES, blobs_digest, file_digest
 
 META_KEY = "netsculpt.packed"
 # a plain (unpacked) file's SHA-256 (names, dtypes, shapes, bytes); packed files carry "digest" in META_KEY
 DIGEST_KEY = "netsculpt.sha256"
-FORMAT_VERSION = 2  # 2: sparse tensors, range-coded indices / masks (1 is written when there are none)
+# 2: sparse tensors, range-coded indices / masks (1 is written when there are none); 3: sparse palettes
+# stored as mask + kept indices ("masked"; 1 or 2 is written when there are none, so such files are as before)
+FORMAT_VERSION = 3
 
 _INFO_SCHEMA = {
     "type": "object",
@@ -73,6 +76,20 @@ _INFO_SCHEMA = {
                 "minItems": 5,
             },
         },
+        "masked": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "prefixItems": [
+                    {"type": "integer", "minimum": 0},
+                    {"enum": list(PLAIN_LAYOUTS)},
+                    {"type": "integer", "minimum": 0},
+                    {"type": "integer", "minimum": 0},
+                ],
+                "items": False,
+                "minItems": 4,
+            },
+        },
         "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     },
@@ -101,6 +118,7 @@ def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tenso
     coded = info.get("coded")
     if coded is not None and len(coded) != len(info["palettes"]):
         raise CheckpointError(f"{where!r}: {len(coded)} coded lengths for {len(info['palettes'])} palettes")
+    masked = _masked(info, where)
     expect: dict[str, tuple[torch.dtype, int]] = {}
     if info["palettes"] or info["version"] == 1:
         expect = {"palettes.indices": (torch.uint8, 0), "palettes.luts": (torch.float16, 0)}
@@ -118,7 +136,17 @@ def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tenso
                 f"not fit the rebuilt model's tensor of shape {list(ref.shape)}"
             )
         seen.add(key)
-        size = coded[index][1] if coded is not None else packed_nbytes(numel // dim, bits)
+        if coded is not None:
+            size = coded[index][1]
+        elif index in masked:
+            _layout, kept, mask_bytes = masked[index]
+            if kept > numel // dim:
+                raise CheckpointError(
+                    f"{where!r}: the palette of {key!r} keeps {kept:,} of {numel // dim:,} points"
+                )
+            size = masked_nbytes(bits, kept, mask_bytes)
+        else:
+            size = packed_nbytes(numel // dim, bits)
         expect["palettes.indices"] = (torch.uint8, expect["palettes.indices"][1] + size)
         expect["palettes.luts"] = (torch.float16, expect["palettes.luts"][1] + groups * 2**bits * dim)
     _expect_sparse(info.get("sparse", []), reference, seen, expect, where)
@@ -142,6 +170,19 @@ def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tenso
     if extra:
         raise CheckpointError(f"{where!r}: unexpected blob {extra[0]!r} in a packed file")
     return dense_keys
+
+
+def _masked(info: dict[str, Any], where: str) -> dict[int, list[Any]]:
+    """The masked (sparse) palettes by palette index: ``[layout, kept points, mask bytes]``."""
+    entries = info.get("masked", [])
+    if entries and ("coded" in info or info["version"] < 3):
+        raise CheckpointError(
+            f"{where!r}: masked palettes in a context-coded or version {info['version']} file"
+        )
+    masked = {entry[0]: entry[1:] for entry in entries}
+    if len(masked) != len(entries) or any(index >= len(info["palettes"]) for index in masked):
+        raise CheckpointError(f"{where!r}: masked palette indices {sorted(masked)} do not fit the palettes")
+    return masked
 
 
 def _expect_sparse(
