@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netsculpt import checks
 from netsculpt.errors import ConfigError, TraceError
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, at_batch, check_module
 from netsculpt.measure.calibration import Calibration, cpu_calibration
@@ -117,12 +118,11 @@ def measure(
     """
     check_module(model)
     inputs = as_tuple(example_inputs)
-    sizes = sorted({1, *(int(b) for b in batch_sizes)})
+    checks.flag(latency, "latency", "ns.measure")
+    checks.flag(onnx, "onnx", "ns.measure")
+    sizes = sorted({1, *checks.wholes(batch_sizes, "batch_sizes", "ns.measure")})  # 8 means [8]
     if latency or onnx:
         check_counts(runs, warmup)
-        for b in sizes:
-            if b < 1:
-                raise ConfigError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
     macs, layers = count_macs(model, inputs)
     metrics = Metrics(
         params=count_params(model),
