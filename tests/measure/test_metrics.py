@@ -122,3 +122,25 @@ def test_wrong_argument_types_are_named(
 ) -> None:
     with pytest.raises(ConfigError, match=rf"{option}= takes {accepted}; got {re.escape(repr(value))}"):
         measure(small_cnn, torch.randn(1, 3, 16, 16), **{option: value})
+
+
+def test_counts_record_the_batch_they_are_for(small_cnn: nn.Module) -> None:
+    one = measure(small_cnn, torch.randn(1, 3, 16, 16), latency=False)
+    eight = measure(small_cnn, torch.randn(8, 3, 16, 16), runs=1, warmup=0)
+    assert (one.batch_size, eight.batch_size) == (1, 8)
+    # conv and linear MACs are linear in the batch: the per-sample figure is the batch-1 count
+    assert eight.macs == 8 * one.macs and eight.macs_per_sample == one.macs
+    assert sorted(eight.latency["torch"]) == [1]  # while latency_ms stays the batch-1 timing
+    assert Metrics.from_dict(json.loads(json.dumps(eight.to_dict()))).batch_size == 8
+    old_record = {k: v for k, v in eight.to_dict().items() if k != "batch_size"}
+    assert Metrics.from_dict(old_record).batch_size is None  # results.json written before the field
+
+
+class _ListInput(nn.Module):
+    def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([x.sum() for x in images])
+
+
+def test_structured_inputs_have_no_batch_size() -> None:
+    metrics = measure(_ListInput(), ([torch.randn(3, 4, 4), torch.randn(3, 4, 4)],), latency=False)
+    assert metrics.batch_size is None and metrics.macs_per_sample is None
