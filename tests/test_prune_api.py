@@ -175,7 +175,7 @@ def lenet() -> tuple[torch.nn.Module, torch.Tensor]:
         ("calib_batches", "8", r"a whole number >= 1"),
         ("threads", "x", r"a whole number >= 1"),
         ("allow_inexact", "no", r"True or False"),
-        ("strategy", "bogus", r"one of 'uniform', 'global', 'fast'"),
+        ("strategy", "bogus", r"one of uniform, global, fast"),
         ("graph", 3, r"a ChannelGraph from ns.trace.*"),
         ("inplace", "yes", r"True or False"),
     ],

@@ -144,9 +144,7 @@ def _check_options(
     checks.module(model, error=PruningError)
     checks.instance(widths, dict, "widths", "a dict of group id or module name -> channels kept", **_OPTIONAL)
     if strategy not in STRATEGIES:
-        raise checks.refuse(
-            "strategy", strategy, f"one of {', '.join(map(repr, STRATEGIES))}", "", PruningError
-        )
+        raise checks.refuse("strategy", strategy, f"one of {', '.join(STRATEGIES)}", "", PruningError)
     checks.optional_whole(calib_batches, "calib_batches", error=PruningError)
     checks.flag(allow_inexact, "allow_inexact", error=PruningError)
     checks.whole(min_channels, "min_channels", error=PruningError)
