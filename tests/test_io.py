@@ -234,3 +234,21 @@ def test_trace_refuses_what_is_not_a_model() -> None:
 
     with pytest.raises(TraceError, match=r"expected a torch\.nn\.Module, got str"):
         ns.trace("resnet18", torch.randn(1, 3, 8, 8))
+
+
+def test_wrong_argument_types_are_named(tmp_path) -> None:
+    model = ns.create_model("lenet5")
+    with pytest.raises(ConfigError, match=r"ns.save: directory= takes a path .*; got None \(NoneType\)"):
+        ns.save(model, None)
+    with pytest.raises(
+        ConfigError, match=r"ns.save: extra= takes a dict of plain data \(JSON\), or None; got 3"
+    ):
+        ns.save(model, tmp_path / "m", extra=3)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"cannot create the folder .*file/m'.*: Not a directory"):
+        ns.save(model, tmp_path / "file" / "m")  # was a raw NotADirectoryError
+    with pytest.raises(ConfigError, match=r"ns.load: directory= takes a path .*; got 3 \(int\)"):
+        ns.load(3)
+    ns.save(model, tmp_path / "ok")
+    with pytest.raises(ConfigError, match=r"ns.load: trust_builder= takes 'package.module:function'"):
+        ns.load(tmp_path / "ok", trust_builder=3)

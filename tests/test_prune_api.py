@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -154,3 +155,73 @@ def test_pruned_copy_keeps_each_modules_mode() -> None:
     small = ns.prune(model, torch.randn(1, 3, 8, 8), ratio=0.5, round_to=1)
     assert [m.training for m in small.modules()] == [m.training for m in model.modules()]
     assert small.training and not small[1].training
+
+
+@pytest.fixture
+def lenet() -> tuple[torch.nn.Module, torch.Tensor]:
+    return ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "accepted"),
+    [
+        ("criterion", None, r"a registered name \(bn_scale, .*\) or an object with .needs and .score\(\)"),
+        ("criterion", 3, r"a registered name .*"),
+        ("widths", 3, r"a dict of group id or module name -> channels kept"),
+        ("widths", [("conv1", 2)], r"a dict of group id .*"),
+        ("ignored", 3, r"module names or module objects \(one, or a list\), or None"),
+        ("min_channels", None, r"a whole number >= 1"),
+        ("min_channels", 1.5, r"a whole number >= 1"),
+        ("calib_batches", "8", r"a whole number >= 1"),
+        ("threads", "x", r"a whole number >= 1"),
+        ("allow_inexact", "no", r"True or False"),
+        ("strategy", "bogus", r"one of uniform, global, fast"),
+        ("graph", 3, r"a ChannelGraph from ns.trace.*"),
+        ("inplace", "yes", r"True or False"),
+    ],
+)
+def test_wrong_option_types_name_the_option(lenet, option, value, accepted) -> None:
+    # each of these was a raw TypeError / AttributeError from deep inside (or silently ignored)
+    with pytest.raises(PruningError, match=rf"{option}= takes {accepted}; got {re.escape(repr(value))}"):
+        ns.prune(*lenet, **{option: value})
+
+
+def test_unknown_option_lists_the_options(lenet) -> None:
+    with pytest.raises(PruningError, match=r"ns.prune has no option ratoi; its options: criterion, ratio, "):
+        ns.prune(*lenet, ratoi=0.5)
+
+
+def test_ignored_none_ignores_nothing(lenet) -> None:
+    model, x = lenet
+    assert ns.trace(model, x, ignored=None).prunable_groups
+    assert ns.prune(model, x, ignored=None).conv1.out_channels < model.conv1.out_channels
+
+
+def test_apply_plan_takes_a_plan_or_its_dict_and_refuses_anything_else(lenet) -> None:
+    model, x = lenet
+    plan, _ = ns.plan_pruning(model, x, ratio=0.5)
+    from_dict = ns.apply_plan(model, plan.to_dict(), x)
+    assert torch.equal(from_dict(x), ns.apply_plan(model, plan, x)(x))
+    with pytest.raises(PruningError, match=r"expected keys 'keep' and 'sizes', got a dict with keys \[\]"):
+        ns.apply_plan(model, {}, x)
+    with pytest.raises(
+        PruningError, match=r"ns.apply_plan: plan= takes a PrunePlan .*; got None \(NoneType\)"
+    ):
+        ns.apply_plan(model, None, x)
+    with pytest.raises(PruningError, match=r"model= takes a torch.nn.Module .*; got None"):
+        ns.apply_plan(None, plan, x)
+
+
+@pytest.mark.parametrize("steps", [1.5, None, "2", True, 0])
+def test_prune_iteratively_needs_a_whole_number_of_steps(lenet, steps) -> None:
+    with pytest.raises(PruningError, match=r"ns.prune_iteratively: steps= takes a whole number >= 1; got"):
+        ns.prune_iteratively(*lenet, steps=steps, target="macs=0.5")
+
+
+def test_prune_iteratively_refuses_a_finetune_that_is_not_a_function(lenet) -> None:
+    with pytest.raises(PruningError, match=r"finetune= takes a function, or None; got 3 \(int\)"):
+        ns.prune_iteratively(*lenet, steps=1, target="macs=0.5", finetune=3)
+    with pytest.raises(
+        PruningError, match=r"ns.prune_iteratively has no option graph; its options: criterion, "
+    ):
+        ns.prune_iteratively(*lenet, steps=1, target="macs=0.5", graph=None)

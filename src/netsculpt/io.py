@@ -20,6 +20,7 @@ from typing import Any
 from safetensors.torch import save_file
 from torch import nn
 
+from netsculpt import checks
 from netsculpt.edits import replay_edits
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import atomic_write, write_json
@@ -122,13 +123,18 @@ def save(
     if not isinstance(model, nn.Module):
         raise ConfigError(f"ns.save(model, directory) takes a torch.nn.Module, got {type(model).__name__}")
     model = unwrap_parallel(model, "ns.save")  # a DataParallel's folder would load as a DataParallel
-    directory = Path(directory)
+    directory = checks.path(directory, "directory", "ns.save")
+    for arg, value in (("builder_kwargs", builder_kwargs), ("extra", extra)):
+        checks.instance(value, dict, arg, "a dict of plain data (JSON), or None", "ns.save", optional=True)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{str(directory)!r} is a file; ns.save writes a folder: choose another path")
     document = _document(model, builder, builder_kwargs, extra)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     tensors, metadata = pack_state(model, state, coding)  # palettized layers as packed indices + fp16 tables
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:  # a file on the way, no rights
+        raise ConfigError(f"ns.save cannot create the folder {str(directory)!r}: {exc.strerror}") from None
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata=metadata))
     write_json(directory / SPEC_FILE, document)
     return directory
@@ -151,6 +157,10 @@ def load(
     when the base is a class netsculpt cannot rebuild. ``trust_builder``: the exact
     ``"package.module:function"`` you allow to build the base, when the file names one.
     """
+    directory = checks.path(directory, "directory", "ns.load")
+    checks.instance(
+        trust_builder, str, "trust_builder", "'package.module:function', or None", "ns.load", optional=True
+    )
     where = repr(str(Path(directory) / SPEC_FILE))
     document = read_document(directory)
     if isinstance(model, nn.Module):

@@ -9,7 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from netsculpt import checks
 from netsculpt.allocate import Target, check_ratio, target_plan, uniform_plan, widths_plan
+from netsculpt.allocate.targets import STRATEGIES
 from netsculpt.allocate.widths import DEFAULT_ROUND_TO, check_round_to
 from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
@@ -59,6 +61,7 @@ def plan_pruning(
     an integer (``1`` keeps exact counts). Latency targets are measured on the same ``runtime``.
     """
     round_to = check_round_to(round_to)
+    _check_options(model, widths, strategy, calib_batches, allow_inexact, min_channels, graph, threads)
     if sum(x is not None for x in (ratio, target, widths)) > 1:
         raise PruningError("give only one of ratio=, target=, widths=")
     if ratio is None and target is None and widths is None:
@@ -123,6 +126,32 @@ def plan_pruning(
     return plan, graph
 
 
+_OPTIONAL: dict[str, Any] = {"error": PruningError, "optional": True}
+_GRAPH = "a ChannelGraph from ns.trace(model, x), or None"
+
+
+def _check_options(
+    model: Any,
+    widths: Any,
+    strategy: Any,
+    calib_batches: Any,
+    allow_inexact: Any,
+    min_channels: Any,
+    graph: Any,
+    threads: Any,
+) -> None:
+    """Refuse wrong types before any work, naming the option (they failed deep in allocation before)."""
+    checks.module(model, error=PruningError)
+    checks.instance(widths, dict, "widths", "a dict of group id or module name -> channels kept", **_OPTIONAL)
+    if strategy not in STRATEGIES:
+        raise checks.refuse("strategy", strategy, f"one of {', '.join(STRATEGIES)}", "", PruningError)
+    checks.optional_whole(calib_batches, "calib_batches", error=PruningError)
+    checks.flag(allow_inexact, "allow_inexact", error=PruningError)
+    checks.whole(min_channels, "min_channels", error=PruningError)
+    checks.whole(threads, "threads", error=PruningError)
+    checks.instance(graph, ChannelGraph, "graph", _GRAPH, **_OPTIONAL)
+
+
 def give_task(crit: Any, criterion: Any, task: Any) -> None:
     """Hand a data-driven criterion the task; refuse one that needs a class label per image without it."""
     from netsculpt.tasks import get_task
@@ -147,7 +176,13 @@ def apply_plan(
     inplace: bool = False,
     graph: ChannelGraph | None = None,
 ) -> nn.Module:
-    """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model."""
+    """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model.
+
+    ``plan`` is a :class:`PrunePlan` or its ``to_dict()`` form (what ``plan.save`` writes)."""
+    checks.module(model, error=PruningError)
+    checks.flag(inplace, "inplace", "ns.apply_plan", PruningError)
+    plan = _as_plan(plan)
+    checks.instance(graph, ChannelGraph, "graph", _GRAPH, **_OPTIONAL)
     refuse_compiled(model)  # also when a graph is given: surgery would change the compiled wrapper
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
     target = model if inplace else copy.deepcopy(model)
@@ -171,6 +206,21 @@ def apply_plan(
             "ignored=[...] with those layers (or keep allow_inexact off)."
         ) from err.__cause__
     return target
+
+
+def _as_plan(plan: Any) -> PrunePlan:
+    """A PrunePlan, or the dict ``PrunePlan.to_dict`` / ``plan.save`` gives; anything else is refused."""
+    if isinstance(plan, PrunePlan):
+        return plan
+    if isinstance(plan, dict):
+        return PrunePlan.from_dict(plan)
+    raise checks.refuse(
+        "plan",
+        plan,
+        "a PrunePlan (from ns.plan_pruning or PrunePlan.load(path)) or its to_dict() form",
+        "ns.apply_plan",
+        PruningError,
+    )
 
 
 def _undo_surgery(model: nn.Module) -> Callable[[], None]:
@@ -218,6 +268,8 @@ def prune(model: nn.Module, example_inputs: Any, *, inplace: bool = False, **opt
     too but lost 45-60 points of accuracy even after fine-tuning (docs/engine.md, "Pricing activation
     volume").
     """
+    checks.known_options(options, plan_pruning, "ns.prune", PruningError)
+    checks.flag(inplace, "inplace", "ns.prune", PruningError)
     plan, graph = plan_pruning(model, example_inputs, **options)
     return apply_plan(model, plan, example_inputs, inplace=inplace, graph=graph)
 
@@ -236,8 +288,15 @@ def prune_iteratively(
     Each round's target is a geometric step from the original cost towards the final one, measured
     against the *original* model, so scores are recomputed on the partly pruned, fine-tuned network.
     """
-    if steps < 1:
-        raise PruningError("steps must be at least 1")
+    steps = checks.whole(steps, "steps", "ns.prune_iteratively", error=PruningError)
+    checks.function(finetune, "finetune", "ns.prune_iteratively", PruningError)
+    checks.known_options(
+        options,
+        plan_pruning,
+        "ns.prune_iteratively",
+        PruningError,
+        drop=("ratio", "target", "widths", "graph"),
+    )
     target = Target.coerce(target)
     if target.metric == "latency":
         raise PruningError(

@@ -25,6 +25,10 @@ class Registry(Generic[T]):
 
     def register(self, name: str, obj: T | None = None, *, overwrite: bool = False) -> Callable[[T], T] | T:
         """Register ``obj`` under ``name``; without ``obj`` returns a decorator."""
+        if not isinstance(name, str) or not name:
+            from netsculpt.checks import refuse
+
+            raise refuse("name", name, f"a non-empty string naming the {self.kind}")
 
         def add(item: T) -> T:
             if name in self._entries and not overwrite:

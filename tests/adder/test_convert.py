@@ -139,3 +139,26 @@ def test_a_conv_registered_twice_becomes_one_shared_adder_layer(tmp_path) -> Non
     assert again.a is again.b
     with torch.no_grad():
         assert torch.equal(again.eval()(x), ann.eval()(x))
+
+
+def test_keep_none_keeps_no_layer() -> None:
+    # keep=None raised "'NoneType' object is not iterable"; it now means the same as keep=[]
+    cnn = ns.create_model("lenet5")
+    assert _adders(to_adder(cnn, keep=None)) == _adders(to_adder(cnn, keep=[])) == ["conv1.0", "conv2.0"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"keep": 3}, r"keep= takes 'first', 'last', module names \(one or a list\) or None; got 3 \(int\)"),
+        ({"keep": ["first", 3]}, r"keep= takes 'first', 'last', module names"),
+        ({"eta": None}, r"eta= takes a number; got None"),
+        ({"eta": "0.2"}, r"eta= takes a number; got '0.2' \(str\)"),
+        ({"copy_filters": "yes"}, r"copy_filters= takes True or False"),
+    ],
+)
+def test_wrong_argument_types_are_named(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"ns.to_adder: {message}"):
+        to_adder(ns.create_model("lenet5"), **kwargs)
+    with pytest.raises(ConfigError, match=r"ns.to_adder: model= takes a torch.nn.Module"):
+        to_adder(None)

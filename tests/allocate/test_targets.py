@@ -173,3 +173,10 @@ def test_latency_target_lands_on_the_latency_models_prediction(models) -> None:
     assert count_macs(small, x)[0] < count_macs(model, x)[0]
     with pytest.raises(PruningError, match="latency target"):
         ns.prune_iteratively(model, x, steps=2, target=ns.Target(latency=0.5))
+
+
+@pytest.mark.parametrize("value", ["half", True, [0.5]])
+def test_target_value_must_be_a_number(value) -> None:
+    # Target(macs="half") raised a bare ValueError from float()
+    with pytest.raises(PruningError, match=r"Target: macs= takes a number; got"):
+        ns.Target(macs=value)

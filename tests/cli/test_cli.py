@@ -24,11 +24,13 @@ def test_analyze_json_has_the_documented_keys(capsys) -> None:
     assert data["params"] == 431_080  # LeNet-5 20-50-500: the zoo's documented count
     # conv1 20*25*24*24 + conv2 50*20*25*8*8 + fc 800*500 + 500*10 multiply-accumulates
     assert data["macs"] == 20 * 25 * 576 + 50 * 500 * 64 + 800 * 500 + 500 * 10
+    assert data["batch_size"] == 1  # analyze's example is one image: the MACs above are per image
 
 
 def test_analyze_table_and_groups(capsys) -> None:
     code, out, _ = run(capsys, "analyze", "resnet20_cifar", "--groups", "--runs", "2")
     assert code == 0 and "conv1" in out and "272,474 params" in out and "prunable" in out
+    assert "M MACs (batch 1)" in out  # each total says which batch it is for, as latency did
 
 
 def test_prune_then_analyze_the_saved_directory(capsys, tmp_path) -> None:

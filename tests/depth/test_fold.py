@@ -217,3 +217,11 @@ def test_a_merge_that_would_cost_more_macs_is_left_alone() -> None:
     assert sum(p.numel() for p in folded.parameters()) < sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         assert (folded(x) - model(x)).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("option", ["convs", "grouped", "inplace"])
+def test_flags_must_be_booleans(option: str) -> None:
+    # convs="no" is truthy: it merged convs it was asked not to
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).eval()
+    with pytest.raises(PruningError, match=rf"ns.fold: {option}= takes True or False; got 'no' \(str\)"):
+        ns.fold(model, torch.randn(1, 3, 8, 8), **{option: "no"})

@@ -180,3 +180,15 @@ def test_a_model_in_train_mode_scores_and_removes_as_in_eval_mode() -> None:
     assert in_train == in_eval and model.training
     small = ns.prune_depth(model, x, blocks=2)
     assert len(small.netsculpt_spec["edits"][0]["blocks"]) == 2
+
+
+def test_wrong_argument_types_are_named(resnet20) -> None:
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.raises(
+        PruningError, match=r"ns.prune_depth: criterion= takes 'output_change', 'sensitivity'"
+    ):
+        ns.prune_depth(resnet20, x, blocks=1, criterion=None)  # was "'NoneType' object has no attribute"
+    with pytest.raises(PruningError, match=r"ns.prune_depth has no option block; its options: blocks, "):
+        ns.prune_depth(resnet20, x, block=1)
+    with pytest.raises(PruningError, match=r"calib_batches= takes a whole number >= 1; got 'all'"):
+        ns.prune_depth(resnet20, x, blocks=1, calib_batches="all")

@@ -29,7 +29,7 @@ def test_measure_latency_runs_in_eval_without_grad(small_cnn: nn.Module) -> None
 
 def test_bad_arguments() -> None:
     model = nn.Linear(2, 2)
-    with pytest.raises(ConfigError, match="runs >= 1"):
+    with pytest.raises(ConfigError, match="runs= takes a whole number >= 1"):
         measure_latency(model, torch.randn(1, 2), runs=0)
     with pytest.raises(ConfigError, match="choose one of torch, compile, onnxruntime, openvino"):
         measure_latency(model, torch.randn(1, 2), runtime="tensorrt")

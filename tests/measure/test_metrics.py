@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_json_round_trip_keeps_latency_keys_as_ints() -> None:
 
 
 def test_bad_batch_size(small_cnn: nn.Module) -> None:
-    with pytest.raises(ConfigError, match="batch sizes must be >= 1"):
+    with pytest.raises(ConfigError, match="batch_sizes= takes a whole number >= 1"):
         measure(small_cnn, torch.randn(1, 3, 16, 16), batch_sizes=(0,))
 
 
@@ -87,3 +88,59 @@ def test_quantized_model_is_smaller() -> None:
     quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     # int8 weights are a quarter of float32; the float32 bias and scales are small next to 256x256
     assert serialized_size_bytes(quantized) < serialized_size_bytes(model) / 3
+
+
+def test_one_batch_size_is_a_list_of_one(small_cnn: nn.Module) -> None:
+    # batch_sizes=4 raised "'int' object is not iterable" from inside measure
+    metrics = measure(small_cnn, torch.randn(1, 3, 16, 16), batch_sizes=4, runs=1, warmup=0)
+    assert sorted(metrics.latency["torch"]) == [1, 4]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "accepted"),
+    [
+        (
+            "batch_sizes",
+            "16",
+            r"a whole number >= 1 or a list of them \(e.g. \[1, 8\]\)",
+        ),  # was timed at batches 1 and 6
+        (
+            "batch_sizes",
+            [1.5],
+            r"a whole number >= 1 or a list of them \(e.g. \[1, 8\]\)",
+        ),  # was timed at batch 1
+        ("batch_sizes", None, r"a whole number >= 1 or a list of them \(e.g. \[1, 8\]\)"),
+        ("runs", None, "a whole number >= 1"),
+        ("runs", 1.5, "a whole number >= 1"),
+        ("warmup", "3", "a whole number >= 0"),
+        ("latency", "no", "True or False"),  # "no" is truthy: latency was measured
+        ("onnx", "yes", "True or False"),
+    ],
+)
+def test_wrong_argument_types_are_named(
+    small_cnn: nn.Module, option: str, value: object, accepted: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{option}= takes {accepted}; got {re.escape(repr(value))}"):
+        measure(small_cnn, torch.randn(1, 3, 16, 16), **{option: value})
+
+
+def test_counts_record_the_batch_they_are_for(small_cnn: nn.Module) -> None:
+    one = measure(small_cnn, torch.randn(1, 3, 16, 16), latency=False)
+    eight = measure(small_cnn, torch.randn(8, 3, 16, 16), runs=1, warmup=0)
+    assert (one.batch_size, eight.batch_size) == (1, 8)
+    # conv and linear MACs are linear in the batch: the per-sample figure is the batch-1 count
+    assert eight.macs == 8 * one.macs and eight.macs_per_sample == one.macs
+    assert sorted(eight.latency["torch"]) == [1]  # while latency_ms stays the batch-1 timing
+    assert Metrics.from_dict(json.loads(json.dumps(eight.to_dict()))).batch_size == 8
+    old_record = {k: v for k, v in eight.to_dict().items() if k != "batch_size"}
+    assert Metrics.from_dict(old_record).batch_size is None  # results.json written before the field
+
+
+class _ListInput(nn.Module):
+    def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([x.sum() for x in images])
+
+
+def test_structured_inputs_have_no_batch_size() -> None:
+    metrics = measure(_ListInput(), ([torch.randn(3, 4, 4), torch.randn(3, 4, 4)],), latency=False)
+    assert metrics.batch_size is None and metrics.macs_per_sample is None

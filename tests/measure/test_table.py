@@ -25,6 +25,7 @@ def make(params: int, macs: int, torch_ms: float) -> Metrics:
         layers=[],
         calibration=Calibration(matmul_gflops=80.0, python_loop_ms=20.0),
         threads=2,
+        batch_size=1,
     )
 
 
@@ -47,3 +48,16 @@ def test_single_model_has_no_ratio_column() -> None:
 def test_human_units() -> None:
     assert human_count(999) == "999" and human_count(1500) == "1.50 k" and human_count(4.09e9) == "4.09 G"
     assert human_bytes(512) == "512 B" and human_bytes(3 * 2**20) == "3.00 MiB"
+
+
+def test_counts_say_which_batch_they_are_for() -> None:
+    # MACs of a batch-8 example beside batch-1 latency, unlabelled, read as 8x the cost of one image
+    before, after = make(1000, 8000, 0.5), make(500, 4000, 0.3)
+    before.batch_size = after.batch_size = 8
+    text = render(format_metrics_table(before, after))
+    assert "MACs, batch 8" in text and "Peak activations, batch 8" in text
+    assert "Latency torch, batch 1" in text
+    after.batch_size = 1
+    assert "MACs, batch 8 / 1" in render(format_metrics_table(before, after))
+    before.batch_size = None  # structured inputs: no dim 0 to call the batch
+    assert "MACs (example as given)" in render(format_metrics_table(before))

@@ -74,3 +74,19 @@ def test_unknown_option_lists_accepted_ones() -> None:
 def test_weights_are_never_downloaded() -> None:
     with pytest.raises(ConfigError, match="checkpoint=PATH"):
         create_model("torchvision:resnet18", weights="DEFAULT")
+
+
+@pytest.mark.parametrize("name", [None, 3, ["lenet5"]])
+def test_a_name_that_is_not_a_string_is_named(name: object) -> None:
+    # these failed as "'NoneType' object has no attribute 'startswith'"
+    with pytest.raises(ConfigError, match=r"ns.create_model: name= takes a model name: a zoo name"):
+        create_model(name)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"ns.model_input_shape: name= takes a model name"):
+        model_input_shape(name)  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_that_is_not_a_path_is_named() -> None:
+    with pytest.raises(
+        ConfigError, match=r"checkpoint= takes a path \(a str or pathlib.Path\); got 3 \(int\)"
+    ):
+        create_model("lenet5", checkpoint=3)  # type: ignore[arg-type]

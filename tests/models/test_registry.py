@@ -65,3 +65,10 @@ def test_list_models_with_external() -> None:
     # torchvision 0.29's 80 classification, 12 detection and 6 segmentation models
     assert len(tv) == 80 + 12 + 6
     assert "torchvision:fcos_resnet50_fpn" in tv and "torchvision:lraspp_mobilenet_v3_large" in tv
+
+
+def test_list_models_pattern_must_be_a_string() -> None:
+    from netsculpt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"ns.list_models: pattern= takes a shell-style pattern"):
+        list_models(3)  # type: ignore[arg-type]

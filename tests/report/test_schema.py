@@ -26,6 +26,12 @@ def test_recipe_shape_validates_and_keeps_unknown_keys(recipe_results) -> None:
     assert results.model_extra["recipe_sha256"] == "ab" * 32
 
 
+def test_model_records_say_the_batch_their_counts_are_for(compress_results) -> None:
+    compress_results["before"]["batch_size"] = 8  # Metrics.to_dict() writes it beside macs
+    assert validate_results(compress_results).before.batch_size == 8
+    assert "batch_size" in json.dumps(json_schema())
+
+
 def test_only_version_is_required() -> None:
     results = validate_results({"version": 1})
     assert results.before is None and results.points == [] and results.recipe is None
@@ -42,6 +48,7 @@ def test_only_version_is_required() -> None:
         (lambda d: d.update(points=[{"accuracy": 0.5}]), "points[0].name", "Field required"),
         (lambda d: d.update(pareto=[7]), "pareto[0]", "dictionary"),
         (lambda d: d.update(wall_seconds=-1), "wall_seconds", "greater than or equal to 0"),
+        (lambda d: d["before"].update(batch_size=0), "before.batch_size", "greater than or equal to 1"),
     ],
 )  # fmt: skip
 def test_errors_name_the_field(compress_results, mutate, field, words) -> None:

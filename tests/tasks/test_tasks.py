@@ -202,3 +202,11 @@ def test_a_two_stage_detector_distils_with_alpha_zero_as_its_error_says():
 
 def _box() -> dict:
     return {"boxes": torch.tensor([[5.0, 5.0, 30.0, 30.0]]), "labels": torch.tensor([1])}
+
+
+def test_a_task_that_is_neither_a_name_nor_a_task_is_named():
+    # task=3 failed inside difflib ("'int' object is not iterable")
+    with pytest.raises(
+        ConfigError, match=r"task= takes a task name \(classification, detection, segmentation\)"
+    ):
+        get_task(3)

@@ -17,6 +17,7 @@ import torch
 import torch.fx
 from torch import nn
 
+from netsculpt import checks
 from netsculpt.adder.layer import DEFAULT_ETA, AdderConv2d
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.spec import append_step, ensure_base
@@ -116,11 +117,18 @@ def _replace(model: nn.Module, layers: list[dict[str, Any]], eta: float) -> None
 
 
 def to_adder_(
-    model: nn.Module, keep: Iterable[str] = KEEP_WORDS, eta: float = DEFAULT_ETA, copy_filters: bool = False
+    model: nn.Module,
+    keep: Iterable[str] | None = KEEP_WORDS,
+    eta: float = DEFAULT_ETA,
+    copy_filters: bool = False,
 ) -> list[str]:
     """Convert ``model`` in place (see :func:`to_adder`); returns the converted layer names."""
-    if isinstance(keep, str):
-        keep = [keep]
+    checks.module(model, where="ns.to_adder")
+    keep = checks.names(
+        keep, "keep", "ns.to_adder", accepted="'first', 'last', module names (one or a list) or None"
+    )
+    checks.number(eta, "eta", "ns.to_adder")
+    checks.flag(copy_filters, "copy_filters", "ns.to_adder")
     kept = _resolve_keep(model, keep)
     only_bn = _feeds_only_bn(model)
     layers, first_name = [], {}
@@ -150,20 +158,24 @@ def to_adder_(
 
 
 def to_adder(
-    model: nn.Module, keep: Iterable[str] = KEEP_WORDS, eta: float = DEFAULT_ETA, copy_filters: bool = False
+    model: nn.Module,
+    keep: Iterable[str] | None = KEEP_WORDS,
+    eta: float = DEFAULT_ETA,
+    copy_filters: bool = False,
 ) -> nn.Module:
     """A copy of ``model`` whose convolutions (except ``keep``) are adder layers, untrained.
 
     ``keep`` names layers to leave multiplicative: ``"first"`` / ``"last"`` are the first and last weight
     layer (conv or linear) in module order, as in the paper; other items are module names (a block
-    keeps every conv inside it). The adder
+    keeps every conv inside it). ``keep=None`` or ``[]`` keeps none: every convertible conv becomes an
+    adder. The adder
     filters start from a fresh Kaiming init (a trained conv's filters are no good as L1 templates): train
     the result, alone or with :class:`netsculpt.adder.PKKDLoss`. ``copy_filters=True`` starts them from
     the convs' filters instead: for an untrained CNN that is the same Kaiming draw, and it lets a PKKD
     teacher that starts as that CNN have channels that correspond to the student's (the kernel loss
     matches them channel by channel).
     """
-    copied = copy.deepcopy(model)
+    copied = copy.deepcopy(checks.module(model, where="ns.to_adder"))
     to_adder_(copied, keep, eta, copy_filters)
     return copied
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from netsculpt import checks
 from netsculpt.allocate.cost import CostModel
 from netsculpt.allocate.rebalance import rebalance, top_up
 from netsculpt.allocate.uniform import keep_count, removal_order, select_keep
@@ -52,7 +53,7 @@ class Target:
                 "Target takes exactly one of macs=, params=, channels=, latency= (a fraction in (0, 1])"
             )
         ((key, value),) = given.items()
-        if not 0.0 < float(value) <= 1.0:
+        if not 0.0 < checks.number(value, key, "Target", PruningError) <= 1.0:
             raise PruningError(f"Target {key}={value!r} must be a fraction in (0, 1] of the original model")
 
     def _fields(self) -> list[tuple[str, float | None]]:

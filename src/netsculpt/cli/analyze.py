@@ -40,10 +40,11 @@ def run(args: argparse.Namespace) -> int:
         )
     console.print(table)
     lat = f"{metrics.latency_ms:.2f} ms" if metrics.latency_ms is not None else "-"
+    at = f"batch {metrics.batch_size}" if metrics.batch_size else "example as given"
     console.print(
-        f"[bold]total[/]: {metrics.params:,} params · {metrics.macs / 1e6:,.2f} M MACs · peak activations "
-        f"{metrics.peak_activation_bytes / 2**20:.2f} MiB · size {metrics.size_bytes / 2**20:.2f} MiB · "
-        f"latency {lat} (batch 1)"
+        f"[bold]total[/]: {metrics.params:,} params · {metrics.macs / 1e6:,.2f} M MACs ({at}) · peak "
+        f"activations {metrics.peak_activation_bytes / 2**20:.2f} MiB ({at}) · size "
+        f"{metrics.size_bytes / 2**20:.2f} MiB · latency {lat} (batch 1)"
     )
     if args.groups:
         from netsculpt.graph import trace

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netsculpt import checks
 from netsculpt.allocate import Target
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
@@ -142,6 +143,15 @@ def plan_depth(
     ``{"macs": 0.5}``); ``blocks`` a count, one block name or a list of names."""
     from netsculpt.depth.criteria import block_scores
 
+    if not isinstance(criterion, str) and not callable(getattr(criterion, "score", None)):
+        raise checks.refuse(
+            "criterion",
+            criterion,
+            "'output_change', 'sensitivity', a channel criterion (ns.list_criteria()) or a criterion object",
+            "ns.prune_depth",
+            PruningError,
+        )
+    checks.optional_whole(calib_batches, "calib_batches", "ns.prune_depth", error=PruningError)
     if (blocks is None) == (target is None):
         raise PruningError("give exactly one of blocks= (a count or block names) or target=Target(...)")
     blocks = _read_blocks(blocks)
@@ -225,6 +235,8 @@ def prune_depth(model: nn.Module, example_inputs: Any, *, inplace: bool = False,
     ``blocks``, ``target``, ``criterion``, ``data``, ``calib_batches``). Each removed block becomes its
     shortcut (identity or projection) and the activations after its add: exactly the model with that
     block's branch output zeroed."""
+    checks.known_options(options, plan_depth, "ns.prune_depth", PruningError)
+    checks.flag(inplace, "inplace", "ns.prune_depth", PruningError)
     plan = plan_depth(model, example_inputs, **options)
     return remove_blocks(model, plan.blocks, inplace=inplace)
 
@@ -283,6 +295,9 @@ def fold(
 ) -> nn.Module:
     """Fold every BatchNorm into the layer before it and merge adjacent linear convs (eval mode, exact);
     ``grouped=True`` merges depthwise/grouped convs into dense ones as well (see :func:`fold_plan`)."""
+    checks.flag(convs, "convs", "ns.fold", PruningError)
+    checks.flag(inplace, "inplace", "ns.fold", PruningError)
+    checks.flag(grouped, "grouped", "ns.fold", PruningError)
     merges = fold_plan(model, example_inputs, convs=convs, grouped=grouped)
     target = model if inplace else copy.deepcopy(model)
     ensure_base(target)

@@ -117,6 +117,9 @@ def trace(
             f"expected a torch.nn.Module, got {type(model).__name__} {model!r:.40}; build it first "
             "(e.g. ns.create_model(name) or torchvision.models.resnet18())"
         )
+    from netsculpt.checks import flag
+
+    flag(allow_inexact, "allow_inexact", "ns.trace")
     ignored_names = ignored_module_names(model, ignored)
     _check_ignored(model, ignored_names)
     builder = run_trace(model, example_inputs, execute)
@@ -131,9 +134,18 @@ def trace(
 def ignored_module_names(model: torch.nn.Module, ignored: Any) -> tuple[str, ...]:
     """``ignored`` as module names: one name or module is a list of one (a string was read a character
     at a time: ``ignored="conv1"`` became 'c', 'o', ...), and a module object must be in the model."""
+    from netsculpt.errors import PruningError
+
+    if ignored is None:  # no module ignored, as the default () says
+        ignored = []
     if isinstance(ignored, str | torch.nn.Module):
         ignored = [ignored]
-    from netsculpt.errors import PruningError
+    if not isinstance(ignored, Iterable) or isinstance(ignored, dict):
+        from netsculpt.checks import refuse
+
+        raise refuse(
+            "ignored", ignored, "module names or module objects (one, or a list), or None", "", PruningError
+        )
 
     names = {id(m): n for n, m in model.named_modules()}
     out = []

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from netsculpt.checks import refuse
 from netsculpt.graph.builder import GraphBuilder, Value
 
 Rule = Callable[[GraphBuilder, "Call"], None]
@@ -85,6 +86,11 @@ def register_property_rule(*names: str) -> Callable[[Rule], Rule]:
 
 def register_module_rule(*types: type) -> Callable[[Rule], Rule]:
     """Register ``rule`` for modules of these types; such modules are traced as a single step."""
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, torch.nn.Module)):
+            raise refuse(
+                "types", t, "nn.Module subclasses (the classes, not instances)", "ns.register_module_rule"
+            )
 
     def add(rule: Rule) -> Rule:
         for t in types:

@@ -51,10 +51,23 @@ def list_criteria() -> list[str]:
 
 
 def get_criterion(criterion: str | Criterion, **options: Any) -> Criterion:
+    """A registered criterion by name, or ``criterion`` itself when it is one (``needs`` and ``score``)."""
     if isinstance(criterion, str):
         crit = CRITERIA.get(criterion)(**options)
         crit.name = criterion  # for messages: "hrel", not the class name
         return crit
+    if not (
+        isinstance(getattr(criterion, "needs", None), frozenset | set)
+        and callable(getattr(criterion, "score", None))
+    ):
+        from netsculpt.checks import refuse
+
+        raise refuse(
+            "criterion",
+            criterion,
+            f"a registered name ({', '.join(list_criteria())}) or an object with .needs and .score()",
+            error=PruningError,
+        )
     return criterion
 
 

@@ -96,6 +96,15 @@ def describe(inputs: Any) -> str:
     return ", ".join(one(x) for x in tree_flatten(inputs)[0])
 
 
+def batch_of(inputs: tuple[Any, ...]) -> int | None:
+    """The batch size of the example as given: dim 0, shared by every input with one (the convention
+    ``at_batch`` uses). None when it is not known: structured inputs, or inputs whose dim 0 differ."""
+    if not is_flat(inputs):
+        return None
+    sizes = {int(x.shape[0]) for x in inputs if x.dim() > 0}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 def at_batch(inputs: tuple[Any, ...], batch_size: int) -> tuple[Any, ...]:
     """The first sample of every input repeated ``batch_size`` times along dim 0.
 

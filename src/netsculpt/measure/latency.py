@@ -25,10 +25,11 @@ RUNTIMES = ("torch", "compile", "onnxruntime", "openvino")  # the names of netsc
 
 
 def check_counts(runs: int, warmup: int) -> None:
-    if runs < 1 or warmup < 0:
-        raise ConfigError(
-            f"need runs >= 1 and warmup >= 0 for a latency median, got runs={runs}, warmup={warmup}"
-        )
+    """A latency median needs whole numbers: runs >= 1 timed calls after warmup >= 0 untimed ones."""
+    from netsculpt.checks import whole
+
+    whole(runs, "runs", minimum=1)
+    whole(warmup, "warmup", minimum=0)
 
 
 def median_ms(call: Callable[[], object], runs: int, warmup: int) -> float:

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from netsculpt import checks
 from netsculpt.errors import ConfigError, TraceError
-from netsculpt.measure._inputs import ExampleInputs, as_tuple, at_batch, check_module
+from netsculpt.measure._inputs import ExampleInputs, as_tuple, at_batch, batch_of, check_module
 from netsculpt.measure.calibration import Calibration, cpu_calibration
 from netsculpt.measure.latency import check_counts, measure_latency
 from netsculpt.measure.macs import LayerMetrics, count_macs, count_params
@@ -28,11 +29,14 @@ from netsculpt.parallel import unwrap_parallel
 
 @dataclass
 class Metrics:
-    """Cost of a model: counts at batch 1 of the example, size on disk, measured latencies.
+    """Cost of a model: counts on the example inputs, size on disk, measured latencies.
 
-    ``latency`` maps a runtime ("torch", "onnxruntime") to batch size to median milliseconds;
-    ``latency_ms`` repeats the PyTorch batch-1 figure, the one headline number. ``calibration`` and
-    ``threads`` record the machine speed and torch thread count the timings were taken with.
+    ``macs``, ``peak_activation_bytes`` and ``layers`` describe one forward on the example inputs as
+    given, whose batch size is ``batch_size`` (None: structured inputs, where netsculpt cannot tell the
+    batch); ``macs_per_sample`` divides by it. ``latency`` maps a runtime ("torch", "onnxruntime") to
+    batch size to median milliseconds; ``latency_ms`` repeats the PyTorch batch-1 figure, the one
+    headline number. ``calibration`` and ``threads`` record the machine speed and torch thread count
+    the timings were taken with.
     """
 
     params: int
@@ -45,6 +49,12 @@ class Metrics:
     calibration: Calibration | None = None
     threads: int | None = None
     unavailable: dict[str, str] = field(default_factory=dict)  # what could not be measured, and why
+    batch_size: int | None = None  # of the example the counts describe; latency has its own batches
+
+    @property
+    def macs_per_sample(self) -> float | None:
+        """MACs for one sample: what compares with another batch size's count (None: batch unknown)."""
+        return self.macs / self.batch_size if self.batch_size else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only; batch sizes become string keys as JSON requires."""
@@ -61,6 +71,7 @@ class Metrics:
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "threads": self.threads,
             "unavailable": dict(self.unavailable),
+            "batch_size": self.batch_size,
         }
 
     @classmethod
@@ -92,6 +103,7 @@ class Metrics:
                 calibration=calibration,
                 threads=data.get("threads"),
                 unavailable={str(k): str(v) for k, v in data.get("unavailable", {}).items()},
+                batch_size=int(data["batch_size"]) if data.get("batch_size") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"not a netsculpt metrics record ({type(exc).__name__}: {exc})") from None
@@ -109,7 +121,8 @@ def measure(
 ) -> Metrics:
     """Measure ``model`` on ``example_inputs``: params, MACs, peak activations, size, and latency.
 
-    Counts (MACs, activations, layer shapes) describe the example inputs as given. Latency is timed
+    Counts (MACs, activations, layer shapes) describe the example inputs as given, at their own batch
+    size (``Metrics.batch_size``; the table says "MACs (batch 8)"). Latency is timed
     for each of ``batch_sizes``, with batches built by repeating the first example sample along dim 0;
     batch 1 is always timed so ``latency_ms`` is set. ``onnx=True`` also exports the model once (with a
     symbolic batch dimension) and times ONNX Runtime at the same batch sizes; a model that runs but
@@ -118,12 +131,11 @@ def measure(
     """
     model = unwrap_parallel(check_module(model), "ns.measure")  # layer names without "module."
     inputs = as_tuple(example_inputs)
-    sizes = sorted({1, *(int(b) for b in batch_sizes)})
+    checks.flag(latency, "latency", "ns.measure")
+    checks.flag(onnx, "onnx", "ns.measure")
+    sizes = sorted({1, *checks.wholes(batch_sizes, "batch_sizes", "ns.measure")})  # 8 means [8]
     if latency or onnx:
         check_counts(runs, warmup)
-        for b in sizes:
-            if b < 1:
-                raise ConfigError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
     macs, layers = count_macs(model, inputs)
     metrics = Metrics(
         params=count_params(model),
@@ -133,6 +145,7 @@ def measure(
         latency_ms=None,
         latency={},
         layers=layers,
+        batch_size=batch_of(inputs),
     )
     if not (latency or onnx):
         return metrics

@@ -29,12 +29,24 @@ def human_ms(value: float) -> str:
     return f"{value:.3f} ms" if value < 1 else f"{value:.2f} ms"
 
 
+def _counted_at(before: Metrics, after: Metrics | None) -> str:
+    """Which batch the per-forward counts (MACs, peak activations) are for, said the way latency rows
+    say theirs: MACs of a batch of 8 beside a batch-1 latency read as 8x the cost otherwise."""
+    sizes = {m.batch_size for m in (before, after) if m is not None}
+    if sizes == {None}:
+        return " (example as given)"  # structured inputs: no dim 0 netsculpt can call the batch
+    if len(sizes) == 1:
+        return f", batch {sizes.pop()}"
+    return ", batch " + " / ".join(str(m.batch_size or "?") for m in (before, after) if m is not None)
+
+
 def _rows(before: Metrics, after: Metrics | None) -> list[tuple[str, float | None, float | None, Callable]]:
+    at = _counted_at(before, after)
     rows: list[tuple[str, float | None, float | None, Callable]] = [
         ("Parameters", before.params, after and after.params, human_count),
-        ("MACs", before.macs, after and after.macs, human_count),
+        (f"MACs{at}", before.macs, after and after.macs, human_count),
         (
-            "Peak activations",
+            f"Peak activations{at}",
             before.peak_activation_bytes,
             after and after.peak_activation_bytes,
             human_bytes,

@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from netsculpt import checks
 from netsculpt.errors import ConfigError, UnknownNameError
 from netsculpt.models import external
 from netsculpt.models.checkpoint import load_checkpoint
@@ -34,6 +35,18 @@ def _positive(value: int, what: str) -> int:
     if isinstance(value, bool) or number < 1:
         raise ConfigError(f"{what} must be a positive integer, got {value!r}")
     return number
+
+
+def _model_name(name: object, where: str) -> str:
+    """Refuse a non-string name at the door (it failed as ``.startswith`` on None before)."""
+    if not isinstance(name, str):
+        raise checks.refuse(
+            "name",
+            name,
+            "a model name: a zoo name (ns.list_models()), 'torchvision:NAME' or 'timm:NAME'",
+            where,
+        )
+    return name
 
 
 def _zoo_spec(name: str) -> ModelSpec:
@@ -90,6 +103,9 @@ def create_model(
     ``num_classes`` / ``in_channels`` default to the zoo entry's values (1000 and 3 for torchvision and
     timm models). Extra keyword arguments go to the model's builder (e.g. ``shortcut="A"``).
     """
+    _model_name(name, "ns.create_model")
+    if checkpoint is not None:
+        checks.path(checkpoint, "checkpoint", "ns.create_model")
     if name.startswith("torchvision:") or name.startswith("timm:"):
         prefix, _, arch = name.partition(":")
         default = EXTERNAL_NUM_CLASSES
@@ -131,6 +147,7 @@ def model_input_shape(
     ``image_size`` replaces every spatial size (a model built for another size may need a matching
     option, e.g. ``input_size=`` for lenet5 or ``image_size=`` for torchvision ViTs).
     """
+    _model_name(name, "ns.model_input_shape")
     if name.startswith("torchvision:"):
         channels = _positive(EXTERNAL_IN_CHANNELS if in_channels is None else in_channels, "in_channels")
         sample: tuple[int, ...] = external.torchvision_sample_shape(name.partition(":")[2], channels)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from netsculpt.checks import instance
 from netsculpt.registry import Registry
 
 Builder = Callable[..., nn.Module]
@@ -72,6 +73,14 @@ def list_models(pattern: str | None = None, include_external: bool = False) -> l
     With ``include_external`` the list also holds every ``torchvision:NAME`` classification model and,
     when timm is installed, every ``timm:NAME``; the pattern is matched against the prefixed name.
     """
+    instance(
+        pattern,
+        str,
+        "pattern",
+        "a shell-style pattern such as 'resnet*', or None",
+        "ns.list_models",
+        optional=True,
+    )
     names = MODELS.names()
     if include_external:
         from netsculpt.models import external

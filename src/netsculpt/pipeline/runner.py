@@ -58,7 +58,8 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
 
         runtime = timing_runtime(model)
         latency = measure_latency(model, ctx.example, runs=runs, runtime=runtime)
-        keep = {k: (previous or {}).get(k) for k in ("params", "macs", "peak_activation_bytes", "layers")}
+        counts = ("params", "macs", "peak_activation_bytes", "layers", "batch_size")
+        keep = {k: (previous or {}).get(k) for k in counts}
         return {
             "accuracy": acc,
             "loss": loss,

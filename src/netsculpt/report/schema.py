@@ -63,6 +63,9 @@ class ModelRecord(Record):
     params: Count
     macs: Count
     peak_activation_bytes: Count | None = None
+    batch_size: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="batch size of the example macs and peak_activation_bytes are for"
+    )
     size_bytes: Count | None = None
     latency_ms: NonNegative | None = None
     latency: dict[str, dict[str, NonNegative]] = Field(

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from netsculpt.checks import refuse
+
 FIXUPS: dict[type, Callable[[nn.Module, ModuleShapes], None]] = {}
 
 
@@ -27,6 +29,11 @@ class ModuleShapes:
 
 
 def register_fixup(*types: type) -> Callable:
+    """Register ``fn(module, shapes)`` to re-derive what modules of these types store about widths."""
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, nn.Module)):
+            raise refuse("types", t, "nn.Module subclasses (the classes, not instances)", "ns.register_fixup")
+
     def add(fn: Callable[[nn.Module, ModuleShapes], None]) -> Callable:
         for t in types:
             FIXUPS[t] = fn

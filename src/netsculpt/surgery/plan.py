@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netsculpt.checks import shown
 from netsculpt.errors import PruningError
 from netsculpt.fileio import write_json
 
@@ -28,11 +29,21 @@ class PrunePlan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PrunePlan:
         if not isinstance(data, dict) or "keep" not in data or "sizes" not in data:
-            raise PruningError("not a netsculpt prune plan: expected keys 'keep' and 'sizes'")
-        if data.get("version", PLAN_VERSION) > PLAN_VERSION:
-            raise PruningError(f"prune plan version {data['version']} is newer than this netsculpt supports")
-        keep = {str(k): sorted(int(i) for i in v) for k, v in data["keep"].items()}
-        return cls(keep, {str(k): int(v) for k, v in data["sizes"].items()}, dict(data.get("meta", {})))
+            got = f"a dict with keys {sorted(map(str, data))}" if isinstance(data, dict) else shown(data)
+            raise PruningError(f"not a netsculpt prune plan: expected keys 'keep' and 'sizes', got {got}")
+        version = data.get("version", PLAN_VERSION)
+        if not isinstance(version, int) or version > PLAN_VERSION:
+            raise PruningError(
+                f"prune plan version {version!r} is not one this netsculpt reads (1..{PLAN_VERSION})"
+            )
+        try:
+            keep = {str(k): sorted(int(i) for i in v) for k, v in data["keep"].items()}
+            return cls(keep, {str(k): int(v) for k, v in data["sizes"].items()}, dict(data.get("meta") or {}))
+        except (AttributeError, TypeError, ValueError) as exc:  # a field of the wrong shape
+            raise PruningError(
+                "not a netsculpt prune plan: 'keep' must map group ids to lists of channel indices and "
+                f"'sizes' group ids to channel counts ({type(exc).__name__}: {exc})"
+            ) from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

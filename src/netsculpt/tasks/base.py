@@ -117,6 +117,10 @@ def get_task(task: str | Task | None = None, **options: Any) -> Task:
     """A task by name (``None``: classification), or ``task`` itself when it already is one."""
     if isinstance(task, Task):
         return task
+    if task is not None and not isinstance(task, str):
+        from netsculpt.checks import refuse
+
+        raise refuse("task", task, f"a task name ({', '.join(list_tasks())}), a Task, or None")
     return TASKS.get(task or "classification")(**options)
 
 
