@@ -21,6 +21,7 @@ from netsculpt.importance import get_criterion
 from netsculpt.modes import eval_mode
 from netsculpt.spec import SPEC_ATTR, append_plan, ensure_base, model_spec
 from netsculpt.surgery import PrunePlan, apply_plan_
+from netsculpt.surgery.match import check_plan_fits, stamp
 
 
 def plan_pruning(
@@ -120,7 +121,7 @@ def plan_pruning(
             min_channels=min_channels,
             meta={**meta, "ratio": ratio, "round_to": round_to},
         )
-    return plan, graph
+    return stamp(plan, model), graph
 
 
 def give_task(crit: Any, criterion: Any, task: Any) -> None:
@@ -147,9 +148,12 @@ def apply_plan(
     inplace: bool = False,
     graph: ChannelGraph | None = None,
 ) -> nn.Module:
-    """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model."""
+    """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model.
+
+    A plan made for another model is refused before any surgery, naming the first group that differs."""
     refuse_compiled(model)  # also when a graph is given: surgery would change the compiled wrapper
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
+    check_plan_fits(graph, plan, model)
     target = model if inplace else copy.deepcopy(model)
     undo = _undo_surgery(target) if inplace else lambda: None  # a failure leaves the model as it was
     try:
