@@ -14,7 +14,9 @@ from netsculpt.allocate.widths import DEFAULT_ROUND_TO, check_round_to
 from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
+from netsculpt.graph.channel_graph import ignored_module_names
 from netsculpt.graph.compiled import refuse_compiled
+from netsculpt.graph.reparam import refuse_hooked, warn_reparams
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.graph.tracing import as_tuple, training_branches_mode
 from netsculpt.importance import get_criterion
@@ -68,6 +70,8 @@ def plan_pruning(
         check_ratio(ratio)
     if target is not None:
         target = Target.coerce(target)
+    refuse_hooked(model)  # before scoring: the copy apply_plan makes would fail after it
+    warn_reparams(model, ignored_module_names(model, ignored))
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
     crit = get_criterion(criterion)
     if calib_batches is not None and hasattr(crit, "calib_batches"):
@@ -152,6 +156,7 @@ def apply_plan(
 
     A plan made for another model is refused before any surgery, naming the first group that differs."""
     refuse_compiled(model)  # also when a graph is given: surgery would change the compiled wrapper
+    refuse_hooked(model)
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
     check_plan_fits(graph, plan, model)
     target = model if inplace else copy.deepcopy(model)

@@ -20,6 +20,8 @@ from torch import nn
 from netsculpt.errors import ConfigError, DataError, PruningError
 from netsculpt.fileio import write_json
 from netsculpt.graph import ChannelGraph, trace
+from netsculpt.graph.channel_graph import ignored_module_names
+from netsculpt.graph.reparam import refuse_hooked, warn_reparams
 from netsculpt.registry import Registry
 from netsculpt.search import amc, genetic, greedy, n2n, nao, nsga2, sensitivity
 from netsculpt.search.config import CONFIGS, CostTarget, SearchConfig, parse_targets
@@ -129,6 +131,8 @@ def search_widths(
         )
     ignored = tuple(ignored)
     dense = dense_task(task)
+    refuse_hooked(model)  # every candidate is a pruned copy: fail now, not at the first candidate
+    warn_reparams(model, ignored_module_names(model, ignored))
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
     scores = scores if scores is not None else _scores(model, graph, config, train_loader, task)
     out = Path(out_dir) if out_dir is not None else None
