@@ -70,8 +70,8 @@ class BaselineSection(Section):
 
 class ExplainSection(Section):
     """``outputs.explain``: ``true`` / ``false``, or a mapping of the knobs ``netsculpt explain`` takes
-    (a mapping turns it on unless it says ``enabled: false``). CHIP's defaults cost about an hour on
-    ResNet-50; ``masks`` and ``calib_images`` are what bring that down."""
+    (a mapping turns it on unless it says ``enabled: false``). CHIP's cost is ``classes x layers x
+    masks`` forward passes; ``masks`` and ``calib_images`` are what bring it down on a large model."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
