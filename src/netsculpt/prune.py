@@ -16,13 +16,16 @@ from netsculpt.allocate.widths import DEFAULT_ROUND_TO, check_round_to
 from netsculpt.edits.inputs import layout_of
 from netsculpt.errors import PruningError
 from netsculpt.graph import ChannelGraph, trace
+from netsculpt.graph.channel_graph import ignored_module_names
 from netsculpt.graph.compiled import refuse_compiled
+from netsculpt.graph.reparam import refuse_hooked, warn_reparams
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.graph.tracing import as_tuple, training_branches_mode
 from netsculpt.importance import get_criterion
 from netsculpt.modes import eval_mode
 from netsculpt.spec import SPEC_ATTR, append_plan, ensure_base, model_spec
 from netsculpt.surgery import PrunePlan, apply_plan_
+from netsculpt.surgery.match import check_plan_fits, stamp
 
 
 def plan_pruning(
@@ -70,6 +73,8 @@ def plan_pruning(
         check_ratio(ratio)
     if target is not None:
         target = Target.coerce(target)
+    refuse_hooked(model)  # before scoring: the copy apply_plan makes would fail after it
+    warn_reparams(model, ignored_module_names(model, ignored))
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
     crit = get_criterion(criterion)
     if calib_batches is not None and hasattr(crit, "calib_batches"):
@@ -123,7 +128,7 @@ def plan_pruning(
             min_channels=min_channels,
             meta={**meta, "ratio": ratio, "round_to": round_to},
         )
-    return plan, graph
+    return stamp(plan, model), graph
 
 
 _OPTIONAL: dict[str, Any] = {"error": PruningError, "optional": True}
@@ -178,13 +183,16 @@ def apply_plan(
 ) -> nn.Module:
     """Replay ``plan`` on ``model`` (re-tracing it) and return the smaller model.
 
-    ``plan`` is a :class:`PrunePlan` or its ``to_dict()`` form (what ``plan.save`` writes)."""
+    ``plan`` is a :class:`PrunePlan` or its ``to_dict()`` form (what ``plan.save`` writes).
+    A plan made for another model is refused before any surgery, naming the first group that differs."""
     checks.module(model, error=PruningError)
     checks.flag(inplace, "inplace", "ns.apply_plan", PruningError)
     plan = _as_plan(plan)
     checks.instance(graph, ChannelGraph, "graph", _GRAPH, **_OPTIONAL)
     refuse_compiled(model)  # also when a graph is given: surgery would change the compiled wrapper
+    refuse_hooked(model)
     graph = graph or trace(model, example_inputs, allow_inexact=bool(plan.meta.get("allow_inexact", False)))
+    check_plan_fits(graph, plan, model)
     target = model if inplace else copy.deepcopy(model)
     undo = _undo_surgery(target) if inplace else lambda: None  # a failure leaves the model as it was
     try:

@@ -146,3 +146,17 @@ def test_explain_a_pruned_model_against_its_baseline(capsys, tmp_path) -> None:
     assert sorted(i for i, k in enumerate(data["kept"]["relu2"]) if k) in [
         sorted(v) for v in plan["keep"].values()
     ]
+
+
+def test_a_baseline_the_plan_was_not_made_on_is_refused(capsys, tmp_path) -> None:
+    torch.manual_seed(0)
+    ns.save(ns.create_model("lenet5"), tmp_path / "base", extra={"input_shape": [1, 1, 28, 28]})
+    code, _, err = run(capsys, "prune", str(tmp_path / "base"), "--ratio", "0.5", "--round-to", "1",
+                       "--out", str(tmp_path / "small"))  # fmt: skip
+    assert code == 0, err
+    # the pruned model given as its own baseline: its plan.json was made on the full-width original,
+    # so marking kept channels on the pruned widths would mark the wrong ones
+    argv = [str(tmp_path / "small"), "--baseline", str(tmp_path / "small"), *FAST, "--layers", "relu2"]
+    code, _, err = run(capsys, "explain", *argv, "--out", str(tmp_path / "maps"))
+    assert code == 1 and "is not the model" in err and "channels here but" in err
+    assert not (tmp_path / "maps" / "explain.json").exists()

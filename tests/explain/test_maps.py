@@ -195,3 +195,24 @@ def test_deletion_hides_the_evidence_a_faithful_map_points_at() -> None:
     assert hidden.max() < 1 and hidden.min() == 0  # the bright patch is gone
     assert deletion_drop(model, x, classes, cam, 0.1) > 0.4
     assert random_drop(model, x, classes, 0.1) < 0.1
+
+
+def test_chip_progress_moves_per_forward_pass_not_per_class(monkeypatch) -> None:
+    """A class of ResNet-50 images took minutes, so a bar advancing once per class stood still; it now
+    advances once per forward pass: 16 masks at 4 per pass is 4 passes per class, 8 for two classes."""
+    from rich.progress import Progress
+
+    ticks: list[int] = []
+    real = Progress.advance
+
+    def counting(self, task_id, advance: float = 1) -> None:
+        if "CHIP importance" in self._tasks[task_id].description:
+            ticks.append(int(advance))
+        real(self, task_id, advance)
+
+    monkeypatch.setattr(Progress, "advance", counting)
+    x, _ = quadrant_images(4)
+    learn_importance(
+        Detectors().eval(), x, torch.tensor([0, 1, 0, 1]), "act", [0, 1], Perturbation(masks=16, batch=4)
+    )
+    assert sum(ticks) == 8 and len(ticks) == 8

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from netsculpt.errors import ConfigError
-from netsculpt.search import GeneticConfig, GreedyConfig, search_widths
+from netsculpt.search import GeneticConfig, GreedyConfig, NSGA2Config, SensitivityConfig, search_widths
+from netsculpt.search.executors import SerialExecutor
 
 
 class Killed(Exception):
@@ -63,3 +64,37 @@ def test_existing_state_needs_resume_and_the_same_settings(tiny, tmp_path: Path)
         search_widths(*args, GreedyConfig(step=0.25), out_dir=tmp_path)
     with pytest.raises(ConfigError, match="config"):
         search_widths(*args, GreedyConfig(step=0.5), out_dir=tmp_path, resume=True)
+
+
+class CountingExecutor(SerialExecutor):
+    """Scores as the default executor does, counting every candidate it is asked to score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scored = 0
+
+    def map(self, jobs):
+        self.scored += len(jobs)
+        return super().map(jobs)
+
+
+@pytest.mark.parametrize(
+    ("method", "config"),
+    [
+        ("nsga2", NSGA2Config(pop_size=6, generations=2, eval_batches=1, full_batches=3)),
+        ("genetic", GeneticConfig(pop_size=6, generations=2, elite=2, eval_batches=1, full_batches=3)),
+        ("greedy", GreedyConfig(step=0.25)),
+        ("sensitivity", SensitivityConfig(ratios=(0.25, 0.5, 0.75))),
+    ],
+)
+def test_a_finished_search_resumed_returns_its_result_scoring_nothing(tiny, tmp_path, method, config) -> None:
+    """NSGA-II re-scored its whole final front (and greedy / sensitivity their pick's full score): those
+    come after the last per-step state save, so a replay did not find them in the cache."""
+    args = (tiny.model, tiny.example, method, "macs=0.5", tiny.train, tiny.val, config)
+    first = search_widths(*args, out_dir=tmp_path)
+    counting = CountingExecutor()
+    again = search_widths(*args, out_dir=tmp_path, resume=True, executor=counting)
+    assert counting.scored == 0 and again.evaluated == {"cheap": 0, "full": 0}
+    assert again.plan.keep == first.plan.keep and again.plan.meta == first.plan.meta
+    assert again.plans.keys() == first.plans.keys() and again.history == first.history
+    assert again.files == first.files

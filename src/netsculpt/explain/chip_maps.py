@@ -16,7 +16,8 @@ means the same for any layer width and score scale.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from torch import nn
 from netsculpt.errors import ConfigError
 from netsculpt.explain.capture import forward_with_maps, restored
 from netsculpt.explain.gradcam import normalise, upsample
-from netsculpt.progress import track
+from netsculpt.progress import progress_bar
 
 INPUT_VALUES_PER_PASS = 1 << 24  # input values per forward pass: ~110 ImageNet images, all 64 masks of digits
 
@@ -48,17 +49,28 @@ def channel_width(model: nn.Module, images: torch.Tensor, layer: str) -> int:
     return int(store[layer].shape[1])
 
 
+def masks_per_pass(images: torch.Tensor, settings: Perturbation) -> int:
+    """Masks run in one forward pass over all of ``images`` (a class's calibration images)."""
+    return max(1, min(settings.batch, INPUT_VALUES_PER_PASS // max(images[0].numel() * images.shape[0], 1)))
+
+
 def perturbation_responses(
-    model: nn.Module, images: torch.Tensor, layer: str, cls: int, settings: Perturbation
+    model: nn.Module,
+    images: torch.Tensor,
+    layer: str,
+    cls: int,
+    settings: Perturbation,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The M masks (M, C) and the mean class-``cls`` probability of ``images`` under each (M,)."""
+    """The M masks (M, C) and the mean class-``cls`` probability of ``images`` under each (M,);
+    ``tick()`` after each forward pass (a progress bar)."""
     if not 0 < settings.keep < 1:
         raise ConfigError(f"perturbation keep probability must be in (0, 1), got {settings.keep}")
     width = channel_width(model, images, layer)
     gen = torch.Generator().manual_seed(settings.seed)
     masks = (torch.rand(settings.masks, width, generator=gen) < settings.keep).float()
     n = images.shape[0]
-    step = max(1, min(settings.batch, INPUT_VALUES_PER_PASS // max(images[0].numel() * n, 1)))
+    step = masks_per_pass(images, settings)
     out = torch.empty(settings.masks, dtype=torch.float64)
     with restored(model), torch.no_grad():
         for lo in range(0, settings.masks, step):
@@ -68,6 +80,8 @@ def perturbation_responses(
             logits, _ = forward_with_maps(model, batch, [layer], scales={layer: scale})
             prob = logits.detach().double().softmax(1)[:, cls].reshape(z.shape[0], n).mean(1)
             out[lo : lo + z.shape[0]] = prob
+            if tick is not None:
+                tick()
     return masks.numpy().astype(np.float64), out.numpy()
 
 
@@ -93,18 +107,28 @@ def learn_importance(
     classes: Sequence[int],
     settings: Perturbation | None = None,
 ) -> dict[int, np.ndarray]:
-    """``beta_k`` (C,) for every class in ``classes``, from the ``images`` of that class (training data)."""
+    """``beta_k`` (C,) for every class in ``classes``, from the ``images`` of that class (training data).
+
+    The progress bar advances per forward pass (``masks_per_pass`` masks over a class's images), not per
+    class: on ResNet-50 one class takes minutes, which a per-class bar showed as a bar standing still."""
     settings = settings or Perturbation()
-    out = {}
-    for cls in track(list(classes), f"CHIP importance of {layer}"):
-        mine = images[labels == cls]
-        if mine.shape[0] == 0:
+    mine = {int(cls): images[labels == cls] for cls in classes}
+    for cls, of_class in mine.items():
+        if of_class.shape[0] == 0:
             raise ConfigError(
                 f"no calibration image of class {cls} to learn its channel importance; use more images "
                 "(--calib-images) or explain other classes"
             )
-        masks, responses = perturbation_responses(model, mine, layer, int(cls), settings)
-        out[int(cls)] = sparse_importance(masks, responses, settings.sparsity)
+    passes = sum(math.ceil(settings.masks / masks_per_pass(x, settings)) for x in mine.values())
+    out = {}
+    with progress_bar() as bar:
+        task = bar.add_task(f"CHIP importance of {layer}", total=passes, status="")
+        for i, (cls, of_class) in enumerate(mine.items()):
+            bar.update(task, status=f"class {cls} ({i + 1}/{len(mine)})")
+            masks, responses = perturbation_responses(
+                model, of_class, layer, cls, settings, tick=lambda: bar.advance(task)
+            )
+            out[cls] = sparse_importance(masks, responses, settings.sparsity)
     return out
 
 

@@ -87,11 +87,13 @@ def explain_run(
     calib_images: int = 320,
     perturbation: Perturbation | None = None,
     trust_builder: str | None = None,
+    target: str | int = "label",
 ) -> Explanation:
-    """Explain a run's baseline and final model into ``RUN_DIR/explain`` (the report reads it there)."""
+    """Explain a run's baseline and final model into ``RUN_DIR/explain`` (the report reads it there);
+    ``target`` is the class explained, as ``--class``."""
     run_dir = Path(run_dir)
     src = from_run(run_dir, lambda m, shape: layers or default_layers(m, shape), trust_builder)
-    settings = Settings(layers=layers, perturbation=perturbation or Perturbation())
+    settings = Settings(layers=layers, target=target, perturbation=perturbation or Perturbation())
     return explain_source(
         src,
         recipe_loaders(src.data),

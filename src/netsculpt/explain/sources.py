@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, PruningError
 from netsculpt.explain.channels import kept_channels
+from netsculpt.surgery.match import check_plan_fits
 from netsculpt.surgery.plan import PrunePlan
 
 
@@ -75,6 +76,8 @@ def trace_kept(
     for model, plan in chain:
         widths = layer_widths(model, layers, x)
         graph = trace(model, x) if plan is not None else None
+        if plan is not None and graph is not None:
+            check_plan_fits(graph, plan, model)  # a wrong baseline would mark the wrong channels
         for layer in layers:
             width = widths[layer]
             if layer not in origin:
@@ -154,7 +157,13 @@ def from_models(
     plan_file = Path(model_dir) / "plan.json" if model_dir else None
     if plan_file is not None and plan_file.is_file():
         plan = PrunePlan.load(plan_file)
-        src.kept = trace_kept([(baseline, plan), (model, None)], layers_for(baseline, shape), shape)
+        try:
+            src.kept = trace_kept([(baseline, plan), (model, None)], layers_for(baseline, shape), shape)
+        except PruningError as err:
+            raise ConfigError(
+                f"--baseline {baseline_dir!r} is not the model {plan_file} was made on: {err}. Pass the "
+                "baseline that model was pruned from"
+            ) from None
     else:
         src.notes.append("no plan.json beside the model: kept/removed channels are not marked")
     return src

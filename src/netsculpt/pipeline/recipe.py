@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from netsculpt.errors import ConfigError
 from netsculpt.pipeline.recipe_stages import (  # noqa: F401  (re-exported: the stage sections)
@@ -68,13 +68,68 @@ class BaselineSection(Section):
         return self
 
 
+class ExplainSection(Section):
+    """``outputs.explain``: ``true`` / ``false``, or a mapping of the knobs ``netsculpt explain`` takes
+    (a mapping turns it on unless it says ``enabled: false``). CHIP's cost is ``classes x layers x
+    masks`` forward passes; ``masks`` and ``calib_images`` are what bring it down on a large model."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    enabled: bool = False
+    layers: list[str] | None = None  # --layers (default: the last two conv layers that run)
+    images: int = Field(default=8, ge=1)  # --images: test images maps are drawn on
+    target: str | int = Field(default="label", alias="class")  # --class: label, predicted or an index
+    calib_images: int = Field(default=320, ge=1)  # --calib-images: training images CHIP learns from
+    masks: int = Field(default=256, ge=1)  # --masks: random channel masks per class and layer
+    sparsity: float = Field(default=0.05, gt=0, lt=1)  # --sparsity: Lasso strength (fraction)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | int) -> str | int:
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if v in ("label", "predicted") or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            return v
+        raise ValueError(f"class is 'label', 'predicted' or a class index >= 0, got {v!r}")
+
+    def run_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`netsculpt.explain.runner.explain_run`."""
+        from netsculpt.explain.chip_maps import Perturbation
+
+        perturbation = Perturbation(masks=self.masks, sparsity=self.sparsity)
+        return {"layers": self.layers, "images": self.images, "target": self.target,
+                "calib_images": self.calib_images, "perturbation": perturbation}  # fmt: skip
+
+
+EXPLAIN_KEYS = ("enabled", "layers", "images", "class", "calib_images", "masks", "sparsity")
+
+
 class OutputsSection(Section):
     latency_runs: int = Field(default=30, ge=1)
     onnx: bool = False
     report: bool = True
-    explain: bool = (
-        False  # interpretation maps of baseline vs final model into RUN_DIR/explain (docs/explain.md)
-    )
+    # interpretation maps of baseline vs final model into RUN_DIR/explain (docs/explain.md)
+    explain: ExplainSection = Field(default_factory=ExplainSection)
+
+    @field_validator("explain", mode="before")
+    @classmethod
+    def _explain(cls, v: Any) -> Any:
+        """``true`` / ``false``, or a mapping naming only the known knobs (a typo is named, not ignored)."""
+        if isinstance(v, bool):
+            return {"enabled": v}
+        if isinstance(v, ExplainSection):
+            return v
+        what = f"outputs.explain is true, false or a mapping of {', '.join(EXPLAIN_KEYS)} (the options of "
+        if not isinstance(v, dict):
+            raise ValueError(f"{what}`netsculpt explain`), got {v!r}")
+        unknown = [str(k) for k in v if k not in EXPLAIN_KEYS]
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], EXPLAIN_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown key {unknown[0]!r}{hint}; {what}`netsculpt explain`)")
+        return {"enabled": True, **v}
 
 
 class DeploySection(Section):

@@ -194,11 +194,11 @@ def _run_locked(
             results["compare_random"] = compare
         validate_results(results, source=str(run_dir / "results.json"))  # catch a writer bug at the source
         write_json(run_dir / "results.json", results)
-        if recipe.outputs.explain:  # before the report, which shows RUN_DIR/explain
+        if recipe.outputs.explain.enabled:  # before the report, which shows RUN_DIR/explain
             from netsculpt.explain.runner import explain_run
 
             console.rule("explain: interpretation maps, baseline vs final model")
-            explain_run(run_dir, trust_builder=trust_builder)
+            explain_run(run_dir, trust_builder=trust_builder, **recipe.outputs.explain.run_options())
         if recipe.outputs.report:
             _write_report(run_dir)
         return results

@@ -20,6 +20,9 @@ from torch import nn
 from netsculpt.errors import ConfigError, DataError, PruningError
 from netsculpt.fileio import write_json
 from netsculpt.graph import ChannelGraph, trace
+from netsculpt.graph.channel_graph import ignored_module_names
+from netsculpt.graph.reparam import refuse_hooked, warn_reparams
+from netsculpt.progress import info
 from netsculpt.registry import Registry
 from netsculpt.search import amc, genetic, greedy, n2n, nao, nsga2, sensitivity
 from netsculpt.search.config import CONFIGS, CostTarget, SearchConfig, parse_targets
@@ -72,6 +75,13 @@ class SearchResult:
             "seconds": self.seconds,
             "history": self.history,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], first: str) -> SearchResult:
+        """A result saved by :meth:`to_dict` (plus ``files``), its plan the ``first`` target's."""
+        plans = {label: PrunePlan.from_dict(p) for label, p in data["plans"].items()}
+        return cls(data["method"], plans[first], plans, data["history"], dict(data["evaluated"]),
+                   float(data["seconds"]), dict(data.get("files", {})))  # fmt: skip
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """``plan.json`` (first target), ``plans/<target>.json``, ``search.json`` (everything) and the
@@ -129,6 +139,8 @@ def search_widths(
         )
     ignored = tuple(ignored)
     dense = dense_task(task)
+    refuse_hooked(model)  # every candidate is a pruned copy: fail now, not at the first candidate
+    warn_reparams(model, ignored_module_names(model, ignored))
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
     scores = scores if scores is not None else _scores(model, graph, config, train_loader, task)
     out = Path(out_dir) if out_dir is not None else None
@@ -164,6 +176,11 @@ def search_widths(
         **({"task": dense.name} if dense is not None else {}),
     }
     state = SearchState(out, fingerprint, resume)
+    if state.finished is not None:  # the same search, already finished: nothing left to score
+        info(f"search: {out} holds this search, finished; returning its saved result (nothing re-scored)")
+        done = SearchResult.from_dict(state.finished, first)
+        done.evaluated = {level: 0 for level in done.evaluated}  # what this call scored
+        return done
     executor = executor or make_executor(config.workers, config.ray_address)
     scorer = Scorer(space, executor, config, state)
     ctx = SearchContext(space, scorer, targets, config, state, _saver(on_step, latency_model, out))
@@ -199,6 +216,7 @@ def search_widths(
         plot_history(method, output.history, out, [t.value for t in targets])
         if latency_model is not None:
             latency_model.save(out / LATENCY_TABLE)
+        state.finish({**result.to_dict(), "files": result.files})  # last: every file above is written
     return result
 
 

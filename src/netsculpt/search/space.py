@@ -21,6 +21,7 @@ from netsculpt.errors import ConfigError, PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.search.budget_fit import bisect_scale, grow_to_budget
 from netsculpt.surgery import PrunePlan
+from netsculpt.surgery.match import stamp
 
 Counts = np.ndarray
 
@@ -101,7 +102,8 @@ class SearchSpace:
         return out
 
     def plan(self, counts: Counts, meta: dict | None = None) -> PrunePlan:
-        return PrunePlan(self.keep(counts), dict(self.all_sizes), dict(meta or {}))
+        plan = PrunePlan(self.keep(counts), dict(self.all_sizes), dict(meta or {}))
+        return stamp(plan, self.model)
 
     def widths(self, counts: Counts) -> dict[str, int]:
         return {gid: int(c) for gid, c in zip(self.ids, counts)}

@@ -24,6 +24,7 @@ from netsculpt.search.evaluator import Evaluation
 
 STATE_FILE = "search_state.json"
 STATE_VERSION = 1
+FINISHED = "finished"  # progress key: the finished search's result (SearchResult.to_dict() and its files)
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -113,6 +114,18 @@ class SearchState:
                 "cache": self.cache.to_dict(),
             },
         )
+
+    def finish(self, result: dict[str, Any]) -> None:
+        """Record the finished search's result (after its last scores are in the cache): resuming a
+        finished search returns it instead of replaying, which re-scored what the end of a method
+        scores after its last step (NSGA-II's front, the picks' full scores)."""
+        self.save({**self.progress, FINISHED: result})
+
+    @property
+    def finished(self) -> dict[str, Any] | None:
+        """The saved result of a search that finished, or None."""
+        result = self.progress.get(FINISHED)
+        return result if isinstance(result, dict) else None
 
 
 def _plain(obj: Any) -> Any:

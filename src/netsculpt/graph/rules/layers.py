@@ -24,7 +24,8 @@ def _computed_weight(ctx: GraphBuilder, call: Call, x: Value, w: Value, b: objec
         return False
     reason = (
         f"{call.where} uses a weight computed in forward ({w.origin}), not a parameter: its channels "
-        "cannot be mapped to parameter slices"
+        "cannot be mapped to parameter slices (a weight norm, parametrization or torch.nn.utils.prune mask "
+        "can be removed first; ns.prune's warning names the call)"
     )
     ctx.block(x.labels, reason)
     if isinstance(b, Value):
