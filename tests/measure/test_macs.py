@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, NetsculptWarning
 from netsculpt.measure import count_macs, count_params
+from netsculpt.measure import macs as macs_module
 
 
 def macs_of(model: nn.Module, *inputs: torch.Tensor) -> int:
@@ -164,3 +167,117 @@ def test_bad_inputs_raise_clear_errors() -> None:
         count_macs(Small(), torch.randn(1, 5, 8, 8))
     with pytest.raises(ConfigError, match=r"torch\.nn\.Module"):
         count_params("resnet")  # type: ignore[arg-type]
+
+
+def _rnn_textbook(rnn: nn.RNNBase, tokens: int) -> int:
+    """Per token, each layer and direction multiplies its input by W_ih (gates*H x in) and its previous
+    output by W_hh (gates*H x out); an LSTM with ``proj_size`` also projects H -> P. gates: LSTM 4, GRU 3."""
+    gates = {"LSTM": 4, "GRU": 3}.get(type(rnn).__name__, 1)
+    dirs = 2 if rnn.bidirectional else 1
+    hidden, proj = rnn.hidden_size, rnn.proj_size
+    out = proj or hidden
+    per_token = 0
+    for layer in range(rnn.num_layers):
+        width_in = rnn.input_size if layer == 0 else dirs * out
+        per_token += dirs * (gates * hidden * (width_in + out) + hidden * proj)
+    return tokens * per_token
+
+
+class Recurrent(nn.Module):
+    def __init__(self, rnn: nn.RNNBase) -> None:
+        super().__init__()
+        self.rnn = rnn
+        self.fc = nn.Linear(rnn.hidden_size * (2 if rnn.bidirectional else 1), 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.rnn(x)[0])
+
+
+@pytest.mark.parametrize(
+    "rnn",
+    [
+        nn.LSTM(32, 24, batch_first=True),  # CPU float32: the fused oneDNN kernel `mkldnn_rnn_layer`
+        nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True),
+        nn.LSTM(8, 6, bias=False, batch_first=True),
+        nn.GRU(8, 6, num_layers=2, bidirectional=True, batch_first=True),
+        nn.RNN(8, 6, nonlinearity="relu", batch_first=True),
+    ],
+    ids=["lstm", "lstm-2layer-bidir", "lstm-nobias", "gru-2layer-bidir", "rnn-relu"],
+)
+def test_recurrent_layers_count_the_textbook_macs(rnn: nn.RNNBase) -> None:
+    model = Recurrent(rnn)
+    x = torch.randn(3, 7, rnn.input_size)  # batch 3, 7 steps: 21 tokens
+    macs, layers = count_macs(model, x)
+    by_name = {layer.name: layer.macs for layer in layers}
+    assert by_name["rnn"] == _rnn_textbook(rnn, tokens=21)
+    assert macs == by_name["rnn"] + 21 * model.fc.in_features * 10
+
+
+def test_lstm_projection_and_float64_take_the_unfused_path_with_the_same_count() -> None:
+    proj = nn.LSTM(8, 6, proj_size=3, num_layers=2)  # oneDNN has no projections: per-step mm/addmm
+    assert macs_of(proj, torch.randn(5, 2, 8)) == _rnn_textbook(proj, tokens=10)
+    double = nn.LSTM(8, 6, bidirectional=True).double()
+    assert macs_of(double, torch.randn(5, 2, 8, dtype=torch.float64)) == _rnn_textbook(double, tokens=10)
+
+
+def test_packed_sequence_counts_only_real_steps() -> None:
+    lstm = nn.LSTM(8, 6)
+    packed = nn.utils.rnn.pack_padded_sequence(torch.randn(5, 2, 8), torch.tensor([5, 3]))
+    assert count_macs(lstm, (packed,))[0] == _rnn_textbook(lstm, tokens=5 + 3)
+
+
+def test_matrix_vector_and_bilinear_are_counted() -> None:
+    class MatVec(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(6, 7))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.weight @ x  # a matrix times a vector runs aten.mv
+
+    assert macs_of(MatVec(), torch.randn(7)) == 6 * 7
+    # y_k = x1^T W_k x2 for every sample: N * out * in1 * in2
+    assert macs_of(nn.Bilinear(8, 6, 4), torch.randn(3, 8), torch.randn(3, 6)) == 3 * 4 * 8 * 6
+
+
+class Solver(nn.Module):
+    """Runs an op with real arithmetic on its weight that no MAC formula covers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.eye(4) * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve(self.weight, x)
+
+
+def test_uncounted_op_on_a_weight_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(macs_module, "_WARNED", set())
+    model = nn.Sequential(nn.Linear(4, 4), Solver())
+    with pytest.warns(NetsculptWarning, match=r"_linalg_solve_ex.*in `1`.*not counted"):
+        count_macs(model, torch.randn(4, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        count_macs(model, torch.randn(4, 4))  # once per process: the second count is quiet
+
+
+def test_lookups_norms_and_weight_parametrizations_do_not_warn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(macs_module, "_WARNED", set())
+
+    class Mixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(10, 8)
+            self.norm = nn.LayerNorm(8)
+            self.proj = nn.utils.parametrizations.weight_norm(nn.Linear(8, 8))
+            self.rnn = nn.GRU(8, 8, batch_first=True)
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            h = self.proj(self.norm(self.embed(idx)))
+            h = self.rnn(h)[0]
+            return self.attn(h, h, h)[0]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert count_macs(Mixed(), torch.randint(0, 10, (2, 5)))[0] > 0

@@ -3,12 +3,15 @@
 MACs are counted at the aten level with a ``TorchDispatchMode``, so a ``torch.matmul`` or
 ``F.scaled_dot_product_attention`` written inside a custom ``forward`` is seen just like a ``nn.Conv2d``.
 The per-op formulas are torch's own ``torch.utils.flop_counter`` ones (FLOPs = 2 x MACs), plus the CPU
-attention kernel that torch's table lacks. See docs/measure.md for the convention.
+attention and fused recurrent (LSTM / GRU / RNN) kernels that torch's table lacks. An op left without a
+formula that reads a weight matrix is named in a :class:`NetsculptWarning`, so a gap never passes as 0.
+See docs/measure.md for the convention.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
+from netsculpt.errors import NetsculptWarning
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, run_forward
 from netsculpt.modes import eval_mode
 
@@ -59,6 +63,45 @@ def _sdpa_macs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> i
     return math.prod(batch) * length * source * (e_qk + value.shape[-1])
 
 
+def _rnn_tokens(inp: torch.Tensor) -> int:
+    """Steps x batch of a recurrent kernel's input: (L, B, I), (B, L, I) or packed (sum(batch_sizes), I)."""
+    return inp.numel() // inp.shape[-1] if inp.dim() and inp.shape[-1] else 0
+
+
+def _mkldnn_rnn_layer_macs(
+    inp: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, *args: Any, **kw: Any
+) -> int:
+    """One layer, one direction of the oneDNN LSTM/GRU/RNN that CPU float32 ``nn.LSTM`` runs.
+
+    Every step multiplies the input by ``w_ih`` (gates*H x I) and the hidden state by ``w_hh``
+    (gates*H x H): ``tokens * (numel(w_ih) + numel(w_hh))``, the textbook ``L*B*4*(I*H + H*H)`` for an LSTM.
+    """
+    return _rnn_tokens(inp) * (w_ih.numel() + w_hh.numel())
+
+
+def _flat_rnn_macs(inp: torch.Tensor, weights: list[torch.Tensor], *args: Any, **kw: Any) -> int:
+    """The whole-stack cuDNN / MIOpen kernels: every weight matrix (ih, hh, projection) once per token.
+
+    ``weights`` holds each layer and direction's matrices and bias vectors; only the matrices multiply.
+    Every layer and direction sees every token, so tokens times the matrices' total size is exact.
+    """
+    return _rnn_tokens(inp) * sum(w.numel() for w in weights if w.dim() >= 2)
+
+
+def _trilinear_macs(i1: torch.Tensor, i2: torch.Tensor, i3: torch.Tensor, *expands: Any, **kw: Any) -> int:
+    """``nn.Bilinear``'s kernel: one MAC per point of the joint index space, ``N * out * in1 * in2``.
+
+    Each input is unsqueezed at its ``expand`` positions; the joint space is the broadcast of the three.
+    """
+    shapes = []
+    for t, expand in zip((i1, i2, i3), expands[:3], strict=True):
+        shape = list(t.shape)
+        for dim in sorted(expand):
+            shape.insert(dim, 1)
+        shapes.append(shape)
+    return math.prod(max(sizes) for sizes in zip(*shapes, strict=True))
+
+
 def _flops_to_macs(formula: Callable[..., int]) -> Callable[..., int]:
     def macs(*args: Any, out: Any = None, **kwargs: Any) -> int:
         return int(formula(*args, **kwargs, out_val=out)) // 2
@@ -67,7 +110,7 @@ def _flops_to_macs(formula: Callable[..., int]) -> Callable[..., int]:
 
 
 def _formulas() -> dict[Any, Callable[..., int]]:
-    """torch's FLOP formulas turned into MACs, plus attention kernels torch does not list.
+    """torch's FLOP formulas turned into MACs, plus kernels torch does not list.
 
     Torch 2.14 has no entry for ``_scaled_dot_product_flash_attention_for_cpu``, the kernel every
     ``F.scaled_dot_product_attention`` call takes on CPU, so attention would silently count as zero.
@@ -76,19 +119,60 @@ def _formulas() -> dict[Any, Callable[..., int]]:
     cpu_attention = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if cpu_attention is not None:
         table[cpu_attention] = lambda q, k, v, *args, out=None, **kwargs: _sdpa_macs(q, k, v)
+    # nn.LSTM / GRU / RNN run one fused kernel per layer and direction (oneDNN, float32 CPU) or per stack
+    # (cuDNN, MIOpen); neither is in torch's table nor decomposes, so each would count as 0.
+    # matmul of a matrix and a vector runs `mv`, nn.Bilinear runs `_trilinear`: neither is in the table.
+    for name, formula in [
+        ("mv", lambda mat, vec, *args, **kw: mat.numel()),
+        ("_trilinear", _trilinear_macs),
+        ("mkldnn_rnn_layer", _mkldnn_rnn_layer_macs),
+        ("_cudnn_rnn", _flat_rnn_macs),
+        ("miopen_rnn", _flat_rnn_macs),
+    ]:
+        op = getattr(aten, name, None)
+        if op is not None:
+            table[op] = formula
     return table
 
 
 _FORMULAS = _formulas()
 
+# Ops that read a weight matrix without multiplying it into an activation: lookups, copies, weight
+# normalisation and standardisation, reductions. Views and pointwise ops are recognised by their tags.
+_NO_MACS = {
+    "embedding", "embedding_bag", "_embedding_bag", "_embedding_bag_forward_only", "index", "index_select",
+    "gather", "take", "clone", "_to_copy", "copy_", "_copy_from", "cat", "stack", "lift_fresh", "to_dense",
+    "constant_pad_nd", "flip", "roll", "repeat", "_weight_norm_interface", "native_layer_norm",
+    "native_group_norm", "native_batch_norm", "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training",
+    "sum", "mean", "var", "var_mean", "std", "std_mean", "linalg_vector_norm", "norm", "amax", "amin", "max",
+    "min", "fake_quantize_per_channel_affine", "fake_quantize_per_tensor_affine",
+    "_fake_quantize_learnable_per_channel_affine", "quantize_per_channel", "quantize_per_tensor",
+}  # fmt: skip
+_WARNED: set[str] = set()  # ops already named in a warning: once per process is enough
+
+
+def _reads_weights(func: Any, args: tuple, kwargs: dict, weights: set[int]) -> bool:
+    """Whether an op without a formula takes one of the model's weight matrices into real arithmetic."""
+    if func.is_view or torch.Tag.pointwise in func.tags or func.overloadpacket.__name__ in _NO_MACS:
+        return False
+    leaves, _ = tree_flatten((args, kwargs))
+    return any(isinstance(t, torch.Tensor) and id(t) in weights for t in leaves)
+
 
 class _MacCounter(TorchDispatchMode):
-    """Adds each counted op's MACs to the module that is innermost on the call stack."""
+    """Adds each counted op's MACs to the module that is innermost on the call stack.
 
-    def __init__(self) -> None:
+    ``weights`` are the ids of the model's parameters with two or more dims; an op that reads one but
+    has no formula is remembered in ``uncounted`` (op name -> first module it ran in).
+    """
+
+    def __init__(self, weights: set[int] | None = None) -> None:
         super().__init__()
         self.stack: list[str] = [""]
         self.macs: dict[str, int] = {}
+        self.weights = weights or set()
+        self.uncounted: dict[str, str] = {}
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
@@ -99,6 +183,8 @@ class _MacCounter(TorchDispatchMode):
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
+            if self.weights and _reads_weights(func, args, kwargs, self.weights):
+                self.uncounted.setdefault(str(func.overloadpacket), self.stack[-1])
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
         name = self.stack[-1]
@@ -146,7 +232,7 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
     check_module(model)
     inputs = as_tuple(example_inputs)
     names = {module: name for name, module in model.named_modules()}
-    counter = _MacCounter()
+    counter = _MacCounter({id(p) for p in model.parameters() if p.dim() >= 2})
     order: list[str] = []
     shapes: dict[str, tuple[int, ...] | None] = {}
 
@@ -172,8 +258,24 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
     finally:
         for handle in handles:
             handle.remove()
-
+    _warn_uncounted(counter.uncounted, type(model).__name__)
     return sum(counter.macs.values()), _layers(model, order, shapes, counter.macs)
+
+
+def _warn_uncounted(uncounted: dict[str, str], root: str) -> None:
+    """Name each weight-reading op that counted 0 MACs, once per process, so the gap is visible."""
+    new = {op: where for op, where in uncounted.items() if op not in _WARNED}
+    if not new:
+        return
+    _WARNED.update(new)
+    ops = ", ".join(f"`{op}` (in `{where or root}`)" for op, where in new.items())
+    warnings.warn(
+        f"MACs of {ops} are not counted: the op multiplies a weight but netsculpt has no MAC formula "
+        "for it, so ns.measure and MACs targets see that compute as 0. Please report the op; "
+        "a params= target is unaffected.",
+        NetsculptWarning,
+        stacklevel=3,
+    )
 
 
 def _layers(
