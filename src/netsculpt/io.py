@@ -28,6 +28,7 @@ from netsculpt.parallel import unwrap_parallel
 from netsculpt.saved.bases import build_base
 from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
 from netsculpt.saved.dtypes import cast_floats_, float_dtypes
+from netsculpt.saved.rates import apply_rates, record_rates
 from netsculpt.saved.weights import read_weights
 from netsculpt.spec import describe_unbuilt, model_spec
 
@@ -80,6 +81,9 @@ def _document(
         "edits": spec["edits"],
         "extra": dict(extra or {}),
     }
+    rates = record_rates(model)
+    if rates:  # dropout / drop-path rates: the fingerprint ignores them, so the base has defaults
+        document["rates"] = rates
     dtypes = float_dtypes(model)
     if dtypes:  # only when some float is not float32: such files are what older netsculpt refuses
         document["dtypes"] = dtypes
@@ -171,6 +175,7 @@ def load(
     dtypes = document.get("dtypes", {})
     cast_floats_(base, dtypes, where, partial=True)  # replay traces the base in the saved dtypes
     rebuilt = cast_floats_(replay_edits(base, document["edits"], where), dtypes, where)
+    apply_rates(rebuilt, document.get("rates"), where)
     state = read_weights(rebuilt, Path(directory) / WEIGHTS_FILE)
     # the rebuilt model's own per-module versions: some modules (MNASNet) refuse a state dict without them
     state = _with_metadata(state, rebuilt)

@@ -24,11 +24,19 @@ from torch.nn.parameter import is_lazy
 SPEC_ATTR = "netsculpt_spec"
 
 # modules that only act in training (or do nothing): they are left out of the structural fingerprint,
-# so a model built with another dropout / drop-path rate still matches its builder
+# so a model built with another dropout / drop-path rate still matches its builder; the rates themselves
+# are saved beside the base and set back on load (netsculpt.saved.rates)
 _TRAIN_ONLY = frozenset(
-    {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "DropPath", "DropBlock2d"}
-    | {"Identity", "StochasticDepth"}
+    {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "DropPath"}
+    | {"DropBlock2d", "Identity", "StochasticDepth"}
 )
+
+
+def is_rate(key: str, value: Any) -> bool:
+    """A plain numeric attribute that only matters in training, named for dropping: timm's model-level
+    ``drop_rate``, ``MultiheadAttention.dropout``, torchvision's ``_DenseLayer.drop_rate``. Left out of the
+    fingerprint like the dropout modules, recorded with them."""
+    return "drop" in key.lower() and isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def state_shapes(model: nn.Module) -> dict[str, list[int]] | None:
@@ -82,7 +90,11 @@ def _settings(module: nn.Module) -> str:
     items = [
         f"{key}={value!r}"
         for key, value in sorted(vars(module).items())
-        if not key.startswith("_") and key != "training" and not key.startswith("netsculpt") and _plain(value)
+        if not key.startswith("_")
+        and key != "training"
+        and not key.startswith("netsculpt")
+        and _plain(value)
+        and not is_rate(key, value)
     ]
     return ",".join(items)
 

@@ -26,14 +26,15 @@ EXTERNAL_NUM_CLASSES = 1000
 EXTERNAL_IN_CHANNELS = 3
 
 
-def _positive(value: int, what: str) -> int:
+def _positive(value: int, what: str, minimum: int = 1) -> int:
     """Accept any integer type (numpy ints from configs too) but not bools or floats."""
     try:
         number = operator.index(value)
     except TypeError:
-        number = 0
-    if isinstance(value, bool) or number < 1:
-        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+        number = minimum - 1
+    if isinstance(value, bool) or number < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"{what} must be {kind}, got {value!r}")
     return number
 
 
@@ -111,7 +112,10 @@ def create_model(
         default = EXTERNAL_NUM_CLASSES
         if prefix == "torchvision":
             default = external.DENSE_NUM_CLASSES.get(external.torchvision_kind(arch), default)
-        classes = _positive(default if num_classes is None else num_classes, "num_classes")
+        # timm's num_classes=0 is a feature extractor: the head's linear layer becomes an Identity
+        classes = _positive(
+            default if num_classes is None else num_classes, "num_classes", 0 if prefix == "timm" else 1
+        )
         channels = _positive(EXTERNAL_IN_CHANNELS if in_channels is None else in_channels, "in_channels")
         build = external.build_torchvision if prefix == "torchvision" else external.build_timm
         model = build(arch, classes, channels, **kwargs)

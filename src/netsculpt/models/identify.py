@@ -4,8 +4,10 @@ A saved model must say how to rebuild its unpruned architecture. For ``torchvisi
 or ``timm.create_model("resnet18", num_classes=10)`` nothing was recorded, so the candidates are the
 builders that make that class (torchvision: the builders defined in the class's module; timm: the
 architecture in the model's ``pretrained_cfg``). Each is built on the meta device (no memory) with the
-class count and input channels read off the mismatching shapes, and accepted only when its structural
-fingerprint (every module's class and settings, every state-dict shape) equals the user's model.
+class count and input channels read off the mismatching shapes (timm: also ``num_classes=0``, its
+feature extractor), and accepted only when its structural fingerprint (every module's class and
+settings, every state-dict shape) equals the user's model. Dropout and drop-path rates are not part of
+the fingerprint; ``netsculpt.saved.rates`` records and restores them.
 """
 
 from __future__ import annotations
@@ -124,37 +126,48 @@ def identify_base(base: dict[str, Any], shapes: dict[str, list[int]]) -> dict[st
         (name, kwargs) for name in candidate_names(base) for kwargs in external.identity_variants(name)
     ]
     for name, variant in candidates:
-        default = _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **variant)
+        classes = DEFAULT_CLASSES
+        default = _build(name, classes, DEFAULT_CHANNELS, **variant)
         if default is None:
             continue
+        if shapes and set(default.state_dict()) != set(shapes) and name.startswith("timm:"):
+            classes = 0  # timm's feature extractor (num_classes=0): the same model without a head layer
+            default = _build(name, classes, DEFAULT_CHANNELS, **variant)
+            if default is None:
+                continue
         if shapes and set(default.state_dict()) != set(shapes):
             continue  # another builder: no option tried below changes which tensors a model has
         guesses = [{**variant, **g} for g in structural_guesses(name, shapes)]
         if base.get("detector_options"):  # read off the user's detector (netsculpt.models.detector_options)
             guesses.insert(0, {**variant, **base["detector_options"]})
         for kwargs in [variant, *guesses]:
-            built = (
-                default if kwargs is variant else _build(name, DEFAULT_CLASSES, DEFAULT_CHANNELS, **kwargs)
-            )
-            found = built is not None and _match(name, kwargs, built, base, shapes)
+            built = default if kwargs is variant else _build(name, classes, DEFAULT_CHANNELS, **kwargs)
+            found = built is not None and _match(name, kwargs, built, base, shapes, classes)
             if found:
                 return found
     return None
 
 
 def _match(
-    name: str, kwargs: dict[str, Any], default: nn.Module, base: dict[str, Any], shapes: dict[str, list[int]]
+    name: str,
+    kwargs: dict[str, Any],
+    default: nn.Module,
+    base: dict[str, Any],
+    shapes: dict[str, list[int]],
+    built_classes: int = DEFAULT_CLASSES,
 ) -> dict[str, Any] | None:
     """The base spec of ``name`` built with ``kwargs`` and some class count / input channels whose
-    fingerprint is the user's, or None."""
+    fingerprint is the user's, or None. ``default`` was built with ``built_classes`` (0: headless)."""
     from netsculpt.spec import structure_fingerprint
 
     classes, channels = _guesses(default, shapes)
+    if built_classes != DEFAULT_CLASSES:
+        classes = {built_classes}  # no head: nothing to read a class count off
     for num_classes, in_channels in itertools.product(
         sorted(classes, key=lambda n: n != DEFAULT_CLASSES),
         sorted(channels, key=lambda n: n != DEFAULT_CHANNELS),
     ):
-        same = num_classes == DEFAULT_CLASSES and in_channels == DEFAULT_CHANNELS
+        same = num_classes == built_classes and in_channels == DEFAULT_CHANNELS
         model = default if same else _build(name, num_classes, in_channels, **kwargs)
         if model is not None and structure_fingerprint(model) == base["fingerprint"]:
             return {

@@ -47,7 +47,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "netsculpt": {
         "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[A-Za-z0-9_.:\-]+$"},
-            "num_classes": {"type": "integer", "minimum": 1, "maximum": 100_000},
+            "num_classes": {"type": "integer", "minimum": 0, "maximum": 100_000},  # 0: timm, headless
             "in_channels": {"type": "integer", "minimum": 1, "maximum": 1024},
             "kwargs": {
                 "type": "object",
