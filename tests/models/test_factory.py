@@ -61,6 +61,16 @@ def test_bad_sizes_are_refused(bad: object) -> None:
         model_input_shape("lenet5", in_channels=bad)
 
 
+def test_timm_takes_num_classes_zero_for_its_feature_extractor() -> None:
+    pytest.importorskip("timm")
+    model = create_model("timm:resnet10t", num_classes=0)
+    assert type(model.fc).__name__ == "Identity" and model.num_classes == 0
+    with pytest.raises(ConfigError, match=r"num_classes must be an integer >= 0, got -1"):
+        create_model("timm:resnet10t", num_classes=-1)
+    with pytest.raises(ConfigError, match="positive integer"):  # 0 means nothing to torchvision
+        create_model("torchvision:resnet18", num_classes=0)
+
+
 def test_numpy_integers_are_accepted() -> None:
     model = create_model("lenet5", num_classes=np.int64(4))
     assert model.fc2.out_features == 4
