@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import pytest
 import torch
 
 import netsculpt as ns
-from netsculpt.errors import PruningError
+from netsculpt.errors import NetsculptWarning, PruningError
 from netsculpt.measure import count_macs
 
 TOL = 0.02  # the issue's bar: the pruned model's cost lands within 2% of the target
@@ -180,3 +183,69 @@ def test_target_value_must_be_a_number(value) -> None:
     # Target(macs="half") raised a bare ValueError from float()
     with pytest.raises(PruningError, match=r"Target: macs= takes a number; got"):
         ns.Target(macs=value)
+
+
+class TwoConvs(torch.nn.Module):
+    """Four channels per layer: one channel is worth about an eighth of the MACs, so a target between
+    two plans cannot be met within 2% by any width."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.b = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.b(self.a(x).relu()).relu().mean((2, 3)))
+
+
+class Stacker(torch.nn.Module):
+    """Two 32-channel branches summed into one group: on the "hw" grid it moves 8-16 channels at a time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(12, 32, 3, padding=1)
+        self.b = torch.nn.Conv2d(12, 32, 1)
+        self.act = torch.nn.PReLU(32)
+        self.d = torch.nn.Conv2d(32, 16, 3, stride=2, padding=1)
+        self.fc = torch.nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.pixel_unshuffle(x, 2)
+        y = self.act(torch.stack([self.a(x), self.b(x)], 0).sum(0))
+        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(self.d(y), 4), 1))
+
+
+def _reported(record: list, pattern: str) -> float:
+    (found,) = [re.search(pattern, str(w.message)) for w in record if re.search(pattern, str(w.message))]
+    return float(found.group(1))
+
+
+def test_target_missed_by_more_than_the_tolerance_warns_with_the_value_reached() -> None:
+    torch.manual_seed(0)
+    model, x = TwoConvs().eval(), torch.randn(1, 3, 8, 8)
+    with pytest.warns(NetsculptWarning, match=r"target macs=0\.600 lands at 0\.\d{3}.*closest plan") as rec:
+        small = ns.prune(model, x, target=ns.Target(macs=0.6), round_to=1)
+    got = count_macs(small, x)[0] / count_macs(model, x)[0]
+    assert got < 0.6 * (1 - TOL)  # the plan the warning is about really is short
+    assert _reported(rec, r"lands at (\d\.\d{3})") == pytest.approx(got, abs=5e-4)
+
+
+def test_hw_grid_shortfall_names_what_exact_widths_reach() -> None:
+    torch.manual_seed(0)
+    model, x = Stacker().eval(), torch.randn(2, 3, 32, 32)
+    with pytest.warns(NetsculptWarning, match=r"round_to='hw'.*exact widths \(round_to=1\) reach") as rec:
+        on_grid = ns.prune(model, x, target=ns.Target(macs=0.5))
+    base = count_macs(model, x)[0]
+    assert _reported(rec, r"lands at (\d\.\d{3})") == pytest.approx(
+        count_macs(on_grid, x)[0] / base, abs=5e-4
+    )
+    exact = ns.prune(model, x, target=ns.Target(macs=0.5), round_to=1)
+    assert _reported(rec, r"reach (\d\.\d{3})") == pytest.approx(count_macs(exact, x)[0] / base, abs=5e-4)
+
+
+def test_a_target_met_within_the_tolerance_does_not_warn(models) -> None:
+    model, x = models["resnet20_cifar"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NetsculptWarning)
+        ns.prune(model, x, target=ns.Target(macs=0.5), round_to=1)

@@ -293,6 +293,13 @@ def target_plan(
         floors = {g.id: group_floor(g, min_channels) for g in graph.prunable_groups}
         best = rebalance(graph, scores, best, measure, target.value, tolerance, steps, floors)
         best = top_up(graph, scores, best, measure, target.value, tolerance, steps)
+    if measure(best) < target.value * (1 - tolerance):
+        exact = None
+        if any(s > 1 for s in steps.values()):  # what exact widths would reach, for the warning
+            exact = _exact_widths_value(
+                model, example_inputs, graph, scores, target, strategy, min_channels, tolerance, cost, latency
+            )
+        _warn_under(target, measure(best), tolerance, round_to, exact)
     plan_meta = {
         "target": {target.metric: target.value},
         "strategy": strategy,
@@ -301,6 +308,58 @@ def target_plan(
         **(meta or {}),
     }
     return PrunePlan(best, {g.id: g.size for g in graph.groups}, plan_meta)
+
+
+def _exact_widths_value(
+    model: nn.Module,
+    example_inputs: Any,
+    graph: ChannelGraph,
+    scores: dict[str, np.ndarray],
+    target: Target,
+    strategy: str,
+    min_channels: int,
+    tolerance: float,
+    cost: CostModel,
+    latency: Any,
+) -> float | None:
+    """The value the same solve reaches with ``round_to=1`` (same cost model: no new measurement)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its own shortfall is reported by the caller's warning
+        try:
+            plan = target_plan(
+                model, example_inputs, graph, scores, target, strategy=strategy, round_to=1,
+                min_channels=min_channels, tolerance=tolerance, cost=cost, latency=latency,
+            )  # fmt: skip
+        except PruningError:
+            return None
+    return float(plan.meta["predicted"])
+
+
+def _warn_under(
+    target: Target, reached: float, tolerance: float, round_to: int | str, exact: float | None
+) -> None:
+    """Say so when a plan lands further under its target than ``tolerance``: channels come in steps
+    (of the width grid, or single channels worth several percent of a small model), and the closest plan
+    at or under the target is what is returned."""
+    import warnings
+
+    from netsculpt.errors import NetsculptWarning
+
+    if exact is not None and exact > reached:
+        why = (
+            f"round_to={round_to!r} moves each group by a whole width step; exact widths (round_to=1) "
+            f"reach {exact:.3f}"
+        )
+    else:
+        why = "one more channel of any group would overshoot it; this is the closest plan under the target"
+    warnings.warn(
+        f"target {target.metric}={target.value:.3f} lands at {reached:.3f}, "
+        f"{(1 - reached / target.value):.1%} under (more than the {tolerance:.0%} tolerance): {why}",
+        NetsculptWarning,
+        stacklevel=3,
+    )
 
 
 def widths_plan(
