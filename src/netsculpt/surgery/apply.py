@@ -73,6 +73,16 @@ def _owners(model: nn.Module) -> dict[int, list[tuple[nn.Module, str, bool]]]:
     return owners
 
 
+def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    """The layout a pruned copy should keep: a ``channels_last`` model stays channels-last."""
+    if tensor.is_contiguous():
+        return torch.contiguous_format
+    for layout, dims in ((torch.channels_last, 4), (torch.channels_last_3d, 5)):
+        if tensor.dim() == dims and tensor.is_contiguous(memory_format=layout):
+            return layout
+    return torch.contiguous_format
+
+
 def apply_plan_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Module:
     """Remove the channels ``plan`` drops from ``model`` in place and return it."""
     validate_plan(graph, plan)
@@ -94,6 +104,7 @@ def apply_plan_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Mo
                 keep_mask = np.ones(new.shape[dim], dtype=bool)
                 keep_mask[np.fromiter(positions, dtype=np.int64, count=len(positions))] = False
                 new = new.index_select(dim, torch.from_numpy(np.flatnonzero(keep_mask)))
+            new = new.contiguous(memory_format=_memory_format(old))  # index_select made it contiguous
             for module, attr, is_param in owners[id(old)]:
                 if is_param:
                     module._parameters[attr] = nn.Parameter(new, requires_grad=old.requires_grad)
