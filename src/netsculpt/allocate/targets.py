@@ -25,6 +25,7 @@ from torch import nn
 from netsculpt import checks
 from netsculpt.allocate.cost import CostModel
 from netsculpt.allocate.rebalance import rebalance, top_up
+from netsculpt.allocate.shortfall import unreachable_error, warn_under
 from netsculpt.allocate.uniform import keep_count, removal_order, select_keep
 from netsculpt.errors import PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
@@ -268,17 +269,10 @@ def target_plan(
             meta={**(meta or {}), "round_to_fallback": "hw"},
         )  # fmt: skip
     if floor_value > target.value + tolerance * target.value:
-        raise PruningError(
-            f"target {target.metric}={target.value:.3f} is unreachable: the most this model can be pruned "
-            f"({strategy}, min_channels={min_channels}) leaves {target.metric}={floor_value:.3f} of the "
-            "original "
-            "(pinned channels are listed by ns.trace(model, inputs))"
-            + (
-                f"; round_to={round_to!r} keeps one width step per group; round_to=1 can prune further"
-                if any(s > 1 for s in steps.values())
-                else ""
-            )
-        )
+        raise unreachable_error(
+            graph, cost, target.metric, target.value, floor_value, strategy, min_channels, round_to,
+            coarse=any(s > 1 for s in steps.values()),
+        )  # fmt: skip
     for _ in range(40):  # bisection on the amount removed: cost is monotone in it
         mid = (lo + hi) / 2
         keep = candidate(mid)
@@ -299,7 +293,7 @@ def target_plan(
             exact = _exact_widths_value(
                 model, example_inputs, graph, scores, target, strategy, min_channels, tolerance, cost, latency
             )
-        _warn_under(target, measure(best), tolerance, round_to, exact)
+        warn_under(target.metric, target.value, measure(best), tolerance, round_to, exact)
     plan_meta = {
         "target": {target.metric: target.value},
         "strategy": strategy,
@@ -335,31 +329,6 @@ def _exact_widths_value(
         except PruningError:
             return None
     return float(plan.meta["predicted"])
-
-
-def _warn_under(
-    target: Target, reached: float, tolerance: float, round_to: int | str, exact: float | None
-) -> None:
-    """Say so when a plan lands further under its target than ``tolerance``: channels come in steps
-    (of the width grid, or single channels worth several percent of a small model), and the closest plan
-    at or under the target is what is returned."""
-    import warnings
-
-    from netsculpt.errors import NetsculptWarning
-
-    if exact is not None and exact > reached:
-        why = (
-            f"round_to={round_to!r} moves each group by a whole width step; exact widths (round_to=1) "
-            f"reach {exact:.3f}"
-        )
-    else:
-        why = "one more channel of any group would overshoot it; this is the closest plan under the target"
-    warnings.warn(
-        f"target {target.metric}={target.value:.3f} lands at {reached:.3f}, "
-        f"{(1 - reached / target.value):.1%} under (more than the {tolerance:.0%} tolerance): {why}",
-        NetsculptWarning,
-        stacklevel=3,
-    )
 
 
 def widths_plan(
