@@ -249,3 +249,15 @@ def test_a_target_met_within_the_tolerance_does_not_warn(models) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", NetsculptWarning)
         ns.prune(model, x, target=ns.Target(macs=0.5), round_to=1)
+
+
+def test_auto_warns_about_the_plan_it_chose_not_its_candidates() -> None:
+    torch.manual_seed(0)
+    model, x = Stacker().eval(), torch.randn(2, 3, 32, 32)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        small = ns.prune(model, x, target=ns.Target(macs=0.5), round_to="auto")
+    said = [str(w.message) for w in rec if issubclass(w.category, NetsculptWarning)]
+    assert not [m for m in said if "round_to='hw'" in m or "round_to=16" in m]  # the "hw" candidate is short
+    short = count_macs(small, x)[0] / count_macs(model, x)[0] < 0.5 * (1 - TOL)
+    assert short == any("round_to='auto' chose the fastest" in m for m in said)

@@ -22,6 +22,7 @@ steps 2-3 are skipped and only the whole candidate plans of step 4 are compiled 
 from __future__ import annotations
 
 import statistics
+import warnings
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from torch import nn
 
 from netsculpt.allocate.cost import CostModel
 from netsculpt.allocate.uniform import select_keep
-from netsculpt.errors import PruningError
+from netsculpt.errors import NetsculptWarning, PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.surgery.plan import PrunePlan
 
@@ -153,21 +154,26 @@ def auto_plan(
 ) -> PrunePlan:
     """The fastest measured of the snapped, exact, ``"hw"`` and ``round_to=16`` plans for ``target``."""
     from netsculpt.allocate.rebalance import top_up
+    from netsculpt.allocate.shortfall import warn_under
     from netsculpt.allocate.targets import target_measure, target_plan
     from netsculpt.allocate.widths import steps_for
 
     measure = target_measure(graph, target, cost, latency)
     common = dict(strategy=strategy, min_channels=min_channels, tolerance=tolerance, cost=cost,
                   latency=latency, meta=meta)  # fmt: skip
-    exact = target_plan(model, example_inputs, graph, scores, target, round_to=1, **common)
-    plans: dict[str, PrunePlan] = {"1": exact}
-    # widths only: every candidate keeps the caller's strategy (the activation-priced "fast" ranking is
-    # faster on eager/OpenVINO but changes which channels go, and cost accuracy: docs/engine.md)
-    for name, step in (("hw", "hw"), ("16", 16)):
-        try:
-            plans[name] = target_plan(model, example_inputs, graph, scores, target, round_to=step, **common)
-        except PruningError:  # the coarse grid cannot reach the target: not a candidate
-            continue
+    with warnings.catch_warnings():  # a candidate's shortfall is not the chosen plan's: said at the end
+        warnings.simplefilter("ignore", NetsculptWarning)
+        exact = target_plan(model, example_inputs, graph, scores, target, round_to=1, **common)
+        plans: dict[str, PrunePlan] = {"1": exact}
+        # widths only: every candidate keeps the caller's strategy (the activation-priced "fast" ranking is
+        # faster on eager/OpenVINO but changes which channels go, and cost accuracy: docs/engine.md)
+        for name, step in (("hw", "hw"), ("16", 16)):
+            try:
+                plans[name] = target_plan(
+                    model, example_inputs, graph, scores, target, round_to=step, **common
+                )
+            except PruningError:  # the coarse grid cannot reach the target: not a candidate
+                continue
     if hasattr(latency, "table_sum_keep"):  # a per-layer table: the snapped candidate
         snapped = snap_keep(graph, scores, exact.keep, cost, latency, min_channels)
         # channels back on each group's 8/16 grid while the target holds
@@ -182,6 +188,12 @@ def auto_plan(
     timed = measure_plans(model, example_inputs, graph, unique, latency) if len(unique) > 1 else {"1": 0.0}
     chosen = min(timed, key=lambda name: timed[name])
     plan = unique[chosen]
+    if measure(plan.keep) < target.value * (1 - tolerance):
+        exact_value = measure(exact.keep)
+        warn_under(
+            target.metric, target.value, measure(plan.keep), tolerance, "auto",
+            exact_value if chosen != "1" else None,
+        )  # fmt: skip
     plan.meta = {
         **plan.meta,
         "round_to": "auto",

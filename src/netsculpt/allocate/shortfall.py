@@ -107,10 +107,12 @@ def warn_under(
     (of the width grid, or single channels worth several percent of a small model), and the closest plan
     at or under the target is what is returned."""
     if exact is not None and exact > reached:
-        why = (
-            f"round_to={round_to!r} moves each group by a whole width step; exact widths (round_to=1) "
-            f"reach {exact:.3f}"
+        how = (
+            "chose the fastest measured candidate"
+            if round_to == "auto"
+            else "moves each group by a whole width step"
         )
+        why = f"round_to={round_to!r} {how}; exact widths (round_to=1) reach {exact:.3f}"
     else:
         why = "one more channel of any group would overshoot it; this is the closest plan under the target"
     warnings.warn(
