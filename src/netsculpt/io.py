@@ -28,7 +28,7 @@ from netsculpt.parallel import unwrap_parallel
 from netsculpt.saved.bases import build_base
 from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
 from netsculpt.saved.dtypes import cast_floats_, float_dtypes
-from netsculpt.saved.rates import apply_rates, record_rates
+from netsculpt.saved.rates import apply_rates, differing_rates
 from netsculpt.saved.weights import read_weights
 from netsculpt.spec import describe_unbuilt, model_spec
 
@@ -81,8 +81,8 @@ def _document(
         "edits": spec["edits"],
         "extra": dict(extra or {}),
     }
-    rates = record_rates(model)
-    if rates:  # dropout / drop-path rates: the fingerprint ignores them, so the base has defaults
+    rates = differing_rates(model, base)
+    if rates:  # dropout / drop-path rates the rebuilt base would not have (the fingerprint ignores them)
         document["rates"] = rates
     dtypes = float_dtypes(model)
     if dtypes:  # only when some float is not float32: such files are what older netsculpt refuses

@@ -84,8 +84,16 @@ def test_files_written_before_rates_load_with_the_builder_defaults(tmp_path) -> 
     assert ns.load(tmp_path).classifier[2].p == 0.2  # torchvision's default
 
 
+def test_builder_rates_are_not_written_so_older_netsculpt_reads_the_file(tmp_path) -> None:
+    small = ns.prune(torchvision.models.mobilenet_v3_small(num_classes=10).eval(), torch.randn(1, 3, 32, 32))
+    ns.save(small, tmp_path)
+    assert "rates" not in _document(tmp_path)  # older versions refuse a field they do not know
+    ns.save(ns.create_model("mobilenetv2_cifar", dropout=0.3), tmp_path / "zoo")
+    assert "rates" not in _document(tmp_path / "zoo")  # the recorded builder option reproduces it
+
+
 def test_rates_only_set_known_attributes_and_build_only_known_classes(tmp_path) -> None:
-    ns.save(torchvision.models.mobilenet_v3_small(num_classes=10), tmp_path)
+    ns.save(torchvision.models.mobilenet_v3_small(num_classes=10, dropout=0.3), tmp_path)
     data = _document(tmp_path)
     data["rates"]["classifier.2"]["class"] = "os.system"
     (tmp_path / "netsculpt.json").write_text(json.dumps(data))

@@ -61,7 +61,7 @@ def candidate_names(base: dict[str, Any]) -> list[str]:
     return []
 
 
-def _build(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> nn.Module | None:
+def _build(name: str, num_classes: int | None, in_channels: int | None, **kwargs: Any) -> nn.Module | None:
     """The candidate on the meta device (no memory); when its code needs real values (RegNet works its
     widths out with tensors and ``.tolist()``), on the CPU with every parameter and buffer moved to the
     meta device as it is registered, so even ``regnet_y_128gf`` (644 M parameters) costs no memory."""
@@ -74,6 +74,11 @@ def _build(name: str, num_classes: int, in_channels: int, **kwargs: Any) -> nn.M
         except Exception as exc:  # a builder doing arithmetic on meta tensors; any failure: not this one
             log.debug("candidate %s on %s failed: %s", name, device, exc)
     return None
+
+
+def meta_build(base: dict[str, Any]) -> nn.Module | None:
+    """A ``kind: netsculpt`` base built without memory (None if it cannot be): to compare settings."""
+    return _build(base["name"], base.get("num_classes"), base.get("in_channels"), **base.get("kwargs", {}))
 
 
 @contextlib.contextmanager

@@ -77,6 +77,25 @@ def record_rates(model: nn.Module) -> dict[str, dict[str, Any]]:
     return record
 
 
+def differing_rates(model: nn.Module, base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The entries of :func:`record_rates` that a rebuild of ``base`` would not reproduce by itself.
+
+    Only those are written, so a model with its builder's rates saves a file older netsculpt reads
+    (it refuses an unknown ``rates`` field). A base that cannot be built here keeps every entry."""
+    if base.get("kind") != "netsculpt":
+        return {}  # the caller supplies such a base (model= / trust_builder=), rates included
+    record = record_rates(model)
+    if not record:
+        return {}
+    from netsculpt.models.identify import meta_build
+
+    built = meta_build(base)
+    if built is None:
+        return record
+    default = record_rates(built)
+    return {name: entry for name, entry in record.items() if default.get(name) != entry}
+
+
 def _build(qualname: str) -> nn.Module:
     module_name, class_name, kwargs = TRAIN_ONLY[qualname]
     return getattr(importlib.import_module(module_name), class_name)(**kwargs)
