@@ -21,3 +21,26 @@ def test_round_spread_is_the_range_of_the_round_medians(monkeypatch) -> None:
 def test_one_round_has_no_spread() -> None:
     (row,) = bench.bench_model(nn.Linear(3, 2), torch.zeros(1, 3), ["torch"], runs=2, warmup=1, rounds=1)
     assert row.latency_ms > 0 and row.round_spread_pct is None
+
+
+def _bn_net() -> nn.Module:
+    """A training model whose batch norm the user froze (eval inside train): per-module flags to keep."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).train()
+    model[1].eval()
+    return model
+
+
+def test_bench_gives_every_module_its_own_flag_back(monkeypatch) -> None:
+    from netsculpt.runtimes.base import RUNTIMES
+    from netsculpt.runtimes.torch_rt import EagerRuntime
+
+    # a second runtime that, like torch and compile, enters eval mode in prepare and leaves it in close:
+    # closed in prepare order, the second one's "before" (already eval) was restored last
+    second = EagerRuntime()
+    second.name = "torch2"
+    monkeypatch.setitem(RUNTIMES, "torch2", second)
+    model = _bn_net()
+    before = [m.training for m in model.modules()]
+    rows = bench.bench_model(model, torch.randn(1, 3, 8, 8), ["torch", "torch2"], runs=2, warmup=1)
+    assert all(row.error is None for row in rows)
+    assert [m.training for m in model.modules()] == before == [True, True, False, True]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from netsculpt.errors import ConfigError
 from netsculpt.pipeline import parse_recipe, run_recipe
@@ -54,3 +55,19 @@ def test_pick_fastest_respects_the_tolerance_and_names_the_misses() -> None:
     assert pick_fastest(rows, 0.96, tolerance_pp=6.5)["runtime"] == "openvino"
     with pytest.raises(ConfigError, match="torch: torchao missing"):
         pick_fastest(rows, 0.99, tolerance_pp=0.5)
+
+
+def test_selection_times_by_the_bench_clock_and_gives_the_modes_back(monkeypatch) -> None:
+    from netsculpt.runtimes import bench
+    from netsculpt.weights.int8_select import _latency
+
+    ticks = iter(range(0, 10**9, 2_000_000))  # every call reads 2 ms on the bench clock
+    monkeypatch.setattr(bench, "clock", lambda threads: lambda: next(ticks))
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3)).train()
+    model[1].eval()
+    before = [m.training for m in model.modules()]
+    # two candidates on torch: each prepare enters eval; closed in prepare order, the second one's
+    # "before" (eval) was restored last and the training model stayed in eval mode
+    times = _latency({"float": model, "again": model}, torch.randn(2, 3), threads=1, runs=3)
+    assert times == {"float": 2.0, "again": 2.0}
+    assert [m.training for m in model.modules()] == before

@@ -122,11 +122,11 @@ class ProgramModule(nn.Module):
         return self.module_(*inputs)
 
     def compiled(self) -> Any:
-        """The program under ``torch.compile`` with weight freezing: what runs PT2E's int8 kernels."""
-        import torch._inductor.config as inductor_config
-
+        """The program under ``torch.compile``: what runs PT2E's int8 kernels, provided it compiles (its
+        first call at a shape) inside ``torch._inductor.config.patch(freezing=True)``, which constant-folds
+        the weight quantization into int8 kernels. The compile runtime does so; netsculpt never sets
+        freezing for the whole process, where it would freeze every model the user compiles later."""
         if self._compiled is None:
-            inductor_config.freezing = True  # constant-folds the weight quantization into int8 kernels
             object.__setattr__(self, "_compiled", torch.compile(self.module_, backend="inductor"))
         return self._compiled
 

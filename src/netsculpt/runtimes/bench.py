@@ -24,6 +24,7 @@ from torch import nn
 
 from netsculpt.measure._inputs import as_tuple, at_batch
 from netsculpt.measure.latency import check_counts
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.runtimes.base import Prepared, RuntimeUnsupported, first_line, get_runtime
 
 
@@ -111,15 +112,20 @@ def bench_model(
     inputs = as_tuple(example_inputs)
     names = [get_runtime(r).name for r in runtimes]
     rows: list[BenchRow] = []
-    for n in threads:
-        for batch in batches:
-            try:
-                batched = at_batch(inputs, batch)
-            except Exception as exc:  # structured inputs have no batch dim to repeat
-                for r in names:
-                    rows.append(BenchRow(name, r, n, batch, error=first_line(exc)))
-                continue
-            rows += _one_config(model, batched, names, name, n, batch, runs, warmup, rounds)
+    # every runtime's prepare enters eval mode: the model's own flags, taken once here, come back at the end
+    modes = module_modes(model) if isinstance(model, nn.Module) else []
+    try:
+        for n in threads:
+            for batch in batches:
+                try:
+                    batched = at_batch(inputs, batch)
+                except Exception as exc:  # structured inputs have no batch dim to repeat
+                    for r in names:
+                        rows.append(BenchRow(name, r, n, batch, error=first_line(exc)))
+                    continue
+                rows += _one_config(model, batched, names, name, n, batch, runs, warmup, rounds)
+    finally:
+        restore_modes(modes)
     if on_row is not None:
         for row in rows:
             on_row(row)
@@ -173,6 +179,6 @@ def _one_config(
                 medians = [statistics.median(times) for times in per]
                 rows[r].round_spread_pct = (max(medians) - min(medians)) / median * 100
     finally:
-        for p in prepared.values():
+        for p in reversed(prepared.values()):  # last prepared, first closed: each undoes its own changes
             p.close()
     return [rows[r] for r in names]

@@ -7,6 +7,7 @@ timings never include compilation. Inductor on CPU generates C++ and needs a com
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from typing import Any
 
@@ -78,13 +79,30 @@ class CompileRuntime(Runtime):
         inputs = as_tuple(example_inputs)
         restore = eval_mode(model)
         restore.__enter__()
+        marked = "_is_torch_compile" in vars(model)  # torch.compile marks the module it wraps
+
+        def unmark() -> None:
+            if not marked:
+                vars(model).pop("_is_torch_compile", None)
+
         compiled = getattr(model, "compiled", None)  # an exported int8 program compiles itself (freezing)
+
+        def compiling() -> contextlib.AbstractContextManager[object]:
+            """Weight freezing for an int8 program's compilations only: set for the whole process, it
+            would freeze the weights of every model the user compiles afterwards (stale after an update)."""
+            if compiled is None:
+                return contextlib.nullcontext()
+            import torch._inductor.config as inductor_config
+
+            return inductor_config.patch(freezing=True)
+
         try:
-            with torch_threads(threads), torch.no_grad():
+            with torch_threads(threads), torch.no_grad(), compiling():
                 fn = compiled() if compiled is not None else torch.compile(model, backend="inductor")
                 fn(*inputs)  # compile now, at these shapes: never inside a timing
         except Exception as exc:
             restore.__exit__(None, None, None)
+            unmark()
             torch._dynamo.reset()
             raise RuntimeUnsupported(f"torch.compile cannot compile the model: {first_line(exc)}") from None
 
@@ -93,11 +111,12 @@ class CompileRuntime(Runtime):
                 return fn(*inputs)
 
         def run(other: tuple[Any, ...]) -> list[torch.Tensor]:
-            with torch_threads(threads), torch.no_grad():
+            with torch_threads(threads), torch.no_grad(), compiling():  # other shapes may recompile
                 return tensors(fn(*other))
 
         def close() -> None:
             restore.__exit__(None, None, None)
+            unmark()
             # dynamo keeps every compiled graph, and past its recompile limit (8 per code object) it
             # silently runs eager: the next model prepared here must be compiled, not fall back
             torch._dynamo.reset()

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError, DataError
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.runtimes.artefacts import timing_runtime
 from netsculpt.runtimes.base import RuntimeUnsupported, first_line, get_runtime
 
@@ -61,28 +62,34 @@ def _accuracy(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]
 def _latency(
     models: dict[str, nn.Module], example: torch.Tensor, threads: int, runs: int, rounds: int = 3
 ) -> dict[str, float]:
-    """Median ms per candidate on its runtime, in alternating rounds."""
+    """Median ms per candidate on its runtime, in alternating rounds, by the clock ``bench`` and the
+    latency guards use (:func:`netsculpt.runtimes.bench.clock`), so the figures compare with theirs."""
     import statistics
-    import time
 
+    from netsculpt.runtimes.bench import clock
+
+    modes = [module_modes(m) for m in models.values()]  # each prepare enters eval mode; put them all back
     prepared = {}
-    for name, m in models.items():
-        runtime = timing_runtime(m) if getattr(m, "deployed_runtime", None) else "torch"
-        prepared[name] = get_runtime(runtime).prepare(m, (example,), threads)
-    times: dict[str, list[float]] = {name: [] for name in prepared}
+    now = clock(threads)
     try:
+        for name, m in models.items():
+            runtime = timing_runtime(m) if getattr(m, "deployed_runtime", None) else "torch"
+            prepared[name] = get_runtime(runtime).prepare(m, (example,), threads)
+        times: dict[str, list[float]] = {name: [] for name in prepared}
         for p in prepared.values():
             for _ in range(3):
                 p.call()
         for _ in range(rounds):
             for name, p in prepared.items():
                 for _ in range(max(1, runs // rounds)):
-                    start = time.perf_counter()
+                    start = now()
                     p.call()
-                    times[name].append((time.perf_counter() - start) * 1e3)
+                    times[name].append((now() - start) / 1e6)
     finally:
-        for p in prepared.values():
+        for p in reversed(prepared.values()):  # last prepared, first closed
             p.close()
+        for saved in modes:
+            restore_modes(saved)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
