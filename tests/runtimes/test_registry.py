@@ -126,3 +126,37 @@ def test_measure_runtime_names_are_the_registry() -> None:
     from netsculpt.runtimes import runtime_names
 
     assert sorted(RUNTIMES) == sorted(runtime_names())
+
+
+class Scaled(nn.Module):
+    """A forward with an option dict beside the image: the TorchScript export makes the number an input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, opts: dict[str, float]) -> torch.Tensor:
+        return (self.c(x) * opts["scale"]).mean((2, 3))
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_onnx_runtimes_feed_number_leaves_alike(name) -> None:
+    # OpenVINO counted tensor leaves only and refused "takes 2 inputs, got 1" where ONNX Runtime ran
+    model = Scaled().eval()
+    x = torch.randn(1, 1, 8, 8)
+    prepared = get_runtime(name).prepare(model, (x, {"scale": 2.0}), threads=1)
+    try:
+        (y,) = prepared.run((x, {"scale": 5.0}))
+    finally:
+        prepared.close()
+    with torch.no_grad():
+        assert torch.allclose(y, model(x, {"scale": 5.0}), atol=1e-4)
+
+
+def test_openvino_refuses_onnx_runtimes_int8_artefact(lenet, tmp_path) -> None:
+    from netsculpt.weights.quantize import quantize_int8
+
+    model, x = lenet
+    q = quantize_int8(model, x, [x], tmp_path)
+    with pytest.raises(RuntimeUnsupported, match="int8 onnxruntime artefact: it runs on onnxruntime only"):
+        get_runtime("openvino").prepare(q, (x,))

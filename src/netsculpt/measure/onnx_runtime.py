@@ -138,19 +138,25 @@ def _session(path_or_session: Any) -> Any:
 
 
 def _feeds(session: Any, inputs: tuple[Any, ...]) -> dict[str, np.ndarray]:
-    """The example's leaves, in order, fed to the session's inputs.
+    """The example's leaves, in order, fed to the session's inputs (see :func:`feed_leaves`)."""
+    names = [i.name for i in session.get_inputs()]
+    return dict(zip(names, feed_leaves(inputs, names, "ONNX")))
+
+
+def feed_leaves(inputs: tuple[Any, ...], names: list[str], what: str) -> list[np.ndarray]:
+    """The example's leaves, in order, as arrays for an exported graph's ``names`` inputs.
 
     Both exporters make every tensor leaf an input; the TorchScript one also makes number leaves
     (an ``int`` option) inputs, while the dynamo one bakes them in. Strings and None are never inputs.
+    ONNX Runtime and OpenVINO run the same export, so both feed it by this one rule.
     """
-    names = [i.name for i in session.get_inputs()]
     leaves = tree_flatten(inputs)[0]
     tensors = [x for x in leaves if isinstance(x, torch.Tensor)]
     with_numbers = [x for x in leaves if isinstance(x, torch.Tensor | bool | int | float)]
     for fed in (tensors, with_numbers):
         if len(fed) == len(names):
-            return {name: _array(x) for name, x in zip(names, fed)}
-    raise ConfigError(f"the ONNX model takes {len(names)} inputs ({', '.join(names)}), got {len(tensors)}")
+            return [_array(x) for x in fed]
+    raise ConfigError(f"the {what} model takes {len(names)} inputs ({', '.join(names)}), got {len(tensors)}")
 
 
 def _array(x: Any) -> np.ndarray:

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from netsculpt.measure._inputs import as_tuple, check_module, is_flat, tensor_leaves
+from netsculpt.errors import ConfigError
+from netsculpt.measure._inputs import as_tuple, check_module, is_flat
 from netsculpt.runtimes.base import (
     INSTALL_OPENVINO,
     Prepared,
@@ -26,7 +27,7 @@ from netsculpt.runtimes.base import (
     register,
 )
 from netsculpt.runtimes.onnxrt import onnx_file
-from netsculpt.runtimes.torch_rt import deployed_runtime
+from netsculpt.runtimes.torch_rt import check_owner
 
 
 def import_openvino() -> Any:
@@ -55,10 +56,15 @@ def compile_model(model: Any, threads: int, inputs: tuple[Any, ...] | None = Non
 
 
 def feeds(compiled: Any, inputs: tuple[Any, ...]) -> list[np.ndarray]:
-    leaves = tensor_leaves(inputs)
-    if len(leaves) != len(compiled.inputs):
-        raise RuntimeUnsupported(f"the OpenVINO model takes {len(compiled.inputs)} inputs, got {len(leaves)}")
-    return [x.detach().cpu().numpy() for x in leaves]
+    """The example's leaves for the compiled model's inputs, by ONNX Runtime's rule (number leaves such as
+    ``{"scale": 2.0}`` are inputs of a TorchScript export too), so both runtimes take the same examples."""
+    from netsculpt.measure.onnx_runtime import feed_leaves
+
+    names = [port.get_any_name() for port in compiled.inputs]
+    try:
+        return feed_leaves(inputs, names, "OpenVINO")
+    except ConfigError as exc:
+        raise RuntimeUnsupported(str(exc)) from None
 
 
 class OpenVinoRuntime(Runtime):
@@ -74,14 +80,13 @@ class OpenVinoRuntime(Runtime):
     def prepare(self, model: nn.Module, example_inputs: Any, threads: int = 1) -> Prepared:
         self.check()
         check_module(model)
+        # an int8 artefact of another runtime is refused like every runtime refuses it: OpenVINO could
+        # read ONNX Runtime's QDQ file, but that times OpenVINO's kernels, not the artefact's own runtime
+        owner = check_owner(model, "openvino")
         inputs = as_tuple(example_inputs)
         tmp = tempfile.TemporaryDirectory(prefix="netsculpt-ov-")
         try:
-            source = (
-                model.path
-                if deployed_runtime(model) == "openvino"
-                else onnx_file(model, inputs, Path(tmp.name))
-            )
+            source = model.path if owner == "openvino" else onnx_file(model, inputs, Path(tmp.name))
             compiled = compile_model(source, threads, inputs)
             request = compiled.create_infer_request()
             bound = feeds(compiled, inputs)
