@@ -119,3 +119,63 @@ def test_pt2e_quantizes_a_torchvision_resnet_that_calls_one_relu_twice(tmp_path)
     float_bytes = sum(p.numel() * 4 for p in model.parameters())
     assert q.size_bytes < 0.35 * float_bytes
     assert not any(v.dtype == torch.float32 and v.dim() == 4 for v in q.program.state_dict.values())
+
+
+class TwoIn(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(1, 4, 3)
+
+    def forward(self, img: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        return self.a(img).mean((2, 3)) + self.b(depth).mean((2, 3))
+
+
+class TwoHeads(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c, self.cls, self.box = (
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.Linear(8, 10),
+            torch.nn.Linear(8, 4),
+        )
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.c(x).relu().mean((2, 3))
+        return {"logits": self.cls(f), "boxes": self.box(f)}
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])
+def test_a_two_input_model_is_refused_before_any_file_is_written(runtime, tmp_path) -> None:
+    """Calibration fed input 0 only: a raw ValueError (ONNX Runtime), AttributeErrors (OpenVINO, PT2E),
+    and OpenVINO's float export was left behind."""
+    x = (torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8))
+    with pytest.raises(ConfigError, match="takes a model with one tensor input, but TwoIn"):
+        quantize_on(runtime, TwoIn().eval(), x, [x], tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_two_outputs_are_refused_where_the_artefact_keeps_one(runtime, tmp_path) -> None:
+    """ONNX Runtime's and OpenVINO's artefacts returned the first output only: a dict became a tensor."""
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.raises(ConfigError, match="returns 2 tensors; quantize with runtime 'torch'"):
+        quantize_on(runtime, TwoHeads().eval(), x, [torch.randn(4, 3, 8, 8)], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_pt2e_keeps_a_dict_of_outputs(tmp_path) -> None:
+    model = TwoHeads().eval()
+    x = torch.randn(1, 3, 8, 8)
+    q = quantize_pt2e(model, x, [torch.randn(4, 3, 8, 8)], tmp_path)
+    y = q(x)
+    assert isinstance(y, dict) and {k: v.shape for k, v in y.items()} == {
+        k: v.shape for k, v in model(x).items()
+    }
+
+
+def test_openvino_calibrates_on_every_batch_it_is_given(lenet, tmp_path, caplog) -> None:
+    """NNCF's subset_size counts dataset items (batches); it was given the sample count (3 x 8 = 24)."""
+    model, x, calibration = lenet
+    with caplog.at_level("WARNING"):
+        quantize_openvino(model, x, calibration, tmp_path)
+    assert "smaller than the requested subset size" not in caplog.text

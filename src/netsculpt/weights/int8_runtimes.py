@@ -35,7 +35,7 @@ from netsculpt.runtimes.artefacts import (
     save_program,
 )
 from netsculpt.runtimes.base import INSTALL_OPENVINO
-from netsculpt.weights.quantize import calibration_input, check_float32
+from netsculpt.weights.quantize import calibration_input, check_float32, check_int8_io
 
 INSTALL_TORCHAO = "pip install torchao==0.18.0"
 
@@ -65,18 +65,20 @@ def quantize_openvino(
     except ImportError:
         raise ConfigError(f"int8 on OpenVINO needs openvino and nncf: {INSTALL_OPENVINO}") from None
     check_float32(model)
+    check_int8_io(model, example_inputs, "openvino")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    float_path = export_onnx(model, example_inputs, out / "model.fp32.ov.onnx")
-    ov_model = ov.Core().read_model(str(float_path))
-    dataset = nncf.Dataset(calibration, lambda x: x.numpy())
-    quantized = nncf.quantize(
-        ov_model,
-        dataset,
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        subset_size=sum(len(x) for x in calibration),
-    )
-    float_path.unlink(missing_ok=True)
+    float_path = out / "model.fp32.ov.onnx"
+    try:  # the float export is a temporary: gone whether NNCF succeeds or not
+        export_onnx(model, example_inputs, float_path)
+        ov_model = ov.Core().read_model(str(float_path))
+        # NNCF counts dataset items, here batches: a sample count asked for more items than there are
+        dataset = nncf.Dataset(calibration, lambda x: x.numpy())
+        quantized = nncf.quantize(
+            ov_model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(calibration)
+        )
+    finally:
+        float_path.unlink(missing_ok=True)
     partial = out / ".partial.model.int8.xml"
     ov.save_model(quantized, str(partial), compress_to_fp16=False)
     os.replace(partial.with_suffix(".bin"), out / "model.int8.bin")  # the weights first, then their graph
@@ -148,6 +150,7 @@ def quantize_pt2e(
     except ImportError:
         raise ConfigError(f"int8 through PT2E needs torchao: {INSTALL_TORCHAO}") from None
     check_float32(model)
+    check_int8_io(model, example_inputs, "torch")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # batch 2 keeps dim 0 symbolic (export specialises size-1 dims); AUTO lets a fixed-batch model be

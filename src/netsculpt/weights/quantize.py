@@ -107,6 +107,34 @@ def check_float32(model: nn.Module) -> None:
             )
 
 
+def check_int8_io(model: nn.Module, example_inputs: Any, runtime: str) -> None:
+    """Refuse, before any file is written, a model whose inputs or outputs an int8 path cannot carry.
+
+    Calibration feeds one tensor per batch and every path's artefact takes one input, so a second input
+    failed deep inside (ONNX Runtime: a raw ValueError; OpenVINO, PT2E: AttributeErrors). The ONNX Runtime
+    and OpenVINO artefacts return their graph's first output only, so a model with two outputs (a dict of
+    logits and boxes) would come back as a bare first tensor, silently.
+    """
+    from netsculpt.measure._inputs import as_tuple, describe, run_forward, tensor_leaves
+    from netsculpt.modes import eval_mode
+
+    inputs = as_tuple(example_inputs)
+    name = type(model).__name__
+    if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor):
+        raise ConfigError(
+            f"int8 on {runtime} takes a model with one tensor input, but {name} is given "
+            f"[{describe(inputs)}]; wrap it in a module whose forward takes one tensor (and builds the "
+            "rest), or keep it float"
+        )
+    with eval_mode(model), torch.no_grad():
+        outputs = len(tensor_leaves(run_forward(model, inputs)))
+    if outputs > 1 and runtime in ("onnxruntime", "openvino"):
+        raise ConfigError(
+            f"int8 on {runtime} keeps one output, but {name} returns {outputs} tensors; quantize with "
+            "runtime 'torch' (PT2E keeps the output structure), or wrap the model to return one tensor"
+        )
+
+
 def calibration_input(x: torch.Tensor) -> torch.Tensor:
     """A calibration batch as the float32 export takes it: floats cast to float32, integer inputs (token
     ids for an ``nn.Embedding``) kept as they are, since the graph's input is an integer tensor."""
@@ -266,6 +294,7 @@ def quantize_int8(
     """
     config = config or Int8Config()
     check_float32(model)
+    check_int8_io(model, example_inputs, "onnxruntime")
     calibration_data = first_batch_or_refuse(calibration_data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
