@@ -252,3 +252,15 @@ def test_wrong_argument_types_are_named(tmp_path) -> None:
     ns.save(model, tmp_path / "ok")
     with pytest.raises(ConfigError, match=r"ns.load: trust_builder= takes 'package.module:function'"):
         ns.load(tmp_path / "ok", trust_builder=3)
+
+
+def test_save_refuses_an_int8_artefact_naming_load_artefact(tmp_path) -> None:
+    """ns.save wrote a 112-byte folder (the artefact's module holds no weights) that ns.load refused."""
+    from netsculpt.weights.quantize import quantize_int8
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2))
+    x = torch.randn(1, 3, 8, 8)
+    q = quantize_int8(net.eval(), x, [torch.randn(4, 3, 8, 8)], tmp_path / "int8")
+    with pytest.raises(ConfigError, match=r"already written as .*model\.int8\.onnx.*load_artefact\(folder\)"):
+        ns.save(q, tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()

@@ -126,6 +126,9 @@ def save(
 
     if not isinstance(model, nn.Module):
         raise ConfigError(f"ns.save(model, directory) takes a torch.nn.Module, got {type(model).__name__}")
+    from netsculpt.runtimes.artefacts import refuse_artefact
+
+    refuse_artefact(model, "ns.save")  # it wrote a 112-byte file that ns.load refused
     model = unwrap_parallel(model, "ns.save")  # a DataParallel's folder would load as a DataParallel
     directory = checks.path(directory, "directory", "ns.save")
     for arg, value in (("builder_kwargs", builder_kwargs), ("extra", extra)):

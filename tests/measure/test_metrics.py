@@ -144,3 +144,19 @@ class _ListInput(nn.Module):
 def test_structured_inputs_have_no_batch_size() -> None:
     metrics = measure(_ListInput(), ([torch.randn(3, 4, 4), torch.randn(3, 4, 4)],), latency=False)
     assert metrics.batch_size is None and metrics.macs_per_sample is None
+
+
+def test_an_int8_artefact_is_refused_naming_what_to_call(tmp_path) -> None:
+    """ns.measure counted an int8 ONNX artefact as 0 params, 0 MACs and 16 bytes (its graph is not made
+    of torch modules), and with latency failed "cannot time the model on torch"."""
+    from netsculpt.measure import measure_latency
+    from netsculpt.weights.quantize import quantize_int8
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    q = quantize_int8(net, x, [torch.randn(4, 3, 8, 8)], tmp_path)
+    with pytest.raises(ConfigError, match=r"int8 onnxruntime artefact .* runtime='onnxruntime'\) times it"):
+        measure(q, x, latency=False)
+    with pytest.raises(ConfigError, match="time it with runtime='onnxruntime'"):
+        measure_latency(q, x, runs=2, warmup=1)  # the default runtime, torch, refuses it
+    assert measure_latency(q, x, runs=2, warmup=1, runtime="onnxruntime") > 0

@@ -81,7 +81,12 @@ def measure_latency(
     try:
         prepared = impl.prepare(model, inputs, torch.get_num_threads())
     except RuntimeUnsupported as exc:
-        raise ConfigError(f"cannot time the model on {runtime}: {exc}") from None
+        hint = ""
+        if deployed:
+            from netsculpt.runtimes.artefacts import timing_runtime
+
+            hint = f"; time it with runtime={timing_runtime(model)!r}"
+        raise ConfigError(f"cannot time the model on {runtime}: {exc}{hint}") from None
     try:
         return median_ms(prepared.call, runs, warmup)
     finally:

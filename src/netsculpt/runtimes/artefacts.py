@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import atomic_write, write_json
 
 ONNX_NAME, OPENVINO_NAME, PROGRAM_NAME = "model.int8.onnx", "model.int8.xml", "model.int8.pt2"
@@ -151,6 +151,27 @@ def load_artefact(folder: str | os.PathLike[str]) -> nn.Module | None:
 
 def is_artefact(model: nn.Module) -> bool:
     return getattr(model, "deployed_runtime", None) is not None
+
+
+def refuse_artefact(model: nn.Module, call: str) -> None:
+    """Refuse an int8 artefact where a PyTorch model is expected (``ns.measure``, ``ns.save``), naming
+    what to call instead: its graph runs on its own runtime, and its file is already written."""
+    if not is_artefact(model):
+        return
+    owner = model.deployed_runtime
+    where = f"{str(model.path)!r}" if getattr(model, "path", None) is not None else "its run folder"
+    if call == "ns.save":
+        raise ConfigError(
+            f"ns.save writes a PyTorch model's weights, but this {type(model).__name__} is an int8 {owner} "
+            f"artefact, already written as {where}: keep (or copy) that file's folder and reload it with "
+            "netsculpt.runtimes.artefacts.load_artefact(folder)"
+        )
+    raise ConfigError(
+        f"{call} counts params and MACs of a PyTorch model, but this {type(model).__name__} is an int8 "
+        f"{owner} artefact whose graph runs outside PyTorch's modules: measure the float model it was made "
+        f"from for counts; the artefact's file size is .size_bytes, and measure_latency(artefact, x, "
+        f"runtime={timing_runtime(model)!r}) times it on its own runtime"
+    )
 
 
 def timing_runtime(model: nn.Module) -> str:
