@@ -44,3 +44,16 @@ def test_bench_gives_every_module_its_own_flag_back(monkeypatch) -> None:
     rows = bench.bench_model(model, torch.randn(1, 3, 8, 8), ["torch", "torch2"], runs=2, warmup=1)
     assert all(row.error is None for row in rows)
     assert [m.training for m in model.modules()] == before == [True, True, False, True]
+
+
+def test_no_memory_gain_seen_is_no_figure_not_zero_bytes(monkeypatch) -> None:
+    """A runtime that reuses memory an earlier one freed showed "0 B" peak memory in `netsculpt bench`."""
+
+    class Flat(bench._PeakRss):
+        @property
+        def added(self) -> int:
+            return 0
+
+    monkeypatch.setattr(bench, "_PeakRss", Flat)
+    (row,) = bench.bench_model(nn.Linear(3, 2), torch.zeros(1, 3), ["torch"], runs=2, warmup=1, rounds=1)
+    assert row.error is None and row.peak_memory_bytes is None

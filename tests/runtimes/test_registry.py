@@ -86,7 +86,7 @@ def test_bench_rows_cover_every_runtime_thread_and_batch(lenet) -> None:
     for row in rows:
         assert row.error is None and row.latency_ms > 0
         assert row.throughput == pytest.approx(row.batch / row.latency_ms * 1e3)
-        assert row.peak_memory_bytes is not None and row.peak_memory_bytes >= 0
+        assert row.peak_memory_bytes is None or row.peak_memory_bytes > 0  # None: no gain to see
 
 
 @pytest.mark.parametrize("name", ["openvino"])

@@ -170,8 +170,9 @@ def _print_table(rows: list[Any], calibration: Any, console: Any) -> None:
             continue
         acc = f"{r.accuracy:.2%}" if r.accuracy is not None else "-"
         spread = f"{r.round_spread_pct:.0f}%" if r.round_spread_pct is not None else "-"
+        peak = human_bytes(r.peak_memory_bytes) if r.peak_memory_bytes is not None else "n/a"  # see BenchRow
         table.add_row(r.model, r.runtime, str(r.threads), str(r.batch), human_ms(r.latency_ms), spread,
-                      f"{r.throughput:,.0f}", human_bytes(r.peak_memory_bytes or 0), acc)  # fmt: skip
+                      f"{r.throughput:,.0f}", peak, acc)  # fmt: skip
     table.caption = (
         f"{calibration}; latency per batch, median of alternating rounds; spread: the range of the rounds' "
         "medians (rows closer than it are within noise)"

@@ -41,6 +41,8 @@ class BenchRow:
     # within the machine's noise (at batch 8 identical runs of one model moved by 10-20 % here)
     round_spread_pct: float | None = None
     throughput: float | None = None  # samples per second
+    # None when the process gained no resident memory it could see: the runtime reused memory an earlier one
+    # freed (ONNX Runtime after eager, typically), so there is no figure, and 0 B would read as one
     peak_memory_bytes: int | None = None
     prepare_seconds: float | None = None
     accuracy: float | None = None
@@ -158,7 +160,7 @@ def _one_config(
                 rows[r].error = f"failed: {first_line(exc)}"
                 continue
             rows[r].prepare_seconds = time.perf_counter() - t0
-            rows[r].peak_memory_bytes = rss.added
+            rows[r].peak_memory_bytes = rss.added or None
             prepared[r] = p
         samples: dict[str, list[list[float]]] = {r: [] for r in prepared}  # per round
         per_round = max(1, -(-runs // rounds))
