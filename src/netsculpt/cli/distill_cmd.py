@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, forward_or_explain, load_model
-from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_name
+from netsculpt.cli.train_cmd import add_data_args, add_warmup_arg, data_defaults, loaders, preset_config
 from netsculpt.errors import ConfigError
 
 
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    add_warmup_arg(p)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
     p.add_argument("--schedule", choices=("cosine", "step", "constant"), default=None)
     p.add_argument("--weight-decay", type=float, default=None)
@@ -99,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     from netsculpt.train import (
         CHECKPOINT_NAME,
         DistillConfig,
-        TrainConfig,
         distill,
         evaluate,
         init_distributed,
@@ -109,22 +109,20 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "checkpoints" / CHECKPOINT_NAME).exists() and not args.resume:
         raise ConfigError(f"{str(out)!r} already holds a distillation run; pass --resume or another --out")
-    overrides = {
-        key: value
-        for key, value in (
-            ("epochs", args.epochs),
-            ("lr", args.lr),
-            ("optimizer", args.optimizer),
-            ("schedule", args.schedule),
-            ("weight_decay", args.weight_decay),
-            ("label_smoothing", args.label_smoothing),
-            ("seed", args.seed),
-            ("augment_shift", args.shift),
-            ("batch_size", args.batch_size),
-        )
-        if value is not None
-    }
-    config = TrainConfig.preset(preset_name(args, "finetune"), **overrides)
+    config = preset_config(
+        args,
+        "finetune",
+        epochs="epochs",
+        lr="lr",
+        warmup_epochs="warmup_epochs",
+        optimizer="optimizer",
+        schedule="schedule",
+        weight_decay="weight_decay",
+        label_smoothing="label_smoothing",
+        seed="seed",
+        augment_shift="shift",
+        batch_size="batch_size",
+    )
     from netsculpt.cli.task_data import dense_data, is_dense
 
     dense = None

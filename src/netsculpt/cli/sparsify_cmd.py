@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, load_model
-from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_config
+from netsculpt.cli.train_cmd import add_data_args, add_warmup_arg, data_defaults, loaders, preset_config
 from netsculpt.errors import ConfigError
 
 
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="finetune", help="training preset (default finetune)")
     p.add_argument("--epochs", type=int, default=None, help="total epochs over every phase")
     p.add_argument("--lr", type=float, default=None)
+    add_warmup_arg(p)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--coding", choices=("plain", "context"), default="plain", help="how masks are stored")
     p.add_argument("--out", required=True, help="run directory: phases and the sparse model")
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{str(out)!r} already holds a sparse model; pass --resume or another --out")
     data_defaults(args)
     model, shape = load_model(args)
-    config = preset_config(args, epochs="epochs", lr="lr", seed="seed")
+    config = preset_config(args, epochs="epochs", lr="lr", warmup_epochs="warmup_epochs", seed="seed")
     sparse = SparsityConfig(
         sparsity=args.sparsity, pattern=args.pattern, block=tuple(args.block), scope=args.scope,
         method=args.method, schedule=args.schedule, partitions=args.partitions,

@@ -10,6 +10,7 @@ import torch
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, check_fits_data, load_model
+from netsculpt.errors import ConfigError
 
 if TYPE_CHECKING:
     from netsculpt.data import DataSource
@@ -58,13 +59,29 @@ def data_defaults(args: argparse.Namespace) -> None:
         args.input_shape = (1, info.in_channels, *info.image_size)
 
 
-def preset_config(args: argparse.Namespace, **fields: str) -> Any:
-    """``TrainConfig.preset(args.preset)`` with every option the user gave: config field -> args name."""
+def preset_config(args: argparse.Namespace, classification: str = "default", **fields: str) -> Any:
+    """``TrainConfig.preset(args.preset)`` with every option the user gave: config field -> args name.
+
+    A refusal names the command's options, not the config's fields (a preset's one-epoch warm-up with
+    ``--epochs 1``: "--warmup-epochs 0"), and says which preset the other values came from."""
     from netsculpt.train import TrainConfig
 
     given = {field: getattr(args, name) for field, name in fields.items()}
-    return TrainConfig.preset(
-        preset_name(args, "default"), **{k: v for k, v in given.items() if v is not None}
+    name = preset_name(args, classification)
+    try:
+        return TrainConfig.preset(name, **{k: v for k, v in given.items() if v is not None})
+    except ConfigError as exc:
+        flags = ", ".join(f"--{arg.replace('_', '-')}" for arg in fields.values())
+        raise ConfigError(f"{exc} (options: {flags}; the rest comes from --preset {name})") from None
+
+
+def add_warmup_arg(p: argparse.ArgumentParser) -> None:
+    """``--warmup-epochs``, for every command that trains with a preset (some presets warm up)."""
+    p.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=None,
+        help="epochs of linear lr warmup (default: the preset's; 0 for a one-epoch try of a preset)",
     )
 
 
@@ -84,12 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, task=True)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument(
-        "--warmup-epochs",
-        type=int,
-        default=None,
-        help="epochs of linear lr warmup (the preset's by default; 0 for a one-epoch try of a preset)",
-    )
+    add_warmup_arg(p)
     p.add_argument(
         "--preset",
         default=None,
