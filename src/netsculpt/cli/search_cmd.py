@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
+from netsculpt.cli.prune_cmd import parse_round_to
 
 METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n")
 
@@ -56,7 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--full-batches", type=int, default=None, help="held-out batches per full score")
     p.add_argument("--adapt-bn-batches", type=int, default=None, help="re-estimate BN on N training batches")
     p.add_argument("--min-ratio", type=float, default=None, help="each group keeps at least this fraction")
-    p.add_argument("--round-to", type=int, default=None, help="widths are multiples of this")
+    p.add_argument(
+        "--round-to",
+        type=parse_round_to,
+        default=None,
+        help="width rounding as prune's: N (multiples of N), hw or auto (each group's hw grid of widths, "
+        "priced on --latency-runtime); default 1, exact counts (SearchConfig's default)",
+    )
     p.add_argument(
         "--ratios", type=_floats, default=None, help="sensitivity ratios, e.g. 0.1,0.3,0.5,0.7,0.9"
     )
