@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "blocks) and prune",
     )
     add_model_args(p)
-    add_data_args(p, task=True)
-    p.add_argument("--method", choices=METHODS, default="genetic")
+    add_data_args(p, task=True, batch="64; 16 with --task")
+    p.add_argument("--method", choices=METHODS, default="genetic", help="search method (docs/search.md)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--target-macs", type=float, nargs="+", help="keep this fraction of MACs (several: greedy/nsga2)"
@@ -107,17 +107,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="genetic / nao: distil the N best and uniform briefly, keep the best after (0: best full score)",
     )  # fmt: skip
     p.add_argument("--final-kd-steps", type=int, default=None, help="genetic / nao: batches per finalist")
-    p.add_argument("--latency-runtime", choices=["torch", "compile", "onnxruntime", "openvino"], default=None)
+    p.add_argument(
+        "--latency-runtime", choices=["torch", "compile", "onnxruntime", "openvino"], default=None,
+        help="runtime whose per-layer table prices --target-latency and hw / auto widths (default: torch)",
+    )  # fmt: skip
     p.add_argument(
         "--latency-calibration", type=int, default=None,
         help="random pruned variants measured to fit the latency table's scale too (default 0: offset only)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="search seed (default: 0)")
     p.add_argument("--workers", type=int, default=0, help="local worker processes (0: this process)")
     p.add_argument("--ray-address", default=None, help="score candidates on this Ray cluster (e.g. auto)")
     p.add_argument("--resume", action="store_true", help="continue the search (and fine-tune) saved in --out")
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the result this many epochs")
-    p.add_argument("--finetune-lr", type=float, default=None)
+    p.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=None,
+        help="fine-tune learning rate (default: the finetune preset's)",
+    )
     p.add_argument("--no-distill", action="store_true", help="fine-tune on labels only (no teacher)")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
