@@ -31,6 +31,7 @@ from netsculpt.pipeline.recipe_stages import (  # noqa: F401  (re-exported: the 
     SparsifyStage,
     StageConfig,
     TrainSection,
+    check_train_sections,
 )
 
 RECIPE_VERSION = 1
@@ -209,19 +210,7 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _train_configs(self) -> Recipe:
-        """Every training stage's TrainConfig (preset + overrides + seed) built now: a stage whose
-        ``warmup_epochs`` leaves no epoch, or an unknown preset, was refused only when the stage
-        started, after the stages before it had run."""
-        from netsculpt.errors import NetsculptError
-
-        sections = [] if self.baseline.checkpoint is not None else [("baseline.train", self.baseline.train)]
-        sections += [(f"stages.{i}.{s.kind}", s) for i, s in enumerate(self.stages)]
-        for where, section in sections:
-            if isinstance(section, TrainSection):
-                try:
-                    section.train_config(self.seed)
-                except NetsculptError as exc:
-                    raise ValueError(f"{where}: {exc}") from None
+        check_train_sections(self)
         return self
 
     @model_validator(mode="after")

@@ -90,6 +90,22 @@ class TrainSection(Section):
         return TrainConfig.preset(self.preset, seed=seed, **overrides)
 
 
+def check_train_sections(recipe: Any) -> None:
+    """Build every training stage's TrainConfig (preset + overrides + seed) when the recipe is read: a
+    stage whose ``warmup_epochs`` leaves no epoch, or an unknown preset, was refused only when the stage
+    started, after the stages before it had run."""
+    from netsculpt.errors import NetsculptError
+
+    sections = [] if recipe.baseline.checkpoint is not None else [("baseline.train", recipe.baseline.train)]
+    sections += [(f"stages.{i}.{s.kind}", s) for i, s in enumerate(recipe.stages)]
+    for where, section in sections:
+        if isinstance(section, TrainSection):
+            try:
+                section.train_config(recipe.seed)
+            except NetsculptError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+
+
 class PruneStage(Section):
     kind: Literal["prune"] = "prune"
     criterion: ChannelCriterion = "l1"
