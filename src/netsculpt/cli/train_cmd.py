@@ -72,8 +72,13 @@ def preset_config(args: argparse.Namespace, classification: str = "default", **f
     try:
         return TrainConfig.preset(name, **{k: v for k, v in given.items() if v is not None})
     except ConfigError as exc:
-        flags = ", ".join(f"--{arg.replace('_', '-')}" for arg in fields.values())
-        raise ConfigError(f"{exc} (options: {flags}; the rest comes from --preset {name})") from None
+        import re
+
+        named = [arg for field, arg in fields.items() if re.search(rf"\b{field}\b", str(exc))]
+        flags = " / ".join(f"--{arg.replace('_', '-')}" for arg in named or fields.values())
+        raise ConfigError(
+            f"{exc} (on the command line: {flags}; the rest comes from --preset {name})"
+        ) from None
 
 
 def add_schedule_args(p: argparse.ArgumentParser, epochs: str = "training epochs") -> None:
