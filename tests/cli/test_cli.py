@@ -252,6 +252,32 @@ def test_a_one_epoch_try_of_a_preset_with_a_warmup_can_drop_it(capsys, tmp_path)
     assert code == 0, err
 
 
+SMALL = ["--data", "mnist5k", "--limit", "64", "--batch-size", "32", "--preset", "lenet5_mnist5k"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["adder", "lenet5"], ["distill", "lenet5", "--teacher", "lenet5"], ["sparsify", "lenet5"]],
+)
+def test_every_training_command_takes_the_warmup_its_refusal_names(capsys, tmp_path, command) -> None:
+    """lenet5_mnist5k warms up for an epoch: `--epochs 1` is refused pointing at --warmup-epochs, which
+    adder, distill and sparsify did not have (adder's default preset made --epochs 1 always fail)."""
+    code, _, err = run(capsys, *command, *SMALL, "--epochs", "1", "--out", str(tmp_path / "a"))
+    assert code != 0 and "--warmup-epochs" in err and "--preset lenet5_mnist5k" in err
+    argv = [*command, *SMALL, "--epochs", "1", "--warmup-epochs", "0", "--out", str(tmp_path / "b")]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+
+
+def test_gap_one_epoch_phases_run_with_a_preset_that_warms_up(capsys, tmp_path) -> None:
+    """GaP's one-epoch phases inherited the preset's one-epoch warm-up, so no --epochs worked."""
+    argv = ["sparsify", "lenet5", *SMALL, "--method", "gap", "--partitions", "2", "--epochs", "4"]
+    code, out, err = run(capsys, *argv, "--out", str(tmp_path / "gap"))
+    assert code == 0 and "sparse model" in out, err
+    phases = json.loads((tmp_path / "gap" / "phases" / "sparsify.json").read_text())["phases"]
+    assert [p["epochs"] for p in phases] == [1, 1, 1, 1]  # 3 one-epoch grow phases and the final one
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "two"])
 def test_a_bad_thread_count_is_a_one_line_error(capsys, monkeypatch, value) -> None:
     with pytest.raises(SystemExit) as exit_info:

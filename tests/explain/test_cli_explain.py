@@ -160,3 +160,15 @@ def test_a_baseline_the_plan_was_not_made_on_is_refused(capsys, tmp_path) -> Non
     code, _, err = run(capsys, "explain", *argv, "--out", str(tmp_path / "maps"))
     assert code == 1 and "is not the model" in err and "channels here but" in err
     assert not (tmp_path / "maps" / "explain.json").exists()
+
+
+def test_explain_on_a_dense_run_says_classification_only(capsys, tmp_path) -> None:
+    """A detection run folder: the maps explain a class score per image, which a detector has not."""
+    run_dir = tmp_path / "det"
+    example = Path(__file__).resolve().parents[2] / "examples" / "detector_digits.yaml"
+    (run_dir / "00_baseline").mkdir(parents=True)
+    (run_dir / "recipe.yaml").write_text(example.read_text())
+    ns.save(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), run_dir / "00_baseline" / "model")
+    (run_dir / "00_baseline" / "DONE").write_text("ok\n")
+    code, _, err = run(capsys, "explain", str(run_dir))
+    assert code != 0 and "classification runs only (task: detection)" in err

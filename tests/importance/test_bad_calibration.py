@@ -25,6 +25,22 @@ def test_hrel_with_eight_images_says_how_many_it_needs(lenet) -> None:
         get_criterion("hrel").score(model, graph, batches((1, 28, 28), n_batches=1, batch=8))
 
 
+def test_hrel_with_enough_images_in_small_batches_names_the_batch_size(lenet) -> None:
+    """256 images of 10 classes (25.6 per class, above the 20 it needs) in batches of 16: the warning
+    said "at least 20 images per class (200 here)" though the shortfall was the batch size."""
+    model, x, _ = lenet
+    graph = ns.trace(model, x)
+    labels = torch.arange(16) % 10
+    data = [
+        (torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(i)), labels) for i in range(16)
+    ]
+    with pytest.warns(NetsculptWarning) as caught:
+        get_criterion("hrel").score(model, graph, data)
+    text = " ".join(str(w.message) for w in caught if "hrel saw" in str(w.message))
+    assert "batches of 16 hold 1.6 images per class" in text and "larger calibration batch size" in text
+    assert "images per class in all" not in text  # 256 images are enough in all
+
+
 def test_hrel_with_enough_images_does_not_warn(lenet) -> None:
     model, x, _ = lenet
     graph = ns.trace(model, x)

@@ -84,6 +84,14 @@ def test_data_and_stages_must_suit_the_task() -> None:
         _recipe(text, "stages.1.distill.mixup=0.2")
 
 
+@pytest.mark.parametrize("value", ["true", "{images: 2}"])
+def test_explain_on_a_dense_recipe_is_refused_when_the_recipe_is_read(value: str) -> None:
+    """It ran every stage, then failed with "unknown dataset 'digits_detect'" and wrote no report."""
+    with pytest.raises(ConfigError, match=r"outputs\.explain .*classification runs only \(task: detection\)"):
+        _recipe(EXAMPLE.read_text(), f"outputs.explain={value}")
+    assert not _recipe(EXAMPLE.read_text(), "outputs.explain=false").outputs.explain.enabled
+
+
 def test_a_soft_distill_stage_on_a_detector_without_a_head_is_refused_before_the_baseline_trains(
     tmp_path,
 ) -> None:

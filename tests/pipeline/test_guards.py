@@ -92,3 +92,35 @@ def test_a_slowdown_within_the_margin_is_not_shouted() -> None:
     past = describe("prune", {**base, "output_ms": 1.5, "speedup": 1 / 1.5, "slower": True})
     assert "SLOWER" not in within and "slower (within the margin)" in within
     assert "1.50x SLOWER" in past
+
+
+def test_the_advised_override_resumes_the_folder_as_the_cli_writes_it(tmp_path, monkeypatch) -> None:
+    """The error says "rerun with --set deploy.fail_if_slower=false": the CLI keeps that override in the
+    folder's recipe text, which must not count as "a different recipe" (only --force got past before)."""
+    from netsculpt.pipeline.recipe_change import with_overrides
+
+    _slower_output(monkeypatch)
+    text = RECIPE % ", fail_if_slower: true"
+    with pytest.raises(SlowerStageError, match=r"--set deploy\.fail_if_slower=false"):
+        run_recipe(parse_recipe(text), text, tmp_path)
+    done = (tmp_path / "01_prune" / "DONE").stat().st_mtime_ns
+    go_on = ["deploy.fail_if_slower=false"]
+    results = run_recipe(parse_recipe(text, overrides=go_on), with_overrides(text, go_on), tmp_path)
+    assert results["stages"][1]["guard"]["slower"] is True
+    assert (tmp_path / "01_prune" / "DONE").stat().st_mtime_ns == done  # resumed, not redone
+
+
+def test_a_wider_margin_rejudges_the_kept_stage(tmp_path, monkeypatch) -> None:
+    """The output takes 1.4 ms, the input 1 ms: slower by the default 5 % margin, not by a 50 % one."""
+    from netsculpt.pipeline.recipe_change import with_overrides
+
+    def timer(model, runtime, x, tmp, name):
+        return lambda runs: 1.4 if name == "output" else 1.0
+
+    monkeypatch.setattr(guards, "_timer", timer)
+    text = RECIPE % ", fail_if_slower: true"
+    with pytest.raises(SlowerStageError):
+        run_recipe(parse_recipe(text), text, tmp_path)
+    wide = ["deploy.slower_margin=0.5"]
+    results = run_recipe(parse_recipe(text, overrides=wide), with_overrides(text, wide), tmp_path)
+    assert results["stages"][1]["guard"]["slower"] is False

@@ -67,3 +67,15 @@ def test_a_stage_after_quantize_is_refused_when_the_recipe_is_read() -> None:
     with pytest.raises(ConfigError, match=r"stages.1: quantize must be the last .* move finetune"):
         parse_recipe(text)
     parse_recipe("stages:\n  - prune: {ratio: 0.5}\n  - quantize: {}\n")  # last: fine
+
+
+def test_a_stage_whose_warmup_fills_it_is_refused_when_the_recipe_is_read() -> None:
+    """distill epochs 1 with warmup_epochs 1 was refused only when the stage started, after the baseline
+    had trained; an unknown preset likewise. A preset's own warm-up still shrinks for a short stage."""
+    text = "stages:\n  - prune: {ratio: 0.5}\n  - distill: {epochs: 1, warmup_epochs: 1}\n"
+    with pytest.raises(ConfigError, match=r"stages\.1\.distill: warmup_epochs=1 leaves no epoch"):
+        parse_recipe(text)
+    with pytest.raises(ConfigError, match=r"baseline\.train: .*'lenet5_mnist'"):
+        parse_recipe("baseline: {train: {preset: lenet5_mnist}}\n")
+    short = parse_recipe("baseline: {train: {preset: lenet5_mnist5k, epochs: 1}}\n")
+    assert short.baseline.train.train_config(0).warmup_epochs == 0

@@ -57,3 +57,20 @@ def test_n2n_summary_counts_students_and_labels_the_distilled_accuracy(tmp_path:
     assert evaluated["full"] > 0
     assert f"scored 0 cheap + {evaluated['full']} full candidates" in printed
     assert "after short KD" in printed
+
+
+@pytest.mark.parametrize(("given", "expected"), [("hw", "hw"), ("auto", "auto"), ("16", 16), (None, 1)])
+def test_round_to_takes_what_prune_and_search_config_take(given, expected) -> None:
+    """`--round-to hw` was refused ("invalid int value") though prune and SearchConfig take it."""
+    from netsculpt.cli import build_parser
+    from netsculpt.cli.search_cmd import _config
+
+    argv = ["search", "lenet5", "--method", "greedy", "--target-macs", "0.5", "--out", "x"]
+    args = build_parser().parse_args([*argv, *(["--round-to", given] if given else [])])
+    assert _config(args).round_to == expected
+
+
+def test_a_bad_round_to_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "lenet5", "--target-macs", "0.5", "--round-to", "hws", "--out", "x"])
+    assert exit_info.value.code == 2 and "round_to must be an integer >= 1" in capsys.readouterr().err

@@ -90,6 +90,18 @@ def test_greedy_trajectory_is_monotone_and_serves_each_target(tiny, tmp_path: Pa
     assert [p["cost"]["macs"] for p in saved] == costs
 
 
+def test_greedy_steps_at_least_one_width_step_of_the_grid(tiny) -> None:
+    """round_to=8 on 8- and 16-channel groups: a 0.1 chunk (1-2 channels) was rounded back up to the
+    full width, so greedy never moved and stopped at macs=1.000."""
+    result = search_widths(
+        tiny.model, tiny.example, "greedy", "macs=0.5", tiny.train, tiny.val,
+        GreedyConfig(step=0.1, round_to=8),
+    )  # fmt: skip
+    plan = result.plans["macs=0.5"]
+    assert plan.meta["predicted"]["macs"] <= 0.5
+    assert all(w % 8 == 0 for w in plan.meta["widths"].values())
+
+
 def test_genetic_respects_the_budget_and_beats_uniform(tiny, tmp_path: Path) -> None:
     config = GeneticConfig(pop_size=8, generations=3, elite=2, eval_batches=1, full_batches=4)
     result = search_widths(

@@ -324,3 +324,30 @@ def test_pruned_weights_are_positive_zeros_so_the_sparse_file_is_bit_exact(tmp_p
     for key, value in model.state_dict().items():
         bits = back.state_dict()[key].reshape(-1).view(torch.uint8)
         assert torch.equal(value.reshape(-1).view(torch.uint8), bits), key
+
+
+def test_restarting_phases_warm_up_once_and_one_epoch_phases_run(tmp_path) -> None:
+    """A preset that warms up for an epoch (lenet5_mnist5k) with one-epoch GaP phases: each phase used to
+    inherit the warm-up, which filled it, so every total number of epochs was refused. Now only the first
+    phase warms up, and only as far as it leaves an epoch of its own schedule."""
+    from netsculpt.train.checkpoint import load_checkpoint
+
+    config = SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=1)
+    recipe = TrainConfig(epochs=4, lr=0.05, warmup_epochs=1)
+    result = sparsify(_net(), config, *_loaders(), recipe, out_dir=tmp_path / "a")
+    assert [p["epochs"] for p in result.phases] == [1, 1, 1, 1]
+    warmups = [
+        load_checkpoint(f / "checkpoint.pt")["config"]["warmup_epochs"]
+        for f in sorted((tmp_path / "a").glob("phase-*"))
+    ]
+    assert warmups == [0, 0, 0, 0]  # a one-epoch first phase has no epoch to spare for warming up
+    longer = SparsityConfig(sparsity=0.8, method="gap", partitions=2, phase_epochs=2)
+    sparsify(_net(), longer, *_loaders(), TrainConfig(epochs=6, warmup_epochs=1), out_dir=tmp_path / "b")
+    warmups = [
+        load_checkpoint(f / "checkpoint.pt")["config"]["warmup_epochs"]
+        for f in sorted((tmp_path / "b").glob("phase-*"))
+    ]
+    assert warmups == [1, 0, 0]  # the first phase warms up; the later ones restart from trained weights
+    once = dataclasses.replace(config, restart_lr=False)  # one schedule: its warm-up is the first epoch
+    result = sparsify(_net(), once, *_loaders(), recipe, out_dir=tmp_path / "c")
+    assert [p["epochs"] for p in result.phases] == [1, 1, 1, 1]

@@ -28,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(f"netsculpt.cli.{name}") is not None:
             importlib.import_module(f"netsculpt.cli.{name}").register(sub)
+    from netsculpt.cli.common import DefaultsFormatter
+
     for command in sub.choices.values():
+        command.formatter_class = DefaultsFormatter  # every option's default in --help (docs/cli.md)
         if "--threads" in command._option_string_actions:  # bench: --threads is a list of counts to time
             command.add_argument(
                 "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"

@@ -15,7 +15,15 @@ from pathlib import Path
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
-from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_config
+from netsculpt.cli.train_cmd import (
+    add_data_args,
+    add_schedule_args,
+    add_seed_arg,
+    add_warmup_arg,
+    data_defaults,
+    loaders,
+    preset_config,
+)
 from netsculpt.errors import ConfigError
 
 
@@ -48,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--alpha", type=float, default=0.5, help="PKKD weight of the logit distillation term")
     p.add_argument("--beta", type=float, default=1.0, help="PKKD weight of the kernel feature term")
-    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--temperature", type=float, default=4.0, help="PKKD softmax temperature")
     p.add_argument(
         "--mutual",
         type=float,
@@ -62,9 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="PKKD: distillation weights rise from 0 over these epochs (the teacher starts untrained)",
     )
     p.add_argument("--preset", default="lenet5_mnist5k", help="training preset (default lenet5_mnist5k)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    add_schedule_args(p)
+    add_warmup_arg(p)
+    add_seed_arg(p)
     p.add_argument("--out", required=True, help="run directory: checkpoints and the adder model")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.set_defaults(func=run)  # fmt: skip
@@ -92,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             "student's start; use --teacher-init model (with an untrained MODEL) or drop --copy-filters"
         )
     data_defaults(args)
-    config = preset_config(args, epochs="epochs", lr="lr", seed="seed")
+    config = preset_config(args, epochs="epochs", lr="lr", warmup_epochs="warmup_epochs", seed="seed")
     # seeded before the CNN is built: a zoo model's init is the PKKD teacher's and --copy-filters' start,
     # so two runs with one --seed were not the same run (9.4 vs 14.8 % after an epoch)
     torch.manual_seed(config.seed)

@@ -56,9 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--input-shape", type=parse_shape, default=None, help="example input for MODEL, e.g. 1,3,224,224"
     )
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--in-channels", type=int, default=None)
-    p.add_argument("--trust-builder", default=None, metavar="PKG.MOD:FN")
+    p.add_argument("--num-classes", type=int, default=None, help="classifier size (default: the model's)")
+    p.add_argument("--in-channels", type=int, default=None, help="input channels (default: the model's)")
+    p.add_argument(
+        "--trust-builder", default=None, metavar="PKG.MOD:FN",
+        help="for a saved model whose base netsculpt cannot build: the exact builder you allow to run",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 

@@ -15,6 +15,32 @@ from netsculpt.errors import ConfigError
 from netsculpt.modes import module_modes, restore_modes
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` that shows each option's default, as ``ArgumentDefaultsHelpFormatter`` does, but only
+    where it tells something: not when the help already says it, the default is ``None`` (the help then
+    says what is used), or a switch is off."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text, default = action.help or "", shown_default(action)
+        if default is None or "default" in text.lower():
+            return action.help
+        return f"{text} (default: {default.replace('%', '%%')})".lstrip()
+
+
+def shown_default(action: argparse.Action) -> str | None:
+    """An option's default as ``--help`` and docs/cli.md show it, or None for nothing worth showing."""
+    default = action.default
+    if (
+        not action.option_strings
+        or any(default is v for v in (None, False, argparse.SUPPRESS))
+        or default == []
+    ):
+        return None
+    if isinstance(default, list | tuple):
+        return " ".join(str(v) for v in default)
+    return str(default)
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())

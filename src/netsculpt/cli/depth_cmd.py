@@ -29,14 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = sub.add_parser("triage", help="collapse each residual block into one layer; criticality table + plot")
     add_model_args(t)
-    add_data_args(t)
+    add_data_args(t, batch="64")
     t.add_argument("--unit", choices=["block", "stage"], default="block", help="collapse blocks or stages")
     t.add_argument(
         "--init", default="distilled", help="random, first, distilled (comma-separated for several)"
     )
     t.add_argument("--train", default="layer", help="layer, network, network_kd (comma-separated)")
     t.add_argument("--steps", type=int, default=100, help="fine-tune steps per collapsed unit")
-    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--lr", type=float, default=0.01, help="learning rate of the fine-tune steps")
     add_val_size_arg(t, "training images held out for the table")
     t.add_argument("--out", required=True, help="output directory (triage.json, triage.png)")
     t.set_defaults(func=run_triage)

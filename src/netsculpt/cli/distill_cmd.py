@@ -15,7 +15,15 @@ from typing import Any
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, forward_or_explain, load_model
-from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_name
+from netsculpt.cli.train_cmd import (
+    add_data_args,
+    add_schedule_args,
+    add_seed_arg,
+    add_warmup_arg,
+    data_defaults,
+    loaders,
+    preset_config,
+)
 from netsculpt.errors import ConfigError
 
 
@@ -30,13 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset", default=None, help="training preset (default: finetune; dense_finetune for --task)"
     )
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
-    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--label-smoothing", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    add_schedule_args(p)
+    add_warmup_arg(p)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None, help="(default: the preset's)")
+    p.add_argument(
+        "--schedule",
+        choices=("cosine", "step", "constant"),
+        default=None,
+        help="lr schedule (default: the preset's)",
+    )
+    p.add_argument("--weight-decay", type=float, default=None, help="(default: the preset's)")
+    p.add_argument("--label-smoothing", type=float, default=None, help="(default: the preset's)")
+    add_seed_arg(p)
     p.add_argument(
         "--shift",
         type=int,
@@ -54,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="LAYER[:TEACHER_LAYER]",
         help="feature hint between a student and a teacher layer (repeatable)",
     )
-    p.add_argument("--hint-weight", type=float, default=1.0)
+    p.add_argument("--hint-weight", type=float, default=1.0, help="weight of the feature-hint terms")
     p.add_argument(
         "--mixup", type=float, default=0.0, help="in-batch mixup, Beta(m, m) concentration (0: off; 1 common)"
     )
@@ -99,7 +112,6 @@ def run(args: argparse.Namespace) -> int:
     from netsculpt.train import (
         CHECKPOINT_NAME,
         DistillConfig,
-        TrainConfig,
         distill,
         evaluate,
         init_distributed,
@@ -109,22 +121,20 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "checkpoints" / CHECKPOINT_NAME).exists() and not args.resume:
         raise ConfigError(f"{str(out)!r} already holds a distillation run; pass --resume or another --out")
-    overrides = {
-        key: value
-        for key, value in (
-            ("epochs", args.epochs),
-            ("lr", args.lr),
-            ("optimizer", args.optimizer),
-            ("schedule", args.schedule),
-            ("weight_decay", args.weight_decay),
-            ("label_smoothing", args.label_smoothing),
-            ("seed", args.seed),
-            ("augment_shift", args.shift),
-            ("batch_size", args.batch_size),
-        )
-        if value is not None
-    }
-    config = TrainConfig.preset(preset_name(args, "finetune"), **overrides)
+    config = preset_config(
+        args,
+        "finetune",
+        epochs="epochs",
+        lr="lr",
+        warmup_epochs="warmup_epochs",
+        optimizer="optimizer",
+        schedule="schedule",
+        weight_decay="weight_decay",
+        label_smoothing="label_smoothing",
+        seed="seed",
+        augment_shift="shift",
+        batch_size="batch_size",
+    )
     from netsculpt.cli.task_data import dense_data, is_dense
 
     dense = None

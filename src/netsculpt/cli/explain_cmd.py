@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "stages removed are marked, and the run's report.html gains a section with the maps.",
     )
     add_model_args(p)
-    add_data_args(p)
+    add_data_args(p, batch="64")
     p.set_defaults(data=None)
     p.add_argument(
         "--layers", type=parse_layers, default=None, help="layers to explain (default: last two convs)"
@@ -83,7 +83,7 @@ def _loaders(args: argparse.Namespace, recipe_data: dict[str, Any]) -> tuple[Any
         source = DataSource(name, root, resize, channels, args.limit, recipe_data.get("options") or {})
     else:
         raise ConfigError("pass --data NAME (see `netsculpt data`): the images to explain the model on")
-    return source.loaders(64)
+    return source.loaders(args.batch_size or 64)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--runtime", default="torch", help="runtime that --round-to auto and --target-latency measure on"
     )
     p.add_argument("--min-channels", type=int, default=1, help="never keep fewer channels in a group")
-    add_data_args(p, task=True)
+    add_data_args(p, task=True, batch="64; 16 with --task")
     add_val_size_arg(p, "--depth-blocks with --data: training images held out to score blocks")
     p.set_defaults(data=None)
     p.add_argument("--out", required=True, help="output directory")

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
+from netsculpt.cli.prune_cmd import parse_round_to
 
 METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n")
 
@@ -36,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "blocks) and prune",
     )
     add_model_args(p)
-    add_data_args(p, task=True)
-    p.add_argument("--method", choices=METHODS, default="genetic")
+    add_data_args(p, task=True, batch="64; 16 with --task")
+    p.add_argument("--method", choices=METHODS, default="genetic", help="search method (docs/search.md)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--target-macs", type=float, nargs="+", help="keep this fraction of MACs (several: greedy/nsga2)"
@@ -56,7 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--full-batches", type=int, default=None, help="held-out batches per full score")
     p.add_argument("--adapt-bn-batches", type=int, default=None, help="re-estimate BN on N training batches")
     p.add_argument("--min-ratio", type=float, default=None, help="each group keeps at least this fraction")
-    p.add_argument("--round-to", type=int, default=None, help="widths are multiples of this")
+    p.add_argument(
+        "--round-to",
+        type=parse_round_to,
+        default=None,
+        help="width rounding as prune's: N (multiples of N), hw or auto (each group's hw grid of widths, "
+        "priced on --latency-runtime); default 1, exact counts (SearchConfig's default)",
+    )
     p.add_argument(
         "--ratios", type=_floats, default=None, help="sensitivity ratios, e.g. 0.1,0.3,0.5,0.7,0.9"
     )
@@ -100,17 +107,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="genetic / nao: distil the N best and uniform briefly, keep the best after (0: best full score)",
     )  # fmt: skip
     p.add_argument("--final-kd-steps", type=int, default=None, help="genetic / nao: batches per finalist")
-    p.add_argument("--latency-runtime", choices=["torch", "compile", "onnxruntime", "openvino"], default=None)
+    p.add_argument(
+        "--latency-runtime", choices=["torch", "compile", "onnxruntime", "openvino"], default=None,
+        help="runtime whose per-layer table prices --target-latency and hw / auto widths (default: torch)",
+    )  # fmt: skip
     p.add_argument(
         "--latency-calibration", type=int, default=None,
         help="random pruned variants measured to fit the latency table's scale too (default 0: offset only)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="search seed (default: 0)")
     p.add_argument("--workers", type=int, default=0, help="local worker processes (0: this process)")
     p.add_argument("--ray-address", default=None, help="score candidates on this Ray cluster (e.g. auto)")
     p.add_argument("--resume", action="store_true", help="continue the search (and fine-tune) saved in --out")
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the result this many epochs")
-    p.add_argument("--finetune-lr", type=float, default=None)
+    p.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=None,
+        help="fine-tune learning rate (default: the finetune preset's)",
+    )
     p.add_argument("--no-distill", action="store_true", help="fine-tune on labels only (no teacher)")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)

@@ -13,7 +13,15 @@ from pathlib import Path
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, load_model
-from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders, preset_config
+from netsculpt.cli.train_cmd import (
+    add_data_args,
+    add_schedule_args,
+    add_seed_arg,
+    add_warmup_arg,
+    data_defaults,
+    loaders,
+    preset_config,
+)
 from netsculpt.errors import ConfigError
 
 
@@ -25,8 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     p.add_argument("--sparsity", type=float, default=0.9, help="fraction of zero weights (N:M fixes its own)")
     p.add_argument("--pattern", default="unstructured", help="unstructured, N:M (e.g. 2:4) or block")
-    p.add_argument("--block", type=int, nargs=2, default=(4, 4), metavar=("ROWS", "COLS"))
-    p.add_argument("--method", choices=METHODS, default="magnitude")
+    p.add_argument(
+        "--block",
+        type=int,
+        nargs=2,
+        default=(4, 4),
+        metavar=("ROWS", "COLS"),
+        help="--pattern block: its size",
+    )
+    p.add_argument(
+        "--method", choices=METHODS, default="magnitude", help="magnitude, or GaP (grow and prune)"
+    )
     p.add_argument(
         "--schedule", choices=SCHEDULES, default="oneshot", help="magnitude: at once or cubic ramp"
     )
@@ -44,9 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="gradual / GaP: one lr schedule over all phases (as dense training), not a restart each",
     )  # fmt: skip
     p.add_argument("--preset", default="finetune", help="training preset (default finetune)")
-    p.add_argument("--epochs", type=int, default=None, help="total epochs over every phase")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    add_schedule_args(p, "total epochs over every phase")
+    add_warmup_arg(p)
+    add_seed_arg(p)
     p.add_argument("--coding", choices=("plain", "context"), default="plain", help="how masks are stored")
     p.add_argument("--out", required=True, help="run directory: phases and the sparse model")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -62,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{str(out)!r} already holds a sparse model; pass --resume or another --out")
     data_defaults(args)
     model, shape = load_model(args)
-    config = preset_config(args, epochs="epochs", lr="lr", seed="seed")
+    config = preset_config(args, epochs="epochs", lr="lr", warmup_epochs="warmup_epochs", seed="seed")
     sparse = SparsityConfig(
         sparsity=args.sparsity, pattern=args.pattern, block=tuple(args.block), scope=args.scope,
         method=args.method, schedule=args.schedule, partitions=args.partitions,

@@ -10,14 +10,16 @@ import torch
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, check_fits_data, load_model
+from netsculpt.errors import ConfigError
 
 if TYPE_CHECKING:
     from netsculpt.data import DataSource
 
 
-def add_data_args(p: argparse.ArgumentParser, task: bool = False) -> None:
+def add_data_args(p: argparse.ArgumentParser, task: bool = False, batch: str = "the preset's") -> None:
     """``--data`` and friends; ``task``: also ``--task`` / ``--data-option`` (the commands that run
-    detection / segmentation; the others do not take them rather than ignore them)."""
+    detection / segmentation; the others do not take them rather than ignore them); ``batch``: what
+    ``--batch-size`` defaults to in this command, for its help."""
     p.add_argument("--data", default="mnist5k", help="dataset name (see `netsculpt data`)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files (mnist, cifar10, ...)")
     p.add_argument(
@@ -25,7 +27,7 @@ def add_data_args(p: argparse.ArgumentParser, task: bool = False) -> None:
     )
     p.add_argument("--channels", type=int, default=None, help="repeat grayscale to this many channels")
     p.add_argument("--limit", type=int, default=None, help="use at most this many samples per split")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help=f"images per batch (default: {batch})")
     if task:
         from netsculpt.cli.task_data import add_task_args
 
@@ -58,13 +60,46 @@ def data_defaults(args: argparse.Namespace) -> None:
         args.input_shape = (1, info.in_channels, *info.image_size)
 
 
-def preset_config(args: argparse.Namespace, **fields: str) -> Any:
-    """``TrainConfig.preset(args.preset)`` with every option the user gave: config field -> args name."""
+def preset_config(args: argparse.Namespace, classification: str = "default", **fields: str) -> Any:
+    """``TrainConfig.preset(args.preset)`` with every option the user gave: config field -> args name.
+
+    A refusal names the command's options, not the config's fields (a preset's one-epoch warm-up with
+    ``--epochs 1``: "--warmup-epochs 0"), and says which preset the other values came from."""
     from netsculpt.train import TrainConfig
 
     given = {field: getattr(args, name) for field, name in fields.items()}
-    return TrainConfig.preset(
-        preset_name(args, "default"), **{k: v for k, v in given.items() if v is not None}
+    name = preset_name(args, classification)
+    try:
+        return TrainConfig.preset(name, **{k: v for k, v in given.items() if v is not None})
+    except ConfigError as exc:
+        import re
+
+        named = [arg for field, arg in fields.items() if re.search(rf"\b{field}\b", str(exc))]
+        flags = " / ".join(f"--{arg.replace('_', '-')}" for arg in named or fields.values())
+        raise ConfigError(
+            f"{exc} (on the command line: {flags}; the rest comes from --preset {name})"
+        ) from None
+
+
+def add_schedule_args(p: argparse.ArgumentParser, epochs: str = "training epochs") -> None:
+    """``--epochs`` and ``--lr`` of a command that trains with a preset (None: the preset's)."""
+    p.add_argument("--epochs", type=int, default=None, help=f"{epochs} (default: the preset's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
+
+
+def add_seed_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--seed", type=int, default=None, help="seeds data order and init (default: the preset's, 0)"
+    )
+
+
+def add_warmup_arg(p: argparse.ArgumentParser) -> None:
+    """``--warmup-epochs``, for every command that trains with a preset (some presets warm up)."""
+    p.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=None,
+        help="epochs of linear lr warmup (default: the preset's; 0 for a one-epoch try of a preset)",
     )
 
 
@@ -82,20 +117,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a dataset (checkpoint every epoch, --resume)")
     add_model_args(p)
     add_data_args(p, task=True)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument(
-        "--warmup-epochs",
-        type=int,
-        default=None,
-        help="epochs of linear lr warmup (the preset's by default; 0 for a one-epoch try of a preset)",
-    )
+    add_schedule_args(p)
+    add_warmup_arg(p)
     p.add_argument(
         "--preset",
         default=None,
         help="training preset, e.g. lenet5_mnist5k (default: default; dense for --task)",
     )
-    p.add_argument("--seed", type=int, default=None)
+    add_seed_arg(p)
     p.add_argument(
         "--shift",
         type=int,
@@ -114,7 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
     p = sub.add_parser("eval", help="test accuracy of a model on a dataset")
     add_model_args(p)
-    add_data_args(p, task=True)
+    add_data_args(p, task=True, batch="256")
     p.set_defaults(func=run_eval)
 
 

@@ -23,7 +23,7 @@ def _bits(text: str) -> int | str:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cluster", help="palettize weights (DKM fine-tuning or k-means) and save them packed")
     add_model_args(p)
-    add_data_args(p)
+    add_data_args(p, batch="64")
     p.add_argument("--bits", type=_bits, default=4, help="bits per weight index, 1..8, or auto (searched)")
     p.add_argument("--budget-bytes", type=int, default=None, help="--bits auto: packed file size to fit")
     p.add_argument(
@@ -38,7 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue the DKM fine-tuning (or --bits auto search) interrupted in --out; k-means reruns",
     )
-    p.add_argument("--method", choices=("dkm", "kmeans"), default="dkm")
+    p.add_argument(
+        "--method",
+        choices=("dkm", "kmeans"),
+        default="dkm",
+        help="dkm: trained clustering; kmeans: post-training",
+    )
     p.add_argument(
         "--group-size", type=int, default=None, help="output channels per codebook (default: per tensor)"
     )
@@ -55,9 +60,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_cluster)
     p = sub.add_parser("quantize", help="int8 static quantization (ONNX Runtime), calibrated on data")
     add_model_args(p)
-    add_data_args(p)
-    p.add_argument("--calibration-batches", type=int, default=8)
-    p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax")
+    add_data_args(p, batch="64")
+    p.add_argument("--calibration-batches", type=int, default=8, help="training batches the ranges come from")
+    p.add_argument(
+        "--method",
+        choices=("minmax", "percentile", "entropy"),
+        default="minmax",
+        help="activation range calibration",
+    )
     p.add_argument("--mixed", action="store_true", help="int8 for some layers, float for the rest")
     p.add_argument("--budget-ms", type=float, default=None, help="--mixed: ONNX Runtime latency to fit")
     p.add_argument("--episodes", type=int, default=16, help="--mixed: agent episodes")

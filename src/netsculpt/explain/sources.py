@@ -112,6 +112,10 @@ def from_run(run: Path, layers_for: Any, trust_builder: str | None = None) -> So
             f"{run} has no finished stage with a saved model yet; run `netsculpt compress` first"
         )
     recipe, _ = load_recipe(run / "recipe.yaml")
+    if recipe.task != "classification":  # the maps explain one class score per image
+        raise ConfigError(
+            f"{run}: netsculpt explain draws maps for classification runs only (task: {recipe.task})"
+        )
     d = recipe.data
     data = {"name": d.name, "root": d.root, "resize": d.resize, "channels": d.channels, "options": d.options}
     baseline = load(stages[0] / "model", trust_builder=trust_builder)

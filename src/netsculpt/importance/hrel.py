@@ -164,14 +164,24 @@ class HRel(FeatureMapCriterion):
         classes = max(int((counts > 0).sum()), len(counts))
         # the typical batch: a loader's short last batch is a small part of the weighted mean
         total, typical = int(counts.sum()), int(np.median(sizes))
-        if total >= MIN_PER_CLASS * classes and typical >= MIN_PER_CLASS_IN_BATCH * classes:
+        problems = []  # only what is short: 25.6 per class in batches of 16 is a batch-size problem
+        if typical < MIN_PER_CLASS_IN_BATCH * classes:
+            problems.append(
+                f"its batches of {typical} hold {typical / classes:.1f} images per class and it needs at "
+                f"least {MIN_PER_CLASS_IN_BATCH} per class in a batch ({MIN_PER_CLASS_IN_BATCH * classes} "
+                "images): use a larger calibration batch size"
+            )
+        if total < MIN_PER_CLASS * classes:
+            problems.append(
+                f"it needs at least {MIN_PER_CLASS} images per class in all ({MIN_PER_CLASS * classes} "
+                "here): pass more calibration batches (calib_batches=, CLI --calib-batches)"
+            )
+        if not problems:
             return
         warnings.warn(
             f"hrel saw {total} calibration images of {classes} classes ({total / classes:.1f} per class; "
-            f"batches of {typical}): its estimate needs at least {MIN_PER_CLASS} images per class in "
-            f"all ({MIN_PER_CLASS * classes} here) and batches of at least {MIN_PER_CLASS_IN_BATCH} per "
-            f"class ({MIN_PER_CLASS_IN_BATCH * classes} images); pass more data (calib_batches=, a larger "
-            "batch size), or the scores mostly measure how varied each filter is, not its relevance",
+            f"batches of {typical}): {'; and '.join(problems)}. Otherwise the scores mostly measure how "
+            "varied each filter is, not its relevance",
             NetsculptWarning,
             stacklevel=4,
         )

@@ -9,7 +9,8 @@ candidates, early stopping) it chooses on samples held out of the *training* spl
 only reported.
 
 What is checked when the recipe is read, before any work: the data suits the task, no stage kind the
-dense tasks do not support, and no criterion that needs one class label per image (``hrel``).
+dense tasks do not support, no criterion that needs one class label per image (``hrel``), and neither
+``compare_random`` nor ``outputs.explain``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def check_dense_recipe(recipe: Any) -> None:
         return
     if recipe.compare_random:
         raise ValueError(f"compare_random is classification-only for now; remove it for task {recipe.task!r}")
+    if recipe.outputs.explain.enabled:  # its maps explain one class score per image: a classifier's
+        raise ValueError(
+            f"outputs.explain draws maps for classification runs only (task: {recipe.task}); remove it or "
+            "set outputs.explain: false"
+        )
     for i, st in enumerate(recipe.stages):
         if st.kind not in DENSE_STAGES:
             raise ValueError(

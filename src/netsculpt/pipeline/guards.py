@@ -123,6 +123,14 @@ def describe(kind: str, guard: dict) -> str:
     return f"{kind}: {guard['input_ms']:.3f} ms -> {guard['output_ms']:.3f} ms {where}, {change}"
 
 
+def recheck(record: dict, deploy: Any) -> None:
+    """Re-judge a resumed stage's recorded timings with the recipe's current ``deploy.slower_margin``
+    (an edit of the margin keeps the finished stages, so their ``slower`` flag must follow it)."""
+    guard = record.get("guard") or {}
+    if "input_ms" in guard and "output_ms" in guard:
+        guard["slower"] = guard["output_ms"] > guard["input_ms"] * (1 + deploy.slower_margin)
+
+
 def enforce(record: dict, deploy: Any) -> None:
     """Raise :class:`SlowerStageError` with the numbers when the recipe asks to stop on a slower stage."""
     guard = record.get("guard") or {}
@@ -131,5 +139,6 @@ def enforce(record: dict, deploy: Any) -> None:
             f"stage {record['dir']} made the model slower — {describe(record['kind'], guard)} (more than "
             f"{deploy.slower_margin:.0%}), and the recipe sets deploy.fail_if_slower. The stages so far are "
             "kept in the run folder. Try round_to: auto (or hw) in the prune stage, another quantize "
-            "runtime, or rerun with --set deploy.fail_if_slower=false to keep going."
+            "runtime, or rerun the same command with --set deploy.fail_if_slower=false (or a larger "
+            "deploy.slower_margin) to keep going from here: the finished stages are resumed, not redone."
         )

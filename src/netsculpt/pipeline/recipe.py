@@ -31,6 +31,7 @@ from netsculpt.pipeline.recipe_stages import (  # noqa: F401  (re-exported: the 
     SparsifyStage,
     StageConfig,
     TrainSection,
+    check_train_sections,
 )
 
 RECIPE_VERSION = 1
@@ -205,6 +206,11 @@ class Recipe(Section):
                     f"stages.{i}: quantize must be the last stage (its output is an int8 ONNX Runtime / "
                     f"OpenVINO model); move {later} before it"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _train_configs(self) -> Recipe:
+        check_train_sections(self)
         return self
 
     @model_validator(mode="after")

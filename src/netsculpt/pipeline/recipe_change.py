@@ -4,7 +4,8 @@ A folder remembers the recipe that made it (``recipe.yaml``; ``--set`` overrides
 Refusing every edit protected finished work but also locked a folder whose first run failed on a typo
 before anything was done, and forced ``--force`` (every stage redone) on a user who only changed the last
 stage. Now: a folder with no work in it takes the new recipe; an edit of the run's name, of
-``compare_random`` or of whether a report / maps are written keeps every finished stage; an edit that
+``compare_random``, of whether a report / maps are written or of the latency guard's verdict
+(``deploy.fail_if_slower``, ``deploy.slower_margin``) keeps every finished stage; an edit that
 leaves everything else outside ``stages`` as it was and changes stage k keeps the finished stages before
 k and redoes k onwards; any other edit of a folder with work in it is refused, naming what differs.
 """
@@ -23,8 +24,16 @@ log = logging.getLogger("netsculpt.pipeline")
 _STAGE_DIR = re.compile(r"(\d{2})_[a-z0-9_]+")
 OVERRIDES_MARK = "# overrides: "
 #: fields no stage's output depends on: changing them keeps every finished stage (turning
-#: ``compare_random`` on runs the random-criterion control beside them; the report is rewritten)
-SAFE_FIELDS = ("name", "compare_random", "outputs.report", "outputs.explain")
+#: ``compare_random`` on runs the random-criterion control beside them; the report is rewritten; the
+#: latency guard is re-checked against the kept stages' recorded timings)
+SAFE_FIELDS = (
+    "name",
+    "compare_random",
+    "outputs.report",
+    "outputs.explain",
+    "deploy.fail_if_slower",
+    "deploy.slower_margin",
+)
 
 
 def with_overrides(text: str, overrides: list[str]) -> str:

@@ -76,6 +76,35 @@ class TrainSection(Section):
         skip = ("preset", "early_stop")
         return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
 
+    def train_config(self, seed: int) -> Any:
+        """The stage's TrainConfig. A preset's warm-up that would fill a shorter run (``epochs`` set,
+        ``warmup_epochs`` not) shrinks to leave one epoch after it; an explicit ``warmup_epochs`` is kept
+        (and refused by TrainConfig when it leaves no epoch). Built when the recipe is read, too, so a
+        bad combination is refused before any stage runs."""
+        from netsculpt.train import PRESETS, TrainConfig
+
+        overrides = self.overrides()
+        preset = {**TrainConfig().to_dict(), **PRESETS.get(self.preset), **overrides}
+        if "warmup_epochs" not in overrides and preset["warmup_epochs"] >= preset["epochs"]:
+            overrides["warmup_epochs"] = preset["epochs"] - 1  # a short run keeps an epoch after warm-up
+        return TrainConfig.preset(self.preset, seed=seed, **overrides)
+
+
+def check_train_sections(recipe: Any) -> None:
+    """Build every training stage's TrainConfig (preset + overrides + seed) when the recipe is read: a
+    stage whose ``warmup_epochs`` leaves no epoch, or an unknown preset, was refused only when the stage
+    started, after the stages before it had run."""
+    from netsculpt.errors import NetsculptError
+
+    sections = [] if recipe.baseline.checkpoint is not None else [("baseline.train", recipe.baseline.train)]
+    sections += [(f"stages.{i}.{s.kind}", s) for i, s in enumerate(recipe.stages)]
+    for where, section in sections:
+        if isinstance(section, TrainSection):
+            try:
+                section.train_config(recipe.seed)
+            except NetsculptError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+
 
 class PruneStage(Section):
     kind: Literal["prune"] = "prune"

@@ -135,6 +135,7 @@ def _run_locked(
             if (out / "DONE").is_file():
                 model = _load_stage(out, trust_builder)
                 record = _read_record(out)
+                guards.recheck(record, recipe.deploy)  # the margin may have been edited since
                 if kind == "compound":  # later stages run at the resolution the stage chose
                     ctx.set_resolution(record["info"]["resolution"])
                 console.print(f"{label}: done earlier, resumed from {out.name}")

@@ -120,13 +120,7 @@ def stage(kind: str) -> Callable[[Handler], Handler]:
 
 
 def train_config(ctx: RunContext, section: TrainSection) -> Any:
-    from netsculpt.train import PRESETS, TrainConfig
-
-    overrides = section.overrides()
-    preset = {**TrainConfig().to_dict(), **PRESETS.get(section.preset), **overrides}
-    if "warmup_epochs" not in overrides and preset["warmup_epochs"] >= preset["epochs"]:
-        overrides["warmup_epochs"] = preset["epochs"] - 1  # a short run keeps an epoch after warm-up
-    return TrainConfig.preset(section.preset, seed=ctx.recipe.seed, **overrides)
+    return section.train_config(ctx.recipe.seed)
 
 
 @stage("baseline")

@@ -155,6 +155,35 @@ def _call_builder(builder: str, kwargs: dict[str, Any], where: str) -> nn.Module
     return model
 
 
+def _unregistered(base: dict[str, Any]) -> bool:
+    """A zoo name (no ``torchvision:`` / ``timm:`` prefix) this process has not registered: a model added
+    with ``register_model`` in the user's own module, which a new process has not imported."""
+    from netsculpt.models import MODELS
+
+    return ":" not in base["name"] and base["name"] not in MODELS
+
+
+def _build_unregistered(base: dict[str, Any], where: str, trust_builder: str | None) -> nn.Module:
+    """The base of a model registered with ``register_model`` outside netsculpt. The file names only a
+    registry key, never code: the builder runs only when the caller names it (``trust_builder``).
+    Importing it usually registers the name (the decorator runs), and then the registry builds it, size
+    checked on the meta device like any zoo model; otherwise the builder is called with the saved options."""
+    name = base["name"]
+    if trust_builder is None:
+        raise CheckpointError(
+            f"{where}: base {name!r} is not a registered model in this process. A model added with "
+            f"register_model is known only after the module that registers it is imported: import it "
+            f"before netsculpt.load, or pass trust_builder='package.module:{name}' naming its builder "
+            "(CLI: --trust-builder), or model=<the unpruned model> to replay the saved edits onto it"
+        )
+    _import_builder(trust_builder, where)  # the module the caller named: its register_model runs
+    if not _unregistered(base):
+        _check_size(base, where)
+        return _create(base)
+    options = {k: base[k] for k in ("num_classes", "in_channels") if base.get(k) is not None}
+    return _call_builder(trust_builder, {**options, **base.get("kwargs", {})}, where)
+
+
 def _refusal(base: dict[str, Any], where: str) -> CheckpointError:
     if base["kind"] == "builder":
         return CheckpointError(
@@ -185,7 +214,9 @@ def build_base(
         check_shapes(model, shapes, where)
         return tag_model(copy.deepcopy(model), base)
     kind = base["kind"]
-    if kind == "netsculpt":
+    if kind == "netsculpt" and _unregistered(base):
+        built = _build_unregistered(base, where, trust_builder)
+    elif kind == "netsculpt":
         _check_size(base, where)
         built = _create(base)
     elif trust_builder is None or (kind == "builder" and trust_builder != base["builder"]):

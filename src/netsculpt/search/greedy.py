@@ -27,7 +27,9 @@ def run(ctx: SearchContext) -> MethodOutput:
     lowest = min(t.value for t in ctx.targets)
     trajectory = [_point(ctx, 0, counts, cost, current, None)]
     removed_order: list[int] = []
-    chunks = np.maximum(np.round(config.step * space.sizes), 1).astype(np.int64)
+    # at least one step of the group's width grid (round_to): a smaller chunk is rounded back up by clip,
+    # and greedy stood still at full size ("stopped at macs=1.000") under round_to hw / 16
+    chunks = np.maximum(np.round(config.step * space.sizes), space.steps).astype(np.int64)
     while cost > lowest:
         trials, groups = [], []
         for i in range(len(space)):

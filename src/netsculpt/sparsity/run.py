@@ -182,12 +182,21 @@ def _phase_config(
     train_config: TrainConfig, config: SparsityConfig, epochs: int, index: int, done: int
 ) -> TrainConfig:
     """Phase ``index``'s recipe: ``epochs`` of it, its own seed, and (no restarts) the lr schedule's slice
-    after the ``done`` epochs of the earlier phases."""
-    phase = dataclasses.replace(train_config, epochs=epochs, seed=train_config.seed + index)
+    after the ``done`` epochs of the earlier phases.
+
+    Warm-up happens once: a restarting phase after the first starts from trained weights, which need no
+    warm-up (a GaP or ramp phase is often one epoch, which the preset's warm-up would fill, so every
+    ``epochs`` was refused), and the first phase keeps at most ``epochs - 1`` warm-up epochs so its
+    schedule still decays. With one schedule over every phase the warm-up is that schedule's start."""
+    seed = train_config.seed + index
     if config.restart_lr:
-        return phase
+        warmup = train_config.warmup_epochs if train_config.schedule == "constant" else epochs - 1
+        warmup = min(train_config.warmup_epochs, warmup) if index == 0 else 0
+        return dataclasses.replace(train_config, epochs=epochs, seed=seed, warmup_epochs=warmup)
     return dataclasses.replace(
-        phase,
+        train_config,
+        epochs=epochs,
+        seed=seed,
         schedule_offset=train_config.schedule_offset + done,
         schedule_epochs=train_config.schedule_span,
     )

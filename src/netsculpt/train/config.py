@@ -91,7 +91,7 @@ class TrainConfig:
         if self.warmup_epochs >= span and self.schedule != "constant":
             raise ConfigError(
                 f"warmup_epochs={self.warmup_epochs} leaves no epoch for the {self.schedule} schedule "
-                f"(epochs={span}); use fewer warmup epochs or more epochs (CLI: --warmup-epochs N)"
+                f"(epochs={span}); lower warmup_epochs (e.g. 0) or raise epochs"
             )
         _check_float(self.lr, "lr", positive=True)
         _check_float(self.momentum, "momentum")
