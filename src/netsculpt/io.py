@@ -28,6 +28,7 @@ from netsculpt.parallel import unwrap_parallel
 from netsculpt.saved.bases import build_base
 from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
 from netsculpt.saved.dtypes import cast_floats_, float_dtypes
+from netsculpt.saved.layout import memory_format, restore_memory_format_
 from netsculpt.saved.rates import apply_rates, differing_rates
 from netsculpt.saved.weights import read_weights
 from netsculpt.spec import describe_unbuilt, model_spec
@@ -87,6 +88,9 @@ def _document(
     dtypes = float_dtypes(model)
     if dtypes:  # only when some float is not float32: such files are what older netsculpt refuses
         document["dtypes"] = dtypes
+    layout = memory_format(model)
+    if layout:  # only for channels_last models, for the same reason
+        document["memory_format"] = layout
     for key in ("extra", "base", "edits"):
         found = _non_finite(document[key], key)
         if found is not None:  # netsculpt.json is strict JSON: load would refuse NaN / Infinity
@@ -188,6 +192,7 @@ def load(
             f"saved weights in {str(directory)!r} do not fit the rebuilt model: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}"
         )
+    restore_memory_format_(rebuilt, document.get("memory_format"))  # builders and safetensors are NCHW
     rebuilt.eval()
     return rebuilt
 

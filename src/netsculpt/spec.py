@@ -122,6 +122,11 @@ def describe_unbuilt(model: nn.Module) -> dict[str, Any]:
     }
     if isinstance(getattr(model, "pretrained_cfg", None), dict):  # timm records its architecture here
         base["timm_architecture"] = str(model.pretrained_cfg.get("architecture", ""))
+    from netsculpt.models.identify import feature_options
+
+    features = feature_options(model)
+    if features:  # timm features_only=True: no shape shows out_indices or the wrapper class
+        base["timm_features"] = features
     from netsculpt.models.detector_options import detector_options
 
     options = detector_options(model)

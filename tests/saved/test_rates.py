@@ -104,3 +104,41 @@ def test_rates_only_set_known_attributes_and_build_only_known_classes(tmp_path) 
     with pytest.warns(NetsculptWarning, match=r"classifier\.2\.forward do not fit"):
         loaded = ns.load(tmp_path)
     assert loaded.classifier[2].p == 0.4 and callable(loaded.classifier[2].forward)
+
+
+class Head(torch.nn.Module):
+    """A class netsculpt has no builder for: its base is a ``builder`` or ``user`` kind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+        self.classifier = torch.nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.fc(x))
+
+
+def make_head() -> Head:
+    return Head()
+
+
+def test_a_builder_base_keeps_rates_changed_after_it_was_built(tmp_path) -> None:
+    """The builder runs only for a trusting loader, so save records every rate; they used to be left out
+    and the model reloaded with the builder's p=0.5."""
+    torch.manual_seed(0)
+    model = make_head()
+    model.classifier.p = 0.1
+    ns.save(model, tmp_path, builder="tests.saved.test_rates:make_head")
+    assert _document(tmp_path)["rates"]["classifier"]["attrs"]["p"] == 0.1
+    loaded = ns.load(tmp_path, trust_builder="tests.saved.test_rates:make_head")
+    assert loaded.classifier.p == 0.1
+    _same_in_train_and_eval(model, loaded, torch.randn(4, 8))
+
+
+def test_a_user_class_base_keeps_its_rates_with_model_or_trust_builder(tmp_path) -> None:
+    model = make_head()
+    model.classifier.p = 0.1
+    ns.save(model, tmp_path)
+    assert _document(tmp_path)["base"]["kind"] == "user"
+    assert ns.load(tmp_path, model=make_head()).classifier.p == 0.1
+    assert ns.load(tmp_path, trust_builder="tests.saved.test_rates:make_head").classifier.p == 0.1

@@ -7,7 +7,9 @@ architecture in the model's ``pretrained_cfg``). Each is built on the meta devic
 class count and input channels read off the mismatching shapes (timm: also ``num_classes=0``, its
 feature extractor), and accepted only when its structural fingerprint (every module's class and
 settings, every state-dict shape) equals the user's model. Dropout and drop-path rates are not part of
-the fingerprint; ``netsculpt.saved.rates`` records and restores them.
+the fingerprint; ``netsculpt.saved.rates`` records and restores them. A timm ``features_only=True`` model
+(a ``FeatureListNet`` or a family's own ``*Features`` class) is tried with the feature options read off it
+(:func:`feature_options`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,43 @@ def candidate_names(base: dict[str, Any]) -> list[str]:
     if module.startswith("timm.") and architecture and architecture in external.timm_names():
         return [f"timm:{architecture}"]
     return []
+
+
+#: timm's generic feature wrappers -> the ``feature_cls`` that builds each (timm.models._builder)
+_FEATURE_CLS = {"FeatureHookNet": "hook", "FeatureDictNet": "dict", "FeatureGraphNet": "fx"}
+_FEATURE_CLS |= {"FeatureGetterNet": "getter", "FeatureListNet": "list"}
+
+
+def feature_options(model: nn.Module) -> dict[str, Any] | None:
+    """``features_only`` / ``out_indices`` of a timm feature extractor, or None for any other model.
+
+    timm keeps no record of them but the ``FeatureInfo`` a feature extractor carries; without them the
+    base was taken for a class netsculpt cannot rebuild and loading needed ``model=``."""
+    info = getattr(model, "feature_info", None)
+    if type(info).__name__ != "FeatureInfo" or not type(info).__module__.startswith("timm."):
+        return None  # a classifier's feature_info is a plain list of dicts
+    indices = getattr(info, "out_indices", None)
+    if not isinstance(indices, tuple | list) or not all(type(i) is int for i in indices):
+        return None
+    options: dict[str, Any] = {"features_only": True, "out_indices": list(indices)}
+    cls = type(model)
+    if cls.__module__.startswith("timm.") and cls.__name__ in _FEATURE_CLS:
+        options["feature_cls"] = _FEATURE_CLS[cls.__name__]
+    return options
+
+
+def _variants(name: str, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Build options to try first: the library's, with a timm feature extractor's options added (the
+    default ``feature_cls`` first, so the recorded options are the ones the user most likely passed)."""
+    variants = external.identity_variants(name)
+    features = base.get("timm_features")
+    if not features or not name.startswith("timm:"):
+        return variants
+    plain = {k: v for k, v in features.items() if k != "feature_cls"}
+    out = [{**v, **plain} for v in variants]
+    if "feature_cls" in features:
+        out += [{**v, **features} for v in variants]
+    return out
 
 
 def _build(name: str, num_classes: int | None, in_channels: int | None, **kwargs: Any) -> nn.Module | None:
@@ -127,9 +166,7 @@ def identify_base(base: dict[str, Any], shapes: dict[str, list[int]]) -> dict[st
     :mod:`netsculpt.models.build_options` guesses (a width multiplier, dilation, image size)."""
     from netsculpt.models.build_options import structural_guesses
 
-    candidates = [
-        (name, kwargs) for name in candidate_names(base) for kwargs in external.identity_variants(name)
-    ]
+    candidates = [(name, kwargs) for name in candidate_names(base) for kwargs in _variants(name, base)]
     for name, variant in candidates:
         classes = DEFAULT_CLASSES
         default = _build(name, classes, DEFAULT_CHANNELS, **variant)

@@ -8,6 +8,7 @@ Version 3 (this one)::
      "base_shapes": {"conv1.weight": [64, 3, 7, 7], ...},   # the unpruned state dict's shapes
      "edits": [{"kind": "prune", ...}, {"kind": "factorise", ...}],   # netsculpt.edits
      "dtypes": {"fc.weight": "float64", ...},   # optional: saved floats that are not float32
+     "memory_format": "channels_last",            # optional: netsculpt.saved.layout
      "rates": {"classifier.0": {"class": "torch.nn.modules.dropout.Dropout", "attrs": {"p": 0.5, ...}},
                "": {"attrs": {"drop_rate": 0.2}}, ...},   # optional: netsculpt.saved.rates
      "extra": {"input_shape": [1, 3, 224, 224], ...}}
@@ -29,6 +30,7 @@ from netsculpt.edits.inputs import MAX_INPUT_ELEMENTS
 from netsculpt.errors import CheckpointError
 from netsculpt.jsoncheck import check_schema, read_json_file
 from netsculpt.saved.bases import validate_base
+from netsculpt.saved.layout import MEMORY_FORMATS
 from netsculpt.saved.rates import SCHEMA as RATES_SCHEMA
 
 FORMAT = "netsculpt-model"
@@ -60,6 +62,7 @@ SCHEMA: dict[str, Any] = {
             "maxProperties": MAX_STATE_ENTRIES,
             "additionalProperties": {"enum": list(FLOAT_DTYPES)},
         },
+        "memory_format": {"enum": list(MEMORY_FORMATS)},  # absent: contiguous (NCHW), as builders make
         "rates": RATES_SCHEMA,  # absent in files written before rates were recorded: builder defaults
         "extra": {
             "type": "object",

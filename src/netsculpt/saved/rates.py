@@ -81,12 +81,12 @@ def differing_rates(model: nn.Module, base: dict[str, Any]) -> dict[str, dict[st
     """The entries of :func:`record_rates` that a rebuild of ``base`` would not reproduce by itself.
 
     Only those are written, so a model with its builder's rates saves a file older netsculpt reads
-    (it refuses an unknown ``rates`` field). A base that cannot be built here keeps every entry."""
-    if base.get("kind") != "netsculpt":
-        return {}  # the caller supplies such a base (model= / trust_builder=), rates included
+    (it refuses an unknown ``rates`` field). A base that cannot be built here keeps every entry: a
+    ``builder`` / ``user`` base runs code only a trusting loader may run, and it builds its own defaults
+    (a ``classifier.p`` set to 0.1 after a builder made 0.5 used to reload as 0.5)."""
     record = record_rates(model)
-    if not record:
-        return {}
+    if not record or base.get("kind") != "netsculpt":
+        return record
     from netsculpt.models.identify import meta_build
 
     built = meta_build(base)
