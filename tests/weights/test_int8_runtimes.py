@@ -10,13 +10,14 @@ import pytest
 import torch
 
 import netsculpt as ns
-from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.errors import CheckpointError, ConfigError, DataError
 from netsculpt.runtimes import get_runtime
 from netsculpt.runtimes.artefacts import PROGRAM_NAME, ProgramModule, load_artefact, timing_runtime
 from netsculpt.weights.int8_runtimes import calibration_batches, quantize_openvino, quantize_pt2e
 from netsculpt.weights.int8_select import quantize_on
 
 pytestmark = pytest.mark.runtimes  # own pytest process in `make test` (see Makefile)
+OUTPUTS_NAME = "model.int8.outputs.json"  # the file users see beside the artefact: a fixed name
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,9 @@ def test_calibration_batches_keep_integer_inputs() -> None:
     batches = calibration_batches([(ids, None), images], 2)
     assert batches[0].dtype == torch.int64 and torch.equal(batches[0], ids)
     assert batches[1].dtype == torch.float32
+    # a two-input model's batches are ((x0, x1), y): the item is the tuple of inputs (was: a crash on it)
+    (both,) = calibration_batches([((ids, images), None)], 1)
+    assert isinstance(both, tuple) and both[0].dtype == torch.int64 and both[1].dtype == torch.float32
 
 
 def test_pt2e_quantizes_a_torchvision_resnet_that_calls_one_relu_twice(tmp_path) -> None:
@@ -144,22 +148,126 @@ class TwoHeads(torch.nn.Module):
         return {"logits": self.cls(f), "boxes": self.box(f)}
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])
-def test_a_two_input_model_is_refused_before_any_file_is_written(runtime, tmp_path) -> None:
-    """Calibration fed input 0 only: a raw ValueError (ONNX Runtime), AttributeErrors (OpenVINO, PT2E),
-    and OpenVINO's float export was left behind."""
-    x = (torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8))
-    with pytest.raises(ConfigError, match="takes a model with one tensor input, but TwoIn"):
-        quantize_on(runtime, TwoIn().eval(), x, [x], tmp_path / "out")
-    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+class TupleHeads(torch.nn.Module):
+    """Two heads of one width, the second offset by 3: outputs rebuilt in the wrong order are 3 off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c, self.h1, self.h2 = (
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.Linear(8, 4),
+            torch.nn.Linear(8, 4),
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        f = self.c(x).relu().mean((2, 3))
+        return self.h1(f), [self.h2(f) + 3.0]
+
+
+def _close(y: object, ref: object) -> None:
+    """Same structure (types, keys, order, shapes) and int8-close values: 256 levels per activation range
+    put each layer's rounding well under 1 % of its range, so 10 % of the largest value is int8 noise,
+    while an output returned in another's place is off by the heads' 3.0 offset or its shape."""
+    from torch.utils._pytree import tree_flatten, tree_structure
+
+    assert tree_structure(y) == tree_structure(ref)
+    if isinstance(ref, dict):
+        assert list(y) == list(ref)
+    for a, b in zip(tree_flatten(y)[0], tree_flatten(ref)[0]):
+        assert a.shape == b.shape and (a - b).abs().max() < 0.1 * b.abs().max()
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_two_outputs_are_refused_where_the_artefact_keeps_one(runtime, tmp_path) -> None:
-    """ONNX Runtime's and OpenVINO's artefacts returned the first output only: a dict became a tensor."""
-    x = torch.randn(1, 3, 8, 8)
-    with pytest.raises(ConfigError, match="returns 2 tensors; quantize with runtime 'torch'"):
-        quantize_on(runtime, TwoHeads().eval(), x, [torch.randn(4, 3, 8, 8)], tmp_path / "out")
+@pytest.mark.parametrize("net", [TwoHeads, TupleHeads])
+def test_int8_keeps_the_output_structure(runtime, net, tmp_path) -> None:
+    """ONNX Runtime's and OpenVINO's artefacts returned the graph's first output only (a dict became its
+    logits tensor), so check_int8_io refused such models; they now return the model's structure."""
+    torch.manual_seed(0)
+    model, x = net().eval(), torch.randn(6, 3, 8, 8)
+    q = quantize_on(runtime, model, x[:1], [torch.randn(4, 3, 8, 8) for _ in range(4)], tmp_path)
+    with torch.no_grad():
+        ref = model(x)
+    _close(q(x), ref)
+    assert (tmp_path / OUTPUTS_NAME).is_file()
+    again = load_artefact(tmp_path)  # the reloaded artefact reads the structure from the folder
+    _close(again(x), ref)
+
+
+def test_a_folder_without_the_structure_file_returns_the_first_output(tmp_path) -> None:
+    """Runs from before the file existed keep what they returned: the graph's first output."""
+    model, x = TwoHeads().eval(), torch.randn(2, 3, 8, 8)
+    q = quantize_on("onnxruntime", model, x[:1], [torch.randn(4, 3, 8, 8)], tmp_path)
+    (tmp_path / OUTPUTS_NAME).unlink()
+    old = load_artefact(tmp_path)
+    assert torch.equal(old(x), q(x)["logits"])
+    (tmp_path / OUTPUTS_NAME).write_text('{"format": "netsculpt-output-tree", "version": 1}')
+    with pytest.raises(CheckpointError, match="Rerun the quantize stage"):
+        load_artefact(tmp_path)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])
+def test_a_two_input_model_is_calibrated_on_both_inputs(runtime, tmp_path) -> None:
+    """Calibration fed input 0 only (a raw ValueError, AttributeErrors), so two inputs were refused."""
+    torch.manual_seed(0)
+    model = TwoIn().eval()
+    x = (torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8))
+    calibration = [(torch.randn(4, 3, 8, 8), torch.randn(4, 1, 8, 8)) for _ in range(3)]
+    q = quantize_on(runtime, model, x, calibration, tmp_path)
+    batch = (torch.randn(5, 3, 8, 8), torch.randn(5, 1, 8, 8))
+    with torch.no_grad():
+        _close(q(*batch), model(*batch))
+    _close(load_artefact(tmp_path)(*batch), q(*batch))
+
+
+def test_a_loader_of_input_tuples_calibrates_onnxruntime(tmp_path) -> None:
+    """A loader yields ((image, depth), labels); the reader feeds each input by the export's name."""
+    from netsculpt.weights.quantize import Int8Config, quantize_int8
+
+    loader = [((torch.randn(4, 3, 8, 8), torch.randn(4, 1, 8, 8)), torch.zeros(4)) for _ in range(2)]
+    x = (torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8))
+    q = quantize_int8(TwoIn().eval(), x, loader, tmp_path, Int8Config(calibration_batches=2))
+    assert q.input_names == ["input0", "input1"] and q(*x).shape == (1, 4)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])
+def test_a_calibration_batch_that_does_not_fit_the_inputs_is_refused(runtime, tmp_path) -> None:
+    x = (torch.randn(1, 3, 8, 8), torch.randn(1, 1, 8, 8))
+    labels_for_depth = [(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))]
+    with pytest.raises(DataError, match=r"calibration input 1 has shape \(4,\), but the model takes 2"):
+        quantize_on(runtime, TwoIn().eval(), x, labels_for_depth, tmp_path / "out")
+    with pytest.raises(DataError, match=r"holds 1 input\(s\) .* the model takes 2 tensor inputs shaped"):
+        quantize_on(runtime, TwoIn().eval(), x, [torch.randn(4, 3, 8, 8)], tmp_path / "out")
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "torch"])
+def test_a_non_tensor_input_is_refused_before_any_file_is_written(runtime, tmp_path) -> None:
+    x = ([torch.randn(1, 3, 8, 8)],)
+    with pytest.raises(ConfigError, match="forward arguments are all tensors, but Listed is given"):
+        quantize_on(runtime, Listed().eval(), x, [x], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+class Listed(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
+        return self.c(images[0]).mean((2, 3))
+
+
+def test_a_namedtuple_output_is_refused_on_onnxruntime_before_any_file_is_written(tmp_path) -> None:
+    from collections import namedtuple
+
+    Out = namedtuple("Out", "logits boxes")
+
+    class Named(TwoHeads):
+        def forward(self, x: torch.Tensor) -> Out:
+            return Out(**super().forward(x))
+
+    with pytest.raises(ConfigError, match=r"Named returns a namedtuple \(Out\)"):
+        x = torch.randn(1, 3, 8, 8)
+        quantize_on("onnxruntime", Named().eval(), x, [x], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

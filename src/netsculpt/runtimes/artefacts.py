@@ -25,6 +25,7 @@ from torch import nn
 
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import atomic_write, write_json
+from netsculpt.runtimes.output_tree import OutputTree, graph_outputs, read_outputs
 
 ONNX_NAME, OPENVINO_NAME, PROGRAM_NAME = "model.int8.onnx", "model.int8.xml", "model.int8.pt2"
 RUNTIME_OF = {ONNX_NAME: "onnxruntime", OPENVINO_NAME: "openvino", PROGRAM_NAME: "torch"}
@@ -67,11 +68,14 @@ def trust_program(path: Path) -> str:
 
 
 class OpenVinoModule(nn.Module):
-    """An OpenVINO IR (``.xml`` + ``.bin``) compiled for the CPU with torch's current thread count."""
+    """An OpenVINO IR (``.xml`` + ``.bin``) compiled for the CPU with torch's current thread count.
+
+    ``outputs``: the float model's output structure, as :class:`~netsculpt.weights.quantize.OnnxModule`
+    takes it; without it the graph's first output comes back as a single tensor."""
 
     deployed_runtime = "openvino"
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], outputs: OutputTree | None = None) -> None:
         from netsculpt.runtimes.openvino_rt import compile_model
 
         super().__init__()
@@ -83,12 +87,22 @@ class OpenVinoModule(nn.Module):
         except Exception as exc:
             raise CheckpointError(f"OpenVINO cannot load {str(self.path)!r}: {str(exc)[:300]}") from None
         self.request = self.compiled.create_infer_request()
+        self.outputs = graph_outputs(outputs, len(self.compiled.outputs), str(self.path))
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> Any:
         import numpy as np
 
-        out = self.request.infer([x.detach().cpu().float().numpy() for x in inputs])
-        return torch.from_numpy(np.array(out[self.compiled.outputs[0]]))
+        from netsculpt.weights.quantize import calibration_input
+
+        if len(inputs) != len(self.compiled.inputs):
+            raise ConfigError(
+                f"{self.path.name} takes {len(self.compiled.inputs)} input tensors, got {len(inputs)}; "
+                "pass them positionally, in forward's order"
+            )
+        out = self.request.infer([calibration_input(x).numpy() for x in inputs])
+        if self.outputs is None:
+            return torch.from_numpy(np.array(out[self.compiled.outputs[0]]))
+        return self.outputs.rebuild([torch.from_numpy(np.array(out[port])) for port in self.compiled.outputs])
 
     @property
     def size_bytes(self) -> int:
@@ -136,14 +150,16 @@ class ProgramModule(nn.Module):
 
 
 def load_artefact(folder: str | os.PathLike[str]) -> nn.Module | None:
-    """The int8 artefact a quantize stage left in ``folder``, or None when it has none."""
+    """The int8 artefact a quantize stage left in ``folder``, or None when it has none. An ONNX / OpenVINO
+    graph returns the structure recorded in ``model.int8.outputs.json``; a folder without one (a single
+    tensor output, or a run from before netsculpt recorded it) returns the graph's first output."""
     from netsculpt.weights.quantize import OnnxModule
 
     folder = Path(folder)
     if (folder / ONNX_NAME).is_file():
-        return OnnxModule(folder / ONNX_NAME)
+        return OnnxModule(folder / ONNX_NAME, read_outputs(folder))
     if (folder / OPENVINO_NAME).is_file():
-        return OpenVinoModule(folder / OPENVINO_NAME)
+        return OpenVinoModule(folder / OPENVINO_NAME, read_outputs(folder))
     if (folder / PROGRAM_NAME).is_file():
         return ProgramModule(folder / PROGRAM_NAME)
     return None

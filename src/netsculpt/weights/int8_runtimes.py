@@ -26,6 +26,7 @@ from torch import nn
 
 from netsculpt.errors import ConfigError, DataError
 from netsculpt.measure import export_onnx
+from netsculpt.measure._inputs import as_tuple
 from netsculpt.modes import eval_mode
 from netsculpt.runtimes.artefacts import (
     OPENVINO_NAME,
@@ -35,18 +36,20 @@ from netsculpt.runtimes.artefacts import (
     save_program,
 )
 from netsculpt.runtimes.base import INSTALL_OPENVINO
-from netsculpt.weights.quantize import calibration_input, check_float32, check_int8_io
+from netsculpt.runtimes.output_tree import write_outputs
+from netsculpt.weights.quantize import calibration_input, check_float32, check_int8_io, model_inputs
 
 INSTALL_TORCHAO = "pip install torchao==0.18.0"
 
 
-def calibration_batches(data: Iterable[Any], batches: int) -> list[torch.Tensor]:
+def calibration_batches(data: Iterable[Any], batches: int) -> list[Any]:
     """The first ``batches`` input batches of a loader (``(x, y)`` pairs or bare tensors), floats as
-    float32 and integer inputs (token ids) as they are: every int8 path calibrates on exactly these."""
-    out = []
+    float32 and integer inputs (token ids) as they are: every int8 path calibrates on exactly these.
+    A model with several inputs takes ``((x0, x1, ...), y)`` batches; their items are those tuples."""
+    out: list[Any] = []
     for batch in itertools.islice(data, batches):
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        out.append(calibration_input(x))
+        out.append(tuple(map(calibration_input, x)) if isinstance(x, list | tuple) else calibration_input(x))
     if not out:
         raise DataError("the calibration data yielded no batch; pass a loader with at least one batch")
     return out
@@ -54,8 +57,8 @@ def calibration_batches(data: Iterable[Any], batches: int) -> list[torch.Tensor]
 
 def quantize_openvino(
     model: nn.Module,
-    example_inputs: torch.Tensor,
-    calibration: list[torch.Tensor],
+    example_inputs: Any,
+    calibration: list[Any],
     out_dir: str | os.PathLike[str],
 ) -> OpenVinoModule:
     """NNCF post-training int8 of ``model`` for OpenVINO: ``model.int8.xml`` and ``.bin`` in ``out_dir``."""
@@ -65,7 +68,9 @@ def quantize_openvino(
     except ImportError:
         raise ConfigError(f"int8 on OpenVINO needs openvino and nncf: {INSTALL_OPENVINO}") from None
     check_float32(model)
-    check_int8_io(model, example_inputs, "openvino")
+    tree = check_int8_io(model, example_inputs, "openvino")
+    example = as_tuple(example_inputs)
+    batches = [[x.numpy() for x in model_inputs(batch, example)] for batch in calibration]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     float_path = out / "model.fp32.ov.onnx"
@@ -73,9 +78,9 @@ def quantize_openvino(
         export_onnx(model, example_inputs, float_path)
         ov_model = ov.Core().read_model(str(float_path))
         # NNCF counts dataset items, here batches: a sample count asked for more items than there are
-        dataset = nncf.Dataset(calibration, lambda x: x.numpy())
+        dataset = nncf.Dataset(batches)  # each item: the graph's inputs, in order
         quantized = nncf.quantize(
-            ov_model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(calibration)
+            ov_model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(batches)
         )
     finally:
         float_path.unlink(missing_ok=True)
@@ -84,8 +89,9 @@ def quantize_openvino(
     os.replace(partial.with_suffix(".bin"), out / "model.int8.bin")  # the weights first, then their graph
     xml = partial.read_text().replace(".partial.model.int8.bin", "model.int8.bin")
     partial.write_text(xml)
+    write_outputs(out, tree)  # before the graph: a folder with the graph always has its structure
     os.replace(partial, out / OPENVINO_NAME)
-    return OpenVinoModule(out / OPENVINO_NAME)
+    return OpenVinoModule(out / OPENVINO_NAME, None if tree.is_tensor else tree)
 
 
 def split_repeated_calls(graph: torch.fx.GraphModule) -> int:
@@ -139,8 +145,8 @@ def drop_unused_weights(graph: torch.fx.GraphModule) -> int:
 
 def quantize_pt2e(
     model: nn.Module,
-    example_inputs: torch.Tensor,
-    calibration: list[torch.Tensor],
+    example_inputs: Any,
+    calibration: list[Any],
     out_dir: str | os.PathLike[str],
 ) -> ProgramModule:
     """PT2E int8 of ``model`` with the x86 inductor quantizer; writes ``model.int8.pt2`` in ``out_dir``."""
@@ -154,18 +160,20 @@ def quantize_pt2e(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # batch 2 keeps dim 0 symbolic (export specialises size-1 dims); AUTO lets a fixed-batch model be
-    x = example_inputs[:1].expand(2, *example_inputs.shape[1:]).contiguous()
+    example = as_tuple(example_inputs)
+    x = tuple(t[:1].expand(2, *t.shape[1:]).contiguous() if t.dim() else t for t in example)
     batch = torch.export.Dim.AUTO
+    dynamic = tuple({0: batch} if t.dim() else None for t in example)
     with eval_mode(model), torch.no_grad():
-        graph = torch.export.export(model, (x,), dynamic_shapes=({0: batch},)).module()
+        graph = torch.export.export(model, x, dynamic_shapes=dynamic).module()
         split_repeated_calls(graph)
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
         prepared = prepare_pt2e(graph, quantizer)
         for inputs in calibration:
-            prepared(inputs)
+            prepared(*model_inputs(inputs, example))
         converted = convert_pt2e(prepared)
         drop_unused_weights(converted)
-        program = torch.export.export(converted, (x,), dynamic_shapes=({0: batch},))
+        program = torch.export.export(converted, x, dynamic_shapes=dynamic)
     save_program(program, out / PROGRAM_NAME)
     return ProgramModule(out / PROGRAM_NAME)

@@ -26,6 +26,7 @@ from torch import nn
 from netsculpt.errors import CheckpointError, ConfigError, DataError
 from netsculpt.measure import export_onnx
 from netsculpt.measure.onnx_runtime import _session
+from netsculpt.runtimes.output_tree import OutputTree, graph_outputs, write_outputs
 from netsculpt.weights.config import FilterFn, default_filter
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -69,17 +70,27 @@ class Int8Config:
 
 
 class OnnxModule(nn.Module):
-    """An ONNX file run by ONNX Runtime behind ``nn.Module``'s call, so ``evaluate`` and loops work on it."""
+    """An ONNX file run by ONNX Runtime behind ``nn.Module``'s call, so ``evaluate`` and loops work on it.
+
+    ``outputs``: the float model's output structure (:mod:`netsculpt.runtimes.output_tree`), which every
+    graph output is nested back into; without it the graph's first output comes back as a single tensor.
+    """
 
     deployed_runtime = "onnxruntime"  # where the runtime registry may run it (netsculpt.runtimes)
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], outputs: OutputTree | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         self.session = _session(self.path)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.outputs = graph_outputs(outputs, len(self.session.get_outputs()), str(self.path))
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        if len(inputs) != len(self.input_names):
+            raise ConfigError(
+                f"{self.path.name} takes {len(self.input_names)} input tensors "
+                f"({', '.join(self.input_names)}), got {len(inputs)}; pass them positionally, in order"
+            )
         feeds = {name: x.detach().cpu().numpy() for name, x in zip(self.input_names, inputs)}
         try:
             outputs = self.session.run(None, feeds)
@@ -88,7 +99,9 @@ class OnnxModule(nn.Module):
             raise CheckpointError(
                 f"ONNX Runtime cannot run {str(self.path)!r} on these inputs: {first}"
             ) from None
-        return torch.from_numpy(outputs[0])
+        if self.outputs is None:
+            return torch.from_numpy(outputs[0])
+        return self.outputs.rebuild([torch.from_numpy(y) for y in outputs])
 
     @property
     def size_bytes(self) -> int:
@@ -107,32 +120,63 @@ def check_float32(model: nn.Module) -> None:
             )
 
 
-def check_int8_io(model: nn.Module, example_inputs: Any, runtime: str) -> None:
-    """Refuse, before any file is written, a model whose inputs or outputs an int8 path cannot carry.
+def check_int8_io(model: nn.Module, example_inputs: Any, runtime: str) -> OutputTree:
+    """Refuse, before any file is written, a model whose inputs or outputs an int8 path cannot carry, and
+    return its output structure.
 
-    Calibration feeds one tensor per batch and every path's artefact takes one input, so a second input
-    failed deep inside (ONNX Runtime: a raw ValueError; OpenVINO, PT2E: AttributeErrors). The ONNX Runtime
-    and OpenVINO artefacts return their graph's first output only, so a model with two outputs (a dict of
-    logits and boxes) would come back as a bare first tensor, silently.
+    Inputs: every positional argument must be a tensor (calibration feeds them by the export's input
+    names; a list or dict argument has no fixed graph input to feed). Outputs: the ONNX Runtime and
+    OpenVINO graphs return flat tensors, which their artefacts nest back into the returned structure, so
+    it must be tensors in tuples, lists and str-keyed dicts (PT2E, runtime 'torch', keeps any structure).
     """
-    from netsculpt.measure._inputs import as_tuple, describe, run_forward, tensor_leaves
+    from netsculpt.measure._inputs import as_tuple, describe, run_forward
     from netsculpt.modes import eval_mode
 
     inputs = as_tuple(example_inputs)
     name = type(model).__name__
-    if len(inputs) != 1 or not isinstance(inputs[0], torch.Tensor):
+    if not all(isinstance(x, torch.Tensor) for x in inputs):
         raise ConfigError(
-            f"int8 on {runtime} takes a model with one tensor input, but {name} is given "
-            f"[{describe(inputs)}]; wrap it in a module whose forward takes one tensor (and builds the "
-            "rest), or keep it float"
+            f"int8 on {runtime} takes a model whose forward arguments are all tensors, but {name} is given "
+            f"[{describe(inputs)}]; wrap it in a module whose forward takes tensors (and builds the rest), "
+            "or keep it float"
         )
     with eval_mode(model), torch.no_grad():
-        outputs = len(tensor_leaves(run_forward(model, inputs)))
-    if outputs > 1 and runtime in ("onnxruntime", "openvino"):
-        raise ConfigError(
-            f"int8 on {runtime} keeps one output, but {name} returns {outputs} tensors; quantize with "
-            "runtime 'torch' (PT2E keeps the output structure), or wrap the model to return one tensor"
+        output = run_forward(model, inputs)
+    if runtime in ("onnxruntime", "openvino"):
+        return OutputTree.of(output, name)
+    return OutputTree({"kind": "tensor"}, 1)  # PT2E's program keeps the structure itself
+
+
+def model_inputs(batch: Any, example: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The model's inputs in a calibration batch, as :func:`calibration_input` casts them.
+
+    A batch is the inputs or ``(inputs, targets, ...)``; with several inputs, ``inputs`` is a tuple of
+    them: ``((image, depth), labels)`` or ``(image, depth)``. Each must match its example input's rank and
+    non-batch dims (the export fixes them), so a label tensor taken for an input is refused here."""
+    if isinstance(batch, torch.Tensor):
+        inputs: Any = (batch,)
+    elif isinstance(batch, list | tuple) and batch and isinstance(batch[0], list | tuple):
+        inputs = tuple(batch[0])
+    elif isinstance(batch, list | tuple) and len(example) > 1 and len(batch) == len(example):
+        inputs = tuple(batch)
+    elif isinstance(batch, list | tuple) and batch:
+        inputs = (batch[0],)
+    else:
+        inputs = (batch,)
+    shapes = ", ".join(f"(N, {', '.join(map(str, x.shape[1:]))})" for x in example)
+    expected = (
+        f"the model takes {len(example)} tensor inputs shaped {shapes}; yield ((input0, input1, ...), "
+        "targets) or the tuple of inputs itself"
+    )
+    if len(inputs) != len(example) or not all(isinstance(x, torch.Tensor) for x in inputs):
+        raise DataError(
+            f"a calibration batch holds {len(inputs)} input(s) of types "
+            f"{[type(x).__name__ for x in inputs]}, but {expected}"
         )
+    for i, (x, ex) in enumerate(zip(inputs, example)):
+        if x.dim() != ex.dim() or x.shape[1:] != ex.shape[1:]:
+            raise DataError(f"calibration input {i} has shape {tuple(x.shape)}, but {expected}")
+    return tuple(calibration_input(x) for x in inputs)
 
 
 def calibration_input(x: torch.Tensor) -> torch.Tensor:
@@ -152,18 +196,20 @@ def first_batch_or_refuse(data: Iterable[Any]) -> Iterable[Any]:
 
 
 class _Reader:
-    """ONNX Runtime's calibration data reader over the first batches of a loader."""
+    """ONNX Runtime's calibration data reader over the first batches of a loader, every input by name."""
 
-    def __init__(self, data: Iterable[Any], input_name: str, batches: int) -> None:
+    def __init__(
+        self, data: Iterable[Any], input_names: list[str], example: tuple[torch.Tensor, ...], batches: int
+    ) -> None:
         self.batches = iter(itertools.islice(data, batches))
-        self.input_name = input_name
+        self.input_names, self.example = input_names, example
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
         if batch is None:
             return None
-        inputs = batch[0] if isinstance(batch, list | tuple) else batch
-        return {self.input_name: calibration_input(inputs).numpy()}
+        inputs = model_inputs(batch, self.example)
+        return {name: x.numpy() for name, x in zip(self.input_names, inputs)}
 
     def rewind(self) -> None:  # part of the reader protocol; calibration reads the data once
         raise DataError("calibration data can be read only once")
@@ -236,7 +282,7 @@ def _excluded_nodes(model: nn.Module, onnx_path: Path, keep: FilterFn) -> list[s
 
 def _export_and_quantize(
     model: nn.Module,
-    example_inputs: torch.Tensor,
+    example_inputs: Any,
     calibration_data: Iterable[Any],
     config: Int8Config,
     float_path: Path,
@@ -258,7 +304,11 @@ def _export_and_quantize(
             quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
     excluded = _excluded_nodes(model, float_path, config.filter_fn or default_filter)
     overrides = _int4_overrides(model, prepared, config.int4_layers, excluded)
-    reader = _Reader(calibration_data, "input0", config.calibration_batches)
+    from netsculpt.measure._inputs import as_tuple
+
+    example = as_tuple(example_inputs)
+    names = [f"input{i}" for i in range(len(example))]  # export_onnx's names, in forward's order
+    reader = _Reader(calibration_data, names, example, config.calibration_batches)
     method = {
         "minmax": CalibrationMethod.MinMax,
         "percentile": CalibrationMethod.Percentile,
@@ -282,7 +332,7 @@ def _export_and_quantize(
 
 def quantize_int8(
     model: nn.Module,
-    example_inputs: torch.Tensor,
+    example_inputs: Any,
     calibration_data: Iterable[Any],
     out_dir: str | os.PathLike[str],
     config: Int8Config | None = None,
@@ -294,7 +344,7 @@ def quantize_int8(
     """
     config = config or Int8Config()
     check_float32(model)
-    check_int8_io(model, example_inputs, "onnxruntime")
+    tree = check_int8_io(model, example_inputs, "onnxruntime")
     calibration_data = first_batch_or_refuse(calibration_data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -305,6 +355,7 @@ def quantize_int8(
     done = False
     try:
         _export_and_quantize(model, example_inputs, calibration_data, config, float_path, prepared, partial)
+        write_outputs(out, tree)  # before the graph: a folder with the graph always has its structure
         os.replace(partial, int8_path)
         done = True
     finally:  # a failed call leaves no file of its own behind: no temporaries, no lone float export
@@ -312,4 +363,4 @@ def quantize_int8(
         partial.unlink(missing_ok=True)
         if not done:
             float_path.unlink(missing_ok=True)
-    return OnnxModule(int8_path)
+    return OnnxModule(int8_path, None if tree.is_tensor else tree)
