@@ -76,8 +76,12 @@ def test_data_and_stages_must_suit_the_task() -> None:
         _recipe(text, "task=classification")
     with pytest.raises(ConfigError, match="unknown task 'detections'"):
         _recipe(text, "task=detections")
-    with pytest.raises(ConfigError, match="'quantize' is not supported for task 'segmentation'"):
-        _recipe(SEG.replace("outputs:", "  - quantize: {}\noutputs:"))
+    with pytest.raises(ConfigError, match="'quantize' is not supported for task 'detection'"):
+        _recipe(text.replace("outputs:", "  - quantize: {}\noutputs:"))
+    with pytest.raises(
+        ConfigError, match=r"'cluster' is not supported .* segmentation recipes run .*quantize"
+    ):
+        _recipe(SEG.replace("outputs:", "  - cluster: {}\noutputs:"))
     with pytest.raises(ConfigError, match="augment shifts images, not their boxes"):
         _recipe(text, "stages.1.distill.augment=true")
     with pytest.raises(ConfigError, match="mixup mixes two images but not their detection targets"):
@@ -136,6 +140,27 @@ def test_segmentation_recipe_searches_on_held_out_training_canvases(tmp_path) ->
     assert search["info"]["plan"]["meta"]["estimate"]["samples"] == 8  # the 8 held-out training canvases
     assert results["after"]["macs"] < results["before"]["macs"]
     assert set(results["after"]["task_metrics"]) == {"miou", "pixel_acc"}
+
+
+@pytest.mark.slow
+@pytest.mark.runtimes  # loads OpenVINO and torch.compile
+def test_segmentation_recipe_keeps_the_fastest_int8_within_its_miou_tolerance(tmp_path) -> None:
+    """quantize was refused on dense tasks: runtime: auto scored candidates by classification accuracy."""
+    stage = "  - quantize: {calib_batches: 1, runtime: auto, tolerance_pp: 100, select_batches: 1}\n"
+    text = SEG[: SEG.index("stages:")] + "stages:\n" + stage + SEG[SEG.index("outputs:") :]
+    results = run_recipe(_recipe(text), text, tmp_path, trust_builder=f"{__name__}:tiny_segmenter")
+    info = results["stages"][1]["info"]
+    assert info["metric"] == "miou" and {r["metric"] for r in info["candidates"]} == {"miou"}
+    rows = [r for r in info["candidates"] if "latency_ms" in r]
+    assert {r["runtime"] for r in rows} == {"onnxruntime", "openvino", "torch"}, info["candidates"]
+    assert (
+        info["runtime"] == min(rows, key=lambda r: r["latency_ms"])["runtime"]
+    )  # tolerance 100: all qualify
+    assert 0 <= info["float_heldout_accuracy"] <= 1
+    assert set(results["after"]["latency"]) == {
+        f"{'compile' if info['runtime'] == 'torch' else info['runtime']}-int8"
+    }
+    assert results["task"]["label"] == "mIoU" and 0 <= results["after"]["accuracy"] <= 1
 
 
 def _coco_split(root: Path, split: str, n: int) -> None:

@@ -57,3 +57,41 @@ def test_no_memory_gain_seen_is_no_figure_not_zero_bytes(monkeypatch) -> None:
     monkeypatch.setattr(bench, "_PeakRss", Flat)
     (row,) = bench.bench_model(nn.Linear(3, 2), torch.zeros(1, 3), ["torch"], runs=2, warmup=1, rounds=1)
     assert row.error is None and row.peak_memory_bytes is None
+
+
+class _Fake:
+    """A Prepared-like candidate that logs its calls and closes; ``fail`` raises on its first call."""
+
+    def __init__(self, name: str, log: list[str], fail: bool = False) -> None:
+        self.name, self.log, self.fail = name, log, fail
+
+    def call(self) -> None:
+        self.log.append(f"call {self.name}")
+        if self.fail:
+            raise RuntimeError("kernel missing")
+
+    def close(self) -> None:
+        self.log.append(f"close {self.name}")
+
+
+def test_one_timing_loop_alternates_closes_in_reverse_and_reports_a_failed_warmup(monkeypatch) -> None:
+    """bench and the int8 selection share time_alternating: a candidate whose warm-up raised is reported
+    and still closed (its prepare may have changed the model), the rest are timed round by round."""
+    ticks = iter(range(0, 10**9, 1_000_000))
+    monkeypatch.setattr(bench, "clock", lambda threads: lambda: next(ticks))
+    log: list[str] = []
+    errors: dict[str, str] = {}
+    samples = bench.time_alternating(
+        {n: (lambda n=n: _Fake(n, log, fail=n == "b")) for n in "abc"},
+        threads=1, runs=3, warmup=1, rounds=2,
+        on_error=lambda name, exc: errors.setdefault(name, str(exc)),
+    )  # fmt: skip
+    assert errors == {"b": "kernel missing"}
+    assert samples == {"a": [[1.0, 1.0]] * 2, "c": [[1.0, 1.0]] * 2}  # ceil(3 / 2) calls a round
+    timed = [e for e in log[3:] if e.startswith("call")]
+    assert timed == ["call a", "call a", "call c", "call c"] * 2  # alternating rounds
+    assert log[-3:] == ["close c", "close b", "close a"]
+    with pytest.raises(RuntimeError, match="kernel missing"):  # no on_error: the error propagates
+        bench.time_alternating(
+            {"b": lambda: _Fake("b", [], fail=True)}, threads=1, runs=1, warmup=1, rounds=1
+        )

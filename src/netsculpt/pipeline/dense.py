@@ -26,6 +26,9 @@ from netsculpt.errors import ConfigError, DataError
 
 DENSE_DATA = {"digits_detect": "detection", "digits_seg": "segmentation", "coco": "detection"}
 DENSE_STAGES = ("prune", "finetune", "distill", "search")
+# int8 takes tensor inputs and scores candidates by the task's metric: a segmenter's image batch is one, a
+# detector's list of images is not
+TASK_STAGES = {"segmentation": ("quantize",)}
 NUM_CLASSES = 11  # background + 10 digits
 CANVAS_OPTIONS = ("train_canvases", "test_canvases", "size", "digits", "scale")
 # your own detection data: COCO-format annotation files + image folders (netsculpt.data.coco)
@@ -45,11 +48,12 @@ def check_dense_recipe(recipe: Any) -> None:
             f"outputs.explain draws maps for classification runs only (task: {recipe.task}); remove it or "
             "set outputs.explain: false"
         )
+    stages = (*DENSE_STAGES, *TASK_STAGES.get(recipe.task, ()))
     for i, st in enumerate(recipe.stages):
-        if st.kind not in DENSE_STAGES:
+        if st.kind not in stages:
             raise ValueError(
-                f"stages.{i}: {st.kind!r} is not supported for task {recipe.task!r} yet; dense recipes run "
-                f"{', '.join(DENSE_STAGES)}"
+                f"stages.{i}: {st.kind!r} is not supported for task {recipe.task!r} yet; {recipe.task} "
+                f"recipes run {', '.join(stages)}"
             )
         if getattr(st, "mixup", 0):
             raise ValueError(

@@ -44,6 +44,7 @@ def run_quantize(
         ctx.example,
         ctx.train_loader,
         out,
+        task=ctx.task,  # None: classification
         runtimes=INT8_RUNTIMES,
         calib_batches=cfg.calib_batches,
         select_batches=cfg.select_batches,
@@ -57,6 +58,7 @@ def run_quantize(
         "int8": True,
         "auto": True,
         "tolerance_pp": cfg.tolerance_pp,
+        "metric": rows[0]["metric"],  # what float_heldout_accuracy and each heldout_accuracy measure
         "float_heldout_accuracy": float_acc,
         "candidates": rows,
     }

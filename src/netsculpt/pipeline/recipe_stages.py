@@ -203,7 +203,7 @@ class QuantizeStage(Section):
     kind: Literal["quantize"] = "quantize"
     calib_batches: int = Field(default=8, ge=1)
     runtime: Literal["onnxruntime", "openvino", "torch", "auto"] = "onnxruntime"
-    tolerance_pp: float = Field(default=1.0, ge=0)  # auto: accuracy drop allowed on held-out training data
+    tolerance_pp: float = Field(default=1.0, ge=0)  # auto: drop (pp) of the task metric allowed, held-out
     select_batches: int = Field(default=8, ge=1)  # auto: training batches after the calibration ones
     options: dict[str, Any] = Field(default_factory=dict)
 

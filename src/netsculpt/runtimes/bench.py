@@ -12,11 +12,13 @@ runtime per process for exact numbers.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -138,49 +140,91 @@ def _one_config(
     model: nn.Module, inputs: tuple[Any, ...], names: list[str], name: str, threads: int, batch: int,
     runs: int, warmup: int, rounds: int,
 ) -> list[BenchRow]:  # fmt: skip
-    prepared: dict[str, Prepared] = {}
     rows = {r: BenchRow(name, r, threads, batch) for r in names}
+    candidates: dict[str, Callable[[], Prepared]] = {}
+    for r in names:
+        runtime = get_runtime(r)
+        why = runtime.available()
+        if why is not None:
+            rows[r].error = f"not available: {why}"
+        else:
+            candidates[r] = functools.partial(runtime.prepare, model, inputs, threads)
+
+    @contextmanager
+    def watch(r: str) -> Iterator[None]:  # prepare and warm-up: their seconds and the memory they add
+        t0 = time.perf_counter()
+        with _PeakRss() as rss:
+            yield
+        rows[r].prepare_seconds = time.perf_counter() - t0
+        rows[r].peak_memory_bytes = rss.added or None
+
+    def failed(r: str, exc: Exception) -> None:  # a runtime's own failure mid-run is a row too, never a crash
+        rows[r].error = str(exc) if isinstance(exc, RuntimeUnsupported) else f"failed: {first_line(exc)}"
+
+    samples = time_alternating(
+        candidates, threads=threads, runs=runs, warmup=warmup, rounds=rounds, watch=watch, on_error=failed
+    )
+    for r, per in samples.items():
+        median = statistics.median([t for times in per for t in times])
+        rows[r].latency_ms = median
+        rows[r].throughput = batch / median * 1e3
+        if len(per) > 1 and median > 0:
+            medians = [statistics.median(times) for times in per]
+            rows[r].round_spread_pct = (max(medians) - min(medians)) / median * 100
+    return [rows[r] for r in names]
+
+
+def time_alternating(
+    candidates: dict[str, Callable[[], Prepared]],
+    *,
+    threads: int,
+    runs: int,
+    warmup: int,
+    rounds: int,
+    models: Sequence[nn.Module] = (),
+    watch: Callable[[str], AbstractContextManager[Any]] | None = None,
+    on_error: Callable[[str, Exception], None] | None = None,
+) -> dict[str, list[list[float]]]:
+    """Milliseconds of every timed call, round by round, of each candidate that prepared.
+
+    The one timing loop of ``bench`` and ``runtime: auto``'s int8 selection, so their figures compare:
+    each candidate is prepared and warmed up (inside ``watch(name)``, where a caller measures that), then
+    all are called in alternating rounds of ``ceil(runs / rounds)`` calls by :func:`clock`, then closed
+    last prepared first (each undoes its own changes), and every module of ``models`` gets its own
+    train/eval flag back. A prepare or warm-up that raises goes to ``on_error(name, exc)`` and that
+    candidate is left out; without ``on_error`` the error propagates.
+    """
+    per_round = max(1, -(-runs // rounds))
+    modes = [module_modes(m) for m in models]  # every prepare enters eval mode: put each flag back
+    opened: list[Prepared] = []
+    prepared: dict[str, Prepared] = {}
     try:
-        for r in names:
-            runtime = get_runtime(r)
-            why = runtime.available()
-            if why is not None:
-                rows[r].error = f"not available: {why}"
-                continue
-            t0 = time.perf_counter()
+        for name, prepare in candidates.items():
             try:
-                with _PeakRss() as rss:
-                    p = runtime.prepare(model, inputs, threads)
+                with watch(name) if watch is not None else nullcontext():
+                    p = prepare()
+                    opened.append(p)
                     for _ in range(warmup):
                         p.call()
-            except RuntimeUnsupported as exc:
-                rows[r].error = str(exc)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(name, exc)
                 continue
-            except Exception as exc:  # a runtime's own failure mid-run is a row too, never a crash
-                rows[r].error = f"failed: {first_line(exc)}"
-                continue
-            rows[r].prepare_seconds = time.perf_counter() - t0
-            rows[r].peak_memory_bytes = rss.added or None
-            prepared[r] = p
-        samples: dict[str, list[list[float]]] = {r: [] for r in prepared}  # per round
-        per_round = max(1, -(-runs // rounds))
+            prepared[name] = p
+        samples: dict[str, list[list[float]]] = {name: [] for name in prepared}
         now = clock(threads)
         for _ in range(rounds):
-            for r, p in prepared.items():
+            for name, p in prepared.items():
                 times = []
                 for _ in range(per_round):
                     start = now()
                     p.call()
                     times.append((now() - start) / 1e6)
-                samples[r].append(times)
-        for r, per in samples.items():
-            median = statistics.median([t for times in per for t in times])
-            rows[r].latency_ms = median
-            rows[r].throughput = batch / median * 1e3
-            if len(per) > 1 and median > 0:
-                medians = [statistics.median(times) for times in per]
-                rows[r].round_spread_pct = (max(medians) - min(medians)) / median * 100
+                samples[name].append(times)
     finally:
-        for p in reversed(prepared.values()):  # last prepared, first closed: each undoes its own changes
+        for p in reversed(opened):  # last prepared, first closed: each undoes its own changes
             p.close()
-    return [rows[r] for r in names]
+        for saved in modes:
+            restore_modes(saved)
+    return samples

@@ -1,10 +1,11 @@
-"""int8 on each runtime side by side, and ``runtime: auto``: keep the fastest within an accuracy tolerance.
+"""int8 on each runtime side by side, and ``runtime: auto``: keep the fastest within a score tolerance.
 
 Every candidate is calibrated on the same batches, scored on the training batches that follow them (held
 out of calibration, never the test split) and timed at the example's batch on its own runtime (ONNX
 Runtime, OpenVINO, or the PT2E program under ``torch.compile``), one after another in alternating
-rounds. The fastest candidate whose held-out accuracy is within ``tolerance_pp`` percentage points of the
-float model's is kept; its files are moved into the stage folder, the others' stay in ``candidates/``.
+rounds, at all of the model's example inputs. Scores are the task's headline metric (accuracy, mIoU,
+...) as a fraction; the fastest candidate within ``tolerance_pp`` percentage points of the float model's
+is kept, its files are moved into the stage folder, the others' stay in ``candidates/``.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError, DataError
-from netsculpt.modes import module_modes, restore_modes
+from netsculpt.measure._inputs import as_tuple
 from netsculpt.runtimes.artefacts import timing_runtime
-from netsculpt.runtimes.base import RuntimeUnsupported, first_line, get_runtime
+from netsculpt.runtimes.base import Prepared, RuntimeUnsupported, first_line, get_runtime
+
+if TYPE_CHECKING:
+    from netsculpt.tasks import Task
 
 INT8_RUNTIMES = ("onnxruntime", "openvino", "torch")
 
@@ -53,80 +57,100 @@ def quantize_on(
     )
 
 
-def _accuracy(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    from netsculpt.train import evaluate
+class _Spread(nn.Module):
+    """Calls a several-input model with a batch's tuple of inputs as its arguments: a task's evaluator
+    calls ``model(inputs)``, and a model taking ``(x0, x1)`` wants ``model(x0, x1)``."""
 
-    return evaluate(model, batches)[0]
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: tuple[torch.Tensor, ...]) -> Any:
+        return self.model(*inputs)
+
+
+def _score(task: Task, model: nn.Module, held: list[Any], several: bool) -> float:
+    """The task's headline metric (accuracy, mIoU, ...) as a fraction on the held-out batches."""
+    return float(task.evaluate(_Spread(model) if several else model, held)[task.metric])
 
 
 def _latency(
-    models: dict[str, nn.Module], example: torch.Tensor, threads: int, runs: int, rounds: int = 3
+    models: dict[str, nn.Module], example_inputs: Any, threads: int, runs: int, rounds: int = 3
 ) -> dict[str, float]:
-    """Median ms per candidate on its runtime, in alternating rounds, by the clock ``bench`` and the
-    latency guards use (:func:`netsculpt.runtimes.bench.clock`), so the figures compare with theirs."""
+    """Median ms per candidate on its runtime at the model's example inputs (all of them), timed by
+    ``bench``'s loop (:func:`netsculpt.runtimes.bench.time_alternating`: its clock, its alternating
+    rounds), so the figures compare with ``netsculpt bench`` and the latency guards."""
     import statistics
 
-    from netsculpt.runtimes.bench import clock
+    from netsculpt.runtimes.bench import time_alternating
 
-    modes = [module_modes(m) for m in models.values()]  # each prepare enters eval mode; put them all back
-    prepared = {}
-    now = clock(threads)
-    try:
-        for name, m in models.items():
-            runtime = timing_runtime(m) if getattr(m, "deployed_runtime", None) else "torch"
-            prepared[name] = get_runtime(runtime).prepare(m, (example,), threads)
-        times: dict[str, list[float]] = {name: [] for name in prepared}
-        for p in prepared.values():
-            for _ in range(3):
-                p.call()
-        for _ in range(rounds):
-            for name, p in prepared.items():
-                for _ in range(max(1, runs // rounds)):
-                    start = now()
-                    p.call()
-                    times[name].append((now() - start) / 1e6)
-    finally:
-        for p in reversed(prepared.values()):  # last prepared, first closed
-            p.close()
-        for saved in modes:
-            restore_modes(saved)
-    return {name: statistics.median(t) for name, t in times.items()}
+    inputs = as_tuple(example_inputs)
+
+    def prepare(m: nn.Module) -> Callable[[], Prepared]:
+        runtime = timing_runtime(m) if getattr(m, "deployed_runtime", None) else "torch"
+        return lambda: get_runtime(runtime).prepare(m, inputs, threads)
+
+    samples = time_alternating(
+        {name: prepare(m) for name, m in models.items()},
+        threads=threads,
+        runs=runs,
+        warmup=3,
+        rounds=rounds,
+        models=list(models.values()),
+    )
+    return {name: statistics.median([t for times in per for t in times]) for name, per in samples.items()}
 
 
 def compare_int8(
     model: nn.Module,
-    example: torch.Tensor,
+    example: Any,
     data: Iterable[Any],
     out_dir: str | os.PathLike[str],
     *,
+    task: Task | str | None = None,
     runtimes: tuple[str, ...] = INT8_RUNTIMES,
     calib_batches: int = 8,
     select_batches: int = 8,
     threads: int = 1,
     runs: int = 30,
 ) -> tuple[dict[str, nn.Module], list[dict[str, Any]], float]:
-    """int8 on each runtime into ``out_dir/candidates/<runtime>``: (models, one row each, float accuracy).
+    """int8 on each runtime into ``out_dir/candidates/<runtime>``: (models, one row each, float score).
 
-    A runtime that cannot quantize or run the model gets a row with ``error`` instead of numbers.
+    ``example`` is the model's example input, or the tuple of them for a model with several. The float
+    model and each candidate are scored by ``task``'s evaluator (default classification) on the
+    ``(inputs, targets)`` batches after the calibration ones; the score is its headline ``metric`` as a
+    fraction, kept under ``heldout_accuracy`` with the metric's name under ``metric``. A runtime that
+    cannot quantize or run the model gets a row with ``error`` instead of numbers.
     """
+    from netsculpt.tasks import get_task
+
+    task = get_task(task)
+    several = len(as_tuple(example)) > 1
     batches = list(itertools.islice(data, calib_batches + select_batches))
     if len(batches) <= calib_batches:
         raise DataError(
             f"int8 selection needs more than calib_batches={calib_batches} training batches (the ones after "
             f"them are held out to score candidates); the loader gave {len(batches)}"
         )
+    held = batches[calib_batches:]
+    unlabelled = [b for b in held if not (isinstance(b, list | tuple) and len(b) >= 2)]
+    if unlabelled:
+        raise DataError(
+            "int8 selection scores candidates on held-out (inputs, targets) batches, but the loader yielded "
+            f"a {type(unlabelled[0]).__name__} without targets; give a loader of labelled batches (with "
+            "several inputs: ((x0, x1, ...), targets))"
+        )
     from netsculpt.weights.int8_runtimes import calibration_batches
 
     calibration = calibration_batches(batches[:calib_batches], calib_batches)
-    held = [(b[0], b[1]) for b in batches[calib_batches:]]
-    float_acc = _accuracy(model, held)
+    float_score = _score(task, model, held, several)
     models: dict[str, nn.Module] = {}
     rows: list[dict[str, Any]] = []
     for runtime in runtimes:
-        row: dict[str, Any] = {"runtime": runtime}
+        row: dict[str, Any] = {"runtime": runtime, "metric": task.metric}
         try:
             q = quantize_on(runtime, model, example, calibration, Path(out_dir) / "candidates" / runtime)
-            row["heldout_accuracy"] = _accuracy(q, held)
+            row["heldout_accuracy"] = _score(task, q, held, several)
             row["size_bytes"] = q.size_bytes
             models[runtime] = q
         except (ConfigError, RuntimeUnsupported) as exc:
@@ -142,13 +166,15 @@ def compare_int8(
                 row["speedup_vs_float_eager"] = latency["float"] / latency[row["runtime"]]
         for row in rows:
             row["float_eager_ms"] = latency["float"]
-    return models, rows, float_acc
+    return models, rows, float_score
 
 
 def pick_fastest(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: float) -> dict[str, Any]:
-    """The fastest row within ``tolerance_pp`` of the float accuracy, or an error naming the misses."""
+    """The fastest row within ``tolerance_pp`` percentage points of the float model's score (accuracy,
+    or the row's ``metric``), or an error naming the misses."""
     ok = [r for r in rows if "latency_ms" in r and 100 * (float_acc - r["heldout_accuracy"]) <= tolerance_pp]
     if not ok:
+        metric = next((r["metric"] for r in rows if "metric" in r), "accuracy")
         detail = "; ".join(
             f"{r['runtime']}: {r['error']}"
             if "error" in r
@@ -156,7 +182,7 @@ def pick_fastest(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: flo
             for r in rows
         )
         raise ConfigError(
-            f"no int8 runtime kept accuracy within tolerance_pp={tolerance_pp} of the float model's "
+            f"no int8 runtime kept {metric} within tolerance_pp={tolerance_pp} of the float model's "
             f"{float_acc:.2%} on held-out training batches ({detail}); raise tolerance_pp or calib_batches"
         )
     return min(ok, key=lambda r: r["latency_ms"])
