@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 
+import pytest
 import torch
 from torch import nn
 
@@ -68,3 +69,103 @@ def test_counts_copy_and_pickle_as_plain_ints() -> None:
     nested = plain({"a": [size, (count, 2)]})
     assert type(nested["a"][0]) is torch.Size and type(nested["a"][0][1]) is int
     assert type(nested["a"][1][0]) is int
+
+
+class CachingPool(nn.Module):
+    """Like torchvision's ``MultiScaleRoIAlign``: the first forward sets ``scales`` (None before) from the
+    feature size it sees, and this one also counts calls in a buffer and keeps the last shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scales: list[float] | None = None
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scales is None:
+            self.scales = [1.0 / x.shape[-1]]
+        self.last_shape = x.shape  # an attribute that did not exist before
+        self.calls += 1
+        return x.mean((2, 3))
+
+
+class PooledNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*cbr(3, 8), nn.Conv2d(8, 8, 3, padding=1))
+        self.pool, self.fc = CachingPool(), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.body(x)))
+
+
+_REGISTERED = ("_parameters", "_buffers", "_modules")
+
+
+def module_state(model: nn.Module) -> dict[str, tuple[dict, dict, dict]]:
+    """Every submodule's plain attributes (by identity, the train flag among them), its registered
+    parameters and submodules (by identity) and its buffers' values."""
+    return {
+        name: (
+            {k: v for k, v in vars(m).items() if k not in _REGISTERED},
+            {**m._parameters, **m._modules},
+            {k: b.clone() for k, b in m._buffers.items() if b is not None},
+        )
+        for name, m in model.named_modules()
+    }
+
+
+def assert_unchanged(model: nn.Module, before: dict[str, tuple[dict, dict, dict]], call: str) -> None:
+    after = module_state(model)
+    assert after.keys() == before.keys(), call
+    for name, (attrs, registered, buffers) in before.items():
+        now_attrs, now_registered, now_buffers = after[name]
+        assert now_attrs.keys() == attrs.keys(), (call, name, set(now_attrs) ^ set(attrs))
+        assert all(now_attrs[k] is v for k, v in attrs.items()), (call, name)
+        assert now_registered.keys() == registered.keys(), (call, name)
+        assert all(now_registered[k] is v for k, v in registered.items()), (call, name)
+        assert now_buffers.keys() == buffers.keys(), (call, name)
+        assert all(torch.equal(now_buffers[k], b) for k, b in buffers.items()), (call, name)
+
+
+def _leave_calls(x: object, target: ns.Target) -> dict[str, object]:
+    from netsculpt.measure import count_macs, measure_latency, peak_activation_bytes
+
+    return {
+        "ns.measure": lambda m: ns.measure(m, x, latency=False),
+        "count_macs": lambda m: count_macs(m, x),
+        "peak_activation_bytes": lambda m: peak_activation_bytes(m, x),
+        "measure_latency": lambda m: measure_latency(m, x, runs=1, warmup=0),
+        "ns.plan_pruning(target=)": lambda m: ns.plan_pruning(m, x, target=target),
+        "ns.prune(target=)": lambda m: ns.prune(m, x, target=target),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:target macs=0.500 lands")
+@pytest.mark.parametrize("call", list(_leave_calls(None, ns.Target(macs=0.5))))
+def test_measuring_and_pruning_to_a_target_leave_the_model_as_it_was(call: str) -> None:
+    # before: each call left scales, last_shape and calls behind in the user's model
+    x = torch.randn(1, 3, 8, 8)
+    model = randomize_(PooledNet())
+    model.train()
+    model.body.eval()  # a submodule in another mode keeps it
+    before = module_state(model)
+    _leave_calls(x, ns.Target(macs=0.5))[call](model)
+    assert model.pool.scales is None and not hasattr(model.pool, "last_shape")
+    assert model.pool.calls.item() == 0 and model.training and not model.body.training
+    assert_unchanged(model, before, call)
+
+
+@pytest.mark.slow
+def test_a_torchvision_detector_keeps_its_roi_pool_scales_unset() -> None:
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+
+    x = ([torch.rand(3, 96, 96)],)
+    model = fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None, num_classes=3, min_size=96, max_size=96
+    ).eval()
+    calls = _leave_calls(x, ns.Target(macs=0.5))
+    for call in ("ns.measure", "count_macs", "ns.prune(target=)"):
+        before = module_state(model)
+        calls[call](model)
+        assert model.roi_heads.box_roi_pool.scales is None, call  # [0.03125, 0.03125] before the fix
+        assert_unchanged(model, before, call)

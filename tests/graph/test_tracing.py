@@ -106,3 +106,23 @@ def test_a_keyword_only_forward_is_told_to_use_a_wrapper_not_to_check_shapes() -
         ns.prune(_KeywordsOnly(), {"pixel_values": x}, ratio=0.5)
     with pytest.raises(TraceError, match=r"not take the example inputs .* as positional arguments.*wrap it"):
         ns.prune(_KeywordsOnly(), ({"pixel_values": x},), ratio=0.5)
+
+
+class _FailsOnShape(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"expected a 4D batch, got {tuple(x.shape)}")
+        return self.conv(x)
+
+
+def test_a_failing_forward_chains_once_to_the_models_own_error() -> None:
+    # before: the real-arithmetic retry ran inside the shapes-only attempt's handler, so its error was
+    # chained to a first copy of the same TraceError (two tracebacks of one failure)
+    with pytest.raises(TraceError, match=r"expected a 4D batch") as info:
+        ns.trace(_FailsOnShape(), torch.randn(3, 8, 8))
+    cause = info.value.__cause__
+    assert isinstance(cause, ValueError) and cause.__context__ is None and cause.__cause__ is None

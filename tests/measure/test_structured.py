@@ -93,3 +93,35 @@ def test_trace_and_prune_with_structured_inputs() -> None:
     small = ns.prune(model, x, ratio=0.5)
     out, tag = small(*x)
     assert tag == "x" and out["out"].shape == (2, 2, 8, 8) and small.conv.out_channels == 2
+
+
+class OneList(nn.Module):
+    """Called like a torchvision detector: ``model([img, ...])``, one list argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 2, 1)
+
+    def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
+        return self.head(self.conv(torch.stack(images)).relu())
+
+
+_LIST_HINT = r"pass \(\[img, \.\.\.\],\) : a tuple whose one element is the list of images"
+
+
+def test_a_bare_list_is_refused_up_front_with_the_tuple_hint() -> None:
+    # before: [img] was unpacked into forward(img), which failed inside the model on the image's shape
+    model, img = OneList().eval(), torch.randn(3, 8, 8)
+    for run in (
+        lambda: measure(model, [img], latency=False),
+        lambda: count_macs(model, [img]),
+        lambda: peak_activation_bytes(model, [img]),
+    ):
+        with pytest.raises(ConfigError, match=_LIST_HINT) as info:
+            run()
+        assert info.value.__cause__ is None and info.value.__context__ is None
+    for run in (lambda: ns.trace(model, [img]), lambda: ns.prune(model, [img], ratio=0.5)):
+        with pytest.raises(ns.errors.TraceError, match=_LIST_HINT) as info:
+            run()
+        assert info.value.__suppress_context__ and info.value.__cause__ is None
+    assert measure(model, ([img],), latency=False).macs > 0  # the form the hint names works

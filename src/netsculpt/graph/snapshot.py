@@ -12,6 +12,8 @@ and writes back buffers changed in place, so the model is exactly as it was: sam
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -43,7 +45,7 @@ class ModuleSnapshot:
             for name, b in model.named_buffers(remove_duplicate=True)
         }
 
-    def restore(self) -> None:
+    def restore(self, during: str = "while being traced") -> None:
         """Undo every change the forward made to modules, attributes and buffer values."""
         for module, cls, attrs, registries in zip(self.modules, self.classes, self.attrs, self.registries):
             if type(module) is not cls:  # a lazy module materialised itself: keep what it became
@@ -69,9 +71,25 @@ class ModuleSnapshot:
         if changed:
             raise TraceError(
                 f"the model's forward wrote into its own parameter(s) {', '.join(changed[:5])} in place "
-                "while being traced, so netsculpt cannot promise it left the model as it was; make that "
+                f"{during}, so netsculpt cannot promise it left the model as it was; make that "
                 "update conditional on self.training (tracing runs in eval mode) or do it outside forward"
             )
+
+
+@contextmanager
+def left_as_found(model: nn.Module, during: str) -> Iterator[None]:
+    """Run a block that calls ``model``'s forward, then put back whatever the forward wrote into it.
+
+    Measurements (MACs, activation memory, latency, and the MAC costs behind ``target=``) run the user's
+    own model rather than a deep copy: the snapshot keeps attribute references and a copy of the buffers
+    only, where a copy would double the parameters' memory. ``during`` says what ran, for the error
+    raised if the forward wrote into a parameter.
+    """
+    snapshot = ModuleSnapshot(model)
+    try:
+        yield
+    finally:
+        snapshot.restore(during)
 
 
 class _Missing:

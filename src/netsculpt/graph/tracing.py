@@ -265,7 +265,7 @@ def _substitute(x: Any, sub: Any) -> Any:
 
 
 def as_tuple(example_inputs: Any) -> tuple:
-    """``forward``'s positional arguments: a Tensor, or a tuple/list of arguments of any structure."""
+    """``forward``'s positional arguments: a Tensor, or a tuple of arguments of any structure."""
     try:
         return _as_args(example_inputs)
     except ConfigError as exc:
@@ -300,7 +300,8 @@ def run_trace(
         try:
             return _run_trace(model, example_inputs, shapes_only=True, training=training)
         except TraceError:
-            return _run_trace(model, example_inputs, shapes_only=False, training=training)
+            pass  # retried outside the handler, so a failure of the real run is not chained to this one
+        return _run_trace(model, example_inputs, shapes_only=False, training=training)
     if execute != "real":
         raise TraceError(f"execute must be 'shapes' or 'real', got {execute!r}")
     return _run_trace(model, example_inputs, shapes_only=False, training=training)

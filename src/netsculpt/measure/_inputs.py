@@ -15,13 +15,21 @@ from torch.utils._pytree import tree_flatten
 from netsculpt.errors import ConfigError
 
 ExampleInputs = Any
-"""A Tensor, or a tuple/list of ``forward``'s positional arguments, each a tensor or any nesting of
+"""A Tensor, or a tuple of ``forward``'s positional arguments, each a tensor or any nesting of
 tuples, lists and dicts of tensors with other leaves (ints, strings, None) passed through as they are:
 ``torch.randn(1, 3, 224, 224)``, ``(images, masks)``, ``([image],)`` for a torchvision detector."""
 
 
+LIST_HINT = "pass ([img, ...],) : a tuple whose one element is the list of images"
+
+
 def as_tuple(example_inputs: ExampleInputs) -> tuple[Any, ...]:
-    """``forward``'s positional arguments as a tuple, or explain what was expected."""
+    """``forward``'s positional arguments as a tuple, or explain what was expected.
+
+    A bare list is refused: ``[img]`` is how a torchvision detector is called (one list argument), but
+    it used to be unpacked as positional arguments, and the detector then failed deep inside with an
+    error about image shapes. Guessing either meaning would be wrong for some model, so ask.
+    """
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,)
     if isinstance(example_inputs, dict):
@@ -30,7 +38,13 @@ def as_tuple(example_inputs: ExampleInputs) -> tuple[Any, ...]:
             "arguments, so wrap it, (inputs_dict,), to pass one dict argument; a forward taking keyword "
             "arguments (forward(**batch)) needs a wrapper module whose forward takes them positionally"
         )
-    if isinstance(example_inputs, list | tuple) and example_inputs:
+    if isinstance(example_inputs, list):
+        raise ConfigError(
+            f"example_inputs is a list ({describe(example_inputs) or 'empty'}): netsculpt passes a tuple's "
+            f"items as forward's positional arguments. For a model called with a list (a detector), "
+            f"{LIST_HINT}; for several positional arguments pass a tuple, (x, y)"
+        )
+    if isinstance(example_inputs, tuple) and example_inputs:
         if not tensor_leaves(example_inputs):
             raise ConfigError(
                 f"example_inputs hold no tensor ({describe(tuple(example_inputs))}); pass at least one "

@@ -13,11 +13,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.graph.snapshot import left_as_found
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, run_forward
 from netsculpt.modes import eval_mode
 
@@ -57,11 +59,17 @@ def measure_latency(
 
     ``runtime="onnxruntime"`` exports the model to a temporary ONNX file first and times an ONNX
     Runtime CPU session on it; any other name of :mod:`netsculpt.runtimes` ("compile", "openvino") is
-    prepared by that runtime with torch's current thread count.
+    prepared by that runtime with torch's current thread count. What the forwards write into the model
+    is put back afterwards.
     """
     check_module(model)
     inputs = as_tuple(example_inputs)
     check_counts(runs, warmup)
+    with left_as_found(model, "while it was timed"):
+        return _median_latency(model, inputs, runs, warmup, runtime)
+
+
+def _median_latency(model: nn.Module, inputs: tuple[Any, ...], runs: int, warmup: int, runtime: str) -> float:
     deployed = (
         getattr(model, "deployed_runtime", None) is not None
     )  # an int8 artefact: its own runtime runs it

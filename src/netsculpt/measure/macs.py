@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
 from netsculpt.errors import NetsculptWarning
+from netsculpt.graph.snapshot import left_as_found
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, run_forward
 from netsculpt.modes import eval_mode
 
@@ -227,7 +228,8 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
     ops itself (e.g. an attention block calling ``torch.matmul``); MACs go to the innermost module
     running. Modules the forward never called are listed last with ``output_shape=None``, so the
     layers' params always add up to :func:`count_params`. MACs outside every submodule are kept under
-    the root's name ``""``.
+    the root's name ``""``. Whatever the forward writes into the model (a cached scale, anchors) is put
+    back afterwards (:func:`~netsculpt.graph.snapshot.left_as_found`).
     """
     check_module(model)
     inputs = as_tuple(example_inputs)
@@ -253,7 +255,13 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
             handles.append(module.register_forward_pre_hook(pre_hook))
             handles.append(module.register_forward_hook(post_hook, always_call=True))
     try:
-        with eval_mode(model), torch.no_grad(), _no_mha_fastpath(), counter:
+        with (
+            left_as_found(model, "while its MACs were counted"),
+            eval_mode(model),
+            torch.no_grad(),
+            _no_mha_fastpath(),
+            counter,
+        ):
             shapes[""] = _first_shape(run_forward(model, inputs))
     finally:
         for handle in handles:

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from netsculpt.graph.snapshot import left_as_found
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, run_forward
 from netsculpt.modes import eval_mode
 
@@ -88,13 +89,19 @@ def peak_activation_bytes(model: nn.Module, example_inputs: ExampleInputs) -> in
 
     The model's output is an activation too, so it counts while it is alive. The number depends on
     how the forward is written (in-place ops, when Python drops references), which is the point:
-    it is what this model, run this way, actually holds.
+    it is what this model, run this way, actually holds. What the forward writes into the model is put
+    back afterwards.
     """
     check_module(model)
     inputs = as_tuple(example_inputs)
     tracker = _LiveStorageTracker()
     try:
-        with eval_mode(model), torch.no_grad(), tracker:
+        with (
+            left_as_found(model, "while its memory was measured"),
+            eval_mode(model),
+            torch.no_grad(),
+            tracker,
+        ):
             output = run_forward(model, inputs)
             del output
     finally:

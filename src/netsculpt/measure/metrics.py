@@ -17,6 +17,7 @@ from torch import nn
 
 from netsculpt import checks
 from netsculpt.errors import ConfigError, TraceError
+from netsculpt.graph.snapshot import left_as_found
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, at_batch, batch_of, check_module
 from netsculpt.measure.calibration import Calibration, cpu_calibration
 from netsculpt.measure.latency import check_counts, measure_latency
@@ -127,7 +128,8 @@ def measure(
     batch 1 is always timed so ``latency_ms`` is set. ``onnx=True`` also exports the model once (with a
     symbolic batch dimension) and times ONNX Runtime at the same batch sizes; a model that runs but
     cannot be exported gets ``unavailable["onnxruntime"]`` (the exporters' reason) instead of a timing.
-    Structured inputs (a detector's ``([image],)``) are timed as given, at batch size 1 only.
+    Structured inputs (a detector's ``([image],)``) are timed as given, at batch size 1 only. The
+    model is left as it was: what its forwards write into it (cached scales, anchors) is put back.
     """
     from netsculpt.runtimes.artefacts import refuse_artefact
 
@@ -139,6 +141,19 @@ def measure(
     sizes = sorted({1, *checks.wholes(batch_sizes, "batch_sizes", "ns.measure")})  # 8 means [8]
     if latency or onnx:
         check_counts(runs, warmup)
+    with left_as_found(model, "while it was measured"):
+        return _measure(model, inputs, latency, onnx, sizes, runs, warmup)
+
+
+def _measure(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    latency: bool,
+    onnx: bool,
+    sizes: list[int],
+    runs: int,
+    warmup: int,
+) -> Metrics:
     macs, layers = count_macs(model, inputs)
     metrics = Metrics(
         params=count_params(model),
