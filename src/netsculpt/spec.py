@@ -75,6 +75,28 @@ def structure_fingerprint(model: nn.Module, float_dtype: torch.dtype | None = No
 
 _PLAIN = (bool, int, float, str, type(None))
 
+# attributes a module's forward fills in on its first call, by the class that defines them. They record
+# what the first input looked like, not how the model was built: torchvision's MultiScaleRoIAlign is built
+# with ``scales = map_levels = None`` and sets them from the first feature maps, so every R-CNN that had
+# run once stopped matching its builder and was saved as its class (loading then needed ``model=``).
+_FORWARD_CACHES: dict[str, frozenset[str]] = {
+    "torchvision.ops.poolers.MultiScaleRoIAlign": frozenset({"scales", "map_levels"}),
+}
+
+
+def _forward_caches(module: nn.Module) -> frozenset[str]:
+    """The lazily filled attributes of ``module``'s class and of the classes it derives from.
+
+    A named list, not a rule, because the fingerprint is taken of the user's model at save time, when
+    nothing tells which attributes its ``__init__`` set: a rule such as "not an ``__init__`` parameter"
+    or "None in a fresh build" would also drop real settings (``GeneralizedRCNNTransform.fixed_size`` is
+    None unless the user sets it), and a dropped setting can let a different model match. A cache
+    missing from this list can only make a model fail to match (loading asks for ``model=``)."""
+    names: frozenset[str] = frozenset()
+    for cls in type(module).__mro__:
+        names |= _FORWARD_CACHES.get(f"{cls.__module__}.{cls.__qualname__}", frozenset())
+    return names
+
 
 def _plain(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
@@ -86,11 +108,14 @@ def _settings(module: nn.Module) -> str:
     """A module's plain-valued attributes (numbers, strings, tuples of them) that ``extra_repr`` leaves
     out. Detectors keep their behaviour there: torchvision's ``GeneralizedRCNNTransform.min_size`` /
     ``max_size``, ``RoIHeads.score_thresh`` / ``detections_per_img``; without them a Faster R-CNN built
-    with ``min_size=128`` matched the default builder and reloaded resizing images to 800 px."""
+    with ``min_size=128`` matched the default builder and reloaded resizing images to 800 px. Caches a
+    forward fills in (:data:`_FORWARD_CACHES`) are left out: a rebuilt model fills them on its first call."""
+    caches = _forward_caches(module)
     items = [
         f"{key}={value!r}"
         for key, value in sorted(vars(module).items())
         if not key.startswith("_")
+        and key not in caches
         and key != "training"
         and not key.startswith("netsculpt")
         and _plain(value)

@@ -7,10 +7,17 @@ builder keyword arguments; they are read here from the user's model, recorded in
 numbers, and passed back to the builder on load. A guess is kept only when the built model's structural
 fingerprint (which includes these attributes, :func:`netsculpt.spec.structure_fingerprint`) equals the
 user's, so an option read wrongly can only fail to match, never load a different model.
+
+Only the options the detector's class takes as named ``__init__`` parameters are emitted: SSD / SSDlite
+derive ``min_size`` / ``max_size`` from their fixed size and pass their own to the transform, so emitting
+them made every candidate build fail ("got multiple values for argument 'min_size'") and an SSD built with
+``score_thresh=0.1`` was saved as its class.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 from torch import nn
@@ -27,11 +34,35 @@ _RCNN = {
 _ONE_STAGE = ("score_thresh", "nms_thresh", "detections_per_img", "topk_candidates")
 
 
+@functools.cache
+def accepted_options(cls: type) -> frozenset[str]:
+    """The keyword arguments a torchvision detector class names in its ``__init__`` or a base class's.
+
+    Its builders pass their ``**kwargs`` on to that class, so an option it does not name either goes to
+    a part the builder configures itself (SSD's transform) or is refused."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("torchvision.models.detection") and "__init__" in vars(klass):
+            names |= {
+                p.name
+                for p in inspect.signature(klass.__init__).parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            }
+    return frozenset(names)
+
+
 def detector_options(model: nn.Module) -> dict[str, Any]:
     """Builder keyword arguments that reproduce ``model``'s transform and post-processing settings
     (empty for anything that is not a torchvision detector)."""
     if not type(model).__module__.startswith("torchvision.models.detection"):
         return {}
+    options = _read_options(model)
+    accepted = accepted_options(type(model))
+    return {key: value for key, value in options.items() if key in accepted}
+
+
+def _read_options(model: nn.Module) -> dict[str, Any]:
+    """Every option found on ``model``, whether or not its class takes it."""
     options: dict[str, Any] = {}
     transform = getattr(model, "transform", None)
     if transform is not None and hasattr(transform, "min_size"):

@@ -104,15 +104,25 @@ def _build(name: str, num_classes: int | None, in_channels: int | None, **kwargs
     """The candidate on the meta device (no memory); when its code needs real values (RegNet works its
     widths out with tensors and ``.tolist()``), on the CPU with every parameter and buffer moved to the
     meta device as it is registered, so even ``regnet_y_128gf`` (644 M parameters) costs no memory."""
+    built = _try_build(name, num_classes, in_channels, kwargs)
+    return built if isinstance(built, nn.Module) else None
+
+
+def _try_build(
+    name: str, num_classes: int | None, in_channels: int | None, kwargs: dict[str, Any]
+) -> nn.Module | Exception:
+    """:func:`_build`, returning the last failure instead of None so a caller can report it."""
     from netsculpt.models.factory import create_model
 
+    failure: Exception = RuntimeError(f"{name} was not built")
     for device in ("meta", "cpu"):
         try:
             with torch.device(device), _weights_on_meta() if device == "cpu" else contextlib.nullcontext():
                 return create_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
         except Exception as exc:  # a builder doing arithmetic on meta tensors; any failure: not this one
             log.debug("candidate %s on %s failed: %s", name, device, exc)
-    return None
+            failure = exc
+    return failure
 
 
 def meta_build(base: dict[str, Any]) -> nn.Module | None:
@@ -180,14 +190,31 @@ def identify_base(base: dict[str, Any], shapes: dict[str, list[int]]) -> dict[st
         if shapes and set(default.state_dict()) != set(shapes):
             continue  # another builder: no option tried below changes which tensors a model has
         guesses = [{**variant, **g} for g in structural_guesses(name, shapes)]
-        if base.get("detector_options"):  # read off the user's detector (netsculpt.models.detector_options)
-            guesses.insert(0, {**variant, **base["detector_options"]})
+        detector = base.get("detector_options")
+        if detector:  # read off the user's detector (netsculpt.models.detector_options)
+            guesses.insert(0, {**variant, **detector})
         for kwargs in [variant, *guesses]:
-            built = default if kwargs is variant else _build(name, classes, DEFAULT_CHANNELS, **kwargs)
-            found = built is not None and _match(name, kwargs, built, base, shapes, classes)
+            built = default if kwargs is variant else _try_build(name, classes, DEFAULT_CHANNELS, kwargs)
+            if isinstance(built, Exception):
+                if detector and kwargs is guesses[0]:
+                    _warn_detector_options(name, detector, built)
+                continue
+            found = _match(name, kwargs, built, base, shapes, classes)
             if found:
                 return found
     return None
+
+
+def _warn_detector_options(name: str, options: dict[str, Any], exc: Exception) -> None:
+    """The builder whose tensors match refused the options read off the detector: say so, since the model
+    is then saved as its class and the only other sign is ``netsculpt.load`` asking for ``model=``."""
+    log.warning(
+        "%s has the same tensors as your detector but could not be built with the options read off it "
+        "(%s): %s; it is saved as its class, so loading it needs model=",
+        name,
+        ", ".join(sorted(options)),
+        exc,
+    )
 
 
 def _match(
