@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from netsculpt.errors import CheckpointError, ConfigError, TraceError
+from netsculpt.graph.snapshot import left_as_found
 from netsculpt.measure._inputs import (
     ExampleInputs,
     as_tuple,
@@ -83,7 +84,8 @@ def _export(model: nn.Module, inputs: tuple[Any, ...], path: Path, *, outputs: i
 
 
 def export_onnx(model: nn.Module, example_inputs: ExampleInputs, path: str | os.PathLike[str]) -> Path:
-    """Export ``model`` (in eval mode) to ``path`` and validate the file with ``onnx.checker``."""
+    """Export ``model`` (in eval mode) to ``path`` and validate the file with ``onnx.checker``; whatever the
+    exporter's forward calls write into the model (a cached scale, anchors) is put back afterwards."""
     import onnx
 
     model = unwrap_parallel(check_module(model), "export_onnx")  # exporters refuse a DataParallel
@@ -91,7 +93,7 @@ def export_onnx(model: nn.Module, example_inputs: ExampleInputs, path: str | os.
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    with eval_mode(model):
+    with left_as_found(model, "while it was exported"), eval_mode(model):  # exporters run its forward
         with torch.no_grad():  # a model that cannot run says so, rather than "cannot export"
             outputs = _tensor_count(run_forward(model, inputs))
         for dynamo in (False, True):

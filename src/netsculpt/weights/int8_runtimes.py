@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError, DataError
+from netsculpt.graph.snapshot import left_as_found
 from netsculpt.measure import export_onnx
 from netsculpt.measure._inputs import as_tuple
 from netsculpt.modes import eval_mode
@@ -164,7 +165,7 @@ def quantize_pt2e(
     x = tuple(t[:1].expand(2, *t.shape[1:]).contiguous() if t.dim() else t for t in example)
     batch = torch.export.Dim.AUTO
     dynamic = tuple({0: batch} if t.dim() else None for t in example)
-    with eval_mode(model), torch.no_grad():
+    with left_as_found(model, "while it was exported"), eval_mode(model), torch.no_grad():
         graph = torch.export.export(model, x, dynamic_shapes=dynamic).module()
         split_repeated_calls(graph)
         quantizer = xiq.X86InductorQuantizer()

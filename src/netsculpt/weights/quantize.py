@@ -129,6 +129,7 @@ def check_int8_io(model: nn.Module, example_inputs: Any, runtime: str) -> Output
     OpenVINO graphs return flat tensors, which their artefacts nest back into the returned structure, so
     it must be tensors in tuples, lists and str-keyed dicts (PT2E, runtime 'torch', keeps any structure).
     """
+    from netsculpt.graph.snapshot import left_as_found
     from netsculpt.measure._inputs import as_tuple, describe, run_forward
     from netsculpt.modes import eval_mode
 
@@ -140,7 +141,7 @@ def check_int8_io(model: nn.Module, example_inputs: Any, runtime: str) -> Output
             f"[{describe(inputs)}]; wrap it in a module whose forward takes tensors (and builds the rest), "
             "or keep it float"
         )
-    with eval_mode(model), torch.no_grad():
+    with left_as_found(model, "while it was checked for int8"), eval_mode(model), torch.no_grad():
         output = run_forward(model, inputs)
     if runtime in ("onnxruntime", "openvino"):
         return OutputTree.of(output, name)
