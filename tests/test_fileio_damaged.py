@@ -37,7 +37,7 @@ def test_a_flipped_byte_is_refused_not_loaded_as_wrong_weights(tmp_path) -> None
 def test_a_damaged_training_checkpoint_names_the_file(tmp_path) -> None:
     path = _write(tmp_path)
     _flip_inside_tensor(path, torch.arange(4096, dtype=torch.float32))
-    with pytest.raises(CheckpointError, match="checkpoint.pt' is damaged"):
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt' is damaged"):
         load_checkpoint(path)
 
 
@@ -46,7 +46,7 @@ def test_a_cut_off_file_says_it_is_truncated(tmp_path, keep: float) -> None:
     path = _write(tmp_path)
     raw = path.read_bytes()
     path.write_bytes(raw[: int(len(raw) * keep)])
-    with pytest.raises(CheckpointError, match="is truncated or damaged.*restore the file"):
+    with pytest.raises(CheckpointError, match=r"is truncated or damaged.*restore the file"):
         safe_torch_load(path)
 
 

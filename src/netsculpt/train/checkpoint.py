@@ -159,6 +159,7 @@ def check_compatible(
     *,
     loss_recipe: dict[str, Any] | None = None,
     world_size: int = 1,
+    data: dict[str, Any] | None = None,
 ) -> None:
     """Refuse to resume a run whose recipe, loss, data or process count changed: the result would match
     neither run."""
@@ -189,6 +190,14 @@ def check_compatible(
         raise ConfigError(
             f"the training loader has {steps_per_epoch} batches per epoch but {str(path)!r} was written "
             f"with {saved_steps}; resume with the same dataset and batch size"
+        )
+    saved_data = ckpt.get("data")
+    if saved_data is not None and data is not None and saved_data != data:
+        raise ConfigError(
+            f"the training data differs from the data {str(path)!r} was trained on ({saved_data['samples']} "
+            f"samples, fingerprint {saved_data['sha256'][:12]} -> {data['samples']} samples, "
+            f"{data['sha256'][:12]}); resume with the same dataset, --limit, --resize and --channels, or "
+            "start a new out_dir"
         )
     saved_world = int(ckpt.get("world_size", 1))
     if saved_world != world_size:

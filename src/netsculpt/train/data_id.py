@@ -8,6 +8,7 @@ silently continued the old weights on new images: a model that matches neither r
 from __future__ import annotations
 
 import hashlib
+from dataclasses import is_dataclass
 from typing import Any
 
 import torch
@@ -50,6 +51,8 @@ def data_fingerprint(loader: Any) -> dict[str, Any] | None:
     if indices is not None:
         images, labels = images[indices], labels[indices]
     digest = hashlib.sha256()
+    transform = getattr(dataset, "transform", None)  # resize / channel conversion applied per item
+    digest.update(repr(transform).encode() if transform is None or is_dataclass(transform) else b"?")
     for tensor in (labels, images):
         digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
         digest.update(_tensor_bytes(tensor))
