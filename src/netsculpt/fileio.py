@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,7 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    _check_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here: pickle, zip, unpickling-policy errors
@@ -153,6 +155,40 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
             "(torch.load weights_only=True) or safetensors files; re-save the weights with "
             "torch.save(model.state_dict(), path) or safetensors."
         ) from None
+
+
+_DAMAGED_FIX = (
+    "restore the file from a good copy, or delete it to start that step over (a training run's folder "
+    "resumes from scratch without it)"
+)
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a damaged torch zip archive before ``torch.load`` reads it.
+
+    ``torch.load`` does not verify the archive's CRC-32 checksums, so bytes changed after the write (a
+    faulty disk or copy) loaded as silently wrong weights; and a cut-off file failed with a bare
+    ``OSError: Invalid argument``. Legacy (non-zip) torch files have no checksums and pass through.
+    """
+    with path.open("rb") as fh:
+        is_zip_start = fh.read(4) == b"PK\x03\x04"
+    if not is_zip_start:
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is truncated or damaged: it starts as a PyTorch archive but cannot be read "
+            f"to its end ({type(exc).__name__}: {exc}), as when a copy or download did not finish; "
+            f"{_DAMAGED_FIX}"
+        ) from None
+    if bad is not None:
+        raise CheckpointError(
+            f"{str(path)!r} is damaged: its part {bad!r} fails its CRC-32 checksum, so its bytes changed "
+            f"after they were written (a disk or copy error) and loading it would give wrong values; "
+            f"{_DAMAGED_FIX}"
+        )
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

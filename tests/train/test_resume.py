@@ -78,7 +78,7 @@ def test_corrupt_checkpoint_is_refused_and_left_alone(tmp_path: Path) -> None:
     weights = (tmp_path / "model.safetensors").read_bytes()  # written when the callback stopped the run
     for damaged in (b"not a zip file at all", good[: len(good) // 2]):
         path.write_bytes(damaged)
-        with pytest.raises(CheckpointError, match="cannot read"):
+        with pytest.raises(CheckpointError, match=r"cannot read|is truncated or damaged"):
             _resume(tmp_path)
         assert path.read_bytes() == damaged
         assert (tmp_path / "model.safetensors").read_bytes() == weights

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import write_json
 from netsculpt.jsoncheck import read_json_file
 from netsculpt.sparsity.apply import check_model, grow_dense_, mask_layers_, partitions
@@ -206,11 +206,17 @@ def _load_phase(model: nn.Module, folder: Path, loaders: dict[str, Any]) -> None
     """A finished phase's weights, and the random state it ended with: the loaders' shuffle generators
     carry over from phase to phase, so a skipped phase must leave them where it left them, or the next
     phase would see other batches than an uninterrupted run does."""
-    from safetensors.torch import load_file
-
+    from netsculpt.fileio import load_state_dict_file
     from netsculpt.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model_state, restore_rng
 
-    load_model_state(model, load_file(str(folder / "model.safetensors")), str(folder))
+    try:  # a damaged file was a SafetensorError traceback from deep inside safetensors
+        weights = load_state_dict_file(folder / "model.safetensors")
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc}; it is the result of the finished phase {folder.name}: delete the folder "
+            f"{str(folder)!r} and rerun with resume to redo that phase"
+        ) from None
+    load_model_state(model, weights, str(folder))
     checkpoint = folder / CHECKPOINT_NAME
     if checkpoint.is_file():
         restore_rng(load_checkpoint(checkpoint)["rng"], loaders)

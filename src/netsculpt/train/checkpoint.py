@@ -111,15 +111,52 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict`` with an error that says which checkpoint did not fit which model."""
+    """``load_state_dict`` with an error that says which checkpoint did not fit which model, and how."""
+    state = _mask_keys_upgraded(model, state)
+    mismatch = _state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise CheckpointError(
+            f"the weights in {source} do not fit this {type(model).__name__}: {mismatch}; resume with the "
+            "model and the settings that shape it (model name, --num-classes, widths, DKM --bits, ...) "
+            "that wrote the checkpoint, or start a new out_dir"
+        )
     try:
-        model.load_state_dict(_mask_keys_upgraded(model, state))
+        model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
         raise CheckpointError(
             f"the weights in {source} do not fit this {type(model).__name__}: {' '.join(first)}; "
             "resume with the same architecture that wrote the checkpoint"
         ) from None
+
+
+def _state_mismatch(wanted: dict[str, torch.Tensor], saved: dict[str, torch.Tensor], show: int = 3) -> str:
+    """A short account of how two state dicts differ ('' if they fit): before, the whole of torch's
+    message was passed on, every missing key of a ResNet listed on one line, the cause lost in it."""
+
+    def some(names: list[str]) -> str:
+        more = f" and {len(names) - show} more" if len(names) > show else ""
+        return ", ".join(names[:show]) + more
+
+    parts = []
+    shapes = [
+        f"{k} {list(saved[k].shape)} in the checkpoint vs {list(v.shape)} here"
+        for k, v in wanted.items()
+        if isinstance(v, torch.Tensor)
+        and isinstance(saved.get(k), torch.Tensor)
+        and saved[k].shape != v.shape
+    ]
+    if shapes:
+        parts.append(f"{len(shapes)} tensor(s) differ in shape ({some(shapes)})")
+    missing = [k for k in wanted if k not in saved]
+    if missing:
+        parts.append(f"{len(missing)} of this model's tensors are not in the checkpoint ({some(missing)})")
+    unexpected = [k for k in saved if k not in wanted]
+    if unexpected:
+        parts.append(
+            f"{len(unexpected)} of the checkpoint's tensors are not in this model ({some(unexpected)})"
+        )
+    return "; ".join(parts)
 
 
 def _mask_keys_upgraded(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -159,6 +196,7 @@ def check_compatible(
     *,
     loss_recipe: dict[str, Any] | None = None,
     world_size: int = 1,
+    data: dict[str, Any] | None = None,
 ) -> None:
     """Refuse to resume a run whose recipe, loss, data or process count changed: the result would match
     neither run."""
@@ -189,6 +227,14 @@ def check_compatible(
         raise ConfigError(
             f"the training loader has {steps_per_epoch} batches per epoch but {str(path)!r} was written "
             f"with {saved_steps}; resume with the same dataset and batch size"
+        )
+    saved_data = ckpt.get("data")
+    if saved_data is not None and data is not None and saved_data != data:
+        raise ConfigError(
+            f"the training data differs from the data {str(path)!r} was trained on ({saved_data['samples']} "
+            f"samples, fingerprint {saved_data['sha256'][:12]} -> {data['samples']} samples, "
+            f"{data['sha256'][:12]}); resume with the same dataset, --limit, --resize and --channels, or "
+            "start a new out_dir"
         )
     saved_world = int(ckpt.get("world_size", 1))
     if saved_world != world_size:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from netsculpt.train.checkpoint import (
     save_checkpoint,
 )
 from netsculpt.train.config import TrainConfig
+from netsculpt.train.data_id import data_fingerprint
 from netsculpt.train.display import epoch_bars, epoch_status
 from netsculpt.train.divergence import Diverged, nonfinite_error
 from netsculpt.train.early_stop import EarlyStopping
@@ -78,6 +79,11 @@ class Run:
         self.early: EarlyStopping | None = None
         self.best: dict[str, Any] | None = None  # {"epoch", "model"}: the best held-out epoch's weights
 
+    @cached_property
+    def data_id(self) -> dict[str, Any] | None:
+        """The training data's fingerprint, computed on first use: runs without checkpoints never hash."""
+        return data_fingerprint(self.loaders["train"])
+
     # -- state --------------------------------------------------------------------------------------
     def state(self, epoch: int, *, all_ranks: bool = False) -> dict[str, Any]:
         """Everything a checkpoint holds (tensors are live references: copy before keeping in memory).
@@ -87,6 +93,7 @@ class Run:
         state: dict[str, Any] = {
             "epoch": epoch,
             "steps_per_epoch": self.steps_per_epoch,
+            "data": self.data_id,
             "world_size": self.ctx.world_size,
             "config": self.config.to_dict(),
             "history": [dict(h) for h in self.history],
@@ -171,6 +178,7 @@ class Run:
             path,
             loss_recipe=self.recipe,
             world_size=self.ctx.world_size,
+            data=self.data_id,
         )
         saved = ckpt.get("early_stopping")
         current = self.early.to_dict() if self.early is not None else None
