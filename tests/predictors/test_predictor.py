@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.predictors import GraphFeatures, Predictor, rank_quality
 
 
@@ -57,6 +57,25 @@ def test_a_predictor_for_another_model_or_space_is_refused(tiny_space, tmp_path:
     other = {**fp, "weights": "0" * 16, "groups": [["conv1", 9]]}
     with pytest.raises(ConfigError, match=r"another model or search space.*groups, weights"):
         Predictor.load(tmp_path / "p", f, other)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other_network"])
+def test_damaged_predictor_weights_are_refused_with_what_to_do(
+    tiny_space, tmp_path: Path, damage: str
+) -> None:
+    # before: safetensors' own error (cut-off file) or torch's load_state_dict traceback (another network)
+    f = tiny_space.features
+    fp = f.fingerprint(tiny_space.model)
+    Predictor("gcn", f, fp).save(tmp_path / "p")
+    weights = tmp_path / "p.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:40])
+    else:
+        Predictor("mlp", f, fp).save(tmp_path / "other")
+        weights.write_bytes((tmp_path / "other.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match=r"as safetensors|train it again") as info:
+        Predictor.load(tmp_path / "p", f, fp)
+    assert info.value.__cause__ is None
 
 
 def test_rank_quality_uses_scipy_and_needs_two_points() -> None:

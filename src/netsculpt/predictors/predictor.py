@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import CheckpointError, ConfigError
-from netsculpt.fileio import atomic_write, write_json
+from netsculpt.fileio import atomic_write, load_state_dict_file, write_json
 from netsculpt.predictors.features import GraphFeatures
 from netsculpt.predictors.models import GCN, MLP, PREDICTORS, deterministic, fit
 
@@ -90,8 +90,6 @@ class Predictor:
     def load(cls, path: str | Path, features: GraphFeatures, fingerprint: dict[str, Any]) -> Predictor:
         """The predictor saved at ``path`` (``.json`` + ``.safetensors``), if it was trained for this
         ``fingerprint``; otherwise ConfigError naming the fields that differ."""
-        from safetensors.torch import load_file
-
         from netsculpt.jsoncheck import read_json_file
 
         path = Path(path)
@@ -112,7 +110,13 @@ class Predictor:
         out = cls(
             str(meta["kind"]), features, fingerprint, int(meta.get("seed", 0)), str(meta.get("loss", "mse"))
         )
-        out.net.load_state_dict(load_file(str(weights)))
+        try:  # a damaged or foreign weights file is the user's to fix, not a traceback from torch
+            out.net.load_state_dict(load_state_dict_file(weights))
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"the predictor weights {weights} do not fit its {meta['kind']} network "
+                f"({str(exc).splitlines()[0]}); delete the predictor folder and train it again"
+            ) from None
         out.net.eval()
         out.mean, out.std, out.trained_on = float(meta["mean"]), float(meta["std"]), int(meta["trained_on"])
         return out

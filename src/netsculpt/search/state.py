@@ -93,10 +93,17 @@ class SearchState:
         assert self.path is not None
         from netsculpt.jsoncheck import read_json_file
 
-        data = read_json_file(self.path)  # strict: no NaN, duplicate keys or oversized files
+        fix = (
+            "restore it from a good copy, or delete it to start the search over in "
+            f"{str(self.path.parent)!r} (its evaluations are lost)"
+        )
+        try:  # saves are atomic, so a broken file was damaged afterwards (a disk, a copy, an editor)
+            data = read_json_file(self.path)  # strict: no NaN, duplicate keys or oversized files
+        except CheckpointError as exc:
+            raise CheckpointError(f"cannot resume the search: {exc}; {fix}") from None
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise CheckpointError(
-                f"{str(self.path)!r} is not a netsculpt search state (version {STATE_VERSION})"
+                f"{str(self.path)!r} is not a netsculpt search state (version {STATE_VERSION}); {fix}"
             )
         return data
 
