@@ -25,7 +25,7 @@ from torch import nn
 
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import atomic_write, write_json
-from netsculpt.runtimes.output_tree import OutputTree, graph_outputs, read_outputs
+from netsculpt.runtimes.output_tree import OUTPUTS_NAME, OutputTree, graph_outputs, read_outputs
 
 ONNX_NAME, OPENVINO_NAME, PROGRAM_NAME = "model.int8.onnx", "model.int8.xml", "model.int8.pt2"
 RUNTIME_OF = {ONNX_NAME: "onnxruntime", OPENVINO_NAME: "openvino", PROGRAM_NAME: "torch"}
@@ -163,6 +163,18 @@ def load_artefact(folder: str | os.PathLike[str]) -> nn.Module | None:
     if (folder / PROGRAM_NAME).is_file():
         return ProgramModule(folder / PROGRAM_NAME)
     return None
+
+
+def remove_artefacts(folder: str | os.PathLike[str]) -> None:
+    """Delete the int8 artefacts in ``folder`` before a new one is written there.
+
+    :func:`load_artefact` takes the first kind it finds (ONNX, then OpenVINO IR, then a program), so an
+    unfinished earlier attempt's artefact of another runtime (a killed ``runtime: auto`` stage that then
+    picks another runtime on its rerun) was loaded instead of the new one, under the new one's name.
+    """
+    folder = Path(folder)
+    for name in (ONNX_NAME, "model.fp32.onnx", OPENVINO_NAME, "model.int8.bin", PROGRAM_NAME, OUTPUTS_NAME):
+        (folder / name).unlink(missing_ok=True)
 
 
 def is_artefact(model: nn.Module) -> bool:
