@@ -214,6 +214,18 @@ def test_a_torchvision_segmenter_keeps_its_ordered_dict(runtime, tmp_path) -> No
         assert corr[key] > 0.95 and corr[key] > max(corr.values()) - 1e-6
 
 
+def test_openvino_refuses_an_input_of_another_size_rather_than_return_a_stale_output(tmp_path) -> None:
+    """The IR is fixed at the example's height and width; OpenVINO ran a 24 px image through a 16 px IR
+    anyway and returned an empty tensor, or the previous call's output, without an error."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()).eval()
+    x = torch.randn(1, 3, 16, 16)
+    q = quantize_on("openvino", model, x, [x], tmp_path)
+    assert q(torch.randn(2, 3, 16, 16)).shape == (2, 4, 16, 16)  # the batch stays free
+    with pytest.raises(ConfigError, match=r"takes input0 of shape \[\?,3,16,16\] .*got \[1, 3, 24, 24\]"):
+        q(torch.randn(1, 3, 24, 24))
+
+
 def test_a_folder_without_the_structure_file_returns_the_first_output(tmp_path) -> None:
     """Runs from before the file existed keep what they returned: the graph's first output."""
     model, x = TwoHeads().eval(), torch.randn(2, 3, 8, 8)
