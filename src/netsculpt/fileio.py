@@ -157,6 +157,8 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
         ) from None
 
 
+_MSDOS_DIR = 0x10  # the directory bit of a zip entry's external attributes
+
 _DAMAGED_FIX = (
     "restore the file from a good copy, or delete it to start that step over (a training run's folder "
     "resumes from scratch without it)"
@@ -169,6 +171,10 @@ def _check_archive(path: Path) -> None:
     ``torch.load`` does not verify the archive's CRC-32 checksums, so bytes changed after the write (a
     faulty disk or copy) loaded as silently wrong weights; and a cut-off file failed with a bare
     ``OSError: Invalid argument``. Legacy (non-zip) torch files have no checksums and pass through.
+    Any failure of the zip reader counts as damage: a changed header byte made it raise
+    ``NotImplementedError`` (compression method) or ``UnicodeDecodeError`` (file name) before
+    2026-12-07. An entry marked as a directory is damage too: torch never writes one, and its reader
+    then returns the tensor's storage unread (zeros or stale memory) while every CRC-32 still matches.
     """
     with path.open("rb") as fh:
         is_zip_start = fh.read(4) == b"PK\x03\x04"
@@ -177,7 +183,8 @@ def _check_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            folders = [i.filename for i in archive.infolist() if i.is_dir() or i.external_attr & _MSDOS_DIR]
+    except Exception as exc:  # zipfile raises BadZipFile, EOFError, OSError, NotImplementedError, ...
         raise CheckpointError(
             f"{str(path)!r} is truncated or damaged: it starts as a PyTorch archive but cannot be read "
             f"to its end ({type(exc).__name__}: {exc}), as when a copy or download did not finish; "
@@ -188,6 +195,12 @@ def _check_archive(path: Path) -> None:
             f"{str(path)!r} is damaged: its part {bad!r} fails its CRC-32 checksum, so its bytes changed "
             f"after they were written (a disk or copy error) and loading it would give wrong values; "
             f"{_DAMAGED_FIX}"
+        )
+    if folders:
+        raise CheckpointError(
+            f"{str(path)!r} is damaged: its part {folders[0]!r} is marked as a folder, which PyTorch never "
+            f"writes (a changed byte in the archive's directory), and loading it would give unread memory "
+            f"as values; {_DAMAGED_FIX}"
         )
 
 

@@ -51,3 +51,26 @@ def test_the_fingerprint_sees_through_subsets_and_moves_no_generator() -> None:
     assert all(torch.equal(a, b) for a, b in zip(before, after))  # no augmented sample was drawn
     head = torch.utils.data.DataLoader(Subset(train_loader.dataset, range(10)), batch_size=BATCH)
     assert data_fingerprint(head)["samples"] == 10 and data_fingerprint(head) != whole
+
+
+def test_the_fingerprint_sees_through_a_concat_dataset() -> None:
+    """A ConcatDataset gave None (checked by batch count only), so resuming on
+    ConcatDataset([train, extra]) with another extra set of the same size went on silently."""
+    from torch.utils.data import ConcatDataset, DataLoader
+
+    from netsculpt.train.data_id import data_fingerprint
+
+    mnist = _loaders("mnist5k")[0].dataset.dataset  # the ImageDataset under RandomShift
+    digits = _loaders("digits", resize=28)[0].dataset.dataset
+
+    def fp(dataset):
+        return data_fingerprint(DataLoader(dataset, batch_size=BATCH))
+
+    with_mnist, with_digits = fp(ConcatDataset([mnist, mnist])), fp(ConcatDataset([mnist, digits]))
+    assert with_mnist is not None and with_mnist["samples"] == 2 * LIMIT
+    assert with_digits is not None and with_digits != with_mnist
+    assert fp(ConcatDataset([mnist, digits])) == with_digits  # the same data hashes the same
+    # which part serves each sample counts: the same samples in another interleaving differ
+    both = ConcatDataset([mnist, digits])
+    assert fp(Subset(both, [0, LIMIT])) != fp(Subset(both, [LIMIT, 0]))
+    assert fp(Subset(both, [0, LIMIT]))["samples"] == 2

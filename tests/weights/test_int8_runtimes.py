@@ -193,6 +193,39 @@ def test_int8_keeps_the_output_structure(runtime, net, tmp_path) -> None:
     _close(again(x), ref)
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_a_torchvision_segmenter_keeps_its_ordered_dict(runtime, tmp_path) -> None:
+    """torchvision's segmenters return an OrderedDict, which check_int8_io refused (only a plain dict was
+    rebuilt), so no torchvision segmenter could be quantized on ONNX Runtime or OpenVINO."""
+    from collections import OrderedDict
+
+    from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
+
+    torch.manual_seed(0)
+    model = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3, aux_loss=True)
+    model, x = model.eval(), torch.randn(1, 3, 64, 64)
+    q = quantize_on(runtime, model, x, [torch.randn(1, 3, 64, 64)], tmp_path)
+    with torch.no_grad():
+        ref, y, again = model(x), q(x), load_artefact(tmp_path)(x)
+    assert type(y) is type(again) is OrderedDict and list(y) == list(again) == ["out", "aux"]
+    assert all(torch.equal(y[k], again[k]) for k in y)
+    for key in y:  # each head in its own place: int8 tracks its float head far more than the other one
+        corr = {k: torch.corrcoef(torch.stack([y[key].flatten(), ref[k].flatten()]))[0, 1] for k in ref}
+        assert corr[key] > 0.95 and corr[key] > max(corr.values()) - 1e-6
+
+
+def test_openvino_refuses_an_input_of_another_size_rather_than_return_a_stale_output(tmp_path) -> None:
+    """The IR is fixed at the example's height and width; OpenVINO ran a 24 px image through a 16 px IR
+    anyway and returned an empty tensor, or the previous call's output, without an error."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()).eval()
+    x = torch.randn(1, 3, 16, 16)
+    q = quantize_on("openvino", model, x, [x], tmp_path)
+    assert q(torch.randn(2, 3, 16, 16)).shape == (2, 4, 16, 16)  # the batch stays free
+    with pytest.raises(ConfigError, match=r"takes input0 of shape \[\?,3,16,16\] .*got \[1, 3, 24, 24\]"):
+        q(torch.randn(1, 3, 24, 24))
+
+
 def test_a_folder_without_the_structure_file_returns_the_first_output(tmp_path) -> None:
     """Runs from before the file existed keep what they returned: the graph's first output."""
     model, x = TwoHeads().eval(), torch.randn(2, 3, 8, 8)

@@ -213,3 +213,18 @@ def test_selection_times_a_two_input_model_on_both_inputs(monkeypatch) -> None:
     model = Segmenter(depth=True)
     times = _latency({"float": model}, (torch.randn(1, 1, 8, 8), torch.randn(1, 1, 8, 8)), threads=1, runs=3)
     assert times == {"float": 1.0}
+
+
+def test_an_unfinished_attempt_of_another_runtime_is_not_loaded(tmp_path) -> None:
+    """A stage folder still holding an earlier attempt's model.int8.onnx (a killed `runtime: auto` stage
+    whose rerun picks another runtime) gave that stale ONNX graph back: load_artefact takes ONNX first."""
+    from netsculpt.weights.int8_select import quantize_on
+
+    stale = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()).eval()
+    quantize_on(
+        "onnxruntime", stale, torch.randn(1, 1, 8, 8), [torch.randn(1, 1, 8, 8)], tmp_path / "02_quantize"
+    )
+    text = TINY.replace("quantize: {calib_batches: 2}", "quantize: {calib_batches: 2, runtime: openvino}")
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    assert set(results["after"]["latency"]) == {"openvino-int8"}
+    assert not (tmp_path / "02_quantize" / "model.int8.onnx").exists()

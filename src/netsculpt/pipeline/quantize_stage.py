@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from netsculpt.pipeline.recipe import QuantizeStage
-from netsculpt.runtimes.artefacts import load_artefact
+from netsculpt.runtimes.artefacts import load_artefact, remove_artefacts
 
 
 def run_quantize(
@@ -24,6 +24,7 @@ def run_quantize(
     from netsculpt.weights.quantize import Int8Config
 
     out.mkdir(parents=True, exist_ok=True)
+    remove_artefacts(out)  # an unfinished attempt's artefact of another runtime would be loaded instead
     if cfg.runtime != "auto":
         calibration = calibration_batches(ctx.train_loader, cfg.calib_batches)
         config = (

@@ -25,7 +25,7 @@ from torch import nn
 
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import atomic_write, write_json
-from netsculpt.runtimes.output_tree import OutputTree, graph_outputs, read_outputs
+from netsculpt.runtimes.output_tree import OUTPUTS_NAME, OutputTree, graph_outputs, read_outputs
 
 ONNX_NAME, OPENVINO_NAME, PROGRAM_NAME = "model.int8.onnx", "model.int8.xml", "model.int8.pt2"
 RUNTIME_OF = {ONNX_NAME: "onnxruntime", OPENVINO_NAME: "openvino", PROGRAM_NAME: "torch"}
@@ -99,10 +99,27 @@ class OpenVinoModule(nn.Module):
                 f"{self.path.name} takes {len(self.compiled.inputs)} input tensors, got {len(inputs)}; "
                 "pass them positionally, in forward's order"
             )
-        out = self.request.infer([calibration_input(x).numpy() for x in inputs])
+        arrays = [calibration_input(x).numpy() for x in inputs]
+        self._check_shapes(arrays)
+        out = self.request.infer(arrays)
         if self.outputs is None:
             return torch.from_numpy(np.array(out[self.compiled.outputs[0]]))
         return self.outputs.rebuild([torch.from_numpy(np.array(out[port])) for port in self.compiled.outputs])
+
+    def _check_shapes(self, arrays: list[Any]) -> None:
+        """Refuse an input the IR was not compiled for: OpenVINO ran it anyway and returned an empty or the
+        previous call's output (a 24 px image through a 16 px IR gave [0, 2, 16, 16]) until 2026-12-07."""
+        from netsculpt.runtimes.openvino_rt import import_openvino
+
+        ov = import_openvino()
+        for port, array in zip(self.compiled.inputs, arrays):
+            wanted = port.get_partial_shape()
+            if not wanted.compatible(ov.PartialShape(list(array.shape))):
+                raise ConfigError(
+                    f"{self.path.name} takes {port.get_any_name()} of shape {wanted} (? is any size), got "
+                    f"{list(array.shape)}; its graph is fixed at the example input's size apart from the "
+                    "batch: quantize at the size you run it on, or resize the input"
+                )
 
     @property
     def size_bytes(self) -> int:
@@ -163,6 +180,18 @@ def load_artefact(folder: str | os.PathLike[str]) -> nn.Module | None:
     if (folder / PROGRAM_NAME).is_file():
         return ProgramModule(folder / PROGRAM_NAME)
     return None
+
+
+def remove_artefacts(folder: str | os.PathLike[str]) -> None:
+    """Delete the int8 artefacts in ``folder`` before a new one is written there.
+
+    :func:`load_artefact` takes the first kind it finds (ONNX, then OpenVINO IR, then a program), so an
+    unfinished earlier attempt's artefact of another runtime (a killed ``runtime: auto`` stage that then
+    picks another runtime on its rerun) was loaded instead of the new one, under the new one's name.
+    """
+    folder = Path(folder)
+    for name in (ONNX_NAME, "model.fp32.onnx", OPENVINO_NAME, "model.int8.bin", PROGRAM_NAME, OUTPUTS_NAME):
+        (folder / name).unlink(missing_ok=True)
 
 
 def is_artefact(model: nn.Module) -> bool:

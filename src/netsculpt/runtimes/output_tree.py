@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ FORMAT, VERSION = "netsculpt-output-tree", 1
 MAX_DEPTH, MAX_LEAVES = 64, 100_000  # far beyond any model's output; bounds what a handed file can ask
 Node = dict[str, Any]
 """``{"kind": "tensor"}``, ``{"kind": "tuple" | "list", "items": [Node, ...]}`` or
-``{"kind": "dict", "keys": [str, ...], "items": [Node, ...]}``."""
+``{"kind": "dict" | "ordereddict", "keys": [str, ...], "items": [Node, ...]}``."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,12 @@ def _encode(spec: TreeSpec, owner: str, depth: int) -> Node:
     items = [_encode(child, owner, depth + 1) for child in spec.children()]
     if spec.type in (tuple, list):
         return {"kind": spec.type.__name__, "items": items}
-    if spec.type is dict and all(isinstance(key, str) for key in spec.context):
-        return {"kind": "dict", "keys": list(spec.context), "items": items}
+    # torchvision's segmenters return an OrderedDict (its own pytree node type): refused until 2026-12-07
+    kind = {dict: "dict", OrderedDict: "ordereddict"}.get(spec.type)
+    if kind is not None and all(isinstance(key, str) for key in spec.context):
+        return {"kind": kind, "keys": list(spec.context), "items": items}
     what = f"a {spec.type.__name__}"
-    if spec.type is dict:
+    if kind is not None:
         what = "a dict with non-str keys"
     elif isinstance(spec.context, type) and issubclass(spec.context, tuple):  # pytree's namedtuple node
         what = f"a namedtuple ({spec.context.__name__})"
@@ -103,13 +106,16 @@ def _encode(spec: TreeSpec, owner: str, depth: int) -> Node:
     )
 
 
+_DICTS: dict[str, type[dict[str, Any]]] = {"dict": dict, "ordereddict": OrderedDict}
+
+
 def _decode(node: Node, tensors: Iterator[torch.Tensor]) -> Any:
     kind = node["kind"]
     if kind == "tensor":
         return next(tensors)
     items = [_decode(item, tensors) for item in node["items"]]
-    if kind == "dict":
-        return dict(zip(node["keys"], items))
+    if kind in _DICTS:
+        return _DICTS[kind](zip(node["keys"], items))
     return tuple(items) if kind == "tuple" else items
 
 
@@ -117,7 +123,7 @@ def _check(node: Any, where: str, depth: int) -> int:
     """The tensor count of a node read from a file, or a CheckpointError naming what is wrong."""
     if depth > MAX_DEPTH:
         raise _bad(where, f"the tree is nested deeper than {MAX_DEPTH} levels")
-    if not isinstance(node, dict) or node.get("kind") not in ("tensor", "tuple", "list", "dict"):
+    if not isinstance(node, dict) or node.get("kind") not in ("tensor", "tuple", "list", *_DICTS):
         raise _bad(where, f"a node is not a tensor / tuple / list / dict node: {str(node)[:80]}")
     fields = {"tensor": {"kind"}, "tuple": {"kind", "items"}, "list": {"kind", "items"}}
     if set(node) != fields.get(node["kind"], {"kind", "keys", "items"}):
@@ -126,7 +132,7 @@ def _check(node: Any, where: str, depth: int) -> int:
         return 1
     if not isinstance(node["items"], list):
         raise _bad(where, f"a {node['kind']} node's items are not a list")
-    if node["kind"] == "dict":
+    if node["kind"] in _DICTS:
         keys = node["keys"]
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise _bad(where, "a dict node's keys are not a list of strings")

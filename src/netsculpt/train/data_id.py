@@ -12,7 +12,7 @@ from dataclasses import is_dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import Subset
+from torch.utils.data import ConcatDataset, Subset
 
 _MAX_WRAPPERS = 8  # augmentation / subset wrappers to look through before giving up
 
@@ -25,14 +25,19 @@ def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
 def data_fingerprint(loader: Any) -> dict[str, Any] | None:
     """``{"samples", "sha256"}`` over the raw images and labels the loader's dataset serves, in order.
 
-    Looks through ``Subset`` (hold-out splits) and wrappers that keep the wrapped set as ``.dataset``
-    (``RandomShift``) down to a set holding ``images`` and ``labels`` tensors. Reads no sample through
-    ``__getitem__``, so no augmentation generator moves. ``None`` for data it cannot see into (a user's
-    own Dataset): such runs are checked by batch count only, as before.
+    Looks through ``Subset`` (hold-out splits), ``ConcatDataset`` (each part in turn) and wrappers that
+    keep the wrapped set as ``.dataset`` (``RandomShift``) down to sets holding ``images`` and ``labels``
+    tensors. Reads no sample through ``__getitem__``, so no augmentation generator moves. ``None`` for
+    data it cannot see into (a user's own Dataset): such runs are checked by batch count only, as before.
     """
-    dataset = getattr(loader, "dataset", None)
-    indices: torch.Tensor | None = None
-    for _ in range(_MAX_WRAPPERS):
+    digest = hashlib.sha256()
+    samples = _feed(digest, getattr(loader, "dataset", None), None, _MAX_WRAPPERS)
+    return None if samples is None else {"samples": samples, "sha256": digest.hexdigest()}
+
+
+def _feed(digest: Any, dataset: Any, indices: torch.Tensor | None, budget: int) -> int | None:
+    """Hash the samples ``dataset`` serves (at ``indices``, when a Subset chose them); their count."""
+    for _ in range(max(budget, 0)):
         if isinstance(dataset, Subset):
             own = torch.as_tensor(list(dataset.indices), dtype=torch.long)
             indices = own if indices is None else own[indices]
@@ -41,6 +46,8 @@ def data_fingerprint(loader: Any) -> dict[str, Any] | None:
             getattr(dataset, "labels", None), torch.Tensor
         ):
             break
+        elif isinstance(dataset, ConcatDataset):
+            return _feed_parts(digest, dataset, indices, budget - 1)
         elif getattr(dataset, "dataset", None) is not None:
             dataset = dataset.dataset
         else:
@@ -50,10 +57,28 @@ def data_fingerprint(loader: Any) -> dict[str, Any] | None:
     images, labels = dataset.images, dataset.labels
     if indices is not None:
         images, labels = images[indices], labels[indices]
-    digest = hashlib.sha256()
     transform = getattr(dataset, "transform", None)  # resize / channel conversion applied per item
     digest.update(repr(transform).encode() if transform is None or is_dataclass(transform) else b"?")
     for tensor in (labels, images):
         digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
         digest.update(_tensor_bytes(tensor))
-    return {"samples": int(labels.shape[0]), "sha256": digest.hexdigest()}
+    return int(labels.shape[0])
+
+
+def _feed_parts(digest: Any, dataset: ConcatDataset, indices: torch.Tensor | None, budget: int) -> int | None:
+    """A ConcatDataset: which part serves each sample (in order), then each part's samples. It returned
+    None until 2026-12-07, so a resume on ``ConcatDataset([train, other_extra])`` was not checked."""
+    ends = torch.as_tensor(dataset.cumulative_sizes, dtype=torch.long)
+    total = int(ends[-1])
+    indices = torch.arange(total) if indices is None else torch.where(indices < 0, indices + total, indices)
+    part = torch.bucketize(indices, ends, right=True)  # ends[p - 1] <= index < ends[p]
+    digest.update(f"concat{len(dataset.datasets)}".encode())
+    digest.update(_tensor_bytes(part))
+    starts = torch.cat([ends.new_zeros(1), ends[:-1]])
+    count = 0
+    for p, sub in enumerate(dataset.datasets):
+        samples = _feed(digest, sub, indices[part == p] - starts[p], budget)
+        if samples is None:
+            return None
+        count += samples
+    return count
