@@ -160,3 +160,15 @@ def test_an_int8_artefact_is_refused_naming_what_to_call(tmp_path) -> None:
     with pytest.raises(ConfigError, match="time it with runtime='onnxruntime'"):
         measure_latency(q, x, runs=2, warmup=1)  # the default runtime, torch, refuses it
     assert measure_latency(q, x, runs=2, warmup=1, runtime="onnxruntime") > 0
+
+
+def test_lazy_layers_are_refused_with_what_to_do() -> None:
+    # before: torch's raw "Attempted to use an uninitialized parameter" ValueError from deep inside
+    import netsculpt as ns
+
+    model = nn.Sequential(nn.LazyConv2d(4, 3), nn.Flatten(), nn.LazyLinear(2))
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.raises(ConfigError, match=r"lazy layers have no shapes yet \(0\.weight"):
+        ns.measure(model, x, latency=False)
+    model(x)  # materialised: measured as any model
+    assert ns.measure(model, x, latency=False).params == sum(p.numel() for p in model.parameters())
