@@ -88,6 +88,8 @@ class OpenVinoModule(nn.Module):
             raise CheckpointError(f"OpenVINO cannot load {str(self.path)!r}: {str(exc)[:300]}") from None
         self.request = self.compiled.create_infer_request()
         self.outputs = graph_outputs(outputs, len(self.compiled.outputs), str(self.path))
+        # read once here, not on every (timed) call: the shapes each input port was compiled for
+        self._wanted = [(port.get_any_name(), port.get_partial_shape()) for port in self.compiled.inputs]
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         import numpy as np
@@ -112,11 +114,10 @@ class OpenVinoModule(nn.Module):
         from netsculpt.runtimes.openvino_rt import import_openvino
 
         ov = import_openvino()
-        for port, array in zip(self.compiled.inputs, arrays):
-            wanted = port.get_partial_shape()
+        for (name, wanted), array in zip(self._wanted, arrays):
             if not wanted.compatible(ov.PartialShape(list(array.shape))):
                 raise ConfigError(
-                    f"{self.path.name} takes {port.get_any_name()} of shape {wanted} (? is any size), got "
+                    f"{self.path.name} takes {name} of shape {wanted} (? is any size), got "
                     f"{list(array.shape)}; its graph is fixed at the example input's size apart from the "
                     "batch: quantize at the size you run it on, or resize the input"
                 )
