@@ -114,6 +114,33 @@ def test_a_dataclass_holding_a_function_is_described_without_its_address() -> No
     assert fp != _fp(_WithFunction(functools.partial(_add, amount=2.0)))
 
 
+class Wrapped(Dataset):
+    """A user's wrapper that transforms the items of the dataset it holds as ``.dataset``."""
+
+    def __init__(self, dataset: Dataset, transform: Any) -> None:
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self.dataset[index]
+        return self.transform(image), label
+
+
+def test_a_wrapper_s_transform_and_a_target_transform_count() -> None:
+    def fp(dataset: Dataset) -> dict[str, Any] | None:
+        return data_fingerprint(DataLoader(dataset, batch_size=BATCH))
+
+    base = Pixels(None)
+    assert fp(Wrapped(base, T.Resize(8))) != fp(Wrapped(base, T.Resize(6)))
+    assert fp(Wrapped(base, T.Resize(8))) == fp(Wrapped(Pixels(None), T.Resize(8)))
+    assert "transforms" not in fp(base)  # no transform anywhere: the fingerprint of before
+    other = Pixels(None)
+    other.target_transform = functools.partial(_add, amount=1.0)
+    assert fp(other) != fp(base)
+
+
 _PROBE = """
 import torchvision.transforms as T
 from torch.utils.data import DataLoader

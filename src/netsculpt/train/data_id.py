@@ -21,6 +21,7 @@ from torch.utils.data import ConcatDataset, Subset
 
 from netsculpt.train.transform_id import UNKNOWN, describe
 
+_TRANSFORMS = ("transform", "target_transform")  # attributes torchvision-style datasets apply per item
 _MAX_WRAPPERS = 8  # augmentation / subset wrappers to look through before giving up
 
 
@@ -44,10 +45,9 @@ def data_fingerprint(loader: Any) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {"samples": samples, "sha256": digest.hexdigest()}
     if described:
-        text = "\n".join(described).encode()
-        out["transforms"] = ("partial:" if UNKNOWN.encode() in text else "") + hashlib.sha256(
-            text
-        ).hexdigest()
+        text = "\n".join(described)
+        hexdigest = hashlib.sha256(text.encode()).hexdigest()
+        out["transforms"] = f"partial:{hexdigest}" if UNKNOWN in text else hexdigest
     return out
 
 
@@ -76,6 +76,7 @@ def _feed(
         elif isinstance(dataset, ConcatDataset):
             return _feed_parts(digest, described, dataset, indices, budget - 1)
         elif getattr(dataset, "dataset", None) is not None:
+            _describe_own(dataset, described)  # a user's wrapper may transform items on the way out
             dataset = dataset.dataset
         else:
             return None
@@ -90,9 +91,7 @@ def _feed(
     else:
         digest.update(b"?")
         described.append(f"transform={describe(transform)}")
-    target = getattr(dataset, "target_transform", None)
-    if target is not None:
-        described.append(f"target_transform={describe(target)}")
+    _describe_own(dataset, described, ("target_transform",))
     for tensor in (labels, images):
         digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
         digest.update(_tensor_bytes(tensor))
@@ -124,3 +123,12 @@ def _legacy_repr(transform: Any) -> bool:
     """None or a dataclass whose repr holds no memory address (a field holding a function printed as
     ``<function f at 0x...>``, which changed in every process and so refused every resume)."""
     return transform is None or (is_dataclass(transform) and " at 0x" not in repr(transform))
+
+
+def _describe_own(dataset: Any, described: list[str], names: tuple[str, ...] = _TRANSFORMS) -> None:
+    """Describe the transforms ``dataset`` itself holds (none on netsculpt's own wrappers and sets, so
+    their fingerprints stay as they were)."""
+    for name in names:
+        value = getattr(dataset, name, None)
+        if value is not None:
+            described.append(f"{type(dataset).__name__}.{name}={describe(value)}")
