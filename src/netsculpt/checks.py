@@ -57,6 +57,25 @@ def module(value: Any, arg: str = "model", where: str = "", error: ErrorType = C
     return value
 
 
+def materialised(
+    model: nn.Module, verb: str, error: ErrorType = ConfigError, then: str | None = None
+) -> nn.Module:
+    """Refuse lazy layers (``nn.LazyConv2d``) that have not seen an input: they have no shapes to trace,
+    count or save, and running the forward here would create their (random) weights inside the user's
+    model, which netsculpt leaves as found. torch's own "uninitialized parameter" ValueError named neither
+    the layer nor the fix; ns.trace / ns.prune on a model without lazy buffers materialised it silently."""
+    from torch.nn.parameter import is_lazy
+
+    lazy = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if is_lazy(t)]
+    if lazy:
+        raise error(
+            f"cannot {verb} {type(model).__name__}: its lazy layers have no shapes yet "
+            f"({', '.join(lazy[:3])}{', ...' if len(lazy) > 3 else ''}); run it once on an input "
+            f"(model(example)) to materialise them, then {then or verb + ' it'}"
+        )
+    return model
+
+
 def whole(value: Any, arg: str, where: str = "", *, minimum: int = 1, error: ErrorType = ConfigError) -> int:
     """A whole number >= ``minimum``: any integer type (numpy's too), not a bool, float or string."""
     try:

@@ -49,3 +49,16 @@ class DiskFullError(NetsculptError, OSError):
 
 class NetsculptWarning(UserWarning):
     """Something netsculpt can go on with but the user should know (``warnings.filterwarnings`` it)."""
+
+
+def a_type(value: object) -> str:
+    """``value``'s type with its article for a message: "an int", "a list", "None" (not "a NoneType")."""
+    return "None" if value is None else with_article(type(value).__name__)
+
+
+def with_article(name: str) -> str:
+    """``name`` after "a" or "an" as it is spoken: "an int", "an OrderedDict", "a UUID", "an ndarray"."""
+    lower = name.lower()
+    consonant_sound = lower.startswith(("uni", "use", "usu", "uu", "ut", "one"))
+    vowel_sound = lower[:1] in ("a", "e", "i", "o", "u") or lower.startswith("nd")
+    return f"{'an' if vowel_sound and not consonant_sound else 'a'} {name}"

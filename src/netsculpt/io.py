@@ -134,6 +134,7 @@ def save(
 
     refuse_artefact(model, "ns.save")  # it wrote a 112-byte file that ns.load refused
     model = unwrap_parallel(model, "ns.save")  # a DataParallel's folder would load as a DataParallel
+    checks.materialised(model, "save")  # lazy layers have no shapes to write
     directory = checks.path(directory, "directory", "ns.save")
     for arg, value in (("builder_kwargs", builder_kwargs), ("extra", extra)):
         checks.instance(value, dict, arg, "a dict of plain data (JSON), or None", "ns.save", optional=True)
@@ -176,6 +177,7 @@ def load(
     document = read_document(directory)
     if isinstance(model, nn.Module):
         model = unwrap_parallel(model, "ns.load(model=...)")  # the saved base is the network inside
+        checks.materialised(model, "load a saved model onto", then="pass it to ns.load again")
     base = build_base(
         document["base"], document["base_shapes"], where, model=model, trust_builder=trust_builder
     )

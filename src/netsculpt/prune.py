@@ -146,7 +146,7 @@ def _check_options(
     threads: Any,
 ) -> None:
     """Refuse wrong types before any work, naming the option (they failed deep in allocation before)."""
-    checks.module(model, error=PruningError)
+    checks.materialised(checks.module(model, error=PruningError), "prune", PruningError)
     checks.instance(widths, dict, "widths", "a dict of group id or module name -> channels kept", **_OPTIONAL)
     if strategy not in STRATEGIES:
         raise checks.refuse("strategy", strategy, f"one of {', '.join(STRATEGIES)}", "", PruningError)
@@ -185,7 +185,7 @@ def apply_plan(
 
     ``plan`` is a :class:`PrunePlan` or its ``to_dict()`` form (what ``plan.save`` writes).
     A plan made for another model is refused before any surgery, naming the first group that differs."""
-    checks.module(model, error=PruningError)
+    checks.materialised(checks.module(model, error=PruningError), "prune", PruningError)
     checks.flag(inplace, "inplace", "ns.apply_plan", PruningError)
     plan = _as_plan(plan)
     checks.instance(graph, ChannelGraph, "graph", _GRAPH, **_OPTIONAL)

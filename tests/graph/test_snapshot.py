@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -41,15 +42,15 @@ class ShapeCachingHead(nn.Module):
 def test_trace_leaves_the_model_as_it_was() -> None:
     model, x = randomize_(ShapeCachingHead()), torch.randn(1, 3, 8, 8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    attrs = dict(vars(model))
+    attrs, seen = dict(vars(model)), model.seen
     model.train()
     model.stem.eval()  # a submodule deliberately in another mode keeps it
     graph = ns.trace(model, x)
     assert graph.prunable_groups
     assert model.shape is None and model.anchors.numel() == 0 and not hasattr(model, "cache")
-    assert model.seen == [8] and type(model.seen[0]) is int  # appended count scrubbed to a plain int
+    assert model.seen == []  # appended to in forward: emptied again (it kept a plain 8 before 2026-12-07)
     assert model.training and not model.stem.training
-    assert set(vars(model)) == set(attrs)
+    assert set(vars(model)) == set(attrs) and model.seen is seen
     after = model.state_dict()
     assert after.keys() == before.keys()
     assert all(torch.equal(after[k], before[k]) for k in before)
@@ -169,3 +170,49 @@ def test_a_torchvision_detector_keeps_its_roi_pool_scales_unset() -> None:
         calls[call](model)
         assert model.roi_heads.box_roi_pool.scales is None, call  # [0.03125, 0.03125] before the fix
         assert_unchanged(model, before, call)
+
+
+class Remembering(nn.Module):
+    """Keeps a history in containers it already owns and mutates them in place in forward: a list, a dict,
+    a set and a list nested in a dict, as users write for logging or caching."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*cbr(3, 8), nn.Conv2d(8, 8, 3, padding=1))
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 4)
+        self.history: list[object] = ["start"]
+        self.cache: dict[str, object] = {"size": 0}
+        self.tags: set[str] = {"built"}
+        self.log: dict[str, list[object]] = {"shapes": []}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(x)
+        self.history.append(x.shape[1])
+        self.cache["size"] = x.size(1)
+        self.cache["last"] = x.shape
+        self.tags.add("ran")
+        self.log["shapes"].append(tuple(x.shape))
+        return self.fc(self.pool(x).flatten(1))
+
+
+def _contents(model: Remembering) -> tuple:
+    return (list(model.history), dict(model.cache), set(model.tags), list(model.log["shapes"]))
+
+
+@pytest.mark.parametrize("call", ["ns.trace", *_leave_calls(None, ns.Target(macs=0.5))])
+def test_in_place_changes_to_existing_containers_are_undone(call: str) -> None:
+    """Before: the appended channel counts, the new dict keys, the set member and the nested append all
+    stayed in the user's model after a trace, a measurement or a prune."""
+    x = torch.randn(1, 3, 8, 8)
+    model = randomize_(Remembering()).eval()
+    ids = [id(model.history), id(model.cache), id(model.tags), id(model.log), id(model.log["shapes"])]
+    before = _contents(model)
+    calls = {"ns.trace": lambda m: ns.trace(m, x), **_leave_calls(x, ns.Target(macs=0.5))}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="target macs=0.500 lands")
+        calls[call](model)
+    assert _contents(model) == before, call
+    assert [id(model.history), id(model.cache), id(model.tags), id(model.log), id(model.log["shapes"])] == ids
+    pickle.loads(pickle.dumps(model))  # nothing of netsculpt left inside
+    model(x)  # the model's own forward still records as it did
+    assert model.history == ["start", 8] and model.tags == {"built", "ran"}

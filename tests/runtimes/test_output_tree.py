@@ -68,13 +68,25 @@ OUT = namedtuple("Out", "a b")
         (OUT(torch.ones(1), torch.ones(1)), r"returns a namedtuple \(Out\); .* plain tuple"),
         ({1: torch.ones(1)}, "returns a dict with non-str keys"),
         (OrderedDict([(1, torch.ones(1))]), "returns a dict with non-str keys"),
-        ((torch.ones(1), None), "returns a NoneType among its outputs"),
-        ({"n": 3, "t": torch.ones(1)}, "returns a int among its outputs"),
+        ((torch.ones(1), None), r"returns None \(None\) at output\[1\] among its outputs"),
+        ({"n": 3, "t": torch.ones(1)}, r"returns an int \(3\) at output\['n'\] among its outputs"),
     ],
 )
 def test_structures_an_artefact_cannot_rebuild_are_refused_naming_the_model(output, match) -> None:
     with pytest.raises(ConfigError, match=f"^Detector {match}"):
         OutputTree.of(output, "Detector")
+
+
+def test_a_non_tensor_output_is_named_with_its_place_and_what_to_do() -> None:
+    """It read "returns a int among its outputs" and did not say which value or how to fix it."""
+    with pytest.raises(ConfigError) as info:
+        OutputTree.of({"boxes": torch.ones(1), "meta": [torch.ones(1), 0.5]}, "Detector")
+    message = str(info.value)
+    assert message.startswith("Detector returns a float (0.5) at output['meta'][1] among its outputs;")
+    assert "a int" not in message and "an float" not in message
+    assert "turn it into a tensor (torch.as_tensor)" in message and "runtime 'torch'" in message
+    with pytest.raises(ConfigError, match=r"^Net returns an int \(7\) among its outputs"):
+        OutputTree.of(7, "Net")  # the whole output: no place to name
 
 
 GOOD = {"format": "netsculpt-output-tree", "version": 1, "leaves": 1, "tree": {"kind": "tensor"}}

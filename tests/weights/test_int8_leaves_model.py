@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from netsculpt.errors import ConfigError
 from netsculpt.measure import export_onnx
 from tests.graph.archs import randomize_
 from tests.graph.test_snapshot import PooledNet, assert_unchanged, module_state
@@ -47,3 +48,20 @@ def test_export_and_int8_leave_the_model_as_it_was(call: str, tmp_path: Path) ->
     assert model.pool.scales is None and not hasattr(model.pool, "last_shape"), call
     assert model.pool.calls.item() == 0, call
     assert_unchanged(model, before, call)
+
+
+@pytest.mark.parametrize("call", ["export_onnx", "onnxruntime", "openvino", "torch"])
+def test_unmaterialised_lazy_layers_are_refused_before_any_forward(call: str, tmp_path: Path) -> None:
+    """Before: the output check's forward materialised the user's lazy layers (random weights) and was
+    then blamed for "writing into its own parameters"."""
+    if call == "openvino":
+        pytest.importorskip("openvino")
+        pytest.importorskip("nncf")
+    if call == "torch":
+        pytest.importorskip("torchao")
+    model = torch.nn.Sequential(torch.nn.LazyConv2d(4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    verb = "export" if call == "export_onnx" else "quantize"
+    with pytest.raises(ConfigError, match=rf"cannot {verb} Sequential: its lazy layers have no shapes yet"):
+        _int8_calls(tmp_path)[call](model)
+    assert isinstance(model[0], torch.nn.LazyConv2d) and isinstance(model[2], torch.nn.LazyLinear)
+    assert not any(tmp_path.iterdir())  # nothing written

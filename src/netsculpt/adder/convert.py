@@ -19,7 +19,7 @@ from torch import nn
 
 from netsculpt import checks
 from netsculpt.adder.layer import DEFAULT_ETA, AdderConv2d
-from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.errors import CheckpointError, ConfigError, a_type
 from netsculpt.spec import append_step, ensure_base
 
 KEEP_WORDS = ("first", "last")
@@ -108,7 +108,7 @@ def _replace(model: nn.Module, layers: list[dict[str, Any]], eta: float) -> None
             continue
         if not isinstance(conv, nn.Conv2d) or _convertible(conv) is not None:
             raise CheckpointError(
-                f"the saved adder conversion names {name!r}, a {type(conv).__name__} that is not an "
+                f"the saved adder conversion names {name!r}, {a_type(conv)} that is not an "
                 "ungrouped zero-padded Conv2d"
             )
         parent, _, attr = name.rpartition(".")

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, a_type
 from netsculpt.modes import module_modes, restore_modes
 
 
@@ -59,7 +59,7 @@ def _first_tensor(output: Any) -> torch.Tensor:
         return output
     if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
         return output[0]
-    raise ConfigError(f"the layer's output is a {type(output).__name__}, not a tensor: choose another layer")
+    raise ConfigError(f"the layer's output is {a_type(output)}, not a tensor: choose another layer")
 
 
 @contextmanager

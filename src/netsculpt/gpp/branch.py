@@ -26,7 +26,7 @@ from torch import nn
 from netsculpt.edits.branch import MAX_BRANCHES, MAX_KERNEL
 from netsculpt.edits.grow import MAX_GROW
 from netsculpt.edits.inputs import layout_of
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, a_type
 from netsculpt.gpp.grow import _check_same, _group_of, grow_
 from netsculpt.graph.channel_graph import trace
 from netsculpt.graph.tracing import as_tuple
@@ -118,7 +118,7 @@ def _padding(layer: str, host: nn.Conv2d, kernel: tuple[int, int]) -> tuple[tupl
 def _host(model: nn.Module, layer: str) -> nn.Conv2d:
     host = dict(model.named_modules()).get(layer)
     if type(host) is not nn.Conv2d:
-        what = "no module" if host is None else f"a {type(host).__name__}"
+        what = "no module" if host is None else a_type(host)
         hint = "; give all its branches in one call ('1x1:4,5x5:2')" if isinstance(host, ConvBranches) else ""
         raise ConfigError(f"cannot grow a branch on {layer!r}: it is {what}, not an nn.Conv2d{hint}")
     if host.groups != 1:

@@ -8,6 +8,11 @@ never really happened. ``ModuleSnapshot`` records each module's attributes (by i
 copy of its buffers before the trace, and afterwards removes added attributes, rebinds replaced ones
 and writes back buffers changed in place, so the model is exactly as it was: same attributes, same
 ``state_dict``. The model's next real forward rebuilds its caches itself.
+
+Lists, dicts and sets the modules hold (and those nested in them) are also copied shallowly, and their
+contents put back in place, keeping their identity: before 2026-12-07 a forward's
+``self.history.append(x)`` or ``self.cache[key] = ...`` on an existing container stayed in the model
+(only netsculpt's counts inside were turned into plain ints).
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ import torch
 from torch import nn
 
 from netsculpt.errors import TraceError
-from netsculpt.graph.sizes import plain
 
 # per-module dicts nn.Module keeps its registered state in; restored entry by entry
 _REGISTRIES = ("_parameters", "_buffers", "_modules")
+# torch's own per-module containers (hook tables, ...): netsculpt registers and removes hooks around
+# forwards itself, so putting their contents back could bring a removed netsculpt hook back to life
+_TORCH_OWN = frozenset(vars(nn.Module())) - {"training"}
+_CONTAINER_DEPTH = 4  # nested lists / dicts / sets to look into, as deep as graph.sizes.plain looks
 
 
 class ModuleSnapshot:
@@ -35,6 +43,12 @@ class ModuleSnapshot:
         self.attrs = [{k: v for k, v in vars(m).items() if k not in _REGISTRIES} for m in self.modules]
         self.registries = [{r: dict(getattr(m, r)) for r in _REGISTRIES} for m in self.modules]
         self.classes = [type(m) for m in self.modules]
+        self.containers: list[tuple[Any, list[Any]]] = []  # (container, its contents then)
+        seen: set[int] = set()
+        for attrs in self.attrs:
+            for key, value in attrs.items():
+                if key not in _TORCH_OWN:
+                    _record_containers(value, _CONTAINER_DEPTH, seen, self.containers)
         tensors: dict[int, tuple[str, torch.Tensor]] = {}
         for name, t in model.named_parameters(remove_duplicate=True):
             tensors[id(t)] = (name, t)
@@ -56,13 +70,13 @@ class ModuleSnapshot:
             for key, value in attrs.items():
                 if state.get(key, _MISSING) is not value:
                     state[key] = value
-                elif isinstance(value, list | dict):  # the same container, perhaps appended to
-                    plain(value)
             for reg, saved in registries.items():
                 current = getattr(module, reg)
                 if current.keys() != saved.keys() or any(current[k] is not v for k, v in saved.items()):
                     current.clear()
                     current.update(saved)
+        for container, contents in self.containers:
+            _put_back(container, contents)
         with torch.no_grad():
             for _name, buf, version, copy in self.buffers.values():
                 if buf._version != version:
@@ -90,6 +104,40 @@ def left_as_found(model: nn.Module, during: str) -> Iterator[None]:
         yield
     finally:
         snapshot.restore(during)
+
+
+def _record_containers(value: Any, depth: int, seen: set[int], out: list[tuple[Any, list[Any]]]) -> None:
+    """Append ``(container, shallow copy of its contents)`` for every list / dict / set in ``value``."""
+    if depth <= 0 or id(value) in seen:
+        return
+    if isinstance(value, list | dict | set):
+        seen.add(id(value))
+        out.append((value, list(value.items()) if isinstance(value, dict) else list(value)))
+        items = value.values() if isinstance(value, dict) else value
+    elif isinstance(value, tuple):  # immutable itself, but it may hold a list
+        items = value
+    else:
+        return
+    for item in list(items):
+        _record_containers(item, depth - 1, seen, out)
+
+
+def _put_back(container: Any, contents: list[Any]) -> None:
+    """Restore ``container``'s contents in place (its identity is kept), only when they changed."""
+    if isinstance(container, dict):
+        now = list(container.items())
+        same = len(now) == len(contents) and all(
+            k is j and v is w for (k, v), (j, w) in zip(now, contents, strict=True)
+        )
+        if not same:
+            container.clear()
+            container.update(contents)
+    elif isinstance(container, set):
+        if {id(v) for v in container} != {id(v) for v in contents}:
+            container.clear()
+            container.update(contents)
+    elif len(container) != len(contents) or any(a is not b for a, b in zip(container, contents, strict=True)):
+        container[:] = contents
 
 
 class _Missing:

@@ -16,6 +16,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError, TraceError
 from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, OpRecord, Value
@@ -296,6 +297,7 @@ def run_trace(
     arithmetic (``execute="real"``).
     """
     refuse_compiled(model)
+    materialised(model, "trace", TraceError)  # before the forward that would create their weights
     if execute == "shapes":
         try:
             return _run_trace(model, example_inputs, shapes_only=True, training=training)

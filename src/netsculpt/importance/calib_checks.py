@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from netsculpt.errors import PruningError
+from netsculpt.errors import PruningError, a_type
 
 DATA_HINT = "an iterable of (inputs, labels) batches such as a DataLoader"
 
@@ -39,7 +39,7 @@ def check_logits(output: Any, labels: Any) -> None:
     """The default calibration loss is cross-entropy: (batch, classes) logits and class indices in range
     (or (batch, classes) probabilities)."""
     if not isinstance(output, Tensor) or output.dim() != 2:
-        got = f"shape {tuple(output.shape)}" if isinstance(output, Tensor) else f"a {type(output).__name__}"
+        got = f"shape {tuple(output.shape)}" if isinstance(output, Tensor) else a_type(output)
         raise PruningError(
             f"this criterion back-propagates cross-entropy, so the model must return (batch, classes) "
             f"logits in eval mode; it returned {got}. Wrap the model so that forward returns the logits "

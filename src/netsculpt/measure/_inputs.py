@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError
 
 ExampleInputs = Any
@@ -93,10 +94,11 @@ def is_flat(inputs: tuple[Any, ...]) -> bool:
     return all(isinstance(x, torch.Tensor) for x in inputs)
 
 
-def check_module(model: object) -> nn.Module:
+def check_module(model: object, verb: str = "measure", then: str | None = None) -> nn.Module:
+    """A module whose layers all have shapes (``verb`` / ``then`` word the error, see checks.materialised)."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"expected a torch.nn.Module to measure, got {type(model).__name__}")
-    return model
+    return materialised(model, verb, then=then)
 
 
 def describe(inputs: Any) -> str:

@@ -62,7 +62,7 @@ def measure_latency(
     prepared by that runtime with torch's current thread count. What the forwards write into the model
     is put back afterwards.
     """
-    check_module(model)
+    check_module(model, "time")
     inputs = as_tuple(example_inputs)
     check_counts(runs, warmup)
     with left_as_found(model, "while it was timed"):

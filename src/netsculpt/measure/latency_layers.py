@@ -47,7 +47,7 @@ def record_calls(model: nn.Module, example_inputs: ExampleInputs) -> tuple[list[
 
     A call joins the previous unit when it consumes exactly the tensor that unit produced last.
     """
-    check_module(model)
+    check_module(model, "time the layers of", "time them")
     inputs = as_tuple(example_inputs)
     names = {id(m): n for n, m in model.named_modules()}
     calls: list[LayerCall] = []

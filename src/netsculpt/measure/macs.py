@@ -53,7 +53,7 @@ class LayerMetrics:
 
 def count_params(model: nn.Module) -> int:
     """Number of parameter elements; a parameter shared by several modules is counted once."""
-    check_module(model)
+    check_module(model, "count the parameters of", "count them")
     return sum(p.numel() for p in model.parameters())
 
 
@@ -231,7 +231,7 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
     the root's name ``""``. Whatever the forward writes into the model (a cached scale, anchors) is put
     back afterwards (:func:`~netsculpt.graph.snapshot.left_as_found`).
     """
-    check_module(model)
+    check_module(model, "count the MACs of", "count its MACs")
     inputs = as_tuple(example_inputs)
     names = {module: name for name, module in model.named_modules()}
     counter = _MacCounter({id(p) for p in model.parameters() if p.dim() >= 2})

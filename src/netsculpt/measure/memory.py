@@ -92,7 +92,7 @@ def peak_activation_bytes(model: nn.Module, example_inputs: ExampleInputs) -> in
     it is what this model, run this way, actually holds. What the forward writes into the model is put
     back afterwards.
     """
-    check_module(model)
+    check_module(model, "measure the activation memory of", "measure it")
     inputs = as_tuple(example_inputs)
     tracker = _LiveStorageTracker()
     try:

@@ -135,7 +135,6 @@ def measure(
 
     refuse_artefact(check_module(model), "ns.measure")  # an int8 artefact counted 0 params, 0 MACs, 16 B
     model = unwrap_parallel(model, "ns.measure")  # layer names without "module."
-    _refuse_lazy(model)
     inputs = as_tuple(example_inputs)
     checks.flag(latency, "latency", "ns.measure")
     checks.flag(onnx, "onnx", "ns.measure")
@@ -144,25 +143,6 @@ def measure(
         check_counts(runs, warmup)
     with left_as_found(model, "while it was measured"):
         return _measure(model, inputs, latency, onnx, sizes, runs, warmup)
-
-
-def _refuse_lazy(model: nn.Module) -> None:
-    """Lazy layers (``nn.LazyConv2d``) have no shapes until a forward: their parameter count and size are
-    unknown, and measuring raised torch's raw "uninitialized parameter" ValueError. Measuring must leave
-    the model as found, so it does not materialise them itself (``ns.trace`` / ``ns.prune`` do)."""
-    from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
-
-    lazy = [
-        name
-        for name, t in (*model.named_parameters(), *model.named_buffers())
-        if isinstance(t, UninitializedParameter | UninitializedBuffer)
-    ]
-    if lazy:
-        raise ConfigError(
-            f"cannot measure {type(model).__name__}: its lazy layers have no shapes yet "
-            f"({', '.join(lazy[:3])}{', ...' if len(lazy) > 3 else ''}); run it once on an input "
-            "(model(example)) to materialise them, then measure"
-        )
 
 
 def _measure(

@@ -88,7 +88,7 @@ def export_onnx(model: nn.Module, example_inputs: ExampleInputs, path: str | os.
     exporter's forward calls write into the model (a cached scale, anchors) is put back afterwards."""
     import onnx
 
-    model = unwrap_parallel(check_module(model), "export_onnx")  # exporters refuse a DataParallel
+    model = unwrap_parallel(check_module(model, "export"), "export_onnx")  # exporters refuse a DataParallel
     inputs = as_tuple(example_inputs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def _tensors(name: str, value: object) -> Iterator[tuple[str, torch.Tensor]]:
 
 def serialized_size_bytes(model: nn.Module) -> int:
     """Bytes of ``safetensors.torch.save`` of the state dict; tied weights are stored once."""
-    check_module(model)
+    check_module(model, "size")
     state: dict[str, torch.Tensor] = {}
     views: set[tuple[int, int, tuple[int, ...], tuple[int, ...], torch.dtype]] = set()
     storages: set[int] = set()

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils._pytree import TreeSpec, tree_flatten
+from torch.utils._pytree import TreeSpec, keystr, tree_flatten, tree_flatten_with_path
 
-from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.errors import CheckpointError, ConfigError, a_type, with_article
 from netsculpt.fileio import write_json
 
 OUTPUTS_NAME = "model.int8.outputs.json"
@@ -42,14 +42,16 @@ class OutputTree:
     @classmethod
     def of(cls, output: Any, owner: str) -> OutputTree:
         """The tree of ``output`` as ``owner`` (the model's name, for errors) returned it."""
-        leaves, spec = tree_flatten(output)
-        for leaf in leaves:
+        for path, leaf in tree_flatten_with_path(output)[0]:
             if not isinstance(leaf, torch.Tensor):
+                where = f" at output{keystr(path)}" if path else ""
                 raise ConfigError(
-                    f"{owner} returns a {type(leaf).__name__} among its outputs; an int8 ONNX / OpenVINO "
-                    "graph returns tensors only: wrap the model so its forward returns tensors in "
-                    "tuples, lists or dicts with str keys, or quantize with runtime 'torch'"
+                    f"{owner} returns {a_type(leaf)} ({_short(leaf)}){where} among its outputs; an int8 ONNX "
+                    "/ OpenVINO graph returns tensors only. Wrap the model so its forward returns only "
+                    "tensors (in tuples, lists or dicts with str keys): drop that value or turn it into a "
+                    "tensor (torch.as_tensor), or quantize with runtime 'torch' (PT2E keeps any output)"
                 )
+        leaves, spec = tree_flatten(output)
         return cls(_encode(spec, owner, 0), len(leaves))
 
     @property
@@ -94,7 +96,7 @@ def _encode(spec: TreeSpec, owner: str, depth: int) -> Node:
     kind = {dict: "dict", OrderedDict: "ordereddict"}.get(spec.type)
     if kind is not None and all(isinstance(key, str) for key in spec.context):
         return {"kind": kind, "keys": list(spec.context), "items": items}
-    what = f"a {spec.type.__name__}"
+    what = with_article(getattr(spec.type, "__name__", str(spec.type)))
     if kind is not None:
         what = "a dict with non-str keys"
     elif isinstance(spec.context, type) and issubclass(spec.context, tuple):  # pytree's namedtuple node
@@ -104,6 +106,11 @@ def _encode(spec: TreeSpec, owner: str, depth: int) -> Node:
         "with str keys around tensors: wrap the model to return those (a namedtuple as a plain tuple or "
         "dict), or quantize with runtime 'torch' (PT2E keeps any output structure)"
     )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _DICTS: dict[str, type[dict[str, Any]]] = {"dict": dict, "ordereddict": OrderedDict}

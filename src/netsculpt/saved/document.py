@@ -27,7 +27,7 @@ import torch
 
 from netsculpt.edits import validate_edits
 from netsculpt.edits.inputs import MAX_INPUT_ELEMENTS
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, a_type
 from netsculpt.jsoncheck import check_schema, read_json_file
 from netsculpt.saved.bases import validate_base
 from netsculpt.saved.layout import MEMORY_FORMATS
@@ -105,7 +105,7 @@ def migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
         elif isinstance(step, dict):
             edits.append({"kind": "prune", **step})
         else:
-            raise CheckpointError(f"{where}: spec.plans holds a {type(step).__name__}, not an object")
+            raise CheckpointError(f"{where}: spec.plans holds {a_type(step)}, not an object")
     return {
         "format": FORMAT,
         "version": VERSION,

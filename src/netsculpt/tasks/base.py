@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from netsculpt.errors import DataError
+from netsculpt.errors import DataError, a_type
 from netsculpt.modes import module_modes, restore_modes
 from netsculpt.registry import Registry
 
@@ -40,9 +40,7 @@ class Task:
     def to_device(self, batch: Any, device: torch.device) -> tuple[Any, Any]:
         """``(inputs, targets)`` of one batch, on ``device``."""
         if not isinstance(batch, list | tuple) or len(batch) < 2:
-            raise DataError(
-                f"each batch must be (inputs, targets); the loader yielded a {type(batch).__name__}"
-            )
+            raise DataError(f"each batch must be (inputs, targets); the loader yielded {a_type(batch)}")
         return move(batch[0], device), move(batch[1], device)
 
     def batch_size(self, inputs: Any, targets: Any) -> int:

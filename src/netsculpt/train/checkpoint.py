@@ -19,6 +19,7 @@ from torch import nn
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import safe_torch_load, torch_save
 from netsculpt.train.config import TrainConfig
+from netsculpt.train.data_id import fingerprints_match
 
 FORMAT = "netsculpt.train.checkpoint"
 VERSION = 1
@@ -188,6 +189,12 @@ def _with_defaults(saved: Any) -> dict[str, Any]:
     return {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
 
 
+def _short(fingerprint: dict[str, Any]) -> str:
+    """The transforms entry of a fingerprint, short enough for an error message."""
+    value = fingerprint.get("transforms")
+    return "built-in only" if value is None else value[: value.find(":") + 13]
+
+
 def check_compatible(
     ckpt: dict[str, Any],
     config: TrainConfig,
@@ -229,12 +236,15 @@ def check_compatible(
             f"with {saved_steps}; resume with the same dataset and batch size"
         )
     saved_data = ckpt.get("data")
-    if saved_data is not None and data is not None and saved_data != data:
+    if saved_data is not None and data is not None and not fingerprints_match(saved_data, data):
+        transforms = ""
+        if saved_data.get("transforms") != data.get("transforms"):
+            transforms = f", per-item transforms {_short(saved_data)} -> {_short(data)}"
         raise ConfigError(
             f"the training data differs from the data {str(path)!r} was trained on ({saved_data['samples']} "
             f"samples, fingerprint {saved_data['sha256'][:12]} -> {data['samples']} samples, "
-            f"{data['sha256'][:12]}); resume with the same dataset, --limit, --resize and --channels, or "
-            "start a new out_dir"
+            f"{data['sha256'][:12]}{transforms}); resume with the same dataset, --limit, --resize and "
+            "--channels (and your dataset's same transform), or start a new out_dir"
         )
     saved_world = int(ckpt.get("world_size", 1))
     if saved_world != world_size:

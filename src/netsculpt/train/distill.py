@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, a_type
 from netsculpt.train.config import TrainConfig
 from netsculpt.train.early_stop import EarlyStopping
 from netsculpt.train.hints import HintAdapters, build_adapters, hint_taps, hint_term
@@ -119,7 +119,7 @@ def _check_logits(output: Any, who: str) -> None:
     """Classification distillation reads (batch, classes) logits from both models; a model returning a
     tuple (e.g. (probabilities, logits) in eval mode) must be wrapped to return the logits."""
     if not isinstance(output, Tensor) or output.dim() != 2:
-        got = f"shape {tuple(output.shape)}" if isinstance(output, Tensor) else f"a {type(output).__name__}"
+        got = f"shape {tuple(output.shape)}" if isinstance(output, Tensor) else a_type(output)
         raise ConfigError(
             f"distillation expects the {who} to return (batch, classes) logits, got {got}; wrap the model "
             "so that forward returns the logits tensor"

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from netsculpt.errors import DataError
+from netsculpt.errors import DataError, a_type
 from netsculpt.modes import module_modes, restore_modes
 from netsculpt.train.losses import CrossEntropy, LossFn
 
@@ -64,7 +64,7 @@ def num_batches(loader: Any) -> int:
 
 def unpack(batch: Any, device: torch.device) -> tuple[Tensor, Tensor]:
     if not isinstance(batch, list | tuple) or len(batch) < 2:
-        raise DataError(f"each batch must be (inputs, targets); the loader yielded a {type(batch).__name__}")
+        raise DataError(f"each batch must be (inputs, targets); the loader yielded {a_type(batch)}")
     inputs, targets = batch[0], batch[1]
     return inputs.to(device), targets.to(device)
 

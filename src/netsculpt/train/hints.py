@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, a_type
 
 _CONV_BY_DIM = {3: nn.Conv1d, 4: nn.Conv2d, 5: nn.Conv3d}
 
@@ -60,7 +60,7 @@ class FeatureTap:
         def record(module: nn.Module, args: object, output: object) -> None:
             if not isinstance(output, torch.Tensor):
                 raise ConfigError(
-                    f"layer {name!r} returns a {type(output).__name__}, not a tensor; "
+                    f"layer {name!r} returns {a_type(output)}, not a tensor; "
                     "take the hint from a layer whose output is one feature tensor"
                 )
             self.features[name] = output

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from netsculpt.errors import ConfigError, DataError
+from netsculpt.errors import ConfigError, DataError, a_type
 from netsculpt.measure._inputs import as_tuple
 from netsculpt.runtimes.artefacts import timing_runtime
 from netsculpt.runtimes.base import Prepared, RuntimeUnsupported, first_line, get_runtime
@@ -137,7 +137,7 @@ def compare_int8(
     if unlabelled:
         raise DataError(
             "int8 selection scores candidates on held-out (inputs, targets) batches, but the loader yielded "
-            f"a {type(unlabelled[0]).__name__} without targets; give a loader of labelled batches (with "
+            f"{a_type(unlabelled[0])} without targets; give a loader of labelled batches (with "
             "several inputs: ((x0, x1, ...), targets))"
         )
     from netsculpt.weights.int8_runtimes import calibration_batches

@@ -111,6 +111,9 @@ class OnnxModule(nn.Module):
 def check_float32(model: nn.Module) -> None:
     """int8 calibration and kernels start from a float32 graph: ONNX Runtime has no int8 path from a
     float64 / float16 export (NOT_IMPLEMENTED) and OpenVINO writes an IR it cannot load, so refuse first."""
+    from netsculpt.checks import materialised
+
+    materialised(model, "quantize")  # its check forward would create lazy layers' weights in the model
     for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()):
         if tensor.is_floating_point() and tensor.dtype != torch.float32:
             raise ConfigError(
