@@ -107,7 +107,8 @@ def part_lenet(args) -> None:
         sparsify(model, config, tl, te, recipe(args.sparse_epochs, 0.01), loss_fn=kd)
         return model
 
-    sparse = stage(f"sparse-{args.scope}-{args.sparse_epochs}-kd{args.kd}", build_sparse)
+    sparse_name = f"sparse-{args.scope}-{args.sparse_epochs}-kd{args.kd}"
+    sparse = stage(sparse_name, build_sparse)
     zeros = sparsity_of(sparse)
     layers = {n: m.weight for n, m in sparse.named_modules() if n in zeros}
     overall = sum(float((w == 0).sum()) for w in layers.values()) / sum(w.numel() for w in layers.values())
@@ -127,7 +128,10 @@ def part_lenet(args) -> None:
     if args.dkm:
         methods.append(("DKM 4-bit", DKMConfig(bits=4, train=recipe(args.epochs, 0.002))))
     for label, cfg in methods:
-        model = cluster_model(copy.deepcopy(sparse), cfg, tl, te)
+        model = stage(
+            f"{sparse_name}-{label.replace(' ', '')}",
+            lambda cfg=cfg: cluster_model(copy.deepcopy(sparse), cfg, tl, te),
+        )
         acc = evaluate(model, te)[0]
         for coding in ("plain", "context"):
             size, seconds = file_bytes(model, coding)
