@@ -44,7 +44,8 @@ from netsculpt.train import DistillationLoss, DistillConfig, TrainConfig, evalua
 from netsculpt.weights import DKMConfig, KMeansConfig, cluster_model, iter_palettes, pack_bits
 from netsculpt.weights.coding import huffman_bits
 from netsculpt.weights.file_bits import tensor_bits
-from netsculpt.weights.sparse_store import encode_indices, grid_shape
+from netsculpt.weights.sparse_store import grid_shape
+from netsculpt.weights.storage import coded_palette
 
 RESNET_KW = {"resize": 32, "channels": 3}
 
@@ -204,7 +205,7 @@ def bits_table(model: torch.nn.Module) -> None:
         grid = idx.reshape(grid_shape(list(palette.shape), idx.size)).astype(np.int64)
         plain = pack_bits(idx, palette.bits).tobytes()
         start = time.perf_counter()
-        _, coded = encode_indices(palette.indices.numpy(), palette.bits, list(palette.shape))
+        _, coded = coded_palette(palette)  # what coding="context" writes (a sparse one maybe masked)
         seconds = time.perf_counter() - start
         k = 2**palette.bits
         bits = [
@@ -229,7 +230,8 @@ def bits_table(model: torch.nn.Module) -> None:
         "what ns.save's plain packing writes: a sparse palette's mask plus its kept indices, where smaller; "
         "Huffman excludes its table; * ideal "
         "-log2 p of a richer context model, not shipped: ctx2 = counts per (above, left), learned = "
-        "online softmax regression over 4 neighbours; context = the shipped range coder's real output)",
+        "online softmax regression over 4 neighbours; context = the shipped range coder's real output, "
+        "a sparse palette's coded mask plus its kept indices where smaller)",
         ("layer", "weights", *cols, "code ms"),
         rows,
     )

@@ -129,7 +129,7 @@ def _pack_palettes(
     for index, (key, palette) in enumerate(palettes):
         sparse = None
         if coding == "context":
-            entry, data = _coded_palette(palette)
+            entry, data = coded_palette(palette)
             coded.append(entry)
         else:  # the header entry's bytes count against the mask: keep it only where the file shrinks
             entry = [index, "bitmap", palette.indices.numel(), 0]
@@ -149,7 +149,7 @@ def _pack_palettes(
     return entries, coded, masked
 
 
-def _coded_palette(palette: Palette) -> tuple[list[Any], np.ndarray]:
+def coded_palette(palette: Palette) -> tuple[list[Any], np.ndarray]:
     """The smaller of the plain context form ``[model, bytes]`` and, for a sparse palette, the masked one
     ``["masked", bytes, mask layout, mask bytes, kept points, kept model]``, header bytes included."""
     model, data = encode_indices(palette.indices.numpy(), palette.bits, list(palette.shape))
