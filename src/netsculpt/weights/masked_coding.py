@@ -28,6 +28,7 @@ from torch import Tensor
 from netsculpt.errors import CheckpointError
 from netsculpt.weights.coding import PRIOR, _family
 from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
+from netsculpt.weights.palette import Palette
 from netsculpt.weights.sparse_palette import zero_entries
 from netsculpt.weights.sparse_store import PLAIN_INDICES, decode_mask, encode_mask, grid_shape
 
@@ -62,15 +63,19 @@ def _encode(symbols: list[np.ndarray], contexts: list[np.ndarray], n_ctx: int, k
     return encoder.get_compressed()
 
 
-def _decoder(words: np.ndarray, n_ctx: int, k: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A function decoding the next row, given its contexts (the inverse of :func:`_encode`)."""
+def _decoder(words: np.ndarray, n_ctx: int, k: int) -> Callable[[np.ndarray | None], np.ndarray]:
+    """A function decoding the next row, given its contexts (the inverse of :func:`_encode`); called
+    with None after the last row, it checks the stream ended there (decoding under a model the data was
+    not coded with, a lying header, rarely fails before that)."""
     import constriction
 
     counts = np.full((n_ctx, k), PRIOR, dtype=np.float64)
     decoder, family = constriction.stream.queue.RangeDecoder(words), _family()
 
-    def row(ctx: np.ndarray) -> np.ndarray:
-        if not ctx.size:
+    def row(ctx: np.ndarray | None) -> np.ndarray:
+        if ctx is None and not decoder.maybe_exhausted():
+            raise ValueError("words are left over after the last symbol")
+        if ctx is None or not ctx.size:
             return np.zeros(0, dtype=np.int64)
         probs = counts[ctx]
         out = np.asarray(decoder.decode(family, probs / probs.sum(axis=1, keepdims=True)), dtype=np.int64)
@@ -96,10 +101,13 @@ def decode_column_mask(words: np.ndarray, rows: int, cols: int) -> np.ndarray:
     for r in range(rows):
         grid[r] = row(_column_contexts(kept, r)).astype(bool)
         kept += grid[r]
+    row(None)
     return grid
 
 
-def _kept_streams(codes: np.ndarray, mask: np.ndarray, fill: np.ndarray, model: str, k: int):
+def _kept_streams(
+    codes: np.ndarray, mask: np.ndarray, fill: np.ndarray, model: str
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per row, the kept points' symbols (zero entry removed) and their contexts (the index above)."""
     symbols, contexts = [], []
     for r in range(codes.shape[0]):
@@ -112,9 +120,11 @@ def _kept_streams(codes: np.ndarray, mask: np.ndarray, fill: np.ndarray, model: 
     return symbols, contexts
 
 
-def encode_masked_coded(palette: Tensor | object) -> tuple[list[object], np.ndarray] | None:
+def encode_masked_coded(
+    palette: Palette, kept_models: tuple[str, ...] = KEPT_MODELS
+) -> tuple[list[object], np.ndarray] | None:
     """``([mask layout, mask bytes, kept points, kept model], data)`` of the smallest masked form of
-    ``palette`` (a :class:`~netsculpt.weights.palette.Palette`), or None without a zero entry."""
+    ``palette`` (the kept indices in the smallest of ``kept_models``), or None without a zero entry."""
     zeros = zero_entries(palette.lut)
     if (zeros < 0).all():
         return None
@@ -130,9 +140,10 @@ def encode_masked_coded(palette: Tensor | object) -> tuple[list[object], np.ndar
     alphabet = 2**bits - 1 if (zeros >= 0).all() else 2**bits
     kept = [(PLAIN_INDICES, pack_bits(codes[mask], bits))]
     if alphabet > 1:  # one symbol left: the kept indices carry no information (plain of 1 bit: tiny)
-        for model in ("context", "order0"):
-            symbols, contexts = _kept_streams(codes, mask, fill, model, 2**bits)
+        for model in (m for m in kept_models if m != PLAIN_INDICES):
+            symbols, contexts = _kept_streams(codes, mask, fill, model)
             kept.append((model, _encode(symbols, contexts, 1 + 2**bits, alphabet).view(np.uint8)))
+    kept = [item for item in kept if item[0] in kept_models] or kept[:1]
     kept_model, kept_data = min(kept, key=lambda item: item[1].size)
     entry = [layout, int(mask_data.size), int(mask.sum()), kept_model]
     return entry, np.concatenate([mask_data, kept_data])
@@ -154,7 +165,7 @@ def decode_masked_coded(
             raise CheckpointError(f"{where}: coded data is not a whole number of 32-bit words")
         try:
             mask = decode_column_mask(np.ascontiguousarray(mask_data).view(np.uint32), rows, cols)
-        except (ValueError, RuntimeError, OverflowError) as exc:
+        except (ValueError, RuntimeError, OverflowError, AssertionError) as exc:  # constriction asserts
             raise CheckpointError(f"{where}: the entropy-coded data is corrupt ({exc})") from None
     else:
         mask = decode_mask(str(layout), mask_data, (rows, cols), where).reshape(rows, cols)
@@ -189,6 +200,7 @@ def decode_masked_coded(
             if full.size and full.max() >= k:
                 raise CheckpointError(f"{where}: a kept index lies outside its {k}-entry palette")
             codes[r, keep] = full
-    except (ValueError, RuntimeError, OverflowError) as exc:
+        row(None)
+    except (ValueError, RuntimeError, OverflowError, AssertionError) as exc:  # constriction asserts
         raise CheckpointError(f"{where}: the entropy-coded data is corrupt ({exc})") from None
     return codes.reshape(-1)
