@@ -10,8 +10,10 @@ A model with palettized layers is written as a handful of blobs instead of one t
 The header metadata (``netsculpt.packed``, JSON) lists the palettized keys with their layout and one
 dtype code per dense tensor. A sparse palette (most points on its zero entry) is stored, where smaller,
 as a mask plus the indices of the other points (``masked``, packed format 3;
-:mod:`~netsculpt.weights.sparse_palette`). Dense tensors need no names: :func:`netsculpt.load` rebuilds
-the model first, so its state dict supplies names, order and shapes (a hash of them is checked). Per-tensor
+:mod:`~netsculpt.weights.sparse_palette`); with ``coding="context"``, as a coded mask plus the coded kept
+indices (a ``masked`` entry in ``coded``, format 4; :mod:`~netsculpt.weights.masked_coding`). Dense
+tensors need no names: :func:`netsculpt.load` rebuilds the model first, so its state dict supplies names,
+order and shapes (a hash of them is checked). Per-tensor
 safetensors headers cost ~80 bytes each, which on ResNet-20 at 4 bits is 8% of the file. A float32
 tensor whose values are all exact in float16 (see :func:`round_dense_`) is stored as float16; every
 tensor reloads bit for bit. Dense blobs live in :mod:`~netsculpt.weights.dense_blobs`, header validation
