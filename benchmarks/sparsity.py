@@ -44,7 +44,8 @@ from netsculpt.train import DistillationLoss, DistillConfig, TrainConfig, evalua
 from netsculpt.weights import DKMConfig, KMeansConfig, cluster_model, iter_palettes, pack_bits
 from netsculpt.weights.coding import huffman_bits
 from netsculpt.weights.file_bits import tensor_bits
-from netsculpt.weights.sparse_store import encode_indices, grid_shape
+from netsculpt.weights.sparse_store import grid_shape
+from netsculpt.weights.storage import coded_palette
 
 RESNET_KW = {"resize": 32, "channels": 3}
 
@@ -107,7 +108,8 @@ def part_lenet(args) -> None:
         sparsify(model, config, tl, te, recipe(args.sparse_epochs, 0.01), loss_fn=kd)
         return model
 
-    sparse = stage(f"sparse-{args.scope}-{args.sparse_epochs}-kd{args.kd}", build_sparse)
+    sparse_name = f"sparse-{args.scope}-{args.sparse_epochs}-kd{args.kd}"
+    sparse = stage(sparse_name, build_sparse)
     zeros = sparsity_of(sparse)
     layers = {n: m.weight for n, m in sparse.named_modules() if n in zeros}
     overall = sum(float((w == 0).sum()) for w in layers.values()) / sum(w.numel() for w in layers.values())
@@ -127,7 +129,10 @@ def part_lenet(args) -> None:
     if args.dkm:
         methods.append(("DKM 4-bit", DKMConfig(bits=4, train=recipe(args.epochs, 0.002))))
     for label, cfg in methods:
-        model = cluster_model(copy.deepcopy(sparse), cfg, tl, te)
+        model = stage(
+            f"{sparse_name}-{label.replace(' ', '')}",
+            lambda cfg=cfg: cluster_model(copy.deepcopy(sparse), cfg, tl, te),
+        )
         acc = evaluate(model, te)[0]
         for coding in ("plain", "context"):
             size, seconds = file_bytes(model, coding)
@@ -200,7 +205,7 @@ def bits_table(model: torch.nn.Module) -> None:
         grid = idx.reshape(grid_shape(list(palette.shape), idx.size)).astype(np.int64)
         plain = pack_bits(idx, palette.bits).tobytes()
         start = time.perf_counter()
-        _, coded = encode_indices(palette.indices.numpy(), palette.bits, list(palette.shape))
+        _, coded = coded_palette(palette)  # what coding="context" writes (a sparse one maybe masked)
         seconds = time.perf_counter() - start
         k = 2**palette.bits
         bits = [
@@ -225,7 +230,8 @@ def bits_table(model: torch.nn.Module) -> None:
         "what ns.save's plain packing writes: a sparse palette's mask plus its kept indices, where smaller; "
         "Huffman excludes its table; * ideal "
         "-log2 p of a richer context model, not shipped: ctx2 = counts per (above, left), learned = "
-        "online softmax regression over 4 neighbours; context = the shipped range coder's real output)",
+        "online softmax regression over 4 neighbours; context = the shipped range coder's real output, "
+        "a sparse palette's coded mask plus its kept indices where smaller)",
         ("layer", "weights", *cols, "code ms"),
         rows,
     )

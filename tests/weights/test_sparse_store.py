@@ -37,6 +37,13 @@ def test_grid_coder_is_exact(model: str) -> None:
     assert np.array_equal(decode_grid(words, 12, 40, 16, model), grid)
 
 
+def test_junk_in_place_of_coded_data_is_a_checkpoint_error() -> None:
+    """constriction refuses words no model could have written with an AssertionError, which escaped."""
+    junk = np.random.default_rng(0).integers(0, 2**32, 64, dtype=np.uint64).astype(np.uint32)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        decode_grid(junk, 50, 500, 2, "context")
+
+
 def test_huffman_bits_of_a_known_distribution() -> None:
     # frequencies 4, 2, 1, 1 -> code lengths 1, 2, 3, 3 -> 4 + 4 + 3 + 3 = 14 bits
     assert huffman_bits(np.array([0, 0, 0, 0, 1, 1, 2, 3]), 4) == 14

@@ -75,7 +75,7 @@ def decode_grid(words: np.ndarray, rows: int, cols: int, k: int, model: str = "c
             out[r] = row
             np.add.at(counts, (ctx, row.astype(np.int64)), 1.0)
             above = out[r]
-    except (ValueError, RuntimeError, OverflowError) as exc:
+    except (ValueError, RuntimeError, OverflowError, AssertionError) as exc:  # constriction asserts
         raise CheckpointError(f"the entropy-coded data is corrupt ({exc})") from None
     return out
 

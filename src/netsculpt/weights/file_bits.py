@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from netsculpt.weights.dense_blobs import CODES
+from netsculpt.weights.masked_coding import MASKED
 from netsculpt.weights.packing import packed_nbytes
 from netsculpt.weights.sparse_palette import masked_nbytes
 from netsculpt.weights.sparse_store import PLAIN_INDICES
@@ -64,6 +65,9 @@ def tensor_bits(model: nn.Module, coding: str = "plain") -> list[TensorBits]:
         count = int(np.prod(shape)) // dim
         size = coded[index][1] if coded else packed_nbytes(count, bits)
         how = f"{coded[index][0]}-coded" if coded and coded[index][0] != PLAIN_INDICES else "packed"
+        if coded and coded[index][0] == MASKED:  # context form of a sparse palette: mask, kept indices
+            layout, _, _, kept_model = coded[index][2:]
+            how = f"masked, {layout} mask, {kept_model} kept indices"
         if index in masked:  # a sparse palette: mask, then the indices of the points it keeps
             layout, kept, mask_bytes = masked[index]
             size, how = masked_nbytes(bits, kept, mask_bytes), f"packed, {layout} mask"

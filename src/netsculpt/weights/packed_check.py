@@ -15,6 +15,7 @@ from torch import Tensor
 from netsculpt.errors import CheckpointError
 from netsculpt.weights.coding import MODELS
 from netsculpt.weights.dense_blobs import DTYPES, layout_hash
+from netsculpt.weights.masked_coding import KEPT_MODELS, MASK_MODELS, MASKED
 from netsculpt.weights.packing import packed_nbytes
 from netsculpt.weights.sparse_palette import PLAIN_LAYOUTS, masked_nbytes
 from netsculpt.weights.sparse_store import MASK_LAYOUTS, PLAIN_INDICES, blobs_digest, file_digest
@@ -23,8 +24,11 @@ META_KEY = "netsculpt.packed"
 # a plain (unpacked) file's SHA-256 (names, dtypes, shapes, bytes); packed files carry "digest" in META_KEY
 DIGEST_KEY = "netsculpt.sha256"
 # 2: sparse tensors, range-coded indices / masks (1 is written when there are none); 3: sparse palettes
-# stored as mask + kept indices ("masked"; 1 or 2 is written when there are none, so such files are as before)
-FORMAT_VERSION = 3
+# stored as mask + kept indices ("masked"; 1 or 2 is written when there are none, so such files are as
+# before); 4: context-coded sparse palettes in the masked form (a "masked" entry in "coded"; written only
+# when one is, so other coded files stay version 2)
+FORMAT_VERSION = 4
+MASKED_PLAIN_VERSION = 3
 
 _INFO_SCHEMA = {
     "type": "object",
@@ -56,7 +60,14 @@ _INFO_SCHEMA = {
             "type": "array",
             "items": {
                 "type": "array",
-                "prefixItems": [{"enum": [*MODELS, PLAIN_INDICES]}, {"type": "integer", "minimum": 0}],
+                "prefixItems": [
+                    {"enum": [*MODELS, PLAIN_INDICES, MASKED]},
+                    {"type": "integer", "minimum": 0},
+                    {"enum": [*MASK_LAYOUTS, *MASK_MODELS]},
+                    {"type": "integer", "minimum": 0},
+                    {"type": "integer", "minimum": 0},
+                    {"enum": list(KEPT_MODELS)},
+                ],
                 "items": False,
                 "minItems": 2,
             },
@@ -138,6 +149,7 @@ def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tenso
         seen.add(key)
         if coded is not None:
             size = coded[index][1]
+            _check_coded(coded[index], info["version"], numel // dim, bits, f"{where!r} ({key})")
         elif index in masked:
             _layout, kept, mask_bytes = masked[index]
             if kept > numel // dim:
@@ -170,6 +182,23 @@ def check_packed(info: Any, blobs: dict[str, Tensor], reference: dict[str, Tenso
     if extra:
         raise CheckpointError(f"{where!r}: unexpected blob {extra[0]!r} in a packed file")
     return dense_keys
+
+
+def _check_coded(entry: list[Any], version: int, points: int, bits: int, where: str) -> None:
+    """A context-coded palette's entry: ``[model, bytes]``, or the masked form's six fields (version 4)."""
+    if (entry[0] == MASKED) != (len(entry) == 6):
+        raise CheckpointError(f"{where}: a coded palette entry {entry} has the wrong number of fields")
+    if entry[0] != MASKED:
+        return
+    if version < 4:
+        raise CheckpointError(f"{where}: a masked context-coded palette in a version {version} file")
+    _, size, _layout, mask_bytes, kept, kept_model = entry
+    if mask_bytes > size or kept > points:
+        raise CheckpointError(
+            f"{where}: a masked palette keeps {kept:,} of {points:,} points in {size} bytes"
+        )
+    if kept_model == PLAIN_INDICES and size - mask_bytes != packed_nbytes(kept, bits):
+        raise CheckpointError(f"{where}: {size - mask_bytes} bytes of packed kept indices, not {kept:,}")
 
 
 def _masked(info: dict[str, Any], where: str) -> dict[int, list[Any]]:

@@ -10,8 +10,10 @@ A model with palettized layers is written as a handful of blobs instead of one t
 The header metadata (``netsculpt.packed``, JSON) lists the palettized keys with their layout and one
 dtype code per dense tensor. A sparse palette (most points on its zero entry) is stored, where smaller,
 as a mask plus the indices of the other points (``masked``, packed format 3;
-:mod:`~netsculpt.weights.sparse_palette`). Dense tensors need no names: :func:`netsculpt.load` rebuilds
-the model first, so its state dict supplies names, order and shapes (a hash of them is checked). Per-tensor
+:mod:`~netsculpt.weights.sparse_palette`); with ``coding="context"``, as a coded mask plus the coded kept
+indices (a ``masked`` entry in ``coded``, format 4; :mod:`~netsculpt.weights.masked_coding`). Dense
+tensors need no names: :func:`netsculpt.load` rebuilds the model first, so its state dict supplies names,
+order and shapes (a hash of them is checked). Per-tensor
 safetensors headers cost ~80 bytes each, which on ResNet-20 at 4 bits is 8% of the file. A float32
 tensor whose values are all exact in float16 (see :func:`round_dense_`) is stored as float16; every
 tensor reloads bit for bit. Dense blobs live in :mod:`~netsculpt.weights.dense_blobs`, header validation
@@ -32,7 +34,14 @@ from torch import Tensor, nn
 
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.weights.dense_blobs import CODES, pack_dense, round_dense_, stored_dtype, unpack_dense
-from netsculpt.weights.packed_check import DIGEST_KEY, FORMAT_VERSION, META_KEY, check_packed
+from netsculpt.weights.masked_coding import MASKED, decode_masked_coded, encode_masked_coded
+from netsculpt.weights.packed_check import (
+    DIGEST_KEY,
+    FORMAT_VERSION,
+    MASKED_PLAIN_VERSION,
+    META_KEY,
+    check_packed,
+)
 from netsculpt.weights.packing import pack_bits, packed_nbytes, unpack_bits
 from netsculpt.weights.palette import PALETTES_ATTR, Palette, iter_palettes
 from netsculpt.weights.sparse_palette import decode_masked, encode_masked, masked_nbytes
@@ -90,8 +99,10 @@ def pack_state(
     info["palettes"], coded, masked = _pack_palettes(palettes, coding, tensors)
     if coding == "context":
         info["coded"] = coded
+        if any(entry[0] == MASKED for entry in coded):  # netsculpt before 2026-12-07 (evening) refuses it
+            info["version"] = FORMAT_VERSION
     if masked:  # sparse palettes as mask + kept indices: an older netsculpt refuses the file
-        info["masked"], info["version"] = masked, FORMAT_VERSION
+        info["masked"], info["version"] = masked, MASKED_PLAIN_VERSION
     if sparse_keys:
         info["sparse"] = _pack_sparse(state, sparse_keys, coding, tensors)
     dense_keys = [k for k in state if k not in packed and k not in set(sparse_keys)]
@@ -120,8 +131,8 @@ def _pack_palettes(
     for index, (key, palette) in enumerate(palettes):
         sparse = None
         if coding == "context":
-            model, data = encode_indices(palette.indices.numpy(), palette.bits, list(palette.shape))
-            coded.append([model, int(data.size)])
+            entry, data = coded_palette(palette)
+            coded.append(entry)
         else:  # the header entry's bytes count against the mask: keep it only where the file shrinks
             entry = [index, "bitmap", palette.indices.numel(), 0]
             overhead = len(json.dumps(entry, separators=(",", ":"))) + 1 + len(',"masked":[]') * (not masked)
@@ -138,6 +149,27 @@ def _pack_palettes(
         tensors["palettes.indices"] = torch.from_numpy(np.concatenate(index_blobs))
         tensors["palettes.luts"] = torch.cat(luts).contiguous()
     return entries, coded, masked
+
+
+def coded_palette(palette: Palette) -> tuple[list[Any], np.ndarray]:
+    """The smaller of the plain context form ``[model, bytes]`` and, for a sparse palette, the masked one
+    ``["masked", bytes, mask layout, mask bytes, kept points, kept model]``, header bytes included."""
+    model, data = encode_indices(palette.indices.numpy(), palette.bits, list(palette.shape))
+    entry: list[Any] = [model, int(data.size)]
+    masked = encode_masked_coded(palette)
+    if masked is not None:
+        tail, masked_data = masked
+        masked_entry = [MASKED, int(masked_data.size), *tail]
+        # by a whole alignment unit: the safetensors header is padded to 8 bytes, so a smaller sum could
+        # still round up to a bigger file
+        if masked_data.size + _header_bytes(masked_entry) + 8 <= data.size + _header_bytes(entry):
+            return masked_entry, masked_data
+    return entry, data
+
+
+def _header_bytes(entry: list[Any]) -> int:
+    """Bytes ``entry`` takes in the file's header: JSON inside a JSON string, so every quote escaped."""
+    return len(json.dumps(json.dumps(entry, separators=(",", ":")))) - 2
 
 
 def _pack_sparse(
@@ -236,7 +268,12 @@ def unpack_state(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Te
         count = int(np.prod(shape)) // dim
         k = 2**bits
         lut = luts[entry : entry + groups * k * dim].reshape(groups, k, dim).clone()
-        if coded is not None:
+        if coded is not None and coded[index][0] == MASKED:
+            size, where = coded[index][1], f"{str(path)!r} ({key})"
+            codes = decode_masked_coded(
+                coded[index][2:], indices[byte : byte + size], shape, lut, bits, where
+            )
+        elif coded is not None:
             size = coded[index][1]
             codes = decode_indices(
                 coded[index][0], indices[byte : byte + size], bits, shape, count, str(path)
