@@ -207,6 +207,17 @@ class QuantizeStage(Section):
     select_batches: int = Field(default=8, ge=1)  # auto: training batches after the calibration ones
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _options(self) -> QuantizeStage:
+        """``options`` are ONNX Runtime's Int8Config fields: refused on another runtime when the recipe is
+        read (before, only once every earlier stage had run; ``auto`` ignored them silently)."""
+        if self.options and self.runtime != "onnxruntime":
+            raise ValueError(
+                f"options ({', '.join(map(str, self.options))}) are ONNX Runtime's Int8Config fields, and "
+                f"runtime {self.runtime} takes none; remove them or use runtime: onnxruntime"
+            )
+        return self
+
 
 class PruneDepthStage(Section):
     """Remove residual blocks (netsculpt.depth): a count, names, or a MACs / params / latency target."""
