@@ -31,6 +31,7 @@ def test_auto_quantize_without_held_out_batches_is_refused_before_the_baseline(t
 
 def test_quantize_options_on_a_runtime_that_takes_none_are_refused_when_read() -> None:
     for runtime in ("auto", "openvino", "torch"):  # auto had ignored them silently
-        with pytest.raises(ConfigError, match=rf"stages\.0\.quantize: .*options \(method\) .* runtime {runtime}"):
+        match = rf"stages\.0\.quantize: .*options \(method\) .* runtime {runtime}"
+        with pytest.raises(ConfigError, match=match):
             parse_recipe(f"stages:\n  - quantize: {{runtime: {runtime}, options: {{method: entropy}}}}\n")
     parse_recipe("stages:\n  - quantize: {runtime: onnxruntime, options: {method: entropy}}\n")
