@@ -79,3 +79,13 @@ def test_a_stage_whose_warmup_fills_it_is_refused_when_the_recipe_is_read() -> N
         parse_recipe("baseline: {train: {preset: lenet5_mnist}}\n")
     short = parse_recipe("baseline: {train: {preset: lenet5_mnist5k, epochs: 1}}\n")
     assert short.baseline.train.train_config(0).warmup_epochs == 0
+
+
+def test_iterative_prune_settings_are_refused_when_the_recipe_is_read() -> None:
+    """Both were refused only when the prune stage started, after the baseline had trained."""
+    refit = "stages:\n  - prune: {target: {macs: 0.5}, iterative_steps: 2, refit: true}\n"
+    with pytest.raises(ConfigError, match=r"stages\.0\.prune: .*refit works with one-shot pruning"):
+        parse_recipe(refit)
+    with pytest.raises(ConfigError, match=r"stages\.0\.prune: .*iterative_steps > 1 needs a 'target'"):
+        parse_recipe("stages:\n  - prune: {ratio: 0.5, iterative_steps: 2}\n")
+    parse_recipe("stages:\n  - prune: {target: {macs: 0.5}, iterative_steps: 2}\n")  # fine

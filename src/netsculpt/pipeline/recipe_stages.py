@@ -133,6 +133,15 @@ class PruneStage(Section):
             raise ValueError("give exactly one of 'ratio', 'target' or 'widths'")
         return self
 
+    @model_validator(mode="after")
+    def _iterative(self) -> PruneStage:
+        """Checked when the recipe is read (before 2026-12-08 only once the stages before had run)."""
+        if self.iterative_steps > 1 and self.target is None:
+            raise ValueError("iterative_steps > 1 needs a 'target' (each step prunes toward it)")
+        if self.iterative_steps > 1 and self.refit:
+            raise ValueError("refit works with one-shot pruning; set iterative_steps: 1 or refit: false")
+        return self
+
 
 class FinetuneStage(TrainSection):
     kind: Literal["finetune"] = "finetune"

@@ -170,11 +170,7 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
         "threads": ctx.recipe.deploy.threads,
         **({"task": ctx.task} if ctx.task is not None else {}),
     }
-    if cfg.iterative_steps > 1:
-        if target is None:
-            raise ConfigError("prune.iterative_steps > 1 needs a 'target'")
-        if cfg.refit:
-            raise ConfigError("prune.refit works with one-shot pruning; set iterative_steps: 1")
+    if cfg.iterative_steps > 1:  # with a target and without refit: the recipe check (PruneStage)
         pruned = prune_iteratively(model, ctx.example, steps=cfg.iterative_steps, target=target, **options)
         return pruned, {"iterative_steps": cfg.iterative_steps}
     plan, graph = plan_pruning(
