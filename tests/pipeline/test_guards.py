@@ -124,3 +124,22 @@ def test_a_wider_margin_rejudges_the_kept_stage(tmp_path, monkeypatch) -> None:
     wide = ["deploy.slower_margin=0.5"]
     results = run_recipe(parse_recipe(text, overrides=wide), with_overrides(text, wide), tmp_path)
     assert results["stages"][1]["guard"]["slower"] is False
+
+
+@pytest.mark.parametrize(("owner", "timed_on"), [("openvino", "openvino"), ("torch", "compile")])
+def test_an_int8_artefact_is_timed_on_its_own_runtime_against_its_input(monkeypatch, owner, timed_on) -> None:
+    # an OpenVINO graph was timed "on torch" through its wrapper against the eager float model, and a PT2E
+    # program in eager mode (none of its int8 kernels run): neither compared like with like
+    class Artefact(torch.nn.Module):
+        deployed_runtime = owner
+
+    used: list[str] = []
+
+    def fake_timer(model, runtime, x, tmp, name):
+        used.append(runtime)
+        return lambda runs: 1.0
+
+    monkeypatch.setattr(guards, "_timer", fake_timer)
+    deploy = parse_recipe(RECIPE % "").deploy  # runtime: torch
+    guard = guards.check_stage(torch.nn.Linear(2, 2), Artefact(), torch.randn(1, 2), deploy)
+    assert guard["runtime"] == timed_on and used == [timed_on, timed_on]

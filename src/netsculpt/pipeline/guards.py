@@ -8,8 +8,9 @@ busy machine's preemptions do not decide it — and records the numbers in the s
 output is more than ``deploy.slower_margin`` slower is flagged in the CLI summary and the report;
 ``deploy.fail_if_slower`` stops the run with the numbers (the stages finished so far are kept).
 
-An int8 stage's output is an ONNX Runtime graph whatever the deploy runtime; both sides are then timed in
-ONNX Runtime, so the guard compares like with like.
+An int8 stage's output runs on its own runtime whatever the deploy runtime (ONNX Runtime, OpenVINO, or
+``torch.compile`` for a PT2E program: ``timing_runtime``); both sides are then timed there, so the guard
+compares like with like.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import NetsculptError
+from netsculpt.runtimes.artefacts import is_artefact, timing_runtime
 
 GUARDED = ("prune", "search", "cluster", "quantize")
 ROUNDS = 3
@@ -80,7 +82,9 @@ def _timer(model: nn.Module, runtime: str, x: torch.Tensor, tmp: Path, name: str
 
 def check_stage(before: nn.Module | None, after: nn.Module, example: torch.Tensor, deploy: Any) -> dict:
     """Time ``before`` and ``after`` side by side on ``deploy``'s runtime; the guard's record."""
-    runtime = "onnxruntime" if _onnx_path(after) is not None else deploy.runtime
+    # an int8 artefact runs on its own runtime: an OpenVINO graph called "on torch" was timed through its
+    # wrapper against the eager float model, and a PT2E program in eager mode runs none of its int8 kernels
+    runtime = timing_runtime(after) if is_artefact(after) else deploy.runtime
     record: dict[str, Any] = {"runtime": runtime, "threads": deploy.threads, "batch": deploy.batch}
     if before is None:
         return {**record, "error": "the stage's input could not be copied for timing"}
