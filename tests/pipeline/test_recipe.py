@@ -79,3 +79,12 @@ def test_a_stage_whose_warmup_fills_it_is_refused_when_the_recipe_is_read() -> N
         parse_recipe("baseline: {train: {preset: lenet5_mnist}}\n")
     short = parse_recipe("baseline: {train: {preset: lenet5_mnist5k, epochs: 1}}\n")
     assert short.baseline.train.train_config(0).warmup_epochs == 0
+
+
+def test_a_whole_recipe_check_names_its_fields_line() -> None:
+    # docs/pipeline.md: an error names the file, line and field; checks run over the whole recipe said
+    # "<recipe>:1: (top level): Value error, stages.2.distill: ..." (the first line of the file)
+    text = "name: x\nstages:\n  - prune: {ratio: 0.5}\n  - finetune: {epochs: 2}\n"
+    text += "  - distill:\n      epochs: 1\n      warmup_epochs: 1\n"
+    with pytest.raises(ConfigError, match=r"<recipe>:5: stages\.2\.distill: warmup_epochs=1 leaves no epoch"):
+        parse_recipe(text)
