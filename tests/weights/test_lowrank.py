@@ -187,3 +187,12 @@ def test_the_low_rank_and_int8_entry_points_are_in_netsculpt_weights() -> None:
     assert [f.name for f in done] == ["0"] and torch.allclose(model(x), before, atol=1e-3)
     for name in ("lowrank_model", "Int8Config", "OnnxModule", "quantize_int8"):
         assert name in weights.__all__ and hasattr(weights, name), name
+
+
+def test_a_macs_budget_alone_is_one_setting_not_two() -> None:
+    # docs/weights.md: the rank keeps `energy` ... or meets a MACs budget `macs_ratio`; energy's default
+    # of 0.9 made LowRankConfig(macs_ratio=0.5) fail "set exactly one of energy and macs_ratio"
+    assert LowRankConfig(macs_ratio=0.5).energy is None
+    assert LowRankConfig().energy == 0.9
+    with pytest.raises(ConfigError, match="exactly one of energy"):
+        LowRankConfig(energy=0.9, macs_ratio=0.5)
