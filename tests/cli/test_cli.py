@@ -287,3 +287,16 @@ def test_a_bad_thread_count_is_a_one_line_error(capsys, monkeypatch, value) -> N
     with pytest.raises(SystemExit) as exit_info:
         main(["models"])
     assert exit_info.value.code == 2 and "NETSCULPT_THREADS must be" in capsys.readouterr().err
+
+
+def test_models_with_a_library_prefix_lists_that_librarys_models(capsys) -> None:
+    # README: `netsculpt models  # zoo: lenet5, resnet20_cifar, ... (+ torchvision:/timm:)`; a pattern
+    # such as 'torchvision:resnet1*' printed nothing, as only zoo names were matched
+    code, out, _ = run(capsys, "models", "torchvision:resnet1*")
+    assert code == 0 and out.split() == [
+        "torchvision:resnet101",
+        "torchvision:resnet152",
+        "torchvision:resnet18",
+    ]
+    code, out, _ = run(capsys, "models", "lenet*")
+    assert code == 0 and out.split() == ["lenet5"]  # a plain pattern still lists the zoo only
