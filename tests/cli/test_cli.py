@@ -319,3 +319,16 @@ def test_analyze_of_a_clustered_folder_gives_its_file_size_beside_the_loaded_one
     assert data["file_bytes"] < data["size_bytes"] / 4  # 4-bit indices + palettes against float32
     code, text, _ = run(capsys, "analyze", str(out), "--runs", "1")
     assert "on disk" in text
+
+
+def test_models_with_a_library_prefix_lists_that_librarys_models(capsys) -> None:
+    # README: `netsculpt models  # zoo: lenet5, resnet20_cifar, ... (+ torchvision:/timm:)`; a pattern
+    # such as 'torchvision:resnet1*' printed nothing, as only zoo names were matched
+    code, out, _ = run(capsys, "models", "torchvision:resnet1*")
+    assert code == 0 and out.split() == [
+        "torchvision:resnet101",
+        "torchvision:resnet152",
+        "torchvision:resnet18",
+    ]
+    code, out, _ = run(capsys, "models", "lenet*")
+    assert code == 0 and out.split() == ["lenet5"]  # a plain pattern still lists the zoo only

@@ -149,3 +149,22 @@ def test_an_openvino_int8_output_is_timed_against_its_input_on_openvino(tmp_path
     assert guard["runtime"] == "openvino" and "error" not in guard, guard
     assert seen == [("input", "openvino"), ("output", "openvino")]
     assert guard["input_ms"] > 0 and guard["output_ms"] > 0
+
+
+@pytest.mark.parametrize(("owner", "timed_on"), [("openvino", "openvino"), ("torch", "compile")])
+def test_an_int8_artefact_is_timed_on_its_own_runtime_against_its_input(monkeypatch, owner, timed_on) -> None:
+    # an OpenVINO graph was timed "on torch" through its wrapper against the eager float model, and a PT2E
+    # program in eager mode (none of its int8 kernels run): neither compared like with like
+    class Artefact(torch.nn.Module):
+        deployed_runtime = owner
+
+    used: list[str] = []
+
+    def fake_timer(model, runtime, x, tmp, name):
+        used.append(runtime)
+        return lambda runs: 1.0
+
+    monkeypatch.setattr(guards, "_timer", fake_timer)
+    deploy = parse_recipe(RECIPE % "").deploy  # runtime: torch
+    guard = guards.check_stage(torch.nn.Linear(2, 2), Artefact(), torch.randn(1, 2), deploy)
+    assert guard["runtime"] == timed_on and used == [timed_on, timed_on]

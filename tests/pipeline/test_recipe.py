@@ -102,3 +102,12 @@ def test_a_model_that_cannot_take_the_data_is_refused_before_training(tmp_path) 
     with pytest.raises(ConfigError, match=match):
         run_recipe(parse_recipe(text), text, tmp_path)
     assert not (tmp_path / "00_baseline" / "checkpoints").exists()
+
+
+def test_a_whole_recipe_check_names_its_fields_line() -> None:
+    # docs/pipeline.md: an error names the file, line and field; checks run over the whole recipe said
+    # "<recipe>:1: (top level): Value error, stages.2.distill: ..." (the first line of the file)
+    text = "name: x\nstages:\n  - prune: {ratio: 0.5}\n  - finetune: {epochs: 2}\n"
+    text += "  - distill:\n      epochs: 1\n      warmup_epochs: 1\n"
+    with pytest.raises(ConfigError, match=r"<recipe>:5: stages\.2\.distill: warmup_epochs=1 leaves no epoch"):
+        parse_recipe(text)

@@ -74,3 +74,11 @@ def test_a_bad_round_to_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["search", "lenet5", "--target-macs", "0.5", "--round-to", "hws", "--out", "x"])
     assert exit_info.value.code == 2 and "round_to must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_a_small_split_holds_out_a_share_of_it_by_default(capsys, tmp_path: Path) -> None:
+    # as prune --depth-blocks and triage (docs/depth.md): a fixed 500 failed any --limit of 500 or less,
+    # "the held-out split must have between 1 and 299 samples, got 500"
+    argv = ["search", "lenet5", "--method", "sensitivity", "--ratios", "0.5", "--target-macs", "0.5"]
+    argv += ["--data", "mnist5k", "--limit", "300", "--out", str(tmp_path / "o")]
+    assert main(["--quiet", *argv]) == 0, capsys.readouterr().err

@@ -58,3 +58,15 @@ def test_targets_from_every_spelling_sorted_largest_first() -> None:
 def test_bad_targets_are_refused(bad) -> None:
     with pytest.raises(ConfigError):
         parse_targets(bad)
+
+
+def test_every_method_config_is_importable_from_netsculpt_search() -> None:
+    # docs/search.md writes AMCConfig(policy=DIR) and N2NConfig(policy=DIR) beside GeneticConfig and
+    # NAOConfig; only the latter were in netsculpt.search, so `from netsculpt.search import AMCConfig` failed
+    import netsculpt.search as search
+    from netsculpt.search.api import CONFIGS
+
+    assert set(CONFIGS) == set(search.list_searchers())
+    for method, cls in CONFIGS.items():
+        assert getattr(search, cls.__name__, None) is cls, f"{method}: {cls.__name__} not in netsculpt.search"
+        assert cls.__name__ in search.__all__

@@ -138,3 +138,11 @@ def test_a_segmenter_or_mismatched_data_is_refused_up_front(capsys, tmp_path, co
     code, _, err = run(capsys, command, "lenet5", "--input-shape", "1,1,32,32", "--resize", "32", *data)
     assert code != 0 and "cannot run an input of shape (1, 1, 32, 32)" in err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_quantize_mixed_on_a_small_split_holds_out_a_share_of_it(capsys, tmp_path: Path) -> None:
+    # --val-size was a fixed 500: any --limit of 500 or less failed "the held-out split must have between
+    # 1 and 299 samples, got 500" (prune --depth-blocks, triage and now search hold out a fifth of it)
+    argv = ["quantize", "lenet5", "--mixed", "--budget-ms", "100", "--episodes", "2"]
+    argv += ["--data", "mnist5k", "--limit", "300", "--out", str(tmp_path / "o")]
+    assert main(["--quiet", *argv]) == 0, capsys.readouterr().err

@@ -170,3 +170,29 @@ def test_a_strided_conv_meets_its_macs_budget(method: str) -> None:
     before = count_macs(model, x)[0]
     factorize_(model, LowRankConfig(energy=None, macs_ratio=0.5, conv_method=method))
     assert count_macs(model, x)[0] <= 0.5 * before
+
+
+def test_the_low_rank_and_int8_entry_points_are_in_netsculpt_weights() -> None:
+    # docs/weights.md describes `netsculpt.weights` as palettization, int8 and low-rank, and writes
+    # `factorize_(model, LowRankConfig(energy=0.9))`; only the palettization names were importable from it
+    import netsculpt.weights as weights
+    from netsculpt.weights import LowRankConfig, factorize_
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randn(64, 4) @ torch.randn(4, 64))  # rank 4: two factors are smaller
+    x = torch.randn(4, 64)
+    before = model(x)
+    done = factorize_(model, LowRankConfig(energy=0.9999))
+    assert [f.name for f in done] == ["0"] and torch.allclose(model(x), before, atol=1e-3)
+    for name in ("lowrank_model", "Int8Config", "OnnxModule", "quantize_int8"):
+        assert name in weights.__all__ and hasattr(weights, name), name
+
+
+def test_a_macs_budget_alone_is_one_setting_not_two() -> None:
+    # docs/weights.md: the rank keeps `energy` ... or meets a MACs budget `macs_ratio`; energy's default
+    # of 0.9 made LowRankConfig(macs_ratio=0.5) fail "set exactly one of energy and macs_ratio"
+    assert LowRankConfig(macs_ratio=0.5).energy is None
+    assert LowRankConfig().energy == 0.9
+    with pytest.raises(ConfigError, match="exactly one of energy"):
+        LowRankConfig(energy=0.9, macs_ratio=0.5)

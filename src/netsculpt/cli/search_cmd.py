@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
+from netsculpt.cli.depth_cmd import add_val_size_arg
 from netsculpt.cli.prune_cmd import parse_round_to
 
 METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n")
@@ -51,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--metric", choices=["loss", "accuracy"], default=None, help="what candidates are judged by"
     )
-    p.add_argument("--val-size", type=int, default=500, help="training images held out to score candidates")
+    add_val_size_arg(p, "training images held out to score candidates")
     p.add_argument("--eval-batch-size", type=int, default=128, help="batch size of the held-out batches")
     p.add_argument("--eval-batches", type=int, default=None, help="held-out batches per cheap score")
     p.add_argument("--full-batches", type=int, default=None, help="held-out batches per full score")
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from netsculpt.cli.train_cmd import data_defaults
     from netsculpt.io import save
     from netsculpt.search import apply_search_plan, finetune_pruned, search_widths
-    from netsculpt.search.holdout import holdout_loaders
+    from netsculpt.search.holdout import default_val_size, holdout_loaders
     from netsculpt.train import TrainConfig, evaluate
 
     dense = dense_data(args, criterion=args.criterion) if is_dense(args, args.criterion) else None
@@ -157,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     data = {"resize": args.resize, "channels": args.channels, "limit": args.limit, "root": args.data_root}
     if dense is not None:  # held-out canvases from the training canvases, as a recipe's search stage
-        train, held = dense.held_out(args.val_size, "--val-size")
+        size = args.val_size or default_val_size(len(dense.train_loader.dataset))
+        train, held = dense.held_out(size, "--val-size")
         test = dense.test_loader
     else:
         train, held, test = holdout_loaders(

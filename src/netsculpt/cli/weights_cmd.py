@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, example, forward_or_explain, load_model
+from netsculpt.cli.depth_cmd import add_val_size_arg
 from netsculpt.cli.train_cmd import add_data_args, data_defaults, loaders
 
 
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--bit-search", choices=("agent", "genetic", "nsga2"), default="agent", help="--bits auto: searcher"
     )
     p.add_argument("--episodes", type=int, default=40, help="--bits auto: agent episodes")
-    p.add_argument("--val-size", type=int, default=500, help="--bits auto: training images held out to score")
+    add_val_size_arg(p, "--bits auto: training images held out to score")
     p.add_argument("--workers", type=int, default=0, help="--bits auto: local worker processes to score on")
     p.add_argument("--ray-address", default=None, help="--bits auto: score candidates on this Ray cluster")
     p.add_argument(
@@ -71,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mixed", action="store_true", help="int8 for some layers, float for the rest")
     p.add_argument("--budget-ms", type=float, default=None, help="--mixed: ONNX Runtime latency to fit")
     p.add_argument("--episodes", type=int, default=16, help="--mixed: agent episodes")
-    p.add_argument("--val-size", type=int, default=500, help="--mixed: training images held out to score")
+    add_val_size_arg(p, "--mixed: training images held out to score")
     p.add_argument("--resume", action="store_true", help="--mixed: continue the search saved in --out")
     p.add_argument("--out", required=True, help="output directory for model.int8.onnx and model.fp32.onnx")
     p.set_defaults(func=run_quantize)
@@ -168,7 +169,7 @@ def _checkpoints(args: argparse.Namespace) -> dict:
 
 
 def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_loader) -> str:
-    """Bits per layer searched on 500 held-out training images, then clustered; prints the bits."""
+    """Bits per layer searched on ``--val-size`` held-out training images, then clustered; prints them."""
     from netsculpt.search.executors import make_executor
     from netsculpt.search.holdout import holdout_loaders
     from netsculpt.weights.haq import BitSearchConfig

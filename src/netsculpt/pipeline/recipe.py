@@ -7,6 +7,7 @@ pydantic; an error names the field and the line it is on. ``--set a.b=value`` ov
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -348,12 +349,15 @@ def parse_recipe(text: str, *, source: str = "<recipe>", overrides: list[str] = 
         lines = _line_index(text)
         msgs = []
         for err in exc.errors():
-            yaml_loc = _yaml_path(tuple(err["loc"]), data)
+            yaml_loc, msg = _yaml_path(tuple(err["loc"]), data), err["msg"]
+            named = None if yaml_loc else re.match(r"Value error, ([\w.]+): (.*)", msg, flags=re.S)
+            if named and named[1].split(".")[0] in data:  # a whole-recipe check names its field: use its line
+                yaml_loc, msg = tuple(int(p) if p.isdigit() else p for p in named[1].split(".")), named[2]
             line = next(
                 (lines[yaml_loc[:n]] for n in range(len(yaml_loc), -1, -1) if yaml_loc[:n] in lines), None
             )
             where = ".".join(str(p) for p in yaml_loc) or "(top level)"
-            msgs.append(f"{source}{f':{line}' if line else ''}: {where}: {err['msg']}")
+            msgs.append(f"{source}{f':{line}' if line else ''}: {where}: {msg}")
         raise ConfigError("invalid recipe\n  " + "\n  ".join(msgs)) from None
 
 

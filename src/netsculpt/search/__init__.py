@@ -20,6 +20,7 @@ small = ns.apply_plan(model, result.plan, x)
 
 from __future__ import annotations
 
+from netsculpt.search.amc import AMCConfig
 from netsculpt.search.api import (
     SEARCHERS,
     SearchResult,
@@ -41,11 +42,13 @@ from netsculpt.search.config import (
 )
 from netsculpt.search.evaluator import CandidateEvaluator, EvalTask, Evaluation
 from netsculpt.search.executors import Executor, ProcessExecutor, RayExecutor, SerialExecutor, make_executor
+from netsculpt.search.n2n import N2NConfig
 from netsculpt.search.space import SearchSpace
 
 __all__ = [
     "CONFIGS",
     "SEARCHERS",
+    "AMCConfig",
     "CandidateEvaluator",
     "CostTarget",
     "EvalTask",
@@ -53,6 +56,7 @@ __all__ = [
     "Executor",
     "GeneticConfig",
     "GreedyConfig",
+    "N2NConfig",
     "NAOConfig",
     "NSGA2Config",
     "ProcessExecutor",

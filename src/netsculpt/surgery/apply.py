@@ -116,16 +116,19 @@ def apply_plan_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Mo
     removed = graph.removed_components(plan.keep)
     builder = graph.builder
     modules = dict(model.named_modules())
+    # a block whose inner layers were sliced keeps its boundary shapes but may store an inner width
+    # (``self.width = self.proj.out_channels``), so the modules holding a sliced one get their fixup too
+    touched = {".".join(n.split(".")[:k]) for n in changed_modules for k in range(n.count(".") + 2)}
     for mname, (ins, outs) in builder.module_io.items():
         new_in = [graph.new_shape(i, removed) for i in ins]
         new_out = [graph.new_shape(o, removed) for o in outs]
         old_in = [builder.values[i].shape for i in ins]
         old_out = [builder.values[o].shape for o in outs]
-        if mname in changed_modules or new_in != old_in or new_out != old_out:
+        if mname in touched or new_in != old_in or new_out != old_out:
             module = modules.get(mname)
             if module is not None:
                 fixup(module, ModuleShapes(new_in, new_out))
-    for mname in changed_modules - set(builder.module_io):
+    for mname in touched - set(builder.module_io):
         if mname in modules:
             fixup(modules[mname], ModuleShapes([], []))
     return model

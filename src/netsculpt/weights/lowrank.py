@@ -29,9 +29,9 @@ def _default_train() -> TrainConfig:
 
 @dataclass
 class LowRankConfig:
-    """Exactly one of ``energy`` (fraction in (0, 1]) and ``macs_ratio`` (fraction in (0, 1)) is set."""
+    """One of ``energy`` (fraction in (0, 1]; 0.9 when neither is given) and ``macs_ratio`` (in (0, 1))."""
 
-    energy: float | None = 0.9
+    energy: float | None = None
     macs_ratio: float | None = None
     conv_method: str = "tucker2"
     min_rank: int = 1
@@ -39,8 +39,10 @@ class LowRankConfig:
     filter_fn: FilterFn | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if (self.energy is None) == (self.macs_ratio is None):
+        if self.energy is not None and self.macs_ratio is not None:
             raise ConfigError("set exactly one of energy (e.g. 0.9) and macs_ratio (e.g. 0.5)")
+        if self.energy is None and self.macs_ratio is None:
+            self.energy = 0.9  # the default; LowRankConfig(macs_ratio=0.5) alone was refused as "both set"
         if self.energy is not None and not 0 < self.energy <= 1:
             raise ConfigError(f"energy must be in (0, 1], got {self.energy!r}")
         if self.macs_ratio is not None and not 0 < self.macs_ratio < 1:
