@@ -35,3 +35,85 @@ def test_quantize_options_on_a_runtime_that_takes_none_are_refused_when_read() -
         with pytest.raises(ConfigError, match=match):
             parse_recipe(f"stages:\n  - quantize: {{runtime: {runtime}, options: {{method: entropy}}}}\n")
     parse_recipe("stages:\n  - quantize: {runtime: onnxruntime, options: {method: entropy}}\n")
+
+
+# injected medians (ms): the int8 candidate is 1.5x slower than the float model on its own runtime, as
+# the probe's ShuffleNet-v2 / MobileViT int8 graphs were (1.3-2.2x); the float model on eager is slower still
+SLOWER_INT8 = {"float": 2.0, "float@onnxruntime": 1.0, "onnxruntime": 1.5}
+
+
+def _inject_timings(monkeypatch, times: dict[str, float]) -> list[dict]:
+    """ONNX Runtime the one candidate (the others cost a minute and are tested elsewhere); every timing is
+    read from ``times``. Returns the calls' ``on`` maps: which runtime each float entry was timed on."""
+    from netsculpt.weights import int8_select
+
+    calls: list[dict] = []
+
+    def fake(models, example, threads, runs, rounds=3, on=None, errors=None):
+        calls.append(dict(on or {}))
+        return {name: times[name] for name in models}
+
+    monkeypatch.setattr(int8_select, "INT8_RUNTIMES", ("onnxruntime",))
+    monkeypatch.setattr(int8_select, "_latency", fake)
+    return calls
+
+
+def _auto(extra: str = "") -> str:
+    return (SMALL % f", calib_batches: 2, select_batches: 1, tolerance_pp: 100{extra}").replace(
+        "report: false", "report: true"
+    )
+
+
+def test_auto_keeps_the_float_model_when_no_int8_candidate_is_faster_and_says_so(
+    monkeypatch, tmp_path
+) -> None:
+    """The stage shipped an int8 model its own latency guard measured 1.3-2.2x slower than the float one;
+    the float model was never a candidate."""
+    from rich.console import Console
+
+    from netsculpt.pipeline.summary import print_summary
+    from netsculpt.runtimes.artefacts import load_artefact
+
+    calls = _inject_timings(monkeypatch, SLOWER_INT8)
+    text = _auto()
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    assert calls[0]["float@onnxruntime"] == "onnxruntime"  # the float model timed on the candidate's runtime
+    info = results["stages"][1]["info"]
+    decision = info["decision"]
+    assert info["int8"] is False and info["runtime"] is None
+    assert decision["keep"] == "float" and decision["int8_faster"] is False
+    assert (decision["float_runtime"], decision["float_ms"], decision["int8_ms"]) == ("onnxruntime", 1.0, 1.5)
+    assert "1.50x SLOWER than the float model on onnxruntime" in decision["reason"]
+    stage = tmp_path / "01_quantize"
+    assert load_artefact(stage) is None and (stage / "model" / "model.safetensors").is_file()
+    assert (stage / "candidates" / "onnxruntime" / "model.int8.onnx").is_file()  # kept for a look
+    assert not any(k.endswith("-int8") for k in results["after"].get("latency") or {})
+    console = Console(record=True, width=1000)
+    print_summary(results, console)
+    printed = console.export_text()
+    assert f"quantize (runtime auto): int8 NOT FASTER than float: {decision['reason']}" in printed, printed
+    assert "kept the float model" in (tmp_path / "report.html").read_text()
+    again = run_recipe(parse_recipe(text), text, tmp_path)  # resumed: the saved float model, same numbers
+    assert again["after"] == results["after"]
+
+
+def test_auto_keeps_int8_when_asked_to_though_slower(monkeypatch, tmp_path) -> None:
+    _inject_timings(monkeypatch, SLOWER_INT8)
+    text = _auto(", if_slower: int8")
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    info = results["stages"][1]["info"]
+    assert info["int8"] is True and info["runtime"] == "onnxruntime"
+    assert info["decision"]["keep"] == "int8" and "as if_slower: int8 asks" in info["decision"]["reason"]
+    assert (tmp_path / "01_quantize" / "model.int8.onnx").is_file()
+    assert "onnxruntime-int8" in results["after"]["latency"]
+    assert "as if_slower: int8 asks" in (tmp_path / "report.html").read_text()
+
+
+def test_auto_keeps_a_faster_int8_candidate(monkeypatch, tmp_path) -> None:
+    _inject_timings(monkeypatch, {"float": 2.0, "float@onnxruntime": 1.0, "onnxruntime": 0.5})
+    text = _auto()
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    decision = results["stages"][1]["info"]["decision"]
+    assert decision["keep"] == "int8" and decision["int8_faster"] is True
+    assert "2.00x faster than the float model on onnxruntime" in decision["reason"]
+    assert (tmp_path / "01_quantize" / "model.int8.onnx").is_file()

@@ -25,14 +25,20 @@ def test_auto_keeps_the_fastest_within_tolerance_and_resumes(tmp_path) -> None:
     info = results["stages"][2]["info"]
     rows = [r for r in info["candidates"] if "latency_ms" in r]
     assert {r["runtime"] for r in info["candidates"]} == {"onnxruntime", "openvino", "torch"}
-    assert (
-        info["runtime"] == min(rows, key=lambda r: r["latency_ms"])["runtime"]
-    )  # tolerance 100: all qualify
-    names = {"onnxruntime": "model.int8.onnx", "openvino": "model.int8.xml", "torch": "model.int8.pt2"}
-    assert (tmp_path / "02_quantize" / names[info["runtime"]]).is_file()
-    assert results["after"]["size_bytes"] == next(
-        r["size_bytes"] for r in rows if r["runtime"] == info["runtime"]
-    )
+    fastest = min(rows, key=lambda r: r["latency_ms"])["runtime"]  # tolerance 100: all qualify
+    assert info["decision"]["int8_runtime"] == fastest
+    assert all(r["float_ms"] > 0 for r in rows)  # the float model timed on each candidate's runtime
+    if info["decision"]["keep"] == "float":  # no candidate beat the float model on any runtime
+        assert (
+            info["runtime"] is None and (tmp_path / "02_quantize" / "model" / "model.safetensors").is_file()
+        )
+    else:
+        assert info["runtime"] == fastest
+        names = {"onnxruntime": "model.int8.onnx", "openvino": "model.int8.xml", "torch": "model.int8.pt2"}
+        assert (tmp_path / "02_quantize" / names[info["runtime"]]).is_file()
+        assert results["after"]["size_bytes"] == next(
+            r["size_bytes"] for r in rows if r["runtime"] == fastest
+        )
     again = run_recipe(parse_recipe(text), text, tmp_path)  # resumes from the artefact on disk
     assert json.dumps(again["after"]) == json.dumps(results["after"])
 
@@ -181,7 +187,7 @@ def test_a_classifier_gets_the_rows_it_got_before_plus_the_metric_name(tmp_path)
     (row,) = rows
     assert set(row) == {
         "runtime", "metric", "heldout_accuracy", "size_bytes", "latency_ms", "speedup_vs_float_eager",
-        "float_eager_ms",
+        "float_eager_ms", "float_runtime", "float_ms", "speedup_vs_float",
     }  # fmt: skip
     assert row["metric"] == "accuracy"
     assert row["heldout_accuracy"] == evaluate(models["onnxruntime"], batches[2:])[0]
@@ -228,3 +234,27 @@ def test_an_unfinished_attempt_of_another_runtime_is_not_loaded(tmp_path) -> Non
     results = run_recipe(parse_recipe(text), text, tmp_path)
     assert set(results["after"]["latency"]) == {"openvino-int8"}
     assert not (tmp_path / "02_quantize" / "model.int8.onnx").exists()
+
+
+def test_against_float_compares_with_the_fastest_float_option_on_any_runtime() -> None:
+    """Timings injected: openvino int8 2.0 ms beats its own runtime's float (3.0) but not the float model
+    on ONNX Runtime (1.6): not faster than the best float option, so the float model is kept."""
+    from netsculpt.weights.int8_select import against_float
+
+    rows = [
+        {"runtime": "openvino", "latency_ms": 2.0, "float_runtime": "openvino", "float_ms": 3.0,
+         "float_eager_ms": 4.0},
+        {"runtime": "onnxruntime", "latency_ms": 2.5, "float_runtime": "onnxruntime", "float_ms": 1.6,
+         "float_eager_ms": 4.0},
+        {"runtime": "torch", "error": "torchao missing"},
+    ]  # fmt: skip
+    kept = against_float(rows[0], rows)
+    assert (kept["keep"], kept["float_runtime"], kept["float_ms"], kept["int8_faster"]) == (
+        "float", "onnxruntime", 1.6, False
+    )  # fmt: skip
+    assert "1.25x SLOWER than the float model on onnxruntime (1.600 ms)" in kept["reason"]
+    assert against_float(rows[0], rows, if_slower="int8")["keep"] == "int8"
+    faster = against_float({**rows[0], "latency_ms": 0.8}, rows)
+    assert faster["keep"] == "int8" and faster["int8_faster"] is True
+    eager_only = [{"runtime": "torch", "latency_ms": 5.0, "float_runtime": "compile", "float_eager_ms": 4.0}]
+    assert against_float(eager_only[0], eager_only)["float_runtime"] == "torch"  # compile failed: eager

@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Grad-CAM and CHIP interpretation maps of a model, or of a run's baseline and final model",
         description="MODEL is a zoo name, a saved model or a run directory (`netsculpt compress`): for a "
         "run, the baseline and the final model are explained on the same test images, the channels the prune "
-        "stages removed are marked, and the run's report.html gains a section with the maps.",
+        "stages removed are marked, and the run's report.html gains a section with the maps (with the "
+        "default --out RUN_DIR/explain; with --out elsewhere nothing in the run folder is written).",
     )
     add_model_args(p)
     add_data_args(p, batch="64")
@@ -60,7 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sparsity", type=float, default=0.05, help="Lasso strength as a fraction of the all-zero one"
     )
     p.add_argument("--baseline", default=None, help="the unpruned saved model, when MODEL is a pruned one")
-    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/explain for a run directory)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default RUN_DIR/explain for a run directory, which also updates its "
+        "report.html; elsewhere, the run folder is left as it was)",
+    )
     p.set_defaults(func=run)
 
 
@@ -84,6 +90,22 @@ def _loaders(args: argparse.Namespace, recipe_data: dict[str, Any]) -> tuple[Any
     else:
         raise ConfigError("pass --data NAME (see `netsculpt data`): the images to explain the model on")
     return source.loaders(args.batch_size or 64)
+
+
+def _update_report(run_dir: Path, out: Path, console: Any) -> None:
+    """Rewrite the run's report.html when the maps went where it reads them (``RUN_DIR/explain``); maps
+    written elsewhere (``--out OTHER``) leave the run folder untouched: it was rewritten, outside the
+    folder asked for, and without the new maps (the report's section reads ``RUN_DIR/explain`` only)."""
+    from netsculpt.report import write_report
+    from netsculpt.report.explain_section import FOLDER
+
+    if out.resolve() == (run_dir / FOLDER).resolve():
+        console.print(f"report: {write_report(run_dir)}")
+    else:
+        console.print(
+            f"report: {run_dir / 'report.html'} left as it was (its maps section shows {run_dir / FOLDER}; "
+            f"these maps are in {out})"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,8 +153,6 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(exp.numbers):
         console.print(line)
     if src.run_dir is not None and (src.run_dir / "results.json").is_file():
-        from netsculpt.report import write_report
-
-        console.print(f"report: {write_report(src.run_dir)}")
+        _update_report(src.run_dir, out, console)
     print(f"explain: {out}")
     return 0

@@ -1,4 +1,5 @@
-"""The ``quantize`` recipe stage: int8 on one runtime, or ``runtime: auto`` (measure each, keep the fastest).
+"""The ``quantize`` recipe stage: int8 on one runtime, or ``runtime: auto`` (measure each, keep the fastest;
+the float model itself when no int8 candidate beats it, unless ``if_slower: int8``).
 
 Kept out of stages.py so the selection (candidates, held-out scoring, timing) has one home; the handler
 there only calls :func:`run_quantize`.
@@ -20,7 +21,14 @@ def run_quantize(
     ctx: Any, cfg: QuantizeStage, model: nn.Module, out: Path
 ) -> tuple[nn.Module, dict[str, Any]]:
     from netsculpt.weights.int8_runtimes import calibration_batches
-    from netsculpt.weights.int8_select import INT8_RUNTIMES, compare_int8, pick_fastest, promote, quantize_on
+    from netsculpt.weights.int8_select import (
+        INT8_RUNTIMES,
+        against_float,
+        compare_int8,
+        pick_fastest,
+        promote,
+        quantize_on,
+    )
     from netsculpt.weights.quantize import Int8Config
 
     out.mkdir(parents=True, exist_ok=True)
@@ -53,16 +61,20 @@ def run_quantize(
         runs=ctx.recipe.outputs.latency_runs,
     )
     best = pick_fastest(rows, float_acc, cfg.tolerance_pp)
-    promote(out / "candidates" / best["runtime"], out)
+    decision = against_float(best, rows, cfg.if_slower)
     info = {
-        "runtime": best["runtime"],
-        "int8": True,
+        "runtime": best["runtime"] if decision["keep"] == "int8" else None,
+        "int8": decision["keep"] == "int8",
         "auto": True,
         "tolerance_pp": cfg.tolerance_pp,
         "metric": rows[0]["metric"],  # what float_heldout_accuracy and each heldout_accuracy measure
         "float_heldout_accuracy": float_acc,
         "candidates": rows,
+        "decision": {"int8_runtime": best["runtime"], "int8_ms": best["latency_ms"], **decision},
     }
+    if decision["keep"] == "float":  # the candidates stay in candidates/ for a look; the runner saves this
+        return model, info
+    promote(out / "candidates" / best["runtime"], out)
     return load_artefact(out), info
 
 

@@ -214,6 +214,8 @@ class QuantizeStage(Section):
     runtime: Literal["onnxruntime", "openvino", "torch", "auto"] = "onnxruntime"
     tolerance_pp: float = Field(default=1.0, ge=0)  # auto: drop (pp) of the task metric allowed, held-out
     select_batches: int = Field(default=8, ge=1)  # auto: training batches after the calibration ones
+    # auto, when no int8 candidate is faster than the float model: keep the float model, or int8 anyway
+    if_slower: Literal["float", "int8"] = "float"
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -35,6 +35,7 @@ from netsculpt.pipeline.quantize_stage import check_quantize_batches
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.recipe_change import check_recipe_change, clear_stages, stage_dirs
 from netsculpt.pipeline.run_context import build_context
+from netsculpt.pipeline.sparsify_check import SHAPE_KEEPING, check_sparsify_stages
 from netsculpt.pipeline.stages import STAGES, RunContext
 from netsculpt.report.schema import SCHEMA_VERSION, validate_results
 
@@ -126,8 +127,10 @@ def _run_locked(
         ctx.trust_builder = trust_builder
         check_quantize_batches(recipe, ctx.train_loader)  # before any work, not after every other stage
         start_size = tuple(ctx.example.shape[2:])  # a compound stage changes it; the random control restarts
-        if ctx.task is not None and (meta := build_on_meta(recipe, ctx)) is not None:
+        meta = build_on_meta(recipe, ctx) if ctx.task is not None or _patterned(recipe) else None
+        if ctx.task is not None and meta is not None:
             check_distill_heads(recipe, ctx.task, meta)
+        check_sparsify_stages(recipe, meta, 0, f"{recipe.model.name} as built, before the baseline trains")
         plan = [("baseline", recipe.baseline)] + [(s.kind, s) for s in recipe.stages]
         records: list[dict[str, Any]] = []
         model: nn.Module | None = None
@@ -188,6 +191,8 @@ def _run_locked(
                     check_distill_heads(recipe, ctx.task, model)
             records.append(record)
             guards.enforce(record, recipe.deploy)  # after the stage is saved: the work so far is kept
+            if kind not in SHAPE_KEEPING:  # the baseline, a prune ...: the shapes a later sparsify stage sees
+                check_sparsify_stages(recipe, model, i, f"the model {out.name} gave")
         compare = None
         if recipe.compare_random:
             compare = _compare_random(recipe, ctx, run_dir, console, start_size)
@@ -293,6 +298,10 @@ def _read_record(out: Path) -> dict[str, Any]:
     import json
 
     return json.loads((out / "stage.json").read_text())
+
+
+def _patterned(recipe: Recipe) -> bool:
+    return any(s.kind == "sparsify" and s.pattern != "unstructured" for s in recipe.stages)
 
 
 def _describe(cfg: Any) -> str:

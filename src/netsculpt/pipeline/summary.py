@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -80,12 +81,25 @@ def stage_lines(results: dict[str, Any]) -> list[str]:
                 f"{s['kind']}: kept epoch {stop.get('best_epoch')} of {stop.get('epochs_run')}, the best on "
                 f"{stop.get('holdout')} held-out training samples ({ended}; the test split is only reported)"
             )
+    lines += quantize_lines(stages)
     lines += guard_lines(stages)
     compare = results.get("compare_random")
     if compare and compare.get("stages"):
         theirs = " -> ".join(f"{s['kind']} {s['accuracy']:.2%}" for s in compare["stages"])
         gap = 100 * (results["after"]["accuracy"] - compare["accuracy"])
         lines.append(f"same recipe, random criterion: {theirs} ({gap:+.2f} pp for the criterion)")
+    return lines
+
+
+def quantize_lines(stages: list[dict[str, Any]]) -> list[str]:
+    """What a ``runtime: auto`` quantize stage kept and why: int8 only when it beat the float model, and
+    when it did not, said in capitals (the stage keeps the float model, or int8 as ``if_slower`` asks)."""
+    lines = []
+    for s in stages:
+        decision = (s.get("info") or {}).get("decision") if isinstance(s, dict) else None
+        if isinstance(decision, dict) and decision.get("reason"):
+            flag = "[bold red]int8 NOT FASTER than float:[/] " if decision.get("int8_faster") is False else ""
+            lines.append(f"{s['kind']} (runtime auto): {flag}{escape(decision['reason'])}")
     return lines
 
 

@@ -270,7 +270,7 @@ def stages_section(run: Run) -> str:
                 esc(fmt.count(s.macs)),
                 esc(fmt.seconds(s.seconds)),
                 esc(_guard_cell(s.guard)),
-                (esc(_stage_settings(s)) or fmt.MISSING, "settings"),
+                (esc("; ".join(filter(None, [s.note, _stage_settings(s)]))) or fmt.MISSING, "settings"),
             ]
         )
     header = [

@@ -50,6 +50,7 @@ class Stage:
     guard: dict[str, Any] | None = None  # latency vs the stage's input (netsculpt.pipeline.guards)
     bits: dict[str, int] = field(default_factory=dict)  # palette bits per layer (mixed-bit clustering)
     latency: dict[str, dict[str, float]] = field(default_factory=dict)  # runtime -> batch -> ms
+    note: str | None = None  # a quantize stage's choice of int8 or float and why (runtime: auto)
 
 
 @dataclass
@@ -165,9 +166,16 @@ def _stages(results: Results) -> list[Stage]:
                 guard=getattr(rec, "guard", None) if isinstance(getattr(rec, "guard", None), dict) else None,
                 bits=_layer_bits(rec),
                 latency=_latency(metrics),
+                note=_decision(rec),
             )
         )
     return out
+
+
+def _decision(rec: Any) -> str | None:
+    """The reason a ``runtime: auto`` quantize stage kept int8 or the float model, when it recorded one."""
+    decision = getattr(rec.info, "decision", None) if rec.info is not None else None
+    return decision.get("reason") if isinstance(decision, dict) else None
 
 
 def _latency(metrics: ModelRecord | None) -> dict[str, dict[str, float]]:

@@ -5,7 +5,9 @@ out of calibration, never the test split) and timed at the example's batch on it
 Runtime, OpenVINO, or the PT2E program under ``torch.compile``), one after another in alternating
 rounds, at all of the model's example inputs. Scores are the task's headline metric (accuracy, mIoU,
 ...) as a fraction; the fastest candidate within ``tolerance_pp`` percentage points of the float model's
-is kept, its files are moved into the stage folder, the others' stay in ``candidates/``.
+is kept, its files are moved into the stage folder, the others' stay in ``candidates/``. The float model
+is timed on each candidate's runtime too: when no candidate is faster than the fastest float option,
+:func:`against_float` says so, and the stage keeps the float model unless told ``if_slower: int8``.
 """
 
 from __future__ import annotations
@@ -75,28 +77,44 @@ def _score(task: Task, model: nn.Module, held: list[Any], several: bool) -> floa
 
 
 def _latency(
-    models: dict[str, nn.Module], example_inputs: Any, threads: int, runs: int, rounds: int = 3
+    models: dict[str, nn.Module],
+    example_inputs: Any,
+    threads: int,
+    runs: int,
+    rounds: int = 3,
+    on: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Median ms per candidate on its runtime at the model's example inputs (all of them), timed by
     ``bench``'s loop (:func:`netsculpt.runtimes.bench.time_alternating`: its clock, its alternating
-    rounds), so the figures compare with ``netsculpt bench`` and the latency guards."""
+    rounds), so the figures compare with ``netsculpt bench`` and the latency guards.
+
+    ``on`` names the runtime of a candidate that is not an artefact (the float model on ONNX Runtime,
+    ...; default PyTorch eager). With ``errors`` a candidate that cannot be prepared is left out and its
+    reason kept there; without it the error propagates."""
     import statistics
 
     from netsculpt.runtimes.bench import time_alternating
 
     inputs = as_tuple(example_inputs)
 
-    def prepare(m: nn.Module) -> Callable[[], Prepared]:
-        runtime = timing_runtime(m) if getattr(m, "deployed_runtime", None) else "torch"
+    def prepare(name: str, m: nn.Module) -> Callable[[], Prepared]:
+        runtime = timing_runtime(m) if getattr(m, "deployed_runtime", None) else (on or {}).get(name, "torch")
         return lambda: get_runtime(runtime).prepare(m, inputs, threads)
 
+    def failed(name: str, exc: Exception) -> None:
+        if errors is not None:
+            errors[name] = first_line(exc)
+
+    unique = list({id(m): m for m in models.values()}.values())  # the float model once, however often timed
     samples = time_alternating(
-        {name: prepare(m) for name, m in models.items()},
+        {name: prepare(name, m) for name, m in models.items()},
         threads=threads,
         runs=runs,
         warmup=3,
         rounds=rounds,
-        models=list(models.values()),
+        models=unique,
+        on_error=None if errors is None else failed,
     )
     return {name: statistics.median([t for times in per for t in times]) for name, per in samples.items()}
 
@@ -159,14 +177,44 @@ def compare_int8(
             row["error"] = f"int8 on {runtime} failed: {first_line(exc)}"
         rows.append(row)
     if models:
-        latency = _latency({"float": model, **models}, example, threads, runs)
-        for row in rows:
-            if row["runtime"] in latency:
-                row["latency_ms"] = latency[row["runtime"]]
-                row["speedup_vs_float_eager"] = latency["float"] / latency[row["runtime"]]
-        for row in rows:
-            row["float_eager_ms"] = latency["float"]
+        _time_rows(rows, model, models, example, threads, runs)
     return models, rows, float_score
+
+
+def _time_rows(
+    rows: list[dict[str, Any]],
+    model: nn.Module,
+    models: dict[str, nn.Module],
+    example: Any,
+    threads: int,
+    runs: int,
+) -> None:
+    """Each candidate's ms on its runtime beside the float model's on that same runtime (``float_ms``,
+    ``float_runtime``) and on PyTorch eager (``float_eager_ms``): int8 is not always faster than float
+    (ShuffleNet-v2 int8 on small images was 1.3-2.2x slower), so ``runtime: auto`` compares with both."""
+    float_on = {f"float@{rt}": timing_runtime(q) for rt, q in models.items()}
+    floats = {name: model for name, rt in float_on.items() if rt != "torch"}  # eager: "float" below
+    errors: dict[str, str] = {}
+    latency = _latency(
+        {"float": model, **floats, **models}, example, threads, runs, on=float_on, errors=errors
+    )
+    for row in rows:
+        runtime = row["runtime"]
+        if runtime in errors:
+            row["error"] = f"int8 on {runtime} did not run: {errors[runtime]}"
+        if runtime not in latency:
+            continue
+        row["latency_ms"] = latency[runtime]
+        row["float_runtime"] = float_on[f"float@{runtime}"]
+        key = "float" if row["float_runtime"] == "torch" else f"float@{runtime}"
+        if key in latency:
+            row["float_ms"] = latency[key]
+            row["speedup_vs_float"] = latency[key] / latency[runtime]
+        else:
+            row["float_error"] = errors.get(key, "not timed")
+        if "float" in latency:
+            row["float_eager_ms"] = latency["float"]
+            row["speedup_vs_float_eager"] = latency["float"] / latency[runtime]
 
 
 def pick_fastest(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: float) -> dict[str, Any]:
@@ -186,6 +234,37 @@ def pick_fastest(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: flo
             f"{float_acc:.2%} on held-out training batches ({detail}); raise tolerance_pp or calib_batches"
         )
     return min(ok, key=lambda r: r["latency_ms"])
+
+
+def against_float(
+    best: dict[str, Any], rows: list[dict[str, Any]], if_slower: str = "float"
+) -> dict[str, Any]:
+    """Is the chosen int8 candidate faster than the fastest float option (the float model on any runtime a
+    candidate was timed on, or PyTorch eager)? The record says which model the stage keeps and why:
+    ``keep`` is ``"int8"`` when it is faster, else what ``if_slower`` asks (``"float"`` or ``"int8"``)."""
+    options = {r["float_runtime"]: r["float_ms"] for r in rows if "float_ms" in r}
+    eager = next((r["float_eager_ms"] for r in rows if "float_eager_ms" in r), None)
+    if eager is not None:
+        options.setdefault("torch", eager)
+    int8 = f"int8 on {best['runtime']} ({best['latency_ms']:.3f} ms)"
+    if not options:
+        return {"keep": "int8", "int8_faster": None, "reason": f"kept {int8}: the float model was not timed"}
+    float_runtime, float_ms = min(options.items(), key=lambda kv: kv[1])
+    faster = best["latency_ms"] < float_ms
+    record = {"int8_faster": faster, "float_runtime": float_runtime, "float_ms": float_ms}
+    fastest_float = f"the float model on {float_runtime} ({float_ms:.3f} ms)"
+    if faster:
+        reason = f"kept {int8}: {float_ms / best['latency_ms']:.2f}x faster than {fastest_float}"
+        return {"keep": "int8", **record, "reason": reason}
+    slower = f"{best['latency_ms'] / float_ms:.2f}x SLOWER than {fastest_float}"
+    if if_slower == "int8":
+        reason = f"kept {int8} as if_slower: int8 asks, though it is {slower}"
+        return {"keep": "int8", **record, "reason": reason}
+    reason = (
+        f"kept the float model: no int8 candidate within tolerance is faster than it; the fastest, {int8}, "
+        f"is {slower} (set if_slower: int8 to keep int8 anyway, for its size)"
+    )
+    return {"keep": "float", **record, "reason": reason}
 
 
 def promote(candidate_dir: Path, out: Path) -> None:
