@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.pipeline.holdout import early_stop_info, stage_loaders
 from netsculpt.pipeline.recipe import (
     BaselineSection,
@@ -123,6 +124,20 @@ def train_config(ctx: RunContext, section: TrainSection) -> Any:
     return section.train_config(ctx.recipe.seed)
 
 
+def shaped(model: nn.Module, ctx: RunContext) -> nn.Module:
+    """A model the run just built with random weights, its lazy layers (``nn.LazyLinear``) given their
+    shapes by one eval forward of the run's example input: ``train`` refuses shapeless layers, and
+    here no weight of the user's can change (a checkpoint fills them through ``load_state_dict``)."""
+    from torch.nn.parameter import is_lazy
+
+    if any(is_lazy(t) for t in (*model.parameters(), *model.buffers())):
+        modes = module_modes(model)
+        with torch.no_grad():
+            model.eval()(ctx.example[:1])
+        restore_modes(modes)
+    return model
+
+
 @stage("baseline")
 def baseline(
     ctx: RunContext, cfg: BaselineSection, model: nn.Module | None, out: Path
@@ -143,7 +158,9 @@ def baseline(
             **m.options,
         )
         return built, {"checkpoint": cfg.checkpoint}
-    built = create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options)
+    built = shaped(
+        create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options), ctx
+    )
     config = train_config(ctx, cfg.train)
     loader, val, stop = stage_loaders(ctx, cfg.train, config)
     result = train(built, loader, ctx.test_loader, config, out_dir=out / "checkpoints", resume=True,
