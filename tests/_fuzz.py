@@ -391,12 +391,25 @@ def _cifar_cases(data: bytes) -> st.SearchStrategy:
     return st.one_of(st.sampled_from(payloads), mutated_bytes(data)).map(case)
 
 
+def _masked_seed(folder: Path) -> Any:
+    from tests._fuzz_masked import masked_seed
+
+    return masked_seed(folder)
+
+
+def _masked_cases(seed: Any) -> st.SearchStrategy:
+    from tests._fuzz_masked import masked_cases
+
+    return masked_cases(seed)
+
+
 READERS: dict[str, Reader] = {
     r.name: r
     for r in [
         Reader("netsculpt.json", _saved_model, _spec_cases),
         Reader("model.safetensors", _saved_model, _weights_cases),
         Reader("packed palettes", lambda f: _saved_model(f, palettized=True), _packed_cases),
+        Reader("packed masked context", _masked_seed, _masked_cases),  # format 4, digests recomputed
         Reader("ONNX", _onnx_seed, _onnx_cases),
         Reader("recipe YAML", _recipe_seed, _recipe_cases),
         Reader("results.json", _results_seed, _results_cases),
