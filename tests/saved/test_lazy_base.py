@@ -57,3 +57,16 @@ def test_a_lazy_layer_without_a_saved_shape_is_refused(tmp_path) -> None:
     (tmp_path / "m" / "netsculpt.json").write_text(json.dumps(document))
     with pytest.raises(CheckpointError, match=r"lazy layer '6' \(LazyLinear\) has no saved shape"):
         ns.load(tmp_path / "m")
+
+
+def test_a_lazy_zoo_model_takes_a_state_dict_checkpoint(tmp_path) -> None:
+    """ns.create_model(checkpoint=...) sizes the lazy layers from the file (before: torch's raw "Can't access
+    the shape of an uninitialized parameter" RuntimeError from the key and shape check)."""
+    model = _built()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    again = ns.create_model("test_lazy_base", checkpoint=tmp_path / "w.pt").eval()
+    assert torch.equal(again(X), model(X)) and again[-1].in_features == 6 * 4 * 4
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("6.")}
+    torch.save(state, tmp_path / "headless.pt")
+    with pytest.raises(CheckpointError, match=r"lazy layer '6' \(LazyLinear\) has no saved shape.*run once"):
+        ns.create_model("test_lazy_base", checkpoint=tmp_path / "headless.pt")

@@ -145,7 +145,12 @@ def _input_size(module: nn.Module, prefix: str, shapes: dict[str, list[int]]) ->
     return None
 
 
-def shaped_(model: nn.Module, shapes: dict[str, list[int]] | None, where: str) -> None:
+def shaped_(
+    model: nn.Module,
+    shapes: dict[str, list[int]] | None,
+    where: str,
+    fix: str = "pass model=<the unpruned model, run once on an input> to netsculpt.load",
+) -> None:
     """Size a rebuilt base's lazy layers (a builder using ``nn.LazyLinear``) as the file records, each by
     its own ``initialize_parameters``: the edits' replay traces the base, which a shapeless layer cannot
     take, and the saved weights then replace the fresh ones."""
@@ -158,7 +163,7 @@ def shaped_(model: nn.Module, shapes: dict[str, list[int]] | None, where: str) -
         if size is None:
             raise CheckpointError(
                 f"{where}: the base model's lazy layer {name!r} ({type(module).__name__}) has no saved shape "
-                "to be built with; pass model=<the unpruned model, run once on an input> to netsculpt.load"
+                f"to be built with; {fix}"
             )
         module.initialize_parameters(torch.empty(size, device="meta"))
 
