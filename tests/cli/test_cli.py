@@ -287,3 +287,35 @@ def test_a_bad_thread_count_is_a_one_line_error(capsys, monkeypatch, value) -> N
     with pytest.raises(SystemExit) as exit_info:
         main(["models"])
     assert exit_info.value.code == 2 and "NETSCULPT_THREADS must be" in capsys.readouterr().err
+
+
+def test_prune_with_data_traces_and_saves_the_model_at_the_datas_image_size(capsys, tmp_path) -> None:
+    """A model name pruned with --data --resize was traced, targeted and saved at its design size (32 px
+    here, 224 px for torchvision), so `netsculpt quantize OUT --data ... --resize` then refused the data."""
+    from netsculpt.io import read_spec
+
+    data = ["--data", "digits", "--resize", "16", "--channels", "3", "--limit", "40"]
+    out = tmp_path / "pruned"
+    code, _, _ = run(capsys, "prune", "resnet20_cifar", *data, "--criterion", "taylor", "--ratio", "0.5",
+                     "--calib-batches", "1", "--out", str(out))  # fmt: skip
+    assert code == 0
+    spec = read_spec(out)
+    assert spec["extra"]["input_shape"] == [1, 3, 16, 16]
+    assert spec["base"]["num_classes"] == 10  # digits' classes, as train / eval build it
+    code, out_text, _ = run(capsys, "eval", str(out), *data)
+    assert code == 0 and "accuracy" in out_text
+
+
+def test_analyze_of_a_clustered_folder_gives_its_file_size_beside_the_loaded_one(capsys, tmp_path) -> None:
+    """A 4-bit palettized folder loads as float32 weights: analyze gave only that size (8x the file the
+    run's report calls its size on disk), with nothing to say the two differ."""
+    out = tmp_path / "clustered"
+    code, _, _ = run(capsys, "cluster", "lenet5", "--data", "digits", "--resize", "28", "--limit", "40",
+                     "--method", "kmeans", "--epochs", "0", "--out", str(out))  # fmt: skip
+    assert code == 0
+    code, text, _ = run(capsys, "analyze", str(out), "--json", "--runs", "1")
+    data = json.loads(text)
+    assert data["file_bytes"] == (out / "model.safetensors").stat().st_size
+    assert data["file_bytes"] < data["size_bytes"] / 4  # 4-bit indices + palettes against float32
+    code, text, _ = run(capsys, "analyze", str(out), "--runs", "1")
+    assert "on disk" in text

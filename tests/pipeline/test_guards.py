@@ -124,3 +124,28 @@ def test_a_wider_margin_rejudges_the_kept_stage(tmp_path, monkeypatch) -> None:
     wide = ["deploy.slower_margin=0.5"]
     results = run_recipe(parse_recipe(text, overrides=wide), with_overrides(text, wide), tmp_path)
     assert results["stages"][1]["guard"]["slower"] is False
+
+
+@pytest.mark.runtimes
+def test_an_openvino_int8_output_is_timed_against_its_input_on_openvino(tmp_path) -> None:
+    """The guard compares like with like: an OpenVINO int8 stage's float input is timed on OpenVINO too
+    (it was timed on PyTorch eager and the int8 artefact on OpenVINO, under the label "torch")."""
+    from netsculpt.weights.int8_select import quantize_on
+
+    deploy = parse_recipe(RECIPE % "").deploy  # deploy.runtime: torch
+    model = ns.create_model("lenet5").eval()
+    x = torch.randn(1, 1, 28, 28)
+    q = quantize_on("openvino", model, x, [torch.randn(4, 1, 28, 28)], tmp_path)
+    seen: list[tuple[str, str]] = []
+    real = guards._timer
+
+    def spy(m, runtime, x, tmp, name):
+        seen.append((name, runtime))
+        return real(m, runtime, x, tmp, name)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(guards, "_timer", spy)
+        guard = guards.check_stage(model, q, x, deploy)
+    assert guard["runtime"] == "openvino" and "error" not in guard, guard
+    assert seen == [("input", "openvino"), ("output", "openvino")]
+    assert guard["input_ms"] > 0 and guard["output_ms"] > 0

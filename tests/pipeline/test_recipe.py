@@ -79,3 +79,26 @@ def test_a_stage_whose_warmup_fills_it_is_refused_when_the_recipe_is_read() -> N
         parse_recipe("baseline: {train: {preset: lenet5_mnist}}\n")
     short = parse_recipe("baseline: {train: {preset: lenet5_mnist5k, epochs: 1}}\n")
     assert short.baseline.train.train_config(0).warmup_epochs == 0
+
+
+def test_iterative_prune_settings_are_refused_when_the_recipe_is_read() -> None:
+    """Both were refused only when the prune stage started, after the baseline had trained."""
+    refit = "stages:\n  - prune: {target: {macs: 0.5}, iterative_steps: 2, refit: true}\n"
+    with pytest.raises(ConfigError, match=r"stages\.0\.prune: .*refit works with one-shot pruning"):
+        parse_recipe(refit)
+    with pytest.raises(ConfigError, match=r"stages\.0\.prune: .*iterative_steps > 1 needs a 'target'"):
+        parse_recipe("stages:\n  - prune: {ratio: 0.5, iterative_steps: 2}\n")
+    parse_recipe("stages:\n  - prune: {target: {macs: 0.5}, iterative_steps: 2}\n")  # fine
+
+
+def test_a_model_that_cannot_take_the_data_is_refused_before_training(tmp_path) -> None:
+    """LeNet-5's fc1 is built for 28 px: 16 px digits ended in a matmul traceback from inside the training
+    loop (a timm ViT at 224 px given 32 px digits, in an assertion of its patch embedding)."""
+    from netsculpt.pipeline import run_recipe
+
+    text = "model: {name: lenet5}\ndata: {name: digits, resize: 16, limit: 20}\n"
+    text += "baseline: {train: {epochs: 1}}\n"
+    match = r"model 'lenet5' cannot take the data's images of shape \(1, 16, 16\) .*data\.resize"
+    with pytest.raises(ConfigError, match=match):
+        run_recipe(parse_recipe(text), text, tmp_path)
+    assert not (tmp_path / "00_baseline" / "checkpoints").exists()

@@ -42,7 +42,7 @@ def test_block_mask_is_made_of_whole_blocks() -> None:
 
 
 def test_pattern_that_does_not_divide_names_the_layer() -> None:
-    with pytest.raises(ConfigError, match=r"features\.0.*not a multiple of 4"):
+    with pytest.raises(ConfigError, match=r"features\.0.*not a multiple of 4.*skip: \[features\.0\]"):
         layer_mask(torch.randn(4, 3, 1, 1), parse_pattern("2:4"), 0.5, "features.0")
     with pytest.raises(ConfigError, match=r"head.*block"):
         layer_mask(torch.randn(10, 16), parse_pattern("block", (4, 4)), 0.5, "head")

@@ -97,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     console = Console(stderr=True)
 
-    def layers_for(model: Any, shape: tuple[int, ...]) -> list[str]:
-        return args.layers or default_layers(model, shape)
+    def layers_for(model: Any, shape: tuple[int, ...], others: Any = ()) -> list[str]:
+        return args.layers or default_layers(model, shape, others)
 
     if is_run_dir(args.model):
         src = from_run(Path(args.model), layers_for, args.trust_builder)

@@ -93,6 +93,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, task=True, batch="64; 16 with --task")
     add_val_size_arg(p, "--depth-blocks with --data: training images held out to score blocks")
     p.set_defaults(data=None)
+    data_flag = next(a for a in p._actions if "--data" in a.option_strings)
+    data_flag.help = (
+        "dataset name (see `netsculpt data`); a model name is then built for its images, classes and "
+        "channels (--resize / --channels), traced at that size and saved with it"
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
 
@@ -116,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
             "--val-size holds out images to score blocks: it goes with --depth-blocks and --data (channel "
             "criteria calibrate on the training split)"
         )
+    if dense is None and args.data is not None:  # a model name is built, traced and saved for the data's
+        from netsculpt.cli.train_cmd import data_defaults  # images, as train / eval / distill build it
+
+        data_defaults(args)  # (it was traced at its design size, 224 px, and saved with that input shape)
     model, shape = load_model(args)
     x = example(shape)
     if args.depth_blocks is not None:

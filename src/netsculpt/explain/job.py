@@ -63,17 +63,28 @@ class Explanation:
     numbers: dict[str, Any]
 
 
-def default_layers(model: nn.Module, shape: tuple[int, ...] | None = None) -> list[str]:
+def default_layers(
+    model: nn.Module, shape: tuple[int, ...] | None = None, others: Sequence[nn.Module] = ()
+) -> list[str]:
     """The last two conv layers that run, each read after its activation when one follows it, found
     from one eval forward of ``shape`` (:mod:`netsculpt.explain.run_order`); without a shape, the last
-    two defined (the module tree alone cannot tell training-only heads or shared activations)."""
+    two defined (the module tree alone cannot tell training-only heads or shared activations). With
+    ``others`` (the compressed models), only layers every one of them still has: a depth-pruned model
+    lacks its removed blocks' convs (the maps of the baseline's last block were asked of it, and the
+    run failed after every stage)."""
+    own = dict(model.named_modules())
+    have = [dict(o.named_modules()) for o in others]
+
+    def shared(*names: str) -> bool:  # the same module kind under the same name in every other model
+        return all(n in h and type(h[n]) is type(own[n]) for h in have for n in names)
+
     if shape is None:
-        convs = conv_layers(model)
+        convs = [c for c in conv_layers(model) if shared(c)]
         if not convs:
             raise ConfigError("the model has no Conv2d layer to draw maps from; pass --layers NAME[,NAME]")
         return convs[-2:]
     seen = run_order(model, shape)
-    convs = ran_convs(model, seen)
+    convs = [c for c in ran_convs(model, seen) if shared(c, after_activation(model, seen, c))]
     if not convs:
         raise ConfigError(
             "no Conv2d layer ran in the model's eval forward, so there are no maps to draw; pass "
@@ -205,7 +216,8 @@ def explain(
     kept = kept or {}
     first = next(iter(models.values()))
     shape = tuple(images[:1].shape)
-    layers = settings.layers or default_layers(first, shape)
+    others = [m for m in models.values() if m is not first]
+    layers = settings.layers or default_layers(first, shape, others)
     for name, model in models.items():
         have = dict(model.named_modules())
         missing = [layer for layer in layers if layer not in have]

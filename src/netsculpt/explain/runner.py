@@ -92,7 +92,11 @@ def explain_run(
     """Explain a run's baseline and final model into ``RUN_DIR/explain`` (the report reads it there);
     ``target`` is the class explained, as ``--class``."""
     run_dir = Path(run_dir)
-    src = from_run(run_dir, lambda m, shape: layers or default_layers(m, shape), trust_builder)
+
+    def layers_for(model: Any, shape: tuple[int, ...], others: Any = ()) -> list[str]:
+        return layers or default_layers(model, shape, others)
+
+    src = from_run(run_dir, layers_for, trust_builder)
     settings = Settings(layers=layers, target=target, perturbation=perturbation or Perturbation())
     return explain_source(
         src,

@@ -126,7 +126,7 @@ def from_run(run: Path, layers_for: Any, trust_builder: str | None = None) -> So
         return src
     final = load(stages[-1] / "model", trust_builder=trust_builder)
     src.models["compressed"] = final
-    layers = layers_for(baseline, shape)
+    layers = layers_for(baseline, shape, [final])  # layers the compressed model still has
     chain: list[tuple[nn.Module, PrunePlan | None]] = []
     previous = baseline
     for stage in stages[1:]:
@@ -162,7 +162,8 @@ def from_models(
     if plan_file is not None and plan_file.is_file():
         plan = PrunePlan.load(plan_file)
         try:
-            src.kept = trace_kept([(baseline, plan), (model, None)], layers_for(baseline, shape), shape)
+            layers = layers_for(baseline, shape, [model])
+            src.kept = trace_kept([(baseline, plan), (model, None)], layers, shape)
         except PruningError as err:
             raise ConfigError(
                 f"--baseline {baseline_dir!r} is not the model {plan_file} was made on: {err}. Pass the "

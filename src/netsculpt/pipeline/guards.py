@@ -8,8 +8,9 @@ busy machine's preemptions do not decide it — and records the numbers in the s
 output is more than ``deploy.slower_margin`` slower is flagged in the CLI summary and the report;
 ``deploy.fail_if_slower`` stops the run with the numbers (the stages finished so far are kept).
 
-An int8 stage's output is an ONNX Runtime graph whatever the deploy runtime; both sides are then timed in
-ONNX Runtime, so the guard compares like with like.
+An int8 stage's output is an artefact of its own runtime (ONNX Runtime, OpenVINO, an exported program)
+whatever the deploy runtime; both sides are then timed on that runtime, so the guard compares like with
+like (before 2026-12-08 an OpenVINO int8 output was timed against its float input on PyTorch eager).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _onnx_path(model: nn.Module) -> Path | None:
 
 
 def _timer(model: nn.Module, runtime: str, x: torch.Tensor, tmp: Path, name: str) -> Callable[[int], float]:
-    """``timer(runs)`` -> median ms of ``model`` on ``runtime``, prepared once (exported, session made)."""
+    """``timer(runs)`` -> median ms of ``model`` on ``runtime``, prepared once (exported, session made);
+    a registry runtime's timer carries ``close`` (frees what it prepared)."""
     from netsculpt.measure.latency_model import median_time_ms
 
     path = _onnx_path(model)
@@ -73,26 +75,41 @@ def _timer(model: nn.Module, runtime: str, x: torch.Tensor, tmp: Path, name: str
         session = _session(path or export_onnx(model, (x,), tmp / f"{name}.onnx"))
         feeds = _feeds(session, (x,))
         return lambda runs: median_time_ms(lambda: session.run(None, feeds), runs, WARMUP, "thread")
-    from netsculpt.measure.latency import measure_latency  # another registered runtime: its own timer
+    from netsculpt.runtimes import get_runtime  # another registered runtime (openvino, compile)
 
-    return lambda runs: measure_latency(model, x, runs=runs, warmup=WARMUP, runtime=runtime)
+    prepared = get_runtime(runtime).prepare(model, (x,), torch.get_num_threads())
+
+    def run_prepared(runs: int) -> float:
+        return median_time_ms(prepared.call, runs, WARMUP, "thread")
+
+    run_prepared.close = prepared.close  # type: ignore[attr-defined]
+    return run_prepared
+
+
+def guard_runtime(after: nn.Module, deploy_runtime: str) -> str:
+    """The runtime both sides are timed on: an int8 artefact's own (netsculpt.runtimes.artefacts), else
+    the recipe's deploy runtime."""
+    from netsculpt.runtimes.artefacts import is_artefact, timing_runtime
+
+    if _onnx_path(after) is not None:
+        return "onnxruntime"
+    return timing_runtime(after) if is_artefact(after) else deploy_runtime
 
 
 def check_stage(before: nn.Module | None, after: nn.Module, example: torch.Tensor, deploy: Any) -> dict:
     """Time ``before`` and ``after`` side by side on ``deploy``'s runtime; the guard's record."""
-    runtime = "onnxruntime" if _onnx_path(after) is not None else deploy.runtime
+    runtime = guard_runtime(after, deploy.runtime)
     record: dict[str, Any] = {"runtime": runtime, "threads": deploy.threads, "batch": deploy.batch}
     if before is None:
         return {**record, "error": "the stage's input could not be copied for timing"}
     x = example.expand(deploy.batch, *example.shape[1:]).clone()
     threads = torch.get_num_threads()
     torch.set_num_threads(deploy.threads)
+    timers: list[Callable[[int], float]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="netsculpt-guard-") as tmp:
-            timers = [
-                _timer(before, runtime, x, Path(tmp), "input"),
-                _timer(after, runtime, x, Path(tmp), "output"),
-            ]
+            timers.append(_timer(before, runtime, x, Path(tmp), "input"))
+            timers.append(_timer(after, runtime, x, Path(tmp), "output"))
             times: list[list[float]] = [[], []]
             for _ in range(ROUNDS):  # alternating: a machine that slows down slows both alike
                 for i, timer in enumerate(timers):
@@ -103,6 +120,8 @@ def check_stage(before: nn.Module | None, after: nn.Module, example: torch.Tenso
             "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
         }
     finally:
+        for timer in timers:
+            getattr(timer, "close", lambda: None)()
         torch.set_num_threads(threads)
     input_ms, output_ms = (statistics.median(t) for t in times)
     speedup = input_ms / output_ms if output_ms > 0 else float("inf")

@@ -64,3 +64,26 @@ def run_quantize(
         "candidates": rows,
     }
     return load_artefact(out), info
+
+
+def check_quantize_batches(recipe: Any, train_loader: Any) -> None:
+    """Refuse, before any stage runs, a ``runtime: auto`` quantize stage whose calibration batches leave
+    none of the training split to score the candidates on (it failed only after every other stage)."""
+    try:
+        batches = len(train_loader)
+    except TypeError:  # an iterable loader: its length is learnt only by running it
+        return
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind != "quantize" or stage.runtime != "auto" or batches > stage.calib_batches:
+            continue
+        from netsculpt.errors import ConfigError
+
+        size = getattr(train_loader, "batch_size", None)
+        at = f" of {size} images" if size else ""
+        raise ConfigError(
+            f"stages.{i}.quantize: runtime auto calibrates on calib_batches={stage.calib_batches} training "
+            f"batches and scores its candidates on the batches after them (select_batches="
+            f"{stage.select_batches}), but the training split gives {batches} batch(es){at}: set "
+            f"calib_batches below {batches} (e.g. --set stages.{i}.quantize.calib_batches="
+            f"{max(1, batches // 2)}), a smaller data.batch_size or a larger data.limit"
+        )

@@ -93,10 +93,46 @@ def _stored_recipe(stored: Path) -> Any:
     try:
         return parse_recipe(text, source=str(stored), overrides=overrides)
     except NetsculptError:
+        valid = _valid_prefix(text, str(stored), overrides)
+        if valid is not None:
+            return valid
         raise ConfigError(
             f"{stored} no longer reads as a recipe, so netsculpt cannot tell what the new one changes; "
             "choose a new --out (or pass --force to start this folder's stages over)"
         ) from None
+
+
+def _valid_prefix(text: str, source: str, overrides: list[str]) -> Any:
+    """The stored recipe cut after its last stage that still reads, or None when more than its stages
+    fails. A recipe this netsculpt refuses at a stage (a check now made when the recipe is read, which
+    an older run passed and failed on later) still tells which stages before it are kept: every stage
+    from the refused one on is redone."""
+    import yaml
+
+    from netsculpt.pipeline.recipe import parse_recipe
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    stages = data.get("stages") if isinstance(data, dict) else None
+    for keep in range(len(stages) - 1 if isinstance(stages, list) else -1, -1, -1):
+        try:  # the overrides may name a stage that was cut: those that do not apply are dropped
+            cut = yaml.safe_dump({**data, "stages": stages[:keep]}, sort_keys=False)
+            return parse_recipe(cut, source=source, overrides=_overrides_within(overrides, keep))
+        except NetsculptError:
+            continue
+    return None
+
+
+def _overrides_within(overrides: list[str], stages: int) -> list[str]:
+    """``overrides`` without those that set a stage at or after index ``stages``."""
+    kept = []
+    for item in overrides:
+        match = re.match(r"stages\.(\d+)\b", item)
+        if match is None or int(match.group(1)) < stages:
+            kept.append(item)
+    return kept
 
 
 def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -133,6 +133,15 @@ class PruneStage(Section):
             raise ValueError("give exactly one of 'ratio', 'target' or 'widths'")
         return self
 
+    @model_validator(mode="after")
+    def _iterative(self) -> PruneStage:
+        """Checked when the recipe is read (before 2026-12-08 only once the stages before had run)."""
+        if self.iterative_steps > 1 and self.target is None:
+            raise ValueError("iterative_steps > 1 needs a 'target' (each step prunes toward it)")
+        if self.iterative_steps > 1 and self.refit:
+            raise ValueError("refit works with one-shot pruning; set iterative_steps: 1 or refit: false")
+        return self
+
 
 class FinetuneStage(TrainSection):
     kind: Literal["finetune"] = "finetune"
@@ -206,6 +215,17 @@ class QuantizeStage(Section):
     tolerance_pp: float = Field(default=1.0, ge=0)  # auto: drop (pp) of the task metric allowed, held-out
     select_batches: int = Field(default=8, ge=1)  # auto: training batches after the calibration ones
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _options(self) -> QuantizeStage:
+        """``options`` are ONNX Runtime's Int8Config fields: refused on another runtime when the recipe is
+        read (before, only once every earlier stage had run; ``auto`` ignored them silently)."""
+        if self.options and self.runtime != "onnxruntime":
+            raise ValueError(
+                f"options ({', '.join(map(str, self.options))}) are ONNX Runtime's Int8Config fields, and "
+                f"runtime {self.runtime} takes none; remove them or use runtime: onnxruntime"
+            )
+        return self
 
 
 class PruneDepthStage(Section):

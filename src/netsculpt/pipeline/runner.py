@@ -31,6 +31,7 @@ from netsculpt.fileio import disk_full_reason, write_json, write_text
 from netsculpt.pipeline import guards
 from netsculpt.pipeline.dense import build_on_meta, check_distill_heads, task_record
 from netsculpt.pipeline.lock import RunLock
+from netsculpt.pipeline.quantize_stage import check_quantize_batches
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.recipe_change import check_recipe_change, clear_stages, stage_dirs
 from netsculpt.pipeline.run_context import build_context
@@ -123,6 +124,7 @@ def _run_locked(
         torch.manual_seed(recipe.seed)
         ctx = build_context(recipe, run_dir)
         ctx.trust_builder = trust_builder
+        check_quantize_batches(recipe, ctx.train_loader)  # before any work, not after every other stage
         start_size = tuple(ctx.example.shape[2:])  # a compound stage changes it; the random control restarts
         if ctx.task is not None and (meta := build_on_meta(recipe, ctx)) is not None:
             check_distill_heads(recipe, ctx.task, meta)

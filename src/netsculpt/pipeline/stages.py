@@ -124,10 +124,33 @@ def train_config(ctx: RunContext, section: TrainSection) -> Any:
     return section.train_config(ctx.recipe.seed)
 
 
+def check_fits(ctx: RunContext, model: nn.Module, what: str) -> nn.Module:
+    """Run the data's example image through the baseline before training it: a model that cannot take
+    it (a timm ViT built for 224 px given 32 px digits) is refused with the recipe fields to change,
+    not a traceback from inside its forward after the data loaded."""
+    if ctx.task is not None:  # a detector / segmenter: its own batching, checked by its task
+        return model
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(ctx.example)
+    except Exception as exc:
+        raise ConfigError(
+            f"model {what!r} cannot take the data's images of shape {tuple(ctx.example.shape[1:])} "
+            f"({type(exc).__name__}: {str(exc)[:160]}); set data.resize / data.channels to what it takes, "
+            "or build it for that size with model.options (e.g. img_size: 32 for a timm ViT, input_size: 32 "
+            "for lenet5)"
+        ) from None
+    finally:
+        model.train(training)
+    return model
+
+
 def shaped(model: nn.Module, ctx: RunContext) -> nn.Module:
     """A model the run just built with random weights, its lazy layers (``nn.LazyLinear``) given their
     shapes by one eval forward of the run's example input: ``train`` refuses shapeless layers, and
-    here no weight of the user's can change (a checkpoint fills them through ``load_state_dict``)."""
+    here no weight of the user's can change (a checkpoint fills them through ``load_state_dict``). For a
+    classification task :func:`check_fits` has already run that forward; a dense task's model gets it here."""
     from torch.nn.parameter import is_lazy
 
     if any(is_lazy(t) for t in (*model.parameters(), *model.buffers())):
@@ -149,7 +172,8 @@ def baseline(
     m = ctx.recipe.model
     if cfg.checkpoint is not None:
         if is_saved_model(cfg.checkpoint):
-            return load(cfg.checkpoint, trust_builder=ctx.trust_builder), {"checkpoint": cfg.checkpoint}
+            loaded = load(cfg.checkpoint, trust_builder=ctx.trust_builder)
+            return check_fits(ctx, loaded, cfg.checkpoint), {"checkpoint": cfg.checkpoint}
         built = create_model(
             m.name,
             num_classes=ctx.num_classes,
@@ -157,9 +181,14 @@ def baseline(
             checkpoint=cfg.checkpoint,
             **m.options,
         )
-        return built, {"checkpoint": cfg.checkpoint}
+        return check_fits(ctx, built, m.name), {"checkpoint": cfg.checkpoint}
     built = shaped(
-        create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options), ctx
+        check_fits(
+            ctx,
+            create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options),
+            m.name,
+        ),
+        ctx,
     )
     config = train_config(ctx, cfg.train)
     loader, val, stop = stage_loaders(ctx, cfg.train, config)
@@ -187,11 +216,7 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
         "threads": ctx.recipe.deploy.threads,
         **({"task": ctx.task} if ctx.task is not None else {}),
     }
-    if cfg.iterative_steps > 1:
-        if target is None:
-            raise ConfigError("prune.iterative_steps > 1 needs a 'target'")
-        if cfg.refit:
-            raise ConfigError("prune.refit works with one-shot pruning; set iterative_steps: 1")
+    if cfg.iterative_steps > 1:  # with a target and without refit: the recipe check (PruneStage)
         pruned = prune_iteratively(model, ctx.example, steps=cfg.iterative_steps, target=target, **options)
         return pruned, {"iterative_steps": cfg.iterative_steps}
     plan, graph = plan_pruning(

@@ -66,6 +66,10 @@ def keep_top(scores: Tensor, sparsity: float) -> Tensor:
     return mask.reshape(scores.shape)
 
 
+#: how each front end leaves a layer dense (an RGB stem conv, 3x3x3 = 27 inputs, fits no N:M pattern)
+SKIP_HOW = "a recipe's sparsify stage: skip: [{0}]; CLI: --skip {0}; Python: filter_fn"
+
+
 def check_fits(pattern: Pattern, shape: tuple[int, ...], layer: str) -> None:
     """Raise ConfigError naming ``layer`` when its 2-D view is not a whole number of groups / blocks."""
     rows = shape[0] if len(shape) > 1 else 1
@@ -73,8 +77,8 @@ def check_fits(pattern: Pattern, shape: tuple[int, ...], layer: str) -> None:
     if pattern.kind == "nm" and cols % pattern.m:
         raise ConfigError(
             f"cannot apply {pattern.n}:{pattern.m} sparsity to {layer!r}: its weight {list(shape)} has "
-            f"{cols} inputs per output, not a multiple of {pattern.m}; skip it (filter_fn / --skip) or "
-            "use the unstructured pattern"
+            f"{cols} inputs per output, not a multiple of {pattern.m}; leave it dense "
+            f"({SKIP_HOW.format(layer)}) or use the unstructured pattern"
         )
     if pattern.kind == "block":
         br, bc = pattern.block
@@ -82,7 +86,7 @@ def check_fits(pattern: Pattern, shape: tuple[int, ...], layer: str) -> None:
             raise ConfigError(
                 f"cannot apply {br}x{bc} block sparsity to {layer!r}: its weight {list(shape)} is "
                 f"{rows}x{cols} as a matrix, not a multiple of the block; choose another block size or "
-                "skip the layer"
+                f"leave it dense ({SKIP_HOW.format(layer)})"
             )
 
 
