@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import importlib
 import json
 import math
 import os
@@ -234,6 +235,10 @@ def _packed_cases(files: dict[str, bytes]) -> st.SearchStrategy:
     return corrupt.map(lambda blob: _load_case(files, {"model.safetensors": blob}))
 
 
+def _masked(name: str) -> Callable:  # tests/_fuzz_masked.py: format 4, its digest recomputed on each case
+    return lambda arg: getattr(importlib.import_module("tests._fuzz_masked"), name)(arg)
+
+
 def _onnx_seed(folder: Path) -> bytes:
     from netsculpt.measure import export_onnx
 
@@ -397,6 +402,7 @@ READERS: dict[str, Reader] = {
         Reader("netsculpt.json", _saved_model, _spec_cases),
         Reader("model.safetensors", _saved_model, _weights_cases),
         Reader("packed palettes", lambda f: _saved_model(f, palettized=True), _packed_cases),
+        Reader("packed masked context", _masked("masked_seed"), _masked("masked_cases")),
         Reader("ONNX", _onnx_seed, _onnx_cases),
         Reader("recipe YAML", _recipe_seed, _recipe_cases),
         Reader("results.json", _results_seed, _results_cases),

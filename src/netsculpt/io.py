@@ -31,7 +31,7 @@ from netsculpt.saved.dtypes import cast_floats_, float_dtypes
 from netsculpt.saved.layout import memory_format, restore_memory_format_
 from netsculpt.saved.rates import apply_rates, differing_rates
 from netsculpt.saved.weights import read_weights
-from netsculpt.spec import describe_unbuilt, model_spec
+from netsculpt.spec import describe_unbuilt, model_spec, state_shapes
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -78,7 +78,8 @@ def _document(
         "format": FORMAT,
         "version": VERSION,
         "base": base,
-        "base_shapes": spec["base_shapes"],
+        # built with lazy layers and since run once, unedited: the shapes it has now are the base's
+        "base_shapes": spec["base_shapes"] if spec["base_shapes"] or spec["edits"] else state_shapes(model),
         "edits": spec["edits"],
         "extra": dict(extra or {}),
     }

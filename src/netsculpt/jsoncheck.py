@@ -69,7 +69,14 @@ def _validator(schema_text: str) -> Any:
     schema = json.loads(schema_text)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
-    return cls(schema)
+    # JSON Schema counts 2132.0 as an integer; the readers index, slice and allocate with these values
+    # (a float there was a raw TypeError), and netsculpt never writes a whole number as a float
+    strict = cls.TYPE_CHECKER.redefine("integer", _whole)
+    return jsonschema.validators.extend(cls, type_checker=strict)(schema)
+
+
+def _whole(_checker: Any, value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_schema(data: Any, schema: dict[str, Any], where: str, field: str = "") -> None:

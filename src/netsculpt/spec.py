@@ -164,6 +164,9 @@ def ensure_base(model: nn.Module) -> None:
     """Before netsculpt first edits a model it did not build, note what the unedited model was."""
     if model_spec(model) is None:
         object.__setattr__(model, SPEC_ATTR, describe_unbuilt(model))
+    spec = getattr(model, SPEC_ATTR)
+    if spec["base_shapes"] is None and not spec["edits"]:  # built lazy, since run: its shapes now exist
+        spec["base_shapes"] = state_shapes(model)
 
 
 def append_step(model: nn.Module, step: dict[str, Any]) -> None:

@@ -163,3 +163,29 @@ def test_corrupt_or_lying_masked_entries_are_refused(lenet, tmp_path) -> None:
             ns.load(tmp_path / "m")
     weights.write_bytes(good)
     _same(lenet, ns.load(tmp_path / "m"))
+
+
+def test_whole_numbers_written_as_floats_are_refused(lenet, tmp_path) -> None:
+    """JSON Schema counts 2132.0 as an integer: a header with a byte count, bit width or group count
+    written as a float passed the check and then failed slicing with a raw TypeError (found by the
+    ``packed masked context`` fuzz reader, tests/_fuzz_masked.py)."""
+    ns.save(lenet, tmp_path / "m", coding="context")
+    weights = tmp_path / "m" / "model.safetensors"
+    info, blobs = _read(tmp_path / "m")
+    row = next(i for i, entry in enumerate(info["coded"]) if entry[0] == "masked")
+
+    def as_float(*path: object):
+        def change(lying: dict) -> None:
+            *parents, last = path
+            target = lying
+            for part in parents:
+                target = target[part]
+            target[last] = float(target[last])
+
+        return change
+
+    for path in [("coded", row, 1), ("coded", row, 3), ("coded", row, 4), ("palettes", row, 1),
+                 ("palettes", row, 3), ("version",)]:  # fmt: skip
+        _lie(info, blobs, weights, as_float(*path))
+        with pytest.raises(CheckpointError, match=r"\.0 is not of type 'integer'"):
+            ns.load(tmp_path / "m")

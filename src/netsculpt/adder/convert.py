@@ -123,7 +123,7 @@ def to_adder_(
     copy_filters: bool = False,
 ) -> list[str]:
     """Convert ``model`` in place (see :func:`to_adder`); returns the converted layer names."""
-    checks.module(model, where="ns.to_adder")
+    checks.materialised(checks.module(model, where="ns.to_adder"), "convert", then="pass it to ns.to_adder")
     keep = checks.names(
         keep, "keep", "ns.to_adder", accepted="'first', 'last', module names (one or a list) or None"
     )
@@ -175,7 +175,8 @@ def to_adder(
     teacher that starts as that CNN have channels that correspond to the student's (the kernel loss
     matches them channel by channel).
     """
-    copied = copy.deepcopy(checks.module(model, where="ns.to_adder"))
+    checks.materialised(checks.module(model, where="ns.to_adder"), "convert", then="pass it to ns.to_adder")
+    copied = copy.deepcopy(model)
     to_adder_(copied, keep, eta, copy_filters)
     return copied
 

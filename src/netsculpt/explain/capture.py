@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError, a_type
 from netsculpt.modes import module_modes, restore_modes
 
@@ -65,6 +66,7 @@ def _first_tensor(output: Any) -> torch.Tensor:
 @contextmanager
 def restored(model: nn.Module) -> Iterator[nn.Module]:
     """Run a block on ``model`` in eval mode; mode, ``requires_grad`` flags and ``.grad`` are restored."""
+    materialised(model, "explain")  # every explain forward runs in here: it would create lazy weights
     modes = module_modes(model)
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError
 from netsculpt.modes import module_modes, restore_modes
 
@@ -32,6 +33,7 @@ class RunOrder:
 
 def run_order(model: nn.Module, shape: tuple[int, ...]) -> RunOrder:
     """One forward of zeros of ``shape`` (batch of one) in eval mode, hooks removed afterwards."""
+    materialised(model, "choose layers to explain in", then="explain it")
     leaves = {}
     for name, module in model.named_modules():
         if not any(True for _ in module.children()):

@@ -73,7 +73,12 @@ def describe_mismatch(
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], model_desc: str) -> nn.Module:
     """Copy the tensors in ``path`` into ``model`` (in place) after checking every key and shape."""
+    from netsculpt.saved.bases import shaped_
+
     state = load_state_dict_file(path)
+    # a builder's lazy layers (nn.LazyLinear) take the file's shapes, as torch's own loading does
+    fix = "save the checkpoint from the model after it has run once"
+    shaped_(model, {k: list(v.shape) for k, v in state.items()}, f"checkpoint {os.fspath(path)!r}", fix)
     problem = describe_mismatch(model.state_dict(), state, model_desc, os.fspath(path))
     if problem:
         raise CheckpointError(problem)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.modes import module_modes, restore_modes
 from netsculpt.pipeline.holdout import early_stop_info, stage_loaders
 from netsculpt.pipeline.recipe import (
     BaselineSection,
@@ -145,6 +146,21 @@ def check_fits(ctx: RunContext, model: nn.Module, what: str) -> nn.Module:
     return model
 
 
+def shaped(model: nn.Module, ctx: RunContext) -> nn.Module:
+    """A model the run just built with random weights, its lazy layers (``nn.LazyLinear``) given their
+    shapes by one eval forward of the run's example input: ``train`` refuses shapeless layers, and
+    here no weight of the user's can change (a checkpoint fills them through ``load_state_dict``). For a
+    classification task :func:`check_fits` has already run that forward; a dense task's model gets it here."""
+    from torch.nn.parameter import is_lazy
+
+    if any(is_lazy(t) for t in (*model.parameters(), *model.buffers())):
+        modes = module_modes(model)
+        with torch.no_grad():
+            model.eval()(ctx.example[:1])
+        restore_modes(modes)
+    return model
+
+
 @stage("baseline")
 def baseline(
     ctx: RunContext, cfg: BaselineSection, model: nn.Module | None, out: Path
@@ -166,10 +182,13 @@ def baseline(
             **m.options,
         )
         return check_fits(ctx, built, m.name), {"checkpoint": cfg.checkpoint}
-    built = check_fits(
+    built = shaped(
+        check_fits(
+            ctx,
+            create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options),
+            m.name,
+        ),
         ctx,
-        create_model(m.name, num_classes=ctx.num_classes, in_channels=ctx.in_channels, **m.options),
-        m.name,
     )
     config = train_config(ctx, cfg.train)
     loader, val, stop = stage_loaders(ctx, cfg.train, config)

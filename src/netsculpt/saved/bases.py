@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
 import re
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from netsculpt.errors import CheckpointError, NetsculptError
 from netsculpt.jsoncheck import check_schema
@@ -97,7 +99,7 @@ def _create(base: dict[str, Any]) -> nn.Module:
     )
 
 
-def _check_size(base: dict[str, Any], where: str) -> None:
+def _check_size(base: dict[str, Any], shapes: dict[str, list[int]] | None, where: str) -> None:
     """Build on the meta device first: a file cannot make netsculpt allocate an enormous model."""
     try:
         with torch.device("meta"):
@@ -112,11 +114,58 @@ def _check_size(base: dict[str, Any], where: str) -> None:
                 "to load it"
             ) from None
         return  # the library's own default architecture: its size is the library's, bounded
-    values = sum(t.numel() for t in model.state_dict().values())
+    # a lazy layer's size is the one the file records (shaped_ below builds it so): counted as that
+    lazy = {k: (shapes or {}).get(k, []) for k, t in model.state_dict().items() if is_lazy(t)}
+    values = sum(t.numel() for k, t in model.state_dict().items() if k not in lazy)
+    values += sum(math.prod(shape) for shape in lazy.values() if _is_shape(shape))
     if values > MAX_BASE_VALUES:
         raise CheckpointError(
             f"{where}: base {base['name']!r} would hold {values:,} values; the limit is {MAX_BASE_VALUES:,}"
         )
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value
+    )
+
+
+def _input_size(module: nn.Module, prefix: str, shapes: dict[str, list[int]]) -> tuple[int, ...] | None:
+    """A (meta) input shape from which ``module``'s own ``initialize_parameters`` sizes it as saved."""
+    shape = shapes.get(prefix + "weight") or shapes.get(prefix + "running_mean")
+    if not _is_shape(shape) or not shape:
+        return None
+    if isinstance(module, nn.Linear):
+        return (1, shape[-1])
+    if isinstance(module, nn.modules.conv._ConvNd) and len(shape) >= 3:
+        channels = shape[0] if module.transposed else shape[1] * module.groups
+        return (1, channels, *[1] * (len(shape) - 2))
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return (1, shape[0], 1)
+    return None
+
+
+def shaped_(
+    model: nn.Module,
+    shapes: dict[str, list[int]] | None,
+    where: str,
+    fix: str = "pass model=<the unpruned model, run once on an input> to netsculpt.load",
+) -> None:
+    """Size a rebuilt base's lazy layers (a builder using ``nn.LazyLinear``) as the file records, each by
+    its own ``initialize_parameters``: the edits' replay traces the base, which a shapeless layer cannot
+    take, and the saved weights then replace the fresh ones."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    for name, module in model.named_modules():
+        if not isinstance(module, LazyModuleMixin) or not module.has_uninitialized_params():
+            continue
+        size = _input_size(module, f"{name}." if name else "", shapes or {})
+        if size is None:
+            raise CheckpointError(
+                f"{where}: the base model's lazy layer {name!r} ({type(module).__name__}) has no saved shape "
+                f"to be built with; {fix}"
+            )
+        module.initialize_parameters(torch.empty(size, device="meta"))
 
 
 def check_shapes(model: nn.Module, shapes: dict[str, list[int]] | None, where: str) -> None:
@@ -163,7 +212,9 @@ def _unregistered(base: dict[str, Any]) -> bool:
     return ":" not in base["name"] and base["name"] not in MODELS
 
 
-def _build_unregistered(base: dict[str, Any], where: str, trust_builder: str | None) -> nn.Module:
+def _build_unregistered(
+    base: dict[str, Any], shapes: dict[str, list[int]] | None, where: str, trust_builder: str | None
+) -> nn.Module:
     """The base of a model registered with ``register_model`` outside netsculpt. The file names only a
     registry key, never code: the builder runs only when the caller names it (``trust_builder``).
     Importing it usually registers the name (the decorator runs), and then the registry builds it, size
@@ -178,7 +229,7 @@ def _build_unregistered(base: dict[str, Any], where: str, trust_builder: str | N
         )
     _import_builder(trust_builder, where)  # the module the caller named: its register_model runs
     if not _unregistered(base):
-        _check_size(base, where)
+        _check_size(base, shapes, where)
         return _create(base)
     options = {k: base[k] for k in ("num_classes", "in_channels") if base.get(k) is not None}
     return _call_builder(trust_builder, {**options, **base.get("kwargs", {})}, where)
@@ -215,9 +266,9 @@ def build_base(
         return tag_model(copy.deepcopy(model), base)
     kind = base["kind"]
     if kind == "netsculpt" and _unregistered(base):
-        built = _build_unregistered(base, where, trust_builder)
+        built = _build_unregistered(base, shapes, where, trust_builder)
     elif kind == "netsculpt":
-        _check_size(base, where)
+        _check_size(base, shapes, where)
         built = _create(base)
     elif trust_builder is None or (kind == "builder" and trust_builder != base["builder"]):
         error = _refusal(base, where)
@@ -227,5 +278,6 @@ def build_base(
     else:
         kwargs = base.get("kwargs", {}) if kind == "builder" else {}
         built = _call_builder(trust_builder, kwargs, where)
+    shaped_(built, shapes, where)
     check_shapes(built, shapes, where)
     return tag_model(built, base)

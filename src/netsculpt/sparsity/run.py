@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import write_json
 from netsculpt.jsoncheck import read_json_file
@@ -137,6 +138,7 @@ def sparsify(
     ``loss_fn`` replaces cross-entropy in every phase, as in :func:`netsculpt.train.train` (a
     :class:`netsculpt.train.DistillationLoss` from the dense model distils while the masks tighten).
     """
+    materialised(model, "sparsify")  # masks need the weights' shapes
     phases = plan_phases(model, config, train_config.epochs)
     result = SparsifyResult()
     root = Path(out_dir) if out_dir is not None else None

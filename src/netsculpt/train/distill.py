@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError, a_type
 from netsculpt.train.config import TrainConfig
 from netsculpt.train.early_stop import EarlyStopping
@@ -176,7 +177,7 @@ class TeacherLoss:
     ) -> None:
         self.config = config or DistillConfig()
         self.config.validate()
-        self.teacher = teacher.eval()
+        self.teacher = materialised(teacher, "distil from").eval()
         self.student = student
         self.learnable = HintAdapters([])
         self.last_terms: dict[str, Tensor] = {}
@@ -306,6 +307,8 @@ def distill(
     other than classification distils what it says it matches (``netsculpt.tasks.distill``: per-pixel soft
     targets for segmentation, the head's class logits and box regression for detection).
     """
+    materialised(student, "distil into")  # hint adapters are sized by a student forward
+    materialised(teacher, "distil from")  # its forward would draw the teacher's weights at random
     kd = kd or DistillConfig()
     dense = None
     if task is not None:

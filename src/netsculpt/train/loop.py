@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError
 from netsculpt.train import ddp
 from netsculpt.train.act_checkpoint import activation_checkpointing
@@ -75,6 +76,7 @@ def train(
             config differs from ``config``.
     """
     config.validate()
+    materialised(model, "train")  # the optimizer's weight-decay groups and checkpoints need every shape
     if early_stopping is not None:
         early_stopping.validate()
         if val_loader is None:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError
 from netsculpt.progress import track
 from netsculpt.weights.config import PaletteConfig
@@ -57,6 +58,7 @@ class BitSpace(LayerSpace[BitLayer]):
     slack = HEADER_SLACK  # a search keeps this far under its budget
 
     def __init__(self, model: nn.Module, config: PaletteConfig, low: int = 1, high: int = MAX_BITS) -> None:
+        materialised(model, "search bit widths for")  # the layers are priced by their weights' shapes
         if not 1 <= low <= high <= MAX_BITS:
             raise ConfigError(f"bit range {low}..{high} must lie within 1..{MAX_BITS}")
         self.config = config

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError
 from netsculpt.registry import Registry
 from netsculpt.train import TrainResult, train
@@ -64,6 +65,7 @@ def cluster_model(
     ``train_kwargs`` go to :func:`netsculpt.train.train` for methods that fine-tune (``out_dir``, ...).
     After DKM, ``model.netsculpt_cluster_result`` holds the fine-tuning :class:`TrainResult`.
     """
+    materialised(model, "cluster")  # codebooks are fitted to the weights: there are none yet
     for name in METHODS:
         cls, handler = METHODS.get(name)
         if type(config) is cls:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError
 from netsculpt.progress import track
 from netsculpt.train import TrainConfig
@@ -145,6 +146,7 @@ class DKMWeight(nn.Module):
 
 def prepare_dkm_(model: nn.Module, config: DKMConfig | None = None) -> nn.Module:
     """Attach a :class:`DKMWeight` parametrization to every selected layer (centroids from k-means)."""
+    materialised(model, "cluster")
     config = config or DKMConfig()
     for name, module, spec in track(config.select(model), "DKM init"):
         if parametrize.is_parametrized(module, "weight"):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError
 from netsculpt.weights.bit_space import BitEvalTask, _swap_evaluate
 from netsculpt.weights.config import FilterFn, default_filter
@@ -65,6 +66,7 @@ class IntSpace(LayerSpace[IntLayer]):
     slack = 0  # the prediction is exact: no file header in the budgeted bytes
 
     def __init__(self, model: nn.Module, filter_fn: FilterFn | None = None) -> None:
+        materialised(model, "search bit widths for")
         keep = filter_fn or default_filter
         layers = [
             IntLayer(name, module, tuple(module.weight.shape), list(INT_BITS))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from netsculpt.checks import materialised
 from netsculpt.progress import track
 from netsculpt.weights.config import PaletteConfig
 from netsculpt.weights.layout import PaletteSpec, to_points
@@ -90,6 +91,7 @@ def kmeans_palettize_(model: nn.Module, config: KMeansConfig | None = None) -> n
     """Palettize the selected layers of ``model`` in place with k-means; returns ``model``."""
     from netsculpt.weights.storage import round_dense_
 
+    materialised(model, "cluster")
     config = config or KMeansConfig()
     for _, module, spec in track(config.select(model), "k-means"):
         centroids = torch.stack(

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from netsculpt.checks import materialised
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.spec import append_step, ensure_base
 from netsculpt.train import TrainConfig, train
@@ -236,6 +237,7 @@ def _factorise(module: nn.Module, name: str, config: LowRankConfig) -> tuple[nn.
 
 def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Factorised]:
     """Replace every selected Linear / ungrouped Conv2d of ``model`` in place; returns what changed."""
+    materialised(model, "factorise")  # an SVD needs the weights
     config = config or LowRankConfig()
     keep = config.filter_fn or (lambda m, n: isinstance(m, nn.Linear | nn.Conv2d))
     ensure_base(model)  # before any layer changes: what the unedited model was
