@@ -16,9 +16,10 @@ from netsculpt.errors import NetsculptError
 from netsculpt.graph import ChannelGraph, ChannelGroup, register_function_rule, register_module_rule, trace
 from netsculpt.importance import list_criteria, register_criterion
 from netsculpt.io import load, save
+from netsculpt.iterative import prune_iteratively
 from netsculpt.measure import Metrics, measure
 from netsculpt.models import create_model, list_models, model_input_shape
-from netsculpt.prune import apply_plan, plan_pruning, prune, prune_iteratively
+from netsculpt.prune import apply_plan, plan_pruning, prune
 from netsculpt.surgery import PrunePlan, register_fixup
 
 __version__ = "0.1.0"

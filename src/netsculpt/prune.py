@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,6 +64,40 @@ def plan_pruning(
     with ``threads`` threads, or on the given ``latency`` table; see :mod:`netsculpt.allocate.auto`) or
     an integer (``1`` keeps exact counts). Latency targets are measured on the same ``runtime``.
     """
+    options = {k: v for k, v in locals().items() if k not in ("model", "example_inputs")}
+    return scaled_plan(model, example_inputs, 1.0, **options)
+
+
+def plan_defaults() -> dict[str, Any]:
+    """``plan_pruning``'s options and their defaults (what :func:`scaled_plan` needs spelled out)."""
+    params = inspect.signature(plan_pruning).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def scaled_plan(
+    model: nn.Module,
+    example_inputs: Any,
+    scale: float,
+    *,
+    criterion: str,
+    ratio: float | None,
+    target: Target | str | dict[str, float] | None,
+    widths: dict[str, int] | None,
+    strategy: str,
+    data: Iterable[Any] | None,
+    calib_batches: int | None,
+    ignored: Iterable[str | nn.Module],
+    allow_inexact: bool,
+    round_to: int | str,
+    min_channels: int,
+    graph: ChannelGraph | None,
+    task: Any,
+    runtime: str,
+    threads: int,
+    latency: Any,
+) -> tuple[PrunePlan, ChannelGraph]:
+    """``plan_pruning`` for a model whose cost is ``scale`` of an original it was pruned from: a ``target``
+    and the values it reports are fractions of that original (``prune_iteratively``'s rounds)."""
     round_to = check_round_to(round_to)
     _check_options(model, widths, strategy, calib_batches, allow_inexact, min_channels, graph, threads)
     if sum(x is not None for x in (ratio, target, widths)) > 1:
@@ -107,6 +142,7 @@ def plan_pruning(
             latency=latency,
             runtime=runtime,
             threads=threads,
+            scale=scale,
         )
     elif round_to == "auto":  # the same MACs as the exact uniform ratio, widths chosen by measurement
         from netsculpt.allocate import CostModel
@@ -280,70 +316,6 @@ def prune(model: nn.Module, example_inputs: Any, *, inplace: bool = False, **opt
     checks.flag(inplace, "inplace", "ns.prune", PruningError)
     plan, graph = plan_pruning(model, example_inputs, **options)
     return apply_plan(model, plan, example_inputs, inplace=inplace, graph=graph)
-
-
-def prune_iteratively(
-    model: nn.Module,
-    example_inputs: Any,
-    *,
-    steps: int,
-    target: Target | str | dict[str, float],
-    finetune: Callable[[nn.Module, int], None] | None = None,
-    **options: Any,
-) -> nn.Module:
-    """Reach ``target`` in ``steps`` rounds of score -> prune -> ``finetune(model, step)``.
-
-    Each round's target is a geometric step from the original cost towards the final one, measured
-    against the *original* model, so scores are recomputed on the partly pruned, fine-tuned network.
-    """
-    steps = checks.whole(steps, "steps", "ns.prune_iteratively", error=PruningError)
-    checks.function(finetune, "finetune", "ns.prune_iteratively", PruningError)
-    checks.known_options(
-        options,
-        plan_pruning,
-        "ns.prune_iteratively",
-        PruningError,
-        drop=("ratio", "target", "widths", "graph"),
-    )
-    target = Target.coerce(target)
-    if target.metric == "latency":
-        raise PruningError(
-            "prune_iteratively takes macs=, params= or channels= targets; for a latency target prune once "
-            "with ns.prune(..., target=Target(latency=F)) or search widths with netsculpt.search"
-        )
-    from netsculpt.allocate import CostModel
-
-    base_graph = trace(model, example_inputs, allow_inexact=options.get("allow_inexact", False))
-    base = CostModel(model, base_graph, example_inputs)
-    base_cost = base.base_macs if target.metric == "macs" else base.base_params
-    current = model
-    for step in range(1, steps + 1):
-        goal = target.value ** (step / steps)
-        graph = trace(
-            current,
-            example_inputs,
-            ignored=options.get("ignored", ()),
-            allow_inexact=options.get("allow_inexact", False),
-        )
-        cost = CostModel(current, graph, example_inputs)
-        now = cost.base_macs if target.metric == "macs" else cost.base_params
-        # channels= is a share of the current model's channels: the same factor each step multiplies to
-        # the goal (goal ** (1 / steps) had compounded to F ** ((steps + 1) / (2 steps)): 0.42 for 0.25)
-        relative = (
-            min(1.0, goal * base_cost / now) if target.metric != "channels" else target.value ** (1 / steps)
-        )
-        step_target = Target(**{target.metric: relative})
-        plan, graph = plan_pruning(
-            current,
-            example_inputs,
-            target=step_target,
-            graph=graph,
-            **{k: v for k, v in options.items() if k not in ("ignored",)},
-        )
-        current = apply_plan(current, plan, example_inputs, graph=graph)
-        if finetune is not None:
-            finetune(current, step)
-    return current
 
 
 def _check_runs(model: nn.Module, example_inputs: Any, training: bool = False) -> None:

@@ -30,7 +30,7 @@ def test_a_detector_trains_prunes_with_fisher_and_distils_on_the_canvases(capsys
     code, out, err = run(capsys, "train", "fcos_slim", *DETECT, "--model-option", "image_size=64",
                          "--epochs", "1", "--out", str(tmp_path / "det"))  # fmt: skip
     assert code == 0, err
-    assert "test map" in out
+    assert "test mAP@[.5:.95] " in out  # the run summary's name for it (it said "test map")
     extra = _extra(tmp_path / "det" / "model")
     assert extra["task"] == "detection" and extra["input_shape"] == [1, 1, 64, 64] and "map" in extra
     history = json.loads((tmp_path / "det" / "checkpoints" / "result.json").read_text())
@@ -46,7 +46,7 @@ def test_a_detector_trains_prunes_with_fisher_and_distils_on_the_canvases(capsys
                          *DETECT, "--epochs", "1", "--hint", "backbone.fpn.layer_blocks.0",
                          "--out", str(tmp_path / "kd"))  # fmt: skip
     assert code == 0, err
-    assert "map: teacher" in out
+    assert "mAP@[.5:.95]: teacher" in out
     extra = _extra(tmp_path / "kd" / "model")
     assert {"map", "teacher_map", "map_before_distill"} <= set(extra) and extra["task"] == "detection"
     assert extra["distill"]["hints"] == [["backbone.fpn.layer_blocks.0", "backbone.fpn.layer_blocks.0"]]
@@ -64,7 +64,7 @@ def test_a_segmenter_searches_on_held_out_training_canvases(capsys, tmp_path: Pa
                          "--target-macs", "0.7", "--val-size", "8", "--eval-batches", "1", "--full-batches",
                          "1", "--adapt-bn-batches", "1", "--out", str(tmp_path / "s"))  # fmt: skip
     assert code == 0, err
-    assert "held-out miou" in out and "test miou" in out
+    assert "held-out mIoU" in out and "test mIoU" in out
     assert _extra(tmp_path / "s" / "model")["task"] == "segmentation"
 
 
@@ -125,7 +125,7 @@ def test_a_detector_trains_on_your_own_coco_files(capsys, tmp_path: Path) -> Non
                          "--model-option", "image_size=64", "--batch-size", "4", "--epochs", "1",
                          "--out", str(tmp_path / "run"))  # fmt: skip
     assert code == 0, err
-    assert "test map" in out
+    assert "test mAP@[.5:.95] " in out  # the run summary's name for it (it said "test map")
     extra = _extra(tmp_path / "run" / "model")
     assert extra["input_shape"] == [1, 3, 64, 64] and "map" in extra
     code, _, err = run(capsys, "train", "fcos_slim", "--task", "detection", "--data", "coco", *options[:4],

@@ -75,3 +75,24 @@ def test_bad_explain_settings_are_named_at_their_line(value: str, message: str) 
     with pytest.raises(ConfigError) as err:
         parse_recipe(SMALL.replace("explain: true", f"explain: {value}"))
     assert message in str(err.value) and "<recipe>:" in str(err.value)
+
+
+def test_too_few_calibration_images_names_the_recipe_field_in_a_recipe(monkeypatch, tmp_path) -> None:
+    """The hint said ``(--calib-images)`` inside a recipe too, whose knob is outputs.explain.calib_images."""
+    import torch
+
+    from netsculpt.explain.chip_maps import learn_importance
+
+    captured = {}
+    monkeypatch.setattr(explain_runner, "from_run", lambda *args: type("Src", (), {"data": None})())
+    monkeypatch.setattr(explain_runner, "recipe_loaders", lambda data: None)
+    monkeypatch.setattr(
+        explain_runner, "explain_source", lambda *a, settings, **k: captured.update(s=settings)
+    )
+    explain_runner.explain_run(tmp_path, **parse_recipe(SMALL).outputs.explain.run_options())
+    option = captured["s"].calib_option
+    images, labels = torch.zeros(4, 1, 28, 28), torch.tensor([0, 0, 1, 1])  # no image of class 3
+    with pytest.raises(ConfigError, match=r"use more images \(outputs\.explain\.calib_images\)"):
+        learn_importance(torch.nn.Identity(), images, labels, "conv1", [3], calib_option=option)
+    with pytest.raises(ConfigError, match=r"use more images \(--calib-images\)"):  # the CLI's own flag
+        learn_importance(torch.nn.Identity(), images, labels, "conv1", [3])

@@ -151,16 +151,18 @@ def auto_plan(
     cost: CostModel,
     latency: Any,
     meta: dict | None = None,
+    scale: float = 1.0,
 ) -> PrunePlan:
-    """The fastest measured of the snapped, exact, ``"hw"`` and ``round_to=16`` plans for ``target``."""
+    """The fastest measured of the snapped, exact, ``"hw"`` and ``round_to=16`` plans for ``target``
+    (``scale``: as in :func:`netsculpt.allocate.targets.target_plan`)."""
     from netsculpt.allocate.rebalance import top_up
     from netsculpt.allocate.shortfall import warn_under
     from netsculpt.allocate.targets import target_measure, target_plan
     from netsculpt.allocate.widths import steps_for
 
-    measure = target_measure(graph, target, cost, latency)
+    measure = target_measure(graph, target, cost, latency, scale)
     common = dict(strategy=strategy, min_channels=min_channels, tolerance=tolerance, cost=cost,
-                  latency=latency, meta=meta)  # fmt: skip
+                  latency=latency, meta=meta, scale=scale)  # fmt: skip
     with warnings.catch_warnings():  # a candidate's shortfall is not the chosen plan's: said at the end
         warnings.simplefilter("ignore", NetsculptWarning)
         exact = target_plan(model, example_inputs, graph, scores, target, round_to=1, **common)

@@ -115,7 +115,7 @@ def rebalance(
                 continue
             trial = dict(current)
             trial[gid] = sorted(current[gid] + grown)
-            trial = _shed(groups, scores, trial, measure, goal, steps, floors, exclude=gid)
+            trial = _shed(groups, scores, trial, measure, goal, tolerance, steps, floors, exclude=gid)
             if trial is None:
                 continue
             # shedding overshoots: giving steps back refills
@@ -135,11 +135,16 @@ def _shed(
     keep: Keep,
     measure: Callable[[Keep], float],
     goal: float,
+    tolerance: float,
     steps: dict[str, int],
     floors: dict[str, int],
     exclude: str,
 ) -> Keep | None:
-    """Remove the least important grid steps of groups other than ``exclude`` until ``keep`` fits."""
+    """Remove the least important grid steps of groups other than ``exclude`` until ``keep`` fits.
+
+    Steps that would drop the plan below the tolerance band are taken only when no other step is left:
+    one step of a wide layer shed first (LeNet-5's 16 -> 8 ``conv1`` in a pruned net) left the trade far
+    under the goal, and what it had to fill the gap with (16-channel steps of ``fc1``) lay under it."""
     keep = dict(keep)
     while measure(keep) > goal:
         options = []
@@ -148,10 +153,12 @@ def _shed(
                 continue
             drop = _shrink_step(g, keep[gid], steps.get(gid, 1), floors[gid], scores[gid])
             if drop is not None:
-                options.append((_normalised(scores[gid], drop), gid, drop))
+                dropped = set(drop)
+                shrunk = [i for i in keep[gid] if i not in dropped]
+                under = measure({**keep, gid: shrunk}) < goal * (1 - tolerance)
+                options.append((under, _normalised(scores[gid], drop), gid, shrunk))
         if not options:
             return None
-        _, gid, drop = min(options)
-        dropped = set(drop)
-        keep[gid] = [i for i in keep[gid] if i not in dropped]
+        *_, gid, shrunk = min(options)
+        keep[gid] = shrunk
     return keep

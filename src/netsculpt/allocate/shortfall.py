@@ -19,6 +19,13 @@ from netsculpt.errors import NetsculptWarning, PruningError
 from netsculpt.graph.channel_graph import ChannelGraph
 
 _INTERFACE = ("reads network input", "it is a network output")
+
+
+class ShortfallWarning(NetsculptWarning):
+    """A plan landed further under its target than the tolerance (``prune_iteratively`` silences it for
+    its early rounds, whose shortfall the later ones make up)."""
+
+
 _NO_RULE = re.compile(r"flows into (`[^`]+`) in `([^`]+)`, which netsculpt has no channel rule for")
 
 
@@ -118,6 +125,6 @@ def warn_under(
     warnings.warn(
         f"target {metric}={value:.3f} lands at {reached:.3f}, {(1 - reached / value):.1%} under (more than "
         f"the {tolerance:.0%} tolerance): {why}",
-        NetsculptWarning,
+        ShortfallWarning,
         stacklevel=4,
     )

@@ -103,17 +103,18 @@ def _channel_fraction(graph: ChannelGraph, keep: dict[str, list[int]]) -> float:
 
 
 def target_measure(
-    graph: ChannelGraph, target: Target, cost: CostModel, latency: Any
+    graph: ChannelGraph, target: Target, cost: CostModel, latency: Any, scale: float = 1.0
 ) -> Callable[[dict[str, list[int]]], float]:
     """``keep -> fraction of the original`` in ``target``'s metric: what the exact solve and ``auto``'s
-    re-solve both bisect and top up against, so they judge a plan identically."""
+    re-solve both bisect and top up against, so they judge a plan identically. ``scale`` is the model's
+    own cost as a fraction of the original's (an already pruned model: ``prune_iteratively``'s rounds)."""
 
     def measure(keep: dict[str, list[int]]) -> float:
         if target.metric == "channels":
-            return _channel_fraction(graph, keep)
+            return scale * _channel_fraction(graph, keep)
         if target.metric == "latency":
-            return latency.fraction(graph, keep)
-        return cost.fraction(keep, target.metric)
+            return scale * latency.fraction(graph, keep)
+        return scale * cost.fraction(keep, target.metric)
 
     return measure
 
@@ -203,6 +204,7 @@ def target_plan(
     meta: dict | None = None,
     runtime: str = "torch",
     threads: int = 1,
+    scale: float = 1.0,
 ) -> PrunePlan:
     """A plan whose cost lands at or just under ``target`` (within ``tolerance`` of it when possible).
 
@@ -211,6 +213,8 @@ def target_plan(
     ``latency`` (a :class:`netsculpt.measure.LatencyModel` of ``model``; one is measured here on
     ``runtime`` with ``threads`` threads when not given): each candidate's latency is the sum of its
     layers' timed costs, so the bisection times each new layer shape once, never whole models.
+    ``scale`` (``model``'s cost as a fraction of an original it was pruned from) makes ``target`` and every
+    value reported fractions of that original.
     """
     from netsculpt.allocate.widths import check_round_to, steps_for
 
@@ -227,11 +231,11 @@ def target_plan(
 
         return auto_plan(
             model, example_inputs, graph, scores, target, strategy=strategy, min_channels=min_channels,
-            tolerance=tolerance, cost=cost, latency=latency, meta=meta,
+            tolerance=tolerance, cost=cost, latency=latency, meta=meta, scale=scale,
         )  # fmt: skip
     steps = steps_for(graph, round_to)
 
-    measure = target_measure(graph, target, cost, latency)
+    measure = target_measure(graph, target, cost, latency, scale)
     if strategy == "uniform":
 
         def candidate(x: float) -> dict[str, list[int]]:
@@ -266,7 +270,7 @@ def target_plan(
         return target_plan(
             model, example_inputs, graph, scores, target, strategy=strategy, round_to=1,
             min_channels=min_channels, tolerance=tolerance, cost=cost, latency=latency,
-            meta={**(meta or {}), "round_to_fallback": "hw"},
+            meta={**(meta or {}), "round_to_fallback": "hw"}, scale=scale,
         )  # fmt: skip
     if floor_value > target.value + tolerance * target.value:
         raise unreachable_error(
@@ -291,8 +295,9 @@ def target_plan(
         exact = None
         if any(s > 1 for s in steps.values()):  # what exact widths would reach, for the warning
             exact = _exact_widths_value(
-                model, example_inputs, graph, scores, target, strategy, min_channels, tolerance, cost, latency
-            )
+                model, example_inputs, graph, scores, target, strategy, min_channels, tolerance, cost,
+                latency, scale,
+            )  # fmt: skip
         warn_under(target.metric, target.value, measure(best), tolerance, round_to, exact)
     plan_meta = {
         "target": {target.metric: target.value},
@@ -315,6 +320,7 @@ def _exact_widths_value(
     tolerance: float,
     cost: CostModel,
     latency: Any,
+    scale: float = 1.0,
 ) -> float | None:
     """The value the same solve reaches with ``round_to=1`` (same cost model: no new measurement)."""
     import warnings
@@ -324,7 +330,7 @@ def _exact_widths_value(
         try:
             plan = target_plan(
                 model, example_inputs, graph, scores, target, strategy=strategy, round_to=1,
-                min_channels=min_channels, tolerance=tolerance, cost=cost, latency=latency,
+                min_channels=min_channels, tolerance=tolerance, cost=cost, latency=latency, scale=scale,
             )  # fmt: skip
         except PruningError:
             return None

@@ -109,6 +109,7 @@ def _same_outputs(args: argparse.Namespace, student: Any, teacher: Any, x: Any) 
 
 def run(args: argparse.Namespace) -> int:
     from netsculpt.io import save
+    from netsculpt.tasks.metrics import metric_label
     from netsculpt.train import (
         CHECKPOINT_NAME,
         DistillConfig,
@@ -204,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     }
     save(student.cpu(), out / "model", extra=extra)
     Console().print(
-        f"{'' if dense is None else metric + ': '}teacher {before['teacher']:.2%} · "
+        f"{'' if dense is None else metric_label(metric) + ': '}teacher {before['teacher']:.2%} · "
         f"student before {before['student']:.2%} -> after "
         f"{result.final_acc:.2%} (best epoch {result.best_acc:.2%}); model saved to {out / 'model'}"
     )

@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from netsculpt.io import save
     from netsculpt.search import apply_search_plan, finetune_pruned, search_widths
     from netsculpt.search.holdout import default_val_size, holdout_loaders
+    from netsculpt.tasks.metrics import metric_label
     from netsculpt.train import TrainConfig, evaluate
 
     dense = dense_data(args, criterion=args.criterion) if is_dense(args, args.criterion) else None
@@ -200,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     for column in (
         "target",
         metric if metric != "latency" else "latency (predicted)",
-        "held-out acc" if dense is None else f"held-out {dense.task.metric}",
+        "held-out acc" if dense is None else f"held-out {metric_label(dense.task.metric)}",
         "widths",
     ):
         table.add_column(column)
@@ -252,8 +253,9 @@ def run(args: argparse.Namespace) -> int:
         extra={"input_shape": list(shape), "source": args.model, "search": args.method,
                **({"task": args.task} if dense is not None else {})},
     )  # fmt: skip
+    label = metric_label(dense.task.metric) if dense is not None else "accuracy"
     console.print(
-        f"test {dense.task.metric if dense is not None else 'accuracy'} {before:.2%} -> {after:.2%}"
+        f"test {label} {before:.2%} -> {after:.2%}"
         + (
             f" after {args.finetune_epochs} fine-tuning epochs"
             if args.finetune_epochs

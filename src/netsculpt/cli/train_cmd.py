@@ -150,6 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from netsculpt.cli.task_data import dense_data, is_dense
     from netsculpt.io import save
+    from netsculpt.tasks.metrics import metric_label
     from netsculpt.train import train
 
     config = preset_config(
@@ -182,8 +183,9 @@ def run_train(args: argparse.Namespace) -> int:
     metric = dense.task.metric if dense is not None else "accuracy"
     extra = {"input_shape": list(shape), "data": args.data, metric: result.final_acc}
     save(model, out / "model", extra={**extra, **({"task": args.task} if dense is not None else {})})
+    label = metric_label(metric)  # what the run summary calls it: mAP@[.5:.95], mIoU
     Console().print(
-        f"test {metric} {result.final_acc:.2%} (best {result.best_acc:.2%}); model saved to {out / 'model'}"
+        f"test {label} {result.final_acc:.2%} (best {result.best_acc:.2%}); model saved to {out / 'model'}"
     )
     return 0
 

@@ -106,8 +106,10 @@ def learn_importance(
     layer: str,
     classes: Sequence[int],
     settings: Perturbation | None = None,
+    calib_option: str = "--calib-images",
 ) -> dict[int, np.ndarray]:
     """``beta_k`` (C,) for every class in ``classes``, from the ``images`` of that class (training data).
+    ``calib_option`` is where the caller sets how many images there are (a recipe's field), for the error.
 
     The progress bar advances per forward pass (``masks_per_pass`` masks over a class's images), not per
     class: on ResNet-50 one class takes minutes, which a per-class bar showed as a bar standing still."""
@@ -117,7 +119,7 @@ def learn_importance(
         if of_class.shape[0] == 0:
             raise ConfigError(
                 f"no calibration image of class {cls} to learn its channel importance; use more images "
-                "(--calib-images) or explain other classes"
+                f"({calib_option}) or explain other classes"
             )
     passes = sum(math.ceil(settings.masks / masks_per_pass(x, settings)) for x in mine.values())
     out = {}

@@ -36,6 +36,7 @@ class Settings:
     layers: list[str] | None = None  # default: the last two conv layers of the first model
     target: str | int = "label"  # "label", "predicted", or a class index
     perturbation: Perturbation = field(default_factory=Perturbation)
+    calib_option: str = "--calib-images"  # where the caller sets the calibration images, for messages
 
 
 @dataclass
@@ -127,7 +128,9 @@ def explain_model(
         g = grad_cam(model, images, layer, classes)
         predicted = g.predicted
         gradcam[layer] = g.maps
-        beta = learn_importance(model, cal_x, cal_y, layer, wanted, settings.perturbation)
+        beta = learn_importance(
+            model, cal_x, cal_y, layer, wanted, settings.perturbation, settings.calib_option
+        )
         importance[layer] = beta
         rows = np.stack([beta[int(c)] for c in classes])
         chip[layer], _ = chip_maps(model, images, layer, rows)

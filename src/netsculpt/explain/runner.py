@@ -88,16 +88,19 @@ def explain_run(
     perturbation: Perturbation | None = None,
     trust_builder: str | None = None,
     target: str | int = "label",
+    calib_option: str = "calib_images=",
 ) -> Explanation:
     """Explain a run's baseline and final model into ``RUN_DIR/explain`` (the report reads it there);
-    ``target`` is the class explained, as ``--class``."""
+    ``target`` is the class explained, as ``--class``; ``calib_option`` names where ``calib_images`` was
+    set, for messages (a recipe's ``outputs.explain.calib_images``)."""
     run_dir = Path(run_dir)
 
     def layers_for(model: Any, shape: tuple[int, ...], others: Any = ()) -> list[str]:
         return layers or default_layers(model, shape, others)
 
     src = from_run(run_dir, layers_for, trust_builder)
-    settings = Settings(layers=layers, target=target, perturbation=perturbation or Perturbation())
+    settings = Settings(layers=layers, target=target, perturbation=perturbation or Perturbation(),
+                        calib_option=calib_option)  # fmt: skip
     return explain_source(
         src,
         recipe_loaders(src.data),

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from netsculpt.errors import ConfigError, DataError
+from netsculpt.tasks.metrics import METRIC_LABELS
 
 DENSE_DATA = {"digits_detect": "detection", "digits_seg": "segmentation", "coco": "detection"}
 DENSE_STAGES = ("prune", "finetune", "distill", "search")
@@ -237,9 +238,6 @@ def held_out_split(
     train = DataLoader(rest, batch_size=batch, shuffle=True, collate_fn=collate,
                        generator=torch.Generator().manual_seed(seed))  # fmt: skip
     return train, DataLoader(held, batch_size=batch, collate_fn=collate)
-
-
-METRIC_LABELS = {"map": "mAP@[.5:.95]", "map_50": "mAP@.5", "miou": "mIoU", "pixel_acc": "pixel accuracy"}
 
 
 def task_record(task: Any) -> dict[str, Any]:

@@ -100,7 +100,8 @@ class ExplainSection(Section):
 
         perturbation = Perturbation(masks=self.masks, sparsity=self.sparsity)
         return {"layers": self.layers, "images": self.images, "target": self.target,
-                "calib_images": self.calib_images, "perturbation": perturbation}  # fmt: skip
+                "calib_images": self.calib_images, "perturbation": perturbation,
+                "calib_option": "outputs.explain.calib_images"}  # fmt: skip
 
 
 EXPLAIN_KEYS = ("enabled", "layers", "images", "class", "calib_images", "masks", "sparsity")

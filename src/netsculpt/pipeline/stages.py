@@ -200,7 +200,8 @@ def baseline(
 @stage("prune")
 def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
     from netsculpt.allocate import Target
-    from netsculpt.prune import apply_plan, plan_pruning, prune_iteratively
+    from netsculpt.iterative import prune_iteratively
+    from netsculpt.prune import apply_plan, plan_pruning
 
     target = Target(**cfg.target) if cfg.target else None
     options = {

@@ -18,6 +18,14 @@ import torch
 
 from netsculpt.errors import DataError
 
+# how a person reads each metric key: the run summary, the report and the CLI's printouts say these
+METRIC_LABELS = {"map": "mAP@[.5:.95]", "map_50": "mAP@.5", "miou": "mIoU", "pixel_acc": "pixel accuracy"}
+
+
+def metric_label(metric: str) -> str:
+    """The display name of a metric key (``"map"`` -> ``"mAP@[.5:.95]"``); unknown keys are shown as is."""
+    return METRIC_LABELS.get(metric, metric)
+
 
 def _xyxy(boxes: Any) -> np.ndarray:
     array = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4).cpu().numpy()
