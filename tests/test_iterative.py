@@ -72,3 +72,21 @@ def test_prune_iteratively_without_a_target_says_what_to_pass() -> None:
     model, x = ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28)
     with pytest.raises(ConfigError, match=r"ns.prune_iteratively needs target=: .*target='macs=0.4'"):
         ns.prune_iteratively(model, x, steps=3)
+
+
+def test_an_ignored_module_object_keeps_its_width_through_every_round() -> None:
+    """Each round prunes a copy, where the caller's module object is not found: round 2 stopped with
+    "ignored: Conv2d is not a module of this model". Objects are read as names once, up front."""
+    torch.manual_seed(0)
+    model, x = ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28)
+    widths: list[int] = []
+    small = ns.prune_iteratively(
+        model,
+        x,
+        steps=3,
+        target="params=0.5",
+        ignored=[model.conv1],
+        finetune=lambda m, step: widths.append(m.conv1.out_channels),
+    )
+    assert widths == [20, 20, 20] and small.conv1.out_channels == 20  # LeNet-5's conv1 has 20 filters
+    assert small.fc1.out_features < model.fc1.out_features  # the rest was pruned

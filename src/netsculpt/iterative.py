@@ -13,6 +13,7 @@ from netsculpt.allocate import Target
 from netsculpt.allocate.shortfall import ShortfallWarning
 from netsculpt.errors import ConfigError, PruningError
 from netsculpt.graph import ChannelGraph, trace
+from netsculpt.graph.channel_graph import ignored_module_names
 
 WHERE = "ns.prune_iteratively"
 TOLERANCE = 0.02  # what target_plan holds a one-shot target to
@@ -56,6 +57,8 @@ def prune_iteratively(
         )
     defaults = {"ignored": (), "allow_inexact": False}
     tracing = {k: options.get(k, v) for k, v in defaults.items()}
+    # as names, once: each round prunes a copy, in which the caller's module objects are not found
+    tracing["ignored"] = ignored_module_names(model, tracing["ignored"])
     planning = {k: v for k, v in options.items() if k != "ignored"}
     original = _cost(model, example_inputs, trace(model, example_inputs, **tracing), target.metric)
     current = model

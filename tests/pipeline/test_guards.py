@@ -168,3 +168,42 @@ def test_an_int8_artefact_is_timed_on_its_own_runtime_against_its_input(monkeypa
     deploy = parse_recipe(RECIPE % "").deploy  # runtime: torch
     guard = guards.check_stage(torch.nn.Linear(2, 2), Artefact(), torch.randn(1, 2), deploy)
     assert guard["runtime"] == timed_on and used == [timed_on, timed_on]
+
+
+DEPTH = """
+name: guarded_depth
+model: {name: resnet20_cifar}
+data: {name: mnist5k, limit: 96, resize: 32, channels: 3, batch_size: 32}
+baseline: {train: {epochs: 1, warmup_epochs: 0}}
+stages:
+  - %s
+outputs: {latency_runs: 1, report: false}
+deploy: {runtime: torch, guard_runs: 1}
+"""
+
+
+@pytest.mark.parametrize(
+    "stage", ["prune_depth: {criterion: l1, blocks: 1}", "compound: {macs: 0.5, criterion: l1, val_size: 32}"]
+)
+def test_depth_and_compound_stages_are_guarded_each_side_at_its_own_input_size(stage, tmp_path, monkeypatch):
+    """Both change speed (blocks removed; depth x width x resolution) and had no guard."""
+    shapes: dict[str, list[int]] = {}
+
+    def fake_timer(model, runtime, x, tmp, name):
+        shapes[name] = list(x.shape)
+        return lambda runs: 2.0 if name == "output" else 1.0
+
+    monkeypatch.setattr(guards, "_timer", fake_timer)
+    text = DEPTH % stage
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    guard = results["stages"][1]["guard"]
+    assert (guard["input_ms"], guard["output_ms"], guard["slower"]) == (1.0, 2.0, True)
+    assert shapes["input"] == [1, 3, 32, 32]  # the stage's input at the baseline's size
+    if stage.startswith("compound"):  # the output at the size the stage chose, both recorded
+        size = results["stages"][1]["info"]["resolution"]
+        size = [size, size] if isinstance(size, int) else list(size)
+        assert shapes["output"] == [1, 3, *size] == guard["output_shape"]
+        assert guard["input_shape"] == [1, 3, 32, 32]
+    else:
+        assert shapes["output"] == [1, 3, 32, 32] and "input_shape" not in guard
+    assert any("SLOWER" in line for line in stage_lines(results))

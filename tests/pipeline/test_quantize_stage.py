@@ -117,3 +117,51 @@ def test_auto_keeps_a_faster_int8_candidate(monkeypatch, tmp_path) -> None:
     assert decision["keep"] == "int8" and decision["int8_faster"] is True
     assert "2.00x faster than the float model on onnxruntime" in decision["reason"]
     assert (tmp_path / "01_quantize" / "model.int8.onnx").is_file()
+
+
+def _inject_scores(monkeypatch, float_score: float, int8_score: float) -> None:
+    """Held-out scores read from the arguments: the float model's, and every int8 candidate's (a deployed
+    artefact), so the candidate loses ``100 * (float_score - int8_score)`` points."""
+    from netsculpt.weights import int8_select
+
+    def fake(task, model, held, several):
+        return int8_score if getattr(model, "deployed_runtime", None) else float_score
+
+    monkeypatch.setattr(int8_select, "_score", fake)
+
+
+def test_auto_keeps_the_float_model_when_no_int8_candidate_is_within_tolerance(monkeypatch, tmp_path) -> None:
+    """It stopped the run with an error, while a slower int8 candidate kept the float model; now both keep
+    it, recorded and shown the same way."""
+    from rich.console import Console
+
+    from netsculpt.pipeline.summary import print_summary
+    from netsculpt.runtimes.artefacts import load_artefact
+
+    _inject_timings(monkeypatch, {"float": 2.0, "float@onnxruntime": 1.0, "onnxruntime": 0.5})  # int8 faster
+    _inject_scores(monkeypatch, 0.90, 0.80)  # 10 pp lost, tolerance 1 pp
+    text = SMALL % ", calib_batches: 2, select_batches: 1, tolerance_pp: 1"
+    text = text.replace("report: false", "report: true")
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    info = results["stages"][1]["info"]
+    decision = info["decision"]
+    assert info["int8"] is False and info["runtime"] is None
+    assert decision["keep"] == "float" and decision["int8_accurate"] is False
+    assert "every int8 candidate lost more than tolerance_pp=1.0" in decision["reason"]
+    assert "onnxruntime: 80.00%" in decision["reason"] and "90.00%" in decision["reason"]
+    stage = tmp_path / "01_quantize"
+    assert load_artefact(stage) is None and (stage / "model" / "model.safetensors").is_file()
+    console = Console(record=True, width=1000)
+    print_summary(results, console)
+    printed = console.export_text()
+    assert f"quantize (runtime auto): int8 NOT ACCURATE ENOUGH: {decision['reason']}" in printed, printed
+    assert "every int8 candidate lost more than" in (tmp_path / "report.html").read_text()
+
+
+def test_auto_stops_when_no_int8_candidate_is_within_tolerance_if_asked(monkeypatch, tmp_path) -> None:
+    _inject_timings(monkeypatch, {"float": 2.0, "float@onnxruntime": 1.0, "onnxruntime": 0.5})
+    _inject_scores(monkeypatch, 0.90, 0.80)
+    text = SMALL % ", calib_batches: 2, select_batches: 1, tolerance_pp: 1, if_inaccurate: fail"
+    match = r"no int8 runtime kept accuracy within tolerance_pp=1\.0 .*80\.00%"
+    with pytest.raises(ConfigError, match=match):
+        run_recipe(parse_recipe(text), text, tmp_path)

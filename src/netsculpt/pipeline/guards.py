@@ -1,10 +1,11 @@
 """After-stage latency guards: is a compressed model slower than the one it came from?
 
 Pruning to ragged widths, a palette the runtime decodes on every call, or an int8 graph full of
-quantize/dequantize pairs can each make a model *smaller but slower*. After every prune, search, cluster
-and quantize stage the runner times the stage's input and output on the recipe's ``deploy`` runtime
-(threads, batch) — a few runs in 3 alternating rounds, median, on the calling thread's CPU clock so a
-busy machine's preemptions do not decide it — and records the numbers in the stage's record. A stage whose
+quantize/dequantize pairs can each make a model *smaller but slower*. After every prune, search, cluster,
+quantize, prune_depth and compound stage the runner times the stage's input and output on the recipe's
+``deploy`` runtime (threads, batch; a compound stage's sides each at their own input size) — a few runs
+in 3 alternating rounds, median, on the calling thread's CPU clock so a busy machine's preemptions do not
+decide it — and records the numbers in the stage's record. A stage whose
 output is more than ``deploy.slower_margin`` slower is flagged in the CLI summary and the report;
 ``deploy.fail_if_slower`` stops the run with the numbers (the stages finished so far are kept).
 
@@ -27,7 +28,7 @@ from torch import nn
 
 from netsculpt.errors import NetsculptError
 
-GUARDED = ("prune", "search", "cluster", "quantize")
+GUARDED = ("prune", "search", "cluster", "quantize", "prune_depth", "compound")
 ROUNDS = 3
 WARMUP = 2
 
@@ -96,19 +97,33 @@ def guard_runtime(after: nn.Module, deploy_runtime: str) -> str:
     return timing_runtime(after) if is_artefact(after) else deploy_runtime
 
 
-def check_stage(before: nn.Module | None, after: nn.Module, example: torch.Tensor, deploy: Any) -> dict:
-    """Time ``before`` and ``after`` side by side on ``deploy``'s runtime; the guard's record."""
+def check_stage(
+    before: nn.Module | None,
+    after: nn.Module,
+    example: torch.Tensor,
+    deploy: Any,
+    input_example: torch.Tensor | None = None,
+) -> dict:
+    """Time ``before`` and ``after`` side by side on ``deploy``'s runtime; the guard's record.
+
+    ``input_example`` is the stage input's own example when the stage changed the input size (compound):
+    each side is timed at the resolution it runs at, and the record gives both shapes."""
     runtime = guard_runtime(after, deploy.runtime)
     record: dict[str, Any] = {"runtime": runtime, "threads": deploy.threads, "batch": deploy.batch}
+    if input_example is not None and input_example.shape != example.shape:
+        record["input_shape"], record["output_shape"] = list(input_example.shape), list(example.shape)
     if before is None:
         return {**record, "error": "the stage's input could not be copied for timing"}
     x = example.expand(deploy.batch, *example.shape[1:]).clone()
+    x_in = (
+        x if input_example is None else input_example.expand(deploy.batch, *input_example.shape[1:]).clone()
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(deploy.threads)
     timers: list[Callable[[int], float]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="netsculpt-guard-") as tmp:
-            timers.append(_timer(before, runtime, x, Path(tmp), "input"))
+            timers.append(_timer(before, runtime, x_in, Path(tmp), "input"))
             timers.append(_timer(after, runtime, x, Path(tmp), "output"))
             times: list[list[float]] = [[], []]
             for _ in range(ROUNDS):  # alternating: a machine that slows down slows both alike

@@ -1,5 +1,6 @@
 """The ``quantize`` recipe stage: int8 on one runtime, or ``runtime: auto`` (measure each, keep the fastest;
-the float model itself when no int8 candidate beats it, unless ``if_slower: int8``).
+the float model itself when no int8 candidate beats it, unless ``if_slower: int8``, or when none is within
+``tolerance_pp``, unless ``if_inaccurate: fail``).
 
 Kept out of stages.py so the selection (candidates, held-out scoring, timing) has one home; the handler
 there only calls :func:`run_quantize`.
@@ -25,6 +26,7 @@ def run_quantize(
         INT8_RUNTIMES,
         against_float,
         compare_int8,
+        none_within,
         pick_fastest,
         promote,
         quantize_on,
@@ -60,21 +62,26 @@ def run_quantize(
         threads=torch.get_num_threads(),
         runs=ctx.recipe.outputs.latency_runs,
     )
-    best = pick_fastest(rows, float_acc, cfg.tolerance_pp)
-    decision = against_float(best, rows, cfg.if_slower)
+    inaccurate = none_within(rows, float_acc, cfg.tolerance_pp) if cfg.if_inaccurate == "float" else None
+    best = None if inaccurate else pick_fastest(rows, float_acc, cfg.tolerance_pp)  # fail: raises
+    decision = inaccurate or {
+        "int8_runtime": best["runtime"],
+        "int8_ms": best["latency_ms"],
+        **against_float(best, rows, cfg.if_slower),
+    }
     info = {
-        "runtime": best["runtime"] if decision["keep"] == "int8" else None,
+        "runtime": decision["int8_runtime"] if decision["keep"] == "int8" else None,
         "int8": decision["keep"] == "int8",
         "auto": True,
         "tolerance_pp": cfg.tolerance_pp,
         "metric": rows[0]["metric"],  # what float_heldout_accuracy and each heldout_accuracy measure
         "float_heldout_accuracy": float_acc,
         "candidates": rows,
-        "decision": {"int8_runtime": best["runtime"], "int8_ms": best["latency_ms"], **decision},
+        "decision": decision,
     }
     if decision["keep"] == "float":  # the candidates stay in candidates/ for a look; the runner saves this
         return model, info
-    promote(out / "candidates" / best["runtime"], out)
+    promote(out / "candidates" / decision["int8_runtime"], out)
     return load_artefact(out), info
 
 

@@ -216,6 +216,8 @@ class QuantizeStage(Section):
     select_batches: int = Field(default=8, ge=1)  # auto: training batches after the calibration ones
     # auto, when no int8 candidate is faster than the float model: keep the float model, or int8 anyway
     if_slower: Literal["float", "int8"] = "float"
+    # auto, when no int8 candidate is within tolerance_pp: keep the float model, or stop the run
+    if_inaccurate: Literal["float", "fail"] = "float"
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

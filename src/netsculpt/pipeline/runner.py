@@ -152,6 +152,7 @@ def _run_locked(
                 t0 = time.perf_counter()
                 ctx.reset_random_state()
                 stage_input = guards.snapshot(model) if guards.wants_guard(kind, recipe.deploy) else None
+                stage_example = ctx.example  # a compound stage changes the input size
                 model, info = STAGES[kind](ctx, cfg, model, out)
                 model.eval()  # as _load_stage gives it: the next stage must not see where it came from
                 seconds = time.perf_counter() - t0
@@ -171,7 +172,9 @@ def _run_locked(
                     "info": info,
                 }
                 if guards.wants_guard(kind, recipe.deploy):
-                    record["guard"] = guards.check_stage(stage_input, model, ctx.example, recipe.deploy)
+                    record["guard"] = guards.check_stage(
+                        stage_input, model, ctx.example, recipe.deploy, input_example=stage_example
+                    )
                     console.print(guards.describe(kind, record["guard"]))
                     log.info("%s: latency guard %s", label, record["guard"])
                     stage_input = None

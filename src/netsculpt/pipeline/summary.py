@@ -93,12 +93,15 @@ def stage_lines(results: dict[str, Any]) -> list[str]:
 
 def quantize_lines(stages: list[dict[str, Any]]) -> list[str]:
     """What a ``runtime: auto`` quantize stage kept and why: int8 only when it beat the float model, and
-    when it did not, said in capitals (the stage keeps the float model, or int8 as ``if_slower`` asks)."""
+    when it did not, said in capitals (the stage keeps the float model, or int8 as ``if_slower`` asks), as
+    when no candidate was within ``tolerance_pp``."""
     lines = []
     for s in stages:
         decision = (s.get("info") or {}).get("decision") if isinstance(s, dict) else None
         if isinstance(decision, dict) and decision.get("reason"):
             flag = "[bold red]int8 NOT FASTER than float:[/] " if decision.get("int8_faster") is False else ""
+            if decision.get("int8_accurate") is False:
+                flag = "[bold red]int8 NOT ACCURATE ENOUGH:[/] "
             lines.append(f"{s['kind']} (runtime auto): {flag}{escape(decision['reason'])}")
     return lines
 

@@ -7,7 +7,8 @@ rounds, at all of the model's example inputs. Scores are the task's headline met
 ...) as a fraction; the fastest candidate within ``tolerance_pp`` percentage points of the float model's
 is kept, its files are moved into the stage folder, the others' stay in ``candidates/``. The float model
 is timed on each candidate's runtime too: when no candidate is faster than the fastest float option,
-:func:`against_float` says so, and the stage keeps the float model unless told ``if_slower: int8``.
+:func:`against_float` says so, and the stage keeps the float model unless told ``if_slower: int8``; when
+none is within tolerance, :func:`none_within` says so and the stage keeps it unless ``if_inaccurate: fail``.
 """
 
 from __future__ import annotations
@@ -217,23 +218,45 @@ def _time_rows(
             row["speedup_vs_float_eager"] = latency["float"] / latency[runtime]
 
 
+def _within(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: float) -> list[dict[str, Any]]:
+    """The timed rows whose score is within ``tolerance_pp`` percentage points of the float model's."""
+    lost = {id(r): 100 * (float_acc - r["heldout_accuracy"]) for r in rows if "latency_ms" in r}
+    return [r for r in rows if id(r) in lost and lost[id(r)] <= tolerance_pp]
+
+
+def _misses(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: float) -> str:
+    """Why no candidate qualified: the metric, the float score and each candidate's score or error."""
+    metric = next((r["metric"] for r in rows if "metric" in r), "accuracy")
+    detail = "; ".join(
+        f"{r['runtime']}: {r['error']}" if "error" in r else f"{r['runtime']}: {r['heldout_accuracy']:.2%}"
+        for r in rows
+    )
+    return (
+        f"no int8 runtime kept {metric} within tolerance_pp={tolerance_pp} of the float model's "
+        f"{float_acc:.2%} on held-out training batches ({detail})"
+    )
+
+
 def pick_fastest(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: float) -> dict[str, Any]:
     """The fastest row within ``tolerance_pp`` percentage points of the float model's score (accuracy,
     or the row's ``metric``), or an error naming the misses."""
-    ok = [r for r in rows if "latency_ms" in r and 100 * (float_acc - r["heldout_accuracy"]) <= tolerance_pp]
+    ok = _within(rows, float_acc, tolerance_pp)
     if not ok:
-        metric = next((r["metric"] for r in rows if "metric" in r), "accuracy")
-        detail = "; ".join(
-            f"{r['runtime']}: {r['error']}"
-            if "error" in r
-            else f"{r['runtime']}: {r['heldout_accuracy']:.2%}"
-            for r in rows
-        )
-        raise ConfigError(
-            f"no int8 runtime kept {metric} within tolerance_pp={tolerance_pp} of the float model's "
-            f"{float_acc:.2%} on held-out training batches ({detail}); raise tolerance_pp or calib_batches"
-        )
+        raise ConfigError(f"{_misses(rows, float_acc, tolerance_pp)}; raise tolerance_pp or calib_batches")
     return min(ok, key=lambda r: r["latency_ms"])
+
+
+def none_within(rows: list[dict[str, Any]], float_acc: float, tolerance_pp: float) -> dict[str, Any] | None:
+    """The decision record when no candidate is within ``tolerance_pp`` (the stage keeps the float model,
+    as it does when int8 is slower), or None when one is."""
+    if _within(rows, float_acc, tolerance_pp):
+        return None
+    reason = (
+        f"kept the float model: every int8 candidate lost more than tolerance_pp={tolerance_pp}: "
+        f"{_misses(rows, float_acc, tolerance_pp)} (raise tolerance_pp or calib_batches for int8, or set "
+        "if_inaccurate: fail to stop the run instead)"
+    )
+    return {"keep": "float", "int8_accurate": False, "int8_runtime": None, "int8_ms": None, "reason": reason}
 
 
 def against_float(
