@@ -207,3 +207,34 @@ def test_depth_and_compound_stages_are_guarded_each_side_at_its_own_input_size(s
     else:
         assert shapes["output"] == [1, 3, 32, 32] and "input_shape" not in guard
     assert any("SLOWER" in line for line in stage_lines(results))
+
+
+def test_the_summary_times_baseline_and_final_model_side_by_side(tmp_path, monkeypatch) -> None:
+    """The summary's latency ratio divided the baseline's time, taken right after it trained, by the final
+    model's, taken minutes later: on a shared machine `make demo` printed 0.81-1.00x "faster" for a model
+    its prune guard timed 1.7-2.0x faster. Both are now timed alternately at the end of the run."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from netsculpt.pipeline.summary import print_summary
+
+    seen: list[tuple[int, str]] = []
+
+    def fake_timer(model, runtime, x, tmp, name):
+        seen.append((model.conv1.out_channels, name))
+        return lambda runs: 2.0 if name == "input" else 1.0
+
+    monkeypatch.setattr(guards, "_timer", fake_timer)
+    text = RECIPE % ""
+    results = run_recipe(parse_recipe(text), text, tmp_path)
+    side = results["latency_side_by_side"]
+    assert (side["input_ms"], side["output_ms"], side["speedup"], side["runtime"]) == (2.0, 1.0, 2.0, "torch")
+    assert seen[-2:] == [(20, "input"), (4, "output")]  # the unpruned baseline against the pruned model
+    out = StringIO()
+    print_summary(results, Console(file=out, width=200))
+    assert "side by side on torch" in out.getvalue() and "2.00x faster" in out.getvalue()
+    assert json.loads((tmp_path / "results.json").read_text())["latency_side_by_side"]["speedup"] == 2.0
+    assert "latency (torch, batch 1, side by side)" in (tmp_path / "report.html").read_text()
+    off = RECIPE.replace("guard_runs: 2%s", "guard: false%s") % ""
+    assert "latency_side_by_side" not in run_recipe(parse_recipe(off), off, tmp_path / "off")

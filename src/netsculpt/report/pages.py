@@ -44,11 +44,24 @@ def summary_table(run: Run) -> str:
         row("MACs (batch 1)", "macs", fmt.count, "fewer", "more"),
         row("peak activation memory", "peak_activation_bytes", fmt.size, "smaller", "larger"),
         row("size on disk", "size_bytes", fmt.size, "smaller", "larger"),
-        row("latency (PyTorch, batch 1)", "latency_ms", fmt.millis, "faster", "slower"),
+        _side_by_side_row(run)
+        or row("latency (PyTorch, batch 1)", "latency_ms", fmt.millis, "faster", "slower"),
     ]
     rows += _extra_latencies(b, a)
     rows = [r for r in rows if r[1] != fmt.MISSING or r[2] != fmt.MISSING]
     return table(["", "before", "after", "change"], rows, cls="summary")
+
+
+def _side_by_side_row(run: Run) -> list | None:
+    """Baseline and final model timed alternately at the end of the run (``latency_side_by_side``): their
+    ratio, not two timings taken minutes apart on a machine whose load changed in between."""
+    side = getattr(run.results, "latency_side_by_side", None)
+    if not isinstance(side, dict) or not side.get("input_ms") or not side.get("output_ms"):
+        return None
+    x, y = side["input_ms"], side["output_ms"]
+    text, cls = fmt.reduction(x, y, "faster", "slower")
+    label = f"latency ({side.get('runtime')}, batch {side.get('batch')}, side by side)"
+    return [(esc(label), "name"), esc(fmt.millis(x)), esc(fmt.millis(y)), (esc(text), cls)]
 
 
 def _task_rows(run: Run) -> list[list]:
