@@ -233,7 +233,7 @@ def test_the_summary_times_baseline_and_final_model_side_by_side(tmp_path, monke
     assert seen[-2:] == [(20, "input"), (4, "output")]  # the unpruned baseline against the pruned model
     out = StringIO()
     print_summary(results, Console(file=out, width=200))
-    assert "side by side on torch" in out.getvalue() and "2.00x faster" in out.getvalue()
+    assert "latency (batch 1, torch)" in out.getvalue() and "2.00x faster" in out.getvalue()
     assert json.loads((tmp_path / "results.json").read_text())["latency_side_by_side"]["speedup"] == 2.0
     assert "latency (torch, batch 1, side by side)" in (tmp_path / "report.html").read_text()
     off = RECIPE.replace("guard_runs: 2%s", "guard: false%s") % ""

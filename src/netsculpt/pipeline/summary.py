@@ -37,7 +37,7 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     side = results.get("latency_side_by_side") or {}
     if side.get("input_ms") and side.get("output_ms"):  # timed alternately: a ratio the machine cannot skew
         table.add_row(
-            f"latency (batch {side['batch']}, side by side on {side['runtime']})",
+            f"latency (batch {side['batch']}, {side['runtime']})",
             f"{side['input_ms']:.3f} ms",
             f"{side['output_ms']:.3f} ms",
             f"{side['input_ms'] / side['output_ms']:.2f}x faster",
