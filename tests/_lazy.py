@@ -28,6 +28,13 @@ class LazyNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+def materialised_lazy_net() -> LazyNet:
+    """A ``LazyNet`` run once on ``X``: its lazy layers have shapes, as a user's model after one call."""
+    model = LazyNet()
+    model(X)
+    return model
+
+
 def lazy_names(model: nn.Module) -> list[str]:
     return [n for n, t in (*model.named_parameters(), *model.named_buffers()) if is_lazy(t)]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from netsculpt import to_adder
 from netsculpt.adder import to_adder_
 from netsculpt.errors import ConfigError
-from tests._lazy import LazyNet, X, assert_refused
+from tests._lazy import X, assert_refused, materialised_lazy_net
 
 
 def test_converting_a_lazy_model_is_refused() -> None:
@@ -15,6 +15,5 @@ def test_converting_a_lazy_model_is_refused() -> None:
 
 
 def test_once_materialised_it_converts() -> None:
-    model = LazyNet()
-    model(X)
+    model = materialised_lazy_net()
     assert to_adder(model, keep=())(X).shape == (4, 4)

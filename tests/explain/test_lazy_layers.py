@@ -9,7 +9,7 @@ import torch
 from netsculpt.errors import ConfigError
 from netsculpt.explain import chip_maps, default_layer, grad_cam, independence
 from netsculpt.explain.job import Settings, explain
-from tests._lazy import LazyNet, X, Y, assert_refused
+from tests._lazy import X, Y, assert_refused, materialised_lazy_net
 
 CALLS = {
     "grad_cam": lambda m: grad_cam(m, X, "conv2"),
@@ -29,6 +29,5 @@ def test_choosing_layers_by_a_forward_is_refused_too() -> None:
 
 
 def test_once_materialised_it_is_explained() -> None:
-    model = LazyNet()
-    model(X)
+    model = materialised_lazy_net()
     assert grad_cam(model.eval(), X, "conv2").maps.shape == (4, 8, 8)

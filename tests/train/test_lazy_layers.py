@@ -12,18 +12,11 @@ import pytest
 
 from netsculpt.errors import ConfigError
 from netsculpt.train import DistillationLoss, TrainConfig, distill, train
-from tests._lazy import LazyNet, X, Y, assert_refused
+from tests._lazy import X, Y, assert_refused, materialised_lazy_net
 
 DATA = [(X, Y)]
-
-
-def _ready() -> LazyNet:
-    model = LazyNet()
-    model(X)
-    return model
-
-
-READY = _ready()  # built here: building draws weights, and the check asserts a refusal draws none
+# built here: building draws weights, and the check asserts a refusal draws none
+READY = materialised_lazy_net()
 CALLS = {
     "train": (lambda m: train(m, DATA, DATA, TrainConfig(epochs=1)), "train"),
     "distill student": (lambda m: distill(m, READY, DATA, DATA, TrainConfig(epochs=1)), "distil into"),
@@ -39,5 +32,5 @@ def test_training_with_a_lazy_model_is_refused_and_leaves_it_lazy(call: str) -> 
 
 
 def test_once_materialised_it_trains() -> None:
-    result = train(_ready(), DATA, DATA, TrainConfig(epochs=1))
+    result = train(materialised_lazy_net(), DATA, DATA, TrainConfig(epochs=1))
     assert len(result.history) == 1

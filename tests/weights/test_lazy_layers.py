@@ -17,7 +17,7 @@ from netsculpt.weights import (
 from netsculpt.weights.bit_space import BitSpace
 from netsculpt.weights.int_space import IntSpace
 from netsculpt.weights.lowrank import LowRankConfig, factorize_
-from tests._lazy import LazyNet, X, Y, assert_refused
+from tests._lazy import X, Y, assert_refused, materialised_lazy_net
 
 CALLS = {
     "cluster_model kmeans": (lambda m: cluster_model(m, config_for("kmeans", bits=2)), "cluster"),
@@ -40,6 +40,5 @@ def test_compressing_a_lazy_model_is_refused_and_leaves_it_lazy(call: str) -> No
 
 
 def test_once_materialised_it_clusters() -> None:
-    model = LazyNet()
-    model(X)
+    model = materialised_lazy_net()
     assert cluster_model(model, config_for("kmeans", bits=2)) is model

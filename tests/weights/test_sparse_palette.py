@@ -8,37 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 import netsculpt as ns
 from netsculpt.errors import CheckpointError
 from netsculpt.sparsity import SparsityConfig, mask_layers_, remove_masks_
-from netsculpt.weights import KMeansConfig, iter_palettes, kmeans_palettize_
+from netsculpt.weights import KMeansConfig, kmeans_palettize_
 from netsculpt.weights.file_bits import tensor_bits
 from netsculpt.weights.palette import Palette, set_palette_
 from netsculpt.weights.sparse_store import file_digest
 from tests.weights._models import TinyNet, sparse_palette_net
+from tests.weights._packed_files import assert_same_weights, read_packed
 
 BUILDER = "tests.weights._models:tiny_net"
 OLD_FILE = Path(__file__).parent / "data" / "sparse_palette_v2"  # written by netsculpt on 2026-12-07
-
-
-def _read(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-        info = json.loads(f.metadata()["netsculpt.packed"])
-        return info, {k: f.get_tensor(k).clone() for k in f.keys()}  # noqa: SIM118 (not mmap views)
-
-
-def _same(a: torch.nn.Module, b: torch.nn.Module) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        assert sa[key].dtype == sb[key].dtype and torch.equal(sa[key], sb[key]), key
-    pa, pb = dict(iter_palettes(a)), dict(iter_palettes(b))
-    assert pa.keys() == pb.keys()
-    for key, palette in pa.items():
-        assert torch.equal(palette.indices, pb[key].indices) and torch.equal(palette.lut, pb[key].lut), key
 
 
 def _unmasked(monkeypatch) -> None:
@@ -53,12 +36,12 @@ def test_a_sparse_palette_is_stored_as_a_mask_plus_the_kept_indices(tmp_path, mo
     kmeans_palettize_(model, KMeansConfig(bits=4, n_init=1))  # keeps an exact-zero centroid
     ns.save(model, tmp_path / "m")
     loaded = ns.load(tmp_path / "m")
-    _same(model, loaded)
+    assert_same_weights(model, loaded)
     ns.save(loaded, tmp_path / "again")  # re-saving the loaded model writes the identical file
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == (
         tmp_path / "again" / "model.safetensors"
     ).read_bytes()
-    info, _ = _read(tmp_path / "m")
+    info, _ = read_packed(tmp_path / "m")
     assert info["version"] == 3 and {entry[0] for entry in info["masked"]} >= {2}  # fc1: 3rd palette
     rows = {row.name: row for row in tensor_bits(model)}
     fc1 = rows["fc1.weight"]
@@ -93,9 +76,9 @@ def _tiny(lut_values: list[float], zero_share: float, bits: int, seed: int = 0) 
 def test_a_palette_stays_dense_where_a_mask_would_not_pay(tmp_path, case, lut, zero_share, bits) -> None:
     model = _tiny(lut, zero_share, bits)
     ns.save(model, tmp_path / "m")
-    info, _ = _read(tmp_path / "m")
+    info, _ = read_packed(tmp_path / "m")
     assert "masked" not in info and info["version"] == 1  # the file an older netsculpt writes and reads
-    _same(model, ns.load(tmp_path / "m", trust_builder=BUILDER))
+    assert_same_weights(model, ns.load(tmp_path / "m", trust_builder=BUILDER))
 
 
 def test_groups_with_and_without_a_zero_entry_and_vectors(tmp_path) -> None:
@@ -109,19 +92,19 @@ def test_groups_with_and_without_a_zero_entry_and_vectors(tmp_path) -> None:
     codes[2, rng.random(144) < 0.5] = 0
     set_palette_(model.conv2, "weight", Palette(lut, torch.from_numpy(codes), 4, (16, 8, 3, 3)))
     ns.save(model, tmp_path / "m")
-    info, _ = _read(tmp_path / "m")
+    info, _ = read_packed(tmp_path / "m")
     assert [entry[0] for entry in info["masked"]] == [0]
-    _same(model, ns.load(tmp_path / "m", trust_builder=BUILDER))
+    assert_same_weights(model, ns.load(tmp_path / "m", trust_builder=BUILDER))
 
 
 def test_the_file_written_before_masks_still_loads(tmp_path, monkeypatch) -> None:
-    info, blobs = _read(OLD_FILE)
+    info, blobs = read_packed(OLD_FILE)
     assert info["version"] == 2 and "masked" not in info  # palettes and a sparse float tensor
     model = sparse_palette_net()
-    _same(model, ns.load(OLD_FILE, trust_builder=BUILDER))
+    assert_same_weights(model, ns.load(OLD_FILE, trust_builder=BUILDER))
     _unmasked(monkeypatch)  # and the unmasked path still writes exactly that format
     ns.save(model, tmp_path / "m", builder=BUILDER)
-    again_info, again = _read(tmp_path / "m")
+    again_info, again = read_packed(tmp_path / "m")
     assert again_info == info and again.keys() == blobs.keys()
     assert all(torch.equal(again[k], blobs[k]) for k in blobs)
 
@@ -129,9 +112,9 @@ def test_the_file_written_before_masks_still_loads(tmp_path, monkeypatch) -> Non
 def test_the_same_model_now_saves_its_sparse_palette_masked(tmp_path) -> None:
     model = sparse_palette_net()
     ns.save(model, tmp_path / "m", builder=BUILDER)
-    info, _ = _read(tmp_path / "m")
+    info, _ = read_packed(tmp_path / "m")
     assert info["version"] == 3 and [entry[:2] for entry in info["masked"]] == [[1, "bitmap"]]
-    _same(model, ns.load(tmp_path / "m", trust_builder=BUILDER))
+    assert_same_weights(model, ns.load(tmp_path / "m", trust_builder=BUILDER))
     old = (OLD_FILE / "model.safetensors").stat().st_size
     assert (tmp_path / "m" / "model.safetensors").stat().st_size < old
 
@@ -140,7 +123,7 @@ def test_a_corrupt_masked_palette_is_refused(tmp_path) -> None:
     ns.save(sparse_palette_net(), tmp_path / "m", builder=BUILDER)
     weights = tmp_path / "m" / "model.safetensors"
     good = weights.read_bytes()
-    info, blobs = _read(tmp_path / "m")
+    info, blobs = read_packed(tmp_path / "m")
     start = len(good) - sum(t.numel() * t.element_size() for t in blobs.values())
     for offset in range(start, len(good), 97):  # flipped bits anywhere in the blobs
         data = bytearray(good)

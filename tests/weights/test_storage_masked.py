@@ -10,39 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 import netsculpt as ns
 from netsculpt.errors import CheckpointError
 from netsculpt.sparsity import SparsityConfig, mask_layers_, remove_masks_
-from netsculpt.weights import KMeansConfig, iter_palettes, kmeans_palettize_
+from netsculpt.weights import KMeansConfig, kmeans_palettize_
 from netsculpt.weights.file_bits import tensor_bits
 from netsculpt.weights.palette import Palette, set_palette_
 from netsculpt.weights.sparse_store import file_digest
 from netsculpt.weights.storage import packed_size_bytes
 from tests.weights._models import TinyNet, sparse_palette_net
+from tests.weights._packed_files import assert_same_weights, read_packed
 
 BUILDER = "tests.weights._models:tiny_net"
 DATA = Path(__file__).parent / "data"
 OLD_CONTEXT = DATA / "sparse_palette_context_v2"  # coding="context", written by netsculpt on 2026-12-07
-
-
-def _read(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-        info = json.loads(f.metadata()["netsculpt.packed"])
-        return info, {k: f.get_tensor(k).clone() for k in f.keys()}  # noqa: SIM118 (not mmap views)
-
-
-def _same(a: torch.nn.Module, b: torch.nn.Module) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        assert sa[key].dtype == sb[key].dtype and torch.equal(sa[key], sb[key]), key
-    pa, pb = dict(iter_palettes(a)), dict(iter_palettes(b))
-    assert pa.keys() == pb.keys()
-    for key, palette in pa.items():
-        assert torch.equal(palette.indices, pb[key].indices) and torch.equal(palette.lut, pb[key].lut), key
 
 
 def _unmasked(monkeypatch) -> None:
@@ -65,13 +48,13 @@ def lenet() -> torch.nn.Module:
 
 def test_lenet_sparse_palettes_are_coded_masked_and_reload_bit_for_bit(lenet, tmp_path, monkeypatch) -> None:
     ns.save(lenet, tmp_path / "m", coding="context")
-    info, _ = _read(tmp_path / "m")
+    info, _ = read_packed(tmp_path / "m")
     forms = {entry[0]: coded[0] for entry, coded in zip(info["palettes"], info["coded"])}
     # 90 % zeros: fc1's zero entry holds most points; a coded mask plus 15 symbols at the kept points
     # beats 16 symbols at every point
     assert info["version"] == 4 and forms["fc1.weight"] == "masked"
     loaded = ns.load(tmp_path / "m")
-    _same(lenet, loaded)
+    assert_same_weights(lenet, loaded)
     ns.save(loaded, tmp_path / "again", coding="context")
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == (
         tmp_path / "again" / "model.safetensors"
@@ -92,10 +75,10 @@ def test_tensor_bits_name_the_masked_form_and_add_up(lenet, tmp_path) -> None:
 
 
 def test_the_older_context_file_still_loads_and_is_written_again_unchanged(tmp_path) -> None:
-    info, _ = _read(OLD_CONTEXT)
+    info, _ = read_packed(OLD_CONTEXT)
     assert info["version"] == 2 and "coded" in info  # palettes plain / order0-coded, a sparse float tensor
     model = sparse_palette_net()
-    _same(model, ns.load(OLD_CONTEXT, trust_builder=BUILDER))
+    assert_same_weights(model, ns.load(OLD_CONTEXT, trust_builder=BUILDER))
     # its sparse palette would save 30 bytes of data masked but cost more in the header: the chooser
     # keeps the old form, and the file is byte for byte the one netsculpt wrote before
     ns.save(model, tmp_path / "m", builder=BUILDER, coding="context")
@@ -128,7 +111,7 @@ def test_corrupt_or_lying_masked_entries_are_refused(lenet, tmp_path) -> None:
     ns.save(lenet, tmp_path / "m", coding="context")
     weights = tmp_path / "m" / "model.safetensors"
     good = weights.read_bytes()
-    info, blobs = _read(tmp_path / "m")
+    info, blobs = read_packed(tmp_path / "m")
     start = len(good) - sum(t.numel() * t.element_size() for t in blobs.values())
     for offset in range(start, len(good), 4999):  # flipped bits anywhere in the blobs
         data = bytearray(good)
@@ -162,7 +145,7 @@ def test_corrupt_or_lying_masked_entries_are_refused(lenet, tmp_path) -> None:
         with pytest.raises(CheckpointError):
             ns.load(tmp_path / "m")
     weights.write_bytes(good)
-    _same(lenet, ns.load(tmp_path / "m"))
+    assert_same_weights(lenet, ns.load(tmp_path / "m"))
 
 
 def test_whole_numbers_written_as_floats_are_refused(lenet, tmp_path) -> None:
@@ -171,7 +154,7 @@ def test_whole_numbers_written_as_floats_are_refused(lenet, tmp_path) -> None:
     ``packed masked context`` fuzz reader, tests/_fuzz_masked.py)."""
     ns.save(lenet, tmp_path / "m", coding="context")
     weights = tmp_path / "m" / "model.safetensors"
-    info, blobs = _read(tmp_path / "m")
+    info, blobs = read_packed(tmp_path / "m")
     row = next(i for i, entry in enumerate(info["coded"]) if entry[0] == "masked")
 
     def as_float(*path: object):
