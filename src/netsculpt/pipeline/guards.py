@@ -11,7 +11,7 @@ output is more than ``deploy.slower_margin`` slower is flagged in the CLI summar
 
 An int8 stage's output is an artefact of its own runtime (ONNX Runtime, OpenVINO, an exported program)
 whatever the deploy runtime; both sides are then timed on that runtime, so the guard compares like with
-like (before 2026-12-08 an OpenVINO int8 output was timed against its float input on PyTorch eager).
+like (before 2026-12-07 an OpenVINO int8 output was timed against its float input on PyTorch eager).
 """
 
 from __future__ import annotations

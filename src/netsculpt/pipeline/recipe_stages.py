@@ -135,7 +135,7 @@ class PruneStage(Section):
 
     @model_validator(mode="after")
     def _iterative(self) -> PruneStage:
-        """Checked when the recipe is read (before 2026-12-08 only once the stages before had run)."""
+        """Checked when the recipe is read (before 2026-12-07 only once the stages before had run)."""
         if self.iterative_steps > 1 and self.target is None:
             raise ValueError("iterative_steps > 1 needs a 'target' (each step prunes toward it)")
         if self.iterative_steps > 1 and self.refit:
