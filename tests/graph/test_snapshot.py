@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import netsculpt as ns
-from netsculpt.graph.sizes import ChannelCount, plain
+from netsculpt.graph.sizes import ChannelCount
 from tests.graph.archs import cbr, randomize_
 
 
@@ -67,9 +67,6 @@ def test_counts_copy_and_pickle_as_plain_ints() -> None:
         assert type(out) is int and out == 8
     assert [type(n) for n in copy.deepcopy(size)] == [int, int, int]
     assert b"netsculpt" not in pickle.dumps(size)
-    nested = plain({"a": [size, (count, 2)]})
-    assert type(nested["a"][0]) is torch.Size and type(nested["a"][0][1]) is int
-    assert type(nested["a"][1][0]) is int
 
 
 class CachingPool(nn.Module):

@@ -31,7 +31,7 @@ _REGISTRIES = ("_parameters", "_buffers", "_modules")
 # torch's own per-module containers (hook tables, ...): netsculpt registers and removes hooks around
 # forwards itself, so putting their contents back could bring a removed netsculpt hook back to life
 _TORCH_OWN = frozenset(vars(nn.Module())) - {"training"}
-_CONTAINER_DEPTH = 4  # nested lists / dicts / sets to look into, as deep as graph.sizes.plain looks
+_CONTAINER_DEPTH = 4  # nested lists / dicts / sets to look into
 
 
 class ModuleSnapshot:
