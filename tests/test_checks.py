@@ -123,10 +123,7 @@ def test_a_materialised_lazy_model_traces_prunes_saves_and_loads(tmp_path: Path)
     small = ns.prune(model, x, ratio=0.5)
     assert small.conv1.out_channels == 4 and small(x).shape == (2, 4)
     ns.save(small, tmp_path / "small")
-    with pytest.raises(
-        ConfigError, match=r"cannot load a saved model onto _LazyNet: .* then pass it to ns.load"
-    ):
-        ns.load(tmp_path / "small", model=_LazyNet())  # before: TypeError 'NoneType' is not iterable
+    # a fresh lazy model takes the saved shapes (tests/saved/test_lazy_onto.py); a materialised one works too
     base = _LazyNet()
     base(x)
     again = ns.load(tmp_path / "small", model=base).eval()

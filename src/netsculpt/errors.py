@@ -6,6 +6,11 @@ from deep inside torch to understand what went wrong.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import warnings
+
 
 class NetsculptError(Exception):
     """Base class: anything netsculpt raises deliberately."""
@@ -49,6 +54,30 @@ class DiskFullError(NetsculptError, OSError):
 
 class NetsculptWarning(UserWarning):
     """Something netsculpt can go on with but the user should know (``warnings.filterwarnings`` it)."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PLUMBING = (  # between netsculpt frames: decorators, and torch calling a netsculpt layer
+    contextlib.__file__,
+    os.path.join("torch", "utils", "_contextlib.py"),
+    os.path.join("torch", "nn", "modules", "module.py"),
+)
+
+
+def _ours(filename: str) -> bool:
+    return filename.startswith(_PACKAGE) or filename.endswith(_PLUMBING)
+
+
+def warn_user(message: str, category: type[Warning] = NetsculptWarning) -> None:
+    """Warn at the user's own line (their ``ns.prune(...)`` call), not at the netsculpt line that noticed:
+    the stack level is that of the first frame outside the netsculpt package and the plumbing above (so
+    a netsculpt layer in the user's model warns at the user's forward). Python 3.11 has no
+    ``skip_file_prefixes``, and a fixed ``stacklevel`` is right for one call path only. With no such
+    frame (everything below is netsculpt's) the outermost frame is used."""
+    frame, level = sys._getframe(1), 2  # level 2: warn_user's caller
+    while frame.f_back is not None and _ours(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def a_type(value: object) -> str:

@@ -178,7 +178,8 @@ def load(
     document = read_document(directory)
     if isinstance(model, nn.Module):
         model = unwrap_parallel(model, "ns.load(model=...)")  # the saved base is the network inside
-        checks.materialised(model, "load a saved model onto", then="pass it to ns.load again")
+        if document["base_shapes"] is None:  # an old file: no saved shapes for its lazy layers to take
+            checks.materialised(model, "load a saved model onto", then="pass it to ns.load again")
     base = build_base(
         document["base"], document["base_shapes"], where, model=model, trust_builder=trust_builder
     )

@@ -11,7 +11,7 @@ from torch import nn
 from netsculpt import checks
 from netsculpt.allocate import Target
 from netsculpt.allocate.shortfall import ShortfallWarning
-from netsculpt.errors import ConfigError, PruningError
+from netsculpt.errors import ConfigError, PruningError, warn_user
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.channel_graph import ignored_module_names
 
@@ -76,11 +76,10 @@ def prune_iteratively(
                 plan, graph = scaled_plan(current, example_inputs, reached, **step_options)
             current = apply_plan(current, plan, example_inputs, graph=graph)
         elif step == steps and reached < target.value * (1 - TOLERANCE):
-            warnings.warn(
+            warn_user(
                 f"target {target.metric}={target.value:.3f} lands at {reached:.3f} of the original, "
                 f"{1 - reached / target.value:.1%} under: an earlier round's width steps went past it",
                 ShortfallWarning,
-                stacklevel=2,
             )
         if finetune is not None:
             finetune(current, step)

@@ -11,11 +11,9 @@ gradient buckets when it is built), which is the order Torch-Pruning and NNCF do
 
 from __future__ import annotations
 
-import warnings
-
 from torch import nn
 
-from netsculpt.errors import NetsculptWarning, TraceError
+from netsculpt.errors import NetsculptWarning, TraceError, warn_user
 
 #: class names of wrappers that forward to ``.module`` unchanged (torch's own, and look-alikes such as
 #: apex's ``DistributedDataParallel``); FullyShardedDataParallel is not one: its ``.module`` holds shards
@@ -39,11 +37,10 @@ def unwrap_parallel(model: nn.Module, verb: str) -> nn.Module:
         names.append(name)
         model = model.module  # type: ignore[assignment]
     if names:
-        warnings.warn(
+        warn_user(
             f"{verb} got a {names[0]}: using {'model' + '.module' * len(names)} (the "
             f"{type(model).__name__} inside it); the wrapper holds no weights of its own",
             NetsculptWarning,
-            stacklevel=3,
         )
     return model
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 import pickle
 import warnings
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
 import netsculpt as ns
-from netsculpt.graph.sizes import ChannelCount, plain
+from netsculpt.graph.sizes import ChannelCount
 from tests.graph.archs import cbr, randomize_
 
 
@@ -67,9 +69,6 @@ def test_counts_copy_and_pickle_as_plain_ints() -> None:
         assert type(out) is int and out == 8
     assert [type(n) for n in copy.deepcopy(size)] == [int, int, int]
     assert b"netsculpt" not in pickle.dumps(size)
-    nested = plain({"a": [size, (count, 2)]})
-    assert type(nested["a"][0]) is torch.Size and type(nested["a"][0][1]) is int
-    assert type(nested["a"][1][0]) is int
 
 
 class CachingPool(nn.Module):
@@ -216,3 +215,68 @@ def test_in_place_changes_to_existing_containers_are_undone(call: str) -> None:
     pickle.loads(pickle.dumps(model))  # nothing of netsculpt left inside
     model(x)  # the model's own forward still records as it did
     assert model.history == ["start", 8] and model.tags == {"built", "ran"}
+
+
+@dataclass
+class _Counter:
+    calls: int = 0
+    last: object = None
+
+
+class _Settings:
+    """A plain class of the user's own (not a dataclass)."""
+
+    def __init__(self) -> None:
+        self.scale = 1.0
+
+
+class KeepsState(nn.Module):
+    """Writes into plain objects it holds, as users do for counters, settings and debugging state: a
+    dataclass, a SimpleNamespace with another nested inside it (holding a list), and a plain class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*cbr(3, 8), nn.Conv2d(8, 8, 3, padding=1))
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 4)
+        self.cfg, self.settings = _Counter(), _Settings()
+        self.state = SimpleNamespace(last=None, inner=SimpleNamespace(seen=[]))
+        self.state.me = self.state  # a cycle
+        self.kind, self.helper = _Counter, torch.relu  # a class and a function: held, never walked into
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(x)
+        self.cfg.calls += 1
+        self.cfg.last = x.shape
+        self.state.last = x
+        self.state.inner.seen.append(x.size(1))
+        self.state.inner.added = True  # an attribute that did not exist before
+        self.settings.scale = x.shape[1] / 8
+        return self.fc(self.pool(x).flatten(1))
+
+
+def _object_state(model: KeepsState) -> list[dict]:
+    objects = (model.cfg, model.settings, model.state, model.state.inner)
+    return [dict(vars(o)) for o in objects] + [{"seen": list(model.state.inner.seen)}]
+
+
+@pytest.mark.parametrize("call", ["ns.trace", "ns.measure", "ns.prune(target=)"])
+def test_attribute_changes_inside_plain_objects_are_undone(call: str) -> None:
+    """Before: the forward's counts, shapes, tensors and new attributes stayed in the user's dataclass,
+    SimpleNamespace and plain objects after a trace, a measurement or a prune."""
+    x = torch.randn(1, 3, 8, 8)
+    model = randomize_(KeepsState()).eval()
+    ids = [id(model.cfg), id(model.state), id(model.state.inner), id(vars(model.state.inner))]
+    before = _object_state(model)
+    calls = {"ns.trace": lambda m: ns.trace(m, x), **_leave_calls(x, ns.Target(macs=0.5))}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="target macs=0.500 lands")
+        calls[call](model)
+    after = _object_state(model)
+    assert [d.keys() for d in after] == [d.keys() for d in before], call
+    assert all(a[k] is b[k] or a[k] == b[k] for a, b in zip(after, before) for k in b), call
+    assert model.cfg == _Counter() and model.settings.scale == 1.0 and model.state.last is None
+    assert [id(model.cfg), id(model.state), id(model.state.inner), id(vars(model.state.inner))] == ids
+    assert model.kind is _Counter and model.helper is torch.relu and model.state.me is model.state
+    assert b"netsculpt" not in pickle.dumps(model)
+    model(x)  # the model's own forward still records as it did
+    assert model.cfg.calls == 1 and model.state.inner.seen == [8]

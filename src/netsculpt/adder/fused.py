@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import os
 import types
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor
+
+from netsculpt.errors import warn_user
 
 #: below this many rows * out * patch elements per call the eager path is used (no compile)
 FUSED_MIN_ELEMENTS = 1 << 20
@@ -124,12 +125,11 @@ def _blocks(fn: Callable, name: str, args: tuple[Tensor, ...], out_dim: int) -> 
                 block = kernel(*block_args)
             except Exception as err:  # any compiler failure means: use the eager path
                 _compiled[key] = None
-                warnings.warn(
+                warn_user(
                     f"netsculpt.adder: compiling the fused {name} kernel failed ({type(err).__name__}: "
                     f"{str(err)[:200]}); using the slower eager path. Install a C++ compiler (gcc) for "
                     "torch.compile, or set NETSCULPT_ADDER_FUSED=0 to silence this.",
                     RuntimeWarning,
-                    stacklevel=4,
                 )
                 return None
             result[start:stop] = block[: stop - start]

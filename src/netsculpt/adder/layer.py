@@ -165,11 +165,6 @@ class AdderConv2d(nn.Module):
             f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}, eta={self.eta}"
         )
 
-    def additions(self, out_h: int, out_w: int) -> int:
-        """Additions / subtractions of one image: |x - w| and the running sum, per patch element."""
-        patch = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        return 2 * patch * self.out_channels * out_h * out_w
-
 
 @contextlib.contextmanager
 def exact_input_gradients(model: nn.Module) -> Iterator[None]:

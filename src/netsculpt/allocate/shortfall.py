@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from dataclasses import dataclass
 
 from netsculpt.allocate.cost import CostModel
-from netsculpt.errors import NetsculptWarning, PruningError
+from netsculpt.errors import NetsculptWarning, PruningError, warn_user
 from netsculpt.graph.channel_graph import ChannelGraph
 
 _INTERFACE = ("reads network input", "it is a network output")
@@ -122,9 +121,8 @@ def warn_under(
         why = f"round_to={round_to!r} {how}; exact widths (round_to=1) reach {exact:.3f}"
     else:
         why = "one more channel of any group would overshoot it; this is the closest plan under the target"
-    warnings.warn(
+    warn_user(
         f"target {metric}={value:.3f} lands at {reached:.3f}, {(1 - reached / value):.1%} under (more than "
         f"the {tolerance:.0%} tolerance): {why}",
         ShortfallWarning,
-        stacklevel=4,
     )

@@ -27,7 +27,7 @@ from netsculpt.allocate.cost import CostModel
 from netsculpt.allocate.rebalance import rebalance, top_up
 from netsculpt.allocate.shortfall import unreachable_error, warn_under
 from netsculpt.allocate.uniform import keep_count, removal_order, select_keep
-from netsculpt.errors import PruningError
+from netsculpt.errors import PruningError, warn_user
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.surgery.plan import PrunePlan
@@ -257,15 +257,12 @@ def target_plan(
     best = candidate(hi)
     floor_value = measure(best)
     if floor_value > target.value and round_to == "hw":  # exact widths may still reach it
-        import warnings
-
         from netsculpt.errors import NetsculptWarning
 
-        warnings.warn(  # the default grid is a heuristic: a reachable target wins over it, said out loud
+        warn_user(  # the default grid is a heuristic: a reachable target wins over it, said out loud
             f"target {target.metric}={target.value:.3f} is out of reach on the round_to='hw' grid (it leaves "
             f"{floor_value:.3f}); using exact widths (round_to=1), which may run slower per MAC",
             NetsculptWarning,
-            stacklevel=2,
         )
         return target_plan(
             model, example_inputs, graph, scores, target, strategy=strategy, round_to=1,

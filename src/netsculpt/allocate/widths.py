@@ -11,7 +11,6 @@ ONNX Runtime, a layout conversion on both sides. ``round_to`` says how kept coun
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from netsculpt.errors import PruningError
@@ -58,11 +57,6 @@ def steps_for(graph: Any, round_to: RoundTo) -> dict[str, int]:
     """Group id -> rounding step for every group of ``graph``."""
     round_to = check_round_to(round_to)
     return {g.id: group_step(g.size, round_to) for g in graph.groups}
-
-
-def round_up(n: int, step: int, cap: int) -> int:
-    """``n`` rounded up to a multiple of ``step``, capped at ``cap``."""
-    return min(int(math.ceil(n / step) * step) if step > 1 else int(n), cap)
 
 
 def next_width(kept: int, step: int, cap: int) -> int:

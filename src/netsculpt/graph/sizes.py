@@ -87,27 +87,6 @@ SIZE_TAKING = set(
 )
 
 
-def plain(obj: Any, depth: int = 4) -> Any:
-    """``obj`` with every count inside (nested) tuples, lists, dicts and ``torch.Size`` as a plain ``int``.
-
-    Containers are rebuilt only when they hold a count, and lists/dicts are fixed in place, so a
-    container the model owns keeps its identity.
-    """
-    if isinstance(obj, _Counted):
-        return int(obj)
-    if depth <= 0:
-        return obj
-    if isinstance(obj, list):
-        obj[:] = [plain(o, depth - 1) for o in obj]
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            obj[k] = plain(v, depth - 1)
-    elif isinstance(obj, tuple) and not hasattr(obj, "_fields") and _counts_in(obj):
-        items = [plain(o, depth - 1) for o in obj]
-        return torch.Size(items) if isinstance(obj, torch.Size) else type(obj)(items)
-    return obj
-
-
 def _counts_in(items: Any) -> list[_Counted]:
     found: list[_Counted] = []
     for a in items:

@@ -12,11 +12,20 @@ and writes back buffers changed in place, so the model is exactly as it was: sam
 Lists, dicts and sets the modules hold (and those nested in them) are also copied shallowly, and their
 contents put back in place, keeping their identity: before 2026-12-07 a forward's
 ``self.history.append(x)`` or ``self.cache[key] = ...`` on an existing container stayed in the model
-(only netsculpt's counts inside were turned into plain ints).
+(only netsculpt's counts inside were turned into plain ints). Plain Python objects they hold (a
+dataclass, a ``SimpleNamespace``, an instance of the user's own class) are walked the same way, and their
+``__dict__`` put back in place: before 2026-12-07 a forward's ``self.cfg.calls += 1`` or
+``self.state.last = x`` stayed. Classes, functions, module objects, modules, tensors and torch's own
+objects are held by reference and never walked into.
 """
 
 from __future__ import annotations
 
+import enum
+import functools
+import logging
+import types
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,7 +40,12 @@ _REGISTRIES = ("_parameters", "_buffers", "_modules")
 # torch's own per-module containers (hook tables, ...): netsculpt registers and removes hooks around
 # forwards itself, so putting their contents back could bring a removed netsculpt hook back to life
 _TORCH_OWN = frozenset(vars(nn.Module())) - {"training"}
-_CONTAINER_DEPTH = 4  # nested lists / dicts / sets to look into, as deep as graph.sizes.plain looks
+_CONTAINER_DEPTH = 4  # nested lists / dicts / sets / plain objects to look into
+_MAX_ENTRIES = 1_000_000  # entries copied in all: a module holding a huge object graph is walked no further
+# held by reference, never walked into: code, classes, shared machinery, and what is restored elsewhere
+_UNTOUCHED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+              functools.partial, weakref.ref, enum.Enum, logging.Logger, logging.Handler, nn.Module,
+              torch.Tensor, int, float, complex, str, bytes)  # fmt: skip
 
 
 class ModuleSnapshot:
@@ -43,12 +57,14 @@ class ModuleSnapshot:
         self.attrs = [{k: v for k, v in vars(m).items() if k not in _REGISTRIES} for m in self.modules]
         self.registries = [{r: dict(getattr(m, r)) for r in _REGISTRIES} for m in self.modules]
         self.classes = [type(m) for m in self.modules]
-        self.containers: list[tuple[Any, list[Any]]] = []  # (container, its contents then)
+        # (container or a plain object's __dict__, its contents then)
+        self.containers: list[tuple[Any, list[Any]]] = []
         seen: set[int] = set()
+        budget = [_MAX_ENTRIES]
         for attrs in self.attrs:
             for key, value in attrs.items():
                 if key not in _TORCH_OWN:
-                    _record_containers(value, _CONTAINER_DEPTH, seen, self.containers)
+                    _record_containers(value, _CONTAINER_DEPTH, seen, self.containers, budget)
         tensors: dict[int, tuple[str, torch.Tensor]] = {}
         for name, t in model.named_parameters(remove_duplicate=True):
             tensors[id(t)] = (name, t)
@@ -106,20 +122,44 @@ def left_as_found(model: nn.Module, during: str) -> Iterator[None]:
         snapshot.restore(during)
 
 
-def _record_containers(value: Any, depth: int, seen: set[int], out: list[tuple[Any, list[Any]]]) -> None:
-    """Append ``(container, shallow copy of its contents)`` for every list / dict / set in ``value``."""
-    if depth <= 0 or id(value) in seen:
+def _record_containers(
+    value: Any, depth: int, seen: set[int], out: list[tuple[Any, list[Any]]], budget: list[int]
+) -> None:
+    """Append ``(container, shallow copy of its contents)`` for every list / dict / set in ``value``, and
+    for every plain object's ``__dict__`` (restored in place like a dict, so the object keeps its
+    identity); ``seen`` guards against cycles, ``depth`` and ``budget`` (entries left) bound the walk."""
+    if depth <= 0 or id(value) in seen or budget[0] <= 0:
         return
     if isinstance(value, list | dict | set):
-        seen.add(id(value))
-        out.append((value, list(value.items()) if isinstance(value, dict) else list(value)))
-        items = value.values() if isinstance(value, dict) else value
+        container: Any = value
     elif isinstance(value, tuple):  # immutable itself, but it may hold a list
-        items = value
-    else:
+        for item in value:
+            _record_containers(item, depth - 1, seen, out, budget)
         return
+    else:
+        container = _instance_dict(value)
+        if container is None:
+            return
+        seen.add(id(value))
+    seen.add(id(container))
+    contents = list(container.items()) if isinstance(container, dict) else list(container)
+    budget[0] -= len(contents)
+    out.append((container, contents))
+    items = container.values() if isinstance(container, dict) else container
     for item in list(items):
-        _record_containers(item, depth - 1, seen, out)
+        _record_containers(item, depth - 1, seen, out, budget)
+
+
+def _instance_dict(value: Any) -> dict[str, Any] | None:
+    """The ``__dict__`` of a plain object the forward may write into; None for anything netsculpt must
+    not walk (``_UNTOUCHED``, torch's own objects, objects with ``__slots__`` only)."""
+    if isinstance(value, _UNTOUCHED) or str(getattr(type(value), "__module__", "")).split(".")[0] == "torch":
+        return None
+    try:  # not getattr: a class's own __getattr__ must not run or answer for __dict__
+        state = object.__getattribute__(value, "__dict__")
+    except (AttributeError, TypeError):
+        return None
+    return state if type(state) is dict else None
 
 
 def _put_back(container: Any, contents: list[Any]) -> None:

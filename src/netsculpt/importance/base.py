@@ -6,7 +6,6 @@ collect data-driven statistics in one pass before scoring. Scores are "higher = 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netsculpt.errors import NetsculptWarning, PruningError
+from netsculpt.errors import NetsculptWarning, PruningError, warn_user
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.registry import Registry
@@ -111,13 +110,12 @@ def check_scores(group: ChannelGroup, scores: np.ndarray, criterion: str = "crit
             "the calibration data for NaN/inf values"
         )
     if group.size > 1 and float(np.ptp(scores)) <= 1e-9 * max(float(np.abs(scores).max()), 1e-3):
-        warnings.warn(
+        warn_user(
             f"{criterion} gave every channel of group {group.id!r} the same score ({float(scores[0]):.4g}; "
             "e.g. every filter is dead on the calibration data), so it cannot tell them apart: the "
             "lowest-numbered channels are kept there. Check the calibration data, or prune that group by "
             "weights (criterion='l1') or leave it out (ignored=[...])",
             NetsculptWarning,
-            stacklevel=4,
         )
 
 

@@ -34,7 +34,6 @@ the group's activation sites. Batches should hold many samples per class (64 or 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netsculpt.errors import ConfigError, NetsculptWarning, PruningError
+from netsculpt.errors import ConfigError, NetsculptWarning, PruningError, warn_user
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.importance.base import ACTIVATIONS, LABELS, WEIGHTS, register_criterion
@@ -178,12 +177,11 @@ class HRel(FeatureMapCriterion):
             )
         if not problems:
             return
-        warnings.warn(
+        warn_user(
             f"hrel saw {total} calibration images of {classes} classes ({total / classes:.1f} per class; "
             f"batches of {typical}): {'; and '.join(problems)}. Otherwise the scores mostly measure how "
             "varied each filter is, not its relevance",
             NetsculptWarning,
-            stacklevel=4,
         )
 
 

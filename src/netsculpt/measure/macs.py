@@ -11,7 +11,6 @@ See docs/measure.md for the convention.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
-from netsculpt.errors import NetsculptWarning
+from netsculpt.errors import NetsculptWarning, warn_user
 from netsculpt.graph.snapshot import left_as_found
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module, run_forward
 from netsculpt.modes import eval_mode
@@ -277,12 +276,11 @@ def _warn_uncounted(uncounted: dict[str, str], root: str) -> None:
         return
     _WARNED.update(new)
     ops = ", ".join(f"`{op}` (in `{where or root}`)" for op, where in new.items())
-    warnings.warn(
+    warn_user(
         f"MACs of {ops} are not counted: the op multiplies a weight but netsculpt has no MAC formula "
         "for it, so ns.measure and MACs targets see that compute as 0. Please report the op; "
         "a params= target is unaffected.",
         NetsculptWarning,
-        stacklevel=3,
     )
 
 

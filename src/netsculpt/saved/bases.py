@@ -145,6 +145,12 @@ def _input_size(module: nn.Module, prefix: str, shapes: dict[str, list[int]]) ->
     return None
 
 
+def _lazy_tensors(module: nn.Module, prefix: str) -> dict[str, str]:
+    """``module``'s own uninitialised parameters and buffers: their state-dict keys by attribute name."""
+    own = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+    return {name: prefix + name for name, tensor in own if is_lazy(tensor)}
+
+
 def shaped_(
     model: nn.Module,
     shapes: dict[str, list[int]] | None,
@@ -152,20 +158,30 @@ def shaped_(
     fix: str = "pass model=<the unpruned model, run once on an input> to netsculpt.load",
 ) -> None:
     """Size a rebuilt base's lazy layers (a builder using ``nn.LazyLinear``) as the file records, each by
-    its own ``initialize_parameters``: the edits' replay traces the base, which a shapeless layer cannot
-    take, and the saved weights then replace the fresh ones."""
+    its own ``initialize_parameters`` on a meta input (so ``in_features`` and the like are set too), or,
+    for a lazy class netsculpt does not know, by torch's own load hook from zeros of the saved shapes. The
+    model's forward never runs: the edits' replay traces the base, which a shapeless layer cannot take,
+    and the saved weights then replace the fresh ones. The global generator is left where it was."""
     from torch.nn.modules.lazy import LazyModuleMixin
 
     for name, module in model.named_modules():
         if not isinstance(module, LazyModuleMixin) or not module.has_uninitialized_params():
             continue
-        size = _input_size(module, f"{name}." if name else "", shapes or {})
-        if size is None:
+        prefix = f"{name}." if name else ""
+        size = _input_size(module, prefix, shapes or {})
+        keys = _lazy_tensors(module, prefix)
+        unsaved = [key for key in keys.values() if not _is_shape((shapes or {}).get(key))]
+        if size is None and (unsaved or not keys):
             raise CheckpointError(
                 f"{where}: the base model's lazy layer {name!r} ({type(module).__name__}) has no saved shape "
-                f"to be built with; {fix}"
+                f"to be built with{f' ({unsaved[0]})' if unsaved else ''}; {fix}"
             )
-        module.initialize_parameters(torch.empty(size, device="meta"))
+        with torch.random.fork_rng(devices=[]):  # reset_parameters draws weights the file replaces
+            if size is not None:
+                module.initialize_parameters(torch.empty(size, device="meta"))
+            else:  # LazyModuleMixin's load hook materialises each tensor at the shape it is given
+                zeros = {attr: torch.zeros((shapes or {})[key]) for attr, key in keys.items()}
+                module.load_state_dict(zeros, strict=False)
 
 
 def check_shapes(model: nn.Module, shapes: dict[str, list[int]] | None, where: str) -> None:
@@ -262,8 +278,11 @@ def build_base(
     if model is not None:
         if not isinstance(model, nn.Module):
             raise CheckpointError(f"model= must be an nn.Module, got {type(model).__name__}")
-        check_shapes(model, shapes, where)
-        return tag_model(copy.deepcopy(model), base)
+        mine = copy.deepcopy(model)  # a lazy model (the user's builder, not yet run) takes the saved shapes
+        shaped_(mine, shapes, where, "run it once on an input (model(example)) to materialise them, then "
+                "pass it to ns.load again")  # fmt: skip
+        check_shapes(mine, shapes, where)
+        return tag_model(mine, base)
     kind = base["kind"]
     if kind == "netsculpt" and _unregistered(base):
         built = _build_unregistered(base, shapes, where, trust_builder)

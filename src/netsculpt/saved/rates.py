@@ -11,12 +11,11 @@ build has ``Identity``): nothing a file names is imported or run.
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import Any
 
 from torch import nn
 
-from netsculpt.errors import NetsculptWarning
+from netsculpt.errors import NetsculptWarning, warn_user
 from netsculpt.spec import is_rate
 
 #: dropout-like classes by qualified name -> (module, class, constructor arguments); only these are
@@ -134,10 +133,9 @@ def apply_rates(model: nn.Module, record: dict[str, dict[str, Any]] | None, wher
             else:
                 misfits.append(f"{name}.{attr}" if name else attr)
     if misfits:
-        warnings.warn(
+        warn_user(
             f"{where}: dropout / drop-path settings saved for {', '.join(misfits[:5])} do not fit the "
             "rebuilt model and were left at its defaults; set them yourself before training it",
             NetsculptWarning,
-            stacklevel=3,
         )
     return model

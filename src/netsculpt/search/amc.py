@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -258,7 +257,3 @@ def _pick(
     scores = ctx.scorer.score([c for c, _ in candidates], "full")
     best = int(np.argmin([ctx.scorer.value(e) for e in scores]))
     return candidates[best]
-
-
-def agent_path(out_dir: str | Path) -> Path:
-    return Path(out_dir) / AGENT_FILE

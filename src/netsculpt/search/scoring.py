@@ -21,8 +21,6 @@ from netsculpt.search.executors import Executor
 from netsculpt.search.space import Counts, SearchSpace
 from netsculpt.search.state import SearchState
 
-LEVELS = ("cheap", "full")
-
 
 class Scorer:
     """Scores widths at a level ("cheap": ``eval_batches``; "full": ``full_batches``), each once."""

@@ -9,11 +9,9 @@ the groups they name; groups they do not name are only warned about.
 
 from __future__ import annotations
 
-import warnings
-
 from torch import nn
 
-from netsculpt.errors import NetsculptWarning, PruningError
+from netsculpt.errors import NetsculptWarning, PruningError, warn_user
 from netsculpt.graph.channel_graph import ChannelGraph
 from netsculpt.surgery.plan import PrunePlan
 
@@ -66,16 +64,14 @@ def check_plan_fits(graph: ChannelGraph, plan: PrunePlan, model: nn.Module) -> N
             f"not list ({len(unlisted)} such groups; {about}); {_FIX}"
         )
     if unlisted:
-        warnings.warn(
+        warn_user(
             f"the plan does not list {len(unlisted)} of this model's channel groups ({unlisted[0]!r} first); "
             "they keep all their channels. If the plan was made for another model, " + _FIX,
             NetsculptWarning,
-            stacklevel=3,
         )
     elif made_for and made_for != here:
-        warnings.warn(
+        warn_user(
             f"the plan was made for a {made_for} and this model is a {here}; every channel group matches, "
             "so it is applied",
             NetsculptWarning,
-            stacklevel=3,
         )

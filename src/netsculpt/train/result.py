@@ -7,8 +7,6 @@ from typing import Any
 
 from netsculpt.errors import NetsculptError
 
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
-
 
 @dataclass
 class TrainResult:

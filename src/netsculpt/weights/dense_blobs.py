@@ -7,12 +7,11 @@ supplies their names and shapes, and :func:`layout_hash` checks both match what 
 from __future__ import annotations
 
 import hashlib
-import warnings
 
 import torch
 from torch import Tensor, nn
 
-from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.errors import CheckpointError, ConfigError, warn_user
 from netsculpt.weights.palette import iter_palettes
 
 CODES = {
@@ -54,10 +53,10 @@ def round_dense_(model: nn.Module, dense_dtype: str = "float32") -> nn.Module:
                 continue
             tensor.copy_(rounded.to(tensor.dtype))
     if kept:
-        warnings.warn(
+        warn_user(
             f"dense_dtype='float16' leaves {', '.join(kept)} in full precision: values beyond float16's "
             f"range (|x| > {FP16_MAX:g}) would become inf and change the outputs",
-            stacklevel=2,
+            UserWarning,
         )
     return model
 

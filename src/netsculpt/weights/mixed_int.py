@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from netsculpt.errors import ConfigError, PruningError
+from netsculpt.errors import ConfigError, PruningError, warn_user
 from netsculpt.progress import info, track
 from netsculpt.search.budget_walk import BudgetWalk
 from netsculpt.search.rl_agent import AgentConfig, DDPGAgent
@@ -236,11 +235,11 @@ def quantize_mixed(
     predicted = space.cost(np.array(best))
     info(f"mixed int8: {len(int8)}/{len(names)} layers int8, {final_ms:.3f} ms measured (budget {budget_ms})")
     if final_ms > budget_ms:  # the timing on this machine drifted, or no candidate was measured within it
-        warnings.warn(
+        warn_user(
             f"mixed int8: the chosen model measured {final_ms:.3f} ms, over the {budget_ms} ms budget "
             f"({len(within)} of {len(cache)} candidates were measured within it); it is the best there "
             "was: raise the budget, or time it again on a quieter machine",
-            stacklevel=2,
+            UserWarning,
         )
     history = {"extra_ms": dict(zip(names, extra_arr.tolist())), "int8_ms": int8_ms, "episodes": records,
                "candidates_within_budget": len(within), "candidates": len(cache)}  # fmt: skip

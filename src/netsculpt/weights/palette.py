@@ -42,11 +42,6 @@ class Palette:
         """The float32 weight this palette encodes (exact: fp16 values widen to float32 losslessly)."""
         return from_points(lookup(self.lut.float(), self.indices), self.shape)
 
-    @property
-    def unique_values(self) -> int:
-        """Distinct entries actually used (at most ``2**bits`` per group)."""
-        return int(torch.unique(self.indices).numel())
-
 
 def assign(points: Tensor, lut: Tensor, chunk: int = 1 << 16) -> Tensor:
     """Index of the nearest ``lut`` entry for every point, ``(G, n)`` uint8, in chunks of points."""
@@ -85,13 +80,6 @@ def iter_palettes(model: nn.Module) -> Iterator[tuple[str, Palette]]:
     for prefix, module in model.named_modules():
         for name, palette in module_palettes(module).items():
             yield (f"{prefix}.{name}" if prefix else name), palette
-
-
-def clear_palettes_(model: nn.Module) -> None:
-    """Forget palette records (e.g. before training the weights freely again)."""
-    for module in model.modules():
-        if hasattr(module, PALETTES_ATTR):
-            delattr(module, PALETTES_ATTR)
 
 
 def palettized_bits(model: nn.Module) -> dict[str, int]:

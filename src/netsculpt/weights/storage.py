@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.errors import CheckpointError, ConfigError, warn_user
 from netsculpt.weights.dense_blobs import CODES, pack_dense, round_dense_, stored_dtype, unpack_dense
 from netsculpt.weights.masked_coding import MASKED, decode_masked_coded, encode_masked_coded
 from netsculpt.weights.packed_check import (
@@ -87,9 +86,7 @@ def pack_state(
         if key in state and torch.equal(state[key], palette.weight().to(state[key].dtype)):
             palettes.append((key, palette))
         elif key in state:
-            warnings.warn(
-                f"{key} changed after it was palettized; it is saved as a dense tensor", stacklevel=3
-            )
+            warn_user(f"{key} changed after it was palettized; it is saved as a dense tensor", UserWarning)
     packed = {key for key, _ in palettes}
     sparse_keys = [k for k in state if k not in packed and worth_sparse(state[k])]
     if not palettes and not sparse_keys:
