@@ -188,9 +188,8 @@ def run(ctx: SearchContext) -> MethodOutput:
             ctx.screener.record(counts)
         reward = -ctx.scorer.value(evaluation)
         advantage = agent.observe_episode(ep.states, ep.actions, reward)
-        losses = [agent.update() for _ in range(len(ep.states))] if not warm else []
+        done = agent.learn(len(ep.states)) if not warm else []
         agent.end_episode(warm)
-        done = [x for x in losses if x is not None]
         records.append(
             {
                 "episode": episode,

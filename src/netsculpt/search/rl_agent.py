@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from netsculpt.errors import CheckpointError
+from netsculpt.errors import CheckpointError, ConfigError
 
 
 @dataclass
@@ -42,7 +42,15 @@ class AgentConfig:
     noise: float = 0.5
     noise_decay: float = 0.95
     baseline_alpha: float = 0.5
-    updates_per_step: int = 1
+    updates_per_step: int = 1  # minibatch updates per stored transition after each learning episode
+
+    def __post_init__(self) -> None:
+        if isinstance(self.updates_per_step, bool) or not isinstance(self.updates_per_step, int):
+            raise ConfigError(
+                f"AgentConfig.updates_per_step must be a whole number, got {self.updates_per_step!r}"
+            )
+        if self.updates_per_step < 1:
+            raise ConfigError(f"AgentConfig.updates_per_step must be at least 1, got {self.updates_per_step}")
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, out: nn.Module | None = None) -> nn.Sequential:
@@ -138,6 +146,12 @@ class DDPGAgent:
                 for p, tp in zip(net.parameters(), target.parameters()):
                     tp.mul_(1 - c.tau).add_(p, alpha=c.tau)
         return float(critic_loss.detach()), float(actor_loss.detach())
+
+    def learn(self, steps: int) -> list[tuple[float, float]]:
+        """After an episode of ``steps`` transitions: ``steps * updates_per_step`` minibatch updates (AMC
+        trains once per transition); the losses of those that ran."""
+        done = (self.update() for _ in range(steps * self.config.updates_per_step))
+        return [x for x in done if x is not None]
 
     def end_episode(self, warmup: bool) -> None:
         self.episodes += 1

@@ -182,8 +182,7 @@ def _agent(
         reward = -scores.value(ep.values)
         agent.observe_episode(ep.states, ep.actions, reward)
         if not warm:
-            for _ in ep.states:
-                agent.update()
+            agent.learn(len(ep.states))
         agent.end_episode(warm)
         explored.append(ep.values.astype(np.int64))
         records.append({"episode": episode, "reward": reward, "bytes": ep.cost, "bits": ep.values.tolist()})

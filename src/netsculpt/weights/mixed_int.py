@@ -218,8 +218,7 @@ def quantize_mixed(
         reward = -score(ep.values)
         agent.observe_episode(ep.states, ep.actions, reward)
         if not warm:
-            for _ in ep.states:
-                agent.update()
+            agent.learn(len(ep.states))
         agent.end_episode(warm)
         records.append({"episode": episode, "reward": reward, "predicted_ms": ep.cost,
                         "measured_ms": cache[tuple(int(v) for v in ep.values)][1],
