@@ -76,7 +76,7 @@ def test_a_segmenter_searches_on_held_out_training_canvases(capsys, tmp_path: Pa
         (["search", "lraspp_gray", *SEG, "--criterion", "hrel", "--target-macs", "0.5", "--out", "x"],
          "'hrel' needs one class label per image, and the segmentation task's targets are pixel maps"),
         (["train", "fcos_slim", "--task", "detection", "--data", "mnist5k", "--out", "x"],
-         "task 'detection' reads data 'digits_detect' or 'coco', not 'mnist5k'"),
+         "task 'detection' reads data 'digits_detect', 'coco' or 'yolo', not 'mnist5k'"),
         (["train", "lenet5", "--data", "digits_seg", "--out", "x"],
          "'digits_seg' is segmentation data: pass '--task segmentation'"),
         (["train", "lenet5", "--data-option", "size=64", "--out", "x"],
