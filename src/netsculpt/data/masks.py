@@ -80,8 +80,8 @@ def read_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         with Image.open(path) as im:
             if im.mode not in MASK_MODES:
                 raise DataError(
-                    f"{path}: a {im.mode} mask; netsculpt reads index masks, a palette or greyscale PNG "
-                    "whose pixel value is the class id: convert the colours to class ids"
+                    f"{path}: a colour ({im.mode}) mask; netsculpt reads index masks, a palette or "
+                    "greyscale PNG whose pixel value is the class id: convert the colours to class ids"
                 )
             if size is not None and im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.Resampling.NEAREST)
