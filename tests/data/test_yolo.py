@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from netsculpt.data.yolo import YoloDetection, label_path
+from netsculpt.data.yolo import YoloDetection, label_path, parse_labels
 from netsculpt.errors import DataError
 
 
@@ -134,3 +136,25 @@ def test_a_txt_list_naming_a_missing_image_names_its_line(tmp_path) -> None:
     yaml.write_text("train: images/train\nval: val.txt\nnames: [a]\n")
     with pytest.raises(DataError, match=r"val\.txt, line 2: 'images/val/gone\.png' is not an image file"):
         YoloDetection(yaml, "val")
+
+
+TOKENS = ["0", "1", "2", "-1", "0.5", "0.25", "1.5", "nan", "inf", "-inf", "1e9", "x", ""]
+
+
+TOKENS = ["0", "1", "2", "-1", "0.5", "0.25", "1.5", "nan", "inf", "-inf", "1e9", "x", ""]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(TOKENS), max_size=9), max_size=4))
+def test_any_label_text_loads_in_range_or_is_refused_by_name(tmp_path, lines: list[list[str]]) -> None:
+    """Hostile numbers (nan, inf, 1e9) and column counts: a DataError or boxes inside [0, 1], no crash."""
+    path = tmp_path / "fuzz.txt"
+    path.write_text("\n".join(" ".join(cols) for cols in lines))
+    try:
+        rows = parse_labels(path, classes=2)
+    except DataError as exc:
+        assert str(path) in str(exc)
+        return
+    assert rows.shape[1] == 5 and np.isfinite(rows).all()
+    assert set(rows[:, 0].tolist()) <= {0.0, 1.0} and ((rows[:, 1:] >= 0) & (rows[:, 1:] <= 1)).all()
+    assert (rows[:, 3] > rows[:, 1]).all() and (rows[:, 4] > rows[:, 2]).all()

@@ -157,7 +157,7 @@ def parse_labels(path: Path, classes: int) -> np.ndarray:
         except ValueError:
             raise DataError(f"{where}: not all numbers; a YOLO detection label line is {LINE_FORM}") from None
         cls, coords = values[0], np.array(values[1:])
-        if cls != int(cls) or not 0 <= cls < classes:
+        if not (0 <= cls < classes and cls == int(cls)):  # NaN fails the range test before int() sees it
             raise DataError(
                 f"{where}: class id {cols[0]} is not one of the dataset's {classes} classes "
                 f"(0..{classes - 1}); fix the line or add the class to names in the dataset YAML"
