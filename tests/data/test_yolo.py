@@ -60,6 +60,18 @@ def test_a_box_reaching_past_the_image_is_clipped_to_it(tmp_path) -> None:
     assert torch.allclose(target["boxes"], torch.tensor([[0.0, 14.0, 6.0, 20.0]]), atol=1e-4)
 
 
+def test_a_photo_is_turned_upright_as_its_exif_says_before_its_boxes_are_scaled(tmp_path) -> None:
+    """ultralytics reads images through OpenCV, which applies the EXIF orientation; the labels follow."""
+    yaml = _dataset(tmp_path, {"a": "0 0.5 0.25 0.5 0.5\n"})
+    (tmp_path / "images/train/a.png").unlink()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 40 wide, 20 high; shown turned a quarter: 20 wide, 40 high
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(tmp_path / "images/train/a.jpg", exif=exif)
+    image, target = YoloDetection(yaml)[0]
+    assert image.shape == (3, 40, 20)
+    assert torch.allclose(target["boxes"], torch.tensor([[5.0, 0.0, 15.0, 20.0]]), atol=1e-4)
+
+
 def test_names_as_a_dict_txt_lists_and_the_parallel_labels_folder(tmp_path) -> None:
     yaml = _dataset(tmp_path, {"a": "1 0.5 0.5 0.5 0.5\n"})
     (tmp_path / "labels/val/v.txt").write_text("0 0.5 0.5 1 1\n")
@@ -110,6 +122,7 @@ def test_a_bad_label_line_names_the_file_the_line_and_the_fix(tmp_path, text: st
         ("train: images/train\nval: images/val\nnames: [a, b]\nnc: 3\n", r"nc is 3 but names lists 2"),
         ("train: images/train\nval: images/val\nnames: {0: a, 2: b}\n", r"needs the class ids 0\.\.1"),
         ("- a\n- b\n", r"a YOLO dataset YAML is a mapping"),
+        ("path: ../datasets/x\ntrain: a\nval: b\nnames: [a]\n", r"path '../datasets/x' is .*absolute"),
         ("names: [a\n", r"not a YAML file"),
     ],
 )

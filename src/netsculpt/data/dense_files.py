@@ -37,13 +37,18 @@ def image_size(path: Path) -> tuple[int, int]:
         raise DataError(f"{path}: not a readable image ({exc})") from None
 
 
-def read_image(path: Path, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """``(channels, H, W)`` float in [0, 1]; resized bilinearly to ``size`` ``(H, W)`` when given."""
-    from PIL import Image
+def read_image(
+    path: Path, channels: int, size: tuple[int, int] | None = None, *, upright: bool = False
+) -> torch.Tensor:
+    """``(channels, H, W)`` float in [0, 1]; resized bilinearly to ``size`` ``(H, W)`` when given.
+
+    ``upright`` turns a photo as its EXIF orientation says, as OpenCV's ``imread`` does: YOLO labels are
+    normalised to the image as ultralytics reads it, not to the stored pixel grid."""
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
+            im = (ImageOps.exif_transpose(im) if upright else im).convert("L" if channels == 1 else "RGB")
             if size is not None and im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             pixels = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())

@@ -6,7 +6,8 @@ folder, which it defaults to), ``train`` / ``val`` / optional ``test`` (each an 
 ``{0: name, 1: name, ...}``). An image ``.../images/<split>/x.jpg`` has its boxes in
 ``.../labels/<split>/x.txt`` (the last ``images`` folder of its path becomes ``labels``; an image with no
 label file has no boxes), one ``class cx cy w h`` line per box, normalised to [0, 1] by the image's width
-and height. A YOLO segment line (``class x1 y1 x2 y2 ...``) is read as its polygon's bounding box.
+and height (turned as its EXIF orientation says, as ultralytics reads it). A YOLO segment line
+(``class x1 y1 x2 y2 ...``) is read as its polygon's bounding box.
 
 Every label file is read and checked when the dataset is made, before any image is opened. Targets follow
 torchvision's convention as ``CocoDetection``'s do: ``boxes`` ``(x1, y1, x2, y2)`` in pixels, ``labels``
@@ -77,6 +78,11 @@ def load_yolo_yaml(path: str | os.PathLike[str]) -> YoloConfig:
     if root is not None and not isinstance(root, str):
         raise DataError(f"{path}: path must be the dataset folder as a string, got {root!r}")
     root_dir = path.parent if not root else (path.parent / Path(root).expanduser())
+    if not root_dir.is_dir():
+        raise DataError(
+            f"{path}: path {root!r} is {str(root_dir)!r}, which does not exist; a relative path is taken "
+            "from the YAML's own folder (ultralytics: from its datasets_dir setting): make it absolute"
+        )
     splits: dict[str, list[str]] = {}
     for split in ("train", "val", "test"):
         entry = data.get(split)
@@ -204,7 +210,7 @@ class YoloDetection(Dataset):
         return sum(len(rows) for rows in self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image = read_image(self.images[index], self.channels)
+        image = read_image(self.images[index], self.channels, upright=True)
         height, width = image.shape[-2:]
         rows = self.labels[index]
         scale = np.array([width, height, width, height], dtype=np.float64)
