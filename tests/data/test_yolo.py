@@ -55,9 +55,13 @@ def test_boxes_become_pixel_corners_and_labels_leave_zero_for_the_background(tmp
     assert grey.shape == (1, 20, 40)
 
 
-def test_a_box_reaching_past_the_image_is_clipped_to_it(tmp_path) -> None:
-    _, target = YoloDetection(_dataset(tmp_path, {"a": "0 0.05 0.9 0.2 0.4\n"}))[0]
-    assert torch.allclose(target["boxes"], torch.tensor([[0.0, 14.0, 6.0, 20.0]]), atol=1e-4)
+def test_a_box_reaching_past_the_image_is_clipped_to_it_and_a_repeated_line_kept_once(tmp_path) -> None:
+    """As ultralytics reads them: coordinates up to 1% outside [0, 1] (exporters' rounding) clipped, a
+    BOM ignored, duplicate lines dropped."""
+    text = "\ufeff0 0.05 0.9 0.2 0.4\n1 1.005 -0.005 0.02 0.02\n0 0.05 0.9 0.2 0.4\n0 1.008 0.5 0.01 0.1\n"
+    _, target = YoloDetection(_dataset(tmp_path, {"a": text}))[0]  # the last box is wholly past the edge
+    expected = torch.tensor([[0.0, 14.0, 6.0, 20.0], [39.8, 0.0, 40.0, 0.1]])
+    assert torch.allclose(target["boxes"], expected, atol=1e-4) and target["labels"].tolist() == [1, 2]
 
 
 def test_a_photo_is_turned_upright_as_its_exif_says_before_its_boxes_are_scaled(tmp_path) -> None:
@@ -94,6 +98,7 @@ def test_names_as_a_dict_txt_lists_and_the_parallel_labels_folder(tmp_path) -> N
         ("0 0.5 0.5 0.5 0.5 0.5\n", r"line 1 .*: 6 columns"),
         ("0 12 8 20 10\n", r"line 1 .*coordinates outside \[0, 1\].*divide pixel values"),
         ("0 0.5 0.5 0.5 -0.1\n", r"line 1 .*coordinates outside \[0, 1\]"),
+        ("0 0.5 0.5 0.5 1.02\n", r"line 1 .*coordinates outside \[0, 1\]"),
         (
             "2 0.5 0.5 0.5 0.5\n",
             r"line 1 .*class id 2 is not one of the dataset's 2 classes \(0\.\.1\).*names",

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from netsculpt.data.dense_files import IMAGE_SUFFIXES, check_channels, list_images, read_image
 from netsculpt.errors import DataError
 
+SLACK = 0.01  # ultralytics accepts coordinates up to 1% past the image (exporters' rounding); clipped
 LINE_FORM = "'class cx cy w h' (5 columns, normalised to [0, 1] by the image's width and height)"
 
 
@@ -145,9 +146,12 @@ def label_path(image: Path) -> Path:
 
 
 def parse_labels(path: Path, classes: int) -> np.ndarray:
-    """``(K, 5)`` float64 rows ``class, x1, y1, x2, y2`` normalised, from one label file (checked)."""
+    """``(K, 5)`` float64 rows ``class, x1, y1, x2, y2`` normalised, from one label file (checked).
+
+    As ultralytics trains on it: coordinates up to 1% outside [0, 1] are clipped (a box left with no area
+    dropped), repeated lines kept once."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is no column
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable text label file ({exc})") from None
     rows = []
@@ -168,7 +172,7 @@ def parse_labels(path: Path, classes: int) -> np.ndarray:
                 f"{where}: class id {cols[0]} is not one of the dataset's {classes} classes "
                 f"(0..{classes - 1}); fix the line or add the class to names in the dataset YAML"
             )
-        if not ((coords >= 0) & (coords <= 1)).all():
+        if not ((coords >= -SLACK) & (coords <= 1 + SLACK)).all():
             raise DataError(
                 f"{where}: coordinates outside [0, 1]; YOLO labels are normalised by the image's width and "
                 "height (divide pixel values by them)"
@@ -180,8 +184,12 @@ def parse_labels(path: Path, classes: int) -> np.ndarray:
             box = [coords[0::2].min(), coords[1::2].min(), coords[0::2].max(), coords[1::2].max()]
         if box[2] <= box[0] or box[3] <= box[1]:
             raise DataError(f"{where}: an empty box (zero width or height); remove the line")
-        rows.append([cls, *np.clip(box, 0, 1)])
-    return np.array(rows, dtype=np.float64).reshape(-1, 5)
+        box = np.clip(box, 0, 1)
+        if box[2] > box[0] and box[3] > box[1]:  # one wholly past the edge (within the 1%) has no pixel
+            rows.append([cls, *box])
+    table = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    _, first = np.unique(table, axis=0, return_index=True)  # a line written twice is one box, as ultralytics
+    return table[np.sort(first)]
 
 
 class YoloDetection(Dataset):
