@@ -13,7 +13,10 @@ import torch
 
 from netsculpt.errors import DataError
 
-IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+# what ultralytics counts as an image, so a folder yields the same files; one PIL cannot decode (HEIC
+# without its plugin, DNG) is then named when read, not skipped
+IMAGE_SUFFIXES = (".avif", ".bmp", ".dng", ".heic", ".heif", ".jp2", ".jpeg", ".jpg", ".mpo", ".png", ".tif",
+                  ".tiff", ".webp")  # fmt: skip
 
 
 def list_images(folder: Path, what: str) -> list[Path]:

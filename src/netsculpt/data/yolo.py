@@ -97,7 +97,8 @@ def load_yolo_yaml(path: str | os.PathLike[str]) -> YoloConfig:
 
 
 def split_images(config: YoloConfig, split: str) -> list[Path]:
-    """The images of ``split``: every image in its folders, then every line of its .txt lists."""
+    """The images of ``split`` (those in its folders and on its .txt lists), sorted by path as ultralytics
+    sorts them, so ``data.limit`` keeps the same first images."""
     if split not in config.splits:
         raise DataError(
             f"{config.path}: has no {split!r} split; add e.g. '{split}: images/{split}' (a folder relative "
@@ -116,13 +117,13 @@ def split_images(config: YoloConfig, split: str) -> list[Path]:
                 f"{str(where)!r} does not exist; create it or fix '{split}:' (relative to "
                 f"{str(config.root)!r})"
             )
-    return images
+    return sorted(images, key=str)
 
 
 def _listed(listing: Path) -> list[Path]:
     """Image paths in a .txt list, one per line; relative ones are relative to the list's folder."""
     images = []
-    for n, line in enumerate(listing.read_text().splitlines(), 1):
+    for n, line in enumerate(listing.read_text(encoding="utf-8-sig").splitlines(), 1):
         line = line.strip()
         if not line:
             continue
