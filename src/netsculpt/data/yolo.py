@@ -112,10 +112,10 @@ def split_images(config: YoloConfig, split: str) -> list[Path]:
         elif where.is_dir():
             images += list_images(where, f"{config.path} ({split})")
         else:
+            state = "is another kind of file" if where.exists() else "does not exist"
             raise DataError(
                 f"{config.path}: the {split} split {entry!r} is neither a folder nor a .txt list: "
-                f"{str(where)!r} does not exist; create it or fix '{split}:' (relative to "
-                f"{str(config.root)!r})"
+                f"{str(where)!r} {state}; create it or fix '{split}:' (relative to {str(config.root)!r})"
             )
     return sorted(images, key=str)
 
