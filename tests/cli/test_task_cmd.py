@@ -76,7 +76,7 @@ def test_a_segmenter_searches_on_held_out_training_canvases(capsys, tmp_path: Pa
         (["search", "lraspp_gray", *SEG, "--criterion", "hrel", "--target-macs", "0.5", "--out", "x"],
          "'hrel' needs one class label per image, and the segmentation task's targets are pixel maps"),
         (["train", "fcos_slim", "--task", "detection", "--data", "mnist5k", "--out", "x"],
-         "task 'detection' reads data 'digits_detect' or 'coco', not 'mnist5k'"),
+         "task 'detection' reads data 'digits_detect', 'coco' or 'yolo', not 'mnist5k'"),
         (["train", "lenet5", "--data", "digits_seg", "--out", "x"],
          "'digits_seg' is segmentation data: pass '--task segmentation'"),
         (["train", "lenet5", "--data-option", "size=64", "--out", "x"],
@@ -131,3 +131,40 @@ def test_a_detector_trains_on_your_own_coco_files(capsys, tmp_path: Path) -> Non
     code, _, err = run(capsys, "train", "fcos_slim", "--task", "detection", "--data", "coco", *options[:4],
                        "--out", str(tmp_path / "x"))  # fmt: skip
     assert code != 0 and "needs --data-option test_annotations, test_images" in err
+
+
+def test_a_detector_trains_on_your_own_yolo_dataset_yaml(capsys, tmp_path: Path) -> None:
+    """``--data yolo --data-option yaml=...``: the dataset YAML ultralytics trains on, from the CLI."""
+    from tests.data._dense_files import write_yolo
+
+    yaml = write_yolo(tmp_path / "data", {"train": 8, "val": 4})
+    code, out, err = run(capsys, "train", "fcos_slim", "--task", "detection", "--data", "yolo",
+                         "--data-option", f"yaml={yaml}", "--data-option", "size=64",
+                         "--model-option", "image_size=64", "--batch-size", "4", "--epochs", "1",
+                         "--out", str(tmp_path / "run"))  # fmt: skip
+    assert code == 0, err
+    assert "test mAP@[.5:.95] " in out
+    extra = _extra(tmp_path / "run" / "model")
+    assert extra["input_shape"] == [1, 3, 64, 64] and "map" in extra
+    saved = json.loads((tmp_path / "run" / "model" / "netsculpt.json").read_text())
+    assert saved["base"]["num_classes"] == 3  # background + the YAML's 2 names
+    code, _, err = run(capsys, "train", "fcos_slim", "--task", "detection", "--data", "yolo",
+                       "--out", str(tmp_path / "x"))  # fmt: skip
+    assert code != 0 and "'yolo' needs --data-option yaml: the dataset YAML" in err
+
+
+def test_a_segmenter_trains_on_your_own_mask_folders(capsys, tmp_path: Path) -> None:
+    """``--data masks --data-option root=...``: images + palette PNG masks, grey input for lraspp_gray."""
+    from tests.data._dense_files import write_masks
+
+    write_masks(tmp_path / "data", {"train": 8, "val": 4})
+    code, out, err = run(capsys, "train", "lraspp_gray", "--task", "segmentation", "--data", "masks",
+                         "--data-option", f"root={tmp_path / 'data'}", "--data-option", "channels=1",
+                         "--data-option", "size=32", "--batch-size", "4", "--epochs", "1",
+                         "--out", str(tmp_path / "run"))  # fmt: skip
+    assert code == 0, err
+    assert "test mIoU " in out
+    extra = _extra(tmp_path / "run" / "model")
+    assert extra["input_shape"] == [1, 1, 32, 32] and "miou" in extra
+    saved = json.loads((tmp_path / "run" / "model" / "netsculpt.json").read_text())
+    assert saved["base"]["num_classes"] == 3  # ids 0..2 in the masks, inferred

@@ -70,7 +70,7 @@ def test_a_label_per_image_criterion_on_a_dense_task_is_refused_when_the_recipe_
 
 def test_data_and_stages_must_suit_the_task() -> None:
     text = EXAMPLE.read_text()
-    with pytest.raises(ConfigError, match="reads data 'digits_detect' or 'coco', not 'mnist5k'"):
+    with pytest.raises(ConfigError, match="reads data 'digits_detect', 'coco' or 'yolo', not 'mnist5k'"):
         _recipe(text, "data.name=mnist5k", "data.options={}")
     with pytest.raises(ConfigError, match="add 'task: detection'"):
         _recipe(text, "task=classification")

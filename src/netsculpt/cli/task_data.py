@@ -1,7 +1,8 @@
 """``--task detection|segmentation`` for train, distill, search and prune: the recipe runner's data.
 
-A dense task reads ``--data digits_detect`` / ``digits_seg`` (or ``coco`` with ``--data-option``
-annotation files and image folders) through exactly the functions a ``task:`` recipe uses
+A dense task reads ``--data digits_detect`` / ``digits_seg``, or your own files with ``--data-option``:
+``coco`` (annotation files and image folders), ``yolo`` (``yaml=`` a dataset YAML) or ``masks``
+(``root=`` a folder of images and index masks), through exactly the functions a ``task:`` recipe uses
 (``netsculpt.pipeline.dense``): the same checks and refusals, the task's collate, and held-out canvases
 drawn from the *training* canvases for whatever a command decides on data. The default task,
 classification, leaves every command as it was.
@@ -24,8 +25,8 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",
         default="classification",
-        help="classification (default), detection (--data digits_detect or coco) or segmentation "
-        "(--data digits_seg); docs/tasks.md",
+        help="classification (default), detection (--data digits_detect, coco or yolo) or segmentation "
+        "(--data digits_seg or masks); docs/tasks.md",
     )
     p.add_argument(
         "--data-option",
@@ -35,7 +36,7 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
         type=parse_option,
         metavar="KEY=VALUE",
         help="an option of a detection / segmentation dataset (repeatable), e.g. size=64, "
-        "train_canvases=200, test_canvases=50",
+        "train_canvases=200, test_canvases=50, yaml=data.yaml (yolo), root=DIR (masks); docs/data.md",
     )
 
 
@@ -102,13 +103,13 @@ def dense_data(
     args: argparse.Namespace, batch_size: int | None = None, criterion: str | None = None
 ) -> DenseData:
     """The loaders, example shape and classes of a dense ``--task``; fills in ``args``' model defaults."""
-    from netsculpt.pipeline.dense import NUM_CLASSES, coco_classes, dense_loaders, example_shape
+    from netsculpt.pipeline.dense import NUM_CLASSES, data_classes, dense_loaders, example_shape
     from netsculpt.tasks import get_task
 
     spec = check_task(args, criterion)
     if args.data is None:
-        raise ConfigError(f"--task {args.task} needs --data (digits_detect, digits_seg or coco)")
-    classes = args.num_classes or coco_classes(spec) or NUM_CLASSES
+        raise ConfigError(f"--task {args.task} needs --data (digits_detect, digits_seg, coco, yolo or masks)")
+    classes = args.num_classes or data_classes(spec) or NUM_CLASSES
     task = get_task(spec.task, num_classes=classes)
     train, test = dense_loaders(spec, task, batch_size or args.batch_size or 16)
     shape = args.input_shape or example_shape(spec)

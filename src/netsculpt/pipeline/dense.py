@@ -2,9 +2,9 @@
 
 A classification recipe reads an image dataset from the data registry; a dense one reads the seeded
 ``digits_detect`` / ``digits_seg`` canvases (``netsculpt.data.canvases``: training canvases drawn from
-the 4,000 training digits only, test canvases from the 1,000 test digits) or your own COCO-format
-detection data (``data: {name: coco, options: {train_annotations, train_images, test_annotations,
-test_images}}``), batched by the task's own ``collate``. Whatever a stage chooses on data (search
+the 4,000 training digits only, test canvases from the 1,000 test digits) or your own files
+(``netsculpt.pipeline.own_data``: COCO JSON or a YOLO dataset YAML for detection, mask folders for
+segmentation), batched by the task's own ``collate``. Whatever a stage chooses on data (search
 candidates, early stopping) it chooses on samples held out of the *training* split; the test split is
 only reported.
 
@@ -15,26 +15,29 @@ dense tasks do not support, no criterion that needs one class label per image (`
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from netsculpt.errors import ConfigError, DataError
+from netsculpt.errors import ConfigError
+from netsculpt.pipeline.own_data import OPTIONS, check_own_options, own_classes, own_dataset, own_shape
 from netsculpt.tasks.metrics import METRIC_LABELS
 
-DENSE_DATA = {"digits_detect": "detection", "digits_seg": "segmentation", "coco": "detection"}
+DENSE_DATA = {
+    "digits_detect": "detection",
+    "digits_seg": "segmentation",
+    "coco": "detection",
+    "yolo": "detection",
+    "masks": "segmentation",
+}
 DENSE_STAGES = ("prune", "finetune", "distill", "search")
 # int8 takes tensor inputs and scores candidates by the task's metric: a segmenter's image batch is one, a
 # detector's list of images is not
 TASK_STAGES = {"segmentation": ("quantize",)}
 NUM_CLASSES = 11  # background + 10 digits
 CANVAS_OPTIONS = ("train_canvases", "test_canvases", "size", "digits", "scale")
-# your own detection data: COCO-format annotation files + image folders (netsculpt.data.coco)
-COCO_FILES = ("train_annotations", "train_images", "test_annotations", "test_images")
-COCO_OPTIONS = (*COCO_FILES, "channels", "size")
 
 
 def check_dense_recipe(recipe: Any) -> None:
@@ -82,22 +85,19 @@ def check_task_data(task: str, data: Any) -> bool:
         return True
     if DENSE_DATA.get(name) != task:
         wanted = [n for n, t in DENSE_DATA.items() if t == task]
-        raise ValueError(f"task {task!r} reads data {' or '.join(map(repr, wanted))}, not {name!r}")
-    accepted = COCO_OPTIONS if name == "coco" else CANVAS_OPTIONS
+        names = ", ".join(map(repr, wanted[:-1])) + f" or {wanted[-1]!r}"
+        raise ValueError(f"task {task!r} reads data {names}, not {name!r}")
+    accepted = OPTIONS.get(name, CANVAS_OPTIONS)
     unknown = sorted(set(data.options) - set(accepted))
     if unknown:
         raise ValueError(f"data.options {unknown} unknown for {name!r}; it takes: {', '.join(accepted)}")
-    if name != "coco":
+    if name in OPTIONS:
+        check_own_options(name, data.options)
+    else:
         _check_canvas_options(data.options)
-    missing = [k for k in COCO_FILES if k not in data.options] if name == "coco" else []
-    if missing:
-        raise ValueError(
-            f"data 'coco' needs data.options {', '.join(missing)}: a COCO annotation file and an image "
-            "folder for each split (the test split is only reported)"
-        )
     if data.resize is not None or data.channels is not None:
         raise ValueError(
-            f"{name!r}: set the example input's side with data.options.size (and channels, for coco)"
+            f"{name!r}: set the example input's side with data.options.size (and channels, for own files)"
         )
     return False
 
@@ -149,44 +149,19 @@ def _needs_image_labels(criterion: str) -> bool:
 
 def example_shape(recipe: Any) -> tuple[int, int, int, int]:
     """The example input a dense recipe traces and measures with: one ``size`` x ``size`` image."""
-    options = recipe.data.options
-    channels = int(options.get("channels", 3)) if recipe.data.name == "coco" else 1
-    size = int(options.get("size", 320 if recipe.data.name == "coco" else 128))
-    return (1, channels, size, size)
+    if recipe.data.name in OPTIONS:
+        return own_shape(recipe.data.name, recipe.data.options)
+    return (1, 1, int(recipe.data.options.get("size", 128)), int(recipe.data.options.get("size", 128)))
 
 
 def dense_dataset(recipe: Any, split: str) -> Dataset:
     """One split of a dense recipe's data (``data.limit`` keeps its first samples)."""
-    if recipe.data.name != "coco":
-        return canvases(recipe, split)
-    from netsculpt.data.coco import CocoDetection
-
-    options = recipe.data.options
-    root = Path(recipe.data.root).expanduser() if recipe.data.root else Path()
-    # the test file is labelled through the training file's categories, whatever its own list order
-    train = CocoDetection(root / options["train_annotations"], root / options["train_images"],
-                          channels=int(options.get("channels", 3)))  # fmt: skip
-    if split == "train":
-        dataset = train
-    else:
-        files = root / options[f"{split}_annotations"], root / options[f"{split}_images"]
-        dataset = CocoDetection(*files, channels=int(options.get("channels", 3)), categories=train.categories)
-        if dataset.box_count() == 0:  # refused before any training, not after the first epoch
-            raise DataError(
-                f"{options[f'{split}_annotations']}: no (non-crowd) ground-truth boxes, so mAP on it is "
-                "undefined; point test_annotations at a file with annotations"
-            )
-    limit = recipe.data.limit
-    return Subset(dataset, range(min(limit, len(dataset)))) if limit is not None else dataset
+    return own_dataset(recipe, split) if recipe.data.name in OPTIONS else canvases(recipe, split)
 
 
-def coco_classes(recipe: Any) -> int | None:
-    """Background + the training annotation file's categories (None for the digits canvases)."""
-    if recipe.data.name != "coco":
-        return None
-    dataset = dense_dataset(recipe, "train")
-    dataset = dataset.dataset if isinstance(dataset, Subset) else dataset
-    return 1 + len(dataset.categories)
+def data_classes(recipe: Any) -> int | None:
+    """The classes of your own files (background included); None for the digits canvases."""
+    return own_classes(recipe) if recipe.data.name in OPTIONS else None
 
 
 def canvases(recipe: Any, split: str) -> Dataset:

@@ -1,0 +1,123 @@
+"""Recipes on your own YOLO-format detection data and segmentation mask folders (pipeline/own_data.py)."""
+
+from __future__ import annotations
+
+import pytest
+from torch.utils.data import Subset
+
+from netsculpt.errors import ConfigError, DataError
+from netsculpt.models import MODELS, register_model
+from netsculpt.pipeline import parse_recipe, run_recipe
+from netsculpt.pipeline.dense import data_classes, dense_dataset, example_shape
+from tests.data._dense_files import write_masks, write_yolo
+from tests.pipeline.test_dense_recipe import tiny_segmenter
+
+YOLO = """
+version: 1
+name: yolo
+task: detection
+model: {name: fcos_slim, options: {image_size: 64}}
+data: {name: yolo, root: ROOT, batch_size: 4, options: {yaml: data.yaml, size: 64}}
+baseline: {train: {epochs: 1, optimizer: adamw, lr: 0.002, warmup_epochs: 0}}
+stages:
+  - prune: {criterion: taylor, ratio: 0.5, calib_batches: 1}
+  - finetune: {epochs: 1, optimizer: adamw, lr: 0.001, warmup_epochs: 0}
+outputs: {latency_runs: 2, report: false}
+"""
+
+MASKS = """
+version: 1
+name: masks
+task: segmentation
+model: {name: test_tiny_segmenter}
+data: {name: masks, root: ROOT, batch_size: 4, options: {root: ., size: 32}}
+baseline: {train: {epochs: 1, optimizer: adamw, lr: 0.002, warmup_epochs: 0}}
+stages:
+  - prune: {criterion: l1, ratio: 0.5}
+  - finetune: {epochs: 1, optimizer: adamw, lr: 0.001, warmup_epochs: 0}
+outputs: {latency_runs: 2, report: false}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _tiny_segmenter_registered(monkeypatch) -> None:
+    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))  # restored after the test
+    register_model("test_tiny_segmenter", input_shape=(3, 32, 32), num_classes=3)(tiny_segmenter)
+
+
+def _recipe(text: str, root: object = "/nowhere", *overrides: str):
+    return parse_recipe(text.replace("ROOT", str(root)), overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        (YOLO, ["data.options={size: 64}"], r"data 'yolo' needs data\.options yaml: the dataset YAML"),
+        (YOLO, ["data.options.test_split=train"], r"test_split must be val or test"),
+        (YOLO, ["data.options.classes=3"], r"\['classes'\] unknown for 'yolo'; it takes: yaml, test_split"),
+        (YOLO, ["data.options.size=[64,48]"], r"size must be an integer >= 8 \(the example"),
+        (YOLO, ["data.resize=64"], r"'yolo': set the example input's side with data\.options\.size"),
+        (MASKS, ["data.options={size: 32}"], r"data 'masks' needs data\.options root: the folder"),
+        (MASKS, ["data.options.num_classes=1"], r"num_classes must be an integer in 2\.\.255"),
+        (MASKS, ["data.options.channels=2"], r"channels must be 1 or 3"),
+        (MASKS, ["task=detection"], r"reads data 'digits_detect', 'coco' or 'yolo', not 'masks'"),
+    ],
+)
+def test_own_data_options_are_checked_when_the_recipe_is_read(text, overrides, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _recipe(text, "/nowhere", *overrides)
+
+
+def test_a_yolo_recipe_reads_its_splits_classes_and_example_shape(tmp_path) -> None:
+    write_yolo(tmp_path, {"train": 5, "val": 2, "test": 3})
+    (tmp_path / "data.yaml").write_text((tmp_path / "data.yaml").read_text() + "test: images/test\n")
+    recipe = _recipe(YOLO, tmp_path)
+    assert data_classes(recipe) == 3 and example_shape(recipe) == (1, 3, 64, 64)  # background + 2 names
+    assert len(dense_dataset(recipe, "train")) == 5 and len(dense_dataset(recipe, "test")) == 2  # val
+    assert len(dense_dataset(_recipe(YOLO, tmp_path, "data.options.test_split=test"), "test")) == 3
+    limited = dense_dataset(_recipe(YOLO, tmp_path, "data.limit=2"), "train")
+    assert isinstance(limited, Subset) and list(limited.indices) == [0, 1]
+    for i in range(2):  # the val labels as written: 1 + class, boxes inside the 64 px image
+        _, target = dense_dataset(recipe, "test")[i]
+        lines = (tmp_path / "labels" / "val" / f"{i}.txt").read_text().split("\n")
+        assert target["labels"].tolist() == [1 + int(line.split()[0]) for line in lines if line]
+        assert target["boxes"].min() >= 0 and target["boxes"].max() <= 64
+
+
+def test_a_yolo_test_split_without_boxes_is_refused_before_any_training(tmp_path) -> None:
+    write_yolo(tmp_path, {"train": 2, "val": 1})
+    (tmp_path / "labels" / "val" / "0.txt").unlink()
+    with pytest.raises(
+        DataError, match=r"data\.yaml \(val\): no .* ground-truth boxes.*point val: at labelled"
+    ):
+        dense_dataset(_recipe(YOLO, tmp_path), "test")
+
+
+def test_masks_test_split_is_read_with_the_training_masks_class_count(tmp_path) -> None:
+    write_masks(tmp_path, {"train": 4, "val": 2})
+    recipe = _recipe(MASKS, tmp_path)
+    assert data_classes(recipe) == 3 and example_shape(recipe) == (1, 3, 32, 32)
+    image, mask = dense_dataset(recipe, "test")[0]
+    assert image.shape == (3, 32, 32) and set(mask.unique().tolist()) <= {0, 1, 2, 255}
+    tall = _recipe(MASKS, tmp_path, "data.options.size=[32,16]", "data.options.num_classes=5")
+    assert data_classes(tall) == 5 and example_shape(tall) == (1, 3, 32, 16)
+    assert dense_dataset(tall, "train")[0][1].shape == (32, 16)
+
+
+def test_a_recipe_on_your_own_yolo_files(tmp_path) -> None:
+    write_yolo(tmp_path / "data", {"train": 8, "val": 4})
+    text = YOLO.replace("ROOT", str(tmp_path / "data"))
+    results = run_recipe(_recipe(text), text, tmp_path / "run")
+    assert results["task"]["label"] == "mAP@[.5:.95]" and results["after"]["macs"] < results["before"]["macs"]
+    assert set(results["after"]["task_metrics"]) == {"map", "map_50"}
+
+
+def test_a_recipe_on_your_own_mask_folders(tmp_path) -> None:
+    write_masks(tmp_path / "data", {"train": 8, "val": 4})
+    text = MASKS.replace("ROOT", str(tmp_path / "data"))
+    results = run_recipe(
+        _recipe(text), text, tmp_path / "run", trust_builder="tests.pipeline.test_dense_recipe:tiny_segmenter"
+    )
+    assert results["task"]["label"] == "mIoU" and results["after"]["macs"] < results["before"]["macs"]
+    assert set(results["after"]["task_metrics"]) == {"miou", "pixel_acc"}
+    assert 0 <= results["after"]["accuracy"] <= 1
