@@ -75,6 +75,15 @@ def test_coupled_layers_given_two_ratios_take_the_smaller_with_a_warning(resnet2
         ns.prune(model, x, ratios={"fc": 0.5, "conv1": 0.5}, round_to=1)
 
 
+def test_a_block_stands_for_its_layers(resnet20) -> None:
+    model, x = resnet20
+    small = ns.prune(model, x, ratios={model.layer2: 0.5}, round_to=1)  # a module object, as TP's dict
+    after = _outs(small)
+    assert after["layer2.1.conv1"] == 16 and after["layer2.0.shortcut.0"] == 16
+    assert after["layer1.0.conv1"] == 16 and after["layer3.0.conv1"] == 64
+    assert _outs(ns.prune(model, x, ratios={"layer2": 0.5}, round_to=1)) == after
+
+
 def test_group_id_key(resnet20) -> None:
     model, x = resnet20
     gid = next(g.id for g in ns.trace(model, x).prunable_groups if "layer2.1.conv1" in g.id)

@@ -4,7 +4,8 @@ Users of Torch-Pruning (``pruning_ratio_dict``, ``ignored_layers``) and NNI (``c
 ``op_names`` / ``op_types`` / ``exclude``) name layers by module, by class or by pattern. netsculpt accepts
 the same in ``ignored=`` and ``ratios=``: a key is a module name, a shell glob over module names
 (``"layer4.*"``; ``*`` also crosses dots), a module class (``nn.Linear``), one of the model's module
-objects, or (for ``ratios=``) a channel group id from ``ns.trace``.
+objects, or (for ``ratios=``) a channel group id from ``ns.trace``. A block or stage stands for every
+layer inside it.
 """
 
 from __future__ import annotations
@@ -112,6 +113,13 @@ def _expand(model: nn.Module, items: list[Any]) -> list[Any]:
     return list(dict.fromkeys(out))
 
 
+def with_children(selected: list[str], names: list[str]) -> set[str]:
+    """``selected`` and every module inside them: a block or stage (``model.layer3``) stands for its
+    layers, as it does in ``ignored=``."""
+    prefixes = tuple(n + "." for n in selected)
+    return set(selected) | {n for n in names if n.startswith(prefixes)}
+
+
 def producers(group: ChannelGroup, shapes: Mapping[str, int]) -> tuple[set[str], set[str]]:
     """The modules whose output channels are this group's: those with conv/linear-like weights first
     (their ratio decides), then every one (a norm layer after them; it decides only on its own)."""
@@ -139,6 +147,7 @@ def group_ratios(
             PruningError,
         )
     ids = [g.id for g in graph.groups]
+    names = [n for n, _ in model.named_modules() if n]
     keys: list[tuple[str, float, set[str], str | None]] = []  # label, ratio, modules, group id
     for key, value in ratios.items():
         label = describe(key)
@@ -146,7 +155,7 @@ def group_ratios(
             value = check_ratio(value)
         except PruningError as err:
             raise PruningError(f"ratios[{label}]: {err}") from None
-        selected = set(select_modules(model, key, f"ratios[{label}]", ids))
+        selected = with_children(select_modules(model, key, f"ratios[{label}]", ids), names)
         keys.append((label, value, selected, None if selected else key))
     by_module: dict[str, float] = {}
     for _, value, selected, _ in keys:  # later keys override earlier ones
