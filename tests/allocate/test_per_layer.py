@@ -50,7 +50,7 @@ def test_later_keys_override_and_others_take_ratio(resnet20) -> None:
     assert after["layer2.1.conv1"] == 16  # "*": 0.5 of 32
     assert after["layer3.1.conv1"] == 16  # "layer3.*": 0.75 of 64
     plan, _ = ns.plan_pruning(model, x, ratio=0.25, ratios={"layer2.*": 0.5}, round_to=1)
-    assert plan.meta["ratios"] == {"'layer2.*'": 0.5} and plan.meta["ratio"] == 0.25
+    assert plan.meta["ratios"] == {"layer2.*": 0.5} and plan.meta["ratio"] == 0.25
     assert ns.apply_plan(model, plan, x)(x).shape == (1, 10)
     other = _outs(ns.apply_plan(model, plan, x))
     assert other["layer1.0.conv1"] == 12 and other["layer2.0.conv1"] == 16  # 0.25 elsewhere
@@ -82,6 +82,10 @@ def test_a_block_stands_for_its_layers(resnet20) -> None:
     assert after["layer2.1.conv1"] == 16 and after["layer2.0.shortcut.0"] == 16
     assert after["layer1.0.conv1"] == 16 and after["layer3.0.conv1"] == 64
     assert _outs(ns.prune(model, x, ratios={"layer2": 0.5}, round_to=1)) == after
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fc's pinned group, asked for 0, is not worth a warning
+        plan, _ = ns.plan_pruning(model, x, ratios={model.layer2: 0.5, nn.Linear: 0.0}, round_to=1)
+    assert plan.meta["ratios"] == {"layer2": 0.5, "Linear": 0.0}  # plain JSON in the saved record
 
 
 def test_group_id_key(resnet20) -> None:

@@ -39,6 +39,13 @@ def describe(key: Any) -> str:
     )
 
 
+def record_label(model: nn.Module, key: Any) -> str:
+    """A key as the plan's JSON records it: the string itself, a class's name, a module's name."""
+    if isinstance(key, nn.Module):
+        return next((n for n, m in model.named_modules() if m is key), type(key).__name__)
+    return key.__name__ if isinstance(key, type) else str(key)
+
+
 def select_modules(model: nn.Module, key: Any, what: str, group_ids: Iterable[str] = ()) -> list[str]:
     """Names of the modules of ``model`` that ``key`` selects (the root module never).
 
@@ -177,7 +184,7 @@ def group_ratios(
                 NetsculptWarning,
             )
         out[g.id] = min(given) if given else default
-    idle = [label for label, *_ in keys if label not in hit]
+    idle = [label for label, value, *_ in keys if label not in hit and value > 0]  # 0 asks for nothing
     if idle:
         warn_user(
             f"ratios: {', '.join(idle)} selects no prunable channel group (its channels are pinned or "
@@ -215,5 +222,5 @@ def ratios_plan(
             f"round_to={round_to!r} and min_channels={min_channels}; raise the ratios or pass round_to=1"
         )
     sizes = {g.id: g.size for g in graph.groups}
-    saved = {describe(k): float(v) for k, v in ratios.items()}
+    saved = {record_label(model, k): float(v) for k, v in ratios.items()}
     return PrunePlan(keep, sizes, {**(meta or {}), "ratios": saved, "ratio": default, "round_to": round_to})
