@@ -25,18 +25,6 @@ from netsculpt.graph.groups import ChannelGroup
 from netsculpt.surgery.plan import PrunePlan
 
 GLOB_CHARS = "*?["
-Key = str | type | nn.Module
-
-
-def describe(key: Any) -> str:
-    """A key as the user wrote it, for messages."""
-    return (
-        key.__name__
-        if isinstance(key, type)
-        else type(key).__name__
-        if isinstance(key, nn.Module)
-        else repr(key)
-    )
 
 
 def record_label(model: nn.Module, key: Any) -> str:
@@ -44,6 +32,11 @@ def record_label(model: nn.Module, key: Any) -> str:
     if isinstance(key, nn.Module):
         return next((n for n, m in model.named_modules() if m is key), type(key).__name__)
     return key.__name__ if isinstance(key, type) else str(key)
+
+
+def describe(model: nn.Module, key: Any) -> str:
+    """A key for messages: quoted when the user wrote a string."""
+    return repr(key) if isinstance(key, str) else record_label(model, key)
 
 
 def select_modules(model: nn.Module, key: Any, what: str, group_ids: Iterable[str] = ()) -> list[str]:
@@ -157,7 +150,7 @@ def group_ratios(
     names = [n for n, _ in model.named_modules() if n]
     keys: list[tuple[str, float, set[str], str | None]] = []  # label, ratio, modules, group id
     for key, value in ratios.items():
-        label = describe(key)
+        label = describe(model, key)
         try:
             value = check_ratio(value)
         except PruningError as err:
@@ -169,22 +162,23 @@ def group_ratios(
         by_module.update(dict.fromkeys(selected, value))
     by_group = {gid: value for _, value, _, gid in keys if gid is not None}
     shapes = {n: t.dim() for n, t in [*model.named_parameters(), *model.named_buffers()]}
-    out, hit = {}, set()
+    out: dict[str, float] = {}
+    hit: set[int] = set()  # keys (by position) that reach a prunable group
     for g in graph.prunable_groups:
         layers, outs = producers(g, shapes)
-        hit.update(label for label, _, selected, gid in keys if gid == g.id or selected & outs)
+        hit.update(i for i, (_, _, selected, gid) in enumerate(keys) if gid == g.id or selected & outs)
         mods = layers if layers & set(by_module) else outs
         given = {by_group[g.id]} if g.id in by_group else {by_module[m] for m in mods if m in by_module}
         if len(given) > 1:
-            names = ", ".join(sorted(m for m in mods if m in by_module)[:6])
+            shared = ", ".join(sorted(m for m in mods if m in by_module)[:6])
             warn_user(
-                f"ratios: {names} share their channels (group {g.id!r}) but were given ratios "
+                f"ratios: {shared} share their channels (group {g.id!r}) but were given ratios "
                 f"{', '.join(f'{r:g}' for r in sorted(given))}; the group loses {min(given):g} of them. Give "
                 "coupled layers one ratio (ns.trace(model, x) lists the groups)",
                 NetsculptWarning,
             )
         out[g.id] = min(given) if given else default
-    idle = [label for label, value, *_ in keys if label not in hit and value > 0]  # 0 asks for nothing
+    idle = [k[0] for i, k in enumerate(keys) if i not in hit and k[1] > 0]  # a 0 asks for nothing
     if idle:
         warn_user(
             f"ratios: {', '.join(idle)} selects no prunable channel group (its channels are pinned or "
