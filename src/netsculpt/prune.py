@@ -12,6 +12,7 @@ from torch import nn
 
 from netsculpt import checks
 from netsculpt.allocate import Target, check_ratio, target_plan, uniform_plan, widths_plan
+from netsculpt.allocate.per_layer import expand_ignored, ratios_plan
 from netsculpt.allocate.targets import STRATEGIES
 from netsculpt.allocate.widths import DEFAULT_ROUND_TO, check_round_to
 from netsculpt.edits.inputs import layout_of
@@ -37,6 +38,7 @@ def plan_pruning(
     ratio: float | None = None,
     target: Target | str | dict[str, float] | None = None,
     widths: dict[str, int] | None = None,
+    ratios: dict[Any, float] | None = None,
     strategy: str = "global",
     data: Iterable[Any] | None = None,
     calib_batches: int | None = None,
@@ -55,7 +57,11 @@ def plan_pruning(
     Give one of ``ratio`` (every group loses that fraction; default 0.5), ``target`` (``Target(macs=0.5)``,
     ``params=``, ``channels=``, ``latency=``, or the same as ``"macs=0.5"`` / ``{"macs": 0.5}``; met with
     the ``strategy`` "global" ranking or "uniform" ratio), or ``widths``
-    (exact channel counts per group / producing module). ``task`` (``"detection"``, ``"segmentation"`` or a
+    (exact channel counts per group / producing module). ``ratios`` gives layers their own ratio
+    (``{"layer4.*": 0.7, nn.Linear: 0.0}``: keys are module names, globs, classes, modules or group
+    ids; later keys override earlier ones); the other groups lose ``ratio`` (default 0 with
+    ``ratios``). ``ignored`` takes names, globs (``"layer4.*"``), classes (``nn.Linear``) or modules.
+    ``task`` (``"detection"``, ``"segmentation"`` or a
     :class:`netsculpt.tasks.Task`) tells data-driven criteria how to run the model on ``data`` and which
     loss the gradient criteria (taylor, fisher) differentiate.
 
@@ -83,6 +89,7 @@ def scaled_plan(
     ratio: float | None,
     target: Target | str | dict[str, float] | None,
     widths: dict[str, int] | None,
+    ratios: dict[Any, float] | None,
     strategy: str,
     data: Iterable[Any] | None,
     calib_batches: int | None,
@@ -102,8 +109,10 @@ def scaled_plan(
     _check_options(model, widths, strategy, calib_batches, allow_inexact, min_channels, graph, threads)
     if sum(x is not None for x in (ratio, target, widths)) > 1:
         raise PruningError("give only one of ratio=, target=, widths=")
+    _check_ratios(ratios, target, widths, round_to)
     if ratio is None and target is None and widths is None:
-        ratio = 0.5
+        ratio = 0.0 if ratios is not None else 0.5
+    ignored = expand_ignored(model, ignored)
     if ratio is not None:
         check_ratio(ratio)
     if target is not None:
@@ -144,6 +153,10 @@ def scaled_plan(
             threads=threads,
             scale=scale,
         )
+    elif ratios is not None:
+        plan = ratios_plan(
+            model, graph, scores, ratios, ratio, round_to=round_to, min_channels=min_channels, meta=meta
+        )
     elif round_to == "auto":  # the same MACs as the exact uniform ratio, widths chosen by measurement
         from netsculpt.allocate import CostModel
 
@@ -165,6 +178,26 @@ def scaled_plan(
             meta={**meta, "ratio": ratio, "round_to": round_to},
         )
     return stamp(plan, model), graph
+
+
+def _check_ratios(ratios: Any, target: Any, widths: Any, round_to: Any) -> None:
+    """``ratios=`` refines the uniform ratio; with a target or exact widths it would mean two plans."""
+    if ratios is None:
+        return
+    checks.instance(
+        ratios, dict, "ratios", "a dict of module name / glob / class / module -> ratio", error=PruningError
+    )
+    if target is not None or widths is not None:
+        raise PruningError(
+            "ratios= sets a ratio per layer and goes with ratio= (what every other group loses), not with "
+            f"{'target=' if target is not None else 'widths='}; to keep layers whole under a target pass "
+            "ignored=[...]"
+        )
+    if round_to == "auto":
+        raise PruningError(
+            "ratios= with round_to='auto' is not supported (auto re-solves every width to one MACs "
+            "target); pass round_to='hw' (the default) or an integer"
+        )
 
 
 _OPTIONAL: dict[str, Any] = {"error": PruningError, "optional": True}
@@ -301,7 +334,8 @@ def prune(model: nn.Module, example_inputs: Any, *, inplace: bool = False, **opt
     """Return a physically smaller copy of ``model`` (the original is untouched unless ``inplace``).
 
     Options are those of ``plan_pruning``: ``criterion`` (see ``ns.list_criteria()``), one of ``ratio`` /
-    ``target`` / ``widths``, ``strategy``, ``data`` and ``calib_batches`` for data-driven criteria,
+    ``target`` / ``widths`` (``ratios`` per layer, with ``ratio``), ``strategy``, ``data`` and
+    ``calib_batches`` for data-driven criteria,
     ``ignored`` modules, ``allow_inexact``, ``round_to`` (default ``"hw"``), ``min_channels``,
     ``runtime`` / ``threads`` (what ``round_to="auto"`` and latency targets measure on).
 

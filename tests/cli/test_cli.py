@@ -74,6 +74,26 @@ def test_prune_round_to_default_hw_and_exact(capsys, tmp_path) -> None:
         run(capsys, "prune", "resnet20_cifar", "--round-to", "fast", "--out", str(tmp_path / "x"))
 
 
+def test_prune_ignored_takes_a_glob(capsys, tmp_path) -> None:
+    args = [
+        "prune",
+        "resnet20_cifar",
+        "--ratio",
+        "0.5",
+        "--ignored",
+        "layer3.*",
+        "--out",
+        str(tmp_path / "g"),
+    ]
+    code, _, _ = run(capsys, *args)
+    plan = json.loads((tmp_path / "g" / "plan.json").read_text())
+    assert code == 0 and plan["keep"] and not [gid for gid in plan["keep"] if gid.startswith("layer3.")]
+    code, _, err = run(
+        capsys, "prune", "resnet20_cifar", "--ignored", "stage9.*", "--out", str(tmp_path / "x")
+    )
+    assert code != 0 and "ignored: the pattern 'stage9.*' matches no module name" in err
+
+
 def test_prune_to_a_latency_target(capsys, tmp_path) -> None:
     code, _, _ = run(capsys, "prune", "resnet20_cifar", "--target-latency", "0.6", "--out", str(tmp_path))
     assert code == 0

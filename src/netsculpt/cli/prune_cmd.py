@@ -73,7 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--criterion", default="l1", help="channel importance (see `netsculpt criteria`)")
     p.add_argument("--calib-batches", type=int, default=16, help="calibration batches for data criteria")
-    p.add_argument("--ignored", nargs="*", default=[], help="module names whose channels are kept")
+    p.add_argument(
+        "--ignored", nargs="*", default=[], help="module names or globs ('layer3.*') whose channels are kept"
+    )
     p.add_argument(
         "--allow-inexact",
         action="store_true",
