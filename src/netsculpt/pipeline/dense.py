@@ -27,9 +27,9 @@ from netsculpt.tasks.metrics import METRIC_LABELS
 
 DENSE_DATA = {"digits_detect": "detection", "digits_seg": "segmentation", "coco": "detection"}
 DENSE_STAGES = ("prune", "finetune", "distill", "search")
-# int8 takes tensor inputs and scores candidates by the task's metric: a segmenter's image batch is one, a
-# detector's list of images is not
-TASK_STAGES = {"segmentation": ("quantize",)}
+# int8 takes tensor inputs and scores candidates by the task's metric: a segmenter's image batch is one; a
+# detector's list of images is not, but its backbone's batched tensor is (netsculpt.weights.int8_detector)
+TASK_STAGES = {"segmentation": ("quantize",), "detection": ("quantize",)}
 NUM_CLASSES = 11  # background + 10 digits
 CANVAS_OPTIONS = ("train_canvases", "test_canvases", "size", "digits", "scale")
 # your own detection data: COCO-format annotation files + image folders (netsculpt.data.coco)

@@ -56,7 +56,7 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
     task_metrics = {"task_metrics": scores} if scores else {}
     if _is_onnx(model):  # an int8 artefact: same architecture as before, timed on its own runtime
         from netsculpt.measure import measure_latency
-        from netsculpt.runtimes.artefacts import timing_runtime
+        from netsculpt.runtimes.artefacts import artefact_size, timing_runtime
 
         runtime = timing_runtime(model)
         latency = measure_latency(model, ctx.example, runs=runs, runtime=runtime)
@@ -66,7 +66,7 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
             "accuracy": acc,
             "loss": loss,
             **keep,
-            "size_bytes": model.size_bytes,
+            "size_bytes": artefact_size(model),
             # not latency_ms: that is PyTorch eager, and the summary would set int8-on-another-runtime
             # against the float model on PyTorch as if they were the same measurement
             "latency_ms": None,
@@ -297,7 +297,8 @@ def _load_stage(out: Path, trust_builder: str | None = None) -> nn.Module:
     from netsculpt.io import load
     from netsculpt.runtimes.artefacts import load_artefact
 
-    artefact = load_artefact(out)  # an int8 ONNX / OpenVINO IR / exported program from a quantize stage
+    # an int8 ONNX / OpenVINO IR / exported program from a quantize stage, or a detector with such a backbone
+    artefact = load_artefact(out, trust_builder)
     return artefact if artefact is not None else load(out / "model", trust_builder=trust_builder)
 
 
