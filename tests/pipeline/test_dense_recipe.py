@@ -76,8 +76,8 @@ def test_data_and_stages_must_suit_the_task() -> None:
         _recipe(text, "task=classification")
     with pytest.raises(ConfigError, match="unknown task 'detections'"):
         _recipe(text, "task=detections")
-    with pytest.raises(ConfigError, match="'quantize' is not supported for task 'detection'"):
-        _recipe(text.replace("outputs:", "  - quantize: {}\noutputs:"))
+    with pytest.raises(ConfigError, match="'cluster' is not supported for task 'detection'"):
+        _recipe(text.replace("outputs:", "  - cluster: {}\noutputs:"))
     with pytest.raises(
         ConfigError, match=r"'cluster' is not supported .* segmentation recipes run .*quantize"
     ):
@@ -164,6 +164,35 @@ def test_segmentation_recipe_keeps_the_fastest_int8_within_its_miou_tolerance(tm
         f"{'compile' if info['runtime'] == 'torch' else info['runtime']}-int8"
     }
     assert results["task"]["label"] == "mIoU" and 0 <= results["after"]["accuracy"] <= 1
+
+
+DET_INT8 = """
+version: 1
+name: det8
+task: detection
+model: {name: fcos_slim, options: {image_size: 64}}
+data: {name: digits_detect, batch_size: 4, options: {size: 64, train_canvases: 12, test_canvases: 4}}
+baseline: {train: {epochs: 1, warmup_epochs: 0}}
+stages:
+  - quantize: {runtime: onnxruntime, calib_batches: 2}
+outputs: {latency_runs: 2, report: false}
+"""
+
+
+def test_a_detection_recipe_quantizes_its_detectors_backbone_and_resumes_it(tmp_path) -> None:
+    """quantize was refused for task: detection (a detector takes a list of images)."""
+    results = run_recipe(_recipe(DET_INT8), DET_INT8, tmp_path)
+    stage = results["stages"][1]
+    assert stage["info"] == {"runtime": "onnxruntime", "int8": True}
+    assert set(stage["metrics"]["task_metrics"]) == {"map", "map_50"}
+    assert 0 <= stage["metrics"]["accuracy"] <= 1 and stage["metrics"]["size_bytes"] > 0
+    folder = tmp_path / "01_quantize"
+    assert {"int8_detector.json", "model.int8.onnx", "model.int8.outputs.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert (folder / "model" / "model.safetensors").is_file()  # the float detector it is rebuilt around
+    again = run_recipe(_recipe(DET_INT8), DET_INT8, tmp_path)  # resumed: loaded from the stage folder
+    assert again["stages"][1]["metrics"]["task_metrics"] == stage["metrics"]["task_metrics"]
 
 
 def _coco_split(root: Path, split: str, n: int) -> None:

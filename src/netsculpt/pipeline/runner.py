@@ -65,6 +65,7 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
         return {
             "accuracy": acc,
             "loss": loss,
+            **task_metrics,  # mAP@.5 beside mAP, pixel accuracy beside mIoU: an int8 model dropped them
             **keep,
             "size_bytes": artefact_size(model),
             # not latency_ms: that is PyTorch eager, and the summary would set int8-on-another-runtime

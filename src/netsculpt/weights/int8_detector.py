@@ -60,8 +60,8 @@ class Int8Backbone(nn.Module):
         if tuple(x.shape[1:]) != self.input_size:
             c, h, w = self.input_size
             raise ConfigError(
-                f"this int8 detector's backbone ({self.runtime}) takes the batched images at {c}x{h}x{w} (its "
-                f"graph is fixed at the size the transform gave the calibration images, apart from the "
+                f"this int8 detector's backbone ({self.runtime}) takes the batched images at {c}x{h}x{w} "
+                f"(its graph is fixed at the size the transform gave the calibration images, apart from the "
                 f"batch), but the transform gave {'x'.join(map(str, x.shape[1:]))}: resize the images so the "
                 "transform gives that size (same-sized images, or a transform with fixed_size / min_size = "
                 "max_size), or quantize again with calibration images of the size you run"
@@ -123,10 +123,10 @@ def backbone_inputs(model: nn.Module, data: Iterable[Any], batches: int) -> list
 
     handle = backbone.register_forward_pre_hook(record)
     try:
-        with left_as_found(model, "while its backbone inputs were recorded"), eval_mode(model):
-            with torch.no_grad():
-                for batch in itertools.islice(data, batches):
-                    model(_images(batch))
+        found = left_as_found(model, "while its backbone inputs were recorded")
+        with found, eval_mode(model), torch.no_grad():
+            for batch in itertools.islice(data, batches):
+                model(_images(batch))
     finally:
         handle.remove()
     if not seen:

@@ -165,7 +165,9 @@ def compare_int8(
         from netsculpt.weights.int8_detector import compare_detector_int8
 
         out = Path(out_dir)
-        return compare_detector_int8(model, example, batches, calib_batches, out, task, runtimes, threads, runs)
+        return compare_detector_int8(
+            model, example, batches, calib_batches, out, task, runtimes, threads, runs
+        )
     from netsculpt.weights.int8_runtimes import calibration_batches
 
     calibration = calibration_batches(batches[:calib_batches], calib_batches)
