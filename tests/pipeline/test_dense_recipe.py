@@ -195,6 +195,18 @@ def test_a_detection_recipe_quantizes_its_detectors_backbone_and_resumes_it(tmp_
     assert again["stages"][1]["metrics"]["task_metrics"] == stage["metrics"]["task_metrics"]
 
 
+def test_a_quantize_stage_on_a_detector_int8_cannot_take_is_refused_before_the_baseline_trains(
+    tmp_path,
+) -> None:
+    register_model("test_plain_detector", input_shape=(1, 64, 64), num_classes=11, in_channels=1)(
+        tiny_segmenter
+    )
+    text = DET_INT8.replace("{name: fcos_slim, options: {image_size: 64}}", "{name: test_plain_detector}")
+    with pytest.raises(ConfigError, match=r"stages.0 \(quantize\): cannot quantize Sequential: .*FCOS, SSD"):
+        run_recipe(_recipe(text), text, tmp_path, trust_builder=f"{__name__}:tiny_segmenter")
+    assert not list(tmp_path.glob("00_baseline/checkpoints/*"))  # nothing was trained
+
+
 def _coco_split(root: Path, split: str, n: int) -> None:
     """``n`` 64 px RGB images, each with one or two bright rectangles, and their COCO annotations."""
     import numpy as np

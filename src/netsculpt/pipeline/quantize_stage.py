@@ -128,3 +128,20 @@ def check_quantize_batches(recipe: Any, train_loader: Any) -> None:
             f"calib_batches below {batches} (e.g. --set stages.{i}.quantize.calib_batches="
             f"{max(1, batches // 2)}), a smaller data.batch_size or a larger data.limit"
         )
+
+
+def check_quantize_detector(recipe: Any, task: Any, model: nn.Module) -> None:
+    """Refuse, before any stage trains, a quantize stage on a detector int8 cannot take (no
+    ``transform`` + tensor-in ``backbone``): it failed only after the baseline and every other stage."""
+    if getattr(task, "name", None) != "detection":
+        return
+    from netsculpt.errors import ConfigError
+    from netsculpt.weights.int8_detector import detector_backbone
+
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind == "quantize":
+            try:
+                detector_backbone(model)
+            except ConfigError as exc:
+                raise ConfigError(f"stages.{i} (quantize): {exc}") from None
+            return

@@ -31,7 +31,7 @@ from netsculpt.fileio import disk_full_reason, write_json, write_text
 from netsculpt.pipeline import guards
 from netsculpt.pipeline.dense import build_on_meta, check_distill_heads, task_record
 from netsculpt.pipeline.lock import RunLock
-from netsculpt.pipeline.quantize_stage import check_quantize_batches
+from netsculpt.pipeline.quantize_stage import check_quantize_batches, check_quantize_detector
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.recipe_change import check_recipe_change, clear_stages, stage_dirs
 from netsculpt.pipeline.run_context import build_context
@@ -131,6 +131,7 @@ def _run_locked(
         meta = build_on_meta(recipe, ctx) if ctx.task is not None or _patterned(recipe) else None
         if ctx.task is not None and meta is not None:
             check_distill_heads(recipe, ctx.task, meta)
+            check_quantize_detector(recipe, ctx.task, meta)
         check_sparsify_stages(recipe, meta, 0, f"{recipe.model.name} as built, before the baseline trains")
         plan = [("baseline", recipe.baseline)] + [(s.kind, s) for s in recipe.stages]
         records: list[dict[str, Any]] = []
@@ -193,6 +194,7 @@ def _run_locked(
                 ctx.teacher = load(out / "model", trust_builder=trust_builder)
                 if ctx.task is not None:  # a checkpoint baseline is only known now
                     check_distill_heads(recipe, ctx.task, model)
+                    check_quantize_detector(recipe, ctx.task, model)
             records.append(record)
             guards.enforce(record, recipe.deploy)  # after the stage is saved: the work so far is kept
             if kind not in SHAPE_KEEPING:  # the baseline, a prune ...: the shapes a later sparsify stage sees
