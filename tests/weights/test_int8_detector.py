@@ -172,8 +172,10 @@ def test_the_backbone_runs_int8_on_openvino_and_pt2e_too(runtime: str, tmp_path)
     with torch.no_grad():
         ref, got = model.backbone(torch.stack(images)), int8.backbone(torch.stack(images))
         outputs, again = int8(images), load_int8_detector(tmp_path, model)(images)
+        fewer = int8(images[:3])  # another batch: inductor's int8 conv failed on a dynamic batch (PT2E)
     for level in ref:  # the bound of the ONNX Runtime test above, for the same reason
         assert (got[level] - ref[level]).norm() / ref[level].norm() < 0.10, level
     assert [set(o) for o in outputs] == [{"boxes", "labels", "scores"}] * len(images)
+    assert len(fewer) == 3
     for a, b in zip(outputs, again):
         assert all(torch.allclose(a[k].float(), b[k].float()) for k in a)

@@ -145,6 +145,10 @@ class ProgramModule(nn.Module):
                 f"is not in {trust_file()}). Rerun the quantize stage to write your own, or pass trust=True "
                 "only for a file you made yourself (docs/security.md)"
             )
+        # registers the quantized_decomposed ops a PT2E program calls: a fresh process (a resumed run)
+        # had not imported torchao's PT2E, and torch.export.load failed to resolve them
+        import torch.ao.quantization.fx._decomposed
+
         self.program = torch.export.load(str(self.path))
         # kept out of nn.Module's children: an exported module refuses .train()/.eval(), which every
         # evaluation loop calls on the wrapper

@@ -70,8 +70,13 @@ class Int8Backbone(nn.Module):
             return self.artefact(x)
         import torch._inductor.config as inductor_config
 
+        if getattr(self, "_compiled", None) is None:  # not a child module: an exported one refuses .eval()
+            # static shapes: a detector's batches vary (the last one, single images), and the quantized
+            # conv lowering of inductor failed on a dynamic batch ("expected ... stride"; torch 2.14)
+            compiled = torch.compile(self.artefact.module_, backend="inductor", dynamic=False)
+            object.__setattr__(self, "_compiled", compiled)
         with inductor_config.patch(freezing=True):
-            return self.artefact.compiled()(x)
+            return self._compiled(x)
 
 
 def detector_backbone(model: nn.Module) -> nn.Module:
