@@ -195,6 +195,20 @@ def test_a_detection_recipe_quantizes_its_detectors_backbone_and_resumes_it(tmp_
     assert again["stages"][1]["metrics"]["task_metrics"] == stage["metrics"]["task_metrics"]
 
 
+@pytest.mark.slow
+@pytest.mark.runtimes  # loads OpenVINO and torch.compile
+def test_a_detection_recipe_keeps_the_fastest_int8_backbone_within_its_map_tolerance(tmp_path) -> None:
+    stage = "{runtime: auto, calib_batches: 1, select_batches: 1, tolerance_pp: 100, if_slower: int8}"
+    text = DET_INT8.replace("{runtime: onnxruntime, calib_batches: 2}", stage)
+    info = run_recipe(_recipe(text), text, tmp_path)["stages"][1]["info"]
+    assert info["metric"] == "map" and {r["metric"] for r in info["candidates"]} == {"map"}
+    rows = [r for r in info["candidates"] if "latency_ms" in r]
+    assert {r["runtime"] for r in rows} == {"onnxruntime", "openvino", "torch"}, info["candidates"]
+    assert info["runtime"] == min(rows, key=lambda r: r["latency_ms"])["runtime"]  # tolerance 100: all
+    assert {r["float_runtime"] for r in rows} == {"torch"}  # the whole detector, float parts eager
+    assert (tmp_path / "01_quantize" / "int8_detector.json").is_file()
+
+
 def test_a_quantize_stage_on_a_detector_int8_cannot_take_is_refused_before_the_baseline_trains(
     tmp_path,
 ) -> None:
