@@ -98,6 +98,18 @@ def test_the_int8_detector_reloads_from_its_folder_with_its_float_model(quantize
         load_artefact(out)
 
 
+def test_save_and_measure_refuse_the_int8_detector_naming_what_to_do(quantized) -> None:
+    import netsculpt as ns
+
+    _, int8, _ = quantized
+    with pytest.raises(
+        ConfigError, match=r"FCOS's backbone is an int8 onnxruntime graph .*load_int8_detector"
+    ):
+        ns.save(int8, Path("unused"))
+    with pytest.raises(ConfigError, match=r"measure the float detector for counts; measure_latency"):
+        ns.measure(int8, torch.rand(1, 1, SIZE, SIZE))
+
+
 def test_another_input_size_is_refused_naming_the_fix(quantized) -> None:
     _, int8, _ = quantized
     int8.transform.min_size, int8.transform.max_size = (96,), 96  # the transform now gives 96 px

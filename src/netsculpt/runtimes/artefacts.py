@@ -247,7 +247,9 @@ def refuse_artefact(model: nn.Module, call: str) -> None:
     what to call instead: its graph runs on its own runtime, and its file is already written."""
     if not is_artefact(model):
         return
-    owner = getattr(model, "deployed_runtime", None) or f"{model.backbone.runtime}-backbone"
+    if _int8_detector(model):
+        _refuse_detector(model, call)
+    owner = model.deployed_runtime
     where = f"{str(model.path)!r}" if getattr(model, "path", None) is not None else "its run folder"
     if call == "ns.save":
         raise ConfigError(
@@ -260,6 +262,22 @@ def refuse_artefact(model: nn.Module, call: str) -> None:
         f"{owner} artefact whose graph runs outside PyTorch's modules: measure the float model it was made "
         f"from for counts; the artefact's file size is .size_bytes, and measure_latency(artefact, x, "
         f"runtime={timing_runtime(model)!r}) times it on its own runtime"
+    )
+
+
+def _refuse_detector(model: nn.Module, call: str) -> None:
+    name, runtime = type(model).__name__, model.backbone.runtime
+    what = f"this {name}'s backbone is an int8 {runtime} graph (netsculpt.weights.int8_detector)"
+    if call == "ns.save":
+        raise ConfigError(
+            f"ns.save writes a PyTorch model's weights, but {what}, already written in its quantize "
+            "folder: save the float detector, keep that folder, and rebuild the int8 one with "
+            "load_int8_detector(folder, float_model)"
+        )
+    raise ConfigError(
+        f"{call} counts params and MACs of a PyTorch model, but {what}, which runs outside PyTorch's "
+        "modules: measure the float detector for counts; measure_latency(model, x) times the int8 "
+        "detector whole (its float parts in PyTorch eager), int8_detector_size(model) gives its bytes"
     )
 
 
