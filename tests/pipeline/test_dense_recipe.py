@@ -76,8 +76,8 @@ def test_data_and_stages_must_suit_the_task() -> None:
         _recipe(text, "task=classification")
     with pytest.raises(ConfigError, match="unknown task 'detections'"):
         _recipe(text, "task=detections")
-    with pytest.raises(ConfigError, match="'quantize' is not supported for task 'detection'"):
-        _recipe(text.replace("outputs:", "  - quantize: {}\noutputs:"))
+    with pytest.raises(ConfigError, match="'cluster' is not supported for task 'detection'"):
+        _recipe(text.replace("outputs:", "  - cluster: {}\noutputs:"))
     with pytest.raises(
         ConfigError, match=r"'cluster' is not supported .* segmentation recipes run .*quantize"
     ):
@@ -164,6 +164,61 @@ def test_segmentation_recipe_keeps_the_fastest_int8_within_its_miou_tolerance(tm
         f"{'compile' if info['runtime'] == 'torch' else info['runtime']}-int8"
     }
     assert results["task"]["label"] == "mIoU" and 0 <= results["after"]["accuracy"] <= 1
+
+
+DET_INT8 = """
+version: 1
+name: det8
+task: detection
+model: {name: fcos_slim, options: {image_size: 64}}
+data: {name: digits_detect, batch_size: 4, options: {size: 64, train_canvases: 12, test_canvases: 4}}
+baseline: {train: {epochs: 1, warmup_epochs: 0}}
+stages:
+  - quantize: {runtime: onnxruntime, calib_batches: 2}
+outputs: {latency_runs: 2, report: false}
+"""
+
+
+def test_a_detection_recipe_quantizes_its_detectors_backbone_and_resumes_it(tmp_path) -> None:
+    """quantize was refused for task: detection (a detector takes a list of images)."""
+    results = run_recipe(_recipe(DET_INT8), DET_INT8, tmp_path)
+    stage = results["stages"][1]
+    assert stage["info"] == {"runtime": "onnxruntime", "int8": True}
+    assert set(stage["metrics"]["task_metrics"]) == {"map", "map_50"}
+    assert 0 <= stage["metrics"]["accuracy"] <= 1 and stage["metrics"]["size_bytes"] > 0
+    folder = tmp_path / "01_quantize"
+    assert {"int8_detector.json", "model.int8.onnx", "model.int8.outputs.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert (folder / "model" / "model.safetensors").is_file()  # the float detector it is rebuilt around
+    again = run_recipe(_recipe(DET_INT8), DET_INT8, tmp_path)  # resumed: loaded from the stage folder
+    assert again["stages"][1]["metrics"]["task_metrics"] == stage["metrics"]["task_metrics"]
+
+
+@pytest.mark.slow
+@pytest.mark.runtimes  # loads OpenVINO and torch.compile
+def test_a_detection_recipe_keeps_the_fastest_int8_backbone_within_its_map_tolerance(tmp_path) -> None:
+    stage = "{runtime: auto, calib_batches: 1, select_batches: 1, tolerance_pp: 100, if_slower: int8}"
+    text = DET_INT8.replace("{runtime: onnxruntime, calib_batches: 2}", stage)
+    info = run_recipe(_recipe(text), text, tmp_path)["stages"][1]["info"]
+    assert info["metric"] == "map" and {r["metric"] for r in info["candidates"]} == {"map"}
+    rows = [r for r in info["candidates"] if "latency_ms" in r]
+    assert {r["runtime"] for r in rows} == {"onnxruntime", "openvino", "torch"}, info["candidates"]
+    assert info["runtime"] == min(rows, key=lambda r: r["latency_ms"])["runtime"]  # tolerance 100: all
+    assert {r["float_runtime"] for r in rows} == {"torch"}  # the whole detector, float parts eager
+    assert (tmp_path / "01_quantize" / "int8_detector.json").is_file()
+
+
+def test_a_quantize_stage_on_a_detector_int8_cannot_take_is_refused_before_the_baseline_trains(
+    tmp_path,
+) -> None:
+    register_model("test_plain_detector", input_shape=(1, 64, 64), num_classes=11, in_channels=1)(
+        tiny_segmenter
+    )
+    text = DET_INT8.replace("{name: fcos_slim, options: {image_size: 64}}", "{name: test_plain_detector}")
+    with pytest.raises(ConfigError, match=r"stages.0 \(quantize\): cannot quantize Sequential: .*FCOS, SSD"):
+        run_recipe(_recipe(text), text, tmp_path, trust_builder=f"{__name__}:tiny_segmenter")
+    assert not list(tmp_path.glob("00_baseline/checkpoints/*"))  # nothing was trained
 
 
 def _coco_split(root: Path, split: str, n: int) -> None:

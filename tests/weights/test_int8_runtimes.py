@@ -64,6 +64,25 @@ def test_pt2e_program_runs_its_int8_kernels_under_compile(lenet, tmp_path) -> No
         assert (y - model(x)).abs().max() < 0.05  # the bound test_int8_artefact_reloads_... holds q to
 
 
+@pytest.mark.slow  # a new Python process imports torch and netsculpt
+def test_a_pt2e_program_loads_in_a_fresh_process(lenet, tmp_path) -> None:
+    """A resumed run loads the stage's .pt2 in a new process, where torchao's PT2E was never imported:
+    torch.export.load failed to resolve torch.ops.quantized_decomposed.* (before 2026-12-07)."""
+    import subprocess
+    import sys
+
+    model, x, calibration = lenet
+    quantize_pt2e(model, x, calibration, tmp_path)
+    torch.save(x, tmp_path / "x.pt")
+    code = (
+        "import sys, torch; from netsculpt.runtimes.artefacts import load_artefact; "
+        "y = load_artefact(sys.argv[1])(torch.load(sys.argv[1] + '/x.pt')); print(tuple(y.shape))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "(1, 10)"
+
+
 def test_a_program_netsculpt_did_not_write_is_refused(lenet, tmp_path) -> None:
     model, x, calibration = lenet
     quantize_pt2e(model, x, calibration, tmp_path / "ours")

@@ -33,9 +33,9 @@ DENSE_DATA = {
     "masks": "segmentation",
 }
 DENSE_STAGES = ("prune", "finetune", "distill", "search")
-# int8 takes tensor inputs and scores candidates by the task's metric: a segmenter's image batch is one, a
-# detector's list of images is not
-TASK_STAGES = {"segmentation": ("quantize",)}
+# int8 takes tensor inputs and scores candidates by the task's metric: a segmenter's image batch is one; a
+# detector's list of images is not, but its backbone's batched tensor is (netsculpt.weights.int8_detector)
+TASK_STAGES = {"segmentation": ("quantize",), "detection": ("quantize",)}
 NUM_CLASSES = 11  # background + 10 digits
 CANVAS_OPTIONS = ("train_canvases", "test_canvases", "size", "digits", "scale")
 

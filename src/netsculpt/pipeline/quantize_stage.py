@@ -3,7 +3,9 @@ the float model itself when no int8 candidate beats it, unless ``if_slower: int8
 ``tolerance_pp``, unless ``if_inaccurate: fail``).
 
 Kept out of stages.py so the selection (candidates, held-out scoring, timing) has one home; the handler
-there only calls :func:`run_quantize`.
+there only calls :func:`run_quantize`. On ``task: detection`` the int8 part is the detector's backbone
+(:mod:`netsculpt.weights.int8_detector`); the stage folder keeps the float detector in ``model/`` beside
+the backbone's graph, and the detector is rebuilt from both (as a resumed run loads it).
 """
 
 from __future__ import annotations
@@ -35,8 +37,12 @@ def run_quantize(
 
     out.mkdir(parents=True, exist_ok=True)
     remove_artefacts(out)  # an unfinished attempt's artefact of another runtime would be loaded instead
+    detector = getattr(ctx.task, "name", None) == "detection"
+    if detector:  # refused before any export, naming the detectors int8 takes
+        from netsculpt.weights.int8_detector import detector_backbone
+
+        detector_backbone(model)
     if cfg.runtime != "auto":
-        calibration = calibration_batches(ctx.train_loader, cfg.calib_batches)
         config = (
             Int8Config(calibration_batches=cfg.calib_batches, **cfg.options)
             if cfg.runtime == "onnxruntime"
@@ -48,6 +54,13 @@ def run_quantize(
             raise ConfigError(
                 f"quantize.options are ONNX Runtime's Int8Config fields; runtime {cfg.runtime} takes none"
             )
+        if detector:
+            from netsculpt.weights.int8_detector import quantize_detector
+
+            quantize_detector(model, ctx.train_loader, out, runtime=cfg.runtime,
+                              calibration_batches=cfg.calib_batches, config=config)  # fmt: skip
+            return _int8_detector(ctx, model, out), {"runtime": cfg.runtime, "int8": True}
+        calibration = calibration_batches(ctx.train_loader, cfg.calib_batches)
         quantize_on(cfg.runtime, model, ctx.example, calibration, out, config)
         return load_artefact(out), {"runtime": cfg.runtime, "int8": True}
     _, rows, float_acc = compare_int8(
@@ -82,7 +95,16 @@ def run_quantize(
     if decision["keep"] == "float":  # the candidates stay in candidates/ for a look; the runner saves this
         return model, info
     promote(out / "candidates" / decision["int8_runtime"], out)
-    return load_artefact(out), info
+    return (_int8_detector(ctx, model, out) if detector else load_artefact(out)), info
+
+
+def _int8_detector(ctx: Any, model: nn.Module, out: Path) -> nn.Module:
+    """The stage's int8 detector as a resumed run loads it: the float detector is saved in ``out/model``
+    (the runner saves no artefact) and the detector rebuilt around the backbone's graph in ``out``."""
+    from netsculpt.io import save
+
+    save(model, out / "model", extra={"input_shape": list(ctx.example.shape), "stage": "quantize"})
+    return load_artefact(out, ctx.trust_builder)
 
 
 def check_quantize_batches(recipe: Any, train_loader: Any) -> None:
@@ -106,3 +128,20 @@ def check_quantize_batches(recipe: Any, train_loader: Any) -> None:
             f"calib_batches below {batches} (e.g. --set stages.{i}.quantize.calib_batches="
             f"{max(1, batches // 2)}), a smaller data.batch_size or a larger data.limit"
         )
+
+
+def check_quantize_detector(recipe: Any, task: Any, model: nn.Module) -> None:
+    """Refuse, before any stage trains, a quantize stage on a detector int8 cannot take (no
+    ``transform`` + tensor-in ``backbone``): it failed only after the baseline and every other stage."""
+    if getattr(task, "name", None) != "detection":
+        return
+    from netsculpt.errors import ConfigError
+    from netsculpt.weights.int8_detector import detector_backbone
+
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind == "quantize":
+            try:
+                detector_backbone(model)
+            except ConfigError as exc:
+                raise ConfigError(f"stages.{i} (quantize): {exc}") from None
+            return

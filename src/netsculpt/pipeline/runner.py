@@ -31,7 +31,7 @@ from netsculpt.fileio import disk_full_reason, write_json, write_text
 from netsculpt.pipeline import guards
 from netsculpt.pipeline.dense import build_on_meta, check_distill_heads, task_record
 from netsculpt.pipeline.lock import RunLock
-from netsculpt.pipeline.quantize_stage import check_quantize_batches
+from netsculpt.pipeline.quantize_stage import check_quantize_batches, check_quantize_detector
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.recipe_change import check_recipe_change, clear_stages, stage_dirs
 from netsculpt.pipeline.run_context import build_context
@@ -56,7 +56,7 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
     task_metrics = {"task_metrics": scores} if scores else {}
     if _is_onnx(model):  # an int8 artefact: same architecture as before, timed on its own runtime
         from netsculpt.measure import measure_latency
-        from netsculpt.runtimes.artefacts import timing_runtime
+        from netsculpt.runtimes.artefacts import artefact_size, timing_runtime
 
         runtime = timing_runtime(model)
         latency = measure_latency(model, ctx.example, runs=runs, runtime=runtime)
@@ -65,8 +65,9 @@ def _measure(model: nn.Module, ctx: RunContext, runs: int, previous: dict[str, A
         return {
             "accuracy": acc,
             "loss": loss,
+            **task_metrics,  # mAP@.5 beside mAP, pixel accuracy beside mIoU: an int8 model dropped them
             **keep,
-            "size_bytes": model.size_bytes,
+            "size_bytes": artefact_size(model),
             # not latency_ms: that is PyTorch eager, and the summary would set int8-on-another-runtime
             # against the float model on PyTorch as if they were the same measurement
             "latency_ms": None,
@@ -130,6 +131,7 @@ def _run_locked(
         meta = build_on_meta(recipe, ctx) if ctx.task is not None or _patterned(recipe) else None
         if ctx.task is not None and meta is not None:
             check_distill_heads(recipe, ctx.task, meta)
+            check_quantize_detector(recipe, ctx.task, meta)
         check_sparsify_stages(recipe, meta, 0, f"{recipe.model.name} as built, before the baseline trains")
         plan = [("baseline", recipe.baseline)] + [(s.kind, s) for s in recipe.stages]
         records: list[dict[str, Any]] = []
@@ -192,6 +194,7 @@ def _run_locked(
                 ctx.teacher = load(out / "model", trust_builder=trust_builder)
                 if ctx.task is not None:  # a checkpoint baseline is only known now
                     check_distill_heads(recipe, ctx.task, model)
+                    check_quantize_detector(recipe, ctx.task, model)
             records.append(record)
             guards.enforce(record, recipe.deploy)  # after the stage is saved: the work so far is kept
             if kind not in SHAPE_KEEPING:  # the baseline, a prune ...: the shapes a later sparsify stage sees
@@ -297,7 +300,8 @@ def _load_stage(out: Path, trust_builder: str | None = None) -> nn.Module:
     from netsculpt.io import load
     from netsculpt.runtimes.artefacts import load_artefact
 
-    artefact = load_artefact(out)  # an int8 ONNX / OpenVINO IR / exported program from a quantize stage
+    # an int8 ONNX / OpenVINO IR / exported program from a quantize stage, or a detector with such a backbone
+    artefact = load_artefact(out, trust_builder)
     return artefact if artefact is not None else load(out / "model", trust_builder=trust_builder)
 
 

@@ -28,6 +28,7 @@ from netsculpt.fileio import atomic_write, write_json
 from netsculpt.runtimes.output_tree import OUTPUTS_NAME, OutputTree, graph_outputs, read_outputs
 
 ONNX_NAME, OPENVINO_NAME, PROGRAM_NAME = "model.int8.onnx", "model.int8.xml", "model.int8.pt2"
+DETECTOR_NAME = "int8_detector.json"  # netsculpt.weights.int8_detector: the graph is a detector's backbone
 RUNTIME_OF = {ONNX_NAME: "onnxruntime", OPENVINO_NAME: "openvino", PROGRAM_NAME: "torch"}
 
 
@@ -144,6 +145,10 @@ class ProgramModule(nn.Module):
                 f"is not in {trust_file()}). Rerun the quantize stage to write your own, or pass trust=True "
                 "only for a file you made yourself (docs/security.md)"
             )
+        # registers the quantized_decomposed ops a PT2E program calls: a fresh process (a resumed run)
+        # had not imported torchao's PT2E, and torch.export.load failed to resolve them
+        import torch.ao.quantization.fx._decomposed
+
         self.program = torch.export.load(str(self.path))
         # kept out of nn.Module's children: an exported module refuses .train()/.eval(), which every
         # evaluation loop calls on the wrapper
@@ -167,13 +172,21 @@ class ProgramModule(nn.Module):
         return self.path.stat().st_size
 
 
-def load_artefact(folder: str | os.PathLike[str]) -> nn.Module | None:
+def load_artefact(
+    folder: str | os.PathLike[str], trust_builder: str | None = None, *, graph_only: bool = False
+) -> nn.Module | None:
     """The int8 artefact a quantize stage left in ``folder``, or None when it has none. An ONNX / OpenVINO
     graph returns the structure recorded in ``model.int8.outputs.json``; a folder without one (a single
-    tensor output, or a run from before netsculpt recorded it) returns the graph's first output."""
+    tensor output, or a run from before netsculpt recorded it) returns the graph's first output.
+
+    A folder with ``int8_detector.json`` holds a detector's int8 backbone: the detector is rebuilt around
+    it from the float detector saved in ``folder/model`` (``trust_builder`` as for ``netsculpt.load``);
+    ``graph_only`` returns the backbone's graph alone."""
     from netsculpt.weights.quantize import OnnxModule
 
     folder = Path(folder)
+    if not graph_only and (folder / DETECTOR_NAME).is_file():
+        return _load_detector(folder, trust_builder)
     if (folder / ONNX_NAME).is_file():
         return OnnxModule(folder / ONNX_NAME, read_outputs(folder))
     if (folder / OPENVINO_NAME).is_file():
@@ -181,6 +194,19 @@ def load_artefact(folder: str | os.PathLike[str]) -> nn.Module | None:
     if (folder / PROGRAM_NAME).is_file():
         return ProgramModule(folder / PROGRAM_NAME)
     return None
+
+
+def _load_detector(folder: Path, trust_builder: str | None) -> nn.Module:
+    from netsculpt.io import is_saved_model, load
+    from netsculpt.weights.int8_detector import load_int8_detector
+
+    if not is_saved_model(folder / "model"):
+        raise CheckpointError(
+            f"{str(folder)!r} holds an int8 detector backbone ({DETECTOR_NAME}) but no float detector in "
+            "model/ to rebuild the detector around; call netsculpt.weights.int8_detector."
+            "load_int8_detector(folder, float_model) with the detector it was quantized from"
+        )
+    return load_int8_detector(folder, load(folder / "model", trust_builder=trust_builder))
 
 
 def remove_artefacts(folder: str | os.PathLike[str]) -> None:
@@ -191,12 +217,29 @@ def remove_artefacts(folder: str | os.PathLike[str]) -> None:
     picks another runtime on its rerun) was loaded instead of the new one, under the new one's name.
     """
     folder = Path(folder)
-    for name in (ONNX_NAME, "model.fp32.onnx", OPENVINO_NAME, "model.int8.bin", PROGRAM_NAME, OUTPUTS_NAME):
+    names = (DETECTOR_NAME, ONNX_NAME, "model.fp32.onnx", OPENVINO_NAME, "model.int8.bin", PROGRAM_NAME)
+    for name in (*names, OUTPUTS_NAME):
         (folder / name).unlink(missing_ok=True)
 
 
 def is_artefact(model: nn.Module) -> bool:
-    return getattr(model, "deployed_runtime", None) is not None
+    """An int8 artefact, or a detector whose backbone is one (netsculpt.weights.int8_detector)."""
+    return getattr(model, "deployed_runtime", None) is not None or _int8_detector(model)
+
+
+def _int8_detector(model: nn.Module) -> bool:
+    from netsculpt.weights.int8_detector import is_int8_detector
+
+    return is_int8_detector(model)
+
+
+def artefact_size(model: nn.Module) -> int:
+    """An artefact's bytes: its files; an int8 detector's backbone files plus its float32 rest."""
+    if _int8_detector(model):
+        from netsculpt.weights.int8_detector import int8_detector_size
+
+        return int8_detector_size(model)
+    return int(model.size_bytes)
 
 
 def refuse_artefact(model: nn.Module, call: str) -> None:
@@ -204,6 +247,8 @@ def refuse_artefact(model: nn.Module, call: str) -> None:
     what to call instead: its graph runs on its own runtime, and its file is already written."""
     if not is_artefact(model):
         return
+    if _int8_detector(model):
+        _refuse_detector(model, call)
     owner = model.deployed_runtime
     where = f"{str(model.path)!r}" if getattr(model, "path", None) is not None else "its run folder"
     if call == "ns.save":
@@ -220,8 +265,27 @@ def refuse_artefact(model: nn.Module, call: str) -> None:
     )
 
 
+def _refuse_detector(model: nn.Module, call: str) -> None:
+    name, runtime = type(model).__name__, model.backbone.runtime
+    what = f"this {name}'s backbone is an int8 {runtime} graph (netsculpt.weights.int8_detector)"
+    if call == "ns.save":
+        raise ConfigError(
+            f"ns.save writes a PyTorch model's weights, but {what}, already written in its quantize "
+            "folder: save the float detector, keep that folder, and rebuild the int8 one with "
+            "load_int8_detector(folder, float_model)"
+        )
+    raise ConfigError(
+        f"{call} counts params and MACs of a PyTorch model, but {what}, which runs outside PyTorch's "
+        "modules: measure the float detector for counts; measure_latency(model, x) times the int8 "
+        "detector whole (its float parts in PyTorch eager), int8_detector_size(model) gives its bytes"
+    )
+
+
 def timing_runtime(model: nn.Module) -> str:
-    """Where an artefact is timed: its own runtime; an exported program under inductor (its int8 path)."""
+    """Where an artefact is timed: its own runtime; an exported program under inductor (its int8 path); an
+    int8 detector on PyTorch eager (its float parts are eager torch, its backbone calls its own runtime)."""
+    if _int8_detector(model):
+        return "torch"
     owner = model.deployed_runtime
     return "compile" if owner == "torch" else owner
 

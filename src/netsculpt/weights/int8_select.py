@@ -139,7 +139,9 @@ def compare_int8(
     model and each candidate are scored by ``task``'s evaluator (default classification) on the
     ``(inputs, targets)`` batches after the calibration ones; the score is its headline ``metric`` as a
     fraction, kept under ``heldout_accuracy`` with the metric's name under ``metric``. A runtime that
-    cannot quantize or run the model gets a row with ``error`` instead of numbers.
+    cannot quantize or run the model gets a row with ``error`` instead of numbers. With ``task=
+    "detection"`` the candidates are the detector with an int8 backbone (``int8_detector``), scored by mAP
+    and timed whole on PyTorch eager.
     """
     from netsculpt.tasks import get_task
 
@@ -158,6 +160,13 @@ def compare_int8(
             "int8 selection scores candidates on held-out (inputs, targets) batches, but the loader yielded "
             f"{a_type(unlabelled[0])} without targets; give a loader of labelled batches (with "
             "several inputs: ((x0, x1, ...), targets))"
+        )
+    if task.name == "detection":  # the backbone is int8, the detector around it float
+        from netsculpt.weights.int8_detector import compare_detector_int8
+
+        out = Path(out_dir)
+        return compare_detector_int8(
+            model, example, batches, calib_batches, out, task, runtimes, threads, runs
         )
     from netsculpt.weights.int8_runtimes import calibration_batches
 
@@ -291,8 +300,11 @@ def against_float(
 
 
 def promote(candidate_dir: Path, out: Path) -> None:
-    """Move the chosen artefact's files into the stage folder (the runner loads them from there)."""
-    for item in sorted(candidate_dir.iterdir(), key=lambda p: p.suffix == ".xml"):  # an IR's .bin before .xml
+    """Move the chosen artefact's files into the stage folder (the runner loads them from there): an IR's
+    .bin before its .xml, a detector's int8_detector.json after its graph."""
+    from netsculpt.runtimes.artefacts import DETECTOR_NAME
+
+    for item in sorted(candidate_dir.iterdir(), key=lambda p: (p.name == DETECTOR_NAME, p.suffix == ".xml")):
         if item.is_file():
             os.replace(item, out / item.name)
     shutil.rmtree(candidate_dir, ignore_errors=True)

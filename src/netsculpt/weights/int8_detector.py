@@ -1,0 +1,285 @@
+"""int8 for torchvision-style detectors: the backbone (body + FPN) runs on an int8 runtime, the rest float.
+
+A GeneralizedRCNN / RetinaNet / FCOS / SSD detector takes a list of images, which no int8 path takes, but
+inside it ``model.transform`` batches them into one padded tensor and ``model.backbone`` maps that tensor
+to a dict of feature maps: a tensor-in, tensors-out module, and most of the detector's MACs. That part
+is quantized (on ONNX Runtime, OpenVINO / NNCF or PT2E, through the same paths as any model); the
+transform, the head, anchor generation, box decoding and NMS stay float torch. Decoding and NMS are box
+arithmetic and sorting, not int8 work; the head's logits feed the score threshold and NMS, where rounding
+shifts which boxes survive, for little time saved (the head is a small part of the MACs).
+
+Calibration feeds the backbone what the detector itself gives it: a forward pre-hook on the user's
+``model.backbone`` records its input during float passes over the calibration images (the hook is
+removed after, the model is put back as found). The graphs are fixed at the size the transform gave the
+calibration images (apart from the batch); another size is refused naming the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netsculpt.errors import CheckpointError, ConfigError, DataError
+from netsculpt.fileio import write_json
+from netsculpt.runtimes.artefacts import DETECTOR_NAME
+
+FORMAT, VERSION = "netsculpt-int8-detector", 1
+SUPPORTED = (
+    "int8 for detectors quantizes the backbone of torchvision-style detectors (GeneralizedRCNN: Faster / "
+    "Mask R-CNN, RetinaNet, FCOS, SSD), which batch the images with model.transform (a "
+    "GeneralizedRCNNTransform) and map that tensor to feature maps with model.backbone"
+)
+
+
+class Int8Backbone(nn.Module):
+    """A detector's backbone as an int8 artefact, at the one input size its graph was made for.
+
+    ``artefact``: an ``OnnxModule`` / ``OpenVinoModule`` / ``ProgramModule`` returning the float backbone's
+    dict of feature maps. A PT2E program runs under ``torch.compile`` with weight freezing (its int8
+    kernels exist only there; set for its compilations only, as the compile runtime does)."""
+
+    def __init__(self, artefact: nn.Module, input_size: tuple[int, int, int], out_channels: Any) -> None:
+        super().__init__()
+        self.artefact = artefact
+        self.input_size = tuple(input_size)
+        self.out_channels = out_channels  # torchvision's heads read it when built; kept for code that does
+
+    @property
+    def runtime(self) -> str:
+        return str(self.artefact.deployed_runtime)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        if tuple(x.shape[1:]) != self.input_size:
+            c, h, w = self.input_size
+            raise ConfigError(
+                f"this int8 detector's backbone ({self.runtime}) takes the batched images at {c}x{h}x{w} "
+                f"(its graph is fixed at the size the transform gave the calibration images, apart from the "
+                f"batch), but the transform gave {'x'.join(map(str, x.shape[1:]))}: resize the images so the "
+                "transform gives that size (same-sized images, or a transform with fixed_size / min_size = "
+                "max_size), or quantize again with calibration images of the size you run"
+            )
+        if self.runtime != "torch":
+            return self.artefact(x)
+        import torch._inductor.config as inductor_config
+
+        if getattr(self, "_compiled", None) is None:  # not a child module: an exported one refuses .eval()
+            # static shapes: a detector's batches vary (the last one, single images), and the quantized
+            # conv lowering of inductor failed on a dynamic batch ("expected ... stride"; torch 2.14)
+            compiled = torch.compile(self.artefact.module_, backend="inductor", dynamic=False)
+            object.__setattr__(self, "_compiled", compiled)
+        with inductor_config.patch(freezing=True):
+            return self._compiled(x)
+
+
+def detector_backbone(model: nn.Module) -> nn.Module:
+    """``model.backbone``, refused (naming what is supported) unless ``model`` batches its images with a
+    ``GeneralizedRCNNTransform`` and has a ``backbone`` module taking that tensor."""
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    name = type(model).__name__
+    transform, backbone = getattr(model, "transform", None), getattr(model, "backbone", None)
+    if isinstance(backbone, Int8Backbone):
+        raise ConfigError(f"{name}'s backbone is int8 already ({backbone.runtime}); quantize its float model")
+    if not isinstance(transform, GeneralizedRCNNTransform) or not isinstance(backbone, nn.Module):
+        has = (
+            f"its transform is {type(transform).__name__}"
+            if transform is not None
+            else "it has no 'transform' module"
+        )
+        has += "" if isinstance(backbone, nn.Module) else " and no 'backbone' module"
+        raise ConfigError(
+            f"cannot quantize {name}: {SUPPORTED}; {has}. Wrap your detector's tensor-in part in such a "
+            "module, or keep the detector float"
+        )
+    return backbone
+
+
+def _images(batch: Any) -> list[torch.Tensor]:
+    """A detection batch's images: ``(images, targets)`` as the task's collate gives, or the images."""
+    from netsculpt.tasks.detection import _images as task_images
+
+    labelled = isinstance(batch, list | tuple) and len(batch) == 2 and isinstance(batch[1], list | tuple)
+    if labelled and all(isinstance(t, dict) for t in batch[1]):
+        batch = batch[0]
+    return task_images(batch)
+
+
+def backbone_inputs(model: nn.Module, data: Iterable[Any], batches: int) -> list[torch.Tensor]:
+    """The tensors ``model.transform`` hands ``model.backbone`` for the first ``batches`` batches of
+    ``data``, recorded by a forward pre-hook during float passes (removed after; the model left as found).
+
+    Refuses batches the transform brings to different sizes: one int8 graph takes one size."""
+    from netsculpt.graph.snapshot import left_as_found
+    from netsculpt.modes import eval_mode
+
+    backbone = detector_backbone(model)
+    seen: list[torch.Tensor] = []
+
+    def record(module: nn.Module, args: tuple[Any, ...]) -> None:
+        seen.append(args[0].detach().cpu().float().clone())
+
+    handle = backbone.register_forward_pre_hook(record)
+    try:
+        found = left_as_found(model, "while its backbone inputs were recorded")
+        with found, eval_mode(model), torch.no_grad():
+            for batch in itertools.islice(data, batches):
+                model(_images(batch))
+    finally:
+        handle.remove()
+    if not seen:
+        raise DataError("the calibration data yielded no batch; pass a loader with at least one batch")
+    sizes = sorted({tuple(x.shape[1:]) for x in seen})
+    if len(sizes) > 1:
+        raise DataError(
+            f"{type(model).__name__}'s transform gave the calibration batches at {len(sizes)} sizes "
+            f"({', '.join('x'.join(map(str, s)) for s in sizes[:4])}); an int8 backbone graph takes one size "
+            "apart from the batch: calibrate on same-sized images (or a transform with fixed_size), the "
+            "size you will run"
+        )
+    return seen
+
+
+def assemble(model: nn.Module, artefact: nn.Module, input_size: tuple[int, int, int]) -> nn.Module:
+    """A copy of the float ``model`` whose backbone is ``artefact``; ``model`` itself is not changed."""
+    backbone = detector_backbone(model)
+    int8 = copy.copy(model)  # shallow first: the float backbone is not deep-copied only to be dropped
+    int8._modules = dict(model._modules)
+    int8._modules["backbone"] = None
+    int8 = copy.deepcopy(int8)
+    int8.backbone = Int8Backbone(artefact, input_size, getattr(backbone, "out_channels", None))
+    return int8.eval()
+
+
+def is_int8_detector(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "backbone", None), Int8Backbone)
+
+
+def quantize_detector_on(
+    runtime: str,
+    model: nn.Module,
+    inputs: list[torch.Tensor],
+    out_dir: str | os.PathLike[str],
+    config: Any = None,
+) -> nn.Module:
+    """int8 ``model``'s backbone on ``runtime`` from recorded backbone ``inputs``; the artefact and
+    ``int8_detector.json`` are written in ``out_dir`` (the json last: a folder with it is complete)."""
+    from netsculpt.weights.int8_select import quantize_on
+    from netsculpt.weights.quantize import check_float32
+
+    check_float32(model)
+    backbone = detector_backbone(model)
+    out = Path(out_dir)
+    (out / DETECTOR_NAME).unlink(missing_ok=True)
+    artefact = quantize_on(runtime, backbone, inputs[0][:1], inputs, out, config)
+    size = tuple(int(s) for s in inputs[0].shape[1:])
+    record = {"format": FORMAT, "version": VERSION, "runtime": runtime, "input_size": list(size)}
+    write_json(out / DETECTOR_NAME, record)
+    return assemble(model, artefact, size)  # type: ignore[arg-type]
+
+
+def quantize_detector(
+    model: nn.Module,
+    calibration_data: Iterable[Any],
+    out_dir: str | os.PathLike[str],
+    *,
+    runtime: str = "onnxruntime",
+    calibration_batches: int = 8,
+    config: Any = None,
+) -> nn.Module:
+    """int8 of a torchvision-style detector: a new model whose backbone runs on ``runtime``'s int8
+    kernels; transform, head, decoding and NMS stay float. ``calibration_data`` yields ``(images,
+    targets)`` batches (the detection task's collate) or lists of images. ``model`` is not changed."""
+    inputs = backbone_inputs(model, calibration_data, calibration_batches)
+    return quantize_detector_on(runtime, model, inputs, out_dir, config)
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    """``int8_detector.json`` in ``folder``, checked field by field."""
+    path = folder / DETECTOR_NAME
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {str(path)!r}: {type(exc).__name__}: {exc}") from None
+    size = data.get("input_size") if isinstance(data, dict) else None
+    ok = (
+        isinstance(data, dict)
+        and data.get("format") == FORMAT
+        and data.get("version") == VERSION
+        and set(data) == {"format", "version", "runtime", "input_size"}
+        and isinstance(size, list)
+        and len(size) == 3
+        and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+    )
+    if not ok:
+        raise CheckpointError(
+            f"{str(path)!r} is not a {FORMAT} version {VERSION} record (format, version, runtime, "
+            "input_size [C, H, W]); rerun the quantize stage to write it again"
+        )
+    return data
+
+
+def load_int8_detector(folder: str | os.PathLike[str], float_model: nn.Module) -> nn.Module:
+    """The int8 detector written in ``folder``, rebuilt around ``float_model`` (the float detector it was
+    quantized from: its transform, head and decoding; its own backbone is not used)."""
+    from netsculpt.runtimes.artefacts import load_artefact
+
+    folder = Path(folder)
+    record = read_record(folder)
+    artefact = load_artefact(folder, graph_only=True)
+    if artefact is None:
+        raise CheckpointError(f"{str(folder)!r} has {DETECTOR_NAME} but no int8 backbone graph beside it")
+    return assemble(float_model, artefact, tuple(record["input_size"]))  # type: ignore[arg-type]
+
+
+def int8_detector_size(model: nn.Module) -> int:
+    """Bytes of an int8 detector: its backbone's artefact files plus the float32 rest (head, ...)."""
+    rest = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
+    return int(model.backbone.artefact.size_bytes) + rest
+
+
+def compare_detector_int8(
+    model: nn.Module,
+    example: Any,
+    batches: list[Any],
+    calib_batches: int,
+    out_dir: Path,
+    task: Any,
+    runtimes: tuple[str, ...],
+    threads: int,
+    runs: int,
+) -> tuple[dict[str, nn.Module], list[dict[str, Any]], float]:
+    """``compare_int8`` for a detector: each runtime's int8 backbone calibrated on the backbone inputs
+    of the first ``calib_batches`` batches, every candidate scored by the task's mAP on the batches after
+    them and timed whole (transform to NMS) on PyTorch eager against the float detector."""
+    from netsculpt.runtimes.base import RuntimeUnsupported, first_line
+    from netsculpt.weights.int8_select import _score, _time_rows
+
+    detector_backbone(model)  # an unsupported detector is refused, not a row of errors per runtime
+    held = batches[calib_batches:]
+    inputs = backbone_inputs(model, batches[:calib_batches], calib_batches)
+    float_score = _score(task, model, held, False)
+    models: dict[str, nn.Module] = {}
+    rows: list[dict[str, Any]] = []
+    for runtime in runtimes:
+        row: dict[str, Any] = {"runtime": runtime, "metric": task.metric}
+        try:
+            q = quantize_detector_on(runtime, model, inputs, out_dir / "candidates" / runtime)
+            row["heldout_accuracy"] = _score(task, q, held, False)
+            row["size_bytes"] = int8_detector_size(q)
+            models[runtime] = q
+        except (ConfigError, RuntimeUnsupported) as exc:
+            row["error"] = str(exc)
+        except Exception as exc:  # an exporter's or quantizer's own failure is a row, not a crash
+            row["error"] = f"int8 on {runtime} failed: {first_line(exc)}"
+        rows.append(row)
+    if models:
+        _time_rows(rows, model, models, example, threads, runs)
+    return models, rows, float_score
