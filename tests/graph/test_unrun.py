@@ -105,3 +105,25 @@ def test_torchvision_googlenet_with_aux_heads_prunes_trains_saves_and_loads() ->
         loaded = ns.load(folder + "/m")
     with torch.no_grad():
         assert torch.equal(loaded(x), pruned(x))
+
+
+class _Engine(nn.Module):
+    """An engine object around a network, as ultralytics' YOLO is: its forward runs a fused copy of the
+    network (reading the weights to fuse, calling none of the engine's own layers) and returns plain
+    result objects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+
+    def forward(self, x: torch.Tensor) -> list[object]:
+        fused = copy.deepcopy(self.net)
+        fused[0].weight.data.mul_(self.net[1].weight.reshape(-1, 1, 1, 1))  # read to fuse
+        return [type("Results", (), {"boxes": fused(x).amax()})()]
+
+
+def test_an_engine_around_a_network_is_refused_naming_the_network_inside() -> None:
+    engine = _Engine().eval()
+    with pytest.raises(ns.errors.TraceError, match=r"ran none of its own layers.*`\.net` \(Sequential, 276 "):
+        ns.trace(engine, torch.rand(1, 3, 8, 8))
+    ns.trace(engine.net, torch.rand(1, 3, 8, 8))  # the network itself traces
