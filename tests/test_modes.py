@@ -99,3 +99,14 @@ def test_switching_modes_never_calls_a_train_method_that_means_something_else() 
     assert net.launched == 0
     assert all(_flags(net))  # and the flags are put back
     assert graph.traced_training
+
+
+def test_loss_mode_and_layer_recording_set_flags_without_calling_train() -> None:
+    from netsculpt.measure.latency_layers import record_calls
+    from netsculpt.tasks.detection import loss_mode
+
+    net = _TrainLauncher()
+    with loss_mode(net):
+        assert net.training and net.head.training
+    record_calls(net, torch.rand(1, 3, 8, 8))
+    assert net.launched == 0
