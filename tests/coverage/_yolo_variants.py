@@ -22,6 +22,8 @@ from tests.coverage._check import make_nontrivial_
 from tests.coverage._dense import check_dense_model, raw_outputs
 
 VARIANTS = (
+    "yolov8n.yaml",
+    "yolo11n.yaml",
     "yolov8n-seg.yaml",
     "yolov8n-pose.yaml",
     "yolov8n-obb.yaml",
