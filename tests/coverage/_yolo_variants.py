@@ -103,17 +103,24 @@ def _round_trip(cfg: str, small: nn.Module, x: torch.Tensor) -> float:
 
 
 def check_engine_object(cfg: str) -> dict[str, Any]:
-    """``ns.trace(YOLO(cfg))``: the engine object, not its network, as a user may pass it first."""
+    """``ns.trace(YOLO(cfg))``: the engine object, not its network, as a user may pass it first; fresh,
+    and after it predicted once (its network then fused, so the old train-mode retrace called train())."""
     from ultralytics import YOLO
 
+    refusals = []
     with tempfile.TemporaryDirectory(prefix="netsculpt-yolo-cwd-") as cwd:
         here = os.getcwd()
         os.chdir(cwd)  # ultralytics' train() would write runs/ and datasets/ here
         try:
-            ns.trace(YOLO(cfg), torch.rand(1, 3, 64, 64))
-            refusal = None
-        except ns.NetsculptError as exc:
-            refusal = str(exc)
+            for predicted in (False, True):
+                yolo, x = YOLO(cfg), torch.rand(1, 3, 64, 64)
+                if predicted:
+                    yolo(x, verbose=False)
+                try:
+                    ns.trace(yolo, x)
+                    refusals.append(None)
+                except ns.NetsculptError as exc:
+                    refusals.append(str(exc))
         finally:
             os.chdir(here)
-        return {"refusal": refusal, "written": sorted(os.listdir(cwd))}
+        return {"refusals": refusals, "written": sorted(os.listdir(cwd))}

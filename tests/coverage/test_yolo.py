@@ -78,7 +78,7 @@ def test_the_yolo_engine_object_is_refused_without_starting_a_training_run(resul
     """ns.trace(YOLO(cfg)): its forward predicts with a fused copy of the network and its train() starts
     a training run; netsculpt names `.model` instead of returning an empty graph and calling train()."""
     engine = results["engine"]
-    assert engine["refusal"] and "`.model` (DetectionModel" in engine["refusal"]
+    assert all(r and "`.model` (DetectionModel" in r for r in engine["refusals"]), engine["refusals"]
     assert engine["written"] == []  # no runs/ or datasets/ in the working directory
 
 

@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import netsculpt as ns
@@ -127,3 +128,20 @@ def test_an_engine_around_a_network_is_refused_naming_the_network_inside() -> No
     with pytest.raises(ns.errors.TraceError, match=r"ran none of its own layers.*`\.net` \(Sequential, 276 "):
         ns.trace(engine, torch.rand(1, 3, 8, 8))
     ns.trace(engine.net, torch.rand(1, 3, 8, 8))  # the network itself traces
+
+
+class _Functional(nn.Module):
+    """Layers used only through their weights (``F.conv2d(x, self.a.weight)``), never called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(F.conv2d(x, self.a.weight, self.a.bias))
+        return F.conv2d(h, self.b.weight, self.b.bias)
+
+
+def test_a_network_that_only_reads_its_layers_weights_is_not_mistaken_for_an_engine() -> None:
+    graph = ns.trace(_Functional().eval(), torch.rand(1, 3, 8, 8))
+    assert [g.n_prunable for g in graph.groups if g.size == 8] == [8]
