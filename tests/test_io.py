@@ -264,3 +264,19 @@ def test_save_refuses_an_int8_artefact_naming_load_artefact(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"already written as .*model\.int8\.onnx.*load_artefact\(folder\)"):
         ns.save(q, tmp_path / "saved")
     assert not (tmp_path / "saved").exists()
+
+
+class _Holder(torch.nn.Module):
+    """An object holding the network, as ultralytics' YOLO holds its DetectionModel in ``.model``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = OwnNet()
+
+
+def test_load_onto_another_class_says_which_class_the_folder_needs(tmp_path) -> None:
+    ns.save(ns.prune(OwnNet().eval(), torch.randn(1, 3, 8, 8), ratio=0.5), tmp_path)
+    with pytest.raises(CheckpointError, match=r"no 'conv.weight'.*saved from a model of class \S+OwnNet and "
+                       r"model= is of class \S+_Holder: pass an unpruned OwnNet"):  # fmt: skip
+        ns.load(tmp_path, model=_Holder())
+    assert isinstance(ns.load(tmp_path, model=_Holder().model), OwnNet)

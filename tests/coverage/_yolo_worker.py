@@ -58,6 +58,10 @@ def _checks() -> int:
         except AssertionError as exc:
             result[cfg] = {"failure": str(exc)}
     result["pins"] = _head_pins(_yolo("yolov8n.yaml"))
+    from tests.coverage._yolo_variants import VARIANTS, check_engine_object, check_variant
+
+    result["variants"] = {cfg: check_variant(cfg) for cfg in VARIANTS}
+    result["engine"] = check_engine_object("yolov8n.yaml")
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import netsculpt as ns
@@ -105,3 +106,42 @@ def test_torchvision_googlenet_with_aux_heads_prunes_trains_saves_and_loads() ->
         loaded = ns.load(folder + "/m")
     with torch.no_grad():
         assert torch.equal(loaded(x), pruned(x))
+
+
+class _Engine(nn.Module):
+    """An engine object around a network, as ultralytics' YOLO is: its forward runs a fused copy of the
+    network (reading the weights to fuse, calling none of the engine's own layers) and returns plain
+    result objects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+
+    def forward(self, x: torch.Tensor) -> list[object]:
+        fused = copy.deepcopy(self.net)
+        fused[0].weight.data.mul_(self.net[1].weight.reshape(-1, 1, 1, 1))  # read to fuse
+        return [type("Results", (), {"boxes": fused(x).amax()})()]
+
+
+def test_an_engine_around_a_network_is_refused_naming_the_network_inside() -> None:
+    engine = _Engine().eval()
+    with pytest.raises(ns.errors.TraceError, match=r"ran none of its own layers.*`\.net` \(Sequential, 276 "):
+        ns.trace(engine, torch.rand(1, 3, 8, 8))
+    ns.trace(engine.net, torch.rand(1, 3, 8, 8))  # the network itself traces
+
+
+class _Functional(nn.Module):
+    """Layers used only through their weights (``F.conv2d(x, self.a.weight)``), never called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(F.conv2d(x, self.a.weight, self.a.bias))
+        return F.conv2d(h, self.b.weight, self.b.bias)
+
+
+def test_a_network_that_only_reads_its_layers_weights_is_not_mistaken_for_an_engine() -> None:
+    graph = ns.trace(_Functional().eval(), torch.rand(1, 3, 8, 8))
+    assert [g.n_prunable for g in graph.groups if g.size == 8] == [8]

@@ -281,3 +281,24 @@ def test_lookups_norms_and_weight_parametrizations_do_not_warn(monkeypatch: pyte
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert count_macs(Mixed(), torch.randint(0, 10, (2, 5)))[0] > 0
+
+
+class _RunsACopy(nn.Module):
+    """A forward that runs a copy of its own layer (ultralytics' YOLO predicts with a fused copy):
+    ``copy.deepcopy`` copies the counting hooks onto a module that is not in the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import copy
+
+        return copy.deepcopy(self.conv)(x)
+
+
+def test_macs_of_a_forward_that_runs_a_copy_of_its_layer_go_to_the_caller() -> None:
+    x = torch.rand(1, 3, 10, 10)
+    total, layers = count_macs(_RunsACopy(), x)
+    assert total == 8 * 3 * 9 * 8 * 8  # the copy's conv, counted once
+    assert {layer.name: layer.macs for layer in layers} == {"": total, "conv": 0}

@@ -13,7 +13,7 @@ from netsculpt.graph.builder import GraphBuilder
 from netsculpt.graph.depth import DepthUnit, find_depth_units
 from netsculpt.graph.groups import ChannelGroup, Resolution, build_groups, resolve
 from netsculpt.graph.tracing import as_tuple, run_trace
-from netsculpt.graph.unrun import with_training_branches
+from netsculpt.graph.unrun import refuse_detached_forward, with_training_branches
 
 
 @dataclass
@@ -123,6 +123,7 @@ def trace(
     ignored_names = ignored_module_names(model, ignored)
     _check_ignored(model, ignored_names)
     builder = run_trace(model, example_inputs, execute)
+    refuse_detached_forward(model, builder)  # before the train-mode retrace runs the model again
     builder, training = with_training_branches(model, example_inputs, execute, builder)
     res = resolve(builder)
     groups = build_groups(builder, res, allow_inexact=allow_inexact, ignored=ignored_names)

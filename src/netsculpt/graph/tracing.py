@@ -26,6 +26,7 @@ from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.measure._inputs import as_tuple as _as_args
 from netsculpt.measure._inputs import describe, tensor_leaves
+from netsculpt.modes import set_training
 
 _IGNORED_NAMES = {
     "size",
@@ -276,10 +277,10 @@ def as_tuple(example_inputs: Any) -> tuple:
 def training_branches_mode(model: torch.nn.Module) -> None:
     """Train mode for the model's own control flow (``if self.training: aux = self.aux1(x)``), eval mode
     for batch norm and dropout, so a batch of one runs and nothing random or stateful happens."""
-    model.train()
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._NormBase | torch.nn.modules.dropout._DropoutNd):
-            module.eval()
+    for module in model.modules():  # flags only: a class's own train() may mean "start training"
+        module.training = not isinstance(
+            module, torch.nn.modules.batchnorm._NormBase | torch.nn.modules.dropout._DropoutNd
+        )
 
 
 def run_trace(
@@ -324,7 +325,7 @@ def _run_trace(
     if training:
         training_branches_mode(model)
     else:
-        model.eval()
+        set_training(model, False)
     pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)
     try:

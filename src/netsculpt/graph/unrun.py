@@ -60,3 +60,35 @@ def with_training_branches(
             stacklevel=3,
         )
     return (trained, True) if use_training else (builder, False)
+
+
+def refuse_detached_forward(model: torch.nn.Module, builder: GraphBuilder) -> None:
+    """Refuse a model whose forward called none of its own layers and gave no channel group, before
+    anything else runs it.
+
+    ultralytics' ``YOLO`` engine object is an ``nn.Module`` whose forward runs its predictor on a fused
+    copy of the network and returns ``Results``: the trace saw no layer of the model run (only their
+    weights read, to fuse them), gave an empty graph, and
+    the train-mode retrace for unrun layers then started a YOLO training run. There is nothing to prune
+    in such an object; the network it holds is the model to pass.
+    """
+    from netsculpt.graph.groups import build_groups, resolve
+
+    layers = [n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
+    if not layers or any(n in builder.module_calls for n in layers):
+        return
+    if build_groups(builder, resolve(builder), allow_inexact=True, ignored=()):
+        return  # its layers' weights are used directly (``F.conv2d(x, self.conv.weight)``): a network
+    children = [(n, c, sum(p.numel() for p in c.parameters())) for n, c in model.named_children()]
+    name, child, count = max(children, key=lambda item: item[2], default=("", model, 0))
+    instead = (
+        f"Pass the network it holds instead: `.{name}` ({type(child).__name__}, {count:,} parameters); "
+        "for ultralytics that is YOLO(...).model, and the pruned network goes back in with yolo.model = small"
+        if name
+        else "Check that its forward computes its outputs with its own layers"
+    )
+    raise TraceError(
+        f"the forward of {type(model).__name__} ran none of its own layers (it runs a "
+        f"copy of its network, or one held outside it), so there is nothing netsculpt can follow or prune "
+        f"in it. {instead}"
+    )

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module
-from netsculpt.modes import module_modes, restore_modes
+from netsculpt.modes import module_modes, restore_modes, set_training
 
 _HEADS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -73,7 +73,7 @@ def record_calls(model: nn.Module, example_inputs: ExampleInputs) -> tuple[list[
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
     modes = module_modes(model)
-    model.eval()
+    set_training(model, False)
     try:
         with torch.no_grad():
             model(*inputs)

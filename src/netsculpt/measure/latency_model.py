@@ -36,7 +36,7 @@ from netsculpt.fileio import write_json
 from netsculpt.measure._inputs import ExampleInputs, as_tuple
 from netsculpt.measure.latency import check_counts
 from netsculpt.measure.latency_layers import LayerCall, describe_layer, record_calls, shape_text
-from netsculpt.modes import module_modes, restore_modes
+from netsculpt.modes import module_modes, restore_modes, set_training
 
 __all__ = ["CLOCKS", "LatencyModel", "LayerCall", "describe_layer", "median_time_ms", "record_calls"]
 
@@ -132,7 +132,7 @@ class LatencyModel:
         with torch_threads(self.threads), torch.no_grad():
             if self.runtime == "torch":
                 modes = module_modes(model)
-                model.eval()
+                set_training(model, False)
                 try:
                     return median_time_ms(
                         lambda: model(*self.inputs), runs * repeats, self.warmup, self.clock

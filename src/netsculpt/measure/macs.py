@@ -238,7 +238,10 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
     shapes: dict[str, tuple[int, ...] | None] = {}
 
     def pre_hook(module: nn.Module, _args: Any) -> None:
-        name = names[module]
+        name = names.get(module)
+        if name is None:  # a copy the forward made of a submodule (deepcopy copies hooks): the caller's
+            counter.stack.append(counter.stack[-1] if counter.stack else "")
+            return
         counter.stack.append(name)
         if name not in shapes:
             order.append(name)
@@ -246,7 +249,8 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
 
     def post_hook(module: nn.Module, _args: Any, output: Any) -> None:
         name = counter.stack.pop()
-        shapes[name] = _first_shape(output)
+        if module in names:
+            shapes[name] = _first_shape(output)
 
     handles = []
     for module in names:

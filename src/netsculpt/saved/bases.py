@@ -201,6 +201,20 @@ def check_shapes(model: nn.Module, shapes: dict[str, list[int]] | None, where: s
         raise CheckpointError(f"{where}: the base model has {extra[0]!r}, which the saved model's base lacks")
 
 
+def _other_class(model: nn.Module, base: dict[str, Any]) -> str:
+    """Why ``model=`` may not fit: it is another class than the one saved (ultralytics' ``YOLO`` object
+    for the ``DetectionModel`` inside it, whose names lack the ``model.`` prefix)."""
+    cls = type(model)
+    given, saved = f"{cls.__module__}.{cls.__qualname__}", base.get("class")
+    if not saved or saved == given:
+        return ""
+    return (
+        f". The folder was saved from a model of class {saved} and model= is of class {given}: pass an "
+        f"unpruned {saved.rpartition('.')[2]} "
+        "(a network held inside an object, as ultralytics' YOLO(...).model is, is passed as that network)"
+    )
+
+
 def _import_builder(builder: str, where: str) -> Any:
     module_name, _, fn_name = builder.partition(":")
     if not re.fullmatch(_BUILDER, builder):
@@ -281,7 +295,10 @@ def build_base(
         mine = copy.deepcopy(model)  # a lazy model (the user's builder, not yet run) takes the saved shapes
         shaped_(mine, shapes, where, "run it once on an input (model(example)) to materialise them, then "
                 "pass it to ns.load again")  # fmt: skip
-        check_shapes(mine, shapes, where)
+        try:
+            check_shapes(mine, shapes, where)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}{_other_class(model, base)}") from None
         return tag_model(mine, base)
     kind = base["kind"]
     if kind == "netsculpt" and _unregistered(base):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from netsculpt.errors import DataError, a_type
-from netsculpt.modes import module_modes, restore_modes
+from netsculpt.modes import module_modes, restore_modes, set_training
 from netsculpt.registry import Registry
 
 
@@ -65,7 +65,7 @@ class Task:
 
         device, modes = model_device(model), module_modes(model)
         acc = self.evaluator()
-        model.eval()
+        set_training(model, False)
         try:
             with torch.no_grad():
                 for i, batch in enumerate(track(loader, f"evaluate ({self.name})")):

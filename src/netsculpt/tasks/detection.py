@@ -31,10 +31,8 @@ def loss_mode(model: nn.Module) -> Iterator[None]:
     see that loss without the batch statistics of calibration images moving BatchNorm's running stats.
     """
     modes = {m: m.training for m in model.modules()}
-    model.train()
-    for m in model.modules():
-        if isinstance(m, _FIXED):
-            m.eval()
+    for m in model.modules():  # flags only: a class's own train() may mean "start training"
+        m.training = not isinstance(m, _FIXED)
     try:
         yield
     finally:

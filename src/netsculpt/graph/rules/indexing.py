@@ -47,17 +47,17 @@ def getitem(ctx: GraphBuilder, call: Call) -> None:
         # a parameter table looked up by index (e.g. relative position bias): its other dims are free
         set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
         return
-    if not simple or any(x.labels.shape[d] > 1 for d in indexed) or len(indexed) != 1:
+    d, n = indexed[0], len(indexed)
+    # several tensor indices side by side (``feats[batch_ind, topk_ind]``, RT-DETR's query selection)
+    # are broadcast together and their result takes their place; apart, it would move to the front
+    if not simple or any(x.labels.shape[i] > 1 for i in indexed) or indexed != list(range(d, d + n)):
         ctx.block(x.labels, f"{call.where} gathers positions with a tensor index")
         set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
         return
-    d = indexed[0]
-    lab = np.moveaxis(x.labels, d, 0)[0]
-    idx_ndim = out.ndim - (x.ndim - 1)
-    lab = np.expand_dims(lab, tuple(range(d, d + idx_ndim)))
-    zero = np.expand_dims(
-        np.moveaxis(np.broadcast_to(x.zero, x.labels.shape), d, 0)[0], tuple(range(d, d + idx_ndim))
-    )
+    kept = x.labels.shape[:d] + x.labels.shape[d + n :]  # the indexed dims carry no channels: size 1
+    gathered = tuple(range(d, d + out.ndim - (x.ndim - n)))
+    lab = np.expand_dims(x.labels.reshape(kept), gathered)
+    zero = np.expand_dims(np.broadcast_to(x.zero, x.labels.shape).reshape(kept), gathered)
     set_output(out, lab, zero)
 
 
