@@ -14,6 +14,7 @@ import contextlib
 import io
 import itertools
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,7 +300,15 @@ def _export_and_quantize(
 
     export_onnx(model, example_inputs, float_path)
     quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+    float_path, prepared = float_path.resolve(), prepared.resolve()
+    # where its symbolic shape inference gives up it saves the half-done graph ("sym_shape_infer_temp.onnx"
+    # and a uuid ".data" file) into the working directory: run it in a scratch folder that is removed after
+    with (
+        tempfile.TemporaryDirectory(prefix="netsculpt-ort-") as scratch,
+        contextlib.chdir(scratch),
+        contextlib.redirect_stdout(quiet),
+        contextlib.redirect_stderr(quiet),
+    ):
         try:
             quant_pre_process(str(float_path), str(prepared))
         except Exception:
