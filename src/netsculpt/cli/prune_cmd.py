@@ -42,11 +42,26 @@ def parse_ratio_for(text: str) -> tuple[str | type, float]:
         raise argparse.ArgumentTypeError(f"--ratio-for {text!r}: {exc}") from None
 
 
-def layer_keys(texts: list[str]) -> list[str | type]:
-    """``--ignored`` entries as ``ignored=`` takes them: names, globs, or torch.nn class names."""
+def layer_key(text: str) -> str | type:
+    """An ``--ignored`` entry as ``ignored=`` takes it: a name, glob, or torch.nn class name."""
     from netsculpt.allocate.per_layer import key_from_text
+    from netsculpt.errors import NetsculptError
 
-    return [key_from_text(t) for t in texts]
+    try:
+        return key_from_text(text)
+    except NetsculptError as exc:
+        raise argparse.ArgumentTypeError(f"--ignored {text!r}: {exc}") from None
+
+
+def add_ignored_arg(p: argparse.ArgumentParser) -> None:
+    """``--ignored``, as prune and search both take it."""
+    p.add_argument(
+        "--ignored",
+        nargs="*",
+        type=layer_key,
+        default=[],
+        help="module names, globs ('layer3.*') or torch.nn classes (Linear) whose channels are kept",
+    )
 
 
 def parse_depth_blocks(text: str) -> int | list[str]:
@@ -112,12 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="this layer's own ratio (repeatable; a later one wins): a module name, glob or torch.nn class, "
         "e.g. 'layer4.*=0.7' 'Linear=0'; other groups lose --ratio (default 0 then)",
     )
-    p.add_argument(
-        "--ignored",
-        nargs="*",
-        default=[],
-        help="module names, globs ('layer3.*') or torch.nn classes (Linear) whose channels are kept",
-    )
+    add_ignored_arg(p)
     p.add_argument(
         "--allow-inexact",
         action="store_true",
@@ -204,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         data=data,
         calib_batches=args.calib_batches,
-        ignored=layer_keys(args.ignored),
+        ignored=args.ignored,
         allow_inexact=args.allow_inexact,
         round_to=args.round_to,
         min_channels=args.min_channels,
@@ -237,7 +247,7 @@ def _ratios(args: argparse.Namespace) -> dict[str | type, float] | None:
     if other is not None:
         raise ConfigError(
             f"--ratio-for sets a ratio per layer and goes with --ratio (what every other group loses), not "
-            f"with {other}; to keep layers whole under a target or in a depth prune pass --ignored NAME ..."
+            f"with {other}; to keep layers whole under a target pass --ignored NAME ..."
         )
     if args.round_to == "auto":
         raise ConfigError("--ratio-for with --round-to auto is not supported; use --round-to hw or N")
