@@ -154,8 +154,7 @@ def test_accuracy_metric_and_adaptive_bn(tiny) -> None:
 
 
 def test_ignored_takes_globs_classes_and_modules_as_ns_prune_does(tiny) -> None:
-    """``search_widths(ignored=)`` took names only: a glob or class was "not in the model", and a module
-    object passed the first trace but not the candidates' (pruned copies hold other objects)."""
+    """``search_widths(ignored=)`` took names and modules only: a glob or class was "not in the model"."""
     config = GreedyConfig(step=0.25, adapt_bn_batches=0)
     for ignored in (["conv2*"], [tiny.model.conv2], "conv[2]"):
         result = search_widths(

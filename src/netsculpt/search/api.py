@@ -140,7 +140,7 @@ def search_widths(
         raise DataError(
             "search_widths needs held-out batches: pass val_loader (data the model was not trained on)"
         )
-    # names, globs, classes or modules -> names, once: candidates are copies, lacking the module objects
+    # names, globs, classes or modules -> names, once (candidates are copies, without the module objects)
     ignored = ignored_module_names(model, ignored)
     dense = dense_task(task)
     refuse_hooked(model)  # every candidate is a pruned copy: fail now, not at the first candidate
