@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import netsculpt as ns
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, PruningError
 from netsculpt.measure import count_macs
 from netsculpt.surgery.verify import pruning_error
 
@@ -72,6 +72,14 @@ def test_prune_iteratively_without_a_target_says_what_to_pass() -> None:
     model, x = ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28)
     with pytest.raises(ConfigError, match=r"ns.prune_iteratively needs target=: .*target='macs=0.4'"):
         ns.prune_iteratively(model, x, steps=3)
+
+
+def test_per_layer_ratios_are_refused_in_rounds() -> None:
+    """Decided 2026-12-07: rounds aim at a target, ``ratios=`` fixes each layer's final widths at once
+    (the recipe refuses ``ratios`` with ``iterative_steps > 1`` when it is read)."""
+    model, x = ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28)
+    with pytest.raises(PruningError, match=r"ratios= sets a ratio per layer .* not with target="):
+        ns.prune_iteratively(model, x, steps=2, target="macs=0.5", ratios={"conv*": 0.5})
 
 
 def test_an_ignored_module_object_keeps_its_width_through_every_round() -> None:

@@ -169,7 +169,7 @@ def lenet() -> tuple[torch.nn.Module, torch.Tensor]:
         ("criterion", 3, r"a registered name .*"),
         ("widths", 3, r"a dict of group id or module name -> channels kept"),
         ("widths", [("conv1", 2)], r"a dict of group id .*"),
-        ("ignored", 3, r"module names or module objects \(one, or a list\), or None"),
+        ("ignored", 3, r"module names, globs .*, classes or module objects \(one, or a list\), or None"),
         ("min_channels", None, r"a whole number >= 1"),
         ("min_channels", 1.5, r"a whole number >= 1"),
         ("calib_batches", "8", r"a whole number >= 1"),

@@ -133,3 +133,17 @@ def test_prune_iteratively_takes_an_ignored_glob(lenet) -> None:
     small = ns.prune_iteratively(model, x, target="macs=0.6", steps=2, ignored=["fc*"], round_to=1)
     assert small.fc1.out_features == 500
     assert (small.conv1.out_channels, small.conv2.out_channels) != (20, 50)
+
+
+def test_layer_keys_from_text_are_torch_nn_classes_or_names() -> None:
+    """The CLI and recipes write classes by name; only torch.nn is looked up (nothing is imported)."""
+    from netsculpt.allocate.per_layer import key_from_text
+    from netsculpt.errors import ConfigError
+
+    assert {key_from_text(t) for t in ("Linear", "nn.Linear", "torch.nn.Linear")} == {nn.Linear}
+    texts = ("fc", "linear", "layer4.*", "os.System")  # names and globs stay text, for the model to check
+    assert [key_from_text(t) for t in texts] == list(texts)
+    with pytest.raises(ConfigError, match=r"'torch\.nn\.conv2D' is not a torch\.nn module class; did you"):
+        key_from_text("torch.nn.conv2D")
+    with pytest.raises(ConfigError, match=r"not a torch\.nn module class"):
+        key_from_text("nn.Parameter")  # a torch.nn class, but no layer

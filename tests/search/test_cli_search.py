@@ -82,3 +82,17 @@ def test_a_small_split_holds_out_a_share_of_it_by_default(capsys, tmp_path: Path
     argv = ["search", "lenet5", "--method", "sensitivity", "--ratios", "0.5", "--target-macs", "0.5"]
     argv += ["--data", "mnist5k", "--limit", "300", "--out", str(tmp_path / "o")]
     assert main(["--quiet", *argv]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_search_ignored_keeps_layers_whole(tmp_path: Path) -> None:
+    argv = ["--quiet", "search", "lenet5", "--method", "greedy", "--target-macs", "0.7", "--step", "0.25",
+            *SMALL, "--ignored", "fc*", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0  # fc1 keeps its inputs too: conv2's group; conv1 is what is left to cut
+    assert set(json.loads((tmp_path / "plan.json").read_text())["keep"]) == {"conv1"}
+
+
+def test_search_ignored_refuses_a_misspelt_class(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["search", "lenet5", "--target-macs", "0.5", "--ignored", "nn.Linaer", "--out", "x"])
+    assert "'nn.Linaer' is not a torch.nn module class; did you mean Linear?" in capsys.readouterr().err

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torch import nn
 
 import netsculpt as ns
+from netsculpt.errors import PruningError
 from netsculpt.importance import get_criterion
 from netsculpt.search import (
     GeneticConfig,
@@ -149,3 +151,17 @@ def test_accuracy_metric_and_adaptive_bn(tiny) -> None:
     assert 0.0 <= evaluate(small, tiny.val)[0] <= 1.0
     assert result.evaluated["cheap"] > 0
     assert np.isfinite(result.plan.meta["estimate"]["loss"])
+
+
+def test_ignored_takes_globs_classes_and_modules_as_ns_prune_does(tiny) -> None:
+    """``search_widths(ignored=)`` took names and modules only: a glob or class was "not in the model"."""
+    config = GreedyConfig(step=0.25, adapt_bn_batches=0)
+    for ignored in (["conv2*"], [tiny.model.conv2], "conv[2]"):
+        result = search_widths(
+            tiny.model, tiny.example, "greedy", "macs=0.8", tiny.train, tiny.val, config, ignored=ignored
+        )
+        assert set(result.plan.keep) == {"conv3"}, ignored  # conv2 keeps its inputs too: conv1's group
+    with pytest.raises(PruningError, match="nothing to search: every channel group is pinned"):
+        search_widths(
+            tiny.model, tiny.example, "greedy", "macs=0.8", tiny.train, tiny.val, config, ignored=nn.Conv2d
+        )

@@ -100,6 +100,32 @@ def expand_ignored(model: nn.Module, ignored: Any) -> Any:
     return _expand(model, items) if any(_is_pattern(i) for i in items) else items
 
 
+def key_from_text(text: str) -> str | type[nn.Module]:
+    """A layer key written as text (a CLI flag, a recipe): ``Linear``, ``nn.Linear`` or
+    ``torch.nn.Linear`` is that torch.nn class (looked up in torch.nn only, never imported: a recipe
+    must not run code); anything else is a module name or glob, checked against the model later."""
+    from netsculpt.errors import ConfigError
+
+    text = text.strip()
+    qualified = text.startswith(("torch.nn.", "nn."))
+    name = text.removeprefix("torch.").removeprefix("nn.")
+    found = getattr(nn, name, None) if name.isidentifier() and name[:1].isupper() else None
+    if isinstance(found, type) and issubclass(found, nn.Module):
+        return found
+    if qualified:
+        modules = [n for n, c in vars(nn).items() if isinstance(c, type) and issubclass(c, nn.Module)]
+        classes = {n.lower(): n for n in modules}
+        close = difflib.get_close_matches(name.lower(), list(classes), n=1)
+        hint = f"did you mean {classes[close[0]]}? " if close else ""
+        raise ConfigError(
+            f"{text!r} is not a torch.nn module class; {hint}write a class as Linear or torch.nn.Linear "
+            "(only torch.nn classes are looked up), or a module name / glob such as 'layer4.*'"
+        )
+    if not text:
+        raise ConfigError("an empty layer key; write a module name, a glob such as 'layer4.*' or a class")
+    return text
+
+
 def _is_pattern(item: Any) -> bool:
     if isinstance(item, type):
         return True

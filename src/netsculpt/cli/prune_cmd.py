@@ -1,4 +1,6 @@
-"""`netsculpt prune MODEL (--ratio R | --target-macs/params/latency F | --widths a=2,b=3) --out DIR`."""
+"""`netsculpt prune MODEL (--ratio R | --target-macs/params/latency F | --widths a=2,b=3) --out DIR`.
+
+``--ratio-for 'layer4.*=0.7'`` (repeatable) gives layers their own ratio, as ``ns.prune(ratios=)``."""
 
 from __future__ import annotations
 
@@ -17,6 +19,49 @@ def parse_widths(text: str) -> dict[str, int]:
         return {k.strip(): int(v) for k, v in pairs}
     except ValueError:
         raise argparse.ArgumentTypeError(f"widths look like conv1=2,conv2=3, got {text!r}") from None
+
+
+def parse_ratio_for(text: str) -> tuple[str | type, float]:
+    """``--ratio-for KEY=R``: a module name, glob or torch.nn class name, and the fraction it loses."""
+    from netsculpt.allocate import check_ratio
+    from netsculpt.allocate.per_layer import key_from_text
+    from netsculpt.errors import NetsculptError
+
+    key, sep, value = text.rpartition("=")
+    try:
+        if not sep or not key.strip():
+            raise ValueError
+        ratio = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--ratio-for takes NAME=RATIO, e.g. 'layer4.*=0.7' or 'Linear=0', got {text!r}"
+        ) from None
+    try:
+        return key_from_text(key), check_ratio(ratio)
+    except NetsculptError as exc:
+        raise argparse.ArgumentTypeError(f"--ratio-for {text!r}: {exc}") from None
+
+
+def layer_key(text: str) -> str | type:
+    """An ``--ignored`` entry as ``ignored=`` takes it: a name, glob, or torch.nn class name."""
+    from netsculpt.allocate.per_layer import key_from_text
+    from netsculpt.errors import NetsculptError
+
+    try:
+        return key_from_text(text)
+    except NetsculptError as exc:
+        raise argparse.ArgumentTypeError(f"--ignored {text!r}: {exc}") from None
+
+
+def add_ignored_arg(p: argparse.ArgumentParser) -> None:
+    """``--ignored``, as prune and search both take it."""
+    p.add_argument(
+        "--ignored",
+        nargs="*",
+        type=layer_key,
+        default=[],
+        help="module names, globs ('layer3.*') or torch.nn classes (Linear) whose channels are kept",
+    )
 
 
 def parse_depth_blocks(text: str) -> int | list[str]:
@@ -74,8 +119,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--criterion", default="l1", help="channel importance (see `netsculpt criteria`)")
     p.add_argument("--calib-batches", type=int, default=16, help="calibration batches for data criteria")
     p.add_argument(
-        "--ignored", nargs="*", default=[], help="module names or globs ('layer3.*') whose channels are kept"
+        "--ratio-for",
+        type=parse_ratio_for,
+        action="append",
+        default=None,
+        metavar="NAME=R",
+        help="this layer's own ratio (repeatable; a later one wins): a module name, glob or torch.nn class, "
+        "e.g. 'layer4.*=0.7' 'Linear=0'; other groups lose --ratio (default 0 then)",
     )
+    add_ignored_arg(p)
     p.add_argument(
         "--allow-inexact",
         action="store_true",
@@ -113,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from netsculpt.measure import format_metrics_table, measure
     from netsculpt.prune import apply_plan, plan_pruning
 
+    ratios = _ratios(args)  # refused combinations first, before the model loads
     dense = dense_data(args, criterion=args.criterion) if is_dense(args, args.criterion) else None
     if dense is not None and args.depth_blocks is not None:
         raise ConfigError(
@@ -149,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         target = Target(params=args.target_params)
     elif args.target_latency is not None:
         target = Target(latency=args.target_latency)
-    ratio = args.ratio if (args.ratio is not None or target or args.widths) else 0.5
+    ratio = args.ratio if (args.ratio is not None or target or args.widths or ratios) else 0.5
     plan, graph = plan_pruning(
         model,
         x,
@@ -157,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         ratio=ratio,
         target=target,
         widths=args.widths,
+        ratios=ratios,
         strategy=args.strategy,
         data=data,
         calib_batches=args.calib_batches,
@@ -175,3 +229,30 @@ def run(args: argparse.Namespace) -> int:
     console.print(format_metrics_table(measure(model, x, runs=10), measure(small, x, runs=10)))
     console.print(f"saved to {out} ({len(plan.keep)} groups pruned, {plan.removed} channels removed)")
     return 0
+
+
+def _ratios(args: argparse.Namespace) -> dict[str | type, float] | None:
+    """``--ratio-for`` as ``ratios=``: in the order given, a repeated key moved to where it was last
+    given (later keys override earlier ones for the layers they share)."""
+    if not args.ratio_for:
+        return None
+    given = {
+        "--target-macs": args.target_macs,
+        "--target-params": args.target_params,
+        "--target-latency": args.target_latency,
+        "--widths": args.widths,
+        "--depth-blocks": args.depth_blocks,
+    }
+    other = next((flag for flag, value in given.items() if value is not None), None)
+    if other is not None:
+        raise ConfigError(
+            f"--ratio-for sets a ratio per layer and goes with --ratio (what every other group loses), not "
+            f"with {other}; to keep layers whole under a target pass --ignored NAME ..."
+        )
+    if args.round_to == "auto":
+        raise ConfigError("--ratio-for with --round-to auto is not supported; use --round-to hw or N")
+    ratios: dict[str | type, float] = {}
+    for key, value in args.ratio_for:
+        ratios.pop(key, None)
+        ratios[key] = value
+    return ratios

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
 from netsculpt.cli.depth_cmd import add_val_size_arg
-from netsculpt.cli.prune_cmd import parse_round_to
+from netsculpt.cli.prune_cmd import add_ignored_arg, parse_round_to
 
 METHODS = ("sensitivity", "greedy", "genetic", "nsga2", "amc", "nao", "n2n")
 
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--target-latency", type=float, nargs="+", help="keep this fraction of predicted latency"
     )
     p.add_argument("--criterion", default=None, help="which channels a width keeps (default l1)")
+    add_ignored_arg(p)
     p.add_argument(
         "--metric", choices=["loss", "accuracy"], default=None, help="what candidates are judged by"
     )
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out,
         resume=args.resume,
         task=dense.task if dense is not None else None,
+        ignored=args.ignored,
     )
     small = apply_search_plan(model, result.plan, x)
     saved_for = next(label for label, plan in result.plans.items() if plan is result.plan)  # the first given

@@ -105,7 +105,8 @@ def trace(
 ) -> ChannelGraph:
     """Trace ``model`` once and find every group of coupled channels.
 
-    ``ignored`` names modules (or passes module objects) whose parameters must keep all channels.
+    ``ignored`` selects modules whose parameters must keep all channels: names, globs (``"layer4.*"``),
+    classes (``nn.Linear``) or module objects, read as ``ns.prune`` reads them.
     ``allow_inexact`` also opens channels whose removal changes the function beyond masking them to zero
     (LayerNorm/GroupNorm statistics, attention scaling); leave it off for exact pruning.
     ``execute="real"`` runs every op for real while tracing (see ``run_trace``).
@@ -134,8 +135,12 @@ def trace(
 
 def ignored_module_names(model: torch.nn.Module, ignored: Any) -> tuple[str, ...]:
     """``ignored`` as module names: one name or module is a list of one (a string was read a character
-    at a time: ``ignored="conv1"`` became 'c', 'o', ...), and a module object must be in the model."""
+    at a time: ``ignored="conv1"`` became 'c', 'o', ...), and a module object must be in the model.
+    Globs and classes are expanded here, by the one ``expand_ignored`` every entry point shares."""
+    from netsculpt.allocate.per_layer import expand_ignored
     from netsculpt.errors import PruningError
+
+    ignored = expand_ignored(model, ignored)
 
     if ignored is None:  # no module ignored, as the default () says
         ignored = []
@@ -145,7 +150,11 @@ def ignored_module_names(model: torch.nn.Module, ignored: Any) -> tuple[str, ...
         from netsculpt.checks import refuse
 
         raise refuse(
-            "ignored", ignored, "module names or module objects (one, or a list), or None", "", PruningError
+            "ignored",
+            ignored,
+            "module names, globs ('layer4.*'), classes or module objects (one, or a list), or None",
+            "",
+            PruningError,
         )
 
     names = {id(m): n for n, m in model.named_modules()}

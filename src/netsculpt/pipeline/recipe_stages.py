@@ -36,7 +36,33 @@ def _block_criterion(name: str) -> str:
     return _known(name, [*BLOCK_CRITERIA, *list_criteria()], "block criterion")
 
 
+def _layer_key(text: str) -> str:
+    """A module name, glob or torch.nn class name (``Linear``, ``torch.nn.Linear``): a misspelt class is
+    refused when the recipe is read; names and globs are checked against the model when the stage runs."""
+    from netsculpt.allocate.per_layer import key_from_text
+    from netsculpt.errors import ConfigError
+
+    try:
+        key_from_text(text)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
 ChannelCriterion = Annotated[str, AfterValidator(_channel_criterion)]
+# ``ignored`` entries and ``ratios`` keys: read into names, globs or classes by ``layer_keys``
+LayerKey = Annotated[str, AfterValidator(_layer_key)]
+
+
+def layer_keys(texts: Any) -> Any:
+    """A recipe's ``ignored`` list (or ``ratios`` dict keys) as ``ns.prune`` takes them."""
+    from netsculpt.allocate.per_layer import key_from_text
+
+    if isinstance(texts, dict):
+        return {key_from_text(k): v for k, v in texts.items()}
+    return [key_from_text(t) for t in texts]
+
+
 BlockCriterion = Annotated[str, AfterValidator(_block_criterion)]
 
 
@@ -112,9 +138,12 @@ class PruneStage(Section):
     ratio: float | None = Field(default=None, ge=0, lt=1)
     target: dict[Literal["macs", "params", "channels"], float] | None = None
     widths: dict[str, int] | None = None
+    # a ratio per layer, as ns.prune(ratios=): module name / glob / torch.nn class -> fraction removed;
+    # later keys override earlier ones, every other group loses `ratio` (default 0)
+    ratios: dict[LayerKey, Annotated[float, Field(ge=0, lt=1)]] | None = None
     strategy: Literal["global", "uniform", "fast"] = "global"
     calib_batches: int = Field(default=16, ge=1)
-    ignored: list[str] = Field(default_factory=list)
+    ignored: list[LayerKey] = Field(default_factory=list)
     allow_inexact: bool = False
     # an integer step, "hw" (default: multiples of 8, or 16 in groups of 64+) or "auto" (measured on
     # deploy.runtime); see netsculpt.allocate.widths
@@ -129,8 +158,30 @@ class PruneStage(Section):
 
     @model_validator(mode="after")
     def _one(self) -> PruneStage:
+        if self.ratios is not None:
+            return self._with_ratios()
         if sum(x is not None for x in (self.ratio, self.target, self.widths)) != 1:
-            raise ValueError("give exactly one of 'ratio', 'target' or 'widths'")
+            raise ValueError(
+                "give exactly one of 'ratio', 'target' or 'widths' (or 'ratios', with or without 'ratio')"
+            )
+        return self
+
+    def _with_ratios(self) -> PruneStage:
+        """As ``ns.prune`` refuses them: ``ratios`` refines ``ratio``; a target or widths is another plan.
+        ``iterative_steps`` prunes toward a target in rounds, and ratios set the final widths at once."""
+        other = "target" if self.target is not None else "widths" if self.widths is not None else None
+        if other is not None:
+            raise ValueError(
+                f"'ratios' sets a ratio per layer and goes with 'ratio' (what every other group loses), not "
+                f"with '{other}'; to keep layers whole under a target list them in 'ignored'"
+            )
+        if self.iterative_steps > 1:
+            raise ValueError(
+                "'ratios' prunes once, to the ratios given (iterative_steps rounds need a 'target'); set "
+                "iterative_steps: 1, or add fine-tuning stages between several prune stages"
+            )
+        if self.round_to == "auto":
+            raise ValueError("'ratios' with round_to: auto is not supported; use round_to: hw or a number")
         return self
 
     @model_validator(mode="after")
@@ -171,6 +222,7 @@ class SearchStage(Section):
     target: dict[Literal["macs", "params", "latency"], float]
     criterion: ChannelCriterion = "l1"
     val_size: int | None = Field(default=None, ge=1)  # None: 500, or a fifth of a smaller training split
+    ignored: list[LayerKey] = Field(default_factory=list)  # kept whole, as the prune stage's
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -28,6 +28,7 @@ from netsculpt.pipeline.recipe import (
     SparsifyStage,
     TrainSection,
 )
+from netsculpt.pipeline.recipe_stages import layer_keys
 
 
 @dataclass
@@ -209,7 +210,7 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
         "strategy": cfg.strategy,
         "data": ctx.train_loader,
         "calib_batches": cfg.calib_batches,
-        "ignored": cfg.ignored,
+        "ignored": layer_keys(cfg.ignored),
         "allow_inexact": cfg.allow_inexact,
         "round_to": cfg.round_to,
         "min_channels": cfg.min_channels,
@@ -220,8 +221,9 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
     if cfg.iterative_steps > 1:  # with a target and without refit: the recipe check (PruneStage)
         pruned = prune_iteratively(model, ctx.example, steps=cfg.iterative_steps, target=target, **options)
         return pruned, {"iterative_steps": cfg.iterative_steps}
+    ratios = layer_keys(cfg.ratios) if cfg.ratios is not None else None
     plan, graph = plan_pruning(
-        model, ctx.example, ratio=cfg.ratio, target=target, widths=cfg.widths, **options
+        model, ctx.example, ratio=cfg.ratio, target=target, widths=cfg.widths, ratios=ratios, **options
     )
     plan.save(out / "plan.json")
     pruned = apply_plan(model, plan, ctx.example, graph=graph)
@@ -314,7 +316,8 @@ def search(ctx: RunContext, cfg: SearchStage, model: nn.Module, out: Path) -> tu
         train_part = DataLoader(rest, batch_size=batch, shuffle=True, generator=shuffle)
         held_out = DataLoader(held, batch_size=batch)
     result = search_widths(model, ctx.example, cfg.method, target, train_part, held_out, config,
-                           out_dir=out / "search", resume=True, task=ctx.task)  # fmt: skip
+                           out_dir=out / "search", resume=True, task=ctx.task,
+                           ignored=layer_keys(cfg.ignored))  # fmt: skip
     result.plan.save(out / "plan.json")
     pruned = apply_search_plan(model, result.plan, ctx.example)
     return pruned, {"method": cfg.method, "target": cfg.target, "evaluated": result.evaluated,

@@ -111,7 +111,7 @@ def search_widths(
     scores: dict[str, np.ndarray] | None = None,
     latency_model: Any = None,
     executor: Executor | None = None,
-    ignored: Iterable[str] = (),
+    ignored: Iterable[str | nn.Module | type] = (),
     allow_inexact: bool = False,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     task: Any = None,
@@ -128,6 +128,9 @@ def search_widths(
     scored by its metric (mAP@[.5:.95], mIoU; ``1 - metric`` as the loss), data-driven criteria run the
     model its way (taylor / fisher differentiate its loss), and BatchNorm re-estimation adapts only the
     norm layers' statistics. The loaders must batch with the task's ``collate``.
+
+    ``ignored`` keeps modules whole, read as ``ns.prune`` reads it: names, globs (``"layer4.*"``),
+    classes (``nn.Linear``) or module objects.
     """
     started = time.perf_counter()
     config = _config(method, config)
@@ -137,10 +140,11 @@ def search_widths(
         raise DataError(
             "search_widths needs held-out batches: pass val_loader (data the model was not trained on)"
         )
-    ignored = tuple(ignored)
+    # names, globs, classes or modules -> names, once (candidates are copies, without the module objects)
+    ignored = ignored_module_names(model, ignored)
     dense = dense_task(task)
     refuse_hooked(model)  # every candidate is a pruned copy: fail now, not at the first candidate
-    warn_reparams(model, ignored_module_names(model, ignored))
+    warn_reparams(model, ignored)
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
     scores = scores if scores is not None else _scores(model, graph, config, train_loader, task)
     out = Path(out_dir) if out_dir is not None else None
