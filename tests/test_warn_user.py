@@ -43,3 +43,27 @@ def test_warn_user_called_from_outside_netsculpt_names_that_line() -> None:
     with pytest.warns(UserWarning, match="look here") as record:
         line, _ = sys._getframe().f_lineno, warn_user("look here", UserWarning)
     assert (record[0].filename, record[0].lineno, record[0].category) == (__file__, line, UserWarning)
+
+
+class _Unused(nn.Module):
+    """A layer forward never calls: tracing warns that it cannot see what it reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.out = nn.Conv2d(8, 4, 3)
+        self.spare = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.conv(x).relu())
+
+
+def test_trace_warnings_name_the_callers_line() -> None:
+    # graph/unrun.py's fixed stacklevel=3 was right for ns.trace only: from ns.prune it pointed inside netsculpt
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.warns(UserWarning) as record:
+        line, _ = sys._getframe().f_lineno, ns.trace(_Unused().eval(), x)
+    assert _where(record, "never ran while tracing") == (__file__, line)
+    with pytest.warns(UserWarning) as record:
+        line, _ = sys._getframe().f_lineno, ns.prune(_Unused().eval(), x, ratio=0.5)
+    assert _where(record, "never ran while tracing") == (__file__, line)

@@ -10,7 +10,6 @@ computes the same function after it). The hook-based kinds (``torch.nn.utils.wei
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 from torch import nn
@@ -19,7 +18,7 @@ from torch.nn.utils import prune as torch_prune
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
-from netsculpt.errors import NetsculptWarning, PruningError
+from netsculpt.errors import NetsculptWarning, PruningError, warn_user
 
 _SHOWN = 4  # layers spelled out in a message; the rest are counted
 
@@ -99,11 +98,10 @@ def warn_reparams(model: nn.Module, ignored: tuple[str, ...] = ()) -> None:
         if not any(r.layer == n or r.layer.startswith(n + ".") for n in ignored)
     ]
     if found:
-        warnings.warn(
+        warn_user(
             "these layers compute their weight in forward, so netsculpt cannot slice it and keeps all their "
             f"channels: {describe(found)}",
             NetsculptWarning,
-            stacklevel=3,
         )
 
 

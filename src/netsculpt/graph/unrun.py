@@ -12,12 +12,11 @@ a warning: netsculpt leaves them as they are, which is exact only as long as the
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 
-from netsculpt.errors import TraceError
+from netsculpt.errors import TraceError, warn_user
 from netsculpt.graph.builder import GraphBuilder
 from netsculpt.graph.tracing import run_trace
 
@@ -52,12 +51,12 @@ def with_training_branches(
     use_training = trained is not None and len(still) < len(missed)
     if still:
         more = f" and {len(still) - SHOWN} more" if len(still) > SHOWN else ""
-        warnings.warn(
+        warn_user(
             f"layers with parameters never ran while tracing{' in eval or train mode' if trained else ''}: "
             f"{', '.join(still[:SHOWN])}{more}. netsculpt cannot see which channels they read and leaves "
             "them unchanged, which is exact only while they never run; if they do run (another input or "
             "mode), trace with inputs that reach them or pass ignored=[...] for the layers that feed them",
-            stacklevel=3,
+            UserWarning,
         )
     return (trained, True) if use_training else (builder, False)
 
