@@ -59,7 +59,7 @@ class _Unused(nn.Module):
 
 
 def test_trace_warnings_name_the_callers_line() -> None:
-    # graph/unrun.py's fixed stacklevel=3 was right for ns.trace only: from ns.prune it pointed inside netsculpt
+    # graph/unrun.py's fixed stacklevel=3 was right for ns.trace only; from ns.prune it pointed into netsculpt
     x = torch.randn(1, 3, 8, 8)
     with pytest.warns(UserWarning) as record:
         line, _ = sys._getframe().f_lineno, ns.trace(_Unused().eval(), x)

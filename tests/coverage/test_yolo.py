@@ -75,9 +75,11 @@ def test_yolo_variants_prune_save_measure_and_are_left_as_found(results: dict, c
 
 @pytest.mark.slow
 def test_the_yolo_engine_object_is_refused_without_starting_a_training_run(results: dict) -> None:
-    """ns.trace(YOLO(cfg)): its forward predicts with a fused copy of the network and its train() starts
-    a training run; netsculpt names `.model` instead of returning an empty graph and calling train()."""
+    """ns.trace(YOLO(cfg)) and ns.measure(YOLO(cfg)): its forward predicts with a fused copy of the network
+    and its train() starts a training run; netsculpt names `.model` instead of returning an empty graph and
+    calling train(), or counting and timing the predictor."""
     engine = results["engine"]
+    assert len(engine["refusals"]) == 4  # trace and measure, fresh and after a predict
     assert all(r and "`.model` (DetectionModel" in r for r in engine["refusals"]), engine["refusals"]
     assert engine["written"] == []  # no runs/ or datasets/ in the working directory
 

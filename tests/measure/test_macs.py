@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netsculpt.errors import ConfigError, NetsculptWarning
+from netsculpt.errors import ConfigError, NetsculptWarning, TraceError
 from netsculpt.measure import count_macs, count_params
 from netsculpt.measure import macs as macs_module
 
@@ -284,21 +285,66 @@ def test_lookups_norms_and_weight_parametrizations_do_not_warn(monkeypatch: pyte
 
 
 class _RunsACopy(nn.Module):
-    """A forward that runs a copy of its own layer (ultralytics' YOLO predicts with a fused copy):
-    ``copy.deepcopy`` copies the counting hooks onto a module that is not in the model."""
+    """A forward that runs a copy of one of its layers (ultralytics' YOLO predicts with a fused copy):
+    ``copy.deepcopy`` copies the counting hooks onto a module that is not in the model. (A forward
+    that runs none of its own layers is refused: the test below.)"""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3)
+        self.head = nn.Conv2d(8, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import copy
-
-        return copy.deepcopy(self.conv)(x)
+        return self.head(copy.deepcopy(self.conv)(x))
 
 
 def test_macs_of_a_forward_that_runs_a_copy_of_its_layer_go_to_the_caller() -> None:
     x = torch.rand(1, 3, 10, 10)
     total, layers = count_macs(_RunsACopy(), x)
-    assert total == 8 * 3 * 9 * 8 * 8  # the copy's conv, counted once
-    assert {layer.name: layer.macs for layer in layers} == {"": total, "conv": 0}
+    copied, head = 8 * 3 * 9 * 8 * 8, 2 * 8 * 8 * 8  # the copy's conv counted once, under the caller
+    assert total == copied + head
+    assert {layer.name: layer.macs for layer in layers} == {"": copied, "conv": 0, "head": head}
+
+
+class _Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+class _RunsACopyOfItsNetwork(nn.Module):
+    """As ultralytics' YOLO object: forward runs a fused copy of the network it holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = _Net()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return copy.deepcopy(self.model)(x)
+
+
+class _WeightsDirectly(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.conv2d(x, self.conv.weight, self.conv.bias).mean((2, 3)), self.fc.weight)
+
+
+def test_a_forward_that_runs_a_copy_of_its_network_is_refused() -> None:
+    # it was counted (and ns.measure timed it) as if it were the model: the copy's MACs, the wrapper's name
+    from netsculpt import measure
+
+    x = torch.randn(1, 3, 8, 8)
+    for call in (count_macs, measure):
+        with pytest.raises(TraceError, match=r"ran none of its own layers.*`\.model` \(_Net, 122 param"):
+            call(_RunsACopyOfItsNetwork(), x)
+    # a forward that reads its layers' weights itself (a conv's weight as it is, a linear's transposed
+    # view) is the model's own compute
+    assert count_macs(_WeightsDirectly(), x)[0] == 4 * 3 * 9 * 36 + 2 * 4

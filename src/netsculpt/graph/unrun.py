@@ -78,6 +78,12 @@ def refuse_detached_forward(model: torch.nn.Module, builder: GraphBuilder) -> No
         return
     if build_groups(builder, resolve(builder), allow_inexact=True, ignored=()):
         return  # its layers' weights are used directly (``F.conv2d(x, self.conv.weight)``): a network
+    raise detached_forward_error(model)
+
+
+def detached_forward_error(model: torch.nn.Module, doing: str = "follow or prune") -> TraceError:
+    """The refusal for a forward that ran none of the model's own layers, naming the network to pass
+    (shared by tracing and ``count_macs`` / ``ns.measure``)."""
     children = [(n, c, sum(p.numel() for p in c.parameters())) for n, c in model.named_children()]
     name, child, count = max(children, key=lambda item: item[2], default=("", model, 0))
     instead = (
@@ -86,8 +92,8 @@ def refuse_detached_forward(model: torch.nn.Module, builder: GraphBuilder) -> No
         if name
         else "Check that its forward computes its outputs with its own layers"
     )
-    raise TraceError(
+    return TraceError(
         f"the forward of {type(model).__name__} ran none of its own layers (it runs a "
-        f"copy of its network, or one held outside it), so there is nothing netsculpt can follow or prune "
+        f"copy of its network, or one held outside it), so there is nothing netsculpt can {doing} "
         f"in it. {instead}"
     )

@@ -173,6 +173,8 @@ class _MacCounter(TorchDispatchMode):
         self.macs: dict[str, int] = {}
         self.weights = weights or set()
         self.uncounted: dict[str, str] = {}
+        self.read_weights = False  # whether a counted op read one of the model's own parameters
+        self.storages: set[int] = set()  # their storages: a linear reads its weight as a transposed view
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
@@ -187,9 +189,19 @@ class _MacCounter(TorchDispatchMode):
                 self.uncounted.setdefault(str(func.overloadpacket), self.stack[-1])
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
+        if not self.read_weights and self.storages:  # checked until the first read: one conv settles it
+            # counted ops only: copying a network (deepcopy inside forward) reads every parameter too
+            leaves, _ = tree_flatten((args, kwargs))
+            self.read_weights = any(_storage(t) in self.storages for t in leaves)
         name = self.stack[-1]
         self.macs[name] = self.macs.get(name, 0) + formula(*args, out=out, **kwargs)
         return out
+
+
+def _storage(t: object) -> int | None:
+    if not isinstance(t, torch.Tensor) or t.layout is not torch.strided:
+        return None
+    return t.untyped_storage().data_ptr()
 
 
 def _first_shape(output: object) -> tuple[int, ...] | None:
@@ -234,6 +246,7 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
     inputs = as_tuple(example_inputs)
     names = {module: name for name, module in model.named_modules()}
     counter = _MacCounter({id(p) for p in model.parameters() if p.dim() >= 2})
+    counter.storages = {_storage(p) for p in model.parameters()} - {None, 0}
     order: list[str] = []
     shapes: dict[str, tuple[int, ...] | None] = {}
 
@@ -270,7 +283,19 @@ def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> tuple[int, li
         for handle in handles:
             handle.remove()
     _warn_uncounted(counter.uncounted, type(model).__name__)
+    layers = [n for n, m in model.named_modules() if n and _owns_params(m)]
+    ran_none = not any(n in shapes for n in layers)
+    if layers and counter.storages and not counter.read_weights and not counter.uncounted and ran_none:
+        # ultralytics' YOLO object: its forward predicts with a fused copy of the network, so the
+        # counts (and any latency) would be the predictor's, not of the model that was passed
+        from netsculpt.graph.unrun import detached_forward_error  # graph imports measure: not at the top
+
+        raise detached_forward_error(model, "count or time")
     return sum(counter.macs.values()), _layers(model, order, shapes, counter.macs)
+
+
+def _owns_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
 
 
 def _warn_uncounted(uncounted: dict[str, str], root: str) -> None:
