@@ -20,7 +20,8 @@ from .conftest import randomize_bn
 
 def test_lamp_normalize_by_hand_with_ties_and_zeros() -> None:
     # sorted: 0, 1, 2, 2, 4 -> sums of the equal-or-larger: 9, 9, 8, 8, 4
-    np.testing.assert_allclose(lamp_normalize(np.array([2.0, 4.0, 1.0, 2.0, 0.0])), [2 / 8, 1, 1 / 9, 2 / 8, 0])
+    scores = lamp_normalize(np.array([2.0, 4.0, 1.0, 2.0, 0.0]))
+    np.testing.assert_allclose(scores, [2 / 8, 1, 1 / 9, 2 / 8, 0])
     np.testing.assert_array_equal(lamp_normalize(np.zeros(3)), np.zeros(3))
     with pytest.raises(ValueError, match="non-negative"):
         lamp_normalize(np.array([1.0, -1.0]))
@@ -44,7 +45,8 @@ def test_lamp_ranks_each_group_as_l2_does(resnet20) -> None:
     single = [g for g in graph.prunable_groups if len(producer_weights(g, tensors)) == 1]
     assert len(single) >= 9
     for g in single:
-        np.testing.assert_array_equal(np.argsort(-lamp[g.id], kind="stable"), np.argsort(-l2[g.id], kind="stable"))
+        order = [np.argsort(-s[g.id], kind="stable") for s in (lamp, l2)]
+        np.testing.assert_array_equal(*order)
     assert all(lamp[g.id].max() == pytest.approx(1.0) for g in graph.prunable_groups)
 
 

@@ -24,6 +24,8 @@ def lamp_normalize(importance: np.ndarray) -> np.ndarray:
     """``s_i / sum_{j: s_j >= s_i} s_j`` for non-negative ``s``; tied channels get the same score, and a
     channel whose denominator is 0 (it and all larger ones are 0) scores 0."""
     s = np.asarray(importance, dtype=np.float64)
+    if not np.all(np.isfinite(s)):
+        return s  # NaN weights: passed on for check_scores to name the group, never hidden as zeros
     if s.size and s.min() < 0:
         raise ValueError(f"LAMP needs non-negative importances, got minimum {s.min():.4g}")
     ordered = np.sort(s)
