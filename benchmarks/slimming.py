@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     # so a 3-epoch schedule needs ~100x larger lambdas to move the scales at all
     p.add_argument("--lambdas", default="1e-3,1e-2,3e-2")
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--plain-rows", default="l1,l2,lamp,lamp raw,bn_scale,bn_scale raw")
+    p.add_argument("--slim-rows", default="bn_scale,bn_scale raw,lamp,l1")
     p.add_argument("--macs", type=float, default=0.5)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--cache", default="runs/bench/slimming")
@@ -132,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     results["chosen_lambda"] = chosen
     print(f"chosen lambda {chosen:g}", flush=True)
 
-    plan = {
-        0.0: ["l1", "l2", "lamp", "lamp raw", "bn_scale", "bn_scale raw"],
-        chosen: ["bn_scale", "bn_scale raw", "lamp", "l1"],
-    }
+    plan = {0.0: args.plain_rows.split(","), chosen: args.slim_rows.split(",")}
     for seed in range(args.seeds):
         for lam, names in plan.items():
             model, key = base(lam, seed)
