@@ -87,3 +87,16 @@ def test_config_round_trips_and_old_configs_load() -> None:
     assert TrainConfig.from_dict(config.to_dict()) == config
     old = {k: v for k, v in TrainConfig().to_dict().items() if k != "bn_l1"}
     assert TrainConfig.from_dict(old).bn_l1 == 0.0
+
+
+def test_distill_applies_bn_l1_too() -> None:
+    """distill() trains through the same loop: with alpha=0 it is train() bitwise, penalty included."""
+    from netsculpt.train import DistillConfig, distill
+
+    config = TrainConfig(epochs=1, lr=0.1, bn_l1=LAM)
+    trained, distilled, plain = _bn_model(), _bn_model(), _bn_model()
+    train(trained, *_tiny.loaders(), config)
+    distill(distilled, _bn_model(seed=5).eval(), *_tiny.loaders(), config, DistillConfig(alpha=0.0))
+    train(plain, *_tiny.loaders(), config.replace(bn_l1=0.0))
+    _tiny.assert_same_weights(trained, distilled)
+    assert not torch.equal(trained[1].weight, plain[1].weight)
