@@ -138,6 +138,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="recompute each block's activations in the backward pass instead of storing them "
         "(less memory, about one more forward per step, same weights; docs/reversible.md)",
     )
+    p.add_argument(
+        "--bn-l1",
+        type=float,
+        default=None,
+        help="network slimming: add this lambda * sign(gamma) to every BatchNorm scale's gradient, "
+        "then prune with --criterion bn_scale (e.g. 1e-4; default 0: off; docs/training.md)",
+    )
     p.add_argument("--out", required=True, help="run directory: checkpoints, history, the trained model")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.set_defaults(func=run_train)
@@ -162,6 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
         augment_shift="shift",
         batch_size="batch_size",
         checkpoint_activations="checkpoint_activations",
+        bn_l1="bn_l1",
     )
     dense = None
     if is_dense(args):  # the recipe runner's canvases and collate; never augmented (boxes would not move)

@@ -9,6 +9,7 @@ from netsculpt.importance import (  # noqa: F401  (each module registers its cri
     gpp,
     hrank,
     hrel,
+    lamp,
     magnitude,
     taylor,
 )

@@ -96,6 +96,7 @@ class TrainSection(Section):
     augment_shift: int | None = Field(default=None, ge=0)
     grad_clip: float | None = Field(default=None, gt=0)
     checkpoint_activations: bool | None = None
+    bn_l1: float | None = Field(default=None, ge=0, lt=1)  # network slimming's lambda (docs/training.md)
     early_stop: EarlyStopSection | None = None
 
     def overrides(self) -> dict[str, Any]:

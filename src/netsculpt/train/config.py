@@ -36,6 +36,10 @@ class TrainConfig:
     epochs ``[schedule_offset, schedule_offset + epochs)`` of a ``schedule_epochs``-epoch schedule (``None``:
     the schedule is this call's ``epochs``). Training split into calls (sparsity phases) then follows one
     warmup + decay over all of them instead of restarting the lr in every call.
+
+    ``bn_l1`` is network slimming's sparsity strength (lambda): ``lambda * sign(gamma)`` is added to every
+    affine BatchNorm scale's gradient after backward (``train/slimming.py``), pushing the scales of
+    unneeded channels to zero before a ``bn_scale`` prune; 0 (default) trains as usual.
     """
 
     VERSION: ClassVar[int] = 1
@@ -57,6 +61,7 @@ class TrainConfig:
     checkpoint_activations: bool = False
     schedule_offset: int = 0
     schedule_epochs: int | None = None
+    bn_l1: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -101,6 +106,12 @@ class TrainConfig:
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0.0:
             raise ConfigError("nesterov=True needs momentum > 0; set momentum (e.g. 0.9) or nesterov=False")
         _check_float(self.label_smoothing, "label_smoothing")
+        _check_float(self.bn_l1, "bn_l1")
+        if self.bn_l1 >= 1.0:
+            raise ConfigError(
+                f"bn_l1={self.bn_l1} would swamp the task gradient (network slimming uses 1e-5 to 1e-4); "
+                "use a value in [0, 1)"
+            )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
         if self.grad_clip is not None:

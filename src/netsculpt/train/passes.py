@@ -18,6 +18,7 @@ from netsculpt.errors import DataError
 from netsculpt.train import ddp
 from netsculpt.train.divergence import Diverged
 from netsculpt.train.evaluate import count_correct, evaluate_sums, unpack
+from netsculpt.train.slimming import add_bn_l1_
 
 if TYPE_CHECKING:
     from netsculpt.train.run import Run
@@ -41,6 +42,8 @@ def train_pass(run: Run, epoch: int, report: Callable[..., None]) -> tuple[float
             raise Diverged(epoch, index, checked)
         loss.backward()
         ddp.average_gradients(run.extra_params, ctx)
+        if run.bn_scales:  # after the all-reduce: sign(gamma) is the same on every rank
+            add_bn_l1_(run.bn_scales, run.config.bn_l1)
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(run.params, clip)
         lr = optimizer.param_groups[0]["lr"]

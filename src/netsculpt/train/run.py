@@ -39,6 +39,7 @@ from netsculpt.train.losses import LossFn
 from netsculpt.train.optim import build_optimizer, build_scheduler
 from netsculpt.train.passes import test_pass, train_pass, val_pass
 from netsculpt.train.result import NonFiniteLossError, TrainResult
+from netsculpt.train.slimming import bn_scales
 
 if TYPE_CHECKING:
     from netsculpt.tasks import Task
@@ -62,6 +63,7 @@ class Run:
         self.extra: nn.Module | None = learnable if isinstance(learnable, nn.Module) else None
         self.extra_params = list(self.extra.parameters()) if self.extra is not None else []
         self.params = [*model.parameters(), *self.extra_params]
+        self.bn_scales = bn_scales(model, config.bn_l1)  # network slimming's L1 term ([] when bn_l1=0)
         recipe = getattr(loss_fn, "recipe", None)
         self.recipe: dict[str, Any] | None = recipe() if callable(recipe) else None
         self.steps_per_epoch = num_batches(loaders["train"])
