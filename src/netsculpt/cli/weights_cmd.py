@@ -1,4 +1,4 @@
-"""`netsculpt cluster` (DKM / k-means palettization) and `netsculpt quantize` (int8 via ONNX Runtime)."""
+"""`netsculpt cluster` (DKM / k-means) and `netsculpt quantize` (int8; --task: quantize_dense)."""
 
 from __future__ import annotations
 
@@ -59,9 +59,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output directory (a saved netsculpt model)")
     p.set_defaults(func=run_cluster)
-    p = sub.add_parser("quantize", help="int8 static quantization (ONNX Runtime), calibrated on data")
+    p = sub.add_parser(
+        "quantize", help="int8 static quantization, calibrated on data (a detector: its backbone)"
+    )
     add_model_args(p)
-    add_data_args(p, batch="64")
+    add_data_args(p, task=True, batch="64; 16 with --task")
+    p.add_argument(
+        "--runtime",
+        choices=("onnxruntime", "openvino", "torch"),
+        default="onnxruntime",
+        help="int8 runtime; openvino (NNCF) and torch (PT2E) with --task only (docs/weights.md)",
+    )
     p.add_argument("--calibration-batches", type=int, default=8, help="training batches the ranges come from")
     p.add_argument(
         "--method",
@@ -76,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="--mixed: continue the search saved in --out")
     p.add_argument("--out", required=True, help="output directory for model.int8.onnx and model.fp32.onnx")
     p.set_defaults(func=run_quantize)
+
+
+_DENSE_HINT = {
+    "cluster": "use prune / distill / search / quantize with --task",
+    "quantize": "pass --task detection / segmentation (with --data digits_detect, coco, ...)",
+}
 
 
 def _check_classifier_and_data(model, shape: tuple[int, ...], loader, command: str) -> None:
@@ -97,7 +111,7 @@ def _check_classifier_and_data(model, shape: tuple[int, ...], loader, command: s
         )
         raise ConfigError(
             f"`netsculpt {command}` works on classifiers (one row of class scores per image); this model "
-            f"returns {kind}. For detectors and segmenters use prune / distill / search with --task"
+            f"returns {kind}. For detectors and segmenters {_DENSE_HINT[command]}"
         )
     images = next(iter(loader))[0]
     if tuple(images.shape[1:]) != tuple(shape[1:]):
@@ -192,10 +206,22 @@ def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_lo
 
 
 def run_quantize(args: argparse.Namespace) -> int:
+    from netsculpt.cli.task_data import is_dense
     from netsculpt.measure import onnx_latency
     from netsculpt.train import evaluate
     from netsculpt.weights.quantize import Int8Config, quantize_int8
 
+    if is_dense(args):  # the recipe stage's int8: a detector's backbone, a whole segmenter
+        from netsculpt.cli.quantize_dense import run_dense_quantize
+
+        return run_dense_quantize(args)
+    if args.runtime != "onnxruntime":
+        from netsculpt.errors import ConfigError
+
+        raise ConfigError(
+            f"`netsculpt quantize` quantizes classifiers on ONNX Runtime only; for --runtime {args.runtime} "
+            f"use a recipe's quantize stage (runtime: {args.runtime}) or drop --runtime"
+        )
     data_defaults(args)
     model, shape = load_model(args)
     model.eval()
