@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from netsculpt.allocate.cost import CostModel
 from netsculpt.errors import NetsculptWarning, PruningError, warn_user
@@ -59,6 +60,14 @@ def _pinned(graph: ChannelGraph, cost: CostModel, metric: str) -> list[_Pinned]:
     return sorted(found, key=lambda p: -p.share)
 
 
+def fixed_share(metric: str, latency: Any) -> float | None:
+    """The share of a latency table's base prediction that is a fixed offset (None for other targets)."""
+    if metric != "latency" or not hasattr(latency, "offset_ms"):
+        return None
+    base = latency.scale * latency.base_sum + latency.offset_ms
+    return latency.offset_ms / base if base > 0 else None
+
+
 def unreachable_error(
     graph: ChannelGraph,
     cost: CostModel,
@@ -69,10 +78,20 @@ def unreachable_error(
     min_channels: int,
     round_to: int | str,
     coarse: bool,
+    fixed_share: float | None = None,
 ) -> PruningError:
-    """The error for a target below the floor: the floor, what pins it, and what would open it."""
+    """The error for a target below the floor: the floor, what pins it, and what would open it.
+    ``fixed_share`` (latency targets) is the part of the predicted latency no width changes: often the
+    floor's real cause, which pinned channels alone would not explain."""
     pinned = _pinned(graph, cost, metric)
     hints = []
+    if fixed_share is not None and fixed_share >= 0.05:
+        hints.append(
+            f"{fixed_share:.0%} of the predicted latency is fixed cost that no width changes (per-call "
+            "overhead of the runtime and Python between the layers): a runtime without it "
+            "(runtime='onnxruntime'), larger inputs or batches, or removing blocks (ns.prune_depth) "
+            "lower the floor"
+        )
     inexact = [p for p in pinned if p.inexact_only]
     if inexact:
         names = ", ".join(f"`{p.group}`" for p in inexact[:3]) + (" ..." if len(inexact) > 3 else "")

@@ -25,7 +25,7 @@ from torch import nn
 from netsculpt import checks
 from netsculpt.allocate.cost import CostModel
 from netsculpt.allocate.rebalance import rebalance, top_up
-from netsculpt.allocate.shortfall import unreachable_error, warn_under
+from netsculpt.allocate.shortfall import fixed_share, unreachable_error, warn_under
 from netsculpt.allocate.uniform import keep_count, removal_order, select_keep
 from netsculpt.errors import PruningError, warn_user
 from netsculpt.graph.channel_graph import ChannelGraph
@@ -188,7 +188,7 @@ def _prefix_keep(
     return keep
 
 
-def target_plan(
+def _solve_plan(
     model: nn.Module,
     example_inputs: Any,
     graph: ChannelGraph,
@@ -205,6 +205,7 @@ def target_plan(
     runtime: str = "torch",
     threads: int = 1,
     scale: float = 1.0,
+    on_floor: Callable[[dict[str, list[int]]], None] | None = None,
 ) -> PrunePlan:
     """A plan whose cost lands at or just under ``target`` (within ``tolerance`` of it when possible).
 
@@ -264,15 +265,17 @@ def target_plan(
             f"{floor_value:.3f}); using exact widths (round_to=1), which may run slower per MAC",
             NetsculptWarning,
         )
-        return target_plan(
+        return _solve_plan(
             model, example_inputs, graph, scores, target, strategy=strategy, round_to=1,
             min_channels=min_channels, tolerance=tolerance, cost=cost, latency=latency,
-            meta={**(meta or {}), "round_to_fallback": "hw"}, scale=scale,
+            meta={**(meta or {}), "round_to_fallback": "hw"}, scale=scale, on_floor=on_floor,
         )  # fmt: skip
     if floor_value > target.value + tolerance * target.value:
+        if on_floor is not None:
+            on_floor(best)  # the caller may measure the floor plan and refit the table first
         raise unreachable_error(
             graph, cost, target.metric, target.value, floor_value, strategy, min_channels, round_to,
-            coarse=any(s > 1 for s in steps.values()),
+            coarse=any(s > 1 for s in steps.values()), fixed_share=fixed_share(target.metric, latency),
         )  # fmt: skip
     for _ in range(40):  # bisection on the amount removed: cost is monotone in it
         mid = (lo + hi) / 2
@@ -306,6 +309,31 @@ def target_plan(
     return PrunePlan(best, {g.id: g.size for g in graph.groups}, plan_meta)
 
 
+def target_plan(
+    model: nn.Module,
+    example_inputs: Any,
+    graph: ChannelGraph,
+    scores: dict[str, np.ndarray],
+    target: Target,
+    *,
+    refit: int = 2,
+    **options: Any,
+) -> PrunePlan:
+    """A plan whose cost lands at or just under ``target`` (within ``tolerance`` of it when possible).
+
+    Options as :func:`_solve_plan` (strategy, round_to, min_channels, tolerance, cost, latency, meta,
+    runtime, threads, scale). A latency target on a measured table is then checked end to end: the
+    pruned model is timed against the original in alternating rounds and, up to ``refit`` times, the
+    table's line is refitted to what was measured and the plan solved again
+    (:mod:`netsculpt.allocate.latency_refit`; ``refit=0`` trusts the table alone).
+    """
+    if target.metric != "latency" or refit <= 0 or options.get("round_to") == "auto":
+        return _solve_plan(model, example_inputs, graph, scores, target, **options)
+    from netsculpt.allocate.latency_refit import refit_plan
+
+    return refit_plan(_solve_plan, model, example_inputs, graph, scores, target, refit, options)
+
+
 def _exact_widths_value(
     model: nn.Module,
     example_inputs: Any,
@@ -325,7 +353,7 @@ def _exact_widths_value(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its own shortfall is reported by the caller's warning
         try:
-            plan = target_plan(
+            plan = _solve_plan(
                 model, example_inputs, graph, scores, target, strategy=strategy, round_to=1,
                 min_channels=min_channels, tolerance=tolerance, cost=cost, latency=latency, scale=scale,
             )  # fmt: skip

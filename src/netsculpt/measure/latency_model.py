@@ -8,11 +8,13 @@ on one thread, after a warm-up, as a median, and kept.
 
 Layers are timed as *units*: a conv or linear layer together with the BatchNorm and activation modules
 that consume its output, because ONNX Runtime runs them as one kernel (BN folded, activation fused) and
-timing them apart would count work it never does. Whatever is not a leaf module (residual adds, reshapes,
-Python glue) is a fixed offset: the base model's end-to-end latency minus its table sum. Pruning changes
-no unit count, so per-call overheads land in the offset too. ONNX Runtime units run with bound inputs and
-outputs (no per-call copies), minus the cost of an empty call timed alongside, as the median of several
-fresh sessions. Measured accuracy and its limits: docs/search.md.
+timing them apart would count work it never does. Data-moving ops between leaf modules (residual adds,
+squeeze-excite multiplies, concatenations, channel shuffles) shrink with the channels and are priced by
+the tensors they touch (:mod:`netsculpt.measure.latency_glue`); the rest (Python glue, per-call overheads:
+pruning changes no unit count) is a fixed offset, the base model's end-to-end latency minus its table sum.
+ONNX Runtime units run with bound inputs and outputs (no per-call copies), minus the cost of an empty
+call timed alongside, as the median of several fresh sessions. Measured accuracy and limits:
+docs/search.md.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from netsculpt.errors import ConfigError
 from netsculpt.fileio import write_json
 from netsculpt.measure._inputs import ExampleInputs, as_tuple
 from netsculpt.measure.latency import check_counts
+from netsculpt.measure.latency_glue import GluePricing
 from netsculpt.measure.latency_layers import LayerCall, describe_layer, record_calls, shape_text
 from netsculpt.modes import module_modes, restore_modes, set_training
 
@@ -74,7 +77,7 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class LatencyModel:
+class LatencyModel(GluePricing):
     """Predicted latency (ms) of ``model`` and of its pruned variants on ``example_inputs``' shapes.
 
     ``runtime`` (or its alias ``backend``) is any name of the runtime registry (:mod:`netsculpt.runtimes`):
@@ -102,6 +105,7 @@ class LatencyModel:
         threads: int = 1,
         table: dict[str, float] | None = None,
         base_ms: float | None = None,
+        glue: bool = True,
     ) -> None:
         from netsculpt.runtimes import get_runtime
 
@@ -117,11 +121,14 @@ class LatencyModel:
         self.inputs = as_tuple(example_inputs)
         self.modules = dict(model.named_modules())
         self.calls, self.units = record_calls(model, self.inputs)
+        self.leaves = {n for n, m in model.named_modules() if not list(m.children())}
+        self.glue, self._glue_ops = glue, (None, [])  # (graph, its priced glue ops): the last graph seen
         self.table: dict[str, float] = dict(table or {})
         self.measured = 0  # table entries measured by this object (not loaded)
         # The base measurement anchors every prediction's offset: it gets three times the samples.
         self.base_ms = float(base_ms) if base_ms is not None else self.measure_model(model, repeats=3)
         self.base_sum = self._sum([(c.in_shape, c.out_shape) for c in self.calls])
+        self.base_sum += self.glue_sum(self._trace(model), {})
         self.scale, self.offset_ms = anchor_to_base(self.base_ms, self.base_sum)
 
     # -- measurement ---------------------------------------------------------------------------------
@@ -224,14 +231,15 @@ class LatencyModel:
                 "this model's layers differ from the latency model's (names or call order); "
                 "build a LatencyModel for it"
             )
-        return self._sum([(c.in_shape, c.out_shape) for c in calls])
+        units = self._sum([(c.in_shape, c.out_shape) for c in calls])
+        return units + (self.glue_sum(self._trace(model), {}) if self.glue else 0.0)
 
     def predict_model(self, model: nn.Module) -> float:
         """Latency of ``model``: this architecture with some channels removed (module names unchanged)."""
         return self.scale * self.table_sum_model(model) + self.offset_ms
 
     def table_sum_keep(self, graph: Any, keep: dict[str, list[int]]) -> float:
-        return self._sum(self.shapes_after(graph, keep))
+        return self._sum(self.shapes_after(graph, keep)) + self.glue_sum(graph, keep)
 
     def predict_keep(self, graph: Any, keep: dict[str, list[int]]) -> float:
         """Latency after keeping ``keep`` (group id -> channels) of the traced ``graph`` of this model,
@@ -326,6 +334,7 @@ class LatencyModel:
             "base_ms": self.base_ms,
             "scale": self.scale,
             "offset_ms": self.offset_ms,
+            "glue": self.glue,
             "table": dict(sorted(self.table.items())),
         }
 
@@ -357,6 +366,7 @@ class LatencyModel:
             threads=data["threads"],
             table={str(k): float(v) for k, v in data["table"].items()},
             base_ms=float(data["base_ms"]),
+            glue=bool(data.get("glue", False)),  # older tables counted the glue in the offset
         )
         out.scale, out.offset_ms = float(data.get("scale", 1.0)), float(data["offset_ms"])
         return out
