@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,21 +25,14 @@ from tests.coverage._yolo_variants import VARIANTS
 if importlib.util.find_spec("ultralytics") is None:
     pytest.skip("ultralytics is a test-only extra (requirements/lock.txt)", allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def results() -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.coverage._yolo_worker"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def results(request: pytest.FixtureRequest) -> dict:
+    from tests.coverage.conftest import worker_output
+
+    code, stdout, stderr = worker_output(request.config)  # started at collection (conftest.py)
+    assert code == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
