@@ -259,27 +259,19 @@ def compare_detector_int8(
     """``compare_int8`` for a detector: each runtime's int8 backbone calibrated on the backbone inputs
     of the first ``calib_batches`` batches, every candidate scored by the task's mAP on the batches after
     them and timed whole (transform to NMS) on PyTorch eager against the float detector."""
-    from netsculpt.runtimes.base import RuntimeUnsupported, first_line
-    from netsculpt.weights.int8_select import _score, _time_rows
+    from netsculpt.weights.int8_select import _score, _time_rows, candidate_rows
 
     detector_backbone(model)  # an unsupported detector is refused, not a row of errors per runtime
     held = batches[calib_batches:]
     inputs = backbone_inputs(model, batches[:calib_batches], calib_batches)
     float_score = _score(task, model, held, False)
-    models: dict[str, nn.Module] = {}
-    rows: list[dict[str, Any]] = []
-    for runtime in runtimes:
-        row: dict[str, Any] = {"runtime": runtime, "metric": task.metric}
-        try:
-            q = quantize_detector_on(runtime, model, inputs, out_dir / "candidates" / runtime)
-            row["heldout_accuracy"] = _score(task, q, held, False)
-            row["size_bytes"] = int8_detector_size(q)
-            models[runtime] = q
-        except (ConfigError, RuntimeUnsupported) as exc:
-            row["error"] = str(exc)
-        except Exception as exc:  # an exporter's or quantizer's own failure is a row, not a crash
-            row["error"] = f"int8 on {runtime} failed: {first_line(exc)}"
-        rows.append(row)
+    models, rows = candidate_rows(
+        runtimes,
+        task.metric,
+        lambda runtime: quantize_detector_on(runtime, model, inputs, out_dir / "candidates" / runtime),
+        lambda q: _score(task, q, held, False),
+        int8_detector_size,
+    )
     if models:
         _time_rows(rows, model, models, example, threads, runs)
     return models, rows, float_score

@@ -172,23 +172,44 @@ def compare_int8(
 
     calibration = calibration_batches(batches[:calib_batches], calib_batches)
     float_score = _score(task, model, held, several)
+    models, rows = candidate_rows(
+        runtimes,
+        task.metric,
+        lambda runtime: quantize_on(
+            runtime, model, example, calibration, Path(out_dir) / "candidates" / runtime
+        ),
+        lambda q: _score(task, q, held, several),
+        lambda q: q.size_bytes,
+    )
+    if models:
+        _time_rows(rows, model, models, example, threads, runs)
+    return models, rows, float_score
+
+
+def candidate_rows(
+    runtimes: tuple[str, ...],
+    metric: str,
+    quantize: Callable[[str], nn.Module],
+    score: Callable[[nn.Module], float],
+    size: Callable[[nn.Module], int],
+) -> tuple[dict[str, nn.Module], list[dict[str, Any]]]:
+    """One row per runtime: its int8 model's held-out score and size, or the reason it has none (shared
+    by classifiers / segmenters and detectors, whose int8 part is the backbone)."""
     models: dict[str, nn.Module] = {}
     rows: list[dict[str, Any]] = []
     for runtime in runtimes:
-        row: dict[str, Any] = {"runtime": runtime, "metric": task.metric}
+        row: dict[str, Any] = {"runtime": runtime, "metric": metric}
         try:
-            q = quantize_on(runtime, model, example, calibration, Path(out_dir) / "candidates" / runtime)
-            row["heldout_accuracy"] = _score(task, q, held, several)
-            row["size_bytes"] = q.size_bytes
+            q = quantize(runtime)
+            row["heldout_accuracy"] = score(q)
+            row["size_bytes"] = size(q)
             models[runtime] = q
         except (ConfigError, RuntimeUnsupported) as exc:
             row["error"] = str(exc)
         except Exception as exc:  # an exporter's or quantizer's own failure is a row, not a crash
             row["error"] = f"int8 on {runtime} failed: {first_line(exc)}"
         rows.append(row)
-    if models:
-        _time_rows(rows, model, models, example, threads, runs)
-    return models, rows, float_score
+    return models, rows
 
 
 def _time_rows(
