@@ -24,6 +24,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     if not wanted or _WORKER in config.stash or importlib.util.find_spec("ultralytics") is None:
         return
+    _start(config)
+
+
+def _start(config: pytest.Config) -> None:
     out, err = (Path(tempfile.mkstemp(prefix="netsculpt-yolo-", suffix=end)[1]) for end in (".out", ".err"))
     with open(out, "w") as stdout, open(err, "w") as stderr:
         worker = subprocess.Popen(
@@ -40,15 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def worker_output(config: pytest.Config, timeout: float = 600) -> tuple[int, str, str]:
     """The worker's exit code, stdout and stderr (started here now if collection did not start it)."""
     if _WORKER not in config.stash:
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.coverage._yolo_worker"],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return done.returncode, done.stdout, done.stderr
+        _start(config)
     worker, out, err = config.stash[_WORKER]
     try:
         code = worker.wait(timeout=timeout)
