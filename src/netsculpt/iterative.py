@@ -10,7 +10,6 @@ from torch import nn
 
 from netsculpt import checks
 from netsculpt.allocate import Target
-from netsculpt.allocate.per_layer import expand_ignored
 from netsculpt.allocate.shortfall import ShortfallWarning
 from netsculpt.errors import ConfigError, PruningError, warn_user
 from netsculpt.graph import ChannelGraph, trace
@@ -59,7 +58,7 @@ def prune_iteratively(
     defaults = {"ignored": (), "allow_inexact": False}
     tracing = {k: options.get(k, v) for k, v in defaults.items()}
     # as names, once: each round prunes a copy, in which the caller's module objects are not found
-    tracing["ignored"] = ignored_module_names(model, expand_ignored(model, tracing["ignored"]))
+    tracing["ignored"] = ignored_module_names(model, tracing["ignored"])  # globs and classes expanded there
     planning = {k: v for k, v in options.items() if k != "ignored"}
     original = _cost(model, example_inputs, trace(model, example_inputs, **tracing), target.metric)
     current = model

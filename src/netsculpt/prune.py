@@ -118,7 +118,8 @@ def scaled_plan(
     if target is not None:
         target = Target.coerce(target)
     refuse_hooked(model)  # before scoring: the copy apply_plan makes would fail after it
-    warn_reparams(model, ignored_module_names(model, ignored))
+    ignored = ignored_module_names(model, ignored)  # as names, once: trace reads the same list
+    warn_reparams(model, ignored)
     graph = graph or trace(model, example_inputs, ignored=ignored, allow_inexact=allow_inexact)
     crit = get_criterion(criterion)
     if calib_batches is not None and hasattr(crit, "calib_batches"):
