@@ -29,11 +29,6 @@ def along(atoms: np.ndarray, dim: int, ndim: int) -> np.ndarray:
     return atoms.reshape(shape)
 
 
-def varying_dims(labels: np.ndarray) -> list[int]:
-    """Dimensions along which the (compressed) labels actually vary."""
-    return [d for d, n in enumerate(labels.shape) if n > 1]
-
-
 def compress(labels: np.ndarray) -> np.ndarray:
     """Shrink every dimension along which labels are constant to size 1 (keeps arrays small)."""
     for d in range(labels.ndim):
@@ -47,12 +42,6 @@ def compress(labels: np.ndarray) -> np.ndarray:
 def expand_to(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Materialise labels over ``shape`` (a compressed-compatible target, dims 1 or full)."""
     return np.ascontiguousarray(np.broadcast_to(labels, tuple(shape)))
-
-
-def atoms_in(labels: np.ndarray) -> np.ndarray:
-    """The distinct channel atoms appearing in ``labels``."""
-    flat = np.unique(labels)
-    return flat[flat >= 0]
 
 
 def match_reshape_dims(
