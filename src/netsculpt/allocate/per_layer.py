@@ -5,7 +5,8 @@ Users of Torch-Pruning (``pruning_ratio_dict``, ``ignored_layers``) and NNI (``c
 the same in ``ignored=`` and ``ratios=``: a key is a module name, a shell glob over module names
 (``"layer4.*"``; ``*`` also crosses dots), a module class (``nn.Linear``), one of the model's module
 objects, or (for ``ratios=``) a channel group id from ``ns.trace``. A block or stage stands for every
-layer inside it.
+layer inside it. A class may also be written as text (``"Detect"``, ``"pkg.mod.Detect"``): the classes
+of the model's own modules are searched (see :mod:`netsculpt.allocate.class_keys`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from netsculpt.allocate.class_keys import (
+    class_hint,
+    find_class,
+    looks_like_class,
+    model_classes,
+    qualified,
+    warn_shadowed,
+)
 from netsculpt.allocate.uniform import check_ratio, keep_count, select_keep
 from netsculpt.errors import NetsculptWarning, PruningError, warn_user
 from netsculpt.graph.channel_graph import ChannelGraph
@@ -48,9 +57,12 @@ def select_modules(model: nn.Module, key: Any, what: str, group_ids: Iterable[st
     if isinstance(key, type) and issubclass(key, nn.Module):
         found = [n for n, m in named if isinstance(m, key)]
         if not found:
+            own = [qualified(c) for c in model_classes(named) if c.__name__ == key.__name__]
+            hint = f"; for the model's own class write {', '.join(own)}" if own else ""
             raise PruningError(
-                f"{what}: the model has no {key.__name__} module; its layer classes: {_classes(named)}"
+                f"{what}: the model has no {key.__name__} module; its layer classes: {_classes(named)}{hint}"
             )
+        warn_shadowed(named, key)
         return found
     if isinstance(key, nn.Module):
         found = [n for n, m in named if m is key]
@@ -75,6 +87,11 @@ def select_modules(model: nn.Module, key: Any, what: str, group_ids: Iterable[st
         raise PruningError(f"{what}: the pattern {key!r} matches no module name; names look like {names[:4]}")
     if key in set(group_ids):
         return []
+    if looks_like_class(key):  # a class of the model's own (Detect, pkg.mod.Detect): never imported
+        cls = find_class(named, key, what)
+        if cls is not None:
+            return [n for n, m in named if isinstance(m, cls)]
+        raise PruningError(f"{what}: no module or layer class called {key!r}{class_hint(named, key)}")
     close = difflib.get_close_matches(key, names, n=3)
     hint = (
         f"; did you mean {', '.join(close)}?"
@@ -97,13 +114,17 @@ def expand_ignored(model: nn.Module, ignored: Any) -> Any:
     if plain or not isinstance(ignored, Iterable):
         return ignored  # the tracer reads it (and refuses what is neither names nor modules)
     items = list(ignored)
-    return _expand(model, items) if any(_is_pattern(i) for i in items) else items
+    names = {n for n, _ in model.named_modules()}
+    patterns = [_is_pattern(i) or _is_class_name(i, names) for i in items]
+    return _expand(model, items, patterns) if any(patterns) else items
 
 
 def key_from_text(text: str) -> str | type[nn.Module]:
     """A layer key written as text (a CLI flag, a recipe): ``Linear``, ``nn.Linear`` or
-    ``torch.nn.Linear`` is that torch.nn class (looked up in torch.nn only, never imported: a recipe
-    must not run code); anything else is a module name or glob, checked against the model later."""
+    ``torch.nn.Linear`` is that torch.nn class (looked up in torch.nn, never imported: a recipe must not
+    run code), also when the model has another class of that name (recipes keep their meaning; a warning
+    names the other). Anything else stays text for the model to check: a module name, a glob, or the
+    name of a class of the model's own modules (``Detect``, ``pkg.mod.Detect``)."""
     from netsculpt.errors import ConfigError
 
     text = text.strip()
@@ -132,10 +153,15 @@ def _is_pattern(item: Any) -> bool:
     return isinstance(item, str) and any(c in item for c in GLOB_CHARS)
 
 
-def _expand(model: nn.Module, items: list[Any]) -> list[Any]:
+def _is_class_name(item: Any, names: set[str]) -> bool:
+    """A string that names no module but reads as a class (``Detect``): the model's classes decide."""
+    return isinstance(item, str) and item not in names and looks_like_class(item)
+
+
+def _expand(model: nn.Module, items: list[Any], patterns: list[bool]) -> list[Any]:
     out: list[Any] = []
-    for item in items:
-        out.extend(select_modules(model, item, "ignored") if _is_pattern(item) else [item])
+    for item, pattern in zip(items, patterns, strict=True):
+        out.extend(select_modules(model, item, "ignored") if pattern else [item])
     return list(dict.fromkeys(out))
 
 

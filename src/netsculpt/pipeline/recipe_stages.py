@@ -37,8 +37,9 @@ def _block_criterion(name: str) -> str:
 
 
 def _layer_key(text: str) -> str:
-    """A module name, glob or torch.nn class name (``Linear``, ``torch.nn.Linear``): a misspelt class is
-    refused when the recipe is read; names and globs are checked against the model when the stage runs."""
+    """A module name, glob or class name (``Linear``, ``torch.nn.Linear``, ``Detect``): a misspelt
+    ``torch.nn.`` class is refused when the recipe is read; names, globs and the model's own class names
+    are checked against the model when the stage runs."""
     from netsculpt.allocate.per_layer import key_from_text
     from netsculpt.errors import ConfigError
 
@@ -139,7 +140,7 @@ class PruneStage(Section):
     ratio: float | None = Field(default=None, ge=0, lt=1)
     target: dict[Literal["macs", "params", "channels"], float] | None = None
     widths: dict[str, int] | None = None
-    # a ratio per layer, as ns.prune(ratios=): module name / glob / torch.nn class -> fraction removed;
+    # a ratio per layer, as ns.prune(ratios=): module name / glob / class name -> fraction removed;
     # later keys override earlier ones, every other group loses `ratio` (default 0)
     ratios: dict[LayerKey, Annotated[float, Field(ge=0, lt=1)]] | None = None
     strategy: Literal["global", "uniform", "fast"] = "global"
