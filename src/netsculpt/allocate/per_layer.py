@@ -253,15 +253,9 @@ def ratios_plan(
 ) -> PrunePlan:
     """Remove ``floor(r * size)`` channels of each prunable group, ``r`` from ``ratios`` (else
     ``default``), lowest scores first, kept counts rounded up as ``uniform_plan`` rounds them."""
-    from netsculpt.allocate.widths import group_step
-
     per_group = group_ratios(model, graph, ratios, default)
-    keep: dict[str, list[int]] = {}
-    for g in graph.prunable_groups:
-        r = per_group[g.id]
-        k = keep_count(g, int(r * g.size), round_to=group_step(g.size, round_to), min_channels=min_channels)
-        if k < g.size:
-            keep[g.id] = select_keep(g, scores[g.id], k)
+    widths = ratio_widths(graph, per_group, round_to=round_to, min_channels=min_channels)
+    keep = {g.id: select_keep(g, scores[g.id], widths[g.id]) for g in graph.prunable_groups if g.id in widths}
     if not keep and any(per_group.values()):
         raise PruningError(
             f"ratios= removed no channel: every group it names keeps all its channels after rounding up to "
@@ -270,3 +264,19 @@ def ratios_plan(
     sizes = {g.id: g.size for g in graph.groups}
     saved = {record_label(model, k): float(v) for k, v in ratios.items()}
     return PrunePlan(keep, sizes, {**(meta or {}), "ratios": saved, "ratio": default, "round_to": round_to})
+
+
+def ratio_widths(
+    graph: ChannelGraph, per_group: Mapping[str, float], *, round_to: int | str = 1, min_channels: int = 1
+) -> dict[str, int]:
+    """Group id -> channels kept, for the groups that lose any: ``ratios_plan``'s widths, which
+    ``prune_iteratively`` also ends at (one rule, so both land on the same architecture)."""
+    from netsculpt.allocate.widths import group_step
+
+    out: dict[str, int] = {}
+    for g in graph.prunable_groups:
+        r = per_group[g.id]
+        k = keep_count(g, int(r * g.size), round_to=group_step(g.size, round_to), min_channels=min_channels)
+        if k < g.size:
+            out[g.id] = k
+    return out

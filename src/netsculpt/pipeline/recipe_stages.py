@@ -170,17 +170,12 @@ class PruneStage(Section):
 
     def _with_ratios(self) -> PruneStage:
         """As ``ns.prune`` refuses them: ``ratios`` refines ``ratio``; a target or widths is another plan.
-        ``iterative_steps`` prunes toward a target in rounds, and ratios set the final widths at once."""
+        With ``iterative_steps`` each layer reaches its ratio in rounds (``ns.prune_iteratively``)."""
         other = "target" if self.target is not None else "widths" if self.widths is not None else None
         if other is not None:
             raise ValueError(
                 f"'ratios' sets a ratio per layer and goes with 'ratio' (what every other group loses), not "
                 f"with '{other}'; to keep layers whole under a target list them in 'ignored'"
-            )
-        if self.iterative_steps > 1:
-            raise ValueError(
-                "'ratios' prunes once, to the ratios given (iterative_steps rounds need a 'target'); set "
-                "iterative_steps: 1, or add fine-tuning stages between several prune stages"
             )
         if self.round_to == "auto":
             raise ValueError("'ratios' with round_to: auto is not supported; use round_to: hw or a number")
@@ -189,8 +184,11 @@ class PruneStage(Section):
     @model_validator(mode="after")
     def _iterative(self) -> PruneStage:
         """Checked when the recipe is read (before 2026-12-07 only once the stages before had run)."""
-        if self.iterative_steps > 1 and self.target is None:
-            raise ValueError("iterative_steps > 1 needs a 'target' (each step prunes toward it)")
+        if self.iterative_steps > 1 and self.target is None and self.ratios is None:
+            raise ValueError(
+                "iterative_steps > 1 needs a 'target' (each step prunes toward it) or 'ratios' (each layer "
+                "reaches its ratio in steps)"
+            )
         if self.iterative_steps > 1 and self.refit:
             raise ValueError("refit works with one-shot pruning; set iterative_steps: 1 or refit: false")
         return self
