@@ -132,7 +132,7 @@ def test_only_the_batchnorms_a_prune_can_narrow_are_penalised() -> None:
 def test_without_a_trace_every_batchnorm_is_penalised_with_a_warning() -> None:
     model = _pinned_bn_model()
     everything = [model[1].weight, model[4].weight]
-    with pytest.warns(NetsculptWarning, match=r"no example input .* every affine BatchNorm"):
+    with pytest.warns(NetsculptWarning, match=r"holds no input tensor .* every affine BatchNorm"):
         assert bn_scales(model, LAM) == everything
     with pytest.warns(NetsculptWarning, match=r"Sequential did not trace \(.*\), so bn_l1 penalises every"):
         assert bn_scales(model, LAM, torch.randn(2, _tiny.DIM + 1)) == everything  # the wrong width

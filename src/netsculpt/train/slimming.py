@@ -12,6 +12,7 @@ trace, every affine BatchNorm is penalised, with a warning. The pruning step tha
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -54,12 +55,16 @@ def prunable_modules(model: nn.Module, example: Any) -> set[str] | None:
     saying what is penalised instead) when there is no example input or the model does not trace."""
     fallback = "so bn_l1 penalises every affine BatchNorm, also those whose channels no prune can remove"
     if example is None:
-        warn_user(f"bn_l1: no example input to trace the model with (the first training batch), {fallback}")
+        warn_user(
+            f"bn_l1: the first training batch holds no input tensor to trace the model with, {fallback}"
+        )
         return None
     from netsculpt.graph import trace
 
     try:
-        graph = trace(model, example)
+        with warnings.catch_warnings():  # what the trace says about pruning is for a prune, not this run
+            warnings.simplefilter("ignore")
+            graph = trace(model, example)
     except Exception as exc:  # a model netsculpt cannot trace still trains, as before 2026-12-07
         first = str(exc).splitlines()[0] if str(exc) else ""
         warn_user(f"bn_l1: {type(model).__name__} did not trace ({type(exc).__name__}: {first}), {fallback}")
