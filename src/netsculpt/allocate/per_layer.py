@@ -91,8 +91,9 @@ def select_modules(model: nn.Module, key: Any, what: str, group_ids: Iterable[st
         cls = find_class(named, key, what)
         if cls is not None:
             return [n for n, m in named if isinstance(m, cls)]
-        raise PruningError(f"{what}: no module or layer class called {key!r}{class_hint(named, key)}")
     close = difflib.get_close_matches(key, names, n=3)
+    if not close and looks_like_class(key):  # no module name near it either: a misspelt class
+        raise PruningError(f"{what}: no module or layer class called {key!r}{class_hint(named, key)}")
     hint = (
         f"; did you mean {', '.join(close)}?"
         if close
@@ -114,8 +115,8 @@ def expand_ignored(model: nn.Module, ignored: Any) -> Any:
     if plain or not isinstance(ignored, Iterable):
         return ignored  # the tracer reads it (and refuses what is neither names nor modules)
     items = list(ignored)
-    names = {n for n, _ in model.named_modules()}
-    patterns = [_is_pattern(i) or _is_class_name(i, names) for i in items]
+    named = list(model.named_modules())
+    patterns = [_is_pattern(i) or _is_class_name(i, named) for i in items]
     return _expand(model, items, patterns) if any(patterns) else items
 
 
@@ -153,9 +154,15 @@ def _is_pattern(item: Any) -> bool:
     return isinstance(item, str) and any(c in item for c in GLOB_CHARS)
 
 
-def _is_class_name(item: Any, names: set[str]) -> bool:
-    """A string that names no module but reads as a class (``Detect``): the model's classes decide."""
-    return isinstance(item, str) and item not in names and looks_like_class(item)
+def _is_class_name(item: Any, named: list[tuple[str, nn.Module]]) -> bool:
+    """A string that names no module but reads as a class (``Detect``) and names one of the model's, or
+    nothing close to a module name (a misspelt name, ``b1.O``, is left for the tracer to name)."""
+    names = [n for n, _ in named]
+    if not isinstance(item, str) or item in names or not looks_like_class(item):
+        return False
+    if find_class(named, item, "ignored") is not None:
+        return True
+    return not difflib.get_close_matches(item, names, n=1)
 
 
 def _expand(model: nn.Module, items: list[Any], patterns: list[bool]) -> list[Any]:
