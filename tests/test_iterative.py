@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import warnings
 
@@ -74,12 +75,37 @@ def test_prune_iteratively_without_a_target_says_what_to_pass() -> None:
         ns.prune_iteratively(model, x, steps=3)
 
 
-def test_per_layer_ratios_are_refused_in_rounds() -> None:
-    """Decided 2026-12-07: rounds aim at a target, ``ratios=`` fixes each layer's final widths at once
-    (the recipe refuses ``ratios`` with ``iterative_steps > 1`` when it is read)."""
+def _outs(model: torch.nn.Module) -> dict[str, int]:
+    return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+
+
+def test_per_layer_ratios_in_rounds_end_at_the_one_shot_widths() -> None:
+    """Each layer shrinks a little every round (the geometric schedule a target's rounds follow) and the
+    last round lands on exactly the widths one-shot ``ns.prune(ratios=...)`` gives, "hw" grid included."""
+    torch.manual_seed(0)
+    model, x = ns.create_model("resnet20_cifar").eval(), torch.randn(1, 3, 32, 32)
+    ratios = {"layer3.*": 0.75, "layer2.*.conv1": 0.5}
+    seen: list[dict[str, int]] = []
+    small = ns.prune_iteratively(
+        model, x, steps=3, ratios=ratios, ratio=0.5, finetune=lambda m, step: seen.append(_outs(m))
+    )
+    one_shot = _outs(ns.prune(model, x, ratios=ratios, ratio=0.5))
+    assert _outs(small) == seen[-1] == one_shot and len(seen) == 3
+    widths = [_outs(model), *seen]
+    for before, after in itertools.pairwise(widths):  # never wider than the round before
+        assert all(after[n] <= before[n] for n in before)
+    assert _outs(model) != seen[0] != one_shot  # the first round removes some, not all, of it
+    assert seen[0]["layer3.0.conv1"] == 48  # 64 * 0.25 ** (1/3) = 40.3, up to the 16-channel grid
+    assert small(x).shape == (1, 10)
+
+
+def test_per_layer_ratios_with_a_target_are_refused() -> None:
+    """A target and a ratio per layer would be two plans: refused in rounds as in one shot."""
     model, x = ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28)
     with pytest.raises(PruningError, match=r"ratios= sets a ratio per layer .* not with target="):
         ns.prune_iteratively(model, x, steps=2, target="macs=0.5", ratios={"conv*": 0.5})
+    with pytest.raises(PruningError, match=r"takes ratio= only with ratios="):
+        ns.prune_iteratively(model, x, steps=2, target="macs=0.5", ratio=0.5)
 
 
 def test_an_ignored_module_object_keeps_its_width_through_every_round() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ from torch import nn
 from netsculpt import checks
 from netsculpt.allocate import Target
 from netsculpt.allocate.shortfall import ShortfallWarning
+from netsculpt.allocate.widths import DEFAULT_ROUND_TO
 from netsculpt.errors import ConfigError, PruningError, warn_user
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.channel_graph import ignored_module_names
@@ -35,31 +37,37 @@ def prune_iteratively(
     target, both fractions of the *original* model: a round that lands under its share (channels come in
     grid steps) is made up by the later ones, and the last solves for ``target`` itself, as closely as
     one-shot ``ns.prune(target=...)``. Warnings give values as fractions of the original.
+
+    ``ratios=`` (with ``ratio=`` for the other groups) instead of a target follows the same geometric
+    schedule layer by layer and ends at exactly the widths one-shot ``ns.prune(ratios=...)`` gives.
     """
+    steps = checks.whole(steps, "steps", WHERE, error=PruningError)
+    checks.function(finetune, "finetune", WHERE, PruningError)
+    from netsculpt.prune import apply_plan, check_ratios, plan_defaults, plan_pruning, scaled_plan
+
+    checks.known_options(options, plan_pruning, WHERE, PruningError, drop=("target", "widths", "graph"))
+    if options.get("ratios") is not None:
+        check_ratios(options["ratios"], target, None, options.get("round_to", DEFAULT_ROUND_TO))
+        return ratio_rounds(model, example_inputs, steps, finetune, options)
+    if "ratio" in options:
+        raise PruningError(
+            f"{WHERE} takes ratio= only with ratios= (what the groups no key names lose); give target= "
+            "alone, or ratios= with ratio="
+        )
     if target is None:
         raise ConfigError(
             f"{WHERE} needs target=: what the pruned model should cost, as a fraction of this one "
-            "(target='macs=0.4', 'params=0.5', 'channels=0.6' or ns.Target(macs=0.4)); for the same ratio "
-            "in every layer prune once with ns.prune(model, x, ratio=R)"
+            "(target='macs=0.4', 'params=0.5', 'channels=0.6' or ns.Target(macs=0.4)), or ratios= (a ratio "
+            "per layer, ratio= for the rest); for the same ratio in every layer prune once with "
+            "ns.prune(model, x, ratio=R)"
         )
-    steps = checks.whole(steps, "steps", WHERE, error=PruningError)
-    checks.function(finetune, "finetune", WHERE, PruningError)
-    from netsculpt.prune import apply_plan, plan_defaults, plan_pruning, scaled_plan
-
-    checks.known_options(
-        options, plan_pruning, WHERE, PruningError, drop=("ratio", "target", "widths", "graph")
-    )
     target = Target.coerce(target)
     if target.metric == "latency":
         raise PruningError(
             "prune_iteratively takes macs=, params= or channels= targets; for a latency target prune once "
             "with ns.prune(..., target=Target(latency=F)) or search widths with netsculpt.search"
         )
-    defaults = {"ignored": (), "allow_inexact": False}
-    tracing = {k: options.get(k, v) for k, v in defaults.items()}
-    # as names, once: each round prunes a copy, in which the caller's module objects are not found
-    tracing["ignored"] = ignored_module_names(model, tracing["ignored"])  # globs and classes expanded there
-    planning = {k: v for k, v in options.items() if k != "ignored"}
+    tracing, planning = split_options(model, options)
     original = _cost(model, example_inputs, trace(model, example_inputs, **tracing), target.metric)
     current = model
     for step in range(1, steps + 1):
@@ -84,6 +92,72 @@ def prune_iteratively(
         if finetune is not None:
             finetune(current, step)
     return current
+
+
+def ratio_rounds(
+    model: nn.Module,
+    example_inputs: Any,
+    steps: int,
+    finetune: Callable[[nn.Module, int], None] | None,
+    options: dict[str, Any],
+) -> nn.Module:
+    """``ratios=`` in ``steps`` rounds: the one-shot widths are worked out once, on the original, and
+    round ``i`` keeps ``size * (final / size) ** (i / steps)`` of each group (rounded up to its grid), the
+    geometric schedule a target's rounds follow, so the last round lands on the one-shot widths."""
+    from netsculpt.allocate import check_ratio
+    from netsculpt.allocate.per_layer import group_ratios, ratio_widths
+    from netsculpt.allocate.widths import check_round_to
+    from netsculpt.prune import apply_plan, plan_defaults, scaled_plan
+
+    tracing, planning = split_options(model, options)
+    settings = {**plan_defaults(), **planning}
+    ratios, default = settings.pop("ratios"), settings.pop("ratio")  # each round plans by widths
+    round_to, min_channels = check_round_to(settings["round_to"]), settings["min_channels"]
+    graph = trace(model, example_inputs, **tracing)
+    per_group = group_ratios(model, graph, ratios, 0.0 if default is None else check_ratio(default))
+    final = ratio_widths(graph, per_group, round_to=round_to, min_channels=min_channels)
+    if not final and any(per_group.values()):
+        raise PruningError(
+            f"ratios= removed no channel: every group it names keeps all its channels after rounding up to "
+            f"round_to={round_to!r} and min_channels={min_channels}; raise the ratios or pass round_to=1"
+        )
+    sizes = {g.id: g.size for g in graph.prunable_groups}
+    current = model
+    for step in range(1, steps + 1):
+        graph = graph if step == 1 else trace(current, example_inputs, **tracing)
+        widths = {gid: scheduled_width(sizes[gid], k, step, steps, round_to) for gid, k in final.items()}
+        plan, graph = scaled_plan(
+            current,
+            example_inputs,
+            1.0,
+            **{**settings, "widths": widths, "graph": graph, "ratio": None, "ratios": None},
+        )
+        if plan.keep:
+            current = apply_plan(current, plan, example_inputs, graph=graph)
+        if finetune is not None:
+            finetune(current, step)
+    return current
+
+
+def scheduled_width(size: int, final: int, step: int, steps: int, round_to: int | str) -> int:
+    """Channels a group of ``size`` keeps after round ``step`` of ``steps`` on its way to ``final``:
+    never fewer than ``final`` (reached in the last round exactly), never more than the round before."""
+    from netsculpt.allocate.widths import group_step
+
+    if step >= steps:
+        return final
+    grid = group_step(size, round_to)
+    width = math.ceil(size * (final / size) ** (step / steps) - 1e-9)
+    return min(size, max(final, math.ceil(width / grid) * grid))
+
+
+def split_options(model: nn.Module, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The options every round traces with, and those it plans with. ``ignored`` becomes names, once:
+    each round prunes a copy, in which the caller's module objects are not found."""
+    defaults = {"ignored": (), "allow_inexact": False}
+    tracing = {k: options.get(k, v) for k, v in defaults.items()}
+    tracing["ignored"] = ignored_module_names(model, tracing["ignored"])  # globs and classes expanded there
+    return tracing, {k: v for k, v in options.items() if k != "ignored"}
 
 
 def _cost(model: nn.Module, example_inputs: Any, graph: ChannelGraph, metric: str) -> float:

@@ -109,7 +109,7 @@ def scaled_plan(
     _check_options(model, widths, strategy, calib_batches, allow_inexact, min_channels, graph, threads)
     if sum(x is not None for x in (ratio, target, widths)) > 1:
         raise PruningError("give only one of ratio=, target=, widths=")
-    _check_ratios(ratios, target, widths, round_to)
+    check_ratios(ratios, target, widths, round_to)
     if ratio is None and target is None and widths is None:
         ratio = 0.0 if ratios is not None else 0.5
     ignored = expand_ignored(model, ignored)
@@ -181,7 +181,7 @@ def scaled_plan(
     return stamp(plan, model), graph
 
 
-def _check_ratios(ratios: Any, target: Any, widths: Any, round_to: Any) -> None:
+def check_ratios(ratios: Any, target: Any, widths: Any, round_to: Any) -> None:
     """``ratios=`` refines the uniform ratio; with a target or exact widths it would mean two plans."""
     if ratios is None:
         return

@@ -86,3 +86,18 @@ def test_distill_refuses_an_existing_run_and_mismatched_classes(capsys, tmp_path
     ]
     code, _, err = run(capsys, "distill", *bad_mixup)
     assert code == 1 and "mixup must be a number >= 0" in err
+
+
+def test_distill_takes_bn_l1_as_train_does(capsys, tmp_path: Path) -> None:
+    """`distill --bn-l1` reaches the checkpointed TrainConfig (the recipe's distill stage had bn_l1 and
+    `train --bn-l1` existed; the distill command had no flag for it)."""
+    from netsculpt.train import load_checkpoint
+
+    resnet = ["--data", "mnist5k", "--limit", "16", "--batch-size", "16", "--resize", "16", "--channels", "3"]
+    out = tmp_path / "kd"
+    args = ["resnet20_cifar", "--teacher", "resnet20_cifar", *resnet, "--epochs", "1", "--bn-l1", "0.05"]
+    code, _, err = run(capsys, "distill", *args, "--out", str(out))
+    assert code == 0, err
+    assert load_checkpoint(out / "checkpoints" / "checkpoint.pt")["config"]["bn_l1"] == 0.05
+    code, _, err = run(capsys, "distill", *args[:-1], "-1", "--out", str(tmp_path / "bad"))
+    assert code != 0 and "bn_l1" in err and "--bn-l1" in err and "Traceback" not in err

@@ -23,3 +23,14 @@ def test_iterative_steps_land_on_the_recipes_target(tmp_path) -> None:
     small, info = STAGES["prune"](ctx, cfg, model, tmp_path)
     assert info == {"iterative_steps": 3}
     assert 0.4 * (1 - TOL) <= count_macs(small, x)[0] / count_macs(model, x)[0] <= 0.4
+
+
+def test_iterative_steps_with_ratios_end_at_the_one_shot_widths(tmp_path) -> None:
+    model, x = ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28)
+    deploy = SimpleNamespace(runtime="torch", threads=1)
+    ctx = SimpleNamespace(example=x, train_loader=None, task=None, recipe=SimpleNamespace(deploy=deploy))
+    cfg = PruneStage(ratios={"conv*": 0.5, "Linear": 0.2}, iterative_steps=2, round_to=1)
+    small, info = STAGES["prune"](ctx, cfg, model, tmp_path)
+    assert info == {"iterative_steps": 2}
+    # 20, 50 and 500 channels less floor(ratio x size): the one-shot stage's widths (test_prune_ratios_stage)
+    assert (small.conv1.out_channels, small.conv2.out_channels, small.fc1.out_features) == (10, 25, 400)

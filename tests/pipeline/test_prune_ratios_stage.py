@@ -46,7 +46,6 @@ def test_ratios_prune_each_layer_its_own_fraction(tmp_path) -> None:
         ("ratios:\n        fc1: 1.5", r":4: stages\.0\.prune\.ratios\.fc1: Input should be less than 1"),
         ("ratios: {fc1: 0.5}\n      target: {macs: 0.5}", r":2: stages\.0\.prune: .*not with 'target'"),
         ("ratios: {fc1: 0.5}\n      widths: {fc1: 4}", r"stages\.0\.prune: .*not with 'widths'"),
-        ("ratios: {fc1: 0.5}\n      iterative_steps: 3", r"stages\.0\.prune: .*'ratios' prunes once"),
         ("ratios: {fc1: 0.5}\n      round_to: auto", r"stages\.0\.prune: .*round_to: auto is not supported"),
         ("ratio: 0.5\n      ignored: [nn.Lnear]", r"<recipe>:4: stages\.0\.prune\.ignored\.0: .*Linear\?"),
     ],

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, NetsculptWarning
 from netsculpt.train import TrainConfig, train
-from netsculpt.train.slimming import add_bn_l1_
+from netsculpt.train.slimming import add_bn_l1_, bn_scales
 
 from . import _tiny
 
@@ -100,3 +100,69 @@ def test_distill_applies_bn_l1_too() -> None:
     train(plain, *_tiny.loaders(), config.replace(bn_l1=0.0))
     _tiny.assert_same_weights(trained, distilled)
     assert not torch.equal(trained[1].weight, plain[1].weight)
+
+
+def _pinned_bn_model() -> nn.Module:
+    """The last BatchNorm normalises the logits: its channels are the model's output and no prune can
+    remove them, so network slimming leaves it alone (Liu et al. 2017 and Torch-Pruning penalise only
+    prunable channels)."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(_tiny.DIM, 16),
+        nn.BatchNorm1d(16),
+        nn.ReLU(),
+        nn.Linear(16, _tiny.NUM_CLASSES),
+        nn.BatchNorm1d(_tiny.NUM_CLASSES),
+    )
+
+
+def test_only_the_batchnorms_a_prune_can_narrow_are_penalised() -> None:
+    config = TrainConfig(epochs=1, lr=0.5, momentum=0.0, nesterov=False, weight_decay=0.0,
+                         schedule="constant")  # fmt: skip
+    runs = {}
+    for lam in (0.0, LAM):
+        model = _pinned_bn_model()
+        train(model, *_tiny.loaders(batch_size=192, jitter=0.0), config.replace(bn_l1=lam))
+        runs[lam] = model
+    gamma = _pinned_bn_model()[1].weight.detach()
+    torch.testing.assert_close(runs[LAM][1].weight - runs[0.0][1].weight, -0.5 * LAM * torch.sign(gamma))
+    assert torch.equal(runs[LAM][4].weight, runs[0.0][4].weight)  # the output's BatchNorm: untouched
+
+
+def test_without_a_trace_every_batchnorm_is_penalised_with_a_warning() -> None:
+    model = _pinned_bn_model()
+    everything = [model[1].weight, model[4].weight]
+    with pytest.warns(NetsculptWarning, match=r"holds no input tensor .* every affine BatchNorm"):
+        assert bn_scales(model, LAM) == everything
+    with pytest.warns(NetsculptWarning, match=r"Sequential did not trace \(.*\), so bn_l1 penalises every"):
+        assert bn_scales(model, LAM, torch.randn(2, _tiny.DIM + 1)) == everything  # the wrong width
+    assert bn_scales(model, LAM, torch.randn(2, _tiny.DIM)) == [model[1].weight]
+
+
+def test_a_model_whose_batchnorms_are_all_pinned_is_refused() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(_tiny.DIM, _tiny.NUM_CLASSES), nn.BatchNorm1d(_tiny.NUM_CLASSES))
+    with pytest.raises(
+        ConfigError, match=r"no channel of Sequential's BatchNorms \(1\) can be pruned.*bn_l1=0"
+    ):
+        train(model, *_tiny.loaders(), TrainConfig(epochs=1, bn_l1=LAM))
+
+
+def test_finding_the_scales_leaves_the_random_streams_alone() -> None:
+    """The first training batch is drawn to trace the model; the run must not see a shifted data order."""
+    from netsculpt.train import ddp
+    from netsculpt.train.checkpoint import capture_rng
+    from netsculpt.train.losses import CrossEntropy
+    from netsculpt.train.run import Run
+
+    train_loader, test_loader = _tiny.loaders()
+    loaders = {"train": train_loader, "test": test_loader}
+    run = Run(_bn_model(), loaders, TrainConfig(bn_l1=LAM), CrossEntropy(), torch.device("cpu"),
+              ddp.init_distributed("cpu"))  # fmt: skip
+    before = capture_rng(loaders)
+    run.find_bn_scales()
+    after = capture_rng(loaders)
+    assert run.bn_scales == [run.model[1].weight]
+    assert torch.equal(before["torch"], after["torch"]) and before["numpy"]["pos"] == after["numpy"]["pos"]
+    assert before["python"]["state"].equal(after["python"]["state"])
+    assert all(a.equal(b) for a, b in zip(before["loaders"]["train"], after["loaders"]["train"], strict=True))

@@ -5,7 +5,8 @@ Users of Torch-Pruning (``pruning_ratio_dict``, ``ignored_layers``) and NNI (``c
 the same in ``ignored=`` and ``ratios=``: a key is a module name, a shell glob over module names
 (``"layer4.*"``; ``*`` also crosses dots), a module class (``nn.Linear``), one of the model's module
 objects, or (for ``ratios=``) a channel group id from ``ns.trace``. A block or stage stands for every
-layer inside it.
+layer inside it. A class may also be written as text (``"Detect"``, ``"pkg.mod.Detect"``): the classes
+of the model's own modules are searched (see :mod:`netsculpt.allocate.class_keys`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from netsculpt.allocate.class_keys import (
+    class_hint,
+    find_class,
+    looks_like_class,
+    model_classes,
+    qualified,
+    warn_shadowed,
+)
 from netsculpt.allocate.uniform import check_ratio, keep_count, select_keep
 from netsculpt.errors import NetsculptWarning, PruningError, warn_user
 from netsculpt.graph.channel_graph import ChannelGraph
@@ -48,9 +57,12 @@ def select_modules(model: nn.Module, key: Any, what: str, group_ids: Iterable[st
     if isinstance(key, type) and issubclass(key, nn.Module):
         found = [n for n, m in named if isinstance(m, key)]
         if not found:
+            own = [qualified(c) for c in model_classes(named) if c.__name__ == key.__name__]
+            hint = f"; for the model's own class write {', '.join(own)}" if own else ""
             raise PruningError(
-                f"{what}: the model has no {key.__name__} module; its layer classes: {_classes(named)}"
+                f"{what}: the model has no {key.__name__} module; its layer classes: {_classes(named)}{hint}"
             )
+        warn_shadowed(named, key)
         return found
     if isinstance(key, nn.Module):
         found = [n for n, m in named if m is key]
@@ -75,7 +87,13 @@ def select_modules(model: nn.Module, key: Any, what: str, group_ids: Iterable[st
         raise PruningError(f"{what}: the pattern {key!r} matches no module name; names look like {names[:4]}")
     if key in set(group_ids):
         return []
+    if looks_like_class(key):  # a class of the model's own (Detect, pkg.mod.Detect): never imported
+        cls = find_class(named, key, what)
+        if cls is not None:
+            return [n for n, m in named if isinstance(m, cls)]
     close = difflib.get_close_matches(key, names, n=3)
+    if not close and looks_like_class(key):  # no module name near it either: a misspelt class
+        raise PruningError(f"{what}: no module or layer class called {key!r}{class_hint(named, key)}")
     hint = (
         f"; did you mean {', '.join(close)}?"
         if close
@@ -97,13 +115,17 @@ def expand_ignored(model: nn.Module, ignored: Any) -> Any:
     if plain or not isinstance(ignored, Iterable):
         return ignored  # the tracer reads it (and refuses what is neither names nor modules)
     items = list(ignored)
-    return _expand(model, items) if any(_is_pattern(i) for i in items) else items
+    named = list(model.named_modules())
+    patterns = [_is_pattern(i) or _is_class_name(i, named) for i in items]
+    return _expand(model, items, patterns) if any(patterns) else items
 
 
 def key_from_text(text: str) -> str | type[nn.Module]:
     """A layer key written as text (a CLI flag, a recipe): ``Linear``, ``nn.Linear`` or
-    ``torch.nn.Linear`` is that torch.nn class (looked up in torch.nn only, never imported: a recipe
-    must not run code); anything else is a module name or glob, checked against the model later."""
+    ``torch.nn.Linear`` is that torch.nn class (looked up in torch.nn, never imported: a recipe must not
+    run code), also when the model has another class of that name (recipes keep their meaning; a warning
+    names the other). Anything else stays text for the model to check: a module name, a glob, or the
+    name of a class of the model's own modules (``Detect``, ``pkg.mod.Detect``)."""
     from netsculpt.errors import ConfigError
 
     text = text.strip()
@@ -132,10 +154,21 @@ def _is_pattern(item: Any) -> bool:
     return isinstance(item, str) and any(c in item for c in GLOB_CHARS)
 
 
-def _expand(model: nn.Module, items: list[Any]) -> list[Any]:
+def _is_class_name(item: Any, named: list[tuple[str, nn.Module]]) -> bool:
+    """A string that names no module but reads as a class (``Detect``) and names one of the model's, or
+    nothing close to a module name (a misspelt name, ``b1.O``, is left for the tracer to name)."""
+    names = [n for n, _ in named]
+    if not isinstance(item, str) or item in names or not looks_like_class(item):
+        return False
+    if find_class(named, item, "ignored") is not None:
+        return True
+    return not difflib.get_close_matches(item, names, n=1)
+
+
+def _expand(model: nn.Module, items: list[Any], patterns: list[bool]) -> list[Any]:
     out: list[Any] = []
-    for item in items:
-        out.extend(select_modules(model, item, "ignored") if _is_pattern(item) else [item])
+    for item, pattern in zip(items, patterns, strict=True):
+        out.extend(select_modules(model, item, "ignored") if pattern else [item])
     return list(dict.fromkeys(out))
 
 
@@ -227,15 +260,9 @@ def ratios_plan(
 ) -> PrunePlan:
     """Remove ``floor(r * size)`` channels of each prunable group, ``r`` from ``ratios`` (else
     ``default``), lowest scores first, kept counts rounded up as ``uniform_plan`` rounds them."""
-    from netsculpt.allocate.widths import group_step
-
     per_group = group_ratios(model, graph, ratios, default)
-    keep: dict[str, list[int]] = {}
-    for g in graph.prunable_groups:
-        r = per_group[g.id]
-        k = keep_count(g, int(r * g.size), round_to=group_step(g.size, round_to), min_channels=min_channels)
-        if k < g.size:
-            keep[g.id] = select_keep(g, scores[g.id], k)
+    widths = ratio_widths(graph, per_group, round_to=round_to, min_channels=min_channels)
+    keep = {g.id: select_keep(g, scores[g.id], widths[g.id]) for g in graph.prunable_groups if g.id in widths}
     if not keep and any(per_group.values()):
         raise PruningError(
             f"ratios= removed no channel: every group it names keeps all its channels after rounding up to "
@@ -244,3 +271,19 @@ def ratios_plan(
     sizes = {g.id: g.size for g in graph.groups}
     saved = {record_label(model, k): float(v) for k, v in ratios.items()}
     return PrunePlan(keep, sizes, {**(meta or {}), "ratios": saved, "ratio": default, "round_to": round_to})
+
+
+def ratio_widths(
+    graph: ChannelGraph, per_group: Mapping[str, float], *, round_to: int | str = 1, min_channels: int = 1
+) -> dict[str, int]:
+    """Group id -> channels kept, for the groups that lose any: ``ratios_plan``'s widths, which
+    ``prune_iteratively`` also ends at (one rule, so both land on the same architecture)."""
+    from netsculpt.allocate.widths import group_step
+
+    out: dict[str, int] = {}
+    for g in graph.prunable_groups:
+        r = per_group[g.id]
+        k = keep_count(g, int(r * g.size), round_to=group_step(g.size, round_to), min_channels=min_channels)
+        if k < g.size:
+            out[g.id] = k
+    return out

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, forward_or_explain, load_model
 from netsculpt.cli.train_cmd import (
+    add_bn_l1_arg,
     add_data_args,
     add_schedule_args,
     add_seed_arg,
@@ -71,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mixup", type=float, default=0.0, help="in-batch mixup, Beta(m, m) concentration (0: off; 1 common)"
     )
+    add_bn_l1_arg(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda (each torchrun rank takes its own GPU)")
     p.add_argument("--out", required=True, help="run directory: checkpoints and the distilled model")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -135,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         seed="seed",
         augment_shift="shift",
         batch_size="batch_size",
+        bn_l1="bn_l1",
     )
     from netsculpt.cli.task_data import dense_data, is_dense
 

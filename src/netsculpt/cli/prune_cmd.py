@@ -22,7 +22,7 @@ def parse_widths(text: str) -> dict[str, int]:
 
 
 def parse_ratio_for(text: str) -> tuple[str | type, float]:
-    """``--ratio-for KEY=R``: a module name, glob or torch.nn class name, and the fraction it loses."""
+    """``--ratio-for KEY=R``: a module name, glob or class name, and the fraction it loses."""
     from netsculpt.allocate import check_ratio
     from netsculpt.allocate.per_layer import key_from_text
     from netsculpt.errors import NetsculptError
@@ -43,7 +43,7 @@ def parse_ratio_for(text: str) -> tuple[str | type, float]:
 
 
 def layer_key(text: str) -> str | type:
-    """An ``--ignored`` entry as ``ignored=`` takes it: a name, glob, or torch.nn class name."""
+    """An ``--ignored`` entry as ``ignored=`` takes it: a name, glob, or class name."""
     from netsculpt.allocate.per_layer import key_from_text
     from netsculpt.errors import NetsculptError
 
@@ -60,7 +60,8 @@ def add_ignored_arg(p: argparse.ArgumentParser) -> None:
         nargs="*",
         type=layer_key,
         default=[],
-        help="module names, globs ('layer3.*') or torch.nn classes (Linear) whose channels are kept",
+        help="module names, globs ('layer3.*') or class names (Linear, or a class of the model's own: "
+        "Detect) whose channels are kept",
     )
 
 
@@ -124,8 +125,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar="NAME=R",
-        help="this layer's own ratio (repeatable; a later one wins): a module name, glob or torch.nn class, "
-        "e.g. 'layer4.*=0.7' 'Linear=0'; other groups lose --ratio (default 0 then)",
+        help="this layer's own ratio (repeatable; a later one wins): a module name, glob or class name "
+        "(torch.nn's or the model's own), e.g. 'layer4.*=0.7' 'Linear=0' 'Bottleneck=0.3'; other groups lose "
+        "--ratio (default 0 then)",
     )
     add_ignored_arg(p)
     p.add_argument(

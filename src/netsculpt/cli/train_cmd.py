@@ -87,6 +87,18 @@ def add_schedule_args(p: argparse.ArgumentParser, epochs: str = "training epochs
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
 
 
+def add_bn_l1_arg(p: argparse.ArgumentParser) -> None:
+    """``--bn-l1``, as train and distill both take it (the recipe's ``bn_l1`` in both kinds of stage)."""
+    p.add_argument(
+        "--bn-l1",
+        type=float,
+        default=None,
+        help="network slimming: add this lambda * sign(gamma) to the scale gradients of the BatchNorms "
+        "whose channels can be pruned, then prune with --criterion bn_scale (e.g. 1e-4; default 0: off; "
+        "docs/training.md)",
+    )
+
+
 def add_seed_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=int, default=None, help="seeds data order and init (default: the preset's, 0)"
@@ -138,13 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="recompute each block's activations in the backward pass instead of storing them "
         "(less memory, about one more forward per step, same weights; docs/reversible.md)",
     )
-    p.add_argument(
-        "--bn-l1",
-        type=float,
-        default=None,
-        help="network slimming: add this lambda * sign(gamma) to every BatchNorm scale's gradient, "
-        "then prune with --criterion bn_scale (e.g. 1e-4; default 0: off; docs/training.md)",
-    )
+    add_bn_l1_arg(p)
     p.add_argument("--out", required=True, help="run directory: checkpoints, history, the trained model")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.set_defaults(func=run_train)

@@ -37,8 +37,9 @@ def _block_criterion(name: str) -> str:
 
 
 def _layer_key(text: str) -> str:
-    """A module name, glob or torch.nn class name (``Linear``, ``torch.nn.Linear``): a misspelt class is
-    refused when the recipe is read; names and globs are checked against the model when the stage runs."""
+    """A module name, glob or class name (``Linear``, ``torch.nn.Linear``, ``Detect``): a misspelt
+    ``torch.nn.`` class is refused when the recipe is read; names, globs and the model's own class names
+    are checked against the model when the stage runs."""
     from netsculpt.allocate.per_layer import key_from_text
     from netsculpt.errors import ConfigError
 
@@ -139,7 +140,7 @@ class PruneStage(Section):
     ratio: float | None = Field(default=None, ge=0, lt=1)
     target: dict[Literal["macs", "params", "channels"], float] | None = None
     widths: dict[str, int] | None = None
-    # a ratio per layer, as ns.prune(ratios=): module name / glob / torch.nn class -> fraction removed;
+    # a ratio per layer, as ns.prune(ratios=): module name / glob / class name -> fraction removed;
     # later keys override earlier ones, every other group loses `ratio` (default 0)
     ratios: dict[LayerKey, Annotated[float, Field(ge=0, lt=1)]] | None = None
     strategy: Literal["global", "uniform", "fast"] = "global"
@@ -169,17 +170,12 @@ class PruneStage(Section):
 
     def _with_ratios(self) -> PruneStage:
         """As ``ns.prune`` refuses them: ``ratios`` refines ``ratio``; a target or widths is another plan.
-        ``iterative_steps`` prunes toward a target in rounds, and ratios set the final widths at once."""
+        With ``iterative_steps`` each layer reaches its ratio in rounds (``ns.prune_iteratively``)."""
         other = "target" if self.target is not None else "widths" if self.widths is not None else None
         if other is not None:
             raise ValueError(
                 f"'ratios' sets a ratio per layer and goes with 'ratio' (what every other group loses), not "
                 f"with '{other}'; to keep layers whole under a target list them in 'ignored'"
-            )
-        if self.iterative_steps > 1:
-            raise ValueError(
-                "'ratios' prunes once, to the ratios given (iterative_steps rounds need a 'target'); set "
-                "iterative_steps: 1, or add fine-tuning stages between several prune stages"
             )
         if self.round_to == "auto":
             raise ValueError("'ratios' with round_to: auto is not supported; use round_to: hw or a number")
@@ -188,8 +184,11 @@ class PruneStage(Section):
     @model_validator(mode="after")
     def _iterative(self) -> PruneStage:
         """Checked when the recipe is read (before 2026-12-07 only once the stages before had run)."""
-        if self.iterative_steps > 1 and self.target is None:
-            raise ValueError("iterative_steps > 1 needs a 'target' (each step prunes toward it)")
+        if self.iterative_steps > 1 and self.target is None and self.ratios is None:
+            raise ValueError(
+                "iterative_steps > 1 needs a 'target' (each step prunes toward it) or 'ratios' (each layer "
+                "reaches its ratio in steps)"
+            )
         if self.iterative_steps > 1 and self.refit:
             raise ValueError("refit works with one-shot pruning; set iterative_steps: 1 or refit: false")
         return self

@@ -218,10 +218,12 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
         "threads": ctx.recipe.deploy.threads,
         **({"task": ctx.task} if ctx.task is not None else {}),
     }
-    if cfg.iterative_steps > 1:  # with a target and without refit: the recipe check (PruneStage)
-        pruned = prune_iteratively(model, ctx.example, steps=cfg.iterative_steps, target=target, **options)
-        return pruned, {"iterative_steps": cfg.iterative_steps}
     ratios = layer_keys(cfg.ratios) if cfg.ratios is not None else None
+    if cfg.iterative_steps > 1:  # with a target or ratios, without refit: the recipe check (PruneStage)
+        per_layer = {"ratios": ratios, "ratio": cfg.ratio} if ratios is not None else {}
+        steps = cfg.iterative_steps
+        pruned = prune_iteratively(model, ctx.example, steps=steps, target=target, **per_layer, **options)
+        return pruned, {"iterative_steps": cfg.iterative_steps}
     plan, graph = plan_pruning(
         model, ctx.example, ratio=cfg.ratio, target=target, widths=cfg.widths, ratios=ratios, **options
     )

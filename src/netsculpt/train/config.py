@@ -37,9 +37,11 @@ class TrainConfig:
     the schedule is this call's ``epochs``). Training split into calls (sparsity phases) then follows one
     warmup + decay over all of them instead of restarting the lr in every call.
 
-    ``bn_l1`` is network slimming's sparsity strength (lambda): ``lambda * sign(gamma)`` is added to every
-    affine BatchNorm scale's gradient after backward (``train/slimming.py``), pushing the scales of
-    unneeded channels to zero before a ``bn_scale`` prune; 0 (default) trains as usual.
+    ``bn_l1`` is network slimming's sparsity strength (lambda): ``lambda * sign(gamma)`` is added after
+    backward to the scale gradient of every affine BatchNorm whose channels a prune can remove (traced on
+    the first training batch; all of them, with a warning, when that fails: ``train/slimming.py``),
+    pushing the scales of unneeded channels to zero before a ``bn_scale`` prune; 0 (default) trains as
+    usual.
     """
 
     VERSION: ClassVar[int] = 1

@@ -117,6 +117,7 @@ def train(
             val_loader = ddp.shard_eval_loader(val_loader, ctx)
     run = Run(model, {"train": train_loader, "test": test_loader}, config, loss_fn, device, ctx)
     run.task = dense
+    run.find_bn_scales()  # bn_l1: the scales of prunable BatchNorms, traced on the first training batch
     run.ckpt_path = ckpt_path
     run.val_loader, run.early = val_loader, early_stopping
 

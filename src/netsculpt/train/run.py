@@ -39,7 +39,7 @@ from netsculpt.train.losses import LossFn
 from netsculpt.train.optim import build_optimizer, build_scheduler
 from netsculpt.train.passes import test_pass, train_pass, val_pass
 from netsculpt.train.result import NonFiniteLossError, TrainResult
-from netsculpt.train.slimming import bn_scales
+from netsculpt.train.slimming import bn_scales, first_inputs
 
 if TYPE_CHECKING:
     from netsculpt.tasks import Task
@@ -63,7 +63,7 @@ class Run:
         self.extra: nn.Module | None = learnable if isinstance(learnable, nn.Module) else None
         self.extra_params = list(self.extra.parameters()) if self.extra is not None else []
         self.params = [*model.parameters(), *self.extra_params]
-        self.bn_scales = bn_scales(model, config.bn_l1)  # network slimming's L1 term ([] when bn_l1=0)
+        self.bn_scales: list[nn.Parameter] = []  # network slimming's L1 term: find_bn_scales()
         recipe = getattr(loss_fn, "recipe", None)
         self.recipe: dict[str, Any] | None = recipe() if callable(recipe) else None
         self.steps_per_epoch = num_batches(loaders["train"])
@@ -85,6 +85,18 @@ class Run:
     def data_id(self) -> dict[str, Any] | None:
         """The training data's fingerprint, computed on first use: runs without checkpoints never hash."""
         return data_fingerprint(self.loaders["train"])
+
+    def find_bn_scales(self) -> None:
+        """The BatchNorm scales ``bn_l1`` penalises, found by tracing the model on the first training
+        batch; drawing that batch leaves every random stream as it was, so the run is the same."""
+        if self.config.bn_l1 == 0:
+            return
+        saved = capture_rng(self.loaders)
+        try:
+            example = first_inputs(self.loaders["train"], self.device)
+            self.bn_scales = bn_scales(self.model, self.config.bn_l1, example)
+        finally:
+            restore_rng(saved, self.loaders)
 
     # -- state --------------------------------------------------------------------------------------
     def state(self, epoch: int, *, all_ranks: bool = False) -> dict[str, Any]:
