@@ -52,6 +52,14 @@ def test_two_column_keypoints_are_visible_unless_negative_and_never_read_as_a_po
     assert target["keypoints"].tolist() == [[[8, 4, 1], [20, 10, 1], [0, 0, 1], [40, 10, 0]]]
 
 
+def test_an_even_column_count_is_a_pose_line_when_the_yaml_says_so(tmp_path) -> None:
+    """kpt_shape [3, 3]: 14 columns, which a box dataset refuses as a polygon with an odd coordinate."""
+    data = YoloDetection(
+        _pose(tmp_path, {"a": "0 0.5 0.5 0.5 0.5 0.2 0.2 2 0.5 0.5 2 0.75 0.5 1\n"}, "kpt_shape: [3, 3]\n")
+    )
+    assert data[0][1]["keypoints"].tolist() == [[[8, 4, 2], [20, 10, 2], [30, 10, 1]]]
+
+
 @pytest.mark.parametrize(
     ("label", "extra", "message"),
     [

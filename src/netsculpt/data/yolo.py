@@ -169,7 +169,7 @@ def parse_labels(path: Path, classes: int, kpt_shape: tuple[int, int] | None = N
         form = LINE_FORM if kpt_shape is None else line_form(kpt_shape)
         if kpt_shape is not None and len(cols) != 5 + kpt_shape[0] * kpt_shape[1]:
             raise DataError(f"{where}: {len(cols)} columns; a line of this YOLO pose dataset is {form}")
-        if len(cols) != 5 and (len(cols) < 7 or len(cols) % 2 == 0):
+        elif kpt_shape is None and len(cols) != 5 and (len(cols) < 7 or len(cols) % 2 == 0):
             raise DataError(f"{where}: {len(cols)} columns; a YOLO detection label line is {form}")
         try:
             values = [float(c) for c in cols]
