@@ -3,37 +3,20 @@ visibility, as torchvision's keypoint R-CNN trains on them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from netsculpt.data.yolo import YoloDetection
 from netsculpt.errors import DataError
+from tests.data._dense_files import POSE3, write_pose
 
-YAML = "path: .\ntrain: images/train\nval: images/train\nnames: [person, dog]\n"
-# 40x20 image: a box centred at (20, 10) 20x10 px, keypoints (8, 4) visible, (20, 10) labelled but hidden,
-# (0, 0) not labelled, and one 0.5% past the right edge (clipped to it and made invisible, as ultralytics)
-POSE3 = "0 0.5 0.5 0.5 0.5 0.2 0.2 2 0.5 0.5 1 0 0 0 1.005 0.5 2\n"
 POSE2 = "1 0.5 0.5 0.5 0.5 0.2 0.2 0.5 0.5 0 0 1.005 0.5\n"  # 13 columns: not a polygon of 6 points
-
-
-def _pose(tmp_path: Path, labels: dict[str, str], extra: str = "kpt_shape: [4, 3]\n") -> Path:
-    (tmp_path / "images/train").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "labels/train").mkdir(parents=True, exist_ok=True)
-    for stem, text in labels.items():
-        Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(tmp_path / f"images/train/{stem}.png")
-        (tmp_path / f"labels/train/{stem}.txt").write_text(text)
-    (tmp_path / "data.yaml").write_text(YAML + extra)
-    return tmp_path / "data.yaml"
 
 
 def test_keypoints_arrive_in_pixels_with_visibility_beside_boxes_and_labels(tmp_path) -> None:
     data = YoloDetection(
-        _pose(tmp_path, {"a": POSE3, "b": ""}, "kpt_shape: [4, 3]\nflip_idx: [0, 1, 3, 2]\n")
+        write_pose(tmp_path, {"a": POSE3, "b": ""}, "kpt_shape: [4, 3]\nflip_idx: [0, 1, 3, 2]\n")
     )
     assert data.kpt_shape == (4, 3) and data.flip_idx == (0, 1, 3, 2)
     _, target = data[0]
@@ -45,7 +28,7 @@ def test_keypoints_arrive_in_pixels_with_visibility_beside_boxes_and_labels(tmp_
 
 
 def test_two_column_keypoints_are_visible_unless_negative_and_never_read_as_a_polygon(tmp_path) -> None:
-    data = YoloDetection(_pose(tmp_path, {"a": POSE2}, "kpt_shape: [4, 2]\n"))
+    data = YoloDetection(write_pose(tmp_path, {"a": POSE2}, "kpt_shape: [4, 2]\n"))
     _, target = data[0]
     assert torch.allclose(target["boxes"], torch.tensor([[10.0, 5.0, 30.0, 15.0]]))  # the box, not an extent
     assert target["labels"].tolist() == [2] and data.flip_idx is None
@@ -55,7 +38,9 @@ def test_two_column_keypoints_are_visible_unless_negative_and_never_read_as_a_po
 def test_an_even_column_count_is_a_pose_line_when_the_yaml_says_so(tmp_path) -> None:
     """kpt_shape [3, 3]: 14 columns, which a box dataset refuses as a polygon with an odd coordinate."""
     data = YoloDetection(
-        _pose(tmp_path, {"a": "0 0.5 0.5 0.5 0.5 0.2 0.2 2 0.5 0.5 2 0.75 0.5 1\n"}, "kpt_shape: [3, 3]\n")
+        write_pose(
+            tmp_path, {"a": "0 0.5 0.5 0.5 0.5 0.2 0.2 2 0.5 0.5 2 0.75 0.5 1\n"}, "kpt_shape: [3, 3]\n"
+        )
     )
     assert data[0][1]["keypoints"].tolist() == [[[8, 4, 2], [20, 10, 2], [30, 10, 1]]]
 
@@ -94,7 +79,7 @@ def test_malformed_pose_labels_and_yaml_fields_are_named_with_the_fix(
     tmp_path, label, extra, message
 ) -> None:
     with pytest.raises(DataError, match=message):
-        YoloDetection(_pose(tmp_path, {"a": label}, extra))
+        YoloDetection(write_pose(tmp_path, {"a": label}, extra))
 
 
 def test_keypoint_rcnn_trains_on_the_targets_and_only_on_visible_keypoints(tmp_path) -> None:
@@ -116,7 +101,7 @@ def test_keypoint_rcnn_trains_on_the_targets_and_only_on_visible_keypoints(tmp_p
                          box_batch_size_per_image=16, rpn_batch_size_per_image=16)  # fmt: skip
     task = get_task("detection")
     hidden = POSE3.replace(" 2 ", " 0 ").replace(" 1 ", " 0 ").replace(" 2\n", " 0\n")
-    data = YoloDetection(_pose(tmp_path, {"a": POSE3, "b": hidden}))
+    data = YoloDetection(write_pose(tmp_path, {"a": POSE3, "b": hidden}))
     assert data[1][1]["keypoints"][..., 2].tolist() == [[0, 0, 0, 0]]
     model.train()
     images, targets = task.collate([data[0], data[0]])

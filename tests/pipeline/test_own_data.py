@@ -12,7 +12,7 @@ from netsculpt.models import MODELS, register_model
 from netsculpt.pipeline import parse_recipe, run_recipe
 from netsculpt.pipeline.dense import data_classes, dense_dataset, example_shape
 from tests.data._benchmark_files import TRAIN_IDS, write_ade20k, write_cityscapes
-from tests.data._dense_files import write_masks, write_yolo
+from tests.data._dense_files import POSE3, write_masks, write_pose, write_yolo
 from tests.pipeline.test_dense_recipe import tiny_segmenter
 
 YOLO = """
@@ -154,3 +154,11 @@ def test_cityscapes_and_ade20k_recipes_train_on_train_and_report_on_val(tmp_path
     ade = _recipe(ADE20K.replace("root: .", "root: ade"), tmp_path)
     assert data_classes(ade) == 150 and example_shape(ade) == (1, 3, 12, 12)
     assert len(dense_dataset(ade, "train")) == 2 and len(dense_dataset(ade, "test")) == 1
+
+
+def test_a_yolo_recipe_on_a_pose_dataset_yields_keypoints_for_keypoint_rcnn(tmp_path) -> None:
+    write_pose(tmp_path, {"a": POSE3}, "kpt_shape: [4, 3]\nflip_idx: [0, 1, 3, 2]\n")
+    recipe = _recipe(YOLO, tmp_path)
+    _, target = dense_dataset(recipe, "test")[0]
+    assert data_classes(recipe) == 3 and target["keypoints"].shape == (1, 4, 3)
+    assert target["keypoints"][0, 0].tolist() == [8, 4, 2]  # (0.2, 0.2) of a 40x20 image, visible
