@@ -76,7 +76,7 @@ def _recipe(text: str, root: object = "/nowhere", *overrides: str):
             r"\['test_split'\] unknown for 'cityscapes'; it takes: root",
         ),
         (ADE20K, ["data.options.size=[8]"], r"size must be an integer >= 8 or \[height, width\]"),
-        (ADE20K, ["task=detection"], r"not 'ade20k'"),
+        (ADE20K, ["data.options.num_classes=150"], r"\['num_classes'\] unknown for 'ade20k'; it takes: root"),
     ],
 )
 def test_own_data_options_are_checked_when_the_recipe_is_read(text, overrides, message) -> None:
