@@ -3,11 +3,14 @@ visibility, as torchvision's keypoint R-CNN trains on them."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-from netsculpt.data.yolo import YoloDetection
+from netsculpt.data.yolo import YoloDetection, parse_labels
 from netsculpt.errors import DataError
 from tests.data._dense_files import POSE3, write_pose
 
@@ -59,7 +62,11 @@ def test_an_even_column_count_is_a_pose_line_when_the_yaml_says_so(tmp_path) -> 
             "kpt_shape: [4, 3]\n",
             r"keypoint coordinates outside \[0, 1\]",
         ),
-        (POSE3.replace("0.2 0.2 2", "0.2 0.2 -1"), "kpt_shape: [4, 3]\n", r"negative keypoint visibility"),
+        (
+            POSE3.replace("0.2 0.2 2", "0.2 0.2 -1"),
+            "kpt_shape: [4, 3]\n",
+            r"a keypoint visibility that is not 0 \(not labelled\), 1 or 2",
+        ),
         (
             POSE3,
             "kpt_shape: [4, 4]\n",
@@ -110,3 +117,23 @@ def test_keypoint_rcnn_trains_on_the_targets_and_only_on_visible_keypoints(tmp_p
     assert torch.isfinite(loss) and parts["loss_keypoint"] > 0
     _, parts = task.loss(model, *task.collate([data[1], data[1]]))
     assert parts["loss_keypoint"] == 0  # torchvision: v > 0 is visible; none is, so nothing to learn
+
+
+TOKENS = ["0", "1", "2", "-1", "0.5", "0.25", "1.005", "nan", "inf", "-inf", "1e9", "x"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(TOKENS), min_size=9, max_size=12), max_size=3))
+def test_any_pose_label_text_loads_in_range_or_is_refused_by_name(tmp_path, lines: list[list[str]]) -> None:
+    """kpt_shape [2, 3] (11 columns): hostile numbers give a DataError naming the file, or keypoints inside
+    [0, 1] with a finite visibility >= 0; never a crash or a nan."""
+    path = tmp_path / "fuzz.txt"
+    path.write_text("\n".join(" ".join(cols) for cols in lines))
+    try:
+        rows = parse_labels(path, classes=2, kpt_shape=(2, 3))
+    except DataError as exc:
+        assert str(path) in str(exc)
+        return
+    assert rows.shape[1] == 11 and np.isfinite(rows).all()
+    points = rows[:, 5:].reshape(-1, 2, 3)
+    assert ((points[..., :2] >= 0) & (points[..., :2] <= 1)).all() and (points[..., 2] >= 0).all()

@@ -68,8 +68,10 @@ def read_keypoints(where: str, values: list[float], kpt_shape: tuple[int, int], 
         )
     if kpt_shape[1] == 3:
         visible = points[:, 2]
-        if (visible < 0).any():
-            raise DataError(f"{where}: a negative keypoint visibility; it is 0 (not labelled), 1 or 2")
+        if not (np.isfinite(visible) & (visible >= 0)).all():  # nan passes a plain < 0 test
+            raise DataError(
+                f"{where}: a keypoint visibility that is not 0 (not labelled), 1 or 2; fix the line"
+            )
     else:
         visible = ((xy[:, 0] >= 0) & (xy[:, 1] >= 0)).astype(np.float64)
     outside = ((xy < 0) | (xy > 1)).any(axis=1)
