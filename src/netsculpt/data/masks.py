@@ -50,6 +50,12 @@ def find_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
     """``(image, mask)`` paths of ``split``, sorted; every mask is checked to exist."""
     if not root.is_dir():
         raise DataError(f"segmentation data folder {str(root)!r} does not exist; fix the root option")
+    for marker, name in (("leftImg8bit", "cityscapes"), ("annotations", "ade20k")):
+        if (root / marker).is_dir() and not (root / "masks").is_dir():  # ids these readers map
+            raise DataError(
+                f"{root}: a {marker}/ folder and no masks/: this is the {name} layout, whose label ids "
+                f"need its own mapping; read it as data {name!r} (CLI --data {name})"
+            )
     if (root / "images").is_dir() or (root / "masks").is_dir():
         images_dir, masks_dir = root / "images" / split, root / "masks" / split
         for folder in (images_dir, masks_dir):
