@@ -62,6 +62,8 @@ class BenchmarkSegmentation(Dataset):
         check_sizes(self.pairs)
 
     def table_of(self, mask: Path) -> tuple[np.ndarray, str]:
+        """The table that reads ``mask`` and, for an error, what its values should be (a benchmark may
+        ship two kinds of label mask, as Cityscapes' labelIds and labelTrainIds)."""
         raise NotImplementedError
 
     def __len__(self) -> int:
