@@ -168,3 +168,18 @@ def test_a_segmenter_trains_on_your_own_mask_folders(capsys, tmp_path: Path) -> 
     assert extra["input_shape"] == [1, 1, 32, 32] and "miou" in extra
     saved = json.loads((tmp_path / "run" / "model" / "netsculpt.json").read_text())
     assert saved["base"]["num_classes"] == 3  # ids 0..2 in the masks, inferred
+
+
+def test_a_segmenter_trains_on_a_cityscapes_folder(capsys, tmp_path: Path) -> None:
+    """``--data cityscapes --data-option root=...``: leftImg8bit + gtFine labelIds, 19 training classes."""
+    from tests.data._benchmark_files import write_cityscapes
+
+    write_cityscapes(tmp_path / "cityscapes", scale=4)
+    code, out, err = run(capsys, "train", "lraspp_gray", "--task", "segmentation", "--data", "cityscapes",
+                         "--data-option", f"root={tmp_path / 'cityscapes'}", "--data-option", "channels=1",
+                         "--data-option", "size=[16,32]", "--batch-size", "2", "--epochs", "1",
+                         "--out", str(tmp_path / "run"))  # fmt: skip
+    assert code == 0, err
+    assert "test mIoU " in out
+    saved = json.loads((tmp_path / "run" / "model" / "netsculpt.json").read_text())
+    assert saved["base"]["num_classes"] == 19 and saved["extra"]["input_shape"] == [1, 1, 16, 32]

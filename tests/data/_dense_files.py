@@ -56,3 +56,22 @@ def save_palette_mask(mask: np.ndarray, path: Path) -> None:
     image = Image.fromarray(mask.astype(np.uint8), mode="P")
     image.putpalette([v for i in range(256) for v in ((i * 67) % 256, (i * 151) % 256, (i * 29) % 256)])
     image.save(path)
+
+
+# 40x20 image: a box centred at (20, 10) 20x10 px, keypoints (8, 4) visible, (20, 10) labelled but hidden,
+# (0, 0) not labelled, and one 0.5% past the right edge (clipped to it and made invisible, as ultralytics)
+POSE3 = "0 0.5 0.5 0.5 0.5 0.2 0.2 2 0.5 0.5 1 0 0 0 1.005 0.5 2\n"
+
+
+def write_pose(root: Path, labels: dict[str, str], extra: str = "kpt_shape: [4, 3]\n") -> Path:
+    """A YOLO pose dataset: black 40x20 ``images/train/<stem>.png`` with ``labels``' text, the YAML with
+    ``extra`` (kpt_shape, flip_idx) whose val split is the training one; returns the YAML."""
+    (root / "images/train").mkdir(parents=True, exist_ok=True)
+    (root / "labels/train").mkdir(parents=True, exist_ok=True)
+    for stem, text in labels.items():
+        Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(root / f"images/train/{stem}.png")
+        (root / f"labels/train/{stem}.txt").write_text(text)
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/train\nnames: [person, dog]\n" + extra
+    )
+    return root / "data.yaml"

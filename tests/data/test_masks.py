@@ -96,3 +96,13 @@ def test_a_colour_mask_or_an_id_past_num_classes_is_refused_naming_the_file(tmp_
     save_palette_mask(np.zeros((4, 4), np.uint8), tmp_path / "masks/train/a.png")
     with pytest.raises(DataError, match=r"hold at most one class id \(0\); set num_classes"):
         MaskSegmentation(tmp_path, "train")
+
+
+def test_a_cityscapes_or_ade20k_folder_is_pointed_to_its_own_reader(tmp_path) -> None:
+    """Their raw ids are not training ids (Cityscapes' 7 is road = 0; ADE20K's 0 is ignored)."""
+    from tests.data._benchmark_files import write_ade20k, write_cityscapes
+
+    with pytest.raises(DataError, match=r"this is the cityscapes layout.*read it as data 'cityscapes'"):
+        MaskSegmentation(write_cityscapes(tmp_path / "city"), "train")
+    with pytest.raises(DataError, match=r"this is the ade20k layout.*\(CLI --data ade20k\)"):
+        MaskSegmentation(write_ade20k(tmp_path / "ade"), "training")

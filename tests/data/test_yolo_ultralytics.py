@@ -1,6 +1,6 @@
-"""netsculpt's YOLO reader against ultralytics' own on the same files: the same images, label files, sizes
-and boxes. ultralytics runs in a subprocess (tests/data/_ultralytics_labels.py): importing it patches PIL
-and torch process-wide, and it is AGPL-3.0, so netsculpt's code never imports it."""
+"""netsculpt's YOLO reader against ultralytics' own on the same files: the same images, label files, sizes,
+boxes and pose keypoints. ultralytics runs in a subprocess (tests/data/_ultralytics_labels.py): importing
+it patches PIL and torch process-wide, and it is AGPL-3.0, so netsculpt's code never imports it."""
 
 from __future__ import annotations
 
@@ -47,9 +47,39 @@ def _write(root: Path) -> list[str]:
     return [str(root / "images/train"), str(root / "extra.txt")]
 
 
-def _ultralytics(entries: list[str]) -> dict:
+# pose labels (kpt_shape [3, 3], then [2, 2]): a BOM, a repeated line, keypoints 0.5% past the edges,
+# not labelled (0 0 0), hidden (v 1); two-column keypoints with a negative x (invisible to ultralytics)
+POSE = {
+    "p": "\ufeff0 0.5 0.5 0.5 0.5 0.3 0.3 2 1.005 0.5 1 0 0 0\n"
+    "1 0.2 0.7 0.2 0.4 0.1 0.6 2 0.2 0.8 2 0.3 -0.004 2\n0 0.5 0.5 0.5 0.5 0.3 0.3 2 1.005 0.5 1 0 0 0\n",
+    "q": "0 0.5 0.5 0.4 0.4 0.4 0.4 0.6 0.4\n0 0.5 0.5 0.4 0.4 -0.005 0.4 0.6 1.0\n",
+}
+
+
+def _write_pose(root: Path, stem: str, kpt_shape: str) -> str:
+    for folder in ("images/train", "labels/train"):
+        (root / folder).mkdir(parents=True)
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(root / "images/train/x.png")
+    (root / "labels/train/x.txt").write_text(POSE[stem])
+    (root / "data.yaml").write_text(
+        f"train: images/train\nval: images/train\nnames: [p, q]\nkpt_shape: {kpt_shape}\n"
+    )
+    return str(root / "images/train")
+
+
+@pytest.fixture(scope="module")
+def answers(tmp_path_factory) -> dict:
+    """Every case's files, and ultralytics' reading of them from one worker (its import takes seconds)."""
+    roots = {name: tmp_path_factory.mktemp(name) for name in ("boxes", "pose3", "pose2")}
+    jobs = [["2", *_write(roots["boxes"])], ["2:3,3", _write_pose(roots["pose3"], "p", "[3, 3]")],
+            ["2:2,2", _write_pose(roots["pose2"], "q", "[2, 2]")]]  # fmt: skip
+    argv = [arg for job in jobs for arg in ("--", *job)][1:]
+    return {name: (root, answer) for (name, root), answer in zip(roots.items(), _ultralytics(argv))}
+
+
+def _ultralytics(argv: list[str]) -> list[dict]:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.data._ultralytics_labels", "2", *entries],
+        [sys.executable, "-m", "tests.data._ultralytics_labels", *argv],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
         capture_output=True,
@@ -72,10 +102,9 @@ def _pixel_rows(rows: list[list[float]], height: int, width: int) -> list[list[f
     return sorted(out)
 
 
-def test_the_same_images_label_files_sizes_and_boxes_as_ultralytics(tmp_path) -> None:
-    entries = _write(tmp_path)
-    theirs = _ultralytics(entries)
-    ours = YoloDetection(tmp_path / "data.yaml")
+def test_the_same_images_label_files_sizes_and_boxes_as_ultralytics(answers) -> None:
+    root, theirs = answers["boxes"]
+    ours = YoloDetection(root / "data.yaml")
     assert [str(p) for p in ours.images] == theirs["images"]  # duplicates from the list included, sorted
     assert len(ours) == 5
     for index, image in enumerate(ours.images):
@@ -88,3 +117,35 @@ def test_the_same_images_label_files_sizes_and_boxes_as_ultralytics(tmp_path) ->
         expected = _pixel_rows(read["rows"], *read["shape"])
         assert len(mine) == len(expected), (image, mine, expected)
         assert np.allclose(np.array(mine).reshape(-1, 5), np.array(expected).reshape(-1, 5), atol=1e-3)
+
+
+def _pixel_keypoints(points: list[list[float]], height: int, width: int) -> np.ndarray:
+    """ultralytics' normalised ``(K, 3)`` keypoints as its training transforms leave them (``Instances.clip``:
+    one outside the image made invisible, then clipped), in pixels."""
+    points = np.array(points)
+    outside = (points[:, 0] < 0) | (points[:, 0] > 1) | (points[:, 1] < 0) | (points[:, 1] > 1)
+    points[outside, 2] = 0
+    return np.column_stack([np.clip(points[:, :2], 0, 1) * [width, height], points[:, 2]])
+
+
+@pytest.mark.parametrize(("case", "kpt_shape"), [("pose3", (3, 3)), ("pose2", (2, 2))])
+def test_the_same_pose_keypoints_as_ultralytics(answers, case, kpt_shape) -> None:
+    root, theirs = answers[case]
+    ours = YoloDetection(root / "data.yaml")
+    assert ours.kpt_shape == kpt_shape and [str(p) for p in ours.images] == theirs["images"]
+    read = theirs["read"][theirs["images"][0]]
+    assert read["keypoints"] is not None, read["msg"]
+    _, target = ours[0]
+    height, width = read["shape"]
+    mine = sorted(
+        [
+            [*box, *points]
+            for box, points in zip(target["boxes"].tolist(), target["keypoints"].flatten(1).tolist())
+        ]
+    )
+    expected = sorted(
+        [[*_pixel_rows([row], height, width)[0][1:], *_pixel_keypoints(points, height, width).ravel()]
+         for row, points in zip(read["rows"], read["keypoints"])]
+    )  # fmt: skip
+    assert len(mine) == len(expected) == 2  # pose3's repeated line kept once
+    assert np.allclose(np.array(mine), np.array(expected), atol=1e-3), (mine, expected)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 from torch.utils.data import Subset
 
 from netsculpt.errors import ConfigError, DataError
 from netsculpt.models import MODELS, register_model
 from netsculpt.pipeline import parse_recipe, run_recipe
 from netsculpt.pipeline.dense import data_classes, dense_dataset, example_shape
-from tests.data._dense_files import write_masks, write_yolo
+from tests.data._benchmark_files import TRAIN_IDS, write_ade20k, write_cityscapes
+from tests.data._dense_files import POSE3, write_masks, write_pose, write_yolo
 from tests.pipeline.test_dense_recipe import tiny_segmenter
 
 YOLO = """
@@ -38,6 +41,11 @@ stages:
 outputs: {latency_runs: 2, report: false}
 """
 
+CITYSCAPES = MASKS.replace("name: masks, root", "name: cityscapes, root").replace(
+    "size: 32}", "size: [8, 16]}"
+)
+ADE20K = MASKS.replace("name: masks, root", "name: ade20k, root").replace("size: 32}", "size: 12}")
+
 
 @pytest.fixture(autouse=True)
 def _tiny_segmenter_registered(monkeypatch) -> None:
@@ -61,6 +69,14 @@ def _recipe(text: str, root: object = "/nowhere", *overrides: str):
         (MASKS, ["data.options.num_classes=1"], r"num_classes must be an integer in 2\.\.255"),
         (MASKS, ["data.options.channels=2"], r"channels must be 1 or 3"),
         (MASKS, ["task=detection"], r"reads data 'digits_detect', 'coco' or 'yolo', not 'masks'"),
+        (CITYSCAPES, ["data.options={size: 32}"], r"data 'cityscapes' needs data\.options root: the folder"),
+        (
+            CITYSCAPES,
+            ["data.options.test_split=test"],
+            r"\['test_split'\] unknown for 'cityscapes'; it takes: root",
+        ),
+        (ADE20K, ["data.options.size=[8]"], r"size must be an integer >= 8 or \[height, width\]"),
+        (ADE20K, ["data.options.num_classes=150"], r"\['num_classes'\] unknown for 'ade20k'; it takes: root"),
     ],
 )
 def test_own_data_options_are_checked_when_the_recipe_is_read(text, overrides, message) -> None:
@@ -121,3 +137,28 @@ def test_a_recipe_on_your_own_mask_folders(tmp_path) -> None:
     assert results["task"]["label"] == "mIoU" and results["after"]["macs"] < results["before"]["macs"]
     assert set(results["after"]["task_metrics"]) == {"miou", "pixel_acc"}
     assert 0 <= results["after"]["accuracy"] <= 1
+
+
+def test_cityscapes_and_ade20k_recipes_train_on_train_and_report_on_val(tmp_path) -> None:
+    write_cityscapes(tmp_path / "city", scale=4)  # 32x16 frames
+    city = _recipe(CITYSCAPES.replace("root: .", "root: city"), tmp_path)
+    assert data_classes(city) == 19 and example_shape(city) == (1, 3, 8, 16)
+    assert len(dense_dataset(city, "train")) == 2 and len(dense_dataset(city, "test")) == 1  # val
+    image, mask = dense_dataset(city, "test")[0]
+    assert image.shape == (3, 8, 16) and torch.equal(
+        mask, torch.from_numpy(np.kron(TRAIN_IDS, np.ones((2, 2)))).long()
+    )
+    default = _recipe(CITYSCAPES.replace("root: .", "root: city"), tmp_path, "data.options={root: city}")
+    assert example_shape(default) == (1, 3, 256, 512)  # a quarter of 2048x1024's sides, 2:1 kept
+    write_ade20k(tmp_path / "ade", scale=4)
+    ade = _recipe(ADE20K.replace("root: .", "root: ade"), tmp_path)
+    assert data_classes(ade) == 150 and example_shape(ade) == (1, 3, 12, 12)
+    assert len(dense_dataset(ade, "train")) == 2 and len(dense_dataset(ade, "test")) == 1
+
+
+def test_a_yolo_recipe_on_a_pose_dataset_yields_keypoints_for_keypoint_rcnn(tmp_path) -> None:
+    write_pose(tmp_path, {"a": POSE3}, "kpt_shape: [4, 3]\nflip_idx: [0, 1, 3, 2]\n")
+    recipe = _recipe(YOLO, tmp_path)
+    _, target = dense_dataset(recipe, "test")[0]
+    assert data_classes(recipe) == 3 and target["keypoints"].shape == (1, 4, 3)
+    assert target["keypoints"][0, 0].tolist() == [8, 4, 2]  # (0.2, 0.2) of a 40x20 image, visible

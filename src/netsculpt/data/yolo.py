@@ -7,7 +7,8 @@ folder, which it defaults to), ``train`` / ``val`` / optional ``test`` (each an 
 ``.../labels/<split>/x.txt`` (the last ``images`` folder of its path becomes ``labels``; an image with no
 label file has no boxes), one ``class cx cy w h`` line per box, normalised to [0, 1] by the image's width
 and height (turned as its EXIF orientation says, as ultralytics reads it). A YOLO segment line
-(``class x1 y1 x2 y2 ...``) is read as its polygon's bounding box.
+(``class x1 y1 x2 y2 ...``) is read as its polygon's bounding box. A pose dataset (``kpt_shape`` in the
+YAML, ``netsculpt.data.yolo_pose``) has K keypoints after each box, read into ``keypoints`` beside them.
 
 Every label file is read and checked when the dataset is made, before any image is opened. Targets follow
 torchvision's convention as ``CocoDetection``'s do: ``boxes`` ``(x1, y1, x2, y2)`` in pixels, ``labels``
@@ -26,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from netsculpt.data.dense_files import IMAGE_SUFFIXES, check_channels, list_images, read_image
+from netsculpt.data.yolo_pose import keypoint_fields, line_form, read_keypoints
 from netsculpt.errors import DataError
 
 SLACK = 0.01  # ultralytics accepts coordinates up to 1% past the image (exporters' rounding); clipped
@@ -40,6 +42,8 @@ class YoloConfig:
     root: Path
     splits: dict[str, list[str]]
     names: list[str]
+    kpt_shape: tuple[int, int] | None = None  # a pose dataset's (keypoints, 2 | 3)
+    flip_idx: tuple[int, ...] | None = None  # each keypoint's mirror image under a horizontal flip
 
 
 def _names(path: Path, data: dict[str, Any]) -> list[str]:
@@ -93,7 +97,7 @@ def load_yolo_yaml(path: str | os.PathLike[str]) -> YoloConfig:
         if not isinstance(entries, list) or not entries or not all(isinstance(e, str) for e in entries):
             raise DataError(f"{path}: {split} must be an image folder, a .txt list of images, or a list")
         splits[split] = entries
-    return YoloConfig(path, root_dir, splits, _names(path, data))
+    return YoloConfig(path, root_dir, splits, _names(path, data), *keypoint_fields(path, data))
 
 
 def split_images(config: YoloConfig, split: str) -> list[Path]:
@@ -146,8 +150,9 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def parse_labels(path: Path, classes: int) -> np.ndarray:
-    """``(K, 5)`` float64 rows ``class, x1, y1, x2, y2`` normalised, from one label file (checked).
+def parse_labels(path: Path, classes: int, kpt_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """``(K, 5)`` float64 rows ``class, x1, y1, x2, y2`` normalised, from one label file (checked); with
+    ``kpt_shape`` ``(K, 5 + 3 * keypoints)``, each box's keypoints ``x, y, v`` (normalised) after it.
 
     As ultralytics trains on it: coordinates up to 1% outside [0, 1] are clipped (a box left with no area
     dropped), repeated lines kept once."""
@@ -161,13 +166,19 @@ def parse_labels(path: Path, classes: int) -> np.ndarray:
         if not cols:
             continue
         where = f"{path}, line {n} ({line.strip()!r})"
-        if len(cols) != 5 and (len(cols) < 7 or len(cols) % 2 == 0):
-            raise DataError(f"{where}: {len(cols)} columns; a YOLO detection label line is {LINE_FORM}")
+        form = LINE_FORM if kpt_shape is None else line_form(kpt_shape)
+        if kpt_shape is not None and len(cols) != 5 + kpt_shape[0] * kpt_shape[1]:
+            raise DataError(f"{where}: {len(cols)} columns; a line of this YOLO pose dataset is {form}")
+        elif kpt_shape is None and len(cols) != 5 and (len(cols) < 7 or len(cols) % 2 == 0):
+            raise DataError(f"{where}: {len(cols)} columns; a YOLO detection label line is {form}")
         try:
             values = [float(c) for c in cols]
         except ValueError:
-            raise DataError(f"{where}: not all numbers; a YOLO detection label line is {LINE_FORM}") from None
+            raise DataError(f"{where}: not all numbers; a YOLO label line is {form}") from None
         cls, coords = values[0], np.array(values[1:])
+        points = np.zeros((0, 3))
+        if kpt_shape is not None:  # the box, then the keypoints
+            coords, points = coords[:4], read_keypoints(where, values[5:], kpt_shape, SLACK)
         if not (0 <= cls < classes and cls == int(cls)):  # NaN fails the range test before int() sees it
             raise DataError(
                 f"{where}: class id {cols[0]} is not one of the dataset's {classes} classes "
@@ -178,7 +189,7 @@ def parse_labels(path: Path, classes: int) -> np.ndarray:
                 f"{where}: coordinates outside [0, 1]; YOLO labels are normalised by the image's width and "
                 "height (divide pixel values by them)"
             )
-        if len(cols) == 5:
+        if len(coords) == 4:  # a box line (or a pose line's box)
             cx, cy, w, h = coords
             box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
         else:  # a segment line: the polygon's extent
@@ -187,8 +198,8 @@ def parse_labels(path: Path, classes: int) -> np.ndarray:
             raise DataError(f"{where}: an empty box (zero width or height); remove the line")
         box = np.clip(box, 0, 1)
         if box[2] > box[0] and box[3] > box[1]:  # one wholly past the edge (within the 1%) has no pixel
-            rows.append([cls, *box])
-    table = np.array(rows, dtype=np.float64).reshape(-1, 5)
+            rows.append([cls, *box, *points.ravel()])
+    table = np.array(rows, dtype=np.float64).reshape(-1, 5 + 3 * (kpt_shape[0] if kpt_shape else 0))
     _, first = np.unique(table, axis=0, return_index=True)  # a line written twice is one box, as ultralytics
     return table[np.sort(first)]
 
@@ -197,7 +208,9 @@ class YoloDetection(Dataset):
     """``(image, target)`` pairs of one split of a YOLO dataset YAML, as ``CocoDetection`` yields them.
 
     ``image`` is ``(C, H, W)`` float in [0, 1] (``channels`` 1 or 3); ``target`` holds ``boxes``
-    (pixels), ``labels`` (``1 + class``) and ``image_id`` (the image's index in the split).
+    (pixels), ``labels`` (``1 + class``), ``image_id`` (the image's index in the split) and, for a pose
+    dataset, ``keypoints`` ``(N, K, 3)``: ``x, y`` in pixels and visibility. ``flip_idx`` is the YAML's
+    (None when absent); nothing here flips images, so it is there for your own augmentation.
     """
 
     def __init__(self, data_yaml: str | os.PathLike[str], split: str = "train", channels: int = 3):
@@ -205,9 +218,11 @@ class YoloDetection(Dataset):
         self.config = load_yolo_yaml(data_yaml)
         self.names = self.config.names
         self.categories = list(range(len(self.names)))  # YOLO class ids, label = 1 + id
+        self.kpt_shape, self.flip_idx = self.config.kpt_shape, self.config.flip_idx
         self.images = split_images(self.config, split)
+        empty = np.zeros((0, 5 + 3 * (self.kpt_shape[0] if self.kpt_shape else 0)))
         self.labels = [
-            parse_labels(lp, len(self.names)) if (lp := label_path(im)).is_file() else np.zeros((0, 5))
+            parse_labels(lp, len(self.names), self.kpt_shape) if (lp := label_path(im)).is_file() else empty
             for im in self.images
         ]
 
@@ -224,8 +239,11 @@ class YoloDetection(Dataset):
         rows = self.labels[index]
         scale = np.array([width, height, width, height], dtype=np.float64)
         target = {
-            "boxes": torch.tensor(rows[:, 1:] * scale, dtype=torch.float32).reshape(-1, 4),
+            "boxes": torch.tensor(rows[:, 1:5] * scale, dtype=torch.float32).reshape(-1, 4),
             "labels": torch.tensor(rows[:, 0] + 1, dtype=torch.int64),
             "image_id": torch.tensor(index),
         }
+        if self.kpt_shape is not None:
+            points = rows[:, 5:].reshape(-1, self.kpt_shape[0], 3) * np.array([width, height, 1.0])
+            target["keypoints"] = torch.tensor(points, dtype=torch.float32)
         return image, target

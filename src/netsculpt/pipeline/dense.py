@@ -3,10 +3,10 @@
 A classification recipe reads an image dataset from the data registry; a dense one reads the seeded
 ``digits_detect`` / ``digits_seg`` canvases (``netsculpt.data.canvases``: training canvases drawn from
 the 4,000 training digits only, test canvases from the 1,000 test digits) or your own files
-(``netsculpt.pipeline.own_data``: COCO JSON or a YOLO dataset YAML for detection, mask folders for
-segmentation), batched by the task's own ``collate``. Whatever a stage chooses on data (search
-candidates, early stopping) it chooses on samples held out of the *training* split; the test split is
-only reported.
+(``netsculpt.pipeline.own_data``: COCO JSON or a YOLO dataset YAML for detection, mask folders,
+Cityscapes or ADE20K for segmentation), batched by the task's own ``collate``. Whatever a stage chooses
+on data (search candidates, early stopping) it chooses on samples held out of the *training* split; the
+test split is only reported.
 
 What is checked when the recipe is read, before any work: the data suits the task, no stage kind the
 dense tasks do not support, no criterion that needs one class label per image (``hrel``), and neither
@@ -31,6 +31,8 @@ DENSE_DATA = {
     "coco": "detection",
     "yolo": "detection",
     "masks": "segmentation",
+    "cityscapes": "segmentation",
+    "ade20k": "segmentation",
 }
 DENSE_STAGES = ("prune", "finetune", "distill", "search")
 # int8 takes tensor inputs and scores candidates by the task's metric: a segmenter's image batch is one; a

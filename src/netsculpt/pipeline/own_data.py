@@ -1,9 +1,11 @@
-"""Your own files in a dense recipe: COCO JSON, a YOLO dataset YAML, or segmentation mask folders.
+"""Your own files in a dense recipe: COCO JSON, a YOLO dataset YAML, segmentation mask folders, or the
+Cityscapes / ADE20K folders as their archives unzip.
 
-``data: {name: coco | yolo | masks, root: DIR, options: {...}}``: relative file options are relative to
-``data.root``. What each takes and needs is checked when the recipe is read (``check_own_options``), the
-files themselves when the run builds its loaders. The test split is labelled through the training split
-(COCO's categories, the masks' class count), so the same class never gets two labels.
+``data: {name: coco | yolo | masks | cityscapes | ade20k, root: DIR, options: {...}}``: relative file
+options are relative to ``data.root``. What each takes and needs is checked when the recipe is read
+(``check_own_options``), the files themselves when the run builds its loaders. The test split is
+labelled through the training split (COCO's categories, the masks' class count), so the same class
+never gets two labels.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ OPTIONS = {
     "coco": (*COCO_FILES, "channels", "size"),
     "yolo": ("yaml", "test_split", "channels", "size"),
     "masks": ("root", "train_split", "test_split", "num_classes", "channels", "size"),
+    "cityscapes": ("root", "channels", "size"),
+    "ade20k": ("root", "channels", "size"),
 }
 NEEDS = {
     "coco": (COCO_FILES, "a COCO annotation file and an image folder for each split (the test split is only "
@@ -27,8 +31,13 @@ NEEDS = {
     "yolo": (("yaml",), "the dataset YAML ultralytics trains on (path, train, val, names)"),
     "masks": (("root",), "the folder holding images/<split> + masks/<split> (or VOC's JPEGImages + "
               "SegmentationClass)"),
+    "cityscapes": (("root",), "the folder holding leftImg8bit/ and gtFine/ (trains on train, reports on "
+                   "val)"),
+    "ade20k": (("root",), "the ADEChallengeData2016 folder (trains on training, reports on validation)"),
 }  # fmt: skip
-DEFAULT_SIZE = {"coco": 320, "yolo": 320, "masks": 256}
+# Cityscapes' frames are 2048x1024: a quarter of each side keeps the 2:1 shape at CPU-sized cost
+DEFAULT_SIZE = {"coco": 320, "yolo": 320, "masks": 256, "cityscapes": [256, 512], "ade20k": 256}
+SEGMENTATION = ("masks", "cityscapes", "ade20k")
 
 
 def check_own_options(name: str, options: dict[str, Any]) -> None:
@@ -43,9 +52,9 @@ def check_own_options(name: str, options: dict[str, Any]) -> None:
     if options.get("channels", 3) not in (1, 3):
         raise ValueError(f"data.options.channels must be 1 or 3, got {options['channels']!r}")
     size = options.get("size", DEFAULT_SIZE[name])
-    pair = isinstance(size, list) and len(size) == 2 and name == "masks"
+    pair = isinstance(size, list) and len(size) == 2 and name in SEGMENTATION
     if not all(isinstance(v, int) and v >= 8 for v in (size if pair else [size])):
-        form = "an integer >= 8 or [height, width]" if name == "masks" else "an integer >= 8"
+        form = "an integer >= 8 or [height, width]" if name in SEGMENTATION else "an integer >= 8"
         raise ValueError(f"data.options.size must be {form} (the example input's side), got {size!r}")
     if name == "yolo" and options.get("test_split", "val") not in ("val", "test"):
         raise ValueError(f"data.options.test_split must be val or test, got {options['test_split']!r}")
@@ -55,7 +64,7 @@ def check_own_options(name: str, options: dict[str, Any]) -> None:
 
 
 def own_shape(name: str, options: dict[str, Any]) -> tuple[int, int, int, int]:
-    """The example input: ``channels`` x ``size`` (a masks ``size`` may be [height, width])."""
+    """The example input: ``channels`` x ``size`` (a segmentation ``size`` may be [height, width])."""
     size = options.get("size", DEFAULT_SIZE[name])
     height, width = (size, size) if isinstance(size, int) else size
     return (1, int(options.get("channels", 3)), int(height), int(width))
@@ -68,6 +77,8 @@ def own_dataset(recipe: Any, split: str) -> Dataset:
     channels = int(options.get("channels", 3))
     if name == "masks":
         dataset = _masks(root / options["root"], split, options, channels)
+    elif name in SEGMENTATION:
+        dataset = _benchmark(name, root / options["root"], split, options, channels)
     else:
         dataset = _detection(name, root, split, options, channels)
     limit = recipe.data.limit
@@ -109,10 +120,22 @@ def _masks(folder: Path, split: str, options: dict[str, Any], channels: int) -> 
     return MaskSegmentation(folder, split_name, size=size, channels=channels, num_classes=classes)
 
 
+def _benchmark(name: str, folder: Path, split: str, options: dict[str, Any], channels: int) -> Dataset:
+    """Cityscapes or ADE20K: training split to train on, the validation split to report (their test
+    splits' labels are not public)."""
+    from netsculpt.data.ade20k import ADE20KSegmentation
+    from netsculpt.data.cityscapes import CityscapesSegmentation
+
+    size = options.get("size", DEFAULT_SIZE[name])
+    size = size if isinstance(size, int) else tuple(size)
+    reader = CityscapesSegmentation if name == "cityscapes" else ADE20KSegmentation
+    return reader(folder, "train" if split == "train" else "val", size=size, channels=channels)
+
+
 def own_classes(recipe: Any) -> int:
     """Background + the detection classes, or the masks' class count (background included)."""
     dataset = own_dataset(recipe, "train")
     dataset = dataset.dataset if isinstance(dataset, Subset) else dataset
-    if recipe.data.name == "masks":
+    if recipe.data.name in SEGMENTATION:
         return int(dataset.num_classes)
     return 1 + len(dataset.categories)
