@@ -107,14 +107,16 @@ def test_s3d_as_built_prunes_exactly() -> None:
 
 
 def test_raft_optical_flow_prunes_its_context_and_update_convs_exactly() -> None:
-    """Two frames in, a list of flow refinements out. The correlation volume's inputs (the feature
-    encoder) and the flow head's 2 channels are pinned, each with its reason; the rest prunes exactly."""
+    """Two frames in, a list of flow refinements out. The feature encoder's output width (the correlation
+    volume divides by its square root) and the flow head's 2 channels are pinned, each with its reason;
+    the rest prunes exactly, the instance-normalised feature encoder's inner widths included."""
     torch.manual_seed(0)
     model = make_nontrivial_(torchvision.models.optical_flow.raft_small(weights=None))
     frames = (torch.randn(1, 3, 128, 128), torch.randn(1, 3, 128, 128), 2)  # 2 flow updates: cheap
     graph = trace(model, frames)
     plan = random_plan(graph, 0.5, seed=0)
     assert any(k.startswith("context_encoder") for k in plan.keep)
+    assert any(k.startswith("feature_encoder.layer") for k in plan.keep)
     assert any(k.startswith("update_block") for k in plan.keep)
     assert all(g.reasons for g in graph.groups if not g.n_prunable)
     assert pruning_error(model, graph, plan, frames) <= 1e-4

@@ -79,3 +79,32 @@ def test_depthwise_transposed_conv_loses_whole_groups_exactly(mult: int) -> None
     small = ns.prune(model, x, ratio=0.5, round_to=1)
     assert small.t.in_channels == small.t.groups == 4 and small.t.out_channels == 4 * mult
     assert small(x).shape == model(x).shape
+
+
+class InstanceNormed(nn.Module):
+    """RAFT's feature-encoder block: conv -> InstanceNorm2d (no affine) -> ReLU -> conv."""
+
+    def __init__(self, **norm: bool) -> None:
+        super().__init__()
+        self.a, self.norm, self.b = (
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.InstanceNorm2d(8, **norm),
+            nn.Conv2d(8, 4, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.norm(self.a(x))))
+
+
+def test_instance_norm_on_its_own_statistics_keeps_a_masked_channel_zero() -> None:
+    """(0 - 0) / sqrt(0 + eps) = 0: the conv before it prunes exactly (it was pinned as 'not zero when
+    masked'); with running statistics in eval mode a zero channel becomes -mean / std, so it stays pinned."""
+    torch.manual_seed(0)
+    model, x = InstanceNormed().eval(), torch.randn(2, 3, 8, 8)
+    graph = trace(model, x)
+    assert next(g for g in graph.groups if g.id == "a").n_prunable == 8
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) <= TOLERANCE
+    running = InstanceNormed(track_running_stats=True).eval()
+    with torch.no_grad():
+        running.norm.running_mean.uniform_(0.5, 1.0)  # a nonzero mean: zero in, nonzero out
+    assert next(g for g in trace(running, x).groups if g.id == "a").n_prunable == 0
