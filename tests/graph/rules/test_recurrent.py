@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import netsculpt as ns
 from netsculpt.graph import trace
@@ -78,3 +79,38 @@ def test_an_initial_state_pins_the_hidden_units_with_the_reason() -> None:
     assert "initial state" in hidden.reasons[0]
     assert _group(graph, "inp.weight", 0).n_prunable == 8  # the input side still prunes
     assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) <= 1e-5
+
+
+class PackedTagger(nn.Module):
+    """Padded token ids with their lengths, packed for the LSTM and padded back (or read from h_n)."""
+
+    def __init__(self, enforce_sorted: bool, read: str) -> None:
+        super().__init__()
+        self.emb, self.fc = nn.Embedding(50, 8), nn.Linear(12, 3)
+        self.rnn = nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+        self.enforce_sorted, self.read = enforce_sorted, read
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(
+            self.emb(ids), lengths, batch_first=True, enforce_sorted=self.enforce_sorted
+        )
+        out, (h, _) = self.rnn(packed)
+        if self.read == "state":
+            return self.fc(torch.cat([h[-2], h[-1]], 1))
+        return self.fc(pad_packed_sequence(out, batch_first=True)[0]).sum(1)
+
+
+@pytest.mark.parametrize("read", ["padded output", "state"])
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+def test_packed_sequences_prune_exactly(enforce_sorted: bool, read: str) -> None:
+    """pack_padded_sequence / pad_packed_sequence carry the feature channels (they were ops without a rule,
+    pinning the embedding and the hidden size); enforce_sorted=False reorders the batch with index_select."""
+    torch.manual_seed(0)
+    model = PackedTagger(enforce_sorted, read).eval()
+    lengths = torch.tensor([7, 5, 2]) if enforce_sorted else torch.tensor([5, 7, 2])
+    x = (torch.randint(0, 50, (3, 7)), lengths)
+    graph = trace(model, x)
+    assert _group(graph, "emb.weight", 1).n_prunable == 8
+    assert _group(graph, "rnn.weight_hh_l0", 0).n_prunable == 6
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) <= 1e-5
+    assert ns.prune(model, x, ratio=0.5)(*x).shape == (3, 3)

@@ -12,11 +12,12 @@ unit ``k`` goes from all of them together.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 from netsculpt.graph.builder import ROLE_IN, ROLE_OUT, GraphBuilder, Value
 from netsculpt.graph.labels import NO_CHANNEL, along
-from netsculpt.graph.registry import Call, register_module_rule
+from netsculpt.graph.registry import Call, register_function_rule, register_module_rule
 from netsculpt.graph.rules.common import channel_atoms, channel_zero, set_output
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -77,3 +78,38 @@ def recurrent(ctx: GraphBuilder, call: Call) -> None:
         set_output(v, np.full((1,) * v.ndim, NO_CHANNEL, np.int64), False)
     for v, anchor in zip(states, (visible, hidden), strict=False):
         _grid(ctx, v, anchor)
+
+
+def _leading_free(ctx: GraphBuilder, v: Value, n: int, where: str) -> bool:
+    """Do ``v``'s channels live only after its first ``n`` (time / batch) dims? Blocks them if not."""
+    if any(v.labels.shape[d] > 1 for d in range(n)):
+        ctx.block(v.labels, f"{where} packs a dimension that carries channels")
+        return False
+    return True
+
+
+@register_function_rule(torch._pack_padded_sequence)
+def pack_padded(ctx: GraphBuilder, call: Call) -> None:
+    """(batch, time, *features) -> (tokens, *features): the feature channels pass through, and the padded
+    steps are dropped, not computed on."""
+    x, (data, *rest) = call.inputs[0], call.outputs
+    if _leading_free(ctx, x, 2, call.where):
+        set_output(data, x.labels.reshape(x.labels.shape[1:]), np.broadcast_to(x.zero, x.labels.shape)[0])
+    else:
+        set_output(data, np.full((1,) * data.ndim, NO_CHANNEL, np.int64), False)
+    for v in rest:
+        set_output(v, np.full((1,) * v.ndim, NO_CHANNEL, np.int64), False)
+
+
+@register_function_rule(torch._pad_packed_sequence)
+def pad_packed(ctx: GraphBuilder, call: Call) -> None:
+    """(tokens, *features) -> (batch, time, *features), padded steps filled with ``padding_value``: a
+    masked channel stays zero there only if that value is 0."""
+    data, (padded, *rest) = call.inputs[0], call.outputs
+    if _leading_free(ctx, data, 1, call.where):
+        zero = np.broadcast_to(data.zero, data.labels.shape) & (call.arg(3, "padding_value", 0.0) == 0)
+        set_output(padded, data.labels[None], zero[None])
+    else:
+        set_output(padded, np.full((1,) * padded.ndim, NO_CHANNEL, np.int64), False)
+    for v in rest:
+        set_output(v, np.full((1,) * v.ndim, NO_CHANNEL, np.int64), False)
