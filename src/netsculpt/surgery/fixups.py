@@ -152,3 +152,14 @@ def _recurrent(m: nn.RNNBase, shapes: ModuleShapes) -> None:
     if m.proj_size:
         m.proj_size = m.weight_hr_l0.shape[0]
     m._init_flat_weights()
+
+
+@register_fixup(nn.Transformer)
+def _transformer(m: nn.Transformer, shapes: ModuleShapes) -> None:
+    """``nn.Transformer.forward`` refuses inputs whose width is not its stored ``d_model``; the attention
+    layers inside hold the pruned width (every one reads it: their widths are coupled)."""
+    attn = next((a for a in m.modules() if isinstance(a, nn.MultiheadAttention)), None)
+    if attn is not None:
+        m.d_model = (
+            attn.in_proj_weight.shape[1] if attn.in_proj_weight is not None else attn.q_proj_weight.shape[1]
+        )
