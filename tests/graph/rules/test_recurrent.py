@@ -114,3 +114,12 @@ def test_packed_sequences_prune_exactly(enforce_sorted: bool, read: str) -> None
     assert _group(graph, "rnn.weight_hh_l0", 0).n_prunable == 6
     assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) <= 1e-5
     assert ns.prune(model, x, ratio=0.5)(*x).shape == (3, 3)
+
+
+def test_a_weight_norm_on_a_recurrent_weight_pins_it_with_the_fix() -> None:
+    """The parametrized weight is computed in forward, so it has no slice to remove (not a KeyError)."""
+    rnn = torch.nn.utils.parametrizations.weight_norm(nn.GRU(8, 6, batch_first=True), "weight_hh_l0")
+    model, x = Tagger(rnn).eval(), torch.randn(2, 7, 5)
+    graph = trace(model, x)
+    reads = _group(graph, "inp.weight", 0)
+    assert reads.n_prunable == 0 and "remove the weight norm or parametrization" in reads.reasons[0]

@@ -39,6 +39,17 @@ def recurrent(ctx: GraphBuilder, call: Call) -> None:
     assert isinstance(m, nn.RNNBase)
     gates, dirs = GATES[m.mode], 2 if m.bidirectional else 1
     x, states_in = call.inputs[0], [v for v in call.inputs[1:] if v.ndim >= 2]
+    missing = [n for n in m._flat_weights_names if n not in call.params]
+    if missing:  # a weight norm or parametrization computes it in forward: no parameter slice to remove
+        reason = (
+            f"{call.where} uses weights that are not parameters ({', '.join(missing[:2])}): remove the "
+            "weight norm or parametrization first (torch.nn.utils.parametrize.remove_parametrizations)"
+        )
+        for v in call.inputs:
+            ctx.block(v.labels, reason)
+        for v in call.outputs:
+            set_output(v, np.full((1,) * v.ndim, NO_CHANNEL, np.int64), False)
+        return
     hidden = ctx.fresh(m.hidden_size)  # the cell's units (the LSTM's c)
     visible = ctx.fresh(m.proj_size) if m.proj_size else hidden  # what h carries, projected or not
     xin = channel_atoms(ctx, x, -1, call.where)
