@@ -149,12 +149,17 @@ def _per_channel_norm(
 @register_function_rule(F.batch_norm, torch.batch_norm, F.instance_norm, torch.instance_norm)
 def batch_norm(ctx: GraphBuilder, call: Call) -> None:
     """Per-channel affine (batch norm in eval mode, instance norm): masking zeroes weight and bias, so the
-    output is exactly zero. Both functions take (input, running_mean, running_var, weight, bias, ...).
+    output is exactly zero. ``F.batch_norm`` / ``F.instance_norm`` take (input, running_mean, running_var,
+    weight, bias, ...), the ``torch.`` ones (input, weight, bias, running_mean, running_var, ...).
 
     Without an affine, instance norm on the input's own statistics (``InstanceNorm2d()``'s default, as in
     RAFT's feature encoder) still maps a masked, all-zero channel to zero; running statistics would not."""
-    mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
-    weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
+    if call.name.startswith("torch."):  # torch.batch_norm / torch.instance_norm order the tensors
+        weight, bias = call.arg(1, "weight"), call.arg(2, "bias")  # (input, weight, bias, mean, var, ...)
+        mean, var = call.arg(3, "running_mean"), call.arg(4, "running_var")
+    else:
+        mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
+        weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
     affine = isinstance(weight, Value) and isinstance(bias, Value)
     params = [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)]
     own_stats = "instance_norm" in call.name and bool(call.arg(5, "use_input_stats", True))
