@@ -311,7 +311,6 @@ class LatencyModel(GluePricing):
             x = torch.randn(in_shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
         else:  # integer ids (an nn.Embedding's input): 0 is a valid index of any table, and a lookup's
             x = torch.zeros(in_shape, dtype=dtype)  # time does not depend on which rows it reads
-
         if self.runtime == "onnxruntime":
             return self._onnx_ms(unit, (x,), self.runs, ONNX_SESSIONS, subtract_call=True)
         if self.runtime != "torch":
