@@ -123,3 +123,10 @@ def test_a_weight_norm_on_a_recurrent_weight_pins_it_with_the_fix() -> None:
     graph = trace(model, x)
     reads = _group(graph, "inp.weight", 0)
     assert reads.n_prunable == 0 and "remove the weight norm or parametrization" in reads.reasons[0]
+
+
+def test_the_hidden_group_is_named_after_the_layer() -> None:
+    """Its id is the module's name, as a conv's output group is, so widths= can say {"rnn": 4}."""
+    model, x = Tagger(RNNS["lstm 2 layers, bidirectional"]()).eval(), torch.randn(2, 7, 5)
+    assert _group(trace(model, x), "rnn.weight_hh_l0", 0).id == "rnn"
+    assert ns.prune(model, x, widths={"rnn": 4}).rnn.hidden_size == 4
