@@ -31,6 +31,7 @@ def test_recurrent_macs_shrink_with_the_plan_as_predicted() -> None:
     model, ids = LstmClassifier().eval(), torch.randint(0, 50, (2, 10))
     graph = trace(model, ids)
     plan = random_plan(graph, 0.5, seed=0)
+    assert {"rnn", "emb:in"} <= set(plan.keep)  # hidden units and the features the LSTM reads
     predicted = CostModel(model, graph, ids).macs(plan.keep)
     # MACs are tokens * numel of the weight matrices: the prediction is exact, not a fit
     assert predicted == count_macs(apply_plan_(model, graph, plan), ids)[0]
