@@ -24,16 +24,17 @@ class Normalised(nn.Module):
 
 
 class Recurrent(nn.Module):
-    """The hidden channels flow into an LSTM, which has no channel rule: allow_inexact cannot help."""
+    """The hidden channels flow into an LSTM cell, which has no channel rule: allow_inexact cannot help
+    (``nn.LSTM`` has one since 2026-12-07, graph/rules/recurrent.py; the one-step cells do not)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.pre = nn.Linear(16, 64)
-        self.rnn = nn.LSTM(64, 8, batch_first=True)
+        self.rnn = nn.LSTMCell(64, 8)
         self.fc = nn.Linear(8, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.rnn(self.pre(x).relu())[0][:, -1])
+        return self.fc(self.rnn(self.pre(x).relu())[0])
 
 
 def test_normalised_channels_point_to_allow_inexact() -> None:
@@ -44,11 +45,11 @@ def test_normalised_channels_point_to_allow_inexact() -> None:
 
 
 def test_an_op_without_a_channel_rule_points_to_registering_one() -> None:
-    model, x = Recurrent().eval(), torch.randn(2, 5, 16)
+    model, x = Recurrent().eval(), torch.randn(2, 16)
     with pytest.raises(PruningError) as caught:
         ns.prune(model, x, target="macs=0.3")
     message = str(caught.value)
-    assert "register a channel rule for `torch.lstm` (in `rnn`" in message
+    assert "register a channel rule for `torch.lstm_cell` (in `rnn`" in message
     assert "allow_inexact" not in message  # it would not help here
     assert "`pre` (its layers hold" in message  # the pinned layer, with its share of the MACs
 

@@ -29,6 +29,14 @@ def make_nontrivial_(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+def _probe_like(x: torch.Tensor) -> torch.Tensor:
+    """A second input like ``x``: token ids stay ids, in the range the example used."""
+    g = torch.Generator().manual_seed(1)
+    if x.is_floating_point():
+        return torch.randn(x.shape, generator=g)
+    return torch.randint(int(x.min()), int(x.max()) + 1, x.shape, generator=g, dtype=x.dtype)
+
+
 def _nothing_prunable(model: nn.Module, graph: ChannelGraph, x: torch.Tensor) -> None:
     """Say why, layer by layer, as the timm sweep prints it."""
     why = [str(p) for p in pinned_macs(graph, count_macs(model, x)[1])]
@@ -44,7 +52,7 @@ def check_prunes_exactly(model: nn.Module, x: torch.Tensor) -> dict[str, object]
     if not plan.keep:
         _nothing_prunable(model, graph, x)
     macs_before = count_macs(model, x)[0]
-    probe = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    probe = _probe_like(x)
     mask_(model, graph, plan)
     with torch.no_grad():
         reference = model(probe)

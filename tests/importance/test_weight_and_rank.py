@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 import netsculpt as ns
+from netsculpt.errors import NetsculptWarning
 from netsculpt.importance import get_criterion
 
 
@@ -76,3 +78,15 @@ def test_hrank_of_a_rank_one_map_is_one() -> None:
     np.testing.assert_array_equal(get_criterion("hrank").score(model, graph, data)["0"], [1.0, 1.0, 0.0])
     full = [(torch.rand(6, 1, 7, 5, generator=gen), torch.zeros(6, dtype=torch.long))]
     np.testing.assert_array_equal(get_criterion("hrank").score(model, graph, full)["0"], [5.0, 5.0, 0.0])
+
+
+def test_hrank_on_1d_maps_says_it_only_separates_dead_channels() -> None:
+    """A Conv1d's map per channel is one row, rank 0 or 1: the generic 'same score' warning blamed dead
+    filters; the warning now says why and names criteria that rank sequence channels."""
+    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Conv1d(4, 2, 1)).eval()
+    gen = torch.Generator().manual_seed(0)
+    data = [(torch.randn(3, 2, 16, generator=gen), torch.zeros(3, dtype=torch.long))]
+    graph = ns.trace(model, data[0][0][:1])
+    with pytest.warns(NetsculptWarning, match=r"group '0''s maps are 1-D .*criterion='chip'"):
+        scores = get_criterion("hrank").score(model, graph, data)["0"]
+    assert set(scores.tolist()) <= {0.0, 1.0}

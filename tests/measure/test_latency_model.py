@@ -116,6 +116,27 @@ def test_layer_it_cannot_rebuild_is_timed_as_is() -> None:
     assert any(key.startswith("GroupNorm#1@") for key in latency.table)
 
 
+class _Tokens(nn.Module):
+    """Token ids -> embedding -> GRU -> linear: the embedding is timed on ids, the GRU as a layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.rnn, self.fc = nn.Embedding(30, 8), nn.GRU(8, 6, batch_first=True), nn.Linear(6, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.rnn(self.emb(ids))[0])
+
+
+def test_token_ids_and_recurrent_layers_are_timed() -> None:
+    """Before: the embedding was timed on torch.randn ids (a RuntimeError from F.embedding out of
+    Target(latency=...) and round_to="auto"), and the GRU, returning a tuple, was left out as fixed cost."""
+    model, ids = _Tokens().eval(), torch.randint(0, 30, (2, 5))
+    latency = LatencyModel(model, ids, **FAST)
+    assert {c.name: c.in_dtype for c in latency.calls}["emb"] == torch.int64
+    assert any(key.startswith("Embedding#emb@2x5") for key in latency.table)
+    assert any(key.startswith("GRU#rnn@2x5x8") for key in latency.table)
+
+
 @pytest.mark.slow
 def test_onnxruntime_table(small_cnn: nn.Module) -> None:
     latency = LatencyModel(small_cnn, X, runtime="onnxruntime", **FAST)

@@ -86,6 +86,23 @@ def test_a_model_that_cannot_export_gets_a_reason_not_a_crash(monkeypatch: pytes
     assert any("not measured" in r for r in rows)
 
 
+def test_the_exporters_reasons_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """export_onnx's message puts each exporter's reason on its own line after the header; only the
+    header ("cannot export ListIn to ONNX with inputs [...]:") was kept."""
+    import importlib
+
+    onnx_module = importlib.import_module("netsculpt.measure.onnx_runtime")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Exporting the operator 'aten::histc' to ONNX opset is not supported")
+
+    monkeypatch.setattr(onnx_module, "_export", fail)
+    metrics = measure(ListIn(), _example(), onnx=True, runs=1, warmup=0)
+    reason = metrics.unavailable["onnxruntime"]
+    assert "TorchScript exporter: RuntimeError: Exporting the operator 'aten::histc'" in reason
+    assert "dynamo exporter" in reason and "\n" not in reason
+
+
 def test_trace_and_prune_with_structured_inputs() -> None:
     model, x = ListIn(), _example()
     graph = ns.trace(model, x)

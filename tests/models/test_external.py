@@ -102,3 +102,10 @@ def test_timm_unknown_names() -> None:
         create_model("timm:resnet18.nope")
     with pytest.raises(ConfigError, match="checkpoint=PATH"):
         create_model("timm:resnet18", pretrained=True)
+
+
+@pytest.mark.parametrize("name", ["r3d_18", "raft_small"])
+def test_video_and_flow_names_say_to_pass_the_module(name: str) -> None:
+    """They are torchvision models, so 'torchvision has no ... model' (with no close match) misled."""
+    with pytest.raises(UnknownNameError, match=rf"video or optical-flow model.*get_model\('{name}'"):
+        create_model(f"torchvision:{name}")

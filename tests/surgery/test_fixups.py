@@ -44,3 +44,25 @@ def test_fixup_of_a_block_whose_inner_layer_was_sliced(nested: bool) -> None:
     block = small[0] if nested else small
     assert block.proj.out_channels == 4
     assert block.width == 4
+
+
+class _Translator(nn.Module):
+    """Token ids in, token logits out, through nn.Transformer (it checks inputs against its d_model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.out = nn.Embedding(50, 16), nn.Linear(16, 50)
+        self.t = nn.Transformer(16, 2, 1, 1, 32, batch_first=True, dropout=0.0)
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return self.out(self.t(self.emb(src), self.emb(tgt)))
+
+
+def test_nn_transformer_d_model_follows_the_pruned_width() -> None:
+    """Before, allow_inexact=True ended in 'the pruned model no longer runs' (src/tgt width != d_model)."""
+    torch.manual_seed(0)
+    model = _Translator().eval()
+    ids = (torch.randint(0, 50, (2, 7)), torch.randint(0, 50, (2, 5)))
+    small = ns.prune(model, ids, ratio=0.5, allow_inexact=True, round_to=1)
+    assert small.t.d_model == small.emb.embedding_dim == 8
+    assert small(*ids).shape == (2, 5, 50)

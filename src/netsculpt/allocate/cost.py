@@ -25,6 +25,14 @@ class _Slot:
     parts: list[tuple[int, np.ndarray]]  # (group index, positions per channel of that group)
 
 
+def _mac_weights(module: nn.Module | None) -> list[str]:
+    """The module's own parameters its MACs are proportional to: ``weight``, or every weight matrix of a
+    recurrent layer (each step multiplies by all of them: ``tokens * sum(numel)``, measure/macs.py)."""
+    if isinstance(module, nn.RNNBase):
+        return [n for n, p in module.named_parameters(recurse=False) if n.startswith("weight_")]
+    return ["weight"] if isinstance(getattr(module, "weight", None), nn.Parameter) else []
+
+
 class CostModel:
     """MACs and parameter counts of any plan over ``graph``, in microseconds per evaluation."""
 
@@ -53,10 +61,12 @@ class CostModel:
         self.rates = np.zeros(len(self.names))
         attributed = 0
         for layer in layers:
-            w = getattr(modules.get(layer.name), "weight", None)
-            key = f"{layer.name}.weight" if layer.name else "weight"
-            if layer.macs and w is not None and key in self.names and w.numel():
-                self.rates[self.names.index(key)] = layer.macs / w.numel()
+            prefix = f"{layer.name}." if layer.name else ""
+            keys = [prefix + n for n in _mac_weights(modules.get(layer.name)) if prefix + n in self.names]
+            numel = sum(params[k].numel() for k in keys)
+            if layer.macs and numel:
+                for k in keys:
+                    self.rates[self.names.index(k)] = layer.macs / numel
                 attributed += layer.macs
         self.fixed_macs = total_macs - attributed
         self.base_macs = total_macs

@@ -216,9 +216,10 @@ def build_groups(
             why = res.hard.get(c) or ignored_comps.get(c) or res.soft.get(c)
             if why is not None and why not in reasons:
                 reasons.append(why)
-        gid = anchor.module if anchor.name.endswith(".weight") else anchor.name
+        named = anchor.name.endswith((".weight", ".weight_ih_l0"))  # a recurrent layer's first weight
+        gid = anchor.module if named else anchor.name
         if anchor.role != ROLE_OUT or anchor.dim != 0:
-            gid = f"{anchor.module}:in" if anchor.name.endswith(".weight") else f"{anchor.name}:{anchor.dim}"
+            gid = f"{anchor.module}:in" if named else f"{anchor.name}:{anchor.dim}"
         base, n = gid, 2
         while gid in used_ids:
             gid, n = f"{base}#{n}", n + 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from netsculpt.errors import NetsculptWarning, warn_user
 from netsculpt.graph.groups import ChannelGroup
 from netsculpt.importance.base import register_criterion
 from netsculpt.importance.feature_maps import FeatureMapCriterion
@@ -30,4 +31,11 @@ class HRank(FeatureMapCriterion):
     """Average rank of each channel's post-activation feature maps."""
 
     def observe(self, group: ChannelGroup, site: Site, x: torch.Tensor, labels: torch.Tensor | None) -> None:
+        if x.dim() <= 3 and group.id not in self.sums:  # first batch of this group, (N, C) or (N, C, L)
+            warn_user(
+                f"hrank ranks each channel's 2-D feature map, and group {group.id!r}'s maps are 1-D (audio, "
+                "text, time series: every rank is 0 or 1), so it only tells dead channels from live ones; "
+                "criterion='chip', 'taylor' or 'l1' rank them",
+                NetsculptWarning,
+            )
         self.add(group, map_ranks(x).sum(0).double(), x.shape[0])

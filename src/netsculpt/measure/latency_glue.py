@@ -107,7 +107,9 @@ class GluePricing:
     table: dict[str, float]
     measured: int
 
-    def _time(self, layers: list[nn.Module], in_shape: tuple[int, ...]) -> float:
+    def _time(
+        self, layers: list[nn.Module], in_shape: tuple[int, ...], dtype: torch.dtype = torch.float32
+    ) -> float:
         raise NotImplementedError
 
     def glue_sum(self, graph: Any, keep: dict[str, list[int]]) -> float:

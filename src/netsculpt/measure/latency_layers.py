@@ -33,6 +33,7 @@ class LayerCall:
     index: int  # which call of this module
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
+    in_dtype: torch.dtype = torch.float32  # token ids into an nn.Embedding are timed as ids
 
 
 def _joins(unit: list[nn.Module], module: nn.Module) -> bool:
@@ -58,10 +59,12 @@ def record_calls(model: nn.Module, example_inputs: ExampleInputs) -> tuple[list[
 
     def hook(module: nn.Module, args: tuple, output: Any) -> None:
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if isinstance(module, nn.RNNBase) and isinstance(output, tuple):
+            output = output[0]  # (output, state): timed as one layer, not left out as fixed cost
         if x is None or not isinstance(output, torch.Tensor):
             return
         name = names[id(module)]
-        calls.append(LayerCall(name, seen.get(name, 0), tuple(x.shape), tuple(output.shape)))
+        calls.append(LayerCall(name, seen.get(name, 0), tuple(x.shape), tuple(output.shape), x.dtype))
         seen[name] = seen.get(name, 0) + 1
         if units and last_out[0] == id(x) and _joins(unit_modules[-1], module):
             units[-1].append(len(calls) - 1)

@@ -299,13 +299,18 @@ class LatencyModel(GluePricing):
     def _measure_as_is(self, module: nn.Module, call: LayerCall) -> float:
         key = f"{type(module).__name__}#{call.name}@{shape_text(call.in_shape)}"
         if key not in self.table:
-            self.table[key] = self._time([copy.deepcopy(module)], call.in_shape)
+            self.table[key] = self._time([copy.deepcopy(module)], call.in_shape, call.in_dtype)
             self.measured += 1
         return self.table[key]
 
-    def _time(self, layers: list[nn.Module], in_shape: tuple[int, ...]) -> float:
+    def _time(
+        self, layers: list[nn.Module], in_shape: tuple[int, ...], dtype: torch.dtype = torch.float32
+    ) -> float:
         unit = nn.Sequential(*layers).eval()
-        x = torch.randn(in_shape, generator=torch.Generator().manual_seed(0))
+        if dtype.is_floating_point or dtype.is_complex:
+            x = torch.randn(in_shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
+        else:  # integer ids (an nn.Embedding's input): 0 is a valid index of any table, and a lookup's
+            x = torch.zeros(in_shape, dtype=dtype)  # time does not depend on which rows it reads
         if self.runtime == "onnxruntime":
             return self._onnx_ms(unit, (x,), self.runs, ONNX_SESSIONS, subtract_call=True)
         if self.runtime != "torch":

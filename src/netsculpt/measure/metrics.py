@@ -179,7 +179,10 @@ def _measure(
             try:
                 path = export_onnx(model, at_batch(inputs, 1), Path(tmp) / "model.onnx")
             except TraceError as exc:  # the model runs but cannot be exported: say so in the report
-                metrics.unavailable["onnxruntime"] = str(exc).splitlines()[0]
+                # one line, with the exporters' reasons (the first line alone ended at "inputs [...]:")
+                metrics.unavailable["onnxruntime"] = " ".join(
+                    filter(None, map(str.strip, str(exc).splitlines()))
+                )
                 return metrics
             metrics.latency["onnxruntime"] = {
                 b: onnx_latency(path, at_batch(inputs, b), runs=runs, warmup=warmup) for b in sizes

@@ -94,7 +94,23 @@ def _close(name: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" Did you mean: {', '.join(close)}?" if close else ""
 
 
+def _torchvision_unbuilt() -> set[str]:
+    """torchvision's video and optical-flow models: real names netsculpt does not build (5-D clips, frame
+    pairs), which a user passes as modules instead."""
+    import torchvision
+    from torchvision.models import optical_flow, video
+
+    return {n for m in (video, optical_flow) for n in torchvision.models.list_models(module=m)}
+
+
 def check_torchvision_name(name: str) -> None:
+    if name in _torchvision_unbuilt():
+        raise UnknownNameError(
+            f"'torchvision:{name}' is a video or optical-flow model, which netsculpt does not build by name: "
+            f"build it yourself (torchvision.models.get_model({name!r}, weights=None)) and pass the module "
+            "to ns.trace / ns.prune with a clip (1, 3, frames, H, W) or, for RAFT, (frame1, frame2) "
+            "(docs/models.md)"
+        )
     if name not in _torchvision_classifiers() and name not in _torchvision_dense():
         raise UnknownNameError(
             f"unknown model 'torchvision:{name}': torchvision has no classification, detection or "

@@ -140,3 +140,26 @@ def _mha(m: nn.MultiheadAttention, shapes: ModuleShapes) -> None:
     e = m.in_proj_weight.shape[1] if m.in_proj_weight is not None else m.q_proj_weight.shape[1]
     m.embed_dim = m.kdim = m.vdim = e
     m.head_dim = e // m.num_heads
+
+
+@register_fixup(nn.RNNBase)
+def _recurrent(m: nn.RNNBase, shapes: ModuleShapes) -> None:
+    """Widths from the sliced weights; surgery set the parameters behind ``RNNBase.__setattr__``, so the
+    ``_flat_weights`` list torch's kernel reads still held the old tensors until rebuilt here."""
+    gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+    m.input_size = m.weight_ih_l0.shape[1]
+    m.hidden_size = m.weight_hh_l0.shape[0] // gates
+    if m.proj_size:
+        m.proj_size = m.weight_hr_l0.shape[0]
+    m._init_flat_weights()
+
+
+@register_fixup(nn.Transformer)
+def _transformer(m: nn.Transformer, shapes: ModuleShapes) -> None:
+    """``nn.Transformer.forward`` refuses inputs whose width is not its stored ``d_model``; the attention
+    layers inside hold the pruned width (every one reads it: their widths are coupled)."""
+    attn = next((a for a in m.modules() if isinstance(a, nn.MultiheadAttention)), None)
+    if attn is not None:
+        m.d_model = (
+            attn.in_proj_weight.shape[1] if attn.in_proj_weight is not None else attn.q_proj_weight.shape[1]
+        )

@@ -79,3 +79,62 @@ def test_depthwise_transposed_conv_loses_whole_groups_exactly(mult: int) -> None
     small = ns.prune(model, x, ratio=0.5, round_to=1)
     assert small.t.in_channels == small.t.groups == 4 and small.t.out_channels == 4 * mult
     assert small(x).shape == model(x).shape
+
+
+class InstanceNormed(nn.Module):
+    """RAFT's feature-encoder block: conv -> InstanceNorm2d (no affine) -> ReLU -> conv."""
+
+    def __init__(self, **norm: bool) -> None:
+        super().__init__()
+        self.a, self.norm, self.b = (
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.InstanceNorm2d(8, **norm),
+            nn.Conv2d(8, 4, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.norm(self.a(x))))
+
+
+def test_instance_norm_on_its_own_statistics_keeps_a_masked_channel_zero() -> None:
+    """(0 - 0) / sqrt(0 + eps) = 0: the conv before it prunes exactly (it was pinned as 'not zero when
+    masked'); with running statistics in eval mode a zero channel becomes -mean / std, so it stays pinned."""
+    torch.manual_seed(0)
+    model, x = InstanceNormed().eval(), torch.randn(2, 3, 8, 8)
+    graph = trace(model, x)
+    assert next(g for g in graph.groups if g.id == "a").n_prunable == 8
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) <= TOLERANCE
+    running = InstanceNormed(track_running_stats=True).eval()
+    with torch.no_grad():
+        running.norm.running_mean.uniform_(0.5, 1.0)  # a nonzero mean: zero in, nonzero out
+    assert next(g for g in trace(running, x).groups if g.id == "a").n_prunable == 0
+
+
+class _TorchNorm(nn.Module):
+    """A norm layer calling ``torch.batch_norm`` / ``torch.instance_norm`` directly: their tensors come in
+    the order (input, weight, bias, running_mean, running_var), not F.batch_norm's."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.weight, self.bias = nn.Parameter(torch.rand(8) + 0.5), nn.Parameter(torch.rand(8) - 0.5)
+        self.register_buffer("running_mean", torch.rand(8) - 0.5)
+        self.register_buffer("running_var", torch.rand(8) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fn, own_stats = (torch.batch_norm, False) if self.kind == "batch" else (torch.instance_norm, True)
+        return fn(x, self.weight, self.bias, self.running_mean, self.running_var, own_stats, 0.1, 1e-5, False)
+
+
+@pytest.mark.parametrize("kind", ["batch", "instance"])
+def test_torch_namespace_norms_read_their_own_argument_order(kind: str) -> None:
+    """Read in F's order, the affine of torch.instance_norm was taken for statistics (sliced, never zeroed
+    by masking), so a pruned channel's bias went missing from the pruned model: relative error ~0.16."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), _TorchNorm(kind), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    graph = trace(model, x)
+    members = {(m.name, m.role) for g in graph.groups for m in g.members}
+    assert ("1.weight", "out") in members and ("1.running_mean", "stat") in members
+    assert next(g for g in graph.groups if g.id == "0").n_prunable == 8
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) <= TOLERANCE

@@ -1,5 +1,25 @@
 """Built-in channel rules. Importing this package registers them."""
 
-from netsculpt.graph.rules import attention, contract, elementwise, fallback, indexing, layers, shape, vision
+from netsculpt.graph.rules import (
+    attention,
+    contract,
+    elementwise,
+    fallback,
+    indexing,
+    layers,
+    recurrent,
+    shape,
+    vision,
+)
 
-__all__ = ["attention", "contract", "elementwise", "fallback", "indexing", "layers", "shape", "vision"]
+__all__ = [
+    "attention",
+    "contract",
+    "elementwise",
+    "fallback",
+    "indexing",
+    "layers",
+    "recurrent",
+    "shape",
+    "vision",
+]

@@ -135,7 +135,10 @@ def narrow(ctx: GraphBuilder, call: Call) -> None:
             dim
         ] > 1 else None
         lab = x.labels
-        set_output(out, lab if out.ndim == x.ndim else lab.reshape(out.ndim * (1,)), False)
+        # rows gathered along a dim without channels (the batch reordered by pack_padded_sequence's
+        # enforce_sorted=False) are copies within each channel: a masked channel stays zero
+        zero = np.broadcast_to(x.zero, lab.shape) if lab.shape[dim] == 1 and out.ndim == x.ndim else False
+        set_output(out, lab if out.ndim == x.ndim else lab.reshape(out.ndim * (1,)), zero)
         return
     _narrow(ctx, x, out, (slice(None),) * dim + (k,), call.where)
 

@@ -126,7 +126,11 @@ def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
 
 
 def _per_channel_norm(
-    ctx: GraphBuilder, call: Call, params: list[tuple[object, str]], affine_zero: bool
+    ctx: GraphBuilder,
+    call: Call,
+    params: list[tuple[object, str]],
+    affine_zero: bool,
+    own_stats: bool = False,
 ) -> None:
     x = call.inputs[0]
     out = call.outputs[0]
@@ -136,18 +140,30 @@ def _per_channel_norm(
         if isinstance(p, Value):
             ctx.couple(atoms, ctx.member(p, 0, role), f"{call.where} normalises a non-channel input")
     out.labels = x.labels
-    out.zero = np.ones_like(x.zero) if affine_zero else np.zeros_like(x.zero)
+    if affine_zero:
+        out.zero = np.ones_like(x.zero)
+    else:  # normalised by its own statistics, a zero channel stays (0 - 0) / sqrt(0 + eps) = 0
+        out.zero = x.zero.copy() if own_stats else np.zeros_like(x.zero)
 
 
 @register_function_rule(F.batch_norm, torch.batch_norm, F.instance_norm, torch.instance_norm)
 def batch_norm(ctx: GraphBuilder, call: Call) -> None:
     """Per-channel affine (batch norm in eval mode, instance norm): masking zeroes weight and bias, so the
-    output is exactly zero. Both functions take (input, running_mean, running_var, weight, bias, ...)."""
-    mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
-    weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
+    output is exactly zero. ``F.batch_norm`` / ``F.instance_norm`` take (input, running_mean, running_var,
+    weight, bias, ...), the ``torch.`` ones (input, weight, bias, running_mean, running_var, ...).
+
+    Without an affine, instance norm on the input's own statistics (``InstanceNorm2d()``'s default, as in
+    RAFT's feature encoder) still maps a masked, all-zero channel to zero; running statistics would not."""
+    if call.name.startswith("torch."):  # torch.batch_norm / torch.instance_norm order the tensors
+        weight, bias = call.arg(1, "weight"), call.arg(2, "bias")  # (input, weight, bias, mean, var, ...)
+        mean, var = call.arg(3, "running_mean"), call.arg(4, "running_var")
+    else:
+        mean, var = call.arg(1, "running_mean"), call.arg(2, "running_var")
+        weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
     affine = isinstance(weight, Value) and isinstance(bias, Value)
     params = [(mean, ROLE_STAT), (var, ROLE_STAT), (weight, ROLE_OUT), (bias, ROLE_OUT)]
-    _per_channel_norm(ctx, call, params, affine)
+    own_stats = "instance_norm" in call.name and bool(call.arg(5, "use_input_stats", True))
+    _per_channel_norm(ctx, call, params, affine, own_stats)
 
 
 @register_function_rule(F.layer_norm, torch.layer_norm, F.rms_norm, *tensor_methods("rms_norm"))
