@@ -35,7 +35,13 @@ def _score(preds, targets, **kw):
 
 
 def test_exact_keypoints_score_one_beside_box_map():
-    result = _score([_pred([POINTS])], [_target([POINTS])])
+    nothing = {
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.int64),
+        "keypoints": torch.zeros(0, 3, 3),
+    }  # fmt: skip  (an image with no one on it, none found)
+    empty = {**nothing, "scores": torch.zeros(0)}
+    result = _score([_pred([POINTS]), empty], [_target([POINTS]), nothing])
     assert result == pytest.approx({"map": 1.0, "map_50": 1.0, "kp_map": 1.0, "kp_map_50": 1.0})
 
 
@@ -127,3 +133,27 @@ def test_detection_task_reports_keypoint_ap():
     task = get_task("detection")
     scores = task.evaluate(_Echo([_pred([shifted])]), [task.collate(batch)])
     assert scores["kp_map"] == pytest.approx(0.5) and scores["map"] == pytest.approx(1.0)
+
+
+def test_a_keypoint_rcnn_on_coco_keypoint_files_is_scored_by_both_metrics(tmp_path):
+    """torchvision's KeypointRCNN (tiny backbone and heads) on the COCO reader's keypoints: its real
+    outputs (keypoints (N, K, 3), keypoints_scores) go through the task's evaluation to both metrics."""
+    from torchvision.models.detection import KeypointRCNN
+    from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads, KeypointRCNNPredictor
+    from torchvision.models.detection.rpn import AnchorGenerator
+
+    from netsculpt.data.coco import CocoDetection
+    from tests.data.test_coco import _write_keypoints
+
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())
+    backbone.out_channels = 8  # type: ignore[assignment]
+    model = KeypointRCNN(backbone, num_classes=3, min_size=20, max_size=40, box_score_thresh=0.0,
+                         rpn_anchor_generator=AnchorGenerator(((16, 32),), ((1.0, 2.0),)),
+                         keypoint_head=KeypointRCNNHeads(8, (16,)),
+                         keypoint_predictor=KeypointRCNNPredictor(16, 3))  # fmt: skip
+    data = CocoDetection(_write_keypoints(tmp_path, [5, 4, 2, 4, 3, 1, 0, 0, 0]), tmp_path / "img")
+    task = get_task("detection")
+    scores = task.evaluate(model, [task.collate([data[0], data[1]])])
+    assert set(scores) == {"map", "map_50", "kp_map", "kp_map_50"}
+    assert all(0 <= v <= 1 for v in scores.values())

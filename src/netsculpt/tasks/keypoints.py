@@ -52,7 +52,7 @@ def _flat(points: Any) -> list[list[float]]:
         raise DataError(f"keypoints must be (N, K, 3) x, y, visibility; got shape {tuple(array.shape)}")
     if array.shape[-1] == 2:  # a prediction without visibility: every keypoint is placed
         array = torch.cat([array, torch.ones(*array.shape[:2], 1, dtype=array.dtype)], dim=-1)
-    return array.reshape(array.shape[0], -1).tolist()
+    return array.reshape(array.shape[0], array.shape[1] * 3).tolist()  # (0, K, 3) too: no -1
 
 
 class KeypointAP:
