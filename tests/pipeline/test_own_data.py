@@ -172,3 +172,7 @@ def test_data_options_kpt_sigmas_reach_the_detection_task(tmp_path) -> None:
     ctx = dense_context(_recipe(YOLO, tmp_path, "data.options.kpt_sigmas=[0.1,0.2,0.2,0.3]"), tmp_path)
     assert ctx.task.kpt_sigmas == [0.1, 0.2, 0.2, 0.3]
     assert ctx.task.evaluator().map.keypoints.sigmas == [0.1, 0.2, 0.2, 0.3]
+    write_pose(tmp_path, {"a": POSE3}, "kpt_shape: [4, 3]\nkpt_oks_sigmas: [0.5, 0.5, 0.5, 0.25]\n")
+    assert dense_context(_recipe(YOLO, tmp_path), tmp_path).task.kpt_sigmas == [0.5, 0.5, 0.5, 0.25]
+    own = _recipe(YOLO, tmp_path, "data.options.kpt_sigmas=[1,1,1,1]")
+    assert dense_context(own, tmp_path).task.kpt_sigmas == [1, 1, 1, 1]  # the recipe's wins over the YAML's

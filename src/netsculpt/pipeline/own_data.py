@@ -141,8 +141,15 @@ def _benchmark(name: str, folder: Path, split: str, options: dict[str, Any], cha
 
 
 def task_options(recipe: Any) -> dict[str, Any]:
-    """What the task takes from the data section: keypoint AP's ``kpt_sigmas`` (COCO / YOLO files)."""
-    sigmas = recipe.data.options.get("kpt_sigmas") if recipe.data.name in ("coco", "yolo") else None
+    """What the task takes from the data section: keypoint AP's ``kpt_sigmas`` (COCO / YOLO files), from
+    ``data.options`` or else a YOLO pose YAML's ``kpt_oks_sigmas``."""
+    name, options = recipe.data.name, recipe.data.options
+    sigmas = options.get("kpt_sigmas") if name in ("coco", "yolo") else None
+    if sigmas is None and name == "yolo":
+        from netsculpt.data.yolo import load_yolo_yaml
+
+        root = Path(recipe.data.root).expanduser() if recipe.data.root else Path()
+        sigmas = load_yolo_yaml(root / options["yaml"]).kpt_sigmas
     return {} if sigmas is None else {"kpt_sigmas": [float(v) for v in sigmas]}
 
 
