@@ -178,12 +178,17 @@ def test_malformed_keypoints_name_the_annotation(tmp_path: Path, points: list, a
     assert "ann.json" in str(info.value)
 
 
-def test_a_bad_skeleton_is_refused(tmp_path: Path) -> None:
+def test_a_bad_skeleton_or_two_keypoint_counts_are_refused(tmp_path: Path) -> None:
     path = _write_keypoints(tmp_path, [5, 4, 2, 4, 3, 1, 0, 0, 0])
     data = json.loads(path.read_text())
     data["categories"][0]["skeleton"] = [[0, 1]]  # COCO's keypoint numbers are 1-based
     path.write_text(json.dumps(data))
     with pytest.raises(DataError, match=r"skeleton must list pairs of keypoint numbers 1\.\.3"):
+        CocoDetection(path, tmp_path / "img")
+    data["categories"][0]["skeleton"] = [[1, 3]]
+    data["categories"][1].update(keypoints=["head", "tail"])  # a keypoint R-CNN predicts one K for all
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"categories\[1\] names 2 keypoints, an earlier category 3"):
         CocoDetection(path, tmp_path / "img")
 
 
