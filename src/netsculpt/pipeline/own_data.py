@@ -40,6 +40,10 @@ DEFAULT_SIZE = {"coco": 320, "yolo": 320, "masks": 256, "cityscapes": [256, 512]
 SEGMENTATION = ("masks", "cityscapes", "ade20k")
 
 
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 def check_own_options(name: str, options: dict[str, Any]) -> None:
     """Raise ``ValueError`` (a recipe error naming the field) for a missing or mistyped option."""
     files, what = NEEDS[name]
@@ -59,9 +63,7 @@ def check_own_options(name: str, options: dict[str, Any]) -> None:
     if name == "yolo" and options.get("test_split", "val") not in ("val", "test"):
         raise ValueError(f"data.options.test_split must be val or test, got {options['test_split']!r}")
     sigmas = options.get("kpt_sigmas")
-    if sigmas is not None and not (
-        isinstance(sigmas, list) and sigmas and all(isinstance(v, int | float) and v > 0 for v in sigmas)
-    ):
+    if sigmas is not None and not (isinstance(sigmas, list) and sigmas and all(_positive(v) for v in sigmas)):
         raise ValueError(
             f"data.options.kpt_sigmas must be a list of positive numbers, one per keypoint (keypoint AP's "
             f"OKS tolerance; COCO's person joints use 0.025..0.107), got {sigmas!r}"

@@ -100,11 +100,11 @@ class DetectionMAP:
     def compute(self) -> dict[str, float]:
         """``{"map": mAP@[.5:.95], "map_50": mAP@.5}`` in [0, 1] (0 when nothing was detected), and
         ``kp_map`` / ``kp_map_50`` for a keypoint model on keypoint targets."""
-        extra = self.keypoints.compute(self.images) if self.keypoint_truths and self.keypoint_model else {}
         if not self.images:
             raise DataError("DetectionMAP.compute() before any update(): the evaluation saw no images")
         if not any(t["iscrowd"] == 0 for t in self.truths):
             raise DataError("the evaluation images hold no ground-truth boxes, so mAP is undefined")
+        extra = self.keypoints.compute(self.images) if self.keypoint_truths and self.keypoint_model else {}
         if not self.detections:
             return {"map": 0.0, "map_50": 0.0, **extra}
         from pycocotools.coco import COCO
