@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from netsculpt.data.coco import CocoDetection
@@ -137,3 +138,67 @@ def test_an_unreadable_image_is_a_data_error_naming_it(tmp_path: Path) -> None:
     (tmp_path / "img" / "a.png").write_text("not an image")
     with pytest.raises(DataError, match=r"a\.png: not a readable image"):
         CocoDetection(path, tmp_path / "img")[0]
+
+
+def _write_keypoints(tmp_path: Path, first: list[float], **ann: object) -> Path:
+    """A COCO keypoint file: 3 keypoints (nose, left eye, right eye) on one person; ``ann`` edits it."""
+    person = {"id": 1, "image_id": 7, "category_id": 5, "bbox": [2, 3, 10, 5], "keypoints": first,
+              "num_keypoints": sum(1 for v in first[2::3] if v > 0), **ann}  # fmt: skip
+    path = _write(tmp_path, [person, {"id": 2, "image_id": 7, "category_id": 2, "bbox": [0, 0, 4, 4]}])
+    data = json.loads(path.read_text())
+    data["categories"][0].update(keypoints=["nose", "left_eye", "right_eye"], skeleton=[[1, 2], [1, 3]])
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_keypoints_become_n_k_3_like_the_yolo_reader(tmp_path: Path) -> None:
+    data = CocoDetection(_write_keypoints(tmp_path, [5, 4, 2, 4, 3, 1, 0, 0, 0]), tmp_path / "img")
+    assert data.num_keypoints == 3 and data.keypoint_names == ["nose", "left_eye", "right_eye"]
+    assert data.skeleton == [(1, 2), (1, 3)]
+    _, target = data[0]
+    assert target["keypoints"].shape == (2, 3, 3) and target["keypoints"].dtype == torch.float32
+    assert target["keypoints"][0].tolist() == [[5, 4, 2], [4, 3, 1], [0, 0, 0]]  # pixels, v as written
+    assert target["keypoints"][1].abs().sum() == 0  # the dog has no keypoints: all unlabelled (v = 0)
+    assert data[1][1]["keypoints"].shape == (0, 3, 3)  # only a crowd region: no objects
+    assert "keypoints" not in CocoDetection(_write(tmp_path), tmp_path / "img")[0][1]
+
+
+@pytest.mark.parametrize(
+    ("points", "ann", "match"),
+    [
+        ([5, 4, 2, 4, 3, 1], {}, r"annotation 1 has keypoints of 6 values.*name 3 keypoints, so it needs 9"),
+        ([5, 4, 2, 4, 3, 1, 0, 0, 3], {}, "visibility that is not 0"),
+        ([5, 4, 2, 4, 3, 1, 0, 0, 0], {"num_keypoints": 3}, "says num_keypoints 3 but labels 2"),
+        ([5, 4, 2, 4, "x", 1, 0, 0, 0], {}, "not a number"),
+    ],
+)
+def test_malformed_keypoints_name_the_annotation(tmp_path: Path, points: list, ann: dict, match: str) -> None:
+    with pytest.raises(DataError, match=match) as info:
+        CocoDetection(_write_keypoints(tmp_path, points, **ann), tmp_path / "img")
+    assert "ann.json" in str(info.value)
+
+
+def test_a_bad_skeleton_or_two_keypoint_counts_are_refused(tmp_path: Path) -> None:
+    path = _write_keypoints(tmp_path, [5, 4, 2, 4, 3, 1, 0, 0, 0])
+    data = json.loads(path.read_text())
+    data["categories"][0]["skeleton"] = [[0, 1]]  # COCO's keypoint numbers are 1-based
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"skeleton must list pairs of keypoint numbers 1\.\.3"):
+        CocoDetection(path, tmp_path / "img")
+    data["categories"][0]["skeleton"] = [[1, 3]]
+    data["categories"][1].update(keypoints=["head", "tail"])  # a keypoint R-CNN predicts one K for all
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"categories\[1\] names 2 keypoints, an earlier category 3"):
+        CocoDetection(path, tmp_path / "img")
+
+
+def test_keypoints_without_named_categories_take_k_from_their_length(tmp_path: Path) -> None:
+    path = _write_keypoints(tmp_path, [5, 4, 2, 4, 3, 1, 0, 0, 0])
+    data = json.loads(path.read_text())
+    del data["categories"][0]["keypoints"], data["categories"][0]["skeleton"]
+    path.write_text(json.dumps(data))
+    assert CocoDetection(path, tmp_path / "img")[0][1]["keypoints"].shape == (2, 3, 3)
+    data["annotations"][1]["keypoints"] = [1, 1, 2]  # one keypoint here, three on the person
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"keypoint lists of \[3, 9\] values"):
+        CocoDetection(path, tmp_path / "img")

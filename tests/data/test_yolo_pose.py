@@ -79,6 +79,8 @@ def test_an_even_column_count_is_a_pose_line_when_the_yaml_says_so(tmp_path) -> 
             r"flip_idx is \[0, 1, 2\]; it must name each of the 4",
         ),
         (POSE3, "kpt_shape: [4, 3]\nflip_idx: [0, 1, 1, 2]\n", r"keypoints 0\.\.3 once"),
+        (POSE3, "kpt_shape: [4, 3]\nkpt_oks_sigmas: [0.1, 0.1]\n", r"one positive number per keypoint \(4"),
+        (POSE3, "kpt_shape: [4, 3]\nkpt_oks_sigmas: [0.1, 0.1, 0, 0.1]\n", r"kpt_oks_sigmas is"),
         (POSE3, "flip_idx: [0, 1, 3, 2]\n", r"flip_idx without kpt_shape; add kpt_shape"),
     ],
 )

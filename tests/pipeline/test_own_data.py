@@ -64,6 +64,7 @@ def _recipe(text: str, root: object = "/nowhere", *overrides: str):
         (YOLO, ["data.options.test_split=train"], r"test_split must be val or test"),
         (YOLO, ["data.options.classes=3"], r"\['classes'\] unknown for 'yolo'; it takes: yaml, test_split"),
         (YOLO, ["data.options.size=[64,48]"], r"size must be an integer >= 8 \(the example"),
+        (YOLO, ["data.options.kpt_sigmas=[0.1,-1]"], r"kpt_sigmas must be a list of positive numbers"),
         (YOLO, ["data.resize=64"], r"'yolo': set the example input's side with data\.options\.size"),
         (MASKS, ["data.options={size: 32}"], r"data 'masks' needs data\.options root: the folder"),
         (MASKS, ["data.options.num_classes=1"], r"num_classes must be an integer in 2\.\.255"),
@@ -162,3 +163,16 @@ def test_a_yolo_recipe_on_a_pose_dataset_yields_keypoints_for_keypoint_rcnn(tmp_
     _, target = dense_dataset(recipe, "test")[0]
     assert data_classes(recipe) == 3 and target["keypoints"].shape == (1, 4, 3)
     assert target["keypoints"][0, 0].tolist() == [8, 4, 2]  # (0.2, 0.2) of a 40x20 image, visible
+
+
+def test_data_options_kpt_sigmas_reach_the_detection_task(tmp_path) -> None:
+    from netsculpt.pipeline.run_context import dense_context
+
+    write_pose(tmp_path, {"a": POSE3}, "kpt_shape: [4, 3]\n")
+    ctx = dense_context(_recipe(YOLO, tmp_path, "data.options.kpt_sigmas=[0.1,0.2,0.2,0.3]"), tmp_path)
+    assert ctx.task.kpt_sigmas == [0.1, 0.2, 0.2, 0.3]
+    assert ctx.task.evaluator().map.keypoints.sigmas == [0.1, 0.2, 0.2, 0.3]
+    write_pose(tmp_path, {"a": POSE3}, "kpt_shape: [4, 3]\nkpt_oks_sigmas: [0.5, 0.5, 0.5, 0.25]\n")
+    assert dense_context(_recipe(YOLO, tmp_path), tmp_path).task.kpt_sigmas == [0.5, 0.5, 0.5, 0.25]
+    own = _recipe(YOLO, tmp_path, "data.options.kpt_sigmas=[1,1,1,1]")
+    assert dense_context(own, tmp_path).task.kpt_sigmas == [1, 1, 1, 1]  # the recipe's wins over the YAML's

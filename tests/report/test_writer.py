@@ -133,3 +133,26 @@ def test_a_detection_run_is_reported_in_map(make_run, recipe_results) -> None:
     print_summary(results, console)
     text = console.export_text()
     assert "mAP@[.5:.95]" in text and "mAP@.5" in text and "-2.00 pp" in text
+
+
+def test_a_keypoint_detector_run_reports_keypoint_ap_rows(make_run, recipe_results) -> None:
+    """Keypoint AP (kp_map, kp_map_50) gets rows beside box mAP in the report and the summary, labelled by
+    the task record a detection run writes to results.json."""
+    import copy
+
+    from rich.console import Console
+
+    from netsculpt.pipeline.dense import task_record
+    from netsculpt.pipeline.summary import print_summary
+    from netsculpt.tasks import get_task
+
+    results = copy.deepcopy(recipe_results)
+    results["task"] = task_record(get_task("detection"))
+    results["before"]["task_metrics"] = {"map": 0.5, "map_50": 0.9, "kp_map": 0.62, "kp_map_50": 0.8}
+    results["after"]["task_metrics"] = {"map": 0.5, "map_50": 0.9, "kp_map": 0.47, "kp_map_50": 0.7}
+    html = write_report(make_run("pose", results)).read_text(encoding="utf-8")
+    assert "keypoint AP@[.5:.95] (OKS)" in html and "62.00 %" in html and "47.00 %" in html
+    console = Console(record=True, width=140)
+    print_summary(results, console)
+    text = console.export_text()
+    assert "keypoint AP@[.5:.95] (OKS)" in text and "-15.00 pp" in text and "keypoint AP@.5 (OKS)" in text

@@ -106,6 +106,7 @@ def dense_data(
 ) -> DenseData:
     """The loaders, example shape and classes of a dense ``--task``; fills in ``args``' model defaults."""
     from netsculpt.pipeline.dense import NUM_CLASSES, data_classes, dense_loaders, example_shape
+    from netsculpt.pipeline.own_data import task_options
     from netsculpt.tasks import get_task
 
     spec = check_task(args, criterion)
@@ -115,7 +116,7 @@ def dense_data(
             "ade20k)"
         )
     classes = args.num_classes or data_classes(spec) or NUM_CLASSES
-    task = get_task(spec.task, num_classes=classes)
+    task = get_task(spec.task, num_classes=classes, **task_options(spec))
     train, test = dense_loaders(spec, task, batch_size or args.batch_size or 16)
     shape = args.input_shape or example_shape(spec)
     if args.num_classes is None:

@@ -6,6 +6,8 @@ become contiguous labels ``1..K`` in the order of ``categories`` (0 is the backg
 torchvision's detectors expect); polygon segmentations become ``uint8`` masks. ``iscrowd`` annotations
 are not trained on, as COCO's own training code does, but kept as ``crowd_boxes`` / ``crowd_labels``:
 COCO's evaluation ignores detections matched to them rather than counting them false positives.
+Keypoint files (``categories[].keypoints``, ``skeleton``, annotations' ``keypoints``) add ``keypoints``
+``(N, K, 3)`` to the target (``netsculpt.data.coco_keypoints``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from netsculpt.data.coco_keypoints import check_keypoints, keypoint_layout, keypoint_tensor
 from netsculpt.errors import DataError
 
 
@@ -80,7 +83,8 @@ class CocoDetection(Dataset):
     """``(image, target)`` pairs from ``annotations`` (COCO JSON) and the images under ``image_dir``.
 
     ``image`` is ``(C, H, W)`` float in [0, 1] (``channels`` 1 or 3); ``target`` holds ``boxes``,
-    ``labels``, ``image_id`` and, when every kept annotation has a polygon segmentation, ``masks``.
+    ``labels``, ``image_id``, ``keypoints`` in a keypoint file (``keypoint_names``, ``skeleton``) and,
+    when every kept annotation has a polygon segmentation, ``masks``.
     """
 
     def __init__(
@@ -109,10 +113,12 @@ class CocoDetection(Dataset):
         self.names = [names.get(cid, str(cid)) for cid in self.categories]
         self.label_of = {cid: i + 1 for i, cid in enumerate(self.categories)}
         self.images = {int(im["id"]): im for im in data["images"]}
+        self.num_keypoints, self.keypoint_names, self.skeleton = keypoint_layout(path, data)
         by_image: dict[int, list[dict[str, Any]]] = {i: [] for i in self.images}
         self.crowds: dict[int, list[dict[str, Any]]] = {i: [] for i in self.images}
         for ann in data["annotations"]:
             _check_annotation(path, ann, set(self.images), set(self.categories))
+            check_keypoints(path, ann, self.num_keypoints)
             (self.crowds if ann.get("iscrowd", 0) else by_image)[int(ann["image_id"])].append(ann)
         self.ids = sorted(self.images)
         self.annotations = by_image
@@ -153,6 +159,8 @@ class CocoDetection(Dataset):
             "labels": torch.tensor([self.label_of[a["category_id"]] for a in anns], dtype=torch.int64),
             "image_id": torch.tensor(image_id),
         }
+        if self.num_keypoints:
+            target["keypoints"] = keypoint_tensor(anns, self.num_keypoints)
         crowds = self.crowds[image_id]
         if crowds:  # not trained on; COCO's evaluation ignores detections matched to them
             target["crowd_boxes"] = _xyxy([a["bbox"] for a in crowds])

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from netsculpt.data.dense_files import IMAGE_SUFFIXES, check_channels, list_images, read_image
-from netsculpt.data.yolo_pose import keypoint_fields, line_form, read_keypoints
+from netsculpt.data.yolo_pose import keypoint_fields, line_form, oks_sigmas, read_keypoints
 from netsculpt.errors import DataError
 
 SLACK = 0.01  # ultralytics accepts coordinates up to 1% past the image (exporters' rounding); clipped
@@ -44,6 +44,7 @@ class YoloConfig:
     names: list[str]
     kpt_shape: tuple[int, int] | None = None  # a pose dataset's (keypoints, 2 | 3)
     flip_idx: tuple[int, ...] | None = None  # each keypoint's mirror image under a horizontal flip
+    kpt_sigmas: tuple[float, ...] | None = None  # kpt_oks_sigmas: each keypoint's OKS tolerance
 
 
 def _names(path: Path, data: dict[str, Any]) -> list[str]:
@@ -97,7 +98,9 @@ def load_yolo_yaml(path: str | os.PathLike[str]) -> YoloConfig:
         if not isinstance(entries, list) or not entries or not all(isinstance(e, str) for e in entries):
             raise DataError(f"{path}: {split} must be an image folder, a .txt list of images, or a list")
         splits[split] = entries
-    return YoloConfig(path, root_dir, splits, _names(path, data), *keypoint_fields(path, data))
+    kpt_shape, flip_idx = keypoint_fields(path, data)
+    sigmas = oks_sigmas(path, data, kpt_shape)
+    return YoloConfig(path, root_dir, splits, _names(path, data), kpt_shape, flip_idx, sigmas)
 
 
 def split_images(config: YoloConfig, split: str) -> list[Path]:

@@ -2,7 +2,8 @@
 
 The dataset YAML's ``kpt_shape: [K, 2 | 3]`` says how many keypoints a line holds and whether each has a
 visibility column; ``flip_idx`` (optional) lists, for each keypoint, the keypoint it becomes in a
-horizontally flipped image (left eye <-> right eye). Keypoints reach the target as ``keypoints``
+horizontally flipped image (left eye <-> right eye); ``kpt_oks_sigmas`` (optional, ultralytics' key) each
+keypoint's OKS tolerance for keypoint AP. Keypoints reach the target as ``keypoints``
 ``(N, K, 3)``: ``x, y`` in pixels and a visibility ``v`` (> 0 visible), what torchvision's keypoint R-CNN
 trains on. As ultralytics reads them: a keypoint without a visibility column is visible unless a
 coordinate is negative, and one outside the image is made invisible, then clipped to it.
@@ -46,6 +47,26 @@ def keypoint_fields(
             "each keypoint's mirror image (e.g. [0, 2, 1]: keypoints 1 and 2 swap when flipped)"
         )
     return (count, shape[1]), None if flip is None else tuple(flip)
+
+
+def oks_sigmas(
+    path: Path, data: dict[str, Any], kpt_shape: tuple[int, int] | None
+) -> tuple[float, ...] | None:
+    """``kpt_oks_sigmas`` of a pose YAML, checked: one positive number per keypoint, as ultralytics wants."""
+    sigmas = data.get("kpt_oks_sigmas")
+    if sigmas is None:
+        return None
+    count = 0 if kpt_shape is None else kpt_shape[0]
+    if not (
+        isinstance(sigmas, list)
+        and len(sigmas) == count
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in sigmas)
+    ):
+        raise DataError(
+            f"{path}: kpt_oks_sigmas is {sigmas!r}; it must list one positive number per keypoint ({count}, "
+            "kpt_shape's first entry): each keypoint's OKS tolerance for keypoint AP"
+        )
+    return tuple(float(v) for v in sigmas)
 
 
 def line_form(kpt_shape: tuple[int, int]) -> str:

@@ -221,7 +221,7 @@ def task_record(task: Any) -> dict[str, Any]:
     """What ``results.json`` says about the task: its name, headline metric and the metrics' labels."""
     if task is None:
         return {"name": "classification", "metric": "accuracy", "label": "accuracy"}
-    names = ["map", "map_50"] if task.name == "detection" else ["miou", "pixel_acc"]
+    names = ["map", "map_50", "kp_map", "kp_map_50"] if task.name == "detection" else ["miou", "pixel_acc"]
     return {"name": task.name, "metric": task.metric, "label": METRIC_LABELS.get(task.metric, task.metric),
             "labels": {k: METRIC_LABELS[k] for k in names}}  # fmt: skip
 

@@ -19,8 +19,8 @@ from netsculpt.errors import DataError
 
 COCO_FILES = ("train_annotations", "train_images", "test_annotations", "test_images")
 OPTIONS = {
-    "coco": (*COCO_FILES, "channels", "size"),
-    "yolo": ("yaml", "test_split", "channels", "size"),
+    "coco": (*COCO_FILES, "channels", "size", "kpt_sigmas"),
+    "yolo": ("yaml", "test_split", "channels", "size", "kpt_sigmas"),
     "masks": ("root", "train_split", "test_split", "num_classes", "channels", "size"),
     "cityscapes": ("root", "channels", "size"),
     "ade20k": ("root", "channels", "size"),
@@ -38,6 +38,10 @@ NEEDS = {
 # Cityscapes' frames are 2048x1024: a quarter of each side keeps the 2:1 shape at CPU-sized cost
 DEFAULT_SIZE = {"coco": 320, "yolo": 320, "masks": 256, "cityscapes": [256, 512], "ade20k": 256}
 SEGMENTATION = ("masks", "cityscapes", "ade20k")
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def check_own_options(name: str, options: dict[str, Any]) -> None:
@@ -58,6 +62,12 @@ def check_own_options(name: str, options: dict[str, Any]) -> None:
         raise ValueError(f"data.options.size must be {form} (the example input's side), got {size!r}")
     if name == "yolo" and options.get("test_split", "val") not in ("val", "test"):
         raise ValueError(f"data.options.test_split must be val or test, got {options['test_split']!r}")
+    sigmas = options.get("kpt_sigmas")
+    if sigmas is not None and not (isinstance(sigmas, list) and sigmas and all(_positive(v) for v in sigmas)):
+        raise ValueError(
+            f"data.options.kpt_sigmas must be a list of positive numbers, one per keypoint (keypoint AP's "
+            f"OKS tolerance; COCO's person joints use 0.025..0.107), got {sigmas!r}"
+        )
     classes = options.get("num_classes")
     if classes is not None and not (isinstance(classes, int) and 2 <= classes <= 255):
         raise ValueError(f"data.options.num_classes must be an integer in 2..255, got {classes!r}")
@@ -130,6 +140,19 @@ def _benchmark(name: str, folder: Path, split: str, options: dict[str, Any], cha
     size = size if isinstance(size, int) else tuple(size)
     reader = CityscapesSegmentation if name == "cityscapes" else ADE20KSegmentation
     return reader(folder, "train" if split == "train" else "val", size=size, channels=channels)
+
+
+def task_options(recipe: Any) -> dict[str, Any]:
+    """What the task takes from the data section: keypoint AP's ``kpt_sigmas`` (COCO / YOLO files), from
+    ``data.options`` or else a YOLO pose YAML's ``kpt_oks_sigmas``."""
+    name, options = recipe.data.name, recipe.data.options
+    sigmas = options.get("kpt_sigmas") if name in ("coco", "yolo") else None
+    if sigmas is None and name == "yolo":
+        from netsculpt.data.yolo import load_yolo_yaml
+
+        root = Path(recipe.data.root).expanduser() if recipe.data.root else Path()
+        sigmas = load_yolo_yaml(root / options["yaml"]).kpt_sigmas
+    return {} if sigmas is None else {"kpt_sigmas": [float(v) for v in sigmas]}
 
 
 def own_classes(recipe: Any) -> int:

@@ -51,10 +51,11 @@ def build_context(recipe: Recipe, run_dir: Path) -> RunContext:
 def dense_context(recipe: Recipe, run_dir: Path) -> RunContext:
     """Detection / segmentation: the digits canvases, batched by the task (netsculpt.pipeline.dense)."""
     from netsculpt.pipeline.dense import NUM_CLASSES, data_classes, dense_loaders, example_shape
+    from netsculpt.pipeline.own_data import task_options
     from netsculpt.tasks import get_task
 
     classes = recipe.model.num_classes or data_classes(recipe) or NUM_CLASSES
-    task = get_task(recipe.task, num_classes=classes)
+    task = get_task(recipe.task, num_classes=classes, **task_options(recipe))
     batch = recipe.data.batch_size or 16
     train_loader, test_loader = dense_loaders(recipe, task, batch)
     shape = example_shape(recipe)

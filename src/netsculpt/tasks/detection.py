@@ -5,7 +5,8 @@ dict of losses (summed here, as torchvision's reference training does), in eval 
 ``{"boxes", "scores", "labels"}``. Targets are dicts with ``boxes`` (x1, y1, x2, y2) and ``labels``.
 That is what ``fasterrcnn_*``, ``retinanet_*``, ``fcos_*``, ``ssd*`` and ``maskrcnn_*`` all implement,
 and what ``digits_detect`` and the COCO loader yield. The metric is COCO mAP@[.5:.95] (``map``) with
-mAP@.5 (``map_50``), computed by pycocotools.
+mAP@.5 (``map_50``), computed by pycocotools. A keypoint detector (``keypointrcnn_*``) on targets with
+``keypoints`` is also scored by COCO's keypoint AP (``kp_map``, ``kp_map_50``; ``netsculpt.tasks.keypoints``).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def _sum_losses(losses: Any, model: nn.Module) -> Tensor:
 
 
 class _MAP:
-    def __init__(self) -> None:
-        self.map = DetectionMAP()
+    def __init__(self, kpt_sigmas: list[float] | None = None) -> None:
+        self.map = DetectionMAP(kpt_sigmas=kpt_sigmas)
 
     def update(self, model: nn.Module, inputs: Any, targets: Any) -> None:
         predictions = model(_images(inputs))
@@ -90,8 +91,11 @@ class Detection(Task):
     per_image_labels = False
     distributed = False  # COCO mAP is not a sum over shards
 
-    def __init__(self, num_classes: int | None = None, head: str = "head") -> None:
-        self.num_classes, self.head = num_classes, head
+    def __init__(
+        self, num_classes: int | None = None, head: str = "head", kpt_sigmas: list[float] | None = None
+    ) -> None:
+        """``kpt_sigmas``: keypoint AP's per-keypoint OKS tolerance (default: COCO's for 17, else 1/K)."""
+        self.num_classes, self.head, self.kpt_sigmas = num_classes, head, kpt_sigmas
 
     def collate(self, batch: list[Any]) -> tuple[list[Any], list[Any]]:
         images, targets = zip(*batch) if batch else ((), ())
@@ -109,7 +113,7 @@ class Detection(Task):
             return self.loss(model, inputs, targets)[0]
 
     def evaluator(self) -> _MAP:
-        return _MAP()
+        return _MAP(self.kpt_sigmas)
 
     def head_module(self, model: nn.Module) -> nn.Module:
         """The module whose outputs distillation matches (``head`` of FCOS, RetinaNet, SSD)."""

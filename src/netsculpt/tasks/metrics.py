@@ -17,9 +17,17 @@ import numpy as np
 import torch
 
 from netsculpt.errors import DataError
+from netsculpt.tasks.keypoints import KeypointAP
 
 # how a person reads each metric key: the run summary, the report and the CLI's printouts say these
-METRIC_LABELS = {"map": "mAP@[.5:.95]", "map_50": "mAP@.5", "miou": "mIoU", "pixel_acc": "pixel accuracy"}
+METRIC_LABELS = {
+    "map": "mAP@[.5:.95]",
+    "map_50": "mAP@.5",
+    "kp_map": "keypoint AP@[.5:.95] (OKS)",
+    "kp_map_50": "keypoint AP@.5 (OKS)",
+    "miou": "mIoU",
+    "pixel_acc": "pixel accuracy",
+}
 
 
 def metric_label(metric: str) -> str:
@@ -39,10 +47,14 @@ class DetectionMAP:
     ``{"boxes", "labels"}`` and, for COCO crowd regions, ``{"crowd_boxes", "crowd_labels"}`` (as COCO:
     a detection matched to one is ignored, neither a true nor a false positive). Images with no ground
     truth count (their detections are false positives). ``max_detections`` is COCO's per-image cap (100).
+    When the targets carry ``keypoints`` (N, K, 3) and the model outputs ``keypoints``, keypoint AP by OKS
+    is added (``kp_map``, ``kp_map_50``; ``kpt_sigmas``: see ``netsculpt.tasks.keypoints``).
     """
 
-    def __init__(self, max_detections: int = 100) -> None:
+    def __init__(self, max_detections: int = 100, kpt_sigmas: list[float] | None = None) -> None:
         self.max_detections = max_detections
+        self.keypoints = KeypointAP(kpt_sigmas)
+        self.keypoint_truths = self.keypoint_model = False
         self.images: list[dict[str, Any]] = []
         self.truths: list[dict[str, Any]] = []
         self.detections: list[dict[str, Any]] = []
@@ -57,7 +69,14 @@ class DetectionMAP:
             for crowd, boxes, labels in ((0, "boxes", "labels"), (1, "crowd_boxes", "crowd_labels")):
                 if boxes not in target:
                     continue
-                for box, label in zip(_xyxy(target[boxes]), torch.as_tensor(target[labels]).tolist()):
+                box_array, label_list = _xyxy(target[boxes]), torch.as_tensor(target[labels]).tolist()
+                if "keypoints" in target:
+                    self.keypoint_truths = True
+                    if crowd:
+                        self.keypoints.add_crowds(image_id, box_array, label_list)
+                    else:
+                        self.keypoints.add_truths(image_id, target, box_array, label_list)
+                for box, label in zip(box_array, label_list):
                     x1, y1, x2, y2 = (float(v) for v in box)
                     w, h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
                     self.labels.add(int(label))
@@ -65,6 +84,9 @@ class DetectionMAP:
                         "id": len(self.truths) + 1, "image_id": image_id, "category_id": int(label),
                         "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": crowd,
                     })  # fmt: skip
+            if "keypoints" in pred:
+                self.keypoint_model = True
+                self.keypoints.add_detections(image_id, pred)
             scores = torch.as_tensor(pred["scores"]).reshape(-1).tolist()
             labels = torch.as_tensor(pred["labels"]).reshape(-1).tolist()
             for box, score, label in zip(_xyxy(pred["boxes"]), scores, labels):
@@ -76,13 +98,15 @@ class DetectionMAP:
                 })  # fmt: skip
 
     def compute(self) -> dict[str, float]:
-        """``{"map": mAP@[.5:.95], "map_50": mAP@.5}`` in [0, 1]; 0 when nothing was detected."""
+        """``{"map": mAP@[.5:.95], "map_50": mAP@.5}`` in [0, 1] (0 when nothing was detected), and
+        ``kp_map`` / ``kp_map_50`` for a keypoint model on keypoint targets."""
         if not self.images:
             raise DataError("DetectionMAP.compute() before any update(): the evaluation saw no images")
         if not any(t["iscrowd"] == 0 for t in self.truths):
             raise DataError("the evaluation images hold no ground-truth boxes, so mAP is undefined")
+        extra = self.keypoints.compute(self.images) if self.keypoint_truths and self.keypoint_model else {}
         if not self.detections:
-            return {"map": 0.0, "map_50": 0.0}
+            return {"map": 0.0, "map_50": 0.0, **extra}
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
 
@@ -101,7 +125,7 @@ class DetectionMAP:
             evaluator.accumulate()
             evaluator.summarize()
         stats = evaluator.stats
-        return {"map": max(float(stats[0]), 0.0), "map_50": max(float(stats[1]), 0.0)}
+        return {"map": max(float(stats[0]), 0.0), "map_50": max(float(stats[1]), 0.0), **extra}
 
 
 class SegmentationIoU:
