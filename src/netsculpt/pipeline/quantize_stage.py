@@ -150,20 +150,28 @@ def check_quantize_batches(recipe: Any, train_loader: Any) -> None:
         )
 
 
+def check_quantize_part(recipe: Any, task: Any) -> None:
+    """Refuse, before any work, ``part`` on a quantize stage of a task without detector parts (it would
+    be ignored: a classifier or segmenter goes int8 whole)."""
+    if getattr(task, "name", None) == "detection":
+        return
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind == "quantize" and stage.part is not None:
+            from netsculpt.errors import ConfigError
+
+            raise ConfigError(
+                f"stages.{i} (quantize): part: {stage.part} chooses a detector's int8 part (task: "
+                "detection); a classifier or segmenter goes int8 whole: remove part"
+            )
+
+
 def check_quantize_detector(recipe: Any, task: Any, model: nn.Module) -> None:
     """Refuse, before any stage trains, a quantize stage on a detector int8 cannot take (no
-    ``transform`` + tensor-in ``backbone``, or ``part: backbone+head`` without a ``head``), and ``part``
-    on another task: they failed only after the baseline and every other stage."""
-    from netsculpt.errors import ConfigError
-
+    ``transform`` + tensor-in ``backbone``, or ``part: backbone+head`` without a ``head``): it failed
+    only after the baseline and every other stage."""
     if getattr(task, "name", None) != "detection":
-        for i, stage in enumerate(recipe.stages):
-            if stage.kind == "quantize" and stage.part is not None:
-                raise ConfigError(
-                    f"stages.{i} (quantize): part: {stage.part} chooses a detector's int8 part (task: "
-                    "detection); a classifier or segmenter goes int8 whole: remove part"
-                )
         return
+    from netsculpt.errors import ConfigError
     from netsculpt.weights.int8_detector import detector_backbone, detector_part
 
     for i, stage in enumerate(recipe.stages):
