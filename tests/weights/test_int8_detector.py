@@ -112,7 +112,8 @@ def test_a_two_stage_detector_defaults_to_the_backbone_and_refuses_the_head() ->
     from netsculpt.weights.int8_detector import detector_part
 
     two_stage = FasterRCNN(_detector().backbone, num_classes=11, min_size=SIZE, max_size=SIZE)
-    assert detector_part(two_stage, None) == "backbone" and detector_part(_detector(), None) == "backbone+head"
+    assert detector_part(two_stage, None) == "backbone"
+    assert detector_part(_detector(), None) == "backbone+head"
     with pytest.raises(ConfigError, match=r"FasterRCNN has no 'head' module .*use part='backbone'"):
         detector_part(two_stage, "backbone+head")
     with pytest.raises(ConfigError, match=r"part 'neck' is unknown; choose one of backbone, backbone\+head"):
