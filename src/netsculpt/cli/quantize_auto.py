@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from torch import nn
 
 
@@ -46,24 +45,25 @@ def select(
     out.mkdir(parents=True, exist_ok=True)
     remove_artefacts(out)  # another runtime's artefact left in --out would be loaded instead
     info = select_auto(model, example, loader, out, task, cfg, runs=30)
-    Console().print(table(info))
-    Console().print(info["decision"]["reason"], markup=False)
+    console = Console()
+    for line in [*table(info), info["decision"]["reason"]]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return info
 
 
-def table(info: dict[str, Any]) -> Table:
-    """One row per runtime: held-out score, int8 and float ms on that runtime, speed-up, size or why not."""
+def table(info: dict[str, Any]) -> list[str]:
+    """One line per runtime: held-out score, int8 and float ms on that runtime, speed-up, bytes or why not.
+    Plain lines, not a rich table: a narrow terminal or a pipe cut its cells to an ellipsis."""
     from netsculpt.tasks.metrics import metric_label
 
     label = metric_label(info["metric"])
     part = f", {info['part']} int8" if "part" in info else ""
-    title = (
+    lines = [
         f"runtime auto{part}: held-out {label} (float {info['float_heldout_accuracy']:.2%}), "
-        f"keep the fastest within {info['tolerance_pp']} pp"
-    )
-    t = Table(title=title)
-    for column in ("runtime", "score", "int8 ms", "float ms", "on", "speed-up", "bytes", "note"):
-        t.add_column(column, justify="left" if column in ("runtime", "on", "note") else "right", no_wrap=True)
+        f"keep the fastest within {info['tolerance_pp']} pp",
+        f"{'runtime':12s} {'score':>8s} {'int8 ms':>9s} {'float ms':>9s} {'on':12s} {'speed-up':>8s} "
+        f"{'bytes':>12s}  note",
+    ]
     chosen = info["decision"].get("int8_runtime") if info["int8"] else None
     for r in info["candidates"]:
         score = f"{r['heldout_accuracy']:.2%}" if "heldout_accuracy" in r else "-"
@@ -72,5 +72,8 @@ def table(info: dict[str, Any]) -> Table:
         speed = f"{r['speedup_vs_float']:.2f}x" if "speedup_vs_float" in r else "-"
         size = f"{r['size_bytes']:,}" if "size_bytes" in r else "-"
         note = "kept" if r["runtime"] == chosen else r.get("error", "")
-        t.add_row(r["runtime"], score, ms, float_ms, r.get("float_runtime", "-"), speed, size, note)
-    return t
+        on = r.get("float_runtime", "-")
+        lines.append(
+            f"{r['runtime']:12s} {score:>8s} {ms:>9s} {float_ms:>9s} {on:12s} {speed:>8s} {size:>12s}  {note}"
+        )
+    return lines
