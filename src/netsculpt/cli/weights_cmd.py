@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory (a saved netsculpt model)")
     p.set_defaults(func=run_cluster)
     p = sub.add_parser(
-        "quantize", help="int8 static quantization, calibrated on data (a detector: its backbone)"
+        "quantize", help="int8 static quantization, calibrated on data (a detector: its backbone and head)"
     )
     add_model_args(p)
     add_data_args(p, task=True, batch="64; 16 with --task")
