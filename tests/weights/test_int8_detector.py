@@ -62,6 +62,7 @@ def test_the_int8_detector_takes_a_list_of_images_and_returns_boxes_labels_and_s
 
 def test_the_int8_head_outputs_are_close_to_the_float_ones(quantized) -> None:
     model, int8, _ = quantized
+    assert type(int8.head).__name__ == "Int8Head"  # the head's convs ran in the int8 graph, not float torch
     x = torch.stack(_images())
     with torch.no_grad():
         ref = model.head(list(model.backbone(x).values()))
