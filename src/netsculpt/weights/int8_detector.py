@@ -6,8 +6,8 @@ inside it ``model.transform`` batches them into one padded tensor and ``model.ba
 to a dict of feature maps: a tensor-in, tensors-out module. A single-stage detector's ``model.head``
 (RetinaNet, FCOS, SSD) maps the list of feature maps to per-level logits and box regressions: tensors in
 and out too, and on a trained fcos_slim 54 % of the eager time against the backbone's 23 % (its 4-conv
-towers run on every pyramid level; ``benchmarks/detector_profile.py``). ``part="backbone"`` quantizes the backbone,
-``"backbone+head"`` both as one graph (:class:`BackboneHead`) on ONNX Runtime, OpenVINO / NNCF or PT2E,
+towers run on every pyramid level; ``benchmarks/detector_profile.py``). ``part="backbone"`` quantizes
+the backbone, ``"backbone+head"`` both as one graph (:class:`BackboneHead`) on ONNX Runtime, OpenVINO / NNCF or PT2E,
 through the same paths as any model; the transform, anchor generation, box decoding and NMS stay float
 torch (box arithmetic and sorting, not int8 work). Two-stage detectors (Faster / Mask R-CNN) have no such
 head: their RPN and RoI heads take proposals and stay float.
