@@ -7,10 +7,10 @@ to a dict of feature maps: a tensor-in, tensors-out module. A single-stage detec
 (RetinaNet, FCOS, SSD) maps the list of feature maps to per-level logits and box regressions: tensors in
 and out too, and on a trained fcos_slim 54 % of the eager time against the backbone's 23 % (its 4-conv
 towers run on every pyramid level; ``benchmarks/detector_profile.py``). ``part="backbone"`` quantizes
-the backbone, ``"backbone+head"`` both as one graph (:class:`BackboneHead`) on ONNX Runtime, OpenVINO / NNCF or PT2E,
-through the same paths as any model; the transform, anchor generation, box decoding and NMS stay float
-torch (box arithmetic and sorting, not int8 work). Two-stage detectors (Faster / Mask R-CNN) have no such
-head: their RPN and RoI heads take proposals and stay float.
+the backbone, ``"backbone+head"`` both as one graph (:class:`BackboneHead`) on ONNX Runtime, OpenVINO /
+NNCF or PT2E, through the same paths as any model; the transform, anchor generation, box decoding and
+NMS stay float torch (box arithmetic and sorting, not int8 work). Two-stage detectors (Faster / Mask
+R-CNN) have no such head: their RPN and RoI heads take proposals and stay float.
 
 Calibration feeds the backbone what the detector itself gives it: a forward pre-hook on the user's
 ``model.backbone`` records its input during float passes over the calibration images (the hook is
