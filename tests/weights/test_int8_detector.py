@@ -273,22 +273,35 @@ def test_compare_int8_scores_detector_candidates_by_map(tmp_path) -> None:
 
 
 @pytest.mark.runtimes  # loads OpenVINO / torch.compile
-@pytest.mark.parametrize("runtime", ["openvino", pytest.param("torch", marks=pytest.mark.slow)])
-def test_the_backbone_runs_int8_on_openvino_and_pt2e_too(runtime: str, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("runtime", "part"),
+    [
+        ("openvino", "backbone"),
+        # the head's towers quadruple NNCF's work (4 s -> 15 s) and PT2E's compile is ~100 s: slow
+        pytest.param("openvino", "backbone+head", marks=pytest.mark.slow),
+        pytest.param("torch", "backbone+head", marks=pytest.mark.slow),
+    ],
+)
+def test_the_backbone_runs_int8_on_openvino_and_pt2e_too(runtime: str, part: str, tmp_path) -> None:
     from netsculpt.weights.int8_detector import load_int8_detector, quantize_detector
     from tests.graph.archs import randomize_
 
     # BatchNorm statistics of a trained model: at random init P6 / P7 are ~1e-5, which OpenVINO's int8
     # graph returned as zeros (fp16's normal range ends at 6e-5); a trained fcos_slim's are ~1
     model = randomize_(_detector())
-    int8 = quantize_detector(model, _loader(), tmp_path, runtime=runtime, calibration_batches=2)
+    int8 = quantize_detector(model, _loader(), tmp_path, runtime=runtime, calibration_batches=2, part=part)
+    assert int8.backbone.part == part
     images = _images()
     with torch.no_grad():
         ref, got = model.backbone(torch.stack(images)), int8.backbone(torch.stack(images))
         outputs, again = int8(images), load_int8_detector(tmp_path, model)(images)
         fewer = int8(images[:3])  # another batch: inductor's int8 conv failed on a dynamic batch (PT2E)
+        ref_head = model.head(list(ref.values()))
+        got_head = int8.head(list(int8.backbone(torch.stack(images)).values()))
     for level in ref:  # the bound of the ONNX Runtime test above, for the same reason
         assert (got[level] - ref[level]).norm() / ref[level].norm() < 0.10, level
+    for key in ref_head:  # the head's float one on "backbone", its int8 one on "backbone+head"
+        assert (got_head[key] - ref_head[key]).norm() / ref_head[key].norm() < 0.10, key
     assert [set(o) for o in outputs] == [{"boxes", "labels", "scores"}] * len(images)
     assert len(fewer) == 3
     for a, b in zip(outputs, again):
