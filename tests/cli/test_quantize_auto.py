@@ -52,6 +52,7 @@ def test_a_detector_keeps_the_float_model_when_int8_is_slower_and_says_so(
     assert "runtime auto, backbone int8: held-out mAP@[.5:.95] (float " in text
     assert "kept the float model: no int8 candidate within tolerance is faster than it" in text
     assert "1.50x SLOWER than the float model on torch" in text
+    assert f"no int8 model written to {out}; the candidates are in {out / 'candidates'}" in text
     assert load_artefact(out) is None  # nothing int8 promoted; the candidate stays for a look
     record = json.loads((out / "candidates" / "onnxruntime" / "int8_detector.json").read_text())
     assert record["part"] == "backbone"

@@ -45,8 +45,11 @@ def select(
     out.mkdir(parents=True, exist_ok=True)
     remove_artefacts(out)  # another runtime's artefact left in --out would be loaded instead
     info = select_auto(model, example, loader, out, task, cfg, runs=30)
+    lines = [*table(info), info["decision"]["reason"]]
+    if not info["int8"]:
+        lines.append(f"no int8 model written to {out}; the candidates are in {out / 'candidates'}")
     console = Console()
-    for line in [*table(info), info["decision"]["reason"]]:
+    for line in lines:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     return info
 
