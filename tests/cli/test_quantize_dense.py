@@ -29,13 +29,14 @@ def test_a_detector_gets_the_int8_backbone_the_api_writes_and_its_map(capsys, tm
 
     out = tmp_path / "det8"
     code, text, err = run(capsys, "quantize", "fcos_slim", "--model-option", "image_size=64", *DETECT,
-                          "--runtime", "onnxruntime", "--out", str(out))  # fmt: skip
+                          "--runtime", "onnxruntime", "--part", "backbone", "--out", str(out))  # fmt: skip
     assert code == 0, err
     assert (
         "int8 backbone (onnxruntime, 2 calibration batches of training canvases): test mAP@[.5:.95] " in text
     )
     record = json.loads((out / "int8_detector.json").read_text())
     assert record["runtime"] == "onnxruntime" and record["input_size"] == [1, 64, 64]
+    assert record["part"] == "backbone"  # --part; the API's default for FCOS is backbone+head
     assert (out / "model.int8.onnx").is_file() and (out / "model" / "model.safetensors").is_file()
     int8 = load_artefact(out)  # rebuilt around the saved float detector, as a resumed recipe loads it
     assert is_int8_detector(int8) and int8.backbone.runtime == "onnxruntime"
@@ -69,6 +70,13 @@ def test_a_segmenter_is_quantized_whole_and_scored_by_miou(capsys, tmp_path: Pat
         (["lraspp_gray", *DETECT],
          "cannot quantize GraySegmenter: int8 for detectors quantizes the backbone"),
         (["fcos_slim", "--task", "detections", "--data", "digits_detect"], "unknown task 'detections'"),
+        (["lenet5", "--runtime", "auto", "--method", "entropy"],
+         "--method is ONNX Runtime's alone, and --runtime auto compares every runtime"),
+        (["lenet5", "--part", "backbone"], "--part chooses a detector's int8 part: pass --task detection"),
+        (["lraspp_gray", *SEG, "--part", "backbone"],
+         "--part chooses a detector's int8 part; --task segmentation goes int8 whole"),
+        (["fcos_slim", *DETECT, "--runtime", "auto", "--tolerance-pp", "-1"],
+         "--tolerance-pp is a drop in percentage points, >= 0; got -1.0"),
     ],
 )  # fmt: skip
 def test_what_quantize_cannot_run_is_refused_before_any_work(capsys, tmp_path: Path, argv, message) -> None:

@@ -183,7 +183,11 @@ def test_a_detection_recipe_quantizes_its_detectors_backbone_and_resumes_it(tmp_
     """quantize was refused for task: detection (a detector takes a list of images)."""
     results = run_recipe(_recipe(DET_INT8), DET_INT8, tmp_path)
     stage = results["stages"][1]
-    assert stage["info"] == {"runtime": "onnxruntime", "int8": True}
+    # FCOS has a model.head: by default it is int8 with the backbone, and the stage records so
+    assert stage["info"] == {"runtime": "onnxruntime", "int8": True, "part": "backbone+head"}
+    assert (
+        json.loads((tmp_path / "01_quantize" / "int8_detector.json").read_text())["part"] == "backbone+head"
+    )
     assert set(stage["metrics"]["task_metrics"]) == {"map", "map_50"}
     assert 0 <= stage["metrics"]["accuracy"] <= 1 and stage["metrics"]["size_bytes"] > 0
     folder = tmp_path / "01_quantize"

@@ -37,6 +37,15 @@ def test_quantize_options_on_a_runtime_that_takes_none_are_refused_when_read() -
     parse_recipe("stages:\n  - quantize: {runtime: onnxruntime, options: {method: entropy}}\n")
 
 
+def test_a_detector_part_on_a_classifiers_quantize_stage_is_refused_before_the_baseline(tmp_path) -> None:
+    text = (SMALL % ", calib_batches: 2, part: backbone+head").replace("runtime: auto, ", "")
+    with pytest.raises(
+        ConfigError, match=r"stages\.0 \(quantize\): part: backbone\+head chooses a detector's"
+    ):
+        run_recipe(parse_recipe(text), text, tmp_path)
+    assert not (tmp_path / "00_baseline").exists()  # it would have been ignored after the baseline trained
+
+
 # injected medians (ms): the int8 candidate is 1.5x slower than the float model on its own runtime, as
 # the probe's ShuffleNet-v2 / MobileViT int8 graphs were (1.3-2.2x); the float model on eager is slower still
 SLOWER_INT8 = {"float": 2.0, "float@onnxruntime": 1.0, "onnxruntime": 1.5}

@@ -2,9 +2,10 @@
 
 The data comes through :mod:`netsculpt.cli.task_data` (the recipe runner's canvases, collate and
 refusals), calibration from the first training batches as the stage calibrates, and the task's metric
-(mAP@[.5:.95], mIoU) on the test split, float against int8. A detector's int8 part is its backbone
-(:mod:`netsculpt.weights.int8_detector`), so the float detector is saved in ``--out``/model beside the
-backbone's graph: ``load_artefact(out)`` rebuilds the int8 detector from both, as a resumed recipe does.
+(mAP@[.5:.95], mIoU) on the test split, float against int8. A detector's int8 part is its backbone, or
+backbone and head (``--part``, :mod:`netsculpt.weights.int8_detector`), so the float detector is saved in
+``--out``/model beside the graph: ``load_artefact(out)`` rebuilds the int8 detector from both, as a
+resumed recipe does. ``--runtime auto`` is the stage's ``runtime: auto`` (:mod:`.quantize_auto`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def check_dense_options(args: argparse.Namespace) -> None:
         )
     if args.method != "minmax" and args.runtime != "onnxruntime":
         raise ConfigError(f"--method is ONNX Runtime's calibration; --runtime {args.runtime} takes none")
+    if args.part is not None and args.task != "detection":
+        raise ConfigError(
+            f"--part chooses a detector's int8 part; --task {args.task} goes int8 whole: drop --part"
+        )
 
 
 def run_dense_quantize(args: argparse.Namespace) -> int:
@@ -43,16 +48,50 @@ def run_dense_quantize(args: argparse.Namespace) -> int:
     _check_model(model, dense.task.name, shape)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.runtime == "auto":
+        return _quantize_auto(args, model, dense, shape, out)
     int8, size = _quantize(args, model, dense, shape, out)
     label = metric_label(dense.task.metric)
     float_score, int8_score = dense.score(model), dense.score(int8)
-    part = "backbone " if dense.task.name == "detection" else ""
+    part = f"{int8.backbone.part} " if dense.task.name == "detection" else ""
     Console().print(
         f"int8 {part}({args.runtime}, {args.calibration_batches} calibration batches of training canvases): "
         f"test {label} {float_score:.2%} -> {int8_score:.2%} ({(int8_score - float_score) * 100:+.2f} pp); "
         f"int8 files {size:,} B; saved to {out}"
     )
     return 0
+
+
+def _quantize_auto(
+    args: argparse.Namespace, model: nn.Module, dense: Any, shape: tuple[int, ...], out: Path
+) -> int:
+    """``--runtime auto``: the stage's selection on the training batches; the kept model's test metric."""
+    from netsculpt.cli.quantize_auto import select
+    from netsculpt.runtimes.artefacts import load_artefact
+    from netsculpt.tasks.metrics import metric_label
+
+    info = select(args, model, example(shape), dense.train_loader, dense.task, out)
+    if not info["int8"]:
+        return 0
+    if dense.task.name == "detection":
+        _save_float_detector(args, model, dense, shape, out)
+    int8 = load_artefact(out)
+    label = metric_label(dense.task.metric)
+    Console().print(
+        f"int8 ({info['runtime']}): test {label} {dense.score(model):.2%} -> {dense.score(int8):.2%}; "
+        f"saved to {out}"
+    )
+    return 0
+
+
+def _save_float_detector(
+    args: argparse.Namespace, model: nn.Module, dense: Any, shape: tuple[int, ...], out: Path
+) -> None:
+    """The float detector ``load_artefact(out)`` rebuilds the int8 one around, in ``out``/model."""
+    from netsculpt.io import save
+
+    extra = {"input_shape": list(shape), "task": dense.task.name, "source": args.model}
+    save(model, out / "model", extra=extra)
 
 
 def _check_model(model: nn.Module, task: str, shape: tuple[int, ...]) -> None:
@@ -80,13 +119,11 @@ def _quantize(
         else None
     )
     if dense.task.name == "detection":
-        from netsculpt.io import save
         from netsculpt.weights.int8_detector import quantize_detector
 
-        int8 = quantize_detector(model, dense.train_loader, out, runtime=args.runtime,
+        int8 = quantize_detector(model, dense.train_loader, out, runtime=args.runtime, part=args.part,
                                  calibration_batches=args.calibration_batches, config=config)  # fmt: skip
-        extra = {"input_shape": list(shape), "task": dense.task.name, "source": args.model}
-        save(model, out / "model", extra=extra)  # the float detector load_artefact(out) rebuilds around
+        _save_float_detector(args, model, dense, shape, out)
         return int8, int(int8.backbone.artefact.size_bytes)
     from netsculpt.weights.int8_runtimes import calibration_batches
     from netsculpt.weights.int8_select import quantize_on

@@ -60,15 +60,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory (a saved netsculpt model)")
     p.set_defaults(func=run_cluster)
     p = sub.add_parser(
-        "quantize", help="int8 static quantization, calibrated on data (a detector: its backbone)"
+        "quantize", help="int8 static quantization, calibrated on data (a detector: its backbone and head)"
     )
     add_model_args(p)
     add_data_args(p, task=True, batch="64; 16 with --task")
     p.add_argument(
         "--runtime",
-        choices=("onnxruntime", "openvino", "torch"),
+        choices=("onnxruntime", "openvino", "torch", "auto"),
         default="onnxruntime",
-        help="int8 runtime; openvino (NNCF) and torch (PT2E) with --task only (docs/weights.md)",
+        help="int8 runtime; openvino (NNCF) and torch (PT2E) with --task or auto; auto: each one, keep the "
+        "fastest within --tolerance-pp, as a recipe's runtime: auto (docs/weights.md)",
+    )
+    p.add_argument(
+        "--tolerance-pp",
+        type=float,
+        default=1.0,
+        help="--runtime auto: held-out metric drop allowed (percentage points)",
+    )
+    p.add_argument(
+        "--part",
+        choices=("backbone", "backbone+head"),
+        default=None,
+        help="--task detection: the int8 part (default: backbone+head where the detector has model.head)",
     )
     p.add_argument("--calibration-batches", type=int, default=8, help="training batches the ranges come from")
     p.add_argument(
@@ -206,21 +219,26 @@ def _cluster_auto(args: argparse.Namespace, model, config, train_loader, test_lo
 
 
 def run_quantize(args: argparse.Namespace) -> int:
+    from netsculpt.cli.quantize_auto import check_auto_options
     from netsculpt.cli.task_data import is_dense
+    from netsculpt.errors import ConfigError
     from netsculpt.measure import onnx_latency
     from netsculpt.train import evaluate
     from netsculpt.weights.quantize import Int8Config, quantize_int8
 
-    if is_dense(args):  # the recipe stage's int8: a detector's backbone, a whole segmenter
+    check_auto_options(args)
+    if is_dense(args):  # the recipe stage's int8: a detector's backbone (+ head), a whole segmenter
         from netsculpt.cli.quantize_dense import run_dense_quantize
 
         return run_dense_quantize(args)
-    if args.runtime != "onnxruntime":
-        from netsculpt.errors import ConfigError
 
+    if args.part is not None:
+        raise ConfigError("--part chooses a detector's int8 part: pass --task detection, or drop --part")
+    if args.runtime not in ("onnxruntime", "auto"):
         raise ConfigError(
             f"`netsculpt quantize` quantizes classifiers on ONNX Runtime only; for --runtime {args.runtime} "
-            f"use a recipe's quantize stage (runtime: {args.runtime}) or drop --runtime"
+            f"use a recipe's quantize stage (runtime: {args.runtime}), --runtime auto (all three, the "
+            "fastest kept) or drop --runtime"
         )
     data_defaults(args)
     model, shape = load_model(args)
@@ -228,6 +246,8 @@ def run_quantize(args: argparse.Namespace) -> int:
     train_loader, test_loader = loaders(args, args.batch_size or 64, augment=False)
     _check_classifier_and_data(model, shape, test_loader, "quantize")
     out = Path(args.out)
+    if args.runtime == "auto":
+        return _quantize_auto(model, shape, train_loader, test_loader, args, out)
     if args.mixed:
         return _quantize_mixed(args, model, shape, train_loader, test_loader, out)
     config = Int8Config(calibration_batches=args.calibration_batches, method=args.method)
@@ -243,6 +263,21 @@ def run_quantize(args: argparse.Namespace) -> int:
         f"ONNX size {fp32_path.stat().st_size:,} B -> {int8.size_bytes:,} B; "
         f"ONNX Runtime latency (batch {shape[0]}) {fp32_ms:.3f} ms -> {int8_ms:.3f} ms; saved to {int8.path}"
     )
+    return 0
+
+
+def _quantize_auto(model, shape, train_loader, test_loader, args: argparse.Namespace, out: Path) -> int:
+    """``--runtime auto``: the recipe stage's selection on the training batches, then test accuracy."""
+    from netsculpt.cli.quantize_auto import select
+    from netsculpt.runtimes.artefacts import load_artefact
+    from netsculpt.train import evaluate
+
+    info = select(args, model, example(shape), train_loader, None, out)
+    if info["int8"]:
+        float_acc, _ = evaluate(model, test_loader)
+        int8_acc, _ = evaluate(load_artefact(out), test_loader)
+        accuracy = f"test accuracy {float_acc:.2%} -> {int8_acc:.2%}"
+        Console().print(f"int8 ({info['runtime']}): {accuracy}; saved to {out}")
     return 0
 
 

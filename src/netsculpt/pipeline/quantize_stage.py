@@ -24,24 +24,17 @@ def run_quantize(
     ctx: Any, cfg: QuantizeStage, model: nn.Module, out: Path
 ) -> tuple[nn.Module, dict[str, Any]]:
     from netsculpt.weights.int8_runtimes import calibration_batches
-    from netsculpt.weights.int8_select import (
-        INT8_RUNTIMES,
-        against_float,
-        compare_int8,
-        none_within,
-        pick_fastest,
-        promote,
-        quantize_on,
-    )
+    from netsculpt.weights.int8_select import quantize_on
     from netsculpt.weights.quantize import Int8Config
 
     out.mkdir(parents=True, exist_ok=True)
     remove_artefacts(out)  # an unfinished attempt's artefact of another runtime would be loaded instead
     detector = getattr(ctx.task, "name", None) == "detection"
     if detector:  # refused before any export, naming the detectors int8 takes
-        from netsculpt.weights.int8_detector import detector_backbone
+        from netsculpt.weights.int8_detector import detector_backbone, detector_part
 
         detector_backbone(model)
+        detector_part(model, cfg.part)
     if cfg.runtime != "auto":
         config = (
             Int8Config(calibration_batches=cfg.calib_batches, **cfg.options)
@@ -57,23 +50,47 @@ def run_quantize(
         if detector:
             from netsculpt.weights.int8_detector import quantize_detector
 
-            quantize_detector(model, ctx.train_loader, out, runtime=cfg.runtime,
-                              calibration_batches=cfg.calib_batches, config=config)  # fmt: skip
-            return _int8_detector(ctx, model, out), {"runtime": cfg.runtime, "int8": True}
+            int8 = quantize_detector(model, ctx.train_loader, out, runtime=cfg.runtime, part=cfg.part,
+                                     calibration_batches=cfg.calib_batches, config=config)  # fmt: skip
+            info = {"runtime": cfg.runtime, "int8": True, "part": int8.backbone.part}
+            return _int8_detector(ctx, model, out), info
         calibration = calibration_batches(ctx.train_loader, cfg.calib_batches)
         quantize_on(cfg.runtime, model, ctx.example, calibration, out, config)
         return load_artefact(out), {"runtime": cfg.runtime, "int8": True}
+    runs = ctx.recipe.outputs.latency_runs
+    info = select_auto(model, ctx.example, ctx.train_loader, out, ctx.task, cfg, runs)
+    if not info["int8"]:  # the candidates stay in candidates/ for a look; the runner saves this
+        return model, info
+    return (_int8_detector(ctx, model, out) if detector else load_artefact(out)), info
+
+
+def select_auto(
+    model: nn.Module, example: Any, loader: Any, out: Path, task: Any, cfg: QuantizeStage, runs: int
+) -> dict[str, Any]:
+    """``runtime: auto`` (the recipe stage and ``netsculpt quantize --runtime auto``): every runtime's int8
+    candidate scored on held-out training batches and timed; the decision record says which model to keep,
+    and a kept candidate's files are moved into ``out``. ``task`` None: classification."""
+    from netsculpt.weights.int8_select import (
+        INT8_RUNTIMES,
+        against_float,
+        compare_int8,
+        none_within,
+        pick_fastest,
+        promote,
+    )
+
     _, rows, float_acc = compare_int8(
         model,
-        ctx.example,
-        ctx.train_loader,
+        example,
+        loader,
         out,
-        task=ctx.task,  # None: classification
+        task=task,
         runtimes=INT8_RUNTIMES,
         calib_batches=cfg.calib_batches,
         select_batches=cfg.select_batches,
         threads=torch.get_num_threads(),
-        runs=ctx.recipe.outputs.latency_runs,
+        runs=runs,
+        part=cfg.part,
     )
     inaccurate = none_within(rows, float_acc, cfg.tolerance_pp) if cfg.if_inaccurate == "float" else None
     best = None if inaccurate else pick_fastest(rows, float_acc, cfg.tolerance_pp)  # fail: raises
@@ -92,10 +109,13 @@ def run_quantize(
         "candidates": rows,
         "decision": decision,
     }
-    if decision["keep"] == "float":  # the candidates stay in candidates/ for a look; the runner saves this
-        return model, info
-    promote(out / "candidates" / decision["int8_runtime"], out)
-    return (_int8_detector(ctx, model, out) if detector else load_artefact(out)), info
+    if getattr(task, "name", task) == "detection":
+        from netsculpt.weights.int8_detector import detector_part
+
+        info["part"] = detector_part(model, cfg.part)
+    if info["int8"]:
+        promote(out / "candidates" / decision["int8_runtime"], out)
+    return info
 
 
 def _int8_detector(ctx: Any, model: nn.Module, out: Path) -> nn.Module:
@@ -130,18 +150,35 @@ def check_quantize_batches(recipe: Any, train_loader: Any) -> None:
         )
 
 
+def check_quantize_part(recipe: Any, task: Any) -> None:
+    """Refuse, before any work, ``part`` on a quantize stage of a task without detector parts (it would
+    be ignored: a classifier or segmenter goes int8 whole)."""
+    if getattr(task, "name", None) == "detection":
+        return
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind == "quantize" and stage.part is not None:
+            from netsculpt.errors import ConfigError
+
+            raise ConfigError(
+                f"stages.{i} (quantize): part: {stage.part} chooses a detector's int8 part (task: "
+                "detection); a classifier or segmenter goes int8 whole: remove part"
+            )
+
+
 def check_quantize_detector(recipe: Any, task: Any, model: nn.Module) -> None:
     """Refuse, before any stage trains, a quantize stage on a detector int8 cannot take (no
-    ``transform`` + tensor-in ``backbone``): it failed only after the baseline and every other stage."""
+    ``transform`` + tensor-in ``backbone``, or ``part: backbone+head`` without a ``head``): it failed
+    only after the baseline and every other stage."""
     if getattr(task, "name", None) != "detection":
         return
     from netsculpt.errors import ConfigError
-    from netsculpt.weights.int8_detector import detector_backbone
+    from netsculpt.weights.int8_detector import detector_backbone, detector_part
 
     for i, stage in enumerate(recipe.stages):
         if stage.kind == "quantize":
             try:
                 detector_backbone(model)
+                detector_part(model, stage.part)
             except ConfigError as exc:
                 raise ConfigError(f"stages.{i} (quantize): {exc}") from None
             return

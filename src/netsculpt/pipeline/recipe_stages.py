@@ -271,6 +271,8 @@ class QuantizeStage(Section):
     # auto, when no int8 candidate is within tolerance_pp: keep the float model, or stop the run
     if_inaccurate: Literal["float", "fail"] = "float"
     options: dict[str, Any] = Field(default_factory=dict)
+    # task: detection: the int8 part; unset: backbone+head where the detector has a model.head
+    part: Literal["backbone", "backbone+head"] | None = None
 
     @model_validator(mode="after")
     def _options(self) -> QuantizeStage:

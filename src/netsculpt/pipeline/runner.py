@@ -31,7 +31,11 @@ from netsculpt.fileio import disk_full_reason, write_json, write_text
 from netsculpt.pipeline import guards
 from netsculpt.pipeline.dense import build_on_meta, check_distill_heads, task_record
 from netsculpt.pipeline.lock import RunLock
-from netsculpt.pipeline.quantize_stage import check_quantize_batches, check_quantize_detector
+from netsculpt.pipeline.quantize_stage import (
+    check_quantize_batches,
+    check_quantize_detector,
+    check_quantize_part,
+)
 from netsculpt.pipeline.recipe import Recipe
 from netsculpt.pipeline.recipe_change import check_recipe_change, clear_stages, stage_dirs
 from netsculpt.pipeline.run_context import build_context
@@ -127,6 +131,7 @@ def _run_locked(
         ctx = build_context(recipe, run_dir)
         ctx.trust_builder = trust_builder
         check_quantize_batches(recipe, ctx.train_loader)  # before any work, not after every other stage
+        check_quantize_part(recipe, ctx.task)
         start_size = tuple(ctx.example.shape[2:])  # a compound stage changes it; the random control restarts
         meta = build_on_meta(recipe, ctx) if ctx.task is not None or _patterned(recipe) else None
         if ctx.task is not None and meta is not None:

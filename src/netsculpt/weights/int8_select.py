@@ -132,6 +132,7 @@ def compare_int8(
     select_batches: int = 8,
     threads: int = 1,
     runs: int = 30,
+    part: str | None = None,
 ) -> tuple[dict[str, nn.Module], list[dict[str, Any]], float]:
     """int8 on each runtime into ``out_dir/candidates/<runtime>``: (models, one row each, float score).
 
@@ -140,8 +141,8 @@ def compare_int8(
     ``(inputs, targets)`` batches after the calibration ones; the score is its headline ``metric`` as a
     fraction, kept under ``heldout_accuracy`` with the metric's name under ``metric``. A runtime that
     cannot quantize or run the model gets a row with ``error`` instead of numbers. With ``task=
-    "detection"`` the candidates are the detector with an int8 backbone (``int8_detector``), scored by mAP
-    and timed whole on PyTorch eager.
+    "detection"`` the candidates are the detector with an int8 backbone, or backbone and head (``part``,
+    ``int8_detector``), scored by mAP and timed whole on PyTorch eager.
     """
     from netsculpt.tasks import get_task
 
@@ -166,7 +167,7 @@ def compare_int8(
 
         out = Path(out_dir)
         return compare_detector_int8(
-            model, example, batches, calib_batches, out, task, runtimes, threads, runs
+            model, example, batches, calib_batches, out, task, runtimes, threads, runs, part
         )
     from netsculpt.weights.int8_runtimes import calibration_batches
 
