@@ -277,9 +277,11 @@ def test_compare_int8_scores_detector_candidates_by_map(tmp_path) -> None:
     ("runtime", "part"),
     [
         ("openvino", "backbone"),
-        # the head's towers quadruple NNCF's work (4 s -> 15 s) and PT2E's compile is ~100 s: slow
+        # the head's towers quadruple NNCF's work (4 s -> 15 s): slow. PT2E quantizes the same module
+        # the part selects as the other runtimes do; its backbone+head compile takes ~100 s, so the
+        # suite runs PT2E on the backbone (benchmarks/int8_detector.py --parts covers its head)
         pytest.param("openvino", "backbone+head", marks=pytest.mark.slow),
-        pytest.param("torch", "backbone+head", marks=pytest.mark.slow),
+        pytest.param("torch", "backbone", marks=pytest.mark.slow),
     ],
 )
 def test_the_backbone_runs_int8_on_openvino_and_pt2e_too(runtime: str, part: str, tmp_path) -> None:
