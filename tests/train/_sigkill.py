@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from benchmarks._kill_points import _PRELOAD
+from benchmarks._kill_points import PRELOAD
 
 
 def _run_logged(log: str, *args: str) -> None:
@@ -29,7 +29,7 @@ def _run_logged(log: str, *args: str) -> None:
 def kill_parked_worker(run_dir: Path, marker: Path, *worker_args: str, timeout_s: float = 120) -> int:
     """Run the worker on ``run_dir`` until it writes ``marker``, kill it with SIGKILL; its exit code."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)  # no effect once the server runs: the same list either way
+    ctx.set_forkserver_preload(PRELOAD)  # no effect once the server runs: the same list either way
     log = marker.with_name(marker.name + ".log")
     proc = ctx.Process(target=_run_logged, args=(str(log), str(run_dir), str(marker), *worker_args))
     proc.start()
