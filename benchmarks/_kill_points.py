@@ -66,8 +66,9 @@ TIMING_KEYS = frozenset(
     {"seconds", "latency_ms", "latency", "calibration", "wall_seconds", "threads", "evaluated", "guard"}
 )
 
-#: Imported once by the fork server (torch.optim pulls in torch._dynamo lazily: 4 s per process).
-_PRELOAD = [
+#: Imported once by the fork server (torch.optim pulls in torch._dynamo lazily: 4 s per process); the
+#: SIGKILL resume tests (tests/train/_sigkill.py) fork their workers from the same server.
+PRELOAD = [
     "torch._dynamo",
     "matplotlib.backends.backend_agg",
     "netsculpt.cli",
@@ -105,7 +106,7 @@ class Runner:
         self.recipe_path = workdir / "recipe.yaml"
         self.recipe_path.write_text(recipe)
         self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(_PRELOAD)
+        self.ctx.set_forkserver_preload(PRELOAD)
         self.runs = 0
 
     def start(self, run_dir: Path, fault: str | None = None, trace: Path | None = None) -> Any:

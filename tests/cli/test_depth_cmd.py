@@ -91,9 +91,9 @@ def test_prune_depth_recipe_stage(capsys, tmp_path) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         "version: 1\nmodel: {name: resnet20_cifar}\n"
-        "data: {name: mnist5k, resize: 32, channels: 3, limit: 200}\n"
-        "baseline: {train: {epochs: 1}}\nstages:\n  - prune_depth: {blocks: 2, val_size: 40}\n"
-        "outputs: {latency_runs: 2, report: false}\n"
+        "data: {name: mnist5k, resize: 32, channels: 3, limit: 64}\n"
+        "baseline: {train: {epochs: 1}}\nstages:\n  - prune_depth: {blocks: 2, val_size: 16}\n"
+        "outputs: {latency_runs: 2, report: false}\ndeploy: {guard_runs: 1}\n"
     )
     code, _, err = run(capsys, "compress", str(recipe), "--out", str(tmp_path / "run"))
     assert code == 0, err
@@ -106,10 +106,10 @@ def test_compound_recipe_stage_changes_resolution_for_later_stages(capsys, tmp_p
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         "version: 1\nmodel: {name: resnet20_cifar}\n"
-        "data: {name: mnist5k, resize: 32, channels: 3, limit: 200}\n"
-        "baseline: {train: {epochs: 1}}\nstages:\n  - compound: {macs: 0.5, val_size: 40}\n"
+        "data: {name: mnist5k, resize: 32, channels: 3, limit: 64}\n"
+        "baseline: {train: {epochs: 1}}\nstages:\n  - compound: {macs: 0.5, val_size: 16}\n"
         "  - finetune: {epochs: 1}\n"
-        "outputs: {latency_runs: 2, report: false}\n"
+        "outputs: {latency_runs: 2, report: false}\ndeploy: {guard_runs: 1}\n"
     )
     run_dir = tmp_path / "run"
     code, _, err = run(capsys, "compress", str(recipe), "--out", str(run_dir))

@@ -57,8 +57,10 @@ def check_variant(cfg: str) -> dict[str, Any]:
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     row: dict[str, Any] = {}
     try:
-        row.update(check_dense_model(build(cfg), (x,)))
+        # built once (ultralytics runs a 256 px forward and its weight init): copies of it are cheaper
         model = build(cfg)
+        unpruned = copy.deepcopy(model)  # the architecture ns.load(model=) takes, before anything ran
+        row.update(check_dense_model(copy.deepcopy(model), (x,)))
         graph = ns.trace(model, x)
         row["groups"] = sum(g.n_prunable > 0 for g in graph.groups)
         state, attributes = copy.deepcopy(model.state_dict()), _attributes(model)
@@ -67,7 +69,7 @@ def check_variant(cfg: str) -> dict[str, Any]:
             ns.measure(small, x, latency=False).macs / ns.measure(model, x, latency=False).macs
         )
         row["target_macs"] = _target_ratio(model, x)
-        row["reloaded_err"] = _round_trip(cfg, small, x)
+        row["reloaded_err"] = _round_trip(unpruned, small, x)
         row["onnx"] = "onnxruntime" not in ns.measure(small, x, onnx=True, runs=1, warmup=0).unavailable
         after = model.state_dict()
         row["left_as_found"] = (
@@ -86,7 +88,7 @@ def _target_ratio(model: nn.Module, x: torch.Tensor) -> float:
     return ns.measure(small, x, latency=False).macs / ns.measure(model, x, latency=False).macs
 
 
-def _round_trip(cfg: str, small: nn.Module, x: torch.Tensor) -> float:
+def _round_trip(unpruned: nn.Module, small: nn.Module, x: torch.Tensor) -> float:
     """``ns.save`` then ``ns.load(model=<the unpruned architecture>)``: relative error of the outputs."""
     with tempfile.TemporaryDirectory(prefix="netsculpt-yolo-save-") as folder:
         path = os.path.join(folder, "model")
@@ -96,7 +98,7 @@ def _round_trip(cfg: str, small: nn.Module, x: torch.Tensor) -> float:
             raise AssertionError("a user-built ultralytics model loaded without model=")
         except ns.NetsculptError as exc:
             assert "model=" in str(exc), exc
-        loaded = ns.load(path, model=build(cfg))
+        loaded = ns.load(path, model=unpruned)
     reference, _ = raw_outputs(small, (x,))
     got, _ = raw_outputs(loaded, (x,))
     return float((got - reference).norm() / reference.norm())

@@ -150,9 +150,11 @@ def test_a_folder_whose_first_run_did_nothing_takes_the_corrected_recipe(tmp_pat
     assert results["after"]["params"] > 0
 
 
+# 64 images a split (a detector's 64 canvases: 4 batches of 16) and one timed run a guard round: every
+# stage still runs, trains, scores and is timed; 120 images and 5 runs only cost time
 FAST = [
-    "data.limit=120", "baseline.train.epochs=1", "baseline.train.warmup_epochs=0", "outputs.latency_runs=2",
-    "outputs.report=false",
+    "data.limit=64", "baseline.train.epochs=1", "baseline.train.warmup_epochs=0", "outputs.latency_runs=2",
+    "outputs.report=false", "deploy.guard_runs=1",
 ]  # fmt: skip
 
 
@@ -165,8 +167,8 @@ def test_every_example_recipe_runs_small(path: Path, tmp_path) -> None:
         if s.kind in ("finetune", "distill", "push"):
             overrides.append(f"stages.{i}.{s.kind}.epochs=1")
             overrides.append(f"stages.{i}.{s.kind}.warmup_epochs=0")
-            if s.early_stop is not None:  # 120 training images: hold out a few, not the recipe's 500
-                overrides.append(f"stages.{i}.{s.kind}.early_stop.holdout=30")
+            if s.early_stop is not None:  # 64 training images: hold out a few, not the recipe's 500
+                overrides.append(f"stages.{i}.{s.kind}.early_stop.holdout=16")
         if s.kind == "prune":
             overrides.append(f"stages.{i}.prune.calib_batches=1")
     recipe, _ = load_recipe(path, overrides)
@@ -291,13 +293,13 @@ def test_the_random_control_of_a_compound_run_starts_at_the_baseline_resolution(
     text = """
 name: rc
 model: {name: resnet20_cifar}
-data: {name: mnist5k, limit: 160, resize: 32, channels: 3, batch_size: 32}
+data: {name: mnist5k, limit: 64, resize: 32, channels: 3, batch_size: 32}
 baseline: {train: {epochs: 1, warmup_epochs: 0}}
 stages:
-  - compound: {macs: 0.5, criterion: l1, val_size: 32}
+  - compound: {macs: 0.5, criterion: l1, val_size: 16}
   - finetune: {epochs: 1, warmup_epochs: 0}
 compare_random: true
-outputs: {latency_runs: 2, report: false}
+outputs: {latency_runs: 1, report: false}
 deploy: {guard: false}
 """
     from netsculpt.io import read_spec

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _tiny
-
 from netsculpt.train import DistillationLoss, DistillConfig, TrainConfig
+from tests.train import _tiny
 
 CONFIG = TrainConfig(epochs=3, lr=0.1, warmup_epochs=1, label_smoothing=0.05)
 KD = DistillConfig(

@@ -1,23 +1,19 @@
-"""Subprocess for the SIGKILL test: trains the tiny model and parks mid-epoch so it can be killed there.
+"""Process body for the SIGKILL test: trains the tiny model and parks mid-epoch so it can be killed there.
 
-Usage: python _sigkill_worker.py OUT_DIR MARKER EPOCHS [kd]. In epoch 2, batch 3, it writes MARKER and
-sleeps; the test waits for the marker (so the kill lands mid-epoch by construction, not by timing) and
-kills it. With ``kd`` it runs the distillation case of ``_kd_case.py`` instead of plain training.
+``run([OUT_DIR, MARKER, EPOCHS, "kd"?])``, started by ``_sigkill.py``. In epoch 2, batch 3, it writes
+MARKER and sleeps; the test waits for the marker (so the kill lands mid-epoch by construction, not by
+timing) and kills it. With ``kd`` it runs the distillation case of ``_kd_case.py`` instead of plain training.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _kd_case
-import _tiny
-
 from netsculpt.train import CrossEntropy, TrainConfig, train
+from tests.train import _kd_case, _tiny
 
 PARK_EPOCH, PARK_BATCH = 2, 3
 
@@ -40,9 +36,9 @@ class Parking:
         return self.base(model, inputs, targets)
 
 
-def main() -> None:
-    out_dir, marker, epochs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    kd = len(sys.argv) > 4 and sys.argv[4] == "kd"
+def run(argv: list[str]) -> None:
+    out_dir, marker, epochs = Path(argv[0]), Path(argv[1]), int(argv[2])
+    kd = len(argv) > 3 and argv[3] == "kd"
     torch.set_num_threads(1)
     train_loader, test_loader = _tiny.loaders()
     if kd:
@@ -52,7 +48,3 @@ def main() -> None:
         model, base, config = _tiny.model(), CrossEntropy(), TrainConfig(epochs=epochs, lr=0.1)
     loss = Parking(base, len(train_loader), marker)
     train(model, train_loader, test_loader, config, out_dir=out_dir, loss_fn=loss)
-
-
-if __name__ == "__main__":
-    main()

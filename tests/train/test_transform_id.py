@@ -157,13 +157,24 @@ print(data_fingerprint(DataLoader(Pixels(t), batch_size=8))["transforms"])
 def test_the_fingerprint_is_the_same_in_another_process() -> None:
     """A resume runs in a new process: the description must not depend on addresses or hash seeds."""
     root = Path(__file__).resolve().parents[2]
-    seen = set()
-    for seed in ("1", "2"):
+    probes = []
+    for seed in ("1", "2"):  # both at once: each spends seconds importing torch, on a core of its own
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
-        out = subprocess.run(
-            [sys.executable, "-c", _PROBE], cwd=root, env=env, capture_output=True, text=True, check=True
+        probes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _PROBE],
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
-        seen.add(out.stdout.strip())
+    seen = set()
+    for probe in probes:
+        out, err = probe.communicate(timeout=300)
+        assert probe.returncode == 0, err
+        seen.add(out.strip())
     assert len(seen) == 1 and not seen.pop().startswith("partial:")
 
 
