@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 import torch
 
 _MATMUL_N = 256  # 2 * 256^3 = 33.6 MFLOP a product: big enough to reach BLAS speed, ~1 ms on one core
-_MATMUL_REPEATS = 50
-_LOOP_ITERATIONS = 200_000  # ~10-20 ms of interpreter work on a 2020s core
+_MATMUL_REPEATS = 20  # ~20-70 ms a round: many scheduler slices, so a busy core still shows
+_LOOP_ITERATIONS = 200_000  # ~10-20 ms of interpreter work on a 2020s core (the figure is this time)
 _ROUNDS = 5
+_LOOP_ROUNDS = 3
 
 
 @dataclass
@@ -43,7 +44,10 @@ def _python_loop() -> int:
 
 
 def cpu_calibration() -> Calibration:
-    """Time the fixed workloads (about 0.3 s in all); each figure is the median of a few rounds.
+    """Time the fixed workloads (about 0.15 s in all); each figure is the median of a few rounds.
+
+    It runs beside every latency measurement (each pipeline stage), so it is kept short: the matmul
+    figure is a rate, and fewer products per round change its noise, not its meaning.
 
     The matmul runs on one thread whatever torch's setting, so the figure tracks one core's speed and
     how busy the machine is, not how many cores this process was given.
@@ -64,7 +68,7 @@ def cpu_calibration() -> Calibration:
     finally:
         torch.set_num_threads(threads)
     loop_ms = []
-    for _ in range(_ROUNDS):
+    for _ in range(_LOOP_ROUNDS):
         start = time.perf_counter()
         _python_loop()
         loop_ms.append((time.perf_counter() - start) * 1e3)
