@@ -47,13 +47,29 @@ def test_three_rounds_land_on_the_target_and_plan_json_is_of_the_original(capsys
 
 
 def test_one_step_is_the_one_shot_prune(capsys, lenet, tmp_path) -> None:
-    for argv in (["--target-macs", "0.5"], ["--ratio", "0.3"]):
-        assert prune(capsys, lenet, tmp_path / "once", *argv)[0] == 0
-        assert prune(capsys, lenet, tmp_path / "step", "--steps", "1", *argv)[0] == 0
-        keep = [json.loads((tmp_path / d / "plan.json").read_text())["keep"] for d in ("once", "step")]
-        assert keep[0] == keep[1] and keep[0]
-        models = [ns.load(tmp_path / d).eval() for d in ("once", "step")]
-        assert torch.equal(models[0](X), models[1](X))
+    # a ratio in rounds plans by widths (ns.prune_iteratively's ratio_rounds), one-shot by ratio; a target
+    # in one round is plan_pruning's own call (scaled_plan of the model as it is)
+    assert prune(capsys, lenet, tmp_path / "once", "--ratio", "0.3")[0] == 0
+    assert prune(capsys, lenet, tmp_path / "step", "--steps", "1", "--ratio", "0.3")[0] == 0
+    keep = [json.loads((tmp_path / d / "plan.json").read_text())["keep"] for d in ("once", "step")]
+    assert keep[0] == keep[1] and keep[0]
+    models = [ns.load(tmp_path / d).eval() for d in ("once", "step")]
+    assert torch.equal(models[0](X), models[1](X))
+
+
+def test_finetune_epochs_train_after_every_round(capsys, lenet, tmp_path) -> None:
+    argv = ["--steps", "2", "--ratio", "0.5", "--data", "mnist5k", "--limit", "64"]
+    code, stdout, _ = prune(capsys, lenet, tmp_path / "ft", *argv, "--finetune-epochs", "1")
+    assert code == 0
+    tuned = [line for line in stdout.splitlines() if "fine-tuned" in line]
+    assert [line.split(" test")[0] for line in tuned] == [
+        f"round {i}/2: fine-tuned 1 epoch(s)," for i in (1, 2)
+    ]
+    small, plan = ns.load(tmp_path / "ft").eval(), ns.PrunePlan.load(tmp_path / "ft" / "plan.json")
+    assert plan.meta["finetune_epochs"] == 1
+    masked = ns.apply_plan(ns.load(lenet), plan, X[:1]).eval()  # the same widths, the untrained weights
+    assert [p.shape for p in masked.parameters()] == [p.shape for p in small.parameters()]
+    assert not torch.allclose(masked(X), small(X))
 
 
 @pytest.mark.parametrize(
@@ -63,6 +79,8 @@ def test_one_step_is_the_one_shot_prune(capsys, lenet, tmp_path) -> None:
         (["--steps", "2", "--widths", "conv1=4"], "--steps does not go with --widths: exact widths"),
         (["--steps", "2", "--depth-blocks", "1"], "--steps does not go with --depth-blocks"),
         (["--steps", "2", "--target-latency", "0.5"], "use --target-macs / --target-params with --steps"),
+        (["--ratio", "0.5", "--data", "mnist5k", "--finetune-epochs", "1"], "between the rounds of --steps"),
+        (["--steps", "2", "--finetune-epochs", "1"], "pass --steps K and --data NAME"),
     ],
 )
 def test_what_has_no_rounds_is_refused(capsys, lenet, tmp_path, argv: list[str], message: str) -> None:

@@ -8,6 +8,7 @@ one-shot prune."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -26,10 +27,25 @@ def add_steps_arg(p: argparse.ArgumentParser) -> None:
         help="prune in K rounds, re-scoring the channels the previous round left, to the final --ratio / "
         "--ratio-for / --target-macs / --target-params (ns.prune_iteratively; docs/engine.md)",
     )
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=None,
+        metavar="E",
+        help="with --steps and --data: train E epochs after each round, with the finetune preset (lr 0.01, "
+        "cosine; dense_finetune for --task), so the next round scores a recovered network",
+    )
 
 
 def check_steps(args: argparse.Namespace) -> None:
     """Refuse what has no schedule in rounds, before the model loads."""
+    epochs = args.finetune_epochs
+    if epochs is not None and (args.steps is None or args.data is None or epochs < 1):
+        raise ConfigError(
+            "--finetune-epochs E trains E >= 1 epochs on --data between the rounds of --steps: pass "
+            f"--steps K and --data NAME (got --finetune-epochs {epochs}, --steps {args.steps}, --data "
+            f"{args.data}); to fine-tune after a one-shot prune run netsculpt distill"
+        )
     if args.steps is None:
         return
     if args.steps < 1:
@@ -75,13 +91,50 @@ def prune_in_rounds(
             f"({params / params0:.3f}x), {groups} groups pruned"
         )
 
-    small = prune_iteratively(model, x, steps=args.steps, on_round=report, **goal, **options)
+    finetune = finetuner(args, options.get("task"), console)
+    small = prune_iteratively(
+        model, x, steps=args.steps, on_round=report, finetune=finetune, **goal, **options
+    )
     plan = compose_plans(plans)
     if plan is not None:
         target = goal.get("target")
-        plan.meta.update({"steps": args.steps, "rounds": rounds})
+        plan.meta.update({"steps": args.steps, "rounds": rounds, "finetune_epochs": args.finetune_epochs})
         plan.meta.update({"target": {target.metric: target.value}} if target is not None else {})
     return small, plan
+
+
+def finetuner(
+    args: argparse.Namespace, task: Any, console: Console
+) -> Callable[[nn.Module, int], None] | None:
+    """``--finetune-epochs``: ``netsculpt distill``'s preset and loaders (finetune; dense_finetune for a
+    ``--task``) and the training loop, as ``prune_iteratively``'s ``finetune`` callback."""
+    if args.finetune_epochs is None:
+        return None
+    from netsculpt.cli.train_cmd import loaders, preset_config
+    from netsculpt.tasks.metrics import metric_label
+    from netsculpt.train import train
+
+    config = preset_config(
+        argparse.Namespace(**vars(args), preset=None), "finetune", epochs="finetune_epochs"
+    )
+    if task is not None:
+        from netsculpt.cli.task_data import dense_data
+
+        dense = dense_data(args, batch_size=config.batch_size)
+        train_loader, test_loader = dense.train_loader, dense.test_loader
+    else:
+        train_loader, test_loader = loaders(
+            args, config.batch_size, config.augment, config.seed, config.augment_shift
+        )
+
+    label = metric_label(task.metric) if task is not None else "accuracy"
+
+    def finetune(model: nn.Module, step: int) -> None:
+        result = train(model, train_loader, test_loader, config, task=task)
+        done = f"fine-tuned {config.epochs} epoch(s), test {label} {result.final_acc:.2%}"
+        console.print(f"round {step}/{args.steps}: {done}")
+
+    return finetune
 
 
 def compose_plans(plans: list[PrunePlan]) -> PrunePlan | None:
