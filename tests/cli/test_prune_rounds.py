@@ -80,6 +80,7 @@ def test_finetune_epochs_train_after_every_round(capsys, lenet, tmp_path) -> Non
         (["--steps", "2", "--depth-blocks", "1"], "--steps does not go with --depth-blocks"),
         (["--steps", "2", "--target-latency", "0.5"], "use --target-macs / --target-params with --steps"),
         (["--ratio", "0.5", "--data", "mnist5k", "--finetune-epochs", "1"], "between the rounds of --steps"),
+        (["--steps", "2", "--ratio", "0.5", "--round-to", "auto"], "pass --round-to hw or N, or give"),
         (["--steps", "2", "--finetune-epochs", "1"], "pass --steps K and --data NAME"),
     ],
 )

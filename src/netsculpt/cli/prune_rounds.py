@@ -62,6 +62,11 @@ def check_steps(args: argparse.Namespace) -> None:
     for flag, (value, why) in refused.items():
         if value is not None:
             raise ConfigError(f"--steps does not go with {flag}: {why}")
+    if args.round_to == "auto" and args.target_macs is None and args.target_params is None:
+        raise ConfigError(
+            "--steps with a ratio plans each round by widths, which --round-to auto (one MACs target) does "
+            "not round; pass --round-to hw or N, or give --target-macs / --target-params"
+        )
 
 
 def prune_in_rounds(
