@@ -96,7 +96,7 @@ def prune_in_rounds(
             f"({params / params0:.3f}x), {groups} groups pruned"
         )
 
-    finetune = finetuner(args, options.get("task"), console)
+    finetune = finetuner(args, model, options.get("task"), console)
     small = prune_iteratively(
         model, x, steps=args.steps, on_round=report, finetune=finetune, **goal, **options
     )
@@ -109,12 +109,13 @@ def prune_in_rounds(
 
 
 def finetuner(
-    args: argparse.Namespace, task: Any, console: Console
+    args: argparse.Namespace, model: nn.Module, task: Any, console: Console
 ) -> Callable[[nn.Module, int], None] | None:
     """``--finetune-epochs``: ``netsculpt distill``'s preset and loaders (finetune; dense_finetune for a
     ``--task``) and the training loop, as ``prune_iteratively``'s ``finetune`` callback."""
     if args.finetune_epochs is None:
         return None
+    from netsculpt.cli.common import check_fits_data
     from netsculpt.cli.train_cmd import loaders, preset_config
     from netsculpt.tasks.metrics import metric_label
     from netsculpt.train import train
@@ -131,6 +132,7 @@ def finetuner(
         train_loader, test_loader = loaders(
             args, config.batch_size, config.augment, config.seed, config.augment_shift
         )
+        check_fits_data(model, train_loader)  # before the first round, not in its training
 
     label = metric_label(task.metric) if task is not None else "accuracy"
 
