@@ -124,3 +124,24 @@ def test_an_ignored_module_object_keeps_its_width_through_every_round() -> None:
     )
     assert widths == [20, 20, 20] and small.conv1.out_channels == 20  # LeNet-5's conv1 has 20 filters
     assert small.fc1.out_features < model.fc1.out_features  # the rest was pruned
+
+
+def test_on_round_sees_each_rounds_model_and_plan_before_finetune() -> None:
+    """``netsculpt prune --steps`` prints its round lines and composes plan.json from this hook."""
+    torch.manual_seed(0)
+    model, x = ns.create_model("lenet5").eval(), torch.randn(1, 1, 28, 28)
+    seen: list[tuple[str, int, int | None]] = []
+
+    def on_round(m: torch.nn.Module, step: int, plan: ns.PrunePlan | None) -> None:
+        seen.append(("round", step, len(plan.keep["fc1"]) if plan and "fc1" in plan.keep else None))
+        assert plan is None or m.fc1.out_features == len(plan.keep.get("fc1", range(m.fc1.out_features)))
+
+    small = ns.prune_iteratively(
+        model, x, steps=2, ratios={}, ratio=0.5, round_to=1, on_round=on_round,
+        finetune=lambda m, step: seen.append(("finetune", step, None)),
+    )  # fmt: skip
+    # ratio 0.5 in 2 rounds: fc1 keeps ceil(500 * 0.5 ** 0.5) = 354, then 250 (the one-shot width)
+    assert seen == [("round", 1, 354), ("finetune", 1, None), ("round", 2, 250), ("finetune", 2, None)]
+    assert small.fc1.out_features == 250
+    with pytest.raises(PruningError, match=r"on_round= .*a function"):
+        ns.prune_iteratively(model, x, steps=2, target="macs=0.5", on_round=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -17,7 +17,11 @@ from netsculpt.errors import ConfigError, PruningError, warn_user
 from netsculpt.graph import ChannelGraph, trace
 from netsculpt.graph.channel_graph import ignored_module_names
 
+if TYPE_CHECKING:
+    from netsculpt.surgery import PrunePlan
+
 WHERE = "ns.prune_iteratively"
+RoundHook = Callable[[nn.Module, int, "PrunePlan | None"], None]  # the pruned model, its round, the plan
 TOLERANCE = 0.02  # what target_plan holds a one-shot target to
 
 
@@ -28,6 +32,7 @@ def prune_iteratively(
     steps: int,
     target: Target | str | dict[str, float] | None = None,
     finetune: Callable[[nn.Module, int], None] | None = None,
+    on_round: RoundHook | None = None,
     **options: Any,
 ) -> nn.Module:
     """Reach ``target`` (a fraction of ``model``) in ``steps`` rounds of score -> prune -> ``finetune(model,
@@ -40,15 +45,20 @@ def prune_iteratively(
 
     ``ratios=`` (with ``ratio=`` for the other groups) instead of a target follows the same geometric
     schedule layer by layer and ends at exactly the widths one-shot ``ns.prune(ratios=...)`` gives.
+
+    ``on_round(model, step, plan)`` sees each round's pruned model and the plan it applied (``None``
+    when the round removed nothing) before ``finetune``: ``netsculpt prune --steps`` prints a line per
+    round from it and composes the rounds' plans into one plan of the original.
     """
     steps = checks.whole(steps, "steps", WHERE, error=PruningError)
     checks.function(finetune, "finetune", WHERE, PruningError)
+    checks.function(on_round, "on_round", WHERE, PruningError)
     from netsculpt.prune import apply_plan, check_ratios, plan_defaults, plan_pruning, scaled_plan
 
     checks.known_options(options, plan_pruning, WHERE, PruningError, drop=("target", "widths", "graph"))
     if options.get("ratios") is not None:
         check_ratios(options["ratios"], target, None, options.get("round_to", DEFAULT_ROUND_TO))
-        return ratio_rounds(model, example_inputs, steps, finetune, options)
+        return ratio_rounds(model, example_inputs, steps, finetune, options, on_round)
     if "ratio" in options:
         raise PruningError(
             f"{WHERE} takes ratio= only with ratios= (what the groups no key names lose); give target= "
@@ -71,7 +81,7 @@ def prune_iteratively(
     original = _cost(model, example_inputs, trace(model, example_inputs, **tracing), target.metric)
     current = model
     for step in range(1, steps + 1):
-        graph = trace(current, example_inputs, **tracing)
+        graph, plan = trace(current, example_inputs, **tracing), None
         reached = _cost(current, example_inputs, graph, target.metric) / original
         # an equal geometric share of what is left: target.value itself in the last round
         goal = reached * (target.value / reached) ** (1 / (steps - step + 1))
@@ -83,12 +93,15 @@ def prune_iteratively(
                 step_options["target"] = Target(**{target.metric: goal})
                 plan, graph = scaled_plan(current, example_inputs, reached, **step_options)
             current = apply_plan(current, plan, example_inputs, graph=graph)
+            plan = plan if plan.keep else None
         elif step == steps and reached < target.value * (1 - TOLERANCE):
             warn_user(
                 f"target {target.metric}={target.value:.3f} lands at {reached:.3f} of the original, "
                 f"{1 - reached / target.value:.1%} under: an earlier round's width steps went past it",
                 ShortfallWarning,
             )
+        if on_round is not None:
+            on_round(current, step, plan)
         if finetune is not None:
             finetune(current, step)
     return current
@@ -100,6 +113,7 @@ def ratio_rounds(
     steps: int,
     finetune: Callable[[nn.Module, int], None] | None,
     options: dict[str, Any],
+    on_round: RoundHook | None = None,
 ) -> nn.Module:
     """``ratios=`` in ``steps`` rounds: the one-shot widths are worked out once, on the original, and
     round ``i`` keeps ``size * (final / size) ** (i / steps)`` of each group (rounded up to its grid), the
@@ -134,6 +148,8 @@ def ratio_rounds(
         )
         if plan.keep:
             current = apply_plan(current, plan, example_inputs, graph=graph)
+        if on_round is not None:
+            on_round(current, step, plan if plan.keep else None)
         if finetune is not None:
             finetune(current, step)
     return current

@@ -1,5 +1,6 @@
 """`netsculpt prune MODEL (--ratio R | --target-macs/params/latency F | --widths a=2,b=3) --out DIR`.
 
+``--steps K`` prunes to the same goal in K rounds (``prune_rounds``).
 ``--ratio-for 'layer4.*=0.7'`` (repeatable) gives layers their own ratio, as ``ns.prune(ratios=)``."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from netsculpt.cli.common import add_model_args, check_fits_data, example, load_model
+from netsculpt.cli.prune_rounds import add_steps_arg, check_steps
 from netsculpt.errors import ConfigError
 
 
@@ -154,6 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "dataset name (see `netsculpt data`); a model name is then built for its images, classes and "
         "channels (--resize / --channels), traced at that size and saved with it"
     )
+    add_steps_arg(p)
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
 
@@ -167,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     from netsculpt.measure import format_metrics_table, measure
     from netsculpt.prune import apply_plan, plan_pruning
 
-    ratios = _ratios(args)  # refused combinations first, before the model loads
+    check_steps(args)  # refused combinations first, before the model loads
+    ratios = _ratios(args)
     dense = dense_data(args, criterion=args.criterion) if is_dense(args, args.criterion) else None
     if dense is not None and args.depth_blocks is not None:
         raise ConfigError(
@@ -205,30 +209,36 @@ def run(args: argparse.Namespace) -> int:
     elif args.target_latency is not None:
         target = Target(latency=args.target_latency)
     ratio = args.ratio if (args.ratio is not None or target or args.widths or ratios) else 0.5
-    plan, graph = plan_pruning(
-        model,
-        x,
-        criterion=args.criterion,
-        ratio=ratio,
-        target=target,
-        widths=args.widths,
-        ratios=ratios,
-        strategy=args.strategy,
-        data=data,
-        calib_batches=args.calib_batches,
-        ignored=args.ignored,
-        allow_inexact=args.allow_inexact,
-        round_to=args.round_to,
-        min_channels=args.min_channels,
-        runtime=args.runtime,
+    options = {
+        "criterion": args.criterion,
+        "strategy": args.strategy,
+        "data": data,
+        "calib_batches": args.calib_batches,
+        "ignored": args.ignored,
+        "allow_inexact": args.allow_inexact,
+        "round_to": args.round_to,
+        "min_channels": args.min_channels,
+        "runtime": args.runtime,
         **({"task": dense.task} if dense is not None else {}),
-    )
-    small = apply_plan(model, plan, x, graph=graph)
+    }
+    console = Console()
+    if args.steps is not None:
+        from netsculpt.cli.prune_rounds import prune_in_rounds
+
+        goal = {"target": target} if target is not None else {"ratios": ratios or {}, "ratio": ratio}
+        small, plan = prune_in_rounds(model, x, args, goal, options, console)
+    else:
+        plan, graph = plan_pruning(
+            model, x, ratio=ratio, target=target, widths=args.widths, ratios=ratios, **options
+        )
+        small = apply_plan(model, plan, x, graph=graph)
     out = Path(args.out)
     save(small, out, extra={"input_shape": list(shape), "source": args.model})
-    plan.save(out / "plan.json")
-    console = Console()
     console.print(format_metrics_table(measure(model, x, runs=10), measure(small, x, runs=10)))
+    if plan is None:  # the rounds' groups did not chain into one plan of the original
+        console.print(f"saved to {out} (no plan.json: the rounds' plans do not compose into one)")
+        return 0
+    plan.save(out / "plan.json")
     console.print(f"saved to {out} ({len(plan.keep)} groups pruned, {plan.removed} channels removed)")
     return 0
 
