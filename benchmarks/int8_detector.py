@@ -3,12 +3,12 @@
 Trains fcos_slim briefly (128 px canvases, ``--train-n`` training canvases, ``--epochs``; resumable
 checkpoint in ``--cache``), then quantizes it with ``netsculpt.weights.int8_detector.quantize_detector``
 on ONNX Runtime, OpenVINO / NNCF and PT2E, each ``--parts`` (``backbone``: body + FPN;
-``backbone+head``: with the head's towers in the same graph; ``backbone+head+float-predictors``: that,
-with the head's prediction convs left float, ONNX Runtime and OpenVINO only), all calibrated on the same 8 training
-batches, and prints side by side: COCO mAP@[.5:.95] / mAP@.5 on the test canvases (never used for any
-choice), the backbone features' relative error against float, and the whole detector's latency
-(transform, backbone, head, decoding, NMS) at batch 1, one thread, timed by ``netsculpt bench``'s loop
-in alternating rounds. A "float backbone on ONNX Runtime" row separates what int8 gains from what ONNX
+``backbone+head``: with the head's towers in the same graph; ``backbone+head+float-predictors``:
+that, with the head's prediction convs left float, ONNX Runtime and OpenVINO only), all calibrated on
+the same 8 training batches, and prints side by side: COCO mAP@[.5:.95] / mAP@.5 on the test canvases
+(never used for any choice), the backbone features' relative error against float, and the whole
+detector's latency (transform, backbone, head, decoding, NMS) at batch 1, one thread, timed by
+``netsculpt bench``'s loop in alternating rounds. A "float backbone on ONNX Runtime" row separates what int8 gains from what ONNX
 Runtime's float kernels gain.
 Results: benchmarks/results/int8_detector_2026-12-07.txt (backbone only),
 benchmarks/results/int8_detector_head_2026-12-07.txt (both parts),

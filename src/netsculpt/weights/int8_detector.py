@@ -255,19 +255,20 @@ def quantize_detector_on(
     out_dir: str | os.PathLike[str],
     config: Any = None,
     part: str | None = None,
-    float_predictors: bool = False,
+    float_predictors: bool | None = None,
 ) -> nn.Module:
     """int8 ``model``'s ``part`` on ``runtime`` from recorded backbone ``inputs``; the artefact and
     ``int8_detector.json`` are written in ``out_dir`` (the json last: a folder with it is complete).
-    ``float_predictors``: the head's prediction convs stay float in the graph (:mod:`.int8_predictors`)."""
-    from netsculpt.weights.int8_predictors import predictors_keep
-
+    ``float_predictors``: the head's prediction convs stay float in the graph (None: where measured to pay,
+    :mod:`.int8_predictors`)."""
+    from netsculpt.weights.int8_predictors import float_predictors_default, predictors_keep
     from netsculpt.weights.int8_select import quantize_on
     from netsculpt.weights.quantize import check_float32
 
     check_float32(model)
     backbone = detector_backbone(model)
     part = detector_part(model, part)
+    float_predictors = float_predictors_default(model, part, runtime, float_predictors)
     keep = predictors_keep(model, part, runtime) if float_predictors else None
     graph = backbone if part == "backbone" else BackboneHead(backbone, model.head)
     out = Path(out_dir)
@@ -291,13 +292,14 @@ def quantize_detector(
     calibration_batches: int = 8,
     config: Any = None,
     part: str | None = None,
-    float_predictors: bool = False,
+    float_predictors: bool | None = None,
 ) -> nn.Module:
     """int8 of a torchvision-style detector: a new model whose backbone (``part="backbone"``) or backbone
     and head (``"backbone+head"``; default for detectors with a ``model.head``) run on ``runtime``'s int8
     kernels; transform, anchors, decoding and NMS stay float. ``calibration_data`` yields ``(images,
     targets)`` batches (the detection task's collate) or lists of images. ``model`` is not changed.
-    ``float_predictors``: with ``"backbone+head"``, keep the head's prediction convs float."""
+    ``float_predictors``: with ``"backbone+head"``, keep the head's prediction convs float (None: on
+    OpenVINO, where that held mAP within 0.1 pp of float; docs/weights.md)."""
     from netsculpt.weights.int8_predictors import predictors_keep
 
     part = detector_part(model, part)  # refused before the calibration passes

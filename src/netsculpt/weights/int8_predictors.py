@@ -6,6 +6,11 @@ convs write the numbers decoding and NMS read, and quantizing their inputs and w
 or a box edge is rounded last; they are a small share of the head's MACs (few output channels). With
 ``float_predictors=True`` they are left out of the int8 graph's quantization (ONNX Runtime's
 ``nodes_to_exclude``, NNCF's ignored scope): plain float convs inside the same graph.
+
+Default (None) by the measurement on a trained fcos_slim (``benchmarks/int8_detector.py``,
+docs/weights.md): on OpenVINO they are float (mAP -0.02 pp from float instead of -0.32, same speed-up),
+on ONNX Runtime int8 (float predictors took back half the loss, -0.19 pp instead of -0.40: not within
+the 0.1 pp a default is held to; pass True for it at no measured speed cost).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from netsculpt.weights.config import FilterFn, default_filter
 
 PREDICTORS = ("cls_logits", "bbox_reg", "bbox_ctrness")  # torchvision's RetinaNet / FCOS attribute names
 FLOAT_RUNTIMES = ("onnxruntime", "openvino")
+DEFAULT_ON = ("openvino",)  # where float predictors held mAP within 0.1 pp of float at the same speed-up
 
 
 def predictor_names(head: nn.Module) -> list[str]:
@@ -50,3 +56,14 @@ def predictors_keep(model: nn.Module, part: str, runtime: str) -> FilterFn:
         )
     floats = {f"head.{name}" for name in predictor_names(model.head)}
     return lambda module, name: default_filter(module, name) and name not in floats
+
+
+def float_predictors_default(model: nn.Module, part: str, runtime: str, asked: bool | None) -> bool:
+    """``asked``, or where it is None, True on the runtimes in ``DEFAULT_ON`` for a head that has
+    prediction convs by those names (an SSD head, all predictors, stays as the part says)."""
+    if asked is not None:
+        return asked
+    head = getattr(model, "head", None)
+    if part != "backbone+head" or runtime not in DEFAULT_ON or not isinstance(head, nn.Module):
+        return False
+    return any(name.rpartition(".")[2] in PREDICTORS for name, _ in head.named_modules())

@@ -118,7 +118,9 @@ def openvino_ignored(model: nn.Module, onnx_path: Path, ov_model: Any, keep: Fil
     for node in excluded:
         found = [op for op in ops if op == node or op.startswith(f"{node}/")]
         if not found:
-            raise ConfigError(f"cannot keep {node!r} float on OpenVINO: no op of the read model comes from it")
+            raise ConfigError(
+                f"cannot keep {node!r} float on OpenVINO: no op of the read model comes from it"
+            )
         names += found
     return names
 

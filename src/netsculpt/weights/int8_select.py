@@ -61,7 +61,9 @@ def quantize_on(
     if runtime == "openvino":
         return quantize_openvino(model, example, calibration, out, keep)
     if keep is not None:
-        raise ConfigError(f"int8 on {runtime!r} cannot leave chosen layers float; use onnxruntime or openvino")
+        raise ConfigError(
+            f"int8 on {runtime!r} cannot leave chosen layers float; use onnxruntime or openvino"
+        )
     if runtime == "torch":
         return quantize_pt2e(model, example, calibration, out)
     raise ConfigError(
