@@ -8,8 +8,8 @@ that, with the head's prediction convs left float, ONNX Runtime and OpenVINO onl
 the same 8 training batches, and prints side by side: COCO mAP@[.5:.95] / mAP@.5 on the test canvases
 (never used for any choice), the backbone features' relative error against float, and the whole
 detector's latency (transform, backbone, head, decoding, NMS) at batch 1, one thread, timed by
-``netsculpt bench``'s loop in alternating rounds. A "float backbone on ONNX Runtime" row separates what int8 gains from what ONNX
-Runtime's float kernels gain.
+``netsculpt bench``'s loop in alternating rounds. A "float backbone on ONNX Runtime" row separates what
+int8 gains from what ONNX Runtime's float kernels gain.
 Results: benchmarks/results/int8_detector_2026-12-07.txt (backbone only),
 benchmarks/results/int8_detector_head_2026-12-07.txt (both parts),
 benchmarks/results/int8_detector_float_predictors_2026-12-07.txt (float predictors).
