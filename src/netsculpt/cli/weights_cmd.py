@@ -83,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="--task detection: the int8 part (default: backbone+head where the detector has model.head)",
     )
+    p.add_argument(
+        "--float-predictors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--task detection, backbone+head: keep the head's prediction convs float (default: on OpenVINO)",
+    )
     p.add_argument("--calibration-batches", type=int, default=8, help="training batches the ranges come from")
     p.add_argument(
         "--method",
@@ -232,8 +238,9 @@ def run_quantize(args: argparse.Namespace) -> int:
 
         return run_dense_quantize(args)
 
-    if args.part is not None:
-        raise ConfigError("--part chooses a detector's int8 part: pass --task detection, or drop --part")
+    for flag, value in (("--part", args.part), ("--float-predictors", args.float_predictors)):
+        if value is not None:
+            raise ConfigError(f"{flag} chooses a detector's int8 part: pass --task detection, or drop {flag}")
     if args.runtime not in ("onnxruntime", "auto"):
         raise ConfigError(
             f"`netsculpt quantize` quantizes classifiers on ONNX Runtime only; for --runtime {args.runtime} "

@@ -41,14 +41,19 @@ def predictor_names(head: nn.Module) -> list[str]:
     return names
 
 
-def predictors_keep(model: nn.Module, part: str, runtime: str) -> FilterFn:
-    """The filter quantizing every conv / linear of ``BackboneHead`` but the head's prediction convs
-    (named ``head.<name>`` there); refused off ``part="backbone+head"`` or on a runtime without one."""
-    if part != "backbone+head":
+def check_part(part: str | None) -> None:
+    """Refuse float predictors with ``part="backbone"``: there the whole head is float already."""
+    if part == "backbone":
         raise ConfigError(
             f"float_predictors keeps the int8 head's prediction convs float, but part={part!r} leaves the "
             "whole head float already: use part='backbone+head' with float_predictors, or drop it"
         )
+
+
+def predictors_keep(model: nn.Module, part: str, runtime: str) -> FilterFn:
+    """The filter quantizing every conv / linear of ``BackboneHead`` but the head's prediction convs
+    (named ``head.<name>`` there); refused off ``part="backbone+head"`` or on a runtime without one."""
+    check_part(part)
     if runtime not in FLOAT_RUNTIMES:
         raise ConfigError(
             f"float_predictors needs a runtime that leaves chosen convs float ({', '.join(FLOAT_RUNTIMES)}), "
