@@ -85,9 +85,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--float-predictors",
-        action=argparse.BooleanOptionalAction,
+        action="store_const",
+        const=True,
         default=None,
         help="--task detection, backbone+head: keep the head's prediction convs float (default: on OpenVINO)",
+    )
+    p.add_argument(
+        "--no-float-predictors",
+        dest="float_predictors",
+        action="store_const",
+        const=False,
+        help="--task detection: the head's prediction convs int8 too (the default but on OpenVINO)",
     )
     p.add_argument("--calibration-batches", type=int, default=8, help="training batches the ranges come from")
     p.add_argument(
