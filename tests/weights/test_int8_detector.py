@@ -408,18 +408,6 @@ def test_float_predictors_are_refused_off_the_int8_head_and_on_pt2e(tmp_path) ->
     assert not any(tmp_path.iterdir())  # refused before any pass or file
 
 
-def test_node_module_resolves_a_modules_repeated_calls() -> None:
-    from netsculpt.weights.quantize import node_module
-
-    modules = {"head", "head.classification_head", "head.classification_head.cls_logits", "body", "body.c5_1"}
-    # the exporter's scope of a module's 2nd+ call ends in _N (a head run on each pyramid level)
-    assert node_module("/head/classification_head/cls_logits_3/Conv", modules) == (
-        "head.classification_head.cls_logits"
-    )
-    assert node_module("/body/c5_1/Conv", modules) == "body.c5_1"  # a real name ending in _N wins
-    assert node_module("/head/classification_head/logits_3/Conv", modules) is None
-
-
 @pytest.mark.runtimes  # loads OpenVINO
 def test_float_predictors_map_to_every_level_of_the_openvino_graph(mixed) -> None:
     import openvino as ov
