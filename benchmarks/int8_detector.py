@@ -3,14 +3,16 @@
 Trains fcos_slim briefly (128 px canvases, ``--train-n`` training canvases, ``--epochs``; resumable
 checkpoint in ``--cache``), then quantizes it with ``netsculpt.weights.int8_detector.quantize_detector``
 on ONNX Runtime, OpenVINO / NNCF and PT2E, each ``--parts`` (``backbone``: body + FPN;
-``backbone+head``: with the head's towers in the same graph), all calibrated on the same 8 training
-batches, and prints side by side: COCO mAP@[.5:.95] / mAP@.5 on the test canvases (never used for any
-choice), the backbone features' relative error against float, and the whole detector's latency
-(transform, backbone, head, decoding, NMS) at batch 1, one thread, timed by ``netsculpt bench``'s loop
-in alternating rounds. A "float backbone on ONNX Runtime" row separates what int8 gains from what ONNX
-Runtime's float kernels gain.
+``backbone+head``: with the head's towers in the same graph; ``backbone+head+float-predictors``:
+that, with the head's prediction convs left float, ONNX Runtime and OpenVINO only), all calibrated on
+the same 8 training batches, and prints side by side: COCO mAP@[.5:.95] / mAP@.5 on the test canvases
+(never used for any choice), the backbone features' relative error against float, and the whole
+detector's latency (transform, backbone, head, decoding, NMS) at batch 1, one thread, timed by
+``netsculpt bench``'s loop in alternating rounds. A "float backbone on ONNX Runtime" row separates what
+int8 gains from what ONNX Runtime's float kernels gain.
 Results: benchmarks/results/int8_detector_2026-12-07.txt (backbone only),
-benchmarks/results/int8_detector_head_2026-12-07.txt (both parts).
+benchmarks/results/int8_detector_head_2026-12-07.txt (both parts),
+benchmarks/results/int8_detector_float_predictors_2026-12-07.txt (float predictors).
 
     PYTHONPATH=src:benchmarks python benchmarks/int8_detector.py --cache /tmp/int8det-cache
 """
@@ -34,6 +36,8 @@ from netsculpt.tasks import get_task
 from netsculpt.weights.int8_detector import BackboneHead, Int8Backbone, assemble, quantize_detector
 
 RUNTIMES = ("onnxruntime", "openvino", "torch")
+FLOAT_PREDICTORS = "+float-predictors"
+PARTS = ("backbone", "backbone+head", f"backbone+head{FLOAT_PREDICTORS}")
 
 
 def _step(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
@@ -58,7 +62,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--test-n", type=int, default=500)
     parser.add_argument("--runs", type=int, default=60)
-    parser.add_argument("--parts", nargs="+", default=["backbone", "backbone+head"])
+    parser.add_argument("--parts", nargs="+", default=["backbone", "backbone+head"], choices=PARTS)
+    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -74,13 +79,19 @@ def main() -> None:
     test = DataLoader(digits_detect("test", args.test_n), batch_size=32, collate_fn=detection_collate)
     task = get_task("detection", num_classes=11)
     models: dict[str, torch.nn.Module] = {"float (PyTorch eager)": model}
-    for runtime in RUNTIMES:
+    for runtime in args.runtimes:
         for part in args.parts:
+            floats = part.endswith(FLOAT_PREDICTORS)
+            if floats and runtime == "torch":
+                continue  # PT2E has no per-layer exclusion here
             t0 = time.perf_counter()
-            folder = args.cache / (runtime if part == "backbone" else f"{runtime}-head")
-            q = quantize_detector(
-                model, calibration, folder, runtime=runtime, calibration_batches=8, part=part
+            folder = args.cache / {"backbone": runtime, "backbone+head": f"{runtime}-head"}.get(
+                part, f"{runtime}-head-floatpred"
             )
+            q = quantize_detector(
+                model, calibration, folder, runtime=runtime, calibration_batches=8,
+                part=part.removesuffix(FLOAT_PREDICTORS), float_predictors=floats,
+            )  # fmt: skip
             models[f"int8 {part} on {runtime}"] = q
             print(f"quantized {part} on {runtime} ({time.perf_counter() - t0:.1f} s)", flush=True)
     from netsculpt.runtimes.output_tree import read_outputs
@@ -119,13 +130,13 @@ def main() -> None:
     base = ms["float (PyTorch eager)"]
     print(f"\nfcos_slim, {args.epochs} epochs on {args.train_n} training canvases; mAP on {args.test_n} test "
           "canvases; whole detector at batch 1, one thread, median of 3 alternating rounds")  # fmt: skip
-    header = f"{'model':37s} {'mAP':>6s} {'mAP@.5':>7s} {'feat err':>9s} {'head err':>9s}"
+    header = f"{'model':54s} {'mAP':>6s} {'mAP@.5':>7s} {'feat err':>9s} {'head err':>9s}"
     print(f"{header} {'ms':>7s} {'speed-up':>8s}")
     for name in models:
         s, err = scores[name], errors.get(name)
         err_text = f"{err[0]:9.3f} {err[1]:9.3f}" if err is not None else f"{'-':>9s} {'-':>9s}"
         speed = f"{ms[name]:7.2f} {base / ms[name]:7.2f}x"
-        print(f"{name:37s} {s['map']:6.3f} {s['map_50']:7.3f} {err_text} {speed}")
+        print(f"{name:54s} {s['map']:6.3f} {s['map_50']:7.3f} {err_text} {speed}")
     print("feat err / head err: the worst pyramid level's / head output's ||int8 - float|| / ||float|| on 16 "
           "test canvases")  # fmt: skip
     _backbone_table(model, models, example, args.runs)
@@ -159,7 +170,7 @@ def _backbone_table(model: torch.nn.Module, models: dict, example: tuple, runs: 
             if "backbone+head" in name
             else "float backbone (PyTorch eager)"
         )
-        print(f"{name:37s} {rt:12s} {ms[name]:7.2f} ms {ms[same] / ms[name]:6.2f}x")
+        print(f"{name:54s} {rt:12s} {ms[name]:7.2f} ms {ms[same] / ms[name]:6.2f}x")
 
 
 if __name__ == "__main__":

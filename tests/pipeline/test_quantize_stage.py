@@ -46,6 +46,23 @@ def test_a_detector_part_on_a_classifiers_quantize_stage_is_refused_before_the_b
     assert not (tmp_path / "00_baseline").exists()  # it would have been ignored after the baseline trained
 
 
+def test_float_predictors_are_refused_when_read_where_they_cannot_apply(tmp_path) -> None:
+    for fields, match in [
+        ("runtime: auto, float_predictors: true", r"not runtime auto \(auto compares each runtime"),
+        ("runtime: torch, float_predictors: false", r"on onnxruntime or openvino, not runtime torch"),
+        ("part: backbone, float_predictors: true", r"part='backbone' leaves the whole head float already"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            parse_recipe(f"stages:\n  - quantize: {{{fields}}}\n")
+    parse_recipe("stages:\n  - quantize: {runtime: openvino, float_predictors: false}\n")
+    text = (SMALL % ", calib_batches: 2, float_predictors: true").replace("runtime: auto, ", "")
+    with pytest.raises(
+        ConfigError, match=r"stages\.0 \(quantize\): float_predictors: True chooses a detector"
+    ):
+        run_recipe(parse_recipe(text), text, tmp_path)  # a classifier: refused before the baseline
+    assert not (tmp_path / "00_baseline").exists()
+
+
 # injected medians (ms): the int8 candidate is 1.5x slower than the float model on its own runtime, as
 # the probe's ShuffleNet-v2 / MobileViT int8 graphs were (1.3-2.2x); the float model on eager is slower still
 SLOWER_INT8 = {"float": 2.0, "float@onnxruntime": 1.0, "onnxruntime": 1.5}

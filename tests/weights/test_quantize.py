@@ -211,3 +211,13 @@ def test_a_model_that_is_not_float32_is_refused_naming_its_dtype(tmp_path, dtype
             tmp_path,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_node_module_resolves_a_modules_repeated_calls() -> None:
+    modules = {"head", "head.classification_head", "head.classification_head.cls_logits", "body", "body.c5_1"}
+    # the exporter's scope of a module's 2nd+ call ends in _N (a head run on each pyramid level)
+    assert node_module("/head/classification_head/cls_logits_3/Conv", modules) == (
+        "head.classification_head.cls_logits"
+    )
+    assert node_module("/body/c5_1/Conv", modules) == "body.c5_1"  # a real name ending in _N wins
+    assert node_module("/head/classification_head/logits_3/Conv", modules) is None

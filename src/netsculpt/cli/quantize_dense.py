@@ -30,9 +30,19 @@ def check_dense_options(args: argparse.Namespace) -> None:
         )
     if args.method != "minmax" and args.runtime != "onnxruntime":
         raise ConfigError(f"--method is ONNX Runtime's calibration; --runtime {args.runtime} takes none")
-    if args.part is not None and args.task != "detection":
+    for flag, value in (("--part", args.part), ("--float-predictors", args.float_predictors)):
+        if value is not None and args.task != "detection":
+            raise ConfigError(
+                f"{flag} chooses a detector's int8 part; --task {args.task} goes int8 whole: drop {flag}"
+            )
+    if args.float_predictors:
+        from netsculpt.weights.int8_predictors import check_part
+
+        check_part(args.part)  # before the data and the model are built
+    if args.float_predictors is not None and args.runtime == "auto":
         raise ConfigError(
-            f"--part chooses a detector's int8 part; --task {args.task} goes int8 whole: drop --part"
+            "--float-predictors chooses for one runtime; --runtime auto compares each runtime at its default "
+            "(float predictors on OpenVINO): drop it, or pass --runtime onnxruntime / openvino"
         )
 
 
@@ -122,7 +132,8 @@ def _quantize(
         from netsculpt.weights.int8_detector import quantize_detector
 
         int8 = quantize_detector(model, dense.train_loader, out, runtime=args.runtime, part=args.part,
-                                 calibration_batches=args.calibration_batches, config=config)  # fmt: skip
+                                 calibration_batches=args.calibration_batches, config=config,
+                                 float_predictors=args.float_predictors)  # fmt: skip
         _save_float_detector(args, model, dense, shape, out)
         return int8, int(int8.backbone.artefact.size_bytes)
     from netsculpt.weights.int8_runtimes import calibration_batches

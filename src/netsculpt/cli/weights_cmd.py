@@ -83,6 +83,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="--task detection: the int8 part (default: backbone+head where the detector has model.head)",
     )
+    p.add_argument(
+        "--float-predictors",
+        action="store_const",
+        const=True,
+        default=None,
+        help="--task detection, backbone+head: keep the head's prediction convs float (default: on OpenVINO)",
+    )
+    p.add_argument(
+        "--no-float-predictors",
+        dest="float_predictors",
+        action="store_const",
+        const=False,
+        help="--task detection: the head's prediction convs int8 too (the default but on OpenVINO)",
+    )
     p.add_argument("--calibration-batches", type=int, default=8, help="training batches the ranges come from")
     p.add_argument(
         "--method",
@@ -232,8 +246,9 @@ def run_quantize(args: argparse.Namespace) -> int:
 
         return run_dense_quantize(args)
 
-    if args.part is not None:
-        raise ConfigError("--part chooses a detector's int8 part: pass --task detection, or drop --part")
+    for flag, value in (("--part", args.part), ("--float-predictors", args.float_predictors)):
+        if value is not None:
+            raise ConfigError(f"{flag} chooses a detector's int8 part: pass --task detection, or drop {flag}")
     if args.runtime not in ("onnxruntime", "auto"):
         raise ConfigError(
             f"`netsculpt quantize` quantizes classifiers on ONNX Runtime only; for --runtime {args.runtime} "

@@ -51,7 +51,8 @@ def run_quantize(
             from netsculpt.weights.int8_detector import quantize_detector
 
             int8 = quantize_detector(model, ctx.train_loader, out, runtime=cfg.runtime, part=cfg.part,
-                                     calibration_batches=cfg.calib_batches, config=config)  # fmt: skip
+                                     calibration_batches=cfg.calib_batches, config=config,
+                                     float_predictors=cfg.float_predictors)  # fmt: skip
             info = {"runtime": cfg.runtime, "int8": True, "part": int8.backbone.part}
             return _int8_detector(ctx, model, out), info
         calibration = calibration_batches(ctx.train_loader, cfg.calib_batches)
@@ -156,13 +157,16 @@ def check_quantize_part(recipe: Any, task: Any) -> None:
     if getattr(task, "name", None) == "detection":
         return
     for i, stage in enumerate(recipe.stages):
-        if stage.kind == "quantize" and stage.part is not None:
-            from netsculpt.errors import ConfigError
+        if stage.kind != "quantize":
+            continue
+        for key in ("part", "float_predictors"):
+            if getattr(stage, key) is not None:
+                from netsculpt.errors import ConfigError
 
-            raise ConfigError(
-                f"stages.{i} (quantize): part: {stage.part} chooses a detector's int8 part (task: "
-                "detection); a classifier or segmenter goes int8 whole: remove part"
-            )
+                raise ConfigError(
+                    f"stages.{i} (quantize): {key}: {getattr(stage, key)} chooses a detector's int8 part "
+                    f"(task: detection); a classifier or segmenter goes int8 whole: remove {key}"
+                )
 
 
 def check_quantize_detector(recipe: Any, task: Any, model: nn.Module) -> None:

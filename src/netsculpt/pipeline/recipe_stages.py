@@ -273,6 +273,8 @@ class QuantizeStage(Section):
     options: dict[str, Any] = Field(default_factory=dict)
     # task: detection: the int8 part; unset: backbone+head where the detector has a model.head
     part: Literal["backbone", "backbone+head"] | None = None
+    # task: detection, backbone+head: the head's prediction convs float; unset: on OpenVINO (measured)
+    float_predictors: bool | None = None
 
     @model_validator(mode="after")
     def _options(self) -> QuantizeStage:
@@ -283,6 +285,18 @@ class QuantizeStage(Section):
                 f"options ({', '.join(map(str, self.options))}) are ONNX Runtime's Int8Config fields, and "
                 f"runtime {self.runtime} takes none; remove them or use runtime: onnxruntime"
             )
+        if self.float_predictors is not None and self.runtime in ("auto", "torch"):
+            raise ValueError(
+                f"float_predictors keeps chosen convs float on onnxruntime or openvino, not runtime "
+                f"{self.runtime} (auto compares each runtime at its default); remove it or choose one of them"
+            )
+        if self.float_predictors:
+            from netsculpt.weights.int8_predictors import check_part
+
+            try:
+                check_part(self.part)
+            except Exception as exc:
+                raise ValueError(str(exc)) from None
         return self
 
 

@@ -255,22 +255,30 @@ def quantize_detector_on(
     out_dir: str | os.PathLike[str],
     config: Any = None,
     part: str | None = None,
+    float_predictors: bool | None = None,
 ) -> nn.Module:
     """int8 ``model``'s ``part`` on ``runtime`` from recorded backbone ``inputs``; the artefact and
-    ``int8_detector.json`` are written in ``out_dir`` (the json last: a folder with it is complete)."""
+    ``int8_detector.json`` are written in ``out_dir`` (the json last: a folder with it is complete).
+    ``float_predictors``: the head's prediction convs stay float in the graph (None: where measured to pay,
+    :mod:`.int8_predictors`)."""
+    from netsculpt.weights.int8_predictors import float_predictors_default, predictors_keep
     from netsculpt.weights.int8_select import quantize_on
     from netsculpt.weights.quantize import check_float32
 
     check_float32(model)
     backbone = detector_backbone(model)
     part = detector_part(model, part)
+    float_predictors = float_predictors_default(model, part, runtime, float_predictors)
+    keep = predictors_keep(model, part, runtime) if float_predictors else None
     graph = backbone if part == "backbone" else BackboneHead(backbone, model.head)
     out = Path(out_dir)
     (out / DETECTOR_NAME).unlink(missing_ok=True)
-    artefact = quantize_on(runtime, graph, inputs[0][:1], inputs, out, config)
+    artefact = quantize_on(runtime, graph, inputs[0][:1], inputs, out, config, keep)
     size = tuple(int(s) for s in inputs[0].shape[1:])
     record = {"format": FORMAT, "version": VERSION, "runtime": runtime, "input_size": list(size)}
     record["part"] = part
+    if float_predictors:
+        record["float_predictors"] = True
     write_json(out / DETECTOR_NAME, record)
     return assemble(model, artefact, size, part)  # type: ignore[arg-type]
 
@@ -284,14 +292,21 @@ def quantize_detector(
     calibration_batches: int = 8,
     config: Any = None,
     part: str | None = None,
+    float_predictors: bool | None = None,
 ) -> nn.Module:
     """int8 of a torchvision-style detector: a new model whose backbone (``part="backbone"``) or backbone
     and head (``"backbone+head"``; default for detectors with a ``model.head``) run on ``runtime``'s int8
     kernels; transform, anchors, decoding and NMS stay float. ``calibration_data`` yields ``(images,
-    targets)`` batches (the detection task's collate) or lists of images. ``model`` is not changed."""
+    targets)`` batches (the detection task's collate) or lists of images. ``model`` is not changed.
+    ``float_predictors``: with ``"backbone+head"``, keep the head's prediction convs float (None: on
+    OpenVINO, where that held mAP within 0.1 pp of float; docs/weights.md)."""
+    from netsculpt.weights.int8_predictors import predictors_keep
+
     part = detector_part(model, part)  # refused before the calibration passes
+    if float_predictors:
+        predictors_keep(model, part, runtime)
     inputs = backbone_inputs(model, calibration_data, calibration_batches)
-    return quantize_detector_on(runtime, model, inputs, out_dir, config, part)
+    return quantize_detector_on(runtime, model, inputs, out_dir, config, part, float_predictors)
 
 
 def read_record(folder: Path) -> dict[str, Any]:
@@ -306,8 +321,9 @@ def read_record(folder: Path) -> dict[str, Any]:
         isinstance(data, dict)
         and data.get("format") == FORMAT
         and data.get("version") == VERSION
-        and set(data) - {"part"} == {"format", "version", "runtime", "input_size"}
+        and set(data) - {"part", "float_predictors"} == {"format", "version", "runtime", "input_size"}
         and data.get("part", "backbone") in PARTS  # no part: written before the head could be int8
+        and data.get("float_predictors", False) in (True, False)
         and isinstance(size, list)
         and len(size) == 3
         and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)

@@ -38,9 +38,11 @@ from netsculpt.runtimes.artefacts import (
 )
 from netsculpt.runtimes.base import INSTALL_OPENVINO
 from netsculpt.runtimes.output_tree import write_outputs
+from netsculpt.weights.config import FilterFn
 from netsculpt.weights.quantize import calibration_input, check_float32, check_int8_io, model_inputs
 
 INSTALL_TORCHAO = "pip install torchao==0.18.0"
+OV_WEIGHTED = ("Convolution", "GroupConvolution", "MatMul")  # what NNCF gives int8 weights
 
 
 def calibration_batches(data: Iterable[Any], batches: int) -> list[Any]:
@@ -61,8 +63,12 @@ def quantize_openvino(
     example_inputs: Any,
     calibration: list[Any],
     out_dir: str | os.PathLike[str],
+    keep: FilterFn | None = None,
 ) -> OpenVinoModule:
-    """NNCF post-training int8 of ``model`` for OpenVINO: ``model.int8.xml`` and ``.bin`` in ``out_dir``."""
+    """NNCF post-training int8 of ``model`` for OpenVINO: ``model.int8.xml`` and ``.bin`` in ``out_dir``.
+
+    ``keep(module, name)`` False leaves that conv / linear float (NNCF's ignored scope), as
+    ``Int8Config.filter_fn`` does on ONNX Runtime."""
     try:
         import nncf
         import openvino as ov
@@ -78,10 +84,15 @@ def quantize_openvino(
     try:  # the float export is a temporary: gone whether NNCF succeeds or not
         export_onnx(model, example_inputs, float_path)
         ov_model = ov.Core().read_model(str(float_path))
+        ignored = openvino_ignored(model, float_path, ov_model, keep) if keep is not None else []
         # NNCF counts dataset items, here batches: a sample count asked for more items than there are
         dataset = nncf.Dataset(batches)  # each item: the graph's inputs, in order
         quantized = nncf.quantize(
-            ov_model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(batches)
+            ov_model,
+            dataset,
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            subset_size=len(batches),
+            ignored_scope=nncf.IgnoredScope(names=ignored) if ignored else None,
         )
     finally:
         float_path.unlink(missing_ok=True)
@@ -93,6 +104,25 @@ def quantize_openvino(
     write_outputs(out, tree)  # before the graph: a folder with the graph always has its structure
     os.replace(partial, out / OPENVINO_NAME)
     return OpenVinoModule(out / OPENVINO_NAME, None if tree.is_tensor else tree)
+
+
+def openvino_ignored(model: nn.Module, onnx_path: Path, ov_model: Any, keep: FilterFn) -> list[str]:
+    """The OpenVINO ops of the conv / linear nodes ``keep`` leaves float: OpenVINO names an op after the
+    ONNX node it came from (``/head/.../cls_logits_1/Conv`` -> ``.../Conv/WithoutBiases``, the bias a
+    separate Add), so each excluded ONNX node must match at least one op, or the filter is refused."""
+    from netsculpt.weights.quantize import _excluded_nodes
+
+    excluded = _excluded_nodes(model, onnx_path, keep)
+    ops = [op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() in OV_WEIGHTED]
+    names = []
+    for node in excluded:
+        found = [op for op in ops if op == node or op.startswith(f"{node}/")]
+        if not found:
+            raise ConfigError(
+                f"cannot keep {node!r} float on OpenVINO: no op of the read model comes from it"
+            )
+        names += found
+    return names
 
 
 def split_repeated_calls(graph: torch.fx.GraphModule) -> int:

@@ -41,18 +41,29 @@ def quantize_on(
     calibration: list[torch.Tensor],
     out: Path,
     config: Any = None,
+    keep: Any = None,
 ) -> nn.Module:
-    """int8 ``model`` for one runtime, artefact written in ``out``."""
+    """int8 ``model`` for one runtime, artefact written in ``out``; ``keep(module, name)`` False leaves a
+    conv / linear float (ONNX Runtime and OpenVINO), on top of ``config``'s own filter."""
     if runtime == "onnxruntime":
+        import dataclasses
+
+        from netsculpt.weights.config import default_filter
         from netsculpt.weights.quantize import Int8Config, quantize_int8
 
-        return quantize_int8(
-            model, example, calibration, out, config or Int8Config(calibration_batches=len(calibration))
-        )
+        config = config or Int8Config(calibration_batches=len(calibration))
+        if keep is not None:
+            own = config.filter_fn or default_filter
+            config = dataclasses.replace(config, filter_fn=lambda m, n: own(m, n) and keep(m, n))
+        return quantize_int8(model, example, calibration, out, config)
     from netsculpt.weights.int8_runtimes import quantize_openvino, quantize_pt2e
 
     if runtime == "openvino":
-        return quantize_openvino(model, example, calibration, out)
+        return quantize_openvino(model, example, calibration, out, keep)
+    if keep is not None:
+        raise ConfigError(
+            f"int8 on {runtime!r} cannot leave chosen layers float; use onnxruntime or openvino"
+        )
     if runtime == "torch":
         return quantize_pt2e(model, example, calibration, out)
     raise ConfigError(

@@ -14,6 +14,7 @@ import contextlib
 import io
 import itertools
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -224,17 +225,24 @@ def node_module(node_name: str, modules: set[str]) -> str | None:
     """The module an exported node belongs to: ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``.
 
     The TorchScript exporter names scopes either by attribute (``conv1``) or by dotted path
-    (``layer1.0``, ``shortcut.0``); each segment is resolved against the real module names.
+    (``layer1.0``, ``shortcut.0``), and a module's second and later calls with a suffix (a detector head
+    run on five pyramid levels: ``cls_logits``, ``cls_logits_1`` ... ``cls_logits_4``); each segment is
+    resolved against the real module names, as written first, then without such a suffix.
     """
     current = ""
     for segment in node_name.strip("/").split("/")[:-1]:
         parent = current.rpartition(".")[0]
-        for candidate in (f"{current}.{segment}" if current else segment, segment, f"{parent}.{segment}"):
-            if candidate in modules:
-                current = candidate
+        resolved = None
+        for name in dict.fromkeys((segment, re.sub(r"_\d+$", "", segment))):
+            for candidate in (f"{current}.{name}" if current else name, name, f"{parent}.{name}"):
+                if candidate in modules:
+                    resolved = candidate
+                    break
+            if resolved is not None:
                 break
-        else:
+        if resolved is None:
             return None
+        current = resolved
     return current or None
 
 
