@@ -42,7 +42,7 @@ def check_dense_options(args: argparse.Namespace) -> None:
     if args.float_predictors is not None and args.runtime == "auto":
         raise ConfigError(
             "--float-predictors chooses for one runtime; --runtime auto compares each runtime at its default "
-            "(float predictors on OpenVINO): drop it, or pass --runtime onnxruntime / openvino"
+            "(float predictors on both): drop it, or pass --runtime onnxruntime / openvino"
         )
 
 

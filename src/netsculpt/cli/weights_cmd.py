@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_const",
         const=True,
         default=None,
-        help="--task detection, backbone+head: keep the head's prediction convs float (default: on OpenVINO)",
+        help="--task detection, backbone+head: keep the head's prediction convs float (the default)",
     )
     p.add_argument(
         "--no-float-predictors",
