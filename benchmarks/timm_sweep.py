@@ -166,7 +166,8 @@ def _pinned(name: str, options: dict, x: torch.Tensor, graph, check_inexactly) -
     """No exactly prunable group: say why, and whether ``allow_inexact=True`` prunes it."""
     import timm
 
-    reasons = Counter(r for g in graph.groups for r in g.reasons)
+    # every model's input group is pinned ("reads network input 0"): that says nothing about the blocks
+    reasons = Counter(r for g in graph.groups for r in g.reasons if "network input" not in r)
     why = "; ".join(r for r, _ in reasons.most_common(2)) or "no group"
     torch.manual_seed(0)
     model = timm.create_model(name, pretrained=False, num_classes=10, **options).eval()
@@ -218,7 +219,7 @@ def run(family: str, names: list[str], timeout: int) -> dict[str, object]:
             record = json.loads(line[len("RESULT ") :])
     except subprocess.TimeoutExpired:
         record = {"model": name, "status": "timeout", "reason": f"over {timeout} s"}
-    record["family"] = family
+    record["family"] = family.split("/")[0]
     record.setdefault("seconds", round(time.perf_counter() - start, 1))
     return record
 
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=180, help="seconds per model, build to load")
     parser.add_argument("--only", nargs="*", help="architecture modules to run (default: all)")
     parser.add_argument("--shard", default="0/1", help="I/N: every Nth family from the Ith (parallel runs)")
+    parser.add_argument("--models", nargs="*", help="check these models instead (other variants of a family)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -252,8 +254,12 @@ def main(argv: list[str] | None = None) -> int:
 
     jsonl = args.out.with_suffix(".jsonl")
     done = [json.loads(s) for s in jsonl.read_text().splitlines()] if jsonl.exists() else []
-    seen = {r["family"] for r in done}
+    seen = {r["family"] if not args.models else f"{r['family']}/{r['model']}" for r in done}
     fams = families()
+    if args.models:  # each model on its own, under its family's name
+        from timm.models import model_entrypoint
+
+        fams = {f"{model_entrypoint(m).__module__.rsplit('.', 1)[-1]}/{m}": [m] for m in args.models}
     print(f"timm {timm.__version__}: {len(fams)} architecture modules, {len(seen)} done", flush=True)
     shard, shards = map(int, args.shard.split("/"))
     for i, (family, names) in enumerate(fams.items()):
