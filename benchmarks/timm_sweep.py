@@ -225,12 +225,12 @@ def run(family: str, names: list[str], timeout: int) -> dict[str, object]:
 
 
 def table(records: list[dict]) -> str:
-    rows = [f"{'family':<22} {'model':<36} {'groups':>7} {'MACs':>5} {'s':>5}  status"]
+    rows = [f"{'family':<26} {'model':<36} {'groups':>7} {'MACs':>5} {'s':>5}  status"]
     for r in sorted(records, key=lambda r: r["family"]):
         ratio = f"{r['macs_ratio']:.2f}" if "macs_ratio" in r else "-"
         status = r["status"] + (f" ({r['reason']})" if r.get("reason") else "")
         rows.append(
-            f"{r['family']:<22} {r['model']:<36} {r.get('groups', '-'):>7} {ratio:>5} {r['seconds']:>5}  "
+            f"{r['family']:<26} {r['model']:<36} {r.get('groups', '-'):>7} {ratio:>5} {r['seconds']:>5}  "
             + status[:160]
         )
     counts = Counter(r["status"] for r in records)
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps(record) + "\n")
         print(f"{family:<22} {record['model']:<36} {record['status']} {record.get('reason', '')}"[:220])
         args.out.write_text(table(done) + "\n")
+    args.out.write_text(table(done) + "\n")
     print(table(done))
     return 1 if any(r["status"] in ("CRASH", "WRONG") for r in done) else 0
 
