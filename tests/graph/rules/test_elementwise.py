@@ -102,22 +102,26 @@ def test_tensor_clamp_bounds_keep_zero_only_when_provably_so(bounds: str, prunab
 
 class ScalarAffine(nn.Module):
     """HGNetV2's LearnableAffineBlock (``scale * x + bias``, both scalars) between a conv, a ReLU and the
-    next conv: the scalar bias turns a masked channel into a constant."""
+    next layer (a conv, or an einsum with a weight): the scalar bias makes a masked channel a constant."""
 
-    def __init__(self) -> None:
+    def __init__(self, consumer: str) -> None:
         super().__init__()
-        self.a, self.o = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 1)
+        self.consumer = consumer
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.o = nn.Conv2d(8, 3, 1) if consumer == "conv" else None
+        self.w = nn.Parameter(torch.randn(3, 8)) if consumer == "einsum" else None
         self.scale, self.bias = nn.Parameter(torch.ones(1)), nn.Parameter(torch.full((1,), 0.1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.a(x))
-        y = self.scale * y + self.bias
-        return self.o(torch.relu(y))  # a zero-preserving op after the cause: the cause is still named
+        y = torch.relu(self.scale * y + self.bias)  # a zero-preserving op after the cause keeps its name
+        return self.o(y) if self.consumer == "conv" else torch.einsum("bchw,oc->bohw", y, self.w)
 
 
-def test_not_zero_reason_names_the_call_that_made_the_channels_nonzero() -> None:
+@pytest.mark.parametrize("consumer", ["conv", "einsum"])
+def test_not_zero_reason_names_the_call_that_made_the_channels_nonzero(consumer: str) -> None:
     """The consumer alone ("`conv2d` in `o` reads channels that are not zero") does not say what to change."""
-    graph = trace(ScalarAffine().eval(), torch.randn(1, 3, 8, 8))
+    graph = trace(ScalarAffine(consumer).eval(), torch.randn(1, 3, 8, 8))
     group = graph.group("a")
     assert group.n_prunable == 0
     assert any("made nonzero by `Tensor.add` in `<root>`" in r for r in group.reasons), group.reasons
