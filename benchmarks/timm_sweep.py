@@ -233,6 +233,7 @@ def table(records: list[dict]) -> str:
             f"{r['family']:<26} {r['model']:<36} {r.get('groups', '-'):>7} {ratio:>5} {r['seconds']:>5}  "
             + status[:160]
         )
+        rows.extend(f"{'':<27}why: {why}"[:260] for why in r.get("why", [])[:1])  # above 0.7x MACs
     counts = Counter(r["status"] for r in records)
     rows.append("counts: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
     return "\n".join(rows)
