@@ -35,10 +35,32 @@ class Value:
     # value id and, per dim of this value, the parameter dim it shows (None: an inserted size-1 dim, or
     # a size the model's code wrote as a constant, which would not follow pruning)
     view_of: tuple[int, tuple[int | None, ...]] | None = None
+    # the call that first made masked channels nonzero (``scale * x + bias`` with a scalar bias), kept
+    # along the ops that carry them, so "reads channels that are not zero when masked" can say why
+    nonzero_by: str | None = None
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    def has_nonzero_channels(self) -> bool:
+        return bool(((self.labels >= 0) & ~np.broadcast_to(self.zero, self.labels.shape)).any())
+
+
+def note_nonzero(inputs: list[Value], outputs: list[Value], where: str) -> None:
+    """Record on each output with nonzero channels the call that made them so (this one, or an input's)."""
+    bad = [v for v in inputs if v.has_nonzero_channels()]
+    cause = next((v.nonzero_by for v in bad if v.nonzero_by), None) if bad else where
+    if cause is None:
+        return
+    for out in outputs:
+        if out.nonzero_by is None and out.has_nonzero_channels():
+            out.nonzero_by = cause
+
+
+def nonzero_note(v: Value) -> str:
+    """`` (made nonzero by ...)`` for a reason message, when the trace knows the call."""
+    return f" (made nonzero by {v.nonzero_by})" if v.nonzero_by else ""
 
 
 @dataclass

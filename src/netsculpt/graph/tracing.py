@@ -19,7 +19,7 @@ from torch.utils._pytree import tree_flatten
 from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError, TraceError
 from netsculpt.graph import registry
-from netsculpt.graph.builder import GraphBuilder, OpRecord, Value
+from netsculpt.graph.builder import GraphBuilder, OpRecord, Value, note_nonzero
 from netsculpt.graph.compiled import refuse_compiled
 from netsculpt.graph.labels import plain
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
@@ -208,6 +208,7 @@ class _Tracer(TorchFunctionMode):
         if rule is None:
             rule = registry.FUNCTION_RULES["__unknown__"]
         rule(self.builder, call)
+        note_nonzero(inputs, outputs, where)
         self.builder.ops.append(OpRecord(name, module, [v.id for v in inputs], [o.id for o in outputs]))
         return call
 
@@ -252,6 +253,7 @@ class _Tracer(TorchFunctionMode):
         own = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
         call.params = {n: self.value_of(t, where) for n, t in own if t is not None}
         rule(self.builder, call)
+        note_nonzero(inputs, outputs, where)
         self.builder.ops.append(OpRecord(call.name, name, [v.id for v in inputs], [o.id for o in outputs]))
 
 

@@ -98,3 +98,30 @@ def test_tensor_clamp_bounds_keep_zero_only_when_provably_so(bounds: str, prunab
     assert ("alpha", 1) in {(m.name, m.dim) for m in group.members}
     plan = random_plan(graph, 0.5)
     assert pruning_error(model, graph, plan, x) <= TOLERANCE
+
+
+class ScalarAffine(nn.Module):
+    """HGNetV2's LearnableAffineBlock (``scale * x + bias``, both scalars) between a conv, a ReLU and the
+    next layer (a conv, or an einsum with a weight): the scalar bias makes a masked channel a constant."""
+
+    def __init__(self, consumer: str) -> None:
+        super().__init__()
+        self.consumer = consumer
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.o = nn.Conv2d(8, 3, 1) if consumer == "conv" else None
+        self.w = nn.Parameter(torch.randn(3, 8)) if consumer == "einsum" else None
+        self.scale, self.bias = nn.Parameter(torch.ones(1)), nn.Parameter(torch.full((1,), 0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.a(x))
+        y = torch.relu(self.scale * y + self.bias)  # a zero-preserving op after the cause keeps its name
+        return self.o(y) if self.consumer == "conv" else torch.einsum("bchw,oc->bohw", y, self.w)
+
+
+@pytest.mark.parametrize("consumer", ["conv", "einsum"])
+def test_not_zero_reason_names_the_call_that_made_the_channels_nonzero(consumer: str) -> None:
+    """The consumer alone ("`conv2d` in `o` reads channels that are not zero") does not say what to change."""
+    graph = trace(ScalarAffine(consumer).eval(), torch.randn(1, 3, 8, 8))
+    group = graph.group("a")
+    assert group.n_prunable == 0
+    assert any("made nonzero by `Tensor.add` in `<root>`" in r for r in group.reasons), group.reasons

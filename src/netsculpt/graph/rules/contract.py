@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from netsculpt.graph.builder import ROLE_IN, ROLE_OUT, GraphBuilder, Value
+from netsculpt.graph.builder import ROLE_IN, ROLE_OUT, GraphBuilder, Value, nonzero_note
 from netsculpt.graph.labels import NO_CHANNEL
 from netsculpt.graph.registry import Call, register_function_rule, tensor_methods
 from netsculpt.graph.rules.common import Operand, merge_elementwise, set_output
@@ -46,7 +46,7 @@ def contract(
 
     # 1. summed letters couple whatever carries them
     for c in summed:
-        act_labels = [(*_layout(v, lt, all_letters), v.origin) for v, lt in acts if c in lt]
+        act_labels = [(*_layout(v, lt, all_letters), v) for v, lt in acts if c in lt]
         ci = all_letters.index(c)
         for v, lt in params:
             if c not in lt or v.shape[lt.index(c)] == 1:
@@ -54,13 +54,15 @@ def contract(
             atoms = ctx.member(v, lt.index(c), ROLE_IN)
             shape = [1] * len(all_letters)
             shape[ci] = atoms.shape[0]
-            for lab, zero, origin in act_labels:
+            for lab, zero, act in act_labels:
                 if any(n > 1 and i != ci for i, n in enumerate(lab.shape)):
                     ctx.block(lab, f"{where} reads channels spread over several dimensions")
                     ctx.block(atoms, f"{where} reads channels spread over several dimensions")
                     continue
-                ctx.couple(lab, atoms.reshape(shape), f"{where} reads {origin}")
-                ctx.consume(lab, zero, f"{where} reads channels that are not zero when masked")
+                ctx.couple(lab, atoms.reshape(shape), f"{where} reads {act.origin}")
+                ctx.consume(
+                    lab, zero, f"{where} reads channels that are not zero when masked{nonzero_note(act)}"
+                )
         if len(act_labels) >= 2:
             # activation x activation (attention logits): the caller usually scales by 1/sqrt(dim)
             base = act_labels[0][0]

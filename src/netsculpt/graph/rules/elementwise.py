@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from netsculpt.graph.builder import GraphBuilder, Value
+from netsculpt.graph.builder import GraphBuilder, Value, nonzero_note
 from netsculpt.graph.registry import Call, register_function_rule, tensor_methods
 from netsculpt.graph.rules.common import Operand, align, merge_elementwise, scalar_operand, set_output
 
@@ -250,7 +250,11 @@ def reduction(exact_if_zero: bool):
         for out in call.outputs:
             if over_channels:
                 if exact_if_zero:
-                    ctx.consume(lab, x.zero, f"{call.where} sums channels that are not zero when masked")
+                    ctx.consume(
+                        lab,
+                        x.zero,
+                        f"{call.where} sums channels that are not zero when masked{nonzero_note(x)}",
+                    )
                 else:
                     ctx.block(
                         lab,
@@ -322,7 +326,11 @@ def l2_normalize(ctx: GraphBuilder, call: Call) -> None:
     dim = call.arg(2, "dim", 1) % x.ndim
     if x.labels.shape[dim] > 1:
         if p == 2.0:
-            ctx.consume(x.labels, x.zero, f"{call.where} normalises channels that are not zero when masked")
+            ctx.consume(
+                x.labels,
+                x.zero,
+                f"{call.where} normalises channels that are not zero when masked{nonzero_note(x)}",
+            )
         else:
             ctx.block(x.labels, f"{call.where} normalises across these channels", soft=True)
     out.labels, out.zero = x.labels, x.zero

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from netsculpt.graph.builder import ROLE_IN, ROLE_OUT, ROLE_STAT, GraphBuilder, Value
+from netsculpt.graph.builder import ROLE_IN, ROLE_OUT, ROLE_STAT, GraphBuilder, Value, nonzero_note
 from netsculpt.graph.labels import NO_CHANNEL, along
 from netsculpt.graph.registry import Call, register_function_rule, tensor_methods
 from netsculpt.graph.rules.common import channel_atoms, channel_zero, set_output
@@ -54,7 +54,11 @@ def conv(ctx: GraphBuilder, call: Call) -> None:
     if any(x.labels.shape[d] > 1 for d in range(c_dim)):
         ctx.block(x.labels, f"{call.where} sees channels spread over the batch dimension")
     xin = channel_atoms(ctx, x, c_dim, call.where)
-    ctx.consume(xin, channel_zero(x, c_dim), f"{call.where} reads channels that are not zero when masked")
+    ctx.consume(
+        xin,
+        channel_zero(x, c_dim),
+        f"{call.where} reads channels that are not zero when masked{nonzero_note(x)}",
+    )
     c_in, c_out, per_group = x.shape[c_dim], w.shape[0], w.shape[1]
     w_out = ctx.member(w, 0, ROLE_OUT)
     if groups == 1:
@@ -98,7 +102,11 @@ def conv_transpose(ctx: GraphBuilder, call: Call) -> None:
         return
     _block_spatial(ctx, x, [d for d in range(c_dim + 1, x.ndim)], call.where)
     xin = channel_atoms(ctx, x, c_dim, call.where)
-    ctx.consume(xin, channel_zero(x, c_dim), f"{call.where} reads channels that are not zero when masked")
+    ctx.consume(
+        xin,
+        channel_zero(x, c_dim),
+        f"{call.where} reads channels that are not zero when masked{nonzero_note(x)}",
+    )
     if groups > 1 and w.shape[0] == groups:
         w_ch = ctx.member(w, 0, ROLE_OUT)  # w[k] writes only channel k's outputs: zeroed with it
         ctx.couple(xin, w_ch, f"{call.where} (depthwise) reads {x.origin}")

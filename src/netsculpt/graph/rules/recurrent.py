@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netsculpt.graph.builder import ROLE_IN, ROLE_OUT, GraphBuilder, Value
+from netsculpt.graph.builder import ROLE_IN, ROLE_OUT, GraphBuilder, Value, nonzero_note
 from netsculpt.graph.labels import NO_CHANNEL, along
 from netsculpt.graph.registry import Call, register_function_rule, register_module_rule
 from netsculpt.graph.rules.common import channel_atoms, channel_zero, set_output
@@ -53,7 +53,11 @@ def recurrent(ctx: GraphBuilder, call: Call) -> None:
     hidden = ctx.fresh(m.hidden_size)  # the cell's units (the LSTM's c)
     visible = ctx.fresh(m.proj_size) if m.proj_size else hidden  # what h carries, projected or not
     xin = channel_atoms(ctx, x, -1, call.where)
-    ctx.consume(xin, channel_zero(x, -1), f"{call.where} reads features that are not zero when masked")
+    ctx.consume(
+        xin,
+        channel_zero(x, -1),
+        f"{call.where} reads features that are not zero when masked{nonzero_note(x)}",
+    )
     for layer in range(m.num_layers):
         for d in range(dirs):
             sfx = f"_l{layer}{'_reverse' if d else ''}"
