@@ -202,7 +202,9 @@ def test_a_detection_recipe_quantizes_its_detectors_backbone_and_resumes_it(tmp_
 @pytest.mark.slow
 @pytest.mark.runtimes  # loads OpenVINO and torch.compile
 def test_a_detection_recipe_keeps_the_fastest_int8_backbone_within_its_map_tolerance(tmp_path) -> None:
-    stage = "{runtime: auto, calib_batches: 1, select_batches: 1, tolerance_pp: 100, if_slower: int8}"
+    # part: backbone keeps PT2E's compile short (backbone+head is tested on ONNX Runtime by the test above)
+    stage = "{runtime: auto, part: backbone, calib_batches: 1, select_batches: 1, tolerance_pp: 100, "
+    stage += "if_slower: int8}"
     text = DET_INT8.replace("{runtime: onnxruntime, calib_batches: 2}", stage)
     info = run_recipe(_recipe(text), text, tmp_path)["stages"][1]["info"]
     assert info["metric"] == "map" and {r["metric"] for r in info["candidates"]} == {"map"}
