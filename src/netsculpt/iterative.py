@@ -119,7 +119,7 @@ def ratio_rounds(
     round ``i`` keeps ``size * (final / size) ** (i / steps)`` of each group (rounded up to its grid), the
     geometric schedule a target's rounds follow, so the last round lands on the one-shot widths."""
     from netsculpt.allocate import check_ratio
-    from netsculpt.allocate.per_layer import group_ratios, ratio_widths
+    from netsculpt.allocate.per_layer import ratio_widths
     from netsculpt.allocate.widths import check_round_to
     from netsculpt.prune import apply_plan, plan_defaults, scaled_plan
 
@@ -128,13 +128,8 @@ def ratio_rounds(
     ratios, default = settings.pop("ratios"), settings.pop("ratio")  # each round plans by widths
     round_to, min_channels = check_round_to(settings["round_to"]), settings["min_channels"]
     graph = trace(model, example_inputs, **tracing)
-    per_group = group_ratios(model, graph, ratios, 0.0 if default is None else check_ratio(default))
-    final = ratio_widths(graph, per_group, round_to=round_to, min_channels=min_channels)
-    if not final and any(per_group.values()):
-        raise PruningError(
-            f"ratios= removed no channel: every group it names keeps all its channels after rounding up to "
-            f"round_to={round_to!r} and min_channels={min_channels}; raise the ratios or pass round_to=1"
-        )
+    default = 0.0 if default is None else check_ratio(default)
+    final = ratio_widths(model, graph, ratios, default, round_to=round_to, min_channels=min_channels)
     sizes = {g.id: g.size for g in graph.prunable_groups}
     current = model
     for step in range(1, steps + 1):

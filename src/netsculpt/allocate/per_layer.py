@@ -25,6 +25,7 @@ from netsculpt.allocate.class_keys import (
     looks_like_class,
     model_classes,
     qualified,
+    torch_nn_classes,
     warn_shadowed,
 )
 from netsculpt.allocate.uniform import check_ratio, keep_count, select_keep
@@ -129,14 +130,13 @@ def key_from_text(text: str) -> str | type[nn.Module]:
     from netsculpt.errors import ConfigError
 
     text = text.strip()
-    qualified = text.startswith(("torch.nn.", "nn."))
+    prefixed = text.startswith(("torch.nn.", "nn."))
     name = text.removeprefix("torch.").removeprefix("nn.")
     found = getattr(nn, name, None) if name.isidentifier() and name[:1].isupper() else None
     if isinstance(found, type) and issubclass(found, nn.Module):
         return found
-    if qualified:
-        modules = [n for n, c in vars(nn).items() if isinstance(c, type) and issubclass(c, nn.Module)]
-        classes = {n.lower(): n for n in modules}
+    if prefixed:
+        classes = {n.lower(): n for n in torch_nn_classes()}
         close = difflib.get_close_matches(name.lower(), list(classes), n=1)
         hint = f"did you mean {classes[close[0]]}? " if close else ""
         raise ConfigError(
@@ -260,30 +260,37 @@ def ratios_plan(
 ) -> PrunePlan:
     """Remove ``floor(r * size)`` channels of each prunable group, ``r`` from ``ratios`` (else
     ``default``), lowest scores first, kept counts rounded up as ``uniform_plan`` rounds them."""
-    per_group = group_ratios(model, graph, ratios, default)
-    widths = ratio_widths(graph, per_group, round_to=round_to, min_channels=min_channels)
+    widths = ratio_widths(model, graph, ratios, default, round_to=round_to, min_channels=min_channels)
     keep = {g.id: select_keep(g, scores[g.id], widths[g.id]) for g in graph.prunable_groups if g.id in widths}
-    if not keep and any(per_group.values()):
-        raise PruningError(
-            f"ratios= removed no channel: every group it names keeps all its channels after rounding up to "
-            f"round_to={round_to!r} and min_channels={min_channels}; raise the ratios or pass round_to=1"
-        )
     sizes = {g.id: g.size for g in graph.groups}
     saved = {record_label(model, k): float(v) for k, v in ratios.items()}
     return PrunePlan(keep, sizes, {**(meta or {}), "ratios": saved, "ratio": default, "round_to": round_to})
 
 
 def ratio_widths(
-    graph: ChannelGraph, per_group: Mapping[str, float], *, round_to: int | str = 1, min_channels: int = 1
+    model: nn.Module,
+    graph: ChannelGraph,
+    ratios: Mapping[Any, float],
+    default: float,
+    *,
+    round_to: int | str = 1,
+    min_channels: int = 1,
 ) -> dict[str, int]:
     """Group id -> channels kept, for the groups that lose any: ``ratios_plan``'s widths, which
-    ``prune_iteratively`` also ends at (one rule, so both land on the same architecture)."""
+    ``prune_iteratively`` also ends at (one rule, so both land on the same architecture). Ratios that
+    remove no channel after rounding are refused, naming the rounding."""
     from netsculpt.allocate.widths import group_step
 
+    per_group = group_ratios(model, graph, ratios, default)
     out: dict[str, int] = {}
     for g in graph.prunable_groups:
         r = per_group[g.id]
         k = keep_count(g, int(r * g.size), round_to=group_step(g.size, round_to), min_channels=min_channels)
         if k < g.size:
             out[g.id] = k
+    if not out and any(per_group.values()):
+        raise PruningError(
+            f"ratios= removed no channel: every group it names keeps all its channels after rounding up to "
+            f"round_to={round_to!r} and min_channels={min_channels}; raise the ratios or pass round_to=1"
+        )
     return out

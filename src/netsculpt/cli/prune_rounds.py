@@ -80,14 +80,14 @@ def prune_in_rounds(
     """``model`` pruned in ``args.steps`` rounds to ``goal`` (``target=`` or ``ratios=``/``ratio=``), and
     the plan of the original that gives the same architecture (``None`` if the rounds' groups differ)."""
     from netsculpt.iterative import prune_iteratively
-    from netsculpt.measure import count_macs
+    from netsculpt.measure import count_macs, count_params
 
-    macs0, params0 = count_macs(model, x)[0], _params(model)
+    macs0, params0 = count_macs(model, x)[0], count_params(model)
     plans: list[PrunePlan] = []
     rounds: list[dict[str, Any]] = []
 
     def report(current: nn.Module, step: int, plan: PrunePlan | None) -> None:
-        macs, params = count_macs(current, x)[0], _params(current)
+        macs, params = count_macs(current, x)[0], count_params(current)
         groups = len(plan.keep) if plan is not None else 0
         plans.extend([plan] if plan is not None else [])
         rounds.append({"macs": macs / macs0, "params": params / params0, "groups_pruned": groups})
@@ -159,7 +159,3 @@ def compose_plans(plans: list[PrunePlan]) -> PrunePlan | None:
             keep[gid] = [before[i] for i in kept]
     meta = {k: v for k, v in plans[-1].meta.items() if k != "predicted"} if plans else {}
     return PrunePlan(keep, sizes, meta)
-
-
-def _params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
