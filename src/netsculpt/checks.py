@@ -76,6 +76,12 @@ def materialised(
     return model
 
 
+def is_int(value: object) -> bool:
+    """A Python int that is not a bool: a whole number as a JSON or YAML file loads it (True is 1 to
+    ``isinstance``, and would pass for a count or an index)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def whole(value: Any, arg: str, where: str = "", *, minimum: int = 1, error: ErrorType = ConfigError) -> int:
     """A whole number >= ``minimum``: any integer type (numpy's too), not a bool, float or string."""
     try:

@@ -15,11 +15,8 @@ from typing import Any
 
 import torch
 
+from netsculpt.checks import is_int
 from netsculpt.errors import DataError
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def keypoint_layout(path: Path, data: dict[str, Any]) -> tuple[int, list[str], list[tuple[int, int]]]:
@@ -63,7 +60,7 @@ def keypoint_layout(path: Path, data: dict[str, Any]) -> tuple[int, list[str], l
 
 
 def _bone(bone: object, count: int) -> bool:
-    return isinstance(bone, list) and len(bone) == 2 and all(_is_int(k) and 1 <= k <= count for k in bone)
+    return isinstance(bone, list) and len(bone) == 2 and all(is_int(k) and 1 <= k <= count for k in bone)
 
 
 def check_keypoints(path: Path, ann: dict[str, Any], count: int) -> None:
@@ -85,7 +82,7 @@ def check_keypoints(path: Path, ann: dict[str, Any], count: int) -> None:
         )
     labelled = sum(1 for v in points[2::3] if v > 0)
     declared = ann.get("num_keypoints", labelled)
-    if not _is_int(declared) or declared != labelled:
+    if not is_int(declared) or declared != labelled:
         raise DataError(
             f"{where} says num_keypoints {declared!r} but labels {labelled} keypoints (v > 0); "
             "num_keypoints must count them"

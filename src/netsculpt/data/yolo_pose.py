@@ -16,13 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from netsculpt.checks import is_int
 from netsculpt.errors import DataError
 
 SHAPE_FORM = "[keypoints, 2 or 3] (3 when each keypoint has a visibility column), e.g. kpt_shape: [17, 3]"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def keypoint_fields(
@@ -34,13 +31,13 @@ def keypoint_fields(
         if flip is not None:
             raise DataError(f"{path}: flip_idx without kpt_shape; add kpt_shape: {SHAPE_FORM}")
         return None, None
-    if not (isinstance(shape, list) and len(shape) == 2 and all(map(_is_int, shape))) or not (
+    if not (isinstance(shape, list) and len(shape) == 2 and all(map(is_int, shape))) or not (
         shape[0] >= 1 and shape[1] in (2, 3)
     ):
         raise DataError(f"{path}: kpt_shape is {shape!r}; it must be {SHAPE_FORM}")
     count = shape[0]
     if flip is not None and not (
-        isinstance(flip, list) and all(map(_is_int, flip)) and sorted(flip) == list(range(count))
+        isinstance(flip, list) and all(map(is_int, flip)) and sorted(flip) == list(range(count))
     ):
         raise DataError(
             f"{path}: flip_idx is {flip!r}; it must name each of the {count} keypoints 0..{count - 1} once, "
