@@ -21,17 +21,23 @@ from netsculpt.errors import ConfigError
 from netsculpt.weights.config import FilterFn, default_filter
 
 PREDICTORS = ("cls_logits", "bbox_reg", "bbox_ctrness")  # torchvision's RetinaNet / FCOS attribute names
+# the runtimes that leave chosen convs float, and where float predictors are the default: on both they
+# cost mAP less at the same speed-up
 FLOAT_RUNTIMES = ("onnxruntime", "openvino")
-DEFAULT_ON = ("onnxruntime", "openvino")  # where float predictors cost mAP less at the same speed-up
 
 
-def predictor_names(head: nn.Module) -> list[str]:
-    """Module names (in ``head``) of its prediction convs, refused when it has none by those names."""
-    names = [
+def _predictors(head: nn.Module) -> list[str]:
+    """Module names (in ``head``) of its prediction convs: the convs named as RetinaNet's and FCOS's."""
+    return [
         name
         for name, module in head.named_modules()
         if name.rpartition(".")[2] in PREDICTORS and isinstance(module, nn.Conv2d)
     ]
+
+
+def predictor_names(head: nn.Module) -> list[str]:
+    """Module names (in ``head``) of its prediction convs, refused when it has none by those names."""
+    names = _predictors(head)
     if not names:
         raise ConfigError(
             f"float_predictors keeps a single-stage head's prediction convs ({', '.join(PREDICTORS)}, as in "
@@ -64,11 +70,11 @@ def predictors_keep(model: nn.Module, part: str, runtime: str) -> FilterFn:
 
 
 def float_predictors_default(model: nn.Module, part: str, runtime: str, asked: bool | None) -> bool:
-    """``asked``, or where it is None, True on the runtimes in ``DEFAULT_ON`` for a head that has
+    """``asked``, or where it is None, True on the runtimes in ``FLOAT_RUNTIMES`` for a head that has
     prediction convs by those names (an SSD head, all predictors, stays as the part says)."""
     if asked is not None:
         return asked
     head = getattr(model, "head", None)
-    if part != "backbone+head" or runtime not in DEFAULT_ON or not isinstance(head, nn.Module):
+    if part != "backbone+head" or runtime not in FLOAT_RUNTIMES or not isinstance(head, nn.Module):
         return False
-    return any(name.rpartition(".")[2] in PREDICTORS for name, _ in head.named_modules())
+    return bool(_predictors(head))

@@ -110,9 +110,9 @@ def openvino_ignored(model: nn.Module, onnx_path: Path, ov_model: Any, keep: Fil
     """The OpenVINO ops of the conv / linear nodes ``keep`` leaves float: OpenVINO names an op after the
     ONNX node it came from (``/head/.../cls_logits_1/Conv`` -> ``.../Conv/WithoutBiases``, the bias a
     separate Add), so each excluded ONNX node must match at least one op, or the filter is refused."""
-    from netsculpt.weights.quantize import _excluded_nodes
+    from netsculpt.weights.quantize import excluded_nodes
 
-    excluded = _excluded_nodes(model, onnx_path, keep)
+    excluded = excluded_nodes(model, onnx_path, keep)
     ops = [op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() in OV_WEIGHTED]
     names = []
     for node in excluded:

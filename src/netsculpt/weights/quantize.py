@@ -280,14 +280,17 @@ def _int4_overrides(
     return overrides
 
 
-def _excluded_nodes(model: nn.Module, onnx_path: Path, keep: FilterFn) -> list[str]:
+def excluded_nodes(model: nn.Module, onnx_path: Path, keep: FilterFn) -> list[str]:
+    """Names of the exported graph's quantizable nodes whose module ``keep`` leaves float (ONNX Runtime's
+    ``nodes_to_exclude``; OpenVINO's ignored scope is read from them too)."""
     import onnx
 
     modules = dict(model.named_modules())
+    names = set(modules)
     excluded = []
     for node in onnx.load(str(onnx_path), load_external_data=False).graph.node:
         if node.op_type in QUANTIZED_OPS:
-            name = node_module(node.name, set(modules))
+            name = node_module(node.name, names)
             if name is not None and not keep(modules[name], name):
                 excluded.append(node.name)
     return excluded
@@ -323,7 +326,7 @@ def _export_and_quantize(
             # its symbolic shape inference cannot follow some graphs (nn.MultiheadAttention's reshapes);
             # ONNX's own shape inference and the graph optimisation still run without it
             quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-    excluded = _excluded_nodes(model, float_path, config.filter_fn or default_filter)
+    excluded = excluded_nodes(model, float_path, config.filter_fn or default_filter)
     overrides = _int4_overrides(model, prepared, config.int4_layers, excluded)
     from netsculpt.measure._inputs import as_tuple
 
