@@ -15,8 +15,6 @@ torchvision's COCO evaluation submits it (``keypoints_scores`` are not used).
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 
 from netsculpt.errors import DataError
+from netsculpt.tasks.coco_eval import coco_ap, coco_box
 
 # COCO's person keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles): pycocotools'
 # own defaults, the spread of human annotators' clicks on each joint
@@ -77,22 +76,20 @@ class KeypointAP:
             raise DataError(f"a target has {len(labels)} boxes but keypoints for {len(rows)} objects")
         self._check_count(rows)
         for row, box, label in zip(rows, boxes, labels):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            w, h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+            bbox, area = coco_box(box)
             self.truths.append({
                 "id": len(self.truths) + 1, "image_id": image_id, "category_id": int(label), "iscrowd": 0,
-                "bbox": [x1, y1, w, h], "area": w * h, "keypoints": row,
+                "bbox": bbox, "area": area, "keypoints": row,
                 "num_keypoints": int(sum(1 for v in row[2::3] if v > 0)),
             })  # fmt: skip
 
     def add_crowds(self, image_id: int, boxes: np.ndarray, labels: list[int]) -> None:
         """COCO crowd regions, with no keypoints: a detection matched to one is ignored, as for boxes."""
         for box, label in zip(boxes, labels):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            w, h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+            bbox, area = coco_box(box)
             self.truths.append({
                 "id": len(self.truths) + 1, "image_id": image_id, "category_id": int(label), "iscrowd": 1,
-                "bbox": [x1, y1, w, h], "area": w * h, "keypoints": [], "num_keypoints": 0,
+                "bbox": bbox, "area": area, "keypoints": [], "num_keypoints": 0,
             })  # fmt: skip
 
     def add_detections(self, image_id: int, prediction: dict[str, Any]) -> None:
@@ -121,27 +118,10 @@ class KeypointAP:
             )
         if not self.detections:
             return {"kp_map": 0.0, "kp_map_50": 0.0}
-        return coco_keypoint_ap(
-            {"images": images, "annotations": self.truths,
-             "categories": [{"id": c} for c in sorted({t["category_id"] for t in self.truths})]},
-            self.detections, sigmas,
-        )  # fmt: skip
-
-
-def coco_keypoint_ap(dataset: dict[str, Any], detections: list[dict[str, Any]], sigmas: np.ndarray) -> dict:
-    """pycocotools' keypoint AP@[.5:.95] and AP@.5 of ``detections`` on a COCO ``dataset`` dict."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    truth = COCO()
-    truth.dataset = dataset
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
-        truth.createIndex()
-        found = truth.loadRes(detections)
-        evaluator = COCOeval(truth, found, iouType="keypoints")
-        evaluator.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats
-    return {"kp_map": max(float(stats[0]), 0.0), "kp_map_50": max(float(stats[1]), 0.0)}
+        dataset = {
+            "images": images,
+            "annotations": self.truths,
+            "categories": [{"id": c} for c in sorted({t["category_id"] for t in self.truths})],
+        }
+        ap, ap50 = coco_ap(dataset, self.detections, "keypoints", kpt_oks_sigmas=sigmas)
+        return {"kp_map": ap, "kp_map_50": ap50}

@@ -9,14 +9,13 @@ are what published numbers mean by "mAP@[.5:.95]".
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import Any
 
 import numpy as np
 import torch
 
 from netsculpt.errors import DataError
+from netsculpt.tasks.coco_eval import coco_ap, coco_box
 from netsculpt.tasks.keypoints import KeypointAP
 
 # how a person reads each metric key: the run summary, the report and the CLI's printouts say these
@@ -77,12 +76,11 @@ class DetectionMAP:
                     else:
                         self.keypoints.add_truths(image_id, target, box_array, label_list)
                 for box, label in zip(box_array, label_list):
-                    x1, y1, x2, y2 = (float(v) for v in box)
-                    w, h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+                    bbox, area = coco_box(box)
                     self.labels.add(int(label))
                     self.truths.append({
                         "id": len(self.truths) + 1, "image_id": image_id, "category_id": int(label),
-                        "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": crowd,
+                        "bbox": bbox, "area": area, "iscrowd": crowd,
                     })  # fmt: skip
             if "keypoints" in pred:
                 self.keypoint_model = True
@@ -90,11 +88,10 @@ class DetectionMAP:
             scores = torch.as_tensor(pred["scores"]).reshape(-1).tolist()
             labels = torch.as_tensor(pred["labels"]).reshape(-1).tolist()
             for box, score, label in zip(_xyxy(pred["boxes"]), scores, labels):
-                x1, y1, x2, y2 = (float(v) for v in box)
                 self.labels.add(int(label))
                 self.detections.append({
                     "image_id": image_id, "category_id": int(label), "score": float(score),
-                    "bbox": [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)],
+                    "bbox": coco_box(box)[0],
                 })  # fmt: skip
 
     def compute(self) -> dict[str, float]:
@@ -107,25 +104,13 @@ class DetectionMAP:
         extra = self.keypoints.compute(self.images) if self.keypoint_truths and self.keypoint_model else {}
         if not self.detections:
             return {"map": 0.0, "map_50": 0.0, **extra}
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
-        truth = COCO()
-        truth.dataset = {
+        dataset = {
             "images": self.images,
             "annotations": self.truths,
             "categories": [{"id": c} for c in sorted(self.labels)],
         }
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
-            truth.createIndex()
-            found = truth.loadRes(self.detections)
-            evaluator = COCOeval(truth, found, iouType="bbox")
-            evaluator.params.maxDets = [1, 10, self.max_detections]
-            evaluator.evaluate()
-            evaluator.accumulate()
-            evaluator.summarize()
-        stats = evaluator.stats
-        return {"map": max(float(stats[0]), 0.0), "map_50": max(float(stats[1]), 0.0), **extra}
+        ap, ap50 = coco_ap(dataset, self.detections, "bbox", maxDets=[1, 10, self.max_detections])
+        return {"map": ap, "map_50": ap50, **extra}
 
 
 class SegmentationIoU:
