@@ -180,3 +180,37 @@ def _cost(model: nn.Module, example_inputs: Any, graph: ChannelGraph, metric: st
     from netsculpt.measure import count_macs
 
     return float(count_macs(model, example_inputs)[0])
+
+
+class PlanRecorder:
+    """An ``on_round`` hook that keeps each round's plan, so :func:`compose_plans` can give the plan of
+    the original model afterwards (the recipe's iterative prune stage writes it as ``plan.json``)."""
+
+    def __init__(self) -> None:
+        self.plans: list[PrunePlan] = []
+
+    def __call__(self, model: nn.Module, step: int, plan: PrunePlan | None) -> None:
+        if plan is not None:
+            self.plans.append(plan)
+
+    def composed(self) -> PrunePlan | None:
+        return compose_plans(self.plans) if self.plans else None
+
+
+def compose_plans(plans: list[PrunePlan]) -> PrunePlan | None:
+    """One plan of the original model from the rounds' plans (each of the model the round before left):
+    a group's kept indices are followed back through every round that pruned it. Group ids are the
+    producing module's name, which pruning keeps; a round whose sizes do not chain gives ``None``."""
+    keep: dict[str, list[int]] = {}
+    sizes = dict(plans[0].sizes) if plans else {}  # every group of the original, as one-shot lists them
+    for plan in plans:
+        for gid, kept in plan.keep.items():
+            before = keep.get(gid, list(range(plan.sizes[gid])))
+            if len(before) != plan.sizes[gid]:
+                return None
+            sizes.setdefault(gid, plan.sizes[gid])
+            keep[gid] = [before[i] for i in kept]
+    meta = {k: v for k, v in plans[-1].meta.items() if k != "predicted"} if plans else {}
+    from netsculpt.surgery import PrunePlan
+
+    return PrunePlan(keep, sizes, meta)

@@ -79,7 +79,7 @@ def prune_in_rounds(
 ) -> tuple[nn.Module, PrunePlan | None]:
     """``model`` pruned in ``args.steps`` rounds to ``goal`` (``target=`` or ``ratios=``/``ratio=``), and
     the plan of the original that gives the same architecture (``None`` if the rounds' groups differ)."""
-    from netsculpt.iterative import prune_iteratively
+    from netsculpt.iterative import compose_plans, prune_iteratively
     from netsculpt.measure import count_macs, count_params
 
     macs0, params0 = count_macs(model, x)[0], count_params(model)
@@ -142,20 +142,3 @@ def finetuner(
         console.print(f"round {step}/{args.steps}: {done}")
 
     return finetune
-
-
-def compose_plans(plans: list[PrunePlan]) -> PrunePlan | None:
-    """One plan of the original model from the rounds' plans (each of the model the round before left):
-    a group's kept indices are followed back through every round that pruned it. Group ids are the
-    producing module's name, which pruning keeps; a round whose sizes do not chain gives ``None``."""
-    keep: dict[str, list[int]] = {}
-    sizes = dict(plans[0].sizes) if plans else {}  # every group of the original, as one-shot lists them
-    for plan in plans:
-        for gid, kept in plan.keep.items():
-            before = keep.get(gid, list(range(plan.sizes[gid])))
-            if len(before) != plan.sizes[gid]:
-                return None
-            sizes.setdefault(gid, plan.sizes[gid])
-            keep[gid] = [before[i] for i in kept]
-    meta = {k: v for k, v in plans[-1].meta.items() if k != "predicted"} if plans else {}
-    return PrunePlan(keep, sizes, meta)

@@ -201,7 +201,7 @@ def baseline(
 @stage("prune")
 def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tuple[nn.Module, dict]:
     from netsculpt.allocate import Target
-    from netsculpt.iterative import prune_iteratively
+    from netsculpt.iterative import PlanRecorder, prune_iteratively
     from netsculpt.prune import apply_plan, plan_pruning
 
     target = Target(**cfg.target) if cfg.target else None
@@ -221,9 +221,13 @@ def prune(ctx: RunContext, cfg: PruneStage, model: nn.Module, out: Path) -> tupl
     ratios = layer_keys(cfg.ratios) if cfg.ratios is not None else None
     if cfg.iterative_steps > 1:  # with a target or ratios, without refit: the recipe check (PruneStage)
         per_layer = {"ratios": ratios, "ratio": cfg.ratio} if ratios is not None else {}
-        steps = cfg.iterative_steps
-        pruned = prune_iteratively(model, ctx.example, steps=steps, target=target, **per_layer, **options)
-        return pruned, {"iterative_steps": cfg.iterative_steps}
+        steps, rounds = cfg.iterative_steps, PlanRecorder()  # rounds compose into the original's plan
+        pruned = prune_iteratively(model, ctx.example, steps=steps, target=target, on_round=rounds,
+                                   **per_layer, **options)  # fmt: skip
+        if (composed := rounds.composed()) is None:  # nothing removed, or the rounds' groups differ
+            return pruned, {"iterative_steps": steps}
+        composed.save(out / "plan.json")
+        return pruned, {"iterative_steps": steps, "plan": composed.to_dict()}
     plan, graph = plan_pruning(
         model, ctx.example, ratio=cfg.ratio, target=target, widths=cfg.widths, ratios=ratios, **options
     )
