@@ -163,6 +163,16 @@ def test_keypoints_become_n_k_3_like_the_yolo_reader(tmp_path: Path) -> None:
     assert "keypoints" not in CocoDetection(_write(tmp_path), tmp_path / "img")[0][1]
 
 
+def test_keypoint_targets_carry_cocos_mask_areas_as_the_oks_scale(tmp_path: Path) -> None:
+    path = _write_keypoints(tmp_path, [5, 4, 2, 4, 3, 1, 0, 0, 0], area=31.5)
+    assert "area" not in CocoDetection(path, tmp_path / "img")[0][1]  # the dog has none: 0.53 x box for all
+    data = json.loads(path.read_text())
+    for ann in data["annotations"]:
+        ann.setdefault("area", 9.0)
+    path.write_text(json.dumps(data))
+    assert CocoDetection(path, tmp_path / "img")[0][1]["area"].tolist() == [31.5, 9.0]
+
+
 @pytest.mark.parametrize(
     ("points", "ann", "match"),
     [

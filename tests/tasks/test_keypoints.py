@@ -13,7 +13,8 @@ from torch import nn
 from netsculpt.errors import DataError
 from netsculpt.tasks import DetectionMAP, get_task
 
-BOX = [0.0, 0.0, 100.0, 100.0]  # area 10,000: the OKS scale s^2
+BOX = [0.0, 0.0, 100.0, 100.0]  # area 10,000: the OKS scale s^2 is 0.53 x that (ultralytics, xtcocotools)
+SCALE = 0.53 * 10_000
 POINTS = [[20.0, 30.0, 2.0], [50.0, 50.0, 2.0], [80.0, 30.0, 1.0]]
 
 
@@ -46,9 +47,9 @@ def test_exact_keypoints_score_one_beside_box_map():
 
 
 def test_shifted_keypoints_hit_five_of_ten_oks_thresholds():
-    # 3 keypoints, no sigmas given: 1/3 each, so k = 2/3 and OKS = exp(-d^2 / (2 * 10,000 * 4/9)) for a
+    # 3 keypoints, no sigmas given: 1/3 each, so k = 2/3 and OKS = exp(-d^2 / (2 * s^2 * 4/9)) for a
     # shift d of every keypoint. d chosen for OKS 0.72: a hit at thresholds .50 .. .70, a miss above
-    d = math.sqrt(-math.log(0.72) * 2 * 10_000 * 4 / 9)
+    d = math.sqrt(-math.log(0.72) * 2 * SCALE * 4 / 9)
     shifted = [[x + d, y, v] for x, y, v in POINTS]
     result = _score([_pred([shifted])], [_target([POINTS])])
     assert result["map"] == pytest.approx(1.0)  # the boxes did not move
@@ -82,7 +83,7 @@ def test_matches_pycocotools_on_the_same_json(tmp_path):
     ours = _score(preds, targets)
 
     annotations = [
-        {"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "area": b[2] * b[3],
+        {"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "area": 0.53 * b[2] * b[3],
          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "keypoints": truth[i].reshape(-1).tolist(),
          "num_keypoints": int((truth[i, :, 2] > 0).sum())}
         for i, b in enumerate(boxes)
@@ -98,6 +99,18 @@ def test_matches_pycocotools_on_the_same_json(tmp_path):
     assert 0 < ours["kp_map"] < 1
     assert ours["kp_map"] == pytest.approx(evaluator.stats[0])
     assert ours["kp_map_50"] == pytest.approx(evaluator.stats[1])
+
+
+def test_a_targets_area_is_the_oks_scale():
+    # COCO files carry each person's mask area: with it as s^2 the same shift scores as COCO scores it
+    d = math.sqrt(-math.log(0.72) * 2 * SCALE * 4 / 9)  # OKS 0.72 at 0.53 x the box area (above)
+    shifted = [[x + d, y, v] for x, y, v in POINTS]
+    for area, hits in ((SCALE, 5), (10_000.0, 7), (2_000.0, 0)):
+        # OKS at s^2 = area is 0.72 ** (SCALE / area): 0.72, 0.84 (hits .50 .. .80) and 0.42 (no hit)
+        target = {**_target([POINTS]), "area": torch.tensor([area])}
+        assert _score([_pred([shifted])], [target])["kp_map"] == pytest.approx(hits / 10)
+    with pytest.raises(DataError, match="one non-negative area per box"):
+        _score([_pred([shifted])], [{**_target([POINTS]), "area": torch.tensor([1.0, 2.0])}])
 
 
 def test_kpt_sigmas_set_the_tolerance_and_are_checked():
@@ -127,7 +140,7 @@ class _Echo(nn.Module):
 
 
 def test_detection_task_reports_keypoint_ap():
-    d = math.sqrt(-math.log(0.72) * 2 * 10_000 * 4 / 9)
+    d = math.sqrt(-math.log(0.72) * 2 * SCALE * 4 / 9)
     shifted = [[x + d, y, v] for x, y, v in POINTS]
     batch = [(torch.zeros(3, 8, 8), _target([POINTS]))]
     task = get_task("detection")

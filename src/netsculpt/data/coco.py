@@ -161,6 +161,8 @@ class CocoDetection(Dataset):
         }
         if self.num_keypoints:
             target["keypoints"] = keypoint_tensor(anns, self.num_keypoints)
+            if anns and all(isinstance(a.get("area"), (int, float)) and a["area"] > 0 for a in anns):
+                target["area"] = torch.tensor([float(a["area"]) for a in anns])  # COCO's OKS scale
         crowds = self.crowds[image_id]
         if crowds:  # not trained on; COCO's evaluation ignores detections matched to them
             target["crowd_boxes"] = _xyxy([a["bbox"] for a in crowds])

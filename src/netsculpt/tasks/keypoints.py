@@ -8,9 +8,11 @@ boxes, the reference implementation (``COCOeval(iouType="keypoints")``) computes
 
 Sigmas: ``kpt_sigmas`` when given (one per keypoint), else COCO's 17 person sigmas when there are 17
 keypoints, else ``1/K`` each, as ultralytics does for a dataset without ``kpt_oks_sigmas``. The area is the
-ground-truth box's (YOLO labels carry no mask area; COCO's person masks cover about half their box, so
-OKS here is somewhat more lenient than on COCO's own files). A detection's score is its box score, as
-torchvision's COCO evaluation submits it (``keypoints_scores`` are not used).
+target's ``area`` when it has one (COCO files: the annotation's mask area, as COCO scores it), else
+0.53 x the ground-truth box's (YOLO labels carry no mask area; 0.53 is the person-mask share of the box
+that xtcocotools and ultralytics' pose validation use, so the figure compares with theirs; the whole box
+area made OKS more lenient before 2026-12-07). A detection's score is its box score, as torchvision's COCO
+evaluation submits it (``keypoints_scores`` are not used).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from netsculpt.tasks.coco_eval import coco_ap, coco_box
 COCO_SIGMAS = (0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87,
                0.89, 0.89)  # fmt: skip
 COCO_SIGMAS = tuple(s / 10 for s in COCO_SIGMAS)
+BOX_AREA_SHARE = 0.53  # a person's mask area / box area (xtcocotools, ultralytics' pose validation)
 
 
 def keypoint_sigmas(count: int, given: Sequence[float] | None = None) -> np.ndarray:
@@ -54,6 +57,20 @@ def _flat(points: Any) -> list[list[float]]:
     return array.reshape(array.shape[0], array.shape[1] * 3).tolist()  # (0, K, 3) too: no -1
 
 
+def _areas(target: dict[str, Any], boxes: np.ndarray) -> list[float]:
+    """Each object's OKS scale ``s^2``: the target's ``area`` (a COCO annotation's mask area), else
+    ``BOX_AREA_SHARE`` of its box's area (see the module docstring)."""
+    if "area" in target:
+        areas = torch.as_tensor(target["area"], dtype=torch.float64).reshape(-1)
+        if len(areas) != len(boxes) or not bool((torch.isfinite(areas) & (areas >= 0)).all()):
+            raise DataError(
+                f"a target's 'area' must hold one non-negative area per box ({len(boxes)}); got "
+                f"{areas.tolist()[:5]}: drop it to use {BOX_AREA_SHARE} x the box area"
+            )
+        return areas.tolist()
+    return [BOX_AREA_SHARE * coco_box(box)[1] for box in boxes]
+
+
 class KeypointAP:
     """COCO keypoint AP@[.5:.95] (``kp_map``) and AP@.5 (``kp_map_50``) over OKS, fed image by image."""
 
@@ -75,8 +92,9 @@ class KeypointAP:
         if len(rows) != len(labels):
             raise DataError(f"a target has {len(labels)} boxes but keypoints for {len(rows)} objects")
         self._check_count(rows)
-        for row, box, label in zip(rows, boxes, labels):
-            bbox, area = coco_box(box)
+        areas = _areas(target, boxes)
+        for row, box, label, area in zip(rows, boxes, labels, areas):
+            bbox = coco_box(box)[0]
             self.truths.append({
                 "id": len(self.truths) + 1, "image_id": image_id, "category_id": int(label), "iscrowd": 0,
                 "bbox": bbox, "area": area, "keypoints": row,
