@@ -78,6 +78,8 @@ def _recipe(text: str, root: object = "/nowhere", *overrides: str):
         ),
         (ADE20K, ["data.options.size=[8]"], r"size must be an integer >= 8 or \[height, width\]"),
         (ADE20K, ["data.options.num_classes=150"], r"\['num_classes'\] unknown for 'ade20k'; it takes: root"),
+        (YOLO, ["data.options.flip=1.5"], r"flip is the chance a training image is mirrored .* got 1\.5"),
+        (YOLO, ["data.name=digits_detect", "data.options={flip: 0.5}"], r"a mirrored digit is another shape"),
     ],
 )
 def test_own_data_options_are_checked_when_the_recipe_is_read(text, overrides, message) -> None:
@@ -176,3 +178,23 @@ def test_data_options_kpt_sigmas_reach_the_detection_task(tmp_path) -> None:
     assert dense_context(_recipe(YOLO, tmp_path), tmp_path).task.kpt_sigmas == [0.5, 0.5, 0.5, 0.25]
     own = _recipe(YOLO, tmp_path, "data.options.kpt_sigmas=[1,1,1,1]")
     assert dense_context(own, tmp_path).task.kpt_sigmas == [1, 1, 1, 1]  # the recipe's wins over the YAML's
+
+
+def test_flip_mirrors_training_samples_but_never_the_held_out_or_test_ones(tmp_path) -> None:
+    from netsculpt.data.flip import HorizontalFlip
+    from netsculpt.pipeline.dense import dense_loaders, held_out_split
+    from netsculpt.tasks import get_task
+
+    write_pose(tmp_path, {str(i): POSE3 for i in range(4)}, "kpt_shape: [4, 3]\nflip_idx: [0, 1, 3, 2]\n")
+    task = get_task("detection")
+    train, test = dense_loaders(_recipe(YOLO, tmp_path, "data.options.flip=1.0"), task, 2)
+    assert isinstance(train.dataset, HorizontalFlip) and not isinstance(test.dataset, HorizontalFlip)
+    assert train.dataset[0][1]["keypoints"][0, 0].tolist() == [32, 4, 2]  # 40 - 8, as in tests/data
+    rest, held = held_out_split(train, task, 2, 0, "early_stop.holdout")
+    assert rest.dataset.dataset is train.dataset and held.dataset.dataset is train.dataset.dataset
+    assert held.dataset[0][1]["keypoints"][0, 0].tolist() == [8, 4, 2]
+    plain, _ = dense_loaders(_recipe(YOLO, tmp_path), task, 2)
+    assert not isinstance(plain.dataset, HorizontalFlip)
+    write_pose(tmp_path, {"a": POSE3}, "kpt_shape: [4, 3]\n")  # no flip_idx: refused, not trained wrong
+    with pytest.raises(DataError, match="no flip_idx"):
+        dense_loaders(_recipe(YOLO, tmp_path, "data.options.flip=0.5"), task, 2)

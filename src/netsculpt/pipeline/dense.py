@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from netsculpt.data.flip import HorizontalFlip
 from netsculpt.errors import ConfigError
 from netsculpt.pipeline.own_data import OPTIONS, check_own_options, own_classes, own_dataset, own_shape
 from netsculpt.tasks.metrics import METRIC_LABELS
@@ -90,6 +91,11 @@ def check_task_data(task: str, data: Any) -> bool:
         names = ", ".join(map(repr, wanted[:-1])) + f" or {wanted[-1]!r}"
         raise ValueError(f"task {task!r} reads data {names}, not {name!r}")
     accepted = OPTIONS.get(name, CANVAS_OPTIONS)
+    if "flip" in data.options and name not in OPTIONS:
+        raise ValueError(
+            f"data.options.flip mirrors training images, and a mirrored digit is another shape: {name!r} "
+            "canvases are never flipped; remove flip (it is for your own files: coco, yolo, masks, ...)"
+        )
     unknown = sorted(set(data.options) - set(accepted))
     if unknown:
         raise ValueError(f"data.options {unknown} unknown for {name!r}; it takes: {', '.join(accepted)}")
@@ -184,21 +190,28 @@ def canvases(recipe: Any, split: str) -> Dataset:
 def dense_loaders(recipe: Any, task: Any, batch: int) -> tuple[DataLoader, DataLoader]:
     """Training loader (shuffled by a generator seeded with the recipe's seed) and test loader."""
     shuffle = torch.Generator().manual_seed(recipe.seed)
-    train = DataLoader(dense_dataset(recipe, "train"), batch_size=batch, shuffle=True,
-                       collate_fn=task.collate, generator=shuffle)  # fmt: skip
+    dataset = dense_dataset(recipe, "train")
+    if recipe.data.options.get("flip", 0) > 0:  # own files only (check_task_data)
+        from netsculpt.data.flip import flip_idx_of
+
+        dataset = HorizontalFlip(dataset, recipe.data.options["flip"], flip_idx_of(dataset), recipe.seed)
+    train = DataLoader(dataset, batch_size=batch, shuffle=True, collate_fn=task.collate,
+                       generator=shuffle)  # fmt: skip
     test = DataLoader(dense_dataset(recipe, "test"), batch_size=batch, collate_fn=task.collate)
     return train, test
 
 
 def split_training(dataset: Dataset, size: int, seed: int, what: str) -> tuple[Subset, Subset]:
-    """``(rest, held)``: ``size`` training canvases drawn with ``seed`` for ``what`` to decide on."""
+    """``(rest, held)``: ``size`` training canvases drawn with ``seed`` for ``what`` to decide on; the
+    held-out ones are never flipped (``data.options.flip``), so decisions see the images as they are."""
     if size >= len(dataset):
         raise ConfigError(
             f"{what} holds out {size} of the {len(dataset)} training canvases, which leaves none to train "
             "on: hold out fewer"
         )
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
-    return Subset(dataset, sorted(order[size:])), Subset(dataset, sorted(order[:size]))
+    plain = dataset.dataset if isinstance(dataset, HorizontalFlip) else dataset
+    return Subset(dataset, sorted(order[size:])), Subset(plain, sorted(order[:size]))
 
 
 def held_out_loaders(ctx: Any, size: int, what: str) -> tuple[DataLoader, DataLoader]:

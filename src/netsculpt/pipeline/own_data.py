@@ -19,11 +19,11 @@ from netsculpt.errors import DataError
 
 COCO_FILES = ("train_annotations", "train_images", "test_annotations", "test_images")
 OPTIONS = {
-    "coco": (*COCO_FILES, "channels", "size", "kpt_sigmas"),
-    "yolo": ("yaml", "test_split", "channels", "size", "kpt_sigmas"),
-    "masks": ("root", "train_split", "test_split", "num_classes", "channels", "size"),
-    "cityscapes": ("root", "channels", "size"),
-    "ade20k": ("root", "channels", "size"),
+    "coco": (*COCO_FILES, "channels", "size", "kpt_sigmas", "flip"),
+    "yolo": ("yaml", "test_split", "channels", "size", "kpt_sigmas", "flip"),
+    "masks": ("root", "train_split", "test_split", "num_classes", "channels", "size", "flip"),
+    "cityscapes": ("root", "channels", "size", "flip"),
+    "ade20k": ("root", "channels", "size", "flip"),
 }
 NEEDS = {
     "coco": (COCO_FILES, "a COCO annotation file and an image folder for each split (the test split is only "
@@ -67,6 +67,12 @@ def check_own_options(name: str, options: dict[str, Any]) -> None:
         raise ValueError(
             f"data.options.kpt_sigmas must be a list of positive numbers, one per keypoint (keypoint AP's "
             f"OKS tolerance; COCO's person joints use 0.025..0.107), got {sigmas!r}"
+        )
+    flip = options.get("flip", 0)
+    if not (isinstance(flip, int | float) and not isinstance(flip, bool) and 0 <= flip <= 1):
+        raise ValueError(
+            f"data.options.flip is the chance a training image is mirrored left-right, a number in [0, 1] "
+            f"(ultralytics' fliplr default is 0.5), got {flip!r}"
         )
     classes = options.get("num_classes")
     if classes is not None and not (isinstance(classes, int) and 2 <= classes <= 255):
