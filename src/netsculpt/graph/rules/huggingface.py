@@ -1,0 +1,28 @@
+"""Hugging Face layers, named by class path so netsculpt never imports ``transformers``.
+
+``transformers.pytorch_utils.Conv1D`` (GPT-2, GPT, ... ) is a Linear whose weight is stored transposed,
+``(in, out)``, and whose forward reshapes with the stored out width: ``x.view(size[:-1] + (self.nf,))``.
+Traced op by op, that ``view`` writes the width as a constant and pins every channel it produces; as one
+step it is ``x @ weight + bias``, and the surgery fixup keeps ``nf`` / ``nx`` equal to the sliced weight.
+"""
+
+from __future__ import annotations
+
+import string
+
+from netsculpt.graph.builder import ROLE_OUT, GraphBuilder, Value
+from netsculpt.graph.registry import Call, register_module_rule
+from netsculpt.graph.rules.contract import contract
+
+CONV1D = "transformers.pytorch_utils.Conv1D"
+
+
+@register_module_rule(CONV1D)
+def hf_conv1d(ctx: GraphBuilder, call: Call) -> None:
+    """Input features couple with weight rows (dim 0), output features are weight columns (dim 1)."""
+    x, out = call.inputs[0], call.outputs[0]
+    w, b = call.params["weight"], call.params.get("bias")
+    batch = string.ascii_lowercase[: x.ndim - 1]
+    contract(ctx, [(x, batch + "z"), (w, "zy")], batch + "y", out, call.where)
+    if isinstance(b, Value):
+        ctx.union(ctx.member(b, 0, ROLE_OUT), ctx.member(w, 1, ROLE_OUT))
