@@ -46,7 +46,7 @@ def is_hf_model(model: nn.Module) -> bool:
 
 
 def is_remote_code(class_path: str) -> bool:
-    """A class ``trust_remote_code=True`` loaded from the Hub: transformers puts it in ``transformers_modules``."""
+    """A class loaded from the Hub with ``trust_remote_code=True`` (in ``transformers_modules``)."""
     return class_path.startswith("transformers_modules.")
 
 

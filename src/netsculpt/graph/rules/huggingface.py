@@ -26,3 +26,5 @@ def hf_conv1d(ctx: GraphBuilder, call: Call) -> None:
     contract(ctx, [(x, batch + "z"), (w, "zy")], batch + "y", out, call.where)
     if isinstance(b, Value):
         ctx.union(ctx.member(b, 0, ROLE_OUT), ctx.member(w, 1, ROLE_OUT))
+    if w.param is not None:
+        ctx.output_dims[w.param] = 1  # its hidden units are group `c_fc`, as a Linear's would be
