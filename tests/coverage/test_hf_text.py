@@ -17,7 +17,8 @@ from tests.coverage._check import check_prunes_exactly, make_nontrivial_
 
 T = pytest.importorskip("transformers")
 
-_SMALL = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=500)
+_SMALL = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+_SMALL["vocab_size"] = 500
 _GPT2 = dict(vocab_size=500, n_embd=64, n_layer=2, n_head=4)
 
 #: name -> (builder, encoder-decoder?). ALBERT runs its one shared layer at every depth; GPT-2 is built
@@ -36,9 +37,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], bool]] = {
     "gpt2_lm": (lambda: T.GPT2LMHeadModel(T.GPT2Config(**_GPT2)), False),
     "t5": (
         lambda: T.T5ForConditionalGeneration(
-            T.T5Config(
-                vocab_size=500, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, decoder_start_token_id=0
-            )
+            T.T5Config(vocab_size=500, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4),
         ),
         True,
     ),

@@ -26,7 +26,7 @@ class Conv1D(nn.Module):
         self.bias = nn.Parameter(torch.randn(nf) * 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size_out = x.size()[:-1] + (self.nf,)
+        size_out = x.size()[:-1] + (self.nf,)  # noqa: RUF005 (transformers' own line)
         x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
         return x.view(size_out)
 

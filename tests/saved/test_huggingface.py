@@ -17,7 +17,8 @@ from netsculpt.saved import huggingface
 
 T = pytest.importorskip("transformers")
 
-_CONFIG = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=100)
+_CONFIG = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+_CONFIG["vocab_size"] = 100
 
 
 def _bert() -> torch.nn.Module:
