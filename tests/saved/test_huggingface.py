@@ -52,6 +52,18 @@ def test_eager_attention_is_recorded_and_rebuilt(tmp_path: Path) -> None:
     assert loaded.config._attn_implementation == "eager"
 
 
+def test_a_from_pretrained_model_reloads_bit_for_bit(tmp_path: Path) -> None:
+    """``from_pretrained`` (through an auto class) leaves the architecture its config describes."""
+    _bert().save_pretrained(tmp_path / "hf")
+    model = T.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
+    small = ns.prune(model, _ids(), ratio=0.5)
+    ns.save(small, tmp_path / "m")
+    loaded = ns.load(tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(loaded(_ids()).logits, small(_ids()).logits)
+    assert type(loaded) is T.BertForSequenceClassification
+
+
 def test_a_model_changed_after_it_was_built_is_saved_as_its_class(tmp_path: Path) -> None:
     """Its config no longer makes it: rebuilding from the config would load a different architecture."""
     model = _bert()
