@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.utils.parametrize
 from torch import nn
 
 import netsculpt as ns
@@ -67,6 +68,14 @@ def test_hf_conv1d_fixup_keeps_nf_and_pinned_costs_read_roles() -> None:
     found = {p.layer: p.reason for p in pinned_macs(trace(model, x), count_macs(small, x)[1])}
     assert found["c_fc"].startswith("input channels pinned") and "output channels" not in found["c_fc"]
     assert found["c_proj"].startswith("output channels pinned")
+
+
+def test_a_parametrized_hf_conv1d_is_pinned_with_the_fix() -> None:
+    model = Mlp().eval()
+    torch.nn.utils.parametrize.register_parametrization(model.c_fc, "weight", nn.Identity())
+    graph = trace(model, torch.randn(2, 5, 8))  # its weight is not among the module's own parameters
+    assert not graph.prunable_groups
+    assert "remove_parametrizations" in graph.group("c_fc.bias").reasons[0]
 
 
 def test_a_rule_or_fixup_name_must_be_a_dotted_class_path() -> None:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import string
 
+import numpy as np
+
 from netsculpt.graph.builder import ROLE_OUT, GraphBuilder, Value
+from netsculpt.graph.labels import NO_CHANNEL
 from netsculpt.graph.registry import Call, register_module_rule
+from netsculpt.graph.rules.common import set_output
 from netsculpt.graph.rules.contract import contract
 
 CONV1D = "transformers.pytorch_utils.Conv1D"
@@ -21,7 +25,17 @@ CONV1D = "transformers.pytorch_utils.Conv1D"
 def hf_conv1d(ctx: GraphBuilder, call: Call) -> None:
     """Input features couple with weight rows (dim 0), output features are weight columns (dim 1)."""
     x, out = call.inputs[0], call.outputs[0]
-    w, b = call.params["weight"], call.params.get("bias")
+    w, b = call.params.get("weight"), call.params.get("bias")
+    if w is None:  # a parametrization or weight norm computes it in forward: no parameter slice to remove
+        reason = (
+            f"{call.where} uses a weight computed in forward, not a parameter: remove the parametrization "
+            "first (torch.nn.utils.parametrize.remove_parametrizations)"
+        )
+        ctx.block(x.labels, reason)
+        if isinstance(b, Value):
+            ctx.block(ctx.member(b, 0, ROLE_OUT), reason)
+        set_output(out, np.full((1,) * out.ndim, NO_CHANNEL, np.int64), False)
+        return
     batch = string.ascii_lowercase[: x.ndim - 1]
     contract(ctx, [(x, batch + "z"), (w, "zy")], batch + "y", out, call.where)
     if isinstance(b, Value):
