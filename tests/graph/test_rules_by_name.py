@@ -83,3 +83,11 @@ def test_a_rule_or_fixup_name_must_be_a_dotted_class_path() -> None:
         register_module_rule("Conv1D")
     with pytest.raises(ConfigError, match="full dotted names"):
         register_fixup("not a name")
+
+
+def test_hf_conv1d_is_timed_as_the_linear_it_computes() -> None:
+    """Latency tables key and time it as ``nn.Linear`` (the same GEMM); it was scaled from the original."""
+    from netsculpt.measure.latency_layers import describe_layer
+
+    key, build = describe_layer(Conv1D(16, 8), (2, 5, 8), (2, 5, 16))
+    assert key == "Linear(8,16,bias=True)" and build is not None and isinstance(build(), nn.Linear)
