@@ -85,11 +85,23 @@ def test_only_model_classes_transformers_lists_are_built(tmp_path: Path, name: s
         ns.load(folder)
 
 
-def test_a_config_naming_remote_code_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"auto_map": {"AutoModel": "evil.modeling:Model"}}, r"config\.auto_map"),
+        ({"attn_implementation": "kernels-community/flash-attn"}, r"config\.attn_implementation = "),
+        ({"text_config": {"experts_implementation": "someone/kernel"}}, r"config\.text_config\.experts_impl"),
+    ],
+)
+def test_a_config_naming_remote_code_is_refused(tmp_path: Path, change: dict, named: str) -> None:
+    """``auto_map`` names trust_remote_code classes; an "org/repo" kernel is fetched from the Hub and run."""
     folder = _saved(tmp_path)
     config = json.loads((folder / "netsculpt.json").read_text())["base"]["config"]
-    _edit_base(folder, config={**config, "auto_map": {"AutoModel": "evil.modeling:Model"}})
-    with pytest.raises(CheckpointError, match="names remote code"):
+    _edit_base(folder, config={**config, **change})
+    with pytest.raises(CheckpointError, match=f"names remote code \\({named}"):
+        ns.load(folder)
+    _edit_base(folder, config=config, attn_implementation="kernels-community/flash-attn")
+    with pytest.raises(CheckpointError, match="attn_implementation"):  # the schema's pattern
         ns.load(folder)
 
 

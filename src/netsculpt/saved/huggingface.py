@@ -16,6 +16,7 @@ import contextlib
 import functools
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,11 +29,14 @@ KIND = "huggingface"
 MAX_MODULES = 200_000  # as many as a state dict may have entries (saved.document.MAX_STATE_ENTRIES)
 MAX_BASE_VALUES = 2_000_000_000  # as for netsculpt's own bases (saved.bases)
 
+# attention / experts kernels named as "org/repo" are downloaded from the Hub and run: only local names
+_IMPLEMENTATION = r"^[A-Za-z0-9_|]+$"
+
 SCHEMA: dict[str, Any] = {
     "properties": {
         "class": {"type": "string", "maxLength": 200, "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
         "config": {"type": "object", "maxProperties": 2000},
-        "attn_implementation": {"type": "string", "maxLength": 100, "pattern": r"^[A-Za-z0-9_\-]+$"},
+        "attn_implementation": {"type": "string", "maxLength": 100, "pattern": _IMPLEMENTATION},
     },
     "required": ["class", "config"],
 }
@@ -62,6 +66,8 @@ def describe(model: nn.Module) -> dict[str, Any] | None:
     out = {"class": type(model).__name__, "config": data}
     attn = getattr(config, "_attn_implementation", None)
     if isinstance(attn, str):  # not in the JSON; eager and sdpa differ in the last bits
+        if not re.match(_IMPLEMENTATION, attn):
+            return None  # a Hub kernel: saved as its class, loaded onto model= (netsculpt runs no Hub code)
         out["attn_implementation"] = attn
     return out
 
@@ -98,6 +104,29 @@ def _library_class(name: str, where: str) -> Any:
     return cls
 
 
+def _remote_code(value: Any, path: str) -> str:
+    """Where a config (or a nested one: ``text_config``) names code outside transformers: ``auto_map``
+    (``trust_remote_code`` classes), or an attention / experts kernel on the Hub (``"org/repo"``)."""
+    if isinstance(value, list):
+        return next((r for i, v in enumerate(value) if (r := _remote_code(v, f"{path}[{i}]"))), "")
+    if not isinstance(value, dict):
+        return ""
+    for key, item in value.items():
+        where = f"{path}.{key}"
+        if key == "auto_map":
+            return where
+        if "implementation" in key and isinstance(item, str) and not re.match(_IMPLEMENTATION, item):
+            return f"{where} = {item!r}"
+        if "implementation" in key and isinstance(item, dict):
+            bad = [v for v in item.values() if isinstance(v, str) and not re.match(_IMPLEMENTATION, v)]
+            if bad:
+                return f"{where} = {bad[0]!r}"
+        found = _remote_code(item, where)
+        if found:
+            return found
+    return ""
+
+
 @contextlib.contextmanager
 def _module_budget(where: str) -> Iterator[None]:
     """Stop a build from numbers a file gave (``num_hidden_layers: 10**9``) before it makes more modules
@@ -119,9 +148,10 @@ def _module_budget(where: str) -> Iterator[None]:
 def _build(base: dict[str, Any], where: str, device: str) -> nn.Module:
     cls = _library_class(base["class"], where)
     config_data = base["config"]
-    if "auto_map" in config_data:
+    remote = _remote_code(config_data, "config")
+    if remote:
         raise CheckpointError(
-            f"{where}: the saved config names remote code (auto_map), which netsculpt never runs; pass "
+            f"{where}: the saved config names remote code ({remote}), which netsculpt never runs; pass "
             "model=<the unpruned model> to netsculpt.load"
         )
     try:
