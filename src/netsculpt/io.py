@@ -39,13 +39,16 @@ __all__ = ["FORMAT", "SPEC_FILE", "VERSION", "WEIGHTS_FILE", "is_saved_model", "
 
 
 def _resolve_base(spec: dict[str, Any]) -> dict[str, Any]:
-    """Name the base of a model netsculpt did not build: a torchvision / timm builder, else its class."""
+    """Name the base of a model netsculpt did not build: a Hugging Face class and config, a torchvision /
+    timm builder, else its class."""
     base = spec["base"]
     if base["kind"] != "unidentified":
         return base
     from netsculpt.models.identify import identify_base
+    from netsculpt.saved import huggingface
 
-    return identify_base(base, spec["base_shapes"] or {}) or {"kind": "user", "class": base["class"]}
+    found = huggingface.identify(base) or identify_base(base, spec["base_shapes"] or {})
+    return found or {"kind": "user", "class": base["class"]}
 
 
 def _non_finite(value: Any, path: str) -> tuple[str, float] | None:

@@ -147,6 +147,11 @@ def describe_unbuilt(model: nn.Module) -> dict[str, Any]:
     }
     if isinstance(getattr(model, "pretrained_cfg", None), dict):  # timm records its architecture here
         base["timm_architecture"] = str(model.pretrained_cfg.get("architecture", ""))
+    from netsculpt.saved import huggingface
+
+    hf = huggingface.describe(model)
+    if hf:  # a transformers class and its config: rebuilt from them when they make this architecture
+        base[huggingface.KIND] = hf
     from netsculpt.models.identify import feature_options
 
     features = feature_options(model)

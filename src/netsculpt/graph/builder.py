@@ -110,6 +110,9 @@ class GraphBuilder:
     module_calls: dict[str, list[list[int]]] = field(default_factory=dict)  # output value ids of every call
     outputs: list[int] = field(default_factory=list)
     ops: list[OpRecord] = field(default_factory=list)  # every recorded call, in execution order
+    # weights whose outputs lie along another dim than 0 and whose output group is still named after the
+    # layer (Hugging Face's Conv1D: weight (in, out)); a transposed conv keeps ``MODULE:in``, as plans name it
+    output_dims: dict[str, int] = field(default_factory=dict)
 
     # -- atoms and equalities -------------------------------------------------------------------
     def fresh(self, n: int) -> np.ndarray:

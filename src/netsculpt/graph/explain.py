@@ -33,12 +33,14 @@ class PinnedCost:
         return f"`{self.layer}` ({self.share:.0%} of MACs): {self.reason}"
 
 
-def _weight_groups(graph: ChannelGraph) -> dict[tuple[str, int], ChannelGroup]:
-    return {(m.name, m.dim): g for g in graph.groups for m in g.members}
+def _weight_groups(graph: ChannelGraph) -> dict[tuple[str, str], ChannelGroup]:
+    """``(tensor, "out" | "in")`` -> its group, by the member's role, not its dim: a transposed weight
+    (Hugging Face's ``Conv1D``, ``ConvTranspose``) keeps its outputs in dim 1."""
+    return {(m.name, m.role): g for g in graph.groups for m in g.members if m.role in ("out", "in")}
 
 
 def pinned_macs(graph: ChannelGraph, layers: Iterable[_Layer], top: int = 3) -> list[PinnedCost]:
-    """The ``top`` costliest layers whose weight's output (dim 0) or input (dim 1) channels are pinned.
+    """The ``top`` costliest layers whose weight's output or input channels are pinned.
 
     ``layers`` are the pruned model's ``LayerMetrics`` (``count_macs``); ``graph`` is the trace the
     plan was made from. Layers with MACs but no weight in any group (attention's matmuls, counted in
@@ -52,8 +54,8 @@ def pinned_macs(graph: ChannelGraph, layers: Iterable[_Layer], top: int = 3) -> 
         if layer.macs <= 0:
             break
         reasons = []
-        for dim, side in ((0, "output"), (1, "input")):
-            g = groups.get((f"{layer.name}.weight" if layer.name else "weight", dim))
+        for role, side in (("out", "output"), ("in", "input")):
+            g = groups.get((f"{layer.name}.weight" if layer.name else "weight", role))
             if g is not None and g.n_prunable < g.size and g.reasons:
                 reasons.append(f"{side} channels pinned: {g.reasons[0]}")
         if not reasons:

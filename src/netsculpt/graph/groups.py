@@ -218,7 +218,7 @@ def build_groups(
                 reasons.append(why)
         named = anchor.name.endswith((".weight", ".weight_ih_l0"))  # a recurrent layer's first weight
         gid = anchor.module if named else anchor.name
-        if anchor.role != ROLE_OUT or anchor.dim != 0:
+        if anchor.role != ROLE_OUT or anchor.dim != builder.output_dims.get(anchor.name, 0):
             gid = f"{anchor.module}:in" if named else f"{anchor.name}:{anchor.dim}"
         base, n = gid, 2
         while gid in used_ids:

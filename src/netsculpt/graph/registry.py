@@ -14,11 +14,14 @@ Rules are keyed by the function object the tracer observes (``torch.cat``, ``tor
         ctx.couple(channels, ctx.member(call.params["scale"], 0, "out"), call.where)  # scale[i] is channel i
         out.labels, out.zero = x.labels, x.zero                          # channels pass straight through
 
-A module with a rule is traced as one opaque step: the tracer does not look inside it.
+A module with a rule is traced as one opaque step: the tracer does not look inside it. A class of a
+library netsculpt does not import (Hugging Face's ``Conv1D``) is named by its full dotted name,
+``"transformers.pytorch_utils.Conv1D"``: the rule applies to it and its subclasses once they exist.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +36,8 @@ Rule = Callable[[GraphBuilder, "Call"], None]
 FUNCTION_RULES: dict[Any, Rule] = {}
 PROPERTY_RULES: dict[str, Rule] = {}
 MODULE_RULES: dict[type, Rule] = {}
+MODULE_RULES_BY_NAME: dict[str, Rule] = {}  # "package.module.Class" -> rule, for classes never imported
+_CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 @dataclass
@@ -84,17 +89,37 @@ def register_property_rule(*names: str) -> Callable[[Rule], Rule]:
     return add
 
 
-def register_module_rule(*types: type) -> Callable[[Rule], Rule]:
-    """Register ``rule`` for modules of these types; such modules are traced as a single step."""
+def class_name(cls: type) -> str:
+    """``"package.module.Class"``: how a class is named when netsculpt must not import its library."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def check_module_types(types: tuple, where: str) -> None:
+    """Module classes, or their full dotted names (``"transformers.pytorch_utils.Conv1D"``)."""
     for t in types:
-        if not (isinstance(t, type) and issubclass(t, torch.nn.Module)):
+        named = isinstance(t, str) and _CLASS_NAME.match(t)
+        if not named and not (isinstance(t, type) and issubclass(t, torch.nn.Module)):
             raise refuse(
-                "types", t, "nn.Module subclasses (the classes, not instances)", "ns.register_module_rule"
+                "types",
+                t,
+                "nn.Module subclasses (the classes, not instances) or their full dotted names "
+                "('package.module.Class')",
+                where,
             )
+
+
+def register_module_rule(*types: type | str) -> Callable[[Rule], Rule]:
+    """Register ``rule`` for modules of these types; such modules are traced as a single step.
+
+    A type may be given by its full dotted name, so a rule for a library's layer needs no import of it."""
+    check_module_types(types, "ns.register_module_rule")
 
     def add(rule: Rule) -> Rule:
         for t in types:
-            MODULE_RULES[t] = rule
+            if isinstance(t, str):
+                MODULE_RULES_BY_NAME[t] = rule
+            else:
+                MODULE_RULES[t] = rule
         return rule
 
     return add
@@ -102,7 +127,7 @@ def register_module_rule(*types: type) -> Callable[[Rule], Rule]:
 
 def module_rule_for(module: torch.nn.Module) -> Rule | None:
     for cls in type(module).__mro__:
-        rule = MODULE_RULES.get(cls)
+        rule = MODULE_RULES.get(cls) or MODULE_RULES_BY_NAME.get(class_name(cls))
         if rule is not None:
             return rule
     return None

@@ -19,6 +19,7 @@ from netsculpt.measure._inputs import ExampleInputs, as_tuple, check_module
 from netsculpt.modes import module_modes, restore_modes, set_training
 
 _HEADS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_HF_CONV1D = "transformers.pytorch_utils.Conv1D"  # GPT-2's Linear with a transposed weight: same GEMM
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _ACTIVATIONS = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Tanh,
@@ -111,7 +112,7 @@ def describe_layer(
         )
         args = (cin, cout, module.kernel_size, module.stride, module.padding, module.dilation, groups, bias)
         return key, lambda: kind(*args, padding_mode=module.padding_mode)
-    if kind is nn.Linear:
+    if kind is nn.Linear or f"{kind.__module__}.{kind.__qualname__}" == _HF_CONV1D:
         cin, cout, bias = in_shape[-1], out_shape[-1], module.bias is not None
         return f"Linear({cin},{cout},bias={bias})", lambda: nn.Linear(cin, cout, bias=bias)
     if kind in _NORMS:

@@ -1,12 +1,14 @@
 """The base of a saved model (its unpruned architecture), and the consent rules for building it.
 
-Three kinds:
+Four kinds:
 
 * ``netsculpt``: a zoo / ``torchvision:`` / ``timm:`` name with options. The name is looked up in
   netsculpt's own registries and the libraries' registries (never imported by string), and the model is
   first built on the meta device to bound its size before any memory is spent.
 * ``builder``: ``"package.module:function"``. It runs only if the caller names exactly that builder
   (``trust_builder=``, CLI ``--trust-builder``) or supplies the base model itself (``model=``).
+* ``huggingface``: a ``transformers`` model class and its config (:mod:`netsculpt.saved.huggingface`),
+  rebuilt only as a class transformers itself lists.
 * ``user``: a class netsculpt cannot rebuild; the caller supplies the base (``model=``, or a trusted
   builder that makes it).
 
@@ -28,6 +30,7 @@ from torch.nn.parameter import is_lazy
 
 from netsculpt.errors import CheckpointError, NetsculptError
 from netsculpt.jsoncheck import check_schema
+from netsculpt.saved import huggingface
 from netsculpt.spec import state_shapes, tag_model
 
 MAX_BASE_VALUES = 2_000_000_000  # 8 GB of float32: more than any torchvision / timm model's parameters
@@ -67,6 +70,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "required": ["builder"],
     },
+    huggingface.KIND: huggingface.SCHEMA,
     "user": {
         "properties": {"class": {"type": "string", "maxLength": 300, "pattern": _CLASS}},
         "required": ["class"],
@@ -206,6 +210,8 @@ def _other_class(model: nn.Module, base: dict[str, Any]) -> str:
     for the ``DetectionModel`` inside it, whose names lack the ``model.`` prefix)."""
     cls = type(model)
     given, saved = f"{cls.__module__}.{cls.__qualname__}", base.get("class")
+    if base.get("kind") == huggingface.KIND:  # recorded by its name in transformers
+        given = cls.__name__
     if not saved or saved == given:
         return ""
     return (
@@ -273,6 +279,12 @@ def _refusal(base: dict[str, Any], where: str) -> CheckpointError:
             f"{base['builder']}), or pass model=<the unpruned model> to replay the saved edits onto it"
         )
     name = base["class"].rpartition(".")[2]
+    if huggingface.is_remote_code(base["class"]):
+        return CheckpointError(
+            f"{where} was saved from {name}, a Hugging Face model whose code came from the Hub "
+            "(trust_remote_code), which netsculpt never runs: pass model=<the unpruned model, built as you "
+            "trust it> to netsculpt.load"
+        )
     return CheckpointError(
         f"{where} was saved from a model of class {base['class']!r}, which netsculpt cannot rebuild: pass "
         f"model={name}(...) (the unpruned architecture) to netsculpt.load, or trust_builder="
@@ -306,6 +318,8 @@ def build_base(
     elif kind == "netsculpt":
         _check_size(base, shapes, where)
         built = _create(base)
+    elif kind == huggingface.KIND:
+        built = huggingface.build(base, where)
     elif trust_builder is None or (kind == "builder" and trust_builder != base["builder"]):
         error = _refusal(base, where)
         if trust_builder is not None:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from netsculpt.checks import refuse
+from netsculpt.graph.registry import check_module_types, class_name
 
 FIXUPS: dict[type, Callable[[nn.Module, ModuleShapes], None]] = {}
+FIXUPS_BY_NAME: dict[str, Callable[[nn.Module, ModuleShapes], None]] = {}  # "package.module.Class"
 
 
 @dataclass
@@ -28,15 +29,19 @@ class ModuleShapes:
     outputs: list[tuple[int, ...]]
 
 
-def register_fixup(*types: type) -> Callable:
-    """Register ``fn(module, shapes)`` to re-derive what modules of these types store about widths."""
-    for t in types:
-        if not (isinstance(t, type) and issubclass(t, nn.Module)):
-            raise refuse("types", t, "nn.Module subclasses (the classes, not instances)", "ns.register_fixup")
+def register_fixup(*types: type | str) -> Callable:
+    """Register ``fn(module, shapes)`` to re-derive what modules of these types store about widths.
+
+    A type may be given by its full dotted name (``"transformers.pytorch_utils.Conv1D"``): netsculpt
+    never imports such a library itself."""
+    check_module_types(types, "ns.register_fixup")
 
     def add(fn: Callable[[nn.Module, ModuleShapes], None]) -> Callable:
         for t in types:
-            FIXUPS[t] = fn
+            if isinstance(t, str):
+                FIXUPS_BY_NAME[t] = fn
+            else:
+                FIXUPS[t] = fn
         return fn
 
     return add
@@ -44,7 +49,7 @@ def register_fixup(*types: type) -> Callable:
 
 def fixup(module: nn.Module, shapes: ModuleShapes) -> None:
     for cls in type(module).__mro__:
-        fn = FIXUPS.get(cls)
+        fn = FIXUPS.get(cls) or FIXUPS_BY_NAME.get(class_name(cls))
         if fn is not None:
             fn(module, shapes)
             return
@@ -81,6 +86,12 @@ def _conv(m: nn.modules.conv._ConvNd, shapes: ModuleShapes) -> None:
 @register_fixup(nn.Linear)
 def _linear(m: nn.Linear, shapes: ModuleShapes) -> None:
     m.out_features, m.in_features = m.weight.shape
+
+
+@register_fixup("transformers.pytorch_utils.Conv1D")
+def _hf_conv1d(m: nn.Module, shapes: ModuleShapes) -> None:
+    """Hugging Face's transposed Linear (GPT-2) reshapes its output with the stored ``nf``."""
+    m.nx, m.nf = m.weight.shape
 
 
 @register_fixup(nn.Bilinear)

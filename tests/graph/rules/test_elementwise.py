@@ -125,3 +125,28 @@ def test_not_zero_reason_names_the_call_that_made_the_channels_nonzero(consumer:
     group = graph.group("a")
     assert group.n_prunable == 0
     assert any("made nonzero by `Tensor.add` in `<root>`" in r for r in group.reasons), group.reasons
+
+
+class BinaryMinMax(nn.Module):
+    """``torch.min(a, b)`` / ``a.max(b)`` with a tensor ``b``: element-wise, as T5's position buckets use it
+    (it was read as a reduction over ``dim=b`` and the trace failed)."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op = op
+        self.a, self.b, self.o = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 1), nn.Conv2d(8, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = torch.relu(self.a(x)), torch.relu(self.b(x))
+        return self.o(torch.min(a, b) if self.op == "min" else a.max(b))
+
+
+@pytest.mark.parametrize("op", ["min", "max"])
+def test_min_max_of_two_tensors_is_elementwise(op: str) -> None:
+    model = BinaryMinMax(op).eval()
+    x = torch.randn(2, 3, 8, 8)
+    graph = trace(model, x)
+    group = graph.group("a")
+    assert ("b.weight", 0) in {(m.name, m.dim) for m in group.members}  # one channel: a[k] with b[k]
+    assert group.n_prunable == 8
+    assert pruning_error(model, graph, random_plan(graph, 0.5), x) <= TOLERANCE

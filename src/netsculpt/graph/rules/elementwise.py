@@ -295,9 +295,20 @@ register_function_rule(
     *tensor_methods("sum", "nansum", "norm", "linalg_vector_norm"), torch.linalg.vector_norm
 )(reduction(True))
 register_function_rule(
-    *tensor_methods("mean", "nanmean", "amax", "amin", "max", "min", "std", "var", "logsumexp", "prod"),
+    *tensor_methods("mean", "nanmean", "amax", "amin", "std", "var", "logsumexp", "prod"),
     *tensor_methods("median", "all", "any", "argmax", "argmin", "std_mean", "var_mean", "count_nonzero"),
 )(reduction(False))
+_max_min_reduction, _max_min_binary = reduction(False), elementwise("sum")
+
+
+@register_function_rule(*tensor_methods("max", "min"))
+def max_min(ctx: GraphBuilder, call: Call) -> None:
+    """``torch.min(a, b)`` with a tensor ``b`` is ``torch.minimum`` (T5's relative-position buckets), not
+    a reduction over ``dim=b``; with a dim or nothing it reduces."""
+    if isinstance(call.arg(1, "other"), Value):
+        _max_min_binary(ctx, call)
+    else:
+        _max_min_reduction(ctx, call)
 
 
 @register_function_rule(
