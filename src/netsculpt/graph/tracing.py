@@ -119,6 +119,7 @@ class _Tracer(TorchFunctionMode):
         self.stack: list[torch.nn.Module] = []
         self.leaf_depth = 0
         self.error: BaseException | None = None
+        self.error_where = ""  # the call that failed: the forward runs on, so the stack moves past it
 
     # -- values ---------------------------------------------------------------------------------
     def new_value(self, t: torch.Tensor, origin: str, labels: np.ndarray | None = None) -> Value:
@@ -165,6 +166,7 @@ class _Tracer(TorchFunctionMode):
                 tie_sizes(self.builder, call)
         except Exception as exc:  # surfaced after the forward pass with context
             self.error = exc
+            self.error_where = f"`{func_name(func)}` in `{self.current_module or '<root>'}`"
         return out
 
     def wrap_shape_read(self, args: tuple, kwargs: dict, out: Any) -> Any:
@@ -231,6 +233,7 @@ class _Tracer(TorchFunctionMode):
                 self.record_module(module, rule, args, output)
             except Exception as exc:
                 self.error = exc
+                self.error_where = f"module `{self.module_names[id(module)] or '<root>'}`"
         name = self.module_names[id(module)]
         self.stack.pop()
         outs = [
@@ -343,7 +346,7 @@ def _run_trace(
         snapshot.restore()
     if tracer.error is not None:
         raise TraceError(
-            f"netsculpt failed while following channels through `{tracer.current_module or '<root>'}`: "
+            f"netsculpt failed while following channels through {tracer.error_where}: "
             f"{type(tracer.error).__name__}: {tracer.error}. Pass ignored=[...] for that module or register "
             "a channel rule for it (docs/engine.md)."
         ) from tracer.error
