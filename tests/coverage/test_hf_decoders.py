@@ -26,6 +26,12 @@ _TINY = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, int
 # name -> (model class, config class, config arguments beyond _TINY)
 DECODERS: dict[str, tuple[str, str, dict]] = {
     "llama_gqa": ("LlamaForCausalLM", "LlamaConfig", {"num_key_value_heads": 2}),
+    # eager attention repeats key/value heads with repeat_kv (expand + reshape), as SDPA does under a mask
+    "llama_gqa_eager": (
+        "LlamaForCausalLM",
+        "LlamaConfig",
+        {"num_key_value_heads": 2, "attn_implementation": "eager"},
+    ),
     "llama_mha": ("LlamaForCausalLM", "LlamaConfig", {"num_key_value_heads": 4}),
     "mistral": ("MistralForCausalLM", "MistralConfig", {"num_key_value_heads": 2, "sliding_window": 8}),
     "qwen2": ("Qwen2ForCausalLM", "Qwen2Config", {"num_key_value_heads": 2}),
@@ -59,4 +65,49 @@ MACS_BOUND = 0.9
 def test_decoder_prunes_exactly(name: str) -> None:
     result = check_prunes_exactly(build(name)(), ids())
     assert result["macs_ratio"] < MACS_BOUND, result
-    print(name, result)
+
+
+def test_macs_match_a_hand_count() -> None:
+    """Per token: q, o 64x64; k, v 64x32 (2 of 4 heads); gate, up, down 64x128; LM head 64x500. Attention
+    runs every query head over all 16 positions: 2 x 4 heads x 16 x 16 x (16 + 16)."""
+    tokens = 2 * SEQ
+    linear = tokens * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * FFN)
+    attention = 2 * 4 * SEQ * SEQ * (16 + 16)
+    expected = LAYERS * (linear + attention) + tokens * HIDDEN * VOCAB
+    assert count_macs(build("llama_gqa")(), ids())[0] == expected == 3_514_368
+
+
+def test_what_stays_and_why() -> None:
+    """The SwiGLU hidden units are one group per layer; everything else is pinned, each with its reason."""
+    graph = trace(build("llama_gqa")(), ids())
+    assert [g.id for g in graph.prunable_groups] == [f"model.layers.{i}.mlp.gate_proj" for i in range(LAYERS)]
+    mlp = graph.group("model.layers.0.mlp.gate_proj")
+    assert {m.name for m in mlp.members} == {
+        f"model.layers.0.mlp.{p}_proj.weight" for p in ("gate", "up", "down")
+    }
+    assert "input_layernorm" in graph.group("model.embed_tokens:in").reasons[0]  # RMSNorm: mean over x^2
+    for proj in ("q_proj", "v_proj"):
+        group = graph.group(f"model.layers.0.self_attn.{proj}")
+        assert group.n_prunable == 0 and group.reasons, group
+
+
+def test_kv_cache_does_not_change_the_groups() -> None:
+    """use_cache (on by default) returns the keys and values: they are outputs, pinned already."""
+    model = build("llama_gqa")()
+    assert model.config.use_cache
+    with_cache = trace(model, ids())
+    model.config.use_cache = False
+    without = trace(model, ids())
+    assert [(g.id, g.n_prunable) for g in with_cache.groups] == [(g.id, g.n_prunable) for g in without.groups]
+
+
+@pytest.mark.parametrize("name", list(DECODERS))
+def test_the_pipeline_a_user_runs(name: str, tmp_path: Path) -> None:
+    """ns.prune on token ids -> save -> load onto a fresh instance -> the same logits."""
+    model, x = make_nontrivial_(build(name)()), ids()
+    small = ns.prune(model, x, ratio=0.5)
+    assert count_macs(small, x)[0] < count_macs(model, x)[0]
+    ns.save(small, tmp_path / "m")
+    loaded = ns.load(tmp_path / "m", model=build(name)()).eval()
+    with torch.no_grad():
+        assert torch.equal(output_tensor(loaded(x)), output_tensor(small(x)))
