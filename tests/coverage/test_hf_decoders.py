@@ -92,13 +92,17 @@ def test_what_stays_and_why() -> None:
 
 
 def test_kv_cache_does_not_change_the_groups() -> None:
-    """use_cache (on by default) returns the keys and values: they are outputs, pinned already."""
+    """use_cache (on by default) returns every layer's keys and values: outputs, pinned with the cache named;
+    without it the value width says what else pins it, the head size the code writes as a constant."""
     model = build("llama_gqa")()
     assert model.config.use_cache
     with_cache = trace(model, ids())
     model.config.use_cache = False
     without = trace(model, ids())
     assert [(g.id, g.n_prunable) for g in with_cache.groups] == [(g.id, g.n_prunable) for g in without.groups]
+    values = "model.layers.0.self_attn.v_proj"
+    assert "KV cache" in with_cache.group(values).reasons[0]
+    assert "as a constant (16)" in without.group(values).reasons[0]
 
 
 @pytest.mark.parametrize("name", list(DECODERS))

@@ -22,10 +22,11 @@ from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, OpRecord, Value, note_nonzero
 from netsculpt.graph.compiled import refuse_compiled
 from netsculpt.graph.labels import plain
+from netsculpt.graph.outputs import pin_outputs
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.measure._inputs import as_tuple as _as_args
-from netsculpt.measure._inputs import describe, tensor_leaves
+from netsculpt.measure._inputs import describe
 from netsculpt.modes import set_training
 
 _IGNORED_NAMES = {
@@ -350,11 +351,7 @@ def _run_trace(
             f"{type(tracer.error).__name__}: {tracer.error}. Pass ignored=[...] for that module or register "
             "a channel rule for it (docs/engine.md)."
         ) from tracer.error
-    for t in tensor_leaves(output):  # outputs of any structure (dataclasses too): every tensor is one
-        if id(t) in tracer.by_tensor:
-            v = tracer.by_tensor[id(t)]
-            builder.outputs.append(v.id)
-            builder.block(v.labels, "it is a network output (its size is part of the model's contract)")
+    pin_outputs(builder, tracer.by_tensor, output)
     return builder
 
 

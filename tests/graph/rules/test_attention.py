@@ -30,13 +30,16 @@ class Attention(nn.Module):
         k = self.k(x).unflatten(-1, (self.kv_heads, -1)).transpose(1, 2)
         v = self.v(x).unflatten(-1, (self.kv_heads, -1)).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, enable_gqa=self.kv_heads != 4)
+        # Hugging Face's sdpa_attention_forward: the head size read from the value's shape
+        out = out.reshape(out.shape[0], -1, out.shape[2], v.shape[-1])
         return self.o(out.transpose(1, 2).flatten(2))
 
 
 @pytest.mark.parametrize("kv_heads", [1, 2, 4])
 def test_value_width_prunes_exactly_with_grouped_query_heads(kv_heads: int) -> None:
     """Key/value head ``h`` serves query heads ``h*r .. h*r+r-1``: a value position removed from it leaves
-    every head it serves; it used to crash (GQA) or be pinned as "a channel times a non-channel" (MHA)."""
+    every head it serves. It used to crash (GQA) or be pinned as "a channel times a non-channel" (MHA), and
+    ``v.shape[-1]`` (a count of channels that also vary by head) pinned it as spread over several dims."""
     torch.manual_seed(0)
     model, x = Attention(kv_heads).eval(), torch.randn(2, 6, 16)
     graph = trace(model, x)
