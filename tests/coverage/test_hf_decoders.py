@@ -14,6 +14,7 @@ from torch import nn
 import netsculpt as ns
 from netsculpt.graph import trace
 from netsculpt.measure import count_macs
+from netsculpt.surgery.verify import pruning_error, random_plan
 from tests.coverage._check import check_prunes_exactly, make_nontrivial_, output_tensor
 
 T = pytest.importorskip("transformers")
@@ -115,3 +116,15 @@ def test_the_pipeline_a_user_runs(name: str, tmp_path: Path) -> None:
     loaded = ns.load(tmp_path / "m", model=build(name)()).eval()
     with torch.no_grad():
         assert torch.equal(output_tensor(loaded(x)), output_tensor(small(x)))
+
+
+@pytest.mark.parametrize("length", [1, SEQ])
+def test_padding_mask_and_one_token(length: int) -> None:
+    """(ids, attention_mask): a padded batch sends SDPA a mask, so keys and values go through repeat_kv;
+    one token with a mask is a decoding step's shape (Hugging Face packs the query heads for it)."""
+    model, x = make_nontrivial_(build("llama_gqa")()), ids()[:, :length]
+    mask = torch.ones_like(x)
+    mask[0, : length - 1] = 0  # left padding (nothing to pad in a single token)
+    graph = trace(model, (x, mask))
+    assert len(graph.prunable_groups) == LAYERS
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), (x, mask)) < 1e-5
