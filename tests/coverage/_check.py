@@ -37,6 +37,17 @@ def _probe_like(x: torch.Tensor) -> torch.Tensor:
     return torch.randint(int(x.min()), int(x.max()) + 1, x.shape, generator=g, dtype=x.dtype)
 
 
+def output_tensor(out: object) -> torch.Tensor:
+    """What to compare: the model's tensor, or the ``logits`` of a Hugging Face ``ModelOutput`` (its KV
+    cache and hidden states are other tensors of the same call, not the prediction)."""
+    if isinstance(out, torch.Tensor):
+        return out
+    logits = getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    raise TypeError(f"cannot compare a {type(out).__name__}: return a tensor or an output with .logits")
+
+
 def _nothing_prunable(model: nn.Module, graph: ChannelGraph, x: torch.Tensor) -> None:
     """Say why, layer by layer, as the timm sweep prints it."""
     why = [str(p) for p in pinned_macs(graph, count_macs(model, x)[1])]
@@ -55,10 +66,10 @@ def check_prunes_exactly(model: nn.Module, x: torch.Tensor) -> dict[str, object]
     probe = _probe_like(x)
     mask_(model, graph, plan)
     with torch.no_grad():
-        reference = model(probe)
+        reference = output_tensor(model(probe))
     apply_plan_(model, graph, plan)
     with torch.no_grad():
-        pruned = model(probe)
+        pruned = output_tensor(model(probe))
     assert pruned.shape == reference.shape
     assert torch.isfinite(reference).all()
     err = float((pruned - reference).norm() / reference.norm().clamp_min(1e-12))
@@ -81,11 +92,11 @@ def check_prunes_inexactly(model: nn.Module, x: torch.Tensor) -> dict[str, objec
     if not plan.keep:
         _nothing_prunable(model, graph, x)
     with torch.no_grad():
-        reference = model(x)
+        reference = output_tensor(model(x))
     macs_before = count_macs(model, x)[0]
     apply_plan_(model, graph, plan)
     with torch.no_grad():
-        pruned = model(x)
+        pruned = output_tensor(model(x))
     assert pruned.shape == reference.shape
     assert torch.isfinite(pruned).all()
     macs_after, layers = count_macs(model, x)

@@ -126,3 +126,24 @@ def test_a_failing_forward_chains_once_to_the_models_own_error() -> None:
         ns.trace(_FailsOnShape(), torch.randn(3, 8, 8))
     cause = info.value.__cause__
     assert isinstance(cause, ValueError) and cause.__context__ is None and cause.__cause__ is None
+
+
+class _Negate(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.neg()
+
+
+def test_a_failing_channel_rule_is_reported_at_the_call_that_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forward runs on after a rule fails, so the module stack has moved on by the time the error is
+    raised: it used to blame `<root>` whatever module the call was in."""
+    from netsculpt.graph import registry
+
+    def broken(ctx: object, call: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setitem(registry.FUNCTION_RULES, torch.Tensor.neg, broken)
+    model = nn.Sequential(nn.Linear(4, 4), _Negate(), nn.Linear(4, 2)).eval()
+    with pytest.raises(
+        TraceError, match=r"following channels through `Tensor\.neg` in `1`: ValueError: boom"
+    ):
+        ns.trace(model, torch.randn(2, 4), execute="real")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import along
 from netsculpt.graph.registry import Call, tensor_methods
-from netsculpt.graph.rules.common import channel_atoms, set_output, size_args
+from netsculpt.graph.rules.common import set_output, size_args
 
 
 class _Counted(int):
@@ -97,6 +98,19 @@ def _counts_in(items: Any) -> list[_Counted]:
     return found
 
 
+def counted_atoms(v: Value, dim: int) -> np.ndarray:
+    """The channels a count of ``v.shape[dim]`` counts: the atoms along ``dim`` at index 0 of every other dim.
+
+    Attention reads ``value.shape[-1]`` from a (batch, heads, length, head_dim) tensor whose head-dim
+    positions are channels in every head. Any head's row stands for all of them: the split that made the
+    heads tied their positions, and a layout in which heads could lose different positions is pinned as
+    ragged when the trace is resolved (groups.py), so the count shrinks by the same channels in every head.
+    """
+    dim %= v.ndim
+    row = v.labels[tuple(slice(None) if d == dim else 0 for d in range(v.ndim))]
+    return np.broadcast_to(row, (v.shape[dim],)).copy() if row.size == 1 else row.copy()
+
+
 def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
     """Tie (or pin) channels whose count the model's code copied into another tensor's shape."""
     counts = _counts_in([*call.args, *call.kwargs.values()])
@@ -107,7 +121,7 @@ def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
     for count in counts:
         src = ctx.values[count.value_id]
         reason = f"{call.where} sizes a tensor with the channel count of {src.origin}"
-        src_atoms = channel_atoms(ctx, src, count.dim, reason)
+        src_atoms = counted_atoms(src, count.dim)
         positions = [j for j, s in enumerate(sizes) if s is count]
         if out is None or len(sizes) != out.ndim or len(positions) != 1:
             ctx.block(src_atoms, f"{reason} in a way netsculpt does not follow")
@@ -124,4 +138,4 @@ def tie_sizes(ctx: GraphBuilder, call: Call) -> None:
         if isinstance(count, DerivedCount):  # e.g. C // heads: the same channels, whatever the layout
             ctx.tie_count(src_atoms, out.labels.ravel(), reason, same_set=True)
         else:
-            ctx.tie_count(src_atoms, channel_atoms(ctx, out, j, call.where), reason)
+            ctx.tie_count(src_atoms, counted_atoms(out, j), reason)

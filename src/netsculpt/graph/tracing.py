@@ -22,10 +22,11 @@ from netsculpt.graph import registry
 from netsculpt.graph.builder import GraphBuilder, OpRecord, Value, note_nonzero
 from netsculpt.graph.compiled import refuse_compiled
 from netsculpt.graph.labels import plain
+from netsculpt.graph.outputs import pin_outputs
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.measure._inputs import as_tuple as _as_args
-from netsculpt.measure._inputs import describe, tensor_leaves
+from netsculpt.measure._inputs import describe
 from netsculpt.modes import set_training
 
 _IGNORED_NAMES = {
@@ -119,6 +120,7 @@ class _Tracer(TorchFunctionMode):
         self.stack: list[torch.nn.Module] = []
         self.leaf_depth = 0
         self.error: BaseException | None = None
+        self.error_where = ""  # the call that failed: the forward runs on, so the stack moves past it
 
     # -- values ---------------------------------------------------------------------------------
     def new_value(self, t: torch.Tensor, origin: str, labels: np.ndarray | None = None) -> Value:
@@ -165,6 +167,7 @@ class _Tracer(TorchFunctionMode):
                 tie_sizes(self.builder, call)
         except Exception as exc:  # surfaced after the forward pass with context
             self.error = exc
+            self.error_where = f"`{func_name(func)}` in `{self.current_module or '<root>'}`"
         return out
 
     def wrap_shape_read(self, args: tuple, kwargs: dict, out: Any) -> Any:
@@ -231,6 +234,7 @@ class _Tracer(TorchFunctionMode):
                 self.record_module(module, rule, args, output)
             except Exception as exc:
                 self.error = exc
+                self.error_where = f"module `{self.module_names[id(module)] or '<root>'}`"
         name = self.module_names[id(module)]
         self.stack.pop()
         outs = [
@@ -343,15 +347,11 @@ def _run_trace(
         snapshot.restore()
     if tracer.error is not None:
         raise TraceError(
-            f"netsculpt failed while following channels through `{tracer.current_module or '<root>'}`: "
+            f"netsculpt failed while following channels through {tracer.error_where}: "
             f"{type(tracer.error).__name__}: {tracer.error}. Pass ignored=[...] for that module or register "
             "a channel rule for it (docs/engine.md)."
         ) from tracer.error
-    for t in tensor_leaves(output):  # outputs of any structure (dataclasses too): every tensor is one
-        if id(t) in tracer.by_tensor:
-            v = tracer.by_tensor[id(t)]
-            builder.outputs.append(v.id)
-            builder.block(v.labels, "it is a network output (its size is part of the model's contract)")
+    pin_outputs(builder, tracer.by_tensor, output)
     return builder
 
 

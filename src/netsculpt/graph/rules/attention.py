@@ -19,6 +19,8 @@ def sdpa(ctx: GraphBuilder, call: Call) -> None:
     """softmax(q k^T * scale) v: q and k share their last dim (inexact: scale follows it); v's carry on."""
     q, k, v = call.arg(0, "query"), call.arg(1, "key"), call.arg(2, "value")
     out = call.outputs[0]
+    if call.arg(8, "enable_gqa", False):
+        k, v = _repeat_heads(k, q), _repeat_heads(v, q)
     batch = string.ascii_lowercase[: q.ndim - 2]
     logits = Value(
         -1,
@@ -34,6 +36,24 @@ def sdpa(ctx: GraphBuilder, call: Call) -> None:
     mask = call.arg(3, "attn_mask")
     if isinstance(mask, Value):  # e.g. a relative position bias whose head dim comes out of an MLP
         ctx.block(mask.labels, f"{call.where} adds it to the attention logits, whose size is fixed")
+
+
+def _repeat_heads(kv: Value, q: Value) -> Value:
+    """Key/value as SDPA's ``enable_gqa`` reads them: head ``h`` serves query heads ``h*r .. h*r+r-1``.
+
+    The same mapping as ``repeat_interleave(r, dim=-3)`` (and as Hugging Face's ``repeat_kv``), so a key
+    head's channels stay one channel in every query head it serves and contract() sees equal sizes.
+    """
+    if kv.ndim < 3 or q.ndim < 3 or kv.shape[-3] == q.shape[-3] or q.shape[-3] % kv.shape[-3]:
+        return kv  # nothing to repeat, or not a GQA layout: contract() pins unequal sizes with a reason
+    r = q.shape[-3] // kv.shape[-3]
+    shape = (*kv.shape[:-3], q.shape[-3], *kv.shape[-2:])
+    lab = kv.labels.reshape((1,) * (kv.ndim - kv.labels.ndim) + kv.labels.shape)
+    zero = np.broadcast_to(kv.zero, lab.shape)
+    if lab.shape[-3] > 1:
+        lab, zero = np.repeat(lab, r, axis=-3), np.repeat(zero, r, axis=-3)
+    bcast = kv.bcast or (False,) * kv.ndim
+    return Value(-1, shape, lab, zero, kv.origin, bcast=bcast)
 
 
 @register_function_rule(F.multi_head_attention_forward)

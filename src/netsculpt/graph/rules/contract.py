@@ -31,13 +31,41 @@ def _layout(v: Value, letters: str, all_letters: str) -> tuple[np.ndarray, np.nd
     return lab.reshape(shape), zero.reshape(shape)
 
 
+def _mismatched_letters(operands: list[tuple[Value, str]], out_letters: str, out: Value) -> str:
+    """Letters whose sizes differ between operands (and are not 1, i.e. not plain broadcasting).
+
+    The rules below pair channel positions letter by letter, so they need equal sizes: a contraction that
+    pairs a dim of 2 with one of 4 (grouped-query attention handing SDPA fewer key heads than query
+    heads, with ``enable_gqa``) is an index mapping the caller has to spell out first.
+    """
+    sizes: dict[str, set[int]] = {}
+    for v, letters in [*operands, (out, out_letters)]:
+        for c, n in zip(letters, v.shape):
+            if n != 1:
+                sizes.setdefault(c, set()).add(n)
+    return "".join(c for c, ns in sizes.items() if len(ns) > 1)
+
+
+def _refuse_mismatch(
+    ctx: GraphBuilder, operands: list[tuple[Value, str]], out: Value, letters: str, where: str
+) -> None:
+    """Pin every operand's channels, with the sizes that did not match, instead of guessing a mapping."""
+    shapes = ", ".join(f"{lt} {tuple(v.shape)}" for v, lt in operands)
+    reason = (
+        f"{where} pairs dims of different sizes ({letters!r} in {shapes}), which netsculpt does not follow"
+    )
+    for v, _ in operands:
+        ctx.block(v.labels, reason)
+    set_output(out, np.full((1,) * out.ndim, NO_CHANNEL, np.int64), False)
+
+
 def contract(
     ctx: GraphBuilder, operands: list[tuple[Value, str]], out_letters: str, out: Value, where: str
 ) -> None:
-    sizes: dict[str, int] = {}
-    for v, letters in operands:
-        for c, n in zip(letters, v.shape):
-            sizes[c] = max(sizes.get(c, 1), n)
+    mismatched = _mismatched_letters(operands, out_letters, out)
+    if mismatched:
+        _refuse_mismatch(ctx, operands, out, mismatched, where)
+        return
     all_letters = "".join(dict.fromkeys("".join(lt for _, lt in operands) + out_letters))
     summed = [c for c in all_letters if c not in out_letters]
     # buffers fed into a contraction are data (e.g. Swin-v2's coordinate table), not weights
@@ -64,13 +92,19 @@ def contract(
                     lab, zero, f"{where} reads channels that are not zero when masked{nonzero_note(act)}"
                 )
         if len(act_labels) >= 2:
-            # activation x activation (attention logits): the caller usually scales by 1/sqrt(dim)
-            base = act_labels[0][0]
-            for lab, _, _ in act_labels[1:]:
+            # activation x activation (attention logits): the caller usually scales by 1/sqrt(dim). Only
+            # the operands whose channels run along ``c`` are summed over them: attention's value carries
+            # its channels on another letter, past the summed key positions
+            carrying = [lab for lab, _, _ in act_labels if lab.shape[ci] > 1]
+            if len(carrying) < len(act_labels):
+                for lab in carrying:
+                    ctx.block(lab, f"{where} multiplies a channel with a non-channel")
+                continue
+            for lab in carrying[1:]:
                 ctx.couple(
-                    *np.broadcast_arrays(base, lab), f"{where} multiplies a channel with a non-channel"
+                    *np.broadcast_arrays(carrying[0], lab), f"{where} multiplies a channel with a non-channel"
                 )
-            for lab, _, _ in act_labels:
+            for lab in carrying:
                 ctx.block(
                     lab,
                     f"{where} contracts two activations over these channels (attention-style "

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from netsculpt.graph.builder import GraphBuilder, Value
-from netsculpt.graph.labels import apply_basic_index, expand_to
+from netsculpt.graph.labels import NO_CHANNEL, apply_basic_index, expand_to
 from netsculpt.graph.registry import Call, register_function_rule, tensor_methods
 from netsculpt.graph.rules.common import (
     align,
@@ -186,7 +186,12 @@ def cat(ctx: GraphBuilder, call: Call) -> None:
     tensors = values_in(call.arg(0, "tensors"))
     out = call.outputs[0]
     dim = call.arg(1, "dim", 0) % out.ndim
-    tensors = [t for t in tensors if t.ndim == out.ndim]  # torch ignores legacy empty 1-D tensors
+    # torch ignores legacy empty 1-D tensors; an empty piece (Phi-3's ``q[..., rotary_dim:]`` when the
+    # rotary embedding covers the whole head) adds no element, and its 0-size labels broadcast with nothing
+    tensors = [t for t in tensors if t.ndim == out.ndim and t.shape[dim] > 0]
+    if not tensors:
+        set_output(out, np.full((1,) * out.ndim, NO_CHANNEL, np.int64), False)
+        return
     other = [d for d in range(out.ndim) if d != dim and any(t.labels.shape[d] > 1 for t in tensors)]
     for t in tensors:  # a parameter concatenated as rows (ViT's class token) follows the row channels
         label_param_operand(ctx, align(t, t.ndim), other, t.shape)
