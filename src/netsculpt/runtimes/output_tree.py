@@ -55,7 +55,8 @@ class OutputTree:
                     f"{owner} returns {a_type(leaf)} ({_short(leaf)}){where} among its outputs; an int8 ONNX "
                     "/ OpenVINO graph returns tensors only. Wrap the model so its forward returns only "
                     "tensors (in tuples, lists or dicts with str keys): drop that value or turn it into a "
-                    f"tensor (torch.as_tensor), or quantize with runtime 'torch' (PT2E keeps any output){cache}"
+                    "tensor (torch.as_tensor), or quantize with runtime 'torch' (PT2E keeps any "
+                    f"output){cache}"
                 )
         leaves, spec = tree_flatten(output)
         return cls(_encode(spec, owner, 0), len(leaves))
