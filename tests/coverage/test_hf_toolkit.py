@@ -175,3 +175,14 @@ def test_gpt2_key_value_cache_is_refused_naming_use_cache(tmp_path: Path) -> Non
     x = _inputs("gpt2")
     with pytest.raises(ConfigError, match=r"DynamicCache.*use_cache = False"):
         quantize_int8(gpt2(), x[:2], _loader(x), tmp_path)
+
+
+def test_bit_search_features_read_conv1d_as_a_linear_out_by_in() -> None:
+    """HAQ's state for a layer: (linear?, in, out, kernel, weights, ...); GPT-2's c_fc is Linear(64, 256)."""
+    from netsculpt.weights.bit_space import BitSpace, BitWalkSpace
+
+    torch.manual_seed(0)
+    walk = BitWalkSpace(BitSpace(gpt2(), KMeansConfig(), high=2))
+    names = [layer.name for layer in walk.space.layers]
+    row = walk._features[names.index("transformer.h.0.mlp.c_fc")]
+    assert list(row[:5]) == [1.0, 64.0, 256.0, 1.0, 64.0 * 256.0]
