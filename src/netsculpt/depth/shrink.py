@@ -19,6 +19,7 @@ from torch import nn
 
 from netsculpt.errors import PruningError
 from netsculpt.graph import trace
+from netsculpt.logits import logits_of
 from netsculpt.spec import append_step, ensure_base
 from netsculpt.surgery.depth import set_module
 
@@ -85,7 +86,7 @@ def learn_drops(
     opt = torch.optim.SGD([*trial.parameters(), gates.logits], lr=lr, momentum=0.9)
     trial.train()
     for batch in itertools.islice(itertools.cycle(train), steps):
-        loss = nn.functional.cross_entropy(trial(batch[0]), batch[1])
+        loss = nn.functional.cross_entropy(logits_of(trial(batch[0])), batch[1])
         opt.zero_grad()
         loss.backward()
         opt.step()

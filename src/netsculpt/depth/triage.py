@@ -22,6 +22,7 @@ from torch import nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.graph import trace
+from netsculpt.logits import logits_of
 from netsculpt.progress import track
 from netsculpt.surgery.depth import set_module
 
@@ -148,11 +149,11 @@ def _fine_tune(
         layer.train()
     for batch in itertools.islice(itertools.cycle(loader), cfg.steps):
         inputs, labels = batch[0], batch[1]
-        logits = student(inputs)
+        logits = logits_of(student(inputs))
         loss = nn.functional.cross_entropy(logits, labels)
         if scheme == "network_kd":
             with torch.no_grad():
-                soft = teacher(inputs)
+                soft = logits_of(teacher(inputs))
             loss = 0.1 * loss + 0.9 * kd_loss(logits, soft, cfg.temperature)
         opt.zero_grad()
         loss.backward()

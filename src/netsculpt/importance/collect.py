@@ -21,6 +21,7 @@ from netsculpt.graph.groups import ChannelGroup
 from netsculpt.importance.base import LABELS as _LABELS
 from netsculpt.importance.calib_checks import check_labels, check_logits, first_batch_error
 from netsculpt.importance.sites import Site, find_sites, preferred_sites
+from netsculpt.logits import logits_of
 from netsculpt.modes import eval_mode
 from netsculpt.progress import track
 
@@ -144,8 +145,10 @@ def stream(
                     model.zero_grad(set_to_none=True)
                     with torch.enable_grad():
                         output = model(*inputs)
-                        if seen == 0 and default_loss:
-                            check_logits(output, labels)
+                        if default_loss:  # a Hugging Face ModelOutput: cross-entropy on its logits
+                            output = logits_of(output)
+                            if seen == 0:
+                                check_logits(output, labels)
                         loss_fn(output, labels).backward()
                     model.zero_grad(set_to_none=True)
                 else:

@@ -29,7 +29,8 @@ FORMAT, VERSION = "netsculpt-output-tree", 1
 MAX_DEPTH, MAX_LEAVES = 64, 100_000  # far beyond any model's output; bounds what a handed file can ask
 Node = dict[str, Any]
 """``{"kind": "tensor"}``, ``{"kind": "tuple" | "list", "items": [Node, ...]}`` or
-``{"kind": "dict" | "ordereddict", "keys": [str, ...], "items": [Node, ...]}``."""
+``{"kind": "dict" | "ordereddict" | "fields", "keys": [str, ...], "items": [Node, ...]}`` ("fields": a
+dict subclass such as Hugging Face's ``ModelOutput``, rebuilt as :class:`Fields`)."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,17 @@ class OutputTree:
         for path, leaf in tree_flatten_with_path(output)[0]:
             if not isinstance(leaf, torch.Tensor):
                 where = f" at output{keystr(path)}" if path else ""
+                cache = (  # duck-typed: a Hugging Face DynamicCache / EncoderDecoderCache
+                    "; a Hugging Face model's key/value cache is turned off with config.use_cache = False"
+                    if type(leaf).__name__.endswith("Cache")
+                    else ""
+                )
                 raise ConfigError(
                     f"{owner} returns {a_type(leaf)} ({_short(leaf)}){where} among its outputs; an int8 ONNX "
                     "/ OpenVINO graph returns tensors only. Wrap the model so its forward returns only "
                     "tensors (in tuples, lists or dicts with str keys): drop that value or turn it into a "
-                    "tensor (torch.as_tensor), or quantize with runtime 'torch' (PT2E keeps any output)"
+                    "tensor (torch.as_tensor), or quantize with runtime 'torch' (PT2E keeps any "
+                    f"output){cache}"
                 )
         leaves, spec = tree_flatten(output)
         return cls(_encode(spec, owner, 0), len(leaves))
@@ -94,7 +101,9 @@ def _encode(spec: TreeSpec, owner: str, depth: int) -> Node:
         return {"kind": spec.type.__name__, "items": items}
     # torchvision's segmenters return an OrderedDict (its own pytree node type): refused until 2026-12-07
     kind = {dict: "dict", OrderedDict: "ordereddict"}.get(spec.type)
-    if kind is not None and all(isinstance(key, str) for key in spec.context):
+    if kind is None and isinstance(spec.type, type) and issubclass(spec.type, dict):
+        kind = "fields"  # a dict subclass (Hugging Face's ModelOutput): rebuilt as a Fields
+    if kind is not None and isinstance(spec.context, list) and all(isinstance(k, str) for k in spec.context):
         return {"kind": kind, "keys": list(spec.context), "items": items}
     what = with_article(getattr(spec.type, "__name__", str(spec.type)))
     if kind is not None:
@@ -113,7 +122,19 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-_DICTS: dict[str, type[dict[str, Any]]] = {"dict": dict, "ordereddict": OrderedDict}
+class Fields(OrderedDict):
+    """A returned dict subclass rebuilt without its class: keys are also attributes, so code reading a
+    Hugging Face ``ModelOutput`` as ``out.logits`` or ``out["logits"]`` reads the int8 output the same way
+    (fields that were None are absent, as in ``ModelOutput``; ``out[0]`` is not supported)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the output has no field {name!r}; it has {list(self)}") from None
+
+
+_DICTS: dict[str, type[dict[str, Any]]] = {"dict": dict, "ordereddict": OrderedDict, "fields": Fields}
 
 
 def _decode(node: Node, tensors: Iterator[torch.Tensor]) -> Any:

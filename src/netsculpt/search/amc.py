@@ -26,6 +26,7 @@ from torch import nn
 
 from netsculpt.errors import ConfigError
 from netsculpt.graph.builder import ROLE_OUT
+from netsculpt.layer_kinds import is_hf_conv1d, linear_features
 from netsculpt.progress import track
 from netsculpt.search.budget_walk import BudgetWalk
 from netsculpt.search.config import SearchConfig, _fraction, _int
@@ -113,6 +114,8 @@ class GroupWalkSpace:
         modules = dict(model.named_modules())
         for m in group.members:
             module = modules.get(m.module)
+            if module is not None and is_hf_conv1d(module) and m.role == ROLE_OUT and m.dim == 1:
+                return [1.0, *map(float, linear_features(module)), 1.0, 1.0]  # weight stored (in, out)
             if (
                 m.role == ROLE_OUT
                 and m.name.endswith("weight")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from netsculpt.layer_kinds import out_in, stored
 from netsculpt.sparsity.config import SparsityConfig
 from netsculpt.sparsity.distribution import erk_sparsities
 from netsculpt.sparsity.masks import dense_weight, is_masked, mask_of, set_mask_, target_layers
@@ -15,13 +16,15 @@ def check_model(model: nn.Module, config: SparsityConfig) -> dict[str, nn.Module
     """The selected layers, each checked against the pattern before any training starts."""
     layers = target_layers(model, config.filter_fn)
     for name, module in layers.items():
-        check_fits(config.parsed, tuple(dense_weight(module).shape), name)
+        check_fits(config.parsed, tuple(out_in(module, dense_weight(module)).shape), name)
     return layers
 
 
 def _current(module: nn.Module) -> torch.Tensor:
+    """The layer's current weight as ``(out, in, ...)``: N:M groups and blocks run along its inputs, which
+    a Hugging Face ``Conv1D`` stores as rows, not columns."""
     weight = dense_weight(module).detach()
-    return weight * mask_of(module) if is_masked(module) else weight
+    return out_in(module, weight * mask_of(module) if is_masked(module) else weight)
 
 
 def mask_layers_(
@@ -37,12 +40,12 @@ def mask_layers_(
         masks = global_masks({n: _current(m) for n, m in chosen.items()}, sparsity)
     elif config.effective_scope == "erk":
         # split over *all* selected layers, so a GaP partition gets the same sparsities as the whole model
-        per_layer = erk_sparsities({n: tuple(dense_weight(m).shape) for n, m in layers.items()}, sparsity)
+        per_layer = erk_sparsities({n: tuple(_current(m).shape) for n, m in layers.items()}, sparsity)
         masks = {n: layer_mask(_current(m), config.parsed, per_layer[n], n) for n, m in chosen.items()}
     else:
         masks = {n: layer_mask(_current(m), config.parsed, sparsity, n) for n, m in chosen.items()}
     for name, module in chosen.items():
-        set_mask_(module, masks[name])
+        set_mask_(module, stored(module, masks[name]).contiguous())
     return layers
 
 

@@ -18,21 +18,21 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from netsculpt.errors import ConfigError
+from netsculpt.layer_kinds import is_weight_layer
 from netsculpt.unparametrize import drop_weight_parametrization_
 
-SPARSIFIABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 FilterFn = Callable[[nn.Module, str], bool]
 
 
 def default_filter(module: nn.Module, name: str) -> bool:
-    """Every convolution and linear layer."""
-    return isinstance(module, SPARSIFIABLE)
+    """Every convolution and linear layer (Hugging Face's transposed ``Conv1D`` too)."""
+    return is_weight_layer(module)
 
 
 def target_layers(model: nn.Module, filter_fn: FilterFn | None = None) -> dict[str, nn.Module]:
     """The layers to sparsify, by name, in model order."""
     keep = filter_fn or default_filter
-    layers = {n: m for n, m in model.named_modules() if isinstance(m, SPARSIFIABLE) and keep(m, n)}
+    layers = {n: m for n, m in model.named_modules() if is_weight_layer(m) and keep(m, n)}
     if not layers:
         raise ConfigError(
             f"{type(model).__name__} has no convolution or linear layer that the filter selects; "

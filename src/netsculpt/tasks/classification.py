@@ -51,8 +51,9 @@ class Classification(Task):
 
     def calibration_loss(self, model: nn.Module, inputs: Any, targets: Any) -> Tensor:
         from netsculpt.importance.calib_checks import check_logits
+        from netsculpt.logits import logits_of
 
-        output = model(inputs)
+        output = logits_of(model(inputs))
         check_logits(output, targets)  # a tuple output or a bad label: say so, not a torch TypeError
         return torch.nn.functional.cross_entropy(output, targets)
 

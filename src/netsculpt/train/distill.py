@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError, a_type
+from netsculpt.logits import logits_of
 from netsculpt.train.config import TrainConfig
 from netsculpt.train.early_stop import EarlyStopping
 from netsculpt.train.hints import HintAdapters, build_adapters, hint_taps, hint_term
@@ -253,7 +254,7 @@ class DistillationLoss(TeacherLoss):
             inputs, partner, lam = mix_batch(inputs, self.config.mixup)
         s_tap, t_tap = self._taps(model)
         with s_tap:
-            logits = model(inputs)
+            logits = logits_of(model(inputs))  # a Hugging Face ModelOutput: its .logits
         _check_logits(logits, "student")
         hard = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         if mixed:
@@ -263,7 +264,7 @@ class DistillationLoss(TeacherLoss):
             self.last_terms = {"ce": hard.detach()}
             return hard, logits  # plain cross-entropy: the teacher is not even run
         with torch.no_grad(), t_tap:
-            teacher_logits = self._teacher()(inputs)
+            teacher_logits = logits_of(self._teacher()(inputs))
         _check_logits(teacher_logits, "teacher (in eval mode)")
         if teacher_logits.shape != logits.shape:
             raise ConfigError(

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from netsculpt.logits import logits_of
+
 
 @runtime_checkable
 class LossFn(Protocol):
@@ -42,7 +44,7 @@ class CrossEntropy:
         self.label_smoothing = label_smoothing
 
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        logits = model(inputs)
+        logits = logits_of(model(inputs))  # a Hugging Face ModelOutput: its .logits
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise TypeError(

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from netsculpt.checks import materialised
 from netsculpt.errors import ConfigError
+from netsculpt.layer_kinds import is_linear, transposed
 from netsculpt.progress import track
 from netsculpt.weights.config import PaletteConfig
 from netsculpt.weights.kmeans import fit_codebook
@@ -195,9 +196,9 @@ class BitWalkSpace:
         self._choices = [np.array(layer.bits) for layer in space.layers]
         rows = []
         for layer in space.layers:
-            shape = layer.shape
+            shape = layer.shape[::-1] if transposed(layer.module) else layer.shape  # as (out, in, ...)
             kernel = float(np.prod(shape[2:])) if len(shape) > 2 else 1.0
-            linear = 1.0 if isinstance(layer.module, nn.Linear) else 0.0
+            linear = 1.0 if is_linear(layer.module) else 0.0
             rows.append([linear, shape[1] if len(shape) > 1 else 1, shape[0], kernel, float(np.prod(shape))])
         self._weights = np.array(
             [layer.nbytes(layer.bits[-1]) - layer.nbytes(layer.bits[0]) for layer in space.layers], float

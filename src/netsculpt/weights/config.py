@@ -16,16 +16,17 @@ from typing import Any, ClassVar
 from torch import nn
 
 from netsculpt.errors import ConfigError
+from netsculpt.layer_kinds import is_weight_layer
 from netsculpt.weights.layout import MAX_BITS, PaletteSpec
 
 FilterFn = Callable[[nn.Module, str], bool]
-CLUSTERABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 DENSE_DTYPES = ("float32", "float16")
 
 
 def default_filter(module: nn.Module, name: str) -> bool:
-    """Every convolution and linear layer."""
-    return isinstance(module, CLUSTERABLE)
+    """Every convolution and linear layer (Hugging Face's transposed ``Conv1D`` too: with ``group_size``
+    its codebook groups run over the stored rows, which are its input features)."""
+    return is_weight_layer(module)
 
 
 @dataclass
@@ -117,6 +118,6 @@ class PaletteConfig:
 
 def skip_first_last(model: nn.Module) -> FilterFn:
     """A ``filter_fn`` keeping every conv/linear layer except the first and the last one (in module order)."""
-    names = [name for name, module in model.named_modules() if isinstance(module, CLUSTERABLE)]
+    names = [name for name, module in model.named_modules() if is_weight_layer(module)]
     ends = {names[0], names[-1]} if names else set()
-    return lambda module, name: isinstance(module, CLUSTERABLE) and name not in ends
+    return lambda module, name: is_weight_layer(module) and name not in ends

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from netsculpt.checks import materialised
 from netsculpt.errors import CheckpointError, ConfigError
+from netsculpt.layer_kinds import is_linear, linear_features, out_in
 from netsculpt.spec import append_step, ensure_base
 from netsculpt.train import TrainConfig, train
 from netsculpt.weights.config import FilterFn
@@ -79,12 +80,15 @@ def retained(singular: Tensor, rank: int) -> float:
     return float(power[:rank].sum() / power.sum().clamp_min(1e-300))
 
 
-def svd_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
-    """``W ~ (U sqrt(S)) (sqrt(S) V^T)``: Linear(in, rank) then Linear(rank, out) with the bias."""
-    u, s, vh = torch.linalg.svd(layer.weight.detach().double(), full_matrices=False)
+def svd_linear(layer: nn.Module, rank: int) -> nn.Sequential:
+    """``W ~ (U sqrt(S)) (sqrt(S) V^T)``: Linear(in, rank) then Linear(rank, out) with the bias.
+
+    ``layer`` is an ``nn.Linear`` or a Hugging Face ``Conv1D`` (weight stored (in, out)): same chain."""
+    u, s, vh = torch.linalg.svd(out_in(layer, layer.weight.detach()).double(), full_matrices=False)
     root = s[:rank].sqrt()
-    first = nn.Linear(layer.in_features, rank, bias=False)
-    second = nn.Linear(rank, layer.out_features, bias=layer.bias is not None)
+    in_features, out_features = linear_features(layer)
+    first = nn.Linear(in_features, rank, bias=False)
+    second = nn.Linear(rank, out_features, bias=layer.bias is not None)
     with torch.no_grad():
         first.weight.copy_(root[:, None] * vh[:rank])
         second.weight.copy_(u[:, :rank] * root)
@@ -184,7 +188,7 @@ def _budget_rank(per_rank: float, full: float, ratio: float, cap: int) -> int:
 def _factorisable(module: nn.Module) -> bool:
     """A Linear, or a Conv2d the chains can reproduce (ungrouped, numeric zero padding), with some
     weight: checked before anything changes, so one odd layer cannot stop the model half-factorised."""
-    plain = _plain_conv(module) if isinstance(module, nn.Conv2d) else isinstance(module, nn.Linear)
+    plain = _plain_conv(module) if isinstance(module, nn.Conv2d) else is_linear(module)
     return plain and bool(module.weight.detach().abs().sum() > 0)
 
 
@@ -193,9 +197,9 @@ def _factorise(module: nn.Module, name: str, config: LowRankConfig) -> tuple[nn.
         return None
     before = sum(p.numel() for p in module.parameters())
     energy, ratio = config.energy, config.macs_ratio
-    if isinstance(module, nn.Linear):
+    if is_linear(module):
         s = torch.linalg.svdvals(module.weight.detach().double())
-        o, i = module.weight.shape
+        i, o = linear_features(module)
         r = rank_for_energy(s, energy) if energy is not None else _budget_rank(o + i, o * i, ratio, len(s))
         r = max(r, config.min_rank)
         new, ranks, kept, kind = svd_linear(module, r), (r,), (retained(s, r),), "svd"
@@ -239,7 +243,7 @@ def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Fa
     """Replace every selected Linear / ungrouped Conv2d of ``model`` in place; returns what changed."""
     materialised(model, "factorise")  # an SVD needs the weights
     config = config or LowRankConfig()
-    keep = config.filter_fn or (lambda m, n: isinstance(m, nn.Linear | nn.Conv2d))
+    keep = config.filter_fn or (lambda m, n: is_linear(m) or isinstance(m, nn.Conv2d))
     ensure_base(model)  # before any layer changes: what the unedited model was
     names: dict[int, list[str]] = {}
     for n, m in model.named_modules(remove_duplicate=False):
@@ -249,7 +253,7 @@ def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Fa
     attention = {id(c) for m in model.modules() if isinstance(m, fused) for c in m.modules() if c is not m}
     targets = [
         (n, m) for n, m in model.named_modules()
-        if n and isinstance(m, nn.Linear | nn.Conv2d) and keep(m, n)
+        if n and (is_linear(m) or isinstance(m, nn.Conv2d)) and keep(m, n)
         # those read .weight themselves (a chain has none), and a layer registered
         # under two names is shared: replacing it under one would untie them
         and id(m) not in attention and len(names[id(m)]) == 1
@@ -271,8 +275,8 @@ def factorize_(model: nn.Module, config: LowRankConfig | None = None) -> list[Fa
 
 def _rank_limits(module: nn.Module, kind: str) -> tuple[int, ...] | None:
     """The largest ranks a ``kind`` factorisation of ``module`` can have (None: wrong layer type)."""
-    if kind == "svd" and isinstance(module, nn.Linear):
-        return (min(module.in_features, module.out_features),)
+    if kind == "svd" and is_linear(module):
+        return (min(linear_features(module)),)
     if not isinstance(module, nn.Conv2d) or module.groups != 1 or kind not in ("spatial", "tucker2"):
         return None
     o, i, kh, kw = module.weight.shape
