@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import ClassVar
 
 import pytest
 import torch
@@ -124,7 +125,7 @@ def test_pruned_model_that_no_longer_runs_is_reported() -> None:
 class RunsOnce(torch.nn.Module):
     """Fails from its second forward on, through state netsculpt cannot see (a class attribute)."""
 
-    runs: list[int] = []
+    runs: ClassVar[list[int]] = []
 
     def __init__(self) -> None:
         super().__init__()
