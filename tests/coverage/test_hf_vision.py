@@ -219,6 +219,14 @@ def test_traced_segformer_still_runs_and_prunes_its_mix_ffn() -> None:
     assert {f"segformer.stages.{i}.blocks.0.mlp.fc1" for i in range(4)} <= prunable
     assert {f"decode_head.linear_projections.{i}.proj" for i in range(4)} <= prunable
     assert "decode_head.linear_fuse" in prunable
+    # the stage widths: under LayerNorm, and tied by count to the sequence-reduction conv's output
+    # (``reshape(B, num_channels, -1)``), which pinned them even with allow_inexact until 2026-12-07
+    inexact = trace(model, x, allow_inexact=True)
+    stage = inexact.group("segformer.stages.0.patch_embeddings.proj")
+    assert stage.prunable.all(), stage.reasons
+    assert "segformer.stages.0.blocks.0.attention.sequence_reduction.sequence_reduction.weight" in {
+        m.name for m in stage.members
+    }
 
 
 @pytest.mark.slow
