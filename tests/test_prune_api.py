@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import ClassVar
 
 import pytest
 import torch
@@ -119,6 +120,31 @@ def test_pruned_model_that_no_longer_runs_is_reported() -> None:
     with pytest.raises(PruningError, match="no longer runs") as err:
         ns.prune(HardCoded(), torch.randn(1, 3, 8, 8), ratio=0.5)
     assert "breaks it: a;" in str(err.value)  # names the group to ignore
+
+
+class RunsOnce(torch.nn.Module):
+    """Fails from its second forward on, through state netsculpt cannot see (a class attribute)."""
+
+    runs: ClassVar[list[int]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.runs.append(1)
+        if len(self.runs) > 1:
+            raise RuntimeError("this model runs once")
+        return self.b(self.a(x))
+
+
+def test_a_failure_the_unpruned_model_shares_blames_no_group() -> None:
+    """Before, every group of the plan was named as breaking the model (as the Mix-FFN groups of a
+    SegFormer the trace had left unable to run), and the advice was to ignore them."""
+    RunsOnce.runs.clear()
+    with pytest.raises(PruningError, match="unpruned copy of the model fails the same way") as err:
+        ns.prune(RunsOnce(), torch.randn(1, 3, 8, 8), ratio=0.5)
+    assert "breaks it" not in str(err.value)
 
 
 @pytest.mark.parametrize("pruned_before", [False, True])

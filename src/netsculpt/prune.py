@@ -277,6 +277,12 @@ def apply_plan(
     except PruningError as err:
         undo()
         culprits = _groups_that_break(model, graph, plan, example_inputs)
+        if culprits is None:
+            raise PruningError(
+                f"{err} An unpruned copy of the model fails the same way, so no pruned width is the cause: "
+                "check that the model runs on these example inputs; if it does, report it to netsculpt "
+                "(the model's state after tracing stops it running)."
+            ) from err.__cause__
         if not culprits:
             raise
         raise PruningError(
@@ -317,9 +323,14 @@ def _undo_surgery(model: nn.Module) -> Callable[[], None]:
 
 def _groups_that_break(
     model: nn.Module, graph: ChannelGraph, plan: PrunePlan, example_inputs: Any, limit: int = 64
-) -> list[str]:
+) -> list[str] | None:
     """Which groups fail on their own: one surgery + forward per group, only after a failure, so the
-    error can name what to ignore instead of a line deep inside the model's code."""
+    error can name what to ignore instead of a line deep inside the model's code. None when an unpruned
+    copy fails too: naming groups then would blame widths that are not the cause."""
+    try:
+        _check_runs(copy.deepcopy(model), example_inputs, graph.traced_training)
+    except PruningError:
+        return None
     broken = []
     for gid in list(plan.keep)[:limit]:
         trial = copy.deepcopy(model)

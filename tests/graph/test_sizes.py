@@ -51,8 +51,35 @@ class FreshTensor(nn.Module):
         return self.b(x) + pad.sum()
 
 
-def test_count_copied_from_another_group_pins_both() -> None:
+def test_count_copied_from_another_group_pairs_both() -> None:
+    """Until 2026-12-07 both groups were pinned ("sizes a tensor with the channel count of ..."); now
+    position k of one goes with position k of the other, so the counts stay equal (SegFormer's and
+    PVT's sequence reduction reshapes the reduction conv's output with the trunk's count)."""
     model, x = randomize_(CountFromInput()), torch.randn(1, 3, 8, 8)
+    graph = trace(model, x)
+    group = graph.group("a.0")
+    assert group.n_prunable == 8 and {"a.0.weight", "b.weight", "c.weight"} <= {m.name for m in group.members}
+    assert "b" not in {g.id for g in graph.groups}
+    assert pruning_error(model, graph, random_plan(graph, 0.5, seed=0), x) < 1e-5
+
+
+class CountOverPadding(nn.Module):
+    """The count copied onto a dim that also holds elements of no channel (zeros concatenated): they
+    cannot be removed, so the counts could not stay equal. Both stay pinned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = cbr(3, 8), nn.Conv2d(8, 4, 1), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        n, c, h, w = x.shape
+        y = torch.cat([self.b(x), torch.zeros(n, 4, h, w)], 1)
+        return self.c(y.reshape(n, c, h, w))
+
+
+def test_count_copied_over_non_channel_elements_pins_both() -> None:
+    model, x = randomize_(CountOverPadding()), torch.randn(1, 3, 8, 8)
     graph = trace(model, x)
     for gid in ("a.0", "b"):
         group = graph.group(gid)

@@ -280,3 +280,44 @@ def test_attribute_changes_inside_plain_objects_are_undone(call: str) -> None:
     assert b"netsculpt" not in pickle.dumps(model)
     model(x)  # the model's own forward still records as it did
     assert model.cfg.calls == 1 and model.state.inner.seen == [8]
+
+
+class LazyRecorder(nn.Module):
+    """Like transformers 5's ``capture_outputs``: the first forward hooks every stage to record its output
+    and sets a flag saying the hooks are installed; the head reads the recorded outputs in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList([cbr(3, 8), cbr(8, 16)])
+        self.heads = nn.ModuleList([nn.Conv2d(8, 4, 1), nn.Conv2d(16, 4, 1)])
+        self.recorded: list[torch.Tensor] | None = None
+
+    def _record(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        self.recorded.append(output)  # type: ignore[union-attr]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not getattr(self, "_hooks_installed", False):
+            for stage in self.stages:
+                stage.register_forward_hook(self._record)
+            self._hooks_installed = True
+        self.recorded = []
+        for stage in self.stages:
+            x = stage(x)
+        recorded, self.recorded = self.recorded, None
+        return sum(head(f).mean((2, 3)) for f, head in zip(recorded, self.heads, strict=True))
+
+
+def test_hooks_a_forward_installs_are_removed_with_its_flag() -> None:
+    """The flag was removed and the hooks kept: the next forward hooked every stage twice and recorded
+    [s0, s0, s1, s1], so the traced model itself no longer ran (HF SegFormer, until 2026-12-07)."""
+    model, x = randomize_(LazyRecorder()).eval(), torch.randn(2, 3, 8, 8)
+    graph = ns.trace(model, x)
+    assert graph.prunable_groups
+    assert all(not s._forward_hooks for s in model.stages) and not hasattr(model, "_hooks_installed")
+    out = model(x)  # before: stage 0 output fed to heads[1] ("expected ... 16 channels, but got 8")
+    assert [len(s._forward_hooks) for s in model.stages] == [1, 1]
+    ns.trace(model, x)  # hooks that were there before the trace stay
+    assert [len(s._forward_hooks) for s in model.stages] == [1, 1]
+    assert torch.allclose(model(x), out)
+    small = ns.prune(model, x, ratio=0.5)
+    assert small(x).shape == out.shape

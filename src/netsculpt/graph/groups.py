@@ -64,12 +64,13 @@ class ChannelGroup:
         return f"{self.id}: {self.size} channels, {state}\n    {parts}{more}"
 
 
-def _components(builder: GraphBuilder) -> np.ndarray:
+def _components(builder: GraphBuilder, extra: list[tuple[np.ndarray, np.ndarray]] = ()) -> np.ndarray:
     n = builder.n_atoms
-    if not builder.edges:
+    edges = [*builder.edges, *extra]
+    if not edges:
         return np.arange(n)
-    a = np.concatenate([e[0] for e in builder.edges])
-    b = np.concatenate([e[1] for e in builder.edges])
+    a = np.concatenate([e[0] for e in edges])
+    b = np.concatenate([e[1] for e in edges])
     graph = coo_matrix((np.ones(a.shape[0], np.int8), (a, b)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
@@ -122,9 +123,29 @@ class Resolution:
     soft: dict[int, str]
 
 
+def _count_pairs(builder: GraphBuilder, comp: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pair the channels of two disjoint channel sets whose counts the model's code ties.
+
+    SegFormer / PVT reshape the sequence-reduction conv's output with the count read from the trunk
+    (``x.reshape(B, num_channels, -1)``): two groups of one size. Removing position k of both together
+    keeps the counts equal (each component then owns the same positions on both sides), so they become
+    one group instead of both being pinned. Ties that overlap, or hold non-channel elements, stay checks."""
+    pairs = []
+    for a, b, _reason, same_set in builder.count_ties:
+        if same_set or a.shape != b.shape or a.ndim != 1 or (a < 0).any() or (b < 0).any():
+            continue
+        ca, cb = comp[a], comp[b]
+        if not np.intersect1d(ca, cb).size:
+            pairs.append((a, b))
+    return pairs
+
+
 def resolve(builder: GraphBuilder) -> Resolution:
     """Solve equalities and constraints: which component each atom is, and which are pinned and why."""
     comp = _components(builder)
+    paired = _count_pairs(builder, comp)
+    if paired:
+        comp = _components(builder, paired)
     hard = _first_reasons(comp, [b for b in builder.blocks if not b.soft])
     soft = _first_reasons(comp, [b for b in builder.blocks if b.soft])
     for labels, dim, reason in builder.keep_dims:

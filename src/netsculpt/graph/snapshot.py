@@ -17,6 +17,13 @@ dataclass, a ``SimpleNamespace``, an instance of the user's own class) are walke
 ``__dict__`` put back in place: before 2026-12-07 a forward's ``self.cfg.calls += 1`` or
 ``self.state.last = x`` stayed. Classes, functions, module objects, modules, tensors and torch's own
 objects are held by reference and never walked into.
+
+Hooks the forward registers on a module are removed too: transformers 5 installs its output-capturing
+hooks lazily in the first forward and sets ``_output_capturing_hooks_installed`` on the model. Before
+2026-12-07 the flag (a new attribute) was removed and the hooks kept, so the next forward installed them
+again and every SegFormer stage output was recorded twice: its decode head then fed stage 0's output to
+stage 1's projection and the traced model itself no longer ran. Only hooks added during the forward are
+removed (their handle ids are new); none is ever put back, so a hook netsculpt removed stays removed.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ _REGISTRIES = ("_parameters", "_buffers", "_modules")
 # torch's own per-module containers (hook tables, ...): netsculpt registers and removes hooks around
 # forwards itself, so putting their contents back could bring a removed netsculpt hook back to life
 _TORCH_OWN = frozenset(vars(nn.Module())) - {"training"}
+# of those, the hook tables: a forward may add to them (transformers' lazily installed output capture)
+_HOOK_TABLES = tuple(sorted(k for k, v in vars(nn.Module()).items() if "_hooks" in k and isinstance(v, dict)))
 _CONTAINER_DEPTH = 4  # nested lists / dicts / sets / plain objects to look into
 _MAX_ENTRIES = 1_000_000  # entries copied in all: a module holding a huge object graph is walked no further
 # held by reference, never walked into: code, classes, shared machinery, and what is restored elsewhere
@@ -56,6 +65,7 @@ class ModuleSnapshot:
         self.modules = list({id(m): m for m in model.modules()}.values())
         self.attrs = [{k: v for k, v in vars(m).items() if k not in _REGISTRIES} for m in self.modules]
         self.registries = [{r: dict(getattr(m, r)) for r in _REGISTRIES} for m in self.modules]
+        self.hooks = [{t: set(getattr(m, t, ())) for t in _HOOK_TABLES} for m in self.modules]
         self.classes = [type(m) for m in self.modules]
         # (container or a plain object's __dict__, its contents then)
         self.containers: list[tuple[Any, list[Any]]] = []
@@ -77,9 +87,12 @@ class ModuleSnapshot:
 
     def restore(self, during: str = "while being traced") -> None:
         """Undo every change the forward made to modules, attributes and buffer values."""
-        for module, cls, attrs, registries in zip(self.modules, self.classes, self.attrs, self.registries):
+        for module, cls, attrs, registries, hooks in zip(
+            self.modules, self.classes, self.attrs, self.registries, self.hooks
+        ):
             if type(module) is not cls:  # a lazy module materialised itself: keep what it became
                 continue
+            _drop_new_hooks(module, hooks)
             state = vars(module)
             for key in [k for k in state if k not in attrs and k not in _REGISTRIES]:
                 del state[key]
@@ -120,6 +133,16 @@ def left_as_found(model: nn.Module, during: str) -> Iterator[None]:
         yield
     finally:
         snapshot.restore(during)
+
+
+def _drop_new_hooks(module: nn.Module, before: dict[str, set[int]]) -> None:
+    """Remove hooks registered on ``module`` since the snapshot (handle ids only grow, so new ids are new
+    hooks); hooks that were there, or were removed meanwhile, are left as they are now."""
+    for table, ids in before.items():
+        current = getattr(module, table, None)
+        if isinstance(current, dict) and current.keys() - ids:
+            for key in [k for k in current if k not in ids]:
+                del current[key]
 
 
 def _record_containers(

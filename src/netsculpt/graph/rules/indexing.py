@@ -195,22 +195,25 @@ def cat(ctx: GraphBuilder, call: Call) -> None:
     other = [d for d in range(out.ndim) if d != dim and any(t.labels.shape[d] > 1 for t in tensors)]
     for t in tensors:  # a parameter concatenated as rows (ViT's class token) follows the row channels
         label_param_operand(ctx, align(t, t.ndim), other, t.shape)
+    rows: np.ndarray | None = None  # the rows' channels, once coupled: one atom id per channel
     if other:
         # channels along another dim: every input must keep the same ones (they are stacked rows)
         shape = tuple(out.shape[d] if d in other else 1 for d in range(out.ndim))
-        reduced = []
         for t in tensors:
             if t.labels.shape[dim] > 1:
                 ctx.block(t.labels, f"{call.where} concatenates tensors with channels on two dimensions")
                 continue
-            reduced.append(np.broadcast_to(t.labels, shape))
-        for r in reduced[1:]:
-            ctx.couple(reduced[0], r, f"{call.where} concatenates a tensor without these channels")
+            r = np.broadcast_to(t.labels, shape)
+            reason = f"{call.where} concatenates a tensor without these channels"
+            rows = r if rows is None else ctx.couple(rows, r, reason)
     pieces_l, pieces_z = [], []
     for t in tensors:
         shape = [out.shape[d] if (t.labels.shape[d] > 1 or d in other) else 1 for d in range(out.ndim)]
         shape[dim] = t.shape[dim]
-        pieces_l.append(expand_to(t.labels, shape))
+        # the same atoms in every row (a class token's own atoms were only unioned with the patches'),
+        # so the output's channels stay on one dim for the layers that read them
+        same = rows is not None and t.labels.shape[dim] == 1
+        pieces_l.append(expand_to(rows if same else t.labels, shape))
         pieces_z.append(expand_to(np.broadcast_to(t.zero, t.labels.shape), shape))
     full = [max(p.shape[d] for p in pieces_l) if d != dim else 0 for d in range(out.ndim)]
     pieces_l = [

@@ -130,6 +130,23 @@ def expand(ctx: GraphBuilder, call: Call) -> None:
     xb = (True,) * pad + (x.bcast or (False,) * x.ndim)
     out.labels, out.zero = lab, zero
     out.bcast = tuple(xb[d] or (xs[d] == 1 and out.shape[d] > 1) for d in range(out.ndim))
+    out.view_of = _expanded_parameter(x, out, pad)
+
+
+def _expanded_parameter(x: Value, out: Value, pad: int) -> tuple | None:
+    """A parameter expanded over new or size-1 dims (a class token ``cls_token.expand(B, -1, -1)``) is
+    still that parameter along the dims it keeps: ``torch.cat`` can then give it the rows' channels."""
+    if (x.labels >= 0).any():
+        return None
+    if x.param is not None and not x.is_buffer:
+        base, dims = x.id, tuple(range(x.ndim))
+    elif x.view_of is not None:
+        base, dims = x.view_of
+    else:
+        return None
+    kept = [dims[d] if x.shape[d] > 1 else None for d in range(x.ndim)]
+    mapping = (None,) * pad + tuple(kept)
+    return (base, mapping) if any(m is not None for m in mapping) else None
 
 
 @register_function_rule(*tensor_methods("repeat", "tile"))

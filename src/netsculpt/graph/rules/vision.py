@@ -1,6 +1,7 @@
 """torchvision's detection layers: RoI pooling keeps channels; ``FrozenBatchNorm2d`` is a per-channel affine.
 
-Registered only when torchvision is installed. NMS and box decoding need no rule: they read the head's
+Registered only when torchvision is installed (Hugging Face's copies of ``FrozenBatchNorm2d`` are
+registered by class path in rules/huggingface.py). NMS and box decoding need no rule: they read the head's
 box and class outputs, whose channels are pinned by the unknown-op fallback (the model's contract).
 """
 
