@@ -69,26 +69,43 @@ def mark_size_attributes(model: nn.Module) -> None:
                 state[key] = SizeAttribute(v, mname, key)
 
 
-def attribute_sizes(sizes: list | None) -> dict[int, tuple[str, str]]:
-    """Output dims whose size the model's code reads from a module attribute: ``(module, attribute)``."""
+def _counted(n: object) -> bool:
+    from netsculpt.graph.sizes import ChannelCount, DerivedCount  # sizes imports the rules package
+
+    return isinstance(n, ChannelCount | DerivedCount)
+
+
+def fixed(n: object) -> bool:
+    """A size written as a number, or read from a module attribute that stays (a head size)."""
+    return (type(n) is int or isinstance(n, SizeAttribute)) and n != -1
+
+
+def attribute_sizes(sizes: list | None, splits: list[list[int]]) -> dict[int, tuple[str, str]]:
+    """Output dims whose size the model's code reads from a module attribute that follows pruning:
+    ``(module, attribute)``. A split's innermost size read from an attribute (T5's
+    ``view(B, N, -1, self.key_value_proj_dim)``) is the head size when the head count is free: it stays."""
     if sizes is None:
         return {}
-    return {j: (n.module, n.name) for j, n in enumerate(sizes) if isinstance(n, SizeAttribute)}
+    found = {j: (n.module, n.name) for j, n in enumerate(sizes) if isinstance(n, SizeAttribute)}
+    for dims in splits:
+        outer = dims[:-1]
+        heads_free = any(sizes[d] == -1 or _counted(sizes[d]) for d in outer) or any(
+            d in found and _says_heads(found[d][1]) for d in outer
+        )
+        if heads_free:
+            found.pop(dims[-1], None)
+    return found
 
 
 def head_axis(dims: list[int], sizes: list | None, by_attribute: dict) -> int | None:
     """The one dim of a split whose size follows pruning, when it is not the innermost (a head axis)."""
-    from netsculpt.graph.sizes import ChannelCount, DerivedCount  # sizes imports the rules package
-
     if sizes is None:
         return None
     named = [d for d in dims[:-1] if d in by_attribute and _says_heads(by_attribute[d][1])]
     if len(named) == 1:  # ``reshape(B, N, 3, self.num_heads, -1)`` (timm Swin): the rest is the head size
         return named[0]
-    counted = (ChannelCount, DerivedCount)
-    free = [d for d in dims if sizes[d] == -1 or isinstance(sizes[d], counted) or d in by_attribute]
-    inner = sizes[dims[-1]]
-    if len(free) != 1 or free[0] == dims[-1] or type(inner) is not int or inner == -1:
+    free = [d for d in dims if sizes[d] == -1 or _counted(sizes[d]) or d in by_attribute]
+    if len(free) != 1 or free[0] == dims[-1] or not fixed(sizes[dims[-1]]) or dims[-1] in by_attribute:
         return None
     return free[0]
 

@@ -18,7 +18,7 @@ def _reshape_to(ctx: GraphBuilder, x: Value, out: Value, sizes: list | None) -> 
     labels, splits = reshape_labels(x.labels, x.shape, out.shape)
     zero, _ = reshape_labels(np.broadcast_to(x.zero, x.labels.shape).astype(np.int64), x.shape, out.shape)
     zero = zero.astype(bool)
-    by_attribute = heads.attribute_sizes(sizes)
+    by_attribute = heads.attribute_sizes(sizes, splits)
     for dims in splits:
         head = heads.head_axis(dims, sizes, by_attribute)
         if head is None:
@@ -48,7 +48,7 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
     out.view_of = _parameter_view(call, x, out, sizes)
     if written is not None:
         for j, n in enumerate(written):
-            if type(n) is int and n != -1 and out.labels.shape[j] > 1 and j not in follow:
+            if heads.fixed(n) and out.labels.shape[j] > 1 and j not in follow:
                 # a size the code writes as a constant cannot shrink (a ``self.head_dim`` split)
                 note = heads.head_count_note(written, j, out.labels.shape)
                 ctx.keep_dim(
