@@ -87,23 +87,27 @@ def test_what_stays_and_why() -> None:
         f"model.layers.0.mlp.{p}_proj.weight" for p in ("gate", "up", "down")
     }
     assert "input_layernorm" in graph.group("model.embed_tokens:in").reasons[0]  # RMSNorm: mean over x^2
-    for proj in ("q_proj", "v_proj"):
-        group = graph.group(f"model.layers.0.self_attn.{proj}")
-        assert group.n_prunable == 0 and group.reasons, group
+    heads = graph.group("model.layers.0.self_attn.q_proj")  # a key/value head and its 2 query heads
+    assert {m.name.split(".")[-2] for m in heads.members} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert heads.size == 2 and heads.n_prunable == 0 and "KV cache" in heads.reasons[0], heads
 
 
-def test_kv_cache_does_not_change_the_groups() -> None:
-    """use_cache (on by default) returns every layer's keys and values: outputs, pinned with the cache named;
-    without it the value width says what else pins it, the head size the code writes as a constant."""
-    model = build("llama_gqa")()
+def test_the_kv_cache_pins_the_heads_and_without_it_they_prune_whole() -> None:
+    """use_cache (on by default) returns every layer's keys and values: outputs, pinned with the cache named.
+    Without it whole heads go (graph/rules/heads.py): a key/value head with the query heads it serves."""
+    model = make_nontrivial_(build("llama_gqa")())
     assert model.config.use_cache
     with_cache = trace(model, ids())
     model.config.use_cache = False
     without = trace(model, ids())
-    assert [(g.id, g.n_prunable) for g in with_cache.groups] == [(g.id, g.n_prunable) for g in without.groups]
-    values = "model.layers.0.self_attn.v_proj"
-    assert "KV cache" in with_cache.group(values).reasons[0]
-    assert "as a constant (16)" in without.group(values).reasons[0]
+    heads = "model.layers.0.self_attn.q_proj"
+    assert "KV cache" in with_cache.group(heads).reasons[0]
+    assert without.group(heads).size == without.group(heads).n_prunable == 2
+    plan = random_plan(without, 0.5, seed=0)
+    assert pruning_error(model, without, plan, ids()) < 1e-5
+    small = ns.apply_plan(model, plan, ids(), graph=without)
+    attn = small.model.layers[0].self_attn
+    assert (attn.q_proj.out_features, attn.k_proj.out_features, attn.o_proj.in_features) == (32, 16, 32)
 
 
 @pytest.mark.parametrize("name", list(DECODERS))

@@ -38,7 +38,9 @@ def test_text_transformer_says_why_its_width_stays() -> None:
     cls, kwargs, x = NETS["text_transformer"]
     graph = trace(cls(**kwargs).eval(), x)
     width = next(g for g in graph.groups if g.id == "emb:in")
-    assert width.n_prunable == 0 and "1/sqrt(head_dim)" in width.reasons[0]
+    # nn.MultiheadAttention(need_weights=False) ties its input width to its heads, one channel a head;
+    # LayerNorm is what keeps them (until 2026-12-07 the attention scaling pinned head-dim positions)
+    assert width.size == 2 and width.n_prunable == 0 and "normalises over" in width.reasons[0]
 
 
 @pytest.mark.parametrize("name", ["text_cnn", "lstm", "unet3d"])  # token ids, a recurrence, 3-D + transposed

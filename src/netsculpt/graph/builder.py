@@ -113,6 +113,9 @@ class GraphBuilder:
     # weights whose outputs lie along another dim than 0 and whose output group is still named after the
     # layer (Hugging Face's Conv1D: weight (in, out)); a transposed conv keeps ``MODULE:in``, as plans name it
     output_dims: dict[str, int] = field(default_factory=dict)
+    # (module, attribute, value id, dim): an int attribute the model's code writes as a view size (a head
+    # count, graph/rules/heads.py); the surgery sets it to that dim's pruned size
+    attr_sizes: list[tuple[str, str, int, int]] = field(default_factory=list)
 
     # -- atoms and equalities -------------------------------------------------------------------
     def fresh(self, n: int) -> np.ndarray:

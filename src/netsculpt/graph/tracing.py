@@ -23,6 +23,7 @@ from netsculpt.graph.builder import GraphBuilder, OpRecord, Value, note_nonzero
 from netsculpt.graph.compiled import refuse_compiled
 from netsculpt.graph.labels import plain
 from netsculpt.graph.outputs import pin_outputs
+from netsculpt.graph.rules.heads import mark_size_attributes
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
 from netsculpt.measure._inputs import as_tuple as _as_args
@@ -328,6 +329,7 @@ def _run_trace(
         if isinstance(t, torch.Tensor) and id(t) not in tracer.by_tensor:
             tracer.new_value(t, f"network input {i}")
     snapshot = ModuleSnapshot(model)  # restores attributes, buffers and train/eval flags afterwards
+    mark_size_attributes(model)  # ``self.num_heads`` read as a view size is then known (rules/heads.py)
     if training:
         training_branches_mode(model)
     else:

@@ -116,6 +116,7 @@ def apply_plan_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Mo
     removed = graph.removed_components(plan.keep)
     builder = graph.builder
     modules = dict(model.named_modules())
+    _follow_attributes(modules, graph, removed)  # before the fixups, which may read a head count
     # a block whose inner layers were sliced keeps its boundary shapes but may store an inner width
     # (``self.width = self.proj.out_channels``), so the modules holding a sliced one get their fixup too
     touched = {".".join(n.split(".")[:k]) for n in changed_modules for k in range(n.count(".") + 2)}
@@ -132,6 +133,23 @@ def apply_plan_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Mo
         if mname in modules:
             fixup(modules[mname], ModuleShapes([], []))
     return model
+
+
+def _follow_attributes(modules: dict[str, nn.Module], graph: ChannelGraph, removed: np.ndarray) -> None:
+    """Rewrite the int attributes the model's code writes as view sizes (``self.num_heads``, found by
+    graph/rules/heads.py) to the pruned sizes, so the next forward reshapes to the heads that are left."""
+    sizes: dict[tuple[str, str], int] = {}
+    for mname, attr, value_id, dim in graph.builder.attr_sizes:
+        n = graph.new_shape(value_id, removed)[dim]
+        if sizes.setdefault((mname, attr), n) != n:
+            raise PruningError(
+                f"`{mname}.{attr}` sizes two dims that this plan prunes to {sizes[(mname, attr)]} and {n}; "
+                "netsculpt rewrites such an attribute to the pruned size, which must be one number: keep "
+                f"the groups those dims hold whole (ignored=[{mname!r}])"
+            )
+    for (mname, attr), n in sizes.items():
+        if mname in modules:
+            setattr(modules[mname], attr, n)
 
 
 def mask_(model: nn.Module, graph: ChannelGraph, plan: PrunePlan) -> nn.Module:

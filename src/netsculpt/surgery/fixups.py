@@ -150,7 +150,7 @@ def _embedding(m: nn.Embedding, shapes: ModuleShapes) -> None:
 def _mha(m: nn.MultiheadAttention, shapes: ModuleShapes) -> None:
     e = m.in_proj_weight.shape[1] if m.in_proj_weight is not None else m.q_proj_weight.shape[1]
     m.embed_dim = m.kdim = m.vdim = e
-    m.head_dim = e // m.num_heads
+    m.head_dim = e // m.num_heads  # ``num_heads`` was rewritten first when whole heads went
 
 
 @register_fixup(nn.RNNBase)

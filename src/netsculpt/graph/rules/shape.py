@@ -9,18 +9,26 @@ import torch.nn.functional as F
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import reshape_labels
 from netsculpt.graph.registry import Call, register_function_rule, register_property_rule, tensor_methods
+from netsculpt.graph.rules import heads
 from netsculpt.graph.rules.common import set_output, size_args
 
 
-def _reshape_to(ctx: GraphBuilder, x: Value, out: Value, where: str) -> None:
+def _reshape_to(ctx: GraphBuilder, x: Value, out: Value, sizes: list | None) -> dict[int, tuple[str, str]]:
+    """Labels of a reshape; returns the dims sized by a module attribute the surgery rewrites (heads.py)."""
     labels, splits = reshape_labels(x.labels, x.shape, out.shape)
     zero, _ = reshape_labels(np.broadcast_to(x.zero, x.labels.shape).astype(np.int64), x.shape, out.shape)
+    zero = zero.astype(bool)
+    by_attribute = heads.attribute_sizes(sizes, splits)
     for dims in splits:
-        # a channel dim viewed as (groups, ..., per_group): groups is a constant in the model's code,
-        # so every group must lose the same positions of the innermost factor.
-        ctx.tie_across(labels, dims[:-1], dims[-1])
-    set_output(out, labels, np.broadcast_to(zero.astype(bool), labels.shape))
-    del where
+        head = heads.head_axis(dims, sizes, by_attribute)
+        if head is None:
+            # a channel dim viewed as (groups, ..., per_group): groups is a constant in the model's code,
+            # so every group must lose the same positions of the innermost factor.
+            ctx.tie_across(labels, dims[:-1], dims[-1])
+        else:  # (heads, head_dim) with head_dim fixed: whole heads go
+            labels, zero = heads.tie_heads(ctx, labels, zero, dims, head)
+    set_output(out, labels, np.broadcast_to(zero, labels.shape))
+    return {j: a for j, a in by_attribute.items() if out.labels.shape[j] > 1}
 
 
 @register_function_rule(
@@ -33,15 +41,20 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
     if out.ndim == x.ndim and out.shape == x.shape:
         out.labels, out.zero, out.bcast, out.view_of = x.labels, x.zero, x.bcast, x.view_of
         return
-    _reshape_to(ctx, x, out, call.where)
     sizes = size_args(call)
     sizes = sizes if len(sizes) == out.ndim else None  # flatten(1) / unsqueeze(-1) give dims, not sizes
+    written = sizes if call.name.endswith(("view", "reshape")) else None
+    follow = _reshape_to(ctx, x, out, written)
     out.view_of = _parameter_view(call, x, out, sizes)
-    if sizes is not None and call.name.endswith(("view", "reshape")):
-        for j, n in enumerate(sizes):
-            if type(n) is int and n != -1 and out.labels.shape[j] > 1:
+    if written is not None:
+        for j, n in enumerate(written):
+            if heads.fixed(n) and out.labels.shape[j] > 1 and j not in follow:
                 # a size the code writes as a constant cannot shrink (a ``self.head_dim`` split)
-                ctx.keep_dim(out.labels, j, f"{call.where} writes the size of this dim as a constant ({n})")
+                note = heads.head_count_note(written, j, out.labels.shape)
+                ctx.keep_dim(
+                    out.labels, j, f"{call.where} writes the size of this dim as a constant ({n}){note}"
+                )
+        heads.record_attributes(ctx, out, follow)
 
 
 def _parameter_view(call: Call, x: Value, out: Value, sizes: list | None) -> tuple | None:
