@@ -1,6 +1,6 @@
 """The main job: a YAML recipe run stage by stage into a resumable run directory."""
 
-from netsculpt.pipeline import depth_stages, gpp_stages  # noqa: F401  (register prune_depth, grow, push)
+from netsculpt.pipeline import depth_stages, gpp_stages, weight_stages  # noqa: F401  (register their stages)
 from netsculpt.pipeline.recipe import Recipe, default_recipe_path, load_recipe, parse_recipe
 from netsculpt.pipeline.runner import run_recipe
 from netsculpt.pipeline.stages import STAGES, RunContext, stage
