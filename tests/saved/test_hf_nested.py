@@ -100,7 +100,7 @@ def _with_base(folder: Path, document: dict, **changes: object) -> None:
 @pytest.mark.parametrize(
     ("backbone", "error"),
     [
-        ({"auto_map": {"AutoBackbone": "evil.modeling:Net"}}, r"remote code \(config\.backbone_config\.auto_map"),
+        ({"auto_map": {"AutoBackbone": "evil.modeling:Net"}}, r"remote code \(config\.backbone_config\.auto"),
         ({"attn_implementation": "someone/kernel"}, r"remote code \(config\.backbone_config\.attn_impl"),
         ({"model_type": "not_a_model"}, "could not build DetrForObjectDetection"),
         ({"hidden_sizes": [8, 16, 16, 10**6]}, "would hold"),  # sized on the meta device first
@@ -109,7 +109,8 @@ def _with_base(folder: Path, document: dict, **changes: object) -> None:
 def test_a_nested_config_is_checked_like_the_outer_one(tmp_path: Path, backbone: dict, error: str) -> None:
     folder, document = _saved_detr(tmp_path)
     config = document["base"]["config"]
-    _with_base(folder, document, config={**config, "backbone_config": {**config["backbone_config"], **backbone}})
+    nested = {**config["backbone_config"], **backbone}
+    _with_base(folder, document, config={**config, "backbone_config": nested})
     with pytest.raises(CheckpointError, match=error):
         ns.load(folder)
 
