@@ -24,6 +24,9 @@ import torch
 from torch import nn
 
 from netsculpt.errors import CheckpointError
+from netsculpt.saved.hf_pretrained import to_pretrained_config
+
+__all__ = ["KIND", "SCHEMA", "build", "describe", "identify", "is_hf_model", "to_pretrained_config"]
 
 KIND = "huggingface"
 MAX_MODULES = 200_000  # as many as a state dict may have entries (saved.document.MAX_STATE_ENTRIES)
