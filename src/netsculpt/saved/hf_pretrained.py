@@ -66,7 +66,10 @@ def layer_widths(model: nn.Module) -> dict[str, dict[str, int]]:
 
 
 def _embedding_width(model: nn.Module) -> int | None:
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    try:
+        embeddings = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):  # DETR, CLIP: no single input embedding
+        return None
     return int(embeddings.weight.shape[1]) if isinstance(embeddings, nn.Embedding) else None
 
 
@@ -138,3 +141,24 @@ def to_pretrained_config(model: nn.Module) -> Any:
             "it with ns.load(folder), which replays the prune"
         )
     return config
+
+
+def edited_note(model: nn.Module) -> dict[str, str]:
+    """What ``ns.save`` writes beside an edited Hugging Face model (``extra["huggingface"]``): its config is
+    the unpruned model's, so ``from_pretrained`` cannot rebuild it; ``ns.load`` can, and whether
+    :func:`to_pretrained_config` can describe it (or why not)."""
+    note = {
+        "config": "the saved base config describes the unpruned model; transformers' from_pretrained would "
+        "rebuild that one and fail to load these weights",
+        "load_with": "netsculpt.load(folder)",
+    }
+    try:
+        to_pretrained_config(model)
+    except Exception as exc:  # a note must not stop the save; ConfigError says why, anything else what
+        note["to_pretrained_config"] = f"not possible: {exc if isinstance(exc, ConfigError) else repr(exc)}"
+    else:
+        note["to_pretrained_config"] = (
+            "netsculpt.saved.huggingface.to_pretrained_config(model) on the loaded model gives a config "
+            "transformers rebuilds it from (save_pretrained, then from_pretrained(..., config=...))"
+        )
+    return note
