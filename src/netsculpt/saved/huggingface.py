@@ -6,7 +6,9 @@ writes) when a meta-device build of that class from that config has the model's 
 (a model changed after it was built is saved as its class, as before). ``ns.load`` rebuilds it only as
 ``getattr(transformers, class)`` when that is a ``PreTrainedModel`` listed in transformers' own auto-model
 mappings: library code, never code the file names (a ``trust_remote_code`` model's class lives outside
-``transformers`` and is refused, with that reason). The config is data: ``config_class.from_dict``.
+``transformers`` and is refused, with that reason). The config is data: ``config_class.from_dict``, nested
+configs (``backbone_config``, ``text_config``) included, each with its own attention kernel when they
+differ (DETR's ResNet backbone runs eager inside an SDPA model).
 netsculpt imports ``transformers`` only here, only when such a model is saved or loaded.
 """
 
