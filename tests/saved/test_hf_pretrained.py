@@ -77,6 +77,18 @@ def test_a_uniformly_pruned_llama_round_trips_through_save_pretrained(tmp_path: 
     _round_trip(small, tmp_path, _ids(200))
 
 
+def test_qwen2_gets_the_head_dim_its_config_class_does_not_declare(tmp_path: Path) -> None:
+    """Qwen2 reads ``getattr(config, "head_dim", hidden_size // heads)``: fewer heads need it written."""
+    config = T.Qwen2Config(
+        hidden_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=128, vocab_size=200, use_cache=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    small = ns.prune(T.Qwen2ForCausalLM(config).eval(), _ids(200), ratio=0.5)
+    assert to_pretrained_config(small).head_dim == 16
+    _round_trip(small, tmp_path, _ids(200))
+
+
 def test_layers_of_different_widths_are_refused_with_each_width() -> None:
     small = ns.prune(_llama(), _ids(200), ratio=0.5, ratios={"model.layers.0.mlp.gate_proj": 0.25})
     with pytest.raises(ConfigError, match=r"feed-forward width \(model\.layers\.0\.mlp\.up_proj: 96"):
@@ -85,7 +97,7 @@ def test_layers_of_different_widths_are_refused_with_each_width() -> None:
 
 def test_fewer_bert_heads_are_refused_with_the_reason() -> None:
     small = ns.prune(_bert(), _ids(100), ratio=0.5)
-    with pytest.raises(ConfigError, match=r"heads 2 -> 1.*sizes a head as hidden_size / num_att"):
+    with pytest.raises(ConfigError, match=r"heads 2 -> 1.*size a head as hidden_size / num_attention"):
         to_pretrained_config(small)
     with pytest.raises(ConfigError, match="takes a Hugging Face transformers model, got Linear"):
         to_pretrained_config(torch.nn.Linear(2, 2))
@@ -95,6 +107,6 @@ def test_ns_save_records_that_ns_load_is_the_way_back(tmp_path: Path) -> None:
     ns.save(ns.prune(_bert(), _ids(100), ratio=0.5), tmp_path / "m")
     note = json.loads((tmp_path / "m" / "netsculpt.json").read_text())["extra"]["huggingface"]
     assert note["load_with"] == "netsculpt.load(folder)"
-    assert "describes the unpruned model" in note["config"]
+    assert "describes the unedited (unpruned) model" in note["config"]
     assert note["to_pretrained_config"].startswith("not possible: cannot describe this pruned")
     assert ns.load(tmp_path / "m") is not None

@@ -22,7 +22,7 @@ from netsculpt.spec import state_shapes
 
 # the layer whose output width is the feed-forward width, and the config fields that hold it
 _FFN_LAYERS = ("intermediate.dense", "mlp.up_proj", "mlp.c_fc", "ffn.lin1", "mlp.fc1", "DenseReluDense.wi")
-_FFN_FIELDS = ("intermediate_size", "n_inner", "ffn_dim", "d_ff")
+_FFN_FIELDS = ("intermediate_size", "n_inner", "ffn_dim", "d_ff", "hidden_dim")  # hidden_dim: DistilBERT
 _QUERY_LAYERS = ("attention.self.query", "self_attn.q_proj", "attention.q_lin", "attn.q_proj")
 _KEY_LAYERS = ("attention.self.key", "self_attn.k_proj", "attention.k_lin", "attn.k_proj")
 _WIDTHS = {  # the name a refusal uses, the config fields in order of preference
@@ -113,8 +113,8 @@ def to_pretrained_config(model: nn.Module) -> Any:
             field = next((f for f in _FFN_FIELDS if hasattr(config, f)), None)
         if values and field is not None and getattr(config, field) != values[0]:
             changed.append(f"{field} {getattr(config, field)} -> {values[0]}")
-            if what == "attention heads" and hasattr(config, "head_dim"):
-                config.head_dim = _head_dim(model.config)  # the head size stays; only the count falls
+            if what == "attention heads":  # the head size stays, only the count falls: Llama and Qwen2
+                config.head_dim = _head_dim(model.config)  # read head_dim (Qwen2's config has no field)
             setattr(config, field, values[0])
     hidden = _embedding_width(model)
     if hidden is not None and getattr(config, "hidden_size", hidden) != hidden:  # allow_inexact
@@ -128,10 +128,10 @@ def to_pretrained_config(model: nn.Module) -> Any:
     mine = state_shapes(model)
     if built != mine:
         why = failure if built is None else _first_difference(built, mine)
-        heads = any(c.startswith("num_attention_heads") for c in changed) and not hasattr(config, "head_dim")
+        heads = any(c.startswith("num_attention_heads") for c in changed)
         hint = (
-            f"{cls} sizes a head as hidden_size / num_attention_heads (no head_dim field), so no config has "
-            "fewer heads of the same size"
+            f"{cls} may size a head as hidden_size / num_attention_heads (BERT does; it reads no head_dim), "
+            "so no config has fewer heads of the same size"
             if heads
             else f"{cls}'s config has no field for that width, or derives it from other fields"
         )
@@ -148,7 +148,7 @@ def edited_note(model: nn.Module) -> dict[str, str]:
     the unpruned model's, so ``from_pretrained`` cannot rebuild it; ``ns.load`` can, and whether
     :func:`to_pretrained_config` can describe it (or why not)."""
     note = {
-        "config": "the saved base config describes the unpruned model; transformers' from_pretrained would "
+        "config": "the saved base config describes the unedited (unpruned) model; from_pretrained would "
         "rebuild that one and fail to load these weights",
         "load_with": "netsculpt.load(folder)",
     }
