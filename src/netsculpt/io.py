@@ -25,9 +25,11 @@ from netsculpt.edits import replay_edits
 from netsculpt.errors import CheckpointError, ConfigError
 from netsculpt.fileio import atomic_write, write_json
 from netsculpt.parallel import unwrap_parallel
+from netsculpt.saved import huggingface
 from netsculpt.saved.bases import build_base
 from netsculpt.saved.document import FORMAT, SPEC_FILE, VERSION, read_document, validate_document
 from netsculpt.saved.dtypes import cast_floats_, float_dtypes
+from netsculpt.saved.hf_pretrained import edited_note
 from netsculpt.saved.layout import memory_format, restore_memory_format_
 from netsculpt.saved.rates import apply_rates, differing_rates
 from netsculpt.saved.weights import read_weights
@@ -45,7 +47,6 @@ def _resolve_base(spec: dict[str, Any]) -> dict[str, Any]:
     if base["kind"] != "unidentified":
         return base
     from netsculpt.models.identify import identify_base
-    from netsculpt.saved import huggingface
 
     found = huggingface.identify(base) or identify_base(base, spec["base_shapes"] or {})
     return found or {"kind": "user", "class": base["class"]}
@@ -86,6 +87,8 @@ def _document(
         "edits": spec["edits"],
         "extra": dict(extra or {}),
     }
+    if base["kind"] == huggingface.KIND and spec["edits"]:  # its config no longer says what it is
+        document["extra"].setdefault(huggingface.KIND, edited_note(model))
     rates = differing_rates(model, base)
     if rates:  # dropout / drop-path rates the rebuilt base would not have (the fingerprint ignores them)
         document["rates"] = rates

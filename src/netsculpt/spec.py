@@ -49,13 +49,17 @@ def state_shapes(model: nn.Module) -> dict[str, list[int]] | None:
     return {key: list(value.shape) for key, value in state.items()}
 
 
-def structure_fingerprint(model: nn.Module, float_dtype: torch.dtype | None = None) -> str:
+def structure_fingerprint(
+    model: nn.Module, float_dtype: torch.dtype | None = None, json_sequences: bool = False
+) -> str:
     """A hash of the module tree (names, classes, hyper-parameters) and state-dict shapes and dtypes.
 
     Two models with the same fingerprint are the same architecture for every purpose netsculpt has:
     same layers with the same settings, so the same weights compute the same function. ``float_dtype``
     hashes every float entry as that dtype: a builder makes float32, so a user's ``.half()`` model is
     still found as its build (the saved file records the real dtypes, see ``netsculpt.saved.dtypes``).
+    ``json_sequences`` hashes tuple settings as lists, as a model rebuilt from a JSON config has them
+    (UperNet's ``pool_scales``: a tuple by default, a list after ``save_pretrained``).
     """
 
     def dtype(value: torch.Tensor) -> torch.dtype:
@@ -66,7 +70,7 @@ def structure_fingerprint(model: nn.Module, float_dtype: torch.dtype | None = No
         if type(module).__name__ in _TRAIN_ONLY:
             continue
         kind = f"{type(module).__module__}.{type(module).__qualname__}"
-        lines.append(f"{name}|{kind}|{module.extra_repr()}|{_settings(module)}")
+        lines.append(f"{name}|{kind}|{module.extra_repr()}|{_settings(module, json_sequences)}")
     lines += [
         f"{k}|{'lazy' if is_lazy(v) else tuple(v.shape)}|{dtype(v)}" for k, v in model.state_dict().items()
     ]
@@ -104,7 +108,14 @@ def _plain(value: Any) -> bool:
     return isinstance(value, _PLAIN)
 
 
-def _settings(module: nn.Module) -> str:
+def _as_json(value: Any) -> str:
+    """A plain value as JSON would give it back: tuples become lists."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_as_json(v) for v in value) + "]"
+    return repr(value)
+
+
+def _settings(module: nn.Module, json_sequences: bool = False) -> str:
     """A module's plain-valued attributes (numbers, strings, tuples of them) that ``extra_repr`` leaves
     out. Detectors keep their behaviour there: torchvision's ``GeneralizedRCNNTransform.min_size`` /
     ``max_size``, ``RoIHeads.score_thresh`` / ``detections_per_img``; without them a Faster R-CNN built
@@ -112,7 +123,7 @@ def _settings(module: nn.Module) -> str:
     forward fills in (:data:`_FORWARD_CACHES`) are left out: a rebuilt model fills them on its first call."""
     caches = _forward_caches(module)
     items = [
-        f"{key}={value!r}"
+        f"{key}={_as_json(value) if json_sequences else value!r}"
         for key, value in sorted(vars(module).items())
         if not key.startswith("_")
         and key not in caches
@@ -152,6 +163,7 @@ def describe_unbuilt(model: nn.Module) -> dict[str, Any]:
     hf = huggingface.describe(model)
     if hf:  # a transformers class and its config: rebuilt from them when they make this architecture
         base[huggingface.KIND] = hf
+        base["hf_fingerprint"] = structure_fingerprint(model, torch.float32, json_sequences=True)
     from netsculpt.models.identify import feature_options
 
     features = feature_options(model)

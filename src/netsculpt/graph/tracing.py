@@ -26,8 +26,8 @@ from netsculpt.graph.outputs import pin_outputs
 from netsculpt.graph.rules.heads import mark_size_attributes
 from netsculpt.graph.sizes import tie_sizes, wrap_shape
 from netsculpt.graph.snapshot import ModuleSnapshot
+from netsculpt.graph.trace_errors import forward_failure_message, untraced_failure
 from netsculpt.measure._inputs import as_tuple as _as_args
-from netsculpt.measure._inputs import describe
 from netsculpt.modes import set_training
 
 _IGNORED_NAMES = {
@@ -336,17 +336,23 @@ def _run_trace(
         set_training(model, False)
     pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)
+    failure: tuple[Exception, str, torch.nn.Module | None] | None = None
     try:
         with torch.no_grad(), tracer:
             output = model(*inputs)
     except Exception as exc:
         where = tracer.current_module
-        module = dict(model.named_modules()).get(where) if tracer.stack else None
-        raise TraceError(_forward_failure_message(exc, where, inputs, module)) from exc
+        failure = exc, where, dict(model.named_modules()).get(where) if tracer.stack else None
     finally:
         pre.remove()
         post.remove()
         snapshot.restore()
+    if failure is not None:
+        exc, where, module = failure
+        # the real-arithmetic run's error is the one shown: only then is the model run again untraced
+        mode = training_branches_mode if training else lambda m: set_training(m, False)
+        untraced = True if shapes_only else untraced_failure(model, inputs, mode)
+        raise TraceError(forward_failure_message(exc, where, inputs, module, untraced)) from exc
     if tracer.error is not None:
         raise TraceError(
             f"netsculpt failed while following channels through {tracer.error_where}: "
@@ -355,33 +361,3 @@ def _run_trace(
         ) from tracer.error
     pin_outputs(builder, tracer.by_tensor, output)
     return builder
-
-
-def _expected(module: torch.nn.Module | None) -> str:
-    """What the failing layer expects, in words (the shape a user should have passed)."""
-    if isinstance(module, torch.nn.modules.conv._ConvNd):
-        return f" `{type(module).__name__}` expects input of shape (N, {module.in_channels}, ...)."
-    if isinstance(module, torch.nn.Linear):
-        return f" `Linear` expects input of shape (..., {module.in_features})."
-    if isinstance(module, torch.nn.modules.batchnorm._NormBase):
-        return f" `{type(module).__name__}` expects {module.num_features} channels."
-    return ""
-
-
-def _forward_failure_message(
-    exc: BaseException, where: str, inputs: tuple, module: torch.nn.Module | None
-) -> str:
-    shapes = describe(inputs)
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, TypeError) and "positional argument" in first and not where:
-        return (
-            f"the model's forward does not take the example inputs ({shapes}) as positional arguments: "
-            f"{first}. netsculpt calls model(*example_inputs); for a forward taking keyword arguments "
-            "(forward(**batch), keyword-only tensors) wrap it in a module whose forward takes them "
-            "positionally and calls the model with the keywords, and prune that wrapper"
-        )
-    return (
-        f"the model failed on the example inputs (shapes {shapes}) inside `{where or '<root>'}`: "
-        f"{type(exc).__name__}: {first}.{_expected(module)} Check example_inputs has the shape the model "
-        "expects (for example (1, 3, 224, 224) for torchvision classifiers)."
-    )

@@ -6,7 +6,9 @@ writes) when a meta-device build of that class from that config has the model's 
 (a model changed after it was built is saved as its class, as before). ``ns.load`` rebuilds it only as
 ``getattr(transformers, class)`` when that is a ``PreTrainedModel`` listed in transformers' own auto-model
 mappings: library code, never code the file names (a ``trust_remote_code`` model's class lives outside
-``transformers`` and is refused, with that reason). The config is data: ``config_class.from_dict``.
+``transformers`` and is refused, with that reason). The config is data: ``config_class.from_dict``, nested
+configs (``backbone_config``, ``text_config``) included, each with its own attention kernel when they
+differ (DETR's ResNet backbone runs eager inside an SDPA model).
 netsculpt imports ``transformers`` only here, only when such a model is saved or loaded.
 """
 
@@ -24,6 +26,9 @@ import torch
 from torch import nn
 
 from netsculpt.errors import CheckpointError
+from netsculpt.saved.hf_pretrained import to_pretrained_config
+
+__all__ = ["KIND", "SCHEMA", "build", "describe", "identify", "is_hf_model", "to_pretrained_config"]
 
 KIND = "huggingface"
 MAX_MODULES = 200_000  # as many as a state dict may have entries (saved.document.MAX_STATE_ENTRIES)
@@ -31,12 +36,25 @@ MAX_BASE_VALUES = 2_000_000_000  # as for netsculpt's own bases (saved.bases)
 
 # attention / experts kernels named as "org/repo" are downloaded from the Hub and run: only local names
 _IMPLEMENTATION = r"^[A-Za-z0-9_|]+$"
+_KERNEL = {"type": "string", "maxLength": 100, "pattern": _IMPLEMENTATION}
+# a backbone named as "org/repo" or "hf-hub:..." makes transformers (or timm) fetch its config from the Hub
+_LOCAL_NAME = r"^[A-Za-z0-9_.\-]+$"
 
 SCHEMA: dict[str, Any] = {
     "properties": {
         "class": {"type": "string", "maxLength": 200, "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
         "config": {"type": "object", "maxProperties": 2000},
-        "attn_implementation": {"type": "string", "maxLength": 100, "pattern": _IMPLEMENTATION},
+        "attn_implementation": {
+            "anyOf": [
+                _KERNEL,
+                {  # per nested config, by its path ("" the model's own): DETR's ResNet backbone runs eager
+                    "type": "object",
+                    "maxProperties": 64,
+                    "propertyNames": {"maxLength": 200, "pattern": r"^([A-Za-z_][A-Za-z0-9_]*(\.|$))*$"},
+                    "additionalProperties": _KERNEL,
+                },
+            ]
+        },
     },
     "required": ["class", "config"],
 }
@@ -63,13 +81,53 @@ def describe(model: nn.Module) -> dict[str, Any] | None:
         data = json.loads(config.to_json_string(use_diff=False))
     except (TypeError, ValueError):
         return None  # a config holding something JSON cannot: saved as its class
-    out = {"class": type(model).__name__, "config": data}
-    attn = getattr(config, "_attn_implementation", None)
-    if isinstance(attn, str):  # not in the JSON; eager and sdpa differ in the last bits
-        if not re.match(_IMPLEMENTATION, attn):
-            return None  # a Hub kernel: saved as its class, loaded onto model= (netsculpt runs no Hub code)
+    out: dict[str, Any] = {"class": type(model).__name__, "config": data}
+    attn = attention_kernels(config)
+    if any(not re.match(_IMPLEMENTATION, kernel) for kernel in attn.values()):
+        return None  # a Hub kernel: saved as its class, loaded onto model= (netsculpt runs no Hub code)
+    if len(set(attn.values())) == 1 and "" in attn:
+        out["attn_implementation"] = attn[""]  # one kernel throughout: the form older files have
+    elif attn:
         out["attn_implementation"] = attn
     return out
+
+
+def _sub_configs(config: Any) -> Iterator[tuple[str, Any]]:
+    """The configs nested in ``config`` (DETR's ``backbone_config``, CLIP's ``text_config`` /
+    ``vision_config``, an encoder-decoder's ``encoder`` / ``decoder``), by attribute name."""
+    for key in getattr(type(config), "sub_configs", None) or {}:
+        sub = getattr(config, key, None)
+        if hasattr(sub, "to_json_string"):
+            yield key, sub
+
+
+def attention_kernels(config: Any, path: str = "", depth: int = 0) -> dict[str, str]:
+    """The attention kernel of ``config`` and of each config nested in it, by path (``""`` its own,
+    ``"backbone_config"``): not in the JSON, and a model built from a config picks one per sub-model
+    (DETR runs SDPA, its ResNet backbone eager), while eager and SDPA differ in the last bits."""
+    kernels = {}
+    attn = getattr(config, "_attn_implementation", None)
+    if isinstance(attn, str):
+        kernels[path] = attn
+    if depth < 8:
+        for key, sub in _sub_configs(config):
+            kernels.update(attention_kernels(sub, f"{path}.{key}" if path else key, depth + 1))
+    return kernels
+
+
+def _set_kernels(config: Any, kernels: str | dict[str, str], where: str) -> None:
+    """Give each (nested) config the saved attention kernel, the outer ones first: transformers' setter
+    passes a kernel down to every nested config, and a nested config's own kernel then overrides it."""
+    if isinstance(kernels, str):
+        config._attn_implementation = kernels
+        return
+    for path in sorted(kernels, key=lambda p: (p.count(".") + bool(p), p)):
+        target = config
+        for key in path.split(".") if path else []:
+            target = dict(_sub_configs(target)).get(key)
+            if target is None:
+                raise CheckpointError(f"{where}: attn_implementation names {path!r}, not a nested config")
+        target._attn_implementation = kernels[path]
 
 
 @functools.cache
@@ -115,6 +173,8 @@ def _remote_code(value: Any, path: str) -> str:
         where = f"{path}.{key}"
         if key == "auto_map":
             return where
+        if key == "backbone" and isinstance(item, str) and not re.match(_LOCAL_NAME, item):
+            return f"{where} = {item!r}"  # a Hub repo: transformers / timm download its config
         if "implementation" in key and isinstance(item, str) and not re.match(_IMPLEMENTATION, item):
             return f"{where} = {item!r}"
         if "implementation" in key and isinstance(item, dict):
@@ -157,7 +217,7 @@ def _build(base: dict[str, Any], where: str, device: str) -> nn.Module:
     try:
         config = cls.config_class.from_dict(config_data)
         if "attn_implementation" in base:
-            config._attn_implementation = base["attn_implementation"]
+            _set_kernels(config, base["attn_implementation"], where)
         with _module_budget(where), torch.device(device), torch.random.fork_rng(devices=[]):
             return cls(config)
     except CheckpointError:
@@ -194,4 +254,5 @@ def identify(base: dict[str, Any]) -> dict[str, Any] | None:
         meta = _build(candidate, "the model to save", "meta")
     except CheckpointError:
         return None
-    return candidate if structure_fingerprint(meta) == base["fingerprint"] else None
+    # hashed with tuples as lists: a config read back from JSON has lists (UperNet's pool_scales)
+    return candidate if structure_fingerprint(meta, json_sequences=True) == base["hf_fingerprint"] else None
