@@ -148,7 +148,10 @@ def matmul(ctx: GraphBuilder, call: Call) -> None:
 
 @register_function_rule(*tensor_methods("addmm", "baddbmm", "addbmm"))
 def addmm(ctx: GraphBuilder, call: Call) -> None:
-    bias, a, b = call.args[0], call.args[1], call.args[2]
+    """``beta * input + alpha * (a @ b)``; the factors may come as keywords (Bloom's
+    ``alibi.baddbmm(batch1=q, batch2=k, beta=..., alpha=...)``: they were read by position)."""
+    first = "mat" if call.name.endswith("addmm") else "batch"
+    bias, a, b = call.arg(0, "input"), call.arg(1, f"{first}1"), call.arg(2, f"{first}2")
     out = call.outputs[0]
     la, lb, lo = _matmul_letters(a.ndim, b.ndim)
     tmp = Value(-1, out.shape, np.full((1,) * out.ndim, -1), np.zeros((1,) * out.ndim, bool), "product")

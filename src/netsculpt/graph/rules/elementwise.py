@@ -237,6 +237,11 @@ def reduction(exact_if_zero: bool):
     """Sum-like reductions are exact when masked channels are zero; mean/max/var are not."""
 
     def rule(ctx: GraphBuilder, call: Call) -> None:
+        if call.name.endswith(("max", "min")) and isinstance(call.arg(1, "other"), Value):
+            # torch.max(a, b) / torch.min(a, b) with a tensor is maximum / minimum, not a reduction
+            # (T5's relative position buckets); before, its tensor was read as the dims
+            elementwise("sum")(ctx, call)
+            return
         x = call.inputs[0]
         dims = _reduced_dims(call, x)
         lab = x.labels
