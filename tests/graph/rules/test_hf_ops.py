@@ -1,5 +1,6 @@
 """Calls the Hugging Face sweep (benchmarks/hf_sweep.py) found netsculpt crashing on: ``torch.max(a, b)``
-with a tensor (T5's relative position buckets) and ``baddbmm`` with keyword operands (Bloom's ALiBi)."""
+with a tensor (T5's relative position buckets), ``baddbmm`` with keyword operands (Bloom's ALiBi),
+``narrow`` at a tensor offset (Longformer) and ``cat`` with an empty piece (Phi-3's rotary)."""
 
 from __future__ import annotations
 
@@ -91,3 +92,50 @@ def test_tiny_t5_and_bloom_classifiers_prune_exactly(kind: str) -> None:
     ids = torch.randint(3, 64, (2, 8), generator=torch.Generator().manual_seed(0))
     result = check_prunes_exactly(Logits(model.eval()), ids)
     assert result["macs_ratio"] < 0.95
+
+
+class TensorNarrow(nn.Module):
+    """``narrow`` with a 0-d tensor start (Longformer's chunking): along tokens it keeps the channels;
+    along the channels the offset is unknown, so they are pinned."""
+
+    def __init__(self, over_channels: bool) -> None:
+        super().__init__()
+        self.a, self.o, self.over_channels = (
+            nn.Linear(8, 16),
+            nn.Linear(16 - 4 * over_channels, 4),
+            over_channels,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        start = torch.tensor(1)
+        return self.o(h.narrow(2, start, 12) if self.over_channels else h.narrow(1, start, 3))
+
+
+def test_narrow_at_a_tensor_offset_traces() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8)
+    assert check_prunes_exactly(TensorNarrow(False), x)["err"] <= 1e-6
+    (a,) = [g for g in trace(TensorNarrow(True), x).groups if g.id == "a"]
+    assert not a.prunable.any() and "selects positions at a tensor offset" in a.reasons[0]
+
+
+class EmptyRotaryPass(nn.Module):
+    """Phi-3's rotary ``cat((q_rot, q_pass), dim=-1)`` over (batch, tokens, heads, head_dim) when every
+    position rotates: ``q_pass`` is empty. Then a feed-forward block that prunes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.o = nn.Linear(8, 16), nn.Linear(16, 8)
+        self.fc1, self.fc2 = nn.Linear(8, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.q(x).view(x.shape[0], x.shape[1], 2, -1)
+        d = q.shape[-1]
+        q = torch.cat((q[..., :d], q[..., d:]), dim=-1).reshape(x.shape[0], x.shape[1], -1)
+        return self.fc2(torch.relu(self.fc1(self.o(q))))
+
+
+def test_concatenating_an_empty_piece_prunes_exactly() -> None:
+    torch.manual_seed(0)
+    assert check_prunes_exactly(EmptyRotaryPass(), torch.randn(2, 5, 8))["err"] <= 1e-6

@@ -127,6 +127,12 @@ def narrow(ctx: GraphBuilder, call: Call) -> None:
     name = call.name.rsplit(".", 1)[-1]
     if name == "narrow":
         start, length = call.arg(2, "start"), call.arg(3, "length")
+        if isinstance(start, Value) or isinstance(length, Value):
+            # a 0-d tensor start or length (Longformer's chunks): the output's size is known, its
+            # offset is not, so a channel dim keeps every channel
+            if x.labels.shape[dim] > 1 and isinstance(start, Value):
+                ctx.keep_dim(x.labels, dim, f"{call.where} selects positions at a tensor offset")
+            start, length = 0 if isinstance(start, Value) else start, out.shape[dim]
         k: object = slice(start, start + length)
     elif name == "select":
         k = call.arg(2, "index")
@@ -187,6 +193,8 @@ def cat(ctx: GraphBuilder, call: Call) -> None:
     out = call.outputs[0]
     dim = call.arg(1, "dim", 0) % out.ndim
     tensors = [t for t in tensors if t.ndim == out.ndim]  # torch ignores legacy empty 1-D tensors
+    # an empty piece adds nothing (Phi-3's rotary `cat((x_rot, x_pass))` when every dim rotates)
+    tensors = [t for t in tensors if t.shape[dim] > 0] or tensors
     other = [d for d in range(out.ndim) if d != dim and any(t.labels.shape[d] > 1 for t in tensors)]
     for t in tensors:  # a parameter concatenated as rows (ViT's class token) follows the row channels
         label_param_operand(ctx, align(t, t.ndim), other, t.shape)
