@@ -24,6 +24,7 @@ WIDTH, FFN, HEADS, LAYERS = 32, 64, 2, 2
 VOCAB, POSITIONS, IMAGE, PATCH = 128, 128, 32, 8
 SEQ, DEC_SEQ, AUDIO = 16, 8, 4000
 WIDTH_KEYS = {"hidden_size", "d_model", "n_embd", "embed_dim", "embedding_size", "word_embed_proj_dim"}
+WIDTH_KEYS |= {"pooler_hidden_size"}
 FFN_KEYS = {"intermediate_size", "ffn_dim", "encoder_ffn_dim", "decoder_ffn_dim", "d_ff", "n_inner"}
 FFN_KEYS |= {"moe_intermediate_size", "shared_expert_intermediate_size", "decoder_intermediate_size"}
 HEAD_KEYS = {"num_attention_heads", "n_head", "n_heads", "encoder_attention_heads", "decoder_attention_heads"}
@@ -118,7 +119,7 @@ def _int_value(key: str, value: int, d: dict, heads: int | None) -> int | None:
 def _list_value(key: str, value: list[int], old_layers: int) -> list[int] | None:
     n = len(value)
     if key in ("hidden_sizes", "embed_dims", "dims", "widths", "channels"):
-        return [16 * 2**i for i in range(n)]
+        return [32 * 2**i for i in range(n)]  # GroupNorm(32, C) needs 32 channels (BiT)
     if key in ("depths", "num_layers", "layers"):
         return [1] * n
     if key in ("num_heads", "num_attention_heads"):

@@ -139,3 +139,22 @@ class EmptyRotaryPass(nn.Module):
 def test_concatenating_an_empty_piece_prunes_exactly() -> None:
     torch.manual_seed(0)
     assert check_prunes_exactly(EmptyRotaryPass(), torch.randn(2, 5, 8))["err"] <= 1e-6
+
+
+class RouteByWhere(nn.Module):
+    """``torch.where(mask)`` alone (Switch Transformers' expert routing) returns index tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.o = nn.Linear(8, 16), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        rows, _ = torch.where(x > 0)  # a 2-D condition: two 1-D index tensors
+        return self.o(h).index_add(0, rows, self.o(h)[rows])
+
+
+def test_where_with_only_a_condition_traces() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(6, 8)
+    assert check_prunes_exactly(RouteByWhere(), x)["err"] <= 1e-6
