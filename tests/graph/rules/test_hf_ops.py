@@ -158,3 +158,24 @@ def test_where_with_only_a_condition_traces() -> None:
     torch.manual_seed(0)
     x = torch.randn(6, 8)
     assert check_prunes_exactly(RouteByWhere(), x)["err"] <= 1e-6
+
+
+class MaskedElements(nn.Module):
+    """``h[mask]`` with a boolean mask over two dims (VITS' flows) picks elements into one flat dim."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.o = nn.Linear(8, 16), nn.Linear(16, 16), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.b(torch.relu(self.a(x)))
+        picked = h[h > 0].sum()
+        return self.o(h) + picked
+
+
+def test_a_boolean_mask_over_several_dims_pins_what_it_picks() -> None:
+    torch.manual_seed(0)
+    graph = trace(MaskedElements(), torch.randn(3, 8))
+    (b,) = [g for g in graph.groups if g.id == "b"]
+    assert not b.prunable.any() and "gathers positions with a tensor index" in " ".join(b.reasons)
+    assert check_prunes_exactly(MaskedElements(), torch.randn(3, 8))["err"] <= 1e-6  # `a` still prunes

@@ -47,6 +47,14 @@ def getitem(ctx: GraphBuilder, call: Call) -> None:
         # a parameter table looked up by index (e.g. relative position bias): its other dims are free
         set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
         return
+    if (
+        any(isinstance(k, Value) and k.ndim > 1 for k in index)
+        and out.ndim == x.ndim - max(k.ndim for k in index if isinstance(k, Value)) + 1
+    ):
+        # a boolean mask over several dims (VITS' flows: ``x[mask]``) flattens the elements it picks
+        ctx.block(x.labels, f"{call.where} gathers positions with a tensor index")
+        set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
+        return
     d, n = indexed[0], len(indexed)
     # several tensor indices side by side (``feats[batch_ind, topk_ind]``, RT-DETR's query selection)
     # are broadcast together and their result takes their place; apart, it would move to the front
