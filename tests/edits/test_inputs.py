@@ -20,7 +20,7 @@ def test_layout_round_trips_containers_dtypes_and_leaves() -> None:
         {"list": [{"tensor": [3, 8, 9], "dtype": "float32"}]},
         {
             "dict": {
-                "ids": {"tensor": [2, 5], "dtype": "int64"},
+                "ids": {"tensor": [2, 5], "dtype": "int64", "values": [1] * 10},
                 "k": {"value": 3},
                 "tag": {"value": None},
             }
@@ -53,6 +53,12 @@ def test_inputs_without_a_json_layout_record_none() -> None:
         [{"tuple": [{"tensor": [1], "dtype": "float32"}] * 17}],
         [{"value": "x" * 1000}],
         [{"value": 1, "dtype": "float32"}],
+        [{"tensor": [2], "dtype": "float32", "values": [1, 2]}],  # only integer tensors record values
+        [{"tensor": [3], "dtype": "int64", "values": [1, 2]}],  # one value per element
+        [{"tensor": [1], "dtype": "int8", "values": [300]}],  # beyond int8
+        [{"tensor": [1], "dtype": "bool", "values": [2]}],
+        [{"tensor": [1], "dtype": "int64", "values": [1.5]}],
+        [{"tensor": [1], "dtype": "int64", "values": [1], "code": "x"}],
     ],
 )
 def test_bad_layouts_are_refused(layout) -> None:
@@ -105,3 +111,42 @@ def test_pruned_torchvision_detector_saves_and_loads(tmp_path) -> None:
     with torch.no_grad():
         expected, got = small(images)[0], loaded(images)[0]
     assert torch.equal(expected["boxes"], got["boxes"]) and torch.equal(expected["scores"], got["scores"])
+
+
+class _PoolsAtEos(nn.Module):
+    """Reads its token ids as an encoder-decoder's sequence classifier does (BART, T5): it pools at the
+    ``</s>`` token and refuses ids without one, so replay on zeros of the ids' shape failed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.fc1 = nn.Linear(8, 16)
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        eos = ids.eq(2)
+        if not bool(eos.any(dim=1).all()):
+            raise ValueError("Each example must contain at least one <eos> token.")
+        h = self.fc1(self.embed(ids)).relu()
+        return self.fc2(h[eos])
+
+
+def test_token_ids_replay_with_their_values(tmp_path) -> None:
+    torch.manual_seed(0)
+    ids = torch.tensor([[5, 7, 9, 2], [4, 2, 11, 2]])
+    small = ns.prune(_PoolsAtEos().eval(), (ids,), ratio=0.5)
+    assert small.fc1.out_features == 8
+    ns.save(small, tmp_path / "m")
+    torch.manual_seed(0)
+    loaded = ns.load(tmp_path / "m", model=_PoolsAtEos()).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(ids), small(ids))
+
+
+def test_large_integer_inputs_replay_as_zeros() -> None:
+    """Only a few sequences' worth of ids is written into the file; bigger ones keep shape and dtype."""
+    from netsculpt.edits.inputs import MAX_INT_VALUES
+
+    (node,) = layout_of((torch.ones(MAX_INT_VALUES + 1, dtype=torch.int64),))
+    assert node == {"tensor": [MAX_INT_VALUES + 1], "dtype": "int64"}
+    assert layout_of((torch.tensor([True, False]),))[0]["values"] == [1, 0]

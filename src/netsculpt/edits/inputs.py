@@ -3,7 +3,10 @@
 Surgery re-traces the model, and tracing needs inputs of the same structure as the ones the plan was
 made with: a classifier's ``(x,)`` but also a detector's ``([image],)`` or a dict of tensors. The
 layout keeps every container, each tensor's shape and dtype, and the other leaves (ints, strings,
-None) as they were; replay builds zeros of that layout. Nothing in it is code: containers are
+None) as they were; replay builds zeros of that layout, except that small integer and bool tensors
+(token ids, masks: at most ``MAX_INT_VALUES``) keep their values, because a model's control flow can
+depend on them (an encoder-decoder's sequence classifier pools at its ``</s>`` tokens and refuses ids
+without one). Nothing in it is code: containers are
 ``tuple`` / ``list`` / ``dict`` with string keys, dtypes come from a fixed list.
 """
 
@@ -22,6 +25,7 @@ MAX_DEPTH = 8
 MAX_NODES = 256
 MAX_LEAF_TENSORS = 16
 MAX_STRING = 256
+MAX_INT_VALUES = 4096  # token ids of a few sequences; larger integer tensors replay as zeros
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -60,7 +64,10 @@ def _node(x: Any, depth: int) -> dict[str, Any]:
     if isinstance(x, torch.Tensor):
         if x.dtype not in _NAMES:
             raise _Unrepresentable
-        return {"tensor": list(x.shape), "dtype": _NAMES[x.dtype]}
+        node: dict[str, Any] = {"tensor": list(x.shape), "dtype": _NAMES[x.dtype]}
+        if not x.is_floating_point() and x.numel() <= MAX_INT_VALUES:
+            node["values"] = [int(v) for v in x.detach().cpu().reshape(-1).tolist()]
+        return node
     if type(x) in (tuple, list):
         return {type(x).__name__: [_node(v, depth + 1) for v in x]}
     if type(x) is dict:
@@ -79,6 +86,8 @@ def build_inputs(layout: list[Any]) -> tuple[Any, ...]:
 
 def _build(node: dict[str, Any]) -> Any:
     if "tensor" in node:
+        if "values" in node:
+            return torch.tensor(node["values"], dtype=DTYPES[node["dtype"]]).reshape(node["tensor"])
         return torch.zeros(node["tensor"], dtype=DTYPES[node["dtype"]])
     if "tuple" in node:
         return tuple(_build(v) for v in node["tuple"])
@@ -102,12 +111,12 @@ def _check(node: Any, where: str, depth: int, count: dict[str, int], max_element
     count["nodes"] += 1
     if count["nodes"] > MAX_NODES or depth > MAX_DEPTH:
         raise CheckpointError(f"{where}: the input layout is deeper or larger than netsculpt writes")
-    if not isinstance(node, dict) or len(node) not in (1, 2):
+    if not isinstance(node, dict) or len(node) not in (1, 2, 3):
         raise CheckpointError(f"{where}: expected one of tensor / tuple / list / dict / value")
     if "tensor" in node:
         _check_tensor(node, where, count, max_elements, max_dim)
     elif len(node) != 1:
-        raise CheckpointError(f"{where}: only a tensor node has a second field ('dtype')")
+        raise CheckpointError(f"{where}: only a tensor node has more fields ('dtype', 'values')")
     elif "tuple" in node or "list" in node:
         items = node.get("tuple", node.get("list"))
         if not isinstance(items, list):
@@ -147,9 +156,27 @@ def _check_tensor(
         raise CheckpointError(
             f"{where}.tensor: {shape} holds {math.prod(shape):,} values; the limit is {max_elements:,}"
         )
+    if set(node) - {"tensor", "dtype", "values"}:
+        raise CheckpointError(f"{where}: a tensor node has only 'tensor', 'dtype' and 'values'")
+    if "values" in node:
+        _check_values(node["values"], shape, dtype, where)
     count["tensors"] += 1
     if count["tensors"] > MAX_LEAF_TENSORS:
         raise CheckpointError(f"{where}: more than {MAX_LEAF_TENSORS} input tensors")
+
+
+def _check_values(values: Any, shape: list[int], dtype: str, where: str) -> None:
+    """Recorded integer values: one per element, of an integer or bool dtype, within its range."""
+    if dtype.startswith("float") or dtype == "bfloat16":
+        raise CheckpointError(f"{where}.values: only integer and bool tensors record values")
+    if not isinstance(values, list) or len(values) != math.prod(shape) or len(values) > MAX_INT_VALUES:
+        raise CheckpointError(
+            f"{where}.values: a list of one integer per element (shape {shape}), at most {MAX_INT_VALUES}"
+        )
+    info = torch.iinfo(DTYPES[dtype]) if dtype != "bool" else None
+    lo, hi = (info.min, info.max) if info else (0, 1)
+    if not all(type(v) is int and lo <= v <= hi for v in values):
+        raise CheckpointError(f"{where}.values: integers within {dtype}'s range {lo}..{hi}")
 
 
 def check_recorded_inputs(edit: dict[str, Any], where: str, missing: str) -> None:

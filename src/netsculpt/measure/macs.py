@@ -122,8 +122,10 @@ def _formulas() -> dict[Any, Callable[..., int]]:
     # nn.LSTM / GRU / RNN run one fused kernel per layer and direction (oneDNN, float32 CPU) or per stack
     # (cuDNN, MIOpen); neither is in torch's table nor decomposes, so each would count as 0.
     # matmul of a matrix and a vector runs `mv`, nn.Bilinear runs `_trilinear`: neither is in the table.
+    # `_grouped_mm` (mixture-of-experts layers) multiplies each row of `a` by its expert's (K, N) matrix.
     for name, formula in [
         ("mv", lambda mat, vec, *args, **kw: mat.numel()),
+        ("_grouped_mm", lambda a, b, *args, **kw: a.numel() * b.shape[-1]),
         ("_trilinear", _trilinear_macs),
         ("mkldnn_rnn_layer", _mkldnn_rnn_layer_macs),
         ("_cudnn_rnn", _flat_rnn_macs),

@@ -182,7 +182,10 @@ def matmul(ctx: GraphBuilder, call: Call) -> None:
 
 @register_function_rule(*tensor_methods("addmm", "baddbmm", "addbmm"))
 def addmm(ctx: GraphBuilder, call: Call) -> None:
-    bias, a, b = call.args[0], call.args[1], call.args[2]
+    """``beta * input + alpha * (a @ b)``; the factors may come as keywords (Bloom's
+    ``alibi.baddbmm(batch1=q, batch2=k, beta=..., alpha=...)``: they were read by position)."""
+    first = "mat" if call.name.endswith("addmm") else "batch"
+    bias, a, b = call.arg(0, "input"), call.arg(1, f"{first}1"), call.arg(2, f"{first}2")
     out = call.outputs[0]
     la, lb, lo = _matmul_letters(a.ndim, b.ndim)
     tmp = Value(-1, out.shape, np.full((1,) * out.ndim, -1), np.zeros((1,) * out.ndim, bool), "product")
@@ -208,3 +211,39 @@ def einsum(ctx: GraphBuilder, call: Call) -> None:
             ctx.block(v.labels, f"{call.where} uses an einsum form netsculpt does not follow")
         return
     contract(ctx, list(zip(ops, terms)), rhs, call.outputs[0], call.where)
+
+
+_GROUPED_MM = [
+    f for f in (getattr(torch, "_grouped_mm", None), getattr(F, "grouped_mm", None)) if f is not None
+]
+
+
+def grouped_mm(ctx: GraphBuilder, call: Call) -> None:
+    """``out[r] = a[r] @ b[e(r)]``, ``e(r)`` the expert whose ``offs`` range holds row ``r`` (Hugging Face's
+    mixture-of-experts layers): channel-wise a matmul whose weight holds one matrix per expert, so a
+    channel leaves every expert together. The expert dim is chosen by position (the router), so it stays."""
+    a, b = call.arg(0, "mat_a"), call.arg(1, "mat_b")
+    if not (isinstance(a, Value) and isinstance(b, Value) and a.ndim == 2 and b.ndim == 3):
+        for v in call.inputs:
+            ctx.block(v.labels, f"{call.where} is a grouped matmul form netsculpt does not follow")
+        set_output(call.outputs[0], np.full((1,) * call.outputs[0].ndim, NO_CHANNEL, np.int64), False)
+        return
+    letters = "ekn"
+    if (
+        b.param is None
+        and b.view_of is not None
+        and sorted(d for d in b.view_of[1] if d is not None) == [0, 1, 2]
+    ):
+        # the weight transposed to (experts, in, out): contract the parameter itself, letters permuted
+        base, dims = b.view_of
+        b, letters = ctx.values[base], "".join(letters[dims.index(j)] for j in range(3))
+    where = f"{call.where} routes rows to experts along this dimension"
+    if b.param is not None and not b.is_buffer and b.shape[letters.index("e")] > 1:
+        ctx.block(ctx.member(b, letters.index("e"), ROLE_IN), where)
+    else:
+        ctx.block(b.labels, where)
+    contract(ctx, [(a, "sk"), (b, letters)], "sn", call.outputs[0], call.where)
+
+
+if _GROUPED_MM:
+    register_function_rule(*_GROUPED_MM)(grouped_mm)

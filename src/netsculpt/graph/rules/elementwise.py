@@ -195,7 +195,21 @@ register_function_rule(
     *tensor_methods("__rdiv__", "__xor__", "isnan", "isinf", "isfinite", "bitwise_and", "bitwise_or"),
     *tensor_methods("copysign", "xlogy", "float_power"),
 )(elementwise("none"))
-register_function_rule(*tensor_methods("where"))(elementwise("where3", ("condition", "input", "other")))
+
+
+@register_function_rule(*tensor_methods("where"))
+def where(ctx: GraphBuilder, call: Call) -> None:
+    """``where(c, a, b)`` picks element-wise; ``where(c)`` alone is ``nonzero(c, as_tuple=True)``: index
+    tensors whose length depends on the values (Switch Transformers' routing). It was read as the first
+    form and crashed on outputs of another rank."""
+    if len(call.args) + len(call.kwargs) > 1:
+        elementwise("where3", ("condition", "input", "other"))(ctx, call)
+        return
+    ctx.block(call.inputs[0].labels, f"{call.where} returns the positions of nonzero elements")
+    for out in call.outputs:
+        set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
+
+
 register_function_rule(*tensor_methods("masked_fill"))(elementwise("first", ("input", "mask")))
 register_function_rule(*tensor_methods("lerp", "addcmul", "addcdiv"))(
     elementwise("none", ("input", "tensor1", "tensor2"))
@@ -237,6 +251,11 @@ def reduction(exact_if_zero: bool):
     """Sum-like reductions are exact when masked channels are zero; mean/max/var are not."""
 
     def rule(ctx: GraphBuilder, call: Call) -> None:
+        if call.name.endswith(("max", "min")) and isinstance(call.arg(1, "other"), Value):
+            # torch.max(a, b) / torch.min(a, b) with a tensor is maximum / minimum, not a reduction
+            # (T5's relative position buckets); before, its tensor was read as the dims
+            elementwise("sum")(ctx, call)
+            return
         x = call.inputs[0]
         dims = _reduced_dims(call, x)
         lab = x.labels

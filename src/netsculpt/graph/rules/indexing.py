@@ -47,6 +47,19 @@ def getitem(ctx: GraphBuilder, call: Call) -> None:
         # a parameter table looked up by index (e.g. relative position bias): its other dims are free
         set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
         return
+    masks = [(i, k) for i, k in enumerate(index) if isinstance(k, Value) and k.ndim > 1]
+    if len(masks) == 1 and simple and indexed == [masks[0][0]] and out.ndim == x.ndim - masks[0][1].ndim + 1:
+        # a boolean mask over several dims (``h[eos_mask]``; VITS' flows: ``x[mask]``) flattens the
+        # elements it picks into one dim: channels elsewhere stay, channels it covers cannot
+        d, j = masks[0][0], masks[0][1].ndim
+        lab, zero = x.labels, np.broadcast_to(x.zero, x.labels.shape)
+        if any(n > 1 for n in lab.shape[d : d + j]):
+            ctx.block(lab, f"{call.where} gathers positions with a tensor index")
+            set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
+            return
+        shape = (*lab.shape[:d], 1, *lab.shape[d + j :])
+        set_output(out, lab.reshape(shape), zero.reshape(shape))
+        return
     d, n = indexed[0], len(indexed)
     # several tensor indices side by side (``feats[batch_ind, topk_ind]``, RT-DETR's query selection)
     # are broadcast together and their result takes their place; apart, it would move to the front
@@ -127,6 +140,12 @@ def narrow(ctx: GraphBuilder, call: Call) -> None:
     name = call.name.rsplit(".", 1)[-1]
     if name == "narrow":
         start, length = call.arg(2, "start"), call.arg(3, "length")
+        if isinstance(start, Value) or isinstance(length, Value):
+            # a 0-d tensor start or length (Longformer's chunks): the output's size is known, its
+            # offset is not, so a channel dim keeps every channel
+            if x.labels.shape[dim] > 1 and isinstance(start, Value):
+                ctx.keep_dim(x.labels, dim, f"{call.where} selects positions at a tensor offset")
+            start, length = 0 if isinstance(start, Value) else start, out.shape[dim]
         k: object = slice(start, start + length)
     elif name == "select":
         k = call.arg(2, "index")

@@ -119,6 +119,12 @@ def permute(ctx: GraphBuilder, call: Call) -> None:
     out.labels = np.transpose(x.labels, perm) if x.ndim > 1 else x.labels
     out.zero = np.transpose(np.broadcast_to(x.zero, x.labels.shape), perm) if x.ndim > 1 else x.zero
     out.bcast = tuple(x.bcast[p] for p in perm) if x.bcast else ()
+    if x.ndim > 1 and not (x.labels >= 0).any():
+        # a transposed parameter stays a view of it (a weight stored (in, out) used as (out, in))
+        if x.param is not None and not x.is_buffer:
+            out.view_of = (x.id, tuple(perm))
+        elif x.view_of is not None:
+            out.view_of = (x.view_of[0], tuple(x.view_of[1][p] for p in perm))
 
 
 register_property_rule("T", "mT", "H", "mH")(permute)
