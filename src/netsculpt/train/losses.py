@@ -47,7 +47,8 @@ class CrossEntropy:
         logits = logits_of(model(inputs))  # a Hugging Face ModelOutput: its .logits
         if isinstance(logits, torch.Tensor) and logits.dim() == 3 and targets.dim() == 1:
             raise TypeError(
-                f"the model returns per-token logits {tuple(logits.shape)} (a language model) but the "
+                f"CrossEntropy expects (batch, classes) logits; the model returns per-token logits "
+                f"{tuple(logits.shape)} (a language model?) but the "
                 f"targets {tuple(targets.shape)} are one class per sequence: cross-entropy cannot pair "
                 "them. For next-token loss give token batches (ids, (ids, labels = ids or -100), or a dict "
                 "with input_ids); for sequence classes use a *ForSequenceClassification head"
