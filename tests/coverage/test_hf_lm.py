@@ -85,6 +85,7 @@ def test_gradient_criteria_score_a_causal_lm(criterion: str) -> None:
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.filterwarnings("ignore:the plan does not list")  # the pinned groups keep everything
 def test_taylor_ranks_by_the_language_modelling_loss() -> None:
     """Removing the half of the SwiGLU units taylor scores lowest costs less next-token loss than removing
     the half it scores highest (first order: the scores are the loss change of each unit)."""
@@ -116,6 +117,8 @@ def test_per_sequence_labels_with_per_token_logits_are_refused() -> None:
     tags = DataLoader(TensorDataset(x, x % 5), batch_size=4)  # per-token classes, not the next token
     with pytest.raises(DataError, match="labels must equal"):
         ns.prune(model, x[:2], criterion="taylor", ratio=0.5, data=tags)
+    with pytest.raises(PruningError, match="one class label per sample"):  # before: (B, T) ids as classes
+        ns.prune(model, x[:2], criterion="hrel", ratio=0.5, data=[{"input_ids": x}])
     with pytest.raises(DataError, match="per token"):  # token batches for a sequence classifier
         ns.prune(
             llama(classifier=True), x[:2], criterion="taylor", ratio=0.5, data=DataLoader(x, batch_size=4)
