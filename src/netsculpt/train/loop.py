@@ -171,10 +171,25 @@ def language_task(loader: Any) -> Task | None:
     loaders = {"train": loader}
     saved = capture_rng(loaders)
     try:
-        batch = next(iter(loader), None)
+        batch = _first_batch(loader)
     finally:
         restore_rng(saved, loaders)
     return LanguageModeling() if token_batch_kind(batch) is not None else None
+
+
+def _first_batch(loader: Any) -> Any:
+    """A batch of one built from the dataset's first sample when the loader batches a map-style dataset
+    with the default collate (no worker processes start just to look), else the loader's first batch."""
+    from torch.utils.data import IterableDataset, default_collate
+
+    dataset = getattr(loader, "dataset", None)
+    plain = getattr(loader, "collate_fn", None) is default_collate and getattr(loader, "batch_size", None)
+    if plain and dataset is not None and not isinstance(dataset, IterableDataset):
+        try:
+            return default_collate([dataset[0]]) if len(dataset) else None
+        except (TypeError, IndexError, KeyError):
+            pass  # a dataset without integer indexing: ask the loader
+    return next(iter(loader), None)
 
 
 def _seed_everything(seed: int) -> None:
