@@ -6,8 +6,9 @@ Python standard library's docstrings (``netsculpt.data.text``; 90 / 5 / 5 split)
 layer's SwiGLU hidden units and its attention heads) loses 50 % with taylor and fisher (first-order /
 squared mask gradients of the next-token loss, as LLM-Pruner scores structures), l1 and random (3
 seeds). Every criterion sees the same calibration: ``--calib`` batches of 16 x 128 bytes drawn (seeded)
-from the training split. Test perplexity (exp of mean nats per predicted byte) is measured right after
-pruning and after the same short fine-tune (``--tune-steps`` AdamW steps, lr 1e-3, seed 0).
+from the training split (taylor and fisher also with 4x as many: the first ``--calib`` are the same).
+Test perplexity (exp of mean nats per predicted byte) is measured right after pruning and after the
+same short fine-tune (``--tune-steps`` AdamW steps, lr 1e-3, seed 0).
 
 The trained base is cached with ``ns.save`` under ``--cache`` (rerunning skips training).
 
@@ -100,7 +101,7 @@ def main() -> None:
     model, train_s = base_model(cache, splits, args.epochs)
     test = DataLoader(TokenWindows(splits["test"]), batch_size=64)
     g = torch.Generator().manual_seed(1)
-    calib_idx = torch.randperm(splits["train"].shape[0], generator=g)[: args.calib * BATCH].tolist()
+    calib_idx = torch.randperm(splits["train"].shape[0], generator=g)[: 4 * args.calib * BATCH].tolist()
     calib = DataLoader(Subset(TokenWindows(splits["train"]), calib_idx), batch_size=BATCH)
     example = splits["test"][:2]
     base_ppl = perplexity(model, test)
@@ -109,11 +110,13 @@ def main() -> None:
         f"base: test perplexity {base_ppl:.3f} (training {train_s:.0f} s; 0 = loaded from cache)", flush=True
     )
     rows = []
-    runs = [("taylor", "taylor"), ("fisher", "fisher"), ("l1", "l1")]
-    runs += [(f"random (seed {s})", get_criterion("random", seed=s)) for s in range(3)]
-    for name, criterion in runs:
+    n = args.calib
+    runs = [("taylor", "taylor", n), ("fisher", "fisher", n), ("l1", "l1", n)]
+    runs += [(f"random (seed {s})", get_criterion("random", seed=s), n) for s in range(3)]
+    runs += [("taylor, 4x calibration", "taylor", 4 * n), ("fisher, 4x calibration", "fisher", 4 * n)]
+    for name, criterion, batches in runs:
         start = time.perf_counter()
-        small = ns.prune(model, example, criterion=criterion, ratio=0.5, data=calib, calib_batches=args.calib)
+        small = ns.prune(model, example, criterion=criterion, ratio=0.5, data=calib, calib_batches=batches)
         prune_s = time.perf_counter() - start
         macs = count_macs(small, example)[0] / base_macs
         before = perplexity(small, test)
@@ -121,7 +124,7 @@ def main() -> None:
         after = fine_tune(small, splits, args.tune_steps, test)
         tune_s = time.perf_counter() - start
         rows.append((name, macs, before, after, prune_s, tune_s))
-        print(f"{name:16s} MACs {macs:.3f}x  ppl {before:8.3f} -> {after:7.3f}  "
+        print(f"{name:22s} MACs {macs:.3f}x  ppl {before:8.3f} -> {after:7.3f}  "
               f"(prune {prune_s:.1f} s, tune {tune_s:.1f} s)", flush=True)  # fmt: skip
     print()
     print(f"base test perplexity {base_ppl:.3f}; 50 % of every group (SwiGLU units, heads), "
@@ -130,7 +133,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for name, macs, before, after, prune_s, tune_s in rows:
         print(f"| {name} | {macs:.3f}x | {before:.3f} | {after:.3f} | {prune_s:.1f} | {tune_s:.1f} |")
-    rand = [r for r in rows if r[0].startswith("random")]
+    rand = [r for r in rows if r[0].startswith("random")]  # the 4x rows print above this mean
     print(f"| random, mean of 3 | | {statistics.mean(r[2] for r in rand):.3f} "
           f"| {statistics.mean(r[3] for r in rand):.3f} | | |")  # fmt: skip
     print_calibration("end")
