@@ -207,6 +207,17 @@ def _box() -> dict:
 def test_a_task_that_is_neither_a_name_nor_a_task_is_named():
     # task=3 failed inside difflib ("'int' object is not iterable")
     with pytest.raises(
-        ConfigError, match=r"task= takes a task name \(classification, detection, segmentation\)"
+        ConfigError,
+        match=r"task= takes a task name \(classification, detection, language_modeling, segmentation\)",
     ):
         get_task(3)
+
+
+def test_language_modeling_in_a_recipe_is_refused_with_the_way_to_run_it():
+    # before: IndexError from naming the (absent) data names of the task
+    from types import SimpleNamespace
+
+    from netsculpt.pipeline.dense import check_task_data
+
+    with pytest.raises(ValueError, match="no recipe or CLI data yet"):
+        check_task_data("language_modeling", SimpleNamespace(name="mnist5k", options={}))

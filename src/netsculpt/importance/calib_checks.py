@@ -38,6 +38,14 @@ def check_labels(labels: Any, criterion: str) -> None:
 def check_logits(output: Any, labels: Any) -> None:
     """The default calibration loss is cross-entropy: (batch, classes) logits and class indices in range
     (or (batch, classes) probabilities)."""
+    if isinstance(output, Tensor) and output.dim() == 3 and isinstance(labels, Tensor) and labels.dim() == 1:
+        raise PruningError(
+            f"the model returns per-token logits {tuple(output.shape)} (a language model) but the labels "
+            f"{tuple(labels.shape)} are one class per sequence, so neither loss applies: for next-token "
+            "cross-entropy pass token batches (ids alone, (ids, labels) with labels = ids or -100, or a "
+            "dict with input_ids / attention_mask); for sequence classes use a *ForSequenceClassification "
+            "head"
+        )
     if not isinstance(output, Tensor) or output.dim() != 2:
         got = f"shape {tuple(output.shape)}" if isinstance(output, Tensor) else a_type(output)
         raise PruningError(

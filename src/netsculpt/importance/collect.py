@@ -128,6 +128,8 @@ def stream(
                 max_batches if max_batches is not None else (len(data) if hasattr(data, "__len__") else None)
             )
             for batch in track(batches, description, total=total):
+                if task is None and default_loss and seen == 0:
+                    task = language_task_for(batch, stat)
                 if task is not None:
                     seen += _task_batch(model, task, batch, stat.needs_gradients, current, calls)
                     continue
@@ -194,8 +196,26 @@ def _task_batch(model: nn.Module, task: Any, batch: Any, gradients: bool, curren
         model.zero_grad(set_to_none=True)
     else:
         with torch.no_grad():
-            model(inputs)
+            task.forward(model, inputs)
     return task.batch_size(inputs, targets)
+
+
+def language_task_for(batch: Any, stat: StreamingStatistic) -> Any:
+    """The ``language_modeling`` task when the first batch is token ids (``tasks/language_model.py``) and
+    the criterion differentiates a loss (taylor, fisher) or the batch is a dict (which only that task
+    can call the model with); otherwise None, and a plain ids tensor keeps the activation-only path.
+    A criterion sorting samples by class (hrel, gpp) has no class per text: refused."""
+    from netsculpt.tasks.language_model import LanguageModeling, token_batch_kind
+
+    kind = token_batch_kind(batch)
+    if kind is None or (kind != "dict" and not stat.needs_gradients):
+        return None
+    if _LABELS in getattr(stat, "needs", ()) and not stat.needs_gradients:
+        raise PruningError(
+            f"{type(stat).__name__} needs one class label per sample, and token batches carry the next "
+            "token as their labels; use taylor or fisher (next-token loss), chip or hrank, or l1"
+        )
+    return LanguageModeling()
 
 
 def _take(data: Iterable[Any], n: int) -> Iterable[Any]:

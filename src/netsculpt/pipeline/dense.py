@@ -88,6 +88,11 @@ def check_task_data(task: str, data: Any) -> bool:
         return True
     if DENSE_DATA.get(name) != task:
         wanted = [n for n, t in DENSE_DATA.items() if t == task]
+        if not wanted:  # language_modeling: token batches come from the Python API (docs/criteria.md)
+            raise ValueError(
+                f"task {task!r} has no recipe or CLI data yet: run it from Python with loaders of token ids "
+                "(netsculpt.data.text.text_loaders; docs/criteria.md 'Language models')"
+            )
         names = ", ".join(map(repr, wanted[:-1])) + f" or {wanted[-1]!r}"
         raise ValueError(f"task {task!r} reads data {names}, not {name!r}")
     accepted = OPTIONS.get(name, CANVAS_OPTIONS)

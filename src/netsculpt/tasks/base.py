@@ -46,6 +46,10 @@ class Task:
     def batch_size(self, inputs: Any, targets: Any) -> int:
         return len(inputs) if isinstance(inputs, list | tuple) else int(inputs.shape[0])
 
+    def forward(self, model: nn.Module, inputs: Any) -> Any:
+        """The model's output on one batch's inputs (a language model takes a dict as keywords)."""
+        return model(inputs)
+
     def loss(self, model: nn.Module, inputs: Any, targets: Any) -> tuple[Tensor, Any]:
         """The training loss of one batch and the model's output (a :data:`netsculpt.train.LossFn`)."""
         raise NotImplementedError

@@ -25,6 +25,7 @@ METRIC_LABELS = {
     "kp_map": "keypoint AP@[.5:.95] (OKS)",
     "kp_map_50": "keypoint AP@.5 (OKS)",
     "miou": "mIoU",
+    "token_accuracy": "next-token accuracy",
     "pixel_acc": "pixel accuracy",
 }
 

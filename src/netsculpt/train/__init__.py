@@ -15,7 +15,7 @@ from netsculpt.train.config import PRESETS, TrainConfig
 from netsculpt.train.ddp import DistContext, init_distributed
 from netsculpt.train.distill import DistillationLoss, DistillConfig, distill, kd_loss
 from netsculpt.train.early_stop import EarlyStopping
-from netsculpt.train.evaluate import evaluate
+from netsculpt.train.evaluate import LMEvaluation, evaluate
 from netsculpt.train.loop import train
 from netsculpt.train.losses import CrossEntropy, LossFn
 from netsculpt.train.optim import lr_factor
@@ -29,6 +29,7 @@ __all__ = [
     "DistillConfig",
     "DistillationLoss",
     "EarlyStopping",
+    "LMEvaluation",
     "LossFn",
     "NonFiniteLossError",
     "TrainConfig",

@@ -34,7 +34,7 @@ from netsculpt.logits import logits_of
 from netsculpt.train.config import TrainConfig
 from netsculpt.train.early_stop import EarlyStopping
 from netsculpt.train.hints import HintAdapters, build_adapters, hint_taps, hint_term
-from netsculpt.train.loop import EpochCallback, train
+from netsculpt.train.loop import EpochCallback, language_task, train
 from netsculpt.train.result import TrainResult
 
 
@@ -306,7 +306,8 @@ def distill(
     test sample. Everything else is :func:`netsculpt.train.train` (checkpoints, resume, DDP, early stopping on
     ``val_loader``). A ``task``
     other than classification distils what it says it matches (``netsculpt.tasks.distill``: per-pixel soft
-    targets for segmentation, the head's class logits and box regression for detection).
+    targets for segmentation, the head's class logits and box regression for detection); batches of token
+    ids distil a causal language model's next-token distributions (``language_modeling``).
     """
     materialised(student, "distil into")  # hint adapters are sized by a student forward
     materialised(teacher, "distil from")  # its forward would draw the teacher's weights at random
@@ -317,6 +318,8 @@ def distill(
 
         resolved = get_task(task)
         dense = resolved if resolved.name != "classification" else None
+    else:  # token batches: a causal LM, distilled token by token (tasks/lm_distill.py)
+        dense = language_task(train_loader)
     if dense is not None:
         sizing = {"student": student, "example_inputs": _example_input(test_loader), "seed": config.seed}
         loss = (

@@ -89,7 +89,7 @@ def train(
                 "val_loader is the test loader: early stopping on the split a run reports tunes the result "
                 "to its own exam; hold out part of the training data instead"
             )
-    dense = _dense_task(task)
+    dense = _dense_task(task) if task is not None else language_task(train_loader)
     ctx = ddp.init_distributed(device)
     if dense is not None and ctx.distributed and not dense.distributed:
         raise ConfigError(
@@ -158,6 +158,38 @@ def _dense_task(task: str | Task | None) -> Task | None:
 
     resolved = get_task(task)
     return None if resolved.name == "classification" else resolved
+
+
+def language_task(loader: Any) -> Task | None:
+    """The ``language_modeling`` task when the loader's first batch is token ids (a ``(batch, seq)``
+    integer tensor, ``(ids, labels)`` with per-token labels, or a dict with ``input_ids``; see
+    ``tasks/language_model.py``), else None (classification). Drawing that batch leaves every random
+    stream as it was, so the run is the same."""
+    from netsculpt.tasks.language_model import LanguageModeling, token_batch_kind
+    from netsculpt.train.checkpoint import capture_rng, restore_rng
+
+    loaders = {"train": loader}
+    saved = capture_rng(loaders)
+    try:
+        batch = _first_batch(loader)
+    finally:
+        restore_rng(saved, loaders)
+    return LanguageModeling() if token_batch_kind(batch) is not None else None
+
+
+def _first_batch(loader: Any) -> Any:
+    """A batch of one built from the dataset's first sample when the loader batches a map-style dataset
+    with the default collate (no worker processes start just to look), else the loader's first batch."""
+    from torch.utils.data import IterableDataset, default_collate
+
+    dataset = getattr(loader, "dataset", None)
+    plain = getattr(loader, "collate_fn", None) is default_collate and getattr(loader, "batch_size", None)
+    if plain and dataset is not None and not isinstance(dataset, IterableDataset):
+        try:
+            return default_collate([dataset[0]]) if len(dataset) else None
+        except (TypeError, IndexError, KeyError):
+            pass  # a dataset without integer indexing: ask the loader
+    return next(iter(loader), None)
 
 
 def _seed_everything(seed: int) -> None:

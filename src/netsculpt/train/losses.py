@@ -45,6 +45,14 @@ class CrossEntropy:
 
     def __call__(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         logits = logits_of(model(inputs))  # a Hugging Face ModelOutput: its .logits
+        if isinstance(logits, torch.Tensor) and logits.dim() == 3 and targets.dim() == 1:
+            raise TypeError(
+                f"CrossEntropy expects (batch, classes) logits; the model returns per-token logits "
+                f"{tuple(logits.shape)} (a language model?) but the "
+                f"targets {tuple(targets.shape)} are one class per sequence: cross-entropy cannot pair "
+                "them. For next-token loss give token batches (ids, (ids, labels = ids or -100), or a dict "
+                "with input_ids); for sequence classes use a *ForSequenceClassification head"
+            )
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise TypeError(

@@ -74,7 +74,8 @@ def test_pass(run: Run) -> tuple[float, float | None, dict[str, float]]:
     or a dense task's headline metric, no loss, and all its metrics as ``test_<name>``."""
     if run.task is not None:
         metrics = run.task.evaluate(run.model, run.loaders["test"])
-        return metrics[run.task.metric], None, {f"test_{k}": v for k, v in metrics.items()}
+        loss = metrics.get("loss")  # a language model's nats per token; detection and segmentation: None
+        return metrics[run.task.metric], loss, {f"test_{k}": v for k, v in metrics.items()}
     sums = evaluate_sums(run.model, run.loaders["test"])
     correct, seen, loss_sum = ddp.all_reduce_sum(list(sums), run.ctx, run.device)
     if seen == 0:
