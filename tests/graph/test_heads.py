@@ -122,6 +122,39 @@ def test_a_head_count_attribute_follows_the_pruning(head_size: int | None) -> No
     assert (small.num_heads, small.attn_dim) == (2, 16)
 
 
+class DerivedHeadSize(nn.Module):
+    """BLIP's attention: ``reshape(B, N, 3, self.num_heads, embed_dim // self.num_heads)`` with ``embed_dim``
+    read from the *input* (``x.size()``), so the head size is computed from the head count; the heads merge
+    back with ``self.embed_dim``."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        self.num_heads, self.embed_dim = 4, dim
+        self.qkv, self.projection = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, embed_dim = x.size()
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, embed_dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        scores = (qkv[0] @ qkv[1].transpose(-1, -2) * 0.25).softmax(-1)
+        context = (scores @ qkv[2]).permute(0, 2, 1, 3)
+        context = context.reshape(context.size()[:-2] + (self.embed_dim,))
+        return self.out(self.projection(context))
+
+
+def test_a_head_size_computed_from_the_head_count_keeps_the_heads() -> None:
+    """Rewriting ``num_heads`` would change ``embed_dim // num_heads`` too: the pruned BLIP no longer ran
+    (``shape '[2, 17, 3, 1, 32]' is invalid``), found by benchmarks/hf_sweep.py after heads landed."""
+    torch.manual_seed(0)
+    model, x = DerivedHeadSize().eval(), torch.randn(2, 5, 32)
+    graph = ns.trace(model, x)
+    plan = random_plan(graph, 0.5, seed=0)
+    err = pruning_error(model, graph, plan, (x,))
+    assert err <= TOLERANCE, f"relative error {err:.2e}"
+    small = ns.apply_plan(copy.deepcopy(model), plan, x, graph=graph)
+    assert small.num_heads == 4
+
+
 def test_timm_attention_prunes_heads_and_rewrites_num_heads() -> None:
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)

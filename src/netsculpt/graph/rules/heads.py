@@ -19,6 +19,8 @@ number keeps its dim, with the reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from torch import nn
 
@@ -57,6 +59,55 @@ class SizeAttribute(int):
         return int(self)
 
 
+class DerivedSize(int):
+    """An int the model's code computed from marked attributes (BLIP's ``embed_dim // self.num_heads``):
+    rewriting those attributes would change it, so a split sized by it keeps its count
+    (``attribute_sizes``)."""
+
+    sources: frozenset[tuple[str, str]]
+
+    def __new__(cls, n: int, sources: frozenset[tuple[str, str]]) -> DerivedSize:
+        self = super().__new__(cls, n)
+        self.sources = sources
+        return self
+
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        return int, (int(self),)
+
+    def __copy__(self) -> int:
+        return int(self)
+
+    def __deepcopy__(self, memo: dict) -> int:
+        return int(self)
+
+
+def _sources(n: object) -> frozenset[tuple[str, str]]:
+    if isinstance(n, SizeAttribute):
+        return frozenset({(n.module, n.name)})
+    return n.sources if isinstance(n, DerivedSize) else frozenset()
+
+
+def _derive(op: str, reflected: bool = False) -> Callable[[int, object], object]:
+    """An int operator of a marked size whose int result remembers the attributes it came from."""
+    base = getattr(int, f"__{'r' if reflected else ''}{op}__")
+
+    def method(self: int, other: object) -> object:
+        if _counted(other):  # a channel count's own arithmetic (graph/sizes.py) decides
+            return NotImplemented
+        result = base(int(self), int(other) if isinstance(other, int) else other)
+        if type(result) is int and isinstance(other, int) and not isinstance(other, bool):
+            return DerivedSize(result, _sources(self) | _sources(other))
+        return result
+
+    return method
+
+
+for _op in ("floordiv", "mul", "add", "sub", "mod"):
+    for _cls in (SizeAttribute, DerivedSize):
+        setattr(_cls, f"__{_op}__", _derive(_op))
+        setattr(_cls, f"__r{_op}__", _derive(_op, reflected=True))
+
+
 def mark_size_attributes(model: nn.Module) -> None:
     """Mark the head-count and width attributes of the model's own (non-torch) modules; the trace's
     ``ModuleSnapshot`` puts the plain ints back afterwards."""
@@ -77,7 +128,7 @@ def _counted(n: object) -> bool:
 
 def fixed(n: object) -> bool:
     """A size written as a number, or read from a module attribute that stays (a head size)."""
-    return (type(n) is int or isinstance(n, SizeAttribute)) and n != -1
+    return (type(n) is int or isinstance(n, SizeAttribute | DerivedSize)) and n != -1
 
 
 def attribute_sizes(sizes: list | None, splits: list[list[int]]) -> dict[int, tuple[str, str]]:
@@ -89,6 +140,15 @@ def attribute_sizes(sizes: list | None, splits: list[list[int]]) -> dict[int, tu
     found = {j: (n.module, n.name) for j, n in enumerate(sizes) if isinstance(n, SizeAttribute)}
     for dims in splits:
         outer = dims[:-1]
+        inner = sizes[dims[-1]]
+        if _counted(inner) or (
+            isinstance(inner, DerivedSize) and any(found.get(d) in inner.sources for d in outer)
+        ):
+            # the head size is computed from a channel count or from the head count itself (BLIP's
+            # ``embed_dim // self.num_heads``): rewriting the head count would change it, so it stays
+            for d in outer:
+                found.pop(d, None)
+            continue
         heads_free = any(sizes[d] == -1 or _counted(sizes[d]) for d in outer) or any(
             d in found and _says_heads(found[d][1]) for d in outer
         )
