@@ -61,7 +61,7 @@ def label_param_operand(
                 owner, dim = ctx.values[base], dims[d - pad]
             atoms = ctx.member(owner, dim, role, buffer_produces=True)
             # zeroed by masking only if its member produces (a tensor met first as a statistic stays one)
-            zeroed = ctx.members[(owner.param, dim % owner.ndim)].role == ROLE_OUT
+            zeroed = ctx.members[(owner.param, dim % owner.ndim)].role == ROLE_OUT and not v.view_shifted
             v.labels = along(atoms, d - pad, v.ndim)
             v.zero = np.full(v.labels.shape, zeroed)
             op.labels = along(atoms, d, len(op.shape))

@@ -92,6 +92,10 @@ NOT_ZERO_PRESERVING = [
 ]
 
 
+# copies of their input's values: a parameter view stays one through them (Swin's ``.contiguous()``)
+_COPIES = ("contiguous", "clone", "detach", "float", "double", "half", "bfloat16", "to", "type", "type_as")
+
+
 def unary(zero_preserving: bool):
     def rule(ctx: GraphBuilder, call: Call) -> None:
         x = call.inputs[0] if call.inputs else None
@@ -102,6 +106,8 @@ def unary(zero_preserving: bool):
             out.labels = x.labels
             out.bcast = x.bcast
             out.zero = x.zero if zero_preserving else np.zeros_like(x.zero)
+            if call.name.rsplit(".", 1)[-1] in _COPIES:
+                out.view_of, out.view_shifted = x.view_of, x.view_shifted
 
     return rule
 
@@ -174,8 +180,35 @@ def elementwise(kind: str, names: tuple[str, ...] = ("input", "other")):
                 ops.append(scalar_operand(a, out.ndim))
         labels, zero = merge_elementwise(ctx, ops, out.shape, kind, call.where)
         set_output(out, labels, zero)
+        if kind == "sum" and not (out.labels >= 0).any():
+            _shifted_view(ops, out)
 
     return rule
+
+
+def _shifted_view(ops: list[Operand], out: Value) -> None:
+    """A parameter view plus terms that are copies along its mapped dims is still sliced with it.
+
+    timm's fused Swin adds the shift-window mask, expanded over ``self.num_heads``, to the gathered bias
+    table before SDPA: removing head ``k`` of the sum removes column ``k`` of the table and one copy of the
+    mask. The sum is not zero when the column is masked (``view_shifted``); attention does not need it to.
+    """
+    views = [op for op in ops if op.value is not None and op.value.view_of is not None]
+    if len(views) != 1:
+        return
+    view = views[0]
+    base, dims = view.value.view_of
+    pad = out.ndim - view.value.ndim
+    mapping = tuple(
+        None if d < pad or view.shape[d] != out.shape[d] else dims[d - pad] for d in range(out.ndim)
+    )
+    mapped = [d for d, m in enumerate(mapping) if m is not None]
+    for op in ops:
+        if op is not view and any(op.shape[d] > 1 and not op.bcast[d] for d in mapped):
+            return  # another term varies along the parameter's dim: its values are not the parameter's
+    if mapped:
+        others_zero = all(bool(np.all(op.zero)) for op in ops if op is not view)
+        out.view_of, out.view_shifted = (base, mapping), view.value.view_shifted or not others_zero
 
 
 register_function_rule(
