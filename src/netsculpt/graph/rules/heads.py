@@ -142,7 +142,7 @@ def record_attributes(ctx: GraphBuilder, out: Value, by_attribute: dict[int, tup
 
 
 # constant fills: every element of one is the same number, so each head's slice is one too
-_FILLS = {"zeros": True, "new_zeros": True, "ones": False, "new_ones": False, "full": False, "new_full": False}
+_FILLS = {"zeros": True, "new_zeros": True} | dict.fromkeys(("ones", "new_ones", "full", "new_full"), False)
 
 
 def constant_per_head(ctx: GraphBuilder, call: Call, out: Value) -> None:

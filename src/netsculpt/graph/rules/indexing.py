@@ -227,7 +227,7 @@ def split(ctx: GraphBuilder, call: Call) -> None:
 def _attribute_pieces(call: Call, x: Value, dim: int) -> heads.SizeAttribute | None:
     """The piece size of ``split(self.split_size, dim)`` when it is a marked width attribute (heads.py)
     and cuts ``dim`` into two or more equal pieces: the surgery then rewrites it to the pruned piece."""
-    size = call.args[1] if len(call.args) > 1 else call.kwargs.get("split_size", call.kwargs.get("split_size_or_sections"))
+    size = call.arg(1, "split_size", call.kwargs.get("split_size_or_sections"))
     if not isinstance(size, heads.SizeAttribute) or not heads.says_width(size.name):
         return None
     return size if size > 0 and x.shape[dim] % size == 0 and x.shape[dim] // size > 1 else None
