@@ -108,13 +108,41 @@ def test_hugging_face_swin_prunes_whole_heads() -> None:
 
 def test_torchvision_swin_keeps_heads_tied_to_its_model_width() -> None:
     """``reshape(B, N, 3, num_heads, C // num_heads)`` with ``C`` the block's input width: fewer heads
-    would change the head size, so the heads prune only with that width, which LayerNorm pins."""
+    would widen the others, so head-dim positions go instead, with the model width, which LayerNorm pins;
+    ``allow_inexact`` opens them (it pinned them hard until 2026-12-08)."""
     from torchvision.models.swin_transformer import SwinTransformer
 
-    model = SwinTransformer([4, 4], 32, [2], [2], [4, 4], num_classes=5).eval()
-    graph = ns.trace(model, torch.randn(1, 3, 16, 16))
-    heads = _groups_holding(graph, "features.1.0.attn.qkv.weight")[0]
-    assert heads.n_prunable == 0 and any("sizes a tensor with the channel count" in r for r in heads.reasons)
+    model, x = SwinTransformer([4, 4], 32, [2], [2], [4, 4], num_classes=5).eval(), torch.randn(1, 3, 16, 16)
+    heads = _groups_holding(ns.trace(model, x), "features.1.0.attn.qkv.weight")[0]
+    assert heads.n_prunable == 0 and any("normalises over these channels" in r for r in heads.reasons)
+    loose = _groups_holding(ns.trace(model, x, allow_inexact=True), "features.1.0.attn.qkv.weight")[0]
+    assert loose.n_prunable == loose.size == 16  # the head size's positions, each with 2 of the 32 widths
+
+
+class CountedHeadSize(nn.Module):
+    """BLIP's layout: ``reshape(B, N, 3, self.num_heads, C // self.num_heads)`` with ``C`` read from the
+    input, merged back with ``self.embed_dim``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_heads, self.embed_dim = 4, 16
+        self.embed, self.qkv, self.proj = nn.Linear(3, 16), nn.Linear(16, 48), nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+        return self.proj(out.reshape(b, n, self.embed_dim))
+
+
+def test_a_head_size_counted_from_the_input_width_keeps_the_heads() -> None:
+    """Fewer heads would widen each head (``C`` stays): they are not whole heads. Until 2026-12-08 they
+    were, and the pruned model failed to run (BLIP in benchmarks/hf_sweep.py)."""
+    torch.manual_seed(0)
+    model, x = CountedHeadSize().eval(), torch.randn(2, 5, 3)
+    graph, small = _exact_at_half(model, x)
+    assert graph.group("qkv").n_prunable == 0 and small.num_heads == 4
 
 
 def _gpt2(use_cache: bool) -> tuple[nn.Module, torch.Tensor]:

@@ -105,7 +105,10 @@ def head_axis(dims: list[int], sizes: list | None, by_attribute: dict) -> int | 
     if sizes is None:
         return None
     named = [d for d in dims[:-1] if d in by_attribute and _says_heads(by_attribute[d][1])]
-    if len(named) == 1:  # ``reshape(B, N, 3, self.num_heads, -1)`` (timm Swin): the rest is the head size
+    # ``reshape(B, N, 3, self.num_heads, -1)`` (timm Swin): the rest is the head size. Not when the head
+    # size is another tensor's count over the heads (BLIP's ``embed_dim // self.num_heads`` with
+    # ``embed_dim`` read from the input): fewer heads would make each head wider, not drop one
+    if len(named) == 1 and not _counted(sizes[dims[-1]]):
         return named[0]
     free = [d for d in dims if sizes[d] == -1 or _counted(sizes[d]) or d in by_attribute]
     if len(free) != 1 or free[0] == dims[-1] or not fixed(sizes[dims[-1]]) or dims[-1] in by_attribute:
