@@ -35,6 +35,9 @@ class Value:
     # value id and, per dim of this value, the parameter dim it shows (None: an inserted size-1 dim, or
     # a size the model's code wrote as a constant, which would not follow pruning)
     view_of: tuple[int, tuple[int | None, ...]] | None = None
+    # the view's values are the parameter's plus a term broadcast along its mapped dims (Swin's shift
+    # mask added to its gathered bias table): sliced with the parameter, but not zero when it is masked
+    view_shifted: bool = False
     # the call that first made masked channels nonzero (``scale * x + bias`` with a scalar bias), kept
     # along the ops that carry them, so "reads channels that are not zero when masked" can say why
     nonzero_by: str | None = None

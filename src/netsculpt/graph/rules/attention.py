@@ -31,11 +31,15 @@ def sdpa(ctx: GraphBuilder, call: Call) -> None:
     )
     contract(ctx, [(q, batch + "LE"), (k, batch + "SE")], batch + "LS", logits, call.where)
     mask = call.arg(3, "attn_mask")
-    if isinstance(mask, Value):  # e.g. a relative position bias whose head dim comes out of an MLP
-        ctx.block(mask.labels, f"{call.where} adds it to the attention logits, whose size is fixed")
-        if (logits.labels >= 0).any():  # whole heads: the mask's head dim must lose them too, or pin them
+    if isinstance(mask, Value):
+        if (logits.labels >= 0).any():
+            # whole heads: the mask's head dim loses them too (a bias table or an MLP's outputs, sliced
+            # with the head), or pins them; its channels on other dims meet none and are pinned. A masked
+            # head's output stays zero whatever its mask: its values are zero.
             ops = [align(logits, logits.ndim), align(mask, logits.ndim)]
             logits.labels, _ = merge_elementwise(ctx, ops, logits.shape, "sum", call.where)
+        else:  # e.g. a relative position bias whose head dim comes out of an MLP, heads written as numbers
+            ctx.block(mask.labels, f"{call.where} adds it to the attention logits, whose size is fixed")
     # softmax makes masked logits nonzero; their labels stay (whole heads tie q, k and v head by head)
     logits.zero = np.zeros(logits.labels.shape, bool)
     contract(ctx, [(logits, batch + "LS"), (v, batch + "SV")], batch + "LV", out, call.where)

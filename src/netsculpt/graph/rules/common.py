@@ -61,12 +61,37 @@ def label_param_operand(
                 owner, dim = ctx.values[base], dims[d - pad]
             atoms = ctx.member(owner, dim, role, buffer_produces=True)
             # zeroed by masking only if its member produces (a tensor met first as a statistic stays one)
-            zeroed = ctx.members[(owner.param, dim % owner.ndim)].role == ROLE_OUT
+            zeroed = ctx.members[(owner.param, dim % owner.ndim)].role == ROLE_OUT and not v.view_shifted
             v.labels = along(atoms, d - pad, v.ndim)
             v.zero = np.full(v.labels.shape, zeroed)
             op.labels = along(atoms, d, len(op.shape))
             op.zero = np.full(op.labels.shape, zeroed)
             return
+
+
+def shifted_view(ops: list[Operand], out: Value) -> None:
+    """A parameter view plus terms that are copies along its mapped dims is still sliced with it.
+
+    timm's fused Swin adds the shift-window mask, expanded over ``self.num_heads``, to the gathered bias
+    table before SDPA: removing head ``k`` of the sum removes column ``k`` of the table and one copy of the
+    mask. The sum is not zero when the column is masked (``view_shifted``); attention does not need it to.
+    """
+    views = [op for op in ops if op.value is not None and op.value.view_of is not None]
+    if len(views) != 1:
+        return
+    view = views[0]
+    base, dims = view.value.view_of
+    pad = out.ndim - view.value.ndim
+    mapping = tuple(
+        None if d < pad or view.shape[d] != out.shape[d] else dims[d - pad] for d in range(out.ndim)
+    )
+    mapped = [d for d, m in enumerate(mapping) if m is not None]
+    for op in ops:
+        if op is not view and any(op.shape[d] > 1 and not op.bcast[d] for d in mapped):
+            return  # another term varies along the parameter's dim: its values are not the parameter's
+    if mapped:
+        others_zero = all(bool(np.all(op.zero)) for op in ops if op is not view)
+        out.view_of, out.view_shifted = (base, mapping), view.value.view_shifted or not others_zero
 
 
 def merge_elementwise(

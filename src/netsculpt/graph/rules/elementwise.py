@@ -8,7 +8,14 @@ import torch.nn.functional as F
 
 from netsculpt.graph.builder import GraphBuilder, Value, nonzero_note
 from netsculpt.graph.registry import Call, register_function_rule, tensor_methods
-from netsculpt.graph.rules.common import Operand, align, merge_elementwise, scalar_operand, set_output
+from netsculpt.graph.rules.common import (
+    Operand,
+    align,
+    merge_elementwise,
+    scalar_operand,
+    set_output,
+    shifted_view,
+)
 
 # f(0) == 0: a masked (all-zero) channel stays zero, so removing it later is exact.
 ZERO_PRESERVING = [
@@ -92,6 +99,10 @@ NOT_ZERO_PRESERVING = [
 ]
 
 
+# copies of their input's values: a parameter view stays one through them (Swin's ``.contiguous()``)
+_COPIES = ("contiguous", "clone", "detach", "float", "double", "half", "bfloat16", "to", "type", "type_as")
+
+
 def unary(zero_preserving: bool):
     def rule(ctx: GraphBuilder, call: Call) -> None:
         x = call.inputs[0] if call.inputs else None
@@ -102,6 +113,8 @@ def unary(zero_preserving: bool):
             out.labels = x.labels
             out.bcast = x.bcast
             out.zero = x.zero if zero_preserving else np.zeros_like(x.zero)
+            if call.name.rsplit(".", 1)[-1] in _COPIES:
+                out.view_of, out.view_shifted = x.view_of, x.view_shifted
 
     return rule
 
@@ -174,6 +187,8 @@ def elementwise(kind: str, names: tuple[str, ...] = ("input", "other")):
                 ops.append(scalar_operand(a, out.ndim))
         labels, zero = merge_elementwise(ctx, ops, out.shape, kind, call.where)
         set_output(out, labels, zero)
+        if kind == "sum" and not (out.labels >= 0).any():
+            shifted_view(ops, out)
 
     return rule
 

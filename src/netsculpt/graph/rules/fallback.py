@@ -8,6 +8,7 @@ import torch
 from netsculpt.graph.builder import GraphBuilder
 from netsculpt.graph.labels import NO_CHANNEL
 from netsculpt.graph.registry import FUNCTION_RULES, Call, register_function_rule, tensor_methods
+from netsculpt.graph.rules import heads
 
 
 def unknown(ctx: GraphBuilder, call: Call) -> None:
@@ -32,7 +33,10 @@ FUNCTION_RULES["__unknown__"] = unknown
     torch.Tensor.__bool__ if hasattr(torch.Tensor, "__bool__") else torch.zeros,
 )
 def constant(ctx: GraphBuilder, call: Call) -> None:
-    """New tensors whose size comes from plain numbers: they carry no channels."""
+    """New tensors whose size comes from plain numbers: they carry no channels. One sized by a head
+    count attribute is the exception (heads.py): it follows the heads it meets."""
     for out in call.outputs:
         out.labels = np.full((1,) * out.ndim, NO_CHANNEL, np.int64)
         out.zero = np.zeros((1,) * out.ndim, bool)
+    if len(call.outputs) == 1:
+        heads.constant_per_head(ctx, call, call.outputs[0])

@@ -25,6 +25,9 @@ import numpy as np
 from torch import nn
 
 from netsculpt.graph.builder import GraphBuilder, Value
+from netsculpt.graph.labels import along
+from netsculpt.graph.registry import Call
+from netsculpt.graph.rules.common import size_args
 
 
 def _says_heads(name: str) -> bool:
@@ -32,7 +35,7 @@ def _says_heads(name: str) -> bool:
     return "head" in low and not any(s in low for s in ("dim", "size", "kv", "key_value"))
 
 
-def _says_width(name: str) -> bool:
+def says_width(name: str) -> bool:
     low = name.lower()
     return low.endswith(("dim", "size")) and "head" not in low and "kv" not in low
 
@@ -116,7 +119,7 @@ def mark_size_attributes(model: nn.Module) -> None:
             continue
         state = vars(module)
         for key, v in list(state.items()):
-            if type(v) is int and (_says_heads(key) or _says_width(key)):
+            if type(v) is int and (_says_heads(key) or says_width(key)):
                 state[key] = SizeAttribute(v, mname, key)
 
 
@@ -162,7 +165,10 @@ def head_axis(dims: list[int], sizes: list | None, by_attribute: dict) -> int | 
     if sizes is None:
         return None
     named = [d for d in dims[:-1] if d in by_attribute and _says_heads(by_attribute[d][1])]
-    if len(named) == 1:  # ``reshape(B, N, 3, self.num_heads, -1)`` (timm Swin): the rest is the head size
+    # ``reshape(B, N, 3, self.num_heads, -1)`` (timm Swin): the rest is the head size. Not when the head
+    # size is another tensor's count over the heads (BLIP's ``embed_dim // self.num_heads`` with
+    # ``embed_dim`` read from the input): fewer heads would make each head wider, not drop one
+    if len(named) == 1 and not _counted(sizes[dims[-1]]):
         return named[0]
     free = [d for d in dims if sizes[d] == -1 or _counted(sizes[d]) or d in by_attribute]
     if len(free) != 1 or free[0] == dims[-1] or not fixed(sizes[dims[-1]]) or dims[-1] in by_attribute:
@@ -196,3 +202,26 @@ def head_count_note(sizes: list, j: int, labels_shape: tuple[int, ...]) -> str:
 def record_attributes(ctx: GraphBuilder, out: Value, by_attribute: dict[int, tuple[str, str]]) -> None:
     for j, (module, attr) in by_attribute.items():
         ctx.attr_sizes.append((module, attr, out.id, j))
+
+
+# constant fills: every element of one is the same number, so each head's slice is one too
+_FILLS = {"zeros": True, "new_zeros": True} | dict.fromkeys(("ones", "new_ones", "full", "new_full"), False)
+
+
+def constant_per_head(ctx: GraphBuilder, call: Call, out: Value) -> None:
+    """A constant tensor sized by a head-count attribute follows the heads it meets.
+
+    T5's layers without their own relative-attention table use ``torch.zeros((1, self.n_heads, L, K))``
+    as the position bias. Its head dim gets atoms of its own, so adding it to the attention logits ties
+    them to the heads (not a pin: "meets a non-channel tensor"), and ``n_heads`` is rewritten with them.
+    """
+    fill = _FILLS.get(call.name.rsplit(".", 1)[-1])
+    sizes = size_args(call)
+    if fill is None or len(sizes) != out.ndim:
+        return
+    for j, n in enumerate(sizes):
+        if isinstance(n, SizeAttribute) and _says_heads(n.name) and out.shape[j] > 1:
+            out.labels = along(ctx.fresh(out.shape[j]), j, out.ndim)
+            out.zero = np.full(out.labels.shape, fill)
+            ctx.attr_sizes.append((n.module, n.name, out.id, j))
+            return

@@ -8,6 +8,7 @@ import torch
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import NO_CHANNEL, apply_basic_index, expand_to
 from netsculpt.graph.registry import Call, register_function_rule, tensor_methods
+from netsculpt.graph.rules import heads
 from netsculpt.graph.rules.common import (
     align,
     label_param_operand,
@@ -46,6 +47,7 @@ def getitem(ctx: GraphBuilder, call: Call) -> None:
     if x.param is not None and not (x.labels >= 0).any():
         # a parameter table looked up by index (e.g. relative position bias): its other dims are free
         set_output(out, np.full((1,) * out.ndim, -1, np.int64), False)
+        out.view_of = _table_rows(x, out, index, indexed)
         return
     masks = [(i, k) for i, k in enumerate(index) if isinstance(k, Value) and k.ndim > 1]
     if len(masks) == 1 and simple and indexed == [masks[0][0]] and out.ndim == x.ndim - masks[0][1].ndim + 1:
@@ -72,6 +74,23 @@ def getitem(ctx: GraphBuilder, call: Call) -> None:
     lab = np.expand_dims(x.labels.reshape(kept), gathered)
     zero = np.expand_dims(np.broadcast_to(x.zero, x.labels.shape).reshape(kept), gathered)
     set_output(out, lab, zero)
+
+
+def _table_rows(x: Value, out: Value, index: tuple, indexed: list[int]) -> tuple | None:
+    """``table[idx]`` gathers whole rows: the dims after the indexed ones are the table's own.
+
+    Swin's relative-position bias table ``(positions, heads)`` is read as ``table[idx]``, viewed to
+    ``(N, N, heads)`` and permuted onto the attention logits' head dim; recording which output dims show
+    which table dims (as ``gamma.view(...)`` does, graph/rules/shape.py) lets the table lose the heads
+    they are added to. Only leading tensor indices with the other dims whole are followed.
+    """
+    n = len(indexed)
+    whole = all(isinstance(k, slice) and k == slice(None) for k in index[n:])
+    if indexed != list(range(n)) or not whole:
+        return None
+    gathered = out.ndim - (x.ndim - n)
+    mapping = (None,) * gathered + tuple(range(n, x.ndim))
+    return (x.id, mapping) if len(mapping) == out.ndim and gathered >= 0 else None
 
 
 @register_function_rule(torch.Tensor.__setitem__)
@@ -170,8 +189,9 @@ def _split_dim(call: Call, x: Value) -> int:
     *tensor_methods("split", "split_with_sizes", "chunk", "unbind", "tensor_split", "hsplit")
 )
 def split(ctx: GraphBuilder, call: Call) -> None:
-    """``chunk(n)`` recomputes piece sizes from the current size, so pieces may shrink uniformly;
-    a split with fixed sizes (or ``unbind``) pins the dimension."""
+    """``chunk(n)`` recomputes piece sizes from the current size, so pieces may shrink uniformly; so
+    may equal pieces of a size read from a width attribute the surgery rewrites (GPT-2's
+    ``split(self.split_size, dim=2)``). A split with fixed sizes (or ``unbind``) pins the dimension."""
     x = call.inputs[0]
     name = call.name.rsplit(".", 1)[-1]
     dim = (call.arg(1, "dim", 0) if name == "unbind" else _split_dim(call, x)) % x.ndim
@@ -179,10 +199,14 @@ def split(ctx: GraphBuilder, call: Call) -> None:
     zero = np.broadcast_to(x.zero, lab.shape)
     varies = lab.shape[dim] > 1
     n = len(call.outputs)
-    if varies and name == "chunk" and x.shape[dim] % n == 0:
+    by_attribute = _attribute_pieces(call, x, dim) if varies and name == "split" else None
+    if varies and ((name == "chunk" and x.shape[dim] % n == 0) or by_attribute is not None):
+        # piece k's position j is piece 0's: they go together, and the pieces stay equal
         shaped = np.moveaxis(lab, dim, 0).reshape(n, x.shape[dim] // n, -1)
         for k in range(1, n):
             ctx.union(shaped[0], shaped[k])
+        if by_attribute is not None:
+            ctx.attr_sizes.append((by_attribute.module, by_attribute.name, call.outputs[0].id, dim))
     elif varies:
         ctx.keep_dim(lab, dim, f"{call.where} splits this dimension at fixed sizes")
     offset = 0
@@ -198,6 +222,15 @@ def split(ctx: GraphBuilder, call: Call) -> None:
             piece_l, piece_z = np.take(piece_l, 0, axis=dim), np.take(piece_z, 0, axis=dim)
         set_output(out, piece_l, piece_z)
         offset += size
+
+
+def _attribute_pieces(call: Call, x: Value, dim: int) -> heads.SizeAttribute | None:
+    """The piece size of ``split(self.split_size, dim)`` when it is a marked width attribute (heads.py)
+    and cuts ``dim`` into two or more equal pieces: the surgery then rewrites it to the pruned piece."""
+    size = call.arg(1, "split_size", call.kwargs.get("split_size_or_sections"))
+    if not isinstance(size, heads.SizeAttribute) or not heads.says_width(size.name):
+        return None
+    return size if size > 0 and x.shape[dim] % size == 0 and x.shape[dim] // size > 1 else None
 
 
 @register_function_rule(*tensor_methods("cat", "concat", "concatenate"))

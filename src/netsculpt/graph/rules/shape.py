@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from netsculpt.graph.builder import GraphBuilder, Value
-from netsculpt.graph.labels import reshape_labels
+from netsculpt.graph.labels import match_reshape_dims, reshape_labels
 from netsculpt.graph.registry import Call, register_function_rule, register_property_rule, tensor_methods
 from netsculpt.graph.rules import heads
 from netsculpt.graph.rules.common import set_output, size_args
@@ -46,6 +46,10 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
     written = sizes if call.name.endswith(("view", "reshape")) else None
     follow = _reshape_to(ctx, x, out, written)
     out.view_of = _parameter_view(call, x, out, sizes)
+    out.view_shifted = x.view_shifted
+    kept = _kept_bcast(x, out) if not (out.labels >= 0).any() else ()
+    if any(kept):
+        out.bcast = kept
     if written is not None:
         for j, n in enumerate(written):
             if heads.fixed(n) and out.labels.shape[j] > 1 and j not in follow:
@@ -58,7 +62,9 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
 
 
 def _parameter_view(call: Call, x: Value, out: Value, sizes: list | None) -> tuple | None:
-    """Follow an unlabelled parameter through a reshape that only adds or drops size-1 dims."""
+    """Follow an unlabelled parameter through a reshape: a dim kept whole (alone in its run of the
+    reshape, besides size-1 dims) still shows the parameter's dim when its size follows pruning (``-1``,
+    or a squeeze / unsqueeze / flatten, which write no sizes)."""
     if (x.labels >= 0).any():
         return None
     if x.param is not None and not x.is_buffer:
@@ -67,16 +73,27 @@ def _parameter_view(call: Call, x: Value, out: Value, sizes: list | None) -> tup
         base, dims = x.view_of
     else:
         return None
-    kept_in = [d for d in range(x.ndim) if x.shape[d] != 1]
-    kept_out = [d for d in range(out.ndim) if out.shape[d] != 1]
-    if [x.shape[d] for d in kept_in] != [out.shape[d] for d in kept_out]:
-        return None
     by_name = call.name.endswith(("unsqueeze", "squeeze", "flatten", "ravel"))
     mapping: list[int | None] = [None] * out.ndim
-    for i, o in zip(kept_in, kept_out):
-        follows = by_name or (sizes is not None and sizes[o] == -1)
-        mapping[o] = dims[i] if follows else None
+    for gi, gj in match_reshape_dims(x.shape, out.shape):
+        big_in, big_out = [d for d in gi if x.shape[d] != 1], [d for d in gj if out.shape[d] != 1]
+        if len(big_in) == 1 and len(big_out) == 1:
+            o = big_out[0]
+            follows = by_name or (sizes is not None and sizes[o] == -1)
+            mapping[o] = dims[big_in[0]] if follows else None
     return (base, tuple(mapping)) if any(m is not None for m in mapping) else None
+
+
+def _kept_bcast(x: Value, out: Value) -> tuple[bool, ...]:
+    """Copies along a dim stay copies when a reshape keeps that dim whole (a mask expanded over heads)."""
+    if not any(x.bcast):
+        return ()
+    bcast = [False] * out.ndim
+    for gi, gj in match_reshape_dims(x.shape, out.shape):
+        big_in, big_out = [d for d in gi if x.shape[d] != 1], [d for d in gj if out.shape[d] != 1]
+        if len(big_in) == 1 and len(big_out) == 1:
+            bcast[big_out[0]] = x.bcast[big_in[0]]
+    return tuple(bcast)
 
 
 def _permutation(call: Call, ndim: int) -> list[int]:
@@ -120,11 +137,13 @@ def permute(ctx: GraphBuilder, call: Call) -> None:
     out.zero = np.transpose(np.broadcast_to(x.zero, x.labels.shape), perm) if x.ndim > 1 else x.zero
     out.bcast = tuple(x.bcast[p] for p in perm) if x.bcast else ()
     if x.ndim > 1 and not (x.labels >= 0).any():
-        # a transposed parameter stays a view of it (a weight stored (in, out) used as (out, in))
+        # a transposed parameter stays a view of it (a weight stored (in, out) used as (out, in); Swin's
+        # gathered bias table permuted heads-first)
         if x.param is not None and not x.is_buffer:
             out.view_of = (x.id, tuple(perm))
         elif x.view_of is not None:
             out.view_of = (x.view_of[0], tuple(x.view_of[1][p] for p in perm))
+            out.view_shifted = x.view_shifted
 
 
 register_property_rule("T", "mT", "H", "mH")(permute)
