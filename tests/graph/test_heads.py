@@ -138,7 +138,7 @@ class DerivedHeadSize(nn.Module):
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, embed_dim // self.num_heads).permute(2, 0, 3, 1, 4)
         scores = (qkv[0] @ qkv[1].transpose(-1, -2) * 0.25).softmax(-1)
         context = (scores @ qkv[2]).permute(0, 2, 1, 3)
-        context = context.reshape(context.size()[:-2] + (self.embed_dim,))
+        context = context.reshape((*context.size()[:-2], self.embed_dim))
         return self.out(self.projection(context))
 
 

@@ -33,7 +33,9 @@ class _Counted(int):
         return self
 
     def _derive(self, n: object) -> object:
-        return DerivedCount(n, self.value_id, self.dim) if type(n) is int else n
+        # an int the head-count marks derived (heads.DerivedSize) still follows this count's channels
+        plain = isinstance(n, int) and not isinstance(n, bool | _Counted)
+        return DerivedCount(int(n), self.value_id, self.dim) if plain else n
 
     def __floordiv__(self, other: object) -> object:
         return self._derive(int(self) // other)  # type: ignore[operator]
