@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "netsculpt" / "bench" / "lm_criteria"))
     ap.add_argument("--out", default="")
     ap.add_argument("--train-windows", type=int, default=0, help="cap the training split (smoke runs)")
+    ap.add_argument("--criteria", default="", help="comma-separated criteria to run (default: all rows)")
     args = ap.parse_args()
     if args.out:
         sys.stdout = open(args.out, "w", buffering=1)  # noqa: SIM115
@@ -111,9 +112,12 @@ def main() -> None:
     )
     rows = []
     n = args.calib
-    runs = [("taylor", "taylor", n), ("fisher", "fisher", n), ("l1", "l1", n)]
+    runs = [("taylor", "taylor", n), ("taylor_abs", "taylor_abs", n), ("fisher", "fisher", n), ("l1", "l1", n)]
     runs += [(f"random (seed {s})", get_criterion("random", seed=s), n) for s in range(3)]
-    runs += [("taylor, 4x calibration", "taylor", 4 * n), ("fisher, 4x calibration", "fisher", 4 * n)]
+    runs += [(f"{c}, 4x calibration", c, 4 * n) for c in ("taylor", "taylor_abs", "fisher")]
+    if args.criteria:  # e.g. "taylor_abs": its rows only (a row's criterion is the name before "," / " (")
+        wanted = set(args.criteria.split(","))
+        runs = [r for r in runs if r[0].split(",")[0].split(" (")[0] in wanted]
     for name, criterion, batches in runs:
         start = time.perf_counter()
         small = ns.prune(model, example, criterion=criterion, ratio=0.5, data=calib, calib_batches=batches)
@@ -134,8 +138,9 @@ def main() -> None:
     for name, macs, before, after, prune_s, tune_s in rows:
         print(f"| {name} | {macs:.3f}x | {before:.3f} | {after:.3f} | {prune_s:.1f} | {tune_s:.1f} |")
     rand = [r for r in rows if r[0].startswith("random")]  # the 4x rows print above this mean
-    print(f"| random, mean of 3 | | {statistics.mean(r[2] for r in rand):.3f} "
-          f"| {statistics.mean(r[3] for r in rand):.3f} | | |")  # fmt: skip
+    if rand:
+        print(f"| random, mean of 3 | | {statistics.mean(r[2] for r in rand):.3f} "
+              f"| {statistics.mean(r[3] for r in rand):.3f} | | |")  # fmt: skip
     print_calibration("end")
 
 

@@ -77,3 +77,18 @@ class Taylor(MaskGradientCriterion):
 
     def finalize(self, group: ChannelGroup) -> np.ndarray:
         return np.abs(super().finalize(group))
+
+
+@register_criterion("taylor_abs")
+@dataclass
+class TaylorAbs(MaskGradientCriterion):
+    """``mean over samples of |dL_n/dm_c|``: Molchanov et al. 2017's per-example absolute, then averaged.
+
+    In a trained model the sample-mean gradient is near zero, so ``taylor``'s ``|mean|`` keeps only
+    what survives sign cancellation (noise for attention heads of a trained LM: worse than random in
+    benchmarks/lm_criteria.py). Taking the absolute per sample first does not cancel: a channel whose
+    removal helps some samples and hurts others still scores by how much it matters to each.
+    """
+
+    def batch_statistic(self, dm: torch.Tensor) -> torch.Tensor:
+        return dm.abs().sum(0)
