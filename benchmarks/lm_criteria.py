@@ -112,7 +112,7 @@ def main() -> None:
     )
     rows = []
     n = args.calib
-    runs = [("taylor", "taylor", n), ("taylor_abs", "taylor_abs", n), ("fisher", "fisher", n), ("l1", "l1", n)]
+    runs = [(c, c, n) for c in ("taylor", "taylor_abs", "fisher", "l1")]
     runs += [(f"random (seed {s})", get_criterion("random", seed=s), n) for s in range(3)]
     runs += [(f"{c}, 4x calibration", c, 4 * n) for c in ("taylor", "taylor_abs", "fisher")]
     if args.criteria:  # e.g. "taylor_abs": its rows only (a row's criterion is the name before "," / " (")

@@ -126,5 +126,5 @@ def test_taylor_abs_keeps_effects_that_cancel_over_samples() -> None:
     np.testing.assert_allclose(taylor, 0.0, atol=1e-7)
     np.testing.assert_allclose(taylor_abs, [0.45, 0.5, 0.05], rtol=1e-6)
     same = [(x, torch.tensor([0, 0]))]  # per-sample signs agree: the two criteria coincide
-    np.testing.assert_allclose(get_criterion("taylor_abs").score(model, graph, same)[gid],
-                               get_criterion("taylor").score(model, graph, same)[gid], rtol=1e-12)  # fmt: skip
+    agree = get_criterion("taylor").score(model, graph, same)[gid]
+    np.testing.assert_allclose(get_criterion("taylor_abs").score(model, graph, same)[gid], agree, rtol=1e-12)
