@@ -128,7 +128,7 @@ def main() -> None:
         after = fine_tune(small, splits, args.tune_steps, test)
         tune_s = time.perf_counter() - start
         rows.append((name, macs, before, after, prune_s, tune_s))
-        print(f"{name:22s} MACs {macs:.3f}x  ppl {before:8.3f} -> {after:7.3f}  "
+        print(f"{name:26s} MACs {macs:.3f}x  ppl {before:8.3f} -> {after:7.3f}  "
               f"(prune {prune_s:.1f} s, tune {tune_s:.1f} s)", flush=True)  # fmt: skip
     print()
     print(f"base test perplexity {base_ppl:.3f}; 50 % of every group (SwiGLU units, heads), "
