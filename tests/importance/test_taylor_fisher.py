@@ -62,7 +62,7 @@ def test_do_not_depend_on_how_samples_are_batched(lenet) -> None:
     graph = ns.trace(model, x)
     one = batches((1, 28, 28), n_batches=1, batch=12, seed=2)
     three = [(one[0][0][i : i + 4], one[0][1][i : i + 4]) for i in (0, 4, 8)]
-    for name in ("taylor", "fisher"):
+    for name in ("taylor", "taylor_abs", "fisher"):
         a = get_criterion(name).score(model, graph, one)
         b = get_criterion(name).score(model, graph, three)
         for gid in a:
@@ -77,7 +77,7 @@ def test_zero_for_a_channel_whose_activation_is_zero(lenet) -> None:
         dead.conv1.weight[3] = 0
         dead.conv1.bias[3] = 0
     graph = ns.trace(dead, x)
-    for name in ("taylor", "fisher"):
+    for name in ("taylor", "taylor_abs", "fisher"):
         s = get_criterion(name).score(dead, graph, data)["conv1"]
         assert s[3] == 0.0
         assert (np.delete(s, 3) > 0).all()
