@@ -3,16 +3,18 @@
 A ``LlamaForCausalLM`` built from a config (hidden 128, 4 layers, 4 heads of 32, SwiGLU 384, byte
 vocabulary 256, ``use_cache=False`` so whole heads prune) is trained on the byte-level corpus of the
 Python standard library's docstrings (``netsculpt.data.text``; 90 / 5 / 5 split), then every group (each
-layer's SwiGLU hidden units and its attention heads) loses 50 % with taylor and fisher (first-order /
-squared mask gradients of the next-token loss, as LLM-Pruner scores structures), l1 and random (3
-seeds). Every criterion sees the same calibration: ``--calib`` batches of 16 x 128 bytes drawn (seeded)
-from the training split (taylor and fisher also with 4x as many: the first ``--calib`` are the same).
+layer's SwiGLU hidden units and its attention heads) loses 50 % with taylor, taylor_abs and fisher
+(first-order |mean|, mean |.| and squared mask gradients of the next-token loss, as LLM-Pruner scores
+structures), l1 and random (3 seeds). Every criterion sees the same calibration: ``--calib`` batches
+of 16 x 128 bytes drawn (seeded) from the training split (taylor, taylor_abs and fisher also with 4x as
+many: the first ``--calib`` are the same).
 Test perplexity (exp of mean nats per predicted byte) is measured right after pruning and after the
 same short fine-tune (``--tune-steps`` AdamW steps, lr 1e-3, seed 0).
 
 The trained base is cached with ``ns.save`` under ``--cache`` (rerunning skips training).
 
     PYTHONPATH=src python benchmarks/lm_criteria.py [--epochs 2] [--tune-steps 60] [--out FILE]
+        [--criteria taylor_abs,random]   # only those rows (with their 4x-calibration / seed variants)
 """
 
 from __future__ import annotations
