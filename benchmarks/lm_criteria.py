@@ -3,16 +3,18 @@
 A ``LlamaForCausalLM`` built from a config (hidden 128, 4 layers, 4 heads of 32, SwiGLU 384, byte
 vocabulary 256, ``use_cache=False`` so whole heads prune) is trained on the byte-level corpus of the
 Python standard library's docstrings (``netsculpt.data.text``; 90 / 5 / 5 split), then every group (each
-layer's SwiGLU hidden units and its attention heads) loses 50 % with taylor and fisher (first-order /
-squared mask gradients of the next-token loss, as LLM-Pruner scores structures), l1 and random (3
-seeds). Every criterion sees the same calibration: ``--calib`` batches of 16 x 128 bytes drawn (seeded)
-from the training split (taylor and fisher also with 4x as many: the first ``--calib`` are the same).
+layer's SwiGLU hidden units and its attention heads) loses 50 % with taylor, taylor_abs and fisher
+(first-order |mean|, mean |.| and squared mask gradients of the next-token loss, as LLM-Pruner scores
+structures), l1 and random (3 seeds). Every criterion sees the same calibration: ``--calib`` batches
+of 16 x 128 bytes drawn (seeded) from the training split (taylor, taylor_abs and fisher also with 4x as
+many: the first ``--calib`` are the same).
 Test perplexity (exp of mean nats per predicted byte) is measured right after pruning and after the
 same short fine-tune (``--tune-steps`` AdamW steps, lr 1e-3, seed 0).
 
 The trained base is cached with ``ns.save`` under ``--cache`` (rerunning skips training).
 
     PYTHONPATH=src python benchmarks/lm_criteria.py [--epochs 2] [--tune-steps 60] [--out FILE]
+        [--criteria taylor_abs,random]   # only those rows (with their 4x-calibration / seed variants)
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def main() -> None:
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "netsculpt" / "bench" / "lm_criteria"))
     ap.add_argument("--out", default="")
     ap.add_argument("--train-windows", type=int, default=0, help="cap the training split (smoke runs)")
+    ap.add_argument("--criteria", default="", help="comma-separated criteria to run (default: all rows)")
     args = ap.parse_args()
     if args.out:
         sys.stdout = open(args.out, "w", buffering=1)  # noqa: SIM115
@@ -111,9 +114,12 @@ def main() -> None:
     )
     rows = []
     n = args.calib
-    runs = [("taylor", "taylor", n), ("fisher", "fisher", n), ("l1", "l1", n)]
+    runs = [(c, c, n) for c in ("taylor", "taylor_abs", "fisher", "l1")]
     runs += [(f"random (seed {s})", get_criterion("random", seed=s), n) for s in range(3)]
-    runs += [("taylor, 4x calibration", "taylor", 4 * n), ("fisher, 4x calibration", "fisher", 4 * n)]
+    runs += [(f"{c}, 4x calibration", c, 4 * n) for c in ("taylor", "taylor_abs", "fisher")]
+    if args.criteria:  # e.g. "taylor_abs": its rows only (a row's criterion is the name before "," / " (")
+        wanted = set(args.criteria.split(","))
+        runs = [r for r in runs if r[0].split(",")[0].split(" (")[0] in wanted]
     for name, criterion, batches in runs:
         start = time.perf_counter()
         small = ns.prune(model, example, criterion=criterion, ratio=0.5, data=calib, calib_batches=batches)
@@ -124,7 +130,7 @@ def main() -> None:
         after = fine_tune(small, splits, args.tune_steps, test)
         tune_s = time.perf_counter() - start
         rows.append((name, macs, before, after, prune_s, tune_s))
-        print(f"{name:22s} MACs {macs:.3f}x  ppl {before:8.3f} -> {after:7.3f}  "
+        print(f"{name:26s} MACs {macs:.3f}x  ppl {before:8.3f} -> {after:7.3f}  "
               f"(prune {prune_s:.1f} s, tune {tune_s:.1f} s)", flush=True)  # fmt: skip
     print()
     print(f"base test perplexity {base_ppl:.3f}; 50 % of every group (SwiGLU units, heads), "
@@ -134,8 +140,9 @@ def main() -> None:
     for name, macs, before, after, prune_s, tune_s in rows:
         print(f"| {name} | {macs:.3f}x | {before:.3f} | {after:.3f} | {prune_s:.1f} | {tune_s:.1f} |")
     rand = [r for r in rows if r[0].startswith("random")]  # the 4x rows print above this mean
-    print(f"| random, mean of 3 | | {statistics.mean(r[2] for r in rand):.3f} "
-          f"| {statistics.mean(r[3] for r in rand):.3f} | | |")  # fmt: skip
+    if rand:
+        print(f"| random, mean of 3 | | {statistics.mean(r[2] for r in rand):.3f} "
+              f"| {statistics.mean(r[3] for r in rand):.3f} | | |")  # fmt: skip
     print_calibration("end")
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import netsculpt as ns
-from netsculpt.errors import ConfigError
+from netsculpt.errors import ConfigError, NetsculptWarning
 from netsculpt.importance import get_criterion
 
 from .conftest import batches
@@ -62,7 +62,7 @@ def test_do_not_depend_on_how_samples_are_batched(lenet) -> None:
     graph = ns.trace(model, x)
     one = batches((1, 28, 28), n_batches=1, batch=12, seed=2)
     three = [(one[0][0][i : i + 4], one[0][1][i : i + 4]) for i in (0, 4, 8)]
-    for name in ("taylor", "fisher"):
+    for name in ("taylor", "taylor_abs", "fisher"):
         a = get_criterion(name).score(model, graph, one)
         b = get_criterion(name).score(model, graph, three)
         for gid in a:
@@ -77,7 +77,7 @@ def test_zero_for_a_channel_whose_activation_is_zero(lenet) -> None:
         dead.conv1.weight[3] = 0
         dead.conv1.bias[3] = 0
     graph = ns.trace(dead, x)
-    for name in ("taylor", "fisher"):
+    for name in ("taylor", "taylor_abs", "fisher"):
         s = get_criterion(name).score(dead, graph, data)["conv1"]
         assert s[3] == 0.0
         assert (np.delete(s, 3) > 0).all()
@@ -96,3 +96,35 @@ def test_fisher_normalisations_are_the_costs_of_one_channel(lenet) -> None:
     np.testing.assert_allclose(macs * 94400, raw, rtol=1e-12)
     with pytest.raises(ConfigError, match="normalize"):
         get_criterion("fisher", normalize="flops")
+
+
+def test_taylor_abs_matches_the_mean_absolute_definition(lenet) -> None:
+    model, x, _ = lenet
+    data = batches(tuple(x.shape[1:]), n_batches=2, batch=3, seed=1)
+    graph = ns.trace(model, x)
+    dm = mask_gradients(model, ["conv1"], graph.group("conv1").size, data)
+    taylor_abs = get_criterion("taylor_abs").score(model, graph, data)["conv1"]
+    np.testing.assert_allclose(taylor_abs, np.abs(dm).mean(0), rtol=1e-4, atol=1e-9)
+
+
+def test_taylor_abs_keeps_effects_that_cancel_over_samples() -> None:
+    """Hidden units (0.9, 1, 0.1) * x feed logits (h0 + h2, h1): at x = 1 both logits are 1, so the
+    same input labelled 0 and 1 gives dL/dm = (+-0.45, -+0.5, +-0.05). Every unit matters to each
+    sample, but the sample mean cancels: taylor scores ~0, taylor_abs the per-sample magnitudes."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(1, 3, bias=False), torch.nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.9], [1.0], [0.1]]))
+        model[1].weight.copy_(torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]))
+    x = torch.ones(2, 1)
+    graph = ns.trace(model, x)
+    (gid,) = [g.id for g in graph.groups if g.size == 3]
+    mixed = [(x, torch.tensor([0, 1]))]
+    with pytest.warns(NetsculptWarning, match="same score"):  # every taylor score cancels to 0
+        taylor = get_criterion("taylor").score(model, graph, mixed)[gid]
+    taylor_abs = get_criterion("taylor_abs").score(model, graph, mixed)[gid]
+    np.testing.assert_allclose(taylor, 0.0, atol=1e-7)
+    np.testing.assert_allclose(taylor_abs, [0.45, 0.5, 0.05], rtol=1e-6)
+    same = [(x, torch.tensor([0, 0]))]  # per-sample signs agree: the two criteria coincide
+    agree = get_criterion("taylor").score(model, graph, same)[gid]
+    np.testing.assert_allclose(get_criterion("taylor_abs").score(model, graph, same)[gid], agree, rtol=1e-12)

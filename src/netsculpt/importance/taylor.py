@@ -4,7 +4,9 @@ Put a mask ``m_c`` on channel ``c`` at the group's mask sites (see ``site_choice
 last producing module of each chain, so ``m_c = 0`` is exactly the pruned network). For sample ``n``,
 ``dL_n/dm_c = sum_sites sum_positions a * g``; removing the channel changes the loss by about
 ``-dL/dm_c``. The score is ``|mean_n dL_n/dm_c|``: the absolute first-order loss change, averaged over
-calibration samples, in loss units (so scores compare across groups).
+calibration samples, in loss units (so scores compare across groups). ``taylor_abs`` is
+``mean_n |dL_n/dm_c|`` (the 2017 paper's order: absolute per example, then averaged), which does not
+cancel when the mean gradient of a trained model is near zero.
 """
 
 from __future__ import annotations
@@ -77,3 +79,18 @@ class Taylor(MaskGradientCriterion):
 
     def finalize(self, group: ChannelGroup) -> np.ndarray:
         return np.abs(super().finalize(group))
+
+
+@register_criterion("taylor_abs")
+@dataclass
+class TaylorAbs(MaskGradientCriterion):
+    """``mean over samples of |dL_n/dm_c|``: Molchanov et al. 2017's per-example absolute, then averaged.
+
+    In a trained model the sample-mean gradient is near zero, so ``taylor``'s ``|mean|`` keeps only
+    what survives sign cancellation (noise for attention heads of a trained LM: worse than random in
+    benchmarks/lm_criteria.py). Taking the absolute per sample first does not cancel: a channel whose
+    removal helps some samples and hurts others still scores by how much it matters to each.
+    """
+
+    def batch_statistic(self, dm: torch.Tensor) -> torch.Tensor:
+        return dm.abs().sum(0)
