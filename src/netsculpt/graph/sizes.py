@@ -19,11 +19,12 @@ import torch
 
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import along
+from netsculpt.graph.plain_int import PlainInt
 from netsculpt.graph.registry import Call, tensor_methods
 from netsculpt.graph.rules.common import set_output, size_args
 
 
-class _Counted(int):
+class _Counted(PlainInt):
     value_id: int
     dim: int
 
@@ -44,17 +45,6 @@ class _Counted(int):
         return self._derive(int(self) * other)  # type: ignore[operator]
 
     __rmul__ = __mul__
-
-    # A count that escapes the trace (a model caching ``x.shape`` on itself) must copy and pickle as the
-    # plain ``int`` it stands for: nothing of netsculpt may survive in a user's model or file.
-    def __reduce__(self) -> tuple[type, tuple[int]]:
-        return int, (int(self),)
-
-    def __copy__(self) -> int:
-        return int(self)
-
-    def __deepcopy__(self, memo: dict) -> int:
-        return int(self)
 
 
 class ChannelCount(_Counted):

@@ -26,6 +26,7 @@ from torch import nn
 
 from netsculpt.graph.builder import GraphBuilder, Value
 from netsculpt.graph.labels import along
+from netsculpt.graph.plain_int import PlainInt
 from netsculpt.graph.registry import Call
 from netsculpt.graph.rules.common import size_args
 
@@ -40,7 +41,7 @@ def says_width(name: str) -> bool:
     return low.endswith(("dim", "size")) and "head" not in low and "kv" not in low
 
 
-class SizeAttribute(int):
+class SizeAttribute(PlainInt):
     """An int attribute of a module (``self.num_heads``), marked for one trace."""
 
     module: str
@@ -51,18 +52,8 @@ class SizeAttribute(int):
         self.module, self.name = module, name
         return self
 
-    # like graph/sizes.py's counts: nothing of netsculpt may survive in a user's model or file
-    def __reduce__(self) -> tuple[type, tuple[int]]:
-        return int, (int(self),)
 
-    def __copy__(self) -> int:
-        return int(self)
-
-    def __deepcopy__(self, memo: dict) -> int:
-        return int(self)
-
-
-class DerivedSize(int):
+class DerivedSize(PlainInt):
     """An int the model's code computed from marked attributes (BLIP's ``embed_dim // self.num_heads``):
     rewriting those attributes would change it, so a split sized by it keeps its count
     (``attribute_sizes``)."""
@@ -73,15 +64,6 @@ class DerivedSize(int):
         self = super().__new__(cls, n)
         self.sources = sources
         return self
-
-    def __reduce__(self) -> tuple[type, tuple[int]]:
-        return int, (int(self),)
-
-    def __copy__(self) -> int:
-        return int(self)
-
-    def __deepcopy__(self, memo: dict) -> int:
-        return int(self)
 
 
 def _sources(n: object) -> frozenset[tuple[str, str]]:
