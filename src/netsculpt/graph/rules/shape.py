@@ -61,18 +61,23 @@ def view_like(ctx: GraphBuilder, call: Call) -> None:
         heads.record_attributes(ctx, out, follow)
 
 
+def _viewed_parameter(x: Value) -> tuple[int, tuple] | None:
+    """``(parameter id, its dim for each of x's dims)`` when ``x`` holds no channels and is a parameter
+    or a view of one (reshape, permute and expand rules keep following it); else ``None``."""
+    if (x.labels >= 0).any():
+        return None
+    if x.param is not None and not x.is_buffer:
+        return x.id, tuple(range(x.ndim))
+    return x.view_of
+
+
 def _parameter_view(call: Call, x: Value, out: Value, sizes: list | None) -> tuple | None:
     """Follow an unlabelled parameter through a reshape: a dim kept whole (alone in its run of the
     reshape, besides size-1 dims) still shows the parameter's dim when its size follows pruning (``-1``,
     or a squeeze / unsqueeze / flatten, which write no sizes)."""
-    if (x.labels >= 0).any():
+    if (viewed := _viewed_parameter(x)) is None:
         return None
-    if x.param is not None and not x.is_buffer:
-        base, dims = x.id, tuple(range(x.ndim))
-    elif x.view_of is not None:
-        base, dims = x.view_of
-    else:
-        return None
+    base, dims = viewed
     by_name = call.name.endswith(("unsqueeze", "squeeze", "flatten", "ravel"))
     mapping: list[int | None] = [None] * out.ndim
     for gi, gj in match_reshape_dims(x.shape, out.shape):
@@ -136,13 +141,12 @@ def permute(ctx: GraphBuilder, call: Call) -> None:
     out.labels = np.transpose(x.labels, perm) if x.ndim > 1 else x.labels
     out.zero = np.transpose(np.broadcast_to(x.zero, x.labels.shape), perm) if x.ndim > 1 else x.zero
     out.bcast = tuple(x.bcast[p] for p in perm) if x.bcast else ()
-    if x.ndim > 1 and not (x.labels >= 0).any():
+    if x.ndim > 1 and (viewed := _viewed_parameter(x)) is not None:
         # a transposed parameter stays a view of it (a weight stored (in, out) used as (out, in); Swin's
         # gathered bias table permuted heads-first)
-        if x.param is not None and not x.is_buffer:
-            out.view_of = (x.id, tuple(perm))
-        elif x.view_of is not None:
-            out.view_of = (x.view_of[0], tuple(x.view_of[1][p] for p in perm))
+        base, dims = viewed
+        out.view_of = (base, tuple(dims[p] for p in perm))
+        if x.view_of is not None:
             out.view_shifted = x.view_shifted
 
 
@@ -174,14 +178,9 @@ def expand(ctx: GraphBuilder, call: Call) -> None:
 def _expanded_parameter(x: Value, out: Value, pad: int) -> tuple | None:
     """A parameter expanded over new or size-1 dims (a class token ``cls_token.expand(B, -1, -1)``) is
     still that parameter along the dims it keeps: ``torch.cat`` can then give it the rows' channels."""
-    if (x.labels >= 0).any():
+    if (viewed := _viewed_parameter(x)) is None:
         return None
-    if x.param is not None and not x.is_buffer:
-        base, dims = x.id, tuple(range(x.ndim))
-    elif x.view_of is not None:
-        base, dims = x.view_of
-    else:
-        return None
+    base, dims = viewed
     kept = [dims[d] if x.shape[d] > 1 else None for d in range(x.ndim)]
     mapping = (None,) * pad + tuple(kept)
     return (base, mapping) if any(m is not None for m in mapping) else None
